@@ -1,0 +1,2 @@
+//! Criterion benchmarks of the UN/EDIFACT syntax engine (filled in below).
+fn main() {}
