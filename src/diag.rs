@@ -95,6 +95,9 @@ codes! {
     TooLong = "E0039",
     /// 0085 code 40: data element too short.
     TooShort = "E0040",
+    /// 0085 code 45: a separator directly before a segment terminator or
+    /// another separator that ends an empty trailing constituent.
+    TrailingSeparator = "E0045",
     /// Project code: a segment is longer than the configured maximum segment size.
     SegmentTooLarge = "EDI101",
     /// Project code: the input ends inside a segment (no segment terminator).
@@ -188,7 +191,10 @@ pub struct Location {
 impl Location {
     /// A location at a byte offset only.
     pub fn at_offset(offset: u64) -> Self {
-        Location { offset: Some(offset), ..Location::default() }
+        Location {
+            offset: Some(offset),
+            ..Location::default()
+        }
     }
 }
 
@@ -255,11 +261,21 @@ pub struct Issue {
 
 impl Issue {
     pub fn error(code: Code, location: Location, message: impl Into<String>) -> Self {
-        Issue { code, severity: Severity::Error, location, message: message.into() }
+        Issue {
+            code,
+            severity: Severity::Error,
+            location,
+            message: message.into(),
+        }
     }
 
     pub fn warning(code: Code, location: Location, message: impl Into<String>) -> Self {
-        Issue { code, severity: Severity::Warning, location, message: message.into() }
+        Issue {
+            code,
+            severity: Severity::Warning,
+            location,
+            message: message.into(),
+        }
     }
 
     pub fn is_error(&self) -> bool {
@@ -273,7 +289,11 @@ impl fmt::Display for Issue {
             Severity::Error => "error",
             Severity::Warning => "warning",
         };
-        write!(f, "{sev} {}: {} [{}]", self.code, self.message, self.location)
+        write!(
+            f,
+            "{sev} {}: {} [{}]",
+            self.code, self.message, self.location
+        )
     }
 }
 
@@ -290,7 +310,11 @@ mod tests {
     fn codes_round_trip_and_are_unique() {
         let mut seen = std::collections::HashSet::new();
         for code in Code::ALL {
-            assert!(seen.insert(code.as_str()), "duplicate code text {}", code.as_str());
+            assert!(
+                seen.insert(code.as_str()),
+                "duplicate code text {}",
+                code.as_str()
+            );
             assert_eq!(Code::parse(code.as_str()), Some(*code));
         }
     }
@@ -306,7 +330,11 @@ mod tests {
     fn issue_serialises_with_text_code_and_sparse_location() {
         let issue = Issue::error(
             Code::Missing,
-            Location { segment: Some(3), tag: Some("UNT".into()), ..Location::default() },
+            Location {
+                segment: Some(3),
+                tag: Some("UNT".into()),
+                ..Location::default()
+            },
             "UNT missing",
         );
         let json = serde_json::to_string(&issue).unwrap();

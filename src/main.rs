@@ -1,6 +1,6 @@
-//! The `tradehub` binary: parses arguments and hands over to the library.
+//! The `tradehub` binary: hands the command line to the library.
 #![forbid(unsafe_code)]
 
 fn main() -> std::process::ExitCode {
-    std::process::ExitCode::SUCCESS
+    tradehub::cli::run(std::env::args_os())
 }

@@ -1,5 +1,14 @@
 //! UN/EDIFACT syntax (ISO 9735): lexer, envelope, writer.
 
+pub mod charset;
+pub mod interchange;
+pub mod lexer;
 pub mod segment;
+pub mod separators;
+pub mod writer;
 
+pub use charset::Charset;
+pub use interchange::{Interchange, Message, ParseOptions, Parsed, Parser, parse};
+pub use lexer::{Lexer, Limits, Next, RawSegment};
 pub use segment::{Element, Segment};
+pub use separators::Separators;

@@ -16,7 +16,9 @@ pub struct Element {
 impl Element {
     /// A simple data element.
     pub fn simple(value: impl Into<String>) -> Self {
-        Element { repetitions: vec![vec![value.into()]] }
+        Element {
+            repetitions: vec![vec![value.into()]],
+        }
     }
 
     /// A composite data element from its components (an empty list gives one
@@ -30,7 +32,9 @@ impl Element {
         if comps.is_empty() {
             comps.push(String::new());
         }
-        Element { repetitions: vec![comps] }
+        Element {
+            repetitions: vec![comps],
+        }
     }
 
     /// A repeated element from its repetitions; empty lists are normalised as
@@ -105,7 +109,10 @@ pub struct Segment {
 
 impl Segment {
     pub fn new(tag: impl Into<String>, elements: Vec<Element>) -> Self {
-        Segment { tag: tag.into(), elements }
+        Segment {
+            tag: tag.into(),
+            elements,
+        }
     }
 
     /// Element `index` (0-based), if present.
@@ -116,7 +123,9 @@ impl Segment {
     /// Component `component` (0-based) of element `element` (0-based), first
     /// repetition; `None` when absent, `Some("")` never (empty counts as absent).
     pub fn get(&self, element: usize, component: usize) -> Option<&str> {
-        self.element(element)?.component(component).filter(|v| !v.is_empty())
+        self.element(element)?
+            .component(component)
+            .filter(|v| !v.is_empty())
     }
 }
 

@@ -1,0 +1,381 @@
+//! CONTRL, the syntax and service report message of ISO 9735: accepts an
+//! interchange or rejects it, naming each syntax error with its 0085 code and
+//! position (UCI for the interchange, UCF for groups, UCM for messages, UCS
+//! and UCD for segments and data elements).
+//!
+//! Syntax version 4 interchanges get a CONTRL 4:1 (UCI/UCM with 0135 and a
+//! three-part S011); versions 1 to 3 get the version 3 layout (CONTRL 2:2,
+//! 0013 and a two-part S011).
+
+use std::collections::BTreeMap;
+
+use crate::diag::{Issue, Severity};
+use crate::edifact::writer::{self, WriteError};
+use crate::edifact::{Charset, Element, Interchange, Parsed, Segment, Separators};
+
+/// 0083 action codes used here.
+const ACTION_REJECTED: &str = "4";
+const ACTION_ACKNOWLEDGED: &str = "7";
+
+/// Who sends the CONTRL and when; kept out of the builder so that it stays
+/// pure and its output reproducible.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    /// UNB interchange control reference of the CONTRL interchange.
+    pub reference: String,
+    /// Date (YYMMDD, or CCYYMMDD for syntax 4) and time (HHMM) of preparation.
+    pub date: String,
+    pub time: String,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            reference: "1".into(),
+            date: "000101".into(),
+            time: "0000".into(),
+        }
+    }
+}
+
+/// A built CONTRL: its bytes and the interchange they parse to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Contrl {
+    pub bytes: Vec<u8>,
+    pub interchange: Interchange,
+    /// True when the subject interchange was accepted (UCI action 7).
+    pub accepted: bool,
+}
+
+/// Builds the CONTRL answering `parsed`.
+pub fn build(parsed: &Parsed, options: &Options) -> Contrl {
+    let subject = &parsed.interchange;
+    let v4 = subject.syntax_version == "4";
+    let errors: Vec<&Issue> = parsed
+        .issues
+        .iter()
+        .filter(|i| i.severity == Severity::Error)
+        .collect();
+
+    // Sort each error to the level it belongs to.
+    let mut interchange_errors: Vec<&Issue> = Vec::new();
+    let mut group_errors: BTreeMap<String, Vec<&Issue>> = BTreeMap::new();
+    let mut message_errors: BTreeMap<(Option<String>, String), Vec<&Issue>> = BTreeMap::new();
+    for issue in &errors {
+        let loc = &issue.location;
+        match (&loc.message, &loc.group) {
+            (Some(m), g) => message_errors
+                .entry((g.clone(), m.clone()))
+                .or_default()
+                .push(issue),
+            (None, Some(g)) => group_errors.entry(g.clone()).or_default().push(issue),
+            (None, None) => interchange_errors.push(issue),
+        }
+    }
+    let accepted = errors.is_empty();
+
+    let mut body: Vec<Segment> = Vec::new();
+    // UCI: interchange response.
+    let mut uci = vec![
+        Element::simple(&subject.control_reference),
+        party(&subject.sender.id, &subject.sender.qualifier),
+        party(&subject.recipient.id, &subject.recipient.qualifier),
+        // Errors in messages only: the interchange is acknowledged and the
+        // messages are rejected one by one in UCM.
+        Element::simple(if interchange_errors.is_empty() {
+            ACTION_ACKNOWLEDGED
+        } else {
+            ACTION_REJECTED
+        }),
+    ];
+    if let Some(first) = interchange_errors.first() {
+        push_error(&mut uci, first, v4, true);
+    }
+    body.push(Segment::new("UCI", trim(uci)));
+
+    let message_index = index_messages(subject);
+    let group_order: Vec<String> = subject.groups.iter().map(|g| g.reference.clone()).collect();
+    if subject.groups.is_empty() {
+        for ((_, reference), issues) in &message_errors {
+            body.extend(message_response(
+                reference,
+                message_index.get(reference.as_str()),
+                issues,
+                v4,
+            ));
+        }
+    } else {
+        for group in &subject.groups {
+            let g_errors = group_errors.get(&group.reference);
+            let msgs: Vec<_> = message_errors
+                .iter()
+                .filter(|((g, _), _)| g.as_deref() == Some(group.reference.as_str()))
+                .collect();
+            if g_errors.is_none() && msgs.is_empty() {
+                continue;
+            }
+            let rejected = g_errors.is_some();
+            let mut ucf = vec![
+                Element::simple(&group.reference),
+                Element::composite(
+                    group
+                        .header
+                        .element(1)
+                        .map(|e| e.components().to_vec())
+                        .unwrap_or_default(),
+                ),
+                Element::composite(
+                    group
+                        .header
+                        .element(2)
+                        .map(|e| e.components().to_vec())
+                        .unwrap_or_default(),
+                ),
+                Element::simple(if rejected {
+                    ACTION_REJECTED
+                } else {
+                    ACTION_ACKNOWLEDGED
+                }),
+            ];
+            if let Some(first) = g_errors.and_then(|e| e.first()) {
+                push_error(&mut ucf, first, v4, true);
+            }
+            body.push(Segment::new("UCF", trim(ucf)));
+            for ((_, reference), issues) in msgs {
+                body.extend(message_response(
+                    reference,
+                    message_index.get(reference.as_str()),
+                    issues,
+                    v4,
+                ));
+            }
+        }
+        // Messages in groups that were not kept in the tree (or loose ones).
+        for ((g, reference), issues) in &message_errors {
+            if g.as_ref().is_none_or(|g| !group_order.contains(g)) {
+                body.extend(message_response(
+                    reference,
+                    message_index.get(reference.as_str()),
+                    issues,
+                    v4,
+                ));
+            }
+        }
+    }
+
+    let reference = options.reference.clone();
+    let version = if v4 { ("4", "1") } else { ("2", "2") };
+    let mut segments = Vec::with_capacity(body.len() + 4);
+    let syntax_id = if subject.syntax_identifier.is_empty() {
+        "UNOA"
+    } else {
+        subject.syntax_identifier.as_str()
+    };
+    let syntax_version = if subject.syntax_version.is_empty() {
+        "3"
+    } else {
+        subject.syntax_version.as_str()
+    };
+    segments.push(Segment::new(
+        "UNB",
+        vec![
+            Element::composite([syntax_id, syntax_version]),
+            party(&subject.recipient.id, &subject.recipient.qualifier),
+            party(&subject.sender.id, &subject.sender.qualifier),
+            Element::composite([options.date.as_str(), options.time.as_str()]),
+            Element::simple(&reference),
+        ],
+    ));
+    segments.push(Segment::new(
+        "UNH",
+        vec![
+            Element::simple("1"),
+            Element::composite(["CONTRL", version.0, version.1, "UN"]),
+        ],
+    ));
+    let count = body.len() + 2;
+    segments.extend(body);
+    segments.push(Segment::new(
+        "UNT",
+        vec![Element::simple(count.to_string()), Element::simple("1")],
+    ));
+    segments.push(Segment::new(
+        "UNZ",
+        vec![Element::simple("1"), Element::simple(&reference)],
+    ));
+
+    let charset = Charset::from_syntax_identifier(syntax_id).unwrap_or(Charset::LevelA);
+    let seps = contrl_separators(subject);
+    let mut bytes = Vec::new();
+    if subject.una.is_some() {
+        bytes.extend_from_slice(&seps.una());
+    }
+    if let Err(e) = writer::write_segments(&segments, &seps, charset, &mut bytes) {
+        // Values from the subject that the repertoire cannot carry (only
+        // possible for a broken subject): fall back to UNOW, which can.
+        bytes = fallback(&segments, &seps, e);
+    }
+    let interchange = crate::edifact::parse(&bytes).interchange;
+    Contrl {
+        bytes,
+        interchange,
+        accepted,
+    }
+}
+
+fn fallback(segments: &[Segment], seps: &Separators, _cause: WriteError) -> Vec<u8> {
+    let mut bytes = seps.una().to_vec();
+    let mut segs = segments.to_vec();
+    if let Some(unb) = segs.first_mut() {
+        if let Some(e) = unb.elements.first_mut() {
+            *e = Element::composite(["UNOW", "4"]);
+        }
+    }
+    let seps = Separators {
+        repetition: Some(b'*'),
+        ..*seps
+    };
+    if writer::write_segments(&segs, &seps, Charset::Utf8, &mut bytes).is_err() {
+        bytes.clear();
+    }
+    bytes
+}
+
+/// The subject's separators (a CONTRL answers in the same syntax), with a
+/// release character so that any value can be written.
+fn contrl_separators(subject: &Interchange) -> Separators {
+    let mut seps = subject.separators;
+    if seps.release.is_none() && seps != Separators::LEVEL_B {
+        seps.release = Some(b'?');
+        if seps.is_service_char(b'?')
+            && [seps.component, seps.element, seps.terminator].contains(&b'?')
+        {
+            seps = Separators::LEVEL_A;
+        }
+    }
+    if subject.syntax_version != "4" {
+        seps.repetition = None;
+    }
+    seps
+}
+
+fn party(id: &str, qualifier: &str) -> Element {
+    if qualifier.is_empty() {
+        Element::simple(id)
+    } else {
+        Element::composite([id, qualifier])
+    }
+}
+
+fn index_messages(subject: &Interchange) -> BTreeMap<&str, &crate::edifact::Message> {
+    subject
+        .groups
+        .iter()
+        .flat_map(|g| g.messages.iter())
+        .chain(subject.messages.iter())
+        .map(|m| (m.reference.as_str(), m))
+        .collect()
+}
+
+/// UCM (+ UCS/UCD) for one message with errors.
+fn message_response(
+    reference: &str,
+    message: Option<&&crate::edifact::Message>,
+    issues: &[&Issue],
+    v4: bool,
+) -> Vec<Segment> {
+    let s009 = match message {
+        Some(m) => Element::composite([
+            m.message_type.as_str(),
+            m.version.as_str(),
+            m.release.as_str(),
+            m.agency.as_str(),
+        ]),
+        None => Element::simple(""),
+    };
+    let mut ucm = vec![
+        Element::simple(reference),
+        s009,
+        Element::simple(ACTION_REJECTED),
+    ];
+    // Errors in UNH or UNT are reported on UCM itself.
+    let envelope = issues
+        .iter()
+        .find(|i| matches!(i.location.tag.as_deref(), Some("UNH") | Some("UNT")));
+    if let Some(first) = envelope {
+        push_error(&mut ucm, first, v4, true);
+    }
+    let mut out = vec![Segment::new("UCM", trim(ucm))];
+    let mut by_segment: BTreeMap<u32, Vec<&Issue>> = BTreeMap::new();
+    for issue in issues {
+        if matches!(issue.location.tag.as_deref(), Some("UNH") | Some("UNT")) {
+            continue;
+        }
+        if let Some(pos) = issue.location.message_segment {
+            by_segment.entry(pos).or_default().push(issue);
+        }
+    }
+    for (pos, seg_issues) in by_segment {
+        let segment_level = seg_issues.iter().find(|i| i.location.element.is_none());
+        let mut ucs = vec![Element::simple(pos.to_string())];
+        if let Some(first) = segment_level {
+            ucs.push(Element::simple(number(first)));
+        }
+        out.push(Segment::new("UCS", ucs));
+        for issue in seg_issues
+            .iter()
+            .filter(|i| i.location.element.is_some())
+            .take(99)
+        {
+            out.push(Segment::new(
+                "UCD",
+                vec![Element::simple(number(issue)), s011(issue, v4)],
+            ));
+        }
+    }
+    out
+}
+
+/// Appends 0085, 0013/0135 and S011 for the first error of a level.
+fn push_error(elements: &mut Vec<Element>, issue: &Issue, v4: bool, with_tag: bool) {
+    elements.push(Element::simple(number(issue)));
+    let tag = issue
+        .location
+        .tag
+        .as_deref()
+        .filter(|t| t.starts_with("UN") && with_tag)
+        .unwrap_or("");
+    elements.push(Element::simple(tag));
+    if issue.location.element.is_some() {
+        elements.push(s011(issue, v4));
+    }
+}
+
+fn s011(issue: &Issue, v4: bool) -> Element {
+    let loc = &issue.location;
+    let element = loc.element.map(|e| e.to_string()).unwrap_or_default();
+    let component = loc.component.map(|c| c.to_string()).unwrap_or_default();
+    let occurrence = loc
+        .repetition
+        .filter(|r| *r > 1 && v4)
+        .map(|r| r.to_string())
+        .unwrap_or_default();
+    let mut parts = vec![element, component, occurrence];
+    while parts.len() > 1 && parts.last().is_some_and(String::is_empty) {
+        parts.pop();
+    }
+    Element::composite(parts)
+}
+
+/// The 0085 number of an issue; project codes map to 18 (unspecified error).
+fn number(issue: &Issue) -> String {
+    issue.code.syntax_error_number().unwrap_or(18).to_string()
+}
+
+/// Drops empty trailing elements (ISO 9735 forbids trailing separators).
+fn trim(mut elements: Vec<Element>) -> Vec<Element> {
+    while elements.last().is_some_and(Element::is_empty) {
+        elements.pop();
+    }
+    elements
+}

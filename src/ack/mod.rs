@@ -1,0 +1,3 @@
+//! Acknowledgements and responses the hub sends back to senders.
+
+pub mod contrl;

@@ -1,0 +1,1006 @@
+//! The interchange envelope (ISO 9735): UNB/UNZ, optional UNG/UNE groups and
+//! UNH/UNT messages, with their control counts and references checked, and
+//! the interchange tree built from them.
+//!
+//! [`parse`] builds the whole tree from bytes; [`Parser`] streams any reader
+//! and hands each message to a callback, keeping memory bounded by the
+//! largest message (or, with no callback, by the largest segment).
+
+use std::io::{self, Read};
+
+use serde::Serialize;
+
+use super::charset::Charset;
+use super::lexer::{LexProblem, Lexer, Limits, Next, RawSegment};
+use super::segment::Segment;
+use super::separators::Separators;
+use crate::diag::{Code, Issue, Location, Severity};
+
+/// A parsed interchange: the envelope fields and, when kept, its messages.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Interchange {
+    /// The UNA service string advice, when present (`:+.? '`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub una: Option<String>,
+    /// The separators in force.
+    pub separators: Separators,
+    /// UNB S001: syntax identifier (e.g. `UNOC`) and version (`3`).
+    pub syntax_identifier: String,
+    pub syntax_version: String,
+    /// UNB S002/S003: sender and recipient identification and qualifier.
+    pub sender: Party,
+    pub recipient: Party,
+    /// UNB S004 date (YYMMDD or CCYYMMDD) and time (HHMM).
+    pub date: String,
+    pub time: String,
+    /// UNB 0020: interchange control reference.
+    pub control_reference: String,
+    /// UNB 0026: application reference.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub application_reference: String,
+    /// UNB 0031: acknowledgement request (`1` = CONTRL requested).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub acknowledgement_request: String,
+    /// UNB 0035: test indicator (`1` = test).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub test_indicator: String,
+    /// The UNB segment as received.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub header: Option<Segment>,
+    /// Functional groups (UNG..UNE), when the interchange uses them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<Group>,
+    /// Messages that are not inside a group.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub messages: Vec<Message>,
+    /// The UNZ segment as received.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trailer: Option<Segment>,
+    /// Counts of what was received (always filled, even when messages are
+    /// not kept).
+    pub counts: Counts,
+}
+
+/// Sender or recipient of an interchange or group.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Party {
+    pub id: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub qualifier: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub internal_id: String,
+}
+
+/// What an interchange contained.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    /// All segments, UNA not counted.
+    pub segments: u64,
+    pub groups: u64,
+    pub messages: u64,
+    pub bytes: u64,
+}
+
+/// A functional group (UNG..UNE).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Group {
+    /// Position of UNG in the interchange.
+    pub position: u32,
+    /// UNG 0048: group reference number.
+    pub reference: String,
+    /// UNG 0038: message group identification (the message type).
+    pub message_type: String,
+    pub header: Segment,
+    pub messages: Vec<Message>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trailer: Option<Segment>,
+}
+
+/// A message (UNH..UNT).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Message {
+    /// Position of UNH in the interchange (UNB = 1).
+    pub position: u32,
+    /// UNH 0062: message reference number.
+    pub reference: String,
+    /// UNH S009: message type, version, release, controlling agency,
+    /// association assigned code.
+    pub message_type: String,
+    pub version: String,
+    pub release: String,
+    pub agency: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub association_code: String,
+    /// Reference of the group the message is in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// UNH..UNT inclusive (empty when the parser does not keep segments).
+    pub segments: Vec<Segment>,
+    /// True when the message ended without UNT.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub unterminated: bool,
+}
+
+impl Message {
+    /// The directory this message claims, e.g. `D:96B:UN` → ("D", "96B").
+    pub fn directory(&self) -> (&str, &str) {
+        (&self.version, &self.release)
+    }
+}
+
+/// Options of a parse.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ParseOptions {
+    pub limits: Limits,
+    /// Keep every message in the returned tree.
+    pub keep_messages: bool,
+    /// Decode every segment of each message for the `on_message` callback
+    /// (otherwise messages reach it with only UNH and UNT).
+    pub decode_messages: bool,
+}
+
+/// The result of parsing: the tree and every issue found.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Parsed {
+    pub interchange: Interchange,
+    pub issues: Vec<Issue>,
+    /// Issues beyond [`Limits::max_issues`] that were counted, not kept.
+    pub dropped_issues: u64,
+    /// Errors in total (kept or dropped).
+    pub error_count: u64,
+}
+
+impl Parsed {
+    /// True when no error was found.
+    pub fn is_valid(&self) -> bool {
+        self.error_count == 0
+    }
+}
+
+/// Parses a whole interchange held in memory, keeping every message.
+pub fn parse(input: &[u8]) -> Parsed {
+    let options = ParseOptions {
+        keep_messages: true,
+        decode_messages: true,
+        ..ParseOptions::default()
+    };
+    // Reading from a slice cannot fail.
+    Parser::new(input, options)
+        .run(|_, _| {})
+        .unwrap_or_default()
+}
+
+/// Collects issues up to a limit, counting the rest.
+#[derive(Debug)]
+pub struct IssueSink {
+    issues: Vec<Issue>,
+    max: usize,
+    dropped: u64,
+    errors: u64,
+}
+
+impl IssueSink {
+    fn new(max: usize) -> Self {
+        IssueSink {
+            issues: Vec::new(),
+            max,
+            dropped: 0,
+            errors: 0,
+        }
+    }
+
+    /// Records an issue (or only counts it once the limit is reached).
+    pub fn push(&mut self, issue: Issue) {
+        if issue.severity == Severity::Error {
+            self.errors += 1;
+        }
+        if self.issues.len() < self.max {
+            self.issues.push(issue);
+        } else {
+            self.dropped += 1;
+        }
+    }
+
+    /// Errors recorded so far.
+    pub fn error_count(&self) -> u64 {
+        self.errors
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Before UNB.
+    Start,
+    /// Inside the interchange, between messages or groups.
+    Interchange,
+    /// After UNZ.
+    Done,
+    /// The input is not EDIFACT; the rest is not looked at.
+    Rejected,
+}
+
+/// Streams an interchange through the lexer and checks its envelope.
+#[derive(Debug)]
+pub struct Parser<R> {
+    lexer: Lexer<R>,
+    options: ParseOptions,
+    sink: IssueSink,
+    state: State,
+    tree: Interchange,
+    charset: Charset,
+    /// The open group, if any.
+    group: Option<Group>,
+    /// Messages counted in the open group.
+    group_messages: u64,
+    /// The open message, if any, and how many segments it has so far.
+    message: Option<Message>,
+    message_segments: u32,
+    /// Segments after UNZ.
+    after_end: u64,
+    /// Messages seen outside any group.
+    loose_messages: u64,
+    last_position: u32,
+    interchange_ref: Option<String>,
+}
+
+impl<R: Read> Parser<R> {
+    pub fn new(reader: R, options: ParseOptions) -> Self {
+        Parser {
+            lexer: Lexer::new(reader, options.limits),
+            options,
+            sink: IssueSink::new(options.limits.max_issues),
+            state: State::Start,
+            tree: Interchange::default(),
+            charset: Charset::LevelA,
+            group: None,
+            group_messages: 0,
+            message: None,
+            message_segments: 0,
+            after_end: 0,
+            loose_messages: 0,
+            last_position: 0,
+            interchange_ref: None,
+        }
+    }
+
+    /// Parses to the end. `on_message` sees each complete message (with its
+    /// segments) and may add issues, e.g. from structure validation.
+    pub fn run<F>(mut self, mut on_message: F) -> io::Result<Parsed>
+    where
+        F: FnMut(&Message, &mut IssueSink),
+    {
+        let seps = self.lexer.start()?;
+        self.tree.separators = seps;
+        if let Some(una) = self.lexer.una() {
+            self.tree.una = Some(
+                una.get(3..)
+                    .unwrap_or(&[])
+                    .iter()
+                    .map(|&b| b as char)
+                    .collect(),
+            );
+        }
+        self.flush_lexer_problems(None);
+        let keep_segments = self.options.keep_messages || self.options.decode_messages;
+        loop {
+            let next = self.lexer.next_segment()?;
+            match next {
+                Next::End => break,
+                Next::Oversized { position, .. } => {
+                    self.last_position = position;
+                    self.tree.counts.segments += 1;
+                    if self.message.is_some() {
+                        self.message_segments += 1;
+                    }
+                    let problems = self.lexer.take_problems();
+                    self.report_problems(problems, position, None);
+                }
+                Next::Segment(raw) => {
+                    let position = raw.position;
+                    self.last_position = position;
+                    self.tree.counts.segments += 1;
+                    let tag = display_tag(raw.tag());
+                    // The segment borrows the lexer: decode what is needed
+                    // before anything else touches it. Service segments are
+                    // always decoded; others only when someone reads them.
+                    let keep = keep_segments || raw.tag().starts_with(b"UN");
+                    let step = Step::from_raw(&raw, raw.charset, keep);
+                    let problems = self.lexer.take_problems();
+                    self.segment(step, tag, position, problems, &mut on_message);
+                }
+            }
+        }
+        self.finish(&mut on_message);
+        self.tree.counts.bytes = self.lexer.offset();
+        Ok(Parsed {
+            interchange: self.tree,
+            issues: self.sink.issues,
+            dropped_issues: self.sink.dropped,
+            error_count: self.sink.errors,
+        })
+    }
+
+    fn loc(&self, position: u32, tag: &str) -> Location {
+        Location {
+            interchange: self.interchange_ref.clone(),
+            group: self.group.as_ref().map(|g| g.reference.clone()),
+            message: self.message.as_ref().map(|m| m.reference.clone()),
+            segment: Some(position),
+            message_segment: self.message.as_ref().map(|_| self.message_segments),
+            tag: Some(tag.to_owned()),
+            ..Location::default()
+        }
+    }
+
+    fn error(&mut self, code: Code, location: Location, message: impl Into<String>) {
+        self.sink.push(Issue::error(code, location, message));
+    }
+
+    fn flush_lexer_problems(&mut self, position: Option<u32>) {
+        let problems = self.lexer.take_problems();
+        for p in problems {
+            let mut location = Location::at_offset(p.offset);
+            location.segment = position;
+            self.sink.push(problem_issue(p, location));
+        }
+    }
+
+    fn report_problems(&mut self, problems: Vec<LexProblem>, position: u32, tag: Option<&str>) {
+        for p in problems {
+            let mut location = self.loc(position, tag.unwrap_or(""));
+            if tag.is_none() {
+                location.tag = None;
+            }
+            location.offset = Some(p.offset);
+            location.element = p.element;
+            location.repetition = p.repetition.filter(|_| self.tree.syntax_version == "4");
+            location.component = p.component;
+            self.sink.push(problem_issue(p, location));
+        }
+    }
+
+    fn segment<F>(
+        &mut self,
+        step: Step,
+        tag: String,
+        position: u32,
+        problems: Vec<LexProblem>,
+        on_message: &mut F,
+    ) where
+        F: FnMut(&Message, &mut IssueSink),
+    {
+        if self.state == State::Done {
+            self.after_end += 1;
+            if self.after_end == 1 {
+                let loc = self.loc(position, &tag);
+                self.error(
+                    Code::InvalidOccurrence,
+                    loc,
+                    "data after the interchange trailer UNZ",
+                );
+            }
+            self.report_problems(problems, position, Some(&tag));
+            return;
+        }
+        let valid_tag = is_valid_tag(&tag);
+        if self.state == State::Start && !valid_tag {
+            // The very first segment has no tag: this is not EDIFACT at all.
+            let mut loc = self.loc(position, &tag);
+            loc.offset = Some(0);
+            self.error(
+                Code::NotEdifact,
+                loc,
+                "input does not start with UNA, UNB or a segment tag: not a UN/EDIFACT interchange",
+            );
+            self.state = State::Rejected;
+            return;
+        }
+        if self.state == State::Rejected {
+            return;
+        }
+        match tag.as_str() {
+            "UNB" => self.unb(step, position),
+            "UNG" => self.ung(step, position, on_message),
+            "UNE" => self.une(step, position, on_message),
+            "UNH" => self.unh(step, position, on_message),
+            "UNT" => {
+                if self.message.is_some() {
+                    self.message_segments += 1;
+                }
+                self.unt(step, position, on_message)
+            }
+            "UNZ" => self.unz(step, position, on_message),
+            _ => {
+                if self.state == State::Start {
+                    self.missing_unb(position);
+                }
+                if self.message.is_some() {
+                    self.message_segments += 1;
+                    if let (Some(m), Some(seg)) = (self.message.as_mut(), step.segment) {
+                        m.segments.push(seg);
+                    }
+                } else {
+                    let loc = self.loc(position, &tag);
+                    self.error(
+                        Code::InvalidOccurrence,
+                        loc,
+                        format!("segment {tag} outside a message (only UNG, UNE, UNH and UNZ may stand here)"),
+                    );
+                }
+            }
+        }
+        if !valid_tag {
+            let loc = self.loc(position, &tag);
+            self.error(
+                Code::InvalidTag,
+                loc,
+                format!("segment tag {tag:?} is not three upper-case letters or digits"),
+            );
+        }
+        self.report_problems(problems, position, Some(&tag));
+    }
+
+    fn missing_unb(&mut self, position: u32) {
+        self.state = State::Interchange;
+        let loc = self.loc(position, "UNB");
+        self.error(Code::Missing, loc, "interchange header UNB missing");
+    }
+
+    fn unb(&mut self, step: Step, position: u32) {
+        if self.state != State::Start {
+            let loc = self.loc(position, "UNB");
+            self.error(
+                Code::InvalidOccurrence,
+                loc,
+                "second interchange header UNB inside the interchange",
+            );
+            return;
+        }
+        self.state = State::Interchange;
+        let Some(seg) = step.segment else { return };
+        let t = &mut self.tree;
+        t.syntax_identifier = comp(&seg, 0, 0);
+        t.syntax_version = comp(&seg, 0, 1);
+        t.sender = Party {
+            id: comp(&seg, 1, 0),
+            qualifier: comp(&seg, 1, 1),
+            internal_id: comp(&seg, 1, 2),
+        };
+        t.recipient = Party {
+            id: comp(&seg, 2, 0),
+            qualifier: comp(&seg, 2, 1),
+            internal_id: comp(&seg, 2, 2),
+        };
+        t.date = comp(&seg, 3, 0);
+        t.time = comp(&seg, 3, 1);
+        t.control_reference = comp(&seg, 4, 0);
+        t.application_reference = comp(&seg, 6, 0);
+        t.acknowledgement_request = comp(&seg, 8, 0);
+        t.test_indicator = comp(&seg, 10, 0);
+        if !t.control_reference.is_empty() {
+            self.interchange_ref = Some(t.control_reference.clone());
+        }
+        let required: [(usize, usize, &str); 7] = [
+            (0, 0, "syntax identifier (S001/0001)"),
+            (0, 1, "syntax version number (S001/0002)"),
+            (1, 0, "interchange sender identification (S002/0004)"),
+            (2, 0, "interchange recipient identification (S003/0010)"),
+            (3, 0, "date of preparation (S004/0017)"),
+            (3, 1, "time of preparation (S004/0019)"),
+            (4, 0, "interchange control reference (0020)"),
+        ];
+        for (e, c, what) in required {
+            if seg.get(e, c).is_none() {
+                let mut loc = self.loc(position, "UNB");
+                loc.element = Some(e as u16 + 1);
+                loc.component = (e != 4).then_some(c as u16 + 1);
+                self.error(Code::Missing, loc, format!("UNB {what} missing"));
+            }
+        }
+        let id = self.tree.syntax_identifier.clone();
+        let version = self.tree.syntax_version.clone();
+        if !id.is_empty() && Charset::from_syntax_identifier(&id).is_none() {
+            let mut loc = self.loc(position, "UNB");
+            loc.element = Some(1);
+            loc.component = Some(1);
+            self.error(
+                Code::SyntaxNotSupported,
+                loc,
+                format!("syntax identifier {id:?} is not supported (UNOA..UNOL, UNOW, UNOY, IATA, IATB are)"),
+            );
+        }
+        if !version.is_empty() && !matches!(version.as_str(), "1" | "2" | "3" | "4") {
+            let mut loc = self.loc(position, "UNB");
+            loc.element = Some(1);
+            loc.component = Some(2);
+            self.error(
+                Code::SyntaxNotSupported,
+                loc,
+                format!("syntax version {version:?} is not 1, 2, 3 or 4"),
+            );
+        }
+        self.charset = self.lexer.charset();
+        self.tree.separators = self.lexer.separators();
+        self.tree.header = Some(seg);
+    }
+
+    fn close_message<F>(&mut self, position: u32, on_message: &mut F, terminated: bool)
+    where
+        F: FnMut(&Message, &mut IssueSink),
+    {
+        let Some(mut message) = self.message.take() else {
+            return;
+        };
+        if !terminated {
+            message.unterminated = true;
+            let loc = Location {
+                interchange: self.interchange_ref.clone(),
+                group: message.group.clone(),
+                message: Some(message.reference.clone()),
+                segment: Some(position),
+                tag: Some("UNT".into()),
+                ..Location::default()
+            };
+            self.error(
+                Code::Missing,
+                loc,
+                format!("message {} has no trailer UNT", message.reference),
+            );
+        }
+        on_message(&message, &mut self.sink);
+        self.tree.counts.messages += 1;
+        if !self.options.keep_messages {
+            return;
+        }
+        match self.group.as_mut() {
+            Some(group) => group.messages.push(message),
+            None => self.tree.messages.push(message),
+        }
+    }
+
+    fn close_group<F>(&mut self, position: u32, on_message: &mut F, trailer: Option<Segment>)
+    where
+        F: FnMut(&Message, &mut IssueSink),
+    {
+        self.close_message(position, on_message, false);
+        let Some(mut group) = self.group.take() else {
+            return;
+        };
+        if trailer.is_none() {
+            let loc = Location {
+                interchange: self.interchange_ref.clone(),
+                group: Some(group.reference.clone()),
+                segment: Some(position),
+                tag: Some("UNE".into()),
+                ..Location::default()
+            };
+            self.error(
+                Code::Missing,
+                loc,
+                format!("group {} has no trailer UNE", group.reference),
+            );
+        }
+        if self.group_messages == 0 {
+            let loc = Location {
+                interchange: self.interchange_ref.clone(),
+                group: Some(group.reference.clone()),
+                segment: Some(group.position),
+                tag: Some("UNG".into()),
+                ..Location::default()
+            };
+            self.error(
+                Code::LowerLevelEmpty,
+                loc,
+                format!("group {} contains no message", group.reference),
+            );
+        }
+        group.trailer = trailer;
+        self.tree.counts.groups += 1;
+        if self.options.keep_messages || self.tree.groups.len() < 10_000 {
+            self.tree.groups.push(group);
+        }
+    }
+
+    fn ung<F>(&mut self, step: Step, position: u32, on_message: &mut F)
+    where
+        F: FnMut(&Message, &mut IssueSink),
+    {
+        if self.state == State::Start {
+            self.missing_unb(position);
+        }
+        if self.message.is_some() {
+            self.close_message(position, on_message, false);
+        }
+        if self.group.is_some() {
+            self.close_group(position, on_message, None);
+        }
+        if self.loose_messages > 0 {
+            let loc = self.loc(position, "UNG");
+            self.error(
+                Code::GroupsAndMessagesMixed,
+                loc,
+                "functional group after messages outside groups",
+            );
+        }
+        let seg = step
+            .segment
+            .unwrap_or_else(|| Segment::new("UNG", Vec::new()));
+        let reference = comp(&seg, 4, 0);
+        let message_type = comp(&seg, 0, 0);
+        self.group_messages = 0;
+        self.group = Some(Group {
+            position,
+            reference: reference.clone(),
+            message_type,
+            header: seg,
+            messages: Vec::new(),
+            trailer: None,
+        });
+        if reference.is_empty() {
+            let mut loc = self.loc(position, "UNG");
+            loc.element = Some(5);
+            self.error(
+                Code::Missing,
+                loc,
+                "UNG group reference number (0048) missing",
+            );
+        }
+    }
+
+    fn une<F>(&mut self, step: Step, position: u32, on_message: &mut F)
+    where
+        F: FnMut(&Message, &mut IssueSink),
+    {
+        if self.message.is_some() {
+            self.close_message(position, on_message, false);
+        }
+        let Some(group) = self.group.as_ref() else {
+            let loc = self.loc(position, "UNE");
+            self.error(
+                Code::InvalidOccurrence,
+                loc,
+                "group trailer UNE without a group header UNG",
+            );
+            return;
+        };
+        let reference = group.reference.clone();
+        let seg = step
+            .segment
+            .unwrap_or_else(|| Segment::new("UNE", Vec::new()));
+        let count = comp(&seg, 0, 0);
+        let trailer_ref = comp(&seg, 1, 0);
+        let received = self.group_messages;
+        self.check_count(
+            position,
+            "UNE",
+            &count,
+            received,
+            "messages in the group",
+            1,
+        );
+        self.check_reference(position, "UNE", &trailer_ref, &reference, "UNG", 2);
+        self.close_group(position, on_message, Some(seg));
+    }
+
+    fn unh<F>(&mut self, step: Step, position: u32, on_message: &mut F)
+    where
+        F: FnMut(&Message, &mut IssueSink),
+    {
+        if self.state == State::Start {
+            self.missing_unb(position);
+        }
+        if self.message.is_some() {
+            self.close_message(position, on_message, false);
+        }
+        let seg = step
+            .segment
+            .unwrap_or_else(|| Segment::new("UNH", Vec::new()));
+        let message = Message {
+            position,
+            reference: comp(&seg, 0, 0),
+            message_type: comp(&seg, 1, 0),
+            version: comp(&seg, 1, 1),
+            release: comp(&seg, 1, 2),
+            agency: comp(&seg, 1, 3),
+            association_code: comp(&seg, 1, 4),
+            group: self.group.as_ref().map(|g| g.reference.clone()),
+            segments: Vec::new(),
+            unterminated: false,
+        };
+        if self.group.is_none() {
+            self.loose_messages += 1;
+            if self.tree.counts.groups > 0 {
+                let loc = self.loc(position, "UNH");
+                self.error(
+                    Code::GroupsAndMessagesMixed,
+                    loc,
+                    "message outside a functional group in an interchange that uses groups",
+                );
+            }
+        } else {
+            self.group_messages += 1;
+        }
+        let group_type = self
+            .group
+            .as_ref()
+            .map(|g| g.message_type.clone())
+            .unwrap_or_default();
+        self.message = Some(message);
+        self.message_segments = 1;
+        let required: [(usize, usize, &str); 5] = [
+            (0, 0, "message reference number (0062)"),
+            (1, 0, "message type (S009/0065)"),
+            (1, 1, "message version number (S009/0052)"),
+            (1, 2, "message release number (S009/0054)"),
+            (1, 3, "controlling agency (S009/0051)"),
+        ];
+        for (e, c, what) in required {
+            if seg.get(e, c).is_none() {
+                let mut loc = self.loc(position, "UNH");
+                loc.element = Some(e as u16 + 1);
+                loc.component = (e == 1).then_some(c as u16 + 1);
+                self.error(Code::Missing, loc, format!("UNH {what} missing"));
+            }
+        }
+        let message_type = comp(&seg, 1, 0);
+        if !group_type.is_empty() && !message_type.is_empty() && group_type != message_type {
+            let mut loc = self.loc(position, "UNH");
+            loc.element = Some(2);
+            loc.component = Some(1);
+            self.error(
+                Code::MixedMessageTypesInGroup,
+                loc,
+                format!("message type {message_type} in a group of {group_type} messages"),
+            );
+        }
+        if let Some(m) = self.message.as_mut() {
+            m.segments.push(seg);
+        }
+    }
+
+    fn unt<F>(&mut self, step: Step, position: u32, on_message: &mut F)
+    where
+        F: FnMut(&Message, &mut IssueSink),
+    {
+        let Some(message) = self.message.as_ref() else {
+            let loc = self.loc(position, "UNT");
+            self.error(
+                Code::InvalidOccurrence,
+                loc,
+                "message trailer UNT without a message header UNH",
+            );
+            return;
+        };
+        let reference = message.reference.clone();
+        let seg = step
+            .segment
+            .unwrap_or_else(|| Segment::new("UNT", Vec::new()));
+        let count = comp(&seg, 0, 0);
+        let trailer_ref = comp(&seg, 1, 0);
+        let received = u64::from(self.message_segments);
+        self.check_count(
+            position,
+            "UNT",
+            &count,
+            received,
+            "segments in the message (UNH to UNT)",
+            1,
+        );
+        self.check_reference(position, "UNT", &trailer_ref, &reference, "UNH", 2);
+        if let Some(m) = self.message.as_mut() {
+            m.segments.push(seg);
+        }
+        self.close_message(position, on_message, true);
+    }
+
+    fn unz<F>(&mut self, step: Step, position: u32, on_message: &mut F)
+    where
+        F: FnMut(&Message, &mut IssueSink),
+    {
+        if self.state == State::Start {
+            self.missing_unb(position);
+        }
+        if self.message.is_some() {
+            self.close_message(position, on_message, false);
+        }
+        if self.group.is_some() {
+            self.close_group(position, on_message, None);
+        }
+        let seg = step
+            .segment
+            .unwrap_or_else(|| Segment::new("UNZ", Vec::new()));
+        let count = comp(&seg, 0, 0);
+        let trailer_ref = comp(&seg, 1, 0);
+        let (received, what) = if self.tree.counts.groups > 0 {
+            (
+                self.tree.counts.groups,
+                "functional groups in the interchange",
+            )
+        } else {
+            (self.tree.counts.messages, "messages in the interchange")
+        };
+        self.check_count(position, "UNZ", &count, received, what, 1);
+        let header_ref = self.tree.control_reference.clone();
+        if self.tree.header.is_some() {
+            self.check_reference(position, "UNZ", &trailer_ref, &header_ref, "UNB", 2);
+        }
+        self.tree.trailer = Some(seg);
+        self.state = State::Done;
+    }
+
+    fn check_count(
+        &mut self,
+        position: u32,
+        tag: &str,
+        count: &str,
+        received: u64,
+        what: &str,
+        element: u16,
+    ) {
+        let mut loc = self.loc(position, tag);
+        loc.element = Some(element);
+        if count.is_empty() {
+            self.error(Code::Missing, loc, format!("{tag} control count missing"));
+            return;
+        }
+        match count.parse::<u64>() {
+            Ok(n) if n == received => {}
+            Ok(n) => self.error(
+                Code::ControlCountMismatch,
+                loc,
+                format!("{tag} control count is {n} but {received} {what} were received"),
+            ),
+            Err(_) => self.error(
+                Code::InvalidValue,
+                loc,
+                format!("{tag} control count {count:?} is not a number"),
+            ),
+        }
+    }
+
+    fn check_reference(
+        &mut self,
+        position: u32,
+        tag: &str,
+        trailer: &str,
+        header: &str,
+        header_tag: &str,
+        element: u16,
+    ) {
+        let mut loc = self.loc(position, tag);
+        loc.element = Some(element);
+        if trailer.is_empty() {
+            self.error(
+                Code::Missing,
+                loc,
+                format!("{tag} control reference missing"),
+            );
+        } else if trailer != header {
+            self.error(
+                Code::ReferencesDoNotMatch,
+                loc,
+                format!("{tag} control reference {trailer:?} does not match {header_tag} reference {header:?}"),
+            );
+        }
+    }
+
+    fn finish<F>(&mut self, on_message: &mut F)
+    where
+        F: FnMut(&Message, &mut IssueSink),
+    {
+        let end = self.last_position + 1;
+        if self.state == State::Rejected {
+            return;
+        }
+        if self.state == State::Start {
+            let loc = Location {
+                segment: Some(end),
+                tag: Some("UNB".into()),
+                offset: Some(self.lexer.offset()),
+                ..Location::default()
+            };
+            let what = if self.tree.counts.segments == 0 {
+                "input holds no segment"
+            } else {
+                "interchange header UNB missing"
+            };
+            self.error(Code::NotEdifact, loc, what);
+            return;
+        }
+        if self.state != State::Done {
+            if self.message.is_some() {
+                self.close_message(end, on_message, false);
+            }
+            if self.group.is_some() {
+                self.close_group(end, on_message, None);
+            }
+            let mut loc = self.loc(end, "UNZ");
+            loc.offset = Some(self.lexer.offset());
+            self.error(Code::Missing, loc, "interchange trailer UNZ missing");
+        }
+        if self.tree.counts.messages == 0 && self.tree.counts.groups == 0 {
+            let loc = Location {
+                interchange: self.interchange_ref.clone(),
+                segment: Some(1),
+                tag: Some("UNB".into()),
+                ..Location::default()
+            };
+            self.error(
+                Code::LowerLevelEmpty,
+                loc,
+                "interchange contains no message",
+            );
+        }
+        if self.after_end > 1 {
+            let loc = Location {
+                interchange: self.interchange_ref.clone(),
+                ..Location::default()
+            };
+            self.sink.push(Issue::warning(
+                Code::InvalidOccurrence,
+                loc,
+                format!("{} segments after UNZ in all", self.after_end),
+            ));
+        }
+        if self.sink.dropped > 0 {
+            let loc = Location {
+                interchange: self.interchange_ref.clone(),
+                ..Location::default()
+            };
+            let dropped = self.sink.dropped;
+            self.sink.issues.push(Issue::warning(
+                Code::TooManyIssues,
+                loc,
+                format!("{dropped} further issues were counted but not recorded"),
+            ));
+        }
+    }
+}
+
+/// What the parser keeps of one segment.
+struct Step {
+    segment: Option<Segment>,
+}
+
+impl Step {
+    fn from_raw(raw: &RawSegment<'_>, charset: Charset, keep: bool) -> Step {
+        Step {
+            segment: keep.then(|| raw.to_segment(charset)),
+        }
+    }
+}
+
+fn comp(seg: &Segment, e: usize, c: usize) -> String {
+    seg.get(e, c).unwrap_or("").to_owned()
+}
+
+/// The tag as it will be shown: invalid bytes escaped, cut to 12 characters.
+fn display_tag(raw: &[u8]) -> String {
+    let text = String::from_utf8_lossy(raw.get(..12).unwrap_or(raw));
+    let mut shown: String = text.escape_debug().collect();
+    if raw.len() > 12 {
+        shown.push('…');
+    }
+    shown
+}
+
+fn is_valid_tag(tag: &str) -> bool {
+    tag.len() == 3
+        && tag
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+}
+
+fn problem_issue(p: LexProblem, location: Location) -> Issue {
+    let severity = if p.warning {
+        Severity::Warning
+    } else {
+        Severity::Error
+    };
+    Issue {
+        code: p.code,
+        severity,
+        location,
+        message: p.detail,
+    }
+}

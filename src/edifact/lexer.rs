@@ -1,0 +1,921 @@
+//! The streaming lexer: cuts a byte stream into segments and each segment
+//! into elements, repetitions and components, without copying values.
+//!
+//! Input is any [`BufRead`] (a `&[u8]` is one); memory is bounded by the
+//! largest segment, and a segment longer than [`Limits::max_segment_bytes`]
+//! is skipped with [`Code::SegmentTooLarge`] instead of being buffered.
+
+use std::borrow::Cow;
+use std::io;
+
+use memchr::{memchr, memchr2};
+
+use super::charset::Charset;
+use super::segment::{Element, Segment};
+use super::separators::{Separators, UnaProblem};
+use crate::diag::Code;
+
+/// Size limits of the syntax engine. Defaults suit real interchanges with
+/// room to spare; the hub reads them from its configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// The longest segment accepted, in bytes, terminator excluded.
+    pub max_segment_bytes: usize,
+    /// How many issues are recorded before the rest are only counted.
+    pub max_issues: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_segment_bytes: 256 * 1024,
+            max_issues: 1000,
+        }
+    }
+}
+
+/// A problem the lexer found below the level of the envelope. The parser
+/// turns these into located [`crate::diag::Issue`]s.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LexProblem {
+    pub code: Code,
+    /// Byte offset of the problem in the input.
+    pub offset: u64,
+    /// 1-based element, repetition and component, when inside a segment.
+    pub element: Option<u16>,
+    pub repetition: Option<u16>,
+    pub component: Option<u16>,
+    pub detail: String,
+    /// Tolerated deviation (reported as a warning, not an error).
+    pub warning: bool,
+}
+
+impl LexProblem {
+    fn at(code: Code, offset: u64, detail: impl Into<String>) -> Self {
+        let warning = code == Code::StrayBytes;
+        LexProblem {
+            code,
+            offset,
+            element: None,
+            repetition: None,
+            component: None,
+            detail: detail.into(),
+            warning,
+        }
+    }
+}
+
+/// Where one component lies in a segment body, and whether it contains
+/// release characters that must be removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Span {
+    start: u32,
+    end: u32,
+    escaped: bool,
+}
+
+/// The split of one segment body, reused from segment to segment.
+#[derive(Debug, Default)]
+struct Spans {
+    comps: Vec<Span>,
+    /// Index in `comps` of the first component of each repetition.
+    reps: Vec<u32>,
+    /// Index in `reps` of the first repetition of each element.
+    elems: Vec<u32>,
+}
+
+// Byte classes for the split loop.
+const DATA: u8 = 0;
+const COMPONENT: u8 = 1;
+const ELEMENT: u8 = 2;
+const REPETITION: u8 = 3;
+const RELEASE: u8 = 4;
+const INVALID: u8 = 5;
+
+/// One segment as the lexer sees it: raw bytes plus the positions of its
+/// constituents. Borrowed from the [`Lexer`] until the next call.
+#[derive(Debug)]
+pub struct RawSegment<'a> {
+    body: &'a [u8],
+    tag_end: usize,
+    spans: &'a Spans,
+    release: Option<u8>,
+    /// The repertoire values are decoded with.
+    pub charset: Charset,
+    /// Byte offset of the segment's first byte in the input.
+    pub offset: u64,
+    /// Position in the interchange, UNA not counted, first segment = 1.
+    pub position: u32,
+}
+
+impl<'a> RawSegment<'a> {
+    /// The segment tag as written (may be invalid; the parser checks it).
+    pub fn tag(&self) -> &'a [u8] {
+        self.body.get(..self.tag_end).unwrap_or(&[])
+    }
+
+    /// The raw body, terminator excluded.
+    pub fn bytes(&self) -> &'a [u8] {
+        self.body
+    }
+
+    pub fn tag_is(&self, tag: &[u8]) -> bool {
+        self.tag() == tag
+    }
+
+    /// Number of data elements after the tag.
+    pub fn element_count(&self) -> usize {
+        self.spans.elems.len()
+    }
+
+    /// Number of repetitions of element `e` (0-based).
+    pub fn repetition_count(&self, e: usize) -> usize {
+        let Some(&first) = self.spans.elems.get(e) else {
+            return 0;
+        };
+        let next = self
+            .spans
+            .elems
+            .get(e + 1)
+            .copied()
+            .unwrap_or(self.spans.reps.len() as u32);
+        (next - first) as usize
+    }
+
+    fn rep_comps(&self, e: usize, r: usize) -> &'a [Span] {
+        let spans: &'a Spans = self.spans;
+        let Some(&first_rep) = spans.elems.get(e) else {
+            return &[];
+        };
+        let rep_index = first_rep as usize + r;
+        let rep_end = spans
+            .elems
+            .get(e + 1)
+            .copied()
+            .unwrap_or(spans.reps.len() as u32) as usize;
+        if rep_index >= rep_end {
+            return &[];
+        }
+        let Some(&first_comp) = spans.reps.get(rep_index) else {
+            return &[];
+        };
+        let end_comp = spans
+            .reps
+            .get(rep_index + 1)
+            .copied()
+            .unwrap_or(spans.comps.len() as u32);
+        spans
+            .comps
+            .get(first_comp as usize..end_comp as usize)
+            .unwrap_or(&[])
+    }
+
+    /// Number of components of element `e`, first repetition.
+    pub fn component_count(&self, e: usize) -> usize {
+        self.rep_comps(e, 0).len()
+    }
+
+    /// The raw bytes of a component, release characters still in place.
+    pub fn raw(&self, e: usize, r: usize, c: usize) -> Option<&'a [u8]> {
+        let span = self.rep_comps(e, r).get(c)?;
+        self.body.get(span.start as usize..span.end as usize)
+    }
+
+    /// The bytes of a component with release characters removed; `None`
+    /// when the component is absent.
+    pub fn value_bytes(&self, e: usize, r: usize, c: usize) -> Option<Cow<'a, [u8]>> {
+        let span = *self.rep_comps(e, r).get(c)?;
+        let raw = self.body.get(span.start as usize..span.end as usize)?;
+        if !span.escaped {
+            return Some(Cow::Borrowed(raw));
+        }
+        let release = self.release?;
+        let mut out = Vec::with_capacity(raw.len());
+        let mut iter = raw.iter();
+        while let Some(&b) = iter.next() {
+            if b == release {
+                if let Some(&next) = iter.next() {
+                    out.push(next);
+                }
+            } else {
+                out.push(b);
+            }
+        }
+        Some(Cow::Owned(out))
+    }
+
+    /// A component decoded to text (`""` when absent), first repetition.
+    pub fn text(&self, e: usize, c: usize, charset: Charset) -> String {
+        self.value_bytes(e, 0, c)
+            .map(|b| charset.decode(&b).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// The whole segment decoded to an owned [`Segment`].
+    pub fn to_segment(&self, charset: Charset) -> Segment {
+        let tag = String::from_utf8_lossy(self.tag()).into_owned();
+        let mut elements = Vec::with_capacity(self.element_count());
+        for e in 0..self.element_count() {
+            let reps = (0..self.repetition_count(e))
+                .map(|r| {
+                    (0..self.rep_comps(e, r).len())
+                        .map(|c| {
+                            self.value_bytes(e, r, c)
+                                .map(|b| charset.decode(&b).into_owned())
+                                .unwrap_or_default()
+                        })
+                        .collect()
+                })
+                .collect();
+            elements.push(Element::repeated(reps));
+        }
+        Segment { tag, elements }
+    }
+}
+
+/// How many bytes one read asks the underlying reader for.
+const READ_BLOCK: usize = 64 * 1024;
+
+/// Cuts a byte stream into [`RawSegment`]s.
+#[derive(Debug)]
+pub struct Lexer<R> {
+    reader: R,
+    limits: Limits,
+    seps: Separators,
+    classes: [u8; 256],
+    charset: Charset,
+    utf8: bool,
+    /// Read-ahead window; `buf[lo..]` is unread.
+    buf: Vec<u8>,
+    lo: usize,
+    /// Stream offset of `buf[lo]`.
+    offset: u64,
+    /// Bytes of the segment last returned, consumed on the next call.
+    pending_consume: usize,
+    /// The last segment ended with a terminator, so one line end may follow.
+    after_terminator: bool,
+    eof: bool,
+    spans: Spans,
+    position: u32,
+    problems: Vec<LexProblem>,
+    una: Option<[u8; 9]>,
+    syntax: Option<(String, u8)>,
+}
+
+/// What [`Lexer::next_segment`] found.
+#[derive(Debug)]
+pub enum Next<'a> {
+    /// A segment (possibly unterminated at the end of input: see
+    /// [`Code::UnterminatedSegment`] among the problems).
+    Segment(RawSegment<'a>),
+    /// A segment longer than the limit, skipped up to its terminator.
+    Oversized {
+        offset: u64,
+        position: u32,
+        length: u64,
+    },
+    /// End of input.
+    End,
+}
+
+impl<R: io::Read> Lexer<R> {
+    /// A lexer with level A defaults until [`Lexer::start`] reads the
+    /// preamble (byte order mark, UNA).
+    pub fn new(reader: R, limits: Limits) -> Self {
+        let mut lexer = Lexer {
+            reader,
+            limits,
+            seps: Separators::LEVEL_A,
+            classes: [DATA; 256],
+            charset: Charset::LevelA,
+            utf8: false,
+            buf: Vec::new(),
+            lo: 0,
+            offset: 0,
+            pending_consume: 0,
+            after_terminator: false,
+            eof: false,
+            spans: Spans::default(),
+            position: 0,
+            problems: Vec::new(),
+            una: None,
+            syntax: None,
+        };
+        lexer.rebuild_classes();
+        lexer
+    }
+
+    pub fn separators(&self) -> Separators {
+        self.seps
+    }
+
+    pub fn charset(&self) -> Charset {
+        self.charset
+    }
+
+    /// The UNA segment, if the interchange had one.
+    pub fn una(&self) -> Option<[u8; 9]> {
+        self.una
+    }
+
+    /// Bytes read so far (the offset just after the last segment returned).
+    pub fn offset(&self) -> u64 {
+        self.offset + self.pending_consume as u64
+    }
+
+    /// Problems found since the last call, for the parser to locate.
+    pub fn take_problems(&mut self) -> Vec<LexProblem> {
+        std::mem::take(&mut self.problems)
+    }
+
+    /// Switches separators (the repetition separator becomes active once UNB
+    /// shows syntax version 4) and the repertoire checked from now on.
+    pub fn configure(&mut self, seps: Separators, charset: Charset) {
+        self.seps = seps;
+        self.charset = charset;
+        self.utf8 = charset == Charset::Utf8;
+        self.rebuild_classes();
+    }
+
+    fn rebuild_classes(&mut self) {
+        let rep = self.charset.repertoire();
+        for (class, allowed) in self.classes.iter_mut().zip(rep) {
+            *class = if allowed { DATA } else { INVALID };
+        }
+        let seps = self.seps;
+        let mut set = |b: u8, class: u8| {
+            if let Some(slot) = self.classes.get_mut(b as usize) {
+                *slot = class;
+            }
+        };
+        set(seps.component, COMPONENT);
+        set(seps.element, ELEMENT);
+        if let Some(r) = seps.repetition {
+            set(r, REPETITION);
+        }
+        if let Some(r) = seps.release {
+            set(r, RELEASE);
+        }
+    }
+
+    /// Reads more input into the window. Returns false at end of input.
+    fn fill(&mut self) -> io::Result<bool> {
+        if self.eof {
+            return Ok(false);
+        }
+        if self.lo > 0 && self.lo >= self.buf.len() / 2 {
+            self.buf.drain(..self.lo);
+            self.lo = 0;
+        }
+        let len = self.buf.len();
+        self.buf.resize(len + READ_BLOCK, 0);
+        let n = loop {
+            match self.reader.read(self.buf.get_mut(len..).unwrap_or(&mut [])) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    self.buf.truncate(len);
+                    return Err(e);
+                }
+            }
+        };
+        self.buf.truncate(len + n);
+        if n == 0 {
+            self.eof = true;
+        }
+        Ok(n > 0)
+    }
+
+    fn unread(&self) -> &[u8] {
+        self.buf.get(self.lo..).unwrap_or(&[])
+    }
+
+    /// Ensures at least `n` unread bytes unless the input ends first.
+    fn want(&mut self, n: usize) -> io::Result<()> {
+        while self.unread().len() < n && self.fill()? {}
+        Ok(())
+    }
+
+    fn advance(&mut self, n: usize) {
+        let n = n.min(self.buf.len() - self.lo);
+        self.lo += n;
+        self.offset += n as u64;
+    }
+
+    /// Reads the preamble: a byte order mark or leading white space (both
+    /// reported) and the UNA service string advice. Returns the separators
+    /// the interchange declares (level A defaults, or level B defaults when
+    /// the first segment is `UNB` followed by IS3).
+    pub fn start(&mut self) -> io::Result<Separators> {
+        self.want(3)?;
+        if self.unread().starts_with(&[0xEF, 0xBB, 0xBF]) {
+            self.problems.push(LexProblem::at(
+                Code::StrayBytes,
+                0,
+                "UTF-8 byte order mark before the interchange skipped; ISO 9735 has none",
+            ));
+            self.advance(3);
+        }
+        self.skip_between()?;
+        self.want(9)?;
+        let head = self.unread();
+        let starts_una = head.starts_with(b"UNA");
+        let level_b = head.starts_with(b"UNB") && head.get(3) == Some(&Separators::LEVEL_B.element);
+        let una = head.get(..9).and_then(|h| <[u8; 9]>::try_from(h).ok());
+        if starts_una {
+            let Some(una) = una else {
+                self.problems.push(LexProblem::at(
+                    Code::UnaNotSupported,
+                    self.offset,
+                    "UNA service string advice is shorter than 9 characters",
+                ));
+                let n = self.unread().len();
+                self.advance(n);
+                return Ok(self.seps);
+            };
+            let [_, _, _, c1, c2, c3, c4, c5, c6] = una;
+            let chars = [c1, c2, c3, c4, c5, c6];
+            let (seps, problems) = Separators::from_una(chars);
+            for (i, problem) in problems {
+                let (code, what) = match problem {
+                    UnaProblem::DecimalMark => (
+                        Code::InvalidDecimalNotation,
+                        "the decimal mark must be '.' or ','",
+                    ),
+                    UnaProblem::InvalidServiceCharacter => (
+                        Code::InvalidAsServiceCharacter,
+                        "a letter, digit, space or control character cannot be a separator",
+                    ),
+                    UnaProblem::Duplicate => (
+                        Code::InvalidAsServiceCharacter,
+                        "the same character is advised for two purposes",
+                    ),
+                };
+                let ch = chars.get(i).copied().unwrap_or(0);
+                self.problems.push(LexProblem::at(
+                    code,
+                    self.offset + 3 + i as u64,
+                    format!("UNA character {} ({}): {what}", i + 1, show_byte(ch)),
+                ));
+            }
+            self.una = Some(una);
+            self.seps = seps;
+            self.advance(9);
+            self.after_terminator = true;
+        } else if level_b {
+            self.seps = Separators::LEVEL_B;
+        }
+        self.rebuild_classes();
+        Ok(self.seps)
+    }
+
+    /// Skips what may stand between segments: one line end right after a
+    /// terminator silently; any other white space, blank lines or a DOS
+    /// end-of-file mark with a [`Code::StrayBytes`] warning.
+    fn skip_between(&mut self) -> io::Result<()> {
+        if std::mem::take(&mut self.after_terminator) {
+            self.want(2)?;
+            let line_end = match self.unread() {
+                [b'\r', b'\n', ..] => 2,
+                [b'\n' | b'\r', ..] => 1,
+                _ => 0,
+            };
+            // A terminator that is itself CR or LF is a segment, not a line end.
+            if line_end > 0 && self.unread().first() != Some(&self.seps.terminator) {
+                self.advance(line_end);
+            }
+        }
+        let start = self.offset;
+        let mut skipped = 0u64;
+        loop {
+            self.want(1)?;
+            let Some(&b) = self.unread().first() else {
+                break;
+            };
+            let stray =
+                matches!(b, b' ' | b'\t' | b'\r' | b'\n' | 0x1A | 0) && b != self.seps.terminator;
+            if !stray {
+                break;
+            }
+            self.advance(1);
+            skipped += 1;
+        }
+        if skipped > 0 {
+            self.problems.push(LexProblem::at(
+                Code::StrayBytes,
+                start,
+                format!("{skipped} byte(s) of white space or padding between segments skipped"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The next segment, or the end of input.
+    pub fn next_segment(&mut self) -> io::Result<Next<'_>> {
+        let consumed = std::mem::take(&mut self.pending_consume);
+        self.advance(consumed);
+        self.skip_between()?;
+        self.want(1)?;
+        if self.unread().is_empty() {
+            return Ok(Next::End);
+        }
+        self.position += 1;
+        let seg_offset = self.offset;
+        let term = self.seps.terminator;
+        let release = self.seps.release;
+        let max = self.limits.max_segment_bytes;
+        // Scan for the terminator, stepping over released characters.
+        let mut i = 0usize;
+        let found: Option<usize> = loop {
+            let window = self.unread();
+            let hit = match release {
+                Some(r) => window.get(i..).and_then(|w| memchr2(term, r, w)),
+                None => window.get(i..).and_then(|w| memchr(term, w)),
+            };
+            match hit {
+                Some(j) => {
+                    let at = i + j;
+                    if window.get(at) == Some(&term) {
+                        break Some(at);
+                    }
+                    // A release character: skip it and the byte it releases.
+                    if at + 1 < window.len() {
+                        i = at + 2;
+                        continue;
+                    }
+                    i = at;
+                }
+                None => i = window.len(),
+            }
+            if i > max {
+                return self.skip_oversized(seg_offset, i);
+            }
+            if !self.fill()? {
+                break None;
+            }
+        };
+        let body_len = match found {
+            Some(at) => at,
+            None => self.unread().len(),
+        };
+        if body_len > max {
+            return self.skip_oversized(seg_offset, body_len);
+        }
+        match found {
+            Some(at) => {
+                self.pending_consume = at + 1;
+                self.after_terminator = true;
+            }
+            None => {
+                self.pending_consume = body_len;
+                let dangling = release.is_some() && self.unread().last().copied() == release && {
+                    // An odd run of release characters at the very end
+                    // releases nothing.
+                    let run = self
+                        .unread()
+                        .iter()
+                        .rev()
+                        .take_while(|&&b| Some(b) == release)
+                        .count();
+                    run % 2 == 1
+                };
+                if dangling {
+                    self.problems.push(LexProblem::at(
+                        Code::InvalidServiceCharacter,
+                        seg_offset + body_len as u64 - 1,
+                        "release character at the end of the input releases nothing",
+                    ));
+                }
+                self.problems.push(LexProblem::at(
+                    Code::UnterminatedSegment,
+                    seg_offset + body_len as u64,
+                    "input ends inside a segment: segment terminator missing",
+                ));
+            }
+        }
+        if self.position == 1 {
+            self.configure_from_unb(body_len);
+        }
+        let lo = self.lo;
+        let body = self.buf.get(lo..lo + body_len).unwrap_or(&[]);
+        let tag_end = split(
+            body,
+            seg_offset,
+            &self.classes,
+            self.utf8,
+            &mut self.spans,
+            &mut self.problems,
+        );
+        Ok(Next::Segment(RawSegment {
+            body,
+            tag_end,
+            spans: &self.spans,
+            release,
+            charset: self.charset,
+            offset: seg_offset,
+            position: self.position,
+        }))
+    }
+
+    /// Reads the syntax identifier and version from UNB S001 before the UNB
+    /// is split, so that the repertoire and the repetition separator of
+    /// syntax version 4 apply to the whole interchange, UNB included.
+    fn configure_from_unb(&mut self, body_len: usize) {
+        let body = self.buf.get(self.lo..self.lo + body_len).unwrap_or(&[]);
+        let seps = self.seps;
+        let Some(rest) = body
+            .strip_prefix(b"UNB")
+            .and_then(|r| r.strip_prefix(&[seps.element]))
+        else {
+            return;
+        };
+        let s001 = rest.split(|&b| b == seps.element).next().unwrap_or(&[]);
+        let mut parts = s001.split(|&b| b == seps.component);
+        let id = parts.next().unwrap_or(&[]);
+        let version = parts.next().unwrap_or(&[]);
+        let id = std::str::from_utf8(id).unwrap_or("");
+        self.syntax = Some((id.to_owned(), version.first().copied().unwrap_or(0)));
+        // An unsupported identifier is reported by the parser; Latin-1 keeps
+        // every byte readable meanwhile.
+        let charset = Charset::from_syntax_identifier(id).unwrap_or(Charset::Iso8859(1));
+        let mut new = seps;
+        if version == b"4" {
+            new.repetition = match (self.una, charset) {
+                (Some(_), _) => seps.repetition,
+                (None, Charset::LevelB) if seps == Separators::LEVEL_B => Some(0x1E),
+                (None, _) => Some(b'*'),
+            };
+        } else {
+            new.repetition = None;
+        }
+        self.configure(new, charset);
+    }
+
+    /// The syntax identifier and version byte found in UNB S001, if any.
+    pub fn syntax(&self) -> Option<(&str, u8)> {
+        self.syntax.as_ref().map(|(id, v)| (id.as_str(), *v))
+    }
+
+    /// Discards an oversized segment up to its terminator without keeping it.
+    fn skip_oversized(&mut self, seg_offset: u64, scanned: usize) -> io::Result<Next<'_>> {
+        let term = self.seps.terminator;
+        let release = self.seps.release;
+        // `scanned` never ends between a release character and the byte it
+        // releases (the scan stops on the release character itself).
+        let drop = scanned.min(self.unread().len());
+        self.advance(drop);
+        loop {
+            let window = self.unread();
+            let mut i = 0usize;
+            let mut ended = None;
+            while i < window.len() {
+                let b = window.get(i).copied().unwrap_or(0);
+                if Some(b) == release {
+                    if i + 1 >= window.len() {
+                        break;
+                    }
+                    i += 2;
+                    continue;
+                }
+                if b == term {
+                    ended = Some(i);
+                    break;
+                }
+                i += 1;
+            }
+            if let Some(at) = ended {
+                self.advance(at + 1);
+                self.after_terminator = true;
+                break;
+            }
+            self.advance(i);
+            if !self.fill()? {
+                let rest = self.unread().len();
+                self.advance(rest);
+                break;
+            }
+        }
+        let length = self.offset - seg_offset;
+        self.problems.push(LexProblem::at(
+            Code::SegmentTooLarge,
+            seg_offset,
+            format!(
+                "segment of {length} bytes exceeds the limit of {} bytes and was skipped",
+                self.limits.max_segment_bytes
+            ),
+        ));
+        Ok(Next::Oversized {
+            offset: seg_offset,
+            position: self.position,
+            length,
+        })
+    }
+}
+
+/// Splits a segment body into spans; records invalid characters. Returns the
+/// length of the tag.
+fn split(
+    body: &[u8],
+    offset: u64,
+    classes: &[u8; 256],
+    utf8: bool,
+    spans: &mut Spans,
+    problems: &mut Vec<LexProblem>,
+) -> usize {
+    spans.comps.clear();
+    spans.reps.clear();
+    spans.elems.clear();
+    let len = body.len();
+    let mut i = 0usize;
+    // The tag runs to the first data element separator.
+    let mut tag_end = len;
+    while i < len {
+        let b = body.get(i).copied().unwrap_or(0);
+        match classes.get(b as usize).copied().unwrap_or(INVALID) {
+            ELEMENT => {
+                tag_end = i;
+                break;
+            }
+            INVALID | COMPONENT | REPETITION | RELEASE => {
+                // Reported by the parser as an invalid tag.
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    if tag_end < len {
+        let mut elem: u16 = 1;
+        let mut rep: u16 = 1;
+        let mut comp: u16 = 1;
+        let mut start = tag_end + 1;
+        let mut escaped = false;
+        let mut prev_sep = true;
+        let mut trailing_reported = false;
+        spans.elems.push(0);
+        spans.reps.push(0);
+        i = start;
+        while i < len {
+            let b = body.get(i).copied().unwrap_or(0);
+            let class = classes.get(b as usize).copied().unwrap_or(INVALID);
+            match class {
+                DATA => {
+                    prev_sep = false;
+                    i += 1;
+                }
+                RELEASE => {
+                    escaped = true;
+                    prev_sep = false;
+                    if let Some(&next) = body.get(i + 1) {
+                        let next_class = classes.get(next as usize).copied().unwrap_or(INVALID);
+                        if next_class == INVALID && !utf8_continuation(utf8, next) {
+                            problems.push(invalid_char(
+                                offset + i as u64 + 1,
+                                next,
+                                elem,
+                                rep,
+                                comp,
+                            ));
+                        } else if next_class == DATA || utf8_continuation(utf8, next) {
+                            problems.push(LexProblem {
+                                code: Code::InvalidServiceCharacter,
+                                offset: offset + i as u64,
+                                element: Some(elem),
+                                repetition: Some(rep),
+                                component: Some(comp),
+                                detail: format!(
+                                    "release character before {}, which is not a service character; taken literally",
+                                    show_byte(next)
+                                ),
+                                warning: true,
+                            });
+                        }
+                    }
+                    i += 2;
+                }
+                INVALID => {
+                    // One issue per component: the first offending byte.
+                    let seen = problems.last().is_some_and(|p| {
+                        p.code == Code::InvalidCharacter
+                            && p.offset >= offset
+                            && (p.element, p.repetition, p.component)
+                                == (Some(elem), Some(rep), Some(comp))
+                    });
+                    if !(seen || utf8 && b >= 0x80) {
+                        problems.push(invalid_char(offset + i as u64, b, elem, rep, comp));
+                    }
+                    prev_sep = false;
+                    i += 1;
+                }
+                sep => {
+                    spans.comps.push(Span {
+                        start: start as u32,
+                        end: i as u32,
+                        escaped,
+                    });
+                    escaped = false;
+                    match sep {
+                        COMPONENT => comp += 1,
+                        REPETITION => {
+                            rep += 1;
+                            comp = 1;
+                            spans.reps.push(spans.comps.len() as u32);
+                        }
+                        _ => {
+                            let prev = body.get(i.wrapping_sub(1)).copied();
+                            let prev_class = prev.and_then(|p| classes.get(p as usize).copied());
+                            if matches!(prev_class, Some(COMPONENT) | Some(REPETITION))
+                                && !released_at(body, i - 1, classes)
+                                && !trailing_reported
+                            {
+                                problems.push(trailing(offset + i as u64 - 1, elem));
+                                trailing_reported = true;
+                            }
+                            elem = elem.saturating_add(1);
+                            rep = 1;
+                            comp = 1;
+                            spans.reps.push(spans.comps.len() as u32);
+                            spans.elems.push(spans.reps.len() as u32 - 1);
+                        }
+                    }
+                    prev_sep = true;
+                    i += 1;
+                    start = i;
+                }
+            }
+        }
+        spans.comps.push(Span {
+            start: start.min(len) as u32,
+            end: len as u32,
+            escaped,
+        });
+        if prev_sep && len > 0 && !trailing_reported {
+            problems.push(trailing(offset + len as u64 - 1, elem));
+        }
+    }
+    if utf8 {
+        if let Err(e) = std::str::from_utf8(body) {
+            let at = e.valid_up_to();
+            let b = body.get(at).copied().unwrap_or(0);
+            problems.push(LexProblem::at(
+                Code::InvalidCharacter,
+                offset + at as u64,
+                format!(
+                    "byte {} does not start a valid UTF-8 sequence",
+                    show_byte(b)
+                ),
+            ));
+        }
+    }
+    tag_end
+}
+
+fn utf8_continuation(utf8: bool, b: u8) -> bool {
+    utf8 && b >= 0x80
+}
+
+/// True when the byte at `i` is preceded by an odd run of release characters.
+fn released_at(body: &[u8], i: usize, classes: &[u8; 256]) -> bool {
+    let run = body
+        .get(..i)
+        .unwrap_or(&[])
+        .iter()
+        .rev()
+        .take_while(|&&b| classes.get(b as usize).copied() == Some(RELEASE))
+        .count();
+    run % 2 == 1
+}
+
+fn invalid_char(offset: u64, b: u8, elem: u16, rep: u16, comp: u16) -> LexProblem {
+    LexProblem {
+        code: Code::InvalidCharacter,
+        offset,
+        element: Some(elem),
+        repetition: Some(rep),
+        component: Some(comp),
+        detail: format!(
+            "character {} is not in the repertoire of the syntax level (first such character of the component)",
+            show_byte(b)
+        ),
+        warning: false,
+    }
+}
+
+fn trailing(offset: u64, elem: u16) -> LexProblem {
+    LexProblem {
+        code: Code::TrailingSeparator,
+        offset,
+        element: Some(elem),
+        repetition: None,
+        component: None,
+        detail: "separator before the segment terminator or data element separator: empty trailing constituents must be omitted".into(),
+        warning: true,
+    }
+}
+
+pub(crate) fn show_byte(b: u8) -> String {
+    if b.is_ascii_graphic() {
+        format!("'{}'", b as char)
+    } else {
+        format!("0x{b:02X}")
+    }
+}
