@@ -164,7 +164,7 @@ mod tests {
         );
         let mut out = Vec::new();
         write_segments([&seg], &Separators::LEVEL_A, Charset::LevelB, &mut out).unwrap();
-        assert_eq!(out, b"FTX+AAA+it?'s 5?+3???:a?:b'");
+        assert_eq!(out, b"FTX+AAA+it?'s 5?+3??:a?:b'");
     }
 
     #[test]
