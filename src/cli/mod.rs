@@ -87,6 +87,10 @@ enum Command {
         kind: AckKind,
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
+        /// Preparation time of the acknowledgement, UTC, as YYYY-MM-DDTHH:MM
+        /// (default: now). Fixes the output for tests and replays.
+        #[arg(long)]
+        at: Option<String>,
     },
 }
 
@@ -122,10 +126,20 @@ where
             },
         ),
         Command::Convert { file, to, una } => convert(&file, to, una.as_deref()),
-        Command::Ack { file, kind, format } => ack(&file, kind, format),
+        Command::Ack {
+            file,
+            kind,
+            format,
+            at,
+        } => ack(&file, kind, format, at.as_deref()),
     };
     match result {
         Ok(code) => ExitCode::from(code),
+        // A reader that went away (`tradehub check ... | head`) is no error
+        // worth a message.
+        Err(CliError::Io { source, .. }) if source.kind() == io::ErrorKind::BrokenPipe => {
+            ExitCode::from(EXIT_USAGE)
+        }
         Err(e) => {
             let _ = writeln!(io::stderr().lock(), "tradehub: {e}");
             ExitCode::from(EXIT_USAGE)
@@ -307,20 +321,31 @@ fn parse_una_arg(text: &str) -> Result<Separators, CliError> {
     Ok(seps)
 }
 
-fn ack(path: &Path, kind: AckKind, format: Format) -> Result<u8, CliError> {
+fn ack(path: &Path, kind: AckKind, format: Format, at: Option<&str>) -> Result<u8, CliError> {
+    let moment = match at {
+        Some(text) => UtcMinute::parse(text)
+            .ok_or_else(|| CliError::Usage(format!("--at {text:?} is not YYYY-MM-DDTHH:MM")))?,
+        None => UtcMinute::now(),
+    };
     let bytes = read(path)?;
     let parsed = edifact::parse(&bytes);
     let mut out = io::stdout().lock();
     match kind {
         AckKind::Contrl => {
-            let report = contrl::build(&parsed, &contrl::Options::default());
+            let options = contrl_options(&parsed, moment);
+            let report = contrl::build(&parsed, &options);
             match format {
                 Format::Json => {
                     serde_json::to_writer_pretty(&mut out, &report.interchange)
                         .map_err(|e| out_err(e.into()))?;
                     writeln!(out).map_err(out_err)?;
                 }
-                Format::Text => out.write_all(&report.bytes).map_err(out_err)?,
+                Format::Text => {
+                    // A line end after the last terminator is allowed and
+                    // keeps terminals tidy.
+                    out.write_all(&report.bytes).map_err(out_err)?;
+                    writeln!(out).map_err(out_err)?;
+                }
             }
         }
     }
@@ -329,4 +354,110 @@ fn ack(path: &Path, kind: AckKind, format: Format) -> Result<u8, CliError> {
     } else {
         EXIT_INVALID
     })
+}
+
+/// A UTC time to the minute (and second, for references).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct UtcMinute {
+    year: i64,
+    month: u32,
+    day: u32,
+    hour: u32,
+    minute: u32,
+    second: u32,
+}
+
+impl UtcMinute {
+    fn now() -> Self {
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        let (year, month, day) = civil_from_days(secs.div_euclid(86_400));
+        let rem = secs.rem_euclid(86_400);
+        UtcMinute {
+            year,
+            month,
+            day,
+            hour: (rem / 3600) as u32,
+            minute: (rem % 3600 / 60) as u32,
+            second: (rem % 60) as u32,
+        }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        let (date, time) = text.split_once('T')?;
+        let mut d = date.splitn(3, '-');
+        let year: i64 = d.next()?.parse().ok()?;
+        let month: u32 = d.next()?.parse().ok()?;
+        let day: u32 = d.next()?.parse().ok()?;
+        let (h, m) = time.split_once(':')?;
+        let (hour, minute): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
+        let ok = (1..=12).contains(&month) && (1..=31).contains(&day) && hour < 24 && minute < 60;
+        ok.then_some(UtcMinute {
+            year,
+            month,
+            day,
+            hour,
+            minute,
+            second: 0,
+        })
+    }
+}
+
+/// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian
+/// calendar (Howard Hinnant's civil-from-days algorithm).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+/// CONTRL envelope data: syntax 4 dates are CCYYMMDD, earlier ones YYMMDD;
+/// the reference is unique to the second.
+fn contrl_options(parsed: &edifact::Parsed, t: UtcMinute) -> contrl::Options {
+    let yy = t.year.rem_euclid(100);
+    let date = if parsed.interchange.syntax_version == "4" {
+        format!("{:04}{:02}{:02}", t.year, t.month, t.day)
+    } else {
+        format!("{yy:02}{:02}{:02}", t.month, t.day)
+    };
+    contrl::Options {
+        reference: format!(
+            "C{yy:02}{:02}{:02}{:02}{:02}{:02}",
+            t.month, t.day, t.hour, t.minute, t.second
+        ),
+        date,
+        time: format!("{:02}{:02}", t.hour, t.minute),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(20_781), (2026, 11, 24));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+    }
+
+    #[test]
+    fn at_parses_and_rejects() {
+        let t = UtcMinute::parse("2026-11-24T10:30").unwrap();
+        assert_eq!(
+            (t.year, t.month, t.day, t.hour, t.minute),
+            (2026, 11, 24, 10, 30)
+        );
+        assert!(UtcMinute::parse("2026-13-01T00:00").is_none());
+        assert!(UtcMinute::parse("yesterday").is_none());
+    }
 }

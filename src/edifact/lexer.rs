@@ -91,6 +91,8 @@ const ELEMENT: u8 = 2;
 const REPETITION: u8 = 3;
 const RELEASE: u8 = 4;
 const INVALID: u8 = 5;
+/// The segment terminator: inside a body it can only stand released.
+const TERMINATOR: u8 = 6;
 
 /// One segment as the lexer sees it: raw bytes plus the positions of its
 /// constituents. Borrowed from the [`Lexer`] until the next call.
@@ -247,6 +249,8 @@ pub struct Lexer<R> {
     utf8: bool,
     /// Read-ahead window; `buf[lo..]` is unread.
     buf: Vec<u8>,
+    /// Where each read lands before it joins the window.
+    scratch: Box<[u8]>,
     lo: usize,
     /// Stream offset of `buf[lo]`.
     offset: u64,
@@ -290,6 +294,7 @@ impl<R: io::Read> Lexer<R> {
             charset: Charset::LevelA,
             utf8: false,
             buf: Vec::new(),
+            scratch: vec![0; READ_BLOCK].into_boxed_slice(),
             lo: 0,
             offset: 0,
             pending_consume: 0,
@@ -348,6 +353,7 @@ impl<R: io::Read> Lexer<R> {
                 *slot = class;
             }
         };
+        set(seps.terminator, TERMINATOR);
         set(seps.component, COMPONENT);
         set(seps.element, ELEMENT);
         if let Some(r) = seps.repetition {
@@ -367,19 +373,15 @@ impl<R: io::Read> Lexer<R> {
             self.buf.drain(..self.lo);
             self.lo = 0;
         }
-        let len = self.buf.len();
-        self.buf.resize(len + READ_BLOCK, 0);
         let n = loop {
-            match self.reader.read(self.buf.get_mut(len..).unwrap_or(&mut [])) {
+            match self.reader.read(&mut self.scratch) {
                 Ok(n) => break n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    self.buf.truncate(len);
-                    return Err(e);
-                }
+                Err(e) => return Err(e),
             }
         };
-        self.buf.truncate(len + n);
+        self.buf
+            .extend_from_slice(self.scratch.get(..n).unwrap_or(&[]));
         if n == 0 {
             self.eof = true;
         }
@@ -758,7 +760,7 @@ fn split(
             let b = body.get(i).copied().unwrap_or(0);
             let class = classes.get(b as usize).copied().unwrap_or(INVALID);
             match class {
-                DATA => {
+                DATA | TERMINATOR => {
                     prev_sep = false;
                     i += 1;
                 }

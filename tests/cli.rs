@@ -1,0 +1,218 @@
+//! The `tradehub` binary as a user runs it: exit codes, output formats and
+//! error messages of `check`, `convert` and `ack`.
+
+// Test helpers may panic: a panic is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn fixture(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/edifact")
+        .join(rel)
+}
+
+fn tradehub(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tradehub"))
+        .args(args)
+        .output()
+        .expect("run tradehub")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn check_exit_codes_follow_the_verdict() {
+    let ok = fixture("ok/cusdec-d96b-unoc.edi");
+    let bad = fixture("err/unt-count.edi");
+    let out = tradehub(&["check", ok.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("valid (0 error(s), 0 warning(s), 2 message(s), 42 segment(s))")
+    );
+
+    let out = tradehub(&["check", ok.to_str().unwrap(), bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("error E0029: UNT control count is 99 but 18 segments"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("segment 19 (UNT, #18 in message), element 1"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn check_json_carries_code_and_location() {
+    let bad = fixture("err/unoa-lowercase.edi");
+    let out = tradehub(&["check", "--format", "json", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report = &json[0];
+    assert_eq!(report["valid"], false);
+    assert_eq!(report["format"], "edifact");
+    assert_eq!(report["interchange"]["control_reference"], "20261124001");
+    let issue = &report["issues"][0];
+    assert_eq!(issue["code"], "E0021");
+    assert_eq!(issue["location"]["segment"], 12);
+    assert_eq!(issue["location"]["message_segment"], 11);
+    assert_eq!(issue["location"]["tag"], "FTX");
+    assert_eq!(issue["location"]["element"], 4);
+    assert_eq!(issue["location"]["component"], 1);
+    assert_eq!(issue["location"]["offset"], 361);
+}
+
+#[test]
+fn missing_file_is_one_clear_line_and_exit_2() {
+    let out = tradehub(&["check", "no/such/file.edi"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("tradehub: no/such/file.edi: "),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"));
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    assert_eq!(tradehub(&["check"]).status.code(), Some(2));
+    assert_eq!(tradehub(&["frobnicate"]).status.code(), Some(2));
+    let ok = fixture("ok/cusdec-d96b-unoc.edi");
+    let out = tradehub(&[
+        "convert",
+        ok.to_str().unwrap(),
+        "--to",
+        "edifact",
+        "--una",
+        "abc",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("--una"));
+}
+
+#[test]
+fn convert_to_tree_is_json_with_decoded_values() {
+    let f = fixture("ok/release-everywhere.edi");
+    let out = tradehub(&["convert", f.to_str().unwrap(), "--to", "tree"]);
+    assert_eq!(out.status.code(), Some(0));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ic = &json["interchange"];
+    assert_eq!(ic["una"], ":+.? '");
+    assert_eq!(ic["sender"]["id"], "KRBROKER01");
+    let message = &ic["messages"][0];
+    assert_eq!(message["message_type"], "CUSDEC");
+    assert_eq!(message["release"], "96B");
+    // FTX+AAA+++50% OFF?: A?+B?'C??D ITEM 1 decodes to the literal text.
+    let ftx = message["segments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["tag"] == "FTX")
+        .unwrap();
+    assert_eq!(ftx["elements"][3][0], "50% OFF: A+B'C?D ITEM 1");
+}
+
+#[test]
+fn convert_to_edifact_with_other_separators_round_trips() {
+    let f = fixture("ok/release-everywhere.edi");
+    let out = tradehub(&[
+        "convert",
+        f.to_str().unwrap(),
+        "--to",
+        "edifact",
+        "--una",
+        "|^,\\ ~",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        out.stdout.starts_with(b"UNA|^,\\ ~UNB^UNOC|3^"),
+        "{}",
+        text(&out.stdout)
+    );
+    let dir = std::env::temp_dir().join(format!("tradehub-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let converted = dir.join("converted.edi");
+    std::fs::write(&converted, &out.stdout).unwrap();
+    // Same tree either way (separators aside).
+    let a = tradehub(&["convert", f.to_str().unwrap(), "--to", "tree"]);
+    let b = tradehub(&["convert", converted.to_str().unwrap(), "--to", "tree"]);
+    let mut a: serde_json::Value = serde_json::from_slice(&a.stdout).unwrap();
+    let mut b: serde_json::Value = serde_json::from_slice(&b.stdout).unwrap();
+    for v in [&mut a, &mut b] {
+        let ic = v["interchange"].as_object_mut().unwrap();
+        ic.remove("una");
+        ic.remove("separators");
+        ic["counts"].as_object_mut().unwrap().remove("bytes");
+    }
+    assert_eq!(a, b);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn convert_to_json_says_what_is_missing() {
+    let f = fixture("ok/cusdec-d96b-unoc.edi");
+    let out = tradehub(&["convert", f.to_str().unwrap(), "--to", "json"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("canonical model"));
+}
+
+/// CONTRL answers, pinned to a fixed time, against golden files.
+#[test]
+fn ack_contrl_matches_golden_files() {
+    let cases = [
+        ("ok/cusdec-d96b-unoc.edi", 0),
+        ("ok/cusdec-v4-repetition.edi", 0),
+        ("err/unt-count.edi", 1),
+        ("err/unoa-lowercase.edi", 1),
+        ("err/unz-reference.edi", 1),
+        ("err/group-mixed-message-types.edi", 1),
+        ("err/missing-unt.edi", 1),
+        ("corpus/staedi__orders-with-group.edi", 1),
+    ];
+    for (input, code) in cases {
+        let path = fixture(input);
+        let out = tradehub(&[
+            "ack",
+            path.to_str().unwrap(),
+            "--kind",
+            "contrl",
+            "--at",
+            "2026-11-24T10:30",
+        ]);
+        assert_eq!(out.status.code(), Some(code), "{input}");
+        let name = input.replace('/', "__");
+        let golden = fixture("contrl").join(format!("{name}.contrl"));
+        if std::env::var_os("UPDATE_EXPECT").is_some() {
+            std::fs::write(&golden, &out.stdout).unwrap();
+            continue;
+        }
+        let expected =
+            std::fs::read(&golden).unwrap_or_else(|e| panic!("{}: {e}", golden.display()));
+        assert_eq!(text(&out.stdout), text(&expected), "{input}");
+        // The CONTRL itself is a valid interchange.
+        let check = tradehub(&["check", golden.to_str().unwrap()]);
+        assert_eq!(check.status.code(), Some(0), "{}", text(&check.stdout));
+    }
+}
+
+/// docs/codes.md documents every issue code the library can produce.
+#[test]
+fn every_code_is_documented() {
+    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/codes.md"))
+        .unwrap();
+    for code in tradehub::diag::Code::ALL {
+        let row = format!("| {} |", code.as_str());
+        assert!(
+            doc.contains(&row),
+            "docs/codes.md has no row for {}",
+            code.as_str()
+        );
+    }
+}
