@@ -119,6 +119,8 @@ def main():
     write("err", "groups-and-messages-mixed.edi", interchange([g_good, cusdec_body("2")], unz_count=1))
     mixed = ["UNG+CUSDEC+KRBROKER01:ZZZ+KCS:ZZZ+261124:1030+G1+UN+D:96B"] + good + [s.replace("CUSDEC", "CUSCAR") for s in cusdec_body("2")] + ["UNE+2+G1"]
     write("err", "group-mixed-message-types.edi", interchange([mixed], unz_count=1))
+    write("err", "extra-unt.edi", interchange([good + ["UNT+2+1"]]))
+    write("err", "une-without-ung.edi", interchange([good + ["UNE+1+G9"]]))
     write("err", "une-count.edi", interchange([g_good[:-1] + ["UNE+5+G1"]], unz_count=1))
     write("err", "empty-interchange.edi", interchange([], unz_count=0))
     write("err", "unsupported-syntax.edi", interchange([good], syntax="UNOX:3"))

@@ -1,0 +1,170 @@
+//! Hostile and oversized UN/EDIFACT input: limits hold, every problem is
+//! reported with its code and location, and memory stays bounded.
+
+// Test helpers may panic: a panic is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::Read;
+
+use tradehub::diag::Code;
+use tradehub::edifact::{self, Limits, ParseOptions, Parser};
+
+fn interchange_with(body: &str) -> Vec<u8> {
+    format!(
+        "UNA:+.? 'UNB+UNOC:3+S+R+261124:1030+REF'UNH+1+CUSDEC:D:96B:UN'{body}UNT+{}+1'UNZ+1+REF'",
+        body.matches('\'').count() - body.matches("?'").count() + 2
+    )
+    .into_bytes()
+}
+
+/// A reader that produces `len` bytes of `byte` without holding them.
+struct Repeat {
+    byte: u8,
+    left: u64,
+}
+
+impl Read for Repeat {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = (buf.len() as u64).min(self.left) as usize;
+        buf[..n].fill(self.byte);
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+#[test]
+fn oversized_segment_is_skipped_and_located() {
+    let long = format!("FTX+AAA+++{}'", "A".repeat(5000));
+    let data = interchange_with(&format!("BGM+830+X+9'{long}DTM+137:20261124:102'"));
+    let options = ParseOptions {
+        limits: Limits {
+            max_segment_bytes: 1000,
+            max_issues: 100,
+        },
+        ..ParseOptions::default()
+    };
+    let parsed = Parser::new(&data[..], options).run(|_, _| {}).unwrap();
+    let issue = parsed
+        .issues
+        .iter()
+        .find(|i| i.code == Code::SegmentTooLarge)
+        .expect("EDI101");
+    assert_eq!(issue.location.segment, Some(4));
+    assert_eq!(issue.location.offset, Some(74));
+    // The skipped segment still counts, so UNT's count matches and the rest parses.
+    assert_eq!(parsed.error_count, 1, "{:#?}", parsed.issues);
+    assert_eq!(parsed.interchange.counts.segments, 7);
+}
+
+#[test]
+fn oversized_segment_with_released_terminators_in_tiny_reads() {
+    // Released terminators inside the long segment must not end it early,
+    // even when a read ends between the release character and what it releases.
+    let long = format!("FTX+AAA+++{}'", "AB?'".repeat(2000));
+    let data = interchange_with(&long);
+    struct OneByte<'a>(&'a [u8]);
+    impl Read for OneByte<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            if self.0.is_empty() || buf.is_empty() {
+                return Ok(0);
+            }
+            buf[0] = self.0[0];
+            self.0 = &self.0[1..];
+            Ok(1)
+        }
+    }
+    let options = ParseOptions {
+        limits: Limits {
+            max_segment_bytes: 100,
+            max_issues: 100,
+        },
+        ..ParseOptions::default()
+    };
+    let parsed = Parser::new(OneByte(&data), options).run(|_, _| {}).unwrap();
+    let codes: Vec<Code> = parsed.issues.iter().map(|i| i.code).collect();
+    assert_eq!(codes, vec![Code::SegmentTooLarge], "{:#?}", parsed.issues);
+    assert_eq!(parsed.interchange.counts.messages, 1);
+}
+
+#[test]
+fn a_gigantic_unterminated_segment_is_bounded() {
+    // 64 MiB of one segment that never ends: reported, not buffered.
+    let reader =
+        std::io::Cursor::new(b"UNB+UNOC:3+S+R+261124:1030+REF'UNH+1+X:D:96B:UN'FTX+".to_vec())
+            .chain(Repeat {
+                byte: b'A',
+                left: 64 << 20,
+            });
+    let options = ParseOptions::default();
+    let parsed = Parser::new(reader, options).run(|_, _| {}).unwrap();
+    let codes: Vec<Code> = parsed.issues.iter().map(|i| i.code).collect();
+    assert!(codes.contains(&Code::SegmentTooLarge), "{codes:?}");
+    assert!(codes.contains(&Code::Missing), "{codes:?}");
+    assert_eq!(parsed.interchange.counts.bytes, 52 + (64 << 20));
+}
+
+#[test]
+fn issue_list_is_capped_and_the_rest_counted() {
+    let body: String = (0..500).map(|_| "FTX+AAA+++lower case'").collect();
+    let data =
+        format!("UNB+UNOA:3+S+R+261124:1030+REF'UNH+1+CUSDEC:D:96B:UN'{body}UNT+502+1'UNZ+1+REF'");
+    let options = ParseOptions {
+        limits: Limits {
+            max_segment_bytes: 1000,
+            max_issues: 10,
+        },
+        ..ParseOptions::default()
+    };
+    let parsed = Parser::new(data.as_bytes(), options)
+        .run(|_, _| {})
+        .unwrap();
+    assert_eq!(parsed.issues.len(), 11);
+    assert_eq!(parsed.error_count, 500);
+    assert_eq!(parsed.dropped_issues, 490);
+    let last = parsed.issues.last().unwrap();
+    assert_eq!(last.code, Code::TooManyIssues);
+    assert!(last.message.contains("490"));
+}
+
+#[test]
+fn release_before_terminator_at_end_of_input() {
+    let parsed = edifact::parse(b"UNB+UNOC:3+S+R+261124:1030+REF'UNZ+0+REF?'");
+    let codes: Vec<Code> = parsed.issues.iter().map(|i| i.code).collect();
+    // `?'` releases the terminator, so UNZ never ends.
+    assert!(codes.contains(&Code::UnterminatedSegment), "{codes:?}");
+    let unz = parsed.interchange.trailer.as_ref().unwrap();
+    assert_eq!(unz.get(1, 0), Some("REF'"));
+}
+
+#[test]
+fn una_alone_or_cut_short() {
+    for input in [&b"UNA"[..], b"UNA:+.", b"UNA:+.? '"] {
+        let parsed = edifact::parse(input);
+        assert!(!parsed.is_valid(), "{input:?}");
+        assert!(!parsed.issues.is_empty());
+    }
+    let parsed = edifact::parse(b"UNA:+.");
+    assert_eq!(parsed.issues[0].code, Code::UnaNotSupported);
+}
+
+#[test]
+fn binary_garbage_never_panics() {
+    // A cheap deterministic sweep; the fuzz target goes further.
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    for len in 0..400 {
+        let mut data = b"UNA:+.? 'UNB+UNOC:3+S+R+261124:1030+REF'UNH+1+A:D:96B:UN'".to_vec();
+        for _ in 0..len {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let alphabet = b"+:?'*UNHTZ\r\n\xff\x00A";
+            data.push(alphabet[(x % alphabet.len() as u64) as usize]);
+        }
+        let parsed = edifact::parse(&data);
+        let _ = tradehub::edifact::writer::write_interchange(
+            &parsed.interchange,
+            &parsed.interchange.separators,
+            false,
+        );
+    }
+}
