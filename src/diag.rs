@@ -111,6 +111,9 @@ codes! {
     InvalidTag = "EDI105",
     /// Project code: too many issues; later ones were not recorded.
     TooManyIssues = "EDI106",
+    /// Project code: the interchange sender (UNB S002) is not the
+    /// authenticated partner that submitted it.
+    WrongSender = "HUB201",
 }
 
 impl fmt::Display for Code {

@@ -7,3 +7,7 @@ pub mod ack;
 pub mod cli;
 pub mod diag;
 pub mod edifact;
+pub mod hub;
+pub mod store;
+pub mod timestamp;
+pub mod transport;

@@ -38,6 +38,21 @@ impl Default for Options {
     }
 }
 
+impl Options {
+    /// The envelope of a CONTRL prepared at `t`: syntax 4 dates are
+    /// CCYYMMDD, earlier ones YYMMDD; the reference is `C` + `unique`
+    /// (cut to the 14 characters 0020 allows).
+    pub fn at(t: crate::timestamp::Timestamp, syntax_v4: bool, unique: String) -> Options {
+        let mut reference = format!("C{unique}");
+        reference.truncate(14);
+        Options {
+            reference,
+            date: t.edifact_date(syntax_v4),
+            time: t.edifact_time(),
+        }
+    }
+}
+
 /// A built CONTRL: its bytes and the interchange they parse to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Contrl {

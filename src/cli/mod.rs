@@ -14,6 +14,10 @@ use serde::Serialize;
 use crate::ack::contrl;
 use crate::diag::{Issue, Severity};
 use crate::edifact::{self, Limits, ParseOptions, Separators};
+use crate::hub::{Intake, new_token};
+use crate::store::Store;
+use crate::timestamp::Timestamp;
+use crate::transport::http::{self, HttpSettings};
 
 /// Exit code: the input is valid.
 pub const EXIT_VALID: u8 = 0;
@@ -80,6 +84,26 @@ enum Command {
         #[arg(long)]
         una: Option<String>,
     },
+    /// Run the hub: HTTP intake on the embedded store (SQLite in --data-dir)
+    /// or on PostgreSQL (--store-url / TRADEHUB_STORE_URL).
+    Serve {
+        /// Address to listen on.
+        #[arg(long, env = "TRADEHUB_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: String,
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Largest request body accepted, in bytes.
+        #[arg(long, env = "TRADEHUB_MAX_BODY_BYTES", default_value_t = HttpSettings::default().max_body_bytes)]
+        max_body_bytes: usize,
+        /// Longest segment accepted, in bytes.
+        #[arg(long, env = "TRADEHUB_MAX_SEGMENT_BYTES", default_value_t = Limits::default().max_segment_bytes)]
+        max_segment_bytes: usize,
+    },
+    /// Manage trading partners.
+    Partner {
+        #[command(subcommand)]
+        command: PartnerCommand,
+    },
     /// Print the acknowledgement the hub would send for an interchange.
     Ack {
         file: PathBuf,
@@ -92,6 +116,140 @@ enum Command {
         #[arg(long)]
         at: Option<String>,
     },
+}
+
+/// Where the store is: an explicit URL, or SQLite in the data directory.
+#[derive(Debug, Clone, clap::Args)]
+struct StoreArgs {
+    /// Directory of the embedded store (SQLite) and other local state.
+    #[arg(long, env = "TRADEHUB_DATA_DIR", default_value = "./data")]
+    data_dir: PathBuf,
+    /// Database URL (sqlite://FILE or postgres://...); default: SQLite in --data-dir.
+    #[arg(long, env = "TRADEHUB_STORE_URL")]
+    store_url: Option<String>,
+}
+
+impl StoreArgs {
+    fn url(&self) -> Result<String, CliError> {
+        match &self.store_url {
+            Some(url) => Ok(url.clone()),
+            None => Store::embedded_url(&self.data_dir).map_err(|e| CliError::Usage(e.to_string())),
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum PartnerCommand {
+    /// Register a trading partner and print its API token (shown only once).
+    Add {
+        /// The partner's id: the interchange sender id it uses in UNB.
+        id: String,
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| CliError::Io {
+            path: "runtime".into(),
+            source,
+        })
+}
+
+fn serve(
+    listen: &str,
+    store: &StoreArgs,
+    max_body_bytes: usize,
+    limits: Limits,
+) -> Result<u8, CliError> {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TRADEHUB_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&io::stderr());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(io::stderr)
+        .with_ansi(ansi)
+        .try_init();
+    let url = store.url()?;
+    runtime()?.block_on(async move {
+        let store = Store::open(&url)
+            .await
+            .map_err(|e| CliError::Usage(format!("store: {e}")))?;
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|source| CliError::Io {
+                path: listen.to_owned(),
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| CliError::Io {
+            path: listen.to_owned(),
+            source,
+        })?;
+        tracing::info!(%addr, backend = ?store.backend(), "tradehub listening");
+        let intake = Intake::new(store.clone(), limits);
+        let settings = HttpSettings { max_body_bytes };
+        http::serve(listener, intake, settings, shutdown_signal())
+            .await
+            .map_err(|source| CliError::Io {
+                path: addr.to_string(),
+                source,
+            })?;
+        store.close().await;
+        tracing::info!("tradehub stopped");
+        Ok(EXIT_VALID)
+    })
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+fn partner(command: PartnerCommand) -> Result<u8, CliError> {
+    match command {
+        PartnerCommand::Add { id, name, store } => {
+            let url = store.url()?;
+            let (token, hash) = new_token()
+                .map_err(|e| CliError::Usage(format!("no randomness for a token: {e}")))?;
+            runtime()?.block_on(async move {
+                let store = Store::open(&url)
+                    .await
+                    .map_err(|e| CliError::Usage(format!("store: {e}")))?;
+                store
+                    .add_partner(&id, &name, &hash, Timestamp::now())
+                    .await
+                    .map_err(|e| CliError::Usage(e.to_string()))?;
+                store.close().await;
+                let mut out = io::stdout().lock();
+                writeln!(
+                    out,
+                    "partner {id} ({name}) registered; API token (shown only once):"
+                )
+                .map_err(out_err)?;
+                writeln!(out, "{token}").map_err(out_err)?;
+                Ok(EXIT_VALID)
+            })
+        }
+    }
 }
 
 /// Runs the command line; the binary's `main` is a call to this.
@@ -132,6 +290,19 @@ where
             format,
             at,
         } => ack(&file, kind, format, at.as_deref()),
+        Command::Serve {
+            listen,
+            store,
+            max_body_bytes,
+            max_segment_bytes,
+        } => {
+            let limits = Limits {
+                max_segment_bytes,
+                ..Limits::default()
+            };
+            serve(&listen, &store, max_body_bytes, limits)
+        }
+        Command::Partner { command } => partner(command),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -323,9 +494,9 @@ fn parse_una_arg(text: &str) -> Result<Separators, CliError> {
 
 fn ack(path: &Path, kind: AckKind, format: Format, at: Option<&str>) -> Result<u8, CliError> {
     let moment = match at {
-        Some(text) => UtcMinute::parse(text)
+        Some(text) => Timestamp::parse(text)
             .ok_or_else(|| CliError::Usage(format!("--at {text:?} is not YYYY-MM-DDTHH:MM")))?,
-        None => UtcMinute::now(),
+        None => Timestamp::now(),
     };
     let bytes = read(path)?;
     let parsed = edifact::parse(&bytes);
@@ -356,108 +527,15 @@ fn ack(path: &Path, kind: AckKind, format: Format, at: Option<&str>) -> Result<u
     })
 }
 
-/// A UTC time to the minute (and second, for references).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct UtcMinute {
-    year: i64,
-    month: u32,
-    day: u32,
-    hour: u32,
-    minute: u32,
-    second: u32,
-}
-
-impl UtcMinute {
-    fn now() -> Self {
-        let secs = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0);
-        let (year, month, day) = civil_from_days(secs.div_euclid(86_400));
-        let rem = secs.rem_euclid(86_400);
-        UtcMinute {
-            year,
-            month,
-            day,
-            hour: (rem / 3600) as u32,
-            minute: (rem % 3600 / 60) as u32,
-            second: (rem % 60) as u32,
-        }
-    }
-
-    fn parse(text: &str) -> Option<Self> {
-        let (date, time) = text.split_once('T')?;
-        let mut d = date.splitn(3, '-');
-        let year: i64 = d.next()?.parse().ok()?;
-        let month: u32 = d.next()?.parse().ok()?;
-        let day: u32 = d.next()?.parse().ok()?;
-        let (h, m) = time.split_once(':')?;
-        let (hour, minute): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
-        let ok = (1..=12).contains(&month) && (1..=31).contains(&day) && hour < 24 && minute < 60;
-        ok.then_some(UtcMinute {
-            year,
-            month,
-            day,
-            hour,
-            minute,
-            second: 0,
-        })
-    }
-}
-
-/// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian
-/// calendar (Howard Hinnant's civil-from-days algorithm).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
-/// CONTRL envelope data: syntax 4 dates are CCYYMMDD, earlier ones YYMMDD;
-/// the reference is unique to the second.
-fn contrl_options(parsed: &edifact::Parsed, t: UtcMinute) -> contrl::Options {
-    let yy = t.year.rem_euclid(100);
-    let date = if parsed.interchange.syntax_version == "4" {
-        format!("{:04}{:02}{:02}", t.year, t.month, t.day)
-    } else {
-        format!("{yy:02}{:02}{:02}", t.month, t.day)
-    };
-    contrl::Options {
-        reference: format!(
-            "C{yy:02}{:02}{:02}{:02}{:02}{:02}",
-            t.month, t.day, t.hour, t.minute, t.second
-        ),
-        date,
-        time: format!("{:02}{:02}", t.hour, t.minute),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn civil_dates() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(20_781), (2026, 11, 24));
-        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
-    }
-
-    #[test]
-    fn at_parses_and_rejects() {
-        let t = UtcMinute::parse("2026-11-24T10:30").unwrap();
-        assert_eq!(
-            (t.year, t.month, t.day, t.hour, t.minute),
-            (2026, 11, 24, 10, 30)
-        );
-        assert!(UtcMinute::parse("2026-13-01T00:00").is_none());
-        assert!(UtcMinute::parse("yesterday").is_none());
-    }
+/// CONTRL envelope data for a CONTRL prepared at `t`; the reference is
+/// unique to the second.
+fn contrl_options(parsed: &edifact::Parsed, t: Timestamp) -> contrl::Options {
+    let unique = format!(
+        "{}{:02}{:02}{:02}",
+        t.edifact_date(false),
+        t.hour,
+        t.minute,
+        t.second
+    );
+    contrl::Options::at(t, parsed.interchange.syntax_version == "4", unique)
 }

@@ -1,0 +1,384 @@
+//! The hub's pipeline. So far: durable intake — receive bytes from an
+//! authenticated partner, check the syntax, refuse what may not be taken,
+//! store the interchange with its raw bytes and first events in one
+//! transaction, and only then hand back the acknowledgement (CONTRL).
+//!
+//! Invariants held here: nothing is acknowledged before it is durably stored;
+//! redelivery is harmless (same bytes → the original receipt; same sender and
+//! control reference with other bytes → refused with 0085 code 26); a
+//! partner may only submit as itself (UNB sender = authenticated partner).
+
+use sha2::{Digest, Sha256};
+
+use crate::ack::contrl;
+use crate::diag::{Code, Issue};
+use crate::edifact::{self, Limits, ParseOptions, Parsed};
+use crate::store::{NewInterchange, Partner, Refusal, Store, StoreError, StoredInterchange};
+use crate::timestamp::Timestamp;
+
+/// Interchange status values stored and reported.
+pub mod status {
+    /// Syntax-checked without errors; awaiting the next pipeline steps.
+    pub const VALIDATED: &str = "validated";
+    /// Syntax errors: rejected, with a CONTRL saying where and why.
+    pub const REJECTED: &str = "rejected";
+}
+
+/// What became of a submission.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Submission {
+    /// Stored now; the receipt carries the acknowledgement.
+    Stored(Receipt),
+    /// The same bytes were received from this partner before: the original
+    /// receipt, nothing new stored.
+    Duplicate(Receipt),
+    /// Not taken; recorded as a refusal.
+    Refused(Refused),
+}
+
+/// A stored interchange with its issues.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Receipt {
+    #[serde(flatten)]
+    pub interchange: StoredInterchange,
+    pub issues: Vec<Issue>,
+}
+
+/// Why a submission was not taken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefusalReason {
+    /// The UNB sender is not the authenticated partner.
+    WrongSender { sender: String },
+    /// Another interchange with this sender and control reference exists.
+    DuplicateReference { original: String },
+    /// The input is not an interchange this hub reads.
+    NotAnInterchange,
+}
+
+/// A refused submission, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    pub reason: RefusalReason,
+    pub code: Code,
+    pub detail: String,
+    /// A CONTRL rejecting the interchange, when one can be addressed.
+    pub acknowledgement: Option<String>,
+}
+
+/// Durable intake on top of a store.
+#[derive(Debug, Clone)]
+pub struct Intake {
+    store: Store,
+    limits: Limits,
+}
+
+/// The SHA-256 of `bytes` as lower-case hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Intake {
+    pub fn new(store: Store, limits: Limits) -> Self {
+        Intake { store, limits }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Takes one submission from an authenticated partner.
+    pub async fn submit(
+        &self,
+        partner: &Partner,
+        bytes: Vec<u8>,
+    ) -> Result<Submission, StoreError> {
+        let now = Timestamp::now();
+        let sha256 = sha256_hex(&bytes);
+        if let Some(original) = self.store.interchange_by_hash(&partner.id, &sha256).await? {
+            return self.duplicate(original, now).await;
+        }
+        let limits = self.limits;
+        // Parsing is CPU work; keep it off the async workers.
+        let (parsed, bytes) = tokio::task::spawn_blocking(move || {
+            let options = ParseOptions {
+                limits,
+                keep_messages: true,
+                decode_messages: true,
+            };
+            let parsed = edifact::Parser::new(&bytes[..], options)
+                .run(|_, _| {})
+                .unwrap_or_default();
+            (parsed, bytes)
+        })
+        .await
+        .map_err(|e| StoreError::Database {
+            source: sqlx::Error::WorkerCrashed,
+            retryable: !e.is_panic(),
+        })?;
+
+        let ic = &parsed.interchange;
+        let refuse = |reason, code, detail: String, ack| Refused {
+            reason,
+            code,
+            detail,
+            acknowledgement: ack,
+        };
+        if parsed.issues.iter().any(|i| i.code == Code::NotEdifact) {
+            let refused = refuse(
+                RefusalReason::NotAnInterchange,
+                Code::NotEdifact,
+                "the body is not a UN/EDIFACT interchange".into(),
+                None,
+            );
+            return self
+                .record_refusal(partner, &sha256, bytes.len(), refused, now)
+                .await;
+        }
+        let sender = if ic.sender.id.is_empty() {
+            partner.id.clone()
+        } else {
+            ic.sender.id.clone()
+        };
+        if sender != partner.id {
+            let refused = refuse(
+                RefusalReason::WrongSender {
+                    sender: sender.clone(),
+                },
+                Code::WrongSender,
+                format!(
+                    "UNB sender {sender:?} is not the authenticated partner {:?}",
+                    partner.id
+                ),
+                None,
+            );
+            return self
+                .record_refusal(partner, &sha256, bytes.len(), refused, now)
+                .await;
+        }
+        let control_reference =
+            (!ic.control_reference.is_empty()).then(|| ic.control_reference.clone());
+        if let Some(reference) = &control_reference {
+            if let Some(original) = self
+                .store
+                .interchange_by_reference(&sender, reference)
+                .await?
+            {
+                return self
+                    .duplicate_reference(partner, &sha256, &bytes, &parsed, original, now)
+                    .await;
+            }
+        }
+
+        let id = uuid::Uuid::now_v7().to_string();
+        let ack = contrl_for(&parsed, &id, now);
+        let valid = parsed.is_valid();
+        let status = if valid {
+            status::VALIDATED
+        } else {
+            status::REJECTED
+        };
+        let issues_json = serde_json::to_string(&parsed.issues).unwrap_or_else(|_| "[]".into());
+        let new = NewInterchange {
+            id: id.clone(),
+            partner_id: partner.id.clone(),
+            sender,
+            control_reference,
+            sha256,
+            format: "edifact".into(),
+            status: status.into(),
+            received_at: now,
+            message_count: ic.counts.messages as i64,
+            error_count: parsed.error_count as i64,
+            issues_json,
+            acknowledgement: ack,
+            raw: bytes,
+        };
+        let events = [
+            (
+                "received",
+                format!("{} bytes, sha256 {}", new.raw.len(), new.sha256),
+            ),
+            (
+                status,
+                if valid {
+                    format!("{} message(s), syntax valid", new.message_count)
+                } else {
+                    format!("{} syntax error(s); CONTRL rejects", new.error_count)
+                },
+            ),
+        ];
+        match self.store.insert_interchange(&new, &events).await {
+            Ok(()) => {}
+            // Lost a race with the same submission: answer as a duplicate.
+            Err(StoreError::Conflict { .. }) => {
+                if let Some(original) = self
+                    .store
+                    .interchange_by_hash(&partner.id, &new.sha256)
+                    .await?
+                {
+                    return self.duplicate(original, now).await;
+                }
+                if let Some(reference) = &new.control_reference {
+                    if let Some(original) = self
+                        .store
+                        .interchange_by_reference(&new.sender, reference)
+                        .await?
+                    {
+                        return self
+                            .duplicate_reference(
+                                partner,
+                                &new.sha256,
+                                &new.raw,
+                                &parsed,
+                                original,
+                                now,
+                            )
+                            .await;
+                    }
+                }
+                return Err(StoreError::Conflict {
+                    what: format!("interchange {}", new.id),
+                });
+            }
+            Err(e) => return Err(e),
+        }
+        let stored = self
+            .store
+            .interchange(&id)
+            .await?
+            .ok_or_else(|| StoreError::Conflict {
+                what: format!("interchange {id} vanished after commit"),
+            })?;
+        tracing::info!(interchange = %id, partner = %partner.id, status, "interchange stored");
+        Ok(Submission::Stored(Receipt {
+            interchange: stored,
+            issues: parsed.issues,
+        }))
+    }
+
+    async fn duplicate(
+        &self,
+        original: StoredInterchange,
+        now: Timestamp,
+    ) -> Result<Submission, StoreError> {
+        self.store
+            .append_event(
+                &original.id,
+                now,
+                "duplicate_received",
+                "same bytes received again; original answer returned",
+            )
+            .await?;
+        let issues = serde_json::from_str(&original.issues_json).unwrap_or_default();
+        Ok(Submission::Duplicate(Receipt {
+            interchange: original,
+            issues,
+        }))
+    }
+
+    async fn duplicate_reference(
+        &self,
+        partner: &Partner,
+        sha256: &str,
+        bytes: &[u8],
+        parsed: &Parsed,
+        original: StoredInterchange,
+        now: Timestamp,
+    ) -> Result<Submission, StoreError> {
+        // The same bytes under the same reference (a redelivery that raced
+        // the first copy's commit) are a duplicate, not a clash.
+        if original.sha256 == sha256 && original.partner_id == partner.id {
+            return self.duplicate(original, now).await;
+        }
+        let reference = parsed.interchange.control_reference.clone();
+        let detail = format!(
+            "interchange control reference {reference:?} of sender {:?} was already used by interchange {}",
+            partner.id, original.id
+        );
+        // A CONTRL rejecting the new interchange with 0085 code 26.
+        let mut dup = parsed.clone();
+        dup.issues.push(Issue::error(
+            Code::Duplicate,
+            crate::diag::Location {
+                interchange: Some(reference),
+                segment: Some(1),
+                tag: Some("UNB".into()),
+                element: Some(5),
+                ..Default::default()
+            },
+            detail.clone(),
+        ));
+        dup.error_count += 1;
+        let ack = contrl_for(&dup, &uuid::Uuid::now_v7().to_string(), now);
+        self.store
+            .append_event(
+                &original.id,
+                now,
+                "duplicate_reference_refused",
+                &format!("other bytes (sha256 {sha256}) with the same reference refused"),
+            )
+            .await?;
+        let refused = Refused {
+            reason: RefusalReason::DuplicateReference {
+                original: original.id,
+            },
+            code: Code::Duplicate,
+            detail,
+            acknowledgement: Some(ack),
+        };
+        self.record_refusal(partner, sha256, bytes.len(), refused, now)
+            .await
+    }
+
+    async fn record_refusal(
+        &self,
+        partner: &Partner,
+        sha256: &str,
+        size: usize,
+        refused: Refused,
+        now: Timestamp,
+    ) -> Result<Submission, StoreError> {
+        self.store
+            .refuse(&Refusal {
+                partner_id: Some(partner.id.clone()),
+                at: now,
+                sha256: sha256.to_owned(),
+                size_bytes: size as i64,
+                code: refused.code.as_str().to_owned(),
+                detail: refused.detail.clone(),
+            })
+            .await?;
+        tracing::warn!(partner = %partner.id, code = %refused.code, detail = %refused.detail, "submission refused");
+        Ok(Submission::Refused(refused))
+    }
+}
+
+/// The CONTRL for a stored interchange; its reference comes from the
+/// interchange id so that it is unique.
+fn contrl_for(parsed: &Parsed, id: &str, now: Timestamp) -> String {
+    let unique: String = id
+        .chars()
+        .filter(char::is_ascii_hexdigit)
+        .rev()
+        .take(13)
+        .collect();
+    let options = contrl::Options::at(
+        now,
+        parsed.interchange.syntax_version == "4",
+        unique.to_uppercase(),
+    );
+    String::from_utf8_lossy(&contrl::build(parsed, &options).bytes).into_owned()
+}
+
+/// A new random API token (shown once) and its stored hash.
+pub fn new_token() -> Result<(String, String), getrandom::Error> {
+    let mut bytes = [0u8; 32];
+    getrandom::getrandom(&mut bytes)?;
+    let token = format!("th_{}", hex(&bytes));
+    let hash = sha256_hex(token.as_bytes());
+    Ok((token, hash))
+}

@@ -1,0 +1,504 @@
+//! Durable storage: partners, interchanges with their raw bytes, the
+//! append-only event trail and refused submissions, in SQLite (the embedded
+//! default) or PostgreSQL, with the same schema and the same queries.
+//!
+//! Queries are written once with PostgreSQL's `$n` placeholders; for SQLite
+//! they are rewritten to its equivalent `?n` form.
+
+use std::path::Path;
+use std::time::Duration;
+
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
+
+use crate::timestamp::Timestamp;
+
+/// Which database the store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A storage failure. `retryable` says whether trying again can help
+/// (connection loss, busy database) or not (constraint, bad URL).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store URL {0:?} is neither sqlite: nor postgres:")]
+    UnsupportedUrl(String),
+    #[error("{what} already exists")]
+    Conflict { what: String },
+    #[error("database error: {source}")]
+    Database {
+        #[source]
+        source: sqlx::Error,
+        retryable: bool,
+    },
+    #[error("migration failed: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+impl StoreError {
+    /// True when the same operation may succeed if tried again.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Database {
+                retryable: true,
+                ..
+            }
+        )
+    }
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(source: sqlx::Error) -> Self {
+        if let sqlx::Error::Database(db) = &source {
+            if db.is_unique_violation() {
+                return StoreError::Conflict {
+                    what: db.message().to_owned(),
+                };
+            }
+        }
+        let retryable = matches!(
+            source,
+            sqlx::Error::Io(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::WorkerCrashed
+        ) || matches!(&source, sqlx::Error::Database(db) if db.message().contains("database is locked"));
+        StoreError::Database { source, retryable }
+    }
+}
+
+/// A trading partner allowed to submit.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Partner {
+    pub id: String,
+    pub name: String,
+}
+
+/// What intake stores for one received interchange.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewInterchange {
+    pub id: String,
+    pub partner_id: String,
+    pub sender: String,
+    pub control_reference: Option<String>,
+    pub sha256: String,
+    pub format: String,
+    pub status: String,
+    pub received_at: Timestamp,
+    pub message_count: i64,
+    pub error_count: i64,
+    pub issues_json: String,
+    pub acknowledgement: String,
+    pub raw: Vec<u8>,
+}
+
+/// A stored interchange (without its raw bytes).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct StoredInterchange {
+    pub id: String,
+    pub partner_id: String,
+    pub sender: String,
+    pub control_reference: Option<String>,
+    pub sha256: String,
+    pub format: String,
+    pub status: String,
+    pub received_at: String,
+    pub size_bytes: i64,
+    pub message_count: i64,
+    pub error_count: i64,
+    #[serde(skip)]
+    pub issues_json: String,
+    pub acknowledgement: String,
+}
+
+/// One row of the audit trail.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Event {
+    pub seq: i64,
+    pub at: String,
+    pub kind: String,
+    pub detail: String,
+}
+
+/// A submission that was refused before it became an interchange.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub partner_id: Option<String>,
+    pub at: Timestamp,
+    pub sha256: String,
+    pub size_bytes: i64,
+    pub code: String,
+    pub detail: String,
+}
+
+/// The database behind the hub.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+const INTERCHANGE_COLUMNS: &str = "id, partner_id, sender, control_reference, sha256, format, status, received_at, \
+     size_bytes, message_count, error_count, issues_json, acknowledgement";
+
+impl Store {
+    /// Opens (creating an SQLite file if needed) and migrates the store.
+    pub async fn open(url: &str) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            return Err(StoreError::UnsupportedUrl(url.to_owned()));
+        };
+        let mut options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(10));
+        let url = if backend == Backend::Sqlite {
+            options = options.max_connections(4).after_connect(|conn, _| {
+                Box::pin(async move {
+                    // WAL with synchronous=FULL: a commit is on disk before
+                    // it returns; readers do not block the writer.
+                    sqlx::query("PRAGMA journal_mode=WAL")
+                        .execute(&mut *conn)
+                        .await?;
+                    sqlx::query("PRAGMA synchronous=FULL")
+                        .execute(&mut *conn)
+                        .await?;
+                    sqlx::query("PRAGMA busy_timeout=5000")
+                        .execute(&mut *conn)
+                        .await?;
+                    sqlx::query("PRAGMA foreign_keys=ON")
+                        .execute(&mut *conn)
+                        .await?;
+                    Ok(())
+                })
+            });
+            if url.contains('?') {
+                url.to_owned()
+            } else {
+                format!("{url}?mode=rwc")
+            }
+        } else {
+            options = options.max_connections(16);
+            url.to_owned()
+        };
+        let pool = options.connect(&url).await?;
+        match backend {
+            Backend::Sqlite => sqlx::migrate!("migrations/sqlite").run(&pool).await?,
+            Backend::Postgres => sqlx::migrate!("migrations/postgres").run(&pool).await?,
+        }
+        Ok(Store { pool, backend })
+    }
+
+    /// The SQLite URL of the embedded store in `data_dir`, creating the directory.
+    pub fn embedded_url(data_dir: &Path) -> Result<String, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::DataDir {
+            path: data_dir.display().to_string(),
+            source,
+        })?;
+        Ok(format!(
+            "sqlite://{}",
+            data_dir.join("tradehub.db").display()
+        ))
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    fn sql(&self, query: &str) -> String {
+        match self.backend {
+            Backend::Postgres => query.to_owned(),
+            Backend::Sqlite => query.replace('$', "?"),
+        }
+    }
+
+    /// Checks that the database answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Registers a partner with the hash of its API token.
+    pub async fn add_partner(
+        &self,
+        id: &str,
+        name: &str,
+        token_hash: &str,
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
+        let sql = self
+            .sql("INSERT INTO partners (id, name, token_hash, created_at) VALUES ($1, $2, $3, $4)");
+        sqlx::query(&sql)
+            .bind(id)
+            .bind(name)
+            .bind(token_hash)
+            .bind(at.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(|e| match StoreError::from(e) {
+                StoreError::Conflict { .. } => StoreError::Conflict {
+                    what: format!("partner {id}"),
+                },
+                other => other,
+            })?;
+        Ok(())
+    }
+
+    /// The partner whose token hashes to `token_hash`.
+    pub async fn partner_by_token(&self, token_hash: &str) -> Result<Option<Partner>, StoreError> {
+        let sql = self.sql("SELECT id, name FROM partners WHERE token_hash = $1");
+        let row = sqlx::query(&sql)
+            .bind(token_hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| {
+            Ok(Partner {
+                id: r.try_get("id")?,
+                name: r.try_get("name")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Stores an interchange and its first events in one transaction.
+    /// A unique violation (same sender and control reference, or same bytes
+    /// from the same partner) is [`StoreError::Conflict`].
+    pub async fn insert_interchange(
+        &self,
+        new: &NewInterchange,
+        events: &[(&str, String)],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let sql = self.sql(
+            "INSERT INTO interchanges (id, partner_id, sender, control_reference, sha256, format, status, \
+             received_at, size_bytes, message_count, error_count, issues_json, acknowledgement, raw) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+        );
+        sqlx::query(&sql)
+            .bind(&new.id)
+            .bind(&new.partner_id)
+            .bind(&new.sender)
+            .bind(new.control_reference.clone())
+            .bind(&new.sha256)
+            .bind(&new.format)
+            .bind(&new.status)
+            .bind(new.received_at.to_string())
+            .bind(new.raw.len() as i64)
+            .bind(new.message_count)
+            .bind(new.error_count)
+            .bind(&new.issues_json)
+            .bind(&new.acknowledgement)
+            .bind(new.raw.clone())
+            .execute(&mut *tx)
+            .await?;
+        let sql = self
+            .sql("INSERT INTO events (interchange_id, at, kind, detail) VALUES ($1, $2, $3, $4)");
+        for (kind, detail) in events {
+            sqlx::query(&sql)
+                .bind(&new.id)
+                .bind(new.received_at.to_string())
+                .bind(*kind)
+                .bind(detail)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Appends one event to an interchange's trail.
+    pub async fn append_event(
+        &self,
+        id: &str,
+        at: Timestamp,
+        kind: &str,
+        detail: &str,
+    ) -> Result<(), StoreError> {
+        let sql = self
+            .sql("INSERT INTO events (interchange_id, at, kind, detail) VALUES ($1, $2, $3, $4)");
+        sqlx::query(&sql)
+            .bind(id)
+            .bind(at.to_string())
+            .bind(kind)
+            .bind(detail)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Records a refused submission.
+    pub async fn refuse(&self, refusal: &Refusal) -> Result<(), StoreError> {
+        let sql = self.sql(
+            "INSERT INTO refusals (partner_id, at, sha256, size_bytes, code, detail) VALUES ($1, $2, $3, $4, $5, $6)",
+        );
+        sqlx::query(&sql)
+            .bind(refusal.partner_id.clone())
+            .bind(refusal.at.to_string())
+            .bind(&refusal.sha256)
+            .bind(refusal.size_bytes)
+            .bind(&refusal.code)
+            .bind(&refusal.detail)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Refusals recorded for a partner, newest first (at most `limit`).
+    pub async fn refusals(
+        &self,
+        partner_id: &str,
+        limit: i64,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let sql = self.sql(
+            "SELECT code, detail FROM refusals WHERE partner_id = $1 ORDER BY seq DESC LIMIT $2",
+        );
+        let rows = sqlx::query(&sql)
+            .bind(partner_id)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("code")?, r.try_get("detail")?)))
+            .collect()
+    }
+
+    pub async fn interchange(&self, id: &str) -> Result<Option<StoredInterchange>, StoreError> {
+        let sql = self.sql(&format!(
+            "SELECT {INTERCHANGE_COLUMNS} FROM interchanges WHERE id = $1"
+        ));
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(stored).transpose()
+    }
+
+    /// The interchange a partner already sent with these bytes.
+    pub async fn interchange_by_hash(
+        &self,
+        partner_id: &str,
+        sha256: &str,
+    ) -> Result<Option<StoredInterchange>, StoreError> {
+        let sql = self.sql(&format!(
+            "SELECT {INTERCHANGE_COLUMNS} FROM interchanges WHERE partner_id = $1 AND sha256 = $2"
+        ));
+        let row = sqlx::query(&sql)
+            .bind(partner_id)
+            .bind(sha256)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(stored).transpose()
+    }
+
+    /// The interchange with this sender and control reference.
+    pub async fn interchange_by_reference(
+        &self,
+        sender: &str,
+        control_reference: &str,
+    ) -> Result<Option<StoredInterchange>, StoreError> {
+        let sql = self.sql(&format!(
+            "SELECT {INTERCHANGE_COLUMNS} FROM interchanges WHERE sender = $1 AND control_reference = $2"
+        ));
+        let row = sqlx::query(&sql)
+            .bind(sender)
+            .bind(control_reference)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(stored).transpose()
+    }
+
+    /// The raw bytes exactly as received.
+    pub async fn raw(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let sql = self.sql("SELECT raw FROM interchanges WHERE id = $1");
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| r.try_get::<Vec<u8>, _>("raw").map_err(StoreError::from))
+            .transpose()
+    }
+
+    pub async fn events(&self, id: &str) -> Result<Vec<Event>, StoreError> {
+        let sql = self
+            .sql("SELECT seq, at, kind, detail FROM events WHERE interchange_id = $1 ORDER BY seq");
+        let rows = sqlx::query(&sql).bind(id).fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Event {
+                    seq: r.try_get("seq")?,
+                    at: r.try_get("at")?,
+                    kind: r.try_get("kind")?,
+                    detail: r.try_get("detail")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Counts rows of a table (operations and tests).
+    pub async fn count(&self, table: Table) -> Result<i64, StoreError> {
+        let sql = format!("SELECT COUNT(*) AS n FROM {}", table.name());
+        let row = sqlx::query(&sql).fetch_one(&self.pool).await?;
+        Ok(row.try_get("n")?)
+    }
+
+    /// Tries to rewrite the audit trail; the database must refuse.
+    #[doc(hidden)]
+    pub async fn try_rewrite_events(&self) -> Result<u64, StoreError> {
+        let done = sqlx::query("UPDATE events SET detail = 'rewritten'")
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+}
+
+/// Tables whose rows can be counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    Partners,
+    Interchanges,
+    Events,
+    Refusals,
+}
+
+impl Table {
+    fn name(self) -> &'static str {
+        match self {
+            Table::Partners => "partners",
+            Table::Interchanges => "interchanges",
+            Table::Events => "events",
+            Table::Refusals => "refusals",
+        }
+    }
+}
+
+fn stored(r: &AnyRow) -> Result<StoredInterchange, StoreError> {
+    Ok(StoredInterchange {
+        id: r.try_get("id")?,
+        partner_id: r.try_get("partner_id")?,
+        sender: r.try_get("sender")?,
+        control_reference: r.try_get("control_reference")?,
+        sha256: r.try_get("sha256")?,
+        format: r.try_get("format")?,
+        status: r.try_get("status")?,
+        received_at: r.try_get("received_at")?,
+        size_bytes: r.try_get("size_bytes")?,
+        message_count: r.try_get("message_count")?,
+        error_count: r.try_get("error_count")?,
+        issues_json: r.try_get("issues_json")?,
+        acknowledgement: r.try_get("acknowledgement")?,
+    })
+}

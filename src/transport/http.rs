@@ -1,0 +1,285 @@
+//! The HTTP adapter: partners submit interchanges and read their status;
+//! operators probe health. Errors are RFC 9457 problem details.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::json;
+use tokio::net::TcpListener;
+
+use crate::hub::{Intake, RefusalReason, Submission, sha256_hex};
+use crate::store::{Partner, Refusal, StoreError};
+use crate::timestamp::Timestamp;
+
+/// Settings of the HTTP adapter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpSettings {
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            max_body_bytes: 16 * 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct App {
+    intake: Intake,
+}
+
+/// The router of the hub's HTTP API.
+pub fn router(intake: Intake, settings: HttpSettings) -> Router {
+    let app = Arc::new(App { intake });
+    Router::new()
+        .route("/v1/interchanges", post(post_interchange))
+        .route("/v1/interchanges/{id}", get(get_interchange))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .layer(DefaultBodyLimit::max(settings.max_body_bytes))
+        .with_state(app)
+}
+
+/// Serves the API on `listener` until `shutdown` completes, then finishes
+/// the requests in flight.
+pub async fn serve<F>(
+    listener: TcpListener,
+    intake: Intake,
+    settings: HttpSettings,
+    shutdown: F,
+) -> std::io::Result<()>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    axum::serve(listener, router(intake, settings))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// An RFC 9457 problem details response.
+fn problem(
+    status: StatusCode,
+    slug: &str,
+    title: &str,
+    detail: impl Into<String>,
+    extra: serde_json::Value,
+) -> Response {
+    let mut body = json!({
+        "type": format!("urn:tradehub:problem:{slug}"),
+        "title": title,
+        "status": status.as_u16(),
+        "detail": detail.into(),
+    });
+    if let (Some(map), serde_json::Value::Object(more)) = (body.as_object_mut(), extra) {
+        map.extend(more);
+    }
+    let mut response = (status, Json(body)).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    response
+}
+
+fn store_problem(e: &StoreError) -> Response {
+    tracing::error!(error = %e, "store error");
+    let status = if e.is_retryable() {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::INTERNAL_SERVER_ERROR
+    };
+    problem(
+        status,
+        "store",
+        "Storage failure",
+        "the interchange was not stored; try again",
+        json!({"retryable": e.is_retryable()}),
+    )
+}
+
+async fn authenticate(app: &App, headers: &HeaderMap) -> Result<Partner, Response> {
+    let unauthorized = |detail: &str| {
+        let mut r = problem(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "Authentication required",
+            detail,
+            json!({}),
+        );
+        r.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        r
+    };
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| unauthorized("send Authorization: Bearer <API token>"))?;
+    match app
+        .intake
+        .store()
+        .partner_by_token(&sha256_hex(token.as_bytes()))
+        .await
+    {
+        Ok(Some(partner)) => Ok(partner),
+        Ok(None) => Err(unauthorized("unknown API token")),
+        Err(e) => Err(store_problem(&e)),
+    }
+}
+
+async fn post_interchange(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let partner = match authenticate(&app, &headers).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let body = match body {
+        Ok(b) => b,
+        Err(rejection) => {
+            let status = rejection.status();
+            let refusal = Refusal {
+                partner_id: Some(partner.id.clone()),
+                at: Timestamp::now(),
+                sha256: String::new(),
+                size_bytes: headers
+                    .get(header::CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(-1),
+                code: "HTTP413".into(),
+                detail: rejection.body_text(),
+            };
+            if let Err(e) = app.intake.store().refuse(&refusal).await {
+                return store_problem(&e);
+            }
+            let slug = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                "too-large"
+            } else {
+                "bad-body"
+            };
+            return problem(
+                status,
+                slug,
+                "Request body refused",
+                rejection.body_text(),
+                json!({}),
+            );
+        }
+    };
+    match app.intake.submit(&partner, body.to_vec()).await {
+        Ok(Submission::Stored(receipt)) => {
+            let mut r = (
+                StatusCode::ACCEPTED,
+                Json(json!({"duplicate": false, "interchange": receipt})),
+            )
+                .into_response();
+            if let Ok(v) =
+                HeaderValue::from_str(&format!("/v1/interchanges/{}", receipt.interchange.id))
+            {
+                r.headers_mut().insert(header::LOCATION, v);
+            }
+            r
+        }
+        Ok(Submission::Duplicate(receipt)) => (
+            StatusCode::OK,
+            Json(json!({"duplicate": true, "interchange": receipt})),
+        )
+            .into_response(),
+        Ok(Submission::Refused(refused)) => {
+            let (status, slug, title) = match &refused.reason {
+                RefusalReason::WrongSender { .. } => (
+                    StatusCode::FORBIDDEN,
+                    "wrong-sender",
+                    "Sender is not the authenticated partner",
+                ),
+                RefusalReason::DuplicateReference { .. } => (
+                    StatusCode::CONFLICT,
+                    "duplicate-reference",
+                    "Interchange control reference already used",
+                ),
+                RefusalReason::NotAnInterchange => (
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "not-an-interchange",
+                    "Body is not an interchange",
+                ),
+            };
+            let mut extra = json!({"code": refused.code.as_str()});
+            if let RefusalReason::DuplicateReference { original } = &refused.reason {
+                extra["original"] = json!(original);
+            }
+            if let Some(ack) = &refused.acknowledgement {
+                extra["acknowledgement"] = json!(ack);
+            }
+            problem(status, slug, title, refused.detail, extra)
+        }
+        Err(e) => store_problem(&e),
+    }
+}
+
+async fn get_interchange(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let partner = match authenticate(&app, &headers).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let store = app.intake.store();
+    let found = match store.interchange(&id).await {
+        Ok(found) => found,
+        Err(e) => return store_problem(&e),
+    };
+    // Another partner's interchange is as good as absent.
+    let Some(ic) = found.filter(|ic| ic.partner_id == partner.id) else {
+        return problem(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            "No such interchange",
+            format!("no interchange {id}"),
+            json!({}),
+        );
+    };
+    let events = match store.events(&id).await {
+        Ok(e) => e,
+        Err(e) => return store_problem(&e),
+    };
+    let issues: serde_json::Value = serde_json::from_str(&ic.issues_json).unwrap_or(json!([]));
+    (
+        StatusCode::OK,
+        Json(json!({"interchange": ic, "issues": issues, "events": events})),
+    )
+        .into_response()
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+async fn readyz(State(app): State<Arc<App>>) -> Response {
+    match app.intake.store().ping().await {
+        Ok(()) => (StatusCode::OK, Json(json!({"store": "ok"}))).into_response(),
+        Err(e) => problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not-ready",
+            "Not ready",
+            e.to_string(),
+            json!({"store": "down"}),
+        ),
+    }
+}

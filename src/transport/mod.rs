@@ -1,0 +1,3 @@
+//! Adapters that move messages in and out of the hub.
+
+pub mod http;

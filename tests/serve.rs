@@ -1,0 +1,277 @@
+//! The hub's HTTP intake over real TCP, on the embedded store (SQLite in a
+//! temporary directory) and on the machine's PostgreSQL: durable 202 with
+//! CONTRL, duplicates, wrong sender, authentication, size limit, status
+//! reads, the append-only trail and concurrent redelivery.
+
+// Test helpers may panic: a panic is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use common::request;
+use tradehub::edifact::Limits;
+use tradehub::hub::{Intake, new_token};
+use tradehub::store::{Store, Table};
+use tradehub::timestamp::Timestamp;
+use tradehub::transport::http::{self, HttpSettings};
+
+fn fixture(rel: &str) -> Vec<u8> {
+    std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures/edifact")
+            .join(rel),
+    )
+    .unwrap()
+}
+
+struct Hub {
+    addr: SocketAddr,
+    store: Store,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    broker: String,
+    other: String,
+}
+
+async fn start(url: &str) -> Hub {
+    let store = Store::open(url).await.unwrap();
+    let (broker, hash) = new_token().unwrap();
+    store
+        .add_partner(
+            "KRBROKER01",
+            "Hanbit Customs Brokers",
+            &hash,
+            Timestamp::now(),
+        )
+        .await
+        .unwrap();
+    let (other, hash) = new_token().unwrap();
+    store
+        .add_partner("OTHERBROKER", "Other Broker", &hash, Timestamp::now())
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let intake = Intake::new(store.clone(), Limits::default());
+    let settings = HttpSettings {
+        max_body_bytes: 64 * 1024,
+    };
+    let task = tokio::spawn(http::serve(listener, intake, settings, async move {
+        let _ = stopped.await;
+    }));
+    Hub {
+        addr,
+        store,
+        stop,
+        task,
+        broker,
+        other,
+    }
+}
+
+async fn scenario(url: &str) {
+    let hub = start(url).await;
+    let addr = hub.addr;
+    let good = fixture("ok/cusdec-d96b-unoc.edi");
+
+    // Health.
+    assert_eq!(
+        request(addr, "GET", "/healthz", None, b"").await.status,
+        200
+    );
+    assert_eq!(request(addr, "GET", "/readyz", None, b"").await.status, 200);
+
+    // Authentication.
+    let r = request(addr, "POST", "/v1/interchanges", None, &good).await;
+    assert_eq!(r.status, 401);
+    assert_eq!(r.header("content-type"), Some("application/problem+json"));
+    assert_eq!(r.header("www-authenticate"), Some("Bearer"));
+    assert_eq!(
+        request(addr, "POST", "/v1/interchanges", Some("th_wrong"), &good)
+            .await
+            .status,
+        401
+    );
+
+    // A valid interchange: 202 after the commit, with an accepting CONTRL.
+    let r = request(addr, "POST", "/v1/interchanges", Some(&hub.broker), &good).await;
+    assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
+    let body = r.json();
+    let id = body["interchange"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        r.header("location"),
+        Some(format!("/v1/interchanges/{id}").as_str())
+    );
+    assert_eq!(body["duplicate"], false);
+    assert_eq!(body["interchange"]["status"], "validated");
+    assert_eq!(body["interchange"]["message_count"], 2);
+    let ack = body["interchange"]["acknowledgement"].as_str().unwrap();
+    assert!(
+        ack.contains("UCI+20261124001+KRBROKER01:ZZZ+TRADEHUB:ZZZ+7'"),
+        "{ack}"
+    );
+    assert_eq!(
+        hub.store.raw(&id).await.unwrap().unwrap(),
+        good,
+        "raw bytes kept exactly"
+    );
+
+    // The same bytes again: the original answer, nothing new.
+    let r = request(addr, "POST", "/v1/interchanges", Some(&hub.broker), &good).await;
+    assert_eq!(r.status, 200);
+    let again = r.json();
+    assert_eq!(again["duplicate"], true);
+    assert_eq!(again["interchange"]["id"], id.as_str());
+    assert_eq!(
+        again["interchange"]["acknowledgement"],
+        body["interchange"]["acknowledgement"]
+    );
+    assert_eq!(hub.store.count(Table::Interchanges).await.unwrap(), 1);
+
+    // Other bytes with the same sender and control reference: refused, 26.
+    let clash = fixture("err/unt-count.edi");
+    let r = request(addr, "POST", "/v1/interchanges", Some(&hub.broker), &clash).await;
+    assert_eq!(r.status, 409);
+    let p = r.json();
+    assert_eq!(p["code"], "E0026");
+    assert_eq!(p["original"], id.as_str());
+    assert!(
+        p["acknowledgement"]
+            .as_str()
+            .unwrap()
+            .contains("UCI+20261124001+KRBROKER01:ZZZ+TRADEHUB:ZZZ+4+26+UNB+5'"),
+        "{p}"
+    );
+    assert_eq!(hub.store.count(Table::Interchanges).await.unwrap(), 1);
+
+    // An invalid interchange with a new reference: stored as rejected, and
+    // the CONTRL says where.
+    let bad = String::from_utf8(clash)
+        .unwrap()
+        .replace("20261124001", "20261124777")
+        .into_bytes();
+    let r = request(addr, "POST", "/v1/interchanges", Some(&hub.broker), &bad).await;
+    assert_eq!(r.status, 202);
+    let rejected = r.json();
+    assert_eq!(rejected["interchange"]["status"], "rejected");
+    assert_eq!(rejected["interchange"]["error_count"], 1);
+    assert_eq!(rejected["interchange"]["issues"][0]["code"], "E0029");
+    let ack = rejected["interchange"]["acknowledgement"].as_str().unwrap();
+    assert!(ack.contains("UCM+1+CUSDEC:D:96B:UN+4+29+UNT+1'"), "{ack}");
+
+    // Another partner may not submit as KRBROKER01, nor read its interchanges.
+    let r = request(addr, "POST", "/v1/interchanges", Some(&hub.other), &good).await;
+    assert_eq!(r.status, 403);
+    assert_eq!(r.json()["code"], "HUB201");
+    let r = request(
+        addr,
+        "GET",
+        &format!("/v1/interchanges/{id}"),
+        Some(&hub.other),
+        b"",
+    )
+    .await;
+    assert_eq!(r.status, 404);
+    let refusals = hub.store.refusals("OTHERBROKER", 10).await.unwrap();
+    assert_eq!(refusals.len(), 1);
+    assert_eq!(refusals[0].0, "HUB201");
+
+    // Not EDIFACT at all.
+    let r = request(
+        addr,
+        "POST",
+        "/v1/interchanges",
+        Some(&hub.broker),
+        b"<Declaration/>",
+    )
+    .await;
+    assert_eq!(r.status, 415);
+    assert_eq!(r.json()["code"], "EDI104");
+
+    // Over the body limit.
+    let big = vec![b'A'; 100 * 1024];
+    let r = request(addr, "POST", "/v1/interchanges", Some(&hub.broker), &big).await;
+    assert_eq!(r.status, 413);
+    assert_eq!(r.header("content-type"), Some("application/problem+json"));
+
+    // Status with the audit trail.
+    let r = request(
+        addr,
+        "GET",
+        &format!("/v1/interchanges/{id}"),
+        Some(&hub.broker),
+        b"",
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let status = r.json();
+    let kinds: Vec<&str> = status["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "received",
+            "validated",
+            "duplicate_received",
+            "duplicate_reference_refused"
+        ]
+    );
+    assert!(
+        hub.store.try_rewrite_events().await.is_err(),
+        "events must be append-only"
+    );
+
+    // Concurrent redelivery of a new interchange: exactly one is stored.
+    let fresh = String::from_utf8(good.clone())
+        .unwrap()
+        .replace("20261124001", "20261124555")
+        .into_bytes();
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let (body, token) = (fresh.clone(), hub.broker.clone());
+        tasks.push(tokio::spawn(async move {
+            request(addr, "POST", "/v1/interchanges", Some(&token), &body).await
+        }));
+    }
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap().status);
+    }
+    statuses.sort_unstable();
+    assert_eq!(
+        statuses,
+        [200, 200, 200, 200, 200, 200, 200, 202],
+        "one stored, seven duplicates"
+    );
+    assert_eq!(hub.store.count(Table::Interchanges).await.unwrap(), 3);
+
+    hub.stop.send(()).unwrap();
+    hub.task.await.unwrap().unwrap();
+    hub.store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn embedded_sqlite_intake() {
+    let dir =
+        std::env::temp_dir().join(format!("tradehub-serve-{}", uuid::Uuid::now_v7().simple()));
+    let url = Store::embedded_url(&dir).unwrap();
+    scenario(&url).await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_intake() {
+    let Some((url, name)) = common::pg_database().await else {
+        return;
+    };
+    scenario(&url).await;
+    common::drop_pg_database(&name).await;
+}
