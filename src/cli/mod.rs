@@ -99,6 +99,22 @@ enum Command {
         #[arg(long, env = "TRADEHUB_MAX_SEGMENT_BYTES", default_value_t = Limits::default().max_segment_bytes)]
         max_segment_bytes: usize,
     },
+    /// Submit an interchange to a running hub and print its answer.
+    Submit {
+        file: PathBuf,
+        #[command(flatten)]
+        client: ClientArgs,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
+    /// Show the status, issues and audit trail of a submitted interchange.
+    Status {
+        id: String,
+        #[command(flatten)]
+        client: ClientArgs,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
     /// Manage trading partners.
     Partner {
         #[command(subcommand)]
@@ -116,6 +132,126 @@ enum Command {
         #[arg(long)]
         at: Option<String>,
     },
+}
+
+/// How to reach a running hub.
+#[derive(Debug, Clone, clap::Args)]
+struct ClientArgs {
+    /// Base URL of the hub.
+    #[arg(long, env = "TRADEHUB_URL", default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// The partner's API token (from `tradehub partner add`).
+    #[arg(long, env = "TRADEHUB_TOKEN", hide_env_values = true)]
+    token: String,
+}
+
+/// One call to the hub: the HTTP status and the JSON body.
+fn call(
+    client: &ClientArgs,
+    request: ureq::Request,
+    body: Option<&[u8]>,
+) -> Result<(u16, serde_json::Value), CliError> {
+    let request = request
+        .set("Authorization", &format!("Bearer {}", client.token))
+        .timeout(std::time::Duration::from_secs(60));
+    let result = match body {
+        Some(bytes) => request.send_bytes(bytes),
+        None => request.call(),
+    };
+    let response = match result {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => return Err(CliError::Usage(format!("{}: {e}", client.url))),
+    };
+    let code = response.status();
+    let text = response.into_string().map_err(|source| CliError::Io {
+        path: client.url.clone(),
+        source,
+    })?;
+    let json = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+    Ok((code, json))
+}
+
+fn print_answer(code: u16, json: &serde_json::Value, format: Format) -> Result<u8, CliError> {
+    let mut out = io::stdout().lock();
+    let ic = &json["interchange"];
+    let valid = ic["status"] == "validated";
+    match format {
+        Format::Json => {
+            serde_json::to_writer_pretty(&mut out, json).map_err(|e| out_err(e.into()))?;
+            writeln!(out).map_err(out_err)?;
+        }
+        Format::Text if ic.is_object() => {
+            let dup = if json["duplicate"] == true {
+                " (duplicate: original answer)"
+            } else {
+                ""
+            };
+            writeln!(
+                out,
+                "interchange {}: {}{dup} ({} message(s), {} error(s))",
+                ic["id"].as_str().unwrap_or("?"),
+                ic["status"].as_str().unwrap_or("?"),
+                ic["message_count"],
+                ic["error_count"]
+            )
+            .map_err(out_err)?;
+            let issues = json["issues"].as_array().or(ic["issues"].as_array());
+            for issue in issues.into_iter().flatten() {
+                if let Ok(issue) = serde_json::from_value::<Issue>(issue.clone()) {
+                    writeln!(out, "  {issue}").map_err(out_err)?;
+                }
+            }
+            for event in json["events"].as_array().into_iter().flatten() {
+                writeln!(
+                    out,
+                    "  {} {}: {}",
+                    event["at"].as_str().unwrap_or(""),
+                    event["kind"].as_str().unwrap_or(""),
+                    event["detail"].as_str().unwrap_or("")
+                )
+                .map_err(out_err)?;
+            }
+            if let Some(ack) = ic["acknowledgement"].as_str() {
+                writeln!(out, "{ack}").map_err(out_err)?;
+            }
+        }
+        Format::Text => {
+            writeln!(
+                out,
+                "refused ({code}): {}",
+                json["detail"].as_str().unwrap_or(&json.to_string())
+            )
+            .map_err(out_err)?;
+            if let Some(ack) = json["acknowledgement"].as_str() {
+                writeln!(out, "{ack}").map_err(out_err)?;
+            }
+        }
+    }
+    Ok(match code {
+        200..=299 if valid => EXIT_VALID,
+        200..=299 | 403 | 409 | 413 | 415 => EXIT_INVALID,
+        _ => EXIT_USAGE,
+    })
+}
+
+fn submit(path: &Path, client: &ClientArgs, format: Format) -> Result<u8, CliError> {
+    let bytes = read(path)?;
+    let url = format!("{}/v1/interchanges", client.url.trim_end_matches('/'));
+    let (code, json) = call(client, ureq::post(&url), Some(&bytes))?;
+    print_answer(code, &json, format)
+}
+
+fn status(id: &str, client: &ClientArgs, format: Format) -> Result<u8, CliError> {
+    let url = format!("{}/v1/interchanges/{id}", client.url.trim_end_matches('/'));
+    let (code, json) = call(client, ureq::get(&url), None)?;
+    if code == 404 {
+        return Err(CliError::Usage(format!(
+            "no interchange {id} at {}",
+            client.url
+        )));
+    }
+    print_answer(code, &json, format)
 }
 
 /// Where the store is: an explicit URL, or SQLite in the data directory.
@@ -303,6 +439,12 @@ where
             serve(&listen, &store, max_body_bytes, limits)
         }
         Command::Partner { command } => partner(command),
+        Command::Submit {
+            file,
+            client,
+            format,
+        } => submit(&file, &client, format),
+        Command::Status { id, client, format } => status(&id, &client, format),
     };
     match result {
         Ok(code) => ExitCode::from(code),

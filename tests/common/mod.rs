@@ -1,7 +1,13 @@
 //! Helpers shared by the integration tests: a minimal HTTP/1.1 client (so
 //! tests speak real HTTP over TCP) and the test databases of DESIGN §6.
 
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stderr)]
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stderr
+)]
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

@@ -1,0 +1,169 @@
+//! The hub as a user runs it: `tradehub serve` as a process on the embedded
+//! store, `partner add`, `submit` and `status` against it, and a clean stop
+//! on SIGTERM.
+
+// Test helpers may panic: a panic is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_tradehub"))
+}
+
+fn fixture(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/edifact")
+        .join(rel)
+}
+
+#[test]
+fn serve_submit_status_and_stop() {
+    let dir = std::env::temp_dir().join(format!("tradehub-cli-hub-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let data = dir.join("data");
+
+    let out = bin()
+        .args([
+            "partner",
+            "add",
+            "KRBROKER01",
+            "--name",
+            "Hanbit Customs Brokers",
+            "--data-dir",
+        ])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let token = stdout.lines().last().unwrap().trim().to_owned();
+    assert!(token.starts_with("th_") && token.len() == 67, "{stdout}");
+    // The same id twice is refused.
+    let again = bin()
+        .args(["partner", "add", "KRBROKER01", "--name", "X", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(2));
+
+    let mut server = bin()
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .env("TRADEHUB_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(server.stderr.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines
+            .next()
+            .expect("serve exited before listening")
+            .unwrap();
+        if let Some(rest) = line.split("addr=").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_owned();
+        }
+    };
+    // Keep draining the log so the server never blocks on a full pipe.
+    let log = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>());
+    let url = format!("http://{addr}");
+
+    let ok = fixture("ok/cusdec-d96b-unoc.edi");
+    let out = bin()
+        .args(["submit"])
+        .arg(&ok)
+        .args(["--url", &url, "--token", &token])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains(": validated (2 message(s), 0 error(s))"),
+        "{text}"
+    );
+    assert!(
+        text.contains("UCI+20261124001+KRBROKER01:ZZZ+TRADEHUB:ZZZ+7'"),
+        "{text}"
+    );
+    let id = text
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .trim_end_matches(':')
+        .to_owned();
+
+    let out = bin()
+        .args(["submit"])
+        .arg(&ok)
+        .args(["--url", &url, "--token", &token])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("(duplicate: original answer)"));
+
+    let bad = fixture("err/unt-count.edi");
+    let out = bin()
+        .args(["submit"])
+        .arg(&bad)
+        .args(["--url", &url, "--token", &token, "--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "same reference, other bytes: refused"
+    );
+    let problem: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(problem["code"], "E0026");
+
+    let out = bin()
+        .args(["status", &id, "--url", &url])
+        .env("TRADEHUB_TOKEN", &token)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains(" received: "), "{text}");
+    assert!(text.contains(" duplicate_received: "), "{text}");
+
+    let out = bin()
+        .args(["status", "no-such-id", "--url", &url, "--token", &token])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+
+    let out = bin()
+        .args(["submit"])
+        .arg(&ok)
+        .args(["--url", &url, "--token", "th_nope"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "unknown token");
+
+    // SIGTERM: graceful stop, exit 0.
+    let killed = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = server.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    let log = log.join().unwrap();
+    assert!(
+        log.iter().any(|l| l.contains("tradehub stopped")),
+        "{log:?}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
