@@ -17,6 +17,7 @@ use crate::edifact::{self, Limits, ParseOptions, Separators};
 use crate::hub::{Intake, new_token};
 use crate::store::Store;
 use crate::timestamp::Timestamp;
+use crate::transport::drop::{self, DropSettings};
 use crate::transport::http::{self, HttpSettings};
 
 /// Exit code: the input is valid.
@@ -98,6 +99,12 @@ enum Command {
         /// Longest segment accepted, in bytes.
         #[arg(long, env = "TRADEHUB_MAX_SEGMENT_BYTES", default_value_t = Limits::default().max_segment_bytes)]
         max_segment_bytes: usize,
+        /// Drop folder: files in DIR/<PARTNER>/in/ are submitted (default: <data-dir>/drop).
+        #[arg(long, env = "TRADEHUB_DROP_DIR")]
+        drop_dir: Option<PathBuf>,
+        /// How often the drop folder is scanned, in milliseconds.
+        #[arg(long, env = "TRADEHUB_DROP_POLL_MS", default_value_t = 1000)]
+        drop_poll_ms: u64,
     },
     /// Submit an interchange to a running hub and print its answer.
     Submit {
@@ -297,12 +304,18 @@ fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
         })
 }
 
-fn serve(
-    listen: &str,
-    store: &StoreArgs,
+/// What `tradehub serve` was asked to run.
+#[derive(Debug)]
+struct ServeOptions {
+    listen: String,
+    store: StoreArgs,
     max_body_bytes: usize,
     limits: Limits,
-) -> Result<u8, CliError> {
+    drop_dir: PathBuf,
+    drop_poll: std::time::Duration,
+}
+
+fn serve(opts: ServeOptions) -> Result<u8, CliError> {
     let filter = tracing_subscriber::EnvFilter::try_from_env("TRADEHUB_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&io::stderr());
@@ -311,30 +324,34 @@ fn serve(
         .with_writer(io::stderr)
         .with_ansi(ansi)
         .try_init();
-    let url = store.url()?;
+    let url = opts.store.url()?;
+    let listen = opts.listen.clone();
     runtime()?.block_on(async move {
-        let store = Store::open(&url)
-            .await
-            .map_err(|e| CliError::Usage(format!("store: {e}")))?;
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .map_err(|source| CliError::Io {
-                path: listen.to_owned(),
-                source,
-            })?;
-        let addr = listener.local_addr().map_err(|source| CliError::Io {
-            path: listen.to_owned(),
-            source,
-        })?;
-        tracing::info!(%addr, backend = ?store.backend(), "tradehub listening");
-        let intake = Intake::new(store.clone(), limits);
-        let settings = HttpSettings { max_body_bytes };
-        http::serve(listener, intake, settings, shutdown_signal())
-            .await
-            .map_err(|source| CliError::Io {
-                path: addr.to_string(),
-                source,
-            })?;
+        let store = Store::open(&url).await.map_err(|e| CliError::Usage(format!("store: {e}")))?;
+        let io = |source| CliError::Io { path: listen.clone(), source };
+        let listener = tokio::net::TcpListener::bind(&listen).await.map_err(io)?;
+        let addr = listener.local_addr().map_err(io)?;
+        tracing::info!(%addr, backend = ?store.backend(), drop_dir = %opts.drop_dir.display(), "tradehub listening");
+        let intake = Intake::new(store.clone(), opts.limits);
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|v| *v).await;
+        };
+        let drop_settings = DropSettings {
+            dir: opts.drop_dir.clone(),
+            poll: opts.drop_poll,
+            max_file_bytes: opts.max_body_bytes as u64,
+        };
+        let dropper = tokio::spawn(drop::watch(intake.clone(), drop_settings, stopped(stop_rx.clone())));
+        let settings = HttpSettings { max_body_bytes: opts.max_body_bytes };
+        let signal = async move {
+            shutdown_signal().await;
+            let _ = stop_tx.send(true);
+        };
+        let served = http::serve(listener, intake, settings, signal).await;
+        // The drop folder finishes the file in hand (it stops with the signal).
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(30), dropper).await;
+        served.map_err(|source| CliError::Io { path: addr.to_string(), source })?;
         store.close().await;
         tracing::info!("tradehub stopped");
         Ok(EXIT_VALID)
@@ -431,12 +448,22 @@ where
             store,
             max_body_bytes,
             max_segment_bytes,
+            drop_dir,
+            drop_poll_ms,
         } => {
             let limits = Limits {
                 max_segment_bytes,
                 ..Limits::default()
             };
-            serve(&listen, &store, max_body_bytes, limits)
+            let drop_dir = drop_dir.unwrap_or_else(|| store.data_dir.join("drop"));
+            serve(ServeOptions {
+                listen,
+                store,
+                max_body_bytes,
+                limits,
+                drop_dir,
+                drop_poll: std::time::Duration::from_millis(drop_poll_ms.max(10)),
+            })
         }
         Command::Partner { command } => partner(command),
         Command::Submit {

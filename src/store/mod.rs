@@ -258,6 +258,22 @@ impl Store {
         Ok(())
     }
 
+    /// The partner with this id.
+    pub async fn partner(&self, id: &str) -> Result<Option<Partner>, StoreError> {
+        let sql = self.sql("SELECT id, name FROM partners WHERE id = $1");
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| {
+            Ok(Partner {
+                id: r.try_get("id")?,
+                name: r.try_get("name")?,
+            })
+        })
+        .transpose()
+    }
+
     /// The partner whose token hashes to `token_hash`.
     pub async fn partner_by_token(&self, token_hash: &str) -> Result<Option<Partner>, StoreError> {
         let sql = self.sql("SELECT id, name FROM partners WHERE token_hash = $1");

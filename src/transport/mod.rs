@@ -1,3 +1,4 @@
 //! Adapters that move messages in and out of the hub.
 
+pub mod drop;
 pub mod http;

@@ -1,0 +1,200 @@
+//! The drop folder: brokers who deliver files put them in
+//! `<drop-dir>/<PARTNER>/in/`; the hub takes each one through the same intake
+//! as HTTP and moves it to `done/` (with the acknowledgement beside it as
+//! `NAME.ack`) or to `failed/` (with `NAME.err` saying why, and the
+//! acknowledgement when there is one).
+//!
+//! The folder name is the partner: only registered partners' folders are
+//! read. Files are picked up when complete: write them under a name that
+//! starts with `.` or ends with `.part` or `.tmp` and rename them into place.
+//! A file is moved only after its interchange is committed; if the hub stops
+//! in between, the file is submitted again at the next start and answered as
+//! a duplicate, so nothing is lost or stored twice.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::hub::{Intake, Submission};
+use crate::store::{Partner, StoreError};
+
+/// Settings of the drop folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DropSettings {
+    pub dir: PathBuf,
+    /// How often the folders are scanned.
+    pub poll: Duration,
+    /// Larger files are moved to `failed/` unread.
+    pub max_file_bytes: u64,
+}
+
+/// What happened to one file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Done(PathBuf),
+    Failed(PathBuf),
+}
+
+/// Scans until `shutdown` resolves; each scan handles every complete file.
+pub async fn watch<F>(intake: Intake, settings: DropSettings, shutdown: F)
+where
+    F: std::future::Future<Output = ()>,
+{
+    tokio::pin!(shutdown);
+    loop {
+        if let Err(e) = scan(&intake, &settings).await {
+            tracing::error!(error = %e, dir = %settings.dir.display(), "drop folder scan failed");
+        }
+        tokio::select! {
+            _ = &mut shutdown => return,
+            _ = tokio::time::sleep(settings.poll) => {}
+        }
+    }
+}
+
+/// Why a scan stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum DropError {
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> DropError + '_ {
+    move |source| DropError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// One pass over every partner folder. Returns what was done, in order.
+pub async fn scan(intake: &Intake, settings: &DropSettings) -> Result<Vec<Outcome>, DropError> {
+    let mut outcomes = Vec::new();
+    let entries = match std::fs::read_dir(&settings.dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(outcomes),
+        Err(e) => return Err(io_err(&settings.dir)(e)),
+    };
+    let mut partners: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    partners.sort();
+    for folder in partners {
+        let Some(id) = folder
+            .file_name()
+            .and_then(|n| n.to_str())
+            .map(str::to_owned)
+        else {
+            continue;
+        };
+        let Some(partner) = intake.store().partner(&id).await? else {
+            tracing::warn!(folder = %folder.display(), "drop folder of an unknown partner ignored");
+            continue;
+        };
+        let inbox = folder.join("in");
+        let Ok(files) = std::fs::read_dir(&inbox) else {
+            continue;
+        };
+        let mut files: Vec<PathBuf> = files
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.is_file() && is_complete(p))
+            .collect();
+        files.sort();
+        for file in files {
+            outcomes.push(take(intake, settings, &partner, &folder, &file).await?);
+        }
+    }
+    Ok(outcomes)
+}
+
+fn is_complete(path: &Path) -> bool {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    !(name.is_empty() || name.starts_with('.') || name.ends_with(".part") || name.ends_with(".tmp"))
+}
+
+async fn take(
+    intake: &Intake,
+    settings: &DropSettings,
+    partner: &Partner,
+    folder: &Path,
+    file: &Path,
+) -> Result<Outcome, DropError> {
+    let size = std::fs::metadata(file).map_err(io_err(file))?.len();
+    if size > settings.max_file_bytes {
+        let why = format!(
+            "file of {size} bytes exceeds the limit of {} bytes; not read",
+            settings.max_file_bytes
+        );
+        return finish(folder, file, false, None, &why);
+    }
+    let bytes = std::fs::read(file).map_err(io_err(file))?;
+    let outcome = intake.submit(partner, bytes).await?;
+    let name = file.display().to_string();
+    match outcome {
+        Submission::Stored(r) | Submission::Duplicate(r) => {
+            let ok = r.interchange.status == crate::hub::status::VALIDATED;
+            let mut why = format!(
+                "interchange {} {}\n",
+                r.interchange.id, r.interchange.status
+            );
+            for issue in &r.issues {
+                why.push_str(&format!("{issue}\n"));
+            }
+            tracing::info!(file = %name, interchange = %r.interchange.id, status = %r.interchange.status, "drop file taken");
+            finish(folder, file, ok, Some(&r.interchange.acknowledgement), &why)
+        }
+        Submission::Refused(refused) => {
+            let why = format!("refused {}: {}\n", refused.code, refused.detail);
+            finish(
+                folder,
+                file,
+                false,
+                refused.acknowledgement.as_deref(),
+                &why,
+            )
+        }
+    }
+}
+
+/// Moves the file to done/ or failed/ and writes its companions.
+fn finish(
+    folder: &Path,
+    file: &Path,
+    ok: bool,
+    ack: Option<&str>,
+    why: &str,
+) -> Result<Outcome, DropError> {
+    let target_dir = folder.join(if ok { "done" } else { "failed" });
+    std::fs::create_dir_all(&target_dir).map_err(io_err(&target_dir))?;
+    let name = file
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("interchange");
+    let mut target = target_dir.join(name);
+    let mut n = 1;
+    while target.exists() {
+        target = target_dir.join(format!("{name}.{n}"));
+        n += 1;
+    }
+    let companion = |ext: &str| PathBuf::from(format!("{}.{ext}", target.display()));
+    if let Some(ack) = ack {
+        let path = companion("ack");
+        std::fs::write(&path, ack).map_err(io_err(&path))?;
+    }
+    if !ok {
+        let path = companion("err");
+        std::fs::write(&path, why).map_err(io_err(&path))?;
+    }
+    std::fs::rename(file, &target).map_err(io_err(file))?;
+    Ok(if ok {
+        Outcome::Done(target)
+    } else {
+        Outcome::Failed(target)
+    })
+}

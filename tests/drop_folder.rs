@@ -1,0 +1,135 @@
+//! The drop folder on real files: complete files are taken, moved to done/
+//! or failed/ with their acknowledgement and reasons; partial files and
+//! unknown partners' folders are left alone; a file whose interchange was
+//! already stored (a crash between commit and move) ends as a duplicate.
+
+// Test helpers may panic: a panic is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tradehub::edifact::Limits;
+use tradehub::hub::{Intake, new_token};
+use tradehub::store::{Store, Table};
+use tradehub::timestamp::Timestamp;
+use tradehub::transport::drop::{self, DropSettings, Outcome};
+
+fn fixture(rel: &str) -> Vec<u8> {
+    std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures/edifact")
+            .join(rel),
+    )
+    .unwrap()
+}
+
+async fn setup() -> (PathBuf, Intake, DropSettings) {
+    let dir = std::env::temp_dir().join(format!("tradehub-drop-{}", uuid::Uuid::now_v7().simple()));
+    let store = Store::open(&Store::embedded_url(&dir).unwrap())
+        .await
+        .unwrap();
+    let (_, hash) = new_token().unwrap();
+    store
+        .add_partner(
+            "KRBROKER01",
+            "Hanbit Customs Brokers",
+            &hash,
+            Timestamp::now(),
+        )
+        .await
+        .unwrap();
+    let settings = DropSettings {
+        dir: dir.join("drop"),
+        poll: Duration::from_millis(20),
+        max_file_bytes: 64 * 1024,
+    };
+    std::fs::create_dir_all(settings.dir.join("KRBROKER01/in")).unwrap();
+    std::fs::create_dir_all(settings.dir.join("STRANGER/in")).unwrap();
+    (dir, Intake::new(store, Limits::default()), settings)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_are_taken_and_sorted() {
+    let (dir, intake, settings) = setup().await;
+    let inbox = settings.dir.join("KRBROKER01/in");
+    std::fs::write(inbox.join("a-good.edi"), fixture("ok/cusdec-d96b-unoc.edi")).unwrap();
+    let bad = String::from_utf8(fixture("err/unt-count.edi"))
+        .unwrap()
+        .replace("20261124001", "20261124777");
+    std::fs::write(inbox.join("b-bad.edi"), bad).unwrap();
+    std::fs::write(inbox.join("c-partial.edi.part"), b"UNA:+.? 'UNB+").unwrap();
+    std::fs::write(inbox.join("d-big.edi"), vec![b'A'; 100 * 1024]).unwrap();
+    std::fs::write(
+        settings.dir.join("STRANGER/in/x.edi"),
+        fixture("ok/cusdec-d96b-unoc.edi"),
+    )
+    .unwrap();
+
+    let outcomes = drop::scan(&intake, &settings).await.unwrap();
+    let folder = settings.dir.join("KRBROKER01");
+    assert_eq!(
+        outcomes,
+        vec![
+            Outcome::Done(folder.join("done/a-good.edi")),
+            Outcome::Failed(folder.join("failed/b-bad.edi")),
+            Outcome::Failed(folder.join("failed/d-big.edi")),
+        ]
+    );
+    let ack = std::fs::read_to_string(folder.join("done/a-good.edi.ack")).unwrap();
+    assert!(
+        ack.contains("UCI+20261124001+KRBROKER01:ZZZ+TRADEHUB:ZZZ+7'"),
+        "{ack}"
+    );
+    let err = std::fs::read_to_string(folder.join("failed/b-bad.edi.err")).unwrap();
+    assert!(err.contains("rejected") && err.contains("E0029"), "{err}");
+    let ack = std::fs::read_to_string(folder.join("failed/b-bad.edi.ack")).unwrap();
+    assert!(ack.contains("UCM+1+CUSDEC:D:96B:UN+4+29+UNT+1'"), "{ack}");
+    let err = std::fs::read_to_string(folder.join("failed/d-big.edi.err")).unwrap();
+    assert!(err.contains("exceeds the limit"), "{err}");
+    // Left alone: the partial file and the unknown partner's folder.
+    assert!(inbox.join("c-partial.edi.part").exists());
+    assert!(settings.dir.join("STRANGER/in/x.edi").exists());
+    assert_eq!(intake.store().count(Table::Interchanges).await.unwrap(), 2);
+
+    // The same file again (as after a crash between commit and move): a
+    // duplicate, moved to done/ under a new name, nothing stored twice.
+    std::fs::write(inbox.join("a-good.edi"), fixture("ok/cusdec-d96b-unoc.edi")).unwrap();
+    let outcomes = drop::scan(&intake, &settings).await.unwrap();
+    assert_eq!(
+        outcomes,
+        vec![Outcome::Done(folder.join("done/a-good.edi.1"))]
+    );
+    assert_eq!(intake.store().count(Table::Interchanges).await.unwrap(), 2);
+    intake.store().close().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_polls_until_stopped() {
+    let (dir, intake, settings) = setup().await;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(drop::watch(intake.clone(), settings.clone(), async move {
+        let _ = stopped.await;
+    }));
+    let inbox = settings.dir.join("KRBROKER01/in");
+    // Written under a temporary name, then renamed into place.
+    std::fs::write(inbox.join(".incoming"), fixture("ok/cusdec-d96b-unoc.edi")).unwrap();
+    std::fs::rename(inbox.join(".incoming"), inbox.join("late.edi")).unwrap();
+    let done = settings.dir.join("KRBROKER01/done/late.edi");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !done.exists() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "file not taken within 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .unwrap()
+        .unwrap();
+    intake.store().close().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
