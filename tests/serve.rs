@@ -253,6 +253,21 @@ async fn scenario(url: &str) {
     );
     assert_eq!(hub.store.count(Table::Interchanges).await.unwrap(), 3);
 
+    // Metrics count what reached intake: 14 submissions (401 and 413 stop before).
+    let r = request(addr, "GET", "/metrics", None, b"").await;
+    assert_eq!(r.status, 200);
+    let text = String::from_utf8(r.body).unwrap();
+    for line in [
+        "tradehub_interchanges_received_total 14\n",
+        "tradehub_interchanges_validated_total 2\n",
+        "tradehub_interchanges_rejected_total 1\n",
+        "tradehub_duplicates_total 8\n",
+        "tradehub_refused_total 3\n",
+        "tradehub_submit_seconds_count 14\n",
+    ] {
+        assert!(text.contains(line), "{line} missing in\n{text}");
+    }
+
     hub.stop.send(()).unwrap();
     hub.task.await.unwrap().unwrap();
     hub.store.close().await;

@@ -8,7 +8,14 @@
 //! control reference with other bytes → refused with 0085 code 26); a
 //! partner may only submit as itself (UNB sender = authenticated partner).
 
+use std::sync::Arc;
+use std::time::Instant;
+
 use sha2::{Digest, Sha256};
+
+pub mod metrics;
+
+use metrics::Metrics;
 
 use crate::ack::contrl;
 use crate::diag::{Code, Issue};
@@ -70,6 +77,7 @@ pub struct Refused {
 pub struct Intake {
     store: Store,
     limits: Limits,
+    metrics: Arc<Metrics>,
 }
 
 /// The SHA-256 of `bytes` as lower-case hex.
@@ -83,7 +91,15 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 
 impl Intake {
     pub fn new(store: Store, limits: Limits) -> Self {
-        Intake { store, limits }
+        Intake {
+            store,
+            limits,
+            metrics: Arc::new(Metrics::default()),
+        }
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     pub fn store(&self) -> &Store {
@@ -92,6 +108,30 @@ impl Intake {
 
     /// Takes one submission from an authenticated partner.
     pub async fn submit(
+        &self,
+        partner: &Partner,
+        bytes: Vec<u8>,
+    ) -> Result<Submission, StoreError> {
+        let started = Instant::now();
+        let m = &self.metrics;
+        Metrics::inc(&m.received);
+        m.received_bytes
+            .fetch_add(bytes.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        let result = self.submit_inner(partner, bytes).await;
+        match &result {
+            Ok(Submission::Stored(r)) if r.interchange.status == status::VALIDATED => {
+                Metrics::inc(&m.validated)
+            }
+            Ok(Submission::Stored(_)) => Metrics::inc(&m.rejected),
+            Ok(Submission::Duplicate(_)) => Metrics::inc(&m.duplicates),
+            Ok(Submission::Refused(_)) => Metrics::inc(&m.refused),
+            Err(_) => Metrics::inc(&m.store_errors),
+        }
+        m.submit_latency.observe(started.elapsed());
+        result
+    }
+
+    async fn submit_inner(
         &self,
         partner: &Partner,
         bytes: Vec<u8>,

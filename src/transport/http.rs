@@ -46,6 +46,7 @@ pub fn router(intake: Intake, settings: HttpSettings) -> Router {
         .route("/v1/interchanges/{id}", get(get_interchange))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(settings.max_body_bytes))
         .with_state(app)
 }
@@ -265,6 +266,15 @@ async fn get_interchange(
         Json(json!({"interchange": ic, "issues": issues, "events": events})),
     )
         .into_response()
+}
+
+async fn metrics(State(app): State<Arc<App>>) -> Response {
+    let mut r = app.intake.metrics().render().into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4"),
+    );
+    r
 }
 
 async fn healthz() -> &'static str {

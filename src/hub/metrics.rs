@@ -1,0 +1,166 @@
+//! Counters and latency histograms of the hub, exposed in the Prometheus
+//! text format on `/metrics`.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Upper bounds of the latency buckets, in seconds.
+const BUCKETS: [f64; 12] = [
+    0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0,
+];
+
+/// A cumulative histogram of durations.
+#[derive(Debug, Default)]
+pub struct Histogram {
+    buckets: [AtomicU64; BUCKETS.len()],
+    count: AtomicU64,
+    /// Sum in microseconds.
+    sum_micros: AtomicU64,
+}
+
+impl Histogram {
+    pub fn observe(&self, d: Duration) {
+        let secs = d.as_secs_f64();
+        for (bound, bucket) in BUCKETS.iter().zip(&self.buckets) {
+            if secs <= *bound {
+                bucket.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_micros.fetch_add(
+            d.as_micros().min(u128::from(u64::MAX)) as u64,
+            Ordering::Relaxed,
+        );
+    }
+
+    fn render(&self, name: &str, help: &str, out: &mut String) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        for (bound, bucket) in BUCKETS.iter().zip(&self.buckets) {
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{le=\"{bound}\"}} {}",
+                bucket.load(Ordering::Relaxed)
+            );
+        }
+        let count = self.count.load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
+        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "{name}_sum {sum}\n{name}_count {count}");
+    }
+}
+
+/// Everything the hub counts.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub received: AtomicU64,
+    pub received_bytes: AtomicU64,
+    pub validated: AtomicU64,
+    pub rejected: AtomicU64,
+    pub duplicates: AtomicU64,
+    pub refused: AtomicU64,
+    pub store_errors: AtomicU64,
+    /// Receipt of the bytes to the committed, acknowledged answer.
+    pub submit_latency: Histogram,
+}
+
+impl Metrics {
+    pub fn inc(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let counters: [(&str, &str, &AtomicU64); 7] = [
+            (
+                "tradehub_interchanges_received_total",
+                "Submissions received (all transports).",
+                &self.received,
+            ),
+            (
+                "tradehub_received_bytes_total",
+                "Bytes received in submissions.",
+                &self.received_bytes,
+            ),
+            (
+                "tradehub_interchanges_validated_total",
+                "Interchanges stored without syntax errors.",
+                &self.validated,
+            ),
+            (
+                "tradehub_interchanges_rejected_total",
+                "Interchanges stored as rejected (syntax errors).",
+                &self.rejected,
+            ),
+            (
+                "tradehub_duplicates_total",
+                "Redeliveries answered with the original receipt.",
+                &self.duplicates,
+            ),
+            (
+                "tradehub_refused_total",
+                "Submissions refused (wrong sender, duplicate reference, not an interchange).",
+                &self.refused,
+            ),
+            (
+                "tradehub_store_errors_total",
+                "Submissions that failed on a storage error.",
+                &self.store_errors,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                value.load(Ordering::Relaxed)
+            );
+        }
+        self.submit_latency.render(
+            "tradehub_submit_seconds",
+            "Time from receiving a submission to its committed answer.",
+            &mut out,
+        );
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposition_has_counters_and_cumulative_buckets() {
+        let m = Metrics::default();
+        Metrics::inc(&m.received);
+        Metrics::inc(&m.received);
+        m.submit_latency.observe(Duration::from_micros(1500));
+        m.submit_latency.observe(Duration::from_millis(30));
+        let text = m.render();
+        assert!(
+            text.contains("tradehub_interchanges_received_total 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("tradehub_submit_seconds_bucket{le=\"0.001\"} 0\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("tradehub_submit_seconds_bucket{le=\"0.002\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("tradehub_submit_seconds_bucket{le=\"0.05\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("tradehub_submit_seconds_bucket{le=\"+Inf\"} 2\n"),
+            "{text}"
+        );
+        assert!(text.contains("tradehub_submit_seconds_count 2\n"), "{text}");
+        assert!(
+            text.contains("tradehub_submit_seconds_sum 0.0315\n"),
+            "{text}"
+        );
+    }
+}
