@@ -114,6 +114,9 @@ codes! {
     /// Project code: the interchange sender (UNB S002) is not the
     /// authenticated partner that submitted it.
     WrongSender = "HUB201",
+    /// Project code: an AMQP message whose sender cannot be identified (no
+    /// `user_id` property, or one that is not a registered partner).
+    UnknownSender = "HUB202",
 }
 
 impl fmt::Display for Code {

@@ -17,6 +17,7 @@ use crate::edifact::{self, Limits, ParseOptions, Separators};
 use crate::hub::{Intake, new_token};
 use crate::store::Store;
 use crate::timestamp::Timestamp;
+use crate::transport::amqp::{self, AmqpSettings};
 use crate::transport::drop::{self, DropSettings};
 use crate::transport::http::{self, HttpSettings};
 
@@ -105,6 +106,12 @@ enum Command {
         /// How often the drop folder is scanned, in milliseconds.
         #[arg(long, env = "TRADEHUB_DROP_POLL_MS", default_value_t = 1000)]
         drop_poll_ms: u64,
+        /// RabbitMQ URL for AMQP intake (amqp://user:password@host:5672/vhost); none: no AMQP.
+        #[arg(long, env = "TRADEHUB_AMQP_URL", hide_env_values = true)]
+        amqp_url: Option<String>,
+        /// Unacknowledged AMQP deliveries per consumer.
+        #[arg(long, env = "TRADEHUB_AMQP_PREFETCH", default_value_t = 32)]
+        amqp_prefetch: u16,
     },
     /// Submit an interchange to a running hub and print its answer.
     Submit {
@@ -313,6 +320,7 @@ struct ServeOptions {
     limits: Limits,
     drop_dir: PathBuf,
     drop_poll: std::time::Duration,
+    amqp: Option<AmqpSettings>,
 }
 
 fn serve(opts: ServeOptions) -> Result<u8, CliError> {
@@ -343,6 +351,7 @@ fn serve(opts: ServeOptions) -> Result<u8, CliError> {
             max_file_bytes: opts.max_body_bytes as u64,
         };
         let dropper = tokio::spawn(drop::watch(intake.clone(), drop_settings, stopped(stop_rx.clone())));
+        let amqp_task = opts.amqp.clone().map(|s| tokio::spawn(amqp::run(intake.clone(), s, stop_rx.clone())));
         let settings = HttpSettings { max_body_bytes: opts.max_body_bytes };
         let signal = async move {
             shutdown_signal().await;
@@ -351,6 +360,9 @@ fn serve(opts: ServeOptions) -> Result<u8, CliError> {
         let served = http::serve(listener, intake, settings, signal).await;
         // The drop folder finishes the file in hand (it stops with the signal).
         let _ = tokio::time::timeout(std::time::Duration::from_secs(30), dropper).await;
+        if let Some(task) = amqp_task {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(30), task).await;
+        }
         served.map_err(|source| CliError::Io { path: addr.to_string(), source })?;
         store.close().await;
         tracing::info!("tradehub stopped");
@@ -450,6 +462,8 @@ where
             max_segment_bytes,
             drop_dir,
             drop_poll_ms,
+            amqp_url,
+            amqp_prefetch,
         } => {
             let limits = Limits {
                 max_segment_bytes,
@@ -463,6 +477,10 @@ where
                 limits,
                 drop_dir,
                 drop_poll: std::time::Duration::from_millis(drop_poll_ms.max(10)),
+                amqp: amqp_url.map(|url| AmqpSettings {
+                    prefetch: amqp_prefetch.max(1),
+                    ..AmqpSettings::new(url)
+                }),
             })
         }
         Command::Partner { command } => partner(command),

@@ -258,6 +258,21 @@ impl Store {
         Ok(())
     }
 
+    /// Every registered partner, by id.
+    pub async fn partners(&self) -> Result<Vec<Partner>, StoreError> {
+        let rows = sqlx::query("SELECT id, name FROM partners ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Partner {
+                    id: r.try_get("id")?,
+                    name: r.try_get("name")?,
+                })
+            })
+            .collect()
+    }
+
     /// The partner with this id.
     pub async fn partner(&self, id: &str) -> Result<Option<Partner>, StoreError> {
         let sql = self.sql("SELECT id, name FROM partners WHERE id = $1");

@@ -1,4 +1,5 @@
 //! Adapters that move messages in and out of the hub.
 
+pub mod amqp;
 pub mod drop;
 pub mod http;

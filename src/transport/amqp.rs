@@ -1,0 +1,529 @@
+//! The AMQP adapter (RabbitMQ): partners publish interchanges to exchange
+//! `tradehub.inbound` (routing key `inbound`), the hub consumes the quorum
+//! queue `inbound` with manual acknowledgements and answers on
+//! `tradehub.acks` → `ack.<partner>` (or the message's `reply_to`).
+//!
+//! A delivery is acknowledged only after its interchange is committed and
+//! its answer is confirmed by the broker. The sender is the `user_id`
+//! property, which RabbitMQ checks against the connection's user, so a
+//! partner cannot claim another's identity. Messages that can never be taken
+//! (no or unknown `user_id`, refused submissions) are republished to the
+//! dead-letter exchange `tradehub.dlx` with the reason in headers
+//! (`x-tradehub-code`, `x-tradehub-reason`), confirmed, and only then
+//! acknowledged; nothing is dropped silently. Storage failures requeue the
+//! delivery; the queue's delivery limit dead-letters it if they persist.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::time::Duration;
+
+use futures_lite::StreamExt;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
+    ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+};
+use lapin::types::{AMQPValue, FieldTable, ShortString};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+
+use crate::diag::Code;
+use crate::hub::{Intake, Submission};
+use crate::store::StoreError;
+
+/// Names and limits of the AMQP topology.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AmqpSettings {
+    /// Broker URL, e.g. `amqp://user:password@127.0.0.1:5672/%2f`.
+    pub url: String,
+    /// Prefix for every exchange and queue name (empty in production;
+    /// tests use it to stay apart).
+    pub prefix: String,
+    /// Unacknowledged deliveries per consumer.
+    pub prefetch: u16,
+    /// Deliveries of one message before the broker dead-letters it.
+    pub delivery_limit: i64,
+}
+
+impl AmqpSettings {
+    pub fn new(url: impl Into<String>) -> Self {
+        AmqpSettings {
+            url: url.into(),
+            prefix: String::new(),
+            prefetch: 32,
+            delivery_limit: 20,
+        }
+    }
+
+    fn name(&self, base: &str) -> ShortString {
+        format!("{}{base}", self.prefix).into()
+    }
+
+    pub fn inbound_exchange(&self) -> ShortString {
+        self.name("tradehub.inbound")
+    }
+    pub fn inbound_queue(&self) -> ShortString {
+        self.name("inbound")
+    }
+    pub fn dead_letter_exchange(&self) -> ShortString {
+        self.name("tradehub.dlx")
+    }
+    pub fn dead_inbound_queue(&self) -> ShortString {
+        self.name("dead.inbound")
+    }
+    pub fn acks_exchange(&self) -> ShortString {
+        self.name("tradehub.acks")
+    }
+    pub fn ack_queue(&self, partner: &str) -> ShortString {
+        self.name(&format!("ack.{partner}"))
+    }
+    pub fn events_exchange(&self) -> ShortString {
+        self.name("tradehub.events")
+    }
+}
+
+/// An AMQP failure; `retryable` says whether reconnecting can help.
+#[derive(Debug, thiserror::Error)]
+pub enum AmqpError {
+    #[error("AMQP: {0}")]
+    Broker(#[from] lapin::Error),
+    #[error("the broker refused to confirm a publish to {0}")]
+    NotConfirmed(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl AmqpError {
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            AmqpError::Broker(_) | AmqpError::NotConfirmed(_) => true,
+            AmqpError::Store(e) => e.is_retryable(),
+        }
+    }
+}
+
+/// Routing key of inbound messages.
+pub const INBOUND_KEY: &str = "inbound";
+
+fn args(pairs: &[(&str, AMQPValue)]) -> FieldTable {
+    let mut table = FieldTable::default();
+    for (k, v) in pairs {
+        table.insert((*k).into(), v.clone());
+    }
+    table
+}
+
+fn durable_queue() -> QueueDeclareOptions {
+    QueueDeclareOptions {
+        durable: true,
+        ..QueueDeclareOptions::default()
+    }
+}
+
+fn durable_exchange() -> ExchangeDeclareOptions {
+    ExchangeDeclareOptions {
+        durable: true,
+        ..ExchangeDeclareOptions::default()
+    }
+}
+
+/// Declares the intake topology (idempotent; safe from several instances).
+pub async fn declare_topology(channel: &Channel, s: &AmqpSettings) -> Result<(), AmqpError> {
+    let quorum = || AMQPValue::LongString("quorum".into());
+    channel
+        .exchange_declare(
+            s.dead_letter_exchange(),
+            ExchangeKind::Direct,
+            durable_exchange(),
+            FieldTable::default(),
+        )
+        .await?;
+    channel
+        .queue_declare(
+            s.dead_inbound_queue(),
+            durable_queue(),
+            args(&[("x-queue-type", quorum())]),
+        )
+        .await?;
+    channel
+        .queue_bind(
+            s.dead_inbound_queue(),
+            s.dead_letter_exchange(),
+            INBOUND_KEY.into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    channel
+        .exchange_declare(
+            s.inbound_exchange(),
+            ExchangeKind::Direct,
+            durable_exchange(),
+            FieldTable::default(),
+        )
+        .await?;
+    channel
+        .queue_declare(
+            s.inbound_queue(),
+            durable_queue(),
+            args(&[
+                ("x-queue-type", quorum()),
+                (
+                    "x-dead-letter-exchange",
+                    AMQPValue::LongString(s.dead_letter_exchange().as_str().into()),
+                ),
+                (
+                    "x-dead-letter-routing-key",
+                    AMQPValue::LongString(INBOUND_KEY.into()),
+                ),
+                ("x-delivery-limit", AMQPValue::LongLongInt(s.delivery_limit)),
+            ]),
+        )
+        .await?;
+    channel
+        .queue_bind(
+            s.inbound_queue(),
+            s.inbound_exchange(),
+            INBOUND_KEY.into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    channel
+        .exchange_declare(
+            s.acks_exchange(),
+            ExchangeKind::Direct,
+            durable_exchange(),
+            FieldTable::default(),
+        )
+        .await?;
+    channel
+        .exchange_declare(
+            s.events_exchange(),
+            ExchangeKind::Topic,
+            durable_exchange(),
+            FieldTable::default(),
+        )
+        .await?;
+    Ok(())
+}
+
+/// Declares a partner's answer queue `ack.<partner>` bound to
+/// `tradehub.acks` (idempotent; partners may declare it the same way).
+pub async fn declare_ack_queue(
+    channel: &Channel,
+    s: &AmqpSettings,
+    partner: &str,
+) -> Result<(), AmqpError> {
+    let queue = s.ack_queue(partner);
+    channel
+        .queue_declare(
+            queue.clone(),
+            durable_queue(),
+            args(&[("x-queue-type", AMQPValue::LongString("quorum".into()))]),
+        )
+        .await?;
+    channel
+        .queue_bind(
+            queue.clone(),
+            s.acks_exchange(),
+            queue,
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    Ok(())
+}
+
+/// Connects to the broker.
+pub async fn connect(settings: &AmqpSettings) -> Result<Connection, AmqpError> {
+    Ok(Connection::connect(&settings.url, ConnectionProperties::default()).await?)
+}
+
+/// Consumes until `shutdown` resolves, reconnecting with back-off (1 s
+/// doubling to 30 s) after errors a retry can help with.
+pub async fn run(
+    intake: Intake,
+    settings: AmqpSettings,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        let mut rx = shutdown.clone();
+        let stop = async move {
+            let _ = rx.wait_for(|v| *v).await;
+        };
+        match consume(intake.clone(), settings.clone(), stop).await {
+            Ok(()) if *shutdown.borrow() => return,
+            Ok(()) => tracing::warn!("AMQP consumer ended; reconnecting"),
+            Err(e) if e.is_retryable() => {
+                tracing::warn!(error = %e, ?backoff, "AMQP unavailable; retrying")
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "AMQP intake stopped");
+                return;
+            }
+        }
+        let mut rx = shutdown.clone();
+        tokio::select! {
+            _ = rx.wait_for(|v| *v) => return,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(30));
+    }
+}
+
+/// Consumes `inbound` until `shutdown` resolves or the connection fails.
+pub async fn consume<F>(
+    intake: Intake,
+    settings: AmqpSettings,
+    shutdown: F,
+) -> Result<(), AmqpError>
+where
+    F: Future<Output = ()>,
+{
+    let conn = connect(&settings).await?;
+    let channel = conn.create_channel().await?;
+    declare_topology(&channel, &settings).await?;
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
+    channel
+        .basic_qos(settings.prefetch, BasicQosOptions::default())
+        .await?;
+    let mut consumer = channel
+        .basic_consume(
+            settings.inbound_queue(),
+            "tradehub-intake".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    tracing::info!(queue = %settings.inbound_queue(), "consuming AMQP intake");
+    let mut declared: HashSet<String> = HashSet::new();
+    for partner in intake.store().partners().await? {
+        declare_ack_queue(&channel, &settings, &partner.id).await?;
+        declared.insert(settings.ack_queue(&partner.id).as_str().to_owned());
+    }
+    tokio::pin!(shutdown);
+    loop {
+        let delivery = tokio::select! {
+            _ = &mut shutdown => break,
+            next = consumer.next() => match next {
+                Some(d) => d?,
+                None => break,
+            },
+        };
+        handle(&intake, &settings, &channel, &mut declared, delivery).await?;
+    }
+    let _ = channel.close(200, "shutdown".into()).await;
+    let _ = conn.close(200, "shutdown".into()).await;
+    Ok(())
+}
+
+async fn handle(
+    intake: &Intake,
+    s: &AmqpSettings,
+    channel: &Channel,
+    declared: &mut HashSet<String>,
+    delivery: lapin::message::Delivery,
+) -> Result<(), AmqpError> {
+    let props = delivery.properties.clone();
+    let user = props.user_id().as_ref().map(|u| u.as_str().to_owned());
+    let Some(user) = user.filter(|u| !u.is_empty()) else {
+        dead_letter(
+            channel,
+            s,
+            &delivery,
+            Code::UnknownSender.as_str(),
+            "message has no user_id property: the sender cannot be identified",
+        )
+        .await?;
+        return Ok(());
+    };
+    let partner = match intake.store().partner(&user).await {
+        Ok(Some(p)) => p,
+        Ok(None) => {
+            let why = format!("user_id {user:?} is not a registered partner");
+            dead_letter(channel, s, &delivery, Code::UnknownSender.as_str(), &why).await?;
+            return Ok(());
+        }
+        Err(e) => return requeue(&delivery, e).await,
+    };
+    let outcome = match intake.submit(&partner, delivery.data.clone()).await {
+        Ok(o) => o,
+        Err(e) => return requeue(&delivery, e).await,
+    };
+    let correlation = props.message_id().as_ref().map(|m| m.as_str().to_owned());
+    match outcome {
+        Submission::Stored(r) | Submission::Duplicate(r) => {
+            let headers = args(&[
+                (
+                    "x-tradehub-interchange",
+                    AMQPValue::LongString(r.interchange.id.as_str().into()),
+                ),
+                (
+                    "x-tradehub-status",
+                    AMQPValue::LongString(r.interchange.status.as_str().into()),
+                ),
+            ]);
+            reply(
+                channel,
+                s,
+                declared,
+                &partner.id,
+                &props,
+                correlation,
+                headers,
+                r.interchange.acknowledgement.as_bytes(),
+            )
+            .await?;
+        }
+        Submission::Refused(refused) => {
+            let body = refused
+                .acknowledgement
+                .clone()
+                .unwrap_or_else(|| format!("refused {}: {}", refused.code, refused.detail));
+            let headers = args(&[
+                (
+                    "x-tradehub-code",
+                    AMQPValue::LongString(refused.code.as_str().into()),
+                ),
+                (
+                    "x-tradehub-reason",
+                    AMQPValue::LongString(refused.detail.as_str().into()),
+                ),
+            ]);
+            reply(
+                channel,
+                s,
+                declared,
+                &partner.id,
+                &props,
+                correlation,
+                headers,
+                body.as_bytes(),
+            )
+            .await?;
+            dead_letter(
+                channel,
+                s,
+                &delivery,
+                refused.code.as_str(),
+                &refused.detail,
+            )
+            .await?;
+            return Ok(());
+        }
+    }
+    delivery.acker.ack(BasicAckOptions::default()).await?;
+    Ok(())
+}
+
+/// Puts a delivery back after a storage failure; persistent failures reach
+/// the dead-letter queue through the queue's delivery limit.
+async fn requeue(delivery: &lapin::message::Delivery, e: StoreError) -> Result<(), AmqpError> {
+    tracing::error!(error = %e, "store failed; delivery requeued");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    delivery
+        .acker
+        .nack(BasicNackOptions {
+            requeue: true,
+            ..BasicNackOptions::default()
+        })
+        .await?;
+    if e.is_retryable() {
+        Ok(())
+    } else {
+        Err(AmqpError::Store(e))
+    }
+}
+
+/// Publishes and waits for the broker's confirmation.
+async fn publish_confirmed(
+    channel: &Channel,
+    exchange: ShortString,
+    key: ShortString,
+    body: &[u8],
+    props: BasicProperties,
+) -> Result<(), AmqpError> {
+    let target = format!("{exchange}/{key}");
+    let confirm = channel
+        .basic_publish(exchange, key, BasicPublishOptions::default(), body, props)
+        .await?
+        .await?;
+    if confirm.is_ack() {
+        Ok(())
+    } else {
+        Err(AmqpError::NotConfirmed(target))
+    }
+}
+
+/// Republishes a delivery to the dead-letter exchange with the reason, then
+/// acknowledges the original.
+async fn dead_letter(
+    channel: &Channel,
+    s: &AmqpSettings,
+    delivery: &lapin::message::Delivery,
+    code: &str,
+    reason: &str,
+) -> Result<(), AmqpError> {
+    tracing::warn!(code, reason, "inbound message dead-lettered");
+    let mut headers = delivery.properties.headers().clone().unwrap_or_default();
+    headers.insert("x-tradehub-code".into(), AMQPValue::LongString(code.into()));
+    headers.insert(
+        "x-tradehub-reason".into(),
+        AMQPValue::LongString(reason.into()),
+    );
+    let props = delivery
+        .properties
+        .clone()
+        .with_headers(headers)
+        .with_delivery_mode(2);
+    publish_confirmed(
+        channel,
+        s.dead_letter_exchange(),
+        INBOUND_KEY.into(),
+        &delivery.data,
+        props,
+    )
+    .await?;
+    delivery.acker.ack(BasicAckOptions::default()).await?;
+    Ok(())
+}
+
+/// Sends an answer to the partner: to `reply_to` when the message named one,
+/// else to `ack.<partner>` through `tradehub.acks` (declared on first use).
+#[allow(clippy::too_many_arguments)]
+async fn reply(
+    channel: &Channel,
+    s: &AmqpSettings,
+    declared: &mut HashSet<String>,
+    partner: &str,
+    inbound: &BasicProperties,
+    correlation: Option<String>,
+    headers: FieldTable,
+    body: &[u8],
+) -> Result<(), AmqpError> {
+    let mut props = BasicProperties::default()
+        .with_delivery_mode(2)
+        .with_headers(headers)
+        .with_content_type("application/edifact".into());
+    if let Some(c) = correlation {
+        props = props.with_correlation_id(c.into());
+    }
+    if let Some(reply_to) = inbound
+        .reply_to()
+        .as_ref()
+        .filter(|r| !r.as_str().is_empty())
+    {
+        return publish_confirmed(channel, "".into(), reply_to.clone(), body, props).await;
+    }
+    let queue = s.ack_queue(partner);
+    if !declared.contains(queue.as_str()) {
+        declare_ack_queue(channel, s, partner).await?;
+        declared.insert(queue.as_str().to_owned());
+    }
+    publish_confirmed(channel, s.acks_exchange(), queue, body, props).await
+}

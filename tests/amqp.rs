@@ -1,0 +1,276 @@
+//! AMQP intake against the machine's RabbitMQ (TRADEHUB_TEST_AMQP_URL,
+//! default amqp://guest:guest@127.0.0.1:5672/%2f; under CI=true a missing
+//! broker fails the test): acknowledged only after commit, answers on
+//! ack.<partner> or reply_to, duplicates answered once stored, poison
+//! messages dead-lettered with their reason, nothing left unacknowledged.
+
+// Test helpers may panic: a panic is a failed test.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stderr
+)]
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use lapin::options::{
+    BasicAckOptions, BasicGetOptions, BasicPublishOptions, ExchangeDeleteOptions,
+    QueueDeclareOptions, QueueDeleteOptions,
+};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
+use tradehub::edifact::Limits;
+use tradehub::hub::{Intake, new_token};
+use tradehub::store::{Store, Table};
+use tradehub::timestamp::Timestamp;
+use tradehub::transport::amqp::{self, AmqpSettings, INBOUND_KEY};
+
+fn amqp_url() -> String {
+    std::env::var("TRADEHUB_TEST_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+}
+
+/// The fixture with its sender replaced by the broker user.
+fn interchange(sender: &str, reference: &str) -> Vec<u8> {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/edifact/ok/cusdec-d96b-unoc.edi"),
+    )
+    .unwrap();
+    text.replace("KRBROKER01", sender)
+        .replace("20261124001", reference)
+        .into_bytes()
+}
+
+async fn publish(ch: &Channel, s: &AmqpSettings, body: &[u8], props: BasicProperties) {
+    ch.basic_publish(
+        s.inbound_exchange(),
+        INBOUND_KEY.into(),
+        BasicPublishOptions::default(),
+        body,
+        props,
+    )
+    .await
+    .unwrap()
+    .await
+    .unwrap();
+}
+
+/// Waits up to 10 s for one message on `queue`.
+async fn next_message(ch: &Channel, queue: &str) -> lapin::message::BasicGetMessage {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(m) = ch
+            .basic_get(queue.into(), BasicGetOptions::default())
+            .await
+            .unwrap()
+        {
+            m.delivery
+                .acker
+                .ack(BasicAckOptions::default())
+                .await
+                .unwrap();
+            return m;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "nothing arrived on {queue}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+fn header(m: &lapin::message::BasicGetMessage, key: &str) -> String {
+    match m
+        .delivery
+        .properties
+        .headers()
+        .as_ref()
+        .and_then(|h| h.inner().get(key))
+    {
+        Some(AMQPValue::LongString(s)) => s.to_string(),
+        other => panic!("header {key}: {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn amqp_intake_end_to_end() {
+    let conn = match Connection::connect(&amqp_url(), ConnectionProperties::default()).await {
+        Ok(c) => c,
+        Err(e) => {
+            if common::ci() {
+                panic!("RabbitMQ at TRADEHUB_TEST_AMQP_URL is required under CI=true: {e}");
+            }
+            eprintln!("skipping: RabbitMQ not reachable ({e})");
+            return;
+        }
+    };
+    let dir = std::env::temp_dir().join(format!("tradehub-amqp-{}", uuid::Uuid::now_v7().simple()));
+    let store = Store::open(&Store::embedded_url(&dir).unwrap())
+        .await
+        .unwrap();
+    let (_, hash) = new_token().unwrap();
+    store
+        .add_partner("guest", "Broker user of the test", &hash, Timestamp::now())
+        .await
+        .unwrap();
+    let intake = Intake::new(store.clone(), Limits::default());
+    let mut settings = AmqpSettings::new(amqp_url());
+    settings.prefix = format!("t{}.", uuid::Uuid::now_v7().simple());
+
+    // Declare the topology first so that publishing before the consumer
+    // starts is safe, as for a real partner.
+    let ch = conn.create_channel().await.unwrap();
+    amqp::declare_topology(&ch, &settings).await.unwrap();
+    amqp::declare_ack_queue(&ch, &settings, "guest")
+        .await
+        .unwrap();
+    ch.confirm_select(Default::default()).await.unwrap();
+
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let consumer = tokio::spawn(amqp::consume(
+        intake.clone(),
+        settings.clone(),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+
+    let as_guest = || {
+        BasicProperties::default()
+            .with_user_id("guest".into())
+            .with_delivery_mode(2)
+    };
+
+    // 1. A valid manifest: stored, answered on ack.guest with an accepting CONTRL.
+    publish(
+        &ch,
+        &settings,
+        &interchange("guest", "AMQP001"),
+        as_guest().with_message_id("m-1".into()),
+    )
+    .await;
+    let ack_queue = settings.ack_queue("guest");
+    let m = next_message(&ch, ack_queue.as_str()).await;
+    let text = String::from_utf8(m.delivery.data.clone()).unwrap();
+    assert!(
+        text.contains("UCI+AMQP001+guest:ZZZ+TRADEHUB:ZZZ+7'"),
+        "{text}"
+    );
+    assert_eq!(header(&m, "x-tradehub-status"), "validated");
+    assert_eq!(
+        m.delivery
+            .properties
+            .correlation_id()
+            .as_ref()
+            .map(|c| c.as_str()),
+        Some("m-1")
+    );
+    assert_eq!(store.count(Table::Interchanges).await.unwrap(), 1);
+
+    // 2. The same bytes again: answered again, stored once.
+    publish(&ch, &settings, &interchange("guest", "AMQP001"), as_guest()).await;
+    let again = next_message(&ch, ack_queue.as_str()).await;
+    assert_eq!(
+        header(&again, "x-tradehub-interchange"),
+        header(&m, "x-tradehub-interchange")
+    );
+    assert_eq!(store.count(Table::Interchanges).await.unwrap(), 1);
+
+    // 3. reply_to is honoured.
+    let reply = ch
+        .queue_declare(
+            "".into(),
+            QueueDeclareOptions {
+                exclusive: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    publish(
+        &ch,
+        &settings,
+        &interchange("guest", "AMQP002"),
+        as_guest().with_reply_to(reply.name().clone()),
+    )
+    .await;
+    let r = next_message(&ch, reply.name().as_str()).await;
+    assert!(String::from_utf8_lossy(&r.delivery.data).contains("UCI+AMQP002+guest"));
+
+    // 4. Poison: no user_id, a sender other than the user, not EDIFACT.
+    let dead = settings.dead_inbound_queue();
+    publish(
+        &ch,
+        &settings,
+        &interchange("guest", "AMQP003"),
+        BasicProperties::default(),
+    )
+    .await;
+    let d = next_message(&ch, dead.as_str()).await;
+    assert_eq!(header(&d, "x-tradehub-code"), "HUB202");
+
+    publish(
+        &ch,
+        &settings,
+        &interchange("KRBROKER01", "AMQP004"),
+        as_guest(),
+    )
+    .await;
+    let d = next_message(&ch, dead.as_str()).await;
+    assert_eq!(header(&d, "x-tradehub-code"), "HUB201");
+    assert!(header(&d, "x-tradehub-reason").contains("KRBROKER01"));
+    let refusal_answer = next_message(&ch, ack_queue.as_str()).await;
+    assert_eq!(header(&refusal_answer, "x-tradehub-code"), "HUB201");
+
+    publish(&ch, &settings, b"<Declaration/>", as_guest()).await;
+    let d = next_message(&ch, dead.as_str()).await;
+    assert_eq!(header(&d, "x-tradehub-code"), "EDI104");
+    let _ = next_message(&ch, ack_queue.as_str()).await;
+
+    // Nothing is left unacknowledged on the inbound queue.
+    let inbound = ch
+        .queue_declare(
+            settings.inbound_queue(),
+            QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(inbound.message_count(), 0);
+    assert_eq!(store.count(Table::Interchanges).await.unwrap(), 2);
+
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), consumer)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    for q in [
+        settings.inbound_queue(),
+        settings.dead_inbound_queue(),
+        settings.ack_queue("guest"),
+    ] {
+        let _ = ch.queue_delete(q, QueueDeleteOptions::default()).await;
+    }
+    for x in [
+        settings.inbound_exchange(),
+        settings.dead_letter_exchange(),
+        settings.acks_exchange(),
+        settings.events_exchange(),
+    ] {
+        let _ = ch
+            .exchange_delete(x, ExchangeDeleteOptions::default())
+            .await;
+    }
+    let _ = conn.close(200, "done".into()).await;
+    store.close().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
