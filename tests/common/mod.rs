@@ -152,3 +152,35 @@ pub async fn drop_pg_database(name: &str) {
             .await;
     }
 }
+
+/// Blocking variant of [`request`] for tests that drive processes from
+/// threads; `None` when the connection fails (e.g. the server was killed).
+pub fn request_blocking(
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &[u8],
+) -> Option<Response> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).ok()?;
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .ok()?;
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    if let Some(t) = token {
+        head.push_str(&format!("Authorization: Bearer {t}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).ok()?;
+    stream.write_all(body).ok()?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).ok()?;
+    if !raw.windows(4).any(|w| w == b"\r\n\r\n") {
+        return None;
+    }
+    Some(parse_response(&raw))
+}
