@@ -2,6 +2,8 @@
 //! on files (`check`, `convert`, `ack`). Exit codes: 0 valid, 1 the input is
 //! invalid, 2 usage or I/O error.
 
+mod loadgen;
+
 use std::ffi::OsString;
 use std::fs::File;
 use std::io::{self, Write};
@@ -126,6 +128,33 @@ enum Command {
         id: String,
         #[command(flatten)]
         client: ClientArgs,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
+    /// Drive concurrent senders against a running hub and measure, in the
+    /// same run, the raw PostgreSQL commit and RabbitMQ confirmed-publish rates.
+    Loadgen {
+        /// Hub base URL; with --token, HTTP senders submit interchanges.
+        #[arg(long, env = "TRADEHUB_URL")]
+        url: Option<String>,
+        #[arg(long, env = "TRADEHUB_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// UNB sender id of the generated interchanges (the token's partner).
+        #[arg(long, default_value = "LOADGEN")]
+        sender: String,
+        /// PostgreSQL URL: measure raw INSERT+COMMIT with as many connections as senders.
+        #[arg(long)]
+        pg_url: Option<String>,
+        /// RabbitMQ URL: measure raw confirmed persistent publishes.
+        #[arg(long)]
+        amqp_url: Option<String>,
+        #[arg(long, default_value_t = 8)]
+        senders: usize,
+        #[arg(long, default_value_t = 10)]
+        duration_secs: u64,
+        /// Requests per second per sender (0: as fast as possible).
+        #[arg(long, default_value_t = 0.0)]
+        rate: f64,
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
     },
@@ -417,6 +446,40 @@ fn partner(command: PartnerCommand) -> Result<u8, CliError> {
     }
 }
 
+fn run_loadgen(opts: loadgen::LoadOptions, format: Format) -> Result<u8, CliError> {
+    let senders = opts.senders;
+    let figures = runtime()?.block_on(loadgen::run(opts));
+    let mut out = io::stdout().lock();
+    match format {
+        Format::Json => {
+            serde_json::to_writer_pretty(&mut out, &figures).map_err(|e| out_err(e.into()))?;
+            writeln!(out).map_err(out_err)?;
+        }
+        Format::Text => {
+            writeln!(out, "{senders} sender(s)").map_err(out_err)?;
+            writeln!(
+                out,
+                "{:<44} {:>9} {:>7} {:>10} {:>9} {:>9} {:>9}",
+                "load", "ops", "errors", "ops/s", "p50 ms", "p99 ms", "max ms"
+            )
+            .map_err(out_err)?;
+            for f in &figures {
+                writeln!(
+                    out,
+                    "{:<44} {:>9} {:>7} {:>10.1} {:>9.2} {:>9.2} {:>9.2}",
+                    f.name, f.operations, f.errors, f.per_second, f.p50_ms, f.p99_ms, f.max_ms
+                )
+                .map_err(out_err)?;
+            }
+        }
+    }
+    Ok(if figures.iter().all(|f| f.errors == 0) {
+        EXIT_VALID
+    } else {
+        EXIT_INVALID
+    })
+}
+
 /// Runs the command line; the binary's `main` is a call to this.
 pub fn run<I, T>(args: I) -> ExitCode
 where
@@ -484,6 +547,29 @@ where
             })
         }
         Command::Partner { command } => partner(command),
+        Command::Loadgen {
+            url,
+            token,
+            sender,
+            pg_url,
+            amqp_url,
+            senders,
+            duration_secs,
+            rate,
+            format,
+        } => {
+            let opts = loadgen::LoadOptions {
+                url,
+                token,
+                amqp_url,
+                sender,
+                pg_url,
+                senders: senders.max(1),
+                duration: std::time::Duration::from_secs(duration_secs.max(1)),
+                rate,
+            };
+            run_loadgen(opts, format)
+        }
         Command::Submit {
             file,
             client,

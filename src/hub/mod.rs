@@ -78,7 +78,13 @@ pub struct Intake {
     store: Store,
     limits: Limits,
     metrics: Arc<Metrics>,
+    /// Token hash → partner, for `TOKEN_CACHE_TTL` (saves a round trip per
+    /// request; a new or changed partner is seen within that time).
+    tokens: Arc<std::sync::RwLock<std::collections::HashMap<String, (Partner, Instant)>>>,
 }
+
+/// How long an authenticated token is remembered.
+const TOKEN_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The SHA-256 of `bytes` as lower-case hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -95,7 +101,29 @@ impl Intake {
             store,
             limits,
             metrics: Arc::new(Metrics::default()),
+            tokens: Arc::default(),
         }
+    }
+
+    /// The partner an API token belongs to (the token's SHA-256 is looked
+    /// up; recent answers come from memory).
+    pub async fn partner_for_token(&self, token: &str) -> Result<Option<Partner>, StoreError> {
+        let hash = sha256_hex(token.as_bytes());
+        if let Ok(cache) = self.tokens.read() {
+            if let Some((partner, at)) = cache.get(&hash) {
+                if at.elapsed() < TOKEN_CACHE_TTL {
+                    return Ok(Some(partner.clone()));
+                }
+            }
+        }
+        let found = self.store.partner_by_token(&hash).await?;
+        if let (Some(partner), Ok(mut cache)) = (&found, self.tokens.write()) {
+            if cache.len() > 10_000 {
+                cache.clear();
+            }
+            cache.insert(hash, (partner.clone(), Instant::now()));
+        }
+        Ok(found)
     }
 
     pub fn metrics(&self) -> &Metrics {
@@ -138,9 +166,6 @@ impl Intake {
     ) -> Result<Submission, StoreError> {
         let now = Timestamp::now();
         let sha256 = sha256_hex(&bytes);
-        if let Some(original) = self.store.interchange_by_hash(&partner.id, &sha256).await? {
-            return self.duplicate(original, now).await;
-        }
         let limits = self.limits;
         // Parsing is CPU work; keep it off the async workers.
         let (parsed, bytes) = tokio::task::spawn_blocking(move || {
@@ -201,17 +226,6 @@ impl Intake {
         }
         let control_reference =
             (!ic.control_reference.is_empty()).then(|| ic.control_reference.clone());
-        if let Some(reference) = &control_reference {
-            if let Some(original) = self
-                .store
-                .interchange_by_reference(&sender, reference)
-                .await?
-            {
-                return self
-                    .duplicate_reference(partner, &sha256, &bytes, &parsed, original, now)
-                    .await;
-            }
-        }
 
         let id = uuid::Uuid::now_v7().to_string();
         let ack = contrl_for(&parsed, &id, now);
@@ -253,7 +267,9 @@ impl Intake {
         ];
         match self.store.insert_interchange(&new, &events).await {
             Ok(()) => {}
-            // Lost a race with the same submission: answer as a duplicate.
+            // The unique constraints decide: the same bytes again (or a
+            // redelivery that raced the first copy) get the original
+            // answer; other bytes under a used reference are refused.
             Err(StoreError::Conflict { .. }) => {
                 if let Some(original) = self
                     .store
@@ -286,13 +302,21 @@ impl Intake {
             }
             Err(e) => return Err(e),
         }
-        let stored = self
-            .store
-            .interchange(&id)
-            .await?
-            .ok_or_else(|| StoreError::Conflict {
-                what: format!("interchange {id} vanished after commit"),
-            })?;
+        let stored = StoredInterchange {
+            id: new.id,
+            partner_id: new.partner_id,
+            sender: new.sender,
+            control_reference: new.control_reference,
+            sha256: new.sha256,
+            format: new.format,
+            status: new.status,
+            received_at: now.to_string(),
+            size_bytes: new.raw.len() as i64,
+            message_count: new.message_count,
+            error_count: new.error_count,
+            issues_json: new.issues_json,
+            acknowledgement: new.acknowledgement,
+        };
         tracing::info!(interchange = %id, partner = %partner.id, status, "interchange stored");
         Ok(Submission::Stored(Receipt {
             interchange: stored,

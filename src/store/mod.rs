@@ -336,16 +336,33 @@ impl Store {
             .bind(new.raw.clone())
             .execute(&mut *tx)
             .await?;
-        let sql = self
-            .sql("INSERT INTO events (interchange_id, at, kind, detail) VALUES ($1, $2, $3, $4)");
-        for (kind, detail) in events {
-            sqlx::query(&sql)
-                .bind(&new.id)
-                .bind(new.received_at.to_string())
-                .bind(*kind)
-                .bind(detail)
-                .execute(&mut *tx)
-                .await?;
+        if !events.is_empty() {
+            // One statement for all first events.
+            let rows: Vec<String> = (0..events.len())
+                .map(|i| {
+                    format!(
+                        "(${}, ${}, ${}, ${})",
+                        4 * i + 1,
+                        4 * i + 2,
+                        4 * i + 3,
+                        4 * i + 4
+                    )
+                })
+                .collect();
+            let sql = self.sql(&format!(
+                "INSERT INTO events (interchange_id, at, kind, detail) VALUES {}",
+                rows.join(", ")
+            ));
+            let at = new.received_at.to_string();
+            let mut query = sqlx::query(&sql);
+            for (kind, detail) in events {
+                query = query
+                    .bind(&new.id)
+                    .bind(at.clone())
+                    .bind(*kind)
+                    .bind(detail);
+            }
+            query.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())

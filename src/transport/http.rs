@@ -14,7 +14,7 @@ use axum::{Json, Router};
 use serde_json::json;
 use tokio::net::TcpListener;
 
-use crate::hub::{Intake, RefusalReason, Submission, sha256_hex};
+use crate::hub::{Intake, RefusalReason, Submission};
 use crate::store::{Partner, Refusal, StoreError};
 use crate::timestamp::Timestamp;
 
@@ -128,12 +128,7 @@ async fn authenticate(app: &App, headers: &HeaderMap) -> Result<Partner, Respons
         .map(str::trim)
         .filter(|t| !t.is_empty())
         .ok_or_else(|| unauthorized("send Authorization: Bearer <API token>"))?;
-    match app
-        .intake
-        .store()
-        .partner_by_token(&sha256_hex(token.as_bytes()))
-        .await
-    {
+    match app.intake.partner_for_token(token).await {
         Ok(Some(partner)) => Ok(partner),
         Ok(None) => Err(unauthorized("unknown API token")),
         Err(e) => Err(store_problem(&e)),
