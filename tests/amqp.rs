@@ -274,3 +274,118 @@ async fn amqp_intake_end_to_end() {
     store.close().await;
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The outbox relay publishes status events to `tradehub.events` with
+/// confirms; subscribers bind their own queues.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn outbox_events_reach_rabbitmq() {
+    let conn = match Connection::connect(&amqp_url(), ConnectionProperties::default()).await {
+        Ok(c) => c,
+        Err(e) => {
+            if common::ci() {
+                panic!("RabbitMQ at TRADEHUB_TEST_AMQP_URL is required under CI=true: {e}");
+            }
+            eprintln!("skipping: RabbitMQ not reachable ({e})");
+            return;
+        }
+    };
+    let dir = std::env::temp_dir().join(format!(
+        "tradehub-amqp-outbox-{}",
+        uuid::Uuid::now_v7().simple()
+    ));
+    let store = Store::open(&Store::embedded_url(&dir).unwrap())
+        .await
+        .unwrap();
+    store
+        .add_partner("guest", "Broker user of the test", "hash", Timestamp::now())
+        .await
+        .unwrap();
+    let partner = store.partner("guest").await.unwrap().unwrap();
+    let intake = Intake::new(store.clone(), Limits::default());
+    let mut settings = AmqpSettings::new(amqp_url());
+    settings.prefix = format!("t{}.", uuid::Uuid::now_v7().simple());
+
+    let ch = conn.create_channel().await.unwrap();
+    amqp::declare_topology(&ch, &settings).await.unwrap();
+    let sub = ch
+        .queue_declare(
+            "".into(),
+            QueueDeclareOptions {
+                exclusive: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    ch.queue_bind(
+        sub.name().clone(),
+        settings.events_exchange(),
+        "interchange.#".into(),
+        Default::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let publisher = std::sync::Arc::new(amqp::OutboxPublisher::new(settings.clone()));
+    let relay = tokio::spawn(tradehub::hub::outbox::relay(
+        store.clone(),
+        publisher,
+        intake.outbox_wake(),
+        Duration::from_secs(3600),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let tradehub::hub::Submission::Stored(receipt) = intake
+        .submit(&partner, interchange("guest", "EVT001"))
+        .await
+        .unwrap()
+    else {
+        panic!("not stored")
+    };
+    let m = next_message(&ch, sub.name().as_str()).await;
+    assert_eq!(m.delivery.routing_key.as_str(), "interchange.validated");
+    assert_eq!(
+        m.delivery
+            .properties
+            .message_id()
+            .as_ref()
+            .map(|s| s.to_string()),
+        Some(format!("{}/validated", receipt.interchange.id))
+    );
+    let json: serde_json::Value = serde_json::from_slice(&m.delivery.data).unwrap();
+    assert_eq!(json["interchange"]["control_reference"], "EVT001");
+    // Marked only after the confirm.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while store.outbox_backlog().await.unwrap() > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "outbox row not marked"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), relay)
+        .await
+        .unwrap()
+        .unwrap();
+    for q in [settings.inbound_queue(), settings.dead_inbound_queue()] {
+        let _ = ch.queue_delete(q, QueueDeleteOptions::default()).await;
+    }
+    for x in [
+        settings.inbound_exchange(),
+        settings.dead_letter_exchange(),
+        settings.acks_exchange(),
+        settings.events_exchange(),
+    ] {
+        let _ = ch
+            .exchange_delete(x, ExchangeDeleteOptions::default())
+            .await;
+    }
+    let _ = conn.close(200, "done".into()).await;
+    store.close().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}

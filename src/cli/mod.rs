@@ -16,7 +16,7 @@ use serde::Serialize;
 use crate::ack::contrl;
 use crate::diag::{Issue, Severity};
 use crate::edifact::{self, Limits, ParseOptions, Separators};
-use crate::hub::{Intake, new_token};
+use crate::hub::{Intake, new_token, outbox};
 use crate::store::Store;
 use crate::timestamp::Timestamp;
 use crate::transport::amqp::{self, AmqpSettings};
@@ -381,6 +381,18 @@ fn serve(opts: ServeOptions) -> Result<u8, CliError> {
         };
         let dropper = tokio::spawn(drop::watch(intake.clone(), drop_settings, stopped(stop_rx.clone())));
         let amqp_task = opts.amqp.clone().map(|s| tokio::spawn(amqp::run(intake.clone(), s, stop_rx.clone())));
+        // The outbox relay: RabbitMQ with confirms, or in-process when embedded.
+        let poll = std::time::Duration::from_secs(1);
+        let relay_task = match opts.amqp.clone() {
+            Some(s) => {
+                let publisher = std::sync::Arc::new(amqp::OutboxPublisher::new(s));
+                tokio::spawn(outbox::relay(store.clone(), publisher, intake.outbox_wake(), poll, stopped(stop_rx.clone())))
+            }
+            None => {
+                let publisher = std::sync::Arc::new(outbox::InProcess::new(1024));
+                tokio::spawn(outbox::relay(store.clone(), publisher, intake.outbox_wake(), poll, stopped(stop_rx.clone())))
+            }
+        };
         let settings = HttpSettings { max_body_bytes: opts.max_body_bytes };
         let signal = async move {
             shutdown_signal().await;
@@ -389,6 +401,7 @@ fn serve(opts: ServeOptions) -> Result<u8, CliError> {
         let served = http::serve(listener, intake, settings, signal).await;
         // The drop folder finishes the file in hand (it stops with the signal).
         let _ = tokio::time::timeout(std::time::Duration::from_secs(30), dropper).await;
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(30), relay_task).await;
         if let Some(task) = amqp_task {
             let _ = tokio::time::timeout(std::time::Duration::from_secs(30), task).await;
         }

@@ -14,13 +14,16 @@ use std::time::Instant;
 use sha2::{Digest, Sha256};
 
 pub mod metrics;
+pub mod outbox;
 
 use metrics::Metrics;
 
 use crate::ack::contrl;
 use crate::diag::{Code, Issue};
 use crate::edifact::{self, Limits, ParseOptions, Parsed};
-use crate::store::{NewInterchange, Partner, Refusal, Store, StoreError, StoredInterchange};
+use crate::store::{
+    NewInterchange, OutboxMessage, Partner, Refusal, Store, StoreError, StoredInterchange,
+};
 use crate::timestamp::Timestamp;
 
 /// Interchange status values stored and reported.
@@ -81,6 +84,8 @@ pub struct Intake {
     /// Token hash → partner, for `TOKEN_CACHE_TTL` (saves a round trip per
     /// request; a new or changed partner is seen within that time).
     tokens: Arc<std::sync::RwLock<std::collections::HashMap<String, (Partner, Instant)>>>,
+    /// Woken after each commit that wrote to the outbox.
+    outbox_wake: Arc<tokio::sync::Notify>,
 }
 
 /// How long an authenticated token is remembered.
@@ -102,7 +107,13 @@ impl Intake {
             limits,
             metrics: Arc::new(Metrics::default()),
             tokens: Arc::default(),
+            outbox_wake: Arc::default(),
         }
+    }
+
+    /// What the outbox relay waits on between polls.
+    pub fn outbox_wake(&self) -> Arc<tokio::sync::Notify> {
+        self.outbox_wake.clone()
     }
 
     /// The partner an API token belongs to (the token's SHA-256 is looked
@@ -265,8 +276,9 @@ impl Intake {
                 },
             ),
         ];
-        match self.store.insert_interchange(&new, &events).await {
-            Ok(()) => {}
+        let outbox = [status_event(&new)];
+        match self.store.insert_interchange(&new, &events, &outbox).await {
+            Ok(()) => self.outbox_wake.notify_one(),
             // The unique constraints decide: the same bytes again (or a
             // redelivery that raced the first copy) get the original
             // answer; other bytes under a used reference are refused.
@@ -418,6 +430,31 @@ impl Intake {
             .await?;
         tracing::warn!(partner = %partner.id, code = %refused.code, detail = %refused.detail, "submission refused");
         Ok(Submission::Refused(refused))
+    }
+}
+
+/// The event announcing a newly stored interchange on `tradehub.events`
+/// (routing key `interchange.<status>`).
+fn status_event(new: &NewInterchange) -> OutboxMessage {
+    let payload = serde_json::json!({
+        "type": format!("interchange.{}", new.status),
+        "interchange": {
+            "id": new.id,
+            "partner_id": new.partner_id,
+            "sender": new.sender,
+            "control_reference": new.control_reference,
+            "status": new.status,
+            "received_at": new.received_at.to_string(),
+            "message_count": new.message_count,
+            "error_count": new.error_count,
+        }
+    });
+    OutboxMessage {
+        exchange: outbox::EVENTS_EXCHANGE.into(),
+        routing_key: format!("interchange.{}", new.status),
+        message_id: format!("{}/{}", new.id, new.status),
+        content_type: "application/json".into(),
+        payload: serde_json::to_vec(&payload).unwrap_or_default(),
     }
 }
 

@@ -101,6 +101,26 @@ pub struct NewInterchange {
     pub raw: Vec<u8>,
 }
 
+/// A message to publish once the transaction that writes it commits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxMessage {
+    /// Exchange name without any deployment prefix, e.g. `tradehub.events`.
+    pub exchange: String,
+    pub routing_key: String,
+    /// Unique; consumers use it to drop redeliveries (publishing is at least once).
+    pub message_id: String,
+    pub content_type: String,
+    pub payload: Vec<u8>,
+}
+
+/// An outbox row not yet published.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingMessage {
+    pub seq: i64,
+    pub message: OutboxMessage,
+    pub created_at: String,
+}
+
 /// A stored interchange (without its raw bytes).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct StoredInterchange {
@@ -312,6 +332,7 @@ impl Store {
         &self,
         new: &NewInterchange,
         events: &[(&str, String)],
+        outbox: &[OutboxMessage],
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         let sql = self.sql(
@@ -364,8 +385,66 @@ impl Store {
             }
             query.execute(&mut *tx).await?;
         }
+        let sql = self.sql(
+            "INSERT INTO outbox (exchange, routing_key, message_id, content_type, payload, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        );
+        for m in outbox {
+            sqlx::query(&sql)
+                .bind(&m.exchange)
+                .bind(&m.routing_key)
+                .bind(&m.message_id)
+                .bind(&m.content_type)
+                .bind(m.payload.clone())
+                .bind(new.received_at.to_string())
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         Ok(())
+    }
+
+    /// The oldest unpublished outbox messages, at most `limit`.
+    pub async fn pending_outbox(&self, limit: i64) -> Result<Vec<PendingMessage>, StoreError> {
+        let sql = self.sql(
+            "SELECT seq, exchange, routing_key, message_id, content_type, payload, created_at \
+             FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT $1",
+        );
+        let rows = sqlx::query(&sql).bind(limit).fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| {
+                Ok(PendingMessage {
+                    seq: r.try_get("seq")?,
+                    created_at: r.try_get("created_at")?,
+                    message: OutboxMessage {
+                        exchange: r.try_get("exchange")?,
+                        routing_key: r.try_get("routing_key")?,
+                        message_id: r.try_get("message_id")?,
+                        content_type: r.try_get("content_type")?,
+                        payload: r.try_get("payload")?,
+                    },
+                })
+            })
+            .collect()
+    }
+
+    /// Marks an outbox message as published.
+    pub async fn mark_published(&self, seq: i64, at: Timestamp) -> Result<(), StoreError> {
+        let sql = self.sql("UPDATE outbox SET published_at = $1 WHERE seq = $2");
+        sqlx::query(&sql)
+            .bind(at.to_string())
+            .bind(seq)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Unpublished outbox messages.
+    pub async fn outbox_backlog(&self) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM outbox WHERE published_at IS NULL")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get("n")?)
     }
 
     /// Appends one event to an interchange's trail.
@@ -520,6 +599,7 @@ pub enum Table {
     Interchanges,
     Events,
     Refusals,
+    Outbox,
 }
 
 impl Table {
@@ -529,6 +609,7 @@ impl Table {
             Table::Interchanges => "interchanges",
             Table::Events => "events",
             Table::Refusals => "refusals",
+            Table::Outbox => "outbox",
         }
     }
 }

@@ -527,3 +527,68 @@ async fn reply(
     }
     publish_confirmed(channel, s.acks_exchange(), queue, body, props).await
 }
+
+/// Publishes outbox messages to RabbitMQ with confirms, reconnecting on the
+/// next publish after a failure.
+#[derive(Debug)]
+pub struct OutboxPublisher {
+    settings: AmqpSettings,
+    link: tokio::sync::Mutex<Option<(Connection, Channel)>>,
+}
+
+impl OutboxPublisher {
+    pub fn new(settings: AmqpSettings) -> Self {
+        OutboxPublisher {
+            settings,
+            link: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    async fn send(&self, m: &crate::store::PendingMessage) -> Result<(), AmqpError> {
+        let mut link = self.link.lock().await;
+        if link.is_none() {
+            let conn = connect(&self.settings).await?;
+            let channel = conn.create_channel().await?;
+            declare_topology(&channel, &self.settings).await?;
+            channel
+                .confirm_select(ConfirmSelectOptions::default())
+                .await?;
+            *link = Some((conn, channel));
+        }
+        let Some((_, channel)) = link.as_ref() else {
+            return Err(AmqpError::NotConfirmed("no channel".into()));
+        };
+        let props = BasicProperties::default()
+            .with_delivery_mode(2)
+            .with_message_id(m.message.message_id.as_str().into())
+            .with_content_type(m.message.content_type.as_str().into());
+        let exchange = self.settings.name(&m.message.exchange);
+        let result = publish_confirmed(
+            channel,
+            exchange,
+            m.message.routing_key.as_str().into(),
+            &m.message.payload,
+            props,
+        )
+        .await;
+        if result.is_err() {
+            *link = None;
+        }
+        result
+    }
+}
+
+impl crate::hub::outbox::Publish for OutboxPublisher {
+    fn publish<'a>(
+        &'a self,
+        message: &'a crate::store::PendingMessage,
+    ) -> std::pin::Pin<
+        Box<dyn Future<Output = Result<(), crate::hub::outbox::RelayError>> + Send + 'a>,
+    > {
+        Box::pin(async move {
+            self.send(message)
+                .await
+                .map_err(|e| crate::hub::outbox::RelayError::Publish(e.to_string()))
+        })
+    }
+}

@@ -1,0 +1,176 @@
+//! The transactional outbox: the event announcing a stored interchange is
+//! written in the same transaction, published by the relay, marked only
+//! after a confirmed publish, and published again after a failure.
+
+// Test helpers may panic: a panic is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::future::Future;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use tradehub::edifact::Limits;
+use tradehub::hub::outbox::{self, InProcess, Publish, RelayError};
+use tradehub::hub::{Intake, Submission};
+use tradehub::store::{Partner, PendingMessage, Store, Table};
+use tradehub::timestamp::Timestamp;
+
+/// Fails the first `failures` publishes, then succeeds.
+struct Flaky {
+    failures: usize,
+    calls: AtomicUsize,
+    published: std::sync::Mutex<Vec<String>>,
+}
+
+impl Publish for Flaky {
+    fn publish<'a>(
+        &'a self,
+        m: &'a PendingMessage,
+    ) -> Pin<Box<dyn Future<Output = Result<(), RelayError>> + Send + 'a>> {
+        Box::pin(async move {
+            let n = self.calls.fetch_add(1, Ordering::SeqCst);
+            if n < self.failures {
+                return Err(RelayError::Publish("broker away".into()));
+            }
+            self.published
+                .lock()
+                .unwrap()
+                .push(m.message.message_id.clone());
+            Ok(())
+        })
+    }
+}
+
+async fn intake() -> (std::path::PathBuf, Intake, Partner) {
+    let dir =
+        std::env::temp_dir().join(format!("tradehub-outbox-{}", uuid::Uuid::now_v7().simple()));
+    let store = Store::open(&Store::embedded_url(&dir).unwrap())
+        .await
+        .unwrap();
+    store
+        .add_partner("KRBROKER01", "Hanbit", "hash", Timestamp::now())
+        .await
+        .unwrap();
+    let partner = store.partner("KRBROKER01").await.unwrap().unwrap();
+    (dir, Intake::new(store, Limits::default()), partner)
+}
+
+fn fixture(rel: &str) -> Vec<u8> {
+    std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures/edifact")
+            .join(rel),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn stored_interchange_event_is_relayed_once_confirmed() {
+    let (dir, intake, partner) = intake().await;
+    let Submission::Stored(receipt) = intake
+        .submit(&partner, fixture("ok/cusdec-d96b-unoc.edi"))
+        .await
+        .unwrap()
+    else {
+        panic!("not stored");
+    };
+    let store = intake.store();
+    assert_eq!(
+        store.outbox_backlog().await.unwrap(),
+        1,
+        "written with the interchange"
+    );
+    // A duplicate writes nothing new.
+    intake
+        .submit(&partner, fixture("ok/cusdec-d96b-unoc.edi"))
+        .await
+        .unwrap();
+    assert_eq!(store.count(Table::Outbox).await.unwrap(), 1);
+
+    let inproc = InProcess::new(16);
+    let mut sub = inproc.subscribe();
+    assert_eq!(outbox::drain(store, &inproc).await.unwrap(), 1);
+    let m = sub.recv().await.unwrap();
+    assert_eq!(m.message.exchange, "tradehub.events");
+    assert_eq!(m.message.routing_key, "interchange.validated");
+    assert_eq!(
+        m.message.message_id,
+        format!("{}/validated", receipt.interchange.id)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&m.message.payload).unwrap();
+    assert_eq!(json["type"], "interchange.validated");
+    assert_eq!(json["interchange"]["control_reference"], "20261124001");
+    assert_eq!(store.outbox_backlog().await.unwrap(), 0);
+    assert_eq!(
+        outbox::drain(store, &inproc).await.unwrap(),
+        0,
+        "nothing twice"
+    );
+    store.close().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn failed_publish_stays_pending_and_is_retried() {
+    let (dir, intake, partner) = intake().await;
+    intake
+        .submit(&partner, fixture("ok/cusdec-d96b-unoc.edi"))
+        .await
+        .unwrap();
+    let rejected = String::from_utf8(fixture("err/unt-count.edi"))
+        .unwrap()
+        .replace("20261124001", "20261124777");
+    intake
+        .submit(&partner, rejected.into_bytes())
+        .await
+        .unwrap();
+    let flaky = Flaky {
+        failures: 1,
+        calls: AtomicUsize::new(0),
+        published: Default::default(),
+    };
+    assert!(outbox::drain(intake.store(), &flaky).await.is_err());
+    assert_eq!(
+        intake.store().outbox_backlog().await.unwrap(),
+        2,
+        "nothing marked after a failed publish"
+    );
+    assert_eq!(outbox::drain(intake.store(), &flaky).await.unwrap(), 2);
+    let published = flaky.published.lock().unwrap().clone();
+    assert_eq!(published.len(), 2);
+    assert!(
+        published[0].ends_with("/validated") && published[1].ends_with("/rejected"),
+        "{published:?}"
+    );
+
+    // The relay loop wakes on commit and stops on shutdown.
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let inproc = std::sync::Arc::new(InProcess::new(16));
+    let mut sub = inproc.subscribe();
+    let task = tokio::spawn(outbox::relay(
+        intake.store().clone(),
+        inproc.clone(),
+        intake.outbox_wake(),
+        std::time::Duration::from_secs(3600),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let third = String::from_utf8(fixture("ok/cusdec-d96b-unoc.edi"))
+        .unwrap()
+        .replace("20261124001", "20261124888");
+    intake.submit(&partner, third.into_bytes()).await.unwrap();
+    let m = tokio::time::timeout(std::time::Duration::from_secs(5), sub.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(m.message.routing_key, "interchange.validated");
+    stop.send(()).unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(5), task)
+        .await
+        .unwrap()
+        .unwrap();
+    intake.store().close().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
