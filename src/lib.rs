@@ -8,6 +8,7 @@ pub mod cli;
 pub mod diag;
 pub mod edifact;
 pub mod hub;
+pub mod model;
 pub mod store;
 pub mod timestamp;
 pub mod transport;

@@ -1,0 +1,388 @@
+//! The canonical model: what a declaration, a cargo report, a passenger list
+//! or a permit *is*, whatever format it arrived in. JSON is its wire and
+//! storage form; docs/schema/canonical.json is its JSON Schema.
+//!
+//! Amounts, masses and quantities are exact decimals (serialised as strings);
+//! dates keep the UN/EDIFACT 2379 format they were given in.
+
+mod datetime;
+
+pub use datetime::{DateError, Moment};
+use rust_decimal::Decimal;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Import, export or transit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeclarationKind {
+    Import,
+    Export,
+    Transit,
+}
+
+/// What the declaration does to earlier ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeclarationFunction {
+    Original,
+    Amendment,
+    Cancellation,
+}
+
+/// A postal address.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Address {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub street: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub city: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postcode: Option<String>,
+    /// ISO 3166-1 alpha-2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
+}
+
+/// A party: trader, broker, carrier, agency.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Party {
+    /// Identifier (e.g. business registration, EORI, TIN).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Who issued the identifier (UN/EDIFACT 3055 or a scheme name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_scheme: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<Address>,
+}
+
+/// An amount of money.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Amount {
+    pub value: Decimal,
+    /// ISO 4217.
+    pub currency: String,
+}
+
+/// A measured quantity with its unit (UN/ECE Recommendation 20).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Quantity {
+    pub value: Decimal,
+    pub unit: String,
+}
+
+/// A document referred to: licence, certificate, invoice, previous declaration.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Document {
+    /// Document type code (UN/EDIFACT 1001 or the administration's list).
+    pub code: String,
+    pub reference: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issued: Option<Moment>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+}
+
+/// Packages of one kind.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Packages {
+    pub count: u32,
+    /// Package type (UN/ECE Recommendation 21).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub marks: Option<String>,
+}
+
+/// A duty or tax on a goods item.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct DutyTax {
+    /// Duty/tax type (e.g. customs duty, VAT, excise).
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<Amount>,
+    /// Rate in percent, when ad valorem.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<Decimal>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount: Option<Amount>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment_method: Option<String>,
+}
+
+/// Transport of the goods.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Transport {
+    /// Mode at the border (UN/EDIFACT 8067: 1 sea, 4 air, 3 road, 2 rail, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub border_mode: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inland_mode: Option<String>,
+    /// Vessel, flight or vehicle identification.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub means_id: Option<String>,
+    /// ISO 3166-1 alpha-2 nationality of the means of transport.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nationality: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub containers: Vec<String>,
+}
+
+/// One goods item of a declaration.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct GoodsItem {
+    /// 1..=999, unique in the declaration.
+    pub sequence: u16,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Commodity code: HS (6 digits) or a national extension (up to 10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hs_code: Option<String>,
+    /// ISO 3166-1 alpha-2 country of origin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
+    /// Requested and previous customs procedure codes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub procedure: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantity: Option<Quantity>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gross_mass_kg: Option<Decimal>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub net_mass_kg: Option<Decimal>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customs_value: Option<Amount>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub packages: Vec<Packages>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub documents: Vec<Document>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub duties: Vec<DutyTax>,
+}
+
+/// Declaration-level totals.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Totals {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invoice: Option<Amount>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customs_value: Option<Amount>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gross_mass_kg: Option<Decimal>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub packages: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub items: Option<u16>,
+}
+
+/// A customs declaration (import, export, transit).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Declaration {
+    pub kind: DeclarationKind,
+    pub function: DeclarationFunction,
+    /// Local reference number given by the declarant.
+    pub lrn: String,
+    /// Movement reference number given by customs once accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mrn: Option<String>,
+    /// Type code as declared (e.g. UN/EDIFACT 1001 or the national type).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub type_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issued: Option<Moment>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub declarant: Option<Party>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub importer: Option<Party>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exporter: Option<Party>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub representative: Option<Party>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seller: Option<Party>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub buyer: Option<Party>,
+    /// Customs office of declaration (e.g. UN/LOCODE or national office code).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customs_office: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transport: Option<Transport>,
+    #[serde(default)]
+    pub totals: Totals,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub documents: Vec<Document>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub previous_documents: Vec<Document>,
+    #[serde(default)]
+    pub goods: Vec<GoodsItem>,
+}
+
+/// One consignment of a cargo report.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Consignment {
+    /// Bill of lading / air waybill number.
+    pub transport_document: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consignor: Option<Party>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consignee: Option<Party>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub containers: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub goods: Vec<GoodsItem>,
+}
+
+/// A cargo report (manifest) of a voyage or flight.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct CargoReport {
+    pub reference: String,
+    /// Voyage or flight number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub voyage: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub carrier: Option<Party>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transport: Option<Transport>,
+    /// UN/LOCODEs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port_of_loading: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port_of_discharge: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arrival: Option<Moment>,
+    #[serde(default)]
+    pub consignments: Vec<Consignment>,
+}
+
+/// A cargo status event (arrival, unloading, bonded in/out, release).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct CargoEvent {
+    /// Bill of lading, container or declaration reference the event is about.
+    pub reference: String,
+    /// Event code (e.g. `arrived`, `unloaded`, `bonded_in`, `bonded_out`, `released`).
+    pub event: String,
+    pub at: Moment,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reporter: Option<Party>,
+}
+
+/// Crew member or passenger.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Traveller {
+    pub crew: bool,
+    pub surname: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub given_names: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub birth_date: Option<Moment>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sex: Option<String>,
+    /// ISO 3166-1 alpha-3 (travel documents use alpha-3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nationality: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub travel_document: Option<Document>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seat: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baggage_pieces: Option<u16>,
+}
+
+/// A passenger or crew list of a flight or voyage (PAXLST).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct PassengerList {
+    pub reference: String,
+    /// Flight or voyage number.
+    pub journey: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub departure: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub departure_time: Option<Moment>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arrival: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arrival_time: Option<Moment>,
+    #[serde(default)]
+    pub travellers: Vec<Traveller>,
+}
+
+/// A request to an agency to confirm a declaration's goods.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct PermitRequest {
+    pub id: String,
+    pub declaration_id: String,
+    /// Agency code (routing key `permit.<CODE>`).
+    pub agency: String,
+    /// The rule that required it and the law behind the rule.
+    pub rule: String,
+    pub law: String,
+    /// Goods item sequences concerned.
+    pub goods: Vec<u16>,
+    pub declaration: Declaration,
+}
+
+/// An agency's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PermitOutcome {
+    Granted,
+    Refused,
+    Conditional,
+}
+
+/// An agency's decision on a permit request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct PermitDecision {
+    pub permit_id: String,
+    pub outcome: PermitOutcome,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reasons: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conditions: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_at: Option<Moment>,
+}
+
+/// What customs answers a declarant (becomes CUSRES, APERAK or WCO RES).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Response {
+    pub declaration_lrn: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mrn: Option<String>,
+    /// received, accepted, rejected, cleared, held, released, …
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<ResponseError>,
+    pub at: Moment,
+}
+
+/// One error of a response: a stable code and where it is (a segment and
+/// element position for EDIFACT, an element path for XML).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ResponseError {
+    pub code: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pointer: Option<String>,
+    pub message: String,
+}
+
+/// The JSON Schema of every canonical type, as published in docs/schema/.
+pub fn json_schema() -> serde_json::Value {
+    #[derive(JsonSchema)]
+    #[allow(dead_code)]
+    struct Canonical {
+        declaration: Declaration,
+        cargo_report: CargoReport,
+        cargo_event: CargoEvent,
+        passenger_list: PassengerList,
+        permit_request: PermitRequest,
+        permit_decision: PermitDecision,
+        response: Response,
+    }
+    serde_json::to_value(schemars::schema_for!(Canonical)).unwrap_or_default()
+}
