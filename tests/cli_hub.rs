@@ -5,9 +5,10 @@
 // Test helpers may panic: a panic is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_tradehub"))
@@ -54,25 +55,7 @@ fn serve_submit_status_and_stop() {
         .unwrap();
     assert_eq!(again.status.code(), Some(2));
 
-    let mut server = bin()
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(&data)
-        .env("TRADEHUB_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(server.stderr.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines
-            .next()
-            .expect("serve exited before listening")
-            .unwrap();
-        if let Some(rest) = line.split("addr=").nth(1) {
-            break rest.split_whitespace().next().unwrap().to_owned();
-        }
-    };
-    // Keep draining the log so the server never blocks on a full pipe.
-    let log = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>());
+    let (server, addr, log) = common::spawn_serve(&data);
     let url = format!("http://{addr}");
 
     let ok = fixture("ok/cusdec-d96b-unoc.edi");
@@ -158,6 +141,7 @@ fn serve_submit_status_and_stop() {
         .status()
         .unwrap();
     assert!(killed.success());
+    let mut server = server;
     let status = server.wait().unwrap();
     assert_eq!(status.code(), Some(0));
     let log = log.join().unwrap();

@@ -6,7 +6,11 @@
 // Test helpers may panic: a panic is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::fixture;
+
+use std::path::PathBuf;
 use std::time::Duration;
 
 use tradehub::edifact::Limits;
@@ -14,15 +18,6 @@ use tradehub::hub::{Intake, new_token};
 use tradehub::store::{Store, Table};
 use tradehub::timestamp::Timestamp;
 use tradehub::transport::drop::{self, DropSettings, Outcome};
-
-fn fixture(rel: &str) -> Vec<u8> {
-    std::fs::read(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("fixtures/edifact")
-            .join(rel),
-    )
-    .unwrap()
-}
 
 async fn setup() -> (PathBuf, Intake, DropSettings) {
     let dir = std::env::temp_dir().join(format!("tradehub-drop-{}", uuid::Uuid::now_v7().simple()));

@@ -5,8 +5,11 @@
 // Test helpers may panic: a panic is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
+use common::fixture;
+
 use std::future::Future;
-use std::path::Path;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -54,15 +57,6 @@ async fn intake() -> (std::path::PathBuf, Intake, Partner) {
         .unwrap();
     let partner = store.partner("KRBROKER01").await.unwrap().unwrap();
     (dir, Intake::new(store, Limits::default()), partner)
-}
-
-fn fixture(rel: &str) -> Vec<u8> {
-    std::fs::read(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("fixtures/edifact")
-            .join(rel),
-    )
-    .unwrap()
 }
 
 #[tokio::test]

@@ -9,23 +9,13 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::path::Path;
 
-use common::request;
+use common::{fixture, request};
 use tradehub::edifact::Limits;
 use tradehub::hub::{Intake, new_token};
 use tradehub::store::{Store, Table};
 use tradehub::timestamp::Timestamp;
 use tradehub::transport::http::{self, HttpSettings};
-
-fn fixture(rel: &str) -> Vec<u8> {
-    std::fs::read(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("fixtures/edifact")
-            .join(rel),
-    )
-    .unwrap()
-}
 
 struct Hub {
     addr: SocketAddr,

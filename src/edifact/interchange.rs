@@ -664,11 +664,7 @@ impl<R: Read> Parser<R> {
             return;
         };
         let reference = group.reference.clone();
-        let seg = step
-            .segment
-            .unwrap_or_else(|| Segment::new("UNE", Vec::new()));
-        let count = comp(&seg, 0, 0);
-        let trailer_ref = comp(&seg, 1, 0);
+        let (seg, count, trailer_ref) = step.trailer("UNE");
         let received = self.group_messages;
         self.check_count(
             position,
@@ -772,11 +768,7 @@ impl<R: Read> Parser<R> {
             return;
         };
         let reference = message.reference.clone();
-        let seg = step
-            .segment
-            .unwrap_or_else(|| Segment::new("UNT", Vec::new()));
-        let count = comp(&seg, 0, 0);
-        let trailer_ref = comp(&seg, 1, 0);
+        let (seg, count, trailer_ref) = step.trailer("UNT");
         let received = u64::from(self.message_segments);
         self.check_count(
             position,
@@ -806,11 +798,7 @@ impl<R: Read> Parser<R> {
         if self.group.is_some() {
             self.close_group(position, on_message, None);
         }
-        let seg = step
-            .segment
-            .unwrap_or_else(|| Segment::new("UNZ", Vec::new()));
-        let count = comp(&seg, 0, 0);
-        let trailer_ref = comp(&seg, 1, 0);
+        let (seg, count, trailer_ref) = step.trailer("UNZ");
         let (received, what) = if self.tree.counts.groups > 0 {
             (
                 self.tree.counts.groups,
@@ -963,6 +951,15 @@ struct Step {
 }
 
 impl Step {
+    /// A trailer segment (UNT, UNE, UNZ) with its control count and reference.
+    fn trailer(self, tag: &str) -> (Segment, String, String) {
+        let seg = self
+            .segment
+            .unwrap_or_else(|| Segment::new(tag, Vec::new()));
+        let (count, reference) = (comp(&seg, 0, 0), comp(&seg, 1, 0));
+        (seg, count, reference)
+    }
+
     fn from_raw(raw: &RawSegment<'_>, charset: Charset, keep: bool) -> Step {
         Step {
             segment: keep.then(|| raw.to_segment(charset)),

@@ -283,46 +283,32 @@ impl Store {
         let rows = sqlx::query("SELECT id, name FROM partners ORDER BY id")
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Partner {
-                    id: r.try_get("id")?,
-                    name: r.try_get("name")?,
-                })
-            })
-            .collect()
+        rows.iter().map(partner_row).collect()
     }
 
     /// The partner with this id.
     pub async fn partner(&self, id: &str) -> Result<Option<Partner>, StoreError> {
-        let sql = self.sql("SELECT id, name FROM partners WHERE id = $1");
-        let row = sqlx::query(&sql)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|r| {
-            Ok(Partner {
-                id: r.try_get("id")?,
-                name: r.try_get("name")?,
-            })
-        })
-        .transpose()
+        self.partner_where("id", id).await
     }
 
     /// The partner whose token hashes to `token_hash`.
     pub async fn partner_by_token(&self, token_hash: &str) -> Result<Option<Partner>, StoreError> {
-        let sql = self.sql("SELECT id, name FROM partners WHERE token_hash = $1");
+        self.partner_where("token_hash", token_hash).await
+    }
+
+    async fn partner_where(
+        &self,
+        column: &'static str,
+        value: &str,
+    ) -> Result<Option<Partner>, StoreError> {
+        let sql = self.sql(&format!(
+            "SELECT id, name FROM partners WHERE {column} = $1"
+        ));
         let row = sqlx::query(&sql)
-            .bind(token_hash)
+            .bind(value)
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|r| {
-            Ok(Partner {
-                id: r.try_get("id")?,
-                name: r.try_get("name")?,
-            })
-        })
-        .transpose()
+        row.as_ref().map(partner_row).transpose()
     }
 
     /// Stores an interchange and its first events in one transaction.
@@ -612,6 +598,13 @@ impl Table {
             Table::Outbox => "outbox",
         }
     }
+}
+
+fn partner_row(r: &AnyRow) -> Result<Partner, StoreError> {
+    Ok(Partner {
+        id: r.try_get("id")?,
+        name: r.try_get("name")?,
+    })
 }
 
 fn stored(r: &AnyRow) -> Result<StoredInterchange, StoreError> {

@@ -184,3 +184,45 @@ pub fn request_blocking(
     }
     Some(parse_response(&raw))
 }
+
+/// A fixture file under fixtures/edifact.
+pub fn fixture(rel: &str) -> Vec<u8> {
+    std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures/edifact")
+            .join(rel),
+    )
+    .unwrap()
+}
+
+/// `tradehub serve` as a child process on `data` (embedded store), port
+/// chosen by the system. Returns the child, its address and a thread that
+/// collects its log until it exits (so the pipe never fills up).
+pub fn spawn_serve(
+    data: &std::path::Path,
+) -> (
+    std::process::Child,
+    String,
+    std::thread::JoinHandle<Vec<String>>,
+) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tradehub"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data)
+        .env("TRADEHUB_LOG", "warn,tradehub::cli=info")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines
+            .next()
+            .expect("serve exited before listening")
+            .unwrap();
+        if let Some(rest) = line.split("addr=").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_owned();
+        }
+    };
+    let log = std::thread::spawn(move || lines.map_while(Result::ok).collect());
+    (child, addr, log)
+}
