@@ -131,6 +131,32 @@ fn random_sizes(seed: u64) -> Vec<usize> {
         .collect()
 }
 
+/// Streaming check mode (no tree, data segments not split) must find
+/// exactly what a full parse finds.
+fn assert_check_mode_agrees(data: &[u8], full: &Parsed, name: &str) {
+    let options = ParseOptions {
+        keep_messages: false,
+        decode_messages: false,
+        ..ParseOptions::default()
+    };
+    let checked = Parser::new(
+        Chunked {
+            data,
+            sizes: random_sizes(7),
+            call: 0,
+        },
+        options,
+    )
+    .run(|_, _| {})
+    .unwrap();
+    assert_eq!(checked.issues, full.issues, "{name}: check mode differs");
+    assert_eq!(
+        checked.interchange.counts, full.interchange.counts,
+        "{name}: check mode counts differ"
+    );
+    assert_eq!(checked.error_count, full.error_count, "{name}");
+}
+
 fn run_area(area: &str, expect_valid: Option<bool>) {
     for path in fixtures(area) {
         let data = std::fs::read(&path).unwrap();
@@ -145,6 +171,7 @@ fn run_area(area: &str, expect_valid: Option<bool>) {
             );
         }
         check_golden(&path, &golden(&parsed));
+        assert_check_mode_agrees(&data, &parsed, &path.display().to_string());
         // Streaming gives the same tree and issues whatever the chunking.
         assert_eq!(
             parse_chunked(&data, vec![1]),

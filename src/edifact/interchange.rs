@@ -269,6 +269,9 @@ impl<R: Read> Parser<R> {
     where
         F: FnMut(&Message, &mut IssueSink),
     {
+        // Data segments are split only when someone reads them.
+        self.lexer
+            .split_data_segments(self.options.keep_messages || self.options.decode_messages);
         let seps = self.lexer.start()?;
         self.tree.separators = seps;
         if let Some(una) = self.lexer.una() {
@@ -299,7 +302,7 @@ impl<R: Read> Parser<R> {
                     let position = raw.position;
                     self.last_position = position;
                     self.tree.counts.segments += 1;
-                    let tag = display_tag(raw.tag());
+                    let tag = TagText::of(raw.tag());
                     // The segment borrows the lexer: decode what is needed
                     // before anything else touches it. Service segments are
                     // always decoded; others only when someone reads them.
@@ -362,7 +365,7 @@ impl<R: Read> Parser<R> {
     fn segment<F>(
         &mut self,
         step: Step,
-        tag: String,
+        tag: TagText,
         position: u32,
         problems: Vec<LexProblem>,
         on_message: &mut F,
@@ -382,7 +385,7 @@ impl<R: Read> Parser<R> {
             self.report_problems(problems, position, Some(&tag));
             return;
         }
-        let valid_tag = is_valid_tag(&tag);
+        let valid_tag = is_valid_tag(tag.bytes());
         if self.state == State::Start && !valid_tag {
             // The very first segment has no tag: this is not EDIFACT at all.
             let mut loc = self.loc(position, &tag);
@@ -398,18 +401,18 @@ impl<R: Read> Parser<R> {
         if self.state == State::Rejected {
             return;
         }
-        match tag.as_str() {
-            "UNB" => self.unb(step, position),
-            "UNG" => self.ung(step, position, on_message),
-            "UNE" => self.une(step, position, on_message),
-            "UNH" => self.unh(step, position, on_message),
-            "UNT" => {
+        match tag.bytes() {
+            b"UNB" => self.unb(step, position),
+            b"UNG" => self.ung(step, position, on_message),
+            b"UNE" => self.une(step, position, on_message),
+            b"UNH" => self.unh(step, position, on_message),
+            b"UNT" => {
                 if self.message.is_some() {
                     self.message_segments += 1;
                 }
                 self.unt(step, position, on_message)
             }
-            "UNZ" => self.unz(step, position, on_message),
+            b"UNZ" => self.unz(step, position, on_message),
             _ => {
                 if self.state == State::Start {
                     self.missing_unb(position);
@@ -434,7 +437,10 @@ impl<R: Read> Parser<R> {
             self.error(
                 Code::InvalidTag,
                 loc,
-                format!("segment tag {tag:?} is not three upper-case letters or digits"),
+                format!(
+                    "segment tag {:?} is not three upper-case letters or digits",
+                    &*tag
+                ),
             );
         }
         self.report_problems(problems, position, Some(&tag));
@@ -971,6 +977,47 @@ fn comp(seg: &Segment, e: usize, c: usize) -> String {
     seg.get(e, c).unwrap_or("").to_owned()
 }
 
+/// A segment tag as shown in issues: kept inline when it is three ASCII
+/// letters or digits (nearly always), escaped otherwise.
+#[derive(Debug, Clone)]
+enum TagText {
+    Short([u8; 3]),
+    Other(String),
+}
+
+impl TagText {
+    /// The tag's bytes (no UTF-8 check needed to compare them).
+    fn bytes(&self) -> &[u8] {
+        match self {
+            TagText::Short(bytes) => bytes,
+            TagText::Other(text) => text.as_bytes(),
+        }
+    }
+
+    fn of(raw: &[u8]) -> TagText {
+        match raw {
+            [a, b, c] if raw.iter().all(u8::is_ascii_alphanumeric) => TagText::Short([*a, *b, *c]),
+            _ => TagText::Other(display_tag(raw)),
+        }
+    }
+}
+
+impl std::ops::Deref for TagText {
+    type Target = str;
+    fn deref(&self) -> &str {
+        match self {
+            TagText::Short(bytes) => std::str::from_utf8(bytes).unwrap_or("???"),
+            TagText::Other(text) => text,
+        }
+    }
+}
+
+impl std::fmt::Display for TagText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self)
+    }
+}
+
 /// The tag as it will be shown: invalid bytes escaped, cut to 12 characters.
 fn display_tag(raw: &[u8]) -> String {
     let text = String::from_utf8_lossy(raw.get(..12).unwrap_or(raw));
@@ -981,10 +1028,10 @@ fn display_tag(raw: &[u8]) -> String {
     shown
 }
 
-fn is_valid_tag(tag: &str) -> bool {
+fn is_valid_tag(tag: &[u8]) -> bool {
     tag.len() == 3
         && tag
-            .bytes()
+            .iter()
             .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
 }
 

@@ -247,11 +247,10 @@ pub struct Lexer<R> {
     classes: [u8; 256],
     charset: Charset,
     utf8: bool,
-    /// Read-ahead window; `buf[lo..]` is unread.
+    /// Read-ahead window; `buf[lo..hi]` is unread, reads land at `hi`.
     buf: Vec<u8>,
-    /// Where each read lands before it joins the window.
-    scratch: Box<[u8]>,
     lo: usize,
+    hi: usize,
     /// Stream offset of `buf[lo]`.
     offset: u64,
     /// Bytes of the segment last returned, consumed on the next call.
@@ -264,6 +263,8 @@ pub struct Lexer<R> {
     problems: Vec<LexProblem>,
     una: Option<[u8; 9]>,
     syntax: Option<(String, u8)>,
+    /// Split data segments into element spans (service segments always are).
+    split_data: bool,
 }
 
 /// What [`Lexer::next_segment`] found.
@@ -294,8 +295,8 @@ impl<R: io::Read> Lexer<R> {
             charset: Charset::LevelA,
             utf8: false,
             buf: Vec::new(),
-            scratch: vec![0; READ_BLOCK].into_boxed_slice(),
             lo: 0,
+            hi: 0,
             offset: 0,
             pending_consume: 0,
             after_terminator: false,
@@ -305,6 +306,7 @@ impl<R: io::Read> Lexer<R> {
             problems: Vec::new(),
             una: None,
             syntax: None,
+            split_data: true,
         };
         lexer.rebuild_classes();
         lexer
@@ -331,6 +333,14 @@ impl<R: io::Read> Lexer<R> {
     /// Problems found since the last call, for the parser to locate.
     pub fn take_problems(&mut self) -> Vec<LexProblem> {
         std::mem::take(&mut self.problems)
+    }
+
+    /// Whether data segments (tags not starting with `UN`) are split into
+    /// element and component spans. When not, their element accessors see
+    /// no elements, but every syntax check still runs and any problem is
+    /// located exactly as with splitting. Default: split.
+    pub fn split_data_segments(&mut self, split: bool) {
+        self.split_data = split;
     }
 
     /// Switches separators (the repetition separator becomes active once UNB
@@ -369,19 +379,29 @@ impl<R: io::Read> Lexer<R> {
         if self.eof {
             return Ok(false);
         }
-        if self.lo > 0 && self.lo >= self.buf.len() / 2 {
-            self.buf.drain(..self.lo);
-            self.lo = 0;
+        // Make room at the end: move the unread bytes to the front, or grow.
+        if self.buf.len() - self.hi < READ_BLOCK / 2 {
+            if self.lo > 0 {
+                self.buf.copy_within(self.lo..self.hi, 0);
+                self.hi -= self.lo;
+                self.lo = 0;
+            }
+            if self.buf.len() - self.hi < READ_BLOCK / 2 {
+                let grown = (self.buf.len() * 2).max(READ_BLOCK);
+                self.buf.resize(grown, 0);
+            }
         }
         let n = loop {
-            match self.reader.read(&mut self.scratch) {
+            match self
+                .reader
+                .read(self.buf.get_mut(self.hi..).unwrap_or(&mut []))
+            {
                 Ok(n) => break n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             }
         };
-        self.buf
-            .extend_from_slice(self.scratch.get(..n).unwrap_or(&[]));
+        self.hi += n;
         if n == 0 {
             self.eof = true;
         }
@@ -389,7 +409,7 @@ impl<R: io::Read> Lexer<R> {
     }
 
     fn unread(&self) -> &[u8] {
-        self.buf.get(self.lo..).unwrap_or(&[])
+        self.buf.get(self.lo..self.hi).unwrap_or(&[])
     }
 
     /// Ensures at least `n` unread bytes unless the input ends first.
@@ -399,7 +419,7 @@ impl<R: io::Read> Lexer<R> {
     }
 
     fn advance(&mut self, n: usize) {
-        let n = n.min(self.buf.len() - self.lo);
+        let n = n.min(self.hi - self.lo);
         self.lo += n;
         self.offset += n as u64;
     }
@@ -514,6 +534,10 @@ impl<R: io::Read> Lexer<R> {
 
     /// The next segment, or the end of input.
     pub fn next_segment(&mut self) -> io::Result<Next<'_>> {
+        // Problems nobody collects (a caller using the lexer alone) stay bounded.
+        if self.problems.len() > self.limits.max_issues {
+            self.problems.truncate(self.limits.max_issues);
+        }
         let consumed = std::mem::take(&mut self.pending_consume);
         self.advance(consumed);
         self.skip_between()?;
@@ -600,14 +624,25 @@ impl<R: io::Read> Lexer<R> {
         }
         let lo = self.lo;
         let body = self.buf.get(lo..lo + body_len).unwrap_or(&[]);
-        let tag_end = split(
-            body,
-            seg_offset,
-            &self.classes,
-            self.utf8,
-            &mut self.spans,
-            &mut self.problems,
-        );
+        let tag_end = if self.split_data || body.starts_with(b"UN") {
+            split(
+                body,
+                seg_offset,
+                &self.classes,
+                self.utf8,
+                &mut self.spans,
+                &mut self.problems,
+            )
+        } else {
+            check_unsplit(
+                body,
+                seg_offset,
+                &self.classes,
+                self.utf8,
+                &mut self.spans,
+                &mut self.problems,
+            )
+        };
         Ok(Next::Segment(RawSegment {
             body,
             tag_end,
@@ -714,6 +749,60 @@ impl<R: io::Read> Lexer<R> {
     }
 }
 
+/// Checks a segment without recording spans: fast scans for what `split`
+/// would report (characters outside the repertoire, release characters
+/// before ordinary characters, trailing separators, invalid UTF-8). When a
+/// scan finds anything, the segment is split after all, so that problems are
+/// located exactly as `split` locates them. Returns the length of the tag.
+fn check_unsplit(
+    body: &[u8],
+    offset: u64,
+    classes: &[u8; 256],
+    utf8: bool,
+    spans: &mut Spans,
+    problems: &mut Vec<LexProblem>,
+) -> usize {
+    // One pass over the byte classes (segments are short: a tight loop beats
+    // several vector scans). Anything unusual — a character outside the
+    // repertoire, a release character, a separator before an element
+    // separator or at the end, bad UTF-8 — sends the segment to `split`,
+    // which reports it exactly.
+    let mut tag_end = None;
+    let mut prev = ELEMENT;
+    let mut unusual = false;
+    for (i, &b) in body.iter().enumerate() {
+        let class = classes[b as usize];
+        match class {
+            DATA => {}
+            ELEMENT => {
+                if tag_end.is_none() {
+                    tag_end = Some(i);
+                } else if prev == COMPONENT || prev == REPETITION {
+                    unusual = true;
+                    break;
+                }
+            }
+            COMPONENT | REPETITION => {}
+            _ => {
+                unusual = true;
+                break;
+            }
+        }
+        prev = class;
+    }
+    if unusual
+        || matches!(prev, COMPONENT | REPETITION) && !body.is_empty()
+        || prev == ELEMENT && !body.is_empty()
+        || utf8 && std::str::from_utf8(body).is_err()
+    {
+        return split(body, offset, classes, utf8, spans, problems);
+    }
+    spans.comps.clear();
+    spans.reps.clear();
+    spans.elems.clear();
+    tag_end.unwrap_or(body.len())
+}
+
 /// Splits a segment body into spans; records invalid characters. Returns the
 /// length of the tag.
 fn split(
@@ -757,8 +846,22 @@ fn split(
         spans.reps.push(0);
         i = start;
         while i < len {
+            // Fast path: a run of ordinary data bytes (most of any segment).
+            let run = body
+                .get(i..)
+                .unwrap_or(&[])
+                .iter()
+                .position(|&b| classes[b as usize] != DATA)
+                .unwrap_or(len - i);
+            if run > 0 {
+                prev_sep = false;
+                i += run;
+                if i >= len {
+                    break;
+                }
+            }
             let b = body.get(i).copied().unwrap_or(0);
-            let class = classes.get(b as usize).copied().unwrap_or(INVALID);
+            let class = classes[b as usize];
             match class {
                 DATA | TERMINATOR => {
                     prev_sep = false;

@@ -3,6 +3,7 @@
 pub mod charset;
 pub mod interchange;
 pub mod lexer;
+pub mod sample;
 pub mod segment;
 pub mod separators;
 pub mod writer;
