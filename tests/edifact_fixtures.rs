@@ -157,6 +157,24 @@ fn assert_check_mode_agrees(data: &[u8], full: &Parsed, name: &str) {
     assert_eq!(checked.error_count, full.error_count, "{name}");
 }
 
+/// Whatever the subject, the CONTRL answering it is a valid interchange.
+fn assert_contrl_is_valid(parsed: &Parsed, name: &str) {
+    use tradehub::ack::contrl;
+    let options = contrl::Options::at(
+        tradehub::timestamp::Timestamp::from_unix(0),
+        parsed.interchange.syntax_version == "4",
+        "1".into(),
+    );
+    let ack = contrl::build(parsed, &options);
+    let answer = edifact::parse(&ack.bytes);
+    assert!(
+        answer.issues.is_empty(),
+        "{name}: CONTRL has issues {:#?}",
+        answer.issues
+    );
+    assert_eq!(ack.accepted, parsed.is_valid(), "{name}");
+}
+
 fn run_area(area: &str, expect_valid: Option<bool>) {
     for path in fixtures(area) {
         let data = std::fs::read(&path).unwrap();
@@ -172,6 +190,7 @@ fn run_area(area: &str, expect_valid: Option<bool>) {
         }
         check_golden(&path, &golden(&parsed));
         assert_check_mode_agrees(&data, &parsed, &path.display().to_string());
+        assert_contrl_is_valid(&parsed, &path.display().to_string());
         // Streaming gives the same tree and issues whatever the chunking.
         assert_eq!(
             parse_chunked(&data, vec![1]),

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 
 use crate::diag::{Issue, Severity};
-use crate::edifact::writer::{self, WriteError};
+use crate::edifact::writer;
 use crate::edifact::{Charset, Element, Interchange, Parsed, Segment, Separators};
 
 /// 0083 action codes used here.
@@ -26,17 +26,16 @@ pub struct Options {
     /// Date (YYMMDD, or CCYYMMDD for syntax 4) and time (HHMM) of preparation.
     pub date: String,
     pub time: String,
+    /// The hub's interchange id: the CONTRL's sender when the subject names
+    /// no recipient.
+    pub hub_id: String,
+    /// Who the CONTRL goes to when the subject names no sender (the
+    /// authenticated partner, when there is one).
+    pub fallback_recipient: String,
 }
 
-impl Default for Options {
-    fn default() -> Self {
-        Options {
-            reference: "1".into(),
-            date: "000101".into(),
-            time: "0000".into(),
-        }
-    }
-}
+/// The hub's default interchange id.
+pub const HUB_ID: &str = "TRADEHUB";
 
 impl Options {
     /// The envelope of a CONTRL prepared at `t`: syntax 4 dates are
@@ -49,6 +48,8 @@ impl Options {
             reference,
             date: t.edifact_date(syntax_v4),
             time: t.edifact_time(),
+            hub_id: HUB_ID.into(),
+            fallback_recipient: "UNKNOWN".into(),
         }
     }
 }
@@ -181,22 +182,37 @@ pub fn build(parsed: &Parsed, options: &Options) -> Contrl {
     let reference = options.reference.clone();
     let version = if v4 { ("4", "1") } else { ("2", "2") };
     let mut segments = Vec::with_capacity(body.len() + 4);
-    let syntax_id = if subject.syntax_identifier.is_empty() {
-        "UNOA"
-    } else {
+    // The CONTRL answers in the subject's syntax level and version when the
+    // hub supports them, else in UNOC version 3.
+    let supported = Charset::from_syntax_identifier(&subject.syntax_identifier).is_some();
+    let syntax_id = if supported {
         subject.syntax_identifier.as_str()
-    };
-    let syntax_version = if subject.syntax_version.is_empty() {
-        "3"
     } else {
-        subject.syntax_version.as_str()
+        "UNOC"
+    };
+    let syntax_version = match subject.syntax_version.as_str() {
+        v @ ("1" | "2" | "3" | "4") => v,
+        _ => "3",
+    };
+    let or = |value: &str, fallback: &str| {
+        if value.is_empty() {
+            fallback.to_owned()
+        } else {
+            value.to_owned()
+        }
     };
     segments.push(Segment::new(
         "UNB",
         vec![
             Element::composite([syntax_id, syntax_version]),
-            party(&subject.recipient.id, &subject.recipient.qualifier),
-            party(&subject.sender.id, &subject.sender.qualifier),
+            party(
+                &or(&subject.recipient.id, &options.hub_id),
+                &subject.recipient.qualifier,
+            ),
+            party(
+                &or(&subject.sender.id, &options.fallback_recipient),
+                &subject.sender.qualifier,
+            ),
             Element::composite([options.date.as_str(), options.time.as_str()]),
             Element::simple(&reference),
         ],
@@ -219,16 +235,18 @@ pub fn build(parsed: &Parsed, options: &Options) -> Contrl {
         vec![Element::simple("1"), Element::simple(&reference)],
     ));
 
-    let charset = Charset::from_syntax_identifier(syntax_id).unwrap_or(Charset::LevelA);
+    let charset = Charset::from_syntax_identifier(syntax_id).unwrap_or(Charset::Iso8859(1));
     let seps = contrl_separators(subject);
     let mut bytes = Vec::new();
     if subject.una.is_some() {
         bytes.extend_from_slice(&seps.una());
     }
-    if let Err(e) = writer::write_segments(&segments, &seps, charset, &mut bytes) {
-        // Values from the subject that the repertoire cannot carry (only
-        // possible for a broken subject): fall back to UNOW, which can.
-        bytes = fallback(&segments, &seps, e);
+    // Values echoed from a broken subject may hold characters the
+    // repertoire cannot carry (a line feed in a reference, say): they are
+    // replaced, so that a CONTRL is always written.
+    let segments: Vec<Segment> = segments.iter().map(|seg| sanitize(seg, charset)).collect();
+    if writer::write_segments(&segments, &seps, charset, &mut bytes).is_err() {
+        bytes.clear();
     }
     let interchange = crate::edifact::parse(&bytes).interchange;
     Contrl {
@@ -238,40 +256,67 @@ pub fn build(parsed: &Parsed, options: &Options) -> Contrl {
     }
 }
 
-fn fallback(segments: &[Segment], seps: &Separators, _cause: WriteError) -> Vec<u8> {
-    let mut bytes = seps.una().to_vec();
-    let mut segs = segments.to_vec();
-    if let Some(unb) = segs.first_mut() {
-        if let Some(e) = unb.elements.first_mut() {
-            *e = Element::composite(["UNOW", "4"]);
-        }
-    }
-    let seps = Separators {
-        repetition: Some(b'*'),
-        ..*seps
+/// The segment with every character `charset` cannot encode replaced by
+/// `.`, and empty trailing components dropped (ISO 9735 omits them).
+fn sanitize(seg: &Segment, charset: Charset) -> Segment {
+    let clean = |text: &String| -> String {
+        text.chars()
+            .map(|c| {
+                let mut probe = Vec::new();
+                let mut buf = [0u8; 4];
+                if charset.encode(c.encode_utf8(&mut buf), &mut probe).is_ok() {
+                    c
+                } else {
+                    '.'
+                }
+            })
+            .collect()
     };
-    if writer::write_segments(&segs, &seps, Charset::Utf8, &mut bytes).is_err() {
-        bytes.clear();
-    }
-    bytes
+    let elements = seg
+        .elements
+        .iter()
+        .map(|e| {
+            let reps = e
+                .repetitions()
+                .iter()
+                .map(|comps| {
+                    let mut comps: Vec<String> = comps.iter().map(clean).collect();
+                    while comps.len() > 1 && comps.last().is_some_and(String::is_empty) {
+                        comps.pop();
+                    }
+                    comps
+                })
+                .collect();
+            Element::repeated(reps)
+        })
+        .collect();
+    Segment::new(seg.tag.clone(), elements)
 }
 
 /// The subject's separators (a CONTRL answers in the same syntax), with a
 /// release character so that any value can be written.
 fn contrl_separators(subject: &Interchange) -> Separators {
+    let v4 = subject.syntax_version == "4";
     let mut seps = subject.separators;
-    if seps.release.is_none() && seps != Separators::LEVEL_B {
-        seps.release = Some(b'?');
-        if seps.is_service_char(b'?')
-            && [seps.component, seps.element, seps.terminator].contains(&b'?')
-        {
-            seps = Separators::LEVEL_A;
-        }
-    }
-    if subject.syntax_version != "4" {
+    if !v4 {
         seps.repetition = None;
     }
-    seps
+    if seps.release.is_none() && seps.component != Separators::LEVEL_B.component {
+        seps.release = Some(b'?');
+    }
+    // Separators the subject advised but that cannot work (the same
+    // character twice, a letter, …) are not repeated: the CONTRL must be
+    // readable whatever it answers.
+    let una = seps.una();
+    let mut chars = [0u8; 6];
+    chars.copy_from_slice(una.get(3..9).unwrap_or(&[0; 6]));
+    if Separators::from_una(chars).1.is_empty() {
+        seps
+    } else if v4 {
+        Separators::LEVEL_A_V4
+    } else {
+        Separators::LEVEL_A
+    }
 }
 
 fn party(id: &str, qualifier: &str) -> Element {
