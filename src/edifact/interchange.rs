@@ -495,14 +495,7 @@ impl<R: Read> Parser<R> {
             (3, 1, "time of preparation (S004/0019)"),
             (4, 0, "interchange control reference (0020)"),
         ];
-        for (e, c, what) in required {
-            if seg.get(e, c).is_none() {
-                let mut loc = self.loc(position, "UNB");
-                loc.element = Some(e as u16 + 1);
-                loc.component = (e != 4).then_some(c as u16 + 1);
-                self.error(Code::Missing, loc, format!("UNB {what} missing"));
-            }
-        }
+        self.require(&seg, position, "UNB", &required, &[0, 1, 2, 3]);
         let id = self.tree.syntax_identifier.clone();
         let version = self.tree.syntax_version.clone();
         if !id.is_empty() && Charset::from_syntax_identifier(&id).is_none() {
@@ -736,14 +729,7 @@ impl<R: Read> Parser<R> {
             (1, 2, "message release number (S009/0054)"),
             (1, 3, "controlling agency (S009/0051)"),
         ];
-        for (e, c, what) in required {
-            if seg.get(e, c).is_none() {
-                let mut loc = self.loc(position, "UNH");
-                loc.element = Some(e as u16 + 1);
-                loc.component = (e == 1).then_some(c as u16 + 1);
-                self.error(Code::Missing, loc, format!("UNH {what} missing"));
-            }
-        }
+        self.require(&seg, position, "UNH", &required, &[1]);
         let message_type = comp(&seg, 1, 0);
         if !group_type.is_empty() && !message_type.is_empty() && group_type != message_type {
             let mut loc = self.loc(position, "UNH");
@@ -820,6 +806,26 @@ impl<R: Read> Parser<R> {
         }
         self.tree.trailer = Some(seg);
         self.state = State::Done;
+    }
+
+    /// Reports each required (element, component) that is empty; `composites`
+    /// lists the elements whose components are named in the location.
+    fn require(
+        &mut self,
+        seg: &Segment,
+        position: u32,
+        tag: &str,
+        required: &[(usize, usize, &str)],
+        composites: &[usize],
+    ) {
+        for &(e, c, what) in required {
+            if seg.get(e, c).is_none() {
+                let mut loc = self.loc(position, tag);
+                loc.element = Some(e as u16 + 1);
+                loc.component = composites.contains(&e).then_some(c as u16 + 1);
+                self.error(Code::Missing, loc, format!("{tag} {what} missing"));
+            }
+        }
     }
 
     fn check_count(

@@ -506,15 +506,8 @@ impl Store {
         partner_id: &str,
         sha256: &str,
     ) -> Result<Option<StoredInterchange>, StoreError> {
-        let sql = self.sql(&format!(
-            "SELECT {INTERCHANGE_COLUMNS} FROM interchanges WHERE partner_id = $1 AND sha256 = $2"
-        ));
-        let row = sqlx::query(&sql)
-            .bind(partner_id)
-            .bind(sha256)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(stored).transpose()
+        self.interchange_where("partner_id = $1 AND sha256 = $2", partner_id, sha256)
+            .await
     }
 
     /// The interchange with this sender and control reference.
@@ -523,12 +516,26 @@ impl Store {
         sender: &str,
         control_reference: &str,
     ) -> Result<Option<StoredInterchange>, StoreError> {
+        self.interchange_where(
+            "sender = $1 AND control_reference = $2",
+            sender,
+            control_reference,
+        )
+        .await
+    }
+
+    async fn interchange_where(
+        &self,
+        clause: &'static str,
+        a: &str,
+        b: &str,
+    ) -> Result<Option<StoredInterchange>, StoreError> {
         let sql = self.sql(&format!(
-            "SELECT {INTERCHANGE_COLUMNS} FROM interchanges WHERE sender = $1 AND control_reference = $2"
+            "SELECT {INTERCHANGE_COLUMNS} FROM interchanges WHERE {clause}"
         ));
         let row = sqlx::query(&sql)
-            .bind(sender)
-            .bind(control_reference)
+            .bind(a)
+            .bind(b)
             .fetch_optional(&self.pool)
             .await?;
         row.as_ref().map(stored).transpose()
