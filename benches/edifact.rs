@@ -1,3 +1,4 @@
+#![allow(clippy::expect_used)]
 //! Throughput of the UN/EDIFACT syntax engine on a generated 100 MB
 //! CUSDEC-like interchange, beside a memchr scan for the segment terminator
 //! in the same run (the memory-bandwidth reference).
@@ -7,7 +8,8 @@
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use tradehub::edifact::{Lexer, Limits, Next, ParseOptions, Parser, sample};
+use tradehub::edifact::scan::Scanner;
+use tradehub::edifact::{Charset, Lexer, Limits, Next, ParseOptions, Parser, Separators, sample};
 
 fn engine(c: &mut Criterion) {
     let mb: u64 = std::env::var("TRADEHUB_BENCH_MB")
@@ -24,7 +26,22 @@ fn engine(c: &mut Criterion) {
     group.bench_with_input(BenchmarkId::new("memchr_scan", mb), &data, |b, data| {
         b.iter(|| memchr::memchr_iter(b'\'', data).count())
     });
-    group.bench_with_input(BenchmarkId::new("lex", mb), &data, |b, data| {
+    group.bench_with_input(BenchmarkId::new("lex_index", mb), &data, |b, data| {
+        let mut seps = Separators::LEVEL_A;
+        seps.repetition = None;
+        let scanner = Scanner::new(seps, Charset::Iso8859(1)).expect("plain separators");
+        b.iter(|| {
+            let mut scanner = scanner.clone();
+            let (mut segments, mut elements, mut attention) = (0u64, 0u64, 0u64);
+            scanner.scan_slice(data, |_, block| {
+                segments += u64::from(block.terminators.count_ones());
+                elements += u64::from(block.elements.count_ones());
+                attention |= block.attention;
+            });
+            (segments, elements, attention)
+        })
+    });
+    group.bench_with_input(BenchmarkId::new("lex_split", mb), &data, |b, data| {
         b.iter(|| {
             let mut lexer = Lexer::new(&data[..], Limits::default());
             let _ = lexer.start();

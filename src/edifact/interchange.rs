@@ -286,6 +286,17 @@ impl<R: Read> Parser<R> {
         self.flush_lexer_problems(None);
         let keep_segments = self.options.keep_messages || self.options.decode_messages;
         loop {
+            // Inside a message, in check mode, runs of plainly valid data
+            // segments are only counted (the lexer proves them clean 64
+            // bytes at a time); everything else goes segment by segment.
+            if !keep_segments && self.message.is_some() && self.state == State::Interchange {
+                let skipped = self.lexer.skip_clean_data()?;
+                if skipped > 0 {
+                    self.tree.counts.segments += u64::from(skipped);
+                    self.message_segments = self.message_segments.saturating_add(skipped);
+                    self.last_position = self.lexer.position();
+                }
+            }
             let next = self.lexer.next_segment()?;
             match next {
                 Next::End => break,

@@ -11,6 +11,7 @@ use std::io;
 use memchr::{memchr, memchr2};
 
 use super::charset::Charset;
+use super::scan::Scanner;
 use super::segment::{Element, Segment};
 use super::separators::{Separators, UnaProblem};
 use crate::diag::Code;
@@ -265,6 +266,9 @@ pub struct Lexer<R> {
     syntax: Option<(String, u8)>,
     /// Split data segments into element spans (service segments always are).
     split_data: bool,
+    /// The block scanner for the current separators and repertoire, when
+    /// they suit it (see [`Lexer::skip_clean_data`]).
+    scanner: Option<Scanner>,
 }
 
 /// What [`Lexer::next_segment`] found.
@@ -307,6 +311,7 @@ impl<R: io::Read> Lexer<R> {
             una: None,
             syntax: None,
             split_data: true,
+            scanner: None,
         };
         lexer.rebuild_classes();
         lexer
@@ -353,6 +358,7 @@ impl<R: io::Read> Lexer<R> {
     }
 
     fn rebuild_classes(&mut self) {
+        self.scanner = Scanner::new(self.seps, self.charset);
         let rep = self.charset.repertoire();
         for (class, allowed) in self.classes.iter_mut().zip(rep) {
             *class = if allowed { DATA } else { INVALID };
@@ -652,6 +658,147 @@ impl<R: io::Read> Lexer<R> {
             offset: seg_offset,
             position: self.position,
         }))
+    }
+
+    /// Segments returned or skipped so far (the position of the last one).
+    pub fn position(&self) -> u32 {
+        self.position
+    }
+
+    /// In check mode (data segments not split), consumes the run of data
+    /// segments ahead that are plainly valid, 64 bytes at a time with the
+    /// block [`Scanner`], and returns how many it consumed. A segment is
+    /// consumed only when the scanner proves that [`Lexer::next_segment`]
+    /// would return it with no problem: a tag of three upper-case letters or
+    /// digits not starting with `UN`, only printable characters of the
+    /// repertoire, release characters only before service characters, no
+    /// separator before a data element separator or the terminator, within
+    /// the size limit, and at most one line end after it. It stops before
+    /// anything else (a service segment, anything unusual, the end of the
+    /// input), where `next_segment` goes on exactly as if this had not been
+    /// called. Does nothing when data segments are split or the separators
+    /// do not suit the scanner.
+    pub fn skip_clean_data(&mut self) -> io::Result<u32> {
+        if self.split_data {
+            return Ok(0);
+        }
+        let Some(mut scanner) = self.scanner.take() else {
+            return Ok(0);
+        };
+        let consumed = std::mem::take(&mut self.pending_consume);
+        self.advance(consumed);
+        let mut total = 0u32;
+        let result = loop {
+            if self.after_terminator {
+                if let Err(e) = self.want(2) {
+                    break Err(e);
+                }
+                let line_end = match self.unread() {
+                    [b'\r', b'\n', ..] => 2,
+                    [b'\n' | b'\r', ..] => 1,
+                    _ => 0,
+                };
+                self.advance(line_end);
+                self.after_terminator = false;
+            }
+            scanner.reset();
+            let (n, unclean) = self.scan_run(&mut scanner);
+            total = total.saturating_add(n);
+            if unclean || n == 0 {
+                break Ok(());
+            }
+            match self.fill() {
+                Ok(true) => {}
+                Ok(false) => break Ok(()),
+                Err(e) => break Err(e),
+            }
+        };
+        self.scanner = Some(scanner);
+        self.position = self.position.saturating_add(total);
+        result.map(|()| total)
+    }
+
+    /// Consumes the plainly valid data segments that lie wholly in the
+    /// window. Returns how many, and whether it stopped at a segment that
+    /// needs the exact lexer (rather than at the end of the window).
+    fn scan_run(&mut self, scanner: &mut Scanner) -> (u32, bool) {
+        let window = self.buf.get(self.lo..self.hi).unwrap_or(&[]);
+        let max = self.limits.max_segment_bytes;
+        let element = self.seps.element;
+        let eof = self.eof;
+        let mut seg_start = 0usize;
+        // Attention bits of the open segment in earlier blocks.
+        let mut dirty = false;
+        let mut count = 0u32;
+        let mut base = 0usize;
+        let mut unclean = false;
+        let mut partial_line_end = false;
+        'blocks: while base < window.len() {
+            let rest = window.get(base..).unwrap_or(&[]);
+            let block = match rest.get(..64).and_then(|b| <&[u8; 64]>::try_from(b).ok()) {
+                Some(full) => scanner.next_block(full),
+                None => {
+                    let mut padded = [0u8; 64];
+                    if let Some(head) = padded.get_mut(..rest.len()) {
+                        head.copy_from_slice(rest);
+                    }
+                    scanner.next_block(&padded)
+                }
+            };
+            let valid = if rest.len() >= 64 {
+                u64::MAX
+            } else {
+                (1u64 << rest.len()) - 1
+            };
+            let mut terminators = block.terminators & valid;
+            while terminators != 0 {
+                let bit = terminators.trailing_zeros() as usize;
+                let end = base + bit;
+                let from = seg_start.saturating_sub(base);
+                let span = (u64::MAX << from) & (u64::MAX >> (63 - bit));
+                let tag = window.get(seg_start..seg_start + 3).unwrap_or(&[]);
+                let clean = !dirty
+                    && block.attention & span == 0
+                    && end >= seg_start + 3
+                    && end - seg_start <= max
+                    && tag.len() == 3
+                    && tag
+                        .iter()
+                        .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+                    && !tag.starts_with(b"UN")
+                    && (end == seg_start + 3 || window.get(seg_start + 3) == Some(&element));
+                if !clean {
+                    unclean = true;
+                    break 'blocks;
+                }
+                count += 1;
+                // One line end may follow the terminator; when the window
+                // ends before it can be told, `next_segment` decides.
+                let next = end + 1;
+                seg_start = match (window.get(next), window.get(next + 1)) {
+                    (Some(b'\r'), Some(b'\n')) => next + 2,
+                    (None, _) | (Some(b'\r'), None) if !eof => {
+                        seg_start = next;
+                        partial_line_end = true;
+                        break 'blocks;
+                    }
+                    (Some(b'\r' | b'\n'), _) => next + 1,
+                    _ => next,
+                };
+                dirty = false;
+                terminators &= terminators - 1;
+            }
+            if seg_start < base + 64 {
+                let from = seg_start.saturating_sub(base);
+                dirty |= block.attention & valid & (u64::MAX << from) != 0;
+            }
+            base += 64;
+        }
+        self.advance(seg_start);
+        if partial_line_end {
+            self.after_terminator = true;
+        }
+        (count, unclean)
     }
 
     /// Reads the syntax identifier and version from UNB S001 before the UNB
@@ -957,19 +1104,17 @@ fn split(
             problems.push(trailing(offset + len as u64 - 1, elem));
         }
     }
-    if utf8 {
-        if let Err(e) = std::str::from_utf8(body) {
-            let at = e.valid_up_to();
-            let b = body.get(at).copied().unwrap_or(0);
-            problems.push(LexProblem::at(
-                Code::InvalidCharacter,
-                offset + at as u64,
-                format!(
-                    "byte {} does not start a valid UTF-8 sequence",
-                    show_byte(b)
-                ),
-            ));
-        }
+    if utf8 && let Err(e) = std::str::from_utf8(body) {
+        let at = e.valid_up_to();
+        let b = body.get(at).copied().unwrap_or(0);
+        problems.push(LexProblem::at(
+            Code::InvalidCharacter,
+            offset + at as u64,
+            format!(
+                "byte {} does not start a valid UTF-8 sequence",
+                show_byte(b)
+            ),
+        ));
     }
     tag_end
 }

@@ -4,6 +4,7 @@ pub mod charset;
 pub mod interchange;
 pub mod lexer;
 pub mod sample;
+pub mod scan;
 pub mod segment;
 pub mod separators;
 pub mod writer;

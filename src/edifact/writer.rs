@@ -68,10 +68,10 @@ where
                 });
             }
             for (r, comps) in reps.iter().enumerate() {
-                if r > 0 {
-                    if let Some(rep) = seps.repetition {
-                        out.push(rep);
-                    }
+                if r > 0
+                    && let Some(rep) = seps.repetition
+                {
+                    out.push(rep);
                 }
                 for (c, text) in comps.iter().enumerate() {
                     if c > 0 {

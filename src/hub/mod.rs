@@ -120,12 +120,11 @@ impl Intake {
     /// up; recent answers come from memory).
     pub async fn partner_for_token(&self, token: &str) -> Result<Option<Partner>, StoreError> {
         let hash = sha256_hex(token.as_bytes());
-        if let Ok(cache) = self.tokens.read() {
-            if let Some((partner, at)) = cache.get(&hash) {
-                if at.elapsed() < TOKEN_CACHE_TTL {
-                    return Ok(Some(partner.clone()));
-                }
-            }
+        if let Ok(cache) = self.tokens.read()
+            && let Some((partner, at)) = cache.get(&hash)
+            && at.elapsed() < TOKEN_CACHE_TTL
+        {
+            return Ok(Some(partner.clone()));
         }
         let found = self.store.partner_by_token(&hash).await?;
         if let (Some(partner), Ok(mut cache)) = (&found, self.tokens.write()) {
@@ -290,23 +289,15 @@ impl Intake {
                 {
                     return self.duplicate(original, now).await;
                 }
-                if let Some(reference) = &new.control_reference {
-                    if let Some(original) = self
+                if let Some(reference) = &new.control_reference
+                    && let Some(original) = self
                         .store
                         .interchange_by_reference(&new.sender, reference)
                         .await?
-                    {
-                        return self
-                            .duplicate_reference(
-                                partner,
-                                &new.sha256,
-                                &new.raw,
-                                &parsed,
-                                original,
-                                now,
-                            )
-                            .await;
-                    }
+                {
+                    return self
+                        .duplicate_reference(partner, &new.sha256, &new.raw, &parsed, original, now)
+                        .await;
                 }
                 return Err(StoreError::Conflict {
                     what: format!("interchange {}", new.id),

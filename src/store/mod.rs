@@ -58,12 +58,12 @@ impl StoreError {
 
 impl From<sqlx::Error> for StoreError {
     fn from(source: sqlx::Error) -> Self {
-        if let sqlx::Error::Database(db) = &source {
-            if db.is_unique_violation() {
-                return StoreError::Conflict {
-                    what: db.message().to_owned(),
-                };
-            }
+        if let sqlx::Error::Database(db) = &source
+            && db.is_unique_violation()
+        {
+            return StoreError::Conflict {
+                what: db.message().to_owned(),
+            };
         }
         let retryable = matches!(
             source,

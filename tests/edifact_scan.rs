@@ -1,0 +1,173 @@
+//! The block scanner's fast path in check mode (`Lexer::skip_clean_data`)
+//! must never change a verdict: on generated interchanges with random
+//! damage, check mode (fast path, any read size) finds exactly the issues and
+//! counts of a full parse (every segment split). And on clean input the fast
+//! path must actually carry the data segments.
+
+// Test helpers may panic: a panic is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::Read;
+
+use proptest::prelude::*;
+use tradehub::edifact::{self, Lexer, Limits, Next, ParseOptions, Parsed, Parser, sample};
+
+/// A reader that hands out at most `size` bytes per call.
+struct Chunked<'a> {
+    data: &'a [u8],
+    size: usize,
+}
+
+impl Read for Chunked<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.size.min(buf.len()).min(self.data.len());
+        buf[..n].copy_from_slice(&self.data[..n]);
+        self.data = &self.data[n..];
+        Ok(n)
+    }
+}
+
+fn full(data: &[u8]) -> Parsed {
+    let options = ParseOptions {
+        keep_messages: true,
+        decode_messages: true,
+        ..ParseOptions::default()
+    };
+    Parser::new(data, options).run(|_, _| {}).unwrap()
+}
+
+fn check(data: &[u8], size: usize, limits: Limits) -> Parsed {
+    let options = ParseOptions {
+        keep_messages: false,
+        decode_messages: false,
+        limits,
+    };
+    Parser::new(Chunked { data, size }, options)
+        .run(|_, _| {})
+        .unwrap()
+}
+
+fn assert_agree(data: &[u8], size: usize) -> Result<(), TestCaseError> {
+    let want = full(data);
+    let got = check(data, size, Limits::default());
+    prop_assert_eq!(&got.issues, &want.issues);
+    prop_assert_eq!(&got.interchange.counts, &want.interchange.counts);
+    prop_assert_eq!(got.error_count, want.error_count);
+    Ok(())
+}
+
+/// Bytes that exercise every rule of the fast path: separators, the release
+/// character, line ends, white space, lower case (outside UNOA), non-ASCII,
+/// control characters, and the letters of service tags.
+const DAMAGE: &[u8] = b"'+:*?? \r\n\tUNTHaz\x00\x1a\xe9\xc3\x80#@";
+
+fn damaged(seed: &[u8], edits: &[(usize, usize, bool)]) -> Vec<u8> {
+    let mut data = seed.to_vec();
+    for &(at, pick, insert) in edits {
+        let at = at % (data.len() + 1);
+        let b = DAMAGE[pick % DAMAGE.len()];
+        if insert || at == data.len() {
+            data.insert(at, b);
+        } else {
+            data[at] = b;
+        }
+    }
+    data
+}
+
+fn seed(charset: &str) -> Vec<u8> {
+    let data = sample::interchange(6000);
+    let text = String::from_utf8(data).unwrap();
+    text.replacen("UNOC:3", charset, 1).into_bytes()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn fast_path_agrees_with_full_parse(
+        edits in proptest::collection::vec((any::<usize>(), any::<usize>(), any::<bool>()), 0..6),
+        size in prop_oneof![Just(1usize), 2usize..200, Just(65536)],
+        charset in prop_oneof![Just("UNOA:3"), Just("UNOB:3"), Just("UNOC:3"), Just("UNOY:4"), Just("UNOC:4")],
+    ) {
+        let data = damaged(&seed(charset), &edits);
+        assert_agree(&data, size)?;
+    }
+}
+
+#[test]
+fn every_fixture_and_corpus_file_agrees() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    for area in [
+        "fixtures/edifact/ok",
+        "fixtures/edifact/err",
+        "fixtures/edifact/corpus",
+    ] {
+        for entry in std::fs::read_dir(root.join(area)).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if name.ends_with(".json") || name.ends_with(".md") || name.starts_with("LICENSE") {
+                continue;
+            }
+            files.push(path);
+        }
+    }
+    assert!(files.len() > 20, "{} files", files.len());
+    for path in files {
+        let data = std::fs::read(&path).unwrap();
+        for size in [1, 7, 64, 65536] {
+            if let Err(e) = assert_agree(&data, size) {
+                panic!("{} (reads of {size}): {e}", path.display());
+            }
+        }
+    }
+}
+
+#[test]
+fn oversized_segments_agree_under_a_small_limit() {
+    let data = seed("UNOC:3");
+    let limits = Limits {
+        max_segment_bytes: 40,
+        max_issues: 1000,
+    };
+    let want = Parser::new(
+        &data[..],
+        ParseOptions {
+            keep_messages: true,
+            decode_messages: true,
+            limits,
+        },
+    )
+    .run(|_, _| {})
+    .unwrap();
+    let got = check(&data, 4096, limits);
+    assert!(!want.issues.is_empty());
+    assert_eq!(got.issues, want.issues);
+    assert_eq!(got.interchange.counts, want.interchange.counts);
+}
+
+/// On a clean interchange the fast path consumes nearly every data segment:
+/// only service segments (UNH, UNT, UNS…) and segments with something
+/// unusual go one by one.
+#[test]
+fn fast_path_carries_clean_data_segments() {
+    let data = sample::interchange(200_000);
+    let parsed = edifact::parse(&data);
+    assert!(parsed.is_valid());
+    let mut lexer = Lexer::new(&data[..], Limits::default());
+    lexer.split_data_segments(false);
+    lexer.start().unwrap();
+    let (mut one_by_one, mut skipped) = (0u64, 0u64);
+    loop {
+        skipped += u64::from(lexer.skip_clean_data().unwrap());
+        match lexer.next_segment().unwrap() {
+            Next::End => break,
+            _ => one_by_one += 1,
+        }
+    }
+    assert_eq!(one_by_one + skipped, parsed.interchange.counts.segments);
+    // UNA is not a segment; UNB, UNZ and UNH/UNT of each message are.
+    let service = 2 + 2 * parsed.interchange.counts.messages;
+    assert_eq!(one_by_one, service, "skipped {skipped}");
+}
