@@ -111,6 +111,17 @@ codes! {
     InvalidTag = "EDI105",
     /// Project code: too many issues; later ones were not recorded.
     TooManyIssues = "EDI106",
+    /// Project code: the message's directory release (UNH S009) is not
+    /// available, so its structure was not validated.
+    DirectoryUnavailable = "SCH001",
+    /// Project code: the message type is not defined in its release.
+    UnknownMessageType = "SCH002",
+    /// Project code: the message is not a UN (0051 `UN`) directory message,
+    /// so no UNTDID structure applies.
+    NotUnMessage = "SCH003",
+    /// Project code: a service message (CONTRL, AUTACK, KEYMAN), whose
+    /// structure ISO 9735 defines; checked for syntax only.
+    ServiceMessage = "SCH004",
     /// Project code: the interchange sender (UNB S002) is not the
     /// authenticated partner that submitted it.
     WrongSender = "HUB201",

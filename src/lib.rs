@@ -9,6 +9,7 @@ pub mod diag;
 pub mod edifact;
 pub mod hub;
 pub mod model;
+pub mod schema;
 pub mod store;
 pub mod timestamp;
 pub mod transport;

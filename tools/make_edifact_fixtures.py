@@ -13,24 +13,29 @@ ROOT = os.path.join(os.path.dirname(__file__), "..", "fixtures", "edifact")
 
 
 def cusdec_body(ref="1", lrn="LRN2026001", items=2, text="MACHINE PARTS"):
+    """A CUSDEC in the order of the D.96B segment table (TRMD CUSDEC_D.96B):
+    header, SG4 transport, SG6 parties, SG8 amount, UNS, SG30 goods items
+    (CST, FTX, MEA, SG33 MOA), UNS, UNT."""
     segs = [
         f"UNH+{ref}+CUSDEC:D:96B:UN",
         f"BGM+830+{lrn}+9",
-        "DTM+137:202611241030:203",
         "LOC+22+KRPUS:139:6",
         "LOC+35+KR",
-        "NAD+DT+1234567890::KCS",
-        "NAD+IM+1234567890::KCS++HANBIT TRADING CO?+ LTD",
+        "DTM+137:202611241030:203",
         "TDT+20+V2611+1++HDMU:172:20+++9353216:146::HMM ALGECIRAS",
+        "NAD+DT+1234567890::ZZZ",
+        "NAD+IM+1234567890::ZZZ++HANBIT TRADING CO?+ LTD",
         "MOA+39:125000.50:USD",
+        "UNS+D",
     ]
     for i in range(1, items + 1):
         segs += [
-            f"CST+{i}+847989:HS::KR",
+            f"CST+{i}+847989",
             f"FTX+AAA+++{text} ITEM {i}",
             f"MEA+AAE+G+KGM:{1000 + i}.5",
             f"MOA+123:{50000 + i}.25:USD",
         ]
+    segs.append("UNS+S")
     segs.append(f"UNT+{len(segs) + 1}+{ref}")
     return segs
 
@@ -65,14 +70,14 @@ def main():
     write("ok", "cusdec-crlf.edi", interchange([cusdec_body()], sep="\r\n"))
     # Syntax 4 without UNA: default separators include '*' for repetition.
     v4 = cusdec_body()
-    v4.insert(3, "RFF+ABT:DOC1*AAE:DOC2")
+    v4.insert(5, "RFF+ABT:DOC1*AAE:DOC2")
     v4[-1] = f"UNT+{len(v4)}+1"
     write("ok", "cusdec-v4-repetition.edi", interchange([v4], syntax="UNOC:4", una=None))
     # Release character everywhere: before each separator, before itself.
     rel = cusdec_body(text="50% OFF?: A?+B?'C??D")
     write("ok", "release-everywhere.edi", interchange([rel]))
     # Other separators in UNA, including the decimal comma.
-    other = [s.replace("+", "*").replace(":", "=").replace("125000.50", "125000,50") for s in cusdec_body()]
+    other = [s.replace("+", "*").replace(":", "=").replace(".", ",") for s in cusdec_body()]
     lines = ["UNA=*,? ~", "UNB*UNOC=3*KRBROKER01=ZZZ*TRADEHUB=ZZZ*261124=1030*20261124001~"]
     lines += [s + "~" for s in other]
     lines += ["UNZ*1*20261124001~"]
@@ -128,7 +133,7 @@ def main():
     write("err", "missing-unb.edi", interchange([good]).replace(b"UNB+UNOC:3+KRBROKER01:ZZZ+TRADEHUB:ZZZ+261124:1030+20261124001'\n", b""))
     write("err", "unb-missing-sender.edi", interchange([good]).replace(b"KRBROKER01:ZZZ", b""))
     write("err", "unh-missing-type.edi", interchange([with_seg(good, 0, "UNH+1+:D:96B:UN")]))
-    write("err", "bad-tag.edi", interchange([with_seg(good, 4, "Loc+35+KR")]))
+    write("err", "bad-tag.edi", interchange([with_seg(good, 3, "Loc+35+KR")]))
     write("err", "not-edifact.edi", b"<?xml version=\"1.0\"?><Declaration/>\n")
     write("err", "empty.edi", b"")
     write("ok", "bom-and-indent.edi", b"\xef\xbb\xbf" + interchange([good]).replace(b"\nLOC", b"\n  LOC").replace(b"UNT+", b"UNT+"))

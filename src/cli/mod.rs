@@ -77,6 +77,8 @@ enum Command {
         /// Issues recorded per file before the rest are only counted.
         #[arg(long, default_value_t = Limits::default().max_issues)]
         max_issues: usize,
+        #[command(flatten)]
+        schema: SchemaArgs,
     },
     /// Convert an interchange to another form.
     Convert {
@@ -174,8 +176,42 @@ enum Command {
         /// (default: now). Fixes the output for tests and replays.
         #[arg(long)]
         at: Option<String>,
+        #[command(flatten)]
+        schema: SchemaArgs,
     },
 }
+
+/// Structure validation against the UN/EDIFACT directories.
+#[derive(Debug, Clone, clap::Args)]
+struct SchemaArgs {
+    /// Check the syntax only; skip validation against the message
+    /// structures of the UN/EDIFACT directories.
+    #[arg(long)]
+    syntax_only: bool,
+    /// A folder of further official UNECE directory zips (d99a.zip, …),
+    /// searched before the vendored schemas/untdid. May be repeated; the
+    /// TRADEHUB_DIRECTORIES path list is searched too.
+    #[arg(long = "directories", value_name = "DIR")]
+    directories: Vec<PathBuf>,
+}
+
+impl SchemaArgs {
+    fn directories(&self) -> Option<std::sync::Arc<tradehub_schema::Directories>> {
+        if self.syntax_only {
+            return None;
+        }
+        if self.directories.is_empty() {
+            return Some(tradehub_schema::Directories::global());
+        }
+        let mut folders = self.directories.clone();
+        folders.extend(tradehub_schema::Directories::default_folders());
+        Some(std::sync::Arc::new(tradehub_schema::Directories::new(
+            &folders,
+        )))
+    }
+}
+
+use crate::schema as tradehub_schema;
 
 /// How to reach a running hub.
 #[derive(Debug, Clone, clap::Args)]
@@ -516,6 +552,7 @@ where
             format,
             max_segment_bytes,
             max_issues,
+            schema,
         } => check(
             &files,
             format,
@@ -523,6 +560,7 @@ where
                 max_segment_bytes,
                 max_issues,
             },
+            &schema,
         ),
         Command::Convert { file, to, una } => convert(&file, to, una.as_deref()),
         Command::Ack {
@@ -530,7 +568,8 @@ where
             kind,
             format,
             at,
-        } => ack(&file, kind, format, at.as_deref()),
+            schema,
+        } => ack(&file, kind, format, at.as_deref(), &schema),
         Command::Serve {
             listen,
             store,
@@ -658,8 +697,14 @@ struct Summary {
     bytes: u64,
 }
 
-fn check(files: &[PathBuf], format: Format, limits: Limits) -> Result<u8, CliError> {
+fn check(
+    files: &[PathBuf],
+    format: Format,
+    limits: Limits,
+    schema: &SchemaArgs,
+) -> Result<u8, CliError> {
     let mut reports = Vec::new();
+    let directories = schema.directories();
     for path in files {
         let file = open(path)?;
         let options = ParseOptions {
@@ -667,12 +712,14 @@ fn check(files: &[PathBuf], format: Format, limits: Limits) -> Result<u8, CliErr
             keep_messages: false,
             decode_messages: false,
         };
-        let parsed = edifact::Parser::new(file, options)
-            .run(|_, _| {})
-            .map_err(|source| CliError::Io {
-                path: path.display().to_string(),
-                source,
-            })?;
+        let mut parser = edifact::Parser::new(file, options);
+        if let Some(d) = &directories {
+            parser = parser.with_directories(d.clone());
+        }
+        let parsed = parser.run(|_, _| {}).map_err(|source| CliError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
         let i = &parsed.interchange;
         let warnings = parsed
             .issues
@@ -778,14 +825,36 @@ fn parse_una_arg(text: &str) -> Result<Separators, CliError> {
     Ok(seps)
 }
 
-fn ack(path: &Path, kind: AckKind, format: Format, at: Option<&str>) -> Result<u8, CliError> {
+fn ack(
+    path: &Path,
+    kind: AckKind,
+    format: Format,
+    at: Option<&str>,
+    schema: &SchemaArgs,
+) -> Result<u8, CliError> {
     let moment = match at {
         Some(text) => Timestamp::parse(text)
             .ok_or_else(|| CliError::Usage(format!("--at {text:?} is not YYYY-MM-DDTHH:MM")))?,
         None => Timestamp::now(),
     };
     let bytes = read(path)?;
-    let parsed = edifact::parse(&bytes);
+    let parsed = match schema.directories() {
+        Some(d) => edifact::Parser::new(
+            &bytes[..],
+            ParseOptions {
+                keep_messages: true,
+                decode_messages: true,
+                ..ParseOptions::default()
+            },
+        )
+        .with_directories(d)
+        .run(|_, _| {})
+        .map_err(|source| CliError::Io {
+            path: path.display().to_string(),
+            source,
+        })?,
+        None => edifact::parse(&bytes),
+    };
     let mut out = io::stdout().lock();
     match kind {
         AckKind::Contrl => {

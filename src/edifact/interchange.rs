@@ -7,6 +7,7 @@
 //! largest message (or, with no callback, by the largest segment).
 
 use std::io::{self, Read};
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -15,6 +16,8 @@ use super::lexer::{LexProblem, Lexer, Limits, Next, RawSegment};
 use super::segment::Segment;
 use super::separators::Separators;
 use crate::diag::{Code, Issue, Location, Severity};
+use crate::schema::validate::Finding;
+use crate::schema::{Directories, MessageValidator};
 
 /// A parsed interchange: the envelope fields and, when kept, its messages.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -241,6 +244,10 @@ pub struct Parser<R> {
     loose_messages: u64,
     last_position: u32,
     interchange_ref: Option<String>,
+    /// Directories for structure validation; `None`: syntax only.
+    directories: Option<Arc<Directories>>,
+    /// The open message's validator, when it is being validated.
+    validator: Option<MessageValidator>,
 }
 
 impl<R: Read> Parser<R> {
@@ -260,7 +267,18 @@ impl<R: Read> Parser<R> {
             loose_messages: 0,
             last_position: 0,
             interchange_ref: None,
+            directories: None,
+            validator: None,
         }
+    }
+
+    /// Validates every message's structure against its release in
+    /// `directories` (segment table, segments, elements, code lists), in
+    /// addition to the syntax. Messages whose release is not available are
+    /// reported (SCH001) and never pass as valid.
+    pub fn with_directories(mut self, directories: Arc<Directories>) -> Self {
+        self.directories = Some(directories);
+        self
     }
 
     /// Parses to the end. `on_message` sees each complete message (with its
@@ -270,8 +288,11 @@ impl<R: Read> Parser<R> {
         F: FnMut(&Message, &mut IssueSink),
     {
         // Data segments are split only when someone reads them.
-        self.lexer
-            .split_data_segments(self.options.keep_messages || self.options.decode_messages);
+        self.lexer.split_data_segments(
+            self.options.keep_messages
+                || self.options.decode_messages
+                || self.directories.is_some(),
+        );
         let seps = self.lexer.start()?;
         self.tree.separators = seps;
         if let Some(una) = self.lexer.una() {
@@ -289,7 +310,11 @@ impl<R: Read> Parser<R> {
             // Inside a message, in check mode, runs of plainly valid data
             // segments are only counted (the lexer proves them clean 64
             // bytes at a time); everything else goes segment by segment.
-            if !keep_segments && self.message.is_some() && self.state == State::Interchange {
+            if !keep_segments
+                && self.directories.is_none()
+                && self.message.is_some()
+                && self.state == State::Interchange
+            {
                 let skipped = self.lexer.skip_clean_data()?;
                 if skipped > 0 {
                     self.tree.counts.segments += u64::from(skipped);
@@ -311,6 +336,15 @@ impl<R: Read> Parser<R> {
                 }
                 Next::Segment(raw) => {
                     let position = raw.position;
+                    let mut findings = Vec::new();
+                    if let Some(validator) = self.validator.as_mut()
+                        && self.message.is_some()
+                        && self.state == State::Interchange
+                        && !matches!(raw.tag(), b"UNB" | b"UNG" | b"UNH" | b"UNE" | b"UNZ")
+                    {
+                        validator.segment(&raw);
+                        findings = validator.take_findings();
+                    }
                     self.last_position = position;
                     self.tree.counts.segments += 1;
                     let tag = TagText::of(raw.tag());
@@ -320,6 +354,11 @@ impl<R: Read> Parser<R> {
                     let keep = keep_segments || raw.tag().starts_with(b"UN");
                     let step = Step::from_raw(&raw, raw.charset, keep);
                     let problems = self.lexer.take_problems();
+                    if !findings.is_empty() {
+                        // Counted as a message segment just after this.
+                        let in_message = self.message_segments.saturating_add(1);
+                        self.report_findings(findings, position, &tag, in_message);
+                    }
                     self.segment(step, tag, position, problems, &mut on_message);
                 }
             }
@@ -332,6 +371,139 @@ impl<R: Read> Parser<R> {
             dropped_issues: self.sink.dropped,
             error_count: self.sink.errors,
         })
+    }
+
+    fn report_findings(
+        &mut self,
+        findings: Vec<Finding>,
+        position: u32,
+        tag: &str,
+        in_message: u32,
+    ) {
+        for f in findings {
+            let mut location = self.loc(position, tag);
+            location.message_segment = Some(in_message);
+            location.group_path = (!f.group_path.is_empty()).then_some(f.group_path);
+            location.element = f.element;
+            location.repetition = f.repetition;
+            location.component = f.component;
+            let issue = if f.warning {
+                Issue::warning(f.code, location, f.message)
+            } else {
+                Issue::error(f.code, location, f.message)
+            };
+            self.sink.push(issue);
+        }
+    }
+
+    /// Looks up the message's release and type and starts its validator
+    /// with the UNH segment.
+    fn start_validation(&mut self, unh: &Segment, position: u32) {
+        self.validator = None;
+        let Some(directories) = self.directories.clone() else {
+            return;
+        };
+        let (kind, version, release, agency) = (
+            comp(unh, 1, 0),
+            comp(unh, 1, 1),
+            comp(unh, 1, 2),
+            comp(unh, 1, 3),
+        );
+        if kind.is_empty() || version.is_empty() || release.is_empty() {
+            // Already reported as missing by the UNH checks.
+            return;
+        }
+        let mut loc = self.loc(position, "UNH");
+        loc.message_segment = Some(1);
+        loc.element = Some(2);
+        if matches!(kind.as_str(), "CONTRL" | "AUTACK" | "KEYMAN") {
+            loc.component = Some(1);
+            self.sink.push(Issue::warning(
+                Code::ServiceMessage,
+                loc,
+                format!("{kind} is a service message defined by ISO 9735, not by a UN/EDIFACT directory; only its syntax was checked"),
+            ));
+            return;
+        }
+        if agency != "UN" {
+            loc.component = Some(4);
+            self.sink.push(Issue::warning(
+                Code::NotUnMessage,
+                loc,
+                format!("message {kind} is controlled by agency {agency:?}, not UN: no UN/EDIFACT directory applies, so only its syntax was checked"),
+            ));
+            return;
+        }
+        let name = format!("{version}{release}").to_ascii_uppercase();
+        let found = match directories.release(&name) {
+            Ok(found) => found,
+            Err(e) => {
+                loc.component = Some(2);
+                self.error(
+                    Code::DirectoryUnavailable,
+                    loc,
+                    format!("directory {name} could not be read ({e}); message {kind} was syntax-checked only"),
+                );
+                return;
+            }
+        };
+        let Some(rel) = found else {
+            loc.component = Some(2);
+            let available: Vec<&str> = directories.available().collect();
+            self.error(
+                Code::DirectoryUnavailable,
+                loc,
+                format!(
+                    "message {kind} is release {version}.{release}, whose directory is not available (available: {}); it was syntax-checked only and is not valid until validated",
+                    if available.is_empty() { "none".to_owned() } else { available.join(", ") }
+                ),
+            );
+            return;
+        };
+        let def = match rel.message(&kind) {
+            Ok(Some(def)) => def,
+            Ok(None) => {
+                loc.component = Some(1);
+                self.error(
+                    Code::UnknownMessageType,
+                    loc,
+                    format!("message type {kind} is not defined in directory {name}"),
+                );
+                return;
+            }
+            Err(e) => {
+                loc.component = Some(1);
+                self.error(
+                    Code::DirectoryUnavailable,
+                    loc,
+                    format!("the segment table of {kind} in {name} could not be read: {e}"),
+                );
+                return;
+            }
+        };
+        let syntax: u8 = self.tree.syntax_version.parse().unwrap_or(4);
+        let decimal = char::from(self.tree.separators.decimal);
+        let mut validator = MessageValidator::new(rel, directories, &def, syntax, decimal);
+        validator.segment(unh);
+        let findings = validator.take_findings();
+        self.validator = Some(validator);
+        self.report_findings(findings, position, "UNH", 1);
+    }
+
+    /// Ends the open message's validation (mandatory parts never seen).
+    fn finish_validation(&mut self, position: u32) {
+        let Some(mut validator) = self.validator.take() else {
+            return;
+        };
+        validator.finish();
+        let findings = validator.take_findings();
+        let in_message = self.message_segments;
+        let tag = if position == self.last_position {
+            "UNT"
+        } else {
+            ""
+        };
+        self.report_findings(findings, position, tag, in_message);
     }
 
     fn loc(&self, position: u32, tag: &str) -> Location {
@@ -538,6 +710,9 @@ impl<R: Read> Parser<R> {
     where
         F: FnMut(&Message, &mut IssueSink),
     {
+        if self.message.is_some() {
+            self.finish_validation(position);
+        }
         let Some(mut message) = self.message.take() else {
             return;
         };
@@ -741,6 +916,7 @@ impl<R: Read> Parser<R> {
             (1, 3, "controlling agency (S009/0051)"),
         ];
         self.require(&seg, position, "UNH", &required, &[1]);
+        self.start_validation(&seg, position);
         let message_type = comp(&seg, 1, 0);
         if !group_type.is_empty() && !message_type.is_empty() && group_type != message_type {
             let mut loc = self.loc(position, "UNH");

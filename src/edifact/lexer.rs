@@ -178,6 +178,11 @@ impl<'a> RawSegment<'a> {
         self.rep_comps(e, 0).len()
     }
 
+    /// Number of components of repetition `r` of element `e`.
+    pub fn components_in(&self, e: usize, r: usize) -> usize {
+        self.rep_comps(e, r).len()
+    }
+
     /// The raw bytes of a component, release characters still in place.
     pub fn raw(&self, e: usize, r: usize, c: usize) -> Option<&'a [u8]> {
         let span = self.rep_comps(e, r).get(c)?;

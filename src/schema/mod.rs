@@ -1,0 +1,569 @@
+//! Message structures from the official UN/EDIFACT directories, and
+//! validation of messages against them.
+//!
+//! The UNECE directory zips (UNTDID) are read as published — nested zips of
+//! code page 437 text — at run time: a release is opened on first use (its
+//! segment directory and code lists parsed once), each message's segment
+//! table on first use of that message, and everything is cached and shared
+//! across threads. Nothing derived from the directories is stored in the
+//! project (the UN licence forbids distributing a modified directory).
+//!
+//! - [`Directories`]: where the zips are and which releases they hold.
+//! - [`Release`]: one release (D.96B, D.01B, …): segments, code lists,
+//!   messages.
+//! - [`validate`]: the validator that walks a message's segments through
+//!   its segment table and checks every element.
+//! - [`service`]: the service segments ISO 9735 defines (not part of any
+//!   directory).
+
+pub mod service;
+pub mod text;
+pub mod validate;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::{Cursor, Read};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+
+use zip::ZipArchive;
+
+pub use validate::MessageValidator;
+
+/// Mandatory or conditional, as the directories write `M` and `C`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Status {
+    Mandatory,
+    Conditional,
+}
+
+/// Character class of a data element representation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FormatClass {
+    /// `a`: alphabetic (no digits).
+    Alpha,
+    /// `n`: numeric (digits, a decimal mark, a leading minus sign).
+    Numeric,
+    /// `an`: any character of the repertoire.
+    AlphaNumeric,
+}
+
+/// A representation such as `an..35` (min 0, max 35) or `n3` (exactly 3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Format {
+    pub class: FormatClass,
+    pub min: u16,
+    pub max: u16,
+}
+
+impl std::fmt::Display for Format {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let class = match self.class {
+            FormatClass::Alpha => "a",
+            FormatClass::Numeric => "n",
+            FormatClass::AlphaNumeric => "an",
+        };
+        if self.min == self.max {
+            write!(f, "{class}{}", self.max)
+        } else {
+            write!(f, "{class}..{}", self.max)
+        }
+    }
+}
+
+/// A component data element of a composite.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Component {
+    pub id: String,
+    pub name: String,
+    pub status: Status,
+    pub format: Format,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ElementKind {
+    Simple(Format),
+    Composite(Vec<Component>),
+}
+
+/// A data element position in a segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ElementDef {
+    /// `C002`, `S009` or `1225`.
+    pub id: String,
+    pub name: String,
+    pub status: Status,
+    /// Maximum repetitions (syntax version 4; 1 before D.99A).
+    pub max: u16,
+    pub kind: ElementKind,
+}
+
+/// A segment as the segment directory defines it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentDef {
+    pub tag: String,
+    pub name: String,
+    pub elements: Vec<ElementDef>,
+}
+
+/// One entry of a message's segment table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Node {
+    Segment {
+        tag: String,
+        status: Status,
+        max: u32,
+    },
+    Group {
+        number: u16,
+        status: Status,
+        max: u32,
+        children: Vec<Node>,
+    },
+}
+
+impl Node {
+    /// The tag that starts this node: the segment's, or the group's first
+    /// (trigger) segment's.
+    pub fn trigger(&self) -> &str {
+        match self {
+            Node::Segment { tag, .. } => tag,
+            Node::Group { children, .. } => children.first().map_or("", Node::trigger),
+        }
+    }
+
+    pub fn status(&self) -> Status {
+        match self {
+            Node::Segment { status, .. } | Node::Group { status, .. } => *status,
+        }
+    }
+}
+
+/// A message's segment table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageDef {
+    pub kind: String,
+    pub nodes: Vec<Node>,
+}
+
+impl MessageDef {
+    /// Number of segment positions (segments, not groups) in the table.
+    pub fn segment_positions(&self) -> usize {
+        fn count(nodes: &[Node]) -> usize {
+            nodes
+                .iter()
+                .map(|n| match n {
+                    Node::Segment { .. } => 1,
+                    Node::Group { children, .. } => count(children),
+                })
+                .sum()
+        }
+        count(&self.nodes)
+    }
+
+    /// Number of segment groups in the table.
+    pub fn group_count(&self) -> usize {
+        fn count(nodes: &[Node]) -> usize {
+            nodes
+                .iter()
+                .map(|n| match n {
+                    Node::Segment { .. } => 0,
+                    Node::Group { children, .. } => 1 + count(children),
+                })
+                .sum()
+        }
+        count(&self.nodes)
+    }
+}
+
+/// The code values of one coded data element.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CodeList {
+    pub name: String,
+    pub codes: HashSet<String>,
+}
+
+/// Why a directory could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum DirectoryError {
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: not a readable zip: {reason}")]
+    Zip { path: String, reason: String },
+    #[error("{path}: {what} not found in the directory zip")]
+    Missing { path: String, what: String },
+    #[error("{path}: {file}: {source}")]
+    Text {
+        path: String,
+        file: String,
+        source: text::TextError,
+    },
+}
+
+/// One directory release, opened from its official zip.
+#[derive(Debug)]
+pub struct Release {
+    /// `D96B`, `D01B`, … (version and release as in UNH S009).
+    pub name: String,
+    /// Where it was read from.
+    pub path: PathBuf,
+    segments: HashMap<String, SegmentDef>,
+    codes: HashMap<String, CodeList>,
+    index: Vec<String>,
+    /// Message type → file name in the message zip.
+    message_files: BTreeMap<String, String>,
+    messages_zip: Mutex<ZipArchive<Cursor<Vec<u8>>>>,
+    messages: RwLock<HashMap<String, Arc<MessageDef>>>,
+}
+
+fn zip_error(path: &Path, e: impl std::fmt::Display) -> DirectoryError {
+    DirectoryError::Zip {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    }
+}
+
+fn base_name(entry: &str) -> &str {
+    entry.rsplit('/').next().unwrap_or(entry)
+}
+
+/// Reads every entry of `archive` whose base name satisfies `want`, with
+/// its base name.
+fn read_entries<R: Read + std::io::Seek>(
+    archive: &mut ZipArchive<R>,
+    path: &Path,
+    want: impl Fn(&str) -> bool,
+) -> Result<Vec<(String, Vec<u8>)>, DirectoryError> {
+    let names: Vec<String> = entry_names(archive)
+        .into_iter()
+        .filter(|n| !n.ends_with('/') && want(base_name(n)))
+        .collect();
+    let mut out = Vec::new();
+    for name in names {
+        let mut file = archive.by_name(&name).map_err(|e| zip_error(path, e))?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)
+            .map_err(|e| zip_error(path, e))?;
+        out.push((base_name(&name).to_owned(), bytes));
+    }
+    Ok(out)
+}
+
+/// The entry names of a zip archive.
+fn entry_names<R: Read + std::io::Seek>(archive: &ZipArchive<R>) -> Vec<String> {
+    archive
+        .file_names()
+        .filter_map(Result::ok)
+        .map(|n| n.into_owned())
+        .collect()
+}
+
+fn open_zip(bytes: Vec<u8>, path: &Path) -> Result<ZipArchive<Cursor<Vec<u8>>>, DirectoryError> {
+    ZipArchive::new(Cursor::new(bytes)).map_err(|e| zip_error(path, e))
+}
+
+impl Release {
+    /// Opens a release from the official zip at `path`.
+    pub fn open(name: &str, path: &Path) -> Result<Release, DirectoryError> {
+        let bytes = std::fs::read(path).map_err(|source| DirectoryError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let mut outer = open_zip(bytes, path)?;
+        let inner = |archive: &mut ZipArchive<Cursor<Vec<u8>>>, stems: &[&str]| {
+            let found = read_entries(archive, path, |n| {
+                let lower = n.to_ascii_lowercase();
+                stems.iter().any(|s| lower == format!("{s}.zip"))
+            })?;
+            let (_, bytes) = found
+                .into_iter()
+                .next()
+                .ok_or_else(|| DirectoryError::Missing {
+                    path: path.display().to_string(),
+                    what: format!("{}.ZIP", stems.join(".ZIP or ").to_ascii_uppercase()),
+                })?;
+            open_zip(bytes, path)
+        };
+        let mut messages_zip = inner(&mut outer, &["edmd", "trmd"])?;
+        let mut segments_zip = inner(&mut outer, &["edsd", "trsd"])?;
+        let mut codes_zip = inner(&mut outer, &["uncl"])?;
+        let text_error = |file: &str, source| DirectoryError::Text {
+            path: path.display().to_string(),
+            file: file.to_owned(),
+            source,
+        };
+
+        let segment_files = read_entries(&mut segments_zip, path, |n| {
+            let upper = n.to_ascii_uppercase();
+            (upper.starts_with("EDSD.") || upper.starts_with("TRSD.")) && upper.len() == 8
+        })?;
+        let (segment_file, segment_bytes) =
+            segment_files
+                .into_iter()
+                .next()
+                .ok_or_else(|| DirectoryError::Missing {
+                    path: path.display().to_string(),
+                    what: "the segment directory (EDSD/TRSD)".into(),
+                })?;
+        let segments = text::segments(&text::cp437(&segment_bytes))
+            .map_err(|e| text_error(&segment_file, e))?;
+
+        let mut codes = HashMap::new();
+        let code_files = read_entries(&mut codes_zip, path, |n| {
+            n.to_ascii_uppercase().starts_with("UNCL")
+        })?;
+        if code_files.is_empty() {
+            return Err(DirectoryError::Missing {
+                path: path.display().to_string(),
+                what: "the code list (UNCL)".into(),
+            });
+        }
+        for (_, bytes) in code_files {
+            text::code_lists(&text::cp437(&bytes), &mut codes);
+        }
+
+        let index_files = read_entries(&mut messages_zip, path, |n| {
+            let upper = n.to_ascii_uppercase();
+            upper.starts_with("EDMDI1.") || upper.starts_with("TRMDI1.")
+        })?;
+        let index = index_files
+            .first()
+            .map(|(_, b)| text::message_index(&text::cp437(b)))
+            .unwrap_or_default();
+        let message_files = entry_names(&messages_zip)
+            .into_iter()
+            .filter_map(|n| {
+                let base = base_name(&n);
+                let (kind, rest) = base.split_once('_')?;
+                let ok = kind.len() == 6
+                    && kind.bytes().all(|b| b.is_ascii_uppercase())
+                    && rest.len() == 5
+                    && rest.starts_with(|c: char| c.is_ascii_uppercase());
+                ok.then(|| (kind.to_owned(), n.clone()))
+            })
+            .collect();
+        Ok(Release {
+            name: name.to_owned(),
+            path: path.to_owned(),
+            segments,
+            codes,
+            index,
+            message_files,
+            messages_zip: Mutex::new(messages_zip),
+            messages: RwLock::new(HashMap::new()),
+        })
+    }
+
+    /// The message types this release defines (batch messages).
+    pub fn message_types(&self) -> impl Iterator<Item = &str> {
+        self.message_files.keys().map(String::as_str)
+    }
+
+    /// The message types the release's own index lists.
+    pub fn index(&self) -> &[String] {
+        &self.index
+    }
+
+    pub fn segment(&self, tag: &str) -> Option<&SegmentDef> {
+        self.segments.get(tag)
+    }
+
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+
+    /// The code list of a data element, when the release has one.
+    pub fn codes(&self, element: &str) -> Option<&CodeList> {
+        self.codes.get(element)
+    }
+
+    pub fn code_list_count(&self) -> usize {
+        self.codes.len()
+    }
+
+    /// A message's segment table, read on first use and cached. `Ok(None)`
+    /// when the release has no such message.
+    pub fn message(&self, kind: &str) -> Result<Option<Arc<MessageDef>>, DirectoryError> {
+        if let Ok(cache) = self.messages.read()
+            && let Some(def) = cache.get(kind)
+        {
+            return Ok(Some(def.clone()));
+        }
+        let Some(file) = self.message_files.get(kind) else {
+            return Ok(None);
+        };
+        let bytes = {
+            let mut zip = self
+                .messages_zip
+                .lock()
+                .map_err(|_| zip_error(&self.path, "message zip lock poisoned"))?;
+            let mut entry = zip.by_name(file).map_err(|e| zip_error(&self.path, e))?;
+            let mut bytes = Vec::new();
+            entry
+                .read_to_end(&mut bytes)
+                .map_err(|e| zip_error(&self.path, e))?;
+            bytes
+        };
+        let def =
+            text::message(kind, &text::cp437(&bytes)).map_err(|source| DirectoryError::Text {
+                path: self.path.display().to_string(),
+                file: base_name(file).to_owned(),
+                source,
+            })?;
+        let def = Arc::new(def);
+        if let Ok(mut cache) = self.messages.write() {
+            cache.insert(kind.to_owned(), def.clone());
+        }
+        Ok(Some(def))
+    }
+}
+
+/// A release opened once, or the reason it could not be.
+type ReleaseCell = Arc<OnceLock<Result<Arc<Release>, String>>>;
+
+/// The directory releases available to this process: the official zips in
+/// a list of folders, each opened on first use and then shared.
+#[derive(Debug, Default)]
+pub struct Directories {
+    /// Release name → zip path (the first folder that has it wins).
+    available: BTreeMap<String, PathBuf>,
+    opened: RwLock<HashMap<String, ReleaseCell>>,
+}
+
+/// Recognises an official directory zip name: `d96b.zip`, `D01B.ZIP`.
+fn release_name(file: &str) -> Option<String> {
+    let lower = file.to_ascii_lowercase();
+    let stem = lower.strip_suffix(".zip")?;
+    let b = stem.as_bytes();
+    let ok = b.len() == 4
+        && b.first() == Some(&b'd')
+        && b.get(1..3)
+            .is_some_and(|d| d.iter().all(u8::is_ascii_digit))
+        && b.get(3).is_some_and(u8::is_ascii_lowercase);
+    ok.then(|| stem.to_ascii_uppercase())
+}
+
+impl Directories {
+    /// The releases found in `folders` (earlier folders take precedence).
+    /// Folders that do not exist are skipped.
+    pub fn new(folders: &[PathBuf]) -> Directories {
+        let mut available = BTreeMap::new();
+        for folder in folders {
+            let Ok(entries) = std::fs::read_dir(folder) else {
+                continue;
+            };
+            let mut found: Vec<(String, PathBuf)> = entries
+                .filter_map(Result::ok)
+                .filter_map(|e| {
+                    let name = release_name(&e.file_name().to_string_lossy())?;
+                    Some((name, e.path()))
+                })
+                .collect();
+            found.sort();
+            for (name, path) in found {
+                available.entry(name).or_insert(path);
+            }
+        }
+        Directories {
+            available,
+            opened: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// The default folders: `TRADEHUB_DIRECTORIES` (a path list), then the
+    /// vendored `schemas/untdid` of the working directory and of the source
+    /// tree the binary was built from.
+    pub fn default_folders() -> Vec<PathBuf> {
+        let mut folders = Vec::new();
+        if let Some(list) = std::env::var_os("TRADEHUB_DIRECTORIES") {
+            folders.extend(std::env::split_paths(&list));
+        }
+        folders.push(PathBuf::from("schemas/untdid"));
+        folders.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/untdid"));
+        folders
+    }
+
+    /// The process-wide set from [`Directories::default_folders`].
+    pub fn global() -> Arc<Directories> {
+        static GLOBAL: OnceLock<Arc<Directories>> = OnceLock::new();
+        GLOBAL
+            .get_or_init(|| Arc::new(Directories::new(&Directories::default_folders())))
+            .clone()
+    }
+
+    /// Names of the available releases, e.g. `D96B`.
+    pub fn available(&self) -> impl Iterator<Item = &str> {
+        self.available.keys().map(String::as_str)
+    }
+
+    /// A release, opened on first use. `Ok(None)` when it is not available;
+    /// an error when its zip cannot be read (reported once, then cached).
+    pub fn release(&self, name: &str) -> Result<Option<Arc<Release>>, String> {
+        let Some(path) = self.available.get(name) else {
+            return Ok(None);
+        };
+        let cell = {
+            let found = self
+                .opened
+                .read()
+                .ok()
+                .and_then(|map| map.get(name).cloned());
+            match found {
+                Some(cell) => cell,
+                None => {
+                    let mut map = self
+                        .opened
+                        .write()
+                        .map_err(|_| "directory cache lock poisoned".to_owned())?;
+                    map.entry(name.to_owned()).or_default().clone()
+                }
+            }
+        };
+        cell.get_or_init(|| {
+            Release::open(name, path)
+                .map(Arc::new)
+                .map_err(|e| e.to_string())
+        })
+        .clone()
+        .map(Some)
+    }
+
+    /// Later releases than `name` that are available (for telling a code
+    /// from a later release apart from an unknown one).
+    pub fn later_than(&self, name: &str) -> Vec<String> {
+        let key = release_order(name);
+        let mut later: Vec<String> = self
+            .available
+            .keys()
+            .filter(|n| release_order(n) > key)
+            .cloned()
+            .collect();
+        later.sort_by_key(|n| release_order(n));
+        later
+    }
+}
+
+/// Chronological order of release names: D93A < D99B < D00A < D21B.
+pub fn release_order(name: &str) -> (u16, u8) {
+    let year: u16 = name.get(1..3).and_then(|y| y.parse().ok()).unwrap_or(0);
+    let full = if year >= 90 { 1900 + year } else { 2000 + year };
+    let letter = name.as_bytes().get(3).copied().unwrap_or(0);
+    (full, letter)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn release_names() {
+        assert_eq!(release_name("d96b.zip").as_deref(), Some("D96B"));
+        assert_eq!(release_name("D01B.ZIP").as_deref(), Some("D01B"));
+        assert_eq!(release_name("d96.zip"), None);
+        assert_eq!(release_name("LICENAGR.TXT"), None);
+        assert!(release_order("D99B") < release_order("D00A"));
+        assert!(release_order("D96A") < release_order("D96B"));
+    }
+}

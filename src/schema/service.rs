@@ -1,0 +1,182 @@
+//! Service segments that stand inside messages — UNH, UNT, UNS, UGH and UGT — as ISO
+//! 9735 defines them (part 2 for syntax version 4, the 1988 edition and its
+//! amendment for versions 1 to 3). They are not part of any UNTDID directory,
+//! so they are written here from the standard; the machine-readable service
+//! directories referenced in the project's notes (staedi's v3/v4 schemas)
+//! agree with every status and representation below.
+
+use super::{Component, ElementDef, ElementKind, Format, FormatClass, SegmentDef, Status};
+
+const M: Status = Status::Mandatory;
+const C: Status = Status::Conditional;
+
+fn f(class: FormatClass, variable: bool, max: u16) -> Format {
+    Format {
+        class,
+        min: if variable { 0 } else { max },
+        max,
+    }
+}
+
+fn an(max: u16) -> Format {
+    f(FormatClass::AlphaNumeric, true, max)
+}
+
+fn n(max: u16) -> Format {
+    f(FormatClass::Numeric, true, max)
+}
+
+fn simple(id: &str, name: &str, status: Status, format: Format) -> ElementDef {
+    ElementDef {
+        id: id.into(),
+        name: name.into(),
+        status,
+        max: 1,
+        kind: ElementKind::Simple(format),
+    }
+}
+
+fn composite(
+    id: &str,
+    name: &str,
+    status: Status,
+    parts: &[(&str, &str, Status, Format)],
+) -> ElementDef {
+    ElementDef {
+        id: id.into(),
+        name: name.into(),
+        status,
+        max: 1,
+        kind: ElementKind::Composite(
+            parts
+                .iter()
+                .map(|&(id, name, status, format)| Component {
+                    id: id.into(),
+                    name: name.into(),
+                    status,
+                    format,
+                })
+                .collect(),
+        ),
+    }
+}
+
+/// The definition of a service segment that may stand inside a message,
+/// for a syntax version (1 to 4).
+pub fn segment(tag: &str, syntax_version: u8) -> Option<SegmentDef> {
+    let v4 = syntax_version >= 4;
+    let elements = match tag {
+        "UNH" => {
+            let mut s009 = vec![
+                ("0065", "Message type", M, an(6)),
+                ("0052", "Message version number", M, an(3)),
+                ("0054", "Message release number", M, an(3)),
+                (
+                    "0051",
+                    "Controlling agency, coded",
+                    M,
+                    an(if v4 { 3 } else { 2 }),
+                ),
+                ("0057", "Association assigned code", C, an(6)),
+            ];
+            if v4 {
+                s009.push(("0110", "Code list directory version number", C, an(6)));
+                s009.push(("0113", "Message type sub-function identification", C, an(6)));
+            }
+            let mut elements = vec![
+                simple("0062", "Message reference number", M, an(14)),
+                composite("S009", "MESSAGE IDENTIFIER", M, &s009),
+                simple("0068", "Common access reference", C, an(35)),
+                composite(
+                    "S010",
+                    "STATUS OF THE TRANSFER",
+                    C,
+                    &[
+                        ("0070", "Sequence of transfers", M, n(2)),
+                        (
+                            "0073",
+                            "First and last transfer",
+                            C,
+                            f(FormatClass::Alpha, false, 1),
+                        ),
+                    ],
+                ),
+            ];
+            if v4 {
+                for (id, name, first, first_name, second, second_name) in [
+                    (
+                        "S016",
+                        "MESSAGE SUBSET IDENTIFICATION",
+                        "0115",
+                        "Message subset identification",
+                        "0116",
+                        "Message subset version number",
+                    ),
+                    (
+                        "S017",
+                        "MESSAGE IMPLEMENTATION GUIDELINE IDENTIFICATION",
+                        "0121",
+                        "Message implementation guideline identification",
+                        "0122",
+                        "Message implementation guideline version number",
+                    ),
+                    (
+                        "S018",
+                        "SCENARIO IDENTIFICATION",
+                        "0127",
+                        "Scenario identification",
+                        "0128",
+                        "Scenario version number",
+                    ),
+                ] {
+                    elements.push(composite(
+                        id,
+                        name,
+                        C,
+                        &[
+                            (first, first_name, M, an(14)),
+                            (second, second_name, C, an(3)),
+                            ("0051", "Controlling agency, coded", C, an(3)),
+                            ("0118", "Message subset release number", C, an(3)),
+                        ],
+                    ));
+                }
+            }
+            elements
+        }
+        "UNT" => vec![
+            simple(
+                "0074",
+                "Number of segments in a message",
+                M,
+                n(if v4 { 10 } else { 6 }),
+            ),
+            simple("0062", "Message reference number", M, an(14)),
+        ],
+        "UGH" | "UGT" => vec![simple(
+            "0087",
+            "Anti-collision segment group identification",
+            M,
+            an(4),
+        )],
+        "UNS" => vec![simple(
+            "0081",
+            "Section identification",
+            M,
+            f(FormatClass::Alpha, false, 1),
+        )],
+        _ => return None,
+    };
+    Some(SegmentDef {
+        tag: tag.into(),
+        name: match tag {
+            "UNH" => "MESSAGE HEADER",
+            "UNT" => "MESSAGE TRAILER",
+            "UGH" => "ANTI-COLLISION SEGMENT GROUP HEADER",
+            "UGT" => "ANTI-COLLISION SEGMENT GROUP TRAILER",
+            _ => "SECTION CONTROL",
+        }
+        .into(),
+        elements,
+    })
+}
