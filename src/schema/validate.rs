@@ -202,6 +202,8 @@ pub struct MessageValidator {
     findings: Vec<Finding>,
     /// Segment definitions of UNH/UNT/UNS for this syntax version.
     service: HashMap<&'static str, SegmentDef>,
+    /// Definitions as applied to this interchange's syntax version.
+    defs: HashMap<String, Arc<SegmentDef>>,
 }
 
 /// Flattened tables, shared by all validators of the same message.
@@ -250,6 +252,7 @@ impl MessageValidator {
             decimal,
             findings: Vec::new(),
             service,
+            defs: HashMap::new(),
         }
     }
 
@@ -314,11 +317,7 @@ impl MessageValidator {
                 return;
             }
         }
-        let def = match self.service.get(tag.as_str()) {
-            Some(def) => Some(def.clone()),
-            None => self.release.segment(&tag).cloned(),
-        };
-        match def {
+        match self.definition(&tag) {
             Some(def) => self.elements(seg, &def),
             None => {
                 let message = format!(
@@ -333,6 +332,38 @@ impl MessageValidator {
                 );
             }
         }
+    }
+
+    /// The segment's definition as this interchange must follow it, cached.
+    /// Before syntax version 4 there is no repetition separator: an element
+    /// the directory lets repeat N times takes N consecutive positions (the
+    /// first with the element's status, the others conditional).
+    fn definition(&mut self, tag: &str) -> Option<Arc<SegmentDef>> {
+        if let Some(def) = self.defs.get(tag) {
+            return Some(def.clone());
+        }
+        let mut def = match self.service.get(tag) {
+            Some(def) => def.clone(),
+            None => self.release.segment(tag)?.clone(),
+        };
+        if self.syntax_version < 4 {
+            let mut expanded = Vec::with_capacity(def.elements.len());
+            for element in def.elements {
+                let times = element.max.max(1);
+                for i in 0..times {
+                    let mut e = element.clone();
+                    e.max = 1;
+                    if i > 0 {
+                        e.status = Status::Conditional;
+                    }
+                    expanded.push(e);
+                }
+            }
+            def.elements = expanded;
+        }
+        let def = Arc::new(def);
+        self.defs.insert(tag.to_owned(), def.clone());
+        Some(def)
     }
 
     /// Ends the message: mandatory segments and groups never seen.
@@ -595,13 +626,8 @@ impl MessageValidator {
                     );
                 }
                 if let Some(value) = seg.value(e, r, 0) {
-                    self.value(
-                        &value,
-                        &ed.id,
-                        &ed.name,
-                        *format,
-                        (Some(pos16(e + 1)), rep, None),
-                    );
+                    let at = (Some(pos16(e + 1)), rep, None);
+                    self.check_value(&value, &ed.id, &ed.name, *format, at, true);
                 }
             }
             ElementKind::Composite(components) => {
@@ -617,11 +643,22 @@ impl MessageValidator {
                         ),
                     );
                 }
+                // A code list responsible agency other than UN/ECE (3055
+                // code 6) means the codes of this composite come from that
+                // agency's list (ISO 6346 container types, a national tariff),
+                // not from UNCL.
+                let foreign_codes = components.iter().enumerate().any(|(c, cd)| {
+                    cd.id == "3055"
+                        && seg
+                            .value(e, r, c)
+                            .is_some_and(|v| !v.is_empty() && v != "6")
+                });
                 for (c, cd) in components.iter().enumerate() {
                     let at = (Some(pos16(e + 1)), rep, Some(pos16(c + 1)));
                     match seg.value(e, r, c) {
                         Some(v) if !v.is_empty() => {
-                            self.value(&v, &cd.id, &cd.name, cd.format, at);
+                            let lists = !foreign_codes || cd.id == "3055" || cd.id == "1131";
+                            self.check_value(&v, &cd.id, &cd.name, cd.format, at, lists);
                         }
                         _ if cd.status == Status::Mandatory => {
                             self.push(
@@ -641,13 +678,14 @@ impl MessageValidator {
         }
     }
 
-    fn value(
+    fn check_value(
         &mut self,
         value: &str,
         id: &str,
         name: &str,
         format: Format,
         at: (Option<u16>, Option<u16>, Option<u16>),
+        code_lists: bool,
     ) {
         let length = match format.class {
             FormatClass::Numeric => {
@@ -717,7 +755,9 @@ impl MessageValidator {
                 ),
             );
         }
-        self.code(value, id, name, at);
+        if code_lists {
+            self.code(value, id, name, at);
+        }
     }
 
     fn code(

@@ -1,0 +1,430 @@
+//! Structure validation on real samples: each file in fixtures/edifact/schema
+//! is a corpus sample with one deliberate defect (tools/make_schema_fixtures.py);
+//! the validator must report exactly that defect, with its code and location.
+//! Every corpus sample's full result under structure validation is pinned in
+//! a golden file (`<sample>.structure.json`, refreshed with UPDATE_EXPECT=1).
+//! And generated messages that follow a segment table validate clean, while
+//! one mutation yields an issue at the mutated segment.
+
+// Test helpers may panic: a panic is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use proptest::prelude::*;
+use tradehub::diag::{Issue, Severity};
+use tradehub::edifact::{ParseOptions, Parsed, Parser};
+use tradehub::schema::{Directories, ElementKind, Node, Release, Status};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn directories() -> Arc<Directories> {
+    static DIRS: OnceLock<Arc<Directories>> = OnceLock::new();
+    DIRS.get_or_init(|| Arc::new(Directories::new(&[root().join("schemas/untdid")])))
+        .clone()
+}
+
+fn validate(data: &[u8]) -> Parsed {
+    let options = ParseOptions {
+        keep_messages: false,
+        decode_messages: false,
+        ..ParseOptions::default()
+    };
+    Parser::new(data, options)
+        .with_directories(directories())
+        .run(|_, _| {})
+        .unwrap()
+}
+
+fn errors(parsed: &Parsed) -> Vec<&Issue> {
+    parsed
+        .issues
+        .iter()
+        .filter(|i| i.severity == Severity::Error && i.code.as_str() != "E0029")
+        .collect()
+}
+
+/// (file, code, segment, message_segment, tag, group path, element, component)
+type Case = (
+    &'static str,
+    &'static str,
+    u32,
+    u32,
+    &'static str,
+    Option<&'static str>,
+    Option<u16>,
+    Option<u16>,
+);
+
+const CASES: &[Case] = &[
+    (
+        "e0012-code-not-in-list.edi",
+        "E0012",
+        3,
+        2,
+        "BGM",
+        None,
+        Some(1),
+        Some(1),
+    ),
+    (
+        "e0013-missing-element.edi",
+        "E0013",
+        6,
+        5,
+        "NAD",
+        Some("SG2"),
+        Some(1),
+        None,
+    ),
+    // Reported at the first segment after the gap.
+    (
+        "e0013-missing-segment.edi",
+        "E0013",
+        3,
+        2,
+        "DTM",
+        None,
+        None,
+        None,
+    ),
+    (
+        "e0015-segment-out-of-place.edi",
+        "E0015",
+        19,
+        18,
+        "BGM",
+        Some("SG26"),
+        None,
+        None,
+    ),
+    (
+        "e0016-too-many-elements.edi",
+        "E0016",
+        4,
+        3,
+        "DTM",
+        None,
+        Some(2),
+        None,
+    ),
+    (
+        "e0035-segment-repeated.edi",
+        "E0035",
+        4,
+        3,
+        "BGM",
+        None,
+        None,
+        None,
+    ),
+    (
+        "e0036-group-repeated.edi",
+        "E0036",
+        13,
+        12,
+        "CUX",
+        Some("SG7"),
+        None,
+        None,
+    ),
+    (
+        "e0037-letter-in-number.edi",
+        "E0037",
+        13,
+        12,
+        "MOA",
+        Some("SG26/SG27"),
+        Some(1),
+        Some(2),
+    ),
+    (
+        "e0039-too-long.edi",
+        "E0039",
+        5,
+        4,
+        "RFF",
+        Some("SG1"),
+        Some(1),
+        Some(2),
+    ),
+    (
+        "e0040-too-short.edi",
+        "E0040",
+        18,
+        17,
+        "DGS",
+        Some("SG2/SG4"),
+        Some(3),
+        Some(1),
+    ),
+    (
+        "sch001-release-unavailable.edi",
+        "SCH001",
+        2,
+        1,
+        "UNH",
+        None,
+        Some(2),
+        Some(2),
+    ),
+    (
+        "sch002-unknown-message.edi",
+        "SCH002",
+        2,
+        1,
+        "UNH",
+        None,
+        Some(2),
+        Some(1),
+    ),
+];
+
+#[test]
+fn each_defect_is_found_at_its_place() {
+    let dir = root().join("fixtures/edifact/schema");
+    let mut seen = 0;
+    for &(file, code, segment, in_message, tag, path, element, component) in CASES {
+        let data = std::fs::read(dir.join(file)).unwrap();
+        let parsed = validate(&data);
+        let found = errors(&parsed);
+        assert_eq!(found.len(), 1, "{file}: {found:#?}");
+        let issue = found[0];
+        let loc = &issue.location;
+        assert_eq!(issue.code.as_str(), code, "{file}");
+        assert_eq!(loc.segment, Some(segment), "{file}");
+        assert_eq!(loc.message_segment, Some(in_message), "{file}");
+        assert_eq!(loc.tag.as_deref(), Some(tag), "{file}");
+        assert_eq!(loc.group_path.as_deref(), path, "{file}");
+        assert_eq!(loc.element, element, "{file}");
+        assert_eq!(loc.component, component, "{file}");
+        seen += 1;
+    }
+    let files = std::fs::read_dir(&dir).unwrap().count();
+    assert_eq!(seen, files, "every schema fixture has a case");
+}
+
+/// The unmodified samples the defects were made from validate clean.
+#[test]
+fn the_base_samples_are_valid() {
+    for sample in ["staedi__invoic_d97b_una.edi", "staedi__baplie-test.edi"] {
+        let data = std::fs::read(root().join("fixtures/edifact/corpus").join(sample)).unwrap();
+        let parsed = validate(&data);
+        assert!(parsed.is_valid(), "{sample}: {:#?}", parsed.issues);
+    }
+}
+
+#[test]
+fn corpus_structure_results_match_golden_files() {
+    let dir = root().join("fixtures/edifact/corpus");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let n = p.file_name().unwrap().to_string_lossy();
+            !n.ends_with(".json") && !n.ends_with(".md") && !n.starts_with("LICENSE")
+        })
+        .collect();
+    files.sort();
+    assert!(files.len() >= 30);
+    for path in files {
+        let parsed = validate(&std::fs::read(&path).unwrap());
+        let golden = PathBuf::from(format!("{}.structure.json", path.display()));
+        let actual = serde_json::to_string_pretty(&serde_json::json!({
+            "valid": parsed.is_valid(),
+            "issues": parsed.issues,
+        }))
+        .unwrap()
+            + "\n";
+        if std::env::var_os("UPDATE_EXPECT").is_some() {
+            std::fs::write(&golden, &actual).unwrap();
+            continue;
+        }
+        let expected = std::fs::read_to_string(&golden)
+            .unwrap_or_else(|e| panic!("{}: {e}", golden.display()));
+        assert_eq!(actual, expected, "{}", path.display());
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Generated messages
+
+/// A value that fits a representation.
+fn value_for(
+    format: tradehub::schema::Format,
+    codes: Option<&std::collections::HashSet<String>>,
+) -> String {
+    if let Some(codes) = codes {
+        let mut sorted: Vec<&String> = codes
+            .iter()
+            .filter(|c| c.len() <= usize::from(format.max) && c.len() >= usize::from(format.min))
+            .filter(|c| match format.class {
+                tradehub::schema::FormatClass::Numeric => c.bytes().all(|b| b.is_ascii_digit()),
+                tradehub::schema::FormatClass::Alpha => !c.bytes().any(|b| b.is_ascii_digit()),
+                tradehub::schema::FormatClass::AlphaNumeric => true,
+            })
+            .collect();
+        sorted.sort();
+        if let Some(c) = sorted.first() {
+            return (*c).clone();
+        }
+    }
+    let len = usize::from(format.min.max(1).min(format.max));
+    let ch = match format.class {
+        tradehub::schema::FormatClass::Numeric => '7',
+        _ => 'A',
+    };
+    std::iter::repeat_n(ch, len).collect()
+}
+
+/// A segment with every mandatory element and component filled.
+fn segment_text(release: &Release, tag: &str) -> Option<String> {
+    let def = release.segment(tag)?;
+    let mut elements: Vec<String> = Vec::new();
+    for e in &def.elements {
+        let text = match &e.kind {
+            ElementKind::Simple(f) if e.status == Status::Mandatory => {
+                value_for(*f, release.codes(&e.id).map(|c| &c.codes))
+            }
+            ElementKind::Simple(_) => String::new(),
+            ElementKind::Composite(cs) => {
+                if e.status == Status::Mandatory {
+                    let none_mandatory = cs.iter().all(|c| c.status != Status::Mandatory);
+                    let parts: Vec<String> = cs
+                        .iter()
+                        .enumerate()
+                        .map(|(i, c)| {
+                            // A mandatory composite needs at least one value.
+                            if c.status == Status::Mandatory || none_mandatory && i == 0 {
+                                value_for(c.format, release.codes(&c.id).map(|l| &l.codes))
+                            } else {
+                                String::new()
+                            }
+                        })
+                        .collect();
+                    let last = parts
+                        .iter()
+                        .rposition(|p| !p.is_empty())
+                        .map_or(0, |i| i + 1);
+                    parts[..last].join(":")
+                } else {
+                    String::new()
+                }
+            }
+        };
+        elements.push(text);
+    }
+    let last = elements
+        .iter()
+        .rposition(|p| !p.is_empty())
+        .map_or(0, |i| i + 1);
+    let mut out = tag.to_owned();
+    for e in &elements[..last] {
+        out.push('+');
+        out.push_str(e);
+    }
+    Some(out)
+}
+
+/// Walks a segment table, choosing per node how often it occurs (within
+/// its bounds, mandatory at least once) from `choices`.
+fn walk(
+    release: &Release,
+    nodes: &[Node],
+    choices: &mut impl Iterator<Item = u8>,
+    out: &mut Vec<String>,
+) {
+    for node in nodes {
+        let pick = u32::from(choices.next().unwrap_or(0) % 3);
+        match node {
+            Node::Segment { tag, status, max } => {
+                if tag == "UNH" || tag == "UNT" {
+                    continue;
+                }
+                let times = match status {
+                    Status::Mandatory => 1 + pick.min(max - 1),
+                    Status::Conditional => pick.min(*max),
+                };
+                for _ in 0..times {
+                    let text = if tag == "UNS" {
+                        Some("UNS+D".to_owned())
+                    } else {
+                        segment_text(release, tag)
+                    };
+                    out.push(text.unwrap());
+                }
+            }
+            Node::Group {
+                status,
+                max,
+                children,
+                ..
+            } => {
+                let times = match status {
+                    Status::Mandatory => 1 + pick.min(max - 1),
+                    Status::Conditional => pick.min(*max),
+                };
+                for _ in 0..times {
+                    walk(release, children, choices, out);
+                }
+            }
+        }
+    }
+}
+
+fn interchange(kind: &str, release: &str, body: &[String]) -> Vec<u8> {
+    let (version, rel) = release.split_at(1);
+    let mut segs = vec![format!("UNH+1+{kind}:{version}:{rel}:UN")];
+    segs.extend(body.iter().cloned());
+    segs.push(format!("UNT+{}+1", segs.len() + 1));
+    let mut text = "UNA:+.? 'UNB+UNOC:3+SENDER+RECIPIENT+261124:1030+REF1'".to_owned();
+    for s in &segs {
+        text.push_str(s);
+        text.push('\'');
+    }
+    text.push_str("UNZ+1+REF1'");
+    text.into_bytes()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn generated_messages_validate_and_mutations_are_found(
+        which in 0usize..4,
+        choices in proptest::collection::vec(any::<u8>(), 600),
+        victim in any::<prop::sample::Index>(),
+    ) {
+        let (kind, release) = [("CUSDEC", "D96B"), ("CUSCAR", "D96B"), ("PAXLST", "D02B"), ("INVOIC", "D97B")][which];
+        let rel = directories().release(release).unwrap().unwrap();
+        let def = rel.message(kind).unwrap().unwrap();
+        let mut body = Vec::new();
+        walk(&rel, &def.nodes, &mut choices.iter().copied(), &mut body);
+        let data = interchange(kind, release, &body);
+        let parsed = validate(&data);
+        prop_assert!(parsed.is_valid(), "{}: {:#?}", String::from_utf8_lossy(&data), parsed.issues);
+
+        // Mutate one data segment: an unknown tag in its place.
+        if !body.is_empty() {
+            let i = victim.index(body.len());
+            let mut broken = body.clone();
+            broken[i] = "ZZZ+1".to_owned();
+            let data = interchange(kind, release, &broken);
+            let parsed = validate(&data);
+            // UNH is message segment 1, so body[i] is message segment i + 2.
+            let at = u32::try_from(i).unwrap() + 2;
+            prop_assert!(
+                parsed.issues.iter().any(|x| x.code.as_str() == "E0015" && x.location.message_segment == Some(at)),
+                "{:#?}", parsed.issues
+            );
+        }
+    }
+}
+
+#[test]
+fn vendored_directories_are_the_ones_tests_use() {
+    assert!(Path::new(&root().join("schemas/untdid/LICENAGR.TXT")).exists());
+}
