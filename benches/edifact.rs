@@ -5,11 +5,14 @@
 //!
 //! `cargo bench --bench edifact` (set TRADEHUB_BENCH_MB for another size).
 
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use tradehub::edifact::scan::Scanner;
 use tradehub::edifact::{Charset, Lexer, Limits, Next, ParseOptions, Parser, Separators, sample};
+use tradehub::schema::{Directories, Release};
 
 fn engine(c: &mut Criterion) {
     let mb: u64 = std::env::var("TRADEHUB_BENCH_MB")
@@ -89,7 +92,62 @@ fn engine(c: &mut Criterion) {
             })
         },
     );
+    let directories = Arc::new(Directories::new(&[
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/untdid")
+    ]));
+    group.bench_with_input(
+        BenchmarkId::new("lex_envelope_validate", mb),
+        &data,
+        |b, data| {
+            b.iter(|| {
+                let options = ParseOptions {
+                    keep_messages: false,
+                    decode_messages: false,
+                    ..ParseOptions::default()
+                };
+                let parsed = Parser::new(&data[..], options)
+                    .with_directories(directories.clone())
+                    .run(|_, _| {})
+                    .unwrap_or_default();
+                assert!(parsed.is_valid(), "{:?}", parsed.issues.first());
+                parsed.interchange.counts.messages
+            })
+        },
+    );
     group.finish();
+
+    // Cold start of the directories: opening a release (segment directory
+    // and code lists parsed from the zip) and reading one message's table.
+    let mut cold = c.benchmark_group("directory");
+    cold.sample_size(10);
+    let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/untdid");
+    cold.bench_function("open_release_d96b", |b| {
+        b.iter(|| {
+            let dirs = Directories::new(std::slice::from_ref(&folder));
+            dirs.release("D96B")
+                .ok()
+                .flatten()
+                .map(|r| r.segment_count())
+        })
+    });
+    let dirs = Directories::new(std::slice::from_ref(&folder));
+    let release = dirs.release("D96B").ok().flatten().expect("D96B vendored");
+    cold.bench_function("read_message_cusdec_d96b", |b| {
+        // Each iteration reads the table from a freshly opened release (the
+        // opening is setup, not measured), so no cached table is reused.
+        b.iter_batched(
+            || Release::open("D96B", &release.path).expect("D96B opens"),
+            |fresh| {
+                fresh
+                    .message("CUSDEC")
+                    .ok()
+                    .flatten()
+                    .map(|d| d.group_count())
+            },
+            criterion::BatchSize::PerIteration,
+        )
+    });
+    cold.finish();
 }
 
 criterion_group!(benches, engine);

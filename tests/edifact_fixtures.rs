@@ -22,9 +22,7 @@ fn fixtures(area: &str) -> Vec<PathBuf> {
         .map(|e| e.unwrap().path())
         .filter(|p| {
             let name = p.file_name().unwrap().to_string_lossy();
-            !name.ends_with(".json")
-                && !name.ends_with(".md")
-                && !name.starts_with("LICENSE")
+            !name.ends_with(".json") && !name.ends_with(".md") && !name.starts_with("LICENSE")
         })
         .collect();
     files.sort();

@@ -167,7 +167,8 @@ fn fast_path_carries_clean_data_segments() {
         }
     }
     assert_eq!(one_by_one + skipped, parsed.interchange.counts.segments);
-    // UNA is not a segment; UNB, UNZ and UNH/UNT of each message are.
-    let service = 2 + 2 * parsed.interchange.counts.messages;
+    // UNA is not a segment; UNB, UNZ and UNH, UNT and two UNS of each
+    // message are service segments.
+    let service = 2 + 4 * parsed.interchange.counts.messages;
     assert_eq!(one_by_one, service, "skipped {skipped}");
 }

@@ -255,10 +255,11 @@ fn corpus_structure_results_match_golden_files() {
 /// A value that fits a representation.
 fn value_for(
     format: tradehub::schema::Format,
-    codes: Option<&std::collections::HashSet<String>>,
+    codes: Option<&tradehub::schema::CodeList>,
 ) -> String {
-    if let Some(codes) = codes {
-        let mut sorted: Vec<&String> = codes
+    if let Some(list) = codes {
+        let mut sorted: Vec<&String> = list
+            .codes
             .iter()
             .filter(|c| c.len() <= usize::from(format.max) && c.len() >= usize::from(format.min))
             .filter(|c| match format.class {
@@ -287,7 +288,7 @@ fn segment_text(release: &Release, tag: &str) -> Option<String> {
     for e in &def.elements {
         let text = match &e.kind {
             ElementKind::Simple(f) if e.status == Status::Mandatory => {
-                value_for(*f, release.codes(&e.id).map(|c| &c.codes))
+                value_for(*f, release.codes(&e.id))
             }
             ElementKind::Simple(_) => String::new(),
             ElementKind::Composite(cs) => {
@@ -299,7 +300,7 @@ fn segment_text(release: &Release, tag: &str) -> Option<String> {
                         .map(|(i, c)| {
                             // A mandatory composite needs at least one value.
                             if c.status == Status::Mandatory || none_mandatory && i == 0 {
-                                value_for(c.format, release.codes(&c.id).map(|l| &l.codes))
+                                value_for(c.format, release.codes(&c.id))
                             } else {
                                 String::new()
                             }

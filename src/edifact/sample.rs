@@ -4,7 +4,9 @@
 
 use std::io::{self, Write};
 
-/// One message with `items` goods items; returns its segment count.
+/// One message with `items` goods items; returns its segment count. The
+/// segments follow the D.96B CUSDEC segment table, so the message also
+/// passes structure validation.
 fn message(out: &mut Vec<u8>, reference: u64, items: u64) -> u64 {
     let seg = |out: &mut Vec<u8>, text: &str| {
         out.extend_from_slice(text.as_bytes());
@@ -12,29 +14,31 @@ fn message(out: &mut Vec<u8>, reference: u64, items: u64) -> u64 {
     };
     seg(out, &format!("UNH+{reference}+CUSDEC:D:96B:UN"));
     seg(out, &format!("BGM+830+LRN{reference:010}+9"));
-    seg(out, "DTM+137:202611241030:203");
     seg(out, "LOC+22+KRPUS:139:6");
-    seg(
-        out,
-        "NAD+DT+1234567890::KCS++HANBIT TRADING CO?+ LTD+123 HARBOUR ROAD+BUSAN++48058+KR",
-    );
+    seg(out, "DTM+137:202611241030:203");
     seg(
         out,
         "TDT+20+V2611+1++HDMU:172:20+++9353216:146::HMM ALGECIRAS",
     );
+    seg(
+        out,
+        "NAD+DT+1234567890::ZZZ++HANBIT TRADING CO?+ LTD+123 HARBOUR ROAD+BUSAN++48058+KR",
+    );
     seg(out, "MOA+39:125000.50:USD");
+    seg(out, "UNS+D");
     for i in 1..=items {
-        seg(out, &format!("CST+{i}+847989:HS::KR"));
+        seg(out, &format!("CST+{i}+847989"));
         seg(
             out,
             &format!("FTX+AAA+++MACHINE PARTS?: BEARINGS 50% STEEL?+ALLOY ITEM {i}"),
         );
         seg(out, &format!("MEA+AAE+G+KGM:{}.5", 1000 + i));
-        seg(out, "TAX+7+CUD+++:::8+S");
         seg(out, &format!("MOA+123:{}.25:USD", 50_000 + i));
+        seg(out, "TAX+7+CUD+++:::8+S");
     }
-    // UNH, BGM, DTM, LOC, NAD, TDT, MOA, five per item, UNT.
-    let count = 8 + 5 * items;
+    seg(out, "UNS+S");
+    // UNH, BGM, LOC, DTM, TDT, NAD, MOA, UNS, five per item, UNS, UNT.
+    let count = 10 + 5 * items;
     seg(out, &format!("UNT+{count}+{reference}"));
     count
 }

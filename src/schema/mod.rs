@@ -20,7 +20,9 @@ pub mod service;
 pub mod text;
 pub mod validate;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
+
+use rustc_hash::{FxHashMap, FxHashSet};
 use std::io::{Cursor, Read};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
@@ -179,7 +181,7 @@ impl MessageDef {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CodeList {
     pub name: String,
-    pub codes: HashSet<String>,
+    pub codes: FxHashSet<String>,
 }
 
 /// Why a directory could not be read.
@@ -209,8 +211,11 @@ pub struct Release {
     pub name: String,
     /// Where it was read from.
     pub path: PathBuf,
-    segments: HashMap<String, SegmentDef>,
-    codes: HashMap<String, CodeList>,
+    segments: FxHashMap<String, SegmentDef>,
+    codes: FxHashMap<String, CodeList>,
+    /// Segment definitions as applied to an interchange, by (tag, whether
+    /// the syntax version is below 4): see [`Release::definition`].
+    applied: [RwLock<FxHashMap<String, Arc<SegmentDef>>>; 2],
     index: Vec<String>,
     /// Message type → file name in the message zip.
     message_files: BTreeMap<String, String>,
@@ -310,7 +315,7 @@ impl Release {
         let segments = text::segments(&text::cp437(&segment_bytes))
             .map_err(|e| text_error(&segment_file, e))?;
 
-        let mut codes = HashMap::new();
+        let mut codes = FxHashMap::default();
         let code_files = read_entries(&mut codes_zip, path, |n| {
             n.to_ascii_uppercase().starts_with("UNCL")
         })?;
@@ -353,6 +358,7 @@ impl Release {
             message_files,
             messages_zip: Mutex::new(messages_zip),
             messages: RwLock::new(HashMap::new()),
+            applied: Default::default(),
         })
     }
 
@@ -368,6 +374,46 @@ impl Release {
 
     pub fn segment(&self, tag: &str) -> Option<&SegmentDef> {
         self.segments.get(tag)
+    }
+
+    /// A segment's definition as an interchange of `syntax_version` must
+    /// follow it (service segments from ISO 9735, the others from the
+    /// segment directory), cached for all messages. Before syntax version 4
+    /// there is no repetition separator: an element the directory lets
+    /// repeat N times takes N consecutive positions (the first with the
+    /// element's status, the others conditional).
+    pub fn definition(&self, tag: &str, syntax_version: u8) -> Option<Arc<SegmentDef>> {
+        let v3 = syntax_version < 4;
+        let cache = self.applied.get(usize::from(v3))?;
+        if let Ok(map) = cache.read()
+            && let Some(def) = map.get(tag)
+        {
+            return Some(def.clone());
+        }
+        let mut def = match service::segment(tag, syntax_version) {
+            Some(def) => def,
+            None => self.segment(tag)?.clone(),
+        };
+        if v3 {
+            let mut expanded = Vec::with_capacity(def.elements.len());
+            for element in def.elements {
+                let times = element.max.max(1);
+                for i in 0..times {
+                    let mut e = element.clone();
+                    e.max = 1;
+                    if i > 0 {
+                        e.status = Status::Conditional;
+                    }
+                    expanded.push(e);
+                }
+            }
+            def.elements = expanded;
+        }
+        let def = Arc::new(def);
+        if let Ok(mut map) = cache.write() {
+            map.insert(tag.to_owned(), def.clone());
+        }
+        Some(def)
     }
 
     pub fn segment_count(&self) -> usize {

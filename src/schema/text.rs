@@ -11,7 +11,7 @@
 //! reader accepts all of them. Nothing here is typed by hand from the
 //! directories: every structure comes from the files at run time.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::sync::LazyLock;
 
 use regex::Regex;
@@ -302,9 +302,9 @@ static COMPONENT_START: LazyLock<Regex> = LazyLock::new(|| {
 });
 
 /// Reads a segment directory (EDSD/TRSD) with its inline composites.
-pub fn segments(text: &str) -> Result<HashMap<String, SegmentDef>, TextError> {
+pub fn segments(text: &str) -> Result<FxHashMap<String, SegmentDef>, TextError> {
     let lines: Vec<&str> = text.lines().collect();
-    let mut out: HashMap<String, SegmentDef> = HashMap::new();
+    let mut out: FxHashMap<String, SegmentDef> = FxHashMap::default();
     let mut current: Option<SegmentDef> = None;
     let mut expect_header = false;
     let mut i = 0;
@@ -418,7 +418,7 @@ static CODE_LINE: LazyLock<Regex> = LazyLock::new(|| {
 
 /// Reads a code list file (UNCL, or one part of it) into `out`: element
 /// id → code values. Codes marked deleted (`-`) are left out.
-pub fn code_lists(text: &str, out: &mut HashMap<String, CodeList>) {
+pub fn code_lists(text: &str, out: &mut FxHashMap<String, CodeList>) {
     let mut current: Option<(String, CodeList)> = None;
     let mut expect_header = false;
     let mut in_codes = false;

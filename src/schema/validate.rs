@@ -29,6 +29,11 @@ pub trait SegmentView {
     fn component_count(&self, e: usize, r: usize) -> usize;
     /// The value of a component, release characters removed, decoded.
     fn value(&self, e: usize, r: usize, c: usize) -> Option<Cow<'_, str>>;
+    /// The length in bytes of a component as written (0: empty), without
+    /// decoding it.
+    fn raw_len(&self, e: usize, r: usize, c: usize) -> Option<usize> {
+        self.value(e, r, c).map(|v| v.len())
+    }
 }
 
 impl SegmentView for crate::edifact::Segment {
@@ -69,6 +74,9 @@ impl SegmentView for crate::edifact::RawSegment<'_> {
     }
     fn component_count(&self, e: usize, r: usize) -> usize {
         self.components_in(e, r)
+    }
+    fn raw_len(&self, e: usize, r: usize, c: usize) -> Option<usize> {
+        self.raw(e, r, c).map(<[u8]>::len)
     }
     fn value(&self, e: usize, r: usize, c: usize) -> Option<Cow<'_, str>> {
         let bytes = self.value_bytes(e, r, c)?;
@@ -200,10 +208,6 @@ pub struct MessageValidator {
     syntax_version: u8,
     decimal: char,
     findings: Vec<Finding>,
-    /// Segment definitions of UNH/UNT/UNS for this syntax version.
-    service: HashMap<&'static str, SegmentDef>,
-    /// Definitions as applied to this interchange's syntax version.
-    defs: HashMap<String, Arc<SegmentDef>>,
 }
 
 /// Flattened tables, shared by all validators of the same message.
@@ -235,10 +239,6 @@ impl MessageValidator {
         syntax_version: u8,
         decimal: char,
     ) -> MessageValidator {
-        let service = ["UNH", "UNT", "UNS", "UGH", "UGT"]
-            .into_iter()
-            .filter_map(|t| Some((t, service::segment(t, syntax_version)?)))
-            .collect();
         MessageValidator {
             release,
             directories,
@@ -251,8 +251,6 @@ impl MessageValidator {
             syntax_version,
             decimal,
             findings: Vec::new(),
-            service,
-            defs: HashMap::new(),
         }
     }
 
@@ -292,12 +290,14 @@ impl MessageValidator {
 
     /// Feeds the next segment of the message.
     pub fn segment<S: SegmentView + ?Sized>(&mut self, seg: &S) {
-        let tag = String::from_utf8_lossy(seg.tag_bytes()).into_owned();
-        match self.find(&tag) {
-            Some(target) => self.commit(target, &tag),
+        // Tags that are not text cannot be in any table (the parser has
+        // reported them already).
+        let tag = std::str::from_utf8(seg.tag_bytes()).unwrap_or("\u{FFFD}");
+        match self.find(tag) {
+            Some(target) => self.commit(target, tag),
             None => {
-                let known =
-                    self.release.segment(&tag).is_some() || self.service.contains_key(tag.as_str());
+                let known = self.release.segment(tag).is_some()
+                    || service::segment(tag, self.syntax_version).is_some();
                 let message = if known {
                     format!(
                         "segment {tag} is not allowed here (the segment table has no place for it after the segments before it)"
@@ -317,7 +317,7 @@ impl MessageValidator {
                 return;
             }
         }
-        match self.definition(&tag) {
+        match self.release.definition(tag, self.syntax_version) {
             Some(def) => self.elements(seg, &def),
             None => {
                 let message = format!(
@@ -332,38 +332,6 @@ impl MessageValidator {
                 );
             }
         }
-    }
-
-    /// The segment's definition as this interchange must follow it, cached.
-    /// Before syntax version 4 there is no repetition separator: an element
-    /// the directory lets repeat N times takes N consecutive positions (the
-    /// first with the element's status, the others conditional).
-    fn definition(&mut self, tag: &str) -> Option<Arc<SegmentDef>> {
-        if let Some(def) = self.defs.get(tag) {
-            return Some(def.clone());
-        }
-        let mut def = match self.service.get(tag) {
-            Some(def) => def.clone(),
-            None => self.release.segment(tag)?.clone(),
-        };
-        if self.syntax_version < 4 {
-            let mut expanded = Vec::with_capacity(def.elements.len());
-            for element in def.elements {
-                let times = element.max.max(1);
-                for i in 0..times {
-                    let mut e = element.clone();
-                    e.max = 1;
-                    if i > 0 {
-                        e.status = Status::Conditional;
-                    }
-                    expanded.push(e);
-                }
-            }
-            def.elements = expanded;
-        }
-        let def = Arc::new(def);
-        self.defs.insert(tag.to_owned(), def.clone());
-        Some(def)
     }
 
     /// Ends the message: mandatory segments and groups never seen.
@@ -574,13 +542,11 @@ impl MessageValidator {
         }
         for (e, ed) in def.elements.iter().enumerate() {
             let reps = if e < n { seg.repetition_count(e) } else { 0 };
-            let present: Vec<usize> = (0..reps)
-                .filter(|&r| {
-                    (0..seg.component_count(e, r))
-                        .any(|c| seg.value(e, r, c).is_some_and(|v| !v.is_empty()))
-                })
-                .collect();
-            if present.is_empty() {
+            let present = |r: usize| {
+                (0..seg.component_count(e, r))
+                    .any(|c| seg.raw_len(e, r, c).is_some_and(|len| len > 0))
+            };
+            if !(0..reps).any(present) {
                 if ed.status == Status::Mandatory {
                     self.push(
                         Code::Missing,
@@ -603,7 +569,7 @@ impl MessageValidator {
                     ),
                 );
             }
-            for r in present {
+            for r in (0..reps).filter(|&r| present(r)) {
                 self.element(seg, e, r, ed);
             }
         }
