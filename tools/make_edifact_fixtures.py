@@ -44,7 +44,9 @@ def interchange(messages, syntax="UNOC:3", ref="20261124001", una=":+.? '", sep=
     out = []
     if una is not None:
         out.append("UNA" + una)
-    segs = [f"UNB+{syntax}+KRBROKER01:ZZZ+TRADEHUB:ZZZ+261124:1030+{ref}"]
+    # Syntax version 4 dates the interchange CCYYMMDD (ISO 9735-2 S004).
+    date = "20261124" if syntax.endswith(":4") else "261124"
+    segs = [f"UNB+{syntax}+KRBROKER01:ZZZ+TRADEHUB:ZZZ+{date}:1030+{ref}"]
     for m in messages:
         segs += m
     count = unz_count if unz_count is not None else sum(1 for m in messages for s in m if s.startswith("UNH+"))

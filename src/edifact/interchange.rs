@@ -345,6 +345,25 @@ impl<R: Read> Parser<R> {
                         validator.segment(&raw);
                         findings = validator.take_findings();
                     }
+                    // The envelope's own segments, against ISO 9735.
+                    let mut envelope_findings = Vec::new();
+                    if self.directories.is_some()
+                        && self.state != State::Rejected
+                        && matches!(raw.tag(), b"UNB" | b"UNG" | b"UNE" | b"UNZ")
+                    {
+                        let version = if raw.tag() == b"UNB" {
+                            raw.value_bytes(0, 0, 1)
+                                .and_then(|v| v.first().copied())
+                                .filter(u8::is_ascii_digit)
+                                .map_or(4, |d| d - b'0')
+                        } else {
+                            self.tree.syntax_version.parse().unwrap_or(4)
+                        };
+                        let decimal = char::from(self.tree.separators.decimal);
+                        let mut checker = MessageValidator::envelope(version, decimal);
+                        checker.envelope_segment(&raw);
+                        envelope_findings = checker.take_findings();
+                    }
                     self.last_position = position;
                     self.tree.counts.segments += 1;
                     let tag = TagText::of(raw.tag());
@@ -357,9 +376,23 @@ impl<R: Read> Parser<R> {
                     if !findings.is_empty() {
                         // Counted as a message segment just after this.
                         let in_message = self.message_segments.saturating_add(1);
-                        self.report_findings(findings, position, &tag, in_message);
+                        self.report_findings(findings, position, &tag, Some(in_message));
                     }
+                    let tag_text = tag.to_string();
                     self.segment(step, tag, position, problems, &mut on_message);
+                    // The envelope checks already report missing parts.
+                    let reported = |f: &Finding, issues: &[Issue]| {
+                        f.code == Code::Missing
+                            && issues.iter().rev().take(32).any(|i| {
+                                i.code == Code::Missing
+                                    && i.location.segment == Some(position)
+                                    && i.location.element == f.element
+                            })
+                    };
+                    envelope_findings.retain(|f| !reported(f, &self.sink.issues));
+                    if !envelope_findings.is_empty() {
+                        self.report_findings(envelope_findings, position, &tag_text, None);
+                    }
                 }
             }
         }
@@ -378,11 +411,11 @@ impl<R: Read> Parser<R> {
         findings: Vec<Finding>,
         position: u32,
         tag: &str,
-        in_message: u32,
+        in_message: Option<u32>,
     ) {
         for f in findings {
             let mut location = self.loc(position, tag);
-            location.message_segment = Some(in_message);
+            location.message_segment = in_message;
             location.group_path = (!f.group_path.is_empty()).then_some(f.group_path);
             location.element = f.element;
             location.repetition = f.repetition;
@@ -487,7 +520,7 @@ impl<R: Read> Parser<R> {
         validator.segment(unh);
         let findings = validator.take_findings();
         self.validator = Some(validator);
-        self.report_findings(findings, position, "UNH", 1);
+        self.report_findings(findings, position, "UNH", Some(1));
     }
 
     /// Ends the open message's validation (mandatory parts never seen).
@@ -503,7 +536,7 @@ impl<R: Read> Parser<R> {
         } else {
             ""
         };
-        self.report_findings(findings, position, tag, in_message);
+        self.report_findings(findings, position, tag, Some(in_message));
     }
 
     fn loc(&self, position: u32, tag: &str) -> Location {

@@ -1,4 +1,5 @@
-//! Service segments that stand inside messages — UNH, UNT, UNS, UGH and UGT — as ISO
+//! Service segments — the envelope (UNB, UNG, UNE, UNZ) and those inside
+//! messages (UNH, UNT, UNS, UGH, UGT) — as ISO
 //! 9735 defines them (part 2 for syntax version 4, the 1988 edition and its
 //! amendment for versions 1 to 3). They are not part of any UNTDID directory,
 //! so they are written here from the standard; the machine-readable service
@@ -144,6 +145,187 @@ pub fn segment(tag: &str, syntax_version: u8) -> Option<SegmentDef> {
             }
             elements
         }
+        "UNB" => {
+            let mut s001 = vec![
+                (
+                    "0001",
+                    "Syntax identifier",
+                    M,
+                    f(FormatClass::Alpha, false, 4),
+                ),
+                (
+                    "0002",
+                    "Syntax version number",
+                    M,
+                    if v4 {
+                        an(1)
+                    } else {
+                        f(FormatClass::Numeric, false, 1)
+                    },
+                ),
+            ];
+            let id_len = if v4 { 35 } else { 14 };
+            let mut s002 = vec![
+                ("0004", "Interchange sender identification", M, an(35)),
+                ("0007", "Identification code qualifier", C, an(4)),
+                (
+                    "0008",
+                    "Interchange sender internal identification",
+                    C,
+                    an(id_len),
+                ),
+            ];
+            let mut s003 = vec![
+                ("0010", "Interchange recipient identification", M, an(35)),
+                ("0007", "Identification code qualifier", C, an(4)),
+                (
+                    "0014",
+                    "Interchange recipient internal identification",
+                    C,
+                    an(id_len),
+                ),
+            ];
+            if v4 {
+                s001.push((
+                    "0080",
+                    "Service code list directory version number",
+                    C,
+                    an(6),
+                ));
+                s001.push(("0133", "Character encoding, coded", C, an(3)));
+                s002.push((
+                    "0042",
+                    "Interchange sender internal sub-identification",
+                    C,
+                    an(35),
+                ));
+                s003.push((
+                    "0046",
+                    "Interchange recipient internal sub-identification",
+                    C,
+                    an(35),
+                ));
+            }
+            vec![
+                composite("S001", "SYNTAX IDENTIFIER", M, &s001),
+                composite("S002", "INTERCHANGE SENDER", M, &s002),
+                composite("S003", "INTERCHANGE RECIPIENT", M, &s003),
+                composite(
+                    "S004",
+                    "DATE AND TIME OF PREPARATION",
+                    M,
+                    &[
+                        (
+                            "0017",
+                            "Date",
+                            M,
+                            f(FormatClass::Numeric, false, if v4 { 8 } else { 6 }),
+                        ),
+                        ("0019", "Time", M, f(FormatClass::Numeric, false, 4)),
+                    ],
+                ),
+                simple("0020", "Interchange control reference", M, an(14)),
+                composite(
+                    "S005",
+                    "RECIPIENT REFERENCE/PASSWORD DETAILS",
+                    C,
+                    &[
+                        ("0022", "Recipient reference/password", M, an(14)),
+                        (
+                            "0025",
+                            "Recipient reference/password qualifier",
+                            C,
+                            f(FormatClass::AlphaNumeric, false, 2),
+                        ),
+                    ],
+                ),
+                simple("0026", "Application reference", C, an(14)),
+                simple(
+                    "0029",
+                    "Processing priority code",
+                    C,
+                    f(FormatClass::Alpha, false, 1),
+                ),
+                simple(
+                    "0031",
+                    "Acknowledgement request",
+                    C,
+                    f(FormatClass::Numeric, false, 1),
+                ),
+                simple("0032", "Interchange agreement identifier", C, an(35)),
+                simple(
+                    "0035",
+                    "Test indicator",
+                    C,
+                    f(FormatClass::Numeric, false, 1),
+                ),
+            ]
+        }
+        "UNG" => {
+            // Version 4 made everything but the group reference conditional.
+            let s = |status: Status| if v4 { C } else { status };
+            vec![
+                simple("0038", "Message group identification", s(M), an(6)),
+                composite(
+                    "S006",
+                    "APPLICATION SENDER IDENTIFICATION",
+                    s(M),
+                    &[
+                        ("0040", "Application sender identification", M, an(35)),
+                        ("0007", "Identification code qualifier", C, an(4)),
+                    ],
+                ),
+                composite(
+                    "S007",
+                    "APPLICATION RECIPIENT IDENTIFICATION",
+                    s(M),
+                    &[
+                        ("0044", "Application recipient identification", M, an(35)),
+                        ("0007", "Identification code qualifier", C, an(4)),
+                    ],
+                ),
+                composite(
+                    "S004",
+                    "DATE AND TIME OF PREPARATION",
+                    s(M),
+                    &[
+                        (
+                            "0017",
+                            "Date",
+                            M,
+                            f(FormatClass::Numeric, false, if v4 { 8 } else { 6 }),
+                        ),
+                        ("0019", "Time", M, f(FormatClass::Numeric, false, 4)),
+                    ],
+                ),
+                simple("0048", "Group reference number", M, an(14)),
+                simple(
+                    "0051",
+                    "Controlling agency, coded",
+                    s(M),
+                    an(if v4 { 3 } else { 2 }),
+                ),
+                composite(
+                    "S008",
+                    "MESSAGE VERSION",
+                    s(M),
+                    &[
+                        ("0052", "Message version number", M, an(3)),
+                        ("0054", "Message release number", M, an(3)),
+                        ("0057", "Association assigned code", C, an(6)),
+                    ],
+                ),
+                simple("0058", "Application password", C, an(14)),
+            ]
+        }
+        "UNE" => vec![
+            simple("0060", "Group control count", M, n(6)),
+            simple("0048", "Group reference number", M, an(14)),
+        ],
+        "UNZ" => vec![
+            simple("0036", "Interchange control count", M, n(6)),
+            simple("0020", "Interchange control reference", M, an(14)),
+        ],
         "UNT" => vec![
             simple(
                 "0074",
@@ -172,6 +354,10 @@ pub fn segment(tag: &str, syntax_version: u8) -> Option<SegmentDef> {
         name: match tag {
             "UNH" => "MESSAGE HEADER",
             "UNT" => "MESSAGE TRAILER",
+            "UNB" => "INTERCHANGE HEADER",
+            "UNG" => "GROUP HEADER",
+            "UNE" => "GROUP TRAILER",
+            "UNZ" => "INTERCHANGE TRAILER",
             "UGH" => "ANTI-COLLISION SEGMENT GROUP HEADER",
             "UGT" => "ANTI-COLLISION SEGMENT GROUP TRAILER",
             _ => "SECTION CONTROL",

@@ -201,8 +201,9 @@ enum Target {
 /// Validates one message, segment by segment.
 #[derive(Debug)]
 pub struct MessageValidator {
-    release: Arc<Release>,
-    directories: Arc<Directories>,
+    /// `None` for the envelope (service segments only, no code lists).
+    release: Option<Arc<Release>>,
+    directories: Option<Arc<Directories>>,
     flat: Arc<Flat>,
     stack: Vec<Frame>,
     syntax_version: u8,
@@ -240,8 +241,8 @@ impl MessageValidator {
         decimal: char,
     ) -> MessageValidator {
         MessageValidator {
-            release,
-            directories,
+            release: Some(release),
+            directories: Some(directories),
             flat: flat_for(def),
             stack: vec![Frame {
                 group: 0,
@@ -252,6 +253,34 @@ impl MessageValidator {
             decimal,
             findings: Vec::new(),
         }
+    }
+
+    /// A validator for the envelope's service segments (UNB, UNG, UNE,
+    /// UNZ), checked element by element against ISO 9735.
+    pub fn envelope(syntax_version: u8, decimal: char) -> MessageValidator {
+        MessageValidator {
+            release: None,
+            directories: None,
+            flat: Arc::new(Flat { nodes: Vec::new() }),
+            stack: Vec::new(),
+            syntax_version,
+            decimal,
+            findings: Vec::new(),
+        }
+    }
+
+    /// Checks the elements of one envelope segment.
+    pub fn envelope_segment<S: SegmentView + ?Sized>(&mut self, seg: &S) {
+        let tag = std::str::from_utf8(seg.tag_bytes()).unwrap_or("");
+        if let Some(def) = service::segment(tag, self.syntax_version) {
+            self.elements(seg, &def);
+        }
+    }
+
+    fn release_name(&self) -> String {
+        self.release
+            .as_ref()
+            .map_or_else(|| "ISO 9735".to_owned(), |r| r.name.clone())
     }
 
     /// Findings since the last call.
@@ -296,7 +325,10 @@ impl MessageValidator {
         match self.find(tag) {
             Some(target) => self.commit(target, tag),
             None => {
-                let known = self.release.segment(tag).is_some()
+                let known = self
+                    .release
+                    .as_ref()
+                    .is_some_and(|r| r.segment(tag).is_some())
                     || service::segment(tag, self.syntax_version).is_some();
                 let message = if known {
                     format!(
@@ -305,7 +337,7 @@ impl MessageValidator {
                 } else {
                     format!(
                         "segment {tag} is not defined in directory {} nor allowed in this message",
-                        self.release.name
+                        self.release_name()
                     )
                 };
                 self.push(
@@ -317,12 +349,16 @@ impl MessageValidator {
                 return;
             }
         }
-        match self.release.definition(tag, self.syntax_version) {
+        let def = match &self.release {
+            Some(release) => release.definition(tag, self.syntax_version),
+            None => service::segment(tag, self.syntax_version).map(Arc::new),
+        };
+        match def {
             Some(def) => self.elements(seg, &def),
             None => {
                 let message = format!(
                     "segment {tag} is not defined in the segment directory of {}",
-                    self.release.name
+                    self.release_name()
                 );
                 self.push(
                     Code::NotSupportedInPosition,
@@ -536,7 +572,8 @@ impl MessageValidator {
                 (Some(pos16(defined + 1)), None, None),
                 format!(
                     "segment {} has {n} data elements; {} defines {defined}",
-                    def.tag, self.release.name
+                    def.tag,
+                    self.release_name()
                 ),
             );
         }
@@ -733,15 +770,19 @@ impl MessageValidator {
         name: &str,
         at: (Option<u16>, Option<u16>, Option<u16>),
     ) {
-        let Some(list) = self.release.codes(id) else {
+        let (Some(release), Some(directories)) = (self.release.clone(), self.directories.clone())
+        else {
+            return;
+        };
+        let Some(list) = release.codes(id) else {
             return;
         };
         if list.codes.contains(value) {
             return;
         }
-        let release = self.release.name.clone();
-        let later = self.directories.later_than(&release).into_iter().find(|r| {
-            self.directories
+        let release = release.name.clone();
+        let later = directories.later_than(&release).into_iter().find(|r| {
+            directories
                 .release(r)
                 .ok()
                 .flatten()
