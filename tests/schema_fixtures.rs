@@ -181,6 +181,17 @@ const CASES: &[Case] = &[
         Some(2),
         Some(1),
     ),
+    // CONTRL, validated against its ISO 9735 structure.
+    (
+        "contrl-e0013-missing-uci.edi",
+        "E0013",
+        3,
+        2,
+        "UCM",
+        None,
+        None,
+        None,
+    ),
 ];
 
 #[test]

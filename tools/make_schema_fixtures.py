@@ -9,6 +9,7 @@ import os
 ROOT = os.path.join(os.path.dirname(__file__), "..", "fixtures", "edifact")
 INVOIC = open(os.path.join(ROOT, "corpus", "staedi__invoic_d97b_una.edi"), "rb").read().decode("latin-1")
 BAPLIE = open(os.path.join(ROOT, "corpus", "staedi__baplie-test.edi"), "rb").read().decode("latin-1")
+CONTRL = open(os.path.join(ROOT, "contrl", "err__unt-count.edi.contrl"), "rb").read().decode("latin-1")
 
 
 def once(text, old, new):
@@ -35,3 +36,5 @@ write("sch001-release-unavailable.edi", once(INVOIC, "INVOIC=D=97B=UN", "INVOIC=
 write("sch002-unknown-message.edi", once(INVOIC, "INVOIC=D=97B=UN", "INVOIX=D=97B=UN"))
 # BAPLIE D.95B from staedi: DGS carries the UNDG number 7124, n4.
 write("e0040-too-short.edi", once(BAPLIE, "DGS+IMD+2.3+2198+", "DGS+IMD+2.3+198+"))
+# A CONTRL tradehub produced (syntax version 3), without its UCI.
+write("contrl-e0013-missing-uci.edi", once(CONTRL, "UCI+20261124001+KRBROKER01:ZZZ+TRADEHUB:ZZZ+7'", ""))

@@ -449,7 +449,20 @@ impl<R: Read> Parser<R> {
         let mut loc = self.loc(position, "UNH");
         loc.message_segment = Some(1);
         loc.element = Some(2);
-        if matches!(kind.as_str(), "CONTRL" | "AUTACK" | "KEYMAN") {
+        let syntax: u8 = self.tree.syntax_version.parse().unwrap_or(4);
+        let decimal = char::from(self.tree.separators.decimal);
+        if kind == "CONTRL" {
+            static CONTRL: std::sync::OnceLock<Arc<crate::schema::MessageDef>> =
+                std::sync::OnceLock::new();
+            let def = CONTRL.get_or_init(|| Arc::new(crate::schema::service::contrl()));
+            let mut validator = MessageValidator::service_message(def, syntax, decimal);
+            validator.segment(unh);
+            let findings = validator.take_findings();
+            self.validator = Some(validator);
+            self.report_findings(findings, position, "UNH", Some(1));
+            return;
+        }
+        if matches!(kind.as_str(), "AUTACK" | "KEYMAN") {
             loc.component = Some(1);
             self.sink.push(Issue::warning(
                 Code::ServiceMessage,
@@ -514,8 +527,6 @@ impl<R: Read> Parser<R> {
                 return;
             }
         };
-        let syntax: u8 = self.tree.syntax_version.parse().unwrap_or(4);
-        let decimal = char::from(self.tree.separators.decimal);
         let mut validator = MessageValidator::new(rel, directories, &def, syntax, decimal);
         validator.segment(unh);
         let findings = validator.take_findings();

@@ -6,7 +6,9 @@
 //! directories referenced in the project's notes (staedi's v3/v4 schemas)
 //! agree with every status and representation below.
 
-use super::{Component, ElementDef, ElementKind, Format, FormatClass, SegmentDef, Status};
+use super::{
+    Component, ElementDef, ElementKind, Format, FormatClass, MessageDef, Node, SegmentDef, Status,
+};
 
 const M: Status = Status::Mandatory;
 const C: Status = Status::Conditional;
@@ -326,6 +328,120 @@ pub fn segment(tag: &str, syntax_version: u8) -> Option<SegmentDef> {
             simple("0036", "Interchange control count", M, n(6)),
             simple("0020", "Interchange control reference", M, an(14)),
         ],
+        "UCI" | "UCM" | "UCF" => {
+            let id_len = if v4 { 35 } else { 14 };
+            let s011 = s011(v4);
+            let mut elements = match tag {
+                "UCI" => vec![
+                    simple("0020", "Interchange control reference", M, an(14)),
+                    composite(
+                        "S002",
+                        "INTERCHANGE SENDER",
+                        M,
+                        &[
+                            ("0004", "Interchange sender identification", M, an(35)),
+                            ("0007", "Identification code qualifier", C, an(4)),
+                            (
+                                "0008",
+                                "Interchange sender internal identification",
+                                C,
+                                an(id_len),
+                            ),
+                        ],
+                    ),
+                    composite(
+                        "S003",
+                        "INTERCHANGE RECIPIENT",
+                        M,
+                        &[
+                            ("0010", "Interchange recipient identification", M, an(35)),
+                            ("0007", "Identification code qualifier", C, an(4)),
+                            (
+                                "0014",
+                                "Interchange recipient internal identification",
+                                C,
+                                an(id_len),
+                            ),
+                        ],
+                    ),
+                ],
+                "UCM" => {
+                    let s009 = segment("UNH", syntax_version)
+                        .and_then(|unh| unh.elements.into_iter().nth(1))
+                        .map(|mut e| {
+                            e.status = if v4 { C } else { M };
+                            e
+                        });
+                    let mut v = vec![simple(
+                        "0062",
+                        "Message reference number",
+                        if v4 { C } else { M },
+                        an(14),
+                    )];
+                    v.extend(s009);
+                    v
+                }
+                _ => {
+                    let s = |status: Status| if v4 { C } else { status };
+                    vec![
+                        simple("0048", "Group reference number", M, an(14)),
+                        composite(
+                            "S006",
+                            "APPLICATION SENDER IDENTIFICATION",
+                            s(M),
+                            &[
+                                ("0040", "Application sender identification", M, an(35)),
+                                ("0007", "Identification code qualifier", C, an(4)),
+                            ],
+                        ),
+                        composite(
+                            "S007",
+                            "APPLICATION RECIPIENT IDENTIFICATION",
+                            s(M),
+                            &[
+                                ("0044", "Application recipient identification", M, an(35)),
+                                ("0007", "Identification code qualifier", C, an(4)),
+                            ],
+                        ),
+                    ]
+                }
+            };
+            elements.push(simple("0083", "Action, coded", M, an(3)));
+            elements.push(simple("0085", "Syntax error, coded", C, an(3)));
+            elements.push(simple(
+                if v4 { "0135" } else { "0013" },
+                "Service segment tag, coded",
+                C,
+                an(3),
+            ));
+            elements.push(s011);
+            if v4 {
+                if tag == "UCM" {
+                    elements.push(simple("0800", "Package reference number", C, an(35)));
+                    elements.push(composite(
+                        "S020",
+                        "REFERENCE IDENTIFICATION",
+                        C,
+                        &[
+                            ("0813", "Reference qualifier", M, an(3)),
+                            ("0802", "Reference identification number", M, an(35)),
+                        ],
+                    ));
+                }
+                elements.push(simple("0534", "Security reference number", C, an(14)));
+                elements.push(simple("0138", "Security segment position", C, n(6)));
+            }
+            elements
+        }
+        "UCS" => vec![
+            simple("0096", "Segment position in message body", M, n(6)),
+            simple("0085", "Syntax error, coded", C, an(3)),
+        ],
+        "UCD" => {
+            let mut s011 = s011(v4);
+            s011.status = M;
+            vec![simple("0085", "Syntax error, coded", M, an(3)), s011]
+        }
         "UNT" => vec![
             simple(
                 "0074",
@@ -355,6 +471,11 @@ pub fn segment(tag: &str, syntax_version: u8) -> Option<SegmentDef> {
             "UNH" => "MESSAGE HEADER",
             "UNT" => "MESSAGE TRAILER",
             "UNB" => "INTERCHANGE HEADER",
+            "UCI" => "INTERCHANGE RESPONSE",
+            "UCM" => "MESSAGE/PACKAGE RESPONSE",
+            "UCS" => "SEGMENT ERROR INDICATION",
+            "UCD" => "DATA ELEMENT ERROR INDICATION",
+            "UCF" => "GROUP RESPONSE",
             "UNG" => "GROUP HEADER",
             "UNE" => "GROUP TRAILER",
             "UNZ" => "INTERCHANGE TRAILER",
@@ -365,4 +486,57 @@ pub fn segment(tag: &str, syntax_version: u8) -> Option<SegmentDef> {
         .into(),
         elements,
     })
+}
+
+/// S011 DATA ELEMENT IDENTIFICATION (0136, the repetition, from version 4).
+fn s011(v4: bool) -> ElementDef {
+    let mut parts = vec![
+        (
+            "0098",
+            "Erroneous data element position in segment",
+            M,
+            n(3),
+        ),
+        ("0104", "Erroneous component data element position", C, n(3)),
+    ];
+    if v4 {
+        parts.push(("0136", "Erroneous data element occurrence", C, n(6)));
+    }
+    composite("S011", "DATA ELEMENT IDENTIFICATION", C, &parts)
+}
+
+/// The CONTRL message (syntax and service report), ISO 9735: UCI, then
+/// either SG1 (UCM with SG2 of UCS and UCD) for messages outside groups or
+/// SG3 (UCF with SG4 of UCM with SG5 of UCS and UCD) for groups. The
+/// repetition limits follow the machine-readable reference noted in the
+/// project (staedi's CONTRL schema, which nests the groups correctly).
+pub fn contrl() -> MessageDef {
+    let seg = |tag: &str, status: Status, max: u32| Node::Segment {
+        tag: tag.into(),
+        status,
+        max,
+    };
+    let group = |number: u16, children: Vec<Node>| Node::Group {
+        number,
+        status: C,
+        max: 999,
+        children,
+    };
+    let errors = |number: u16| group(number, vec![seg("UCS", M, 1), seg("UCD", C, 99)]);
+    MessageDef {
+        kind: "CONTRL".into(),
+        nodes: vec![
+            seg("UNH", M, 1),
+            seg("UCI", M, 1),
+            group(1, vec![seg("UCM", M, 1), errors(2)]),
+            group(
+                3,
+                vec![
+                    seg("UCF", M, 1),
+                    group(4, vec![seg("UCM", M, 1), errors(5)]),
+                ],
+            ),
+            seg("UNT", M, 1),
+        ],
+    }
 }

@@ -269,6 +269,28 @@ impl MessageValidator {
         }
     }
 
+    /// A validator for a service message whose structure ISO 9735 defines
+    /// (CONTRL): segments from [`service`], no code lists.
+    pub fn service_message(
+        def: &Arc<MessageDef>,
+        syntax_version: u8,
+        decimal: char,
+    ) -> MessageValidator {
+        MessageValidator {
+            release: None,
+            directories: None,
+            flat: flat_for(def),
+            stack: vec![Frame {
+                group: 0,
+                pos: 0,
+                count: 0,
+            }],
+            syntax_version,
+            decimal,
+            findings: Vec::new(),
+        }
+    }
+
     /// Checks the elements of one envelope segment.
     pub fn envelope_segment<S: SegmentView + ?Sized>(&mut self, seg: &S) {
         let tag = std::str::from_utf8(seg.tag_bytes()).unwrap_or("");
