@@ -153,6 +153,22 @@ async fn scenario(url: &str) {
     let ack = rejected["interchange"]["acknowledgement"].as_str().unwrap();
     assert!(ack.contains("UCM+1+CUSDEC:D:96B:UN+4+29+UNT+1'"), "{ack}");
 
+    // A structure error (letters in an n..18 amount, D.96B CUSDEC) is found
+    // by the hub's validation and located in the CONTRL: UCS with the
+    // message segment, UCD with code 37 at element 1, component 2.
+    let wrong_amount = String::from_utf8(good.clone())
+        .unwrap()
+        .replace("20261124001", "20261124778")
+        .replace("MOA+39:125000.50:USD", "MOA+39:12X000.50:USD")
+        .into_bytes();
+    let r = request(addr, "POST", "/v1/interchanges", Some(&hub.broker), &wrong_amount).await;
+    assert_eq!(r.status, 202);
+    let rejected = r.json();
+    assert_eq!(rejected["interchange"]["status"], "rejected");
+    assert_eq!(rejected["interchange"]["issues"][0]["code"], "E0037");
+    let ack = rejected["interchange"]["acknowledgement"].as_str().unwrap();
+    assert!(ack.contains("UCS+9'UCD+37+1:2'"), "{ack}");
+
     // Another partner may not submit as KRBROKER01, nor read its interchanges.
     let r = request(addr, "POST", "/v1/interchanges", Some(&hub.other), &good).await;
     assert_eq!(r.status, 403);
@@ -241,19 +257,19 @@ async fn scenario(url: &str) {
         [200, 200, 200, 200, 200, 200, 200, 202],
         "one stored, seven duplicates"
     );
-    assert_eq!(hub.store.count(Table::Interchanges).await.unwrap(), 3);
+    assert_eq!(hub.store.count(Table::Interchanges).await.unwrap(), 4);
 
-    // Metrics count what reached intake: 14 submissions (401 and 413 stop before).
+    // Metrics count what reached intake: 15 submissions (401 and 413 stop before).
     let r = request(addr, "GET", "/metrics", None, b"").await;
     assert_eq!(r.status, 200);
     let text = String::from_utf8(r.body).unwrap();
     for line in [
-        "tradehub_interchanges_received_total 14\n",
+        "tradehub_interchanges_received_total 15\n",
         "tradehub_interchanges_validated_total 2\n",
-        "tradehub_interchanges_rejected_total 1\n",
+        "tradehub_interchanges_rejected_total 2\n",
         "tradehub_duplicates_total 8\n",
         "tradehub_refused_total 3\n",
-        "tradehub_submit_seconds_count 14\n",
+        "tradehub_submit_seconds_count 15\n",
     ] {
         assert!(text.contains(line), "{line} missing in\n{text}");
     }

@@ -66,20 +66,24 @@ fn figures(name: &str, mut lat: Vec<Duration>, errors: u64, elapsed: Duration) -
 
 /// A CUSDEC-like interchange of `items` goods items with a unique reference.
 pub fn interchange(sender: &str, reference: &str, items: usize) -> Vec<u8> {
+    // In the order of the D.96B CUSDEC segment table, so that the hub's
+    // structure validation accepts it.
     let mut segs = vec![
         "UNH+1+CUSDEC:D:96B:UN".to_owned(),
         format!("BGM+830+{reference}+9"),
-        "DTM+137:202611241030:203".into(),
         "LOC+22+KRPUS:139:6".into(),
-        "NAD+DT+1234567890::KCS".into(),
+        "DTM+137:202611241030:203".into(),
+        "NAD+DT+1234567890::ZZZ".into(),
         "MOA+39:125000.50:USD".into(),
+        "UNS+D".into(),
     ];
     for i in 1..=items {
-        segs.push(format!("CST+{i}+847989:HS::KR"));
+        segs.push(format!("CST+{i}+847989"));
         segs.push(format!("FTX+AAA+++MACHINE PARTS ITEM {i}"));
         segs.push(format!("MEA+AAE+G+KGM:{}.5", 1000 + i));
         segs.push(format!("MOA+123:{}.25:USD", 50_000 + i));
     }
+    segs.push("UNS+S".into());
     segs.push(format!("UNT+{}+1", segs.len() + 1));
     let mut out = format!("UNA:+.? 'UNB+UNOC:3+{sender}:ZZZ+TRADEHUB:ZZZ+261124:1030+{reference}'");
     for s in segs {

@@ -184,7 +184,10 @@ impl Intake {
                 keep_messages: true,
                 decode_messages: true,
             };
+            // Every message is validated against its directory release: the
+            // CONTRL reports structure errors as well as syntax errors.
             let parsed = edifact::Parser::new(&bytes[..], options)
+                .with_directories(crate::schema::Directories::global())
                 .run(|_, _| {})
                 .unwrap_or_default();
             (parsed, bytes)
