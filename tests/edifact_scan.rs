@@ -95,6 +95,45 @@ proptest! {
     }
 }
 
+fn with_directories(data: &[u8], size: usize, keep: bool) -> Parsed {
+    static DIRS: std::sync::OnceLock<std::sync::Arc<tradehub::schema::Directories>> =
+        std::sync::OnceLock::new();
+    let dirs = DIRS.get_or_init(|| {
+        let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/untdid");
+        std::sync::Arc::new(tradehub::schema::Directories::new(&[folder]))
+    });
+    let options = ParseOptions {
+        keep_messages: keep,
+        decode_messages: keep,
+        ..ParseOptions::default()
+    };
+    Parser::new(Chunked { data, size }, options)
+        .with_directories(dirs.clone())
+        .run(|_, _| {})
+        .unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(100))]
+
+    /// Structure validation on damaged input: it terminates, and streaming
+    /// check mode (any read size) reports what a full in-memory parse does.
+    #[test]
+    fn validation_agrees_across_modes_on_damaged_input(
+        edits in proptest::collection::vec((any::<usize>(), any::<usize>(), any::<bool>()), 0..8),
+        size in prop_oneof![Just(1usize), 2usize..200, Just(65536)],
+    ) {
+        let data = damaged(&seed("UNOC:3"), &edits);
+        let want = with_directories(&data, 65536, true);
+        let got = with_directories(&data, size, false);
+        prop_assert_eq!(&got.issues, &want.issues);
+        prop_assert_eq!(got.error_count, want.error_count);
+        if edits.is_empty() {
+            prop_assert!(want.is_valid(), "{:#?}", want.issues);
+        }
+    }
+}
+
 #[test]
 fn every_fixture_and_corpus_file_agrees() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));

@@ -161,7 +161,14 @@ async fn scenario(url: &str) {
         .replace("20261124001", "20261124778")
         .replace("MOA+39:125000.50:USD", "MOA+39:12X000.50:USD")
         .into_bytes();
-    let r = request(addr, "POST", "/v1/interchanges", Some(&hub.broker), &wrong_amount).await;
+    let r = request(
+        addr,
+        "POST",
+        "/v1/interchanges",
+        Some(&hub.broker),
+        &wrong_amount,
+    )
+    .await;
     assert_eq!(r.status, 202);
     let rejected = r.json();
     assert_eq!(rejected["interchange"]["status"], "rejected");

@@ -792,16 +792,20 @@ impl MessageValidator {
         name: &str,
         at: (Option<u16>, Option<u16>, Option<u16>),
     ) {
+        // The common case (a known code) borrows; only a miss clones.
+        let known = match (&self.release, &self.directories) {
+            (Some(release), Some(_)) => release
+                .codes(id)
+                .is_none_or(|list| list.codes.contains(value)),
+            _ => true,
+        };
+        if known {
+            return;
+        }
         let (Some(release), Some(directories)) = (self.release.clone(), self.directories.clone())
         else {
             return;
         };
-        let Some(list) = release.codes(id) else {
-            return;
-        };
-        if list.codes.contains(value) {
-            return;
-        }
         let release = release.name.clone();
         let later = directories.later_than(&release).into_iter().find(|r| {
             directories
