@@ -228,6 +228,185 @@ fn the_base_samples_are_valid() {
     }
 }
 
+/// Why each corpus sample gets its structure-validation verdict (the syntax
+/// findings are explained in tests/edifact_fixtures.rs). Checked against
+/// the directory texts named.
+const STRUCTURE_NOTES: &[(&str, bool, &str)] = &[
+    (
+        "apimeister__d00b_iftsta.edi",
+        false,
+        "RFF 1153 '4F' is not in the D.00B list; STS names agency 'HS', not a 3055 code (its 4405 code is then not checked against UNCL)",
+    ),
+    (
+        "apimeister__d04b_baplie.edi",
+        false,
+        "syntax 3 UNB dated CCYYMMDD (0017 is n6 before version 4); S009 with 7 components (5 before version 4)",
+    ),
+    (
+        "edifactrs__d11a_malformed.edi",
+        false,
+        "a fragment: no UNB/UNZ, and the ORDERS lacks BGM and UNS",
+    ),
+    (
+        "edinet__aperak_issue235.edi",
+        false,
+        "UNB without its mandatory parts",
+    ),
+    (
+        "edinet__edifact.01.multi-message.edi",
+        false,
+        "D.96A: 3055 'SM', 2379 'Z13' and 6069 'ZZZ' are not in the D.96A lists (private codes)",
+    ),
+    (
+        "edinet__edifact.D01B.IFCSUM.EDI",
+        false,
+        "7065 with 18 characters (an..17); 1131 'PK' and 6313 'UCO' are not D.01B codes",
+    ),
+    (
+        "edinet__edifact.D95B.CUSCAR.EDI",
+        false,
+        "syntax 3 UNB dated CCYYMMDD; a UNH without message type",
+    ),
+    (
+        "edinet__edifact.Issue188.edi",
+        false,
+        "test messages that are mostly empty: BGM, UNS and mandatory groups missing",
+    ),
+    (
+        "edinet__edifact.Paiement.Issue139.EDI",
+        false,
+        "PAYMUL without its mandatory SG4 (SEQ)",
+    ),
+    (
+        "gtas__2_pnrs_basic.edi",
+        false,
+        "UNB without recipient; PNRGOV is an IATA (IA) message, syntax-checked only (SCH003)",
+    ),
+    (
+        "gtas__Test1.txt",
+        false,
+        "PAXLST D.02B APIS: SG2 needs DTM after TDT (TRMD PAXLST_D.02B: 0110 DTM M 1); COM repeats C076 as separate elements although version 4 has a repetition separator; 1001 'P' and 1131 '1812019' are US APIS codes, not UNCL; 6-digit dates in a version 4 UNB",
+    ),
+    (
+        "gtas__airline2.edi",
+        false,
+        "PAXLST D.02B APIS: DTM missing after TDT; COM as two elements; 6-digit date in a version 4 UNB",
+    ),
+    (
+        "gtas__apisMessage.txt",
+        false,
+        "PAXLST D.05B APIS: as above, and RFF repeated in SG4 where the table allows one",
+    ),
+    (
+        "gtas__codeshare.edi",
+        false,
+        "broken UNA (a line feed as terminator), so UNB fields run together",
+    ),
+    (
+        "gtas__danglingMetaCharacter.txt",
+        false,
+        "UNB without recipient; PNRGOV (IA) syntax-checked only",
+    ),
+    (
+        "gtas__pnrBadFormat.txt",
+        false,
+        "UNZ reference of 59 characters (an..14)",
+    ),
+    (
+        "pydifact__order.edi",
+        false,
+        "6-digit date in a version 4 UNB; UNZ missing",
+    ),
+    (
+        "pydifact__patient1.edi",
+        false,
+        "not a UN message: release 1.901 has no directory (SCH001)",
+    ),
+    ("pydifact__v3-aperak.edi", false, "syntax errors only"),
+    (
+        "pydifact__v4-aperak_rejected.edi",
+        false,
+        "6-digit date in a version 4 UNB",
+    ),
+    (
+        "pydifact__wikipedia_en.edi",
+        true,
+        "PAORES is an IATA (IA) message: syntax-checked only, with a warning (SCH003)",
+    ),
+    (
+        "smooks__INVOIC_D.03B_Interchange_with_UNA.txt",
+        false,
+        "valid INVOIC D.03B structure; 6-digit date in a version 4 UNB",
+    ),
+    (
+        "smooks__paxlst.txt",
+        false,
+        "6-digit dates in a version 4 UNB and UNG",
+    ),
+    (
+        "smooks__unedifact-msg-01.edi",
+        false,
+        "test messages of a made-up release S.93A (SCH001); UNG without its mandatory parts",
+    ),
+    ("staedi__baplie-test.edi", true, "BAPLIE D.95B as published"),
+    (
+        "staedi__invoic_d93a_una.edi",
+        false,
+        "D.93A is not vendored (SCH001)",
+    ),
+    (
+        "staedi__invoic_d97b_bad.edi",
+        false,
+        "staedi's deliberately bad INVOIC: 3035 'BYZZ' (too long, unknown), letters in quantity and price, two UNS",
+    ),
+    (
+        "staedi__invoic_d97b_una.edi",
+        true,
+        "INVOIC D.97B as published",
+    ),
+    (
+        "staedi__null-pointer-example.edi",
+        true,
+        "PNRGOV (IA): syntax-checked only",
+    ),
+    (
+        "staedi__orders-with-group.edi",
+        false,
+        "UNG S008 with 4 components; 0057 'EAN008X'-style 7-character codes; 6313 'LAY'/'ULY' are EANCOM codes, not D.96B; 4017 '7' appears only in a later release (warning)",
+    ),
+    (
+        "staedi__pnrgov.edi",
+        true,
+        "PNRGOV (IA): syntax-checked only",
+    ),
+    (
+        "staedi__wrapped_invoic_d97b.edi",
+        false,
+        "line feeds inside segments: tags and values carry them",
+    ),
+];
+
+#[test]
+fn corpus_structure_verdicts_are_explained() {
+    let dir = root().join("fixtures/edifact/corpus");
+    let mut count = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.ends_with(".json") || name.ends_with(".md") || name.starts_with("LICENSE") {
+            continue;
+        }
+        count += 1;
+        let &(_, valid, _) = STRUCTURE_NOTES
+            .iter()
+            .find(|(n, _, _)| *n == name)
+            .unwrap_or_else(|| panic!("{name} has no structure note"));
+        let parsed = validate(&std::fs::read(&path).unwrap());
+        assert_eq!(parsed.is_valid(), valid, "{name}: {:#?}", parsed.issues);
+    }
+    assert_eq!(count, STRUCTURE_NOTES.len());
+}
+
 #[test]
 fn corpus_structure_results_match_golden_files() {
     let dir = root().join("fixtures/edifact/corpus");
