@@ -24,6 +24,8 @@ def write(name, text):
 
 # INVOIC D.97B from staedi (separators = * ~, release ?), valid as published.
 write("e0012-code-not-in-list.edi", once(INVOIC, "BGM*380*", "BGM*999*"))
+# 1001 code 188 was added to the code list after D.97B (it is in D.00B).
+write("e0014-code-of-later-release.edi", once(INVOIC, "BGM*380*", "BGM*188*"))
 write("e0013-missing-segment.edi", once(INVOIC, "BGM*380*342459*9~\n", ""))
 write("e0013-missing-element.edi", once(INVOIC, "NAD*BY*792820524", "NAD**792820524"))
 write("e0015-segment-out-of-place.edi", once(INVOIC, "ALI*JP~\n", "ALI*JP~\nBGM*380*342459*9~\n"))

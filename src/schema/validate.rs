@@ -816,8 +816,10 @@ impl MessageValidator {
                 .unwrap_or(false)
         });
         match later {
+            // 0085 code 14: a value the code list knows, but not in this
+            // position — here, not in the message's release.
             Some(later) => self.push(
-                Code::InvalidValue,
+                Code::ValueNotSupported,
                 true,
                 at,
                 format!("code {value:?} of {id} ({name}) is not in the {release} code list; it appears in the later release {later}"),
