@@ -378,7 +378,11 @@ impl<R: Read> Parser<R> {
                         let in_message = self.message_segments.saturating_add(1);
                         self.report_findings(findings, position, &tag, Some(in_message));
                     }
-                    let tag_text = tag.to_string();
+                    let tag_text = if envelope_findings.is_empty() {
+                        String::new()
+                    } else {
+                        tag.to_string()
+                    };
                     self.segment(step, tag, position, problems, &mut on_message);
                     // The envelope checks already report missing parts.
                     let reported = |f: &Finding, issues: &[Issue]| {

@@ -113,6 +113,9 @@ struct Flat {
 struct FlatNode {
     /// The segment tag, or the group's trigger segment tag.
     tag: String,
+    /// The same tag as bytes, for fast comparison (tags have three
+    /// characters).
+    key: [u8; 3],
     /// Segment group number; 0 for segments and for the message itself.
     group: u16,
     is_group: bool,
@@ -126,6 +129,7 @@ impl Flat {
         let mut flat = Flat {
             nodes: vec![FlatNode {
                 tag: String::new(),
+                key: [0; 3],
                 group: 0,
                 is_group: true,
                 status: Status::Mandatory,
@@ -146,6 +150,7 @@ impl Flat {
             let id = self.nodes.len();
             self.nodes.push(FlatNode {
                 tag: node.trigger().to_owned(),
+                key: tag_key(node.trigger().as_bytes()),
                 group: match node {
                     Node::Group { number, .. } => *number,
                     Node::Segment { .. } => 0,
@@ -415,6 +420,10 @@ impl MessageValidator {
     }
 
     fn find_place(&self, tag: &str, beyond_max: bool) -> Option<Target> {
+        let key = tag_key(tag.as_bytes());
+        if tag.len() != 3 {
+            return None;
+        }
         for depth in (0..self.stack.len()).rev() {
             let frame = self.stack.get(depth)?;
             if frame.count > 0
@@ -436,12 +445,12 @@ impl MessageValidator {
             let len = self.flat.node(frame.group)?.children.len();
             for pos in start..len {
                 if let Some((_, node)) = self.flat.child(frame.group, pos)
-                    && node.tag == tag
+                    && node.key == key
                 {
                     return Some(Target::Enter(depth, pos));
                 }
             }
-            if depth > 0 && self.flat.node(frame.group)?.tag == tag {
+            if depth > 0 && self.flat.node(frame.group)?.key == key {
                 return Some(Target::RepeatGroup(depth));
             }
         }
@@ -831,6 +840,14 @@ impl MessageValidator {
                 format!("code {value:?} is not in the {release} code list of {id} ({name})"),
             ),
         }
+    }
+}
+
+/// A three-character tag as bytes (shorter or longer tags never match).
+fn tag_key(tag: &[u8]) -> [u8; 3] {
+    match tag {
+        [a, b, c] => [*a, *b, *c],
+        _ => [0; 3],
     }
 }
 
