@@ -1,5 +1,6 @@
 //! Fuzzes the UN/EDIFACT lexer and envelope: any bytes, in one piece, in
-//! small reads and with tiny limits, through CONTRL; and for any input that
+//! small reads and with tiny limits, with structure validation against the
+//! vendored directories, through CONTRL; and for any input that
 //! parses without errors, writing the tree back and parsing it again must
 //! give the same tree.
 #![no_main]
@@ -30,6 +31,18 @@ fuzz_target!(|data: &[u8]| {
     let check = ParseOptions { keep_messages: false, decode_messages: false, ..ParseOptions::default() };
     let checked = Parser::new(Small(data), check).run(|_, _| {}).expect("reading a slice cannot fail");
     assert_eq!(checked.issues, parsed.issues, "check mode must agree with a full parse");
+
+    // Structure validation against the vendored directories: terminates,
+    // and streaming check mode reports what an in-memory parse reports.
+    static DIRS: std::sync::OnceLock<std::sync::Arc<tradehub::schema::Directories>> = std::sync::OnceLock::new();
+    let dirs = DIRS.get_or_init(|| {
+        let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../schemas/untdid");
+        std::sync::Arc::new(tradehub::schema::Directories::new(&[folder]))
+    });
+    let full = ParseOptions { keep_messages: true, decode_messages: true, ..ParseOptions::default() };
+    let validated = Parser::new(data, full).with_directories(dirs.clone()).run(|_, _| {}).expect("reading a slice cannot fail");
+    let streamed = Parser::new(Small(data), check).with_directories(dirs.clone()).run(|_, _| {}).expect("reading a slice cannot fail");
+    assert_eq!(streamed.issues, validated.issues, "validation must not depend on the read size");
 
     let options = contrl::Options::at(Timestamp::from_unix(0), parsed.interchange.syntax_version == "4", "1".into());
     let ack = contrl::build(&parsed, &options);
