@@ -79,6 +79,9 @@ pub struct Component {
     pub name: String,
     pub status: Status,
     pub format: Format,
+    /// The release has a code list for this element (set by
+    /// [`Release::definition`]).
+    pub coded: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,6 +100,9 @@ pub struct ElementDef {
     /// Maximum repetitions (syntax version 4; 1 before D.99A).
     pub max: u16,
     pub kind: ElementKind,
+    /// The release has a code list for this (simple) element (set by
+    /// [`Release::definition`]).
+    pub coded: bool,
 }
 
 /// A segment as the segment directory defines it.
@@ -394,6 +400,14 @@ impl Release {
             Some(def) => def,
             None => self.segment(tag)?.clone(),
         };
+        for element in &mut def.elements {
+            element.coded = self.codes.contains_key(&element.id);
+            if let ElementKind::Composite(components) = &mut element.kind {
+                for c in components {
+                    c.coded = self.codes.contains_key(&c.id);
+                }
+            }
+        }
         if v3 {
             let mut expanded = Vec::with_capacity(def.elements.len());
             for element in def.elements {

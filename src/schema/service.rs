@@ -36,6 +36,7 @@ fn simple(id: &str, name: &str, status: Status, format: Format) -> ElementDef {
         status,
         max: 1,
         kind: ElementKind::Simple(format),
+        coded: false,
     }
 }
 
@@ -58,9 +59,11 @@ fn composite(
                     name: name.into(),
                     status,
                     format,
+                    coded: false,
                 })
                 .collect(),
         ),
+        coded: false,
     }
 }
 

@@ -368,6 +368,7 @@ pub fn segments(text: &str) -> Result<FxHashMap<String, SegmentDef>, TextError> 
                 status: status(c.get(4).map_or("", |m| m.as_str())),
                 max: c.get(5).and_then(|m| m.as_str().parse().ok()).unwrap_or(1),
                 kind,
+                coded: false,
             });
             continue;
         }
@@ -395,6 +396,7 @@ pub fn segments(text: &str) -> Result<FxHashMap<String, SegmentDef>, TextError> 
                 status: status(c.get(3).map_or("", |m| m.as_str())),
                 format: format(c.get(4).map_or("", |m| m.as_str()))
                     .ok_or_else(|| err(number, "bad representation"))?,
+                coded: false,
             });
         }
     }

@@ -661,7 +661,7 @@ impl MessageValidator {
                 }
                 if let Some(value) = seg.value(e, r, 0) {
                     let at = (Some(pos16(e + 1)), rep, None);
-                    self.check_value(&value, &ed.id, &ed.name, *format, at, true);
+                    self.check_value(&value, &ed.id, &ed.name, *format, at, ed.coded);
                 }
             }
             ElementKind::Composite(components) => {
@@ -691,7 +691,8 @@ impl MessageValidator {
                     let at = (Some(pos16(e + 1)), rep, Some(pos16(c + 1)));
                     match seg.value(e, r, c) {
                         Some(v) if !v.is_empty() => {
-                            let lists = !foreign_codes || cd.id == "3055" || cd.id == "1131";
+                            let lists =
+                                cd.coded && (!foreign_codes || cd.id == "3055" || cd.id == "1131");
                             self.check_value(&v, &cd.id, &cd.name, cd.format, at, lists);
                         }
                         _ if cd.status == Status::Mandatory => {
