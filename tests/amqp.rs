@@ -389,3 +389,108 @@ async fn outbox_events_reach_rabbitmq() {
     store.close().await;
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `/readyz` follows the broker: 503 while the AMQP consumer cannot reach
+/// RabbitMQ (a closed port), 200 once it consumes from the real broker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_follows_the_broker() {
+    if let Err(e) = Connection::connect(&amqp_url(), ConnectionProperties::default()).await {
+        if common::ci() {
+            panic!("RabbitMQ at TRADEHUB_TEST_AMQP_URL is required under CI=true: {e}");
+        }
+        eprintln!("skipping: RabbitMQ not reachable ({e})");
+        return;
+    }
+    let dir =
+        std::env::temp_dir().join(format!("tradehub-ready-{}", uuid::Uuid::now_v7().simple()));
+    let store = Store::open(&Store::embedded_url(&dir).unwrap())
+        .await
+        .unwrap();
+
+    async fn ready(intake: &Intake) -> (u16, serde_json::Value) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(tradehub::transport::http::serve(
+            listener,
+            intake.clone(),
+            Default::default(),
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        let r = common::request(addr, "GET", "/readyz", None, b"").await;
+        let _ = stop.send(());
+        server.await.unwrap().unwrap();
+        (r.status, r.json())
+    }
+
+    // Without AMQP the broker does not count.
+    let plain = Intake::new(store.clone(), Limits::default());
+    let (status, body) = ready(&plain).await;
+    assert_eq!(
+        (status, body["broker"].as_str()),
+        (200, Some("not configured"))
+    );
+
+    // A broker that cannot be reached: not ready.
+    let down = Intake::new(store.clone(), Limits::default());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let closed = AmqpSettings::new("amqp://guest:guest@127.0.0.1:1/%2f".to_owned());
+    let task = tokio::spawn(amqp::run(down.clone(), closed, stop_rx));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (status, body) = ready(&down).await;
+    assert_eq!(
+        (status, body["broker"].as_str()),
+        (503, Some("down")),
+        "{body}"
+    );
+    stop_tx.send(true).unwrap();
+    task.await.unwrap();
+
+    // The real broker: ready once consuming.
+    let up = Intake::new(store.clone(), Limits::default());
+    let mut settings = AmqpSettings::new(amqp_url());
+    settings.prefix = format!("t{}.", uuid::Uuid::now_v7().simple());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(amqp::run(up.clone(), settings.clone(), stop_rx));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while up.broker().status() != Some(true) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "consumer never connected"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (status, body) = ready(&up).await;
+    assert_eq!(
+        (status, body["broker"].as_str()),
+        (200, Some("ok")),
+        "{body}"
+    );
+    stop_tx.send(true).unwrap();
+    task.await.unwrap();
+    assert_eq!(up.broker().status(), Some(false));
+
+    // Leave nothing behind on the broker.
+    let conn = Connection::connect(&amqp_url(), ConnectionProperties::default())
+        .await
+        .unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    for q in [settings.inbound_queue(), settings.dead_inbound_queue()] {
+        let _ = ch.queue_delete(q, QueueDeleteOptions::default()).await;
+    }
+    for x in [
+        settings.inbound_exchange(),
+        settings.dead_letter_exchange(),
+        settings.acks_exchange(),
+        settings.events_exchange(),
+    ] {
+        let _ = ch
+            .exchange_delete(x, ExchangeDeleteOptions::default())
+            .await;
+    }
+    let _ = conn.close(200, "done".into()).await;
+    store.close().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -86,6 +86,36 @@ pub struct Intake {
     tokens: Arc<std::sync::RwLock<std::collections::HashMap<String, (Partner, Instant)>>>,
     /// Woken after each commit that wrote to the outbox.
     outbox_wake: Arc<tokio::sync::Notify>,
+    /// Whether an AMQP consumer is configured and currently connected.
+    broker: Arc<BrokerState>,
+}
+
+/// The AMQP broker as the hub last saw it, for `/readyz`.
+#[derive(Debug, Default)]
+pub struct BrokerState {
+    configured: std::sync::atomic::AtomicBool,
+    connected: std::sync::atomic::AtomicBool,
+}
+
+impl BrokerState {
+    /// An AMQP consumer will run (readiness then depends on it).
+    pub fn set_configured(&self) {
+        self.configured
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// The consumer connected (`true`) or lost its connection (`false`).
+    pub fn set_connected(&self, up: bool) {
+        self.connected
+            .store(up, std::sync::atomic::Ordering::Release);
+    }
+
+    /// `None` when no broker is configured, else whether it is connected.
+    pub fn status(&self) -> Option<bool> {
+        self.configured
+            .load(std::sync::atomic::Ordering::Acquire)
+            .then(|| self.connected.load(std::sync::atomic::Ordering::Acquire))
+    }
 }
 
 /// How long an authenticated token is remembered.
@@ -101,11 +131,17 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 }
 
 impl Intake {
+    /// The broker connection state shared with the AMQP consumer.
+    pub fn broker(&self) -> &BrokerState {
+        &self.broker
+    }
+
     pub fn new(store: Store, limits: Limits) -> Self {
         Intake {
             store,
             limits,
             metrics: Arc::new(Metrics::default()),
+            broker: Arc::default(),
             tokens: Arc::default(),
             outbox_wake: Arc::default(),
         }

@@ -246,6 +246,7 @@ pub async fn run(
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut backoff = Duration::from_secs(1);
+    intake.broker().set_configured();
     loop {
         if *shutdown.borrow() {
             return;
@@ -254,7 +255,9 @@ pub async fn run(
         let stop = async move {
             let _ = rx.wait_for(|v| *v).await;
         };
-        match consume(intake.clone(), settings.clone(), stop).await {
+        let result = consume(intake.clone(), settings.clone(), stop).await;
+        intake.broker().set_connected(false);
+        match result {
             Ok(()) if *shutdown.borrow() => return,
             Ok(()) => tracing::warn!("AMQP consumer ended; reconnecting"),
             Err(e) if e.is_retryable() => {
@@ -301,6 +304,7 @@ where
         )
         .await?;
     tracing::info!(queue = %settings.inbound_queue(), "consuming AMQP intake");
+    intake.broker().set_connected(true);
     let mut declared: HashSet<String> = HashSet::new();
     for partner in intake.store().partners().await? {
         declare_ack_queue(&channel, &settings, &partner.id).await?;

@@ -276,15 +276,35 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
+/// Ready when the store answers and, if AMQP intake is configured, the
+/// consumer is connected to the broker.
 async fn readyz(State(app): State<Arc<App>>) -> Response {
-    match app.intake.store().ping().await {
-        Ok(()) => (StatusCode::OK, Json(json!({"store": "ok"}))).into_response(),
-        Err(e) => problem(
+    let store = app.intake.store().ping().await;
+    let broker = app.intake.broker().status();
+    let broker_text = match broker {
+        None => "not configured",
+        Some(true) => "ok",
+        Some(false) => "down",
+    };
+    match (store, broker) {
+        (Ok(()), None | Some(true)) => (
+            StatusCode::OK,
+            Json(json!({"store": "ok", "broker": broker_text})),
+        )
+            .into_response(),
+        (Ok(()), Some(false)) => problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not-ready",
+            "Not ready",
+            "the AMQP broker is not connected; the consumer keeps retrying".to_owned(),
+            json!({"store": "ok", "broker": broker_text}),
+        ),
+        (Err(e), _) => problem(
             StatusCode::SERVICE_UNAVAILABLE,
             "not-ready",
             "Not ready",
             e.to_string(),
-            json!({"store": "down"}),
+            json!({"store": "down", "broker": broker_text}),
         ),
     }
 }
