@@ -151,3 +151,98 @@ fn serve_submit_status_and_stop() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Starts `tradehub serve` with `args` and no TRADEHUB_* variables; returns
+/// the child and the address it listens on.
+fn serve_with(args: &[&str]) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut cmd = bin();
+    cmd.arg("serve").args(args);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("TRADEHUB_") {
+            cmd.env_remove(key);
+        }
+    }
+    let mut child = cmd
+        .env("TRADEHUB_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines
+            .next()
+            .expect("serve exited before listening")
+            .unwrap();
+        if let Some(rest) = line.split("addr=").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_owned();
+        }
+    };
+    std::thread::spawn(move || lines.map_while(Result::ok).count());
+    (child, addr)
+}
+
+/// config/hub.toml-style files configure the hub; flags win over them;
+/// an unknown key is refused with its line.
+#[test]
+fn serve_reads_its_configuration_file() {
+    let dir = std::env::temp_dir().join(format!("tradehub-config-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let data = dir.join("from-file");
+    let config = dir.join("hub.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\n",
+            data.display().to_string()
+        ),
+    )
+    .unwrap();
+
+    // The file sets the data directory and the address (port 0: any).
+    let (mut child, addr) = serve_with(&["--config", config.to_str().unwrap()]);
+    assert!(data.exists(), "store not in data_dir");
+    let r = common::request_blocking(&addr, "GET", "/healthz", None, b"").expect("the hub answers");
+    assert_eq!(r.status, 200);
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    // A flag wins over the file.
+    let flagged = dir.join("from-flag");
+    let (mut child, _) = serve_with(&[
+        "--config",
+        config.to_str().unwrap(),
+        "--data-dir",
+        flagged.to_str().unwrap(),
+    ]);
+    assert!(flagged.exists(), "--data-dir should win over the file");
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    // An unknown key: exit 2, one line naming the key and the line.
+    std::fs::write(&config, "listen = \"127.0.0.1:0\"\nlisten_port = 8080\n").unwrap();
+    let out = bin()
+        .args(["serve", "--config", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("listen_port") && err.contains("line 2"),
+        "{err}"
+    );
+
+    // The shipped config/hub.toml is valid.
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/hub.toml");
+    let text = std::fs::read_to_string(&shipped).unwrap();
+    let with_port_0 = text.replace("127.0.0.1:8080", "127.0.0.1:0").replace(
+        "data_dir = \"./data\"",
+        &format!("data_dir = {:?}", dir.join("shipped").display().to_string()),
+    );
+    std::fs::write(&config, with_port_0).unwrap();
+    let (mut child, _) = serve_with(&["--config", config.to_str().unwrap()]);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -93,29 +93,36 @@ enum Command {
     /// Run the hub: HTTP intake on the embedded store (SQLite in --data-dir)
     /// or on PostgreSQL (--store-url / TRADEHUB_STORE_URL).
     Serve {
-        /// Address to listen on.
-        #[arg(long, env = "TRADEHUB_LISTEN", default_value = "127.0.0.1:8080")]
-        listen: String,
+        /// Configuration file (TOML, see config/hub.toml). Flags and
+        /// environment variables take precedence over it.
+        #[arg(long, env = "TRADEHUB_CONFIG")]
+        config: Option<PathBuf>,
+        /// Address to listen on [default: 127.0.0.1:8080].
+        #[arg(long, env = "TRADEHUB_LISTEN")]
+        listen: Option<String>,
         #[command(flatten)]
         store: StoreArgs,
-        /// Largest request body accepted, in bytes.
-        #[arg(long, env = "TRADEHUB_MAX_BODY_BYTES", default_value_t = HttpSettings::default().max_body_bytes)]
-        max_body_bytes: usize,
-        /// Longest segment accepted, in bytes.
-        #[arg(long, env = "TRADEHUB_MAX_SEGMENT_BYTES", default_value_t = Limits::default().max_segment_bytes)]
-        max_segment_bytes: usize,
+        /// Largest request body accepted, in bytes [default: 16777216].
+        #[arg(long, env = "TRADEHUB_MAX_BODY_BYTES")]
+        max_body_bytes: Option<usize>,
+        /// Longest segment accepted, in bytes [default: 262144].
+        #[arg(long, env = "TRADEHUB_MAX_SEGMENT_BYTES")]
+        max_segment_bytes: Option<usize>,
         /// Drop folder: files in DIR/<PARTNER>/in/ are submitted (default: <data-dir>/drop).
         #[arg(long, env = "TRADEHUB_DROP_DIR")]
         drop_dir: Option<PathBuf>,
-        /// How often the drop folder is scanned, in milliseconds.
-        #[arg(long, env = "TRADEHUB_DROP_POLL_MS", default_value_t = 1000)]
-        drop_poll_ms: u64,
+        /// How often the drop folder is scanned, in milliseconds [default: 1000].
+        #[arg(long, env = "TRADEHUB_DROP_POLL_MS")]
+        drop_poll_ms: Option<u64>,
         /// RabbitMQ URL for AMQP intake (amqp://user:password@host:5672/vhost); none: no AMQP.
         #[arg(long, env = "TRADEHUB_AMQP_URL", hide_env_values = true)]
         amqp_url: Option<String>,
-        /// Unacknowledged AMQP deliveries per consumer.
-        #[arg(long, env = "TRADEHUB_AMQP_PREFETCH", default_value_t = 32)]
-        amqp_prefetch: u16,
+        /// Unacknowledged AMQP deliveries per consumer [default: 32].
+        #[arg(long, env = "TRADEHUB_AMQP_PREFETCH")]
+        amqp_prefetch: Option<u16>,
+        /// A folder of further official UN/EDIFACT directory zips (repeatable).
+        #[arg(long = "directories", value_name = "DIR")]
+        directories: Vec<PathBuf>,
     },
     /// Submit an interchange to a running hub and print its answer.
     Submit {
@@ -336,19 +343,28 @@ fn status(id: &str, client: &ClientArgs, format: Format) -> Result<u8, CliError>
 /// Where the store is: an explicit URL, or SQLite in the data directory.
 #[derive(Debug, Clone, clap::Args)]
 struct StoreArgs {
-    /// Directory of the embedded store (SQLite) and other local state.
-    #[arg(long, env = "TRADEHUB_DATA_DIR", default_value = "./data")]
-    data_dir: PathBuf,
+    /// Directory of the embedded store (SQLite) and other local state
+    /// [default: ./data].
+    #[arg(long, env = "TRADEHUB_DATA_DIR")]
+    data_dir: Option<PathBuf>,
     /// Database URL (sqlite://FILE or postgres://...); default: SQLite in --data-dir.
     #[arg(long, env = "TRADEHUB_STORE_URL")]
     store_url: Option<String>,
 }
 
 impl StoreArgs {
+    fn data_dir(&self) -> PathBuf {
+        self.data_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("./data"))
+    }
+
     fn url(&self) -> Result<String, CliError> {
         match &self.store_url {
             Some(url) => Ok(url.clone()),
-            None => Store::embedded_url(&self.data_dir).map_err(|e| CliError::Usage(e.to_string())),
+            None => {
+                Store::embedded_url(&self.data_dir()).map_err(|e| CliError::Usage(e.to_string()))
+            }
         }
     }
 }
@@ -376,9 +392,52 @@ fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
         })
 }
 
+/// The hub's configuration file (config/hub.toml). Every key is optional;
+/// a command-line flag or environment variable wins over the file, the file
+/// over the built-in default. Unknown keys are an error, so that a typo is
+/// not silently ignored.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HubConfig {
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    store_url: Option<String>,
+    max_body_bytes: Option<usize>,
+    max_segment_bytes: Option<usize>,
+    drop_dir: Option<PathBuf>,
+    drop_poll_ms: Option<u64>,
+    amqp_url: Option<String>,
+    amqp_prefetch: Option<u16>,
+    /// Folders of further official UN/EDIFACT directory zips.
+    directories: Option<Vec<PathBuf>>,
+}
+
+impl HubConfig {
+    fn load(path: &Path) -> Result<HubConfig, CliError> {
+        let text = std::fs::read_to_string(path).map_err(|source| CliError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| {
+            let message = e.message().to_owned();
+            let at = e
+                .span()
+                .map(|span| {
+                    let line = text
+                        .get(..span.start)
+                        .map_or(1, |t| t.matches('\n').count() + 1);
+                    format!(" (line {line})")
+                })
+                .unwrap_or_default();
+            CliError::Usage(format!("{}: {message}{at}", path.display()))
+        })
+    }
+}
+
 /// What `tradehub serve` was asked to run.
 #[derive(Debug)]
 struct ServeOptions {
+    directories: Vec<PathBuf>,
     listen: String,
     store: StoreArgs,
     max_body_bytes: usize,
@@ -405,7 +464,12 @@ fn serve(opts: ServeOptions) -> Result<u8, CliError> {
         let listener = tokio::net::TcpListener::bind(&listen).await.map_err(io)?;
         let addr = listener.local_addr().map_err(io)?;
         tracing::info!(%addr, backend = ?store.backend(), drop_dir = %opts.drop_dir.display(), "tradehub listening");
-        let intake = Intake::new(store.clone(), opts.limits);
+        let mut intake = Intake::new(store.clone(), opts.limits);
+        if !opts.directories.is_empty() {
+            let mut folders = opts.directories.clone();
+            folders.extend(crate::schema::Directories::default_folders());
+            intake = intake.with_directories(std::sync::Arc::new(crate::schema::Directories::new(&folders)));
+        }
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|v| *v).await;
@@ -571,6 +635,7 @@ where
             schema,
         } => ack(&file, kind, format, at.as_deref(), &schema),
         Command::Serve {
+            config,
             listen,
             store,
             max_body_bytes,
@@ -579,25 +644,47 @@ where
             drop_poll_ms,
             amqp_url,
             amqp_prefetch,
-        } => {
+            directories,
+        } => (|| {
+            let file = match &config {
+                Some(path) => HubConfig::load(path)?,
+                None => HubConfig::default(),
+            };
+            let store = StoreArgs {
+                data_dir: store.data_dir.or(file.data_dir),
+                store_url: store.store_url.or(file.store_url),
+            };
             let limits = Limits {
-                max_segment_bytes,
+                max_segment_bytes: max_segment_bytes
+                    .or(file.max_segment_bytes)
+                    .unwrap_or(Limits::default().max_segment_bytes),
                 ..Limits::default()
             };
-            let drop_dir = drop_dir.unwrap_or_else(|| store.data_dir.join("drop"));
+            let drop_dir = drop_dir
+                .or(file.drop_dir)
+                .unwrap_or_else(|| store.data_dir().join("drop"));
+            let mut folders = directories;
+            folders.extend(file.directories.unwrap_or_default());
             serve(ServeOptions {
-                listen,
+                listen: listen
+                    .or(file.listen)
+                    .unwrap_or_else(|| "127.0.0.1:8080".into()),
                 store,
-                max_body_bytes,
+                max_body_bytes: max_body_bytes
+                    .or(file.max_body_bytes)
+                    .unwrap_or(HttpSettings::default().max_body_bytes),
                 limits,
                 drop_dir,
-                drop_poll: std::time::Duration::from_millis(drop_poll_ms.max(10)),
-                amqp: amqp_url.map(|url| AmqpSettings {
-                    prefetch: amqp_prefetch.max(1),
+                drop_poll: std::time::Duration::from_millis(
+                    drop_poll_ms.or(file.drop_poll_ms).unwrap_or(1000).max(10),
+                ),
+                amqp: amqp_url.or(file.amqp_url).map(|url| AmqpSettings {
+                    prefetch: amqp_prefetch.or(file.amqp_prefetch).unwrap_or(32).max(1),
                     ..AmqpSettings::new(url)
                 }),
+                directories: folders,
             })
-        }
+        })(),
         Command::Partner { command } => partner(command),
         Command::Loadgen {
             url,

@@ -88,6 +88,8 @@ pub struct Intake {
     outbox_wake: Arc<tokio::sync::Notify>,
     /// Whether an AMQP consumer is configured and currently connected.
     broker: Arc<BrokerState>,
+    /// The UN/EDIFACT directories messages are validated against.
+    directories: Arc<crate::schema::Directories>,
 }
 
 /// The AMQP broker as the hub last saw it, for `/readyz`.
@@ -131,6 +133,12 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 }
 
 impl Intake {
+    /// Validates against these directories instead of the default folders.
+    pub fn with_directories(mut self, directories: Arc<crate::schema::Directories>) -> Self {
+        self.directories = directories;
+        self
+    }
+
     /// The broker connection state shared with the AMQP consumer.
     pub fn broker(&self) -> &BrokerState {
         &self.broker
@@ -142,6 +150,7 @@ impl Intake {
             limits,
             metrics: Arc::new(Metrics::default()),
             broker: Arc::default(),
+            directories: crate::schema::Directories::global(),
             tokens: Arc::default(),
             outbox_wake: Arc::default(),
         }
@@ -213,6 +222,7 @@ impl Intake {
         let now = Timestamp::now();
         let sha256 = sha256_hex(&bytes);
         let limits = self.limits;
+        let directories = self.directories.clone();
         // Parsing is CPU work; keep it off the async workers.
         let (parsed, bytes) = tokio::task::spawn_blocking(move || {
             let options = ParseOptions {
@@ -223,7 +233,7 @@ impl Intake {
             // Every message is validated against its directory release: the
             // CONTRL reports structure errors as well as syntax errors.
             let parsed = edifact::Parser::new(&bytes[..], options)
-                .with_directories(crate::schema::Directories::global())
+                .with_directories(directories)
                 .run(|_, _| {})
                 .unwrap_or_default();
             (parsed, bytes)
