@@ -539,19 +539,25 @@ impl<R: Read> Parser<R> {
     }
 
     /// Ends the open message's validation (mandatory parts never seen).
-    fn finish_validation(&mut self, position: u32) {
+    /// `terminated`: the message ended with its UNT (reported there);
+    /// otherwise the findings are placed at the segment that ended it,
+    /// without a tag or message position of their own.
+    fn finish_validation(&mut self, position: u32, terminated: bool) {
         let Some(mut validator) = self.validator.take() else {
             return;
         };
         validator.finish();
         let findings = validator.take_findings();
-        let in_message = self.message_segments;
-        let tag = if position == self.last_position {
-            "UNT"
+        if terminated {
+            let in_message = self.message_segments;
+            self.report_findings(findings, position, "UNT", Some(in_message));
         } else {
-            ""
-        };
-        self.report_findings(findings, position, tag, Some(in_message));
+            let before = self.sink.issues.len();
+            self.report_findings(findings, position, "", None);
+            for issue in self.sink.issues.iter_mut().skip(before) {
+                issue.location.tag = None;
+            }
+        }
     }
 
     fn loc(&self, position: u32, tag: &str) -> Location {
@@ -759,7 +765,7 @@ impl<R: Read> Parser<R> {
         F: FnMut(&Message, &mut IssueSink),
     {
         if self.message.is_some() {
-            self.finish_validation(position);
+            self.finish_validation(position, terminated);
         }
         let Some(mut message) = self.message.take() else {
             return;

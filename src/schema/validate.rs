@@ -473,7 +473,8 @@ impl MessageValidator {
             let Some(child) = self.flat.node(id) else {
                 continue;
             };
-            if child.status != Status::Mandatory {
+            // A missing UNT is the envelope's to report (E0013 there).
+            if child.status != Status::Mandatory || !child.is_group && child.tag == "UNT" {
                 continue;
             }
             let message = if child.is_group {
