@@ -95,6 +95,49 @@ fn usage_errors_exit_2() {
     ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("--una"));
+    // A directories folder that does not exist is not silently ignored.
+    let missing = std::env::temp_dir().join("tradehub-no-such-folder");
+    let out = tradehub(&[
+        "check",
+        "--directories",
+        missing.to_str().unwrap(),
+        ok.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("not a folder"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+/// An operator's folder of further directory zips is searched first: a
+/// copy of the vendored D.96B there serves the same validation, and
+/// `--syntax-only` skips validation (so an unavailable release passes).
+#[test]
+fn directories_from_an_operator_folder() {
+    let folder = std::env::temp_dir().join(format!("tradehub-dirs-{}", std::process::id()));
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/untdid/d96b.zip"),
+        folder.join("D96B.ZIP"),
+    )
+    .unwrap();
+    let ok = fixture("ok/cusdec-d96b-unoc.edi");
+    let out = tradehub(&[
+        "check",
+        "--directories",
+        folder.to_str().unwrap(),
+        ok.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    let unavailable = fixture("schema/sch001-release-unavailable.edi");
+    let out = tradehub(&["check", unavailable.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stdout).contains("SCH001"));
+    let out = tradehub(&["check", "--syntax-only", unavailable.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    std::fs::remove_dir_all(&folder).unwrap();
 }
 
 #[test]

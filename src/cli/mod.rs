@@ -203,19 +203,38 @@ struct SchemaArgs {
 }
 
 impl SchemaArgs {
-    fn directories(&self) -> Option<std::sync::Arc<tradehub_schema::Directories>> {
+    /// The directories to validate against; `None` with `--syntax-only`.
+    /// A `--directories` folder that does not exist is a usage error, not a
+    /// silently empty search path.
+    fn directories(
+        &self,
+    ) -> Result<Option<std::sync::Arc<tradehub_schema::Directories>>, CliError> {
         if self.syntax_only {
-            return None;
+            return Ok(None);
         }
         if self.directories.is_empty() {
-            return Some(tradehub_schema::Directories::global());
+            return Ok(Some(tradehub_schema::Directories::global()));
         }
+        check_folders(&self.directories)?;
         let mut folders = self.directories.clone();
         folders.extend(tradehub_schema::Directories::default_folders());
-        Some(std::sync::Arc::new(tradehub_schema::Directories::new(
-            &folders,
+        Ok(Some(std::sync::Arc::new(
+            tradehub_schema::Directories::new(&folders),
         )))
     }
+}
+
+/// Every folder given for directories must exist.
+fn check_folders(folders: &[PathBuf]) -> Result<(), CliError> {
+    for folder in folders {
+        if !folder.is_dir() {
+            return Err(CliError::Usage(format!(
+                "--directories {}: not a folder",
+                folder.display()
+            )));
+        }
+    }
+    Ok(())
 }
 
 use crate::schema as tradehub_schema;
@@ -665,6 +684,7 @@ where
                 .unwrap_or_else(|| store.data_dir().join("drop"));
             let mut folders = directories;
             folders.extend(file.directories.unwrap_or_default());
+            check_folders(&folders)?;
             serve(ServeOptions {
                 listen: listen
                     .or(file.listen)
@@ -791,7 +811,7 @@ fn check(
     schema: &SchemaArgs,
 ) -> Result<u8, CliError> {
     let mut reports = Vec::new();
-    let directories = schema.directories();
+    let directories = schema.directories()?;
     for path in files {
         let file = open(path)?;
         let options = ParseOptions {
@@ -925,7 +945,7 @@ fn ack(
         None => Timestamp::now(),
     };
     let bytes = read(path)?;
-    let parsed = match schema.directories() {
+    let parsed = match schema.directories()? {
         Some(d) => edifact::Parser::new(
             &bytes[..],
             ParseOptions {
