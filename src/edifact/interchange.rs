@@ -376,7 +376,7 @@ impl<R: Read> Parser<R> {
                     if !findings.is_empty() {
                         // Counted as a message segment just after this.
                         let in_message = self.message_segments.saturating_add(1);
-                        self.report_findings(findings, position, &tag, Some(in_message));
+                        self.report_findings(findings, position, Some(&tag), Some(in_message));
                     }
                     let tag_text = if envelope_findings.is_empty() {
                         String::new()
@@ -395,7 +395,7 @@ impl<R: Read> Parser<R> {
                     };
                     envelope_findings.retain(|f| !reported(f, &self.sink.issues));
                     if !envelope_findings.is_empty() {
-                        self.report_findings(envelope_findings, position, &tag_text, None);
+                        self.report_findings(envelope_findings, position, Some(&tag_text), None);
                     }
                 }
             }
@@ -414,11 +414,14 @@ impl<R: Read> Parser<R> {
         &mut self,
         findings: Vec<Finding>,
         position: u32,
-        tag: &str,
+        tag: Option<&str>,
         in_message: Option<u32>,
     ) {
         for f in findings {
-            let mut location = self.loc(position, tag);
+            let mut location = self.loc(position, tag.unwrap_or(""));
+            if tag.is_none() {
+                location.tag = None;
+            }
             location.message_segment = in_message;
             location.group_path = (!f.group_path.is_empty()).then_some(f.group_path);
             location.element = f.element;
@@ -436,10 +439,21 @@ impl<R: Read> Parser<R> {
     /// Looks up the message's release and type and starts its validator
     /// with the UNH segment.
     fn start_validation(&mut self, unh: &Segment, position: u32) {
-        self.validator = None;
-        let Some(directories) = self.directories.clone() else {
-            return;
+        self.validator = self.validator_for(unh, position);
+        let findings = match self.validator.as_mut() {
+            Some(validator) => {
+                validator.segment(unh);
+                validator.take_findings()
+            }
+            None => return,
         };
+        self.report_findings(findings, position, Some("UNH"), Some(1));
+    }
+
+    /// The validator for the message UNH opens, or `None` (reported when it
+    /// is not for lack of directories or of the UNH's own parts).
+    fn validator_for(&mut self, unh: &Segment, position: u32) -> Option<MessageValidator> {
+        let directories = self.directories.clone()?;
         let (kind, version, release, agency) = (
             comp(unh, 1, 0),
             comp(unh, 1, 1),
@@ -448,7 +462,7 @@ impl<R: Read> Parser<R> {
         );
         if kind.is_empty() || version.is_empty() || release.is_empty() {
             // Already reported as missing by the UNH checks.
-            return;
+            return None;
         }
         let mut loc = self.loc(position, "UNH");
         loc.message_segment = Some(1);
@@ -459,12 +473,7 @@ impl<R: Read> Parser<R> {
             static CONTRL: std::sync::OnceLock<Arc<crate::schema::MessageDef>> =
                 std::sync::OnceLock::new();
             let def = CONTRL.get_or_init(|| Arc::new(crate::schema::service::contrl()));
-            let mut validator = MessageValidator::service_message(def, syntax, decimal);
-            validator.segment(unh);
-            let findings = validator.take_findings();
-            self.validator = Some(validator);
-            self.report_findings(findings, position, "UNH", Some(1));
-            return;
+            return Some(MessageValidator::service_message(def, syntax, decimal));
         }
         if matches!(kind.as_str(), "AUTACK" | "KEYMAN") {
             loc.component = Some(1);
@@ -473,7 +482,7 @@ impl<R: Read> Parser<R> {
                 loc,
                 format!("{kind} is a service message defined by ISO 9735, not by a UN/EDIFACT directory; only its syntax was checked"),
             ));
-            return;
+            return None;
         }
         if agency != "UN" {
             loc.component = Some(4);
@@ -482,7 +491,7 @@ impl<R: Read> Parser<R> {
                 loc,
                 format!("message {kind} is controlled by agency {agency:?}, not UN: no UN/EDIFACT directory applies, so only its syntax was checked"),
             ));
-            return;
+            return None;
         }
         let name = format!("{version}{release}").to_ascii_uppercase();
         let found = match directories.release(&name) {
@@ -494,7 +503,7 @@ impl<R: Read> Parser<R> {
                     loc,
                     format!("directory {name} could not be read ({e}); message {kind} was syntax-checked only"),
                 );
-                return;
+                return None;
             }
         };
         let Some(rel) = found else {
@@ -508,7 +517,7 @@ impl<R: Read> Parser<R> {
                     if available.is_empty() { "none".to_owned() } else { available.join(", ") }
                 ),
             );
-            return;
+            return None;
         };
         let def = match rel.message(&kind) {
             Ok(Some(def)) => def,
@@ -519,7 +528,7 @@ impl<R: Read> Parser<R> {
                     loc,
                     format!("message type {kind} is not defined in directory {name}"),
                 );
-                return;
+                return None;
             }
             Err(e) => {
                 loc.component = Some(1);
@@ -528,14 +537,16 @@ impl<R: Read> Parser<R> {
                     loc,
                     format!("the segment table of {kind} in {name} could not be read: {e}"),
                 );
-                return;
+                return None;
             }
         };
-        let mut validator = MessageValidator::new(rel, directories, &def, syntax, decimal);
-        validator.segment(unh);
-        let findings = validator.take_findings();
-        self.validator = Some(validator);
-        self.report_findings(findings, position, "UNH", Some(1));
+        Some(MessageValidator::new(
+            rel,
+            directories,
+            &def,
+            syntax,
+            decimal,
+        ))
     }
 
     /// Ends the open message's validation (mandatory parts never seen).
@@ -550,13 +561,9 @@ impl<R: Read> Parser<R> {
         let findings = validator.take_findings();
         if terminated {
             let in_message = self.message_segments;
-            self.report_findings(findings, position, "UNT", Some(in_message));
+            self.report_findings(findings, position, Some("UNT"), Some(in_message));
         } else {
-            let before = self.sink.issues.len();
-            self.report_findings(findings, position, "", None);
-            for issue in self.sink.issues.iter_mut().skip(before) {
-                issue.location.tag = None;
-            }
+            self.report_findings(findings, position, None, None);
         }
     }
 

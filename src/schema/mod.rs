@@ -227,6 +227,8 @@ pub struct Release {
     message_files: BTreeMap<String, String>,
     messages_zip: Mutex<ZipArchive<Cursor<Vec<u8>>>>,
     messages: RwLock<HashMap<String, Arc<MessageDef>>>,
+    /// The same tables flattened for the validator, by message type.
+    flats: RwLock<FxHashMap<String, Arc<validate::Flat>>>,
 }
 
 fn zip_error(path: &Path, e: impl std::fmt::Display) -> DirectoryError {
@@ -364,6 +366,7 @@ impl Release {
             message_files,
             messages_zip: Mutex::new(messages_zip),
             messages: RwLock::new(HashMap::new()),
+            flats: Default::default(),
             applied: Default::default(),
         })
     }
@@ -441,6 +444,21 @@ impl Release {
 
     pub fn code_list_count(&self) -> usize {
         self.codes.len()
+    }
+
+    /// A message table of this release flattened for validation, built
+    /// once per message type and shared.
+    pub(crate) fn flat(&self, def: &MessageDef) -> Arc<validate::Flat> {
+        if let Ok(cache) = self.flats.read()
+            && let Some(flat) = cache.get(&def.kind)
+        {
+            return flat.clone();
+        }
+        let flat = Arc::new(validate::Flat::new(def));
+        if let Ok(mut cache) = self.flats.write() {
+            cache.insert(def.kind.clone(), flat.clone());
+        }
+        flat
     }
 
     /// A message's segment table, read on first use and cached. `Ok(None)`

@@ -169,27 +169,8 @@ pub fn segment(tag: &str, syntax_version: u8) -> Option<SegmentDef> {
                     },
                 ),
             ];
-            let id_len = if v4 { 35 } else { 14 };
-            let mut s002 = vec![
-                ("0004", "Interchange sender identification", M, an(35)),
-                ("0007", "Identification code qualifier", C, an(4)),
-                (
-                    "0008",
-                    "Interchange sender internal identification",
-                    C,
-                    an(id_len),
-                ),
-            ];
-            let mut s003 = vec![
-                ("0010", "Interchange recipient identification", M, an(35)),
-                ("0007", "Identification code qualifier", C, an(4)),
-                (
-                    "0014",
-                    "Interchange recipient internal identification",
-                    C,
-                    an(id_len),
-                ),
-            ];
+            let mut s002 = sender_parts(v4);
+            let mut s003 = recipient_parts(v4);
             if v4 {
                 s001.push((
                     "0080",
@@ -215,20 +196,7 @@ pub fn segment(tag: &str, syntax_version: u8) -> Option<SegmentDef> {
                 composite("S001", "SYNTAX IDENTIFIER", M, &s001),
                 composite("S002", "INTERCHANGE SENDER", M, &s002),
                 composite("S003", "INTERCHANGE RECIPIENT", M, &s003),
-                composite(
-                    "S004",
-                    "DATE AND TIME OF PREPARATION",
-                    M,
-                    &[
-                        (
-                            "0017",
-                            "Date",
-                            M,
-                            f(FormatClass::Numeric, false, if v4 { 8 } else { 6 }),
-                        ),
-                        ("0019", "Time", M, f(FormatClass::Numeric, false, 4)),
-                    ],
-                ),
+                s004(v4, M),
                 simple("0020", "Interchange control reference", M, an(14)),
                 composite(
                     "S005",
@@ -271,38 +239,9 @@ pub fn segment(tag: &str, syntax_version: u8) -> Option<SegmentDef> {
             let s = |status: Status| if v4 { C } else { status };
             vec![
                 simple("0038", "Message group identification", s(M), an(6)),
-                composite(
-                    "S006",
-                    "APPLICATION SENDER IDENTIFICATION",
-                    s(M),
-                    &[
-                        ("0040", "Application sender identification", M, an(35)),
-                        ("0007", "Identification code qualifier", C, an(4)),
-                    ],
-                ),
-                composite(
-                    "S007",
-                    "APPLICATION RECIPIENT IDENTIFICATION",
-                    s(M),
-                    &[
-                        ("0044", "Application recipient identification", M, an(35)),
-                        ("0007", "Identification code qualifier", C, an(4)),
-                    ],
-                ),
-                composite(
-                    "S004",
-                    "DATE AND TIME OF PREPARATION",
-                    s(M),
-                    &[
-                        (
-                            "0017",
-                            "Date",
-                            M,
-                            f(FormatClass::Numeric, false, if v4 { 8 } else { 6 }),
-                        ),
-                        ("0019", "Time", M, f(FormatClass::Numeric, false, 4)),
-                    ],
-                ),
+                s006(s(M)),
+                s007(s(M)),
+                s004(v4, s(M)),
                 simple("0048", "Group reference number", M, an(14)),
                 simple(
                     "0051",
@@ -332,41 +271,12 @@ pub fn segment(tag: &str, syntax_version: u8) -> Option<SegmentDef> {
             simple("0020", "Interchange control reference", M, an(14)),
         ],
         "UCI" | "UCM" | "UCF" => {
-            let id_len = if v4 { 35 } else { 14 };
             let s011 = s011(v4);
             let mut elements = match tag {
                 "UCI" => vec![
                     simple("0020", "Interchange control reference", M, an(14)),
-                    composite(
-                        "S002",
-                        "INTERCHANGE SENDER",
-                        M,
-                        &[
-                            ("0004", "Interchange sender identification", M, an(35)),
-                            ("0007", "Identification code qualifier", C, an(4)),
-                            (
-                                "0008",
-                                "Interchange sender internal identification",
-                                C,
-                                an(id_len),
-                            ),
-                        ],
-                    ),
-                    composite(
-                        "S003",
-                        "INTERCHANGE RECIPIENT",
-                        M,
-                        &[
-                            ("0010", "Interchange recipient identification", M, an(35)),
-                            ("0007", "Identification code qualifier", C, an(4)),
-                            (
-                                "0014",
-                                "Interchange recipient internal identification",
-                                C,
-                                an(id_len),
-                            ),
-                        ],
-                    ),
+                    composite("S002", "INTERCHANGE SENDER", M, &sender_parts(v4)),
+                    composite("S003", "INTERCHANGE RECIPIENT", M, &recipient_parts(v4)),
                 ],
                 "UCM" => {
                     let s009 = segment("UNH", syntax_version)
@@ -388,24 +298,8 @@ pub fn segment(tag: &str, syntax_version: u8) -> Option<SegmentDef> {
                     let s = |status: Status| if v4 { C } else { status };
                     vec![
                         simple("0048", "Group reference number", M, an(14)),
-                        composite(
-                            "S006",
-                            "APPLICATION SENDER IDENTIFICATION",
-                            s(M),
-                            &[
-                                ("0040", "Application sender identification", M, an(35)),
-                                ("0007", "Identification code qualifier", C, an(4)),
-                            ],
-                        ),
-                        composite(
-                            "S007",
-                            "APPLICATION RECIPIENT IDENTIFICATION",
-                            s(M),
-                            &[
-                                ("0044", "Application recipient identification", M, an(35)),
-                                ("0007", "Identification code qualifier", C, an(4)),
-                            ],
-                        ),
+                        s006(s(M)),
+                        s007(s(M)),
                     ]
                 }
             };
@@ -489,6 +383,82 @@ pub fn segment(tag: &str, syntax_version: u8) -> Option<SegmentDef> {
         .into(),
         elements,
     })
+}
+
+type Part = (&'static str, &'static str, Status, Format);
+
+/// S002 INTERCHANGE SENDER as UNB and UCI share it (UNB adds 0042 in
+/// version 4).
+fn sender_parts(v4: bool) -> Vec<Part> {
+    vec![
+        ("0004", "Interchange sender identification", M, an(35)),
+        ("0007", "Identification code qualifier", C, an(4)),
+        (
+            "0008",
+            "Interchange sender internal identification",
+            C,
+            an(if v4 { 35 } else { 14 }),
+        ),
+    ]
+}
+
+/// S003 INTERCHANGE RECIPIENT as UNB and UCI share it (UNB adds 0046 in
+/// version 4).
+fn recipient_parts(v4: bool) -> Vec<Part> {
+    vec![
+        ("0010", "Interchange recipient identification", M, an(35)),
+        ("0007", "Identification code qualifier", C, an(4)),
+        (
+            "0014",
+            "Interchange recipient internal identification",
+            C,
+            an(if v4 { 35 } else { 14 }),
+        ),
+    ]
+}
+
+/// S004 DATE AND TIME OF PREPARATION (UNB, UNG): CCYYMMDD from version 4.
+fn s004(v4: bool, status: Status) -> ElementDef {
+    composite(
+        "S004",
+        "DATE AND TIME OF PREPARATION",
+        status,
+        &[
+            (
+                "0017",
+                "Date",
+                M,
+                f(FormatClass::Numeric, false, if v4 { 8 } else { 6 }),
+            ),
+            ("0019", "Time", M, f(FormatClass::Numeric, false, 4)),
+        ],
+    )
+}
+
+/// S006 APPLICATION SENDER IDENTIFICATION (UNG, UCF).
+fn s006(status: Status) -> ElementDef {
+    composite(
+        "S006",
+        "APPLICATION SENDER IDENTIFICATION",
+        status,
+        &[
+            ("0040", "Application sender identification", M, an(35)),
+            ("0007", "Identification code qualifier", C, an(4)),
+        ],
+    )
+}
+
+/// S007 APPLICATION RECIPIENT IDENTIFICATION (UNG, UCF).
+fn s007(status: Status) -> ElementDef {
+    composite(
+        "S007",
+        "APPLICATION RECIPIENT IDENTIFICATION",
+        status,
+        &[
+            ("0044", "Application recipient identification", M, an(35)),
+            ("0007", "Identification code qualifier", C, an(4)),
+        ],
+    )
 }
 
 /// S011 DATA ELEMENT IDENTIFICATION (0136, the repetition, from version 4).

@@ -11,7 +11,6 @@
 //! yields one issue, not a cascade.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::{
@@ -105,7 +104,7 @@ pub struct Finding {
 /// A message's segment table flattened into an arena, built once per
 /// message definition.
 #[derive(Debug)]
-struct Flat {
+pub(crate) struct Flat {
     nodes: Vec<FlatNode>,
 }
 
@@ -125,7 +124,7 @@ struct FlatNode {
 }
 
 impl Flat {
-    fn new(def: &MessageDef) -> Flat {
+    pub(crate) fn new(def: &MessageDef) -> Flat {
         let mut flat = Flat {
             nodes: vec![FlatNode {
                 tag: String::new(),
@@ -206,34 +205,15 @@ enum Target {
 /// Validates one message, segment by segment.
 #[derive(Debug)]
 pub struct MessageValidator {
-    /// `None` for the envelope (service segments only, no code lists).
-    release: Option<Arc<Release>>,
-    directories: Option<Arc<Directories>>,
+    /// The message's release and the directories its codes are compared
+    /// with; `None` for ISO 9735 structures (envelope, CONTRL), which have
+    /// no code lists.
+    schema: Option<(Arc<Release>, Arc<Directories>)>,
     flat: Arc<Flat>,
     stack: Vec<Frame>,
     syntax_version: u8,
     decimal: char,
     findings: Vec<Finding>,
-}
-
-/// Flattened tables, shared by all validators of the same message.
-fn flat_for(def: &Arc<MessageDef>) -> Arc<Flat> {
-    use std::sync::{Mutex, OnceLock};
-    type Cache = Mutex<HashMap<usize, (Arc<MessageDef>, Arc<Flat>)>>;
-    static CACHE: OnceLock<Cache> = OnceLock::new();
-    let key = Arc::as_ptr(def) as usize;
-    let cache = CACHE.get_or_init(Default::default);
-    if let Ok(mut map) = cache.lock() {
-        if let Some((_, flat)) = map.get(&key) {
-            return flat.clone();
-        }
-        let flat = Arc::new(Flat::new(def));
-        // The definition is kept alive with its table, so the key (its
-        // address) is never reused while the entry exists.
-        map.insert(key, (def.clone(), flat.clone()));
-        return flat;
-    }
-    Arc::new(Flat::new(def))
 }
 
 impl MessageValidator {
@@ -245,10 +225,19 @@ impl MessageValidator {
         syntax_version: u8,
         decimal: char,
     ) -> MessageValidator {
+        let flat = release.flat(def);
+        MessageValidator::with_table(Some((release, directories)), flat, syntax_version, decimal)
+    }
+
+    fn with_table(
+        schema: Option<(Arc<Release>, Arc<Directories>)>,
+        flat: Arc<Flat>,
+        syntax_version: u8,
+        decimal: char,
+    ) -> MessageValidator {
         MessageValidator {
-            release: Some(release),
-            directories: Some(directories),
-            flat: flat_for(def),
+            schema,
+            flat,
             stack: vec![Frame {
                 group: 0,
                 pos: 0,
@@ -264,8 +253,7 @@ impl MessageValidator {
     /// UNZ), checked element by element against ISO 9735.
     pub fn envelope(syntax_version: u8, decimal: char) -> MessageValidator {
         MessageValidator {
-            release: None,
-            directories: None,
+            schema: None,
             flat: Arc::new(Flat { nodes: Vec::new() }),
             stack: Vec::new(),
             syntax_version,
@@ -281,19 +269,9 @@ impl MessageValidator {
         syntax_version: u8,
         decimal: char,
     ) -> MessageValidator {
-        MessageValidator {
-            release: None,
-            directories: None,
-            flat: flat_for(def),
-            stack: vec![Frame {
-                group: 0,
-                pos: 0,
-                count: 0,
-            }],
-            syntax_version,
-            decimal,
-            findings: Vec::new(),
-        }
+        // A service table is a handful of nodes: flattened per message.
+        let flat = Arc::new(Flat::new(def));
+        MessageValidator::with_table(None, flat, syntax_version, decimal)
     }
 
     /// Checks the elements of one envelope segment.
@@ -305,9 +283,9 @@ impl MessageValidator {
     }
 
     fn release_name(&self) -> String {
-        self.release
+        self.schema
             .as_ref()
-            .map_or_else(|| "ISO 9735".to_owned(), |r| r.name.clone())
+            .map_or_else(|| "ISO 9735".to_owned(), |(r, _)| r.name.clone())
     }
 
     /// Findings since the last call.
@@ -353,9 +331,9 @@ impl MessageValidator {
             Some(target) => self.commit(target, tag),
             None => {
                 let known = self
-                    .release
+                    .schema
                     .as_ref()
-                    .is_some_and(|r| r.segment(tag).is_some())
+                    .is_some_and(|(r, _)| r.segment(tag).is_some())
                     || service::segment(tag, self.syntax_version).is_some();
                 let message = if known {
                     format!(
@@ -376,8 +354,8 @@ impl MessageValidator {
                 return;
             }
         }
-        let def = match &self.release {
-            Some(release) => release.definition(tag, self.syntax_version),
+        let def = match &self.schema {
+            Some((release, _)) => release.definition(tag, self.syntax_version),
             None => service::segment(tag, self.syntax_version).map(Arc::new),
         };
         match def {
@@ -803,20 +781,15 @@ impl MessageValidator {
         name: &str,
         at: (Option<u16>, Option<u16>, Option<u16>),
     ) {
-        // The common case (a known code) borrows; only a miss clones.
-        let known = match (&self.release, &self.directories) {
-            (Some(release), Some(_)) => release
-                .codes(id)
-                .is_none_or(|list| list.codes.contains(value)),
-            _ => true,
+        let Some((release, directories)) = &self.schema else {
+            return;
         };
-        if known {
+        if release
+            .codes(id)
+            .is_none_or(|list| list.codes.contains(value))
+        {
             return;
         }
-        let (Some(release), Some(directories)) = (self.release.clone(), self.directories.clone())
-        else {
-            return;
-        };
         let release = release.name.clone();
         let later = directories.later_than(&release).into_iter().find(|r| {
             directories
