@@ -60,6 +60,30 @@ async fn publish(ch: &Channel, s: &AmqpSettings, body: &[u8], props: BasicProper
 }
 
 /// Waits up to 10 s for one message on `queue`.
+/// Deletes a test's queues and the exchanges of its prefix, and closes its
+/// connection: the shared broker keeps nothing of the test.
+async fn remove_topology(
+    conn: &Connection,
+    ch: &Channel,
+    settings: &AmqpSettings,
+    queues: impl IntoIterator<Item = lapin::types::ShortString>,
+) {
+    for q in queues {
+        let _ = ch.queue_delete(q, QueueDeleteOptions::default()).await;
+    }
+    for x in [
+        settings.inbound_exchange(),
+        settings.dead_letter_exchange(),
+        settings.acks_exchange(),
+        settings.events_exchange(),
+    ] {
+        let _ = ch
+            .exchange_delete(x, ExchangeDeleteOptions::default())
+            .await;
+    }
+    let _ = conn.close(200, "done".into()).await;
+}
+
 async fn next_message(ch: &Channel, queue: &str) -> lapin::message::BasicGetMessage {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
@@ -253,24 +277,17 @@ async fn amqp_intake_end_to_end() {
         .unwrap()
         .unwrap()
         .unwrap();
-    for q in [
-        settings.inbound_queue(),
-        settings.dead_inbound_queue(),
-        settings.ack_queue("guest"),
-    ] {
-        let _ = ch.queue_delete(q, QueueDeleteOptions::default()).await;
-    }
-    for x in [
-        settings.inbound_exchange(),
-        settings.dead_letter_exchange(),
-        settings.acks_exchange(),
-        settings.events_exchange(),
-    ] {
-        let _ = ch
-            .exchange_delete(x, ExchangeDeleteOptions::default())
-            .await;
-    }
-    let _ = conn.close(200, "done".into()).await;
+    remove_topology(
+        &conn,
+        &ch,
+        &settings,
+        [
+            settings.inbound_queue(),
+            settings.dead_inbound_queue(),
+            settings.ack_queue("guest"),
+        ],
+    )
+    .await;
     store.close().await;
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -372,20 +389,13 @@ async fn outbox_events_reach_rabbitmq() {
         .await
         .unwrap()
         .unwrap();
-    for q in [settings.inbound_queue(), settings.dead_inbound_queue()] {
-        let _ = ch.queue_delete(q, QueueDeleteOptions::default()).await;
-    }
-    for x in [
-        settings.inbound_exchange(),
-        settings.dead_letter_exchange(),
-        settings.acks_exchange(),
-        settings.events_exchange(),
-    ] {
-        let _ = ch
-            .exchange_delete(x, ExchangeDeleteOptions::default())
-            .await;
-    }
-    let _ = conn.close(200, "done".into()).await;
+    remove_topology(
+        &conn,
+        &ch,
+        &settings,
+        [settings.inbound_queue(), settings.dead_inbound_queue()],
+    )
+    .await;
     store.close().await;
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -477,20 +487,13 @@ async fn readiness_follows_the_broker() {
         .await
         .unwrap();
     let ch = conn.create_channel().await.unwrap();
-    for q in [settings.inbound_queue(), settings.dead_inbound_queue()] {
-        let _ = ch.queue_delete(q, QueueDeleteOptions::default()).await;
-    }
-    for x in [
-        settings.inbound_exchange(),
-        settings.dead_letter_exchange(),
-        settings.acks_exchange(),
-        settings.events_exchange(),
-    ] {
-        let _ = ch
-            .exchange_delete(x, ExchangeDeleteOptions::default())
-            .await;
-    }
-    let _ = conn.close(200, "done".into()).await;
+    remove_topology(
+        &conn,
+        &ch,
+        &settings,
+        [settings.inbound_queue(), settings.dead_inbound_queue()],
+    )
+    .await;
     store.close().await;
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -152,33 +152,11 @@ fn serve_submit_status_and_stop() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// Starts `tradehub serve` with `args` and no TRADEHUB_* variables; returns
-/// the child and the address it listens on.
+/// Starts `tradehub serve ARGS` (no TRADEHUB_* variables); returns the
+/// child and the address it listens on.
 fn serve_with(args: &[&str]) -> (std::process::Child, String) {
-    use std::io::BufRead;
-    let mut cmd = bin();
-    cmd.arg("serve").args(args);
-    for (key, _) in std::env::vars() {
-        if key.starts_with("TRADEHUB_") {
-            cmd.env_remove(key);
-        }
-    }
-    let mut child = cmd
-        .env("TRADEHUB_LOG", "info")
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines
-            .next()
-            .expect("serve exited before listening")
-            .unwrap();
-        if let Some(rest) = line.split("addr=").nth(1) {
-            break rest.split_whitespace().next().unwrap().to_owned();
-        }
-    };
-    std::thread::spawn(move || lines.map_while(Result::ok).count());
+    let args: Vec<std::ffi::OsString> = args.iter().map(Into::into).collect();
+    let (child, addr, _log) = common::spawn_serve_with(&args);
     (child, addr)
 }
 

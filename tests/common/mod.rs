@@ -205,10 +205,34 @@ pub fn spawn_serve(
     String,
     std::thread::JoinHandle<Vec<String>>,
 ) {
+    let mut args = vec![
+        std::ffi::OsString::from("--listen"),
+        "127.0.0.1:0".into(),
+        "--data-dir".into(),
+    ];
+    args.push(data.into());
+    spawn_serve_with(&args)
+}
+
+/// `tradehub serve ARGS` as a child process, without the environment's
+/// TRADEHUB_* settings. Returns the child, the address it reports and a
+/// thread that collects its log until it exits.
+pub fn spawn_serve_with(
+    args: &[std::ffi::OsString],
+) -> (
+    std::process::Child,
+    String,
+    std::thread::JoinHandle<Vec<String>>,
+) {
     use std::io::BufRead;
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tradehub"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data)
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_tradehub"));
+    cmd.arg("serve").args(args);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("TRADEHUB_") {
+            cmd.env_remove(key);
+        }
+    }
+    let mut child = cmd
         .env("TRADEHUB_LOG", "warn,tradehub::cli=info")
         .stderr(std::process::Stdio::piped())
         .spawn()
