@@ -122,6 +122,35 @@ codes! {
     /// Project code: a service message (CONTRL, AUTACK, KEYMAN), whose
     /// structure ISO 9735 defines; checked for syntax only.
     ServiceMessage = "SCH004",
+    /// Project code: an XML document is not well-formed (reported by the
+    /// guard pass or by libxml2).
+    XmlNotWellFormed = "XML001",
+    /// Project code: an XML document does not conform to its WCO schema
+    /// (libxml2's schema validity errors).
+    XmlSchemaInvalid = "XML002",
+    /// Project code: the document carries a document type declaration (DTD);
+    /// refused so that no external entity is fetched and no entity expanded.
+    XmlDtd = "XML003",
+    /// Project code: the XML document is larger than the configured limit.
+    XmlTooLarge = "XML004",
+    /// Project code: elements are nested deeper than the configured limit.
+    XmlTooDeep = "XML005",
+    /// Project code: the document has more elements than the configured limit.
+    XmlTooManyElements = "XML006",
+    /// Project code: an element has too many attributes or an attribute value
+    /// is longer than the configured limit.
+    XmlAttributeTooLarge = "XML007",
+    /// Project code: a run of character data is longer than the configured limit.
+    XmlTextTooLarge = "XML008",
+    /// Project code: the document is not UTF-8 (UTF-16, another declared
+    /// encoding, or bytes that are not UTF-8).
+    XmlEncoding = "XML009",
+    /// Project code: the WCO schemas could not be found or compiled, so the
+    /// document was not validated.
+    XmlSchemaUnavailable = "XML010",
+    /// Project code: more schema errors than the configured maximum; the rest
+    /// were counted, not recorded.
+    XmlTooManyIssues = "XML011",
     /// Project code: the interchange sender (UNB S002) is not the
     /// authenticated partner that submitted it.
     WrongSender = "HUB201",

@@ -6,7 +6,7 @@ mod loadgen;
 
 use std::ffi::OsString;
 use std::fs::File;
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -22,6 +22,7 @@ use crate::timestamp::Timestamp;
 use crate::transport::amqp::{self, AmqpSettings};
 use crate::transport::drop::{self, DropSettings};
 use crate::transport::http::{self, HttpSettings};
+use crate::xml::{self as tradehub_xml, DocumentSummary, XmlLimits, XmlValidator};
 
 /// Exit code: the input is valid.
 pub const EXIT_VALID: u8 = 0;
@@ -79,6 +80,8 @@ enum Command {
         max_issues: usize,
         #[command(flatten)]
         schema: SchemaArgs,
+        #[command(flatten)]
+        xml: XmlArgs,
     },
     /// Convert an interchange to another form.
     Convert {
@@ -186,6 +189,40 @@ enum Command {
         #[command(flatten)]
         schema: SchemaArgs,
     },
+}
+
+/// WCO XML validation: schema folder and hostile-input limits.
+#[derive(Debug, Clone, clap::Args)]
+struct XmlArgs {
+    /// Folder of the WCO schemas (declaration/entry.xsd,
+    /// notification/entry.xsd) [default: the vendored schemas/wco].
+    #[arg(long, env = "TRADEHUB_WCO_SCHEMAS", value_name = "DIR")]
+    wco_schemas: Option<PathBuf>,
+    /// Largest XML document accepted, in bytes.
+    #[arg(long, default_value_t = XmlLimits::default().max_document_bytes)]
+    xml_max_bytes: usize,
+    /// Deepest XML element nesting accepted.
+    #[arg(long, default_value_t = XmlLimits::default().max_depth)]
+    xml_max_depth: usize,
+    /// Most XML elements in one document.
+    #[arg(long, default_value_t = XmlLimits::default().max_elements)]
+    xml_max_elements: u64,
+}
+
+impl XmlArgs {
+    fn validator(&self, max_issues: usize) -> Result<XmlValidator, CliError> {
+        if let Some(dir) = &self.wco_schemas {
+            check_folders(std::slice::from_ref(dir))?;
+        }
+        let limits = XmlLimits {
+            max_document_bytes: self.xml_max_bytes,
+            max_depth: self.xml_max_depth,
+            max_elements: self.xml_max_elements,
+            max_issues,
+            ..XmlLimits::default()
+        };
+        Ok(XmlValidator::new(self.wco_schemas.as_deref(), limits))
+    }
 }
 
 /// Structure validation against the UN/EDIFACT directories.
@@ -636,6 +673,7 @@ where
             max_segment_bytes,
             max_issues,
             schema,
+            xml,
         } => check(
             &files,
             format,
@@ -644,6 +682,7 @@ where
                 max_issues,
             },
             &schema,
+            &xml,
         ),
         Command::Convert { file, to, una } => convert(&file, to, una.as_deref()),
         Command::Ack {
@@ -789,6 +828,8 @@ struct FileReport {
     warnings: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     interchange: Option<Summary>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    document: Option<DocumentSummary>,
     issues: Vec<Issue>,
 }
 
@@ -804,16 +845,64 @@ struct Summary {
     bytes: u64,
 }
 
+/// Validates one WCO XML file (its first bytes already read into `head`).
+/// A file larger than the limit is refused from its size, unread.
+fn check_xml(
+    path: &Path,
+    mut head: Vec<u8>,
+    mut rest: File,
+    validator: &XmlValidator,
+) -> Result<FileReport, CliError> {
+    let io_err = |source| CliError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    let limit = validator.limits().max_document_bytes;
+    let size = rest.metadata().map_err(io_err)?.len();
+    let report = if size > limit as u64 {
+        validator.oversized(size)
+    } else {
+        rest.read_to_end(&mut head).map_err(io_err)?;
+        validator.validate(&head, &path.display().to_string())
+    };
+    let errors = report.issues.iter().filter(|i| i.is_error()).count() as u64;
+    Ok(FileReport {
+        file: path.display().to_string(),
+        format: "xml",
+        valid: report.valid,
+        errors,
+        warnings: report.issues.len() as u64 - errors,
+        interchange: None,
+        document: Some(report.summary),
+        issues: report.issues,
+    })
+}
+
 fn check(
     files: &[PathBuf],
     format: Format,
     limits: Limits,
     schema: &SchemaArgs,
+    xml: &XmlArgs,
 ) -> Result<u8, CliError> {
     let mut reports = Vec::new();
     let directories = schema.directories()?;
+    let validator = xml.validator(limits.max_issues)?;
     for path in files {
-        let file = open(path)?;
+        let mut file = open(path)?;
+        let mut head = Vec::with_capacity(512);
+        (&mut file)
+            .take(512)
+            .read_to_end(&mut head)
+            .map_err(|source| CliError::Io {
+                path: path.display().to_string(),
+                source,
+            })?;
+        if tradehub_xml::looks_like_xml(&head) {
+            reports.push(check_xml(path, head, file, &validator)?);
+            continue;
+        }
+        let file = io::Cursor::new(head).chain(file);
         let options = ParseOptions {
             limits,
             keep_messages: false,
@@ -849,6 +938,7 @@ fn check(
                 messages: i.counts.messages,
                 bytes: i.counts.bytes,
             }),
+            document: None,
             issues: parsed.issues,
         });
     }
@@ -861,11 +951,25 @@ fn check(
         Format::Text => {
             for r in &reports {
                 let verdict = if r.valid { "valid" } else { "invalid" };
-                let summary = r
-                    .interchange
-                    .as_ref()
-                    .map(|s| format!(", {} message(s), {} segment(s)", s.messages, s.segments))
-                    .unwrap_or_default();
+                let summary = match (&r.interchange, &r.document) {
+                    (Some(s), _) => {
+                        format!(", {} message(s), {} segment(s)", s.messages, s.segments)
+                    }
+                    (None, Some(d)) => format!(
+                        ", WCO {}{}, {} goods item(s)",
+                        match d.kind {
+                            tradehub_xml::DocumentKind::Declaration => "declaration",
+                            tradehub_xml::DocumentKind::Response => "response",
+                            tradehub_xml::DocumentKind::Other => "document of unknown type",
+                        },
+                        d.functional_reference_id
+                            .as_deref()
+                            .map(|r| format!(" {r}"))
+                            .unwrap_or_default(),
+                        d.goods_items
+                    ),
+                    (None, None) => String::new(),
+                };
                 writeln!(
                     out,
                     "{}: {verdict} ({} error(s), {} warning(s){summary})",

@@ -1,0 +1,324 @@
+//! WCO Data Model XML: a streaming guard pass with hostile-input limits
+//! ([`reader`]), XSD validation through libxml2 (the engine of xmllint, so the
+//! verdicts are xmllint's), and the WCO RES response writer ([`response`]).
+//!
+//! Architecture invariant: a document reaches libxml2 only after the guard
+//! pass accepted its size, encoding, depth and counts and found no DTD.
+//! Architecture invariant: libxml2 objects never cross threads; every thread
+//! that validates compiles its own schemas once (thread-local cache).
+
+mod libxml2;
+pub mod reader;
+pub mod response;
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use serde::Serialize;
+
+use crate::diag::{Code, Issue, Location, Severity};
+pub use reader::{DocumentKind, DocumentSummary, XmlLimits};
+
+/// Which schema set a document is validated against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SchemaSet {
+    /// `declaration/entry.xsd`: DocumentMetaData + WCO_DEC_2_DMS (wrapped or bare).
+    Declaration,
+    /// `notification/entry.xsd`: DocumentMetaData + WCO_RES_2_DMS (wrapped or bare).
+    Response,
+}
+
+impl SchemaSet {
+    fn entry(self) -> &'static str {
+        match self {
+            SchemaSet::Declaration => "declaration/entry.xsd",
+            SchemaSet::Response => "notification/entry.xsd",
+        }
+    }
+
+    /// The schema set for a document of this kind; anything that is not a
+    /// response is held against the declaration schema (which rejects it).
+    pub fn for_kind(kind: DocumentKind) -> SchemaSet {
+        match kind {
+            DocumentKind::Response => SchemaSet::Response,
+            _ => SchemaSet::Declaration,
+        }
+    }
+}
+
+/// Finds the WCO schema folder: the one given, else `TRADEHUB_WCO_SCHEMAS`,
+/// else `schemas/wco` of the working directory, else the one vendored in the
+/// source tree.
+pub fn find_schemas(configured: Option<&Path>) -> Option<PathBuf> {
+    let mut candidates: Vec<PathBuf> = Vec::new();
+    if let Some(dir) = configured {
+        return Some(dir.to_path_buf());
+    }
+    if let Some(dir) = std::env::var_os("TRADEHUB_WCO_SCHEMAS") {
+        candidates.push(PathBuf::from(dir));
+    }
+    candidates.push(PathBuf::from("schemas/wco"));
+    candidates.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/wco"));
+    candidates
+        .into_iter()
+        .find(|dir| dir.join(SchemaSet::Declaration.entry()).is_file())
+}
+
+/// The verdict on one XML document.
+#[derive(Debug, Clone, Serialize)]
+pub struct XmlReport {
+    /// What the document is, as far as it could be read.
+    pub summary: DocumentSummary,
+    /// Every problem found, in document order of discovery.
+    pub issues: Vec<Issue>,
+    /// True when the document is well-formed and valid against its schema.
+    pub valid: bool,
+    /// False when the schema could not be applied (refused or unavailable).
+    pub schema_validated: bool,
+}
+
+/// Validates WCO DM documents. Cheap to clone and shareable across threads;
+/// the compiled schemas live in a per-thread cache.
+#[derive(Debug, Clone)]
+pub struct XmlValidator {
+    schemas: Option<PathBuf>,
+    limits: XmlLimits,
+}
+
+type Compiled = Result<Rc<libxml2::CompiledSchema>, String>;
+
+thread_local! {
+    static COMPILED: RefCell<HashMap<(PathBuf, SchemaSet), Compiled>> = RefCell::new(HashMap::new());
+}
+
+impl XmlValidator {
+    /// A validator over the schema folder found by [`find_schemas`].
+    pub fn new(schemas: Option<&Path>, limits: XmlLimits) -> Self {
+        XmlValidator {
+            schemas: find_schemas(schemas),
+            limits,
+        }
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &XmlLimits {
+        &self.limits
+    }
+
+    /// The schema folder in use, if one was found.
+    pub fn schemas(&self) -> Option<&Path> {
+        self.schemas.as_deref()
+    }
+
+    /// Compiles (once per thread) and returns the schema set.
+    fn compiled(&self, set: SchemaSet) -> Compiled {
+        let Some(dir) = &self.schemas else {
+            return Err("the WCO schema folder (schemas/wco) was not found; set TRADEHUB_WCO_SCHEMAS or --wco-schemas".into());
+        };
+        let key = (dir.clone(), set);
+        COMPILED.with(|cache| {
+            let mut cache = cache.borrow_mut();
+            cache
+                .entry(key)
+                .or_insert_with(|| {
+                    let path = dir.join(set.entry());
+                    libxml2::CompiledSchema::compile(&path)
+                        .map(Rc::new)
+                        .map_err(|errors| {
+                            let first = errors
+                                .first()
+                                .map(|e| e.message.clone())
+                                .unwrap_or_default();
+                            format!("schema {} did not compile: {first}", path.display())
+                        })
+                })
+                .clone()
+        })
+    }
+
+    /// Compiles the schemas on this thread now (start-up), reporting a
+    /// missing or broken folder early.
+    pub fn warm_up(&self) -> Result<(), String> {
+        self.compiled(SchemaSet::Declaration)?;
+        self.compiled(SchemaSet::Response)?;
+        Ok(())
+    }
+
+    /// The report for a document known to be `len` bytes long when that is
+    /// over the limit: refused without reading it.
+    pub fn oversized(&self, len: u64) -> XmlReport {
+        XmlReport {
+            summary: DocumentSummary::empty(),
+            issues: vec![Issue::error(
+                Code::XmlTooLarge,
+                Location::at_offset(self.limits.max_document_bytes as u64),
+                format!(
+                    "document of {len} bytes exceeds the limit of {} bytes",
+                    self.limits.max_document_bytes
+                ),
+            )],
+            valid: false,
+            schema_validated: false,
+        }
+    }
+
+    /// Validates one document: the guard pass, then (unless it refused the
+    /// document) libxml2 against the schema set chosen from the root.
+    pub fn validate(&self, document: &[u8], name: &str) -> XmlReport {
+        let scan = reader::scan(document, &self.limits);
+        let mut report = XmlReport {
+            summary: scan.summary,
+            issues: Vec::new(),
+            valid: false,
+            schema_validated: false,
+        };
+        if scan.refused {
+            report.issues = scan.issues;
+            return report;
+        }
+        let set = SchemaSet::for_kind(report.summary.kind);
+        let schema = match self.compiled(set) {
+            Ok(schema) => schema,
+            Err(message) => {
+                report.issues = scan.issues;
+                report.issues.push(Issue::error(
+                    Code::XmlSchemaUnavailable,
+                    Location::default(),
+                    message,
+                ));
+                return report;
+            }
+        };
+        let outcome = schema.validate(document, name, self.limits.max_issues);
+        report.schema_validated = true;
+        let mut issues = engine_issues(document, &outcome.errors);
+        let engine_found_wellformedness = issues
+            .iter()
+            .any(|i| i.code == Code::XmlNotWellFormed && i.is_error());
+        // libxml2 is the authority on well-formedness; the guard's own finding
+        // is kept only where libxml2 reported none (they never disagree on
+        // the corpus, but a reader should not be trusted blindly).
+        // A document that is not well-formed has no schema verdict (xmllint
+        // never validates one): schema messages the streaming validator gave
+        // before reaching the break are artefacts of it and are dropped.
+        if engine_found_wellformedness {
+            issues.retain(|i| i.code == Code::XmlNotWellFormed);
+        } else {
+            let guard: Vec<Issue> = scan
+                .issues
+                .into_iter()
+                .filter(|i| i.code == Code::XmlNotWellFormed)
+                .collect();
+            if !guard.is_empty() {
+                issues = guard;
+            }
+        }
+        if outcome.dropped > 0 {
+            issues.push(Issue::error(
+                Code::XmlTooManyIssues,
+                Location::default(),
+                format!(
+                    "{} further errors were not recorded (limit {})",
+                    outcome.dropped, self.limits.max_issues
+                ),
+            ));
+        }
+        report.valid = outcome.valid && !issues.iter().any(Issue::is_error);
+        if !report.valid && !issues.iter().any(Issue::is_error) {
+            issues.push(Issue::error(
+                Code::XmlSchemaInvalid,
+                Location::default(),
+                "libxml2 found the document invalid without a message",
+            ));
+        }
+        report.issues = issues;
+        report
+    }
+}
+
+/// The element and attribute a libxml2 schema message names:
+/// `Element '{ns}Local', attribute 'a': …`.
+fn named_element(message: &str) -> Option<(String, Option<String>)> {
+    let rest = message.strip_prefix("Element '")?;
+    let end = rest.find('\'')?;
+    let qualified = rest.get(..end)?;
+    let local = qualified.rsplit('}').next().unwrap_or(qualified);
+    let local = local.rsplit(':').next().unwrap_or(local).to_owned();
+    let after = rest.get(end + 1..).unwrap_or("");
+    let attribute = after
+        .strip_prefix(", attribute '")
+        .and_then(|a| a.split('\'').next())
+        .map(|a| a.rsplit('}').next().unwrap_or(a).to_owned());
+    Some((local, attribute))
+}
+
+/// Turns libxml2's messages into located issues.
+fn engine_issues(document: &[u8], errors: &[libxml2::EngineError]) -> Vec<Issue> {
+    let targets: Vec<(usize, (u32, String))> = errors
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.domain == libxml2::DOMAIN_SCHEMA_VALIDITY && e.line > 0)
+        .filter_map(|(i, e)| named_element(&e.message).map(|(local, _)| (i, (e.line, local))))
+        .collect();
+    let wanted: Vec<(u32, String)> = targets.iter().map(|(_, t)| t.clone()).collect();
+    let places = reader::locate(document, &wanted);
+    let mut place_of: HashMap<usize, (u32, String)> = HashMap::new();
+    for ((i, _), place) in targets.iter().zip(places) {
+        if let Some(place) = place {
+            place_of.insert(*i, place);
+        }
+    }
+    errors
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let code = if e.domain == libxml2::DOMAIN_SCHEMA_VALIDITY {
+                Code::XmlSchemaInvalid
+            } else if e.domain == libxml2::DOMAIN_PARSER || e.domain == 3 {
+                Code::XmlNotWellFormed
+            } else {
+                Code::XmlSchemaInvalid
+            };
+            let mut location = Location {
+                line: (e.line > 0).then_some(e.line),
+                column: (e.column > 0).then_some(e.column),
+                ..Default::default()
+            };
+            if let Some((column, path)) = place_of.get(&i) {
+                location.column = Some(*column);
+                let attribute = named_element(&e.message).and_then(|(_, a)| a);
+                location.path = Some(match attribute {
+                    Some(a) => format!("{path}/@{a}"),
+                    None => path.clone(),
+                });
+            }
+            let message = match code {
+                Code::XmlNotWellFormed => format!("not well-formed: {}", e.message),
+                _ => e.message.clone(),
+            };
+            Issue {
+                code,
+                severity: if e.is_error {
+                    Severity::Error
+                } else {
+                    Severity::Warning
+                },
+                location,
+                message,
+            }
+        })
+        .collect()
+}
+
+/// True when the bytes look like an XML document rather than EDIFACT: the
+/// first non-blank character (after a UTF-8 byte order mark) is `<`, or the
+/// document starts with a UTF-16 byte order mark.
+pub fn looks_like_xml(bytes: &[u8]) -> bool {
+    if bytes.starts_with(&[0xFE, 0xFF]) || bytes.starts_with(&[0xFF, 0xFE]) {
+        return true;
+    }
+    let body = bytes.strip_prefix(&[0xEF, 0xBB, 0xBF]).unwrap_or(bytes);
+    body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'<')
+}

@@ -1,0 +1,690 @@
+//! The streaming guard every XML document passes before anything else sees it:
+//! one quick-xml pass with namespaces resolved that enforces the configured
+//! limits, refuses DTDs (so no external entity is ever fetched and no entity is
+//! ever expanded), checks the encoding and well-formedness, and reads the few
+//! header fields the hub needs (which document it is, its function code and
+//! references, how many goods items). It never builds a tree: memory is the
+//! element stack, bounded by the depth limit.
+
+use memchr::memchr_iter;
+use quick_xml::NsReader;
+use quick_xml::events::Event;
+use quick_xml::name::ResolveResult;
+use serde::{Deserialize, Serialize};
+
+use crate::diag::{Code, Issue, Location};
+
+/// Namespace of WCO DEC-DMS declarations.
+pub const NS_DECLARATION: &str = "urn:wco:datamodel:WCO:DEC-DMS:2";
+/// Namespace of WCO RES-DMS responses.
+pub const NS_RESPONSE: &str = "urn:wco:datamodel:WCO:RES-DMS:2";
+/// Namespace of the DocumentMetaData wrapper.
+pub const NS_METADATA: &str = "urn:wco:datamodel:WCO:DocumentMetaData-DMS:2";
+
+/// Limits on an XML document, checked before it is parsed any further.
+/// Every one is a setting (`[xml]` in hub.toml, `--xml-*` flags).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct XmlLimits {
+    /// Largest document accepted, in bytes.
+    pub max_document_bytes: usize,
+    /// Deepest element nesting accepted (the WCO schemas need about 12).
+    pub max_depth: usize,
+    /// Most elements in one document.
+    pub max_elements: u64,
+    /// Most attributes on one element.
+    pub max_attributes: usize,
+    /// Longest attribute value, in bytes.
+    pub max_attribute_bytes: usize,
+    /// Longest run of character data, in bytes.
+    pub max_text_bytes: usize,
+    /// Most issues reported for one document; further ones are counted.
+    pub max_issues: usize,
+}
+
+impl Default for XmlLimits {
+    fn default() -> Self {
+        XmlLimits {
+            max_document_bytes: 64 << 20,
+            max_depth: 64,
+            max_elements: 2_000_000,
+            max_attributes: 64,
+            max_attribute_bytes: 16 << 10,
+            max_text_bytes: 1 << 20,
+            max_issues: 100,
+        }
+    }
+}
+
+/// What an XML document is, from its root (and, for a MetaData wrapper, the
+/// wrapped element).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DocumentKind {
+    /// A WCO DEC-DMS `Declaration`.
+    Declaration,
+    /// A WCO RES-DMS `Response`.
+    Response,
+    /// Anything else (wrong namespace, unknown root): validated against the
+    /// declaration schema, which rejects it.
+    Other,
+}
+
+/// The header of a document, read while it streams past.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DocumentSummary {
+    /// Declaration, response or other.
+    pub kind: DocumentKind,
+    /// True when the document is wrapped in DocumentMetaData `MetaData`.
+    pub wrapped: bool,
+    /// The root element as `{namespace}local`.
+    pub root: String,
+    /// `FunctionCode` of the declaration or response.
+    pub function_code: Option<String>,
+    /// `FunctionalReferenceID` (the LRN of a declaration).
+    pub functional_reference_id: Option<String>,
+    /// `TypeCode` of a declaration.
+    pub type_code: Option<String>,
+    /// `ID` of the declaration or response (an MRN once issued).
+    pub id: Option<String>,
+    /// Number of `GovernmentAgencyGoodsItem` elements.
+    pub goods_items: u32,
+    /// Number of elements read.
+    pub elements: u64,
+}
+
+impl DocumentSummary {
+    /// The summary of a document nothing was read of.
+    pub fn empty() -> Self {
+        DocumentSummary {
+            kind: DocumentKind::Other,
+            wrapped: false,
+            root: String::new(),
+            function_code: None,
+            functional_reference_id: None,
+            type_code: None,
+            id: None,
+            goods_items: 0,
+            elements: 0,
+        }
+    }
+}
+
+/// The result of the guard pass.
+#[derive(Debug, Clone)]
+pub struct Scan {
+    /// What was read of the header (as far as the document could be read).
+    pub summary: DocumentSummary,
+    /// Problems found, each located.
+    pub issues: Vec<Issue>,
+    /// True when a limit, a DTD or the encoding refused the document: it must
+    /// not be handed to any other parser.
+    pub refused: bool,
+}
+
+/// Tracks line and column of byte offsets, moving forward only.
+struct Lines<'a> {
+    doc: &'a [u8],
+    counted_to: usize,
+    line: u32,
+    line_start: usize,
+}
+
+impl<'a> Lines<'a> {
+    fn new(doc: &'a [u8]) -> Self {
+        Lines {
+            doc,
+            counted_to: 0,
+            line: 1,
+            line_start: 0,
+        }
+    }
+
+    /// Line and column (1-based, in bytes) of `pos`, which must not be before
+    /// the last position asked for.
+    fn at(&mut self, pos: usize) -> (u32, u32) {
+        let pos = pos.min(self.doc.len());
+        if pos > self.counted_to {
+            let slice = self.doc.get(self.counted_to..pos).unwrap_or_default();
+            for i in memchr_iter(b'\n', slice) {
+                self.line += 1;
+                self.line_start = self.counted_to + i + 1;
+            }
+            self.counted_to = pos;
+        }
+        (self.line, (pos.saturating_sub(self.line_start) + 1) as u32)
+    }
+}
+
+/// Same-named children counted so far: (name, count).
+type Children = Vec<(Box<str>, u32)>;
+
+/// One step of an element path: (element ordinal, local name, index).
+type Step = (u64, Box<str>, u32);
+
+/// One open element.
+struct Open {
+    /// Position of the element in document order (locating pass only).
+    ordinal: u64,
+    local: Box<str>,
+    /// 1-based position among same-named siblings.
+    index: u32,
+    /// Same-named children seen so far.
+    children: Children,
+}
+
+fn child_index(children: &mut Children, local: &str) -> u32 {
+    if let Some(entry) = children.iter_mut().find(|(name, _)| &**name == local) {
+        entry.1 += 1;
+        return entry.1;
+    }
+    children.push((local.into(), 1));
+    1
+}
+
+/// The element path of the open elements, `[n]` written from the second
+/// same-named sibling on (the guard cannot know later siblings).
+fn stack_path(stack: &[Open]) -> String {
+    let mut path = String::new();
+    for open in stack {
+        path.push('/');
+        path.push_str(&open.local);
+        if open.index > 1 {
+            path.push_str(&format!("[{}]", open.index));
+        }
+    }
+    path
+}
+
+fn is_utf8_label(label: &[u8]) -> bool {
+    let label = String::from_utf8_lossy(label).to_ascii_lowercase();
+    matches!(label.trim(), "utf-8" | "utf8" | "us-ascii" | "ascii")
+}
+
+fn predefined(name: &[u8]) -> Option<char> {
+    Some(match name {
+        b"lt" => '<',
+        b"gt" => '>',
+        b"amp" => '&',
+        b"apos" => '\'',
+        b"quot" => '"',
+        _ => return None,
+    })
+}
+
+/// The header field an element's text is captured into, if any.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Field {
+    FunctionCode,
+    Reference,
+    TypeCode,
+    Id,
+}
+
+/// Runs the guard pass over a whole document held in memory.
+pub fn scan(doc: &[u8], limits: &XmlLimits) -> Scan {
+    let mut scan = Scan {
+        summary: DocumentSummary::empty(),
+        issues: Vec::new(),
+        refused: false,
+    };
+    if doc.len() > limits.max_document_bytes {
+        scan.refused = true;
+        scan.issues.push(Issue::error(
+            Code::XmlTooLarge,
+            Location::at_offset(limits.max_document_bytes as u64),
+            format!(
+                "document of {} bytes exceeds the limit of {} bytes",
+                doc.len(),
+                limits.max_document_bytes
+            ),
+        ));
+        return scan;
+    }
+    let mut lines = Lines::new(doc);
+    let located = |lines: &mut Lines, pos: usize, path: Option<String>| {
+        let (line, column) = lines.at(pos);
+        Location {
+            offset: Some(pos as u64),
+            line: Some(line),
+            column: Some(column),
+            path,
+            ..Default::default()
+        }
+    };
+    if doc.starts_with(&[0xFE, 0xFF]) || doc.starts_with(&[0xFF, 0xFE]) {
+        scan.refused = true;
+        scan.issues.push(Issue::error(
+            Code::XmlEncoding,
+            located(&mut lines, 0, None),
+            "document is UTF-16 (byte order mark); tradehub accepts UTF-8 XML only",
+        ));
+        return scan;
+    }
+    if let Err(e) = std::str::from_utf8(doc) {
+        scan.refused = true;
+        let at = e.valid_up_to();
+        scan.issues.push(Issue::error(
+            Code::XmlEncoding,
+            located(&mut lines, at, None),
+            match e.error_len() {
+                None => format!(
+                    "the document ends inside a UTF-8 character at offset {at} (truncated?)"
+                ),
+                Some(_) => format!(
+                    "byte 0x{:02X} at offset {at} is not UTF-8; tradehub accepts UTF-8 XML only",
+                    doc.get(at).copied().unwrap_or(0)
+                ),
+            },
+        ));
+        return scan;
+    }
+
+    let mut reader = NsReader::from_reader(doc);
+    {
+        let config = reader.config_mut();
+        config.check_comments = true;
+        config.check_end_names = true;
+        config.expand_empty_elements = false;
+    }
+    let mut stack: Vec<Open> = Vec::new();
+    let mut top_children: Children = Vec::new();
+    let mut root_seen = false;
+    let mut root_closed = false;
+    // Depth of the Declaration/Response element (1 bare, 2 wrapped).
+    let mut document_depth: Option<usize> = None;
+    let mut capturing: Option<(Field, String)> = None;
+    let mut text_run = 0usize;
+
+    loop {
+        let before = reader.buffer_position() as usize;
+        let event = match reader.read_resolved_event() {
+            Ok((ns, event)) => {
+                let namespace = match ns {
+                    ResolveResult::Bound(ns) => {
+                        Some(String::from_utf8_lossy(ns.as_ref()).into_owned())
+                    }
+                    _ => None,
+                };
+                (namespace, event)
+            }
+            Err(e) => {
+                let pos = reader.error_position() as usize;
+                let path = Some(stack_path(&stack)).filter(|p| !p.is_empty());
+                scan.issues.push(Issue::error(
+                    Code::XmlNotWellFormed,
+                    located(&mut lines, pos, path),
+                    format!("not well-formed: {e}"),
+                ));
+                return scan;
+            }
+        };
+        let (namespace, event) = event;
+        if !matches!(
+            event,
+            Event::Text(_) | Event::GeneralRef(_) | Event::CData(_)
+        ) {
+            text_run = 0;
+        }
+        match event {
+            Event::DocType(_) => {
+                scan.refused = true;
+                scan.issues.push(Issue::error(
+                    Code::XmlDtd,
+                    located(&mut lines, before, None),
+                    "document type declarations (DTDs) are refused: no DTD, external entity or entity expansion is processed",
+                ));
+                return scan;
+            }
+            Event::Decl(decl) => {
+                if let Some(Ok(label)) = decl.encoding()
+                    && !is_utf8_label(&label)
+                {
+                    scan.refused = true;
+                    scan.issues.push(Issue::error(
+                        Code::XmlEncoding,
+                        located(&mut lines, before, None),
+                        format!(
+                            "document declares encoding \"{}\"; tradehub accepts UTF-8 XML only",
+                            String::from_utf8_lossy(&label)
+                        ),
+                    ));
+                    return scan;
+                }
+            }
+            Event::Start(ref start) | Event::Empty(ref start) => {
+                let is_empty = matches!(event, Event::Empty(_));
+                let local = String::from_utf8_lossy(start.local_name().as_ref()).into_owned();
+                if root_closed || (stack.is_empty() && root_seen) {
+                    scan.issues.push(Issue::error(
+                        Code::XmlNotWellFormed,
+                        located(&mut lines, before, None),
+                        format!("not well-formed: element <{local}> after the end of the root element (extra content at the end of the document)"),
+                    ));
+                    return scan;
+                }
+                scan.summary.elements += 1;
+                if scan.summary.elements > limits.max_elements {
+                    scan.refused = true;
+                    scan.issues.push(Issue::error(
+                        Code::XmlTooManyElements,
+                        located(&mut lines, before, Some(stack_path(&stack))),
+                        format!("more than {} elements", limits.max_elements),
+                    ));
+                    return scan;
+                }
+                if stack.len() + 1 > limits.max_depth {
+                    scan.refused = true;
+                    scan.issues.push(Issue::error(
+                        Code::XmlTooDeep,
+                        located(&mut lines, before, Some(stack_path(&stack))),
+                        format!("elements nested deeper than {} levels", limits.max_depth),
+                    ));
+                    return scan;
+                }
+                let mut attributes = 0usize;
+                for attribute in start.attributes() {
+                    match attribute {
+                        Ok(attribute) => {
+                            attributes += 1;
+                            let name = String::from_utf8_lossy(attribute.key.as_ref()).into_owned();
+                            if attributes > limits.max_attributes {
+                                scan.refused = true;
+                                scan.issues.push(Issue::error(
+                                    Code::XmlAttributeTooLarge,
+                                    located(&mut lines, before, Some(stack_path(&stack))),
+                                    format!(
+                                        "element <{local}> has more than {} attributes",
+                                        limits.max_attributes
+                                    ),
+                                ));
+                                return scan;
+                            }
+                            if attribute.value.len() > limits.max_attribute_bytes {
+                                scan.refused = true;
+                                scan.issues.push(Issue::error(
+                                    Code::XmlAttributeTooLarge,
+                                    located(&mut lines, before, Some(stack_path(&stack))),
+                                    format!(
+                                        "attribute {name} of <{local}> is {} bytes long; the limit is {}",
+                                        attribute.value.len(),
+                                        limits.max_attribute_bytes
+                                    ),
+                                ));
+                                return scan;
+                            }
+                        }
+                        Err(e) => {
+                            scan.issues.push(Issue::error(
+                                Code::XmlNotWellFormed,
+                                located(&mut lines, before, Some(stack_path(&stack))),
+                                format!("not well-formed: attribute of <{local}>: {e}"),
+                            ));
+                            return scan;
+                        }
+                    }
+                }
+                let index = match stack.last_mut() {
+                    Some(parent) => child_index(&mut parent.children, &local),
+                    None => child_index(&mut top_children, &local),
+                };
+                let depth = stack.len() + 1;
+                let ns = namespace.as_deref().unwrap_or("");
+                if depth == 1 {
+                    root_seen = true;
+                    scan.summary.root = format!("{{{ns}}}{local}");
+                    match (ns, local.as_str()) {
+                        (NS_METADATA, "MetaData") => scan.summary.wrapped = true,
+                        (NS_DECLARATION, "Declaration") => {
+                            scan.summary.kind = DocumentKind::Declaration;
+                            document_depth = Some(1);
+                        }
+                        (NS_RESPONSE, "Response") => {
+                            scan.summary.kind = DocumentKind::Response;
+                            document_depth = Some(1);
+                        }
+                        _ => {}
+                    }
+                } else if depth == 2 && scan.summary.wrapped && document_depth.is_none() {
+                    match (ns, local.as_str()) {
+                        (NS_DECLARATION, "Declaration") => {
+                            scan.summary.kind = DocumentKind::Declaration;
+                            document_depth = Some(2);
+                        }
+                        (NS_RESPONSE, "Response") => {
+                            scan.summary.kind = DocumentKind::Response;
+                            document_depth = Some(2);
+                        }
+                        (NS_METADATA, _) => {}
+                        _ => document_depth = Some(usize::MAX),
+                    }
+                } else if let Some(doc_depth) = document_depth
+                    && depth == doc_depth.saturating_add(1)
+                    && (ns == NS_DECLARATION || ns == NS_RESPONSE)
+                {
+                    let field = match local.as_str() {
+                        "FunctionCode" => Some(Field::FunctionCode),
+                        "FunctionalReferenceID" => Some(Field::Reference),
+                        "TypeCode" => Some(Field::TypeCode),
+                        "ID" => Some(Field::Id),
+                        _ => None,
+                    };
+                    capturing = field.filter(|_| !is_empty).map(|f| (f, String::new()));
+                }
+                if ns == NS_DECLARATION && local == "GovernmentAgencyGoodsItem" {
+                    scan.summary.goods_items = scan.summary.goods_items.saturating_add(1);
+                }
+                if !is_empty {
+                    stack.push(Open {
+                        ordinal: 0,
+                        local: local.into(),
+                        index,
+                        children: Vec::new(),
+                    });
+                } else if stack.is_empty() {
+                    root_closed = true;
+                }
+            }
+            Event::End(_) => {
+                if let Some((field, text)) = capturing.take() {
+                    let text = text.trim().to_owned();
+                    let slot = match field {
+                        Field::FunctionCode => &mut scan.summary.function_code,
+                        Field::Reference => &mut scan.summary.functional_reference_id,
+                        Field::TypeCode => &mut scan.summary.type_code,
+                        Field::Id => &mut scan.summary.id,
+                    };
+                    if slot.is_none() {
+                        *slot = Some(text);
+                    }
+                }
+                stack.pop();
+                if stack.is_empty() {
+                    root_closed = true;
+                }
+            }
+            Event::Text(text) => {
+                text_run += text.len();
+                if stack.is_empty() && text.iter().any(|b| !b.is_ascii_whitespace()) {
+                    let message = if root_closed {
+                        "not well-formed: text after the end of the root element (extra content at the end of the document)"
+                    } else {
+                        "not well-formed: text before the root element"
+                    };
+                    scan.issues.push(Issue::error(
+                        Code::XmlNotWellFormed,
+                        located(&mut lines, before, None),
+                        message,
+                    ));
+                    return scan;
+                }
+                if let Some((_, captured)) = capturing.as_mut() {
+                    captured.push_str(&String::from_utf8_lossy(&text));
+                }
+            }
+            Event::CData(data) => {
+                text_run += data.len();
+                if stack.is_empty() {
+                    scan.issues.push(Issue::error(
+                        Code::XmlNotWellFormed,
+                        located(&mut lines, before, None),
+                        "not well-formed: CDATA outside the root element",
+                    ));
+                    return scan;
+                }
+                if let Some((_, captured)) = capturing.as_mut() {
+                    captured.push_str(&String::from_utf8_lossy(&data));
+                }
+            }
+            Event::GeneralRef(reference) => {
+                text_run += reference.len() + 2;
+                let resolved = if reference.is_char_ref() {
+                    reference.resolve_char_ref().ok().flatten()
+                } else {
+                    predefined(&reference)
+                };
+                let Some(ch) = resolved else {
+                    scan.issues.push(Issue::error(
+                        Code::XmlNotWellFormed,
+                        located(&mut lines, before, Some(stack_path(&stack))),
+                        format!(
+                            "not well-formed: entity &{}; is not defined (only the five predefined entities and character references are)",
+                            String::from_utf8_lossy(&reference)
+                        ),
+                    ));
+                    return scan;
+                };
+                if let Some((_, captured)) = capturing.as_mut() {
+                    captured.push(ch);
+                }
+            }
+            Event::Comment(_) | Event::PI(_) => {}
+            Event::Eof => {
+                if !stack.is_empty() {
+                    scan.issues.push(Issue::error(
+                        Code::XmlNotWellFormed,
+                        located(&mut lines, doc.len(), Some(stack_path(&stack))),
+                        format!(
+                            "not well-formed: the document ends inside <{}> (truncated?)",
+                            stack.last().map(|o| &*o.local).unwrap_or("")
+                        ),
+                    ));
+                } else if !root_seen {
+                    scan.issues.push(Issue::error(
+                        Code::XmlNotWellFormed,
+                        located(&mut lines, doc.len(), None),
+                        "not well-formed: the document has no root element",
+                    ));
+                }
+                return scan;
+            }
+        }
+        if text_run > limits.max_text_bytes {
+            scan.refused = true;
+            scan.issues.push(Issue::error(
+                Code::XmlTextTooLarge,
+                located(&mut lines, before, Some(stack_path(&stack))),
+                format!("character data longer than {} bytes", limits.max_text_bytes),
+            ));
+            return scan;
+        }
+    }
+}
+
+/// Where an element named by libxml2 (its start-tag line and local name)
+/// is: its column and its full element path, with `[n]` on every step that
+/// has same-named siblings. One extra pass, run only for invalid documents.
+pub(crate) fn locate(doc: &[u8], targets: &[(u32, String)]) -> Vec<Option<(u32, String)>> {
+    let mut found: Vec<Option<(u32, Vec<Step>)>> = vec![None; targets.len()];
+    if targets.is_empty() {
+        return Vec::new();
+    }
+    let mut reader = NsReader::from_reader(doc);
+    let mut lines = Lines::new(doc);
+    // (ordinal, local, index, children)
+    let mut stack: Vec<Open> = Vec::new();
+    let mut top: Children = Vec::new();
+    let mut interesting: rustc_hash::FxHashSet<u64> = Default::default();
+    let mut final_counts: rustc_hash::FxHashMap<u64, Children> = Default::default();
+    let mut ordinal = 0u64;
+    loop {
+        let before = reader.buffer_position() as usize;
+        let event = match reader.read_resolved_event() {
+            Ok((_, event)) => event,
+            Err(_) => break,
+        };
+        match event {
+            Event::Start(ref start) | Event::Empty(ref start) => {
+                let empty = matches!(event, Event::Empty(_));
+                ordinal += 1;
+                let local: Box<str> = String::from_utf8_lossy(start.local_name().as_ref()).into();
+                let index = match stack.last_mut() {
+                    Some(parent) => child_index(&mut parent.children, &local),
+                    None => child_index(&mut top, &local),
+                };
+                let (start_line, column) = lines.at(before);
+                let end = reader.buffer_position() as usize;
+                let tag = doc.get(before..end).unwrap_or_default();
+                let end_line = start_line + memchr_iter(b'\n', tag).count() as u32;
+                for (slot, (line, name)) in found.iter_mut().zip(targets) {
+                    if slot.is_none()
+                        && *line >= start_line
+                        && *line <= end_line
+                        && **name == *local
+                    {
+                        let mut chain: Vec<Step> = stack
+                            .iter()
+                            .map(|open| (open.ordinal, open.local.clone(), open.index))
+                            .collect();
+                        chain.push((ordinal, local.clone(), index));
+                        for (o, _, _) in &chain {
+                            interesting.insert(*o);
+                        }
+                        *slot = Some((column, chain));
+                    }
+                }
+                if !empty {
+                    stack.push(Open {
+                        ordinal,
+                        local,
+                        index,
+                        children: Vec::new(),
+                    });
+                }
+            }
+            Event::End(_) => {
+                if let Some(open) = stack.pop()
+                    && interesting.contains(&open.ordinal)
+                {
+                    final_counts.insert(open.ordinal, open.children);
+                }
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    for open in stack.drain(..) {
+        final_counts.insert(open.ordinal, open.children);
+    }
+    found
+        .into_iter()
+        .map(|slot| {
+            let (column, chain) = slot?;
+            let mut path = String::new();
+            let mut parent_counts: Option<&Children> = Some(&top);
+            for (o, local, index) in &chain {
+                path.push('/');
+                path.push_str(local);
+                let siblings = parent_counts
+                    .and_then(|c| c.iter().find(|(n, _)| n == local))
+                    .map(|(_, count)| *count)
+                    .unwrap_or(1);
+                if siblings > 1 {
+                    path.push_str(&format!("[{index}]"));
+                }
+                parent_counts = final_counts.get(o);
+            }
+            Some((column, path))
+        })
+        .collect()
+}

@@ -1,0 +1,392 @@
+//! Hostile and broken XML: every attack gets a clear issue with its code and
+//! location, is refused before any parser that could be hurt sees it, and
+//! never panics or hangs. Also: validators on several threads agree.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+
+use tradehub::diag::Code;
+use tradehub::xml::{XmlLimits, XmlReport, XmlValidator};
+
+fn schemas() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/wco")
+}
+
+fn validator(limits: XmlLimits) -> XmlValidator {
+    XmlValidator::new(Some(&schemas()), limits)
+}
+
+fn sample() -> Vec<u8> {
+    std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures/wco/corpus/valid/hmrc__TT_IM078a__TT_IM078a.xml"),
+    )
+    .unwrap()
+}
+
+/// Asserts the single refusal: its code, that the schema engine never ran,
+/// and where it was found.
+fn refused(report: &XmlReport, code: Code, line: u32) {
+    assert!(!report.valid);
+    assert!(
+        !report.schema_validated,
+        "a refused document must not reach libxml2: {report:#?}"
+    );
+    assert_eq!(report.issues.len(), 1, "{:#?}", report.issues);
+    assert_eq!(report.issues[0].code, code, "{:#?}", report.issues);
+    assert_eq!(
+        report.issues[0].location.line,
+        Some(line),
+        "{:#?}",
+        report.issues
+    );
+}
+
+#[test]
+fn external_entity_is_refused_with_the_dtd() {
+    let doc = br#"<?xml version="1.0"?>
+<!DOCTYPE Declaration [ <!ENTITY xxe SYSTEM "file:///etc/passwd"> ]>
+<Declaration xmlns="urn:wco:datamodel:WCO:DEC-DMS:2"><FunctionCode>&xxe;</FunctionCode></Declaration>"#;
+    let report = validator(XmlLimits::default()).validate(doc, "xxe.xml");
+    refused(&report, Code::XmlDtd, 2);
+    assert!(
+        !format!("{report:?}").contains("root:x:0"),
+        "no file content may leak into the report"
+    );
+}
+
+#[test]
+fn external_dtd_is_never_fetched() {
+    let doc = br#"<?xml version="1.0"?>
+<!DOCTYPE Declaration SYSTEM "http://127.0.0.1:9/evil.dtd">
+<Declaration xmlns="urn:wco:datamodel:WCO:DEC-DMS:2"/>"#;
+    refused(
+        &validator(XmlLimits::default()).validate(doc, "dtd.xml"),
+        Code::XmlDtd,
+        2,
+    );
+}
+
+#[test]
+fn billion_laughs_is_refused_before_expansion() {
+    let mut doc =
+        String::from("<?xml version=\"1.0\"?>\n<!DOCTYPE lolz [\n<!ENTITY lol \"lol\">\n");
+    for i in 1..10 {
+        let prev = if i == 1 {
+            "lol".to_owned()
+        } else {
+            format!("lol{}", i - 1)
+        };
+        doc.push_str(&format!(
+            "<!ENTITY lol{i} \"{}\">\n",
+            format!("&{prev};").repeat(10)
+        ));
+    }
+    doc.push_str("]>\n<lolz>&lol9;</lolz>\n");
+    refused(
+        &validator(XmlLimits::default()).validate(doc.as_bytes(), "lol.xml"),
+        Code::XmlDtd,
+        2,
+    );
+}
+
+#[test]
+fn undefined_entity_is_not_well_formed() {
+    let doc = b"<Declaration xmlns=\"urn:wco:datamodel:WCO:DEC-DMS:2\">\n<FunctionCode>&nbsp;</FunctionCode></Declaration>";
+    let report = validator(XmlLimits::default()).validate(doc, "ent.xml");
+    assert!(!report.valid);
+    assert_eq!(
+        report.issues[0].code,
+        Code::XmlNotWellFormed,
+        "{:#?}",
+        report.issues
+    );
+    assert_eq!(report.issues[0].location.line, Some(2));
+}
+
+#[test]
+fn deep_nesting_stops_at_the_depth_limit() {
+    let depth = 100_000;
+    let mut doc = String::with_capacity(depth * 8);
+    for _ in 0..depth {
+        doc.push_str("<a>");
+    }
+    for _ in 0..depth {
+        doc.push_str("</a>");
+    }
+    let report = validator(XmlLimits::default()).validate(doc.as_bytes(), "deep.xml");
+    refused(&report, Code::XmlTooDeep, 1);
+    // The element that went one level too deep: the 65th, at byte 64 * 3.
+    assert_eq!(report.issues[0].location.offset, Some(64 * 3));
+}
+
+#[test]
+fn element_count_limit() {
+    let limits = XmlLimits {
+        max_elements: 1_000,
+        ..XmlLimits::default()
+    };
+    let mut doc = String::from("<Declaration xmlns=\"urn:wco:datamodel:WCO:DEC-DMS:2\">\n");
+    for _ in 0..2_000 {
+        doc.push_str("<X/>\n");
+    }
+    doc.push_str("</Declaration>");
+    let report = validator(limits).validate(doc.as_bytes(), "many.xml");
+    refused(&report, Code::XmlTooManyElements, 1_001);
+}
+
+#[test]
+fn attribute_limits() {
+    let big = "A".repeat(1 << 20);
+    let doc = format!(
+        "<Declaration xmlns=\"urn:wco:datamodel:WCO:DEC-DMS:2\">\n<InvoiceAmount currencyID=\"{big}\">1</InvoiceAmount></Declaration>"
+    );
+    let report = validator(XmlLimits::default()).validate(doc.as_bytes(), "attr.xml");
+    refused(&report, Code::XmlAttributeTooLarge, 2);
+    assert_eq!(
+        report.issues[0].location.path.as_deref(),
+        Some("/Declaration")
+    );
+
+    let many: String = (0..100).map(|i| format!(" a{i}=\"x\"")).collect();
+    let doc = format!("<Declaration{many}/>");
+    refused(
+        &validator(XmlLimits::default()).validate(doc.as_bytes(), "attrs.xml"),
+        Code::XmlAttributeTooLarge,
+        1,
+    );
+}
+
+#[test]
+fn text_limit() {
+    let big = "9".repeat(2 << 20);
+    let doc = format!(
+        "<Declaration xmlns=\"urn:wco:datamodel:WCO:DEC-DMS:2\">\n<FunctionCode>{big}</FunctionCode></Declaration>"
+    );
+    refused(
+        &validator(XmlLimits::default()).validate(doc.as_bytes(), "text.xml"),
+        Code::XmlTextTooLarge,
+        2,
+    );
+}
+
+#[test]
+fn document_size_limit_is_checked_before_parsing() {
+    let limits = XmlLimits {
+        max_document_bytes: 1_000,
+        ..XmlLimits::default()
+    };
+    let report = validator(limits).validate(&sample(), "big.xml");
+    assert!(!report.valid && !report.schema_validated);
+    assert_eq!(report.issues[0].code, Code::XmlTooLarge);
+    assert_eq!(report.summary.elements, 0, "nothing was parsed");
+}
+
+#[test]
+fn encodings_other_than_utf8_are_refused_clearly() {
+    // UTF-16 with a byte order mark.
+    let utf16: Vec<u8> = [0xFF, 0xFE]
+        .into_iter()
+        .chain(
+            "<Declaration/>"
+                .encode_utf16()
+                .flat_map(|u| u.to_le_bytes()),
+        )
+        .collect();
+    refused(
+        &validator(XmlLimits::default()).validate(&utf16, "u16.xml"),
+        Code::XmlEncoding,
+        1,
+    );
+    // A declared single-byte encoding.
+    let latin = b"<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?>\n<Declaration/>";
+    let report = validator(XmlLimits::default()).validate(latin, "latin.xml");
+    refused(&report, Code::XmlEncoding, 1);
+    assert!(report.issues[0].message.contains("ISO-8859-1"));
+    // Bytes that are not UTF-8, located.
+    let bad = b"<Declaration xmlns=\"urn:wco:datamodel:WCO:DEC-DMS:2\">\n<FunctionalReferenceID>M\xFCller</FunctionalReferenceID></Declaration>";
+    let report = validator(XmlLimits::default()).validate(bad, "bad.xml");
+    refused(&report, Code::XmlEncoding, 2);
+    assert_eq!(report.issues[0].location.column, Some(25));
+    // A UTF-8 byte order mark is fine (a corpus file starts with one).
+    let mut bom = vec![0xEF, 0xBB, 0xBF];
+    bom.extend_from_slice(&sample());
+    assert!(
+        validator(XmlLimits::default())
+            .validate(&bom, "bom.xml")
+            .valid
+    );
+}
+
+#[test]
+fn every_truncation_of_a_valid_declaration_is_rejected_and_located() {
+    let doc = sample();
+    let validator = validator(XmlLimits::default());
+    let end = doc.iter().rposition(|b| *b == b'>').unwrap();
+    for cut in (0..end).step_by(13) {
+        let report = validator.validate(&doc[..cut], "cut.xml");
+        assert!(!report.valid, "a document cut at {cut} passed");
+        let first = &report.issues[0];
+        assert!(first.is_error());
+        // Cut inside a multi-byte character, the input is not UTF-8 any more.
+        assert!(
+            first.code == Code::XmlNotWellFormed || first.code == Code::XmlEncoding,
+            "cut at {cut}: {:#?}",
+            report.issues
+        );
+        assert!(
+            first.location.line.is_some(),
+            "cut at {cut}: unlocated {first:?}"
+        );
+    }
+}
+
+#[test]
+fn schema_errors_carry_the_element_path_with_indexes() {
+    // A declaration with 120 goods items; the third one's HS code is broken.
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/wco/corpus/valid/crafted-many-items.xml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut seen = 0;
+    let mut out = String::new();
+    for line in text.split_inclusive('\n') {
+        if line.contains("<GovernmentAgencyGoodsItem>") {
+            seen += 1;
+        }
+        if seen == 3 && line.contains("<InvoiceLine>") {
+            out.push_str(&line.replace("<InvoiceLine>", "<InvoiceLine><Bogus/>"));
+            seen += 1000;
+            continue;
+        }
+        out.push_str(line);
+    }
+    assert!(seen > 1000, "the third goods item was found");
+    let report = validator(XmlLimits::default()).validate(out.as_bytes(), "items.xml");
+    assert!(!report.valid);
+    let issue = report
+        .issues
+        .iter()
+        .find(|i| i.code == Code::XmlSchemaInvalid)
+        .unwrap();
+    assert_eq!(
+        issue.location.path.as_deref(),
+        Some(
+            "/MetaData/Declaration/GoodsShipment/GovernmentAgencyGoodsItem[3]/Commodity/InvoiceLine/Bogus"
+        ),
+        "{issue:#?}"
+    );
+    assert!(issue.location.column.is_some());
+}
+
+#[test]
+fn attribute_errors_point_at_the_attribute() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/wco/corpus/invalid/crafted-bad-currency.xml");
+    let report = validator(XmlLimits::default()).validate(&std::fs::read(path).unwrap(), "cur.xml");
+    let issue = &report.issues[0];
+    assert_eq!(issue.code, Code::XmlSchemaInvalid);
+    assert_eq!(issue.location.line, Some(236));
+    assert_eq!(
+        issue.location.path.as_deref(),
+        Some(
+            "/MetaData/Declaration/GoodsShipment/GovernmentAgencyGoodsItem/Commodity/InvoiceLine/ItemChargeAmount/@currencyID"
+        )
+    );
+}
+
+fn many_items() -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/wco/corpus/valid/crafted-many-items.xml");
+    std::fs::read_to_string(path).unwrap()
+}
+
+#[test]
+fn all_errors_are_reported_not_only_the_first() {
+    // 120 goods items, each with a lower-case currency.
+    let broken = many_items().replace("currencyID=\"GBP\"", "currencyID=\"gbp\"");
+    let report = validator(XmlLimits::default()).validate(broken.as_bytes(), "many-errors.xml");
+    let schema_errors: Vec<_> = report
+        .issues
+        .iter()
+        .filter(|i| i.code == Code::XmlSchemaInvalid)
+        .collect();
+    assert_eq!(schema_errors.len(), 100, "capped at max_issues");
+    assert_eq!(report.issues.last().unwrap().code, Code::XmlTooManyIssues);
+    assert!(
+        report
+            .issues
+            .last()
+            .unwrap()
+            .message
+            .starts_with("20 further"),
+        "{:?}",
+        report.issues.last()
+    );
+    // Each is located at its own goods item.
+    assert_eq!(
+        schema_errors[41].location.path.as_deref(),
+        Some(
+            "/MetaData/Declaration/GoodsShipment/GovernmentAgencyGoodsItem[42]/Commodity/InvoiceLine/ItemChargeAmount/@currencyID"
+        )
+    );
+}
+
+#[test]
+fn issue_cap_counts_the_rest() {
+    let broken = many_items().replace("currencyID=\"GBP\"", "currencyID=\"gbp\"");
+    let limits = XmlLimits {
+        max_issues: 5,
+        ..XmlLimits::default()
+    };
+    let report = validator(limits).validate(broken.as_bytes(), "cap.xml");
+    let codes: Vec<Code> = report.issues.iter().map(|i| i.code).collect();
+    assert_eq!(codes.len(), 6);
+    assert_eq!(codes.first(), Some(&Code::XmlSchemaInvalid));
+    assert_eq!(
+        codes.last(),
+        Some(&Code::XmlTooManyIssues),
+        "{:#?}",
+        report.issues
+    );
+}
+
+#[test]
+fn missing_schema_folder_is_an_issue_not_a_pass() {
+    let validator = XmlValidator::new(Some(Path::new("/nonexistent/wco")), XmlLimits::default());
+    let report = validator.validate(&sample(), "s.xml");
+    assert!(!report.valid && !report.schema_validated);
+    assert_eq!(
+        report.issues.last().unwrap().code,
+        Code::XmlSchemaUnavailable
+    );
+}
+
+#[test]
+fn validators_on_many_threads_agree() {
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/wco/corpus");
+    let mut files: Vec<(PathBuf, bool)> = Vec::new();
+    for (dir, valid) in [("valid", true), ("invalid", false)] {
+        for entry in std::fs::read_dir(corpus.join(dir)).unwrap() {
+            files.push((entry.unwrap().path(), valid));
+        }
+    }
+    let shared = validator(XmlLimits::default());
+    std::thread::scope(|scope| {
+        for t in 0..6 {
+            let shared = shared.clone();
+            let files = &files;
+            scope.spawn(move || {
+                for round in 0..3 {
+                    for (i, (path, valid)) in files.iter().enumerate() {
+                        if (i + t + round) % 2 == 0 {
+                            continue;
+                        }
+                        let report =
+                            shared.validate(&std::fs::read(path).unwrap(), &path.to_string_lossy());
+                        assert_eq!(report.valid, *valid, "thread {t}: {}", path.display());
+                    }
+                }
+            });
+        }
+    });
+}
