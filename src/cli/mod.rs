@@ -62,6 +62,9 @@ enum Target {
 enum AckKind {
     /// CONTRL syntax and service report (syntax version of the interchange).
     Contrl,
+    /// WCO RES for a WCO XML declaration: 03 rejected with Error/Pointer
+    /// chains, or 02 received.
+    Res,
 }
 
 #[derive(Debug, Subcommand)]
@@ -188,6 +191,8 @@ enum Command {
         at: Option<String>,
         #[command(flatten)]
         schema: SchemaArgs,
+        #[command(flatten)]
+        xml: XmlArgs,
     },
 }
 
@@ -691,7 +696,8 @@ where
             format,
             at,
             schema,
-        } => ack(&file, kind, format, at.as_deref(), &schema),
+            xml,
+        } => ack(&file, kind, format, at.as_deref(), &schema, &xml),
         Command::Serve {
             config,
             listen,
@@ -1042,6 +1048,7 @@ fn ack(
     format: Format,
     at: Option<&str>,
     schema: &SchemaArgs,
+    xml: &XmlArgs,
 ) -> Result<u8, CliError> {
     let moment = match at {
         Some(text) => Timestamp::parse(text)
@@ -1049,6 +1056,23 @@ fn ack(
         None => Timestamp::now(),
     };
     let bytes = read(path)?;
+    let is_xml = tradehub_xml::looks_like_xml(&bytes);
+    match (kind, is_xml) {
+        (AckKind::Res, true) => return ack_res(path, &bytes, moment, format, xml),
+        (AckKind::Res, false) => {
+            return Err(CliError::Usage(format!(
+                "{}: --kind res answers WCO XML declarations; this is not XML (use --kind contrl)",
+                path.display()
+            )));
+        }
+        (AckKind::Contrl, true) => {
+            return Err(CliError::Usage(format!(
+                "{}: CONTRL answers UN/EDIFACT interchanges; for WCO XML use --kind res",
+                path.display()
+            )));
+        }
+        (AckKind::Contrl, false) => {}
+    }
     let parsed = match schema.directories()? {
         Some(d) => edifact::Parser::new(
             &bytes[..],
@@ -1068,6 +1092,8 @@ fn ack(
     };
     let mut out = io::stdout().lock();
     match kind {
+        // Answered before the interchange was parsed.
+        AckKind::Res => {}
         AckKind::Contrl => {
             let options = contrl_options(&parsed, moment);
             let report = contrl::build(&parsed, &options);
@@ -1087,6 +1113,48 @@ fn ack(
         }
     }
     Ok(if parsed.is_valid() {
+        EXIT_VALID
+    } else {
+        EXIT_INVALID
+    })
+}
+
+/// The WCO RES for an XML declaration. Its id is derived from the input and
+/// the time, so `--at` makes the output reproducible.
+fn ack_res(
+    path: &Path,
+    bytes: &[u8],
+    moment: Timestamp,
+    format: Format,
+    xml: &XmlArgs,
+) -> Result<u8, CliError> {
+    use sha2::{Digest, Sha256};
+    let validator = xml.validator(XmlLimits::default().max_issues)?;
+    let report = validator.validate(bytes, &path.display().to_string());
+    let digest = Sha256::new()
+        .chain_update(bytes)
+        .chain_update(moment.to_string().as_bytes())
+        .finalize();
+    let id: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+    let response = crate::ack::res::for_report(&report, moment, &id);
+    let written = crate::xml::response::write(&response)
+        .map_err(|e| CliError::Usage(format!("{}: response not written: {e}", path.display())))?;
+    let mut out = io::stdout().lock();
+    match format {
+        Format::Json => {
+            let json = serde_json::json!({
+                "file": path.display().to_string(),
+                "valid": report.valid,
+                "function_code": format!("{:02}", response.function.code()),
+                "issues": report.issues,
+                "response": written,
+            });
+            serde_json::to_writer_pretty(&mut out, &json).map_err(|e| out_err(e.into()))?;
+            writeln!(out).map_err(out_err)?;
+        }
+        Format::Text => out.write_all(written.as_bytes()).map_err(out_err)?,
+    }
+    Ok(if report.valid {
         EXIT_VALID
     } else {
         EXIT_INVALID

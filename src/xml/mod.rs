@@ -10,6 +10,7 @@
 mod libxml2;
 pub mod reader;
 pub mod response;
+pub mod sample;
 
 use std::cell::RefCell;
 use std::collections::HashMap;

@@ -288,7 +288,7 @@ pub enum WriteErrorKind {
     Character(char),
     /// Not a time the schema's `20YYMMDD[HHMMSSZ]` pattern can express (the
     /// year must be 2000–2099).
-    #[error("{0:?} cannot be written as a 20YYMMDDHHMMSSZ date/time")]
+    #[error("{0} cannot be written as a 20YYMMDDHHMMSSZ date/time")]
     Date(Timestamp),
     /// More digits than the schema type allows.
     #[error(

@@ -1,0 +1,88 @@
+//! The WCO RES answer to a WCO declaration's validation: 03 rejected with one
+//! `Error` per issue (its code as `ValidationCode`, the message and location
+//! as `Description`, the element path as a `Pointer` chain), or 02 received
+//! when the declaration passed. Acceptance with an MRN (01) is the hub's, after
+//! its business checks; this module only answers the format validation.
+
+use crate::diag::Issue;
+use crate::timestamp::Timestamp;
+use crate::xml::XmlReport;
+use crate::xml::response::{
+    DeclarationRef, ResponseError, ResponseFunction, WcoResponse, pointers_for_path,
+};
+
+/// The longest `Description` the response schema allows (an..512).
+const DESCRIPTION_MAX: usize = 512;
+/// Most `Error` elements written; a final one says how many were left out.
+const ERRORS_MAX: usize = 99;
+
+/// The response to a validated declaration, issued at `issued` with the
+/// response's own id `response_id` (an..35).
+pub fn for_report(report: &XmlReport, issued: Timestamp, response_id: &str) -> WcoResponse {
+    let errors: Vec<&Issue> = report.issues.iter().filter(|i| i.is_error()).collect();
+    let function = if report.valid {
+        ResponseFunction::Received
+    } else {
+        ResponseFunction::Rejected
+    };
+    let mut response = WcoResponse::new(function, response_id, issued);
+    response.declaration = DeclarationRef {
+        lrn: report
+            .summary
+            .functional_reference_id
+            .as_deref()
+            .map(|lrn| clip(lrn.trim(), 35))
+            .filter(|lrn| !lrn.is_empty()),
+        rejected: (!report.valid).then_some(issued),
+        ..DeclarationRef::default()
+    };
+    for issue in errors.iter().take(ERRORS_MAX) {
+        response.errors.push(error_for(issue));
+    }
+    if errors.len() > ERRORS_MAX {
+        response.errors.push(ResponseError {
+            validation_code: "XML011".into(),
+            description: Some(format!(
+                "{} further errors are not listed",
+                errors.len() - ERRORS_MAX
+            )),
+            pointers: Vec::new(),
+        });
+    }
+    response
+}
+
+fn error_for(issue: &Issue) -> ResponseError {
+    let (pointers, _unmapped) = issue
+        .location
+        .path
+        .as_deref()
+        .map(pointers_for_path)
+        .unwrap_or_default();
+    let mut description = String::new();
+    if let Some(line) = issue.location.line {
+        description.push_str(&format!("line {line}"));
+        if let Some(column) = issue.location.column {
+            description.push_str(&format!(" column {column}"));
+        }
+        description.push_str(": ");
+    }
+    if let Some(path) = &issue.location.path {
+        description.push_str(path);
+        description.push_str(": ");
+    }
+    description.push_str(&issue.message);
+    ResponseError {
+        validation_code: issue.code.as_str().to_owned(),
+        description: Some(clip(&description, DESCRIPTION_MAX)),
+        pointers,
+    }
+}
+
+/// `text` cut to at most `max` characters.
+fn clip(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((at, _)) => text.get(..at).unwrap_or(text).to_owned(),
+        None => text.to_owned(),
+    }
+}

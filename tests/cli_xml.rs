@@ -1,0 +1,180 @@
+//! `tradehub check` and `tradehub ack --kind res` on WCO XML, as a user runs
+//! them: auto-detection, exit codes, located issues in JSON, the limits as
+//! flags, and responses that are themselves schema-valid.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use tradehub::xml::{DocumentKind, XmlLimits, XmlValidator};
+
+fn corpus(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/wco/corpus")
+        .join(rel)
+}
+
+fn tradehub(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tradehub"))
+        .args(args)
+        .output()
+        .expect("run tradehub")
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn check_detects_xml_and_follows_the_verdict() {
+    let ok = corpus("valid/hmrc__TT_IM001d__TT_IM001d.xml");
+    let bad = corpus("invalid/crafted-functioncode-letters.xml");
+    let edi =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/edifact/ok/cusdec-d96b-unoc.edi");
+    let out = tradehub(&["check", ok.to_str().unwrap(), edi.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("valid (0 error(s), 0 warning(s), WCO declaration"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(stdout(&out).contains("3 goods item(s)"), "{}", stdout(&out));
+
+    let out = tradehub(&["check", "--format", "json", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report = &json[0];
+    assert_eq!(report["format"], "xml");
+    assert_eq!(report["document"]["kind"], "declaration");
+    assert_eq!(report["document"]["function_code"], "X9");
+    let issue = &report["issues"][0];
+    assert_eq!(issue["code"], "XML002");
+    assert_eq!(issue["location"]["line"], 23);
+    assert_eq!(
+        issue["location"]["path"],
+        "/MetaData/Declaration/FunctionCode"
+    );
+    assert!(issue["message"].as_str().unwrap().contains("'X9'"));
+}
+
+#[test]
+fn limits_are_flags() {
+    let ok = corpus("valid/hmrc__TT_IM001d__TT_IM001d.xml");
+    let out = tradehub(&[
+        "check",
+        "--format",
+        "json",
+        "--xml-max-bytes",
+        "1000",
+        ok.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json[0]["issues"][0]["code"], "XML004");
+
+    let out = tradehub(&[
+        "check",
+        "--format",
+        "json",
+        "--xml-max-depth",
+        "3",
+        ok.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json[0]["issues"][0]["code"], "XML005");
+
+    let out = tradehub(&[
+        "check",
+        "--wco-schemas",
+        "no-such-folder",
+        ok.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a missing schema folder is a usage error"
+    );
+}
+
+#[test]
+fn ack_res_rejects_with_pointers_and_the_response_is_valid() {
+    let bad = corpus("invalid/crafted-bad-currency.xml");
+    let out = tradehub(&[
+        "ack",
+        "--kind",
+        "res",
+        "--at",
+        "2026-11-25T10:00",
+        bad.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let xml = stdout(&out);
+    let validator = XmlValidator::new(None, XmlLimits::default());
+    let report = validator.validate(xml.as_bytes(), "res.xml");
+    assert!(report.valid, "{:#?}\n{xml}", report.issues);
+    assert_eq!(report.summary.kind, DocumentKind::Response);
+    assert_eq!(report.summary.function_code.as_deref(), Some("03"));
+    assert!(xml.contains("<res:ValidationCode>XML002</res:ValidationCode>"));
+    // Declaration 42A > GoodsShipment 67A > goods item 68A #1 > Commodity 23A
+    // > InvoiceLine 79A with the ItemChargeAmount tag.
+    let codes: Vec<&str> = xml
+        .split("<res:DocumentSectionCode>")
+        .skip(1)
+        .map(|s| s.split('<').next().unwrap())
+        .collect();
+    assert_eq!(codes, ["42A", "67A", "68A", "23A", "79A"]);
+    assert!(xml.contains("<res:FunctionalReferenceID>U.792746806S8Z</res:FunctionalReferenceID>"));
+    assert!(xml.contains("<res:RejectionDateTime>"));
+    // The same input at the same time gives the same response.
+    let again = tradehub(&[
+        "ack",
+        "--kind",
+        "res",
+        "--at",
+        "2026-11-25T10:00",
+        bad.to_str().unwrap(),
+    ]);
+    assert_eq!(stdout(&again), xml);
+}
+
+#[test]
+fn ack_res_for_every_corpus_declaration_is_schema_valid() {
+    let validator = XmlValidator::new(None, XmlLimits::default());
+    let expected = std::fs::read_to_string(corpus("expected.tsv")).unwrap();
+    for line in expected.lines().skip(1) {
+        let mut cols = line.split('\t');
+        let (file, schema, verdict) = (
+            cols.next().unwrap(),
+            cols.next().unwrap(),
+            cols.next().unwrap(),
+        );
+        if schema.contains("notification") {
+            continue;
+        }
+        let out = tradehub(&["ack", "--kind", "res", corpus(file).to_str().unwrap()]);
+        let want = if verdict == "valid" { 0 } else { 1 };
+        assert_eq!(out.status.code(), Some(want), "{file}");
+        let report = validator.validate(&out.stdout, file);
+        assert!(report.valid, "{file}: {:#?}", report.issues);
+        let function = if verdict == "valid" { "02" } else { "03" };
+        assert_eq!(
+            report.summary.function_code.as_deref(),
+            Some(function),
+            "{file}"
+        );
+    }
+}
+
+#[test]
+fn ack_kinds_match_the_input_format() {
+    let edi =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/edifact/ok/cusdec-d96b-unoc.edi");
+    let out = tradehub(&["ack", "--kind", "res", edi.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--kind contrl"));
+    let xml = corpus("valid/hmrc__TT_IM001d__TT_IM001d.xml");
+    let out = tradehub(&["ack", "--kind", "contrl", xml.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--kind res"));
+}
