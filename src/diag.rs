@@ -151,6 +151,20 @@ codes! {
     /// Project code: more schema errors than the configured maximum; the rest
     /// were counted, not recorded.
     XmlTooManyIssues = "XML011",
+    /// Project code: a non-empty value of the message that no mapping rule
+    /// read; reported so that nothing is dropped silently (warning).
+    MappingUnmapped = "MAP001",
+    /// Project code: a mapped value cannot be converted (not a decimal, a
+    /// whole number or a date of its format).
+    MappingValueInvalid = "MAP002",
+    /// Project code: a code has no translation in the mapping file.
+    MappingCodeUnknown = "MAP003",
+    /// Project code: the mapped result is not a complete canonical object
+    /// (a required field is missing or has the wrong type).
+    MappingIncomplete = "MAP004",
+    /// Project code: no mapping file exists for the message type and
+    /// release, or it does not compile.
+    MappingUnavailable = "MAP005",
     /// Project code: the interchange sender (UNB S002) is not the
     /// authenticated partner that submitted it.
     WrongSender = "HUB201",

@@ -4,10 +4,12 @@
 #![deny(unsafe_code)] // allowed in one module only: xml::libxml2 (the libxml2 bindings)
 
 pub mod ack;
+pub mod agency;
 pub mod cli;
 pub mod diag;
 pub mod edifact;
 pub mod hub;
+pub mod mapping;
 pub mod model;
 pub mod schema;
 pub mod store;

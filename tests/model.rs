@@ -31,6 +31,8 @@ fn declaration() -> Declaration {
         representative: None,
         seller: None,
         buyer: None,
+        dispatch_country: None,
+        destination_country: None,
         customs_office: Some("KRPUS".into()),
         transport: Some(Transport {
             border_mode: Some("1".into()),

@@ -54,7 +54,8 @@ enum Target {
     Tree,
     /// UN/EDIFACT, segment for segment (use --una for other separators).
     Edifact,
-    /// The canonical model as JSON (not available yet).
+    /// The canonical model as JSON, through the mapping of the message
+    /// type and release (mappings/).
     Json,
 }
 
@@ -1014,17 +1015,61 @@ fn convert(path: &Path, to: Target, una: Option<&str>) -> Result<u8, CliError> {
                     .map_err(|e| CliError::Usage(format!("{}: {e}", path.display())))?;
             out.write_all(&written).map_err(out_err)?;
         }
-        Target::Json => {
-            return Err(CliError::Usage(
-                "--to json needs the canonical model, which this build does not have yet; use --to tree".into(),
-            ));
-        }
+        Target::Json => return convert_json(path, &bytes),
     }
     Ok(if parsed.is_valid() {
         EXIT_VALID
     } else {
         EXIT_INVALID
     })
+}
+
+/// `convert --to json`: every message through its mapping; the canonical
+/// objects as a JSON array on stdout, problems and unmapped values on
+/// stderr. Exit 1 when a message could not be mapped or the input is
+/// invalid.
+fn convert_json(path: &Path, bytes: &[u8]) -> Result<u8, CliError> {
+    let directories = tradehub_schema::Directories::global();
+    let parsed = edifact::Parser::new(
+        bytes,
+        ParseOptions {
+            keep_messages: true,
+            decode_messages: true,
+            ..ParseOptions::default()
+        },
+    )
+    .with_directories(directories.clone())
+    .run(|_, _| {})
+    .map_err(|source| CliError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let mapped = crate::mapping::edifact::map_interchange(&parsed, &directories);
+    let mut failed = !parsed.is_valid();
+    let mut err = io::stderr().lock();
+    for issue in parsed.issues.iter().filter(|i| i.is_error()) {
+        let _ = writeln!(err, "{}: {issue}", path.display());
+    }
+    let mut documents = Vec::new();
+    for m in &mapped {
+        for issue in &m.issues {
+            failed |= issue.is_error();
+            let _ = writeln!(err, "{}: {issue}", path.display());
+        }
+        if let Some(canonical) = &m.canonical {
+            documents.push(serde_json::json!({
+                "message": m.message,
+                "message_type": m.message_type,
+                m.target.clone(): canonical,
+            }));
+        } else {
+            failed = true;
+        }
+    }
+    let mut out = io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, &documents).map_err(|e| out_err(e.into()))?;
+    writeln!(out).map_err(out_err)?;
+    Ok(if failed { EXIT_INVALID } else { EXIT_VALID })
 }
 
 fn parse_una_arg(text: &str) -> Result<Separators, CliError> {

@@ -84,6 +84,9 @@ pub struct Document {
     pub issued: Option<Moment>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub issuer: Option<String>,
+    /// When the document expires (travel documents, licences).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<Moment>,
 }
 
 /// Packages of one kind.
@@ -127,6 +130,15 @@ pub struct Transport {
     /// ISO 3166-1 alpha-2 nationality of the means of transport.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nationality: Option<String>,
+    /// Name of the vessel, aircraft or vehicle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub means_name: Option<String>,
+    /// Voyage, flight or trip number (conveyance reference).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub voyage: Option<String>,
+    /// Carrier identification.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub carrier: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub containers: Vec<String>,
 }
@@ -155,6 +167,9 @@ pub struct GoodsItem {
     pub net_mass_kg: Option<Decimal>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub customs_value: Option<Amount>,
+    /// Statistical value (e.g. SAD box 46).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub statistical_value: Option<Amount>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub packages: Vec<Packages>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -208,6 +223,12 @@ pub struct Declaration {
     /// Customs office of declaration (e.g. UN/LOCODE or national office code).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub customs_office: Option<String>,
+    /// Country of dispatch/exportation (ISO 3166-1 alpha-2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dispatch_country: Option<String>,
+    /// Country of destination (ISO 3166-1 alpha-2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination_country: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transport: Option<Transport>,
     #[serde(default)]
@@ -291,12 +312,40 @@ pub struct Traveller {
     pub seat: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub baggage_pieces: Option<u16>,
+    /// Port or place of embarkation (e.g. IATA airport code).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embarkation: Option<String>,
+    /// Port or place of debarkation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub debarkation: Option<String>,
+    /// Place of customs clearance (in transit: the first port of entry).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clearance: Option<String>,
+    /// Country of residence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub residence_country: Option<String>,
+    /// Place of birth, as written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub birth_place: Option<String>,
+    /// Reservation (PNR) locator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reservation: Option<String>,
 }
 
 /// A passenger or crew list of a flight or voyage (PAXLST).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct PassengerList {
     pub reference: String,
+    /// What the list is (UN/EDIFACT 1001, e.g. 745 passenger list, 250
+    /// crew list declaration).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub document_type: Option<String>,
+    /// Who reported it (the airline's or agent's contact).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reporter: Option<Party>,
+    /// Carrier identification.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub carrier: Option<String>,
     /// Flight or voyage number.
     pub journey: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -1,0 +1,288 @@
+//! Declarative mappings from messages into the canonical model: one TOML
+//! file per (format, message, release) under `mappings/`, read at run time
+//! and checked, when loaded, against the message structure of the official
+//! directory (every group, segment, element, component and qualifier code
+//! must exist) and against the canonical model's JSON Schema (every target
+//! field must exist and take the value's type). A path that cannot exist is
+//! an error naming its line in the file.
+//!
+//! Architecture invariant: nothing in a message is dropped silently — every
+//! non-empty value no mapping rule read is reported (MAP001).
+
+pub mod edifact;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// A mapping file as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MappingFile {
+    /// `edifact` (WCO XML mappings will use `wco`).
+    pub format: String,
+    /// Message type, e.g. `CUSDEC`.
+    pub message: String,
+    /// Directory release, e.g. `D96B`.
+    pub release: String,
+    /// Canonical type produced: `declaration`, `cargo_report`, `passenger_list`.
+    pub target: String,
+    /// Data elements that qualify a code rather than carry data (e.g. 1131
+    /// code list qualifier, 3055 responsible agency): not reported as
+    /// unmapped. Declared here, so nothing is dropped silently.
+    #[serde(default)]
+    pub ignore: Vec<String>,
+    /// Fields set to a constant.
+    #[serde(default)]
+    pub constant: Vec<Constant>,
+    /// Fields read from the message level.
+    #[serde(default)]
+    pub field: Vec<FieldRule>,
+    /// Repeating groups that become lists.
+    #[serde(default)]
+    pub list: Vec<ListRule>,
+}
+
+/// A field given a fixed value.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Constant {
+    pub to: Spanned<String>,
+    pub value: toml::Value,
+}
+
+/// How a value is converted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ValueType {
+    /// Text as received.
+    #[default]
+    Text,
+    /// An exact decimal (the UNA decimal mark is already `.` after decoding
+    /// when the message used `,`; both are accepted).
+    Decimal,
+    /// A non-negative integer.
+    Integer,
+    /// A date with its 2379 format, read from `date_format`.
+    Date,
+    /// `true` or `false` (usually after a code translation).
+    Boolean,
+}
+
+/// One field read from a path.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FieldRule {
+    /// Dotted field of the target, e.g. `declarant.id`.
+    pub to: Spanned<String>,
+    /// Path in the message: `SG6/NAD[3035=IM]/C082/3039`.
+    pub from: Spanned<String>,
+    #[serde(default, rename = "type")]
+    pub kind: ValueType,
+    /// For dates: the path, in the same segment, of the 2379 format code
+    /// (e.g. `C507/2379`).
+    #[serde(default)]
+    pub date_format: Option<Spanned<String>>,
+    /// For dates: the 2379 format assumed when the message gives none
+    /// (e.g. `101` where an implementation guide fixes YYMMDD).
+    #[serde(default)]
+    pub default_format: Option<String>,
+    /// Take the last occurrence instead of the first.
+    #[serde(default)]
+    pub last: bool,
+    /// Code translation: received code → canonical value. A code not listed
+    /// is an error (MAP003), unless `pass_other` is set.
+    #[serde(default)]
+    pub codes: Option<BTreeMap<String, String>>,
+    /// Keep codes not in `codes` as received.
+    #[serde(default)]
+    pub pass_other: bool,
+    /// Every occurrence into a list of values (the target must be a list
+    /// of strings), instead of the first.
+    #[serde(default)]
+    pub all: bool,
+}
+
+/// A repeating group mapped to a list of objects.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListRule {
+    /// The list field of the target, e.g. `goods`.
+    pub to: Spanned<String>,
+    /// The group path, relative to the enclosing level, e.g. `SG30`.
+    pub group: Spanned<String>,
+    /// Only the instances whose trigger segment carries this qualifier,
+    /// written like a segment filter: `DOC[C002.1001=380]`.
+    #[serde(default)]
+    pub when: Option<Spanned<String>>,
+    #[serde(default)]
+    pub constant: Vec<Constant>,
+    #[serde(default)]
+    pub field: Vec<FieldRule>,
+    #[serde(default)]
+    pub list: Vec<ListRule>,
+}
+
+/// Why a mapping file cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}:{line}: {message}")]
+pub struct MappingError {
+    pub file: String,
+    /// 1-based line of the offending value (0 when the file has no line).
+    pub line: usize,
+    pub message: String,
+}
+
+/// Line of a byte offset in `text`.
+fn line_of(text: &str, offset: usize) -> usize {
+    text.get(..offset)
+        .map_or(1, |t| t.matches('\n').count() + 1)
+}
+
+impl MappingFile {
+    /// Parses a mapping file (not yet checked against any structure).
+    pub fn parse(name: &str, text: &str) -> Result<MappingFile, MappingError> {
+        toml::from_str(text).map_err(|e| MappingError {
+            file: name.to_owned(),
+            line: e.span().map_or(0, |s| line_of(text, s.start)),
+            message: e.message().to_owned(),
+        })
+    }
+}
+
+/// Where mapping files are looked for: `mappings/` of the working directory,
+/// then the one in the source tree; `TRADEHUB_MAPPINGS` first when set.
+pub fn mapping_folders() -> Vec<PathBuf> {
+    let mut folders = Vec::new();
+    if let Some(dir) = std::env::var_os("TRADEHUB_MAPPINGS") {
+        folders.push(PathBuf::from(dir));
+    }
+    folders.push(PathBuf::from("mappings"));
+    folders.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings"));
+    folders
+}
+
+/// The mapping file for an EDIFACT message, e.g. `edifact/D96B/CUSDEC.toml`.
+pub fn find_edifact(message: &str, release: &str) -> Option<PathBuf> {
+    let rel = Path::new("edifact")
+        .join(release)
+        .join(format!("{message}.toml"));
+    mapping_folders()
+        .into_iter()
+        .map(|dir| dir.join(&rel))
+        .find(|p| p.is_file())
+}
+
+/// The JSON Schema node of a dotted field below `schema` (an object schema
+/// of the canonical model), following `$ref`, nullable `anyOf` and arrays
+/// for list fields.
+pub(crate) fn schema_field<'a>(
+    root: &'a serde_json::Value,
+    schema: &'a serde_json::Value,
+    dotted: &str,
+) -> Result<&'a serde_json::Value, String> {
+    let mut node = resolve(root, schema);
+    let mut walked = String::new();
+    for part in dotted.split('.') {
+        let props = node
+            .get("properties")
+            .and_then(|p| p.as_object())
+            .ok_or_else(|| format!("{walked} is not an object in the canonical model"))?;
+        let next = props.get(part).ok_or_else(|| {
+            let known: Vec<&str> = props.keys().map(String::as_str).collect();
+            format!(
+                "the canonical model has no field {part:?}{} (fields: {})",
+                if walked.is_empty() {
+                    String::new()
+                } else {
+                    format!(" in {walked}")
+                },
+                known.join(", ")
+            )
+        })?;
+        node = resolve(root, next);
+        if !walked.is_empty() {
+            walked.push('.');
+        }
+        walked.push_str(part);
+    }
+    Ok(node)
+}
+
+/// Follows `$ref` and drops the `null` branch of an optional.
+pub(crate) fn resolve<'a>(
+    root: &'a serde_json::Value,
+    mut node: &'a serde_json::Value,
+) -> &'a serde_json::Value {
+    for _ in 0..16 {
+        if let Some(reference) = node.get("$ref").and_then(|r| r.as_str()) {
+            let name = reference.rsplit('/').next().unwrap_or("");
+            match root.get("$defs").and_then(|d| d.get(name)) {
+                Some(target) => node = target,
+                None => return node,
+            }
+            continue;
+        }
+        if let Some(branches) = node
+            .get("anyOf")
+            .or_else(|| node.get("oneOf"))
+            .and_then(|a| a.as_array())
+            && let Some(branch) = branches
+                .iter()
+                .find(|b| b.get("type").and_then(|t| t.as_str()) != Some("null"))
+        {
+            node = branch;
+            continue;
+        }
+        return node;
+    }
+    node
+}
+
+/// The schema's type name of a node (`string`, `integer`, `object`, `array`),
+/// taking the non-null one of a `["string", "null"]` pair.
+pub(crate) fn schema_type(node: &serde_json::Value) -> Option<&str> {
+    match node.get("type")? {
+        serde_json::Value::String(s) => Some(s),
+        serde_json::Value::Array(types) => types
+            .iter()
+            .filter_map(|t| t.as_str())
+            .find(|t| *t != "null"),
+        _ => None,
+    }
+}
+
+/// The result of mapping one message.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Mapped {
+    /// The message reference (UNH 0062) or document reference.
+    pub message: String,
+    /// The message type, e.g. `CUSDEC`.
+    pub message_type: String,
+    /// The canonical type produced (`declaration`, …).
+    pub target: String,
+    /// The canonical object; `None` when it could not be built.
+    pub canonical: Option<serde_json::Value>,
+    /// Problems and unmapped values.
+    pub issues: Vec<crate::diag::Issue>,
+}
+
+/// Checks a mapped JSON value against the canonical type and returns it in
+/// its canonical form (the typed value serialised again).
+pub fn typed(target: &str, value: serde_json::Value) -> Result<serde_json::Value, String> {
+    use crate::model::{CargoReport, Declaration, PassengerList};
+    fn again<T: serde::de::DeserializeOwned + serde::Serialize>(
+        value: serde_json::Value,
+    ) -> Result<serde_json::Value, String> {
+        let typed: T = serde_json::from_value(value).map_err(|e| e.to_string())?;
+        serde_json::to_value(typed).map_err(|e| e.to_string())
+    }
+    match target {
+        "declaration" => again::<Declaration>(value),
+        "cargo_report" => again::<CargoReport>(value),
+        "passenger_list" => again::<PassengerList>(value),
+        other => Err(format!("{other:?} is not a canonical type")),
+    }
+}

@@ -1,0 +1,251 @@
+//! Declarative mappings: every mapping file compiles against its directory;
+//! real and generated messages map to the golden canonical JSON (with every
+//! unmapped value listed); mistakes in a mapping file name their line; bad
+//! values and untranslated codes are located in the message.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+
+use tradehub::diag::Code;
+use tradehub::edifact::{ParseOptions, Parser};
+use tradehub::mapping::Mapped;
+use tradehub::mapping::edifact::{EdifactMapping, map_interchange};
+use tradehub::schema::Directories;
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn map(bytes: &[u8]) -> Vec<Mapped> {
+    let directories = Directories::global();
+    let parsed = Parser::new(
+        bytes,
+        ParseOptions {
+            keep_messages: true,
+            decode_messages: true,
+            ..ParseOptions::default()
+        },
+    )
+    .with_directories(directories.clone())
+    .run(|_, _| {})
+    .unwrap();
+    map_interchange(&parsed, &directories)
+}
+
+/// The golden form: canonical objects and the mapping issues (code,
+/// location, message) of every message.
+fn golden(mapped: &[Mapped]) -> serde_json::Value {
+    serde_json::to_value(mapped).unwrap()
+}
+
+#[test]
+fn every_mapping_file_compiles() {
+    let directories = Directories::global();
+    let mut count = 0;
+    for release in std::fs::read_dir(root().join("mappings/edifact")).unwrap() {
+        let release = release.unwrap().path();
+        let name = release.file_name().unwrap().to_string_lossy().into_owned();
+        let dir = directories.release(&name).unwrap().unwrap();
+        for file in std::fs::read_dir(&release).unwrap() {
+            let file = file.unwrap().path();
+            let text = std::fs::read_to_string(&file).unwrap();
+            for version in [3, 4] {
+                EdifactMapping::compile(&file.display().to_string(), &text, &dir, version)
+                    .unwrap_or_else(|e| panic!("{e}"));
+            }
+            count += 1;
+        }
+    }
+    assert!(count >= 3, "CUSDEC D96B, PAXLST D02B and D05B at least");
+}
+
+#[test]
+fn messages_map_to_their_golden_canonical_json() {
+    let cases: &[(&str, &str)] = &[
+        ("edifact/ok/cusdec-d96b-unoc.edi", "cusdec-d96b-unoc"),
+        (
+            "edifact/ok/cusdec-v4-repetition.edi",
+            "cusdec-v4-repetition",
+        ),
+        ("edifact/corpus/gtas__Test1.txt", "paxlst-d02b-gtas-test1"),
+        (
+            "edifact/corpus/gtas__airline2.edi",
+            "paxlst-d02b-gtas-airline2",
+        ),
+        (
+            "edifact/corpus/gtas__apisMessage.txt",
+            "paxlst-d05b-gtas-apis",
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (input, name) in cases {
+        let bytes = std::fs::read(root().join("fixtures").join(input)).unwrap();
+        let got = golden(&map(&bytes));
+        let expected_path: PathBuf = root().join("fixtures/mapping").join(format!("{name}.json"));
+        if std::env::var_os("UPDATE_EXPECT").is_some() {
+            std::fs::create_dir_all(expected_path.parent().unwrap()).unwrap();
+            std::fs::write(
+                &expected_path,
+                serde_json::to_string_pretty(&got).unwrap() + "\n",
+            )
+            .unwrap();
+            continue;
+        }
+        let expected: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&expected_path).unwrap_or_default())
+                .unwrap_or(serde_json::Value::Null);
+        if got != expected {
+            failures.push(format!(
+                "{name}: differs from {} (UPDATE_EXPECT=1 to refresh)",
+                expected_path.display()
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn cusdec_fields_land_where_the_directory_says() {
+    let bytes = std::fs::read(root().join("fixtures/edifact/ok/cusdec-d96b-unoc.edi")).unwrap();
+    let mapped = map(&bytes);
+    assert_eq!(mapped.len(), 2);
+    let d = &mapped[0].canonical.as_ref().unwrap();
+    assert_eq!(d["lrn"], "LRN2026001");
+    assert_eq!(d["kind"], "export");
+    assert_eq!(d["function"], "original");
+    assert_eq!(d["declarant"]["id"], "1234567890");
+    assert_eq!(
+        d["importer"]["name"], "HANBIT TRADING CO+ LTD",
+        "release character resolved"
+    );
+    assert_eq!(
+        d["totals"]["invoice"]["value"], "125000.50",
+        "exact decimal, as text"
+    );
+    assert_eq!(d["goods"][1]["sequence"], 2);
+    assert_eq!(d["goods"][1]["hs_code"], "847989");
+    assert_eq!(d["issued"]["iso"], "2026-11-24T10:30");
+    assert!(
+        mapped.iter().all(|m| m.issues.is_empty()),
+        "{:#?}",
+        mapped[0].issues
+    );
+}
+
+fn cusdec_with(from: &str, to: &str) -> Vec<Mapped> {
+    let text =
+        std::fs::read_to_string(root().join("fixtures/edifact/ok/cusdec-d96b-unoc.edi")).unwrap();
+    assert!(text.contains(from));
+    map(text.replacen(from, to, 1).as_bytes())
+}
+
+#[test]
+fn an_untranslated_code_is_located() {
+    // BGM 1225 = 3 (deletion) has no canonical function.
+    let mapped = cusdec_with("BGM+830+LRN2026001+9'", "BGM+830+LRN2026001+3'");
+    let issue = mapped[0]
+        .issues
+        .iter()
+        .find(|i| i.code == Code::MappingCodeUnknown)
+        .unwrap();
+    assert_eq!(issue.location.tag.as_deref(), Some("BGM"));
+    assert_eq!(issue.location.message_segment, Some(2));
+    assert_eq!(issue.location.element, Some(3));
+    // Without a function the declaration is incomplete, and says so.
+    assert!(mapped[0].canonical.is_none());
+    assert!(
+        mapped[0]
+            .issues
+            .iter()
+            .any(|i| i.code == Code::MappingIncomplete)
+    );
+}
+
+#[test]
+fn a_bad_value_is_located() {
+    let mapped = cusdec_with("MOA+39:125000.50:USD'", "MOA+39:12S000.50:USD'");
+    let issue = mapped[0]
+        .issues
+        .iter()
+        .find(|i| i.code == Code::MappingValueInvalid)
+        .unwrap();
+    assert_eq!(issue.location.tag.as_deref(), Some("MOA"));
+    assert_eq!(
+        (issue.location.element, issue.location.component),
+        (Some(1), Some(2))
+    );
+}
+
+#[test]
+fn nothing_is_dropped_silently() {
+    // A free text the mapping has no place for (FTX subject ACB) is listed.
+    let mapped = cusdec_with("CST+1+847989'", "CST+1+847989'FTX+ACB+++LOOSE NOTE'");
+    let unmapped: Vec<_> = mapped[0]
+        .issues
+        .iter()
+        .filter(|i| i.code == Code::MappingUnmapped)
+        .collect();
+    assert!(
+        unmapped.iter().any(|i| i.message.contains("LOOSE NOTE")),
+        "{unmapped:#?}"
+    );
+    assert!(unmapped.iter().any(|i| i.message.contains("\"ACB\"")));
+    assert!(
+        mapped[0].canonical.is_some(),
+        "warnings do not stop the mapping"
+    );
+}
+
+/// Mistakes in a mapping file are refused when it is loaded, naming the line.
+#[test]
+fn mapping_mistakes_name_their_line() {
+    let directories = Directories::global();
+    let d96b = directories.release("D96B").unwrap().unwrap();
+    let head = "format = \"edifact\"\nmessage = \"CUSDEC\"\nrelease = \"D96B\"\ntarget = \"declaration\"\n";
+    let cases: &[(&str, &str)] = &[
+        (
+            "[[field]]\nto = \"lrn\"\nfrom = \"SG99/BGM/C106/1004\"\n",
+            "SG99",
+        ),
+        (
+            "[[field]]\nto = \"lrn\"\nfrom = \"SG6/BGM/C106/1004\"\n",
+            "segment BGM is not at this level",
+        ),
+        (
+            "[[field]]\nto = \"lrn\"\nfrom = \"BGM/1004\"\n",
+            "no data element 1004",
+        ),
+        (
+            "[[field]]\nto = \"lrn\"\nfrom = \"BGM/C106/9999\"\n",
+            "no component 9999",
+        ),
+        (
+            "[[field]]\nto = \"lrn\"\nfrom = \"SG6/NAD[3035=ZZZZ]/C082/3039\"\n",
+            "\"ZZZZ\" is not a code of 3035",
+        ),
+        (
+            "[[field]]\nto = \"nonsense\"\nfrom = \"BGM/C106/1004\"\n",
+            "no field \"nonsense\"",
+        ),
+        (
+            "[[field]]\nto = \"goods\"\nfrom = \"BGM/C106/1004\"\n",
+            "is array",
+        ),
+        ("[[list]]\nto = \"lrn\"\ngroup = \"SG30\"\n", "not a list"),
+        (
+            "[[field]]\nto = \"lrn\"\nfrom = \"BGM/C106/1004\"\nsurprise = 1\n",
+            "unknown field `surprise`",
+        ),
+    ];
+    for (body, fragment) in cases {
+        let text = format!("{head}\n{body}");
+        let err = EdifactMapping::compile("test.toml", &text, &d96b, 3).unwrap_err();
+        assert!(err.message.contains(fragment), "{body}: {err}");
+        // The offending value is on line 6 or 7 of the file.
+        assert!(
+            (6..=9).contains(&err.line),
+            "{body}: line {} ({err})",
+            err.line
+        );
+    }
+}
