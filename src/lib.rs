@@ -11,6 +11,7 @@ pub mod edifact;
 pub mod hub;
 pub mod mapping;
 pub mod model;
+pub mod routing;
 pub mod schema;
 pub mod store;
 pub mod timestamp;

@@ -174,6 +174,18 @@ enum Command {
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
     },
+    /// Show the permits a declaration needs: map it to the canonical model
+    /// and apply the routing rules (config/routing.toml) over the agency
+    /// catalogue (config/agencies.toml).
+    Route {
+        file: PathBuf,
+        /// Agency catalogue [default: config/agencies.toml].
+        #[arg(long, env = "TRADEHUB_AGENCIES")]
+        agencies: Option<PathBuf>,
+        /// Routing rules [default: config/routing.toml].
+        #[arg(long, env = "TRADEHUB_ROUTING")]
+        routing: Option<PathBuf>,
+    },
     /// Manage trading partners.
     Partner {
         #[command(subcommand)]
@@ -691,6 +703,11 @@ where
             &xml,
         ),
         Command::Convert { file, to, una } => convert(&file, to, una.as_deref()),
+        Command::Route {
+            file,
+            agencies,
+            routing,
+        } => route(&file, agencies.as_deref(), routing.as_deref()),
         Command::Ack {
             file,
             kind,
@@ -1022,6 +1039,84 @@ fn convert(path: &Path, to: Target, una: Option<&str>) -> Result<u8, CliError> {
     } else {
         EXIT_INVALID
     })
+}
+
+/// A configuration file: the one given, else `config/<name>` of the
+/// working directory, else the one in the source tree.
+fn config_file(given: Option<&Path>, name: &str) -> PathBuf {
+    if let Some(path) = given {
+        return path.to_path_buf();
+    }
+    let local = Path::new("config").join(name);
+    if local.is_file() {
+        return local;
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("config")
+        .join(name)
+}
+
+/// `route`: the permit requests each declaration of the file needs.
+fn route(path: &Path, agencies: Option<&Path>, routing: Option<&Path>) -> Result<u8, CliError> {
+    let catalogue = crate::agency::AgencyCatalogue::load(config_file(agencies, "agencies.toml"))
+        .map_err(|e| CliError::Usage(e.to_string()))?;
+    let rules = crate::routing::Routing::load(&config_file(routing, "routing.toml"), &catalogue)
+        .map_err(|e| CliError::Usage(e.to_string()))?;
+    let bytes = read(path)?;
+    if tradehub_xml::looks_like_xml(&bytes) {
+        return Err(CliError::Usage(format!(
+            "{}: routing WCO XML needs its mapping to the canonical model, which is not written yet; route the EDIFACT form",
+            path.display()
+        )));
+    }
+    let directories = tradehub_schema::Directories::global();
+    let parsed = edifact::Parser::new(
+        &bytes[..],
+        ParseOptions {
+            keep_messages: true,
+            decode_messages: true,
+            ..ParseOptions::default()
+        },
+    )
+    .with_directories(directories.clone())
+    .run(|_, _| {})
+    .map_err(|source| CliError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let mut failed = false;
+    let mut results = Vec::new();
+    let mut err = io::stderr().lock();
+    for mapped in crate::mapping::edifact::map_interchange(&parsed, &directories) {
+        for issue in mapped.issues.iter().filter(|i| i.is_error()) {
+            let _ = writeln!(err, "{}: {issue}", path.display());
+        }
+        let declaration = mapped
+            .canonical
+            .filter(|_| mapped.target == "declaration")
+            .and_then(|v| serde_json::from_value::<crate::model::Declaration>(v).ok());
+        let Some(declaration) = declaration else {
+            failed = true;
+            let _ = writeln!(
+                err,
+                "{}: message {} ({}) is not a declaration that could be mapped; not routed",
+                path.display(),
+                mapped.message,
+                mapped.message_type
+            );
+            continue;
+        };
+        let permits = rules.route(&declaration);
+        results.push(serde_json::json!({
+            "message": mapped.message,
+            "lrn": declaration.lrn,
+            "permits": permits,
+        }));
+    }
+    let mut out = io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, &results).map_err(|e| out_err(e.into()))?;
+    writeln!(out).map_err(out_err)?;
+    Ok(if failed { EXIT_INVALID } else { EXIT_VALID })
 }
 
 /// `convert --to json`: every message through its mapping; the canonical

@@ -1,0 +1,149 @@
+//! Routing rules over the agency catalogue: the shipped files load; a
+//! declaration gets one permit per agency rule, listing the goods items it
+//! covers; a declaration no rule matches needs none; mistakes in the rules
+//! name their line. Also `tradehub route` as a user runs it.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::Path;
+use std::process::Command;
+
+use tradehub::agency::AgencyCatalogue;
+use tradehub::routing::Routing;
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn shipped() -> (AgencyCatalogue, Routing) {
+    let agencies = AgencyCatalogue::load(root().join("config/agencies.toml")).unwrap();
+    let routing = Routing::load(&root().join("config/routing.toml"), &agencies).unwrap();
+    (agencies, routing)
+}
+
+/// The CUSDEC fixture as an import with three items: beef, a radio
+/// transmitter and a machine.
+fn import_cusdec() -> String {
+    let text =
+        std::fs::read_to_string(root().join("fixtures/edifact/ok/cusdec-d96b-unoc.edi")).unwrap();
+    let first = text.split("UNH+2+").next().unwrap().to_owned();
+    let body = first
+        .replacen("BGM+830+", "BGM+929+", 1)
+        .replacen("CST+1+847989'", "CST+1+020130'", 1)
+        .replacen("CST+2+847989'", "CST+2+851762'", 1);
+    let extra = "CST+3+847989'FTX+AAA+++MACHINE'UNS+S'";
+    let body = body.replacen("UNS+S'", extra, 1);
+    let count = body.split("UNH+1").nth(1).unwrap().matches('\'').count();
+    let body = body.replace("UNT+20+1'", &format!("UNT+{}+1'", count));
+    format!("{body}UNZ+1+20261124001'")
+}
+
+#[test]
+fn shipped_rules_load_against_the_catalogue() {
+    let (agencies, routing) = shipped();
+    assert_eq!(agencies.len(), 169);
+    assert!(routing.len() >= 15, "{}", routing.len());
+}
+
+#[test]
+fn route_names_the_agencies_and_the_goods_items() {
+    let path = std::env::temp_dir().join(format!("tradehub-route-{}.edi", std::process::id()));
+    std::fs::write(&path, import_cusdec()).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tradehub"))
+        .args(["route", path.to_str().unwrap()])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let permits = json[0]["permits"].as_array().unwrap();
+    let by_agency = |code: &str| {
+        permits
+            .iter()
+            .find(|p| p["agency"] == code)
+            .map(|p| p["goods"].clone())
+    };
+    // Meat (chapter 02): food safety and animal/plant quarantine, item 1.
+    assert_eq!(by_agency("MFDS"), Some(serde_json::json!([1])));
+    assert_eq!(by_agency("APQA"), Some(serde_json::json!([1])));
+    // A radio transmitter (8517.62): radio conformity, item 2.
+    assert_eq!(by_agency("RRA"), Some(serde_json::json!([2])));
+    // The machine (8479.89) needs no permit: no permit lists item 3.
+    assert!(permits.iter().all(|p| {
+        !p["goods"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!(3))
+    }));
+    // Each permit carries its law.
+    assert!(
+        permits
+            .iter()
+            .all(|p| !p["law"].as_str().unwrap().is_empty())
+    );
+}
+
+#[test]
+fn exports_and_unmatched_goods_need_no_permit() {
+    let path = root().join("fixtures/edifact/ok/cusdec-d96b-unoc.edi");
+    let out = Command::new(env!("CARGO_BIN_EXE_tradehub"))
+        .args(["route", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json.as_array().unwrap().len(), 2);
+    assert!(
+        json.as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["permits"].as_array().unwrap().is_empty())
+    );
+}
+
+#[test]
+fn rule_mistakes_name_their_line() {
+    let (agencies, _) = shipped();
+    let cases: &[(&str, &str, usize)] = &[
+        (
+            "[[rule]]\nid = \"a\"\nagency = \"NOPE\"\nlaw = \"x\"\nconfirms = \"y\"\nhs = [\"01\"]\n",
+            "not in the agency catalogue",
+            3,
+        ),
+        (
+            "[[rule]]\nid = \"a\"\nagency = \"MFDS\"\nlaw = \"x\"\nconfirms = \"y\"\nhs = [\"0308-0301\"]\n",
+            "runs backwards",
+            6,
+        ),
+        (
+            "[[rule]]\nid = \"a\"\nagency = \"MFDS\"\nlaw = \"x\"\nconfirms = \"y\"\nhs = [\"123\"]\n",
+            "same length",
+            6,
+        ),
+        (
+            "[[rule]]\nid = \"a\"\nagency = \"MFDS\"\nlaw = \"x\"\nconfirms = \"y\"\n",
+            "would match every declaration",
+            2,
+        ),
+        (
+            "[[rule]]\nid = \"a\"\nagency = \"MFDS\"\nlaw = \"x\"\nconfirms = \"y\"\nhs = [\"01\"]\n[[rule]]\nid = \"a\"\nagency = \"MFDS\"\nlaw = \"x\"\nconfirms = \"y\"\nhs = [\"02\"]\n",
+            "used twice",
+            8,
+        ),
+        (
+            "[[rule]]\nid = \"a\"\nagency = \"MFDS\"\nlaw = \"x\"\nconfirms = \"y\"\nhs = [\"01\"]\ncolour = 1\n",
+            "unknown field",
+            7,
+        ),
+    ];
+    for (text, fragment, line) in cases {
+        let err = Routing::from_toml_str("r.toml", text, &agencies).unwrap_err();
+        assert!(err.message.contains(fragment), "{text}: {err}");
+        assert_eq!(err.line, *line, "{text}: {err}");
+    }
+}
