@@ -165,6 +165,23 @@ codes! {
     /// Project code: no mapping file exists for the message type and
     /// release, or it does not compile.
     MappingUnavailable = "MAP005",
+    /// Project code (business rule): a required party is missing (the
+    /// declarant; the importer of an import, the exporter of an export).
+    RuleParty = "RUL001",
+    /// Project code (business rule): an HS code is missing or not 6 to 10 digits.
+    RuleHsCode = "RUL002",
+    /// Project code (business rule): a total differs from the sum of the goods
+    /// items beyond the tolerance (value, mass, packages, item count).
+    RuleTotals = "RUL003",
+    /// Project code (business rule): not an ISO 4217 currency code.
+    RuleCurrency = "RUL004",
+    /// Project code (business rule): not an ISO 3166-1 alpha-2 country code.
+    RuleCountry = "RUL005",
+    /// Project code (business rule): a date after the time of checking.
+    RuleFutureDate = "RUL006",
+    /// Project code (business rule): more than 999 goods items, or items not
+    /// numbered 1, 2, 3 … in order.
+    RuleItems = "RUL007",
     /// Project code: the interchange sender (UNB S002) is not the
     /// authenticated partner that submitted it.
     WrongSender = "HUB201",

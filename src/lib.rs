@@ -12,6 +12,7 @@ pub mod hub;
 pub mod mapping;
 pub mod model;
 pub mod routing;
+pub mod rules;
 pub mod schema;
 pub mod store;
 pub mod timestamp;

@@ -1041,6 +1041,20 @@ fn convert(path: &Path, to: Target, una: Option<&str>) -> Result<u8, CliError> {
     })
 }
 
+/// Business-rule findings for a canonical object (declarations only).
+fn rule_findings(target: &str, canonical: &serde_json::Value) -> Vec<Issue> {
+    if target != "declaration" {
+        return Vec::new();
+    }
+    match serde_json::from_value::<crate::model::Declaration>(canonical.clone()) {
+        Ok(declaration) => crate::rules::check(
+            &declaration,
+            &crate::rules::RuleSettings::at(Timestamp::now()),
+        ),
+        Err(_) => Vec::new(),
+    }
+}
+
 /// A configuration file: the one given, else `config/<name>` of the
 /// working directory, else the one in the source tree.
 fn config_file(given: Option<&Path>, name: &str) -> PathBuf {
@@ -1106,6 +1120,17 @@ fn route(path: &Path, agencies: Option<&Path>, routing: Option<&Path>) -> Result
             );
             continue;
         };
+        for issue in crate::rules::check(
+            &declaration,
+            &crate::rules::RuleSettings::at(Timestamp::now()),
+        ) {
+            let _ = writeln!(
+                err,
+                "{}: message {}: {issue}",
+                path.display(),
+                mapped.message
+            );
+        }
         let permits = rules.route(&declaration);
         results.push(serde_json::json!({
             "message": mapped.message,
@@ -1152,6 +1177,10 @@ fn convert_json(path: &Path, bytes: &[u8]) -> Result<u8, CliError> {
             let _ = writeln!(err, "{}: {issue}", path.display());
         }
         if let Some(canonical) = &m.canonical {
+            for issue in rule_findings(&m.target, canonical) {
+                failed |= issue.is_error();
+                let _ = writeln!(err, "{}: message {}: {issue}", path.display(), m.message);
+            }
             documents.push(serde_json::json!({
                 "message": m.message,
                 "message_type": m.message_type,

@@ -1,0 +1,279 @@
+//! Business rules on canonical declarations: what a well-formed message can
+//! still get wrong. Each rule has a stable code (RULnnn, docs/codes.md) and
+//! locates its finding by the JSON pointer of the canonical field
+//! (`/goods/2/hs_code`), which the response writers turn into segment or
+//! element pointers.
+//!
+//! Rules that need other declarations (an amendment's reference to an
+//! existing LRN/MRN, duplicate LRNs from one declarant) are the hub's, which
+//! has the store; they use the same codes.
+
+use rust_decimal::Decimal;
+
+use crate::diag::{Code, Issue, Location};
+use crate::model::{Amount, Declaration, DeclarationFunction, DeclarationKind, Moment};
+use crate::timestamp::Timestamp;
+
+/// Settings of the rules.
+#[derive(Debug, Clone)]
+pub struct RuleSettings {
+    /// The time the declaration is checked at (dates after it are future).
+    pub now: Timestamp,
+    /// Relative tolerance of totals against the sum of the items (0.01 = 1%).
+    pub tolerance: Decimal,
+}
+
+impl RuleSettings {
+    /// The defaults at `now`: 1% tolerance.
+    pub fn at(now: Timestamp) -> Self {
+        RuleSettings {
+            now,
+            tolerance: Decimal::new(1, 2),
+        }
+    }
+}
+
+fn finding(code: Code, pointer: String, message: String) -> Issue {
+    Issue::error(
+        code,
+        Location {
+            path: Some(pointer),
+            ..Location::default()
+        },
+        message,
+    )
+}
+
+/// Every rule finding for one declaration, in field order.
+pub fn check(declaration: &Declaration, settings: &RuleSettings) -> Vec<Issue> {
+    let mut out = Vec::new();
+    parties(declaration, &mut out);
+    for (i, item) in declaration.goods.iter().enumerate() {
+        if let Some(hs) = &item.hs_code {
+            let digits = hs
+                .chars()
+                .filter(|c| !matches!(c, '.' | ' '))
+                .collect::<String>();
+            if !(6..=10).contains(&digits.len()) || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                out.push(finding(
+                    Code::RuleHsCode,
+                    format!("/goods/{i}/hs_code"),
+                    format!(
+                        "HS code {hs:?} of goods item {} is not 6 to 10 digits",
+                        item.sequence
+                    ),
+                ));
+            }
+        } else if declaration.function != DeclarationFunction::Cancellation {
+            out.push(finding(
+                Code::RuleHsCode,
+                format!("/goods/{i}/hs_code"),
+                format!("goods item {} has no HS code", item.sequence),
+            ));
+        }
+        for (field, value) in [("origin", &item.origin)] {
+            country(value, &format!("/goods/{i}/{field}"), &mut out);
+        }
+        for (field, amount) in [
+            ("customs_value", &item.customs_value),
+            ("statistical_value", &item.statistical_value),
+        ] {
+            currency(amount, &format!("/goods/{i}/{field}/currency"), &mut out);
+        }
+        for (d, duty) in item.duties.iter().enumerate() {
+            currency(
+                &duty.amount,
+                &format!("/goods/{i}/duties/{d}/amount/currency"),
+                &mut out,
+            );
+        }
+    }
+    sequence(declaration, &mut out);
+    country(&declaration.dispatch_country, "/dispatch_country", &mut out);
+    country(
+        &declaration.destination_country,
+        "/destination_country",
+        &mut out,
+    );
+    currency(
+        &declaration.totals.invoice,
+        "/totals/invoice/currency",
+        &mut out,
+    );
+    currency(
+        &declaration.totals.customs_value,
+        "/totals/customs_value/currency",
+        &mut out,
+    );
+    totals(declaration, settings, &mut out);
+    future(&declaration.issued, "/issued", settings, &mut out);
+    out
+}
+
+fn parties(d: &Declaration, out: &mut Vec<Issue>) {
+    if d.declarant.as_ref().and_then(|p| p.id.as_ref()).is_none() {
+        out.push(finding(
+            Code::RuleParty,
+            "/declarant".into(),
+            "the declarant (with an identifier) is required".into(),
+        ));
+    }
+    let (needed, field) = match d.kind {
+        DeclarationKind::Import => (&d.importer, "importer"),
+        DeclarationKind::Export => (&d.exporter, "exporter"),
+        DeclarationKind::Transit => return,
+    };
+    if d.function == DeclarationFunction::Original
+        && needed
+            .as_ref()
+            .and_then(|p| p.id.as_ref().or(p.name.as_ref()))
+            .is_none()
+    {
+        out.push(finding(
+            Code::RuleParty,
+            format!("/{field}"),
+            format!(
+                "an {} declaration needs the {field}",
+                match d.kind {
+                    DeclarationKind::Import => "import",
+                    _ => "export",
+                }
+            ),
+        ));
+    }
+}
+
+fn sequence(d: &Declaration, out: &mut Vec<Issue>) {
+    if d.goods.len() > 999 {
+        out.push(finding(
+            Code::RuleItems,
+            "/goods".into(),
+            format!("{} goods items; at most 999", d.goods.len()),
+        ));
+    }
+    for (i, item) in d.goods.iter().enumerate() {
+        if usize::from(item.sequence) != i + 1 {
+            out.push(finding(
+                Code::RuleItems,
+                format!("/goods/{i}/sequence"),
+                format!(
+                    "goods item {} is numbered {}; items are numbered 1, 2, 3 … in order",
+                    i + 1,
+                    item.sequence
+                ),
+            ));
+            break;
+        }
+    }
+}
+
+fn country(value: &Option<String>, pointer: &str, out: &mut Vec<Issue>) {
+    if let Some(code) = value
+        && isocountry::CountryCode::for_alpha2(code).is_err()
+    {
+        out.push(finding(
+            Code::RuleCountry,
+            pointer.to_owned(),
+            format!("{code:?} is not an ISO 3166-1 alpha-2 country code"),
+        ));
+    }
+}
+
+fn currency(amount: &Option<Amount>, pointer: &str, out: &mut Vec<Issue>) {
+    if let Some(amount) = amount
+        && iso_currency::Currency::from_code(&amount.currency).is_none()
+    {
+        out.push(finding(
+            Code::RuleCurrency,
+            pointer.to_owned(),
+            format!("{:?} is not an ISO 4217 currency code", amount.currency),
+        ));
+    }
+}
+
+/// Totals equal the sum of the items, within the tolerance.
+fn totals(d: &Declaration, settings: &RuleSettings, out: &mut Vec<Issue>) {
+    let close =
+        |total: Decimal, sum: Decimal| (total - sum).abs() <= total.abs() * settings.tolerance;
+    if let Some(total) = &d.totals.customs_value {
+        let values: Vec<&Amount> = d
+            .goods
+            .iter()
+            .filter_map(|g| g.customs_value.as_ref())
+            .collect();
+        if values.len() == d.goods.len() && !values.is_empty() {
+            let sum: Decimal = values.iter().map(|a| a.value).sum();
+            if values.iter().all(|a| a.currency == total.currency) && !close(total.value, sum) {
+                out.push(finding(
+                    Code::RuleTotals,
+                    "/totals/customs_value/value".into(),
+                    format!(
+                        "total customs value {} {} differs from the sum of the items, {sum}",
+                        total.value, total.currency
+                    ),
+                ));
+            }
+        }
+    }
+    if let Some(total) = d.totals.gross_mass_kg {
+        let masses: Vec<Decimal> = d.goods.iter().filter_map(|g| g.gross_mass_kg).collect();
+        if masses.len() == d.goods.len() && !masses.is_empty() {
+            let sum: Decimal = masses.iter().sum();
+            if !close(total, sum) {
+                out.push(finding(
+                    Code::RuleTotals,
+                    "/totals/gross_mass_kg".into(),
+                    format!(
+                        "total gross mass {total} kg differs from the sum of the items, {sum} kg"
+                    ),
+                ));
+            }
+        }
+    }
+    if let Some(total) = d.totals.packages {
+        let sum: u64 = d
+            .goods
+            .iter()
+            .flat_map(|g| g.packages.iter())
+            .map(|p| u64::from(p.count))
+            .sum();
+        if d.goods.iter().all(|g| !g.packages.is_empty())
+            && !d.goods.is_empty()
+            && u64::from(total) != sum
+        {
+            out.push(finding(
+                Code::RuleTotals,
+                "/totals/packages".into(),
+                format!("total packages {total} differ from the sum of the items, {sum}"),
+            ));
+        }
+    }
+    if let Some(items) = d.totals.items
+        && usize::from(items) != d.goods.len()
+    {
+        out.push(finding(
+            Code::RuleTotals,
+            "/totals/items".into(),
+            format!(
+                "the declaration states {items} goods items but carries {}",
+                d.goods.len()
+            ),
+        ));
+    }
+}
+
+fn future(moment: &Option<Moment>, pointer: &str, settings: &RuleSettings, out: &mut Vec<Issue>) {
+    let Some(moment) = moment else { return };
+    // ISO text compares in time order when both are UTC-free local forms of
+    // the same precision; compare the date part, and the time when given.
+    let now = settings.now.to_string();
+    let date = moment.iso.get(..10).unwrap_or(&moment.iso);
+    let now_date = now.get(..10).unwrap_or(&now);
+    if date > now_date {
+        out.push(finding(
+            Code::RuleFutureDate,
+            pointer.to_owned(),
+            format!("{} is after the time of checking ({now})", moment.iso),
+        ));
+    }
+}

@@ -1,0 +1,155 @@
+//! Business rules on canonical declarations: one case per rule code, each
+//! asserting the code and the JSON pointer of the field; a clean declaration
+//! passes; and `convert --to json` reports them.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use serde_json::json;
+use tradehub::diag::Code;
+use tradehub::model::Declaration;
+use tradehub::rules::{RuleSettings, check};
+use tradehub::timestamp::Timestamp;
+
+fn clean() -> serde_json::Value {
+    json!({
+        "kind": "import",
+        "function": "original",
+        "lrn": "LRN1",
+        "issued": {"iso": "2026-11-24T10:30", "format": "203"},
+        "declarant": {"id": "1234567890"},
+        "importer": {"id": "1234567890", "name": "HANBIT TRADING"},
+        "dispatch_country": "CN",
+        "totals": {
+            "customs_value": {"value": "300.00", "currency": "USD"},
+            "gross_mass_kg": "30.0",
+            "items": 2
+        },
+        "goods": [
+            {"sequence": 1, "hs_code": "847989", "origin": "CN", "gross_mass_kg": "10.0",
+             "customs_value": {"value": "100.00", "currency": "USD"}},
+            {"sequence": 2, "hs_code": "8517.62.0000", "origin": "KR", "gross_mass_kg": "20.0",
+             "customs_value": {"value": "200.00", "currency": "USD"}}
+        ]
+    })
+}
+
+fn findings(value: serde_json::Value) -> Vec<(Code, String)> {
+    let declaration: Declaration = serde_json::from_value(value).unwrap();
+    let settings = RuleSettings::at(Timestamp::parse("2026-11-25T12:00").unwrap());
+    check(&declaration, &settings)
+        .into_iter()
+        .map(|i| (i.code, i.location.path.unwrap_or_default()))
+        .collect()
+}
+
+fn with(edit: impl FnOnce(&mut serde_json::Value)) -> Vec<(Code, String)> {
+    let mut value = clean();
+    edit(&mut value);
+    findings(value)
+}
+
+#[test]
+fn a_clean_declaration_passes() {
+    assert_eq!(findings(clean()), vec![]);
+}
+
+#[test]
+fn each_rule_reports_its_code_and_field() {
+    let cases: Vec<(Vec<(Code, String)>, (Code, &str))> = vec![
+        (
+            with(|v| {
+                v.as_object_mut().unwrap().remove("declarant");
+            }),
+            (Code::RuleParty, "/declarant"),
+        ),
+        (
+            with(|v| {
+                v.as_object_mut().unwrap().remove("importer");
+            }),
+            (Code::RuleParty, "/importer"),
+        ),
+        (
+            with(|v| v["goods"][1]["hs_code"] = json!("85176")),
+            (Code::RuleHsCode, "/goods/1/hs_code"),
+        ),
+        (
+            with(|v| v["goods"][0]["hs_code"] = json!("84798A")),
+            (Code::RuleHsCode, "/goods/0/hs_code"),
+        ),
+        (
+            with(|v| v["totals"]["customs_value"]["value"] = json!("350.00")),
+            (Code::RuleTotals, "/totals/customs_value/value"),
+        ),
+        (
+            with(|v| v["totals"]["gross_mass_kg"] = json!("40")),
+            (Code::RuleTotals, "/totals/gross_mass_kg"),
+        ),
+        (
+            with(|v| v["totals"]["items"] = json!(3)),
+            (Code::RuleTotals, "/totals/items"),
+        ),
+        (
+            with(|v| v["goods"][0]["customs_value"]["currency"] = json!("XXY")),
+            (Code::RuleCurrency, "/goods/0/customs_value/currency"),
+        ),
+        (
+            with(|v| v["goods"][1]["origin"] = json!("ZZ")),
+            (Code::RuleCountry, "/goods/1/origin"),
+        ),
+        (
+            with(|v| v["dispatch_country"] = json!("CHN")),
+            (Code::RuleCountry, "/dispatch_country"),
+        ),
+        (
+            with(|v| v["issued"] = json!({"iso": "2027-01-02", "format": "102"})),
+            (Code::RuleFutureDate, "/issued"),
+        ),
+        (
+            with(|v| v["goods"][1]["sequence"] = json!(3)),
+            (Code::RuleItems, "/goods/1/sequence"),
+        ),
+    ];
+    for (got, (code, pointer)) in cases {
+        assert_eq!(
+            got,
+            vec![(code, pointer.to_owned())],
+            "expected {code:?} at {pointer}"
+        );
+    }
+}
+
+#[test]
+fn totals_within_the_tolerance_pass() {
+    // 1% of 300.00 is 3.00: 302.00 passes, 304.00 does not.
+    assert_eq!(
+        with(|v| v["totals"]["customs_value"]["value"] = json!("302.00")),
+        vec![]
+    );
+    assert_eq!(
+        with(|v| v["totals"]["customs_value"]["value"] = json!("304.00")),
+        vec![(Code::RuleTotals, "/totals/customs_value/value".to_owned())]
+    );
+}
+
+#[test]
+fn convert_reports_rule_findings() {
+    // The generated CUSDEC fixture is an export (BGM 830) that names an
+    // importer but no exporter.
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/edifact/ok/cusdec-d96b-unoc.edi");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tradehub"))
+        .args(["convert", path.to_str().unwrap(), "--to", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("RUL001: an export declaration needs the exporter [/exporter]"),
+        "{stderr}"
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        json.as_array().unwrap().len(),
+        2,
+        "the canonical objects are printed all the same"
+    );
+}
