@@ -71,9 +71,7 @@ pub fn check(declaration: &Declaration, settings: &RuleSettings) -> Vec<Issue> {
                 format!("goods item {} has no HS code", item.sequence),
             ));
         }
-        for (field, value) in [("origin", &item.origin)] {
-            country(value, &format!("/goods/{i}/{field}"), &mut out);
-        }
+        country(&item.origin, &format!("/goods/{i}/origin"), &mut out);
         for (field, amount) in [
             ("customs_value", &item.customs_value),
             ("statistical_value", &item.statistical_value),
