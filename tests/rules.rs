@@ -32,7 +32,10 @@ fn clean() -> serde_json::Value {
     })
 }
 
-fn findings(value: serde_json::Value) -> Vec<(Code, String)> {
+/// A rule finding: its code and the JSON pointer of the field.
+type Finding = (Code, String);
+
+fn findings(value: serde_json::Value) -> Vec<Finding> {
     let declaration: Declaration = serde_json::from_value(value).unwrap();
     let settings = RuleSettings::at(Timestamp::parse("2026-11-25T12:00").unwrap());
     check(&declaration, &settings)
@@ -41,7 +44,7 @@ fn findings(value: serde_json::Value) -> Vec<(Code, String)> {
         .collect()
 }
 
-fn with(edit: impl FnOnce(&mut serde_json::Value)) -> Vec<(Code, String)> {
+fn with(edit: impl FnOnce(&mut serde_json::Value)) -> Vec<Finding> {
     let mut value = clean();
     edit(&mut value);
     findings(value)
@@ -54,7 +57,7 @@ fn a_clean_declaration_passes() {
 
 #[test]
 fn each_rule_reports_its_code_and_field() {
-    let cases: Vec<(Vec<(Code, String)>, (Code, &str))> = vec![
+    let cases: Vec<(Vec<Finding>, (Code, &str))> = vec![
         (
             with(|v| {
                 v.as_object_mut().unwrap().remove("declarant");
