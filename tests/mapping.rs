@@ -7,9 +7,8 @@
 use std::path::{Path, PathBuf};
 
 use tradehub::diag::Code;
-use tradehub::edifact::{ParseOptions, Parser};
 use tradehub::mapping::Mapped;
-use tradehub::mapping::edifact::{EdifactMapping, map_interchange};
+use tradehub::mapping::edifact::{EdifactMapping, parse_and_map};
 use tradehub::schema::Directories;
 
 fn root() -> &'static Path {
@@ -17,19 +16,7 @@ fn root() -> &'static Path {
 }
 
 fn map(bytes: &[u8]) -> Vec<Mapped> {
-    let directories = Directories::global();
-    let parsed = Parser::new(
-        bytes,
-        ParseOptions {
-            keep_messages: true,
-            decode_messages: true,
-            ..ParseOptions::default()
-        },
-    )
-    .with_directories(directories.clone())
-    .run(|_, _| {})
-    .unwrap();
-    map_interchange(&parsed, &directories)
+    parse_and_map(bytes, &Directories::global()).unwrap().1
 }
 
 /// The golden form: canonical objects and the mapping issues (code,

@@ -1083,25 +1083,16 @@ fn route(path: &Path, agencies: Option<&Path>, routing: Option<&Path>) -> Result
             path.display()
         )));
     }
-    let directories = tradehub_schema::Directories::global();
-    let parsed = edifact::Parser::new(
-        &bytes[..],
-        ParseOptions {
-            keep_messages: true,
-            decode_messages: true,
-            ..ParseOptions::default()
-        },
-    )
-    .with_directories(directories.clone())
-    .run(|_, _| {})
-    .map_err(|source| CliError::Io {
-        path: path.display().to_string(),
-        source,
-    })?;
+    let (_, all) =
+        crate::mapping::edifact::parse_and_map(&bytes, &tradehub_schema::Directories::global())
+            .map_err(|source| CliError::Io {
+                path: path.display().to_string(),
+                source,
+            })?;
     let mut failed = false;
     let mut results = Vec::new();
     let mut err = io::stderr().lock();
-    for mapped in crate::mapping::edifact::map_interchange(&parsed, &directories) {
+    for mapped in all {
         for issue in mapped.issues.iter().filter(|i| i.is_error()) {
             let _ = writeln!(err, "{}: {issue}", path.display());
         }
@@ -1149,22 +1140,12 @@ fn route(path: &Path, agencies: Option<&Path>, routing: Option<&Path>) -> Result
 /// stderr. Exit 1 when a message could not be mapped or the input is
 /// invalid.
 fn convert_json(path: &Path, bytes: &[u8]) -> Result<u8, CliError> {
-    let directories = tradehub_schema::Directories::global();
-    let parsed = edifact::Parser::new(
-        bytes,
-        ParseOptions {
-            keep_messages: true,
-            decode_messages: true,
-            ..ParseOptions::default()
-        },
-    )
-    .with_directories(directories.clone())
-    .run(|_, _| {})
-    .map_err(|source| CliError::Io {
-        path: path.display().to_string(),
-        source,
-    })?;
-    let mapped = crate::mapping::edifact::map_interchange(&parsed, &directories);
+    let (parsed, mapped) =
+        crate::mapping::edifact::parse_and_map(bytes, &tradehub_schema::Directories::global())
+            .map_err(|source| CliError::Io {
+                path: path.display().to_string(),
+                source,
+            })?;
     let mut failed = !parsed.is_valid();
     let mut err = io::stderr().lock();
     for issue in parsed.issues.iter().filter(|i| i.is_error()) {

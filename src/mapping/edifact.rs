@@ -1196,3 +1196,22 @@ pub fn map_interchange(
     }
     out
 }
+
+/// Parses an interchange held in memory (syntax and structure validation
+/// against `directories`, every message kept and decoded) and maps each of
+/// its messages.
+pub fn parse_and_map(
+    bytes: &[u8],
+    directories: &Arc<crate::schema::Directories>,
+) -> std::io::Result<(crate::edifact::Parsed, Vec<super::Mapped>)> {
+    let options = crate::edifact::ParseOptions {
+        keep_messages: true,
+        decode_messages: true,
+        ..crate::edifact::ParseOptions::default()
+    };
+    let parsed = crate::edifact::Parser::new(bytes, options)
+        .with_directories(directories.clone())
+        .run(|_, _| {})?;
+    let mapped = map_interchange(&parsed, directories);
+    Ok((parsed, mapped))
+}
