@@ -1055,6 +1055,56 @@ fn rule_findings(target: &str, canonical: &serde_json::Value) -> Vec<Issue> {
     }
 }
 
+/// `convert --to json` of a WCO declaration: validated, then mapped by
+/// mappings/wco/DEC.toml.
+fn convert_wco_json(path: &Path, bytes: &[u8]) -> Result<u8, CliError> {
+    let report =
+        XmlValidator::new(None, XmlLimits::default()).validate(bytes, &path.display().to_string());
+    let mut err = io::stderr().lock();
+    let mut failed = !report.valid;
+    for issue in report.issues.iter().filter(|i| i.is_error()) {
+        let _ = writeln!(err, "{}: {issue}", path.display());
+    }
+    if report.summary.kind != tradehub_xml::DocumentKind::Declaration {
+        return Err(CliError::Usage(format!(
+            "{}: only WCO declarations map to the canonical model",
+            path.display()
+        )));
+    }
+    let mapping = crate::mapping::wco::load().map_err(|e| CliError::Usage(e.to_string()))?;
+    let (value, issues) = mapping.apply(bytes);
+    for issue in &issues {
+        failed |= issue.is_error();
+        let _ = writeln!(err, "{}: {issue}", path.display());
+    }
+    let mut documents = Vec::new();
+    match crate::mapping::typed(&mapping.target, value) {
+        Ok(canonical) => {
+            for issue in rule_findings(&mapping.target, &canonical) {
+                failed |= issue.is_error();
+                let _ = writeln!(err, "{}: {issue}", path.display());
+            }
+            documents.push(serde_json::json!({
+                "message": report.summary.functional_reference_id,
+                "message_type": "WCO DEC",
+                mapping.target.clone(): canonical,
+            }));
+        }
+        Err(e) => {
+            failed = true;
+            let _ = writeln!(
+                err,
+                "{}: error MAP004: the mapped declaration is incomplete: {e}",
+                path.display()
+            );
+        }
+    }
+    let mut out = io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, &documents).map_err(|e| out_err(e.into()))?;
+    writeln!(out).map_err(out_err)?;
+    Ok(if failed { EXIT_INVALID } else { EXIT_VALID })
+}
+
 /// A configuration file: the one given, else `config/<name>` of the
 /// working directory, else the one in the source tree.
 fn config_file(given: Option<&Path>, name: &str) -> PathBuf {
@@ -1140,6 +1190,9 @@ fn route(path: &Path, agencies: Option<&Path>, routing: Option<&Path>) -> Result
 /// stderr. Exit 1 when a message could not be mapped or the input is
 /// invalid.
 fn convert_json(path: &Path, bytes: &[u8]) -> Result<u8, CliError> {
+    if tradehub_xml::looks_like_xml(bytes) {
+        return convert_wco_json(path, bytes);
+    }
     let (parsed, mapped) =
         crate::mapping::edifact::parse_and_map(bytes, &tradehub_schema::Directories::global())
             .map_err(|source| CliError::Io {

@@ -1215,3 +1215,9 @@ pub fn parse_and_map(
     let mapped = map_interchange(&parsed, directories);
     Ok((parsed, mapped))
 }
+
+/// Sets a dotted field of a JSON object (the first value set wins); shared
+/// with the WCO mappings.
+pub(crate) fn set_value(out: &mut Map<String, Value>, dotted: &str, value: Value) {
+    set(out, dotted, value);
+}

@@ -10,6 +10,7 @@
 //! non-empty value no mapping rule read is reported (MAP001).
 
 pub mod edifact;
+pub mod wco;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

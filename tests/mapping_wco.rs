@@ -1,0 +1,159 @@
+//! WCO DEC → canonical declaration: the mapping file compiles against the
+//! vendored DEC schema; every valid corpus declaration maps to its golden
+//! canonical JSON with its unmapped values listed; mistakes name their line.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::Path;
+
+use tradehub::diag::Code;
+use tradehub::mapping::typed;
+use tradehub::mapping::wco::{WcoMapping, load};
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn xsd() -> std::path::PathBuf {
+    root().join("schemas/wco/declaration/WCO_DEC_2_DMS.xsd")
+}
+
+#[test]
+fn corpus_declarations_map_to_their_golden_json() {
+    let mapping = load().unwrap();
+    let expected =
+        std::fs::read_to_string(root().join("fixtures/wco/corpus/expected.tsv")).unwrap();
+    let mut failures = Vec::new();
+    let mut mapped = 0;
+    for line in expected.lines().skip(1) {
+        let cols: Vec<&str> = line.split('\t').collect();
+        let (file, schema, verdict) = (cols[0], cols[1], cols[2]);
+        if verdict != "valid" || schema.contains("notification") {
+            continue;
+        }
+        let bytes = std::fs::read(root().join("fixtures/wco/corpus").join(file)).unwrap();
+        let (value, issues) = mapping.apply(&bytes);
+        let canonical = typed("declaration", value.clone());
+        let got = serde_json::json!({
+            "canonical": canonical.as_ref().ok(),
+            "incomplete": canonical.as_ref().err(),
+            "issues": issues,
+        });
+        if canonical.is_ok() {
+            mapped += 1;
+        }
+        let name = file.trim_start_matches("valid/").trim_end_matches(".xml");
+        let path = root()
+            .join("fixtures/mapping/wco")
+            .join(format!("{name}.json"));
+        if std::env::var_os("UPDATE_EXPECT").is_some() {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, serde_json::to_string_pretty(&got).unwrap() + "\n").unwrap();
+            continue;
+        }
+        let want: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap_or_default())
+                .unwrap_or_default();
+        if got != want {
+            failures.push(format!(
+                "{name}: differs from {} (UPDATE_EXPECT=1)",
+                path.display()
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(
+        mapped >= 15,
+        "most corpus declarations map completely ({mapped})"
+    );
+}
+
+#[test]
+fn goods_items_map_in_order_with_their_classification() {
+    let mapping = load().unwrap();
+    let bytes =
+        std::fs::read(root().join("fixtures/wco/corpus/valid/crafted-many-items.xml")).unwrap();
+    let (value, issues) = mapping.apply(&bytes);
+    let d = typed("declaration", value).unwrap();
+    let goods = d["goods"].as_array().unwrap();
+    assert_eq!(goods.len(), 120);
+    assert_eq!(goods[119]["sequence"], 120);
+    assert!(
+        goods
+            .iter()
+            .all(|g| g["hs_code"].as_str().is_some_and(|h| h.len() >= 8))
+    );
+    // Unmapped values are located by their element path; 50 are listed
+    // for the whole document, the rest counted.
+    assert_eq!(
+        issues[0].location.path.as_deref(),
+        Some(
+            "/Declaration/GoodsShipment/GovernmentAgencyGoodsItem/AdditionalDocument/CategoryCode"
+        )
+    );
+    assert_eq!(issues.len(), 51);
+    assert!(
+        issues[50]
+            .message
+            .ends_with("further values are not mapped")
+    );
+}
+
+#[test]
+fn mapping_mistakes_name_their_line() {
+    let head =
+        "format = \"wco\"\nmessage = \"DEC\"\nrelease = \"DEC-DMS:2\"\ntarget = \"declaration\"\n";
+    let cases: &[(&str, &str)] = &[
+        (
+            "[[field]]\nto = \"lrn\"\nfrom = \"GoodsShipment/Nonsense\"\n",
+            "Declaration/GoodsShipment/Nonsense is not an element",
+        ),
+        (
+            "[[field]]\nto = \"lrn\"\nfrom = \"Commodity[Nope=1]/ID\"\n",
+            "is not an element",
+        ),
+        (
+            "[[field]]\nto = \"nope\"\nfrom = \"FunctionalReferenceID\"\n",
+            "no field \"nope\"",
+        ),
+        (
+            "[[list]]\nto = \"goods\"\ngroup = \"GoodsShipment/NotAnItem\"\n",
+            "is not an element",
+        ),
+    ];
+    for (body, fragment) in cases {
+        let err = WcoMapping::compile("dec.toml", &format!("{head}\n{body}"), &xsd()).unwrap_err();
+        assert!(err.message.contains(fragment), "{body}: {err}");
+        assert!(
+            (6..=8).contains(&err.line),
+            "{body}: line {} ({err})",
+            err.line
+        );
+    }
+}
+
+#[test]
+fn an_untranslated_function_code_is_reported() {
+    let mapping = load().unwrap();
+    let text = std::fs::read_to_string(
+        root().join("fixtures/wco/corpus/valid/hmrc__TT_IM001d__TT_IM001d.xml"),
+    )
+    .unwrap();
+    let bytes = text.replacen(
+        "<FunctionCode>9</FunctionCode>",
+        "<FunctionCode>11</FunctionCode>",
+        1,
+    );
+    let (value, issues) = mapping.apply(bytes.as_bytes());
+    let issue = issues
+        .iter()
+        .find(|i| i.code == Code::MappingCodeUnknown)
+        .unwrap();
+    assert_eq!(
+        issue.location.path.as_deref(),
+        Some("/Declaration/FunctionCode")
+    );
+    assert!(
+        typed("declaration", value).is_err(),
+        "no function, no declaration"
+    );
+}
