@@ -199,11 +199,35 @@ fn convert_to_edifact_with_other_separators_round_trips() {
 }
 
 #[test]
-fn convert_to_json_says_what_is_missing() {
+fn convert_to_json_goes_through_the_canonical_model() {
     let f = fixture("ok/cusdec-d96b-unoc.edi");
     let out = tradehub(&["convert", f.to_str().unwrap(), "--to", "json"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("canonical model"));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json[0]["declaration"]["lrn"], "LRN2026001");
+    assert_eq!(json[1]["declaration"]["lrn"], "LRN2026002");
+    // The generated fixture is an export without an exporter: a business
+    // rule finding, so the exit code says invalid.
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("RUL001"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // A message type nobody has mapped says so.
+    let g = fixture("corpus/staedi__invoic_d97b_una.edi");
+    let out = tradehub(&["convert", g.to_str().unwrap(), "--to", "json"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("MAP005"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stderr).contains("no mapping for INVOIC"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 /// CONTRL answers, pinned to a fixed time, against golden files.
