@@ -393,7 +393,9 @@ impl<R: Read> Parser<R> {
                                     && i.location.element == f.element
                             })
                     };
-                    envelope_findings.retain(|f| !reported(f, &self.sink.issues));
+                    if !envelope_findings.is_empty() {
+                        envelope_findings.retain(|f| !reported(f, &self.sink.issues));
+                    }
                     if !envelope_findings.is_empty() {
                         self.report_findings(envelope_findings, position, Some(&tag_text), None);
                     }
@@ -593,6 +595,9 @@ impl<R: Read> Parser<R> {
     }
 
     fn report_problems(&mut self, problems: Vec<LexProblem>, position: u32, tag: Option<&str>) {
+        if problems.is_empty() {
+            return;
+        }
         for p in problems {
             let mut location = self.loc(position, tag.unwrap_or(""));
             if tag.is_none() {
@@ -687,7 +692,9 @@ impl<R: Read> Parser<R> {
                 ),
             );
         }
-        self.report_problems(problems, position, Some(&tag));
+        if !problems.is_empty() {
+            self.report_problems(problems, position, Some(&tag));
+        }
     }
 
     fn missing_unb(&mut self, position: u32) {

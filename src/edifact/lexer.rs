@@ -189,26 +189,51 @@ impl<'a> RawSegment<'a> {
         self.body.get(span.start as usize..span.end as usize)
     }
 
+    /// The components of repetition `r` of element `e` as written.
+    pub fn components(&self, e: usize, r: usize) -> RawComponents<'a> {
+        RawComponents {
+            body: self.body,
+            spans: self.rep_comps(e, r),
+        }
+    }
+
+    /// The raw bytes of a component and whether they hold release
+    /// characters (see [`RawSegment::unescape`]); `None` when the component
+    /// is absent.
+    pub fn stored(&self, e: usize, r: usize, c: usize) -> Option<(&'a [u8], bool)> {
+        self.components(e, r).get(c)
+    }
+
+    /// Appends `raw` (a component's raw bytes) to `out` with release
+    /// characters removed: a release character stands for the byte after
+    /// it; one at the very end stands for nothing.
+    pub fn unescape(&self, raw: &[u8], out: &mut Vec<u8>) {
+        let Some(release) = self.release else {
+            out.extend_from_slice(raw);
+            return;
+        };
+        out.reserve(raw.len());
+        let mut rest = raw;
+        while let Some(at) = memchr(release, rest) {
+            out.extend_from_slice(rest.get(..at).unwrap_or(&[]));
+            if let Some(&released) = rest.get(at + 1) {
+                out.push(released);
+            }
+            rest = rest.get(at + 2..).unwrap_or(&[]);
+        }
+        out.extend_from_slice(rest);
+    }
+
     /// The bytes of a component with release characters removed; `None`
     /// when the component is absent.
     pub fn value_bytes(&self, e: usize, r: usize, c: usize) -> Option<Cow<'a, [u8]>> {
-        let span = *self.rep_comps(e, r).get(c)?;
-        let raw = self.body.get(span.start as usize..span.end as usize)?;
-        if !span.escaped {
+        let (raw, escaped) = self.stored(e, r, c)?;
+        if !escaped {
             return Some(Cow::Borrowed(raw));
         }
-        let release = self.release?;
+        self.release?;
         let mut out = Vec::with_capacity(raw.len());
-        let mut iter = raw.iter();
-        while let Some(&b) = iter.next() {
-            if b == release {
-                if let Some(&next) = iter.next() {
-                    out.push(next);
-                }
-            } else {
-                out.push(b);
-            }
-        }
+        self.unescape(raw, &mut out);
         Some(Cow::Owned(out))
     }
 
@@ -238,6 +263,35 @@ impl<'a> RawSegment<'a> {
             elements.push(Element::repeated(reps));
         }
         Segment { tag, elements }
+    }
+}
+
+/// The components of one repetition of a [`RawSegment`], as written.
+#[derive(Debug, Clone, Copy)]
+pub struct RawComponents<'a> {
+    body: &'a [u8],
+    spans: &'a [Span],
+}
+
+impl<'a> RawComponents<'a> {
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+
+    /// Component `c`'s raw bytes and whether they hold release characters.
+    pub fn get(&self, c: usize) -> Option<(&'a [u8], bool)> {
+        let span = self.spans.get(c)?;
+        let raw = self.body.get(span.start as usize..span.end as usize)?;
+        Some((raw, span.escaped))
+    }
+
+    /// True when any component is not empty.
+    pub fn any_present(&self) -> bool {
+        self.spans.iter().any(|s| s.end > s.start)
     }
 }
 

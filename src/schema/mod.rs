@@ -222,6 +222,10 @@ pub struct Release {
     /// Segment definitions as applied to an interchange, by (tag, whether
     /// the syntax version is below 4): see [`Release::definition`].
     applied: [RwLock<FxHashMap<String, Arc<SegmentDef>>>; 2],
+    /// The same prepared for the validator's fast check, by the same key.
+    plans: [RwLock<FxHashMap<String, Arc<validate::Plan>>>; 2],
+    /// Code lists as compact sets for the fast check, built on first use.
+    code_sets: RwLock<FxHashMap<String, Arc<validate::CodeSet>>>,
     index: Vec<String>,
     /// Message type → file name in the message zip.
     message_files: BTreeMap<String, String>,
@@ -368,6 +372,8 @@ impl Release {
             messages: RwLock::new(HashMap::new()),
             flats: Default::default(),
             applied: Default::default(),
+            plans: Default::default(),
+            code_sets: Default::default(),
         })
     }
 
@@ -431,6 +437,36 @@ impl Release {
             map.insert(tag.to_owned(), def.clone());
         }
         Some(def)
+    }
+
+    /// [`Release::definition`] prepared for the validator, cached.
+    pub(crate) fn plan(&self, tag: &str, syntax_version: u8) -> Option<Arc<validate::Plan>> {
+        let cache = self.plans.get(usize::from(syntax_version < 4))?;
+        if let Ok(map) = cache.read()
+            && let Some(plan) = map.get(tag)
+        {
+            return Some(plan.clone());
+        }
+        let def = self.definition(tag, syntax_version)?;
+        let plan = Arc::new(validate::Plan::new(def, &|id| self.code_set(id)));
+        if let Ok(mut map) = cache.write() {
+            map.insert(tag.to_owned(), plan.clone());
+        }
+        Some(plan)
+    }
+
+    /// The code list of a data element as a compact set, cached.
+    fn code_set(&self, element: &str) -> Option<Arc<validate::CodeSet>> {
+        if let Ok(map) = self.code_sets.read()
+            && let Some(set) = map.get(element)
+        {
+            return Some(set.clone());
+        }
+        let set = Arc::new(validate::CodeSet::new(self.codes(element)?));
+        if let Ok(mut map) = self.code_sets.write() {
+            map.insert(element.to_owned(), set.clone());
+        }
+        Some(set)
     }
 
     pub fn segment_count(&self) -> usize {

@@ -11,10 +11,12 @@
 //! yields one issue, not a cascade.
 
 use std::borrow::Cow;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+
+use rustc_hash::FxHashSet;
 
 use super::{
-    Directories, ElementDef, ElementKind, Format, FormatClass, MessageDef, Node, Release,
+    CodeList, Directories, ElementDef, ElementKind, Format, FormatClass, MessageDef, Node, Release,
     SegmentDef, Status, service,
 };
 use crate::diag::Code;
@@ -32,6 +34,52 @@ pub trait SegmentView {
     /// decoding it.
     fn raw_len(&self, e: usize, r: usize, c: usize) -> Option<usize> {
         self.value(e, r, c).map(|v| v.len())
+    }
+    /// The components of repetition `r` of element `e` as stored, without
+    /// decoding.
+    fn components(&self, e: usize, r: usize) -> Components<'_>;
+    /// Appends stored bytes to `out` with release characters removed.
+    fn unescape(&self, stored: &[u8], out: &mut Vec<u8>) {
+        out.extend_from_slice(stored);
+    }
+}
+
+/// The components of one repetition as a segment stores them: raw bytes
+/// from the lexer, or decoded text.
+#[derive(Debug, Clone, Copy)]
+pub enum Components<'a> {
+    Raw(crate::edifact::RawComponents<'a>),
+    Text(&'a [String]),
+}
+
+impl<'a> Components<'a> {
+    pub fn len(&self) -> usize {
+        match self {
+            Components::Raw(raw) => raw.len(),
+            Components::Text(text) => text.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Component `c`: its bytes and whether release characters must still
+    /// be removed from them ([`SegmentView::unescape`]). When the bytes
+    /// without release characters are ASCII, they are the value.
+    pub fn get(&self, c: usize) -> Option<(&'a [u8], bool)> {
+        match self {
+            Components::Raw(raw) => raw.get(c),
+            Components::Text(text) => text.get(c).map(|v| (v.as_bytes(), false)),
+        }
+    }
+
+    /// True when any component is not empty.
+    pub fn any_present(&self) -> bool {
+        match self {
+            Components::Raw(raw) => raw.any_present(),
+            Components::Text(text) => text.iter().any(|v| !v.is_empty()),
+        }
     }
 }
 
@@ -59,6 +107,14 @@ impl SegmentView for crate::edifact::Segment {
             .get(c)
             .map(|s| Cow::Borrowed(s.as_str()))
     }
+    fn components(&self, e: usize, r: usize) -> Components<'_> {
+        Components::Text(
+            self.elements
+                .get(e)
+                .and_then(|el| el.repetitions().get(r))
+                .map_or(&[], Vec::as_slice),
+        )
+    }
 }
 
 impl SegmentView for crate::edifact::RawSegment<'_> {
@@ -76,6 +132,12 @@ impl SegmentView for crate::edifact::RawSegment<'_> {
     }
     fn raw_len(&self, e: usize, r: usize, c: usize) -> Option<usize> {
         self.raw(e, r, c).map(<[u8]>::len)
+    }
+    fn components(&self, e: usize, r: usize) -> Components<'_> {
+        Components::Raw(crate::edifact::RawSegment::components(self, e, r))
+    }
+    fn unescape(&self, stored: &[u8], out: &mut Vec<u8>) {
+        crate::edifact::RawSegment::unescape(self, stored, out);
     }
     fn value(&self, e: usize, r: usize, c: usize) -> Option<Cow<'_, str>> {
         let bytes = self.value_bytes(e, r, c)?;
@@ -115,12 +177,22 @@ struct FlatNode {
     /// The same tag as bytes, for fast comparison (tags have three
     /// characters).
     key: [u8; 3],
+    /// The tag has three characters (only then can a segment repeat it).
+    keyed: bool,
     /// Segment group number; 0 for segments and for the message itself.
     group: u16,
     is_group: bool,
     status: Status,
     max: u32,
     children: Vec<usize>,
+    /// The children's keys, in order (scanned for the next place of a tag).
+    child_keys: Vec<[u8; 3]>,
+    /// `missing[i]`: how many of the first `i` children are reported when
+    /// missing (mandatory, and not UNT).
+    missing: Vec<u32>,
+    /// The segment's checks, resolved on first use: for syntax version 4
+    /// and later, and for versions below 4.
+    plans: [OnceLock<Option<Arc<Plan>>>; 2],
 }
 
 impl Flat {
@@ -129,18 +201,49 @@ impl Flat {
             nodes: vec![FlatNode {
                 tag: String::new(),
                 key: [0; 3],
+                keyed: false,
                 group: 0,
                 is_group: true,
                 status: Status::Mandatory,
                 max: 1,
                 children: Vec::new(),
+                child_keys: Vec::new(),
+                missing: Vec::new(),
+                plans: Default::default(),
             }],
         };
         let children = flat.add(&def.nodes);
         if let Some(root) = flat.nodes.first_mut() {
             root.children = children;
         }
+        flat.index();
         flat
+    }
+
+    /// Fills in each group's child keys and missing counts.
+    fn index(&mut self) {
+        for id in 0..self.nodes.len() {
+            let Some(node) = self.nodes.get(id) else {
+                continue;
+            };
+            let mut keys = Vec::with_capacity(node.children.len());
+            let mut missing = Vec::with_capacity(node.children.len() + 1);
+            missing.push(0u32);
+            let mut count = 0u32;
+            for &child in &node.children {
+                let (key, reported) = self.nodes.get(child).map_or(([0; 3], false), |c| {
+                    let reported = c.status == Status::Mandatory && (c.is_group || c.tag != "UNT");
+                    (c.key, reported)
+                });
+                keys.push(key);
+                count += u32::from(reported);
+                missing.push(count);
+            }
+            if let Some(node) = self.nodes.get_mut(id) {
+                node.child_keys = keys;
+                node.missing = missing;
+            }
+        }
     }
 
     fn add(&mut self, nodes: &[Node]) -> Vec<usize> {
@@ -150,6 +253,7 @@ impl Flat {
             self.nodes.push(FlatNode {
                 tag: node.trigger().to_owned(),
                 key: tag_key(node.trigger().as_bytes()),
+                keyed: node.trigger().len() == 3,
                 group: match node {
                     Node::Group { number, .. } => *number,
                     Node::Segment { .. } => 0,
@@ -160,6 +264,9 @@ impl Flat {
                     Node::Segment { max, .. } | Node::Group { max, .. } => *max,
                 },
                 children: Vec::new(),
+                child_keys: Vec::new(),
+                missing: Vec::new(),
+                plans: Default::default(),
             });
             if let Node::Group { children, .. } = node {
                 let kids = self.add(children);
@@ -180,6 +287,310 @@ impl Flat {
         let id = *self.node(group)?.children.get(pos)?;
         Some((id, self.node(id)?))
     }
+}
+
+/// The codes of one code list as a compact set of byte strings: codes of
+/// up to seven bytes packed with their length into one integer, longer ones
+/// kept as they are.
+#[derive(Debug, Default)]
+pub(crate) struct CodeSet {
+    short: FxHashSet<u64>,
+    long: FxHashSet<Box<[u8]>>,
+}
+
+impl CodeSet {
+    pub(crate) fn new(list: &CodeList) -> CodeSet {
+        let mut set = CodeSet::default();
+        for code in &list.codes {
+            match pack(code.as_bytes()) {
+                Some(key) => {
+                    set.short.insert(key);
+                }
+                None => {
+                    set.long.insert(code.as_bytes().into());
+                }
+            }
+        }
+        set
+    }
+
+    fn contains(&self, value: &[u8]) -> bool {
+        match pack(value) {
+            Some(key) => self.short.contains(&key),
+            None => self.long.contains(value),
+        }
+    }
+}
+
+/// Up to seven bytes and their length in one integer (distinct byte
+/// strings give distinct integers).
+fn pack(bytes: &[u8]) -> Option<u64> {
+    if bytes.len() > 7 {
+        return None;
+    }
+    let mut word = [0u8; 8];
+    word.get_mut(..bytes.len())?.copy_from_slice(bytes);
+    word[7] = bytes.len() as u8;
+    Some(u64::from_le_bytes(word))
+}
+
+/// A segment definition as the validator's fast check reads it: for each
+/// element and component the facts a value is checked against, code lists
+/// as [`CodeSet`]s. Built once per release, tag and syntax version.
+#[derive(Debug)]
+pub(crate) struct Plan {
+    /// The definition the exact checks (and their messages) use.
+    def: Arc<SegmentDef>,
+    elements: Vec<ElementPlan>,
+    /// One past the last mandatory element (0: none).
+    required: usize,
+}
+
+#[derive(Debug)]
+struct ElementPlan {
+    mandatory: bool,
+    /// Repetitions allowed.
+    max: usize,
+    kind: KindPlan,
+}
+
+#[derive(Debug)]
+enum KindPlan {
+    Simple(ValuePlan),
+    Composite {
+        components: Vec<ValuePlan>,
+        /// Positions of code list responsible agency components (3055).
+        agencies: Vec<usize>,
+        /// One past the last mandatory component (0: none).
+        required: usize,
+    },
+}
+
+#[derive(Debug)]
+struct ValuePlan {
+    class: FormatClass,
+    min: usize,
+    max: usize,
+    mandatory: bool,
+    /// The code list the value must be in, when there is one to check.
+    codes: Option<Arc<CodeSet>>,
+    /// Checked against its code list even when the composite names an
+    /// agency other than UN/ECE (3055 and 1131 themselves).
+    own_list: bool,
+}
+
+impl ValuePlan {
+    fn new(
+        format: Format,
+        status: Status,
+        id: &str,
+        coded: bool,
+        codes: &dyn Fn(&str) -> Option<Arc<CodeSet>>,
+    ) -> ValuePlan {
+        ValuePlan {
+            class: format.class,
+            min: usize::from(format.min),
+            max: usize::from(format.max),
+            mandatory: status == Status::Mandatory,
+            codes: if coded { codes(id) } else { None },
+            own_list: id == "3055" || id == "1131",
+        }
+    }
+
+    /// True when `value` (ASCII, release characters removed) passes the
+    /// checks of [`MessageValidator::check_value`]; false when they would
+    /// find something or the value is not ASCII.
+    fn accepts(&self, value: &[u8], decimal: Option<u8>, lists: bool) -> bool {
+        let length = match self.class {
+            FormatClass::Numeric => {
+                let body = value.strip_prefix(b"-").unwrap_or(value);
+                let mut marks = 0;
+                let mut digits = 0;
+                for &b in body {
+                    if b.is_ascii_digit() {
+                        digits += 1;
+                    } else if Some(b) == decimal && marks == 0 {
+                        marks += 1;
+                    } else {
+                        return false;
+                    }
+                }
+                if digits == 0 {
+                    return false;
+                }
+                digits
+            }
+            FormatClass::Alpha => {
+                if !value.is_ascii() || value.iter().any(u8::is_ascii_digit) {
+                    return false;
+                }
+                value.len()
+            }
+            FormatClass::AlphaNumeric => {
+                if !value.is_ascii() {
+                    return false;
+                }
+                value.len()
+            }
+        };
+        if length > self.max || length < self.min {
+            return false;
+        }
+        match &self.codes {
+            Some(codes) if lists => codes.contains(value),
+            _ => true,
+        }
+    }
+}
+
+impl Plan {
+    /// `codes` gives the code set of a coded element (`None`: not
+    /// checked).
+    pub(crate) fn new(def: Arc<SegmentDef>, codes: &dyn Fn(&str) -> Option<Arc<CodeSet>>) -> Plan {
+        let elements = def
+            .elements
+            .iter()
+            .map(|ed| ElementPlan {
+                mandatory: ed.status == Status::Mandatory,
+                max: usize::from(ed.max.max(1)),
+                kind: match &ed.kind {
+                    ElementKind::Simple(format) => KindPlan::Simple(ValuePlan::new(
+                        *format, ed.status, &ed.id, ed.coded, codes,
+                    )),
+                    ElementKind::Composite(components) => KindPlan::Composite {
+                        components: components
+                            .iter()
+                            .map(|cd| ValuePlan::new(cd.format, cd.status, &cd.id, cd.coded, codes))
+                            .collect(),
+                        agencies: components
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, cd)| cd.id == "3055")
+                            .map(|(c, _)| c)
+                            .collect(),
+                        required: required(components.iter().map(|cd| cd.status)),
+                    },
+                },
+            })
+            .collect();
+        let required = required(def.elements.iter().map(|ed| ed.status));
+        Plan {
+            def,
+            elements,
+            required,
+        }
+    }
+
+    /// The fast check: true only when the exact checks
+    /// ([`MessageValidator::elements`]) would find nothing in `seg`. It
+    /// reads values as stored and gives up (false) on anything that is not
+    /// plainly valid ASCII, leaving it to the exact checks.
+    fn clean<S: SegmentView + ?Sized>(
+        &self,
+        seg: &S,
+        decimal: Option<u8>,
+        scratch: &mut Vec<u8>,
+    ) -> bool {
+        let n = seg.element_count();
+        // Elements after the last one written are absent: only a mandatory
+        // one matters.
+        if n > self.elements.len() || n < self.required {
+            return false;
+        }
+        for (e, ep) in self.elements.iter().enumerate().take(n) {
+            let reps = seg.repetition_count(e);
+            if reps > ep.max {
+                return false;
+            }
+            let mut present = false;
+            for r in 0..reps {
+                let comps = seg.components(e, r);
+                match &ep.kind {
+                    KindPlan::Simple(vp) => {
+                        let Some((stored, escaped)) = comps.get(0) else {
+                            continue;
+                        };
+                        if comps.len() > 1 {
+                            return false;
+                        }
+                        if stored.is_empty() {
+                            continue;
+                        }
+                        present = true;
+                        let value = value_of(seg, stored, escaped, scratch);
+                        if !vp.accepts(value, decimal, true) {
+                            return false;
+                        }
+                    }
+                    KindPlan::Composite {
+                        components,
+                        agencies,
+                        required,
+                    } => {
+                        if !comps.any_present() {
+                            continue;
+                        }
+                        present = true;
+                        // Components after the last one written are absent.
+                        if comps.len() > components.len() || comps.len() < *required {
+                            return false;
+                        }
+                        let mut foreign = false;
+                        for &a in agencies {
+                            if let Some((stored, escaped)) = comps.get(a) {
+                                let value = value_of(seg, stored, escaped, scratch);
+                                foreign |= !value.is_empty() && value != b"6";
+                            }
+                        }
+                        for (c, vp) in components.iter().enumerate().take(comps.len()) {
+                            let value = match comps.get(c) {
+                                Some((stored, escaped)) => value_of(seg, stored, escaped, scratch),
+                                None => &[],
+                            };
+                            if value.is_empty() {
+                                if vp.mandatory {
+                                    return false;
+                                }
+                                continue;
+                            }
+                            if !vp.accepts(value, decimal, !foreign || vp.own_list) {
+                                return false;
+                            }
+                        }
+                    }
+                }
+            }
+            if !present && ep.mandatory {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// One past the position of the last mandatory entry (0: none).
+fn required(statuses: impl Iterator<Item = Status>) -> usize {
+    statuses
+        .enumerate()
+        .filter(|(_, s)| *s == Status::Mandatory)
+        .last()
+        .map_or(0, |(i, _)| i + 1)
+}
+
+/// A stored component's value bytes: the stored bytes themselves, or,
+/// when they hold release characters, the bytes without them in `scratch`.
+fn value_of<'v, S: SegmentView + ?Sized>(
+    seg: &S,
+    stored: &'v [u8],
+    escaped: bool,
+    scratch: &'v mut Vec<u8>,
+) -> &'v [u8] {
+    if !escaped {
+        return stored;
+    }
+    scratch.clear();
+    seg.unescape(stored, scratch);
+    scratch
 }
 
 /// An open segment group (or the message itself at the bottom).
@@ -213,6 +624,13 @@ pub struct MessageValidator {
     stack: Vec<Frame>,
     syntax_version: u8,
     decimal: char,
+    /// The decimal mark as a byte, when it is ASCII (for the fast check).
+    decimal_byte: Option<u8>,
+    /// Use the fast check before the exact one (off only in tests that
+    /// compare the two).
+    fast: bool,
+    /// Reused for values with release characters.
+    scratch: Vec<u8>,
     findings: Vec<Finding>,
 }
 
@@ -245,6 +663,9 @@ impl MessageValidator {
             }],
             syntax_version,
             decimal,
+            decimal_byte: decimal.is_ascii().then_some(decimal as u8),
+            fast: !exact_only(),
+            scratch: Vec::new(),
             findings: Vec::new(),
         }
     }
@@ -258,6 +679,9 @@ impl MessageValidator {
             stack: Vec::new(),
             syntax_version,
             decimal,
+            decimal_byte: decimal.is_ascii().then_some(decimal as u8),
+            fast: !exact_only(),
+            scratch: Vec::new(),
             findings: Vec::new(),
         }
     }
@@ -324,12 +748,13 @@ impl MessageValidator {
 
     /// Feeds the next segment of the message.
     pub fn segment<S: SegmentView + ?Sized>(&mut self, seg: &S) {
-        // Tags that are not text cannot be in any table (the parser has
-        // reported them already).
-        let tag = std::str::from_utf8(seg.tag_bytes()).unwrap_or("\u{FFFD}");
-        match self.find(tag) {
-            Some(target) => self.commit(target, tag),
+        let tag_bytes = seg.tag_bytes();
+        match self.find(tag_bytes) {
+            Some(target) => self.commit(target, tag_bytes),
             None => {
+                // Tags that are not text cannot be in any table (the parser
+                // has reported them already).
+                let tag = std::str::from_utf8(tag_bytes).unwrap_or("\u{FFFD}");
                 let known = self
                     .schema
                     .as_ref()
@@ -354,6 +779,32 @@ impl MessageValidator {
                 return;
             }
         }
+        // The checks of the table position the segment took, resolved once
+        // per position (a group's place is its trigger segment's).
+        let v3 = usize::from(self.syntax_version < 4);
+        let at = self
+            .stack
+            .last()
+            .and_then(|f| self.flat.child(f.group, f.pos))
+            .filter(|(_, node)| !node.is_group);
+        let plan = match at.and_then(|(_, node)| node.plans.get(v3)) {
+            Some(cell) => cell
+                .get_or_init(|| {
+                    let tag = std::str::from_utf8(tag_bytes).unwrap_or("\u{FFFD}");
+                    plan(self.schema.as_ref(), tag, self.syntax_version)
+                })
+                .as_ref(),
+            None => None,
+        };
+        if let Some(plan) = plan {
+            if self.fast && plan.clean(seg, self.decimal_byte, &mut self.scratch) {
+                return;
+            }
+            let def = plan.def.clone();
+            self.elements(seg, &def);
+            return;
+        }
+        let tag = std::str::from_utf8(tag_bytes).unwrap_or("\u{FFFD}");
         let def = match &self.schema {
             Some((release, _)) => release.definition(tag, self.syntax_version),
             None => service::segment(tag, self.syntax_version).map(Arc::new),
@@ -388,7 +839,7 @@ impl MessageValidator {
         }
     }
 
-    fn find(&self, tag: &str) -> Option<Target> {
+    fn find(&self, tag: &[u8]) -> Option<Target> {
         // Another occurrence of the current segment while it may still
         // repeat; otherwise the next place for it (a later position, a new
         // repetition of an enclosing group); only when there is none, an
@@ -397,17 +848,18 @@ impl MessageValidator {
             .or_else(|| self.find_place(tag, true))
     }
 
-    fn find_place(&self, tag: &str, beyond_max: bool) -> Option<Target> {
-        let key = tag_key(tag.as_bytes());
+    fn find_place(&self, tag: &[u8], beyond_max: bool) -> Option<Target> {
         if tag.len() != 3 {
             return None;
         }
+        let key = tag_key(tag);
         for depth in (0..self.stack.len()).rev() {
             let frame = self.stack.get(depth)?;
             if frame.count > 0
                 && let Some((_, node)) = self.flat.child(frame.group, frame.pos)
                 && !node.is_group
-                && node.tag == tag
+                && node.keyed
+                && node.key == key
                 && (beyond_max || frame.count < node.max)
             {
                 return Some(Target::Repeat(depth));
@@ -420,15 +872,15 @@ impl MessageValidator {
             } else {
                 frame.pos
             };
-            let len = self.flat.node(frame.group)?.children.len();
-            for pos in start..len {
-                if let Some((_, node)) = self.flat.child(frame.group, pos)
-                    && node.key == key
-                {
-                    return Some(Target::Enter(depth, pos));
-                }
+            let group = self.flat.node(frame.group)?;
+            if let Some(at) = group
+                .child_keys
+                .get(start..)
+                .and_then(|keys| keys.iter().position(|k| *k == key))
+            {
+                return Some(Target::Enter(depth, start + at));
             }
-            if depth > 0 && self.flat.node(frame.group)?.key == key {
+            if depth > 0 && group.key == key {
                 return Some(Target::RepeatGroup(depth));
             }
         }
@@ -440,6 +892,11 @@ impl MessageValidator {
         let Some(node) = self.flat.node(group) else {
             return;
         };
+        let end = to.min(node.children.len());
+        let before = |i: usize| node.missing.get(i).copied().unwrap_or(0);
+        if from >= end || before(end) == before(from) {
+            return;
+        }
         let ids: Vec<usize> = node
             .children
             .iter()
@@ -482,7 +939,7 @@ impl MessageValidator {
         }
     }
 
-    fn commit(&mut self, target: Target, tag: &str) {
+    fn commit(&mut self, target: Target, tag: &[u8]) {
         match target {
             Target::Repeat(depth) => {
                 self.close_above(depth);
@@ -496,6 +953,7 @@ impl MessageValidator {
                     .child(frame.group, frame.pos)
                     .map_or(u32::MAX, |(_, n)| n.max);
                 if count > max {
+                    let tag = String::from_utf8_lossy(tag);
                     self.push(
                         Code::TooManySegmentRepetitions,
                         false,
@@ -818,6 +1276,22 @@ impl MessageValidator {
     }
 }
 
+/// The checks of segment `tag`: from the release's directory, or, for
+/// ISO 9735 structures, from [`service`] (no code lists).
+fn plan(
+    schema: Option<&(Arc<Release>, Arc<Directories>)>,
+    tag: &str,
+    syntax_version: u8,
+) -> Option<Arc<Plan>> {
+    match schema {
+        Some((release, _)) => release.plan(tag, syntax_version),
+        None => {
+            let def = Arc::new(service::segment(tag, syntax_version)?);
+            Some(Arc::new(Plan::new(def, &|_| None)))
+        }
+    }
+}
+
 /// A three-character tag as bytes (shorter or longer tags never match).
 fn tag_key(tag: &[u8]) -> [u8; 3] {
     match tag {
@@ -828,4 +1302,156 @@ fn tag_key(tag: &[u8]) -> [u8; 3] {
 
 fn pos16(n: usize) -> u16 {
     u16::try_from(n).unwrap_or(u16::MAX)
+}
+
+/// Whether validators skip the fast check (only tests that compare the two
+/// switch it, per thread).
+fn exact_only() -> bool {
+    #[cfg(test)]
+    {
+        tests::EXACT_ONLY.with(std::cell::Cell::get)
+    }
+    #[cfg(not(test))]
+    {
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The fast check must never change a result: every fixture interchange
+    //! and generated ones with random damage give exactly the same issues
+    //! with and without it.
+
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use std::cell::Cell;
+    use std::path::{Path, PathBuf};
+    use std::sync::{Arc, OnceLock};
+
+    use proptest::prelude::*;
+
+    use crate::edifact::{ParseOptions, Parsed, Parser, sample};
+    use crate::schema::Directories;
+
+    thread_local! {
+        pub(super) static EXACT_ONLY: Cell<bool> = const { Cell::new(false) };
+    }
+
+    fn directories() -> Arc<Directories> {
+        static DIRS: OnceLock<Arc<Directories>> = OnceLock::new();
+        DIRS.get_or_init(|| {
+            Arc::new(Directories::new(&[
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/untdid")
+            ]))
+        })
+        .clone()
+    }
+
+    fn validate(data: &[u8], exact: bool) -> Parsed {
+        EXACT_ONLY.with(|e| e.set(exact));
+        let options = ParseOptions {
+            keep_messages: false,
+            decode_messages: false,
+            ..ParseOptions::default()
+        };
+        let parsed = Parser::new(data, options)
+            .with_directories(directories())
+            .run(|_, _| {})
+            .unwrap();
+        EXACT_ONLY.with(|e| e.set(false));
+        parsed
+    }
+
+    fn agree(data: &[u8]) -> Result<(), TestCaseError> {
+        let fast = validate(data, false);
+        let exact = validate(data, true);
+        prop_assert_eq!(&fast.issues, &exact.issues);
+        prop_assert_eq!(fast.error_count, exact.error_count);
+        Ok(())
+    }
+
+    fn inputs(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if path.is_dir() {
+                inputs(&path, out);
+            } else if !name.starts_with("LICENSE")
+                && ![".json", ".md", ".contrl"]
+                    .iter()
+                    .any(|x| name.ends_with(x))
+            {
+                out.push(path);
+            }
+        }
+    }
+
+    #[test]
+    fn fast_check_agrees_on_every_fixture() {
+        let mut files = Vec::new();
+        inputs(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/edifact"),
+            &mut files,
+        );
+        assert!(files.len() > 50, "{} fixture inputs", files.len());
+        let mut issues = 0;
+        for file in files {
+            let data = std::fs::read(&file).unwrap();
+            let fast = validate(&data, false);
+            let exact = validate(&data, true);
+            assert_eq!(fast.issues, exact.issues, "{}", file.display());
+            issues += exact.issues.len();
+        }
+        assert!(issues > 100, "the fixtures exercise the exact checks");
+    }
+
+    /// The generated interchange, in syntax version 3 (UNOC) or 4 (UNOY,
+    /// with the space of the UNA as repetition separator).
+    fn seed(v4: bool) -> Vec<u8> {
+        let data = sample::interchange(12_000);
+        if !v4 {
+            return data;
+        }
+        let text = String::from_utf8(data).unwrap();
+        text.replacen("UNOC:3", "UNOY:4", 1).into_bytes()
+    }
+
+    /// Bytes that break formats, lengths, codes and the structure: digits,
+    /// letters, separators, the release character, non-ASCII, tags.
+    const DAMAGE: &[u8] = b"0123456789.-AZaz+:'? *\xe9\xc3\xa9\x80UNSMOATAXCST";
+
+    fn damaged(seed: &[u8], edits: &[(usize, usize, bool)]) -> Vec<u8> {
+        let mut data = seed.to_vec();
+        for &(at, pick, insert) in edits {
+            let at = at % (data.len() + 1);
+            let b = DAMAGE[pick % DAMAGE.len()];
+            if insert || at == data.len() {
+                data.insert(at, b);
+            } else {
+                data[at] = b;
+            }
+        }
+        data
+    }
+
+    #[test]
+    fn fast_check_agrees_on_clean_generated_interchanges() {
+        for v4 in [false, true] {
+            agree(&seed(v4)).unwrap();
+        }
+        assert!(validate(&seed(false), false).is_valid());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(96))]
+
+        #[test]
+        fn fast_check_agrees_on_damaged_interchanges(
+            v4 in any::<bool>(),
+            edits in proptest::collection::vec((any::<usize>(), any::<usize>(), any::<bool>()), 1..12),
+        ) {
+            agree(&damaged(&seed(v4), &edits))?;
+        }
+    }
 }
