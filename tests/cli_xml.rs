@@ -178,3 +178,27 @@ fn ack_kinds_match_the_input_format() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--kind res"));
 }
+
+/// Found by the xml_validate fuzz target: a declaration whose LRN carries a
+/// character XML cannot hold (here NUL) still gets a valid rejection, without
+/// the LRN, instead of no answer at all.
+#[test]
+fn ack_res_answers_a_declaration_with_an_unwritable_lrn() {
+    let text = std::fs::read_to_string(corpus("valid/hmrc__TT_IM001d__TT_IM001d.xml")).unwrap();
+    let start = text.find("<FunctionalReferenceID>").unwrap() + "<FunctionalReferenceID>".len();
+    let mut broken = text.clone();
+    broken.insert(start, '\0');
+    let path = std::env::temp_dir().join(format!("tradehub-nul-{}.xml", std::process::id()));
+    std::fs::write(&path, broken).unwrap();
+    let out = tradehub(&["ack", "--kind", "res", path.to_str().unwrap()]);
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = XmlValidator::new(None, XmlLimits::default()).validate(&out.stdout, "res.xml");
+    assert!(report.valid, "{:#?}", report.issues);
+    assert_eq!(report.summary.function_code.as_deref(), Some("03"));
+}

@@ -32,7 +32,7 @@ pub fn for_report(report: &XmlReport, issued: Timestamp, response_id: &str) -> W
             .functional_reference_id
             .as_deref()
             .map(|lrn| clip(lrn.trim(), 35))
-            .filter(|lrn| !lrn.is_empty()),
+            .filter(|lrn| !lrn.is_empty() && lrn.chars().all(xml_char)),
         rejected: (!report.valid).then_some(issued),
         ..DeclarationRef::default()
     };
@@ -72,11 +72,21 @@ fn error_for(issue: &Issue) -> ResponseError {
         description.push_str(": ");
     }
     description.push_str(&issue.message);
+    // A message may quote bytes of a broken document that XML cannot carry.
+    let description: String = description
+        .chars()
+        .map(|c| if xml_char(c) { c } else { '\u{FFFD}' })
+        .collect();
     ResponseError {
         validation_code: issue.code.as_str().to_owned(),
         description: Some(clip(&description, DESCRIPTION_MAX)),
         pointers,
     }
+}
+
+/// A character XML 1.0 can carry.
+fn xml_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
 }
 
 /// `text` cut to at most `max` characters.
