@@ -151,6 +151,9 @@ codes! {
     /// Project code: more schema errors than the configured maximum; the rest
     /// were counted, not recorded.
     XmlTooManyIssues = "XML011",
+    /// Project code: a well-formed WCO document that is not a declaration
+    /// (e.g. a response) submitted to the hub, which takes declarations.
+    XmlNotDeclaration = "XML012",
     /// Project code: a non-empty value of the message that no mapping rule
     /// read; reported so that nothing is dropped silently (warning).
     MappingUnmapped = "MAP001",
@@ -182,12 +185,26 @@ codes! {
     /// Project code (business rule): more than 999 goods items, or items not
     /// numbered 1, 2, 3 … in order.
     RuleItems = "RUL007",
+    /// Project code (business rule): an amendment or cancellation refers to
+    /// an LRN that no live declaration of the sender has, or to one that can
+    /// no longer change (cleared, released).
+    RuleReference = "RUL008",
+    /// Project code (business rule): an original declaration reuses an LRN
+    /// of a live declaration of the same sender.
+    RuleDuplicateLrn = "RUL009",
     /// Project code: the interchange sender (UNB S002) is not the
     /// authenticated partner that submitted it.
     WrongSender = "HUB201",
     /// Project code: an AMQP message whose sender cannot be identified (no
     /// `user_id` property, or one that is not a registered partner).
     UnknownSender = "HUB202",
+    /// Project code: an agency refused a permit the declaration needs.
+    PermitRefused = "HUB301",
+    /// Project code: an agency did not answer a permit request in time.
+    PermitExpired = "HUB302",
+    /// Project code: an agency reply that cannot be taken (not a permit
+    /// decision, or for a permit that does not exist); dead-lettered.
+    PermitReplyInvalid = "HUB303",
 }
 
 impl fmt::Display for Code {
@@ -263,6 +280,11 @@ pub struct Location {
     /// Element path in an XML document.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
+    /// JSON pointer of the canonical field a business-rule finding is about
+    /// (`/goods/1/hs_code`), kept when the finding is located in the
+    /// message the field came from (`mapping::locate`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
 }
 
 impl Location {
@@ -310,6 +332,9 @@ impl fmt::Display for Location {
         }
         if let Some(v) = &self.path {
             parts.push(v.clone());
+        }
+        if let Some(v) = &self.field {
+            parts.push(format!("field {v}"));
         }
         match (self.line, self.column) {
             (Some(l), Some(c)) => parts.push(format!("line {l} column {c}")),

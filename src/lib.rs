@@ -11,6 +11,7 @@ pub mod edifact;
 pub mod hub;
 pub mod mapping;
 pub mod model;
+pub mod risk;
 pub mod routing;
 pub mod rules;
 pub mod schema;

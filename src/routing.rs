@@ -16,13 +16,13 @@ use crate::model::{Declaration, DeclarationKind};
 /// One HS range: codes whose first `len` digits lie between `from` and
 /// `to` (`0301-0308`, or a single prefix `85`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct HsRange {
+pub(crate) struct HsRange {
     from: String,
     to: String,
 }
 
 impl HsRange {
-    fn parse(text: &str) -> Result<HsRange, String> {
+    pub(crate) fn parse(text: &str) -> Result<HsRange, String> {
         let (from, to) = text.split_once('-').unwrap_or((text, text));
         let (from, to) = (from.trim(), to.trim());
         let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
@@ -45,7 +45,7 @@ impl HsRange {
         })
     }
 
-    fn contains(&self, hs: &str) -> bool {
+    pub(crate) fn contains(&self, hs: &str) -> bool {
         let hs: String = hs.chars().filter(char::is_ascii_digit).collect();
         match hs.get(..self.from.len()) {
             Some(prefix) => prefix >= self.from.as_str() && prefix <= self.to.as_str(),

@@ -101,6 +101,33 @@ impl fmt::Display for Timestamp {
     }
 }
 
+impl Timestamp {
+    /// Seconds since 1970-01-01T00:00:00Z.
+    pub fn unix(&self) -> i64 {
+        days_from_civil(self.year, self.month, self.day) * 86_400
+            + i64::from(self.hour) * 3_600
+            + i64::from(self.minute) * 60
+            + i64::from(self.second)
+    }
+
+    /// This time plus `secs` seconds (negative: earlier).
+    pub fn plus_secs(&self, secs: i64) -> Timestamp {
+        Timestamp::from_unix(self.unix().saturating_add(secs))
+    }
+}
+
+/// (year, month, day) to days since 1970-01-01, the inverse of
+/// [`civil_from_days`] (same published algorithm).
+fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let m = i64::from(month);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(day) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 /// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian
 /// calendar (the civil-from-days algorithm published by Howard Hinnant).
 fn civil_from_days(days: i64) -> (i64, u32, u32) {
@@ -129,6 +156,15 @@ mod tests {
             Timestamp::from_unix(1_795_516_200).to_string(),
             "2026-11-24T10:30:00Z"
         );
+    }
+
+    #[test]
+    fn unix_round_trips() {
+        for secs in [0, 951_782_400, 1_795_516_200, -86_400, 4_102_444_799] {
+            assert_eq!(Timestamp::from_unix(secs).unix(), secs);
+        }
+        let t = Timestamp::parse("2026-12-31T23:59:30Z").unwrap();
+        assert_eq!(t.plus_secs(45).to_string(), "2027-01-01T00:00:15Z");
     }
 
     #[test]

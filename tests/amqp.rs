@@ -71,11 +71,23 @@ async fn remove_topology(
     for q in queues {
         let _ = ch.queue_delete(q, QueueDeleteOptions::default()).await;
     }
+    for q in [
+        settings.replies_queue(),
+        settings.dead_replies_queue(),
+        settings.ack_queue("guest"),
+    ]
+    .into_iter()
+    .chain(settings.agencies.iter().map(|a| settings.agency_queue(a)))
+    {
+        let _ = ch.queue_delete(q, QueueDeleteOptions::default()).await;
+    }
     for x in [
         settings.inbound_exchange(),
         settings.dead_letter_exchange(),
         settings.acks_exchange(),
         settings.events_exchange(),
+        settings.permits_exchange(),
+        settings.replies_exchange(),
     ] {
         let _ = ch
             .exchange_delete(x, ExchangeDeleteOptions::default())
@@ -251,10 +263,21 @@ async fn amqp_intake_end_to_end() {
     let refusal_answer = next_message(&ch, ack_queue.as_str()).await;
     assert_eq!(header(&refusal_answer, "x-tradehub-code"), "HUB201");
 
-    publish(&ch, &settings, b"<Declaration/>", as_guest()).await;
+    publish(&ch, &settings, b"neither EDIFACT nor XML", as_guest()).await;
     let d = next_message(&ch, dead.as_str()).await;
     assert_eq!(header(&d, "x-tradehub-code"), "EDI104");
     let _ = next_message(&ch, ack_queue.as_str()).await;
+
+    // WCO XML is taken too: an invalid declaration is stored as rejected
+    // and answered with a WCO RES 03.
+    publish(&ch, &settings, b"<Declaration/>", as_guest()).await;
+    let res = next_message(&ch, ack_queue.as_str()).await;
+    assert_eq!(header(&res, "x-tradehub-status"), "rejected");
+    let text = String::from_utf8_lossy(&res.delivery.data).into_owned();
+    assert!(
+        text.contains("<res:FunctionCode>03</res:FunctionCode>"),
+        "{text}"
+    );
 
     // Nothing is left unacknowledged on the inbound queue.
     let inbound = ch
@@ -269,7 +292,7 @@ async fn amqp_intake_end_to_end() {
         .await
         .unwrap();
     assert_eq!(inbound.message_count(), 0);
-    assert_eq!(store.count(Table::Interchanges).await.unwrap(), 2);
+    assert_eq!(store.count(Table::Interchanges).await.unwrap(), 3);
 
     stop.send(()).unwrap();
     tokio::time::timeout(Duration::from_secs(10), consumer)
@@ -487,6 +510,180 @@ async fn readiness_follows_the_broker() {
         .await
         .unwrap();
     let ch = conn.create_channel().await.unwrap();
+    remove_topology(
+        &conn,
+        &ch,
+        &settings,
+        [settings.inbound_queue(), settings.dead_inbound_queue()],
+    )
+    .await;
+    store.close().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The permit round trip over RabbitMQ: a declaration needing KMDIA's
+/// confirmation is answered "awaiting permits" on ack.<partner>, its permit
+/// request arrives on agency.KMDIA through the outbox relay, the agency's
+/// decision on hub.permit-replies clears it and the sender gets "cleared";
+/// a reply that is not a decision is dead-lettered with HUB303. The broker
+/// has one user, so `guest` is both the broker and KMDIA's account here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn permits_round_trip_over_amqp() {
+    let conn = match Connection::connect(&amqp_url(), ConnectionProperties::default()).await {
+        Ok(c) => c,
+        Err(e) => {
+            if common::ci() {
+                panic!("RabbitMQ at TRADEHUB_TEST_AMQP_URL is required under CI=true: {e}");
+            }
+            eprintln!("skipping: RabbitMQ not reachable ({e})");
+            return;
+        }
+    };
+    let dir = std::env::temp_dir().join(format!(
+        "tradehub-amqp-permits-{}",
+        uuid::Uuid::now_v7().simple()
+    ));
+    let store = Store::open(&Store::embedded_url(&dir).unwrap())
+        .await
+        .unwrap();
+    store
+        .add_partner("guest", "Broker and KMDIA desk", "hash", Timestamp::now())
+        .await
+        .unwrap();
+    store
+        .set_partner_agency("guest", Some("KMDIA"))
+        .await
+        .unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let catalogue =
+        tradehub::agency::AgencyCatalogue::load(root.join("config/agencies.toml")).unwrap();
+    let clearance = tradehub::hub::clearance::Clearance {
+        routing: tradehub::routing::Routing::load(&root.join("config/routing.toml"), &catalogue)
+            .unwrap(),
+        ..Default::default()
+    };
+    let intake = Intake::new(store.clone(), Limits::default()).with_clearance(clearance);
+    let mut settings = AmqpSettings::new(amqp_url());
+    settings.prefix = format!("t{}.", uuid::Uuid::now_v7().simple());
+    settings.agencies = vec!["KMDIA".into(), "MFDS".into()];
+
+    let ch = conn.create_channel().await.unwrap();
+    amqp::declare_topology(&ch, &settings).await.unwrap();
+    amqp::declare_ack_queue(&ch, &settings, "guest")
+        .await
+        .unwrap();
+    ch.confirm_select(Default::default()).await.unwrap();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|v| *v).await;
+    };
+    let consumer = tokio::spawn(amqp::consume(
+        intake.clone(),
+        settings.clone(),
+        wait(stopped.clone()),
+    ));
+    let relay = tokio::spawn(tradehub::hub::outbox::relay(
+        store.clone(),
+        std::sync::Arc::new(amqp::OutboxPublisher::new(settings.clone())),
+        intake.outbox_wake(),
+        Duration::from_millis(200),
+        wait(stopped.clone()),
+    ));
+
+    let as_guest = || {
+        BasicProperties::default()
+            .with_user_id("guest".into())
+            .with_delivery_mode(2)
+    };
+    publish(
+        &ch,
+        &settings,
+        &common::cusdec("guest", "PERMIT01", "LRN-AMQP-1", "9", &["901890"]),
+        as_guest(),
+    )
+    .await;
+    let ack_queue = settings.ack_queue("guest");
+    // The CONTRL, then the customs answer "awaiting permits" (either order:
+    // the consumer and the relay publish independently).
+    let mut statuses = Vec::new();
+    for _ in 0..2 {
+        let m = next_message(&ch, ack_queue.as_str()).await;
+        let text = String::from_utf8(m.delivery.data.clone()).unwrap();
+        statuses.push(if text.contains("CONTRL") {
+            "contrl".to_owned()
+        } else if text.contains("CUSRES") && text.contains("status awaiting_permits") {
+            "awaiting_permits".to_owned()
+        } else {
+            text
+        });
+    }
+    statuses.sort();
+    assert_eq!(statuses, ["awaiting_permits", "contrl"]);
+
+    // The permit request on KMDIA's queue, and nothing for MFDS.
+    let request = next_message(&ch, settings.agency_queue("KMDIA").as_str()).await;
+    assert_eq!(request.delivery.routing_key.as_str(), "permit.KMDIA");
+    let request: serde_json::Value = serde_json::from_slice(&request.delivery.data).unwrap();
+    assert_eq!(request["agency"], "KMDIA");
+    assert_eq!(request["declaration"]["lrn"], "LRN-AMQP-1");
+    let permit = request["id"].as_str().unwrap().to_owned();
+    let mfds = ch
+        .basic_get(settings.agency_queue("MFDS"), BasicGetOptions::default())
+        .await
+        .unwrap();
+    assert!(mfds.is_none());
+
+    // A reply that is not a decision goes to dead.permit-replies.
+    ch.basic_publish(
+        settings.replies_exchange(),
+        amqp::REPLIES_KEY.into(),
+        BasicPublishOptions::default(),
+        b"granted!",
+        as_guest(),
+    )
+    .await
+    .unwrap()
+    .await
+    .unwrap();
+    let dead = next_message(&ch, settings.dead_replies_queue().as_str()).await;
+    assert_eq!(header(&dead, "x-tradehub-code"), "HUB303");
+
+    // The agency grants: the sender hears "cleared".
+    let decision = serde_json::json!({
+        "permit_id": permit,
+        "outcome": "granted",
+        "reasons": ["device registered"],
+    });
+    ch.basic_publish(
+        settings.replies_exchange(),
+        amqp::REPLIES_KEY.into(),
+        BasicPublishOptions::default(),
+        &serde_json::to_vec(&decision).unwrap(),
+        as_guest(),
+    )
+    .await
+    .unwrap()
+    .await
+    .unwrap();
+    // CUSRES: BGM 1225 = 29 accepted, RFF ABE = the LRN (see ack::cusres).
+    let m = next_message(&ch, ack_queue.as_str()).await;
+    let answer = String::from_utf8_lossy(&m.delivery.data).into_owned();
+    assert!(answer.contains("CUSRES:D:96B:UN"), "{answer}");
+    assert!(answer.contains("BGM+961+LRN-AMQP-1+29"), "{answer}");
+    assert!(answer.contains("RFF+ABE:LRN-AMQP-1'"), "{answer}");
+    let p = store.permit(&permit).await.unwrap().unwrap();
+    assert_eq!(p.status, "granted");
+
+    stop.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), consumer)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(10), relay)
+        .await
+        .unwrap()
+        .unwrap();
     remove_topology(
         &conn,
         &ch,

@@ -157,3 +157,52 @@ fn an_untranslated_function_code_is_reported() {
         "no function, no declaration"
     );
 }
+
+#[test]
+fn rule_findings_locate_at_the_elements_they_came_from() {
+    use tradehub::mapping::locate;
+    use tradehub::rules::{RuleSettings, check};
+    let mapping = load().unwrap();
+    let text =
+        std::fs::read_to_string(root().join("fixtures/wco/corpus/valid/crafted-many-items.xml"))
+            .unwrap();
+    // Goods item 2's HS code broken: the finding points at its element.
+    let first = text.find("<ID>22042195</ID>").unwrap();
+    let second = first + 1 + text[first + 1..].find("<ID>22042195</ID>").unwrap();
+    let bytes = format!(
+        "{}<ID>2204X</ID>{}",
+        &text[..second],
+        &text[second + "<ID>22042195</ID>".len()..]
+    );
+    let (value, _, provenance) = mapping.apply_located(bytes.as_bytes());
+    let declaration = serde_json::from_value(typed("declaration", value).unwrap()).unwrap();
+    let mut findings = check(
+        &declaration,
+        &RuleSettings::at(tradehub::timestamp::Timestamp::parse("2030-01-01T00:00").unwrap()),
+    );
+    locate(&mut findings, &provenance);
+    let hs = findings
+        .iter()
+        .find(|f| f.code == Code::RuleHsCode)
+        .unwrap_or_else(|| panic!("{findings:#?}"));
+    assert_eq!(hs.location.field.as_deref(), Some("/goods/1/hs_code"));
+    let path = hs.location.path.as_deref().unwrap();
+    assert_eq!(
+        path,
+        "/Declaration/GoodsShipment/GovernmentAgencyGoodsItem[2]/Commodity/Classification/ID"
+    );
+    // WCO RES can point at it.
+    let (pointers, unmapped) = tradehub::xml::response::pointers_for_path(path);
+    assert!(unmapped.is_empty(), "{unmapped:?}");
+    assert_eq!(pointers.len(), 5, "{pointers:?}");
+    // Every finding has an element path.
+    for f in &findings {
+        assert!(
+            f.location
+                .path
+                .as_deref()
+                .is_some_and(|p| p.starts_with("/Declaration")),
+            "{f:?}"
+        );
+    }
+}

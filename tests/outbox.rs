@@ -70,22 +70,39 @@ async fn stored_interchange_event_is_relayed_once_confirmed() {
         panic!("not stored");
     };
     let store = intake.store();
-    assert_eq!(
-        store.outbox_backlog().await.unwrap(),
-        1,
-        "written with the interchange"
-    );
+    // Written with the interchange: its event, and for each of its two
+    // messages the answer to the sender and the declaration's status event.
+    assert_eq!(store.outbox_backlog().await.unwrap(), 5);
     // A duplicate writes nothing new.
     intake
         .submit(&partner, fixture("ok/cusdec-d96b-unoc.edi"))
         .await
         .unwrap();
-    assert_eq!(store.count(Table::Outbox).await.unwrap(), 1);
+    assert_eq!(store.count(Table::Outbox).await.unwrap(), 5);
 
     let inproc = InProcess::new(16);
     let mut sub = inproc.subscribe();
-    assert_eq!(outbox::drain(store, &inproc).await.unwrap(), 1);
-    let m = sub.recv().await.unwrap();
+    assert_eq!(outbox::drain(store, &inproc).await.unwrap(), 5);
+    let mut relayed = Vec::new();
+    for _ in 0..5 {
+        relayed.push(sub.recv().await.unwrap());
+    }
+    let keys: Vec<&str> = relayed
+        .iter()
+        .map(|m| m.message.routing_key.as_str())
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "interchange.validated",
+            "ack.KRBROKER01",
+            "declaration.rejected",
+            "ack.KRBROKER01",
+            "declaration.rejected"
+        ],
+        "in commit order"
+    );
+    let m = relayed.swap_remove(0);
     assert_eq!(m.message.exchange, "tradehub.events");
     assert_eq!(m.message.routing_key, "interchange.validated");
     assert_eq!(
@@ -125,16 +142,17 @@ async fn failed_publish_stays_pending_and_is_retried() {
         published: Default::default(),
     };
     assert!(outbox::drain(intake.store(), &flaky).await.is_err());
+    // 5 rows of the valid interchange (see above), 1 of the rejected one.
     assert_eq!(
         intake.store().outbox_backlog().await.unwrap(),
-        2,
+        6,
         "nothing marked after a failed publish"
     );
-    assert_eq!(outbox::drain(intake.store(), &flaky).await.unwrap(), 2);
+    assert_eq!(outbox::drain(intake.store(), &flaky).await.unwrap(), 6);
     let published = flaky.published.lock().unwrap().clone();
-    assert_eq!(published.len(), 2);
+    assert_eq!(published.len(), 6);
     assert!(
-        published[0].ends_with("/validated") && published[1].ends_with("/rejected"),
+        published[0].ends_with("/validated") && published[5].ends_with("/rejected"),
         "{published:?}"
     );
 

@@ -193,7 +193,19 @@ async fn scenario(url: &str) {
     assert_eq!(refusals.len(), 1);
     assert_eq!(refusals[0].0, "HUB201");
 
-    // Not EDIFACT at all.
+    // Neither EDIFACT nor XML.
+    let r = request(
+        addr,
+        "POST",
+        "/v1/interchanges",
+        Some(&hub.broker),
+        b"just some text",
+    )
+    .await;
+    assert_eq!(r.status, 415);
+    assert_eq!(r.json()["code"], "EDI104");
+    // XML that is not a valid WCO declaration: stored as rejected and
+    // answered with a WCO RES 03.
     let r = request(
         addr,
         "POST",
@@ -202,8 +214,15 @@ async fn scenario(url: &str) {
         b"<Declaration/>",
     )
     .await;
-    assert_eq!(r.status, 415);
-    assert_eq!(r.json()["code"], "EDI104");
+    assert_eq!(r.status, 202);
+    let body = r.json();
+    assert_eq!(body["interchange"]["format"], "xml");
+    assert_eq!(body["interchange"]["status"], "rejected");
+    let res = body["interchange"]["acknowledgement"].as_str().unwrap();
+    assert!(
+        res.contains("<res:FunctionCode>03</res:FunctionCode>"),
+        "{res}"
+    );
 
     // Over the body limit.
     let big = vec![b'A'; 100 * 1024];
@@ -264,19 +283,19 @@ async fn scenario(url: &str) {
         [200, 200, 200, 200, 200, 200, 200, 202],
         "one stored, seven duplicates"
     );
-    assert_eq!(hub.store.count(Table::Interchanges).await.unwrap(), 4);
+    assert_eq!(hub.store.count(Table::Interchanges).await.unwrap(), 5);
 
-    // Metrics count what reached intake: 15 submissions (401 and 413 stop before).
+    // Metrics count what reached intake: 16 submissions (401 and 413 stop before).
     let r = request(addr, "GET", "/metrics", None, b"").await;
     assert_eq!(r.status, 200);
     let text = String::from_utf8(r.body).unwrap();
     for line in [
-        "tradehub_interchanges_received_total 15\n",
+        "tradehub_interchanges_received_total 16\n",
         "tradehub_interchanges_validated_total 2\n",
-        "tradehub_interchanges_rejected_total 2\n",
+        "tradehub_interchanges_rejected_total 3\n",
         "tradehub_duplicates_total 8\n",
         "tradehub_refused_total 3\n",
-        "tradehub_submit_seconds_count 15\n",
+        "tradehub_submit_seconds_count 16\n",
     ] {
         assert!(text.contains(line), "{line} missing in\n{text}");
     }

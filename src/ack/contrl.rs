@@ -258,7 +258,7 @@ pub fn build(parsed: &Parsed, options: &Options) -> Contrl {
 
 /// The segment with every character `charset` cannot encode replaced by
 /// `.`, and empty trailing components dropped (ISO 9735 omits them).
-fn sanitize(seg: &Segment, charset: Charset) -> Segment {
+pub(super) fn sanitize(seg: &Segment, charset: Charset) -> Segment {
     let clean = |text: &String| -> String {
         text.chars()
             .map(|c| {

@@ -1,4 +1,446 @@
-//! Acknowledgements and responses the hub sends back to senders.
+//! Acknowledgements and responses the hub sends back to senders: CONTRL
+//! (syntax), WCO RES (XML), and the UN/EDIFACT D.96B application answers
+//! APERAK (findings located at segments) and CUSRES (customs status).
+//!
+//! The D.96B writers only emit segments; which segments may follow which,
+//! and which codes are valid, is the official directory's business, and the
+//! tests validate every answer against it (tests/ack_edifact.rs). Code
+//! values named here are from the D.96B UNCL code lists.
 
+pub mod aperak;
 pub mod contrl;
+pub mod cusres;
 pub mod res;
+
+use std::fmt;
+
+use crate::diag::{Issue, Location, Severity};
+use crate::edifact::writer;
+use crate::edifact::{Charset, Element, Segment, Separators};
+use crate::model::ResponseError;
+use crate::timestamp::Timestamp;
+
+/// Who sends an answer, to whom, in which syntax and when. The caller
+/// supplies it, so the builders stay pure and their output reproducible.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Envelope {
+    /// UNB sender id (the hub).
+    pub hub: String,
+    /// UNB recipient id (the partner answered).
+    pub partner: String,
+    /// Syntax identifier, e.g. `UNOC`; one tradehub does not support is
+    /// answered in UNOC.
+    pub syntax_identifier: String,
+    /// Syntax version 1 to 4 (others are answered in version 3).
+    pub syntax_version: u8,
+    /// Unique control reference, at most 14 characters (longer ones are
+    /// cut): UNB 0020 and UNH 0062 of the answer.
+    pub reference: String,
+    /// Time of preparation (UNB S004, the answer's DTM).
+    pub at: Timestamp,
+}
+
+/// The message being answered.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Original {
+    /// UNB 0020 of its interchange.
+    pub interchange_reference: String,
+    /// UNH 0062.
+    pub message_reference: String,
+    /// UNH 0065, e.g. `CUSDEC`.
+    pub message_type: String,
+    /// The declaration's LRN (CUSDEC BGM 1004), when it is known.
+    pub lrn: Option<String>,
+}
+
+/// Where an error is in an EDIFACT message, as a [`ResponseError`]'s
+/// `pointer` carries it: `TAG:POSITION[:ELEMENT[:COMPONENT]]`, the position
+/// counted in the message (UNH = 1) as in CONTRL's UCS, element and
+/// component 1-based as in S011 — e.g. `CST:17:2:1`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentPointer {
+    pub tag: String,
+    pub position: u32,
+    pub element: Option<u16>,
+    pub component: Option<u16>,
+}
+
+impl SegmentPointer {
+    /// The pointer of a location that names a segment in a message.
+    pub fn of(location: &Location) -> Option<SegmentPointer> {
+        Some(SegmentPointer {
+            tag: location.tag.clone()?,
+            position: location.message_segment?,
+            element: location.element,
+            component: location.element.and(location.component),
+        })
+    }
+
+    /// Reads `CST:17:2:1`; `None` for anything else (an XML path, a JSON
+    /// pointer).
+    pub fn parse(text: &str) -> Option<SegmentPointer> {
+        let mut parts = text.split(':');
+        let tag = parts.next()?;
+        if tag.len() != 3
+            || !tag
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+        {
+            return None;
+        }
+        let position = parts.next()?.parse().ok()?;
+        let element = match parts.next() {
+            Some(e) => Some(e.parse().ok()?),
+            None => None,
+        };
+        let component = match parts.next() {
+            Some(c) => Some(c.parse().ok()?),
+            None => None,
+        };
+        if parts.next().is_some() {
+            return None;
+        }
+        Some(SegmentPointer {
+            tag: tag.to_owned(),
+            position,
+            element,
+            component,
+        })
+    }
+
+    /// Human-readable parts: the segment, then element and component.
+    fn describe(&self, message: &str) -> Vec<String> {
+        let mut out = vec![format!(
+            "segment {} at position {} of message {message}",
+            self.tag, self.position
+        )];
+        match (self.element, self.component) {
+            (Some(e), Some(c)) => out.push(format!("element {e}, component {c}")),
+            (Some(e), None) => out.push(format!("element {e}")),
+            _ => {}
+        }
+        out
+    }
+}
+
+impl fmt::Display for SegmentPointer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.tag, self.position)?;
+        if let Some(e) = self.element {
+            write!(f, ":{e}")?;
+            if let Some(c) = self.component {
+                write!(f, ":{c}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A finding as a [`ResponseError`]: its code; the segment pointer when the
+/// finding is located in an EDIFACT message, else its XML element path or
+/// canonical field; its message, with the canonical field when there is one
+/// (`… [field /goods/1/hs_code]`).
+pub fn response_error(issue: &Issue) -> ResponseError {
+    let loc = &issue.location;
+    let pointer = SegmentPointer::of(loc)
+        .map(|p| p.to_string())
+        .or_else(|| loc.path.clone())
+        .or_else(|| loc.field.clone());
+    let mut message = issue.message.clone();
+    if issue.severity == Severity::Warning {
+        message.insert_str(0, "(warning) ");
+    }
+    if let Some(field) = &loc.field
+        && pointer.as_deref() != Some(field.as_str())
+    {
+        message.push_str(&format!(" [field {field}]"));
+    }
+    ResponseError {
+        code: issue.code.as_str().to_owned(),
+        pointer,
+        message,
+    }
+}
+
+/// Where a located issue is, in words, at most 5 parts (FTX C108).
+fn describe(location: &Location, message: &str) -> Vec<String> {
+    let mut out = match SegmentPointer::of(location) {
+        Some(p) => p.describe(location.message.as_deref().unwrap_or(message)),
+        None => Vec::new(),
+    };
+    if let Some(group) = &location.group_path {
+        out.push(format!("segment group {group}"));
+    }
+    if let Some(field) = &location.field {
+        out.push(format!("field {field}"));
+    }
+    if let Some(path) = &location.path {
+        out.push(format!("element path {path}"));
+    }
+    out.truncate(5);
+    out
+}
+
+/// UNCL 3055 `ZZZ` (mutually defined): qualifies a 9321 application error
+/// code as one of tradehub's issue codes (docs/codes.md). D.96B has no UNCL
+/// code list for 9321; its directory entry says "user or association
+/// defined code, may be used in combination with 1131/3055".
+const AGENCY_MUTUALLY_DEFINED: &str = "ZZZ";
+
+/// ERC: the application error code (9321, an..8) qualified by 3055 `ZZZ`.
+fn erc(code: &str) -> Segment {
+    Segment::new(
+        "ERC",
+        vec![Element::composite([
+            cut(code, 8).as_str(),
+            "",
+            AGENCY_MUTUALLY_DEFINED,
+        ])],
+    )
+}
+
+/// FTX with a text subject (UNCL 4451) and the text in at most five
+/// 70-character parts of C108.
+fn ftx(subject: &str, parts: &[String]) -> Segment {
+    let mut texts: Vec<String> = Vec::new();
+    for part in parts {
+        texts.extend(wrap(part, 70));
+    }
+    texts.truncate(5);
+    if texts.is_empty() {
+        texts.push("-".into());
+    }
+    Segment::new(
+        "FTX",
+        vec![
+            Element::simple(subject),
+            Element::simple(""),
+            Element::simple(""),
+            Element::composite(texts),
+        ],
+    )
+}
+
+/// RFF: a reference qualifier (UNCL 1153), the number, and a line number
+/// (1156) when one is given.
+fn rff(qualifier: &str, number: &str, line: Option<u32>) -> Segment {
+    let mut parts = vec![qualifier.to_owned(), cut(number, 35)];
+    if let Some(line) = line {
+        parts.push(cut(&line.to_string(), 6));
+    }
+    Segment::new("RFF", vec![Element::composite(parts)])
+}
+
+/// DTM 137 (document/message date/time, UNCL 2005) in format 203
+/// (CCYYMMDDHHMM, UNCL 2379).
+fn dtm_prepared(at: &Timestamp) -> Segment {
+    dtm(
+        "137",
+        &format!("{}{}", at.edifact_date(true), at.edifact_time()),
+        "203",
+    )
+}
+
+fn dtm(qualifier: &str, value: &str, format: &str) -> Segment {
+    Segment::new("DTM", vec![Element::composite([qualifier, value, format])])
+}
+
+/// At most `max` characters.
+fn cut(text: &str, max: usize) -> String {
+    text.chars().take(max).collect()
+}
+
+/// Splits text into lines of at most `width` characters, at spaces where
+/// possible.
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        let mut word: String = word.to_owned();
+        loop {
+            let used = line.chars().count();
+            let extra = word.chars().count() + usize::from(used > 0);
+            if used + extra <= width {
+                if used > 0 {
+                    line.push(' ');
+                }
+                line.push_str(&word);
+                break;
+            }
+            if used > 0 {
+                lines.push(std::mem::take(&mut line));
+                continue;
+            }
+            // A word longer than a line is split.
+            let head: String = word.chars().take(width).collect();
+            word = word.chars().skip(width).collect();
+            lines.push(head);
+            if word.is_empty() {
+                break;
+            }
+        }
+    }
+    if !line.is_empty() {
+        lines.push(line);
+    }
+    lines
+}
+
+/// Drops empty trailing elements (ISO 9735 forbids trailing separators).
+fn trim(mut segment: Segment) -> Segment {
+    while segment.elements.last().is_some_and(Element::is_empty) {
+        segment.elements.pop();
+    }
+    segment
+}
+
+/// One D.96B message (`UNH` … `UNT` around `body`) in its own interchange,
+/// as text: UNA, then level A separators (with `*` for repetitions in
+/// syntax version 4). Every character is in the repertoire of the syntax
+/// identifier (others are replaced by `.`), so the text encodes with it.
+fn interchange(envelope: &Envelope, message_type: &str, body: Vec<Segment>) -> String {
+    let (syntax_id, charset) = match Charset::from_syntax_identifier(&envelope.syntax_identifier) {
+        Some(c) => (envelope.syntax_identifier.as_str(), c),
+        None => ("UNOC", Charset::Iso8859(1)),
+    };
+    let version = match envelope.syntax_version {
+        v @ 1..=4 => v,
+        _ => 3,
+    };
+    let v4 = version == 4;
+    let mut reference = cut(&envelope.reference, 14);
+    if reference.is_empty() {
+        reference.push('1');
+    }
+    let at = &envelope.at;
+    let mut segments = Vec::with_capacity(body.len() + 4);
+    segments.push(Segment::new(
+        "UNB",
+        vec![
+            Element::composite([syntax_id.to_owned(), version.to_string()]),
+            Element::simple(cut(&envelope.hub, 35)),
+            Element::simple(cut(&envelope.partner, 35)),
+            Element::composite([at.edifact_date(v4), at.edifact_time()]),
+            Element::simple(&reference),
+        ],
+    ));
+    segments.push(Segment::new(
+        "UNH",
+        vec![
+            Element::simple(&reference),
+            Element::composite([message_type, "D", "96B", "UN"]),
+        ],
+    ));
+    let count = body.len() + 2;
+    segments.extend(body.into_iter().map(trim));
+    segments.push(Segment::new(
+        "UNT",
+        vec![
+            Element::simple(count.to_string()),
+            Element::simple(&reference),
+        ],
+    ));
+    segments.push(Segment::new(
+        "UNZ",
+        vec![Element::simple("1"), Element::simple(&reference)],
+    ));
+    let segments: Vec<Segment> = segments
+        .iter()
+        .map(|s| {
+            // Level A has no lower case: texts are written in capitals
+            // rather than lost to replacement characters.
+            if charset == Charset::LevelA {
+                contrl::sanitize(&upper(s), charset)
+            } else {
+                contrl::sanitize(s, charset)
+            }
+        })
+        .collect();
+    let seps = if v4 {
+        Separators::LEVEL_A_V4
+    } else {
+        Separators::LEVEL_A
+    };
+    let mut bytes = seps.una().to_vec();
+    // Every value is in the repertoire now, and written as UTF-8 text; the
+    // tags are fixed and nothing repeats, so writing cannot fail.
+    if writer::write_segments(&segments, &seps, Charset::Utf8, &mut bytes).is_err() {
+        bytes.clear();
+    }
+    String::from_utf8(bytes).unwrap_or_default()
+}
+
+/// The segment with its values in ASCII capitals.
+fn upper(segment: &Segment) -> Segment {
+    let elements = segment
+        .elements
+        .iter()
+        .map(|e| {
+            Element::repeated(
+                e.repetitions()
+                    .iter()
+                    .map(|comps| comps.iter().map(|c| c.to_ascii_uppercase()).collect())
+                    .collect(),
+            )
+        })
+        .collect();
+    Segment::new(segment.tag.clone(), elements)
+}
+
+/// The bytes to send for an answer the writers built: the text encoded in
+/// the repertoire its UNB names (the writers only put characters of that
+/// repertoire in it; UTF-8 when the identifier is unknown).
+pub fn to_bytes(answer: &str) -> Vec<u8> {
+    let charset = answer
+        .find("UNB")
+        .and_then(|at| answer.get(at + 4..at + 8))
+        .and_then(Charset::from_syntax_identifier)
+        .unwrap_or(Charset::Utf8);
+    let mut out = Vec::with_capacity(answer.len());
+    if charset.encode(answer, &mut out).is_err() {
+        out.clear();
+        out.extend_from_slice(answer.as_bytes());
+    }
+    out
+}
+
+/// The answer's message reference and type in words, for header FTX.
+fn answering(original: &Original) -> String {
+    let mut text = format!(
+        "answer to {} {} of interchange {}",
+        if original.message_type.is_empty() {
+            "message"
+        } else {
+            original.message_type.as_str()
+        },
+        original.message_reference,
+        original.interchange_reference
+    );
+    if let Some(lrn) = &original.lrn {
+        text.push_str(&format!(", LRN {lrn}"));
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segment_pointers_round_trip() {
+        for text in ["CST:17:2:1", "BGM:2", "NAD:9:2"] {
+            let p = SegmentPointer::parse(text).unwrap_or_else(|| panic!("{text}"));
+            assert_eq!(p.to_string(), text);
+        }
+        for text in ["/goods/1", "cst:1", "CST", "CST:x", "CST:1:2:3:4"] {
+            assert_eq!(SegmentPointer::parse(text), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn text_wraps_at_spaces_and_splits_long_words() {
+        assert_eq!(wrap("aa bb cc", 5), vec!["aa bb", "cc"]);
+        assert_eq!(wrap("abcdefgh", 3), vec!["abc", "def", "gh"]);
+        assert_eq!(wrap("", 3), Vec::<String>::new());
+    }
+}

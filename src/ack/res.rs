@@ -52,7 +52,7 @@ pub fn for_report(report: &XmlReport, issued: Timestamp, response_id: &str) -> W
     response
 }
 
-fn error_for(issue: &Issue) -> ResponseError {
+pub(crate) fn error_for(issue: &Issue) -> ResponseError {
     let (pointers, _unmapped) = issue
         .location
         .path
@@ -90,7 +90,7 @@ fn xml_char(c: char) -> bool {
 }
 
 /// `text` cut to at most `max` characters.
-fn clip(text: &str, max: usize) -> String {
+pub(crate) fn clip(text: &str, max: usize) -> String {
     match text.char_indices().nth(max) {
         Some((at, _)) => text.get(..at).unwrap_or(text).to_owned(),
         None => text.to_owned(),

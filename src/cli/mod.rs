@@ -66,6 +66,11 @@ enum AckKind {
     /// WCO RES for a WCO XML declaration: 03 rejected with Error/Pointer
     /// chains, or 02 received.
     Res,
+    /// APERAK (D.96B) per message of an EDIFACT interchange: its mapping
+    /// errors and business-rule findings, each located at its segment.
+    Aperak,
+    /// CUSRES (D.96B) per message: accepted, or rejected with the findings.
+    Cusres,
 }
 
 #[derive(Debug, Subcommand)]
@@ -130,6 +135,22 @@ enum Command {
         /// A folder of further official UN/EDIFACT directory zips (repeatable).
         #[arg(long = "directories", value_name = "DIR")]
         directories: Vec<PathBuf>,
+        /// Agency catalogue [default: config/agencies.toml].
+        #[arg(long, env = "TRADEHUB_AGENCIES")]
+        agencies: Option<PathBuf>,
+        /// Permit routing rules [default: config/routing.toml].
+        #[arg(long, env = "TRADEHUB_ROUTING")]
+        routing: Option<PathBuf>,
+        /// Risk lane rules [default: config/risk.toml].
+        #[arg(long, env = "TRADEHUB_RISK")]
+        risk: Option<PathBuf>,
+        /// Seconds an agency has to answer a permit request before it
+        /// expires and the declaration is held [default: 86400].
+        #[arg(long, env = "TRADEHUB_PERMIT_TIMEOUT_SECS")]
+        permit_timeout_secs: Option<u64>,
+        /// The hub's identity as sender of its answers (UNB S002) [default: TRADEHUB].
+        #[arg(long, env = "TRADEHUB_HUB_ID")]
+        hub_id: Option<String>,
     },
     /// Submit an interchange to a running hub and print its answer.
     Submit {
@@ -451,6 +472,11 @@ enum PartnerCommand {
         id: String,
         #[arg(long)]
         name: String,
+        /// The account acts for this agency (its code in the agency
+        /// catalogue): it reads the agency's permit inbox and answers
+        /// permits. `CUSTOMS` makes it a customs officer's account.
+        #[arg(long)]
+        agency: Option<String>,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -484,6 +510,11 @@ struct HubConfig {
     amqp_prefetch: Option<u16>,
     /// Folders of further official UN/EDIFACT directory zips.
     directories: Option<Vec<PathBuf>>,
+    agencies: Option<PathBuf>,
+    routing: Option<PathBuf>,
+    risk: Option<PathBuf>,
+    permit_timeout_secs: Option<u64>,
+    hub_id: Option<String>,
 }
 
 impl HubConfig {
@@ -519,6 +550,7 @@ struct ServeOptions {
     drop_dir: PathBuf,
     drop_poll: std::time::Duration,
     amqp: Option<AmqpSettings>,
+    clearance: crate::hub::clearance::Clearance,
 }
 
 fn serve(opts: ServeOptions) -> Result<u8, CliError> {
@@ -538,7 +570,7 @@ fn serve(opts: ServeOptions) -> Result<u8, CliError> {
         let listener = tokio::net::TcpListener::bind(&listen).await.map_err(io)?;
         let addr = listener.local_addr().map_err(io)?;
         tracing::info!(%addr, backend = ?store.backend(), drop_dir = %opts.drop_dir.display(), "tradehub listening");
-        let mut intake = Intake::new(store.clone(), opts.limits);
+        let mut intake = Intake::new(store.clone(), opts.limits).with_clearance(opts.clearance.clone());
         if !opts.directories.is_empty() {
             let mut folders = opts.directories.clone();
             folders.extend(crate::schema::Directories::default_folders());
@@ -567,6 +599,12 @@ fn serve(opts: ServeOptions) -> Result<u8, CliError> {
                 tokio::spawn(outbox::relay(store.clone(), publisher, intake.outbox_wake(), poll, stopped(stop_rx.clone())))
             }
         };
+        // Permits not answered in time expire; the declaration is held.
+        let expiry = tokio::spawn(crate::hub::permits::expire_loop(
+            intake.clone(),
+            std::time::Duration::from_secs(5),
+            stopped(stop_rx.clone()),
+        ));
         let settings = HttpSettings { max_body_bytes: opts.max_body_bytes };
         let signal = async move {
             shutdown_signal().await;
@@ -576,6 +614,7 @@ fn serve(opts: ServeOptions) -> Result<u8, CliError> {
         // The drop folder finishes the file in hand (it stops with the signal).
         let _ = tokio::time::timeout(std::time::Duration::from_secs(30), dropper).await;
         let _ = tokio::time::timeout(std::time::Duration::from_secs(30), relay_task).await;
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(30), expiry).await;
         if let Some(task) = amqp_task {
             let _ = tokio::time::timeout(std::time::Duration::from_secs(30), task).await;
         }
@@ -607,8 +646,25 @@ async fn shutdown_signal() {
 
 fn partner(command: PartnerCommand) -> Result<u8, CliError> {
     match command {
-        PartnerCommand::Add { id, name, store } => {
+        PartnerCommand::Add {
+            id,
+            name,
+            agency,
+            store,
+        } => {
             let url = store.url()?;
+            if let Some(code) = &agency
+                && code != crate::hub::clearance::CUSTOMS_ROLE
+            {
+                let catalogue =
+                    crate::agency::AgencyCatalogue::load(config_file(None, "agencies.toml"))
+                        .map_err(|e| CliError::Usage(e.to_string()))?;
+                if catalogue.get(code).is_none() {
+                    return Err(CliError::Usage(format!(
+                        "agency {code:?} is not in the agency catalogue (config/agencies.toml); use CUSTOMS for a customs officer"
+                    )));
+                }
+            }
             let (token, hash) = new_token()
                 .map_err(|e| CliError::Usage(format!("no randomness for a token: {e}")))?;
             runtime()?.block_on(async move {
@@ -619,6 +675,12 @@ fn partner(command: PartnerCommand) -> Result<u8, CliError> {
                     .add_partner(&id, &name, &hash, Timestamp::now())
                     .await
                     .map_err(|e| CliError::Usage(e.to_string()))?;
+                if let Some(agency) = &agency {
+                    store
+                        .set_partner_agency(&id, Some(agency))
+                        .await
+                        .map_err(|e| CliError::Usage(e.to_string()))?;
+                }
                 store.close().await;
                 let mut out = io::stdout().lock();
                 writeln!(
@@ -727,6 +789,11 @@ where
             amqp_url,
             amqp_prefetch,
             directories,
+            agencies,
+            routing,
+            risk,
+            permit_timeout_secs,
+            hub_id,
         } => (|| {
             let file = match &config {
                 Some(path) => HubConfig::load(path)?,
@@ -748,7 +815,36 @@ where
             let mut folders = directories;
             folders.extend(file.directories.unwrap_or_default());
             check_folders(&folders)?;
+            let catalogue = crate::agency::AgencyCatalogue::load(config_file(
+                agencies.or(file.agencies).as_deref(),
+                "agencies.toml",
+            ))
+            .map_err(|e| CliError::Usage(e.to_string()))?;
+            let routing = crate::routing::Routing::load(
+                &config_file(routing.or(file.routing).as_deref(), "routing.toml"),
+                &catalogue,
+            )
+            .map_err(|e| CliError::Usage(e.to_string()))?;
+            let risk = crate::risk::RiskProfile::load(&config_file(
+                risk.or(file.risk).as_deref(),
+                "risk.toml",
+            ))
+            .map_err(|e| CliError::Usage(e.to_string()))?;
+            let defaults = crate::hub::clearance::Clearance::default();
+            let clearance = crate::hub::clearance::Clearance {
+                routing,
+                risk,
+                hub_id: hub_id.or(file.hub_id).unwrap_or(defaults.hub_id),
+                permit_timeout_secs: permit_timeout_secs
+                    .or(file.permit_timeout_secs)
+                    .map_or(defaults.permit_timeout_secs, |s| {
+                        s.clamp(1, 365 * 86_400) as i64
+                    }),
+                tolerance: defaults.tolerance,
+            };
+            let agency_queues: Vec<String> = catalogue.iter().map(|a| a.code.clone()).collect();
             serve(ServeOptions {
+                clearance,
                 listen: listen
                     .or(file.listen)
                     .unwrap_or_else(|| "127.0.0.1:8080".into()),
@@ -763,6 +859,7 @@ where
                 ),
                 amqp: amqp_url.or(file.amqp_url).map(|url| AmqpSettings {
                     prefetch: amqp_prefetch.or(file.amqp_prefetch).unwrap_or(32).max(1),
+                    agencies: agency_queues,
                     ..AmqpSettings::new(url)
                 }),
                 directories: folders,
@@ -1275,6 +1372,15 @@ fn ack(
             )));
         }
         (AckKind::Contrl, false) => {}
+        (AckKind::Aperak | AckKind::Cusres, true) => {
+            return Err(CliError::Usage(format!(
+                "{}: APERAK and CUSRES answer UN/EDIFACT messages; for WCO XML use --kind res",
+                path.display()
+            )));
+        }
+        (AckKind::Aperak | AckKind::Cusres, false) => {
+            return ack_application(path, &bytes, kind, moment, format, schema);
+        }
     }
     let parsed = match schema.directories()? {
         Some(d) => edifact::Parser::new(
@@ -1296,7 +1402,7 @@ fn ack(
     let mut out = io::stdout().lock();
     match kind {
         // Answered before the interchange was parsed.
-        AckKind::Res => {}
+        AckKind::Res | AckKind::Aperak | AckKind::Cusres => {}
         AckKind::Contrl => {
             let options = contrl_options(&parsed, moment);
             let report = contrl::build(&parsed, &options);
@@ -1320,6 +1426,143 @@ fn ack(
     } else {
         EXIT_INVALID
     })
+}
+
+/// `ack --kind aperak|cusres`: every message parsed, validated and mapped,
+/// business rules run on each declaration, findings located at their
+/// segments (`mapping::locate`), and one answer interchange per message.
+/// Exit 1 when any message has an error finding or the interchange is
+/// invalid (its syntax and structure errors are CONTRL's: see --kind
+/// contrl).
+fn ack_application(
+    path: &Path,
+    bytes: &[u8],
+    kind: AckKind,
+    moment: Timestamp,
+    format: Format,
+    schema: &SchemaArgs,
+) -> Result<u8, CliError> {
+    use crate::ack::{Envelope, Original};
+    let Some(directories) = schema.directories()? else {
+        return Err(CliError::Usage(
+            "--kind aperak and cusres map messages through their directory; drop --syntax-only"
+                .into(),
+        ));
+    };
+    let (parsed, mapped) =
+        crate::mapping::edifact::parse_and_map(bytes, &directories).map_err(|source| {
+            CliError::Io {
+                path: path.display().to_string(),
+                source,
+            }
+        })?;
+    let subject = &parsed.interchange;
+    let mut failed = !parsed.is_valid();
+    let mut err = io::stderr().lock();
+    if !parsed.is_valid() {
+        let _ = writeln!(
+            err,
+            "{}: the interchange has {} syntax or structure error(s); CONTRL reports them (--kind contrl)",
+            path.display(),
+            parsed.error_count
+        );
+    }
+    let settings = crate::rules::RuleSettings::at(moment);
+    let mut answers = Vec::new();
+    for (n, m) in mapped.iter().enumerate() {
+        let mut findings: Vec<Issue> = m.issues.iter().filter(|i| i.is_error()).cloned().collect();
+        let declaration = m
+            .canonical
+            .as_ref()
+            .filter(|_| m.target == "declaration")
+            .and_then(|v| serde_json::from_value::<crate::model::Declaration>(v.clone()).ok());
+        if let Some(declaration) = &declaration {
+            let mut rules = crate::rules::check(declaration, &settings);
+            crate::mapping::locate(&mut rules, &m.provenance);
+            findings.extend(rules);
+        }
+        failed |= findings.iter().any(Issue::is_error);
+        let lrn = m
+            .canonical
+            .as_ref()
+            .and_then(|c| c.get("lrn"))
+            .and_then(|l| l.as_str())
+            .map(str::to_owned);
+        let original = Original {
+            interchange_reference: subject.control_reference.clone(),
+            message_reference: m.message.clone(),
+            message_type: m.message_type.clone(),
+            lrn: lrn.clone(),
+        };
+        let version = subject.syntax_version.parse::<u8>().unwrap_or(3);
+        let envelope = Envelope {
+            hub: if subject.recipient.id.is_empty() {
+                contrl::HUB_ID.to_owned()
+            } else {
+                subject.recipient.id.clone()
+            },
+            partner: subject.sender.id.clone(),
+            syntax_identifier: subject.syntax_identifier.clone(),
+            syntax_version: version,
+            // Unique per message and minute: kind letter, YYMMDDHHMM, index.
+            reference: format!(
+                "{}{}{}{:03}",
+                if kind == AckKind::Aperak { "A" } else { "R" },
+                moment.edifact_date(false),
+                moment.edifact_time(),
+                (n + 1) % 1000
+            ),
+            at: moment,
+        };
+        let text = if kind == AckKind::Aperak {
+            crate::ack::aperak::build(&original, &findings, &envelope)
+        } else {
+            let errors: Vec<Issue> = findings.iter().filter(|i| i.is_error()).cloned().collect();
+            let response = crate::model::Response {
+                declaration_lrn: lrn.clone().unwrap_or_default(),
+                mrn: None,
+                status: if errors.is_empty() {
+                    "accepted"
+                } else {
+                    "rejected"
+                }
+                .into(),
+                errors: errors.iter().map(crate::ack::response_error).collect(),
+                at: crate::model::Moment {
+                    iso: format!(
+                        "{:04}-{:02}-{:02}T{:02}:{:02}",
+                        moment.year, moment.month, moment.day, moment.hour, moment.minute
+                    ),
+                    format: "203".into(),
+                },
+            };
+            crate::ack::cusres::build(&response, &original, &envelope)
+        };
+        answers.push(serde_json::json!({
+            "message": m.message,
+            "message_type": m.message_type,
+            "lrn": lrn,
+            "findings": findings,
+            "answer": text,
+        }));
+    }
+    let mut out = io::stdout().lock();
+    match format {
+        Format::Json => {
+            serde_json::to_writer_pretty(&mut out, &answers).map_err(|e| out_err(e.into()))?;
+            writeln!(out).map_err(out_err)?;
+        }
+        Format::Text => {
+            // In the repertoire each answer's UNB names, a line end after each.
+            for answer in &answers {
+                let text = answer.get("answer").and_then(|a| a.as_str()).unwrap_or("");
+                out.write_all(&crate::ack::to_bytes(text))
+                    .map_err(out_err)?;
+                writeln!(out).map_err(out_err)?;
+            }
+        }
+    }
+    Ok(if failed { EXIT_INVALID } else { EXIT_VALID })
 }
 
 /// The WCO RES for an XML declaration. Its id is derived from the input and

@@ -60,6 +60,14 @@ pub struct Metrics {
     pub duplicates: AtomicU64,
     pub refused: AtomicU64,
     pub store_errors: AtomicU64,
+    /// Declarations (manifests, passenger lists) accepted after the rules.
+    pub declarations_accepted: AtomicU64,
+    /// Declarations rejected by mapping or business rules.
+    pub declarations_rejected: AtomicU64,
+    /// Agency decisions recorded.
+    pub permit_decisions: AtomicU64,
+    /// Permits that expired unanswered.
+    pub permits_expired: AtomicU64,
     /// Receipt of the bytes to the committed, acknowledged answer.
     pub submit_latency: Histogram,
 }
@@ -72,7 +80,7 @@ impl Metrics {
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let counters: [(&str, &str, &AtomicU64); 7] = [
+        let counters: [(&str, &str, &AtomicU64); 11] = [
             (
                 "tradehub_interchanges_received_total",
                 "Submissions received (all transports).",
@@ -107,6 +115,26 @@ impl Metrics {
                 "tradehub_store_errors_total",
                 "Submissions that failed on a storage error.",
                 &self.store_errors,
+            ),
+            (
+                "tradehub_declarations_accepted_total",
+                "Declarations, manifests and passenger lists accepted after the business rules.",
+                &self.declarations_accepted,
+            ),
+            (
+                "tradehub_declarations_rejected_total",
+                "Declarations rejected by their mapping or the business rules.",
+                &self.declarations_rejected,
+            ),
+            (
+                "tradehub_permit_decisions_total",
+                "Agency decisions on permit requests recorded.",
+                &self.permit_decisions,
+            ),
+            (
+                "tradehub_permits_expired_total",
+                "Permit requests that expired without an answer.",
+                &self.permits_expired,
             ),
         ];
         for (name, help, value) in counters {

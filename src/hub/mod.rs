@@ -13,8 +13,12 @@ use std::time::Instant;
 
 use sha2::{Digest, Sha256};
 
+pub mod clearance;
 pub mod metrics;
 pub mod outbox;
+pub mod permits;
+mod responses;
+mod xml;
 
 use metrics::Metrics;
 
@@ -90,6 +94,10 @@ pub struct Intake {
     broker: Arc<BrokerState>,
     /// The UN/EDIFACT directories messages are validated against.
     directories: Arc<crate::schema::Directories>,
+    /// Rules, risk lanes and permit routing for mapped declarations.
+    clearance: Arc<clearance::Clearance>,
+    /// WCO XML validation (schemas and hostile-input limits).
+    xml: crate::xml::XmlValidator,
 }
 
 /// The AMQP broker as the hub last saw it, for `/readyz`.
@@ -97,6 +105,9 @@ pub struct Intake {
 pub struct BrokerState {
     configured: std::sync::atomic::AtomicBool,
     connected: std::sync::atomic::AtomicBool,
+    /// Messages in the dead-letter queues at the last check, plus one
+    /// (0: never checked).
+    dead_letters: std::sync::atomic::AtomicI64,
 }
 
 impl BrokerState {
@@ -110,6 +121,18 @@ impl BrokerState {
     pub fn set_connected(&self, up: bool) {
         self.connected
             .store(up, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Records the depth of the dead-letter queues.
+    pub fn set_dead_letters(&self, n: u32) {
+        self.dead_letters
+            .store(i64::from(n) + 1, std::sync::atomic::Ordering::Release);
+    }
+
+    /// The depth of the dead-letter queues at the last check, if any.
+    pub fn dead_letters(&self) -> Option<i64> {
+        let n = self.dead_letters.load(std::sync::atomic::Ordering::Acquire);
+        (n > 0).then_some(n - 1)
     }
 
     /// `None` when no broker is configured, else whether it is connected.
@@ -153,7 +176,26 @@ impl Intake {
             directories: crate::schema::Directories::global(),
             tokens: Arc::default(),
             outbox_wake: Arc::default(),
+            clearance: Arc::default(),
+            xml: crate::xml::XmlValidator::new(None, crate::xml::XmlLimits::default()),
         }
+    }
+
+    /// Validates WCO XML with this validator (schema folder, limits).
+    pub fn with_xml(mut self, validator: crate::xml::XmlValidator) -> Self {
+        self.xml = validator;
+        self
+    }
+
+    /// Applies these rules, risk lanes and routing to mapped declarations.
+    pub fn with_clearance(mut self, clearance: clearance::Clearance) -> Self {
+        self.clearance = Arc::new(clearance);
+        self
+    }
+
+    /// The clearance workflow's settings and tables.
+    pub fn clearance(&self) -> &clearance::Clearance {
+        &self.clearance
     }
 
     /// What the outbox relay waits on between polls.
@@ -221,10 +263,17 @@ impl Intake {
     ) -> Result<Submission, StoreError> {
         let now = Timestamp::now();
         let sha256 = sha256_hex(&bytes);
+        if crate::xml::looks_like_xml(&bytes) {
+            return self.submit_xml(partner, bytes, now, sha256).await;
+        }
         let limits = self.limits;
         let directories = self.directories.clone();
-        // Parsing is CPU work; keep it off the async workers.
-        let (parsed, bytes) = tokio::task::spawn_blocking(move || {
+        let rule_settings = crate::rules::RuleSettings {
+            now,
+            tolerance: self.clearance.tolerance,
+        };
+        // Parsing and mapping are CPU work; keep them off the async workers.
+        let (parsed, mapped, bytes) = tokio::task::spawn_blocking(move || {
             let options = ParseOptions {
                 limits,
                 keep_messages: true,
@@ -233,10 +282,23 @@ impl Intake {
             // Every message is validated against its directory release: the
             // CONTRL reports structure errors as well as syntax errors.
             let parsed = edifact::Parser::new(&bytes[..], options)
-                .with_directories(directories)
+                .with_directories(directories.clone())
                 .run(|_, _| {})
                 .unwrap_or_default();
-            (parsed, bytes)
+            // Only a valid interchange goes on: each message is mapped to
+            // the canonical model and checked by the business rules.
+            let mapped = if parsed.is_valid() {
+                crate::mapping::edifact::map_interchange(&parsed, &directories)
+                    .into_iter()
+                    .map(|m| {
+                        let findings = findings_for(&m, &rule_settings);
+                        (m, findings)
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            (parsed, mapped, bytes)
         })
         .await
         .map_err(|e| StoreError::Database {
@@ -325,8 +387,21 @@ impl Intake {
             ),
         ];
         let outbox = [status_event(&new)];
-        match self.store.insert_interchange(&new, &events, &outbox).await {
-            Ok(()) => self.outbox_wake.notify_one(),
+        let reply = clearance::Reply {
+            format: "edifact".into(),
+            partner: partner.id.clone(),
+            syntax_identifier: ic.syntax_identifier.clone(),
+            syntax_version: ic.syntax_version.parse().unwrap_or(4),
+            interchange_reference: ic.control_reference.clone(),
+            ..clearance::Reply::default()
+        };
+        let declarations = self.declarations(partner, &reply, mapped, now).await?;
+        match self
+            .store
+            .insert_interchange(&new, &events, &outbox, &declarations)
+            .await
+        {
+            Ok(()) => self.committed(&declarations),
             // The unique constraints decide: the same bytes again (or a
             // redelivery that raced the first copy) get the original
             // answer; other bytes under a used reference are refused.
@@ -374,6 +449,80 @@ impl Intake {
             interchange: stored,
             issues: parsed.issues,
         }))
+    }
+
+    /// After a commit: wake the relay, count the declarations.
+    fn committed(&self, declarations: &[crate::store::NewDeclaration]) {
+        self.outbox_wake.notify_one();
+        for d in declarations {
+            Metrics::inc(if d.status == clearance::state::REJECTED {
+                &self.metrics.declarations_rejected
+            } else {
+                &self.metrics.declarations_accepted
+            });
+        }
+    }
+
+    /// The declaration rows of the mapped messages of one interchange.
+    async fn declarations(
+        &self,
+        partner: &Partner,
+        reply: &clearance::Reply,
+        mapped: Vec<(crate::mapping::Mapped, Vec<Issue>)>,
+        now: Timestamp,
+    ) -> Result<Vec<crate::store::NewDeclaration>, StoreError> {
+        let mut out = Vec::with_capacity(mapped.len());
+        // LRNs declared earlier in this same interchange count as prior.
+        let mut seen: std::collections::HashMap<String, crate::store::StoredDeclaration> =
+            std::collections::HashMap::new();
+        for (m, findings) in mapped {
+            let lrn = (m.target == "declaration")
+                .then_some(m.canonical.as_ref())
+                .flatten()
+                .and_then(|c| c.get("lrn"))
+                .and_then(|v| v.as_str())
+                .map(str::to_owned);
+            let prior = match &lrn {
+                Some(lrn) => match seen.get(lrn) {
+                    Some(p) => Some(p.clone()),
+                    None => self.store.live_declaration_by_lrn(&partner.id, lrn).await?,
+                },
+                None => None,
+            };
+            let reply = clearance::Reply {
+                message_reference: m.message.clone(),
+                message_type: m.message_type.clone(),
+                ..reply.clone()
+            };
+            let id = uuid::Uuid::now_v7().to_string();
+            let d = self.clearance.intake(&m, findings, &reply, &prior, now, id);
+            if let Some(lrn) = lrn
+                && d.status != clearance::state::REJECTED
+            {
+                seen.insert(
+                    lrn,
+                    crate::store::StoredDeclaration {
+                        id: d.id.clone(),
+                        interchange_id: String::new(),
+                        message_reference: d.message_reference.clone(),
+                        message_type: d.message_type.clone(),
+                        target: d.target.clone(),
+                        partner_id: partner.id.clone(),
+                        lrn: d.lrn.clone(),
+                        function: d.function.clone(),
+                        status: d.status.clone(),
+                        lane: d.lane.clone(),
+                        canonical_json: None,
+                        issues_json: String::new(),
+                        reply_json: String::new(),
+                        created_at: now.to_string(),
+                        updated_at: now.to_string(),
+                    },
+                );
+            }
+            out.push(d);
+        }
+        Ok(out)
     }
 
     async fn duplicate(
@@ -471,6 +620,28 @@ impl Intake {
         tracing::warn!(partner = %partner.id, code = %refused.code, detail = %refused.detail, "submission refused");
         Ok(Submission::Refused(refused))
     }
+}
+
+/// The business-rule findings of one mapped message (declarations only).
+/// Findings are located at the values they are about (segment and element,
+/// or XML element path) through the mapping's provenance.
+fn findings_for(
+    mapped: &crate::mapping::Mapped,
+    settings: &crate::rules::RuleSettings,
+) -> Vec<Issue> {
+    if mapped.target != "declaration" {
+        return Vec::new();
+    }
+    let Some(declaration) = mapped
+        .canonical
+        .clone()
+        .and_then(|c| serde_json::from_value::<crate::model::Declaration>(c).ok())
+    else {
+        return Vec::new();
+    };
+    let mut findings = crate::rules::check(&declaration, settings);
+    crate::mapping::locate(&mut findings, &mapped.provenance);
+    findings
 }
 
 /// The event announcing a newly stored interchange on `tradehub.events`

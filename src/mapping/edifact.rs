@@ -607,25 +607,38 @@ impl EdifactMapping {
     /// Maps one decoded message (UNH..UNT) to the target as JSON, with every
     /// problem and every value no rule read.
     pub fn apply(&self, message: &Message) -> (Value, Vec<Issue>) {
+        let (value, issues, _) = self.apply_located(message);
+        (value, issues)
+    }
+
+    /// [`apply`](Self::apply), plus where each value came from: JSON
+    /// pointer of the canonical field → location of the segment and
+    /// element (see [`super::Mapped::provenance`]).
+    pub fn apply_located(&self, message: &Message) -> (Value, Vec<Issue>, Provenance) {
         let tree = Tree::build(&self.def, &message.segments);
         let mut run = Run {
             message,
             read: HashSet::new(),
             issues: Vec::new(),
             ignored: &self.ignored,
+            group_paths: tree.group_paths(message.segments.len()),
+            provenance: Provenance::new(),
+            tracing: true,
         };
+        // The message as a whole: UNH.
+        run.provenance.insert(String::new(), run.source(0, None));
         let mut out = Map::new();
         for (to, value) in &self.constants {
             set(&mut out, to, value.clone());
         }
         for field in &self.fields {
-            run.field(&tree, 0, field, &mut out);
+            run.field(&tree, 0, field, "", &mut out);
         }
         for list in &self.lists {
-            run.list(&tree, 0, list, &mut out);
+            run.list(&tree, 0, list, "", &mut out);
         }
         run.unread();
-        (Value::Object(out), run.issues)
+        (Value::Object(out), run.issues, run.provenance)
     }
 }
 
@@ -636,6 +649,8 @@ struct Tree {
 
 struct Instance {
     group: u16,
+    /// Group path from the message level, e.g. `SG30/SG33`.
+    path: String,
     /// Segments directly in this instance (indices into the message).
     segments: Vec<usize>,
     children: Vec<usize>,
@@ -653,6 +668,7 @@ impl Tree {
         let mut tree = Tree {
             instances: vec![Instance {
                 group: 0,
+                path: String::new(),
                 segments: Vec::new(),
                 children: Vec::new(),
             }],
@@ -735,8 +751,13 @@ impl Tree {
         children: &'d [Node],
     ) -> usize {
         let id = tree.instances.len();
+        let path = match tree.instances.get(parent).map(|p| p.path.as_str()) {
+            Some(p) if !p.is_empty() => format!("{p}/SG{group}"),
+            _ => format!("SG{group}"),
+        };
         tree.instances.push(Instance {
             group,
+            path,
             segments: Vec::new(),
             children: Vec::new(),
         });
@@ -750,6 +771,20 @@ impl Tree {
             instance: id,
         });
         id
+    }
+
+    /// The group path of every segment of the message (empty at the
+    /// message level and for segments no group took).
+    fn group_paths(&self, segments: usize) -> Vec<String> {
+        let mut paths = vec![String::new(); segments];
+        for instance in &self.instances {
+            for seg in &instance.segments {
+                if let Some(slot) = paths.get_mut(*seg) {
+                    slot.clone_from(&instance.path);
+                }
+            }
+        }
+        paths
     }
 
     /// Instances reached from `from` through the group numbers.
@@ -774,6 +809,27 @@ struct Run<'m> {
     read: HashSet<(usize, usize, usize, usize)>,
     issues: Vec<Issue>,
     ignored: &'m std::collections::HashMap<String, HashSet<Pos>>,
+    /// Group path per segment index.
+    group_paths: Vec<String>,
+    provenance: Provenance,
+    /// False while reading values that do not reach the output (items of
+    /// a list whose field already holds something else).
+    tracing: bool,
+}
+
+/// JSON pointer of a canonical value → where in the message it came from.
+pub type Provenance = std::collections::BTreeMap<String, Location>;
+
+/// `prefix` + `/` + the dotted field as pointer steps.
+pub(crate) fn pointer(prefix: &str, dotted: &str) -> String {
+    let mut out = String::from(prefix);
+    for part in dotted.split('.') {
+        out.push('/');
+        // RFC 6901 escaping; model field names never need it, but a
+        // mapping file could name anything the schema allows.
+        out.push_str(&part.replace('~', "~0").replace('/', "~1"));
+    }
+    out
 }
 
 impl Run<'_> {
@@ -823,6 +879,38 @@ impl Run<'_> {
             component: at.map(|a| a.component as u16 + 1),
             ..Location::default()
         }
+    }
+
+    /// Where a value came from: [`location`](Self::location) plus the
+    /// segment group path.
+    fn source(&self, seg: usize, at: Option<Pos>) -> Location {
+        let mut location = self.location(seg, at);
+        location.group_path = self.group_paths.get(seg).filter(|p| !p.is_empty()).cloned();
+        location
+    }
+
+    /// Records where the value at `pointer` came from, and its enclosing
+    /// objects up to `prefix` (at the segment, unless they have a source
+    /// already); the first value set wins, as in [`set`].
+    fn trace(&mut self, prefix: &str, pointer: &str, seg: usize, at: Option<Pos>) {
+        if !self.tracing || self.provenance.contains_key(pointer) {
+            return;
+        }
+        let source = self.source(seg, at);
+        let mut parent = pointer;
+        while let Some(cut) = parent.rfind('/') {
+            parent = parent.get(..cut).unwrap_or("");
+            if parent.len() <= prefix.len() {
+                break;
+            }
+            if !self.provenance.contains_key(parent) {
+                let mut whole = source.clone();
+                whole.element = None;
+                whole.component = None;
+                self.provenance.insert(parent.to_owned(), whole);
+            }
+        }
+        self.provenance.insert(pointer.to_owned(), source);
     }
 
     /// The segments a path selects below `instance`, in message order.
@@ -925,16 +1013,22 @@ impl Run<'_> {
         tree: &Tree,
         instance: usize,
         field: &CompiledField,
+        prefix: &str,
         out: &mut Map<String, Value>,
     ) {
         let Some(at) = field.from.value else { return };
         let segments = self.select(tree, instance, &field.from);
+        let target = pointer(prefix, &field.to);
+        let unset = lookup_mut(out, &field.to).is_none();
         if field.all {
             let mut values = Vec::new();
             for seg in segments {
                 if let Some(raw) = self.value(seg, at)
                     && let Some(v) = self.convert(field, seg, raw)
                 {
+                    if unset {
+                        self.trace(prefix, &format!("{target}/{}", values.len()), seg, Some(at));
+                    }
                     values.push(v);
                 }
             }
@@ -951,6 +1045,9 @@ impl Run<'_> {
         for seg in ordered {
             if let Some(raw) = self.value(seg, at) {
                 if let Some(v) = self.convert(field, seg, raw) {
+                    if unset {
+                        self.trace(prefix, &target, seg, Some(at));
+                    }
                     set(out, &field.to, v);
                 }
                 return;
@@ -963,9 +1060,17 @@ impl Run<'_> {
         tree: &Tree,
         instance: usize,
         list: &CompiledList,
+        prefix: &str,
         out: &mut Map<String, Value>,
     ) {
         let mut items = Vec::new();
+        let target = pointer(prefix, &list.to);
+        // Items are appended to a list an earlier rule started.
+        let first = match lookup_mut(out, &list.to) {
+            Some(Value::Array(existing)) => Some(existing.len()),
+            Some(_) => None,
+            None => Some(0),
+        };
         for inst in tree.reach(instance, &list.groups) {
             if !list.when.is_empty() {
                 let trigger = tree
@@ -981,12 +1086,26 @@ impl Run<'_> {
             for (to, value) in &list.constants {
                 set(&mut item, to, value.clone());
             }
+            // The item is where its group instance starts. When the field
+            // already holds something that is not a list, `set` drops the
+            // items, so nothing of them is traced.
+            let tracing = self.tracing;
+            self.tracing = tracing && first.is_some();
+            let here = format!("{target}/{}", first.unwrap_or(0) + items.len());
+            let trigger = tree
+                .instances
+                .get(inst)
+                .and_then(|i| i.segments.first().copied());
+            if let Some(seg) = trigger {
+                self.trace(prefix, &here, seg, None);
+            }
             for field in &list.fields {
-                self.field(tree, inst, field, &mut item);
+                self.field(tree, inst, field, &here, &mut item);
             }
             for inner in &list.lists {
-                self.list(tree, inst, inner, &mut item);
+                self.list(tree, inst, inner, &here, &mut item);
             }
+            self.tracing = tracing;
             items.push(Value::Object(item));
         }
         if !items.is_empty() {
@@ -1151,6 +1270,7 @@ pub fn map_interchange(
             target: String::new(),
             canonical: None,
             issues: Vec::new(),
+            provenance: Provenance::new(),
         };
         let here = Location {
             message: Some(message.reference.clone()),
@@ -1182,8 +1302,13 @@ pub fn map_interchange(
             }
         };
         mapped.target = mapping.target.clone();
-        let (value, issues) = mapping.apply(message);
+        let (value, issues, mut provenance) = mapping.apply_located(message);
+        for location in provenance.values_mut() {
+            location.interchange = Some(interchange.control_reference.clone());
+            location.group.clone_from(&message.group);
+        }
         mapped.issues = issues;
+        mapped.provenance = provenance;
         match super::typed(&mapping.target, value) {
             Ok(canonical) => mapped.canonical = Some(canonical),
             Err(e) => mapped.issues.push(Issue::error(

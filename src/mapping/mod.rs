@@ -268,6 +268,53 @@ pub struct Mapped {
     pub canonical: Option<serde_json::Value>,
     /// Problems and unmapped values.
     pub issues: Vec<crate::diag::Issue>,
+    /// Where each canonical value came from: JSON pointer (`/goods/0/hs_code`,
+    /// `/declarant`, `` for the whole object) → the location of the value
+    /// (EDIFACT: message, segment, tag, group path, element, component; WCO:
+    /// the element path). Objects and list items point at the segment or
+    /// element their first value came from. Not part of the golden JSON.
+    #[serde(skip)]
+    pub provenance: BTreeMap<String, crate::diag::Location>,
+}
+
+/// Points business-rule findings (whose `path` is a JSON pointer into the
+/// canonical object, as `rules::check` writes them) at the message values
+/// they are about: the location becomes the provenance of the pointer, or of
+/// its nearest ancestor that has one (a missing `/goods/2/hs_code` → the
+/// segment that opened goods item 3), and the pointer moves to
+/// `Location::field`, so nothing is lost. Other issues, and findings whose
+/// pointer has no provenance at all, are left as they are.
+pub fn locate(
+    issues: &mut [crate::diag::Issue],
+    provenance: &BTreeMap<String, crate::diag::Location>,
+) {
+    for issue in issues.iter_mut() {
+        let loc = &issue.location;
+        let is_rule = issue.code.as_str().starts_with("RUL");
+        let only_path = loc.segment.is_none() && loc.tag.is_none() && loc.field.is_none();
+        let Some(pointer) = loc
+            .path
+            .clone()
+            .filter(|p| is_rule && only_path && (p.is_empty() || p.starts_with('/')))
+        else {
+            continue;
+        };
+        let mut at = pointer.as_str();
+        let found = loop {
+            if let Some(source) = provenance.get(at) {
+                break Some(source);
+            }
+            match at.rfind('/') {
+                Some(cut) => at = at.get(..cut).unwrap_or(""),
+                None => break None,
+            }
+        };
+        if let Some(source) = found {
+            let mut located = source.clone();
+            located.field = Some(pointer);
+            issue.location = located;
+        }
+    }
 }
 
 /// Checks a mapped JSON value against the canonical type and returns it in
@@ -285,5 +332,94 @@ pub fn typed(target: &str, value: serde_json::Value) -> Result<serde_json::Value
         "cargo_report" => again::<CargoReport>(value),
         "passenger_list" => again::<PassengerList>(value),
         other => Err(format!("{other:?} is not a canonical type")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diag::{Code, Issue, Location};
+
+    fn at(tag: &str, segment: u32, element: Option<u16>) -> Location {
+        Location {
+            message: Some("1".into()),
+            message_segment: Some(segment),
+            tag: Some(tag.into()),
+            element,
+            ..Location::default()
+        }
+    }
+
+    fn finding(code: Code, pointer: &str) -> Issue {
+        Issue::error(
+            code,
+            Location {
+                path: Some(pointer.into()),
+                ..Location::default()
+            },
+            "x",
+        )
+    }
+
+    #[test]
+    fn findings_take_the_provenance_of_their_field_or_nearest_ancestor() {
+        let provenance: BTreeMap<String, Location> = [
+            ("", at("UNH", 1, None)),
+            ("/goods", at("CST", 11, None)),
+            ("/goods/1", at("CST", 15, None)),
+            ("/goods/1/hs_code", at("CST", 15, Some(2))),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        let mut issues = vec![
+            finding(Code::RuleHsCode, "/goods/1/hs_code"),
+            finding(Code::RuleCountry, "/goods/1/origin"),
+            finding(Code::RuleParty, "/exporter"),
+            finding(Code::RuleItems, "/goods/7/sequence"),
+            // Not a rule finding, not a pointer: left alone.
+            finding(Code::XmlSchemaInvalid, "/goods/1"),
+            finding(Code::RuleParty, "Declaration/Exporter"),
+        ];
+        let before = issues.clone();
+        locate(&mut issues, &provenance);
+        /// Tag, position in the message, element, canonical field.
+        type Place<'a> = (Option<&'a str>, Option<u32>, Option<u16>, Option<&'a str>);
+        let got: Vec<Place<'_>> = issues
+            .iter()
+            .map(|i| {
+                let l = &i.location;
+                (
+                    l.tag.as_deref(),
+                    l.message_segment,
+                    l.element,
+                    l.field.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got.get(..4),
+            Some(
+                &[
+                    (Some("CST"), Some(15), Some(2), Some("/goods/1/hs_code")),
+                    (Some("CST"), Some(15), None, Some("/goods/1/origin")),
+                    (Some("UNH"), Some(1), None, Some("/exporter")),
+                    (Some("CST"), Some(11), None, Some("/goods/7/sequence")),
+                ][..]
+            )
+        );
+        assert_eq!(issues.get(4..), before.get(4..));
+        // Located once, a finding is not moved again.
+        let again = issues.clone();
+        locate(&mut issues, &provenance);
+        assert_eq!(issues, again);
+    }
+
+    #[test]
+    fn without_provenance_findings_keep_their_pointer() {
+        let mut issues = vec![finding(Code::RuleHsCode, "/goods/0/hs_code")];
+        let before = issues.clone();
+        locate(&mut issues, &BTreeMap::new());
+        assert_eq!(issues, before);
     }
 }

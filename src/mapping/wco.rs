@@ -8,7 +8,7 @@
 //! may carry a filter on a child's value, `Classification[IdentificationTypeCode=TSP]/ID`;
 //! a final `@name` reads an attribute (`InvoiceAmount/@currencyID`).
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
 use quick_xml::NsReader;
@@ -289,12 +289,33 @@ impl WcoMapping {
 
     /// Maps one WCO declaration (wrapped or bare).
     pub fn apply(&self, document: &[u8]) -> (Value, Vec<Issue>) {
+        let (value, issues, _) = self.apply_located(document);
+        (value, issues)
+    }
+
+    /// [`apply`](Self::apply), plus where each value came from: JSON
+    /// pointer of the canonical field → a location whose `path` is the
+    /// element path (`/Declaration/GoodsShipment/GovernmentAgencyGoodsItem[2]/…`,
+    /// the form `xml::response::pointers_for_path` reads).
+    pub fn apply_located(
+        &self,
+        document: &[u8],
+    ) -> (Value, Vec<Issue>, BTreeMap<String, Location>) {
         let mut run = XmlRun {
             issues: Vec::new(),
             out: Map::new(),
             reported: 0,
             more: 0,
+            prefix: String::new(),
+            provenance: BTreeMap::new(),
         };
+        run.provenance.insert(
+            String::new(),
+            Location {
+                path: Some(render(&[], None)),
+                ..Location::default()
+            },
+        );
         for (to, value) in &self.constants {
             super::edifact::set_value(&mut run.out, to, value.clone());
         }
@@ -407,7 +428,7 @@ impl WcoMapping {
                 format!("{} further values are not mapped", run.more),
             ));
         }
-        (Value::Object(run.out), run.issues)
+        (Value::Object(run.out), run.issues, run.provenance)
     }
 
     fn close(
@@ -426,17 +447,33 @@ impl WcoMapping {
             let Some(list) = self.lists.get(l) else {
                 return;
             };
+            let index = items.get(l).map_or(0, Vec::len);
             let mut object = XmlRun {
                 issues: Vec::new(),
                 out: Map::new(),
                 reported: run.reported,
                 more: run.more,
+                prefix: format!("{}/{index}", super::edifact::pointer(&run.prefix, &list.to)),
+                provenance: BTreeMap::new(),
             };
+            object.provenance.insert(
+                object.prefix.clone(),
+                Location {
+                    path: Some(render(&path, None)),
+                    ..Location::default()
+                },
+            );
             for field in &list.fields {
                 object.field(field, &path, &mut leaves);
             }
             object.unread(&leaves);
             run.issues.append(&mut object.issues);
+            // The list itself is where its first item is.
+            let list_pointer = super::edifact::pointer(&run.prefix, &list.to);
+            if let Some(first) = object.provenance.get(&object.prefix).cloned() {
+                run.provenance.entry(list_pointer).or_insert(first);
+            }
+            run.provenance.append(&mut object.provenance);
             run.reported = object.reported;
             run.more = object.more;
             if let Some(slot) = items.get_mut(l) {
@@ -548,6 +585,10 @@ fn push_leaf(
 struct XmlRun {
     issues: Vec<Issue>,
     out: Map<String, Value>,
+    /// JSON pointer of `out` in the canonical object (`` or `/goods/3`).
+    prefix: String,
+    /// JSON pointer → element path of the value.
+    provenance: BTreeMap<String, Location>,
     /// Unmapped values reported so far in the document, and those beyond
     /// the 50 reported.
     reported: usize,
@@ -597,9 +638,23 @@ impl XmlRun {
             }
         }
         let mut converted = Vec::new();
+        let target = super::edifact::pointer(&self.prefix, &field.to);
+        let unset = lookup(&self.out, &field.to).is_none();
         for (i, raw, path) in values {
             read.push(i);
             if let Some(v) = self.convert(field, raw, &path) {
+                if unset {
+                    let at = if field.all {
+                        format!("{target}/{}", converted.len())
+                    } else {
+                        target.clone()
+                    };
+                    self.trace(
+                        &at,
+                        render(&path, field.from.attribute.as_deref()),
+                        render(&path, None),
+                    );
+                }
                 converted.push(v);
             }
         }
@@ -615,6 +670,36 @@ impl XmlRun {
         } else if let Some(v) = converted.into_iter().next() {
             super::edifact::set_value(&mut self.out, &field.to, v);
         }
+    }
+
+    /// Records the path of the value at `pointer` (an element or an
+    /// attribute), and `element` (the element holding it) for its enclosing
+    /// objects below the run's prefix that have none yet. The first value
+    /// set wins.
+    fn trace(&mut self, pointer: &str, path: String, element: String) {
+        if self.provenance.contains_key(pointer) {
+            return;
+        }
+        let mut parent = pointer;
+        while let Some(cut) = parent.rfind('/') {
+            parent = parent.get(..cut).unwrap_or("");
+            if parent.len() <= self.prefix.len() {
+                break;
+            }
+            self.provenance
+                .entry(parent.to_owned())
+                .or_insert_with(|| Location {
+                    path: Some(element.clone()),
+                    ..Location::default()
+                });
+        }
+        self.provenance.insert(
+            pointer.to_owned(),
+            Location {
+                path: Some(path),
+                ..Location::default()
+            },
+        );
     }
 
     fn convert(&mut self, field: &XmlField, raw: String, path: &[(String, u32)]) -> Option<Value> {
@@ -694,6 +779,16 @@ impl XmlRun {
             ));
         }
     }
+}
+
+/// The value of a dotted field, if set.
+fn lookup<'a>(out: &'a Map<String, Value>, dotted: &str) -> Option<&'a Value> {
+    let mut parts = dotted.split('.');
+    let mut node = out.get(parts.next()?)?;
+    for part in parts {
+        node = node.get(part)?;
+    }
+    Some(node)
 }
 
 /// `/Declaration/GoodsShipment/GovernmentAgencyGoodsItem[2]/…`, `[n]` from 2.

@@ -13,6 +13,9 @@ use sqlx::{AnyPool, Row};
 
 use crate::timestamp::Timestamp;
 
+mod clearance;
+pub use clearance::*;
+
 /// Which database the store runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -81,6 +84,9 @@ impl From<sqlx::Error> for StoreError {
 pub struct Partner {
     pub id: String,
     pub name: String,
+    /// The agency this account acts for (its permit inbox and decisions).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agency: Option<String>,
 }
 
 /// What intake stores for one received interchange.
@@ -280,7 +286,7 @@ impl Store {
 
     /// Every registered partner, by id.
     pub async fn partners(&self) -> Result<Vec<Partner>, StoreError> {
-        let rows = sqlx::query("SELECT id, name FROM partners ORDER BY id")
+        let rows = sqlx::query("SELECT id, name, agency FROM partners ORDER BY id")
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(partner_row).collect()
@@ -302,7 +308,7 @@ impl Store {
         value: &str,
     ) -> Result<Option<Partner>, StoreError> {
         let sql = self.sql(&format!(
-            "SELECT id, name FROM partners WHERE {column} = $1"
+            "SELECT id, name, agency FROM partners WHERE {column} = $1"
         ));
         let row = sqlx::query(&sql)
             .bind(value)
@@ -319,6 +325,7 @@ impl Store {
         new: &NewInterchange,
         events: &[(&str, String)],
         outbox: &[OutboxMessage],
+        declarations: &[NewDeclaration],
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         let sql = self.sql(
@@ -385,6 +392,9 @@ impl Store {
                 .bind(new.received_at.to_string())
                 .execute(&mut *tx)
                 .await?;
+        }
+        for declaration in declarations {
+            self.insert_declaration(&mut tx, new, declaration).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -552,9 +562,11 @@ impl Store {
             .transpose()
     }
 
+    /// The interchange's own events (its declarations' events are read with
+    /// [`Store::declaration_events`]).
     pub async fn events(&self, id: &str) -> Result<Vec<Event>, StoreError> {
         let sql = self
-            .sql("SELECT seq, at, kind, detail FROM events WHERE interchange_id = $1 ORDER BY seq");
+            .sql("SELECT seq, at, kind, detail FROM events WHERE interchange_id = $1 AND declaration_id IS NULL ORDER BY seq");
         let rows = sqlx::query(&sql).bind(id).fetch_all(&self.pool).await?;
         rows.iter()
             .map(|r| {
@@ -593,6 +605,9 @@ pub enum Table {
     Events,
     Refusals,
     Outbox,
+    Declarations,
+    Permits,
+    Responses,
 }
 
 impl Table {
@@ -603,6 +618,9 @@ impl Table {
             Table::Events => "events",
             Table::Refusals => "refusals",
             Table::Outbox => "outbox",
+            Table::Declarations => "declarations",
+            Table::Permits => "permits",
+            Table::Responses => "responses",
         }
     }
 }
@@ -611,6 +629,7 @@ fn partner_row(r: &AnyRow) -> Result<Partner, StoreError> {
     Ok(Partner {
         id: r.try_get("id")?,
         name: r.try_get("name")?,
+        agency: r.try_get("agency")?,
     })
 }
 

@@ -26,7 +26,9 @@ use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
 
 use crate::diag::Code;
+use crate::hub::permits::DecisionError;
 use crate::hub::{Intake, Submission};
+use crate::model::PermitDecision;
 use crate::store::StoreError;
 
 /// Names and limits of the AMQP topology.
@@ -41,6 +43,9 @@ pub struct AmqpSettings {
     pub prefetch: u16,
     /// Deliveries of one message before the broker dead-letters it.
     pub delivery_limit: i64,
+    /// Agency codes: a queue `agency.<CODE>` bound on `permit.<CODE>` is
+    /// declared for each at start-up.
+    pub agencies: Vec<String>,
 }
 
 impl AmqpSettings {
@@ -50,6 +55,7 @@ impl AmqpSettings {
             prefix: String::new(),
             prefetch: 32,
             delivery_limit: 20,
+            agencies: Vec::new(),
         }
     }
 
@@ -78,7 +84,25 @@ impl AmqpSettings {
     pub fn events_exchange(&self) -> ShortString {
         self.name("tradehub.events")
     }
+    pub fn permits_exchange(&self) -> ShortString {
+        self.name("tradehub.permits")
+    }
+    pub fn agency_queue(&self, code: &str) -> ShortString {
+        self.name(&format!("agency.{code}"))
+    }
+    pub fn replies_exchange(&self) -> ShortString {
+        self.name("tradehub.agency-replies")
+    }
+    pub fn replies_queue(&self) -> ShortString {
+        self.name("hub.permit-replies")
+    }
+    pub fn dead_replies_queue(&self) -> ShortString {
+        self.name("dead.permit-replies")
+    }
 }
+
+/// Routing key of agency replies.
+pub const REPLIES_KEY: &str = "permit-replies";
 
 /// An AMQP failure; `retryable` says whether reconnecting can help.
 #[derive(Debug, thiserror::Error)]
@@ -203,6 +227,93 @@ pub async fn declare_topology(channel: &Channel, s: &AmqpSettings) -> Result<(),
             FieldTable::default(),
         )
         .await?;
+    declare_permit_topology(channel, s).await
+}
+
+/// Permit requests: exchange `tradehub.permits` (topic) and one quorum
+/// queue `agency.<CODE>` per agency bound on `permit.<CODE>`; agency
+/// answers: `tradehub.agency-replies` → `hub.permit-replies`, dead letters
+/// to `dead.permit-replies`.
+async fn declare_permit_topology(channel: &Channel, s: &AmqpSettings) -> Result<(), AmqpError> {
+    let quorum = || AMQPValue::LongString("quorum".into());
+    channel
+        .exchange_declare(
+            s.permits_exchange(),
+            ExchangeKind::Topic,
+            durable_exchange(),
+            FieldTable::default(),
+        )
+        .await?;
+    for code in &s.agencies {
+        let queue = s.agency_queue(code);
+        channel
+            .queue_declare(
+                queue.clone(),
+                durable_queue(),
+                args(&[("x-queue-type", quorum())]),
+            )
+            .await?;
+        channel
+            .queue_bind(
+                queue,
+                s.permits_exchange(),
+                format!("permit.{code}").into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+    }
+    channel
+        .exchange_declare(
+            s.replies_exchange(),
+            ExchangeKind::Direct,
+            durable_exchange(),
+            FieldTable::default(),
+        )
+        .await?;
+    channel
+        .queue_declare(
+            s.dead_replies_queue(),
+            durable_queue(),
+            args(&[("x-queue-type", quorum())]),
+        )
+        .await?;
+    channel
+        .queue_bind(
+            s.dead_replies_queue(),
+            s.dead_letter_exchange(),
+            REPLIES_KEY.into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    channel
+        .queue_declare(
+            s.replies_queue(),
+            durable_queue(),
+            args(&[
+                ("x-queue-type", quorum()),
+                (
+                    "x-dead-letter-exchange",
+                    AMQPValue::LongString(s.dead_letter_exchange().as_str().into()),
+                ),
+                (
+                    "x-dead-letter-routing-key",
+                    AMQPValue::LongString(REPLIES_KEY.into()),
+                ),
+                ("x-delivery-limit", AMQPValue::LongLongInt(s.delivery_limit)),
+            ]),
+        )
+        .await?;
+    channel
+        .queue_bind(
+            s.replies_queue(),
+            s.replies_exchange(),
+            REPLIES_KEY.into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
     Ok(())
 }
 
@@ -303,7 +414,22 @@ where
             FieldTable::default(),
         )
         .await?;
-    tracing::info!(queue = %settings.inbound_queue(), "consuming AMQP intake");
+    let replies_channel = conn.create_channel().await?;
+    replies_channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
+    replies_channel
+        .basic_qos(settings.prefetch, BasicQosOptions::default())
+        .await?;
+    let mut replies = replies_channel
+        .basic_consume(
+            settings.replies_queue(),
+            "tradehub-permit-replies".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    tracing::info!(queue = %settings.inbound_queue(), replies = %settings.replies_queue(), "consuming AMQP intake and agency replies");
     intake.broker().set_connected(true);
     let mut declared: HashSet<String> = HashSet::new();
     for partner in intake.store().partners().await? {
@@ -311,16 +437,31 @@ where
         declared.insert(settings.ack_queue(&partner.id).as_str().to_owned());
     }
     tokio::pin!(shutdown);
+    let mut depth_check = tokio::time::interval(Duration::from_secs(15));
     loop {
-        let delivery = tokio::select! {
+        tokio::select! {
             _ = &mut shutdown => break,
+            _ = depth_check.tick() => {
+                let mut total = 0;
+                for queue in [settings.dead_inbound_queue(), settings.dead_replies_queue()] {
+                    let passive = QueueDeclareOptions { passive: true, ..durable_queue() };
+                    if let Ok(q) = channel.queue_declare(queue, passive, FieldTable::default()).await {
+                        total += q.message_count();
+                    }
+                }
+                intake.broker().set_dead_letters(total);
+            }
             next = consumer.next() => match next {
-                Some(d) => d?,
+                Some(d) => handle(&intake, &settings, &channel, &mut declared, d?).await?,
                 None => break,
             },
-        };
-        handle(&intake, &settings, &channel, &mut declared, delivery).await?;
+            next = replies.next() => match next {
+                Some(d) => handle_reply(&intake, &settings, &replies_channel, d?).await?,
+                None => break,
+            },
+        }
     }
+    let _ = replies_channel.close(200, "shutdown".into()).await;
     let _ = channel.close(200, "shutdown".into()).await;
     let _ = conn.close(200, "shutdown".into()).await;
     Ok(())
@@ -425,6 +566,69 @@ async fn handle(
     Ok(())
 }
 
+/// One agency answer: a JSON [`PermitDecision`] from an account acting for
+/// the permit's agency (its validated `user_id`). Answers that can never be
+/// taken are dead-lettered with the reason; a repeated answer is dropped
+/// (the first one stands).
+async fn handle_reply(
+    intake: &Intake,
+    s: &AmqpSettings,
+    channel: &Channel,
+    delivery: lapin::message::Delivery,
+) -> Result<(), AmqpError> {
+    let held = &delivery;
+    let dead = |code: &'static str, why: String| async move {
+        dead_letter_to(channel, s, held, REPLIES_KEY, code, &why).await
+    };
+    let user = delivery
+        .properties
+        .user_id()
+        .as_ref()
+        .map(|u| u.as_str().to_owned())
+        .filter(|u| !u.is_empty());
+    let Some(user) = user else {
+        return dead(
+            Code::UnknownSender.as_str(),
+            "agency reply without user_id: the agency cannot be identified".into(),
+        )
+        .await;
+    };
+    let partner = match intake.store().partner(&user).await {
+        Ok(Some(p)) => p,
+        Ok(None) => {
+            return dead(
+                Code::UnknownSender.as_str(),
+                format!("user_id {user:?} is not a registered account"),
+            )
+            .await;
+        }
+        Err(e) => return requeue(&delivery, e).await,
+    };
+    let decision: PermitDecision = match serde_json::from_slice(&delivery.data) {
+        Ok(d) => d,
+        Err(e) => {
+            return dead(
+                Code::PermitReplyInvalid.as_str(),
+                format!("not a permit decision (JSON with permit_id, outcome, reasons): {e}"),
+            )
+            .await;
+        }
+    };
+    match intake.decide(&partner, &decision).await {
+        Ok(_) => {
+            delivery.acker.ack(BasicAckOptions::default()).await?;
+            Ok(())
+        }
+        Err(DecisionError::Store(e)) => requeue(&delivery, e).await,
+        Err(e @ DecisionError::NotFound(_)) => {
+            dead(Code::PermitReplyInvalid.as_str(), e.to_string()).await
+        }
+        Err(e @ DecisionError::WrongAgency { .. }) => {
+            dead(Code::WrongSender.as_str(), e.to_string()).await
+        }
+    }
+}
+
 /// Puts a delivery back after a storage failure; persistent failures reach
 /// the dead-letter queue through the queue's delivery limit.
 async fn requeue(delivery: &lapin::message::Delivery, e: StoreError) -> Result<(), AmqpError> {
@@ -473,7 +677,19 @@ async fn dead_letter(
     code: &str,
     reason: &str,
 ) -> Result<(), AmqpError> {
-    tracing::warn!(code, reason, "inbound message dead-lettered");
+    dead_letter_to(channel, s, delivery, INBOUND_KEY, code, reason).await
+}
+
+/// Republishes to the dead-letter exchange under `key` (`dead.<queue>`).
+async fn dead_letter_to(
+    channel: &Channel,
+    s: &AmqpSettings,
+    delivery: &lapin::message::Delivery,
+    key: &str,
+    code: &str,
+    reason: &str,
+) -> Result<(), AmqpError> {
+    tracing::warn!(code, reason, key, "message dead-lettered");
     let mut headers = delivery.properties.headers().clone().unwrap_or_default();
     headers.insert("x-tradehub-code".into(), AMQPValue::LongString(code.into()));
     headers.insert(
@@ -488,7 +704,7 @@ async fn dead_letter(
     publish_confirmed(
         channel,
         s.dead_letter_exchange(),
-        INBOUND_KEY.into(),
+        key.into(),
         &delivery.data,
         props,
     )
@@ -537,7 +753,7 @@ async fn reply(
 #[derive(Debug)]
 pub struct OutboxPublisher {
     settings: AmqpSettings,
-    link: tokio::sync::Mutex<Option<(Connection, Channel)>>,
+    link: tokio::sync::Mutex<Option<(Connection, Channel, HashSet<String>)>>,
 }
 
 impl OutboxPublisher {
@@ -557,24 +773,29 @@ impl OutboxPublisher {
             channel
                 .confirm_select(ConfirmSelectOptions::default())
                 .await?;
-            *link = Some((conn, channel));
+            *link = Some((conn, channel, HashSet::new()));
         }
-        let Some((_, channel)) = link.as_ref() else {
+        let Some((_, channel, declared)) = link.as_mut() else {
             return Err(AmqpError::NotConfirmed("no channel".into()));
         };
+        // Answers to partners go to their `ack.<partner>` queue, declared
+        // on first use so that nothing is published into the void.
+        let mut key: ShortString = m.message.routing_key.as_str().into();
+        if m.message.exchange == crate::hub::clearance::ACKS_EXCHANGE
+            && let Some(partner) = m.message.routing_key.strip_prefix("ack.")
+        {
+            key = self.settings.ack_queue(partner);
+            if !declared.contains(key.as_str()) {
+                declare_ack_queue(channel, &self.settings, partner).await?;
+                declared.insert(key.as_str().to_owned());
+            }
+        }
         let props = BasicProperties::default()
             .with_delivery_mode(2)
             .with_message_id(m.message.message_id.as_str().into())
             .with_content_type(m.message.content_type.as_str().into());
         let exchange = self.settings.name(&m.message.exchange);
-        let result = publish_confirmed(
-            channel,
-            exchange,
-            m.message.routing_key.as_str().into(),
-            &m.message.payload,
-            props,
-        )
-        .await;
+        let result = publish_confirmed(channel, exchange, key, &m.message.payload, props).await;
         if result.is_err() {
             *link = None;
         }

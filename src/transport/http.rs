@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -14,6 +14,8 @@ use axum::{Json, Router};
 use serde_json::json;
 use tokio::net::TcpListener;
 
+use crate::hub::clearance::CUSTOMS_ROLE;
+use crate::hub::permits::{DecisionError, DecisionOutcome};
 use crate::hub::{Intake, RefusalReason, Submission};
 use crate::store::{Partner, Refusal, StoreError};
 use crate::timestamp::Timestamp;
@@ -44,6 +46,11 @@ pub fn router(intake: Intake, settings: HttpSettings) -> Router {
     Router::new()
         .route("/v1/interchanges", post(post_interchange))
         .route("/v1/interchanges/{id}", get(get_interchange))
+        .route("/v1/declarations", get(list_declarations))
+        .route("/v1/declarations/{id}", get(get_declaration))
+        .route("/v1/declarations/{id}/release", post(release_declaration))
+        .route("/v1/agencies/{code}/inbox", get(agency_inbox))
+        .route("/v1/permits/{id}/decision", post(post_decision))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -256,15 +263,317 @@ async fn get_interchange(
         Err(e) => return store_problem(&e),
     };
     let issues: serde_json::Value = serde_json::from_str(&ic.issues_json).unwrap_or(json!([]));
+    let declarations = match store.declarations_of(&id).await {
+        Ok(d) => d,
+        Err(e) => return store_problem(&e),
+    };
     (
         StatusCode::OK,
-        Json(json!({"interchange": ic, "issues": issues, "events": events})),
+        Json(json!({
+            "interchange": ic,
+            "issues": issues,
+            "events": events,
+            "declarations": declarations,
+        })),
     )
         .into_response()
 }
 
+fn not_found(what: &str, id: &str) -> Response {
+    problem(
+        StatusCode::NOT_FOUND,
+        "not-found",
+        &format!("No such {what}"),
+        format!("no {what} {id}"),
+        json!({}),
+    )
+}
+
+fn forbidden(detail: impl Into<String>) -> Response {
+    problem(
+        StatusCode::FORBIDDEN,
+        "forbidden",
+        "Not allowed for this account",
+        detail,
+        json!({}),
+    )
+}
+
+fn is_officer(partner: &Partner) -> bool {
+    partner.agency.as_deref() == Some(CUSTOMS_ROLE)
+}
+
+/// A declaration with its permits, events and responses. Visible to its
+/// sender, to customs officers and to agencies with a permit on it.
+async fn get_declaration(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let partner = match authenticate(&app, &headers).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let store = app.intake.store();
+    let (declaration, permits) = match (store.declaration(&id).await, store.permits_of(&id).await) {
+        (Ok(d), Ok(p)) => (d, p),
+        (Err(e), _) | (_, Err(e)) => return store_problem(&e),
+    };
+    let visible = |d: &crate::store::StoredDeclaration| {
+        d.partner_id == partner.id
+            || is_officer(&partner)
+            || permits
+                .iter()
+                .any(|p| partner.agency.as_deref() == Some(p.agency.as_str()))
+    };
+    let Some(declaration) = declaration.filter(visible) else {
+        return not_found("declaration", &id);
+    };
+    let (events, responses) = match (
+        store.declaration_events(&id).await,
+        store.responses_of(&id).await,
+    ) {
+        (Ok(e), Ok(r)) => (e, r),
+        (Err(e), _) | (_, Err(e)) => return store_problem(&e),
+    };
+    let canonical: serde_json::Value = declaration
+        .canonical_json
+        .as_deref()
+        .and_then(|c| serde_json::from_str(c).ok())
+        .unwrap_or(serde_json::Value::Null);
+    let issues: serde_json::Value =
+        serde_json::from_str(&declaration.issues_json).unwrap_or(json!([]));
+    (
+        StatusCode::OK,
+        Json(json!({
+            "declaration": declaration,
+            "canonical": canonical,
+            "issues": issues,
+            "permits": permits,
+            "events": events,
+            "responses": responses,
+        })),
+    )
+        .into_response()
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct ListQuery {
+    status: Option<String>,
+    limit: Option<i64>,
+}
+
+/// The caller's declarations (all of them for customs officers), newest first.
+async fn list_declarations(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Query(query): Query<ListQuery>,
+) -> Response {
+    let partner = match authenticate(&app, &headers).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let owner = (!is_officer(&partner)).then_some(partner.id.as_str());
+    let limit = query.limit.unwrap_or(100).clamp(1, 1000);
+    match app
+        .intake
+        .store()
+        .declarations(query.status.as_deref(), owner, limit)
+        .await
+    {
+        Ok(list) => (StatusCode::OK, Json(json!({"declarations": list}))).into_response(),
+        Err(e) => store_problem(&e),
+    }
+}
+
+/// Pending permit requests of an agency, for agencies without AMQP.
+async fn agency_inbox(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Path(code): Path<String>,
+    Query(query): Query<ListQuery>,
+) -> Response {
+    let partner = match authenticate(&app, &headers).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    if partner.agency.as_deref() != Some(code.as_str()) && !is_officer(&partner) {
+        return forbidden(format!(
+            "account {} does not act for agency {code}",
+            partner.id
+        ));
+    }
+    let limit = query.limit.unwrap_or(100).clamp(1, 1000);
+    match app.intake.store().agency_inbox(&code, limit).await {
+        Ok(permits) => {
+            let requests: Vec<serde_json::Value> = permits
+                .iter()
+                .map(|p| {
+                    json!({
+                        "permit": p,
+                        "request": serde_json::from_str::<serde_json::Value>(&p.request_json)
+                            .unwrap_or(serde_json::Value::Null),
+                    })
+                })
+                .collect();
+            (
+                StatusCode::OK,
+                Json(json!({"agency": code, "permits": requests})),
+            )
+                .into_response()
+        }
+        Err(e) => store_problem(&e),
+    }
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DecisionBody {
+    outcome: crate::model::PermitOutcome,
+    #[serde(default)]
+    reasons: Vec<String>,
+    #[serde(default)]
+    conditions: Option<String>,
+}
+
+/// An agency's decision on one permit request.
+async fn post_decision(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let partner = match authenticate(&app, &headers).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    // JSON with or without a Content-Type header.
+    let body: DecisionBody = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(e) => {
+            return problem(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "bad-decision",
+                "Decision not understood",
+                e.to_string(),
+                json!({"expected": {"outcome": "granted | refused | conditional", "reasons": ["..."], "conditions": "..."}}),
+            );
+        }
+    };
+    let decision = crate::model::PermitDecision {
+        permit_id: id.clone(),
+        outcome: body.outcome,
+        reasons: body.reasons,
+        conditions: body.conditions,
+        decided_at: None,
+    };
+    match app.intake.decide(&partner, &decision).await {
+        Ok(DecisionOutcome::Recorded(d)) => (
+            StatusCode::OK,
+            Json(json!({"recorded": true, "declaration": d})),
+        )
+            .into_response(),
+        Ok(DecisionOutcome::AlreadyDecided(status)) => problem(
+            StatusCode::CONFLICT,
+            "already-decided",
+            "Permit already answered",
+            format!("permit {id} was already answered: {status}"),
+            json!({"status": status}),
+        ),
+        Err(DecisionError::NotFound(_)) => not_found("permit", &id),
+        Err(e @ DecisionError::WrongAgency { .. }) => forbidden(e.to_string()),
+        Err(DecisionError::Store(e)) => store_problem(&e),
+    }
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReleaseBody {
+    #[serde(default)]
+    note: String,
+}
+
+/// A customs officer releases the goods of a cleared or examined declaration.
+async fn release_declaration(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let partner = match authenticate(&app, &headers).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    if !is_officer(&partner) {
+        return forbidden(format!(
+            "only customs officers (accounts with role {CUSTOMS_ROLE}) release goods"
+        ));
+    }
+    let note = if body.iter().all(u8::is_ascii_whitespace) {
+        String::new()
+    } else {
+        match serde_json::from_slice::<ReleaseBody>(&body) {
+            Ok(b) => b.note,
+            Err(e) => {
+                return problem(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "bad-release",
+                    "Release not understood",
+                    e.to_string(),
+                    json!({"expected": {"note": "..."}}),
+                );
+            }
+        }
+    };
+    match app.intake.release(&partner, &id, &note).await {
+        Ok(None) => not_found("declaration", &id),
+        Ok(Some((d, true))) => (StatusCode::OK, Json(json!({"declaration": d}))).into_response(),
+        Ok(Some((d, false))) => problem(
+            StatusCode::CONFLICT,
+            "not-releasable",
+            "Declaration cannot be released",
+            format!(
+                "declaration {id} is {}; only cleared declarations and held ones whose permits were granted are released",
+                d.status
+            ),
+            json!({"status": d.status}),
+        ),
+        Err(e) => store_problem(&e),
+    }
+}
+
 async fn metrics(State(app): State<Arc<App>>) -> Response {
-    let mut r = app.intake.metrics().render().into_response();
+    let mut text = app.intake.metrics().render();
+    // Gauges read at scrape time; a store that does not answer leaves them out.
+    let store = app.intake.store();
+    let mut gauges = vec![];
+    if let Ok(n) = store.pending_permit_count().await {
+        gauges.push((
+            "tradehub_permits_pending",
+            "Permit requests waiting for an agency's answer.",
+            n,
+        ));
+    }
+    if let Ok(n) = store.outbox_backlog().await {
+        gauges.push((
+            "tradehub_outbox_backlog",
+            "Outbox messages not yet published (relay lag).",
+            n,
+        ));
+    }
+    if let Some(n) = app.intake.broker().dead_letters() {
+        gauges.push((
+            "tradehub_dead_letters",
+            "Messages in the dead-letter queues (dead.inbound, dead.permit-replies) at the last check.",
+            n,
+        ));
+    }
+    for (name, help, value) in gauges {
+        text.push_str(&format!(
+            "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n"
+        ));
+    }
+    let mut r = text.into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4"),

@@ -250,3 +250,34 @@ pub fn spawn_serve_with(
     let log = std::thread::spawn(move || lines.map_while(Result::ok).collect());
     (child, addr, log)
 }
+
+/// A D.96B import CUSDEC (BGM 929) from `sender` with one goods item per HS
+/// code; `function` is the 1225 code (9 original, 5 amendment, 1
+/// cancellation). Valid against the D.96B structure and the business rules.
+pub fn cusdec(sender: &str, reference: &str, lrn: &str, function: &str, hs: &[&str]) -> Vec<u8> {
+    let mut body = vec![
+        "UNH+1+CUSDEC:D:96B:UN".to_owned(),
+        format!("BGM+929+{lrn}+{function}"),
+        "LOC+22+KRPUS:139:6".into(),
+        "DTM+137:202611241030:203".into(),
+        "NAD+DT+1234567890::ZZZ".into(),
+        "NAD+IM+1234567890::ZZZ++HANBIT TRADING".into(),
+        "UNS+D".into(),
+    ];
+    for (i, code) in hs.iter().enumerate() {
+        body.push(format!("CST+{}+{code}", i + 1));
+        body.push(format!("FTX+AAA+++GOODS ITEM {}", i + 1));
+        body.push("MEA+AAE+G+KGM:10".into());
+        body.push("MOA+123:100:USD".into());
+    }
+    body.push("UNS+S".into());
+    body.push(format!("UNT+{}+1", body.len() + 1));
+    let mut text =
+        format!("UNA:+.? 'UNB+UNOC:3+{sender}:ZZZ+TRADEHUB:ZZZ+261124:1030+{reference}'");
+    for s in body {
+        text.push_str(&s);
+        text.push('\'');
+    }
+    text.push_str(&format!("UNZ+1+{reference}'"));
+    text.into_bytes()
+}

@@ -1,0 +1,605 @@
+//! The clearance workflow: what happens to a mapped message (business rules,
+//! amendment and cancellation references, risk lane, permit routing) and to
+//! a declaration when its agencies answer, as data the store writes in one
+//! transaction: a status, events, permit requests, responses to the sender
+//! and outbox messages. No I/O here; the caller passes the time and what
+//! the store knows about earlier declarations.
+//!
+//! Declaration states (DESIGN.md §4), stored as the `status` column; the
+//! passing states are events only:
+//!
+//! ```text
+//! received → validated → rejected
+//!                      → accepted → lane_assigned → awaiting_permits ─┬→ permits_granted → cleared (green, yellow)
+//!                                                 (no permit needed) ─┤                  → held    (red: examination)
+//!                                                                     └→ permit_refused  → held    (refused or expired)
+//! held (examination) → released      cleared → released           (officer, POST …/release)
+//! awaiting_permits | held → amended  (a later amendment with the same LRN)
+//! awaiting_permits | held → cancelled (a cancellation with the same LRN)
+//! ```
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::diag::{Code, Issue, Location};
+use crate::mapping::Mapped;
+use crate::model::{
+    Declaration, DeclarationFunction, Moment, PermitDecision, PermitOutcome, PermitRequest,
+    Response,
+};
+use crate::risk::{Lane, RiskProfile};
+use crate::routing::Routing;
+use crate::store::{
+    NewDeclaration, NewPermit, NewResponse, OutboxMessage, StoredDeclaration, StoredPermit,
+    Supersede, Transition,
+};
+use crate::timestamp::Timestamp;
+
+/// Declaration statuses and event kinds.
+pub mod state {
+    pub const RECEIVED: &str = "received";
+    pub const VALIDATED: &str = "validated";
+    pub const REJECTED: &str = "rejected";
+    pub const ACCEPTED: &str = "accepted";
+    pub const LANE_ASSIGNED: &str = "lane_assigned";
+    pub const AWAITING_PERMITS: &str = "awaiting_permits";
+    pub const PERMITS_GRANTED: &str = "permits_granted";
+    pub const PERMIT_REFUSED: &str = "permit_refused";
+    pub const CLEARED: &str = "cleared";
+    pub const HELD: &str = "held";
+    pub const RELEASED: &str = "released";
+    pub const AMENDED: &str = "amended";
+    pub const CANCELLED: &str = "cancelled";
+    /// Statuses from which an amendment or cancellation may move a declaration.
+    pub const CHANGEABLE: &[&str] = &[AWAITING_PERMITS, HELD];
+    /// Statuses from which an officer may release the goods.
+    pub const RELEASABLE: &[&str] = &[CLEARED, HELD];
+}
+
+/// The role of customs officers' accounts (`partner add --agency CUSTOMS`):
+/// they see every declaration and release goods.
+pub const CUSTOMS_ROLE: &str = "CUSTOMS";
+
+/// Exchange of permit requests (routing key `permit.<CODE>`).
+pub const PERMITS_EXCHANGE: &str = "tradehub.permits";
+/// Exchange of answers to senders (routing key `ack.<partner>`).
+pub const ACKS_EXCHANGE: &str = "tradehub.acks";
+
+/// How to answer the sender of a message, kept with its declaration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Reply {
+    /// `edifact` or `xml`.
+    pub format: String,
+    pub partner: String,
+    /// UNB S001 of the original (e.g. `UNOC`), for EDIFACT answers.
+    #[serde(default)]
+    pub syntax_identifier: String,
+    #[serde(default)]
+    pub syntax_version: u8,
+    #[serde(default)]
+    pub interchange_reference: String,
+    pub message_reference: String,
+    pub message_type: String,
+    #[serde(default)]
+    pub lrn: Option<String>,
+}
+
+/// The settings and tables of the workflow.
+#[derive(Debug, Clone)]
+pub struct Clearance {
+    pub routing: Routing,
+    pub risk: RiskProfile,
+    /// The hub's own identity in answers (UNB sender of CUSRES/APERAK).
+    pub hub_id: String,
+    /// How long an agency has to answer a permit request.
+    pub permit_timeout_secs: i64,
+    /// Relative tolerance of totals against the items (rules).
+    pub tolerance: Decimal,
+}
+
+impl Default for Clearance {
+    fn default() -> Self {
+        Clearance {
+            routing: Routing::default(),
+            risk: RiskProfile::default(),
+            hub_id: "TRADEHUB".into(),
+            permit_timeout_secs: 24 * 3600,
+            tolerance: Decimal::new(1, 2),
+        }
+    }
+}
+
+/// An earlier live declaration with the same LRN from the same partner.
+pub type Prior = Option<StoredDeclaration>;
+
+impl Clearance {
+    /// The declaration row (with events, permits, responses and outbox
+    /// messages) for one mapped message. `findings` are the rule findings
+    /// already located at segments or elements; `prior` the live
+    /// declaration with the same LRN, if any.
+    pub fn intake(
+        &self,
+        mapped: &Mapped,
+        mut findings: Vec<Issue>,
+        reply: &Reply,
+        prior: &Prior,
+        now: Timestamp,
+        id: String,
+    ) -> NewDeclaration {
+        let mut d = NewDeclaration {
+            id,
+            message_reference: mapped.message.clone(),
+            message_type: mapped.message_type.clone(),
+            target: mapped.target.clone(),
+            ..NewDeclaration::default()
+        };
+        let mut reply = reply.clone();
+        d.events.push((
+            state::RECEIVED.into(),
+            format!(
+                "{} message {} mapped to {}",
+                mapped.message_type,
+                mapped.message,
+                if mapped.target.is_empty() {
+                    "nothing"
+                } else {
+                    &mapped.target
+                }
+            ),
+        ));
+        let mapping_errors: Vec<Issue> = mapped
+            .issues
+            .iter()
+            .filter(|i| i.is_error())
+            .cloned()
+            .collect();
+        let declaration: Option<Declaration> = (mapped.target == "declaration")
+            .then(|| mapped.canonical.clone())
+            .flatten()
+            .and_then(|v| serde_json::from_value(v).ok());
+        if let Some(decl) = &declaration {
+            d.lrn = Some(decl.lrn.clone());
+            d.function = Some(function_name(decl.function).into());
+            reply.lrn = Some(decl.lrn.clone());
+            let mut references = self.reference_rules(decl, prior);
+            crate::mapping::locate(&mut references, &mapped.provenance);
+            findings.extend(references);
+        } else if let Some(lrn) = mapped
+            .canonical
+            .as_ref()
+            .and_then(|c| c.get("lrn").or_else(|| c.get("reference")))
+            .and_then(|v| v.as_str())
+        {
+            d.lrn = Some(lrn.to_owned());
+            reply.lrn = Some(lrn.to_owned());
+        }
+        d.canonical_json = mapped.canonical.as_ref().map(|c| c.to_string());
+        let mut issues = mapped.issues.clone();
+        issues.extend(findings.iter().cloned());
+        d.issues_json = serde_json::to_string(&issues).unwrap_or_else(|_| "[]".into());
+        d.reply_json = serde_json::to_string(&reply).unwrap_or_else(|_| "{}".into());
+
+        let errors: Vec<Issue> = mapping_errors
+            .into_iter()
+            .chain(findings.into_iter().filter(Issue::is_error))
+            .collect();
+        if mapped.canonical.is_none() || !errors.is_empty() {
+            d.status = state::REJECTED.into();
+            d.events.push((
+                state::REJECTED.into(),
+                format!(
+                    "{} error(s): {}",
+                    errors.len(),
+                    summary(&errors).unwrap_or_else(|| "the message could not be mapped".into())
+                ),
+            ));
+            self.respond(&mut d, &reply, state::REJECTED, &errors, 0, now);
+            return d;
+        }
+        d.events
+            .push((state::VALIDATED.into(), "business rules passed".into()));
+        d.events
+            .push((state::ACCEPTED.into(), format!("{} accepted", d.target)));
+        let Some(decl) = declaration else {
+            // Manifests and passenger lists are accepted and answered; they
+            // need no lane and no permits.
+            d.status = state::ACCEPTED.into();
+            self.respond(&mut d, &reply, state::ACCEPTED, &[], 0, now);
+            return d;
+        };
+        match (decl.function, prior) {
+            (DeclarationFunction::Cancellation, Some(p)) => {
+                d.supersedes = Some(Supersede {
+                    id: p.id.clone(),
+                    from: state::CHANGEABLE.iter().map(|s| (*s).to_owned()).collect(),
+                    to: state::CANCELLED.into(),
+                    detail: format!("cancelled by declaration {}", d.id),
+                });
+                d.status = state::ACCEPTED.into();
+                self.respond(&mut d, &reply, state::CANCELLED, &[], 0, now);
+                return d;
+            }
+            (DeclarationFunction::Amendment, Some(p)) => {
+                d.supersedes = Some(Supersede {
+                    id: p.id.clone(),
+                    from: state::CHANGEABLE.iter().map(|s| (*s).to_owned()).collect(),
+                    to: state::AMENDED.into(),
+                    detail: format!("amended by declaration {}", d.id),
+                });
+            }
+            _ => {}
+        }
+        let assessment = self.risk.assess(&d.id, &decl);
+        d.lane = Some(assessment.lane.as_str().into());
+        d.events.push((
+            state::LANE_ASSIGNED.into(),
+            if assessment.reasons.is_empty() {
+                format!("{} lane: no risk rule matched", assessment.lane.as_str())
+            } else {
+                format!(
+                    "{} lane: {}",
+                    assessment.lane.as_str(),
+                    assessment.reasons.join("; ")
+                )
+            },
+        ));
+        let due = now.plus_secs(self.permit_timeout_secs);
+        for plan in self.routing.route(&decl) {
+            let permit_id = uuid::Uuid::now_v7().to_string();
+            let request = PermitRequest {
+                id: permit_id.clone(),
+                declaration_id: d.id.clone(),
+                agency: plan.agency.clone(),
+                rule: plan.rule.clone(),
+                law: plan.law.clone(),
+                goods: plan.goods.clone(),
+                declaration: decl.clone(),
+            };
+            let body = serde_json::to_vec(&request).unwrap_or_default();
+            d.outbox.push(OutboxMessage {
+                exchange: PERMITS_EXCHANGE.into(),
+                routing_key: format!("permit.{}", plan.agency),
+                message_id: permit_id.clone(),
+                content_type: "application/json".into(),
+                payload: body.clone(),
+            });
+            d.permits.push(NewPermit {
+                id: permit_id,
+                agency: plan.agency,
+                rule: plan.rule,
+                due_at: due,
+                request_json: String::from_utf8_lossy(&body).into_owned(),
+            });
+        }
+        if d.permits.is_empty() {
+            let status = if assessment.lane == Lane::Red {
+                d.events.push((
+                    state::HELD.into(),
+                    "no permit needed; held for physical examination (red lane)".into(),
+                ));
+                state::HELD
+            } else {
+                d.events.push((
+                    state::CLEARED.into(),
+                    "no permit needed; cleared on the declared data".into(),
+                ));
+                state::CLEARED
+            };
+            d.status = status.into();
+        } else {
+            let agencies: Vec<&str> = d.permits.iter().map(|p| p.agency.as_str()).collect();
+            d.events.push((
+                state::AWAITING_PERMITS.into(),
+                format!(
+                    "{} permit request(s) to {}, due {due}",
+                    agencies.len(),
+                    agencies.join(", ")
+                ),
+            ));
+            d.status = state::AWAITING_PERMITS.into();
+        }
+        let status = d.status.clone();
+        self.respond(&mut d, &reply, &status, &[], 0, now);
+        d
+    }
+
+    /// What follows an agency's answer: an event for the answer and, once
+    /// no permit is pending, the declaration's next status and response.
+    pub fn after_decision(
+        &self,
+        declaration: &StoredDeclaration,
+        permits: &[StoredPermit],
+        decided: &str,
+        now: Timestamp,
+    ) -> Transition {
+        // The answer at intake was number 0; this one follows it.
+        let answered = 1;
+        let mut change = Transition::default();
+        if let Some(p) = permits.iter().find(|p| p.id == decided) {
+            let reasons = decision_reasons(p);
+            change.events.push((
+                format!("permit_{}", p.status),
+                format!(
+                    "{} answered permit {} ({}){}",
+                    p.agency,
+                    p.id,
+                    p.rule,
+                    if reasons.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", reasons.join("; "))
+                    }
+                ),
+            ));
+        }
+        if declaration.status != state::AWAITING_PERMITS
+            || permits.iter().any(|p| p.status == "pending")
+        {
+            return change;
+        }
+        let refused: Vec<&StoredPermit> = permits
+            .iter()
+            .filter(|p| matches!(p.status.as_str(), "refused" | "expired"))
+            .collect();
+        let reply: Reply = serde_json::from_str(&declaration.reply_json).unwrap_or_default();
+        let next = if refused.is_empty() {
+            change.events.push((
+                state::PERMITS_GRANTED.into(),
+                format!("all {} permit(s) granted", permits.len()),
+            ));
+            if declaration.lane.as_deref() == Some(Lane::Red.as_str()) {
+                change.events.push((
+                    state::HELD.into(),
+                    "held for physical examination (red lane)".into(),
+                ));
+                state::HELD
+            } else {
+                change.events.push((
+                    state::CLEARED.into(),
+                    "cleared: every required permit granted".into(),
+                ));
+                state::CLEARED
+            }
+        } else {
+            let why: Vec<String> = refused
+                .iter()
+                .map(|p| {
+                    if p.status == "expired" {
+                        format!("{} did not answer by {}", p.agency, p.due_at)
+                    } else {
+                        let reasons = decision_reasons(p);
+                        format!("{} refused: {}", p.agency, reasons.join("; "))
+                    }
+                })
+                .collect();
+            change
+                .events
+                .push((state::PERMIT_REFUSED.into(), why.join("; ")));
+            change.events.push((
+                state::HELD.into(),
+                "held: a required permit is missing".into(),
+            ));
+            state::HELD
+        };
+        change.status = Some(next.into());
+        let errors: Vec<Issue> = refused
+            .iter()
+            .map(|p| {
+                let (code, text) = if p.status == "expired" {
+                    (
+                        Code::PermitExpired,
+                        format!(
+                            "permit {} of {} was not answered by {}",
+                            p.id, p.agency, p.due_at
+                        ),
+                    )
+                } else {
+                    (
+                        Code::PermitRefused,
+                        format!(
+                            "permit {} refused by {}: {}",
+                            p.id,
+                            p.agency,
+                            decision_reasons(p).join("; ")
+                        ),
+                    )
+                };
+                Issue::error(code, Location::default(), text)
+            })
+            .collect();
+        let mut sink = NewDeclaration {
+            id: declaration.id.clone(),
+            lane: declaration.lane.clone(),
+            ..NewDeclaration::default()
+        };
+        self.respond(&mut sink, &reply, next, &errors, answered, now);
+        change.responses = sink.responses;
+        change.outbox = sink.outbox;
+        change
+    }
+
+    /// An officer releases the goods of a cleared or examined declaration.
+    pub fn release(
+        &self,
+        declaration: &StoredDeclaration,
+        officer: &str,
+        note: &str,
+        now: Timestamp,
+    ) -> Transition {
+        // After the intake answer and, with permits, the decision answer.
+        let answered = 2;
+        let reply: Reply = serde_json::from_str(&declaration.reply_json).unwrap_or_default();
+        let mut sink = NewDeclaration {
+            id: declaration.id.clone(),
+            lane: declaration.lane.clone(),
+            ..NewDeclaration::default()
+        };
+        self.respond(&mut sink, &reply, state::RELEASED, &[], answered, now);
+        Transition {
+            status: Some(state::RELEASED.into()),
+            events: vec![(
+                state::RELEASED.into(),
+                format!(
+                    "released by {officer}{}",
+                    if note.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {note}")
+                    }
+                ),
+            )],
+            responses: sink.responses,
+            outbox: sink.outbox,
+        }
+    }
+
+    /// RUL008 and RUL009: references to other declarations of the sender.
+    fn reference_rules(&self, decl: &Declaration, prior: &Prior) -> Vec<Issue> {
+        let at = || Location {
+            path: Some("/lrn".into()),
+            ..Location::default()
+        };
+        match (decl.function, prior) {
+            (DeclarationFunction::Original, Some(p)) => vec![Issue::error(
+                Code::RuleDuplicateLrn,
+                at(),
+                format!(
+                    "LRN {:?} was already declared (declaration {}, {}); send an amendment or a new LRN",
+                    decl.lrn, p.id, p.status
+                ),
+            )],
+            (DeclarationFunction::Amendment | DeclarationFunction::Cancellation, None) => {
+                vec![Issue::error(
+                    Code::RuleReference,
+                    at(),
+                    format!(
+                        "the {} refers to LRN {:?}, which no live declaration of this sender has",
+                        function_name(decl.function),
+                        decl.lrn
+                    ),
+                )]
+            }
+            (DeclarationFunction::Amendment | DeclarationFunction::Cancellation, Some(p))
+                if !state::CHANGEABLE.contains(&p.status.as_str()) =>
+            {
+                vec![Issue::error(
+                    Code::RuleReference,
+                    at(),
+                    format!(
+                        "declaration {} with LRN {:?} is {}; it can no longer be {}",
+                        p.id,
+                        decl.lrn,
+                        p.status,
+                        if decl.function == DeclarationFunction::Amendment {
+                            "amended"
+                        } else {
+                            "cancelled"
+                        }
+                    ),
+                )]
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// Adds the response for `status` to the sender and the status event
+    /// on `tradehub.events`.
+    fn respond(
+        &self,
+        d: &mut NewDeclaration,
+        reply: &Reply,
+        status: &str,
+        errors: &[Issue],
+        sequence_base: usize,
+        now: Timestamp,
+    ) {
+        let response = Response {
+            declaration_lrn: reply.lrn.clone().unwrap_or_default(),
+            mrn: None,
+            status: status.to_owned(),
+            errors: errors.iter().map(crate::ack::response_error).collect(),
+            at: moment(now),
+        };
+        // Answers of one declaration are numbered by its stored responses;
+        // a transition adds at most one.
+        let sequence = d.responses.len() + sequence_base;
+        let rendered =
+            super::responses::render(self, reply, &response, errors, now, &d.id, sequence);
+        d.outbox.push(OutboxMessage {
+            exchange: ACKS_EXCHANGE.into(),
+            routing_key: format!("ack.{}", reply.partner),
+            message_id: format!("{}/{status}/{sequence}/response", d.id),
+            content_type: rendered.content_type.into(),
+            payload: rendered.bytes,
+        });
+        d.responses.push(NewResponse {
+            kind: rendered.kind.into(),
+            status: status.to_owned(),
+            body: rendered.text,
+        });
+        let event = serde_json::json!({
+            "type": format!("declaration.{status}"),
+            "declaration": {
+                "id": d.id,
+                "lrn": reply.lrn,
+                "partner": reply.partner,
+                "message_type": reply.message_type,
+                "status": status,
+                "lane": d.lane,
+                "at": now.to_string(),
+            }
+        });
+        d.outbox.push(OutboxMessage {
+            exchange: super::outbox::EVENTS_EXCHANGE.into(),
+            routing_key: format!("declaration.{status}"),
+            message_id: format!("{}/{status}/{sequence}/event", d.id),
+            content_type: "application/json".into(),
+            payload: serde_json::to_vec(&event).unwrap_or_default(),
+        });
+    }
+}
+
+/// The canonical name of a declaration function.
+pub fn function_name(f: DeclarationFunction) -> &'static str {
+    match f {
+        DeclarationFunction::Original => "original",
+        DeclarationFunction::Amendment => "amendment",
+        DeclarationFunction::Cancellation => "cancellation",
+    }
+}
+
+/// The stored status of a permit for an agency's outcome.
+pub fn permit_status(outcome: PermitOutcome) -> &'static str {
+    match outcome {
+        PermitOutcome::Granted => "granted",
+        PermitOutcome::Refused => "refused",
+        PermitOutcome::Conditional => "conditional",
+    }
+}
+
+fn decision_reasons(p: &StoredPermit) -> Vec<String> {
+    let Some(decision) = p
+        .decision_json
+        .as_deref()
+        .and_then(|j| serde_json::from_str::<PermitDecision>(j).ok())
+    else {
+        return Vec::new();
+    };
+    let mut out = decision.reasons;
+    if let Some(c) = decision.conditions {
+        out.push(format!("conditions: {c}"));
+    }
+    out
+}
+
+fn summary(errors: &[Issue]) -> Option<String> {
+    let first = errors.first()?;
+    Some(format!("{} {}", first.code, first.message))
+}
+
+fn moment(now: Timestamp) -> Moment {
+    Moment {
+        iso: now.to_string().trim_end_matches('Z').to_owned(),
+        format: "204".into(),
+    }
+}

@@ -1,0 +1,173 @@
+//! Agency answers: permit decisions from an agency's account (AMQP
+//! `hub.permit-replies` or `POST /v1/permits/{id}/decision`), permits that
+//! time out, and officers releasing goods. Each moves the declaration in
+//! one transaction with its events, response and outbox messages.
+
+use std::time::Duration;
+
+use crate::model::PermitDecision;
+use crate::store::{Decided, Partner, StoreError, StoredDeclaration};
+use crate::timestamp::Timestamp;
+
+use super::Intake;
+use super::clearance::{permit_status, state};
+
+/// Why a decision was not recorded.
+#[derive(Debug, thiserror::Error)]
+pub enum DecisionError {
+    #[error("no permit {0}")]
+    NotFound(String),
+    #[error("permit {permit} is for agency {agency}; {partner:?} does not act for it")]
+    WrongAgency {
+        permit: String,
+        agency: String,
+        partner: String,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What became of a decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DecisionOutcome {
+    /// Recorded; the declaration as it now is.
+    Recorded(Box<StoredDeclaration>),
+    /// The permit had been answered already (a redelivery or a second
+    /// answer): nothing changed; its recorded status.
+    AlreadyDecided(String),
+}
+
+impl Intake {
+    /// Records an agency's decision. Only an account acting for the
+    /// permit's agency may answer it; a repeated answer changes nothing.
+    pub async fn decide(
+        &self,
+        partner: &Partner,
+        decision: &PermitDecision,
+    ) -> Result<DecisionOutcome, DecisionError> {
+        let Some(permit) = self.store.permit(&decision.permit_id).await? else {
+            return Err(DecisionError::NotFound(decision.permit_id.clone()));
+        };
+        if partner.agency.as_deref() != Some(permit.agency.as_str()) {
+            return Err(DecisionError::WrongAgency {
+                permit: permit.id,
+                agency: permit.agency,
+                partner: partner.id.clone(),
+            });
+        }
+        let status = permit_status(decision.outcome);
+        let json = serde_json::to_string(decision).unwrap_or_else(|_| "{}".into());
+        self.record(&permit.id, status, &json, Timestamp::now())
+            .await
+            .map_err(DecisionError::from)
+    }
+
+    async fn record(
+        &self,
+        permit: &str,
+        status: &str,
+        json: &str,
+        now: Timestamp,
+    ) -> Result<DecisionOutcome, StoreError> {
+        let clearance = self.clearance.clone();
+        let decided = permit.to_owned();
+        let outcome = self
+            .store
+            .decide_permit(permit, status, json, now, move |d, permits| {
+                clearance.after_decision(d, permits, &decided, now)
+            })
+            .await?;
+        match outcome {
+            Decided::Recorded(d) => {
+                self.outbox_wake.notify_one();
+                super::Metrics::inc(if status == "expired" {
+                    &self.metrics.permits_expired
+                } else {
+                    &self.metrics.permit_decisions
+                });
+                tracing::info!(permit, status, declaration = %d.id, declaration_status = %d.status, "permit answered");
+                Ok(DecisionOutcome::Recorded(Box::new(d)))
+            }
+            Decided::AlreadyDecided(p) => Ok(DecisionOutcome::AlreadyDecided(p.status)),
+            Decided::NotFound => Ok(DecisionOutcome::AlreadyDecided("unknown".into())),
+        }
+    }
+
+    /// Expires every pending permit due before `now`; returns how many.
+    pub async fn expire_overdue(&self, now: Timestamp) -> Result<usize, StoreError> {
+        let mut total = 0;
+        loop {
+            let due = self.store.overdue_permits(now, 100).await?;
+            if due.is_empty() {
+                return Ok(total);
+            }
+            for permit in due {
+                let json = serde_json::json!({
+                    "permit_id": permit.id,
+                    "outcome": "expired",
+                    "reasons": [format!("no answer from {} by {}", permit.agency, permit.due_at)],
+                })
+                .to_string();
+                if let DecisionOutcome::Recorded(_) =
+                    self.record(&permit.id, "expired", &json, now).await?
+                {
+                    total += 1;
+                }
+            }
+        }
+    }
+
+    /// An officer releases the goods of a cleared or examined declaration.
+    /// `Ok(None)`: no such declaration; `Ok(Some((d, false)))`: it was not
+    /// in a releasable state (or already released) and did not change.
+    pub async fn release(
+        &self,
+        officer: &Partner,
+        declaration: &str,
+        note: &str,
+    ) -> Result<Option<(StoredDeclaration, bool)>, StoreError> {
+        let now = Timestamp::now();
+        // Goods held because a permit was refused or expired stay held.
+        let permits = self.store.permits_of(declaration).await?;
+        let missing = permits
+            .iter()
+            .any(|p| matches!(p.status.as_str(), "refused" | "expired"));
+        let from: &[&str] = if missing {
+            &[state::CLEARED]
+        } else {
+            state::RELEASABLE
+        };
+        let clearance = self.clearance.clone();
+        let officer_id = officer.id.clone();
+        let note = note.to_owned();
+        let result = self
+            .store
+            .change_declaration(declaration, from, now, move |d| {
+                clearance.release(d, &officer_id, &note, now)
+            })
+            .await?;
+        if result.as_ref().is_some_and(|(_, changed)| *changed) {
+            self.outbox_wake.notify_one();
+        }
+        Ok(result)
+    }
+}
+
+/// Expires overdue permits every `every` until `shutdown` resolves.
+pub async fn expire_loop<F>(intake: Intake, every: Duration, shutdown: F)
+where
+    F: std::future::Future<Output = ()>,
+{
+    tokio::pin!(shutdown);
+    loop {
+        match intake.expire_overdue(Timestamp::now()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(expired = n, "permits expired without an answer"),
+            Err(e) => tracing::warn!(error = %e, "permit expiry failed; retrying"),
+        }
+        tokio::select! {
+            _ = &mut shutdown => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+    }
+}

@@ -1,0 +1,142 @@
+//! The answers a declarant receives when its declaration changes state, in
+//! the declarant's own format: for UN/EDIFACT senders an APERAK (D.96B)
+//! when the message is rejected with errors located at segments and
+//! elements, otherwise a CUSRES (D.96B) carrying the status; for WCO XML
+//! senders a WCO RES. The canonical JSON form is the fallback when an
+//! answer cannot be written in the sender's format.
+
+use crate::ack::res::{clip, error_for};
+use crate::ack::{Envelope, Original, aperak, cusres, to_bytes};
+use crate::diag::Issue;
+use crate::model::Response;
+use crate::timestamp::Timestamp;
+use crate::xml::response::{
+    AdditionalInformation, DeclarationRef, ResponseFunction, WcoResponse, write,
+};
+
+use super::clearance::{Clearance, Reply, state};
+
+/// A rendered answer.
+pub(crate) struct Rendered {
+    /// `aperak`, `cusres`, `res` or `json`.
+    pub kind: &'static str,
+    pub content_type: &'static str,
+    /// The answer as stored and shown.
+    pub text: String,
+    /// The answer as sent (EDIFACT in the repertoire its UNB names).
+    pub bytes: Vec<u8>,
+}
+
+/// The response to `reply`'s sender; `sequence` numbers the answers of one
+/// declaration (it makes the EDIFACT control reference unique).
+pub(crate) fn render(
+    clearance: &Clearance,
+    reply: &Reply,
+    response: &Response,
+    errors: &[Issue],
+    now: Timestamp,
+    declaration_id: &str,
+    sequence: usize,
+) -> Rendered {
+    if reply.format == "xml" {
+        let res = wco_response(reply, response, errors, now, declaration_id);
+        if let Ok(xml) = write(&res) {
+            return Rendered {
+                kind: "res",
+                content_type: "application/xml",
+                bytes: xml.clone().into_bytes(),
+                text: xml,
+            };
+        }
+    } else if reply.format == "edifact" {
+        // UNB 0020 / UNH 0062: an..14, unique per answer: the random tail
+        // of the declaration id and the answer's number.
+        let tail: String = declaration_id
+            .chars()
+            .filter(char::is_ascii_hexdigit)
+            .rev()
+            .take(12)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        let envelope = Envelope {
+            hub: clearance.hub_id.clone(),
+            partner: reply.partner.clone(),
+            syntax_identifier: if reply.syntax_identifier.is_empty() {
+                "UNOC".into()
+            } else {
+                reply.syntax_identifier.clone()
+            },
+            syntax_version: if reply.syntax_version == 0 {
+                4
+            } else {
+                reply.syntax_version
+            },
+            reference: format!("{}{:02}", tail.to_uppercase(), sequence % 100),
+            at: now,
+        };
+        let original = Original {
+            interchange_reference: reply.interchange_reference.clone(),
+            message_reference: reply.message_reference.clone(),
+            message_type: reply.message_type.clone(),
+            lrn: reply.lrn.clone(),
+        };
+        let (kind, text) = if response.status == state::REJECTED && !errors.is_empty() {
+            ("aperak", aperak::build(&original, errors, &envelope))
+        } else {
+            ("cusres", cusres::build(response, &original, &envelope))
+        };
+        return Rendered {
+            kind,
+            content_type: "application/edifact",
+            bytes: to_bytes(&text),
+            text,
+        };
+    }
+    let text = serde_json::to_string(response).unwrap_or_default();
+    Rendered {
+        kind: "json",
+        content_type: "application/json",
+        bytes: text.clone().into_bytes(),
+        text,
+    }
+}
+
+/// The WCO RES for a declaration status.
+fn wco_response(
+    reply: &Reply,
+    response: &Response,
+    errors: &[Issue],
+    now: Timestamp,
+    declaration_id: &str,
+) -> WcoResponse {
+    let function = match response.status.as_str() {
+        state::REJECTED => ResponseFunction::Rejected,
+        state::CLEARED | state::RELEASED => ResponseFunction::Cleared,
+        _ => ResponseFunction::Accepted,
+    };
+    // FunctionalReferenceID: unique per response, at most 35 characters.
+    let reference: String = declaration_id.chars().filter(|c| *c != '-').collect();
+    let mut res = WcoResponse::new(function, clip(&reference, 32), now);
+    res.declaration = DeclarationRef {
+        lrn: reply.lrn.as_deref().map(|l| clip(l, 35)),
+        mrn: response.mrn.clone(),
+        rejected: (function == ResponseFunction::Rejected).then_some(now),
+        cancelled: (response.status == state::CANCELLED).then_some(now),
+        accepted: matches!(
+            response.status.as_str(),
+            state::AWAITING_PERMITS | state::ACCEPTED
+        )
+        .then_some(now),
+        ..DeclarationRef::default()
+    };
+    res.additional_information.push(AdditionalInformation {
+        statement_description: Some(format!("declaration {declaration_id}: {}", response.status)),
+        ..AdditionalInformation::default()
+    });
+    for issue in errors.iter().take(99) {
+        res.errors.push(error_for(issue));
+    }
+    res
+}

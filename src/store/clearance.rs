@@ -1,0 +1,707 @@
+//! Clearance storage: declarations mapped from accepted messages, the
+//! permit requests routed to agencies, the responses sent back, and the
+//! declaration events of the audit trail. Every state change happens in one
+//! transaction with its events and its outbox messages.
+//!
+//! Concurrency: a decision first touches its declaration row (a row lock on
+//! PostgreSQL, the write lock on SQLite), then updates the permit only while
+//! it is still pending, then reads all permits of the declaration. Two
+//! decisions on one declaration therefore run one after the other and the
+//! second sees the first; a repeated decision finds the permit decided and
+//! changes nothing.
+
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
+
+use super::{Event, NewInterchange, OutboxMessage, Store, StoreError};
+use crate::timestamp::Timestamp;
+
+/// A declaration (or manifest, passenger list) to store with its interchange.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NewDeclaration {
+    pub id: String,
+    pub message_reference: String,
+    pub message_type: String,
+    /// Canonical type: `declaration`, `cargo_report`, `passenger_list`.
+    pub target: String,
+    pub lrn: Option<String>,
+    pub function: Option<String>,
+    pub status: String,
+    pub lane: Option<String>,
+    pub canonical_json: Option<String>,
+    pub issues_json: String,
+    /// How to answer the sender (format, envelope references), as JSON.
+    pub reply_json: String,
+    /// Events of this declaration, in order.
+    pub events: Vec<(String, String)>,
+    pub permits: Vec<NewPermit>,
+    pub responses: Vec<NewResponse>,
+    pub outbox: Vec<OutboxMessage>,
+    /// An earlier declaration this one amends or cancels, and the status it
+    /// moves to.
+    pub supersedes: Option<Supersede>,
+}
+
+/// An earlier declaration moved by an amendment or cancellation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Supersede {
+    pub id: String,
+    /// Only from one of these statuses (else the whole intake conflicts).
+    pub from: Vec<String>,
+    pub to: String,
+    pub detail: String,
+}
+
+/// A permit request to store (and publish through the outbox).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewPermit {
+    pub id: String,
+    pub agency: String,
+    pub rule: String,
+    pub due_at: Timestamp,
+    pub request_json: String,
+}
+
+/// A response sent to the declarant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewResponse {
+    /// `cusres`, `aperak`, `res` (WCO) or `json`.
+    pub kind: String,
+    pub status: String,
+    pub body: String,
+}
+
+/// A stored declaration.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct StoredDeclaration {
+    pub id: String,
+    pub interchange_id: String,
+    pub message_reference: String,
+    pub message_type: String,
+    pub target: String,
+    pub partner_id: String,
+    pub lrn: Option<String>,
+    pub function: Option<String>,
+    pub status: String,
+    pub lane: Option<String>,
+    #[serde(skip)]
+    pub canonical_json: Option<String>,
+    #[serde(skip)]
+    pub issues_json: String,
+    #[serde(skip)]
+    pub reply_json: String,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// A stored permit request.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct StoredPermit {
+    pub id: String,
+    pub declaration_id: String,
+    pub agency: String,
+    pub rule: String,
+    /// `pending`, `granted`, `refused`, `conditional`, `expired`, `withdrawn`.
+    pub status: String,
+    pub requested_at: String,
+    pub due_at: String,
+    pub decided_at: Option<String>,
+    #[serde(skip)]
+    pub request_json: String,
+    #[serde(skip)]
+    pub decision_json: Option<String>,
+}
+
+/// A stored response.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct StoredResponse {
+    pub seq: i64,
+    pub kind: String,
+    pub status: String,
+    pub body: String,
+    pub created_at: String,
+}
+
+/// What a state change writes besides the new status.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Transition {
+    /// The declaration's new status (`None`: unchanged).
+    pub status: Option<String>,
+    pub events: Vec<(String, String)>,
+    pub responses: Vec<NewResponse>,
+    pub outbox: Vec<OutboxMessage>,
+}
+
+/// The outcome of recording a permit decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decided {
+    /// No permit with this id.
+    NotFound,
+    /// The permit was decided before; nothing changed.
+    AlreadyDecided(StoredPermit),
+    /// Recorded; the declaration as it now is.
+    Recorded(StoredDeclaration),
+}
+
+/// Statuses after which a declaration does not change any more by itself.
+pub const FINAL_STATUSES: &[&str] = &["rejected", "released", "cancelled", "amended"];
+
+const DECLARATION_COLUMNS: &str = "id, interchange_id, message_reference, message_type, target, partner_id, lrn, \
+     function, status, lane, canonical_json, issues_json, reply_json, created_at, updated_at";
+const PERMIT_COLUMNS: &str = "id, declaration_id, agency, rule, status, requested_at, due_at, decided_at, \
+     request_json, decision_json";
+
+impl Store {
+    /// Writes one declaration with everything it carries, inside the
+    /// interchange's transaction.
+    pub(super) async fn insert_declaration(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        interchange: &NewInterchange,
+        d: &NewDeclaration,
+    ) -> Result<(), StoreError> {
+        let at = interchange.received_at.to_string();
+        let sql = self.sql(&format!(
+            "INSERT INTO declarations ({DECLARATION_COLUMNS}) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+        ));
+        sqlx::query(&sql)
+            .bind(&d.id)
+            .bind(&interchange.id)
+            .bind(&d.message_reference)
+            .bind(&d.message_type)
+            .bind(&d.target)
+            .bind(&interchange.partner_id)
+            .bind(d.lrn.clone())
+            .bind(d.function.clone())
+            .bind(&d.status)
+            .bind(d.lane.clone())
+            .bind(d.canonical_json.clone())
+            .bind(&d.issues_json)
+            .bind(&d.reply_json)
+            .bind(at.clone())
+            .bind(at.clone())
+            .execute(&mut **tx)
+            .await?;
+        if let Some(s) = &d.supersedes {
+            let moved = self
+                .move_declaration(tx, &s.id, &s.from, &s.to, &at)
+                .await?;
+            if !moved {
+                return Err(StoreError::Conflict {
+                    what: format!(
+                        "declaration {} is no longer in a state that allows it",
+                        s.id
+                    ),
+                });
+            }
+            self.withdraw_permits(tx, &s.id, &at).await?;
+            self.declaration_event(tx, &interchange.id, &s.id, &at, &s.to, &s.detail)
+                .await?;
+        }
+        for (kind, detail) in &d.events {
+            self.declaration_event(tx, &interchange.id, &d.id, &at, kind, detail)
+                .await?;
+        }
+        let sql = self.sql(&format!(
+            "INSERT INTO permits ({PERMIT_COLUMNS}) VALUES ($1, $2, $3, $4, 'pending', $5, $6, NULL, $7, NULL)"
+        ));
+        for p in &d.permits {
+            sqlx::query(&sql)
+                .bind(&p.id)
+                .bind(&d.id)
+                .bind(&p.agency)
+                .bind(&p.rule)
+                .bind(at.clone())
+                .bind(p.due_at.to_string())
+                .bind(&p.request_json)
+                .execute(&mut **tx)
+                .await?;
+        }
+        self.write_responses(tx, &d.id, &d.responses, &at).await?;
+        self.write_outbox(tx, &d.outbox, &at).await?;
+        Ok(())
+    }
+
+    async fn move_declaration(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        id: &str,
+        from: &[String],
+        to: &str,
+        at: &str,
+    ) -> Result<bool, StoreError> {
+        let placeholders: Vec<String> = (0..from.len()).map(|i| format!("${}", i + 4)).collect();
+        let clause = if from.is_empty() {
+            String::new()
+        } else {
+            format!(" AND status IN ({})", placeholders.join(", "))
+        };
+        let sql = self.sql(&format!(
+            "UPDATE declarations SET status = $1, updated_at = $2 WHERE id = $3{clause}"
+        ));
+        let mut query = sqlx::query(&sql).bind(to).bind(at).bind(id);
+        for f in from {
+            query = query.bind(f);
+        }
+        Ok(query.execute(&mut **tx).await?.rows_affected() == 1)
+    }
+
+    async fn withdraw_permits(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        declaration: &str,
+        at: &str,
+    ) -> Result<(), StoreError> {
+        let sql = self.sql(
+            "UPDATE permits SET status = 'withdrawn', decided_at = $1 \
+             WHERE declaration_id = $2 AND status = 'pending'",
+        );
+        sqlx::query(&sql)
+            .bind(at)
+            .bind(declaration)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
+    async fn declaration_event(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        interchange: &str,
+        declaration: &str,
+        at: &str,
+        kind: &str,
+        detail: &str,
+    ) -> Result<(), StoreError> {
+        let sql = self.sql(
+            "INSERT INTO events (interchange_id, declaration_id, at, kind, detail) \
+             VALUES ($1, $2, $3, $4, $5)",
+        );
+        sqlx::query(&sql)
+            .bind(interchange)
+            .bind(declaration)
+            .bind(at)
+            .bind(kind)
+            .bind(detail)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
+    async fn write_responses(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        declaration: &str,
+        responses: &[NewResponse],
+        at: &str,
+    ) -> Result<(), StoreError> {
+        let sql = self.sql(
+            "INSERT INTO responses (declaration_id, kind, status, body, created_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        );
+        for r in responses {
+            sqlx::query(&sql)
+                .bind(declaration)
+                .bind(&r.kind)
+                .bind(&r.status)
+                .bind(&r.body)
+                .bind(at)
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(())
+    }
+
+    pub(super) async fn write_outbox(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        outbox: &[OutboxMessage],
+        at: &str,
+    ) -> Result<(), StoreError> {
+        let sql = self.sql(
+            "INSERT INTO outbox (exchange, routing_key, message_id, content_type, payload, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        );
+        for m in outbox {
+            sqlx::query(&sql)
+                .bind(&m.exchange)
+                .bind(&m.routing_key)
+                .bind(&m.message_id)
+                .bind(&m.content_type)
+                .bind(m.payload.clone())
+                .bind(at)
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Gives a partner account an agency role (`None` removes it).
+    pub async fn set_partner_agency(
+        &self,
+        id: &str,
+        agency: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let sql = self.sql("UPDATE partners SET agency = $1 WHERE id = $2");
+        let done = sqlx::query(&sql)
+            .bind(agency.map(str::to_owned))
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn declaration(&self, id: &str) -> Result<Option<StoredDeclaration>, StoreError> {
+        let sql = self.sql(&format!(
+            "SELECT {DECLARATION_COLUMNS} FROM declarations WHERE id = $1"
+        ));
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(declaration_row).transpose()
+    }
+
+    /// The declarations of one interchange, in message order.
+    pub async fn declarations_of(
+        &self,
+        interchange: &str,
+    ) -> Result<Vec<StoredDeclaration>, StoreError> {
+        let sql = self.sql(&format!(
+            "SELECT {DECLARATION_COLUMNS} FROM declarations WHERE interchange_id = $1 ORDER BY created_at, id"
+        ));
+        let rows = sqlx::query(&sql)
+            .bind(interchange)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(declaration_row).collect()
+    }
+
+    /// Declarations, newest first, optionally of one status and/or partner.
+    pub async fn declarations(
+        &self,
+        status: Option<&str>,
+        partner: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<StoredDeclaration>, StoreError> {
+        let sql = self.sql(&format!(
+            "SELECT {DECLARATION_COLUMNS} FROM declarations \
+             WHERE ($1 = '' OR status = $1) AND ($2 = '' OR partner_id = $2) \
+             ORDER BY created_at DESC, id DESC LIMIT $3"
+        ));
+        let rows = sqlx::query(&sql)
+            .bind(status.unwrap_or("").to_owned())
+            .bind(partner.unwrap_or("").to_owned())
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(declaration_row).collect()
+    }
+
+    /// The newest declaration of `partner` with this LRN that is not
+    /// rejected, amended or cancelled.
+    pub async fn live_declaration_by_lrn(
+        &self,
+        partner: &str,
+        lrn: &str,
+    ) -> Result<Option<StoredDeclaration>, StoreError> {
+        let sql = self.sql(&format!(
+            "SELECT {DECLARATION_COLUMNS} FROM declarations \
+             WHERE partner_id = $1 AND lrn = $2 AND target = 'declaration' \
+             AND status NOT IN ('rejected', 'amended', 'cancelled') \
+             ORDER BY created_at DESC, id DESC LIMIT 1"
+        ));
+        let row = sqlx::query(&sql)
+            .bind(partner)
+            .bind(lrn)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(declaration_row).transpose()
+    }
+
+    pub async fn permit(&self, id: &str) -> Result<Option<StoredPermit>, StoreError> {
+        let sql = self.sql(&format!(
+            "SELECT {PERMIT_COLUMNS} FROM permits WHERE id = $1"
+        ));
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(permit_row).transpose()
+    }
+
+    pub async fn permits_of(&self, declaration: &str) -> Result<Vec<StoredPermit>, StoreError> {
+        let sql = self.sql(&format!(
+            "SELECT {PERMIT_COLUMNS} FROM permits WHERE declaration_id = $1 ORDER BY agency, id"
+        ));
+        let rows = sqlx::query(&sql)
+            .bind(declaration)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(permit_row).collect()
+    }
+
+    /// Pending permit requests of an agency, oldest first.
+    pub async fn agency_inbox(
+        &self,
+        agency: &str,
+        limit: i64,
+    ) -> Result<Vec<StoredPermit>, StoreError> {
+        let sql = self.sql(&format!(
+            "SELECT {PERMIT_COLUMNS} FROM permits WHERE agency = $1 AND status = 'pending' \
+             ORDER BY requested_at, id LIMIT $2"
+        ));
+        let rows = sqlx::query(&sql)
+            .bind(agency)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(permit_row).collect()
+    }
+
+    /// Pending permits whose answer was due before `now`, oldest first.
+    pub async fn overdue_permits(
+        &self,
+        now: Timestamp,
+        limit: i64,
+    ) -> Result<Vec<StoredPermit>, StoreError> {
+        let sql = self.sql(&format!(
+            "SELECT {PERMIT_COLUMNS} FROM permits WHERE status = 'pending' AND due_at < $1 \
+             ORDER BY due_at, id LIMIT $2"
+        ));
+        let rows = sqlx::query(&sql)
+            .bind(now.to_string())
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(permit_row).collect()
+    }
+
+    /// Permits still waiting for an answer (for the metrics).
+    pub async fn pending_permit_count(&self) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM permits WHERE status = 'pending'")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get("n")?)
+    }
+
+    pub async fn responses_of(&self, declaration: &str) -> Result<Vec<StoredResponse>, StoreError> {
+        let sql = self.sql(
+            "SELECT seq, kind, status, body, created_at FROM responses \
+             WHERE declaration_id = $1 ORDER BY seq",
+        );
+        let rows = sqlx::query(&sql)
+            .bind(declaration)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(StoredResponse {
+                    seq: r.try_get("seq")?,
+                    kind: r.try_get("kind")?,
+                    status: r.try_get("status")?,
+                    body: r.try_get("body")?,
+                    created_at: r.try_get("created_at")?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn declaration_events(&self, declaration: &str) -> Result<Vec<Event>, StoreError> {
+        let sql = self
+            .sql("SELECT seq, at, kind, detail FROM events WHERE declaration_id = $1 ORDER BY seq");
+        let rows = sqlx::query(&sql)
+            .bind(declaration)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Event {
+                    seq: r.try_get("seq")?,
+                    at: r.try_get("at")?,
+                    kind: r.try_get("kind")?,
+                    detail: r.try_get("detail")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Records a permit's answer (`status` one of granted, refused,
+    /// conditional, expired) and, in the same transaction, what `next`
+    /// derives from the declaration and all its permits as they now are.
+    pub async fn decide_permit<F>(
+        &self,
+        permit_id: &str,
+        status: &str,
+        decision_json: &str,
+        now: Timestamp,
+        next: F,
+    ) -> Result<Decided, StoreError>
+    where
+        F: FnOnce(&StoredDeclaration, &[StoredPermit]) -> Transition,
+    {
+        let Some(permit) = self.permit(permit_id).await? else {
+            return Ok(Decided::NotFound);
+        };
+        if permit.status != "pending" {
+            return Ok(Decided::AlreadyDecided(permit));
+        }
+        let at = now.to_string();
+        let mut tx = self.pool.begin().await?;
+        // Serialise decisions of one declaration (see the module comment).
+        let sql = self.sql("UPDATE declarations SET updated_at = $1 WHERE id = $2");
+        sqlx::query(&sql)
+            .bind(at.clone())
+            .bind(&permit.declaration_id)
+            .execute(&mut *tx)
+            .await?;
+        let sql = self.sql(
+            "UPDATE permits SET status = $1, decided_at = $2, decision_json = $3 \
+             WHERE id = $4 AND status = 'pending'",
+        );
+        let updated = sqlx::query(&sql)
+            .bind(status)
+            .bind(at.clone())
+            .bind(decision_json)
+            .bind(permit_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if updated != 1 {
+            tx.rollback().await?;
+            let again = self.permit(permit_id).await?;
+            return Ok(again.map_or(Decided::NotFound, Decided::AlreadyDecided));
+        }
+        let sql = self.sql(&format!(
+            "SELECT {DECLARATION_COLUMNS} FROM declarations WHERE id = $1"
+        ));
+        let row = sqlx::query(&sql)
+            .bind(&permit.declaration_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let mut declaration = declaration_row(&row)?;
+        let sql = self.sql(&format!(
+            "SELECT {PERMIT_COLUMNS} FROM permits WHERE declaration_id = $1 ORDER BY agency, id"
+        ));
+        let rows = sqlx::query(&sql)
+            .bind(&permit.declaration_id)
+            .fetch_all(&mut *tx)
+            .await?;
+        let permits = rows.iter().map(permit_row).collect::<Result<Vec<_>, _>>()?;
+        let change = next(&declaration, &permits);
+        self.apply(&mut tx, &mut declaration, &change, &at).await?;
+        tx.commit().await?;
+        Ok(Decided::Recorded(declaration))
+    }
+
+    /// Applies `change` to a declaration outside a permit decision (an
+    /// officer's release), only while it is in one of `from`. Returns the
+    /// declaration as it now is and whether it changed.
+    pub async fn change_declaration<F>(
+        &self,
+        id: &str,
+        from: &[&str],
+        now: Timestamp,
+        next: F,
+    ) -> Result<Option<(StoredDeclaration, bool)>, StoreError>
+    where
+        F: FnOnce(&StoredDeclaration) -> Transition,
+    {
+        let at = now.to_string();
+        let mut tx = self.pool.begin().await?;
+        let sql = self.sql("UPDATE declarations SET updated_at = $1 WHERE id = $2");
+        sqlx::query(&sql)
+            .bind(at.clone())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        let sql = self.sql(&format!(
+            "SELECT {DECLARATION_COLUMNS} FROM declarations WHERE id = $1"
+        ));
+        let Some(row) = sqlx::query(&sql).bind(id).fetch_optional(&mut *tx).await? else {
+            tx.rollback().await?;
+            return Ok(None);
+        };
+        let mut declaration = declaration_row(&row)?;
+        if !from.contains(&declaration.status.as_str()) {
+            tx.rollback().await?;
+            return Ok(Some((declaration, false)));
+        }
+        let change = next(&declaration);
+        self.apply(&mut tx, &mut declaration, &change, &at).await?;
+        tx.commit().await?;
+        Ok(Some((declaration, true)))
+    }
+
+    async fn apply(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        declaration: &mut StoredDeclaration,
+        change: &Transition,
+        at: &str,
+    ) -> Result<(), StoreError> {
+        if let Some(status) = &change.status {
+            let sql =
+                self.sql("UPDATE declarations SET status = $1, updated_at = $2 WHERE id = $3");
+            sqlx::query(&sql)
+                .bind(status)
+                .bind(at)
+                .bind(&declaration.id)
+                .execute(&mut **tx)
+                .await?;
+            declaration.status = status.clone();
+        }
+        declaration.updated_at = at.to_owned();
+        for (kind, detail) in &change.events {
+            self.declaration_event(
+                tx,
+                &declaration.interchange_id,
+                &declaration.id,
+                at,
+                kind,
+                detail,
+            )
+            .await?;
+        }
+        self.write_responses(tx, &declaration.id, &change.responses, at)
+            .await?;
+        self.write_outbox(tx, &change.outbox, at).await?;
+        Ok(())
+    }
+}
+
+fn declaration_row(r: &AnyRow) -> Result<StoredDeclaration, StoreError> {
+    Ok(StoredDeclaration {
+        id: r.try_get("id")?,
+        interchange_id: r.try_get("interchange_id")?,
+        message_reference: r.try_get("message_reference")?,
+        message_type: r.try_get("message_type")?,
+        target: r.try_get("target")?,
+        partner_id: r.try_get("partner_id")?,
+        lrn: r.try_get("lrn")?,
+        function: r.try_get("function")?,
+        status: r.try_get("status")?,
+        lane: r.try_get("lane")?,
+        canonical_json: r.try_get("canonical_json")?,
+        issues_json: r.try_get("issues_json")?,
+        reply_json: r.try_get("reply_json")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+    })
+}
+
+fn permit_row(r: &AnyRow) -> Result<StoredPermit, StoreError> {
+    Ok(StoredPermit {
+        id: r.try_get("id")?,
+        declaration_id: r.try_get("declaration_id")?,
+        agency: r.try_get("agency")?,
+        rule: r.try_get("rule")?,
+        status: r.try_get("status")?,
+        requested_at: r.try_get("requested_at")?,
+        due_at: r.try_get("due_at")?,
+        decided_at: r.try_get("decided_at")?,
+        request_json: r.try_get("request_json")?,
+        decision_json: r.try_get("decision_json")?,
+    })
+}

@@ -1,0 +1,441 @@
+//! The clearance workflow on the real stores (embedded SQLite and the
+//! machine's PostgreSQL): a CUSDEC is mapped, checked, given a lane and
+//! routed; agencies answer; the declaration moves through the states of
+//! DESIGN.md §4 with an event for every step and a response to the sender.
+
+// Test helpers may panic: a panic is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use tradehub::agency::AgencyCatalogue;
+use tradehub::edifact::Limits;
+use tradehub::hub::clearance::{Clearance, state};
+use tradehub::hub::permits::{DecisionError, DecisionOutcome};
+use tradehub::hub::{Intake, Submission};
+use tradehub::model::{PermitDecision, PermitOutcome};
+use tradehub::risk::RiskProfile;
+use tradehub::routing::Routing;
+use tradehub::store::{Partner, Store, StoredDeclaration, Table};
+use tradehub::timestamp::Timestamp;
+
+const SENDER: &str = "KRBROKER01";
+
+fn cusdec(reference: &str, lrn: &str, function: &str, hs: &[&str]) -> Vec<u8> {
+    common::cusdec(SENDER, reference, lrn, function, hs)
+}
+
+fn repo(rel: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+fn clearance(risk: &str, timeout_secs: i64) -> Clearance {
+    let catalogue = AgencyCatalogue::load(repo("config/agencies.toml")).unwrap();
+    Clearance {
+        routing: Routing::load(&repo("config/routing.toml"), &catalogue).unwrap(),
+        risk: RiskProfile::from_toml_str("risk", risk).unwrap(),
+        permit_timeout_secs: timeout_secs,
+        ..Clearance::default()
+    }
+}
+
+struct Hub {
+    intake: Intake,
+    broker: Partner,
+    mfds: Partner,
+    apqa: Partner,
+    officer: Partner,
+}
+
+async fn hub(url: &str, clearance: Clearance) -> Hub {
+    let store = Store::open(url).await.unwrap();
+    for (id, agency) in [
+        (SENDER, None),
+        ("mfds-desk", Some("MFDS")),
+        ("apqa-desk", Some("APQA")),
+        ("officer", Some("CUSTOMS")),
+    ] {
+        store
+            .add_partner(id, id, &format!("hash-{id}"), Timestamp::now())
+            .await
+            .unwrap();
+        store.set_partner_agency(id, agency).await.unwrap();
+    }
+    let get = |id: &'static str| {
+        let store = store.clone();
+        async move { store.partner(id).await.unwrap().unwrap() }
+    };
+    Hub {
+        broker: get(SENDER).await,
+        mfds: get("mfds-desk").await,
+        apqa: get("apqa-desk").await,
+        officer: get("officer").await,
+        intake: Intake::new(store, Limits::default()).with_clearance(clearance),
+    }
+}
+
+async fn submit(hub: &Hub, bytes: Vec<u8>) -> Vec<StoredDeclaration> {
+    let id = match hub.intake.submit(&hub.broker, bytes).await.unwrap() {
+        Submission::Stored(r) => {
+            assert_eq!(r.interchange.status, "validated", "{:?}", r.issues);
+            r.interchange.id
+        }
+        other => panic!("not stored: {other:?}"),
+    };
+    hub.intake.store().declarations_of(&id).await.unwrap()
+}
+
+fn decision(permit: &str, outcome: PermitOutcome, reason: &str) -> PermitDecision {
+    PermitDecision {
+        permit_id: permit.into(),
+        outcome,
+        reasons: vec![reason.into()],
+        conditions: None,
+        decided_at: None,
+    }
+}
+
+async fn kinds(hub: &Hub, declaration: &str) -> Vec<String> {
+    hub.intake
+        .store()
+        .declaration_events(declaration)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect()
+}
+
+async fn issue_codes(hub: &Hub, d: &StoredDeclaration) -> Vec<String> {
+    let stored = hub
+        .intake
+        .store()
+        .declaration(&d.id)
+        .await
+        .unwrap()
+        .unwrap();
+    let issues: Vec<serde_json::Value> = serde_json::from_str(&stored.issues_json).unwrap();
+    issues
+        .iter()
+        .map(|i| i["code"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The whole workflow on one store.
+async fn workflow(url: &str) {
+    let hub = hub(url, clearance("", 3600)).await;
+    let store = hub.intake.store().clone();
+
+    // Machine parts: no agency confirms them, green lane → cleared at once.
+    let d = submit(&hub, cusdec("IC001", "LRN-A", "9", &["847989"])).await;
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0].status, state::CLEARED);
+    assert_eq!(d[0].lane.as_deref(), Some("green"));
+    assert_eq!(
+        kinds(&hub, &d[0].id).await,
+        [
+            "received",
+            "validated",
+            "accepted",
+            "lane_assigned",
+            "cleared"
+        ]
+    );
+    let responses = store.responses_of(&d[0].id).await.unwrap();
+    assert_eq!(responses.len(), 1);
+    assert_eq!(responses[0].status, state::CLEARED);
+
+    // Beef (0201): MFDS and APQA must confirm; both requests are in the
+    // outbox for their agency queues, written with the declaration.
+    let before = store.count(Table::Outbox).await.unwrap();
+    let d = submit(&hub, cusdec("IC002", "LRN-B", "9", &["020130", "847989"])).await;
+    let beef = &d[0];
+    assert_eq!(beef.status, state::AWAITING_PERMITS);
+    let permits = store.permits_of(&beef.id).await.unwrap();
+    let agencies: Vec<&str> = permits.iter().map(|p| p.agency.as_str()).collect();
+    assert_eq!(agencies, ["APQA", "MFDS"]);
+    assert!(permits.iter().all(|p| p.status == "pending"));
+    let pending = store.pending_outbox(1000).await.unwrap();
+    for p in &permits {
+        let row = pending
+            .iter()
+            .find(|m| m.message.message_id == p.id)
+            .unwrap_or_else(|| panic!("no outbox row for permit {}", p.id));
+        assert_eq!(row.message.exchange, "tradehub.permits");
+        assert_eq!(row.message.routing_key, format!("permit.{}", p.agency));
+        let request: serde_json::Value = serde_json::from_slice(&row.message.payload).unwrap();
+        assert_eq!(request["declaration"]["lrn"], "LRN-B");
+        assert_eq!(
+            request["goods"],
+            serde_json::json!([1]),
+            "only the beef item"
+        );
+    }
+    // interchange event + 2 permits + response + declaration event
+    assert_eq!(store.count(Table::Outbox).await.unwrap(), before + 5);
+    assert_eq!(store.agency_inbox("MFDS", 10).await.unwrap().len(), 1);
+
+    // Only MFDS's account may answer MFDS's permit.
+    let mfds_permit = permits.iter().find(|p| p.agency == "MFDS").unwrap();
+    let apqa_permit = permits.iter().find(|p| p.agency == "APQA").unwrap();
+    let wrong = hub
+        .intake
+        .decide(
+            &hub.apqa,
+            &decision(&mfds_permit.id, PermitOutcome::Granted, "ok"),
+        )
+        .await;
+    assert!(
+        matches!(wrong, Err(DecisionError::WrongAgency { .. })),
+        "{wrong:?}"
+    );
+    let unknown = hub
+        .intake
+        .decide(
+            &hub.mfds,
+            &decision("no-such-permit", PermitOutcome::Granted, "ok"),
+        )
+        .await;
+    assert!(matches!(unknown, Err(DecisionError::NotFound(_))));
+
+    // One grant: still waiting for the other.
+    let first = hub
+        .intake
+        .decide(
+            &hub.mfds,
+            &decision(&mfds_permit.id, PermitOutcome::Granted, "safe"),
+        )
+        .await
+        .unwrap();
+    let DecisionOutcome::Recorded(after) = first else {
+        panic!("{first:?}")
+    };
+    assert_eq!(after.status, state::AWAITING_PERMITS);
+    assert!(store.agency_inbox("MFDS", 10).await.unwrap().is_empty());
+    // The same answer again changes nothing.
+    let again = hub
+        .intake
+        .decide(
+            &hub.mfds,
+            &decision(&mfds_permit.id, PermitOutcome::Refused, "late"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(again, DecisionOutcome::AlreadyDecided("granted".into()));
+    // The second grant clears it.
+    let second = hub
+        .intake
+        .decide(
+            &hub.apqa,
+            &decision(&apqa_permit.id, PermitOutcome::Conditional, "keep chilled"),
+        )
+        .await
+        .unwrap();
+    let DecisionOutcome::Recorded(after) = second else {
+        panic!("{second:?}")
+    };
+    assert_eq!(after.status, state::CLEARED);
+    let trail = kinds(&hub, &beef.id).await;
+    assert_eq!(
+        &trail[4..],
+        [
+            "awaiting_permits",
+            "permit_granted",
+            "permit_conditional",
+            "permits_granted",
+            "cleared"
+        ]
+    );
+    let statuses: Vec<String> = store
+        .responses_of(&beef.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(statuses, ["awaiting_permits", "cleared"]);
+
+    // A refusal holds the declaration and tells the sender why.
+    let d = submit(&hub, cusdec("IC003", "LRN-C", "9", &["020130"])).await;
+    for p in store.permits_of(&d[0].id).await.unwrap() {
+        let (who, outcome) = if p.agency == "MFDS" {
+            (&hub.mfds, PermitOutcome::Refused)
+        } else {
+            (&hub.apqa, PermitOutcome::Granted)
+        };
+        hub.intake
+            .decide(who, &decision(&p.id, outcome, "residue above limit"))
+            .await
+            .unwrap();
+    }
+    let held = store.declaration(&d[0].id).await.unwrap().unwrap();
+    assert_eq!(held.status, state::HELD);
+    let last = store.responses_of(&held.id).await.unwrap().pop().unwrap();
+    assert_eq!(last.status, state::HELD);
+    // A CUSRES (D.96B): 1225 23 on hold, GIS 7 goods detained, and the
+    // refusal as an error group with the agency's reason.
+    assert_eq!(last.kind, "cusres");
+    for part in [
+        "BGM+963+LRN-C+23'",
+        "GIS+7'",
+        "ERC+HUB301::ZZZ'",
+        "refused by MFDS",
+    ] {
+        assert!(last.body.contains(part), "{part} in {}", last.body);
+    }
+    assert!(last.body.contains("residue"), "{}", last.body);
+    // Goods without their permit are not released.
+    let refused = hub
+        .intake
+        .release(&hub.officer, &held.id, "")
+        .await
+        .unwrap();
+    let (still, changed) = refused.unwrap();
+    assert_eq!((still.status.as_str(), changed), (state::HELD, false));
+
+    // The same LRN again as an original is a duplicate (RUL009) …
+    let d = submit(&hub, cusdec("IC004", "LRN-C", "9", &["847989"])).await;
+    assert_eq!(d[0].status, state::REJECTED);
+    assert_eq!(issue_codes(&hub, &d[0]).await, ["RUL009"]);
+    // … answered with an APERAK pointing at the LRN in BGM (segment 2 of
+    // the message, element 2).
+    let aperak = store.responses_of(&d[0].id).await.unwrap().pop().unwrap();
+    assert_eq!(aperak.kind, "aperak");
+    assert!(aperak.body.contains("APERAK:D:96B:UN"), "{}", aperak.body);
+    assert!(aperak.body.contains("ERC+RUL009::ZZZ'"), "{}", aperak.body);
+    assert!(aperak.body.contains("RFF+ACW:1:2'"), "{}", aperak.body);
+    // … an amendment of it replaces it (held → amended) …
+    let d = submit(&hub, cusdec("IC005", "LRN-C", "5", &["847989"])).await;
+    assert_eq!(
+        d[0].status,
+        state::CLEARED,
+        "{:?}",
+        issue_codes(&hub, &d[0]).await
+    );
+    let old = store.declaration(&held.id).await.unwrap().unwrap();
+    assert_eq!(old.status, state::AMENDED);
+    // … and a cancellation must name a live declaration (RUL008).
+    let d = submit(&hub, cusdec("IC006", "LRN-NEVER", "1", &["847989"])).await;
+    assert_eq!(d[0].status, state::REJECTED);
+    assert_eq!(issue_codes(&hub, &d[0]).await, ["RUL008"]);
+    // The cleared amendment can no longer be cancelled either.
+    let d = submit(&hub, cusdec("IC007", "LRN-C", "1", &["847989"])).await;
+    assert_eq!(issue_codes(&hub, &d[0]).await, ["RUL008"]);
+
+    // Cancelling a declaration awaiting permits withdraws its permits.
+    let d = submit(&hub, cusdec("IC008", "LRN-D", "9", &["020130"])).await;
+    let waiting = d[0].id.clone();
+    let c = submit(&hub, cusdec("IC009", "LRN-D", "1", &["020130"])).await;
+    assert_eq!(c[0].status, state::ACCEPTED);
+    let cancelled = store.declaration(&waiting).await.unwrap().unwrap();
+    assert_eq!(cancelled.status, state::CANCELLED);
+    assert!(
+        store
+            .permits_of(&waiting)
+            .await
+            .unwrap()
+            .iter()
+            .all(|p| p.status == "withdrawn")
+    );
+    store.close().await;
+}
+
+#[tokio::test]
+async fn workflow_on_sqlite() {
+    let dir = std::env::temp_dir().join(format!("tradehub-clearance-{}", uuid::Uuid::now_v7()));
+    workflow(&Store::embedded_url(&dir).unwrap()).await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn workflow_on_postgres() {
+    let Some((url, name)) = common::pg_database().await else {
+        return;
+    };
+    workflow(&url).await;
+    common::drop_pg_database(&name).await;
+}
+
+#[tokio::test]
+async fn unanswered_permits_expire_and_hold_the_declaration() {
+    let dir = std::env::temp_dir().join(format!("tradehub-expiry-{}", uuid::Uuid::now_v7()));
+    let hub = hub(&Store::embedded_url(&dir).unwrap(), clearance("", 60)).await;
+    let d = submit(&hub, cusdec("IC100", "LRN-E", "9", &["020130"])).await;
+    assert_eq!(d[0].status, state::AWAITING_PERMITS);
+    // Not yet due: nothing happens.
+    assert_eq!(
+        hub.intake.expire_overdue(Timestamp::now()).await.unwrap(),
+        0
+    );
+    let later = Timestamp::now().plus_secs(120);
+    assert_eq!(hub.intake.expire_overdue(later).await.unwrap(), 2);
+    let held = hub
+        .intake
+        .store()
+        .declaration(&d[0].id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(held.status, state::HELD);
+    let permits = hub.intake.store().permits_of(&held.id).await.unwrap();
+    assert!(permits.iter().all(|p| p.status == "expired"));
+    let last = hub
+        .intake
+        .store()
+        .responses_of(&held.id)
+        .await
+        .unwrap()
+        .pop()
+        .unwrap();
+    assert!(last.body.contains("ERC+HUB302::ZZZ'"), "{}", last.body);
+    // A late answer finds the permit closed.
+    let late = hub
+        .intake
+        .decide(
+            &hub.mfds,
+            &decision(&permits[1].id, PermitOutcome::Granted, "late"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(late, DecisionOutcome::AlreadyDecided("expired".into()));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn red_lane_holds_for_examination_until_an_officer_releases() {
+    let dir = std::env::temp_dir().join(format!("tradehub-red-{}", uuid::Uuid::now_v7()));
+    let risk = "[[rule]]\nid = \"machines\"\nlane = \"red\"\nreason = \"x-ray\"\nhs = [\"84\"]\n";
+    let hub = hub(&Store::embedded_url(&dir).unwrap(), clearance(risk, 60)).await;
+    let d = submit(&hub, cusdec("IC200", "LRN-F", "9", &["847989"])).await;
+    assert_eq!(d[0].status, state::HELD);
+    assert_eq!(d[0].lane.as_deref(), Some("red"));
+    let events = hub
+        .intake
+        .store()
+        .declaration_events(&d[0].id)
+        .await
+        .unwrap();
+    assert!(
+        events.iter().any(|e| e.detail.contains("machines: x-ray")),
+        "{events:?}"
+    );
+    // A broker is not an officer; the HTTP layer refuses it, and the
+    // workflow itself only releases from a releasable state.
+    let (released, changed) = hub
+        .intake
+        .release(&hub.officer, &d[0].id, "examined")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((released.status.as_str(), changed), (state::RELEASED, true));
+    let (again, changed) = hub
+        .intake
+        .release(&hub.officer, &d[0].id, "")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((again.status.as_str(), changed), (state::RELEASED, false));
+    let kinds = kinds(&hub, &d[0].id).await;
+    assert_eq!(kinds.iter().filter(|k| *k == "released").count(), 1);
+    let _ = std::fs::remove_dir_all(dir);
+}

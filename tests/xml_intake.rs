@@ -1,0 +1,111 @@
+//! WCO XML through the hub over real HTTP: a real WCO DEC (HMRC CDS test
+//! declaration, fixtures/wco/corpus) is validated against the WCO schema,
+//! answered with WCO RES 02, mapped to the canonical declaration and
+//! answered again with a WCO RES when the clearance workflow decides; a
+//! WCO response posted as if it were a declaration is rejected (XML012);
+//! the same bytes again are a duplicate.
+
+// Test helpers may panic: a panic is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::request;
+use tradehub::edifact::Limits;
+use tradehub::hub::{Intake, new_token};
+use tradehub::store::Store;
+use tradehub::timestamp::Timestamp;
+use tradehub::transport::http::{self, HttpSettings};
+
+fn corpus(name: &str) -> Vec<u8> {
+    std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures/wco/corpus")
+            .join(name),
+    )
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wco_declarations_are_validated_mapped_and_answered_in_wco_res() {
+    let dir = std::env::temp_dir().join(format!("tradehub-xml-intake-{}", uuid::Uuid::now_v7()));
+    let store = Store::open(&Store::embedded_url(&dir).unwrap())
+        .await
+        .unwrap();
+    let (token, hash) = new_token().unwrap();
+    store
+        .add_partner("GB-BROKER", "CDS trader", &hash, Timestamp::now())
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(http::serve(
+        listener,
+        Intake::new(store.clone(), Limits::default()),
+        HttpSettings::default(),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let token = Some(token.as_str());
+
+    let dec = corpus("valid/hmrc__TT_IM001d__TT_IM001d.xml");
+    let r = request(addr, "POST", "/v1/interchanges", token, &dec).await;
+    assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
+    let body = r.json();
+    assert_eq!(body["interchange"]["format"], "xml");
+    assert_eq!(body["interchange"]["status"], "validated");
+    let receipt = body["interchange"]["acknowledgement"].as_str().unwrap();
+    assert!(
+        receipt.contains("<res:FunctionCode>02</res:FunctionCode>"),
+        "{receipt}"
+    );
+    let id = body["interchange"]["id"].as_str().unwrap().to_owned();
+
+    let r = request(addr, "GET", &format!("/v1/interchanges/{id}"), token, b"").await;
+    let declarations = r.json()["declarations"].clone();
+    assert_eq!(declarations.as_array().unwrap().len(), 1, "{declarations}");
+    let declaration = &declarations[0];
+    assert_eq!(declaration["message_type"], "WCO DEC");
+    assert_eq!(declaration["status"], "cleared", "{declaration}");
+    let r = request(
+        addr,
+        "GET",
+        &format!("/v1/declarations/{}", declaration["id"].as_str().unwrap()),
+        token,
+        b"",
+    )
+    .await;
+    let d = r.json();
+    assert_eq!(d["canonical"]["kind"], "import");
+    let response = &d["responses"][0];
+    assert_eq!(response["kind"], "res");
+    let text = response["body"].as_str().unwrap();
+    // 09 cleared, with the declaration's LRN.
+    assert!(
+        text.contains("<res:FunctionCode>09</res:FunctionCode>"),
+        "{text}"
+    );
+    let lrn = d["declaration"]["lrn"].as_str().unwrap();
+    assert!(text.contains(lrn), "{lrn} in {text}");
+
+    // The same bytes again: the original answer, nothing new.
+    let r = request(addr, "POST", "/v1/interchanges", token, &dec).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["duplicate"], true);
+    assert_eq!(r.json()["interchange"]["id"], id.as_str());
+
+    // A WCO response is not a declaration.
+    let res = corpus("valid/hmrcns__Example_DMS_notifications__03_DMSREJ.xml");
+    let r = request(addr, "POST", "/v1/interchanges", token, &res).await;
+    assert_eq!(r.status, 202);
+    let body = r.json();
+    assert_eq!(body["interchange"]["status"], "rejected");
+    assert_eq!(body["interchange"]["issues"][0]["code"], "XML012", "{body}");
+
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+    store.close().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
