@@ -168,6 +168,11 @@ codes! {
     /// Project code: no mapping file exists for the message type and
     /// release, or it does not compile.
     MappingUnavailable = "MAP005",
+    /// Project code: a canonical value cannot be written to the outbound
+    /// message: the schema type of its element refuses it (length, digits,
+    /// pattern, code list), the element cannot repeat or already holds
+    /// another value, or its type is not one the writer can check.
+    MappingUnwritable = "MAP006",
     /// Project code (business rule): a required party is missing (the
     /// declarant; the importer of an import, the exporter of an export).
     RuleParty = "RUL001",

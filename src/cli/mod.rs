@@ -57,6 +57,10 @@ enum Target {
     /// The canonical model as JSON, through the mapping of the message
     /// type and release (mappings/).
     Json,
+    /// WCO DEC (DEC-DMS:2) XML through the canonical model, one
+    /// MetaData-wrapped document per declaration (mappings/wco/DEC.toml
+    /// read backwards).
+    Xml,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -101,6 +105,10 @@ enum Command {
         /// e.g. ":+.? '" (defaults to those of the input).
         #[arg(long)]
         una: Option<String>,
+        /// For --to xml: write each declaration to its own file in this
+        /// folder (`<input stem>.<message>.xml`) instead of standard output.
+        #[arg(long)]
+        out_dir: Option<PathBuf>,
     },
     /// Run the hub: HTTP intake on the embedded store (SQLite in --data-dir)
     /// or on PostgreSQL (--store-url / TRADEHUB_STORE_URL).
@@ -764,7 +772,12 @@ where
             &schema,
             &xml,
         ),
-        Command::Convert { file, to, una } => convert(&file, to, una.as_deref()),
+        Command::Convert {
+            file,
+            to,
+            una,
+            out_dir,
+        } => convert(&file, to, una.as_deref(), out_dir.as_deref()),
         Command::Route {
             file,
             agencies,
@@ -1110,7 +1123,15 @@ fn check(
     })
 }
 
-fn convert(path: &Path, to: Target, una: Option<&str>) -> Result<u8, CliError> {
+fn convert(
+    path: &Path,
+    to: Target,
+    una: Option<&str>,
+    out_dir: Option<&Path>,
+) -> Result<u8, CliError> {
+    if out_dir.is_some() && to != Target::Xml {
+        return Err(CliError::Usage("--out-dir goes with --to xml".into()));
+    }
     let bytes = read(path)?;
     let parsed = edifact::parse(&bytes);
     let mut out = io::stdout().lock();
@@ -1118,6 +1139,9 @@ fn convert(path: &Path, to: Target, una: Option<&str>) -> Result<u8, CliError> {
         Target::Tree => {
             serde_json::to_writer_pretty(&mut out, &parsed).map_err(|e| out_err(e.into()))?;
             writeln!(out).map_err(out_err)?;
+        }
+        Target::Edifact if tradehub_xml::looks_like_xml(&bytes) => {
+            return convert_wco_edifact(path, &bytes, una);
         }
         Target::Edifact => {
             let seps = match una {
@@ -1130,6 +1154,7 @@ fn convert(path: &Path, to: Target, una: Option<&str>) -> Result<u8, CliError> {
             out.write_all(&written).map_err(out_err)?;
         }
         Target::Json => return convert_json(path, &bytes),
+        Target::Xml => return convert_xml(path, &bytes, out_dir),
     }
     Ok(if parsed.is_valid() {
         EXIT_VALID
@@ -1324,6 +1349,221 @@ fn convert_json(path: &Path, bytes: &[u8]) -> Result<u8, CliError> {
     let mut out = io::stdout().lock();
     serde_json::to_writer_pretty(&mut out, &documents).map_err(|e| out_err(e.into()))?;
     writeln!(out).map_err(out_err)?;
+    Ok(if failed { EXIT_INVALID } else { EXIT_VALID })
+}
+
+/// `convert --to xml`: each declaration of the input (a CUSDEC interchange
+/// through its mapping, or a WCO DEC validated and mapped) through the
+/// canonical model to a WCO DEC document, which is validated before it is
+/// printed. Documents go to standard output one after the other (each
+/// starts with its `<?xml` declaration), or with `--out-dir` one file each
+/// (their paths on standard output). Problems go to standard error; exit 1
+/// when the input is invalid, a message is not a declaration that maps, or
+/// a value cannot be written (MAP003, MAP006).
+fn convert_xml(path: &Path, bytes: &[u8], out_dir: Option<&Path>) -> Result<u8, CliError> {
+    use crate::model::Declaration;
+    let writer = crate::mapping::wco_out::load().map_err(|e| CliError::Usage(e.to_string()))?;
+    let shown = path.display().to_string();
+    let stem = path.file_stem().map_or_else(
+        || "declaration".into(),
+        |s| s.to_string_lossy().into_owned(),
+    );
+    let mut err = io::stderr().lock();
+    let mut failed = false;
+    // (name of the document, canonical JSON of the declaration)
+    let mut mapped: Vec<(String, serde_json::Value)> = Vec::new();
+    let validator = XmlValidator::new(None, XmlLimits::default());
+    if tradehub_xml::looks_like_xml(bytes) {
+        let report = validator.validate(bytes, &shown);
+        failed |= !report.valid;
+        for issue in report.issues.iter().filter(|i| i.is_error()) {
+            let _ = writeln!(err, "{shown}: {issue}");
+        }
+        if report.summary.kind != tradehub_xml::DocumentKind::Declaration {
+            return Err(CliError::Usage(format!(
+                "{shown}: only WCO declarations map to the canonical model"
+            )));
+        }
+        let mapping = crate::mapping::wco::load().map_err(|e| CliError::Usage(e.to_string()))?;
+        let (value, issues) = mapping.apply(bytes);
+        for issue in &issues {
+            failed |= issue.is_error();
+            let _ = writeln!(err, "{shown}: {issue}");
+        }
+        match crate::mapping::typed(&mapping.target, value) {
+            Ok(canonical) => mapped.push((stem, canonical)),
+            Err(e) => {
+                failed = true;
+                let _ = writeln!(
+                    err,
+                    "{shown}: error MAP004: the mapped declaration is incomplete: {e}"
+                );
+            }
+        }
+    } else {
+        let (parsed, messages) =
+            crate::mapping::edifact::parse_and_map(bytes, &tradehub_schema::Directories::global())
+                .map_err(|source| CliError::Io {
+                    path: shown.clone(),
+                    source,
+                })?;
+        failed |= !parsed.is_valid();
+        for issue in parsed.issues.iter().filter(|i| i.is_error()) {
+            let _ = writeln!(err, "{shown}: {issue}");
+        }
+        for m in messages {
+            for issue in &m.issues {
+                failed |= issue.is_error();
+                let _ = writeln!(err, "{shown}: {issue}");
+            }
+            match m.canonical {
+                Some(canonical) if m.target == "declaration" => {
+                    mapped.push((format!("{stem}.{}", m.message), canonical));
+                }
+                Some(_) => {
+                    failed = true;
+                    let _ = writeln!(
+                        err,
+                        "{shown}: message {} ({}) maps to a {}, not a declaration; not written",
+                        m.message, m.message_type, m.target
+                    );
+                }
+                None => failed = true,
+            }
+        }
+    }
+    let mut documents = Vec::new();
+    for (name, canonical) in mapped {
+        for issue in rule_findings("declaration", &canonical) {
+            failed |= issue.is_error();
+            let _ = writeln!(err, "{shown}: {name}: {issue}");
+        }
+        let declaration: Declaration = match serde_json::from_value(canonical) {
+            Ok(d) => d,
+            Err(e) => {
+                failed = true;
+                let _ = writeln!(err, "{shown}: {name}: error MAP004: {e}");
+                continue;
+            }
+        };
+        let written = writer.write(&declaration);
+        for issue in &written.issues {
+            failed |= issue.is_error();
+            let _ = writeln!(err, "{shown}: {name}: {issue}");
+        }
+        let report = validator.validate(written.xml.as_bytes(), &name);
+        if !report.valid {
+            failed = true;
+            for issue in &report.issues {
+                let _ = writeln!(err, "{shown}: {name}: the WCO DEC written: {issue}");
+            }
+        }
+        documents.push((name, written.xml));
+    }
+    let mut out = io::stdout().lock();
+    match out_dir {
+        Some(dir) => {
+            let io_err = |p: &Path| {
+                let p = p.display().to_string();
+                move |source| CliError::Io { path: p, source }
+            };
+            std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+            for (name, xml) in &documents {
+                let file: String = name
+                    .chars()
+                    .map(|c| {
+                        if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                            c
+                        } else {
+                            '_'
+                        }
+                    })
+                    .collect();
+                let target = dir.join(format!("{file}.xml"));
+                std::fs::write(&target, xml).map_err(io_err(&target))?;
+                writeln!(out, "{}", target.display()).map_err(out_err)?;
+            }
+        }
+        None => {
+            for (_, xml) in &documents {
+                out.write_all(xml.as_bytes()).map_err(out_err)?;
+            }
+        }
+    }
+    Ok(if failed { EXIT_INVALID } else { EXIT_VALID })
+}
+
+/// `convert --to edifact` of a WCO declaration: validated, mapped to the
+/// canonical model (mappings/wco/DEC.toml), then written as a D.96B CUSDEC
+/// by mappings/edifact/D96B/CUSDEC.toml read backwards. What cannot be
+/// mapped or written is reported on stderr; exit 1 when that includes an
+/// error or the document is invalid.
+fn convert_wco_edifact(path: &Path, bytes: &[u8], una: Option<&str>) -> Result<u8, CliError> {
+    use crate::mapping::edifact_out::{Envelope, declaration_to_cusdec};
+    let seps = una.map(parse_una_arg).transpose()?;
+    let report =
+        XmlValidator::new(None, XmlLimits::default()).validate(bytes, &path.display().to_string());
+    let mut err = io::stderr().lock();
+    let mut failed = !report.valid;
+    for issue in report.issues.iter().filter(|i| i.is_error()) {
+        let _ = writeln!(err, "{}: {issue}", path.display());
+    }
+    if report.summary.kind != tradehub_xml::DocumentKind::Declaration {
+        return Err(CliError::Usage(format!(
+            "{}: only WCO declarations map to the canonical model",
+            path.display()
+        )));
+    }
+    let mapping = crate::mapping::wco::load().map_err(|e| CliError::Usage(e.to_string()))?;
+    let (value, issues) = mapping.apply(bytes);
+    for issue in &issues {
+        failed |= issue.is_error();
+        let _ = writeln!(err, "{}: {issue}", path.display());
+    }
+    let declaration = crate::mapping::typed(&mapping.target, value).and_then(|canonical| {
+        serde_json::from_value::<crate::model::Declaration>(canonical).map_err(|e| e.to_string())
+    });
+    let declaration = match declaration {
+        Ok(declaration) => declaration,
+        Err(e) => {
+            let _ = writeln!(
+                err,
+                "{}: error MAP004: the mapped declaration is incomplete: {e}",
+                path.display()
+            );
+            return Ok(EXIT_INVALID);
+        }
+    };
+    let now = Timestamp::now();
+    let envelope = Envelope {
+        sender: declaration
+            .declarant
+            .as_ref()
+            .and_then(|d| d.id.clone())
+            .unwrap_or_else(|| "TRADEHUB".into()),
+        recipient: "TRADEHUB".into(),
+        reference: format!("{}{}", now.edifact_date(false), now.edifact_time()),
+        prepared: now,
+    };
+    let written = declaration_to_cusdec(
+        &declaration,
+        &envelope,
+        &tradehub_schema::Directories::global(),
+    )
+    .map_err(|e| CliError::Usage(e.to_string()))?;
+    for issue in &written.issues {
+        failed |= issue.is_error();
+        let _ = writeln!(err, "{}: {issue}", path.display());
+    }
+    let bytes = match seps {
+        Some(seps) => {
+            let parsed = edifact::parse(&written.bytes);
+            edifact::writer::write_interchange(&parsed.interchange, &seps, true)
+                .map_err(|e| CliError::Usage(format!("{}: {e}", path.display())))?
+        }
+        None => written.bytes,
+    };
+    io::stdout().lock().write_all(&bytes).map_err(out_err)?;
     Ok(if failed { EXIT_INVALID } else { EXIT_VALID })
 }
 

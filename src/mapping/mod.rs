@@ -10,7 +10,9 @@
 //! non-empty value no mapping rule read is reported (MAP001).
 
 pub mod edifact;
+pub mod edifact_out;
 pub mod wco;
+pub mod wco_out;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -54,6 +54,7 @@ pub fn router(intake: Intake, settings: HttpSettings) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/v1/openapi.json", get(openapi))
         .layer(DefaultBodyLimit::max(settings.max_body_bytes))
         .with_state(app)
 }
@@ -577,6 +578,18 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4"),
+    );
+    r
+}
+
+/// The OpenAPI 3.1 document of this API (docs/openapi.json).
+pub const OPENAPI: &str = include_str!("../../docs/openapi.json");
+
+async fn openapi() -> Response {
+    let mut r = OPENAPI.into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
     );
     r
 }

@@ -1,0 +1,177 @@
+//! CUSCAR (D.96B) → canonical cargo report: both CUSCAR fixtures validate
+//! against the D.96B directory with no issue at all, map to their golden
+//! canonical JSON (unmapped values listed, MAP001), and
+//! `tradehub convert FILE --to json` maps them.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use tradehub::diag::Code;
+use tradehub::edifact::{ParseOptions, Parser};
+use tradehub::mapping::Mapped;
+use tradehub::mapping::edifact::{EdifactMapping, parse_and_map};
+use tradehub::schema::Directories;
+
+/// (fixture under fixtures/edifact/ok, golden name under fixtures/mapping).
+const CASES: &[(&str, &str)] = &[
+    ("cuscar-d96b-edinet.edi", "cuscar-d96b-edinet"),
+    ("cuscar-d96b-sea-manifest.edi", "cuscar-d96b-sea-manifest"),
+];
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn fixture(name: &str) -> PathBuf {
+    root().join("fixtures/edifact/ok").join(name)
+}
+
+fn map(bytes: &[u8]) -> Vec<Mapped> {
+    parse_and_map(bytes, &Directories::global()).unwrap().1
+}
+
+#[test]
+fn the_mapping_compiles_against_d96b_cuscar() {
+    let release = Directories::global().release("D96B").unwrap().unwrap();
+    let path = root().join("mappings/edifact/D96B/CUSCAR.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    for version in [3, 4] {
+        let mapping =
+            EdifactMapping::compile(&path.display().to_string(), &text, &release, version)
+                .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(mapping.target, "cargo_report");
+    }
+}
+
+#[test]
+fn fixtures_validate_against_d96b_with_no_issue() {
+    for (file, _) in CASES {
+        let bytes = std::fs::read(fixture(file)).unwrap();
+        let parsed = Parser::new(&bytes[..], ParseOptions::default())
+            .with_directories(Directories::global())
+            .run(|_, _| {})
+            .unwrap();
+        assert!(parsed.issues.is_empty(), "{file}: {:#?}", parsed.issues);
+        assert_eq!(parsed.interchange.counts.messages, 1, "{file}");
+        // Structure validation ran: a goods item before the transport
+        // details is out of place in the D.96B segment table.
+        let text = String::from_utf8_lossy(&bytes);
+        let at = text.find("TDT+").unwrap();
+        let damaged = format!("{}GID+1+1:BG'\n{}", &text[..at], &text[at..])
+            .replace("UNT+52+", "UNT+53+")
+            .replace("UNT+38+", "UNT+39+");
+        let parsed = Parser::new(damaged.as_bytes(), ParseOptions::default())
+            .with_directories(Directories::global())
+            .run(|_, _| {})
+            .unwrap();
+        assert!(
+            parsed
+                .issues
+                .iter()
+                .any(|i| i.location.tag.as_deref() == Some("GID")),
+            "{file}: {:#?}",
+            parsed.issues
+        );
+    }
+}
+
+#[test]
+fn cuscars_map_to_their_golden_canonical_json() {
+    let mut failures = Vec::new();
+    for (file, name) in CASES {
+        let bytes = std::fs::read(fixture(file)).unwrap();
+        let got = serde_json::to_value(map(&bytes)).unwrap();
+        let expected_path = root().join("fixtures/mapping").join(format!("{name}.json"));
+        if std::env::var_os("UPDATE_EXPECT").is_some() {
+            std::fs::write(
+                &expected_path,
+                serde_json::to_string_pretty(&got).unwrap() + "\n",
+            )
+            .unwrap();
+            continue;
+        }
+        let expected: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&expected_path).unwrap_or_default())
+                .unwrap_or(serde_json::Value::Null);
+        if got != expected {
+            failures.push(format!(
+                "{name}: differs from {} (UPDATE_EXPECT=1 to refresh)",
+                expected_path.display()
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn the_sea_manifest_lands_where_the_directory_says() {
+    let bytes = std::fs::read(fixture("cuscar-d96b-sea-manifest.edi")).unwrap();
+    let mapped = map(&bytes);
+    assert_eq!(mapped.len(), 1);
+    let m = &mapped[0];
+    assert_eq!(m.target, "cargo_report");
+    assert!(
+        m.issues.iter().all(|i| i.code == Code::MappingUnmapped),
+        "{:#?}",
+        m.issues
+    );
+    let r = m.canonical.as_ref().unwrap();
+    assert_eq!(r["reference"], "MNF2026112001");
+    assert_eq!(r["voyage"], "0045E");
+    assert_eq!(r["carrier"]["id"], "HDMU");
+    assert_eq!(r["transport"]["means_name"], "HMM ALGECIRAS");
+    assert_eq!(
+        r["transport"]["containers"],
+        serde_json::json!(["HDMU1234565", "HDMU7654321"])
+    );
+    assert_eq!(r["port_of_loading"], "CNSHA");
+    assert_eq!(r["port_of_discharge"], "KRPUS");
+    assert_eq!(r["arrival"]["iso"], "2026-11-20T14:00");
+    let bills = r["consignments"].as_array().unwrap();
+    assert_eq!(bills.len(), 2);
+    assert_eq!(bills[0]["transport_document"], "HDMUSHAB1234567");
+    assert_eq!(
+        bills[0]["consignee"]["name"], "HANBIT TRADING CO+ LTD",
+        "release character resolved"
+    );
+    assert_eq!(bills[0]["consignee"]["address"]["country"], "KR");
+    assert_eq!(bills[0]["goods"].as_array().unwrap().len(), 2);
+    assert_eq!(bills[0]["goods"][1]["gross_mass_kg"], "800.5");
+    assert_eq!(bills[1]["goods"][0]["hs_code"], "846693");
+    assert_eq!(bills[1]["goods"][0]["net_mass_kg"], "8150");
+    assert_eq!(bills[1]["containers"], serde_json::json!(["HDMU7654321"]));
+    // What the model has no place for is listed, located at its segment:
+    // the master bill number of CNI, for one.
+    let cni = m
+        .issues
+        .iter()
+        .find(|i| i.message.contains("HDMUSHAB1234568") && i.location.tag.as_deref() == Some("CNI"))
+        .unwrap();
+    assert_eq!(cni.location.element, Some(2));
+}
+
+#[test]
+fn convert_to_json_maps_both_cuscars() {
+    for (file, _) in CASES {
+        let path = fixture(file);
+        let out = Command::new(env!("CARGO_BIN_EXE_tradehub"))
+            .args(["convert", path.to_str().unwrap(), "--to", "json"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{file}: {stderr}");
+        let documents: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let documents = documents.as_array().unwrap();
+        assert_eq!(documents.len(), 1, "{file}");
+        assert_eq!(documents[0]["message_type"], "CUSCAR");
+        let report = &documents[0]["cargo_report"];
+        assert!(
+            !report["consignments"].as_array().unwrap().is_empty(),
+            "{file}"
+        );
+        // Unmapped values are warnings on stderr, not silence.
+        assert!(stderr.contains("warning MAP001"), "{file}: {stderr}");
+        assert!(!stderr.contains("error"), "{file}: {stderr}");
+    }
+}

@@ -1,0 +1,362 @@
+//! Canonical declaration → CUSDEC (D.96B), written by the inbound mapping
+//! read backwards: every WCO corpus declaration that maps becomes a CUSDEC
+//! the D.96B directory finds nothing wrong with; CUSDEC → canonical →
+//! CUSDEC → canonical keeps every mapped field; one WCO declaration's
+//! CUSDEC and its report are golden files; `tradehub convert --to edifact`
+//! does the same from the command line.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use tradehub::diag::{Code, Issue};
+use tradehub::edifact::{ParseOptions, Parsed, Parser};
+use tradehub::mapping::edifact::parse_and_map;
+use tradehub::mapping::edifact_out::{Envelope, OutboundMapping, declaration_to_cusdec};
+use tradehub::model::Declaration;
+use tradehub::schema::Directories;
+use tradehub::timestamp::Timestamp;
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn envelope(reference: &str) -> Envelope {
+    Envelope {
+        sender: "KRBROKER01".into(),
+        recipient: "TRADEHUB".into(),
+        reference: reference.into(),
+        prepared: Timestamp::parse("2026-11-24T10:30:00Z").unwrap(),
+    }
+}
+
+fn validate(bytes: &[u8], directories: std::sync::Arc<Directories>) -> Parsed {
+    Parser::new(bytes, ParseOptions::default())
+        .with_directories(directories)
+        .run(|_, _| {})
+        .unwrap()
+}
+
+/// The valid WCO corpus declarations (not notifications), as listed in
+/// fixtures/wco/corpus/expected.tsv.
+fn wco_declarations() -> Vec<PathBuf> {
+    let expected =
+        std::fs::read_to_string(root().join("fixtures/wco/corpus/expected.tsv")).unwrap();
+    expected
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let cols: Vec<&str> = line.split('\t').collect();
+            (cols[2] == "valid" && !cols[1].contains("notification"))
+                .then(|| root().join("fixtures/wco/corpus").join(cols[0]))
+        })
+        .collect()
+}
+
+/// WCO DEC → canonical declaration, when it maps without errors.
+fn from_wco(path: &Path) -> Option<Declaration> {
+    let mapping = tradehub::mapping::wco::load().unwrap();
+    let (value, issues) = mapping.apply(&std::fs::read(path).unwrap());
+    if issues.iter().any(Issue::is_error) {
+        return None;
+    }
+    let canonical = tradehub::mapping::typed("declaration", value).ok()?;
+    serde_json::from_value(canonical).ok()
+}
+
+/// Every declaration of an interchange, through the CUSDEC mapping.
+fn declarations(bytes: &[u8]) -> Vec<(Declaration, Vec<Issue>)> {
+    let (parsed, mapped) = parse_and_map(bytes, &Directories::global()).unwrap();
+    assert!(parsed.issues.is_empty(), "{:#?}", parsed.issues);
+    mapped
+        .into_iter()
+        .map(|m| {
+            let canonical = m
+                .canonical
+                .unwrap_or_else(|| panic!("not mapped: {:#?}", m.issues));
+            (serde_json::from_value(canonical).unwrap(), m.issues)
+        })
+        .collect()
+}
+
+#[test]
+fn the_cusdec_mapping_compiles_for_writing() {
+    let release = Directories::global().release("D96B").unwrap().unwrap();
+    let mapping = OutboundMapping::load("CUSDEC", release).unwrap();
+    assert_eq!(mapping.target, "declaration");
+    assert_eq!(
+        (mapping.message.as_str(), mapping.release.as_str()),
+        ("CUSDEC", "D96B")
+    );
+}
+
+#[test]
+fn wco_declarations_become_cusdecs_the_directory_accepts() {
+    // Validation runs against the official D.96B directory: it is there,
+    // without it the same output is reported as unvalidated, and a
+    // damaged output is found out.
+    assert!(Directories::global().release("D96B").unwrap().is_some());
+    let mut written = 0;
+    for path in wco_declarations() {
+        let Some(declaration) = from_wco(&path) else {
+            continue;
+        };
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let out = declaration_to_cusdec(
+            &declaration,
+            &envelope("20261124001"),
+            &Directories::global(),
+        )
+        .unwrap();
+        assert!(
+            out.issues.iter().all(|i| !i.is_error()),
+            "{name}: {:#?}",
+            out.issues
+        );
+        let parsed = validate(&out.bytes, Directories::global());
+        assert!(
+            parsed.issues.is_empty(),
+            "{name}: {:#?}\n{}",
+            parsed.issues,
+            String::from_utf8_lossy(&out.bytes)
+        );
+        assert_eq!(parsed.interchange.counts.messages, 1, "{name}");
+
+        let unvalidated = validate(&out.bytes, std::sync::Arc::new(Directories::new(&[])));
+        assert!(
+            unvalidated
+                .issues
+                .iter()
+                .any(|i| i.code == Code::DirectoryUnavailable),
+            "{name}"
+        );
+        let text = String::from_utf8(out.bytes.clone()).unwrap();
+        let unt = text.find("UNT+").unwrap() + 4;
+        let digits: String = text[unt..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        let count: u32 = digits.parse().unwrap();
+        let damaged = text.replacen("UNS+S'", "", 1).replacen(
+            &format!("UNT+{count}+"),
+            &format!("UNT+{}+", count - 1),
+            1,
+        );
+        assert!(
+            !validate(damaged.as_bytes(), Directories::global())
+                .issues
+                .is_empty(),
+            "{name}: a CUSDEC without its summary section passed"
+        );
+        // The CUSDEC maps back to the declaration's kind, LRN and items.
+        let (back, _) = declarations(&out.bytes).pop().unwrap();
+        assert_eq!(back.lrn, declaration.lrn, "{name}");
+        assert_eq!(back.kind, declaration.kind, "{name}");
+        assert_eq!(back.goods.len(), declaration.goods.len(), "{name}");
+        written += 1;
+    }
+    assert!(
+        written >= 15,
+        "most corpus declarations written ({written})"
+    );
+}
+
+/// CUSDEC → canonical → CUSDEC → canonical.
+fn round_trip(bytes: &[u8]) {
+    for (declaration, issues) in declarations(bytes) {
+        assert!(issues.is_empty(), "{issues:#?}");
+        let out =
+            declaration_to_cusdec(&declaration, &envelope("RT1"), &Directories::global()).unwrap();
+        // Nothing the inbound mapping read is refused or left without a
+        // place; a 1225 code that is one of several for the function is
+        // said, not silent.
+        assert!(
+            out.issues
+                .iter()
+                .all(|i| i.code == Code::MappingCodeUnknown && !i.is_error()),
+            "{:#?}",
+            out.issues
+        );
+        let again = declarations(&out.bytes);
+        assert_eq!(again.len(), 1);
+        let (back, issues) = &again[0];
+        assert!(issues.is_empty(), "{issues:#?}");
+        assert_eq!(
+            *back,
+            declaration,
+            "{}",
+            String::from_utf8_lossy(&out.bytes)
+        );
+    }
+}
+
+#[test]
+fn cusdec_fixture_round_trips_through_the_model() {
+    round_trip(&std::fs::read(root().join("fixtures/edifact/ok/cusdec-d96b-unoc.edi")).unwrap());
+}
+
+#[test]
+fn generated_cusdecs_round_trip_through_the_model() {
+    for (function, hs) in [
+        ("9", &["847989"][..]),
+        ("5", &["847989", "850440", "090111"][..]),
+        ("1", &["2204210000"][..]),
+    ] {
+        round_trip(&common::cusdec(
+            "KRBROKER01",
+            "RT",
+            "LRN-RT-1",
+            function,
+            hs,
+        ));
+    }
+}
+
+/// The interchange with one segment per line, as the golden file keeps it.
+fn lines(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let mut out = String::new();
+    let mut released = false;
+    for ch in text.chars() {
+        out.push(ch);
+        if ch == '\'' && !released {
+            out.push('\n');
+        }
+        released = ch == '?' && !released;
+    }
+    out
+}
+
+#[test]
+fn a_wco_declaration_writes_its_golden_cusdec() {
+    let name = "hmrc__TT_IM001d__TT_IM001d";
+    let declaration =
+        from_wco(&root().join(format!("fixtures/wco/corpus/valid/{name}.xml"))).unwrap();
+    let out = declaration_to_cusdec(
+        &declaration,
+        &envelope("20261124001"),
+        &Directories::global(),
+    )
+    .unwrap();
+    let got_edi = lines(&out.bytes);
+    let got_issues = serde_json::to_string_pretty(&out.issues).unwrap() + "\n";
+    let edi_path = root().join(format!("fixtures/mapping/cusdec-from-wco-{name}.edi"));
+    let issues_path = root().join(format!(
+        "fixtures/mapping/cusdec-from-wco-{name}.issues.json"
+    ));
+    if std::env::var_os("UPDATE_EXPECT").is_some() {
+        std::fs::write(&edi_path, &got_edi).unwrap();
+        std::fs::write(&issues_path, &got_issues).unwrap();
+        return;
+    }
+    assert_eq!(
+        got_edi,
+        std::fs::read_to_string(&edi_path).unwrap_or_default(),
+        "differs from {} (UPDATE_EXPECT=1 to refresh)",
+        edi_path.display()
+    );
+    assert_eq!(
+        got_issues,
+        std::fs::read_to_string(&issues_path).unwrap_or_default(),
+        "differs from {} (UPDATE_EXPECT=1 to refresh)",
+        issues_path.display()
+    );
+    // The golden file itself is a clean D.96B interchange.
+    assert!(
+        validate(got_edi.as_bytes(), Directories::global())
+            .issues
+            .is_empty()
+    );
+    // What could not be written is said, each with its canonical field:
+    // the WCO type code is not a D.96B 1001 code, the containers have no
+    // equipment qualifier, the totals of items and packages no rule.
+    let fields: Vec<(&str, &str)> = out
+        .issues
+        .iter()
+        .map(|i| (i.code.as_str(), i.location.field.as_deref().unwrap_or("")))
+        .collect();
+    for want in [
+        ("MAP006", "/type_code"),
+        ("MAP006", "/transport/containers/0"),
+        ("MAP001", "/totals/items"),
+        ("MAP001", "/totals/packages"),
+    ] {
+        assert!(fields.contains(&want), "{want:?} not in {fields:#?}");
+    }
+}
+
+#[test]
+fn values_the_directory_refuses_are_reported_not_written() {
+    let bytes = std::fs::read(root().join("fixtures/edifact/ok/cusdec-d96b-unoc.edi")).unwrap();
+    let (mut declaration, _) = declarations(&bytes).remove(0);
+    declaration.lrn = "L".repeat(40);
+    declaration.customs_office = Some("KRPUS".into());
+    declaration.mrn = Some("26KR0000000000001".into());
+    if let Some(goods) = declaration.goods.get_mut(0) {
+        goods.description = Some("ÜBER 東京".into());
+    }
+    let out = declaration_to_cusdec(&declaration, &envelope("X1"), &Directories::global()).unwrap();
+    assert!(
+        validate(&out.bytes, Directories::global())
+            .issues
+            .is_empty()
+    );
+    let find = |field: &str| {
+        out.issues
+            .iter()
+            .find(|i| i.location.field.as_deref() == Some(field))
+            .unwrap_or_else(|| panic!("{field}: {:#?}", out.issues))
+    };
+    // an..35: too long for BGM 1004.
+    let lrn = find("/lrn");
+    assert_eq!(lrn.code, Code::MappingUnwritable);
+    assert_eq!(lrn.location.tag.as_deref(), Some("BGM"));
+    assert_eq!(
+        (lrn.location.element, lrn.location.component),
+        (Some(2), Some(1))
+    );
+    // Outside UNOC (Latin-1).
+    assert_eq!(find("/goods/0/description").code, Code::MappingUnwritable);
+    // No rule writes an MRN into a CUSDEC.
+    assert_eq!(find("/mrn").code, Code::MappingUnmapped);
+    // What fits is written.
+    let text = String::from_utf8_lossy(&out.bytes);
+    assert!(text.contains("LOC+22+KRPUS'"), "{text}");
+}
+
+#[test]
+fn convert_to_edifact_writes_a_cusdec_from_wco_xml() {
+    let path = root().join("fixtures/wco/corpus/valid/hmrc__TT_IM001d__TT_IM001d.xml");
+    let out = Command::new(env!("CARGO_BIN_EXE_tradehub"))
+        .args(["convert", path.to_str().unwrap(), "--to", "edifact"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let parsed = validate(&out.stdout, Directories::global());
+    assert!(parsed.issues.is_empty(), "{:#?}", parsed.issues);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("UNH+") && text.contains("+CUSDEC:D:96B:UN'"),
+        "{text}"
+    );
+    assert!(text.contains("BGM+929+TT_IM01d_v1.6_230322_1+9'"), "{text}");
+    // Unwritable values are reported on stderr with their code.
+    assert!(stderr.contains("warning MAP006"), "{stderr}");
+    // Other separators on request.
+    let out = Command::new(env!("CARGO_BIN_EXE_tradehub"))
+        .args([
+            "convert",
+            path.to_str().unwrap(),
+            "--to",
+            "edifact",
+            "--una",
+            ":+,? '",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("UNA:+,? '"));
+}
