@@ -27,6 +27,13 @@ pub struct LoadOptions {
     pub duration: Duration,
     /// Requests per second per sender; 0 = as fast as possible.
     pub rate: f64,
+    /// An agency account's token: the declarations then need that agency's
+    /// permit (goods item 1 is a medical device, HS 901890, which
+    /// config/routing.toml sends to KMDIA) and a simulated agency grants
+    /// every request from its HTTP inbox, timing submit → cleared.
+    pub agency_token: Option<String>,
+    /// The agency the simulated desk answers for.
+    pub agency: String,
 }
 
 /// Throughput and latency of one kind of traffic.
@@ -64,21 +71,28 @@ fn figures(name: &str, mut lat: Vec<Duration>, errors: u64, elapsed: Duration) -
     }
 }
 
-/// A CUSDEC-like interchange of `items` goods items with a unique reference.
+/// A D.96B import CUSDEC of `items` goods items whose reference is also
+/// its LRN, clean under the business rules; with `permit`, goods item 1 is
+/// a medical device (HS 901890) that needs KMDIA's permit.
 pub fn interchange(sender: &str, reference: &str, items: usize) -> Vec<u8> {
+    declaration(sender, reference, items, false)
+}
+
+fn declaration(sender: &str, reference: &str, items: usize, permit: bool) -> Vec<u8> {
     // In the order of the D.96B CUSDEC segment table, so that the hub's
     // structure validation accepts it.
     let mut segs = vec![
         "UNH+1+CUSDEC:D:96B:UN".to_owned(),
-        format!("BGM+830+{reference}+9"),
+        format!("BGM+929+{reference}+9"),
         "LOC+22+KRPUS:139:6".into(),
         "DTM+137:202611241030:203".into(),
         "NAD+DT+1234567890::ZZZ".into(),
-        "MOA+39:125000.50:USD".into(),
+        "NAD+IM+1234567890::ZZZ++HANBIT TRADING".into(),
         "UNS+D".into(),
     ];
     for i in 1..=items {
-        segs.push(format!("CST+{i}+847989"));
+        let hs = if permit && i == 1 { "901890" } else { "847989" };
+        segs.push(format!("CST+{i}+{hs}"));
         segs.push(format!("FTX+AAA+++MACHINE PARTS ITEM {i}"));
         segs.push(format!("MEA+AAE+G+KGM:{}.5", 1000 + i));
         segs.push(format!("MOA+123:{}.25:USD", 50_000 + i));
@@ -96,9 +110,20 @@ pub fn interchange(sender: &str, reference: &str, items: usize) -> Vec<u8> {
 
 /// One HTTP/1.1 POST on a fresh connection; returns the status code.
 async fn post(host: &str, token: &str, body: &[u8]) -> std::io::Result<u16> {
+    Ok(call(host, "POST", "/v1/interchanges", token, body).await?.0)
+}
+
+/// One HTTP/1.1 request on a fresh connection: status and body.
+async fn call(
+    host: &str,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: &[u8],
+) -> std::io::Result<(u16, Vec<u8>)> {
     let mut stream = tokio::net::TcpStream::connect(host).await?;
     let head = format!(
-        "POST /v1/interchanges HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nAuthorization: Bearer {token}\r\nContent-Length: {}\r\n\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nAuthorization: Bearer {token}\r\nContent-Length: {}\r\n\r\n",
         body.len()
     );
     stream.write_all(head.as_bytes()).await?;
@@ -110,7 +135,99 @@ async fn post(host: &str, token: &str, body: &[u8]) -> std::io::Result<u16> {
         .and_then(|s| std::str::from_utf8(s).ok())
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    Ok(status)
+    let body = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .and_then(|at| raw.get(at + 4..))
+        .map(<[u8]>::to_vec)
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+/// Submit times by LRN, shared by the senders and the simulated agency.
+type Submitted = Arc<std::sync::Mutex<std::collections::HashMap<String, Instant>>>;
+
+/// The simulated agency desk: grants every request of its inbox until
+/// `stop` is set and nothing it waits for is left (or `drain` passed);
+/// returns the submit → cleared latencies and the failed decisions.
+async fn agency_desk(
+    host: String,
+    token: String,
+    agency: String,
+    submitted: Submitted,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    drain: Duration,
+) -> (Vec<Duration>, u64) {
+    let mut cleared = Vec::new();
+    let mut errors = 0u64;
+    let mut stopped_at: Option<Instant> = None;
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            let since = *stopped_at.get_or_insert_with(Instant::now);
+            let waiting = submitted.lock().map(|m| m.len()).unwrap_or(0);
+            if waiting == 0 || since.elapsed() > drain {
+                errors += waiting as u64;
+                return (cleared, errors);
+            }
+        }
+        let inbox = call(
+            &host,
+            "GET",
+            &format!("/v1/agencies/{agency}/inbox?limit=200"),
+            &token,
+            b"",
+        )
+        .await;
+        let permits: Vec<(String, String)> = match inbox {
+            Ok((200, body)) => serde_json::from_slice::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v.get("permits").and_then(|p| p.as_array()).cloned())
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|p| {
+                    let id = p.pointer("/permit/id")?.as_str()?.to_owned();
+                    let lrn = p.pointer("/request/declaration/lrn")?.as_str()?.to_owned();
+                    Some((id, lrn))
+                })
+                .collect(),
+            _ => {
+                errors += 1;
+                Vec::new()
+            }
+        };
+        if permits.is_empty() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        }
+        let mut answers = Vec::new();
+        for (id, lrn) in permits {
+            let (host, token) = (host.clone(), token.clone());
+            answers.push(tokio::spawn(async move {
+                let body = br#"{"outcome": "granted", "reasons": ["loadgen"]}"#;
+                let path = format!("/v1/permits/{id}/decision");
+                let r = call(&host, "POST", &path, &token, body).await;
+                let cleared = matches!(&r, Ok((200, b)) if String::from_utf8_lossy(b).contains("\"cleared\""));
+                (lrn, cleared, matches!(r, Ok((200 | 409, _))))
+            }));
+        }
+        for a in answers {
+            match a.await {
+                Ok((lrn, true, _)) => {
+                    if let Some(t) = submitted.lock().ok().and_then(|mut m| m.remove(&lrn)) {
+                        cleared.push(t.elapsed());
+                    }
+                }
+                Ok((lrn, false, true)) => {
+                    // Answered, but not cleared (e.g. held for examination
+                    // by the random red-lane sample): not waited for.
+                    if let Ok(mut m) = submitted.lock() {
+                        m.remove(&lrn);
+                    }
+                }
+                _ => errors += 1,
+            }
+        }
+    }
 }
 
 async fn run_senders<F, Fut>(
@@ -168,12 +285,36 @@ pub async fn run(opts: LoadOptions) -> Vec<Figures> {
             .trim_start_matches("http://")
             .trim_end_matches('/')
             .to_owned();
+        let submitted: Submitted = Arc::default();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let permit = opts.agency_token.is_some();
+        let desk = opts.agency_token.clone().map(|agency_token| {
+            tokio::spawn(agency_desk(
+                host.clone(),
+                agency_token,
+                opts.agency.clone(),
+                submitted.clone(),
+                stop.clone(),
+                Duration::from_secs(60),
+            ))
+        });
         let (token, sender, run) = (token.clone(), opts.sender.clone(), run_id.clone());
+        let waiting = submitted.clone();
         let (lat, errors, elapsed) =
             run_senders(opts.senders, opts.duration, opts.rate, move |s, n| {
-                let body = interchange(&sender, &format!("L{run}{s:02}{n:06}"), 5);
-                let (host, token) = (host.clone(), token.clone());
-                async move { matches!(post(&host, &token, &body).await, Ok(202)) }
+                let lrn = format!("L{run}{s:02}{n:06}");
+                let body = declaration(&sender, &lrn, 5, permit);
+                let (host, token, waiting) = (host.clone(), token.clone(), waiting.clone());
+                async move {
+                    if permit && let Ok(mut m) = waiting.lock() {
+                        m.insert(lrn.clone(), Instant::now());
+                    }
+                    let ok = matches!(post(&host, &token, &body).await, Ok(202));
+                    if !ok && let Ok(mut m) = waiting.lock() {
+                        m.remove(&lrn);
+                    }
+                    ok
+                }
             })
             .await;
         out.push(figures(
@@ -182,6 +323,22 @@ pub async fn run(opts: LoadOptions) -> Vec<Figures> {
             errors,
             elapsed,
         ));
+        stop.store(true, Ordering::Relaxed);
+        if let Some(desk) = desk {
+            let started = Instant::now();
+            if let Ok((cleared, errors)) = desk.await {
+                // Throughput of the whole workflow: declarations cleared
+                // over the time from the first submit to the last clearance.
+                let mut f = figures(
+                    &format!("hub submit → cleared ({} grants over HTTP)", opts.agency),
+                    cleared,
+                    errors,
+                    elapsed + started.elapsed(),
+                );
+                f.seconds = (elapsed + started.elapsed()).as_secs_f64();
+                out.push(f);
+            }
+        }
     }
     if let Some(pg) = &opts.pg_url {
         out.push(raw_postgres(pg, opts.senders, opts.duration).await);
@@ -334,10 +491,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn generated_interchanges_are_valid() {
-        let parsed = crate::edifact::parse(&interchange("KRBROKER01", "L0001", 5));
-        assert!(parsed.is_valid(), "{:#?}", parsed.issues);
-        assert_eq!(parsed.interchange.counts.messages, 1);
+    fn generated_interchanges_are_valid_and_pass_the_rules() {
+        let directories = crate::schema::Directories::global();
+        for permit in [false, true] {
+            let bytes = declaration("KRBROKER01", "L0001", 5, permit);
+            let (parsed, mapped) =
+                crate::mapping::edifact::parse_and_map(&bytes, &directories).unwrap_or_default();
+            assert!(parsed.is_valid(), "{:#?}", parsed.issues);
+            assert_eq!(parsed.interchange.counts.messages, 1);
+            let canonical = mapped.first().and_then(|m| m.canonical.clone());
+            let d: crate::model::Declaration =
+                serde_json::from_value(canonical.unwrap_or_default())
+                    .unwrap_or_else(|e| unreachable!("{e}"));
+            let settings = crate::rules::RuleSettings::at(crate::timestamp::Timestamp::now());
+            assert!(crate::rules::check(&d, &settings).is_empty());
+            assert_eq!(d.lrn, "L0001");
+        }
     }
 
     #[test]

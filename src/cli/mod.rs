@@ -159,6 +159,12 @@ enum Command {
         /// The hub's identity as sender of its answers (UNB S002) [default: TRADEHUB].
         #[arg(long, env = "TRADEHUB_HUB_ID")]
         hub_id: Option<String>,
+        /// PEM certificate chain: serve HTTPS (with --tls-key).
+        #[arg(long, env = "TRADEHUB_TLS_CERT", requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// PEM private key of --tls-cert.
+        #[arg(long, env = "TRADEHUB_TLS_KEY", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
     },
     /// Submit an interchange to a running hub and print its answer.
     Submit {
@@ -200,6 +206,15 @@ enum Command {
         /// Requests per second per sender (0: as fast as possible).
         #[arg(long, default_value_t = 0.0)]
         rate: f64,
+        /// Token of an agency account: each declaration then needs the
+        /// agency's permit and a simulated desk grants them over HTTP,
+        /// measuring submit → cleared.
+        #[arg(long, env = "TRADEHUB_AGENCY_TOKEN", hide_env_values = true)]
+        agency_token: Option<String>,
+        /// The agency of --agency-token (goods item 1 is HS 901890, which
+        /// config/routing.toml routes to KMDIA).
+        #[arg(long, default_value = "KMDIA")]
+        agency: String,
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
     },
@@ -523,6 +538,8 @@ struct HubConfig {
     risk: Option<PathBuf>,
     permit_timeout_secs: Option<u64>,
     hub_id: Option<String>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
 }
 
 impl HubConfig {
@@ -559,6 +576,7 @@ struct ServeOptions {
     drop_poll: std::time::Duration,
     amqp: Option<AmqpSettings>,
     clearance: crate::hub::clearance::Clearance,
+    tls: Option<crate::transport::tls::TlsSettings>,
 }
 
 fn serve(opts: ServeOptions) -> Result<u8, CliError> {
@@ -575,9 +593,14 @@ fn serve(opts: ServeOptions) -> Result<u8, CliError> {
     runtime()?.block_on(async move {
         let store = Store::open(&url).await.map_err(|e| CliError::Usage(format!("store: {e}")))?;
         let io = |source| CliError::Io { path: listen.clone(), source };
+        let acceptor = match &opts.tls {
+            Some(tls) => Some(crate::transport::tls::acceptor(tls).map_err(|e| CliError::Usage(e.to_string()))?),
+            None => None,
+        };
         let listener = tokio::net::TcpListener::bind(&listen).await.map_err(io)?;
         let addr = listener.local_addr().map_err(io)?;
-        tracing::info!(%addr, backend = ?store.backend(), drop_dir = %opts.drop_dir.display(), "tradehub listening");
+        let scheme = if acceptor.is_some() { "https" } else { "http" };
+        tracing::info!(%addr, scheme, backend = ?store.backend(), drop_dir = %opts.drop_dir.display(), "tradehub listening");
         let mut intake = Intake::new(store.clone(), opts.limits).with_clearance(opts.clearance.clone());
         if !opts.directories.is_empty() {
             let mut folders = opts.directories.clone();
@@ -618,7 +641,13 @@ fn serve(opts: ServeOptions) -> Result<u8, CliError> {
             shutdown_signal().await;
             let _ = stop_tx.send(true);
         };
-        let served = http::serve(listener, intake, settings, signal).await;
+        let served = match acceptor {
+            Some(acceptor) => {
+                let listener = crate::transport::tls::TlsListener::new(listener, acceptor).map_err(io)?;
+                http::serve_tls(listener, intake, settings, signal).await
+            }
+            None => http::serve(listener, intake, settings, signal).await,
+        };
         // The drop folder finishes the file in hand (it stops with the signal).
         let _ = tokio::time::timeout(std::time::Duration::from_secs(30), dropper).await;
         let _ = tokio::time::timeout(std::time::Duration::from_secs(30), relay_task).await;
@@ -807,6 +836,8 @@ where
             risk,
             permit_timeout_secs,
             hub_id,
+            tls_cert,
+            tls_key,
         } => (|| {
             let file = match &config {
                 Some(path) => HubConfig::load(path)?,
@@ -856,7 +887,17 @@ where
                 tolerance: defaults.tolerance,
             };
             let agency_queues: Vec<String> = catalogue.iter().map(|a| a.code.clone()).collect();
+            let tls = match (tls_cert.or(file.tls_cert), tls_key.or(file.tls_key)) {
+                (Some(cert), Some(key)) => Some(crate::transport::tls::TlsSettings { cert, key }),
+                (None, None) => None,
+                _ => {
+                    return Err(CliError::Usage(
+                        "TLS needs both a certificate (tls_cert) and its key (tls_key)".into(),
+                    ));
+                }
+            };
             serve(ServeOptions {
+                tls,
                 clearance,
                 listen: listen
                     .or(file.listen)
@@ -888,6 +929,8 @@ where
             senders,
             duration_secs,
             rate,
+            agency_token,
+            agency,
             format,
         } => {
             let opts = loadgen::LoadOptions {
@@ -899,6 +942,8 @@ where
                 senders: senders.max(1),
                 duration: std::time::Duration::from_secs(duration_secs.max(1)),
                 rate,
+                agency_token,
+                agency,
             };
             run_loadgen(opts, format)
         }

@@ -75,6 +75,22 @@ where
         .await
 }
 
+/// [`serve`] over TLS: only connections whose handshake completed reach
+/// the API.
+pub async fn serve_tls<F>(
+    listener: super::tls::TlsListener,
+    intake: Intake,
+    settings: HttpSettings,
+    shutdown: F,
+) -> std::io::Result<()>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    axum::serve(listener, router(intake, settings))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
 /// An RFC 9457 problem details response.
 fn problem(
     status: StatusCode,

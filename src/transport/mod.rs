@@ -3,3 +3,4 @@
 pub mod amqp;
 pub mod drop;
 pub mod http;
+pub mod tls;
