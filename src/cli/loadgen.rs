@@ -108,9 +108,28 @@ fn declaration(sender: &str, reference: &str, items: usize, permit: bool) -> Vec
     out.into_bytes()
 }
 
-/// One HTTP/1.1 POST on a fresh connection; returns the status code.
-async fn post(host: &str, token: &str, body: &[u8]) -> std::io::Result<u16> {
-    Ok(call(host, "POST", "/v1/interchanges", token, body).await?.0)
+/// One submission on a fresh connection: true when the hub answered 202
+/// with the interchange validated (a rejected one counts as an error, so
+/// that a broken generator cannot pass for throughput).
+async fn post(host: &str, token: &str, body: &[u8]) -> std::io::Result<bool> {
+    let (status, answer) = call(host, "POST", "/v1/interchanges", token, body).await?;
+    Ok(status == 202 && memchr::memmem::find(&answer, br#""status":"validated""#).is_some())
+}
+
+/// A run id of 4 characters (A–Z, 0–9) from the clock and the process id,
+/// so that references of concurrent or successive runs differ.
+fn run_id() -> String {
+    const DIGITS: &[u8; 36] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+        ^ (u64::from(std::process::id()) << 20);
+    (0..4)
+        .map(|i| {
+            let at = ((seed / 36u64.pow(i)) % 36) as usize;
+            DIGITS.get(at).map_or('0', |b| char::from(*b))
+        })
+        .collect()
 }
 
 /// One HTTP/1.1 request on a fresh connection: status and body.
@@ -278,8 +297,7 @@ where
 /// Runs every load the options ask for, in sequence, and returns the figures.
 pub async fn run(opts: LoadOptions) -> Vec<Figures> {
     let mut out = Vec::new();
-    let run_id =
-        crate::timestamp::Timestamp::now().edifact_time() + &std::process::id().to_string();
+    let run_id = run_id();
     if let (Some(url), Some(token)) = (&opts.url, &opts.token) {
         let host = url
             .trim_start_matches("http://")
@@ -302,14 +320,15 @@ pub async fn run(opts: LoadOptions) -> Vec<Figures> {
         let waiting = submitted.clone();
         let (lat, errors, elapsed) =
             run_senders(opts.senders, opts.duration, opts.rate, move |s, n| {
-                let lrn = format!("L{run}{s:02}{n:06}");
+                // UNB 0020 is an..14: L, the run, the sender, the count.
+                let lrn = format!("L{run}{:02}{:07}", s % 100, n % 10_000_000);
                 let body = declaration(&sender, &lrn, 5, permit);
                 let (host, token, waiting) = (host.clone(), token.clone(), waiting.clone());
                 async move {
                     if permit && let Ok(mut m) = waiting.lock() {
                         m.insert(lrn.clone(), Instant::now());
                     }
-                    let ok = matches!(post(&host, &token, &body).await, Ok(202));
+                    let ok = matches!(post(&host, &token, &body).await, Ok(true));
                     if !ok && let Ok(mut m) = waiting.lock() {
                         m.remove(&lrn);
                     }
@@ -507,6 +526,16 @@ mod tests {
             assert!(crate::rules::check(&d, &settings).is_empty());
             assert_eq!(d.lrn, "L0001");
         }
+    }
+
+    #[test]
+    fn references_fit_the_interchange_control_reference() {
+        let run = run_id();
+        assert_eq!(run.len(), 4);
+        let reference = format!("L{run}{:02}{:07}", 99, 9_999_999);
+        assert!(reference.len() <= 14, "{reference}");
+        let parsed = crate::edifact::parse(&declaration("LOADGEN", &reference, 5, true));
+        assert!(parsed.is_valid(), "{:#?}", parsed.issues);
     }
 
     #[test]

@@ -33,6 +33,21 @@ pub trait Publish: Send + Sync {
         &'a self,
         message: &'a PendingMessage,
     ) -> Pin<Box<dyn Future<Output = Result<(), RelayError>> + Send + 'a>>;
+
+    /// Publishes messages in order and returns once all are confirmed.
+    /// Brokers pipeline them (all sent, then all confirms awaited); the
+    /// default publishes one after the other.
+    fn publish_all<'a>(
+        &'a self,
+        messages: &'a [PendingMessage],
+    ) -> Pin<Box<dyn Future<Output = Result<(), RelayError>> + Send + 'a>> {
+        Box::pin(async move {
+            for m in messages {
+                self.publish(m).await?;
+            }
+            Ok(())
+        })
+    }
 }
 
 /// The embedded transport: messages go to in-process subscribers.
@@ -99,18 +114,24 @@ pub async fn relay<P, F>(
     }
 }
 
+/// Rows published per round: sent together, confirmed, then marked in one
+/// statement.
+const BATCH: i64 = 200;
+
 /// Publishes everything pending, in order; returns how many were published.
+/// A batch is marked only after every message of it was confirmed; if one
+/// fails, the whole batch stays pending and is published again (at least
+/// once; consumers drop repeats by `message_id`).
 pub async fn drain<P: Publish + ?Sized>(store: &Store, publisher: &P) -> Result<usize, RelayError> {
     let mut total = 0;
     loop {
-        let batch = store.pending_outbox(100).await?;
+        let batch = store.pending_outbox(BATCH).await?;
         if batch.is_empty() {
             return Ok(total);
         }
-        for message in &batch {
-            publisher.publish(message).await?;
-            store.mark_published(message.seq, Timestamp::now()).await?;
-            total += 1;
-        }
+        publisher.publish_all(&batch).await?;
+        let seqs: Vec<i64> = batch.iter().map(|m| m.seq).collect();
+        store.mark_published_all(&seqs, Timestamp::now()).await?;
+        total += batch.len();
     }
 }

@@ -199,10 +199,8 @@ impl Store {
             self.declaration_event(tx, &interchange.id, &s.id, &at, &s.to, &s.detail)
                 .await?;
         }
-        for (kind, detail) in &d.events {
-            self.declaration_event(tx, &interchange.id, &d.id, &at, kind, detail)
-                .await?;
-        }
+        self.declaration_events_in(tx, &interchange.id, &d.id, &at, &d.events)
+            .await?;
         let sql = self.sql(&format!(
             "INSERT INTO permits ({PERMIT_COLUMNS}) VALUES ($1, $2, $3, $4, 'pending', $5, $6, NULL, $7, NULL)"
         ));
@@ -289,6 +287,40 @@ impl Store {
         Ok(())
     }
 
+    /// Several events of one declaration in one statement.
+    async fn declaration_events_in(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        interchange: &str,
+        declaration: &str,
+        at: &str,
+        events: &[(String, String)],
+    ) -> Result<(), StoreError> {
+        for chunk in events.chunks(100) {
+            let rows: Vec<String> = (0..chunk.len())
+                .map(|i| {
+                    let b = 5 * i;
+                    format!("(${}, ${}, ${}, ${}, ${})", b + 1, b + 2, b + 3, b + 4, b + 5)
+                })
+                .collect();
+            let sql = self.sql(&format!(
+                "INSERT INTO events (interchange_id, declaration_id, at, kind, detail) VALUES {}",
+                rows.join(", ")
+            ));
+            let mut query = sqlx::query(&sql);
+            for (kind, detail) in chunk {
+                query = query
+                    .bind(interchange)
+                    .bind(declaration)
+                    .bind(at)
+                    .bind(kind.as_str())
+                    .bind(detail.as_str());
+            }
+            query.execute(&mut **tx).await?;
+        }
+        Ok(())
+    }
+
     async fn write_responses(
         &self,
         tx: &mut Transaction<'static, Any>,
@@ -313,26 +345,44 @@ impl Store {
         Ok(())
     }
 
+    /// Outbox rows in one statement per 100, in order (their `seq`
+    /// follows the order of the VALUES list).
     pub(super) async fn write_outbox(
         &self,
         tx: &mut Transaction<'static, Any>,
         outbox: &[OutboxMessage],
         at: &str,
     ) -> Result<(), StoreError> {
-        let sql = self.sql(
-            "INSERT INTO outbox (exchange, routing_key, message_id, content_type, payload, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        );
-        for m in outbox {
-            sqlx::query(&sql)
-                .bind(&m.exchange)
-                .bind(&m.routing_key)
-                .bind(&m.message_id)
-                .bind(&m.content_type)
-                .bind(m.payload.clone())
-                .bind(at)
-                .execute(&mut **tx)
-                .await?;
+        for chunk in outbox.chunks(100) {
+            let rows: Vec<String> = (0..chunk.len())
+                .map(|i| {
+                    let b = 6 * i;
+                    format!(
+                        "(${}, ${}, ${}, ${}, ${}, ${})",
+                        b + 1,
+                        b + 2,
+                        b + 3,
+                        b + 4,
+                        b + 5,
+                        b + 6
+                    )
+                })
+                .collect();
+            let sql = self.sql(&format!(
+                "INSERT INTO outbox (exchange, routing_key, message_id, content_type, payload, created_at) VALUES {}",
+                rows.join(", ")
+            ));
+            let mut query = sqlx::query(&sql);
+            for m in chunk {
+                query = query
+                    .bind(m.exchange.as_str())
+                    .bind(m.routing_key.as_str())
+                    .bind(m.message_id.as_str())
+                    .bind(m.content_type.as_str())
+                    .bind(m.payload.clone())
+                    .bind(at);
+            }
+            query.execute(&mut **tx).await?;
         }
         Ok(())
     }
@@ -653,17 +703,14 @@ impl Store {
             declaration.status = status.clone();
         }
         declaration.updated_at = at.to_owned();
-        for (kind, detail) in &change.events {
-            self.declaration_event(
-                tx,
-                &declaration.interchange_id,
-                &declaration.id,
-                at,
-                kind,
-                detail,
-            )
-            .await?;
-        }
+        self.declaration_events_in(
+            tx,
+            &declaration.interchange_id,
+            &declaration.id,
+            at,
+            &change.events,
+        )
+        .await?;
         self.write_responses(tx, &declaration.id, &change.responses, at)
             .await?;
         self.write_outbox(tx, &change.outbox, at).await?;

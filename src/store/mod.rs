@@ -378,21 +378,8 @@ impl Store {
             }
             query.execute(&mut *tx).await?;
         }
-        let sql = self.sql(
-            "INSERT INTO outbox (exchange, routing_key, message_id, content_type, payload, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        );
-        for m in outbox {
-            sqlx::query(&sql)
-                .bind(&m.exchange)
-                .bind(&m.routing_key)
-                .bind(&m.message_id)
-                .bind(&m.content_type)
-                .bind(m.payload.clone())
-                .bind(new.received_at.to_string())
-                .execute(&mut *tx)
-                .await?;
-        }
+        self.write_outbox(&mut tx, outbox, &new.received_at.to_string())
+            .await?;
         for declaration in declarations {
             self.insert_declaration(&mut tx, new, declaration).await?;
         }
@@ -432,6 +419,23 @@ impl Store {
             .bind(seq)
             .execute(&self.pool)
             .await?;
+        Ok(())
+    }
+
+    /// Marks outbox messages as published, in one statement.
+    pub async fn mark_published_all(&self, seqs: &[i64], at: Timestamp) -> Result<(), StoreError> {
+        for chunk in seqs.chunks(500) {
+            let placeholders: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+            let sql = self.sql(&format!(
+                "UPDATE outbox SET published_at = $1 WHERE seq IN ({})",
+                placeholders.join(", ")
+            ));
+            let mut query = sqlx::query(&sql).bind(at.to_string());
+            for seq in chunk {
+                query = query.bind(*seq);
+            }
+            query.execute(&self.pool).await?;
+        }
         Ok(())
     }
 

@@ -765,7 +765,25 @@ impl OutboxPublisher {
     }
 
     async fn send(&self, m: &crate::store::PendingMessage) -> Result<(), AmqpError> {
+        self.send_all(std::slice::from_ref(m)).await
+    }
+
+    /// Publishes every message, then waits for every confirm (the broker
+    /// confirms in any order; all must be acks).
+    async fn send_all(&self, messages: &[crate::store::PendingMessage]) -> Result<(), AmqpError> {
         let mut link = self.link.lock().await;
+        let result = self.send_on(&mut link, messages).await;
+        if result.is_err() {
+            *link = None;
+        }
+        result
+    }
+
+    async fn send_on(
+        &self,
+        link: &mut Option<(Connection, Channel, HashSet<String>)>,
+        messages: &[crate::store::PendingMessage],
+    ) -> Result<(), AmqpError> {
         if link.is_none() {
             let conn = connect(&self.settings).await?;
             let channel = conn.create_channel().await?;
@@ -778,28 +796,44 @@ impl OutboxPublisher {
         let Some((_, channel, declared)) = link.as_mut() else {
             return Err(AmqpError::NotConfirmed("no channel".into()));
         };
-        // Answers to partners go to their `ack.<partner>` queue, declared
-        // on first use so that nothing is published into the void.
-        let mut key: ShortString = m.message.routing_key.as_str().into();
-        if m.message.exchange == crate::hub::clearance::ACKS_EXCHANGE
-            && let Some(partner) = m.message.routing_key.strip_prefix("ack.")
-        {
-            key = self.settings.ack_queue(partner);
-            if !declared.contains(key.as_str()) {
-                declare_ack_queue(channel, &self.settings, partner).await?;
-                declared.insert(key.as_str().to_owned());
+        let mut confirms = Vec::with_capacity(messages.len());
+        for m in messages {
+            // Answers to partners go to their `ack.<partner>` queue,
+            // declared on first use so that nothing is published into the
+            // void.
+            let mut key: ShortString = m.message.routing_key.as_str().into();
+            if m.message.exchange == crate::hub::clearance::ACKS_EXCHANGE
+                && let Some(partner) = m.message.routing_key.strip_prefix("ack.")
+            {
+                key = self.settings.ack_queue(partner);
+                if !declared.contains(key.as_str()) {
+                    declare_ack_queue(channel, &self.settings, partner).await?;
+                    declared.insert(key.as_str().to_owned());
+                }
+            }
+            let props = BasicProperties::default()
+                .with_delivery_mode(2)
+                .with_message_id(m.message.message_id.as_str().into())
+                .with_content_type(m.message.content_type.as_str().into());
+            let exchange = self.settings.name(&m.message.exchange);
+            let target = format!("{exchange}/{key}");
+            let confirm = channel
+                .basic_publish(
+                    exchange,
+                    key,
+                    BasicPublishOptions::default(),
+                    &m.message.payload,
+                    props,
+                )
+                .await?;
+            confirms.push((target, confirm));
+        }
+        for (target, confirm) in confirms {
+            if !confirm.await?.is_ack() {
+                return Err(AmqpError::NotConfirmed(target));
             }
         }
-        let props = BasicProperties::default()
-            .with_delivery_mode(2)
-            .with_message_id(m.message.message_id.as_str().into())
-            .with_content_type(m.message.content_type.as_str().into());
-        let exchange = self.settings.name(&m.message.exchange);
-        let result = publish_confirmed(channel, exchange, key, &m.message.payload, props).await;
-        if result.is_err() {
-            *link = None;
-        }
-        result
+        Ok(())
     }
 }
 
@@ -812,6 +846,19 @@ impl crate::hub::outbox::Publish for OutboxPublisher {
     > {
         Box::pin(async move {
             self.send(message)
+                .await
+                .map_err(|e| crate::hub::outbox::RelayError::Publish(e.to_string()))
+        })
+    }
+
+    fn publish_all<'a>(
+        &'a self,
+        messages: &'a [crate::store::PendingMessage],
+    ) -> std::pin::Pin<
+        Box<dyn Future<Output = Result<(), crate::hub::outbox::RelayError>> + Send + 'a>,
+    > {
+        Box::pin(async move {
+            self.send_all(messages)
                 .await
                 .map_err(|e| crate::hub::outbox::RelayError::Publish(e.to_string()))
         })
