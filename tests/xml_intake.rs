@@ -96,6 +96,53 @@ async fn wco_declarations_are_validated_mapped_and_answered_in_wco_res() {
     assert_eq!(r.json()["duplicate"], true);
     assert_eq!(r.json()["interchange"]["id"], id.as_str());
 
+    // A business-rule finding (a currency that is not ISO 4217) rejects the
+    // declaration with a WCO RES 03 whose Error points at the element.
+    let bad = String::from_utf8(dec.clone())
+        .unwrap()
+        .replacen(r#"currencyID="GBP">1000<"#, r#"currencyID="QQQ">1000<"#, 1)
+        .replacen("<FunctionalReferenceID>", "<FunctionalReferenceID>X", 1);
+    let r = request(addr, "POST", "/v1/interchanges", token, bad.as_bytes()).await;
+    assert_eq!(r.status, 202);
+    let id = r.json()["interchange"]["id"].as_str().unwrap().to_owned();
+    let r = request(addr, "GET", &format!("/v1/interchanges/{id}"), token, b"").await;
+    let d = r.json()["declarations"][0].clone();
+    assert_eq!(d["status"], "rejected", "{d}");
+    let r = request(
+        addr,
+        "GET",
+        &format!("/v1/declarations/{}", d["id"].as_str().unwrap()),
+        token,
+        b"",
+    )
+    .await;
+    let res = r.json()["responses"][0]["body"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for part in [
+        "<res:FunctionCode>03</res:FunctionCode>",
+        "<res:ValidationCode>RUL004</res:ValidationCode>",
+        "<res:DocumentSectionCode>79A</res:DocumentSectionCode>",
+        "<res:TagID>112</res:TagID>",
+    ] {
+        assert!(res.contains(part), "{part} in {res}");
+    }
+    // `tradehub ack --kind res` answers the same.
+    let file = dir.join("bad-currency.xml");
+    std::fs::write(&file, &bad).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tradehub"))
+        .args(["ack", "--kind", "res", "--at", "2026-11-24T10:30"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("<res:ValidationCode>RUL004</res:ValidationCode>"),
+        "{text}"
+    );
+
     // A WCO response is not a declaration.
     let res = corpus("valid/hmrcns__Example_DMS_notifications__03_DMSREJ.xml");
     let r = request(addr, "POST", "/v1/interchanges", token, &res).await;

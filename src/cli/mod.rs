@@ -1867,7 +1867,31 @@ fn ack_res(
         .chain_update(moment.to_string().as_bytes())
         .finalize();
     let id: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
-    let response = crate::ack::res::for_report(&report, moment, &id);
+    let mut response = crate::ack::res::for_report(&report, moment, &id);
+    // A schema-valid declaration is then mapped and checked by the business
+    // rules, as the hub does; findings reject it, each pointed at the
+    // element its value came from.
+    let mut findings = Vec::new();
+    if report.valid
+        && report.summary.kind == tradehub_xml::DocumentKind::Declaration
+        && let Ok(mapping) = crate::mapping::wco::load()
+    {
+        let (value, _, provenance) = mapping.apply_located(bytes);
+        if let Ok(canonical) = crate::mapping::typed(&mapping.target, value)
+            && let Ok(declaration) = serde_json::from_value::<crate::model::Declaration>(canonical)
+        {
+            findings = crate::rules::check(&declaration, &crate::rules::RuleSettings::at(moment));
+            crate::mapping::locate(&mut findings, &provenance);
+        }
+    }
+    let rejected_by_rules = findings.iter().any(Issue::is_error);
+    if rejected_by_rules {
+        response.function = crate::xml::response::ResponseFunction::Rejected;
+        response.declaration.rejected = Some(moment);
+        for issue in findings.iter().filter(|i| i.is_error()).take(99) {
+            response.errors.push(crate::ack::res::error_for(issue));
+        }
+    }
     let written = crate::xml::response::write(&response)
         .map_err(|e| CliError::Usage(format!("{}: response not written: {e}", path.display())))?;
     let mut out = io::stdout().lock();
@@ -1875,9 +1899,9 @@ fn ack_res(
         Format::Json => {
             let json = serde_json::json!({
                 "file": path.display().to_string(),
-                "valid": report.valid,
+                "valid": report.valid && !rejected_by_rules,
                 "function_code": format!("{:02}", response.function.code()),
-                "issues": report.issues,
+                "issues": report.issues.iter().chain(findings.iter()).collect::<Vec<_>>(),
                 "response": written,
             });
             serde_json::to_writer_pretty(&mut out, &json).map_err(|e| out_err(e.into()))?;
@@ -1885,7 +1909,7 @@ fn ack_res(
         }
         Format::Text => out.write_all(written.as_bytes()).map_err(out_err)?,
     }
-    Ok(if report.valid {
+    Ok(if report.valid && !rejected_by_rules {
         EXIT_VALID
     } else {
         EXIT_INVALID

@@ -131,6 +131,9 @@ impl Clearance {
             message_reference: mapped.message.clone(),
             message_type: mapped.message_type.clone(),
             target: mapped.target.clone(),
+            references: mapped.canonical.as_ref().map_or_else(Vec::new, |c| {
+                super::cargo::cargo_references(&mapped.target, c)
+            }),
             ..NewDeclaration::default()
         };
         let mut reply = reply.clone();

@@ -13,6 +13,7 @@ use std::time::Instant;
 
 use sha2::{Digest, Sha256};
 
+pub mod cargo;
 pub mod clearance;
 pub mod metrics;
 pub mod outbox;

@@ -8,6 +8,8 @@
 //! rule picks its values from the instances its path names.
 
 use std::collections::HashSet;
+
+use rustc_hash::FxHashSet;
 use std::sync::Arc;
 
 use rust_decimal::Decimal;
@@ -607,7 +609,7 @@ impl EdifactMapping {
     /// Maps one decoded message (UNH..UNT) to the target as JSON, with every
     /// problem and every value no rule read.
     pub fn apply(&self, message: &Message) -> (Value, Vec<Issue>) {
-        let (value, issues, _) = self.apply_located(message);
+        let (value, issues, _) = self.run(message, false);
         (value, issues)
     }
 
@@ -615,18 +617,26 @@ impl EdifactMapping {
     /// pointer of the canonical field → location of the segment and
     /// element (see [`super::Mapped::provenance`]).
     pub fn apply_located(&self, message: &Message) -> (Value, Vec<Issue>, Provenance) {
+        self.run(message, true)
+    }
+
+    /// Applies the rules; `locate`: also record each value's provenance
+    /// (`apply` does without, which saves a map entry per value).
+    fn run(&self, message: &Message, locate: bool) -> (Value, Vec<Issue>, Provenance) {
         let tree = Tree::build(&self.def, &message.segments);
         let mut run = Run {
             message,
-            read: HashSet::new(),
+            read: FxHashSet::default(),
             issues: Vec::new(),
             ignored: &self.ignored,
             group_paths: tree.group_paths(message.segments.len()),
             provenance: Provenance::new(),
-            tracing: true,
+            tracing: locate,
         };
         // The message as a whole: UNH.
-        run.provenance.insert(String::new(), run.source(0, None));
+        if locate {
+            run.provenance.insert(String::new(), run.source(0, None));
+        }
         let mut out = Map::new();
         for (to, value) in &self.constants {
             set(&mut out, to, value.clone());
@@ -806,7 +816,7 @@ impl Tree {
 struct Run<'m> {
     message: &'m Message,
     /// (segment, element, repetition, component) read by some rule.
-    read: HashSet<(usize, usize, usize, usize)>,
+    read: FxHashSet<(usize, usize, usize, usize)>,
     issues: Vec<Issue>,
     ignored: &'m std::collections::HashMap<String, HashSet<Pos>>,
     /// Group path per segment index.
@@ -827,7 +837,11 @@ pub(crate) fn pointer(prefix: &str, dotted: &str) -> String {
         out.push('/');
         // RFC 6901 escaping; model field names never need it, but a
         // mapping file could name anything the schema allows.
-        out.push_str(&part.replace('~', "~0").replace('/', "~1"));
+        if part.contains(['~', '/']) {
+            out.push_str(&part.replace('~', "~0").replace('/', "~1"));
+        } else {
+            out.push_str(part);
+        }
     }
     out
 }

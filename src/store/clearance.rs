@@ -34,6 +34,9 @@ pub struct NewDeclaration {
     pub reply_json: String,
     /// Events of this declaration, in order.
     pub events: Vec<(String, String)>,
+    /// Cargo references it carries, `(kind, reference)` (see
+    /// `hub::cargo::cargo_references`); duplicates are written once.
+    pub references: Vec<(String, String)>,
     pub permits: Vec<NewPermit>,
     pub responses: Vec<NewResponse>,
     pub outbox: Vec<OutboxMessage>,
@@ -201,6 +204,7 @@ impl Store {
         }
         self.declaration_events_in(tx, &interchange.id, &d.id, &at, &d.events)
             .await?;
+        self.write_references(tx, &d.id, &d.references).await?;
         let sql = self.sql(&format!(
             "INSERT INTO permits ({PERMIT_COLUMNS}) VALUES ($1, $2, $3, $4, 'pending', $5, $6, NULL, $7, NULL)"
         ));
@@ -300,7 +304,14 @@ impl Store {
             let rows: Vec<String> = (0..chunk.len())
                 .map(|i| {
                     let b = 5 * i;
-                    format!("(${}, ${}, ${}, ${}, ${})", b + 1, b + 2, b + 3, b + 4, b + 5)
+                    format!(
+                        "(${}, ${}, ${}, ${}, ${})",
+                        b + 1,
+                        b + 2,
+                        b + 3,
+                        b + 4,
+                        b + 5
+                    )
                 })
                 .collect();
             let sql = self.sql(&format!(
@@ -315,6 +326,40 @@ impl Store {
                     .bind(at)
                     .bind(kind.as_str())
                     .bind(detail.as_str());
+            }
+            query.execute(&mut **tx).await?;
+        }
+        Ok(())
+    }
+
+    /// Cargo references in one statement per 100; a pair given twice is
+    /// written once.
+    async fn write_references(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        declaration: &str,
+        references: &[(String, String)],
+    ) -> Result<(), StoreError> {
+        let mut seen = std::collections::HashSet::with_capacity(references.len());
+        let unique: Vec<&(String, String)> =
+            references.iter().filter(|r| seen.insert(*r)).collect();
+        for chunk in unique.chunks(100) {
+            let rows: Vec<String> = (0..chunk.len())
+                .map(|i| {
+                    let b = 3 * i;
+                    format!("(${}, ${}, ${})", b + 1, b + 2, b + 3)
+                })
+                .collect();
+            let sql = self.sql(&format!(
+                "INSERT INTO cargo_refs (reference, declaration_id, kind) VALUES {}",
+                rows.join(", ")
+            ));
+            let mut query = sqlx::query(&sql);
+            for (kind, reference) in chunk {
+                query = query
+                    .bind(reference.as_str())
+                    .bind(declaration)
+                    .bind(kind.as_str());
             }
             query.execute(&mut **tx).await?;
         }
@@ -575,6 +620,30 @@ impl Store {
                 })
             })
             .collect()
+    }
+
+    /// The declarations (manifests, passenger lists) carrying a cargo
+    /// reference of any kind, oldest first, each with its events in order.
+    pub async fn cargo_timeline(
+        &self,
+        reference: &str,
+    ) -> Result<Vec<(StoredDeclaration, Vec<Event>)>, StoreError> {
+        let sql = self.sql(&format!(
+            "SELECT {DECLARATION_COLUMNS} FROM declarations \
+             WHERE id IN (SELECT declaration_id FROM cargo_refs WHERE reference = $1) \
+             ORDER BY created_at, id"
+        ));
+        let rows = sqlx::query(&sql)
+            .bind(reference)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut timeline = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let declaration = declaration_row(row)?;
+            let events = self.declaration_events(&declaration.id).await?;
+            timeline.push((declaration, events));
+        }
+        Ok(timeline)
     }
 
     /// Records a permit's answer (`status` one of granted, refused,

@@ -425,7 +425,8 @@ impl Store {
     /// Marks outbox messages as published, in one statement.
     pub async fn mark_published_all(&self, seqs: &[i64], at: Timestamp) -> Result<(), StoreError> {
         for chunk in seqs.chunks(500) {
-            let placeholders: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+            let placeholders: Vec<String> =
+                (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
             let sql = self.sql(&format!(
                 "UPDATE outbox SET published_at = $1 WHERE seq IN ({})",
                 placeholders.join(", ")

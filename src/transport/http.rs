@@ -49,6 +49,7 @@ pub fn router(intake: Intake, settings: HttpSettings) -> Router {
         .route("/v1/declarations", get(list_declarations))
         .route("/v1/declarations/{id}", get(get_declaration))
         .route("/v1/declarations/{id}/release", post(release_declaration))
+        .route("/v1/cargo/{ref}", get(cargo_timeline))
         .route("/v1/agencies/{code}/inbox", get(agency_inbox))
         .route("/v1/permits/{id}/decision", post(post_decision))
         .route("/healthz", get(healthz))
@@ -369,6 +370,79 @@ async fn get_declaration(
             "permits": permits,
             "events": events,
             "responses": responses,
+        })),
+    )
+        .into_response()
+}
+
+/// The tracking timeline of a cargo reference (bill of lading, container,
+/// voyage, LRN, transport document): every event of the declarations and
+/// manifests carrying it that the caller may see — all of them for customs
+/// officers, a partner's own, an agency's with a permit on them.
+async fn cargo_timeline(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Path(reference): Path<String>,
+) -> Response {
+    let partner = match authenticate(&app, &headers).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let store = app.intake.store();
+    let carrying = match store.cargo_timeline(&reference).await {
+        Ok(t) => t,
+        Err(e) => return store_problem(&e),
+    };
+    let mut visible = Vec::with_capacity(carrying.len());
+    for (declaration, events) in carrying {
+        let seen = if is_officer(&partner) || declaration.partner_id == partner.id {
+            true
+        } else if let Some(agency) = partner.agency.as_deref() {
+            match store.permits_of(&declaration.id).await {
+                Ok(permits) => permits.iter().any(|p| p.agency == agency),
+                Err(e) => return store_problem(&e),
+            }
+        } else {
+            false
+        };
+        if seen {
+            visible.push((declaration, events));
+        }
+    }
+    if visible.is_empty() {
+        // References of other partners' cargo are as good as absent.
+        return not_found("cargo reference", &reference);
+    }
+    let mut timeline: Vec<(&str, i64, serde_json::Value)> = visible
+        .iter()
+        .flat_map(|(d, events)| {
+            events.iter().map(move |e| {
+                (
+                    e.at.as_str(),
+                    e.seq,
+                    json!({
+                        "at": e.at,
+                        "seq": e.seq,
+                        "declaration_id": d.id,
+                        "message_type": d.message_type,
+                        "kind": e.kind,
+                        "detail": e.detail,
+                        "status": d.status,
+                    }),
+                )
+            })
+        })
+        .collect();
+    timeline.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+    let timeline: Vec<serde_json::Value> = timeline.into_iter().map(|(_, _, v)| v).collect();
+    let declarations: Vec<&crate::store::StoredDeclaration> =
+        visible.iter().map(|(d, _)| d).collect();
+    (
+        StatusCode::OK,
+        Json(json!({
+            "reference": reference,
+            "timeline": timeline,
+            "declarations": declarations,
         })),
     )
         .into_response()

@@ -1,0 +1,116 @@
+#![allow(clippy::expect_used)]
+//! Declarations mapped per second from a generated 100 MB CUSDEC
+//! interchange (D.96B, 5–15 goods items a message), beside validation
+//! alone in the same run. Mapping is streaming: each message is mapped to
+//! the canonical declaration (mappings/edifact/D96B/CUSDEC.toml) as the
+//! parser hands it over, so memory stays flat in the file size.
+//!
+//! `cargo bench --bench mapping` (TRADEHUB_BENCH_MB for another size).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use tradehub::edifact::{ParseOptions, Parser, sample};
+use tradehub::mapping::edifact::mapping_for;
+use tradehub::schema::Directories;
+
+fn mapping(c: &mut Criterion) {
+    let mb: u64 = std::env::var("TRADEHUB_BENCH_MB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100);
+    let data = sample::interchange(mb << 20);
+    let directories = Arc::new(Directories::new(&[
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/untdid")
+    ]));
+    let release = directories
+        .release("D96B")
+        .ok()
+        .flatten()
+        .expect("D96B vendored");
+    let cusdec = mapping_for("CUSDEC", &release, 3).expect("the CUSDEC mapping compiles");
+    // Declarations in the sample: its message count, from one parse.
+    let messages = Parser::new(&data[..], ParseOptions::default())
+        .run(|_, _| {})
+        .map(|p| p.interchange.counts.messages)
+        .unwrap_or(0);
+    assert!(messages > 0);
+
+    let mut group = c.benchmark_group("mapping");
+    // Throughput in declarations (= messages) per second.
+    group.throughput(Throughput::Elements(messages));
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(30));
+    group.warm_up_time(Duration::from_secs(2));
+    group.bench_with_input(BenchmarkId::new("validate", mb), &data, |b, data| {
+        b.iter(|| {
+            let options = ParseOptions {
+                keep_messages: false,
+                decode_messages: false,
+                ..ParseOptions::default()
+            };
+            let parsed = Parser::new(&data[..], options)
+                .with_directories(directories.clone())
+                .run(|_, _| {})
+                .unwrap_or_default();
+            assert!(parsed.is_valid(), "{:?}", parsed.issues.first());
+            parsed.interchange.counts.messages
+        })
+    });
+    group.bench_with_input(BenchmarkId::new("validate_map", mb), &data, |b, data| {
+        b.iter(|| {
+            let options = ParseOptions {
+                keep_messages: false,
+                decode_messages: true,
+                ..ParseOptions::default()
+            };
+            let mut mapped = 0u64;
+            let parsed = Parser::new(&data[..], options)
+                .with_directories(directories.clone())
+                .run(|message, _| {
+                    let (value, _issues) = cusdec.apply(message);
+                    if value.get("lrn").is_some() {
+                        mapped += 1;
+                    }
+                })
+                .unwrap_or_default();
+            assert!(parsed.is_valid(), "{:?}", parsed.issues.first());
+            assert_eq!(mapped, parsed.interchange.counts.messages);
+            mapped
+        })
+    });
+    // As the hub maps: with each value's provenance, so that business-rule
+    // findings can be located at their segment and element.
+    group.bench_with_input(
+        BenchmarkId::new("validate_map_located", mb),
+        &data,
+        |b, data| {
+            b.iter(|| {
+                let options = ParseOptions {
+                    keep_messages: false,
+                    decode_messages: true,
+                    ..ParseOptions::default()
+                };
+                let mut mapped = 0u64;
+                let parsed = Parser::new(&data[..], options)
+                    .with_directories(directories.clone())
+                    .run(|message, _| {
+                        let (value, _issues, provenance) = cusdec.apply_located(message);
+                        if value.get("lrn").is_some() && !provenance.is_empty() {
+                            mapped += 1;
+                        }
+                    })
+                    .unwrap_or_default();
+                assert!(parsed.is_valid(), "{:?}", parsed.issues.first());
+                assert_eq!(mapped, parsed.interchange.counts.messages);
+                mapped
+            })
+        },
+    );
+    group.finish();
+}
+
+criterion_group!(benches, mapping);
+criterion_main!(benches);

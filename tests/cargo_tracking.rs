@@ -1,0 +1,256 @@
+//! Cargo tracking over real HTTP on the embedded store: a carrier's sea
+//! manifest (CUSCAR) and a broker's import declaration (CUSDEC) naming the
+//! same container and bill of lading, then `GET /v1/cargo/{ref}` as each
+//! kind of account sees it — the officer everything, each partner its own
+//! messages, the agency the declaration it has a permit on, a stranger
+//! nothing (404).
+
+// Test helpers may panic: a panic is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use common::request;
+use tradehub::edifact::Limits;
+use tradehub::hub::clearance::Clearance;
+use tradehub::hub::{Intake, new_token};
+use tradehub::store::Store;
+use tradehub::timestamp::Timestamp;
+use tradehub::transport::http::{self, HttpSettings};
+
+const CARRIER: &str = "KRCARRIER01";
+const BROKER: &str = "KRBROKER01";
+const CONTAINER: &str = "HDMU1234565";
+const BILL_OF_LADING: &str = "HDMUSHAB1234567";
+
+/// The sea manifest fixture, sent by `sender`.
+fn manifest(sender: &str) -> Vec<u8> {
+    let text = String::from_utf8(common::fixture("ok/cuscar-d96b-sea-manifest.edi")).unwrap();
+    let text = text.replace("UNB+UNOC:3+HDMU:ZZZ+", &format!("UNB+UNOC:3+{sender}:ZZZ+"));
+    assert!(text.contains(&format!("+{sender}:ZZZ+")));
+    text.into_bytes()
+}
+
+/// An import declaration (a medical device, so KMDIA must confirm it) for
+/// goods in `CONTAINER`, referring to the manifest's `BILL_OF_LADING`.
+fn declaration(sender: &str) -> Vec<u8> {
+    let text = String::from_utf8(common::cusdec(
+        sender,
+        "CARGO0001",
+        "LRN-CARGO-1",
+        "9",
+        &["901890"],
+    ))
+    .unwrap();
+    let dtm = "DTM+137:202611241030:203'";
+    assert!(text.contains(dtm));
+    let text = text.replace(
+        dtm,
+        &format!("{dtm}EQD+CN+{CONTAINER}'RFF+BM:{BILL_OF_LADING}'"),
+    );
+    // Two more segments in the message.
+    let (head, tail) = text.split_once("UNT+").unwrap();
+    let (count, rest) = tail.split_once('+').unwrap();
+    let count: u32 = count.parse().unwrap();
+    format!("{head}UNT+{}+{rest}", count + 2).into_bytes()
+}
+
+async fn get(addr: SocketAddr, path: &str, token: &str) -> common::Response {
+    request(addr, "GET", path, Some(token), b"").await
+}
+
+/// The declaration ids of a timeline answer, in timeline order, once each.
+fn timeline_declarations(body: &serde_json::Value) -> Vec<String> {
+    let mut ids: Vec<String> = vec![];
+    for entry in body["timeline"].as_array().unwrap() {
+        let id = entry["declaration_id"].as_str().unwrap().to_owned();
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_container_and_a_bill_of_lading_are_tracked_over_http() {
+    let dir = std::env::temp_dir().join(format!("tradehub-cargo-{}", uuid::Uuid::now_v7()));
+    let store = Store::open(&Store::embedded_url(&dir).unwrap())
+        .await
+        .unwrap();
+    let mut tokens = std::collections::HashMap::new();
+    for (id, agency) in [
+        (CARRIER, None),
+        (BROKER, None),
+        ("KRBROKER02", None),
+        ("kmdia-desk", Some("KMDIA")),
+        ("mfds-desk", Some("MFDS")),
+        ("officer", Some("CUSTOMS")),
+    ] {
+        let (token, hash) = new_token().unwrap();
+        store
+            .add_partner(id, id, &hash, Timestamp::now())
+            .await
+            .unwrap();
+        store.set_partner_agency(id, agency).await.unwrap();
+        tokens.insert(id, token);
+    }
+    let token = |id: &str| tokens[id].clone();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let catalogue =
+        tradehub::agency::AgencyCatalogue::load(root.join("config/agencies.toml")).unwrap();
+    let clearance = Clearance {
+        routing: tradehub::routing::Routing::load(&root.join("config/routing.toml"), &catalogue)
+            .unwrap(),
+        ..Clearance::default()
+    };
+    let intake = Intake::new(store.clone(), Limits::default()).with_clearance(clearance);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(http::serve(
+        listener,
+        intake,
+        HttpSettings::default(),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+
+    // The carrier's manifest, then the broker's declaration.
+    let mut ids = vec![];
+    for (sender, body) in [(CARRIER, manifest(CARRIER)), (BROKER, declaration(BROKER))] {
+        let r = request(
+            addr,
+            "POST",
+            "/v1/interchanges",
+            Some(&token(sender)),
+            &body,
+        )
+        .await;
+        assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
+        let interchange = r.json()["interchange"]["id"].as_str().unwrap().to_owned();
+        let r = get(
+            addr,
+            &format!("/v1/interchanges/{interchange}"),
+            &token(sender),
+        )
+        .await;
+        let declarations = r.json()["declarations"].clone();
+        assert_eq!(declarations.as_array().unwrap().len(), 1, "{declarations}");
+        ids.push((
+            declarations[0]["id"].as_str().unwrap().to_owned(),
+            declarations[0]["status"].as_str().unwrap().to_owned(),
+        ));
+    }
+    let (manifest_id, manifest_status) = ids[0].clone();
+    let (declaration_id, declaration_status) = ids[1].clone();
+    assert_eq!(manifest_status, "accepted");
+    assert_eq!(declaration_status, "awaiting_permits");
+
+    // The carrier tracks its bill of lading and its container: the
+    // manifest's whole trail, in order; not the broker's declaration.
+    for reference in [BILL_OF_LADING, CONTAINER, "0045E"] {
+        let r = get(addr, &format!("/v1/cargo/{reference}"), &token(CARRIER)).await;
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        let body = r.json();
+        assert_eq!(body["reference"], reference);
+        assert_eq!(
+            timeline_declarations(&body),
+            [manifest_id.as_str()],
+            "{body}"
+        );
+        let kinds: Vec<&str> = body["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["kind"].as_str().unwrap())
+            .collect();
+        assert_eq!(kinds, ["received", "validated", "accepted"], "{body}");
+        let entry = &body["timeline"][0];
+        assert_eq!(entry["message_type"], "CUSCAR");
+        assert_eq!(entry["status"], "accepted");
+        assert!(entry["at"].as_str().unwrap().ends_with('Z'), "{entry}");
+        assert!(
+            entry["detail"].as_str().unwrap().contains("cargo_report"),
+            "{entry}"
+        );
+        assert_eq!(body["declarations"].as_array().unwrap().len(), 1);
+        assert_eq!(body["declarations"][0]["id"], manifest_id.as_str());
+        assert_eq!(body["declarations"][0]["partner_id"], CARRIER);
+    }
+
+    // An officer sees the manifest and the declaration on the same
+    // container and bill of lading, the manifest first.
+    for reference in [BILL_OF_LADING, CONTAINER] {
+        let r = get(addr, &format!("/v1/cargo/{reference}"), &token("officer")).await;
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        let body = r.json();
+        assert_eq!(
+            timeline_declarations(&body),
+            [manifest_id.as_str(), declaration_id.as_str()],
+            "{body}"
+        );
+        let timeline = body["timeline"].as_array().unwrap();
+        let order: Vec<(&str, i64)> = timeline
+            .iter()
+            .map(|e| (e["at"].as_str().unwrap(), e["seq"].as_i64().unwrap()))
+            .collect();
+        let mut sorted = order.clone();
+        sorted.sort();
+        assert_eq!(order, sorted);
+        assert!(
+            timeline
+                .iter()
+                .any(|e| e["declaration_id"] == declaration_id.as_str()
+                    && e["kind"] == "awaiting_permits"
+                    && e["message_type"] == "CUSDEC"
+                    && e["status"] == "awaiting_permits"),
+            "{body}"
+        );
+        assert_eq!(body["declarations"].as_array().unwrap().len(), 2);
+    }
+
+    // The broker and the agency with a permit see the declaration only; by
+    // its LRN as well.
+    for (who, reference) in [
+        (BROKER, CONTAINER),
+        (BROKER, "LRN-CARGO-1"),
+        ("kmdia-desk", BILL_OF_LADING),
+    ] {
+        let r = get(addr, &format!("/v1/cargo/{reference}"), &token(who)).await;
+        assert_eq!(r.status, 200, "{who}: {}", String::from_utf8_lossy(&r.body));
+        let body = r.json();
+        assert_eq!(
+            timeline_declarations(&body),
+            [declaration_id.as_str()],
+            "{who}: {body}"
+        );
+    }
+
+    // Strangers, an agency without a permit and unknown references: 404.
+    for (who, reference) in [
+        ("KRBROKER02", CONTAINER),
+        ("KRBROKER02", BILL_OF_LADING),
+        ("mfds-desk", CONTAINER),
+        (CARRIER, "LRN-CARGO-1"),
+        ("officer", "NOSUCHREF"),
+    ] {
+        let r = get(addr, &format!("/v1/cargo/{reference}"), &token(who)).await;
+        assert_eq!(r.status, 404, "{who} {reference}");
+        assert_eq!(
+            r.header("content-type"),
+            Some("application/problem+json"),
+            "{who} {reference}"
+        );
+    }
+    let r = request(addr, "GET", &format!("/v1/cargo/{CONTAINER}"), None, b"").await;
+    assert_eq!(r.status, 401);
+
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+    store.close().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
