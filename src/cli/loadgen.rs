@@ -34,6 +34,10 @@ pub struct LoadOptions {
     pub agency_token: Option<String>,
     /// The agency the simulated desk answers for.
     pub agency: String,
+    /// With `amqp_url`: AMQP senders publish to `tradehub.inbound` as this
+    /// broker user (the hub partner of the same id) and time publish →
+    /// CONTRL on their `reply_to` queue.
+    pub amqp_user: Option<String>,
 }
 
 /// Throughput and latency of one kind of traffic.
@@ -359,6 +363,9 @@ pub async fn run(opts: LoadOptions) -> Vec<Figures> {
             }
         }
     }
+    if let (Some(amqp), Some(user)) = (&opts.amqp_url, &opts.amqp_user) {
+        out.push(amqp_senders(amqp, user, &run_id, &opts).await);
+    }
     if let Some(pg) = &opts.pg_url {
         out.push(raw_postgres(pg, opts.senders, opts.duration).await);
     }
@@ -366,6 +373,119 @@ pub async fn run(opts: LoadOptions) -> Vec<Figures> {
         out.push(raw_rabbitmq(amqp, opts.senders, opts.duration).await);
     }
     out
+}
+
+/// One AMQP sender: its channel and the consumer of its reply queue.
+type AmqpSender = tokio::sync::Mutex<Option<(lapin::Channel, lapin::Consumer, String)>>;
+
+/// Partners publishing over AMQP: each sender publishes a declaration to
+/// `tradehub.inbound` (persistent, confirmed, `user_id` = the broker user,
+/// `reply_to` = its own exclusive queue) and waits for the hub's CONTRL;
+/// an answer whose `x-tradehub-status` is not `validated` is an error. The
+/// declarations need no permit (the agency desk serves the HTTP phase).
+async fn amqp_senders(url: &str, user: &str, run: &str, opts: &LoadOptions) -> Figures {
+    use futures_lite::StreamExt;
+    use lapin::options::{
+        BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions,
+        QueueDeclareOptions,
+    };
+    use lapin::types::{AMQPValue, FieldTable};
+    let name = "hub AMQP publish → CONTRL (committed)";
+    let Ok(conn) = lapin::Connection::connect(url, lapin::ConnectionProperties::default()).await
+    else {
+        return figures(
+            &format!("{name} (unreachable)"),
+            Vec::new(),
+            1,
+            Duration::ZERO,
+        );
+    };
+    let mut senders: Vec<AmqpSender> = Vec::new();
+    for _ in 0..opts.senders {
+        let mut slot = None;
+        if let Ok(ch) = conn.create_channel().await
+            && ch
+                .confirm_select(ConfirmSelectOptions::default())
+                .await
+                .is_ok()
+            && let Ok(q) = ch
+                .queue_declare(
+                    "".into(),
+                    QueueDeclareOptions {
+                        exclusive: true,
+                        auto_delete: true,
+                        ..Default::default()
+                    },
+                    FieldTable::default(),
+                )
+                .await
+            && let Ok(consumer) = ch
+                .basic_consume(
+                    q.name().clone(),
+                    "loadgen".into(),
+                    BasicConsumeOptions::default(),
+                    FieldTable::default(),
+                )
+                .await
+        {
+            slot = Some((ch, consumer, q.name().as_str().to_owned()));
+        }
+        senders.push(tokio::sync::Mutex::new(slot));
+    }
+    let senders = Arc::new(senders);
+    // The agency desk serves the HTTP phase; these declarations need no
+    // permit, so that none is left waiting.
+    let (user, run, permit) = (user.to_owned(), run.to_owned(), false);
+    let (lat, errors, elapsed) =
+        run_senders(opts.senders, opts.duration, opts.rate, move |s, n| {
+            let lrn = format!("A{run}{:02}{:07}", s % 100, n % 10_000_000);
+            let body = declaration(&user, &lrn, 5, permit);
+            let (senders, user) = (senders.clone(), user.clone());
+            async move {
+                let Some(slot) = senders.get(s) else {
+                    return false;
+                };
+                let mut guard = slot.lock().await;
+                let Some((ch, consumer, reply)) = guard.as_mut() else {
+                    return false;
+                };
+                let props = lapin::BasicProperties::default()
+                    .with_delivery_mode(2)
+                    .with_user_id(user.as_str().into())
+                    .with_reply_to(reply.as_str().into())
+                    .with_message_id(lrn.as_str().into());
+                let published = ch
+                    .basic_publish(
+                        "tradehub.inbound".into(),
+                        "inbound".into(),
+                        BasicPublishOptions::default(),
+                        &body,
+                        props,
+                    )
+                    .await;
+                let confirmed = match published {
+                    Ok(confirm) => confirm.await.map(|c| c.is_ack()).unwrap_or(false),
+                    Err(_) => false,
+                };
+                if !confirmed {
+                    return false;
+                }
+                let answer = tokio::time::timeout(Duration::from_secs(30), consumer.next()).await;
+                let Ok(Some(Ok(delivery))) = answer else {
+                    return false;
+                };
+                let _ = delivery.acker.ack(BasicAckOptions::default()).await;
+                let status = delivery
+                    .properties
+                    .headers()
+                    .as_ref()
+                    .and_then(|h| h.inner().get("x-tradehub-status").cloned());
+                matches!(status, Some(AMQPValue::LongString(s)) if s.to_string() == "validated")
+            }
+        })
+        .await;
+    let _ = conn.close(200, "done".into()).await;
+    figures(name, lat, errors, elapsed)
 }
 
 /// Raw PostgreSQL: one small INSERT + COMMIT per operation, `senders`

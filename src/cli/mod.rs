@@ -215,6 +215,10 @@ enum Command {
         /// config/routing.toml routes to KMDIA).
         #[arg(long, default_value = "KMDIA")]
         agency: String,
+        /// With --amqp-url: AMQP senders publish as this broker user (the
+        /// hub partner and UNB sender of the same id) and wait for the CONTRL.
+        #[arg(long)]
+        amqp_user: Option<String>,
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
     },
@@ -931,6 +935,7 @@ where
             rate,
             agency_token,
             agency,
+            amqp_user,
             format,
         } => {
             let opts = loadgen::LoadOptions {
@@ -944,6 +949,7 @@ where
                 rate,
                 agency_token,
                 agency,
+                amqp_user,
             };
             run_loadgen(opts, format)
         }

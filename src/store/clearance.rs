@@ -610,16 +610,7 @@ impl Store {
             .bind(declaration)
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Event {
-                    seq: r.try_get("seq")?,
-                    at: r.try_get("at")?,
-                    kind: r.try_get("kind")?,
-                    detail: r.try_get("detail")?,
-                })
-            })
-            .collect()
+        rows.iter().map(super::event_row).collect()
     }
 
     /// The declarations (manifests, passenger lists) carrying a cargo

@@ -573,16 +573,7 @@ impl Store {
         let sql = self
             .sql("SELECT seq, at, kind, detail FROM events WHERE interchange_id = $1 AND declaration_id IS NULL ORDER BY seq");
         let rows = sqlx::query(&sql).bind(id).fetch_all(&self.pool).await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Event {
-                    seq: r.try_get("seq")?,
-                    at: r.try_get("at")?,
-                    kind: r.try_get("kind")?,
-                    detail: r.try_get("detail")?,
-                })
-            })
-            .collect()
+        rows.iter().map(event_row).collect()
     }
 
     /// Counts rows of a table (operations and tests).
@@ -628,6 +619,15 @@ impl Table {
             Table::Responses => "responses",
         }
     }
+}
+
+fn event_row(r: &AnyRow) -> Result<Event, StoreError> {
+    Ok(Event {
+        seq: r.try_get("seq")?,
+        at: r.try_get("at")?,
+        kind: r.try_get("kind")?,
+        detail: r.try_get("detail")?,
+    })
 }
 
 fn partner_row(r: &AnyRow) -> Result<Partner, StoreError> {
