@@ -151,82 +151,18 @@ fn durable_exchange() -> ExchangeDeclareOptions {
 
 /// Declares the intake topology (idempotent; safe from several instances).
 pub async fn declare_topology(channel: &Channel, s: &AmqpSettings) -> Result<(), AmqpError> {
-    let quorum = || AMQPValue::LongString("quorum".into());
-    channel
-        .exchange_declare(
-            s.dead_letter_exchange(),
-            ExchangeKind::Direct,
-            durable_exchange(),
-            FieldTable::default(),
-        )
-        .await?;
-    channel
-        .queue_declare(
-            s.dead_inbound_queue(),
-            durable_queue(),
-            args(&[("x-queue-type", quorum())]),
-        )
-        .await?;
-    channel
-        .queue_bind(
-            s.dead_inbound_queue(),
-            s.dead_letter_exchange(),
-            INBOUND_KEY.into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
-    channel
-        .exchange_declare(
-            s.inbound_exchange(),
-            ExchangeKind::Direct,
-            durable_exchange(),
-            FieldTable::default(),
-        )
-        .await?;
-    channel
-        .queue_declare(
-            s.inbound_queue(),
-            durable_queue(),
-            args(&[
-                ("x-queue-type", quorum()),
-                (
-                    "x-dead-letter-exchange",
-                    AMQPValue::LongString(s.dead_letter_exchange().as_str().into()),
-                ),
-                (
-                    "x-dead-letter-routing-key",
-                    AMQPValue::LongString(INBOUND_KEY.into()),
-                ),
-                ("x-delivery-limit", AMQPValue::LongLongInt(s.delivery_limit)),
-            ]),
-        )
-        .await?;
-    channel
-        .queue_bind(
-            s.inbound_queue(),
-            s.inbound_exchange(),
-            INBOUND_KEY.into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
-    channel
-        .exchange_declare(
-            s.acks_exchange(),
-            ExchangeKind::Direct,
-            durable_exchange(),
-            FieldTable::default(),
-        )
-        .await?;
-    channel
-        .exchange_declare(
-            s.events_exchange(),
-            ExchangeKind::Topic,
-            durable_exchange(),
-            FieldTable::default(),
-        )
-        .await?;
+    exchange(channel, s.dead_letter_exchange(), ExchangeKind::Direct).await?;
+    consumed_queue(
+        channel,
+        s,
+        s.inbound_exchange(),
+        s.inbound_queue(),
+        s.dead_inbound_queue(),
+        INBOUND_KEY,
+    )
+    .await?;
+    exchange(channel, s.acks_exchange(), ExchangeKind::Direct).await?;
+    exchange(channel, s.events_exchange(), ExchangeKind::Topic).await?;
     declare_permit_topology(channel, s).await
 }
 
@@ -235,86 +171,101 @@ pub async fn declare_topology(channel: &Channel, s: &AmqpSettings) -> Result<(),
 /// answers: `tradehub.agency-replies` → `hub.permit-replies`, dead letters
 /// to `dead.permit-replies`.
 async fn declare_permit_topology(channel: &Channel, s: &AmqpSettings) -> Result<(), AmqpError> {
-    let quorum = || AMQPValue::LongString("quorum".into());
-    channel
-        .exchange_declare(
-            s.permits_exchange(),
-            ExchangeKind::Topic,
-            durable_exchange(),
-            FieldTable::default(),
-        )
-        .await?;
+    exchange(channel, s.permits_exchange(), ExchangeKind::Topic).await?;
     for code in &s.agencies {
         let queue = s.agency_queue(code);
-        channel
-            .queue_declare(
-                queue.clone(),
-                durable_queue(),
-                args(&[("x-queue-type", quorum())]),
-            )
-            .await?;
-        channel
-            .queue_bind(
-                queue,
-                s.permits_exchange(),
-                format!("permit.{code}").into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
+        quorum_queue(channel, queue.clone(), FieldTable::default()).await?;
+        bind(
+            channel,
+            queue,
+            s.permits_exchange(),
+            &format!("permit.{code}"),
+        )
+        .await?;
     }
+    consumed_queue(
+        channel,
+        s,
+        s.replies_exchange(),
+        s.replies_queue(),
+        s.dead_replies_queue(),
+        REPLIES_KEY,
+    )
+    .await
+}
+
+async fn exchange(
+    channel: &Channel,
+    name: ShortString,
+    kind: ExchangeKind,
+) -> Result<(), AmqpError> {
     channel
-        .exchange_declare(
-            s.replies_exchange(),
-            ExchangeKind::Direct,
-            durable_exchange(),
-            FieldTable::default(),
-        )
+        .exchange_declare(name, kind, durable_exchange(), FieldTable::default())
         .await?;
+    Ok(())
+}
+
+/// A durable quorum queue with further arguments.
+async fn quorum_queue(
+    channel: &Channel,
+    name: ShortString,
+    mut arguments: FieldTable,
+) -> Result<(), AmqpError> {
+    arguments.insert(
+        "x-queue-type".into(),
+        AMQPValue::LongString("quorum".into()),
+    );
     channel
-        .queue_declare(
-            s.dead_replies_queue(),
-            durable_queue(),
-            args(&[("x-queue-type", quorum())]),
-        )
+        .queue_declare(name, durable_queue(), arguments)
         .await?;
+    Ok(())
+}
+
+async fn bind(
+    channel: &Channel,
+    queue: ShortString,
+    exchange: ShortString,
+    key: &str,
+) -> Result<(), AmqpError> {
     channel
         .queue_bind(
-            s.dead_replies_queue(),
-            s.dead_letter_exchange(),
-            REPLIES_KEY.into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
-    channel
-        .queue_declare(
-            s.replies_queue(),
-            durable_queue(),
-            args(&[
-                ("x-queue-type", quorum()),
-                (
-                    "x-dead-letter-exchange",
-                    AMQPValue::LongString(s.dead_letter_exchange().as_str().into()),
-                ),
-                (
-                    "x-dead-letter-routing-key",
-                    AMQPValue::LongString(REPLIES_KEY.into()),
-                ),
-                ("x-delivery-limit", AMQPValue::LongLongInt(s.delivery_limit)),
-            ]),
-        )
-        .await?;
-    channel
-        .queue_bind(
-            s.replies_queue(),
-            s.replies_exchange(),
-            REPLIES_KEY.into(),
+            queue,
+            exchange,
+            key.into(),
             QueueBindOptions::default(),
             FieldTable::default(),
         )
         .await?;
     Ok(())
+}
+
+/// A queue the hub consumes: its direct exchange, the queue bound on `key`
+/// with dead-lettering to `tradehub.dlx` under the same key after
+/// `delivery_limit` deliveries, and the dead-letter queue bound there.
+async fn consumed_queue(
+    channel: &Channel,
+    s: &AmqpSettings,
+    exchange_name: ShortString,
+    queue: ShortString,
+    dead: ShortString,
+    key: &str,
+) -> Result<(), AmqpError> {
+    quorum_queue(channel, dead.clone(), FieldTable::default()).await?;
+    bind(channel, dead, s.dead_letter_exchange(), key).await?;
+    exchange(channel, exchange_name.clone(), ExchangeKind::Direct).await?;
+    let arguments = args(&[
+        (
+            "x-dead-letter-exchange",
+            AMQPValue::LongString(s.dead_letter_exchange().as_str().into()),
+        ),
+        (
+            "x-dead-letter-routing-key",
+            AMQPValue::LongString(key.into()),
+        ),
+        ("x-delivery-limit", AMQPValue::LongLongInt(s.delivery_limit)),
+    ]);
+    quorum_queue(channel, queue.clone(), arguments).await?;
+    bind(channel, queue, exchange_name, key).await
 }
 
 /// Declares a partner's answer queue `ack.<partner>` bound to
@@ -325,23 +276,9 @@ pub async fn declare_ack_queue(
     partner: &str,
 ) -> Result<(), AmqpError> {
     let queue = s.ack_queue(partner);
-    channel
-        .queue_declare(
-            queue.clone(),
-            durable_queue(),
-            args(&[("x-queue-type", AMQPValue::LongString("quorum".into()))]),
-        )
-        .await?;
-    channel
-        .queue_bind(
-            queue.clone(),
-            s.acks_exchange(),
-            queue,
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
-    Ok(())
+    quorum_queue(channel, queue.clone(), FieldTable::default()).await?;
+    let key = queue.as_str().to_owned();
+    bind(channel, queue, s.acks_exchange(), &key).await
 }
 
 /// Connects to the broker.
