@@ -9,6 +9,7 @@
 //! has the store; they use the same codes.
 
 use rust_decimal::Decimal;
+use serde::Deserialize;
 
 use crate::diag::{Code, Issue, Location};
 use crate::model::{Amount, Declaration, DeclarationFunction, DeclarationKind, Moment};
@@ -42,6 +43,35 @@ fn finding(code: Code, pointer: String, message: String) -> Issue {
         },
         message,
     )
+}
+
+/// The findings of a canonical object of type `target`: the rules of a
+/// declaration (other canonical types have none; an object that is not a
+/// declaration has none either), located at the message values they are
+/// about through the mapping's `provenance` (`mapping::locate`).
+pub fn check_canonical(
+    target: &str,
+    canonical: &serde_json::Value,
+    provenance: &std::collections::BTreeMap<String, Location>,
+    settings: &RuleSettings,
+) -> Vec<Issue> {
+    if target != "declaration" {
+        return Vec::new();
+    }
+    let Ok(declaration) = Declaration::deserialize(canonical) else {
+        return Vec::new();
+    };
+    let mut findings = check(&declaration, settings);
+    crate::mapping::locate(&mut findings, provenance);
+    findings
+}
+
+/// [`check_canonical`] of a mapped message.
+pub fn check_mapped(mapped: &crate::mapping::Mapped, settings: &RuleSettings) -> Vec<Issue> {
+    match &mapped.canonical {
+        Some(canonical) => check_canonical(&mapped.target, canonical, &mapped.provenance, settings),
+        None => Vec::new(),
+    }
 }
 
 /// Every rule finding for one declaration, in field order.

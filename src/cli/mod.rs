@@ -1216,16 +1216,12 @@ fn convert(
 
 /// Business-rule findings for a canonical object (declarations only).
 fn rule_findings(target: &str, canonical: &serde_json::Value) -> Vec<Issue> {
-    if target != "declaration" {
-        return Vec::new();
-    }
-    match serde_json::from_value::<crate::model::Declaration>(canonical.clone()) {
-        Ok(declaration) => crate::rules::check(
-            &declaration,
-            &crate::rules::RuleSettings::at(Timestamp::now()),
-        ),
-        Err(_) => Vec::new(),
-    }
+    crate::rules::check_canonical(
+        target,
+        canonical,
+        &Default::default(),
+        &crate::rules::RuleSettings::at(Timestamp::now()),
+    )
 }
 
 /// `convert --to json` of a WCO declaration: validated, then mapped by
@@ -1762,16 +1758,7 @@ fn ack_application(
     let mut answers = Vec::new();
     for (n, m) in mapped.iter().enumerate() {
         let mut findings: Vec<Issue> = m.issues.iter().filter(|i| i.is_error()).cloned().collect();
-        let declaration = m
-            .canonical
-            .as_ref()
-            .filter(|_| m.target == "declaration")
-            .and_then(|v| serde_json::from_value::<crate::model::Declaration>(v.clone()).ok());
-        if let Some(declaration) = &declaration {
-            let mut rules = crate::rules::check(declaration, &settings);
-            crate::mapping::locate(&mut rules, &m.provenance);
-            findings.extend(rules);
-        }
+        findings.extend(crate::rules::check_mapped(m, &settings));
         failed |= findings.iter().any(Issue::is_error);
         let lrn = m
             .canonical
@@ -1883,11 +1870,13 @@ fn ack_res(
         && let Ok(mapping) = crate::mapping::wco::load()
     {
         let (value, _, provenance) = mapping.apply_located(bytes);
-        if let Ok(canonical) = crate::mapping::typed(&mapping.target, value)
-            && let Ok(declaration) = serde_json::from_value::<crate::model::Declaration>(canonical)
-        {
-            findings = crate::rules::check(&declaration, &crate::rules::RuleSettings::at(moment));
-            crate::mapping::locate(&mut findings, &provenance);
+        if let Ok(canonical) = crate::mapping::typed(&mapping.target, value) {
+            findings = crate::rules::check_canonical(
+                &mapping.target,
+                &canonical,
+                &provenance,
+                &crate::rules::RuleSettings::at(moment),
+            );
         }
     }
     let rejected_by_rules = findings.iter().any(Issue::is_error);

@@ -292,7 +292,7 @@ impl Intake {
                 crate::mapping::edifact::map_interchange(&parsed, &directories)
                     .into_iter()
                     .map(|m| {
-                        let findings = findings_for(&m, &rule_settings);
+                        let findings = crate::rules::check_mapped(&m, &rule_settings);
                         (m, findings)
                     })
                     .collect()
@@ -621,28 +621,6 @@ impl Intake {
         tracing::warn!(partner = %partner.id, code = %refused.code, detail = %refused.detail, "submission refused");
         Ok(Submission::Refused(refused))
     }
-}
-
-/// The business-rule findings of one mapped message (declarations only).
-/// Findings are located at the values they are about (segment and element,
-/// or XML element path) through the mapping's provenance.
-fn findings_for(
-    mapped: &crate::mapping::Mapped,
-    settings: &crate::rules::RuleSettings,
-) -> Vec<Issue> {
-    if mapped.target != "declaration" {
-        return Vec::new();
-    }
-    let Some(declaration) = mapped
-        .canonical
-        .clone()
-        .and_then(|c| serde_json::from_value::<crate::model::Declaration>(c).ok())
-    else {
-        return Vec::new();
-    };
-    let mut findings = crate::rules::check(&declaration, settings);
-    crate::mapping::locate(&mut findings, &mapped.provenance);
-    findings
 }
 
 /// The event announcing a newly stored interchange on `tradehub.events`

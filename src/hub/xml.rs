@@ -186,7 +186,7 @@ fn map_declaration(
             format!("the mapped declaration is incomplete: {e}"),
         )),
     }
-    let findings = super::findings_for(&mapped, settings);
+    let findings = crate::rules::check_mapped(&mapped, settings);
     (mapped, findings)
 }
 
