@@ -109,8 +109,22 @@ impl Default for Clearance {
     }
 }
 
-/// An earlier live declaration with the same LRN from the same partner.
-pub type Prior = Option<StoredDeclaration>;
+/// An earlier live declaration with the same LRN from the same partner:
+/// what an amendment or cancellation refers to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prior {
+    pub id: String,
+    pub status: String,
+}
+
+impl From<&StoredDeclaration> for Prior {
+    fn from(d: &StoredDeclaration) -> Self {
+        Prior {
+            id: d.id.clone(),
+            status: d.status.clone(),
+        }
+    }
+}
 
 impl Clearance {
     /// The declaration row (with events, permits, responses and outbox
@@ -122,7 +136,7 @@ impl Clearance {
         mapped: &Mapped,
         mut findings: Vec<Issue>,
         reply: &Reply,
-        prior: &Prior,
+        prior: Option<&Prior>,
         now: Timestamp,
         id: String,
     ) -> NewDeclaration {
@@ -457,7 +471,7 @@ impl Clearance {
     }
 
     /// RUL008 and RUL009: references to other declarations of the sender.
-    fn reference_rules(&self, decl: &Declaration, prior: &Prior) -> Vec<Issue> {
+    fn reference_rules(&self, decl: &Declaration, prior: Option<&Prior>) -> Vec<Issue> {
         let at = || Location {
             path: Some("/lrn".into()),
             ..Location::default()

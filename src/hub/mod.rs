@@ -430,21 +430,7 @@ impl Intake {
             }
             Err(e) => return Err(e),
         }
-        let stored = StoredInterchange {
-            id: new.id,
-            partner_id: new.partner_id,
-            sender: new.sender,
-            control_reference: new.control_reference,
-            sha256: new.sha256,
-            format: new.format,
-            status: new.status,
-            received_at: now.to_string(),
-            size_bytes: new.raw.len() as i64,
-            message_count: new.message_count,
-            error_count: new.error_count,
-            issues_json: new.issues_json,
-            acknowledgement: new.acknowledgement,
-        };
+        let stored = new.into_stored();
         tracing::info!(interchange = %id, partner = %partner.id, status, "interchange stored");
         Ok(Submission::Stored(Receipt {
             interchange: stored,
@@ -474,7 +460,7 @@ impl Intake {
     ) -> Result<Vec<crate::store::NewDeclaration>, StoreError> {
         let mut out = Vec::with_capacity(mapped.len());
         // LRNs declared earlier in this same interchange count as prior.
-        let mut seen: std::collections::HashMap<String, crate::store::StoredDeclaration> =
+        let mut seen: std::collections::HashMap<String, clearance::Prior> =
             std::collections::HashMap::new();
         for (m, findings) in mapped {
             let lrn = (m.target == "declaration")
@@ -486,7 +472,12 @@ impl Intake {
             let prior = match &lrn {
                 Some(lrn) => match seen.get(lrn) {
                     Some(p) => Some(p.clone()),
-                    None => self.store.live_declaration_by_lrn(&partner.id, lrn).await?,
+                    None => self
+                        .store
+                        .live_declaration_by_lrn(&partner.id, lrn)
+                        .await?
+                        .as_ref()
+                        .map(clearance::Prior::from),
                 },
                 None => None,
             };
@@ -496,28 +487,17 @@ impl Intake {
                 ..reply.clone()
             };
             let id = uuid::Uuid::now_v7().to_string();
-            let d = self.clearance.intake(&m, findings, &reply, &prior, now, id);
+            let d = self
+                .clearance
+                .intake(&m, findings, &reply, prior.as_ref(), now, id);
             if let Some(lrn) = lrn
                 && d.status != clearance::state::REJECTED
             {
                 seen.insert(
                     lrn,
-                    crate::store::StoredDeclaration {
+                    clearance::Prior {
                         id: d.id.clone(),
-                        interchange_id: String::new(),
-                        message_reference: d.message_reference.clone(),
-                        message_type: d.message_type.clone(),
-                        target: d.target.clone(),
-                        partner_id: partner.id.clone(),
-                        lrn: d.lrn.clone(),
-                        function: d.function.clone(),
                         status: d.status.clone(),
-                        lane: d.lane.clone(),
-                        canonical_json: None,
-                        issues_json: String::new(),
-                        reply_json: String::new(),
-                        created_at: now.to_string(),
-                        updated_at: now.to_string(),
                     },
                 );
             }

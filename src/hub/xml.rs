@@ -11,7 +11,7 @@
 
 use crate::diag::{Code, Issue, Location};
 use crate::mapping::Mapped;
-use crate::store::{NewInterchange, Partner, StoreError, StoredInterchange};
+use crate::store::{NewInterchange, Partner, StoreError};
 use crate::timestamp::Timestamp;
 use crate::xml::{DocumentKind, XmlReport};
 
@@ -125,21 +125,7 @@ impl Intake {
         }
         tracing::info!(interchange = %id, partner = %partner.id, status, "WCO declaration stored");
         Ok(Submission::Stored(Receipt {
-            interchange: StoredInterchange {
-                id: new.id,
-                partner_id: new.partner_id,
-                sender: new.sender,
-                control_reference: None,
-                sha256: new.sha256,
-                format: new.format,
-                status: new.status,
-                received_at: now.to_string(),
-                size_bytes: new.raw.len() as i64,
-                message_count: 1,
-                error_count: new.error_count,
-                issues_json: new.issues_json,
-                acknowledgement: new.acknowledgement,
-            },
+            interchange: new.into_stored(),
             issues: report.issues,
         }))
     }

@@ -107,6 +107,28 @@ pub struct NewInterchange {
     pub raw: Vec<u8>,
 }
 
+impl NewInterchange {
+    /// The stored interchange this becomes once committed (without the raw
+    /// bytes, which it gives up).
+    pub fn into_stored(self) -> StoredInterchange {
+        StoredInterchange {
+            size_bytes: self.raw.len() as i64,
+            received_at: self.received_at.to_string(),
+            id: self.id,
+            partner_id: self.partner_id,
+            sender: self.sender,
+            control_reference: self.control_reference,
+            sha256: self.sha256,
+            format: self.format,
+            status: self.status,
+            message_count: self.message_count,
+            error_count: self.error_count,
+            issues_json: self.issues_json,
+            acknowledgement: self.acknowledgement,
+        }
+    }
+}
+
 /// A message to publish once the transaction that writes it commits.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboxMessage {
