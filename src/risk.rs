@@ -123,9 +123,7 @@ impl RiskProfile {
     pub fn from_toml_str(name: &str, text: &str) -> Result<RiskProfile, RiskError> {
         let error = |offset: usize, message: String| RiskError {
             file: name.to_owned(),
-            line: text
-                .get(..offset)
-                .map_or(1, |t| t.matches('\n').count() + 1),
+            line: crate::mapping::line_of(text, offset),
             message,
         };
         let raw: RawFile = toml::from_str(text)

@@ -148,10 +148,7 @@ impl Routing {
         text: &str,
         agencies: &AgencyCatalogue,
     ) -> Result<Routing, RoutingError> {
-        let line = |offset: usize| {
-            text.get(..offset)
-                .map_or(1, |t| t.matches('\n').count() + 1)
-        };
+        let line = |offset: usize| crate::mapping::line_of(text, offset);
         let error = |offset: usize, message: String| RoutingError {
             file: name.to_owned(),
             line: line(offset),

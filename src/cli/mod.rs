@@ -557,9 +557,7 @@ impl HubConfig {
             let at = e
                 .span()
                 .map(|span| {
-                    let line = text
-                        .get(..span.start)
-                        .map_or(1, |t| t.matches('\n').count() + 1);
+                    let line = crate::mapping::line_of(&text, span.start);
                     format!(" (line {line})")
                 })
                 .unwrap_or_default();

@@ -138,8 +138,9 @@ pub struct MappingError {
     pub message: String,
 }
 
-/// Line of a byte offset in `text`.
-fn line_of(text: &str, offset: usize) -> usize {
+/// Line (1-based) of a byte offset in `text`; configuration and mapping
+/// files use it to name the line of an error.
+pub(crate) fn line_of(text: &str, offset: usize) -> usize {
     text.get(..offset)
         .map_or(1, |t| t.matches('\n').count() + 1)
 }
