@@ -321,6 +321,20 @@ fn is_officer(partner: &Partner) -> bool {
     partner.agency.as_deref() == Some(CUSTOMS_ROLE)
 }
 
+/// Who may see a declaration: its sender, customs officers, and the
+/// agencies with a permit on it (`permits`: the declaration's).
+fn may_see(
+    partner: &Partner,
+    declaration: &crate::store::StoredDeclaration,
+    permits: &[crate::store::StoredPermit],
+) -> bool {
+    declaration.partner_id == partner.id
+        || is_officer(partner)
+        || permits
+            .iter()
+            .any(|p| partner.agency.as_deref() == Some(p.agency.as_str()))
+}
+
 /// A declaration with its permits, events and responses. Visible to its
 /// sender, to customs officers and to agencies with a permit on it.
 async fn get_declaration(
@@ -337,14 +351,7 @@ async fn get_declaration(
         (Ok(d), Ok(p)) => (d, p),
         (Err(e), _) | (_, Err(e)) => return store_problem(&e),
     };
-    let visible = |d: &crate::store::StoredDeclaration| {
-        d.partner_id == partner.id
-            || is_officer(&partner)
-            || permits
-                .iter()
-                .any(|p| partner.agency.as_deref() == Some(p.agency.as_str()))
-    };
-    let Some(declaration) = declaration.filter(visible) else {
+    let Some(declaration) = declaration.filter(|d| may_see(&partner, d, &permits)) else {
         return not_found("declaration", &id);
     };
     let (events, responses) = match (
@@ -395,16 +402,16 @@ async fn cargo_timeline(
     };
     let mut visible = Vec::with_capacity(carrying.len());
     for (declaration, events) in carrying {
-        let seen = if is_officer(&partner) || declaration.partner_id == partner.id {
-            true
-        } else if let Some(agency) = partner.agency.as_deref() {
+        // An agency's account needs the permits to decide; the others not.
+        let permits = if partner.agency.is_some() && !is_officer(&partner) {
             match store.permits_of(&declaration.id).await {
-                Ok(permits) => permits.iter().any(|p| p.agency == agency),
+                Ok(permits) => permits,
                 Err(e) => return store_problem(&e),
             }
         } else {
-            false
+            Vec::new()
         };
+        let seen = may_see(&partner, &declaration, &permits);
         if seen {
             visible.push((declaration, events));
         }
