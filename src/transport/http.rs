@@ -133,6 +133,21 @@ fn store_problem(e: &StoreError) -> Response {
     )
 }
 
+/// The partner a request's bearer token belongs to; a request without a
+/// valid token is answered 401 before its handler runs.
+struct Authenticated(Partner);
+
+impl axum::extract::FromRequestParts<Arc<App>> for Authenticated {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        app: &Arc<App>,
+    ) -> Result<Self, Response> {
+        authenticate(app, &parts.headers).await.map(Authenticated)
+    }
+}
+
 async fn authenticate(app: &App, headers: &HeaderMap) -> Result<Partner, Response> {
     let unauthorized = |detail: &str| {
         let mut r = problem(
@@ -162,13 +177,10 @@ async fn authenticate(app: &App, headers: &HeaderMap) -> Result<Partner, Respons
 
 async fn post_interchange(
     State(app): State<Arc<App>>,
+    Authenticated(partner): Authenticated,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let partner = match authenticate(&app, &headers).await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
     let body = match body {
         Ok(b) => b,
         Err(rejection) => {
@@ -254,13 +266,9 @@ async fn post_interchange(
 
 async fn get_interchange(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    Authenticated(partner): Authenticated,
     Path(id): Path<String>,
 ) -> Response {
-    let partner = match authenticate(&app, &headers).await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
     let store = app.intake.store();
     let found = match store.interchange(&id).await {
         Ok(found) => found,
@@ -339,13 +347,9 @@ fn may_see(
 /// sender, to customs officers and to agencies with a permit on it.
 async fn get_declaration(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    Authenticated(partner): Authenticated,
     Path(id): Path<String>,
 ) -> Response {
-    let partner = match authenticate(&app, &headers).await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
     let store = app.intake.store();
     let (declaration, permits) = match (store.declaration(&id).await, store.permits_of(&id).await) {
         (Ok(d), Ok(p)) => (d, p),
@@ -388,13 +392,9 @@ async fn get_declaration(
 /// officers, a partner's own, an agency's with a permit on them.
 async fn cargo_timeline(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    Authenticated(partner): Authenticated,
     Path(reference): Path<String>,
 ) -> Response {
-    let partner = match authenticate(&app, &headers).await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
     let store = app.intake.store();
     let carrying = match store.cargo_timeline(&reference).await {
         Ok(t) => t,
@@ -464,13 +464,9 @@ struct ListQuery {
 /// The caller's declarations (all of them for customs officers), newest first.
 async fn list_declarations(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    Authenticated(partner): Authenticated,
     Query(query): Query<ListQuery>,
 ) -> Response {
-    let partner = match authenticate(&app, &headers).await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
     let owner = (!is_officer(&partner)).then_some(partner.id.as_str());
     let limit = query.limit.unwrap_or(100).clamp(1, 1000);
     match app
@@ -487,14 +483,10 @@ async fn list_declarations(
 /// Pending permit requests of an agency, for agencies without AMQP.
 async fn agency_inbox(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    Authenticated(partner): Authenticated,
     Path(code): Path<String>,
     Query(query): Query<ListQuery>,
 ) -> Response {
-    let partner = match authenticate(&app, &headers).await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
     if partner.agency.as_deref() != Some(code.as_str()) && !is_officer(&partner) {
         return forbidden(format!(
             "account {} does not act for agency {code}",
@@ -537,14 +529,10 @@ struct DecisionBody {
 /// An agency's decision on one permit request.
 async fn post_decision(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    Authenticated(partner): Authenticated,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    let partner = match authenticate(&app, &headers).await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
     // JSON with or without a Content-Type header.
     let body: DecisionBody = match serde_json::from_slice(&body) {
         Ok(b) => b,
@@ -594,14 +582,10 @@ struct ReleaseBody {
 /// A customs officer releases the goods of a cleared or examined declaration.
 async fn release_declaration(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    Authenticated(partner): Authenticated,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    let partner = match authenticate(&app, &headers).await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
     if !is_officer(&partner) {
         return forbidden(format!(
             "only customs officers (accounts with role {CUSTOMS_ROLE}) release goods"
