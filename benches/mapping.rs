@@ -1,9 +1,11 @@
 #![allow(clippy::expect_used)]
 //! Declarations mapped per second from a generated 100 MB CUSDEC
 //! interchange (D.96B, 5–15 goods items a message), beside validation
-//! alone in the same run. Mapping is streaming: each message is mapped to
-//! the canonical declaration (mappings/edifact/D96B/CUSDEC.toml) as the
-//! parser hands it over, so memory stays flat in the file size.
+//! alone and validation with the decoding of each message (what mapping
+//! needs from the parser) in the same run. Mapping is streaming: each
+//! message is mapped to the canonical declaration
+//! (mappings/edifact/D96B/CUSDEC.toml) as the parser hands it over, so
+//! memory stays flat in the file size.
 //!
 //! `cargo bench --bench mapping` (TRADEHUB_BENCH_MB for another size).
 
@@ -57,6 +59,26 @@ fn mapping(c: &mut Criterion) {
                 .unwrap_or_default();
             assert!(parsed.is_valid(), "{:?}", parsed.issues.first());
             parsed.interchange.counts.messages
+        })
+    });
+    // Validation plus the decoding of every message into owned segments,
+    // which mapping needs: the part of validate_map that is not the
+    // mapping itself.
+    group.bench_with_input(BenchmarkId::new("validate_decode", mb), &data, |b, data| {
+        b.iter(|| {
+            let options = ParseOptions {
+                keep_messages: false,
+                decode_messages: true,
+                ..ParseOptions::default()
+            };
+            let mut segments = 0u64;
+            let parsed = Parser::new(&data[..], options)
+                .with_directories(directories.clone())
+                .run(|message, _| segments += message.segments.len() as u64)
+                .unwrap_or_default();
+            assert!(parsed.is_valid(), "{:?}", parsed.issues.first());
+            assert!(segments > parsed.interchange.counts.messages);
+            segments
         })
     });
     group.bench_with_input(BenchmarkId::new("validate_map", mb), &data, |b, data| {

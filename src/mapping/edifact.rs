@@ -7,10 +7,10 @@
 //! enclosing one, that carries its tag or its group's trigger), then every
 //! rule picks its values from the instances its path names.
 
-use std::collections::HashSet;
-
-use rustc_hash::FxHashSet;
+use std::collections::btree_map::Entry;
 use std::sync::Arc;
+
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use rust_decimal::Decimal;
 use serde_json::{Map, Value};
@@ -31,7 +31,7 @@ struct Pos {
 }
 
 /// One `[element=code|code]` condition on a segment.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 struct Filter {
     at: Pos,
     codes: Vec<String>,
@@ -42,13 +42,37 @@ struct Filter {
 struct PathSpec {
     groups: Vec<u16>,
     tag: String,
+    /// `tag` as a [`tag_code`].
+    tag_code: u32,
     filters: Vec<Filter>,
     value: Option<Pos>,
+    /// Paths that select the same segments (same groups, tag and
+    /// filters) share this number (see [`number_selections`]).
+    selection: usize,
+}
+
+/// A dotted target field, split once: `to` as written, its steps, and
+/// its JSON pointer steps (`/a/b`, escaped), to append to a prefix.
+#[derive(Debug, Clone)]
+struct Target {
+    to: String,
+    parts: Vec<String>,
+    pointer: String,
+}
+
+impl Target {
+    fn new(to: &str) -> Target {
+        Target {
+            to: to.to_owned(),
+            parts: to.split('.').map(str::to_owned).collect(),
+            pointer: pointer("", to),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
 struct CompiledField {
-    to: String,
+    to: Target,
     from: PathSpec,
     kind: ValueType,
     date_format: Option<Pos>,
@@ -61,10 +85,10 @@ struct CompiledField {
 
 #[derive(Debug, Clone)]
 struct CompiledList {
-    to: String,
+    to: Target,
     groups: Vec<u16>,
     when: Vec<Filter>,
-    constants: Vec<(String, Value)>,
+    constants: Vec<(Target, Value)>,
     fields: Vec<CompiledField>,
     lists: Vec<CompiledList>,
 }
@@ -79,10 +103,11 @@ pub struct EdifactMapping {
     pub message: String,
     pub release: String,
     pub target: String,
-    def: Arc<MessageDef>,
-    /// Per segment tag, the positions of `ignore`d data elements.
-    ignored: std::collections::HashMap<String, HashSet<Pos>>,
-    constants: Vec<(String, Value)>,
+    table: Table,
+    /// Per segment tag (as a [`tag_code`]), per element, per component:
+    /// whether the data element there is `ignore`d.
+    ignored: FxHashMap<u32, Vec<Vec<bool>>>,
+    constants: Vec<(Target, Value)>,
     fields: Vec<CompiledField>,
     lists: Vec<CompiledList>,
 }
@@ -312,9 +337,11 @@ impl Compiler<'_> {
         };
         Ok(PathSpec {
             groups,
+            tag_code: tag_code(&tag),
             tag,
             filters,
             value,
+            selection: 0,
         })
     }
 
@@ -374,7 +401,7 @@ impl Compiler<'_> {
             (None, _) => None,
         };
         Ok(CompiledField {
-            to: rule.to.get_ref().clone(),
+            to: Target::new(rule.to.get_ref()),
             from,
             kind: rule.kind,
             date_format,
@@ -390,7 +417,7 @@ impl Compiler<'_> {
         &self,
         schema: &Value,
         constants: &[Constant],
-    ) -> Result<Vec<(String, Value)>, MappingError> {
+    ) -> Result<Vec<(Target, Value)>, MappingError> {
         constants
             .iter()
             .map(|c| {
@@ -398,7 +425,7 @@ impl Compiler<'_> {
                     .map_err(|m| self.error(c.to.span(), m))?;
                 let value = serde_json::to_value(&c.value)
                     .map_err(|e| self.error(c.to.span(), e.to_string()))?;
-                Ok((c.to.get_ref().clone(), value))
+                Ok((Target::new(c.to.get_ref()), value))
             })
             .collect()
     }
@@ -457,7 +484,7 @@ impl Compiler<'_> {
             None => Vec::new(),
         };
         Ok(CompiledList {
-            to: rule.to.get_ref().clone(),
+            to: Target::new(rule.to.get_ref()),
             groups,
             when,
             constants: self.constants(items, &rule.constant)?,
@@ -486,6 +513,29 @@ fn collect_tags(nodes: &[Node], out: &mut Vec<String>) {
             }
             Node::Group { children, .. } => collect_tags(children, out),
         }
+    }
+}
+
+/// Numbers the paths of `fields` and of the fields of `lists` so that
+/// paths selecting the same segments share a number: a run selects them
+/// once for consecutive fields.
+fn number_selections(
+    fields: &mut [CompiledField],
+    lists: &mut [CompiledList],
+    seen: &mut Vec<(Vec<u16>, String, Vec<Filter>)>,
+) {
+    for field in fields {
+        let from = &mut field.from;
+        let known = seen.iter().position(|(groups, tag, filters)| {
+            *groups == from.groups && *tag == from.tag && *filters == from.filters
+        });
+        from.selection = known.unwrap_or_else(|| {
+            seen.push((from.groups.clone(), from.tag.clone(), from.filters.clone()));
+            seen.len() - 1
+        });
+    }
+    for list in lists {
+        number_selections(&mut list.fields, &mut list.lists, seen);
     }
 }
 
@@ -550,17 +600,18 @@ impl EdifactMapping {
             .map(|t| super::resolve(&compiler.schema_root, t).clone())
             .ok_or_else(|| whole(format!("target {:?} is not a canonical type", file.target)))?;
         let constants = compiler.constants(&target_schema, &file.constant)?;
-        let fields = file
+        let mut fields: Vec<CompiledField> = file
             .field
             .iter()
             .map(|f| compiler.field(&def, &target_schema, &[], f))
             .collect::<Result<_, _>>()?;
-        let lists = file
+        let mut lists: Vec<CompiledList> = file
             .list
             .iter()
             .map(|l| compiler.list(&def, &target_schema, &[], l))
             .collect::<Result<_, _>>()?;
-        let mut ignored: std::collections::HashMap<String, HashSet<Pos>> = Default::default();
+        number_selections(&mut fields, &mut lists, &mut Vec::new());
+        let mut ignored: FxHashMap<u32, Vec<Vec<bool>>> = FxHashMap::default();
         if !file.ignore.is_empty() {
             let mut tags = Vec::new();
             collect_tags(&def.nodes, &mut tags);
@@ -568,29 +619,18 @@ impl EdifactMapping {
                 let Some(seg) = release.definition(&tag, syntax_version) else {
                     continue;
                 };
-                let mut set = HashSet::new();
-                for (e, element) in seg.elements.iter().enumerate() {
-                    match &element.kind {
-                        ElementKind::Simple(_) if file.ignore.contains(&element.id) => {
-                            set.insert(Pos {
-                                element: e,
-                                component: 0,
-                            });
-                        }
-                        ElementKind::Composite(components) => {
-                            for (c, k) in components.iter().enumerate() {
-                                if file.ignore.contains(&k.id) {
-                                    set.insert(Pos {
-                                        element: e,
-                                        component: c,
-                                    });
-                                }
-                            }
-                        }
-                        ElementKind::Simple(_) => {}
-                    }
-                }
-                ignored.insert(tag, set);
+                let set = seg
+                    .elements
+                    .iter()
+                    .map(|element| match &element.kind {
+                        ElementKind::Simple(_) => vec![file.ignore.contains(&element.id)],
+                        ElementKind::Composite(components) => components
+                            .iter()
+                            .map(|k| file.ignore.contains(&k.id))
+                            .collect(),
+                    })
+                    .collect();
+                ignored.insert(tag_code(&tag), set);
             }
         }
         Ok(EdifactMapping {
@@ -599,7 +639,7 @@ impl EdifactMapping {
             message: file.message,
             release: file.release,
             target: file.target,
-            def,
+            table: Table::new(&def),
             constants,
             fields,
             lists,
@@ -623,118 +663,216 @@ impl EdifactMapping {
     /// Applies the rules; `locate`: also record each value's provenance
     /// (`apply` does without, which saves a map entry per value).
     fn run(&self, message: &Message, locate: bool) -> (Value, Vec<Issue>, Provenance) {
-        let tree = Tree::build(&self.def, &message.segments);
+        let reused = SCRATCH.try_with(|cell| {
+            cell.try_borrow_mut()
+                .ok()
+                .map(|mut scratch| self.run_in(message, locate, &mut scratch))
+        });
+        match reused {
+            Ok(Some(result)) => result,
+            _ => self.run_in(message, locate, &mut Scratch::default()),
+        }
+    }
+
+    fn run_in(
+        &self,
+        message: &Message,
+        locate: bool,
+        scratch: &mut Scratch,
+    ) -> (Value, Vec<Issue>, Provenance) {
+        scratch
+            .tree
+            .build(&self.table, &message.segments, &mut scratch.stack);
+        scratch.read.clear();
+        scratch.read.resize(scratch.tree.elements, 0);
         let mut run = Run {
             message,
-            read: FxHashSet::default(),
-            issues: Vec::new(),
+            tree: &scratch.tree,
+            read: std::mem::take(&mut scratch.read),
+            read_far: FxHashSet::default(),
+            issues: std::mem::take(&mut scratch.issues),
             ignored: &self.ignored,
-            group_paths: tree.group_paths(message.segments.len()),
             provenance: Provenance::new(),
             tracing: locate,
+            found: std::mem::take(&mut scratch.found),
+            selected: None,
+            paths: std::mem::take(&mut scratch.paths),
+            reached: std::mem::take(&mut scratch.reached),
         };
         // The message as a whole: UNH.
         if locate {
-            run.provenance.insert(String::new(), run.source(0, None));
+            let unh = run.source(0, None);
+            run.provenance.insert(String::new(), unh);
         }
         let mut out = Map::new();
         for (to, value) in &self.constants {
-            set(&mut out, to, value.clone());
+            put(&mut out, &to.parts, value.clone());
         }
+        // The JSON pointer of the object being filled, while tracing.
+        let mut prefix = String::new();
         for field in &self.fields {
-            run.field(&tree, 0, field, "", &mut out);
+            run.field(0, field, &mut prefix, &mut out);
         }
         for list in &self.lists {
-            run.list(&tree, 0, list, "", &mut out);
+            run.list(0, list, &mut prefix, &mut out);
         }
         run.unread();
-        (Value::Object(out), run.issues, run.provenance)
+        // The issues in a vector of their size; the buffers are kept for
+        // the next message.
+        let issues: Vec<Issue> = run.issues.drain(..).collect();
+        let Run {
+            issues: buffer,
+            read,
+            found,
+            mut paths,
+            reached,
+            provenance,
+            ..
+        } = run;
+        scratch.reached = reached;
+        paths.clear();
+        scratch.paths = paths;
+        scratch.issues = buffer;
+        scratch.read = read;
+        scratch.found = found;
+        scratch.trim();
+        (Value::Object(out), issues, provenance)
     }
 }
 
-/// A message cut into segment-group instances.
-struct Tree {
-    instances: Vec<Instance>,
+/// Buffers of [`EdifactMapping::apply`], kept per thread between messages
+/// (the mapping runs once per message, so allocations add up).
+#[derive(Default)]
+struct Scratch {
+    tree: Tree,
+    stack: Vec<Frame>,
+    read: Vec<u64>,
+    found: Vec<usize>,
+    issues: Vec<Issue>,
+    paths: Vec<Option<String>>,
+    reached: Vec<Vec<usize>>,
 }
 
-struct Instance {
-    group: u16,
-    /// Group path from the message level, e.g. `SG30/SG33`.
-    path: String,
-    /// Segments directly in this instance (indices into the message).
-    segments: Vec<usize>,
-    children: Vec<usize>,
-}
-
-struct Frame<'d> {
-    nodes: &'d [Node],
-    pos: usize,
-    count: u32,
-    instance: usize,
-}
-
-impl Tree {
-    fn build(def: &MessageDef, segments: &[Segment]) -> Tree {
-        let mut tree = Tree {
-            instances: vec![Instance {
-                group: 0,
-                path: String::new(),
-                segments: Vec::new(),
-                children: Vec::new(),
-            }],
-        };
-        let mut stack = vec![Frame {
-            nodes: &def.nodes,
-            pos: 0,
-            count: 0,
-            instance: 0,
-        }];
-        for (index, segment) in segments.iter().enumerate() {
-            let tag = segment.tag.as_str();
-            if let Some(instance) = Tree::place(&mut tree, &mut stack, tag)
-                && let Some(inst) = tree.instances.get_mut(instance)
-            {
-                inst.segments.push(index);
-            }
+impl Scratch {
+    /// Gives back the memory of an unusually large message.
+    fn trim(&mut self) {
+        const KEEP: usize = 1 << 14;
+        if self.tree.segments.capacity() > KEEP
+            || self.tree.instances.capacity() > KEEP
+            || self.read.capacity() > KEEP
+            || self.found.capacity() > KEEP
+            || self.paths.capacity() > KEEP
+            || self.reached.iter().any(|r| r.capacity() > KEEP)
+            || self.issues.capacity() > 256
+        {
+            *self = Scratch::default();
         }
-        tree
+    }
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::default();
+}
+
+/// A segment tag as a number, for comparisons without string compares:
+/// the length and bytes of a tag of at most three bytes (so distinct
+/// tags have distinct codes); `u32::MAX` for a longer tag, which no rule
+/// names (rule tags are three characters).
+fn tag_code(tag: &str) -> u32 {
+    let bytes = tag.as_bytes();
+    if bytes.len() > 3 {
+        return u32::MAX;
+    }
+    bytes
+        .iter()
+        .fold(bytes.len() as u32, |code, b| (code << 8) | u32::from(*b))
+}
+
+/// A segment table compiled for placing segments: per level (0 is the
+/// message level), its nodes with their trigger tags as [`tag_code`]s.
+#[derive(Debug, Clone)]
+struct Table {
+    levels: Vec<Vec<TableNode>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct TableNode {
+    /// The segment's tag, or the tag of the group's trigger segment. A
+    /// tag longer than three characters (not in a directory) gets a code
+    /// no segment of a message has.
+    trigger: u32,
+    max: u32,
+    /// For a group: its number and the level of its children.
+    group: Option<(u16, usize)>,
+}
+
+impl Table {
+    fn new(def: &MessageDef) -> Table {
+        let mut table = Table { levels: Vec::new() };
+        table.add(&def.nodes);
+        table
     }
 
-    /// Moves the stack to where `tag` goes; returns the instance it joins.
-    fn place(tree: &mut Tree, stack: &mut Vec<Frame<'_>>, tag: &str) -> Option<usize> {
-        for depth in (0..stack.len()).rev() {
-            let frame = stack.get(depth)?;
-            let (nodes, pos, count, instance) =
-                (frame.nodes, frame.pos, frame.count, frame.instance);
-            if count > 0 {
-                match nodes.get(pos) {
-                    Some(Node::Segment { tag: t, max, .. }) if t == tag && count < *max => {
-                        stack.truncate(depth + 1);
-                        if let Some(f) = stack.last_mut() {
-                            f.count += 1;
-                        }
-                        return Some(instance);
-                    }
-                    Some(
-                        node @ Node::Group {
-                            max,
-                            children,
-                            number,
-                            ..
-                        },
-                    ) if node.trigger() == tag && count < *max => {
-                        stack.truncate(depth + 1);
-                        if let Some(f) = stack.last_mut() {
-                            f.count += 1;
-                        }
-                        return Some(Tree::open(tree, stack, instance, *number, children));
-                    }
-                    _ => {}
+    /// Adds the level of `nodes` (and, first, the levels of its groups);
+    /// returns its index.
+    fn add(&mut self, nodes: &[Node]) -> usize {
+        let index = self.levels.len();
+        self.levels.push(Vec::new());
+        let level = nodes
+            .iter()
+            .map(|node| {
+                let (max, group) = match node {
+                    Node::Segment { max, .. } => (*max, None),
+                    Node::Group {
+                        number,
+                        max,
+                        children,
+                        ..
+                    } => (*max, Some((*number, self.add(children)))),
+                };
+                let trigger = match tag_code(node.trigger()) {
+                    u32::MAX => u32::MAX - 1,
+                    code => code,
+                };
+                TableNode {
+                    trigger,
+                    max,
+                    group,
                 }
+            })
+            .collect();
+        if let Some(slot) = self.levels.get_mut(index) {
+            *slot = level;
+        }
+        index
+    }
+
+    /// Moves the stack to where the segment tagged `tag` goes (the first
+    /// position, at or after the current one, in the current group or an
+    /// enclosing one, that carries its tag or its group's trigger); returns
+    /// the instance it joins.
+    fn place(&self, tree: &mut Tree, stack: &mut Vec<Frame>, tag: u32) -> Option<usize> {
+        for depth in (0..stack.len()).rev() {
+            let frame = *stack.get(depth)?;
+            let nodes = self.levels.get(frame.level)?;
+            if frame.count > 0
+                && let Some(node) = nodes.get(frame.pos)
+                && node.trigger == tag
+                && frame.count < node.max
+            {
+                stack.truncate(depth + 1);
+                if let Some(f) = stack.last_mut() {
+                    f.count += 1;
+                }
+                return Some(tree.enter(stack, frame.instance, node));
             }
-            let start = if count > 0 { pos + 1 } else { pos };
+            let start = if frame.count > 0 {
+                frame.pos + 1
+            } else {
+                frame.pos
+            };
             for (p, node) in nodes.iter().enumerate().skip(start) {
-                if node.trigger() != tag {
+                if node.trigger != tag {
                     continue;
                 }
                 stack.truncate(depth + 1);
@@ -742,40 +880,127 @@ impl Tree {
                     f.pos = p;
                     f.count = 1;
                 }
-                return match node {
-                    Node::Segment { .. } => Some(instance),
-                    Node::Group {
-                        number, children, ..
-                    } => Some(Tree::open(tree, stack, instance, *number, children)),
-                };
+                return Some(tree.enter(stack, frame.instance, node));
             }
         }
         None
     }
+}
 
-    fn open<'d>(
-        tree: &mut Tree,
-        stack: &mut Vec<Frame<'d>>,
-        parent: usize,
-        group: u16,
-        children: &'d [Node],
-    ) -> usize {
-        let id = tree.instances.len();
-        let path = match tree.instances.get(parent).map(|p| p.path.as_str()) {
-            Some(p) if !p.is_empty() => format!("{p}/SG{group}"),
-            _ => format!("SG{group}"),
-        };
-        tree.instances.push(Instance {
+/// A position in the segment table while placing segments.
+#[derive(Debug, Clone, Copy)]
+struct Frame {
+    level: usize,
+    pos: usize,
+    count: u32,
+    instance: usize,
+}
+
+/// A message cut into segment-group instances (instance 0 is the message
+/// level). The segments and the children of an instance are linked
+/// lists, in message order.
+#[derive(Default)]
+struct Tree {
+    segments: Vec<SegmentInfo>,
+    instances: Vec<Instance>,
+    /// Number of data elements in the message.
+    elements: usize,
+}
+
+struct SegmentInfo {
+    tag: u32,
+    /// The instance that took the segment (none for a segment out of
+    /// place).
+    owner: Option<usize>,
+    /// The next segment of the same instance.
+    next: Option<usize>,
+    /// Index of the segment's first data element among all of the message.
+    first_element: usize,
+}
+
+struct Instance {
+    group: u16,
+    /// None at the message level.
+    parent: Option<usize>,
+    first_segment: Option<usize>,
+    last_segment: Option<usize>,
+    first_child: Option<usize>,
+    last_child: Option<usize>,
+    next_sibling: Option<usize>,
+}
+
+impl Instance {
+    fn new(group: u16, parent: Option<usize>) -> Instance {
+        Instance {
             group,
-            path,
-            segments: Vec::new(),
-            children: Vec::new(),
+            parent,
+            first_segment: None,
+            last_segment: None,
+            first_child: None,
+            last_child: None,
+            next_sibling: None,
+        }
+    }
+}
+
+impl Tree {
+    /// Cuts `segments` into instances, in place of what the tree held.
+    fn build(&mut self, table: &Table, segments: &[Segment], stack: &mut Vec<Frame>) {
+        let tree = self;
+        tree.segments.clear();
+        tree.segments.reserve(segments.len());
+        tree.instances.clear();
+        tree.instances.push(Instance::new(0, None));
+        tree.elements = 0;
+        stack.clear();
+        stack.push(Frame {
+            level: 0,
+            pos: 0,
+            count: 0,
+            instance: 0,
         });
-        if let Some(p) = tree.instances.get_mut(parent) {
-            p.children.push(id);
+        for (index, segment) in segments.iter().enumerate() {
+            let tag = tag_code(&segment.tag);
+            let owner = table.place(tree, stack, tag);
+            tree.segments.push(SegmentInfo {
+                tag,
+                owner,
+                next: None,
+                first_element: tree.elements,
+            });
+            tree.elements += segment.elements.len();
+            let Some(instance) = owner.and_then(|i| tree.instances.get_mut(i)) else {
+                continue;
+            };
+            let last = instance.last_segment.replace(index);
+            if instance.first_segment.is_none() {
+                instance.first_segment = Some(index);
+            }
+            if let Some(info) = last.and_then(|l| tree.segments.get_mut(l)) {
+                info.next = Some(index);
+            }
+        }
+    }
+
+    /// The instance a segment at `node` of the frame's level joins: the
+    /// frame's own, or, for a group, a new one (whose frame is pushed).
+    fn enter(&mut self, stack: &mut Vec<Frame>, parent: usize, node: &TableNode) -> usize {
+        let Some((group, level)) = node.group else {
+            return parent;
+        };
+        let id = self.instances.len();
+        self.instances.push(Instance::new(group, Some(parent)));
+        if let Some(p) = self.instances.get_mut(parent) {
+            let last = p.last_child.replace(id);
+            if p.first_child.is_none() {
+                p.first_child = Some(id);
+            }
+            if let Some(sibling) = last.and_then(|l| self.instances.get_mut(l)) {
+                sibling.next_sibling = Some(id);
+            }
         }
         stack.push(Frame {
-            nodes: children,
+            level,
             pos: 0,
             count: 1,
             instance: id,
@@ -783,48 +1008,113 @@ impl Tree {
         id
     }
 
-    /// The group path of every segment of the message (empty at the
-    /// message level and for segments no group took).
-    fn group_paths(&self, segments: usize) -> Vec<String> {
-        let mut paths = vec![String::new(); segments];
-        for instance in &self.instances {
-            for seg in &instance.segments {
-                if let Some(slot) = paths.get_mut(*seg) {
-                    slot.clone_from(&instance.path);
+    fn tag(&self, segment: usize) -> u32 {
+        self.segments.get(segment).map_or(u32::MAX, |s| s.tag)
+    }
+
+    /// Segments directly in an instance, in message order.
+    fn segments_of(&self, instance: usize) -> impl Iterator<Item = usize> + '_ {
+        let first = self.instances.get(instance).and_then(|i| i.first_segment);
+        std::iter::successors(first, |s| self.segments.get(*s).and_then(|i| i.next))
+    }
+
+    fn children_of(&self, instance: usize) -> impl Iterator<Item = usize> + '_ {
+        let first = self.instances.get(instance).and_then(|i| i.first_child);
+        std::iter::successors(first, |c| {
+            self.instances.get(*c).and_then(|i| i.next_sibling)
+        })
+    }
+
+    /// Calls `f` with every instance reached from `from` through the group
+    /// numbers, in message order.
+    fn visit(&self, from: usize, groups: &[u16], f: &mut impl FnMut(usize)) {
+        match groups.split_first() {
+            None => f(from),
+            Some((number, rest)) => {
+                for child in self.children_of(from) {
+                    if self
+                        .instances
+                        .get(child)
+                        .is_some_and(|i| i.group == *number)
+                    {
+                        self.visit(child, rest, f);
+                    }
                 }
             }
         }
-        paths
-    }
-
-    /// Instances reached from `from` through the group numbers.
-    fn reach(&self, from: usize, groups: &[u16]) -> Vec<usize> {
-        let mut current = vec![from];
-        for number in groups {
-            current = current
-                .iter()
-                .filter_map(|i| self.instances.get(*i))
-                .flat_map(|inst| inst.children.iter().copied())
-                .filter(|c| self.instances.get(*c).is_some_and(|i| i.group == *number))
-                .collect();
-        }
-        current
     }
 }
 
 /// The state of one application of a mapping to a message.
-struct Run<'m> {
-    message: &'m Message,
-    /// (segment, element, repetition, component) read by some rule.
-    read: FxHashSet<(usize, usize, usize, usize)>,
+struct Run<'a> {
+    message: &'a Message,
+    tree: &'a Tree,
+    /// Per data element of the message (see [`SegmentInfo::first_element`]),
+    /// a bit per component of its first repetition that some rule read;
+    /// components from the 64th on are in `read_far`.
+    read: Vec<u64>,
+    read_far: FxHashSet<(usize, usize, usize)>,
     issues: Vec<Issue>,
-    ignored: &'m std::collections::HashMap<String, HashSet<Pos>>,
-    /// Group path per segment index.
-    group_paths: Vec<String>,
+    ignored: &'a FxHashMap<u32, Vec<Vec<bool>>>,
     provenance: Provenance,
     /// False while reading values that do not reach the output (items of
     /// a list whose field already holds something else).
     tracing: bool,
+    /// The buffer of [`select`](Self::select), reused, and the instance
+    /// and path number it holds the selection of.
+    found: Vec<usize>,
+    selected: Option<(usize, usize)>,
+    /// Per instance, its group path once built (while tracing).
+    paths: Vec<Option<String>>,
+    /// Buffers for the instances a list reaches, one per nesting level.
+    reached: Vec<Vec<usize>>,
+}
+
+/// True when `raw` is a decimal that [`Decimal`] reads and writes back
+/// unchanged: digits, without a leading zero unless it is the only one
+/// before the point, then maybe a point and digits; 18 digits at most, so
+/// nothing is rounded.
+fn plain_decimal(raw: &str) -> bool {
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let (whole, fraction) = match raw.split_once('.') {
+        Some((whole, fraction)) => (whole, Some(fraction)),
+        None => (raw, None),
+    };
+    digits(whole)
+        && (whole == "0" || !whole.starts_with('0'))
+        && fraction.is_none_or(digits)
+        && whole.len() + fraction.map_or(0, str::len) <= 18
+}
+
+/// The MAP001 message for a value: `value "…" is not mapped to the
+/// canonical model`, the value quoted as `{:?}` does.
+fn unmapped(value: &str) -> String {
+    // Printable ASCII other than a quote or a backslash is not escaped.
+    if value
+        .bytes()
+        .all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\')
+    {
+        let mut message = String::with_capacity(value.len() + 45);
+        message.push_str("value \"");
+        message.push_str(value);
+        message.push_str("\" is not mapped to the canonical model");
+        message
+    } else {
+        format!("value {value:?} is not mapped to the canonical model")
+    }
+}
+
+/// The position of the last `/` of a pointer.
+fn last_slash(pointer: &str) -> Option<usize> {
+    pointer.bytes().rposition(|b| b == b'/')
+}
+
+/// Appends a number in decimal (as `write!` would, without its machinery).
+fn push_number(out: &mut String, n: usize) {
+    if n >= 10 {
+        push_number(out, n / 10);
+    }
+    out.push(char::from(b'0' + (n % 10) as u8));
 }
 
 /// JSON pointer of a canonical value → where in the message it came from.
@@ -846,10 +1136,11 @@ pub(crate) fn pointer(prefix: &str, dotted: &str) -> String {
     out
 }
 
-impl Run<'_> {
+impl<'a> Run<'a> {
     /// The value at a position, without marking it read.
-    fn peek(&self, seg: usize, at: Pos) -> Option<&str> {
-        self.message
+    fn peek(&self, seg: usize, at: Pos) -> Option<&'a str> {
+        let message: &'a Message = self.message;
+        message
             .segments
             .get(seg)?
             .element(at.element)?
@@ -860,10 +1151,29 @@ impl Run<'_> {
             .filter(|v| !v.is_empty())
     }
 
+    /// Where the read bits of an element of a segment are, if it has it.
+    fn slot(&self, seg: usize, element: usize) -> Option<usize> {
+        let count = self.message.segments.get(seg)?.elements.len();
+        let first = self.tree.segments.get(seg)?.first_element;
+        (element < count).then_some(first + element)
+    }
+
+    fn mark(&mut self, seg: usize, at: Pos) {
+        let bits = self
+            .slot(seg, at.element)
+            .and_then(|slot| self.read.get_mut(slot));
+        match bits {
+            Some(bits) if at.component < 64 => *bits |= 1 << at.component,
+            _ => {
+                self.read_far.insert((seg, at.element, at.component));
+            }
+        }
+    }
+
     /// The value at a position, marked read.
-    fn value(&mut self, seg: usize, at: Pos) -> Option<String> {
-        let v = self.peek(seg, at)?.to_owned();
-        self.read.insert((seg, at.element, 0, at.component));
+    fn value(&mut self, seg: usize, at: Pos) -> Option<&'a str> {
+        let v = self.peek(seg, at)?;
+        self.mark(seg, at);
         Some(v)
     }
 
@@ -876,7 +1186,7 @@ impl Run<'_> {
         });
         if all {
             for f in filters {
-                self.read.insert((seg, f.at.element, 0, f.at.component));
+                self.mark(seg, f.at);
             }
         }
         all
@@ -897,65 +1207,113 @@ impl Run<'_> {
 
     /// Where a value came from: [`location`](Self::location) plus the
     /// segment group path.
-    fn source(&self, seg: usize, at: Option<Pos>) -> Location {
+    fn source(&mut self, seg: usize, at: Option<Pos>) -> Location {
         let mut location = self.location(seg, at);
-        location.group_path = self.group_paths.get(seg).filter(|p| !p.is_empty()).cloned();
+        location.group_path = self.group_path(seg);
         location
     }
 
+    /// The group path of a segment, e.g. `SG30/SG33` (none at the message
+    /// level and for a segment no group took).
+    fn group_path(&mut self, seg: usize) -> Option<String> {
+        let instance = self.tree.segments.get(seg)?.owner?;
+        self.instance_path(instance)
+            .filter(|p| !p.is_empty())
+            .cloned()
+    }
+
+    /// The group path of an instance, built once.
+    fn instance_path(&mut self, instance: usize) -> Option<&String> {
+        let tree = self.tree;
+        if self.paths.len() < tree.instances.len() {
+            self.paths.resize(tree.instances.len(), None);
+        }
+        if self.paths.get(instance)?.is_none() {
+            let inst = tree.instances.get(instance)?;
+            let path = match inst.parent {
+                None => String::new(),
+                Some(parent) => {
+                    let mut path = self.instance_path(parent).cloned().unwrap_or_default();
+                    if !path.is_empty() {
+                        path.push('/');
+                    }
+                    path.push_str("SG");
+                    push_number(&mut path, usize::from(inst.group));
+                    path
+                }
+            };
+            *self.paths.get_mut(instance)? = Some(path);
+        }
+        self.paths.get(instance)?.as_ref()
+    }
+
     /// Records where the value at `pointer` came from, and its enclosing
-    /// objects up to `prefix` (at the segment, unless they have a source
-    /// already); the first value set wins, as in [`set`].
-    fn trace(&mut self, prefix: &str, pointer: &str, seg: usize, at: Option<Pos>) {
-        if !self.tracing || self.provenance.contains_key(pointer) {
+    /// objects down to the first `prefix` bytes of the pointer (at the
+    /// segment, unless they have a source already); the first value set
+    /// wins, as in [`set`].
+    fn trace(&mut self, prefix: usize, pointer: &str, seg: usize, at: Option<Pos>) {
+        if !self.tracing {
             return;
         }
         let source = self.source(seg, at);
-        let mut parent = pointer;
-        while let Some(cut) = parent.rfind('/') {
-            parent = parent.get(..cut).unwrap_or("");
-            if parent.len() <= prefix.len() {
-                break;
-            }
-            if !self.provenance.contains_key(parent) {
-                let mut whole = source.clone();
-                whole.element = None;
-                whole.component = None;
-                self.provenance.insert(parent.to_owned(), whole);
+        match self.provenance.entry(pointer.to_owned()) {
+            Entry::Occupied(_) => return,
+            Entry::Vacant(slot) => {
+                slot.insert(source);
             }
         }
-        self.provenance.insert(pointer.to_owned(), source);
+        // The enclosing objects without a source yet point at the segment.
+        let mut whole: Option<Location> = None;
+        let mut parent = pointer;
+        while let Some(cut) = last_slash(parent) {
+            parent = parent.get(..cut).unwrap_or("");
+            if parent.len() <= prefix {
+                break;
+            }
+            if self.provenance.contains_key(parent) {
+                continue;
+            }
+            if whole.is_none() {
+                whole = self.provenance.get(pointer).map(|source| Location {
+                    element: None,
+                    component: None,
+                    ..source.clone()
+                });
+            }
+            if let Some(whole) = &whole {
+                self.provenance.insert(parent.to_owned(), whole.clone());
+            }
+        }
     }
 
-    /// The segments a path selects below `instance`, in message order.
-    fn select(&mut self, tree: &Tree, instance: usize, path: &PathSpec) -> Vec<usize> {
-        let mut found = Vec::new();
-        for inst in tree.reach(instance, &path.groups) {
-            let segments: Vec<usize> = tree
-                .instances
-                .get(inst)
-                .map(|i| i.segments.clone())
-                .unwrap_or_default();
-            for seg in segments {
-                if self
-                    .message
-                    .segments
-                    .get(seg)
-                    .is_some_and(|s| s.tag == path.tag)
-                    && self.matches(seg, &path.filters)
-                {
+    /// The segments a path selects below `instance`, in message order (in
+    /// the reused buffer: give it back to `self.found`).
+    fn select(&mut self, instance: usize, path: &PathSpec) -> Vec<usize> {
+        let mut found = std::mem::take(&mut self.found);
+        // The same selection as the field before: the same segments (the
+        // qualifiers are read already).
+        let selection = Some((instance, path.selection));
+        if self.selected == selection {
+            return found;
+        }
+        self.selected = selection;
+        found.clear();
+        let tree = self.tree;
+        tree.visit(instance, &path.groups, &mut |inst| {
+            for seg in tree.segments_of(inst) {
+                if tree.tag(seg) == path.tag_code && self.matches(seg, &path.filters) {
                     found.push(seg);
                 }
             }
-        }
+        });
         found
     }
 
-    fn convert(&mut self, field: &CompiledField, seg: usize, raw: String) -> Option<Value> {
+    fn convert(&mut self, field: &CompiledField, seg: usize, raw: &str) -> Option<Value> {
         let at = field.from.value;
         let raw = match &field.codes {
-            Some(codes) => match codes.get(&raw) {
-                Some(mapped) => mapped.clone(),
+            Some(codes) => match codes.get(raw) {
+                Some(mapped) => mapped.as_str(),
                 None if field.pass_other => raw,
                 None => {
                     let known: Vec<&str> = codes.keys().map(String::as_str).collect();
@@ -964,7 +1322,7 @@ impl Run<'_> {
                         self.location(seg, at),
                         format!(
                             "code {raw:?} for {} has no translation (mapped codes: {})",
-                            field.to,
+                            field.to.to,
                             known.join(", ")
                         ),
                     ));
@@ -977,21 +1335,31 @@ impl Run<'_> {
             run.issues.push(Issue::error(
                 Code::MappingValueInvalid,
                 run.location(seg, at),
-                format!("{raw:?} for {} is not {what}", field.to),
+                format!("{raw:?} for {} is not {what}", field.to.to),
             ));
             None
         };
         match field.kind {
-            ValueType::Text => Some(Value::String(raw)),
-            ValueType::Decimal => match raw.replace(',', ".").parse::<Decimal>() {
-                Ok(d) => Some(Value::String(d.to_string())),
-                Err(_) => bad(self, "a decimal number"),
-            },
+            ValueType::Text => Some(Value::String(raw.to_owned())),
+            // As it would be written back.
+            ValueType::Decimal if plain_decimal(raw) => Some(Value::String(raw.to_owned())),
+            ValueType::Decimal => {
+                // The decimal mark may be a comma.
+                let parsed = if raw.contains(',') {
+                    raw.replace(',', ".").parse::<Decimal>()
+                } else {
+                    raw.parse::<Decimal>()
+                };
+                match parsed {
+                    Ok(d) => Some(Value::String(d.to_string())),
+                    Err(_) => bad(self, "a decimal number"),
+                }
+            }
             ValueType::Integer => match raw.parse::<u64>() {
                 Ok(n) => Some(Value::from(n)),
                 Err(_) => bad(self, "a whole number"),
             },
-            ValueType::Boolean => match raw.as_str() {
+            ValueType::Boolean => match raw {
                 "true" => Some(Value::Bool(true)),
                 "false" => Some(Value::Bool(false)),
                 _ => bad(self, "true or false"),
@@ -1000,20 +1368,20 @@ impl Run<'_> {
                 let format = field
                     .date_format
                     .and_then(|p| self.value(seg, p))
-                    .or_else(|| field.default_format.clone());
+                    .or(field.default_format.as_deref());
                 let Some(format) = format else {
                     return bad(
                         self,
                         "a date with its 2379 format code (the format code is missing)",
                     );
                 };
-                match Moment::from_edifact(&raw, &format) {
+                match Moment::from_edifact(raw, format) {
                     Ok(m) => serde_json::to_value(m).ok(),
                     Err(e) => {
                         self.issues.push(Issue::error(
                             Code::MappingValueInvalid,
                             self.location(seg, at),
-                            format!("{} : {e}", field.to),
+                            format!("{} : {e}", field.to.to),
                         ));
                         None
                     }
@@ -1022,75 +1390,85 @@ impl Run<'_> {
         }
     }
 
+    /// Applies a field rule in `instance`; `prefix` is the pointer of
+    /// `out` while tracing.
     fn field(
         &mut self,
-        tree: &Tree,
         instance: usize,
         field: &CompiledField,
-        prefix: &str,
+        prefix: &mut String,
         out: &mut Map<String, Value>,
     ) {
         let Some(at) = field.from.value else { return };
-        let segments = self.select(tree, instance, &field.from);
-        let target = pointer(prefix, &field.to);
-        let unset = lookup_mut(out, &field.to).is_none();
+        let segments = self.select(instance, &field.from);
+        // Only a field set here is traced (the first value set wins).
+        let trace = self.tracing && lookup(out, &field.to.parts).is_none();
+        let base = prefix.len();
         if field.all {
             let mut values = Vec::new();
-            for seg in segments {
+            for &seg in &segments {
                 if let Some(raw) = self.value(seg, at)
                     && let Some(v) = self.convert(field, seg, raw)
                 {
-                    if unset {
-                        self.trace(prefix, &format!("{target}/{}", values.len()), seg, Some(at));
+                    if trace {
+                        prefix.push_str(&field.to.pointer);
+                        prefix.push('/');
+                        push_number(prefix, values.len());
+                        self.trace(base, prefix, seg, Some(at));
+                        prefix.truncate(base);
                     }
                     values.push(v);
                 }
             }
             if !values.is_empty() {
-                set(out, &field.to, Value::Array(values));
+                put(out, &field.to.parts, Value::Array(values));
             }
-            return;
-        }
-        let ordered: Box<dyn Iterator<Item = usize>> = if field.last {
-            Box::new(segments.into_iter().rev())
         } else {
-            Box::new(segments.into_iter())
-        };
-        for seg in ordered {
-            if let Some(raw) = self.value(seg, at) {
-                if let Some(v) = self.convert(field, seg, raw) {
-                    if unset {
-                        self.trace(prefix, &target, seg, Some(at));
-                    }
-                    set(out, &field.to, v);
+            // The first (or last) segment with the value; the others are
+            // not read.
+            let mut read = |seg: &usize| self.value(*seg, at).map(|raw| (*seg, raw));
+            let hit = if field.last {
+                segments.iter().rev().find_map(&mut read)
+            } else {
+                segments.iter().find_map(&mut read)
+            };
+            if let Some((seg, raw)) = hit
+                && let Some(v) = self.convert(field, seg, raw)
+            {
+                if trace {
+                    prefix.push_str(&field.to.pointer);
+                    self.trace(base, prefix, seg, Some(at));
+                    prefix.truncate(base);
                 }
-                return;
+                put(out, &field.to.parts, v);
             }
         }
+        self.found = segments;
     }
 
+    /// Applies a list rule in `instance`; `prefix` is the pointer of `out`
+    /// while tracing.
     fn list(
         &mut self,
-        tree: &Tree,
         instance: usize,
         list: &CompiledList,
-        prefix: &str,
+        prefix: &mut String,
         out: &mut Map<String, Value>,
     ) {
-        let mut items = Vec::new();
-        let target = pointer(prefix, &list.to);
         // Items are appended to a list an earlier rule started.
-        let first = match lookup_mut(out, &list.to) {
+        let first = match lookup(out, &list.to.parts) {
             Some(Value::Array(existing)) => Some(existing.len()),
             Some(_) => None,
             None => Some(0),
         };
-        for inst in tree.reach(instance, &list.groups) {
+        let tree = self.tree;
+        let mut reached = self.reached.pop().unwrap_or_default();
+        tree.visit(instance, &list.groups, &mut |inst| reached.push(inst));
+        let mut items = Vec::with_capacity(reached.len());
+        let base = prefix.len();
+        for &inst in &reached {
+            let trigger = tree.segments_of(inst).next();
             if !list.when.is_empty() {
-                let trigger = tree
-                    .instances
-                    .get(inst)
-                    .and_then(|i| i.segments.first().copied());
                 match trigger {
                     Some(seg) if self.matches(seg, &list.when) => {}
                     _ => continue,
@@ -1098,34 +1476,37 @@ impl Run<'_> {
             }
             let mut item = Map::new();
             for (to, value) in &list.constants {
-                set(&mut item, to, value.clone());
+                put(&mut item, &to.parts, value.clone());
             }
             // The item is where its group instance starts. When the field
-            // already holds something that is not a list, `set` drops the
+            // already holds something that is not a list, `put` drops the
             // items, so nothing of them is traced.
             let tracing = self.tracing;
             self.tracing = tracing && first.is_some();
-            let here = format!("{target}/{}", first.unwrap_or(0) + items.len());
-            let trigger = tree
-                .instances
-                .get(inst)
-                .and_then(|i| i.segments.first().copied());
-            if let Some(seg) = trigger {
-                self.trace(prefix, &here, seg, None);
+            if self.tracing {
+                prefix.push_str(&list.to.pointer);
+                prefix.push('/');
+                push_number(prefix, first.unwrap_or(0) + items.len());
+                if let Some(seg) = trigger {
+                    self.trace(base, prefix, seg, None);
+                }
             }
             for field in &list.fields {
-                self.field(tree, inst, field, &here, &mut item);
+                self.field(inst, field, prefix, &mut item);
             }
             for inner in &list.lists {
-                self.list(tree, inst, inner, &here, &mut item);
+                self.list(inst, inner, prefix, &mut item);
             }
+            prefix.truncate(base);
             self.tracing = tracing;
             items.push(Value::Object(item));
         }
+        reached.clear();
+        self.reached.push(reached);
         if !items.is_empty() {
-            match lookup_mut(out, &list.to) {
+            match lookup_mut(out, &list.to.parts) {
                 Some(Value::Array(existing)) => existing.extend(items),
-                _ => set(out, &list.to, Value::Array(items)),
+                _ => put(out, &list.to.parts, Value::Array(items)),
             }
         }
     }
@@ -1135,22 +1516,27 @@ impl Run<'_> {
     fn unread(&mut self) {
         let mut reported = 0usize;
         let mut more = 0usize;
-        for (s, segment) in self.message.segments.iter().enumerate() {
+        let message = self.message;
+        for (s, segment) in message.segments.iter().enumerate() {
             if matches!(segment.tag.as_str(), "UNH" | "UNT" | "UNS") {
                 continue;
             }
-            let ignored = self.ignored.get(&segment.tag);
+            let ignored = self.ignored.get(&self.tree.tag(s));
+            let first = self.tree.segments.get(s).map(|i| i.first_element);
             for (e, element) in segment.elements.iter().enumerate() {
+                let ignored = ignored.and_then(|i| i.get(e));
+                let bits = first.and_then(|f| self.read.get(f + e)).copied();
                 for (r, rep) in element.repetitions().iter().enumerate() {
                     for (c, value) in rep.iter().enumerate() {
+                        // Rules read first repetitions only.
+                        let read = r == 0
+                            && match bits {
+                                Some(bits) if c < 64 => bits & (1 << c) != 0,
+                                _ => self.read_far.contains(&(s, e, c)),
+                            };
                         if value.is_empty()
-                            || self.read.contains(&(s, e, r, c))
-                            || ignored.is_some_and(|set| {
-                                set.contains(&Pos {
-                                    element: e,
-                                    component: c,
-                                })
-                            })
+                            || read
+                            || ignored.and_then(|i| i.get(c)).is_some_and(|i| *i)
                         {
                             continue;
                         }
@@ -1169,7 +1555,7 @@ impl Run<'_> {
                         self.issues.push(Issue::warning(
                             Code::MappingUnmapped,
                             location,
-                            format!("value {value:?} is not mapped to the canonical model"),
+                            unmapped(value),
                         ));
                     }
                 }
@@ -1208,12 +1594,42 @@ fn set(out: &mut Map<String, Value>, dotted: &str, value: Value) {
     }
 }
 
-fn lookup_mut<'a>(out: &'a mut Map<String, Value>, dotted: &str) -> Option<&'a mut Value> {
-    let mut parts = dotted.split('.');
-    let first = parts.next()?;
-    let mut node = out.get_mut(first)?;
-    for part in parts {
-        node = node.get_mut(part)?;
+/// [`set`] with the field split into its steps: a key is allocated only
+/// when it is inserted.
+fn put(out: &mut Map<String, Value>, parts: &[String], value: Value) {
+    let Some((last, path)) = parts.split_last() else {
+        return;
+    };
+    let mut map = out;
+    for part in path {
+        if !map.contains_key(part.as_str()) {
+            map.insert(part.clone(), Value::Object(Map::new()));
+        }
+        match map.get_mut(part.as_str()) {
+            Some(Value::Object(inner)) => map = inner,
+            _ => return,
+        }
+    }
+    if let serde_json::map::Entry::Vacant(slot) = map.entry(last.clone()) {
+        slot.insert(value);
+    }
+}
+
+/// The value at a field split into its steps.
+fn lookup<'v>(out: &'v Map<String, Value>, parts: &[String]) -> Option<&'v Value> {
+    let (first, rest) = parts.split_first()?;
+    let mut node = out.get(first.as_str())?;
+    for part in rest {
+        node = node.get(part.as_str())?;
+    }
+    Some(node)
+}
+
+fn lookup_mut<'v>(out: &'v mut Map<String, Value>, parts: &[String]) -> Option<&'v mut Value> {
+    let (first, rest) = parts.split_first()?;
+    let mut node = out.get_mut(first.as_str())?;
+    for part in rest {
+        node = node.get_mut(part.as_str())?;
     }
     Some(node)
 }
@@ -1359,4 +1775,70 @@ pub fn parse_and_map(
 /// with the WCO mappings.
 pub(crate) fn set_value(out: &mut Map<String, Value>, dotted: &str, value: Value) {
     set(out, dotted, value);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_decimals_read_back_unchanged() {
+        let alphabet = ['0', '1', '9', '.', ',', '-', '+', ' ', 'e', '_'];
+        let mut strings = vec![String::new()];
+        let mut last = vec![String::new()];
+        for _ in 0..5 {
+            last = last
+                .iter()
+                .flat_map(|s| alphabet.iter().map(move |c| format!("{s}{c}")))
+                .collect();
+            strings.extend(last.iter().cloned());
+        }
+        strings.extend(
+            [
+                "123456789012345678",
+                "12345678901234567.8",
+                "0.12345678901234567",
+                "1234567890123456789",
+                "0.000000000000000000",
+                "99999999999999999.9",
+            ]
+            .map(String::from),
+        );
+        let mut plain = 0;
+        for s in &strings {
+            if plain_decimal(s) {
+                plain += 1;
+                let back = s.parse::<Decimal>().map(|d| d.to_string());
+                assert_eq!(back.as_deref(), Ok(s.as_str()), "{s:?}");
+            }
+        }
+        assert!(plain > 400);
+        assert!(!plain_decimal("1234567890123456789"));
+        assert!(!plain_decimal("01"));
+        assert!(!plain_decimal("1."));
+        assert!(!plain_decimal("-1"));
+    }
+
+    #[test]
+    fn unmapped_message_quotes_as_debug() {
+        for value in [
+            "",
+            "KGM",
+            "a b",
+            "12,5",
+            "say \"hi\"",
+            "back\\slash",
+            "tab\there",
+            "né",
+            "\u{301}x",
+            "~/&'",
+            "\u{7f}",
+            "line\n",
+        ] {
+            assert_eq!(
+                unmapped(value),
+                format!("value {value:?} is not mapped to the canonical model")
+            );
+        }
+    }
 }

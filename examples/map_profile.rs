@@ -1,0 +1,271 @@
+//! One pass of structure validation, of validation with decoding, or of
+//! validation with the CUSDEC mapping over a generated interchange, for
+//! instruction counts under valgrind or `perf stat`:
+//!
+//! `cargo run --release --example map_profile -- validate|decode|map|located [MB]`
+//! (`setup`: only the generation of the interchange and the loading of
+//! the mapping, to subtract)
+//!
+//! `dump [MB]` writes, one JSON line per mapped message, the output of
+//! `apply_located` (value, issues, provenance) for every fixture under
+//! `fixtures/` and for the generated interchange with its messages
+//! mutated in many ways, so that two builds of the mapping can be compared
+//! byte for byte.
+#![allow(clippy::print_stdout, clippy::expect_used, clippy::unwrap_used)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tradehub::edifact::{Element, Message, ParseOptions, Parser, Segment, sample};
+use tradehub::mapping::edifact::{EdifactMapping, mapping_for};
+use tradehub::schema::Directories;
+
+fn main() -> std::io::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let mode = args.next().unwrap_or_else(|| "map".into());
+    let mb: u64 = args.next().and_then(|v| v.parse().ok()).unwrap_or(2);
+    let data = sample::interchange(mb << 20);
+    let directories = Arc::new(Directories::new(&[
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/untdid")
+    ]));
+    let release = directories
+        .release("D96B")
+        .ok()
+        .flatten()
+        .expect("D96B vendored");
+    let cusdec = mapping_for("CUSDEC", &release, 3).expect("the CUSDEC mapping compiles");
+    if mode == "dump" {
+        return dump(&data, &directories, &cusdec);
+    }
+    if mode == "setup" {
+        println!("setup: {} bytes, {}", data.len(), cusdec.name);
+        return Ok(());
+    }
+    let options = ParseOptions {
+        keep_messages: false,
+        decode_messages: mode != "validate",
+        ..ParseOptions::default()
+    };
+    let mut n = 0u64;
+    let parsed = Parser::new(&data[..], options)
+        .with_directories(directories)
+        .run(|message, _| match mode.as_str() {
+            "map" => {
+                let (value, issues) = cusdec.apply(message);
+                n += u64::from(value.get("lrn").is_some()) + issues.len() as u64;
+            }
+            "located" => {
+                let (value, issues, provenance) = cusdec.apply_located(message);
+                n += u64::from(value.get("lrn").is_some())
+                    + issues.len() as u64
+                    + provenance.len() as u64;
+            }
+            _ => n += message.segments.len() as u64,
+        })?;
+    if !parsed.is_valid() {
+        println!("invalid: {:?}", parsed.issues.first());
+    }
+    println!(
+        "{mode}: {} messages, {n}",
+        parsed.interchange.counts.messages
+    );
+    Ok(())
+}
+
+fn files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files(&path, out);
+        } else if path
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "edi" | "txt" | "edifact"))
+        {
+            out.push(path);
+        }
+    }
+}
+
+fn record(out: &mut impl Write, what: &str, mapping: &EdifactMapping, message: &Message) {
+    let (value, issues, provenance) = mapping.apply_located(message);
+    let (plain, plain_issues) = mapping.apply(message);
+    assert_eq!(plain, value, "{what}: apply and apply_located differ");
+    assert_eq!(
+        plain_issues, issues,
+        "{what}: apply and apply_located differ"
+    );
+    let line = serde_json::json!({
+        "what": what,
+        "value": value,
+        "issues": issues,
+        "provenance": provenance,
+    });
+    writeln!(out, "{line}").expect("stdout");
+}
+
+/// A small deterministic generator for the mutations.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self, bound: usize) -> usize {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((self.0 >> 33) as usize) % bound.max(1)
+    }
+}
+
+const WORDS: &[&str] = &[
+    "", "1,5", "12.50", "x", "G", "N", "KGM", "AAE", "WT", "40", "123", "161", "39", "137", "102",
+    "203", "20230115", "830", "929", "777", "9", "5", "DT", "IM", "EX", "27", "22", "AAA", "~/a",
+];
+
+fn mutate(message: &Message, rng: &mut Lcg) -> Message {
+    let mut m = message.clone();
+    let steps = 1 + rng.next(4);
+    for _ in 0..steps {
+        let len = m.segments.len();
+        if len < 3 {
+            break;
+        }
+        // Never UNH (index 0).
+        let s = 1 + rng.next(len - 1);
+        match rng.next(7) {
+            0 => {
+                m.segments.remove(s);
+            }
+            1 => {
+                let copy = m.segments.get(s).cloned().expect("in range");
+                m.segments.insert(s, copy);
+            }
+            2 => {
+                let t = 1 + rng.next(len - 1);
+                m.segments.swap(s, t);
+            }
+            3 | 4 => {
+                let word = WORDS.get(rng.next(WORDS.len())).copied().unwrap_or("");
+                let seg = m.segments.get_mut(s).expect("in range");
+                let e = rng.next(seg.elements.len() + 1);
+                let mut reps: Vec<Vec<String>> = seg
+                    .elements
+                    .get(e)
+                    .map(|el| el.repetitions().to_vec())
+                    .unwrap_or_else(|| vec![vec![String::new()]]);
+                let c = rng.next(reps.first().map_or(1, Vec::len) + 1);
+                if let Some(first) = reps.first_mut() {
+                    if let Some(v) = first.get_mut(c) {
+                        *v = word.to_owned();
+                    } else {
+                        first.push(word.to_owned());
+                    }
+                }
+                while seg.elements.len() <= e {
+                    seg.elements.push(Element::simple(""));
+                }
+                *seg.elements.get_mut(e).expect("pushed") = Element::repeated(reps);
+            }
+            5 => {
+                // A repetition (syntax 4 style) on some element.
+                let seg = m.segments.get_mut(s).expect("in range");
+                let e = rng.next(seg.elements.len());
+                if let Some(el) = seg.elements.get_mut(e) {
+                    let mut reps = el.repetitions().to_vec();
+                    reps.push(vec!["R1".into(), "R2".into()]);
+                    *el = Element::repeated(reps);
+                }
+            }
+            _ => {
+                // A segment of another tag.
+                let tags = [
+                    "FTX", "MOA", "NAD", "LOC", "DTM", "CST", "TAX", "DOC", "XYZ",
+                ];
+                let tag = tags.get(rng.next(tags.len())).copied().unwrap_or("FTX");
+                m.segments.insert(
+                    s,
+                    Segment::new(
+                        tag,
+                        vec![Element::simple("AAA"), Element::composite(["x", "y"])],
+                    ),
+                );
+            }
+        }
+    }
+    m
+}
+
+fn dump(
+    data: &[u8],
+    directories: &Arc<Directories>,
+    cusdec: &EdifactMapping,
+) -> std::io::Result<()> {
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut paths = Vec::new();
+    files(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures"),
+        &mut paths,
+    );
+    paths.sort();
+    for path in &paths {
+        let Ok(bytes) = std::fs::read(path) else {
+            continue;
+        };
+        let options = ParseOptions {
+            keep_messages: true,
+            decode_messages: true,
+            ..ParseOptions::default()
+        };
+        let Ok(parsed) = Parser::new(&bytes[..], options)
+            .with_directories(directories.clone())
+            .run(|_, _| {})
+        else {
+            continue;
+        };
+        let interchange = &parsed.interchange;
+        let version: u8 = interchange.syntax_version.parse().unwrap_or(3);
+        let messages = interchange
+            .messages
+            .iter()
+            .chain(interchange.groups.iter().flat_map(|g| g.messages.iter()));
+        for message in messages {
+            let name = format!("{}{}", message.version, message.release);
+            let Ok(Some(release)) = directories.release(&name) else {
+                continue;
+            };
+            let Ok(mapping) = mapping_for(&message.message_type, &release, version) else {
+                continue;
+            };
+            let what = format!("{} {}", path.display(), message.reference);
+            record(&mut out, &what, &mapping, message);
+            let mut rng = Lcg(what.len() as u64);
+            for k in 0..200 {
+                let mutated = mutate(message, &mut rng);
+                record(&mut out, &format!("{what} #{k}"), &mapping, &mutated);
+            }
+        }
+    }
+    // The generated interchange: each message as is and mutated.
+    let options = ParseOptions {
+        keep_messages: true,
+        decode_messages: true,
+        ..ParseOptions::default()
+    };
+    let parsed = Parser::new(data, options)
+        .with_directories(directories.clone())
+        .run(|_, _| {})?;
+    let mut rng = Lcg(7);
+    for (i, message) in parsed.interchange.messages.iter().take(400).enumerate() {
+        record(&mut out, &format!("sample {i}"), cusdec, message);
+        for k in 0..20 {
+            let mutated = mutate(message, &mut rng);
+            record(&mut out, &format!("sample {i} #{k}"), cusdec, &mutated);
+        }
+    }
+    out.flush()
+}
