@@ -42,6 +42,11 @@ pub trait SegmentView {
     fn unescape(&self, stored: &[u8], out: &mut Vec<u8>) {
         out.extend_from_slice(stored);
     }
+    /// The segment as the lexer holds it, when it is one (the fast check
+    /// then walks its constituents in order).
+    fn as_raw(&self) -> Option<&crate::edifact::RawSegment<'_>> {
+        None
+    }
 }
 
 /// The components of one repetition as a segment stores them: raw bytes
@@ -138,6 +143,9 @@ impl SegmentView for crate::edifact::RawSegment<'_> {
     }
     fn unescape(&self, stored: &[u8], out: &mut Vec<u8>) {
         crate::edifact::RawSegment::unescape(self, stored, out);
+    }
+    fn as_raw(&self) -> Option<&crate::edifact::RawSegment<'_>> {
+        Some(self)
     }
     fn value(&self, e: usize, r: usize, c: usize) -> Option<Cow<'_, str>> {
         let bytes = self.value_bytes(e, r, c)?;
@@ -328,10 +336,13 @@ fn pack(bytes: &[u8]) -> Option<u64> {
     if bytes.len() > 7 {
         return None;
     }
-    let mut word = [0u8; 8];
-    word.get_mut(..bytes.len())?.copy_from_slice(bytes);
-    word[7] = bytes.len() as u8;
-    Some(u64::from_le_bytes(word))
+    // Byte by byte: codes are short, and a copy of variable length would
+    // be a call.
+    let mut word = (bytes.len() as u64) << 56;
+    for (i, &b) in bytes.iter().enumerate() {
+        word |= u64::from(b) << (8 * i);
+    }
+    Some(word)
 }
 
 /// A segment definition as the validator's fast check reads it: for each
@@ -400,6 +411,7 @@ impl ValuePlan {
     /// True when `value` (ASCII, release characters removed) passes the
     /// checks of [`MessageValidator::check_value`]; false when they would
     /// find something or the value is not ASCII.
+    #[inline]
     fn accepts(&self, value: &[u8], decimal: Option<u8>, lists: bool) -> bool {
         let length = match self.class {
             FormatClass::Numeric => {
@@ -568,6 +580,120 @@ impl Plan {
     }
 }
 
+impl Plan {
+    /// [`clean`](Self::clean) for a segment as the lexer holds it: the same
+    /// answer, reached in one walk over its stored constituents in order.
+    fn clean_raw(
+        &self,
+        seg: &crate::edifact::RawSegment<'_>,
+        decimal: Option<u8>,
+        scratch: &mut Vec<u8>,
+    ) -> bool {
+        let layout = seg.layout();
+        let n = layout.elems.len();
+        if n > self.elements.len() || n < self.required {
+            return false;
+        }
+        let reps_end = layout.reps.len() as u32;
+        let comps_end = layout.comps.len() as u32;
+        for (e, ep) in self.elements.iter().enumerate().take(n) {
+            let Some(&first_rep) = layout.elems.get(e) else {
+                return false;
+            };
+            let end_rep = layout.elems.get(e + 1).copied().unwrap_or(reps_end);
+            if end_rep.saturating_sub(first_rep) as usize > ep.max {
+                return false;
+            }
+            let mut present = false;
+            for r in first_rep as usize..end_rep as usize {
+                let Some(&first) = layout.reps.get(r) else {
+                    return false;
+                };
+                let end = layout.reps.get(r + 1).copied().unwrap_or(comps_end);
+                let Some(comps) = layout.comps.get(first as usize..end as usize) else {
+                    return false;
+                };
+                match &ep.kind {
+                    KindPlan::Simple(vp) => {
+                        let span = match comps {
+                            [] => continue,
+                            [span] => span,
+                            _ => return false,
+                        };
+                        if span.start == span.end {
+                            continue;
+                        }
+                        present = true;
+                        let value = span_value(seg, layout.body, span, scratch);
+                        if !vp.accepts(value, decimal, true) {
+                            return false;
+                        }
+                    }
+                    KindPlan::Composite {
+                        components,
+                        agencies,
+                        required,
+                    } => {
+                        if !comps.iter().any(|s| s.end > s.start) {
+                            continue;
+                        }
+                        present = true;
+                        // Components after the last one written are absent.
+                        if comps.len() > components.len() || comps.len() < *required {
+                            return false;
+                        }
+                        // A list of another agency than UN/ECE (3055 other
+                        // than 6) is not checked against UNCL.
+                        let mut foreign = false;
+                        for &a in agencies {
+                            if let Some(span) = comps.get(a) {
+                                let value = span_value(seg, layout.body, span, scratch);
+                                foreign |= !value.is_empty() && value != b"6";
+                            }
+                        }
+                        for (vp, span) in components.iter().zip(comps) {
+                            let value = span_value(seg, layout.body, span, scratch);
+                            if value.is_empty() {
+                                if vp.mandatory {
+                                    return false;
+                                }
+                                continue;
+                            }
+                            if !vp.accepts(value, decimal, !foreign || vp.own_list) {
+                                return false;
+                            }
+                        }
+                    }
+                }
+            }
+            if !present && ep.mandatory {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// A stored component's value bytes: as stored, or without release
+/// characters in `scratch`.
+#[inline]
+fn span_value<'v>(
+    seg: &crate::edifact::RawSegment<'_>,
+    body: &'v [u8],
+    span: &crate::edifact::lexer::Span,
+    scratch: &'v mut Vec<u8>,
+) -> &'v [u8] {
+    let stored = body
+        .get(span.start as usize..span.end as usize)
+        .unwrap_or(&[]);
+    if !span.escaped {
+        return stored;
+    }
+    scratch.clear();
+    seg.unescape(stored, scratch);
+    scratch
+}
+
 /// One past the position of the last mandatory entry (0: none).
 fn required(statuses: impl Iterator<Item = Status>) -> usize {
     statuses
@@ -668,6 +794,18 @@ impl MessageValidator {
             scratch: Vec::new(),
             findings: Vec::new(),
         }
+    }
+
+    /// Ready for the next message of the same table: what the last one
+    /// left behind is forgotten.
+    pub fn reset(&mut self) {
+        self.stack.clear();
+        self.stack.push(Frame {
+            group: 0,
+            pos: 0,
+            count: 0,
+        });
+        self.findings.clear();
     }
 
     /// A validator for the envelope's service segments (UNB, UNG, UNE,
@@ -797,7 +935,12 @@ impl MessageValidator {
             None => None,
         };
         if let Some(plan) = plan {
-            if self.fast && plan.clean(seg, self.decimal_byte, &mut self.scratch) {
+            let clean = self.fast
+                && match seg.as_raw() {
+                    Some(raw) => plan.clean_raw(raw, self.decimal_byte, &mut self.scratch),
+                    None => plan.clean(seg, self.decimal_byte, &mut self.scratch),
+                };
+            if clean {
                 return;
             }
             let def = plan.def.clone();
