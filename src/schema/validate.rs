@@ -413,6 +413,16 @@ impl ValuePlan {
     /// find something or the value is not ASCII.
     #[inline]
     fn accepts(&self, value: &[u8], decimal: Option<u8>, lists: bool) -> bool {
+        // The commonest class first, cheapest test first.
+        if self.class == FormatClass::AlphaNumeric {
+            return value.len() <= self.max
+                && value.len() >= self.min
+                && value.is_ascii()
+                && match &self.codes {
+                    Some(codes) if lists => codes.contains(value),
+                    _ => true,
+                };
+        }
         let length = match self.class {
             FormatClass::Numeric => {
                 let body = value.strip_prefix(b"-").unwrap_or(value);
