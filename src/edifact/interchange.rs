@@ -347,11 +347,12 @@ impl<R: Read> Parser<R> {
                     let position = raw.position;
                     // Most segments: a data segment of an open message,
                     // lexed without a problem; only its table checks run.
-                    if !keep_segments
+                    if let &[a, b, c] = raw.tag()
+                        && !keep_segments
                         && self.message.is_some()
                         && self.state == State::Interchange
                         && is_valid_tag(raw.tag())
-                        && !raw.tag().starts_with(b"UN")
+                        && [a, b] != *b"UN"
                         && !raw.problems
                     {
                         let findings = match self.validator.as_mut() {
@@ -361,7 +362,8 @@ impl<R: Read> Parser<R> {
                             }
                             None => Vec::new(),
                         };
-                        let tag = TagText::of(raw.tag());
+                        // A valid tag: three upper-case letters or digits.
+                        let tag = TagText::Short([a, b, c]);
                         self.last_position = position;
                         self.tree.counts.segments += 1;
                         self.message_segments = self.message_segments.saturating_add(1);
@@ -1354,10 +1356,8 @@ fn display_tag(raw: &[u8]) -> String {
 }
 
 fn is_valid_tag(tag: &[u8]) -> bool {
-    tag.len() == 3
-        && tag
-            .iter()
-            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+    let ok = |b: u8| b.is_ascii_uppercase() || b.is_ascii_digit();
+    matches!(tag, &[a, b, c] if ok(a) && ok(b) && ok(c))
 }
 
 fn problem_issue(p: LexProblem, location: Location) -> Issue {

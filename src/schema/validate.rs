@@ -193,14 +193,31 @@ struct FlatNode {
     status: Status,
     max: u32,
     children: Vec<usize>,
-    /// The children's keys, in order (scanned for the next place of a tag).
-    child_keys: Vec<[u8; 3]>,
+    /// The children as the table walk reads them, in order (scanned for
+    /// the next place of a tag).
+    kids: Vec<Kid>,
+    /// `tails[i]`: the [`key_bit`]s of the keys of children `i..` (a key
+    /// whose bit is not set is not among them: no scan needed).
+    tails: Vec<u64>,
     /// `missing[i]`: how many of the first `i` children are reported when
     /// missing (mandatory, and not UNT).
     missing: Vec<u32>,
     /// The segment's checks, resolved on first use: for syntax version 4
     /// and later, and for versions below 4.
     plans: [OnceLock<Option<Arc<Plan>>>; 2],
+}
+
+/// One child of a group, as the table walk compares it.
+#[derive(Debug, Clone, Copy)]
+struct Kid {
+    /// The child's tag (a group's: its trigger segment's).
+    key: [u8; 3],
+    /// A segment with a three-character tag: a segment can repeat it.
+    repeats: bool,
+    is_group: bool,
+    max: u32,
+    /// The child's node.
+    id: usize,
 }
 
 impl Flat {
@@ -215,7 +232,8 @@ impl Flat {
                 status: Status::Mandatory,
                 max: 1,
                 children: Vec::new(),
-                child_keys: Vec::new(),
+                kids: Vec::new(),
+                tails: Vec::new(),
                 missing: Vec::new(),
                 plans: Default::default(),
             }],
@@ -234,21 +252,35 @@ impl Flat {
             let Some(node) = self.nodes.get(id) else {
                 continue;
             };
-            let mut keys = Vec::with_capacity(node.children.len());
+            let mut kids = Vec::with_capacity(node.children.len());
             let mut missing = Vec::with_capacity(node.children.len() + 1);
             missing.push(0u32);
             let mut count = 0u32;
             for &child in &node.children {
-                let (key, reported) = self.nodes.get(child).map_or(([0; 3], false), |c| {
-                    let reported = c.status == Status::Mandatory && (c.is_group || c.tag != "UNT");
-                    (c.key, reported)
+                let Some(c) = self.nodes.get(child) else {
+                    continue;
+                };
+                let reported = c.status == Status::Mandatory && (c.is_group || c.tag != "UNT");
+                kids.push(Kid {
+                    key: c.key,
+                    repeats: !c.is_group && c.keyed,
+                    is_group: c.is_group,
+                    max: c.max,
+                    id: child,
                 });
-                keys.push(key);
                 count += u32::from(reported);
                 missing.push(count);
             }
             if let Some(node) = self.nodes.get_mut(id) {
-                node.child_keys = keys;
+                let mut tails = vec![0u64; kids.len() + 1];
+                for (i, kid) in kids.iter().enumerate().rev() {
+                    let after = tails.get(i + 1).copied().unwrap_or(0);
+                    if let Some(t) = tails.get_mut(i) {
+                        *t = after | key_bit(kid.key);
+                    }
+                }
+                node.kids = kids;
+                node.tails = tails;
                 node.missing = missing;
             }
         }
@@ -272,7 +304,8 @@ impl Flat {
                     Node::Segment { max, .. } | Node::Group { max, .. } => *max,
                 },
                 children: Vec::new(),
-                child_keys: Vec::new(),
+                kids: Vec::new(),
+                tails: Vec::new(),
                 missing: Vec::new(),
                 plans: Default::default(),
             });
@@ -1002,34 +1035,31 @@ impl MessageValidator {
     }
 
     fn find_place(&self, tag: &[u8], beyond_max: bool) -> Option<Target> {
-        if tag.len() != 3 {
+        let &[a, b, c] = tag else {
             return None;
-        }
-        let key = tag_key(tag);
-        for depth in (0..self.stack.len()).rev() {
-            let frame = self.stack.get(depth)?;
+        };
+        let key = [a, b, c];
+        let bit = key_bit(key);
+        for (depth, frame) in self.stack.iter().enumerate().rev() {
+            let group = self.flat.node(frame.group)?;
             if frame.count > 0
-                && let Some((_, node)) = self.flat.child(frame.group, frame.pos)
-                && !node.is_group
-                && node.keyed
-                && node.key == key
-                && (beyond_max || frame.count < node.max)
+                && let Some(kid) = group.kids.get(frame.pos)
+                && kid.repeats
+                && kid.key == key
+                && (beyond_max || frame.count < kid.max)
             {
                 return Some(Target::Repeat(depth));
             }
             if beyond_max {
                 continue;
             }
-            let start = if frame.count > 0 {
-                frame.pos + 1
-            } else {
-                frame.pos
-            };
-            let group = self.flat.node(frame.group)?;
-            if let Some(at) = group
-                .child_keys
-                .get(start..)
-                .and_then(|keys| keys.iter().position(|k| *k == key))
+            let start = frame.pos + usize::from(frame.count > 0);
+            let maybe = group.tails.get(start).is_some_and(|t| t & bit != 0);
+            if maybe
+                && let Some(at) = group
+                    .kids
+                    .get(start..)
+                    .and_then(|kids| kids.iter().position(|k| k.key == key))
             {
                 return Some(Target::Enter(depth, start + at));
             }
@@ -1041,6 +1071,7 @@ impl MessageValidator {
     }
 
     /// Reports mandatory children `from..to` of `group` as missing.
+    #[inline]
     fn report_missing(&mut self, group: usize, from: usize, to: usize) {
         let Some(node) = self.flat.node(group) else {
             return;
@@ -1050,6 +1081,16 @@ impl MessageValidator {
         if from >= end || before(end) == before(from) {
             return;
         }
+        self.report_missing_children(group, from, to);
+    }
+
+    /// [`report_missing`](Self::report_missing) once it is known that
+    /// something is missing.
+    #[cold]
+    fn report_missing_children(&mut self, group: usize, from: usize, to: usize) {
+        let Some(node) = self.flat.node(group) else {
+            return;
+        };
         let ids: Vec<usize> = node
             .children
             .iter()
@@ -1103,8 +1144,9 @@ impl MessageValidator {
                 let count = frame.count;
                 let max = self
                     .flat
-                    .child(frame.group, frame.pos)
-                    .map_or(u32::MAX, |(_, n)| n.max);
+                    .node(frame.group)
+                    .and_then(|g| g.kids.get(frame.pos))
+                    .map_or(u32::MAX, |k| k.max);
                 if count > max {
                     let tag = String::from_utf8_lossy(tag);
                     self.push(
@@ -1130,9 +1172,10 @@ impl MessageValidator {
                     f.pos = pos;
                     f.count = 1;
                 }
-                if let Some((id, node)) = self.flat.child(frame.group, pos)
-                    && node.is_group
+                if let Some(kid) = self.flat.node(frame.group).and_then(|g| g.kids.get(pos))
+                    && kid.is_group
                 {
+                    let id = kid.id;
                     self.stack.push(Frame {
                         group: id,
                         pos: 0,
@@ -1446,6 +1489,12 @@ fn plan(
 }
 
 /// A three-character tag as bytes (shorter or longer tags never match).
+/// One of 64 bits for a tag key (a one-word filter of a set of tags).
+fn key_bit(key: [u8; 3]) -> u64 {
+    let word = u32::from_le_bytes([key[0], key[1], key[2], 0]);
+    1u64 << (word.wrapping_mul(0x9E37_79B1) >> 26)
+}
+
 fn tag_key(tag: &[u8]) -> [u8; 3] {
     match tag {
         [a, b, c] => [*a, *b, *c],
