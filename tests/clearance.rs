@@ -254,6 +254,15 @@ async fn workflow(url: &str) {
         .map(|r| r.status)
         .collect();
     assert_eq!(statuses, ["awaiting_permits", "cleared"]);
+    // Released after its permits: the third answer to the sender.
+    let (released, changed) = hub
+        .intake
+        .release(&hub.officer, &beef.id, "")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((released.status.as_str(), changed), (state::RELEASED, true));
+    assert_eq!(answer_numbers(&hub, &beef.id).await, ["00", "01", "02"]);
 
     // A refusal holds the declaration and tells the sender why.
     let d = submit(&hub, cusdec("IC003", "LRN-C", "9", &["020130"])).await;
@@ -437,5 +446,25 @@ async fn red_lane_holds_for_examination_until_an_officer_releases() {
     assert_eq!((again.status.as_str(), changed), (state::RELEASED, false));
     let kinds = kinds(&hub, &d[0].id).await;
     assert_eq!(kinds.iter().filter(|k| *k == "released").count(), 1);
+    // Held at intake (no permits), then released: the two CUSRES are the
+    // sender's answers number 0 and 1, whatever the path.
+    assert_eq!(answer_numbers(&hub, &d[0].id).await, ["00", "01"]);
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The last two characters of each stored EDIFACT response's interchange
+/// control reference (UNB 0020): the number of the answer to its sender.
+async fn answer_numbers(hub: &Hub, declaration: &str) -> Vec<String> {
+    hub.intake
+        .store()
+        .responses_of(declaration)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| {
+            let parsed = tradehub::edifact::parse(r.body.as_bytes());
+            let reference = parsed.interchange.control_reference;
+            reference[reference.len() - 2..].to_owned()
+        })
+        .collect()
 }

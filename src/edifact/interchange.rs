@@ -138,7 +138,8 @@ pub struct ParseOptions {
     /// Keep every message in the returned tree.
     pub keep_messages: bool,
     /// Decode every segment of each message for the `on_message` callback
-    /// (otherwise messages reach it with only UNH and UNT).
+    /// (otherwise messages reach it without segments: UNH's fields are in
+    /// the message itself).
     pub decode_messages: bool,
 }
 
@@ -248,6 +249,12 @@ pub struct Parser<R> {
     directories: Option<Arc<Directories>>,
     /// The open message's validator, when it is being validated.
     validator: Option<MessageValidator>,
+    /// The last finished validator and the UNH S009 it was made for
+    /// (type, version, release, agency): reused, reset, by the next message
+    /// of the same kind instead of looking its table up again.
+    spare: Option<([String; 4], MessageValidator)>,
+    /// The S009 of the open message's validator.
+    validator_key: [String; 4],
 }
 
 impl<R: Read> Parser<R> {
@@ -269,6 +276,8 @@ impl<R: Read> Parser<R> {
             interchange_ref: None,
             directories: None,
             validator: None,
+            spare: None,
+            validator_key: Default::default(),
         }
     }
 
@@ -336,6 +345,34 @@ impl<R: Read> Parser<R> {
                 }
                 Next::Segment(raw) => {
                     let position = raw.position;
+                    // Most segments: a data segment of an open message,
+                    // lexed without a problem; only its table checks run.
+                    if let &[a, b, c] = raw.tag()
+                        && !keep_segments
+                        && self.message.is_some()
+                        && self.state == State::Interchange
+                        && is_valid_tag(raw.tag())
+                        && [a, b] != *b"UN"
+                        && !raw.problems
+                    {
+                        let findings = match self.validator.as_mut() {
+                            Some(validator) => {
+                                validator.segment(&raw);
+                                validator.take_findings()
+                            }
+                            None => Vec::new(),
+                        };
+                        // A valid tag: three upper-case letters or digits.
+                        let tag = TagText::Short([a, b, c]);
+                        self.last_position = position;
+                        self.tree.counts.segments += 1;
+                        self.message_segments = self.message_segments.saturating_add(1);
+                        if !findings.is_empty() {
+                            let in_message = self.message_segments;
+                            self.report_findings(findings, position, Some(&tag), Some(in_message));
+                        }
+                        continue;
+                    }
                     let mut findings = Vec::new();
                     if let Some(validator) = self.validator.as_mut()
                         && self.message.is_some()
@@ -368,9 +405,14 @@ impl<R: Read> Parser<R> {
                     self.tree.counts.segments += 1;
                     let tag = TagText::of(raw.tag());
                     // The segment borrows the lexer: decode what is needed
-                    // before anything else touches it. Service segments are
-                    // always decoded; others only when someone reads them.
-                    let keep = keep_segments || raw.tag().starts_with(b"UN");
+                    // before anything else touches it. The envelope's
+                    // segments are always decoded (the parser reads them);
+                    // others only when someone reads them.
+                    let keep = keep_segments
+                        || matches!(
+                            raw.tag(),
+                            b"UNB" | b"UNG" | b"UNH" | b"UNT" | b"UNE" | b"UNZ"
+                        );
                     let step = Step::from_raw(&raw, raw.charset, keep);
                     let problems = self.lexer.take_problems();
                     if !findings.is_empty() {
@@ -455,13 +497,32 @@ impl<R: Read> Parser<R> {
     /// The validator for the message UNH opens, or `None` (reported when it
     /// is not for lack of directories or of the UNH's own parts).
     fn validator_for(&mut self, unh: &Segment, position: u32) -> Option<MessageValidator> {
-        let directories = self.directories.clone()?;
-        let (kind, version, release, agency) = (
+        self.directories.as_ref()?;
+        let key = [
             comp(unh, 1, 0),
             comp(unh, 1, 1),
             comp(unh, 1, 2),
             comp(unh, 1, 3),
-        );
+        ];
+        // The same kind of message as the last one: its validator again.
+        if let Some((last, mut validator)) = self.spare.take()
+            && last == key
+        {
+            validator.reset();
+            self.validator_key = key;
+            return Some(validator);
+        }
+        let validator = self.new_validator(&key, position);
+        if validator.is_some() {
+            self.validator_key = key;
+        }
+        validator
+    }
+
+    /// A validator for a message of S009 `key`, found in the directories.
+    fn new_validator(&mut self, key: &[String; 4], position: u32) -> Option<MessageValidator> {
+        let directories = self.directories.clone()?;
+        let [kind, version, release, agency] = key;
         if kind.is_empty() || version.is_empty() || release.is_empty() {
             // Already reported as missing by the UNH checks.
             return None;
@@ -521,7 +582,7 @@ impl<R: Read> Parser<R> {
             );
             return None;
         };
-        let def = match rel.message(&kind) {
+        let def = match rel.message(kind) {
             Ok(Some(def)) => def,
             Ok(None) => {
                 loc.component = Some(1);
@@ -561,6 +622,7 @@ impl<R: Read> Parser<R> {
         };
         validator.finish();
         let findings = validator.take_findings();
+        self.spare = Some((std::mem::take(&mut self.validator_key), validator));
         if terminated {
             let in_message = self.message_segments;
             self.report_findings(findings, position, Some("UNT"), Some(in_message));
@@ -996,7 +1058,9 @@ impl<R: Read> Parser<R> {
                 format!("message type {message_type} in a group of {group_type} messages"),
             );
         }
-        if let Some(m) = self.message.as_mut() {
+        if (self.options.keep_messages || self.options.decode_messages)
+            && let Some(m) = self.message.as_mut()
+        {
             m.segments.push(seg);
         }
     }
@@ -1026,7 +1090,9 @@ impl<R: Read> Parser<R> {
             1,
         );
         self.check_reference(position, "UNT", &trailer_ref, &reference, "UNH", 2);
-        if let Some(m) = self.message.as_mut() {
+        if (self.options.keep_messages || self.options.decode_messages)
+            && let Some(m) = self.message.as_mut()
+        {
             m.segments.push(seg);
         }
         self.close_message(position, on_message, true);
@@ -1290,10 +1356,8 @@ fn display_tag(raw: &[u8]) -> String {
 }
 
 fn is_valid_tag(tag: &[u8]) -> bool {
-    tag.len() == 3
-        && tag
-            .iter()
-            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+    let ok = |b: u8| b.is_ascii_uppercase() || b.is_ascii_digit();
+    matches!(tag, &[a, b, c] if ok(a) && ok(b) && ok(c))
 }
 
 fn problem_issue(p: LexProblem, location: Location) -> Issue {

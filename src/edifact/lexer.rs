@@ -69,10 +69,10 @@ impl LexProblem {
 /// Where one component lies in a segment body, and whether it contains
 /// release characters that must be removed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Span {
-    start: u32,
-    end: u32,
-    escaped: bool,
+pub(crate) struct Span {
+    pub(crate) start: u32,
+    pub(crate) end: u32,
+    pub(crate) escaped: bool,
 }
 
 /// The split of one segment body, reused from segment to segment.
@@ -109,6 +109,9 @@ pub struct RawSegment<'a> {
     pub offset: u64,
     /// Position in the interchange, UNA not counted, first segment = 1.
     pub position: u32,
+    /// The lexer has problems to report (taken with
+    /// [`Lexer::take_problems`]), of this segment or before it.
+    pub problems: bool,
 }
 
 impl<'a> RawSegment<'a> {
@@ -266,6 +269,83 @@ impl<'a> RawSegment<'a> {
     }
 }
 
+/// One data element of a [`RawSegment`]: its repetitions in order, each
+/// as its components (see [`RawSegment::elements`]).
+#[derive(Debug, Clone, Copy)]
+pub struct RawElement<'a> {
+    body: &'a [u8],
+    /// Index in `comps` of the first component of each repetition.
+    reps: &'a [u32],
+    /// Index in `comps` one past the last repetition's last component.
+    end: u32,
+    comps: &'a [Span],
+}
+
+impl<'a> RawElement<'a> {
+    pub fn repetition_count(&self) -> usize {
+        self.reps.len()
+    }
+
+    /// The repetitions' components, in order.
+    pub fn repetitions(&self) -> impl Iterator<Item = RawComponents<'a>> + use<'a> {
+        let (body, reps, end, comps) = (self.body, self.reps, self.end, self.comps);
+        reps.iter().enumerate().map(move |(i, &start)| {
+            let stop = reps.get(i + 1).copied().unwrap_or(end);
+            RawComponents {
+                body,
+                spans: comps.get(start as usize..stop as usize).unwrap_or(&[]),
+            }
+        })
+    }
+}
+
+/// A segment's constituents as the lexer stores them, for code that walks
+/// them all in order (the validator's fast check).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Layout<'a> {
+    pub(crate) body: &'a [u8],
+    /// Every component, in order.
+    pub(crate) comps: &'a [Span],
+    /// Index in `comps` of the first component of each repetition.
+    pub(crate) reps: &'a [u32],
+    /// Index in `reps` of the first repetition of each element.
+    pub(crate) elems: &'a [u32],
+}
+
+impl<'a> RawSegment<'a> {
+    pub(crate) fn layout(&self) -> Layout<'a> {
+        let spans: &'a Spans = self.spans;
+        Layout {
+            body: self.body,
+            comps: &spans.comps,
+            reps: &spans.reps,
+            elems: &spans.elems,
+        }
+    }
+
+    /// The data elements in order, walked without looking each one up
+    /// (for code that visits every constituent once).
+    pub fn elements(&self) -> impl Iterator<Item = RawElement<'a>> + use<'a> {
+        let spans: &'a Spans = self.spans;
+        let body = self.body;
+        let total_reps = spans.reps.len() as u32;
+        let total_comps = spans.comps.len() as u32;
+        spans.elems.iter().enumerate().map(move |(e, &first)| {
+            let next = spans.elems.get(e + 1).copied().unwrap_or(total_reps);
+            RawElement {
+                body,
+                reps: spans.reps.get(first as usize..next as usize).unwrap_or(&[]),
+                end: spans
+                    .reps
+                    .get(next as usize)
+                    .copied()
+                    .unwrap_or(total_comps),
+                comps: &spans.comps,
+            }
+        })
+    }
+}
+
 /// The components of one repetition of a [`RawSegment`], as written.
 #[derive(Debug, Clone, Copy)]
 pub struct RawComponents<'a> {
@@ -292,6 +372,19 @@ impl<'a> RawComponents<'a> {
     /// True when any component is not empty.
     pub fn any_present(&self) -> bool {
         self.spans.iter().any(|s| s.end > s.start)
+    }
+
+    /// Each component's raw bytes and whether they hold release
+    /// characters, in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&'a [u8], bool)> + use<'a> {
+        let body = self.body;
+        self.spans.iter().map(move |span| {
+            (
+                body.get(span.start as usize..span.end as usize)
+                    .unwrap_or(&[]),
+                span.escaped,
+            )
+        })
     }
 }
 
@@ -716,6 +809,7 @@ impl<R: io::Read> Lexer<R> {
             charset: self.charset,
             offset: seg_offset,
             position: self.position,
+            problems: !self.problems.is_empty(),
         }))
     }
 

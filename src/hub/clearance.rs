@@ -321,16 +321,16 @@ impl Clearance {
     }
 
     /// What follows an agency's answer: an event for the answer and, once
-    /// no permit is pending, the declaration's next status and response.
+    /// no permit is pending, the declaration's next status and response
+    /// (numbered after the `answered` responses the sender has had).
     pub fn after_decision(
         &self,
         declaration: &StoredDeclaration,
         permits: &[StoredPermit],
         decided: &str,
+        answered: usize,
         now: Timestamp,
     ) -> Transition {
-        // The answer at intake was number 0; this one follows it.
-        let answered = 1;
         let mut change = Transition::default();
         if let Some(p) = permits.iter().find(|p| p.id == decided) {
             let reasons = decision_reasons(p);
@@ -435,16 +435,16 @@ impl Clearance {
         change
     }
 
-    /// An officer releases the goods of a cleared or examined declaration.
+    /// An officer releases the goods of a cleared or examined declaration;
+    /// the response is numbered after the `answered` ones before it.
     pub fn release(
         &self,
         declaration: &StoredDeclaration,
         officer: &str,
         note: &str,
+        answered: usize,
         now: Timestamp,
     ) -> Transition {
-        // After the intake answer and, with permits, the decision answer.
-        let answered = 2;
         let reply: Reply = serde_json::from_str(&declaration.reply_json).unwrap_or_default();
         let mut sink = NewDeclaration {
             id: declaration.id.clone(),

@@ -73,8 +73,8 @@ impl Intake {
         let decided = permit.to_owned();
         let outcome = self
             .store
-            .decide_permit(permit, status, json, now, move |d, permits| {
-                clearance.after_decision(d, permits, &decided, now)
+            .decide_permit(permit, status, json, now, move |d, permits, answered| {
+                clearance.after_decision(d, permits, &decided, answered, now)
             })
             .await?;
         match outcome {
@@ -142,8 +142,8 @@ impl Intake {
         let note = note.to_owned();
         let result = self
             .store
-            .change_declaration(declaration, from, now, move |d| {
-                clearance.release(d, &officer_id, &note, now)
+            .change_declaration(declaration, from, now, move |d, answered| {
+                clearance.release(d, &officer_id, &note, answered, now)
             })
             .await?;
         if result.as_ref().is_some_and(|(_, changed)| *changed) {

@@ -42,6 +42,11 @@ pub trait SegmentView {
     fn unescape(&self, stored: &[u8], out: &mut Vec<u8>) {
         out.extend_from_slice(stored);
     }
+    /// The segment as the lexer holds it, when it is one (the fast check
+    /// then walks its constituents in order).
+    fn as_raw(&self) -> Option<&crate::edifact::RawSegment<'_>> {
+        None
+    }
 }
 
 /// The components of one repetition as a segment stores them: raw bytes
@@ -139,6 +144,9 @@ impl SegmentView for crate::edifact::RawSegment<'_> {
     fn unescape(&self, stored: &[u8], out: &mut Vec<u8>) {
         crate::edifact::RawSegment::unescape(self, stored, out);
     }
+    fn as_raw(&self) -> Option<&crate::edifact::RawSegment<'_>> {
+        Some(self)
+    }
     fn value(&self, e: usize, r: usize, c: usize) -> Option<Cow<'_, str>> {
         let bytes = self.value_bytes(e, r, c)?;
         Some(match bytes {
@@ -185,14 +193,31 @@ struct FlatNode {
     status: Status,
     max: u32,
     children: Vec<usize>,
-    /// The children's keys, in order (scanned for the next place of a tag).
-    child_keys: Vec<[u8; 3]>,
+    /// The children as the table walk reads them, in order (scanned for
+    /// the next place of a tag).
+    kids: Vec<Kid>,
+    /// `tails[i]`: the [`key_bit`]s of the keys of children `i..` (a key
+    /// whose bit is not set is not among them: no scan needed).
+    tails: Vec<u64>,
     /// `missing[i]`: how many of the first `i` children are reported when
     /// missing (mandatory, and not UNT).
     missing: Vec<u32>,
     /// The segment's checks, resolved on first use: for syntax version 4
     /// and later, and for versions below 4.
     plans: [OnceLock<Option<Arc<Plan>>>; 2],
+}
+
+/// One child of a group, as the table walk compares it.
+#[derive(Debug, Clone, Copy)]
+struct Kid {
+    /// The child's tag (a group's: its trigger segment's).
+    key: [u8; 3],
+    /// A segment with a three-character tag: a segment can repeat it.
+    repeats: bool,
+    is_group: bool,
+    max: u32,
+    /// The child's node.
+    id: usize,
 }
 
 impl Flat {
@@ -207,7 +232,8 @@ impl Flat {
                 status: Status::Mandatory,
                 max: 1,
                 children: Vec::new(),
-                child_keys: Vec::new(),
+                kids: Vec::new(),
+                tails: Vec::new(),
                 missing: Vec::new(),
                 plans: Default::default(),
             }],
@@ -226,21 +252,35 @@ impl Flat {
             let Some(node) = self.nodes.get(id) else {
                 continue;
             };
-            let mut keys = Vec::with_capacity(node.children.len());
+            let mut kids = Vec::with_capacity(node.children.len());
             let mut missing = Vec::with_capacity(node.children.len() + 1);
             missing.push(0u32);
             let mut count = 0u32;
             for &child in &node.children {
-                let (key, reported) = self.nodes.get(child).map_or(([0; 3], false), |c| {
-                    let reported = c.status == Status::Mandatory && (c.is_group || c.tag != "UNT");
-                    (c.key, reported)
+                let Some(c) = self.nodes.get(child) else {
+                    continue;
+                };
+                let reported = c.status == Status::Mandatory && (c.is_group || c.tag != "UNT");
+                kids.push(Kid {
+                    key: c.key,
+                    repeats: !c.is_group && c.keyed,
+                    is_group: c.is_group,
+                    max: c.max,
+                    id: child,
                 });
-                keys.push(key);
                 count += u32::from(reported);
                 missing.push(count);
             }
             if let Some(node) = self.nodes.get_mut(id) {
-                node.child_keys = keys;
+                let mut tails = vec![0u64; kids.len() + 1];
+                for (i, kid) in kids.iter().enumerate().rev() {
+                    let after = tails.get(i + 1).copied().unwrap_or(0);
+                    if let Some(t) = tails.get_mut(i) {
+                        *t = after | key_bit(kid.key);
+                    }
+                }
+                node.kids = kids;
+                node.tails = tails;
                 node.missing = missing;
             }
         }
@@ -264,7 +304,8 @@ impl Flat {
                     Node::Segment { max, .. } | Node::Group { max, .. } => *max,
                 },
                 children: Vec::new(),
-                child_keys: Vec::new(),
+                kids: Vec::new(),
+                tails: Vec::new(),
                 missing: Vec::new(),
                 plans: Default::default(),
             });
@@ -328,10 +369,13 @@ fn pack(bytes: &[u8]) -> Option<u64> {
     if bytes.len() > 7 {
         return None;
     }
-    let mut word = [0u8; 8];
-    word.get_mut(..bytes.len())?.copy_from_slice(bytes);
-    word[7] = bytes.len() as u8;
-    Some(u64::from_le_bytes(word))
+    // Byte by byte: codes are short, and a copy of variable length would
+    // be a call.
+    let mut word = (bytes.len() as u64) << 56;
+    for (i, &b) in bytes.iter().enumerate() {
+        word |= u64::from(b) << (8 * i);
+    }
+    Some(word)
 }
 
 /// A segment definition as the validator's fast check reads it: for each
@@ -400,7 +444,18 @@ impl ValuePlan {
     /// True when `value` (ASCII, release characters removed) passes the
     /// checks of [`MessageValidator::check_value`]; false when they would
     /// find something or the value is not ASCII.
+    #[inline]
     fn accepts(&self, value: &[u8], decimal: Option<u8>, lists: bool) -> bool {
+        // The commonest class first, cheapest test first.
+        if self.class == FormatClass::AlphaNumeric {
+            return value.len() <= self.max
+                && value.len() >= self.min
+                && value.is_ascii()
+                && match &self.codes {
+                    Some(codes) if lists => codes.contains(value),
+                    _ => true,
+                };
+        }
         let length = match self.class {
             FormatClass::Numeric => {
                 let body = value.strip_prefix(b"-").unwrap_or(value);
@@ -568,6 +623,120 @@ impl Plan {
     }
 }
 
+impl Plan {
+    /// [`clean`](Self::clean) for a segment as the lexer holds it: the same
+    /// answer, reached in one walk over its stored constituents in order.
+    fn clean_raw(
+        &self,
+        seg: &crate::edifact::RawSegment<'_>,
+        decimal: Option<u8>,
+        scratch: &mut Vec<u8>,
+    ) -> bool {
+        let layout = seg.layout();
+        let n = layout.elems.len();
+        if n > self.elements.len() || n < self.required {
+            return false;
+        }
+        let reps_end = layout.reps.len() as u32;
+        let comps_end = layout.comps.len() as u32;
+        for (e, ep) in self.elements.iter().enumerate().take(n) {
+            let Some(&first_rep) = layout.elems.get(e) else {
+                return false;
+            };
+            let end_rep = layout.elems.get(e + 1).copied().unwrap_or(reps_end);
+            if end_rep.saturating_sub(first_rep) as usize > ep.max {
+                return false;
+            }
+            let mut present = false;
+            for r in first_rep as usize..end_rep as usize {
+                let Some(&first) = layout.reps.get(r) else {
+                    return false;
+                };
+                let end = layout.reps.get(r + 1).copied().unwrap_or(comps_end);
+                let Some(comps) = layout.comps.get(first as usize..end as usize) else {
+                    return false;
+                };
+                match &ep.kind {
+                    KindPlan::Simple(vp) => {
+                        let span = match comps {
+                            [] => continue,
+                            [span] => span,
+                            _ => return false,
+                        };
+                        if span.start == span.end {
+                            continue;
+                        }
+                        present = true;
+                        let value = span_value(seg, layout.body, span, scratch);
+                        if !vp.accepts(value, decimal, true) {
+                            return false;
+                        }
+                    }
+                    KindPlan::Composite {
+                        components,
+                        agencies,
+                        required,
+                    } => {
+                        if !comps.iter().any(|s| s.end > s.start) {
+                            continue;
+                        }
+                        present = true;
+                        // Components after the last one written are absent.
+                        if comps.len() > components.len() || comps.len() < *required {
+                            return false;
+                        }
+                        // A list of another agency than UN/ECE (3055 other
+                        // than 6) is not checked against UNCL.
+                        let mut foreign = false;
+                        for &a in agencies {
+                            if let Some(span) = comps.get(a) {
+                                let value = span_value(seg, layout.body, span, scratch);
+                                foreign |= !value.is_empty() && value != b"6";
+                            }
+                        }
+                        for (vp, span) in components.iter().zip(comps) {
+                            let value = span_value(seg, layout.body, span, scratch);
+                            if value.is_empty() {
+                                if vp.mandatory {
+                                    return false;
+                                }
+                                continue;
+                            }
+                            if !vp.accepts(value, decimal, !foreign || vp.own_list) {
+                                return false;
+                            }
+                        }
+                    }
+                }
+            }
+            if !present && ep.mandatory {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// A stored component's value bytes: as stored, or without release
+/// characters in `scratch`.
+#[inline]
+fn span_value<'v>(
+    seg: &crate::edifact::RawSegment<'_>,
+    body: &'v [u8],
+    span: &crate::edifact::lexer::Span,
+    scratch: &'v mut Vec<u8>,
+) -> &'v [u8] {
+    let stored = body
+        .get(span.start as usize..span.end as usize)
+        .unwrap_or(&[]);
+    if !span.escaped {
+        return stored;
+    }
+    scratch.clear();
+    seg.unescape(stored, scratch);
+    scratch
+}
+
 /// One past the position of the last mandatory entry (0: none).
 fn required(statuses: impl Iterator<Item = Status>) -> usize {
     statuses
@@ -668,6 +837,18 @@ impl MessageValidator {
             scratch: Vec::new(),
             findings: Vec::new(),
         }
+    }
+
+    /// Ready for the next message of the same table: what the last one
+    /// left behind is forgotten.
+    pub fn reset(&mut self) {
+        self.stack.clear();
+        self.stack.push(Frame {
+            group: 0,
+            pos: 0,
+            count: 0,
+        });
+        self.findings.clear();
     }
 
     /// A validator for the envelope's service segments (UNB, UNG, UNE,
@@ -797,7 +978,12 @@ impl MessageValidator {
             None => None,
         };
         if let Some(plan) = plan {
-            if self.fast && plan.clean(seg, self.decimal_byte, &mut self.scratch) {
+            let clean = self.fast
+                && match seg.as_raw() {
+                    Some(raw) => plan.clean_raw(raw, self.decimal_byte, &mut self.scratch),
+                    None => plan.clean(seg, self.decimal_byte, &mut self.scratch),
+                };
+            if clean {
                 return;
             }
             let def = plan.def.clone();
@@ -849,34 +1035,31 @@ impl MessageValidator {
     }
 
     fn find_place(&self, tag: &[u8], beyond_max: bool) -> Option<Target> {
-        if tag.len() != 3 {
+        let &[a, b, c] = tag else {
             return None;
-        }
-        let key = tag_key(tag);
-        for depth in (0..self.stack.len()).rev() {
-            let frame = self.stack.get(depth)?;
+        };
+        let key = [a, b, c];
+        let bit = key_bit(key);
+        for (depth, frame) in self.stack.iter().enumerate().rev() {
+            let group = self.flat.node(frame.group)?;
             if frame.count > 0
-                && let Some((_, node)) = self.flat.child(frame.group, frame.pos)
-                && !node.is_group
-                && node.keyed
-                && node.key == key
-                && (beyond_max || frame.count < node.max)
+                && let Some(kid) = group.kids.get(frame.pos)
+                && kid.repeats
+                && kid.key == key
+                && (beyond_max || frame.count < kid.max)
             {
                 return Some(Target::Repeat(depth));
             }
             if beyond_max {
                 continue;
             }
-            let start = if frame.count > 0 {
-                frame.pos + 1
-            } else {
-                frame.pos
-            };
-            let group = self.flat.node(frame.group)?;
-            if let Some(at) = group
-                .child_keys
-                .get(start..)
-                .and_then(|keys| keys.iter().position(|k| *k == key))
+            let start = frame.pos + usize::from(frame.count > 0);
+            let maybe = group.tails.get(start).is_some_and(|t| t & bit != 0);
+            if maybe
+                && let Some(at) = group
+                    .kids
+                    .get(start..)
+                    .and_then(|kids| kids.iter().position(|k| k.key == key))
             {
                 return Some(Target::Enter(depth, start + at));
             }
@@ -888,6 +1071,7 @@ impl MessageValidator {
     }
 
     /// Reports mandatory children `from..to` of `group` as missing.
+    #[inline]
     fn report_missing(&mut self, group: usize, from: usize, to: usize) {
         let Some(node) = self.flat.node(group) else {
             return;
@@ -897,6 +1081,16 @@ impl MessageValidator {
         if from >= end || before(end) == before(from) {
             return;
         }
+        self.report_missing_children(group, from, to);
+    }
+
+    /// [`report_missing`](Self::report_missing) once it is known that
+    /// something is missing.
+    #[cold]
+    fn report_missing_children(&mut self, group: usize, from: usize, to: usize) {
+        let Some(node) = self.flat.node(group) else {
+            return;
+        };
         let ids: Vec<usize> = node
             .children
             .iter()
@@ -950,8 +1144,9 @@ impl MessageValidator {
                 let count = frame.count;
                 let max = self
                     .flat
-                    .child(frame.group, frame.pos)
-                    .map_or(u32::MAX, |(_, n)| n.max);
+                    .node(frame.group)
+                    .and_then(|g| g.kids.get(frame.pos))
+                    .map_or(u32::MAX, |k| k.max);
                 if count > max {
                     let tag = String::from_utf8_lossy(tag);
                     self.push(
@@ -977,9 +1172,10 @@ impl MessageValidator {
                     f.pos = pos;
                     f.count = 1;
                 }
-                if let Some((id, node)) = self.flat.child(frame.group, pos)
-                    && node.is_group
+                if let Some(kid) = self.flat.node(frame.group).and_then(|g| g.kids.get(pos))
+                    && kid.is_group
                 {
+                    let id = kid.id;
                     self.stack.push(Frame {
                         group: id,
                         pos: 0,
@@ -1293,6 +1489,12 @@ fn plan(
 }
 
 /// A three-character tag as bytes (shorter or longer tags never match).
+/// One of 64 bits for a tag key (a one-word filter of a set of tags).
+fn key_bit(key: [u8; 3]) -> u64 {
+    let word = u32::from_le_bytes([key[0], key[1], key[2], 0]);
+    1u64 << (word.wrapping_mul(0x9E37_79B1) >> 26)
+}
+
 fn tag_key(tag: &[u8]) -> [u8; 3] {
     match tag {
         [a, b, c] => [*a, *b, *c],

@@ -639,7 +639,8 @@ impl Store {
 
     /// Records a permit's answer (`status` one of granted, refused,
     /// conditional, expired) and, in the same transaction, what `next`
-    /// derives from the declaration and all its permits as they now are.
+    /// derives from the declaration, all its permits as they now are and
+    /// the number of responses its sender has had.
     pub async fn decide_permit<F>(
         &self,
         permit_id: &str,
@@ -649,7 +650,7 @@ impl Store {
         next: F,
     ) -> Result<Decided, StoreError>
     where
-        F: FnOnce(&StoredDeclaration, &[StoredPermit]) -> Transition,
+        F: FnOnce(&StoredDeclaration, &[StoredPermit], usize) -> Transition,
     {
         let Some(permit) = self.permit(permit_id).await? else {
             return Ok(Decided::NotFound);
@@ -699,14 +700,16 @@ impl Store {
             .fetch_all(&mut *tx)
             .await?;
         let permits = rows.iter().map(permit_row).collect::<Result<Vec<_>, _>>()?;
-        let change = next(&declaration, &permits);
+        let answered = self.response_count(&mut tx, &declaration.id).await?;
+        let change = next(&declaration, &permits, answered);
         self.apply(&mut tx, &mut declaration, &change, &at).await?;
         tx.commit().await?;
         Ok(Decided::Recorded(declaration))
     }
 
     /// Applies `change` to a declaration outside a permit decision (an
-    /// officer's release), only while it is in one of `from`. Returns the
+    /// officer's release), only while it is in one of `from`; `next` is
+    /// given the declaration and how many responses it has had. Returns the
     /// declaration as it now is and whether it changed.
     pub async fn change_declaration<F>(
         &self,
@@ -716,7 +719,7 @@ impl Store {
         next: F,
     ) -> Result<Option<(StoredDeclaration, bool)>, StoreError>
     where
-        F: FnOnce(&StoredDeclaration) -> Transition,
+        F: FnOnce(&StoredDeclaration, usize) -> Transition,
     {
         let at = now.to_string();
         let mut tx = self.pool.begin().await?;
@@ -738,10 +741,26 @@ impl Store {
             tx.rollback().await?;
             return Ok(Some((declaration, false)));
         }
-        let change = next(&declaration);
+        let answered = self.response_count(&mut tx, &declaration.id).await?;
+        let change = next(&declaration, answered);
         self.apply(&mut tx, &mut declaration, &change, &at).await?;
         tx.commit().await?;
         Ok(Some((declaration, true)))
+    }
+
+    /// How many responses the declaration's sender has been given, read
+    /// in the transaction that adds the next one (which numbers it).
+    async fn response_count(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        declaration: &str,
+    ) -> Result<usize, StoreError> {
+        let sql = self.sql("SELECT COUNT(*) FROM responses WHERE declaration_id = $1");
+        let count: i64 = sqlx::query_scalar(&sql)
+            .bind(declaration)
+            .fetch_one(&mut **tx)
+            .await?;
+        Ok(usize::try_from(count).unwrap_or(0))
     }
 
     async fn apply(
