@@ -14,6 +14,10 @@ use tradehub::edifact::scan::Scanner;
 use tradehub::edifact::{Charset, Lexer, Limits, Next, ParseOptions, Parser, Separators, sample};
 use tradehub::schema::{Directories, Release};
 
+// The allocator the tradehub binary runs with (src/main.rs).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn engine(c: &mut Criterion) {
     let mb: u64 = std::env::var("TRADEHUB_BENCH_MB")
         .ok()

@@ -18,6 +18,10 @@ use tradehub::edifact::{ParseOptions, Parser, sample};
 use tradehub::mapping::edifact::mapping_for;
 use tradehub::schema::Directories;
 
+// The allocator the tradehub binary runs with (src/main.rs).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn mapping(c: &mut Criterion) {
     let mb: u64 = std::env::var("TRADEHUB_BENCH_MB")
         .ok()

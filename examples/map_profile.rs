@@ -2,7 +2,7 @@
 //! validation with the CUSDEC mapping over a generated interchange, for
 //! instruction counts under valgrind or `perf stat`:
 //!
-//! `cargo run --release --example map_profile -- validate|decode|map|located [MB]`
+//! `cargo run --release --example map_profile -- lex|validate|decode|map|located [MB]`
 //! (`setup`: only the generation of the interchange and the loading of
 //! the mapping, to subtract)
 //!
@@ -17,9 +17,15 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use tradehub::edifact::{Element, Message, ParseOptions, Parser, Segment, sample};
+use tradehub::edifact::{
+    Element, Lexer, Limits, Message, Next, ParseOptions, Parser, Segment, sample,
+};
 use tradehub::mapping::edifact::{EdifactMapping, mapping_for};
 use tradehub::schema::Directories;
+
+// The allocator the tradehub binary runs with (src/main.rs).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::io::Result<()> {
     let mut args = std::env::args().skip(1);
@@ -40,6 +46,22 @@ fn main() -> std::io::Result<()> {
     }
     if mode == "setup" {
         println!("setup: {} bytes, {}", data.len(), cusdec.name);
+        return Ok(());
+    }
+    if mode == "lex" {
+        // The lexer alone, splitting every segment: the reference the
+        // validator is compared with.
+        let mut lexer = Lexer::new(&data[..], Limits::default());
+        lexer.start()?;
+        let mut n = 0u64;
+        while let Ok(next) = lexer.next_segment() {
+            match next {
+                Next::Segment(seg) => n += seg.element_count() as u64,
+                Next::Oversized { .. } => n += 1,
+                Next::End => break,
+            }
+        }
+        println!("lex: {n} elements");
         return Ok(());
     }
     let options = ParseOptions {
