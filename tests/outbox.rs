@@ -186,3 +186,50 @@ async fn failed_publish_stays_pending_and_is_retried() {
     intake.store().close().await;
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Two relays (as of two hub instances on one PostgreSQL) never hold the
+/// same rows: a claimed batch is skipped by the other claim, given back
+/// when its relay fails (the claim is dropped), and gone once marked.
+#[tokio::test]
+async fn relays_of_several_instances_claim_different_rows() {
+    let Some((url, name)) = common::pg_database().await else {
+        return;
+    };
+    let store = Store::open(&url).await.unwrap();
+    store
+        .add_partner("KRBROKER01", "Hanbit", "hash", Timestamp::now())
+        .await
+        .unwrap();
+    let partner = store.partner("KRBROKER01").await.unwrap().unwrap();
+    let intake = Intake::new(store.clone(), Limits::default());
+    intake
+        .submit(&partner, fixture("ok/cusdec-d96b-unoc.edi"))
+        .await
+        .unwrap();
+    assert_eq!(store.outbox_backlog().await.unwrap(), 5);
+
+    let seqs = |c: &tradehub::store::OutboxClaim| -> Vec<i64> {
+        c.messages.iter().map(|m| m.seq).collect()
+    };
+    let first = store.claim_outbox(3).await.unwrap();
+    let second = store.claim_outbox(10).await.unwrap();
+    assert_eq!(first.messages.len(), 3);
+    assert_eq!(
+        second.messages.len(),
+        2,
+        "the first claim's rows are skipped"
+    );
+    assert!(seqs(&first).iter().all(|s| !seqs(&second).contains(s)));
+    // The first relay fails: its rows go back; the second marks its own.
+    let given_back = seqs(&first);
+    drop(first);
+    store.mark_claimed(second, Timestamp::now()).await.unwrap();
+    assert_eq!(store.outbox_backlog().await.unwrap(), 3);
+    let again = store.claim_outbox(10).await.unwrap();
+    assert_eq!(seqs(&again), given_back);
+    store.mark_claimed(again, Timestamp::now()).await.unwrap();
+    assert_eq!(store.outbox_backlog().await.unwrap(), 0);
+    assert!(store.claim_outbox(10).await.unwrap().messages.is_empty());
+    store.close().await;
+    common::drop_pg_database(&name).await;
+}

@@ -121,17 +121,20 @@ const BATCH: i64 = 200;
 /// Publishes everything pending, in order; returns how many were published.
 /// A batch is marked only after every message of it was confirmed; if one
 /// fails, the whole batch stays pending and is published again (at least
-/// once; consumers drop repeats by `message_id`).
+/// once; consumers drop repeats by `message_id`). On PostgreSQL a batch is
+/// claimed by this relay while it publishes it, so several hub instances
+/// do not publish the same rows.
 pub async fn drain<P: Publish + ?Sized>(store: &Store, publisher: &P) -> Result<usize, RelayError> {
     let mut total = 0;
     loop {
-        let batch = store.pending_outbox(BATCH).await?;
-        if batch.is_empty() {
+        // Claimed: the relays of other hub instances take other rows.
+        let claim = store.claim_outbox(BATCH).await?;
+        if claim.messages.is_empty() {
             return Ok(total);
         }
-        publisher.publish_all(&batch).await?;
-        let seqs: Vec<i64> = batch.iter().map(|m| m.seq).collect();
-        store.mark_published_all(&seqs, Timestamp::now()).await?;
-        total += batch.len();
+        publisher.publish_all(&claim.messages).await?;
+        let published = claim.messages.len();
+        store.mark_claimed(claim, Timestamp::now()).await?;
+        total += published;
     }
 }

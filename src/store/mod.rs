@@ -141,6 +141,32 @@ pub struct OutboxMessage {
     pub payload: Vec<u8>,
 }
 
+/// The query of the oldest unpublished outbox messages (`$1`: how many).
+const PENDING_OUTBOX: &str = "SELECT seq, exchange, routing_key, message_id, content_type, payload, created_at \
+     FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT $1";
+
+fn pending_row(r: &AnyRow) -> Result<PendingMessage, StoreError> {
+    Ok(PendingMessage {
+        seq: r.try_get("seq")?,
+        created_at: r.try_get("created_at")?,
+        message: OutboxMessage {
+            exchange: r.try_get("exchange")?,
+            routing_key: r.try_get("routing_key")?,
+            message_id: r.try_get("message_id")?,
+            content_type: r.try_get("content_type")?,
+            payload: r.try_get("payload")?,
+        },
+    })
+}
+
+/// Outbox messages one relay has taken (see [`Store::claim_outbox`]).
+#[derive(Debug)]
+pub struct OutboxClaim {
+    /// PostgreSQL: the transaction holding the rows' locks.
+    tx: Option<sqlx::Transaction<'static, sqlx::Any>>,
+    pub messages: Vec<PendingMessage>,
+}
+
 /// An outbox row not yet published.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PendingMessage {
@@ -411,41 +437,57 @@ impl Store {
 
     /// The oldest unpublished outbox messages, at most `limit`.
     pub async fn pending_outbox(&self, limit: i64) -> Result<Vec<PendingMessage>, StoreError> {
-        let sql = self.sql(
-            "SELECT seq, exchange, routing_key, message_id, content_type, payload, created_at \
-             FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT $1",
-        );
+        let sql = self.sql(PENDING_OUTBOX);
         let rows = sqlx::query(&sql).bind(limit).fetch_all(&self.pool).await?;
-        rows.iter()
-            .map(|r| {
-                Ok(PendingMessage {
-                    seq: r.try_get("seq")?,
-                    created_at: r.try_get("created_at")?,
-                    message: OutboxMessage {
-                        exchange: r.try_get("exchange")?,
-                        routing_key: r.try_get("routing_key")?,
-                        message_id: r.try_get("message_id")?,
-                        content_type: r.try_get("content_type")?,
-                        payload: r.try_get("payload")?,
-                    },
-                })
-            })
-            .collect()
+        rows.iter().map(pending_row).collect()
     }
 
-    /// Marks an outbox message as published.
-    pub async fn mark_published(&self, seq: i64, at: Timestamp) -> Result<(), StoreError> {
-        let sql = self.sql("UPDATE outbox SET published_at = $1 WHERE seq = $2");
-        sqlx::query(&sql)
-            .bind(at.to_string())
-            .bind(seq)
-            .execute(&self.pool)
-            .await?;
+    /// Takes the oldest unpublished outbox messages, at most `limit`, for
+    /// one relay until [`mark_claimed`](Self::mark_claimed) (or until the
+    /// claim is dropped, which gives them back). On PostgreSQL the rows
+    /// stay locked (`FOR UPDATE SKIP LOCKED`) in the claim's transaction,
+    /// so the relays of several hub instances take different rows instead
+    /// of publishing the same ones; SQLite has one writer and one relay.
+    pub async fn claim_outbox(&self, limit: i64) -> Result<OutboxClaim, StoreError> {
+        if self.backend == Backend::Sqlite {
+            return Ok(OutboxClaim {
+                tx: None,
+                messages: self.pending_outbox(limit).await?,
+            });
+        }
+        let mut tx = self.pool.begin().await?;
+        let sql = format!("{PENDING_OUTBOX} FOR UPDATE SKIP LOCKED");
+        let rows = sqlx::query(&sql).bind(limit).fetch_all(&mut *tx).await?;
+        let messages = rows.iter().map(pending_row).collect::<Result<_, _>>()?;
+        Ok(OutboxClaim {
+            tx: Some(tx),
+            messages,
+        })
+    }
+
+    /// Marks a claim's messages as published and releases them.
+    pub async fn mark_claimed(&self, claim: OutboxClaim, at: Timestamp) -> Result<(), StoreError> {
+        let seqs: Vec<i64> = claim.messages.iter().map(|m| m.seq).collect();
+        match claim.tx {
+            Some(mut tx) => {
+                self.mark_published_on(&mut tx, &seqs, at).await?;
+                tx.commit().await?;
+            }
+            None => {
+                let mut conn = self.pool.acquire().await?;
+                self.mark_published_on(&mut conn, &seqs, at).await?;
+            }
+        }
         Ok(())
     }
 
-    /// Marks outbox messages as published, in one statement.
-    pub async fn mark_published_all(&self, seqs: &[i64], at: Timestamp) -> Result<(), StoreError> {
+    /// Marks outbox messages as published, 500 to a statement.
+    async fn mark_published_on(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        seqs: &[i64],
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
         for chunk in seqs.chunks(500) {
             let placeholders: Vec<String> =
                 (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
@@ -457,7 +499,7 @@ impl Store {
             for seq in chunk {
                 query = query.bind(*seq);
             }
-            query.execute(&self.pool).await?;
+            query.execute(&mut *conn).await?;
         }
         Ok(())
     }
