@@ -247,22 +247,29 @@ impl<'a> RawSegment<'a> {
             .unwrap_or_default()
     }
 
-    /// The whole segment decoded to an owned [`Segment`].
+    /// The whole segment decoded to an owned [`Segment`], walking its
+    /// stored components once in order.
     pub fn to_segment(&self, charset: Charset) -> Segment {
         let tag = String::from_utf8_lossy(self.tag()).into_owned();
+        let mut scratch = Vec::new();
         let mut elements = Vec::with_capacity(self.element_count());
-        for e in 0..self.element_count() {
-            let reps = (0..self.repetition_count(e))
-                .map(|r| {
-                    (0..self.rep_comps(e, r).len())
-                        .map(|c| {
-                            self.value_bytes(e, r, c)
-                                .map(|b| charset.decode(&b).into_owned())
-                                .unwrap_or_default()
-                        })
-                        .collect()
-                })
-                .collect();
+        for element in self.elements() {
+            let mut reps = Vec::with_capacity(element.repetition_count().max(1));
+            for comps in element.repetitions() {
+                let mut values = Vec::with_capacity(comps.len().max(1));
+                for (stored, escaped) in comps.iter() {
+                    let bytes = if escaped && self.release.is_some() {
+                        scratch.clear();
+                        self.unescape(stored, &mut scratch);
+                        scratch.as_slice()
+                    } else {
+                        stored
+                    };
+                    values.push(charset.decode(bytes).into_owned());
+                }
+                reps.push(values);
+            }
+            // Empty lists are normalised by the element.
             elements.push(Element::repeated(reps));
         }
         Segment { tag, elements }

@@ -40,15 +40,12 @@ impl Element {
     /// A repeated element from its repetitions; empty lists are normalised as
     /// in [`Element::composite`].
     pub fn repeated(repetitions: Vec<Vec<String>>) -> Self {
-        let mut reps: Vec<Vec<String>> = repetitions
-            .into_iter()
-            .map(|mut r| {
-                if r.is_empty() {
-                    r.push(String::new());
-                }
-                r
-            })
-            .collect();
+        let mut reps = repetitions;
+        for r in &mut reps {
+            if r.is_empty() {
+                r.push(String::new());
+            }
+        }
         if reps.is_empty() {
             reps.push(vec![String::new()]);
         }
