@@ -39,6 +39,15 @@ pub mod status {
     pub const REJECTED: &str = "rejected";
 }
 
+/// What [`Intake::store_new`] found.
+enum Stored {
+    Committed,
+    /// The same bytes were stored before: the original answer.
+    Duplicate(Submission),
+    /// Other bytes under a control reference the sender used before.
+    ReferenceTaken(StoredInterchange),
+}
+
 /// What became of a submission.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Submission {
@@ -398,37 +407,16 @@ impl Intake {
         };
         let declarations = self.declarations(partner, &reply, mapped, now).await?;
         match self
-            .store
-            .insert_interchange(&new, &events, &outbox, &declarations)
-            .await
+            .store_new(&new, &events, &outbox, &declarations, now)
+            .await?
         {
-            Ok(()) => self.committed(&declarations),
-            // The unique constraints decide: the same bytes again (or a
-            // redelivery that raced the first copy) get the original
-            // answer; other bytes under a used reference are refused.
-            Err(StoreError::Conflict { .. }) => {
-                if let Some(original) = self
-                    .store
-                    .interchange_by_hash(&partner.id, &new.sha256)
-                    .await?
-                {
-                    return self.duplicate(original, now).await;
-                }
-                if let Some(reference) = &new.control_reference
-                    && let Some(original) = self
-                        .store
-                        .interchange_by_reference(&new.sender, reference)
-                        .await?
-                {
-                    return self
-                        .duplicate_reference(partner, &new.sha256, &new.raw, &parsed, original, now)
-                        .await;
-                }
-                return Err(StoreError::Conflict {
-                    what: format!("interchange {}", new.id),
-                });
+            Stored::Committed => {}
+            Stored::Duplicate(answer) => return Ok(answer),
+            Stored::ReferenceTaken(original) => {
+                return self
+                    .duplicate_reference(partner, &new.sha256, &new.raw, &parsed, original, now)
+                    .await;
             }
-            Err(e) => return Err(e),
         }
         let stored = new.into_stored();
         tracing::info!(interchange = %id, partner = %partner.id, status, "interchange stored");
@@ -439,6 +427,52 @@ impl Intake {
     }
 
     /// After a commit: wake the relay, count the declarations.
+    /// Commits a new interchange with its events, outbox rows and
+    /// declarations. The unique constraints decide what was here already:
+    /// the same bytes again (or a redelivery that raced the first copy)
+    /// get the original answer; other bytes under a used control
+    /// reference are the caller's to refuse.
+    async fn store_new(
+        &self,
+        new: &NewInterchange,
+        events: &[(&str, String)],
+        outbox: &[OutboxMessage],
+        declarations: &[crate::store::NewDeclaration],
+        now: Timestamp,
+    ) -> Result<Stored, StoreError> {
+        match self
+            .store
+            .insert_interchange(new, events, outbox, declarations)
+            .await
+        {
+            Ok(()) => {
+                self.committed(declarations);
+                Ok(Stored::Committed)
+            }
+            Err(StoreError::Conflict { .. }) => {
+                if let Some(original) = self
+                    .store
+                    .interchange_by_hash(&new.partner_id, &new.sha256)
+                    .await?
+                {
+                    return Ok(Stored::Duplicate(self.duplicate(original, now).await?));
+                }
+                if let Some(reference) = &new.control_reference
+                    && let Some(original) = self
+                        .store
+                        .interchange_by_reference(&new.sender, reference)
+                        .await?
+                {
+                    return Ok(Stored::ReferenceTaken(original));
+                }
+                Err(StoreError::Conflict {
+                    what: format!("interchange {}", new.id),
+                })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     fn committed(&self, declarations: &[crate::store::NewDeclaration]) {
         self.outbox_wake.notify_one();
         for d in declarations {

@@ -104,24 +104,17 @@ impl Intake {
             .declarations(partner, &reply, mapped.into_iter().collect(), now)
             .await?;
         match self
-            .store
-            .insert_interchange(&new, &events, &outbox, &declarations)
-            .await
+            .store_new(&new, &events, &outbox, &declarations, now)
+            .await?
         {
-            Ok(()) => self.committed(&declarations),
-            Err(StoreError::Conflict { .. }) => {
-                if let Some(original) = self
-                    .store
-                    .interchange_by_hash(&partner.id, &new.sha256)
-                    .await?
-                {
-                    return self.duplicate(original, now).await;
-                }
+            super::Stored::Committed => {}
+            super::Stored::Duplicate(answer) => return Ok(answer),
+            // WCO declarations carry no control reference of their own.
+            super::Stored::ReferenceTaken(_) => {
                 return Err(StoreError::Conflict {
                     what: format!("interchange {}", new.id),
                 });
             }
-            Err(e) => return Err(e),
         }
         tracing::info!(interchange = %id, partner = %partner.id, status, "WCO declaration stored");
         Ok(Submission::Stored(Receipt {
