@@ -11,15 +11,8 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::path::Path;
 
-use common::request;
-use tradehub::edifact::Limits;
-use tradehub::hub::clearance::Clearance;
-use tradehub::hub::{Intake, new_token};
-use tradehub::store::Store;
-use tradehub::timestamp::Timestamp;
-use tradehub::transport::http::{self, HttpSettings};
+use common::{HttpHub, request};
 
 const CARRIER: &str = "KRCARRIER01";
 const BROKER: &str = "KRBROKER01";
@@ -76,66 +69,28 @@ fn timeline_declarations(body: &serde_json::Value) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_container_and_a_bill_of_lading_are_tracked_over_http() {
-    let dir = std::env::temp_dir().join(format!("tradehub-cargo-{}", uuid::Uuid::now_v7()));
-    let store = Store::open(&Store::embedded_url(&dir).unwrap())
-        .await
-        .unwrap();
-    let mut tokens = std::collections::HashMap::new();
-    for (id, agency) in [
+    let hub = HttpHub::start(&[
         (CARRIER, None),
         (BROKER, None),
         ("KRBROKER02", None),
         ("kmdia-desk", Some("KMDIA")),
         ("mfds-desk", Some("MFDS")),
         ("officer", Some("CUSTOMS")),
-    ] {
-        let (token, hash) = new_token().unwrap();
-        store
-            .add_partner(id, id, &hash, Timestamp::now())
-            .await
-            .unwrap();
-        store.set_partner_agency(id, agency).await.unwrap();
-        tokens.insert(id, token);
-    }
-    let token = |id: &str| tokens[id].clone();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let catalogue =
-        tradehub::agency::AgencyCatalogue::load(root.join("config/agencies.toml")).unwrap();
-    let clearance = Clearance {
-        routing: tradehub::routing::Routing::load(&root.join("config/routing.toml"), &catalogue)
-            .unwrap(),
-        ..Clearance::default()
-    };
-    let intake = Intake::new(store.clone(), Limits::default()).with_clearance(clearance);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(http::serve(
-        listener,
-        intake,
-        HttpSettings::default(),
-        async move {
-            let _ = stopped.await;
-        },
-    ));
+    ])
+    .await;
+    let addr = hub.addr;
+    let token = |id: &str| hub.token(id);
 
     // The carrier's manifest, then the broker's declaration.
     let mut ids = vec![];
     for (sender, body) in [(CARRIER, manifest(CARRIER)), (BROKER, declaration(BROKER))] {
-        let r = request(
-            addr,
-            "POST",
-            "/v1/interchanges",
-            Some(&token(sender)),
-            &body,
-        )
-        .await;
+        let r = request(addr, "POST", "/v1/interchanges", Some(token(sender)), &body).await;
         assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
         let interchange = r.json()["interchange"]["id"].as_str().unwrap().to_owned();
         let r = get(
             addr,
             &format!("/v1/interchanges/{interchange}"),
-            &token(sender),
+            token(sender),
         )
         .await;
         let declarations = r.json()["declarations"].clone();
@@ -153,7 +108,7 @@ async fn a_container_and_a_bill_of_lading_are_tracked_over_http() {
     // The carrier tracks its bill of lading and its container: the
     // manifest's whole trail, in order; not the broker's declaration.
     for reference in [BILL_OF_LADING, CONTAINER, "0045E"] {
-        let r = get(addr, &format!("/v1/cargo/{reference}"), &token(CARRIER)).await;
+        let r = get(addr, &format!("/v1/cargo/{reference}"), token(CARRIER)).await;
         assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
         let body = r.json();
         assert_eq!(body["reference"], reference);
@@ -185,7 +140,7 @@ async fn a_container_and_a_bill_of_lading_are_tracked_over_http() {
     // An officer sees the manifest and the declaration on the same
     // container and bill of lading, the manifest first.
     for reference in [BILL_OF_LADING, CONTAINER] {
-        let r = get(addr, &format!("/v1/cargo/{reference}"), &token("officer")).await;
+        let r = get(addr, &format!("/v1/cargo/{reference}"), token("officer")).await;
         assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
         let body = r.json();
         assert_eq!(
@@ -220,7 +175,7 @@ async fn a_container_and_a_bill_of_lading_are_tracked_over_http() {
         (BROKER, "LRN-CARGO-1"),
         ("kmdia-desk", BILL_OF_LADING),
     ] {
-        let r = get(addr, &format!("/v1/cargo/{reference}"), &token(who)).await;
+        let r = get(addr, &format!("/v1/cargo/{reference}"), token(who)).await;
         assert_eq!(r.status, 200, "{who}: {}", String::from_utf8_lossy(&r.body));
         let body = r.json();
         assert_eq!(
@@ -238,7 +193,7 @@ async fn a_container_and_a_bill_of_lading_are_tracked_over_http() {
         (CARRIER, "LRN-CARGO-1"),
         ("officer", "NOSUCHREF"),
     ] {
-        let r = get(addr, &format!("/v1/cargo/{reference}"), &token(who)).await;
+        let r = get(addr, &format!("/v1/cargo/{reference}"), token(who)).await;
         assert_eq!(r.status, 404, "{who} {reference}");
         assert_eq!(
             r.header("content-type"),
@@ -249,8 +204,5 @@ async fn a_container_and_a_bill_of_lading_are_tracked_over_http() {
     let r = request(addr, "GET", &format!("/v1/cargo/{CONTAINER}"), None, b"").await;
     assert_eq!(r.status, 401);
 
-    stop.send(()).unwrap();
-    task.await.unwrap().unwrap();
-    store.close().await;
-    let _ = std::fs::remove_dir_all(dir);
+    hub.stop().await;
 }

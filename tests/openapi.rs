@@ -10,11 +10,8 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use common::request;
-use tradehub::edifact::Limits;
-use tradehub::hub::Intake;
-use tradehub::store::Store;
-use tradehub::transport::http::{self, HttpSettings};
+use common::{HttpHub, request};
+use tradehub::transport::http;
 
 fn document() -> serde_json::Value {
     serde_json::from_str(http::OPENAPI).unwrap()
@@ -40,21 +37,8 @@ fn every_route_is_documented() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_documented_operation_is_routed() {
-    let dir = std::env::temp_dir().join(format!("tradehub-openapi-{}", uuid::Uuid::now_v7()));
-    let store = Store::open(&Store::embedded_url(&dir).unwrap())
-        .await
-        .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(http::serve(
-        listener,
-        Intake::new(store.clone(), Limits::default()),
-        HttpSettings::default(),
-        async move {
-            let _ = stopped.await;
-        },
-    ));
+    let hub = HttpHub::builder().start().await;
+    let addr = hub.addr;
     let doc = document();
     let mut operations = 0;
     for (path, item) in doc["paths"].as_object().unwrap() {
@@ -82,8 +66,5 @@ async fn every_documented_operation_is_routed() {
     let r = request(addr, "GET", "/v1/openapi.json", None, b"").await;
     assert_eq!(r.status, 200);
     assert_eq!(r.json(), doc);
-    stop.send(()).unwrap();
-    task.await.unwrap().unwrap();
-    store.close().await;
-    let _ = std::fs::remove_dir_all(dir);
+    hub.stop().await;
 }

@@ -9,76 +9,30 @@
 
 mod common;
 
-use std::path::Path;
-
-use common::request;
-use tradehub::edifact::Limits;
-use tradehub::hub::clearance::Clearance;
-use tradehub::hub::{Intake, new_token};
-use tradehub::store::Store;
-use tradehub::timestamp::Timestamp;
-use tradehub::transport::http::{self, HttpSettings};
+use common::{HttpHub, request};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agencies_answer_and_officers_release_over_http() {
-    let dir = std::env::temp_dir().join(format!("tradehub-permits-http-{}", uuid::Uuid::now_v7()));
-    let store = Store::open(&Store::embedded_url(&dir).unwrap())
-        .await
-        .unwrap();
-    let mut tokens = std::collections::HashMap::new();
-    for (id, agency) in [
+    let hub = HttpHub::start(&[
         ("KRBROKER01", None),
         ("kmdia-desk", Some("KMDIA")),
         ("mfds-desk", Some("MFDS")),
         ("officer", Some("CUSTOMS")),
-    ] {
-        let (token, hash) = new_token().unwrap();
-        store
-            .add_partner(id, id, &hash, Timestamp::now())
-            .await
-            .unwrap();
-        store.set_partner_agency(id, agency).await.unwrap();
-        tokens.insert(id, token);
-    }
-    let token = |id: &str| Some(tokens[id].clone());
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let catalogue =
-        tradehub::agency::AgencyCatalogue::load(root.join("config/agencies.toml")).unwrap();
-    let clearance = Clearance {
-        routing: tradehub::routing::Routing::load(&root.join("config/routing.toml"), &catalogue)
-            .unwrap(),
-        ..Clearance::default()
-    };
-    let intake = Intake::new(store.clone(), Limits::default()).with_clearance(clearance);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(http::serve(
-        listener,
-        intake,
-        HttpSettings::default(),
-        async move {
-            let _ = stopped.await;
-        },
-    ));
+    ])
+    .await;
+    let addr = hub.addr;
+    let token = |id: &str| Some(hub.token(id));
 
     // A medical device import: KMDIA must confirm it.
     let body = common::cusdec("KRBROKER01", "HTTP0001", "LRN-HTTP-1", "9", &["901890"]);
-    let r = request(
-        addr,
-        "POST",
-        "/v1/interchanges",
-        token("KRBROKER01").as_deref(),
-        &body,
-    )
-    .await;
+    let r = request(addr, "POST", "/v1/interchanges", token("KRBROKER01"), &body).await;
     assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
     let interchange = r.json()["interchange"]["id"].as_str().unwrap().to_owned();
     let r = request(
         addr,
         "GET",
         &format!("/v1/interchanges/{interchange}"),
-        token("KRBROKER01").as_deref(),
+        token("KRBROKER01"),
         b"",
     )
     .await;
@@ -90,18 +44,18 @@ async fn agencies_answer_and_officers_release_over_http() {
     // The inbox is KMDIA's own: MFDS and the broker may not read it.
     let inbox = "/v1/agencies/KMDIA/inbox";
     assert_eq!(
-        request(addr, "GET", inbox, token("mfds-desk").as_deref(), b"")
+        request(addr, "GET", inbox, token("mfds-desk"), b"")
             .await
             .status,
         403
     );
     assert_eq!(
-        request(addr, "GET", inbox, token("KRBROKER01").as_deref(), b"")
+        request(addr, "GET", inbox, token("KRBROKER01"), b"")
             .await
             .status,
         403
     );
-    let r = request(addr, "GET", inbox, token("kmdia-desk").as_deref(), b"").await;
+    let r = request(addr, "GET", inbox, token("kmdia-desk"), b"").await;
     assert_eq!(r.status, 200);
     let permits = r.json()["permits"].clone();
     assert_eq!(permits.as_array().unwrap().len(), 1, "{permits}");
@@ -111,20 +65,13 @@ async fn agencies_answer_and_officers_release_over_http() {
 
     // Decisions: only KMDIA's account, only a well-formed body, only once.
     let granted = br#"{"outcome": "granted", "reasons": ["registered device"]}"#;
-    let r = request(
-        addr,
-        "POST",
-        &decide,
-        token("mfds-desk").as_deref(),
-        granted,
-    )
-    .await;
+    let r = request(addr, "POST", &decide, token("mfds-desk"), granted).await;
     assert_eq!(r.status, 403);
     let r = request(
         addr,
         "POST",
         &decide,
-        token("kmdia-desk").as_deref(),
+        token("kmdia-desk"),
         br#"{"outcome": "maybe"}"#,
     )
     .await;
@@ -133,36 +80,22 @@ async fn agencies_answer_and_officers_release_over_http() {
         addr,
         "POST",
         "/v1/permits/no-such-permit/decision",
-        token("kmdia-desk").as_deref(),
+        token("kmdia-desk"),
         granted,
     )
     .await;
     assert_eq!(r.status, 404);
-    let r = request(
-        addr,
-        "POST",
-        &decide,
-        token("kmdia-desk").as_deref(),
-        granted,
-    )
-    .await;
+    let r = request(addr, "POST", &decide, token("kmdia-desk"), granted).await;
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(r.json()["declaration"]["status"], "cleared");
-    let r = request(
-        addr,
-        "POST",
-        &decide,
-        token("kmdia-desk").as_deref(),
-        granted,
-    )
-    .await;
+    let r = request(addr, "POST", &decide, token("kmdia-desk"), granted).await;
     assert_eq!(r.status, 409);
     assert_eq!(r.json()["status"], "granted");
 
     // The sender reads its declaration with the whole story; another
     // broker's account would not find it, the agency that answered does.
     let path = format!("/v1/declarations/{declaration}");
-    let r = request(addr, "GET", &path, token("KRBROKER01").as_deref(), b"").await;
+    let r = request(addr, "GET", &path, token("KRBROKER01"), b"").await;
     assert_eq!(r.status, 200);
     let d = r.json();
     assert_eq!(d["declaration"]["status"], "cleared");
@@ -184,13 +117,13 @@ async fn agencies_answer_and_officers_release_over_http() {
         "{d}"
     );
     assert_eq!(
-        request(addr, "GET", &path, token("kmdia-desk").as_deref(), b"")
+        request(addr, "GET", &path, token("kmdia-desk"), b"")
             .await
             .status,
         200
     );
     assert_eq!(
-        request(addr, "GET", &path, token("mfds-desk").as_deref(), b"")
+        request(addr, "GET", &path, token("mfds-desk"), b"")
             .await
             .status,
         404
@@ -201,7 +134,7 @@ async fn agencies_answer_and_officers_release_over_http() {
         addr,
         "GET",
         "/v1/declarations?status=cleared",
-        token("KRBROKER01").as_deref(),
+        token("KRBROKER01"),
         b"",
     )
     .await;
@@ -210,7 +143,7 @@ async fn agencies_answer_and_officers_release_over_http() {
         addr,
         "GET",
         "/v1/declarations?status=held",
-        token("KRBROKER01").as_deref(),
+        token("KRBROKER01"),
         b"",
     )
     .await;
@@ -218,19 +151,19 @@ async fn agencies_answer_and_officers_release_over_http() {
 
     // Release: officers only, once.
     let release = format!("/v1/declarations/{declaration}/release");
-    let r = request(addr, "POST", &release, token("KRBROKER01").as_deref(), b"").await;
+    let r = request(addr, "POST", &release, token("KRBROKER01"), b"").await;
     assert_eq!(r.status, 403);
     let r = request(
         addr,
         "POST",
         &release,
-        token("officer").as_deref(),
+        token("officer"),
         br#"{"note": "gate out"}"#,
     )
     .await;
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(r.json()["declaration"]["status"], "released");
-    let r = request(addr, "POST", &release, token("officer").as_deref(), b"").await;
+    let r = request(addr, "POST", &release, token("officer"), b"").await;
     assert_eq!(r.status, 409);
 
     // The workflow shows in the metrics.
@@ -245,8 +178,5 @@ async fn agencies_answer_and_officers_release_over_http() {
         assert!(text.contains(line), "{line:?} missing from:\n{text}");
     }
 
-    stop.send(()).unwrap();
-    task.await.unwrap().unwrap();
-    store.close().await;
-    let _ = std::fs::remove_dir_all(dir);
+    hub.stop().await;
 }

@@ -10,12 +10,7 @@
 
 mod common;
 
-use common::request;
-use tradehub::edifact::Limits;
-use tradehub::hub::{Intake, new_token};
-use tradehub::store::Store;
-use tradehub::timestamp::Timestamp;
-use tradehub::transport::http::{self, HttpSettings};
+use common::{HttpHub, request};
 
 fn corpus(name: &str) -> Vec<u8> {
     std::fs::read(
@@ -28,27 +23,12 @@ fn corpus(name: &str) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wco_declarations_are_validated_mapped_and_answered_in_wco_res() {
-    let dir = std::env::temp_dir().join(format!("tradehub-xml-intake-{}", uuid::Uuid::now_v7()));
-    let store = Store::open(&Store::embedded_url(&dir).unwrap())
-        .await
-        .unwrap();
-    let (token, hash) = new_token().unwrap();
-    store
-        .add_partner("GB-BROKER", "CDS trader", &hash, Timestamp::now())
-        .await
-        .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(http::serve(
-        listener,
-        Intake::new(store.clone(), Limits::default()),
-        HttpSettings::default(),
-        async move {
-            let _ = stopped.await;
-        },
-    ));
-    let token = Some(token.as_str());
+    let hub = HttpHub::builder()
+        .partner("GB-BROKER", "CDS trader", None)
+        .start()
+        .await;
+    let addr = hub.addr;
+    let token = Some(hub.token("GB-BROKER"));
 
     let dec = corpus("valid/hmrc__TT_IM001d__TT_IM001d.xml");
     let r = request(addr, "POST", "/v1/interchanges", token, &dec).await;
@@ -129,7 +109,7 @@ async fn wco_declarations_are_validated_mapped_and_answered_in_wco_res() {
         assert!(res.contains(part), "{part} in {res}");
     }
     // `tradehub ack --kind res` answers the same.
-    let file = dir.join("bad-currency.xml");
+    let file = hub.dir.join("bad-currency.xml");
     std::fs::write(&file, &bad).unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_tradehub"))
         .args(["ack", "--kind", "res", "--at", "2026-11-24T10:30"])
@@ -151,8 +131,5 @@ async fn wco_declarations_are_validated_mapped_and_answered_in_wco_res() {
     assert_eq!(body["interchange"]["status"], "rejected");
     assert_eq!(body["interchange"]["issues"][0]["code"], "XML012", "{body}");
 
-    stop.send(()).unwrap();
-    task.await.unwrap().unwrap();
-    store.close().await;
-    let _ = std::fs::remove_dir_all(dir);
+    hub.stop().await;
 }

@@ -1,5 +1,6 @@
 //! Helpers shared by the integration tests: a minimal HTTP/1.1 client (so
-//! tests speak real HTTP over TCP) and the test databases of DESIGN §6.
+//! tests speak real HTTP over TCP), the hub's HTTP API served in the test's
+//! process ([`HttpHub`]) and the test databases of DESIGN §6.
 
 #![allow(
     dead_code,
@@ -9,7 +10,17 @@
     clippy::print_stderr
 )]
 
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tradehub::edifact::Limits;
+use tradehub::hub::clearance::Clearance;
+use tradehub::hub::{Intake, new_token};
+use tradehub::store::Store;
+use tradehub::timestamp::Timestamp;
+use tradehub::transport::http::{self, HttpSettings};
 
 /// A response: status, lower-cased headers and body.
 #[derive(Debug)]
@@ -280,4 +291,126 @@ pub fn cusdec(sender: &str, reference: &str, lrn: &str, function: &str, hs: &[&s
     }
     text.push_str(&format!("UNZ+1+{reference}'"));
     text.into_bytes()
+}
+
+/// The hub's HTTP API served in this process on an embedded store (SQLite in
+/// a fresh temporary directory), on a port chosen by the system, with
+/// partner accounts and their API tokens. [`HttpHub::stop`] stops it and
+/// removes the directory.
+#[derive(Debug)]
+pub struct HttpHub {
+    pub addr: SocketAddr,
+    pub store: Store,
+    /// The store's temporary directory.
+    pub dir: PathBuf,
+    /// API token by partner id.
+    tokens: HashMap<String, String>,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// How [`HttpHubBuilder::start`] sets up an [`HttpHub`]: by default no
+/// partners and no routing (`Clearance::default()`).
+#[derive(Debug, Default)]
+pub struct HttpHubBuilder {
+    /// Id, name and agency of each partner.
+    partners: Vec<(String, String, Option<String>)>,
+    routing: bool,
+}
+
+impl HttpHub {
+    /// A hub routing declarations by config/agencies.toml and
+    /// config/routing.toml, with `partners` (id, agency): each named after
+    /// its id, bound to its agency if any.
+    pub async fn start(partners: &[(&str, Option<&str>)]) -> HttpHub {
+        let mut builder = HttpHub::builder().routing();
+        for (id, agency) in partners {
+            builder = builder.partner(id, id, *agency);
+        }
+        builder.start().await
+    }
+
+    pub fn builder() -> HttpHubBuilder {
+        HttpHubBuilder::default()
+    }
+
+    /// The API token of partner `id`.
+    pub fn token(&self, id: &str) -> &str {
+        self.tokens
+            .get(id)
+            .unwrap_or_else(|| panic!("no partner {id} on this hub"))
+    }
+
+    /// Stops the server (which must still be running and end without
+    /// error), closes the store and removes its directory.
+    pub async fn stop(self) {
+        self.stop.send(()).unwrap();
+        self.task.await.unwrap().unwrap();
+        self.store.close().await;
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl HttpHubBuilder {
+    /// A partner account `id` called `name`, bound to `agency` if any.
+    pub fn partner(mut self, id: &str, name: &str, agency: Option<&str>) -> Self {
+        self.partners
+            .push((id.to_owned(), name.to_owned(), agency.map(str::to_owned)));
+        self
+    }
+
+    /// Routes declarations by config/agencies.toml and config/routing.toml.
+    pub fn routing(mut self) -> Self {
+        self.routing = true;
+        self
+    }
+
+    pub async fn start(self) -> HttpHub {
+        let dir = std::env::temp_dir().join(format!("tradehub-http-hub-{}", uuid::Uuid::now_v7()));
+        let store = Store::open(&Store::embedded_url(&dir).unwrap())
+            .await
+            .unwrap();
+        let mut tokens = HashMap::new();
+        for (id, name, agency) in &self.partners {
+            let (token, hash) = new_token().unwrap();
+            store
+                .add_partner(id, name, &hash, Timestamp::now())
+                .await
+                .unwrap();
+            if let Some(agency) = agency {
+                let bound = store.set_partner_agency(id, Some(agency)).await.unwrap();
+                assert!(bound, "partner {id} not bound to {agency}");
+            }
+            tokens.insert(id.clone(), token);
+        }
+        let mut clearance = Clearance::default();
+        if self.routing {
+            let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+            let catalogue =
+                tradehub::agency::AgencyCatalogue::load(root.join("config/agencies.toml")).unwrap();
+            clearance.routing =
+                tradehub::routing::Routing::load(&root.join("config/routing.toml"), &catalogue)
+                    .unwrap();
+        }
+        let intake = Intake::new(store.clone(), Limits::default()).with_clearance(clearance);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(http::serve(
+            listener,
+            intake,
+            HttpSettings::default(),
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        HttpHub {
+            addr,
+            store,
+            dir,
+            tokens,
+            stop,
+            task,
+        }
+    }
 }
