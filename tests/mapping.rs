@@ -220,6 +220,10 @@ fn mapping_mistakes_name_their_line() {
         ),
         ("[[list]]\nto = \"lrn\"\ngroup = \"SG30\"\n", "not a list"),
         (
+            "[[field]]\nto = \"lrn\"\nfrom = \"BGM/C106/1004\"\ndistinct = true\n",
+            "needs `all = true`",
+        ),
+        (
             "[[field]]\nto = \"lrn\"\nfrom = \"BGM/C106/1004\"\nsurprise = 1\n",
             "unknown field `surprise`",
         ),

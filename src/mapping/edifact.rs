@@ -80,6 +80,8 @@ struct CompiledField {
     codes: Option<std::collections::BTreeMap<String, String>>,
     pass_other: bool,
     all: bool,
+    /// With `all`: repeated values are kept once.
+    distinct: bool,
     last: bool,
 }
 
@@ -346,6 +348,15 @@ impl Compiler<'_> {
     }
 
     fn target_check(&self, schema: &Value, rule: &FieldRule) -> Result<(), MappingError> {
+        if rule.distinct && !rule.all {
+            return Err(self.error(
+                rule.to.span(),
+                format!(
+                    "{}: `distinct` keeps each of several values once; it needs `all = true`",
+                    rule.to.get_ref()
+                ),
+            ));
+        }
         let node = schema_field(&self.schema_root, schema, rule.to.get_ref())
             .map_err(|m| self.error(rule.to.span(), m))?;
         let found = schema_type(node).unwrap_or("object");
@@ -409,6 +420,7 @@ impl Compiler<'_> {
             codes: rule.codes.clone(),
             pass_other: rule.pass_other,
             all: rule.all,
+            distinct: rule.distinct,
             last: rule.last,
         })
     }
@@ -1410,6 +1422,11 @@ impl<'a> Run<'a> {
                 if let Some(raw) = self.value(seg, at)
                     && let Some(v) = self.convert(field, seg, raw)
                 {
+                    // Read all the same; only the first of equal values
+                    // is kept.
+                    if field.distinct && values.contains(&v) {
+                        continue;
+                    }
                     if trace {
                         prefix.push_str(&field.to.pointer);
                         prefix.push('/');

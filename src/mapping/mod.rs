@@ -106,6 +106,10 @@ pub struct FieldRule {
     /// of strings), instead of the first.
     #[serde(default)]
     pub all: bool,
+    /// With `all`: each value once, in the order first seen (e.g. the
+    /// containers of a consignment whose goods items share one).
+    #[serde(default)]
+    pub distinct: bool,
 }
 
 /// A repeating group mapped to a list of objects.

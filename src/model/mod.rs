@@ -260,6 +260,19 @@ pub struct Consignment {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct CargoReport {
     pub reference: String,
+    /// Document name code (UN/EDIFACT 1001, e.g. 785 cargo manifest, 85
+    /// customs manifest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub type_code: Option<String>,
+    /// Original, amendment or cancellation (UN/EDIFACT 1225).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub function: Option<DeclarationFunction>,
+    /// When the report was issued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issued: Option<Moment>,
+    /// Who reports the cargo: the carrier or its agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reporter: Option<Party>,
     /// Voyage or flight number.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub voyage: Option<String>,
