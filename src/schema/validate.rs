@@ -355,6 +355,7 @@ impl CodeSet {
         set
     }
 
+    #[inline]
     fn contains(&self, value: &[u8]) -> bool {
         match pack(value) {
             Some(key) => self.short.contains(&key),
@@ -365,6 +366,7 @@ impl CodeSet {
 
 /// Up to seven bytes and their length in one integer (distinct byte
 /// strings give distinct integers).
+#[inline]
 fn pack(bytes: &[u8]) -> Option<u64> {
     if bytes.len() > 7 {
         return None;
@@ -444,7 +446,7 @@ impl ValuePlan {
     /// True when `value` (ASCII, release characters removed) passes the
     /// checks of [`MessageValidator::check_value`]; false when they would
     /// find something or the value is not ASCII.
-    #[inline]
+    #[inline(always)]
     fn accepts(&self, value: &[u8], decimal: Option<u8>, lists: bool) -> bool {
         // The commonest class first, cheapest test first.
         if self.class == FormatClass::AlphaNumeric {
