@@ -282,8 +282,8 @@ impl Intake {
             now,
             tolerance: self.clearance.tolerance,
         };
-        // Parsing and mapping are CPU work; keep them off the async workers.
-        let (parsed, mapped, bytes) = tokio::task::spawn_blocking(move || {
+        let size = bytes.len();
+        let (parsed, mapped, bytes) = cpu_work(size, move || {
             let options = ParseOptions {
                 limits,
                 keep_messages: true,
@@ -310,11 +310,7 @@ impl Intake {
             };
             (parsed, mapped, bytes)
         })
-        .await
-        .map_err(|e| StoreError::Database {
-            source: sqlx::Error::WorkerCrashed,
-            retryable: !e.is_panic(),
-        })?;
+        .await?;
 
         let ic = &parsed.interchange;
         let refuse = |reason, code, detail: String, ack| Refused {
@@ -677,6 +673,32 @@ fn contrl_for(parsed: &Parsed, id: &str, now: Timestamp) -> String {
         unique.to_uppercase(),
     );
     String::from_utf8_lossy(&contrl::build(parsed, &options).bytes).into_owned()
+}
+
+/// Interchanges up to this size are parsed, validated and mapped on the
+/// task that received them: handing them to a blocking thread and back
+/// costs more than the work (tens of microseconds).
+const INLINE_BYTES: usize = 64 * 1024;
+
+/// Runs the CPU work of one submission of `size` bytes: inline when small,
+/// on a blocking thread otherwise, so large files do not hold up the async
+/// workers. A panic is an error of this submission either way.
+async fn cpu_work<T, F>(size: usize, work: F) -> Result<T, StoreError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> T + Send + 'static,
+{
+    let crashed = |retryable| StoreError::Database {
+        source: sqlx::Error::WorkerCrashed,
+        retryable,
+    };
+    if size <= INLINE_BYTES {
+        return std::panic::catch_unwind(std::panic::AssertUnwindSafe(work))
+            .map_err(|_| crashed(false));
+    }
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| crashed(!e.is_panic()))
 }
 
 /// A new random API token (shown once) and its stored hash.

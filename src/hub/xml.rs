@@ -30,7 +30,8 @@ impl Intake {
             now,
             tolerance: self.clearance.tolerance,
         };
-        let (report, mapped, bytes) = tokio::task::spawn_blocking(move || {
+        let size = bytes.len();
+        let (report, mapped, bytes) = super::cpu_work(size, move || {
             let mut report = validator.validate(&bytes, "body");
             if report.valid && report.summary.kind != DocumentKind::Declaration {
                 report.valid = false;
@@ -48,11 +49,7 @@ impl Intake {
                 .then(|| map_declaration(&bytes, &report, &rule_settings));
             (report, mapped, bytes)
         })
-        .await
-        .map_err(|e| StoreError::Database {
-            source: sqlx::Error::WorkerCrashed,
-            retryable: !e.is_panic(),
-        })?;
+        .await?;
 
         let id = uuid::Uuid::now_v7().to_string();
         let response_id: String = id.chars().filter(|c| *c != '-').collect();
