@@ -376,11 +376,6 @@ impl<'a> RawComponents<'a> {
         Some((raw, span.escaped))
     }
 
-    /// True when any component is not empty.
-    pub fn any_present(&self) -> bool {
-        self.spans.iter().any(|s| s.end > s.start)
-    }
-
     /// Each component's raw bytes and whether they hold release
     /// characters, in order.
     pub fn iter(&self) -> impl Iterator<Item = (&'a [u8], bool)> + use<'a> {

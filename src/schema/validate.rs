@@ -35,56 +35,10 @@ pub trait SegmentView {
     fn raw_len(&self, e: usize, r: usize, c: usize) -> Option<usize> {
         self.value(e, r, c).map(|v| v.len())
     }
-    /// The components of repetition `r` of element `e` as stored, without
-    /// decoding.
-    fn components(&self, e: usize, r: usize) -> Components<'_>;
-    /// Appends stored bytes to `out` with release characters removed.
-    fn unescape(&self, stored: &[u8], out: &mut Vec<u8>) {
-        out.extend_from_slice(stored);
-    }
-    /// The segment as the lexer holds it, when it is one (the fast check
-    /// then walks its constituents in order).
+    /// The segment as the lexer holds it, when it is one: only such
+    /// segments (every data segment of a message) get the fast check.
     fn as_raw(&self) -> Option<&crate::edifact::RawSegment<'_>> {
         None
-    }
-}
-
-/// The components of one repetition as a segment stores them: raw bytes
-/// from the lexer, or decoded text.
-#[derive(Debug, Clone, Copy)]
-pub enum Components<'a> {
-    Raw(crate::edifact::RawComponents<'a>),
-    Text(&'a [String]),
-}
-
-impl<'a> Components<'a> {
-    pub fn len(&self) -> usize {
-        match self {
-            Components::Raw(raw) => raw.len(),
-            Components::Text(text) => text.len(),
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Component `c`: its bytes and whether release characters must still
-    /// be removed from them ([`SegmentView::unescape`]). When the bytes
-    /// without release characters are ASCII, they are the value.
-    pub fn get(&self, c: usize) -> Option<(&'a [u8], bool)> {
-        match self {
-            Components::Raw(raw) => raw.get(c),
-            Components::Text(text) => text.get(c).map(|v| (v.as_bytes(), false)),
-        }
-    }
-
-    /// True when any component is not empty.
-    pub fn any_present(&self) -> bool {
-        match self {
-            Components::Raw(raw) => raw.any_present(),
-            Components::Text(text) => text.iter().any(|v| !v.is_empty()),
-        }
     }
 }
 
@@ -112,14 +66,6 @@ impl SegmentView for crate::edifact::Segment {
             .get(c)
             .map(|s| Cow::Borrowed(s.as_str()))
     }
-    fn components(&self, e: usize, r: usize) -> Components<'_> {
-        Components::Text(
-            self.elements
-                .get(e)
-                .and_then(|el| el.repetitions().get(r))
-                .map_or(&[], Vec::as_slice),
-        )
-    }
 }
 
 impl SegmentView for crate::edifact::RawSegment<'_> {
@@ -137,12 +83,6 @@ impl SegmentView for crate::edifact::RawSegment<'_> {
     }
     fn raw_len(&self, e: usize, r: usize, c: usize) -> Option<usize> {
         self.raw(e, r, c).map(<[u8]>::len)
-    }
-    fn components(&self, e: usize, r: usize) -> Components<'_> {
-        Components::Raw(crate::edifact::RawSegment::components(self, e, r))
-    }
-    fn unescape(&self, stored: &[u8], out: &mut Vec<u8>) {
-        crate::edifact::RawSegment::unescape(self, stored, out);
     }
     fn as_raw(&self) -> Option<&crate::edifact::RawSegment<'_>> {
         Some(self)
@@ -537,98 +477,15 @@ impl Plan {
             required,
         }
     }
-
-    /// The fast check: true only when the exact checks
-    /// ([`MessageValidator::elements`]) would find nothing in `seg`. It
-    /// reads values as stored and gives up (false) on anything that is not
-    /// plainly valid ASCII, leaving it to the exact checks.
-    fn clean<S: SegmentView + ?Sized>(
-        &self,
-        seg: &S,
-        decimal: Option<u8>,
-        scratch: &mut Vec<u8>,
-    ) -> bool {
-        let n = seg.element_count();
-        // Elements after the last one written are absent: only a mandatory
-        // one matters.
-        if n > self.elements.len() || n < self.required {
-            return false;
-        }
-        for (e, ep) in self.elements.iter().enumerate().take(n) {
-            let reps = seg.repetition_count(e);
-            if reps > ep.max {
-                return false;
-            }
-            let mut present = false;
-            for r in 0..reps {
-                let comps = seg.components(e, r);
-                match &ep.kind {
-                    KindPlan::Simple(vp) => {
-                        let Some((stored, escaped)) = comps.get(0) else {
-                            continue;
-                        };
-                        if comps.len() > 1 {
-                            return false;
-                        }
-                        if stored.is_empty() {
-                            continue;
-                        }
-                        present = true;
-                        let value = value_of(seg, stored, escaped, scratch);
-                        if !vp.accepts(value, decimal, true) {
-                            return false;
-                        }
-                    }
-                    KindPlan::Composite {
-                        components,
-                        agencies,
-                        required,
-                    } => {
-                        if !comps.any_present() {
-                            continue;
-                        }
-                        present = true;
-                        // Components after the last one written are absent.
-                        if comps.len() > components.len() || comps.len() < *required {
-                            return false;
-                        }
-                        let mut foreign = false;
-                        for &a in agencies {
-                            if let Some((stored, escaped)) = comps.get(a) {
-                                let value = value_of(seg, stored, escaped, scratch);
-                                foreign |= !value.is_empty() && value != b"6";
-                            }
-                        }
-                        for (c, vp) in components.iter().enumerate().take(comps.len()) {
-                            let value = match comps.get(c) {
-                                Some((stored, escaped)) => value_of(seg, stored, escaped, scratch),
-                                None => &[],
-                            };
-                            if value.is_empty() {
-                                if vp.mandatory {
-                                    return false;
-                                }
-                                continue;
-                            }
-                            if !vp.accepts(value, decimal, !foreign || vp.own_list) {
-                                return false;
-                            }
-                        }
-                    }
-                }
-            }
-            if !present && ep.mandatory {
-                return false;
-            }
-        }
-        true
-    }
 }
 
 impl Plan {
-    /// [`clean`](Self::clean) for a segment as the lexer holds it: the same
-    /// answer, reached in one walk over its stored constituents in order.
-    fn clean_raw(
+    /// The fast check: true only when the exact checks
+    /// ([`MessageValidator::elements`]) would find nothing in `seg`. It
+    /// walks the segment's components in order as the lexer stored them
+    /// and gives up (false) on anything that is not plainly valid ASCII,
+    /// leaving it to the exact checks.
+    fn clean(
         &self,
         seg: &crate::edifact::RawSegment<'_>,
         decimal: Option<u8>,
@@ -746,22 +603,6 @@ fn required(statuses: impl Iterator<Item = Status>) -> usize {
         .filter(|(_, s)| *s == Status::Mandatory)
         .last()
         .map_or(0, |(i, _)| i + 1)
-}
-
-/// A stored component's value bytes: the stored bytes themselves, or,
-/// when they hold release characters, the bytes without them in `scratch`.
-fn value_of<'v, S: SegmentView + ?Sized>(
-    seg: &S,
-    stored: &'v [u8],
-    escaped: bool,
-    scratch: &'v mut Vec<u8>,
-) -> &'v [u8] {
-    if !escaped {
-        return stored;
-    }
-    scratch.clear();
-    seg.unescape(stored, scratch);
-    scratch
 }
 
 /// An open segment group (or the message itself at the bottom).
@@ -981,10 +822,9 @@ impl MessageValidator {
         };
         if let Some(plan) = plan {
             let clean = self.fast
-                && match seg.as_raw() {
-                    Some(raw) => plan.clean_raw(raw, self.decimal_byte, &mut self.scratch),
-                    None => plan.clean(seg, self.decimal_byte, &mut self.scratch),
-                };
+                && seg
+                    .as_raw()
+                    .is_some_and(|raw| plan.clean(raw, self.decimal_byte, &mut self.scratch));
             if clean {
                 return;
             }
