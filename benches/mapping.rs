@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use tradehub::edifact::{ParseOptions, Parser, sample};
+use tradehub::edifact::{Message, ParseOptions, Parsed, Parser, sample};
 use tradehub::mapping::edifact::mapping_for;
 use tradehub::schema::Directories;
 
@@ -52,17 +52,10 @@ fn mapping(c: &mut Criterion) {
     group.warm_up_time(Duration::from_secs(2));
     group.bench_with_input(BenchmarkId::new("validate", mb), &data, |b, data| {
         b.iter(|| {
-            let options = ParseOptions {
-                keep_messages: false,
-                decode_messages: false,
-                ..ParseOptions::default()
-            };
-            let parsed = Parser::new(&data[..], options)
-                .with_directories(directories.clone())
-                .run(|_, _| {})
-                .unwrap_or_default();
-            assert!(parsed.is_valid(), "{:?}", parsed.issues.first());
-            parsed.interchange.counts.messages
+            validated(data, &directories, false, |_| {})
+                .interchange
+                .counts
+                .messages
         })
     });
     // Validation plus the decoding of every message into owned segments,
@@ -70,39 +63,23 @@ fn mapping(c: &mut Criterion) {
     // mapping itself.
     group.bench_with_input(BenchmarkId::new("validate_decode", mb), &data, |b, data| {
         b.iter(|| {
-            let options = ParseOptions {
-                keep_messages: false,
-                decode_messages: true,
-                ..ParseOptions::default()
-            };
             let mut segments = 0u64;
-            let parsed = Parser::new(&data[..], options)
-                .with_directories(directories.clone())
-                .run(|message, _| segments += message.segments.len() as u64)
-                .unwrap_or_default();
-            assert!(parsed.is_valid(), "{:?}", parsed.issues.first());
+            let parsed = validated(data, &directories, true, |message| {
+                segments += message.segments.len() as u64
+            });
             assert!(segments > parsed.interchange.counts.messages);
             segments
         })
     });
     group.bench_with_input(BenchmarkId::new("validate_map", mb), &data, |b, data| {
         b.iter(|| {
-            let options = ParseOptions {
-                keep_messages: false,
-                decode_messages: true,
-                ..ParseOptions::default()
-            };
             let mut mapped = 0u64;
-            let parsed = Parser::new(&data[..], options)
-                .with_directories(directories.clone())
-                .run(|message, _| {
-                    let (value, _issues) = cusdec.apply(message);
-                    if value.get("lrn").is_some() {
-                        mapped += 1;
-                    }
-                })
-                .unwrap_or_default();
-            assert!(parsed.is_valid(), "{:?}", parsed.issues.first());
+            let parsed = validated(data, &directories, true, |message| {
+                let (value, _issues) = cusdec.apply(message);
+                if value.get("lrn").is_some() {
+                    mapped += 1;
+                }
+            });
             assert_eq!(mapped, parsed.interchange.counts.messages);
             mapped
         })
@@ -114,28 +91,41 @@ fn mapping(c: &mut Criterion) {
         &data,
         |b, data| {
             b.iter(|| {
-                let options = ParseOptions {
-                    keep_messages: false,
-                    decode_messages: true,
-                    ..ParseOptions::default()
-                };
                 let mut mapped = 0u64;
-                let parsed = Parser::new(&data[..], options)
-                    .with_directories(directories.clone())
-                    .run(|message, _| {
-                        let (value, _issues, provenance) = cusdec.apply_located(message);
-                        if value.get("lrn").is_some() && !provenance.is_empty() {
-                            mapped += 1;
-                        }
-                    })
-                    .unwrap_or_default();
-                assert!(parsed.is_valid(), "{:?}", parsed.issues.first());
+                let parsed = validated(data, &directories, true, |message| {
+                    let (value, _issues, provenance) = cusdec.apply_located(message);
+                    if value.get("lrn").is_some() && !provenance.is_empty() {
+                        mapped += 1;
+                    }
+                });
                 assert_eq!(mapped, parsed.interchange.counts.messages);
                 mapped
             })
         },
     );
     group.finish();
+}
+
+/// One streaming parse of `data` with structure validation, each message
+/// handed to `on_message` (decoded to owned segments when `decode`); the
+/// sample must come out valid.
+fn validated(
+    data: &[u8],
+    directories: &Arc<Directories>,
+    decode: bool,
+    mut on_message: impl FnMut(&Message),
+) -> Parsed {
+    let options = ParseOptions {
+        keep_messages: false,
+        decode_messages: decode,
+        ..ParseOptions::default()
+    };
+    let parsed = Parser::new(data, options)
+        .with_directories(directories.clone())
+        .run(|message, _| on_message(message))
+        .unwrap_or_default();
+    assert!(parsed.is_valid(), "{:?}", parsed.issues.first());
+    parsed
 }
 
 criterion_group!(benches, mapping);
