@@ -251,11 +251,7 @@ fn dump(
         };
         let interchange = &parsed.interchange;
         let version: u8 = interchange.syntax_version.parse().unwrap_or(3);
-        let messages = interchange
-            .messages
-            .iter()
-            .chain(interchange.groups.iter().flat_map(|g| g.messages.iter()));
-        for message in messages {
+        for message in interchange.all_messages() {
             let name = format!("{}{}", message.version, message.release);
             let Ok(Some(release)) = directories.release(&name) else {
                 continue;

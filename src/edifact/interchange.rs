@@ -64,6 +64,15 @@ pub struct Interchange {
     pub counts: Counts,
 }
 
+impl Interchange {
+    /// Every kept message: those outside groups, then each group's.
+    pub fn all_messages(&self) -> impl Iterator<Item = &Message> {
+        self.messages
+            .iter()
+            .chain(self.groups.iter().flat_map(|g| g.messages.iter()))
+    }
+}
+
 /// Sender or recipient of an interchange or group.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Party {

@@ -1704,12 +1704,8 @@ pub fn map_interchange(
 ) -> Vec<super::Mapped> {
     let interchange = &parsed.interchange;
     let version: u8 = interchange.syntax_version.parse().unwrap_or(3);
-    let messages = interchange
-        .messages
-        .iter()
-        .chain(interchange.groups.iter().flat_map(|g| g.messages.iter()));
     let mut out = Vec::new();
-    for message in messages {
+    for message in interchange.all_messages() {
         let name = format!("{}{}", message.version, message.release);
         let mut mapped = super::Mapped {
             message: message.reference.clone(),
