@@ -152,6 +152,14 @@ pub struct ParseOptions {
     pub decode_messages: bool,
 }
 
+impl ParseOptions {
+    /// Messages are given their segments (kept or decoded for the
+    /// callback).
+    fn keeps_segments(&self) -> bool {
+        self.keep_messages || self.decode_messages
+    }
+}
+
 /// The result of parsing: the tree and every issue found.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Parsed {
@@ -306,11 +314,8 @@ impl<R: Read> Parser<R> {
         F: FnMut(&Message, &mut IssueSink),
     {
         // Data segments are split only when someone reads them.
-        self.lexer.split_data_segments(
-            self.options.keep_messages
-                || self.options.decode_messages
-                || self.directories.is_some(),
-        );
+        self.lexer
+            .split_data_segments(self.options.keeps_segments() || self.directories.is_some());
         let seps = self.lexer.start()?;
         self.tree.separators = seps;
         if let Some(una) = self.lexer.una() {
@@ -323,7 +328,7 @@ impl<R: Read> Parser<R> {
             );
         }
         self.flush_lexer_problems(None);
-        let keep_segments = self.options.keep_messages || self.options.decode_messages;
+        let keep_segments = self.options.keeps_segments();
         loop {
             // Inside a message, in check mode, runs of plainly valid data
             // segments are only counted (the lexer proves them clean 64
@@ -1067,7 +1072,7 @@ impl<R: Read> Parser<R> {
                 format!("message type {message_type} in a group of {group_type} messages"),
             );
         }
-        if (self.options.keep_messages || self.options.decode_messages)
+        if self.options.keeps_segments()
             && let Some(m) = self.message.as_mut()
         {
             m.segments.push(seg);
@@ -1099,7 +1104,7 @@ impl<R: Read> Parser<R> {
             1,
         );
         self.check_reference(position, "UNT", &trailer_ref, &reference, "UNH", 2);
-        if (self.options.keep_messages || self.options.decode_messages)
+        if self.options.keeps_segments()
             && let Some(m) = self.message.as_mut()
         {
             m.segments.push(seg);
