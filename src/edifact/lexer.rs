@@ -69,10 +69,10 @@ impl LexProblem {
 /// Where one component lies in a segment body, and whether it contains
 /// release characters that must be removed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Span {
-    pub(crate) start: u32,
-    pub(crate) end: u32,
-    pub(crate) escaped: bool,
+struct Span {
+    start: u32,
+    end: u32,
+    escaped: bool,
 }
 
 /// The split of one segment body, reused from segment to segment.
@@ -306,32 +306,10 @@ impl<'a> RawElement<'a> {
     }
 }
 
-/// A segment's constituents as the lexer stores them, for code that walks
-/// them all in order (the validator's fast check).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Layout<'a> {
-    pub(crate) body: &'a [u8],
-    /// Every component, in order.
-    pub(crate) comps: &'a [Span],
-    /// Index in `comps` of the first component of each repetition.
-    pub(crate) reps: &'a [u32],
-    /// Index in `reps` of the first repetition of each element.
-    pub(crate) elems: &'a [u32],
-}
-
 impl<'a> RawSegment<'a> {
-    pub(crate) fn layout(&self) -> Layout<'a> {
-        let spans: &'a Spans = self.spans;
-        Layout {
-            body: self.body,
-            comps: &spans.comps,
-            reps: &spans.reps,
-            elems: &spans.elems,
-        }
-    }
-
     /// The data elements in order, walked without looking each one up
-    /// (for code that visits every constituent once).
+    /// (for code that visits every constituent once: decoding, the
+    /// validator's fast check).
     pub fn elements(&self) -> impl Iterator<Item = RawElement<'a>> + use<'a> {
         let spans: &'a Spans = self.spans;
         let body = self.body;
@@ -374,6 +352,11 @@ impl<'a> RawComponents<'a> {
         let span = self.spans.get(c)?;
         let raw = self.body.get(span.start as usize..span.end as usize)?;
         Some((raw, span.escaped))
+    }
+
+    /// True when any component is not empty.
+    pub fn any_present(&self) -> bool {
+        self.spans.iter().any(|s| s.end > s.start)
     }
 
     /// Each component's raw bytes and whether they hold release

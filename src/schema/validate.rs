@@ -491,42 +491,30 @@ impl Plan {
         decimal: Option<u8>,
         scratch: &mut Vec<u8>,
     ) -> bool {
-        let layout = seg.layout();
-        let n = layout.elems.len();
+        let n = seg.element_count();
         if n > self.elements.len() || n < self.required {
             return false;
         }
-        let reps_end = layout.reps.len() as u32;
-        let comps_end = layout.comps.len() as u32;
-        for (e, ep) in self.elements.iter().enumerate().take(n) {
-            let Some(&first_rep) = layout.elems.get(e) else {
-                return false;
-            };
-            let end_rep = layout.elems.get(e + 1).copied().unwrap_or(reps_end);
-            if end_rep.saturating_sub(first_rep) as usize > ep.max {
+        for (ep, element) in self.elements.iter().zip(seg.elements()) {
+            if element.repetition_count() > ep.max {
                 return false;
             }
             let mut present = false;
-            for r in first_rep as usize..end_rep as usize {
-                let Some(&first) = layout.reps.get(r) else {
-                    return false;
-                };
-                let end = layout.reps.get(r + 1).copied().unwrap_or(comps_end);
-                let Some(comps) = layout.comps.get(first as usize..end as usize) else {
-                    return false;
-                };
+            for comps in element.repetitions() {
                 match &ep.kind {
                     KindPlan::Simple(vp) => {
-                        let span = match comps {
-                            [] => continue,
-                            [span] => span,
-                            _ => return false,
+                        let mut values = comps.iter();
+                        let Some((stored, escaped)) = values.next() else {
+                            continue;
                         };
-                        if span.start == span.end {
+                        if values.next().is_some() {
+                            return false;
+                        }
+                        if stored.is_empty() {
                             continue;
                         }
                         present = true;
-                        let value = span_value(seg, layout.body, span, scratch);
+                        let value = value_of(seg, stored, escaped, scratch);
                         if !vp.accepts(value, decimal, true) {
                             return false;
                         }
@@ -536,7 +524,7 @@ impl Plan {
                         agencies,
                         required,
                     } => {
-                        if !comps.iter().any(|s| s.end > s.start) {
+                        if !comps.any_present() {
                             continue;
                         }
                         present = true;
@@ -548,13 +536,13 @@ impl Plan {
                         // than 6) is not checked against UNCL.
                         let mut foreign = false;
                         for &a in agencies {
-                            if let Some(span) = comps.get(a) {
-                                let value = span_value(seg, layout.body, span, scratch);
+                            if let Some((stored, escaped)) = comps.get(a) {
+                                let value = value_of(seg, stored, escaped, scratch);
                                 foreign |= !value.is_empty() && value != b"6";
                             }
                         }
-                        for (vp, span) in components.iter().zip(comps) {
-                            let value = span_value(seg, layout.body, span, scratch);
+                        for (vp, (stored, escaped)) in components.iter().zip(comps.iter()) {
+                            let value = value_of(seg, stored, escaped, scratch);
                             if value.is_empty() {
                                 if vp.mandatory {
                                     return false;
@@ -579,16 +567,13 @@ impl Plan {
 /// A stored component's value bytes: as stored, or without release
 /// characters in `scratch`.
 #[inline]
-fn span_value<'v>(
+fn value_of<'v>(
     seg: &crate::edifact::RawSegment<'_>,
-    body: &'v [u8],
-    span: &crate::edifact::lexer::Span,
+    stored: &'v [u8],
+    escaped: bool,
     scratch: &'v mut Vec<u8>,
 ) -> &'v [u8] {
-    let stored = body
-        .get(span.start as usize..span.end as usize)
-        .unwrap_or(&[]);
-    if !span.escaped {
+    if !escaped {
         return stored;
     }
     scratch.clear();
