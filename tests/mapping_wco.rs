@@ -119,6 +119,10 @@ fn mapping_mistakes_name_their_line() {
             "[[list]]\nto = \"goods\"\ngroup = \"GoodsShipment/NotAnItem\"\n",
             "is not an element",
         ),
+        (
+            "[[field]]\nto = \"lrn\"\nfrom = \"FunctionalReferenceID\"\ndistinct = true\n",
+            "needs `all = true`",
+        ),
     ];
     for (body, fragment) in cases {
         let err = WcoMapping::compile("dec.toml", &format!("{head}\n{body}"), &xsd()).unwrap_err();
@@ -205,4 +209,29 @@ fn rule_findings_locate_at_the_elements_they_came_from() {
             "{f:?}"
         );
     }
+}
+
+#[test]
+fn distinct_keeps_each_repeated_value_once() {
+    let head =
+        "format = \"wco\"\nmessage = \"DEC\"\nrelease = \"DEC-DMS:2\"\ntarget = \"declaration\"\n";
+    let rule = "[[field]]\nto = \"transport.containers\"\nfrom = \"GoodsShipment/Consignment/TransportEquipment/ID\"\nall = true\n";
+    let doc = br#"<Declaration xmlns="urn:wco:datamodel:WCO:DEC-DMS:2"><GoodsShipment><Consignment>
+        <TransportEquipment><ID>HDMU1234565</ID></TransportEquipment>
+        <TransportEquipment><ID>MSCU7654321</ID></TransportEquipment>
+        <TransportEquipment><ID>HDMU1234565</ID></TransportEquipment>
+        </Consignment></GoodsShipment></Declaration>"#;
+    let containers = |body: &str| {
+        let mapping = WcoMapping::compile("dec.toml", &format!("{head}\n{body}"), &xsd()).unwrap();
+        let (value, _) = mapping.apply(doc);
+        value["transport"]["containers"].clone()
+    };
+    assert_eq!(
+        containers(rule),
+        serde_json::json!(["HDMU1234565", "MSCU7654321", "HDMU1234565"])
+    );
+    assert_eq!(
+        containers(&format!("{rule}distinct = true\n")),
+        serde_json::json!(["HDMU1234565", "MSCU7654321"])
+    );
 }

@@ -348,15 +348,8 @@ impl Compiler<'_> {
     }
 
     fn target_check(&self, schema: &Value, rule: &FieldRule) -> Result<(), MappingError> {
-        if rule.distinct && !rule.all {
-            return Err(self.error(
-                rule.to.span(),
-                format!(
-                    "{}: `distinct` keeps each of several values once; it needs `all = true`",
-                    rule.to.get_ref()
-                ),
-            ));
-        }
+        rule.check_options()
+            .map_err(|m| self.error(rule.to.span(), m))?;
         let node = schema_field(&self.schema_root, schema, rule.to.get_ref())
             .map_err(|m| self.error(rule.to.span(), m))?;
         let found = schema_type(node).unwrap_or("object");

@@ -112,6 +112,20 @@ pub struct FieldRule {
     pub distinct: bool,
 }
 
+impl FieldRule {
+    /// Options that only mean something together; the error says which
+    /// (the caller places it at the rule's line).
+    pub(crate) fn check_options(&self) -> Result<(), String> {
+        if self.distinct && !self.all {
+            return Err(format!(
+                "{}: `distinct` keeps each of several values once; it needs `all = true`",
+                self.to.get_ref()
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// A repeating group mapped to a list of objects.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -124,6 +124,8 @@ struct XmlField {
     codes: Option<std::collections::BTreeMap<String, String>>,
     pass_other: bool,
     all: bool,
+    /// With `all`: repeated values are kept once.
+    distinct: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -209,6 +211,7 @@ impl WcoMapping {
         };
         let field =
             |schema: &Value, base: &[String], rule: &FieldRule| -> Result<XmlField, MappingError> {
+                rule.check_options().map_err(|m| err(rule.to.span(), m))?;
                 let node = schema_field(&root, schema, rule.to.get_ref())
                     .map_err(|m| err(rule.to.span(), m))?;
                 let found = schema_type(node).unwrap_or("object");
@@ -259,6 +262,7 @@ impl WcoMapping {
                     codes: rule.codes.clone(),
                     pass_other: rule.pass_other,
                     all: rule.all,
+                    distinct: rule.distinct,
                 })
             };
         let fields = file
@@ -643,6 +647,11 @@ impl XmlRun {
         for (i, raw, path) in values {
             read.push(i);
             if let Some(v) = self.convert(field, raw, &path) {
+                // Read all the same; only the first of equal values is
+                // kept.
+                if field.distinct && converted.contains(&v) {
+                    continue;
+                }
                 if unset {
                     let at = if field.all {
                         format!("{target}/{}", converted.len())
