@@ -123,7 +123,7 @@ mod tests {
     fn a_sea_manifest_carries_voyage_containers_and_bills_of_lading() {
         let messages = golden("cuscar-d96b-sea-manifest.json");
         assert_eq!(messages.len(), 1);
-        // HDMU1234565 appears in the transport and twice in the first
+        // HDMU1234565 appears in the transport and in the first
         // consignment: once in the result.
         assert_eq!(
             references_of(&messages[0]),

@@ -422,7 +422,6 @@ impl Intake {
         }))
     }
 
-    /// After a commit: wake the relay, count the declarations.
     /// Commits a new interchange with its events, outbox rows and
     /// declarations. The unique constraints decide what was here already:
     /// the same bytes again (or a redelivery that raced the first copy)
@@ -469,6 +468,7 @@ impl Intake {
         }
     }
 
+    /// After a commit: wake the relay, count the declarations.
     fn committed(&self, declarations: &[crate::store::NewDeclaration]) {
         self.outbox_wake.notify_one();
         for d in declarations {
