@@ -1584,28 +1584,8 @@ impl<'a> Run<'a> {
     }
 }
 
-/// Sets a dotted field, creating objects on the way; the first value set
-/// wins.
-fn set(out: &mut Map<String, Value>, dotted: &str, value: Value) {
-    let mut parts = dotted.split('.').peekable();
-    let mut map = out;
-    while let Some(part) = parts.next() {
-        if parts.peek().is_none() {
-            map.entry(part.to_owned()).or_insert(value);
-            return;
-        }
-        let entry = map
-            .entry(part.to_owned())
-            .or_insert_with(|| Value::Object(Map::new()));
-        match entry {
-            Value::Object(inner) => map = inner,
-            _ => return,
-        }
-    }
-}
-
-/// [`set`] with the field split into its steps: a key is allocated only
-/// when it is inserted.
+/// Sets a field given as its steps, creating objects on the way; the
+/// first value set wins, and a key is allocated only when it is inserted.
 fn put(out: &mut Map<String, Value>, parts: &[String], value: Value) {
     let Some((last, path)) = parts.split_last() else {
         return;
@@ -1780,7 +1760,8 @@ pub fn parse_and_map(
 /// Sets a dotted field of a JSON object (the first value set wins); shared
 /// with the WCO mappings.
 pub(crate) fn set_value(out: &mut Map<String, Value>, dotted: &str, value: Value) {
-    set(out, dotted, value);
+    let parts: Vec<String> = dotted.split('.').map(str::to_owned).collect();
+    put(out, &parts, value);
 }
 
 #[cfg(test)]
