@@ -17,7 +17,7 @@ use super::segment::Segment;
 use super::separators::Separators;
 use crate::diag::{Code, Issue, Location, Severity};
 use crate::schema::validate::Finding;
-use crate::schema::{Directories, MessageValidator};
+use crate::schema::{Directories, MessageValidator, Unsplit};
 
 /// A parsed interchange: the envelope fields and, when kept, its messages.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -272,6 +272,10 @@ pub struct Parser<R> {
     spare: Option<([String; 4], MessageValidator)>,
     /// The S009 of the open message's validator.
     validator_key: [String; 4],
+    /// What the validator has left to do with the segment the lexer
+    /// returns next (again, split): [`Unsplit::Done`] when it has not seen
+    /// it yet.
+    pending: Unsplit,
 }
 
 impl<R: Read> Parser<R> {
@@ -295,6 +299,7 @@ impl<R: Read> Parser<R> {
             validator: None,
             spare: None,
             validator_key: Default::default(),
+            pending: Unsplit::Done,
         }
     }
 
@@ -313,9 +318,13 @@ impl<R: Read> Parser<R> {
     where
         F: FnMut(&Message, &mut IssueSink),
     {
-        // Data segments are split only when someone reads them.
+        // Data segments are split only when someone reads them; when only
+        // the validator does, it walks their bytes itself and has the lexer
+        // split just the segments it cannot prove clean.
         self.lexer
-            .split_data_segments(self.options.keeps_segments() || self.directories.is_some());
+            .split_data_segments(self.options.keeps_segments());
+        self.lexer
+            .defer_data_segments(!self.options.keeps_segments() && self.directories.is_some());
         let seps = self.lexer.start()?;
         self.tree.separators = seps;
         if let Some(una) = self.lexer.una() {
@@ -345,6 +354,24 @@ impl<R: Read> Parser<R> {
                     self.last_position = self.lexer.position();
                 }
             }
+            // When validating in check mode, the data segments ahead that
+            // take their place in the table and are plainly valid are
+            // checked straight from the lexer's window, and only counted.
+            if !keep_segments
+                && self.pending == Unsplit::Done
+                && self.message.is_some()
+                && self.state == State::Interchange
+                && let Some(validator) = self.validator.as_mut()
+            {
+                let accepted = self
+                    .lexer
+                    .accept_data(|tag, values| validator.accept_clean(tag, values))?;
+                if accepted > 0 {
+                    self.tree.counts.segments += u64::from(accepted);
+                    self.message_segments = self.message_segments.saturating_add(accepted);
+                    self.last_position = self.lexer.position();
+                }
+            }
             let next = self.lexer.next_segment()?;
             match next {
                 Next::End => break,
@@ -370,9 +397,23 @@ impl<R: Read> Parser<R> {
                         && !raw.problems
                     {
                         let findings = match self.validator.as_mut() {
-                            Some(validator) => {
-                                validator.segment(&raw);
+                            Some(validator) if !raw.is_split() => {
+                                let left = validator.unsplit_segment(&raw);
+                                if left != Unsplit::Done {
+                                    // The rest needs the segment split.
+                                    self.pending = left;
+                                    self.lexer.again_split();
+                                    continue;
+                                }
                                 validator.take_findings()
+                            }
+                            Some(validator) => {
+                                let pending = std::mem::replace(&mut self.pending, Unsplit::Done);
+                                feed_split(validator, pending, &raw)
+                            }
+                            None if !raw.is_split() => {
+                                self.lexer.again_split();
+                                continue;
                             }
                             None => Vec::new(),
                         };
@@ -387,14 +428,20 @@ impl<R: Read> Parser<R> {
                         }
                         continue;
                     }
+                    if !raw.is_split() {
+                        // Deferred, and not a plain data segment of an
+                        // open message: lexed again, split and checked.
+                        self.lexer.again_split();
+                        continue;
+                    }
                     let mut findings = Vec::new();
                     if let Some(validator) = self.validator.as_mut()
                         && self.message.is_some()
                         && self.state == State::Interchange
                         && !matches!(raw.tag(), b"UNB" | b"UNG" | b"UNH" | b"UNE" | b"UNZ")
                     {
-                        validator.segment(&raw);
-                        findings = validator.take_findings();
+                        let pending = std::mem::replace(&mut self.pending, Unsplit::Done);
+                        findings = feed_split(validator, pending, &raw);
                     }
                     // The envelope's own segments, against ISO 9735.
                     let mut envelope_findings = Vec::new();
@@ -1386,4 +1433,19 @@ fn problem_issue(p: LexProblem, location: Location) -> Issue {
         location,
         message: p.detail,
     }
+}
+
+/// Feeds a split segment to the validator, `pending` saying what it still
+/// has to do with it (see [`Unsplit`]), and takes its findings.
+fn feed_split(
+    validator: &mut MessageValidator,
+    pending: Unsplit,
+    raw: &crate::edifact::RawSegment<'_>,
+) -> Vec<Finding> {
+    match pending {
+        Unsplit::Done => validator.segment(raw),
+        Unsplit::Elements => validator.placed_segment(raw),
+        Unsplit::Lexing => {}
+    }
+    validator.take_findings()
 }

@@ -103,6 +103,10 @@ pub struct RawSegment<'a> {
     tag_end: usize,
     spans: &'a Spans,
     release: Option<u8>,
+    /// The lexer's byte classes, for [`RawSegment::values`].
+    classes: &'a [u8; 256],
+    /// The segment was split into spans (see [`Lexer::defer_data_segments`]).
+    split: bool,
     /// The repertoire values are decoded with.
     pub charset: Charset,
     /// Byte offset of the segment's first byte in the input.
@@ -211,20 +215,7 @@ impl<'a> RawSegment<'a> {
     /// characters removed: a release character stands for the byte after
     /// it; one at the very end stands for nothing.
     pub fn unescape(&self, raw: &[u8], out: &mut Vec<u8>) {
-        let Some(release) = self.release else {
-            out.extend_from_slice(raw);
-            return;
-        };
-        out.reserve(raw.len());
-        let mut rest = raw;
-        while let Some(at) = memchr(release, rest) {
-            out.extend_from_slice(rest.get(..at).unwrap_or(&[]));
-            if let Some(&released) = rest.get(at + 1) {
-                out.push(released);
-            }
-            rest = rest.get(at + 2..).unwrap_or(&[]);
-        }
-        out.extend_from_slice(rest);
+        unescape(self.release, raw, out);
     }
 
     /// The bytes of a component with release characters removed; `None`
@@ -273,6 +264,141 @@ impl<'a> RawSegment<'a> {
             elements.push(Element::repeated(reps));
         }
         Segment { tag, elements }
+    }
+}
+
+impl<'a> RawSegment<'a> {
+    /// False for a data segment the lexer handed over unchecked (see
+    /// [`Lexer::defer_data_segments`]): it has no spans, so its element
+    /// accessors see no elements.
+    pub fn is_split(&self) -> bool {
+        self.split
+    }
+
+    /// The values of an unsplit segment, walked straight from its bytes;
+    /// `None` for a split one. The walk stops (`None` from
+    /// [`Values::next_value`]) at anything that is not plainly valid
+    /// printable ASCII: a byte outside the repertoire or above 0x7F, a
+    /// release character, a separator before a data element separator or
+    /// at the end. Values it returns are exactly the components
+    /// [`Lexer::again_split`] would find, and such a segment has no syntax
+    /// problem.
+    pub fn values(&self) -> Option<Values<'a>> {
+        if self.split {
+            return None;
+        }
+        Some(Values {
+            rest: self.body.get(self.tag_end + 1..),
+            classes: self.classes,
+            release: self.release,
+            after: Sep::Element,
+        })
+    }
+}
+
+/// Appends `raw` to `out` with release characters removed (see
+/// [`RawSegment::unescape`]).
+fn unescape(release: Option<u8>, raw: &[u8], out: &mut Vec<u8>) {
+    let Some(release) = release else {
+        out.extend_from_slice(raw);
+        return;
+    };
+    out.reserve(raw.len());
+    let mut rest = raw;
+    while let Some(at) = memchr(release, rest) {
+        out.extend_from_slice(rest.get(..at).unwrap_or(&[]));
+        if let Some(&released) = rest.get(at + 1) {
+            out.push(released);
+        }
+        rest = rest.get(at + 2..).unwrap_or(&[]);
+    }
+    out.extend_from_slice(rest);
+}
+
+/// What ends a value walked by [`Values`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sep {
+    Component,
+    Repetition,
+    Element,
+    /// The end of the segment.
+    End,
+}
+
+/// The values of an unsplit [`RawSegment`], in order (see
+/// [`RawSegment::values`]).
+#[derive(Debug, Clone)]
+pub struct Values<'a> {
+    /// The bytes after the last separator; `None` once the end was
+    /// returned or when the segment has no data elements at all.
+    rest: Option<&'a [u8]>,
+    classes: &'a [u8; 256],
+    release: Option<u8>,
+    /// The separator before the value to come.
+    after: Sep,
+}
+
+impl<'a> Values<'a> {
+    /// True when the segment has no data elements (only its tag).
+    pub fn is_empty(&self) -> bool {
+        self.rest.is_none()
+    }
+
+    /// The next value (raw bytes, plainly valid ASCII), whether it holds
+    /// release characters (each before a service character: see
+    /// [`Values::unescape`]), and what ends it; `None` when the walk must
+    /// stop: the segment needs the exact lexer (or the end was already
+    /// returned).
+    #[inline(always)]
+    pub fn next_value(&mut self) -> Option<(&'a [u8], bool, Sep)> {
+        let rest = self.rest?;
+        let mut k = 0usize;
+        let mut escaped = false;
+        while let Some(&b) = rest.get(k) {
+            let class = self.classes[b as usize];
+            if class == DATA && b < 0x80 {
+                k += 1;
+                continue;
+            }
+            let sep = match class {
+                COMPONENT => Sep::Component,
+                REPETITION => Sep::Repetition,
+                ELEMENT => Sep::Element,
+                RELEASE => {
+                    // Only a service character may be released.
+                    let next = rest.get(k + 1)?;
+                    if !matches!(
+                        self.classes[*next as usize],
+                        COMPONENT | ELEMENT | REPETITION | RELEASE | TERMINATOR
+                    ) {
+                        return None;
+                    }
+                    escaped = true;
+                    k += 2;
+                    continue;
+                }
+                _ => return None,
+            };
+            // An empty trailing component or repetition before a data
+            // element separator is a (reported) syntax problem.
+            if k == 0 && sep == Sep::Element && self.after != Sep::Element {
+                return None;
+            }
+            self.after = sep;
+            self.rest = rest.get(k + 1..);
+            return Some((rest.get(..k)?, escaped, sep));
+        }
+        // A separator right before the end is a syntax problem too.
+        if k == 0 {
+            return None;
+        }
+        self.rest = None;
+        Some((rest, escaped, Sep::End))
+    }
+
+    /// Appends a value's bytes to `out` with release characters removed.
+    pub fn unescape(&self, raw: &[u8], out: &mut Vec<u8>) {
+        unescape(self.release, raw, out);
     }
 }
 
@@ -403,6 +529,12 @@ pub struct Lexer<R> {
     syntax: Option<(String, u8)>,
     /// Split data segments into element spans (service segments always are).
     split_data: bool,
+    /// Hand data segments over unchecked and unsplit (see
+    /// [`Lexer::defer_data_segments`]).
+    defer_data: bool,
+    /// Length of the body of the segment last returned, when
+    /// [`Lexer::again_split`] asked for it once more.
+    again: Option<usize>,
     /// The block scanner for the current separators and repertoire, when
     /// they suit it (see [`Lexer::skip_clean_data`]).
     scanner: Option<Scanner>,
@@ -448,6 +580,8 @@ impl<R: io::Read> Lexer<R> {
             una: None,
             syntax: None,
             split_data: true,
+            defer_data: false,
+            again: None,
             scanner: None,
         };
         lexer.rebuild_classes();
@@ -483,6 +617,29 @@ impl<R: io::Read> Lexer<R> {
     /// located exactly as with splitting. Default: split.
     pub fn split_data_segments(&mut self, split: bool) {
         self.split_data = split;
+    }
+
+    /// When on (and data segments are not split), data segments are
+    /// returned without any check of their bytes and without spans
+    /// ([`RawSegment::is_split`] false): the caller either proves one
+    /// plainly valid by walking [`RawSegment::values`] or asks for it again,
+    /// split and checked, with [`Lexer::again_split`]. Default: off.
+    pub fn defer_data_segments(&mut self, defer: bool) {
+        self.defer_data = defer;
+    }
+
+    /// The next call of [`Lexer::next_segment`] returns the segment just
+    /// returned once more, split into spans with every syntax check run
+    /// (for a deferred segment its caller could not prove clean).
+    pub fn again_split(&mut self) {
+        let consumed = self.pending_consume;
+        // The body is what the segment consumes before its terminator.
+        let body_len = if self.after_terminator {
+            consumed.saturating_sub(1)
+        } else {
+            consumed
+        };
+        self.again = Some(body_len);
     }
 
     /// Switches separators (the repetition separator becomes active once UNB
@@ -681,6 +838,30 @@ impl<R: io::Read> Lexer<R> {
         if self.problems.len() > self.limits.max_issues {
             self.problems.truncate(self.limits.max_issues);
         }
+        if let Some(body_len) = self.again.take() {
+            // The segment last returned, again, split (nothing consumed yet).
+            let body = self.buf.get(self.lo..self.lo + body_len).unwrap_or(&[]);
+            let tag_end = split(
+                body,
+                self.offset,
+                &self.classes,
+                self.utf8,
+                &mut self.spans,
+                &mut self.problems,
+            );
+            return Ok(Next::Segment(RawSegment {
+                body,
+                tag_end,
+                spans: &self.spans,
+                release: self.seps.release,
+                classes: &self.classes,
+                split: true,
+                charset: self.charset,
+                offset: self.offset,
+                position: self.position,
+                problems: !self.problems.is_empty(),
+            }));
+        }
         let consumed = std::mem::take(&mut self.pending_consume);
         self.advance(consumed);
         self.skip_between()?;
@@ -767,7 +948,16 @@ impl<R: io::Read> Lexer<R> {
         }
         let lo = self.lo;
         let body = self.buf.get(lo..lo + body_len).unwrap_or(&[]);
-        let tag_end = if self.split_data || body.starts_with(b"UN") {
+        let service = body.starts_with(b"UN");
+        let deferred = self.defer_data && !self.split_data && !service;
+        let tag_end = if deferred {
+            // Checked by the caller (see `defer_data_segments`); the tag
+            // ends where `split` would end it.
+            self.spans.comps.clear();
+            self.spans.reps.clear();
+            self.spans.elems.clear();
+            memchr(self.seps.element, body).unwrap_or(body.len())
+        } else if self.split_data || service {
             split(
                 body,
                 seg_offset,
@@ -791,6 +981,8 @@ impl<R: io::Read> Lexer<R> {
             tag_end,
             spans: &self.spans,
             release,
+            classes: &self.classes,
+            split: !deferred,
             charset: self.charset,
             offset: seg_offset,
             position: self.position,
@@ -854,6 +1046,90 @@ impl<R: io::Read> Lexer<R> {
         self.scanner = Some(scanner);
         self.position = self.position.saturating_add(total);
         result.map(|()| total)
+    }
+
+    /// With deferred data segments ([`Lexer::defer_data_segments`]): hands
+    /// the data segments ahead to `accept`, one at a time, as their tag and
+    /// [`Values`], and consumes each it accepts (true). Returns how many.
+    /// `accept` answers true only when the walk reached the end of the
+    /// segment's values, which proves the segment free of syntax problems.
+    /// Stops, consuming nothing more, before the first segment `accept`
+    /// refuses or that [`Lexer::next_segment`] must see: a tag that is not
+    /// three upper-case letters or digits or starts with `UN`, anything but
+    /// one line end between segments, a segment over the size limit or cut
+    /// off by the end of the input. `next_segment` then goes on exactly as
+    /// if this had not been called.
+    pub fn accept_data(
+        &mut self,
+        mut accept: impl FnMut(&[u8], Values<'_>) -> bool,
+    ) -> io::Result<u32> {
+        if !self.defer_data || self.split_data || self.again.is_some() {
+            return Ok(0);
+        }
+        let consumed = std::mem::take(&mut self.pending_consume);
+        self.advance(consumed);
+        let (term, element, release) = (self.seps.terminator, self.seps.element, self.seps.release);
+        let max = self.limits.max_segment_bytes;
+        let mut count = 0u32;
+        loop {
+            if self.after_terminator {
+                self.want(2)?;
+                let line_end = match self.unread() {
+                    [b'\r', b'\n', ..] => 2,
+                    [b'\n' | b'\r', ..] => 1,
+                    _ => 0,
+                };
+                // A terminator that is itself CR or LF is a segment.
+                if line_end > 0 && self.unread().first() != Some(&term) {
+                    self.advance(line_end);
+                }
+                self.after_terminator = false;
+            }
+            // The terminator, stepping over released characters; more input
+            // is read while the window holds no whole segment.
+            let mut from = 0usize;
+            let end = loop {
+                match terminator_in(self.unread(), from, term, release) {
+                    Ok(at) => break at,
+                    Err(scanned) => {
+                        from = scanned;
+                        if scanned > max || !self.fill()? {
+                            return Ok(count);
+                        }
+                    }
+                }
+            };
+            if end > max {
+                return Ok(count);
+            }
+            let body = self.unread().get(..end).unwrap_or(&[]);
+            let plain_tag = match body {
+                [a, b, c, rest @ ..] => {
+                    [a, b, c]
+                        .iter()
+                        .all(|t| t.is_ascii_uppercase() || t.is_ascii_digit())
+                        && [*a, *b] != *b"UN"
+                        && rest.first().is_none_or(|&sep| sep == element)
+                }
+                _ => false,
+            };
+            if !plain_tag {
+                return Ok(count);
+            }
+            let values = Values {
+                rest: body.get(4..),
+                classes: &self.classes,
+                release,
+                after: Sep::Element,
+            };
+            if !accept(body.get(..3).unwrap_or(&[]), values) {
+                return Ok(count);
+            }
+            self.advance(end + 1);
+            self.after_terminator = true;
+            self.position += 1;
+            count += 1;
+        }
     }
 
     /// Consumes the plainly valid data segments that lie wholly in the
@@ -1031,6 +1307,35 @@ impl<R: io::Read> Lexer<R> {
             position: self.position,
             length,
         })
+    }
+}
+
+/// The position of the first unreleased terminator in `window` at or after
+/// `from`, or how far the window was searched when it holds none.
+fn terminator_in(
+    window: &[u8],
+    mut from: usize,
+    term: u8,
+    release: Option<u8>,
+) -> Result<usize, usize> {
+    loop {
+        let rest = window.get(from..).unwrap_or(&[]);
+        let hit = match release {
+            Some(r) => memchr2(term, r, rest),
+            None => memchr(term, rest),
+        };
+        let Some(j) = hit else {
+            return Err(window.len());
+        };
+        let at = from + j;
+        if window.get(at) == Some(&term) {
+            return Ok(at);
+        }
+        // A release character: it and the byte it releases are skipped.
+        if at + 1 >= window.len() {
+            return Err(at);
+        }
+        from = at + 2;
     }
 }
 

@@ -11,6 +11,6 @@ pub mod writer;
 
 pub use charset::Charset;
 pub use interchange::{Interchange, Message, ParseOptions, Parsed, Parser, parse};
-pub use lexer::{Lexer, Limits, Next, RawComponents, RawElement, RawSegment};
+pub use lexer::{Lexer, Limits, Next, RawComponents, RawElement, RawSegment, Sep, Values};
 pub use segment::{Element, Segment};
 pub use separators::Separators;

@@ -29,7 +29,7 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use zip::ZipArchive;
 
-pub use validate::MessageValidator;
+pub use validate::{MessageValidator, Unsplit};
 
 /// Mandatory or conditional, as the directories write `M` and `C`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

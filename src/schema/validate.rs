@@ -20,6 +20,7 @@ use super::{
     SegmentDef, Status, service,
 };
 use crate::diag::Code;
+use crate::edifact::{RawSegment, Sep, Values};
 
 /// Read access to one segment's values, implemented by the lexer's
 /// borrowed segments and by decoded [`crate::edifact::Segment`]s.
@@ -363,6 +364,8 @@ struct ValuePlan {
     /// Checked against its code list even when the composite names an
     /// agency other than UN/ECE (3055 and 1131 themselves).
     own_list: bool,
+    /// The code list responsible agency (3055).
+    agency: bool,
 }
 
 impl ValuePlan {
@@ -380,6 +383,7 @@ impl ValuePlan {
             mandatory: status == Status::Mandatory,
             codes: if coded { codes(id) } else { None },
             own_list: id == "3055" || id == "1131",
+            agency: id == "3055",
         }
     }
 
@@ -564,6 +568,121 @@ impl Plan {
     }
 }
 
+impl Plan {
+    /// The fast check of a segment the lexer did not split: the same
+    /// answer as [`Plan::clean`] would give for it split, read in one walk
+    /// over its bytes ([`Values`]). False also when the walk stops at
+    /// anything the exact lexer must look at.
+    fn scan(&self, mut values: Values<'_>, decimal: Option<u8>, scratch: &mut Vec<u8>) -> bool {
+        if values.is_empty() {
+            return self.required == 0;
+        }
+        let mut e = 0usize;
+        loop {
+            let Some(ep) = self.elements.get(e) else {
+                return false;
+            };
+            let mut reps = 0usize;
+            let mut present = false;
+            let end = loop {
+                reps += 1;
+                let (filled, sep) = match &ep.kind {
+                    KindPlan::Simple(vp) => {
+                        let Some((raw, escaped, sep)) = values.next_value() else {
+                            return false;
+                        };
+                        let value = unescaped(&values, raw, escaped, scratch);
+                        if sep == Sep::Component
+                            || !value.is_empty() && !vp.accepts(value, decimal, true)
+                        {
+                            return false;
+                        }
+                        (!value.is_empty(), sep)
+                    }
+                    KindPlan::Composite {
+                        components,
+                        required,
+                        ..
+                    } => {
+                        // Whether the repetition has any value is known at
+                        // its end: until then, what would fail only a
+                        // written composite is remembered.
+                        let mut c = 0usize;
+                        let mut filled = false;
+                        let mut failed = false;
+                        let mut missing_code = false;
+                        let mut foreign = false;
+                        let sep = loop {
+                            let Some((raw, escaped, sep)) = values.next_value() else {
+                                return false;
+                            };
+                            let value = unescaped(&values, raw, escaped, scratch);
+                            match components.get(c) {
+                                Some(vp) if value.is_empty() => failed |= vp.mandatory,
+                                Some(vp) => {
+                                    filled = true;
+                                    if !vp.accepts(value, decimal, false) {
+                                        return false;
+                                    }
+                                    if let Some(codes) = &vp.codes
+                                        && !codes.contains(value)
+                                    {
+                                        if vp.own_list {
+                                            return false;
+                                        }
+                                        missing_code = true;
+                                    }
+                                    // A list of another agency than UN/ECE
+                                    // (3055 other than 6) is not checked.
+                                    foreign |= vp.agency && value != b"6";
+                                }
+                                None if value.is_empty() => failed = true,
+                                None => return false,
+                            }
+                            c += 1;
+                            if sep != Sep::Component {
+                                break sep;
+                            }
+                        };
+                        if filled && (failed || c < *required || missing_code && !foreign) {
+                            return false;
+                        }
+                        (filled, sep)
+                    }
+                };
+                present |= filled;
+                if sep != Sep::Repetition {
+                    break sep;
+                }
+            };
+            if reps > ep.max || !present && ep.mandatory {
+                return false;
+            }
+            e += 1;
+            if end == Sep::End {
+                return e >= self.required;
+            }
+        }
+    }
+}
+
+/// A walked value's bytes: as written, or without release characters in
+/// `scratch`.
+#[inline]
+fn unescaped<'v>(
+    values: &Values<'_>,
+    raw: &'v [u8],
+    escaped: bool,
+    scratch: &'v mut Vec<u8>,
+) -> &'v [u8] {
+    if !escaped {
+        return raw;
+    }
+    scratch.clear();
+    values.unescape(raw, scratch);
+    scratch
+}
+
 /// A stored component's value bytes: as stored, or without release
 /// characters in `scratch`.
 #[inline]
@@ -610,6 +729,20 @@ enum Target {
     RepeatGroup(usize),
 }
 
+/// What is left to do with a segment fed to
+/// [`MessageValidator::unsplit_segment`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unsplit {
+    /// Nothing: it is checked (its findings, if any, are ready).
+    Done,
+    /// It took its place in the table; its elements need the exact checks
+    /// ([`MessageValidator::placed_segment`] with the segment split).
+    Elements,
+    /// It has no place in the table (reported); the lexer's own checks of
+    /// its bytes are still due (the validator has nothing more to do).
+    Lexing,
+}
+
 /// Validates one message, segment by segment.
 #[derive(Debug)]
 pub struct MessageValidator {
@@ -619,6 +752,9 @@ pub struct MessageValidator {
     schema: Option<(Arc<Release>, Arc<Directories>)>,
     flat: Arc<Flat>,
     stack: Vec<Frame>,
+    /// The stack before the segment [`MessageValidator::accept_clean`]
+    /// tries (restored when it refuses it).
+    saved: Vec<Frame>,
     syntax_version: u8,
     decimal: char,
     /// The decimal mark as a byte, when it is ASCII (for the fast check).
@@ -658,6 +794,7 @@ impl MessageValidator {
                 pos: 0,
                 count: 0,
             }],
+            saved: Vec::new(),
             syntax_version,
             decimal,
             decimal_byte: decimal.is_ascii().then_some(decimal as u8),
@@ -686,6 +823,7 @@ impl MessageValidator {
             schema: None,
             flat: Arc::new(Flat { nodes: Vec::new() }),
             stack: Vec::new(),
+            saved: Vec::new(),
             syntax_version,
             decimal,
             decimal_byte: decimal.is_ascii().then_some(decimal as u8),
@@ -757,9 +895,101 @@ impl MessageValidator {
 
     /// Feeds the next segment of the message.
     pub fn segment<S: SegmentView + ?Sized>(&mut self, seg: &S) {
-        let tag_bytes = seg.tag_bytes();
+        if self.place(seg.tag_bytes()) {
+            self.placed_segment(seg);
+        }
+    }
+
+    /// Feeds the next segment of the message when the lexer did not split
+    /// it (see [`crate::edifact::Lexer::defer_data_segments`]) and says
+    /// what is left to do with it.
+    pub fn unsplit_segment(&mut self, raw: &RawSegment<'_>) -> Unsplit {
+        let tag = raw.tag();
+        let Some(mut values) = raw.values() else {
+            return Unsplit::Elements;
+        };
+        if !self.place(tag) {
+            // No place (reported): only the lexer's checks are left, and
+            // a walk to the end shows there is nothing for them.
+            while let Some((_, _, sep)) = values.next_value() {
+                if sep == Sep::End {
+                    return Unsplit::Done;
+                }
+            }
+            return if values.is_empty() {
+                Unsplit::Done
+            } else {
+                Unsplit::Lexing
+            };
+        }
+        if !self.fast {
+            return Unsplit::Elements;
+        }
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let clean = self
+            .plan_here(tag)
+            .is_some_and(|plan| plan.scan(values, self.decimal_byte, &mut scratch));
+        self.scratch = scratch;
+        if clean {
+            Unsplit::Done
+        } else {
+            Unsplit::Elements
+        }
+    }
+
+    /// For [`crate::edifact::Lexer::accept_data`]: true when the segment
+    /// of `tag` and `values` took its place in the table without any
+    /// finding and its values are plainly valid, i.e. when feeding it split
+    /// would find nothing. Otherwise false, and the validator is as it was
+    /// before: the segment is then fed the usual way.
+    pub fn accept_clean(&mut self, tag: &[u8], values: Values<'_>) -> bool {
+        if !self.fast || !self.findings.is_empty() {
+            return false;
+        }
+        self.saved.clear();
+        self.saved.extend_from_slice(&self.stack);
+        if self.place(tag) && self.findings.is_empty() {
+            let mut scratch = std::mem::take(&mut self.scratch);
+            let clean = self
+                .plan_here(tag)
+                .is_some_and(|plan| plan.scan(values, self.decimal_byte, &mut scratch));
+            self.scratch = scratch;
+            if clean {
+                return true;
+            }
+        }
+        self.stack.clear();
+        self.stack.extend_from_slice(&self.saved);
+        self.findings.clear();
+        false
+    }
+
+    /// The plan of the table position the last segment took (a group's
+    /// place is its trigger segment's), resolved once per position.
+    fn plan_here(&self, tag: &[u8]) -> Option<&Plan> {
+        let v3 = usize::from(self.syntax_version < 4);
+        let (_, node) = self
+            .stack
+            .last()
+            .and_then(|f| self.flat.child(f.group, f.pos))
+            .filter(|(_, node)| !node.is_group)?;
+        node.plans
+            .get(v3)?
+            .get_or_init(|| {
+                let tag = std::str::from_utf8(tag).unwrap_or("\u{FFFD}");
+                plan(self.schema.as_ref(), tag, self.syntax_version)
+            })
+            .as_deref()
+    }
+
+    /// Places a segment in the table: true when it took a place; false
+    /// when it has none (reported).
+    fn place(&mut self, tag_bytes: &[u8]) -> bool {
         match self.find(tag_bytes) {
-            Some(target) => self.commit(target, tag_bytes),
+            Some(target) => {
+                self.commit(target, tag_bytes);
+                true
+            }
             None => {
                 // Tags that are not text cannot be in any table (the parser
                 // has reported them already).
@@ -785,36 +1015,29 @@ impl MessageValidator {
                     (None, None, None),
                     message,
                 );
-                return;
+                false
             }
         }
-        // The checks of the table position the segment took, resolved once
-        // per position (a group's place is its trigger segment's).
-        let v3 = usize::from(self.syntax_version < 4);
-        let at = self
-            .stack
-            .last()
-            .and_then(|f| self.flat.child(f.group, f.pos))
-            .filter(|(_, node)| !node.is_group);
-        let plan = match at.and_then(|(_, node)| node.plans.get(v3)) {
-            Some(cell) => cell
-                .get_or_init(|| {
-                    let tag = std::str::from_utf8(tag_bytes).unwrap_or("\u{FFFD}");
-                    plan(self.schema.as_ref(), tag, self.syntax_version)
-                })
-                .as_ref(),
-            None => None,
-        };
-        if let Some(plan) = plan {
+    }
+
+    /// Checks the elements of a segment that took its place in the table
+    /// (after [`MessageValidator::unsplit_segment`] answered false).
+    pub fn placed_segment<S: SegmentView + ?Sized>(&mut self, seg: &S) {
+        let tag_bytes = seg.tag_bytes();
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let checked = self.plan_here(tag_bytes).map(|plan| {
             let clean = self.fast
                 && seg
                     .as_raw()
-                    .is_some_and(|raw| plan.clean(raw, self.decimal_byte, &mut self.scratch));
-            if clean {
-                return;
+                    .is_some_and(|raw| plan.clean(raw, self.decimal_byte, &mut scratch));
+            // The definition only when the exact checks need it.
+            (!clean).then(|| plan.def.clone())
+        });
+        self.scratch = scratch;
+        if let Some(unclean) = checked {
+            if let Some(def) = unclean {
+                self.elements(seg, &def);
             }
-            let def = plan.def.clone();
-            self.elements(seg, &def);
             return;
         }
         let tag = std::str::from_utf8(tag_bytes).unwrap_or("\u{FFFD}");
