@@ -273,9 +273,9 @@ pub struct Parser<R> {
     /// The S009 of the open message's validator.
     validator_key: [String; 4],
     /// What the validator has left to do with the segment the lexer
-    /// returns next (again, split): [`Unsplit::Done`] when it has not seen
-    /// it yet.
-    pending: Unsplit,
+    /// returns next, when it has been fed already: [`Unsplit::Done`] when
+    /// only its findings are left to report.
+    pending: Option<Unsplit>,
 }
 
 impl<R: Read> Parser<R> {
@@ -299,7 +299,7 @@ impl<R: Read> Parser<R> {
             validator: None,
             spare: None,
             validator_key: Default::default(),
-            pending: Unsplit::Done,
+            pending: None,
         }
     }
 
@@ -355,17 +355,26 @@ impl<R: Read> Parser<R> {
                 }
             }
             // When validating in check mode, the data segments ahead that
-            // take their place in the table and are plainly valid are
-            // checked straight from the lexer's window, and only counted.
+            // take their place in the table, are plainly valid and leave no
+            // finding are checked straight from the lexer's window, and only
+            // counted. The segment that stops the run has been fed; what is
+            // left to do with it waits for `next_segment` to return it.
             if !keep_segments
-                && self.pending == Unsplit::Done
+                && self.pending.is_none()
                 && self.message.is_some()
                 && self.state == State::Interchange
                 && let Some(validator) = self.validator.as_mut()
             {
-                let accepted = self
-                    .lexer
-                    .accept_data(|tag, values| validator.accept_clean(tag, values))?;
+                let mut stopped = None;
+                let accepted = self.lexer.accept_data(|tag, values| {
+                    let left = validator.unsplit_values(tag, values);
+                    if left == Unsplit::Done && !validator.has_findings() {
+                        return true;
+                    }
+                    stopped = Some(left);
+                    false
+                })?;
+                self.pending = stopped;
                 if accepted > 0 {
                     self.tree.counts.segments += u64::from(accepted);
                     self.message_segments = self.message_segments.saturating_add(accepted);
@@ -398,19 +407,19 @@ impl<R: Read> Parser<R> {
                     {
                         let findings = match self.validator.as_mut() {
                             Some(validator) if !raw.is_split() => {
-                                let left = validator.unsplit_segment(&raw);
+                                let left = match self.pending.take() {
+                                    Some(left) => left,
+                                    None => validator.unsplit_segment(&raw),
+                                };
                                 if left != Unsplit::Done {
                                     // The rest needs the segment split.
-                                    self.pending = left;
+                                    self.pending = Some(left);
                                     self.lexer.again_split();
                                     continue;
                                 }
                                 validator.take_findings()
                             }
-                            Some(validator) => {
-                                let pending = std::mem::replace(&mut self.pending, Unsplit::Done);
-                                feed_split(validator, pending, &raw)
-                            }
+                            Some(validator) => feed_split(validator, self.pending.take(), &raw),
                             None if !raw.is_split() => {
                                 self.lexer.again_split();
                                 continue;
@@ -440,8 +449,7 @@ impl<R: Read> Parser<R> {
                         && self.state == State::Interchange
                         && !matches!(raw.tag(), b"UNB" | b"UNG" | b"UNH" | b"UNE" | b"UNZ")
                     {
-                        let pending = std::mem::replace(&mut self.pending, Unsplit::Done);
-                        findings = feed_split(validator, pending, &raw);
+                        findings = feed_split(validator, self.pending.take(), &raw);
                     }
                     // The envelope's own segments, against ISO 9735.
                     let mut envelope_findings = Vec::new();
@@ -1436,16 +1444,17 @@ fn problem_issue(p: LexProblem, location: Location) -> Issue {
 }
 
 /// Feeds a split segment to the validator, `pending` saying what it still
-/// has to do with it (see [`Unsplit`]), and takes its findings.
+/// has to do with it when it was fed already (see [`Unsplit`]), and takes
+/// its findings.
 fn feed_split(
     validator: &mut MessageValidator,
-    pending: Unsplit,
+    pending: Option<Unsplit>,
     raw: &crate::edifact::RawSegment<'_>,
 ) -> Vec<Finding> {
     match pending {
-        Unsplit::Done => validator.segment(raw),
-        Unsplit::Elements => validator.placed_segment(raw),
-        Unsplit::Lexing => {}
+        None => validator.segment(raw),
+        Some(Unsplit::Elements) => validator.placed_segment(raw),
+        Some(Unsplit::Lexing | Unsplit::Done) => {}
     }
     validator.take_findings()
 }

@@ -103,7 +103,7 @@ pub struct RawSegment<'a> {
     tag_end: usize,
     spans: &'a Spans,
     release: Option<u8>,
-    /// The lexer's byte classes, for [`RawSegment::values`].
+    /// The lexer's byte classes for ASCII, for [`RawSegment::values`].
     classes: &'a [u8; 256],
     /// The segment was split into spans (see [`Lexer::defer_data_segments`]).
     split: bool,
@@ -315,6 +315,17 @@ fn unescape(release: Option<u8>, raw: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(rest);
 }
 
+/// How [`Lexer::accept_in_window`] stopped.
+#[derive(Debug, Clone, Copy)]
+struct Accepted {
+    accepted: u32,
+    /// The last segment accepted ended with its terminator, so one line
+    /// end may follow.
+    after_terminator: bool,
+    /// It stopped at the end of the window, inside a segment or a line end.
+    needs_input: bool,
+}
+
 /// What ends a value walked by [`Values`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sep {
@@ -356,7 +367,7 @@ impl<'a> Values<'a> {
         let mut escaped = false;
         while let Some(&b) = rest.get(k) {
             let class = self.classes[b as usize];
-            if class == DATA && b < 0x80 {
+            if class == DATA {
                 k += 1;
                 continue;
             }
@@ -509,6 +520,9 @@ pub struct Lexer<R> {
     limits: Limits,
     seps: Separators,
     classes: [u8; 256],
+    /// `classes` with every byte above 0x7F out ([`Values`] walks only
+    /// ASCII).
+    ascii_classes: [u8; 256],
     charset: Charset,
     utf8: bool,
     /// Read-ahead window; `buf[lo..hi]` is unread, reads land at `hi`.
@@ -565,6 +579,7 @@ impl<R: io::Read> Lexer<R> {
             limits,
             seps: Separators::LEVEL_A,
             classes: [DATA; 256],
+            ascii_classes: [INVALID; 256],
             charset: Charset::LevelA,
             utf8: false,
             buf: Vec::new(),
@@ -671,6 +686,10 @@ impl<R: io::Read> Lexer<R> {
         }
         if let Some(r) = seps.release {
             set(r, RELEASE);
+        }
+        self.ascii_classes = self.classes;
+        for class in self.ascii_classes.iter_mut().skip(0x80) {
+            *class = INVALID;
         }
     }
 
@@ -854,7 +873,7 @@ impl<R: io::Read> Lexer<R> {
                 tag_end,
                 spans: &self.spans,
                 release: self.seps.release,
-                classes: &self.classes,
+                classes: &self.ascii_classes,
                 split: true,
                 charset: self.charset,
                 offset: self.offset,
@@ -981,7 +1000,7 @@ impl<R: io::Read> Lexer<R> {
             tag_end,
             spans: &self.spans,
             release,
-            classes: &self.classes,
+            classes: &self.ascii_classes,
             split: !deferred,
             charset: self.charset,
             offset: seg_offset,
@@ -1068,67 +1087,94 @@ impl<R: io::Read> Lexer<R> {
         }
         let consumed = std::mem::take(&mut self.pending_consume);
         self.advance(consumed);
-        let (term, element, release) = (self.seps.terminator, self.seps.element, self.seps.release);
-        let max = self.limits.max_segment_bytes;
         let mut count = 0u32;
         loop {
-            if self.after_terminator {
-                self.want(2)?;
-                let line_end = match self.unread() {
+            let (used, outcome) = self.accept_in_window(&mut accept);
+            count += outcome.accepted;
+            self.position += outcome.accepted;
+            self.advance(used);
+            self.after_terminator = outcome.after_terminator;
+            // Only a segment cut off by the end of the window reads more.
+            if !outcome.needs_input || self.unread().len() > self.limits.max_segment_bytes {
+                return Ok(count);
+            }
+            let before = self.unread().len();
+            if !self.fill()? || self.unread().len() == before {
+                return Ok(count);
+            }
+        }
+    }
+
+    /// [`Lexer::accept_data`] within the bytes already read: how many of
+    /// them it consumed, and how it stopped.
+    fn accept_in_window(
+        &self,
+        accept: &mut impl FnMut(&[u8], Values<'_>) -> bool,
+    ) -> (usize, Accepted) {
+        let window = self.unread();
+        let (term, element, release) = (self.seps.terminator, self.seps.element, self.seps.release);
+        let max = self.limits.max_segment_bytes;
+        let mut at = 0usize;
+        let mut outcome = Accepted {
+            accepted: 0,
+            after_terminator: self.after_terminator,
+            needs_input: false,
+        };
+        loop {
+            let rest = window.get(at..).unwrap_or(&[]);
+            if outcome.after_terminator {
+                let line_end = match rest {
                     [b'\r', b'\n', ..] => 2,
+                    // The window ends before the line end can be told.
+                    [] | [b'\r'] if !self.eof => {
+                        outcome.needs_input = true;
+                        return (at, outcome);
+                    }
                     [b'\n' | b'\r', ..] => 1,
                     _ => 0,
                 };
                 // A terminator that is itself CR or LF is a segment.
-                if line_end > 0 && self.unread().first() != Some(&term) {
-                    self.advance(line_end);
+                if line_end > 0 && rest.first() != Some(&term) {
+                    at += line_end;
                 }
-                self.after_terminator = false;
+                outcome.after_terminator = false;
+                continue;
             }
-            // The terminator, stepping over released characters; more input
-            // is read while the window holds no whole segment.
-            let mut from = 0usize;
-            let end = loop {
-                match terminator_in(self.unread(), from, term, release) {
-                    Ok(at) => break at,
-                    Err(scanned) => {
-                        from = scanned;
-                        if scanned > max || !self.fill()? {
-                            return Ok(count);
-                        }
-                    }
+            // The terminator, stepping over released characters.
+            let end = match terminator_in(rest, 0, term, release) {
+                Ok(end) if end <= max => end,
+                Ok(_) => return (at, outcome),
+                Err(_) => {
+                    outcome.needs_input = !self.eof;
+                    return (at, outcome);
                 }
             };
-            if end > max {
-                return Ok(count);
-            }
-            let body = self.unread().get(..end).unwrap_or(&[]);
+            let body = rest.get(..end).unwrap_or(&[]);
             let plain_tag = match body {
-                [a, b, c, rest @ ..] => {
+                [a, b, c, more @ ..] => {
                     [a, b, c]
                         .iter()
                         .all(|t| t.is_ascii_uppercase() || t.is_ascii_digit())
                         && [*a, *b] != *b"UN"
-                        && rest.first().is_none_or(|&sep| sep == element)
+                        && more.first().is_none_or(|&sep| sep == element)
                 }
                 _ => false,
             };
             if !plain_tag {
-                return Ok(count);
+                return (at, outcome);
             }
             let values = Values {
                 rest: body.get(4..),
-                classes: &self.classes,
+                classes: &self.ascii_classes,
                 release,
                 after: Sep::Element,
             };
             if !accept(body.get(..3).unwrap_or(&[]), values) {
-                return Ok(count);
+                return (at, outcome);
             }
-            self.advance(end + 1);
-            self.after_terminator = true;
-            self.position += 1;
-            count += 1;
+            at += end + 1;
+            outcome.accepted += 1;
+            outcome.after_terminator = true;
         }
     }
 

@@ -387,22 +387,20 @@ impl ValuePlan {
         }
     }
 
-    /// True when `value` (ASCII, release characters removed) passes the
-    /// checks of [`MessageValidator::check_value`]; false when they would
-    /// find something or the value is not ASCII.
+    /// True when `value` (release characters removed) passes the checks
+    /// of [`MessageValidator::check_value`]; false when they would find
+    /// something or the value is not ASCII.
     #[inline(always)]
     fn accepts(&self, value: &[u8], decimal: Option<u8>, lists: bool) -> bool {
+        value.is_ascii() && self.accepts_ascii(value, decimal, lists)
+    }
+
+    /// [`ValuePlan::accepts`] for a value known to be ASCII.
+    #[inline(always)]
+    fn accepts_ascii(&self, value: &[u8], decimal: Option<u8>, lists: bool) -> bool {
         // The commonest class first, cheapest test first.
-        if self.class == FormatClass::AlphaNumeric {
-            return value.len() <= self.max
-                && value.len() >= self.min
-                && value.is_ascii()
-                && match &self.codes {
-                    Some(codes) if lists => codes.contains(value),
-                    _ => true,
-                };
-        }
         let length = match self.class {
+            FormatClass::AlphaNumeric => value.len(),
             FormatClass::Numeric => {
                 let body = value.strip_prefix(b"-").unwrap_or(value);
                 let mut marks = 0;
@@ -422,13 +420,7 @@ impl ValuePlan {
                 digits
             }
             FormatClass::Alpha => {
-                if !value.is_ascii() || value.iter().any(u8::is_ascii_digit) {
-                    return false;
-                }
-                value.len()
-            }
-            FormatClass::AlphaNumeric => {
-                if !value.is_ascii() {
+                if value.iter().any(u8::is_ascii_digit) {
                     return false;
                 }
                 value.len()
@@ -593,7 +585,7 @@ impl Plan {
                         };
                         let value = unescaped(&values, raw, escaped, scratch);
                         if sep == Sep::Component
-                            || !value.is_empty() && !vp.accepts(value, decimal, true)
+                            || !value.is_empty() && !vp.accepts_ascii(value, decimal, true)
                         {
                             return false;
                         }
@@ -621,7 +613,7 @@ impl Plan {
                                 Some(vp) if value.is_empty() => failed |= vp.mandatory,
                                 Some(vp) => {
                                     filled = true;
-                                    if !vp.accepts(value, decimal, false) {
+                                    if !vp.accepts_ascii(value, decimal, false) {
                                         return false;
                                     }
                                     if let Some(codes) = &vp.codes
@@ -752,9 +744,6 @@ pub struct MessageValidator {
     schema: Option<(Arc<Release>, Arc<Directories>)>,
     flat: Arc<Flat>,
     stack: Vec<Frame>,
-    /// The stack before the segment [`MessageValidator::accept_clean`]
-    /// tries (restored when it refuses it).
-    saved: Vec<Frame>,
     syntax_version: u8,
     decimal: char,
     /// The decimal mark as a byte, when it is ASCII (for the fast check).
@@ -794,7 +783,6 @@ impl MessageValidator {
                 pos: 0,
                 count: 0,
             }],
-            saved: Vec::new(),
             syntax_version,
             decimal,
             decimal_byte: decimal.is_ascii().then_some(decimal as u8),
@@ -823,7 +811,6 @@ impl MessageValidator {
             schema: None,
             flat: Arc::new(Flat { nodes: Vec::new() }),
             stack: Vec::new(),
-            saved: Vec::new(),
             syntax_version,
             decimal,
             decimal_byte: decimal.is_ascii().then_some(decimal as u8),
@@ -904,10 +891,16 @@ impl MessageValidator {
     /// it (see [`crate::edifact::Lexer::defer_data_segments`]) and says
     /// what is left to do with it.
     pub fn unsplit_segment(&mut self, raw: &RawSegment<'_>) -> Unsplit {
-        let tag = raw.tag();
-        let Some(mut values) = raw.values() else {
-            return Unsplit::Elements;
-        };
+        match raw.values() {
+            Some(values) => self.unsplit_values(raw.tag(), values),
+            None => Unsplit::Elements,
+        }
+    }
+
+    /// [`MessageValidator::unsplit_segment`] for a segment given as its tag
+    /// and [`Values`] (as [`crate::edifact::Lexer::accept_data`] hands
+    /// them over).
+    pub fn unsplit_values(&mut self, tag: &[u8], mut values: Values<'_>) -> Unsplit {
         if !self.place(tag) {
             // No place (reported): only the lexer's checks are left, and
             // a walk to the end shows there is nothing for them.
@@ -937,31 +930,9 @@ impl MessageValidator {
         }
     }
 
-    /// For [`crate::edifact::Lexer::accept_data`]: true when the segment
-    /// of `tag` and `values` took its place in the table without any
-    /// finding and its values are plainly valid, i.e. when feeding it split
-    /// would find nothing. Otherwise false, and the validator is as it was
-    /// before: the segment is then fed the usual way.
-    pub fn accept_clean(&mut self, tag: &[u8], values: Values<'_>) -> bool {
-        if !self.fast || !self.findings.is_empty() {
-            return false;
-        }
-        self.saved.clear();
-        self.saved.extend_from_slice(&self.stack);
-        if self.place(tag) && self.findings.is_empty() {
-            let mut scratch = std::mem::take(&mut self.scratch);
-            let clean = self
-                .plan_here(tag)
-                .is_some_and(|plan| plan.scan(values, self.decimal_byte, &mut scratch));
-            self.scratch = scratch;
-            if clean {
-                return true;
-            }
-        }
-        self.stack.clear();
-        self.stack.extend_from_slice(&self.saved);
-        self.findings.clear();
-        false
+    /// True when the segments fed so far left no finding.
+    pub fn has_findings(&self) -> bool {
+        !self.findings.is_empty()
     }
 
     /// The plan of the table position the last segment took (a group's
