@@ -438,6 +438,7 @@ impl Store {
         id: &str,
         agency: Option<&str>,
     ) -> Result<bool, StoreError> {
+        let _writing = self.write_lock().await;
         let sql = self.sql("UPDATE partners SET agency = $1 WHERE id = $2");
         let done = sqlx::query(&sql)
             .bind(agency.map(str::to_owned))
@@ -659,6 +660,7 @@ impl Store {
             return Ok(Decided::AlreadyDecided(permit));
         }
         let at = now.to_string();
+        let _writing = self.write_lock().await;
         let mut tx = self.pool.begin().await?;
         // Serialise decisions of one declaration (see the module comment).
         let sql = self.sql("UPDATE declarations SET updated_at = $1 WHERE id = $2");
@@ -722,6 +724,7 @@ impl Store {
         F: FnOnce(&StoredDeclaration, usize) -> Transition,
     {
         let at = now.to_string();
+        let _writing = self.write_lock().await;
         let mut tx = self.pool.begin().await?;
         let sql = self.sql("UPDATE declarations SET updated_at = $1 WHERE id = $2");
         sqlx::query(&sql)

@@ -6,7 +6,10 @@
 //! they are rewritten to its equivalent `?n` form.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
@@ -44,6 +47,9 @@ pub enum StoreError {
         path: String,
         source: std::io::Error,
     },
+    /// The group committer is gone (the store is shutting down).
+    #[error("database error: {message}")]
+    Failed { message: String, retryable: bool },
 }
 
 impl StoreError {
@@ -52,6 +58,9 @@ impl StoreError {
         matches!(
             self,
             StoreError::Database {
+                retryable: true,
+                ..
+            } | StoreError::Failed {
                 retryable: true,
                 ..
             }
@@ -74,7 +83,9 @@ impl From<sqlx::Error> for StoreError {
                 | sqlx::Error::PoolTimedOut
                 | sqlx::Error::PoolClosed
                 | sqlx::Error::WorkerCrashed
-        ) || matches!(&source, sqlx::Error::Database(db) if db.message().contains("database is locked"));
+        ) || matches!(&source, sqlx::Error::Database(db) if db.message().contains("database is locked")
+            // PostgreSQL: deadlock detected, serialization failure.
+            || matches!(db.code().as_deref(), Some("40P01" | "40001")));
         StoreError::Database { source, retryable }
     }
 }
@@ -219,7 +230,26 @@ pub struct Refusal {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// SQLite has one writer: write transactions take this lock first, so
+    /// that they queue in order instead of retrying on a busy database.
+    writer: Arc<tokio::sync::Mutex<()>>,
+    /// The group committer new interchanges go through (`None` in the
+    /// committer's own copy).
+    committer: Option<mpsc::Sender<InsertJob>>,
 }
+
+/// One new interchange on its way to the group committer.
+#[derive(Debug)]
+struct InsertJob {
+    new: NewInterchange,
+    events: Vec<(String, String)>,
+    outbox: Vec<OutboxMessage>,
+    declarations: Vec<NewDeclaration>,
+    reply: oneshot::Sender<Result<(), StoreError>>,
+}
+
+/// The most interchanges one group commit writes.
+const GROUP_COMMIT_MAX: usize = 64;
 
 const INTERCHANGE_COLUMNS: &str = "id, partner_id, sender, control_reference, sha256, format, status, received_at, \
      size_bytes, message_count, error_count, issues_json, acknowledgement";
@@ -270,7 +300,126 @@ impl Store {
             Backend::Sqlite => sqlx::migrate!("migrations/sqlite").run(&pool).await?,
             Backend::Postgres => sqlx::migrate!("migrations/postgres").run(&pool).await?,
         }
-        Ok(Store { pool, backend })
+        let own = Store {
+            pool,
+            backend,
+            writer: Arc::new(tokio::sync::Mutex::new(())),
+            committer: None,
+        };
+        // Group commit: the interchanges that arrive while one transaction
+        // commits are written together in the next (one fsync for all).
+        // SQLite writes one transaction at a time anyway; PostgreSQL gets a
+        // few committers working side by side.
+        let (sender, receiver) = mpsc::channel(4 * GROUP_COMMIT_MAX);
+        let receiver = Arc::new(tokio::sync::Mutex::new(receiver));
+        let committers = match backend {
+            Backend::Sqlite => 1,
+            Backend::Postgres => 4,
+        };
+        for _ in 0..committers {
+            let store = own.clone();
+            let receiver = receiver.clone();
+            tokio::spawn(async move { store.commit_groups(receiver).await });
+        }
+        Ok(Store {
+            committer: Some(sender),
+            ..own
+        })
+    }
+
+    /// The committer's loop: takes the interchanges waiting (at most
+    /// [`GROUP_COMMIT_MAX`]) and writes them in one transaction, until every
+    /// store handle that could send more is gone.
+    async fn commit_groups(&self, receiver: Arc<tokio::sync::Mutex<mpsc::Receiver<InsertJob>>>) {
+        loop {
+            let mut jobs = Vec::new();
+            {
+                let mut receiver = receiver.lock().await;
+                let Some(first) = receiver.recv().await else {
+                    return;
+                };
+                jobs.push(first);
+                while jobs.len() < GROUP_COMMIT_MAX {
+                    match receiver.try_recv() {
+                        Ok(job) => jobs.push(job),
+                        Err(_) => break,
+                    }
+                }
+            }
+            let results = self.commit_group(&jobs).await;
+            for (job, result) in jobs.into_iter().zip(results) {
+                // A submitter that gave up waiting no longer listens.
+                let _ = job.reply.send(result);
+            }
+        }
+    }
+
+    /// Writes `jobs` in one transaction, each inside its own savepoint when
+    /// there are several, so that one unique-constraint conflict (a
+    /// duplicate) leaves the others in. Any other failure fails them all.
+    /// Answers come only after the commit.
+    async fn commit_group(&self, jobs: &[InsertJob]) -> Vec<Result<(), StoreError>> {
+        let mut results: Vec<Result<(), StoreError>> = Vec::with_capacity(jobs.len());
+        let outcome: Result<(), StoreError> = async {
+            let _writing = self.write_lock().await;
+            let mut tx = self.pool.begin().await?;
+            let grouped = jobs.len() > 1;
+            for job in jobs {
+                if grouped {
+                    sqlx::query("SAVEPOINT interchange")
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                match self.write_interchange(&mut tx, job).await {
+                    Ok(()) => {
+                        if grouped {
+                            sqlx::query("RELEASE SAVEPOINT interchange")
+                                .execute(&mut *tx)
+                                .await?;
+                        }
+                        results.push(Ok(()));
+                    }
+                    Err(conflict @ StoreError::Conflict { .. }) if grouped => {
+                        sqlx::query("ROLLBACK TO SAVEPOINT interchange")
+                            .execute(&mut *tx)
+                            .await?;
+                        sqlx::query("RELEASE SAVEPOINT interchange")
+                            .execute(&mut *tx)
+                            .await?;
+                        results.push(Err(conflict));
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            tx.commit().await?;
+            Ok(())
+        }
+        .await;
+        match outcome {
+            Ok(()) => results,
+            Err(e) if jobs.len() == 1 => vec![Err(e)],
+            Err(e) => {
+                // Nothing of the group was written. Two groups can deadlock
+                // where single interchanges cannot (each waiting for a
+                // unique key the other holds, as when copies of the same
+                // two interchanges land in both): each is tried alone.
+                tracing::warn!(error = %e, size = jobs.len(), "group commit failed; committing one by one");
+                let mut results = Vec::with_capacity(jobs.len());
+                for job in jobs {
+                    let alone = Box::pin(self.commit_group(std::slice::from_ref(job))).await;
+                    results.push(alone.into_iter().next().unwrap_or(Ok(())));
+                }
+                results
+            }
+        }
+    }
+
+    /// Held by a write transaction on SQLite (see `writer`).
+    async fn write_lock(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match self.backend {
+            Backend::Sqlite => Some(self.writer.lock().await),
+            Backend::Postgres => None,
+        }
     }
 
     /// The SQLite URL of the embedded store in `data_dir`, creating the directory.
@@ -314,6 +463,7 @@ impl Store {
         token_hash: &str,
         at: Timestamp,
     ) -> Result<(), StoreError> {
+        let _writing = self.write_lock().await;
         let sql = self
             .sql("INSERT INTO partners (id, name, token_hash, created_at) VALUES ($1, $2, $3, $4)");
         sqlx::query(&sql)
@@ -375,7 +525,42 @@ impl Store {
         outbox: &[OutboxMessage],
         declarations: &[NewDeclaration],
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let (reply, answer) = oneshot::channel();
+        let job = InsertJob {
+            new: new.clone(),
+            events: events
+                .iter()
+                .map(|(kind, detail)| ((*kind).to_owned(), detail.clone()))
+                .collect(),
+            outbox: outbox.to_vec(),
+            declarations: declarations.to_vec(),
+            reply,
+        };
+        let gone = || StoreError::Failed {
+            message: "the store's committer has stopped".into(),
+            retryable: true,
+        };
+        match &self.committer {
+            Some(committer) => {
+                committer.send(job).await.map_err(|_| gone())?;
+                answer.await.map_err(|_| gone())?
+            }
+            None => self
+                .commit_group(std::slice::from_ref(&job))
+                .await
+                .pop()
+                .unwrap_or(Ok(())),
+        }
+    }
+
+    /// Writes one interchange with its events, outbox rows and
+    /// declarations inside `tx`.
+    async fn write_interchange(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        job: &InsertJob,
+    ) -> Result<(), StoreError> {
+        let (new, events, outbox) = (&job.new, &job.events, &job.outbox);
         let sql = self.sql(
             "INSERT INTO interchanges (id, partner_id, sender, control_reference, sha256, format, status, \
              received_at, size_bytes, message_count, error_count, issues_json, acknowledgement, raw) \
@@ -396,7 +581,7 @@ impl Store {
             .bind(&new.issues_json)
             .bind(&new.acknowledgement)
             .bind(new.raw.clone())
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         if !events.is_empty() {
             // One statement for all first events.
@@ -421,17 +606,16 @@ impl Store {
                 query = query
                     .bind(&new.id)
                     .bind(at.clone())
-                    .bind(*kind)
+                    .bind(kind.as_str())
                     .bind(detail);
             }
-            query.execute(&mut *tx).await?;
+            query.execute(&mut **tx).await?;
         }
-        self.write_outbox(&mut tx, outbox, &new.received_at.to_string())
+        self.write_outbox(tx, outbox, &new.received_at.to_string())
             .await?;
-        for declaration in declarations {
-            self.insert_declaration(&mut tx, new, declaration).await?;
+        for declaration in &job.declarations {
+            self.insert_declaration(tx, new, declaration).await?;
         }
-        tx.commit().await?;
         Ok(())
     }
 
@@ -474,6 +658,7 @@ impl Store {
                 tx.commit().await?;
             }
             None => {
+                let _writing = self.write_lock().await;
                 let mut conn = self.pool.acquire().await?;
                 self.mark_published_on(&mut conn, &seqs, at).await?;
             }
@@ -520,6 +705,7 @@ impl Store {
         kind: &str,
         detail: &str,
     ) -> Result<(), StoreError> {
+        let _writing = self.write_lock().await;
         let sql = self
             .sql("INSERT INTO events (interchange_id, at, kind, detail) VALUES ($1, $2, $3, $4)");
         sqlx::query(&sql)
@@ -534,6 +720,7 @@ impl Store {
 
     /// Records a refused submission.
     pub async fn refuse(&self, refusal: &Refusal) -> Result<(), StoreError> {
+        let _writing = self.write_lock().await;
         let sql = self.sql(
             "INSERT INTO refusals (partner_id, at, sha256, size_bytes, code, detail) VALUES ($1, $2, $3, $4, $5, $6)",
         );
@@ -650,6 +837,7 @@ impl Store {
     /// Tries to rewrite the audit trail; the database must refuse.
     #[doc(hidden)]
     pub async fn try_rewrite_events(&self) -> Result<u64, StoreError> {
+        let _writing = self.write_lock().await;
         let done = sqlx::query("UPDATE events SET detail = 'rewritten'")
             .execute(&self.pool)
             .await?;

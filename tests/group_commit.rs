@@ -1,0 +1,118 @@
+//! Group commit: interchanges submitted at the same time are written in
+//! shared transactions, each in its own savepoint. A duplicate arriving
+//! together with its original must still get the original's answer, and
+//! nothing else in its group may be lost or written twice — on the
+//! embedded SQLite store and on PostgreSQL.
+
+// Test helpers may panic: a panic is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::collections::HashMap;
+
+use tradehub::edifact::Limits;
+use tradehub::hub::{Intake, Submission};
+use tradehub::store::{Store, Table};
+use tradehub::timestamp::Timestamp;
+
+/// Distinct interchanges submitted at once.
+const DISTINCT: usize = 40;
+
+/// The fixture (two declarations) with its own control reference and
+/// LRNs.
+fn variant(base: &str, i: usize) -> Vec<u8> {
+    base.replace("20261124001", &format!("2026112{i:04}"))
+        .replace("LRN2026001", &format!("LRN{i:05}01"))
+        .replace("LRN2026002", &format!("LRN{i:05}02"))
+        .into_bytes()
+}
+
+async fn submit_all_at_once(store: Store) {
+    store
+        .add_partner("KRBROKER01", "Hanbit", "hash", Timestamp::now())
+        .await
+        .unwrap();
+    let partner = store.partner("KRBROKER01").await.unwrap().unwrap();
+    let intake = Intake::new(store.clone(), Limits::default());
+    let base = String::from_utf8(common::fixture("ok/cusdec-d96b-unoc.edi")).unwrap();
+    // Every interchange twice, the copies side by side in the queue.
+    let mut tasks = Vec::new();
+    for i in 0..DISTINCT {
+        for _copy in 0..2 {
+            let (intake, partner, bytes) = (intake.clone(), partner.clone(), variant(&base, i));
+            tasks.push(tokio::spawn(async move {
+                (i, intake.submit(&partner, bytes).await.unwrap())
+            }));
+        }
+    }
+    let mut stored: HashMap<usize, String> = HashMap::new();
+    let mut duplicates: Vec<(usize, String)> = Vec::new();
+    for task in tasks {
+        match task.await.unwrap() {
+            (i, Submission::Stored(receipt)) => {
+                assert_eq!(
+                    receipt.interchange.status, "validated",
+                    "{:?}",
+                    receipt.issues
+                );
+                let before = stored.insert(i, receipt.interchange.id);
+                assert!(before.is_none(), "interchange {i} stored twice");
+            }
+            (i, Submission::Duplicate(receipt)) => duplicates.push((i, receipt.interchange.id)),
+            (i, Submission::Refused(refused)) => panic!("interchange {i} refused: {refused:?}"),
+        }
+    }
+    assert_eq!(stored.len(), DISTINCT, "every interchange stored once");
+    assert_eq!(
+        duplicates.len(),
+        DISTINCT,
+        "every copy answered as a duplicate"
+    );
+    for (i, id) in duplicates {
+        assert_eq!(
+            stored.get(&i),
+            Some(&id),
+            "the copy of {i} gets the original"
+        );
+    }
+    assert_eq!(
+        store.count(Table::Interchanges).await.unwrap(),
+        DISTINCT as i64
+    );
+    assert_eq!(
+        store.count(Table::Declarations).await.unwrap(),
+        2 * DISTINCT as i64
+    );
+    for id in stored.values() {
+        let kinds: Vec<String> = store
+            .events(id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.kind)
+            .collect();
+        assert_eq!(kinds[..2], ["received", "validated"], "{id}: {kinds:?}");
+    }
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn simultaneous_submissions_and_their_copies_on_sqlite() {
+    let dir =
+        std::env::temp_dir().join(format!("tradehub-group-{}", uuid::Uuid::now_v7().simple()));
+    let store = Store::open(&Store::embedded_url(&dir).unwrap())
+        .await
+        .unwrap();
+    submit_all_at_once(store).await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn simultaneous_submissions_and_their_copies_on_postgres() {
+    let Some((url, name)) = common::pg_database().await else {
+        return;
+    };
+    submit_all_at_once(Store::open(&url).await.unwrap()).await;
+    common::drop_pg_database(&name).await;
+}
