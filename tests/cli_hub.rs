@@ -224,3 +224,49 @@ fn serve_reads_its_configuration_file() {
     child.wait().unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Trader identifiers for WCO declarations: given on `partner add` and
+/// added later with `partner traders`, which lists them all; an unknown
+/// partner is a usage error.
+#[test]
+fn partner_trader_ids_from_the_command_line() {
+    let dir = std::env::temp_dir().join(format!("tradehub-cli-traders-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let run = |args: &[&str]| {
+        let out = bin()
+            .args(args)
+            .arg("--data-dir")
+            .arg(&dir)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, _) = run(&[
+        "partner",
+        "add",
+        "GB-BROKER",
+        "--name",
+        "CDS broker",
+        "--trader-id",
+        "GB150454489082",
+    ]);
+    assert_eq!(code, Some(0));
+    let (code, out) = run(&[
+        "partner",
+        "traders",
+        "GB-BROKER",
+        "GB603202734852",
+        "GB150454489082",
+    ]);
+    assert_eq!(code, Some(0));
+    assert_eq!(
+        out.trim(),
+        "partner GB-BROKER submits for: GB150454489082, GB603202734852"
+    );
+    let (code, _) = run(&["partner", "traders", "NOBODY", "GB1"]);
+    assert_eq!(code, Some(2));
+    let _ = std::fs::remove_dir_all(&dir);
+}

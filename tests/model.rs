@@ -23,6 +23,7 @@ fn declaration() -> Declaration {
             id_scheme: Some("KCS".into()),
             ..Party::default()
         }),
+        submitter: None,
         importer: Some(Party {
             name: Some("HANBIT TRADING CO+ LTD".into()),
             ..Party::default()

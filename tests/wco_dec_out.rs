@@ -327,8 +327,9 @@ prop_compose! {
         importer in party(true),
         buyer in party(false),
         seller in party(false),
-    ) -> [Option<Party>; 6] {
-        [declarant, exporter, representative, importer, buyer, seller]
+        submitter in party(false),
+    ) -> [Option<Party>; 7] {
+        [declarant, exporter, representative, importer, buyer, seller, submitter]
     }
 }
 
@@ -342,7 +343,7 @@ prop_compose! {
         ]),
         lrn in id(35),
         mrn in prop::option::of(id(70)),
-        [declarant, exporter, representative, importer, buyer, seller] in parties(),
+        [declarant, exporter, representative, importer, buyer, seller, submitter] in parties(),
         destination in prop::option::of(country()),
         dispatch in prop::option::of(country()),
         invoice in prop::option::of(amount()),
@@ -359,6 +360,7 @@ prop_compose! {
             type_code: Some(type_code.to_owned()),
             issued: None,
             declarant,
+            submitter,
             importer,
             exporter,
             representative,

@@ -133,3 +133,61 @@ async fn wco_declarations_are_validated_mapped_and_answered_in_wco_res() {
 
     hub.stop().await;
 }
+
+/// WCO declarations name no sender as UNB does: a partner with registered
+/// trader identifiers may only submit declarations whose Submitter (or,
+/// without one, Declarant) is one of them; a partner with none submits as
+/// itself. The real HMRC declaration's Declarant is GB603202734852.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wco_submitter_must_be_a_trader_of_the_partner() {
+    let hub = HttpHub::builder()
+        .partner("GB-BROKER", "CDS broker", None)
+        .partner("OTHER-BROKER", "Another broker", None)
+        .start()
+        .await;
+    let addr = hub.addr;
+    hub.store
+        .add_trader_id("GB-BROKER", "GB603202734852")
+        .await
+        .unwrap();
+    hub.store
+        .add_trader_id("OTHER-BROKER", "GB000000000001")
+        .await
+        .unwrap();
+    let dec = corpus("valid/hmrc__TT_IM001d__TT_IM001d.xml");
+
+    // Another broker's partner account may not file it.
+    let other = Some(hub.token("OTHER-BROKER"));
+    let r = request(addr, "POST", "/v1/interchanges", other, &dec).await;
+    assert_eq!(r.status, 403, "{}", String::from_utf8_lossy(&r.body));
+    let problem = r.json();
+    assert_eq!(problem["code"], "HUB201");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("GB603202734852"),
+        "{problem}"
+    );
+    let refusals = hub.store.refusals("OTHER-BROKER", 10).await.unwrap();
+    assert_eq!(refusals.len(), 1);
+    assert_eq!(refusals[0].0, "HUB201");
+
+    // The declarant's own broker may.
+    let own = Some(hub.token("GB-BROKER"));
+    let r = request(addr, "POST", "/v1/interchanges", own, &dec).await;
+    assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["interchange"]["status"], "validated");
+
+    // A Submitter, when named, is the one checked: this declaration's
+    // (cancellation) Submitter is GB150454489082, whoever its declarant.
+    let exp = corpus("valid/hmrc__TT_EX010a__TT_EX010a_Cancellation.xml");
+    let r = request(addr, "POST", "/v1/interchanges", own, &exp).await;
+    assert_eq!(r.status, 403, "{}", String::from_utf8_lossy(&r.body));
+    hub.store
+        .add_trader_id("GB-BROKER", "GB150454489082")
+        .await
+        .unwrap();
+    let r = request(addr, "POST", "/v1/interchanges", own, &exp).await;
+    assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
+}

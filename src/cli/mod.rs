@@ -504,6 +504,22 @@ enum PartnerCommand {
         /// permits. `CUSTOMS` makes it a customs officer's account.
         #[arg(long)]
         agency: Option<String>,
+        /// A trader identifier (e.g. an EORI number) the partner submits
+        /// WCO declarations for; repeat for several. With any registered,
+        /// a WCO declaration's Submitter (or Declarant) must be one of them.
+        #[arg(long = "trader-id")]
+        trader_ids: Vec<String>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Register trader identifiers (e.g. EORI numbers) an existing partner
+    /// submits WCO declarations for.
+    Traders {
+        /// The partner's id.
+        id: String,
+        /// The trader identifiers to add.
+        #[arg(required = true)]
+        trader_ids: Vec<String>,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -685,10 +701,45 @@ async fn shutdown_signal() {
 
 fn partner(command: PartnerCommand) -> Result<u8, CliError> {
     match command {
+        PartnerCommand::Traders {
+            id,
+            trader_ids,
+            store,
+        } => {
+            let url = store.url()?;
+            runtime()?.block_on(async move {
+                let store = Store::open(&url)
+                    .await
+                    .map_err(|e| CliError::Usage(format!("store: {e}")))?;
+                if store
+                    .partner(&id)
+                    .await
+                    .map_err(|e| CliError::Usage(e.to_string()))?
+                    .is_none()
+                {
+                    return Err(CliError::Usage(format!("no partner {id:?}")));
+                }
+                for trader in &trader_ids {
+                    store
+                        .add_trader_id(&id, trader)
+                        .await
+                        .map_err(|e| CliError::Usage(e.to_string()))?;
+                }
+                let all = store
+                    .trader_ids(&id)
+                    .await
+                    .map_err(|e| CliError::Usage(e.to_string()))?;
+                store.close().await;
+                let mut out = io::stdout().lock();
+                writeln!(out, "partner {id} submits for: {}", all.join(", ")).map_err(out_err)?;
+                Ok(EXIT_VALID)
+            })
+        }
         PartnerCommand::Add {
             id,
             name,
             agency,
+            trader_ids,
             store,
         } => {
             let url = store.url()?;
@@ -717,6 +768,12 @@ fn partner(command: PartnerCommand) -> Result<u8, CliError> {
                 if let Some(agency) = &agency {
                     store
                         .set_partner_agency(&id, Some(agency))
+                        .await
+                        .map_err(|e| CliError::Usage(e.to_string()))?;
+                }
+                for trader in &trader_ids {
+                    store
+                        .add_trader_id(&id, trader)
                         .await
                         .map_err(|e| CliError::Usage(e.to_string()))?;
                 }

@@ -15,7 +15,7 @@ use crate::store::{NewInterchange, Partner, StoreError};
 use crate::timestamp::Timestamp;
 use crate::xml::{DocumentKind, XmlReport};
 
-use super::{Intake, Receipt, Submission, clearance, status};
+use super::{Intake, Receipt, RefusalReason, Refused, Submission, clearance, status};
 
 impl Intake {
     pub(super) async fn submit_xml(
@@ -31,7 +31,7 @@ impl Intake {
             tolerance: self.clearance.tolerance,
         };
         let size = bytes.len();
-        let (report, mapped, bytes) = super::cpu_work(size, move || {
+        let (report, mapped, named, bytes) = super::cpu_work(size, move || {
             let mut report = validator.validate(&bytes, "body");
             if report.valid && report.summary.kind != DocumentKind::Declaration {
                 report.valid = false;
@@ -47,9 +47,21 @@ impl Intake {
             let mapped = report
                 .valid
                 .then(|| map_declaration(&bytes, &report, &rule_settings));
-            (report, mapped, bytes)
+            let (mapped, named) = match mapped {
+                Some((mapped, findings, named)) => (Some((mapped, findings)), named),
+                None => (None, None),
+            };
+            (report, mapped, named, bytes)
         })
         .await?;
+
+        if report.valid
+            && let Some(refused) = self.wrong_trader(partner, named).await?
+        {
+            return self
+                .record_refusal(partner, &sha256, bytes.len(), refused, now)
+                .await;
+        }
 
         let id = uuid::Uuid::now_v7().to_string();
         let response_id: String = id.chars().filter(|c| *c != '-').collect();
@@ -121,12 +133,52 @@ impl Intake {
     }
 }
 
-/// The mapped declaration with its located rule findings.
+impl Intake {
+    /// The sender rule for WCO declarations, which name no sender the way
+    /// UNB does: when the partner has registered trader identifiers, the
+    /// declaration's Submitter (or, without one, its Declarant) must be one
+    /// of them. A partner with none registered submits as itself.
+    async fn wrong_trader(
+        &self,
+        partner: &Partner,
+        named: Option<String>,
+    ) -> Result<Option<Refused>, StoreError> {
+        let allowed = self.store.trader_ids(&partner.id).await?;
+        if allowed.is_empty() {
+            return Ok(None);
+        }
+        if named.as_ref().is_some_and(|id| allowed.contains(id)) {
+            return Ok(None);
+        }
+        let detail = match &named {
+            Some(id) => format!(
+                "the declaration's submitter {id:?} is not a trader registered for the authenticated partner {:?}",
+                partner.id
+            ),
+            None => format!(
+                "the declaration names no Submitter nor Declarant ID; partner {:?} may only submit for its registered traders",
+                partner.id
+            ),
+        };
+        Ok(Some(Refused {
+            reason: RefusalReason::WrongSender {
+                sender: named.unwrap_or_default(),
+            },
+            code: Code::WrongSender,
+            detail,
+            acknowledgement: None,
+        }))
+    }
+}
+
+/// The mapped declaration with its located rule findings, and the trader
+/// it names as its Submitter (or, without one, its Declarant) — read from
+/// the mapping's output even when that does not make a whole declaration.
 fn map_declaration(
     bytes: &[u8],
     report: &XmlReport,
     settings: &crate::rules::RuleSettings,
-) -> (Mapped, Vec<Issue>) {
+) -> (Mapped, Vec<Issue>, Option<String>) {
     let reference = report
         .summary
         .functional_reference_id
@@ -148,10 +200,18 @@ fn map_declaration(
                 Location::default(),
                 e.to_string(),
             ));
-            return (mapped, Vec::new());
+            return (mapped, Vec::new(), None);
         }
     };
     let (value, issues, provenance) = mapping.apply_located(bytes);
+    let party_id = |role: &str| {
+        value
+            .get(role)
+            .and_then(|p| p.get("id"))
+            .and_then(|id| id.as_str())
+            .map(str::to_owned)
+    };
+    let named = party_id("submitter").or_else(|| party_id("declarant"));
     mapped.issues = issues;
     mapped.provenance = provenance;
     match crate::mapping::typed(&mapping.target, value) {
@@ -163,7 +223,7 @@ fn map_declaration(
         )),
     }
     let findings = crate::rules::check_mapped(&mapped, settings);
-    (mapped, findings)
+    (mapped, findings, named)
 }
 
 /// `local` of `{namespace}local`.

@@ -210,6 +210,10 @@ pub struct Declaration {
     pub issued: Option<Moment>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub declarant: Option<Party>,
+    /// The party that submitted the declaration when it is named apart
+    /// from the declarant (WCO `Submitter`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub submitter: Option<Party>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub importer: Option<Party>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

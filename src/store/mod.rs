@@ -482,6 +482,39 @@ impl Store {
         Ok(())
     }
 
+    /// Registers a trader identifier (e.g. an EORI number) the partner may
+    /// submit WCO declarations for. Registering one again changes nothing.
+    pub async fn add_trader_id(&self, partner_id: &str, trader_id: &str) -> Result<(), StoreError> {
+        let _writing = self.write_lock().await;
+        let sql = self.sql(
+            "INSERT INTO partner_trader_ids (partner_id, trader_id) VALUES ($1, $2) \
+             ON CONFLICT (partner_id, trader_id) DO NOTHING",
+        );
+        sqlx::query(&sql)
+            .bind(partner_id)
+            .bind(trader_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The trader identifiers registered for a partner, sorted.
+    pub async fn trader_ids(&self, partner_id: &str) -> Result<Vec<String>, StoreError> {
+        let sql = self.sql(
+            "SELECT trader_id FROM partner_trader_ids WHERE partner_id = $1 ORDER BY trader_id",
+        );
+        let rows = sqlx::query(&sql)
+            .bind(partner_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                row.try_get::<String, _>("trader_id")
+                    .map_err(StoreError::from)
+            })
+            .collect()
+    }
+
     /// Every registered partner, by id.
     pub async fn partners(&self) -> Result<Vec<Partner>, StoreError> {
         let rows = sqlx::query("SELECT id, name, agency FROM partners ORDER BY id")
