@@ -260,6 +260,23 @@ pub struct Consignment {
     pub goods: Vec<GoodsItem>,
 }
 
+/// A piece of transport equipment the cargo report lists (container,
+/// trailer, ULD) with its seals.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Equipment {
+    /// Equipment identification, e.g. the container number (ISO 6346).
+    pub id: String,
+    /// Equipment qualifier (UN/EDIFACT 8053, e.g. `CN` container).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// Size and type (UN/EDIFACT 8155, e.g. the ISO 6346 code `45G1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_type: Option<String>,
+    /// Seal numbers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub seals: Vec<String>,
+}
+
 /// A cargo report (manifest) of a voyage or flight.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct CargoReport {
@@ -291,6 +308,9 @@ pub struct CargoReport {
     pub port_of_discharge: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub arrival: Option<Moment>,
+    /// The equipment on the voyage or flight, with size, type and seals.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub equipment: Vec<Equipment>,
     #[serde(default)]
     pub consignments: Vec<Consignment>,
 }
