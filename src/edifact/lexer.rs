@@ -218,6 +218,11 @@ impl<'a> RawSegment<'a> {
         unescape(self.release, raw, out);
     }
 
+    /// The release character values are written with, if any.
+    pub fn release(&self) -> Option<u8> {
+        self.release
+    }
+
     /// The bytes of a component with release characters removed; `None`
     /// when the component is absent.
     pub fn value_bytes(&self, e: usize, r: usize, c: usize) -> Option<Cow<'a, [u8]>> {
@@ -298,7 +303,7 @@ impl<'a> RawSegment<'a> {
 
 /// Appends `raw` to `out` with release characters removed (see
 /// [`RawSegment::unescape`]).
-fn unescape(release: Option<u8>, raw: &[u8], out: &mut Vec<u8>) {
+pub fn unescape(release: Option<u8>, raw: &[u8], out: &mut Vec<u8>) {
     let Some(release) = release else {
         out.extend_from_slice(raw);
         return;
@@ -407,9 +412,9 @@ impl<'a> Values<'a> {
         Some((rest, escaped, Sep::End))
     }
 
-    /// Appends a value's bytes to `out` with release characters removed.
-    pub fn unescape(&self, raw: &[u8], out: &mut Vec<u8>) {
-        unescape(self.release, raw, out);
+    /// The release character values are written with, if any.
+    pub fn release(&self) -> Option<u8> {
+        self.release
     }
 }
 

@@ -510,7 +510,7 @@ impl Plan {
                             continue;
                         }
                         present = true;
-                        let value = value_of(seg, stored, escaped, scratch);
+                        let value = unescaped(seg.release(), stored, escaped, scratch);
                         if !vp.accepts(value, decimal, true) {
                             return false;
                         }
@@ -533,12 +533,12 @@ impl Plan {
                         let mut foreign = false;
                         for &a in agencies {
                             if let Some((stored, escaped)) = comps.get(a) {
-                                let value = value_of(seg, stored, escaped, scratch);
+                                let value = unescaped(seg.release(), stored, escaped, scratch);
                                 foreign |= !value.is_empty() && value != b"6";
                             }
                         }
                         for (vp, (stored, escaped)) in components.iter().zip(comps.iter()) {
-                            let value = value_of(seg, stored, escaped, scratch);
+                            let value = unescaped(seg.release(), stored, escaped, scratch);
                             if value.is_empty() {
                                 if vp.mandatory {
                                     return false;
@@ -583,7 +583,7 @@ impl Plan {
                         let Some((raw, escaped, sep)) = values.next_value() else {
                             return false;
                         };
-                        let value = unescaped(&values, raw, escaped, scratch);
+                        let value = unescaped(values.release(), raw, escaped, scratch);
                         if sep == Sep::Component
                             || !value.is_empty() && !vp.accepts_ascii(value, decimal, true)
                         {
@@ -608,7 +608,7 @@ impl Plan {
                             let Some((raw, escaped, sep)) = values.next_value() else {
                                 return false;
                             };
-                            let value = unescaped(&values, raw, escaped, scratch);
+                            let value = unescaped(values.release(), raw, escaped, scratch);
                             match components.get(c) {
                                 Some(vp) if value.is_empty() => failed |= vp.mandatory,
                                 Some(vp) => {
@@ -658,11 +658,11 @@ impl Plan {
     }
 }
 
-/// A walked value's bytes: as written, or without release characters in
-/// `scratch`.
+/// A value's bytes: as written, or without release characters (`release`
+/// the interchange's) in `scratch`.
 #[inline]
 fn unescaped<'v>(
-    values: &Values<'_>,
+    release: Option<u8>,
     raw: &'v [u8],
     escaped: bool,
     scratch: &'v mut Vec<u8>,
@@ -671,24 +671,7 @@ fn unescaped<'v>(
         return raw;
     }
     scratch.clear();
-    values.unescape(raw, scratch);
-    scratch
-}
-
-/// A stored component's value bytes: as stored, or without release
-/// characters in `scratch`.
-#[inline]
-fn value_of<'v>(
-    seg: &crate::edifact::RawSegment<'_>,
-    stored: &'v [u8],
-    escaped: bool,
-    scratch: &'v mut Vec<u8>,
-) -> &'v [u8] {
-    if !escaped {
-        return stored;
-    }
-    scratch.clear();
-    seg.unescape(stored, scratch);
+    crate::edifact::lexer::unescape(release, raw, scratch);
     scratch
 }
 
