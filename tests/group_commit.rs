@@ -11,10 +11,8 @@ mod common;
 
 use std::collections::HashMap;
 
-use tradehub::edifact::Limits;
-use tradehub::hub::{Intake, Submission};
+use tradehub::hub::Submission;
 use tradehub::store::{Store, Table};
-use tradehub::timestamp::Timestamp;
 
 /// Distinct interchanges submitted at once.
 const DISTINCT: usize = 40;
@@ -29,12 +27,7 @@ fn variant(base: &str, i: usize) -> Vec<u8> {
 }
 
 async fn submit_all_at_once(store: Store) {
-    store
-        .add_partner("KRBROKER01", "Hanbit", "hash", Timestamp::now())
-        .await
-        .unwrap();
-    let partner = store.partner("KRBROKER01").await.unwrap().unwrap();
-    let intake = Intake::new(store.clone(), Limits::default());
+    let (intake, partner) = common::broker_intake(&store).await;
     let base = String::from_utf8(common::fixture("ok/cusdec-d96b-unoc.edi")).unwrap();
     // Every interchange twice, the copies side by side in the queue.
     let mut tasks = Vec::new();

@@ -13,7 +13,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use tradehub::edifact::Limits;
 use tradehub::hub::outbox::{self, InProcess, Publish, RelayError};
 use tradehub::hub::{Intake, Submission};
 use tradehub::store::{Partner, PendingMessage, Store, Table};
@@ -51,12 +50,8 @@ async fn intake() -> (std::path::PathBuf, Intake, Partner) {
     let store = Store::open(&Store::embedded_url(&dir).unwrap())
         .await
         .unwrap();
-    store
-        .add_partner("KRBROKER01", "Hanbit", "hash", Timestamp::now())
-        .await
-        .unwrap();
-    let partner = store.partner("KRBROKER01").await.unwrap().unwrap();
-    (dir, Intake::new(store, Limits::default()), partner)
+    let (intake, partner) = common::broker_intake(&store).await;
+    (dir, intake, partner)
 }
 
 #[tokio::test]
@@ -196,12 +191,7 @@ async fn relays_of_several_instances_claim_different_rows() {
         return;
     };
     let store = Store::open(&url).await.unwrap();
-    store
-        .add_partner("KRBROKER01", "Hanbit", "hash", Timestamp::now())
-        .await
-        .unwrap();
-    let partner = store.partner("KRBROKER01").await.unwrap().unwrap();
-    let intake = Intake::new(store.clone(), Limits::default());
+    let (intake, partner) = common::broker_intake(&store).await;
     intake
         .submit(&partner, fixture("ok/cusdec-d96b-unoc.edi"))
         .await

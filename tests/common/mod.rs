@@ -414,3 +414,14 @@ impl HttpHubBuilder {
         }
     }
 }
+
+/// Registers KRBROKER01 (the UNB sender of the fixtures) in `store`, with
+/// an intake over the store.
+pub async fn broker_intake(store: &Store) -> (Intake, tradehub::store::Partner) {
+    store
+        .add_partner("KRBROKER01", "Hanbit", "hash", Timestamp::now())
+        .await
+        .unwrap();
+    let partner = store.partner("KRBROKER01").await.unwrap().unwrap();
+    (Intake::new(store.clone(), Limits::default()), partner)
+}
