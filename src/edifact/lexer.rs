@@ -292,12 +292,12 @@ impl<'a> RawSegment<'a> {
         if self.split {
             return None;
         }
-        Some(Values {
-            rest: self.body.get(self.tag_end + 1..),
-            classes: self.classes,
-            release: self.release,
-            after: Sep::Element,
-        })
+        Some(Values::after_tag(
+            self.body,
+            self.tag_end,
+            self.classes,
+            self.release,
+        ))
     }
 }
 
@@ -355,6 +355,22 @@ pub struct Values<'a> {
 }
 
 impl<'a> Values<'a> {
+    /// The values of segment `body` whose tag ends at `tag_end` (where its
+    /// first data element separator stands, or at the end).
+    fn after_tag(
+        body: &'a [u8],
+        tag_end: usize,
+        classes: &'a [u8; 256],
+        release: Option<u8>,
+    ) -> Values<'a> {
+        Values {
+            rest: body.get(tag_end + 1..),
+            classes,
+            release,
+            after: Sep::Element,
+        }
+    }
+
     /// True when the segment has no data elements (only its tag).
     pub fn is_empty(&self) -> bool {
         self.rest.is_none()
@@ -873,18 +889,7 @@ impl<R: io::Read> Lexer<R> {
                 &mut self.spans,
                 &mut self.problems,
             );
-            return Ok(Next::Segment(RawSegment {
-                body,
-                tag_end,
-                spans: &self.spans,
-                release: self.seps.release,
-                classes: &self.ascii_classes,
-                split: true,
-                charset: self.charset,
-                offset: self.offset,
-                position: self.position,
-                problems: !self.problems.is_empty(),
-            }));
+            return Ok(Next::Segment(self.segment(body_len, tag_end, true)));
         }
         let consumed = std::mem::take(&mut self.pending_consume);
         self.advance(consumed);
@@ -899,30 +904,14 @@ impl<R: io::Read> Lexer<R> {
         let release = self.seps.release;
         let max = self.limits.max_segment_bytes;
         // Scan for the terminator, stepping over released characters.
-        let mut i = 0usize;
+        let mut from = 0usize;
         let found: Option<usize> = loop {
-            let window = self.unread();
-            let hit = match release {
-                Some(r) => window.get(i..).and_then(|w| memchr2(term, r, w)),
-                None => window.get(i..).and_then(|w| memchr(term, w)),
-            };
-            match hit {
-                Some(j) => {
-                    let at = i + j;
-                    if window.get(at) == Some(&term) {
-                        break Some(at);
-                    }
-                    // A release character: skip it and the byte it releases.
-                    if at + 1 < window.len() {
-                        i = at + 2;
-                        continue;
-                    }
-                    i = at;
-                }
-                None => i = window.len(),
+            match terminator_in(self.unread(), from, term, release) {
+                Ok(at) => break Some(at),
+                Err(scanned) => from = scanned,
             }
-            if i > max {
-                return self.skip_oversized(seg_offset, i);
+            if from > max {
+                return self.skip_oversized(seg_offset, from);
             }
             if !self.fill()? {
                 break None;
@@ -1000,18 +989,26 @@ impl<R: io::Read> Lexer<R> {
                 &mut self.problems,
             )
         };
-        Ok(Next::Segment(RawSegment {
-            body,
+        // Nothing is consumed before the next call: the segment starts at
+        // `seg_offset`, the window's first unread byte.
+        Ok(Next::Segment(self.segment(body_len, tag_end, !deferred)))
+    }
+
+    /// The segment whose body is the first `body_len` unread bytes, with
+    /// the spans and problems the lexer holds for it.
+    fn segment(&self, body_len: usize, tag_end: usize, split: bool) -> RawSegment<'_> {
+        RawSegment {
+            body: self.buf.get(self.lo..self.lo + body_len).unwrap_or(&[]),
             tag_end,
             spans: &self.spans,
-            release,
+            release: self.seps.release,
             classes: &self.ascii_classes,
-            split: !deferred,
+            split,
             charset: self.charset,
-            offset: seg_offset,
+            offset: self.offset,
             position: self.position,
             problems: !self.problems.is_empty(),
-        }))
+        }
     }
 
     /// Segments returned or skipped so far (the position of the last one).
@@ -1155,25 +1152,10 @@ impl<R: io::Read> Lexer<R> {
                 }
             };
             let body = rest.get(..end).unwrap_or(&[]);
-            let plain_tag = match body {
-                [a, b, c, more @ ..] => {
-                    [a, b, c]
-                        .iter()
-                        .all(|t| t.is_ascii_uppercase() || t.is_ascii_digit())
-                        && [*a, *b] != *b"UN"
-                        && more.first().is_none_or(|&sep| sep == element)
-                }
-                _ => false,
-            };
-            if !plain_tag {
+            if !plain_data_tag(body, element) {
                 return (at, outcome);
             }
-            let values = Values {
-                rest: body.get(4..),
-                classes: &self.ascii_classes,
-                release,
-                after: Sep::Element,
-            };
+            let values = Values::after_tag(body, 3, &self.ascii_classes, release);
             if !accept(body.get(..3).unwrap_or(&[]), values) {
                 return (at, outcome);
             }
@@ -1221,17 +1203,11 @@ impl<R: io::Read> Lexer<R> {
                 let end = base + bit;
                 let from = seg_start.saturating_sub(base);
                 let span = (u64::MAX << from) & (u64::MAX >> (63 - bit));
-                let tag = window.get(seg_start..seg_start + 3).unwrap_or(&[]);
                 let clean = !dirty
                     && block.attention & span == 0
-                    && end >= seg_start + 3
-                    && end - seg_start <= max
-                    && tag.len() == 3
-                    && tag
-                        .iter()
-                        .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
-                    && !tag.starts_with(b"UN")
-                    && (end == seg_start + 3 || window.get(seg_start + 3) == Some(&element));
+                    && window
+                        .get(seg_start..end)
+                        .is_some_and(|body| body.len() <= max && plain_data_tag(body, element));
                 if !clean {
                     unclean = true;
                     break 'blocks;
@@ -1314,30 +1290,15 @@ impl<R: io::Read> Lexer<R> {
         let drop = scanned.min(self.unread().len());
         self.advance(drop);
         loop {
-            let window = self.unread();
-            let mut i = 0usize;
-            let mut ended = None;
-            while i < window.len() {
-                let b = window.get(i).copied().unwrap_or(0);
-                if Some(b) == release {
-                    if i + 1 >= window.len() {
-                        break;
-                    }
-                    i += 2;
-                    continue;
-                }
-                if b == term {
-                    ended = Some(i);
+            match terminator_in(self.unread(), 0, term, release) {
+                Ok(at) => {
+                    self.advance(at + 1);
+                    self.after_terminator = true;
                     break;
                 }
-                i += 1;
+                // Never past a release character whose byte is still to come.
+                Err(scanned) => self.advance(scanned),
             }
-            if let Some(at) = ended {
-                self.advance(at + 1);
-                self.after_terminator = true;
-                break;
-            }
-            self.advance(i);
             if !self.fill()? {
                 let rest = self.unread().len();
                 self.advance(rest);
@@ -1361,8 +1322,25 @@ impl<R: io::Read> Lexer<R> {
     }
 }
 
+/// True when segment `body` (terminator excluded) starts with the tag of a
+/// data segment the fast paths may take: three upper-case letters or
+/// digits, not `UN`, followed by a data element separator or nothing.
+fn plain_data_tag(body: &[u8], element: u8) -> bool {
+    match body {
+        [a, b, c, rest @ ..] => {
+            [a, b, c]
+                .iter()
+                .all(|t| t.is_ascii_uppercase() || t.is_ascii_digit())
+                && [*a, *b] != *b"UN"
+                && rest.first().is_none_or(|&sep| sep == element)
+        }
+        _ => false,
+    }
+}
+
 /// The position of the first unreleased terminator in `window` at or after
 /// `from`, or how far the window was searched when it holds none.
+#[inline]
 fn terminator_in(
     window: &[u8],
     mut from: usize,
