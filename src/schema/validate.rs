@@ -473,9 +473,7 @@ impl Plan {
             required,
         }
     }
-}
 
-impl Plan {
     /// The fast check: true only when the exact checks
     /// ([`MessageValidator::elements`]) would find nothing in `seg`. It
     /// walks the segment's components in order as the lexer stored them
@@ -558,9 +556,7 @@ impl Plan {
         }
         true
     }
-}
 
-impl Plan {
     /// The fast check of a segment the lexer did not split: the same
     /// answer as [`Plan::clean`] would give for it split, read in one walk
     /// over its bytes ([`Values`]). False also when the walk stops at
@@ -876,7 +872,11 @@ impl MessageValidator {
     pub fn unsplit_segment(&mut self, raw: &RawSegment<'_>) -> Unsplit {
         match raw.values() {
             Some(values) => self.unsplit_values(raw.tag(), values),
-            None => Unsplit::Elements,
+            // Split already: fed whole.
+            None => {
+                self.segment(raw);
+                Unsplit::Done
+            }
         }
     }
 
@@ -975,7 +975,8 @@ impl MessageValidator {
     }
 
     /// Checks the elements of a segment that took its place in the table
-    /// (after [`MessageValidator::unsplit_segment`] answered false).
+    /// (after [`MessageValidator::unsplit_segment`] answered
+    /// [`Unsplit::Elements`]).
     pub fn placed_segment<S: SegmentView + ?Sized>(&mut self, seg: &S) {
         let tag_bytes = seg.tag_bytes();
         let mut scratch = std::mem::take(&mut self.scratch);
