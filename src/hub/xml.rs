@@ -131,9 +131,7 @@ impl Intake {
             issues: report.issues,
         }))
     }
-}
 
-impl Intake {
     /// The sender rule for WCO declarations, which name no sender the way
     /// UNB does: when the partner has registered trader identifiers, the
     /// declaration's Submitter (or, without one, its Declarant) must be one
@@ -152,7 +150,7 @@ impl Intake {
         }
         let detail = match &named {
             Some(id) => format!(
-                "the declaration's submitter {id:?} is not a trader registered for the authenticated partner {:?}",
+                "the declaration's submitter (or, without one, declarant) {id:?} is not a trader registered for the authenticated partner {:?}",
                 partner.id
             ),
             None => format!(

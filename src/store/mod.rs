@@ -48,8 +48,8 @@ pub enum StoreError {
         source: std::io::Error,
     },
     /// The group committer is gone (the store is shutting down).
-    #[error("database error: {message}")]
-    Failed { message: String, retryable: bool },
+    #[error("the store's committer has stopped")]
+    CommitterStopped,
 }
 
 impl StoreError {
@@ -60,10 +60,7 @@ impl StoreError {
             StoreError::Database {
                 retryable: true,
                 ..
-            } | StoreError::Failed {
-                retryable: true,
-                ..
-            }
+            } | StoreError::CommitterStopped
         )
     }
 }
@@ -569,14 +566,13 @@ impl Store {
             declarations: declarations.to_vec(),
             reply,
         };
-        let gone = || StoreError::Failed {
-            message: "the store's committer has stopped".into(),
-            retryable: true,
-        };
         match &self.committer {
             Some(committer) => {
-                committer.send(job).await.map_err(|_| gone())?;
-                answer.await.map_err(|_| gone())?
+                committer
+                    .send(job)
+                    .await
+                    .map_err(|_| StoreError::CommitterStopped)?;
+                answer.await.map_err(|_| StoreError::CommitterStopped)?
             }
             None => self
                 .commit_group(std::slice::from_ref(&job))
