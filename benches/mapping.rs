@@ -1,8 +1,8 @@
 #![allow(clippy::expect_used)]
 //! Declarations mapped per second from a generated 100 MB CUSDEC
 //! interchange (D.96B, 5–15 goods items a message), beside validation
-//! alone and validation with the decoding of each message (what mapping
-//! needs from the parser) in the same run. Mapping is streaming: each
+//! alone and validation with the decoding of each message's text (what
+//! mapping needs from the parser) in the same run. Mapping is streaming: each
 //! message is mapped to the canonical declaration
 //! (mappings/edifact/D96B/CUSDEC.toml) as the parser hands it over, so
 //! memory stays flat in the file size.
@@ -58,14 +58,14 @@ fn mapping(c: &mut Criterion) {
                 .messages
         })
     });
-    // Validation plus the decoding of every message into owned segments,
-    // which mapping needs: the part of validate_map that is not the
-    // mapping itself.
-    group.bench_with_input(BenchmarkId::new("validate_decode", mb), &data, |b, data| {
+    // Validation plus the decoding of every message into its text, which
+    // mapping reads: the part of validate_map that is not the mapping
+    // itself.
+    group.bench_with_input(BenchmarkId::new("validate_text", mb), &data, |b, data| {
         b.iter(|| {
             let mut segments = 0u64;
             let parsed = validated(data, &directories, true, |message| {
-                segments += message.segments.len() as u64
+                segments += message.text.len() as u64
             });
             assert!(segments > parsed.interchange.counts.messages);
             segments
@@ -107,17 +107,17 @@ fn mapping(c: &mut Criterion) {
 }
 
 /// One streaming parse of `data` with structure validation, each message
-/// handed to `on_message` (decoded to owned segments when `decode`); the
-/// sample must come out valid.
+/// handed to `on_message` (with its text when `text`); the sample must
+/// come out valid.
 fn validated(
     data: &[u8],
     directories: &Arc<Directories>,
-    decode: bool,
+    text: bool,
     mut on_message: impl FnMut(&Message),
 ) -> Parsed {
     let options = ParseOptions {
         keep_messages: false,
-        decode_messages: decode,
+        message_text: text,
         ..ParseOptions::default()
     };
     let parsed = Parser::new(data, options)

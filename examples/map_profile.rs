@@ -2,7 +2,7 @@
 //! validation with the CUSDEC mapping over a generated interchange, for
 //! instruction counts under valgrind or `perf stat`:
 //!
-//! `cargo run --release --example map_profile -- lex|validate|decode|map|located [MB]`
+//! `cargo run --release --example map_profile -- lex|validate|decode|text|map|located [MB]`
 //! (`setup`: only the generation of the interchange and the loading of
 //! the mapping, to subtract)
 //!
@@ -64,9 +64,12 @@ fn main() -> std::io::Result<()> {
         println!("lex: {n} elements");
         return Ok(());
     }
+    // The mappings read each message's text; `decode` gives owned segments
+    // instead (for comparison).
     let options = ParseOptions {
         keep_messages: false,
-        decode_messages: mode != "validate",
+        decode_messages: mode == "decode",
+        message_text: matches!(mode.as_str(), "text" | "map" | "located"),
         ..ParseOptions::default()
     };
     let mut n = 0u64;
@@ -83,6 +86,7 @@ fn main() -> std::io::Result<()> {
                     + issues.len() as u64
                     + provenance.len() as u64;
             }
+            "text" => n += message.text.len() as u64,
             _ => n += message.segments.len() as u64,
         })?;
     if !parsed.is_valid() {

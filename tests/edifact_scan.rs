@@ -2,7 +2,9 @@
 //! must never change a verdict: on generated interchanges with random
 //! damage, check mode (fast path, any read size) finds exactly the issues and
 //! counts of a full parse (every segment split). And on clean input the fast
-//! path must actually carry the data segments.
+//! path must actually carry the data segments. Building each message's
+//! text while validating changes no verdict and gives the text of the
+//! decoded segments.
 
 // Test helpers may panic: a panic is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -10,7 +12,9 @@
 use std::io::Read;
 
 use proptest::prelude::*;
-use tradehub::edifact::{self, Lexer, Limits, Next, ParseOptions, Parsed, Parser, sample};
+use tradehub::edifact::{
+    self, Lexer, Limits, MessageText, Next, ParseOptions, Parsed, Parser, sample,
+};
 
 /// A reader that hands out at most `size` bytes per call.
 struct Chunked<'a> {
@@ -40,6 +44,7 @@ fn check(data: &[u8], size: usize, limits: Limits) -> Parsed {
     let options = ParseOptions {
         keep_messages: false,
         decode_messages: false,
+        message_text: false,
         limits,
     };
     Parser::new(Chunked { data, size }, options)
@@ -96,17 +101,50 @@ proptest! {
 }
 
 fn with_directories(data: &[u8], size: usize, keep: bool) -> Parsed {
+    parse_validated(
+        data,
+        size,
+        ParseOptions {
+            keep_messages: keep,
+            decode_messages: keep,
+            ..ParseOptions::default()
+        },
+    )
+}
+
+/// Every message kept with only its text, as the mappings read it.
+fn with_text(data: &[u8], size: usize) -> Parsed {
+    parse_validated(
+        data,
+        size,
+        ParseOptions {
+            keep_messages: true,
+            message_text: true,
+            ..ParseOptions::default()
+        },
+    )
+}
+
+/// The text the parser built for each message is the one its decoded
+/// segments give.
+fn assert_same_text(got: &Parsed, want: &Parsed) -> Result<(), TestCaseError> {
+    let got: Vec<_> = got.interchange.all_messages().collect();
+    let want: Vec<_> = want.interchange.all_messages().collect();
+    prop_assert_eq!(got.len(), want.len());
+    for (g, w) in got.iter().zip(&want) {
+        prop_assert!(g.segments.is_empty());
+        prop_assert_eq!(&g.text, &MessageText::from_segments(&w.segments));
+    }
+    Ok(())
+}
+
+fn parse_validated(data: &[u8], size: usize, options: ParseOptions) -> Parsed {
     static DIRS: std::sync::OnceLock<std::sync::Arc<tradehub::schema::Directories>> =
         std::sync::OnceLock::new();
     let dirs = DIRS.get_or_init(|| {
         let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/untdid");
         std::sync::Arc::new(tradehub::schema::Directories::new(&[folder]))
     });
-    let options = ParseOptions {
-        keep_messages: keep,
-        decode_messages: keep,
-        ..ParseOptions::default()
-    };
     Parser::new(Chunked { data, size }, options)
         .with_directories(dirs.clone())
         .run(|_, _| {})
@@ -129,6 +167,11 @@ proptest! {
         let got = with_directories(&data, size, false);
         prop_assert_eq!(&got.issues, &want.issues);
         prop_assert_eq!(got.error_count, want.error_count);
+        // Validating while building each message's text: the same verdict,
+        // and the text of the decoded segments.
+        let text = with_text(&data, size);
+        prop_assert_eq!(&text.issues, &want.issues);
+        assert_same_text(&text, &want)?;
         // The seed's UNB date has the six digits of syntax version 3.
         if edits.is_empty() && charset.ends_with(":3") {
             prop_assert!(want.is_valid(), "{:#?}", want.issues);
@@ -162,6 +205,15 @@ fn every_fixture_and_corpus_file_agrees() {
                 panic!("{} (reads of {size}): {e}", path.display());
             }
         }
+        // With validation, each message's text as its decoded segments.
+        let want = with_directories(&data, 65536, true);
+        for size in [1, 64, 65536] {
+            let text = with_text(&data, size);
+            if let Err(e) = assert_same_text(&text, &want) {
+                panic!("{} (text, reads of {size}): {e}", path.display());
+            }
+            assert_eq!(text.issues, want.issues, "{}", path.display());
+        }
     }
 }
 
@@ -177,6 +229,7 @@ fn oversized_segments_agree_under_a_small_limit() {
         ParseOptions {
             keep_messages: true,
             decode_messages: true,
+            message_text: false,
             limits,
         },
     )

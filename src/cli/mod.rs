@@ -1145,8 +1145,7 @@ fn check(
         let file = io::Cursor::new(head).chain(file);
         let options = ParseOptions {
             limits,
-            keep_messages: false,
-            decode_messages: false,
+            ..ParseOptions::default()
         };
         let mut parser = edifact::Parser::new(file, options);
         if let Some(d) = &directories {

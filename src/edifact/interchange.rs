@@ -15,6 +15,7 @@ use super::charset::Charset;
 use super::lexer::{LexProblem, Lexer, Limits, Next, RawSegment};
 use super::segment::Segment;
 use super::separators::Separators;
+use super::text::MessageText;
 use crate::diag::{Code, Issue, Location, Severity};
 use crate::schema::validate::Finding;
 use crate::schema::{Directories, MessageValidator, Unsplit};
@@ -128,6 +129,10 @@ pub struct Message {
     pub group: Option<String>,
     /// UNH..UNT inclusive (empty when the parser does not keep segments).
     pub segments: Vec<Segment>,
+    /// UNH..UNT inclusive as one decoded text (empty unless
+    /// [`ParseOptions::message_text`]); what the mappings read.
+    #[serde(skip)]
+    pub text: MessageText,
     /// True when the message ended without UNT.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub unterminated: bool,
@@ -144,19 +149,24 @@ impl Message {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ParseOptions {
     pub limits: Limits,
-    /// Keep every message in the returned tree.
+    /// Keep every message in the returned tree (with its segments, or,
+    /// with `message_text` alone, its text).
     pub keep_messages: bool,
     /// Decode every segment of each message for the `on_message` callback
     /// (otherwise messages reach it without segments: UNH's fields are in
     /// the message itself).
     pub decode_messages: bool,
+    /// Give each message its values as one [`MessageText`] (UNH..UNT),
+    /// decoded while validating, without a `String` per component: what
+    /// the mappings read.
+    pub message_text: bool,
 }
 
 impl ParseOptions {
     /// Messages are given their segments (kept or decoded for the
-    /// callback).
+    /// callback); kept messages with a text have only the text.
     fn keeps_segments(&self) -> bool {
-        self.keep_messages || self.decode_messages
+        self.decode_messages || (self.keep_messages && !self.message_text)
     }
 }
 
@@ -276,6 +286,9 @@ pub struct Parser<R> {
     /// returns next, when it has been fed already: [`Unsplit::Done`] when
     /// only its findings are left to report.
     pending: Option<Unsplit>,
+    /// The text buffer the next message starts with (the last one's,
+    /// emptied, when messages are not kept).
+    spare_text: MessageText,
 }
 
 impl<R: Read> Parser<R> {
@@ -300,6 +313,7 @@ impl<R: Read> Parser<R> {
             spare: None,
             validator_key: Default::default(),
             pending: None,
+            spare_text: MessageText::default(),
         }
     }
 
@@ -321,8 +335,10 @@ impl<R: Read> Parser<R> {
         // Data segments are split only when someone reads them; when only
         // the validator does, it walks their bytes itself and has the lexer
         // split just the segments it cannot prove clean.
-        self.lexer
-            .split_data_segments(self.options.keeps_segments());
+        let text_mode = self.options.message_text;
+        self.lexer.split_data_segments(
+            self.options.keeps_segments() || (text_mode && self.directories.is_none()),
+        );
         self.lexer
             .defer_data_segments(!self.options.keeps_segments() && self.directories.is_some());
         let seps = self.lexer.start()?;
@@ -338,11 +354,13 @@ impl<R: Read> Parser<R> {
         }
         self.flush_lexer_problems(None);
         let keep_segments = self.options.keeps_segments();
+        // Someone reads the data segments' values.
+        let reads_data = keep_segments || text_mode;
         loop {
             // Inside a message, in check mode, runs of plainly valid data
             // segments are only counted (the lexer proves them clean 64
             // bytes at a time); everything else goes segment by segment.
-            if !keep_segments
+            if !reads_data
                 && self.directories.is_none()
                 && self.message.is_some()
                 && self.state == State::Interchange
@@ -366,10 +384,25 @@ impl<R: Read> Parser<R> {
                 && let Some(validator) = self.validator.as_mut()
             {
                 let mut stopped = None;
+                let message = &mut self.message;
                 let accepted = self.lexer.accept_data(|tag, values| {
+                    // The values go to the message's text first; a
+                    // segment the walk cannot take is refused unfed, to
+                    // be split.
+                    let mut mark = None;
+                    if text_mode && let Some(m) = message.as_mut() {
+                        mark = Some(m.text.mark());
+                        if !m.text.push_values(tag, values.clone()) {
+                            return false;
+                        }
+                    }
                     let left = validator.unsplit_values(tag, values);
                     if left == Unsplit::Done && !validator.has_findings() {
                         return true;
+                    }
+                    // Seen again when `next_segment` returns it.
+                    if let (Some(mark), Some(m)) = (mark, message.as_mut()) {
+                        m.text.rollback(mark);
                     }
                     stopped = Some(left);
                     false
@@ -407,12 +440,29 @@ impl<R: Read> Parser<R> {
                     {
                         let findings = match self.validator.as_mut() {
                             Some(validator) if !raw.is_split() => {
+                                // The values go to the message's text
+                                // first; one the walk cannot take is split
+                                // (the validator's part waits in `pending`).
+                                let mut mark = None;
+                                if text_mode && let Some(m) = self.message.as_mut() {
+                                    mark = Some(m.text.mark());
+                                    let walked = raw.values().is_some_and(|values| {
+                                        m.text.push_values(raw.tag(), values)
+                                    });
+                                    if !walked {
+                                        self.lexer.again_split();
+                                        continue;
+                                    }
+                                }
                                 let left = match self.pending.take() {
                                     Some(left) => left,
                                     None => validator.unsplit_segment(&raw),
                                 };
                                 if left != Unsplit::Done {
                                     // The rest needs the segment split.
+                                    if let (Some(mark), Some(m)) = (mark, self.message.as_mut()) {
+                                        m.text.rollback(mark);
+                                    }
                                     self.pending = Some(left);
                                     self.lexer.again_split();
                                     continue;
@@ -426,6 +476,12 @@ impl<R: Read> Parser<R> {
                             }
                             None => Vec::new(),
                         };
+                        if text_mode
+                            && raw.is_split()
+                            && let Some(m) = self.message.as_mut()
+                        {
+                            m.text.push_raw(&raw, raw.charset);
+                        }
                         // A valid tag: three upper-case letters or digits.
                         let tag = TagText::Short([a, b, c]);
                         self.last_position = position;
@@ -477,7 +533,7 @@ impl<R: Read> Parser<R> {
                     // before anything else touches it. The envelope's
                     // segments are always decoded (the parser reads them);
                     // others only when someone reads them.
-                    let keep = keep_segments
+                    let keep = reads_data
                         || matches!(
                             raw.tag(),
                             b"UNB" | b"UNG" | b"UNH" | b"UNT" | b"UNE" | b"UNZ"
@@ -799,8 +855,14 @@ impl<R: Read> Parser<R> {
                 }
                 if self.message.is_some() {
                     self.message_segments += 1;
+                    let options = self.options;
                     if let (Some(m), Some(seg)) = (self.message.as_mut(), step.segment) {
-                        m.segments.push(seg);
+                        if options.message_text {
+                            m.text.push_segment(&seg);
+                        }
+                        if options.keeps_segments() {
+                            m.segments.push(seg);
+                        }
                     }
                 } else {
                     let loc = self.loc(position, &tag);
@@ -934,6 +996,12 @@ impl<R: Read> Parser<R> {
         on_message(&message, &mut self.sink);
         self.tree.counts.messages += 1;
         if !self.options.keep_messages {
+            // Its text buffer serves the next message, unless it grew
+            // unusually large.
+            if message.text.capacity_bytes() <= 1 << 20 {
+                self.spare_text = message.text;
+                self.spare_text.clear();
+            }
             return;
         }
         match self.group.as_mut() {
@@ -1085,6 +1153,7 @@ impl<R: Read> Parser<R> {
             association_code: comp(&seg, 1, 4),
             group: self.group.as_ref().map(|g| g.reference.clone()),
             segments: Vec::new(),
+            text: std::mem::take(&mut self.spare_text),
             unterminated: false,
         };
         if self.group.is_none() {
@@ -1127,10 +1196,14 @@ impl<R: Read> Parser<R> {
                 format!("message type {message_type} in a group of {group_type} messages"),
             );
         }
-        if self.options.keeps_segments()
-            && let Some(m) = self.message.as_mut()
-        {
-            m.segments.push(seg);
+        let options = self.options;
+        if let Some(m) = self.message.as_mut() {
+            if options.message_text {
+                m.text.push_segment(&seg);
+            }
+            if options.keeps_segments() {
+                m.segments.push(seg);
+            }
         }
     }
 
@@ -1159,10 +1232,14 @@ impl<R: Read> Parser<R> {
             1,
         );
         self.check_reference(position, "UNT", &trailer_ref, &reference, "UNH", 2);
-        if self.options.keeps_segments()
-            && let Some(m) = self.message.as_mut()
-        {
-            m.segments.push(seg);
+        let options = self.options;
+        if let Some(m) = self.message.as_mut() {
+            if options.message_text {
+                m.text.push_segment(&seg);
+            }
+            if options.keeps_segments() {
+                m.segments.push(seg);
+            }
         }
         self.close_message(position, on_message, true);
     }

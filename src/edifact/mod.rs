@@ -7,6 +7,7 @@ pub mod sample;
 pub mod scan;
 pub mod segment;
 pub mod separators;
+pub mod text;
 pub mod writer;
 
 pub use charset::Charset;
@@ -14,3 +15,4 @@ pub use interchange::{Interchange, Message, ParseOptions, Parsed, Parser, parse}
 pub use lexer::{Lexer, Limits, Next, RawComponents, RawElement, RawSegment, Sep, Values};
 pub use segment::{Element, Segment};
 pub use separators::Separators;
+pub use text::MessageText;

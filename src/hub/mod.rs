@@ -287,7 +287,8 @@ impl Intake {
             let options = ParseOptions {
                 limits,
                 keep_messages: true,
-                decode_messages: true,
+                decode_messages: false,
+                message_text: true,
             };
             // Every message is validated against its directory release: the
             // CONTRL reports structure errors as well as syntax errors.

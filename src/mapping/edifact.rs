@@ -19,7 +19,7 @@ use super::{
     Constant, FieldRule, ListRule, MappingError, MappingFile, ValueType, schema_field, schema_type,
 };
 use crate::diag::{Code, Issue, Location};
-use crate::edifact::{Message, Segment};
+use crate::edifact::{Message, MessageText};
 use crate::model::Moment;
 use crate::schema::{ElementKind, MessageDef, Node, Release};
 
@@ -685,13 +685,23 @@ impl EdifactMapping {
         locate: bool,
         scratch: &mut Scratch,
     ) -> (Value, Vec<Issue>, Provenance) {
-        scratch
-            .tree
-            .build(&self.table, &message.segments, &mut scratch.stack);
+        // The parser's text of the message, or one made from its segments.
+        let mut own_text = std::mem::take(&mut scratch.text);
+        let text = if message.text.is_empty() {
+            own_text.clear();
+            for segment in &message.segments {
+                own_text.push_segment(segment);
+            }
+            &own_text
+        } else {
+            &message.text
+        };
+        scratch.tree.build(&self.table, text, &mut scratch.stack);
         scratch.read.clear();
         scratch.read.resize(scratch.tree.elements, 0);
         let mut run = Run {
             message,
+            text,
             tree: &scratch.tree,
             read: std::mem::take(&mut scratch.read),
             read_far: FxHashSet::default(),
@@ -740,6 +750,7 @@ impl EdifactMapping {
         scratch.issues = buffer;
         scratch.read = read;
         scratch.found = found;
+        scratch.text = own_text;
         scratch.trim();
         (Value::Object(out), issues, provenance)
     }
@@ -756,6 +767,8 @@ struct Scratch {
     issues: Vec<Issue>,
     paths: Vec<Option<String>>,
     reached: Vec<Vec<usize>>,
+    /// The text of a message given as decoded segments.
+    text: MessageText,
 }
 
 impl Scratch {
@@ -768,6 +781,7 @@ impl Scratch {
             || self.found.capacity() > KEEP
             || self.paths.capacity() > KEEP
             || self.reached.iter().any(|r| r.capacity() > KEEP)
+            || self.text.capacity_bytes() > KEEP * 64
             || self.issues.capacity() > 256
         {
             *self = Scratch::default();
@@ -950,10 +964,10 @@ impl Instance {
 
 impl Tree {
     /// Cuts `segments` into instances, in place of what the tree held.
-    fn build(&mut self, table: &Table, segments: &[Segment], stack: &mut Vec<Frame>) {
+    fn build(&mut self, table: &Table, text: &MessageText, stack: &mut Vec<Frame>) {
         let tree = self;
         tree.segments.clear();
-        tree.segments.reserve(segments.len());
+        tree.segments.reserve(text.len());
         tree.instances.clear();
         tree.instances.push(Instance::new(0, None));
         tree.elements = 0;
@@ -964,8 +978,8 @@ impl Tree {
             count: 0,
             instance: 0,
         });
-        for (index, segment) in segments.iter().enumerate() {
-            let tag = tag_code(&segment.tag);
+        for index in 0..text.len() {
+            let tag = tag_code(text.tag(index).unwrap_or(""));
             let owner = table.place(tree, stack, tag);
             tree.segments.push(SegmentInfo {
                 tag,
@@ -973,7 +987,7 @@ impl Tree {
                 next: None,
                 first_element: tree.elements,
             });
-            tree.elements += segment.elements.len();
+            tree.elements += text.element_count(index);
             let Some(instance) = owner.and_then(|i| tree.instances.get_mut(i)) else {
                 continue;
             };
@@ -1053,6 +1067,8 @@ impl Tree {
 /// The state of one application of a mapping to a message.
 struct Run<'a> {
     message: &'a Message,
+    /// The message's values.
+    text: &'a MessageText,
     tree: &'a Tree,
     /// Per data element of the message (see [`SegmentInfo::first_element`]),
     /// a bit per component of its first repetition that some rule read;
@@ -1144,21 +1160,13 @@ pub(crate) fn pointer(prefix: &str, dotted: &str) -> String {
 impl<'a> Run<'a> {
     /// The value at a position, without marking it read.
     fn peek(&self, seg: usize, at: Pos) -> Option<&'a str> {
-        let message: &'a Message = self.message;
-        message
-            .segments
-            .get(seg)?
-            .element(at.element)?
-            .repetitions()
-            .first()?
-            .get(at.component)
-            .map(String::as_str)
-            .filter(|v| !v.is_empty())
+        let text: &'a MessageText = self.text;
+        text.get(seg, at.element, at.component)
     }
 
     /// Where the read bits of an element of a segment are, if it has it.
     fn slot(&self, seg: usize, element: usize) -> Option<usize> {
-        let count = self.message.segments.get(seg)?.elements.len();
+        let count = self.text.element_count(seg);
         let first = self.tree.segments.get(seg)?.first_element;
         (element < count).then_some(first + element)
     }
@@ -1198,7 +1206,7 @@ impl<'a> Run<'a> {
     }
 
     fn location(&self, seg: usize, at: Option<Pos>) -> Location {
-        let tag = self.message.segments.get(seg).map(|s| s.tag.clone());
+        let tag = self.text.tag(seg).map(str::to_owned);
         Location {
             message: Some(self.message.reference.clone()),
             segment: Some(self.message.position + seg as u32),
@@ -1526,49 +1534,47 @@ impl<'a> Run<'a> {
     fn unread(&mut self) {
         let mut reported = 0usize;
         let mut more = 0usize;
-        let message = self.message;
-        for (s, segment) in message.segments.iter().enumerate() {
-            if matches!(segment.tag.as_str(), "UNH" | "UNT" | "UNS") {
+        let text = self.text;
+        for s in 0..text.len() {
+            if matches!(text.tag(s), Some("UNH" | "UNT" | "UNS")) {
                 continue;
             }
             let ignored = self.ignored.get(&self.tree.tag(s));
             let first = self.tree.segments.get(s).map(|i| i.first_element);
-            for (e, element) in segment.elements.iter().enumerate() {
-                let ignored = ignored.and_then(|i| i.get(e));
+            for placed in text.values(s) {
+                let (e, r, c) = (placed.element, placed.repetition, placed.component);
                 let bits = first.and_then(|f| self.read.get(f + e)).copied();
-                for (r, rep) in element.repetitions().iter().enumerate() {
-                    for (c, value) in rep.iter().enumerate() {
-                        // Rules read first repetitions only.
-                        let read = r == 0
-                            && match bits {
-                                Some(bits) if c < 64 => bits & (1 << c) != 0,
-                                _ => self.read_far.contains(&(s, e, c)),
-                            };
-                        if value.is_empty()
-                            || read
-                            || ignored.and_then(|i| i.get(c)).is_some_and(|i| *i)
-                        {
-                            continue;
-                        }
-                        if reported >= 50 {
-                            more += 1;
-                            continue;
-                        }
-                        reported += 1;
-                        let location = self.location(
-                            s,
-                            Some(Pos {
-                                element: e,
-                                component: c,
-                            }),
-                        );
-                        self.issues.push(Issue::warning(
-                            Code::MappingUnmapped,
-                            location,
-                            unmapped(value),
-                        ));
-                    }
+                // Rules read first repetitions only.
+                let read = r == 0
+                    && match bits {
+                        Some(bits) if c < 64 => bits & (1 << c) != 0,
+                        _ => self.read_far.contains(&(s, e, c)),
+                    };
+                if read
+                    || ignored
+                        .and_then(|i| i.get(e))
+                        .and_then(|i| i.get(c))
+                        .is_some_and(|i| *i)
+                {
+                    continue;
                 }
+                if reported >= 50 {
+                    more += 1;
+                    continue;
+                }
+                reported += 1;
+                let location = self.location(
+                    s,
+                    Some(Pos {
+                        element: e,
+                        component: c,
+                    }),
+                );
+                self.issues.push(Issue::warning(
+                    Code::MappingUnmapped,
+                    location,
+                    unmapped(placed.value),
+                ));
             }
         }
         if more > 0 {
@@ -1669,7 +1675,7 @@ pub fn mapping_for(
     compiled
 }
 
-/// Maps every message of a parsed interchange (kept and decoded) through
+/// Maps every message of a parsed interchange (kept, with their segments or text) through
 /// the mapping of its type and release.
 pub fn map_interchange(
     parsed: &crate::edifact::Parsed,
@@ -1739,7 +1745,7 @@ pub fn map_interchange(
 }
 
 /// Parses an interchange held in memory (syntax and structure validation
-/// against `directories`, every message kept and decoded) and maps each of
+/// against `directories`, every message kept with its text) and maps each of
 /// its messages.
 pub fn parse_and_map(
     bytes: &[u8],
@@ -1747,7 +1753,7 @@ pub fn parse_and_map(
 ) -> std::io::Result<(crate::edifact::Parsed, Vec<super::Mapped>)> {
     let options = crate::edifact::ParseOptions {
         keep_messages: true,
-        decode_messages: true,
+        message_text: true,
         ..crate::edifact::ParseOptions::default()
     };
     let parsed = crate::edifact::Parser::new(bytes, options)

@@ -1,0 +1,439 @@
+//! A message's values decoded once into one buffer: what the mappings read.
+//!
+//! [`Segment`] gives every component its own `String`; a message of sixty
+//! segments becomes hundreds of allocations. [`MessageText`] holds the same
+//! values — tags, release characters removed, decoded to UTF-8 — in one
+//! text buffer with a table of spans, built by the parser as it validates
+//! (see [`crate::edifact::ParseOptions::message_text`]) or from decoded
+//! segments ([`MessageText::from_segments`]). Empty components are not
+//! stored: a reader sees them as absent, as [`Segment::get`] does.
+
+use super::charset::Charset;
+use super::lexer::{RawSegment, Sep, Values, unescape};
+use super::segment::Segment;
+
+/// The values of one message (UNH to UNT), in order.
+#[derive(Debug, Clone, Default)]
+pub struct MessageText {
+    text: String,
+    segments: Vec<TextSegment>,
+    values: Vec<TextValue>,
+    /// Scratch for unescaping.
+    scratch: Vec<u8>,
+}
+
+/// Equal when they hold the same values (scratch space aside).
+impl PartialEq for MessageText {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text && self.segments == other.segments && self.values == other.values
+    }
+}
+
+impl Eq for MessageText {}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct TextSegment {
+    /// The tag's span in the text.
+    tag_start: u32,
+    tag_end: u32,
+    /// Index of the segment's first value in `values`.
+    first_value: u32,
+    /// Number of data elements (empty ones included).
+    elements: u32,
+}
+
+/// One non-empty component.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct TextValue {
+    start: u32,
+    end: u32,
+    element: u16,
+    repetition: u16,
+    component: u16,
+}
+
+/// A non-empty value of a segment with its place: 0-based element,
+/// repetition and component.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Placed<'a> {
+    pub element: usize,
+    pub repetition: usize,
+    pub component: usize,
+    pub value: &'a str,
+}
+
+/// Where a [`MessageText`] stood before a segment was added, to take the
+/// segment back ([`MessageText::rollback`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Mark {
+    text: usize,
+    segments: usize,
+    values: usize,
+}
+
+/// Places beyond `u16` are not stored (no directory defines them; the
+/// lexer's limits keep segments far smaller anyway).
+fn place(n: usize) -> Option<u16> {
+    u16::try_from(n).ok()
+}
+
+impl MessageText {
+    /// The text of decoded segments.
+    pub fn from_segments(segments: &[Segment]) -> MessageText {
+        let mut text = MessageText::default();
+        for segment in segments {
+            text.push_segment(segment);
+        }
+        text
+    }
+
+    /// Empties it, keeping its memory.
+    pub fn clear(&mut self) {
+        self.text.clear();
+        self.segments.clear();
+        self.values.clear();
+    }
+
+    /// Number of segments.
+    pub fn len(&self) -> usize {
+        self.segments.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.segments.is_empty()
+    }
+
+    /// The bytes of memory it holds on to (for callers that reuse one).
+    pub fn capacity_bytes(&self) -> usize {
+        self.text.capacity()
+            + self.segments.capacity() * std::mem::size_of::<TextSegment>()
+            + self.values.capacity() * std::mem::size_of::<TextValue>()
+            + self.scratch.capacity()
+    }
+
+    fn span(&self, start: u32, end: u32) -> &str {
+        self.text.get(start as usize..end as usize).unwrap_or("")
+    }
+
+    /// The tag of segment `seg` (0-based, UNH is 0).
+    pub fn tag(&self, seg: usize) -> Option<&str> {
+        let s = self.segments.get(seg)?;
+        Some(self.span(s.tag_start, s.tag_end))
+    }
+
+    /// Number of data elements of segment `seg`, empty ones included.
+    pub fn element_count(&self, seg: usize) -> usize {
+        self.segments.get(seg).map_or(0, |s| s.elements as usize)
+    }
+
+    fn value_range(&self, seg: usize) -> &[TextValue] {
+        let Some(s) = self.segments.get(seg) else {
+            return &[];
+        };
+        let end = self
+            .segments
+            .get(seg + 1)
+            .map_or(self.values.len(), |n| n.first_value as usize);
+        self.values.get(s.first_value as usize..end).unwrap_or(&[])
+    }
+
+    /// Component `component` of element `element` (0-based), first
+    /// repetition; `None` when absent or empty.
+    pub fn get(&self, seg: usize, element: usize, component: usize) -> Option<&str> {
+        let (element, component) = (place(element)?, place(component)?);
+        self.value_range(seg)
+            .iter()
+            .find(|v| v.element == element && v.repetition == 0 && v.component == component)
+            .map(|v| self.span(v.start, v.end))
+    }
+
+    /// The non-empty values of segment `seg`, in order.
+    pub fn values(&self, seg: usize) -> impl Iterator<Item = Placed<'_>> + '_ {
+        self.value_range(seg).iter().map(|v| Placed {
+            element: usize::from(v.element),
+            repetition: usize::from(v.repetition),
+            component: usize::from(v.component),
+            value: self.span(v.start, v.end),
+        })
+    }
+
+    /// Where it stands now.
+    pub fn mark(&self) -> Mark {
+        Mark {
+            text: self.text.len(),
+            segments: self.segments.len(),
+            values: self.values.len(),
+        }
+    }
+
+    /// Takes back what was added since `mark`.
+    pub fn rollback(&mut self, mark: Mark) {
+        self.text.truncate(mark.text);
+        self.segments.truncate(mark.segments);
+        self.values.truncate(mark.values);
+    }
+
+    fn open(&mut self, tag: &str) {
+        let tag_start = self.text.len() as u32;
+        self.text.push_str(tag);
+        self.segments.push(TextSegment {
+            tag_start,
+            tag_end: self.text.len() as u32,
+            first_value: self.values.len() as u32,
+            elements: 0,
+        });
+    }
+
+    fn set_elements(&mut self, elements: usize) {
+        if let Some(s) = self.segments.last_mut() {
+            s.elements = u32::try_from(elements).unwrap_or(u32::MAX);
+        }
+    }
+
+    fn push_value(&mut self, value: &str, element: usize, repetition: usize, component: usize) {
+        if value.is_empty() {
+            return;
+        }
+        let (Some(element), Some(repetition), Some(component)) =
+            (place(element), place(repetition), place(component))
+        else {
+            return;
+        };
+        let start = self.text.len() as u32;
+        self.text.push_str(value);
+        self.values.push(TextValue {
+            start,
+            end: self.text.len() as u32,
+            element,
+            repetition,
+            component,
+        });
+    }
+
+    /// Adds a decoded segment.
+    pub fn push_segment(&mut self, segment: &Segment) {
+        self.open(&segment.tag);
+        for (e, element) in segment.elements.iter().enumerate() {
+            for (r, rep) in element.repetitions().iter().enumerate() {
+                for (c, value) in rep.iter().enumerate() {
+                    self.push_value(value, e, r, c);
+                }
+            }
+        }
+        self.set_elements(segment.elements.len());
+    }
+
+    /// Adds a segment the lexer split, decoding its values as
+    /// [`RawSegment::to_segment`] does.
+    pub fn push_raw(&mut self, raw: &RawSegment<'_>, charset: Charset) {
+        self.open(&String::from_utf8_lossy(raw.tag()));
+        let release = raw.release();
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let mut count = 0usize;
+        for (e, element) in raw.elements().enumerate() {
+            count = e + 1;
+            for (r, comps) in element.repetitions().enumerate() {
+                for (c, (stored, escaped)) in comps.iter().enumerate() {
+                    let bytes = if escaped && release.is_some() {
+                        scratch.clear();
+                        unescape(release, stored, &mut scratch);
+                        scratch.as_slice()
+                    } else {
+                        stored
+                    };
+                    self.push_value(&charset.decode(bytes), e, r, c);
+                }
+            }
+        }
+        self.scratch = scratch;
+        self.set_elements(count);
+    }
+
+    /// Adds an unsplit data segment from the walk of its values (plainly
+    /// valid ASCII, see [`RawSegment::values`]). False, with nothing added,
+    /// when the walk stops before the end: the segment must be split.
+    pub fn push_values(&mut self, tag: &[u8], mut values: Values<'_>) -> bool {
+        let mark = self.mark();
+        let Ok(tag) = std::str::from_utf8(tag) else {
+            return false;
+        };
+        self.open(tag);
+        if values.is_empty() {
+            return true;
+        }
+        let release = values.release();
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let (mut e, mut r, mut c) = (0usize, 0usize, 0usize);
+        let complete = loop {
+            let Some((raw, escaped, sep)) = values.next_value() else {
+                break false;
+            };
+            let bytes = if escaped {
+                scratch.clear();
+                unescape(release, raw, &mut scratch);
+                scratch.as_slice()
+            } else {
+                raw
+            };
+            // The walk returns ASCII only.
+            let Ok(value) = std::str::from_utf8(bytes) else {
+                break false;
+            };
+            self.push_value(value, e, r, c);
+            match sep {
+                Sep::Component => c += 1,
+                Sep::Repetition => {
+                    r += 1;
+                    c = 0;
+                }
+                Sep::Element => {
+                    e += 1;
+                    r = 0;
+                    c = 0;
+                }
+                Sep::End => break true,
+            }
+        };
+        self.scratch = scratch;
+        if !complete {
+            self.rollback(mark);
+            return false;
+        }
+        self.set_elements(e + 1);
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+    use super::*;
+    use crate::edifact::lexer::{Lexer, Next};
+    use crate::edifact::{Element, Limits};
+
+    fn segments() -> Vec<Segment> {
+        vec![
+            Segment::new(
+                "UNH",
+                vec![Element::simple("1"), Element::composite(["CUSDEC", "D"])],
+            ),
+            Segment::new(
+                "NAD",
+                vec![
+                    Element::simple("IM"),
+                    Element::composite(["ID", "", "9"]),
+                    Element::simple(""),
+                    Element::repeated(vec![vec!["A".into()], vec!["B".into(), "C".into()]]),
+                ],
+            ),
+            Segment::new("UNT", vec![Element::simple("3"), Element::simple("1")]),
+        ]
+    }
+
+    #[test]
+    fn reads_what_the_segments_hold() {
+        let segs = segments();
+        let text = MessageText::from_segments(&segs);
+        assert_eq!(text.len(), 3);
+        assert_eq!(text.tag(1), Some("NAD"));
+        assert_eq!(text.element_count(1), 4);
+        for (s, seg) in segs.iter().enumerate() {
+            for e in 0..5 {
+                for c in 0..4 {
+                    assert_eq!(text.get(s, e, c), seg.get(e, c), "{s} {e} {c}");
+                }
+            }
+        }
+        let placed: Vec<(usize, usize, usize, &str)> = text
+            .values(1)
+            .map(|p| (p.element, p.repetition, p.component, p.value))
+            .collect();
+        assert_eq!(
+            placed,
+            vec![
+                (0, 0, 0, "IM"),
+                (1, 0, 0, "ID"),
+                (1, 0, 2, "9"),
+                (3, 0, 0, "A"),
+                (3, 1, 0, "B"),
+                (3, 1, 1, "C")
+            ]
+        );
+        assert_eq!(text.tag(3), None);
+        assert_eq!(text.get(3, 0, 0), None);
+    }
+
+    /// The three ways in give the same text: decoded segments, split raw
+    /// segments, the unsplit walk.
+    #[test]
+    fn raw_split_and_walked_agree_with_decoded() {
+        let input = b"UNA:+.?*'UNB+UNOA:4+S+R+200101:1200+1'UNH+1+CUSDEC:D:96B:UN'NAD+IM+ID::9++A*B:C'FTX+AAA+++A?+B?:C'FTX+AAB+++X?'Y'FTX+AAC+++x'UNT+6+1'UNZ+1+1'";
+        let mut split = Lexer::new(&input[..], Limits::default());
+        split.split_data_segments(true);
+        split.start().unwrap();
+        let mut from_raw = MessageText::default();
+        let mut decoded = Vec::new();
+        while let Next::Segment(raw) = split.next_segment().unwrap() {
+            from_raw.push_raw(&raw, raw.charset);
+            decoded.push(raw.to_segment(raw.charset));
+        }
+        assert_eq!(from_raw, MessageText::from_segments(&decoded));
+
+        let mut deferred = Lexer::new(&input[..], Limits::default());
+        deferred.split_data_segments(false);
+        deferred.defer_data_segments(true);
+        deferred.start().unwrap();
+        let mut walked = MessageText::default();
+        let mut walks = 0;
+        while let Next::Segment(raw) = deferred.next_segment().unwrap() {
+            match raw.values() {
+                Some(values) => {
+                    if walked.push_values(raw.tag(), values) {
+                        walks += 1;
+                    } else {
+                        // Not plainly valid to the walk: split.
+                        deferred.again_split();
+                    }
+                }
+                None => walked.push_raw(&raw, raw.charset),
+            }
+        }
+        // NAD and the first two FTX; a lower-case letter is outside UNOA,
+        // so the walk stopped at the third, which was split.
+        assert_eq!(walks, 3);
+        assert_eq!(walked.get(5, 3, 0), Some("x"));
+        assert_eq!(walked, from_raw);
+        assert_eq!(from_raw.get(2, 3, 1), Some("C").filter(|_| false));
+        assert_eq!(
+            from_raw
+                .values(2)
+                .last()
+                .map(|p| (p.repetition, p.component, p.value)),
+            Some((1, 1, "C"))
+        );
+        assert_eq!(from_raw.get(3, 3, 0), Some("A+B:C"));
+        assert_eq!(from_raw.get(4, 3, 0), Some("X'Y"));
+    }
+
+    #[test]
+    fn a_walk_that_stops_adds_nothing() {
+        // A trailing component separator before the end stops the walk.
+        let input = b"UNB+UNOA:3+S+R+200101:1200+1'UNH+1+X:D:96B:UN'NAD+IM:'UNT+3+1'UNZ+1+1'";
+        let mut lexer = Lexer::new(&input[..], Limits::default());
+        lexer.split_data_segments(false);
+        lexer.defer_data_segments(true);
+        lexer.start().unwrap();
+        let mut text = MessageText::default();
+        let mut walks = 0;
+        while let Next::Segment(raw) = lexer.next_segment().unwrap() {
+            if let Some(values) = raw.values() {
+                let before = text.clone();
+                assert!(!text.push_values(raw.tag(), values));
+                assert_eq!(text, before);
+                walks += 1;
+            }
+        }
+        assert_eq!(walks, 1);
+    }
+}
