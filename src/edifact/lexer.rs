@@ -376,6 +376,12 @@ impl<'a> Values<'a> {
         self.rest.is_none()
     }
 
+    /// The bytes not walked yet: before the walk, all of the segment's
+    /// data elements (the values it returns are slices of them).
+    pub fn remaining(&self) -> &'a [u8] {
+        self.rest.unwrap_or(&[])
+    }
+
     /// The next value (raw bytes, plainly valid ASCII), whether it holds
     /// release characters (each before a service character: see
     /// [`Values::unescape`]), and what ends it; `None` when the walk must

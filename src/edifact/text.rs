@@ -22,10 +22,16 @@ pub struct MessageText {
     scratch: Vec<u8>,
 }
 
-/// Equal when they hold the same values (scratch space aside).
+/// Equal when they hold the same segments with the same values in the
+/// same places (however the text is laid out).
 impl PartialEq for MessageText {
     fn eq(&self, other: &Self) -> bool {
-        self.text == other.text && self.segments == other.segments && self.values == other.values
+        self.len() == other.len()
+            && (0..self.len()).all(|s| {
+                self.tag(s) == other.tag(s)
+                    && self.element_count(s) == other.element_count(s)
+                    && self.values(s).eq(other.values(s))
+            })
     }
 }
 
@@ -47,9 +53,14 @@ struct TextSegment {
 struct TextValue {
     start: u32,
     end: u32,
-    element: u16,
-    repetition: u16,
-    component: u16,
+    /// Element, repetition and component as one number (see [`key`]), in
+    /// increasing order within a segment.
+    key: u64,
+}
+
+/// A value's place as one number that orders as the places do.
+fn key(element: u16, repetition: u16, component: u16) -> u64 {
+    (u64::from(element) << 32) | (u64::from(repetition) << 16) | u64::from(component)
 }
 
 /// A non-empty value of a segment with its place: 0-based element,
@@ -140,19 +151,21 @@ impl MessageText {
     /// Component `component` of element `element` (0-based), first
     /// repetition; `None` when absent or empty.
     pub fn get(&self, seg: usize, element: usize, component: usize) -> Option<&str> {
-        let (element, component) = (place(element)?, place(component)?);
-        self.value_range(seg)
-            .iter()
-            .find(|v| v.element == element && v.repetition == 0 && v.component == component)
-            .map(|v| self.span(v.start, v.end))
+        let wanted = key(place(element)?, 0, place(component)?);
+        for v in self.value_range(seg) {
+            if v.key >= wanted {
+                return (v.key == wanted).then(|| self.span(v.start, v.end));
+            }
+        }
+        None
     }
 
     /// The non-empty values of segment `seg`, in order.
     pub fn values(&self, seg: usize) -> impl Iterator<Item = Placed<'_>> + '_ {
         self.value_range(seg).iter().map(|v| Placed {
-            element: usize::from(v.element),
-            repetition: usize::from(v.repetition),
-            component: usize::from(v.component),
+            element: (v.key >> 32) as usize,
+            repetition: ((v.key >> 16) & 0xFFFF) as usize,
+            component: (v.key & 0xFFFF) as usize,
             value: self.span(v.start, v.end),
         })
     }
@@ -194,19 +207,29 @@ impl MessageText {
         if value.is_empty() {
             return;
         }
+        let start = self.text.len();
+        self.text.push_str(value);
+        self.record(start, self.text.len(), element, repetition, component);
+    }
+
+    /// Records the value at `start..end` of the text.
+    fn record(
+        &mut self,
+        start: usize,
+        end: usize,
+        element: usize,
+        repetition: usize,
+        component: usize,
+    ) {
         let (Some(element), Some(repetition), Some(component)) =
             (place(element), place(repetition), place(component))
         else {
             return;
         };
-        let start = self.text.len() as u32;
-        self.text.push_str(value);
         self.values.push(TextValue {
-            start,
-            end: self.text.len() as u32,
-            element,
-            repetition,
-            component,
+            start: start as u32,
+            end: end as u32,
+            key: key(element, repetition, component),
         });
     }
 
@@ -261,6 +284,17 @@ impl MessageText {
         if values.is_empty() {
             return true;
         }
+        // The data elements are copied whole (the walk returns ASCII
+        // only); a value is the span of its bytes in that copy, or, with
+        // release characters, its unescaped copy after it.
+        let body = values.remaining();
+        let Ok(body_text) = std::str::from_utf8(body) else {
+            self.rollback(mark);
+            return false;
+        };
+        let base = self.text.len();
+        self.text.push_str(body_text);
+        let origin = body.as_ptr() as usize;
         let release = values.release();
         let mut scratch = std::mem::take(&mut self.scratch);
         let (mut e, mut r, mut c) = (0usize, 0usize, 0usize);
@@ -268,18 +302,17 @@ impl MessageText {
             let Some((raw, escaped, sep)) = values.next_value() else {
                 break false;
             };
-            let bytes = if escaped {
+            if escaped {
                 scratch.clear();
                 unescape(release, raw, &mut scratch);
-                scratch.as_slice()
-            } else {
-                raw
-            };
-            // The walk returns ASCII only.
-            let Ok(value) = std::str::from_utf8(bytes) else {
-                break false;
-            };
-            self.push_value(value, e, r, c);
+                let Ok(value) = std::str::from_utf8(&scratch) else {
+                    break false;
+                };
+                self.push_value(value, e, r, c);
+            } else if !raw.is_empty() {
+                let start = base + (raw.as_ptr() as usize).saturating_sub(origin);
+                self.record(start, start + raw.len(), e, r, c);
+            }
             match sep {
                 Sep::Component => c += 1,
                 Sep::Repetition => {
@@ -362,6 +395,14 @@ mod tests {
         );
         assert_eq!(text.tag(3), None);
         assert_eq!(text.get(3, 0, 0), None);
+        // One value changed, or one empty element more: not the same text.
+        let mut other = segs.clone();
+        other[1].elements[3] =
+            Element::repeated(vec![vec!["A".into()], vec!["B".into(), "D".into()]]);
+        assert_ne!(MessageText::from_segments(&other), text);
+        let mut longer = segs.clone();
+        longer[1].elements.push(Element::simple(""));
+        assert_ne!(MessageText::from_segments(&longer), text);
     }
 
     /// The three ways in give the same text: decoded segments, split raw
