@@ -253,9 +253,23 @@ fn dump(
         else {
             continue;
         };
+        // The same file with each message's text only, as the hub and
+        // `convert` parse it: what is recorded for the message as is.
+        let text_options = ParseOptions {
+            keep_messages: true,
+            message_text: true,
+            ..ParseOptions::default()
+        };
+        let Ok(texts) = Parser::new(&bytes[..], text_options)
+            .with_directories(directories.clone())
+            .run(|_, _| {})
+        else {
+            continue;
+        };
+        let texts: Vec<&Message> = texts.interchange.all_messages().collect();
         let interchange = &parsed.interchange;
         let version: u8 = interchange.syntax_version.parse().unwrap_or(3);
-        for message in interchange.all_messages() {
+        for (index, message) in interchange.all_messages().enumerate() {
             let name = format!("{}{}", message.version, message.release);
             let Ok(Some(release)) = directories.release(&name) else {
                 continue;
@@ -264,7 +278,9 @@ fn dump(
                 continue;
             };
             let what = format!("{} {}", path.display(), message.reference);
-            record(&mut out, &what, &mapping, message);
+            let as_parsed = texts.get(index).copied().unwrap_or(message);
+            assert!(as_parsed.segments.is_empty() && !as_parsed.text.is_empty());
+            record(&mut out, &what, &mapping, as_parsed);
             let mut rng = Lcg(what.len() as u64);
             for k in 0..200 {
                 let mutated = mutate(message, &mut rng);
