@@ -242,28 +242,21 @@ fn dump(
         let Ok(bytes) = std::fs::read(path) else {
             continue;
         };
-        let options = ParseOptions {
-            keep_messages: true,
-            decode_messages: true,
-            ..ParseOptions::default()
+        // Decoded (the mutations edit segments), and with each message's
+        // text only, as the hub and `convert` parse it: what is recorded
+        // for the message as is.
+        let parse = |text: bool| {
+            let options = ParseOptions {
+                keep_messages: true,
+                decode_messages: !text,
+                message_text: text,
+                ..ParseOptions::default()
+            };
+            Parser::new(&bytes[..], options)
+                .with_directories(directories.clone())
+                .run(|_, _| {})
         };
-        let Ok(parsed) = Parser::new(&bytes[..], options)
-            .with_directories(directories.clone())
-            .run(|_, _| {})
-        else {
-            continue;
-        };
-        // The same file with each message's text only, as the hub and
-        // `convert` parse it: what is recorded for the message as is.
-        let text_options = ParseOptions {
-            keep_messages: true,
-            message_text: true,
-            ..ParseOptions::default()
-        };
-        let Ok(texts) = Parser::new(&bytes[..], text_options)
-            .with_directories(directories.clone())
-            .run(|_, _| {})
-        else {
+        let (Ok(parsed), Ok(texts)) = (parse(false), parse(true)) else {
             continue;
         };
         let texts: Vec<&Message> = texts.interchange.all_messages().collect();

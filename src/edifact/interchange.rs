@@ -855,14 +855,8 @@ impl<R: Read> Parser<R> {
                 }
                 if self.message.is_some() {
                     self.message_segments += 1;
-                    let options = self.options;
-                    if let (Some(m), Some(seg)) = (self.message.as_mut(), step.segment) {
-                        if options.message_text {
-                            m.text.push_segment(&seg);
-                        }
-                        if options.keeps_segments() {
-                            m.segments.push(seg);
-                        }
+                    if let Some(seg) = step.segment {
+                        self.add_to_message(seg);
                     }
                 } else {
                     let loc = self.loc(position, &tag);
@@ -1130,6 +1124,20 @@ impl<R: Read> Parser<R> {
         self.close_group(position, on_message, Some(seg));
     }
 
+    /// Adds a decoded segment to the open message: to its text and to its
+    /// segments, as the options ask.
+    fn add_to_message(&mut self, seg: Segment) {
+        let options = self.options;
+        if let Some(m) = self.message.as_mut() {
+            if options.message_text {
+                m.text.push_segment(&seg);
+            }
+            if options.keeps_segments() {
+                m.segments.push(seg);
+            }
+        }
+    }
+
     fn unh<F>(&mut self, step: Step, position: u32, on_message: &mut F)
     where
         F: FnMut(&Message, &mut IssueSink),
@@ -1196,15 +1204,7 @@ impl<R: Read> Parser<R> {
                 format!("message type {message_type} in a group of {group_type} messages"),
             );
         }
-        let options = self.options;
-        if let Some(m) = self.message.as_mut() {
-            if options.message_text {
-                m.text.push_segment(&seg);
-            }
-            if options.keeps_segments() {
-                m.segments.push(seg);
-            }
-        }
+        self.add_to_message(seg);
     }
 
     fn unt<F>(&mut self, step: Step, position: u32, on_message: &mut F)
@@ -1232,15 +1232,7 @@ impl<R: Read> Parser<R> {
             1,
         );
         self.check_reference(position, "UNT", &trailer_ref, &reference, "UNH", 2);
-        let options = self.options;
-        if let Some(m) = self.message.as_mut() {
-            if options.message_text {
-                m.text.push_segment(&seg);
-            }
-            if options.keeps_segments() {
-                m.segments.push(seg);
-            }
-        }
+        self.add_to_message(seg);
         self.close_message(position, on_message, true);
     }
 

@@ -364,6 +364,16 @@ mod tests {
         ]
     }
 
+    /// A lexer that hands data segments over unsplit, as the parser's
+    /// validating modes have it.
+    fn deferring(input: &[u8]) -> Lexer<&[u8]> {
+        let mut lexer = Lexer::new(input, Limits::default());
+        lexer.split_data_segments(false);
+        lexer.defer_data_segments(true);
+        lexer.start().unwrap();
+        lexer
+    }
+
     #[test]
     fn reads_what_the_segments_hold() {
         let segs = segments();
@@ -421,10 +431,7 @@ mod tests {
         }
         assert_eq!(from_raw, MessageText::from_segments(&decoded));
 
-        let mut deferred = Lexer::new(&input[..], Limits::default());
-        deferred.split_data_segments(false);
-        deferred.defer_data_segments(true);
-        deferred.start().unwrap();
+        let mut deferred = deferring(input);
         let mut walked = MessageText::default();
         let mut walks = 0;
         while let Next::Segment(raw) = deferred.next_segment().unwrap() {
@@ -461,10 +468,7 @@ mod tests {
     fn a_walk_that_stops_adds_nothing() {
         // A trailing component separator before the end stops the walk.
         let input = b"UNB+UNOA:3+S+R+200101:1200+1'UNH+1+X:D:96B:UN'NAD+IM:'UNT+3+1'UNZ+1+1'";
-        let mut lexer = Lexer::new(&input[..], Limits::default());
-        lexer.split_data_segments(false);
-        lexer.defer_data_segments(true);
-        lexer.start().unwrap();
+        let mut lexer = deferring(input);
         let mut text = MessageText::default();
         let mut walks = 0;
         while let Next::Segment(raw) = lexer.next_segment().unwrap() {
