@@ -183,6 +183,21 @@ fn nothing_is_dropped_silently() {
     );
 }
 
+/// A value the parser's text cannot address (here the 70,001st element of
+/// a segment) is not dropped silently: the mapping says the message was
+/// not read whole.
+#[test]
+fn values_beyond_what_can_be_addressed_are_reported() {
+    let hostile = format!("CST+1+847989'FTX+ACB{}+TAIL'", "+".repeat(70_000));
+    let mapped = cusdec_with("CST+1+847989'", &hostile);
+    let incomplete = mapped[0]
+        .issues
+        .iter()
+        .find(|i| i.code == Code::MappingIncomplete && i.message.contains("65,535"))
+        .unwrap_or_else(|| panic!("{:#?}", mapped[0].issues));
+    assert!(incomplete.is_error());
+}
+
 /// Mistakes in a mapping file are refused when it is loaded, naming the line.
 #[test]
 fn mapping_mistakes_name_their_line() {

@@ -20,6 +20,9 @@ pub struct MessageText {
     values: Vec<TextValue>,
     /// Scratch for unescaping.
     scratch: Vec<u8>,
+    /// A value could not be stored: its place or offset does not fit (see
+    /// [`MessageText::is_complete`]).
+    overflow: bool,
 }
 
 /// Equal when they hold the same segments with the same values in the
@@ -82,8 +85,8 @@ pub struct Mark {
     values: usize,
 }
 
-/// Places beyond `u16` are not stored (no directory defines them; the
-/// lexer's limits keep segments far smaller anyway).
+/// A place as stored; beyond `u16` (no directory defines such places) it
+/// is not stored and the text is marked incomplete.
 fn place(n: usize) -> Option<u16> {
     u16::try_from(n).ok()
 }
@@ -103,6 +106,14 @@ impl MessageText {
         self.text.clear();
         self.segments.clear();
         self.values.clear();
+        self.overflow = false;
+    }
+
+    /// False when some value could not be stored: an element, repetition
+    /// or component beyond the 65,535th of its segment, or more than 4 GiB
+    /// of text. Readers must then say the message was not read whole.
+    pub fn is_complete(&self) -> bool {
+        !self.overflow
     }
 
     /// Number of segments.
@@ -187,12 +198,20 @@ impl MessageText {
     }
 
     fn open(&mut self, tag: &str) {
-        let tag_start = self.text.len() as u32;
+        let tag_start = self.text.len();
         self.text.push_str(tag);
+        let (Ok(tag_start), Ok(tag_end), Ok(first_value)) = (
+            u32::try_from(tag_start),
+            u32::try_from(self.text.len()),
+            u32::try_from(self.values.len()),
+        ) else {
+            self.overflow = true;
+            return;
+        };
         self.segments.push(TextSegment {
             tag_start,
-            tag_end: self.text.len() as u32,
-            first_value: self.values.len() as u32,
+            tag_end,
+            first_value,
             elements: 0,
         });
     }
@@ -221,14 +240,19 @@ impl MessageText {
         repetition: usize,
         component: usize,
     ) {
-        let (Some(element), Some(repetition), Some(component)) =
-            (place(element), place(repetition), place(component))
-        else {
+        let (Some(element), Some(repetition), Some(component), Ok(start), Ok(end)) = (
+            place(element),
+            place(repetition),
+            place(component),
+            u32::try_from(start),
+            u32::try_from(end),
+        ) else {
+            self.overflow = true;
             return;
         };
         self.values.push(TextValue {
-            start: start as u32,
-            end: end as u32,
+            start,
+            end,
             key: key(element, repetition, component),
         });
     }
@@ -405,6 +429,7 @@ mod tests {
         );
         assert_eq!(text.tag(3), None);
         assert_eq!(text.get(3, 0, 0), None);
+        assert!(text.is_complete());
         // One value changed, or one empty element more: not the same text.
         let mut other = segs.clone();
         other[1].elements[3] =
@@ -462,6 +487,20 @@ mod tests {
         );
         assert_eq!(from_raw.get(3, 3, 0), Some("A+B:C"));
         assert_eq!(from_raw.get(4, 3, 0), Some("X'Y"));
+    }
+
+    /// A value whose place does not fit is not stored, and the text says
+    /// it is incomplete.
+    #[test]
+    fn places_beyond_what_is_stored_mark_the_text_incomplete() {
+        let mut elements = vec![Element::simple(""); 70_000];
+        elements.push(Element::simple("LAST"));
+        let text = MessageText::from_segments(&[Segment::new("FTX", elements)]);
+        assert!(!text.is_complete());
+        assert_eq!(text.values(0).count(), 0);
+        let mut cleared = text.clone();
+        cleared.clear();
+        assert!(cleared.is_complete());
     }
 
     #[test]

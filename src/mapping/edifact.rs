@@ -714,6 +714,18 @@ impl EdifactMapping {
             paths: std::mem::take(&mut scratch.paths),
             reached: std::mem::take(&mut scratch.reached),
         };
+        if !text.is_complete() {
+            run.issues.push(Issue::error(
+                Code::MappingIncomplete,
+                Location {
+                    message: Some(message.reference.clone()),
+                    ..Location::default()
+                },
+                "the message has values beyond what can be mapped (a segment with more than \
+                 65,535 elements or components, or over 4 GiB of values); those values are \
+                 not mapped",
+            ));
+        }
         // The message as a whole: UNH.
         if locate {
             let unh = run.source(0, None);
