@@ -151,6 +151,58 @@ fn the_sea_manifest_lands_where_the_directory_says() {
     assert_eq!(cni.location.element, Some(2));
 }
 
+/// A goods item's GID may carry several package composites (C213 stands
+/// three times in D.96B): each becomes a package entry, in order, located
+/// at its own element; an empty occurrence gives none.
+#[test]
+fn every_package_composite_of_a_goods_item_is_listed() {
+    let text = std::fs::read_to_string(fixture("cuscar-d96b-sea-manifest.edi")).unwrap();
+    assert!(text.contains("GID+1+120:CT'"));
+    let text = text.replacen("GID+1+120:CT'", "GID+1+120:CT++6:PE'", 1);
+    let bytes = text.as_bytes();
+    let mapped = map(bytes);
+    let goods = &mapped[0].canonical.as_ref().unwrap()["consignments"][0]["goods"][0];
+    assert_eq!(
+        goods["packages"],
+        serde_json::json!([{"count": 120, "kind": "CT"}, {"count": 6, "kind": "PE"}])
+    );
+    // Where each came from: the GID's second and fourth elements.
+    let release = Directories::global().release("D96B").unwrap().unwrap();
+    let mapping = tradehub::mapping::edifact::mapping_for("CUSCAR", &release, 3).unwrap();
+    let parsed = Parser::new(
+        bytes,
+        ParseOptions {
+            keep_messages: true,
+            message_text: true,
+            ..ParseOptions::default()
+        },
+    )
+    .with_directories(Directories::global())
+    .run(|_, _| {})
+    .unwrap();
+    assert!(parsed.issues.is_empty(), "{:#?}", parsed.issues);
+    let message = parsed.interchange.all_messages().next().unwrap();
+    let (_, _, provenance) = mapping.apply_located(message);
+    let at = |pointer: &str| {
+        let l = &provenance[pointer];
+        (l.tag.as_deref(), l.element, l.component)
+    };
+    let base = "/consignments/0/goods/0/packages";
+    for (pointer, element, component) in [
+        ("0/count", 2, 1),
+        ("0/kind", 2, 2),
+        ("1/count", 4, 1),
+        ("1/kind", 4, 2),
+    ] {
+        assert_eq!(
+            at(&format!("{base}/{pointer}")),
+            (Some("GID"), Some(element), Some(component)),
+            "{pointer}"
+        );
+    }
+    assert_eq!(at(&format!("{base}/1")).0, Some("GID"));
+}
+
 #[test]
 fn convert_to_json_maps_both_cuscars() {
     for (file, _) in CASES {

@@ -242,14 +242,28 @@ fn mapping_mistakes_name_their_line() {
             "[[field]]\nto = \"lrn\"\nfrom = \"BGM/C106/1004\"\nsurprise = 1\n",
             "unknown field `surprise`",
         ),
+        // `each` lists: a composite the segment has, fields of one
+        // occurrence, components of that composite.
+        (
+            "[[list]]\nto = \"goods\"\ngroup = \"SG30\"\n[[list.each]]\nto = \"packages\"\nfrom = \"CST/C213\"\n",
+            "has no composite C213",
+        ),
+        (
+            "[[list]]\nto = \"goods\"\ngroup = \"SG30\"\n[[list.each]]\nto = \"packages\"\nfrom = \"CST/C246\"\n[[list.each.field]]\nto = \"count\"\nfrom = \"7224\"\ntype = \"integer\"\n",
+            "no component 7224",
+        ),
+        (
+            "[[list]]\nto = \"goods\"\ngroup = \"SG30\"\n[[list.each]]\nto = \"packages\"\nfrom = \"CST/C246\"\n[[list.each.field]]\nto = \"kind\"\nfrom = \"7361\"\nall = true\n",
+            "no all, last, distinct or dates",
+        ),
     ];
     for (body, fragment) in cases {
         let text = format!("{head}\n{body}");
         let err = EdifactMapping::compile("test.toml", &text, &d96b, 3).unwrap_err();
         assert!(err.message.contains(fragment), "{body}: {err}");
-        // The offending value is on line 6 or 7 of the file.
+        // The offending value is on lines 6 to 14 of the file.
         assert!(
-            (6..=9).contains(&err.line),
+            (6..=14).contains(&err.line),
             "{body}: line {} ({err})",
             err.line
         );

@@ -16,7 +16,8 @@ use rust_decimal::Decimal;
 use serde_json::{Map, Value};
 
 use super::{
-    Constant, FieldRule, ListRule, MappingError, MappingFile, ValueType, schema_field, schema_type,
+    Constant, EachRule, FieldRule, ListRule, MappingError, MappingFile, ValueType, schema_field,
+    schema_type,
 };
 use crate::diag::{Code, Issue, Location};
 use crate::edifact::{Message, MessageText};
@@ -93,6 +94,23 @@ struct CompiledList {
     constants: Vec<(Target, Value)>,
     fields: Vec<CompiledField>,
     lists: Vec<CompiledList>,
+    each: Vec<CompiledEach>,
+}
+
+/// A list of the occurrences of a repeating composite (see
+/// [`super::EachRule`]).
+#[derive(Debug, Clone)]
+struct CompiledEach {
+    to: Target,
+    /// The segments, as a field path without a value.
+    path: PathSpec,
+    /// The element positions of the composite's occurrences (several
+    /// before syntax version 4, where a repeating element takes one
+    /// position per occurrence; one from version 4 on).
+    positions: Vec<usize>,
+    /// Fields read from each occurrence: their value position names the
+    /// component (its element is the first occurrence's).
+    fields: Vec<CompiledField>,
 }
 
 /// A mapping file checked against its message structure and compiled for
@@ -503,6 +521,102 @@ impl Compiler<'_> {
                 .iter()
                 .map(|l| self.list(def, items, &full, l))
                 .collect::<Result<_, _>>()?,
+            each: rule
+                .each
+                .iter()
+                .map(|e| self.each(def, items, &full, e))
+                .collect::<Result<_, _>>()?,
+        })
+    }
+
+    /// Compiles an `each` list of the item whose schema is `schema`, at
+    /// the level of the `base` groups.
+    fn each(
+        &self,
+        def: &MessageDef,
+        schema: &Value,
+        base: &[u16],
+        rule: &EachRule,
+    ) -> Result<CompiledEach, MappingError> {
+        let node = schema_field(&self.schema_root, schema, rule.to.get_ref())
+            .map_err(|m| self.error(rule.to.span(), m))?;
+        if schema_type(node) != Some("array") {
+            return Err(self.error(
+                rule.to.span(),
+                format!("{} is not a list in the canonical model", rule.to.get_ref()),
+            ));
+        }
+        let items = node
+            .get("items")
+            .map(|i| super::resolve(&self.schema_root, i))
+            .unwrap_or(node);
+        let from = rule.from.get_ref();
+        let at_from = |m: String| self.error(rule.from.span(), m);
+        let (segment, element) = from.rsplit_once('/').ok_or_else(|| {
+            at_from(format!(
+                "{from:?}: write the segment and the composite, e.g. GID/C213"
+            ))
+        })?;
+        let path = self.path(def, base, segment, false).map_err(at_from)?;
+        let seg_def = self
+            .release
+            .definition(&path.tag, self.syntax_version)
+            .ok_or_else(|| {
+                at_from(format!(
+                    "segment {} is not in the segment directory",
+                    path.tag
+                ))
+            })?;
+        let positions: Vec<usize> = seg_def
+            .elements
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.id == element && matches!(e.kind, ElementKind::Composite(_)))
+            .map(|(i, _)| i)
+            .collect();
+        if positions.is_empty() {
+            return Err(at_from(format!(
+                "segment {} has no composite {element}",
+                path.tag
+            )));
+        }
+        let mut fields = Vec::new();
+        for f in &rule.field {
+            if f.all || f.last || f.distinct || f.date_format.is_some() || f.kind == ValueType::Date
+            {
+                return Err(self.error(
+                    f.to.span(),
+                    "a field of an `each` list reads one component of one occurrence: no \
+                     all, last, distinct or dates"
+                        .into(),
+                ));
+            }
+            self.target_check(items, f)?;
+            let component = format!("{element}/{}", f.from.get_ref());
+            let value = self
+                .position(&path.tag, &component)
+                .map_err(|m| self.error(f.from.span(), m))?;
+            fields.push(CompiledField {
+                to: Target::new(f.to.get_ref()),
+                from: PathSpec {
+                    value: Some(value),
+                    ..path.clone()
+                },
+                kind: f.kind,
+                date_format: None,
+                default_format: None,
+                codes: f.codes.clone(),
+                pass_other: f.pass_other,
+                all: false,
+                distinct: false,
+                last: false,
+            });
+        }
+        Ok(CompiledEach {
+            to: Target::new(rule.to.get_ref()),
+            path,
+            positions,
+            fields,
         })
     }
 }
@@ -530,18 +644,26 @@ fn number_selections(
     seen: &mut Vec<(Vec<u16>, String, Vec<Filter>)>,
 ) {
     for field in fields {
-        let from = &mut field.from;
-        let known = seen.iter().position(|(groups, tag, filters)| {
-            *groups == from.groups && *tag == from.tag && *filters == from.filters
-        });
-        from.selection = known.unwrap_or_else(|| {
-            seen.push((from.groups.clone(), from.tag.clone(), from.filters.clone()));
-            seen.len() - 1
-        });
+        number_selection(&mut field.from, seen);
     }
     for list in lists {
+        for each in &mut list.each {
+            number_selection(&mut each.path, seen);
+        }
         number_selections(&mut list.fields, &mut list.lists, seen);
     }
+}
+
+/// The number of `path`'s selection: that of an earlier path with the same
+/// groups, tag and filters, or a new one.
+fn number_selection(path: &mut PathSpec, seen: &mut Vec<(Vec<u16>, String, Vec<Filter>)>) {
+    let known = seen.iter().position(|(groups, tag, filters)| {
+        *groups == path.groups && *tag == path.tag && *filters == path.filters
+    });
+    path.selection = known.unwrap_or_else(|| {
+        seen.push((path.groups.clone(), path.tag.clone(), path.filters.clone()));
+        seen.len() - 1
+    });
 }
 
 /// `3039#2` → ("3039", 1): the second occurrence.
@@ -1334,8 +1456,15 @@ impl<'a> Run<'a> {
         found
     }
 
-    fn convert(&mut self, field: &CompiledField, seg: usize, raw: &str) -> Option<Value> {
-        let at = field.from.value;
+    /// Converts the value `raw` read at `at` of segment `seg` as `field`
+    /// says.
+    fn convert(
+        &mut self,
+        field: &CompiledField,
+        seg: usize,
+        at: Option<Pos>,
+        raw: &str,
+    ) -> Option<Value> {
         let raw = match &field.codes {
             Some(codes) => match codes.get(raw) {
                 Some(mapped) => mapped.as_str(),
@@ -1433,7 +1562,7 @@ impl<'a> Run<'a> {
             let mut values = Vec::new();
             for &seg in &segments {
                 if let Some(raw) = self.value(seg, at)
-                    && let Some(v) = self.convert(field, seg, raw)
+                    && let Some(v) = self.convert(field, seg, Some(at), raw)
                 {
                     // Read all the same; only the first of equal values
                     // is kept.
@@ -1463,7 +1592,7 @@ impl<'a> Run<'a> {
                 segments.iter().find_map(&mut read)
             };
             if let Some((seg, raw)) = hit
-                && let Some(v) = self.convert(field, seg, raw)
+                && let Some(v) = self.convert(field, seg, Some(at), raw)
             {
                 if trace {
                     prefix.push_str(&field.to.pointer);
@@ -1527,6 +1656,9 @@ impl<'a> Run<'a> {
             for inner in &list.lists {
                 self.list(inst, inner, prefix, &mut item);
             }
+            for each in &list.each {
+                self.each(inst, each, prefix, &mut item);
+            }
             prefix.truncate(base);
             self.tracing = tracing;
             items.push(Value::Object(item));
@@ -1537,6 +1669,64 @@ impl<'a> Run<'a> {
             match lookup_mut(out, &list.to.parts) {
                 Some(Value::Array(existing)) => existing.extend(items),
                 _ => put(out, &list.to.parts, Value::Array(items)),
+            }
+        }
+    }
+
+    /// Applies an `each` list in `instance`: one object per occurrence of
+    /// the composite, in each selected segment, that holds a mapped value;
+    /// `prefix` is the pointer of `out` while tracing.
+    fn each(
+        &mut self,
+        instance: usize,
+        each: &CompiledEach,
+        prefix: &mut String,
+        out: &mut Map<String, Value>,
+    ) {
+        // Objects are appended to a list an earlier rule started; when the
+        // field holds something else they are dropped, so not traced.
+        let first = match lookup(out, &each.to.parts) {
+            Some(Value::Array(existing)) => Some(existing.len()),
+            Some(_) => None,
+            None => Some(0),
+        };
+        let segments = self.select(instance, &each.path);
+        let base = prefix.len();
+        let mut items = Vec::new();
+        for &seg in &segments {
+            for &element in &each.positions {
+                let mut item = Map::new();
+                for field in &each.fields {
+                    let Some(component) = field.from.value.map(|p| p.component) else {
+                        continue;
+                    };
+                    let at = Pos { element, component };
+                    let Some(raw) = self.value(seg, at) else {
+                        continue;
+                    };
+                    let Some(v) = self.convert(field, seg, Some(at), raw) else {
+                        continue;
+                    };
+                    if self.tracing && first.is_some() {
+                        prefix.push_str(&each.to.pointer);
+                        prefix.push('/');
+                        push_number(prefix, first.unwrap_or(0) + items.len());
+                        prefix.push_str(&field.to.pointer);
+                        self.trace(base, prefix, seg, Some(at));
+                        prefix.truncate(base);
+                    }
+                    put(&mut item, &field.to.parts, v);
+                }
+                if !item.is_empty() {
+                    items.push(Value::Object(item));
+                }
+            }
+        }
+        self.found = segments;
+        if !items.is_empty() {
+            match lookup_mut(out, &each.to.parts) {
+                Some(Value::Array(existing)) => existing.extend(items),
+                _ => put(out, &each.to.parts, Value::Array(items)),
             }
         }
     }

@@ -350,6 +350,12 @@ impl Compiler<'_> {
     }
 
     fn list(&self, base: &[u16], rule: &ListRule) -> Result<OutList, MappingError> {
+        if let Some(each) = rule.each.first() {
+            return Err(self.error(
+                each.to.span(),
+                "`each` lists are read inbound only; nothing writes them back to EDIFACT".into(),
+            ));
+        }
         let mut groups = Vec::new();
         for step in rule.group.get_ref().split('/') {
             let n = step

@@ -144,6 +144,28 @@ pub struct ListRule {
     pub field: Vec<FieldRule>,
     #[serde(default)]
     pub list: Vec<ListRule>,
+    /// Lists made of the occurrences of a repeating data element of one
+    /// segment of the item (EDIFACT, inbound only).
+    #[serde(default)]
+    pub each: Vec<EachRule>,
+}
+
+/// The occurrences of a repeating composite of one segment as a list of
+/// objects, e.g. the package counts and kinds of a CUSCAR goods item (GID
+/// C213, three times in D.96B): one object per occurrence that holds a
+/// mapped value.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EachRule {
+    /// The list field of the item, e.g. `packages`.
+    pub to: Spanned<String>,
+    /// The segment (with filters, as in a field path) and the repeating
+    /// composite: `GID/C213`.
+    pub from: Spanned<String>,
+    /// Fields of each object; their `from` names a component of the
+    /// composite, e.g. `7224`.
+    #[serde(default)]
+    pub field: Vec<FieldRule>,
 }
 
 /// Why a mapping file cannot be used.

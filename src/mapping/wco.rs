@@ -514,10 +514,14 @@ fn compile_list(
             format!("{full} is not an element of the WCO DEC schema"),
         ));
     }
-    if !list.list.is_empty() || !list.constant.is_empty() || list.when.is_some() {
+    if !list.list.is_empty()
+        || !list.constant.is_empty()
+        || list.when.is_some()
+        || !list.each.is_empty()
+    {
         return Err(err(
             list.to.span(),
-            "WCO lists take fields only (no nested lists, constants or when)".into(),
+            "WCO lists take fields only (no nested lists, constants, when or each)".into(),
         ));
     }
     let fields = list
