@@ -279,6 +279,21 @@ async fn amqp_intake_end_to_end() {
         "{text}"
     );
 
+    // Deliveries are handled concurrently, but one sender's in the order
+    // they were published: 20 at once are answered in that order.
+    let refs: Vec<String> = (0..20).map(|i| format!("ORD{i:03}")).collect();
+    for r in &refs {
+        publish(&ch, &settings, &interchange("guest", r), as_guest()).await;
+    }
+    let mut answered = Vec::new();
+    for _ in &refs {
+        let m = next_message(&ch, ack_queue.as_str()).await;
+        let text = String::from_utf8_lossy(&m.delivery.data).into_owned();
+        let at = text.find("UCI+").unwrap() + 4;
+        answered.push(text[at..at + 6].to_owned());
+    }
+    assert_eq!(answered, refs);
+
     // Nothing is left unacknowledged on the inbound queue.
     let inbound = ch
         .queue_declare(
@@ -292,7 +307,7 @@ async fn amqp_intake_end_to_end() {
         .await
         .unwrap();
     assert_eq!(inbound.message_count(), 0);
-    assert_eq!(store.count(Table::Interchanges).await.unwrap(), 3);
+    assert_eq!(store.count(Table::Interchanges).await.unwrap(), 23);
 
     stop.send(()).unwrap();
     tokio::time::timeout(Duration::from_secs(10), consumer)

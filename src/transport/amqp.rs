@@ -12,9 +12,18 @@
 //! (`x-tradehub-code`, `x-tradehub-reason`), confirmed, and only then
 //! acknowledged; nothing is dropped silently. Storage failures requeue the
 //! delivery; the queue's delivery limit dead-letters it if they persist.
+//!
+//! Deliveries are handled concurrently (as many as the prefetch lets the
+//! broker hand over), except that those of one sender (`user_id`) are
+//! handled one after another in the order the broker delivered them, so a
+//! sender's amendment never overtakes its original within one hub
+//! instance. (Across several instances consuming the same queue the
+//! broker spreads one sender's messages, as it does for any competing
+//! consumers.)
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_lite::StreamExt;
@@ -373,6 +382,13 @@ where
         declare_ack_queue(&channel, &settings, &partner.id).await?;
         declared.insert(settings.ack_queue(&partner.id).as_str().to_owned());
     }
+    let declared = Arc::new(tokio::sync::Mutex::new(declared));
+    let shared = Arc::new(settings.clone());
+    // Per sender, the task handling its latest delivery: the next one of
+    // the same sender waits for it. Finished ones are pruned.
+    let mut chains: HashMap<String, tokio::task::JoinHandle<()>> = HashMap::new();
+    // A task whose delivery failed in a way that needs a new connection.
+    let (failed_tx, mut failed_rx) = tokio::sync::mpsc::unbounded_channel::<AmqpError>();
     tokio::pin!(shutdown);
     let mut depth_check = tokio::time::interval(Duration::from_secs(15));
     loop {
@@ -387,9 +403,47 @@ where
                     }
                 }
                 intake.broker().set_dead_letters(total);
+                chains.retain(|_, task| !task.is_finished());
+            }
+            failed = failed_rx.recv() => {
+                if let Some(e) = failed {
+                    // The connection is closed, so the other deliveries
+                    // under way end too: unacknowledged, they are
+                    // delivered again.
+                    let _ = replies_channel.close(200, "failure".into()).await;
+                    let _ = channel.close(200, "failure".into()).await;
+                    let _ = conn.close(200, "failure".into()).await;
+                    return Err(e);
+                }
             }
             next = consumer.next() => match next {
-                Some(d) => handle(&intake, &settings, &channel, &mut declared, d?).await?,
+                Some(d) => {
+                    let delivery = d?;
+                    let sender = delivery
+                        .properties
+                        .user_id()
+                        .as_ref()
+                        .map(|u| u.as_str().to_owned())
+                        .unwrap_or_default();
+                    let before = chains.remove(&sender);
+                    let (intake, settings, channel, declared, failed) = (
+                        intake.clone(),
+                        shared.clone(),
+                        channel.clone(),
+                        declared.clone(),
+                        failed_tx.clone(),
+                    );
+                    let task = tokio::spawn(async move {
+                        if let Some(before) = before {
+                            // Its outcome is its own; only the order matters.
+                            let _ = before.await;
+                        }
+                        if let Err(e) = handle(&intake, &settings, &channel, &declared, delivery).await {
+                            let _ = failed.send(e);
+                        }
+                    });
+                    chains.insert(sender, task);
+                }
                 None => break,
             },
             next = replies.next() => match next {
@@ -397,6 +451,11 @@ where
                 None => break,
             },
         }
+    }
+    // Deliveries under way are finished (committed, answered,
+    // acknowledged) before the channels close.
+    for (_, task) in chains.drain() {
+        let _ = task.await;
     }
     let _ = replies_channel.close(200, "shutdown".into()).await;
     let _ = channel.close(200, "shutdown".into()).await;
@@ -408,7 +467,7 @@ async fn handle(
     intake: &Intake,
     s: &AmqpSettings,
     channel: &Channel,
-    declared: &mut HashSet<String>,
+    declared: &tokio::sync::Mutex<HashSet<String>>,
     delivery: lapin::message::Delivery,
 ) -> Result<(), AmqpError> {
     let props = delivery.properties.clone();
@@ -656,7 +715,7 @@ async fn dead_letter_to(
 async fn reply(
     channel: &Channel,
     s: &AmqpSettings,
-    declared: &mut HashSet<String>,
+    declared: &tokio::sync::Mutex<HashSet<String>>,
     partner: &str,
     inbound: &BasicProperties,
     correlation: Option<String>,
@@ -678,9 +737,12 @@ async fn reply(
         return publish_confirmed(channel, "".into(), reply_to.clone(), body, props).await;
     }
     let queue = s.ack_queue(partner);
-    if !declared.contains(queue.as_str()) {
-        declare_ack_queue(channel, s, partner).await?;
-        declared.insert(queue.as_str().to_owned());
+    {
+        let mut declared = declared.lock().await;
+        if !declared.contains(queue.as_str()) {
+            declare_ack_queue(channel, s, partner).await?;
+            declared.insert(queue.as_str().to_owned());
+        }
     }
     publish_confirmed(channel, s.acks_exchange(), queue, body, props).await
 }
