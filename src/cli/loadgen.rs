@@ -36,7 +36,9 @@ pub struct LoadOptions {
     pub agency: String,
     /// With `amqp_url`: AMQP senders publish to `tradehub.inbound` as this
     /// broker user (the hub partner of the same id) and time publish →
-    /// CONTRL on their `reply_to` queue.
+    /// CONTRL on their `reply_to` queue. Several users, comma-separated
+    /// (`name` or `name:password`; without a password the URL's), share
+    /// the senders out, each user on its own connection.
     pub amqp_user: Option<String>,
 }
 
@@ -391,18 +393,41 @@ async fn amqp_senders(url: &str, user: &str, run: &str, opts: &LoadOptions) -> F
     };
     use lapin::types::{AMQPValue, FieldTable};
     let name = "hub AMQP publish → CONTRL (committed)";
-    let Ok(conn) = lapin::Connection::connect(url, lapin::ConnectionProperties::default()).await
-    else {
-        return figures(
-            &format!("{name} (unreachable)"),
-            Vec::new(),
-            1,
-            Duration::ZERO,
-        );
-    };
+    // Each broker user on its own connection (RabbitMQ checks user_id
+    // against the connection's user).
+    let mut users: Vec<(String, lapin::Connection)> = Vec::new();
+    for entry in user.split(',').map(str::trim).filter(|u| !u.is_empty()) {
+        let (name_of, password) = match entry.split_once(':') {
+            Some((n, p)) => (n, Some(p)),
+            None => (entry, None),
+        };
+        let url = match password {
+            Some(p) => with_credentials(url, name_of, p),
+            None => url.to_owned(),
+        };
+        let Ok(conn) =
+            lapin::Connection::connect(&url, lapin::ConnectionProperties::default()).await
+        else {
+            return figures(
+                &format!("{name} (unreachable as {name_of})"),
+                Vec::new(),
+                1,
+                Duration::ZERO,
+            );
+        };
+        users.push((name_of.to_owned(), conn));
+    }
+    if users.is_empty() {
+        return figures(&format!("{name} (no user)"), Vec::new(), 1, Duration::ZERO);
+    }
     let mut senders: Vec<AmqpSender> = Vec::new();
-    for _ in 0..opts.senders {
+    let mut sender_users: Vec<String> = Vec::new();
+    for s in 0..opts.senders {
         let mut slot = None;
+        let Some((user_of, conn)) = users.get(s % users.len()) else {
+            break;
+        };
+        sender_users.push(user_of.clone());
         if let Ok(ch) = conn.create_channel().await
             && ch
                 .confirm_select(ConfirmSelectOptions::default())
@@ -433,14 +458,16 @@ async fn amqp_senders(url: &str, user: &str, run: &str, opts: &LoadOptions) -> F
         senders.push(tokio::sync::Mutex::new(slot));
     }
     let senders = Arc::new(senders);
+    let sender_users = Arc::new(sender_users);
     // The agency desk serves the HTTP phase; these declarations need no
     // permit, so that none is left waiting.
-    let (user, run, permit) = (user.to_owned(), run.to_owned(), false);
+    let (run, permit) = (run.to_owned(), false);
     let (lat, errors, elapsed) =
         run_senders(opts.senders, opts.duration, opts.rate, move |s, n| {
             let lrn = format!("A{run}{:02}{:07}", s % 100, n % 10_000_000);
+            let user = sender_users.get(s).cloned().unwrap_or_default();
             let body = declaration(&user, &lrn, 5, permit);
-            let (senders, user) = (senders.clone(), user.clone());
+            let senders = senders.clone();
             async move {
                 let Some(slot) = senders.get(s) else {
                     return false;
@@ -484,8 +511,17 @@ async fn amqp_senders(url: &str, user: &str, run: &str, opts: &LoadOptions) -> F
             }
         })
         .await;
-    let _ = conn.close(200, "done".into()).await;
+    for (_, conn) in &users {
+        let _ = conn.close(200, "done".into()).await;
+    }
     figures(name, lat, errors, elapsed)
+}
+
+/// `url` (`amqp://user:password@host…`) with other credentials.
+fn with_credentials(url: &str, user: &str, password: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("amqp", url));
+    let host = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+    format!("{scheme}://{user}:{password}@{host}")
 }
 
 /// Raw PostgreSQL: one small INSERT + COMMIT per operation, `senders`
@@ -628,6 +664,18 @@ async fn raw_rabbitmq(url: &str, senders: usize, duration: Duration) -> Figures 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_are_replaced_in_the_broker_url() {
+        assert_eq!(
+            with_credentials("amqp://guest:guest@127.0.0.1:5672/%2f", "lg1", "pw"),
+            "amqp://lg1:pw@127.0.0.1:5672/%2f"
+        );
+        assert_eq!(
+            with_credentials("amqp://127.0.0.1:5672", "lg1", "pw"),
+            "amqp://lg1:pw@127.0.0.1:5672"
+        );
+    }
 
     #[test]
     fn generated_interchanges_are_valid_and_pass_the_rules() {

@@ -216,7 +216,8 @@ enum Command {
         #[arg(long, default_value = "KMDIA")]
         agency: String,
         /// With --amqp-url: AMQP senders publish as this broker user (the
-        /// hub partner and UNB sender of the same id) and wait for the CONTRL.
+        /// hub partner and UNB sender of the same id) and wait for the CONTRL;
+        /// several, comma-separated (name or name:password), share the senders.
         #[arg(long)]
         amqp_user: Option<String>,
         #[arg(long, value_enum, default_value = "text")]
