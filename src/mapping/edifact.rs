@@ -453,6 +453,27 @@ impl Compiler<'_> {
             .collect()
     }
 
+    /// The schema of the items of the list field `to` of `schema`; an
+    /// error when it is not a list.
+    fn list_items<'s>(
+        &'s self,
+        schema: &'s Value,
+        to: &toml::Spanned<String>,
+    ) -> Result<&'s Value, MappingError> {
+        let node = schema_field(&self.schema_root, schema, to.get_ref())
+            .map_err(|m| self.error(to.span(), m))?;
+        if schema_type(node) != Some("array") {
+            return Err(self.error(
+                to.span(),
+                format!("{} is not a list in the canonical model", to.get_ref()),
+            ));
+        }
+        Ok(node
+            .get("items")
+            .map(|i| super::resolve(&self.schema_root, i))
+            .unwrap_or(node))
+    }
+
     fn list(
         &self,
         def: &MessageDef,
@@ -460,18 +481,7 @@ impl Compiler<'_> {
         base: &[u16],
         rule: &ListRule,
     ) -> Result<CompiledList, MappingError> {
-        let node = schema_field(&self.schema_root, schema, rule.to.get_ref())
-            .map_err(|m| self.error(rule.to.span(), m))?;
-        if schema_type(node) != Some("array") {
-            return Err(self.error(
-                rule.to.span(),
-                format!("{} is not a list in the canonical model", rule.to.get_ref()),
-            ));
-        }
-        let items = node
-            .get("items")
-            .map(|i| super::resolve(&self.schema_root, i))
-            .unwrap_or(node);
+        let items = self.list_items(schema, &rule.to)?;
         let mut groups = Vec::new();
         for step in rule.group.get_ref().split('/') {
             let n = step
@@ -538,18 +548,7 @@ impl Compiler<'_> {
         base: &[u16],
         rule: &EachRule,
     ) -> Result<CompiledEach, MappingError> {
-        let node = schema_field(&self.schema_root, schema, rule.to.get_ref())
-            .map_err(|m| self.error(rule.to.span(), m))?;
-        if schema_type(node) != Some("array") {
-            return Err(self.error(
-                rule.to.span(),
-                format!("{} is not a list in the canonical model", rule.to.get_ref()),
-            ));
-        }
-        let items = node
-            .get("items")
-            .map(|i| super::resolve(&self.schema_root, i))
-            .unwrap_or(node);
+        let items = self.list_items(schema, &rule.to)?;
         let from = rule.from.get_ref();
         let at_from = |m: String| self.error(rule.from.span(), m);
         let (segment, element) = from.rsplit_once('/').ok_or_else(|| {
@@ -1615,11 +1614,7 @@ impl<'a> Run<'a> {
         out: &mut Map<String, Value>,
     ) {
         // Items are appended to a list an earlier rule started.
-        let first = match lookup(out, &list.to.parts) {
-            Some(Value::Array(existing)) => Some(existing.len()),
-            Some(_) => None,
-            None => Some(0),
-        };
+        let first = list_start(out, &list.to);
         let tree = self.tree;
         let mut reached = self.reached.pop().unwrap_or_default();
         tree.visit(instance, &list.groups, &mut |inst| reached.push(inst));
@@ -1665,12 +1660,7 @@ impl<'a> Run<'a> {
         }
         reached.clear();
         self.reached.push(reached);
-        if !items.is_empty() {
-            match lookup_mut(out, &list.to.parts) {
-                Some(Value::Array(existing)) => existing.extend(items),
-                _ => put(out, &list.to.parts, Value::Array(items)),
-            }
-        }
+        append(out, &list.to, items);
     }
 
     /// Applies an `each` list in `instance`: one object per occurrence of
@@ -1685,11 +1675,7 @@ impl<'a> Run<'a> {
     ) {
         // Objects are appended to a list an earlier rule started; when the
         // field holds something else they are dropped, so not traced.
-        let first = match lookup(out, &each.to.parts) {
-            Some(Value::Array(existing)) => Some(existing.len()),
-            Some(_) => None,
-            None => Some(0),
-        };
+        let first = list_start(out, &each.to);
         let segments = self.select(instance, &each.path);
         let base = prefix.len();
         let mut items = Vec::new();
@@ -1723,12 +1709,7 @@ impl<'a> Run<'a> {
             }
         }
         self.found = segments;
-        if !items.is_empty() {
-            match lookup_mut(out, &each.to.parts) {
-                Some(Value::Array(existing)) => existing.extend(items),
-                _ => put(out, &each.to.parts, Value::Array(items)),
-            }
-        }
+        append(out, &each.to, items);
     }
 
     /// Every non-empty value of a data segment that no rule read (MAP001),
@@ -1810,6 +1791,29 @@ fn put(out: &mut Map<String, Value>, parts: &[String], value: Value) {
     }
     if let serde_json::map::Entry::Vacant(slot) = map.entry(last.clone()) {
         slot.insert(value);
+    }
+}
+
+/// Where the items of the list field `to` go: after those an earlier rule
+/// put there (0 for a new list); `None` when the field holds something
+/// else, so the items will be dropped.
+fn list_start(out: &Map<String, Value>, to: &Target) -> Option<usize> {
+    match lookup(out, &to.parts) {
+        Some(Value::Array(existing)) => Some(existing.len()),
+        Some(_) => None,
+        None => Some(0),
+    }
+}
+
+/// Appends `items` to the list field `to` (created when absent; the first
+/// value set wins, so a field holding something else keeps it).
+fn append(out: &mut Map<String, Value>, to: &Target, items: Vec<Value>) {
+    if items.is_empty() {
+        return;
+    }
+    match lookup_mut(out, &to.parts) {
+        Some(Value::Array(existing)) => existing.extend(items),
+        _ => put(out, &to.parts, Value::Array(items)),
     }
 }
 
