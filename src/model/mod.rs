@@ -254,6 +254,9 @@ pub struct Consignment {
     pub consignor: Option<Party>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consignee: Option<Party>,
+    /// The party to notify of the goods' arrival (UN/EDIFACT 3035 N1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify: Option<Party>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub containers: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
