@@ -254,13 +254,7 @@ impl<'a> RawSegment<'a> {
             for comps in element.repetitions() {
                 let mut values = Vec::with_capacity(comps.len().max(1));
                 for (stored, escaped) in comps.iter() {
-                    let bytes = if escaped && self.release.is_some() {
-                        scratch.clear();
-                        self.unescape(stored, &mut scratch);
-                        scratch.as_slice()
-                    } else {
-                        stored
-                    };
+                    let bytes = unescaped(self.release, stored, escaped, &mut scratch);
                     values.push(charset.decode(bytes).into_owned());
                 }
                 reps.push(values);
@@ -318,6 +312,23 @@ pub fn unescape(release: Option<u8>, raw: &[u8], out: &mut Vec<u8>) {
         rest = rest.get(at + 2..).unwrap_or(&[]);
     }
     out.extend_from_slice(rest);
+}
+
+/// A value's bytes: as written, or, when it holds release characters
+/// (`escaped`), without them (`release` the interchange's) in `scratch`.
+#[inline]
+pub fn unescaped<'v>(
+    release: Option<u8>,
+    raw: &'v [u8],
+    escaped: bool,
+    scratch: &'v mut Vec<u8>,
+) -> &'v [u8] {
+    if !escaped {
+        return raw;
+    }
+    scratch.clear();
+    unescape(release, raw, scratch);
+    scratch
 }
 
 /// How [`Lexer::accept_in_window`] stopped.

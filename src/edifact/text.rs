@@ -9,7 +9,7 @@
 //! stored: a reader sees them as absent, as [`Segment::get`] does.
 
 use super::charset::Charset;
-use super::lexer::{RawSegment, Sep, Values, unescape};
+use super::lexer::{RawSegment, Sep, Values, unescaped};
 use super::segment::Segment;
 
 /// The values of one message (UNH to UNT), in order.
@@ -281,13 +281,7 @@ impl MessageText {
             count = e + 1;
             for (r, comps) in element.repetitions().enumerate() {
                 for (c, (stored, escaped)) in comps.iter().enumerate() {
-                    let bytes = if escaped && release.is_some() {
-                        scratch.clear();
-                        unescape(release, stored, &mut scratch);
-                        scratch.as_slice()
-                    } else {
-                        stored
-                    };
+                    let bytes = unescaped(release, stored, escaped, &mut scratch);
                     self.push_value(&charset.decode(bytes), e, r, c);
                 }
             }
@@ -327,9 +321,8 @@ impl MessageText {
                 break false;
             };
             if escaped {
-                scratch.clear();
-                unescape(release, raw, &mut scratch);
-                let Ok(value) = std::str::from_utf8(&scratch) else {
+                let Ok(value) = std::str::from_utf8(unescaped(release, raw, true, &mut scratch))
+                else {
                     break false;
                 };
                 self.push_value(value, e, r, c);

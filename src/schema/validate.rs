@@ -20,6 +20,7 @@ use super::{
     SegmentDef, Status, service,
 };
 use crate::diag::Code;
+use crate::edifact::lexer::unescaped;
 use crate::edifact::{RawSegment, Sep, Values};
 
 /// Read access to one segment's values, implemented by the lexer's
@@ -652,23 +653,6 @@ impl Plan {
             }
         }
     }
-}
-
-/// A value's bytes: as written, or without release characters (`release`
-/// the interchange's) in `scratch`.
-#[inline]
-fn unescaped<'v>(
-    release: Option<u8>,
-    raw: &'v [u8],
-    escaped: bool,
-    scratch: &'v mut Vec<u8>,
-) -> &'v [u8] {
-    if !escaped {
-        return raw;
-    }
-    scratch.clear();
-    crate::edifact::lexer::unescape(release, raw, scratch);
-    scratch
 }
 
 /// One past the position of the last mandatory entry (0: none).
