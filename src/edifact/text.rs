@@ -83,6 +83,7 @@ pub struct Mark {
     text: usize,
     segments: usize,
     values: usize,
+    overflow: bool,
 }
 
 /// A place as stored; beyond `u16` (no directory defines such places) it
@@ -95,10 +96,16 @@ impl MessageText {
     /// The text of decoded segments.
     pub fn from_segments(segments: &[Segment]) -> MessageText {
         let mut text = MessageText::default();
-        for segment in segments {
-            text.push_segment(segment);
-        }
+        text.refill(segments);
         text
+    }
+
+    /// Becomes the text of decoded segments, reusing its memory.
+    pub fn refill(&mut self, segments: &[Segment]) {
+        self.clear();
+        for segment in segments {
+            self.push_segment(segment);
+        }
     }
 
     /// Empties it, keeping its memory.
@@ -187,6 +194,7 @@ impl MessageText {
             text: self.text.len(),
             segments: self.segments.len(),
             values: self.values.len(),
+            overflow: self.overflow,
         }
     }
 
@@ -195,6 +203,7 @@ impl MessageText {
         self.text.truncate(mark.text);
         self.segments.truncate(mark.segments);
         self.values.truncate(mark.values);
+        self.overflow = mark.overflow;
     }
 
     fn open(&mut self, tag: &str) {
@@ -488,12 +497,19 @@ mod tests {
     fn places_beyond_what_is_stored_mark_the_text_incomplete() {
         let mut elements = vec![Element::simple(""); 70_000];
         elements.push(Element::simple("LAST"));
-        let text = MessageText::from_segments(&[Segment::new("FTX", elements)]);
+        let hostile = Segment::new("FTX", elements);
+        let text = MessageText::from_segments(std::slice::from_ref(&hostile));
         assert!(!text.is_complete());
         assert_eq!(text.values(0).count(), 0);
         let mut cleared = text.clone();
         cleared.clear();
         assert!(cleared.is_complete());
+        // Taken back, the segment leaves the text as it was.
+        let mark = cleared.mark();
+        cleared.push_segment(&hostile);
+        assert!(!cleared.is_complete());
+        cleared.rollback(mark);
+        assert!(cleared.is_complete() && cleared.is_empty());
     }
 
     #[test]

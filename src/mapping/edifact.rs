@@ -809,10 +809,7 @@ impl EdifactMapping {
         // The parser's text of the message, or one made from its segments.
         let mut own_text = std::mem::take(&mut scratch.text);
         let text = if message.text.is_empty() {
-            own_text.clear();
-            for segment in &message.segments {
-                own_text.push_segment(segment);
-            }
+            own_text.refill(&message.segments);
             &own_text
         } else {
             &message.text
