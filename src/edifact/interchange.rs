@@ -389,21 +389,16 @@ impl<R: Read> Parser<R> {
                     // The values go to the message's text first; a
                     // segment the walk cannot take is refused unfed, to
                     // be split.
-                    let mut mark = None;
-                    if text_mode && let Some(m) = message.as_mut() {
-                        mark = Some(m.text.mark());
-                        if !m.text.push_values(tag, values.clone()) {
-                            return false;
-                        }
-                    }
+                    let Ok(mark) = walk_into_text(message, text_mode, tag, Some(values.clone()))
+                    else {
+                        return false;
+                    };
                     let left = validator.unsplit_values(tag, values);
                     if left == Unsplit::Done && !validator.has_findings() {
                         return true;
                     }
                     // Seen again when `next_segment` returns it.
-                    if let (Some(mark), Some(m)) = (mark, message.as_mut()) {
-                        m.text.rollback(mark);
-                    }
+                    take_back_text(message, mark);
                     stopped = Some(left);
                     false
                 })?;
@@ -443,26 +438,23 @@ impl<R: Read> Parser<R> {
                                 // The values go to the message's text
                                 // first; one the walk cannot take is split
                                 // (the validator's part waits in `pending`).
-                                let mut mark = None;
-                                if text_mode && let Some(m) = self.message.as_mut() {
-                                    mark = Some(m.text.mark());
-                                    let walked = raw.values().is_some_and(|values| {
-                                        m.text.push_values(raw.tag(), values)
-                                    });
-                                    if !walked {
-                                        self.lexer.again_split();
-                                        continue;
-                                    }
-                                }
+                                let walked = walk_into_text(
+                                    &mut self.message,
+                                    text_mode,
+                                    raw.tag(),
+                                    raw.values(),
+                                );
+                                let Ok(mark) = walked else {
+                                    self.lexer.again_split();
+                                    continue;
+                                };
                                 let left = match self.pending.take() {
                                     Some(left) => left,
                                     None => validator.unsplit_segment(&raw),
                                 };
                                 if left != Unsplit::Done {
                                     // The rest needs the segment split.
-                                    if let (Some(mark), Some(m)) = (mark, self.message.as_mut()) {
-                                        m.text.rollback(mark);
-                                    }
+                                    take_back_text(&mut self.message, mark);
                                     self.pending = Some(left);
                                     self.lexer.again_split();
                                     continue;
@@ -1509,6 +1501,35 @@ fn problem_issue(p: LexProblem, location: Location) -> Issue {
         severity,
         location,
         message: p.detail,
+    }
+}
+
+/// In text mode, adds an unsplit data segment's values (its walk) to the
+/// open message's text and returns where the text stood before (to take
+/// the segment back if it is seen again); `Err` when there is no walk or
+/// it cannot take the segment, which must then be split. Outside text
+/// mode, or without an open message, nothing is added.
+fn walk_into_text(
+    message: &mut Option<Message>,
+    text_mode: bool,
+    tag: &[u8],
+    values: Option<crate::edifact::Values<'_>>,
+) -> Result<Option<super::text::Mark>, ()> {
+    let Some(m) = message.as_mut().filter(|_| text_mode) else {
+        return Ok(None);
+    };
+    let mark = m.text.mark();
+    if values.is_some_and(|values| m.text.push_values(tag, values)) {
+        Ok(Some(mark))
+    } else {
+        Err(())
+    }
+}
+
+/// Takes back from the open message's text what [`walk_into_text`] added.
+fn take_back_text(message: &mut Option<Message>, mark: Option<super::text::Mark>) {
+    if let (Some(mark), Some(m)) = (mark, message.as_mut()) {
+        m.text.rollback(mark);
     }
 }
 
