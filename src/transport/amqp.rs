@@ -383,7 +383,8 @@ where
         declared.insert(settings.ack_queue(&partner.id).as_str().to_owned());
     }
     let declared = Arc::new(tokio::sync::Mutex::new(declared));
-    let shared = Arc::new(settings.clone());
+    // Shared with the delivery tasks.
+    let settings = Arc::new(settings);
     // Per sender, the task handling its latest delivery: the next one of
     // the same sender waits for it. Finished ones are pruned.
     let mut chains: HashMap<String, tokio::task::JoinHandle<()>> = HashMap::new();
@@ -428,7 +429,7 @@ where
                     let before = chains.remove(&sender);
                     let (intake, settings, channel, declared, failed) = (
                         intake.clone(),
-                        shared.clone(),
+                        settings.clone(),
                         channel.clone(),
                         declared.clone(),
                         failed_tx.clone(),
