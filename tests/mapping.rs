@@ -198,6 +198,30 @@ fn values_beyond_what_can_be_addressed_are_reported() {
     assert!(incomplete.is_error());
 }
 
+/// A message whose UNH names no type (the D.95B CUSCAR of the corpus) is
+/// not mapped, and the reason says so rather than naming a file that
+/// cannot exist.
+#[test]
+fn a_message_without_a_type_says_so() {
+    let bytes =
+        std::fs::read(root().join("fixtures/edifact/corpus/edinet__edifact.D95B.CUSCAR.EDI"))
+            .unwrap();
+    let mapped = map(&bytes);
+    assert_eq!(mapped.len(), 1);
+    assert!(mapped[0].canonical.is_none());
+    let issue = mapped[0]
+        .issues
+        .iter()
+        .find(|i| i.code == Code::MappingUnavailable)
+        .unwrap_or_else(|| panic!("{:#?}", mapped[0].issues));
+    assert!(issue.message.contains("has no type"), "{}", issue.message);
+    assert_eq!(
+        issue.location.message.as_deref(),
+        Some("201701191AB652"),
+        "located at its message"
+    );
+}
+
 /// Mistakes in a mapping file are refused when it is loaded, naming the line.
 #[test]
 fn mapping_mistakes_name_their_line() {

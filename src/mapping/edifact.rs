@@ -1901,6 +1901,16 @@ pub fn map_interchange(
             message: Some(message.reference.clone()),
             ..Location::default()
         };
+        if message.message_type.is_empty() {
+            mapped.issues.push(Issue::error(
+                Code::MappingUnavailable,
+                here,
+                "the message has no type (UNH S009/0065 is empty), so no mapping applies"
+                    .to_owned(),
+            ));
+            out.push(mapped);
+            continue;
+        }
         let release = match directories.release(&name) {
             Ok(Some(release)) => release,
             Ok(None) | Err(_) => {

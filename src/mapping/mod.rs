@@ -169,14 +169,26 @@ pub struct EachRule {
 }
 
 /// Why a mapping file cannot be used.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{file}:{line}: {message}")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MappingError {
     pub file: String,
     /// 1-based line of the offending value (0 when the file has no line).
     pub line: usize,
     pub message: String,
 }
+
+impl std::fmt::Display for MappingError {
+    /// `file:line: message`, or `file: message` when no line applies (a
+    /// file that is missing or cannot be read).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.line {
+            0 => write!(f, "{}: {}", self.file, self.message),
+            line => write!(f, "{}:{line}: {}", self.file, self.message),
+        }
+    }
+}
+
+impl std::error::Error for MappingError {}
 
 /// Line (1-based) of a byte offset in `text`; configuration and mapping
 /// files use it to name the line of an error.
