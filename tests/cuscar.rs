@@ -141,14 +141,29 @@ fn the_sea_manifest_lands_where_the_directory_says() {
     assert_eq!(bills[1]["goods"][0]["hs_code"], "846693");
     assert_eq!(bills[1]["goods"][0]["net_mass_kg"], "8150");
     assert_eq!(bills[1]["containers"], serde_json::json!(["HDMU7654321"]));
+    // The master bill is the CNI of the bill's enclosing group (SG7), read
+    // with a `../` step; each bill here is its own master.
+    assert_eq!(bills[0]["master_bill"], "HDMUSHAB1234567");
+    assert_eq!(bills[1]["master_bill"], "HDMUSHAB1234568");
+    assert_eq!(bills[1]["consolidation_item"], 2);
+    let master = &m.provenance["/consignments/1/master_bill"];
+    assert_eq!(
+        (
+            master.tag.as_deref(),
+            master.element,
+            master.group_path.as_deref()
+        ),
+        (Some("CNI"), Some(2), Some("SG7"))
+    );
     // What the model has no place for is listed, located at its segment:
-    // the master bill number of CNI, for one.
-    let cni = m
+    // who issued a seal, for one.
+    let issuer = m
         .issues
         .iter()
-        .find(|i| i.message.contains("HDMUSHAB1234568") && i.location.tag.as_deref() == Some("CNI"))
-        .unwrap();
-    assert_eq!(cni.location.element, Some(2));
+        .find(|i| i.location.tag.as_deref() == Some("SEL"))
+        .unwrap_or_else(|| panic!("{:#?}", m.issues));
+    assert!(issuer.message.contains("\"CA\""), "{}", issuer.message);
+    assert_eq!(issuer.location.element, Some(2));
 }
 
 /// A goods item's GID may carry several package composites (C213 stands

@@ -326,6 +326,65 @@ fn values_the_directory_refuses_are_reported_not_written() {
     assert!(text.contains("LOC+22+KRPUS'"), "{text}");
 }
 
+/// A description longer than one FTX 4440 (an..70) is cut into the lines
+/// the inbound mapping joins (`FTX[4451=AAA]/C108/4440#1-5`, `join = ""`),
+/// so it comes back whole; one longer than five lines is refused, located,
+/// not cut short.
+#[test]
+fn a_long_description_is_written_across_the_free_text_lines() {
+    let bytes = std::fs::read(root().join("fixtures/edifact/ok/cusdec-d96b-unoc.edi")).unwrap();
+    let (mut declaration, _) = declarations(&bytes).remove(0);
+    let long: String = "BALL BEARINGS OF CHROME STEEL FOR TEXTILE MACHINERY, "
+        .repeat(4)
+        .trim_end()
+        .to_owned();
+    assert!(long.chars().count() > 140 && long.chars().count() <= 350);
+    declaration.goods[0].description = Some(long.clone());
+    let out =
+        declaration_to_cusdec(&declaration, &envelope("LD1"), &Directories::global()).unwrap();
+    assert!(
+        !out.issues.iter().any(|i| i.is_error()),
+        "{:#?}",
+        out.issues
+    );
+    assert!(
+        validate(&out.bytes, Directories::global())
+            .issues
+            .is_empty(),
+        "every line within an..70"
+    );
+    let text = String::from_utf8_lossy(&out.bytes);
+    let ftx = text
+        .split('\'')
+        .find(|s| s.starts_with("FTX+AAA+++BALL"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert_eq!(ftx.matches(':').count(), 3, "four lines: {ftx}");
+    let back = declarations(&out.bytes);
+    assert_eq!(
+        back[0].0.goods[0].description.as_deref(),
+        Some(long.as_str())
+    );
+    assert_eq!(back[0].0, declaration);
+
+    // 351 characters do not fit five lines of 70.
+    declaration.goods[0].description = Some("X".repeat(351));
+    let out =
+        declaration_to_cusdec(&declaration, &envelope("LD2"), &Directories::global()).unwrap();
+    let refused = out
+        .issues
+        .iter()
+        .find(|i| i.location.field.as_deref() == Some("/goods/0/description"))
+        .unwrap_or_else(|| panic!("{:#?}", out.issues));
+    assert_eq!(refused.code, Code::MappingUnwritable);
+    assert!(
+        refused.message.contains("351 characters"),
+        "{}",
+        refused.message
+    );
+    assert_eq!(refused.location.tag.as_deref(), Some("FTX"));
+    assert!(!String::from_utf8_lossy(&out.bytes).contains("XXXX"));
+}
+
 #[test]
 fn convert_to_edifact_writes_a_cusdec_from_wco_xml() {
     let path = root().join("fixtures/wco/corpus/valid/hmrc__TT_IM001d__TT_IM001d.xml");

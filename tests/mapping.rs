@@ -222,6 +222,74 @@ fn a_message_without_a_type_says_so() {
     );
 }
 
+/// Free text written as several 4440 lines of one FTX is one description,
+/// the lines joined as received; every line counts as read, and the value
+/// is located at its first line.
+#[test]
+fn free_text_lines_are_joined_as_received() {
+    let mapped = cusdec_with(
+        "FTX+AAA+++MACHINE PARTS ITEM 1'",
+        "FTX+AAA+++BALL BEARINGS, STEEL, FOR TEXTILE MACHI:NERY:::, 20 CARTONS'",
+    );
+    let goods = &mapped[0].canonical.as_ref().unwrap()["goods"][0];
+    assert_eq!(
+        goods["description"], "BALL BEARINGS, STEEL, FOR TEXTILE MACHINERY, 20 CARTONS",
+        "lines 1, 2 and 5 joined, the empty ones skipped"
+    );
+    assert!(
+        !mapped[0]
+            .issues
+            .iter()
+            .any(|i| i.location.tag.as_deref() == Some("FTX")),
+        "{:#?}",
+        mapped[0].issues
+    );
+    let at = &mapped[0].provenance["/goods/0/description"];
+    assert_eq!(
+        (at.tag.as_deref(), at.element, at.component),
+        (Some("FTX"), Some(4), Some(1))
+    );
+}
+
+/// A range with `all` lists each occurrence present, in order, located at
+/// its own component; here the address lines of an unstructured name and
+/// address (C058) of a CUSCAR consignee.
+#[test]
+fn a_range_of_occurrences_lists_each_one() {
+    let text =
+        std::fs::read_to_string(root().join("fixtures/edifact/ok/cuscar-d96b-edinet.edi")).unwrap();
+    let mapped = map(text.as_bytes());
+    let consignment = &mapped[0].canonical.as_ref().unwrap()["consignments"][0];
+    assert_eq!(consignment["notify"]["name"], "FRONERI ICE CREAM EGYPT");
+    assert_eq!(
+        consignment["notify"]["address"]["lines"],
+        serde_json::json!([
+            "SUMMIT 44,90 EL SHAMALY STREET AL",
+            "TAGAMOAA EL KHAM,400 &401",
+            "NEW CAIRO"
+        ])
+    );
+    let at = &mapped[0].provenance["/consignments/0/notify/address/lines/2"];
+    assert_eq!(
+        (at.tag.as_deref(), at.element, at.component),
+        (Some("NAD"), Some(3), Some(4))
+    );
+    // Two bills under one CNI share its master bill; the next CNI's bill
+    // has its own.
+    let bills = mapped[0].canonical.as_ref().unwrap()["consignments"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(bills[0]["master_bill"], "MSCUXP080935");
+    assert_eq!(bills[1]["master_bill"], "MSCUXP080935");
+    assert_ne!(
+        bills[0]["transport_document"],
+        bills[1]["transport_document"]
+    );
+    assert_eq!(bills[2]["master_bill"], "MSCUEK569969");
+    assert_eq!(bills[2]["consolidation_item"], 2);
+}
+
 /// Mistakes in a mapping file are refused when it is loaded, naming the line.
 #[test]
 fn mapping_mistakes_name_their_line() {
@@ -278,7 +346,40 @@ fn mapping_mistakes_name_their_line() {
         ),
         (
             "[[list]]\nto = \"goods\"\ngroup = \"SG30\"\n[[list.each]]\nto = \"packages\"\nfrom = \"CST/C246\"\n[[list.each.field]]\nto = \"kind\"\nfrom = \"7361\"\nall = true\n",
-            "no all, last, distinct or dates",
+            "no all, last, distinct, join or dates",
+        ),
+        // Ranges of occurrences, `join` and `../` steps.
+        (
+            "[[field]]\nto = \"lrn\"\nfrom = \"FTX/C108/4440#1-3\"\n",
+            "needs `all = true` (a list of them) or `join`",
+        ),
+        (
+            "[[field]]\nto = \"lrn\"\nfrom = \"FTX/C108/4440\"\njoin = \" \"\n",
+            "`join` needs a range of occurrences",
+        ),
+        (
+            "[[field]]\nto = \"lrn\"\nfrom = \"FTX/C108/4440#1-9\"\njoin = \"\"\n",
+            "4440 occurs 5 times here, not 9",
+        ),
+        (
+            "[[field]]\nto = \"lrn\"\nfrom = \"FTX/C108/4440#3-2\"\njoin = \"\"\n",
+            "a range of occurrences is written",
+        ),
+        (
+            "[[field]]\nto = \"lrn\"\nfrom = \"BGM/C106/1004#1-\"\njoin = \"\"\n",
+            "1004 occurs once here from #1 on",
+        ),
+        (
+            "[[field]]\nto = \"transport.containers\"\nfrom = \"FTX/C108/4440#1-2\"\nall = true\njoin = \"\"\n",
+            "goes without `all`",
+        ),
+        (
+            "[[field]]\nto = \"lrn\"\nfrom = \"../BGM/C106/1004\"\n",
+            "goes up 1 group level(s) from a place 0 deep",
+        ),
+        (
+            "[[list]]\nto = \"goods\"\ngroup = \"SG30\"\n[[list.field]]\nto = \"description\"\nfrom = \"../NAD/C082/3039\"\n",
+            "segment NAD is not at this level",
         ),
     ];
     for (body, fragment) in cases {

@@ -123,6 +123,12 @@ fn mapping_mistakes_name_their_line() {
             "[[field]]\nto = \"lrn\"\nfrom = \"FunctionalReferenceID\"\ndistinct = true\n",
             "needs `all = true`",
         ),
+        // Joining occurrences of a composite is for EDIFACT: refused, not
+        // ignored.
+        (
+            "[[field]]\nto = \"lrn\"\nfrom = \"FunctionalReferenceID\"\njoin = \" \"\n",
+            "`join` is for EDIFACT mappings",
+        ),
     ];
     for (body, fragment) in cases {
         let err = WcoMapping::compile("dec.toml", &format!("{head}\n{body}"), &xsd()).unwrap_err();

@@ -41,14 +41,20 @@ struct Filter {
 /// A compiled path: groups, segment with its filters, and the value.
 #[derive(Debug, Clone)]
 struct PathSpec {
+    /// Group levels to go up from the instance the path is read in
+    /// (`../` steps) before following `groups`.
+    up: usize,
     groups: Vec<u16>,
     tag: String,
     /// `tag` as a [`tag_code`].
     tag_code: u32,
     filters: Vec<Filter>,
     value: Option<Pos>,
-    /// Paths that select the same segments (same groups, tag and
-    /// filters) share this number (see [`number_selections`]).
+    /// Further occurrences of the value's data element, after `value`,
+    /// when the path names a range (`C108/4440#1-5`).
+    more: Vec<Pos>,
+    /// Paths that select the same segments (same levels up, groups, tag
+    /// and filters) share this number (see [`number_selections`]).
     selection: usize,
 }
 
@@ -84,6 +90,8 @@ struct CompiledField {
     /// With `all`: repeated values are kept once.
     distinct: bool,
     last: bool,
+    /// The occurrences of a range joined with this into one text.
+    join: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -312,8 +320,15 @@ impl Compiler<'_> {
         need_value: bool,
     ) -> Result<PathSpec, String> {
         let steps: Vec<&str> = path.split('/').collect();
+        let up = steps.iter().take_while(|s| **s == "..").count();
+        if up > base.len() {
+            return Err(format!(
+                "{path:?} goes up {up} group level(s) from a place {} deep in the segment table",
+                base.len()
+            ));
+        }
         let mut groups = Vec::new();
-        let mut i = 0;
+        let mut i = up;
         while let Some(step) = steps.get(i) {
             match step.strip_prefix("SG").and_then(|n| n.parse::<u16>().ok()) {
                 Some(n) => groups.push(n),
@@ -321,7 +336,7 @@ impl Compiler<'_> {
             }
             i += 1;
         }
-        let mut full: Vec<u16> = base.to_vec();
+        let mut full: Vec<u16> = base.get(..base.len() - up).unwrap_or_default().to_vec();
         full.extend(&groups);
         let level = self.level(&def.nodes, &full)?;
         let Some(step) = steps.get(i) else {
@@ -347,22 +362,78 @@ impl Compiler<'_> {
             ));
         }
         let rest: Vec<&str> = steps.get(i + 1..).unwrap_or_default().to_vec();
-        let value = if rest.is_empty() {
+        let (value, more) = if rest.is_empty() {
             if need_value {
                 return Err(format!("{path:?} names a segment, not a data element"));
             }
-            None
+            (None, Vec::new())
         } else {
-            Some(self.position(&tag, &rest.join("/"))?)
+            let mut all = self.positions(&tag, &rest.join("/"))?.into_iter();
+            (all.next(), all.collect())
         };
         Ok(PathSpec {
+            up,
             groups,
             tag_code: tag_code(&tag),
             tag,
             filters,
             value,
+            more,
             selection: 0,
         })
+    }
+
+    /// [`position`](Self::position), or the positions of a range of
+    /// occurrences written on the last step: `C108/4440#1-5` (first to
+    /// fifth), `C058/3124#2-` (second to last).
+    fn positions(&self, tag: &str, element_path: &str) -> Result<Vec<Pos>, String> {
+        let (head, last) = match element_path.rsplit_once('/') {
+            Some((head, last)) => (Some(head), last),
+            None => (None, element_path),
+        };
+        let Some((id, range)) = last
+            .split_once('#')
+            .filter(|(_, range)| range.contains('-'))
+        else {
+            return Ok(vec![self.position(tag, element_path)?]);
+        };
+        let (from, to) = range.split_once('-').unwrap_or((range, ""));
+        let bad =
+            || format!("{last}: a range of occurrences is written #FROM-TO or #FROM-, from 1");
+        let from: usize = from.parse().ok().filter(|n| *n >= 1).ok_or_else(bad)?;
+        let to: Option<usize> = match to {
+            "" => None,
+            to => Some(to.parse().ok().filter(|n| *n > from).ok_or_else(bad)?),
+        };
+        let at = |n: usize| {
+            let step = format!("{id}#{n}");
+            match head {
+                Some(head) => self.position(tag, &format!("{head}/{step}")),
+                None => self.position(tag, &step),
+            }
+        };
+        let mut found = vec![at(from)?];
+        let mut n = from + 1;
+        while to.is_none_or(|to| n <= to) {
+            match at(n) {
+                Ok(pos) => found.push(pos),
+                Err(_) if to.is_some() => {
+                    return Err(format!(
+                        "{last}: {id} occurs {} times here, not {}",
+                        n - 1,
+                        to.unwrap_or(n)
+                    ));
+                }
+                Err(_) => break,
+            }
+            n += 1;
+        }
+        if found.len() < 2 {
+            return Err(format!(
+                "{last}: {id} occurs once here from #{from} on, so the range names one occurrence"
+            ));
+        }
+        Ok(found)
     }
 
     fn target_check(&self, schema: &Value, rule: &FieldRule) -> Result<(), MappingError> {
@@ -422,6 +493,23 @@ impl Compiler<'_> {
             }
             (None, _) => None,
         };
+        match (from.more.is_empty(), rule.all || rule.join.is_some()) {
+            (false, false) => {
+                return Err(self.error(
+                    rule.from.span(),
+                    "a range of occurrences needs `all = true` (a list of them) or `join` \
+                     (one text of them)"
+                        .into(),
+                ));
+            }
+            (true, _) if rule.join.is_some() => {
+                return Err(self.error(
+                    rule.from.span(),
+                    "`join` needs a range of occurrences to join, e.g. C108/4440#1-5".into(),
+                ));
+            }
+            _ => {}
+        }
         Ok(CompiledField {
             to: Target::new(rule.to.get_ref()),
             from,
@@ -433,6 +521,7 @@ impl Compiler<'_> {
             all: rule.all,
             distinct: rule.distinct,
             last: rule.last,
+            join: rule.join.clone(),
         })
     }
 
@@ -581,12 +670,17 @@ impl Compiler<'_> {
         }
         let mut fields = Vec::new();
         for f in &rule.field {
-            if f.all || f.last || f.distinct || f.date_format.is_some() || f.kind == ValueType::Date
+            if f.all
+                || f.last
+                || f.distinct
+                || f.join.is_some()
+                || f.date_format.is_some()
+                || f.kind == ValueType::Date
             {
                 return Err(self.error(
                     f.to.span(),
                     "a field of an `each` list reads one component of one occurrence: no \
-                     all, last, distinct or dates"
+                     all, last, distinct, join or dates"
                         .into(),
                 ));
             }
@@ -609,6 +703,7 @@ impl Compiler<'_> {
                 all: false,
                 distinct: false,
                 last: false,
+                join: None,
             });
         }
         Ok(CompiledEach {
@@ -634,13 +729,17 @@ fn collect_tags(nodes: &[Node], out: &mut Vec<String>) {
     }
 }
 
+/// What makes two paths select the same segments: levels up, groups, tag
+/// and filters.
+type SelectionKey = (usize, Vec<u16>, String, Vec<Filter>);
+
 /// Numbers the paths of `fields` and of the fields of `lists` so that
 /// paths selecting the same segments share a number: a run selects them
 /// once for consecutive fields.
 fn number_selections(
     fields: &mut [CompiledField],
     lists: &mut [CompiledList],
-    seen: &mut Vec<(Vec<u16>, String, Vec<Filter>)>,
+    seen: &mut Vec<SelectionKey>,
 ) {
     for field in fields {
         number_selection(&mut field.from, seen);
@@ -655,12 +754,17 @@ fn number_selections(
 
 /// The number of `path`'s selection: that of an earlier path with the same
 /// groups, tag and filters, or a new one.
-fn number_selection(path: &mut PathSpec, seen: &mut Vec<(Vec<u16>, String, Vec<Filter>)>) {
-    let known = seen.iter().position(|(groups, tag, filters)| {
-        *groups == path.groups && *tag == path.tag && *filters == path.filters
+fn number_selection(path: &mut PathSpec, seen: &mut Vec<SelectionKey>) {
+    let known = seen.iter().position(|(up, groups, tag, filters)| {
+        *up == path.up && *groups == path.groups && *tag == path.tag && *filters == path.filters
     });
     path.selection = known.unwrap_or_else(|| {
-        seen.push((path.groups.clone(), path.tag.clone(), path.filters.clone()));
+        seen.push((
+            path.up,
+            path.groups.clone(),
+            path.tag.clone(),
+            path.filters.clone(),
+        ));
         seen.len() - 1
     });
 }
@@ -1157,6 +1261,14 @@ impl Tree {
         id
     }
 
+    /// The instance `up` levels above `instance` (itself for 0).
+    fn ancestor(&self, mut instance: usize, up: usize) -> Option<usize> {
+        for _ in 0..up {
+            instance = self.instances.get(instance)?.parent?;
+        }
+        Some(instance)
+    }
+
     fn tag(&self, segment: usize) -> u32 {
         self.segments.get(segment).map_or(u32::MAX, |s| s.tag)
     }
@@ -1442,6 +1554,9 @@ impl<'a> Run<'a> {
         self.selected = selection;
         found.clear();
         let tree = self.tree;
+        let Some(instance) = tree.ancestor(instance, path.up) else {
+            return found;
+        };
         tree.visit(instance, &path.groups, &mut |inst| {
             for seg in tree.segments_of(inst) {
                 if tree.tag(seg) == path.tag_code && self.matches(seg, &path.filters) {
@@ -1557,9 +1672,14 @@ impl<'a> Run<'a> {
         if field.all {
             let mut values = Vec::new();
             for &seg in &segments {
-                if let Some(raw) = self.value(seg, at)
-                    && let Some(v) = self.convert(field, seg, Some(at), raw)
-                {
+                // Each occurrence of a range, in order.
+                for at in std::iter::once(at).chain(field.from.more.iter().copied()) {
+                    let Some(raw) = self.value(seg, at) else {
+                        continue;
+                    };
+                    let Some(v) = self.convert(field, seg, Some(at), raw) else {
+                        continue;
+                    };
                     // Read all the same; only the first of equal values
                     // is kept.
                     if field.distinct && values.contains(&v) {
@@ -1577,6 +1697,38 @@ impl<'a> Run<'a> {
             }
             if !values.is_empty() {
                 put(out, &field.to.parts, Value::Array(values));
+            }
+        } else if let Some(separator) = &field.join {
+            // The first (or last) segment with any of the occurrences: the
+            // present ones joined, located at the first of them.
+            let positions = || std::iter::once(at).chain(field.from.more.iter().copied());
+            let has_any =
+                |run: &Self, seg: usize| positions().any(|at| run.peek(seg, at).is_some());
+            let hit = if field.last {
+                segments.iter().rev().find(|seg| has_any(self, **seg))
+            } else {
+                segments.iter().find(|seg| has_any(self, **seg))
+            };
+            if let Some(&seg) = hit {
+                let mut joined = String::new();
+                let mut first = None;
+                for at in positions() {
+                    if let Some(raw) = self.value(seg, at) {
+                        if first.is_some() {
+                            joined.push_str(separator);
+                        }
+                        first.get_or_insert(at);
+                        joined.push_str(raw);
+                    }
+                }
+                if let Some(v) = self.convert(field, seg, first, &joined) {
+                    if trace {
+                        prefix.push_str(&field.to.pointer);
+                        self.trace(base, prefix, seg, first);
+                        prefix.truncate(base);
+                    }
+                    put(out, &field.to.parts, v);
+                }
             }
         } else {
             // The first (or last) segment with the value; the others are

@@ -67,6 +67,9 @@ struct Target {
     /// The segment is the trigger of the last group of `groups`.
     triggers_group: bool,
     value: Slot,
+    /// The further occurrences of a range (`C108/4440#1-5`), after
+    /// `value`: a joined text is written across them.
+    more: Vec<Slot>,
     /// UNH/UNT: written by the envelope, not by rules.
     service: bool,
 }
@@ -100,6 +103,9 @@ struct OutField {
     codes: Option<BTreeMap<String, String>>,
     pass_other: bool,
     all: bool,
+    /// What the inbound mapping joins the occurrences of a range with:
+    /// the text is cut into them again (see [`split_joined`]).
+    join: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -183,6 +189,66 @@ fn split_filters(step: &str) -> Result<(&str, Vec<Filter>), String> {
         rest = after;
     }
     Ok((tag, filters))
+}
+
+/// Cuts `text` into at most `lines` pieces of at most `max` characters
+/// that the inbound `join` puts back together: with no separator, at every
+/// `max` characters; with one, at separators, as many words to a piece as
+/// fit (a separator between two pieces is the join's). `Err` when the
+/// text does not fit.
+fn split_joined(
+    text: &str,
+    separator: &str,
+    max: usize,
+    lines: usize,
+) -> Result<Vec<String>, String> {
+    let too_long = || {
+        format!(
+            "it is {} characters long; {lines} occurrences of at most {max} hold less",
+            text.chars().count()
+        )
+    };
+    let mut pieces: Vec<String> = Vec::new();
+    if separator.is_empty() {
+        let chars: Vec<char> = text.chars().collect();
+        for chunk in chars.chunks(max.max(1)) {
+            pieces.push(chunk.iter().collect());
+        }
+    } else {
+        let mut current = String::new();
+        let mut current_len = 0usize;
+        let separator_len = separator.chars().count();
+        for (i, word) in text.split(separator).enumerate() {
+            let word_len = word.chars().count();
+            if i == 0 {
+                current.push_str(word);
+                current_len = word_len;
+            } else if current_len + separator_len + word_len <= max {
+                current.push_str(separator);
+                current.push_str(word);
+                current_len += separator_len + word_len;
+            } else {
+                pieces.push(std::mem::take(&mut current));
+                current.push_str(word);
+                current_len = word_len;
+            }
+            if current_len > max {
+                return Err(format!(
+                    "{:?} is longer than the {max} characters of one occurrence",
+                    word
+                ));
+            }
+        }
+        pieces.push(current);
+    }
+    // An empty text is one empty piece, which its data element refuses.
+    if pieces.is_empty() {
+        pieces.push(String::new());
+    }
+    if pieces.len() > lines {
+        return Err(too_long());
+    }
+    Ok(pieces)
 }
 
 /// `3039#2` → ("3039", 1).
@@ -269,6 +335,45 @@ impl Compiler<'_> {
         }
     }
 
+    /// [`slot`](Self::slot), or for a range of occurrences on the last
+    /// step (`C108/4440#1-5`, `C058/3124#2-`) its first slot and the others
+    /// (the inbound compiler has checked the range).
+    fn slots(&self, tag: &str, element_path: &str) -> Result<(Slot, Vec<Slot>), String> {
+        let (head, last) = match element_path.rsplit_once('/') {
+            Some((head, last)) => (Some(head), last),
+            None => (None, element_path),
+        };
+        let Some((id, (from, to))) = last
+            .split_once('#')
+            .and_then(|(id, range)| Some((id, range.split_once('-')?)))
+        else {
+            return Ok((self.slot(tag, element_path)?, Vec::new()));
+        };
+        let from: usize = from.parse().map_err(|_| format!("{last}: a bad range"))?;
+        let to: usize = match to {
+            "" => usize::MAX,
+            to => to.parse().map_err(|_| format!("{last}: a bad range"))?,
+        };
+        let at = |n: usize| {
+            let step = format!("{id}#{n}");
+            match head {
+                Some(head) => self.slot(tag, &format!("{head}/{step}")),
+                None => self.slot(tag, &step),
+            }
+        };
+        let first = at(from)?;
+        let mut more = Vec::new();
+        let mut n = from + 1;
+        while n <= to {
+            match at(n) {
+                Ok(slot) => more.push(slot),
+                Err(_) => break,
+            }
+            n += 1;
+        }
+        Ok((first, more))
+    }
+
     fn qualifiers(&self, tag: &str, filters: &[Filter]) -> Result<Vec<Qualifier>, String> {
         filters
             .iter()
@@ -299,7 +404,7 @@ impl Compiler<'_> {
             .ok_or_else(|| format!("{path:?} names no segment"))?;
         let (tag, filters) = split_filters(step)?;
         let rest = steps.get(i + 1..).unwrap_or_default().join("/");
-        let value = self.slot(tag, &rest)?;
+        let (value, more) = self.slots(tag, &rest)?;
         let mut full = base.to_vec();
         full.extend(&groups);
         let triggers_group = !groups.is_empty()
@@ -312,6 +417,7 @@ impl Compiler<'_> {
             qualifiers: self.qualifiers(tag, &filters)?,
             triggers_group,
             value,
+            more,
             service: matches!(tag, "UNH" | "UNT" | "UNS"),
         })
     }
@@ -320,6 +426,14 @@ impl Compiler<'_> {
         let target = self
             .target(base, rule.from.get_ref())
             .map_err(|m| self.error(rule.from.span(), m))?;
+        if !target.more.is_empty() && rule.join.is_none() {
+            return Err(self.error(
+                rule.from.span(),
+                "the writer cuts a text into a range of occurrences only when the rule \
+                 joins them (`join`); a range collected with `all` is not written"
+                    .into(),
+            ));
+        }
         let date_format = match &rule.date_format {
             Some(path) => Some(
                 self.slot(&target.tag, path.get_ref())
@@ -346,6 +460,7 @@ impl Compiler<'_> {
             codes: rule.codes.clone(),
             pass_other: rule.pass_other,
             all: rule.all,
+            join: rule.join.clone(),
         })
     }
 
@@ -1005,6 +1120,10 @@ impl Run<'_> {
         let Some(text) = self.text(field, Some(at), value, pointer) else {
             return;
         };
+        if let Some(separator) = &field.join {
+            self.write_joined(at, field, &text, separator, pointer);
+            return;
+        }
         if let Err(why) = self.admissible(&text, &target.value) {
             self.refuse(
                 Code::MappingUnwritable,
@@ -1025,6 +1144,59 @@ impl Run<'_> {
         {
             let format = format.to_owned();
             self.put(at, format_slot, &format, pointer, &field.to);
+        }
+        self.written.insert(pointer.to_owned());
+    }
+
+    /// Writes a text the inbound mapping joins from a range of
+    /// occurrences: cut again into them (see [`split_joined`]), each piece
+    /// held against its data element.
+    fn write_joined(
+        &mut self,
+        at: (usize, usize),
+        field: &OutField,
+        text: &str,
+        separator: &str,
+        pointer: &str,
+    ) {
+        let target = &field.target;
+        let slots: Vec<&Slot> = std::iter::once(&target.value).chain(&target.more).collect();
+        let max = usize::from(target.value.format.max);
+        let refused = |why: String| {
+            format!(
+                "{} cannot be written to {} {} ({}): {why}",
+                field.to, target.tag, target.value.id, target.value.name
+            )
+        };
+        let pieces = match split_joined(text, separator, max, slots.len()) {
+            Ok(pieces) => pieces,
+            Err(why) => {
+                let message = refused(why);
+                self.refuse(
+                    Code::MappingUnwritable,
+                    pointer,
+                    Some((&target.tag, &target.value)),
+                    message,
+                );
+                return;
+            }
+        };
+        for (slot, piece) in slots.iter().zip(&pieces) {
+            if let Err(why) = self.admissible(piece, slot) {
+                let message = refused(format!("its part {piece:?} {why}"));
+                self.refuse(
+                    Code::MappingUnwritable,
+                    pointer,
+                    Some((&target.tag, slot)),
+                    message,
+                );
+                return;
+            }
+        }
+        for (slot, piece) in slots.iter().zip(&pieces) {
+            if !self.put(at, slot, piece, pointer, &field.to) {
+                return;
+            }
         }
         self.written.insert(pointer.to_owned());
     }
@@ -1502,4 +1674,28 @@ pub fn declaration_to_cusdec(
     let bytes = interchange(envelope, "UNOC", &Separators::LEVEL_A, &[body])
         .map_err(|e| unavailable(format!("the CUSDEC cannot be written: {e}")))?;
     Ok(Written { bytes, issues })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_joined;
+
+    #[test]
+    fn joined_text_is_cut_where_the_join_puts_it_back() {
+        // No separator: every `max` characters.
+        let cut = split_joined("ABCDEFGHIJ", "", 4, 5).unwrap();
+        assert_eq!(cut, ["ABCD", "EFGH", "IJ"]);
+        assert_eq!(cut.concat(), "ABCDEFGHIJ");
+        // Characters, not bytes.
+        assert_eq!(split_joined("ÄÖÜ", "", 2, 5).unwrap(), ["ÄÖ", "Ü"]);
+        // A separator: as many words to a piece as fit.
+        let cut = split_joined("ONE TWO THREE FOUR", " ", 9, 5).unwrap();
+        assert_eq!(cut, ["ONE TWO", "THREE", "FOUR"]);
+        assert_eq!(cut.join(" "), "ONE TWO THREE FOUR");
+        // Too many pieces, or a word longer than a piece: refused.
+        assert!(split_joined("ABCDEFGHIJ", "", 4, 2).is_err());
+        assert!(split_joined("ONE ENORMOUSWORD", " ", 5, 5).is_err());
+        // An empty text is one empty piece (its data element says no).
+        assert_eq!(split_joined("", "", 70, 5).unwrap(), [""]);
+    }
 }

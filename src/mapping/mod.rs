@@ -110,6 +110,11 @@ pub struct FieldRule {
     /// containers of a consignment whose goods items share one).
     #[serde(default)]
     pub distinct: bool,
+    /// EDIFACT: the occurrences a range in `from` names (e.g.
+    /// `FTX[4451=AAA]/C108/4440#1-5`, a text written as five lines of
+    /// one composite) joined into one text with this between them.
+    #[serde(default)]
+    pub join: Option<String>,
 }
 
 impl FieldRule {
@@ -119,6 +124,27 @@ impl FieldRule {
         if self.distinct && !self.all {
             return Err(format!(
                 "{}: `distinct` keeps each of several values once; it needs `all = true`",
+                self.to.get_ref()
+            ));
+        }
+        if self.join.is_some() && (self.all || self.codes.is_some() || self.kind != ValueType::Text)
+        {
+            return Err(format!(
+                "{}: `join` makes one text of several occurrences; it goes without `all`, \
+                 `codes` and types other than text",
+                self.to.get_ref()
+            ));
+        }
+        Ok(())
+    }
+
+    /// Options only EDIFACT mappings (read in and, backwards, written)
+    /// know: an error for the WCO mapping files, so that none is ignored
+    /// silently.
+    pub(crate) fn edifact_only(&self) -> Result<(), String> {
+        if self.join.is_some() {
+            return Err(format!(
+                "{}: `join` is for EDIFACT mappings (occurrences of one composite)",
                 self.to.get_ref()
             ));
         }

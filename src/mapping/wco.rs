@@ -211,7 +211,9 @@ impl WcoMapping {
         };
         let field =
             |schema: &Value, base: &[String], rule: &FieldRule| -> Result<XmlField, MappingError> {
-                rule.check_options().map_err(|m| err(rule.to.span(), m))?;
+                rule.check_options()
+                    .and_then(|()| rule.edifact_only())
+                    .map_err(|m| err(rule.to.span(), m))?;
                 let node = schema_field(&root, schema, rule.to.get_ref())
                     .map_err(|m| err(rule.to.span(), m))?;
                 let found = schema_type(node).unwrap_or("object");

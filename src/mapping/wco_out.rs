@@ -345,6 +345,7 @@ impl WcoOutMapping {
                      base: &ElementDef,
                      rule: &FieldRule|
          -> Result<OutField, MappingError> {
+            rule.edifact_only().map_err(|m| err(rule, m))?;
             let (steps, attribute) = parse_path(rule.from.get_ref()).map_err(|m| err(rule, m))?;
             let defs = resolve(base, &steps).map_err(|m| err(rule, m))?;
             // A filter value is written as the child it tests: it must be one

@@ -42,6 +42,10 @@ pub struct Address {
     /// ISO 3166-1 alpha-2.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub country: Option<String>,
+    /// The address as unstructured lines, when the sender gave it so
+    /// (UN/EDIFACT C058 after its first line, the name).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lines: Vec<String>,
 }
 
 /// A party: trader, broker, carrier, agency.
@@ -165,6 +169,9 @@ pub struct GoodsItem {
     pub gross_mass_kg: Option<Decimal>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub net_mass_kg: Option<Decimal>,
+    /// Gross volume in cubic metres.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gross_volume_m3: Option<Decimal>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub customs_value: Option<Amount>,
     /// Statistical value (e.g. SAD box 46).
@@ -250,6 +257,30 @@ pub struct Declaration {
 pub struct Consignment {
     /// Bill of lading / air waybill number.
     pub transport_document: String,
+    /// The master bill the consignment is listed under (CUSCAR: the
+    /// document of its CNI); the same number as `transport_document` for
+    /// a bill that is its own master.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub master_bill: Option<String>,
+    /// The master bill's consolidation item number (UN/EDIFACT 1490): its
+    /// serial number in the report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consolidation_item: Option<u32>,
+    /// UN/LOCODEs of the consignment's places of loading and discharge
+    /// (those of its bill; the voyage's ports are the report's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port_of_loading: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port_of_discharge: Option<String>,
+    /// UN/LOCODEs of the place the goods are despatched from and of their
+    /// final destination (beyond the port of discharge), and the ISO
+    /// 3166-1 country of destination.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub place_of_dispatch: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub place_of_destination: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination_country: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consignor: Option<Party>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
