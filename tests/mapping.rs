@@ -251,6 +251,35 @@ fn free_text_lines_are_joined_as_received() {
     );
 }
 
+/// A party's name and street lines (C080, C059) are each one text, the
+/// lines joined with a space; city, postcode and country are mapped too.
+#[test]
+fn party_names_and_addresses_are_mapped() {
+    let mapped = cusdec_with(
+        "NAD+IM+1234567890::ZZZ++HANBIT TRADING CO?+ LTD'",
+        "NAD+IM+1234567890::ZZZ++HANBIT TRADING:CO LTD+12 HARBOUR RD:BLDG 5+BUSAN++48058+KR'",
+    );
+    let importer = &mapped[0].canonical.as_ref().unwrap()["importer"];
+    assert_eq!(importer["name"], "HANBIT TRADING CO LTD");
+    assert_eq!(
+        importer["address"],
+        serde_json::json!({
+            "street": "12 HARBOUR RD BLDG 5",
+            "city": "BUSAN",
+            "postcode": "48058",
+            "country": "KR"
+        })
+    );
+    assert!(
+        !mapped[0]
+            .issues
+            .iter()
+            .any(|i| i.location.tag.as_deref() == Some("NAD")),
+        "{:#?}",
+        mapped[0].issues
+    );
+}
+
 /// A range with `all` lists each occurrence present, in order, located at
 /// its own component; here the address lines of an unstructured name and
 /// address (C058) of a CUSCAR consignee.

@@ -118,6 +118,10 @@ pub struct DutyTax {
     pub amount: Option<Amount>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payment_method: Option<String>,
+    /// Duty/tax category (UN/EDIFACT 5305, e.g. `S` standard rate, `E`
+    /// exempt, `Z` zero rated).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
 }
 
 /// Transport of the goods.
