@@ -319,6 +319,65 @@ fn a_range_of_occurrences_lists_each_one() {
     assert_eq!(bills[2]["consolidation_item"], 2);
 }
 
+/// Several rules may name one field. For a single value the first rule
+/// that finds one wins and a later rule reads nothing, so a value only it
+/// would take is reported (MAP001), not taken and dropped; for a list
+/// (`all`) each rule appends, in rule order. (Two `all` rules into one
+/// list used to keep the first rule's values only, silently: the second
+/// given names of the GTAS passenger list were lost.)
+#[test]
+fn later_rules_for_one_field_append_or_leave_their_value_reported() {
+    let directories = Directories::global();
+    let d96b = directories.release("D96B").unwrap().unwrap();
+    let text = "format = \"edifact\"\nmessage = \"CUSDEC\"\nrelease = \"D96B\"\n\
+                target = \"declaration\"\n\
+                [[field]]\nto = \"lrn\"\nfrom = \"BGM/C106/1004\"\n\
+                [[field]]\nto = \"lrn\"\nfrom = \"SG6/NAD[3035=DT]/C082/3039\"\n\
+                [[field]]\nto = \"transport.containers\"\nfrom = \"SG30/CST/C246/7361\"\nall = true\n\
+                [[field]]\nto = \"transport.containers\"\nfrom = \"SG6/NAD[3035=IM]/C082/3039\"\nall = true\n";
+    let mapping = EdifactMapping::compile("two-rules.toml", text, &d96b, 3).unwrap();
+    let bytes = std::fs::read(root().join("fixtures/edifact/ok/cusdec-d96b-unoc.edi")).unwrap();
+    let parsed = tradehub::edifact::Parser::new(
+        &bytes[..],
+        tradehub::edifact::ParseOptions {
+            keep_messages: true,
+            message_text: true,
+            ..tradehub::edifact::ParseOptions::default()
+        },
+    )
+    .with_directories(directories.clone())
+    .run(|_, _| {})
+    .unwrap();
+    let message = parsed.interchange.all_messages().next().unwrap();
+    let (value, issues, provenance) = mapping.apply_located(message);
+    assert_eq!(value["lrn"], "LRN2026001");
+    // The declarant's id went nowhere: reported at NAD C082.
+    let declarant_id = issues
+        .iter()
+        .find(|i| {
+            i.code == Code::MappingUnmapped
+                && i.message.contains("\"1234567890\"")
+                && i.location
+                    .message_segment
+                    .is_some_and(|s| message.text.tag(s as usize - 1) == Some("NAD"))
+        })
+        .unwrap_or_else(|| panic!("{issues:#?}"));
+    assert_eq!(
+        (
+            declarant_id.location.element,
+            declarant_id.location.component
+        ),
+        (Some(2), Some(1))
+    );
+    // Both rules' values, the first rule's first, each located.
+    assert_eq!(
+        value["transport"]["containers"],
+        serde_json::json!(["847989", "847989", "1234567890"])
+    );
+    let last = &provenance["/transport/containers/2"];
+    assert_eq!(last.tag.as_deref(), Some("NAD"));
+}
+
 /// Mistakes in a mapping file are refused when it is loaded, naming the line.
 #[test]
 fn mapping_mistakes_name_their_line() {

@@ -1665,9 +1665,17 @@ impl<'a> Run<'a> {
         out: &mut Map<String, Value>,
     ) {
         let Some(at) = field.from.value else { return };
+        // A single value an earlier rule has set stays (the first value
+        // set wins), so this rule reads nothing: what only it would read
+        // is reported as unmapped, not taken and dropped. A list an
+        // earlier rule started is appended to.
+        let start = match lookup(out, &field.to.parts) {
+            None => 0,
+            Some(Value::Array(existing)) if field.all => existing.len(),
+            Some(_) => return,
+        };
         let segments = self.select(instance, &field.from);
-        // Only a field set here is traced (the first value set wins).
-        let trace = self.tracing && lookup(out, &field.to.parts).is_none();
+        let trace = self.tracing;
         let base = prefix.len();
         if field.all {
             let mut values = Vec::new();
@@ -1681,23 +1689,21 @@ impl<'a> Run<'a> {
                         continue;
                     };
                     // Read all the same; only the first of equal values
-                    // is kept.
+                    // is kept (among those of this rule).
                     if field.distinct && values.contains(&v) {
                         continue;
                     }
                     if trace {
                         prefix.push_str(&field.to.pointer);
                         prefix.push('/');
-                        push_number(prefix, values.len());
+                        push_number(prefix, start + values.len());
                         self.trace(base, prefix, seg, Some(at));
                         prefix.truncate(base);
                     }
                     values.push(v);
                 }
             }
-            if !values.is_empty() {
-                put(out, &field.to.parts, Value::Array(values));
-            }
+            append(out, &field.to, values);
         } else if let Some(separator) = &field.join {
             // The first (or last) segment with any of the occurrences: the
             // present ones joined, located at the first of them.
