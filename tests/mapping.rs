@@ -378,6 +378,60 @@ fn later_rules_for_one_field_append_or_leave_their_value_reported() {
     assert_eq!(last.tag.as_deref(), Some("NAD"));
 }
 
+/// A passenger list over two flights (GTAS APIS sample, D.05B): each leg
+/// with its own number, places and times; the declared total; each
+/// traveller's references with their qualifiers. The references the
+/// D.05B segment table has no room for (a second RFF in SG4) stay
+/// reported, located.
+#[test]
+fn a_passenger_list_keeps_every_leg_and_reference() {
+    let bytes =
+        std::fs::read(root().join("fixtures/edifact/corpus/gtas__apisMessage.txt")).unwrap();
+    let mapped = map(&bytes);
+    let list = mapped[0].canonical.as_ref().unwrap();
+    let legs: Vec<(&str, &str, &str, &str)> = list["legs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["journey"].as_str().unwrap(),
+                l["departure"].as_str().unwrap(),
+                l["arrival"].as_str().unwrap(),
+                l["arrival_time"]["iso"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        legs,
+        [
+            ("AA123", "ATL", "ORD", "2007-02-19T17:40"),
+            ("AA124", "ORD", "JFK", "2007-02-19T19:55")
+        ]
+    );
+    // The whole journey: first number, first departure, last arrival.
+    assert_eq!(
+        (&list["journey"], &list["departure"], &list["arrival"]),
+        (
+            &serde_json::json!("AA123"),
+            &serde_json::json!("ATL"),
+            &serde_json::json!("JFK")
+        )
+    );
+    assert_eq!(list["passenger_count"], 2);
+    assert_eq!(list["travellers"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        list["travellers"][0]["references"],
+        serde_json::json!([{"code": "AVF", "value": "TYR123"}])
+    );
+    let misplaced = mapped[0]
+        .issues
+        .iter()
+        .find(|i| i.code == Code::MappingUnmapped && i.message.contains("\"1234567890ABC\""))
+        .unwrap_or_else(|| panic!("{:#?}", mapped[0].issues));
+    assert_eq!(misplaced.location.tag.as_deref(), Some("RFF"));
+}
+
 /// Mistakes in a mapping file are refused when it is loaded, naming the line.
 #[test]
 fn mapping_mistakes_name_their_line() {

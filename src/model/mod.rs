@@ -402,9 +402,25 @@ pub struct Traveller {
     /// Place of birth, as written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub birth_place: Option<String>,
+    /// The traveller's references as the list gives them, each with its
+    /// qualifier (UN/EDIFACT 1153, e.g. AVF passenger reservation number,
+    /// ABO originator's reference, AEA government agency reference
+    /// number, CR customer reference number).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub references: Vec<Reference>,
     /// Reservation (PNR) locator.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reservation: Option<String>,
+}
+
+/// A reference number with its qualifier.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Reference {
+    /// What the number is (UN/EDIFACT 1153).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
 }
 
 /// A passenger or crew list of a flight or voyage (PAXLST).
@@ -431,8 +447,40 @@ pub struct PassengerList {
     pub arrival: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub arrival_time: Option<Moment>,
+    /// Each leg of the flight or voyage, in order, when the list gives
+    /// them (PAXLST SG2: a TDT with its places and times). `journey`,
+    /// `departure` and `arrival` above are the first leg's number, the
+    /// first departure and the last arrival.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub legs: Vec<JourneyLeg>,
+    /// The totals the list declares (UN/EDIFACT CNT 6069 42 passengers,
+    /// 41 crew), to compare with the travellers listed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passenger_count: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crew_count: Option<u32>,
     #[serde(default)]
     pub travellers: Vec<Traveller>,
+}
+
+/// One leg of a flight or voyage.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct JourneyLeg {
+    /// Flight or voyage number of the leg.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub journey: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub carrier: Option<String>,
+    /// Where the leg departs from and arrives at (IATA airport codes or
+    /// UN/LOCODEs, as the list gives them), and when.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub departure: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub departure_time: Option<Moment>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arrival: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arrival_time: Option<Moment>,
 }
 
 /// A request to an agency to confirm a declaration's goods.
