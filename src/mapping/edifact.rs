@@ -387,53 +387,10 @@ impl Compiler<'_> {
     /// occurrences written on the last step: `C108/4440#1-5` (first to
     /// fifth), `C058/3124#2-` (second to last).
     fn positions(&self, tag: &str, element_path: &str) -> Result<Vec<Pos>, String> {
-        let (head, last) = match element_path.rsplit_once('/') {
-            Some((head, last)) => (Some(head), last),
-            None => (None, element_path),
-        };
-        let Some((id, range)) = last
-            .split_once('#')
-            .filter(|(_, range)| range.contains('-'))
-        else {
-            return Ok(vec![self.position(tag, element_path)?]);
-        };
-        let (from, to) = range.split_once('-').unwrap_or((range, ""));
-        let bad =
-            || format!("{last}: a range of occurrences is written #FROM-TO or #FROM-, from 1");
-        let from: usize = from.parse().ok().filter(|n| *n >= 1).ok_or_else(bad)?;
-        let to: Option<usize> = match to {
-            "" => None,
-            to => Some(to.parse().ok().filter(|n| *n > from).ok_or_else(bad)?),
-        };
-        let at = |n: usize| {
-            let step = format!("{id}#{n}");
-            match head {
-                Some(head) => self.position(tag, &format!("{head}/{step}")),
-                None => self.position(tag, &step),
-            }
-        };
-        let mut found = vec![at(from)?];
-        let mut n = from + 1;
-        while to.is_none_or(|to| n <= to) {
-            match at(n) {
-                Ok(pos) => found.push(pos),
-                Err(_) if to.is_some() => {
-                    return Err(format!(
-                        "{last}: {id} occurs {} times here, not {}",
-                        n - 1,
-                        to.unwrap_or(n)
-                    ));
-                }
-                Err(_) => break,
-            }
-            n += 1;
+        match super::expand_range(element_path, |path| self.position(tag, path))? {
+            Some(all) => Ok(all),
+            None => Ok(vec![self.position(tag, element_path)?]),
         }
-        if found.len() < 2 {
-            return Err(format!(
-                "{last}: {id} occurs once here from #{from} on, so the range names one occurrence"
-            ));
-        }
-        Ok(found)
     }
 
     fn target_check(&self, schema: &Value, rule: &FieldRule) -> Result<(), MappingError> {

@@ -339,39 +339,13 @@ impl Compiler<'_> {
     /// step (`C108/4440#1-5`, `C058/3124#2-`) its first slot and the others
     /// (the inbound compiler has checked the range).
     fn slots(&self, tag: &str, element_path: &str) -> Result<(Slot, Vec<Slot>), String> {
-        let (head, last) = match element_path.rsplit_once('/') {
-            Some((head, last)) => (Some(head), last),
-            None => (None, element_path),
-        };
-        let Some((id, (from, to))) = last
-            .split_once('#')
-            .and_then(|(id, range)| Some((id, range.split_once('-')?)))
-        else {
-            return Ok((self.slot(tag, element_path)?, Vec::new()));
-        };
-        let from: usize = from.parse().map_err(|_| format!("{last}: a bad range"))?;
-        let to: usize = match to {
-            "" => usize::MAX,
-            to => to.parse().map_err(|_| format!("{last}: a bad range"))?,
-        };
-        let at = |n: usize| {
-            let step = format!("{id}#{n}");
-            match head {
-                Some(head) => self.slot(tag, &format!("{head}/{step}")),
-                None => self.slot(tag, &step),
+        match super::expand_range(element_path, |path| self.slot(tag, path))? {
+            Some(mut all) if !all.is_empty() => {
+                let first = all.remove(0);
+                Ok((first, all))
             }
-        };
-        let first = at(from)?;
-        let mut more = Vec::new();
-        let mut n = from + 1;
-        while n <= to {
-            match at(n) {
-                Ok(slot) => more.push(slot),
-                Err(_) => break,
-            }
-            n += 1;
+            _ => Ok((self.slot(tag, element_path)?, Vec::new())),
         }
-        Ok((first, more))
     }
 
     fn qualifiers(&self, tag: &str, filters: &[Filter]) -> Result<Vec<Qualifier>, String> {

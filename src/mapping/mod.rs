@@ -216,6 +216,60 @@ impl std::fmt::Display for MappingError {
 
 impl std::error::Error for MappingError {}
 
+/// Resolves a range of occurrences written on the last step of an element
+/// path (`C108/4440#1-5`: first to fifth; `C058/3124#2-`: second to last)
+/// with `at`, given the path of each occurrence (`C108/4440#3`); `None`
+/// when the path names no range. An open range ends where `at` fails; a
+/// closed one must exist whole; a range names two occurrences at least.
+/// Shared by the inbound compiler and the EDIFACT writer.
+pub(crate) fn expand_range<T>(
+    element_path: &str,
+    mut at: impl FnMut(&str) -> Result<T, String>,
+) -> Result<Option<Vec<T>>, String> {
+    let (head, last) = match element_path.rsplit_once('/') {
+        Some((head, last)) => (Some(head), last),
+        None => (None, element_path),
+    };
+    let Some((id, (from, to))) = last
+        .split_once('#')
+        .and_then(|(id, range)| Some((id, range.split_once('-')?)))
+    else {
+        return Ok(None);
+    };
+    let bad = || format!("{last}: a range of occurrences is written #FROM-TO or #FROM-, from 1");
+    let from: usize = from.parse().ok().filter(|n| *n >= 1).ok_or_else(bad)?;
+    let to: Option<usize> = match to {
+        "" => None,
+        to => Some(to.parse().ok().filter(|n| *n > from).ok_or_else(bad)?),
+    };
+    let path = |n: usize| match head {
+        Some(head) => format!("{head}/{id}#{n}"),
+        None => format!("{id}#{n}"),
+    };
+    let mut found = vec![at(&path(from))?];
+    let mut n = from + 1;
+    while to.is_none_or(|to| n <= to) {
+        match at(&path(n)) {
+            Ok(one) => found.push(one),
+            Err(_) if to.is_some() => {
+                return Err(format!(
+                    "{last}: {id} occurs {} times here, not {}",
+                    n - 1,
+                    to.unwrap_or(n)
+                ));
+            }
+            Err(_) => break,
+        }
+        n += 1;
+    }
+    if found.len() < 2 {
+        return Err(format!(
+            "{last}: {id} occurs once here from #{from} on, so the range names one occurrence"
+        ));
+    }
+    Ok(Some(found))
+}
+
 /// Line (1-based) of a byte offset in `text`; configuration and mapping
 /// files use it to name the line of an error.
 pub(crate) fn line_of(text: &str, offset: usize) -> usize {
