@@ -1673,18 +1673,30 @@ impl<'a> Run<'a> {
                 segments.iter().find(|seg| has_any(self, **seg))
             };
             if let Some(&seg) = hit {
+                // The common case, one occurrence present, is taken as it
+                // is; only several are copied together.
+                let mut one: Option<&str> = None;
                 let mut joined = String::new();
                 let mut first = None;
                 for at in positions() {
                     if let Some(raw) = self.value(seg, at) {
-                        if first.is_some() {
-                            joined.push_str(separator);
+                        match one.take() {
+                            None if first.is_none() => one = Some(raw),
+                            None => {
+                                joined.push_str(separator);
+                                joined.push_str(raw);
+                            }
+                            Some(earlier) => {
+                                joined.push_str(earlier);
+                                joined.push_str(separator);
+                                joined.push_str(raw);
+                            }
                         }
                         first.get_or_insert(at);
-                        joined.push_str(raw);
                     }
                 }
-                if let Some(v) = self.convert(field, seg, first, &joined) {
+                let text = one.unwrap_or(&joined);
+                if let Some(v) = self.convert(field, seg, first, text) {
                     if trace {
                         prefix.push_str(&field.to.pointer);
                         self.trace(base, prefix, seg, first);
