@@ -197,6 +197,12 @@ codes! {
     /// Project code (business rule): an original declaration reuses an LRN
     /// of a live declaration of the same sender.
     RuleDuplicateLrn = "RUL009",
+    /// Project code (business rule, warning): a passenger list's declared
+    /// total of passengers or crew differs from the travellers it lists.
+    RuleTravellerCount = "RUL010",
+    /// Project code (business rule, warning): a cargo report places a
+    /// consignment's goods in a container its equipment does not list.
+    RuleEquipment = "RUL011",
     /// Project code: the interchange sender (UNB S002) is not the
     /// authenticated partner that submitted it.
     WrongSender = "HUB201",

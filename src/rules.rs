@@ -1,5 +1,6 @@
-//! Business rules on canonical declarations: what a well-formed message can
-//! still get wrong. Each rule has a stable code (RULnnn, docs/codes.md) and
+//! Business rules on canonical declarations, and the consistency checks of
+//! passenger lists and cargo reports: what a well-formed message can still
+//! get wrong. Each rule has a stable code (RULnnn, docs/codes.md) and
 //! locates its finding by the JSON pointer of the canonical field
 //! (`/goods/2/hs_code`), which the response writers turn into segment or
 //! element pointers.
@@ -12,7 +13,9 @@ use rust_decimal::Decimal;
 use serde::Deserialize;
 
 use crate::diag::{Code, Issue, Location};
-use crate::model::{Amount, Declaration, DeclarationFunction, DeclarationKind, Moment};
+use crate::model::{
+    Amount, CargoReport, Declaration, DeclarationFunction, DeclarationKind, Moment, PassengerList,
+};
 use crate::timestamp::Timestamp;
 
 /// Settings of the rules.
@@ -45,25 +48,111 @@ fn finding(code: Code, pointer: String, message: String) -> Issue {
     )
 }
 
-/// The findings of a canonical object of type `target`: the rules of a
-/// declaration (other canonical types have none; an object that is not a
-/// declaration has none either), located at the message values they are
-/// about through the mapping's `provenance` (`mapping::locate`).
+/// The findings of a canonical object of type `target` (the rules of a
+/// declaration, the consistency checks of a passenger list or a cargo
+/// report; other types have none, and neither has an object that is not
+/// of its type), located at the message values they are about through the
+/// mapping's `provenance` (`mapping::locate`).
 pub fn check_canonical(
     target: &str,
     canonical: &serde_json::Value,
     provenance: &std::collections::BTreeMap<String, Location>,
     settings: &RuleSettings,
 ) -> Vec<Issue> {
-    if target != "declaration" {
-        return Vec::new();
-    }
-    let Ok(declaration) = Declaration::deserialize(canonical) else {
-        return Vec::new();
+    let mut findings = match target {
+        "declaration" => match Declaration::deserialize(canonical) {
+            Ok(declaration) => check(&declaration, settings),
+            Err(_) => return Vec::new(),
+        },
+        "passenger_list" => match PassengerList::deserialize(canonical) {
+            Ok(list) => check_passenger_list(&list),
+            Err(_) => return Vec::new(),
+        },
+        "cargo_report" => match CargoReport::deserialize(canonical) {
+            Ok(report) => check_cargo_report(&report),
+            Err(_) => return Vec::new(),
+        },
+        _ => return Vec::new(),
     };
-    let mut findings = check(&declaration, settings);
     crate::mapping::locate(&mut findings, provenance);
     findings
+}
+
+/// A warning located at a canonical field (see [`finding`]).
+fn warning(code: Code, pointer: String, message: String) -> Issue {
+    Issue::warning(
+        code,
+        Location {
+            path: Some(pointer),
+            ..Location::default()
+        },
+        message,
+    )
+}
+
+/// RUL010: the totals a passenger list declares (passengers, crew) against
+/// the travellers it lists. A warning: the list is still taken, and the
+/// authority sees the difference.
+pub fn check_passenger_list(list: &PassengerList) -> Vec<Issue> {
+    let mut out = Vec::new();
+    let crew = list.travellers.iter().filter(|t| t.crew).count();
+    let passengers = list.travellers.len() - crew;
+    for (declared, listed, what, pointer) in [
+        (
+            list.passenger_count,
+            passengers,
+            "passengers",
+            "/passenger_count",
+        ),
+        (list.crew_count, crew, "crew members", "/crew_count"),
+    ] {
+        if let Some(declared) = declared
+            && usize::try_from(declared).ok() != Some(listed)
+        {
+            out.push(warning(
+                Code::RuleTravellerCount,
+                pointer.into(),
+                format!("the list declares {declared} {what} but lists {listed}"),
+            ));
+        }
+    }
+    out
+}
+
+/// RUL011: every container a consignment's goods are placed in is one of
+/// the report's equipment (when the report lists its equipment at all). A
+/// warning: the report is still taken.
+pub fn check_cargo_report(report: &CargoReport) -> Vec<Issue> {
+    let mut out = Vec::new();
+    let listed: std::collections::BTreeSet<&str> = report
+        .equipment
+        .iter()
+        .map(|e| e.id.as_str())
+        .chain(
+            report
+                .transport
+                .iter()
+                .flat_map(|t| t.containers.iter().map(String::as_str)),
+        )
+        .collect();
+    if listed.is_empty() {
+        return out;
+    }
+    for (c, consignment) in report.consignments.iter().enumerate() {
+        for (k, container) in consignment.containers.iter().enumerate() {
+            if !listed.contains(container.as_str()) {
+                out.push(warning(
+                    Code::RuleEquipment,
+                    format!("/consignments/{c}/containers/{k}"),
+                    format!(
+                        "bill {}: container {container} is not among the report's equipment",
+                        consignment.transport_document
+                    ),
+                ));
+            }
+        }
+    }
+    out
 }
 
 /// [`check_canonical`] of a mapped message.

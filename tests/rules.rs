@@ -156,3 +156,55 @@ fn convert_reports_rule_findings() {
         "the canonical objects are printed all the same"
     );
 }
+
+/// Maps an EDIFACT fixture (with `from` replaced by `to`) and returns the
+/// findings of its first message, as the hub computes them.
+fn manifest_findings(fixture: &str, from: &str, to: &str) -> Vec<tradehub::diag::Issue> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(root.join(fixture)).unwrap();
+    assert!(text.contains(from), "{from}");
+    let bytes = text.replacen(from, to, 1);
+    let (_, mapped) = tradehub::mapping::edifact::parse_and_map(
+        bytes.as_bytes(),
+        &tradehub::schema::Directories::global(),
+    )
+    .unwrap();
+    let settings = RuleSettings::at(Timestamp::parse("2026-11-25T12:00").unwrap());
+    tradehub::rules::check_mapped(&mapped[0], &settings)
+}
+
+/// RUL010: a passenger list whose declared total differs from the
+/// travellers it lists gets a warning located at its CNT; the same list
+/// with the right total gets none.
+#[test]
+fn a_passenger_list_total_that_differs_is_reported() {
+    let fixture = "fixtures/edifact/corpus/gtas__apisMessage.txt";
+    assert!(manifest_findings(fixture, "CNT+42:2'", "CNT+42:2'").is_empty());
+    let findings = manifest_findings(fixture, "CNT+42:2'", "CNT+42:3'");
+    assert_eq!(findings.len(), 1, "{findings:#?}");
+    let f = &findings[0];
+    assert_eq!(f.code, Code::RuleTravellerCount);
+    assert!(!f.is_error(), "a warning: the list is still taken");
+    assert_eq!(f.location.field.as_deref(), Some("/passenger_count"));
+    assert_eq!(f.location.tag.as_deref(), Some("CNT"));
+    assert!(
+        f.message.contains("declares 3 passengers but lists 2"),
+        "{}",
+        f.message
+    );
+}
+
+/// RUL011: a consignment whose goods are placed in a container the report's
+/// equipment does not list gets a warning located at that SGP.
+#[test]
+fn a_container_missing_from_the_equipment_is_reported() {
+    let fixture = "fixtures/edifact/ok/cuscar-d96b-sea-manifest.edi";
+    assert!(manifest_findings(fixture, "SGP+HDMU7654321", "SGP+HDMU7654321").is_empty());
+    let findings = manifest_findings(fixture, "SGP+HDMU7654321", "SGP+MSCU0000001");
+    assert_eq!(findings.len(), 1, "{findings:#?}");
+    let f = &findings[0];
+    assert_eq!(f.code, Code::RuleEquipment);
+    assert!(!f.is_error());
+    assert_eq!(f.location.tag.as_deref(), Some("SGP"));
+    assert!(f.message.contains("MSCU0000001"), "{}", f.message);
+}
