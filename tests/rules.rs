@@ -145,8 +145,11 @@ fn convert_reports_rule_findings() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
+    // Located at the message (no value names the missing party: UNH) and
+    // by the canonical field.
     assert!(
-        stderr.contains("RUL001: an export declaration needs the exporter [/exporter]"),
+        stderr.contains("RUL001: an export declaration needs the exporter [interchange")
+            && stderr.contains("segment 2 (UNH, #1 in message), field /exporter]"),
         "{stderr}"
     );
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();

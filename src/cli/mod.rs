@@ -1435,7 +1435,9 @@ fn convert_json(path: &Path, bytes: &[u8]) -> Result<u8, CliError> {
             let _ = writeln!(err, "{}: {issue}", path.display());
         }
         if let Some(canonical) = &m.canonical {
-            for issue in rule_findings(&m.target, canonical) {
+            // Located at the segments and elements the values came from.
+            let settings = crate::rules::RuleSettings::at(Timestamp::now());
+            for issue in crate::rules::check_mapped(m, &settings) {
                 failed |= issue.is_error();
                 let _ = writeln!(err, "{}: message {}: {issue}", path.display(), m.message);
             }
