@@ -211,3 +211,21 @@ fn a_container_missing_from_the_equipment_is_reported() {
     assert_eq!(f.location.tag.as_deref(), Some("SGP"));
     assert!(f.message.contains("MSCU0000001"), "{}", f.message);
 }
+
+/// Who counts as a passenger follows UNCL 3035: DDU is a passenger in
+/// transit (not crew), so a list of FL and DDU matches a total of two; a
+/// party that is not a traveller (COT, involved party) is reported as
+/// unmapped and not counted.
+#[test]
+fn in_transit_passengers_count_as_passengers() {
+    let fixture = "fixtures/edifact/corpus/gtas__apisMessage.txt";
+    let cheryl = "NAD+FL+++CLARK:CHERYL'";
+    assert!(manifest_findings(fixture, cheryl, "NAD+DDU+++CLARK:CHERYL'").is_empty());
+    let findings = manifest_findings(fixture, cheryl, "NAD+COT+++CLARK:CHERYL'");
+    assert_eq!(findings.len(), 1, "{findings:#?}");
+    assert!(
+        findings[0]
+            .message
+            .contains("declares 2 passengers but lists 1")
+    );
+}

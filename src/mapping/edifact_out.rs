@@ -245,6 +245,14 @@ fn split_joined(
     if pieces.is_empty() {
         pieces.push(String::new());
     }
+    // An empty occurrence is not read back (nor the separator beside it):
+    // a cut that would need one (separators where a line ends) is refused.
+    if pieces.len() > 1 && pieces.iter().any(String::is_empty) {
+        return Err(format!(
+            "it has {separator:?} where a line of {max} characters would end, so its lines \
+             would not read back the same"
+        ));
+    }
     if pieces.len() > lines {
         return Err(too_long());
     }
@@ -1155,7 +1163,26 @@ impl Run<'_> {
                 return;
             }
         };
+        // Every piece is checked, and every position free (or holding the
+        // same), before any is written: the text goes in whole or not at all.
+        let held = |slot: &Slot| {
+            self.instances
+                .get(at.0)
+                .and_then(|i| i.drafts.get(at.1))
+                .and_then(|d| d.get(slot.element, slot.component))
+                .map(str::to_owned)
+        };
         for (slot, piece) in slots.iter().zip(&pieces) {
+            if let Some(old) = held(slot).filter(|old| old != piece) {
+                let message = refused(format!("{} ({}) already holds {old:?}", slot.id, slot.name));
+                self.refuse(
+                    Code::MappingUnwritable,
+                    pointer,
+                    Some((&target.tag, slot)),
+                    message,
+                );
+                return;
+            }
             if let Err(why) = self.admissible(piece, slot) {
                 let message = refused(format!("its part {piece:?} {why}"));
                 self.refuse(
@@ -1669,6 +1696,15 @@ mod tests {
         // Too many pieces, or a word longer than a piece: refused.
         assert!(split_joined("ABCDEFGHIJ", "", 4, 2).is_err());
         assert!(split_joined("ONE ENORMOUSWORD", " ", 5, 5).is_err());
+        // Separators where a line ends would leave an empty line, which is
+        // not read back: refused rather than written otherwise.
+        assert!(split_joined("ABCD  EFGH", " ", 4, 5).is_err());
+        assert!(split_joined("ABCD ", " ", 4, 5).is_err());
+        assert!(split_joined(" ABCD", " ", 4, 5).is_err());
+        // Doubled, leading and trailing separators inside a line are kept.
+        let cut = split_joined(" AB  C ", " ", 4, 5).unwrap();
+        assert_eq!(cut.join(" "), " AB  C ");
+        assert!(cut.iter().all(|p| !p.is_empty() && p.chars().count() <= 4));
         // An empty text is one empty piece (its data element says no).
         assert_eq!(split_joined("", "", 70, 5).unwrap(), [""]);
     }
