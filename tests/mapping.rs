@@ -376,6 +376,15 @@ fn later_rules_for_one_field_append_or_leave_their_value_reported() {
     );
     let last = &provenance["/transport/containers/2"];
     assert_eq!(last.tag.as_deref(), Some("NAD"));
+
+    // With `distinct`, a value an earlier rule put in the list is not
+    // added again.
+    let distinct = text
+        .replace("all = true\n", "all = true\ndistinct = true\n")
+        .replace("SG6/NAD[3035=IM]/C082/3039", "SG30/CST/C246/7361");
+    let mapping = EdifactMapping::compile("distinct.toml", &distinct, &d96b, 3).unwrap();
+    let (value, _, _) = mapping.apply_located(message);
+    assert_eq!(value["transport"]["containers"], serde_json::json!(["847989"]));
 }
 
 /// A passenger list over two flights (GTAS APIS sample, D.05B): each leg

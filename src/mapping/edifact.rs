@@ -1646,8 +1646,14 @@ impl<'a> Run<'a> {
                         continue;
                     };
                     // Read all the same; only the first of equal values
-                    // is kept (among those of this rule).
-                    if field.distinct && values.contains(&v) {
+                    // is kept, also against those an earlier rule put in
+                    // the list.
+                    if field.distinct
+                        && (values.contains(&v)
+                            || start > 0
+                                && matches!(lookup(out, &field.to.parts),
+                                    Some(Value::Array(earlier)) if earlier.contains(&v)))
+                    {
                         continue;
                     }
                     if trace {

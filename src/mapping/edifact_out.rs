@@ -620,6 +620,7 @@ impl OutboundMapping {
             reference: reference.to_owned(),
             issues: Vec::new(),
             written: BTreeSet::new(),
+            lists_written: BTreeSet::new(),
             refused: BTreeSet::new(),
         };
         let empty = serde_json::Map::new();
@@ -746,6 +747,9 @@ struct Run<'m> {
     issues: Vec<Issue>,
     /// Pointers of canonical values written (or equal to a constant).
     written: BTreeSet<String>,
+    /// The list fields an `all` rule has written (a later rule for the
+    /// same list leaves it).
+    lists_written: BTreeSet<String>,
     /// Pointers of values refused and already reported.
     refused: BTreeSet<String>,
 }
@@ -1214,11 +1218,16 @@ impl Run<'_> {
         };
         let pointer = super::edifact::pointer(prefix, &field.to);
         // The first rule for a field writes it, as the first value read
-        // wins inbound.
+        // wins inbound; for a list (inbound, each rule appends) the first
+        // `all` rule writes it whole, as it cannot tell whose items are
+        // whose.
         if self.written.contains(&pointer) || self.refused.contains(&pointer) {
             return;
         }
         if field.all {
+            if !self.lists_written.insert(pointer.clone()) {
+                return;
+            }
             if let Value::Array(items) = value {
                 for (i, item) in items.iter().enumerate() {
                     self.write_one(base, field, item, &format!("{pointer}/{i}"), true);
