@@ -384,7 +384,10 @@ fn later_rules_for_one_field_append_or_leave_their_value_reported() {
         .replace("SG6/NAD[3035=IM]/C082/3039", "SG30/CST/C246/7361");
     let mapping = EdifactMapping::compile("distinct.toml", &distinct, &d96b, 3).unwrap();
     let (value, _, _) = mapping.apply_located(message);
-    assert_eq!(value["transport"]["containers"], serde_json::json!(["847989"]));
+    assert_eq!(
+        value["transport"]["containers"],
+        serde_json::json!(["847989"])
+    );
 }
 
 /// A passenger list over two flights (GTAS APIS sample, D.05B): each leg

@@ -50,8 +50,14 @@ pub fn cargo_references(target: &str, canonical: &Value) -> Vec<(String, String)
             let transport = canonical.get("transport");
             refs.add(kind::VOYAGE, transport.and_then(|t| t.get("voyage")));
             refs.add_all(kind::CONTAINER, transport.and_then(|t| t.get("containers")));
+            for equipment in items(canonical.get("equipment")) {
+                refs.add(kind::CONTAINER, equipment.get("id"));
+            }
             for consignment in items(canonical.get("consignments")) {
                 refs.add(kind::BILL_OF_LADING, consignment.get("transport_document"));
+                // The master bill a house bill travels under: a declaration
+                // may cite either.
+                refs.add(kind::BILL_OF_LADING, consignment.get("master_bill"));
                 refs.add_all(kind::CONTAINER, consignment.get("containers"));
             }
         }
@@ -139,12 +145,15 @@ mod tests {
 
     #[test]
     fn an_edinet_manifest_carries_containers_per_consignment() {
+        // The first two bills travel under the master bill MSCUXP080935
+        // (their CNI): it is a reference of the report too, once.
         let messages = golden("cuscar-d96b-edinet.json");
         assert_eq!(
             references_of(&messages[0]),
             pairs(&[
                 ("voyage", "AB652A"),
                 ("bill_of_lading", "MSCUDB592345"),
+                ("bill_of_lading", "MSCUXP080935"),
                 ("container", "FCIU5956299"),
                 ("container", "TCLU5546482"),
                 ("bill_of_lading", "MSCUDF421004"),
