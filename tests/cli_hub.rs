@@ -270,3 +270,62 @@ fn partner_trader_ids_from_the_command_line() {
     assert_eq!(code, Some(2));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `partner token` issues a new API token for a partner whose token was
+/// lost or leaked: the new one is taken, the old one refused; an unknown
+/// partner is a usage error.
+#[test]
+fn a_partner_token_can_be_replaced() {
+    let dir = std::env::temp_dir().join(format!("tradehub-cli-token-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let token_of = |args: &[&str]| {
+        let out = bin()
+            .args(args)
+            .arg("--data-dir")
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        stdout.lines().last().unwrap().trim().to_owned()
+    };
+    let old = token_of(&["partner", "add", "KRBROKER01", "--name", "Hanbit"]);
+    let new = token_of(&["partner", "token", "KRBROKER01"]);
+    assert!(new.starts_with("th_") && new.len() == 67, "{new}");
+    assert_ne!(old, new);
+    let unknown = bin()
+        .args(["partner", "token", "NOBODY", "--data-dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no partner \"NOBODY\""));
+
+    let (mut server, addr, _log) = common::spawn_serve(&dir);
+    let url = format!("http://{addr}");
+    let submit = |token: &str| {
+        bin()
+            .args(["submit"])
+            .arg(fixture("ok/cusdec-d96b-unoc.edi"))
+            .args(["--url", &url, "--token", token])
+            .output()
+            .unwrap()
+    };
+    let refused = submit(&old);
+    assert_ne!(refused.status.code(), Some(0), "the old token is refused");
+    let taken = submit(&new);
+    assert_eq!(
+        taken.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&taken.stderr)
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -300,6 +300,35 @@ async fn scenario(url: &str) {
         assert!(text.contains(line), "{line} missing in\n{text}");
     }
 
+    // A replaced token (`partner token`): the new one is the partner's, the
+    // old one nobody's; an unknown partner changes nothing. (Checked in the
+    // store: the running hub keeps a checked token for 30 s; tests/cli_hub.rs
+    // checks a fresh hub refuses the old one.)
+    let (_, replacement_hash) = new_token().unwrap();
+    assert!(
+        hub.store
+            .set_partner_token("OTHERBROKER", &replacement_hash)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !hub.store
+            .set_partner_token("NOBODY", &replacement_hash)
+            .await
+            .unwrap()
+    );
+    let owner = |hash: String| {
+        let store = hub.store.clone();
+        async move { store.partner_by_token(&hash).await.unwrap().map(|p| p.id) }
+    };
+    let old_hash = tradehub::hub::sha256_hex(hub.other.as_bytes());
+    assert_eq!(owner(old_hash).await, None, "the old token");
+    assert_eq!(
+        owner(replacement_hash).await.as_deref(),
+        Some("OTHERBROKER"),
+        "the new token"
+    );
+
     hub.stop.send(()).unwrap();
     hub.task.await.unwrap().unwrap();
     hub.store.close().await;

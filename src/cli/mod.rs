@@ -513,6 +513,15 @@ enum PartnerCommand {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Issue a new API token for an existing partner (shown only once): the
+    /// old one stops working (on running hubs within 30 s, their token
+    /// cache). For a lost or leaked token.
+    Token {
+        /// The partner's id.
+        id: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// Register trader identifiers (e.g. EORI numbers) an existing partner
     /// submits WCO declarations for.
     Traders {
@@ -702,6 +711,32 @@ async fn shutdown_signal() {
 
 fn partner(command: PartnerCommand) -> Result<u8, CliError> {
     match command {
+        PartnerCommand::Token { id, store } => {
+            let url = store.url()?;
+            let (token, hash) = new_token()
+                .map_err(|e| CliError::Usage(format!("no randomness for a token: {e}")))?;
+            runtime()?.block_on(async move {
+                let store = Store::open(&url)
+                    .await
+                    .map_err(|e| CliError::Usage(format!("store: {e}")))?;
+                let changed = store
+                    .set_partner_token(&id, &hash)
+                    .await
+                    .map_err(|e| CliError::Usage(e.to_string()))?;
+                store.close().await;
+                if !changed {
+                    return Err(CliError::Usage(format!("no partner {id:?}")));
+                }
+                let mut out = io::stdout().lock();
+                writeln!(
+                    out,
+                    "partner {id}: new API token (shown only once; the old one no longer works):"
+                )
+                .map_err(out_err)?;
+                writeln!(out, "{token}").map_err(out_err)?;
+                Ok(EXIT_VALID)
+            })
+        }
         PartnerCommand::Traders {
             id,
             trader_ids,

@@ -479,6 +479,20 @@ impl Store {
         Ok(())
     }
 
+    /// Replaces a partner's API token (its hash); false when there is no
+    /// such partner. The old token stops working at once for this store,
+    /// and within the hub's token cache time (30 s) for running hubs.
+    pub async fn set_partner_token(&self, id: &str, token_hash: &str) -> Result<bool, StoreError> {
+        let _writing = self.write_lock().await;
+        let sql = self.sql("UPDATE partners SET token_hash = $1 WHERE id = $2");
+        let done = sqlx::query(&sql)
+            .bind(token_hash)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// Registers a trader identifier (e.g. an EORI number) the partner may
     /// submit WCO declarations for. Registering one again changes nothing.
     pub async fn add_trader_id(&self, partner_id: &str, trader_id: &str) -> Result<(), StoreError> {
