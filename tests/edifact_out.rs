@@ -81,6 +81,23 @@ fn declarations(bytes: &[u8]) -> Vec<(Declaration, Vec<Issue>)> {
         .collect()
 }
 
+/// `each` lists are read inbound only: a file with one (in a list item or
+/// at the message level) is refused for writing, naming the line.
+#[test]
+fn the_writer_refuses_each_lists() {
+    let release = Directories::global().release("D96B").unwrap().unwrap();
+    let text = "format = \"edifact\"\nmessage = \"CUSDEC\"\nrelease = \"D96B\"\n\
+                target = \"declaration\"\n\
+                [[field]]\nto = \"lrn\"\nfrom = \"BGM/C106/1004\"\n\
+                [[each]]\nto = \"declarant.contacts\"\nfrom = \"SG6/NAD/C080\"\n\
+                [[each.field]]\nto = \"number\"\nfrom = \"3036\"\n";
+    // Inbound it compiles.
+    tradehub::mapping::edifact::EdifactMapping::compile("each.toml", text, &release, 3).unwrap();
+    let err = OutboundMapping::compile("each.toml", text, release).unwrap_err();
+    assert!(err.message.contains("read inbound only"), "{err}");
+    assert_eq!(err.line, 9, "{err}");
+}
+
 #[test]
 fn the_cusdec_mapping_compiles_for_writing() {
     let release = Directories::global().release("D96B").unwrap().unwrap();

@@ -431,6 +431,13 @@ fn a_passenger_list_keeps_every_leg_and_reference() {
         )
     );
     assert_eq!(list["passenger_count"], 2);
+    // The reporting party's telephone (an `each` list at the message
+    // level); the fax written as a second COM element, which D.05B does not
+    // have, stays reported.
+    assert_eq!(
+        list["reporter"]["contacts"],
+        serde_json::json!([{"number": "703-555-1212", "channel": "TE"}])
+    );
     assert_eq!(list["travellers"].as_array().unwrap().len(), 2);
     assert_eq!(
         list["travellers"][0]["references"],

@@ -129,6 +129,10 @@ fn mapping_mistakes_name_their_line() {
             "[[field]]\nto = \"lrn\"\nfrom = \"FunctionalReferenceID\"\njoin = \" \"\n",
             "`join` is for EDIFACT mappings",
         ),
+        (
+            "[[each]]\nto = \"declarant.contacts\"\nfrom = \"Declarant/Contact\"\n",
+            "`each` lists are for EDIFACT mappings",
+        ),
     ];
     for (body, fragment) in cases {
         let err = WcoMapping::compile("dec.toml", &format!("{head}\n{body}"), &xsd()).unwrap_err();

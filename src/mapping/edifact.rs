@@ -138,6 +138,8 @@ pub struct EdifactMapping {
     constants: Vec<(Target, Value)>,
     fields: Vec<CompiledField>,
     lists: Vec<CompiledList>,
+    /// `each` lists read from the message level.
+    each: Vec<CompiledEach>,
 }
 
 /// Compiles in the context of one mapping file.
@@ -797,7 +799,16 @@ impl EdifactMapping {
             .iter()
             .map(|l| compiler.list(&def, &target_schema, &[], l))
             .collect::<Result<_, _>>()?;
-        number_selections(&mut fields, &mut lists, &mut Vec::new());
+        let mut each: Vec<CompiledEach> = file
+            .each
+            .iter()
+            .map(|e| compiler.each(&def, &target_schema, &[], e))
+            .collect::<Result<_, _>>()?;
+        let mut seen = Vec::new();
+        number_selections(&mut fields, &mut lists, &mut seen);
+        for each in &mut each {
+            number_selection(&mut each.path, &mut seen);
+        }
         let mut ignored: FxHashMap<u32, Vec<Vec<bool>>> = FxHashMap::default();
         if !file.ignore.is_empty() {
             let mut tags = Vec::new();
@@ -830,6 +841,7 @@ impl EdifactMapping {
             constants,
             fields,
             lists,
+            each,
         })
     }
 
@@ -921,6 +933,9 @@ impl EdifactMapping {
         }
         for list in &self.lists {
             run.list(0, list, &mut prefix, &mut out);
+        }
+        for each in &self.each {
+            run.each(0, each, &mut prefix, &mut out);
         }
         run.unread();
         // The issues in a vector of their size; the buffers are kept for

@@ -533,6 +533,12 @@ impl OutboundMapping {
             release: &release,
             def: &def,
         };
+        if let Some(each) = file.each.first() {
+            return Err(compiler.error(
+                each.to.span(),
+                "`each` lists are read inbound only; nothing writes them back to EDIFACT".into(),
+            ));
+        }
         let fields = file
             .field
             .iter()

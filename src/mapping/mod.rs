@@ -46,6 +46,11 @@ pub struct MappingFile {
     /// Repeating groups that become lists.
     #[serde(default)]
     pub list: Vec<ListRule>,
+    /// Lists made of the occurrences of a repeating composite of a segment
+    /// read from the message level (EDIFACT, inbound only), e.g. the
+    /// communication numbers of a PAXLST's reporting party (COM C076).
+    #[serde(default)]
+    pub each: Vec<EachRule>,
 }
 
 /// A field given a fixed value.

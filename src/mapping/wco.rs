@@ -267,6 +267,12 @@ impl WcoMapping {
                     distinct: rule.distinct,
                 })
             };
+        if let Some(each) = file.each.first() {
+            return Err(err(
+                each.to.span(),
+                "`each` lists are for EDIFACT mappings (occurrences of a composite)".into(),
+            ));
+        }
         let fields = file
             .field
             .iter()

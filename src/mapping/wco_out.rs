@@ -368,6 +368,14 @@ impl WcoOutMapping {
                 all: rule.all,
             })
         };
+        if let Some(each) = file.each.first() {
+            return Err(MappingError {
+                file: name.to_owned(),
+                line: super::line_of(text, each.to.span().start),
+                message: "`each` lists are for EDIFACT mappings (occurrences of a composite)"
+                    .into(),
+            });
+        }
         let root = mapping.root.clone();
         for rule in &file.field {
             let compiled = field(&mapping, &root, rule)?;
