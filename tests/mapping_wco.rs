@@ -82,12 +82,21 @@ fn goods_items_map_in_order_with_their_classification() {
             .iter()
             .all(|g| g["hs_code"].as_str().is_some_and(|h| h.len() >= 8))
     );
+    // A goods item's documents (a list inside the goods list), each with
+    // its category, code, number and name.
+    assert_eq!(
+        goods[0]["documents"][0],
+        serde_json::json!({
+            "category": "C", "code": "506", "reference": "XIDPO1108656",
+            "name": "DPO authorisation"
+        })
+    );
     // Unmapped values are located by their element path; 50 are listed
     // for the whole document, the rest counted.
     assert_eq!(
         issues[0].location.path.as_deref(),
         Some(
-            "/Declaration/GoodsShipment/GovernmentAgencyGoodsItem/AdditionalDocument/CategoryCode"
+            "/Declaration/GoodsShipment/GovernmentAgencyGoodsItem/AdditionalInformation/StatementCode"
         )
     );
     assert_eq!(issues.len(), 51);

@@ -1397,6 +1397,14 @@ impl Run<'_> {
                     if !any && element.status == Status::Conditional {
                         continue;
                     }
+                    // A mandatory composite whose components are all
+                    // conditional (DOC C002) still needs one of them.
+                    if !any {
+                        return Some(format!(
+                            "its mandatory composite {} ({}) has no value (no rule of the mapping gives one)",
+                            element.id, element.name
+                        ));
+                    }
                     for (c, component) in components.iter().enumerate() {
                         if component.status == Status::Mandatory
                             && !given.get(c).copied().unwrap_or(false)

@@ -131,8 +131,13 @@ struct XmlField {
 #[derive(Debug, Clone)]
 struct XmlList {
     to: String,
+    /// The repeating element, relative to the enclosing list item (or to
+    /// Declaration at the top).
     element: Vec<String>,
     fields: Vec<XmlField>,
+    /// Lists inside each item (e.g. a goods item's documents), read from
+    /// the item's values when it ends.
+    lists: Vec<XmlList>,
 }
 
 /// A compiled WCO mapping.
@@ -280,7 +285,15 @@ impl WcoMapping {
             .collect::<Result<Vec<_>, _>>()?;
         let mut lists = Vec::new();
         for list in &file.list {
-            lists.push(compile_list(list, &root, &target, &paths, &field, &err)?);
+            lists.push(compile_list(
+                list,
+                &root,
+                &target,
+                &paths,
+                &field,
+                &err,
+                &[],
+            )?);
         }
         let mut constants = Vec::new();
         for c in &file.constant {
@@ -478,6 +491,7 @@ impl WcoMapping {
             for field in &list.fields {
                 object.field(field, &path, &mut leaves);
             }
+            object.lists(&list.lists, &path, &mut leaves);
             object.unread(&leaves);
             run.issues.append(&mut object.issues);
             // The list itself is where its first item is.
@@ -495,6 +509,8 @@ impl WcoMapping {
     }
 }
 
+/// Compiles a list whose element path is relative to `base` (the enclosing
+/// list's element, empty at the top).
 fn compile_list(
     list: &ListRule,
     root: &Value,
@@ -502,6 +518,7 @@ fn compile_list(
     paths: &HashSet<String>,
     field: &FieldCompiler<'_>,
     err: &dyn Fn(std::ops::Range<usize>, String) -> MappingError,
+    base: &[String],
 ) -> Result<XmlList, MappingError> {
     let node = schema_field(root, target, list.to.get_ref()).map_err(|m| err(list.to.span(), m))?;
     if schema_type(node) != Some("array") {
@@ -515,32 +532,36 @@ fn compile_list(
         .map(|i| super::resolve(root, i))
         .unwrap_or(node);
     let element: Vec<String> = list.group.get_ref().split('/').map(str::to_owned).collect();
-    let full = format!("Declaration/{}", element.join("/"));
+    let mut absolute: Vec<String> = base.to_vec();
+    absolute.extend(element.iter().cloned());
+    let full = format!("Declaration/{}", absolute.join("/"));
     if !paths.contains(&full) {
         return Err(err(
             list.group.span(),
             format!("{full} is not an element of the WCO DEC schema"),
         ));
     }
-    if !list.list.is_empty()
-        || !list.constant.is_empty()
-        || list.when.is_some()
-        || !list.each.is_empty()
-    {
+    if !list.constant.is_empty() || list.when.is_some() || !list.each.is_empty() {
         return Err(err(
             list.to.span(),
-            "WCO lists take fields only (no nested lists, constants, when or each)".into(),
+            "WCO lists take fields and lists only (no constants, when or each)".into(),
         ));
     }
     let fields = list
         .field
         .iter()
-        .map(|f| field(items, &element, f))
+        .map(|f| field(items, &absolute, f))
+        .collect::<Result<Vec<_>, _>>()?;
+    let lists = list
+        .list
+        .iter()
+        .map(|inner| compile_list(inner, root, items, paths, field, err, &absolute))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(XmlList {
         to: list.to.get_ref().clone(),
         element,
         fields,
+        lists,
     })
 }
 
@@ -612,6 +633,62 @@ struct XmlRun {
 }
 
 impl XmlRun {
+    /// The lists inside the item at `base`: one object per instance of
+    /// each list's element among the item's values, in document order.
+    fn lists(&mut self, lists: &[XmlList], base: &[(String, u32)], leaves: &mut [Leaf]) {
+        for list in lists {
+            let depth = base.len() + list.element.len();
+            let mut instances: Vec<Vec<(String, u32)>> = Vec::new();
+            for leaf in leaves.iter() {
+                let Some(key) = leaf.path.get(..depth) else {
+                    continue;
+                };
+                if leaf.path.starts_with(base)
+                    && key
+                        .get(base.len()..)
+                        .is_some_and(|rel| rel.iter().map(|(n, _)| n).eq(&list.element))
+                    && !instances.iter().any(|k| k.as_slice() == key)
+                {
+                    instances.push(key.to_vec());
+                }
+            }
+            let pointer = super::edifact::pointer(&self.prefix, &list.to);
+            let mut objects = Vec::new();
+            for key in &instances {
+                let mut object = XmlRun {
+                    issues: Vec::new(),
+                    out: Map::new(),
+                    reported: self.reported,
+                    more: self.more,
+                    prefix: format!("{pointer}/{}", objects.len()),
+                    provenance: BTreeMap::new(),
+                };
+                object.provenance.insert(
+                    object.prefix.clone(),
+                    Location {
+                        path: Some(render(key, None)),
+                        ..Location::default()
+                    },
+                );
+                for field in &list.fields {
+                    object.field(field, key, leaves);
+                }
+                object.lists(&list.lists, key, leaves);
+                self.issues.append(&mut object.issues);
+                if let Some(first) = object.provenance.get(&object.prefix).cloned() {
+                    self.provenance.entry(pointer.clone()).or_insert(first);
+                }
+                self.provenance.append(&mut object.provenance);
+                self.reported = object.reported;
+                self.more = object.more;
+                objects.push(Value::Object(object.out));
+            }
+            if !objects.is_empty() && lookup(&self.out, &list.to).is_none() {
+                super::edifact::set_value(&mut self.out, &list.to, Value::Array(objects));
+            }
+        }
+    }
+
     fn field(&mut self, field: &XmlField, base: &[(String, u32)], leaves: &mut [Leaf]) {
         let want: Vec<&str> = field.from.steps.iter().map(|s| s.name.as_str()).collect();
         let mut values = Vec::new();

@@ -166,8 +166,12 @@ struct OutField {
 #[derive(Debug, Clone)]
 struct OutList {
     to: String,
+    /// The repeating element, relative to the enclosing list's item (or to
+    /// Declaration).
     group: Vec<Step>,
     fields: Vec<OutField>,
+    /// Lists inside each item (a goods item's documents).
+    lists: Vec<OutList>,
 }
 
 /// An element being written.
@@ -381,23 +385,42 @@ impl WcoOutMapping {
             let compiled = field(&mapping, &root, rule)?;
             mapping.fields.push(compiled);
         }
-        for list in &file.list {
+        // A list and the lists inside its items, each relative to the
+        // element of the enclosing item.
+        fn compile_list(
+            list: &super::ListRule,
+            base: &ElementDef,
+            field: &dyn Fn(&ElementDef, &FieldRule) -> Result<OutField, MappingError>,
+            whole: &dyn Fn(String) -> MappingError,
+        ) -> Result<OutList, MappingError> {
             let (group, _) = parse_path(list.group.get_ref()).map_err(whole)?;
-            let defs = resolve(&root, &group).map_err(whole)?;
+            let defs = resolve(base, &group).map_err(whole)?;
             let Some(item) = defs.last() else {
                 return Err(whole(format!("list {} has no group", list.to.get_ref())));
             };
             let item = (*item).clone();
             let mut fields = Vec::new();
             for rule in &list.field {
-                fields.push(field(&mapping, &item, rule)?);
+                fields.push(field(&item, rule)?);
             }
-            mapping.lists.push(OutList {
+            let lists = list
+                .list
+                .iter()
+                .map(|inner| compile_list(inner, &item, field, whole))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(OutList {
                 to: list.to.get_ref().clone(),
                 group,
                 fields,
-            });
+                lists,
+            })
         }
+        let field_of = |def: &ElementDef, rule: &FieldRule| field(&mapping, def, rule);
+        let mut lists = Vec::new();
+        for list in &file.list {
+            lists.push(compile_list(list, &root, &field_of, &whole)?);
+        }
+        mapping.lists = lists;
         for c in &file.constant {
             mapping.constants.push((
                 c.to.get_ref().clone(),
@@ -436,8 +459,19 @@ impl WcoOutMapping {
             },
             &mut issues,
         );
+        let top = Place {
+            pointer: String::new(),
+            path: "/Declaration".into(),
+        };
         for list in &self.lists {
-            self.apply_list(list, &mut declaration_node, &canonical, &mut issues);
+            self.apply_list(
+                list,
+                &mut declaration_node,
+                &self.root,
+                &canonical,
+                &top,
+                &mut issues,
+            );
         }
         fill_sequences(&mut declaration_node, &self.root);
         self.unwritten(&canonical, &mut issues);
@@ -455,17 +489,22 @@ impl WcoOutMapping {
     }
 
     /// Every item of a `[[list]]` as a new instance of its group element.
+    /// Every item of a `[[list]]` of the canonical `object` (written at
+    /// `base`, an element of definition `base_def`, at `at`) as a new
+    /// instance of its group element, with the lists inside its items.
     fn apply_list(
         &self,
         list: &OutList,
-        declaration: &mut Node,
-        canonical: &Value,
+        base: &mut Node,
+        base_def: &ElementDef,
+        object: &Value,
+        at: &Place,
         issues: &mut Vec<Issue>,
     ) {
-        let Some(Value::Array(items)) = lookup(canonical, &list.to) else {
+        let Some(Value::Array(items)) = lookup(object, &list.to) else {
             return;
         };
-        let Ok(defs) = resolve(&self.root, &list.group) else {
+        let Ok(defs) = resolve(base_def, &list.group) else {
             return;
         };
         let Some(item_def) = defs.last() else {
@@ -478,11 +517,11 @@ impl WcoOutMapping {
             .map(|s| s.name.as_str())
             .collect::<Vec<_>>()
             .join("/");
-        let list_pointer = format!("/{}", list.to.replace('.', "/"));
+        let list_pointer = format!("{}/{}", at.pointer, list.to.replace('.', "/"));
         for (i, item) in items.iter().enumerate() {
             let place = Place {
                 pointer: format!("{list_pointer}/{i}"),
-                path: format!("/Declaration/{group_path}{}", index_suffix(i)),
+                path: format!("{}/{group_path}{}", at.path, index_suffix(i)),
             };
             if !item_def.allows(i + 1) {
                 issues.push(Issue::error(
@@ -499,11 +538,13 @@ impl WcoOutMapping {
                 ));
                 break;
             }
-            let Some(node) = walk(declaration, &self.root, &list.group, Some((last, i)), true)
-            else {
+            let Some(node) = walk(base, base_def, &list.group, Some((last, i)), true) else {
                 continue;
             };
             self.apply(&list.fields, item_def, node, item, &place, issues);
+            for inner in &list.lists {
+                self.apply_list(inner, node, item_def, item, &place, issues);
+            }
         }
     }
 
@@ -731,11 +772,18 @@ impl WcoOutMapping {
     /// MAP001 for every canonical value no rule writes.
     fn unwritten(&self, canonical: &Value, issues: &mut Vec<Issue>) {
         let mut covered: BTreeSet<String> = self.fields.iter().map(|f| f.to.clone()).collect();
-        for list in &self.lists {
-            for f in &list.fields {
-                covered.insert(format!("{}.{}", list.to, f.to));
+        // The fields of a list's items, and of the lists inside them, as
+        // dotted paths through the lists (`goods.documents.code`).
+        fn cover(lists: &[OutList], prefix: &str, covered: &mut BTreeSet<String>) {
+            for list in lists {
+                let at = format!("{prefix}{}", list.to);
+                for f in &list.fields {
+                    covered.insert(format!("{at}.{}", f.to));
+                }
+                cover(&list.lists, &format!("{at}."), covered);
             }
         }
+        cover(&self.lists, "", &mut covered);
         for (to, value) in &self.constants {
             if lookup(canonical, to) == Some(value) {
                 covered.insert(to.clone());

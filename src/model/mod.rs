@@ -104,6 +104,18 @@ pub struct Document {
     /// When the document expires (travel documents, licences).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires: Option<Moment>,
+    /// The code's category where the list splits codes so (WCO
+    /// `AdditionalDocument/CategoryCode`, e.g. C certificate, N national
+    /// document, Y exemption).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+    /// Its name or a reason in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Status of the licence, permit or certificate (WCO
+    /// `LPCOExemptionCode`, e.g. AC attached, XX exempt).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
 }
 
 /// Packages of one kind.
