@@ -37,15 +37,17 @@ impl RuleSettings {
     }
 }
 
+/// Where a finding is: the JSON pointer of the canonical field (moved to
+/// the message position by `mapping::locate`).
+fn at_field(pointer: String) -> Location {
+    Location {
+        path: Some(pointer),
+        ..Location::default()
+    }
+}
+
 fn finding(code: Code, pointer: String, message: String) -> Issue {
-    Issue::error(
-        code,
-        Location {
-            path: Some(pointer),
-            ..Location::default()
-        },
-        message,
-    )
+    Issue::error(code, at_field(pointer), message)
 }
 
 /// The findings of a canonical object of type `target` (the rules of a
@@ -80,14 +82,7 @@ pub fn check_canonical(
 
 /// A warning located at a canonical field (see [`finding`]).
 fn warning(code: Code, pointer: String, message: String) -> Issue {
-    Issue::warning(
-        code,
-        Location {
-            path: Some(pointer),
-            ..Location::default()
-        },
-        message,
-    )
+    Issue::warning(code, at_field(pointer), message)
 }
 
 /// RUL010: the totals a passenger list declares (passengers, crew) against

@@ -709,6 +709,14 @@ async fn shutdown_signal() {
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
 }
 
+/// Prints a new API token under its heading (the only time it is shown).
+fn print_token(heading: &str, token: &str) -> Result<u8, CliError> {
+    let mut out = io::stdout().lock();
+    writeln!(out, "{heading}").map_err(out_err)?;
+    writeln!(out, "{token}").map_err(out_err)?;
+    Ok(EXIT_VALID)
+}
+
 fn partner(command: PartnerCommand) -> Result<u8, CliError> {
     match command {
         PartnerCommand::Token { id, store } => {
@@ -727,14 +735,12 @@ fn partner(command: PartnerCommand) -> Result<u8, CliError> {
                 if !changed {
                     return Err(CliError::Usage(format!("no partner {id:?}")));
                 }
-                let mut out = io::stdout().lock();
-                writeln!(
-                    out,
-                    "partner {id}: new API token (shown only once; the old one no longer works):"
+                print_token(
+                    &format!(
+                        "partner {id}: new API token (shown only once; the old one no longer works):"
+                    ),
+                    &token,
                 )
-                .map_err(out_err)?;
-                writeln!(out, "{token}").map_err(out_err)?;
-                Ok(EXIT_VALID)
             })
         }
         PartnerCommand::Traders {
@@ -814,14 +820,10 @@ fn partner(command: PartnerCommand) -> Result<u8, CliError> {
                         .map_err(|e| CliError::Usage(e.to_string()))?;
                 }
                 store.close().await;
-                let mut out = io::stdout().lock();
-                writeln!(
-                    out,
-                    "partner {id} ({name}) registered; API token (shown only once):"
+                print_token(
+                    &format!("partner {id} ({name}) registered; API token (shown only once):"),
+                    &token,
                 )
-                .map_err(out_err)?;
-                writeln!(out, "{token}").map_err(out_err)?;
-                Ok(EXIT_VALID)
             })
         }
     }

@@ -1183,18 +1183,15 @@ impl Run<'_> {
                 .map(str::to_owned)
         };
         for (slot, piece) in slots.iter().zip(&pieces) {
-            if let Some(old) = held(slot).filter(|old| old != piece) {
-                let message = refused(format!("{} ({}) already holds {old:?}", slot.id, slot.name));
-                self.refuse(
-                    Code::MappingUnwritable,
-                    pointer,
-                    Some((&target.tag, slot)),
-                    message,
-                );
-                return;
-            }
-            if let Err(why) = self.admissible(piece, slot) {
-                let message = refused(format!("its part {piece:?} {why}"));
+            let why = match held(slot).filter(|old| old != piece) {
+                Some(old) => Some(format!("{} ({}) already holds {old:?}", slot.id, slot.name)),
+                None => self
+                    .admissible(piece, slot)
+                    .err()
+                    .map(|why| format!("its part {piece:?} {why}")),
+            };
+            if let Some(why) = why {
+                let message = refused(why);
                 self.refuse(
                     Code::MappingUnwritable,
                     pointer,
