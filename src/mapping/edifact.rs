@@ -58,6 +58,14 @@ struct PathSpec {
     selection: usize,
 }
 
+impl PathSpec {
+    /// The value's position and, for a range, the further occurrences, in
+    /// order.
+    fn positions(&self) -> impl Iterator<Item = Pos> + '_ {
+        self.value.into_iter().chain(self.more.iter().copied())
+    }
+}
+
 /// A dotted target field, split once: `to` as written, its steps, and
 /// its JSON pointer steps (`/a/b`, escaped), to append to a prefix.
 #[derive(Debug, Clone)]
@@ -692,22 +700,23 @@ fn collect_tags(nodes: &[Node], out: &mut Vec<String>) {
 /// and filters.
 type SelectionKey = (usize, Vec<u16>, String, Vec<Filter>);
 
-/// Numbers the paths of `fields` and of the fields of `lists` so that
-/// paths selecting the same segments share a number: a run selects them
-/// once for consecutive fields.
+/// Numbers the paths of `fields`, of `each` lists and of the fields of
+/// `lists` so that paths selecting the same segments share a number: a run
+/// selects them once for consecutive fields.
 fn number_selections(
     fields: &mut [CompiledField],
     lists: &mut [CompiledList],
+    each: &mut [CompiledEach],
     seen: &mut Vec<SelectionKey>,
 ) {
     for field in fields {
         number_selection(&mut field.from, seen);
     }
+    for each in each {
+        number_selection(&mut each.path, seen);
+    }
     for list in lists {
-        for each in &mut list.each {
-            number_selection(&mut each.path, seen);
-        }
-        number_selections(&mut list.fields, &mut list.lists, seen);
+        number_selections(&mut list.fields, &mut list.lists, &mut list.each, seen);
     }
 }
 
@@ -804,11 +813,7 @@ impl EdifactMapping {
             .iter()
             .map(|e| compiler.each(&def, &target_schema, &[], e))
             .collect::<Result<_, _>>()?;
-        let mut seen = Vec::new();
-        number_selections(&mut fields, &mut lists, &mut seen);
-        for each in &mut each {
-            number_selection(&mut each.path, &mut seen);
-        }
+        number_selections(&mut fields, &mut lists, &mut each, &mut Vec::new());
         let mut ignored: FxHashMap<u32, Vec<Vec<bool>>> = FxHashMap::default();
         if !file.ignore.is_empty() {
             let mut tags = Vec::new();
@@ -1641,19 +1646,18 @@ impl<'a> Run<'a> {
         // set wins), so this rule reads nothing: what only it would read
         // is reported as unmapped, not taken and dropped. A list an
         // earlier rule started is appended to.
-        let start = match lookup(out, &field.to.parts) {
-            None => 0,
-            Some(Value::Array(existing)) if field.all => existing.len(),
+        let earlier: &[Value] = match lookup(out, &field.to.parts) {
+            None => &[],
+            Some(Value::Array(existing)) if field.all => existing,
             Some(_) => return,
         };
         let segments = self.select(instance, &field.from);
-        let trace = self.tracing;
         let base = prefix.len();
         if field.all {
             let mut values = Vec::new();
             for &seg in &segments {
                 // Each occurrence of a range, in order.
-                for at in std::iter::once(at).chain(field.from.more.iter().copied()) {
+                for at in field.from.positions() {
                     let Some(raw) = self.value(seg, at) else {
                         continue;
                     };
@@ -1663,18 +1667,13 @@ impl<'a> Run<'a> {
                     // Read all the same; only the first of equal values
                     // is kept, also against those an earlier rule put in
                     // the list.
-                    if field.distinct
-                        && (values.contains(&v)
-                            || start > 0
-                                && matches!(lookup(out, &field.to.parts),
-                                    Some(Value::Array(earlier)) if earlier.contains(&v)))
-                    {
+                    if field.distinct && (values.contains(&v) || earlier.contains(&v)) {
                         continue;
                     }
-                    if trace {
+                    if self.tracing {
                         prefix.push_str(&field.to.pointer);
                         prefix.push('/');
-                        push_number(prefix, start + values.len());
+                        push_number(prefix, earlier.len() + values.len());
                         self.trace(base, prefix, seg, Some(at));
                         prefix.truncate(base);
                     }
@@ -1685,40 +1684,39 @@ impl<'a> Run<'a> {
         } else if let Some(separator) = &field.join {
             // The first (or last) segment with any of the occurrences: the
             // present ones joined, located at the first of them.
-            let positions = || std::iter::once(at).chain(field.from.more.iter().copied());
-            let has_any =
-                |run: &Self, seg: usize| positions().any(|at| run.peek(seg, at).is_some());
+            let has_any = |run: &Self, seg: usize| {
+                field.from.positions().any(|at| run.peek(seg, at).is_some())
+            };
             let hit = if field.last {
                 segments.iter().rev().find(|seg| has_any(self, **seg))
             } else {
                 segments.iter().find(|seg| has_any(self, **seg))
             };
             if let Some(&seg) = hit {
-                // The common case, one occurrence present, is taken as it
-                // is; only several are copied together.
-                let mut one: Option<&str> = None;
-                let mut joined = String::new();
+                // One occurrence present is taken as it is; only several
+                // are copied together.
+                let mut text: Option<std::borrow::Cow<'_, str>> = None;
                 let mut first = None;
-                for at in positions() {
-                    if let Some(raw) = self.value(seg, at) {
-                        match one.take() {
-                            None if first.is_none() => one = Some(raw),
-                            None => {
-                                joined.push_str(separator);
-                                joined.push_str(raw);
-                            }
-                            Some(earlier) => {
-                                joined.push_str(earlier);
-                                joined.push_str(separator);
-                                joined.push_str(raw);
-                            }
+                for at in field.from.positions() {
+                    let Some(raw) = self.value(seg, at) else {
+                        continue;
+                    };
+                    match &mut text {
+                        None => {
+                            text = Some(raw.into());
+                            first = Some(at);
                         }
-                        first.get_or_insert(at);
+                        Some(joined) => {
+                            let joined = joined.to_mut();
+                            joined.push_str(separator);
+                            joined.push_str(raw);
+                        }
                     }
                 }
-                let text = one.unwrap_or(&joined);
-                if let Some(v) = self.convert(field, seg, first, text) {
-                    if trace {
+                if let Some(text) = text
+                    && let Some(v) = self.convert(field, seg, first, &text)
+                {
+                    if self.tracing {
                         prefix.push_str(&field.to.pointer);
                         self.trace(base, prefix, seg, first);
                         prefix.truncate(base);
@@ -1738,7 +1736,7 @@ impl<'a> Run<'a> {
             if let Some((seg, raw)) = hit
                 && let Some(v) = self.convert(field, seg, Some(at), raw)
             {
-                if trace {
+                if self.tracing {
                     prefix.push_str(&field.to.pointer);
                     self.trace(base, prefix, seg, Some(at));
                     prefix.truncate(base);

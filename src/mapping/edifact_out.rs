@@ -446,13 +446,20 @@ impl Compiler<'_> {
         })
     }
 
-    fn list(&self, base: &[u16], rule: &ListRule) -> Result<OutList, MappingError> {
-        if let Some(each) = rule.each.first() {
-            return Err(self.error(
+    /// `each` lists (at the message level or in a list item) are read
+    /// inbound only: a file with one is refused for writing at its line.
+    fn no_each(&self, each: &[super::EachRule]) -> Result<(), MappingError> {
+        match each.first() {
+            Some(each) => Err(self.error(
                 each.to.span(),
                 "`each` lists are read inbound only; nothing writes them back to EDIFACT".into(),
-            ));
+            )),
+            None => Ok(()),
         }
+    }
+
+    fn list(&self, base: &[u16], rule: &ListRule) -> Result<OutList, MappingError> {
+        self.no_each(&rule.each)?;
         let mut groups = Vec::new();
         for step in rule.group.get_ref().split('/') {
             let n = step
@@ -533,12 +540,7 @@ impl OutboundMapping {
             release: &release,
             def: &def,
         };
-        if let Some(each) = file.each.first() {
-            return Err(compiler.error(
-                each.to.span(),
-                "`each` lists are read inbound only; nothing writes them back to EDIFACT".into(),
-            ));
-        }
+        compiler.no_each(&file.each)?;
         let fields = file
             .field
             .iter()
@@ -1050,14 +1052,7 @@ impl Run<'_> {
         };
         // A code another rule already wrote here decides, when it
         // translates to this value.
-        let present = at.and_then(|(i, d)| {
-            self.instances
-                .get(i)?
-                .drafts
-                .get(d)?
-                .get(slot.element, slot.component)
-                .map(str::to_owned)
-        });
+        let present = at.and_then(|at| self.held(at, slot)).map(str::to_owned);
         if let (Some(code), Some(codes)) = (&present, &field.codes)
             && codes.get(code) == Some(&raw)
         {
@@ -1140,6 +1135,15 @@ impl Run<'_> {
         self.written.insert(pointer.to_owned());
     }
 
+    /// What the draft segment at `at` holds at `slot`.
+    fn held(&self, at: (usize, usize), slot: &Slot) -> Option<&str> {
+        self.instances
+            .get(at.0)?
+            .drafts
+            .get(at.1)?
+            .get(slot.element, slot.component)
+    }
+
     /// Writes a text the inbound mapping joins from a range of
     /// occurrences: cut again into them (see [`split_joined`]), each piece
     /// held against its data element.
@@ -1175,15 +1179,8 @@ impl Run<'_> {
         };
         // Every piece is checked, and every position free (or holding the
         // same), before any is written: the text goes in whole or not at all.
-        let held = |slot: &Slot| {
-            self.instances
-                .get(at.0)
-                .and_then(|i| i.drafts.get(at.1))
-                .and_then(|d| d.get(slot.element, slot.component))
-                .map(str::to_owned)
-        };
         for (slot, piece) in slots.iter().zip(&pieces) {
-            let why = match held(slot).filter(|old| old != piece) {
+            let why = match self.held(at, slot).filter(|old| old != piece) {
                 Some(old) => Some(format!("{} ({}) already holds {old:?}", slot.id, slot.name)),
                 None => self
                     .admissible(piece, slot)

@@ -473,37 +473,10 @@ impl WcoMapping {
                 return;
             };
             let index = items.get(l).map_or(0, Vec::len);
-            let mut object = XmlRun {
-                issues: Vec::new(),
-                out: Map::new(),
-                reported: run.reported,
-                more: run.more,
-                prefix: format!("{}/{index}", super::edifact::pointer(&run.prefix, &list.to)),
-                provenance: BTreeMap::new(),
-            };
-            object.provenance.insert(
-                object.prefix.clone(),
-                Location {
-                    path: Some(render(&path, None)),
-                    ..Location::default()
-                },
-            );
-            for field in &list.fields {
-                object.field(field, &path, &mut leaves);
-            }
-            object.lists(&list.lists, &path, &mut leaves);
-            object.unread(&leaves);
-            run.issues.append(&mut object.issues);
-            // The list itself is where its first item is.
-            let list_pointer = super::edifact::pointer(&run.prefix, &list.to);
-            if let Some(first) = object.provenance.get(&object.prefix).cloned() {
-                run.provenance.entry(list_pointer).or_insert(first);
-            }
-            run.provenance.append(&mut object.provenance);
-            run.reported = object.reported;
-            run.more = object.more;
+            // The whole item has been read: what no rule took is reported.
+            let object = run.item(list, index, &path, &mut leaves, true);
             if let Some(slot) = items.get_mut(l) {
-                slot.push(Value::Object(object.out));
+                slot.push(object);
             }
         }
     }
@@ -652,41 +625,61 @@ impl XmlRun {
                     instances.push(key.to_vec());
                 }
             }
-            let pointer = super::edifact::pointer(&self.prefix, &list.to);
-            let mut objects = Vec::new();
-            for key in &instances {
-                let mut object = XmlRun {
-                    issues: Vec::new(),
-                    out: Map::new(),
-                    reported: self.reported,
-                    more: self.more,
-                    prefix: format!("{pointer}/{}", objects.len()),
-                    provenance: BTreeMap::new(),
-                };
-                object.provenance.insert(
-                    object.prefix.clone(),
-                    Location {
-                        path: Some(render(key, None)),
-                        ..Location::default()
-                    },
-                );
-                for field in &list.fields {
-                    object.field(field, key, leaves);
-                }
-                object.lists(&list.lists, key, leaves);
-                self.issues.append(&mut object.issues);
-                if let Some(first) = object.provenance.get(&object.prefix).cloned() {
-                    self.provenance.entry(pointer.clone()).or_insert(first);
-                }
-                self.provenance.append(&mut object.provenance);
-                self.reported = object.reported;
-                self.more = object.more;
-                objects.push(Value::Object(object.out));
-            }
+            let objects: Vec<Value> = instances
+                .iter()
+                .enumerate()
+                .map(|(index, key)| self.item(list, index, key, leaves, false))
+                .collect();
             if !objects.is_empty() && lookup(&self.out, &list.to).is_none() {
                 super::edifact::set_value(&mut self.out, &list.to, Value::Array(objects));
             }
         }
+    }
+
+    /// Item `index` of `list`, the element at `path`: the object its
+    /// fields and inner lists make of `leaves`, its issues, provenance (the
+    /// list is where its first item is) and counts taken into this run;
+    /// with `unread`, the item's values no rule took are reported (the
+    /// leaves of a list's item are all its own only at the top).
+    fn item(
+        &mut self,
+        list: &XmlList,
+        index: usize,
+        path: &[(String, u32)],
+        leaves: &mut [Leaf],
+        unread: bool,
+    ) -> Value {
+        let list_pointer = super::edifact::pointer(&self.prefix, &list.to);
+        let mut object = XmlRun {
+            issues: Vec::new(),
+            out: Map::new(),
+            reported: self.reported,
+            more: self.more,
+            prefix: format!("{list_pointer}/{index}"),
+            provenance: BTreeMap::new(),
+        };
+        object.provenance.insert(
+            object.prefix.clone(),
+            Location {
+                path: Some(render(path, None)),
+                ..Location::default()
+            },
+        );
+        for field in &list.fields {
+            object.field(field, path, leaves);
+        }
+        object.lists(&list.lists, path, leaves);
+        if unread {
+            object.unread(leaves);
+        }
+        self.issues.append(&mut object.issues);
+        if let Some(first) = object.provenance.get(&object.prefix).cloned() {
+            self.provenance.entry(list_pointer).or_insert(first);
+        }
+        self.provenance.append(&mut object.provenance);
+        self.reported = object.reported;
+        self.more = object.more;
+        Value::Object(object.out)
     }
 
     fn field(&mut self, field: &XmlField, base: &[(String, u32)], leaves: &mut [Leaf]) {

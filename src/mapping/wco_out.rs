@@ -488,7 +488,6 @@ impl WcoOutMapping {
         DecDocument { xml, issues }
     }
 
-    /// Every item of a `[[list]]` as a new instance of its group element.
     /// Every item of a `[[list]]` of the canonical `object` (written at
     /// `base`, an element of definition `base_def`, at `at`) as a new
     /// instance of its group element, with the lists inside its items.
