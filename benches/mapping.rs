@@ -16,6 +16,7 @@ use std::time::Duration;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use tradehub::edifact::{Message, ParseOptions, Parsed, Parser, sample};
 use tradehub::mapping::edifact::mapping_for;
+use tradehub::model::Declaration;
 use tradehub::schema::Directories;
 
 // The allocator the tradehub binary runs with (src/main.rs).
@@ -84,6 +85,25 @@ fn mapping(c: &mut Criterion) {
             mapped
         })
     });
+    // Into the typed canonical declaration, read from the mapped values
+    // directly (the form the hub and the business rules work on).
+    group.bench_with_input(
+        BenchmarkId::new("validate_map_typed", mb),
+        &data,
+        |b, data| {
+            b.iter(|| {
+                let mut mapped = 0u64;
+                let parsed = validated(data, &directories, true, |message| {
+                    let (declaration, _issues) = cusdec.apply_typed::<Declaration>(message);
+                    if declaration.is_ok_and(|d| !d.lrn.is_empty()) {
+                        mapped += 1;
+                    }
+                });
+                assert_eq!(mapped, parsed.interchange.counts.messages);
+                mapped
+            })
+        },
+    );
     // As the hub maps: with each value's provenance, so that business-rule
     // findings can be located at their segment and element.
     group.bench_with_input(

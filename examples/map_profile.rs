@@ -2,7 +2,9 @@
 //! validation with the CUSDEC mapping over a generated interchange, for
 //! instruction counts under valgrind or `perf stat`:
 //!
-//! `cargo run --release --example map_profile -- lex|validate|decode|text|map|located [MB]`
+//! `cargo run --release --example map_profile -- lex|validate|decode|text|map|located|typed|typed-json [MB]`
+//! (`typed`: into the typed canonical declaration as the hub reads it;
+//! `typed-json`: the same through a JSON tree, for comparison)
 //! (`setup`: only the generation of the interchange and the loading of
 //! the mapping, to subtract)
 //!
@@ -21,6 +23,7 @@ use tradehub::edifact::{
     Element, Lexer, Limits, Message, Next, ParseOptions, Parser, Segment, sample,
 };
 use tradehub::mapping::edifact::{EdifactMapping, mapping_for};
+use tradehub::model::Declaration;
 use tradehub::schema::Directories;
 
 // The allocator the tradehub binary runs with (src/main.rs).
@@ -69,7 +72,10 @@ fn main() -> std::io::Result<()> {
     let options = ParseOptions {
         keep_messages: false,
         decode_messages: mode == "decode",
-        message_text: matches!(mode.as_str(), "text" | "map" | "located"),
+        message_text: matches!(
+            mode.as_str(),
+            "text" | "map" | "located" | "typed" | "typed-json"
+        ),
         ..ParseOptions::default()
     };
     let mut n = 0u64;
@@ -79,6 +85,15 @@ fn main() -> std::io::Result<()> {
             "map" => {
                 let (value, issues) = cusdec.apply(message);
                 n += u64::from(value.get("lrn").is_some()) + issues.len() as u64;
+            }
+            "typed" => {
+                let (typed, issues) = cusdec.apply_typed::<Declaration>(message);
+                n += u64::from(typed.is_ok()) + issues.len() as u64;
+            }
+            "typed-json" => {
+                let (value, issues) = cusdec.apply(message);
+                let typed = serde_json::from_value::<Declaration>(value);
+                n += u64::from(typed.is_ok()) + issues.len() as u64;
             }
             "located" => {
                 let (value, issues, provenance) = cusdec.apply_located(message);
@@ -125,8 +140,22 @@ fn record(out: &mut impl Write, what: &str, mapping: &EdifactMapping, message: &
         plain_issues, issues,
         "{what}: apply and apply_located differ"
     );
+    let (canonical, canonical_issues, canonical_provenance) = mapping.canonical_located(message);
+    assert_eq!(
+        canonical_issues, issues,
+        "{what}: canonical_located and apply_located differ"
+    );
+    assert_eq!(
+        canonical_provenance, provenance,
+        "{what}: canonical_located and apply_located differ"
+    );
+    let canonical = match canonical {
+        Ok(value) => value,
+        Err(e) => serde_json::Value::String(e),
+    };
     let line = serde_json::json!({
         "what": what,
+        "canonical": canonical,
         "value": value,
         "issues": issues,
         "provenance": provenance,
@@ -274,7 +303,7 @@ fn dump(
             let as_parsed = texts.get(index).copied().unwrap_or(message);
             assert!(as_parsed.segments.is_empty() && !as_parsed.text.is_empty());
             record(&mut out, &what, &mapping, as_parsed);
-            let mut rng = Lcg(what.len() as u64);
+            let mut rng = Lcg((what.len() - env!("CARGO_MANIFEST_DIR").len()) as u64);
             for k in 0..200 {
                 let mutated = mutate(message, &mut rng);
                 record(&mut out, &format!("{what} #{k}"), &mapping, &mutated);

@@ -7,6 +7,7 @@
 //! enclosing one, that carries its tag or its group's trigger), then every
 //! rule picks its values from the instances its path names.
 
+use std::borrow::Cow;
 use std::collections::btree_map::Entry;
 use std::sync::Arc;
 
@@ -15,6 +16,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use rust_decimal::Decimal;
 use serde_json::{Map, Value};
 
+use super::draft::{Draft, Held, Key, Leaf, ROOT, intern};
 use super::{
     Constant, EachRule, FieldRule, ListRule, MappingError, MappingFile, ValueType, schema_field,
     schema_type,
@@ -71,7 +73,7 @@ impl PathSpec {
 #[derive(Debug, Clone)]
 struct Target {
     to: String,
-    parts: Vec<String>,
+    parts: Vec<Key>,
     pointer: String,
 }
 
@@ -79,7 +81,7 @@ impl Target {
     fn new(to: &str) -> Target {
         Target {
             to: to.to_owned(),
-            parts: to.split('.').map(str::to_owned).collect(),
+            parts: to.split('.').map(intern).collect(),
             pointer: pointer("", to),
         }
     }
@@ -853,7 +855,7 @@ impl EdifactMapping {
     /// Maps one decoded message (UNH..UNT) to the target as JSON, with every
     /// problem and every value no rule read.
     pub fn apply(&self, message: &Message) -> (Value, Vec<Issue>) {
-        let (value, issues, _) = self.run(message, false);
+        let (value, issues, _) = self.run(message, false, &|draft: Draft<'_>| draft.into_value());
         (value, issues)
     }
 
@@ -861,29 +863,87 @@ impl EdifactMapping {
     /// pointer of the canonical field → location of the segment and
     /// element (see [`super::Mapped::provenance`]).
     pub fn apply_located(&self, message: &Message) -> (Value, Vec<Issue>, Provenance) {
-        self.run(message, true)
+        self.run(message, true, &|draft: Draft<'_>| draft.into_value())
     }
 
-    /// Applies the rules; `locate`: also record each value's provenance
-    /// (`apply` does without, which saves a map entry per value).
-    fn run(&self, message: &Message, locate: bool) -> (Value, Vec<Issue>, Provenance) {
-        let reused = SCRATCH.try_with(|cell| {
-            cell.try_borrow_mut()
-                .ok()
-                .map(|mut scratch| self.run_in(message, locate, &mut scratch))
+    /// [`apply`](Self::apply) into the typed canonical object `T` (what
+    /// the mapping's target names), read from the mapped values directly
+    /// rather than from a JSON tree: the result, or the error
+    /// `serde_json::from_value` would give for the JSON of `apply`.
+    pub fn apply_typed<T: serde::de::DeserializeOwned>(
+        &self,
+        message: &Message,
+    ) -> (Result<T, serde_json::Error>, Vec<Issue>) {
+        let (typed, issues, _) = self.run(message, false, &|draft: Draft<'_>| {
+            draft.deserialize_into::<T>()
         });
-        match reused {
-            Ok(Some(result)) => result,
-            _ => self.run_in(message, locate, &mut Scratch::default()),
+        (typed, issues)
+    }
+
+    /// [`apply_typed`](Self::apply_typed) with each value's provenance
+    /// (as [`apply_located`](Self::apply_located)).
+    pub fn apply_typed_located<T: serde::de::DeserializeOwned>(
+        &self,
+        message: &Message,
+    ) -> (Result<T, serde_json::Error>, Vec<Issue>, Provenance) {
+        self.run(message, true, &|draft: Draft<'_>| {
+            draft.deserialize_into::<T>()
+        })
+    }
+
+    /// [`apply_located`](Self::apply_located), read into the typed model
+    /// of the mapping's target and written back as its canonical JSON (as
+    /// [`super::typed`] does with the JSON of `apply_located`, without
+    /// building that JSON first); an error says what is missing or wrong.
+    pub fn canonical_located(
+        &self,
+        message: &Message,
+    ) -> (Result<Value, String>, Vec<Issue>, Provenance) {
+        use crate::model::{CargoReport, Declaration, PassengerList};
+        fn again<T: serde::de::DeserializeOwned + serde::Serialize>(
+            draft: Draft<'_>,
+        ) -> Result<Value, String> {
+            let typed: T = draft.deserialize_into().map_err(|e| e.to_string())?;
+            serde_json::to_value(typed).map_err(|e| e.to_string())
+        }
+        match self.target.as_str() {
+            "declaration" => self.run(message, true, &again::<Declaration>),
+            "cargo_report" => self.run(message, true, &again::<CargoReport>),
+            "passenger_list" => self.run(message, true, &again::<PassengerList>),
+            other => {
+                let (value, issues, provenance) = self.apply_located(message);
+                (super::typed(other, value), issues, provenance)
+            }
         }
     }
 
-    fn run_in(
+    /// Applies the rules and hands the filled draft to `finish`; `locate`:
+    /// also record each value's provenance (`apply` does without, which
+    /// saves a map entry per value).
+    fn run<R>(
+        &self,
+        message: &Message,
+        locate: bool,
+        finish: &dyn Fn(Draft<'_>) -> R,
+    ) -> (R, Vec<Issue>, Provenance) {
+        let reused = SCRATCH.try_with(|cell| {
+            cell.try_borrow_mut()
+                .ok()
+                .map(|mut scratch| self.run_in(message, locate, &mut scratch, finish))
+        });
+        match reused {
+            Ok(Some(result)) => result,
+            _ => self.run_in(message, locate, &mut Scratch::default(), finish),
+        }
+    }
+
+    fn run_in<R>(
         &self,
         message: &Message,
         locate: bool,
         scratch: &mut Scratch,
-    ) -> (Value, Vec<Issue>, Provenance) {
+        finish: &dyn Fn(Draft<'_>) -> R,
+    ) -> (R, Vec<Issue>, Provenance) {
         // The parser's text of the message, or one made from its segments.
         let mut own_text = std::mem::take(&mut scratch.text);
         let text = if message.text.is_empty() {
@@ -927,20 +987,20 @@ impl EdifactMapping {
             let unh = run.source(0, None);
             run.provenance.insert(String::new(), unh);
         }
-        let mut out = Map::new();
+        let mut out = Draft::new();
         for (to, value) in &self.constants {
-            put(&mut out, &to.parts, value.clone());
+            out.put(ROOT, &to.parts, Leaf::Json(value.clone()));
         }
         // The JSON pointer of the object being filled, while tracing.
         let mut prefix = String::new();
         for field in &self.fields {
-            run.field(0, field, &mut prefix, &mut out);
+            run.field(0, field, &mut prefix, &mut out, ROOT);
         }
         for list in &self.lists {
-            run.list(0, list, &mut prefix, &mut out);
+            run.list(0, list, &mut prefix, &mut out, ROOT);
         }
         for each in &self.each {
-            run.each(0, each, &mut prefix, &mut out);
+            run.each(0, each, &mut prefix, &mut out, ROOT);
         }
         run.unread();
         // The issues in a vector of their size; the buffers are kept for
@@ -961,9 +1021,10 @@ impl EdifactMapping {
         scratch.issues = buffer;
         scratch.read = read;
         scratch.found = found;
+        let result = finish(out);
         scratch.text = own_text;
         scratch.trim();
-        (Value::Object(out), issues, provenance)
+        (result, issues, provenance)
     }
 }
 
@@ -1548,14 +1609,14 @@ impl<'a> Run<'a> {
     /// says.
     fn convert(
         &mut self,
-        field: &CompiledField,
+        field: &'a CompiledField,
         seg: usize,
         at: Option<Pos>,
-        raw: &str,
-    ) -> Option<Value> {
+        raw: Cow<'a, str>,
+    ) -> Option<Leaf<'a>> {
         let raw = match &field.codes {
-            Some(codes) => match codes.get(raw) {
-                Some(mapped) => mapped.as_str(),
+            Some(codes) => match codes.get(&*raw) {
+                Some(mapped) => Cow::Borrowed(mapped.as_str()),
                 None if field.pass_other => raw,
                 None => {
                     let known: Vec<&str> = codes.keys().map(String::as_str).collect();
@@ -1582,9 +1643,9 @@ impl<'a> Run<'a> {
             None
         };
         match field.kind {
-            ValueType::Text => Some(Value::String(raw.to_owned())),
+            ValueType::Text => Some(Leaf::Text(raw)),
             // As it would be written back.
-            ValueType::Decimal if plain_decimal(raw) => Some(Value::String(raw.to_owned())),
+            ValueType::Decimal if plain_decimal(&raw) => Some(Leaf::Text(raw)),
             ValueType::Decimal => {
                 // The decimal mark may be a comma.
                 let parsed = if raw.contains(',') {
@@ -1593,17 +1654,17 @@ impl<'a> Run<'a> {
                     raw.parse::<Decimal>()
                 };
                 match parsed {
-                    Ok(d) => Some(Value::String(d.to_string())),
+                    Ok(d) => Some(Leaf::Text(Cow::Owned(d.to_string()))),
                     Err(_) => bad(self, "a decimal number"),
                 }
             }
             ValueType::Integer => match raw.parse::<u64>() {
-                Ok(n) => Some(Value::from(n)),
+                Ok(n) => Some(Leaf::Json(Value::from(n))),
                 Err(_) => bad(self, "a whole number"),
             },
-            ValueType::Boolean => match raw {
-                "true" => Some(Value::Bool(true)),
-                "false" => Some(Value::Bool(false)),
+            ValueType::Boolean => match &*raw {
+                "true" => Some(Leaf::Json(Value::Bool(true))),
+                "false" => Some(Leaf::Json(Value::Bool(false))),
                 _ => bad(self, "true or false"),
             },
             ValueType::Date => {
@@ -1617,8 +1678,8 @@ impl<'a> Run<'a> {
                         "a date with its 2379 format code (the format code is missing)",
                     );
                 };
-                match Moment::from_edifact(raw, format) {
-                    Ok(m) => serde_json::to_value(m).ok(),
+                match Moment::from_edifact(&raw, format) {
+                    Ok(m) => serde_json::to_value(m).ok().map(Leaf::Json),
                     Err(e) => {
                         self.issues.push(Issue::error(
                             Code::MappingValueInvalid,
@@ -1632,42 +1693,43 @@ impl<'a> Run<'a> {
         }
     }
 
-    /// Applies a field rule in `instance`; `prefix` is the pointer of
-    /// `out` while tracing.
+    /// Applies a field rule in `instance` to the object `obj` of `out`;
+    /// `prefix` is the pointer of `obj` while tracing.
     fn field(
         &mut self,
         instance: usize,
-        field: &CompiledField,
+        field: &'a CompiledField,
         prefix: &mut String,
-        out: &mut Map<String, Value>,
+        out: &mut Draft<'a>,
+        obj: usize,
     ) {
         let Some(at) = field.from.value else { return };
         // A single value an earlier rule has set stays (the first value
         // set wins), so this rule reads nothing: what only it would read
         // is reported as unmapped, not taken and dropped. A list an
         // earlier rule started is appended to.
-        let earlier: &[Value] = match lookup(out, &field.to.parts) {
-            None => &[],
-            Some(Value::Array(existing)) if field.all => existing,
-            Some(_) => return,
+        let earlier: &[usize] = match out.at(obj, &field.to.parts) {
+            Held::Nothing => &[],
+            Held::List(existing) if field.all => existing,
+            Held::List(_) | Held::Other => return,
         };
         let segments = self.select(instance, &field.from);
         let base = prefix.len();
         if field.all {
-            let mut values = Vec::new();
+            let mut values: Vec<Leaf<'a>> = Vec::new();
             for &seg in &segments {
                 // Each occurrence of a range, in order.
                 for at in field.from.positions() {
                     let Some(raw) = self.value(seg, at) else {
                         continue;
                     };
-                    let Some(v) = self.convert(field, seg, Some(at), raw) else {
+                    let Some(v) = self.convert(field, seg, Some(at), Cow::Borrowed(raw)) else {
                         continue;
                     };
                     // Read all the same; only the first of equal values
                     // is kept, also against those an earlier rule put in
                     // the list.
-                    if field.distinct && (values.contains(&v) || earlier.contains(&v)) {
+                    if field.distinct && (values.contains(&v) || out.holds(earlier, &v)) {
                         continue;
                     }
                     if self.tracing {
@@ -1680,7 +1742,7 @@ impl<'a> Run<'a> {
                     values.push(v);
                 }
             }
-            append(out, &field.to, values);
+            out.append_leaves(obj, &field.to.parts, values);
         } else if let Some(separator) = &field.join {
             // The first (or last) segment with any of the occurrences: the
             // present ones joined, located at the first of them.
@@ -1695,7 +1757,7 @@ impl<'a> Run<'a> {
             if let Some(&seg) = hit {
                 // One occurrence present is taken as it is; only several
                 // are copied together.
-                let mut text: Option<std::borrow::Cow<'_, str>> = None;
+                let mut text: Option<Cow<'a, str>> = None;
                 let mut first = None;
                 for at in field.from.positions() {
                     let Some(raw) = self.value(seg, at) else {
@@ -1714,14 +1776,14 @@ impl<'a> Run<'a> {
                     }
                 }
                 if let Some(text) = text
-                    && let Some(v) = self.convert(field, seg, first, &text)
+                    && let Some(v) = self.convert(field, seg, first, text)
                 {
                     if self.tracing {
                         prefix.push_str(&field.to.pointer);
                         self.trace(base, prefix, seg, first);
                         prefix.truncate(base);
                     }
-                    put(out, &field.to.parts, v);
+                    out.put(obj, &field.to.parts, v);
                 }
             }
         } else {
@@ -1734,30 +1796,31 @@ impl<'a> Run<'a> {
                 segments.iter().find_map(&mut read)
             };
             if let Some((seg, raw)) = hit
-                && let Some(v) = self.convert(field, seg, Some(at), raw)
+                && let Some(v) = self.convert(field, seg, Some(at), Cow::Borrowed(raw))
             {
                 if self.tracing {
                     prefix.push_str(&field.to.pointer);
                     self.trace(base, prefix, seg, Some(at));
                     prefix.truncate(base);
                 }
-                put(out, &field.to.parts, v);
+                out.put(obj, &field.to.parts, v);
             }
         }
         self.found = segments;
     }
 
-    /// Applies a list rule in `instance`; `prefix` is the pointer of `out`
-    /// while tracing.
+    /// Applies a list rule in `instance` to the object `obj` of `out`;
+    /// `prefix` is the pointer of `obj` while tracing.
     fn list(
         &mut self,
         instance: usize,
-        list: &CompiledList,
+        list: &'a CompiledList,
         prefix: &mut String,
-        out: &mut Map<String, Value>,
+        out: &mut Draft<'a>,
+        obj: usize,
     ) {
         // Items are appended to a list an earlier rule started.
-        let first = list_start(out, &list.to);
+        let first = out.list_start(obj, &list.to.parts);
         let tree = self.tree;
         let mut reached = self.reached.pop().unwrap_or_default();
         tree.visit(instance, &list.groups, &mut |inst| reached.push(inst));
@@ -1771,13 +1834,13 @@ impl<'a> Run<'a> {
                     _ => continue,
                 }
             }
-            let mut item = Map::new();
+            let item = out.object();
             for (to, value) in &list.constants {
-                put(&mut item, &to.parts, value.clone());
+                out.put(item, &to.parts, Leaf::Json(value.clone()));
             }
             // The item is where its group instance starts. When the field
-            // already holds something that is not a list, `put` drops the
-            // items, so nothing of them is traced.
+            // already holds something that is not a list, the items are
+            // dropped, so nothing of them is traced.
             let tracing = self.tracing;
             self.tracing = tracing && first.is_some();
             if self.tracing {
@@ -1789,42 +1852,44 @@ impl<'a> Run<'a> {
                 }
             }
             for field in &list.fields {
-                self.field(inst, field, prefix, &mut item);
+                self.field(inst, field, prefix, out, item);
             }
             for inner in &list.lists {
-                self.list(inst, inner, prefix, &mut item);
+                self.list(inst, inner, prefix, out, item);
             }
             for each in &list.each {
-                self.each(inst, each, prefix, &mut item);
+                self.each(inst, each, prefix, out, item);
             }
             prefix.truncate(base);
             self.tracing = tracing;
-            items.push(Value::Object(item));
+            items.push(item);
         }
         reached.clear();
         self.reached.push(reached);
-        append(out, &list.to, items);
+        out.append(obj, &list.to.parts, items);
     }
 
-    /// Applies an `each` list in `instance`: one object per occurrence of
-    /// the composite, in each selected segment, that holds a mapped value;
-    /// `prefix` is the pointer of `out` while tracing.
+    /// Applies an `each` list in `instance` to the object `obj` of `out`:
+    /// one object per occurrence of the composite, in each selected
+    /// segment, that holds a mapped value; `prefix` is the pointer of
+    /// `obj` while tracing.
     fn each(
         &mut self,
         instance: usize,
-        each: &CompiledEach,
+        each: &'a CompiledEach,
         prefix: &mut String,
-        out: &mut Map<String, Value>,
+        out: &mut Draft<'a>,
+        obj: usize,
     ) {
         // Objects are appended to a list an earlier rule started; when the
         // field holds something else they are dropped, so not traced.
-        let first = list_start(out, &each.to);
+        let first = out.list_start(obj, &each.to.parts);
         let segments = self.select(instance, &each.path);
         let base = prefix.len();
         let mut items = Vec::new();
         for &seg in &segments {
             for &element in &each.positions {
-                let mut item = Map::new();
+                let item = out.object();
                 for field in &each.fields {
                     let Some(component) = field.from.value.map(|p| p.component) else {
                         continue;
@@ -1833,7 +1898,7 @@ impl<'a> Run<'a> {
                     let Some(raw) = self.value(seg, at) else {
                         continue;
                     };
-                    let Some(v) = self.convert(field, seg, Some(at), raw) else {
+                    let Some(v) = self.convert(field, seg, Some(at), Cow::Borrowed(raw)) else {
                         continue;
                     };
                     if self.tracing && first.is_some() {
@@ -1844,15 +1909,15 @@ impl<'a> Run<'a> {
                         self.trace(base, prefix, seg, Some(at));
                         prefix.truncate(base);
                     }
-                    put(&mut item, &field.to.parts, v);
+                    out.put(item, &field.to.parts, v);
                 }
-                if !item.is_empty() {
-                    items.push(Value::Object(item));
+                if !out.is_empty_object(item) {
+                    items.push(item);
                 }
             }
         }
         self.found = segments;
-        append(out, &each.to, items);
+        out.append(obj, &each.to.parts, items);
     }
 
     /// Every non-empty value of a data segment that no rule read (MAP001),
@@ -1935,48 +2000,6 @@ fn put(out: &mut Map<String, Value>, parts: &[String], value: Value) {
     if let serde_json::map::Entry::Vacant(slot) = map.entry(last.clone()) {
         slot.insert(value);
     }
-}
-
-/// Where the items of the list field `to` go: after those an earlier rule
-/// put there (0 for a new list); `None` when the field holds something
-/// else, so the items will be dropped.
-fn list_start(out: &Map<String, Value>, to: &Target) -> Option<usize> {
-    match lookup(out, &to.parts) {
-        Some(Value::Array(existing)) => Some(existing.len()),
-        Some(_) => None,
-        None => Some(0),
-    }
-}
-
-/// Appends `items` to the list field `to` (created when absent; the first
-/// value set wins, so a field holding something else keeps it).
-fn append(out: &mut Map<String, Value>, to: &Target, items: Vec<Value>) {
-    if items.is_empty() {
-        return;
-    }
-    match lookup_mut(out, &to.parts) {
-        Some(Value::Array(existing)) => existing.extend(items),
-        _ => put(out, &to.parts, Value::Array(items)),
-    }
-}
-
-/// The value at a field split into its steps.
-fn lookup<'v>(out: &'v Map<String, Value>, parts: &[String]) -> Option<&'v Value> {
-    let (first, rest) = parts.split_first()?;
-    let mut node = out.get(first.as_str())?;
-    for part in rest {
-        node = node.get(part.as_str())?;
-    }
-    Some(node)
-}
-
-fn lookup_mut<'v>(out: &'v mut Map<String, Value>, parts: &[String]) -> Option<&'v mut Value> {
-    let (first, rest) = parts.split_first()?;
-    let mut node = out.get_mut(first.as_str())?;
-    for part in rest {
-        node = node.get_mut(part.as_str())?;
-    }
-    Some(node)
 }
 
 type Cached = Result<Arc<EdifactMapping>, MappingError>;
@@ -2083,14 +2106,14 @@ pub fn map_interchange(
             }
         };
         mapped.target = mapping.target.clone();
-        let (value, issues, mut provenance) = mapping.apply_located(message);
+        let (canonical, issues, mut provenance) = mapping.canonical_located(message);
         for location in provenance.values_mut() {
             location.interchange = Some(interchange.control_reference.clone());
             location.group.clone_from(&message.group);
         }
         mapped.issues = issues;
         mapped.provenance = provenance;
-        match super::typed(&mapping.target, value) {
+        match canonical {
             Ok(canonical) => mapped.canonical = Some(canonical),
             Err(e) => mapped.issues.push(Issue::error(
                 Code::MappingIncomplete,

@@ -9,6 +9,7 @@
 //! Architecture invariant: nothing in a message is dropped silently — every
 //! non-empty value no mapping rule read is reported (MAP001).
 
+mod draft;
 pub mod edifact;
 pub mod edifact_out;
 pub mod wco;

@@ -1,0 +1,514 @@
+//! The object an EDIFACT mapping fills while it runs: a tree of nodes in
+//! one vector, whose keys are the mapping's own field names and whose
+//! texts are, where they can be, the message's values themselves.
+//!
+//! Building a `serde_json::Value` for every message cost a key `String`
+//! and a B-tree insert per value, and as much again to drop it; a typed
+//! canonical object was then deserialized from that tree and the tree
+//! thrown away. A draft is deserialized into the typed model directly
+//! ([`Draft::deserialize_into`]) and turned into JSON only when JSON is
+//! asked for ([`Draft::into_value`]); both give what the JSON tree gave
+//! (the first value set at a field wins, lists keep their order).
+
+use std::borrow::Cow;
+
+use serde::de::{self, DeserializeOwned, IntoDeserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Value};
+
+/// A value a rule read: a text (borrowed from the message or the mapping
+/// where it can be) or any other JSON value (numbers, booleans, dates,
+/// constants).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Leaf<'a> {
+    Text(Cow<'a, str>),
+    Json(Value),
+}
+
+impl Leaf<'_> {
+    /// Equal as JSON values: a text equals a JSON string of the same text.
+    fn same(&self, other: &Leaf<'_>) -> bool {
+        match (self, other) {
+            (Leaf::Text(a), Leaf::Text(b)) => a == b,
+            (Leaf::Json(a), Leaf::Json(b)) => a == b,
+            (Leaf::Text(a), Leaf::Json(Value::String(b)))
+            | (Leaf::Json(Value::String(b)), Leaf::Text(a)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+/// The one copy of a field name, for the life of the process: field names
+/// come from mapping files, which are compiled once each, so the set stays
+/// as small as the canonical model. A draft compares names by address.
+pub(crate) fn intern(name: &str) -> &'static str {
+    static NAMES: std::sync::OnceLock<std::sync::Mutex<rustc_hash::FxHashSet<&'static str>>> =
+        std::sync::OnceLock::new();
+    let names = NAMES.get_or_init(Default::default);
+    let mut names = match names.lock() {
+        Ok(names) => names,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    match names.get(name) {
+        Some(known) => known,
+        None => {
+            let owned: &'static str = Box::leak(name.to_owned().into_boxed_str());
+            names.insert(owned);
+            owned
+        }
+    }
+}
+
+/// A field name, [`intern`]ed.
+pub(crate) type Key = &'static str;
+
+#[derive(Debug)]
+enum Node<'a> {
+    /// Fields in the order they were set (no key twice).
+    Object(Vec<(Key, usize)>),
+    Array(Vec<usize>),
+    Leaf(Leaf<'a>),
+}
+
+/// A canonical object under construction (node 0 is its root object).
+#[derive(Debug)]
+pub(crate) struct Draft<'a> {
+    nodes: Vec<Node<'a>>,
+}
+
+/// The root object of a draft.
+pub(crate) const ROOT: usize = 0;
+
+impl<'a> Draft<'a> {
+    pub(crate) fn new() -> Draft<'a> {
+        let mut nodes = Vec::with_capacity(256);
+        nodes.push(Node::Object(Vec::with_capacity(32)));
+        Draft { nodes }
+    }
+
+    /// A new empty object, not yet placed anywhere.
+    pub(crate) fn object(&mut self) -> usize {
+        self.nodes.push(Node::Object(Vec::with_capacity(8)));
+        self.nodes.len() - 1
+    }
+
+    fn leaf(&mut self, leaf: Leaf<'a>) -> usize {
+        self.nodes.push(Node::Leaf(leaf));
+        self.nodes.len() - 1
+    }
+
+    /// True when `id` is an object without fields.
+    pub(crate) fn is_empty_object(&self, id: usize) -> bool {
+        matches!(self.nodes.get(id), Some(Node::Object(fields)) if fields.is_empty())
+    }
+
+    fn child(&self, object: usize, key: Key) -> Option<usize> {
+        match self.nodes.get(object)? {
+            Node::Object(fields) => fields
+                .iter()
+                .find(|(k, _)| std::ptr::eq(*k, key))
+                .map(|(_, id)| *id),
+            _ => None,
+        }
+    }
+
+    /// The node at a field given as its steps, below `object`.
+    fn lookup(&self, object: usize, parts: &[Key]) -> Option<usize> {
+        let mut node = object;
+        for part in parts {
+            node = self.child(node, part)?;
+        }
+        Some(node)
+    }
+
+    /// What is at a field: nothing, a list (its items), or something else.
+    pub(crate) fn at(&self, object: usize, parts: &[Key]) -> Held<'_> {
+        match self.lookup(object, parts).and_then(|id| self.nodes.get(id)) {
+            None => Held::Nothing,
+            Some(Node::Array(items)) => Held::List(items),
+            Some(_) => Held::Other,
+        }
+    }
+
+    /// Where the items of the list field `parts` go: after those already
+    /// there (0 for a new list); `None` when the field holds something
+    /// else, so items would be dropped.
+    pub(crate) fn list_start(&self, object: usize, parts: &[Key]) -> Option<usize> {
+        match self.at(object, parts) {
+            Held::Nothing => Some(0),
+            Held::List(items) => Some(items.len()),
+            Held::Other => None,
+        }
+    }
+
+    /// True when `leaf` equals an item of the list `items`.
+    pub(crate) fn holds(&self, items: &[usize], leaf: &Leaf<'_>) -> bool {
+        items
+            .iter()
+            .any(|id| matches!(self.nodes.get(*id), Some(Node::Leaf(l)) if l.same(leaf)))
+    }
+
+    /// The object at the steps `path` below `object`, created on the way;
+    /// `None` when a step holds something that is not an object.
+    fn parent(&mut self, object: usize, path: &[Key]) -> Option<usize> {
+        let mut node = object;
+        for part in path {
+            node = match self.child(node, part) {
+                Some(id) if matches!(self.nodes.get(id), Some(Node::Object(_))) => id,
+                Some(_) => return None,
+                None => {
+                    let id = self.object();
+                    self.insert(node, part, id);
+                    id
+                }
+            };
+        }
+        Some(node)
+    }
+
+    fn insert(&mut self, object: usize, key: Key, id: usize) {
+        if let Some(Node::Object(fields)) = self.nodes.get_mut(object) {
+            fields.push((key, id));
+        }
+    }
+
+    /// Sets a field given as its steps to the node `id`, creating objects
+    /// on the way; the first value set wins.
+    pub(crate) fn put_node(&mut self, object: usize, parts: &[Key], id: usize) {
+        let Some((last, path)) = parts.split_last() else {
+            return;
+        };
+        let Some(parent) = self.parent(object, path) else {
+            return;
+        };
+        if self.child(parent, last).is_none() {
+            self.insert(parent, last, id);
+        }
+    }
+
+    /// Sets a field to a value (see [`put_node`](Self::put_node)).
+    pub(crate) fn put(&mut self, object: usize, parts: &[Key], leaf: Leaf<'a>) {
+        let Some((last, path)) = parts.split_last() else {
+            return;
+        };
+        let Some(parent) = self.parent(object, path) else {
+            return;
+        };
+        if self.child(parent, last).is_none() {
+            let id = self.leaf(leaf);
+            self.insert(parent, last, id);
+        }
+    }
+
+    /// Appends values to the list field `parts` (created when absent; a
+    /// field holding something else keeps it).
+    pub(crate) fn append_leaves(
+        &mut self,
+        object: usize,
+        parts: &[Key],
+        leaves: impl IntoIterator<Item = Leaf<'a>>,
+    ) {
+        let ids: Vec<usize> = leaves.into_iter().map(|leaf| self.leaf(leaf)).collect();
+        self.append(object, parts, ids);
+    }
+
+    /// Appends nodes to the list field `parts` (created when absent; a
+    /// field holding something else keeps it).
+    pub(crate) fn append(&mut self, object: usize, parts: &[Key], items: Vec<usize>) {
+        if items.is_empty() {
+            return;
+        }
+        match self.lookup(object, parts) {
+            Some(id) => {
+                if let Some(Node::Array(existing)) = self.nodes.get_mut(id) {
+                    existing.extend(items);
+                }
+            }
+            None => {
+                self.nodes.push(Node::Array(items));
+                let id = self.nodes.len() - 1;
+                self.put_node(object, parts, id);
+            }
+        }
+    }
+
+    /// The draft as a JSON object.
+    pub(crate) fn into_value(mut self) -> Value {
+        self.take(ROOT)
+    }
+
+    fn take(&mut self, id: usize) -> Value {
+        let node = match self.nodes.get_mut(id) {
+            Some(node) => std::mem::replace(node, Node::Array(Vec::new())),
+            None => return Value::Null,
+        };
+        match node {
+            Node::Object(fields) => {
+                let map: Map<String, Value> = fields
+                    .into_iter()
+                    .map(|(key, id)| (key.to_owned(), self.take(id)))
+                    .collect();
+                Value::Object(map)
+            }
+            Node::Array(items) => Value::Array(items.into_iter().map(|id| self.take(id)).collect()),
+            Node::Leaf(Leaf::Text(text)) => Value::String(text.into_owned()),
+            Node::Leaf(Leaf::Json(value)) => value,
+        }
+    }
+
+    /// The typed object the draft describes, as `serde_json::from_value`
+    /// would read it from [`into_value`](Self::into_value) (same errors).
+    pub(crate) fn deserialize_into<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        T::deserialize(At {
+            draft: self,
+            id: ROOT,
+        })
+    }
+}
+
+/// What a field of a draft holds.
+pub(crate) enum Held<'d> {
+    Nothing,
+    List(&'d [usize]),
+    Other,
+}
+
+/// A node of a draft, as a serde deserializer.
+#[derive(Clone, Copy)]
+struct At<'d, 'a> {
+    draft: &'d Draft<'a>,
+    id: usize,
+}
+
+impl<'d, 'a> At<'d, 'a> {
+    fn node(&self) -> Option<&'d Node<'a>> {
+        self.draft.nodes.get(self.id)
+    }
+}
+
+impl<'de> de::Deserializer<'de> for At<'de, '_> {
+    type Error = serde_json::Error;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        match self.node() {
+            Some(Node::Object(fields)) => visitor.visit_map(Fields {
+                draft: self.draft,
+                fields: fields.iter(),
+                value: None,
+            }),
+            Some(Node::Array(items)) => visitor.visit_seq(Items {
+                draft: self.draft,
+                items: items.iter(),
+            }),
+            Some(Node::Leaf(Leaf::Text(text))) => visitor.visit_str(text),
+            Some(Node::Leaf(Leaf::Json(value))) => {
+                de::Deserializer::deserialize_any(value, visitor)
+            }
+            None => visitor.visit_unit(),
+        }
+    }
+
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        match self.node() {
+            Some(Node::Leaf(Leaf::Json(Value::Null))) | None => visitor.visit_none(),
+            _ => visitor.visit_some(self),
+        }
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        visitor.visit_newtype_struct(self)
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        match self.node() {
+            Some(Node::Leaf(Leaf::Text(text))) => {
+                let text: &str = text;
+                let unit: de::value::StrDeserializer<'_, serde_json::Error> =
+                    text.into_deserializer();
+                de::Deserializer::deserialize_enum(unit, name, variants, visitor)
+            }
+            Some(Node::Leaf(Leaf::Json(value))) => {
+                de::Deserializer::deserialize_enum(value, name, variants, visitor)
+            }
+            _ => Err(de::Error::invalid_type(
+                de::Unexpected::Map,
+                &"a string naming an enum variant",
+            )),
+        }
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bytes byte_buf unit unit_struct seq tuple tuple_struct map struct
+        identifier ignored_any
+    }
+}
+
+struct Fields<'d, 'a> {
+    draft: &'d Draft<'a>,
+    fields: std::slice::Iter<'d, (Key, usize)>,
+    value: Option<usize>,
+}
+
+impl<'de> MapAccess<'de> for Fields<'de, '_> {
+    type Error = serde_json::Error;
+
+    fn next_key_seed<K: de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, Self::Error> {
+        let Some((key, id)) = self.fields.next() else {
+            return Ok(None);
+        };
+        self.value = Some(*id);
+        let key: de::value::StrDeserializer<'_, serde_json::Error> = key.into_deserializer();
+        seed.deserialize(key).map(Some)
+    }
+
+    fn next_value_seed<V: de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: V,
+    ) -> Result<V::Value, Self::Error> {
+        let id = self
+            .value
+            .take()
+            .ok_or_else(|| de::Error::custom("a value asked for before its key"))?;
+        seed.deserialize(At {
+            draft: self.draft,
+            id,
+        })
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        Some(self.fields.len())
+    }
+}
+
+struct Items<'d, 'a> {
+    draft: &'d Draft<'a>,
+    items: std::slice::Iter<'d, usize>,
+}
+
+impl<'de> SeqAccess<'de> for Items<'de, '_> {
+    type Error = serde_json::Error;
+
+    fn next_element_seed<T: de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: T,
+    ) -> Result<Option<T::Value>, Self::Error> {
+        match self.items.next() {
+            Some(id) => seed
+                .deserialize(At {
+                    draft: self.draft,
+                    id: *id,
+                })
+                .map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        Some(self.items.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Declaration;
+
+    fn parts(dotted: &str) -> Vec<Key> {
+        dotted.split('.').map(intern).collect()
+    }
+
+    #[test]
+    fn first_value_wins_and_lists_append() {
+        let (a, b, list) = (parts("a.b"), parts("a.c"), parts("items"));
+        let deeper = parts("a.b.deeper");
+        let mut draft = Draft::new();
+        draft.put(ROOT, &a, Leaf::Text("one".into()));
+        draft.put(ROOT, &a, Leaf::Text("two".into()));
+        draft.put(ROOT, &b, Leaf::Json(Value::from(3)));
+        draft.append_leaves(ROOT, &list, [Leaf::Text("x".into())]);
+        draft.append_leaves(ROOT, &list, [Leaf::Text("y".into())]);
+        // A value under a field that holds text is dropped.
+        draft.put(ROOT, &deeper, Leaf::Text("lost".into()));
+        assert_eq!(draft.list_start(ROOT, &list), Some(2));
+        assert_eq!(draft.list_start(ROOT, &a), None);
+        assert_eq!(
+            draft.into_value(),
+            serde_json::json!({"a": {"b": "one", "c": 3}, "items": ["x", "y"]})
+        );
+    }
+
+    #[test]
+    fn deserializes_as_the_json_tree_does() {
+        let fields = [
+            (parts("kind"), Leaf::Text("import".into())),
+            (parts("lrn"), Leaf::Text("LRN-1".into())),
+            (parts("declarant.name"), Leaf::Text("Broker".into())),
+            (parts("totals.invoice_amount"), Leaf::Text("12.50".into())),
+        ];
+        let goods = parts("goods");
+        let seq = parts("sequence");
+        let hs = parts("hs_code");
+        let mut draft = Draft::new();
+        for (to, leaf) in &fields {
+            draft.put(ROOT, to, leaf.clone());
+        }
+        let item = draft.object();
+        draft.put(item, &seq, Leaf::Json(Value::from(1)));
+        draft.put(item, &hs, Leaf::Text("300490".into()));
+        draft.append(ROOT, &goods, vec![item]);
+        let direct = draft
+            .deserialize_into::<Declaration>()
+            .map(|d| serde_json::to_value(d).unwrap_or_default());
+        let through_json = serde_json::from_value::<Declaration>(draft.into_value())
+            .map(|d| serde_json::to_value(d).unwrap_or_default());
+        assert_eq!(
+            direct.as_ref().map_err(ToString::to_string),
+            through_json.as_ref().map_err(ToString::to_string)
+        );
+    }
+
+    #[test]
+    fn errors_read_as_those_of_the_json_tree() {
+        // A missing required field, and a text where a number belongs.
+        let kind = parts("kind");
+        let mut draft = Draft::new();
+        draft.put(ROOT, &kind, Leaf::Text("import".into()));
+        let direct = draft
+            .deserialize_into::<Declaration>()
+            .err()
+            .map(|e| e.to_string());
+        let through_json = serde_json::from_value::<Declaration>(draft.into_value())
+            .err()
+            .map(|e| e.to_string());
+        assert!(direct.is_some());
+        assert_eq!(direct, through_json);
+
+        let goods = parts("goods");
+        let seq = parts("sequence");
+        let mut draft = Draft::new();
+        let item = draft.object();
+        draft.put(item, &seq, Leaf::Text("one".into()));
+        draft.append(ROOT, &goods, vec![item]);
+        let direct = draft
+            .deserialize_into::<Declaration>()
+            .err()
+            .map(|e| e.to_string());
+        let through_json = serde_json::from_value::<Declaration>(draft.into_value())
+            .err()
+            .map(|e| e.to_string());
+        assert!(direct.is_some());
+        assert_eq!(direct, through_json);
+    }
+}
