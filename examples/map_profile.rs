@@ -151,7 +151,7 @@ fn record(out: &mut impl Write, what: &str, mapping: &EdifactMapping, message: &
     );
     let canonical = match canonical {
         Ok(value) => value,
-        Err(e) => serde_json::Value::String(e),
+        Err(e) => serde_json::Value::String(e.error.to_string()),
     };
     let line = serde_json::json!({
         "what": what,

@@ -148,6 +148,29 @@ fn an_untranslated_code_is_located() {
     );
 }
 
+/// A goods item the typed model cannot take (no item number) makes the
+/// declaration incomplete, and the error points at that item: its field
+/// pointer, and the segment that opened it, not just the message.
+#[test]
+fn an_incomplete_goods_item_is_located() {
+    let mapped = cusdec_with("CST+2+847989'", "CST++847989'");
+    assert!(mapped[0].canonical.is_none());
+    let issue = mapped[0]
+        .issues
+        .iter()
+        .find(|i| i.code == Code::MappingIncomplete)
+        .unwrap_or_else(|| panic!("{:#?}", mapped[0].issues));
+    assert!(
+        issue.message.contains("missing field `sequence`") && issue.message.contains("/goods/1"),
+        "{issue:?}"
+    );
+    assert_eq!(issue.location.field.as_deref(), Some("/goods/1"));
+    assert_eq!(issue.location.tag.as_deref(), Some("CST"));
+    assert_eq!(issue.location.element, None);
+    // The second message, untouched, maps whole.
+    assert!(mapped[1].canonical.is_some());
+}
+
 #[test]
 fn a_bad_value_is_located() {
     let mapped = cusdec_with("MOA+39:125000.50:USD'", "MOA+39:12S000.50:USD'");

@@ -11,6 +11,7 @@
 //! (the first value set at a field wins, lists keep their order).
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 
 use serde::de::{self, DeserializeOwned, IntoDeserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
@@ -256,13 +257,55 @@ impl<'a> Draft<'a> {
     }
 
     /// The typed object the draft describes, as `serde_json::from_value`
-    /// would read it from [`into_value`](Self::into_value) (same errors).
-    pub(crate) fn deserialize_into<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+    /// would read it from [`into_value`](Self::into_value) (same errors),
+    /// an error with the JSON pointer of the object or value it is about.
+    pub(crate) fn deserialize_into<T: DeserializeOwned>(&self) -> Result<T, Incomplete> {
+        let trail = RefCell::new(Vec::new());
         T::deserialize(At {
             draft: self,
             id: ROOT,
+            trail: &trail,
+        })
+        .map_err(|error| {
+            // The steps were recorded on the way out: innermost first.
+            let mut pointer = String::new();
+            for step in trail.borrow().iter().rev() {
+                pointer.push('/');
+                match step {
+                    Step::Field(key) => {
+                        pointer.push_str(&key.replace('~', "~0").replace('/', "~1"))
+                    }
+                    Step::Item(index) => pointer.push_str(&index.to_string()),
+                }
+            }
+            Incomplete { error, pointer }
         })
     }
+}
+
+/// Why a draft is not the typed object asked for: serde's error, and the
+/// JSON pointer of the object or value it is about (`/goods/2/duties/0`
+/// for a duty without a field it needs; empty for the object itself).
+#[derive(Debug)]
+pub struct Incomplete {
+    pub error: serde_json::Error,
+    pub pointer: String,
+}
+
+impl std::fmt::Display for Incomplete {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.pointer.is_empty() {
+            write!(f, "{}", self.error)
+        } else {
+            write!(f, "{} (at {})", self.error, self.pointer)
+        }
+    }
+}
+
+/// One step of the way to where deserializing failed.
+enum Step {
+    Field(Key),
+    Item(usize),
 }
 
 /// What a field of a draft holds.
@@ -277,6 +320,8 @@ pub(crate) enum Held<'d> {
 struct At<'d, 'a> {
     draft: &'d Draft<'a>,
     id: usize,
+    /// Where an error came from, recorded as it passes each level.
+    trail: &'d RefCell<Vec<Step>>,
 }
 
 impl<'d, 'a> At<'d, 'a> {
@@ -294,10 +339,13 @@ impl<'de> de::Deserializer<'de> for At<'de, '_> {
                 draft: self.draft,
                 fields: fields.iter(),
                 value: None,
+                trail: self.trail,
             }),
             Some(Node::Array(items)) => visitor.visit_seq(Items {
                 draft: self.draft,
                 items: items.iter(),
+                next: 0,
+                trail: self.trail,
             }),
             Some(Node::Leaf(Leaf::Text(text))) => visitor.visit_str(text),
             Some(Node::Leaf(Leaf::Json(value))) => {
@@ -355,7 +403,9 @@ impl<'de> de::Deserializer<'de> for At<'de, '_> {
 struct Fields<'d, 'a> {
     draft: &'d Draft<'a>,
     fields: std::slice::Iter<'d, (Key, usize)>,
-    value: Option<usize>,
+    /// The field whose value is next.
+    value: Option<(Key, usize)>,
+    trail: &'d RefCell<Vec<Step>>,
 }
 
 impl<'de> MapAccess<'de> for Fields<'de, '_> {
@@ -368,7 +418,7 @@ impl<'de> MapAccess<'de> for Fields<'de, '_> {
         let Some((key, id)) = self.fields.next() else {
             return Ok(None);
         };
-        self.value = Some(*id);
+        self.value = Some((key, *id));
         let key: de::value::StrDeserializer<'_, serde_json::Error> = key.into_deserializer();
         seed.deserialize(key).map(Some)
     }
@@ -377,14 +427,16 @@ impl<'de> MapAccess<'de> for Fields<'de, '_> {
         &mut self,
         seed: V,
     ) -> Result<V::Value, Self::Error> {
-        let id = self
+        let (key, id) = self
             .value
             .take()
             .ok_or_else(|| de::Error::custom("a value asked for before its key"))?;
         seed.deserialize(At {
             draft: self.draft,
             id,
+            trail: self.trail,
         })
+        .inspect_err(|_| self.trail.borrow_mut().push(Step::Field(key)))
     }
 
     fn size_hint(&self) -> Option<usize> {
@@ -395,6 +447,9 @@ impl<'de> MapAccess<'de> for Fields<'de, '_> {
 struct Items<'d, 'a> {
     draft: &'d Draft<'a>,
     items: std::slice::Iter<'d, usize>,
+    /// The index of the next item.
+    next: usize,
+    trail: &'d RefCell<Vec<Step>>,
 }
 
 impl<'de> SeqAccess<'de> for Items<'de, '_> {
@@ -404,15 +459,18 @@ impl<'de> SeqAccess<'de> for Items<'de, '_> {
         &mut self,
         seed: T,
     ) -> Result<Option<T::Value>, Self::Error> {
-        match self.items.next() {
-            Some(id) => seed
-                .deserialize(At {
-                    draft: self.draft,
-                    id: *id,
-                })
-                .map(Some),
-            None => Ok(None),
-        }
+        let Some(id) = self.items.next() else {
+            return Ok(None);
+        };
+        let index = self.next;
+        self.next += 1;
+        seed.deserialize(At {
+            draft: self.draft,
+            id: *id,
+            trail: self.trail,
+        })
+        .map(Some)
+        .inspect_err(|_| self.trail.borrow_mut().push(Step::Item(index)))
     }
 
     fn size_hint(&self) -> Option<usize> {
@@ -470,7 +528,8 @@ mod tests {
         draft.append(ROOT, &goods, vec![item]);
         let direct = draft
             .deserialize_into::<Declaration>()
-            .map(|d| serde_json::to_value(d).unwrap_or_default());
+            .map(|d| serde_json::to_value(d).unwrap_or_default())
+            .map_err(|e| e.error);
         let through_json = serde_json::from_value::<Declaration>(draft.into_value())
             .map(|d| serde_json::to_value(d).unwrap_or_default());
         assert_eq!(
@@ -488,12 +547,18 @@ mod tests {
         let direct = draft
             .deserialize_into::<Declaration>()
             .err()
-            .map(|e| e.to_string());
+            .map(|e| e.error.to_string());
         let through_json = serde_json::from_value::<Declaration>(draft.into_value())
             .err()
             .map(|e| e.to_string());
         assert!(direct.is_some());
         assert_eq!(direct, through_json);
+        // Located at the object that lacks the field: the root.
+        let kind = parts("kind");
+        let mut draft = Draft::new();
+        draft.put(ROOT, &kind, Leaf::Text("import".into()));
+        let error = draft.deserialize_into::<Declaration>().err();
+        assert_eq!(error.as_ref().map(|e| e.pointer.as_str()), Some(""));
 
         let goods = parts("goods");
         let seq = parts("sequence");
@@ -501,14 +566,37 @@ mod tests {
         let item = draft.object();
         draft.put(item, &seq, Leaf::Text("one".into()));
         draft.append(ROOT, &goods, vec![item]);
+        // Located at the value.
+        let pointer = draft
+            .deserialize_into::<Declaration>()
+            .err()
+            .map(|e| e.pointer);
+        assert_eq!(pointer.as_deref(), Some("/goods/0/sequence"));
         let direct = draft
             .deserialize_into::<Declaration>()
             .err()
-            .map(|e| e.to_string());
+            .map(|e| e.error.to_string());
         let through_json = serde_json::from_value::<Declaration>(draft.into_value())
             .err()
             .map(|e| e.to_string());
         assert!(direct.is_some());
         assert_eq!(direct, through_json);
+    }
+
+    #[test]
+    fn an_item_without_a_required_field_is_pointed_at() {
+        let (goods, hs) = (parts("goods"), parts("hs_code"));
+        let mut draft = Draft::new();
+        let item = draft.object();
+        draft.put(item, &hs, Leaf::Text("300490".into()));
+        let second = draft.object();
+        draft.put(second, &hs, Leaf::Text("300490".into()));
+        draft.append(ROOT, &goods, vec![item, second]);
+        // The root lacks its required fields too, but those are found
+        // missing only at its end; its goods are read before that, and
+        // the first item fails first.
+        let error = draft.deserialize_into::<Declaration>().err();
+        assert_eq!(error.as_ref().map(|e| e.pointer.as_str()), Some("/goods/0"));
+        assert!(error.is_some_and(|e| e.error.to_string().contains("missing field `sequence`")),);
     }
 }

@@ -16,7 +16,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use rust_decimal::Decimal;
 use serde_json::{Map, Value};
 
-use super::draft::{Draft, Held, Key, Leaf, ROOT, intern};
+use super::draft::{Draft, Held, Incomplete, Key, Leaf, ROOT, intern};
 use super::{
     Constant, EachRule, FieldRule, ListRule, MappingError, MappingFile, ValueType, schema_field,
     schema_type,
@@ -869,11 +869,12 @@ impl EdifactMapping {
     /// [`apply`](Self::apply) into the typed canonical object `T` (what
     /// the mapping's target names), read from the mapped values directly
     /// rather than from a JSON tree: the result, or the error
-    /// `serde_json::from_value` would give for the JSON of `apply`.
+    /// `serde_json::from_value` would give for the JSON of `apply` with
+    /// the JSON pointer of what it is about.
     pub fn apply_typed<T: serde::de::DeserializeOwned>(
         &self,
         message: &Message,
-    ) -> (Result<T, serde_json::Error>, Vec<Issue>) {
+    ) -> (Result<T, Incomplete>, Vec<Issue>) {
         let (typed, issues, _) = self.run(message, false, &|draft: Draft<'_>| {
             draft.deserialize_into::<T>()
         });
@@ -885,7 +886,7 @@ impl EdifactMapping {
     pub fn apply_typed_located<T: serde::de::DeserializeOwned>(
         &self,
         message: &Message,
-    ) -> (Result<T, serde_json::Error>, Vec<Issue>, Provenance) {
+    ) -> (Result<T, Incomplete>, Vec<Issue>, Provenance) {
         self.run(message, true, &|draft: Draft<'_>| {
             draft.deserialize_into::<T>()
         })
@@ -898,21 +899,29 @@ impl EdifactMapping {
     pub fn canonical_located(
         &self,
         message: &Message,
-    ) -> (Result<Value, String>, Vec<Issue>, Provenance) {
+    ) -> (Result<Value, Incomplete>, Vec<Issue>, Provenance) {
         use crate::model::{CargoReport, Declaration, PassengerList};
         fn again<T: serde::de::DeserializeOwned + serde::Serialize>(
             draft: Draft<'_>,
-        ) -> Result<Value, String> {
-            let typed: T = draft.deserialize_into().map_err(|e| e.to_string())?;
-            serde_json::to_value(typed).map_err(|e| e.to_string())
+        ) -> Result<Value, Incomplete> {
+            let typed: T = draft.deserialize_into()?;
+            serde_json::to_value(typed).map_err(|error| Incomplete {
+                error,
+                pointer: String::new(),
+            })
         }
         match self.target.as_str() {
             "declaration" => self.run(message, true, &again::<Declaration>),
             "cargo_report" => self.run(message, true, &again::<CargoReport>),
             "passenger_list" => self.run(message, true, &again::<PassengerList>),
             other => {
-                let (value, issues, provenance) = self.apply_located(message);
-                (super::typed(other, value), issues, provenance)
+                let (_, issues, provenance) = self.apply_located(message);
+                let error = serde::de::Error::custom(format!("{other:?} is not a canonical type"));
+                let incomplete = Incomplete {
+                    error,
+                    pointer: String::new(),
+                };
+                (Err(incomplete), issues, provenance)
             }
         }
     }
@@ -2115,11 +2124,24 @@ pub fn map_interchange(
         mapped.provenance = provenance;
         match canonical {
             Ok(canonical) => mapped.canonical = Some(canonical),
-            Err(e) => mapped.issues.push(Issue::error(
-                Code::MappingIncomplete,
-                here,
-                format!("the mapped {} is incomplete: {e}", mapping.target),
-            )),
+            Err(e) => {
+                // At the segment that opened the object the error is about
+                // (or its nearest enclosing one), the pointer as the field.
+                let location = match super::nearest(&mapped.provenance, &e.pointer) {
+                    Some(source) if !e.pointer.is_empty() => Location {
+                        field: Some(e.pointer.clone()),
+                        element: None,
+                        component: None,
+                        ..source.clone()
+                    },
+                    _ => here,
+                };
+                mapped.issues.push(Issue::error(
+                    Code::MappingIncomplete,
+                    location,
+                    format!("the mapped {} is incomplete: {e}", mapping.target),
+                ));
+            }
         }
         out.push(mapped);
     }

@@ -10,6 +10,7 @@
 //! non-empty value no mapping rule read is reported (MAP001).
 
 mod draft;
+pub use draft::Incomplete;
 pub mod edifact;
 pub mod edifact_out;
 pub mod wco;
@@ -440,21 +441,26 @@ pub fn locate(
         else {
             continue;
         };
-        let mut at = pointer.as_str();
-        let found = loop {
-            if let Some(source) = provenance.get(at) {
-                break Some(source);
-            }
-            match at.rfind('/') {
-                Some(cut) => at = at.get(..cut).unwrap_or(""),
-                None => break None,
-            }
-        };
-        if let Some(source) = found {
+        if let Some(source) = nearest(provenance, &pointer) {
             let mut located = source.clone();
             located.field = Some(pointer);
             issue.location = located;
         }
+    }
+}
+
+/// The provenance of a JSON pointer, or of its nearest ancestor that has
+/// one.
+pub(crate) fn nearest<'p>(
+    provenance: &'p BTreeMap<String, crate::diag::Location>,
+    pointer: &str,
+) -> Option<&'p crate::diag::Location> {
+    let mut at = pointer;
+    loop {
+        if let Some(source) = provenance.get(at) {
+            return Some(source);
+        }
+        at = at.get(..at.rfind('/')?)?;
     }
 }
 
