@@ -400,6 +400,19 @@ impl<'de> de::Deserializer<'de> for At<'de, '_> {
     }
 }
 
+/// Deserializes the node `id`, reached from its parent by `step`, which
+/// is recorded in `trail` when it fails.
+fn below<'de, S: de::DeserializeSeed<'de>>(
+    draft: &'de Draft<'_>,
+    trail: &'de RefCell<Vec<Step>>,
+    id: usize,
+    step: Step,
+    seed: S,
+) -> Result<S::Value, serde_json::Error> {
+    seed.deserialize(At { draft, id, trail })
+        .inspect_err(|_| trail.borrow_mut().push(step))
+}
+
 struct Fields<'d, 'a> {
     draft: &'d Draft<'a>,
     fields: std::slice::Iter<'d, (Key, usize)>,
@@ -431,12 +444,7 @@ impl<'de> MapAccess<'de> for Fields<'de, '_> {
             .value
             .take()
             .ok_or_else(|| de::Error::custom("a value asked for before its key"))?;
-        seed.deserialize(At {
-            draft: self.draft,
-            id,
-            trail: self.trail,
-        })
-        .inspect_err(|_| self.trail.borrow_mut().push(Step::Field(key)))
+        below(self.draft, self.trail, id, Step::Field(key), seed)
     }
 
     fn size_hint(&self) -> Option<usize> {
@@ -464,13 +472,7 @@ impl<'de> SeqAccess<'de> for Items<'de, '_> {
         };
         let index = self.next;
         self.next += 1;
-        seed.deserialize(At {
-            draft: self.draft,
-            id: *id,
-            trail: self.trail,
-        })
-        .map(Some)
-        .inspect_err(|_| self.trail.borrow_mut().push(Step::Item(index)))
+        below(self.draft, self.trail, *id, Step::Item(index), seed).map(Some)
     }
 
     fn size_hint(&self) -> Option<usize> {
