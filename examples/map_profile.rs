@@ -13,7 +13,12 @@
 //! `fixtures/` and for the generated interchange with its messages
 //! mutated in many ways, so that two builds of the mapping can be compared
 //! byte for byte.
-#![allow(clippy::print_stdout, clippy::expect_used, clippy::unwrap_used)]
+#![allow(
+    clippy::print_stdout,
+    clippy::expect_used,
+    clippy::unwrap_used,
+    clippy::panic
+)]
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -149,6 +154,15 @@ fn record(out: &mut impl Write, what: &str, mapping: &EdifactMapping, message: &
         canonical_provenance, provenance,
         "{what}: canonical_located and apply_located differ"
     );
+    // The typed mapping reads as the JSON tree through serde_json would.
+    let through_json = tradehub::mapping::typed(&mapping.target, value.clone());
+    match (&canonical, &through_json) {
+        (Ok(direct), Ok(json)) => assert_eq!(direct, json, "{what}: typed and JSON differ"),
+        (Err(direct), Err(json)) => {
+            assert_eq!(&direct.error.to_string(), json, "{what}: errors differ")
+        }
+        _ => panic!("{what}: typed {canonical:?}, through JSON {through_json:?}"),
+    }
     let canonical = match canonical {
         Ok(value) => value,
         Err(e) => serde_json::Value::String(e.error.to_string()),

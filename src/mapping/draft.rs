@@ -26,6 +26,13 @@ pub(crate) enum Leaf<'a> {
 }
 
 impl Leaf<'_> {
+    fn to_value(&self) -> Value {
+        match self {
+            Leaf::Text(text) => Value::String(text.to_string()),
+            Leaf::Json(value) => value.clone(),
+        }
+    }
+
     /// Equal as JSON values: a text equals a JSON string of the same text.
     fn same(&self, other: &Leaf<'_>) -> bool {
         match (self, other) {
@@ -92,9 +99,43 @@ impl<'a> Draft<'a> {
         self.nodes.len() - 1
     }
 
+    /// A node for a value; a JSON object or array (a date, a constant)
+    /// becomes object and array nodes, so that later rules see into it
+    /// as they would into the JSON tree.
     fn leaf(&mut self, leaf: Leaf<'a>) -> usize {
-        self.nodes.push(Node::Leaf(leaf));
+        let node = match leaf {
+            Leaf::Json(Value::Object(map)) => Node::Object(
+                map.into_iter()
+                    .map(|(key, value)| (intern(&key), self.leaf(Leaf::Json(value))))
+                    .collect(),
+            ),
+            Leaf::Json(Value::Array(items)) => Node::Array(
+                items
+                    .into_iter()
+                    .map(|value| self.leaf(Leaf::Json(value)))
+                    .collect(),
+            ),
+            leaf => Node::Leaf(leaf),
+        };
+        self.nodes.push(node);
         self.nodes.len() - 1
+    }
+
+    /// The JSON value of a node (a copy).
+    fn value_of(&self, id: usize) -> Value {
+        match self.nodes.get(id) {
+            Some(Node::Object(fields)) => Value::Object(
+                fields
+                    .iter()
+                    .map(|(key, id)| ((*key).to_owned(), self.value_of(*id)))
+                    .collect(),
+            ),
+            Some(Node::Array(items)) => {
+                Value::Array(items.iter().map(|id| self.value_of(*id)).collect())
+            }
+            Some(Node::Leaf(leaf)) => leaf.to_value(),
+            None => Value::Null,
+        }
     }
 
     /// True when `id` is an object without fields.
@@ -143,9 +184,12 @@ impl<'a> Draft<'a> {
 
     /// True when `leaf` equals an item of the list `items`.
     pub(crate) fn holds(&self, items: &[usize], leaf: &Leaf<'_>) -> bool {
-        items
-            .iter()
-            .any(|id| matches!(self.nodes.get(*id), Some(Node::Leaf(l)) if l.same(leaf)))
+        items.iter().any(|id| match self.nodes.get(*id) {
+            Some(Node::Leaf(l)) => l.same(leaf),
+            // A JSON object or array, spread into nodes.
+            Some(_) => self.value_of(*id) == leaf.to_value(),
+            None => false,
+        })
     }
 
     /// The object at the steps `path` below `object`, created on the way;
@@ -259,7 +303,14 @@ impl<'a> Draft<'a> {
     /// The typed object the draft describes, as `serde_json::from_value`
     /// would read it from [`into_value`](Self::into_value) (same errors),
     /// an error with the JSON pointer of the object or value it is about.
-    pub(crate) fn deserialize_into<T: DeserializeOwned>(&self) -> Result<T, Incomplete> {
+    /// Fields are read in the order of their names, as from the JSON
+    /// tree's maps, so that of several errors the same comes first.
+    pub(crate) fn deserialize_into<T: DeserializeOwned>(&mut self) -> Result<T, Incomplete> {
+        for node in &mut self.nodes {
+            if let Node::Object(fields) = node {
+                fields.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            }
+        }
         let trail = RefCell::new(Vec::new());
         T::deserialize(At {
             draft: self,
@@ -335,18 +386,39 @@ impl<'de> de::Deserializer<'de> for At<'de, '_> {
 
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
         match self.node() {
-            Some(Node::Object(fields)) => visitor.visit_map(Fields {
-                draft: self.draft,
-                fields: fields.iter(),
-                value: None,
-                trail: self.trail,
-            }),
-            Some(Node::Array(items)) => visitor.visit_seq(Items {
-                draft: self.draft,
-                items: items.iter(),
-                next: 0,
-                trail: self.trail,
-            }),
+            // As serde_json: entries the visitor leaves unread are an error.
+            Some(Node::Object(fields)) => {
+                let mut access = Fields {
+                    draft: self.draft,
+                    fields: fields.iter(),
+                    value: None,
+                    trail: self.trail,
+                };
+                let value = visitor.visit_map(&mut access)?;
+                match access.fields.len() {
+                    0 => Ok(value),
+                    _ => Err(de::Error::invalid_length(
+                        fields.len(),
+                        &"fewer elements in map",
+                    )),
+                }
+            }
+            Some(Node::Array(items)) => {
+                let mut access = Items {
+                    draft: self.draft,
+                    items: items.iter(),
+                    next: 0,
+                    trail: self.trail,
+                };
+                let value = visitor.visit_seq(&mut access)?;
+                match access.items.len() {
+                    0 => Ok(value),
+                    _ => Err(de::Error::invalid_length(
+                        items.len(),
+                        &"fewer elements in array",
+                    )),
+                }
+            }
             Some(Node::Leaf(Leaf::Text(text))) => visitor.visit_str(text),
             Some(Node::Leaf(Leaf::Json(value))) => {
                 de::Deserializer::deserialize_any(value, visitor)
@@ -386,10 +458,13 @@ impl<'de> de::Deserializer<'de> for At<'de, '_> {
             Some(Node::Leaf(Leaf::Json(value))) => {
                 de::Deserializer::deserialize_enum(value, name, variants, visitor)
             }
-            _ => Err(de::Error::invalid_type(
-                de::Unexpected::Map,
-                &"a string naming an enum variant",
-            )),
+            // An object or array: as the JSON tree reads it.
+            _ => de::Deserializer::deserialize_enum(
+                self.draft.value_of(self.id),
+                name,
+                variants,
+                visitor,
+            ),
         }
     }
 
@@ -600,5 +675,57 @@ mod tests {
         let error = draft.deserialize_into::<Declaration>().err();
         assert_eq!(error.as_ref().map(|e| e.pointer.as_str()), Some("/goods/0"));
         assert!(error.is_some_and(|e| e.error.to_string().contains("missing field `sequence`")),);
+    }
+
+    /// Of several errors the one the JSON tree meets first (its maps are
+    /// in name order) is reported, whatever order the rules set fields in.
+    #[test]
+    fn of_several_errors_the_same_comes_first() {
+        let (value, goods, hs) = (
+            parts("totals.invoice.value"),
+            parts("goods"),
+            parts("hs_code"),
+        );
+        let mut draft = Draft::new();
+        // Set first: an invoice amount without its currency; then a goods
+        // item without its number ("goods" sorts before "totals").
+        draft.put(ROOT, &value, Leaf::Text("10".into()));
+        let item = draft.object();
+        draft.put(item, &hs, Leaf::Text("300490".into()));
+        draft.append(ROOT, &goods, vec![item]);
+        let direct = draft.deserialize_into::<Declaration>().err();
+        let through_json = serde_json::from_value::<Declaration>(draft.into_value()).err();
+        assert_eq!(
+            direct.as_ref().map(|e| e.error.to_string()),
+            through_json.map(|e| e.to_string())
+        );
+        assert_eq!(direct.map(|e| e.pointer).as_deref(), Some("/goods/0"));
+    }
+
+    /// A JSON object set whole (a date, a table constant) is seen into by
+    /// later rules, as in the JSON tree: its fields stay, new ones join.
+    #[test]
+    fn a_json_object_set_whole_can_be_added_to() {
+        let (place, inner, other) = (parts("a"), parts("a.b"), parts("a.c"));
+        let mut draft = Draft::new();
+        draft.put(
+            ROOT,
+            &place,
+            Leaf::Json(serde_json::json!({"b": "kept", "list": [1, 2]})),
+        );
+        // Still equal, as a whole, to the value it was set to.
+        let whole = draft.lookup(ROOT, &place).unwrap_or(usize::MAX);
+        let same = Leaf::Json(serde_json::json!({"b": "kept", "list": [1, 2]}));
+        assert!(draft.holds(&[whole], &same));
+        assert!(matches!(draft.at(ROOT, &inner), Held::Other));
+        draft.put(ROOT, &inner, Leaf::Text("ignored".into()));
+        draft.put(ROOT, &other, Leaf::Text("added".into()));
+        let list = parts("a.list");
+        assert_eq!(draft.list_start(ROOT, &list), Some(2));
+        draft.append_leaves(ROOT, &list, [Leaf::Json(Value::from(3))]);
+        assert_eq!(
+            draft.into_value(),
+            serde_json::json!({"a": {"b": "kept", "c": "added", "list": [1, 2, 3]}})
+        );
     }
 }

@@ -875,7 +875,7 @@ impl EdifactMapping {
         &self,
         message: &Message,
     ) -> (Result<T, Incomplete>, Vec<Issue>) {
-        let (typed, issues, _) = self.run(message, false, &|draft: Draft<'_>| {
+        let (typed, issues, _) = self.run(message, false, &|mut draft: Draft<'_>| {
             draft.deserialize_into::<T>()
         });
         (typed, issues)
@@ -887,7 +887,7 @@ impl EdifactMapping {
         &self,
         message: &Message,
     ) -> (Result<T, Incomplete>, Vec<Issue>, Provenance) {
-        self.run(message, true, &|draft: Draft<'_>| {
+        self.run(message, true, &|mut draft: Draft<'_>| {
             draft.deserialize_into::<T>()
         })
     }
@@ -902,7 +902,7 @@ impl EdifactMapping {
     ) -> (Result<Value, Incomplete>, Vec<Issue>, Provenance) {
         use crate::model::{CargoReport, Declaration, PassengerList};
         fn again<T: serde::de::DeserializeOwned + serde::Serialize>(
-            draft: Draft<'_>,
+            mut draft: Draft<'_>,
         ) -> Result<Value, Incomplete> {
             let typed: T = draft.deserialize_into()?;
             serde_json::to_value(typed).map_err(|error| Incomplete {
@@ -2127,14 +2127,23 @@ pub fn map_interchange(
             Err(e) => {
                 // At the segment that opened the object the error is about
                 // (or its nearest enclosing one), the pointer as the field.
+                // A value's own location is kept whole (its element and
+                // component); an object's is its segment.
+                let exact = mapped.provenance.get(&e.pointer);
                 let location = match super::nearest(&mapped.provenance, &e.pointer) {
-                    Some(source) if !e.pointer.is_empty() => Location {
+                    _ if e.pointer.is_empty() => here,
+                    Some(source) if exact.is_some() => Location {
+                        field: Some(e.pointer.clone()),
+                        ..source.clone()
+                    },
+                    Some(source) => Location {
                         field: Some(e.pointer.clone()),
                         element: None,
+                        repetition: None,
                         component: None,
                         ..source.clone()
                     },
-                    _ => here,
+                    None => here,
                 };
                 mapped.issues.push(Issue::error(
                     Code::MappingIncomplete,
