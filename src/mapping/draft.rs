@@ -99,23 +99,25 @@ impl<'a> Draft<'a> {
         self.nodes.len() - 1
     }
 
-    /// A node for a value; a JSON object or array (a date, a constant)
-    /// becomes object and array nodes, so that later rules see into it
-    /// as they would into the JSON tree.
     fn leaf(&mut self, leaf: Leaf<'a>) -> usize {
-        let node = match leaf {
-            Leaf::Json(Value::Object(map)) => Node::Object(
+        self.nodes.push(Node::Leaf(leaf));
+        self.nodes.len() - 1
+    }
+
+    /// Nodes for a JSON value set whole (a constant): its objects and
+    /// arrays become object and array nodes, so that later rules add to
+    /// them as they would in the JSON tree.
+    fn spread(&mut self, value: Value) -> usize {
+        let node = match value {
+            Value::Object(map) => Node::Object(
                 map.into_iter()
-                    .map(|(key, value)| (intern(&key), self.leaf(Leaf::Json(value))))
+                    .map(|(key, value)| (intern(&key), self.spread(value)))
                     .collect(),
             ),
-            Leaf::Json(Value::Array(items)) => Node::Array(
-                items
-                    .into_iter()
-                    .map(|value| self.leaf(Leaf::Json(value)))
-                    .collect(),
-            ),
-            leaf => Node::Leaf(leaf),
+            Value::Array(items) => {
+                Node::Array(items.into_iter().map(|value| self.spread(value)).collect())
+            }
+            scalar => Node::Leaf(Leaf::Json(scalar)),
         };
         self.nodes.push(node);
         self.nodes.len() - 1
@@ -162,9 +164,22 @@ impl<'a> Draft<'a> {
         Some(node)
     }
 
-    /// What is at a field: nothing, a list (its items), or something else.
+    /// What is at a field: nothing, a list (its items), or something else
+    /// (also when the way there passes through a value such as a date:
+    /// a rule cannot add to it).
     pub(crate) fn at(&self, object: usize, parts: &[Key]) -> Held<'_> {
-        match self.lookup(object, parts).and_then(|id| self.nodes.get(id)) {
+        let mut node = object;
+        for part in parts {
+            match self.nodes.get(node) {
+                Some(Node::Object(_)) => match self.child(node, part) {
+                    Some(id) => node = id,
+                    None => return Held::Nothing,
+                },
+                Some(Node::Leaf(_)) => return Held::Other,
+                Some(Node::Array(_)) | None => return Held::Nothing,
+            }
+        }
+        match self.nodes.get(node) {
             None => Held::Nothing,
             Some(Node::Array(items)) => Held::List(items),
             Some(_) => Held::Other,
@@ -227,6 +242,15 @@ impl<'a> Draft<'a> {
         };
         if self.child(parent, last).is_none() {
             self.insert(parent, last, id);
+        }
+    }
+
+    /// Sets a field to a JSON value set whole, a constant (see
+    /// [`spread`](Self::spread) and [`put_node`](Self::put_node)).
+    pub(crate) fn put_whole(&mut self, object: usize, parts: &[Key], value: Value) {
+        if matches!(self.at(object, parts), Held::Nothing) {
+            let id = self.spread(value);
+            self.put_node(object, parts, id);
         }
     }
 
@@ -303,14 +327,22 @@ impl<'a> Draft<'a> {
     /// The typed object the draft describes, as `serde_json::from_value`
     /// would read it from [`into_value`](Self::into_value) (same errors),
     /// an error with the JSON pointer of the object or value it is about.
-    /// Fields are read in the order of their names, as from the JSON
-    /// tree's maps, so that of several errors the same comes first.
+    /// Of several errors, the one reported is the one the JSON tree gives
+    /// (its maps are in name order): after a failure the fields are put
+    /// in name order and read again (a success does not depend on it).
     pub(crate) fn deserialize_into<T: DeserializeOwned>(&mut self) -> Result<T, Incomplete> {
+        if let Ok(typed) = self.read() {
+            return Ok(typed);
+        }
         for node in &mut self.nodes {
             if let Node::Object(fields) = node {
                 fields.sort_unstable_by(|a, b| a.0.cmp(b.0));
             }
         }
+        self.read()
+    }
+
+    fn read<T: DeserializeOwned>(&self) -> Result<T, Incomplete> {
         let trail = RefCell::new(Vec::new());
         T::deserialize(At {
             draft: self,
@@ -702,16 +734,17 @@ mod tests {
         assert_eq!(direct.map(|e| e.pointer).as_deref(), Some("/goods/0"));
     }
 
-    /// A JSON object set whole (a date, a table constant) is seen into by
-    /// later rules, as in the JSON tree: its fields stay, new ones join.
+    /// A JSON object set whole (a table constant) is seen into by later
+    /// rules, as in the JSON tree: its fields stay, new ones join. A value
+    /// such as a date is not: a rule for a field inside it finds it taken.
     #[test]
     fn a_json_object_set_whole_can_be_added_to() {
         let (place, inner, other) = (parts("a"), parts("a.b"), parts("a.c"));
         let mut draft = Draft::new();
-        draft.put(
+        draft.put_whole(
             ROOT,
             &place,
-            Leaf::Json(serde_json::json!({"b": "kept", "list": [1, 2]})),
+            serde_json::json!({"b": "kept", "list": [1, 2]}),
         );
         // Still equal, as a whole, to the value it was set to.
         let whole = draft.lookup(ROOT, &place).unwrap_or(usize::MAX);
@@ -723,9 +756,19 @@ mod tests {
         let list = parts("a.list");
         assert_eq!(draft.list_start(ROOT, &list), Some(2));
         draft.append_leaves(ROOT, &list, [Leaf::Json(Value::from(3))]);
+        let (date, iso) = (parts("d"), parts("d.iso"));
+        draft.put(
+            ROOT,
+            &date,
+            Leaf::Json(serde_json::json!({"iso": "2026-11-26"})),
+        );
+        assert!(matches!(draft.at(ROOT, &iso), Held::Other));
         assert_eq!(
             draft.into_value(),
-            serde_json::json!({"a": {"b": "kept", "c": "added", "list": [1, 2, 3]}})
+            serde_json::json!({
+                "a": {"b": "kept", "c": "added", "list": [1, 2, 3]},
+                "d": {"iso": "2026-11-26"}
+            })
         );
     }
 }

@@ -998,7 +998,7 @@ impl EdifactMapping {
         }
         let mut out = Draft::new();
         for (to, value) in &self.constants {
-            out.put(ROOT, &to.parts, Leaf::Json(value.clone()));
+            out.put_whole(ROOT, &to.parts, value.clone());
         }
         // The JSON pointer of the object being filled, while tracing.
         let mut prefix = String::new();
@@ -1845,7 +1845,7 @@ impl<'a> Run<'a> {
             }
             let item = out.object();
             for (to, value) in &list.constants {
-                out.put(item, &to.parts, Leaf::Json(value.clone()));
+                out.put_whole(item, &to.parts, value.clone());
             }
             // The item is where its group instance starts. When the field
             // already holds something that is not a list, the items are
