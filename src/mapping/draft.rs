@@ -231,9 +231,10 @@ impl<'a> Draft<'a> {
         }
     }
 
-    /// Sets a field given as its steps to the node `id`, creating objects
-    /// on the way; the first value set wins.
-    pub(crate) fn put_node(&mut self, object: usize, parts: &[Key], id: usize) {
+    /// Sets a field given as its steps to the node `make` builds, creating
+    /// objects on the way; the first value set wins (`make` runs only
+    /// when the field is free), and nothing is set under a non-object.
+    fn set(&mut self, object: usize, parts: &[Key], make: impl FnOnce(&mut Self) -> usize) {
         let Some((last, path)) = parts.split_last() else {
             return;
         };
@@ -241,31 +242,25 @@ impl<'a> Draft<'a> {
             return;
         };
         if self.child(parent, last).is_none() {
+            let id = make(self);
             self.insert(parent, last, id);
         }
+    }
+
+    /// Sets a field to the node `id` (see [`set`](Self::set)).
+    pub(crate) fn put_node(&mut self, object: usize, parts: &[Key], id: usize) {
+        self.set(object, parts, |_| id);
     }
 
     /// Sets a field to a JSON value set whole, a constant (see
-    /// [`spread`](Self::spread) and [`put_node`](Self::put_node)).
+    /// [`spread`](Self::spread) and [`set`](Self::set)).
     pub(crate) fn put_whole(&mut self, object: usize, parts: &[Key], value: Value) {
-        if matches!(self.at(object, parts), Held::Nothing) {
-            let id = self.spread(value);
-            self.put_node(object, parts, id);
-        }
+        self.set(object, parts, |draft| draft.spread(value));
     }
 
-    /// Sets a field to a value (see [`put_node`](Self::put_node)).
+    /// Sets a field to a value (see [`set`](Self::set)).
     pub(crate) fn put(&mut self, object: usize, parts: &[Key], leaf: Leaf<'a>) {
-        let Some((last, path)) = parts.split_last() else {
-            return;
-        };
-        let Some(parent) = self.parent(object, path) else {
-            return;
-        };
-        if self.child(parent, last).is_none() {
-            let id = self.leaf(leaf);
-            self.insert(parent, last, id);
-        }
+        self.set(object, parts, |draft| draft.leaf(leaf));
     }
 
     /// Appends values to the list field `parts` (created when absent; a
