@@ -386,19 +386,36 @@ impl<R: Read> Parser<R> {
                 let mut stopped = None;
                 let message = &mut self.message;
                 let accepted = self.lexer.accept_data(|tag, values| {
-                    // The values go to the message's text first; a
-                    // segment the walk cannot take is refused unfed, to
-                    // be split.
-                    let Ok(mark) = walk_into_text(message, text_mode, tag, Some(values.clone()))
+                    let Some(text) = message.as_mut().filter(|_| text_mode).map(|m| &mut m.text)
                     else {
+                        let left = validator.unsplit_values(tag, values);
+                        if left == Unsplit::Done && !validator.has_findings() {
+                            return true;
+                        }
+                        // Seen again when `next_segment` returns it.
+                        stopped = Some(left);
                         return false;
                     };
-                    let left = validator.unsplit_values(tag, values);
+                    // The validator's walk of the values fills the
+                    // message's text as it checks them.
+                    let mark = text.mark();
+                    let mut recorder = text.recorder();
+                    let left = validator.unsplit_values_into(tag, values.clone(), &mut recorder);
+                    let recorded = recorder.complete();
                     if left == Unsplit::Done && !validator.has_findings() {
-                        return true;
+                        if recorded {
+                            return true;
+                        }
+                        // Not walked by the validator (it has no place in
+                        // the table): a walk of its own.
+                        text.rollback(mark);
+                        if text.push_values(tag, values) {
+                            return true;
+                        }
                     }
-                    // Seen again when `next_segment` returns it.
-                    take_back_text(message, mark);
+                    // Seen again when `next_segment` returns it (split, it
+                    // goes to the text then).
+                    text.rollback(mark);
                     stopped = Some(left);
                     false
                 })?;

@@ -15,4 +15,4 @@ pub use interchange::{Interchange, Message, ParseOptions, Parsed, Parser, parse}
 pub use lexer::{Lexer, Limits, Next, RawComponents, RawElement, RawSegment, Sep, Values};
 pub use segment::{Element, Segment};
 pub use separators::Separators;
-pub use text::MessageText;
+pub use text::{MessageText, TextRecorder, ValueSink};

@@ -299,6 +299,17 @@ impl MessageText {
         self.set_elements(count);
     }
 
+    /// A sink that adds the segment another walk reads (see
+    /// [`ValueSink`]); what it added is taken back with
+    /// [`rollback`](Self::rollback) to a [`mark`](Self::mark) made before
+    /// unless it is [`complete`](TextRecorder::complete).
+    pub fn recorder(&mut self) -> TextRecorder<'_> {
+        TextRecorder {
+            text: self,
+            walk: Walk::Idle,
+        }
+    }
+
     /// Adds an unsplit data segment from the walk of its values (plainly
     /// valid ASCII, see [`RawSegment::values`]). False, with nothing added,
     /// when the walk stops before the end: the segment must be split.
@@ -360,6 +371,112 @@ impl MessageText {
         }
         self.set_elements(e + 1);
         true
+    }
+}
+
+/// Takes the values of an unsplit data segment as another walk over them
+/// reads them (see [`Values`]), so that one walk serves two readers: the
+/// structure validator's check of a segment fills the message's text as it
+/// goes (see [`MessageText::recorder`]). `()` takes nothing.
+pub trait ValueSink {
+    /// The segment tagged `tag` starts; `values` is its walk, not begun.
+    fn begin(&mut self, tag: &[u8], values: &Values<'_>);
+    /// The next value: as stored (a slice of the walk's bytes), with release
+    /// characters removed, whether it had any, and its 0-based element,
+    /// repetition and component.
+    fn value(&mut self, raw: &[u8], unescaped: &[u8], escaped: bool, place: (usize, usize, usize));
+    /// The walk reached the segment's end after `elements` data elements.
+    fn end(&mut self, elements: usize);
+}
+
+impl ValueSink for () {
+    #[inline(always)]
+    fn begin(&mut self, _: &[u8], _: &Values<'_>) {}
+    #[inline(always)]
+    fn value(&mut self, _: &[u8], _: &[u8], _: bool, _: (usize, usize, usize)) {}
+    #[inline(always)]
+    fn end(&mut self, _: usize) {}
+}
+
+/// Where a [`TextRecorder`] stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Walk {
+    Idle,
+    /// Values are being taken: the segment's data elements were copied
+    /// to the text from byte `base`; `origin` is their address in the walk.
+    Taking {
+        base: usize,
+        origin: usize,
+    },
+    /// The segment is in the text, complete.
+    Done,
+    /// A value could not be taken; the segment must be taken back.
+    Failed,
+}
+
+/// Adds the segment another walk reads to a [`MessageText`], as
+/// [`MessageText::push_values`] would (see [`ValueSink`]).
+#[derive(Debug)]
+pub struct TextRecorder<'t> {
+    text: &'t mut MessageText,
+    walk: Walk,
+}
+
+impl TextRecorder<'_> {
+    /// True when a whole segment was added: the walk began, took every
+    /// value and reached the end.
+    pub fn complete(&self) -> bool {
+        self.walk == Walk::Done
+    }
+}
+
+impl ValueSink for TextRecorder<'_> {
+    fn begin(&mut self, tag: &[u8], values: &Values<'_>) {
+        let Ok(tag) = std::str::from_utf8(tag) else {
+            self.walk = Walk::Failed;
+            return;
+        };
+        self.text.open(tag);
+        if values.is_empty() {
+            self.walk = Walk::Done;
+            return;
+        }
+        // The data elements are copied whole, as `push_values` does.
+        let body = values.remaining();
+        let Ok(body_text) = std::str::from_utf8(body) else {
+            self.walk = Walk::Failed;
+            return;
+        };
+        let base = self.text.text.len();
+        self.text.text.push_str(body_text);
+        self.walk = Walk::Taking {
+            base,
+            origin: body.as_ptr() as usize,
+        };
+    }
+
+    #[inline]
+    fn value(&mut self, raw: &[u8], unescaped: &[u8], escaped: bool, place: (usize, usize, usize)) {
+        let Walk::Taking { base, origin } = self.walk else {
+            return;
+        };
+        let (e, r, c) = place;
+        if escaped {
+            match std::str::from_utf8(unescaped) {
+                Ok(value) => self.text.push_value(value, e, r, c),
+                Err(_) => self.walk = Walk::Failed,
+            }
+        } else if !raw.is_empty() {
+            let start = base + (raw.as_ptr() as usize).saturating_sub(origin);
+            self.text.record(start, start + raw.len(), e, r, c);
+        }
+    }
+
+    fn end(&mut self, elements: usize) {
+        if let Walk::Taking { .. } = self.walk {
+            self.text.set_elements(elements);
+            self.walk = Walk::Done;
+        }
     }
 }
 

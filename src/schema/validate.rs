@@ -21,7 +21,7 @@ use super::{
 };
 use crate::diag::Code;
 use crate::edifact::lexer::unescaped;
-use crate::edifact::{RawSegment, Sep, Values};
+use crate::edifact::{RawSegment, Sep, ValueSink, Values};
 
 /// Read access to one segment's values, implemented by the lexer's
 /// borrowed segments and by decoded [`crate::edifact::Segment`]s.
@@ -562,7 +562,17 @@ impl Plan {
     /// answer as [`Plan::clean`] would give for it split, read in one walk
     /// over its bytes ([`Values`]). False also when the walk stops at
     /// anything the exact lexer must look at.
-    fn scan(&self, mut values: Values<'_>, decimal: Option<u8>, scratch: &mut Vec<u8>) -> bool {
+    /// Every value the walk takes goes to `sink` as well (whatever the
+    /// answer: a caller that gets false drops what the sink took).
+    fn scan<S: ValueSink>(
+        &self,
+        tag: &[u8],
+        mut values: Values<'_>,
+        decimal: Option<u8>,
+        scratch: &mut Vec<u8>,
+        sink: &mut S,
+    ) -> bool {
+        sink.begin(tag, &values);
         if values.is_empty() {
             return self.required == 0;
         }
@@ -586,6 +596,7 @@ impl Plan {
                         {
                             return false;
                         }
+                        sink.value(raw, value, escaped, (e, reps - 1, 0));
                         (!value.is_empty(), sep)
                     }
                     KindPlan::Composite {
@@ -606,6 +617,7 @@ impl Plan {
                                 return false;
                             };
                             let value = unescaped(values.release(), raw, escaped, scratch);
+                            sink.value(raw, value, escaped, (e, reps - 1, c));
                             match components.get(c) {
                                 Some(vp) if value.is_empty() => failed |= vp.mandatory,
                                 Some(vp) => {
@@ -649,6 +661,7 @@ impl Plan {
             }
             e += 1;
             if end == Sep::End {
+                sink.end(e);
                 return e >= self.required;
             }
         }
@@ -867,7 +880,21 @@ impl MessageValidator {
     /// [`MessageValidator::unsplit_segment`] for a segment given as its tag
     /// and [`Values`] (as [`crate::edifact::Lexer::accept_data`] hands
     /// them over).
-    pub fn unsplit_values(&mut self, tag: &[u8], mut values: Values<'_>) -> Unsplit {
+    pub fn unsplit_values(&mut self, tag: &[u8], values: Values<'_>) -> Unsplit {
+        self.unsplit_values_into(tag, values, &mut ())
+    }
+
+    /// [`MessageValidator::unsplit_values`], giving the values its check
+    /// walks to `sink` too. The sink sees the whole segment when the answer
+    /// is [`Unsplit::Done`] after the check walked it; it sees nothing when
+    /// no check walked the segment (one with no place in the table, or with
+    /// the fast checks off), and perhaps part of it for another answer.
+    pub fn unsplit_values_into<S: ValueSink>(
+        &mut self,
+        tag: &[u8],
+        mut values: Values<'_>,
+        sink: &mut S,
+    ) -> Unsplit {
         if !self.place(tag) {
             // No place (reported): only the lexer's checks are left, and
             // a walk to the end shows there is nothing for them.
@@ -888,7 +915,7 @@ impl MessageValidator {
         let mut scratch = std::mem::take(&mut self.scratch);
         let clean = self
             .plan_here(tag)
-            .is_some_and(|plan| plan.scan(values, self.decimal_byte, &mut scratch));
+            .is_some_and(|plan| plan.scan(tag, values, self.decimal_byte, &mut scratch, sink));
         self.scratch = scratch;
         if clean {
             Unsplit::Done
