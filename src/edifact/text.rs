@@ -188,6 +188,19 @@ impl MessageText {
         })
     }
 
+    /// The places (0-based element, repetition and component) of the
+    /// non-empty values of segment `seg`, in order: [`values`](Self::values)
+    /// without the values.
+    pub fn places(&self, seg: usize) -> impl Iterator<Item = (usize, usize, usize)> + '_ {
+        self.value_range(seg).iter().map(|v| {
+            (
+                (v.key >> 32) as usize,
+                ((v.key >> 16) & 0xFFFF) as usize,
+                (v.key & 0xFFFF) as usize,
+            )
+        })
+    }
+
     /// Where it stands now.
     pub fn mark(&self) -> Mark {
         Mark {

@@ -1932,21 +1932,21 @@ impl<'a> Run<'a> {
     /// Every non-empty value of a data segment that no rule read (MAP001),
     /// at most 50 per message, then a count.
     fn unread(&mut self) {
+        const SERVICE: [&str; 3] = ["UNH", "UNT", "UNS"];
+        let service = SERVICE.map(tag_code);
         let mut reported = 0usize;
         let mut more = 0usize;
         let text = self.text;
-        for s in 0..text.len() {
-            if matches!(text.tag(s), Some("UNH" | "UNT" | "UNS")) {
+        let tree = self.tree;
+        for (s, info) in tree.segments.iter().enumerate() {
+            if service.contains(&info.tag) {
                 continue;
             }
-            let ignored = self.ignored.get(&self.tree.tag(s));
-            let first = self.tree.segments.get(s).map(|i| i.first_element);
-            for placed in text.values(s) {
-                let (e, r, c) = (placed.element, placed.repetition, placed.component);
-                let bits = first.and_then(|f| self.read.get(f + e)).copied();
+            let ignored = self.ignored.get(&info.tag);
+            for (i, (e, r, c)) in text.places(s).enumerate() {
                 // Rules read first repetitions only.
                 let read = r == 0
-                    && match bits {
+                    && match self.read.get(info.first_element + e) {
                         Some(bits) if c < 64 => bits & (1 << c) != 0,
                         _ => self.read_far.contains(&(s, e, c)),
                     };
@@ -1970,10 +1970,11 @@ impl<'a> Run<'a> {
                         component: c,
                     }),
                 );
+                let value = text.values(s).nth(i).map_or("", |p| p.value);
                 self.issues.push(Issue::warning(
                     Code::MappingUnmapped,
                     location,
-                    unmapped(placed.value),
+                    unmapped(value),
                 ));
             }
         }
