@@ -168,3 +168,36 @@ fn binary_garbage_never_panics() {
         );
     }
 }
+
+#[test]
+fn a_reused_message_reference_is_an_error_at_the_later_unh() {
+    let data = b"UNB+UNOC:3+S+R+261124:1030+REF'\
+UNH+1+CUSDEC:D:96B:UN'BGM+929+A+9'UNT+3+1'\
+UNH+2+CUSDEC:D:96B:UN'BGM+929+B+9'UNT+3+2'\
+UNH+1+CUSDEC:D:96B:UN'BGM+929+C+9'UNT+3+1'\
+UNZ+3+REF'";
+    let parsed = edifact::parse(data);
+    let dup: Vec<_> = parsed
+        .issues
+        .iter()
+        .filter(|i| i.code == Code::Duplicate)
+        .collect();
+    assert_eq!(dup.len(), 1, "{:?}", parsed.issues);
+    assert_eq!(dup[0].location.segment, Some(8));
+    assert_eq!(dup[0].location.tag.as_deref(), Some("UNH"));
+    assert_eq!(dup[0].location.element, Some(1));
+    assert!(dup[0].message.contains("segment 2"), "{}", dup[0].message);
+    assert!(!parsed.is_valid());
+    // Distinct references: no such error.
+    let fine = String::from_utf8(data.to_vec()).unwrap().replacen(
+        "UNH+1+CUSDEC:D:96B:UN'BGM+929+C+9'UNT+3+1'",
+        "UNH+3+CUSDEC:D:96B:UN'BGM+929+C+9'UNT+3+3'",
+        1,
+    );
+    let parsed = edifact::parse(fine.as_bytes());
+    assert!(
+        parsed.issues.iter().all(|i| i.code != Code::Duplicate),
+        "{:?}",
+        parsed.issues
+    );
+}

@@ -329,6 +329,37 @@ async fn scenario(url: &str) {
         "the new token"
     );
 
+    // Two messages under one reference (UNH 0062): refused with a CONTRL
+    // that says where (0085 code 26), stored, never a store error.
+    let reused = String::from_utf8(good.clone())
+        .unwrap()
+        .replace("20261124001", "20261124009")
+        .replacen("UNH+2+", "UNH+1+", 1)
+        .replacen("UNT+24+2'", "UNT+24+1'", 1);
+    let reused_answer = request(
+        addr,
+        "POST",
+        "/v1/interchanges",
+        Some(&hub.broker),
+        reused.as_bytes(),
+    )
+    .await;
+    assert_eq!(
+        reused_answer.status,
+        202,
+        "{}",
+        String::from_utf8_lossy(&reused_answer.body)
+    );
+    let reused_body = reused_answer.json();
+    assert_eq!(
+        reused_body["interchange"]["status"], "rejected",
+        "{reused_body}"
+    );
+    let ack = reused_body["interchange"]["acknowledgement"]
+        .as_str()
+        .unwrap();
+    assert!(ack.contains("UCM+1+CUSDEC:D:96B:UN+4+26"), "{ack}");
+
     hub.stop.send(()).unwrap();
     hub.task.await.unwrap().unwrap();
     hub.store.close().await;

@@ -270,6 +270,10 @@ pub struct Parser<R> {
     after_end: u64,
     /// Messages seen outside any group.
     loose_messages: u64,
+    /// The message references (UNH 0062) seen so far, each with the
+    /// position of its UNH: a reference must be unique in the interchange
+    /// (at most [`MAX_REFERENCES_CHECKED`] are remembered).
+    message_refs: rustc_hash::FxHashMap<String, u32>,
     last_position: u32,
     interchange_ref: Option<String>,
     /// Directories for structure validation; `None`: syntax only.
@@ -291,6 +295,11 @@ pub struct Parser<R> {
     spare_text: MessageText,
 }
 
+/// How many message references an interchange's parse remembers to find a
+/// reused one (memory stays bounded; a longer interchange is checked over
+/// its first messages).
+const MAX_REFERENCES_CHECKED: usize = 1 << 20;
+
 impl<R: Read> Parser<R> {
     pub fn new(reader: R, options: ParseOptions) -> Self {
         Parser {
@@ -306,6 +315,7 @@ impl<R: Read> Parser<R> {
             message_segments: 0,
             after_end: 0,
             loose_messages: 0,
+            message_refs: rustc_hash::FxHashMap::default(),
             last_position: 0,
             interchange_ref: None,
             directories: None,
@@ -893,6 +903,30 @@ impl<R: Read> Parser<R> {
         }
     }
 
+    /// A message reference (UNH 0062) used by an earlier message of the
+    /// interchange is an error (0085 code 26): the sender's answers, and the
+    /// hub's records of the messages, are told apart by it.
+    fn check_unique_reference(&mut self, reference: &str, position: u32) {
+        if reference.is_empty() {
+            return;
+        }
+        match self.message_refs.get(reference) {
+            Some(&first) => {
+                let mut loc = self.loc(position, "UNH");
+                loc.element = Some(1);
+                let message = format!(
+                    "message reference {reference:?} is used by an earlier message of this \
+                     interchange (UNH at segment {first}); each message needs its own"
+                );
+                self.error(Code::Duplicate, loc, message);
+            }
+            None if self.message_refs.len() < MAX_REFERENCES_CHECKED => {
+                self.message_refs.insert(reference.to_owned(), position);
+            }
+            None => {}
+        }
+    }
+
     fn missing_unb(&mut self, position: u32) {
         self.state = State::Interchange;
         let loc = self.loc(position, "UNB");
@@ -1201,6 +1235,7 @@ impl<R: Read> Parser<R> {
             (1, 3, "controlling agency (S009/0051)"),
         ];
         self.require(&seg, position, "UNH", &required, &[1]);
+        self.check_unique_reference(&comp(&seg, 0, 0), position);
         self.start_validation(&seg, position);
         let message_type = comp(&seg, 1, 0);
         if !group_type.is_empty() && !message_type.is_empty() && group_type != message_type {
