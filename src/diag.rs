@@ -216,6 +216,11 @@ codes! {
     /// Project code: an agency reply that cannot be taken (not a permit
     /// decision, or for a permit that does not exist); dead-lettered.
     PermitReplyInvalid = "HUB303",
+    /// Project code: the store refused to take a message for a reason that
+    /// retrying cannot change (a constraint the message breaks, a fault in
+    /// the pipeline); an AMQP delivery is dead-lettered with the reason
+    /// instead of being requeued.
+    StoreRefused = "HUB501",
 }
 
 impl fmt::Display for Code {

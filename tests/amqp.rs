@@ -268,6 +268,37 @@ async fn amqp_intake_end_to_end() {
     assert_eq!(header(&d, "x-tradehub-code"), "EDI104");
     let _ = next_message(&ch, ack_queue.as_str()).await;
 
+    // A delivery the store refuses for good (here a trigger of the test
+    // aborts its insert): dead-lettered with the reason (HUB501), not
+    // requeued, and the consumer goes on with the next ones.
+    let db = sqlx::SqlitePool::connect(&Store::embedded_url(&dir).unwrap())
+        .await
+        .unwrap();
+    sqlx::query(
+        "CREATE TRIGGER refuse_poison BEFORE INSERT ON interchanges \
+         WHEN NEW.control_reference = 'POISON1' \
+         BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
+    )
+    .execute(&db)
+    .await
+    .unwrap();
+    publish(&ch, &settings, &interchange("guest", "POISON1"), as_guest()).await;
+    let d = next_message(&ch, dead.as_str()).await;
+    assert_eq!(header(&d, "x-tradehub-code"), "HUB501");
+    assert!(
+        header(&d, "x-tradehub-reason").contains("refused by the test"),
+        "{}",
+        header(&d, "x-tradehub-reason")
+    );
+    publish(&ch, &settings, &interchange("guest", "AMQP005"), as_guest()).await;
+    let after = next_message(&ch, ack_queue.as_str()).await;
+    assert!(String::from_utf8_lossy(&after.delivery.data).contains("UCI+AMQP005+guest"));
+    sqlx::query("DROP TRIGGER refuse_poison")
+        .execute(&db)
+        .await
+        .unwrap();
+    db.close().await;
+
     // WCO XML is taken too: an invalid declaration is stored as rejected
     // and answered with a WCO RES 03.
     publish(&ch, &settings, b"<Declaration/>", as_guest()).await;
@@ -307,7 +338,7 @@ async fn amqp_intake_end_to_end() {
         .await
         .unwrap();
     assert_eq!(inbound.message_count(), 0);
-    assert_eq!(store.count(Table::Interchanges).await.unwrap(), 23);
+    assert_eq!(store.count(Table::Interchanges).await.unwrap(), 24);
 
     stop.send(()).unwrap();
     tokio::time::timeout(Duration::from_secs(10), consumer)

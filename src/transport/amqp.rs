@@ -491,11 +491,11 @@ async fn handle(
             dead_letter(channel, s, &delivery, Code::UnknownSender.as_str(), &why).await?;
             return Ok(());
         }
-        Err(e) => return requeue(&delivery, e).await,
+        Err(e) => return store_failed(channel, s, &delivery, INBOUND_KEY, e).await,
     };
     let outcome = match intake.submit(&partner, delivery.data.clone()).await {
         Ok(o) => o,
-        Err(e) => return requeue(&delivery, e).await,
+        Err(e) => return store_failed(channel, s, &delivery, INBOUND_KEY, e).await,
     };
     let correlation = props.message_id().as_ref().map(|m| m.as_str().to_owned());
     match outcome {
@@ -599,7 +599,7 @@ async fn handle_reply(
             )
             .await;
         }
-        Err(e) => return requeue(&delivery, e).await,
+        Err(e) => return store_failed(channel, s, &delivery, REPLIES_KEY, e).await,
     };
     let decision: PermitDecision = match serde_json::from_slice(&delivery.data) {
         Ok(d) => d,
@@ -616,7 +616,7 @@ async fn handle_reply(
             delivery.acker.ack(BasicAckOptions::default()).await?;
             Ok(())
         }
-        Err(DecisionError::Store(e)) => requeue(&delivery, e).await,
+        Err(DecisionError::Store(e)) => store_failed(channel, s, &delivery, REPLIES_KEY, e).await,
         Err(e @ DecisionError::NotFound(_)) => {
             dead(Code::PermitReplyInvalid.as_str(), e.to_string()).await
         }
@@ -626,9 +626,32 @@ async fn handle_reply(
     }
 }
 
-/// Puts a delivery back after a storage failure; persistent failures reach
-/// the dead-letter queue through the queue's delivery limit.
-async fn requeue(delivery: &lapin::message::Delivery, e: StoreError) -> Result<(), AmqpError> {
+/// After a storage failure: a failure that may pass (the database away, a
+/// serialization conflict) puts the delivery back, and persistent ones
+/// reach the dead-letter queue through the queue's delivery limit; one that
+/// retrying cannot change is dead-lettered to `key`'s dead-letter queue
+/// with the reason (HUB501) at once, so that the consumer goes on with the
+/// deliveries after it.
+async fn store_failed(
+    channel: &Channel,
+    s: &AmqpSettings,
+    delivery: &lapin::message::Delivery,
+    key: &str,
+    e: StoreError,
+) -> Result<(), AmqpError> {
+    if !e.is_retryable() {
+        tracing::error!(error = %e, "store refused the delivery; dead-lettered");
+        let reason = format!("the hub could not store it: {e}");
+        return dead_letter_to(
+            channel,
+            s,
+            delivery,
+            key,
+            Code::StoreRefused.as_str(),
+            &reason,
+        )
+        .await;
+    }
     tracing::error!(error = %e, "store failed; delivery requeued");
     tokio::time::sleep(Duration::from_millis(500)).await;
     delivery
@@ -638,11 +661,7 @@ async fn requeue(delivery: &lapin::message::Delivery, e: StoreError) -> Result<(
             ..BasicNackOptions::default()
         })
         .await?;
-    if e.is_retryable() {
-        Ok(())
-    } else {
-        Err(AmqpError::Store(e))
-    }
+    Ok(())
 }
 
 /// Publishes and waits for the broker's confirmation.
