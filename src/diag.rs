@@ -221,6 +221,9 @@ codes! {
     /// the pipeline); an AMQP delivery is dead-lettered with the reason
     /// instead of being requeued.
     StoreRefused = "HUB501",
+    /// Project code: a file in a drop folder that cannot be read; moved to
+    /// `failed/` with the reason when it can be moved.
+    DropFileUnreadable = "HUB502",
 }
 
 impl fmt::Display for Code {

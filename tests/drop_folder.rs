@@ -128,3 +128,47 @@ async fn watch_polls_until_stopped() {
     intake.store().close().await;
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A file the store refuses for good (a trigger of the test aborts its
+/// insert) goes to failed/ with the reason, and the files after it are
+/// still taken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_the_store_refuses_does_not_hold_up_the_others() {
+    let (dir, intake, settings) = setup().await;
+    let db = sqlx::SqlitePool::connect(&Store::embedded_url(&dir).unwrap())
+        .await
+        .unwrap();
+    sqlx::query(
+        "CREATE TRIGGER refuse_poison BEFORE INSERT ON interchanges \
+         WHEN NEW.control_reference = '20261124666' \
+         BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
+    )
+    .execute(&db)
+    .await
+    .unwrap();
+    let inbox = settings.dir.join("KRBROKER01/in");
+    let poison = String::from_utf8(fixture("ok/cusdec-d96b-unoc.edi"))
+        .unwrap()
+        .replace("20261124001", "20261124666");
+    std::fs::write(inbox.join("a-poison.edi"), poison).unwrap();
+    std::fs::write(inbox.join("b-good.edi"), fixture("ok/cusdec-d96b-unoc.edi")).unwrap();
+
+    let outcomes = drop::scan(&intake, &settings).await.unwrap();
+    let folder = settings.dir.join("KRBROKER01");
+    assert_eq!(
+        outcomes,
+        vec![
+            Outcome::Failed(folder.join("failed/a-poison.edi")),
+            Outcome::Done(folder.join("done/b-good.edi")),
+        ]
+    );
+    let err = std::fs::read_to_string(folder.join("failed/a-poison.edi.err")).unwrap();
+    assert!(
+        err.contains("HUB501") && err.contains("refused by the test"),
+        "{err}"
+    );
+    assert_eq!(intake.store().count(Table::Interchanges).await.unwrap(), 1);
+    db.close().await;
+    intake.store().close().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}

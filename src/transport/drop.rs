@@ -14,6 +14,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::diag::Code;
 use crate::hub::{Intake, Submission};
 use crate::store::{Partner, StoreError};
 
@@ -106,8 +107,29 @@ pub async fn scan(intake: &Intake, settings: &DropSettings) -> Result<Vec<Outcom
             .filter(|p| p.is_file() && is_complete(p))
             .collect();
         files.sort();
+        // A file that cannot be taken holds up neither the files after it
+        // nor the other partners' folders.
         for file in files {
-            outcomes.push(take(intake, settings, &partner, &folder, &file).await?);
+            match take(intake, settings, &partner, &folder, &file).await {
+                Ok(outcome) => outcomes.push(outcome),
+                Err(DropError::Store(e)) if e.is_retryable() => {
+                    tracing::warn!(file = %file.display(), error = %e, "drop file left for the next scan");
+                }
+                Err(e) => {
+                    tracing::error!(file = %file.display(), error = %e, "drop file cannot be taken");
+                    let code = match &e {
+                        DropError::Store(_) => Code::StoreRefused,
+                        DropError::Io { .. } => Code::DropFileUnreadable,
+                    };
+                    let why = format!("refused {code}: {e}\n");
+                    match finish(&folder, &file, false, None, &why) {
+                        Ok(outcome) => outcomes.push(outcome),
+                        Err(moved) => {
+                            tracing::error!(file = %file.display(), error = %moved, "drop file cannot be moved to failed/");
+                        }
+                    }
+                }
+            }
         }
     }
     Ok(outcomes)
