@@ -136,6 +136,30 @@ impl AmqpError {
 /// Routing key of inbound messages.
 pub const INBOUND_KEY: &str = "inbound";
 
+/// How long a publish waits for the broker's confirmation. A broker that
+/// holds confirms (a queue that lost its quorum, a memory or disk alarm)
+/// fails the publish after this instead of holding up the consumer or the
+/// relay for good; what was not confirmed is published again (the
+/// delivery is redelivered, the outbox row stays pending).
+pub const CONFIRM_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Waits for a publisher confirmation, at most [`CONFIRM_TIMEOUT`].
+async fn confirmed(target: String, confirm: lapin::PublisherConfirm) -> Result<(), AmqpError> {
+    match tokio::time::timeout(CONFIRM_TIMEOUT, confirm).await {
+        Ok(confirmation) => {
+            if confirmation?.is_ack() {
+                Ok(())
+            } else {
+                Err(AmqpError::NotConfirmed(target))
+            }
+        }
+        Err(_) => Err(AmqpError::NotConfirmed(format!(
+            "{target} (no confirmation within {} s)",
+            CONFIRM_TIMEOUT.as_secs()
+        ))),
+    }
+}
+
 fn args(pairs: &[(&str, AMQPValue)]) -> FieldTable {
     let mut table = FieldTable::default();
     for (k, v) in pairs {
@@ -675,13 +699,8 @@ async fn publish_confirmed(
     let target = format!("{exchange}/{key}");
     let confirm = channel
         .basic_publish(exchange, key, BasicPublishOptions::default(), body, props)
-        .await?
         .await?;
-    if confirm.is_ack() {
-        Ok(())
-    } else {
-        Err(AmqpError::NotConfirmed(target))
-    }
+    confirmed(target, confirm).await
 }
 
 /// Republishes a delivery to the dead-letter exchange with the reason, then
@@ -848,9 +867,7 @@ impl OutboxPublisher {
             confirms.push((target, confirm));
         }
         for (target, confirm) in confirms {
-            if !confirm.await?.is_ack() {
-                return Err(AmqpError::NotConfirmed(target));
-            }
+            confirmed(target, confirm).await?;
         }
         Ok(())
     }
