@@ -224,6 +224,9 @@ codes! {
     /// Project code: a file in a drop folder that cannot be read; moved to
     /// `failed/` with the reason when it can be moved.
     DropFileUnreadable = "HUB502",
+    /// Project code: an AMQP message larger than the configured limit
+    /// (`--max-body-bytes`); dead-lettered unread with the reason.
+    TooLarge = "HUB413",
 }
 
 impl fmt::Display for Code {

@@ -156,6 +156,7 @@ async fn amqp_intake_end_to_end() {
     let intake = Intake::new(store.clone(), Limits::default());
     let mut settings = AmqpSettings::new(amqp_url());
     settings.prefix = format!("t{}.", uuid::Uuid::now_v7().simple());
+    settings.max_body_bytes = 64 * 1024;
 
     // Declare the topology first so that publishing before the consumer
     // starts is safe, as for a real partner.
@@ -262,6 +263,12 @@ async fn amqp_intake_end_to_end() {
     assert!(header(&d, "x-tradehub-reason").contains("KRBROKER01"));
     let refusal_answer = next_message(&ch, ack_queue.as_str()).await;
     assert_eq!(header(&refusal_answer, "x-tradehub-code"), "HUB201");
+
+    // Over the size limit: dead-lettered unread.
+    publish(&ch, &settings, &vec![b'A'; 100 * 1024], as_guest()).await;
+    let d = next_message(&ch, dead.as_str()).await;
+    assert_eq!(header(&d, "x-tradehub-code"), "HUB413");
+    assert!(header(&d, "x-tradehub-reason").contains("exceeds the limit of 65536 bytes"));
 
     publish(&ch, &settings, b"neither EDIFACT nor XML", as_guest()).await;
     let d = next_message(&ch, dead.as_str()).await;

@@ -993,6 +993,9 @@ where
                     ));
                 }
             };
+            let max_body_bytes = max_body_bytes
+                .or(file.max_body_bytes)
+                .unwrap_or(HttpSettings::default().max_body_bytes);
             serve(ServeOptions {
                 tls,
                 clearance,
@@ -1000,9 +1003,7 @@ where
                     .or(file.listen)
                     .unwrap_or_else(|| "127.0.0.1:8080".into()),
                 store,
-                max_body_bytes: max_body_bytes
-                    .or(file.max_body_bytes)
-                    .unwrap_or(HttpSettings::default().max_body_bytes),
+                max_body_bytes,
                 limits,
                 drop_dir,
                 drop_poll: std::time::Duration::from_millis(
@@ -1011,6 +1012,7 @@ where
                 amqp: amqp_url.or(file.amqp_url).map(|url| AmqpSettings {
                     prefetch: amqp_prefetch.or(file.amqp_prefetch).unwrap_or(32).max(1),
                     agencies: agency_queues,
+                    max_body_bytes,
                     ..AmqpSettings::new(url)
                 }),
                 directories: folders,

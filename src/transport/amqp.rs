@@ -55,6 +55,9 @@ pub struct AmqpSettings {
     /// Agency codes: a queue `agency.<CODE>` bound on `permit.<CODE>` is
     /// declared for each at start-up.
     pub agencies: Vec<String>,
+    /// Largest message body taken (as `--max-body-bytes` for HTTP and the
+    /// drop folder); a larger delivery is dead-lettered unread (HUB413).
+    pub max_body_bytes: usize,
 }
 
 impl AmqpSettings {
@@ -65,6 +68,7 @@ impl AmqpSettings {
             prefetch: 32,
             delivery_limit: 20,
             agencies: Vec::new(),
+            max_body_bytes: 16 * 1024 * 1024,
         }
     }
 
@@ -508,6 +512,15 @@ async fn handle(
         .await?;
         return Ok(());
     };
+    if delivery.data.len() > s.max_body_bytes {
+        let why = format!(
+            "message of {} bytes exceeds the limit of {} bytes; not read",
+            delivery.data.len(),
+            s.max_body_bytes
+        );
+        dead_letter(channel, s, &delivery, Code::TooLarge.as_str(), &why).await?;
+        return Ok(());
+    }
     let partner = match intake.store().partner(&user).await {
         Ok(Some(p)) => p,
         Ok(None) => {
