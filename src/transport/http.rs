@@ -124,13 +124,25 @@ fn store_problem(e: &StoreError) -> Response {
     } else {
         StatusCode::INTERNAL_SERVER_ERROR
     };
-    problem(
-        status,
-        "store",
-        "Storage failure",
-        "the interchange was not stored; try again",
-        json!({"retryable": e.is_retryable()}),
-    )
+    // Nothing was stored or changed; whether the same request can succeed
+    // later says `retryable` (and the status: 503 or 500).
+    let (detail, code) = if e.is_retryable() {
+        (
+            "the store is unavailable; nothing was stored or changed; try again later",
+            None,
+        )
+    } else {
+        (
+            "the store refused the request; nothing was stored or changed, and the same \
+             request will fail again",
+            Some(crate::diag::Code::StoreRefused.as_str()),
+        )
+    };
+    let mut extra = json!({"retryable": e.is_retryable()});
+    if let (Some(code), Some(map)) = (code, extra.as_object_mut()) {
+        map.insert("code".into(), code.into());
+    }
+    problem(status, "store", "Storage failure", detail, extra)
 }
 
 /// The partner a request's bearer token belongs to; a request without a
