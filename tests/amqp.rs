@@ -278,17 +278,7 @@ async fn amqp_intake_end_to_end() {
     // A delivery the store refuses for good (here a trigger of the test
     // aborts its insert): dead-lettered with the reason (HUB501), not
     // requeued, and the consumer goes on with the next ones.
-    let db = sqlx::SqlitePool::connect(&Store::embedded_url(&dir).unwrap())
-        .await
-        .unwrap();
-    sqlx::query(
-        "CREATE TRIGGER refuse_poison BEFORE INSERT ON interchanges \
-         WHEN NEW.control_reference = 'POISON1' \
-         BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
-    )
-    .execute(&db)
-    .await
-    .unwrap();
+    let db = common::refuse_interchange(&dir, "POISON1").await;
     publish(&ch, &settings, &interchange("guest", "POISON1"), as_guest()).await;
     let d = next_message(&ch, dead.as_str()).await;
     assert_eq!(header(&d, "x-tradehub-code"), "HUB501");

@@ -135,17 +135,7 @@ async fn watch_polls_until_stopped() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_the_store_refuses_does_not_hold_up_the_others() {
     let (dir, intake, settings) = setup().await;
-    let db = sqlx::SqlitePool::connect(&Store::embedded_url(&dir).unwrap())
-        .await
-        .unwrap();
-    sqlx::query(
-        "CREATE TRIGGER refuse_poison BEFORE INSERT ON interchanges \
-         WHEN NEW.control_reference = '20261124666' \
-         BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
-    )
-    .execute(&db)
-    .await
-    .unwrap();
+    let db = common::refuse_interchange(&dir, "20261124666").await;
     let inbox = settings.dir.join("KRBROKER01/in");
     let poison = String::from_utf8(fixture("ok/cusdec-d96b-unoc.edi"))
         .unwrap()

@@ -425,3 +425,22 @@ pub async fn broker_intake(store: &Store) -> (Intake, tradehub::store::Partner) 
     let partner = store.partner("KRBROKER01").await.unwrap().unwrap();
     (Intake::new(store.clone(), Limits::default()), partner)
 }
+
+/// Makes the embedded store in `dir` refuse, for good, to store an
+/// interchange with control reference `reference`: a trigger aborts its
+/// insert with "refused by the test" (a fault the hub cannot retry away).
+/// The trigger is removed with `DROP TRIGGER refuse_poison` on the pool returned.
+pub async fn refuse_interchange(dir: &std::path::Path, reference: &str) -> sqlx::SqlitePool {
+    let db = sqlx::SqlitePool::connect(&tradehub::store::Store::embedded_url(dir).unwrap())
+        .await
+        .unwrap();
+    sqlx::query(&format!(
+        "CREATE TRIGGER refuse_poison BEFORE INSERT ON interchanges \
+         WHEN NEW.control_reference = '{reference}' \
+         BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
+    ))
+    .execute(&db)
+    .await
+    .unwrap();
+    db
+}
