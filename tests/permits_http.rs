@@ -148,6 +148,18 @@ async fn agencies_answer_and_officers_release_over_http() {
     )
     .await;
     assert!(r.json()["declarations"].as_array().unwrap().is_empty());
+    // A query that cannot be read: a problem document, as every error.
+    let r = request(
+        addr,
+        "GET",
+        "/v1/declarations?limit=many",
+        token("KRBROKER01"),
+        b"",
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.header("content-type"), Some("application/problem+json"));
+    assert_eq!(r.json()["type"], "urn:tradehub:problem:bad-query");
 
     // Release: officers only, once.
     let release = format!("/v1/declarations/{declaration}/release");

@@ -5,7 +5,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -117,6 +117,24 @@ fn problem(
     response
 }
 
+/// A request body that could not be read: too large (413), or cut off or
+/// unreadable (400).
+fn body_refused(rejection: &BytesRejection) -> Response {
+    let status = rejection.status();
+    let slug = if status == StatusCode::PAYLOAD_TOO_LARGE {
+        "too-large"
+    } else {
+        "bad-body"
+    };
+    problem(
+        status,
+        slug,
+        "Request body refused",
+        rejection.body_text(),
+        json!({}),
+    )
+}
+
 fn store_problem(e: &StoreError) -> Response {
     tracing::error!(error = %e, "store error");
     let status = if e.is_retryable() {
@@ -206,24 +224,13 @@ async fn post_interchange(
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.parse().ok())
                     .unwrap_or(-1),
-                code: "HTTP413".into(),
+                code: format!("HTTP{}", status.as_u16()),
                 detail: rejection.body_text(),
             };
             if let Err(e) = app.intake.store().refuse(&refusal).await {
                 return store_problem(&e);
             }
-            let slug = if status == StatusCode::PAYLOAD_TOO_LARGE {
-                "too-large"
-            } else {
-                "bad-body"
-            };
-            return problem(
-                status,
-                slug,
-                "Request body refused",
-                rejection.body_text(),
-                json!({}),
-            );
+            return body_refused(&rejection);
         }
     };
     match app.intake.submit(&partner, body.to_vec()).await {
@@ -477,8 +484,20 @@ struct ListQuery {
 async fn list_declarations(
     State(app): State<Arc<App>>,
     Authenticated(partner): Authenticated,
-    Query(query): Query<ListQuery>,
+    query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Response {
+    let query = match query {
+        Ok(Query(query)) => query,
+        Err(rejection) => {
+            return problem(
+                rejection.status(),
+                "bad-query",
+                "Query not understood",
+                rejection.body_text(),
+                json!({"expected": {"status": "a declaration status", "limit": "1 to 1000"}}),
+            );
+        }
+    };
     let owner = (!is_officer(&partner)).then_some(partner.id.as_str());
     let limit = query.limit.unwrap_or(100).clamp(1, 1000);
     match app
@@ -543,8 +562,12 @@ async fn post_decision(
     State(app): State<Arc<App>>,
     Authenticated(partner): Authenticated,
     Path(id): Path<String>,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => return body_refused(&rejection),
+    };
     // JSON with or without a Content-Type header.
     let body: DecisionBody = match serde_json::from_slice(&body) {
         Ok(b) => b,
@@ -596,8 +619,12 @@ async fn release_declaration(
     State(app): State<Arc<App>>,
     Authenticated(partner): Authenticated,
     Path(id): Path<String>,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => return body_refused(&rejection),
+    };
     if !is_officer(&partner) {
         return forbidden(format!(
             "only customs officers (accounts with role {CUSTOMS_ROLE}) release goods"
