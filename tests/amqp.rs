@@ -238,6 +238,17 @@ async fn amqp_intake_end_to_end() {
     .await;
     let r = next_message(&ch, reply.name().as_str()).await;
     assert!(String::from_utf8_lossy(&r.delivery.data).contains("UCI+AMQP002+guest"));
+    // A reply_to queue that does not exist: the answer is not dropped but
+    // goes to the partner's answer queue.
+    publish(
+        &ch,
+        &settings,
+        &interchange("guest", "AMQP006"),
+        as_guest().with_reply_to(format!("{}no-such-queue", settings.prefix).into()),
+    )
+    .await;
+    let r = next_message(&ch, ack_queue.as_str()).await;
+    assert!(String::from_utf8_lossy(&r.delivery.data).contains("UCI+AMQP006+guest"));
 
     // 4. Poison: no user_id, a sender other than the user, not EDIFACT.
     let dead = settings.dead_inbound_queue();
@@ -335,7 +346,7 @@ async fn amqp_intake_end_to_end() {
         .await
         .unwrap();
     assert_eq!(inbound.message_count(), 0);
-    assert_eq!(store.count(Table::Interchanges).await.unwrap(), 24);
+    assert_eq!(store.count(Table::Interchanges).await.unwrap(), 25);
 
     stop.send(()).unwrap();
     tokio::time::timeout(Duration::from_secs(10), consumer)

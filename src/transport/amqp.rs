@@ -786,7 +786,36 @@ async fn reply(
         .as_ref()
         .filter(|r| !r.as_str().is_empty())
     {
-        return publish_confirmed(channel, "".into(), reply_to.clone(), body, props).await;
+        // Mandatory: a `reply_to` queue that does not exist (any more)
+        // gives the answer back, and it goes to the partner's answer queue
+        // instead of being dropped.
+        let target = format!("reply_to {reply_to}");
+        let confirm = channel
+            .basic_publish(
+                "".into(),
+                reply_to.clone(),
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..BasicPublishOptions::default()
+                },
+                body,
+                props.clone(),
+            )
+            .await?;
+        match tokio::time::timeout(CONFIRM_TIMEOUT, confirm).await {
+            Ok(Ok(lapin::Confirmation::Ack(None))) => return Ok(()),
+            Ok(Ok(lapin::Confirmation::Ack(Some(_)))) => {
+                tracing::warn!(partner, reply_to = %reply_to, "reply_to queue missing; answered on the partner's answer queue");
+            }
+            Ok(Ok(_)) => return Err(AmqpError::NotConfirmed(target)),
+            Ok(Err(e)) => return Err(e.into()),
+            Err(_) => {
+                return Err(AmqpError::NotConfirmed(format!(
+                    "{target} (no confirmation within {} s)",
+                    CONFIRM_TIMEOUT.as_secs()
+                )));
+            }
+        }
     }
     let queue = s.ack_queue(partner);
     {
