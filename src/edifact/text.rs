@@ -328,62 +328,40 @@ impl MessageText {
     /// when the walk stops before the end: the segment must be split.
     pub fn push_values(&mut self, tag: &[u8], mut values: Values<'_>) -> bool {
         let mark = self.mark();
-        let Ok(tag) = std::str::from_utf8(tag) else {
-            return false;
-        };
-        self.open(tag);
-        if values.is_empty() {
-            return true;
-        }
-        // The data elements are copied whole (the walk returns ASCII
-        // only); a value is the span of its bytes in that copy, or, with
-        // release characters, its unescaped copy after it.
-        let body = values.remaining();
-        let Ok(body_text) = std::str::from_utf8(body) else {
-            self.rollback(mark);
-            return false;
-        };
-        let base = self.text.len();
-        self.text.push_str(body_text);
-        let origin = body.as_ptr() as usize;
         let release = values.release();
         let mut scratch = std::mem::take(&mut self.scratch);
+        // The walk of its own, taken as the validator's walk is.
+        let mut recorder = self.recorder();
+        recorder.begin(tag, &values);
         let (mut e, mut r, mut c) = (0usize, 0usize, 0usize);
-        let complete = loop {
-            let Some((raw, escaped, sep)) = values.next_value() else {
-                break false;
-            };
-            if escaped {
-                let Ok(value) = std::str::from_utf8(unescaped(release, raw, true, &mut scratch))
-                else {
-                    break false;
-                };
-                self.push_value(value, e, r, c);
-            } else if !raw.is_empty() {
-                let start = base + (raw.as_ptr() as usize).saturating_sub(origin);
-                self.record(start, start + raw.len(), e, r, c);
-            }
-            match sep {
-                Sep::Component => c += 1,
-                Sep::Repetition => {
-                    r += 1;
-                    c = 0;
+        if !values.is_empty() {
+            while let Some((raw, escaped, sep)) = values.next_value() {
+                let value = unescaped(release, raw, escaped, &mut scratch);
+                recorder.value(raw, value, escaped, (e, r, c));
+                match sep {
+                    Sep::Component => c += 1,
+                    Sep::Repetition => {
+                        r += 1;
+                        c = 0;
+                    }
+                    Sep::Element => {
+                        e += 1;
+                        r = 0;
+                        c = 0;
+                    }
+                    Sep::End => {
+                        recorder.end(e + 1);
+                        break;
+                    }
                 }
-                Sep::Element => {
-                    e += 1;
-                    r = 0;
-                    c = 0;
-                }
-                Sep::End => break true,
             }
-        };
+        }
+        let complete = recorder.complete();
         self.scratch = scratch;
         if !complete {
             self.rollback(mark);
-            return false;
         }
-        self.set_elements(e + 1);
-        true
+        complete
     }
 }
 
@@ -427,8 +405,8 @@ enum Walk {
     Failed,
 }
 
-/// Adds the segment another walk reads to a [`MessageText`], as
-/// [`MessageText::push_values`] would (see [`ValueSink`]).
+/// Adds the segment a walk reads to a [`MessageText`] (see [`ValueSink`]):
+/// the validator's walk, or [`MessageText::push_values`]'s own.
 #[derive(Debug)]
 pub struct TextRecorder<'t> {
     text: &'t mut MessageText,
@@ -454,7 +432,9 @@ impl ValueSink for TextRecorder<'_> {
             self.walk = Walk::Done;
             return;
         }
-        // The data elements are copied whole, as `push_values` does.
+        // The data elements are copied whole (the walk returns ASCII
+        // only); a value is the span of its bytes in that copy, or, with
+        // release characters, its unescaped copy after it.
         let body = values.remaining();
         let Ok(body_text) = std::str::from_utf8(body) else {
             self.walk = Walk::Failed;
