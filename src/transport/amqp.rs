@@ -147,20 +147,28 @@ pub const INBOUND_KEY: &str = "inbound";
 /// delivery is redelivered, the outbox row stays pending).
 pub const CONFIRM_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Waits for a publisher confirmation, at most [`CONFIRM_TIMEOUT`].
-async fn confirmed(target: String, confirm: lapin::PublisherConfirm) -> Result<(), AmqpError> {
+/// The broker's confirmation of a publish to `target`, waited for at most
+/// [`CONFIRM_TIMEOUT`].
+async fn confirmation(
+    target: &str,
+    confirm: lapin::PublisherConfirm,
+) -> Result<lapin::Confirmation, AmqpError> {
     match tokio::time::timeout(CONFIRM_TIMEOUT, confirm).await {
-        Ok(confirmation) => {
-            if confirmation?.is_ack() {
-                Ok(())
-            } else {
-                Err(AmqpError::NotConfirmed(target))
-            }
-        }
+        Ok(confirmation) => Ok(confirmation?),
         Err(_) => Err(AmqpError::NotConfirmed(format!(
             "{target} (no confirmation within {} s)",
             CONFIRM_TIMEOUT.as_secs()
         ))),
+    }
+}
+
+/// Waits for a publisher confirmation (see [`confirmation`]); anything but
+/// an ack is an error.
+async fn confirmed(target: String, confirm: lapin::PublisherConfirm) -> Result<(), AmqpError> {
+    if confirmation(&target, confirm).await?.is_ack() {
+        Ok(())
+    } else {
+        Err(AmqpError::NotConfirmed(target))
     }
 }
 
@@ -802,19 +810,12 @@ async fn reply(
                 props.clone(),
             )
             .await?;
-        match tokio::time::timeout(CONFIRM_TIMEOUT, confirm).await {
-            Ok(Ok(lapin::Confirmation::Ack(None))) => return Ok(()),
-            Ok(Ok(lapin::Confirmation::Ack(Some(_)))) => {
+        match confirmation(&target, confirm).await? {
+            lapin::Confirmation::Ack(None) => return Ok(()),
+            lapin::Confirmation::Ack(Some(_)) => {
                 tracing::warn!(partner, reply_to = %reply_to, "reply_to queue missing; answered on the partner's answer queue");
             }
-            Ok(Ok(_)) => return Err(AmqpError::NotConfirmed(target)),
-            Ok(Err(e)) => return Err(e.into()),
-            Err(_) => {
-                return Err(AmqpError::NotConfirmed(format!(
-                    "{target} (no confirmation within {} s)",
-                    CONFIRM_TIMEOUT.as_secs()
-                )));
-            }
+            _ => return Err(AmqpError::NotConfirmed(target)),
         }
     }
     let queue = s.ack_queue(partner);
