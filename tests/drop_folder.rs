@@ -162,3 +162,63 @@ async fn a_file_the_store_refuses_does_not_hold_up_the_others() {
     intake.store().close().await;
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A file whose answer cannot be moved out of `in/` (here done/ and failed/
+/// are plain files, so neither can be created) is answered once: the
+/// folder remembers it and does not submit it again, so no duplicate
+/// event is added at every scan, until the file changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_that_cannot_be_moved_is_answered_once() {
+    let (dir, intake, settings) = setup().await;
+    let folder = settings.dir.join("KRBROKER01");
+    std::fs::write(folder.join("done"), b"not a folder").unwrap();
+    std::fs::write(folder.join("failed"), b"not a folder").unwrap();
+    let file = folder.join("in/a-good.edi");
+    std::fs::write(&file, fixture("ok/cusdec-d96b-unoc.edi")).unwrap();
+
+    let mut drop_folder = drop::DropFolder::new(settings.clone());
+    let outcomes = drop_folder.scan(&intake).await.unwrap();
+    assert_eq!(outcomes, vec![Outcome::Stuck(file.clone())]);
+    assert_eq!(drop_folder.stuck(), 1);
+    let events = intake.store().count(Table::Events).await.unwrap();
+    assert_eq!(intake.store().count(Table::Interchanges).await.unwrap(), 1);
+
+    for _ in 0..3 {
+        assert_eq!(drop_folder.scan(&intake).await.unwrap(), vec![]);
+    }
+    assert_eq!(intake.store().count(Table::Events).await.unwrap(), events);
+    assert!(file.exists(), "the file stays where it was");
+
+    // Rewritten (a corrected file under the same name): taken again, and
+    // once done/ can be written it is moved.
+    std::fs::remove_file(folder.join("done")).unwrap();
+    std::fs::write(&file, fixture("ok/cusdec-d96b-unoc.edi")).unwrap();
+    let later = std::time::SystemTime::now() + Duration::from_secs(5);
+    std::fs::File::options()
+        .write(true)
+        .open(&file)
+        .unwrap()
+        .set_modified(later)
+        .unwrap();
+    let outcomes = drop_folder.scan(&intake).await.unwrap();
+    assert_eq!(
+        outcomes,
+        vec![Outcome::Done(folder.join("done/a-good.edi"))]
+    );
+    assert_eq!(drop_folder.stuck(), 0);
+    // A duplicate of the first: nothing new stored.
+    assert_eq!(intake.store().count(Table::Interchanges).await.unwrap(), 1);
+
+    // The stateless scan has no memory: a stuck file is taken each time.
+    std::fs::write(&file, fixture("ok/cusdec-d96b-unoc.edi")).unwrap();
+    std::fs::remove_dir_all(folder.join("done")).unwrap();
+    std::fs::write(folder.join("done"), b"not a folder").unwrap();
+    for _ in 0..2 {
+        assert_eq!(
+            drop::scan(&intake, &settings).await.unwrap(),
+            vec![Outcome::Stuck(file.clone())]
+        );
+    }
+    intake.store().close().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}

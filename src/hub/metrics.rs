@@ -70,6 +70,8 @@ pub struct Metrics {
     pub permits_expired: AtomicU64,
     /// Receipt of the bytes to the committed, acknowledged answer.
     pub submit_latency: Histogram,
+    /// Drop-folder files answered but not movable out of `in/` (a gauge).
+    pub drop_stuck: AtomicU64,
 }
 
 impl Metrics {
@@ -144,6 +146,12 @@ impl Metrics {
                 value.load(Ordering::Relaxed)
             );
         }
+        let _ = writeln!(
+            out,
+            "# HELP tradehub_drop_files_stuck Drop-folder files answered but not movable to done/ or failed/ (left in in/).\n\
+             # TYPE tradehub_drop_files_stuck gauge\ntradehub_drop_files_stuck {}",
+            self.drop_stuck.load(Ordering::Relaxed)
+        );
         self.submit_latency.render(
             "tradehub_submit_seconds",
             "Time from receiving a submission to its committed answer.",

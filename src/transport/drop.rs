@@ -10,9 +10,16 @@
 //! A file is moved only after its interchange is committed; if the hub stops
 //! in between, the file is submitted again at the next start and answered as
 //! a duplicate, so nothing is lost or stored twice.
+//!
+//! A file that was answered but cannot be moved (done/ and failed/ both
+//! unwritable, say) stays in `in/`; the watcher remembers it by size and
+//! modification time and does not submit it again until it changes or the
+//! hub restarts, so a folder it cannot write to does not add a duplicate
+//! event to the audit trail at every scan.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use crate::diag::Code;
 use crate::hub::{Intake, Submission};
@@ -33,6 +40,57 @@ pub struct DropSettings {
 pub enum Outcome {
     Done(PathBuf),
     Failed(PathBuf),
+    /// Answered (or refused) but not moved: the file stays in `in/` and is
+    /// not taken again while it is unchanged (see [`DropFolder`]).
+    Stuck(PathBuf),
+}
+
+/// What identifies an unchanged file between scans.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    len: u64,
+    modified: Option<SystemTime>,
+}
+
+impl Stamp {
+    fn of(path: &Path) -> Option<Stamp> {
+        let meta = std::fs::metadata(path).ok()?;
+        Some(Stamp {
+            len: meta.len(),
+            modified: meta.modified().ok(),
+        })
+    }
+}
+
+/// The drop folder with what the scans remember between them: files that
+/// were answered but could not be moved out of `in/`.
+#[derive(Debug)]
+pub struct DropFolder {
+    settings: DropSettings,
+    stuck: HashMap<PathBuf, Stamp>,
+}
+
+impl DropFolder {
+    pub fn new(settings: DropSettings) -> DropFolder {
+        DropFolder {
+            settings,
+            stuck: HashMap::new(),
+        }
+    }
+
+    /// Files answered but left in `in/` because they could not be moved.
+    pub fn stuck(&self) -> usize {
+        self.stuck.len()
+    }
+
+    /// One pass over every partner folder. Returns what was done, in order.
+    pub async fn scan(&mut self, intake: &Intake) -> Result<Vec<Outcome>, DropError> {
+        // Forget files that are gone or were rewritten: those are taken
+        // (again) like any other.
+        self.stuck
+            .retain(|path, stamp| Stamp::of(path).is_some_and(|now| now == *stamp));
+        scan_folders(intake, &self.settings, &mut self.stuck).await
+    }
 }
 
 /// Scans until `shutdown` resolves; each scan handles every complete file.
@@ -41,10 +99,15 @@ where
     F: std::future::Future<Output = ()>,
 {
     tokio::pin!(shutdown);
+    let mut folder = DropFolder::new(settings.clone());
     loop {
-        if let Err(e) = scan(&intake, &settings).await {
+        if let Err(e) = folder.scan(&intake).await {
             tracing::error!(error = %e, dir = %settings.dir.display(), "drop folder scan failed");
         }
+        intake.metrics().drop_stuck.store(
+            u64::try_from(folder.stuck()).unwrap_or(u64::MAX),
+            std::sync::atomic::Ordering::Relaxed,
+        );
         tokio::select! {
             _ = &mut shutdown => return,
             _ = tokio::time::sleep(settings.poll) => {}
@@ -71,8 +134,18 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> DropError + '_ {
     }
 }
 
-/// One pass over every partner folder. Returns what was done, in order.
+/// One pass over every partner folder, remembering nothing: a file that
+/// cannot be moved is taken again by the next call ([`DropFolder::scan`]
+/// remembers it). Returns what was done, in order.
 pub async fn scan(intake: &Intake, settings: &DropSettings) -> Result<Vec<Outcome>, DropError> {
+    scan_folders(intake, settings, &mut HashMap::new()).await
+}
+
+async fn scan_folders(
+    intake: &Intake,
+    settings: &DropSettings,
+    stuck: &mut HashMap<PathBuf, Stamp>,
+) -> Result<Vec<Outcome>, DropError> {
     let mut outcomes = Vec::new();
     let entries = match std::fs::read_dir(&settings.dir) {
         Ok(e) => e,
@@ -104,13 +177,22 @@ pub async fn scan(intake: &Intake, settings: &DropSettings) -> Result<Vec<Outcom
         let mut files: Vec<PathBuf> = files
             .filter_map(Result::ok)
             .map(|e| e.path())
-            .filter(|p| p.is_file() && is_complete(p))
+            .filter(|p| p.is_file() && is_complete(p) && !stuck.contains_key(p))
             .collect();
         files.sort();
         // A file that cannot be taken holds up neither the files after it
         // nor the other partners' folders.
         for file in files {
+            // Its size and time before it is read: a file rewritten while
+            // it was taken is not mistaken for the one answered.
+            let stamp = Stamp::of(&file);
             match take(intake, settings, &partner, &folder, &file).await {
+                Ok(Outcome::Stuck(path)) => {
+                    if let Some(stamp) = stamp {
+                        stuck.insert(path.clone(), stamp);
+                    }
+                    outcomes.push(Outcome::Stuck(path));
+                }
                 Ok(outcome) => outcomes.push(outcome),
                 Err(DropError::Store(e)) if e.is_retryable() => {
                     tracing::warn!(file = %file.display(), error = %e, "drop file left for the next scan");
@@ -125,7 +207,11 @@ pub async fn scan(intake: &Intake, settings: &DropSettings) -> Result<Vec<Outcom
                     match finish(&folder, &file, false, None, &why) {
                         Ok(outcome) => outcomes.push(outcome),
                         Err(moved) => {
-                            tracing::error!(file = %file.display(), error = %moved, "drop file cannot be moved to failed/");
+                            tracing::error!(file = %file.display(), error = %moved, "drop file cannot be moved to failed/; left in in/ until it changes");
+                            if let Some(stamp) = stamp {
+                                stuck.insert(file.clone(), stamp);
+                            }
+                            outcomes.push(Outcome::Stuck(file));
                         }
                     }
                 }
@@ -158,7 +244,9 @@ async fn take(
     let bytes = std::fs::read(file).map_err(io_err(file))?;
     let outcome = intake.submit(partner, bytes).await?;
     let name = file.display().to_string();
-    match outcome {
+    // From here the file has its answer: one that cannot be moved stays
+    // where it is, and is not sent to failed/ as unreadable.
+    let moved = match outcome {
         Submission::Stored(r) | Submission::Duplicate(r) => {
             let ok = r.interchange.status == crate::hub::status::VALIDATED;
             let mut why = format!(
@@ -181,7 +269,11 @@ async fn take(
                 &why,
             )
         }
-    }
+    };
+    Ok(moved.unwrap_or_else(|e| {
+        tracing::error!(file = %name, error = %e, "drop file answered but cannot be moved; left in in/ until it changes");
+        Outcome::Stuck(file.to_path_buf())
+    }))
 }
 
 /// Moves the file to done/ or failed/ and writes its companions.
