@@ -468,3 +468,81 @@ async fn answer_numbers(hub: &Hub, declaration: &str) -> Vec<String> {
         })
         .collect()
 }
+
+/// An amendment that races an agency decision: it read its declaration as
+/// awaiting permits, but the decision cleared it before the amendment
+/// committed. The amendment is worked out again from the new state (and
+/// rejected with RUL008: a cleared declaration can no longer be amended)
+/// instead of failing the submission. On PostgreSQL, where the race can be
+/// staged: a transaction of the test holds the declaration's row while the
+/// amendment waits for it, then clears it and commits.
+#[tokio::test]
+async fn an_amendment_racing_a_decision_is_worked_out_again() {
+    use sqlx::Connection;
+    let Some((url, name)) = common::pg_database().await else {
+        return;
+    };
+    let hub = hub(&url, clearance("", 3600)).await;
+    let store = hub.intake.store().clone();
+    let d = submit(&hub, cusdec("IC101", "LRN-R", "9", &["020130"])).await;
+    assert_eq!(d[0].status, state::AWAITING_PERMITS);
+    let original = d[0].id.clone();
+
+    let mut decider = sqlx::PgConnection::connect(&url).await.unwrap();
+    let mut tx = decider.begin().await.unwrap();
+    sqlx::query("SELECT id FROM declarations WHERE id = $1 FOR UPDATE")
+        .bind(&original)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let intake = hub.intake.clone();
+    let broker = hub.broker.clone();
+    let amendment = tokio::spawn(async move {
+        intake
+            .submit(&broker, cusdec("IC102", "LRN-R", "5", &["020130"]))
+            .await
+    });
+    // Wait until the amendment's transaction waits for the row.
+    let mut watcher = sqlx::PgConnection::connect(&url).await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&mut watcher)
+        .await
+        .unwrap();
+        if waiting > 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the amendment never waited"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    sqlx::query("UPDATE declarations SET status = 'cleared' WHERE id = $1")
+        .bind(&original)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    let id = match amendment.await.unwrap().unwrap() {
+        Submission::Stored(r) => r.interchange.id,
+        other => panic!("not stored: {other:?}"),
+    };
+    let d = store.declarations_of(&id).await.unwrap();
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0].status, state::REJECTED);
+    assert_eq!(issue_codes(&hub, &d[0]).await, ["RUL008"]);
+    let aperak = store.responses_of(&d[0].id).await.unwrap().pop().unwrap();
+    assert!(aperak.body.contains("ERC+RUL008::ZZZ'"), "{}", aperak.body);
+    let old = store.declaration(&original).await.unwrap().unwrap();
+    assert_eq!(old.status, state::CLEARED);
+    // Nothing of the first attempt was kept: one interchange each.
+    assert_eq!(store.count(Table::Interchanges).await.unwrap(), 2);
+    store.close().await;
+    common::drop_pg_database(&name).await;
+}

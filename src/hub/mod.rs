@@ -402,9 +402,8 @@ impl Intake {
             interchange_reference: ic.control_reference.clone(),
             ..clearance::Reply::default()
         };
-        let declarations = self.declarations(partner, &reply, mapped, now).await?;
         match self
-            .store_new(&new, &events, &outbox, &declarations, now)
+            .store_declared(&new, &events, &outbox, partner, &reply, &mapped, now)
             .await?
         {
             Stored::Committed => {}
@@ -421,6 +420,39 @@ impl Intake {
             interchange: stored,
             issues: parsed.issues,
         }))
+    }
+
+    /// Works out the declarations of an interchange from the current state
+    /// of the ones they amend or cancel, and commits them with it
+    /// ([`store_new`](Self::store_new)). When an earlier declaration
+    /// changed between the two (an agency decision landed meanwhile), they
+    /// are worked out again from its new state, a few times at most.
+    #[allow(clippy::too_many_arguments)]
+    async fn store_declared(
+        &self,
+        new: &NewInterchange,
+        events: &[(&str, String)],
+        outbox: &[OutboxMessage],
+        partner: &Partner,
+        reply: &clearance::Reply,
+        mapped: &[(crate::mapping::Mapped, Vec<Issue>)],
+        now: Timestamp,
+    ) -> Result<Stored, StoreError> {
+        const ATTEMPTS: usize = 4;
+        let mut attempt = 1;
+        loop {
+            let declarations = self.declarations(partner, reply, mapped, now).await?;
+            match self
+                .store_new(new, events, outbox, &declarations, now)
+                .await
+            {
+                Err(StoreError::StateChanged { what }) if attempt < ATTEMPTS => {
+                    tracing::info!(interchange = %new.id, attempt, reason = %what, "declarations worked out again");
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Commits a new interchange with its events, outbox rows and
@@ -486,7 +518,7 @@ impl Intake {
         &self,
         partner: &Partner,
         reply: &clearance::Reply,
-        mapped: Vec<(crate::mapping::Mapped, Vec<Issue>)>,
+        mapped: &[(crate::mapping::Mapped, Vec<Issue>)],
         now: Timestamp,
     ) -> Result<Vec<crate::store::NewDeclaration>, StoreError> {
         let mut out = Vec::with_capacity(mapped.len());
@@ -520,7 +552,7 @@ impl Intake {
             let id = uuid::Uuid::now_v7().to_string();
             let d = self
                 .clearance
-                .intake(&m, findings, &reply, prior.as_ref(), now, id);
+                .intake(m, findings.clone(), &reply, prior.as_ref(), now, id);
             if let Some(lrn) = lrn
                 && d.status != clearance::state::REJECTED
             {

@@ -109,11 +109,9 @@ impl Intake {
             partner: partner.id.clone(),
             ..clearance::Reply::default()
         };
-        let declarations = self
-            .declarations(partner, &reply, mapped.into_iter().collect(), now)
-            .await?;
+        let mapped: Vec<_> = mapped.into_iter().collect();
         match self
-            .store_new(&new, &events, &outbox, &declarations, now)
+            .store_declared(&new, &events, &outbox, partner, &reply, &mapped, now)
             .await?
         {
             super::Stored::Committed => {}

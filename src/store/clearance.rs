@@ -191,10 +191,12 @@ impl Store {
                 .move_declaration(tx, &s.id, &s.from, &s.to, &at)
                 .await?;
             if !moved {
-                return Err(StoreError::Conflict {
+                return Err(StoreError::StateChanged {
                     what: format!(
-                        "declaration {} is no longer in a state that allows it",
-                        s.id
+                        "declaration {} is no longer {} (it changed while declaration {} was stored)",
+                        s.id,
+                        s.from.join(" or "),
+                        d.id
                     ),
                 });
             }

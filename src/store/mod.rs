@@ -34,6 +34,11 @@ pub enum StoreError {
     UnsupportedUrl(String),
     #[error("{what} already exists")]
     Conflict { what: String },
+    /// What the transaction was computed from changed before it committed
+    /// (an amendment whose declaration an agency decision moved meanwhile);
+    /// computing it again from the new state may succeed.
+    #[error("{what}")]
+    StateChanged { what: String },
     #[error("database error: {source}")]
     Database {
         #[source]
@@ -61,6 +66,7 @@ impl StoreError {
                 retryable: true,
                 ..
             } | StoreError::CommitterStopped
+                | StoreError::StateChanged { .. }
         )
     }
 }
@@ -353,7 +359,8 @@ impl Store {
 
     /// Writes `jobs` in one transaction, each inside its own savepoint when
     /// there are several, so that one unique-constraint conflict (a
-    /// duplicate) leaves the others in. Any other failure fails them all.
+    /// duplicate) or changed state leaves the others in. Any other failure
+    /// fails them all.
     /// Answers come only after the commit.
     async fn commit_group(&self, jobs: &[InsertJob]) -> Vec<Result<(), StoreError>> {
         let mut results: Vec<Result<(), StoreError>> = Vec::with_capacity(jobs.len());
@@ -376,7 +383,9 @@ impl Store {
                         }
                         results.push(Ok(()));
                     }
-                    Err(conflict @ StoreError::Conflict { .. }) if grouped => {
+                    Err(
+                        conflict @ (StoreError::Conflict { .. } | StoreError::StateChanged { .. }),
+                    ) if grouped => {
                         sqlx::query("ROLLBACK TO SAVEPOINT interchange")
                             .execute(&mut *tx)
                             .await?;
