@@ -347,9 +347,13 @@ fn totals(d: &Declaration, settings: &RuleSettings, out: &mut Vec<Issue>) {
             .goods
             .iter()
             .flat_map(|g| g.packages.iter())
-            .map(|p| u64::from(p.count))
+            .filter_map(|p| p.count)
+            .map(u64::from)
             .sum();
-        if d.goods.iter().all(|g| !g.packages.is_empty())
+        // Compared only when every item gives its packages with a count.
+        if d.goods
+            .iter()
+            .all(|g| !g.packages.is_empty() && g.packages.iter().all(|p| p.count.is_some()))
             && !d.goods.is_empty()
             && u64::from(total) != sum
         {

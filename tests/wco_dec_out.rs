@@ -19,7 +19,8 @@ use tradehub::mapping::typed;
 use tradehub::mapping::wco;
 use tradehub::mapping::wco_out::{self, DecDocument, WcoOutMapping};
 use tradehub::model::{
-    Amount, Declaration, DeclarationFunction, DeclarationKind, GoodsItem, Party, Totals, Transport,
+    Amount, Declaration, DeclarationFunction, DeclarationKind, DutyTax, GoodsItem, Packages, Party,
+    Totals, Transport,
 };
 use tradehub::schema::Directories;
 use tradehub::xml::{XmlLimits, XmlReport, XmlValidator};
@@ -272,19 +273,72 @@ fn party(name: bool) -> impl Strategy<Value = Option<Party>> {
     }))
 }
 
+/// Packages as the WCO DEC holds them: count (n..8), kind (an..2), marks.
+fn packages() -> impl Strategy<Value = Vec<Packages>> {
+    prop::collection::vec(
+        (
+            prop::option::of(0u32..100_000_000),
+            prop::option::of("[A-Z0-9]{2}"),
+            prop::option::of(id(80)),
+        )
+            .prop_map(|(count, kind, marks)| Packages { count, kind, marks })
+            .prop_filter("an empty entry says nothing", |p| *p != Packages::default()),
+        0..3,
+    )
+}
+
+/// Duties and taxes: type and preference (an..3), rate, taxable base,
+/// payment method (letters).
+fn duties() -> impl Strategy<Value = Vec<DutyTax>> {
+    prop::collection::vec(
+        (
+            prop::option::of("[A-Z0-9]{3}"),
+            prop::option::of("[0-9]{3}"),
+            prop::option::of(decimal(3)),
+            prop::option::of(amount()),
+            prop::option::of("[A-Z]"),
+        )
+            .prop_map(|(kind, preference, rate, base, payment_method)| DutyTax {
+                kind,
+                preference,
+                rate,
+                base,
+                amount: None,
+                payment_method,
+                category: None,
+            })
+            .prop_filter("an empty entry says nothing", |d| {
+                d.kind.is_some()
+                    || d.preference.is_some()
+                    || d.rate.is_some()
+                    || d.base.is_some()
+                    || d.payment_method.is_some()
+            }),
+        0..3,
+    )
+}
+
 fn goods_item() -> impl Strategy<Value = GoodsItem> {
     (
-        prop::option::of("[A-Za-z0-9][A-Za-z0-9 ,&<>;()-]{0,60}[A-Za-z0-9.]"),
-        prop::option::of("[0-9]{6,10}"),
-        prop::option::of(country()),
-        prop::option::of("[0-9]{4}"),
-        prop::option::of(decimal(6)),
-        prop::option::of(decimal(6)),
-        prop::option::of(amount()),
-        prop::option::of(amount()),
+        (
+            prop::option::of("[A-Za-z0-9][A-Za-z0-9 ,&<>;()-]{0,60}[A-Za-z0-9.]"),
+            prop::option::of("[0-9]{6,10}"),
+            prop::option::of(country()),
+            prop::option::of("[0-9]{4}"),
+            prop::option::of(decimal(6)),
+            prop::option::of(decimal(6)),
+            prop::option::of(amount()),
+            prop::option::of(amount()),
+        ),
+        packages(),
+        duties(),
     )
         .prop_map(
-            |(description, hs_code, origin, procedure, gross, net, customs, statistical)| {
+            |(
+                (description, hs_code, origin, procedure, gross, net, customs, statistical),
+                packages,
+                duties,
+            )| {
                 GoodsItem {
                     sequence: 0,
                     description,
@@ -295,6 +349,8 @@ fn goods_item() -> impl Strategy<Value = GoodsItem> {
                     net_mass_kg: net,
                     customs_value: customs,
                     statistical_value: statistical,
+                    packages,
+                    duties,
                     ..GoodsItem::default()
                 }
             },

@@ -121,7 +121,10 @@ pub struct Document {
 /// Packages of one kind.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Packages {
-    pub count: u32,
+    /// Number of packages (absent where the declaration gives only the
+    /// kind and marks, as for goods in bulk).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u32>,
     /// Package type (UN/ECE Recommendation 21).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
@@ -132,8 +135,14 @@ pub struct Packages {
 /// A duty or tax on a goods item.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct DutyTax {
-    /// Duty/tax type (e.g. customs duty, VAT, excise).
-    pub kind: String,
+    /// Duty/tax type (e.g. customs duty, VAT, excise; UN/EDIFACT 5153, the
+    /// WCO `DutyTaxFee/TypeCode`). A line may give only its preference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// Duty regime or tariff preference claimed (WCO
+    /// `DutyTaxFee/DutyRegimeCode`, e.g. 100 no preference in the EU).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preference: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base: Option<Amount>,
     /// Rate in percent, when ad valorem.
