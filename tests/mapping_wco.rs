@@ -142,6 +142,10 @@ fn mapping_mistakes_name_their_line() {
             "[[each]]\nto = \"declarant.contacts\"\nfrom = \"Declarant/Contact\"\n",
             "`each` lists are for EDIFACT mappings",
         ),
+        (
+            "ignore = [\"GoodsShipment/Packaging/Nope\"]\n",
+            "ignore: Declaration/GoodsShipment/Packaging/Nope is not an element",
+        ),
     ];
     for (body, fragment) in cases {
         let err = WcoMapping::compile("dec.toml", &format!("{head}\n{body}"), &xsd()).unwrap_err();

@@ -148,6 +148,10 @@ pub struct WcoMapping {
     constants: Vec<(String, Value)>,
     fields: Vec<XmlField>,
     lists: Vec<XmlList>,
+    /// Element paths below `Declaration` (e.g.
+    /// `GoodsShipment/GovernmentAgencyGoodsItem/Packaging/SequenceNumeric`)
+    /// whose values are not reported as unmapped (the file's `ignore`).
+    ignored: HashSet<String>,
 }
 
 fn parse_path(text: &str) -> Result<XmlPath, String> {
@@ -303,12 +307,27 @@ impl WcoMapping {
                 serde_json::to_value(&c.value).unwrap_or(Value::Null),
             ));
         }
+        // `ignore`: element paths below Declaration whose values carry
+        // nothing the model holds (a position the list order keeps).
+        let mut ignored = HashSet::new();
+        for entry in &file.ignore {
+            let here = format!("Declaration/{entry}");
+            if !paths.contains(&here) {
+                let at = text.find(entry.as_str()).unwrap_or(0);
+                return Err(err(
+                    at..at,
+                    format!("ignore: {here} is not an element of the WCO DEC schema"),
+                ));
+            }
+            ignored.insert(entry.clone());
+        }
         Ok(WcoMapping {
             name: name.to_owned(),
             target: file.target,
             constants,
             fields,
             lists,
+            ignored,
         })
     }
 
@@ -327,6 +346,7 @@ impl WcoMapping {
         document: &[u8],
     ) -> (Value, Vec<Issue>, BTreeMap<String, Location>) {
         let mut run = XmlRun {
+            ignored: &self.ignored,
             issues: Vec::new(),
             out: Map::new(),
             reported: 0,
@@ -592,7 +612,9 @@ fn push_leaf(
     }
 }
 
-struct XmlRun {
+struct XmlRun<'m> {
+    /// The mapping's `ignore` paths.
+    ignored: &'m HashSet<String>,
     issues: Vec<Issue>,
     out: Map<String, Value>,
     /// JSON pointer of `out` in the canonical object (`` or `/goods/3`).
@@ -605,7 +627,7 @@ struct XmlRun {
     more: usize,
 }
 
-impl XmlRun {
+impl XmlRun<'_> {
     /// The lists inside the item at `base`: one object per instance of
     /// each list's element among the item's values, in document order.
     fn lists(&mut self, lists: &[XmlList], base: &[(String, u32)], leaves: &mut [Leaf]) {
@@ -651,6 +673,7 @@ impl XmlRun {
     ) -> Value {
         let list_pointer = super::edifact::pointer(&self.prefix, &list.to);
         let mut object = XmlRun {
+            ignored: self.ignored,
             issues: Vec::new(),
             out: Map::new(),
             reported: self.reported,
@@ -851,7 +874,12 @@ impl XmlRun {
     /// MAP001 for every value no rule read: at most 50 per document, the
     /// rest counted.
     fn unread(&mut self, leaves: &[Leaf]) {
-        for leaf in leaves.iter().filter(|l| !l.read) {
+        let ignored = |leaf: &Leaf| {
+            leaf.attribute.is_none()
+                && !self.ignored.is_empty()
+                && self.ignored.contains(&names(&leaf.path).join("/"))
+        };
+        for leaf in leaves.iter().filter(|l| !l.read && !ignored(l)) {
             if self.reported >= 50 {
                 self.more += 1;
                 continue;
