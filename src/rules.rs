@@ -305,8 +305,30 @@ fn currency(amount: &Option<Amount>, pointer: &str, out: &mut Vec<Issue>) {
 
 /// Totals equal the sum of the items, within the tolerance.
 fn totals(d: &Declaration, settings: &RuleSettings, out: &mut Vec<Issue>) {
-    let close =
-        |total: Decimal, sum: Decimal| (total - sum).abs() <= total.abs() * settings.tolerance;
+    // Amounts may be as large as a decimal holds (28 digits), so sums and
+    // differences are checked: one that does not fit is a finding, never an
+    // overflow.
+    let close = |total: Decimal, sum: Decimal| {
+        let allowed = total.abs().checked_mul(settings.tolerance);
+        match (total.checked_sub(sum), allowed) {
+            (Some(difference), Some(allowed)) => difference.abs() <= allowed,
+            _ => false,
+        }
+    };
+    let sum_of = |values: &mut dyn Iterator<Item = Decimal>| {
+        let mut sum = Decimal::ZERO;
+        for v in values {
+            sum = sum.checked_add(v)?;
+        }
+        Some(sum)
+    };
+    let too_large = |pointer: &str, what: &str, out: &mut Vec<Issue>| {
+        out.push(finding(
+            Code::RuleTotals,
+            pointer.to_owned(),
+            format!("the sum of the items' {what} is too large to compute (over 28 digits)"),
+        ));
+    };
     if let Some(total) = &d.totals.customs_value {
         let values: Vec<&Amount> = d
             .goods
@@ -314,31 +336,40 @@ fn totals(d: &Declaration, settings: &RuleSettings, out: &mut Vec<Issue>) {
             .filter_map(|g| g.customs_value.as_ref())
             .collect();
         if values.len() == d.goods.len() && !values.is_empty() {
-            let sum: Decimal = values.iter().map(|a| a.value).sum();
-            if values.iter().all(|a| a.currency == total.currency) && !close(total.value, sum) {
-                out.push(finding(
-                    Code::RuleTotals,
-                    "/totals/customs_value/value".into(),
-                    format!(
-                        "total customs value {} {} differs from the sum of the items, {sum}",
-                        total.value, total.currency
-                    ),
-                ));
+            match sum_of(&mut values.iter().map(|a| a.value)) {
+                None => too_large("/totals/customs_value/value", "customs values", out),
+                Some(sum)
+                    if values.iter().all(|a| a.currency == total.currency)
+                        && !close(total.value, sum) =>
+                {
+                    out.push(finding(
+                        Code::RuleTotals,
+                        "/totals/customs_value/value".into(),
+                        format!(
+                            "total customs value {} {} differs from the sum of the items, {sum}",
+                            total.value, total.currency
+                        ),
+                    ));
+                }
+                Some(_) => {}
             }
         }
     }
     if let Some(total) = d.totals.gross_mass_kg {
         let masses: Vec<Decimal> = d.goods.iter().filter_map(|g| g.gross_mass_kg).collect();
         if masses.len() == d.goods.len() && !masses.is_empty() {
-            let sum: Decimal = masses.iter().sum();
-            if !close(total, sum) {
-                out.push(finding(
+            match sum_of(&mut masses.iter().copied()) {
+                None => too_large("/totals/gross_mass_kg", "gross masses", out),
+                Some(sum) if !close(total, sum) => {
+                    out.push(finding(
                     Code::RuleTotals,
                     "/totals/gross_mass_kg".into(),
                     format!(
                         "total gross mass {total} kg differs from the sum of the items, {sum} kg"
                     ),
                 ));
+                }
+                Some(_) => {}
             }
         }
     }

@@ -133,6 +133,39 @@ fn totals_within_the_tolerance_pass() {
     );
 }
 
+/// Amounts as large as a decimal holds: their sum does not fit, which is a
+/// finding at the total, not an overflow (it panicked before).
+#[test]
+fn sums_too_large_to_compute_are_findings() {
+    let huge = "70000000000000000000000000000";
+    let got = with(|v| {
+        v["goods"][0]["customs_value"]["value"] = json!(huge);
+        v["goods"][1]["customs_value"]["value"] = json!(huge);
+        v["goods"][0]["gross_mass_kg"] = json!(huge);
+        v["goods"][1]["gross_mass_kg"] = json!(huge);
+        v["totals"]["customs_value"]["value"] = json!(huge);
+        v["totals"]["gross_mass_kg"] = json!(huge);
+    });
+    assert_eq!(
+        got,
+        vec![
+            (Code::RuleTotals, "/totals/customs_value/value".to_owned()),
+            (Code::RuleTotals, "/totals/gross_mass_kg".to_owned()),
+        ]
+    );
+    // A total so large its tolerance or difference cannot be computed is
+    // not equal to the sum either.
+    let got = with(|v| {
+        v["totals"]["customs_value"]["value"] = json!(format!("-{huge}"));
+        v["goods"][0]["customs_value"]["value"] = json!(huge);
+        v["goods"][1]["customs_value"]["value"] = json!("0");
+    });
+    assert_eq!(
+        got,
+        vec![(Code::RuleTotals, "/totals/customs_value/value".to_owned())]
+    );
+}
+
 #[test]
 fn convert_reports_rule_findings() {
     // The generated CUSDEC fixture is an export (BGM 830) that names an
