@@ -109,3 +109,74 @@ async fn simultaneous_submissions_and_their_copies_on_postgres() {
     submit_all_at_once(Store::open(&url).await.unwrap()).await;
     common::drop_pg_database(&name).await;
 }
+
+/// Which PostgreSQL errors the store calls retryable, on the real server:
+/// a statement cancelled by its timeout (as under a failover or a locked
+/// table) may succeed again; a statement that is wrong in itself may not,
+/// and a unique violation is a conflict.
+#[tokio::test]
+async fn postgres_errors_are_classified_by_their_sqlstate() {
+    use sqlx::Connection;
+    use tradehub::store::StoreError;
+    let Some((url, name)) = common::pg_database().await else {
+        return;
+    };
+    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+    let fail =
+        |r: Result<sqlx::postgres::PgQueryResult, sqlx::Error>| StoreError::from(r.unwrap_err());
+
+    sqlx::query("SET statement_timeout = 1")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let timeout = fail(sqlx::query("SELECT pg_sleep(1)").execute(&mut conn).await);
+    assert!(timeout.is_retryable(), "{timeout}");
+    sqlx::query("SET statement_timeout = 0")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+
+    let wrong = fail(sqlx::query("SELECT 1 / 0").execute(&mut conn).await);
+    assert!(!wrong.is_retryable(), "{wrong}");
+
+    sqlx::query("CREATE TABLE once (id INT PRIMARY KEY)")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO once VALUES (1)")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let twice = fail(
+        sqlx::query("INSERT INTO once VALUES (1)")
+            .execute(&mut conn)
+            .await,
+    );
+    assert!(
+        matches!(twice, StoreError::Conflict { .. }) && !twice.is_retryable(),
+        "{twice}"
+    );
+
+    // Another session ends this one, as an administrator or a restart
+    // does (57P01): retryable.
+    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    let mut admin = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::query("SELECT pg_terminate_backend($1)")
+        .bind(pid)
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let ended = StoreError::from(
+        sqlx::query("SELECT 1")
+            .execute(&mut conn)
+            .await
+            .unwrap_err(),
+    );
+    assert!(ended.is_retryable(), "{ended}");
+    drop(conn);
+    admin.close().await.unwrap();
+    common::drop_pg_database(&name).await;
+}

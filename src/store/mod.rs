@@ -86,11 +86,30 @@ impl From<sqlx::Error> for StoreError {
                 | sqlx::Error::PoolTimedOut
                 | sqlx::Error::PoolClosed
                 | sqlx::Error::WorkerCrashed
-        ) || matches!(&source, sqlx::Error::Database(db) if db.message().contains("database is locked")
-            // PostgreSQL: deadlock detected, serialization failure.
-            || matches!(db.code().as_deref(), Some("40P01" | "40001")));
+        ) || matches!(&source, sqlx::Error::Database(db)
+            if db.message().contains("database is locked")
+                || db.code().as_deref().is_some_and(transient_sqlstate));
         StoreError::Database { source, retryable }
     }
+}
+
+/// PostgreSQL errors that say nothing about the statement itself, only
+/// about the server or the moment (SQLSTATE, PostgreSQL appendix A): the
+/// same statement may succeed when tried again.
+fn transient_sqlstate(code: &str) -> bool {
+    matches!(
+        code,
+        // Serialization failure, deadlock.
+        "40001" | "40P01"
+        // Read-only transaction (a standby after a failover), lock not
+        // available (lock_timeout), statement timeout / cancel.
+        | "25006" | "55P03" | "57014"
+    ) || ["08", "53", "57"].iter().any(|class| {
+        // Connection exceptions, insufficient resources (disk full, out of
+        // memory, too many connections), operator intervention (admin or
+        // crash shutdown, cannot connect now).
+        code.starts_with(class) && code.len() == 5
+    })
 }
 
 /// A trading partner allowed to submit.
