@@ -748,3 +748,161 @@ async fn permits_round_trip_over_amqp() {
     store.close().await;
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Runs `rabbitmqctl` (the broker of the machine); false when it cannot be
+/// run, which fails the test under CI=true.
+fn rabbitmqctl(args: &[&str]) -> bool {
+    match std::process::Command::new("rabbitmqctl")
+        .args(args)
+        .output()
+    {
+        Ok(out) if out.status.success() => true,
+        Ok(out) => {
+            eprintln!(
+                "rabbitmqctl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            false
+        }
+        Err(e) => {
+            eprintln!("rabbitmqctl {args:?}: {e}");
+            false
+        }
+    }
+}
+
+/// The test URL with other credentials.
+fn url_as(user: &str, password: &str) -> String {
+    let url = amqp_url();
+    let (scheme, rest) = url.split_once("://").unwrap();
+    let host = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+    format!("{scheme}://{user}:{password}@{host}")
+}
+
+/// A partner with its own broker user (as OPERATIONS.md asks) whose
+/// message is refused: the hub, connected as another user, dead-letters it
+/// with its reason. The copy cannot carry the partner's `user_id` (the
+/// broker takes a `user_id` only from that user's connection), so the
+/// sender travels as `x-tradehub-user`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_partner_users_poison_message_is_dead_lettered_by_the_hub_user() {
+    let conn = match Connection::connect(&amqp_url(), ConnectionProperties::default()).await {
+        Ok(c) => c,
+        Err(e) => {
+            if common::ci() {
+                panic!("RabbitMQ at TRADEHUB_TEST_AMQP_URL is required under CI=true: {e}");
+            }
+            eprintln!("skipping: RabbitMQ not reachable ({e})");
+            return;
+        }
+    };
+    let user = format!(
+        "thpartner{}",
+        &uuid::Uuid::now_v7().simple().to_string()[20..]
+    );
+    let password = "partner-secret";
+    if !(rabbitmqctl(&["add_user", &user, password])
+        && rabbitmqctl(&["set_permissions", "-p", "/", &user, ".*", ".*", ".*"]))
+    {
+        assert!(
+            !common::ci(),
+            "rabbitmqctl is required under CI=true to add a broker user"
+        );
+        eprintln!("skipping: cannot add a broker user");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("tradehub-amqp-{}", uuid::Uuid::now_v7().simple()));
+    let store = Store::open(&Store::embedded_url(&dir).unwrap())
+        .await
+        .unwrap();
+    let (_, hash) = new_token().unwrap();
+    store
+        .add_partner(
+            &user,
+            "Partner with its own broker user",
+            &hash,
+            Timestamp::now(),
+        )
+        .await
+        .unwrap();
+    let intake = Intake::new(store.clone(), Limits::default());
+    let mut settings = AmqpSettings::new(amqp_url());
+    settings.prefix = format!("t{}.", uuid::Uuid::now_v7().simple());
+    let ch = conn.create_channel().await.unwrap();
+    amqp::declare_topology(&ch, &settings).await.unwrap();
+    amqp::declare_ack_queue(&ch, &settings, &user)
+        .await
+        .unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let consumer = tokio::spawn(amqp::consume(
+        intake.clone(),
+        settings.clone(),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+
+    let partner = Connection::connect(&url_as(&user, password), ConnectionProperties::default())
+        .await
+        .unwrap();
+    let pch = partner.create_channel().await.unwrap();
+    pch.confirm_select(Default::default()).await.unwrap();
+    let as_partner = BasicProperties::default()
+        .with_user_id(user.as_str().into())
+        .with_delivery_mode(2)
+        .with_message_id("poison-1".into())
+        .with_expiration("600000".into());
+    // UNB names someone else: refused (HUB201).
+    publish(
+        &pch,
+        &settings,
+        &interchange("KRBROKER01", "USR001"),
+        as_partner.clone(),
+    )
+    .await;
+    let dead = settings.dead_inbound_queue();
+    let d = next_message(&ch, dead.as_str()).await;
+    assert_eq!(header(&d, "x-tradehub-code"), "HUB201");
+    assert_eq!(header(&d, "x-tradehub-user"), user);
+    assert_eq!(
+        d.delivery
+            .properties
+            .message_id()
+            .as_ref()
+            .map(|m| m.as_str()),
+        Some("poison-1")
+    );
+    assert!(d.delivery.properties.user_id().is_none());
+    assert!(d.delivery.properties.expiration().is_none());
+    let ack_queue = settings.ack_queue(&user);
+    let answer = next_message(&ch, ack_queue.as_str()).await;
+    assert_eq!(header(&answer, "x-tradehub-code"), "HUB201");
+    // Refused once: one refusal recorded, the consumer still running.
+    assert_eq!(store.count(Table::Refusals).await.unwrap(), 1);
+    publish(&pch, &settings, &interchange(&user, "USR002"), as_partner).await;
+    let ok = next_message(&ch, ack_queue.as_str()).await;
+    assert_eq!(header(&ok, "x-tradehub-status"), "validated");
+    assert!(!consumer.is_finished());
+
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), consumer)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let _ = partner.close(200, "done".into()).await;
+    remove_topology(
+        &conn,
+        &ch,
+        &settings,
+        [
+            settings.inbound_queue(),
+            settings.dead_inbound_queue(),
+            settings.ack_queue(&user),
+        ],
+    )
+    .await;
+    rabbitmqctl(&["delete_user", &user]);
+    store.close().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -752,11 +752,46 @@ async fn dead_letter_to(
         "x-tradehub-reason".into(),
         AMQPValue::LongString(reason.into()),
     );
-    let props = delivery
-        .properties
-        .clone()
+    // The broker accepts a `user_id` only from a connection of that user,
+    // and the hub's user is not the partner's: the copy carries the sender
+    // as a header instead, and no expiration (a dead letter is kept).
+    let original = &delivery.properties;
+    if let Some(user) = original.user_id() {
+        headers.insert(
+            "x-tradehub-user".into(),
+            AMQPValue::LongString(user.as_str().into()),
+        );
+    }
+    let mut props = BasicProperties::default()
         .with_headers(headers)
         .with_delivery_mode(2);
+    if let Some(v) = original.content_type() {
+        props = props.with_content_type(v.clone());
+    }
+    if let Some(v) = original.content_encoding() {
+        props = props.with_content_encoding(v.clone());
+    }
+    if let Some(v) = original.correlation_id() {
+        props = props.with_correlation_id(v.clone());
+    }
+    if let Some(v) = original.reply_to() {
+        props = props.with_reply_to(v.clone());
+    }
+    if let Some(v) = original.message_id() {
+        props = props.with_message_id(v.clone());
+    }
+    if let Some(v) = original.timestamp() {
+        props = props.with_timestamp(*v);
+    }
+    if let Some(v) = original.kind() {
+        props = props.with_type(v.clone());
+    }
+    if let Some(v) = original.app_id() {
+        props = props.with_app_id(v.clone());
+    }
+    if let Some(v) = original.priority() {
+        props = props.with_priority(*v);
+    }
     publish_confirmed(
         channel,
         s.dead_letter_exchange(),
