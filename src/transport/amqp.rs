@@ -124,6 +124,10 @@ pub enum AmqpError {
     Broker(#[from] lapin::Error),
     #[error("the broker refused to confirm a publish to {0}")]
     NotConfirmed(String),
+    /// The broker did not take a publish, declaration or acknowledgement in
+    /// time (a connection blocked by a memory or disk alarm).
+    #[error("the broker did not answer {0} within {secs} s", secs = CONFIRM_TIMEOUT.as_secs())]
+    Stalled(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -131,7 +135,7 @@ pub enum AmqpError {
 impl AmqpError {
     pub fn is_retryable(&self) -> bool {
         match self {
-            AmqpError::Broker(_) | AmqpError::NotConfirmed(_) => true,
+            AmqpError::Broker(_) | AmqpError::NotConfirmed(_) | AmqpError::Stalled(_) => true,
             AmqpError::Store(e) => e.is_retryable(),
         }
     }
@@ -159,6 +163,28 @@ async fn confirmation(
             "{target} (no confirmation within {} s)",
             CONFIRM_TIMEOUT.as_secs()
         ))),
+    }
+}
+
+/// A broker operation (the write of a publish, a declaration, an ack)
+/// waited for at most [`CONFIRM_TIMEOUT`]: lapin stops writing to a
+/// connection the broker blocked (memory or disk alarm), and the task would
+/// otherwise wait as long as the alarm lasts.
+async fn in_time<T>(
+    what: impl FnOnce() -> String,
+    operation: impl Future<Output = Result<T, lapin::Error>>,
+) -> Result<T, AmqpError> {
+    within(CONFIRM_TIMEOUT, what, operation).await
+}
+
+async fn within<T>(
+    limit: Duration,
+    what: impl FnOnce() -> String,
+    operation: impl Future<Output = Result<T, lapin::Error>>,
+) -> Result<T, AmqpError> {
+    match tokio::time::timeout(limit, operation).await {
+        Ok(done) => Ok(done?),
+        Err(_) => Err(AmqpError::Stalled(what())),
     }
 }
 
@@ -321,9 +347,15 @@ pub async fn declare_ack_queue(
     partner: &str,
 ) -> Result<(), AmqpError> {
     let queue = s.ack_queue(partner);
-    quorum_queue(channel, queue.clone(), FieldTable::default()).await?;
     let key = queue.as_str().to_owned();
-    bind(channel, queue, s.acks_exchange(), &key).await
+    let declare = async {
+        quorum_queue(channel, queue.clone(), FieldTable::default()).await?;
+        bind(channel, queue, s.acks_exchange(), &key).await
+    };
+    match tokio::time::timeout(CONFIRM_TIMEOUT, declare).await {
+        Ok(done) => done,
+        Err(_) => Err(AmqpError::Stalled(format!("declaring {key}"))),
+    }
 }
 
 /// Connects to the broker.
@@ -604,7 +636,11 @@ async fn handle(
             return Ok(());
         }
     }
-    delivery.acker.ack(BasicAckOptions::default()).await?;
+    in_time(
+        || "an acknowledgement".into(),
+        delivery.acker.ack(BasicAckOptions::default()),
+    )
+    .await?;
     Ok(())
 }
 
@@ -658,7 +694,11 @@ async fn handle_reply(
     };
     match intake.decide(&partner, &decision).await {
         Ok(_) => {
-            delivery.acker.ack(BasicAckOptions::default()).await?;
+            in_time(
+                || "an acknowledgement".into(),
+                delivery.acker.ack(BasicAckOptions::default()),
+            )
+            .await?;
             Ok(())
         }
         Err(DecisionError::Store(e)) => store_failed(channel, s, &delivery, REPLIES_KEY, e).await,
@@ -718,9 +758,11 @@ async fn publish_confirmed(
     props: BasicProperties,
 ) -> Result<(), AmqpError> {
     let target = format!("{exchange}/{key}");
-    let confirm = channel
-        .basic_publish(exchange, key, BasicPublishOptions::default(), body, props)
-        .await?;
+    let confirm = in_time(
+        || format!("a publish to {target}"),
+        channel.basic_publish(exchange, key, BasicPublishOptions::default(), body, props),
+    )
+    .await?;
     confirmed(target, confirm).await
 }
 
@@ -800,7 +842,11 @@ async fn dead_letter_to(
         props,
     )
     .await?;
-    delivery.acker.ack(BasicAckOptions::default()).await?;
+    in_time(
+        || "an acknowledgement".into(),
+        delivery.acker.ack(BasicAckOptions::default()),
+    )
+    .await?;
     Ok(())
 }
 
@@ -833,8 +879,9 @@ async fn reply(
         // gives the answer back, and it goes to the partner's answer queue
         // instead of being dropped.
         let target = format!("reply_to {reply_to}");
-        let confirm = channel
-            .basic_publish(
+        let confirm = in_time(
+            || format!("a publish to {target}"),
+            channel.basic_publish(
                 "".into(),
                 reply_to.clone(),
                 BasicPublishOptions {
@@ -843,8 +890,9 @@ async fn reply(
                 },
                 body,
                 props.clone(),
-            )
-            .await?;
+            ),
+        )
+        .await?;
         match confirmation(&target, confirm).await? {
             lapin::Confirmation::Ack(None) => return Ok(()),
             lapin::Confirmation::Ack(Some(_)) => {
@@ -933,15 +981,17 @@ impl OutboxPublisher {
                 .with_content_type(m.message.content_type.as_str().into());
             let exchange = self.settings.name(&m.message.exchange);
             let target = format!("{exchange}/{key}");
-            let confirm = channel
-                .basic_publish(
+            let confirm = in_time(
+                || format!("a publish to {target}"),
+                channel.basic_publish(
                     exchange,
                     key,
                     BasicPublishOptions::default(),
                     &m.message.payload,
                     props,
-                )
-                .await?;
+                ),
+            )
+            .await?;
             confirms.push((target, confirm));
         }
         for (target, confirm) in confirms {
@@ -976,5 +1026,34 @@ impl crate::hub::outbox::Publish for OutboxPublisher {
                 .await
                 .map_err(|e| crate::hub::outbox::RelayError::Publish(e.to_string()))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A broker operation that never completes (a blocked connection) ends
+    /// as a retryable error instead of holding the task.
+    #[tokio::test]
+    async fn a_stalled_broker_operation_times_out() {
+        let stalled = within(
+            Duration::from_millis(20),
+            || "a publish to x".into(),
+            std::future::pending::<Result<(), lapin::Error>>(),
+        )
+        .await;
+        match stalled {
+            Err(e @ AmqpError::Stalled(_)) => {
+                assert!(e.is_retryable());
+                assert!(e.to_string().contains("a publish to x"), "{e}");
+            }
+            other => panic!("not stalled: {other:?}"),
+        }
+        let done = within(Duration::from_millis(20), || "x".into(), async {
+            Ok::<_, lapin::Error>(7)
+        })
+        .await;
+        assert!(matches!(done, Ok(7)));
     }
 }
