@@ -474,6 +474,38 @@ fn a_passenger_list_keeps_every_leg_and_reference() {
     assert_eq!(misplaced.location.tag.as_deref(), Some("RFF"));
 }
 
+fn mapped_issues(bytes: &[u8]) -> Vec<tradehub::diag::Issue> {
+    map(bytes).into_iter().flat_map(|m| m.issues).collect()
+}
+
+/// A leg dated by its own DTM (SG2, beside TDT, as the directory's table
+/// has it) rather than by its places' (SG3, as IATA's profile does): the
+/// times are read from there when the places carry none.
+#[test]
+fn a_leg_dated_beside_its_transport_keeps_its_times() {
+    let text =
+        std::fs::read_to_string(root().join("fixtures/edifact/corpus/gtas__Test1.txt")).unwrap();
+    let leg =
+        "TDT+20+UA0989+++UA'LOC+125+FRA'DTM+189:1701271725:201'LOC+87+IAD'DTM+232:1701280710:201'";
+    assert!(text.contains(leg));
+    let moved = text.replacen(
+        leg,
+        "TDT+20+UA0989+++UA'DTM+189:1701271725:201'LOC+125+FRA'LOC+87+IAD'DTM+232:1701280710:201'",
+        1,
+    );
+    let list = map(moved.as_bytes())[0].canonical.clone().unwrap();
+    assert_eq!(list["departure_time"]["iso"], "2017-01-27T17:25");
+    assert_eq!(list["legs"][0]["departure_time"]["iso"], "2017-01-27T17:25");
+    assert_eq!(list["arrival_time"]["iso"], "2017-01-28T07:10");
+    assert_eq!(list["legs"][0]["arrival_time"]["iso"], "2017-01-28T07:10");
+    // Nothing of the moved date is reported as unmapped.
+    assert!(
+        !mapped_issues(moved.as_bytes())
+            .iter()
+            .any(|i| i.message.contains("1701271725")),
+    );
+}
+
 /// Mistakes in a mapping file are refused when it is loaded, naming the line.
 #[test]
 fn mapping_mistakes_name_their_line() {
