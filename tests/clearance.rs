@@ -546,3 +546,79 @@ async fn an_amendment_racing_a_decision_is_worked_out_again() {
     store.close().await;
     common::drop_pg_database(&name).await;
 }
+
+/// Two originals with one LRN racing: the second found no live declaration
+/// when it looked, but one went live before it committed. The index of live
+/// LRNs makes its commit fail, and it is worked out again: RUL009, one
+/// live declaration. Staged on PostgreSQL: the test's transaction makes an
+/// earlier, rejected declaration live again and holds that until the
+/// submission waits for it.
+#[tokio::test]
+async fn two_originals_with_one_lrn_leave_one_live_declaration() {
+    use sqlx::Connection;
+    let Some((url, name)) = common::pg_database().await else {
+        return;
+    };
+    let hub = hub(&url, clearance("", 3600)).await;
+    let store = hub.intake.store().clone();
+    let d = submit(&hub, cusdec("IC201", "LRN-TWICE", "9", &["847989"])).await;
+    let first = d[0].id.clone();
+    let mut other = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::query("UPDATE declarations SET status = 'rejected' WHERE id = $1")
+        .bind(&first)
+        .execute(&mut other)
+        .await
+        .unwrap();
+
+    let mut tx = other.begin().await.unwrap();
+    sqlx::query("UPDATE declarations SET status = 'cleared' WHERE id = $1")
+        .bind(&first)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let intake = hub.intake.clone();
+    let broker = hub.broker.clone();
+    let second = tokio::spawn(async move {
+        intake
+            .submit(&broker, cusdec("IC202", "LRN-TWICE", "9", &["847989"]))
+            .await
+    });
+    let mut watcher = sqlx::PgConnection::connect(&url).await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&mut watcher)
+        .await
+        .unwrap();
+        if waiting > 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the second original never waited"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    tx.commit().await.unwrap();
+
+    let id = match second.await.unwrap().unwrap() {
+        Submission::Stored(r) => r.interchange.id,
+        other => panic!("not stored: {other:?}"),
+    };
+    let d = store.declarations_of(&id).await.unwrap();
+    assert_eq!(d[0].status, state::REJECTED);
+    assert_eq!(issue_codes(&hub, &d[0]).await, ["RUL009"]);
+    let live: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM declarations WHERE lrn = 'LRN-TWICE' \
+         AND status NOT IN ('rejected', 'amended', 'cancelled')",
+    )
+    .fetch_one(&mut watcher)
+    .await
+    .unwrap();
+    assert_eq!(live, 1);
+    store.close().await;
+    common::drop_pg_database(&name).await;
+}

@@ -164,6 +164,27 @@ impl Store {
         d: &NewDeclaration,
     ) -> Result<(), StoreError> {
         let at = interchange.received_at.to_string();
+        // The declaration an amendment or cancellation replaces leaves the
+        // live ones first: one LRN has one live declaration (the index
+        // `declarations_live_lrn`).
+        if let Some(s) = &d.supersedes {
+            let moved = self
+                .move_declaration(tx, &s.id, &s.from, &s.to, &at)
+                .await?;
+            if !moved {
+                return Err(StoreError::StateChanged {
+                    what: format!(
+                        "declaration {} is no longer {} (it changed while declaration {} was stored)",
+                        s.id,
+                        s.from.join(" or "),
+                        d.id
+                    ),
+                });
+            }
+            self.withdraw_permits(tx, &s.id, &at).await?;
+            self.declaration_event(tx, &interchange.id, &s.id, &at, &s.to, &s.detail)
+                .await?;
+        }
         let sql = self.sql(&format!(
             "INSERT INTO declarations ({DECLARATION_COLUMNS}) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
@@ -185,25 +206,21 @@ impl Store {
             .bind(at.clone())
             .bind(at.clone())
             .execute(&mut **tx)
-            .await?;
-        if let Some(s) = &d.supersedes {
-            let moved = self
-                .move_declaration(tx, &s.id, &s.from, &s.to, &at)
-                .await?;
-            if !moved {
-                return Err(StoreError::StateChanged {
-                    what: format!(
-                        "declaration {} is no longer {} (it changed while declaration {} was stored)",
-                        s.id,
-                        s.from.join(" or "),
-                        d.id
-                    ),
-                });
-            }
-            self.withdraw_permits(tx, &s.id, &at).await?;
-            self.declaration_event(tx, &interchange.id, &s.id, &at, &s.to, &s.detail)
-                .await?;
-        }
+            .await
+            .map_err(|e| match StoreError::from(e) {
+                // Another declaration with this LRN went live after intake
+                // looked (a submission committed meanwhile).
+                StoreError::Conflict { what } if what.contains("declarations_live_lrn") || what.contains("declarations.partner_id, declarations.lrn") => {
+                    StoreError::StateChanged {
+                        what: format!(
+                            "another live declaration with LRN {} was stored while declaration {} was",
+                            d.lrn.as_deref().unwrap_or(""),
+                            d.id
+                        ),
+                    }
+                }
+                other => other,
+            })?;
         self.declaration_events_in(tx, &interchange.id, &d.id, &at, &d.events)
             .await?;
         self.write_references(tx, &d.id, &d.references).await?;
