@@ -307,6 +307,24 @@ async fn amqp_intake_end_to_end() {
         .unwrap();
     db.close().await;
 
+    // A failure that may pass (the database is locked, for 0.6 s here):
+    // the delivery's task retries it, and the sender's next delivery waits
+    // behind it — answered in the order published, nothing dead-lettered.
+    let db = common::refuse_interchange_with(&dir, "SLOW001", "database is locked").await;
+    publish(&ch, &settings, &interchange("guest", "SLOW001"), as_guest()).await;
+    publish(&ch, &settings, &interchange("guest", "SLOW002"), as_guest()).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    sqlx::query("DROP TRIGGER refuse_poison")
+        .execute(&db)
+        .await
+        .unwrap();
+    db.close().await;
+    for reference in ["SLOW001", "SLOW002"] {
+        let m = next_message(&ch, ack_queue.as_str()).await;
+        let text = String::from_utf8_lossy(&m.delivery.data).into_owned();
+        assert!(text.contains(&format!("UCI+{reference}+guest")), "{text}");
+    }
+
     // WCO XML is taken too: an invalid declaration is stored as rejected
     // and answered with a WCO RES 03.
     publish(&ch, &settings, b"<Declaration/>", as_guest()).await;
@@ -346,7 +364,7 @@ async fn amqp_intake_end_to_end() {
         .await
         .unwrap();
     assert_eq!(inbound.message_count(), 0);
-    assert_eq!(store.count(Table::Interchanges).await.unwrap(), 25);
+    assert_eq!(store.count(Table::Interchanges).await.unwrap(), 27);
 
     stop.send(()).unwrap();
     tokio::time::timeout(Duration::from_secs(10), consumer)

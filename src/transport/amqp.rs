@@ -561,7 +561,7 @@ async fn handle(
         dead_letter(channel, s, &delivery, Code::TooLarge.as_str(), &why).await?;
         return Ok(());
     }
-    let partner = match intake.store().partner(&user).await {
+    let partner = match retrying("partner", || intake.store().partner(&user)).await {
         Ok(Some(p)) => p,
         Ok(None) => {
             let why = format!("user_id {user:?} is not a registered partner");
@@ -570,7 +570,11 @@ async fn handle(
         }
         Err(e) => return store_failed(channel, s, &delivery, INBOUND_KEY, e).await,
     };
-    let outcome = match intake.submit(&partner, delivery.data.clone()).await {
+    let outcome = match retrying("submission", || {
+        intake.submit(&partner, delivery.data.clone())
+    })
+    .await
+    {
         Ok(o) => o,
         Err(e) => return store_failed(channel, s, &delivery, INBOUND_KEY, e).await,
     };
@@ -671,7 +675,7 @@ async fn handle_reply(
         )
         .await;
     };
-    let partner = match intake.store().partner(&user).await {
+    let partner = match retrying("partner", || intake.store().partner(&user)).await {
         Ok(Some(p)) => p,
         Ok(None) => {
             return dead(
@@ -692,7 +696,7 @@ async fn handle_reply(
             .await;
         }
     };
-    match intake.decide(&partner, &decision).await {
+    match retrying("decision", || intake.decide(&partner, &decision)).await {
         Ok(_) => {
             in_time(
                 || "an acknowledgement".into(),
@@ -717,6 +721,53 @@ async fn handle_reply(
 /// retrying cannot change is dead-lettered to `key`'s dead-letter queue
 /// with the reason (HUB501) at once, so that the consumer goes on with the
 /// deliveries after it.
+/// How long a delivery's task keeps retrying a storage failure that may
+/// pass before it gives the delivery back to the broker.
+const STORE_RETRY_BUDGET: Duration = Duration::from_secs(30);
+
+/// Runs a store operation, retrying failures that may pass (database
+/// restarting, pool exhausted, deadlock) with growing pauses (0.1 s
+/// doubling to 5 s) for up to [`STORE_RETRY_BUDGET`]. The delivery's task
+/// holds its place meanwhile, so the sender's next deliveries wait behind
+/// it instead of overtaking it (an amendment handled before its original),
+/// and a short outage does not use up the queue's delivery limit.
+async fn retrying<T, E, F, Fut>(what: &str, mut operation: F) -> Result<T, E>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+    E: std::fmt::Display + Retryable,
+{
+    let started = tokio::time::Instant::now();
+    let mut pause = Duration::from_millis(100);
+    loop {
+        match operation().await {
+            Err(e) if e.retryable() && started.elapsed() + pause <= STORE_RETRY_BUDGET => {
+                tracing::warn!(error = %e, what, pause_ms = pause.as_millis() as u64, "store failed; retrying");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(5));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Errors [`retrying`] may try again.
+trait Retryable {
+    fn retryable(&self) -> bool;
+}
+
+impl Retryable for StoreError {
+    fn retryable(&self) -> bool {
+        self.is_retryable()
+    }
+}
+
+impl Retryable for DecisionError {
+    fn retryable(&self) -> bool {
+        matches!(self, DecisionError::Store(e) if e.is_retryable())
+    }
+}
+
 async fn store_failed(
     channel: &Channel,
     s: &AmqpSettings,
@@ -737,7 +788,7 @@ async fn store_failed(
         )
         .await;
     }
-    tracing::error!(error = %e, "store failed; delivery requeued");
+    tracing::error!(error = %e, "store still failing; delivery requeued");
     tokio::time::sleep(Duration::from_millis(500)).await;
     delivery
         .acker

@@ -431,13 +431,24 @@ pub async fn broker_intake(store: &Store) -> (Intake, tradehub::store::Partner) 
 /// insert with "refused by the test" (a fault the hub cannot retry away).
 /// The trigger is removed with `DROP TRIGGER refuse_poison` on the pool returned.
 pub async fn refuse_interchange(dir: &std::path::Path, reference: &str) -> sqlx::SqlitePool {
+    refuse_interchange_with(dir, reference, "refused by the test").await
+}
+
+/// As [`refuse_interchange`], failing with `message`: "database is locked"
+/// makes the failure one that may pass (retryable) until the test drops
+/// the trigger `refuse_poison`.
+pub async fn refuse_interchange_with(
+    dir: &std::path::Path,
+    reference: &str,
+    message: &str,
+) -> sqlx::SqlitePool {
     let db = sqlx::SqlitePool::connect(&tradehub::store::Store::embedded_url(dir).unwrap())
         .await
         .unwrap();
     sqlx::query(&format!(
         "CREATE TRIGGER refuse_poison BEFORE INSERT ON interchanges \
          WHEN NEW.control_reference = '{reference}' \
-         BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
+         BEGIN SELECT RAISE(ABORT, '{message}'); END"
     ))
     .execute(&db)
     .await
