@@ -49,6 +49,7 @@ async fn start(url: &str) -> Hub {
     let intake = Intake::new(store.clone(), Limits::default());
     let settings = HttpSettings {
         max_body_bytes: 64 * 1024,
+        ..HttpSettings::default()
     };
     let task = tokio::spawn(http::serve(listener, intake, settings, async move {
         let _ = stopped.await;
@@ -381,4 +382,77 @@ async fn postgres_intake() {
     };
     scenario(&url).await;
     common::drop_pg_database(&name).await;
+}
+
+/// A hub limited to one request at a time and two seconds per request:
+/// while a client uploads slowly (a body announced, a part sent, then
+/// nothing), a second request is answered 503 with Retry-After at once,
+/// the probes still answer, and the stalled upload ends with 408, after
+/// which the slot is free again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn requests_beyond_the_limit_are_shed_and_stalled_uploads_time_out() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir =
+        std::env::temp_dir().join(format!("tradehub-limits-{}", uuid::Uuid::now_v7().simple()));
+    let store = Store::open(&Store::embedded_url(&dir).unwrap())
+        .await
+        .unwrap();
+    let (token, hash) = new_token().unwrap();
+    store
+        .add_partner("KRBROKER01", "Broker", &hash, Timestamp::now())
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let settings = HttpSettings {
+        max_body_bytes: 64 * 1024,
+        max_in_flight: 1,
+        request_timeout: std::time::Duration::from_secs(2),
+    };
+    let task = tokio::spawn(http::serve(
+        listener,
+        Intake::new(store.clone(), Limits::default()),
+        settings,
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+
+    let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST /v1/interchanges HTTP/1.1\r\nHost: hub\r\nAuthorization: Bearer {token}\r\n\
+         Content-Length: 1000\r\n\r\nUNA:+.? 'UNB+UNOC:3+"
+    );
+    slow.write_all(head.as_bytes()).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+
+    let busy = request(addr, "POST", "/v1/interchanges", Some(&token), b"x").await;
+    assert_eq!(busy.status, 503);
+    assert_eq!(busy.header("retry-after"), Some("1"));
+    assert_eq!(busy.json()["type"], "urn:tradehub:problem:busy");
+    assert_eq!(
+        request(addr, "GET", "/healthz", None, b"").await.status,
+        200
+    );
+
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        slow.read_to_end(&mut answer),
+    )
+    .await;
+    assert!(read.is_ok(), "the stalled upload was not answered");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("urn:tradehub:problem:timeout"), "{answer}");
+
+    let good = fixture("ok/cusdec-d96b-unoc.edi");
+    let r = request(addr, "POST", "/v1/interchanges", Some(&token), &good).await;
+    assert_eq!(r.status, 202);
+
+    stop.send(()).unwrap();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), task).await;
+    store.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -125,6 +125,12 @@ enum Command {
         /// Largest request body accepted, in bytes [default: 16777216].
         #[arg(long, env = "TRADEHUB_MAX_BODY_BYTES")]
         max_body_bytes: Option<usize>,
+        /// HTTP requests handled at once; beyond, 503 with Retry-After [default: 256].
+        #[arg(long, env = "TRADEHUB_MAX_REQUESTS")]
+        max_requests: Option<usize>,
+        /// Longest an HTTP request may take, upload included; beyond, 408 [default: 60].
+        #[arg(long, env = "TRADEHUB_REQUEST_TIMEOUT_SECS")]
+        request_timeout_secs: Option<u64>,
         /// Longest segment accepted, in bytes [default: 262144].
         #[arg(long, env = "TRADEHUB_MAX_SEGMENT_BYTES")]
         max_segment_bytes: Option<usize>,
@@ -556,6 +562,8 @@ struct HubConfig {
     data_dir: Option<PathBuf>,
     store_url: Option<String>,
     max_body_bytes: Option<usize>,
+    max_requests: Option<usize>,
+    request_timeout_secs: Option<u64>,
     max_segment_bytes: Option<usize>,
     drop_dir: Option<PathBuf>,
     drop_poll_ms: Option<u64>,
@@ -599,6 +607,7 @@ struct ServeOptions {
     listen: String,
     store: StoreArgs,
     max_body_bytes: usize,
+    http: HttpSettings,
     limits: Limits,
     drop_dir: PathBuf,
     drop_poll: std::time::Duration,
@@ -664,7 +673,7 @@ fn serve(opts: ServeOptions) -> Result<u8, CliError> {
             std::time::Duration::from_secs(5),
             stopped(stop_rx.clone()),
         ));
-        let settings = HttpSettings { max_body_bytes: opts.max_body_bytes };
+        let settings = opts.http;
         let signal = async move {
             shutdown_signal().await;
             let _ = stop_tx.send(true);
@@ -922,6 +931,8 @@ where
             listen,
             store,
             max_body_bytes,
+            max_requests,
+            request_timeout_secs,
             max_segment_bytes,
             drop_dir,
             drop_poll_ms,
@@ -996,6 +1007,18 @@ where
             let max_body_bytes = max_body_bytes
                 .or(file.max_body_bytes)
                 .unwrap_or(HttpSettings::default().max_body_bytes);
+            let http = HttpSettings {
+                max_body_bytes,
+                max_in_flight: max_requests
+                    .or(file.max_requests)
+                    .unwrap_or(HttpSettings::default().max_in_flight)
+                    .max(1),
+                request_timeout: request_timeout_secs
+                    .or(file.request_timeout_secs)
+                    .map_or(HttpSettings::default().request_timeout, |secs| {
+                        std::time::Duration::from_secs(secs.max(1))
+                    }),
+            };
             serve(ServeOptions {
                 tls,
                 clearance,
@@ -1004,6 +1027,7 @@ where
                     .unwrap_or_else(|| "127.0.0.1:8080".into()),
                 store,
                 max_body_bytes,
+                http,
                 limits,
                 drop_dir,
                 drop_poll: std::time::Duration::from_millis(

@@ -25,12 +25,23 @@ use crate::timestamp::Timestamp;
 pub struct HttpSettings {
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// Requests handled at once; beyond, a request is answered 503 with
+    /// `Retry-After` at once instead of waiting (each may hold a body of up
+    /// to `max_body_bytes`).
+    pub max_in_flight: usize,
+    /// Longest a request may take, its body's upload included; beyond, it
+    /// is answered 408 (a slow or stalled upload holds no resources for
+    /// good). A submission cut off after its commit is answered again, as
+    /// a duplicate, when the client retries.
+    pub request_timeout: std::time::Duration,
 }
 
 impl Default for HttpSettings {
     fn default() -> Self {
         HttpSettings {
             max_body_bytes: 16 * 1024 * 1024,
+            max_in_flight: 256,
+            request_timeout: std::time::Duration::from_secs(60),
         }
     }
 }
@@ -57,7 +68,66 @@ pub fn router(intake: Intake, settings: HttpSettings) -> Router {
         .route("/metrics", get(metrics))
         .route("/v1/openapi.json", get(openapi))
         .layer(DefaultBodyLimit::max(settings.max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(Admission {
+                slots: Arc::new(tokio::sync::Semaphore::new(settings.max_in_flight.max(1))),
+                limit: settings.max_in_flight.max(1),
+                timeout: settings.request_timeout,
+            }),
+            admit,
+        ))
         .with_state(app)
+}
+
+/// How many requests are handled at once, and for how long at most.
+struct Admission {
+    slots: Arc<tokio::sync::Semaphore>,
+    limit: usize,
+    timeout: std::time::Duration,
+}
+
+/// Admits a request if a slot is free (else 503 at once) and bounds its
+/// time (408). The probes and metrics are always answered, so that a hub
+/// at its limit still tells its operator so.
+async fn admit(
+    State(admission): State<Arc<Admission>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let path = request.uri().path();
+    if matches!(path, "/healthz" | "/readyz" | "/metrics") {
+        return next.run(request).await;
+    }
+    let Ok(_slot) = admission.slots.clone().try_acquire_owned() else {
+        let mut response = problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            "Too many requests in flight",
+            format!(
+                "the hub is handling its limit of {} requests; retry shortly",
+                admission.limit
+            ),
+            json!({"retryable": true}),
+        );
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return response;
+    };
+    match tokio::time::timeout(admission.timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => problem(
+            StatusCode::REQUEST_TIMEOUT,
+            "timeout",
+            "Request took too long",
+            format!(
+                "the request was not complete within {} s (a slow upload?); a submission \
+                 that was stored meanwhile is answered as a duplicate when sent again",
+                admission.timeout.as_secs()
+            ),
+            json!({"retryable": true}),
+        ),
+    }
 }
 
 /// Serves the API on `listener` until `shutdown` completes, then finishes
