@@ -127,24 +127,21 @@ impl Intake {
         note: &str,
     ) -> Result<Option<(StoredDeclaration, bool)>, StoreError> {
         let now = Timestamp::now();
-        // Goods held because a permit was refused or expired stay held.
-        let permits = self.store.permits_of(declaration).await?;
-        let missing = permits
-            .iter()
-            .any(|p| matches!(p.status.as_str(), "refused" | "expired"));
-        let from: &[&str] = if missing {
-            &[state::CLEARED]
-        } else {
-            state::RELEASABLE
-        };
+        // Goods held because a permit was refused or expired stay held
+        // (decided inside the change's transaction, under the lock a
+        // decision on the permits takes too).
         let clearance = self.clearance.clone();
         let officer_id = officer.id.clone();
         let note = note.to_owned();
         let result = self
             .store
-            .change_declaration(declaration, from, now, move |d, answered| {
-                clearance.release(d, &officer_id, &note, answered, now)
-            })
+            .change_declaration(
+                declaration,
+                state::RELEASABLE,
+                &[state::CLEARED],
+                now,
+                move |d, answered| clearance.release(d, &officer_id, &note, answered, now),
+            )
             .await?;
         if result.as_ref().is_some_and(|(_, changed)| *changed) {
             self.outbox_wake.notify_one();

@@ -736,6 +736,7 @@ impl Store {
         &self,
         id: &str,
         from: &[&str],
+        from_if_permit_missing: &[&str],
         now: Timestamp,
         next: F,
     ) -> Result<Option<(StoredDeclaration, bool)>, StoreError>
@@ -759,6 +760,21 @@ impl Store {
             return Ok(None);
         };
         let mut declaration = declaration_row(&row)?;
+        // Read under the declaration's lock, which every decision on its
+        // permits takes too: a refusal that lands meanwhile is seen.
+        let sql = self.sql(
+            "SELECT COUNT(*) FROM permits WHERE declaration_id = $1 \
+             AND status IN ('refused', 'expired')",
+        );
+        let missing: i64 = sqlx::query_scalar(&sql)
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let from = if missing > 0 {
+            from_if_permit_missing
+        } else {
+            from
+        };
         if !from.contains(&declaration.status.as_str()) {
             tx.rollback().await?;
             return Ok(Some((declaration, false)));
