@@ -34,6 +34,21 @@ fn amqp_url() -> String {
         .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
 }
 
+/// A connection to the test broker; `None` (skip) when it is not
+/// reachable outside CI, a failed test under CI=true.
+async fn broker() -> Option<Connection> {
+    match Connection::connect(&amqp_url(), ConnectionProperties::default()).await {
+        Ok(c) => Some(c),
+        Err(e) => {
+            if common::ci() {
+                panic!("RabbitMQ at TRADEHUB_TEST_AMQP_URL is required under CI=true: {e}");
+            }
+            eprintln!("skipping: RabbitMQ not reachable ({e})");
+            None
+        }
+    }
+}
+
 /// The fixture with its sender replaced by the broker user.
 fn interchange(sender: &str, reference: &str) -> Vec<u8> {
     let text = std::fs::read_to_string(
@@ -134,15 +149,8 @@ fn header(m: &lapin::message::BasicGetMessage, key: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn amqp_intake_end_to_end() {
-    let conn = match Connection::connect(&amqp_url(), ConnectionProperties::default()).await {
-        Ok(c) => c,
-        Err(e) => {
-            if common::ci() {
-                panic!("RabbitMQ at TRADEHUB_TEST_AMQP_URL is required under CI=true: {e}");
-            }
-            eprintln!("skipping: RabbitMQ not reachable ({e})");
-            return;
-        }
+    let Some(conn) = broker().await else {
+        return;
     };
     let dir = std::env::temp_dir().join(format!("tradehub-amqp-{}", uuid::Uuid::now_v7().simple()));
     let store = Store::open(&Store::embedded_url(&dir).unwrap())
@@ -391,15 +399,8 @@ async fn amqp_intake_end_to_end() {
 /// confirms; subscribers bind their own queues.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn outbox_events_reach_rabbitmq() {
-    let conn = match Connection::connect(&amqp_url(), ConnectionProperties::default()).await {
-        Ok(c) => c,
-        Err(e) => {
-            if common::ci() {
-                panic!("RabbitMQ at TRADEHUB_TEST_AMQP_URL is required under CI=true: {e}");
-            }
-            eprintln!("skipping: RabbitMQ not reachable ({e})");
-            return;
-        }
+    let Some(conn) = broker().await else {
+        return;
     };
     let dir = std::env::temp_dir().join(format!(
         "tradehub-amqp-outbox-{}",
@@ -499,13 +500,10 @@ async fn outbox_events_reach_rabbitmq() {
 /// RabbitMQ (a closed port), 200 once it consumes from the real broker.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readiness_follows_the_broker() {
-    if let Err(e) = Connection::connect(&amqp_url(), ConnectionProperties::default()).await {
-        if common::ci() {
-            panic!("RabbitMQ at TRADEHUB_TEST_AMQP_URL is required under CI=true: {e}");
-        }
-        eprintln!("skipping: RabbitMQ not reachable ({e})");
+    let Some(probe) = broker().await else {
         return;
-    }
+    };
+    let _ = probe.close(200, "reachable".into()).await;
     let dir =
         std::env::temp_dir().join(format!("tradehub-ready-{}", uuid::Uuid::now_v7().simple()));
     let store = Store::open(&Store::embedded_url(&dir).unwrap())
@@ -601,15 +599,8 @@ async fn readiness_follows_the_broker() {
 /// has one user, so `guest` is both the broker and KMDIA's account here.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn permits_round_trip_over_amqp() {
-    let conn = match Connection::connect(&amqp_url(), ConnectionProperties::default()).await {
-        Ok(c) => c,
-        Err(e) => {
-            if common::ci() {
-                panic!("RabbitMQ at TRADEHUB_TEST_AMQP_URL is required under CI=true: {e}");
-            }
-            eprintln!("skipping: RabbitMQ not reachable ({e})");
-            return;
-        }
+    let Some(conn) = broker().await else {
+        return;
     };
     let dir = std::env::temp_dir().join(format!(
         "tradehub-amqp-permits-{}",
@@ -804,15 +795,8 @@ fn url_as(user: &str, password: &str) -> String {
 /// sender travels as `x-tradehub-user`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_partner_users_poison_message_is_dead_lettered_by_the_hub_user() {
-    let conn = match Connection::connect(&amqp_url(), ConnectionProperties::default()).await {
-        Ok(c) => c,
-        Err(e) => {
-            if common::ci() {
-                panic!("RabbitMQ at TRADEHUB_TEST_AMQP_URL is required under CI=true: {e}");
-            }
-            eprintln!("skipping: RabbitMQ not reachable ({e})");
-            return;
-        }
+    let Some(conn) = broker().await else {
+        return;
     };
     let user = format!(
         "thpartner{}",

@@ -469,6 +469,26 @@ async fn answer_numbers(hub: &Hub, declaration: &str) -> Vec<String> {
         .collect()
 }
 
+/// Waits (20 s at most) until a session of this database waits for a lock:
+/// the submission a test staged a race for has reached the row it holds.
+async fn wait_for_a_lock(watcher: &mut sqlx::PgConnection, who: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&mut *watcher)
+        .await
+        .unwrap();
+        if waiting > 0 {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "{who} never waited");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
 /// An amendment that races an agency decision: it read its declaration as
 /// awaiting permits, but the decision cleared it before the amendment
 /// committed. The amendment is worked out again from the new state (and
@@ -504,24 +524,7 @@ async fn an_amendment_racing_a_decision_is_worked_out_again() {
     });
     // Wait until the amendment's transaction waits for the row.
     let mut watcher = sqlx::PgConnection::connect(&url).await.unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
-        let waiting: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM pg_stat_activity \
-             WHERE datname = current_database() AND wait_event_type = 'Lock'",
-        )
-        .fetch_one(&mut watcher)
-        .await
-        .unwrap();
-        if waiting > 0 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the amendment never waited"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    wait_for_a_lock(&mut watcher, "the amendment").await;
     sqlx::query("UPDATE declarations SET status = 'cleared' WHERE id = $1")
         .bind(&original)
         .execute(&mut *tx)
@@ -584,24 +587,7 @@ async fn two_originals_with_one_lrn_leave_one_live_declaration() {
             .await
     });
     let mut watcher = sqlx::PgConnection::connect(&url).await.unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
-        let waiting: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM pg_stat_activity \
-             WHERE datname = current_database() AND wait_event_type = 'Lock'",
-        )
-        .fetch_one(&mut watcher)
-        .await
-        .unwrap();
-        if waiting > 0 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the second original never waited"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    wait_for_a_lock(&mut watcher, "the second original").await;
     tx.commit().await.unwrap();
 
     let id = match second.await.unwrap().unwrap() {
