@@ -49,6 +49,24 @@ async fn broker() -> Option<Connection> {
     }
 }
 
+/// An embedded store in a new directory with `partner` registered, its
+/// intake, and AMQP settings under a prefix of their own.
+async fn embedded_hub(partner: &str) -> (std::path::PathBuf, Store, Intake, AmqpSettings) {
+    let dir = std::env::temp_dir().join(format!("tradehub-amqp-{}", uuid::Uuid::now_v7().simple()));
+    let store = Store::open(&Store::embedded_url(&dir).unwrap())
+        .await
+        .unwrap();
+    let (_, hash) = new_token().unwrap();
+    store
+        .add_partner(partner, "Broker user of the test", &hash, Timestamp::now())
+        .await
+        .unwrap();
+    let intake = Intake::new(store.clone(), Limits::default());
+    let mut settings = AmqpSettings::new(amqp_url());
+    settings.prefix = format!("t{}.", uuid::Uuid::now_v7().simple());
+    (dir, store, intake, settings)
+}
+
 /// The fixture with its sender replaced by the broker user.
 fn interchange(sender: &str, reference: &str) -> Vec<u8> {
     let text = std::fs::read_to_string(
@@ -152,18 +170,7 @@ async fn amqp_intake_end_to_end() {
     let Some(conn) = broker().await else {
         return;
     };
-    let dir = std::env::temp_dir().join(format!("tradehub-amqp-{}", uuid::Uuid::now_v7().simple()));
-    let store = Store::open(&Store::embedded_url(&dir).unwrap())
-        .await
-        .unwrap();
-    let (_, hash) = new_token().unwrap();
-    store
-        .add_partner("guest", "Broker user of the test", &hash, Timestamp::now())
-        .await
-        .unwrap();
-    let intake = Intake::new(store.clone(), Limits::default());
-    let mut settings = AmqpSettings::new(amqp_url());
-    settings.prefix = format!("t{}.", uuid::Uuid::now_v7().simple());
+    let (dir, store, intake, mut settings) = embedded_hub("guest").await;
     settings.max_body_bytes = 64 * 1024;
 
     // Declare the topology first so that publishing before the consumer
@@ -813,23 +820,7 @@ async fn a_partner_users_poison_message_is_dead_lettered_by_the_hub_user() {
         eprintln!("skipping: cannot add a broker user");
         return;
     }
-    let dir = std::env::temp_dir().join(format!("tradehub-amqp-{}", uuid::Uuid::now_v7().simple()));
-    let store = Store::open(&Store::embedded_url(&dir).unwrap())
-        .await
-        .unwrap();
-    let (_, hash) = new_token().unwrap();
-    store
-        .add_partner(
-            &user,
-            "Partner with its own broker user",
-            &hash,
-            Timestamp::now(),
-        )
-        .await
-        .unwrap();
-    let intake = Intake::new(store.clone(), Limits::default());
-    let mut settings = AmqpSettings::new(amqp_url());
-    settings.prefix = format!("t{}.", uuid::Uuid::now_v7().simple());
+    let (dir, store, intake, settings) = embedded_hub(&user).await;
     let ch = conn.create_channel().await.unwrap();
     amqp::declare_topology(&ch, &settings).await.unwrap();
     amqp::declare_ack_queue(&ch, &settings, &user)
