@@ -73,7 +73,7 @@ pub(crate) fn render(
             } else {
                 reply.syntax_version
             },
-            reference: format!("{}{:02}", tail.to_uppercase(), sequence % 100),
+            reference: format!("{}{}", tail.to_uppercase(), answer_number(sequence)),
             at: now,
         };
         let original = Original {
@@ -139,4 +139,32 @@ fn wco_response(
         res.errors.push(error_for(issue));
     }
     res
+}
+
+/// The answer's number in the last two characters of its interchange
+/// reference: base 36 (0-9, then A-Z), so that the first ten read as
+/// before ("00" to "09") and 1,296 answers to one declaration stay
+/// distinct (decimal wrapped after 100).
+fn answer_number(sequence: usize) -> String {
+    const DIGITS: &[u8; 36] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    let n = sequence % (36 * 36);
+    let digit = |d: usize| char::from(DIGITS.get(d).copied().unwrap_or(b'0'));
+    format!("{}{}", digit(n / 36), digit(n % 36))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::answer_number;
+
+    #[test]
+    fn answer_numbers_are_two_characters_and_distinct_for_1296_answers() {
+        assert_eq!(answer_number(0), "00");
+        assert_eq!(answer_number(9), "09");
+        assert_eq!(answer_number(10), "0A");
+        assert_eq!(answer_number(100), "2S");
+        assert_eq!(answer_number(1295), "ZZ");
+        let all: std::collections::HashSet<String> = (0..1296).map(answer_number).collect();
+        assert_eq!(all.len(), 1296);
+        assert!(all.iter().all(|a| a.len() == 2));
+    }
 }
