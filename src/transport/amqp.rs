@@ -170,22 +170,33 @@ async fn confirmation(
 /// waited for at most [`CONFIRM_TIMEOUT`]: lapin stops writing to a
 /// connection the broker blocked (memory or disk alarm), and the task would
 /// otherwise wait as long as the alarm lasts.
-async fn in_time<T>(
+async fn in_time<T, E: Into<AmqpError>>(
     what: impl FnOnce() -> String,
-    operation: impl Future<Output = Result<T, lapin::Error>>,
+    operation: impl Future<Output = Result<T, E>>,
 ) -> Result<T, AmqpError> {
     within(CONFIRM_TIMEOUT, what, operation).await
 }
 
-async fn within<T>(
+async fn within<T, E: Into<AmqpError>>(
     limit: Duration,
     what: impl FnOnce() -> String,
-    operation: impl Future<Output = Result<T, lapin::Error>>,
+    operation: impl Future<Output = Result<T, E>>,
 ) -> Result<T, AmqpError> {
     match tokio::time::timeout(limit, operation).await {
-        Ok(done) => Ok(done?),
+        Ok(done) => done.map_err(Into::into),
         Err(_) => Err(AmqpError::Stalled(what())),
     }
+}
+
+/// Acknowledges a delivery, bounded like every broker operation
+/// ([`in_time`]).
+async fn ack(delivery: &lapin::message::Delivery) -> Result<(), AmqpError> {
+    in_time(
+        || "an acknowledgement".into(),
+        delivery.acker.ack(BasicAckOptions::default()),
+    )
+    .await?;
+    Ok(())
 }
 
 /// Waits for a publisher confirmation (see [`confirmation`]); anything but
@@ -352,10 +363,7 @@ pub async fn declare_ack_queue(
         quorum_queue(channel, queue.clone(), FieldTable::default()).await?;
         bind(channel, queue, s.acks_exchange(), &key).await
     };
-    match tokio::time::timeout(CONFIRM_TIMEOUT, declare).await {
-        Ok(done) => done,
-        Err(_) => Err(AmqpError::Stalled(format!("declaring {key}"))),
-    }
+    in_time(|| format!("declaring {key}"), declare).await
 }
 
 /// Connects to the broker.
@@ -640,11 +648,7 @@ async fn handle(
             return Ok(());
         }
     }
-    in_time(
-        || "an acknowledgement".into(),
-        delivery.acker.ack(BasicAckOptions::default()),
-    )
-    .await?;
+    ack(&delivery).await?;
     Ok(())
 }
 
@@ -698,11 +702,7 @@ async fn handle_reply(
     };
     match retrying("decision", || intake.decide(&partner, &decision)).await {
         Ok(_) => {
-            in_time(
-                || "an acknowledgement".into(),
-                delivery.acker.ack(BasicAckOptions::default()),
-            )
-            .await?;
+            ack(&delivery).await?;
             Ok(())
         }
         Err(DecisionError::Store(e)) => store_failed(channel, s, &delivery, REPLIES_KEY, e).await,
@@ -715,12 +715,6 @@ async fn handle_reply(
     }
 }
 
-/// After a storage failure: a failure that may pass (the database away, a
-/// serialization conflict) puts the delivery back, and persistent ones
-/// reach the dead-letter queue through the queue's delivery limit; one that
-/// retrying cannot change is dead-lettered to `key`'s dead-letter queue
-/// with the reason (HUB501) at once, so that the consumer goes on with the
-/// deliveries after it.
 /// How long a delivery's task keeps retrying a storage failure that may
 /// pass before it gives the delivery back to the broker.
 const STORE_RETRY_BUDGET: Duration = Duration::from_secs(30);
@@ -768,6 +762,12 @@ impl Retryable for DecisionError {
     }
 }
 
+/// After a storage failure: a failure that may pass (the database away, a
+/// serialization conflict) puts the delivery back, and persistent ones
+/// reach the dead-letter queue through the queue's delivery limit; one that
+/// retrying cannot change is dead-lettered to `key`'s dead-letter queue
+/// with the reason (HUB501) at once, so that the consumer goes on with the
+/// deliveries after it.
 async fn store_failed(
     channel: &Channel,
     s: &AmqpSettings,
@@ -893,11 +893,7 @@ async fn dead_letter_to(
         props,
     )
     .await?;
-    in_time(
-        || "an acknowledgement".into(),
-        delivery.acker.ack(BasicAckOptions::default()),
-    )
-    .await?;
+    ack(delivery).await?;
     Ok(())
 }
 

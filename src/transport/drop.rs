@@ -186,16 +186,11 @@ async fn scan_folders(
             // Its size and time before it is read: a file rewritten while
             // it was taken is not mistaken for the one answered.
             let stamp = Stamp::of(&file);
-            match take(intake, settings, &partner, &folder, &file).await {
-                Ok(Outcome::Stuck(path)) => {
-                    if let Some(stamp) = stamp {
-                        stuck.insert(path.clone(), stamp);
-                    }
-                    outcomes.push(Outcome::Stuck(path));
-                }
-                Ok(outcome) => outcomes.push(outcome),
+            let outcome = match take(intake, settings, &partner, &folder, &file).await {
+                Ok(outcome) => outcome,
                 Err(DropError::Store(e)) if e.is_retryable() => {
                     tracing::warn!(file = %file.display(), error = %e, "drop file left for the next scan");
+                    continue;
                 }
                 Err(e) => {
                     tracing::error!(file = %file.display(), error = %e, "drop file cannot be taken");
@@ -204,18 +199,17 @@ async fn scan_folders(
                         DropError::Io { .. } => Code::DropFileUnreadable,
                     };
                     let why = format!("refused {code}: {e}\n");
-                    match finish(&folder, &file, false, None, &why) {
-                        Ok(outcome) => outcomes.push(outcome),
-                        Err(moved) => {
-                            tracing::error!(file = %file.display(), error = %moved, "drop file cannot be moved to failed/; left in in/ until it changes");
-                            if let Some(stamp) = stamp {
-                                stuck.insert(file.clone(), stamp);
-                            }
-                            outcomes.push(Outcome::Stuck(file));
-                        }
-                    }
+                    finish(&folder, &file, false, None, &why).unwrap_or_else(|moved| {
+                        tracing::error!(file = %file.display(), error = %moved, "drop file cannot be moved to failed/; left in in/ until it changes");
+                        Outcome::Stuck(file.clone())
+                    })
                 }
+            };
+            // Answered but still in in/: not taken again while unchanged.
+            if let (Outcome::Stuck(path), Some(stamp)) = (&outcome, stamp) {
+                stuck.insert(path.clone(), stamp);
             }
+            outcomes.push(outcome);
         }
     }
     Ok(outcomes)
