@@ -409,6 +409,7 @@ async fn requests_beyond_the_limit_are_shed_and_stalled_uploads_time_out() {
         max_body_bytes: 64 * 1024,
         max_in_flight: 1,
         request_timeout: std::time::Duration::from_secs(2),
+        ..HttpSettings::default()
     };
     let task = tokio::spawn(http::serve(
         listener,
@@ -453,6 +454,89 @@ async fn requests_beyond_the_limit_are_shed_and_stalled_uploads_time_out() {
 
     stop.send(()).unwrap();
     let _ = tokio::time::timeout(std::time::Duration::from_secs(10), task).await;
+    store.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A hub that serves two connections at once and gives each a second to
+/// send its headers: a client that trickles a request's headers and one
+/// that connects and sends nothing are both disconnected, and a third
+/// client, which waited in the listen backlog while they held both
+/// connection slots, is answered afterwards. The slots are free again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn slow_headers_and_silent_connections_are_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = std::env::temp_dir().join(format!(
+        "tradehub-slowloris-{}",
+        uuid::Uuid::now_v7().simple()
+    ));
+    let store = Store::open(&Store::embedded_url(&dir).unwrap())
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let settings = HttpSettings {
+        header_timeout: std::time::Duration::from_secs(1),
+        max_connections: 2,
+        ..HttpSettings::default()
+    };
+    let task = tokio::spawn(http::serve(
+        listener,
+        Intake::new(store.clone(), Limits::default()),
+        settings,
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+
+    let started = std::time::Instant::now();
+    let mut trickling = tokio::net::TcpStream::connect(addr).await.unwrap();
+    trickling
+        .write_all(b"POST /v1/interchanges HTTP/1.1\r\nHost: hub\r\n")
+        .await
+        .unwrap();
+    let mut silent = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    // Both slots are taken: this one waits until a slot is free.
+    let waiting = tokio::spawn(async move { request(addr, "GET", "/healthz", None, b"").await });
+    // The trickling client goes on sending a header line now and then; its
+    // headers never complete in time.
+    for _ in 0..3 {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let _ = trickling.write_all(b"X-Slow: 1\r\n").await;
+    }
+    for (name, stream) in [("trickling", &mut trickling), ("silent", &mut silent)] {
+        let mut rest = Vec::new();
+        let closed = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            stream.read_to_end(&mut rest),
+        )
+        .await;
+        assert!(closed.is_ok(), "the {name} connection was kept open");
+    }
+    let answered = tokio::time::timeout(std::time::Duration::from_secs(10), waiting)
+        .await
+        .expect("the waiting client was never served")
+        .unwrap();
+    assert_eq!(answered.status, 200);
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(900),
+        "served before a slot was free"
+    );
+    // Both slots are free again.
+    for _ in 0..2 {
+        assert_eq!(
+            request(addr, "GET", "/healthz", None, b"").await.status,
+            200
+        );
+    }
+    stop.send(()).unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(10), task)
+        .await
+        .expect("the server did not stop")
+        .unwrap()
+        .unwrap();
     store.close().await;
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -77,6 +77,8 @@ enum AckKind {
     Cusres,
 }
 
+// Parsed once at start-up: the size of `serve`'s options costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Validate UN/EDIFACT interchanges and print every issue found.
@@ -131,6 +133,13 @@ enum Command {
         /// Longest an HTTP request may take, upload included; beyond, 408 [default: 60].
         #[arg(long, env = "TRADEHUB_REQUEST_TIMEOUT_SECS")]
         request_timeout_secs: Option<u64>,
+        /// Longest a connection may take to send a request's headers, and
+        /// longest an idle connection is kept open [default: 10].
+        #[arg(long, env = "TRADEHUB_HEADER_TIMEOUT_SECS")]
+        header_timeout_secs: Option<u64>,
+        /// HTTP connections served at once; further ones wait [default: 1024].
+        #[arg(long, env = "TRADEHUB_MAX_CONNECTIONS")]
+        max_connections: Option<usize>,
         /// Longest segment accepted, in bytes [default: 262144].
         #[arg(long, env = "TRADEHUB_MAX_SEGMENT_BYTES")]
         max_segment_bytes: Option<usize>,
@@ -564,6 +573,8 @@ struct HubConfig {
     max_body_bytes: Option<usize>,
     max_requests: Option<usize>,
     request_timeout_secs: Option<u64>,
+    header_timeout_secs: Option<u64>,
+    max_connections: Option<usize>,
     max_segment_bytes: Option<usize>,
     drop_dir: Option<PathBuf>,
     drop_poll_ms: Option<u64>,
@@ -933,6 +944,8 @@ where
             max_body_bytes,
             max_requests,
             request_timeout_secs,
+            header_timeout_secs,
+            max_connections,
             max_segment_bytes,
             drop_dir,
             drop_poll_ms,
@@ -1018,6 +1031,15 @@ where
                     .map_or(HttpSettings::default().request_timeout, |secs| {
                         std::time::Duration::from_secs(secs.max(1))
                     }),
+                header_timeout: header_timeout_secs
+                    .or(file.header_timeout_secs)
+                    .map_or(HttpSettings::default().header_timeout, |secs| {
+                        std::time::Duration::from_secs(secs.max(1))
+                    }),
+                max_connections: max_connections
+                    .or(file.max_connections)
+                    .unwrap_or(HttpSettings::default().max_connections)
+                    .max(1),
             };
             serve(ServeOptions {
                 tls,

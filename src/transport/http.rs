@@ -34,6 +34,15 @@ pub struct HttpSettings {
     /// good). A submission cut off after its commit is answered again, as
     /// a duplicate, when the client retries.
     pub request_timeout: std::time::Duration,
+    /// Longest a connection may take to send a request's headers, and
+    /// longest an idle keep-alive connection is kept; beyond, the
+    /// connection is closed (a client that trickles its headers, or opens
+    /// connections and sends nothing, holds nothing for good).
+    pub header_timeout: std::time::Duration,
+    /// Connections served at once; further ones wait in the listen backlog
+    /// until one closes (file descriptors stay available for the store and
+    /// the broker).
+    pub max_connections: usize,
 }
 
 impl Default for HttpSettings {
@@ -42,6 +51,8 @@ impl Default for HttpSettings {
             max_body_bytes: 16 * 1024 * 1024,
             max_in_flight: 256,
             request_timeout: std::time::Duration::from_secs(60),
+            header_timeout: std::time::Duration::from_secs(10),
+            max_connections: 1024,
         }
     }
 }
@@ -141,9 +152,7 @@ pub async fn serve<F>(
 where
     F: Future<Output = ()> + Send + 'static,
 {
-    axum::serve(listener, router(intake, settings))
-        .with_graceful_shutdown(shutdown)
-        .await
+    serve_on(listener, intake, settings, shutdown).await
 }
 
 /// [`serve`] over TLS: only connections whose handshake completed reach
@@ -157,9 +166,78 @@ pub async fn serve_tls<F>(
 where
     F: Future<Output = ()> + Send + 'static,
 {
-    axum::serve(listener, router(intake, settings))
-        .with_graceful_shutdown(shutdown)
+    serve_on(listener, intake, settings, shutdown).await
+}
+
+/// How long connections get to finish their requests after shutdown was
+/// asked for.
+const DRAIN: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Serves HTTP/1.1 connections from `listener` until `shutdown` resolves,
+/// then lets the requests in progress finish (at most [`DRAIN`]). Each
+/// connection must send its headers within `header_timeout` (also the
+/// longest a keep-alive connection may stay idle), and at most
+/// `max_connections` are served at once.
+async fn serve_on<L, F>(
+    mut listener: L,
+    intake: Intake,
+    settings: HttpSettings,
+    shutdown: F,
+) -> std::io::Result<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+    F: Future<Output = ()> + Send + 'static,
+{
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use tower::ServiceExt;
+
+    let router = router(intake, settings);
+    let slots = Arc::new(tokio::sync::Semaphore::new(settings.max_connections.max(1)));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        // A free connection slot first: beyond the limit, connections wait
+        // in the listen backlog.
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
+        let (io, peer) = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = &mut shutdown => break,
+        };
+        let service = hyper_util::service::TowerToHyperService::new(router.clone().map_request(
+            |request: axum::http::Request<hyper::body::Incoming>| {
+                request.map(axum::body::Body::new)
+            },
+        ));
+        let connection = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(settings.header_timeout)
+            .serve_connection(TokioIo::new(io), service);
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(?peer, error = %e, "HTTP connection ended");
+            }
+            drop(slot);
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(DRAIN, graceful.shutdown())
         .await
+        .is_err()
+    {
+        tracing::warn!(
+            "HTTP connections still open {} s after shutdown; closing them",
+            DRAIN.as_secs()
+        );
+    }
+    Ok(())
 }
 
 /// An RFC 9457 problem details response.
