@@ -454,7 +454,10 @@ async fn outbox_events_reach_rabbitmq() {
         store.clone(),
         publisher,
         intake.outbox_wake(),
-        Duration::from_secs(3600),
+        tradehub::hub::outbox::RelaySettings {
+            poll: Duration::from_secs(3600),
+            ..Default::default()
+        },
         async move {
             let _ = stopped.await;
         },
@@ -656,7 +659,10 @@ async fn permits_round_trip_over_amqp() {
         store.clone(),
         std::sync::Arc::new(amqp::OutboxPublisher::new(settings.clone())),
         intake.outbox_wake(),
-        Duration::from_millis(200),
+        tradehub::hub::outbox::RelaySettings {
+            poll: Duration::from_millis(200),
+            ..Default::default()
+        },
         wait(stopped.clone()),
     ));
 
@@ -896,6 +902,224 @@ async fn a_partner_users_poison_message_is_dead_lettered_by_the_hub_user() {
     )
     .await;
     rabbitmqctl(&["delete_user", &user]);
+    store.close().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The first `n` distinct messages of `queue` (by message id) in the order
+/// they first arrived, repeats dropped; then the queue is emptied.
+async fn distinct(ch: &Channel, queue: &str, n: usize) -> Vec<String> {
+    let mut seen: Vec<String> = Vec::new();
+    while seen.len() < n {
+        let m = next_message(ch, queue).await;
+        let id = m
+            .delivery
+            .properties
+            .message_id()
+            .as_ref()
+            .map(|s| s.to_string())
+            .unwrap_or_default();
+        if !seen.contains(&id) {
+            seen.push(id);
+        }
+    }
+    while let Some(m) = ch
+        .basic_get(queue.into(), BasicGetOptions::default())
+        .await
+        .unwrap()
+    {
+        let id = m
+            .delivery
+            .properties
+            .message_id()
+            .as_ref()
+            .map(|s| s.to_string());
+        assert!(
+            id.is_some_and(|id| seen.contains(&id)),
+            "an unexpected message"
+        );
+        m.delivery
+            .acker
+            .ack(BasicAckOptions::default())
+            .await
+            .unwrap();
+    }
+    seen
+}
+
+/// The outbox against a broker that declines some messages: a queue at its
+/// length limit that rejects publishes (negative confirms) and an exchange
+/// that does not exist (the broker closes the channel). The rest flows on
+/// in order; the declined messages wait, and those behind them to the same
+/// destination wait too; the message the broker keeps rejecting is parked
+/// after `max_attempts`; once the queue has room again the waiting ones are
+/// published, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn declined_outbox_messages_wait_or_are_parked_and_the_rest_flows() {
+    use tradehub::hub::outbox::{self, RelaySettings};
+    use tradehub::store::OutboxMessage;
+    let Some(conn) = broker().await else {
+        return;
+    };
+    let (dir, store, _intake, settings) = embedded_hub("guest").await;
+    let ch = conn.create_channel().await.unwrap();
+    amqp::declare_topology(&ch, &settings).await.unwrap();
+    let full = format!("{}full", settings.prefix);
+    let open = format!("{}open", settings.prefix);
+    let declare = |name: String, limited: bool| {
+        let ch = ch.clone();
+        let exchange = settings.permits_exchange();
+        async move {
+            let mut args = FieldTable::default();
+            if limited {
+                args.insert("x-max-length".into(), AMQPValue::LongLongInt(0));
+                args.insert(
+                    "x-overflow".into(),
+                    AMQPValue::LongString("reject-publish".into()),
+                );
+            }
+            ch.queue_declare(name.as_str().into(), QueueDeclareOptions::default(), args)
+                .await
+                .unwrap();
+            let key = if name.ends_with("full") {
+                "permit.FULL"
+            } else {
+                "permit.OPEN"
+            };
+            ch.queue_bind(
+                name.as_str().into(),
+                exchange,
+                key.into(),
+                Default::default(),
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        }
+    };
+    declare(full.clone(), true).await;
+    declare(open.clone(), false).await;
+
+    let message = |exchange: &str, key: &str, id: &str| OutboxMessage {
+        exchange: exchange.into(),
+        routing_key: key.into(),
+        message_id: id.into(),
+        content_type: "text/plain".into(),
+        payload: id.as_bytes().to_vec(),
+    };
+    let permits = "tradehub.permits";
+    store
+        .enqueue_outbox(
+            &[
+                message(permits, "permit.FULL", "full-1"),
+                message(permits, "permit.OPEN", "open-1"),
+                message("tradehub.nosuch", "k", "bad-1"),
+                message(permits, "permit.FULL", "full-2"),
+                message(permits, "permit.OPEN", "open-2"),
+            ],
+            Timestamp::now(),
+        )
+        .await
+        .unwrap();
+    let publisher = amqp::OutboxPublisher::new(settings.clone());
+    let relay = RelaySettings {
+        max_attempts: 2,
+        ..RelaySettings::default()
+    };
+
+    // The open destination gets both of its messages, in order. (A
+    // message pipelined in the batch may arrive twice: the broker closing
+    // the channel over the bad publish loses confirms not yet sent, and
+    // publishing is at least once; consumers drop repeats by message id.)
+    assert_eq!(
+        outbox::drain_with(&store, &publisher, &relay)
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(distinct(&ch, &open, 2).await, ["open-1", "open-2"]);
+    let counts = store.outbox_counts().await.unwrap();
+    assert_eq!((counts.backlog, counts.waiting, counts.parked), (3, 2, 0));
+    let problems = store.outbox_problems(10).await.unwrap();
+    let ids: Vec<&str> = problems.iter().map(|p| p.message_id.as_str()).collect();
+    assert_eq!(ids, ["full-1", "bad-1"], "full-2 waits without an attempt");
+    assert!(
+        problems
+            .iter()
+            .all(|p| p.attempts == 1 && p.retry_at.is_some())
+    );
+    assert!(
+        problems[0]
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("negative confirm"),
+        "{problems:?}"
+    );
+    assert!(
+        problems[1]
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("NOT_FOUND")
+            || problems[1]
+                .last_error
+                .as_deref()
+                .unwrap()
+                .contains("not found"),
+        "{problems:?}"
+    );
+    // Nothing is due before the pause (1 to 2 s after the first attempt).
+    assert_eq!(
+        outbox::drain_with(&store, &publisher, &relay)
+            .await
+            .unwrap(),
+        0
+    );
+
+    // The second attempt: the queue is still full; the missing exchange
+    // has had its two attempts, so its message is parked.
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    assert_eq!(
+        outbox::drain_with(&store, &publisher, &relay)
+            .await
+            .unwrap(),
+        0
+    );
+    let counts = store.outbox_counts().await.unwrap();
+    assert_eq!((counts.backlog, counts.waiting, counts.parked), (2, 1, 1));
+    let problems = store.outbox_problems(10).await.unwrap();
+    let bad = problems.iter().find(|p| p.message_id == "bad-1").unwrap();
+    assert_eq!(bad.attempts, 2);
+    assert!(bad.parked_at.is_some() && bad.retry_at.is_none());
+    let waiting = problems.iter().find(|p| p.message_id == "full-1").unwrap();
+    assert_eq!(waiting.attempts, 2);
+
+    // The queue has room again; the operator retries the waiting message
+    // at once: both of its destination's messages go, in order. The
+    // parked one stays parked.
+    ch.queue_delete(full.as_str().into(), QueueDeleteOptions::default())
+        .await
+        .unwrap();
+    declare(full.clone(), false).await;
+    assert_eq!(store.retry_outbox(Some(&[waiting.seq])).await.unwrap(), 1);
+    assert_eq!(
+        outbox::drain_with(&store, &publisher, &relay)
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(distinct(&ch, &full, 2).await, ["full-1", "full-2"]);
+    let counts = store.outbox_counts().await.unwrap();
+    assert_eq!((counts.backlog, counts.waiting, counts.parked), (0, 0, 1));
+
+    remove_topology(
+        &conn,
+        &ch,
+        &settings,
+        [full.as_str().into(), open.as_str().into()],
+    )
+    .await;
     store.close().await;
     std::fs::remove_dir_all(&dir).unwrap();
 }

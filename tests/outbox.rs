@@ -159,7 +159,10 @@ async fn failed_publish_stays_pending_and_is_retried() {
         intake.store().clone(),
         inproc.clone(),
         intake.outbox_wake(),
-        std::time::Duration::from_secs(3600),
+        tradehub::hub::outbox::RelaySettings {
+            poll: std::time::Duration::from_secs(3600),
+            ..Default::default()
+        },
         async move {
             let _ = stopped.await;
         },
@@ -222,4 +225,222 @@ async fn relays_of_several_instances_claim_different_rows() {
     assert!(store.claim_outbox(10).await.unwrap().messages.is_empty());
     store.close().await;
     common::drop_pg_database(&name).await;
+}
+
+/// A broker that declines what the test says: destinations whose queue is
+/// full (negative confirms), messages it rejects, or everything while away.
+#[derive(Default)]
+struct Scripted {
+    full: std::sync::Mutex<Vec<String>>,
+    rejects: Vec<String>,
+    away: std::sync::atomic::AtomicBool,
+    published: std::sync::Mutex<Vec<String>>,
+}
+
+impl Publish for Scripted {
+    fn publish<'a>(
+        &'a self,
+        m: &'a PendingMessage,
+    ) -> Pin<Box<dyn Future<Output = Result<(), RelayError>> + Send + 'a>> {
+        Box::pin(async move {
+            if self.away.load(Ordering::SeqCst) {
+                return Err(RelayError::Publish("connection refused".into()));
+            }
+            if self.full.lock().unwrap().contains(&m.message.routing_key) {
+                return Err(RelayError::Refused("queue full".into()));
+            }
+            if self.rejects.contains(&m.message.message_id) {
+                return Err(RelayError::Rejected("NOT_FOUND".into()));
+            }
+            self.published
+                .lock()
+                .unwrap()
+                .push(m.message.message_id.clone());
+            Ok(())
+        })
+    }
+}
+
+fn message(key: &str, id: &str) -> tradehub::store::OutboxMessage {
+    tradehub::store::OutboxMessage {
+        exchange: "tradehub.permits".into(),
+        routing_key: key.into(),
+        message_id: id.into(),
+        content_type: "text/plain".into(),
+        payload: id.as_bytes().to_vec(),
+    }
+}
+
+/// Declined messages wait (and hold back later ones to their destination),
+/// rejected ones are parked after `max_attempts`, a broker that is away
+/// costs no message an attempt, the operator's retry publishes at once,
+/// and published rows are purged; on both stores.
+async fn declines_and_parking(store: &Store) {
+    use tradehub::hub::outbox::RelaySettings;
+    store
+        .enqueue_outbox(
+            &[
+                message("permit.A", "a-1"),
+                message("permit.B", "b-1"),
+                message("permit.C", "c-bad"),
+                message("permit.A", "a-2"),
+                message("permit.C", "c-2"),
+            ],
+            Timestamp::now(),
+        )
+        .await
+        .unwrap();
+    let broker = Scripted {
+        full: std::sync::Mutex::new(vec!["permit.A".into()]),
+        rejects: vec!["c-bad".into()],
+        ..Scripted::default()
+    };
+    let settings = RelaySettings {
+        max_attempts: 1,
+        ..RelaySettings::default()
+    };
+    // c-bad is parked at once (one attempt allowed), so c-2 goes; a-1
+    // waits and a-2 behind it.
+    assert_eq!(
+        outbox::drain_with(store, &broker, &settings).await.unwrap(),
+        2
+    );
+    assert_eq!(*broker.published.lock().unwrap(), ["b-1", "c-2"]);
+    let counts = store.outbox_counts().await.unwrap();
+    assert_eq!((counts.backlog, counts.waiting, counts.parked), (2, 1, 1));
+    let problems = store.outbox_problems(10).await.unwrap();
+    assert_eq!(problems.len(), 2);
+    assert_eq!(problems[0].message_id, "a-1");
+    assert_eq!(problems[0].last_error.as_deref(), Some("queue full"));
+    assert!(problems[0].retry_at.is_some() && problems[0].parked_at.is_none());
+    assert_eq!(problems[1].message_id, "c-bad");
+    assert!(problems[1].parked_at.is_some() && problems[1].retry_at.is_none());
+
+    // Away: the retried messages fail without an attempt counted.
+    broker.full.lock().unwrap().clear();
+    broker.away.store(true, Ordering::SeqCst);
+    assert_eq!(store.retry_outbox(None).await.unwrap(), 2);
+    assert!(outbox::drain_with(store, &broker, &settings).await.is_err());
+    let problems = store.outbox_problems(10).await.unwrap();
+    assert!(problems.is_empty(), "{problems:?}");
+    assert_eq!(store.outbox_counts().await.unwrap().backlog, 3);
+
+    // Back: everything goes, in order.
+    broker.away.store(false, Ordering::SeqCst);
+    let broker = Scripted {
+        published: std::sync::Mutex::new(Vec::new()),
+        ..Scripted::default()
+    };
+    assert_eq!(
+        outbox::drain_with(store, &broker, &settings).await.unwrap(),
+        3
+    );
+    assert_eq!(*broker.published.lock().unwrap(), ["a-1", "c-bad", "a-2"]);
+    assert_eq!(store.outbox_counts().await.unwrap(), Default::default());
+
+    // Published rows older than the cut are purged; newer ones stay.
+    assert_eq!(store.count(Table::Outbox).await.unwrap(), 5);
+    let earlier = Timestamp::now().plus_secs(-3600);
+    assert_eq!(store.purge_published_outbox(earlier, 100).await.unwrap(), 0);
+    let later = Timestamp::now().plus_secs(5);
+    assert_eq!(store.purge_published_outbox(later, 3).await.unwrap(), 3);
+    assert_eq!(store.purge_published_outbox(later, 3).await.unwrap(), 2);
+    assert_eq!(store.count(Table::Outbox).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn declined_messages_wait_or_park_embedded() {
+    let dir =
+        std::env::temp_dir().join(format!("tradehub-outbox-{}", uuid::Uuid::now_v7().simple()));
+    let store = Store::open(&Store::embedded_url(&dir).unwrap())
+        .await
+        .unwrap();
+    declines_and_parking(&store).await;
+    store.close().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn declined_messages_wait_or_park_postgres() {
+    let Some((url, name)) = common::pg_database().await else {
+        return;
+    };
+    let store = Store::open(&url).await.unwrap();
+    declines_and_parking(&store).await;
+    store.close().await;
+    common::drop_pg_database(&name).await;
+}
+
+/// `tradehub outbox list` shows waiting and parked messages with their
+/// errors; `tradehub outbox retry` puts them back.
+#[tokio::test]
+async fn the_operator_lists_and_retries_parked_messages() {
+    let dir =
+        std::env::temp_dir().join(format!("tradehub-outbox-{}", uuid::Uuid::now_v7().simple()));
+    let store = Store::open(&Store::embedded_url(&dir).unwrap())
+        .await
+        .unwrap();
+    store
+        .enqueue_outbox(
+            &[message("permit.C", "c-bad"), message("permit.D", "d-1")],
+            Timestamp::now(),
+        )
+        .await
+        .unwrap();
+    let broker = Scripted {
+        rejects: vec!["c-bad".into()],
+        ..Scripted::default()
+    };
+    let settings = tradehub::hub::outbox::RelaySettings {
+        max_attempts: 1,
+        ..Default::default()
+    };
+    outbox::drain_with(&store, &broker, &settings)
+        .await
+        .unwrap();
+    store.close().await;
+
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_tradehub"))
+            .args(args)
+            .arg("--data-dir")
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let text = run(&["outbox", "list"]);
+    assert!(
+        text.contains("0 to publish, 0 waiting for another attempt, 1 parked"),
+        "{text}"
+    );
+    assert!(
+        text.contains("c-bad  tradehub.permits/permit.C  1 attempt(s), parked "),
+        "{text}"
+    );
+    assert!(text.contains("NOT_FOUND"), "{text}");
+    let json: serde_json::Value =
+        serde_json::from_str(&run(&["outbox", "list", "--format", "json"])).unwrap();
+    assert_eq!(json["parked"], 1);
+    let seq = json["messages"][0]["seq"].as_i64().unwrap();
+    assert_eq!(json["messages"][0]["message_id"], "c-bad");
+    assert_eq!(
+        run(&["outbox", "retry", &seq.to_string()]).trim(),
+        "1 message(s) will be published again"
+    );
+    let text = run(&["outbox", "list"]);
+    assert!(
+        text.contains("1 to publish, 0 waiting for another attempt, 0 parked"),
+        "{text}"
+    );
+    assert_eq!(
+        run(&["outbox", "retry", "--all"]).trim(),
+        "0 message(s) will be published again"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -171,6 +171,13 @@ enum Command {
         /// expires and the declaration is held [default: 86400].
         #[arg(long, env = "TRADEHUB_PERMIT_TIMEOUT_SECS")]
         permit_timeout_secs: Option<u64>,
+        /// Attempts before an outbox message the broker rejects is parked
+        /// for the operator (`tradehub outbox list`) [default: 5].
+        #[arg(long, env = "TRADEHUB_OUTBOX_MAX_ATTEMPTS")]
+        outbox_max_attempts: Option<i64>,
+        /// Hours published outbox rows are kept; 0 keeps them [default: 168].
+        #[arg(long, env = "TRADEHUB_OUTBOX_RETENTION_HOURS")]
+        outbox_retention_hours: Option<u64>,
         /// The hub's identity as sender of its answers (UNB S002) [default: TRADEHUB].
         #[arg(long, env = "TRADEHUB_HUB_ID")]
         hub_id: Option<String>,
@@ -254,6 +261,11 @@ enum Command {
     Partner {
         #[command(subcommand)]
         command: PartnerCommand,
+    },
+    /// Outbox messages the broker declined: list them, or publish them again.
+    Outbox {
+        #[command(subcommand)]
+        command: OutboxCommand,
     },
     /// Print the acknowledgement the hub would send for an interchange.
     Ack {
@@ -508,6 +520,32 @@ impl StoreArgs {
 }
 
 #[derive(Debug, Subcommand)]
+enum OutboxCommand {
+    /// Messages waiting for another attempt and parked ones, oldest first.
+    List {
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Publish parked and waiting messages again at once, with a fresh count
+    /// of attempts (a running hub's relay takes them on its next round).
+    Retry {
+        /// The messages' sequence numbers (from `outbox list`).
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        seqs: Vec<i64>,
+        /// Every parked and waiting message.
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum PartnerCommand {
     /// Register a trading partner and print its API token (shown only once).
     Add {
@@ -586,6 +624,8 @@ struct HubConfig {
     routing: Option<PathBuf>,
     risk: Option<PathBuf>,
     permit_timeout_secs: Option<u64>,
+    outbox_max_attempts: Option<i64>,
+    outbox_retention_hours: Option<u64>,
     hub_id: Option<String>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
@@ -625,6 +665,7 @@ struct ServeOptions {
     amqp: Option<AmqpSettings>,
     clearance: crate::hub::clearance::Clearance,
     tls: Option<crate::transport::tls::TlsSettings>,
+    relay: outbox::RelaySettings,
 }
 
 fn serve(opts: ServeOptions) -> Result<u8, CliError> {
@@ -667,15 +708,15 @@ fn serve(opts: ServeOptions) -> Result<u8, CliError> {
         let dropper = tokio::spawn(drop::watch(intake.clone(), drop_settings, stopped(stop_rx.clone())));
         let amqp_task = opts.amqp.clone().map(|s| tokio::spawn(amqp::run(intake.clone(), s, stop_rx.clone())));
         // The outbox relay: RabbitMQ with confirms, or in-process when embedded.
-        let poll = std::time::Duration::from_secs(1);
+        let relay = opts.relay;
         let relay_task = match opts.amqp.clone() {
             Some(s) => {
                 let publisher = std::sync::Arc::new(amqp::OutboxPublisher::new(s));
-                tokio::spawn(outbox::relay(store.clone(), publisher, intake.outbox_wake(), poll, stopped(stop_rx.clone())))
+                tokio::spawn(outbox::relay(store.clone(), publisher, intake.outbox_wake(), relay, stopped(stop_rx.clone())))
             }
             None => {
                 let publisher = std::sync::Arc::new(outbox::InProcess::new(1024));
-                tokio::spawn(outbox::relay(store.clone(), publisher, intake.outbox_wake(), poll, stopped(stop_rx.clone())))
+                tokio::spawn(outbox::relay(store.clone(), publisher, intake.outbox_wake(), relay, stopped(stop_rx.clone())))
             }
         };
         // Permits not answered in time expire; the declaration is held.
@@ -735,6 +776,71 @@ fn print_token(heading: &str, token: &str) -> Result<u8, CliError> {
     writeln!(out, "{heading}").map_err(out_err)?;
     writeln!(out, "{token}").map_err(out_err)?;
     Ok(EXIT_VALID)
+}
+
+fn outbox_command(command: OutboxCommand) -> Result<u8, CliError> {
+    let store_args = match &command {
+        OutboxCommand::List { store, .. } | OutboxCommand::Retry { store, .. } => store,
+    };
+    let url = store_args.url()?;
+    runtime()?.block_on(async move {
+        let store = Store::open(&url)
+            .await
+            .map_err(|e| CliError::Usage(format!("store: {e}")))?;
+        let failed = |e: crate::store::StoreError| CliError::Usage(e.to_string());
+        let mut out = io::stdout().lock();
+        match command {
+            OutboxCommand::List { format, limit, .. } => {
+                let counts = store.outbox_counts().await.map_err(failed)?;
+                let problems = store.outbox_problems(limit.max(1)).await.map_err(failed)?;
+                match format {
+                    Format::Json => {
+                        let report = serde_json::json!({
+                            "backlog": counts.backlog,
+                            "waiting": counts.waiting,
+                            "parked": counts.parked,
+                            "messages": problems,
+                        });
+                        writeln!(out, "{report:#}").map_err(out_err)?;
+                    }
+                    Format::Text => {
+                        writeln!(
+                            out,
+                            "outbox: {} to publish, {} waiting for another attempt, {} parked",
+                            counts.backlog, counts.waiting, counts.parked
+                        )
+                        .map_err(out_err)?;
+                        for p in &problems {
+                            let state = match (&p.parked_at, &p.retry_at) {
+                                (Some(at), _) => format!("parked {at}"),
+                                (None, Some(at)) => format!("next attempt {at}"),
+                                (None, None) => "due".into(),
+                            };
+                            writeln!(
+                                out,
+                                "{}  {}  {}/{}  {} attempt(s), {}: {}",
+                                p.seq,
+                                p.message_id,
+                                p.exchange,
+                                p.routing_key,
+                                p.attempts,
+                                state,
+                                p.last_error.as_deref().unwrap_or("")
+                            )
+                            .map_err(out_err)?;
+                        }
+                    }
+                }
+            }
+            OutboxCommand::Retry { seqs, all, .. } => {
+                let chosen = (!all).then_some(seqs.as_slice());
+                let n = store.retry_outbox(chosen).await.map_err(failed)?;
+                writeln!(out, "{n} message(s) will be published again").map_err(out_err)?;
+            }
+        }
+        store.close().await;
+        Ok(EXIT_VALID)
+    })
 }
 
 fn partner(command: PartnerCommand) -> Result<u8, CliError> {
@@ -956,6 +1062,8 @@ where
             routing,
             risk,
             permit_timeout_secs,
+            outbox_max_attempts,
+            outbox_retention_hours,
             hub_id,
             tls_cert,
             tls_key,
@@ -1041,8 +1149,22 @@ where
                     .unwrap_or(HttpSettings::default().max_connections)
                     .max(1),
             };
+            let relay_defaults = outbox::RelaySettings::default();
+            let relay = outbox::RelaySettings {
+                max_attempts: outbox_max_attempts
+                    .or(file.outbox_max_attempts)
+                    .unwrap_or(relay_defaults.max_attempts)
+                    .max(1),
+                retention: match outbox_retention_hours.or(file.outbox_retention_hours) {
+                    None => relay_defaults.retention,
+                    Some(0) => None,
+                    Some(hours) => Some(std::time::Duration::from_secs(hours.saturating_mul(3600))),
+                },
+                ..relay_defaults
+            };
             serve(ServeOptions {
                 tls,
+                relay,
                 clearance,
                 listen: listen
                     .or(file.listen)
@@ -1065,6 +1187,7 @@ where
             })
         })(),
         Command::Partner { command } => partner(command),
+        Command::Outbox { command } => outbox_command(command),
         Command::Loadgen {
             url,
             token,

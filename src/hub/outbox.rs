@@ -3,28 +3,54 @@
 //! waits for each publish to be confirmed, then marks the row. Publishing is
 //! at least once (a crash between confirm and mark publishes again); every
 //! message carries a unique `message_id` so consumers can drop repeats.
+//!
+//! A message the broker refuses (a negative confirm: its queue is full, say)
+//! is tried again later with a growing pause, and later messages to the same
+//! destination wait behind it, so their order holds. A message the broker
+//! rejects for itself (it closes the channel over that publish) is parked
+//! after `max_attempts`: set aside for the operator (`tradehub outbox list`,
+//! `tradehub outbox retry`), and the rest flows on. A broker that cannot be
+//! reached costs no message an attempt: everything waits for it. Published
+//! rows are deleted after the retention period.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use rustc_hash::FxHashSet;
 use tokio::sync::{Notify, broadcast};
 
-use crate::store::{PendingMessage, Store, StoreError};
+use crate::store::{OutboxFailure, PendingMessage, Store, StoreError};
 use crate::timestamp::Timestamp;
 
 /// Exchange of status-change events.
 pub const EVENTS_EXCHANGE: &str = "tradehub.events";
 
-/// Why a publish failed; the relay retries all of them later.
+/// Why a publish failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RelayError {
+    /// The broker could not be reached or did not answer in time: no
+    /// message's fault, so no attempt is counted; everything is published
+    /// again once it answers.
     #[error("publish failed: {0}")]
     Publish(String),
+    /// The broker declined this message where it was going (a negative
+    /// confirm, e.g. a full queue that rejects publishes): tried again
+    /// later; later messages to the same destination wait.
+    #[error("the broker refused the message: {0}")]
+    Refused(String),
+    /// The broker rejected the message itself (it closed the channel over
+    /// the publish: an exchange that does not exist, a message over its
+    /// size limit): tried again, then parked.
+    #[error("the broker rejected the message: {0}")]
+    Rejected(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
+
+/// What [`Publish::publish_all`] gives back: one result per message.
+pub type Published<'a> = Pin<Box<dyn Future<Output = Vec<Result<(), RelayError>>> + Send + 'a>>;
 
 /// Somewhere outbox messages go: RabbitMQ, or subscribers in this process.
 pub trait Publish: Send + Sync {
@@ -34,18 +60,27 @@ pub trait Publish: Send + Sync {
         message: &'a PendingMessage,
     ) -> Pin<Box<dyn Future<Output = Result<(), RelayError>> + Send + 'a>>;
 
-    /// Publishes messages in order and returns once all are confirmed.
-    /// Brokers pipeline them (all sent, then all confirms awaited); the
-    /// default publishes one after the other.
-    fn publish_all<'a>(
-        &'a self,
-        messages: &'a [PendingMessage],
-    ) -> Pin<Box<dyn Future<Output = Result<(), RelayError>> + Send + 'a>> {
+    /// Publishes messages in order and returns once each is confirmed or
+    /// failed: one result per message. Brokers pipeline them (all sent,
+    /// then all confirms awaited); the default publishes one after the
+    /// other and, once the broker is away, does not try the rest.
+    fn publish_all<'a>(&'a self, messages: &'a [PendingMessage]) -> Published<'a> {
         Box::pin(async move {
+            let mut results = Vec::with_capacity(messages.len());
             for m in messages {
-                self.publish(m).await?;
+                let result = self.publish(m).await;
+                let away = matches!(result, Err(RelayError::Publish(_) | RelayError::Store(_)));
+                results.push(result);
+                if away {
+                    break;
+                }
             }
-            Ok(())
+            while results.len() < messages.len() {
+                results.push(Err(RelayError::Publish(
+                    "not sent: the broker was away for an earlier message".into(),
+                )));
+            }
+            results
         })
     }
 }
@@ -80,12 +115,40 @@ impl Publish for InProcess {
     }
 }
 
+/// How the relay runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RelaySettings {
+    /// Longest pause between two looks at the outbox (commits wake the
+    /// relay at once; waiting messages are due after their pause).
+    pub poll: Duration,
+    /// Attempts before a message the broker rejects is parked.
+    pub max_attempts: i64,
+    /// How long published rows are kept (none: for good).
+    pub retention: Option<Duration>,
+}
+
+impl Default for RelaySettings {
+    fn default() -> Self {
+        RelaySettings {
+            poll: Duration::from_secs(1),
+            max_attempts: 5,
+            retention: Some(Duration::from_secs(7 * 24 * 3600)),
+        }
+    }
+}
+
+/// How often published rows past the retention period are deleted.
+const PURGE_EVERY: Duration = Duration::from_secs(600);
+
+/// Rows deleted per statement when purging.
+const PURGE_BATCH: i64 = 5_000;
+
 /// Publishes pending outbox rows until `shutdown` resolves.
 pub async fn relay<P, F>(
     store: Store,
     publisher: Arc<P>,
     wake: Arc<Notify>,
-    poll: Duration,
+    settings: RelaySettings,
     shutdown: F,
 ) where
     P: Publish + ?Sized,
@@ -93,8 +156,15 @@ pub async fn relay<P, F>(
 {
     tokio::pin!(shutdown);
     let mut backoff = Duration::from_millis(200);
+    let mut purged: Option<tokio::time::Instant> = None;
     loop {
-        match drain(&store, publisher.as_ref()).await {
+        if let Some(retention) = settings.retention
+            && purged.is_none_or(|at| at.elapsed() >= PURGE_EVERY)
+        {
+            purged = Some(tokio::time::Instant::now());
+            purge(&store, retention).await;
+        }
+        match drain_with(&store, publisher.as_ref(), &settings).await {
             Ok(_) => backoff = Duration::from_millis(200),
             Err(e) => {
                 tracing::warn!(error = %e, ?backoff, "outbox relay: publish failed; retrying");
@@ -109,8 +179,32 @@ pub async fn relay<P, F>(
         tokio::select! {
             _ = &mut shutdown => return,
             _ = wake.notified() => {}
-            _ = tokio::time::sleep(poll) => {}
+            _ = tokio::time::sleep(settings.poll) => {}
         }
+    }
+}
+
+/// Deletes the rows published longer than `retention` ago.
+async fn purge(store: &Store, retention: Duration) {
+    let secs = i64::try_from(retention.as_secs()).unwrap_or(i64::MAX / 2);
+    let before = Timestamp::now().plus_secs(-secs);
+    let mut total = 0;
+    loop {
+        match store.purge_published_outbox(before, PURGE_BATCH).await {
+            Ok(n) => {
+                total += n;
+                if n < PURGE_BATCH as u64 {
+                    break;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "outbox relay: purging published rows failed; trying again later");
+                break;
+            }
+        }
+    }
+    if total > 0 {
+        tracing::info!(rows = total, %before, "outbox relay: published rows purged");
     }
 }
 
@@ -118,13 +212,31 @@ pub async fn relay<P, F>(
 /// statement.
 const BATCH: i64 = 200;
 
-/// Publishes everything pending, in order; returns how many were published.
-/// A batch is marked only after every message of it was confirmed; if one
-/// fails, the whole batch stays pending and is published again (at least
-/// once; consumers drop repeats by `message_id`). On PostgreSQL a batch is
+/// The pause before the next attempt after `attempts` failed ones: 1 s,
+/// doubling, at most 5 minutes.
+pub fn retry_pause(attempts: i64) -> i64 {
+    let doublings = u32::try_from(attempts.saturating_sub(1).clamp(0, 16)).unwrap_or(16);
+    (1i64 << doublings).min(300)
+}
+
+/// [`drain_with`] with the default settings.
+pub async fn drain<P: Publish + ?Sized>(store: &Store, publisher: &P) -> Result<usize, RelayError> {
+    drain_with(store, publisher, &RelaySettings::default()).await
+}
+
+/// Publishes everything due, in order; returns how many were published.
+/// A batch is sent together and marked only after every message of it was
+/// confirmed. When the broker declines a message of it, the batch is
+/// published again one message at a time (at least once; consumers drop
+/// repeats by `message_id`), so that only the declined message and those
+/// behind it to the same destination wait. On PostgreSQL a batch is
 /// claimed by this relay while it publishes it, so several hub instances
 /// do not publish the same rows.
-pub async fn drain<P: Publish + ?Sized>(store: &Store, publisher: &P) -> Result<usize, RelayError> {
+pub async fn drain_with<P: Publish + ?Sized>(
+    store: &Store,
+    publisher: &P,
+    settings: &RelaySettings,
+) -> Result<usize, RelayError> {
     let mut total = 0;
     loop {
         // Claimed: the relays of other hub instances take other rows.
@@ -132,9 +244,117 @@ pub async fn drain<P: Publish + ?Sized>(store: &Store, publisher: &P) -> Result<
         if claim.messages.is_empty() {
             return Ok(total);
         }
-        publisher.publish_all(&claim.messages).await?;
-        let published = claim.messages.len();
-        store.mark_claimed(claim, Timestamp::now()).await?;
-        total += published;
+        // A batch is sent together, unless a message of it failed before:
+        // then all go one at a time.
+        let mut published = Vec::new();
+        let mut again: Vec<PendingMessage> = Vec::new();
+        if claim.messages.iter().all(|m| m.attempts == 0) {
+            let results = publisher.publish_all(&claim.messages).await;
+            if results.iter().all(Result::is_ok) {
+                let n = claim.messages.len();
+                store.mark_claimed(claim, Timestamp::now()).await?;
+                total += n;
+                continue;
+            }
+            let mut away = None;
+            let mut declined = false;
+            for (m, result) in claim.messages.iter().zip(results) {
+                match result {
+                    Ok(()) => published.push(m.seq),
+                    Err(e @ (RelayError::Refused(_) | RelayError::Rejected(_))) => {
+                        declined = true;
+                        tracing::info!(error = %e, "outbox relay: a message of the batch was declined; publishing the rest one at a time");
+                        again.push(m.clone());
+                    }
+                    Err(e) => {
+                        away.get_or_insert(e);
+                        again.push(m.clone());
+                    }
+                }
+            }
+            // The broker away and nothing declined: what was confirmed is
+            // marked, the rest waits for the broker.
+            if let (Some(e), false) = (away, declined) {
+                store
+                    .settle_claim(claim, &published, &[], Timestamp::now())
+                    .await?;
+                return Err(e);
+            }
+        } else {
+            again.clone_from(&claim.messages);
+        }
+        let (sent, failures, outage) = one_at_a_time(publisher, &again, settings).await;
+        published.extend(sent);
+        for (failure, m) in failures.iter().filter_map(|f| {
+            let m = claim.messages.iter().find(|m| m.seq == f.seq)?;
+            Some((f, m))
+        }) {
+            let destination = format!("{}/{}", m.message.exchange, m.message.routing_key);
+            if failure.park {
+                tracing::error!(seq = m.seq, message_id = %m.message.message_id, %destination,
+                    attempts = m.attempts + 1, error = %failure.error,
+                    "outbox relay: message parked; see `tradehub outbox list`");
+            } else {
+                tracing::warn!(seq = m.seq, message_id = %m.message.message_id, %destination,
+                    attempts = m.attempts + 1, error = %failure.error,
+                    retry_in_secs = retry_pause(m.attempts + 1),
+                    "outbox relay: message declined; it and later ones to its destination wait");
+            }
+        }
+        total += published.len();
+        store
+            .settle_claim(claim, &published, &failures, Timestamp::now())
+            .await?;
+        if let Some(e) = outage {
+            return Err(e);
+        }
+        // The next round comes with the relay's next look, so that what
+        // failed now is not tried again at once.
+        if !failures.is_empty() {
+            return Ok(total);
+        }
     }
+}
+
+/// Publishes `messages` one after the other, each confirmed before the
+/// next; a declined message holds back the later ones to its destination
+/// (unless it is parked). Stops at the first failure that is not the
+/// message's (the broker away). Returns what was published, what failed,
+/// and that failure.
+async fn one_at_a_time<P: Publish + ?Sized>(
+    publisher: &P,
+    messages: &[PendingMessage],
+    settings: &RelaySettings,
+) -> (Vec<i64>, Vec<OutboxFailure>, Option<RelayError>) {
+    let mut published = Vec::new();
+    let mut failures = Vec::new();
+    let mut held: FxHashSet<(&str, &str)> = FxHashSet::default();
+    let now = Timestamp::now().unix();
+    for m in messages {
+        let destination = (m.message.exchange.as_str(), m.message.routing_key.as_str());
+        if held.contains(&destination) {
+            continue;
+        }
+        let attempts = m.attempts + 1;
+        let (error, park) = match publisher.publish(m).await {
+            Ok(()) => {
+                published.push(m.seq);
+                continue;
+            }
+            Err(RelayError::Refused(error)) => (error, false),
+            Err(RelayError::Rejected(error)) => (error, attempts >= settings.max_attempts),
+            Err(e) => return (published, failures, Some(e)),
+        };
+        if !park {
+            held.insert(destination);
+        }
+        failures.push(OutboxFailure {
+            seq: m.seq,
+            error,
+            // Whole seconds: one more, so that at least the pause passes.
+            retry_at: now + retry_pause(attempts) + 1,
+            park,
+        });
+    }
+    (published, failures, None)
 }

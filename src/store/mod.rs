@@ -17,7 +17,9 @@ use sqlx::{AnyPool, Row};
 use crate::timestamp::Timestamp;
 
 mod clearance;
+mod outbox;
 pub use clearance::*;
+pub use outbox::*;
 
 /// Which database the store runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -174,14 +176,25 @@ pub struct OutboxMessage {
     pub payload: Vec<u8>,
 }
 
-/// The query of the oldest unpublished outbox messages (`$1`: how many).
-const PENDING_OUTBOX: &str = "SELECT seq, exchange, routing_key, message_id, content_type, payload, created_at \
-     FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT $1";
+/// The query of the oldest outbox messages due for publishing (`$1`: how
+/// many; `$2`: now, in Unix seconds): not published, not parked, not
+/// waiting for a retry, and not behind an earlier message to the same
+/// destination that waits for one (so that the order per destination
+/// holds while the broker refuses a message).
+const PENDING_OUTBOX: &str = "SELECT o.seq, o.exchange, o.routing_key, o.message_id, o.content_type, \
+     o.payload, o.created_at, CAST(o.attempts AS BIGINT) AS attempts FROM outbox o \
+     WHERE o.published_at IS NULL AND o.parked_at IS NULL \
+     AND (o.retry_at IS NULL OR o.retry_at <= $2) \
+     AND NOT EXISTS (SELECT 1 FROM outbox w WHERE w.published_at IS NULL \
+         AND w.retry_at IS NOT NULL AND w.retry_at > $2 AND w.parked_at IS NULL \
+         AND w.exchange = o.exchange AND w.routing_key = o.routing_key AND w.seq < o.seq) \
+     ORDER BY o.seq LIMIT $1";
 
 fn pending_row(r: &AnyRow) -> Result<PendingMessage, StoreError> {
     Ok(PendingMessage {
         seq: r.try_get("seq")?,
         created_at: r.try_get("created_at")?,
+        attempts: r.try_get("attempts")?,
         message: OutboxMessage {
             exchange: r.try_get("exchange")?,
             routing_key: r.try_get("routing_key")?,
@@ -206,6 +219,8 @@ pub struct PendingMessage {
     pub seq: i64,
     pub message: OutboxMessage,
     pub created_at: String,
+    /// Failed publishes so far (see [`Store::settle_claim`]).
+    pub attempts: i64,
 }
 
 /// A stored interchange (without its raw bytes).
@@ -270,6 +285,14 @@ struct InsertJob {
     reply: oneshot::Sender<Result<(), StoreError>>,
 }
 
+/// Longest a PostgreSQL statement may run (`statement_timeout`).
+pub const PG_STATEMENT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Longest a PostgreSQL transaction may sit idle
+/// (`idle_in_transaction_session_timeout`): longer than the outbox relay
+/// holds a claim while the broker confirms a batch.
+pub const PG_IDLE_IN_TRANSACTION: Duration = Duration::from_secs(600);
+
 /// The most interchanges one group commit writes.
 const GROUP_COMMIT_MAX: usize = 64;
 
@@ -314,13 +337,60 @@ impl Store {
                 format!("{url}?mode=rwc")
             }
         } else {
-            options = options.max_connections(16);
+            // A statement that runs away (a lock never released, a query
+            // gone wrong) ends with an error instead of holding a
+            // connection for good, and so does a transaction left open by
+            // a client that stopped talking. A URL that sets either (its
+            // `options=-c …`) keeps its own.
+            let statement = (!url.contains("statement_timeout")).then(|| {
+                format!(
+                    "SET statement_timeout = '{}s'",
+                    PG_STATEMENT_TIMEOUT.as_secs()
+                )
+            });
+            let idle = (!url.contains("idle_in_transaction_session_timeout")).then(|| {
+                format!(
+                    "SET idle_in_transaction_session_timeout = '{}s'",
+                    PG_IDLE_IN_TRANSACTION.as_secs()
+                )
+            });
+            options = options.max_connections(16).after_connect(move |conn, _| {
+                let settings: Vec<String> = statement.iter().chain(idle.iter()).cloned().collect();
+                Box::pin(async move {
+                    for set in settings {
+                        sqlx::query(&set).execute(&mut *conn).await?;
+                    }
+                    Ok(())
+                })
+            });
             url.to_owned()
         };
         let pool = options.connect(&url).await?;
         match backend {
             Backend::Sqlite => sqlx::migrate!("migrations/sqlite").run(&pool).await?,
-            Backend::Postgres => sqlx::migrate!("migrations/postgres").run(&pool).await?,
+            Backend::Postgres => {
+                // A migration may take longer than a statement may: it runs
+                // on a connection without the limit.
+                let mut conn = pool.acquire().await?;
+                sqlx::query("SET statement_timeout = 0")
+                    .execute(&mut *conn)
+                    .await?;
+                let migrated = sqlx::migrate!("migrations/postgres").run(&mut *conn).await;
+                let reset = sqlx::query("RESET statement_timeout")
+                    .execute(&mut *conn)
+                    .await;
+                // The session's own limit again (a URL's, or ours).
+                if let (Ok(_), true) = (&reset, !url.contains("statement_timeout")) {
+                    sqlx::query(&format!(
+                        "SET statement_timeout = '{}s'",
+                        PG_STATEMENT_TIMEOUT.as_secs()
+                    ))
+                    .execute(&mut *conn)
+                    .await?;
+                }
+                migrated?;
+                reset?;
+            }
         }
         let own = Store {
             pool,
@@ -693,7 +763,11 @@ impl Store {
     /// The oldest unpublished outbox messages, at most `limit`.
     pub async fn pending_outbox(&self, limit: i64) -> Result<Vec<PendingMessage>, StoreError> {
         let sql = self.sql(PENDING_OUTBOX);
-        let rows = sqlx::query(&sql).bind(limit).fetch_all(&self.pool).await?;
+        let rows = sqlx::query(&sql)
+            .bind(limit)
+            .bind(Timestamp::now().unix())
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(pending_row).collect()
     }
 
@@ -712,7 +786,11 @@ impl Store {
         }
         let mut tx = self.pool.begin().await?;
         let sql = format!("{PENDING_OUTBOX} FOR UPDATE SKIP LOCKED");
-        let rows = sqlx::query(&sql).bind(limit).fetch_all(&mut *tx).await?;
+        let rows = sqlx::query(&sql)
+            .bind(limit)
+            .bind(Timestamp::now().unix())
+            .fetch_all(&mut *tx)
+            .await?;
         let messages = rows.iter().map(pending_row).collect::<Result<_, _>>()?;
         Ok(OutboxClaim {
             tx: Some(tx),
@@ -723,15 +801,32 @@ impl Store {
     /// Marks a claim's messages as published and releases them.
     pub async fn mark_claimed(&self, claim: OutboxClaim, at: Timestamp) -> Result<(), StoreError> {
         let seqs: Vec<i64> = claim.messages.iter().map(|m| m.seq).collect();
+        self.settle_claim(claim, &seqs, &[], at).await
+    }
+
+    /// Settles a claim: marks `published` as published and records each
+    /// failure (one more attempt, its error, and either when to try again
+    /// or that the message is parked); the claim's other messages stay
+    /// pending. Releases the claim.
+    pub async fn settle_claim(
+        &self,
+        claim: OutboxClaim,
+        published: &[i64],
+        failures: &[OutboxFailure],
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
         match claim.tx {
             Some(mut tx) => {
-                self.mark_published_on(&mut tx, &seqs, at).await?;
+                self.mark_published_on(&mut tx, published, at).await?;
+                self.record_failures_on(&mut tx, failures, at).await?;
                 tx.commit().await?;
             }
             None => {
                 let _writing = self.write_lock().await;
-                let mut conn = self.pool.acquire().await?;
-                self.mark_published_on(&mut conn, &seqs, at).await?;
+                let mut tx = self.pool.begin().await?;
+                self.mark_published_on(&mut tx, published, at).await?;
+                self.record_failures_on(&mut tx, failures, at).await?;
+                tx.commit().await?;
             }
         }
         Ok(())
@@ -760,11 +855,14 @@ impl Store {
         Ok(())
     }
 
-    /// Unpublished outbox messages.
+    /// Outbox messages still to publish (parked ones not counted: see
+    /// [`outbox_counts`](Self::outbox_counts)).
     pub async fn outbox_backlog(&self) -> Result<i64, StoreError> {
-        let row = sqlx::query("SELECT COUNT(*) AS n FROM outbox WHERE published_at IS NULL")
-            .fetch_one(&self.pool)
-            .await?;
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n FROM outbox WHERE published_at IS NULL AND parked_at IS NULL",
+        )
+        .fetch_one(&self.pool)
+        .await?;
         Ok(row.try_get("n")?)
     }
 
@@ -903,6 +1001,20 @@ impl Store {
         let sql = format!("SELECT COUNT(*) AS n FROM {}", table.name());
         let row = sqlx::query(&sql).fetch_one(&self.pool).await?;
         Ok(row.try_get("n")?)
+    }
+
+    /// A PostgreSQL session setting of one of the pool's connections
+    /// (`current_setting`); none on SQLite.
+    #[doc(hidden)]
+    pub async fn pg_setting(&self, name: &str) -> Result<Option<String>, StoreError> {
+        if self.backend != Backend::Postgres {
+            return Ok(None);
+        }
+        let row = sqlx::query("SELECT current_setting($1) AS v")
+            .bind(name)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(Some(row.try_get("v")?))
     }
 
     /// Tries to rewrite the audit trail; the database must refuse.

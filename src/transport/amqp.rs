@@ -122,8 +122,12 @@ pub const REPLIES_KEY: &str = "permit-replies";
 pub enum AmqpError {
     #[error("AMQP: {0}")]
     Broker(#[from] lapin::Error),
-    #[error("the broker refused to confirm a publish to {0}")]
+    #[error("the broker did not confirm a publish to {0}")]
     NotConfirmed(String),
+    /// A negative confirm: the broker declined the message where it was
+    /// going (a queue at its length limit that rejects publishes).
+    #[error("the broker declined a publish to {0} (negative confirm)")]
+    Nacked(String),
     /// The broker did not take a publish, declaration or acknowledgement in
     /// time (a connection blocked by a memory or disk alarm).
     #[error("the broker did not answer {0} within {secs} s", secs = CONFIRM_TIMEOUT.as_secs())]
@@ -135,7 +139,10 @@ pub enum AmqpError {
 impl AmqpError {
     pub fn is_retryable(&self) -> bool {
         match self {
-            AmqpError::Broker(_) | AmqpError::NotConfirmed(_) | AmqpError::Stalled(_) => true,
+            AmqpError::Broker(_)
+            | AmqpError::NotConfirmed(_)
+            | AmqpError::Nacked(_)
+            | AmqpError::Stalled(_) => true,
             AmqpError::Store(e) => e.is_retryable(),
         }
     }
@@ -205,7 +212,7 @@ async fn confirmed(target: String, confirm: lapin::PublisherConfirm) -> Result<(
     if confirmation(&target, confirm).await?.is_ack() {
         Ok(())
     } else {
-        Err(AmqpError::NotConfirmed(target))
+        Err(AmqpError::Nacked(target))
     }
 }
 
@@ -945,7 +952,7 @@ async fn reply(
             lapin::Confirmation::Ack(Some(_)) => {
                 tracing::warn!(partner, reply_to = %reply_to, "reply_to queue missing; answered on the partner's answer queue");
             }
-            _ => return Err(AmqpError::NotConfirmed(target)),
+            _ => return Err(AmqpError::Nacked(target)),
         }
     }
     let queue = s.ack_queue(partner);
@@ -976,24 +983,59 @@ impl OutboxPublisher {
     }
 
     async fn send(&self, m: &crate::store::PendingMessage) -> Result<(), AmqpError> {
-        self.send_all(std::slice::from_ref(m)).await
+        self.send_all(std::slice::from_ref(m))
+            .await
+            .pop()
+            .unwrap_or(Ok(()))
     }
 
     /// Publishes every message, then waits for every confirm (the broker
-    /// confirms in any order; all must be acks).
-    async fn send_all(&self, messages: &[crate::store::PendingMessage]) -> Result<(), AmqpError> {
+    /// confirms in any order); one result per message. After a failure the
+    /// next publish opens a new connection.
+    async fn send_all(
+        &self,
+        messages: &[crate::store::PendingMessage],
+    ) -> Vec<Result<(), AmqpError>> {
         let mut link = self.link.lock().await;
-        let result = self.send_on(&mut link, messages).await;
-        if result.is_err() {
+        let results = self.send_on(&mut link, messages).await;
+        if results.iter().any(Result::is_err) {
             *link = None;
         }
-        result
+        results
     }
 
     async fn send_on(
         &self,
         link: &mut Option<(Connection, Channel, HashSet<String>)>,
         messages: &[crate::store::PendingMessage],
+    ) -> Vec<Result<(), AmqpError>> {
+        let mut results: Vec<Result<(), AmqpError>> = Vec::with_capacity(messages.len());
+        let mut confirms = Vec::with_capacity(messages.len());
+        let sent = self.publish_each(link, messages, &mut confirms).await;
+        for (target, confirm) in confirms {
+            results.push(confirmed(target, confirm).await);
+        }
+        // A message not sent (the channel or connection failed on the way)
+        // and every one after it share that failure.
+        if let Err(e) = sent {
+            let reason = e.to_string();
+            let mut first = Some(e);
+            while results.len() < messages.len() {
+                results.push(Err(first.take().unwrap_or_else(|| {
+                    AmqpError::NotConfirmed(format!("not sent: {reason}"))
+                })));
+            }
+        }
+        results
+    }
+
+    /// Sends messages in order, keeping each one's pending confirm; stops
+    /// at the first that cannot be sent.
+    async fn publish_each(
+        &self,
+        link: &mut Option<(Connection, Channel, HashSet<String>)>,
+        messages: &[crate::store::PendingMessage],
+        confirms: &mut Vec<(String, lapin::PublisherConfirm)>,
     ) -> Result<(), AmqpError> {
         if link.is_none() {
             let conn = connect(&self.settings).await?;
@@ -1007,7 +1049,6 @@ impl OutboxPublisher {
         let Some((_, channel, declared)) = link.as_mut() else {
             return Err(AmqpError::NotConfirmed("no channel".into()));
         };
-        let mut confirms = Vec::with_capacity(messages.len());
         for m in messages {
             // Answers to partners go to their `ack.<partner>` queue,
             // declared on first use so that nothing is published into the
@@ -1041,10 +1082,28 @@ impl OutboxPublisher {
             .await?;
             confirms.push((target, confirm));
         }
-        for (target, confirm) in confirms {
-            confirmed(target, confirm).await?;
-        }
         Ok(())
+    }
+}
+
+/// What a failed publish means for the outbox: a negative confirm declines
+/// the message at its destination; a channel the broker closed over the
+/// publish (a soft AMQP error: an exchange that does not exist, a message
+/// over the size limit) rejects the message itself; anything else (the
+/// connection, a timeout) is the broker being away.
+fn relay_error(e: AmqpError) -> crate::hub::outbox::RelayError {
+    use crate::hub::outbox::RelayError;
+    let soft = |e: &lapin::Error| match e.kind() {
+        lapin::ErrorKind::ProtocolError(p) => {
+            matches!(p.kind(), lapin::protocol::AMQPErrorKind::Soft(_))
+        }
+        lapin::ErrorKind::InvalidChannelState(lapin::ChannelState::Error, _) => true,
+        _ => false,
+    };
+    match &e {
+        AmqpError::Nacked(_) => RelayError::Refused(e.to_string()),
+        AmqpError::Broker(b) if soft(b) => RelayError::Rejected(e.to_string()),
+        _ => RelayError::Publish(e.to_string()),
     }
 }
 
@@ -1055,23 +1114,19 @@ impl crate::hub::outbox::Publish for OutboxPublisher {
     ) -> std::pin::Pin<
         Box<dyn Future<Output = Result<(), crate::hub::outbox::RelayError>> + Send + 'a>,
     > {
-        Box::pin(async move {
-            self.send(message)
-                .await
-                .map_err(|e| crate::hub::outbox::RelayError::Publish(e.to_string()))
-        })
+        Box::pin(async move { self.send(message).await.map_err(relay_error) })
     }
 
     fn publish_all<'a>(
         &'a self,
         messages: &'a [crate::store::PendingMessage],
-    ) -> std::pin::Pin<
-        Box<dyn Future<Output = Result<(), crate::hub::outbox::RelayError>> + Send + 'a>,
-    > {
+    ) -> crate::hub::outbox::Published<'a> {
         Box::pin(async move {
             self.send_all(messages)
                 .await
-                .map_err(|e| crate::hub::outbox::RelayError::Publish(e.to_string()))
+                .into_iter()
+                .map(|r| r.map_err(relay_error))
+                .collect()
         })
     }
 }

@@ -823,11 +823,21 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
             n,
         ));
     }
-    if let Ok(n) = store.outbox_backlog().await {
+    if let Ok(counts) = store.outbox_counts().await {
         gauges.push((
             "tradehub_outbox_backlog",
-            "Outbox messages not yet published (relay lag).",
-            n,
+            "Outbox messages not yet published (relay lag), parked ones not counted.",
+            counts.backlog,
+        ));
+        gauges.push((
+            "tradehub_outbox_waiting",
+            "Outbox messages the broker declined, waiting for another attempt.",
+            counts.waiting,
+        ));
+        gauges.push((
+            "tradehub_outbox_parked",
+            "Outbox messages parked for the operator (tradehub outbox list).",
+            counts.parked,
         ));
     }
     if let Some(n) = app.intake.broker().dead_letters() {

@@ -1,0 +1,72 @@
+//! The store's PostgreSQL sessions: statements and idle transactions are
+//! bounded (a runaway query or an abandoned transaction ends with an error
+//! instead of holding a connection and its locks for good), unless the
+//! store URL sets its own limits.
+
+// Test helpers may panic: a panic is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use tradehub::store::Store;
+
+#[tokio::test]
+async fn postgres_sessions_are_bounded() {
+    let Some((url, name)) = common::pg_database().await else {
+        return;
+    };
+    let store = Store::open(&url).await.unwrap();
+    for _ in 0..3 {
+        assert_eq!(
+            store
+                .pg_setting("statement_timeout")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("1min")
+        );
+        assert_eq!(
+            store
+                .pg_setting("idle_in_transaction_session_timeout")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("10min")
+        );
+    }
+    store.close().await;
+
+    // The URL's own limit wins; the other one is still set.
+    let own = format!("{url}?options=-c%20statement_timeout%3D5s");
+    let store = Store::open(&own).await.unwrap();
+    assert_eq!(
+        store
+            .pg_setting("statement_timeout")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("5s")
+    );
+    assert_eq!(
+        store
+            .pg_setting("idle_in_transaction_session_timeout")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("10min")
+    );
+    store.close().await;
+    common::drop_pg_database(&name).await;
+}
+
+#[tokio::test]
+async fn sqlite_has_no_session_settings() {
+    let dir =
+        std::env::temp_dir().join(format!("tradehub-store-{}", uuid::Uuid::now_v7().simple()));
+    let store = Store::open(&Store::embedded_url(&dir).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(store.pg_setting("statement_timeout").await.unwrap(), None);
+    store.close().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
