@@ -500,7 +500,7 @@ fn cusres_for_every_status_is_valid_d96b() {
                 ("ABE".into(), "LRN2026001".into()),
                 ("ABT".into(), "26KR0000000000001".into()),
                 ("ACW".into(), "1".into()),
-                ("INN".into(), "20261124001".into()),
+                ("INO".into(), "20261124001".into()),
             ],
             "{status}"
         );

@@ -15,9 +15,12 @@
 //!                                 document code; 305 came later.)
 //! DTM+137:CCYYMMDDHHMM:203'       2005 137 document/message date/time
 //! FTX+AAP+++answer to …'          4451 AAP response (free text)
-//! RFF+ACW:1'  RFF+INN:…'  RFF+ABE:LRN'    SG1: 1153 ACW reference number to
-//!                                 previous message (UNH 0062), INN
-//!                                 interchange number (UNB 0020), ABE
+//! RFF+ACW:1'  RFF+INO:…'  RFF+ABE:LRN'    SG1: 1153 ACW reference number to
+//!                                 previous message (UNH 0062), INO
+//!                                 interchange number old (the answered
+//!                                 interchange's UNB 0020; UNCL 1153: INN
+//!                                 points to the interchange the reference
+//!                                 is in, INO to a previous one), ABE
 //!                                 declarant's reference number (the LRN)
 //! ERC+RUL002::ZZZ'                SG3, per finding: 9321 the tradehub code
 //!                                 (D.96B 9321 is user defined, an..8), 3055
@@ -78,7 +81,7 @@ pub(crate) fn build_bounded(
         ],
     ));
     body.push(super::rff("ACW", &original.message_reference, None));
-    body.push(super::rff("INN", &original.interchange_reference, None));
+    body.push(super::rff("INO", &original.interchange_reference, None));
     if let Some(lrn) = original.lrn.as_deref().filter(|l| !l.is_empty()) {
         body.push(super::rff("ABE", lrn, None));
     }

@@ -14,11 +14,13 @@
 //!                             response's 2379 format
 //! FTX+AAP+++status accepted'  4451 AAP response (free text)
 //! GIS+1'                      7365 processing indicator per status
-//! RFF+ABE:LRN'  RFF+ABT:MRN'  RFF+ACW:1'  RFF+INN:…'
+//! RFF+ABE:LRN'  RFF+ABT:MRN'  RFF+ACW:1'  RFF+INO:…'
 //!                             SG3: 1153 ABE declarant's reference number
 //!                             (LRN), ABT customs declaration number (MRN),
 //!                             ACW reference number to previous message (UNH
-//!                             0062), INN interchange number (UNB 0020)
+//!                             0062), INO interchange number old (the
+//!                             answered interchange's UNB 0020; UNCL 1153:
+//!                             INN would be this response's own)
 //! ERP++CST:17:5'              SG4, per error: C853 segment tag, sequence
 //!                             number = position in the message (UNH = 1),
 //!                             1159 5 transmission sequence
@@ -160,7 +162,7 @@ pub(crate) fn build_bounded(
         body.push(super::rff("ABT", mrn, None));
     }
     body.push(super::rff("ACW", &original.message_reference, None));
-    body.push(super::rff("INN", &original.interchange_reference, None));
+    body.push(super::rff("INO", &original.interchange_reference, None));
 
     let max_groups = max_groups.max(1);
     let errors = &response.errors;
