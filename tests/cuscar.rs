@@ -242,3 +242,41 @@ fn convert_to_json_maps_both_cuscars() {
         assert!(!stderr.contains("error"), "{file}: {stderr}");
     }
 }
+
+/// Where several 3227 codes name a port, the most specific one is taken
+/// whatever the order of the LOC segments: 9 place/port of loading before 5
+/// place of departure, 11 place/port of discharge before 24 port of entry;
+/// the others are reported as unmapped, located at their segment.
+#[test]
+fn the_most_specific_port_wins_whatever_the_segment_order() {
+    let text = std::fs::read_to_string(fixture("cuscar-d96b-edinet.edi"))
+        .unwrap()
+        .replace("'\n", "'");
+    let text = text
+        .replacen("LOC+9+IEDUB:139'", "LOC+5+XXDEP:139'LOC+9+IEDUB:139'", 1)
+        .replacen(
+            "LOC+11+EGEDK:139'NAD+CZ",
+            "LOC+24+XXENT:139'LOC+11+EGEDK:139'NAD+CZ",
+            1,
+        )
+        .replace("UNT+52+", "UNT+54+");
+    assert!(text.contains("LOC+5+XXDEP") && text.contains("LOC+24+XXENT"));
+    let mapped = map(text.as_bytes());
+    let m = &mapped[0];
+    assert!(
+        m.issues.iter().all(|i| i.code == Code::MappingUnmapped),
+        "{:#?}",
+        m.issues
+    );
+    let bill = &m.canonical.as_ref().unwrap()["consignments"][0];
+    assert_eq!(bill["port_of_loading"], "IEDUB");
+    assert_eq!(bill["port_of_discharge"], "EGEDK");
+    for other in ["XXDEP", "XXENT"] {
+        let issue = m
+            .issues
+            .iter()
+            .find(|i| i.message.contains(other))
+            .unwrap_or_else(|| panic!("{other} not reported: {:#?}", m.issues));
+        assert_eq!(issue.location.tag.as_deref(), Some("LOC"));
+    }
+}

@@ -610,3 +610,32 @@ fn mapping_mistakes_name_their_line() {
         );
     }
 }
+
+/// A leg's departure is its 125 place (last place of call) and its arrival
+/// its 87 place (initial arrival) wherever they stand among the routing
+/// places (92), which count only where the leg names neither.
+#[test]
+fn paxlst_departure_and_arrival_prefer_their_own_qualifiers() {
+    let text = std::fs::read_to_string(root().join("fixtures/edifact/corpus/gtas__Test1.txt"))
+        .unwrap()
+        .replacen("LOC+125+FRA'", "LOC+92+ZRH'LOC+125+FRA'", 1)
+        .replacen(
+            "DTM+232:1701280710:201'",
+            "DTM+232:1701280710:201'LOC+92+JFK'",
+            1,
+        )
+        .replace("UNT+0000152+", "UNT+0000109+");
+    let mapped = map(text.as_bytes());
+    let list = mapped[0].canonical.as_ref().unwrap();
+    assert_eq!(list["departure"], "FRA", "{list:#}");
+    assert_eq!(list["arrival"], "IAD", "{list:#}");
+    // Without 125 and 87 the routing places give the leg's ends.
+    let routed = text
+        .replacen("LOC+125+FRA'", "", 1)
+        .replacen("LOC+87+IAD'", "", 1)
+        .replace("UNT+0000109+", "UNT+0000107+");
+    let mapped = map(routed.as_bytes());
+    let list = mapped[0].canonical.as_ref().unwrap();
+    assert_eq!(list["departure"], "ZRH", "{list:#}");
+    assert_eq!(list["arrival"], "JFK", "{list:#}");
+}
