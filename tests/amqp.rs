@@ -1123,3 +1123,76 @@ async fn declined_outbox_messages_wait_or_are_parked_and_the_rest_flows() {
     store.close().await;
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A connection the broker closes (as when it restarts: `rabbitmqctl
+/// close_connection`, CONNECTION_FORCED) is the broker being away, not the
+/// message's fault: the publish fails as such (no attempt counted, nothing
+/// parked), and the next one reconnects and succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_connection_the_broker_closes_is_not_the_messages_fault() {
+    use tradehub::hub::outbox::{Publish, RelayError};
+    use tradehub::store::{OutboxMessage, PendingMessage};
+    let Some(conn) = broker().await else {
+        return;
+    };
+    let mut settings = AmqpSettings::new(amqp_url());
+    settings.prefix = format!("t{}.", uuid::Uuid::now_v7().simple());
+    let ch = conn.create_channel().await.unwrap();
+    amqp::declare_topology(&ch, &settings).await.unwrap();
+    let publisher = amqp::OutboxPublisher::new(settings.clone());
+    let pending = |id: &str| PendingMessage {
+        seq: 1,
+        created_at: "2026-11-27T00:00:00Z".into(),
+        attempts: 1,
+        message: OutboxMessage {
+            exchange: "tradehub.events".into(),
+            routing_key: "test.closed".into(),
+            message_id: id.into(),
+            content_type: "text/plain".into(),
+            payload: b"x".to_vec(),
+        },
+    };
+    publisher.publish(&pending("m-1")).await.unwrap();
+
+    // The relay's connection, by its name, closed by the broker.
+    let tag = settings.prefix.trim_end_matches('.').to_owned();
+    let out = std::process::Command::new("rabbitmqctl")
+        .args([
+            "list_connections",
+            "pid",
+            "client_properties",
+            "--no-table-headers",
+            "-q",
+        ])
+        .output();
+    let listed = match out {
+        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).into_owned(),
+        other => {
+            assert!(
+                !common::ci(),
+                "rabbitmqctl is needed under CI=true: {other:?}"
+            );
+            eprintln!("skipping: rabbitmqctl not usable");
+            return;
+        }
+    };
+    let pid = listed
+        .lines()
+        .find(|l| l.contains("tradehub outbox relay") && l.contains(&tag))
+        .and_then(|l| l.split('\t').next())
+        .unwrap_or_else(|| panic!("the relay's connection is not listed: {listed}"))
+        .to_owned();
+    assert!(rabbitmqctl(&[
+        "close_connection",
+        &pid,
+        "broker restarting (test)"
+    ]));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    match publisher.publish(&pending("m-2")).await {
+        Err(RelayError::Publish(_)) => {}
+        other => panic!("not the broker away: {other:?}"),
+    }
+    publisher.publish(&pending("m-3")).await.unwrap();
+    remove_topology(&conn, &ch, &settings, []).await;
+}

@@ -316,9 +316,18 @@ async fn declines_and_parking(store: &Store) {
     assert_eq!(problems[1].message_id, "c-bad");
     assert!(problems[1].parked_at.is_some() && problems[1].retry_at.is_none());
 
+    // Away while a message waits for its next attempt (published one at a
+    // time): it fails without an attempt counted.
+    broker.away.store(true, Ordering::SeqCst);
+    let a1 = problems[0].seq;
+    store.make_due(a1).await.unwrap();
+    assert!(outbox::drain_with(store, &broker, &settings).await.is_err());
+    let problems = store.outbox_problems(10).await.unwrap();
+    assert_eq!(problems[0].message_id, "a-1");
+    assert_eq!(problems[0].attempts, 1, "no attempt counted while away");
+
     // Away: the retried messages fail without an attempt counted.
     broker.full.lock().unwrap().clear();
-    broker.away.store(true, Ordering::SeqCst);
     assert_eq!(store.retry_outbox(None).await.unwrap(), 2);
     assert!(outbox::drain_with(store, &broker, &settings).await.is_err());
     let problems = store.outbox_problems(10).await.unwrap();

@@ -500,10 +500,12 @@ async fn slow_headers_and_silent_connections_are_closed() {
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     // Both slots are taken: this one waits until a slot is free.
     let waiting = tokio::spawn(async move { request(addr, "GET", "/healthz", None, b"").await });
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    assert!(!waiting.is_finished(), "served while both slots were taken");
     // The trickling client goes on sending a header line now and then; its
     // headers never complete in time.
-    for _ in 0..3 {
-        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    for _ in 0..2 {
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
         let _ = trickling.write_all(b"X-Slow: 1\r\n").await;
     }
     for (name, stream) in [("trickling", &mut trickling), ("silent", &mut silent)] {
@@ -524,13 +526,82 @@ async fn slow_headers_and_silent_connections_are_closed() {
         started.elapsed() >= std::time::Duration::from_millis(900),
         "served before a slot was free"
     );
-    // Both slots are free again.
+    // Both slots are free again: two connections held open at once are
+    // served.
+    let mut held = Vec::new();
     for _ in 0..2 {
-        assert_eq!(
-            request(addr, "GET", "/healthz", None, b"").await.status,
-            200
-        );
+        let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+        c.write_all(b"GET /healthz HTTP/1.1\r\nHost: hub\r\n\r\n")
+            .await
+            .unwrap();
+        held.push(c);
     }
+    for c in &mut held {
+        let mut head = [0u8; 12];
+        tokio::time::timeout(std::time::Duration::from_secs(5), c.read_exact(&mut head))
+            .await
+            .expect("a slot was not given back")
+            .unwrap();
+        assert_eq!(&head, b"HTTP/1.1 200");
+    }
+    drop(held);
+    stop.send(()).unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(10), task)
+        .await
+        .expect("the server did not stop")
+        .unwrap()
+        .unwrap();
+    store.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A client that sends requests and never reads the responses holds its
+/// connection only until a write has waited `request_timeout`: then the
+/// connection is dropped and its slot serves the next client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_client_that_never_reads_loses_its_connection() {
+    use tokio::io::AsyncWriteExt;
+    let dir =
+        std::env::temp_dir().join(format!("tradehub-noread-{}", uuid::Uuid::now_v7().simple()));
+    let store = Store::open(&Store::embedded_url(&dir).unwrap())
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let settings = HttpSettings {
+        request_timeout: std::time::Duration::from_secs(1),
+        max_connections: 1,
+        ..HttpSettings::default()
+    };
+    let task = tokio::spawn(http::serve(
+        listener,
+        Intake::new(store.clone(), Limits::default()),
+        settings,
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+
+    // Small buffers so that the responses fill them quickly.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut deaf = socket.connect(addr).await.unwrap();
+    let pipelined = "GET /v1/openapi.json HTTP/1.1\r\nHost: hub\r\n\r\n".repeat(400);
+    deaf.write_all(pipelined.as_bytes()).await.unwrap();
+
+    let waiting = tokio::spawn(async move { request(addr, "GET", "/healthz", None, b"").await });
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(
+        !waiting.is_finished(),
+        "served while the only slot was held"
+    );
+    let answered = tokio::time::timeout(std::time::Duration::from_secs(10), waiting)
+        .await
+        .expect("the deaf client kept its connection")
+        .unwrap();
+    assert_eq!(answered.status, 200);
+    drop(deaf);
     stop.send(()).unwrap();
     tokio::time::timeout(std::time::Duration::from_secs(10), task)
         .await

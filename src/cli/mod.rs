@@ -810,11 +810,13 @@ fn outbox_command(command: OutboxCommand) -> Result<u8, CliError> {
                             counts.backlog, counts.waiting, counts.parked
                         )
                         .map_err(out_err)?;
+                        let now = Timestamp::now().to_string();
                         for p in &problems {
+                            // Timestamps in one fixed format compare as text.
                             let state = match (&p.parked_at, &p.retry_at) {
                                 (Some(at), _) => format!("parked {at}"),
-                                (None, Some(at)) => format!("next attempt {at}"),
-                                (None, None) => "due".into(),
+                                (None, Some(at)) if *at > now => format!("next attempt {at}"),
+                                (None, _) => "due now".into(),
                             };
                             writeln!(
                                 out,

@@ -157,12 +157,16 @@ pub async fn relay<P, F>(
     tokio::pin!(shutdown);
     let mut backoff = Duration::from_millis(200);
     let mut purged: Option<tokio::time::Instant> = None;
+    // True while the last purge found more than one statement deletes: the
+    // next look purges again (one statement a look, so publishing goes on
+    // meanwhile).
+    let mut behind = false;
     loop {
         if let Some(retention) = settings.retention
-            && purged.is_none_or(|at| at.elapsed() >= PURGE_EVERY)
+            && (behind || purged.is_none_or(|at| at.elapsed() >= PURGE_EVERY))
         {
             purged = Some(tokio::time::Instant::now());
-            purge(&store, retention).await;
+            behind = purge(&store, retention).await;
         }
         match drain_with(&store, publisher.as_ref(), &settings).await {
             Ok(_) => backoff = Duration::from_millis(200),
@@ -184,27 +188,22 @@ pub async fn relay<P, F>(
     }
 }
 
-/// Deletes the rows published longer than `retention` ago.
-async fn purge(store: &Store, retention: Duration) {
+/// Deletes up to [`PURGE_BATCH`] of the rows published longer than
+/// `retention` ago; true when there may be more.
+async fn purge(store: &Store, retention: Duration) -> bool {
     let secs = i64::try_from(retention.as_secs()).unwrap_or(i64::MAX / 2);
     let before = Timestamp::now().plus_secs(-secs);
-    let mut total = 0;
-    loop {
-        match store.purge_published_outbox(before, PURGE_BATCH).await {
-            Ok(n) => {
-                total += n;
-                if n < PURGE_BATCH as u64 {
-                    break;
-                }
+    match store.purge_published_outbox(before, PURGE_BATCH).await {
+        Ok(n) => {
+            if n > 0 {
+                tracing::info!(rows = n, %before, "outbox relay: published rows purged");
             }
-            Err(e) => {
-                tracing::warn!(error = %e, "outbox relay: purging published rows failed; trying again later");
-                break;
-            }
+            n >= PURGE_BATCH as u64
         }
-    }
-    if total > 0 {
-        tracing::info!(rows = total, %before, "outbox relay: published rows purged");
+        Err(e) => {
+            tracing::warn!(error = %e, "outbox relay: purging published rows failed; trying again later");
+            false
+        }
     }
 }
 
@@ -225,13 +224,13 @@ pub async fn drain<P: Publish + ?Sized>(store: &Store, publisher: &P) -> Result<
 }
 
 /// Publishes everything due, in order; returns how many were published.
-/// A batch is sent together and marked only after every message of it was
-/// confirmed. When the broker declines a message of it, the batch is
-/// published again one message at a time (at least once; consumers drop
-/// repeats by `message_id`), so that only the declined message and those
-/// behind it to the same destination wait. On PostgreSQL a batch is
-/// claimed by this relay while it publishes it, so several hub instances
-/// do not publish the same rows.
+/// A batch is sent together; what the broker confirmed is marked. When it
+/// declines a message of the batch, the messages not confirmed are
+/// published again one at a time (at least once; consumers drop repeats by
+/// `message_id`), so that only the declined message and those behind it to
+/// the same destination wait. On PostgreSQL a batch is claimed by this
+/// relay while it publishes it, so several hub instances do not publish
+/// the same rows.
 pub async fn drain_with<P: Publish + ?Sized>(
     store: &Store,
     publisher: &P,

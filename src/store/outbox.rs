@@ -146,6 +146,17 @@ impl Store {
         Ok(total)
     }
 
+    /// Makes a waiting message due now, keeping its attempts (tests use it
+    /// instead of waiting for the pause).
+    #[doc(hidden)]
+    pub async fn make_due(&self, seq: i64) -> Result<(), StoreError> {
+        let _writing = self.write_lock().await;
+        let sql =
+            self.sql("UPDATE outbox SET retry_at = 0 WHERE seq = $1 AND retry_at IS NOT NULL");
+        sqlx::query(&sql).bind(seq).execute(&self.pool).await?;
+        Ok(())
+    }
+
     /// The outbox's backlog, waiting and parked messages.
     pub async fn outbox_counts(&self) -> Result<OutboxCounts, StoreError> {
         let row = sqlx::query(

@@ -76,6 +76,14 @@ impl AmqpSettings {
         format!("{}{base}", self.prefix).into()
     }
 
+    /// What follows the hub's connection names: the prefix, if any.
+    fn connection_suffix(&self) -> String {
+        match self.prefix.as_str() {
+            "" => String::new(),
+            prefix => format!(" ({})", prefix.trim_end_matches('.')),
+        }
+    }
+
     pub fn inbound_exchange(&self) -> ShortString {
         self.name("tradehub.inbound")
     }
@@ -376,6 +384,14 @@ pub async fn declare_ack_queue(
 /// Connects to the broker.
 pub async fn connect(settings: &AmqpSettings) -> Result<Connection, AmqpError> {
     Ok(Connection::connect(&settings.url, ConnectionProperties::default()).await?)
+}
+
+/// [`connect`], the connection named for the broker's management tools
+/// (`rabbitmqctl list_connections name client_properties`).
+async fn connect_named(settings: &AmqpSettings, name: &str) -> Result<Connection, AmqpError> {
+    let properties = ConnectionProperties::default()
+        .with_connection_name(format!("tradehub {name}{}", settings.connection_suffix()).into());
+    Ok(Connection::connect(&settings.url, properties).await?)
 }
 
 /// Consumes until `shutdown` resolves, reconnecting with back-off (1 s
@@ -982,7 +998,7 @@ impl OutboxPublisher {
         }
     }
 
-    async fn send(&self, m: &crate::store::PendingMessage) -> Result<(), AmqpError> {
+    async fn send(&self, m: &crate::store::PendingMessage) -> Result<(), SendFailure> {
         self.send_all(std::slice::from_ref(m))
             .await
             .pop()
@@ -990,15 +1006,20 @@ impl OutboxPublisher {
     }
 
     /// Publishes every message, then waits for every confirm (the broker
-    /// confirms in any order); one result per message. After a failure the
-    /// next publish opens a new connection.
+    /// confirms in any order), all within one [`CONFIRM_TIMEOUT`]; one
+    /// result per message. After a failure other than a negative confirm
+    /// (which leaves the channel as it was) the next publish opens a new
+    /// connection.
     async fn send_all(
         &self,
         messages: &[crate::store::PendingMessage],
-    ) -> Vec<Result<(), AmqpError>> {
+    ) -> Vec<Result<(), SendFailure>> {
         let mut link = self.link.lock().await;
         let results = self.send_on(&mut link, messages).await;
-        if results.iter().any(Result::is_err) {
+        let broken = results
+            .iter()
+            .any(|r| matches!(r, Err(f) if !matches!(f.error, AmqpError::Nacked(_))));
+        if broken {
             *link = None;
         }
         results
@@ -1008,21 +1029,36 @@ impl OutboxPublisher {
         &self,
         link: &mut Option<(Connection, Channel, HashSet<String>)>,
         messages: &[crate::store::PendingMessage],
-    ) -> Vec<Result<(), AmqpError>> {
-        let mut results: Vec<Result<(), AmqpError>> = Vec::with_capacity(messages.len());
+    ) -> Vec<Result<(), SendFailure>> {
+        let mut results: Vec<Result<(), SendFailure>> = Vec::with_capacity(messages.len());
         let mut confirms = Vec::with_capacity(messages.len());
         let sent = self.publish_each(link, messages, &mut confirms).await;
+        // One deadline for the whole batch: a broker that stops confirming
+        // costs the relay one timeout, not one per message.
+        let deadline = tokio::time::Instant::now() + CONFIRM_TIMEOUT;
         for (target, confirm) in confirms {
-            results.push(confirmed(target, confirm).await);
+            let result = match tokio::time::timeout_at(deadline, confirm).await {
+                Ok(Ok(c)) if c.is_ack() => Ok(()),
+                Ok(Ok(_)) => Err(AmqpError::Nacked(target)),
+                Ok(Err(e)) => Err(AmqpError::Broker(e)),
+                Err(_) => Err(AmqpError::NotConfirmed(format!(
+                    "{target} (no confirmation within {} s)",
+                    CONFIRM_TIMEOUT.as_secs()
+                ))),
+            };
+            // A confirm is the message's own answer.
+            results.push(result.map_err(|error| SendFailure { error, own: true }));
         }
-        // A message not sent (the channel or connection failed on the way)
-        // and every one after it share that failure.
-        if let Err(e) = sent {
-            let reason = e.to_string();
-            let mut first = Some(e);
+        // A message not sent and every one after it share that failure: the
+        // message's own when its publish failed, the link's when the
+        // connection, channel or topology did.
+        if let Err(first) = sent {
+            let reason = first.error.to_string();
+            let mut first = Some(first);
             while results.len() < messages.len() {
-                results.push(Err(first.take().unwrap_or_else(|| {
-                    AmqpError::NotConfirmed(format!("not sent: {reason}"))
+                results.push(Err(first.take().unwrap_or_else(|| SendFailure {
+                    error: AmqpError::NotConfirmed(format!("not sent: {reason}")),
+                    own: false,
                 })));
             }
         }
@@ -1036,18 +1072,27 @@ impl OutboxPublisher {
         link: &mut Option<(Connection, Channel, HashSet<String>)>,
         messages: &[crate::store::PendingMessage],
         confirms: &mut Vec<(String, lapin::PublisherConfirm)>,
-    ) -> Result<(), AmqpError> {
+    ) -> Result<(), SendFailure> {
+        let link_failed = |error: AmqpError| SendFailure { error, own: false };
         if link.is_none() {
-            let conn = connect(&self.settings).await?;
-            let channel = conn.create_channel().await?;
-            declare_topology(&channel, &self.settings).await?;
+            let conn = connect_named(&self.settings, "outbox relay")
+                .await
+                .map_err(link_failed)?;
+            let channel = conn
+                .create_channel()
+                .await
+                .map_err(|e| link_failed(e.into()))?;
+            declare_topology(&channel, &self.settings)
+                .await
+                .map_err(link_failed)?;
             channel
                 .confirm_select(ConfirmSelectOptions::default())
-                .await?;
+                .await
+                .map_err(|e| link_failed(e.into()))?;
             *link = Some((conn, channel, HashSet::new()));
         }
         let Some((_, channel, declared)) = link.as_mut() else {
-            return Err(AmqpError::NotConfirmed("no channel".into()));
+            return Err(link_failed(AmqpError::NotConfirmed("no channel".into())));
         };
         for m in messages {
             // Answers to partners go to their `ack.<partner>` queue,
@@ -1059,7 +1104,9 @@ impl OutboxPublisher {
             {
                 key = self.settings.ack_queue(partner);
                 if !declared.contains(key.as_str()) {
-                    declare_ack_queue(channel, &self.settings, partner).await?;
+                    declare_ack_queue(channel, &self.settings, partner)
+                        .await
+                        .map_err(link_failed)?;
                     declared.insert(key.as_str().to_owned());
                 }
             }
@@ -1079,31 +1126,41 @@ impl OutboxPublisher {
                     props,
                 ),
             )
-            .await?;
+            .await
+            .map_err(|error| SendFailure { error, own: true })?;
             confirms.push((target, confirm));
         }
         Ok(())
     }
 }
 
+/// A failed outbox publish, and whether it was the message's own publish
+/// or confirm that failed (rather than the connection, the channel or the
+/// topology declared on the way).
+#[derive(Debug)]
+struct SendFailure {
+    error: AmqpError,
+    own: bool,
+}
+
 /// What a failed publish means for the outbox: a negative confirm declines
-/// the message at its destination; a channel the broker closed over the
-/// publish (a soft AMQP error: an exchange that does not exist, a message
-/// over the size limit) rejects the message itself; anything else (the
-/// connection, a timeout) is the broker being away.
-fn relay_error(e: AmqpError) -> crate::hub::outbox::RelayError {
+/// the message at its destination; the broker closing the channel over the
+/// message's own publish with a soft AMQP error (an exchange that does not
+/// exist, a message over the size limit) rejects the message itself;
+/// anything else (a dead connection, a broker restarting, a timeout, a
+/// failed declaration) is the broker being away, no message's fault.
+fn relay_error(failure: SendFailure) -> crate::hub::outbox::RelayError {
     use crate::hub::outbox::RelayError;
-    let soft = |e: &lapin::Error| match e.kind() {
-        lapin::ErrorKind::ProtocolError(p) => {
-            matches!(p.kind(), lapin::protocol::AMQPErrorKind::Soft(_))
-        }
-        lapin::ErrorKind::InvalidChannelState(lapin::ChannelState::Error, _) => true,
-        _ => false,
+    let soft = |e: &lapin::Error| {
+        matches!(e.kind(), lapin::ErrorKind::ProtocolError(p)
+            if matches!(p.kind(), lapin::protocol::AMQPErrorKind::Soft(_)))
     };
-    match &e {
-        AmqpError::Nacked(_) => RelayError::Refused(e.to_string()),
-        AmqpError::Broker(b) if soft(b) => RelayError::Rejected(e.to_string()),
-        _ => RelayError::Publish(e.to_string()),
+    match &failure.error {
+        AmqpError::Nacked(_) => RelayError::Refused(failure.error.to_string()),
+        AmqpError::Broker(b) if failure.own && soft(b) => {
+            RelayError::Rejected(failure.error.to_string())
+        }
+        _ => RelayError::Publish(failure.error.to_string()),
     }
 }
 

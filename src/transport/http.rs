@@ -152,7 +152,7 @@ pub async fn serve<F>(
 where
     F: Future<Output = ()> + Send + 'static,
 {
-    serve_on(listener, intake, settings, shutdown).await
+    serve_on(listener, None, intake, settings, shutdown).await
 }
 
 /// [`serve`] over TLS: only connections whose handshake completed reach
@@ -166,32 +166,27 @@ pub async fn serve_tls<F>(
 where
     F: Future<Output = ()> + Send + 'static,
 {
-    serve_on(listener, intake, settings, shutdown).await
+    let super::tls::TlsListener { listener, acceptor } = listener;
+    serve_on(listener, Some(acceptor), intake, settings, shutdown).await
 }
 
-/// How long connections get to finish their requests after shutdown was
-/// asked for.
-const DRAIN: std::time::Duration = std::time::Duration::from_secs(30);
-
-/// Serves HTTP/1.1 connections from `listener` until `shutdown` resolves,
-/// then lets the requests in progress finish (at most [`DRAIN`]). Each
-/// connection must send its headers within `header_timeout` (also the
-/// longest a keep-alive connection may stay idle), and at most
-/// `max_connections` are served at once.
-async fn serve_on<L, F>(
-    mut listener: L,
+/// Serves HTTP/1.1 connections from `listener` (over TLS with `tls`) until
+/// `shutdown` resolves, then lets the requests in progress finish. At most
+/// `max_connections` are served at once (a TLS handshake in progress takes
+/// a slot too); each must send its headers within `header_timeout` (also
+/// the longest a keep-alive connection may stay idle) and take the
+/// response: a client that stops reading for `request_timeout` loses its
+/// connection.
+async fn serve_on<F>(
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     intake: Intake,
     settings: HttpSettings,
     shutdown: F,
 ) -> std::io::Result<()>
 where
-    L: axum::serve::Listener,
-    L::Addr: std::fmt::Debug,
     F: Future<Output = ()> + Send + 'static,
 {
-    use hyper_util::rt::{TokioIo, TokioTimer};
-    use tower::ServiceExt;
-
     let router = router(intake, settings);
     let slots = Arc::new(tokio::sync::Semaphore::new(settings.max_connections.max(1)));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
@@ -206,38 +201,182 @@ where
             },
             () = &mut shutdown => break,
         };
-        let (io, peer) = tokio::select! {
-            accepted = listener.accept() => accepted,
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // Out of file descriptors, say: wait a moment.
+                    tracing::warn!(error = %e, "TCP accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
             () = &mut shutdown => break,
         };
-        let service = hyper_util::service::TowerToHyperService::new(router.clone().map_request(
-            |request: axum::http::Request<hyper::body::Incoming>| {
-                request.map(axum::body::Body::new)
-            },
-        ));
-        let connection = hyper::server::conn::http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(settings.header_timeout)
-            .serve_connection(TokioIo::new(io), service);
-        let connection = graceful.watch(connection);
+        let router = router.clone();
+        let watcher = graceful.watcher();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(?peer, error = %e, "HTTP connection ended");
+            match tls {
+                None => serve_connection(tcp, router, settings, watcher, peer).await,
+                Some(acceptor) => {
+                    let handshake =
+                        tokio::time::timeout(super::tls::HANDSHAKE_DEADLINE, acceptor.accept(tcp))
+                            .await;
+                    match handshake {
+                        Ok(Ok(stream)) => {
+                            serve_connection(stream, router, settings, watcher, peer).await;
+                        }
+                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                }
             }
             drop(slot);
         });
     }
     drop(listener);
-    if tokio::time::timeout(DRAIN, graceful.shutdown())
+    // Requests end within `request_timeout` (408), responses are taken or
+    // the connection is dropped within as long again.
+    let drain = settings.request_timeout * 2 + std::time::Duration::from_secs(5);
+    if tokio::time::timeout(drain, graceful.shutdown())
         .await
         .is_err()
     {
         tracing::warn!(
-            "HTTP connections still open {} s after shutdown; closing them",
-            DRAIN.as_secs()
+            "HTTP connections still open {} s after shutdown was asked for; no longer waiting for them",
+            drain.as_secs()
         );
     }
     Ok(())
+}
+
+/// Serves one connection's requests until it closes.
+async fn serve_connection<IO>(
+    io: IO,
+    router: Router,
+    settings: HttpSettings,
+    watcher: hyper_util::server::graceful::Watcher,
+    peer: std::net::SocketAddr,
+) where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use tower::ServiceExt;
+    let service = hyper_util::service::TowerToHyperService::new(router.map_request(
+        |request: axum::http::Request<hyper::body::Incoming>| request.map(axum::body::Body::new),
+    ));
+    let io = TokioIo::new(WriteDeadline::new(io, settings.request_timeout));
+    let connection = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(settings.header_timeout)
+        .serve_connection(io, service);
+    if let Err(e) = watcher.watch(connection).await {
+        tracing::debug!(%peer, error = %e, "HTTP connection ended");
+    }
+}
+
+/// A connection whose writes fail (`TimedOut`) once one has waited `limit`
+/// for the client to take data: a client that stops reading its response
+/// cannot hold the connection, and its slot, for good.
+struct WriteDeadline<IO> {
+    io: IO,
+    limit: std::time::Duration,
+    /// Armed while a write waits.
+    stalled: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<IO> WriteDeadline<IO> {
+    fn new(io: IO, limit: std::time::Duration) -> Self {
+        WriteDeadline {
+            io,
+            limit,
+            stalled: None,
+        }
+    }
+
+    /// After a write that could not go on: arms the deadline (once) and
+    /// tells whether it passed.
+    fn expired(&mut self, cx: &mut std::task::Context<'_>) -> bool {
+        let limit = self.limit;
+        let sleep = self
+            .stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        sleep.as_mut().poll(cx).is_ready()
+    }
+
+    fn on_write<T>(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        polled: std::task::Poll<std::io::Result<T>>,
+    ) -> std::task::Poll<std::io::Result<T>> {
+        use std::task::Poll;
+        match polled {
+            Poll::Pending if self.expired(cx) => Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the client did not take the response in time",
+            ))),
+            Poll::Pending => Poll::Pending,
+            ready => {
+                self.stalled = None;
+                ready
+            }
+        }
+    }
+}
+
+impl<IO: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for WriteDeadline<IO> {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().io).poll_read(cx, buf)
+    }
+}
+
+impl<IO: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for WriteDeadline<IO> {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        let polled = std::pin::Pin::new(&mut this.io).poll_write(cx, buf);
+        this.on_write(cx, polled)
+    }
+
+    fn poll_write_vectored(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        let polled = std::pin::Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
+        this.on_write(cx, polled)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let polled = std::pin::Pin::new(&mut this.io).poll_flush(cx);
+        this.on_write(cx, polled)
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let polled = std::pin::Pin::new(&mut this.io).poll_shutdown(cx);
+        this.on_write(cx, polled)
+    }
 }
 
 /// An RFC 9457 problem details response.

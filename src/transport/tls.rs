@@ -1,19 +1,18 @@
 //! TLS for the HTTP API (rustls, TLS 1.2 and 1.3): the certificate chain
-//! and private key are PEM files named in the configuration. Handshakes run
-//! in their own tasks with a deadline, so a client that never finishes its
-//! handshake holds no one else up; only completed connections reach the
-//! router.
+//! and private key are PEM files named in the configuration. Each
+//! handshake runs in its connection's own task with a deadline, after the
+//! connection took one of the server's connection slots, so a client that
+//! never finishes its handshake holds no one else up and handshakes count
+//! against `max_connections`; only completed connections reach the router.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
-use tokio_rustls::server::TlsStream;
 
 /// Where the server's certificate chain and key are.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,9 +35,7 @@ pub enum TlsError {
 }
 
 /// How long a client has to complete its handshake.
-const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(10);
-/// Completed handshakes waiting for the router.
-const BACKLOG: usize = 256;
+pub(crate) const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(10);
 
 /// The TLS acceptor for these files.
 pub fn acceptor(settings: &TlsSettings) -> Result<TlsAcceptor, TlsError> {
@@ -69,71 +66,23 @@ pub fn acceptor(settings: &TlsSettings) -> Result<TlsAcceptor, TlsError> {
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
-/// A listener that hands the router only connections whose TLS handshake
-/// completed.
-#[derive(Debug)]
+/// A TCP listener whose connections speak TLS (see
+/// [`super::http::serve_tls`]).
 pub struct TlsListener {
-    local: SocketAddr,
-    ready: tokio::sync::mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
-    accept_task: tokio::task::JoinHandle<()>,
+    pub(crate) listener: TcpListener,
+    pub(crate) acceptor: TlsAcceptor,
 }
 
 impl TlsListener {
     pub fn new(listener: TcpListener, acceptor: TlsAcceptor) -> std::io::Result<Self> {
-        let local = listener.local_addr()?;
-        let (tx, ready) = tokio::sync::mpsc::channel(BACKLOG);
-        let accept_task = tokio::spawn(async move {
-            loop {
-                let (tcp, peer) = match listener.accept().await {
-                    Ok(pair) => pair,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "TCP accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                if tx.is_closed() {
-                    return;
-                }
-                let (acceptor, tx) = (acceptor.clone(), tx.clone());
-                tokio::spawn(async move {
-                    match tokio::time::timeout(HANDSHAKE_DEADLINE, acceptor.accept(tcp)).await {
-                        Ok(Ok(tls)) => {
-                            let _ = tx.send((tls, peer)).await;
-                        }
-                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-                    }
-                });
-            }
-        });
-        Ok(TlsListener {
-            local,
-            ready,
-            accept_task,
-        })
+        Ok(TlsListener { listener, acceptor })
     }
 }
 
-impl Drop for TlsListener {
-    fn drop(&mut self) {
-        self.accept_task.abort();
-    }
-}
-
-impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.ready.recv().await {
-            Some(pair) => pair,
-            // The accept task ended (only when dropped): nothing more comes.
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        Ok(self.local)
+impl std::fmt::Debug for TlsListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsListener")
+            .field("local", &self.listener.local_addr().ok())
+            .finish_non_exhaustive()
     }
 }
