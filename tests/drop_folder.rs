@@ -222,3 +222,33 @@ async fn a_file_that_cannot_be_moved_is_answered_once() {
     intake.store().close().await;
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A symbolic link in a partner's in/ is refused, not followed: it could
+/// point at another partner's files (here another broker's delivered
+/// declaration), which would then be filed under this partner's name.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_symbolic_link_is_refused_not_followed() {
+    let (dir, intake, settings) = setup().await;
+    let victim = settings.dir.join("OTHERBROKER/done");
+    std::fs::create_dir_all(&victim).unwrap();
+    std::fs::write(victim.join("decl.edi"), fixture("ok/cusdec-d96b-unoc.edi")).unwrap();
+    let inbox = settings.dir.join("KRBROKER01/in");
+    std::os::unix::fs::symlink(victim.join("decl.edi"), inbox.join("theirs.edi")).unwrap();
+
+    let outcomes = drop::scan(&intake, &settings).await.unwrap();
+    let folder = settings.dir.join("KRBROKER01");
+    assert_eq!(
+        outcomes,
+        vec![Outcome::Failed(folder.join("failed/theirs.edi"))]
+    );
+    let err = std::fs::read_to_string(folder.join("failed/theirs.edi.err")).unwrap();
+    assert!(err.contains("symbolic link"), "{err}");
+    assert_eq!(intake.store().count(Table::Interchanges).await.unwrap(), 0);
+    assert!(
+        victim.join("decl.edi").is_file(),
+        "the link's target is untouched"
+    );
+    intake.store().close().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -390,3 +390,35 @@ fn validators_on_many_threads_agree() {
         }
     });
 }
+
+/// Many siblings with distinct names (each element's children are counted
+/// by name to locate findings as `name[n]`): the guard's work stays linear,
+/// and the document gets its answer — here the schema's complaint about the
+/// first unexpected element — instead of the validator working for hours.
+#[test]
+fn many_distinct_sibling_names_do_not_stall_the_guard() {
+    let mut doc = String::from("<Declaration xmlns=\"urn:wco:datamodel:WCO:DEC-DMS:2\">\n");
+    for i in 0..150_000 {
+        doc.push_str(&format!("<a{i}/>"));
+    }
+    doc.push_str("\n</Declaration>");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let report = validator(XmlLimits::default()).validate(doc.as_bytes(), "siblings.xml");
+        let _ = tx.send(report);
+    });
+    // A liveness bound, far above the time it takes (the quadratic count
+    // took hours here).
+    let report = rx
+        .recv_timeout(std::time::Duration::from_secs(120))
+        .expect("the validator did not answer");
+    assert!(!report.valid);
+    assert!(
+        report
+            .issues
+            .iter()
+            .any(|i| i.code == Code::XmlSchemaInvalid),
+        "{:#?}",
+        report.issues.first()
+    );
+}

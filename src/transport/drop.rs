@@ -171,13 +171,32 @@ async fn scan_folders(
             continue;
         };
         let inbox = folder.join("in");
-        let Ok(files) = std::fs::read_dir(&inbox) else {
-            continue;
+        let files = match std::fs::read_dir(&inbox) {
+            Ok(files) => files,
+            // No in/ yet: nothing delivered.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                // Permissions, say: the partner's files are not taken
+                // until the operator fixes it, so say so.
+                tracing::warn!(folder = %inbox.display(), error = %e, "drop folder cannot be read; its files wait");
+                continue;
+            }
         };
+        // Regular files and symbolic links (a link is refused, not
+        // followed: it could point at another partner's files).
         let mut files: Vec<PathBuf> = files
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| p.is_file() && is_complete(p) && !stuck.contains_key(p))
+            .filter_map(|entry| match entry {
+                Ok(entry) => Some(entry.path()),
+                Err(e) => {
+                    tracing::warn!(folder = %inbox.display(), error = %e, "drop folder entry cannot be read");
+                    None
+                }
+            })
+            .filter(|p| {
+                std::fs::symlink_metadata(p).is_ok_and(|m| m.is_file() || m.file_type().is_symlink())
+                    && is_complete(p)
+                    && !stuck.contains_key(p)
+            })
             .collect();
         files.sort();
         // A file that cannot be taken holds up neither the files after it
@@ -215,6 +234,23 @@ async fn scan_folders(
     Ok(outcomes)
 }
 
+/// The file's bytes, or `None` when it holds more than `limit`; a
+/// symbolic link is not followed (the open fails).
+fn read_at_most(path: &Path, limit: u64) -> std::io::Result<Option<Vec<u8>>> {
+    use std::io::Read;
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NOFOLLOW);
+    }
+    let file = options.open(path)?;
+    let mut bytes = Vec::new();
+    file.take(limit.saturating_add(1)).read_to_end(&mut bytes)?;
+    Ok((bytes.len() as u64 <= limit).then_some(bytes))
+}
+
 fn is_complete(path: &Path) -> bool {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
     !(name.is_empty() || name.starts_with('.') || name.ends_with(".part") || name.ends_with(".tmp"))
@@ -227,7 +263,12 @@ async fn take(
     folder: &Path,
     file: &Path,
 ) -> Result<Outcome, DropError> {
-    let size = std::fs::metadata(file).map_err(io_err(file))?.len();
+    let meta = std::fs::symlink_metadata(file).map_err(io_err(file))?;
+    if meta.file_type().is_symlink() {
+        let why = "a symbolic link is not followed; deliver the file itself\n";
+        return finish(folder, file, false, None, why);
+    }
+    let size = meta.len();
     if size > settings.max_file_bytes {
         let why = format!(
             "file of {size} bytes exceeds the limit of {} bytes; not read",
@@ -235,7 +276,18 @@ async fn take(
         );
         return finish(folder, file, false, None, &why);
     }
-    let bytes = std::fs::read(file).map_err(io_err(file))?;
+    // Opened without following a link put in its place since, and read no
+    // further than the limit (a file still growing is not read past it).
+    let bytes = match read_at_most(file, settings.max_file_bytes).map_err(io_err(file))? {
+        Some(bytes) => bytes,
+        None => {
+            let why = format!(
+                "file grew beyond the limit of {} bytes while it was read; not taken",
+                settings.max_file_bytes
+            );
+            return finish(folder, file, false, None, &why);
+        }
+    };
     let outcome = intake.submit(partner, bytes).await?;
     let name = file.display().to_string();
     // From here the file has its answer: one that cannot be moved stays

@@ -157,7 +157,54 @@ impl<'a> Lines<'a> {
 }
 
 /// Same-named children counted so far: (name, count).
-type Children = Vec<(Box<str>, u32)>;
+/// Same-named children of an element counted so far: a short list while
+/// the names are few, a hash map (randomly seeded: the names are the
+/// sender's) once they are many, so that a document whose elements have
+/// thousands of distinct children costs no more than a list per name.
+#[derive(Debug, Default)]
+struct Children {
+    few: Vec<(Box<str>, u32)>,
+    many: Option<std::collections::HashMap<Box<str>, u32>>,
+}
+
+/// Distinct names kept in a list before the counts move to a map.
+const FEW_NAMES: usize = 16;
+
+impl Children {
+    /// One more child named `local`: its 1-based index among its
+    /// same-named siblings.
+    fn next(&mut self, local: &str) -> u32 {
+        if let Some(many) = &mut self.many {
+            let count = many.entry(local.into()).or_insert(0);
+            *count += 1;
+            return *count;
+        }
+        if let Some(entry) = self.few.iter_mut().find(|(name, _)| &**name == local) {
+            entry.1 += 1;
+            return entry.1;
+        }
+        if self.few.len() >= FEW_NAMES {
+            let mut many: std::collections::HashMap<Box<str>, u32> = self.few.drain(..).collect();
+            many.insert(local.into(), 1);
+            self.many = Some(many);
+            return 1;
+        }
+        self.few.push((local.into(), 1));
+        1
+    }
+
+    /// How many children named `local` were counted.
+    fn count(&self, local: &str) -> u32 {
+        match &self.many {
+            Some(many) => many.get(local).copied().unwrap_or(0),
+            None => self
+                .few
+                .iter()
+                .find(|(name, _)| &**name == local)
+                .map_or(0, |(_, count)| *count),
+        }
+    }
+}
 
 /// One step of an element path: (element ordinal, local name, index).
 type Step = (u64, Box<str>, u32);
@@ -174,12 +221,7 @@ struct Open {
 }
 
 fn child_index(children: &mut Children, local: &str) -> u32 {
-    if let Some(entry) = children.iter_mut().find(|(name, _)| &**name == local) {
-        entry.1 += 1;
-        return entry.1;
-    }
-    children.push((local.into(), 1));
-    1
+    children.next(local)
 }
 
 /// The element path of the open elements, `[n]` written from the second
@@ -288,7 +330,7 @@ pub fn scan(doc: &[u8], limits: &XmlLimits) -> Scan {
         config.expand_empty_elements = false;
     }
     let mut stack: Vec<Open> = Vec::new();
-    let mut top_children: Children = Vec::new();
+    let mut top_children = Children::default();
     let mut root_seen = false;
     let mut root_closed = false;
     // Depth of the Declaration/Response element (1 bare, 2 wrapped).
@@ -479,7 +521,7 @@ pub fn scan(doc: &[u8], limits: &XmlLimits) -> Scan {
                         ordinal: 0,
                         local: local.into(),
                         index,
-                        children: Vec::new(),
+                        children: Children::default(),
                     });
                 } else if stack.is_empty() {
                     root_closed = true;
@@ -603,7 +645,7 @@ pub(crate) fn locate(doc: &[u8], targets: &[(u32, String)]) -> Vec<Option<(u32, 
     let mut lines = Lines::new(doc);
     // (ordinal, local, index, children)
     let mut stack: Vec<Open> = Vec::new();
-    let mut top: Children = Vec::new();
+    let mut top = Children::default();
     let mut interesting: rustc_hash::FxHashSet<u64> = Default::default();
     let mut final_counts: rustc_hash::FxHashMap<u64, Children> = Default::default();
     let mut ordinal = 0u64;
@@ -648,7 +690,7 @@ pub(crate) fn locate(doc: &[u8], targets: &[(u32, String)]) -> Vec<Option<(u32, 
                         ordinal,
                         local,
                         index,
-                        children: Vec::new(),
+                        children: Children::default(),
                     });
                 }
             }
@@ -675,10 +717,7 @@ pub(crate) fn locate(doc: &[u8], targets: &[(u32, String)]) -> Vec<Option<(u32, 
             for (o, local, index) in &chain {
                 path.push('/');
                 path.push_str(local);
-                let siblings = parent_counts
-                    .and_then(|c| c.iter().find(|(n, _)| n == local))
-                    .map(|(_, count)| *count)
-                    .unwrap_or(1);
+                let siblings = parent_counts.map_or(1, |c| c.count(local).max(1));
                 if siblings > 1 {
                     path.push_str(&format!("[{index}]"));
                 }
