@@ -144,6 +144,22 @@ async fn workflow(url: &str) {
     let responses = store.responses_of(&d[0].id).await.unwrap();
     assert_eq!(responses.len(), 1);
     assert_eq!(responses[0].status, state::CLEARED);
+    // Accepted: customs gave it an MRN, which the answer quotes (RFF+ABT)
+    // and its canonical form carries.
+    let mrn = d[0]
+        .mrn
+        .clone()
+        .expect("an accepted declaration has an MRN");
+    assert!(tradehub::hub::mrn::is_valid(&mrn), "{mrn}");
+    assert!(mrn[2..4] == *"KR", "{mrn}");
+    assert!(
+        responses[0].body.contains(&format!("RFF+ABT:{mrn}'")),
+        "{}",
+        responses[0].body
+    );
+    let canonical: serde_json::Value =
+        serde_json::from_str(d[0].canonical_json.as_deref().unwrap()).unwrap();
+    assert_eq!(canonical["mrn"], mrn.as_str());
 
     // Beef (0201): MFDS and APQA must confirm; both requests are in the
     // outbox for their agency queues, written with the declaration.
@@ -165,6 +181,11 @@ async fn workflow(url: &str) {
         assert_eq!(row.message.routing_key, format!("permit.{}", p.agency));
         let request: serde_json::Value = serde_json::from_slice(&row.message.payload).unwrap();
         assert_eq!(request["declaration"]["lrn"], "LRN-B");
+        assert_eq!(
+            request["declaration"]["mrn"],
+            beef.mrn.as_deref().unwrap(),
+            "agencies are told the MRN"
+        );
         assert_eq!(
             request["goods"],
             serde_json::json!([1]),
@@ -323,6 +344,8 @@ async fn workflow(url: &str) {
     );
     let old = store.declaration(&held.id).await.unwrap().unwrap();
     assert_eq!(old.status, state::AMENDED);
+    assert!(old.mrn.is_some());
+    assert_eq!(d[0].mrn, old.mrn, "an amendment keeps the MRN");
     // … and a cancellation must name a live declaration (RUL008).
     let d = submit(&hub, cusdec("IC006", "LRN-NEVER", "1", &["847989"])).await;
     assert_eq!(d[0].status, state::REJECTED);
@@ -338,6 +361,16 @@ async fn workflow(url: &str) {
     assert_eq!(c[0].status, state::ACCEPTED);
     let cancelled = store.declaration(&waiting).await.unwrap().unwrap();
     assert_eq!(cancelled.status, state::CANCELLED);
+    // The cancellation has no MRN of its own; its answer quotes the
+    // cancelled declaration's.
+    assert_eq!(c[0].mrn, None);
+    let answer = store.responses_of(&c[0].id).await.unwrap().pop().unwrap();
+    let cancelled_mrn = cancelled.mrn.clone().unwrap();
+    assert!(
+        answer.body.contains(&format!("RFF+ABT:{cancelled_mrn}'")),
+        "{}",
+        answer.body
+    );
     assert!(
         store
             .permits_of(&waiting)

@@ -69,6 +69,12 @@ async fn wco_declarations_are_validated_mapped_and_answered_in_wco_res() {
     );
     let lrn = d["declaration"]["lrn"].as_str().unwrap();
     assert!(text.contains(lrn), "{lrn} in {text}");
+    // The MRN customs gave it: on the declaration, in its canonical form
+    // and as the response's declaration ID.
+    let mrn = d["declaration"]["mrn"].as_str().unwrap();
+    assert!(tradehub::hub::mrn::is_valid(mrn), "{mrn}");
+    assert_eq!(d["canonical"]["mrn"], mrn);
+    assert!(text.contains(&format!("<res:ID>{mrn}</res:ID>")), "{text}");
 
     // The same bytes again: the original answer, nothing new.
     let r = request(addr, "POST", "/v1/interchanges", token, &dec).await;

@@ -178,6 +178,10 @@ enum Command {
         /// Hours published outbox rows are kept; 0 keeps them [default: 168].
         #[arg(long, env = "TRADEHUB_OUTBOX_RETENTION_HOURS")]
         outbox_retention_hours: Option<u64>,
+        /// ISO 3166 alpha-2 code of the country whose customs runs the hub;
+        /// the MRNs it gives start with it [default: KR].
+        #[arg(long, env = "TRADEHUB_COUNTRY")]
+        country: Option<String>,
         /// The hub's identity as sender of its answers (UNB S002) [default: TRADEHUB].
         #[arg(long, env = "TRADEHUB_HUB_ID")]
         hub_id: Option<String>,
@@ -626,6 +630,7 @@ struct HubConfig {
     permit_timeout_secs: Option<u64>,
     outbox_max_attempts: Option<i64>,
     outbox_retention_hours: Option<u64>,
+    country: Option<String>,
     hub_id: Option<String>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
@@ -1066,6 +1071,7 @@ where
             permit_timeout_secs,
             outbox_max_attempts,
             outbox_retention_hours,
+            country,
             hub_id,
             tls_cert,
             tls_key,
@@ -1116,6 +1122,18 @@ where
                         s.clamp(1, 365 * 86_400) as i64
                     }),
                 tolerance: defaults.tolerance,
+                country: {
+                    let country = country
+                        .or(file.country)
+                        .unwrap_or(defaults.country)
+                        .to_ascii_uppercase();
+                    if isocountry::CountryCode::for_alpha2(&country).is_err() {
+                        return Err(CliError::Usage(format!(
+                            "country {country:?} is not an ISO 3166 alpha-2 code"
+                        )));
+                    }
+                    country
+                },
             };
             let agency_queues: Vec<String> = catalogue.iter().map(|a| a.code.clone()).collect();
             let tls = match (tls_cert.or(file.tls_cert), tls_key.or(file.tls_key)) {

@@ -95,6 +95,9 @@ pub struct Clearance {
     pub permit_timeout_secs: i64,
     /// Relative tolerance of totals against the items (rules).
     pub tolerance: Decimal,
+    /// ISO 3166 alpha-2 code of the country whose customs runs the hub:
+    /// the MRNs it gives start with it (see [`super::mrn`]).
+    pub country: String,
 }
 
 impl Default for Clearance {
@@ -105,6 +108,7 @@ impl Default for Clearance {
             hub_id: "TRADEHUB".into(),
             permit_timeout_secs: 24 * 3600,
             tolerance: Decimal::new(1, 2),
+            country: "KR".into(),
         }
     }
 }
@@ -115,6 +119,8 @@ impl Default for Clearance {
 pub struct Prior {
     pub id: String,
     pub status: String,
+    /// Its MRN: an amendment keeps it, a cancellation's answer quotes it.
+    pub mrn: Option<String>,
 }
 
 impl From<&StoredDeclaration> for Prior {
@@ -122,6 +128,7 @@ impl From<&StoredDeclaration> for Prior {
         Prior {
             id: d.id.clone(),
             status: d.status.clone(),
+            mrn: d.mrn.clone(),
         }
     }
 }
@@ -233,7 +240,11 @@ impl Clearance {
                     detail: format!("cancelled by declaration {}", d.id),
                 });
                 d.status = state::ACCEPTED.into();
+                // The answer names the cancelled declaration's MRN; the
+                // cancellation itself has none of its own.
+                d.mrn.clone_from(&p.mrn);
                 self.respond(&mut d, &reply, state::CANCELLED, &[], 0, now);
+                d.mrn = None;
                 return d;
             }
             (DeclarationFunction::Amendment, Some(p)) => {
@@ -246,6 +257,22 @@ impl Clearance {
             }
             _ => {}
         }
+        // Accepted: the declaration gets its MRN (an amendment keeps the
+        // one of the declaration it replaces), in its canonical form and
+        // the permit requests too.
+        let mrn = prior
+            .filter(|_| decl.function == DeclarationFunction::Amendment)
+            .and_then(|p| p.mrn.clone())
+            .unwrap_or_else(|| super::mrn::issue(&self.country, &d.id, now));
+        let mut decl = decl;
+        decl.mrn = Some(mrn.clone());
+        if let Some(mut canonical) = mapped.canonical.clone()
+            && let Some(object) = canonical.as_object_mut()
+        {
+            object.insert("mrn".into(), serde_json::Value::String(mrn.clone()));
+            d.canonical_json = Some(canonical.to_string());
+        }
+        d.mrn = Some(mrn);
         let assessment = self.risk.assess(&d.id, &decl);
         d.lane = Some(assessment.lane.as_str().into());
         d.events.push((
@@ -427,6 +454,7 @@ impl Clearance {
         let mut sink = NewDeclaration {
             id: declaration.id.clone(),
             lane: declaration.lane.clone(),
+            mrn: declaration.mrn.clone(),
             ..NewDeclaration::default()
         };
         self.respond(&mut sink, &reply, next, &errors, answered, now);
@@ -449,6 +477,7 @@ impl Clearance {
         let mut sink = NewDeclaration {
             id: declaration.id.clone(),
             lane: declaration.lane.clone(),
+            mrn: declaration.mrn.clone(),
             ..NewDeclaration::default()
         };
         self.respond(&mut sink, &reply, state::RELEASED, &[], answered, now);
@@ -532,7 +561,7 @@ impl Clearance {
     ) {
         let response = Response {
             declaration_lrn: reply.lrn.clone().unwrap_or_default(),
-            mrn: None,
+            mrn: d.mrn.clone(),
             status: status.to_owned(),
             errors: errors.iter().map(crate::ack::response_error).collect(),
             at: moment(now),

@@ -16,6 +16,7 @@ use sha2::{Digest, Sha256};
 pub mod cargo;
 pub mod clearance;
 pub mod metrics;
+pub mod mrn;
 pub mod outbox;
 pub mod permits;
 mod responses;
@@ -561,6 +562,7 @@ impl Intake {
                     clearance::Prior {
                         id: d.id.clone(),
                         status: d.status.clone(),
+                        mrn: d.mrn.clone(),
                     },
                 );
             }

@@ -25,6 +25,8 @@ pub struct NewDeclaration {
     /// Canonical type: `declaration`, `cargo_report`, `passenger_list`.
     pub target: String,
     pub lrn: Option<String>,
+    /// Given when customs accepts the declaration (kept by an amendment).
+    pub mrn: Option<String>,
     pub function: Option<String>,
     pub status: String,
     pub lane: Option<String>,
@@ -84,6 +86,9 @@ pub struct StoredDeclaration {
     pub target: String,
     pub partner_id: String,
     pub lrn: Option<String>,
+    /// The movement reference number, once customs accepted it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mrn: Option<String>,
     pub function: Option<String>,
     pub status: String,
     pub lane: Option<String>,
@@ -150,7 +155,7 @@ pub enum Decided {
 pub const FINAL_STATUSES: &[&str] = &["rejected", "released", "cancelled", "amended"];
 
 const DECLARATION_COLUMNS: &str = "id, interchange_id, message_reference, message_type, target, partner_id, lrn, \
-     function, status, lane, canonical_json, issues_json, reply_json, created_at, updated_at";
+     function, status, lane, canonical_json, issues_json, reply_json, created_at, updated_at, mrn";
 const PERMIT_COLUMNS: &str = "id, declaration_id, agency, rule, status, requested_at, due_at, decided_at, \
      request_json, decision_json";
 
@@ -187,7 +192,7 @@ impl Store {
         }
         let sql = self.sql(&format!(
             "INSERT INTO declarations ({DECLARATION_COLUMNS}) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
         ));
         sqlx::query(&sql)
             .bind(&d.id)
@@ -205,9 +210,18 @@ impl Store {
             .bind(&d.reply_json)
             .bind(at.clone())
             .bind(at.clone())
+            .bind(d.mrn.clone())
             .execute(&mut **tx)
             .await
             .map_err(|e| match StoreError::from(e) {
+                // Two declarations drew the same MRN (its random part
+                // repeated within one millisecond): worked out again, it
+                // gets another.
+                StoreError::Conflict { what } if what.contains("declarations_live_mrn") || what.contains("declarations.mrn") => {
+                    StoreError::StateChanged {
+                        what: format!("the MRN drawn for declaration {} is taken", d.id),
+                    }
+                }
                 // Another declaration with this LRN went live after intake
                 // looked (a submission committed meanwhile).
                 StoreError::Conflict { what } if what.contains("declarations_live_lrn") || what.contains("declarations.partner_id, declarations.lrn") => {
@@ -844,6 +858,7 @@ fn declaration_row(r: &AnyRow) -> Result<StoredDeclaration, StoreError> {
         target: r.try_get("target")?,
         partner_id: r.try_get("partner_id")?,
         lrn: r.try_get("lrn")?,
+        mrn: r.try_get("mrn")?,
         function: r.try_get("function")?,
         status: r.try_get("status")?,
         lane: r.try_get("lane")?,
