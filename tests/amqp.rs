@@ -264,6 +264,28 @@ async fn amqp_intake_end_to_end() {
     .await;
     let r = next_message(&ch, ack_queue.as_str()).await;
     assert!(String::from_utf8_lossy(&r.delivery.data).contains("UCI+AMQP006+guest"));
+    // A reply_to naming another partner's answer queue: not answered
+    // there (the hub's user could publish to it), but on the sender's own.
+    amqp::declare_ack_queue(&ch, &settings, "OTHER")
+        .await
+        .unwrap();
+    publish(
+        &ch,
+        &settings,
+        &interchange("guest", "AMQP007"),
+        as_guest().with_reply_to(settings.ack_queue("OTHER")),
+    )
+    .await;
+    let r = next_message(&ch, ack_queue.as_str()).await;
+    assert!(String::from_utf8_lossy(&r.delivery.data).contains("UCI+AMQP007+guest"));
+    let other = ch
+        .basic_get(settings.ack_queue("OTHER"), BasicGetOptions::default())
+        .await
+        .unwrap();
+    assert!(other.is_none(), "answered on another partner's queue");
+    ch.queue_delete(settings.ack_queue("OTHER"), QueueDeleteOptions::default())
+        .await
+        .unwrap();
 
     // 4. Poison: no user_id, a sender other than the user, not EDIFACT.
     let dead = settings.dead_inbound_queue();
@@ -379,7 +401,7 @@ async fn amqp_intake_end_to_end() {
         .await
         .unwrap();
     assert_eq!(inbound.message_count(), 0);
-    assert_eq!(store.count(Table::Interchanges).await.unwrap(), 27);
+    assert_eq!(store.count(Table::Interchanges).await.unwrap(), 28);
 
     stop.send(()).unwrap();
     tokio::time::timeout(Duration::from_secs(10), consumer)
@@ -639,6 +661,7 @@ async fn permits_round_trip_over_amqp() {
     let mut settings = AmqpSettings::new(amqp_url());
     settings.prefix = format!("t{}.", uuid::Uuid::now_v7().simple());
     settings.agencies = vec!["KMDIA".into(), "MFDS".into()];
+    settings.max_body_bytes = 64 * 1024;
 
     let ch = conn.create_channel().await.unwrap();
     amqp::declare_topology(&ch, &settings).await.unwrap();
@@ -723,6 +746,20 @@ async fn permits_round_trip_over_amqp() {
     .unwrap();
     let dead = next_message(&ch, settings.dead_replies_queue().as_str()).await;
     assert_eq!(header(&dead, "x-tradehub-code"), "HUB303");
+    // One over the size limit is dead-lettered unread.
+    ch.basic_publish(
+        settings.replies_exchange(),
+        amqp::REPLIES_KEY.into(),
+        BasicPublishOptions::default(),
+        &vec![b' '; 64 * 1024 + 1],
+        as_guest(),
+    )
+    .await
+    .unwrap()
+    .await
+    .unwrap();
+    let dead = next_message(&ch, settings.dead_replies_queue().as_str()).await;
+    assert_eq!(header(&dead, "x-tradehub-code"), "HUB413");
 
     // The agency grants: the sender hears "cleared".
     let decision = serde_json::json!({

@@ -702,6 +702,18 @@ async fn handle_reply(
         )
         .await;
     };
+    // The same limit as a decision posted over HTTP (and as intake).
+    if delivery.data.len() > s.max_body_bytes {
+        return dead(
+            Code::TooLarge.as_str(),
+            format!(
+                "agency reply of {} bytes exceeds the limit of {} bytes; not read",
+                delivery.data.len(),
+                s.max_body_bytes
+            ),
+        )
+        .await;
+    }
     let partner = match retrying("partner", || intake.store().partner(&user)).await {
         Ok(Some(p)) => p,
         Ok(None) => {
@@ -920,6 +932,21 @@ async fn dead_letter_to(
     Ok(())
 }
 
+/// The `reply_to` queues the hub answers on: queues the broker named
+/// (`amq.gen-…`: exclusive to the connection that declared them, so the
+/// partner's own), RabbitMQ's direct reply-to, and queues named
+/// `reply.<partner>` or `reply.<partner>.…`. Any other name could be
+/// another partner's answer queue or an agency's queue, which the hub's
+/// own user may publish to: the answer goes to `ack.<partner>` instead.
+fn reply_to_allowed(s: &AmqpSettings, partner: &str, queue: &str) -> bool {
+    let own = format!("{}reply.{partner}", s.prefix);
+    queue.starts_with("amq.gen-")
+        || queue.starts_with("amq.rabbitmq.reply-to")
+        || queue
+            .strip_prefix(own.as_str())
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+}
+
 /// Sends an answer to the partner: to `reply_to` when the message named one,
 /// else to `ack.<partner>` through `tradehub.acks` (declared on first use).
 #[allow(clippy::too_many_arguments)]
@@ -940,11 +967,14 @@ async fn reply(
     if let Some(c) = correlation {
         props = props.with_correlation_id(c.into());
     }
-    if let Some(reply_to) = inbound
+    let asked = inbound
         .reply_to()
         .as_ref()
-        .filter(|r| !r.as_str().is_empty())
-    {
+        .filter(|r| !r.as_str().is_empty());
+    if let Some(refused) = asked.filter(|r| !reply_to_allowed(s, partner, r.as_str())) {
+        tracing::warn!(partner, reply_to = %refused, "reply_to names a queue that is not the partner's; answered on the partner's answer queue");
+    }
+    if let Some(reply_to) = asked.filter(|r| reply_to_allowed(s, partner, r.as_str())) {
         // Mandatory: a `reply_to` queue that does not exist (any more)
         // gives the answer back, and it goes to the partner's answer queue
         // instead of being dropped.
