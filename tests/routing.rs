@@ -147,3 +147,42 @@ fn rule_mistakes_name_their_line() {
         assert_eq!(err.line, *line, "{text}: {err}");
     }
 }
+
+/// A WCO declaration is routed as its EDIFACT form is: the CUSDEC above,
+/// turned into WCO XML through the canonical model, needs the same permits.
+#[test]
+fn wco_declarations_are_routed_too() {
+    let dir = std::env::temp_dir().join(format!("tradehub-route-xml-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let edi = dir.join("import.edi");
+    std::fs::write(&edi, import_cusdec()).unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_tradehub"))
+            .args(args)
+            .current_dir(root())
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+    let xml = run(&["convert", edi.to_str().unwrap(), "--to", "xml"]);
+    let xml_path = dir.join("import.xml");
+    std::fs::write(&xml_path, &xml).unwrap();
+    let from_edi: serde_json::Value =
+        serde_json::from_slice(&run(&["route", edi.to_str().unwrap()])).unwrap();
+    let from_xml: serde_json::Value =
+        serde_json::from_slice(&run(&["route", xml_path.to_str().unwrap()])).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(from_xml.as_array().unwrap().len(), 1, "{from_xml:#}");
+    assert!(
+        !from_xml[0]["permits"].as_array().unwrap().is_empty(),
+        "{from_xml:#}"
+    );
+    assert_eq!(from_xml[0]["permits"], from_edi[0]["permits"]);
+    assert_eq!(from_xml[0]["lrn"], from_edi[0]["lrn"]);
+}

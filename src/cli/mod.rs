@@ -1579,37 +1579,61 @@ fn route(path: &Path, agencies: Option<&Path>, routing: Option<&Path>) -> Result
     let rules = crate::routing::Routing::load(&config_file(routing, "routing.toml"), &catalogue)
         .map_err(|e| CliError::Usage(e.to_string()))?;
     let bytes = read(path)?;
-    if tradehub_xml::looks_like_xml(&bytes) {
-        return Err(CliError::Usage(format!(
-            "{}: routing WCO XML needs its mapping to the canonical model, which is not written yet; route the EDIFACT form",
-            path.display()
-        )));
-    }
-    let (_, all) =
-        crate::mapping::edifact::parse_and_map(&bytes, &tradehub_schema::Directories::global())
-            .map_err(|source| CliError::Io {
-                path: path.display().to_string(),
-                source,
-            })?;
     let mut failed = false;
-    let mut results = Vec::new();
     let mut err = io::stderr().lock();
-    for mapped in all {
-        for issue in mapped.issues.iter().filter(|i| i.is_error()) {
+    // (message, its type, the declaration if it maps to one), from either
+    // form: EDIFACT messages or one WCO declaration.
+    let mut mapped_all: Vec<(String, String, Option<crate::model::Declaration>)> = Vec::new();
+    if tradehub_xml::looks_like_xml(&bytes) {
+        let report = XmlValidator::new(None, XmlLimits::default())
+            .validate(&bytes, &path.display().to_string());
+        for issue in report.issues.iter().filter(|i| i.is_error()) {
+            failed = true;
             let _ = writeln!(err, "{}: {issue}", path.display());
         }
-        let declaration = mapped
-            .canonical
-            .filter(|_| mapped.target == "declaration")
-            .and_then(|v| serde_json::from_value::<crate::model::Declaration>(v).ok());
+        if report.summary.kind != tradehub_xml::DocumentKind::Declaration {
+            return Err(CliError::Usage(format!(
+                "{}: only WCO declarations are routed",
+                path.display()
+            )));
+        }
+        let mapping = crate::mapping::wco::load().map_err(|e| CliError::Usage(e.to_string()))?;
+        let (value, issues) = mapping.apply(&bytes);
+        for issue in issues.iter().filter(|i| i.is_error()) {
+            let _ = writeln!(err, "{}: {issue}", path.display());
+        }
+        let declaration = serde_json::from_value::<crate::model::Declaration>(value).ok();
+        mapped_all.push((
+            report.summary.functional_reference_id.unwrap_or_default(),
+            "WCO DEC".into(),
+            declaration,
+        ));
+    } else {
+        let (_, all) =
+            crate::mapping::edifact::parse_and_map(&bytes, &tradehub_schema::Directories::global())
+                .map_err(|source| CliError::Io {
+                    path: path.display().to_string(),
+                    source,
+                })?;
+        for mapped in all {
+            for issue in mapped.issues.iter().filter(|i| i.is_error()) {
+                let _ = writeln!(err, "{}: {issue}", path.display());
+            }
+            let declaration = mapped
+                .canonical
+                .filter(|_| mapped.target == "declaration")
+                .and_then(|v| serde_json::from_value::<crate::model::Declaration>(v).ok());
+            mapped_all.push((mapped.message, mapped.message_type, declaration));
+        }
+    }
+    let mut results = Vec::new();
+    for (message, message_type, declaration) in mapped_all {
         let Some(declaration) = declaration else {
             failed = true;
             let _ = writeln!(
                 err,
-                "{}: message {} ({}) is not a declaration that could be mapped; not routed",
+                "{}: message {message} ({message_type}) is not a declaration that could be mapped; not routed",
                 path.display(),
-                mapped.message,
-                mapped.message_type
             );
             continue;
         };
@@ -1617,16 +1641,11 @@ fn route(path: &Path, agencies: Option<&Path>, routing: Option<&Path>) -> Result
             &declaration,
             &crate::rules::RuleSettings::at(Timestamp::now()),
         ) {
-            let _ = writeln!(
-                err,
-                "{}: message {}: {issue}",
-                path.display(),
-                mapped.message
-            );
+            let _ = writeln!(err, "{}: message {}: {issue}", path.display(), message);
         }
         let permits = rules.route(&declaration);
         results.push(serde_json::json!({
-            "message": mapped.message,
+            "message": message,
             "lrn": declaration.lrn,
             "permits": permits,
         }));
