@@ -182,7 +182,9 @@ fn wco_declarations_become_cusdecs_the_directory_accepts() {
 
 /// CUSDEC → canonical → CUSDEC → canonical.
 fn round_trip(bytes: &[u8]) {
-    for (declaration, issues) in declarations(bytes) {
+    let all = declarations(bytes);
+    assert!(!all.is_empty(), "no declaration to round-trip");
+    for (declaration, issues) in all {
         assert!(issues.is_empty(), "{issues:#?}");
         let out =
             declaration_to_cusdec(&declaration, &envelope("RT1"), &Directories::global()).unwrap();

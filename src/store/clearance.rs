@@ -154,6 +154,18 @@ pub enum Decided {
 /// Statuses after which a declaration does not change any more by itself.
 pub const FINAL_STATUSES: &[&str] = &["rejected", "released", "cancelled", "amended"];
 
+/// Declarations a cargo timeline shows at most: the latest ones.
+pub const TIMELINE_DECLARATIONS: usize = 500;
+
+/// Whose view of a cargo timeline: customs officers see every declaration;
+/// a partner its own and, for an agency's account, those its agency has a
+/// permit on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TimelineViewer {
+    Everything,
+    Partner { id: String, agency: Option<String> },
+}
+
 const DECLARATION_COLUMNS: &str = "id, interchange_id, message_reference, message_type, target, partner_id, lrn, \
      function, status, lane, canonical_json, issues_json, reply_json, created_at, updated_at, mrn";
 const PERMIT_COLUMNS: &str = "id, declaration_id, agency, rule, status, requested_at, due_at, decided_at, \
@@ -652,18 +664,30 @@ impl Store {
     pub async fn cargo_timeline(
         &self,
         reference: &str,
+        viewer: &TimelineViewer,
     ) -> Result<Vec<(StoredDeclaration, Vec<Event>)>, StoreError> {
+        // Only what the viewer may see, and the latest
+        // TIMELINE_DECLARATIONS of it: a reference many declarations cite
+        // (a container number other partners quote) costs one bounded query.
+        let filter = match viewer {
+            TimelineViewer::Everything => "",
+            TimelineViewer::Partner { .. } => {
+                "AND (partner_id = $2 OR id IN (SELECT declaration_id FROM permits WHERE agency = $3)) "
+            }
+        };
         let sql = self.sql(&format!(
             "SELECT {DECLARATION_COLUMNS} FROM declarations \
-             WHERE id IN (SELECT declaration_id FROM cargo_refs WHERE reference = $1) \
-             ORDER BY created_at, id"
+             WHERE id IN (SELECT declaration_id FROM cargo_refs WHERE reference = $1) {filter}\
+             ORDER BY created_at DESC, id DESC LIMIT {TIMELINE_DECLARATIONS}"
         ));
-        let rows = sqlx::query(&sql)
-            .bind(reference)
-            .fetch_all(&self.pool)
-            .await?;
+        let mut query = sqlx::query(&sql).bind(reference);
+        if let TimelineViewer::Partner { id, agency } = viewer {
+            // No agency: a code no permit has.
+            query = query.bind(id.clone()).bind(agency.clone().unwrap_or_default());
+        }
+        let rows = query.fetch_all(&self.pool).await?;
         let mut timeline = Vec::with_capacity(rows.len());
-        for row in &rows {
+        for row in rows.iter().rev() {
             let declaration = declaration_row(row)?;
             let events = self.declaration_events(&declaration.id).await?;
             timeline.push((declaration, events));

@@ -702,26 +702,19 @@ async fn cargo_timeline(
     Path(reference): Path<String>,
 ) -> Response {
     let store = app.intake.store();
-    let carrying = match store.cargo_timeline(&reference).await {
+    // The store returns only what this account may see (see `may_see`).
+    let viewer = if is_officer(&partner) {
+        crate::store::TimelineViewer::Everything
+    } else {
+        crate::store::TimelineViewer::Partner {
+            id: partner.id.clone(),
+            agency: partner.agency.clone(),
+        }
+    };
+    let visible = match store.cargo_timeline(&reference, &viewer).await {
         Ok(t) => t,
         Err(e) => return store_problem(&e),
     };
-    let mut visible = Vec::with_capacity(carrying.len());
-    for (declaration, events) in carrying {
-        // An agency's account needs the permits to decide; the others not.
-        let permits = if partner.agency.is_some() && !is_officer(&partner) {
-            match store.permits_of(&declaration.id).await {
-                Ok(permits) => permits,
-                Err(e) => return store_problem(&e),
-            }
-        } else {
-            Vec::new()
-        };
-        let seen = may_see(&partner, &declaration, &permits);
-        if seen {
-            visible.push((declaration, events));
-        }
-    }
     if visible.is_empty() {
         // References of other partners' cargo are as good as absent.
         return not_found("cargo reference", &reference);
