@@ -683,7 +683,9 @@ impl Store {
         let mut query = sqlx::query(&sql).bind(reference);
         if let TimelineViewer::Partner { id, agency } = viewer {
             // No agency: a code no permit has.
-            query = query.bind(id.clone()).bind(agency.clone().unwrap_or_default());
+            query = query
+                .bind(id.clone())
+                .bind(agency.clone().unwrap_or_default());
         }
         let rows = query.fetch_all(&self.pool).await?;
         let mut timeline = Vec::with_capacity(rows.len());

@@ -60,11 +60,24 @@ impl Default for HttpSettings {
 #[derive(Debug)]
 struct App {
     intake: Intake,
+    /// The store's gauges of the last scrape and when they were read: read
+    /// at most once a second however often `/metrics` is asked (it needs
+    /// no token, and each read is two queries).
+    gauges: tokio::sync::Mutex<Option<(tokio::time::Instant, Vec<Gauge>)>>,
 }
+
+/// A gauge of `/metrics`: name, help, value.
+type Gauge = (&'static str, &'static str, i64);
+
+/// How long the store's gauges are reused.
+const GAUGES_FRESH: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The router of the hub's HTTP API.
 pub fn router(intake: Intake, settings: HttpSettings) -> Router {
-    let app = Arc::new(App { intake });
+    let app = Arc::new(App {
+        intake,
+        gauges: tokio::sync::Mutex::new(None),
+    });
     Router::new()
         .route("/v1/interchanges", post(post_interchange))
         .route("/v1/interchanges/{id}", get(get_interchange))
@@ -945,7 +958,36 @@ async fn release_declaration(
 
 async fn metrics(State(app): State<Arc<App>>) -> Response {
     let mut text = app.intake.metrics().render();
-    // Gauges read at scrape time; a store that does not answer leaves them out.
+    let mut gauges = store_gauges(&app).await;
+    if let Some(n) = app.intake.broker().dead_letters() {
+        gauges.push((
+            "tradehub_dead_letters",
+            "Messages in the dead-letter queues (dead.inbound, dead.permit-replies) at the last check.",
+            n,
+        ));
+    }
+    for (name, help, value) in gauges {
+        text.push_str(&format!(
+            "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n"
+        ));
+    }
+    let mut r = text.into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4"),
+    );
+    r
+}
+
+/// The gauges read from the store, at most [`GAUGES_FRESH`] old; a store
+/// that does not answer leaves them out.
+async fn store_gauges(app: &App) -> Vec<Gauge> {
+    let mut cached = app.gauges.lock().await;
+    if let Some((at, gauges)) = cached.as_ref()
+        && at.elapsed() < GAUGES_FRESH
+    {
+        return gauges.clone();
+    }
     let store = app.intake.store();
     let mut gauges = vec![];
     if let Ok(n) = store.pending_permit_count().await {
@@ -972,24 +1014,8 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
             counts.parked,
         ));
     }
-    if let Some(n) = app.intake.broker().dead_letters() {
-        gauges.push((
-            "tradehub_dead_letters",
-            "Messages in the dead-letter queues (dead.inbound, dead.permit-replies) at the last check.",
-            n,
-        ));
-    }
-    for (name, help, value) in gauges {
-        text.push_str(&format!(
-            "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n"
-        ));
-    }
-    let mut r = text.into_response();
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; version=0.0.4"),
-    );
-    r
+    *cached = Some((tokio::time::Instant::now(), gauges.clone()));
+    gauges
 }
 
 /// The OpenAPI 3.1 document of this API (docs/openapi.json).
