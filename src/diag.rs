@@ -227,6 +227,9 @@ codes! {
     /// Project code: an AMQP message larger than the configured limit
     /// (`--max-body-bytes`); dead-lettered unread with the reason.
     TooLarge = "HUB413",
+    /// Project code: an interchange with more messages than the hub takes
+    /// in one (`--max-messages`); refused before any is mapped.
+    TooManyMessages = "HUB414",
 }
 
 impl fmt::Display for Code {

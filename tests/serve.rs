@@ -611,3 +611,55 @@ async fn a_client_that_never_reads_loses_its_connection() {
     store.close().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// An interchange with more messages than the hub takes in one is refused
+/// before any is mapped: 413 `too-many-messages` (HUB414) with the count
+/// and the limit, recorded as a refusal, nothing stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interchange_with_too_many_messages_is_refused() {
+    let dir = std::env::temp_dir().join(format!("tradehub-many-{}", uuid::Uuid::now_v7().simple()));
+    let store = Store::open(&Store::embedded_url(&dir).unwrap())
+        .await
+        .unwrap();
+    let (token, hash) = new_token().unwrap();
+    store
+        .add_partner("KRBROKER01", "Broker", &hash, Timestamp::now())
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let intake = Intake::new(store.clone(), Limits::default()).with_max_messages(1);
+    let task = tokio::spawn(http::serve(
+        listener,
+        intake,
+        HttpSettings::default(),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    // The fixture holds two CUSDECs.
+    let r = request(
+        addr,
+        "POST",
+        "/v1/interchanges",
+        Some(&token),
+        &fixture("ok/cusdec-d96b-unoc.edi"),
+    )
+    .await;
+    assert_eq!(r.status, 413, "{}", String::from_utf8_lossy(&r.body));
+    let problem = r.json();
+    assert_eq!(problem["type"], "urn:tradehub:problem:too-many-messages");
+    assert_eq!(problem["code"], "HUB414");
+    assert_eq!(
+        (problem["messages"].as_u64(), problem["limit"].as_u64()),
+        (Some(2), Some(1))
+    );
+    assert_eq!(store.count(Table::Interchanges).await.unwrap(), 0);
+    assert_eq!(store.count(Table::Declarations).await.unwrap(), 0);
+    assert_eq!(store.count(Table::Refusals).await.unwrap(), 1);
+    stop.send(()).unwrap();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), task).await;
+    store.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

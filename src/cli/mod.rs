@@ -140,6 +140,10 @@ enum Command {
         /// HTTP connections served at once; further ones wait [default: 1024].
         #[arg(long, env = "TRADEHUB_MAX_CONNECTIONS")]
         max_connections: Option<usize>,
+        /// Messages one EDIFACT interchange may hold; more are refused
+        /// (HUB414) [default: 10000].
+        #[arg(long, env = "TRADEHUB_MAX_MESSAGES")]
+        max_messages: Option<usize>,
         /// Longest segment accepted, in bytes [default: 262144].
         #[arg(long, env = "TRADEHUB_MAX_SEGMENT_BYTES")]
         max_segment_bytes: Option<usize>,
@@ -617,6 +621,7 @@ struct HubConfig {
     request_timeout_secs: Option<u64>,
     header_timeout_secs: Option<u64>,
     max_connections: Option<usize>,
+    max_messages: Option<usize>,
     max_segment_bytes: Option<usize>,
     drop_dir: Option<PathBuf>,
     drop_poll_ms: Option<u64>,
@@ -671,6 +676,7 @@ struct ServeOptions {
     clearance: crate::hub::clearance::Clearance,
     tls: Option<crate::transport::tls::TlsSettings>,
     relay: outbox::RelaySettings,
+    max_messages: usize,
 }
 
 fn serve(opts: ServeOptions) -> Result<u8, CliError> {
@@ -695,7 +701,9 @@ fn serve(opts: ServeOptions) -> Result<u8, CliError> {
         let addr = listener.local_addr().map_err(io)?;
         let scheme = if acceptor.is_some() { "https" } else { "http" };
         tracing::info!(%addr, scheme, backend = ?store.backend(), drop_dir = %opts.drop_dir.display(), "tradehub listening");
-        let mut intake = Intake::new(store.clone(), opts.limits).with_clearance(opts.clearance.clone());
+        let mut intake = Intake::new(store.clone(), opts.limits)
+            .with_clearance(opts.clearance.clone())
+            .with_max_messages(opts.max_messages);
         if !opts.directories.is_empty() {
             let mut folders = opts.directories.clone();
             folders.extend(crate::schema::Directories::default_folders());
@@ -1059,6 +1067,7 @@ where
             request_timeout_secs,
             header_timeout_secs,
             max_connections,
+            max_messages,
             max_segment_bytes,
             drop_dir,
             drop_poll_ms,
@@ -1185,6 +1194,10 @@ where
             serve(ServeOptions {
                 tls,
                 relay,
+                max_messages: max_messages
+                    .or(file.max_messages)
+                    .unwrap_or(crate::hub::DEFAULT_MAX_MESSAGES)
+                    .max(1),
                 clearance,
                 listen: listen
                     .or(file.listen)

@@ -78,6 +78,8 @@ pub enum RefusalReason {
     DuplicateReference { original: String },
     /// The input is not an interchange this hub reads.
     NotAnInterchange,
+    /// The interchange holds more messages than the hub takes in one.
+    TooManyMessages { count: u64, limit: usize },
 }
 
 /// A refused submission, as recorded.
@@ -90,11 +92,16 @@ pub struct Refused {
     pub acknowledgement: Option<String>,
 }
 
+/// Messages an EDIFACT interchange may hold unless configured otherwise.
+pub const DEFAULT_MAX_MESSAGES: usize = 10_000;
+
 /// Durable intake on top of a store.
 #[derive(Debug, Clone)]
 pub struct Intake {
     store: Store,
     limits: Limits,
+    /// Messages one EDIFACT interchange may hold.
+    max_messages: usize,
     metrics: Arc<Metrics>,
     /// Token hash → partner, for `TOKEN_CACHE_TTL` (saves a round trip per
     /// request; a new or changed partner is seen within that time).
@@ -182,6 +189,7 @@ impl Intake {
         Intake {
             store,
             limits,
+            max_messages: DEFAULT_MAX_MESSAGES,
             metrics: Arc::new(Metrics::default()),
             broker: Arc::default(),
             directories: crate::schema::Directories::global(),
@@ -195,6 +203,15 @@ impl Intake {
     /// Validates WCO XML with this validator (schema folder, limits).
     pub fn with_xml(mut self, validator: crate::xml::XmlValidator) -> Self {
         self.xml = validator;
+        self
+    }
+
+    /// Refuses EDIFACT interchanges of more than `max` messages (each
+    /// message is mapped, checked, answered and written in one
+    /// transaction, so the count bounds the memory and the time of one
+    /// submission).
+    pub fn with_max_messages(mut self, max: usize) -> Self {
+        self.max_messages = max.max(1);
         self
     }
 
@@ -284,6 +301,7 @@ impl Intake {
             tolerance: self.clearance.tolerance,
         };
         let size = bytes.len();
+        let max_messages = self.max_messages;
         let (parsed, mapped, bytes) = cpu_work(size, move || {
             let options = ParseOptions {
                 limits,
@@ -299,7 +317,8 @@ impl Intake {
                 .unwrap_or_default();
             // Only a valid interchange goes on: each message is mapped to
             // the canonical model and checked by the business rules.
-            let mapped = if parsed.is_valid() {
+            let too_many = parsed.interchange.counts.messages > max_messages as u64;
+            let mapped = if parsed.is_valid() && !too_many {
                 crate::mapping::edifact::map_interchange(&parsed, &directories)
                     .into_iter()
                     .map(|m| {
@@ -337,6 +356,24 @@ impl Intake {
         } else {
             ic.sender.id.clone()
         };
+        let count = ic.counts.messages;
+        if count > self.max_messages as u64 && sender == partner.id {
+            let refused = refuse(
+                RefusalReason::TooManyMessages {
+                    count,
+                    limit: self.max_messages,
+                },
+                Code::TooManyMessages,
+                format!(
+                    "the interchange holds {count} messages; at most {} are taken in one: send them in several interchanges",
+                    self.max_messages
+                ),
+                None,
+            );
+            return self
+                .record_refusal(partner, &sha256, bytes.len(), refused, now)
+                .await;
+        }
         if sender != partner.id {
             let refused = refuse(
                 RefusalReason::WrongSender {

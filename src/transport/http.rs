@@ -569,10 +569,19 @@ async fn post_interchange(
                     "not-an-interchange",
                     "Body is not an interchange",
                 ),
+                RefusalReason::TooManyMessages { .. } => (
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "too-many-messages",
+                    "Interchange holds too many messages",
+                ),
             };
             let mut extra = json!({"code": refused.code.as_str()});
             if let RefusalReason::DuplicateReference { original } = &refused.reason {
                 extra["original"] = json!(original);
+            }
+            if let RefusalReason::TooManyMessages { count, limit } = &refused.reason {
+                extra["messages"] = json!(count);
+                extra["limit"] = json!(limit);
             }
             if let Some(ack) = &refused.acknowledgement {
                 extra["acknowledgement"] = json!(ack);
