@@ -384,16 +384,19 @@ async fn postgres_intake() {
     common::drop_pg_database(&name).await;
 }
 
-/// A hub limited to one request at a time and two seconds per request:
-/// while a client uploads slowly (a body announced, a part sent, then
-/// nothing), a second request is answered 503 with Retry-After at once,
-/// the probes still answer, and the stalled upload ends with 408, after
-/// which the slot is free again.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn requests_beyond_the_limit_are_shed_and_stalled_uploads_time_out() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let dir =
-        std::env::temp_dir().join(format!("tradehub-limits-{}", uuid::Uuid::now_v7().simple()));
+/// An embedded hub served with `settings` on a port of its own, with the
+/// broker KRBROKER01 registered (its token in `token`).
+struct Served {
+    dir: std::path::PathBuf,
+    store: Store,
+    addr: SocketAddr,
+    token: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+async fn served(settings: HttpSettings, max_messages: usize) -> Served {
+    let dir = std::env::temp_dir().join(format!("tradehub-http-{}", uuid::Uuid::now_v7().simple()));
     let store = Store::open(&Store::embedded_url(&dir).unwrap())
         .await
         .unwrap();
@@ -405,20 +408,53 @@ async fn requests_beyond_the_limit_are_shed_and_stalled_uploads_time_out() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let settings = HttpSettings {
-        max_body_bytes: 64 * 1024,
-        max_in_flight: 1,
-        request_timeout: std::time::Duration::from_secs(2),
-        ..HttpSettings::default()
-    };
-    let task = tokio::spawn(http::serve(
-        listener,
-        Intake::new(store.clone(), Limits::default()),
-        settings,
-        async move {
-            let _ = stopped.await;
+    let intake = Intake::new(store.clone(), Limits::default()).with_max_messages(max_messages);
+    let task = tokio::spawn(http::serve(listener, intake, settings, async move {
+        let _ = stopped.await;
+    }));
+    Served {
+        dir,
+        store,
+        addr,
+        token,
+        stop,
+        task,
+    }
+}
+
+impl Served {
+    /// Stops the server (it must stop within 10 s) and removes its store.
+    async fn shut(self) {
+        self.stop.send(()).unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(10), self.task)
+            .await
+            .expect("the server did not stop")
+            .unwrap()
+            .unwrap();
+        self.store.close().await;
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A hub limited to one request at a time and two seconds per request:
+/// while a client uploads slowly (a body announced, a part sent, then
+/// nothing), a second request is answered 503 with Retry-After at once,
+/// the probes still answer, and the stalled upload ends with 408, after
+/// which the slot is free again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn requests_beyond_the_limit_are_shed_and_stalled_uploads_time_out() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let hub = served(
+        HttpSettings {
+            max_body_bytes: 64 * 1024,
+            max_in_flight: 1,
+            request_timeout: std::time::Duration::from_secs(2),
+            ..HttpSettings::default()
         },
-    ));
+        tradehub::hub::DEFAULT_MAX_MESSAGES,
+    )
+    .await;
+    let (addr, token) = (hub.addr, hub.token.clone());
 
     let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
     let head = format!(
@@ -452,10 +488,7 @@ async fn requests_beyond_the_limit_are_shed_and_stalled_uploads_time_out() {
     let r = request(addr, "POST", "/v1/interchanges", Some(&token), &good).await;
     assert_eq!(r.status, 202);
 
-    stop.send(()).unwrap();
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), task).await;
-    store.close().await;
-    let _ = std::fs::remove_dir_all(&dir);
+    hub.shut().await;
 }
 
 /// A hub that serves two connections at once and gives each a second to
@@ -466,29 +499,16 @@ async fn requests_beyond_the_limit_are_shed_and_stalled_uploads_time_out() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn slow_headers_and_silent_connections_are_closed() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let dir = std::env::temp_dir().join(format!(
-        "tradehub-slowloris-{}",
-        uuid::Uuid::now_v7().simple()
-    ));
-    let store = Store::open(&Store::embedded_url(&dir).unwrap())
-        .await
-        .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let settings = HttpSettings {
-        header_timeout: std::time::Duration::from_secs(1),
-        max_connections: 2,
-        ..HttpSettings::default()
-    };
-    let task = tokio::spawn(http::serve(
-        listener,
-        Intake::new(store.clone(), Limits::default()),
-        settings,
-        async move {
-            let _ = stopped.await;
+    let hub = served(
+        HttpSettings {
+            header_timeout: std::time::Duration::from_secs(1),
+            max_connections: 2,
+            ..HttpSettings::default()
         },
-    ));
+        tradehub::hub::DEFAULT_MAX_MESSAGES,
+    )
+    .await;
+    let addr = hub.addr;
 
     let started = std::time::Instant::now();
     let mut trickling = tokio::net::TcpStream::connect(addr).await.unwrap();
@@ -545,14 +565,7 @@ async fn slow_headers_and_silent_connections_are_closed() {
         assert_eq!(&head, b"HTTP/1.1 200");
     }
     drop(held);
-    stop.send(()).unwrap();
-    tokio::time::timeout(std::time::Duration::from_secs(10), task)
-        .await
-        .expect("the server did not stop")
-        .unwrap()
-        .unwrap();
-    store.close().await;
-    let _ = std::fs::remove_dir_all(&dir);
+    hub.shut().await;
 }
 
 /// A client that sends requests and never reads the responses holds its
@@ -561,27 +574,16 @@ async fn slow_headers_and_silent_connections_are_closed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_client_that_never_reads_loses_its_connection() {
     use tokio::io::AsyncWriteExt;
-    let dir =
-        std::env::temp_dir().join(format!("tradehub-noread-{}", uuid::Uuid::now_v7().simple()));
-    let store = Store::open(&Store::embedded_url(&dir).unwrap())
-        .await
-        .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let settings = HttpSettings {
-        request_timeout: std::time::Duration::from_secs(1),
-        max_connections: 1,
-        ..HttpSettings::default()
-    };
-    let task = tokio::spawn(http::serve(
-        listener,
-        Intake::new(store.clone(), Limits::default()),
-        settings,
-        async move {
-            let _ = stopped.await;
+    let hub = served(
+        HttpSettings {
+            request_timeout: std::time::Duration::from_secs(1),
+            max_connections: 1,
+            ..HttpSettings::default()
         },
-    ));
+        tradehub::hub::DEFAULT_MAX_MESSAGES,
+    )
+    .await;
+    let addr = hub.addr;
 
     // Small buffers so that the responses fill them quickly.
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
@@ -602,14 +604,7 @@ async fn a_client_that_never_reads_loses_its_connection() {
         .unwrap();
     assert_eq!(answered.status, 200);
     drop(deaf);
-    stop.send(()).unwrap();
-    tokio::time::timeout(std::time::Duration::from_secs(10), task)
-        .await
-        .expect("the server did not stop")
-        .unwrap()
-        .unwrap();
-    store.close().await;
-    let _ = std::fs::remove_dir_all(&dir);
+    hub.shut().await;
 }
 
 /// An interchange with more messages than the hub takes in one is refused
@@ -617,27 +612,8 @@ async fn a_client_that_never_reads_loses_its_connection() {
 /// and the limit, recorded as a refusal, nothing stored.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_interchange_with_too_many_messages_is_refused() {
-    let dir = std::env::temp_dir().join(format!("tradehub-many-{}", uuid::Uuid::now_v7().simple()));
-    let store = Store::open(&Store::embedded_url(&dir).unwrap())
-        .await
-        .unwrap();
-    let (token, hash) = new_token().unwrap();
-    store
-        .add_partner("KRBROKER01", "Broker", &hash, Timestamp::now())
-        .await
-        .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let intake = Intake::new(store.clone(), Limits::default()).with_max_messages(1);
-    let task = tokio::spawn(http::serve(
-        listener,
-        intake,
-        HttpSettings::default(),
-        async move {
-            let _ = stopped.await;
-        },
-    ));
+    let hub = served(HttpSettings::default(), 1).await;
+    let (addr, token, store) = (hub.addr, hub.token.clone(), hub.store.clone());
     // The fixture holds two CUSDECs.
     let r = request(
         addr,
@@ -658,8 +634,5 @@ async fn an_interchange_with_too_many_messages_is_refused() {
     assert_eq!(store.count(Table::Interchanges).await.unwrap(), 0);
     assert_eq!(store.count(Table::Declarations).await.unwrap(), 0);
     assert_eq!(store.count(Table::Refusals).await.unwrap(), 1);
-    stop.send(()).unwrap();
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), task).await;
-    store.close().await;
-    let _ = std::fs::remove_dir_all(&dir);
+    hub.shut().await;
 }
