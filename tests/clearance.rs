@@ -256,6 +256,17 @@ async fn workflow(url: &str) {
         panic!("{second:?}")
     };
     assert_eq!(after.status, state::CLEARED);
+    // The answer after the agencies' decisions quotes the MRN given at
+    // acceptance.
+    let cleared = store.responses_of(&beef.id).await.unwrap().pop().unwrap();
+    assert_eq!(cleared.status, state::CLEARED);
+    let beef_mrn = beef.mrn.clone().unwrap();
+    assert!(
+        cleared.body.contains(&format!("RFF+ABT:{beef_mrn}'")),
+        "{}",
+        cleared.body
+    );
+    assert_eq!(after.mrn.as_deref(), Some(beef_mrn.as_str()));
     let trail = kinds(&hub, &beef.id).await;
     assert_eq!(
         &trail[4..],

@@ -252,3 +252,24 @@ async fn a_symbolic_link_is_refused_not_followed() {
     intake.store().close().await;
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A partner folder whose failed/ (or in/, done/) is a symbolic link is not
+/// scanned: a refused file moved there could land in another partner's
+/// in/ and be submitted as that partner.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_folder_whose_failed_is_a_link_is_not_scanned() {
+    let (dir, intake, settings) = setup().await;
+    let elsewhere = settings.dir.join("OTHERBROKER/in");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let folder = settings.dir.join("KRBROKER01");
+    std::os::unix::fs::symlink(&elsewhere, folder.join("failed")).unwrap();
+    std::fs::write(folder.join("in/theirs.edi"), b"not an interchange").unwrap();
+
+    let outcomes = drop::scan(&intake, &settings).await.unwrap();
+    assert!(outcomes.is_empty(), "{outcomes:?}");
+    assert!(folder.join("in/theirs.edi").is_file(), "left where it was");
+    assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
+    intake.store().close().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}

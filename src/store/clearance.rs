@@ -226,9 +226,9 @@ impl Store {
             .execute(&mut **tx)
             .await
             .map_err(|e| match StoreError::from(e) {
-                // Two declarations drew the same MRN (its random part
-                // repeated within one millisecond): worked out again, it
-                // gets another.
+                // Two declarations drew the same MRN (the same second and
+                // the same 42 drawn bits): worked out again, it gets
+                // another.
                 StoreError::Conflict { what } if what.contains("declarations_live_mrn") || what.contains("declarations.mrn") => {
                     StoreError::StateChanged {
                         what: format!("the MRN drawn for declaration {} is taken", d.id),
@@ -666,13 +666,16 @@ impl Store {
         reference: &str,
         viewer: &TimelineViewer,
     ) -> Result<Vec<(StoredDeclaration, Vec<Event>)>, StoreError> {
-        // Only what the viewer may see, and the latest
-        // TIMELINE_DECLARATIONS of it: a reference many declarations cite
-        // (a container number other partners quote) costs one bounded query.
+        // Only what the viewer may see (checked per declaration through
+        // the permits' index), and the latest TIMELINE_DECLARATIONS of it:
+        // a reference many declarations cite (a container number other
+        // partners quote) costs a bounded query and at most that many
+        // event reads.
         let filter = match viewer {
             TimelineViewer::Everything => "",
             TimelineViewer::Partner { .. } => {
-                "AND (partner_id = $2 OR id IN (SELECT declaration_id FROM permits WHERE agency = $3)) "
+                "AND (partner_id = $2 OR EXISTS (SELECT 1 FROM permits p \
+                 WHERE p.declaration_id = declarations.id AND p.agency = $3)) "
             }
         };
         let sql = self.sql(&format!(

@@ -933,18 +933,16 @@ async fn dead_letter_to(
 }
 
 /// The `reply_to` queues the hub answers on: queues the broker named
-/// (`amq.gen-…`: exclusive to the connection that declared them, so the
-/// partner's own), RabbitMQ's direct reply-to, and queues named
-/// `reply.<partner>` or `reply.<partner>.…`. Any other name could be
-/// another partner's answer queue or an agency's queue, which the hub's
-/// own user may publish to: the answer goes to `ack.<partner>` instead.
+/// (`amq.gen-…`, random names only their declarer knows), RabbitMQ's
+/// direct reply-to, and the queue named exactly `reply.<partner>`. Any
+/// other name could be another partner's answer queue or an agency's
+/// queue, which the hub's own user may publish to: the answer goes to
+/// `ack.<partner>` instead. (Not `reply.<partner>.…`: partner ids may hold
+/// dots, so `reply.ACME.DE` could be partner `ACME.DE`'s.)
 fn reply_to_allowed(s: &AmqpSettings, partner: &str, queue: &str) -> bool {
-    let own = format!("{}reply.{partner}", s.prefix);
     queue.starts_with("amq.gen-")
         || queue.starts_with("amq.rabbitmq.reply-to")
-        || queue
-            .strip_prefix(own.as_str())
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+        || queue == format!("{}reply.{partner}", s.prefix)
 }
 
 /// Sends an answer to the partner: to `reply_to` when the message named one,

@@ -170,6 +170,15 @@ async fn scan_folders(
             tracing::warn!(folder = %folder.display(), "drop folder of an unknown partner ignored");
             continue;
         };
+        // The hub moves files into done/ and failed/ and reads in/: none of
+        // them may lead elsewhere (a link to another partner's in/ would
+        // have a refused file submitted as that partner).
+        if let Some(link) = ["in", "done", "failed"].iter().find(|d| {
+            std::fs::symlink_metadata(folder.join(d)).is_ok_and(|m| m.file_type().is_symlink())
+        }) {
+            tracing::warn!(folder = %folder.display(), link, "a drop folder's in/, done/ or failed/ is a symbolic link; the folder is not scanned");
+            continue;
+        }
         let inbox = folder.join("in");
         let files = match std::fs::read_dir(&inbox) {
             Ok(files) => files,
@@ -234,18 +243,43 @@ async fn scan_folders(
     Ok(outcomes)
 }
 
+/// Open flags that refuse a symbolic link in the last step of a path and
+/// do not wait on a FIFO put in a file's place.
+fn no_follow(options: &mut std::fs::OpenOptions) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
+    }
+    #[cfg(not(unix))]
+    let _ = options;
+}
+
+/// Writes a companion file (`.ack`, `.err`), replacing a regular file of
+/// that name but never writing through a symbolic link planted there.
+fn write_no_follow(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    no_follow(&mut options);
+    options.open(path)?.write_all(text.as_bytes())
+}
+
 /// The file's bytes, or `None` when it holds more than `limit`; a
-/// symbolic link is not followed (the open fails).
+/// symbolic link is not followed and anything but a regular file (a FIFO
+/// or device put in the file's place since it was listed) is refused.
 fn read_at_most(path: &Path, limit: u64) -> std::io::Result<Option<Vec<u8>>> {
     use std::io::Read;
     let mut options = std::fs::OpenOptions::new();
     options.read(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.custom_flags(libc::O_NOFOLLOW);
-    }
+    no_follow(&mut options);
     let file = options.open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
     let mut bytes = Vec::new();
     file.take(limit.saturating_add(1)).read_to_end(&mut bytes)?;
     Ok((bytes.len() as u64 <= limit).then_some(bytes))
@@ -345,11 +379,11 @@ fn finish(
     let companion = |ext: &str| PathBuf::from(format!("{}.{ext}", target.display()));
     if let Some(ack) = ack {
         let path = companion("ack");
-        std::fs::write(&path, ack).map_err(io_err(&path))?;
+        write_no_follow(&path, ack).map_err(io_err(&path))?;
     }
     if !ok {
         let path = companion("err");
-        std::fs::write(&path, why).map_err(io_err(&path))?;
+        write_no_follow(&path, why).map_err(io_err(&path))?;
     }
     std::fs::rename(file, &target).map_err(io_err(file))?;
     Ok(if ok {

@@ -251,7 +251,11 @@ where
     drop(listener);
     // Requests end within `request_timeout` (408), responses are taken or
     // the connection is dropped within as long again.
-    let drain = settings.request_timeout * 2 + std::time::Duration::from_secs(5);
+    let drain = settings
+        .request_timeout
+        .checked_mul(2)
+        .and_then(|d| d.checked_add(std::time::Duration::from_secs(5)))
+        .unwrap_or(std::time::Duration::MAX);
     if tokio::time::timeout(drain, graceful.shutdown())
         .await
         .is_err()
