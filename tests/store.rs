@@ -15,46 +15,27 @@ async fn postgres_sessions_are_bounded() {
     let Some((url, name)) = common::pg_database().await else {
         return;
     };
+    // (statement_timeout, idle_in_transaction_session_timeout) of a
+    // session of the store's pool.
+    async fn limits(store: &Store) -> (String, String) {
+        let get = |name: &'static str| async move {
+            store.pg_setting(name).await.unwrap().unwrap_or_default()
+        };
+        (
+            get("statement_timeout").await,
+            get("idle_in_transaction_session_timeout").await,
+        )
+    }
     let store = Store::open(&url).await.unwrap();
     for _ in 0..3 {
-        assert_eq!(
-            store
-                .pg_setting("statement_timeout")
-                .await
-                .unwrap()
-                .as_deref(),
-            Some("1min")
-        );
-        assert_eq!(
-            store
-                .pg_setting("idle_in_transaction_session_timeout")
-                .await
-                .unwrap()
-                .as_deref(),
-            Some("10min")
-        );
+        assert_eq!(limits(&store).await, ("1min".into(), "10min".into()));
     }
     store.close().await;
 
     // The URL's own limit wins; the other one is still set.
     let own = format!("{url}?options=-c%20statement_timeout%3D5s");
     let store = Store::open(&own).await.unwrap();
-    assert_eq!(
-        store
-            .pg_setting("statement_timeout")
-            .await
-            .unwrap()
-            .as_deref(),
-        Some("5s")
-    );
-    assert_eq!(
-        store
-            .pg_setting("idle_in_transaction_session_timeout")
-            .await
-            .unwrap()
-            .as_deref(),
-        Some("10min")
-    );
+    assert_eq!(limits(&store).await, ("5s".into(), "10min".into()));
     store.close().await;
     common::drop_pg_database(&name).await;
 }
