@@ -172,7 +172,22 @@ async fn confirmation(
     target: &str,
     confirm: lapin::PublisherConfirm,
 ) -> Result<lapin::Confirmation, AmqpError> {
-    match tokio::time::timeout(CONFIRM_TIMEOUT, confirm).await {
+    confirmation_by(
+        target,
+        confirm,
+        tokio::time::Instant::now() + CONFIRM_TIMEOUT,
+    )
+    .await
+}
+
+/// [`confirmation`], waited for until `deadline` (one deadline serves a
+/// batch of publishes).
+async fn confirmation_by(
+    target: &str,
+    confirm: lapin::PublisherConfirm,
+    deadline: tokio::time::Instant,
+) -> Result<lapin::Confirmation, AmqpError> {
+    match tokio::time::timeout_at(deadline, confirm).await {
         Ok(confirmation) => Ok(confirmation?),
         Err(_) => Err(AmqpError::NotConfirmed(format!(
             "{target} (no confirmation within {} s)",
@@ -217,7 +232,21 @@ async fn ack(delivery: &lapin::message::Delivery) -> Result<(), AmqpError> {
 /// Waits for a publisher confirmation (see [`confirmation`]); anything but
 /// an ack is an error.
 async fn confirmed(target: String, confirm: lapin::PublisherConfirm) -> Result<(), AmqpError> {
-    if confirmation(&target, confirm).await?.is_ack() {
+    confirmed_by(
+        target,
+        confirm,
+        tokio::time::Instant::now() + CONFIRM_TIMEOUT,
+    )
+    .await
+}
+
+/// [`confirmed`], waited for until `deadline`.
+async fn confirmed_by(
+    target: String,
+    confirm: lapin::PublisherConfirm,
+    deadline: tokio::time::Instant,
+) -> Result<(), AmqpError> {
+    if confirmation_by(&target, confirm, deadline).await?.is_ack() {
         Ok(())
     } else {
         Err(AmqpError::Nacked(target))
@@ -969,10 +998,11 @@ async fn reply(
         .reply_to()
         .as_ref()
         .filter(|r| !r.as_str().is_empty());
-    if let Some(refused) = asked.filter(|r| !reply_to_allowed(s, partner, r.as_str())) {
+    let allowed = asked.filter(|r| reply_to_allowed(s, partner, r.as_str()));
+    if let (Some(refused), None) = (asked, allowed) {
         tracing::warn!(partner, reply_to = %refused, "reply_to names a queue that is not the partner's; answered on the partner's answer queue");
     }
-    if let Some(reply_to) = asked.filter(|r| reply_to_allowed(s, partner, r.as_str())) {
+    if let Some(reply_to) = allowed {
         // Mandatory: a `reply_to` queue that does not exist (any more)
         // gives the answer back, and it goes to the partner's answer queue
         // instead of being dropped.
@@ -1065,16 +1095,8 @@ impl OutboxPublisher {
         // costs the relay one timeout, not one per message.
         let deadline = tokio::time::Instant::now() + CONFIRM_TIMEOUT;
         for (target, confirm) in confirms {
-            let result = match tokio::time::timeout_at(deadline, confirm).await {
-                Ok(Ok(c)) if c.is_ack() => Ok(()),
-                Ok(Ok(_)) => Err(AmqpError::Nacked(target)),
-                Ok(Err(e)) => Err(AmqpError::Broker(e)),
-                Err(_) => Err(AmqpError::NotConfirmed(format!(
-                    "{target} (no confirmation within {} s)",
-                    CONFIRM_TIMEOUT.as_secs()
-                ))),
-            };
             // A confirm is the message's own answer.
+            let result = confirmed_by(target, confirm, deadline).await;
             results.push(result.map_err(|error| SendFailure { error, own: true }));
         }
         // A message not sent and every one after it share that failure: the
