@@ -284,22 +284,6 @@ pub async fn drain_with<P: Publish + ?Sized>(
         }
         let (sent, failures, outage) = one_at_a_time(publisher, &again, settings).await;
         published.extend(sent);
-        for (failure, m) in failures.iter().filter_map(|f| {
-            let m = claim.messages.iter().find(|m| m.seq == f.seq)?;
-            Some((f, m))
-        }) {
-            let destination = format!("{}/{}", m.message.exchange, m.message.routing_key);
-            if failure.park {
-                tracing::error!(seq = m.seq, message_id = %m.message.message_id, %destination,
-                    attempts = m.attempts + 1, error = %failure.error,
-                    "outbox relay: message parked; see `tradehub outbox list`");
-            } else {
-                tracing::warn!(seq = m.seq, message_id = %m.message.message_id, %destination,
-                    attempts = m.attempts + 1, error = %failure.error,
-                    retry_in_secs = retry_pause(m.attempts + 1),
-                    "outbox relay: message declined; it and later ones to its destination wait");
-            }
-        }
         total += published.len();
         store
             .settle_claim(claim, &published, &failures, Timestamp::now())
@@ -344,7 +328,14 @@ async fn one_at_a_time<P: Publish + ?Sized>(
             Err(RelayError::Rejected(error)) => (error, attempts >= settings.max_attempts),
             Err(e) => return (published, failures, Some(e)),
         };
-        if !park {
+        let (exchange, key) = destination;
+        if park {
+            tracing::error!(seq = m.seq, message_id = %m.message.message_id, exchange, key,
+                attempts, %error, "outbox relay: message parked; see `tradehub outbox list`");
+        } else {
+            tracing::warn!(seq = m.seq, message_id = %m.message.message_id, exchange, key,
+                attempts, %error, retry_in_secs = retry_pause(attempts),
+                "outbox relay: message declined; it and later ones to its destination wait");
             held.insert(destination);
         }
         failures.push(OutboxFailure {
