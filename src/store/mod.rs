@@ -293,6 +293,22 @@ pub const PG_STATEMENT_TIMEOUT: Duration = Duration::from_secs(60);
 /// holds a claim while the broker confirms a batch.
 pub const PG_IDLE_IN_TRANSACTION: Duration = Duration::from_secs(600);
 
+/// The `SET`s each PostgreSQL session of the store starts with: the
+/// statement and idle-transaction limits, each unless `url` sets its own.
+fn pg_session_settings(url: &str) -> Vec<String> {
+    [
+        ("statement_timeout", PG_STATEMENT_TIMEOUT),
+        (
+            "idle_in_transaction_session_timeout",
+            PG_IDLE_IN_TRANSACTION,
+        ),
+    ]
+    .into_iter()
+    .filter(|(name, _)| !url.contains(name))
+    .map(|(name, limit)| format!("SET {name} = '{}s'", limit.as_secs()))
+    .collect()
+}
+
 /// The most interchanges one group commit writes.
 const GROUP_COMMIT_MAX: usize = 64;
 
@@ -342,20 +358,9 @@ impl Store {
             // connection for good, and so does a transaction left open by
             // a client that stopped talking. A URL that sets either (its
             // `options=-c …`) keeps its own.
-            let statement = (!url.contains("statement_timeout")).then(|| {
-                format!(
-                    "SET statement_timeout = '{}s'",
-                    PG_STATEMENT_TIMEOUT.as_secs()
-                )
-            });
-            let idle = (!url.contains("idle_in_transaction_session_timeout")).then(|| {
-                format!(
-                    "SET idle_in_transaction_session_timeout = '{}s'",
-                    PG_IDLE_IN_TRANSACTION.as_secs()
-                )
-            });
+            let settings = pg_session_settings(url);
             options = options.max_connections(16).after_connect(move |conn, _| {
-                let settings: Vec<String> = statement.iter().chain(idle.iter()).cloned().collect();
+                let settings = settings.clone();
                 Box::pin(async move {
                     for set in settings {
                         sqlx::query(&set).execute(&mut *conn).await?;
@@ -376,20 +381,19 @@ impl Store {
                     .execute(&mut *conn)
                     .await?;
                 let migrated = sqlx::migrate!("migrations/postgres").run(&mut *conn).await;
-                let reset = sqlx::query("RESET statement_timeout")
-                    .execute(&mut *conn)
-                    .await;
-                // The session's own limit again (a URL's, or ours).
-                if let (Ok(_), true) = (&reset, !url.contains("statement_timeout")) {
-                    sqlx::query(&format!(
-                        "SET statement_timeout = '{}s'",
-                        PG_STATEMENT_TIMEOUT.as_secs()
-                    ))
-                    .execute(&mut *conn)
-                    .await?;
+                // The session's own limits again (a URL's, or ours).
+                let restored = async {
+                    sqlx::query("RESET statement_timeout")
+                        .execute(&mut *conn)
+                        .await?;
+                    for set in pg_session_settings(&url) {
+                        sqlx::query(&set).execute(&mut *conn).await?;
+                    }
+                    Ok::<(), sqlx::Error>(())
                 }
+                .await;
                 migrated?;
-                reset?;
+                restored?;
             }
         }
         let own = Store {
@@ -815,20 +819,19 @@ impl Store {
         failures: &[OutboxFailure],
         at: Timestamp,
     ) -> Result<(), StoreError> {
-        match claim.tx {
-            Some(mut tx) => {
-                self.mark_published_on(&mut tx, published, at).await?;
-                self.record_failures_on(&mut tx, failures, at).await?;
-                tx.commit().await?;
-            }
+        // The claim's own transaction (PostgreSQL), or a new one in the
+        // writer's turn (SQLite).
+        let _writing;
+        let mut tx = match claim.tx {
+            Some(tx) => tx,
             None => {
-                let _writing = self.write_lock().await;
-                let mut tx = self.pool.begin().await?;
-                self.mark_published_on(&mut tx, published, at).await?;
-                self.record_failures_on(&mut tx, failures, at).await?;
-                tx.commit().await?;
+                _writing = self.write_lock().await;
+                self.pool.begin().await?
             }
-        }
+        };
+        self.mark_published_on(&mut tx, published, at).await?;
+        self.record_failures_on(&mut tx, failures, at).await?;
+        tx.commit().await?;
         Ok(())
     }
 
