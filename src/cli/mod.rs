@@ -1522,37 +1522,60 @@ fn rule_findings(target: &str, canonical: &serde_json::Value) -> Vec<Issue> {
 
 /// `convert --to json` of a WCO declaration: validated, then mapped by
 /// mappings/wco/DEC.toml.
-fn convert_wco_json(path: &Path, bytes: &[u8]) -> Result<u8, CliError> {
+/// A WCO XML file validated (its errors written to `err`) and, when it is
+/// a declaration, mapped: the validation report, the mapping's target,
+/// value and issues. Anything else is refused; `done` says what only
+/// declarations get.
+fn map_wco_declaration(
+    path: &Path,
+    bytes: &[u8],
+    err: &mut impl Write,
+    done: &str,
+) -> Result<
+    (
+        tradehub_xml::XmlReport,
+        String,
+        serde_json::Value,
+        Vec<Issue>,
+    ),
+    CliError,
+> {
     let report =
         XmlValidator::new(None, XmlLimits::default()).validate(bytes, &path.display().to_string());
-    let mut err = io::stderr().lock();
-    let mut failed = !report.valid;
     for issue in report.issues.iter().filter(|i| i.is_error()) {
         let _ = writeln!(err, "{}: {issue}", path.display());
     }
     if report.summary.kind != tradehub_xml::DocumentKind::Declaration {
         return Err(CliError::Usage(format!(
-            "{}: only WCO declarations map to the canonical model",
+            "{}: only WCO declarations {done}",
             path.display()
         )));
     }
     let mapping = crate::mapping::wco::load().map_err(|e| CliError::Usage(e.to_string()))?;
     let (value, issues) = mapping.apply(bytes);
+    Ok((report, mapping.target.clone(), value, issues))
+}
+
+fn convert_wco_json(path: &Path, bytes: &[u8]) -> Result<u8, CliError> {
+    let mut err = io::stderr().lock();
+    let (report, target, value, issues) =
+        map_wco_declaration(path, bytes, &mut err, "map to the canonical model")?;
+    let mut failed = !report.valid;
     for issue in &issues {
         failed |= issue.is_error();
         let _ = writeln!(err, "{}: {issue}", path.display());
     }
     let mut documents = Vec::new();
-    match crate::mapping::typed(&mapping.target, value) {
+    match crate::mapping::typed(&target, value) {
         Ok(canonical) => {
-            for issue in rule_findings(&mapping.target, &canonical) {
+            for issue in rule_findings(&target, &canonical) {
                 failed |= issue.is_error();
                 let _ = writeln!(err, "{}: {issue}", path.display());
             }
             documents.push(serde_json::json!({
                 "message": report.summary.functional_reference_id,
                 "message_type": "WCO DEC",
-                mapping.target.clone(): canonical,
+                target.clone(): canonical,
             }));
         }
         Err(e) => {
@@ -1598,20 +1621,8 @@ fn route(path: &Path, agencies: Option<&Path>, routing: Option<&Path>) -> Result
     // form: EDIFACT messages or one WCO declaration.
     let mut mapped_all: Vec<(String, String, Option<crate::model::Declaration>)> = Vec::new();
     if tradehub_xml::looks_like_xml(&bytes) {
-        let report = XmlValidator::new(None, XmlLimits::default())
-            .validate(&bytes, &path.display().to_string());
-        for issue in report.issues.iter().filter(|i| i.is_error()) {
-            failed = true;
-            let _ = writeln!(err, "{}: {issue}", path.display());
-        }
-        if report.summary.kind != tradehub_xml::DocumentKind::Declaration {
-            return Err(CliError::Usage(format!(
-                "{}: only WCO declarations are routed",
-                path.display()
-            )));
-        }
-        let mapping = crate::mapping::wco::load().map_err(|e| CliError::Usage(e.to_string()))?;
-        let (value, issues) = mapping.apply(&bytes);
+        let (report, _, value, issues) = map_wco_declaration(path, &bytes, &mut err, "are routed")?;
+        failed |= report.issues.iter().any(Issue::is_error);
         for issue in issues.iter().filter(|i| i.is_error()) {
             let _ = writeln!(err, "{}: {issue}", path.display());
         }
