@@ -652,3 +652,169 @@ async fn two_originals_with_one_lrn_leave_one_live_declaration() {
     store.close().await;
     common::drop_pg_database(&name).await;
 }
+
+/// The canonical declaration of a stored one, as the hub keeps it.
+async fn canonical(hub: &Hub, d: &StoredDeclaration) -> tradehub::model::Declaration {
+    let stored = hub
+        .intake
+        .store()
+        .declaration(&d.id)
+        .await
+        .unwrap()
+        .unwrap();
+    serde_json::from_str(stored.canonical_json.as_deref().unwrap()).unwrap()
+}
+
+/// `declaration` as a WCO DEC (the shipped writer), submitted.
+async fn submit_wco(
+    hub: &Hub,
+    declaration: &tradehub::model::Declaration,
+) -> Vec<StoredDeclaration> {
+    let written = tradehub::mapping::wco_out::write_declaration(declaration).unwrap();
+    submit(hub, written.xml.into_bytes()).await
+}
+
+/// In the WCO Data Model an amendment or a cancellation names the
+/// declaration by its MRN (Declaration/ID) and carries a reference of its
+/// own (FunctionalReferenceID), as HMRC's CDS amendment sample does: the
+/// hub finds the declaration by the MRN, whichever format it came in.
+async fn references_by_mrn(url: &str) {
+    use tradehub::model::DeclarationFunction;
+    let hub = hub(url, clearance("", 3600)).await;
+    let store = hub.intake.store().clone();
+    // The declarant of the generated CUSDEC files its WCO XML through the
+    // same partner account.
+    store.add_trader_id(SENDER, "1234567890").await.unwrap();
+
+    // An EDIFACT original awaiting a permit, with its MRN.
+    let d = submit(&hub, cusdec("IW001", "LRN-W", "9", &["020130"])).await;
+    assert_eq!(d[0].status, state::AWAITING_PERMITS);
+    let original = d[0].clone();
+    let mrn = original.mrn.clone().unwrap();
+    let base = canonical(&hub, &original).await;
+
+    // An amendment quoting an MRN no declaration of this sender has is
+    // refused (RUL008), pointed at the MRN, and changes nothing.
+    let mut wrong = base.clone();
+    wrong.function = DeclarationFunction::Amendment;
+    wrong.lrn = "LRN-W-AME-1".into();
+    wrong.mrn = Some("26KRNOSUCHMRN0000A".into());
+    let d = submit_wco(&hub, &wrong).await;
+    assert_eq!(d[0].status, state::REJECTED);
+    assert_eq!(issue_codes(&hub, &d[0]).await, ["RUL008"]);
+    let stored = store.declaration(&d[0].id).await.unwrap().unwrap();
+    assert!(
+        stored.issues_json.contains("26KRNOSUCHMRN0000A")
+            && stored.issues_json.contains("\"/mrn\""),
+        "{}",
+        stored.issues_json
+    );
+    let answer = store.responses_of(&d[0].id).await.unwrap().pop().unwrap();
+    assert_eq!(answer.kind, "res");
+    assert!(answer.body.contains("RUL008"), "{}", answer.body);
+    // The WCO RES points at Declaration/ID (class 42A, data element D014).
+    let pointer: String = answer
+        .body
+        .split("<res:Pointer>")
+        .nth(1)
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert!(
+        pointer.starts_with(
+            "<res:DocumentSectionCode>42A</res:DocumentSectionCode><res:TagID>D014</res:TagID></res:Pointer>"
+        ),
+        "{}",
+        answer.body
+    );
+    assert_eq!(
+        store
+            .declaration(&original.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        state::AWAITING_PERMITS
+    );
+
+    // With the right MRN and a reference of its own, it amends the
+    // original, whose MRN it keeps.
+    let mut amendment = base.clone();
+    amendment.function = DeclarationFunction::Amendment;
+    amendment.lrn = "LRN-W-AME-2".into();
+    amendment.mrn = Some(mrn.clone());
+    let d = submit_wco(&hub, &amendment).await;
+    assert_eq!(
+        d[0].status,
+        state::AWAITING_PERMITS,
+        "{:?}",
+        issue_codes(&hub, &d[0]).await
+    );
+    let amended = d[0].clone();
+    assert_eq!(amended.mrn.as_deref(), Some(mrn.as_str()));
+    assert_eq!(amended.lrn.as_deref(), Some("LRN-W-AME-2"));
+    assert_eq!(
+        store
+            .declaration(&original.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        state::AMENDED
+    );
+
+    // An original may not quote an MRN: customs issues it.
+    let mut quoting = base.clone();
+    quoting.lrn = "LRN-W-NEW".into();
+    quoting.mrn = Some(mrn.clone());
+    let d = submit_wco(&hub, &quoting).await;
+    assert_eq!(d[0].status, state::REJECTED);
+    assert_eq!(issue_codes(&hub, &d[0]).await, ["RUL008"]);
+
+    // A cancellation quoting the MRN cancels the declaration now holding
+    // it (the amendment); its answer quotes the MRN.
+    let mut cancel = base.clone();
+    cancel.function = DeclarationFunction::Cancellation;
+    cancel.lrn = "LRN-W-CAN-1".into();
+    cancel.mrn = Some(mrn.clone());
+    let d = submit_wco(&hub, &cancel).await;
+    assert_eq!(
+        d[0].status,
+        state::ACCEPTED,
+        "{:?}",
+        issue_codes(&hub, &d[0]).await
+    );
+    assert_eq!(
+        store
+            .declaration(&amended.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        state::CANCELLED
+    );
+    let answer = store.responses_of(&d[0].id).await.unwrap().pop().unwrap();
+    assert!(answer.body.contains(&mrn), "{}", answer.body);
+    // Nothing live holds the MRN any more.
+    cancel.lrn = "LRN-W-CAN-2".into();
+    let d = submit_wco(&hub, &cancel).await;
+    assert_eq!(d[0].status, state::REJECTED);
+    assert_eq!(issue_codes(&hub, &d[0]).await, ["RUL008"]);
+    store.close().await;
+}
+
+#[tokio::test]
+async fn references_by_mrn_on_sqlite() {
+    let dir = std::env::temp_dir().join(format!("tradehub-by-mrn-{}", uuid::Uuid::now_v7()));
+    references_by_mrn(&Store::embedded_url(&dir).unwrap()).await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn references_by_mrn_on_postgres() {
+    let Some((url, name)) = common::pg_database().await else {
+        return;
+    };
+    references_by_mrn(&url).await;
+    common::drop_pg_database(&name).await;
+}

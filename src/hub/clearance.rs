@@ -113,8 +113,8 @@ impl Default for Clearance {
     }
 }
 
-/// An earlier live declaration with the same LRN from the same partner:
-/// what an amendment or cancellation refers to.
+/// An earlier live declaration of the same partner with the same LRN, or
+/// holding the MRN an amendment or cancellation quotes: what it refers to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Prior {
     pub id: String,
@@ -500,15 +500,33 @@ impl Clearance {
     }
 
     /// RUL008 and RUL009: references to other declarations of the sender.
+    /// An amendment or cancellation that quotes an MRN refers to the
+    /// declaration holding it (`prior` was found by it); one that does not,
+    /// to the declaration with its LRN.
     fn reference_rules(&self, decl: &Declaration, prior: Option<&Prior>) -> Vec<Issue> {
-        let at = || Location {
-            path: Some("/lrn".into()),
+        let at = |path: &str| Location {
+            path: Some(path.into()),
             ..Location::default()
         };
+        let what = function_name(decl.function);
+        // What the reference names, and where it is.
+        let (named, path) = match &decl.mrn {
+            Some(mrn) => (format!("MRN {mrn:?}"), "/mrn"),
+            None => (format!("LRN {:?}", decl.lrn), "/lrn"),
+        };
         match (decl.function, prior) {
+            (DeclarationFunction::Original, _) if decl.mrn.is_some() => vec![Issue::error(
+                Code::RuleReference,
+                at("/mrn"),
+                format!(
+                    "an original declaration cannot quote an MRN ({named}): customs issues the \
+                     MRN when it accepts the declaration; to change the declaration holding it, \
+                     send an amendment"
+                ),
+            )],
             (DeclarationFunction::Original, Some(p)) => vec![Issue::error(
                 Code::RuleDuplicateLrn,
-                at(),
+                at("/lrn"),
                 format!(
                     "LRN {:?} was already declared (declaration {}, {}); send an amendment or a new LRN",
                     decl.lrn, p.id, p.status
@@ -517,11 +535,9 @@ impl Clearance {
             (DeclarationFunction::Amendment | DeclarationFunction::Cancellation, None) => {
                 vec![Issue::error(
                     Code::RuleReference,
-                    at(),
+                    at(path),
                     format!(
-                        "the {} refers to LRN {:?}, which no live declaration of this sender has",
-                        function_name(decl.function),
-                        decl.lrn
+                        "the {what} refers to {named}, which no live declaration of this sender has"
                     ),
                 )]
             }
@@ -530,11 +546,10 @@ impl Clearance {
             {
                 vec![Issue::error(
                     Code::RuleReference,
-                    at(),
+                    at(path),
                     format!(
-                        "declaration {} with LRN {:?} is {}; it can no longer be {}",
+                        "declaration {} with {named} is {}; it can no longer be {}",
                         p.id,
-                        decl.lrn,
                         p.status,
                         if decl.function == DeclarationFunction::Amendment {
                             "amended"

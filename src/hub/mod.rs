@@ -560,18 +560,43 @@ impl Intake {
         now: Timestamp,
     ) -> Result<Vec<crate::store::NewDeclaration>, StoreError> {
         let mut out = Vec::with_capacity(mapped.len());
-        // LRNs declared earlier in this same interchange count as prior.
+        // LRNs declared earlier in this same interchange count as prior, and
+        // so do the MRNs its amendments and cancellations quoted.
         let mut seen: std::collections::HashMap<String, clearance::Prior> =
             std::collections::HashMap::new();
+        let mut seen_mrn: std::collections::HashMap<String, clearance::Prior> =
+            std::collections::HashMap::new();
         for (m, findings) in mapped {
-            let lrn = (m.target == "declaration")
+            let canonical = (m.target == "declaration")
                 .then_some(m.canonical.as_ref())
-                .flatten()
-                .and_then(|c| c.get("lrn"))
-                .and_then(|v| v.as_str())
-                .map(str::to_owned);
-            let prior = match &lrn {
-                Some(lrn) => match seen.get(lrn) {
+                .flatten();
+            let text = |field: &str| {
+                canonical
+                    .and_then(|c| c.get(field))
+                    .and_then(|v| v.as_str())
+                    .map(str::to_owned)
+            };
+            let lrn = text("lrn");
+            // An amendment or cancellation that quotes an MRN refers to the
+            // declaration holding it (its own LRN may be new, as in the WCO
+            // Data Model's amendments); otherwise to the one with its LRN.
+            let quoted = text("mrn").filter(|_| {
+                matches!(
+                    text("function").as_deref(),
+                    Some("amendment" | "cancellation")
+                )
+            });
+            let prior = match (&quoted, &lrn) {
+                (Some(mrn), _) => match seen_mrn.get(mrn) {
+                    Some(p) => Some(p.clone()),
+                    None => self
+                        .store
+                        .live_declaration_by_mrn(&partner.id, mrn)
+                        .await?
+                        .as_ref()
+                        .map(clearance::Prior::from),
+                },
+                (None, Some(lrn)) => match seen.get(lrn) {
                     Some(p) => Some(p.clone()),
                     None => self
                         .store
@@ -580,7 +605,7 @@ impl Intake {
                         .as_ref()
                         .map(clearance::Prior::from),
                 },
-                None => None,
+                (None, None) => None,
             };
             let reply = clearance::Reply {
                 message_reference: m.message.clone(),
@@ -591,17 +616,28 @@ impl Intake {
             let d = self
                 .clearance
                 .intake(m, findings.clone(), &reply, prior.as_ref(), now, id);
-            if let Some(lrn) = lrn
-                && d.status != clearance::state::REJECTED
-            {
-                seen.insert(
-                    lrn,
-                    clearance::Prior {
-                        id: d.id.clone(),
-                        status: d.status.clone(),
-                        mrn: d.mrn.clone(),
-                    },
-                );
+            if d.status != clearance::state::REJECTED {
+                let now_prior = clearance::Prior {
+                    id: d.id.clone(),
+                    status: d.status.clone(),
+                    mrn: d.mrn.clone(),
+                };
+                if let Some(mrn) = quoted {
+                    // The quoted declaration is replaced by this one, or,
+                    // for a cancellation, is no longer live.
+                    let after = match &d.supersedes {
+                        Some(s) if s.to == clearance::state::CANCELLED => clearance::Prior {
+                            id: s.id.clone(),
+                            status: s.to.clone(),
+                            mrn: Some(mrn.clone()),
+                        },
+                        _ => now_prior.clone(),
+                    };
+                    seen_mrn.insert(mrn, after);
+                }
+                if let Some(lrn) = lrn {
+                    seen.insert(lrn, now_prior);
+                }
             }
             out.push(d);
         }

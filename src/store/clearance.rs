@@ -561,6 +561,28 @@ impl Store {
         row.as_ref().map(declaration_row).transpose()
     }
 
+    /// The declaration of `partner` holding this MRN that is not rejected,
+    /// amended or cancelled (what an amendment or cancellation quoting the
+    /// MRN refers to). The terms match the partial unique index on `mrn`.
+    pub async fn live_declaration_by_mrn(
+        &self,
+        partner: &str,
+        mrn: &str,
+    ) -> Result<Option<StoredDeclaration>, StoreError> {
+        let sql = self.sql(&format!(
+            "SELECT {DECLARATION_COLUMNS} FROM declarations \
+             WHERE mrn = $2 AND status <> 'amended' AND partner_id = $1 \
+             AND target = 'declaration' AND status NOT IN ('rejected', 'cancelled') \
+             ORDER BY created_at DESC, id DESC LIMIT 1"
+        ));
+        let row = sqlx::query(&sql)
+            .bind(partner)
+            .bind(mrn)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(declaration_row).transpose()
+    }
+
     pub async fn permit(&self, id: &str) -> Result<Option<StoredPermit>, StoreError> {
         let sql = self.sql(&format!(
             "SELECT {PERMIT_COLUMNS} FROM permits WHERE id = $1"
