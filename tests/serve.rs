@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 
 use common::{fixture, request};
 use tradehub::edifact::Limits;
-use tradehub::hub::{Intake, new_token};
+use tradehub::hub::{Intake, Submission, new_token};
 use tradehub::store::{Store, Table};
 use tradehub::timestamp::Timestamp;
 use tradehub::transport::http::{self, HttpSettings};
@@ -635,4 +635,41 @@ async fn an_interchange_with_too_many_messages_is_refused() {
     assert_eq!(store.count(Table::Declarations).await.unwrap(), 0);
     assert_eq!(store.count(Table::Refusals).await.unwrap(), 1);
     hub.shut().await;
+}
+
+/// An interchange taken in before the limit was lowered is, delivered
+/// again, a duplicate answered with its original acknowledgement, not a
+/// refusal.
+#[tokio::test]
+async fn a_redelivery_over_a_lowered_message_limit_is_a_duplicate() {
+    let dir =
+        std::env::temp_dir().join(format!("tradehub-limit-{}", uuid::Uuid::now_v7().simple()));
+    let store = Store::open(&Store::embedded_url(&dir).unwrap())
+        .await
+        .unwrap();
+    store
+        .add_partner("KRBROKER01", "Broker", "hash", Timestamp::now())
+        .await
+        .unwrap();
+    let partner = store.partner("KRBROKER01").await.unwrap().unwrap();
+    let bytes = fixture("ok/cusdec-d96b-unoc.edi");
+    let before = Intake::new(store.clone(), Limits::default()).with_max_messages(10);
+    let Submission::Stored(first) = before.submit(&partner, bytes.clone()).await.unwrap() else {
+        panic!("the first delivery is stored");
+    };
+    let after = Intake::new(store.clone(), Limits::default()).with_max_messages(1);
+    match after.submit(&partner, bytes).await.unwrap() {
+        Submission::Duplicate(again) => {
+            assert_eq!(again.interchange.id, first.interchange.id);
+            assert_eq!(
+                again.interchange.acknowledgement,
+                first.interchange.acknowledgement
+            );
+        }
+        other => panic!("not a duplicate: {other:?}"),
+    }
+    assert_eq!(store.count(Table::Interchanges).await.unwrap(), 1);
+    assert_eq!(store.count(Table::Refusals).await.unwrap(), 0);
+    store.close().await;
+    let _ = std::fs::remove_dir_all(dir);
 }

@@ -358,6 +358,11 @@ impl Intake {
         };
         let count = ic.counts.messages;
         if count > self.max_messages as u64 && sender == partner.id {
+            // Taken in before the limit was lowered: a redelivery gets its
+            // original answer, as any duplicate does.
+            if let Some(original) = self.store.interchange_by_hash(&partner.id, &sha256).await? {
+                return self.duplicate(original, now).await;
+            }
             let refused = refuse(
                 RefusalReason::TooManyMessages {
                     count,
