@@ -1,7 +1,8 @@
 //! HTTPS: `tradehub serve --tls-cert --tls-key` serves the API over TLS
 //! (rustls) to a client that trusts the certificate; a plain-HTTP client
 //! gets no answer; a client that stalls its handshake holds no one else
-//! up; a missing key stops `serve` with the file named.
+//! up, takes a connection slot while it lasts and loses it at the
+//! header deadline; a missing key stops `serve` with the file named.
 
 // Test helpers may panic: a panic is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -112,5 +113,64 @@ async fn the_api_is_served_over_tls() {
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("missing.pem"), "{stderr}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A handshake in progress takes one of `--max-connections`: with one
+/// slot, a client that connects and says nothing holds the next one up
+/// until `--header-timeout-secs` (which bounds the handshake too) drops it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_handshake_holds_a_connection_slot_until_the_header_deadline() {
+    let dir = std::env::temp_dir().join(format!("tradehub-tls-slot-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let generated = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let cert_pem = generated.cert.pem();
+    std::fs::write(dir.join("cert.pem"), &cert_pem).unwrap();
+    std::fs::write(dir.join("key.pem"), generated.key_pair.serialize_pem()).unwrap();
+    let args: Vec<std::ffi::OsString> = vec![
+        "--listen".into(),
+        "127.0.0.1:0".into(),
+        "--data-dir".into(),
+        dir.join("data").into(),
+        "--tls-cert".into(),
+        dir.join("cert.pem").into(),
+        "--tls-key".into(),
+        dir.join("key.pem").into(),
+        "--max-connections".into(),
+        "1".into(),
+        "--header-timeout-secs".into(),
+        "2".into(),
+    ];
+    let (child, addr, _log) = common::spawn_serve_with(&args);
+    let _server = Server(child);
+    // The one slot is free: served at once.
+    let answer = tokio::time::timeout(
+        Duration::from_secs(5),
+        get_over_tls(&addr, cert_pem.as_bytes(), "/healthz"),
+    )
+    .await
+    .expect("served");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+
+    let mut stalled = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    // Let the server take it into the slot.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = std::time::Instant::now();
+    let answer = tokio::time::timeout(
+        Duration::from_secs(8),
+        get_over_tls(&addr, cert_pem.as_bytes(), "/healthz"),
+    )
+    .await
+    .expect("the stalled handshake was not dropped at the header deadline");
+    let waited = started.elapsed();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        waited >= Duration::from_millis(1500),
+        "served after {waited:?}: the stalled handshake took no slot"
+    );
+    // The stalled client was closed by the server.
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(1), stalled.read_to_end(&mut rest)).await;
+    assert!(matches!(closed, Ok(Ok(0))), "{closed:?}");
     let _ = std::fs::remove_dir_all(dir);
 }

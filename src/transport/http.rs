@@ -34,8 +34,9 @@ pub struct HttpSettings {
     /// good). A submission cut off after its commit is answered again, as
     /// a duplicate, when the client retries.
     pub request_timeout: std::time::Duration,
-    /// Longest a connection may take to send a request's headers, and
-    /// longest an idle keep-alive connection is kept; beyond, the
+    /// Longest a connection may take to send a request's headers (over
+    /// TLS, also to complete its handshake), and longest an idle
+    /// keep-alive connection is kept; beyond, the
     /// connection is closed (a client that trickles its headers, or opens
     /// connections and sends nothing, holds nothing for good).
     pub header_timeout: std::time::Duration,
@@ -233,9 +234,10 @@ where
             match tls {
                 None => serve_connection(tcp, router, settings, watcher, peer).await,
                 Some(acceptor) => {
+                    // The handshake is part of what must arrive before the
+                    // headers' deadline.
                     let handshake =
-                        tokio::time::timeout(super::tls::HANDSHAKE_DEADLINE, acceptor.accept(tcp))
-                            .await;
+                        tokio::time::timeout(settings.header_timeout, acceptor.accept(tcp)).await;
                     match handshake {
                         Ok(Ok(stream)) => {
                             serve_connection(stream, router, settings, watcher, peer).await;

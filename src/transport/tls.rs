@@ -7,7 +7,6 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -33,9 +32,6 @@ pub enum TlsError {
     #[error("the certificate and key do not make a TLS configuration: {0}")]
     Config(String),
 }
-
-/// How long a client has to complete its handshake.
-pub(crate) const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(10);
 
 /// The TLS acceptor for these files.
 pub fn acceptor(settings: &TlsSettings) -> Result<TlsAcceptor, TlsError> {
