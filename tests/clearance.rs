@@ -393,20 +393,30 @@ async fn workflow(url: &str) {
     store.close().await;
 }
 
+/// Runs `test` on a fresh embedded store.
+async fn on_sqlite(test: impl AsyncFnOnce(&str)) {
+    let dir = std::env::temp_dir().join(format!("tradehub-clearance-{}", uuid::Uuid::now_v7()));
+    test(&Store::embedded_url(&dir).unwrap()).await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Runs `test` on a fresh database of the machine's PostgreSQL.
+async fn on_postgres(test: impl AsyncFnOnce(&str)) {
+    let Some((url, name)) = common::pg_database().await else {
+        return;
+    };
+    test(&url).await;
+    common::drop_pg_database(&name).await;
+}
+
 #[tokio::test]
 async fn workflow_on_sqlite() {
-    let dir = std::env::temp_dir().join(format!("tradehub-clearance-{}", uuid::Uuid::now_v7()));
-    workflow(&Store::embedded_url(&dir).unwrap()).await;
-    let _ = std::fs::remove_dir_all(dir);
+    on_sqlite(workflow).await;
 }
 
 #[tokio::test]
 async fn workflow_on_postgres() {
-    let Some((url, name)) = common::pg_database().await else {
-        return;
-    };
-    workflow(&url).await;
-    common::drop_pg_database(&name).await;
+    on_postgres(workflow).await;
 }
 
 #[tokio::test]
@@ -805,16 +815,10 @@ async fn references_by_mrn(url: &str) {
 
 #[tokio::test]
 async fn references_by_mrn_on_sqlite() {
-    let dir = std::env::temp_dir().join(format!("tradehub-by-mrn-{}", uuid::Uuid::now_v7()));
-    references_by_mrn(&Store::embedded_url(&dir).unwrap()).await;
-    let _ = std::fs::remove_dir_all(dir);
+    on_sqlite(references_by_mrn).await;
 }
 
 #[tokio::test]
 async fn references_by_mrn_on_postgres() {
-    let Some((url, name)) = common::pg_database().await else {
-        return;
-    };
-    references_by_mrn(&url).await;
-    common::drop_pg_database(&name).await;
+    on_postgres(references_by_mrn).await;
 }

@@ -51,17 +51,17 @@ async fn get_over_tls(addr: &str, cert: &[u8], path: &str) -> String {
 
 use rustls::pki_types::pem::PemObject;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_api_is_served_over_tls() {
-    let dir = std::env::temp_dir().join(format!("tradehub-tls-{}", uuid::Uuid::now_v7()));
-    std::fs::create_dir_all(&dir).unwrap();
+/// `tradehub serve` over TLS with a fresh self-signed certificate for
+/// localhost (written under `dir`) and `extra` arguments: the server, its
+/// address and the certificate (PEM) a client is to trust.
+fn serve_tls(dir: &std::path::Path, extra: &[&str]) -> (Server, String, String) {
+    std::fs::create_dir_all(dir).unwrap();
     let generated =
         rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
     let cert_pem = generated.cert.pem();
     std::fs::write(dir.join("cert.pem"), &cert_pem).unwrap();
     std::fs::write(dir.join("key.pem"), generated.key_pair.serialize_pem()).unwrap();
-
-    let args: Vec<std::ffi::OsString> = vec![
+    let mut args: Vec<std::ffi::OsString> = vec![
         "--listen".into(),
         "127.0.0.1:0".into(),
         "--data-dir".into(),
@@ -71,8 +71,16 @@ async fn the_api_is_served_over_tls() {
         "--tls-key".into(),
         dir.join("key.pem").into(),
     ];
+    args.extend(extra.iter().map(std::ffi::OsString::from));
     let (child, addr, _log) = common::spawn_serve_with(&args);
-    let _server = Server(child);
+    (Server(child), addr, cert_pem)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_is_served_over_tls() {
+    let dir = std::env::temp_dir().join(format!("tradehub-tls-{}", uuid::Uuid::now_v7()));
+    let (server, addr, cert_pem) = serve_tls(&dir, &[]);
+    let _server = server;
 
     // A client that connects and never says anything.
     let _stalled = tokio::net::TcpStream::connect(&addr).await.unwrap();
@@ -122,27 +130,11 @@ async fn the_api_is_served_over_tls() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_handshake_holds_a_connection_slot_until_the_header_deadline() {
     let dir = std::env::temp_dir().join(format!("tradehub-tls-slot-{}", uuid::Uuid::now_v7()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let generated = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
-    let cert_pem = generated.cert.pem();
-    std::fs::write(dir.join("cert.pem"), &cert_pem).unwrap();
-    std::fs::write(dir.join("key.pem"), generated.key_pair.serialize_pem()).unwrap();
-    let args: Vec<std::ffi::OsString> = vec![
-        "--listen".into(),
-        "127.0.0.1:0".into(),
-        "--data-dir".into(),
-        dir.join("data").into(),
-        "--tls-cert".into(),
-        dir.join("cert.pem").into(),
-        "--tls-key".into(),
-        dir.join("key.pem").into(),
-        "--max-connections".into(),
-        "1".into(),
-        "--header-timeout-secs".into(),
-        "2".into(),
-    ];
-    let (child, addr, _log) = common::spawn_serve_with(&args);
-    let _server = Server(child);
+    let (server, addr, cert_pem) = serve_tls(
+        &dir,
+        &["--max-connections", "1", "--header-timeout-secs", "2"],
+    );
+    let _server = server;
     // The one slot is free: served at once.
     let answer = tokio::time::timeout(
         Duration::from_secs(5),

@@ -28,7 +28,8 @@ use crate::ack::contrl;
 use crate::diag::{Code, Issue};
 use crate::edifact::{self, Limits, ParseOptions, Parsed};
 use crate::store::{
-    NewInterchange, OutboxMessage, Partner, Refusal, Store, StoreError, StoredInterchange,
+    LiveReference, NewInterchange, OutboxMessage, Partner, Refusal, Store, StoreError,
+    StoredInterchange,
 };
 use crate::timestamp::Timestamp;
 
@@ -591,26 +592,22 @@ impl Intake {
                     Some("amendment" | "cancellation")
                 )
             });
-            let prior = match (&quoted, &lrn) {
-                (Some(mrn), _) => match seen_mrn.get(mrn) {
+            let (known, by) = match (&quoted, &lrn) {
+                (Some(mrn), _) => (&seen_mrn, Some(LiveReference::Mrn(mrn))),
+                (None, Some(lrn)) => (&seen, Some(LiveReference::Lrn(lrn))),
+                (None, None) => (&seen, None),
+            };
+            let prior = match by {
+                Some(by) => match known.get(by.text()) {
                     Some(p) => Some(p.clone()),
                     None => self
                         .store
-                        .live_declaration_by_mrn(&partner.id, mrn)
+                        .live_declaration(&partner.id, by)
                         .await?
                         .as_ref()
                         .map(clearance::Prior::from),
                 },
-                (None, Some(lrn)) => match seen.get(lrn) {
-                    Some(p) => Some(p.clone()),
-                    None => self
-                        .store
-                        .live_declaration_by_lrn(&partner.id, lrn)
-                        .await?
-                        .as_ref()
-                        .map(clearance::Prior::from),
-                },
-                (None, None) => None,
+                None => None,
             };
             let reply = clearance::Reply {
                 message_reference: m.message.clone(),

@@ -47,6 +47,24 @@ pub struct NewDeclaration {
     pub supersedes: Option<Supersede>,
 }
 
+/// How [`Store::live_declaration`] finds the declaration referred to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LiveReference<'a> {
+    /// The sender's own local reference number.
+    Lrn(&'a str),
+    /// The movement reference number customs gave it.
+    Mrn(&'a str),
+}
+
+impl LiveReference<'_> {
+    /// The reference itself.
+    pub fn text(&self) -> &str {
+        match self {
+            LiveReference::Lrn(text) | LiveReference::Mrn(text) => text,
+        }
+    }
+}
+
 /// An earlier declaration moved by an amendment or cancellation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Supersede {
@@ -540,44 +558,28 @@ impl Store {
         rows.iter().map(declaration_row).collect()
     }
 
-    /// The newest declaration of `partner` with this LRN that is not
-    /// rejected, amended or cancelled.
-    pub async fn live_declaration_by_lrn(
+    /// The newest declaration of `partner` with this LRN, or holding this
+    /// MRN, that is not rejected, amended or cancelled: what an amendment
+    /// or cancellation refers to. (The MRN terms match the partial unique
+    /// index on `mrn`.)
+    pub async fn live_declaration(
         &self,
         partner: &str,
-        lrn: &str,
+        by: LiveReference<'_>,
     ) -> Result<Option<StoredDeclaration>, StoreError> {
+        let (term, value) = match by {
+            LiveReference::Lrn(lrn) => ("lrn = $2", lrn),
+            LiveReference::Mrn(mrn) => ("mrn = $2 AND status <> 'amended'", mrn),
+        };
         let sql = self.sql(&format!(
             "SELECT {DECLARATION_COLUMNS} FROM declarations \
-             WHERE partner_id = $1 AND lrn = $2 AND target = 'declaration' \
+             WHERE {term} AND partner_id = $1 AND target = 'declaration' \
              AND status NOT IN ('rejected', 'amended', 'cancelled') \
              ORDER BY created_at DESC, id DESC LIMIT 1"
         ));
         let row = sqlx::query(&sql)
             .bind(partner)
-            .bind(lrn)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(declaration_row).transpose()
-    }
-
-    /// The declaration of `partner` holding this MRN that is not rejected,
-    /// amended or cancelled (what an amendment or cancellation quoting the
-    /// MRN refers to). The terms match the partial unique index on `mrn`.
-    pub async fn live_declaration_by_mrn(
-        &self,
-        partner: &str,
-        mrn: &str,
-    ) -> Result<Option<StoredDeclaration>, StoreError> {
-        let sql = self.sql(&format!(
-            "SELECT {DECLARATION_COLUMNS} FROM declarations \
-             WHERE mrn = $2 AND status <> 'amended' AND partner_id = $1 \
-             AND target = 'declaration' AND status NOT IN ('rejected', 'cancelled') \
-             ORDER BY created_at DESC, id DESC LIMIT 1"
-        ));
-        let row = sqlx::query(&sql)
-            .bind(partner)
-            .bind(mrn)
+            .bind(value)
             .fetch_optional(&self.pool)
             .await?;
         row.as_ref().map(declaration_row).transpose()
