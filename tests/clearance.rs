@@ -684,6 +684,26 @@ async fn submit_wco(
     submit(hub, written.xml.into_bytes()).await
 }
 
+/// The stored status of a declaration.
+async fn status_of(store: &Store, id: &str) -> String {
+    store.declaration(id).await.unwrap().unwrap().status
+}
+
+/// `base` as another declaration: its function, LRN and quoted MRN.
+fn variant(
+    base: &tradehub::model::Declaration,
+    function: tradehub::model::DeclarationFunction,
+    lrn: &str,
+    mrn: impl Into<String>,
+) -> tradehub::model::Declaration {
+    tradehub::model::Declaration {
+        function,
+        lrn: lrn.into(),
+        mrn: Some(mrn.into()),
+        ..base.clone()
+    }
+}
+
 /// In the WCO Data Model an amendment or a cancellation names the
 /// declaration by its MRN (Declaration/ID) and carries a reference of its
 /// own (FunctionalReferenceID), as HMRC's CDS amendment sample does: the
@@ -705,10 +725,12 @@ async fn references_by_mrn(url: &str) {
 
     // An amendment quoting an MRN no declaration of this sender has is
     // refused (RUL008), pointed at the MRN, and changes nothing.
-    let mut wrong = base.clone();
-    wrong.function = DeclarationFunction::Amendment;
-    wrong.lrn = "LRN-W-AME-1".into();
-    wrong.mrn = Some("26KRNOSUCHMRN0000A".into());
+    let wrong = variant(
+        &base,
+        DeclarationFunction::Amendment,
+        "LRN-W-AME-1",
+        "26KRNOSUCHMRN0000A",
+    );
     let d = submit_wco(&hub, &wrong).await;
     assert_eq!(d[0].status, state::REJECTED);
     assert_eq!(issue_codes(&hub, &d[0]).await, ["RUL008"]);
@@ -738,21 +760,18 @@ async fn references_by_mrn(url: &str) {
         answer.body
     );
     assert_eq!(
-        store
-            .declaration(&original.id)
-            .await
-            .unwrap()
-            .unwrap()
-            .status,
+        status_of(&store, &original.id).await,
         state::AWAITING_PERMITS
     );
 
     // With the right MRN and a reference of its own, it amends the
     // original, whose MRN it keeps.
-    let mut amendment = base.clone();
-    amendment.function = DeclarationFunction::Amendment;
-    amendment.lrn = "LRN-W-AME-2".into();
-    amendment.mrn = Some(mrn.clone());
+    let amendment = variant(
+        &base,
+        DeclarationFunction::Amendment,
+        "LRN-W-AME-2",
+        mrn.clone(),
+    );
     let d = submit_wco(&hub, &amendment).await;
     assert_eq!(
         d[0].status,
@@ -763,30 +782,27 @@ async fn references_by_mrn(url: &str) {
     let amended = d[0].clone();
     assert_eq!(amended.mrn.as_deref(), Some(mrn.as_str()));
     assert_eq!(amended.lrn.as_deref(), Some("LRN-W-AME-2"));
-    assert_eq!(
-        store
-            .declaration(&original.id)
-            .await
-            .unwrap()
-            .unwrap()
-            .status,
-        state::AMENDED
-    );
+    assert_eq!(status_of(&store, &original.id).await, state::AMENDED);
 
     // An original may not quote an MRN: customs issues it.
-    let mut quoting = base.clone();
-    quoting.lrn = "LRN-W-NEW".into();
-    quoting.mrn = Some(mrn.clone());
+    let quoting = variant(
+        &base,
+        DeclarationFunction::Original,
+        "LRN-W-NEW",
+        mrn.clone(),
+    );
     let d = submit_wco(&hub, &quoting).await;
     assert_eq!(d[0].status, state::REJECTED);
     assert_eq!(issue_codes(&hub, &d[0]).await, ["RUL008"]);
 
     // A cancellation quoting the MRN cancels the declaration now holding
     // it (the amendment); its answer quotes the MRN.
-    let mut cancel = base.clone();
-    cancel.function = DeclarationFunction::Cancellation;
-    cancel.lrn = "LRN-W-CAN-1".into();
-    cancel.mrn = Some(mrn.clone());
+    let cancel = variant(
+        &base,
+        DeclarationFunction::Cancellation,
+        "LRN-W-CAN-1",
+        mrn.clone(),
+    );
     let d = submit_wco(&hub, &cancel).await;
     assert_eq!(
         d[0].status,
@@ -794,20 +810,12 @@ async fn references_by_mrn(url: &str) {
         "{:?}",
         issue_codes(&hub, &d[0]).await
     );
-    assert_eq!(
-        store
-            .declaration(&amended.id)
-            .await
-            .unwrap()
-            .unwrap()
-            .status,
-        state::CANCELLED
-    );
+    assert_eq!(status_of(&store, &amended.id).await, state::CANCELLED);
     let answer = store.responses_of(&d[0].id).await.unwrap().pop().unwrap();
     assert!(answer.body.contains(&mrn), "{}", answer.body);
     // Nothing live holds the MRN any more.
-    cancel.lrn = "LRN-W-CAN-2".into();
-    let d = submit_wco(&hub, &cancel).await;
+    let again = variant(&base, DeclarationFunction::Cancellation, "LRN-W-CAN-2", mrn);
+    let d = submit_wco(&hub, &again).await;
     assert_eq!(d[0].status, state::REJECTED);
     assert_eq!(issue_codes(&hub, &d[0]).await, ["RUL008"]);
     store.close().await;
