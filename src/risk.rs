@@ -178,7 +178,8 @@ impl RiskProfile {
             reasons: Vec::new(),
         };
         for rule in &self.rules {
-            if !rule.kinds.is_empty() && !rule.kinds.contains(&declaration.kind) {
+            if !rule.kinds.is_empty() && !declaration.kind.is_some_and(|k| rule.kinds.contains(&k))
+            {
                 continue;
             }
             if !rule.functions.is_empty() && !rule.functions.contains(&declaration.function) {

@@ -231,7 +231,8 @@ impl Routing {
             .collect();
         let mut plans = Vec::new();
         for rule in &self.rules {
-            if !rule.kinds.is_empty() && !rule.kinds.contains(&declaration.kind) {
+            if !rule.kinds.is_empty() && !declaration.kind.is_some_and(|k| rule.kinds.contains(&k))
+            {
                 continue;
             }
             let country = |list: &[String], value: &Option<String>| {

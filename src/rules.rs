@@ -223,6 +223,12 @@ pub fn check(declaration: &Declaration, settings: &RuleSettings) -> Vec<Issue> {
 }
 
 fn parties(d: &Declaration, out: &mut Vec<Issue>) {
+    // A cancellation names the declaration it cancels (by its MRN or LRN,
+    // RUL008), whose parties they are; HMRC's cancellation request names
+    // only its submitter.
+    if d.function == DeclarationFunction::Cancellation {
+        return;
+    }
     if d.declarant.as_ref().and_then(|p| p.id.as_ref()).is_none() {
         out.push(finding(
             Code::RuleParty,
@@ -231,9 +237,9 @@ fn parties(d: &Declaration, out: &mut Vec<Issue>) {
         ));
     }
     let (needed, field) = match d.kind {
-        DeclarationKind::Import => (&d.importer, "importer"),
-        DeclarationKind::Export => (&d.exporter, "exporter"),
-        DeclarationKind::Transit => return,
+        Some(DeclarationKind::Import) => (&d.importer, "importer"),
+        Some(DeclarationKind::Export) => (&d.exporter, "exporter"),
+        Some(DeclarationKind::Transit) | None => return,
     };
     if d.function == DeclarationFunction::Original
         && needed
@@ -247,7 +253,7 @@ fn parties(d: &Declaration, out: &mut Vec<Issue>) {
             format!(
                 "an {} declaration needs the {field}",
                 match d.kind {
-                    DeclarationKind::Import => "import",
+                    Some(DeclarationKind::Import) => "import",
                     _ => "export",
                 }
             ),

@@ -830,3 +830,95 @@ async fn references_by_mrn_on_sqlite() {
 async fn references_by_mrn_on_postgres() {
     on_postgres(references_by_mrn).await;
 }
+
+/// HMRC's cancellation request (its CANCEL.xsd, the corpus sample
+/// TT_EX010a): FunctionCode 13 with TypeCode INV, the MRN of the
+/// declaration to cancel as its ID, its own FunctionalReferenceID, the
+/// submitter and the reason; no kind, no declarant, no goods. It cancels
+/// the sender's live declaration holding the MRN, and the canonical form
+/// keeps the reason.
+async fn cancellation_requests(url: &str) {
+    let hub = hub(url, clearance("", 3600)).await;
+    let store = hub.intake.store().clone();
+    // The request's Submitter files through the same partner account.
+    store.add_trader_id(SENDER, "GB150454489082").await.unwrap();
+    let sample = std::fs::read_to_string(repo(
+        "fixtures/wco/corpus/valid/hmrc__TT_EX010a__TT_EX010a_Cancellation.xml",
+    ))
+    .unwrap();
+    let request = |mrn: &str, reference: &str| {
+        sample
+            .replace("24GBDIRIGZ7QLCPAA8", mrn)
+            .replace("U.7867523JNCOL", reference)
+            .into_bytes()
+    };
+    let errors = async |d: &StoredDeclaration| -> Vec<String> {
+        let stored = store.declaration(&d.id).await.unwrap().unwrap();
+        let issues: Vec<tradehub::diag::Issue> = serde_json::from_str(&stored.issues_json).unwrap();
+        issues
+            .iter()
+            .filter(|i| i.is_error())
+            .map(|i| {
+                format!(
+                    "{} {}",
+                    i.code.as_str(),
+                    i.location.path.as_deref().unwrap_or("")
+                )
+            })
+            .collect()
+    };
+
+    // An EDIFACT original awaiting a permit, with its MRN.
+    let d = submit(&hub, cusdec("IX001", "LRN-X", "9", &["020130"])).await;
+    assert_eq!(d[0].status, state::AWAITING_PERMITS);
+    let original = d[0].clone();
+    let mrn = original.mrn.clone().unwrap();
+
+    // The sample as published names an MRN this sender has not: refused,
+    // at the MRN (Declaration/ID), and nothing changes.
+    let d = submit(&hub, sample.clone().into_bytes()).await;
+    assert_eq!(d[0].status, state::REJECTED);
+    assert_eq!(errors(&d[0]).await, ["RUL008 /Declaration/ID"]);
+    assert_eq!(
+        status_of(&store, &original.id).await,
+        state::AWAITING_PERMITS
+    );
+
+    // Naming the original's MRN, it cancels it: accepted, the original
+    // cancelled with its pending permit withdrawn, the answer (WCO RES)
+    // quoting the MRN.
+    let d = submit(&hub, request(&mrn, "U.CANCEL-1")).await;
+    assert_eq!(d[0].status, state::ACCEPTED, "{:?}", errors(&d[0]).await);
+    assert_eq!(d[0].function.as_deref(), Some("cancellation"));
+    assert_eq!(d[0].lrn.as_deref(), Some("U.CANCEL-1"));
+    assert_eq!(status_of(&store, &original.id).await, state::CANCELLED);
+    let permits = store.permits_of(&original.id).await.unwrap();
+    assert!(permits.iter().all(|p| p.status != "pending"), "{permits:?}");
+    let request_form = canonical(&hub, &d[0]).await;
+    assert_eq!(request_form.kind, None);
+    assert_eq!(
+        request_form.reason.as_deref(),
+        Some("This is a duplicate, please can")
+    );
+    assert_eq!(request_form.reason_code.as_deref(), Some("1"));
+    let answer = store.responses_of(&d[0].id).await.unwrap().pop().unwrap();
+    assert_eq!(answer.kind, "res");
+    assert_eq!(answer.status, state::CANCELLED);
+    assert!(answer.body.contains(&mrn), "{}", answer.body);
+
+    // A second request for the same MRN finds nothing live to cancel.
+    let d = submit(&hub, request(&mrn, "U.CANCEL-2")).await;
+    assert_eq!(d[0].status, state::REJECTED);
+    assert_eq!(errors(&d[0]).await, ["RUL008 /Declaration/ID"]);
+    store.close().await;
+}
+
+#[tokio::test]
+async fn cancellation_requests_on_sqlite() {
+    on_sqlite(cancellation_requests).await;
+}
+
+#[tokio::test]
+async fn cancellation_requests_on_postgres() {
+    on_postgres(cancellation_requests).await;
+}

@@ -413,6 +413,66 @@ fn later_rules_for_one_field_append_or_leave_their_value_reported() {
     );
 }
 
+/// `skip_codes` and `skip_other`: a code a rule skips gives it no value
+/// and no error, and leaves the field to a later rule (or to none).
+#[test]
+fn skipped_codes_give_no_value_and_no_error() {
+    let directories = Directories::global();
+    let d96b = directories.release("D96B").unwrap().unwrap();
+    let text = "format = \"edifact\"\nmessage = \"CUSDEC\"\nrelease = \"D96B\"\n\
+                target = \"declaration\"\n\
+                [[field]]\nto = \"lrn\"\nfrom = \"BGM/C106/1004\"\n\
+                [[field]]\nto = \"function\"\nfrom = \"BGM/1225\"\n\
+                codes = { \"1\" = \"cancellation\" }\nskip_other = true\n\
+                [[field]]\nto = \"function\"\nfrom = \"BGM/1225\"\n\
+                codes = { \"9\" = \"original\" }\n\
+                [[field]]\nto = \"kind\"\nfrom = \"BGM/C002/1001\"\n\
+                codes = { \"929\" = \"import\" }\nskip_codes = [\"830\"]\n";
+    let mapping = EdifactMapping::compile("skips.toml", text, &d96b, 3).unwrap();
+    let bytes = std::fs::read(root().join("fixtures/edifact/ok/cusdec-d96b-unoc.edi")).unwrap();
+    let parsed = tradehub::edifact::Parser::new(
+        &bytes[..],
+        tradehub::edifact::ParseOptions {
+            keep_messages: true,
+            message_text: true,
+            ..tradehub::edifact::ParseOptions::default()
+        },
+    )
+    .with_directories(directories.clone())
+    .run(|_, _| {})
+    .unwrap();
+    // BGM+830+LRN2026001+9: 9 is skipped by the first rule and translated
+    // by the second; 830 is skipped, so there is no kind.
+    let message = parsed.interchange.all_messages().next().unwrap();
+    let (value, issues) = mapping.apply(message);
+    assert_eq!(value["function"], "original");
+    assert_eq!(value.get("kind"), None, "{value}");
+    assert!(!issues.iter().any(|i| i.is_error()), "{issues:#?}");
+    // Typed, a declaration without a kind is incomplete unless it is a
+    // cancellation.
+    let (typed, _) = mapping.apply_typed::<tradehub::model::Declaration>(message);
+    let typed = typed.unwrap();
+    assert_eq!(typed.kind, None);
+    assert_eq!(
+        tradehub::model::Complete::incomplete(&typed).as_deref(),
+        Some("missing field `kind`")
+    );
+    let cancellation = tradehub::model::Declaration {
+        function: tradehub::model::DeclarationFunction::Cancellation,
+        ..typed
+    };
+    assert_eq!(tradehub::model::Complete::incomplete(&cancellation), None);
+    // Without the skip, 830 is an untranslated code (MAP003) at BGM.
+    let strict = text.replace("skip_codes = [\"830\"]\n", "");
+    let mapping = EdifactMapping::compile("strict.toml", &strict, &d96b, 3).unwrap();
+    let (_, issues) = mapping.apply(message);
+    let unknown = issues
+        .iter()
+        .find(|i| i.code == Code::MappingCodeUnknown)
+        .unwrap_or_else(|| panic!("{issues:#?}"));
+    assert_eq!(unknown.location.tag.as_deref(), Some("BGM"));
+}
+
 /// A passenger list over two flights (GTAS APIS sample, D.05B): each leg
 /// with its own number, places and times; the declared total; each
 /// traveller's references with their qualifiers. The references the
@@ -549,6 +609,20 @@ fn mapping_mistakes_name_their_line() {
         (
             "[[field]]\nto = \"lrn\"\nfrom = \"BGM/C106/1004\"\nsurprise = 1\n",
             "unknown field `surprise`",
+        ),
+        // Skipped codes: only with `codes`, not translated and skipped at
+        // once, not kept and skipped at once.
+        (
+            "[[field]]\nto = \"lrn\"\nfrom = \"BGM/C106/1004\"\nskip_other = true\n",
+            "which this rule has not",
+        ),
+        (
+            "[[field]]\nto = \"function\"\nfrom = \"BGM/1225\"\ncodes = { \"9\" = \"original\" }\nskip_codes = [\"9\"]\n",
+            "code \"9\" is both translated",
+        ),
+        (
+            "[[field]]\nto = \"function\"\nfrom = \"BGM/1225\"\ncodes = { \"9\" = \"original\" }\npass_other = true\nskip_other = true\n",
+            "either kept (`pass_other`) or skipped",
         ),
         // `each` lists: a composite the segment has, fields of one
         // occurrence, components of that composite.

@@ -12,7 +12,7 @@ use tradehub::model::*;
 
 fn declaration() -> Declaration {
     Declaration {
-        kind: DeclarationKind::Import,
+        kind: Some(DeclarationKind::Import),
         function: DeclarationFunction::Original,
         lrn: "LRN2026001".into(),
         mrn: None,
@@ -49,6 +49,8 @@ fn declaration() -> Declaration {
         },
         documents: vec![],
         previous_documents: vec![],
+        reason: None,
+        reason_code: None,
         goods: vec![GoodsItem {
             sequence: 1,
             hs_code: Some("847989".into()),

@@ -224,14 +224,16 @@ fn corpus_declarations_round_trip_on_the_mapped_fields() {
     assert!(round_trips >= 15, "round trips: {round_trips}");
 }
 
-/// (type code, kind) pairs of mappings/wco/DEC.toml.
-const TYPES: &[(&str, DeclarationKind)] = &[
-    ("IMA", DeclarationKind::Import),
-    ("IMZ", DeclarationKind::Import),
-    ("COB", DeclarationKind::Import),
-    ("EXA", DeclarationKind::Export),
-    ("EXD", DeclarationKind::Export),
-    ("EXZ", DeclarationKind::Export),
+/// (type code, kind) pairs of mappings/wco/DEC.toml; INV, HMRC's
+/// cancellation request, names no kind (and is always a cancellation).
+const TYPES: &[(&str, Option<DeclarationKind>)] = &[
+    ("IMA", Some(DeclarationKind::Import)),
+    ("IMZ", Some(DeclarationKind::Import)),
+    ("COB", Some(DeclarationKind::Import)),
+    ("EXA", Some(DeclarationKind::Export)),
+    ("EXD", Some(DeclarationKind::Export)),
+    ("EXZ", Some(DeclarationKind::Export)),
+    ("INV", None),
 ];
 
 /// An identifier: non-blank at both ends, XML-special characters inside.
@@ -397,7 +399,11 @@ prop_compose! {
             DeclarationFunction::Amendment,
             DeclarationFunction::Cancellation,
         ]),
-        lrn in id(35),
+        (lrn, reason, reason_code) in (
+            id(35),
+            prop::option::of(id(512)),
+            prop::option::of("[0-9A-Z]{1,3}"),
+        ),
         mrn in prop::option::of(id(70)),
         [declarant, exporter, representative, importer, buyer, seller, submitter] in parties(),
         destination in prop::option::of(country()),
@@ -410,7 +416,7 @@ prop_compose! {
     ) -> Declaration {
         Declaration {
             kind,
-            function,
+            function: if kind.is_none() { DeclarationFunction::Cancellation } else { function },
             lrn,
             mrn,
             type_code: Some(type_code.to_owned()),
@@ -429,6 +435,8 @@ prop_compose! {
             totals: Totals { invoice, packages, items, ..Totals::default() },
             documents: Vec::new(),
             previous_documents: Vec::new(),
+            reason,
+            reason_code,
             goods: goods
                 .into_iter()
                 .enumerate()
@@ -478,7 +486,7 @@ fn values_the_schema_refuses_are_reported_with_field_and_element() {
         value: Decimal::new(1, 4),
         currency: "usd".into(),
     });
-    d.kind = DeclarationKind::Transit;
+    d.kind = Some(DeclarationKind::Transit);
     d.type_code = None;
     d.customs_office = Some("GBLHR001".into());
     let doc = write(&d);

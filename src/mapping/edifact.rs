@@ -96,6 +96,9 @@ struct CompiledField {
     default_format: Option<String>,
     codes: Option<std::collections::BTreeMap<String, String>>,
     pass_other: bool,
+    /// Codes not in `codes` that give no value (see [`super::FieldRule`]).
+    skip_codes: Vec<String>,
+    skip_other: bool,
     all: bool,
     /// With `all`: repeated values are kept once.
     distinct: bool,
@@ -487,6 +490,8 @@ impl Compiler<'_> {
             default_format: rule.default_format.clone(),
             codes: rule.codes.clone(),
             pass_other: rule.pass_other,
+            skip_codes: rule.skip_codes.clone(),
+            skip_other: rule.skip_other,
             all: rule.all,
             distinct: rule.distinct,
             last: rule.last,
@@ -669,6 +674,8 @@ impl Compiler<'_> {
                 default_format: None,
                 codes: f.codes.clone(),
                 pass_other: f.pass_other,
+                skip_codes: f.skip_codes.clone(),
+                skip_other: f.skip_other,
                 all: false,
                 distinct: false,
                 last: false,
@@ -900,11 +907,17 @@ impl EdifactMapping {
         &self,
         message: &Message,
     ) -> (Result<Value, Incomplete>, Vec<Issue>, Provenance) {
-        use crate::model::{CargoReport, Declaration, PassengerList};
-        fn again<T: serde::de::DeserializeOwned + serde::Serialize>(
+        use crate::model::{CargoReport, Complete, Declaration, PassengerList};
+        fn again<T: serde::de::DeserializeOwned + serde::Serialize + Complete>(
             mut draft: Draft<'_>,
         ) -> Result<Value, Incomplete> {
             let typed: T = draft.deserialize_into()?;
+            if let Some(missing) = typed.incomplete() {
+                return Err(Incomplete {
+                    error: serde::de::Error::custom(missing),
+                    pointer: String::new(),
+                });
+            }
             serde_json::to_value(typed).map_err(|error| Incomplete {
                 error,
                 pointer: String::new(),
@@ -1627,6 +1640,9 @@ impl<'a> Run<'a> {
             Some(codes) => match codes.get(&*raw) {
                 Some(mapped) => Cow::Borrowed(mapped.as_str()),
                 None if field.pass_other => raw,
+                None if field.skip_other || field.skip_codes.iter().any(|c| *c == *raw) => {
+                    return None;
+                }
                 None => {
                     let known: Vec<&str> = codes.keys().map(String::as_str).collect();
                     self.issues.push(Issue::error(

@@ -495,6 +495,7 @@ impl Compiler<'_> {
             fields: rule
                 .field
                 .iter()
+                .filter(|f| !f.skip_other)
                 .map(|f| self.field(&full, f))
                 .collect::<Result<_, _>>()?,
             lists: rule
@@ -544,6 +545,8 @@ impl OutboundMapping {
         let fields = file
             .field
             .iter()
+            // A rule that reads only some codes is not written back.
+            .filter(|f| !f.skip_other)
             .map(|f| compiler.field(&[], f))
             .collect::<Result<_, _>>()?;
         let lists = file

@@ -109,6 +109,17 @@ pub struct FieldRule {
     /// Keep codes not in `codes` as received.
     #[serde(default)]
     pub pass_other: bool,
+    /// Codes that give this rule no value, and no error: the field is left
+    /// to another rule, or to none (e.g. the WCO declaration type `INV`, a
+    /// cancellation request, names no kind of declaration).
+    #[serde(default)]
+    pub skip_codes: Vec<String>,
+    /// Codes not in `codes` give this rule no value, and no error: the rule
+    /// reads only the codes it lists (another rule gives the field
+    /// otherwise). Such a partial reading is not written back by the
+    /// writers.
+    #[serde(default)]
+    pub skip_other: bool,
     /// Every occurrence into a list of values (the target must be a list
     /// of strings), instead of the first.
     #[serde(default)]
@@ -141,6 +152,33 @@ impl FieldRule {
                  `codes` and types other than text",
                 self.to.get_ref()
             ));
+        }
+        let skips = self.skip_other || !self.skip_codes.is_empty();
+        match &self.codes {
+            None if skips => {
+                return Err(format!(
+                    "{}: `skip_codes` and `skip_other` are about the codes of `codes`, \
+                     which this rule has not",
+                    self.to.get_ref()
+                ));
+            }
+            Some(_) if self.skip_other && self.pass_other => {
+                return Err(format!(
+                    "{}: codes not in `codes` are either kept (`pass_other`) or skipped \
+                     (`skip_other`), not both",
+                    self.to.get_ref()
+                ));
+            }
+            Some(codes) => {
+                if let Some(code) = self.skip_codes.iter().find(|c| codes.contains_key(*c)) {
+                    return Err(format!(
+                        "{}: code {code:?} is both translated (`codes`) and skipped \
+                         (`skip_codes`)",
+                        self.to.get_ref()
+                    ));
+                }
+            }
+            None => {}
         }
         Ok(())
     }
@@ -467,11 +505,14 @@ pub(crate) fn nearest<'p>(
 /// Checks a mapped JSON value against the canonical type and returns it in
 /// its canonical form (the typed value serialised again).
 pub fn typed(target: &str, value: serde_json::Value) -> Result<serde_json::Value, String> {
-    use crate::model::{CargoReport, Declaration, PassengerList};
-    fn again<T: serde::de::DeserializeOwned + serde::Serialize>(
+    use crate::model::{CargoReport, Complete, Declaration, PassengerList};
+    fn again<T: serde::de::DeserializeOwned + serde::Serialize + Complete>(
         value: serde_json::Value,
     ) -> Result<serde_json::Value, String> {
         let typed: T = serde_json::from_value(value).map_err(|e| e.to_string())?;
+        if let Some(missing) = typed.incomplete() {
+            return Err(missing);
+        }
         serde_json::to_value(typed).map_err(|e| e.to_string())
     }
     match target {

@@ -123,6 +123,9 @@ struct XmlField {
     kind: ValueType,
     codes: Option<std::collections::BTreeMap<String, String>>,
     pass_other: bool,
+    /// Codes not in `codes` that give no value (see [`super::FieldRule`]).
+    skip_codes: Vec<String>,
+    skip_other: bool,
     all: bool,
     /// With `all`: repeated values are kept once.
     distinct: bool,
@@ -272,6 +275,8 @@ impl WcoMapping {
                     kind: rule.kind,
                     codes: rule.codes.clone(),
                     pass_other: rule.pass_other,
+                    skip_codes: rule.skip_codes.clone(),
+                    skip_other: rule.skip_other,
                     all: rule.all,
                     distinct: rule.distinct,
                 })
@@ -825,6 +830,7 @@ impl XmlRun<'_> {
             Some(codes) => match codes.get(&raw) {
                 Some(mapped) => mapped.clone(),
                 None if field.pass_other => raw,
+                None if field.skip_other || field.skip_codes.contains(&raw) => return None,
                 None => {
                     self.issues.push(Issue::error(
                         Code::MappingCodeUnknown,

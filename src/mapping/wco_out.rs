@@ -381,7 +381,9 @@ impl WcoOutMapping {
             });
         }
         let root = mapping.root.clone();
-        for rule in &file.field {
+        // A rule that reads only some codes (`skip_other`) is not written
+        // back: another rule writes its field.
+        for rule in file.field.iter().filter(|r| !r.skip_other) {
             let compiled = field(&mapping, &root, rule)?;
             mapping.fields.push(compiled);
         }
@@ -400,7 +402,7 @@ impl WcoOutMapping {
             };
             let item = (*item).clone();
             let mut fields = Vec::new();
-            for rule in &list.field {
+            for rule in list.field.iter().filter(|r| !r.skip_other) {
                 fields.push(field(&item, rule)?);
             }
             let lists = list

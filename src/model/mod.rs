@@ -241,7 +241,12 @@ pub struct Totals {
 /// A customs declaration (import, export, transit).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Declaration {
-    pub kind: DeclarationKind,
+    /// Import, export or transit: required, except of a cancellation,
+    /// which names the declaration it cancels (whose kind that is); HMRC's
+    /// CDS cancellation request (WCO `FunctionCode` 13, `TypeCode` INV)
+    /// has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<DeclarationKind>,
     pub function: DeclarationFunction,
     /// Local reference number given by the declarant.
     pub lrn: String,
@@ -286,9 +291,39 @@ pub struct Declaration {
     pub documents: Vec<Document>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub previous_documents: Vec<Document>,
+    /// Why an amendment or cancellation was sent, as the sender wrote it
+    /// (WCO `AdditionalInformation` of type AES; UN/EDIFACT FTX 4451 ACD,
+    /// "reason for a request").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The coded reason of an amendment or cancellation, as declared (WCO
+    /// `Amendment/ChangeReasonCode`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason_code: Option<String>,
     #[serde(default)]
     pub goods: Vec<GoodsItem>,
 }
+
+/// What a canonical object must hold beyond what its type requires; the
+/// mappings check it after reading the object (MAP004 otherwise).
+pub trait Complete {
+    /// What is missing, in the words of a missing field's
+    /// deserialization error; `None` when nothing is.
+    fn incomplete(&self) -> Option<String> {
+        None
+    }
+}
+
+impl Complete for Declaration {
+    fn incomplete(&self) -> Option<String> {
+        (self.kind.is_none() && self.function != DeclarationFunction::Cancellation)
+            .then(|| "missing field `kind`".to_owned())
+    }
+}
+
+impl Complete for CargoReport {}
+
+impl Complete for PassengerList {}
 
 /// One consignment of a cargo report.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
