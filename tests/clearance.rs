@@ -390,6 +390,24 @@ async fn workflow(url: &str) {
             .iter()
             .all(|p| p.status == "withdrawn")
     );
+    // The cancellation now holds the LRN: an amendment, another
+    // cancellation or a new original of it are refused, saying so.
+    for (reference, function, code) in [
+        ("IC010", "5", "RUL008"),
+        ("IC011", "1", "RUL008"),
+        ("IC012", "9", "RUL009"),
+    ] {
+        let d = submit(&hub, cusdec(reference, "LRN-D", function, &["020130"])).await;
+        assert_eq!(d[0].status, state::REJECTED);
+        assert_eq!(issue_codes(&hub, &d[0]).await, [code]);
+        let stored = store.declaration(&d[0].id).await.unwrap().unwrap();
+        assert!(
+            stored.issues_json.contains("cancelled (cancellation ")
+                && stored.issues_json.contains(&c[0].id),
+            "{function}: {}",
+            stored.issues_json
+        );
+    }
     store.close().await;
 }
 

@@ -121,6 +121,9 @@ pub struct Prior {
     pub status: String,
     /// Its MRN: an amendment keeps it, a cancellation's answer quotes it.
     pub mrn: Option<String>,
+    /// `cancellation` when it is the cancellation of the declaration that
+    /// had its LRN (which then holds the LRN, so that it is not reused).
+    pub function: Option<String>,
 }
 
 impl From<&StoredDeclaration> for Prior {
@@ -129,6 +132,7 @@ impl From<&StoredDeclaration> for Prior {
             id: d.id.clone(),
             status: d.status.clone(),
             mrn: d.mrn.clone(),
+            function: d.function.clone(),
         }
     }
 }
@@ -524,6 +528,15 @@ impl Clearance {
                      send an amendment"
                 ),
             )],
+            (DeclarationFunction::Original, Some(p)) if cancelled(p) => vec![Issue::error(
+                Code::RuleDuplicateLrn,
+                at("/lrn"),
+                format!(
+                    "LRN {:?} was declared and cancelled (cancellation {}); an LRN is not \
+                     reused: send a new one",
+                    decl.lrn, p.id
+                ),
+            )],
             (DeclarationFunction::Original, Some(p)) => vec![Issue::error(
                 Code::RuleDuplicateLrn,
                 at("/lrn"),
@@ -544,19 +557,26 @@ impl Clearance {
             (DeclarationFunction::Amendment | DeclarationFunction::Cancellation, Some(p))
                 if !state::CHANGEABLE.contains(&p.status.as_str()) =>
             {
+                let change = if decl.function == DeclarationFunction::Amendment {
+                    "amended"
+                } else {
+                    "cancelled"
+                };
                 vec![Issue::error(
                     Code::RuleReference,
                     at(path),
-                    format!(
-                        "declaration {} with {named} is {}; it can no longer be {}",
-                        p.id,
-                        p.status,
-                        if decl.function == DeclarationFunction::Amendment {
-                            "amended"
-                        } else {
-                            "cancelled"
-                        }
-                    ),
+                    if cancelled(p) {
+                        format!(
+                            "the declaration with {named} was cancelled (cancellation {}); it can \
+                             no longer be {change}",
+                            p.id
+                        )
+                    } else {
+                        format!(
+                            "declaration {} with {named} is {}; it can no longer be {change}",
+                            p.id, p.status
+                        )
+                    },
                 )]
             }
             _ => Vec::new(),
@@ -618,6 +638,12 @@ impl Clearance {
             payload: serde_json::to_vec(&event).unwrap_or_default(),
         });
     }
+}
+
+/// Whether the live declaration an LRN names is the cancellation of the
+/// one that had it.
+fn cancelled(prior: &Prior) -> bool {
+    prior.function.as_deref() == Some(function_name(DeclarationFunction::Cancellation))
 }
 
 /// The canonical name of a declaration function.

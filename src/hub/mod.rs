@@ -623,6 +623,7 @@ impl Intake {
                     id: d.id.clone(),
                     status: d.status.clone(),
                     mrn: d.mrn.clone(),
+                    function: d.function.clone(),
                 };
                 if let Some(mrn) = quoted {
                     // The quoted declaration is replaced by this one, or,
@@ -632,6 +633,7 @@ impl Intake {
                             id: s.id.clone(),
                             status: s.to.clone(),
                             mrn: Some(mrn.clone()),
+                            function: None,
                         },
                         _ => now_prior.clone(),
                     };
