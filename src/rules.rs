@@ -61,9 +61,34 @@ pub fn check_canonical(
     provenance: &std::collections::BTreeMap<String, Location>,
     settings: &RuleSettings,
 ) -> Vec<Issue> {
+    check_canonical_as(target, canonical, provenance, settings, false)
+}
+
+/// [`check_canonical`] of a declaration an amendment of changes only was
+/// applied to (`hub::amend`): judged whole, although it lists the changes.
+pub fn check_whole_mapped(mapped: &crate::mapping::Mapped, settings: &RuleSettings) -> Vec<Issue> {
+    match &mapped.canonical {
+        Some(canonical) => check_canonical_as(
+            &mapped.target,
+            canonical,
+            &mapped.provenance,
+            settings,
+            true,
+        ),
+        None => Vec::new(),
+    }
+}
+
+fn check_canonical_as(
+    target: &str,
+    canonical: &serde_json::Value,
+    provenance: &std::collections::BTreeMap<String, Location>,
+    settings: &RuleSettings,
+    whole: bool,
+) -> Vec<Issue> {
     let mut findings = match target {
         "declaration" => match Declaration::deserialize(canonical) {
-            Ok(declaration) => check(&declaration, settings),
+            Ok(declaration) => check_as(&declaration, settings, whole),
             Err(_) => return Vec::new(),
         },
         "passenger_list" => match PassengerList::deserialize(canonical) {
@@ -160,8 +185,21 @@ pub fn check_mapped(mapped: &crate::mapping::Mapped, settings: &RuleSettings) ->
 
 /// Every rule finding for one declaration, in field order.
 pub fn check(declaration: &Declaration, settings: &RuleSettings) -> Vec<Issue> {
+    check_as(declaration, settings, false)
+}
+
+/// The rules; `whole`: the declaration is complete even if it lists changes
+/// (an amendment applied to the declaration it amends).
+fn check_as(declaration: &Declaration, settings: &RuleSettings, whole: bool) -> Vec<Issue> {
     let mut out = Vec::new();
-    parties(declaration, &mut out);
+    // An amendment that carries only its changes (pointers to what it
+    // changes) is judged whole once the hub has applied it to the
+    // declaration it amends: parties, numbering and totals are that
+    // declaration's. Its values are checked here all the same.
+    let partial = !whole && declaration.changes.iter().any(|c| !c.pointers.is_empty());
+    if !partial {
+        parties(declaration, &mut out);
+    }
     for (i, item) in declaration.goods.iter().enumerate() {
         if let Some(hs) = &item.hs_code {
             let digits = hs
@@ -200,7 +238,9 @@ pub fn check(declaration: &Declaration, settings: &RuleSettings) -> Vec<Issue> {
             );
         }
     }
-    sequence(declaration, &mut out);
+    if !partial {
+        sequence(declaration, &mut out);
+    }
     country(&declaration.dispatch_country, "/dispatch_country", &mut out);
     country(
         &declaration.destination_country,
@@ -217,7 +257,9 @@ pub fn check(declaration: &Declaration, settings: &RuleSettings) -> Vec<Issue> {
         "/totals/customs_value/currency",
         &mut out,
     );
-    totals(declaration, settings, &mut out);
+    if !partial {
+        totals(declaration, settings, &mut out);
+    }
     future(&declaration.issued, "/issued", settings, &mut out);
     out
 }

@@ -912,13 +912,15 @@ async fn cancellation_requests(url: &str) {
     assert_eq!(status_of(&store, &original.id).await, state::CANCELLED);
     let permits = store.permits_of(&original.id).await.unwrap();
     assert!(permits.iter().all(|p| p.status != "pending"), "{permits:?}");
+    // Its kind is the cancelled declaration's.
     let request_form = canonical(&hub, &d[0]).await;
-    assert_eq!(request_form.kind, None);
+    assert_eq!(request_form.kind, canonical(&hub, &original).await.kind);
     assert_eq!(
         request_form.reason.as_deref(),
         Some("This is a duplicate, please can")
     );
-    assert_eq!(request_form.reason_code.as_deref(), Some("1"));
+    assert_eq!(request_form.changes.len(), 1);
+    assert_eq!(request_form.changes[0].reason_code.as_deref(), Some("1"));
     let answer = store.responses_of(&d[0].id).await.unwrap().pop().unwrap();
     assert_eq!(answer.kind, "res");
     assert_eq!(answer.status, state::CANCELLED);
@@ -939,4 +941,131 @@ async fn cancellation_requests_on_sqlite() {
 #[tokio::test]
 async fn cancellation_requests_on_postgres() {
     on_postgres(cancellation_requests).await;
+}
+
+/// HMRC's CDS amendment carries only its changes (the corpus sample
+/// TT_Add_Item Step 2: the goods item count, 42A tag 228, and package
+/// count, 42A tag 146, and goods item 3, 42A/67A/68A sequence 3), and no
+/// kind (TypeCode COR): the hub applies it to the declaration holding the
+/// MRN and judges the result whole.
+async fn delta_amendments(url: &str) {
+    let hub = hub(url, clearance("", 3600)).await;
+    let store = hub.intake.store().clone();
+    let sample = std::fs::read_to_string(repo(
+        "fixtures/wco/corpus/valid/hmrc__TT_Add_Item_Scenario_v1__Step2_Amendment.xml",
+    ))
+    .unwrap();
+    let errors = async |d: &StoredDeclaration| -> Vec<String> {
+        let stored = store.declaration(&d.id).await.unwrap().unwrap();
+        let issues: Vec<tradehub::diag::Issue> = serde_json::from_str(&stored.issues_json).unwrap();
+        issues
+            .iter()
+            .filter(|i| i.is_error())
+            .map(|i| {
+                format!(
+                    "{} {}",
+                    i.code.as_str(),
+                    i.location.path.as_deref().unwrap_or("")
+                )
+            })
+            .collect()
+    };
+
+    // An EDIFACT original of two goods items awaiting a permit.
+    let d = submit(&hub, cusdec("IY001", "LRN-Y", "9", &["020130", "847989"])).await;
+    assert_eq!(d[0].status, state::AWAITING_PERMITS);
+    let original = d[0].clone();
+    let mrn = original.mrn.clone().unwrap();
+    let amendment = |reference: &str| {
+        sample
+            .replace("23GB6W3GLSX9Z5JAR4", &mrn)
+            .replace("CCDP-4108_AME_20230621-01", reference)
+    };
+
+    // Judged whole: an item count that is not the number of items once
+    // item 3 is added is RUL003, located in the amendment; the original is
+    // untouched.
+    let miscounted = amendment("AME-1").replace(
+        "<GoodsItemQuantity>3</GoodsItemQuantity>",
+        "<GoodsItemQuantity>4</GoodsItemQuantity>",
+    );
+    let d = submit(&hub, miscounted.into_bytes()).await;
+    assert_eq!(d[0].status, state::REJECTED);
+    assert_eq!(
+        errors(&d[0]).await,
+        ["RUL003 /Declaration/GoodsItemQuantity"]
+    );
+    assert_eq!(
+        status_of(&store, &original.id).await,
+        state::AWAITING_PERMITS
+    );
+
+    // A value no change names, a pointer to nothing: refused (RUL008),
+    // each located.
+    let unnamed = amendment("AME-2").replace("<TagID>146</TagID>", "<TagID>228</TagID>");
+    let d = submit(&hub, unnamed.into_bytes()).await;
+    assert_eq!(
+        errors(&d[0]).await,
+        ["RUL008 /Declaration/TotalPackageQuantity"]
+    );
+    let nowhere = amendment("AME-3").replacen(
+        "<DocumentSectionCode>67A</DocumentSectionCode>",
+        "<DocumentSectionCode>02A</DocumentSectionCode>",
+        1,
+    );
+    let d = submit(&hub, nowhere.into_bytes()).await;
+    let found = errors(&d[0]).await;
+    assert!(
+        found
+            .first()
+            .is_some_and(|e| e.starts_with("RUL008 /Declaration/Amendment")),
+        "{found:?}"
+    );
+    let stored = store.declaration(&d[0].id).await.unwrap().unwrap();
+    assert!(
+        stored
+            .issues_json
+            .contains("names no class or data element"),
+        "{}",
+        stored.issues_json
+    );
+
+    // As published, it amends the original: three goods items in order,
+    // the original's kind and parties, the amendment's totals, references
+    // and reason.
+    let d = submit(&hub, amendment("AME-4").into_bytes()).await;
+    assert_ne!(d[0].status, state::REJECTED, "{:?}", errors(&d[0]).await);
+    assert_eq!(status_of(&store, &original.id).await, state::AMENDED);
+    assert_eq!(d[0].mrn.as_deref(), Some(mrn.as_str()));
+    assert_eq!(d[0].lrn.as_deref(), Some("AME-4"));
+    let amended = canonical(&hub, &d[0]).await;
+    let base = canonical(&hub, &original).await;
+    assert_eq!(amended.kind, base.kind);
+    assert_eq!(amended.declarant, base.declarant);
+    assert_eq!(amended.importer, base.importer);
+    assert_eq!(amended.type_code, base.type_code);
+    assert_eq!(amended.totals.items, Some(3));
+    assert_eq!(amended.totals.packages, Some(80));
+    assert_eq!(
+        amended.goods.iter().map(|g| g.sequence).collect::<Vec<_>>(),
+        [1, 2, 3]
+    );
+    assert_eq!(amended.goods[..2], base.goods[..]);
+    assert_eq!(amended.goods[2].hs_code.as_deref(), Some("85102000"));
+    assert_eq!(amended.changes.len(), 3);
+    assert_eq!(
+        amended.reason.as_deref(),
+        Some("Amend GoodsItemQuantity DE 1/9 - Tag 228")
+    );
+    store.close().await;
+}
+
+#[tokio::test]
+async fn delta_amendments_on_sqlite() {
+    on_sqlite(delta_amendments).await;
+}
+
+#[tokio::test]
+async fn delta_amendments_on_postgres() {
+    on_postgres(delta_amendments).await;
 }

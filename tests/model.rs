@@ -50,7 +50,7 @@ fn declaration() -> Declaration {
         documents: vec![],
         previous_documents: vec![],
         reason: None,
-        reason_code: None,
+        changes: vec![],
         goods: vec![GoodsItem {
             sequence: 1,
             hs_code: Some("847989".into()),

@@ -13,6 +13,7 @@ use std::time::Instant;
 
 use sha2::{Digest, Sha256};
 
+pub mod amend;
 pub mod cargo;
 pub mod clearance;
 pub mod metrics;
@@ -613,6 +614,47 @@ impl Intake {
                 message_reference: m.message.clone(),
                 message_type: m.message_type.clone(),
                 ..reply.clone()
+            };
+            // An amendment of changes only, or one without its kind, is
+            // completed from the declaration it refers to and judged
+            // whole (hub::amend).
+            let completed;
+            let (m, findings) = match &prior {
+                Some(p) if amend::needs_prior(m) => {
+                    let earlier = match out
+                        .iter()
+                        .find(|d: &&crate::store::NewDeclaration| d.id == p.id)
+                    {
+                        Some(d) => d.canonical_json.clone(),
+                        None => self
+                            .store
+                            .declaration(&p.id)
+                            .await?
+                            .and_then(|d| d.canonical_json),
+                    };
+                    let earlier: serde_json::Value = earlier
+                        .and_then(|json| serde_json::from_str(&json).ok())
+                        .unwrap_or_default();
+                    let (mut whole, mut errors) = amend::complete(m, &earlier);
+                    if let Some(canonical) = whole.canonical.take() {
+                        match crate::mapping::typed(&whole.target, canonical) {
+                            Ok(typed) => whole.canonical = Some(typed),
+                            Err(e) => errors.push(Issue::error(
+                                crate::diag::Code::MappingIncomplete,
+                                crate::diag::Location::default(),
+                                format!("the amended declaration is incomplete: {e}"),
+                            )),
+                        }
+                    }
+                    let settings = crate::rules::RuleSettings {
+                        now,
+                        tolerance: self.clearance.tolerance,
+                    };
+                    errors.extend(crate::rules::check_whole_mapped(&whole, &settings));
+                    completed = (whole, errors);
+                    (&completed.0, &completed.1)
+                }
+                _ => (m, findings),
             };
             let id = uuid::Uuid::now_v7().to_string();
             let d = self

@@ -157,6 +157,36 @@ pub struct WcoMapping {
     ignored: HashSet<String>,
 }
 
+impl WcoMapping {
+    /// The canonical fields (dotted, e.g. `totals.invoice.value`) the
+    /// message-level rules read from the element at `path` below
+    /// `Declaration` (`InvoiceAmount`, `GoodsShipment/Importer/ID`),
+    /// its value or an attribute.
+    pub fn fields_from(&self, path: &str) -> Vec<&str> {
+        self.fields
+            .iter()
+            .filter(|f| {
+                f.from.steps.len() == path.split('/').count()
+                    && f.from
+                        .steps
+                        .iter()
+                        .zip(path.split('/'))
+                        .all(|(step, name)| step.name == name)
+            })
+            .map(|f| f.to.as_str())
+            .collect()
+    }
+
+    /// The element path below `Declaration` of the message-level list
+    /// mapped to `to` (`goods` → `GoodsShipment/GovernmentAgencyGoodsItem`).
+    pub fn list_element(&self, to: &str) -> Option<String> {
+        self.lists
+            .iter()
+            .find(|l| l.to == to)
+            .map(|l| l.element.join("/"))
+    }
+}
+
 fn parse_path(text: &str) -> Result<XmlPath, String> {
     let mut steps = Vec::new();
     let mut attribute = None;

@@ -241,10 +241,11 @@ pub struct Totals {
 /// A customs declaration (import, export, transit).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Declaration {
-    /// Import, export or transit: required, except of a cancellation,
-    /// which names the declaration it cancels (whose kind that is); HMRC's
-    /// CDS cancellation request (WCO `FunctionCode` 13, `TypeCode` INV)
-    /// has none.
+    /// Import, export or transit: required of an original. An amendment or
+    /// cancellation may leave it out: it is the kind of the declaration it
+    /// refers to, which the hub fills in (HMRC's CDS amendments and
+    /// cancellation requests, WCO `FunctionCode` 13 with `TypeCode` COR or
+    /// INV, have none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<DeclarationKind>,
     pub function: DeclarationFunction,
@@ -296,12 +297,44 @@ pub struct Declaration {
     /// "reason for a request").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
-    /// The coded reason of an amendment or cancellation, as declared (WCO
-    /// `Amendment/ChangeReasonCode`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason_code: Option<String>,
+    /// The changes an amendment or cancellation states (WCO `Amendment`:
+    /// a reason code, and `Pointer`s to what changes). An amendment whose
+    /// changes have pointers carries only what changes, as HMRC's CDS
+    /// sends amendments: the hub applies it to the declaration amended
+    /// (docs/formats.md).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<Change>,
     #[serde(default)]
     pub goods: Vec<GoodsItem>,
+}
+
+/// One change an amendment makes (WCO `Amendment`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Change {
+    /// Why (WCO `ChangeReasonCode`, e.g. HMRC's 28 "amend weight or
+    /// quantity").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason_code: Option<String>,
+    /// Where: the WCO classes from the declaration down to what changes,
+    /// the last with the tag of the data element when one element changes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pointers: Vec<ChangePointer>,
+}
+
+/// One step of a change's place (WCO `Pointer`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ChangePointer {
+    /// The WCO class code (`DocumentSectionCode`: 42A declaration, 67A
+    /// goods shipment, 68A goods item, ...).
+    pub section: String,
+    /// Which instance of the class (`SequenceNumeric`: a goods item's
+    /// sequence number).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequence: Option<u32>,
+    /// The WCO tag of the data element (`TagID`, e.g. 228 goods item
+    /// quantity).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
 }
 
 /// What a canonical object must hold beyond what its type requires; the
@@ -316,7 +349,7 @@ pub trait Complete {
 
 impl Complete for Declaration {
     fn incomplete(&self) -> Option<String> {
-        (self.kind.is_none() && self.function != DeclarationFunction::Cancellation)
+        (self.kind.is_none() && self.function == DeclarationFunction::Original)
             .then(|| "missing field `kind`".to_owned())
     }
 }

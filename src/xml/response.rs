@@ -369,6 +369,59 @@ pub fn pointers_for_path(path: &str) -> (Vec<Pointer>, Vec<String>) {
     (pointers, Vec::new())
 }
 
+/// The reverse of [`pointers_for_path`]: the classes a chain of pointers
+/// names from the top (each with its sequence number and whether it can
+/// repeat where it is) and, when the last pointer has a tag, the data
+/// element's name. `None` when a class code is not a class under the one
+/// before it, a tag is not one of its class, or a pointer before the last
+/// has a tag.
+pub fn path_for_pointers(pointers: &[Pointer]) -> Option<PointedPath> {
+    let mut classes = Vec::new();
+    let mut class = "";
+    let mut element = None;
+    for (at, pointer) in pointers.iter().enumerate() {
+        let code = pointer.document_section_code.trim();
+        let &(_, child, _, repeatable) = CLASSES
+            .iter()
+            .find(|(parent, _, c, _)| *parent == class && *c == code)?;
+        classes.push(PointedClass {
+            name: child,
+            sequence: pointer.sequence,
+            repeatable,
+        });
+        class = child;
+        if let Some(tag) = pointer.tag_id.as_deref().map(str::trim) {
+            if at + 1 != pointers.len() {
+                return None;
+            }
+            element = Some(
+                TAGS.iter()
+                    .find(|(c, _, t)| *c == class && *t == tag)
+                    .map(|&(_, name, _)| name)?,
+            );
+        }
+    }
+    Some(PointedPath { classes, element })
+}
+
+/// What a chain of pointers names (see [`path_for_pointers`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PointedPath {
+    /// From the top: `Declaration`, `GoodsShipment`, ….
+    pub classes: Vec<PointedClass>,
+    /// The data element of the last class, when a tag names one.
+    pub element: Option<&'static str>,
+}
+
+/// One class of a [`PointedPath`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PointedClass {
+    pub name: &'static str,
+    pub sequence: Option<u32>,
+    /// Whether the class can occur more than once where it is.
+    pub repeatable: bool,
+}
+
 /// `Name`, `prefix:Name`, `Name[n]` → (local name, index); `None` when the
 /// step is empty or its index is not 1–99999.
 fn parse_step(step: &str) -> Option<(&str, Option<u32>)> {
