@@ -79,7 +79,7 @@ async fn files_are_taken_and_sorted() {
     let err = std::fs::read_to_string(folder.join("failed/b-bad.edi.err")).unwrap();
     assert!(err.contains("rejected") && err.contains("E0029"), "{err}");
     let ack = std::fs::read_to_string(folder.join("failed/b-bad.edi.ack")).unwrap();
-    assert!(ack.contains("UCM+1+CUSDEC:D:96B:UN+4+29+UNT+1'"), "{ack}");
+    assert!(ack.contains("UCM+1+CUSDEC:D:96B:UN+4+29+UNT+2'"), "{ack}");
     let err = std::fs::read_to_string(folder.join("failed/d-big.edi.err")).unwrap();
     assert!(err.contains("exceeds the limit"), "{err}");
     // Left alone: the partial file and the unknown partner's folder.

@@ -134,7 +134,7 @@ async fn scenario(url: &str) {
         p["acknowledgement"]
             .as_str()
             .unwrap()
-            .contains("UCI+20261124001+KRBROKER01:ZZZ+TRADEHUB:ZZZ+4+26+UNB+5'"),
+            .contains("UCI+20261124001+KRBROKER01:ZZZ+TRADEHUB:ZZZ+4+26+UNB+6'"),
         "{p}"
     );
     assert_eq!(hub.store.count(Table::Interchanges).await.unwrap(), 1);
@@ -152,11 +152,12 @@ async fn scenario(url: &str) {
     assert_eq!(rejected["interchange"]["error_count"], 1);
     assert_eq!(rejected["interchange"]["issues"][0]["code"], "E0029");
     let ack = rejected["interchange"]["acknowledgement"].as_str().unwrap();
-    assert!(ack.contains("UCM+1+CUSDEC:D:96B:UN+4+29+UNT+1'"), "{ack}");
+    assert!(ack.contains("UCM+1+CUSDEC:D:96B:UN+4+29+UNT+2'"), "{ack}");
 
     // A structure error (letters in an n..18 amount, D.96B CUSDEC) is found
     // by the hub's validation and located in the CONTRL: UCS with the
-    // message segment, UCD with code 37 at element 1, component 2.
+    // message segment, UCD with code 37 at position 2 (0098 counts the tag as 1),
+    // component 2.
     let wrong_amount = String::from_utf8(good.clone())
         .unwrap()
         .replace("20261124001", "20261124778")
@@ -175,7 +176,7 @@ async fn scenario(url: &str) {
     assert_eq!(rejected["interchange"]["status"], "rejected");
     assert_eq!(rejected["interchange"]["issues"][0]["code"], "E0037");
     let ack = rejected["interchange"]["acknowledgement"].as_str().unwrap();
-    assert!(ack.contains("UCS+9'UCD+37+1:2'"), "{ack}");
+    assert!(ack.contains("UCS+9'UCD+37+2:2'"), "{ack}");
 
     // Another partner may not submit as KRBROKER01, nor read its interchanges.
     let r = request(addr, "POST", "/v1/interchanges", Some(&hub.other), &good).await;

@@ -411,15 +411,29 @@ fn push_error(elements: &mut Vec<Element>, issue: &Issue, v4: bool, with_tag: bo
     }
 }
 
+/// S011: 0098 counts the segment tag as position 1 ("The segment tag has
+/// position number 1", the directory's definition of 0098), so the first
+/// data element after the tag, `element` 1 of a location, is 2; 0104
+/// counts components from 1. In syntax 4, 0136 gives the occurrence of a
+/// repeated element, and the dependency note of S011, D4(020,030) "one or
+/// none", allows 0104 or 0136, not both: the occurrence is given when it is
+/// not the first (without it the pointer would name another value).
 fn s011(issue: &Issue, v4: bool) -> Element {
     let loc = &issue.location;
-    let element = loc.element.map(|e| e.to_string()).unwrap_or_default();
-    let component = loc.component.map(|c| c.to_string()).unwrap_or_default();
+    let element = loc
+        .element
+        .map(|e| (u32::from(e) + 1).to_string())
+        .unwrap_or_default();
     let occurrence = loc
         .repetition
         .filter(|r| *r > 1 && v4)
         .map(|r| r.to_string())
         .unwrap_or_default();
+    let component = if occurrence.is_empty() {
+        loc.component.map(|c| c.to_string()).unwrap_or_default()
+    } else {
+        String::new()
+    };
     let mut parts = vec![element, component, occurrence];
     while parts.len() > 1 && parts.last().is_some_and(String::is_empty) {
         parts.pop();
@@ -438,4 +452,49 @@ fn trim(mut elements: Vec<Element>) -> Vec<Element> {
         elements.pop();
     }
     elements
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diag::{Code, Location};
+
+    fn at(element: u16, component: Option<u16>, repetition: Option<u16>) -> Issue {
+        Issue::error(
+            Code::InvalidCharacterType,
+            Location {
+                element: Some(element),
+                component,
+                repetition,
+                ..Location::default()
+            },
+            "x",
+        )
+    }
+
+    #[test]
+    fn s011_counts_the_tag_and_gives_component_or_occurrence() {
+        // The first data element after the tag is position 2.
+        assert_eq!(s011(&at(1, None, None), false), Element::simple("2"));
+        assert_eq!(
+            s011(&at(3, Some(2), None), false),
+            Element::composite(["4", "2"])
+        );
+        // Syntax 4: a later occurrence is named instead of the component
+        // (D4: one or none of 0104 and 0136); the first occurrence keeps
+        // the component.
+        assert_eq!(
+            s011(&at(1, Some(2), Some(2)), true),
+            Element::composite(["2", "", "2"])
+        );
+        assert_eq!(
+            s011(&at(1, Some(2), Some(1)), true),
+            Element::composite(["2", "2"])
+        );
+        // Syntax 3 has no 0136.
+        assert_eq!(
+            s011(&at(1, Some(2), Some(2)), false),
+            Element::composite(["2", "2"])
+        );
+    }
 }
