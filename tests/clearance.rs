@@ -802,6 +802,28 @@ async fn references_by_mrn(url: &str) {
     assert_eq!(amended.lrn.as_deref(), Some("LRN-W-AME-2"));
     assert_eq!(status_of(&store, &original.id).await, state::AMENDED);
 
+    // An amendment may not go live under the LRN of another live
+    // declaration of the sender: refused (RUL009) at once, not retried.
+    let other = submit(&hub, cusdec("IW002", "LRN-W-OTHER", "9", &["020130"])).await;
+    assert_eq!(other[0].status, state::AWAITING_PERMITS);
+    let taking = variant(
+        &base,
+        DeclarationFunction::Amendment,
+        "LRN-W-OTHER",
+        mrn.clone(),
+    );
+    let d = submit_wco(&hub, &taking).await;
+    assert_eq!(d[0].status, state::REJECTED);
+    assert_eq!(issue_codes(&hub, &d[0]).await, ["RUL009"]);
+    assert_eq!(
+        status_of(&store, &amended.id).await,
+        state::AWAITING_PERMITS
+    );
+    assert_eq!(
+        status_of(&store, &other[0].id).await,
+        state::AWAITING_PERMITS
+    );
+
     // An original may not quote an MRN: customs issues it.
     let quoting = variant(
         &base,

@@ -610,6 +610,38 @@ impl Intake {
                 },
                 None => None,
             };
+            // An amendment or cancellation found by its MRN goes live under
+            // its own LRN: one another live declaration of the sender holds
+            // already is refused (RUL009), as an original's would be (else
+            // the store's one-live-LRN index would refuse it at every try).
+            let mut taken = Vec::new();
+            if let (Some(p), Some(_), Some(lrn)) = (&prior, &quoted, &lrn) {
+                let holder = match seen.get(lrn) {
+                    Some(h) => Some(h.clone()),
+                    None => self
+                        .store
+                        .live_declaration(&partner.id, LiveReference::Lrn(lrn))
+                        .await?
+                        .as_ref()
+                        .map(clearance::Prior::from),
+                };
+                if let Some(h) = holder.filter(|h| h.id != p.id) {
+                    taken.push(Issue::error(
+                        crate::diag::Code::RuleDuplicateLrn,
+                        crate::diag::Location {
+                            path: Some("/lrn".into()),
+                            ..crate::diag::Location::default()
+                        },
+                        format!(
+                            "LRN {lrn:?} is the LRN of another live declaration of this sender \
+                             ({}, {}); an amendment or cancellation needs an LRN of its own or \
+                             the one of the declaration it refers to",
+                            h.id, h.status
+                        ),
+                    ));
+                    crate::mapping::locate(&mut taken, &m.provenance);
+                }
+            }
             let reply = clearance::Reply {
                 message_reference: m.message.clone(),
                 message_type: m.message_type.clone(),
@@ -619,6 +651,7 @@ impl Intake {
             // completed from the declaration it refers to and judged
             // whole (hub::amend).
             let completed;
+            let plain: Vec<Issue>;
             let (m, findings) = match &prior {
                 Some(p) if amend::needs_prior(m) => {
                     let earlier = match out
@@ -651,10 +684,15 @@ impl Intake {
                         tolerance: self.clearance.tolerance,
                     };
                     errors.extend(crate::rules::check_whole_mapped(&whole, &settings));
+                    errors.extend(taken);
                     completed = (whole, errors);
                     (&completed.0, &completed.1)
                 }
-                _ => (m, findings),
+                _ if taken.is_empty() => (m, findings),
+                _ => {
+                    plain = findings.iter().cloned().chain(taken).collect();
+                    (m, &plain)
+                }
             };
             let id = uuid::Uuid::now_v7().to_string();
             let d = self
