@@ -39,7 +39,7 @@ pub(crate) fn render(
     sequence: usize,
 ) -> Rendered {
     if reply.format == "xml" {
-        let res = wco_response(reply, response, errors, now, declaration_id);
+        let res = wco_response(reply, response, errors, now, declaration_id, sequence);
         if let Ok(xml) = write(&res) {
             return Rendered {
                 kind: "res",
@@ -110,15 +110,26 @@ fn wco_response(
     errors: &[Issue],
     now: Timestamp,
     declaration_id: &str,
+    sequence: usize,
 ) -> WcoResponse {
+    // The function codes of HMRC's CDS notifications (DMS): 01 accepted,
+    // 03 rejected, 05 under control (held for examination), 06 documents
+    // required (a permit the goods need was refused or not given in time,
+    // the errors say which), 08 released, 09 cleared, 10 cancelled.
     let function = match response.status.as_str() {
         state::REJECTED => ResponseFunction::Rejected,
-        state::CLEARED | state::RELEASED => ResponseFunction::Cleared,
+        state::CLEARED => ResponseFunction::Cleared,
+        state::RELEASED => ResponseFunction::Released,
+        state::CANCELLED => ResponseFunction::Cancelled,
+        state::HELD if errors.is_empty() => ResponseFunction::UnderControl,
+        state::HELD => ResponseFunction::DocumentsRequired,
         _ => ResponseFunction::Accepted,
     };
-    // FunctionalReferenceID: unique per response, at most 35 characters.
+    // FunctionalReferenceID: unique per response, at most 35 characters:
+    // the declaration's id and the answer's number.
     let reference: String = declaration_id.chars().filter(|c| *c != '-').collect();
-    let mut res = WcoResponse::new(function, clip(&reference, 32), now);
+    let reference = format!("{}{}", clip(&reference, 32), answer_number(sequence));
+    let mut res = WcoResponse::new(function, reference, now);
     res.declaration = DeclarationRef {
         lrn: reply.lrn.as_deref().map(|l| clip(l, 35)),
         mrn: response.mrn.clone(),
@@ -154,7 +165,55 @@ fn answer_number(sequence: usize) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::answer_number;
+    use super::*;
+    use crate::diag::{Code, Location};
+    use crate::model::Moment;
+
+    #[test]
+    fn wco_answers_say_the_state_in_their_function_and_each_has_its_own_reference() {
+        let reply = Reply {
+            format: "xml".into(),
+            partner: "GB-BROKER".into(),
+            lrn: Some("LRN1".into()),
+            ..Reply::default()
+        };
+        let now = Timestamp::now();
+        let response = |status: &str| Response {
+            declaration_lrn: "LRN1".into(),
+            mrn: Some("26KR0FQ3B5T2L8W1X0".into()),
+            status: status.into(),
+            errors: Vec::new(),
+            at: Moment {
+                iso: "2026-11-27T00:00:00Z".into(),
+                format: "304".into(),
+            },
+        };
+        let refused = [Issue::error(
+            Code::PermitRefused,
+            Location::default(),
+            "refused",
+        )];
+        let id = "0194f2a0-0000-7000-8000-000000000001";
+        let mut references = std::collections::HashSet::new();
+        for (sequence, (status, errors, code)) in [
+            (state::AWAITING_PERMITS, &[][..], 1),
+            (state::REJECTED, &refused[..], 3),
+            (state::HELD, &[][..], 5),
+            (state::HELD, &refused[..], 6),
+            (state::RELEASED, &[][..], 8),
+            (state::CLEARED, &[][..], 9),
+            (state::CANCELLED, &[][..], 10),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let res = wco_response(&reply, &response(status), errors, now, id, sequence);
+            assert_eq!(res.function.code(), code, "{status}");
+            assert!(res.functional_reference_id.len() <= 35);
+            references.insert(res.functional_reference_id);
+        }
+        assert_eq!(references.len(), 7, "{references:?}");
+    }
 
     #[test]
     fn answer_numbers_are_two_characters_and_distinct_for_1296_answers() {

@@ -39,11 +39,20 @@ pub enum ResponseFunction {
     Received,
     /// `03`: the declaration was rejected; the response carries `Error`s.
     Rejected,
+    /// `05`: the goods are under control (held for a physical or
+    /// documentary examination).
+    UnderControl,
     /// `06`: documents are required before the declaration can proceed
     /// (`AdditionalInformation` says which and by when).
     DocumentsRequired,
+    /// `07`: the declaration was amended.
+    Amended,
+    /// `08`: the goods are released.
+    Released,
     /// `09`: the goods are cleared (released).
     Cleared,
+    /// `10`: the declaration was cancelled (invalidated).
+    Cancelled,
     /// `13`: tax assessment: duties and taxes per goods item, payment details.
     TaxAssessment,
     /// Any other two-digit function code (0–99) an administration uses.
@@ -57,8 +66,12 @@ impl ResponseFunction {
             ResponseFunction::Accepted => 1,
             ResponseFunction::Received => 2,
             ResponseFunction::Rejected => 3,
+            ResponseFunction::UnderControl => 5,
             ResponseFunction::DocumentsRequired => 6,
+            ResponseFunction::Amended => 7,
+            ResponseFunction::Released => 8,
             ResponseFunction::Cleared => 9,
+            ResponseFunction::Cancelled => 10,
             ResponseFunction::TaxAssessment => 13,
             ResponseFunction::Other(code) => code,
         }
@@ -70,8 +83,12 @@ impl ResponseFunction {
             1 => ResponseFunction::Accepted,
             2 => ResponseFunction::Received,
             3 => ResponseFunction::Rejected,
+            5 => ResponseFunction::UnderControl,
             6 => ResponseFunction::DocumentsRequired,
+            7 => ResponseFunction::Amended,
+            8 => ResponseFunction::Released,
             9 => ResponseFunction::Cleared,
+            10 => ResponseFunction::Cancelled,
             13 => ResponseFunction::TaxAssessment,
             other => ResponseFunction::Other(other),
         }
