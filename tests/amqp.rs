@@ -216,6 +216,14 @@ async fn amqp_intake_end_to_end() {
     assert_eq!(
         m.delivery
             .properties
+            .content_type()
+            .as_ref()
+            .map(|c| c.as_str()),
+        Some("application/edifact")
+    );
+    assert_eq!(
+        m.delivery
+            .properties
             .correlation_id()
             .as_ref()
             .map(|c| c.as_str()),
@@ -371,6 +379,14 @@ async fn amqp_intake_end_to_end() {
     assert!(
         text.contains("<res:FunctionCode>03</res:FunctionCode>"),
         "{text}"
+    );
+    assert_eq!(
+        res.delivery
+            .properties
+            .content_type()
+            .as_ref()
+            .map(|c| c.as_str()),
+        Some("application/xml")
     );
 
     // Deliveries are handled concurrently, but one sender's in the order

@@ -974,6 +974,19 @@ fn reply_to_allowed(s: &AmqpSettings, partner: &str, queue: &str) -> bool {
         || queue == format!("{}reply.{partner}", s.prefix)
 }
 
+/// The content type of an answer: a WCO RES is XML, a CONTRL EDIFACT, and
+/// a refusal the hub could not write in the sender's format plain text.
+fn content_type_of(body: &[u8]) -> &'static str {
+    let start = body.trim_ascii_start();
+    if start.starts_with(b"<") {
+        "application/xml"
+    } else if start.starts_with(b"UNA") || start.starts_with(b"UNB") {
+        "application/edifact"
+    } else {
+        "text/plain; charset=utf-8"
+    }
+}
+
 /// Sends an answer to the partner: to `reply_to` when the message named one,
 /// else to `ack.<partner>` through `tradehub.acks` (declared on first use).
 #[allow(clippy::too_many_arguments)]
@@ -990,7 +1003,7 @@ async fn reply(
     let mut props = BasicProperties::default()
         .with_delivery_mode(2)
         .with_headers(headers)
-        .with_content_type("application/edifact".into());
+        .with_content_type(content_type_of(body).into());
     if let Some(c) = correlation {
         props = props.with_correlation_id(c.into());
     }
