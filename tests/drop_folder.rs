@@ -96,6 +96,27 @@ async fn files_are_taken_and_sorted() {
         vec![Outcome::Done(folder.join("done/a-good.edi.1"))]
     );
     assert_eq!(intake.store().count(Table::Interchanges).await.unwrap(), 2);
+
+    // A file named like another's companion: `z.ack` is archived as it is,
+    // and the answer to a later `z` does not overwrite it.
+    let numbered = |reference: &str| {
+        String::from_utf8(fixture("ok/cusdec-d96b-unoc.edi"))
+            .unwrap()
+            .replace("20261124001", reference)
+    };
+    std::fs::write(inbox.join("z.ack"), numbered("20261124901")).unwrap();
+    let outcomes = drop::scan(&intake, &settings).await.unwrap();
+    assert_eq!(outcomes, vec![Outcome::Done(folder.join("done/z.ack"))]);
+    std::fs::write(inbox.join("z"), numbered("20261124902")).unwrap();
+    let outcomes = drop::scan(&intake, &settings).await.unwrap();
+    assert_eq!(outcomes, vec![Outcome::Done(folder.join("done/z.1"))]);
+    let archived = std::fs::read_to_string(folder.join("done/z.ack")).unwrap();
+    assert!(
+        archived.contains("UNH+1+CUSDEC") && archived.contains("20261124901"),
+        "{archived}"
+    );
+    let answer = std::fs::read_to_string(folder.join("done/z.1.ack")).unwrap();
+    assert!(answer.contains("UCI+20261124902"), "{answer}");
     intake.store().close().await;
     std::fs::remove_dir_all(&dir).unwrap();
 }

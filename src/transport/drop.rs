@@ -370,13 +370,18 @@ fn finish(
         .file_name()
         .and_then(|n| n.to_str())
         .unwrap_or("interchange");
+    // A name whose file and companions are all free: a delivered file may
+    // itself be named like another's companion (`z.ack` beside `z`), and
+    // nothing already archived is overwritten. (Taken links count too.)
+    let taken = |p: &Path| std::fs::symlink_metadata(p).is_ok();
+    let with = |p: &Path, ext: &str| PathBuf::from(format!("{}.{ext}", p.display()));
     let mut target = target_dir.join(name);
     let mut n = 1;
-    while target.exists() {
+    while taken(&target) || taken(&with(&target, "ack")) || taken(&with(&target, "err")) {
         target = target_dir.join(format!("{name}.{n}"));
         n += 1;
     }
-    let companion = |ext: &str| PathBuf::from(format!("{}.{ext}", target.display()));
+    let companion = |ext: &str| with(&target, ext);
     if let Some(ack) = ack {
         let path = companion("ack");
         write_no_follow(&path, ack).map_err(io_err(&path))?;
