@@ -287,16 +287,17 @@ async fn scenario(url: &str) {
     );
     assert_eq!(hub.store.count(Table::Interchanges).await.unwrap(), 5);
 
-    // Metrics count what reached intake: 16 submissions (401 and 413 stop before).
+    // Metrics count every submission received: 17 (the 401 stops before
+    // that; the 413 is received and refused unread, with no intake time).
     let r = request(addr, "GET", "/metrics", None, b"").await;
     assert_eq!(r.status, 200);
     let text = String::from_utf8(r.body).unwrap();
     for line in [
-        "tradehub_interchanges_received_total 16\n",
+        "tradehub_interchanges_received_total 17\n",
         "tradehub_interchanges_validated_total 2\n",
         "tradehub_interchanges_rejected_total 3\n",
         "tradehub_duplicates_total 8\n",
-        "tradehub_refused_total 3\n",
+        "tradehub_refused_total 4\n",
         "tradehub_submit_seconds_count 16\n",
     ] {
         assert!(text.contains(line), "{line} missing in\n{text}");

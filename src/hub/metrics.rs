@@ -110,7 +110,7 @@ impl Metrics {
             ),
             (
                 "tradehub_refused_total",
-                "Submissions refused (wrong sender, duplicate reference, not an interchange).",
+                "Submissions refused (wrong sender, duplicate reference, not an interchange, over the size limit).",
                 &self.refused,
             ),
             (

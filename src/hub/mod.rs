@@ -558,6 +558,15 @@ impl Intake {
         }
     }
 
+    /// Counts a submission a transport refused before handing it over (a
+    /// body over the size limit): received and refused, as the intake
+    /// counts its own refusals.
+    pub fn count_refused_unread(&self) {
+        let m = self.metrics();
+        Metrics::inc(&m.received);
+        Metrics::inc(&m.refused);
+    }
+
     /// The declaration rows of the mapped messages of one interchange.
     async fn declarations(
         &self,

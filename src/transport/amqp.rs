@@ -618,6 +618,7 @@ async fn handle(
             delivery.data.len(),
             s.max_body_bytes
         );
+        intake.count_refused_unread();
         dead_letter(channel, s, &delivery, Code::TooLarge.as_str(), &why).await?;
         return Ok(());
     }

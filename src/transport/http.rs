@@ -533,6 +533,7 @@ async fn post_interchange(
                 code: format!("HTTP{}", status.as_u16()),
                 detail: rejection.body_text(),
             };
+            app.intake.count_refused_unread();
             if let Err(e) = app.intake.store().refuse(&refusal).await {
                 return store_problem(&e);
             }
