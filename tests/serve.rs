@@ -232,6 +232,37 @@ async fn scenario(url: &str) {
     assert_eq!(r.status, 413);
     assert_eq!(r.header("content-type"), Some("application/problem+json"));
 
+    // Every error is problem details: a path the API does not have (404),
+    // a method a path does not take (405), a query not understood (400).
+    for (method, path, status) in [
+        ("GET", "/v1/nothing-here", 404),
+        ("DELETE", "/v1/interchanges", 405),
+        ("GET", "/v1/agencies/KMDIA/inbox?limit=abc", 400),
+    ] {
+        let r = request(addr, method, path, Some(&hub.broker), b"").await;
+        assert_eq!(r.status, status, "{method} {path}");
+        assert_eq!(
+            r.header("content-type"),
+            Some("application/problem+json"),
+            "{method} {path}"
+        );
+    }
+    // The authorization scheme is case-insensitive (RFC 9110).
+    {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let head = format!(
+            "GET /v1/interchanges/{id} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
+             authorization: bearer {}\r\n\r\n",
+            hub.broker
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        let mut raw = Vec::new();
+        let _ = stream.read_to_end(&mut raw).await;
+        let text = String::from_utf8_lossy(&raw);
+        assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    }
+
     // Status with the audit trail.
     let r = request(
         addr,

@@ -92,6 +92,8 @@ pub fn router(intake: Intake, settings: HttpSettings) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/v1/openapi.json", get(openapi))
+        .fallback(no_route)
+        .method_not_allowed_fallback(wrong_method)
         .layer(DefaultBodyLimit::max(settings.max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(
             Arc::new(Admission {
@@ -500,8 +502,10 @@ async fn authenticate(app: &App, headers: &HeaderMap) -> Result<Partner, Respons
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
+        // The scheme name is case-insensitive (RFC 9110 §11.1).
+        .and_then(|v| v.trim_start().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
         .filter(|t| !t.is_empty())
         .ok_or_else(|| unauthorized("send Authorization: Bearer <API token>"))?;
     match app.intake.partner_for_token(token).await {
@@ -789,6 +793,45 @@ struct ListQuery {
     limit: Option<i64>,
 }
 
+/// 404 for a path the API does not have, as problem details.
+async fn no_route(uri: axum::http::Uri) -> Response {
+    problem(
+        StatusCode::NOT_FOUND,
+        "no-such-resource",
+        "No such resource",
+        format!(
+            "{} is not a resource of this API (see /v1/openapi.json)",
+            uri.path()
+        ),
+        json!({}),
+    )
+}
+
+/// 405 for a method a path does not take, as problem details.
+async fn wrong_method(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    problem(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        "Method not allowed",
+        format!(
+            "{} does not take {method} (see /v1/openapi.json)",
+            uri.path()
+        ),
+        json!({}),
+    )
+}
+
+/// 400 for a query string that is not understood.
+fn bad_query(rejection: &QueryRejection) -> Response {
+    problem(
+        rejection.status(),
+        "bad-query",
+        "Query not understood",
+        rejection.body_text(),
+        json!({"expected": {"status": "a declaration status", "limit": "1 to 1000"}}),
+    )
+}
+
 /// The caller's declarations (all of them for customs officers), newest first.
 async fn list_declarations(
     State(app): State<Arc<App>>,
@@ -797,15 +840,7 @@ async fn list_declarations(
 ) -> Response {
     let query = match query {
         Ok(Query(query)) => query,
-        Err(rejection) => {
-            return problem(
-                rejection.status(),
-                "bad-query",
-                "Query not understood",
-                rejection.body_text(),
-                json!({"expected": {"status": "a declaration status", "limit": "1 to 1000"}}),
-            );
-        }
+        Err(rejection) => return bad_query(&rejection),
     };
     let owner = (!is_officer(&partner)).then_some(partner.id.as_str());
     let limit = query.limit.unwrap_or(100).clamp(1, 1000);
@@ -825,8 +860,12 @@ async fn agency_inbox(
     State(app): State<Arc<App>>,
     Authenticated(partner): Authenticated,
     Path(code): Path<String>,
-    Query(query): Query<ListQuery>,
+    query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Response {
+    let query = match query {
+        Ok(Query(query)) => query,
+        Err(rejection) => return bad_query(&rejection),
+    };
     if partner.agency.as_deref() != Some(code.as_str()) && !is_officer(&partner) {
         return forbidden(format!(
             "account {} does not act for agency {code}",
