@@ -91,6 +91,9 @@ codes! {
     TooManyGroupRepetitions = "E0036",
     /// 0085 code 37: invalid type of characters (e.g. letters in a numeric element).
     InvalidCharacterType = "E0037",
+    /// 0085 code 38: a decimal mark with no digit before it (`.5`); ISO
+    /// 9735 wants at least one digit on each side of the mark.
+    MissingDigitBeforeDecimal = "E0038",
     /// 0085 code 39: data element too long.
     TooLong = "E0039",
     /// 0085 code 40: data element too short.

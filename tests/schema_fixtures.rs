@@ -631,3 +631,65 @@ proptest! {
 fn vendored_directories_are_the_ones_tests_use() {
     assert!(Path::new(&root().join("schemas/untdid/LICENAGR.TXT")).exists());
 }
+
+/// ISO 9735 numeric values: a digit before and after the decimal mark
+/// (0085 code 38 when the one before is missing), and the interchange's
+/// own mark (code 19 for the other one); control counts are digits only.
+#[test]
+fn decimal_marks_and_control_counts_follow_iso_9735() {
+    let base = String::from_utf8(
+        std::fs::read(root().join("fixtures/edifact/ok/cusdec-d96b-unoc.edi")).unwrap(),
+    )
+    .unwrap();
+    let codes = |text: &str| -> Vec<(String, Option<u16>, Option<u16>)> {
+        validate(text.as_bytes())
+            .issues
+            .iter()
+            .filter(|i| i.is_error())
+            .map(|i| {
+                (
+                    i.code.as_str().to_owned(),
+                    i.location.element,
+                    i.location.component,
+                )
+            })
+            .collect()
+    };
+    assert!(codes(&base).is_empty(), "{:?}", codes(&base));
+    for (amount, code) in [
+        (".50", "E0038"),
+        ("125000.", "E0037"),
+        ("125000,50", "E0019"),
+        ("-.5", "E0038"),
+    ] {
+        let text = base.replacen("MOA+39:125000.50:USD", &format!("MOA+39:{amount}:USD"), 1);
+        assert_eq!(
+            codes(&text),
+            [(code.to_owned(), Some(1), Some(2))],
+            "MOA+39:{amount}"
+        );
+    }
+    // Still fine: digits on both sides, a sign, no mark.
+    for amount in ["0.5", "-125000.50", "125000"] {
+        let text = base.replacen("MOA+39:125000.50:USD", &format!("MOA+39:{amount}:USD"), 1);
+        assert!(
+            codes(&text).is_empty(),
+            "MOA+39:{amount}: {:?}",
+            codes(&text)
+        );
+    }
+    // A control count with a sign is not a number (E0012), also when the
+    // structure is not validated.
+    let signed = base.replacen("UNT+20+1", "UNT+?+20+1", 1);
+    let parsed = Parser::new(signed.as_bytes(), ParseOptions::default())
+        .run(|_, _| {})
+        .unwrap();
+    assert!(
+        parsed
+            .issues
+            .iter()
+            .any(|i| i.code.as_str() == "E0012" && i.location.tag.as_deref() == Some("UNT")),
+        "{:?}",
+        parsed.issues
+    );
+}

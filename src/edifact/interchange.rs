@@ -1346,7 +1346,10 @@ impl<R: Read> Parser<R> {
             self.error(Code::Missing, loc, format!("{tag} control count missing"));
             return;
         }
-        match count.parse::<u64>() {
+        // n..6 (n..10 in syntax 4): digits only; Rust's parse would take a
+        // leading `+`.
+        let digits = count.bytes().all(|b| b.is_ascii_digit());
+        match count.parse::<u64>().ok().filter(|_| digits).ok_or(()) {
             Ok(n) if n == received => {}
             Ok(n) => self.error(
                 Code::ControlCountMismatch,

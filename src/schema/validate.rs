@@ -415,7 +415,11 @@ impl ValuePlan {
                         return false;
                     }
                 }
-                if digits == 0 {
+                // ISO 9735: a digit on each side of a decimal mark.
+                if digits == 0
+                    || (marks > 0
+                        && (body.first() == decimal.as_ref() || body.last() == decimal.as_ref()))
+                {
                     return false;
                 }
                 digits
@@ -1388,18 +1392,56 @@ impl MessageValidator {
                     }
                 }
                 if let Some(ch) = bad.or((digits == 0).then_some('?')) {
-                    let why = if digits == 0 && bad.is_none() {
-                        "has no digits".to_owned()
+                    let (code, why) = if digits == 0 && bad.is_none() {
+                        (Code::InvalidCharacterType, "has no digits".to_owned())
+                    } else if matches!(ch, '.' | ',') && ch != self.decimal {
+                        // The other decimal mark than the interchange's
+                        // (0085 code 19).
+                        (
+                            Code::InvalidDecimalNotation,
+                            format!(
+                                "uses {ch:?} as its decimal mark where the interchange's is {:?}",
+                                self.decimal
+                            ),
+                        )
                     } else {
-                        format!("contains {ch:?}")
+                        (Code::InvalidCharacterType, format!("contains {ch:?}"))
                     };
                     self.push(
-                        Code::InvalidCharacterType,
+                        code,
                         false,
                         at,
                         format!("{id} ({name}) is numeric ({format}) but {value:?} {why}"),
                     );
                     return;
+                }
+                // ISO 9735: at least one digit before and one after a
+                // decimal mark.
+                if marks > 0 {
+                    if body.starts_with(self.decimal) {
+                        self.push(
+                            Code::MissingDigitBeforeDecimal,
+                            false,
+                            at,
+                            format!(
+                                "{id} ({name}) is numeric ({format}) but {value:?} has no digit \
+                                 before its decimal mark"
+                            ),
+                        );
+                        return;
+                    }
+                    if body.ends_with(self.decimal) {
+                        self.push(
+                            Code::InvalidCharacterType,
+                            false,
+                            at,
+                            format!(
+                                "{id} ({name}) is numeric ({format}) but {value:?} has no digit \
+                                 after its decimal mark"
+                            ),
+                        );
+                        return;
+                    }
                 }
                 // ISO 9735: the sign and the decimal mark do not count.
                 digits as usize
