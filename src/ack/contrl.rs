@@ -73,15 +73,18 @@ pub fn build(parsed: &Parsed, options: &Options) -> Contrl {
         .filter(|i| i.severity == Severity::Error)
         .collect();
 
-    // Sort each error to the level it belongs to.
+    // Sort each error to the level it belongs to. A message is told by its
+    // UNH position, not only its reference: two messages may share one
+    // (E0026), and each gets its own UCM.
+    let message_index = index_messages(subject);
     let mut interchange_errors: Vec<&Issue> = Vec::new();
     let mut group_errors: BTreeMap<String, Vec<&Issue>> = BTreeMap::new();
-    let mut message_errors: BTreeMap<(Option<String>, String), Vec<&Issue>> = BTreeMap::new();
+    let mut message_errors: BTreeMap<MessageKey, Vec<&Issue>> = BTreeMap::new();
     for issue in &errors {
         let loc = &issue.location;
         match (&loc.message, &loc.group) {
             (Some(m), g) => message_errors
-                .entry((g.clone(), m.clone()))
+                .entry((g.clone(), unh_position(issue, &message_index), m.clone()))
                 .or_default()
                 .push(issue),
             (None, Some(g)) => group_errors.entry(g.clone()).or_default().push(issue),
@@ -109,13 +112,12 @@ pub fn build(parsed: &Parsed, options: &Options) -> Contrl {
     }
     body.push(Segment::new("UCI", trim(uci)));
 
-    let message_index = index_messages(subject);
     let group_order: Vec<String> = subject.groups.iter().map(|g| g.reference.clone()).collect();
     if subject.groups.is_empty() {
-        for ((_, reference), issues) in &message_errors {
+        for ((_, position, reference), issues) in &message_errors {
             body.extend(message_response(
                 reference,
-                message_index.get(reference.as_str()),
+                message_index.get(position),
                 issues,
                 v4,
             ));
@@ -125,7 +127,7 @@ pub fn build(parsed: &Parsed, options: &Options) -> Contrl {
             let g_errors = group_errors.get(&group.reference);
             let msgs: Vec<_> = message_errors
                 .iter()
-                .filter(|((g, _), _)| g.as_deref() == Some(group.reference.as_str()))
+                .filter(|((g, _, _), _)| g.as_deref() == Some(group.reference.as_str()))
                 .collect();
             if g_errors.is_none() && msgs.is_empty() {
                 continue;
@@ -157,21 +159,21 @@ pub fn build(parsed: &Parsed, options: &Options) -> Contrl {
                 push_error(&mut ucf, first, v4, true);
             }
             body.push(Segment::new("UCF", trim(ucf)));
-            for ((_, reference), issues) in msgs {
+            for ((_, position, reference), issues) in msgs {
                 body.extend(message_response(
                     reference,
-                    message_index.get(reference.as_str()),
+                    message_index.get(position),
                     issues,
                     v4,
                 ));
             }
         }
         // Messages in groups that were not kept in the tree (or loose ones).
-        for ((g, reference), issues) in &message_errors {
+        for ((g, position, reference), issues) in &message_errors {
             if g.as_ref().is_none_or(|g| !group_order.contains(g)) {
                 body.extend(message_response(
                     reference,
-                    message_index.get(reference.as_str()),
+                    message_index.get(position),
                     issues,
                     v4,
                 ));
@@ -327,14 +329,35 @@ fn party(id: &str, qualifier: &str) -> Element {
     }
 }
 
-fn index_messages(subject: &Interchange) -> BTreeMap<&str, &crate::edifact::Message> {
+/// A message with errors: its group, its UNH position (0 when not known)
+/// and its reference; ordered as the messages came.
+type MessageKey = (Option<String>, u32, String);
+
+/// The subject's messages by UNH position.
+fn index_messages(subject: &Interchange) -> BTreeMap<u32, &crate::edifact::Message> {
     subject
         .groups
         .iter()
         .flat_map(|g| g.messages.iter())
         .chain(subject.messages.iter())
-        .map(|m| (m.reference.as_str(), m))
+        .map(|m| (m.position, m))
         .collect()
+}
+
+/// The UNH position of the message an issue is in: from its place in the
+/// interchange and in the message, else the first message with its
+/// reference, else 0.
+fn unh_position(issue: &Issue, messages: &BTreeMap<u32, &crate::edifact::Message>) -> u32 {
+    let loc = &issue.location;
+    if let (Some(segment), Some(in_message)) = (loc.segment, loc.message_segment)
+        && let Some(unh) = segment.checked_sub(in_message.saturating_sub(1))
+    {
+        return unh;
+    }
+    messages
+        .values()
+        .find(|m| Some(&m.reference) == loc.message.as_ref())
+        .map_or(0, |m| m.position)
 }
 
 /// UCM (+ UCS/UCD) for one message with errors.
@@ -470,6 +493,51 @@ mod tests {
             },
             "x",
         )
+    }
+
+    /// Two messages sharing a reference (E0026 at the second) each get a
+    /// UCM of their own, with their own errors.
+    #[test]
+    fn messages_sharing_a_reference_are_answered_one_by_one() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(root.join("fixtures/edifact/ok/cusdec-d96b-unoc.edi"))
+            .unwrap_or_default()
+            .replacen("MOA+39:125000.50:USD", "MOA+39:1X:USD", 1)
+            .replace("UNH+2+", "UNH+1+")
+            .replace("UNT+24+2", "UNT+24+1");
+        let directories = std::sync::Arc::new(crate::schema::Directories::new(&[
+            root.join("schemas/untdid")
+        ]));
+        let parsed = crate::edifact::Parser::new(
+            text.as_bytes(),
+            crate::edifact::ParseOptions {
+                keep_messages: true,
+                ..crate::edifact::ParseOptions::default()
+            },
+        )
+        .with_directories(directories)
+        .run(|_, _| {})
+        .ok();
+        let Some(parsed) = parsed else {
+            panic!("the interchange parses");
+        };
+        let contrl = build(
+            &parsed,
+            &Options::at(crate::timestamp::Timestamp::now(), false, "T".into()),
+        );
+        let out = String::from_utf8_lossy(&contrl.bytes).into_owned();
+        let ucms: Vec<&str> = out.split('\'').filter(|s| s.starts_with("UCM+")).collect();
+        assert_eq!(
+            ucms,
+            [
+                "UCM+1+CUSDEC:D:96B:UN+4",
+                "UCM+1+CUSDEC:D:96B:UN+4+26+UNH+2"
+            ],
+            "{out}"
+        );
+        // The first message's amount error is under the first UCM.
+        let first = out.split("UCM+").nth(1).unwrap_or_default();
+        assert!(first.contains("UCD+37+2:2"), "{out}");
     }
 
     #[test]
