@@ -95,10 +95,26 @@ pub fn build(parsed: &Parsed, options: &Options) -> Contrl {
 
     let mut body: Vec<Segment> = Vec::new();
     // UCI: interchange response.
+    // 0020, S002 and S003 are mandatory in UCI: an interchange without a
+    // readable UNB is answered with placeholders (its sender unknown, the
+    // hub its recipient), so that the CONTRL itself stays valid.
+    let known = |value: &str, fallback: &str| {
+        if value.is_empty() {
+            fallback.to_owned()
+        } else {
+            value.to_owned()
+        }
+    };
     let mut uci = vec![
-        Element::simple(&subject.control_reference),
-        party(&subject.sender.id, &subject.sender.qualifier),
-        party(&subject.recipient.id, &subject.recipient.qualifier),
+        Element::simple(known(&subject.control_reference, &options.fallback_recipient)),
+        party(
+            &known(&subject.sender.id, &options.fallback_recipient),
+            &subject.sender.qualifier,
+        ),
+        party(
+            &known(&subject.recipient.id, &options.hub_id),
+            &subject.recipient.qualifier,
+        ),
         // Errors in messages only: the interchange is acknowledged and the
         // messages are rejected one by one in UCM.
         Element::simple(if interchange_errors.is_empty() {
@@ -538,6 +554,39 @@ mod tests {
         // The first message's amount error is under the first UCM.
         let first = out.split("UCM+").nth(1).unwrap_or_default();
         assert!(first.contains("UCD+37+2:2"), "{out}");
+    }
+
+    /// An interchange with no UNB is answered by a CONTRL that is itself
+    /// valid: UCI's mandatory 0020, S002 and S003 get placeholders.
+    #[test]
+    fn the_answer_to_an_interchange_without_unb_is_valid() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(root.join("fixtures/edifact/ok/cusdec-d96b-unoc.edi"))
+            .unwrap_or_default();
+        let headless = text.get(text.find("UNH+").unwrap_or(0)..).unwrap_or_default();
+        let directories =
+            std::sync::Arc::new(crate::schema::Directories::new(&[root.join("schemas/untdid")]));
+        let parse = |bytes: &[u8]| {
+            crate::edifact::Parser::new(bytes, crate::edifact::ParseOptions::default())
+                .with_directories(directories.clone())
+                .run(|_, _| {})
+                .ok()
+        };
+        let Some(parsed) = parse(headless.as_bytes()) else {
+            panic!("the interchange parses");
+        };
+        assert!(parsed.issues.iter().any(Issue::is_error));
+        let contrl = build(
+            &parsed,
+            &Options::at(crate::timestamp::Timestamp::now(), false, "T".into()),
+        );
+        let out = String::from_utf8_lossy(&contrl.bytes).into_owned();
+        assert!(out.contains("UCI+UNKNOWN+UNKNOWN+TRADEHUB+4"), "{out}");
+        let Some(answer) = parse(&contrl.bytes) else {
+            panic!("the CONTRL parses");
+        };
+        let errors: Vec<&Issue> = answer.issues.iter().filter(|i| i.is_error()).collect();
+        assert!(errors.is_empty(), "{out}\n{errors:#?}");
     }
 
     #[test]
