@@ -106,7 +106,10 @@ pub fn build(parsed: &Parsed, options: &Options) -> Contrl {
         }
     };
     let mut uci = vec![
-        Element::simple(known(&subject.control_reference, &options.fallback_recipient)),
+        Element::simple(known(
+            &subject.control_reference,
+            &options.fallback_recipient,
+        )),
         party(
             &known(&subject.sender.id, &options.fallback_recipient),
             &subject.sender.qualifier,
@@ -563,9 +566,12 @@ mod tests {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
         let text = std::fs::read_to_string(root.join("fixtures/edifact/ok/cusdec-d96b-unoc.edi"))
             .unwrap_or_default();
-        let headless = text.get(text.find("UNH+").unwrap_or(0)..).unwrap_or_default();
-        let directories =
-            std::sync::Arc::new(crate::schema::Directories::new(&[root.join("schemas/untdid")]));
+        let headless = text
+            .get(text.find("UNH+").unwrap_or(0)..)
+            .unwrap_or_default();
+        let directories = std::sync::Arc::new(crate::schema::Directories::new(&[
+            root.join("schemas/untdid")
+        ]));
         let parse = |bytes: &[u8]| {
             crate::edifact::Parser::new(bytes, crate::edifact::ParseOptions::default())
                 .with_directories(directories.clone())

@@ -140,6 +140,13 @@ pub fn write_interchange(
     } else {
         Separators::LEVEL_A
     };
+    // Before syntax version 4 there is no repetition separator: UNA5 is
+    // reserved (a space), and the character is data, not released.
+    let v4 = interchange.syntax_version == "4";
+    let seps = &Separators {
+        repetition: seps.repetition.filter(|_| v4),
+        ..*seps
+    };
     let mut out = Vec::new();
     if una || interchange.una.is_some() || *seps != defaults && *seps != Separators::LEVEL_B {
         out.extend_from_slice(&seps.una());
@@ -152,6 +159,30 @@ pub fn write_interchange(
 mod tests {
     use super::*;
     use crate::edifact::Element;
+
+    /// Before syntax version 4 a repetition separator asked for is not
+    /// used: UNA5 is written as a space and `*` is data, not released.
+    #[test]
+    fn no_repetition_separator_before_version_4() {
+        let text = b"UNA:+.? 'UNB+UNOC:3+A+B+261124:1030+R1'UNH+1+CUSDEC:D:96B:UN'FTX+AAA+++5*3'UNT+3+1'UNZ+1+R1'";
+        let parsed = crate::edifact::Parser::new(
+            &text[..],
+            crate::edifact::ParseOptions {
+                keep_messages: true,
+                decode_messages: true,
+                ..crate::edifact::ParseOptions::default()
+            },
+        )
+        .run(|_, _| {})
+        .ok();
+        let Some(parsed) = parsed else {
+            panic!("parses");
+        };
+        let written = write_interchange(&parsed.interchange, &Separators::LEVEL_A_V4, true);
+        let written = String::from_utf8(written.unwrap_or_default()).unwrap_or_default();
+        assert!(written.starts_with("UNA:+.? '"), "{written}");
+        assert!(written.contains("FTX+AAA+++5*3'"), "{written}");
+    }
 
     #[test]
     fn releases_service_characters() {
