@@ -451,11 +451,10 @@ fn cusres_for_every_status_is_valid_d96b() {
         ("rejected", false, "27", Some("RE"), Some("3")),
         ("cleared", false, "29", Some("AP"), Some("4")),
         ("released", false, "29", Some("AP"), Some("4")),
-        ("held", false, "23", None, Some("7")),
-        ("examination", false, "23", None, Some("5")),
-        ("documents required", false, "23", None, Some("6")),
-        ("permit refused", true, "27", Some("RE"), Some("25")),
-        ("permit_refused", false, "27", Some("RE"), Some("25")),
+        ("held", false, "23", None, Some("5")),
+        ("held", true, "23", None, Some("6")),
+        ("awaiting_permits", false, "29", Some("AP"), Some("1")),
+        ("cancelled", false, "29", Some("AP"), Some("1")),
         ("something new", false, "11", None, None),
     ];
     for &(status, with_errors, function, response_type, indicator) in cases {

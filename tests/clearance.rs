@@ -313,12 +313,13 @@ async fn workflow(url: &str) {
     assert_eq!(held.status, state::HELD);
     let last = store.responses_of(&held.id).await.unwrap().pop().unwrap();
     assert_eq!(last.status, state::HELD);
-    // A CUSRES (D.96B): 1225 23 on hold, GIS 7 goods detained, and the
-    // refusal as an error group with the agency's reason.
+    // A CUSRES (D.96B): 1225 23 on hold, GIS 6 documents to be produced
+    // (the permit), and the refusal as an error group with the agency's
+    // reason.
     assert_eq!(last.kind, "cusres");
     for part in [
         "BGM+963+LRN-C+23'",
-        "GIS+7'",
+        "GIS+6'",
         "ERC+HUB301::ZZZ'",
         "refused by MFDS",
     ] {

@@ -54,6 +54,15 @@ fn serve_submit_status_and_stop() {
         .output()
         .unwrap();
     assert_eq!(again.status.code(), Some(2));
+    // An id that cannot be a UNB sender or part of a queue name is refused.
+    for bad in ["", "TWO WORDS", &"X".repeat(36)] {
+        let out = bin()
+            .args(["partner", "add", bad, "--name", "X", "--data-dir"])
+            .arg(&data)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+    }
 
     let (server, addr, log) = common::spawn_serve(&data);
     let url = format!("http://{addr}");

@@ -451,5 +451,18 @@ async fn the_operator_lists_and_retries_parked_messages() {
         run(&["outbox", "retry", "--all"]).trim(),
         "0 message(s) will be published again"
     );
+    // A message named that is not waiting or parked (here: unknown, and
+    // the one now due) is an error, not "0 will be published".
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tradehub"))
+        .args(["outbox", "retry", "999999", &seq.to_string(), "--data-dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("none of the 2 message(s) named"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }

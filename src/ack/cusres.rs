@@ -39,10 +39,8 @@
 //! | accepted, awaiting permits, cancelled (the cancellation is accepted) | 29 accepted without amendment | AP | 1 message content accepted |
 //! | rejected | 27 not accepted | RE | 2 rejected with comment (3 without, when no error is listed) |
 //! | cleared, released | 29 | AP | 4 goods released (D.96B has one code for both) |
-//! | held | 23 transaction on hold | — | 7 goods detained |
-//! | examination | 23 | — | 5 goods required for examination |
-//! | documents required | 23 | — | 6 all documents or as specified to be produced |
-//! | permit refused | 27 | RE | 25 prohibited/restricted goods |
+//! | held for examination (no errors listed) | 23 transaction on hold | — | 5 goods required for examination |
+//! | held for a permit refused or not answered (listed) | 23 | — | 6 all documents or as specified to be produced |
 //! | anything else | 11 response | — | none (the status is in FTX) |
 
 use super::{Envelope, Original, SegmentPointer};
@@ -80,10 +78,10 @@ pub fn status_codes(status: &str, has_errors: bool) -> StatusCodes {
         "accepted" | "awaiting_permits" | "cancelled" => ("29", Some("AP"), Some("1")),
         "rejected" => ("27", Some("RE"), Some(if has_errors { "2" } else { "3" })),
         "cleared" | "released" => ("29", Some("AP"), Some("4")),
-        "held" => ("23", None, Some("7")),
-        "examination" => ("23", None, Some("5")),
-        "documents_required" => ("23", None, Some("6")),
-        "permit_refused" => ("27", Some("RE"), Some("25")),
+        // Held for examination (red lane) or, with the permit errors
+        // listed, because a permit was refused or not answered in time.
+        "held" if has_errors => ("23", None, Some("6")),
+        "held" => ("23", None, Some("5")),
         _ => ("11", None, None),
     };
     StatusCodes {

@@ -850,7 +850,24 @@ fn outbox_command(command: OutboxCommand) -> Result<u8, CliError> {
             OutboxCommand::Retry { seqs, all, .. } => {
                 let chosen = (!all).then_some(seqs.as_slice());
                 let n = store.retry_outbox(chosen).await.map_err(failed)?;
+                let named = if all { 0 } else { seqs.len() as u64 };
+                if named > 0 && n == 0 {
+                    store.close().await;
+                    return Err(CliError::Usage(format!(
+                        "none of the {named} message(s) named is waiting or parked (unknown, \
+                         already published, or due now): see `tradehub outbox list`"
+                    )));
+                }
                 writeln!(out, "{n} message(s) will be published again").map_err(out_err)?;
+                if n < named {
+                    writeln!(
+                        out,
+                        "{} of the messages named are not waiting or parked (unknown, already \
+                         published, or due now)",
+                        named - n
+                    )
+                    .map_err(out_err)?;
+                }
             }
         }
         store.close().await;
@@ -926,6 +943,16 @@ fn partner(command: PartnerCommand) -> Result<u8, CliError> {
             store,
         } => {
             let url = store.url()?;
+            // The id is the UNB sender (an..35), the AMQP user and part of
+            // queue names (`ack.<id>`): visible characters only.
+            if id.is_empty()
+                || id.chars().count() > 35
+                || id.chars().any(|c| c.is_whitespace() || c.is_control())
+            {
+                return Err(CliError::Usage(format!(
+                    "partner id {id:?} must be 1 to 35 visible characters, without spaces"
+                )));
+            }
             if let Some(code) = &agency
                 && code != crate::hub::clearance::CUSTOMS_ROLE
             {

@@ -368,8 +368,12 @@ impl Clearance {
             change.events.push((
                 format!("permit_{}", p.status),
                 format!(
-                    "{} answered permit {} ({}){}",
-                    p.agency,
+                    "{} permit {} ({}){}",
+                    if p.status == "expired" {
+                        format!("{} did not answer by {}:", p.agency, p.due_at)
+                    } else {
+                        format!("{} answered", p.agency)
+                    },
                     p.id,
                     p.rule,
                     if reasons.is_empty() {
