@@ -201,3 +201,31 @@ UNZ+3+REF'";
         parsed.issues
     );
 }
+
+/// References are remembered as fixed-size keys: exact up to 15 bytes
+/// (prefixes and lengths kept apart), hashed beyond; the duplicate check
+/// holds for each kind.
+#[test]
+fn reused_references_are_found_whatever_their_length() {
+    let long_a = "A".repeat(5000);
+    let long_b = format!("{}B", "A".repeat(4999));
+    for (first, second, reused) in [
+        ("1", "10", false),
+        ("12345678901234", "1234567890123", false),
+        ("", "X", false),
+        ("123456789012345", "123456789012345", true),
+        (long_a.as_str(), long_b.as_str(), false),
+        (long_a.as_str(), long_a.as_str(), true),
+        ("1", long_a.as_str(), false),
+    ] {
+        let data = format!(
+            "UNB+UNOC:3+S+R+261124:1030+REF'\
+UNH+{first}+CUSDEC:D:96B:UN'BGM+929+A+9'UNT+3+{first}'\
+UNH+{second}+CUSDEC:D:96B:UN'BGM+929+B+9'UNT+3+{second}'\
+UNZ+2+REF'"
+        );
+        let parsed = edifact::parse(data.as_bytes());
+        let found = parsed.issues.iter().any(|i| i.code == Code::Duplicate);
+        assert_eq!(found, reused, "{} / {}", first.len(), second.len());
+    }
+}

@@ -273,7 +273,8 @@ pub struct Parser<R> {
     /// The message references (UNH 0062) seen so far, each with the
     /// position of its UNH: a reference must be unique in the interchange
     /// (at most [`MAX_REFERENCES_CHECKED`] are remembered).
-    message_refs: rustc_hash::FxHashMap<String, u32>,
+    /// Message references seen (see [`reference_key`]) → UNH position.
+    message_refs: rustc_hash::FxHashMap<u128, u32>,
     last_position: u32,
     interchange_ref: Option<String>,
     /// Directories for structure validation; `None`: syntax only.
@@ -293,6 +294,30 @@ pub struct Parser<R> {
     /// The text buffer the next message starts with (the last one's,
     /// emptied, when messages are not kept).
     spare_text: MessageText,
+}
+
+/// A message reference as a fixed-size key, so that remembering one costs
+/// the same whatever its length: up to 15 bytes (0062 is an..14) the bytes
+/// themselves with their length, exact; a longer one (invalid anyway) a
+/// 64-bit hash of it, marked apart.
+fn reference_key(reference: &str) -> u128 {
+    use std::hash::{Hash, Hasher};
+    let bytes = reference.as_bytes();
+    if let Ok(length) = u8::try_from(bytes.len())
+        && length <= 15
+    {
+        let mut key = [0u8; 16];
+        if let Some(first) = key.first_mut() {
+            *first = length;
+        }
+        for (slot, byte) in key.iter_mut().skip(1).zip(bytes) {
+            *slot = *byte;
+        }
+        return u128::from_le_bytes(key);
+    }
+    let mut hasher = rustc_hash::FxHasher::default();
+    bytes.hash(&mut hasher);
+    0xFF | (u128::from(hasher.finish()) << 64)
 }
 
 /// How many message references an interchange's parse remembers to find a
@@ -910,7 +935,8 @@ impl<R: Read> Parser<R> {
         if reference.is_empty() {
             return;
         }
-        match self.message_refs.get(reference) {
+        let key = reference_key(reference);
+        match self.message_refs.get(&key) {
             Some(&first) => {
                 let mut loc = self.loc(position, "UNH");
                 loc.element = Some(1);
@@ -921,7 +947,7 @@ impl<R: Read> Parser<R> {
                 self.error(Code::Duplicate, loc, message);
             }
             None if self.message_refs.len() < MAX_REFERENCES_CHECKED => {
-                self.message_refs.insert(reference.to_owned(), position);
+                self.message_refs.insert(key, position);
             }
             None => {}
         }
