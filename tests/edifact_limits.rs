@@ -229,3 +229,39 @@ UNZ+2+REF'"
         assert_eq!(found, reused, "{} / {}", first.len(), second.len());
     }
 }
+
+/// UNB S004 names a date and time that exist (E0012 otherwise), in the
+/// shape of the syntax version (YYMMDD before 4, CCYYMMDD in 4).
+#[test]
+fn the_preparation_date_and_time_exist() {
+    let issues = |version: &str, date: &str, time: &str| -> Vec<(String, Option<u16>)> {
+        let data = format!(
+            "UNB+UNOC:{version}+S+R+{date}:{time}+REF'UNH+1+CUSDEC:D:96B:UN'BGM+929+A+9'UNT+3+1'UNZ+1+REF'"
+        );
+        edifact::parse(data.as_bytes())
+            .issues
+            .iter()
+            .filter(|i| i.code == Code::InvalidValue)
+            .map(|i| (i.message.clone(), i.location.component))
+            .collect()
+    };
+    for (version, date, time) in [
+        ("3", "261127", "0930"),
+        ("3", "240229", "2359"),
+        ("4", "20261231", "0000"),
+    ] {
+        assert!(issues(version, date, time).is_empty(), "{date} {time}");
+    }
+    for (version, date, time, component) in [
+        ("3", "261327", "0930", 1),
+        ("3", "260229", "0930", 1),
+        ("3", "261100", "0930", 1),
+        ("4", "20261232", "0930", 1),
+        ("3", "261127", "2400", 2),
+        ("3", "261127", "0960", 2),
+    ] {
+        let found = issues(version, date, time);
+        assert_eq!(found.len(), 1, "{date} {time}: {found:?}");
+        assert_eq!(found[0].1, Some(component), "{date} {time}");
+    }
+}

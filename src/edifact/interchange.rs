@@ -1025,9 +1025,65 @@ impl<R: Read> Parser<R> {
                 format!("syntax version {version:?} is not 1, 2, 3 or 4"),
             );
         }
+        self.check_preparation(position);
         self.charset = self.lexer.charset();
         self.tree.separators = self.lexer.separators();
         self.tree.header = Some(seg);
+    }
+
+    /// UNB S004: a date and time that exist (E0012): 0017 YYMMDD (CCYYMMDD
+    /// in syntax 4), 0019 HHMM. Values of the wrong shape are the format
+    /// checks' to report.
+    fn check_preparation(&mut self, position: u32) {
+        let date = self.tree.date.clone();
+        let time = self.tree.time.clone();
+        let digits = |v: &str, n: usize| v.len() == n && v.bytes().all(|b| b.is_ascii_digit());
+        let number = |v: &str, at: std::ops::Range<usize>| -> u32 {
+            v.get(at).and_then(|d| d.parse().ok()).unwrap_or(0)
+        };
+        let (year, month, day) = if digits(&date, 6) {
+            (
+                2000 + number(&date, 0..2),
+                number(&date, 2..4),
+                number(&date, 4..6),
+            )
+        } else if digits(&date, 8) {
+            (
+                number(&date, 0..4),
+                number(&date, 4..6),
+                number(&date, 6..8),
+            )
+        } else {
+            (0, 1, 1)
+        };
+        let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+        let days = match month {
+            1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+            4 | 6 | 9 | 11 => 30,
+            2 if leap => 29,
+            2 => 28,
+            _ => 0,
+        };
+        if !(1..=days).contains(&day) {
+            let mut loc = self.loc(position, "UNB");
+            loc.element = Some(4);
+            loc.component = Some(1);
+            self.error(
+                Code::InvalidValue,
+                loc,
+                format!("date of preparation {date:?} (S004/0017) is not a date"),
+            );
+        }
+        if digits(&time, 4) && (number(&time, 0..2) > 23 || number(&time, 2..4) > 59) {
+            let mut loc = self.loc(position, "UNB");
+            loc.element = Some(4);
+            loc.component = Some(2);
+            self.error(
+                Code::InvalidValue,
+                loc,
+                format!("time of preparation {time:?} (S004/0019) is not a time of day (HHMM)"),
+            );
+        }
     }
 
     fn close_message<F>(&mut self, position: u32, on_message: &mut F, terminated: bool)
