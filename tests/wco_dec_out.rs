@@ -227,8 +227,8 @@ fn corpus_declarations_round_trip_on_the_mapped_fields() {
     assert!(round_trips >= 15, "round trips: {round_trips}");
 }
 
-/// (type code, kind) pairs of mappings/wco/DEC.toml; INV, HMRC's
-/// cancellation request, names no kind (and is always a cancellation).
+/// (type code, kind) pairs of mappings/wco/DEC.toml. A cancellation is
+/// HMRC's request instead: TypeCode INV, no kind.
 const TYPES: &[(&str, Option<DeclarationKind>)] = &[
     ("IMA", Some(DeclarationKind::Import)),
     ("IMZ", Some(DeclarationKind::Import)),
@@ -236,7 +236,6 @@ const TYPES: &[(&str, Option<DeclarationKind>)] = &[
     ("EXA", Some(DeclarationKind::Export)),
     ("EXD", Some(DeclarationKind::Export)),
     ("EXZ", Some(DeclarationKind::Export)),
-    ("INV", None),
 ];
 
 /// An identifier: non-blank at both ends, XML-special characters inside.
@@ -413,12 +412,13 @@ prop_compose! {
         transport in transport(),
         goods in prop::collection::vec(goods_item(), 1..6),
     ) -> Declaration {
+        let cancellation = function == DeclarationFunction::Cancellation;
         Declaration {
-            kind,
-            function: if kind.is_none() { DeclarationFunction::Cancellation } else { function },
+            kind: if cancellation { None } else { kind },
+            function,
             lrn,
             mrn,
-            type_code: Some(type_code.to_owned()),
+            type_code: Some(if cancellation { "INV" } else { type_code }.to_owned()),
             issued: None,
             declarant,
             submitter,

@@ -160,6 +160,9 @@ struct OutField {
     attribute: Option<String>,
     codes: Option<BTreeMap<String, String>>,
     pass_other: bool,
+    /// The rule reads only the codes it lists: a value none translates to
+    /// is another rule's to write.
+    skip_other: bool,
     all: bool,
 }
 
@@ -369,6 +372,7 @@ impl WcoOutMapping {
                 attribute,
                 codes: rule.codes.clone(),
                 pass_other: rule.pass_other,
+                skip_other: rule.skip_other,
                 all: rule.all,
             })
         };
@@ -381,9 +385,7 @@ impl WcoOutMapping {
             });
         }
         let root = mapping.root.clone();
-        // A rule that reads only some codes (`skip_other`) is not written
-        // back: another rule writes its field.
-        for rule in file.field.iter().filter(|r| !r.skip_other) {
+        for rule in &file.field {
             let compiled = field(&mapping, &root, rule)?;
             mapping.fields.push(compiled);
         }
@@ -402,7 +404,7 @@ impl WcoOutMapping {
             };
             let item = (*item).clone();
             let mut fields = Vec::new();
-            for rule in list.field.iter().filter(|r| !r.skip_other) {
+            for rule in &list.field {
                 fields.push(field(&item, rule)?);
             }
             let lists = list
@@ -562,6 +564,11 @@ impl WcoOutMapping {
         issues: &mut Vec<Issue>,
     ) {
         let mut pending = Vec::new();
+        // Several rules may write one field (HMRC's cancellation: TypeCode
+        // INV and FunctionCode 13): a value one rule has no code for is an
+        // error only when no rule for that field has one.
+        let mut untranslated: Vec<(&str, Issue)> = Vec::new();
+        let mut translated: std::collections::HashSet<&str> = std::collections::HashSet::new();
         for field in fields {
             let Some(value) = lookup(object, &field.to) else {
                 continue;
@@ -612,11 +619,18 @@ impl WcoOutMapping {
                 let Some(leaf) = defs.last() else { continue };
                 let candidates = match self.candidates(field, leaf, &raw, &place) {
                     Ok(c) => c,
+                    Err(issue) if issue.code == Code::MappingCodeUnknown => {
+                        if !field.skip_other {
+                            untranslated.push((field.to.as_str(), *issue));
+                        }
+                        continue;
+                    }
                     Err(issue) => {
                         issues.push(*issue);
                         continue;
                     }
                 };
+                translated.insert(field.to.as_str());
                 if let [only] = candidates.as_slice() {
                     let nth = repeat.map(|r| (r, i));
                     if let Some(node) = walk(base, def, &field.steps, nth, true) {
@@ -640,6 +654,12 @@ impl WcoOutMapping {
                 }
             }
         }
+        issues.extend(
+            untranslated
+                .into_iter()
+                .filter(|(to, _)| !translated.contains(to))
+                .map(|(_, issue)| issue),
+        );
         for p in pending {
             let attribute = p.field.attribute.as_deref();
             let written = walk(base, def, &p.field.steps, None, false)
