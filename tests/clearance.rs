@@ -403,8 +403,7 @@ async fn workflow(url: &str) {
         assert_eq!(issue_codes(&hub, &d[0]).await, [code]);
         let stored = store.declaration(&d[0].id).await.unwrap().unwrap();
         assert!(
-            stored.issues_json.contains("cancelled (cancellation ")
-                && stored.issues_json.contains(&c[0].id),
+            stored.issues_json.contains("cancellation ") && stored.issues_json.contains(&c[0].id),
             "{function}: {}",
             stored.issues_json
         );
@@ -1053,10 +1052,37 @@ async fn delta_amendments(url: &str) {
         stored.issues_json
     );
 
+    // What the declaration is cannot be changed by a change: a pointer to
+    // its TypeCode (42A tag D013), or an amendment stating another kind.
+    let with_change = |xml: String, tag: &str| {
+        let extra = format!(
+            "<Amendment><ChangeReasonCode>32</ChangeReasonCode><Pointer>\
+             <SequenceNumeric>1</SequenceNumeric><DocumentSectionCode>42A</DocumentSectionCode>\
+             <TagID>{tag}</TagID></Pointer></Amendment>"
+        );
+        let at = xml.rfind("</Amendment>").unwrap() + "</Amendment>".len();
+        format!("{}{extra}{}", &xml[..at], &xml[at..])
+    };
+    let retyped = with_change(amendment("AME-5"), "D013");
+    let d = submit(&hub, retyped.into_bytes()).await;
+    assert_eq!(d[0].status, state::REJECTED);
+    assert_eq!(errors(&d[0]).await, ["RUL008 /Declaration/Amendment[4]"]);
+    let exported =
+        amendment("AME-6").replace("<TypeCode>COR</TypeCode>", "<TypeCode>EXA</TypeCode>");
+    let d = submit(&hub, exported.into_bytes()).await;
+    assert_eq!(d[0].status, state::REJECTED);
+    assert_eq!(errors(&d[0]).await, ["RUL008 /Declaration/TypeCode"]);
+    assert_eq!(
+        status_of(&store, &original.id).await,
+        state::AWAITING_PERMITS
+    );
+
     // As published, it amends the original: three goods items in order,
     // the original's kind and parties, the amendment's totals, references
     // and reason.
-    let d = submit(&hub, amendment("AME-4").into_bytes()).await;
+    // (With a change to an element the canonical model does not hold,
+    // 42A tag 504 specific circumstances: reported, nothing else.)
+    let d = submit(&hub, with_change(amendment("AME-4"), "504").into_bytes()).await;
     assert_ne!(d[0].status, state::REJECTED, "{:?}", errors(&d[0]).await);
     assert_eq!(status_of(&store, &original.id).await, state::AMENDED);
     assert_eq!(d[0].mrn.as_deref(), Some(mrn.as_str()));
@@ -1075,7 +1101,15 @@ async fn delta_amendments(url: &str) {
     );
     assert_eq!(amended.goods[..2], base.goods[..]);
     assert_eq!(amended.goods[2].hs_code.as_deref(), Some("85102000"));
-    assert_eq!(amended.changes.len(), 3);
+    assert_eq!(amended.changes.len(), 4);
+    let stored = store.declaration(&d[0].id).await.unwrap().unwrap();
+    assert!(
+        stored
+            .issues_json
+            .contains("is not held by the canonical model"),
+        "{}",
+        stored.issues_json
+    );
     assert_eq!(
         amended.reason.as_deref(),
         Some("Amend GoodsItemQuantity DE 1/9 - Tag 228")

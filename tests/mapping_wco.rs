@@ -185,6 +185,67 @@ fn an_untranslated_function_code_is_reported() {
     );
 }
 
+/// UNCL 1225 in FunctionCode: 14 (advance notification) is no function
+/// of the model; TypeCode INV makes a cancellation only of a request (13),
+/// and COR an amendment; with 9 the document is an original.
+#[test]
+fn the_function_follows_function_code_and_type_code_together() {
+    let mapping = load().unwrap();
+    let text = std::fs::read_to_string(
+        root().join("fixtures/wco/corpus/valid/hmrc__TT_IM001d__TT_IM001d.xml"),
+    )
+    .unwrap();
+    let type_code = text
+        .split("<TypeCode>")
+        .nth(1)
+        .and_then(|t| t.split('<').next())
+        .unwrap()
+        .to_owned();
+    let with = |function: &str, declared: &str| {
+        let bytes = text
+            .replacen(
+                "<FunctionCode>9</FunctionCode>",
+                &format!("<FunctionCode>{function}</FunctionCode>"),
+                1,
+            )
+            .replacen(
+                &format!("<TypeCode>{type_code}</TypeCode>"),
+                &format!("<TypeCode>{declared}</TypeCode>"),
+                1,
+            );
+        let (value, issues) = mapping.apply(bytes.as_bytes());
+        let unknown: Vec<String> = issues
+            .iter()
+            .filter(|i| i.code == Code::MappingCodeUnknown)
+            .map(|i| i.location.path.clone().unwrap_or_default())
+            .collect();
+        (value["function"].as_str().map(str::to_owned), unknown)
+    };
+    let function = |f: &str| Some(f.to_owned());
+    assert_eq!(with("9", &type_code), (function("original"), vec![]));
+    assert_eq!(with("9", "INV"), (function("original"), vec![]));
+    assert_eq!(with("13", "INV"), (function("cancellation"), vec![]));
+    assert_eq!(with("13", "COR"), (function("amendment"), vec![]));
+    assert_eq!(with("13", &type_code), (function("amendment"), vec![]));
+    assert_eq!(
+        with("14", &type_code),
+        (None, vec!["/Declaration/FunctionCode".to_owned()])
+    );
+    // An original must say its kind: INV names none (MAP004).
+    let (value, _) = mapping.apply(
+        text.replacen(
+            &format!("<TypeCode>{type_code}</TypeCode>"),
+            "<TypeCode>INV</TypeCode>",
+            1,
+        )
+        .as_bytes(),
+    );
+    assert_eq!(
+        typed("declaration", value).unwrap_err(),
+        "missing field `kind`"
+    );
+}
+
 #[test]
 fn rule_findings_locate_at_the_elements_they_came_from() {
     use tradehub::mapping::locate;

@@ -850,7 +850,11 @@ fn outbox_command(command: OutboxCommand) -> Result<u8, CliError> {
             OutboxCommand::Retry { seqs, all, .. } => {
                 let chosen = (!all).then_some(seqs.as_slice());
                 let n = store.retry_outbox(chosen).await.map_err(failed)?;
-                let named = if all { 0 } else { seqs.len() as u64 };
+                let named = if all {
+                    0
+                } else {
+                    seqs.iter().collect::<std::collections::HashSet<_>>().len() as u64
+                };
                 if named > 0 && n == 0 {
                     store.close().await;
                     return Err(CliError::Usage(format!(

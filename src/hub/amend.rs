@@ -21,9 +21,11 @@
 //!   item of that number, which must then be given whole.
 //!
 //! Other places (an additional document of the declaration, a repeated
-//! party class) are refused with the pointer named. Values the amendment
-//! carries that no change names are refused too: what they were meant to
-//! change is not known.
+//! party class, what the declaration is: its type and kind) are refused
+//! with the pointer named. Values the amendment carries that no change
+//! names are refused too: what they were meant to change is not known. A
+//! change to an element the canonical model does not hold changes nothing
+//! and is reported (MAP001).
 
 use std::collections::BTreeMap;
 
@@ -45,6 +47,11 @@ const OWN: &[&str] = &[
     "reason",
     "changes",
 ];
+
+/// What the declaration amended is, which a change cannot alter: its kind
+/// and type (an amendment's TypeCode is its own message type, HMRC's COR)
+/// and what the message itself is (its function, references).
+const IDENTITY: &[&str] = &["kind", "type_code", "function", "lrn", "mrn"];
 
 /// Whether a mapped declaration is an amendment or cancellation that needs
 /// the declaration it refers to: it carries only changes, or no kind.
@@ -101,14 +108,30 @@ pub fn complete(mapped: &Mapped, prior: &Value) -> (Mapped, Vec<Issue>) {
         provenance: &mapped.provenance,
         merged: prior.clone(),
         located: BTreeMap::new(),
-        // The amendment's type code is its own message type (HMRC's COR);
-        // the declaration keeps its type.
-        applied: vec!["/type_code".to_owned()],
+        // The amendment's type code is its own message type (HMRC's COR)
+        // and names no kind; the declaration keeps its type and kind
+        // (a different kind is refused below).
+        applied: ["/type_code", "/kind"]
+            .into_iter()
+            .map(str::to_owned)
+            .collect(),
         items: Vec::new(),
         errors: Vec::new(),
     };
     for key in OWN {
         apply.take(key);
+    }
+    if let (Some(given), Some(kind)) = (delta.get("kind"), prior.get("kind"))
+        && given != kind
+    {
+        apply.error_at(
+            "/kind",
+            format!(
+                "the amendment says the declaration is {given}, the declaration amended is \
+                 {kind}: an amendment of changes only cannot change the kind; send the whole \
+                 declaration"
+            ),
+        );
     }
     if let Some(root) = mapped.provenance.get("") {
         apply.located.insert(String::new(), root.clone());
@@ -138,7 +161,13 @@ struct Apply<'a> {
 
 impl Apply<'_> {
     fn error(&mut self, change: usize, message: String) {
-        let pointer = format!("/changes/{change}");
+        self.error_at(&format!("/changes/{change}"), message);
+    }
+
+    /// RUL008 located at the amendment's value at `pointer` (or the nearest
+    /// one that has a place).
+    fn error_at(&mut self, pointer: &str, message: String) {
+        let pointer = pointer.to_owned();
         let location = crate::mapping::nearest(self.provenance, &pointer)
             .cloned()
             .map(|l| Location {
@@ -284,7 +313,44 @@ impl Apply<'_> {
                     .collect()
             })
             .unwrap_or_default();
-        for field in fields {
+        let (identity, data): (Vec<String>, Vec<String>) = fields
+            .into_iter()
+            .partition(|f| IDENTITY.contains(&f.split('.').next().unwrap_or_default()));
+        if data.is_empty() && !identity.is_empty() {
+            self.error(
+                index,
+                format!(
+                    "change {}: pointer {written} names {element_path}, which says what the \
+                     declaration is ({}); an amendment cannot change it",
+                    index + 1,
+                    identity.join(", ")
+                ),
+            );
+            return;
+        }
+        if data.is_empty() {
+            // The canonical model does not hold this element: nothing of
+            // it changes there (the message keeps the value, reported as
+            // not mapped).
+            let pointer = format!("/changes/{index}");
+            let location = crate::mapping::nearest(self.provenance, &pointer)
+                .cloned()
+                .unwrap_or_default();
+            self.errors.push(Issue::warning(
+                Code::MappingUnmapped,
+                Location {
+                    field: Some(pointer),
+                    ..location
+                },
+                format!(
+                    "change {}: {element_path} is not held by the canonical model; the change \
+                     is kept with the message but changes nothing of the declaration",
+                    index + 1
+                ),
+            ));
+            return;
+        }
+        for field in data {
             self.field(&field);
         }
     }
@@ -403,14 +469,22 @@ impl Apply<'_> {
         for (key, value) in self.delta {
             leaves_of(value, format!("/{key}"), &mut leaves);
         }
+        let applied: std::collections::HashSet<&str> =
+            self.applied.iter().map(String::as_str).collect();
+        let mut unnamed = Vec::new();
         for pointer in leaves {
-            let named = self
-                .applied
-                .iter()
-                .any(|a| pointer == *a || pointer.starts_with(&format!("{a}/")));
-            if named {
-                continue;
+            // Named when it, or an object or list holding it, was applied:
+            // its ancestors are its prefixes at each `/`.
+            let named = pointer
+                .match_indices('/')
+                .map(|(at, _)| pointer.get(..at).unwrap_or_default())
+                .chain(std::iter::once(pointer.as_str()))
+                .any(|prefix| applied.contains(prefix));
+            if !named {
+                unnamed.push(pointer);
             }
+        }
+        for pointer in unnamed {
             let location = self
                 .provenance
                 .get(&pointer)

@@ -536,7 +536,8 @@ impl Clearance {
                 Code::RuleDuplicateLrn,
                 at("/lrn"),
                 format!(
-                    "LRN {:?} was declared and cancelled (cancellation {}); an LRN is not \
+                    "LRN {:?} is the LRN of cancellation {} of this sender, which keeps it (a \
+                     cancellation by LRN keeps the cancelled declaration's); an LRN is not \
                      reused: send a new one",
                     decl.lrn, p.id
                 ),
@@ -571,8 +572,9 @@ impl Clearance {
                     at(path),
                     if cancelled(p) {
                         format!(
-                            "the declaration with {named} was cancelled (cancellation {}); it can \
-                             no longer be {change}",
+                            "{named} is held by cancellation {} of this sender (the declaration \
+                             it cancelled, or the cancellation itself); it can no longer be \
+                             {change}",
                             p.id
                         )
                     } else {
