@@ -668,24 +668,34 @@ impl XmlRun<'_> {
     fn lists(&mut self, lists: &[XmlList], base: &[(String, u32)], leaves: &mut [Leaf]) {
         for list in lists {
             let depth = base.len() + list.element.len();
-            let mut instances: Vec<Vec<(String, u32)>> = Vec::new();
-            for leaf in leaves.iter() {
+            // The values of one instance are one run of the item's values:
+            // an element's content is contiguous in document order. Each
+            // instance is read from its own run only (reading every
+            // instance from all the values made many instances quadratic).
+            let mut instances: Vec<(Vec<(String, u32)>, std::ops::Range<usize>)> = Vec::new();
+            for (i, leaf) in leaves.iter().enumerate() {
                 let Some(key) = leaf.path.get(..depth) else {
                     continue;
                 };
-                if leaf.path.starts_with(base)
+                if !(leaf.path.starts_with(base)
                     && key
                         .get(base.len()..)
-                        .is_some_and(|rel| rel.iter().map(|(n, _)| n).eq(&list.element))
-                    && !instances.iter().any(|k| k.as_slice() == key)
+                        .is_some_and(|rel| rel.iter().map(|(n, _)| n).eq(&list.element)))
                 {
-                    instances.push(key.to_vec());
+                    continue;
+                }
+                match instances.last_mut() {
+                    Some((last, run)) if last.as_slice() == key => run.end = i + 1,
+                    _ => instances.push((key.to_vec(), i..i + 1)),
                 }
             }
             let objects: Vec<Value> = instances
-                .iter()
+                .into_iter()
                 .enumerate()
-                .map(|(index, key)| self.item(list, index, key, leaves, false))
+                .filter_map(|(index, (key, run))| {
+                    let own = leaves.get_mut(run)?;
+                    Some(self.item(list, index, &key, own, false))
+                })
                 .collect();
             if !objects.is_empty() && lookup(&self.out, &list.to).is_none() {
                 super::edifact::set_value(&mut self.out, &list.to, Value::Array(objects));
@@ -734,7 +744,10 @@ impl XmlRun<'_> {
         if let Some(first) = object.provenance.get(&object.prefix).cloned() {
             self.provenance.entry(list_pointer).or_insert(first);
         }
-        self.provenance.append(&mut object.provenance);
+        // Entry by entry: `BTreeMap::append` rebuilds the whole map, which
+        // made a document of many list items quadratic.
+        self.provenance
+            .extend(std::mem::take(&mut object.provenance));
         self.reported = object.reported;
         self.more = object.more;
         Value::Object(object.out)
