@@ -672,7 +672,7 @@ impl XmlRun<'_> {
             // an element's content is contiguous in document order. Each
             // instance is read from its own run only (reading every
             // instance from all the values made many instances quadratic).
-            let mut instances: Vec<(Vec<(String, u32)>, std::ops::Range<usize>)> = Vec::new();
+            let mut instances: Vec<(Indexed, std::ops::Range<usize>)> = Vec::new();
             for (i, leaf) in leaves.iter().enumerate() {
                 let Some(key) = leaf.path.get(..depth) else {
                     continue;
