@@ -198,9 +198,15 @@ impl RiskProfile {
                         .origin
                         .as_deref()
                         .is_some_and(|o| rule.origins.iter().any(|c| c.eq_ignore_ascii_case(o)));
-                let value_ok = rule
-                    .min_item_value
-                    .is_none_or(|min| item.customs_value.as_ref().is_some_and(|v| v.value >= min));
+                let value_ok = rule.min_item_value.is_none_or(|min| {
+                    // The declared value: the customs value, else the
+                    // price it is worked out from (HMRC's declarations
+                    // give only the price).
+                    item.customs_value
+                        .as_ref()
+                        .or(item.item_price.as_ref())
+                        .is_some_and(|v| v.value >= min)
+                });
                 hs_ok && origin_ok && value_ok
             });
             if goods_conditions && !item_matches {

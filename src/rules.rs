@@ -226,6 +226,7 @@ fn check_as(declaration: &Declaration, settings: &RuleSettings, whole: bool) -> 
         country(&item.origin, &format!("/goods/{i}/origin"), &mut out);
         for (field, amount) in [
             ("customs_value", &item.customs_value),
+            ("item_price", &item.item_price),
             ("statistical_value", &item.statistical_value),
         ] {
             currency(amount, &format!("/goods/{i}/{field}/currency"), &mut out);

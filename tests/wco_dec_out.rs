@@ -336,12 +336,14 @@ fn goods_item() -> impl Strategy<Value = GoodsItem> {
         ),
         packages(),
         duties(),
+        prop::option::of(amount()),
     )
         .prop_map(
             |(
                 (description, hs_code, origin, procedure, gross, net, customs, statistical),
                 packages,
                 duties,
+                item_price,
             )| {
                 GoodsItem {
                     sequence: 0,
@@ -352,6 +354,7 @@ fn goods_item() -> impl Strategy<Value = GoodsItem> {
                     gross_mass_kg: gross,
                     net_mass_kg: net,
                     customs_value: customs,
+                    item_price,
                     statistical_value: statistical,
                     packages,
                     duties,

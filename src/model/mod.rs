@@ -210,8 +210,15 @@ pub struct GoodsItem {
     /// Gross volume in cubic metres.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gross_volume_m3: Option<Decimal>,
+    /// The value declared for customs purposes (UN/EDIFACT MOA 5025 40,
+    /// WCO `CustomsValueAmount`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub customs_value: Option<Amount>,
+    /// The item's price as invoiced, the basis of a transaction value
+    /// (WCO `InvoiceLine/ItemChargeAmount`, CDS DE 4/14; UN/EDIFACT MOA
+    /// 5025 38 invoice item amount).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub item_price: Option<Amount>,
     /// Statistical value (e.g. SAD box 46).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub statistical_value: Option<Amount>,
