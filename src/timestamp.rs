@@ -84,6 +84,15 @@ impl Timestamp {
         }
     }
 
+    /// (year, month, day), the year clamped to `u32`.
+    pub fn ymd(&self) -> (u32, u32, u32) {
+        (
+            u32::try_from(self.year.max(0)).unwrap_or(u32::MAX),
+            self.month,
+            self.day,
+        )
+    }
+
     /// `HHMM`.
     pub fn edifact_time(&self) -> String {
         format!("{:02}{:02}", self.hour, self.minute)

@@ -610,6 +610,10 @@ fn mapping_mistakes_name_their_line() {
             "[[field]]\nto = \"lrn\"\nfrom = \"BGM/C106/1004\"\nsurprise = 1\n",
             "unknown field `surprise`",
         ),
+        (
+            "[[field]]\nto = \"lrn\"\nfrom = \"BGM/C106/1004\"\npast = true\n",
+            "`past` is about two-digit years",
+        ),
         // Skipped codes: only with `codes`, not translated and skipped at
         // once, not kept and skipped at once.
         (

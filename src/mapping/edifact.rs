@@ -94,6 +94,8 @@ struct CompiledField {
     kind: ValueType,
     date_format: Option<Pos>,
     default_format: Option<String>,
+    /// Dates: a two-digit year is the latest not after today.
+    past: bool,
     codes: Option<std::collections::BTreeMap<String, String>>,
     pass_other: bool,
     /// Codes not in `codes` that give no value (see [`super::FieldRule`]).
@@ -488,6 +490,7 @@ impl Compiler<'_> {
             kind: rule.kind,
             date_format,
             default_format: rule.default_format.clone(),
+            past: rule.past,
             codes: rule.codes.clone(),
             pass_other: rule.pass_other,
             skip_codes: rule.skip_codes.clone(),
@@ -672,6 +675,7 @@ impl Compiler<'_> {
                 kind: f.kind,
                 date_format: None,
                 default_format: None,
+                past: false,
                 codes: f.codes.clone(),
                 pass_other: f.pass_other,
                 skip_codes: f.skip_codes.clone(),
@@ -1703,7 +1707,16 @@ impl<'a> Run<'a> {
                         "a date with its 2379 format code (the format code is missing)",
                     );
                 };
-                match Moment::from_edifact(&raw, format) {
+                let read = if field.past {
+                    Moment::from_edifact_past(
+                        &raw,
+                        format,
+                        crate::timestamp::Timestamp::now().ymd(),
+                    )
+                } else {
+                    Moment::from_edifact(&raw, format)
+                };
+                match read {
                     Ok(m) => serde_json::to_value(m).ok().map(Leaf::Json),
                     Err(e) => {
                         self.issues.push(Issue::error(

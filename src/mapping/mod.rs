@@ -99,6 +99,12 @@ pub struct FieldRule {
     /// (e.g. `101` where an implementation guide fixes YYMMDD).
     #[serde(default)]
     pub default_format: Option<String>,
+    /// For dates that cannot lie in the future (a birth date): a
+    /// two-digit year (2379 formats 101, 201) is the latest that is not
+    /// after the day of mapping, instead of the fixed pivot (YY < 50 is
+    /// 20YY).
+    #[serde(default)]
+    pub past: bool,
     /// Take the last occurrence instead of the first.
     #[serde(default)]
     pub last: bool,
@@ -150,6 +156,12 @@ impl FieldRule {
             return Err(format!(
                 "{}: `join` makes one text of several occurrences; it goes without `all`, \
                  `codes` and types other than text",
+                self.to.get_ref()
+            ));
+        }
+        if self.past && self.kind != ValueType::Date {
+            return Err(format!(
+                "{}: `past` is about two-digit years of dates; it needs `type = \"date\"`",
                 self.to.get_ref()
             ));
         }

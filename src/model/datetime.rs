@@ -31,6 +31,26 @@ impl Moment {
     /// YYMMDD, 102 CCYYMMDD, 201 YYMMDDHHMM, 203 CCYYMMDDHHMM, 204
     /// CCYYMMDDHHMMSS, 303 CCYYMMDDHHMMZZZ (ZZZ = time zone, e.g. `+09`).
     pub fn from_edifact(value: &str, format: &str) -> Result<Moment, DateError> {
+        Moment::read(value, format, None)
+    }
+
+    /// [`from_edifact`](Self::from_edifact) for a date that cannot lie
+    /// after `today` (year, month, day), such as a birth date: a two-digit
+    /// year (formats 101, 201) is the latest such year, 19YY when 20YY
+    /// would be after `today` (`450312` is 1945, whatever the pivot says).
+    pub fn from_edifact_past(
+        value: &str,
+        format: &str,
+        today: (u32, u32, u32),
+    ) -> Result<Moment, DateError> {
+        Moment::read(value, format, Some(today))
+    }
+
+    fn read(
+        value: &str,
+        format: &str,
+        not_after: Option<(u32, u32, u32)>,
+    ) -> Result<Moment, DateError> {
         let invalid = || DateError::Invalid {
             value: value.to_owned(),
             format: format.to_owned(),
@@ -67,12 +87,14 @@ impl Moment {
             )
         } else {
             let yy = num(date_part.get(..2))?;
-            let year = if yy < CENTURY_PIVOT {
-                2000 + yy
-            } else {
-                1900 + yy
+            let (month, day) = (num(date_part.get(2..4))?, num(date_part.get(4..6))?);
+            let year = match not_after {
+                Some(today) if (2000 + yy, month, day) > today => 1900 + yy,
+                Some(_) => 2000 + yy,
+                None if yy < CENTURY_PIVOT => 2000 + yy,
+                None => 1900 + yy,
             };
-            (year, num(date_part.get(2..4))?, num(date_part.get(4..6))?)
+            (year, month, day)
         };
         if !(1..=12).contains(&month) || day == 0 || day > days_in_month(year, month) {
             return Err(invalid());
@@ -192,6 +214,31 @@ mod tests {
             assert_eq!(m.iso, iso, "{format} {value}");
             assert_eq!(m.to_edifact().unwrap(), value, "{format} {iso}");
         }
+    }
+
+    #[test]
+    fn two_digit_years_of_past_dates_are_not_in_the_future() {
+        let today = (2026, 11, 27);
+        for (value, format, iso) in [
+            ("450312", "101", "1945-03-12"),
+            ("261127", "101", "2026-11-27"),
+            ("261128", "101", "1926-11-28"),
+            ("000101", "101", "2000-01-01"),
+            ("9912311200", "201", "1999-12-31T12:00"),
+        ] {
+            let m = Moment::from_edifact_past(value, format, today);
+            assert_eq!(m.map(|m| m.iso), Ok(iso.to_owned()), "{value}");
+        }
+        // Without it, the fixed pivot: 45 is 2045.
+        assert_eq!(
+            Moment::from_edifact("450312", "101").map(|m| m.iso),
+            Ok("2045-03-12".to_owned())
+        );
+        // Four-digit years are as given.
+        assert_eq!(
+            Moment::from_edifact_past("20450312", "102", today).map(|m| m.iso),
+            Ok("2045-03-12".to_owned())
+        );
     }
 
     #[test]
