@@ -614,6 +614,10 @@ fn mapping_mistakes_name_their_line() {
             "[[field]]\nto = \"lrn\"\nfrom = \"BGM/C106/1004\"\npast = true\n",
             "`past` is about two-digit years",
         ),
+        (
+            "[[field]]\nto = \"lrn\"\nfrom = \"BGM/C106/1004\"\nunit = \"KGM\"\n",
+            "`unit` is for WCO mappings",
+        ),
         // Skipped codes: only with `codes`, not translated and skipped at
         // once, not kept and skipped at once.
         (

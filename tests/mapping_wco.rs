@@ -185,6 +185,51 @@ fn an_untranslated_function_code_is_reported() {
     );
 }
 
+/// A mass is kilograms: a unitCode of KGM is read with it, another unit
+/// is refused (MAP002) and the value not taken.
+#[test]
+fn a_mass_in_another_unit_than_kilograms_is_refused() {
+    let mapping = load().unwrap();
+    let text = std::fs::read_to_string(
+        root().join("fixtures/wco/corpus/valid/hmrc__TT_IM001d__TT_IM001d.xml"),
+    )
+    .unwrap();
+    let mass = |unit: &str| {
+        let bytes = text.replacen(
+            "<GrossMassMeasure>",
+            &format!("<GrossMassMeasure unitCode=\"{unit}\">"),
+            1,
+        );
+        let (value, issues) = mapping.apply(bytes.as_bytes());
+        let about_unit: Vec<(Code, Option<String>)> = issues
+            .iter()
+            .filter(|i| {
+                i.location
+                    .path
+                    .as_deref()
+                    .is_some_and(|p| p.ends_with("@unitCode"))
+            })
+            .map(|i| (i.code, i.location.path.clone()))
+            .collect();
+        (value["goods"][0].get("gross_mass_kg").cloned(), about_unit)
+    };
+    let (kilograms, issues) = mass("KGM");
+    assert!(kilograms.is_some());
+    assert!(issues.is_empty(), "{issues:?}");
+    let (tonnes, issues) = mass("TNE");
+    assert_eq!(tonnes, None);
+    assert_eq!(
+        issues,
+        [(
+            Code::MappingValueInvalid,
+            Some(
+                "/Declaration/GoodsShipment/GovernmentAgencyGoodsItem/Commodity/GoodsMeasure/GrossMassMeasure/@unitCode"
+                    .to_owned()
+            )
+        )]
+    );
+}
+
 /// UNCL 1225 in FunctionCode: 14 (advance notification) is no function
 /// of the model; TypeCode INV makes a cancellation only of a request (13),
 /// and COR an amendment; with 9 the document is an original.

@@ -412,6 +412,7 @@ impl Compiler<'_> {
 
     fn target_check(&self, schema: &Value, rule: &FieldRule) -> Result<(), MappingError> {
         rule.check_options()
+            .and_then(|()| rule.wco_only())
             .map_err(|m| self.error(rule.to.span(), m))?;
         let node = schema_field(&self.schema_root, schema, rule.to.get_ref())
             .map_err(|m| self.error(rule.to.span(), m))?;

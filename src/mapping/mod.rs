@@ -105,6 +105,10 @@ pub struct FieldRule {
     /// 20YY).
     #[serde(default)]
     pub past: bool,
+    /// WCO: the unit the value is in (`KGM`); a value whose element gives
+    /// another `unitCode` is refused (MAP002), not taken as this unit.
+    #[serde(default)]
+    pub unit: Option<String>,
     /// Take the last occurrence instead of the first.
     #[serde(default)]
     pub last: bool,
@@ -198,6 +202,18 @@ impl FieldRule {
     /// Options only EDIFACT mappings (read in and, backwards, written)
     /// know: an error for the WCO mapping files, so that none is ignored
     /// silently.
+    /// Options only the WCO mappings know: an error for EDIFACT mapping
+    /// files (there the unit is a qualifier: `MEA[C174.6411=KGM]`).
+    pub(crate) fn wco_only(&self) -> Result<(), String> {
+        if self.unit.is_some() {
+            return Err(format!(
+                "{}: `unit` is for WCO mappings (in EDIFACT, filter on the unit's qualifier)",
+                self.to.get_ref()
+            ));
+        }
+        Ok(())
+    }
+
     pub(crate) fn edifact_only(&self) -> Result<(), String> {
         if self.join.is_some() {
             return Err(format!(

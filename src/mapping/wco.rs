@@ -126,6 +126,8 @@ struct XmlField {
     /// Codes not in `codes` that give no value (see [`super::FieldRule`]).
     skip_codes: Vec<String>,
     skip_other: bool,
+    /// The `unitCode` the value must have when it gives one.
+    unit: Option<String>,
     all: bool,
     /// With `all`: repeated values are kept once.
     distinct: bool,
@@ -307,6 +309,7 @@ impl WcoMapping {
                     pass_other: rule.pass_other,
                     skip_codes: rule.skip_codes.clone(),
                     skip_other: rule.skip_other,
+                    unit: rule.unit.clone(),
                     all: rule.all,
                     distinct: rule.distinct,
                 })
@@ -647,6 +650,19 @@ fn push_leaf(
     }
 }
 
+/// The indices of the values around `at` whose path starts with `prefix`:
+/// the run of the element at `prefix` that holds value `at`.
+fn within<'l>(
+    leaves: &'l [Leaf],
+    at: usize,
+    prefix: &'l [(String, u32)],
+) -> impl Iterator<Item = usize> + 'l {
+    let inside = move |j: &usize| leaves.get(*j).is_some_and(|l| l.path.starts_with(prefix));
+    let before = (0..at).rev().take_while(inside);
+    let after = (at..leaves.len()).take_while(inside);
+    before.chain(after)
+}
+
 struct XmlRun<'m> {
     /// The mapping's `ignore` paths.
     ignored: &'m HashSet<String>,
@@ -775,16 +791,49 @@ impl XmlRun<'_> {
                     continue;
                 };
                 let prefix = leaf.path.get(..base.len() + k + 1).unwrap_or_default();
-                let found = leaves.iter().position(|other| {
-                    other.attribute.is_none()
-                        && other.path.len() == prefix.len() + 1
-                        && other.path.starts_with(prefix)
-                        && other.path.last().is_some_and(|(n, _)| n == child)
-                        && other.value == *expected
+                // The filtered element's values are one run around this
+                // one (an element's content is contiguous): searched there
+                // only, not through the whole document.
+                let found = within(leaves, i, prefix).find(|&j| {
+                    leaves.get(j).is_some_and(|other| {
+                        other.attribute.is_none()
+                            && other.path.len() == prefix.len() + 1
+                            && other.path.last().is_some_and(|(n, _)| n == child)
+                            && other.value == *expected
+                    })
                 });
                 match found {
                     Some(j) => read.push(j),
                     None => ok = false,
+                }
+            }
+            // A unit the rule wants: the element's `unitCode`, when given,
+            // must be it (a mass in tonnes is not one in kilograms).
+            if ok && let Some(unit) = &field.unit {
+                let given = within(leaves, i, &leaf.path).find(|&j| {
+                    leaves.get(j).is_some_and(|other| {
+                        other.path == leaf.path && other.attribute.as_deref() == Some("unitCode")
+                    })
+                });
+                if let Some(j) = given {
+                    read.push(j);
+                    let code = leaves.get(j).map(|l| l.value.as_str()).unwrap_or_default();
+                    if code != unit {
+                        self.issues.push(Issue::error(
+                            Code::MappingValueInvalid,
+                            Location {
+                                path: Some(render(&leaf.path, Some("unitCode"))),
+                                ..Location::default()
+                            },
+                            format!(
+                                "{:?} for {} is in {code:?}; the canonical field is in {unit:?}, \
+                                 and the value is not converted",
+                                leaf.value, field.to
+                            ),
+                        ));
+                        read.push(i);
+                        ok = false;
+                    }
                 }
             }
             if ok {
