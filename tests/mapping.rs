@@ -473,6 +473,63 @@ fn skipped_codes_give_no_value_and_no_error() {
     assert_eq!(unknown.location.tag.as_deref(), Some("BGM"));
 }
 
+/// A CUSCAR's voyage ports are its main carriage's (the SG4 whose TDT has
+/// 8051 20), not those of a feeder stage before it; a group step's filter
+/// (`SG4[8051=20]`) selects the stage by its trigger TDT.
+#[test]
+fn voyage_ports_are_those_of_the_main_carriage() {
+    let base =
+        std::fs::read_to_string(root().join("fixtures/edifact/ok/cuscar-d96b-edinet.edi")).unwrap();
+    let stages = "TDT+10+FEED1+1++MSC:172:166:MSC'LOC+9+CNNGB'LOC+11+CNSHA'\
+                  TDT+20+AB652A+1++MSC:172:166:MSC SENA+++D5LQ7:146:14::EG'LOC+9+CNSHA'LOC+11+KRPUS'";
+    let start = base.find("TDT+20+").unwrap();
+    let end = start + base[start..].find("DTM+132").unwrap();
+    let text = format!("{}{stages}{}", &base[..start], &base[end..]);
+    let mapped = map(text.as_bytes());
+    let report = mapped[0].canonical.as_ref().unwrap();
+    assert_eq!(report["port_of_loading"], "CNSHA", "{report}");
+    assert_eq!(report["port_of_discharge"], "KRPUS", "{report}");
+    assert_eq!(report["voyage"], "AB652A", "{report}");
+    // The feeder's ports are reported as not mapped, not taken.
+    let unmapped: Vec<&str> = mapped[0]
+        .issues
+        .iter()
+        .filter(|i| i.code == Code::MappingUnmapped)
+        .map(|i| i.message.as_str())
+        .collect();
+    assert!(unmapped.iter().any(|m| m.contains("CNNGB")), "{unmapped:?}");
+}
+
+/// A passenger list's departure is its first leg's, place and time (a
+/// later leg does not lend its time), and a traveller's travel document is
+/// its first SG5, whose own DTM and LOC are read (not a visa's after it).
+#[test]
+fn places_times_and_documents_are_read_from_one_instance() {
+    let base =
+        std::fs::read_to_string(root().join("fixtures/edifact/corpus/gtas__apisMessage.txt"))
+            .unwrap();
+    let text = base
+        .replacen("DTM+189:0702191540:201'", "", 1)
+        .replacen(
+            "RFF+CR:20060907NY123'",
+            "RFF+CR:20060907NY123'DOC+P:110:111+PASS111'LOC+91+USA'\
+             DOC+V:110:111+VISA222'DTM+36:191231'LOC+91+GBR'",
+            1,
+        )
+        .replacen("UNT+33+PAX001", "UNT+37+PAX001", 1);
+    let mapped = map(text.as_bytes());
+    let list = mapped[0].canonical.as_ref().unwrap();
+    assert_eq!(list["departure"], "ATL", "{list}");
+    assert_eq!(list.get("departure_time"), None, "{list}");
+    let document = &list["travellers"][0]["travel_document"];
+    assert_eq!(document["code"], "P", "{list}");
+    assert_eq!(document["reference"], "PASS111", "{list}");
+    assert_eq!(document["issuer"], "USA", "{list}");
+    assert_eq!(document.get("expires"), None, "{list}");
+    // Born in 1972 (720907, YYMMDD), not in the future.
+    assert_eq!(list["travellers"][0]["birth_date"]["iso"], "1972-09-07");
+}
+
 /// A passenger list over two flights (GTAS APIS sample, D.05B): each leg
 /// with its own number, places and times; the declared total; each
 /// traveller's references with their qualifiers. The references the
@@ -617,6 +674,14 @@ fn mapping_mistakes_name_their_line() {
         (
             "[[field]]\nto = \"lrn\"\nfrom = \"BGM/C106/1004\"\nunit = \"KGM\"\n",
             "`unit` is for WCO mappings",
+        ),
+        (
+            "[[field]]\nto = \"lrn\"\nfrom = \"SG6#0/NAD/C082/3039\"\n",
+            "an instance of a group is written SGn#k",
+        ),
+        (
+            "[[field]]\nto = \"lrn\"\nfrom = \"SG6[3035=ZZZZ]/NAD/C082/3039\"\n",
+            "\"ZZZZ\" is not a code of 3035",
         ),
         // Skipped codes: only with `codes`, not translated and skipped at
         // once, not kept and skipped at once.

@@ -40,6 +40,21 @@ struct Filter {
     codes: Vec<String>,
 }
 
+/// Which instances of a group a path step takes (see
+/// [`PathSpec::group_filters`]).
+#[derive(Debug, Clone, PartialEq, Default)]
+struct GroupStep {
+    filters: Vec<Filter>,
+    /// 1-based: only this instance (of those passing the filters).
+    nth: Option<usize>,
+}
+
+impl GroupStep {
+    fn is_plain(&self) -> bool {
+        self.filters.is_empty() && self.nth.is_none()
+    }
+}
+
 /// A compiled path: groups, segment with its filters, and the value.
 #[derive(Debug, Clone)]
 struct PathSpec {
@@ -47,6 +62,11 @@ struct PathSpec {
     /// (`../` steps) before following `groups`.
     up: usize,
     groups: Vec<u16>,
+    /// Per group step, which of its instances are taken: those whose
+    /// trigger segment passes the filters (`SG4[8051=20]`: the transport
+    /// stage whose TDT is main carriage), and of those only the n-th
+    /// (`SG5#1`); everything for a plain step.
+    group_filters: Vec<GroupStep>,
     tag: String,
     /// `tag` as a [`tag_code`].
     tag_code: u32,
@@ -345,16 +365,66 @@ impl Compiler<'_> {
             ));
         }
         let mut groups = Vec::new();
+        let mut group_filter_texts = Vec::new();
+        let mut group_nth = Vec::new();
         let mut i = up;
         while let Some(step) = steps.get(i) {
-            match step.strip_prefix("SG").and_then(|n| n.parse::<u16>().ok()) {
-                Some(n) => groups.push(n),
+            let (name, filter) = match step.find('[') {
+                Some(at) => (step.get(..at).unwrap_or(""), step.get(at..).unwrap_or("")),
+                None => (*step, ""),
+            };
+            // `SG5#1`: only the first instance of the group.
+            let (name, nth) = match name.split_once('#') {
+                Some((name, n)) => match n.parse::<usize>() {
+                    Ok(n) if n >= 1 && name.starts_with("SG") => (name, Some(n)),
+                    _ => {
+                        return Err(format!(
+                            "{step:?}: an instance of a group is written SGn#k, k from 1"
+                        ));
+                    }
+                },
+                None => (name, None),
+            };
+            match name.strip_prefix("SG").and_then(|n| n.parse::<u16>().ok()) {
+                Some(n) => {
+                    groups.push(n);
+                    group_filter_texts.push(filter);
+                    group_nth.push(nth);
+                }
                 None => break,
             }
             i += 1;
         }
         let mut full: Vec<u16> = base.get(..base.len() - up).unwrap_or_default().to_vec();
+        let above = full.len();
         full.extend(&groups);
+        // A group step's filters are conditions on its trigger segment
+        // (the first of the group), checked like a segment's.
+        let mut group_filters = Vec::with_capacity(groups.len());
+        for (k, text) in group_filter_texts.iter().enumerate() {
+            if text.is_empty() {
+                group_filters.push(GroupStep {
+                    filters: Vec::new(),
+                    nth: group_nth.get(k).copied().flatten(),
+                });
+                continue;
+            }
+            let group_level =
+                self.level(&def.nodes, full.get(..above + k + 1).unwrap_or_default())?;
+            let Some(trigger) = group_level.iter().find_map(|n| match n {
+                Node::Segment { tag, .. } => Some(tag.as_str()),
+                Node::Group { .. } => None,
+            }) else {
+                return Err(format!(
+                    "{path:?}: the group has no trigger segment to filter on"
+                ));
+            };
+            let (_, filters) = self.segment_step(&format!("{trigger}{text}"))?;
+            group_filters.push(GroupStep {
+                filters,
+                nth: group_nth.get(k).copied().flatten(),
+            });
+        }
         let level = self.level(&def.nodes, &full)?;
         let Some(step) = steps.get(i) else {
             return Err(format!("{path:?} names no segment"));
@@ -391,6 +461,7 @@ impl Compiler<'_> {
         Ok(PathSpec {
             up,
             groups,
+            group_filters,
             tag_code: tag_code(&tag),
             tag,
             filters,
@@ -712,7 +783,7 @@ fn collect_tags(nodes: &[Node], out: &mut Vec<String>) {
 
 /// What makes two paths select the same segments: levels up, groups, tag
 /// and filters.
-type SelectionKey = (usize, Vec<u16>, String, Vec<Filter>);
+type SelectionKey = (usize, Vec<u16>, Vec<GroupStep>, String, Vec<Filter>);
 
 /// Numbers the paths of `fields`, of `each` lists and of the fields of
 /// `lists` so that paths selecting the same segments share a number: a run
@@ -737,13 +808,20 @@ fn number_selections(
 /// The number of `path`'s selection: that of an earlier path with the same
 /// groups, tag and filters, or a new one.
 fn number_selection(path: &mut PathSpec, seen: &mut Vec<SelectionKey>) {
-    let known = seen.iter().position(|(up, groups, tag, filters)| {
-        *up == path.up && *groups == path.groups && *tag == path.tag && *filters == path.filters
-    });
+    let known = seen
+        .iter()
+        .position(|(up, groups, group_filters, tag, filters)| {
+            *up == path.up
+                && *groups == path.groups
+                && *group_filters == path.group_filters
+                && *tag == path.tag
+                && *filters == path.filters
+        });
     path.selection = known.unwrap_or_else(|| {
         seen.push((
             path.up,
             path.groups.clone(),
+            path.group_filters.clone(),
             path.tag.clone(),
             path.filters.clone(),
         ));
@@ -1622,14 +1700,69 @@ impl<'a> Run<'a> {
         let Some(instance) = tree.ancestor(instance, path.up) else {
             return found;
         };
-        tree.visit(instance, &path.groups, &mut |inst| {
-            for seg in tree.segments_of(inst) {
-                if tree.tag(seg) == path.tag_code && self.matches(seg, &path.filters) {
-                    found.push(seg);
+        if path.group_filters.iter().all(GroupStep::is_plain) {
+            tree.visit(instance, &path.groups, &mut |inst| {
+                for seg in tree.segments_of(inst) {
+                    if tree.tag(seg) == path.tag_code && self.matches(seg, &path.filters) {
+                        found.push(seg);
+                    }
+                }
+            });
+        } else {
+            let mut reached = Vec::new();
+            self.visit_filtered(instance, &path.groups, &path.group_filters, &mut reached);
+            for inst in reached {
+                for seg in tree.segments_of(inst) {
+                    if tree.tag(seg) == path.tag_code && self.matches(seg, &path.filters) {
+                        found.push(seg);
+                    }
                 }
             }
-        });
+        }
         found
+    }
+
+    /// The instances `groups` reach from `from`, each group step's
+    /// instances only when their trigger segment passes its filters.
+    fn visit_filtered(
+        &mut self,
+        from: usize,
+        groups: &[u16],
+        steps: &[GroupStep],
+        reached: &mut Vec<usize>,
+    ) {
+        let Some((number, rest)) = groups.split_first() else {
+            reached.push(from);
+            return;
+        };
+        let plain = GroupStep::default();
+        let (step, rest_steps) = match steps.split_first() {
+            Some((first, others)) => (first, others),
+            None => (&plain, &[][..]),
+        };
+        let tree = self.tree;
+        let mut taken = 0;
+        for child in tree.children_of(from) {
+            let Some(instance) = tree.instances.get(child).filter(|i| i.group == *number) else {
+                continue;
+            };
+            if !step.filters.is_empty() {
+                let Some(trigger) = instance.first_segment else {
+                    continue;
+                };
+                if !self.matches(trigger, &step.filters) {
+                    continue;
+                }
+            }
+            taken += 1;
+            if step.nth.is_some_and(|n| n != taken) {
+                continue;
+            }
+            self.visit_filtered(child, rest, rest_steps, reached);
+            if step.nth.is_some() {
+                break;
+            }
+        }
     }
 
     /// Converts the value `raw` read at `at` of segment `seg` as `field`
