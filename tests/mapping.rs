@@ -530,6 +530,25 @@ fn places_times_and_documents_are_read_from_one_instance() {
     assert_eq!(list["travellers"][0]["birth_date"]["iso"], "1972-09-07");
 }
 
+/// A CUSDEC's transport is one stage's: the means at the border (TDT
+/// 8051 11) with its own voyage and carrier, not the main carriage's.
+#[test]
+fn the_transport_is_one_stages() {
+    let base =
+        std::fs::read_to_string(root().join("fixtures/edifact/ok/cusdec-d96b-unoc.edi")).unwrap();
+    let text = base.replacen(
+        "TDT+20+V2611+1++HDMU:172:20+++9353216:146::HMM ALGECIRAS'",
+        "TDT+11+VOY11+4++CARR11+++MEANS11::::GB'TDT+20+VOY20+1++CARR20+++MEANS20::::CN'",
+        1,
+    );
+    let mapped = map(text.as_bytes());
+    let transport = &mapped[0].canonical.as_ref().unwrap()["transport"];
+    assert_eq!(transport["means_id"], "MEANS11", "{transport}");
+    assert_eq!(transport["voyage"], "VOY11", "{transport}");
+    assert_eq!(transport["carrier"], "CARR11", "{transport}");
+    assert_eq!(transport["nationality"], "GB", "{transport}");
+}
+
 /// A passenger list over two flights (GTAS APIS sample, D.05B): each leg
 /// with its own number, places and times; the declared total; each
 /// traveller's references with their qualifiers. The references the
