@@ -681,6 +681,24 @@ async fn two_originals_with_one_lrn_leave_one_live_declaration() {
     common::drop_pg_database(&name).await;
 }
 
+/// The errors of a stored declaration as `CODE path` (the element path of
+/// a WCO message).
+async fn error_places(store: &Store, d: &StoredDeclaration) -> Vec<String> {
+    let stored = store.declaration(&d.id).await.unwrap().unwrap();
+    let issues: Vec<tradehub::diag::Issue> = serde_json::from_str(&stored.issues_json).unwrap();
+    issues
+        .iter()
+        .filter(|i| i.is_error())
+        .map(|i| {
+            format!(
+                "{} {}",
+                i.code.as_str(),
+                i.location.path.as_deref().unwrap_or("")
+            )
+        })
+        .collect()
+}
+
 /// The canonical declaration of a stored one, as the hub keeps it.
 async fn canonical(hub: &Hub, d: &StoredDeclaration) -> tradehub::model::Declaration {
     let stored = hub
@@ -892,21 +910,7 @@ async fn cancellation_requests(url: &str) {
             .replace("U.7867523JNCOL", reference)
             .into_bytes()
     };
-    let errors = async |d: &StoredDeclaration| -> Vec<String> {
-        let stored = store.declaration(&d.id).await.unwrap().unwrap();
-        let issues: Vec<tradehub::diag::Issue> = serde_json::from_str(&stored.issues_json).unwrap();
-        issues
-            .iter()
-            .filter(|i| i.is_error())
-            .map(|i| {
-                format!(
-                    "{} {}",
-                    i.code.as_str(),
-                    i.location.path.as_deref().unwrap_or("")
-                )
-            })
-            .collect()
-    };
+    let errors = async |d: &StoredDeclaration| error_places(&store, d).await;
 
     // An EDIFACT original awaiting a permit, with its MRN.
     let d = submit(&hub, cusdec("IX001", "LRN-X", "9", &["020130"])).await;
@@ -977,21 +981,7 @@ async fn delta_amendments(url: &str) {
         "fixtures/wco/corpus/valid/hmrc__TT_Add_Item_Scenario_v1__Step2_Amendment.xml",
     ))
     .unwrap();
-    let errors = async |d: &StoredDeclaration| -> Vec<String> {
-        let stored = store.declaration(&d.id).await.unwrap().unwrap();
-        let issues: Vec<tradehub::diag::Issue> = serde_json::from_str(&stored.issues_json).unwrap();
-        issues
-            .iter()
-            .filter(|i| i.is_error())
-            .map(|i| {
-                format!(
-                    "{} {}",
-                    i.code.as_str(),
-                    i.location.path.as_deref().unwrap_or("")
-                )
-            })
-            .collect()
-    };
+    let errors = async |d: &StoredDeclaration| error_places(&store, d).await;
 
     // An EDIFACT original of two goods items awaiting a permit.
     let d = submit(&hub, cusdec("IY001", "LRN-Y", "9", &["020130", "847989"])).await;

@@ -348,6 +348,22 @@ fn a_range_of_occurrences_lists_each_one() {
 /// (`all`) each rule appends, in rule order. (Two `all` rules into one
 /// list used to keep the first rule's values only, silently: the second
 /// given names of the GTAS passenger list were lost.)
+/// An interchange parsed as the mapping reads it: messages kept, with
+/// their text.
+fn parsed_with_text(bytes: &[u8]) -> tradehub::edifact::Parsed {
+    tradehub::edifact::Parser::new(
+        bytes,
+        tradehub::edifact::ParseOptions {
+            keep_messages: true,
+            message_text: true,
+            ..tradehub::edifact::ParseOptions::default()
+        },
+    )
+    .with_directories(Directories::global().clone())
+    .run(|_, _| {})
+    .unwrap()
+}
+
 #[test]
 fn later_rules_for_one_field_append_or_leave_their_value_reported() {
     let directories = Directories::global();
@@ -360,17 +376,7 @@ fn later_rules_for_one_field_append_or_leave_their_value_reported() {
                 [[field]]\nto = \"transport.containers\"\nfrom = \"SG6/NAD[3035=IM]/C082/3039\"\nall = true\n";
     let mapping = EdifactMapping::compile("two-rules.toml", text, &d96b, 3).unwrap();
     let bytes = std::fs::read(root().join("fixtures/edifact/ok/cusdec-d96b-unoc.edi")).unwrap();
-    let parsed = tradehub::edifact::Parser::new(
-        &bytes[..],
-        tradehub::edifact::ParseOptions {
-            keep_messages: true,
-            message_text: true,
-            ..tradehub::edifact::ParseOptions::default()
-        },
-    )
-    .with_directories(directories.clone())
-    .run(|_, _| {})
-    .unwrap();
+    let parsed = parsed_with_text(&bytes);
     let message = parsed.interchange.all_messages().next().unwrap();
     let (value, issues, provenance) = mapping.apply_located(message);
     assert_eq!(value["lrn"], "LRN2026001");
@@ -430,17 +436,7 @@ fn skipped_codes_give_no_value_and_no_error() {
                 codes = { \"929\" = \"import\" }\nskip_codes = [\"830\"]\n";
     let mapping = EdifactMapping::compile("skips.toml", text, &d96b, 3).unwrap();
     let bytes = std::fs::read(root().join("fixtures/edifact/ok/cusdec-d96b-unoc.edi")).unwrap();
-    let parsed = tradehub::edifact::Parser::new(
-        &bytes[..],
-        tradehub::edifact::ParseOptions {
-            keep_messages: true,
-            message_text: true,
-            ..tradehub::edifact::ParseOptions::default()
-        },
-    )
-    .with_directories(directories.clone())
-    .run(|_, _| {})
-    .unwrap();
+    let parsed = parsed_with_text(&bytes);
     // BGM+830+LRN2026001+9: 9 is skipped by the first rule and translated
     // by the second; 830 is skipped, so there is no kind.
     let message = parsed.interchange.all_messages().next().unwrap();

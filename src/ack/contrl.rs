@@ -98,24 +98,17 @@ pub fn build(parsed: &Parsed, options: &Options) -> Contrl {
     // 0020, S002 and S003 are mandatory in UCI: an interchange without a
     // readable UNB is answered with placeholders (its sender unknown, the
     // hub its recipient), so that the CONTRL itself stays valid.
-    let known = |value: &str, fallback: &str| {
-        if value.is_empty() {
-            fallback.to_owned()
-        } else {
-            value.to_owned()
-        }
-    };
     let mut uci = vec![
-        Element::simple(known(
+        Element::simple(or_else(
             &subject.control_reference,
             &options.fallback_recipient,
         )),
         party(
-            &known(&subject.sender.id, &options.fallback_recipient),
+            &or_else(&subject.sender.id, &options.fallback_recipient),
             &subject.sender.qualifier,
         ),
         party(
-            &known(&subject.recipient.id, &options.hub_id),
+            &or_else(&subject.recipient.id, &options.hub_id),
             &subject.recipient.qualifier,
         ),
         // Errors in messages only: the interchange is acknowledged and the
@@ -215,23 +208,16 @@ pub fn build(parsed: &Parsed, options: &Options) -> Contrl {
         v @ ("1" | "2" | "3" | "4") => v,
         _ => "3",
     };
-    let or = |value: &str, fallback: &str| {
-        if value.is_empty() {
-            fallback.to_owned()
-        } else {
-            value.to_owned()
-        }
-    };
     segments.push(Segment::new(
         "UNB",
         vec![
             Element::composite([syntax_id, syntax_version]),
             party(
-                &or(&subject.recipient.id, &options.hub_id),
+                &or_else(&subject.recipient.id, &options.hub_id),
                 &subject.recipient.qualifier,
             ),
             party(
-                &or(&subject.sender.id, &options.fallback_recipient),
+                &or_else(&subject.sender.id, &options.fallback_recipient),
                 &subject.sender.qualifier,
             ),
             Element::composite([options.date.as_str(), options.time.as_str()]),
@@ -337,6 +323,15 @@ fn contrl_separators(subject: &Interchange) -> Separators {
         Separators::LEVEL_A_V4
     } else {
         Separators::LEVEL_A
+    }
+}
+
+/// `value`, or `fallback` when it is empty (a field of an unreadable UNB).
+fn or_else(value: &str, fallback: &str) -> String {
+    if value.is_empty() {
+        fallback.to_owned()
+    } else {
+        value.to_owned()
     }
 }
 

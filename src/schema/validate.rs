@@ -1417,31 +1417,26 @@ impl MessageValidator {
                 }
                 // ISO 9735: at least one digit before and one after a
                 // decimal mark.
-                if marks > 0 {
-                    if body.starts_with(self.decimal) {
-                        self.push(
-                            Code::MissingDigitBeforeDecimal,
-                            false,
-                            at,
-                            format!(
-                                "{id} ({name}) is numeric ({format}) but {value:?} has no digit \
-                                 before its decimal mark"
-                            ),
-                        );
-                        return;
-                    }
-                    if body.ends_with(self.decimal) {
-                        self.push(
-                            Code::InvalidCharacterType,
-                            false,
-                            at,
-                            format!(
-                                "{id} ({name}) is numeric ({format}) but {value:?} has no digit \
-                                 after its decimal mark"
-                            ),
-                        );
-                        return;
-                    }
+                let bare = if marks == 0 {
+                    None
+                } else if body.starts_with(self.decimal) {
+                    Some((Code::MissingDigitBeforeDecimal, "before"))
+                } else if body.ends_with(self.decimal) {
+                    Some((Code::InvalidCharacterType, "after"))
+                } else {
+                    None
+                };
+                if let Some((code, side)) = bare {
+                    self.push(
+                        code,
+                        false,
+                        at,
+                        format!(
+                            "{id} ({name}) is numeric ({format}) but {value:?} has no digit \
+                             {side} its decimal mark"
+                        ),
+                    );
+                    return;
                 }
                 // ISO 9735: the sign and the decimal mark do not count.
                 digits as usize
