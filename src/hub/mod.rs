@@ -897,9 +897,26 @@ where
         return std::panic::catch_unwind(std::panic::AssertUnwindSafe(work))
             .map_err(|_| crashed(false));
     }
+    // Large submissions are parsed and mapped a few at a time, one per
+    // core: each can take tens of times its size in memory while it is
+    // worked on, and more at once would not finish sooner. The others wait
+    // their turn (their request deadline still runs).
+    let _turn = large_work_slots()
+        .acquire()
+        .await
+        .map_err(|_| crashed(true))?;
     tokio::task::spawn_blocking(work)
         .await
         .map_err(|e| crashed(!e.is_panic()))
+}
+
+/// The slots of [`cpu_work`]'s large submissions: one per core.
+fn large_work_slots() -> &'static tokio::sync::Semaphore {
+    static SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    SLOTS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+        tokio::sync::Semaphore::new(cores)
+    })
 }
 
 /// A new random API token (shown once) and its stored hash.
@@ -909,4 +926,39 @@ pub fn new_token() -> Result<(String, String), getrandom::Error> {
     let token = format!("th_{}", hex(&bytes));
     let hash = sha256_hex(token.as_bytes());
     Ok((token, hash))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Large submissions are worked on at most one per core at a time;
+    /// small ones are not held up by them.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn large_submissions_take_turns() {
+        let slots = large_work_slots().available_permits();
+        let running = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        for _ in 0..(slots * 4) {
+            let (running, most) = (running.clone(), most.clone());
+            tasks.push(tokio::spawn(cpu_work(INLINE_BYTES + 1, move || {
+                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                most.fetch_max(now, Ordering::SeqCst);
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                running.fetch_sub(1, Ordering::SeqCst);
+            })));
+        }
+        for task in tasks {
+            let done = task.await;
+            assert!(matches!(done, Ok(Ok(()))));
+        }
+        let most = most.load(Ordering::SeqCst);
+        assert!((1..=slots).contains(&most), "{most} at once, {slots} slots");
+        // A small one runs at once.
+        let small = cpu_work(10, || 7).await;
+        assert!(matches!(small, Ok(7)));
+    }
 }
