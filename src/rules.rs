@@ -67,13 +67,21 @@ pub fn check_canonical(
 /// [`check_canonical`] of a declaration an amendment of changes only was
 /// applied to (`hub::amend`): judged whole, although it lists the changes.
 pub fn check_whole_mapped(mapped: &crate::mapping::Mapped, settings: &RuleSettings) -> Vec<Issue> {
+    check_mapped_as(mapped, settings, true)
+}
+
+fn check_mapped_as(
+    mapped: &crate::mapping::Mapped,
+    settings: &RuleSettings,
+    whole: bool,
+) -> Vec<Issue> {
     match &mapped.canonical {
         Some(canonical) => check_canonical_as(
             &mapped.target,
             canonical,
             &mapped.provenance,
             settings,
-            true,
+            whole,
         ),
         None => Vec::new(),
     }
@@ -177,10 +185,7 @@ pub fn check_cargo_report(report: &CargoReport) -> Vec<Issue> {
 
 /// [`check_canonical`] of a mapped message.
 pub fn check_mapped(mapped: &crate::mapping::Mapped, settings: &RuleSettings) -> Vec<Issue> {
-    match &mapped.canonical {
-        Some(canonical) => check_canonical(&mapped.target, canonical, &mapped.provenance, settings),
-        None => Vec::new(),
-    }
+    check_mapped_as(mapped, settings, false)
 }
 
 /// Every rule finding for one declaration, in field order.

@@ -29,6 +29,7 @@
 
 use std::collections::BTreeMap;
 
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::diag::{Code, Issue, Location};
@@ -72,7 +73,7 @@ pub fn needs_prior(mapped: &Mapped) -> bool {
 fn changes(canonical: &Value) -> Vec<(usize, Change)> {
     canonical
         .get("changes")
-        .and_then(|c| serde_json::from_value::<Vec<Change>>(c.clone()).ok())
+        .and_then(|c| Vec::<Change>::deserialize(c).ok())
         .unwrap_or_default()
         .into_iter()
         .enumerate()
@@ -81,15 +82,38 @@ fn changes(canonical: &Value) -> Vec<(usize, Change)> {
 }
 
 /// `mapped` completed from `prior` (the canonical form of the declaration
-/// it refers to): the amendment applied to it, or the kind it left out
-/// taken from it. The result's rule findings are the caller's to compute;
-/// the errors are the changes that could not be applied.
-pub fn complete(mapped: &Mapped, prior: &Value) -> (Mapped, Vec<Issue>) {
+/// it refers to) and judged whole: the amendment applied to it, or the
+/// kind it left out taken from it, read into the canonical type (MAP004
+/// when incomplete) and checked by the business rules. The issues are the
+/// changes that could not be applied and the rules' findings.
+pub fn complete(
+    mapped: &Mapped,
+    prior: &Value,
+    settings: &crate::rules::RuleSettings,
+) -> (Mapped, Vec<Issue>) {
+    let (mut whole, mut issues) = merge(mapped, prior);
+    if let Some(canonical) = whole.canonical.take() {
+        match crate::mapping::typed(&whole.target, canonical) {
+            Ok(typed) => whole.canonical = Some(typed),
+            Err(e) => issues.push(Issue::error(
+                Code::MappingIncomplete,
+                Location::default(),
+                format!("the amended declaration is incomplete: {e}"),
+            )),
+        }
+    }
+    issues.extend(crate::rules::check_whole_mapped(&whole, settings));
+    (whole, issues)
+}
+
+/// The merge of [`complete`]: the errors are the changes that could not be
+/// applied.
+fn merge(mapped: &Mapped, prior: &Value) -> (Mapped, Vec<Issue>) {
     let mut out = mapped.clone();
     let Some(delta) = mapped.canonical.as_ref().and_then(Value::as_object) else {
         return (out, Vec::new());
     };
-    let partial = changes(&Value::Object(delta.clone()));
+    let partial = mapped.canonical.as_ref().map(changes).unwrap_or_default();
     if partial.is_empty() {
         // Whole, but without a kind: the kind of the declaration it refers
         // to.

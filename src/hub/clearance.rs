@@ -138,6 +138,15 @@ impl From<&StoredDeclaration> for Prior {
 }
 
 impl Clearance {
+    /// The settings of the business rules at `now` (this workflow's
+    /// tolerance).
+    pub fn rule_settings(&self, now: Timestamp) -> crate::rules::RuleSettings {
+        crate::rules::RuleSettings {
+            now,
+            tolerance: self.tolerance,
+        }
+    }
+
     /// The declaration row (with events, permits, responses and outbox
     /// messages) for one mapped message. `findings` are the rule findings
     /// already located at segments or elements; `prior` the live

@@ -298,10 +298,7 @@ impl Intake {
         }
         let limits = self.limits;
         let directories = self.directories.clone();
-        let rule_settings = crate::rules::RuleSettings {
-            now,
-            tolerance: self.clearance.tolerance,
-        };
+        let rule_settings = self.clearance.rule_settings(now);
         let size = bytes.len();
         let max_messages = self.max_messages;
         let (parsed, mapped, bytes) = cpu_work(size, move || {
@@ -567,6 +564,25 @@ impl Intake {
         Metrics::inc(&m.refused);
     }
 
+    /// The sender's live declaration `by` names: one declared earlier in
+    /// the same interchange (`known`), else the store's.
+    async fn live(
+        &self,
+        partner: &str,
+        known: &std::collections::HashMap<String, clearance::Prior>,
+        by: LiveReference<'_>,
+    ) -> Result<Option<clearance::Prior>, StoreError> {
+        if let Some(p) = known.get(by.text()) {
+            return Ok(Some(p.clone()));
+        }
+        Ok(self
+            .store
+            .live_declaration(partner, by)
+            .await?
+            .as_ref()
+            .map(clearance::Prior::from))
+    }
+
     /// The declaration rows of the mapped messages of one interchange.
     async fn declarations(
         &self,
@@ -608,15 +624,7 @@ impl Intake {
                 (None, None) => (&seen, None),
             };
             let prior = match by {
-                Some(by) => match known.get(by.text()) {
-                    Some(p) => Some(p.clone()),
-                    None => self
-                        .store
-                        .live_declaration(&partner.id, by)
-                        .await?
-                        .as_ref()
-                        .map(clearance::Prior::from),
-                },
+                Some(by) => self.live(&partner.id, known, by).await?,
                 None => None,
             };
             // An amendment or cancellation found by its MRN goes live under
@@ -625,15 +633,9 @@ impl Intake {
             // the store's one-live-LRN index would refuse it at every try).
             let mut taken = Vec::new();
             if let (Some(p), Some(_), Some(lrn)) = (&prior, &quoted, &lrn) {
-                let holder = match seen.get(lrn) {
-                    Some(h) => Some(h.clone()),
-                    None => self
-                        .store
-                        .live_declaration(&partner.id, LiveReference::Lrn(lrn))
-                        .await?
-                        .as_ref()
-                        .map(clearance::Prior::from),
-                };
+                let holder = self
+                    .live(&partner.id, &seen, LiveReference::Lrn(lrn))
+                    .await?;
                 if let Some(h) = holder.filter(|h| h.id != p.id) {
                     taken.push(Issue::error(
                         crate::diag::Code::RuleDuplicateLrn,
@@ -658,10 +660,9 @@ impl Intake {
             };
             // An amendment of changes only, or one without its kind, is
             // completed from the declaration it refers to and judged
-            // whole (hub::amend).
+            // whole (hub::amend); its findings are then the whole's.
             let completed;
-            let plain: Vec<Issue>;
-            let (m, findings) = match &prior {
+            let (m, mut findings) = match &prior {
                 Some(p) if amend::needs_prior(m) => {
                     let earlier = match out
                         .iter()
@@ -677,36 +678,18 @@ impl Intake {
                     let earlier: serde_json::Value = earlier
                         .and_then(|json| serde_json::from_str(&json).ok())
                         .unwrap_or_default();
-                    let (mut whole, mut errors) = amend::complete(m, &earlier);
-                    if let Some(canonical) = whole.canonical.take() {
-                        match crate::mapping::typed(&whole.target, canonical) {
-                            Ok(typed) => whole.canonical = Some(typed),
-                            Err(e) => errors.push(Issue::error(
-                                crate::diag::Code::MappingIncomplete,
-                                crate::diag::Location::default(),
-                                format!("the amended declaration is incomplete: {e}"),
-                            )),
-                        }
-                    }
-                    let settings = crate::rules::RuleSettings {
-                        now,
-                        tolerance: self.clearance.tolerance,
-                    };
-                    errors.extend(crate::rules::check_whole_mapped(&whole, &settings));
-                    errors.extend(taken);
-                    completed = (whole, errors);
-                    (&completed.0, &completed.1)
+                    let (whole, errors) =
+                        amend::complete(m, &earlier, &self.clearance.rule_settings(now));
+                    completed = whole;
+                    (&completed, errors)
                 }
-                _ if taken.is_empty() => (m, findings),
-                _ => {
-                    plain = findings.iter().cloned().chain(taken).collect();
-                    (m, &plain)
-                }
+                _ => (m, findings.clone()),
             };
+            findings.extend(taken);
             let id = uuid::Uuid::now_v7().to_string();
             let d = self
                 .clearance
-                .intake(m, findings.clone(), &reply, prior.as_ref(), now, id);
+                .intake(m, findings, &reply, prior.as_ref(), now, id);
             if d.status != clearance::state::REJECTED {
                 let now_prior = clearance::Prior {
                     id: d.id.clone(),

@@ -26,10 +26,7 @@ impl Intake {
         sha256: String,
     ) -> Result<Submission, StoreError> {
         let validator = self.xml.clone();
-        let rule_settings = crate::rules::RuleSettings {
-            now,
-            tolerance: self.clearance.tolerance,
-        };
+        let rule_settings = self.clearance.rule_settings(now);
         let size = bytes.len();
         let (report, mapped, named, bytes) = super::cpu_work(size, move || {
             let mut report = validator.validate(&bytes, "body");
