@@ -126,8 +126,9 @@ pub struct FieldRule {
     pub skip_codes: Vec<String>,
     /// Codes not in `codes` give this rule no value, and no error: the rule
     /// reads only the codes it lists (another rule gives the field
-    /// otherwise). Such a partial reading is not written back by the
-    /// writers.
+    /// otherwise). The WCO writer writes it back for the values its codes
+    /// translate (a value no rule of the field translates is the error);
+    /// the CUSDEC writer does not write it back.
     #[serde(default)]
     pub skip_other: bool,
     /// Every occurrence into a list of values (the target must be a list
