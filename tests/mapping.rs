@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use tradehub::diag::Code;
+use tradehub::diag::{Code, Severity};
 use tradehub::mapping::Mapped;
 use tradehub::mapping::edifact::{EdifactMapping, parse_and_map};
 use tradehub::schema::Directories;
@@ -604,6 +604,42 @@ fn a_passenger_list_keeps_every_leg_and_reference() {
         .find(|i| i.code == Code::MappingUnmapped && i.message.contains("\"1234567890ABC\""))
         .unwrap_or_else(|| panic!("{:#?}", mapped[0].issues));
     assert_eq!(misplaced.location.tag.as_deref(), Some("RFF"));
+}
+
+/// The list's arrival place and time are both its last leg's: when that
+/// leg gives no arrival time, the list has none, rather than the time an
+/// earlier leg arrived somewhere else.
+#[test]
+fn a_passenger_list_arrives_where_and_when_its_last_leg_does() {
+    let text =
+        std::fs::read_to_string(root().join("fixtures/edifact/corpus/gtas__apisMessage.txt"))
+            .unwrap();
+    let time = "DTM+232:0702191955:201'";
+    assert_eq!(text.matches(time).count(), 1);
+    let untimed = text.replacen(time, "", 1).replacen("UNT+33+", "UNT+32+", 1);
+    let mapped = map(untimed.as_bytes());
+    assert!(
+        !mapped[0]
+            .issues
+            .iter()
+            .any(|i| i.severity == Severity::Error),
+        "{:#?}",
+        mapped[0].issues
+    );
+    let list = mapped[0].canonical.as_ref().unwrap();
+    assert_eq!(list["arrival"], "JFK", "{list:#}");
+    assert!(list.get("arrival_time").is_none(), "{list:#}");
+    // The first leg keeps its own arrival time.
+    assert_eq!(list["legs"][0]["arrival_time"]["iso"], "2007-02-19T17:40");
+    // With the time present, both come from the last leg.
+    let list = map(text.as_bytes())[0].canonical.clone().unwrap();
+    assert_eq!(
+        (&list["arrival"], &list["arrival_time"]["iso"]),
+        (
+            &serde_json::json!("JFK"),
+            &serde_json::json!("2007-02-19T19:55")
+        )
+    );
 }
 
 fn mapped_issues(bytes: &[u8]) -> Vec<tradehub::diag::Issue> {

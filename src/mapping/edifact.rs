@@ -45,8 +45,16 @@ struct Filter {
 #[derive(Debug, Clone, PartialEq, Default)]
 struct GroupStep {
     filters: Vec<Filter>,
-    /// 1-based: only this instance (of those passing the filters).
-    nth: Option<usize>,
+    /// Only one instance (of those passing the filters).
+    nth: Option<Nth>,
+}
+
+/// The one instance of a group a step takes: `SG5#1` (1-based) or
+/// `SG2#last`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Nth {
+    At(usize),
+    Last,
 }
 
 impl GroupStep {
@@ -373,13 +381,15 @@ impl Compiler<'_> {
                 Some(at) => (step.get(..at).unwrap_or(""), step.get(at..).unwrap_or("")),
                 None => (*step, ""),
             };
-            // `SG5#1`: only the first instance of the group.
+            // `SG5#1`: only the first instance of the group; `SG2#last`
+            // only the last.
             let (name, nth) = match name.split_once('#') {
                 Some((name, n)) => match n.parse::<usize>() {
-                    Ok(n) if n >= 1 && name.starts_with("SG") => (name, Some(n)),
+                    Ok(n) if n >= 1 && name.starts_with("SG") => (name, Some(Nth::At(n))),
+                    _ if n == "last" && name.starts_with("SG") => (name, Some(Nth::Last)),
                     _ => {
                         return Err(format!(
-                            "{step:?}: an instance of a group is written SGn#k, k from 1"
+                            "{step:?}: an instance of a group is written SGn#k, k from 1, or SGn#last"
                         ));
                     }
                 },
@@ -1742,6 +1752,7 @@ impl<'a> Run<'a> {
         };
         let tree = self.tree;
         let mut taken = 0;
+        let mut last = None;
         for child in tree.children_of(from) {
             let Some(instance) = tree.instances.get(child).filter(|i| i.group == *number) else {
                 continue;
@@ -1755,13 +1766,18 @@ impl<'a> Run<'a> {
                 }
             }
             taken += 1;
-            if step.nth.is_some_and(|n| n != taken) {
-                continue;
+            match step.nth {
+                None => self.visit_filtered(child, rest, rest_steps, reached),
+                Some(Nth::At(n)) if n == taken => {
+                    self.visit_filtered(child, rest, rest_steps, reached);
+                    break;
+                }
+                Some(Nth::At(_)) => {}
+                Some(Nth::Last) => last = Some(child),
             }
+        }
+        if let Some(child) = last {
             self.visit_filtered(child, rest, rest_steps, reached);
-            if step.nth.is_some() {
-                break;
-            }
         }
     }
 
