@@ -33,6 +33,16 @@ pub enum Lane {
 }
 
 impl Lane {
+    /// The lane named `name` (as [`as_str`](Self::as_str) writes it).
+    pub fn parse(name: &str) -> Option<Lane> {
+        match name {
+            "green" => Some(Lane::Green),
+            "yellow" => Some(Lane::Yellow),
+            "red" => Some(Lane::Red),
+            _ => None,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Lane::Green => "green",
@@ -67,8 +77,9 @@ struct RawRule {
     #[serde(default)]
     min_item_value: Option<Decimal>,
     /// Share of otherwise matching declarations selected at random, in
-    /// percent (0–100); the draw depends only on the declaration id, so it
-    /// is the same on every instance and every retry.
+    /// percent (0–100); the draw depends only on the id the declaration is
+    /// assessed by (the hub gives its MRN, which its amendments keep), so
+    /// it is the same on every instance, every retry and every amendment.
     #[serde(default)]
     sample_percent: Option<u8>,
 }

@@ -465,16 +465,25 @@ fn totals(d: &Declaration, settings: &RuleSettings, out: &mut Vec<Issue>) {
 
 fn future(moment: &Option<Moment>, pointer: &str, settings: &RuleSettings, out: &mut Vec<Issue>) {
     let Some(moment) = moment else { return };
-    // ISO text compares in time order when both are UTC-free local forms of
-    // the same precision; compare the date part, and the time when given.
-    let now = settings.now.to_string();
-    let date = moment.iso.get(..10).unwrap_or(&moment.iso);
-    let now_date = now.get(..10).unwrap_or(&now);
-    if date > now_date {
+    // The earliest instant the moment can stand for (without a time zone,
+    // its local time is read in UTC+14, the zone furthest ahead, since the
+    // sender's is not known), against the time of checking and a few
+    // minutes' allowance for clocks that differ.
+    let Some(earliest) = moment.earliest_utc() else {
+        return;
+    };
+    if earliest > settings.now.unix() + CLOCK_ALLOWANCE_SECS {
         out.push(finding(
             Code::RuleFutureDate,
             pointer.to_owned(),
-            format!("{} is after the time of checking ({now})", moment.iso),
+            format!(
+                "{} is after the time of checking ({})",
+                moment.iso, settings.now
+            ),
         ));
     }
 }
+
+/// How far ahead of the hub's clock a sender's may run before its dates
+/// count as in the future.
+const CLOCK_ALLOWANCE_SECS: i64 = 300;

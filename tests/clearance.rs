@@ -524,6 +524,62 @@ async fn red_lane_holds_for_examination_until_an_officer_releases() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// An amendment never lowers the lane of the declaration it replaces: a
+/// declaration held for examination stays held when amended, even when the
+/// rule that put it in the red lane does not match the amendment; and the
+/// random draw is the MRN's, so an amendment draws what its original drew.
+#[tokio::test]
+async fn an_amendment_keeps_the_lane_it_replaces() {
+    let dir = std::env::temp_dir().join(format!("tradehub-lane-{}", uuid::Uuid::now_v7()));
+    let risk = "[[rule]]\nid = \"first-look\"\nlane = \"red\"\nreason = \"examine originals\"\nfunctions = [\"original\"]\n\n[[rule]]\nid = \"sample\"\nlane = \"yellow\"\nreason = \"random\"\nsample_percent = 50\n";
+    let hub = hub(&Store::embedded_url(&dir).unwrap(), clearance(risk, 60)).await;
+    let d = submit(&hub, cusdec("IC300", "LRN-R", "9", &["847989"])).await;
+    assert_eq!(
+        (d[0].status.as_str(), d[0].lane.as_deref()),
+        (state::HELD, Some("red"))
+    );
+    let a = submit(&hub, cusdec("IC301", "LRN-R", "5", &["847989", "847990"])).await;
+    assert_eq!(
+        (a[0].status.as_str(), a[0].lane.as_deref(), a[0].mrn.as_ref()),
+        (state::HELD, Some("red"), d[0].mrn.as_ref())
+    );
+    let events = hub
+        .intake
+        .store()
+        .declaration_events(&a[0].id)
+        .await
+        .unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.detail.contains(&format!("kept from declaration {}", d[0].id))),
+        "{events:?}"
+    );
+    // Without the red rule, the sample's draw decides: the same for each
+    // original and its amendment (it follows the MRN), and over twelve
+    // originals both outcomes occur.
+    let risk = "[[rule]]\nid = \"sample\"\nlane = \"yellow\"\nreason = \"random\"\nsample_percent = 50\n";
+    let dir2 = std::env::temp_dir().join(format!("tradehub-lane-{}", uuid::Uuid::now_v7()));
+    let hub = sampled(&dir2, clearance(risk, 60)).await;
+    let mut lanes = Vec::new();
+    for i in 0..12 {
+        let lrn = format!("LRN-S{i}");
+        // Beef: awaiting its permit, so still open to amendment.
+        let o = submit(&hub, cusdec(&format!("IC4{i:02}"), &lrn, "9", &["020130"])).await;
+        let a = submit(&hub, cusdec(&format!("IC5{i:02}"), &lrn, "5", &["020130"])).await;
+        assert_eq!(a[0].status, state::AWAITING_PERMITS, "{lrn}");
+        assert_eq!(a[0].lane, o[0].lane, "{lrn}");
+        lanes.push(o[0].lane.clone());
+    }
+    assert!(lanes.contains(&Some("yellow".into())) && lanes.contains(&Some("green".into())));
+    let _ = std::fs::remove_dir_all(dir);
+    let _ = std::fs::remove_dir_all(dir2);
+}
+
+async fn sampled(dir: &std::path::Path, clearance: Clearance) -> Hub {
+    hub(&Store::embedded_url(dir).unwrap(), clearance).await
+}
+
 /// The last two characters of each stored EDIFACT response's interchange
 /// control reference (UNB 0020): the number of the answer to its sender.
 async fn answer_numbers(hub: &Hub, declaration: &str) -> Vec<String> {

@@ -120,6 +120,39 @@ fn each_rule_reports_its_code_and_field() {
     }
 }
 
+/// Dates are judged as instants: with a time zone, converted to UTC; without
+/// one, in the zone furthest ahead of UTC (UTC+14), so that a sender whose
+/// local date is already tomorrow is not refused; a few minutes of clock
+/// difference are allowed.
+#[test]
+fn future_dates_are_judged_across_time_zones() {
+    let at = |iso: &str, format: &str, now: &str| {
+        let mut value = clean();
+        value["issued"] = json!({"iso": iso, "format": format});
+        let declaration: Declaration = serde_json::from_value(value).unwrap();
+        let settings = RuleSettings::at(Timestamp::parse(now).unwrap());
+        check(&declaration, &settings)
+            .into_iter()
+            .map(|i| i.code)
+            .collect::<Vec<_>>()
+    };
+    let future = vec![Code::RuleFutureDate];
+    // Seoul, 03:00 on the 28th, is 18:00 UTC on the 27th: past at 20:00.
+    assert_eq!(at("2026-11-28T03:00+09:00", "303", "2026-11-27T20:00"), vec![]);
+    assert_eq!(at("2026-11-28T03:00:00+09:00", "304", "2026-11-27T17:00"), future);
+    // Honolulu, 23:00 on the 27th, is 09:00 UTC on the 28th.
+    assert_eq!(at("2026-11-27T23:00-10:00", "303", "2026-11-27T12:00"), future);
+    assert_eq!(at("2026-11-27T23:00-10:00", "303", "2026-11-28T09:00"), vec![]);
+    // No zone: a local time or date that has begun somewhere on Earth.
+    assert_eq!(at("2026-11-28T03:00", "203", "2026-11-27T20:00"), vec![]);
+    assert_eq!(at("2026-11-28", "102", "2026-11-27T10:00"), vec![]);
+    assert_eq!(at("2026-11-28", "102", "2026-11-27T09:00"), future);
+    assert_eq!(at("2026-11-29", "102", "2026-11-27T23:59"), future);
+    // Clocks may differ by a few minutes.
+    assert_eq!(at("2026-11-27T12:04:00+00:00", "304", "2026-11-27T12:00"), vec![]);
+    assert_eq!(at("2026-11-27T12:06:00+00:00", "304", "2026-11-27T12:00"), future);
+}
+
 #[test]
 fn totals_within_the_tolerance_pass() {
     // 1% of 300.00 is 3.00: 302.00 passes, 304.00 does not.

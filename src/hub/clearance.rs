@@ -124,6 +124,8 @@ pub struct Prior {
     /// `cancellation` when it is the cancellation of the declaration that
     /// had its LRN (which then holds the LRN, so that it is not reused).
     pub function: Option<String>,
+    /// Its risk lane: an amendment is never given a lower one.
+    pub lane: Option<String>,
 }
 
 impl From<&StoredDeclaration> for Prior {
@@ -133,6 +135,7 @@ impl From<&StoredDeclaration> for Prior {
             status: d.status.clone(),
             mrn: d.mrn.clone(),
             function: d.function.clone(),
+            lane: d.lane.clone(),
         }
     }
 }
@@ -285,8 +288,23 @@ impl Clearance {
             object.insert("mrn".into(), serde_json::Value::String(mrn.clone()));
             d.canonical_json = Some(canonical.to_string());
         }
+        // Assessed by the MRN, so that a random draw is the same for the
+        // original and each of its amendments; and an amendment never gets
+        // a lower lane than the declaration it replaces (a declaration held
+        // for examination cannot be amended out of it).
+        let mut assessment = self.risk.assess(&mrn, &decl);
         d.mrn = Some(mrn);
-        let assessment = self.risk.assess(&d.id, &decl);
+        if decl.function == DeclarationFunction::Amendment
+            && let Some(p) = prior
+            && let Some(kept) = p.lane.as_deref().and_then(Lane::parse)
+            && kept > assessment.lane
+        {
+            assessment.lane = kept;
+            assessment.reasons.push(format!(
+                "kept from declaration {}, which this amendment replaces",
+                p.id
+            ));
+        }
         d.lane = Some(assessment.lane.as_str().into());
         d.events.push((
             state::LANE_ASSIGNED.into(),

@@ -696,6 +696,7 @@ impl Intake {
                     status: d.status.clone(),
                     mrn: d.mrn.clone(),
                     function: d.function.clone(),
+                    lane: d.lane.clone(),
                 };
                 if let Some(mrn) = quoted {
                     // The quoted declaration is replaced by this one, or,
@@ -706,6 +707,7 @@ impl Intake {
                             status: s.to.clone(),
                             mrn: Some(mrn.clone()),
                             function: None,
+                            lane: None,
                         },
                         _ => now_prior.clone(),
                     };

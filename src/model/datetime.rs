@@ -27,9 +27,12 @@ pub enum DateError {
 const CENTURY_PIVOT: u32 = 50;
 
 impl Moment {
-    /// Reads an EDIFACT value in the given 2379 format. Supported: 101
-    /// YYMMDD, 102 CCYYMMDD, 201 YYMMDDHHMM, 203 CCYYMMDDHHMM, 204
-    /// CCYYMMDDHHMMSS, 303 CCYYMMDDHHMMZZZ (ZZZ = time zone, e.g. `+09`).
+    /// Reads an EDIFACT value in the given 2379 format. Supported: the
+    /// dates and dates with times of D.96B's list, 101 YYMMDD, 102
+    /// CCYYMMDD, 201 YYMMDDHHMM, 202 YYMMDDHHMMSS, 203 CCYYMMDDHHMM, 204
+    /// CCYYMMDDHHMMSS, and with a time zone (ZZZ, e.g. `+09` or `-0530`)
+    /// 301 YYMMDDHHMMZZZ, 302 YYMMDDHHMMSSZZZ, 303 CCYYMMDDHHMMZZZ, 304
+    /// CCYYMMDDHHMMSSZZZ.
     pub fn from_edifact(value: &str, format: &str) -> Result<Moment, DateError> {
         Moment::read(value, format, None)
     }
@@ -56,30 +59,28 @@ impl Moment {
             format: format.to_owned(),
         };
         let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-        let (date_part, rest, century) = match (format, value.len()) {
-            ("101", 6) | ("201", 10) => (
-                value.get(..6).ok_or_else(invalid)?,
-                value.get(6..).unwrap_or(""),
-                false,
-            ),
-            ("102", 8) | ("203", 12) | ("204", 14) => (
-                value.get(..8).ok_or_else(invalid)?,
-                value.get(8..).unwrap_or(""),
-                true,
-            ),
-            ("303", n) if n >= 13 => (
-                value.get(..8).ok_or_else(invalid)?,
-                value.get(8..).unwrap_or(""),
-                true,
-            ),
-            ("101" | "102" | "201" | "203" | "204" | "303", _) => return Err(invalid()),
-            _ => return Err(DateError::UnsupportedFormat(format.to_owned())),
+        let Some(shape) = Shape::of(format) else {
+            return Err(DateError::UnsupportedFormat(format.to_owned()));
         };
-        if !digits(date_part) {
+        let date_len = if shape.century { 8 } else { 6 };
+        let fixed = date_len + usize::from(shape.time);
+        let length_ok = if shape.zone {
+            // ZZZ: a sign and two digits, or four (`+09`, `-0530`).
+            value.len() == fixed + 3 || value.len() == fixed + 5
+        } else {
+            value.len() == fixed
+        };
+        if !length_ok {
+            return Err(invalid());
+        }
+        let date_part = value.get(..date_len).ok_or_else(invalid)?;
+        let time_part = value.get(date_len..fixed).ok_or_else(invalid)?;
+        let zone = value.get(fixed..).unwrap_or("");
+        if !digits(date_part) || !(time_part.is_empty() || digits(time_part)) {
             return Err(invalid());
         }
         let num = |s: Option<&str>| s.and_then(|t| t.parse::<u32>().ok()).ok_or_else(invalid);
-        let (year, month, day) = if century {
+        let (year, month, day) = if shape.century {
             (
                 num(date_part.get(..4))?,
                 num(date_part.get(4..6))?,
@@ -99,48 +100,71 @@ impl Moment {
         if !(1..=12).contains(&month) || day == 0 || day > days_in_month(year, month) {
             return Err(invalid());
         }
-        let date = format!("{year:04}-{month:02}-{day:02}");
-        let iso = match format {
-            "101" | "102" => date,
-            "201" | "203" => {
-                let (h, m) = (num(rest.get(..2))?, num(rest.get(2..4))?);
-                check_time(h, m, 0).ok_or_else(invalid)?;
-                format!("{date}T{h:02}:{m:02}")
+        let mut iso = format!("{year:04}-{month:02}-{day:02}");
+        if shape.time > 0 {
+            let (h, m) = (num(time_part.get(..2))?, num(time_part.get(2..4))?);
+            let sec = if shape.time == 6 {
+                Some(num(time_part.get(4..6))?)
+            } else {
+                None
+            };
+            check_time(h, m, sec.unwrap_or(0)).ok_or_else(invalid)?;
+            iso.push_str(&format!("T{h:02}:{m:02}"));
+            if let Some(sec) = sec {
+                iso.push_str(&format!(":{sec:02}"));
             }
-            "204" => {
-                let (h, m, s) = (
-                    num(rest.get(..2))?,
-                    num(rest.get(2..4))?,
-                    num(rest.get(4..6))?,
-                );
-                check_time(h, m, s).ok_or_else(invalid)?;
-                format!("{date}T{h:02}:{m:02}:{s:02}")
+        }
+        if shape.zone {
+            // A zone such as +09 or -0530.
+            let sign = zone
+                .get(..1)
+                .filter(|s| *s == "+" || *s == "-")
+                .ok_or_else(invalid)?;
+            let zd = zone.get(1..).unwrap_or("");
+            if !digits(zd) {
+                return Err(invalid());
             }
-            _ => {
-                // 303: HHMM then a zone such as +09 or -0530.
-                let (h, m) = (num(rest.get(..2))?, num(rest.get(2..4))?);
-                check_time(h, m, 0).ok_or_else(invalid)?;
-                let zone = rest.get(4..).unwrap_or("");
-                let sign = zone
-                    .get(..1)
-                    .filter(|s| *s == "+" || *s == "-")
-                    .ok_or_else(invalid)?;
-                let zd = zone.get(1..).unwrap_or("");
-                if !digits(zd) || !(zd.len() == 2 || zd.len() == 4) {
-                    return Err(invalid());
-                }
-                let zh = num(zd.get(..2))?;
-                let zm = if zd.len() == 4 { num(zd.get(2..4))? } else { 0 };
-                if zh > 14 || zm > 59 {
-                    return Err(invalid());
-                }
-                format!("{date}T{h:02}:{m:02}{sign}{zh:02}:{zm:02}")
+            let zh = num(zd.get(..2))?;
+            let zm = if zd.len() == 4 { num(zd.get(2..4))? } else { 0 };
+            if zh > 14 || zm > 59 {
+                return Err(invalid());
             }
-        };
+            iso.push_str(&format!("{sign}{zh:02}:{zm:02}"));
+        }
         Ok(Moment {
             iso,
             format: format.to_owned(),
         })
+    }
+
+    /// The earliest UTC time (seconds since 1970) the moment can stand for:
+    /// itself when it gives a time zone; otherwise its local time (the
+    /// start of its day for a date) read in the zone furthest ahead of UTC,
+    /// UTC+14, since the sender's zone is not known. `None` when the ISO
+    /// text is not one this type writes.
+    pub fn earliest_utc(&self) -> Option<i64> {
+        let iso = self.iso.as_str();
+        let date = iso.get(..10)?;
+        let (local, zone) = match iso.get(10..) {
+            None | Some("") => (format!("{date}T00:00"), None),
+            Some(rest) => {
+                let rest = rest.strip_prefix('T')?;
+                match rest.find(['+', '-']) {
+                    Some(at) => (format!("{date}T{}", rest.get(..at)?), rest.get(at..)),
+                    None => (format!("{date}T{rest}"), None),
+                }
+            }
+        };
+        let local = crate::timestamp::Timestamp::parse(&local)?.unix();
+        let offset = match zone {
+            None => LATEST_ZONE_SECS,
+            Some(z) => {
+                let minutes = |s: Option<&str>| s.and_then(|t| t.parse::<i64>().ok());
+                let secs = minutes(z.get(1..3))? * 3_600 + minutes(z.get(4..6))? * 60;
+                if z.starts_with('-') { -secs } else { secs }
+            }
+        };
+        Some(local - offset)
     }
 
     /// Writes the moment back in its 2379 format.
@@ -149,30 +173,71 @@ impl Moment {
             value: self.iso.clone(),
             format: self.format.clone(),
         };
+        let shape = Shape::of(&self.format)
+            .ok_or_else(|| DateError::UnsupportedFormat(self.format.clone()))?;
         let d = |r: std::ops::Range<usize>| self.iso.get(r).ok_or_else(invalid);
         let date8 = format!("{}{}{}", d(0..4)?, d(5..7)?, d(8..10)?);
-        Ok(match self.format.as_str() {
-            "102" => date8,
-            "101" => date8.get(2..).unwrap_or("").to_owned(),
-            "203" => format!("{date8}{}{}", d(11..13)?, d(14..16)?),
-            "201" => format!(
-                "{}{}{}",
-                date8.get(2..).unwrap_or(""),
-                d(11..13)?,
-                d(14..16)?
-            ),
-            "204" => format!("{date8}{}{}{}", d(11..13)?, d(14..16)?, d(17..19)?),
-            "303" => {
-                let zone = self.iso.get(16..).ok_or_else(invalid)?;
-                let compact: String = zone.chars().filter(|c| *c != ':').collect();
-                let compact = compact
-                    .strip_suffix("00")
-                    .filter(|z| z.len() == 3)
-                    .map(str::to_owned)
-                    .unwrap_or(compact);
-                format!("{date8}{}{}{compact}", d(11..13)?, d(14..16)?)
+        let mut out = if shape.century {
+            date8
+        } else {
+            date8.get(2..).unwrap_or("").to_owned()
+        };
+        let mut zone_at = 10;
+        if shape.time > 0 {
+            out.push_str(d(11..13)?);
+            out.push_str(d(14..16)?);
+            zone_at = 16;
+            if shape.time == 6 {
+                out.push_str(d(17..19)?);
+                zone_at = 19;
             }
-            other => return Err(DateError::UnsupportedFormat(other.to_owned())),
+        }
+        if shape.zone {
+            let zone = self.iso.get(zone_at..).ok_or_else(invalid)?;
+            let compact: String = zone.chars().filter(|c| *c != ':').collect();
+            let compact = compact
+                .strip_suffix("00")
+                .filter(|z| z.len() == 3)
+                .map(str::to_owned)
+                .unwrap_or(compact);
+            out.push_str(&compact);
+        }
+        Ok(out)
+    }
+}
+
+/// How far the zone furthest ahead of UTC (UTC+14) is, in seconds.
+const LATEST_ZONE_SECS: i64 = 14 * 3_600;
+
+/// The parts of a 2379 date or date-and-time format.
+struct Shape {
+    /// CCYY rather than YY.
+    century: bool,
+    /// Digits of time after the date: 0, 4 (HHMM) or 6 (HHMMSS).
+    time: u8,
+    /// A time zone (ZZZ) follows.
+    zone: bool,
+}
+
+impl Shape {
+    fn of(format: &str) -> Option<Shape> {
+        let (century, time, zone) = match format {
+            "101" => (false, 0, false),
+            "102" => (true, 0, false),
+            "201" => (false, 4, false),
+            "202" => (false, 6, false),
+            "203" => (true, 4, false),
+            "204" => (true, 6, false),
+            "301" => (false, 4, true),
+            "302" => (false, 6, true),
+            "303" => (true, 4, true),
+            "304" => (true, 6, true),
+            _ => return None,
+        };
+        Some(Shape {
+            century,
+            time,
+            zone,
         })
     }
 }
@@ -208,11 +273,32 @@ mod tests {
             ("303", "202611241030+09", "2026-11-24T10:30+09:00"),
             ("303", "202611241030-0530", "2026-11-24T10:30-05:30"),
             ("102", "20240229", "2024-02-29"),
+            ("202", "261124103015", "2026-11-24T10:30:15"),
+            ("301", "2611241030+09", "2026-11-24T10:30+09:00"),
+            ("302", "261124103015-0530", "2026-11-24T10:30:15-05:30"),
+            ("304", "20261124103015+09", "2026-11-24T10:30:15+09:00"),
+            ("304", "20261124103015-1130", "2026-11-24T10:30:15-11:30"),
         ];
         for (format, value, iso) in cases {
             let m = Moment::from_edifact(value, format).unwrap();
             assert_eq!(m.iso, iso, "{format} {value}");
             assert_eq!(m.to_edifact().unwrap(), value, "{format} {iso}");
+        }
+    }
+
+    #[test]
+    fn the_earliest_utc_time_reads_zones_and_assumes_utc_plus_14_without() {
+        let utc = |iso: &str| crate::timestamp::Timestamp::parse(iso).map(|t| t.unix());
+        for (format, value, earliest) in [
+            ("304", "20261128030000+09", "2026-11-27T18:00:00"),
+            ("303", "202611272300-10", "2026-11-28T09:00"),
+            ("303", "202611241030-0530", "2026-11-24T16:00"),
+            ("203", "202611280300", "2026-11-27T13:00"),
+            ("102", "20261128", "2026-11-27T10:00"),
+            ("204", "20261128000001", "2026-11-27T10:00:01"),
+        ] {
+            let m = Moment::from_edifact(value, format).unwrap();
+            assert_eq!(m.earliest_utc(), utc(earliest), "{format} {value}");
         }
     }
 
@@ -251,6 +337,11 @@ mod tests {
             ("102", "2026ab24"),
             ("303", "202611241030"),
             ("303", "202611241030*09"),
+            ("304", "202611241030+09"),
+            ("304", "20261124103060+09"),
+            ("202", "2611241030"),
+            ("204", "2026112410301"),
+            ("303", "202611241030+1500"),
         ] {
             assert!(
                 matches!(
