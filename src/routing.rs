@@ -178,15 +178,19 @@ impl Routing {
             for range in &r.hs {
                 hs.push(HsRange::parse(range.get_ref()).map_err(|m| error(range.span().start, m))?);
             }
+            // A rule on the countries alone (exports to a sanctioned
+            // destination) covers every item of the declarations it takes.
             if hs.is_empty()
                 && r.documents.is_empty()
                 && r.origins.is_empty()
                 && r.procedures.is_empty()
+                && r.dispatch.is_empty()
+                && r.destinations.is_empty()
             {
                 return Err(error(
                     r.id.span().start,
                     format!(
-                        "rule {:?} has no condition on goods (hs, documents, origins or procedures) and would match every declaration",
+                        "rule {:?} has no condition on goods or countries (hs, documents, origins, procedures, dispatch or destinations) and would match every declaration",
                         r.id.get_ref()
                     ),
                 ));

@@ -346,15 +346,27 @@ fn country(value: &Option<String>, pointer: &str, out: &mut Vec<Issue>) {
 }
 
 fn currency(amount: &Option<Amount>, pointer: &str, out: &mut Vec<Issue>) {
-    if let Some(amount) = amount
-        && iso_currency::Currency::from_code(&amount.currency).is_none()
-    {
-        out.push(finding(
-            Code::RuleCurrency,
-            pointer.to_owned(),
-            format!("{:?} is not an ISO 4217 currency code", amount.currency),
-        ));
-    }
+    let Some(amount) = amount else { return };
+    let code = &amount.currency;
+    let message = match iso_currency::Currency::from_code(code) {
+        None => format!("{code:?} is not an ISO 4217 currency code"),
+        // VES stays in ISO 4217's list beside VED; the data marks it
+        // replaced.
+        Some(c) if code != "VES" && c.is_superseded().is_some() => format!(
+            "{code:?} is withdrawn from ISO 4217 (replaced by {})",
+            c.is_superseded().map(|n| n.code()).unwrap_or_default()
+        ),
+        // Precious metals, units of account and the codes for testing and
+        // for "no currency": not what goods are paid or valued in.
+        Some(c) if c.is_special() => {
+            format!(
+                "{code:?} is an ISO 4217 code for no national currency ({})",
+                c.name()
+            )
+        }
+        Some(_) => return,
+    };
+    out.push(finding(Code::RuleCurrency, pointer.to_owned(), message));
 }
 
 /// Totals equal the sum of the items, within the tolerance.

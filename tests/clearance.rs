@@ -540,7 +540,11 @@ async fn an_amendment_keeps_the_lane_it_replaces() {
     );
     let a = submit(&hub, cusdec("IC301", "LRN-R", "5", &["847989", "847990"])).await;
     assert_eq!(
-        (a[0].status.as_str(), a[0].lane.as_deref(), a[0].mrn.as_ref()),
+        (
+            a[0].status.as_str(),
+            a[0].lane.as_deref(),
+            a[0].mrn.as_ref()
+        ),
         (state::HELD, Some("red"), d[0].mrn.as_ref())
     );
     let events = hub
@@ -550,15 +554,16 @@ async fn an_amendment_keeps_the_lane_it_replaces() {
         .await
         .unwrap();
     assert!(
-        events
-            .iter()
-            .any(|e| e.detail.contains(&format!("kept from declaration {}", d[0].id))),
+        events.iter().any(|e| e
+            .detail
+            .contains(&format!("kept from declaration {}", d[0].id))),
         "{events:?}"
     );
     // Without the red rule, the sample's draw decides: the same for each
     // original and its amendment (it follows the MRN), and over twelve
     // originals both outcomes occur.
-    let risk = "[[rule]]\nid = \"sample\"\nlane = \"yellow\"\nreason = \"random\"\nsample_percent = 50\n";
+    let risk =
+        "[[rule]]\nid = \"sample\"\nlane = \"yellow\"\nreason = \"random\"\nsample_percent = 50\n";
     let dir2 = std::env::temp_dir().join(format!("tradehub-lane-{}", uuid::Uuid::now_v7()));
     let hub = sampled(&dir2, clearance(risk, 60)).await;
     let mut lanes = Vec::new();

@@ -148,6 +148,30 @@ fn rule_mistakes_name_their_line() {
     }
 }
 
+/// A rule may name only countries (exports to one destination): it covers
+/// every item of the declarations it takes, and no other declaration.
+#[test]
+fn a_rule_on_countries_alone_routes_every_item() {
+    let (agencies, _) = shipped();
+    let text = "[[rule]]\nid = \"exports-to-kp\"\nagency = \"MOTIE\"\nlaw = \"x\"\nconfirms = \"y\"\nkinds = [\"export\"]\ndestinations = [\"KP\"]\n";
+    let routing = Routing::from_toml_str("r.toml", text, &agencies).unwrap();
+    let declaration = |destination: &str| -> tradehub::model::Declaration {
+        serde_json::from_value(serde_json::json!({
+            "kind": "export", "function": "original", "lrn": "L1",
+            "destination_country": destination,
+            "goods": [{"sequence": 1, "hs_code": "847989"}, {"sequence": 2, "hs_code": "020130"}]
+        }))
+        .unwrap()
+    };
+    let plans = routing.route(&declaration("KP"));
+    assert_eq!(plans.len(), 1);
+    assert_eq!(
+        (plans[0].agency.as_str(), plans[0].goods.clone()),
+        ("MOTIE", vec![1, 2])
+    );
+    assert!(routing.route(&declaration("CN")).is_empty());
+}
+
 /// A WCO declaration is routed as its EDIFACT form is: the CUSDEC above,
 /// turned into WCO XML through the canonical model, needs the same permits.
 #[test]

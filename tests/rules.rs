@@ -95,6 +95,14 @@ fn each_rule_reports_its_code_and_field() {
             (Code::RuleCurrency, "/goods/0/customs_value/currency"),
         ),
         (
+            with(|v| v["goods"][0]["customs_value"]["currency"] = json!("HRK")),
+            (Code::RuleCurrency, "/goods/0/customs_value/currency"),
+        ),
+        (
+            with(|v| v["goods"][0]["customs_value"]["currency"] = json!("XTS")),
+            (Code::RuleCurrency, "/goods/0/customs_value/currency"),
+        ),
+        (
             with(|v| v["goods"][1]["origin"] = json!("ZZ")),
             (Code::RuleCountry, "/goods/1/origin"),
         ),
@@ -138,19 +146,37 @@ fn future_dates_are_judged_across_time_zones() {
     };
     let future = vec![Code::RuleFutureDate];
     // Seoul, 03:00 on the 28th, is 18:00 UTC on the 27th: past at 20:00.
-    assert_eq!(at("2026-11-28T03:00+09:00", "303", "2026-11-27T20:00"), vec![]);
-    assert_eq!(at("2026-11-28T03:00:00+09:00", "304", "2026-11-27T17:00"), future);
+    assert_eq!(
+        at("2026-11-28T03:00+09:00", "303", "2026-11-27T20:00"),
+        vec![]
+    );
+    assert_eq!(
+        at("2026-11-28T03:00:00+09:00", "304", "2026-11-27T17:00"),
+        future
+    );
     // Honolulu, 23:00 on the 27th, is 09:00 UTC on the 28th.
-    assert_eq!(at("2026-11-27T23:00-10:00", "303", "2026-11-27T12:00"), future);
-    assert_eq!(at("2026-11-27T23:00-10:00", "303", "2026-11-28T09:00"), vec![]);
+    assert_eq!(
+        at("2026-11-27T23:00-10:00", "303", "2026-11-27T12:00"),
+        future
+    );
+    assert_eq!(
+        at("2026-11-27T23:00-10:00", "303", "2026-11-28T09:00"),
+        vec![]
+    );
     // No zone: a local time or date that has begun somewhere on Earth.
     assert_eq!(at("2026-11-28T03:00", "203", "2026-11-27T20:00"), vec![]);
     assert_eq!(at("2026-11-28", "102", "2026-11-27T10:00"), vec![]);
     assert_eq!(at("2026-11-28", "102", "2026-11-27T09:00"), future);
     assert_eq!(at("2026-11-29", "102", "2026-11-27T23:59"), future);
     // Clocks may differ by a few minutes.
-    assert_eq!(at("2026-11-27T12:04:00+00:00", "304", "2026-11-27T12:00"), vec![]);
-    assert_eq!(at("2026-11-27T12:06:00+00:00", "304", "2026-11-27T12:00"), future);
+    assert_eq!(
+        at("2026-11-27T12:04:00+00:00", "304", "2026-11-27T12:00"),
+        vec![]
+    );
+    assert_eq!(
+        at("2026-11-27T12:06:00+00:00", "304", "2026-11-27T12:00"),
+        future
+    );
 }
 
 #[test]

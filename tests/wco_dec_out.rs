@@ -706,3 +706,31 @@ fn convert_to_xml_from_edifact_and_from_wco() {
     let (code, _, _) = tradehub(&["convert", "no/such/file.edi", "--to", "xml"]);
     assert_eq!(code, 2);
 }
+
+/// A document with more errors than are recorded: the WCO RES lists the
+/// first 99 and counts the rest exactly (the note of unrecorded errors is
+/// not itself counted as an error), and the report's error count is the
+/// document's.
+#[test]
+fn errors_beyond_the_limit_are_counted_exactly() {
+    let text =
+        std::fs::read_to_string(root().join("fixtures/wco/corpus/valid/crafted-many-items.xml"))
+            .unwrap()
+            .replace(
+                "<GrossMassMeasure>1100</GrossMassMeasure>",
+                "<GrossMassMeasure>12a</GrossMassMeasure>",
+            );
+    let report = validate(&text, "many-errors.xml");
+    assert_eq!(report.error_count(), 120, "{:#?}", report.issues.last());
+    let response = tradehub::ack::res::for_report(
+        &report,
+        tradehub::timestamp::Timestamp::parse("2026-11-27T12:00").unwrap(),
+        "R1",
+    );
+    assert_eq!(response.errors.len(), 100);
+    let last = response.errors.last().unwrap();
+    assert_eq!(
+        (last.validation_code.as_str(), last.description.as_deref()),
+        ("XML011", Some("21 further errors are not listed"))
+    );
+}

@@ -19,7 +19,14 @@ const ERRORS_MAX: usize = 99;
 /// The response to a validated declaration, issued at `issued` with the
 /// response's own id `response_id` (an..35).
 pub fn for_report(report: &XmlReport, issued: Timestamp, response_id: &str) -> WcoResponse {
-    let errors: Vec<&Issue> = report.issues.iter().filter(|i| i.is_error()).collect();
+    // The errors to list: the recorded ones (the XML011 note of those not
+    // recorded is replaced by this answer's own count).
+    let errors: Vec<&Issue> = report
+        .issues
+        .iter()
+        .filter(|i| i.is_error() && i.code != crate::diag::Code::XmlTooManyIssues)
+        .collect();
+    let total = report.error_count();
     let function = if report.valid {
         ResponseFunction::Received
     } else {
@@ -39,13 +46,11 @@ pub fn for_report(report: &XmlReport, issued: Timestamp, response_id: &str) -> W
     for issue in errors.iter().take(ERRORS_MAX) {
         response.errors.push(error_for(issue));
     }
-    if errors.len() > ERRORS_MAX {
+    let listed = errors.len().min(ERRORS_MAX);
+    if total > listed {
         response.errors.push(ResponseError {
             validation_code: "XML011".into(),
-            description: Some(format!(
-                "{} further errors are not listed",
-                errors.len() - ERRORS_MAX
-            )),
+            description: Some(format!("{} further errors are not listed", total - listed)),
             pointers: Vec::new(),
         });
     }

@@ -65,7 +65,7 @@ impl Intake {
         let acknowledgement =
             crate::xml::response::write(&crate::ack::res::for_report(&report, now, &response_id))
                 .unwrap_or_default();
-        let errors = report.issues.iter().filter(|i| i.is_error()).count();
+        let errors = report.error_count();
         let status = if report.valid {
             status::VALIDATED
         } else {

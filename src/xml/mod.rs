@@ -78,6 +78,21 @@ pub struct XmlReport {
     pub valid: bool,
     /// False when the schema could not be applied (refused or unavailable).
     pub schema_validated: bool,
+    /// Errors found beyond the limit of recorded issues (not in `issues`,
+    /// which says how many in its last, XML011, entry).
+    pub unrecorded_errors: usize,
+}
+
+impl XmlReport {
+    /// How many errors the document has: those recorded (not counting the
+    /// XML011 note of those that were not) and those that were not.
+    pub fn error_count(&self) -> usize {
+        self.issues
+            .iter()
+            .filter(|i| i.is_error() && i.code != Code::XmlTooManyIssues)
+            .count()
+            + self.unrecorded_errors
+    }
 }
 
 /// Validates WCO DM documents. Cheap to clone and shareable across threads;
@@ -162,6 +177,7 @@ impl XmlValidator {
             )],
             valid: false,
             schema_validated: false,
+            unrecorded_errors: 0,
         }
     }
 
@@ -174,6 +190,7 @@ impl XmlValidator {
             issues: Vec::new(),
             valid: false,
             schema_validated: false,
+            unrecorded_errors: 0,
         };
         if scan.refused {
             report.issues = scan.issues;
@@ -217,6 +234,7 @@ impl XmlValidator {
             }
         }
         if outcome.dropped > 0 {
+            report.unrecorded_errors = outcome.dropped;
             issues.push(Issue::error(
                 Code::XmlTooManyIssues,
                 Location::default(),
