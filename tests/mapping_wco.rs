@@ -107,6 +107,41 @@ fn goods_items_map_in_order_with_their_classification() {
     );
 }
 
+/// A Harmonized System code classified as UNCL 7143 HS (other
+/// administrations) is the goods item's HS code as HMRC's TSP is.
+#[test]
+fn a_classification_of_type_hs_is_the_hs_code() {
+    let mapping = load().unwrap();
+    let text = std::fs::read_to_string(
+        root().join("fixtures/wco/corpus/valid/hmrc__TT_IM001d__TT_IM001d.xml"),
+    )
+    .unwrap();
+    let tsp = "<IdentificationTypeCode>TSP</IdentificationTypeCode>";
+    assert_eq!(text.matches(tsp).count(), 3);
+    let hs = text.replace(tsp, "<IdentificationTypeCode>HS</IdentificationTypeCode>");
+    let read = |bytes: &[u8]| {
+        let (value, issues) = mapping.apply(bytes);
+        let d = typed("declaration", value).unwrap();
+        let codes: Vec<String> = d["goods"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| g["hs_code"].as_str().unwrap_or("").to_owned())
+            .collect();
+        (
+            codes,
+            issues
+                .into_iter()
+                .filter(|i| i.message.contains("\"HS\""))
+                .count(),
+        )
+    };
+    let (from_tsp, _) = read(text.as_bytes());
+    let (from_hs, unread) = read(hs.as_bytes());
+    assert_eq!(from_tsp, ["85109000", "85101000", "85102000"]);
+    assert_eq!((from_hs, unread), (from_tsp, 0));
+}
+
 #[test]
 fn mapping_mistakes_name_their_line() {
     let head =

@@ -569,7 +569,14 @@ impl WcoOutMapping {
         // error only when no rule for that field has one.
         let mut untranslated: Vec<(&str, Issue)> = Vec::new();
         let mut translated: std::collections::HashSet<&str> = std::collections::HashSet::new();
+        // Rules that read one field in order of preference (the tariff code
+        // as TSP, else HS): the value is written by the first only.
+        let mut written: std::collections::HashSet<&str> = std::collections::HashSet::new();
         for field in fields {
+            let plain = field.codes.is_none() && !field.all;
+            if plain && !written.insert(field.to.as_str()) {
+                continue;
+            }
             let Some(value) = lookup(object, &field.to) else {
                 continue;
             };
