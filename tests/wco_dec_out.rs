@@ -538,6 +538,20 @@ fn values_the_schema_refuses_are_reported_with_field_and_element() {
     assert!(!doc.xml.contains("12345678901234567890"));
     assert!(!doc.xml.contains("InvoiceAmount"));
     assert_valid(&doc.xml, "refusals left out");
+    // A refused amount with a currency the schema takes: the element is
+    // left out whole, not written empty with its attribute.
+    let mut d = sample();
+    d.totals.invoice = Some(Amount {
+        value: Decimal::new(1_250_005_055, 4),
+        currency: "USD".into(),
+    });
+    let doc = write(&d);
+    assert_eq!(
+        issue(&doc, "/totals/invoice/value").code,
+        Code::MappingUnwritable
+    );
+    assert!(!doc.xml.contains("InvoiceAmount"), "{}", doc.xml);
+    assert_valid(&doc.xml, "a refused amount left out with its currency");
     // The shared TypeCode: a kind several codes translate to, with no type
     // code to say which, is not guessed.
     let mut d = sample();

@@ -477,6 +477,7 @@ impl WcoOutMapping {
                 &mut issues,
             );
         }
+        prune_empty(&mut declaration_node);
         fill_sequences(&mut declaration_node, &self.root);
         self.unwritten(&canonical, &mut issues);
         let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
@@ -957,6 +958,16 @@ fn fill_sequences(node: &mut Node, def: &ElementDef) {
 
 /// Appends `node` and its children, in schema order, indented two spaces
 /// per level.
+/// Removes the elements left with neither text nor children: an amount
+/// whose value was refused (MAP006) while its currency attribute was set
+/// would otherwise be written empty, which the schema refuses.
+fn prune_empty(node: &mut Node) {
+    node.children.retain_mut(|child| {
+        prune_empty(child);
+        child.text.is_some() || !child.children.is_empty()
+    });
+}
+
 fn render(node: &Node, depth: usize, out: &mut String) {
     let indent = "  ".repeat(depth);
     out.push_str(&indent);
