@@ -257,3 +257,33 @@ fn missing_file_is_an_io_error() {
     assert_eq!(err.agency(), None);
     assert_eq!(err.line(), None);
 }
+
+/// A broken catalogue stops the commands that read it with the file, its
+/// AGY code, the line and the reason.
+#[test]
+fn commands_name_the_file_and_code_of_a_broken_catalogue() {
+    let dir = std::env::temp_dir().join(format!("tradehub-agy-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("agencies.toml");
+    std::fs::write(
+        &bad,
+        catalogue_with(&SECOND_OK.replace("\"SECOND_2\"", "\"x-1\"")),
+    )
+    .unwrap();
+    let input = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/edifact/ok/cusdec-d96b-unoc.edi");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tradehub"))
+        .arg("route")
+        .arg(&input)
+        .arg("--agencies")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("{}: AGY004 ", bad.display())) && stderr.contains("line"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -469,6 +469,14 @@ async fn unanswered_permits_expire_and_hold_the_declaration() {
         .pop()
         .unwrap();
     assert!(last.body.contains("ERC+HUB302::ZZZ'"), "{}", last.body);
+    // The audit trail says the permits expired, not that an agency refused.
+    let kinds = kinds(&hub, &held.id).await;
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "permit_expired").count(),
+        2,
+        "{kinds:?}"
+    );
+    assert!(!kinds.iter().any(|k| k == "permit_refused"), "{kinds:?}");
     // A late answer finds the permit closed.
     let late = hub
         .intake

@@ -90,7 +90,14 @@ async fn agencies_answer_and_officers_release_over_http() {
     assert_eq!(r.json()["declaration"]["status"], "cleared");
     let r = request(addr, "POST", &decide, token("kmdia-desk"), granted).await;
     assert_eq!(r.status, 409);
-    assert_eq!(r.json()["status"], "granted");
+    // RFC 9457: `status` is the HTTP status; the permit's is its own member.
+    assert_eq!(
+        (
+            r.json()["status"].clone(),
+            r.json()["permit_status"].clone()
+        ),
+        (serde_json::json!(409), serde_json::json!("granted"))
+    );
 
     // The sender reads its declaration with the whole story; another
     // broker's account would not find it, the agency that answered does.
@@ -177,6 +184,13 @@ async fn agencies_answer_and_officers_release_over_http() {
     assert_eq!(r.json()["declaration"]["status"], "released");
     let r = request(addr, "POST", &release, token("officer"), b"").await;
     assert_eq!(r.status, 409);
+    assert_eq!(
+        (
+            r.json()["status"].clone(),
+            r.json()["declaration_status"].clone()
+        ),
+        (serde_json::json!(409), serde_json::json!("released"))
+    );
 
     // The workflow shows in the metrics.
     let r = request(addr, "GET", "/metrics", None, b"").await;

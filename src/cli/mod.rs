@@ -960,9 +960,7 @@ fn partner(command: PartnerCommand) -> Result<u8, CliError> {
             if let Some(code) = &agency
                 && code != crate::hub::clearance::CUSTOMS_ROLE
             {
-                let catalogue =
-                    crate::agency::AgencyCatalogue::load(config_file(None, "agencies.toml"))
-                        .map_err(|e| CliError::Usage(e.to_string()))?;
+                let catalogue = load_catalogue(config_file(None, "agencies.toml"))?;
                 if catalogue.get(code).is_none() {
                     return Err(CliError::Usage(format!(
                         "agency {code:?} is not in the agency catalogue (config/agencies.toml); use CUSTOMS for a customs officer"
@@ -1136,11 +1134,10 @@ where
             let mut folders = directories;
             folders.extend(file.directories.unwrap_or_default());
             check_folders(&folders)?;
-            let catalogue = crate::agency::AgencyCatalogue::load(config_file(
+            let catalogue = load_catalogue(config_file(
                 agencies.or(file.agencies).as_deref(),
                 "agencies.toml",
-            ))
-            .map_err(|e| CliError::Usage(e.to_string()))?;
+            ))?;
             let routing = crate::routing::Routing::load(
                 &config_file(routing.or(file.routing).as_deref(), "routing.toml"),
                 &catalogue,
@@ -1639,10 +1636,15 @@ fn config_file(given: Option<&Path>, name: &str) -> PathBuf {
         .join(name)
 }
 
+/// Loads the agency catalogue, a failure naming the file and its AGY code.
+fn load_catalogue(path: std::path::PathBuf) -> Result<crate::agency::AgencyCatalogue, CliError> {
+    crate::agency::AgencyCatalogue::load(&path)
+        .map_err(|e| CliError::Usage(format!("{}: {} {e}", path.display(), e.code())))
+}
+
 /// `route`: the permit requests each declaration of the file needs.
 fn route(path: &Path, agencies: Option<&Path>, routing: Option<&Path>) -> Result<u8, CliError> {
-    let catalogue = crate::agency::AgencyCatalogue::load(config_file(agencies, "agencies.toml"))
-        .map_err(|e| CliError::Usage(e.to_string()))?;
+    let catalogue = load_catalogue(config_file(agencies, "agencies.toml"))?;
     let rules = crate::routing::Routing::load(&config_file(routing, "routing.toml"), &catalogue)
         .map_err(|e| CliError::Usage(e.to_string()))?;
     let bytes = read(path)?;

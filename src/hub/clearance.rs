@@ -12,7 +12,8 @@
 //! received → validated → rejected
 //!                      → accepted → lane_assigned → awaiting_permits ─┬→ permits_granted → cleared (green, yellow)
 //!                                                 (no permit needed) ─┤                  → held    (red: examination)
-//!                                                                     └→ permit_refused  → held    (refused or expired)
+//!                                                                     ├→ permit_refused  → held    (an agency refused)
+//!                                                                     └→ permit_expired  → held    (no answer in time)
 //! held (examination) → released      cleared → released           (officer, POST …/release)
 //! awaiting_permits | held → amended  (a later amendment with the same LRN)
 //! awaiting_permits | held → cancelled (a cancellation with the same LRN)
@@ -451,12 +452,18 @@ impl Clearance {
                     }
                 })
                 .collect();
-            change
-                .events
-                .push((state::PERMIT_REFUSED.into(), why.join("; ")));
+            // "permit_refused" only when an agency refused: an expiry is
+            // recorded as such (`permit_expired`, per permit), and the
+            // audit trail must not say that an agency refused what it
+            // never answered.
+            if refused.iter().any(|p| p.status != "expired") {
+                change
+                    .events
+                    .push((state::PERMIT_REFUSED.into(), why.join("; ")));
+            }
             change.events.push((
                 state::HELD.into(),
-                "held: a required permit is missing".into(),
+                format!("held: a required permit is missing ({})", why.join("; ")),
             ));
             state::HELD
         };

@@ -947,7 +947,7 @@ async fn post_decision(
             "already-decided",
             "Permit already answered",
             format!("permit {id} was already answered: {status}"),
-            json!({"status": status}),
+            json!({"permit_status": status}),
         ),
         Err(DecisionError::NotFound(_)) => not_found("permit", &id),
         Err(e @ DecisionError::WrongAgency { .. }) => forbidden(e.to_string()),
@@ -1005,7 +1005,7 @@ async fn release_declaration(
                 "declaration {id} is {}; only cleared declarations and held ones whose permits were granted are released",
                 d.status
             ),
-            json!({"status": d.status}),
+            json!({"declaration_status": d.status}),
         ),
         Err(e) => store_problem(&e),
     }
