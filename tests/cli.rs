@@ -78,6 +78,21 @@ fn missing_file_is_one_clear_line_and_exit_2() {
         "{stderr}"
     );
     assert!(!stderr.contains("panicked"));
+    // Beside other files, they are still checked and reported.
+    let ok = fixture("ok/cusdec-d96b-unoc.edi");
+    let bad = fixture("err/unt-count.edi");
+    let out = tradehub(&[
+        "check",
+        ok.to_str().unwrap(),
+        "no/such/file.edi",
+        bad.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("cusdec-d96b-unoc.edi: valid"), "{stdout}");
+    assert!(stdout.contains("unt-count.edi: invalid"), "{stdout}");
+    assert!(stdout.contains("E0029"), "{stdout}");
+    assert_eq!(text(&out.stderr).lines().count(), 1);
 }
 
 #[test]

@@ -1398,7 +1398,10 @@ fn check(
     let mut reports = Vec::new();
     let directories = schema.directories()?;
     let validator = xml.validator(limits.max_issues)?;
-    for path in files {
+    // A file that cannot be read is reported on standard error and the
+    // others are still checked; the exit code is then 2.
+    let mut unreadable = false;
+    let check_one = |path: &PathBuf| -> Result<FileReport, CliError> {
         let mut file = open(path)?;
         let mut head = Vec::with_capacity(512);
         (&mut file)
@@ -1409,8 +1412,7 @@ fn check(
                 source,
             })?;
         if tradehub_xml::looks_like_xml(&head) {
-            reports.push(check_xml(path, head, file, &validator)?);
-            continue;
+            return check_xml(path, head, file, &validator);
         }
         let file = io::Cursor::new(head).chain(file);
         let options = ParseOptions {
@@ -1431,7 +1433,7 @@ fn check(
             .iter()
             .filter(|x| x.severity == Severity::Warning)
             .count() as u64;
-        reports.push(FileReport {
+        Ok(FileReport {
             file: path.display().to_string(),
             format: "edifact",
             valid: parsed.is_valid(),
@@ -1449,7 +1451,17 @@ fn check(
             }),
             document: None,
             issues: parsed.issues,
-        });
+        })
+    };
+    for path in files {
+        match check_one(path) {
+            Ok(report) => reports.push(report),
+            Err(e @ CliError::Io { .. }) => {
+                unreadable = true;
+                writeln!(io::stderr().lock(), "tradehub: {e}").map_err(out_err)?;
+            }
+            Err(e) => return Err(e),
+        }
     }
     let mut out = io::stdout().lock();
     match format {
@@ -1491,7 +1503,9 @@ fn check(
             }
         }
     }
-    Ok(if reports.iter().all(|r| r.valid) {
+    Ok(if unreadable {
+        EXIT_USAGE
+    } else if reports.iter().all(|r| r.valid) {
         EXIT_VALID
     } else {
         EXIT_INVALID
