@@ -422,3 +422,69 @@ fn many_distinct_sibling_names_do_not_stall_the_guard() {
         report.issues.first()
     );
 }
+
+/// libxml2 gives a schema error's line only. On a document written on one
+/// line, or for a value that runs over several lines, the element is still
+/// the one at fault: the one holding the quoted value, at its start tag.
+#[test]
+fn schema_errors_on_one_line_or_over_several_find_their_element() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/wco/corpus/valid/hmrc__TT_IM001d__TT_IM001d.xml");
+    let text = std::fs::read_to_string(path).unwrap();
+    // Minified: no line breaks between tags; the third item's mass broken.
+    let mut minified = String::new();
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        if !(minified.is_empty() || minified.ends_with('>') && line.starts_with('<')) {
+            minified.push(' ');
+        }
+        minified.push_str(line);
+    }
+    assert_eq!(minified.lines().count(), 1);
+    let third = minified
+        .rfind("<GrossMassMeasure>15</GrossMassMeasure>")
+        .unwrap();
+    let mut broken = minified.clone();
+    broken.replace_range(
+        third..third + 39,
+        "<GrossMassMeasure>12a</GrossMassMeasure>",
+    );
+    let report = validator(XmlLimits::default()).validate(broken.as_bytes(), "min.xml");
+    let places: Vec<(Option<&str>, Option<u32>)> = report
+        .issues
+        .iter()
+        .filter(|i| i.code == Code::XmlSchemaInvalid)
+        .map(|i| (i.location.path.as_deref(), i.location.line))
+        .collect();
+    assert_eq!(
+        places,
+        [(
+            Some(
+                "/MetaData/Declaration/GoodsShipment/GovernmentAgencyGoodsItem[3]/Commodity/GoodsMeasure/GrossMassMeasure"
+            ),
+            Some(1)
+        )]
+    );
+    // A description over two lines, in the first of three items whose
+    // descriptions follow each other closely.
+    let first = "<Description>Parts for shavers and hair clippers</Description>";
+    let line = text[..text.find(first).unwrap()].matches('\n').count() as u32 + 1;
+    let split = text.replacen(first, "<Description>\n\n</Description>", 1);
+    let report = validator(XmlLimits::default()).validate(split.as_bytes(), "split.xml");
+    let places: Vec<(Option<&str>, Option<u32>)> = report
+        .issues
+        .iter()
+        .filter(|i| i.code == Code::XmlSchemaInvalid)
+        .map(|i| (i.location.path.as_deref(), i.location.line))
+        .collect();
+    assert_eq!(
+        places,
+        [(
+            Some(
+                "/MetaData/Declaration/GoodsShipment/GovernmentAgencyGoodsItem[1]/Commodity/Description"
+            ),
+            Some(line)
+        )],
+        "{:#?}",
+        report.issues
+    );
+}

@@ -273,17 +273,53 @@ fn named_element(message: &str) -> Option<(String, Option<String>)> {
     Some((local, attribute))
 }
 
+/// The value a libxml2 schema message quotes: `Element 'X': 'v' is not a
+/// valid value …`, `Element 'X', attribute 'a': 'v' is not …`, `Element
+/// 'X': [facet 'maxLength'] The value 'v' has a length …`.
+fn quoted_value(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("Element '")?;
+    let mut after = rest.get(rest.find('\'')? + 1..)?;
+    if let Some(a) = after.strip_prefix(", attribute '") {
+        after = a.get(a.find('\'')? + 1..)?;
+    }
+    let after = after.strip_prefix(": ")?;
+    let body = match after.strip_prefix('\'') {
+        Some(body) => body,
+        None => {
+            let at = after.find("The value '")?;
+            after.get(at + "The value '".len()..)?
+        }
+    };
+    let stop = ["' is ", "' has "]
+        .iter()
+        .filter_map(|p| body.find(p))
+        .min()?;
+    body.get(..stop).map(str::to_owned)
+}
+
 /// Turns libxml2's messages into located issues.
 fn engine_issues(document: &[u8], errors: &[libxml2::EngineError]) -> Vec<Issue> {
-    let targets: Vec<(usize, (u32, String))> = errors
+    let targets: Vec<(usize, reader::Target)> = errors
         .iter()
         .enumerate()
         .filter(|(_, e)| e.domain == libxml2::DOMAIN_SCHEMA_VALIDITY && e.line > 0)
-        .filter_map(|(i, e)| named_element(&e.message).map(|(local, _)| (i, (e.line, local))))
+        .filter_map(|(i, e)| {
+            named_element(&e.message).map(|(local, attribute)| {
+                (
+                    i,
+                    reader::Target {
+                        line: e.line,
+                        local,
+                        attribute,
+                        value: quoted_value(&e.message),
+                    },
+                )
+            })
+        })
         .collect();
-    let wanted: Vec<(u32, String)> = targets.iter().map(|(_, t)| t.clone()).collect();
+    let wanted: Vec<reader::Target> = targets.iter().map(|(_, t)| t.clone()).collect();
     let places = reader::locate(document, &wanted);
-    let mut place_of: HashMap<usize, (u32, String)> = HashMap::new();
+    let mut place_of: HashMap<usize, (u32, u32, String)> = HashMap::new();
     for ((i, _), place) in targets.iter().zip(places) {
         if let Some(place) = place {
             place_of.insert(*i, place);
@@ -305,7 +341,10 @@ fn engine_issues(document: &[u8], errors: &[libxml2::EngineError]) -> Vec<Issue>
                 column: (e.column > 0).then_some(e.column),
                 ..Default::default()
             };
-            if let Some((column, path)) = place_of.get(&i) {
+            if let Some((line, column, path)) = place_of.get(&i) {
+                // The element's start tag (libxml2 gives the line its
+                // parser was at, which can be a later one).
+                location.line = Some(*line);
                 location.column = Some(*column);
                 let attribute = named_element(&e.message).and_then(|(_, a)| a);
                 location.path = Some(match attribute {

@@ -633,20 +633,71 @@ pub fn scan(doc: &[u8], limits: &XmlLimits) -> Scan {
     }
 }
 
-/// Where an element named by libxml2 (its start-tag line and local name)
-/// is: its column and its full element path, with `[n]` on every step that
-/// has same-named siblings. One extra pass, run only for invalid documents.
-pub(crate) fn locate(doc: &[u8], targets: &[(u32, String)]) -> Vec<Option<(u32, String)>> {
-    let mut found: Vec<Option<(u32, Vec<Step>)>> = vec![None; targets.len()];
+/// An element a libxml2 schema message names: the line libxml2 gives (the
+/// line its parser was at, anywhere from the element's start tag to its
+/// end tag), its local name, the attribute at fault and the value the
+/// message quotes, if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Target {
+    pub line: u32,
+    pub local: String,
+    pub attribute: Option<String>,
+    pub value: Option<String>,
+}
+
+/// An element that may be a target: where it is and what it holds.
+struct Candidate {
+    ordinal: u64,
+    local: Box<str>,
+    column: u32,
+    start_line: u32,
+    end_line: u32,
+    chain: Vec<Step>,
+    /// Its own text (not its children's), at most [`TEXT_KEPT`] bytes.
+    text: String,
+    /// The values of the attributes some target names.
+    attributes: Vec<(Box<str>, String)>,
+}
+
+/// Elements kept as possible targets in one locating pass.
+const MAX_CANDIDATES: usize = 100_000;
+/// Text kept per candidate to compare with a quoted value.
+const TEXT_KEPT: usize = 4096;
+
+/// Where the elements named by libxml2 are: each target's start-tag line
+/// and column and its full element path, with `[n]` on every step that has same-named siblings.
+/// One extra pass, run only for invalid documents.
+///
+/// libxml2's streaming validation gives a line but no column, and the line
+/// is where its parser was: on a document written on one line, or for a
+/// value that runs over several lines, several elements of the name (or
+/// none whose start tag is on that line) fit. So an element fits a target
+/// when its name is the target's and the line falls between its start and
+/// end tags; of those, the one holding the value the message quotes is
+/// taken, and libxml2 reporting in document order, the first after the
+/// element the previous target was found at.
+pub(crate) fn locate(doc: &[u8], targets: &[Target]) -> Vec<Option<(u32, u32, String)>> {
     if targets.is_empty() {
         return Vec::new();
     }
+    // Per name, the last line a target of that name is on.
+    let mut last_line: rustc_hash::FxHashMap<&str, u32> = Default::default();
+    for t in targets {
+        let entry = last_line.entry(t.local.as_str()).or_insert(0);
+        *entry = (*entry).max(t.line);
+    }
+    let wanted_attribute = |local: &str, attribute: &str| {
+        targets
+            .iter()
+            .any(|t| t.local == local && t.attribute.as_deref() == Some(attribute))
+    };
+    let mut candidates: Vec<Candidate> = Vec::new();
     let mut reader = NsReader::from_reader(doc);
     let mut lines = Lines::new(doc);
-    // (ordinal, local, index, children)
     let mut stack: Vec<Open> = Vec::new();
+    // Per open element, the candidate it is (if it is one).
+    let mut open_candidates: Vec<Option<usize>> = Vec::new();
     let mut top = Children::default();
-    let mut interesting: rustc_hash::FxHashSet<u64> = Default::default();
     let mut final_counts: rustc_hash::FxHashMap<u64, Children> = Default::default();
     let mut ordinal = 0u64;
     loop {
@@ -664,26 +715,48 @@ pub(crate) fn locate(doc: &[u8], targets: &[(u32, String)]) -> Vec<Option<(u32, 
                     Some(parent) => child_index(&mut parent.children, &local),
                     None => child_index(&mut top, &local),
                 };
-                let (start_line, column) = lines.at(before);
                 let end = reader.buffer_position() as usize;
-                let tag = doc.get(before..end).unwrap_or_default();
-                let end_line = start_line + memchr_iter(b'\n', tag).count() as u32;
-                for (slot, (line, name)) in found.iter_mut().zip(targets) {
-                    if slot.is_none()
-                        && *line >= start_line
-                        && *line <= end_line
-                        && **name == *local
-                    {
-                        let mut chain: Vec<Step> = stack
-                            .iter()
-                            .map(|open| (open.ordinal, open.local.clone(), open.index))
-                            .collect();
-                        chain.push((ordinal, local.clone(), index));
-                        for (o, _, _) in &chain {
-                            interesting.insert(*o);
+                // The event can begin before the tag (with the whitespace
+                // before it): the element starts at its `<`.
+                let raw = doc.get(before..end).unwrap_or_default();
+                let lt = before + memchr::memchr(b'<', raw).unwrap_or(0);
+                let (start_line, column) = lines.at(lt);
+                let tag = doc.get(lt..end).unwrap_or_default();
+                let tag_end_line = start_line + memchr_iter(b'\n', tag).count() as u32;
+                let mut candidate = None;
+                if last_line
+                    .get(&*local)
+                    .is_some_and(|last| start_line <= *last)
+                    && candidates.len() < MAX_CANDIDATES
+                {
+                    let mut chain: Vec<Step> = stack
+                        .iter()
+                        .map(|open| (open.ordinal, open.local.clone(), open.index))
+                        .collect();
+                    chain.push((ordinal, local.clone(), index));
+                    let mut attributes = Vec::new();
+                    for attribute in start.attributes().flatten() {
+                        let name = String::from_utf8_lossy(attribute.key.local_name().as_ref())
+                            .into_owned();
+                        if wanted_attribute(&local, &name) {
+                            let value = attribute
+                                .unescape_value()
+                                .map(|v| v.into_owned())
+                                .unwrap_or_default();
+                            attributes.push((name.into(), value));
                         }
-                        *slot = Some((column, chain));
                     }
+                    candidate = Some(candidates.len());
+                    candidates.push(Candidate {
+                        ordinal,
+                        local: local.clone(),
+                        column,
+                        start_line,
+                        end_line: tag_end_line,
+                        chain,
+                        text: String::new(),
+                        attributes,
+                    });
                 }
                 if !empty {
                     stack.push(Open {
@@ -692,12 +765,39 @@ pub(crate) fn locate(doc: &[u8], targets: &[(u32, String)]) -> Vec<Option<(u32, 
                         index,
                         children: Children::default(),
                     });
+                    open_candidates.push(candidate);
+                }
+            }
+            Event::Text(ref text) => {
+                if let Some(Some(c)) = open_candidates.last() {
+                    keep_text(&mut candidates, *c, &String::from_utf8_lossy(text));
+                }
+            }
+            Event::CData(ref data) => {
+                if let Some(Some(c)) = open_candidates.last() {
+                    keep_text(&mut candidates, *c, &String::from_utf8_lossy(data));
+                }
+            }
+            Event::GeneralRef(ref reference) => {
+                if let Some(Some(c)) = open_candidates.last() {
+                    let resolved = if reference.is_char_ref() {
+                        reference.resolve_char_ref().ok().flatten()
+                    } else {
+                        predefined(reference)
+                    };
+                    if let Some(ch) = resolved {
+                        keep_text(&mut candidates, *c, ch.encode_utf8(&mut [0; 4]));
+                    }
                 }
             }
             Event::End(_) => {
-                if let Some(open) = stack.pop()
-                    && interesting.contains(&open.ordinal)
+                let (end_line, _) = lines.at(reader.buffer_position() as usize);
+                if let Some(Some(c)) = open_candidates.pop()
+                    && let Some(candidate) = candidates.get_mut(c)
                 {
+                    candidate.end_line = end_line;
+                }
+                if let Some(open) = stack.pop() {
                     final_counts.insert(open.ordinal, open.children);
                 }
             }
@@ -708,13 +808,15 @@ pub(crate) fn locate(doc: &[u8], targets: &[(u32, String)]) -> Vec<Option<(u32, 
     for open in stack.drain(..) {
         final_counts.insert(open.ordinal, open.children);
     }
-    found
-        .into_iter()
-        .map(|slot| {
-            let (column, chain) = slot?;
+    let mut previous = 0u64;
+    targets
+        .iter()
+        .map(|target| {
+            let found = choose(&candidates, target, previous)?;
+            previous = found.ordinal;
             let mut path = String::new();
             let mut parent_counts: Option<&Children> = Some(&top);
-            for (o, local, index) in &chain {
+            for (o, local, index) in &found.chain {
                 path.push('/');
                 path.push_str(local);
                 let siblings = parent_counts.map_or(1, |c| c.count(local).max(1));
@@ -723,7 +825,56 @@ pub(crate) fn locate(doc: &[u8], targets: &[(u32, String)]) -> Vec<Option<(u32, 
                 }
                 parent_counts = final_counts.get(o);
             }
-            Some((column, path))
+            Some((found.start_line, found.column, path))
         })
         .collect()
+}
+
+fn keep_text(candidates: &mut [Candidate], at: usize, text: &str) {
+    if let Some(c) = candidates.get_mut(at)
+        && c.text.len() < TEXT_KEPT
+    {
+        c.text.push_str(text);
+    }
+}
+
+/// The element a target is: of those of its name whose tags span its
+/// line, preferably one holding the quoted value, and of those the first
+/// after `previous` (the element the target before was found at), else
+/// `previous` itself (one element, two errors), else the first.
+fn choose<'c>(
+    candidates: &'c [Candidate],
+    target: &Target,
+    previous: u64,
+) -> Option<&'c Candidate> {
+    let fits = |c: &&Candidate| {
+        *c.local == *target.local && c.start_line <= target.line && target.line <= c.end_line
+    };
+    let holds = |c: &&Candidate| {
+        let Some(value) = &target.value else {
+            return false;
+        };
+        let held = match &target.attribute {
+            Some(name) => c
+                .attributes
+                .iter()
+                .find(|(n, _)| **n == **name)
+                .map(|(_, v)| v.as_str()),
+            None => Some(c.text.as_str()),
+        };
+        held.is_some_and(|h| collapsed(h) == collapsed(value))
+    };
+    let first = |keep: &dyn Fn(&&Candidate) -> bool| candidates.iter().filter(fits).find(keep);
+    first(&|c| holds(c) && c.ordinal > previous)
+        .or_else(|| first(&|c| holds(c) && c.ordinal == previous))
+        .or_else(|| first(&|c| holds(c)))
+        .or_else(|| first(&|c| c.ordinal > previous))
+        .or_else(|| first(&|c| c.ordinal == previous))
+        .or_else(|| first(&|_| true))
+}
+
+/// The text with each run of whitespace one space, trimmed: how libxml2
+/// quotes a collapsed value.
+fn collapsed(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
