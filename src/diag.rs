@@ -219,6 +219,11 @@ codes! {
     /// Project code: an agency reply that cannot be taken (not a permit
     /// decision, or for a permit that does not exist); dead-lettered.
     PermitReplyInvalid = "HUB303",
+    /// Project code: an agency decision for a permit already answered (or
+    /// expired) that differs from the answer recorded; the first answer
+    /// stands, and this one is dead-lettered with the reason so that the
+    /// agency can see it was not taken.
+    PermitAlreadyAnswered = "HUB304",
     /// Project code: the store refused to take a message for a reason that
     /// retrying cannot change (a constraint the message breaks, a fault in
     /// the pipeline); an AMQP delivery is dead-lettered with the reason

@@ -129,6 +129,14 @@ async fn remove_topology(
     let _ = conn.close(200, "done".into()).await;
 }
 
+fn args_table(pairs: &[(&str, lapin::types::AMQPValue)]) -> FieldTable {
+    let mut table = FieldTable::default();
+    for (k, v) in pairs {
+        table.insert((*k).into(), v.clone());
+    }
+    table
+}
+
 async fn next_message(ch: &Channel, queue: &str) -> lapin::message::BasicGetMessage {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
@@ -294,6 +302,40 @@ async fn amqp_intake_end_to_end() {
     ch.queue_delete(settings.ack_queue("OTHER"), QueueDeleteOptions::default())
         .await
         .unwrap();
+    // A reply_to queue that refuses every message (full, overflow
+    // reject-publish): the answer goes to the partner's answer queue, and
+    // the consumer goes on with the next message at once (the refusal used
+    // to close the connection and redeliver the message over and over).
+    let full = ch
+        .queue_declare(
+            "".into(),
+            QueueDeclareOptions {
+                exclusive: true,
+                ..Default::default()
+            },
+            args_table(&[
+                ("x-max-length", lapin::types::AMQPValue::LongInt(0)),
+                (
+                    "x-overflow",
+                    lapin::types::AMQPValue::LongString("reject-publish".into()),
+                ),
+            ]),
+        )
+        .await
+        .unwrap();
+    publish(
+        &ch,
+        &settings,
+        &interchange("guest", "AMQP008"),
+        as_guest().with_reply_to(full.name().clone()),
+    )
+    .await;
+    let r = next_message(&ch, ack_queue.as_str()).await;
+    assert!(String::from_utf8_lossy(&r.delivery.data).contains("UCI+AMQP008+guest"));
+    publish(&ch, &settings, &interchange("guest", "AMQP009"), as_guest()).await;
+    let r = next_message(&ch, ack_queue.as_str()).await;
+    assert!(String::from_utf8_lossy(&r.delivery.data).contains("UCI+AMQP009+guest"));
+    assert!(!consumer.is_finished(), "the consumer stopped");
 
     // 4. Poison: no user_id, a sender other than the user, not EDIFACT.
     let dead = settings.dead_inbound_queue();
@@ -417,7 +459,7 @@ async fn amqp_intake_end_to_end() {
         .await
         .unwrap();
     assert_eq!(inbound.message_count(), 0);
-    assert_eq!(store.count(Table::Interchanges).await.unwrap(), 28);
+    assert_eq!(store.count(Table::Interchanges).await.unwrap(), 30);
 
     stop.send(()).unwrap();
     tokio::time::timeout(Duration::from_secs(10), consumer)
@@ -800,6 +842,37 @@ async fn permits_round_trip_over_amqp() {
     assert!(answer.contains("CUSRES:D:96B:UN"), "{answer}");
     assert!(answer.contains("BGM+961+LRN-AMQP-1+29"), "{answer}");
     assert!(answer.contains("RFF+ABE:LRN-AMQP-1'"), "{answer}");
+    let p = store.permit(&permit).await.unwrap().unwrap();
+    assert_eq!(p.status, "granted");
+    // The same answer again is taken silently; a different one after it is
+    // dead-lettered with the answer recorded, and the grant stands.
+    for outcome in ["granted", "refused"] {
+        let again = serde_json::json!({"permit_id": permit, "outcome": outcome});
+        ch.basic_publish(
+            settings.replies_exchange(),
+            amqp::REPLIES_KEY.into(),
+            BasicPublishOptions::default(),
+            &serde_json::to_vec(&again).unwrap(),
+            as_guest(),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    }
+    let dead = next_message(&ch, settings.dead_replies_queue().as_str()).await;
+    assert_eq!(header(&dead, "x-tradehub-code"), "HUB304");
+    assert!(
+        header(&dead, "x-tradehub-reason").contains("already answered: granted"),
+        "{}",
+        header(&dead, "x-tradehub-reason")
+    );
+    assert!(String::from_utf8_lossy(&dead.delivery.data).contains("refused"));
+    let none = ch
+        .basic_get(settings.dead_replies_queue(), BasicGetOptions::default())
+        .await
+        .unwrap();
+    assert!(none.is_none(), "the repeated grant was dead-lettered too");
     let p = store.permit(&permit).await.unwrap().unwrap();
     assert_eq!(p.status, "granted");
 

@@ -35,7 +35,7 @@ use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
 
 use crate::diag::Code;
-use crate::hub::permits::DecisionError;
+use crate::hub::permits::{DecisionError, DecisionOutcome};
 use crate::hub::{Intake, Submission};
 use crate::model::PermitDecision;
 use crate::store::StoreError;
@@ -441,6 +441,12 @@ pub async fn run(
             let _ = rx.wait_for(|v| *v).await;
         };
         let result = consume(intake.clone(), settings.clone(), stop).await;
+        // A consumer that got connected was a success: the next wait starts
+        // again from 1 s (without this, after five losses in the life of the
+        // process every later one cost 30 s of intake).
+        if intake.broker().status() == Some(true) {
+            backoff = Duration::from_secs(1);
+        }
         intake.broker().set_connected(false);
         match result {
             Ok(()) if *shutdown.borrow() => return,
@@ -662,7 +668,8 @@ async fn handle(
                 headers,
                 r.interchange.acknowledgement.as_bytes(),
             )
-            .await?;
+            .await
+            .or_else(|e| declined(e, &partner.id, Some(&r.interchange.id)))?;
         }
         Submission::Refused(refused) => {
             let body = refused
@@ -689,7 +696,8 @@ async fn handle(
                 headers,
                 body.as_bytes(),
             )
-            .await?;
+            .await
+            .or_else(|e| declined(e, &partner.id, None))?;
             dead_letter(
                 channel,
                 s,
@@ -766,6 +774,18 @@ async fn handle_reply(
         }
     };
     match retrying("decision", || intake.decide(&partner, &decision)).await {
+        // The same answer again (a redelivery, a resend): the first stands.
+        Ok(DecisionOutcome::AlreadyDecided(status)) if status != outcome_name(decision.outcome) => {
+            dead(
+                Code::PermitAlreadyAnswered.as_str(),
+                format!(
+                    "permit {} was already answered: {status}; this {} was not taken",
+                    decision.permit_id,
+                    outcome_name(decision.outcome)
+                ),
+            )
+            .await
+        }
         Ok(_) => {
             ack(&delivery).await?;
             Ok(())
@@ -777,6 +797,15 @@ async fn handle_reply(
         Err(e @ DecisionError::WrongAgency { .. }) => {
             dead(Code::WrongSender.as_str(), e.to_string()).await
         }
+    }
+}
+
+/// A decision's outcome as a permit's status names it.
+fn outcome_name(outcome: crate::model::PermitOutcome) -> &'static str {
+    match outcome {
+        crate::model::PermitOutcome::Granted => "granted",
+        crate::model::PermitOutcome::Refused => "refused",
+        crate::model::PermitOutcome::Conditional => "conditional",
     }
 }
 
@@ -988,6 +1017,26 @@ fn content_type_of(body: &[u8]) -> &'static str {
     }
 }
 
+/// An answer the broker declined everywhere it could go (the partner's
+/// answer queue too, e.g. under a length limit): the submission is
+/// committed and its answer stays readable over HTTP, so the delivery is
+/// still acknowledged; only this sender misses the push, and the intake of
+/// every other sender goes on. Other failures are the connection's.
+fn declined(error: AmqpError, partner: &str, interchange: Option<&str>) -> Result<(), AmqpError> {
+    match error {
+        AmqpError::Nacked(target) => {
+            tracing::error!(
+                partner,
+                interchange,
+                target = %target,
+                "the broker declined the answer; it is kept with the interchange (GET /v1/interchanges/{{id}})"
+            );
+            Ok(())
+        }
+        other => Err(other),
+    }
+}
+
 /// Sends an answer to the partner: to `reply_to` when the message named one,
 /// else to `ack.<partner>` through `tradehub.acks` (declared on first use).
 #[allow(clippy::too_many_arguments)]
@@ -1040,7 +1089,11 @@ async fn reply(
             lapin::Confirmation::Ack(Some(_)) => {
                 tracing::warn!(partner, reply_to = %reply_to, "reply_to queue missing; answered on the partner's answer queue");
             }
-            _ => return Err(AmqpError::Nacked(target)),
+            // The queue refuses it (full, with overflow reject-publish):
+            // the partner's answer queue takes it instead.
+            _ => {
+                tracing::warn!(partner, reply_to = %reply_to, "reply_to queue declined the answer; answered on the partner's answer queue");
+            }
         }
     }
     let queue = s.ack_queue(partner);
