@@ -1185,3 +1185,45 @@ async fn delta_amendments_on_sqlite() {
 async fn delta_amendments_on_postgres() {
     on_postgres(delta_amendments).await;
 }
+
+/// A NUL in the interchange or message reference (outside every syntax
+/// level's repertoire) is rejected with a CONTRL and recorded, on
+/// PostgreSQL too, whose text cannot hold the character (it was a storage
+/// failure, HUB501, with nothing recorded).
+async fn nul_in_references(url: &str) {
+    let hub = hub(url, clearance("", 60)).await;
+    let bytes = String::from_utf8(common::cusdec(
+        SENDER,
+        "N0\u{0}1",
+        "LRN-NUL",
+        "9",
+        &["847989"],
+    ))
+    .unwrap()
+    .replace("UNH+1+", "UNH+1\u{0}+")
+    .into_bytes();
+    let outcome = hub.intake.submit(&hub.broker, bytes.clone()).await.unwrap();
+    let Submission::Stored(r) = outcome else {
+        panic!("not stored: {outcome:?}");
+    };
+    assert_eq!(r.interchange.status, "rejected");
+    assert!(r.interchange.acknowledgement.contains("CONTRL"));
+    assert!(
+        r.issues.iter().any(|i| i.code.as_str() == "E0021"),
+        "{:?}",
+        r.issues
+    );
+    // Sent again: the same interchange, answered once stored.
+    let again = hub.intake.submit(&hub.broker, bytes).await.unwrap();
+    assert!(matches!(again, Submission::Duplicate(d) if d.interchange.id == r.interchange.id));
+}
+
+#[tokio::test]
+async fn nul_in_references_on_sqlite() {
+    on_sqlite(nul_in_references).await;
+}
+
+#[tokio::test]
+async fn nul_in_references_on_postgres() {
+    on_postgres(nul_in_references).await;
+}

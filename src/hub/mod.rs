@@ -395,7 +395,7 @@ impl Intake {
                 .await;
         }
         let control_reference =
-            (!ic.control_reference.is_empty()).then(|| ic.control_reference.clone());
+            (!ic.control_reference.is_empty()).then(|| storable(&ic.control_reference));
 
         let id = uuid::Uuid::now_v7().to_string();
         let ack = contrl_for(&parsed, &id, now);
@@ -441,7 +441,7 @@ impl Intake {
             partner: partner.id.clone(),
             syntax_identifier: ic.syntax_identifier.clone(),
             syntax_version: ic.syntax_version.parse().unwrap_or(4),
-            interchange_reference: ic.control_reference.clone(),
+            interchange_reference: storable(&ic.control_reference),
             ..clearance::Reply::default()
         };
         match self
@@ -654,7 +654,7 @@ impl Intake {
                 }
             }
             let reply = clearance::Reply {
-                message_reference: m.message.clone(),
+                message_reference: storable(&m.message),
                 message_type: m.message_type.clone(),
                 ..reply.clone()
             };
@@ -911,6 +911,14 @@ pub fn new_token() -> Result<(String, String), getrandom::Error> {
     let token = format!("th_{}", hex(&bytes));
     let hash = sha256_hex(token.as_bytes());
     Ok((token, hash))
+}
+
+/// A reference as the store keeps it: a NUL (outside every syntax level's
+/// repertoire, E0021, and which PostgreSQL's text cannot hold) becomes
+/// U+FFFD, so that the interchange is recorded and answered with its
+/// rejecting CONTRL instead of failing to store.
+fn storable(text: &str) -> String {
+    text.replace('\0', "\u{FFFD}")
 }
 
 #[cfg(test)]
