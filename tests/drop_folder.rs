@@ -294,3 +294,61 @@ async fn a_folder_whose_failed_is_a_link_is_not_scanned() {
     intake.store().close().await;
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// What a partner's tools may leave in in/ beside plain files: a file whose
+/// name is not UTF-8 (an upload named in Latin-1) is taken like any other;
+/// a FIFO is refused to failed/ with the reason, without the scan waiting
+/// on it; a folder is left where it is. Nothing stays in in/ unanswered.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn odd_entries_are_taken_refused_or_left_but_never_ignored() {
+    use std::os::unix::ffi::OsStrExt;
+    let (dir, intake, settings) = setup().await;
+    let inbox = settings.dir.join("KRBROKER01/in");
+    let latin1 = std::ffi::OsStr::from_bytes(b"d\xe9claration.edi");
+    std::fs::write(inbox.join(latin1), fixture("ok/cusdec-d96b-unoc.edi")).unwrap();
+    let fifo = inbox.join("pipe.edi");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    std::fs::create_dir_all(inbox.join("sub")).unwrap();
+    std::fs::write(
+        inbox.join("sub/inner.edi"),
+        fixture("ok/cusdec-d96b-unoc.edi"),
+    )
+    .unwrap();
+
+    let outcomes = tokio::time::timeout(Duration::from_secs(10), drop::scan(&intake, &settings))
+        .await
+        .expect("the scan waited on the FIFO")
+        .unwrap();
+    let folder = settings.dir.join("KRBROKER01");
+    assert_eq!(outcomes.len(), 2, "{outcomes:?}");
+    assert!(
+        outcomes.contains(&Outcome::Done(folder.join("done/d\u{FFFD}claration.edi"))),
+        "{outcomes:?}"
+    );
+    assert!(
+        outcomes.contains(&Outcome::Failed(folder.join("failed/pipe.edi"))),
+        "{outcomes:?}"
+    );
+    let err = std::fs::read_to_string(folder.join("failed/pipe.edi.err")).unwrap();
+    assert!(
+        err.contains("HUB502") && err.contains("not a regular file"),
+        "{err}"
+    );
+    assert_eq!(intake.store().count(Table::Interchanges).await.unwrap(), 1);
+    assert!(
+        inbox.join("sub/inner.edi").is_file(),
+        "a folder is left alone"
+    );
+    let left: Vec<_> = std::fs::read_dir(&inbox)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, ["sub"]);
+    intake.store().close().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -68,6 +68,8 @@ impl Stamp {
 pub struct DropFolder {
     settings: DropSettings,
     stuck: HashMap<PathBuf, Stamp>,
+    /// Folders found in an `in/`, each reported once.
+    noticed: std::collections::HashSet<PathBuf>,
 }
 
 impl DropFolder {
@@ -75,6 +77,7 @@ impl DropFolder {
         DropFolder {
             settings,
             stuck: HashMap::new(),
+            noticed: std::collections::HashSet::new(),
         }
     }
 
@@ -89,7 +92,8 @@ impl DropFolder {
         // (again) like any other.
         self.stuck
             .retain(|path, stamp| Stamp::of(path).is_some_and(|now| now == *stamp));
-        scan_folders(intake, &self.settings, &mut self.stuck).await
+        self.noticed.retain(|path| path.is_dir());
+        scan_folders(intake, &self.settings, &mut self.stuck, &mut self.noticed).await
     }
 }
 
@@ -138,13 +142,20 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> DropError + '_ {
 /// cannot be moved is taken again by the next call ([`DropFolder::scan`]
 /// remembers it). Returns what was done, in order.
 pub async fn scan(intake: &Intake, settings: &DropSettings) -> Result<Vec<Outcome>, DropError> {
-    scan_folders(intake, settings, &mut HashMap::new()).await
+    scan_folders(
+        intake,
+        settings,
+        &mut HashMap::new(),
+        &mut std::collections::HashSet::new(),
+    )
+    .await
 }
 
 async fn scan_folders(
     intake: &Intake,
     settings: &DropSettings,
     stuck: &mut HashMap<PathBuf, Stamp>,
+    noticed: &mut std::collections::HashSet<PathBuf>,
 ) -> Result<Vec<Outcome>, DropError> {
     let mut outcomes = Vec::new();
     let entries = match std::fs::read_dir(&settings.dir) {
@@ -201,10 +212,19 @@ async fn scan_folders(
                     None
                 }
             })
-            .filter(|p| {
-                std::fs::symlink_metadata(p).is_ok_and(|m| m.is_file() || m.file_type().is_symlink())
-                    && is_complete(p)
-                    && !stuck.contains_key(p)
+            .filter(|p| match std::fs::symlink_metadata(p) {
+                // A folder is not a delivery: left where it is, said once.
+                Ok(m) if m.is_dir() => {
+                    if noticed.insert(p.clone()) {
+                        tracing::warn!(folder = %p.display(), "a folder inside a drop folder's in/ is not taken: files are delivered directly in in/");
+                    }
+                    false
+                }
+                // Regular files, links and anything else (a FIFO, a
+                // socket): taken, and what is not a regular file refused
+                // to failed/ with the reason.
+                Ok(_) => is_complete(p) && !stuck.contains_key(p),
+                Err(_) => false,
             })
             .collect();
         files.sort();
@@ -286,7 +306,12 @@ fn read_at_most(path: &Path, limit: u64) -> std::io::Result<Option<Vec<u8>>> {
 }
 
 fn is_complete(path: &Path) -> bool {
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    // A name that is not UTF-8 (an upload in Latin-1) is a file like any
+    // other.
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
     !(name.is_empty() || name.starts_with('.') || name.ends_with(".part") || name.ends_with(".tmp"))
 }
 
@@ -368,14 +393,14 @@ fn finish(
     std::fs::create_dir_all(&target_dir).map_err(io_err(&target_dir))?;
     let name = file
         .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("interchange");
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "interchange".into());
     // A name whose file and companions are all free: a delivered file may
     // itself be named like another's companion (`z.ack` beside `z`), and
     // nothing already archived is overwritten. (Taken links count too.)
     let taken = |p: &Path| std::fs::symlink_metadata(p).is_ok();
     let with = |p: &Path, ext: &str| PathBuf::from(format!("{}.{ext}", p.display()));
-    let mut target = target_dir.join(name);
+    let mut target = target_dir.join(&name);
     let mut n = 1;
     while taken(&target) || taken(&with(&target, "ack")) || taken(&with(&target, "err")) {
         target = target_dir.join(format!("{name}.{n}"));
