@@ -367,6 +367,14 @@ async fn amqp_intake_end_to_end() {
     let d = next_message(&ch, dead.as_str()).await;
     assert_eq!(header(&d, "x-tradehub-code"), "HUB413");
     assert!(header(&d, "x-tradehub-reason").contains("exceeds the limit of 65536 bytes"));
+    // … and recorded, as every refusal is.
+    let refusals = store.refusals("guest", 10).await.unwrap();
+    assert!(
+        refusals
+            .iter()
+            .any(|(code, detail)| code == "HUB413" && detail.contains("102400 bytes")),
+        "{refusals:?}"
+    );
 
     publish(&ch, &settings, b"neither EDIFACT nor XML", as_guest()).await;
     let d = next_message(&ch, dead.as_str()).await;

@@ -81,7 +81,18 @@ async fn files_are_taken_and_sorted() {
     let ack = std::fs::read_to_string(folder.join("failed/b-bad.edi.ack")).unwrap();
     assert!(ack.contains("UCM+1+CUSDEC:D:96B:UN+4+29+UNT+2'"), "{ack}");
     let err = std::fs::read_to_string(folder.join("failed/d-big.edi.err")).unwrap();
-    assert!(err.contains("exceeds the limit"), "{err}");
+    assert!(
+        err.contains("refused HUB413: file of 102400 bytes exceeds the limit"),
+        "{err}"
+    );
+    // … and recorded, as every refusal is.
+    let refusals = intake.store().refusals("KRBROKER01", 10).await.unwrap();
+    assert!(
+        refusals
+            .iter()
+            .any(|(code, detail)| code == "HUB413" && detail.contains("102400 bytes")),
+        "{refusals:?}"
+    );
     // Left alone: the partial file and the unknown partner's folder.
     assert!(inbox.join("c-partial.edi.part").exists());
     assert!(settings.dir.join("STRANGER/in/x.edi").exists());

@@ -231,6 +231,12 @@ async fn scenario(url: &str) {
     let r = request(addr, "POST", "/v1/interchanges", Some(&hub.broker), &big).await;
     assert_eq!(r.status, 413);
     assert_eq!(r.header("content-type"), Some("application/problem+json"));
+    let refusals = hub.store.refusals("KRBROKER01", 10).await.unwrap();
+    assert_eq!(
+        refusals.first().map(|(code, _)| code.as_str()),
+        Some("HUB413"),
+        "{refusals:?}"
+    );
 
     // Every error is problem details: a path the API does not have (404),
     // a method a path does not take (405), a query not understood (400).

@@ -564,6 +564,39 @@ impl Intake {
         Metrics::inc(&m.refused);
     }
 
+    /// Counts and records a submission a transport refused unread for its
+    /// size (HUB413): who, when, how large, the hash of what was received
+    /// when the transport holds it (empty otherwise), and why.
+    pub async fn refuse_too_large(
+        &self,
+        partner: Option<&str>,
+        size_bytes: i64,
+        received: Option<&[u8]>,
+        detail: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        use sha2::{Digest, Sha256};
+        self.count_refused_unread();
+        let sha256 = received
+            .map(|b| {
+                Sha256::digest(b)
+                    .iter()
+                    .map(|x| format!("{x:02x}"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        self.store
+            .refuse(&crate::store::Refusal {
+                partner_id: partner.map(str::to_owned),
+                at: now,
+                sha256,
+                size_bytes,
+                code: Code::TooLarge.as_str().to_owned(),
+                detail: detail.to_owned(),
+            })
+            .await
+    }
+
     /// The sender's live declaration `by` names: one declared earlier in
     /// the same interchange (`known`), else the store's.
     async fn live(

@@ -624,7 +624,19 @@ async fn handle(
             delivery.data.len(),
             s.max_body_bytes
         );
-        intake.count_refused_unread();
+        if let Err(e) = retrying("refusal", || {
+            intake.refuse_too_large(
+                Some(&user),
+                i64::try_from(delivery.data.len()).unwrap_or(i64::MAX),
+                Some(&delivery.data),
+                &why,
+                crate::timestamp::Timestamp::now(),
+            )
+        })
+        .await
+        {
+            return store_failed(channel, s, &delivery, INBOUND_KEY, e).await;
+        }
         dead_letter(channel, s, &delivery, Code::TooLarge.as_str(), &why).await?;
         return Ok(());
     }

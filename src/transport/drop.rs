@@ -333,6 +333,16 @@ async fn take(
             "file of {size} bytes exceeds the limit of {} bytes; not read",
             settings.max_file_bytes
         );
+        intake
+            .refuse_too_large(
+                Some(&partner.id),
+                i64::try_from(size).unwrap_or(i64::MAX),
+                None,
+                &why,
+                crate::timestamp::Timestamp::now(),
+            )
+            .await?;
+        let why = format!("refused {}: {why}\n", Code::TooLarge);
         return finish(folder, file, false, None, &why);
     }
     // Opened without following a link put in its place since, and read no
@@ -344,6 +354,16 @@ async fn take(
                 "file grew beyond the limit of {} bytes while it was read; not taken",
                 settings.max_file_bytes
             );
+            intake
+                .refuse_too_large(
+                    Some(&partner.id),
+                    i64::try_from(settings.max_file_bytes.saturating_add(1)).unwrap_or(i64::MAX),
+                    None,
+                    &why,
+                    crate::timestamp::Timestamp::now(),
+                )
+                .await?;
+            let why = format!("refused {}: {why}\n", Code::TooLarge);
             return finish(folder, file, false, None, &why);
         }
     };

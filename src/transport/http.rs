@@ -534,7 +534,14 @@ async fn post_interchange(
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.parse().ok())
                     .unwrap_or(-1),
-                code: format!("HTTP{}", status.as_u16()),
+                // Too large: HUB413, as on the other transports; another
+                // body that could not be read (a client that stopped
+                // sending) is HTTP and its status.
+                code: if status == StatusCode::PAYLOAD_TOO_LARGE {
+                    crate::diag::Code::TooLarge.as_str().to_owned()
+                } else {
+                    format!("HTTP{}", status.as_u16())
+                },
                 detail: rejection.body_text(),
             };
             app.intake.count_refused_unread();
