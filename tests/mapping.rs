@@ -642,6 +642,29 @@ fn a_passenger_list_arrives_where_and_when_its_last_leg_does() {
     );
 }
 
+/// A CUSDEC's declared total gross mass (CNT 6069 7 "total gross weight",
+/// UNCL D.96B, in KGM) is the canonical total, which RUL003 then holds
+/// against the items' masses.
+#[test]
+fn a_cusdec_total_gross_weight_is_the_total_mass() {
+    let text =
+        std::fs::read_to_string(root().join("fixtures/edifact/ok/cusdec-d96b-unoc.edi")).unwrap();
+    let end = "UNS+S'\nUNT+20+1'";
+    assert_eq!(text.matches(end).count(), 1);
+    let with = text.replacen(end, "UNS+S'\nCNT+7:2004:KGM'\nUNT+21+1'", 1);
+    let mapped = map(with.as_bytes());
+    let declaration = mapped[0].canonical.as_ref().unwrap();
+    assert_eq!(
+        declaration["totals"]["gross_mass_kg"], "2004",
+        "{declaration:#}"
+    );
+    assert!(
+        !mapped[0].issues.iter().any(|i| i.message.contains("2004")),
+        "{:#?}",
+        mapped[0].issues
+    );
+}
+
 fn mapped_issues(bytes: &[u8]) -> Vec<tradehub::diag::Issue> {
     map(bytes).into_iter().flat_map(|m| m.issues).collect()
 }

@@ -399,3 +399,52 @@ fn distinct_keeps_each_repeated_value_once() {
         serde_json::json!(["HDMU1234565", "MSCU7654321"])
     );
 }
+
+/// The declared total gross mass is read (in kilograms), so RUL003 holds it
+/// against the goods items' masses and locates a difference at the element.
+#[test]
+fn the_total_gross_mass_is_held_against_the_items() {
+    use tradehub::mapping::locate;
+    use tradehub::rules::{RuleSettings, check};
+    let mapping = load().unwrap();
+    let text = std::fs::read_to_string(
+        root().join("fixtures/wco/corpus/valid/hmrc__TT_IM001d__TT_IM001d.xml"),
+    )
+    .unwrap();
+    let anchor = "<TotalPackageQuantity>";
+    assert_eq!(text.matches(anchor).count(), 1);
+    let findings = |total: &str| {
+        let bytes = text.replacen(
+            anchor,
+            &format!(
+                "<TotalGrossMassMeasure unitCode=\"KGM\">{total}</TotalGrossMassMeasure>{anchor}"
+            ),
+            1,
+        );
+        let (value, _, provenance) = mapping.apply_located(bytes.as_bytes());
+        let declaration: tradehub::model::Declaration =
+            serde_json::from_value(typed("declaration", value).unwrap()).unwrap();
+        let mut findings = check(
+            &declaration,
+            &RuleSettings::at(tradehub::timestamp::Timestamp::parse("2030-01-01T00:00").unwrap()),
+        );
+        locate(&mut findings, &provenance);
+        (declaration.totals.gross_mass_kg, findings)
+    };
+    // Items: 150 + 15 + 15 kg.
+    let (total, found) = findings("180");
+    assert_eq!(total.map(|t| t.to_string()), Some("180".to_owned()));
+    assert!(
+        !found.iter().any(|f| f.code == Code::RuleTotals),
+        "{found:#?}"
+    );
+    let (_, found) = findings("99999");
+    let totals = found
+        .iter()
+        .find(|f| f.code == Code::RuleTotals)
+        .unwrap_or_else(|| panic!("{found:#?}"));
+    assert_eq!(
+        totals.location.path.as_deref(),
+        Some("/Declaration/TotalGrossMassMeasure")
+    );
+}
