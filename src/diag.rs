@@ -206,6 +206,9 @@ codes! {
     /// Project code (business rule, warning): a cargo report places a
     /// consignment's goods in a container its equipment does not list.
     RuleEquipment = "RUL011",
+    /// Project code (business rule): an amount, mass or volume of a
+    /// declaration is negative.
+    RuleNegative = "RUL012",
     /// Project code: the interchange sender (UNB S002) is not the
     /// authenticated partner that submitted it.
     WrongSender = "HUB201",

@@ -263,11 +263,54 @@ fn check_as(declaration: &Declaration, settings: &RuleSettings, whole: bool) -> 
         "/totals/customs_value/currency",
         &mut out,
     );
+    negatives(declaration, &mut out);
     if !partial {
         totals(declaration, settings, &mut out);
     }
     future(&declaration.issued, "/issued", settings, &mut out);
     out
+}
+
+/// Amounts, masses and volumes are never negative: a negative customs
+/// value or mass has no meaning in a declaration (and would let items
+/// cancel each other out in the totals).
+fn negatives(d: &Declaration, out: &mut Vec<Issue>) {
+    let mut check = |value: Option<Decimal>, pointer: String| {
+        if let Some(v) = value
+            && v.is_sign_negative()
+            && !v.is_zero()
+        {
+            out.push(finding(
+                Code::RuleNegative,
+                pointer,
+                format!("{v} is negative"),
+            ));
+        }
+    };
+    let amount = |a: &Option<Amount>| a.as_ref().map(|a| a.value);
+    check(amount(&d.totals.invoice), "/totals/invoice/value".into());
+    check(
+        amount(&d.totals.customs_value),
+        "/totals/customs_value/value".into(),
+    );
+    check(d.totals.gross_mass_kg, "/totals/gross_mass_kg".into());
+    for (i, g) in d.goods.iter().enumerate() {
+        check(
+            amount(&g.customs_value),
+            format!("/goods/{i}/customs_value/value"),
+        );
+        check(
+            amount(&g.item_price),
+            format!("/goods/{i}/item_price/value"),
+        );
+        check(
+            amount(&g.statistical_value),
+            format!("/goods/{i}/statistical_value/value"),
+        );
+        check(g.gross_mass_kg, format!("/goods/{i}/gross_mass_kg"));
+        check(g.net_mass_kg, format!("/goods/{i}/net_mass_kg"));
+        check(g.gross_volume_m3, format!("/goods/{i}/gross_volume_m3"));
+    }
 }
 
 fn parties(d: &Declaration, out: &mut Vec<Issue>) {

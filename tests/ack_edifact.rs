@@ -206,6 +206,18 @@ type Case = (
 );
 
 const CASES: &[Case] = &[
+    // A negative mass: located at its value in the item's MEA.
+    (
+        "MEA+AAE+G+KGM:1001.5'",
+        "MEA+AAE+G+KGM:-1001.5'",
+        Code::RuleNegative,
+        "MEA",
+        14,
+        Some(3),
+        Some(2),
+        "/goods/0/gross_mass_kg",
+        Some("SG30"),
+    ),
     // The declarant without an id: located at its NAD.
     (
         "NAD+DT+1234567890::ZZZ'",

@@ -118,6 +118,15 @@ fn each_rule_reports_its_code_and_field() {
             with(|v| v["goods"][1]["sequence"] = json!(3)),
             (Code::RuleItems, "/goods/1/sequence"),
         ),
+        (
+            // Items −100 and 400 sum to the declared 300: the sign is
+            // caught even where the totals agree.
+            with(|v| {
+                v["goods"][0]["customs_value"]["value"] = json!("-100.00");
+                v["goods"][1]["customs_value"]["value"] = json!("400.00");
+            }),
+            (Code::RuleNegative, "/goods/0/customs_value/value"),
+        ),
     ];
     for (got, (code, pointer)) in cases {
         assert_eq!(
@@ -221,7 +230,10 @@ fn sums_too_large_to_compute_are_findings() {
     });
     assert_eq!(
         got,
-        vec![(Code::RuleTotals, "/totals/customs_value/value".to_owned())]
+        vec![
+            (Code::RuleNegative, "/totals/customs_value/value".to_owned()),
+            (Code::RuleTotals, "/totals/customs_value/value".to_owned())
+        ]
     );
 }
 
