@@ -67,10 +67,11 @@ fn serve_submit_status_and_stop() {
     let (server, addr, log) = common::spawn_serve(&data);
     let url = format!("http://{addr}");
 
-    let ok = fixture("ok/cusdec-d96b-unoc.edi");
+    // An import that needs KMDIA's permit: taken, its declaration waiting.
+    let medical = fixture("ok/cusdec-d96b-medical-import.edi");
     let out = bin()
         .args(["submit"])
-        .arg(&ok)
+        .arg(&medical)
         .args(["--url", &url, "--token", &token])
         .output()
         .unwrap();
@@ -81,10 +82,33 @@ fn serve_submit_status_and_stop() {
         "{text}{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    assert!(text.contains(": validated (1 message(s), 0 error(s))"), "{text}");
+    assert!(
+        text.contains(": awaiting_permits (LRN LRNMED2026001, MRN "),
+        "{text}"
+    );
+
+    // An export without its exporter: the interchange is valid, but its
+    // declarations are rejected (RUL001), so the broker has work: exit 1.
+    let ok = fixture("ok/cusdec-d96b-unoc.edi");
+    let out = bin()
+        .args(["submit"])
+        .arg(&ok)
+        .args(["--url", &url, "--token", &token])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(
         text.contains(": validated (2 message(s), 0 error(s))"),
         "{text}"
     );
+    assert!(text.contains(": rejected (LRN LRN2026001)"), "{text}");
     assert!(
         text.contains("UCI+20261124001+KRBROKER01:ZZZ+TRADEHUB:ZZZ+7'"),
         "{text}"
@@ -102,7 +126,7 @@ fn serve_submit_status_and_stop() {
         .args(["--url", &url, "--token", &token])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("(duplicate: original answer)"));
 
     let bad = fixture("err/unt-count.edi");
@@ -126,7 +150,8 @@ fn serve_submit_status_and_stop() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains(": rejected (LRN LRN2026002)"), "{text}");
     assert!(text.contains(" received: "), "{text}");
     assert!(text.contains(" duplicate_received: "), "{text}");
 
@@ -320,7 +345,7 @@ fn a_partner_token_can_be_replaced() {
     let submit = |token: &str| {
         bin()
             .args(["submit"])
-            .arg(fixture("ok/cusdec-d96b-unoc.edi"))
+            .arg(fixture("ok/cusdec-d96b-medical-import.edi"))
             .args(["--url", &url, "--token", token])
             .output()
             .unwrap()

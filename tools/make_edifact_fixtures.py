@@ -12,15 +12,15 @@ import os
 ROOT = os.path.join(os.path.dirname(__file__), "..", "fixtures", "edifact")
 
 
-def cusdec_body(ref="1", lrn="LRN2026001", items=2, text="MACHINE PARTS"):
+def cusdec_body(ref="1", lrn="LRN2026001", items=2, text="MACHINE PARTS", kind="830", hs=None, dispatch="KR"):
     """A CUSDEC in the order of the D.96B segment table (TRMD CUSDEC_D.96B):
     header, SG4 transport, SG6 parties, SG8 amount, UNS, SG30 goods items
     (CST, FTX, MEA, SG33 MOA), UNS, UNT."""
     segs = [
         f"UNH+{ref}+CUSDEC:D:96B:UN",
-        f"BGM+830+{lrn}+9",
+        f"BGM+{kind}+{lrn}+9",
         "LOC+22+KRPUS:139:6",
-        "LOC+35+KR",
+        f"LOC+35+{dispatch}",
         "DTM+137:202611241030:203",
         "TDT+20+V2611+1++HDMU:172:20+++9353216:146::HMM ALGECIRAS",
         "NAD+DT+1234567890::ZZZ",
@@ -30,7 +30,7 @@ def cusdec_body(ref="1", lrn="LRN2026001", items=2, text="MACHINE PARTS"):
     ]
     for i in range(1, items + 1):
         segs += [
-            f"CST+{i}+847989",
+            f"CST+{i}+{(hs or {}).get(i, '847989')}",
             f"FTX+AAA+++{text} ITEM {i}",
             f"MEA+AAE+G+KGM:{1000 + i}.5",
             f"MOA+123:{50000 + i}.25:USD",
@@ -69,6 +69,11 @@ def main():
     # --- ok ---------------------------------------------------------------
     write("ok", "cusdec-d96b-unoc.edi", interchange([cusdec_body("1"), cusdec_body("2", "LRN2026002", 3)]))
     write("ok", "cusdec-one-line.edi", interchange([cusdec_body()], sep=""))
+    # The README's walkthrough: an import whose first item (HS 9018.90,
+    # medical instruments) needs KMDIA's permit.
+    write("ok", "cusdec-d96b-medical-import.edi", interchange(
+        [cusdec_body(lrn="LRNMED2026001", kind="929", hs={1: "901890"},
+                     text="MEDICAL INSTRUMENTS", dispatch="DE")], ref="20261124002"))
     write("ok", "cusdec-crlf.edi", interchange([cusdec_body()], sep="\r\n"))
     # Syntax 4 without UNA: default separators include '*' for repetition.
     v4 = cusdec_body()

@@ -419,7 +419,14 @@ fn call(
 fn print_answer(code: u16, json: &serde_json::Value, format: Format) -> Result<u8, CliError> {
     let mut out = io::stdout().lock();
     let ic = &json["interchange"];
-    let valid = ic["status"] == "validated";
+    // Valid: the interchange, and every declaration it carried taken (a
+    // declaration the business rules reject is the broker's to correct).
+    let declarations = json["declarations"].as_array();
+    let valid = ic["status"] == "validated"
+        && !declarations
+            .into_iter()
+            .flatten()
+            .any(|d| d["status"] == "rejected");
     match format {
         Format::Json => {
             serde_json::to_writer_pretty(&mut out, json).map_err(|e| out_err(e.into()))?;
@@ -445,6 +452,22 @@ fn print_answer(code: u16, json: &serde_json::Value, format: Format) -> Result<u
                 if let Ok(issue) = serde_json::from_value::<Issue>(issue.clone()) {
                     writeln!(out, "  {issue}").map_err(out_err)?;
                 }
+            }
+            for d in declarations.into_iter().flatten() {
+                let mut about = Vec::new();
+                for (key, label) in [("lrn", "LRN"), ("mrn", "MRN"), ("lane", "lane")] {
+                    if let Some(v) = d[key].as_str() {
+                        about.push(format!("{label} {v}"));
+                    }
+                }
+                writeln!(
+                    out,
+                    "declaration {}: {} ({})",
+                    d["id"].as_str().unwrap_or("?"),
+                    d["status"].as_str().unwrap_or("?"),
+                    about.join(", ")
+                )
+                .map_err(out_err)?;
             }
             for event in json["events"].as_array().into_iter().flatten() {
                 writeln!(
@@ -482,7 +505,19 @@ fn print_answer(code: u16, json: &serde_json::Value, format: Format) -> Result<u
 fn submit(path: &Path, client: &ClientArgs, format: Format) -> Result<u8, CliError> {
     let bytes = read(path)?;
     let url = format!("{}/v1/interchanges", client.url.trim_end_matches('/'));
-    let (code, json) = call(client, ureq::post(&url), Some(&bytes))?;
+    let (code, mut json) = call(client, ureq::post(&url), Some(&bytes))?;
+    // The declarations the interchange carried, as the hub has taken them
+    // (a syntax-valid interchange can still hold a rejected declaration).
+    if (200..300).contains(&code)
+        && let Some(id) = json["interchange"]["id"].as_str()
+    {
+        let url = format!("{}/v1/interchanges/{id}", client.url.trim_end_matches('/'));
+        if let Ok((200, full)) = call(client, ureq::get(&url), None)
+            && let Some(object) = json.as_object_mut()
+        {
+            object.insert("declarations".into(), full["declarations"].clone());
+        }
+    }
     print_answer(code, &json, format)
 }
 
