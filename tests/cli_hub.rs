@@ -82,7 +82,10 @@ fn serve_submit_status_and_stop() {
         "{text}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(text.contains(": validated (1 message(s), 0 error(s))"), "{text}");
+    assert!(
+        text.contains(": validated (1 message(s), 0 error(s))"),
+        "{text}"
+    );
     assert!(
         text.contains(": awaiting_permits (LRN LRNMED2026001, MRN "),
         "{text}"

@@ -464,6 +464,54 @@ fn schema_errors_on_one_line_or_over_several_find_their_element() {
             Some(1)
         )]
     );
+    // A goods item missing what it must hold, after an error inside it:
+    // libxml2 reports the item when it ends, after its child; both are in
+    // the first item, not the next one.
+    let from = minified.find("<GovernmentAgencyGoodsItem>").unwrap();
+    let to = minified.find("</GovernmentAgencyGoodsItem>").unwrap()
+        + "</GovernmentAgencyGoodsItem>".len();
+    let mut gutted = minified.clone();
+    gutted.replace_range(
+        from..to,
+        "<GovernmentAgencyGoodsItem><CustomsValueAmount currencyID=\"GBP\">abc</CustomsValueAmount></GovernmentAgencyGoodsItem>",
+    );
+    let report = validator(XmlLimits::default()).validate(gutted.as_bytes(), "gutted.xml");
+    let paths: Vec<Option<&str>> = report
+        .issues
+        .iter()
+        .filter(|i| i.code == Code::XmlSchemaInvalid)
+        .map(|i| i.location.path.as_deref())
+        .collect();
+    let item = "/MetaData/Declaration/GoodsShipment/GovernmentAgencyGoodsItem[1]";
+    assert!(
+        paths.len() >= 2 && paths.iter().all(|p| p.is_some_and(|p| p.starts_with(item))),
+        "{:#?}",
+        report.issues
+    );
+    // A value too long, which libxml2 gives by its length, not quoted: the
+    // third item's description.
+    let shavers = "<Description>Hair clippers</Description>";
+    let long = minified.replacen(
+        shavers,
+        &format!("<Description>{}</Description>", "y".repeat(600)),
+        1,
+    );
+    let report = validator(XmlLimits::default()).validate(long.as_bytes(), "long.xml");
+    let paths: Vec<Option<&str>> = report
+        .issues
+        .iter()
+        .filter(|i| i.code == Code::XmlSchemaInvalid)
+        .map(|i| i.location.path.as_deref())
+        .collect();
+    assert_eq!(
+        paths,
+        [Some(
+            "/MetaData/Declaration/GoodsShipment/GovernmentAgencyGoodsItem[3]/Commodity/Description"
+        )],
+        "{:#?}",
+        report.issues
+    );
+
     // A description over two lines, in the first of three items whose
     // descriptions follow each other closely.
     let first = "<Description>Parts for shavers and hair clippers</Description>";

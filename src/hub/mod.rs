@@ -576,7 +576,6 @@ impl Intake {
         now: Timestamp,
     ) -> Result<(), StoreError> {
         use sha2::{Digest, Sha256};
-        self.count_refused_unread();
         let sha256 = received
             .map(|b| {
                 Sha256::digest(b)
@@ -594,7 +593,11 @@ impl Intake {
                 code: Code::TooLarge.as_str().to_owned(),
                 detail: detail.to_owned(),
             })
-            .await
+            .await?;
+        // Counted once recorded: a write retried after a store failure
+        // does not count it twice.
+        self.count_refused_unread();
+        Ok(())
     }
 
     /// The sender's live declaration `by` names: one declared earlier in

@@ -956,8 +956,6 @@ fn fill_sequences(node: &mut Node, def: &ElementDef) {
     }
 }
 
-/// Appends `node` and its children, in schema order, indented two spaces
-/// per level.
 /// Removes the elements left with neither text nor children: an amount
 /// whose value was refused (MAP006) while its currency attribute was set
 /// would otherwise be written empty, which the schema refuses.
@@ -968,6 +966,8 @@ fn prune_empty(node: &mut Node) {
     });
 }
 
+/// Appends `node` and its children, in schema order, indented two spaces
+/// per level.
 fn render(node: &Node, depth: usize, out: &mut String) {
     let indent = "  ".repeat(depth);
     out.push_str(&indent);

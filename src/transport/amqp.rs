@@ -440,11 +440,13 @@ pub async fn run(
         let stop = async move {
             let _ = rx.wait_for(|v| *v).await;
         };
+        let started = tokio::time::Instant::now();
         let result = consume(intake.clone(), settings.clone(), stop).await;
-        // A consumer that got connected was a success: the next wait starts
-        // again from 1 s (without this, after five losses in the life of the
-        // process every later one cost 30 s of intake).
-        if intake.broker().status() == Some(true) {
+        // A consumer that got set up and ran a while was a success: the
+        // next wait starts again from 1 s (without this, after five losses
+        // in the life of the process every later one cost 30 s of intake);
+        // one that fails while setting up, or at once, keeps backing off.
+        if intake.broker().status() == Some(true) && started.elapsed() >= Duration::from_secs(5) {
             backoff = Duration::from_secs(1);
         }
         intake.broker().set_connected(false);
@@ -510,12 +512,15 @@ where
         )
         .await?;
     tracing::info!(queue = %settings.inbound_queue(), replies = %settings.replies_queue(), "consuming AMQP intake and agency replies");
-    intake.broker().set_connected(true);
     let mut declared: HashSet<String> = HashSet::new();
     for partner in intake.store().partners().await? {
         declare_ack_queue(&channel, &settings, &partner.id).await?;
         declared.insert(settings.ack_queue(&partner.id).as_str().to_owned());
     }
+    // Connected once everything is in place: a failure while setting up
+    // (the database down, a queue declared with other arguments) is not a
+    // connection that worked.
+    intake.broker().set_connected(true);
     let declared = Arc::new(tokio::sync::Mutex::new(declared));
     // Shared with the delivery tasks.
     let settings = Arc::new(settings);

@@ -233,7 +233,10 @@ impl XmlValidator {
                 issues = guard;
             }
         }
-        if outcome.dropped > 0 {
+        // Beyond the cap: counted as the document's errors unless it is
+        // not well-formed, whose schema messages are artefacts (dropped
+        // above).
+        if outcome.dropped > 0 && !issues.iter().any(|i| i.code == Code::XmlNotWellFormed) {
             report.unrecorded_errors = outcome.dropped;
             issues.push(Issue::error(
                 Code::XmlTooManyIssues,
@@ -297,6 +300,14 @@ fn quoted_value(message: &str) -> Option<String> {
     body.get(..stop).map(str::to_owned)
 }
 
+/// The length a libxml2 facet message gives a value it does not quote:
+/// `[facet 'maxLength'] The value has a length of '600'; …`.
+fn quoted_length(message: &str) -> Option<usize> {
+    let at = message.find("has a length of '")? + "has a length of '".len();
+    let rest = message.get(at..)?;
+    rest.get(..rest.find('\'')?)?.parse().ok()
+}
+
 /// Turns libxml2's messages into located issues.
 fn engine_issues(document: &[u8], errors: &[libxml2::EngineError]) -> Vec<Issue> {
     let targets: Vec<(usize, reader::Target)> = errors
@@ -312,6 +323,7 @@ fn engine_issues(document: &[u8], errors: &[libxml2::EngineError]) -> Vec<Issue>
                         local,
                         attribute,
                         value: quoted_value(&e.message),
+                        length: quoted_length(&e.message),
                     },
                 )
             })

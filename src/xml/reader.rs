@@ -635,14 +635,15 @@ pub fn scan(doc: &[u8], limits: &XmlLimits) -> Scan {
 
 /// An element a libxml2 schema message names: the line libxml2 gives (the
 /// line its parser was at, anywhere from the element's start tag to its
-/// end tag), its local name, the attribute at fault and the value the
-/// message quotes, if any.
+/// end tag), its local name, the attribute at fault, and the value the
+/// message quotes or the length it says the value has, if any.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Target {
     pub line: u32,
     pub local: String,
     pub attribute: Option<String>,
     pub value: Option<String>,
+    pub length: Option<usize>,
 }
 
 /// An element that may be a target: where it is and what it holds.
@@ -652,39 +653,81 @@ struct Candidate {
     column: u32,
     start_line: u32,
     end_line: u32,
-    chain: Vec<Step>,
-    /// Its own text (not its children's), at most [`TEXT_KEPT`] bytes.
+    /// The byte after its end tag (its start tag, when empty).
+    end: usize,
+    /// Its own text (not its children's, without leading whitespace), no
+    /// longer than what may still be a value a target of its name quotes.
     text: String,
+    /// The length of its own text in characters, all of it.
+    text_chars: usize,
     /// The values of the attributes some target names.
     attributes: Vec<(Box<str>, String)>,
+    /// Closed, and beyond every target of its name's line: dropped.
+    dead: bool,
 }
 
-/// Elements kept as possible targets in one locating pass.
+/// Elements kept as possible targets in one locating pass (a few dozen
+/// bytes each, their text bounded by the quoted values).
 const MAX_CANDIDATES: usize = 100_000;
-/// Text kept per candidate to compare with a quoted value.
-const TEXT_KEPT: usize = 4096;
 
 /// Where the elements named by libxml2 are: each target's start-tag line
-/// and column and its full element path, with `[n]` on every step that has same-named siblings.
-/// One extra pass, run only for invalid documents.
+/// and column and its full element path, with `[n]` on every step that has
+/// same-named siblings. Run only for invalid documents: one pass chooses
+/// the elements, a second builds the paths of those chosen only, so memory
+/// stays bounded by the targets, not by the document.
 ///
 /// libxml2's streaming validation gives a line but no column, and the line
 /// is where its parser was: on a document written on one line, or for a
 /// value that runs over several lines, several elements of the name (or
-/// none whose start tag is on that line) fit. So an element fits a target
+/// none whose start tag is on that line) fit. An element fits a target
 /// when its name is the target's and the line falls between its start and
-/// end tags; of those, the one holding the value the message quotes is
-/// taken, and libxml2 reporting in document order, the first after the
-/// element the previous target was found at.
+/// end tags; of those, the one holding the quoted value (or a value of the
+/// length the message gives) is preferred; and since libxml2 reports as it
+/// reads, each error once the element it is about has been read, the
+/// element taken is the first one ending after the element the previous
+/// target was found at.
 pub(crate) fn locate(doc: &[u8], targets: &[Target]) -> Vec<Option<(u32, u32, String)>> {
     if targets.is_empty() {
         return Vec::new();
     }
-    // Per name, the last line a target of that name is on.
-    let mut last_line: rustc_hash::FxHashMap<&str, u32> = Default::default();
+    let candidates = candidates(doc, targets);
+    let mut previous_end = 0usize;
+    let chosen: Vec<Option<&Candidate>> = targets
+        .iter()
+        .map(|target| {
+            let found = choose(&candidates, target, previous_end)?;
+            previous_end = found.end;
+            Some(found)
+        })
+        .collect();
+    let ordinals: Vec<u64> = chosen.iter().flatten().map(|c| c.ordinal).collect();
+    let paths = paths_of(doc, &ordinals);
+    chosen
+        .into_iter()
+        .map(|c| {
+            let c = c?;
+            let path = paths.get(&c.ordinal)?.clone();
+            Some((c.start_line, c.column, path))
+        })
+        .collect()
+}
+
+/// The elements that may be targets, in document order.
+fn candidates(doc: &[u8], targets: &[Target]) -> Vec<Candidate> {
+    // Per name: the first and last line a target of that name is on, and
+    // the longest text worth keeping.
+    let mut by_name: rustc_hash::FxHashMap<&str, (u32, u32, usize)> = Default::default();
     for t in targets {
-        let entry = last_line.entry(t.local.as_str()).or_insert(0);
-        *entry = (*entry).max(t.line);
+        // Room for the value with longer runs of whitespace than quoted
+        // (libxml2 may quote it collapsed): what is longer than this
+        // cannot be it.
+        let keep = t.value.as_ref().map_or(0, |v| 2 * v.len() + 64);
+        let entry = by_name
+            .entry(t.local.as_str())
+            .or_insert((t.line, t.line, keep));
+        entry.0 = entry.0.min(t.line);
+        entry.1 = entry.1.max(t.line);
+        entry.2 = entry.2.max(keep);
     }
     let wanted_attribute = |local: &str, attribute: &str| {
         targets
@@ -694,11 +737,8 @@ pub(crate) fn locate(doc: &[u8], targets: &[Target]) -> Vec<Option<(u32, u32, St
     let mut candidates: Vec<Candidate> = Vec::new();
     let mut reader = NsReader::from_reader(doc);
     let mut lines = Lines::new(doc);
-    let mut stack: Vec<Open> = Vec::new();
     // Per open element, the candidate it is (if it is one).
-    let mut open_candidates: Vec<Option<usize>> = Vec::new();
-    let mut top = Children::default();
-    let mut final_counts: rustc_hash::FxHashMap<u64, Children> = Default::default();
+    let mut open: Vec<Option<usize>> = Vec::new();
     let mut ordinal = 0u64;
     loop {
         let before = reader.buffer_position() as usize;
@@ -710,53 +750,226 @@ pub(crate) fn locate(doc: &[u8], targets: &[Target]) -> Vec<Option<(u32, u32, St
             Event::Start(ref start) | Event::Empty(ref start) => {
                 let empty = matches!(event, Event::Empty(_));
                 ordinal += 1;
+                let end = reader.buffer_position() as usize;
+                let local = start.local_name();
+                let local = String::from_utf8_lossy(local.as_ref());
+                let mut candidate = None;
+                if let Some((_, last, _)) = by_name.get(&*local)
+                    && candidates.len() < MAX_CANDIDATES
+                {
+                    // The event can begin before the tag (with the
+                    // whitespace before it): the element starts at its `<`.
+                    let raw = doc.get(before..end).unwrap_or_default();
+                    let lt = before + memchr::memchr(b'<', raw).unwrap_or(0);
+                    let (start_line, column) = lines.at(lt);
+                    if start_line <= *last {
+                        let tag = doc.get(lt..end).unwrap_or_default();
+                        let tag_end_line = start_line + memchr_iter(b'\n', tag).count() as u32;
+                        let mut attributes = Vec::new();
+                        for attribute in start.attributes().flatten() {
+                            let name = String::from_utf8_lossy(attribute.key.local_name().as_ref())
+                                .into_owned();
+                            if wanted_attribute(&local, &name) {
+                                let value = attribute
+                                    .unescape_value()
+                                    .map(|v| v.into_owned())
+                                    .unwrap_or_default();
+                                attributes.push((name.into(), value));
+                            }
+                        }
+                        candidate = Some(candidates.len());
+                        candidates.push(Candidate {
+                            ordinal,
+                            local: local.into(),
+                            column,
+                            start_line,
+                            end_line: tag_end_line,
+                            end,
+                            text: String::new(),
+                            text_chars: 0,
+                            attributes,
+                            dead: false,
+                        });
+                    }
+                }
+                if empty {
+                    if let Some(c) = candidate {
+                        close(&mut candidates, c, &by_name);
+                    }
+                } else {
+                    open.push(candidate);
+                }
+            }
+            Event::Text(ref text) => {
+                if let Some(Some(c)) = open.last() {
+                    keep_text(
+                        &mut candidates,
+                        *c,
+                        &String::from_utf8_lossy(text),
+                        &by_name,
+                    );
+                }
+            }
+            Event::CData(ref data) => {
+                if let Some(Some(c)) = open.last() {
+                    keep_text(
+                        &mut candidates,
+                        *c,
+                        &String::from_utf8_lossy(data),
+                        &by_name,
+                    );
+                }
+            }
+            Event::GeneralRef(ref reference) => {
+                if let Some(Some(c)) = open.last() {
+                    let resolved = if reference.is_char_ref() {
+                        reference.resolve_char_ref().ok().flatten()
+                    } else {
+                        predefined(reference)
+                    };
+                    if let Some(ch) = resolved {
+                        keep_text(&mut candidates, *c, ch.encode_utf8(&mut [0; 4]), &by_name);
+                    }
+                }
+            }
+            Event::End(_) => {
+                let end = reader.buffer_position() as usize;
+                if let Some(Some(c)) = open.pop() {
+                    let (end_line, _) = lines.at(end);
+                    if let Some(candidate) = candidates.get_mut(c) {
+                        candidate.end_line = end_line;
+                        candidate.end = end;
+                    }
+                    close(&mut candidates, c, &by_name);
+                }
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    candidates.retain(|c| !c.dead);
+    candidates
+}
+
+/// A candidate whose element has ended: dropped when it ends before the
+/// first line a target of its name is on (it can fit none), and with it
+/// the dead ones at the end of the list, so that the list holds only
+/// elements that may still be a target.
+fn close(
+    candidates: &mut Vec<Candidate>,
+    at: usize,
+    by_name: &rustc_hash::FxHashMap<&str, (u32, u32, usize)>,
+) {
+    if let Some(c) = candidates.get_mut(at)
+        && by_name
+            .get(&*c.local)
+            .is_none_or(|(first, _, _)| c.end_line < *first)
+    {
+        c.dead = true;
+    }
+    while candidates.last().is_some_and(|c| c.dead) {
+        candidates.pop();
+    }
+}
+
+fn keep_text(
+    candidates: &mut [Candidate],
+    at: usize,
+    text: &str,
+    by_name: &rustc_hash::FxHashMap<&str, (u32, u32, usize)>,
+) {
+    if let Some(c) = candidates.get_mut(at) {
+        c.text_chars += text.chars().count();
+        let keep = by_name.get(&*c.local).map_or(0, |(_, _, k)| *k);
+        // Leading whitespace (indentation) is not kept: it does not count
+        // when the value is compared.
+        let text = if c.text.is_empty() {
+            text.trim_start()
+        } else {
+            text
+        };
+        if c.text.len() < keep {
+            let room = keep - c.text.len();
+            let mut cut = text.len().min(room);
+            while !text.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            c.text.push_str(text.get(..cut).unwrap_or(""));
+        }
+    }
+}
+
+/// The element a target is: of those of its name whose tags span its
+/// line, preferably one holding the quoted value (or a value of the given
+/// length), and of those the first ending after `previous_end` (where the
+/// element the previous target was found at ends), else one ending there
+/// (one element, two errors), else the first.
+fn choose<'c>(
+    candidates: &'c [Candidate],
+    target: &Target,
+    previous_end: usize,
+) -> Option<&'c Candidate> {
+    let fits = |c: &&Candidate| {
+        *c.local == *target.local && c.start_line <= target.line && target.line <= c.end_line
+    };
+    let holds = |c: &&Candidate| {
+        let held = match &target.attribute {
+            Some(name) => c
+                .attributes
+                .iter()
+                .find(|(n, _)| **n == **name)
+                .map(|(_, v)| (v.as_str(), v.chars().count())),
+            None => Some((c.text.as_str(), c.text_chars)),
+        };
+        let Some((held, chars)) = held else {
+            return false;
+        };
+        match (&target.value, target.length) {
+            (Some(value), _) => held.split_whitespace().eq(value.split_whitespace()),
+            (None, Some(length)) => chars == length || collapsed_chars(held) == length,
+            (None, None) => false,
+        }
+    };
+    let first = |keep: &dyn Fn(&&Candidate) -> bool| candidates.iter().filter(fits).find(keep);
+    first(&|c| holds(c) && c.end > previous_end)
+        .or_else(|| first(&|c| holds(c) && c.end == previous_end))
+        .or_else(|| first(&|c| holds(c)))
+        .or_else(|| first(&|c| c.end > previous_end))
+        .or_else(|| first(&|c| c.end == previous_end))
+        .or_else(|| first(&|_| true))
+}
+
+/// The element paths of the elements with the given ordinals (document
+/// order numbers), `[n]` on every step that has same-named siblings.
+fn paths_of(doc: &[u8], ordinals: &[u64]) -> rustc_hash::FxHashMap<u64, String> {
+    let wanted: rustc_hash::FxHashSet<u64> = ordinals.iter().copied().collect();
+    let mut chains: Vec<(u64, Vec<Step>)> = Vec::new();
+    let mut interesting: rustc_hash::FxHashSet<u64> = Default::default();
+    let mut final_counts: rustc_hash::FxHashMap<u64, Children> = Default::default();
+    let mut reader = NsReader::from_reader(doc);
+    let mut stack: Vec<Open> = Vec::new();
+    let mut top = Children::default();
+    let mut ordinal = 0u64;
+    while let Ok((_, event)) = reader.read_resolved_event() {
+        match event {
+            Event::Start(ref start) | Event::Empty(ref start) => {
+                let empty = matches!(event, Event::Empty(_));
+                ordinal += 1;
                 let local: Box<str> = String::from_utf8_lossy(start.local_name().as_ref()).into();
                 let index = match stack.last_mut() {
                     Some(parent) => child_index(&mut parent.children, &local),
                     None => child_index(&mut top, &local),
                 };
-                let end = reader.buffer_position() as usize;
-                // The event can begin before the tag (with the whitespace
-                // before it): the element starts at its `<`.
-                let raw = doc.get(before..end).unwrap_or_default();
-                let lt = before + memchr::memchr(b'<', raw).unwrap_or(0);
-                let (start_line, column) = lines.at(lt);
-                let tag = doc.get(lt..end).unwrap_or_default();
-                let tag_end_line = start_line + memchr_iter(b'\n', tag).count() as u32;
-                let mut candidate = None;
-                if last_line
-                    .get(&*local)
-                    .is_some_and(|last| start_line <= *last)
-                    && candidates.len() < MAX_CANDIDATES
-                {
+                if wanted.contains(&ordinal) {
                     let mut chain: Vec<Step> = stack
                         .iter()
                         .map(|open| (open.ordinal, open.local.clone(), open.index))
                         .collect();
                     chain.push((ordinal, local.clone(), index));
-                    let mut attributes = Vec::new();
-                    for attribute in start.attributes().flatten() {
-                        let name = String::from_utf8_lossy(attribute.key.local_name().as_ref())
-                            .into_owned();
-                        if wanted_attribute(&local, &name) {
-                            let value = attribute
-                                .unescape_value()
-                                .map(|v| v.into_owned())
-                                .unwrap_or_default();
-                            attributes.push((name.into(), value));
-                        }
+                    for (o, _, _) in &chain {
+                        interesting.insert(*o);
                     }
-                    candidate = Some(candidates.len());
-                    candidates.push(Candidate {
-                        ordinal,
-                        local: local.clone(),
-                        column,
-                        start_line,
-                        end_line: tag_end_line,
-                        chain,
-                        text: String::new(),
-                        attributes,
-                    });
+                    chains.push((ordinal, chain));
                 }
                 if !empty {
                     stack.push(Open {
@@ -765,39 +978,12 @@ pub(crate) fn locate(doc: &[u8], targets: &[Target]) -> Vec<Option<(u32, u32, St
                         index,
                         children: Children::default(),
                     });
-                    open_candidates.push(candidate);
-                }
-            }
-            Event::Text(ref text) => {
-                if let Some(Some(c)) = open_candidates.last() {
-                    keep_text(&mut candidates, *c, &String::from_utf8_lossy(text));
-                }
-            }
-            Event::CData(ref data) => {
-                if let Some(Some(c)) = open_candidates.last() {
-                    keep_text(&mut candidates, *c, &String::from_utf8_lossy(data));
-                }
-            }
-            Event::GeneralRef(ref reference) => {
-                if let Some(Some(c)) = open_candidates.last() {
-                    let resolved = if reference.is_char_ref() {
-                        reference.resolve_char_ref().ok().flatten()
-                    } else {
-                        predefined(reference)
-                    };
-                    if let Some(ch) = resolved {
-                        keep_text(&mut candidates, *c, ch.encode_utf8(&mut [0; 4]));
-                    }
                 }
             }
             Event::End(_) => {
-                let (end_line, _) = lines.at(reader.buffer_position() as usize);
-                if let Some(Some(c)) = open_candidates.pop()
-                    && let Some(candidate) = candidates.get_mut(c)
+                if let Some(open) = stack.pop()
+                    && interesting.contains(&open.ordinal)
                 {
-                    candidate.end_line = end_line;
-                }
-                if let Some(open) = stack.pop() {
                     final_counts.insert(open.ordinal, open.children);
                 }
             }
@@ -806,17 +992,16 @@ pub(crate) fn locate(doc: &[u8], targets: &[Target]) -> Vec<Option<(u32, u32, St
         }
     }
     for open in stack.drain(..) {
-        final_counts.insert(open.ordinal, open.children);
+        if interesting.contains(&open.ordinal) {
+            final_counts.insert(open.ordinal, open.children);
+        }
     }
-    let mut previous = 0u64;
-    targets
-        .iter()
-        .map(|target| {
-            let found = choose(&candidates, target, previous)?;
-            previous = found.ordinal;
+    chains
+        .into_iter()
+        .map(|(ordinal, chain)| {
             let mut path = String::new();
             let mut parent_counts: Option<&Children> = Some(&top);
-            for (o, local, index) in &found.chain {
+            for (o, local, index) in &chain {
                 path.push('/');
                 path.push_str(local);
                 let siblings = parent_counts.map_or(1, |c| c.count(local).max(1));
@@ -825,56 +1010,17 @@ pub(crate) fn locate(doc: &[u8], targets: &[Target]) -> Vec<Option<(u32, u32, St
                 }
                 parent_counts = final_counts.get(o);
             }
-            Some((found.start_line, found.column, path))
+            (ordinal, path)
         })
         .collect()
 }
 
-fn keep_text(candidates: &mut [Candidate], at: usize, text: &str) {
-    if let Some(c) = candidates.get_mut(at)
-        && c.text.len() < TEXT_KEPT
-    {
-        c.text.push_str(text);
+/// The length in characters of the text with each run of whitespace one
+/// space, trimmed (how libxml2 measures a collapsed value).
+fn collapsed_chars(text: &str) -> usize {
+    let mut n = 0;
+    for (i, word) in text.split_whitespace().enumerate() {
+        n += word.chars().count() + usize::from(i > 0);
     }
-}
-
-/// The element a target is: of those of its name whose tags span its
-/// line, preferably one holding the quoted value, and of those the first
-/// after `previous` (the element the target before was found at), else
-/// `previous` itself (one element, two errors), else the first.
-fn choose<'c>(
-    candidates: &'c [Candidate],
-    target: &Target,
-    previous: u64,
-) -> Option<&'c Candidate> {
-    let fits = |c: &&Candidate| {
-        *c.local == *target.local && c.start_line <= target.line && target.line <= c.end_line
-    };
-    let holds = |c: &&Candidate| {
-        let Some(value) = &target.value else {
-            return false;
-        };
-        let held = match &target.attribute {
-            Some(name) => c
-                .attributes
-                .iter()
-                .find(|(n, _)| **n == **name)
-                .map(|(_, v)| v.as_str()),
-            None => Some(c.text.as_str()),
-        };
-        held.is_some_and(|h| collapsed(h) == collapsed(value))
-    };
-    let first = |keep: &dyn Fn(&&Candidate) -> bool| candidates.iter().filter(fits).find(keep);
-    first(&|c| holds(c) && c.ordinal > previous)
-        .or_else(|| first(&|c| holds(c) && c.ordinal == previous))
-        .or_else(|| first(&|c| holds(c)))
-        .or_else(|| first(&|c| c.ordinal > previous))
-        .or_else(|| first(&|c| c.ordinal == previous))
-        .or_else(|| first(&|_| true))
-}
-
-/// The text with each run of whitespace one space, trimmed: how libxml2
-/// quotes a collapsed value.
-fn collapsed(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
+    n
 }
