@@ -155,6 +155,24 @@ async fn agencies_answer_and_officers_release_over_http() {
     )
     .await;
     assert!(r.json()["declarations"].as_array().unwrap().is_empty());
+    // A status no declaration can have (a typo) is not an empty list.
+    let r = request(
+        addr,
+        "GET",
+        "/v1/declarations?status=Cleared",
+        token("KRBROKER01"),
+        b"",
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    assert!(
+        r.json()["detail"]
+            .as_str()
+            .unwrap()
+            .contains("awaiting_permits"),
+        "{}",
+        r.json()
+    );
     // A query that cannot be read: a problem document, as every error.
     let r = request(
         addr,

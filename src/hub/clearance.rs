@@ -51,6 +51,17 @@ pub mod state {
     pub const RELEASED: &str = "released";
     pub const AMENDED: &str = "amended";
     pub const CANCELLED: &str = "cancelled";
+    /// The statuses a stored declaration can have (the others are events).
+    pub const STORED: &[&str] = &[
+        REJECTED,
+        ACCEPTED,
+        AWAITING_PERMITS,
+        CLEARED,
+        HELD,
+        RELEASED,
+        AMENDED,
+        CANCELLED,
+    ];
     /// Statuses from which an amendment or cancellation may move a declaration.
     pub const CHANGEABLE: &[&str] = &[AWAITING_PERMITS, HELD];
     /// Statuses from which an officer may release the goods.

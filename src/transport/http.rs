@@ -849,7 +849,23 @@ async fn list_declarations(
         Ok(Query(query)) => query,
         Err(rejection) => return bad_query(&rejection),
     };
+    // A status no declaration can have is a mistake, not an empty list.
+    if let Some(status) = query.status.as_deref()
+        && !crate::hub::clearance::state::STORED.contains(&status)
+    {
+        return problem(
+            StatusCode::BAD_REQUEST,
+            "bad-query",
+            "Query not understood",
+            format!(
+                "no declaration has the status {status:?}; one of: {}",
+                crate::hub::clearance::state::STORED.join(", ")
+            ),
+            json!({"expected": {"status": crate::hub::clearance::state::STORED, "limit": "1 to 1000"}}),
+        );
+    }
     let owner = (!is_officer(&partner)).then_some(partner.id.as_str());
+    // Outside 1 to 1000, the nearest bound.
     let limit = query.limit.unwrap_or(100).clamp(1, 1000);
     match app
         .intake
