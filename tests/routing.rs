@@ -172,6 +172,44 @@ fn a_rule_on_countries_alone_routes_every_item() {
     assert!(routing.route(&declaration("CN")).is_empty());
 }
 
+/// The shipped rules ask each agency for what it confirms: cultural
+/// heritage for export only, controlled chemicals both ways, medicines as
+/// medicines (not as food).
+#[test]
+fn shipped_rules_route_by_direction_and_purpose() {
+    let (_, routing) = shipped();
+    let route = |kind: &str, hs: &str| -> Vec<(String, String)> {
+        let d: tradehub::model::Declaration = serde_json::from_value(serde_json::json!({
+            "kind": kind, "function": "original", "lrn": "L1",
+            "goods": [{"sequence": 1, "hs_code": hs}]
+        }))
+        .unwrap();
+        routing
+            .route(&d)
+            .into_iter()
+            .map(|p| (p.agency, p.law))
+            .collect()
+    };
+    assert_eq!(
+        route("export", "970100"),
+        [(
+            "KHS".to_owned(),
+            "Cultural Heritage Protection Act".to_owned()
+        )]
+    );
+    assert!(route("import", "970100").is_empty());
+    assert_eq!(
+        route("export", "290341"),
+        [("ME".to_owned(), "Chemicals Control Act".to_owned())]
+    );
+    let medicines = route("import", "300490");
+    assert!(
+        medicines.iter().all(|(agency, _)| agency != "MFDS")
+            && medicines.iter().any(|(agency, _)| agency == "KPTA"),
+        "{medicines:?}"
+    );
+}
+
 /// A WCO declaration is routed as its EDIFACT form is: the CUSDEC above,
 /// turned into WCO XML through the canonical model, needs the same permits.
 #[test]
