@@ -647,9 +647,10 @@ pub(crate) struct Target {
 }
 
 /// An element that may be a target: where it is and what it holds.
-struct Candidate {
+struct Candidate<'t> {
     ordinal: u64,
-    local: Box<str>,
+    /// Its local name (a target's, borrowed).
+    local: &'t str,
     column: u32,
     start_line: u32,
     end_line: u32,
@@ -713,7 +714,7 @@ pub(crate) fn locate(doc: &[u8], targets: &[Target]) -> Vec<Option<(u32, u32, St
 }
 
 /// The elements that may be targets, in document order.
-fn candidates(doc: &[u8], targets: &[Target]) -> Vec<Candidate> {
+fn candidates<'t>(doc: &[u8], targets: &'t [Target]) -> Vec<Candidate<'t>> {
     // Per name: the first and last line a target of that name is on, and
     // the longest text worth keeping.
     let mut by_name: rustc_hash::FxHashMap<&str, (u32, u32, usize)> = Default::default();
@@ -754,7 +755,7 @@ fn candidates(doc: &[u8], targets: &[Target]) -> Vec<Candidate> {
                 let local = start.local_name();
                 let local = String::from_utf8_lossy(local.as_ref());
                 let mut candidate = None;
-                if let Some((_, last, _)) = by_name.get(&*local)
+                if let Some((name, (_, last, _))) = by_name.get_key_value(&*local)
                     && candidates.len() < MAX_CANDIDATES
                 {
                     // The event can begin before the tag (with the
@@ -780,7 +781,7 @@ fn candidates(doc: &[u8], targets: &[Target]) -> Vec<Candidate> {
                         candidate = Some(candidates.len());
                         candidates.push(Candidate {
                             ordinal,
-                            local: local.into(),
+                            local: name,
                             column,
                             start_line,
                             end_line: tag_end_line,
@@ -856,13 +857,13 @@ fn candidates(doc: &[u8], targets: &[Target]) -> Vec<Candidate> {
 /// the dead ones at the end of the list, so that the list holds only
 /// elements that may still be a target.
 fn close(
-    candidates: &mut Vec<Candidate>,
+    candidates: &mut Vec<Candidate<'_>>,
     at: usize,
     by_name: &rustc_hash::FxHashMap<&str, (u32, u32, usize)>,
 ) {
     if let Some(c) = candidates.get_mut(at)
         && by_name
-            .get(&*c.local)
+            .get(c.local)
             .is_none_or(|(first, _, _)| c.end_line < *first)
     {
         c.dead = true;
@@ -873,14 +874,14 @@ fn close(
 }
 
 fn keep_text(
-    candidates: &mut [Candidate],
+    candidates: &mut [Candidate<'_>],
     at: usize,
     text: &str,
     by_name: &rustc_hash::FxHashMap<&str, (u32, u32, usize)>,
 ) {
     if let Some(c) = candidates.get_mut(at) {
         c.text_chars += text.chars().count();
-        let keep = by_name.get(&*c.local).map_or(0, |(_, _, k)| *k);
+        let keep = by_name.get(c.local).map_or(0, |(_, _, k)| *k);
         // Leading whitespace (indentation) is not kept: it does not count
         // when the value is compared.
         let text = if c.text.is_empty() {
@@ -904,13 +905,13 @@ fn keep_text(
 /// length), and of those the first ending after `previous_end` (where the
 /// element the previous target was found at ends), else one ending there
 /// (one element, two errors), else the first.
-fn choose<'c>(
-    candidates: &'c [Candidate],
+fn choose<'c, 't>(
+    candidates: &'c [Candidate<'t>],
     target: &Target,
     previous_end: usize,
-) -> Option<&'c Candidate> {
+) -> Option<&'c Candidate<'t>> {
     let fits = |c: &&Candidate| {
-        *c.local == *target.local && c.start_line <= target.line && target.line <= c.end_line
+        c.local == target.local && c.start_line <= target.line && target.line <= c.end_line
     };
     let holds = |c: &&Candidate| {
         let held = match &target.attribute {
