@@ -417,8 +417,11 @@ fn totals(d: &Declaration, settings: &RuleSettings, out: &mut Vec<Issue>) {
     // Amounts may be as large as a decimal holds (28 digits), so sums and
     // differences are checked: one that does not fit is a finding, never an
     // overflow.
+    // The tolerance is a share of the larger of the two, so that it is the
+    // same whichever side is the larger (300 against 303 and 303 against
+    // 300 agree or differ alike).
     let close = |total: Decimal, sum: Decimal| {
-        let allowed = total.abs().checked_mul(settings.tolerance);
+        let allowed = total.abs().max(sum.abs()).checked_mul(settings.tolerance);
         match (total.checked_sub(sum), allowed) {
             (Some(difference), Some(allowed)) => difference.abs() <= allowed,
             _ => false,
@@ -444,6 +447,25 @@ fn totals(d: &Declaration, settings: &RuleSettings, out: &mut Vec<Issue>) {
             .iter()
             .filter_map(|g| g.customs_value.as_ref())
             .collect();
+        let same_currency = values.iter().all(|a| a.currency == total.currency);
+        if values.len() < d.goods.len() && same_currency {
+            // Some items give no value: their sum cannot be held against
+            // the total, but the ones given must not already exceed it.
+            if let Some(sum) = sum_of(&mut values.iter().map(|a| a.value))
+                && values.iter().all(|a| !a.value.is_sign_negative())
+                && sum > total.value
+                && !close(total.value, sum)
+            {
+                out.push(finding(
+                    Code::RuleTotals,
+                    "/totals/customs_value/value".into(),
+                    format!(
+                        "total customs value {} {} is less than the items that give a value already sum to, {sum}",
+                        total.value, total.currency
+                    ),
+                ));
+            }
+        }
         if values.len() == d.goods.len() && !values.is_empty() {
             match sum_of(&mut values.iter().map(|a| a.value)) {
                 None => too_large("/totals/customs_value/value", "customs values", out),

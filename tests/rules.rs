@@ -188,6 +188,40 @@ fn future_dates_are_judged_across_time_zones() {
     );
 }
 
+/// The tolerance is the same either way round, and items that give a value
+/// must not already exceed the total when others give none.
+#[test]
+fn totals_are_held_both_ways_and_when_values_are_missing() {
+    // Items 100 + 200: 297.00 passes as 303.00 does (1% of the larger).
+    for total in ["297.00", "303.00"] {
+        assert_eq!(
+            with(|v| v["totals"]["customs_value"]["value"] = json!(total)),
+            vec![],
+            "{total}"
+        );
+    }
+    // The second item gives no value; the first alone is above the total.
+    let got = with(|v| {
+        v["goods"][1]
+            .as_object_mut()
+            .unwrap()
+            .remove("customs_value");
+        v["totals"]["customs_value"]["value"] = json!("50.00");
+    });
+    assert_eq!(
+        got,
+        vec![(Code::RuleTotals, "/totals/customs_value/value".to_owned())]
+    );
+    // … and below it, nothing can be said.
+    let got = with(|v| {
+        v["goods"][1]
+            .as_object_mut()
+            .unwrap()
+            .remove("customs_value");
+    });
+    assert_eq!(got, vec![]);
+}
+
 #[test]
 fn totals_within_the_tolerance_pass() {
     // 1% of 300.00 is 3.00: 302.00 passes, 304.00 does not.
