@@ -207,18 +207,11 @@ fn check_as(declaration: &Declaration, settings: &RuleSettings, whole: bool) -> 
     }
     for (i, item) in declaration.goods.iter().enumerate() {
         if let Some(hs) = &item.hs_code {
-            let digits = hs
-                .chars()
-                .filter(|c| !matches!(c, '.' | ' '))
-                .collect::<String>();
-            if !(6..=10).contains(&digits.len()) || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            if let Some(why) = hs_shape(hs) {
                 out.push(finding(
                     Code::RuleHsCode,
                     format!("/goods/{i}/hs_code"),
-                    format!(
-                        "HS code {hs:?} of goods item {} is not 6 to 10 digits",
-                        item.sequence
-                    ),
+                    format!("HS code {hs:?} of goods item {} {why}", item.sequence),
                 ));
             }
         } else if declaration.function != DeclarationFunction::Cancellation {
@@ -311,6 +304,26 @@ fn negatives(d: &Declaration, out: &mut Vec<Issue>) {
         check(g.net_mass_kg, format!("/goods/{i}/net_mass_kg"));
         check(g.gross_volume_m3, format!("/goods/{i}/gross_volume_m3"));
     }
+}
+
+/// What is wrong with the shape of an HS code, if anything: 6 to 10
+/// digits, which a single dot or space may group (`8517.62`, `8517 62
+/// 0000`), of a chapter the Harmonized System has (01 to 97, not 77,
+/// which it reserves).
+fn hs_shape(hs: &str) -> Option<&'static str> {
+    let groups: Vec<&str> = hs.split(['.', ' ']).collect();
+    if groups.iter().any(|g| g.is_empty()) {
+        return Some("has dots or spaces that separate no digits");
+    }
+    let digits: String = groups.concat();
+    if !(6..=10).contains(&digits.len()) || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Some("is not 6 to 10 digits");
+    }
+    let chapter: u8 = digits.get(..2).and_then(|c| c.parse().ok()).unwrap_or(0);
+    if !(1..=97).contains(&chapter) || chapter == 77 {
+        return Some("is of no HS chapter (01 to 97, 77 reserved)");
+    }
+    None
 }
 
 fn parties(d: &Declaration, out: &mut Vec<Issue>) {

@@ -79,6 +79,18 @@ fn each_rule_reports_its_code_and_field() {
             (Code::RuleHsCode, "/goods/0/hs_code"),
         ),
         (
+            with(|v| v["goods"][0]["hs_code"] = json!("..847989")),
+            (Code::RuleHsCode, "/goods/0/hs_code"),
+        ),
+        (
+            with(|v| v["goods"][0]["hs_code"] = json!("000000")),
+            (Code::RuleHsCode, "/goods/0/hs_code"),
+        ),
+        (
+            with(|v| v["goods"][0]["hs_code"] = json!("770000")),
+            (Code::RuleHsCode, "/goods/0/hs_code"),
+        ),
+        (
             with(|v| v["totals"]["customs_value"]["value"] = json!("350.00")),
             (Code::RuleTotals, "/totals/customs_value/value"),
         ),
