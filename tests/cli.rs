@@ -298,3 +298,26 @@ fn every_code_is_documented() {
         );
     }
 }
+
+/// An unsupported syntax version is one mistake, reported once (E0002):
+/// the header is not also judged by the rules of another version (its
+/// YYMMDD date was an E0040 under version 4's CCYYMMDD).
+#[test]
+fn an_unsupported_syntax_version_is_reported_once() {
+    let text = String::from_utf8(std::fs::read(fixture("ok/cusdec-d96b-unoc.edi")).unwrap())
+        .unwrap()
+        .replacen("UNB+UNOC:3+", "UNB+UNOC:7+", 1);
+    let path = std::env::temp_dir().join(format!("tradehub-v7-{}.edi", std::process::id()));
+    std::fs::write(&path, text).unwrap();
+    let out = tradehub(&["check", "--format", "json", path.to_str().unwrap()]);
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(out.status.code(), Some(1));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let codes: Vec<&str> = json[0]["issues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(codes, ["E0002"]);
+}

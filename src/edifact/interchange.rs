@@ -558,10 +558,20 @@ impl<R: Read> Parser<R> {
                         && matches!(raw.tag(), b"UNB" | b"UNG" | b"UNE" | b"UNZ")
                     {
                         let version = if raw.tag() == b"UNB" {
-                            raw.value_bytes(0, 0, 1)
+                            match raw
+                                .value_bytes(0, 0, 1)
                                 .and_then(|v| v.first().copied())
                                 .filter(u8::is_ascii_digit)
                                 .map_or(4, |d| d - b'0')
+                            {
+                                // A version not supported (E0002) is read by
+                                // the rules its date of preparation fits
+                                // (YYMMDD: 1 to 3, CCYYMMDD: 4), so that the
+                                // one mistake is reported once.
+                                v @ 1..=4 => v,
+                                _ if raw.value_bytes(3, 0, 0).is_some_and(|d| d.len() == 6) => 3,
+                                _ => 4,
+                            }
                         } else {
                             self.tree.syntax_version.parse().unwrap_or(4)
                         };
