@@ -365,6 +365,15 @@ fn engine_issues(document: &[u8], errors: &[libxml2::EngineError]) -> Vec<Issue>
                 });
             }
             let message = match code {
+                // libxml2's parser warnings (XML 1.1 declared, a namespace
+                // name that is not an absolute URI) leave the document
+                // well-formed: said so, not "not well-formed".
+                Code::XmlNotWellFormed if !e.is_error => {
+                    format!(
+                        "XML parser warning (the document is well-formed): {}",
+                        e.message
+                    )
+                }
                 Code::XmlNotWellFormed => format!("not well-formed: {}", e.message),
                 _ => e.message.clone(),
             };

@@ -424,6 +424,21 @@ pub fn scan(doc: &[u8], limits: &XmlLimits) -> Scan {
                     ));
                     return scan;
                 }
+                let index = match stack.last_mut() {
+                    Some(parent) => child_index(&mut parent.children, &local),
+                    None => child_index(&mut top_children, &local),
+                };
+                // The element's own path (it is not open yet), for what is
+                // wrong with its attributes.
+                let here = {
+                    let mut path = stack_path(&stack);
+                    path.push('/');
+                    path.push_str(&local);
+                    if index > 1 {
+                        path.push_str(&format!("[{index}]"));
+                    }
+                    path
+                };
                 let mut attributes = 0usize;
                 for attribute in start.attributes() {
                     match attribute {
@@ -434,7 +449,7 @@ pub fn scan(doc: &[u8], limits: &XmlLimits) -> Scan {
                                 scan.refused = true;
                                 scan.issues.push(Issue::error(
                                     Code::XmlAttributeTooLarge,
-                                    located(&mut lines, before, Some(stack_path(&stack))),
+                                    located(&mut lines, before, Some(here.clone())),
                                     format!(
                                         "element <{local}> has more than {} attributes",
                                         limits.max_attributes
@@ -446,7 +461,7 @@ pub fn scan(doc: &[u8], limits: &XmlLimits) -> Scan {
                                 scan.refused = true;
                                 scan.issues.push(Issue::error(
                                     Code::XmlAttributeTooLarge,
-                                    located(&mut lines, before, Some(stack_path(&stack))),
+                                    located(&mut lines, before, Some(format!("{here}/@{name}"))),
                                     format!(
                                         "attribute {name} of <{local}> is {} bytes long; the limit is {}",
                                         attribute.value.len(),
@@ -459,17 +474,13 @@ pub fn scan(doc: &[u8], limits: &XmlLimits) -> Scan {
                         Err(e) => {
                             scan.issues.push(Issue::error(
                                 Code::XmlNotWellFormed,
-                                located(&mut lines, before, Some(stack_path(&stack))),
+                                located(&mut lines, before, Some(here.clone())),
                                 format!("not well-formed: attribute of <{local}>: {e}"),
                             ));
                             return scan;
                         }
                     }
                 }
-                let index = match stack.last_mut() {
-                    Some(parent) => child_index(&mut parent.children, &local),
-                    None => child_index(&mut top_children, &local),
-                };
                 let depth = stack.len() + 1;
                 let ns = namespace.as_deref().unwrap_or("");
                 if depth == 1 {
