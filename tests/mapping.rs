@@ -665,6 +665,34 @@ fn a_cusdec_total_gross_weight_is_the_total_mass() {
     );
 }
 
+/// BGM 960, the single administrative document, serves imports and exports:
+/// its direction is its box 1 (IM, EX) as the document name; without it, an
+/// original has no kind (MAP004) instead of being taken for an import.
+#[test]
+fn a_single_administrative_document_takes_its_direction_from_box_1() {
+    let text =
+        std::fs::read_to_string(root().join("fixtures/edifact/ok/cusdec-d96b-unoc.edi")).unwrap();
+    let kind = |bgm: &str| {
+        let mapped = map(text
+            .replacen("BGM+830+", &format!("BGM+{bgm}+"), 1)
+            .as_bytes());
+        (
+            mapped[0]
+                .canonical
+                .as_ref()
+                .and_then(|d| d["kind"].as_str().map(str::to_owned)),
+            mapped[0]
+                .issues
+                .iter()
+                .any(|i| i.code == Code::MappingIncomplete),
+        )
+    };
+    assert_eq!(kind("960:::IM"), (Some("import".to_owned()), false));
+    assert_eq!(kind("960:::EX"), (Some("export".to_owned()), false));
+    assert_eq!(kind("960"), (None, true));
+    assert_eq!(kind("929"), (Some("import".to_owned()), false));
+}
+
 fn mapped_issues(bytes: &[u8]) -> Vec<tradehub::diag::Issue> {
     map(bytes).into_iter().flat_map(|m| m.issues).collect()
 }
