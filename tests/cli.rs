@@ -321,3 +321,21 @@ fn an_unsupported_syntax_version_is_reported_once() {
         .collect();
     assert_eq!(codes, ["E0002"]);
 }
+
+/// A folder TRADEHUB_DIRECTORIES names that does not exist is a usage
+/// error, as one `--directories` names is (it was silently left out).
+#[test]
+fn a_missing_directories_folder_from_the_environment_is_refused() {
+    let ok = fixture("ok/cusdec-d96b-unoc.edi");
+    let out = Command::new(env!("CARGO_BIN_EXE_tradehub"))
+        .args(["check", ok.to_str().unwrap()])
+        .env("TRADEHUB_DIRECTORIES", "/no/such/folder")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("TRADEHUB_DIRECTORIES: /no/such/folder is not a folder"),
+        "{}",
+        text(&out.stderr)
+    );
+}

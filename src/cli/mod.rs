@@ -351,6 +351,7 @@ impl SchemaArgs {
         if self.syntax_only {
             return Ok(None);
         }
+        check_env_folders()?;
         if self.directories.is_empty() {
             return Ok(Some(tradehub_schema::Directories::global()));
         }
@@ -361,6 +362,20 @@ impl SchemaArgs {
             tradehub_schema::Directories::new(&folders),
         )))
     }
+}
+
+/// Every folder `TRADEHUB_DIRECTORIES` names must exist: a mistyped path is
+/// a usage error, not a silently shorter search path.
+fn check_env_folders() -> Result<(), CliError> {
+    for folder in tradehub_schema::Directories::env_folders() {
+        if !folder.as_os_str().is_empty() && !folder.is_dir() {
+            return Err(CliError::Usage(format!(
+                "TRADEHUB_DIRECTORIES: {} is not a folder",
+                folder.display()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Every folder given for directories must exist.
@@ -1169,6 +1184,7 @@ where
             let mut folders = directories;
             folders.extend(file.directories.unwrap_or_default());
             check_folders(&folders)?;
+            check_env_folders()?;
             let catalogue = load_catalogue(config_file(
                 agencies.or(file.agencies).as_deref(),
                 "agencies.toml",

@@ -590,13 +590,17 @@ impl Directories {
     /// vendored `schemas/untdid` of the working directory and of the source
     /// tree the binary was built from.
     pub fn default_folders() -> Vec<PathBuf> {
-        let mut folders = Vec::new();
-        if let Some(list) = std::env::var_os("TRADEHUB_DIRECTORIES") {
-            folders.extend(std::env::split_paths(&list));
-        }
+        let mut folders = Directories::env_folders();
         folders.push(PathBuf::from("schemas/untdid"));
         folders.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/untdid"));
         folders
+    }
+
+    /// The folders the `TRADEHUB_DIRECTORIES` path list names.
+    pub fn env_folders() -> Vec<PathBuf> {
+        std::env::var_os("TRADEHUB_DIRECTORIES")
+            .map(|list| std::env::split_paths(&list).collect())
+            .unwrap_or_default()
     }
 
     /// The process-wide set from [`Directories::default_folders`].
