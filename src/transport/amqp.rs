@@ -629,9 +629,18 @@ async fn handle(
             delivery.data.len(),
             s.max_body_bytes
         );
+        // Recorded under the partner when the user is one (the broker
+        // validated the user id; an account that is no partner is named in
+        // the reason only).
+        let registered = matches!(intake.store().partner(&user).await, Ok(Some(_)));
+        let why = if registered {
+            why
+        } else {
+            format!("{why} (user_id {user:?}, not a registered partner)")
+        };
         if let Err(e) = retrying("refusal", || {
             intake.refuse_too_large(
-                Some(&user),
+                registered.then_some(user.as_str()),
                 i64::try_from(delivery.data.len()).unwrap_or(i64::MAX),
                 Some(&delivery.data),
                 &why,
