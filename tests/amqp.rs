@@ -129,6 +129,22 @@ async fn remove_topology(
     let _ = conn.close(200, "done".into()).await;
 }
 
+/// Publishes an agency reply on `hub.permit-replies` and waits for the
+/// broker's confirm.
+async fn publish_reply(ch: &Channel, s: &AmqpSettings, body: &[u8], props: BasicProperties) {
+    ch.basic_publish(
+        s.replies_exchange(),
+        amqp::REPLIES_KEY.into(),
+        BasicPublishOptions::default(),
+        body,
+        props,
+    )
+    .await
+    .unwrap()
+    .await
+    .unwrap();
+}
+
 fn args_table(pairs: &[(&str, lapin::types::AMQPValue)]) -> FieldTable {
     let mut table = FieldTable::default();
     for (k, v) in pairs {
@@ -799,31 +815,11 @@ async fn permits_round_trip_over_amqp() {
     assert!(mfds.is_none());
 
     // A reply that is not a decision goes to dead.permit-replies.
-    ch.basic_publish(
-        settings.replies_exchange(),
-        amqp::REPLIES_KEY.into(),
-        BasicPublishOptions::default(),
-        b"granted!",
-        as_guest(),
-    )
-    .await
-    .unwrap()
-    .await
-    .unwrap();
+    publish_reply(&ch, &settings, b"granted!", as_guest()).await;
     let dead = next_message(&ch, settings.dead_replies_queue().as_str()).await;
     assert_eq!(header(&dead, "x-tradehub-code"), "HUB303");
     // One over the size limit is dead-lettered unread.
-    ch.basic_publish(
-        settings.replies_exchange(),
-        amqp::REPLIES_KEY.into(),
-        BasicPublishOptions::default(),
-        &vec![b' '; 64 * 1024 + 1],
-        as_guest(),
-    )
-    .await
-    .unwrap()
-    .await
-    .unwrap();
+    publish_reply(&ch, &settings, &vec![b' '; 64 * 1024 + 1], as_guest()).await;
     let dead = next_message(&ch, settings.dead_replies_queue().as_str()).await;
     assert_eq!(header(&dead, "x-tradehub-code"), "HUB413");
 
@@ -833,17 +829,13 @@ async fn permits_round_trip_over_amqp() {
         "outcome": "granted",
         "reasons": ["device registered"],
     });
-    ch.basic_publish(
-        settings.replies_exchange(),
-        amqp::REPLIES_KEY.into(),
-        BasicPublishOptions::default(),
+    publish_reply(
+        &ch,
+        &settings,
         &serde_json::to_vec(&decision).unwrap(),
         as_guest(),
     )
-    .await
-    .unwrap()
-    .await
-    .unwrap();
+    .await;
     // CUSRES: BGM 1225 = 29 accepted, RFF ABE = the LRN (see ack::cusres).
     let m = next_message(&ch, ack_queue.as_str()).await;
     let answer = String::from_utf8_lossy(&m.delivery.data).into_owned();
@@ -856,17 +848,13 @@ async fn permits_round_trip_over_amqp() {
     // dead-lettered with the answer recorded, and the grant stands.
     for outcome in ["granted", "refused"] {
         let again = serde_json::json!({"permit_id": permit, "outcome": outcome});
-        ch.basic_publish(
-            settings.replies_exchange(),
-            amqp::REPLIES_KEY.into(),
-            BasicPublishOptions::default(),
+        publish_reply(
+            &ch,
+            &settings,
             &serde_json::to_vec(&again).unwrap(),
             as_guest(),
         )
-        .await
-        .unwrap()
-        .await
-        .unwrap();
+        .await;
     }
     let dead = next_message(&ch, settings.dead_replies_queue().as_str()).await;
     assert_eq!(header(&dead, "x-tradehub-code"), "HUB304");
