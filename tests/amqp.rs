@@ -79,9 +79,20 @@ fn interchange(sender: &str, reference: &str) -> Vec<u8> {
 }
 
 async fn publish(ch: &Channel, s: &AmqpSettings, body: &[u8], props: BasicProperties) {
+    publish_to(ch, s.inbound_exchange(), INBOUND_KEY, body, props).await;
+}
+
+/// Publishes to `exchange` with `key` and waits for the broker's confirm.
+async fn publish_to(
+    ch: &Channel,
+    exchange: lapin::types::ShortString,
+    key: &str,
+    body: &[u8],
+    props: BasicProperties,
+) {
     ch.basic_publish(
-        s.inbound_exchange(),
-        INBOUND_KEY.into(),
+        exchange,
+        key.into(),
         BasicPublishOptions::default(),
         body,
         props,
@@ -132,17 +143,7 @@ async fn remove_topology(
 /// Publishes an agency reply on `hub.permit-replies` and waits for the
 /// broker's confirm.
 async fn publish_reply(ch: &Channel, s: &AmqpSettings, body: &[u8], props: BasicProperties) {
-    ch.basic_publish(
-        s.replies_exchange(),
-        amqp::REPLIES_KEY.into(),
-        BasicPublishOptions::default(),
-        body,
-        props,
-    )
-    .await
-    .unwrap()
-    .await
-    .unwrap();
+    publish_to(ch, s.replies_exchange(), amqp::REPLIES_KEY, body, props).await;
 }
 
 fn args_table(pairs: &[(&str, lapin::types::AMQPValue)]) -> FieldTable {

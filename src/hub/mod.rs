@@ -575,15 +575,7 @@ impl Intake {
         detail: &str,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        use sha2::{Digest, Sha256};
-        let sha256 = received
-            .map(|b| {
-                Sha256::digest(b)
-                    .iter()
-                    .map(|x| format!("{x:02x}"))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let sha256 = received.map(sha256_hex).unwrap_or_default();
         self.store
             .refuse(&crate::store::Refusal {
                 partner_id: partner.map(str::to_owned),
