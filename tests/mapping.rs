@@ -888,3 +888,75 @@ fn paxlst_departure_and_arrival_prefer_their_own_qualifiers() {
     assert_eq!(list["departure"], "ZRH", "{list:#}");
     assert_eq!(list["arrival"], "JFK", "{list:#}");
 }
+
+/// An amount given without its currency is in the reference currency
+/// (UNCL 6347 2, "the currency applicable to amounts stated") of the CUX
+/// that follows its MOA (CUSDEC D.96B: SG8 MOA-SG9 CUX-DTM for the
+/// declaration, SG33 MOA-SG34 CUX-DTM for an item). A currency the MOA
+/// gives itself comes first; a CUX that says something else is then
+/// reported unread, never taken.
+#[test]
+fn an_amount_without_its_currency_takes_the_reference_currency_of_its_cux() {
+    let text =
+        std::fs::read_to_string(root().join("fixtures/edifact/ok/cusdec-d96b-unoc.edi")).unwrap();
+    let first = text.split("UNH+2+").next().unwrap().to_owned();
+    let header = "MOA+39:125000.50:USD'";
+    let item = "MOA+123:50001.25:USD'";
+    assert_eq!(first.matches(header).count(), 1);
+    assert_eq!(first.matches(item).count(), 1);
+    let with = |header_to: &str, item_to: &str, extra: usize| {
+        let t = first
+            .replacen(header, header_to, 1)
+            .replacen(item, item_to, 1)
+            .replacen("UNT+20+1'", &format!("UNT+{}+1'", 20 + extra), 1);
+        map(format!("{t}UNZ+1+20261124001'").as_bytes())
+    };
+
+    // Currencies only in the CUX groups: taken from them.
+    let mapped = with(
+        "MOA+39:125000.50'\nCUX+2:EUR:4'",
+        "MOA+123:50001.25'\nCUX+2:JPY'",
+        2,
+    );
+    let d = mapped[0].canonical.as_ref().unwrap();
+    assert_eq!(d["totals"]["invoice"]["currency"], "EUR", "{d:#}");
+    assert_eq!(d["totals"]["invoice"]["value"], "125000.50");
+    assert_eq!(d["goods"][0]["statistical_value"]["currency"], "JPY");
+    assert_eq!(d["goods"][1]["statistical_value"]["currency"], "USD");
+    assert!(
+        mapped[0].issues.iter().all(|i| !i.is_error()),
+        "{:#?}",
+        mapped[0].issues
+    );
+    // The CUX is read where its currency is used, and located there.
+    let at = mapped[0]
+        .provenance
+        .get("/totals/invoice/currency")
+        .expect("provenance of the invoice currency");
+    assert_eq!(at.tag.as_deref(), Some("CUX"), "{at:?}");
+
+    // A CUX whose C504 is not the reference currency (6347 3, target)
+    // gives amounts no currency: the goods item is incomplete (MAP004).
+    let mapped = with("MOA+39:125000.50:USD'", "MOA+123:50001.25'\nCUX+3:JPY'", 1);
+    assert!(
+        mapped[0]
+            .issues
+            .iter()
+            .any(|i| i.code == Code::MappingIncomplete),
+        "{:#?}",
+        mapped[0].issues
+    );
+
+    // The MOA's own currency wins; the CUX's other currency is reported.
+    let mapped = with("MOA+39:125000.50:USD'\nCUX+2:EUR'", item, 1);
+    let d = mapped[0].canonical.as_ref().unwrap();
+    assert_eq!(d["totals"]["invoice"]["currency"], "USD");
+    assert!(
+        mapped[0]
+            .issues
+            .iter()
+            .any(|i| i.code == Code::MappingUnmapped && i.message.contains("EUR")),
+        "{:#?}",
+        mapped[0].issues
+    );
+}

@@ -448,3 +448,119 @@ fn the_total_gross_mass_is_held_against_the_items() {
         Some("/Declaration/TotalGrossMassMeasure")
     );
 }
+
+/// The declaration's IssueDateTime is a DateTimeString whose formatCode is
+/// its 2379 format: read with its zone (HMRC writes UTC as `Z`), so the
+/// rule on dates in the future (RUL006) runs on XML declarations as on
+/// EDIFACT ones, located at the element. A format code the date does not
+/// fit is MAP002 at the element.
+#[test]
+fn the_issue_date_is_read_with_its_format_and_judged_by_rul006() {
+    use tradehub::mapping::locate;
+    use tradehub::rules::{RuleSettings, check};
+    let mapping = load().unwrap();
+    let text = std::fs::read_to_string(
+        root().join("fixtures/wco/corpus/valid/hmrcexp__TT1_IM_v2.02_Accepted.xml"),
+    )
+    .unwrap();
+    let given = r#"formatCode="304">20170810093030Z<"#;
+    assert_eq!(text.matches(given).count(), 1);
+    let settings =
+        RuleSettings::at(tradehub::timestamp::Timestamp::parse("2017-08-10T09:40").unwrap());
+    let judged = |replacement: &str| {
+        let bytes = text.replacen(given, replacement, 1);
+        let (value, issues, provenance) = mapping.apply_located(bytes.as_bytes());
+        let typed = typed("declaration", value.clone());
+        let mut findings = typed
+            .ok()
+            .and_then(|t| serde_json::from_value(t).ok())
+            .map(|d| check(&d, &settings))
+            .unwrap_or_default();
+        locate(&mut findings, &provenance);
+        (value, issues, findings)
+    };
+
+    let (value, issues, findings) = judged(given);
+    assert_eq!(value["issued"]["iso"], "2017-08-10T09:30:30Z");
+    assert_eq!(value["issued"]["format"], "304");
+    assert!(
+        !issues.iter().any(|i| i
+            .location
+            .path
+            .as_deref()
+            .is_some_and(|p| p.contains("IssueDateTime"))),
+        "the format code is read with the date: {issues:#?}"
+    );
+    assert!(
+        findings.iter().all(|f| f.code != Code::RuleFutureDate),
+        "{findings:#?}"
+    );
+
+    // An hour later than the hub's clock, in UTC: in the future.
+    let (_, _, findings) = judged(r#"formatCode="304">20170810103030Z<"#);
+    let future = findings
+        .iter()
+        .find(|f| f.code == Code::RuleFutureDate)
+        .unwrap_or_else(|| panic!("{findings:#?}"));
+    assert_eq!(
+        future.location.path.as_deref(),
+        Some("/Declaration/IssueDateTime/DateTimeString")
+    );
+    // The same wall-clock time at UTC+01 is ten minutes in the past.
+    let (value, _, findings) = judged(r#"formatCode="304">20170810103030+01<"#);
+    assert_eq!(value["issued"]["iso"], "2017-08-10T10:30:30+01:00");
+    assert!(
+        findings.iter().all(|f| f.code != Code::RuleFutureDate),
+        "{findings:#?}"
+    );
+
+    // A date-time given the date-only format: refused where it stands.
+    let (value, issues, _) = judged(r#"formatCode="102">20170810093030Z<"#);
+    assert!(value.get("issued").is_none(), "{value:#}");
+    let bad = issues
+        .iter()
+        .find(|i| i.code == Code::MappingValueInvalid)
+        .unwrap_or_else(|| panic!("{issues:#?}"));
+    assert_eq!(
+        bad.location.path.as_deref(),
+        Some("/Declaration/IssueDateTime/DateTimeString")
+    );
+}
+
+/// A WCO date rule names the DateTimeString of a date-time element and the
+/// attribute holding its format; anything else is refused when the file is
+/// loaded, with its line.
+#[test]
+fn a_wco_date_rule_must_name_a_date_time_string_and_its_format() {
+    let head =
+        "format = \"wco\"\nmessage = \"DEC\"\nrelease = \"DEC-DMS:2\"\ntarget = \"declaration\"\n";
+    let compile = |body: &str| WcoMapping::compile("dec.toml", &format!("{head}\n{body}"), &xsd());
+    assert!(
+        compile(
+            "[[field]]\nto = \"issued\"\nfrom = \"IssueDateTime/DateTimeString\"\ntype = \"date\"\ndate_format = \"@formatCode\"\n"
+        )
+        .is_ok()
+    );
+    for (body, says) in [
+        (
+            "[[field]]\nto = \"issued\"\nfrom = \"IssueDateTime\"\ntype = \"date\"\ndate_format = \"@formatCode\"\n",
+            "DateTimeString",
+        ),
+        (
+            "[[field]]\nto = \"issued\"\nfrom = \"IssueDateTime/DateTimeString\"\ntype = \"date\"\n",
+            "date_format",
+        ),
+        (
+            "[[field]]\nto = \"issued\"\nfrom = \"IssueDateTime/DateTimeString\"\ntype = \"date\"\ndate_format = \"formatCode\"\n",
+            "@formatCode",
+        ),
+        (
+            "[[field]]\nto = \"lrn\"\nfrom = \"IssueDateTime/DateTimeString\"\ntype = \"date\"\ndate_format = \"@formatCode\"\n",
+            "lrn",
+        ),
+    ] {
+        let err = compile(body).unwrap_err();
+        assert!(err.message.contains(says), "{body}: {err}");
+        assert!(err.line >= 6, "{body}: {err}");
+    }
+}

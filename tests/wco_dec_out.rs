@@ -19,8 +19,8 @@ use tradehub::mapping::typed;
 use tradehub::mapping::wco;
 use tradehub::mapping::wco_out::{self, DecDocument, WcoOutMapping};
 use tradehub::model::{
-    Amount, Declaration, DeclarationFunction, DeclarationKind, DutyTax, GoodsItem, Packages, Party,
-    Totals, Transport,
+    Amount, Declaration, DeclarationFunction, DeclarationKind, Document, DutyTax, GoodsItem,
+    Moment, Packages, Party, Totals, Transport,
 };
 use tradehub::schema::Directories;
 use tradehub::xml::{XmlLimits, XmlReport, XmlValidator};
@@ -371,14 +371,49 @@ fn transport() -> impl Strategy<Value = Option<Transport>> {
             prop::option::of(id(35)),
             prop::option::of(country()),
             prop::collection::vec(id(17), 0..4),
+            prop::option::of(id(35)),
+            prop::option::of(id(17)),
         )
-            .prop_map(|(mode, means_id, nationality, containers)| Transport {
-                border_mode: Some(mode),
-                means_id,
-                nationality,
-                containers,
-                ..Transport::default()
-            }),
+            .prop_map(
+                |(mode, means_id, nationality, containers, means_name, carrier)| Transport {
+                    border_mode: Some(mode),
+                    means_id,
+                    nationality,
+                    containers,
+                    means_name,
+                    carrier,
+                    ..Transport::default()
+                },
+            ),
+    )
+}
+
+/// A date as a WCO DateTimeString holds one: 102, or 304 with `Z` or a
+/// zone of whole hours.
+fn issued() -> impl Strategy<Value = Moment> {
+    let day = "20[0-9]{2}(0[1-9]|1[0-2])(0[1-9]|1[0-9]|2[0-8])";
+    prop_oneof![
+        prop::string::string_regex(day)
+            .unwrap()
+            .prop_map(|v| Moment::from_edifact(&v, "102").unwrap()),
+        prop::string::string_regex(&format!(
+            "{day}([01][0-9]|2[0-3])[0-5][0-9][0-5][0-9](Z|[-+](0[0-9]|1[0-4]))"
+        ))
+        .unwrap()
+        .prop_map(|v| Moment::from_edifact(&v, "304").unwrap()),
+    ]
+}
+
+/// Previous documents: category and type (an..3), reference (an..70).
+fn previous_documents() -> impl Strategy<Value = Vec<Document>> {
+    prop::collection::vec(
+        ("[XYZ]", "[A-Z0-9]{3}", id(70)).prop_map(|(category, code, reference)| Document {
+            code,
+            reference,
+            category: Some(category),
+            ..Document::default()
+        }),
+        0..3,
     )
 }
 
@@ -414,6 +449,11 @@ prop_compose! {
         items in prop::option::of(0u16..=9_999),
         transport in transport(),
         goods in prop::collection::vec(goods_item(), 1..6),
+        (issued, customs_office, previous_documents) in (
+            prop::option::of(issued()),
+            prop::option::of(id(17)),
+            previous_documents(),
+        ),
     ) -> Declaration {
         let cancellation = function == DeclarationFunction::Cancellation;
         Declaration {
@@ -422,7 +462,7 @@ prop_compose! {
             lrn,
             mrn,
             type_code: Some(if cancellation { "INV" } else { type_code }.to_owned()),
-            issued: None,
+            issued,
             declarant,
             submitter,
             importer,
@@ -430,13 +470,13 @@ prop_compose! {
             representative,
             seller,
             buyer,
-            customs_office: None,
+            customs_office,
             dispatch_country: dispatch,
             destination_country: destination,
             transport,
             totals: Totals { invoice, packages, items, ..Totals::default() },
             documents: Vec::new(),
-            previous_documents: Vec::new(),
+            previous_documents,
             reason,
             changes: Vec::new(),
             goods: goods
@@ -490,7 +530,7 @@ fn values_the_schema_refuses_are_reported_with_field_and_element() {
     });
     d.kind = Some(DeclarationKind::Transit);
     d.type_code = None;
-    d.customs_office = Some("GBLHR001".into());
+    d.transport.get_or_insert_with(Transport::default).voyage = Some("V2611".into());
     let doc = write(&d);
     let lrn = issue(&doc, "/lrn");
     assert_eq!(lrn.code, Code::MappingUnwritable);
@@ -527,7 +567,7 @@ fn values_the_schema_refuses_are_reported_with_field_and_element() {
             .contains("no code of the mapping translates to \"transit\""),
         "{kind}"
     );
-    let office = issue(&doc, "/customs_office");
+    let office = issue(&doc, "/transport/voyage");
     assert_eq!(office.code, Code::MappingUnmapped);
     assert!(
         !office.is_error(),
@@ -586,11 +626,11 @@ fn values_beyond_what_an_element_may_hold_are_refused() {
 fn a_field_mapped_inbound_is_written_outbound() {
     let path = root().join("mappings/wco/DEC.toml");
     let text = std::fs::read_to_string(&path).unwrap()
-        + "\n[[field]]\nto = \"customs_office\"\nfrom = \"GoodsShipment/Consignment/GoodsLocation[TypeCode=A]/ID\"\n";
+        + "\n[[field]]\nto = \"transport.voyage\"\nfrom = \"GoodsShipment/Consignment/GoodsLocation[TypeCode=A]/ID\"\n";
     let schemas = root().join("schemas/wco");
     let out = WcoOutMapping::compile("extended.toml", &text, &schemas).unwrap();
     let mut d = sample();
-    d.customs_office = Some("WLAWLAWLA".into());
+    d.transport.get_or_insert_with(Transport::default).voyage = Some("WLAWLAWLA".into());
     let doc = out.write(&d);
     assert!(doc.issues.is_empty(), "{:#?}", doc.issues);
     assert!(doc.xml.contains("<TypeCode>A</TypeCode>"), "{}", doc.xml);

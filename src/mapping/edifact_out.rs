@@ -282,6 +282,21 @@ fn level<'n>(mut level: &'n [Node], groups: &[u16]) -> Option<&'n [Node]> {
     Some(level)
 }
 
+/// The rules of one level the writer writes back. Left out: a rule that
+/// reads only some codes (`skip_other`), and a rule for a field an earlier
+/// plain rule (no codes, not `all`) already names: the first rule for a
+/// field writes it, so a later one is a preference of reading only (the
+/// reference currency of a CUX where the MOA gives none) and may use paths
+/// the writer does not take, such as filters on a group step.
+fn written_back(rules: &[FieldRule]) -> impl Iterator<Item = &FieldRule> {
+    rules.iter().enumerate().filter_map(move |(i, rule)| {
+        let earlier_plain = rules.get(..i).unwrap_or_default().iter().any(|e| {
+            e.to.get_ref() == rule.to.get_ref() && e.codes.is_none() && !e.all && !e.skip_other
+        });
+        (!rule.skip_other && !earlier_plain).then_some(rule)
+    })
+}
+
 /// Compiles in the context of one mapping file.
 struct Compiler<'a> {
     name: &'a str,
@@ -492,10 +507,7 @@ impl Compiler<'_> {
             when_tag,
             when,
             constants: constants(&rule.constant),
-            fields: rule
-                .field
-                .iter()
-                .filter(|f| !f.skip_other)
+            fields: written_back(&rule.field)
                 .map(|f| self.field(&full, f))
                 .collect::<Result<_, _>>()?,
             lists: rule
@@ -542,11 +554,7 @@ impl OutboundMapping {
             def: &def,
         };
         compiler.no_each(&file.each)?;
-        let fields = file
-            .field
-            .iter()
-            // A rule that reads only some codes is not written back.
-            .filter(|f| !f.skip_other)
+        let fields = written_back(&file.field)
             .map(|f| compiler.field(&[], f))
             .collect::<Result<_, _>>()?;
         let lists = file

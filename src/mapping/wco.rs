@@ -104,6 +104,11 @@ pub fn schema_paths(xsd: &str) -> Result<HashSet<String>, String> {
     }
 }
 
+/// The child of a WCO date-time element (UN/CEFACT `DateTimeType`, in the
+/// DEC data types' namespace) holding the date and, as `formatCode`, its
+/// 2379 format.
+pub(crate) const DATE_TIME_STRING: &str = "DateTimeString";
+
 #[derive(Debug, Clone)]
 struct Step {
     name: String,
@@ -131,6 +136,13 @@ struct XmlField {
     all: bool,
     /// With `all`: repeated values are kept once.
     distinct: bool,
+    /// For a date: the attribute of the value's element that holds its
+    /// 2379 format (`formatCode` of a WCO `DateTimeString`).
+    date_format: Option<String>,
+    /// For a date: the format when the element gives none.
+    default_format: Option<String>,
+    /// For a date: a two-digit year is the latest one not after today.
+    past: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -267,7 +279,7 @@ impl WcoMapping {
                     (ValueType::Decimal, _) => found == "string" || found == "number",
                     (ValueType::Integer, _) => found == "integer",
                     (ValueType::Boolean, _) => found == "boolean",
-                    (ValueType::Date, _) => false,
+                    (ValueType::Date, _) => found == "object",
                 };
                 if !fits {
                     return Err(err(
@@ -280,9 +292,64 @@ impl WcoMapping {
                     ));
                 }
                 let from = parse_path(rule.from.get_ref()).map_err(|m| err(rule.from.span(), m))?;
+                // A WCO date is a DateTimeString: its format code is an
+                // attribute of the same element.
+                let date_format = match (&rule.date_format, rule.kind) {
+                    (Some(path), ValueType::Date) => match path.get_ref().strip_prefix('@') {
+                        Some(a)
+                            if !a.is_empty()
+                                && a.bytes().all(|b| b.is_ascii_alphanumeric())
+                                && from.attribute.is_none() =>
+                        {
+                            Some(a.to_owned())
+                        }
+                        _ => {
+                            return Err(err(
+                                path.span(),
+                                "a WCO date's date_format names an attribute of the element \
+                                 holding the date (`@formatCode`)"
+                                    .into(),
+                            ));
+                        }
+                    },
+                    (None, ValueType::Date) if rule.default_format.is_none() => {
+                        return Err(err(
+                            rule.from.span(),
+                            "a date needs date_format, the attribute holding its 2379 code \
+                             (`@formatCode`)"
+                                .into(),
+                        ));
+                    }
+                    (Some(path), _) => {
+                        return Err(err(
+                            path.span(),
+                            "date_format is only for type = \"date\"".into(),
+                        ));
+                    }
+                    (None, _) => None,
+                };
                 let mut walked: Vec<String> = vec!["Declaration".into()];
                 walked.extend(base.iter().cloned());
-                for step in &from.steps {
+                // A date is the `DateTimeString` of a date-time element, a
+                // child its data type (WCO_DS) gives, not the DEC schema.
+                let element_steps = match (rule.kind, from.steps.split_last()) {
+                    (ValueType::Date, Some((last, rest)))
+                        if last.name == DATE_TIME_STRING && last.filter.is_none() =>
+                    {
+                        rest
+                    }
+                    (ValueType::Date, _) => {
+                        return Err(err(
+                            rule.from.span(),
+                            format!(
+                                "a WCO date is read from the {DATE_TIME_STRING} of a date-time \
+                                 element (`IssueDateTime/{DATE_TIME_STRING}`)"
+                            ),
+                        ));
+                    }
+                    _ => from.steps.as_slice(),
+                };
+                for step in element_steps {
                     walked.push(step.name.clone());
                     let here = walked.join("/");
                     if !paths.contains(&here) {
@@ -312,6 +379,9 @@ impl WcoMapping {
                     unit: rule.unit.clone(),
                     all: rule.all,
                     distinct: rule.distinct,
+                    date_format,
+                    default_format: rule.default_format.clone(),
+                    past: rule.past,
                 })
             };
         if let Some(each) = file.each.first() {
@@ -836,8 +906,23 @@ impl XmlRun<'_> {
                     }
                 }
             }
+            // A date's format code: the attribute the rule names, on the
+            // same element.
+            let mut format = field.default_format.clone();
+            if ok && let Some(attribute) = &field.date_format {
+                let given = within(leaves, i, &leaf.path).find(|&j| {
+                    leaves.get(j).is_some_and(|other| {
+                        other.path == leaf.path
+                            && other.attribute.as_deref() == Some(attribute.as_str())
+                    })
+                });
+                if let Some(j) = given {
+                    read.push(j);
+                    format = leaves.get(j).map(|l| l.value.clone());
+                }
+            }
             if ok {
-                values.push((i, leaf.value.clone(), leaf.path.clone()));
+                values.push((i, leaf.value.clone(), leaf.path.clone(), format));
                 if !field.all {
                     break;
                 }
@@ -846,9 +931,9 @@ impl XmlRun<'_> {
         let mut converted = Vec::new();
         let target = super::edifact::pointer(&self.prefix, &field.to);
         let unset = lookup(&self.out, &field.to).is_none();
-        for (i, raw, path) in values {
+        for (i, raw, path, format) in values {
             read.push(i);
-            if let Some(v) = self.convert(field, raw, &path) {
+            if let Some(v) = self.convert(field, raw, &path, format.as_deref()) {
                 // Read all the same; only the first of equal values is
                 // kept.
                 if field.distinct && converted.contains(&v) {
@@ -913,7 +998,13 @@ impl XmlRun<'_> {
         );
     }
 
-    fn convert(&mut self, field: &XmlField, raw: String, path: &[(String, u32)]) -> Option<Value> {
+    fn convert(
+        &mut self,
+        field: &XmlField,
+        raw: String,
+        path: &[(String, u32)],
+        format: Option<&str>,
+    ) -> Option<Value> {
         let location = Location {
             path: Some(render(path, None)),
             ..Location::default()
@@ -965,7 +1056,34 @@ impl XmlRun<'_> {
                     None
                 }
             },
-            ValueType::Date => None,
+            ValueType::Date => {
+                let Some(format) = format else {
+                    self.issues.push(bad(
+                        "a date with its 2379 format code (the format code is missing)",
+                    ));
+                    return None;
+                };
+                let read = if field.past {
+                    crate::model::Moment::from_edifact_past(
+                        &raw,
+                        format,
+                        crate::timestamp::Timestamp::now().ymd(),
+                    )
+                } else {
+                    crate::model::Moment::from_edifact(&raw, format)
+                };
+                match read {
+                    Ok(m) => serde_json::to_value(m).ok(),
+                    Err(e) => {
+                        self.issues.push(Issue::error(
+                            Code::MappingValueInvalid,
+                            location,
+                            format!("{}: {e}", field.to),
+                        ));
+                        None
+                    }
+                }
+            }
         }
     }
 

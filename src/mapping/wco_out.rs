@@ -164,6 +164,9 @@ struct OutField {
     /// is another rule's to write.
     skip_other: bool,
     all: bool,
+    /// A date: written as the `DateTimeString` child of the element
+    /// `steps` name, its format code in this attribute.
+    date_format: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -186,6 +189,9 @@ struct Node {
     text: Option<String>,
     attributes: Vec<(String, String)>,
     children: Vec<Node>,
+    /// Its namespace when it is not the DEC namespace (a `DateTimeString`
+    /// is in the data types' namespace).
+    namespace: Option<&'static str>,
 }
 
 impl Node {
@@ -196,6 +202,7 @@ impl Node {
             text: None,
             attributes: Vec::new(),
             children: Vec::new(),
+            namespace: None,
         }
     }
 
@@ -353,7 +360,17 @@ impl WcoOutMapping {
                      rule: &FieldRule|
          -> Result<OutField, MappingError> {
             rule.edifact_only().map_err(|m| err(rule, m))?;
-            let (steps, attribute) = parse_path(rule.from.get_ref()).map_err(|m| err(rule, m))?;
+            let (mut steps, attribute) =
+                parse_path(rule.from.get_ref()).map_err(|m| err(rule, m))?;
+            // A date (checked inbound: `…/DateTimeString`, `@formatCode`)
+            // is written into the date-time element the steps before name.
+            let date_format = match (rule.kind, &rule.date_format) {
+                (super::ValueType::Date, Some(format)) => {
+                    steps.pop();
+                    Some(format.get_ref().trim_start_matches('@').to_owned())
+                }
+                _ => None,
+            };
             let defs = resolve(base, &steps).map_err(|m| err(rule, m))?;
             // A filter value is written as the child it tests: it must be one
             // the schema takes, or nothing written would ever be read back.
@@ -374,6 +391,7 @@ impl WcoOutMapping {
                 pass_other: rule.pass_other,
                 skip_other: rule.skip_other,
                 all: rule.all,
+                date_format,
             })
         };
         if let Some(each) = file.each.first() {
@@ -598,6 +616,20 @@ impl WcoOutMapping {
             };
             for (i, value) in values.iter().enumerate() {
                 let place = self.place(field, at, i, repeat);
+                if let Some(format_attribute) = &field.date_format {
+                    let nth = repeat.map(|r| (r, i));
+                    write_date(
+                        base,
+                        def,
+                        field,
+                        format_attribute,
+                        value,
+                        nth,
+                        &place,
+                        issues,
+                    );
+                    continue;
+                }
                 let Some(raw) = scalar(value) else {
                     issues.push(Issue::error(
                         Code::MappingUnwritable,
@@ -711,6 +743,10 @@ impl WcoOutMapping {
         if let Some(a) = &field.attribute {
             path.push_str("/@");
             path.push_str(a);
+        }
+        if field.date_format.is_some() {
+            path.push('/');
+            path.push_str(super::wco::DATE_TIME_STRING);
         }
         let mut pointer = format!("{}/{}", at.pointer, field.to.replace('.', "/"));
         if field.all {
@@ -885,6 +921,77 @@ fn settle(
     }
 }
 
+/// Writes a canonical date (a [`crate::model::Moment`]) as the
+/// `DateTimeString` of the date-time element `field` names, in the form
+/// the DEC data types take (102, or 304 with its zone). A date-time
+/// without a zone is written as its date, and the time left out is
+/// reported (MAP001); a moment WCO cannot hold is refused (MAP006).
+#[allow(clippy::too_many_arguments)]
+fn write_date(
+    base: &mut Node,
+    def: &ElementDef,
+    field: &OutField,
+    format_attribute: &str,
+    value: &Value,
+    nth: Option<(usize, usize)>,
+    place: &Place,
+    issues: &mut Vec<Issue>,
+) {
+    let written = serde_json::from_value::<crate::model::Moment>(value.clone())
+        .map_err(|e| e.to_string())
+        .and_then(|m| m.to_wco().map(|w| (m, w)).map_err(|e| e.to_string()));
+    let (moment, wco) = match written {
+        Ok(w) => w,
+        Err(why) => {
+            issues.push(Issue::error(
+                Code::MappingUnwritable,
+                place.location(),
+                format!("{} cannot be written: {why}", field.to),
+            ));
+            return;
+        }
+    };
+    let Some(node) = walk(base, def, &field.steps, nth, true) else {
+        return;
+    };
+    if let Some(existing) = node
+        .children
+        .iter()
+        .find(|c| c.name == super::wco::DATE_TIME_STRING)
+    {
+        issues.push(Issue::error(
+            Code::MappingUnwritable,
+            place.location(),
+            format!(
+                "{} {:?}: {} already holds {:?} (written for another field)",
+                field.to,
+                moment.iso,
+                place.path,
+                existing.text.as_deref().unwrap_or("")
+            ),
+        ));
+        return;
+    }
+    if wco.time_left_out {
+        issues.push(Issue::warning(
+            Code::MappingUnmapped,
+            place.location(),
+            format!(
+                "{} {:?}: the time of day is not written; a WCO DateTimeString takes a time \
+                 only with its time zone, and this one has none (the date is written)",
+                field.to, moment.iso
+            ),
+        ));
+    }
+    let mut string = Node::new(super::wco::DATE_TIME_STRING, 0);
+    string.text = Some(wco.text);
+    string
+        .attributes
+        .push((format_attribute.to_owned(), wco.format.to_owned()));
+    string.namespace = Some(NS_DECLARATION_DS);
+    node.children.push(string);
+}
+
 /// Walks `steps` down from `node` (of definition `def`), creating missing
 /// elements when `create` is set; `nth` = (step, i) takes the i-th instance
 /// of that step instead of the first.
@@ -973,6 +1080,9 @@ fn render(node: &Node, depth: usize, out: &mut String) {
     out.push_str(&indent);
     out.push('<');
     out.push_str(&node.name);
+    if let Some(ns) = node.namespace {
+        out.push_str(&format!(" xmlns=\"{ns}\""));
+    }
     for (k, v) in &node.attributes {
         out.push_str(&format!(" {k}=\"{}\"", escape(v, true)));
     }

@@ -5,7 +5,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// A date or date-time: ISO 8601 text (`2026-11-24`, `2026-11-24T10:30`,
-/// `2026-11-24T10:30:15`, optionally with `+09:00`) and the 2379 format code
+/// `2026-11-24T10:30:15`, optionally with `+09:00` or `Z`) and the 2379 format code
 /// it was given in, so that it can be written back the same way.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 pub struct Moment {
@@ -30,7 +30,8 @@ impl Moment {
     /// Reads an EDIFACT value in the given 2379 format. Supported: the
     /// dates and dates with times of D.96B's list, 101 YYMMDD, 102
     /// CCYYMMDD, 201 YYMMDDHHMM, 202 YYMMDDHHMMSS, 203 CCYYMMDDHHMM, 204
-    /// CCYYMMDDHHMMSS, and with a time zone (ZZZ, e.g. `+09` or `-0530`)
+    /// CCYYMMDDHHMMSS, and with a time zone (ZZZ, e.g. `+09` or `-0530`,
+    /// or `Z` for UTC as WCO DateTimeStrings give it)
     /// 301 YYMMDDHHMMZZZ, 302 YYMMDDHHMMSSZZZ, 303 CCYYMMDDHHMMZZZ, 304
     /// CCYYMMDDHHMMSSZZZ.
     pub fn from_edifact(value: &str, format: &str) -> Result<Moment, DateError> {
@@ -65,8 +66,9 @@ impl Moment {
         let date_len = if shape.century { 8 } else { 6 };
         let fixed = date_len + usize::from(shape.time);
         let length_ok = if shape.zone {
-            // ZZZ: a sign and two digits, or four (`+09`, `-0530`).
-            value.len() == fixed + 3 || value.len() == fixed + 5
+            // ZZZ: a sign and two digits, or four (`+09`, `-0530`), or `Z`
+            // for UTC (the WCO Data Model's DateTimeString, format 304).
+            value.len() == fixed + 3 || value.len() == fixed + 5 || value.len() == fixed + 1
         } else {
             value.len() == fixed
         };
@@ -114,7 +116,9 @@ impl Moment {
                 iso.push_str(&format!(":{sec:02}"));
             }
         }
-        if shape.zone {
+        if shape.zone && zone == "Z" {
+            iso.push('Z');
+        } else if shape.zone {
             // A zone such as +09 or -0530.
             let sign = zone
                 .get(..1)
@@ -149,6 +153,10 @@ impl Moment {
             None | Some("") => (format!("{date}T00:00"), None),
             Some(rest) => {
                 let rest = rest.strip_prefix('T')?;
+                if let Some(utc) = rest.strip_suffix('Z') {
+                    let local = crate::timestamp::Timestamp::parse(&format!("{date}T{utc}"))?;
+                    return Some(local.unix());
+                }
                 match rest.find(['+', '-']) {
                     Some(at) => (format!("{date}T{}", rest.get(..at)?), rest.get(at..)),
                     None => (format!("{date}T{rest}"), None),
@@ -194,6 +202,10 @@ impl Moment {
         }
         if shape.zone {
             let zone = self.iso.get(zone_at..).ok_or_else(invalid)?;
+            if zone == "Z" {
+                out.push('Z');
+                return Ok(out);
+            }
             let compact: String = zone.chars().filter(|c| *c != ':').collect();
             let compact = compact
                 .strip_suffix("00")
@@ -203,6 +215,97 @@ impl Moment {
             out.push_str(&compact);
         }
         Ok(out)
+    }
+}
+
+/// A moment as a WCO Data Model `DateTimeString` can hold it (UN/CEFACT
+/// unqualified `DateTimeType` of the DEC schema: format 102 `CCYYMMDD`, or
+/// 304 `CCYYMMDDHHMMSS` followed by `Z` or a zone of whole hours, years
+/// 2000–2099).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WcoDateTime {
+    pub text: String,
+    /// `102` or `304`, the `formatCode` attribute.
+    pub format: &'static str,
+    /// The moment's time of day, left out: WCO takes a time only with its
+    /// zone, and the moment has none.
+    pub time_left_out: bool,
+}
+
+impl Moment {
+    /// The moment as a WCO `DateTimeString`. The same instant is kept: a
+    /// time with a zone of whole hours is written in that zone, one with
+    /// minutes in its zone (`-05:30`) as UTC (`Z`), a time without seconds
+    /// with `00`. A time without a zone cannot be written: the date is,
+    /// and [`WcoDateTime::time_left_out`] says so. A year outside
+    /// 2000–2099 is refused.
+    pub fn to_wco(&self) -> Result<WcoDateTime, DateError> {
+        let invalid = || DateError::Invalid {
+            value: self.iso.clone(),
+            format: self.format.clone(),
+        };
+        let iso = self.iso.as_str();
+        let date = iso.get(..10).ok_or_else(invalid)?;
+        if !date.starts_with("20") {
+            return Err(DateError::Invalid {
+                value: self.iso.clone(),
+                format: "102 or 304 of a WCO DateTimeString (years 2000-2099)".into(),
+            });
+        }
+        let digits = |s: &str| s.chars().filter(char::is_ascii_digit).collect::<String>();
+        let day = digits(date);
+        let Some(rest) = iso.get(10..).filter(|r| !r.is_empty()) else {
+            return Ok(WcoDateTime {
+                text: day,
+                format: "102",
+                time_left_out: false,
+            });
+        };
+        let rest = rest.strip_prefix('T').ok_or_else(invalid)?;
+        let (time, zone) = match rest.find(['+', '-', 'Z']) {
+            Some(at) => (rest.get(..at).unwrap_or(""), rest.get(at..).unwrap_or("")),
+            None => (rest, ""),
+        };
+        if zone.is_empty() {
+            return Ok(WcoDateTime {
+                text: day,
+                format: "102",
+                time_left_out: true,
+            });
+        }
+        let mut clock = digits(time);
+        if clock.len() == 4 {
+            clock.push_str("00");
+        }
+        let text = match zone {
+            "Z" => format!("{day}{clock}Z"),
+            z if z.len() == 6 && z.ends_with(":00") => {
+                format!("{day}{clock}{}", z.get(..3).unwrap_or(""))
+            }
+            _ => {
+                let utc = crate::timestamp::Timestamp::from_unix(
+                    self.earliest_utc().ok_or_else(invalid)?,
+                );
+                if !(2000..=2099).contains(&utc.year) {
+                    return Err(invalid());
+                }
+                format!(
+                    "{}{:02}{:02}{:02}Z",
+                    utc.edifact_date(true),
+                    utc.hour,
+                    utc.minute,
+                    utc.second
+                )
+            }
+        };
+        if text.len() != 15 && text.len() != 17 {
+            return Err(invalid());
+        }
+        Ok(WcoDateTime {
+            text,
+            format: "304",
+            time_left_out: false,
+        })
     }
 }
 
@@ -278,6 +381,9 @@ mod tests {
             ("302", "261124103015-0530", "2026-11-24T10:30:15-05:30"),
             ("304", "20261124103015+09", "2026-11-24T10:30:15+09:00"),
             ("304", "20261124103015-1130", "2026-11-24T10:30:15-11:30"),
+            // UTC as the WCO Data Model writes it (HMRC's samples).
+            ("304", "20170810093030Z", "2017-08-10T09:30:30Z"),
+            ("303", "202611241030Z", "2026-11-24T10:30Z"),
         ];
         for (format, value, iso) in cases {
             let m = Moment::from_edifact(value, format).unwrap();
@@ -293,6 +399,7 @@ mod tests {
             ("304", "20261128030000+09", "2026-11-27T18:00:00"),
             ("303", "202611272300-10", "2026-11-28T09:00"),
             ("303", "202611241030-0530", "2026-11-24T16:00"),
+            ("304", "20261124103015Z", "2026-11-24T10:30:15"),
             ("203", "202611280300", "2026-11-27T13:00"),
             ("102", "20261128", "2026-11-27T10:00"),
             ("204", "20261128000001", "2026-11-27T10:00:01"),
@@ -300,6 +407,48 @@ mod tests {
             let m = Moment::from_edifact(value, format).unwrap();
             assert_eq!(m.earliest_utc(), utc(earliest), "{format} {value}");
         }
+    }
+
+    #[test]
+    fn moments_as_wco_date_time_strings_keep_the_instant() {
+        let wco = |format: &str, value: &str| {
+            let w = Moment::from_edifact(value, format)
+                .unwrap()
+                .to_wco()
+                .unwrap();
+            (w.text, w.format, w.time_left_out)
+        };
+        assert_eq!(wco("102", "20261124"), ("20261124".into(), "102", false));
+        assert_eq!(wco("101", "261124"), ("20261124".into(), "102", false));
+        assert_eq!(
+            wco("304", "20170810093030Z"),
+            ("20170810093030Z".into(), "304", false)
+        );
+        assert_eq!(
+            wco("304", "20221121095500+01"),
+            ("20221121095500+01".into(), "304", false)
+        );
+        assert_eq!(
+            wco("303", "202611241030+09"),
+            ("20261124103000+09".into(), "304", false)
+        );
+        assert_eq!(
+            wco("302", "261124103015-0530"),
+            ("20261124160015Z".into(), "304", false)
+        );
+        assert_eq!(
+            wco("303", "202612312330-0530"),
+            ("20270101050000Z".into(), "304", false)
+        );
+        // A time without its zone: the date only, said so.
+        assert_eq!(wco("203", "202611241030"), ("20261124".into(), "102", true));
+        // WCO's pattern takes years 2000-2099 only.
+        assert!(
+            Moment::from_edifact("991231", "101")
+                .unwrap()
+                .to_wco()
+                .is_err()
+        );
     }
 
     #[test]
@@ -337,6 +486,9 @@ mod tests {
             ("102", "2026ab24"),
             ("303", "202611241030"),
             ("303", "202611241030*09"),
+            ("304", "20261124103015z"),
+            ("304", "20261124103015Z00"),
+            ("102", "20261124Z"),
             ("304", "202611241030+09"),
             ("304", "20261124103060+09"),
             ("202", "2611241030"),

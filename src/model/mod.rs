@@ -7,7 +7,7 @@
 
 mod datetime;
 
-pub use datetime::{DateError, Moment};
+pub use datetime::{DateError, Moment, WcoDateTime};
 use rust_decimal::Decimal;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};

@@ -355,6 +355,11 @@ pub fn pointers_for_path(path: &str) -> (Vec<Pointer>, Vec<String>) {
     if steps.len() > 1 && steps.last().is_some_and(|s| s.starts_with('@')) {
         steps.pop();
     }
+    // The DateTimeString of a date-time element is its value, not a data
+    // element of its own: the pointer names the date-time element.
+    if steps.len() > 1 && steps.last() == Some(&crate::mapping::wco::DATE_TIME_STRING) {
+        steps.pop();
+    }
     if steps.first().and_then(|s| parse_step(s)) == Some(("MetaData", None)) {
         steps.remove(0);
     }
@@ -1346,6 +1351,10 @@ mod tests {
         // TT1_EX_v2.01 rejected: 42A with D026.
         let (chain, _) = pointers_for_path("/Declaration/FunctionalReferenceID");
         assert_eq!(chain, vec![pointer(None, "42A", Some("D026"))]);
+        // A date: the date-time element, whose value its DateTimeString is.
+        let (chain, unmapped) = pointers_for_path("/Declaration/IssueDateTime/DateTimeString");
+        assert_eq!(chain, vec![pointer(None, "42A", Some("D011"))]);
+        assert!(unmapped.is_empty(), "{unmapped:?}");
         // A class and a data element of the same name.
         let (chain, _) = pointers_for_path("/Declaration/Authentication/Authentication");
         assert_eq!(
