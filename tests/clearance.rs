@@ -1227,3 +1227,138 @@ async fn nul_in_references_on_sqlite() {
 async fn nul_in_references_on_postgres() {
     on_postgres(nul_in_references).await;
 }
+
+/// What `partner` submitted, as stored.
+async fn submit_as(hub: &Hub, partner: &Partner, bytes: Vec<u8>) -> Vec<StoredDeclaration> {
+    let id = match hub.intake.submit(partner, bytes).await.unwrap() {
+        Submission::Stored(r) => r.interchange.id,
+        other => panic!("not stored: {other:?}"),
+    };
+    hub.intake.store().declarations_of(&id).await.unwrap()
+}
+
+/// An LRN is unique per declarant (NAD+DT, WCO Declarant/ID), not per
+/// sending partner: two partners registered for one declarant share its
+/// LRNs, one partner filing for two declarants does not mix theirs, and a
+/// partner that is not registered for a declarant it names can neither
+/// take nor change that declarant's LRNs.
+async fn lrns_per_declarant(url: &str) {
+    let hub = hub(url, clearance("", 3600)).await;
+    let store = hub.intake.store().clone();
+    const DECLARANT: &str = "1234567890";
+    for id in ["KRBROKER02", "KRBROKER03"] {
+        store
+            .add_partner(id, id, &format!("hash-{id}"), Timestamp::now())
+            .await
+            .unwrap();
+    }
+    store.add_trader_id(SENDER, DECLARANT).await.unwrap();
+    store.add_trader_id("KRBROKER02", DECLARANT).await.unwrap();
+    let second = store.partner("KRBROKER02").await.unwrap().unwrap();
+    let unregistered = store.partner("KRBROKER03").await.unwrap().unwrap();
+    let filed = |sender: &str, reference: &str, declarant: &str, function: &str| {
+        let text = String::from_utf8(common::cusdec(
+            sender,
+            reference,
+            "LRN-SHARED",
+            function,
+            &["020130"],
+        ))
+        .unwrap();
+        text.replace(
+            &format!("NAD+DT+{DECLARANT}::ZZZ"),
+            &format!("NAD+DT+{declarant}::ZZZ"),
+        )
+        .into_bytes()
+    };
+
+    let first = submit(&hub, filed(SENDER, "ID001", DECLARANT, "9")).await;
+    assert_eq!(first[0].status, state::AWAITING_PERMITS);
+    // The same declarant's LRN through another registered partner: a
+    // duplicate.
+    let d = submit_as(&hub, &second, filed("KRBROKER02", "ID002", DECLARANT, "9")).await;
+    assert_eq!(d[0].status, state::REJECTED);
+    assert_eq!(issue_codes(&hub, &d[0]).await, ["RUL009"]);
+    let stored = store.declaration(&d[0].id).await.unwrap().unwrap();
+    assert!(
+        stored.issues_json.contains(&first[0].id),
+        "{}",
+        stored.issues_json
+    );
+    // A partner not registered for the declarant does not reach its LRNs.
+    let d = submit_as(
+        &hub,
+        &unregistered,
+        filed("KRBROKER03", "ID003", DECLARANT, "9"),
+    )
+    .await;
+    assert_eq!(
+        d[0].status,
+        state::AWAITING_PERMITS,
+        "{:?}",
+        issue_codes(&hub, &d[0]).await
+    );
+    // One partner filing for another declarant: its own LRNs.
+    let other = submit(&hub, filed(SENDER, "ID004", "5555555555", "9")).await;
+    assert_eq!(
+        other[0].status,
+        state::AWAITING_PERMITS,
+        "{:?}",
+        issue_codes(&hub, &other[0]).await
+    );
+    // … which that declarant cannot use twice.
+    let d = submit(&hub, filed(SENDER, "ID005", "5555555555", "9")).await;
+    assert_eq!(issue_codes(&hub, &d[0]).await, ["RUL009"]);
+
+    // The other registered partner amends the declarant's declaration.
+    let d = submit_as(&hub, &second, filed("KRBROKER02", "ID006", DECLARANT, "5")).await;
+    assert_eq!(
+        d[0].status,
+        state::AWAITING_PERMITS,
+        "{:?}",
+        issue_codes(&hub, &d[0]).await
+    );
+    let replaced = store.declaration(&first[0].id).await.unwrap().unwrap();
+    assert_eq!(replaced.status, state::AMENDED);
+    assert_eq!(d[0].mrn, replaced.mrn, "an amendment keeps the MRN");
+    // The unregistered partner's cancellation reaches only what it
+    // declared itself; the registered declarant's amendment stays live.
+    let d = submit_as(
+        &hub,
+        &unregistered,
+        filed("KRBROKER03", "ID007", DECLARANT, "1"),
+    )
+    .await;
+    assert_eq!(d[0].status, state::ACCEPTED);
+    let amendment = store
+        .declarations(Some(state::AWAITING_PERMITS), Some("KRBROKER02"), 10)
+        .await
+        .unwrap();
+    assert_eq!(amendment.len(), 1, "{amendment:?}");
+    let own = store
+        .declarations(Some(state::CANCELLED), Some("KRBROKER03"), 10)
+        .await
+        .unwrap();
+    assert_eq!(own.len(), 1, "{own:?}");
+    // One live declaration per scope: the declarant's, the unregistered
+    // partner's cancellation, the other declarant's.
+    let live = store
+        .declarations(None, None, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|d| !["rejected", "amended", "cancelled"].contains(&d.status.as_str()))
+        .count();
+    assert_eq!(live, 3);
+    store.close().await;
+}
+
+#[tokio::test]
+async fn lrns_per_declarant_on_sqlite() {
+    on_sqlite(lrns_per_declarant).await;
+}
+
+#[tokio::test]
+async fn lrns_per_declarant_on_postgres() {
+    on_postgres(lrns_per_declarant).await;
+}

@@ -125,7 +125,7 @@ impl Default for Clearance {
     }
 }
 
-/// An earlier live declaration of the same partner with the same LRN, or
+/// An earlier live declaration of the same declarant with the same LRN, or
 /// holding the MRN an amendment or cancellation quotes: what it refers to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Prior {
@@ -138,6 +138,9 @@ pub struct Prior {
     pub function: Option<String>,
     /// Its risk lane: an amendment is never given a lower one.
     pub lane: Option<String>,
+    /// What its LRN is unique in ([`crate::store::lrn_scope`]): an
+    /// amendment that replaces it takes the same.
+    pub scope: Option<String>,
 }
 
 impl From<&StoredDeclaration> for Prior {
@@ -148,6 +151,7 @@ impl From<&StoredDeclaration> for Prior {
             mrn: d.mrn.clone(),
             function: d.function.clone(),
             lane: d.lane.clone(),
+            scope: d.lrn_scope.clone(),
         }
     }
 }

@@ -29,7 +29,7 @@ use crate::ack::contrl;
 use crate::diag::{Code, Issue};
 use crate::edifact::{self, Limits, ParseOptions, Parsed};
 use crate::store::{
-    LiveReference, NewInterchange, OutboxMessage, Partner, Refusal, Store, StoreError,
+    LiveReference, LiveScope, NewInterchange, OutboxMessage, Partner, Refusal, Store, StoreError,
     StoredInterchange,
 };
 use crate::timestamp::Timestamp;
@@ -592,20 +592,23 @@ impl Intake {
         Ok(())
     }
 
-    /// The sender's live declaration `by` names: one declared earlier in
-    /// the same interchange (`known`), else the store's.
+    /// The live declaration `by` names among those `scope` covers: one
+    /// declared earlier in the same interchange (`known`, the latest of
+    /// that reference), else the store's.
     async fn live(
         &self,
-        partner: &str,
-        known: &std::collections::HashMap<String, clearance::Prior>,
+        scope: &LiveScope,
+        known: &[(String, clearance::Prior)],
         by: LiveReference<'_>,
     ) -> Result<Option<clearance::Prior>, StoreError> {
-        if let Some(p) = known.get(by.text()) {
+        if let Some((_, p)) = known.iter().rev().find(|(reference, p)| {
+            reference == by.text() && scope.covers(&scope.partner, p.scope.as_deref())
+        }) {
             return Ok(Some(p.clone()));
         }
         Ok(self
             .store
-            .live_declaration(partner, by)
+            .live_declaration(scope, by)
             .await?
             .as_ref()
             .map(clearance::Prior::from))
@@ -622,10 +625,11 @@ impl Intake {
         let mut out = Vec::with_capacity(mapped.len());
         // LRNs declared earlier in this same interchange count as prior, and
         // so do the MRNs its amendments and cancellations quoted.
-        let mut seen: std::collections::HashMap<String, clearance::Prior> =
-            std::collections::HashMap::new();
-        let mut seen_mrn: std::collections::HashMap<String, clearance::Prior> =
-            std::collections::HashMap::new();
+        let mut seen: Vec<(String, clearance::Prior)> = Vec::new();
+        let mut seen_mrn: Vec<(String, clearance::Prior)> = Vec::new();
+        // The declarants the partner is registered for: their LRNs are
+        // unique across every partner registered for them.
+        let registered = self.store.trader_ids(&partner.id).await?;
         for (m, findings) in mapped {
             let canonical = (m.target == "declaration")
                 .then_some(m.canonical.as_ref())
@@ -637,33 +641,72 @@ impl Intake {
                     .map(str::to_owned)
             };
             let lrn = text("lrn");
+            let changes = matches!(
+                text("function").as_deref(),
+                Some("amendment" | "cancellation")
+            );
+            let declarant = canonical
+                .and_then(|c| c.get("declarant"))
+                .and_then(|d| d.get("id"))
+                .and_then(|v| v.as_str())
+                .map(str::trim)
+                .filter(|id| !id.is_empty());
+            let own_scope = crate::store::lrn_scope(
+                &partner.id,
+                declarant,
+                declarant.is_some_and(|id| registered.iter().any(|t| t == id)),
+            );
+            // An original's LRN must be new in its scope. An amendment or
+            // cancellation may also refer to what the partner declared for
+            // that declarant before it was registered for it, and, when it
+            // names no declarant (HMRC's amendments carry only their
+            // changes), to any declaration of the partner.
+            let mut scopes = vec![own_scope.clone()];
+            let senders = crate::store::lrn_scope(&partner.id, declarant, false);
+            if changes && senders != own_scope {
+                scopes.push(senders);
+            }
+            let by_lrn = LiveScope {
+                partner: partner.id.clone(),
+                scopes,
+                all_of_partner: changes && declarant.is_none(),
+            };
+            let by_mrn = LiveScope {
+                partner: partner.id.clone(),
+                scopes: vec![own_scope.clone()],
+                all_of_partner: true,
+            };
             // An amendment or cancellation that quotes an MRN refers to the
             // declaration holding it (its own LRN may be new, as in the WCO
             // Data Model's amendments); otherwise to the one with its LRN.
-            let quoted = text("mrn").filter(|_| {
-                matches!(
-                    text("function").as_deref(),
-                    Some("amendment" | "cancellation")
-                )
-            });
-            let (known, by) = match (&quoted, &lrn) {
-                (Some(mrn), _) => (&seen_mrn, Some(LiveReference::Mrn(mrn))),
-                (None, Some(lrn)) => (&seen, Some(LiveReference::Lrn(lrn))),
-                (None, None) => (&seen, None),
+            let quoted = text("mrn").filter(|_| changes);
+            let prior = match (&quoted, &lrn) {
+                (Some(mrn), _) => {
+                    self.live(&by_mrn, &seen_mrn, LiveReference::Mrn(mrn))
+                        .await?
+                }
+                (None, Some(lrn)) => self.live(&by_lrn, &seen, LiveReference::Lrn(lrn)).await?,
+                (None, None) => None,
             };
-            let prior = match by {
-                Some(by) => self.live(&partner.id, known, by).await?,
-                None => None,
+            // What the declaration's LRN will be unique in: an amendment or
+            // cancellation takes the scope of the declaration it replaces.
+            let stored_scope = match &prior {
+                Some(p) if changes => p.scope.clone().unwrap_or_else(|| own_scope.clone()),
+                _ => own_scope.clone(),
             };
             // An amendment or cancellation found by its MRN goes live under
-            // its own LRN: one another live declaration of the sender holds
-            // already is refused (RUL009), as an original's would be (else
-            // the store's one-live-LRN index would refuse it at every try).
+            // its own LRN: one another live declaration holds already in
+            // that scope is refused (RUL009), as an original's would be
+            // (else the store's one-live-LRN index would refuse it at every
+            // try).
             let mut taken = Vec::new();
             if let (Some(p), Some(_), Some(lrn)) = (&prior, &quoted, &lrn) {
-                let holder = self
-                    .live(&partner.id, &seen, LiveReference::Lrn(lrn))
-                    .await?;
+                let within = LiveScope {
+                    partner: partner.id.clone(),
+                    scopes: vec![stored_scope.clone()],
+                    all_of_partner: false,
+                };
+                let holder = self.live(&within, &seen, LiveReference::Lrn(lrn)).await?;
                 if let Some(h) = holder.filter(|h| h.id != p.id) {
                     taken.push(Issue::error(
                         crate::diag::Code::RuleDuplicateLrn,
@@ -672,7 +715,7 @@ impl Intake {
                             ..crate::diag::Location::default()
                         },
                         format!(
-                            "LRN {lrn:?} is the LRN of another live declaration of this sender \
+                            "LRN {lrn:?} is the LRN of another live declaration of this declarant \
                              ({}, {}); an amendment or cancellation needs an LRN of its own or \
                              the one of the declaration it refers to",
                             h.id, h.status
@@ -715,9 +758,12 @@ impl Intake {
             };
             findings.extend(taken);
             let id = uuid::Uuid::now_v7().to_string();
-            let d = self
+            let mut d = self
                 .clearance
                 .intake(m, findings, &reply, prior.as_ref(), now, id);
+            if d.target == "declaration" {
+                d.lrn_scope = Some(stored_scope);
+            }
             if d.status != clearance::state::REJECTED {
                 let now_prior = clearance::Prior {
                     id: d.id.clone(),
@@ -725,6 +771,7 @@ impl Intake {
                     mrn: d.mrn.clone(),
                     function: d.function.clone(),
                     lane: d.lane.clone(),
+                    scope: d.lrn_scope.clone(),
                 };
                 if let Some(mrn) = quoted {
                     // The quoted declaration is replaced by this one, or,
@@ -736,13 +783,14 @@ impl Intake {
                             mrn: Some(mrn.clone()),
                             function: None,
                             lane: None,
+                            scope: d.lrn_scope.clone(),
                         },
                         _ => now_prior.clone(),
                     };
-                    seen_mrn.insert(mrn, after);
+                    seen_mrn.push((mrn, after));
                 }
                 if let Some(lrn) = lrn {
-                    seen.insert(lrn, now_prior);
+                    seen.push((lrn, now_prior));
                 }
             }
             out.push(d);

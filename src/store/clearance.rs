@@ -25,6 +25,9 @@ pub struct NewDeclaration {
     /// Canonical type: `declaration`, `cargo_report`, `passenger_list`.
     pub target: String,
     pub lrn: Option<String>,
+    /// What its LRN is unique in (see [`lrn_scope`]): one live declaration
+    /// per scope and LRN.
+    pub lrn_scope: Option<String>,
     /// Given when customs accepts the declaration (kept by an amendment).
     pub mrn: Option<String>,
     pub function: Option<String>,
@@ -45,6 +48,37 @@ pub struct NewDeclaration {
     /// An earlier declaration this one amends or cancels, and the status it
     /// moves to.
     pub supersedes: Option<Supersede>,
+}
+
+/// The scope an LRN is unique in: the declarant's, `declarant:<id>`, when
+/// the sending partner is registered for that identifier (its trader
+/// identifiers), so that every partner registered for the declarant shares
+/// it; otherwise the sender's view of that declarant,
+/// `partner:<partner>/<id>` (`<id>` empty without a declarant), as an
+/// identifier the hub cannot vouch for must not reach other senders'
+/// declarations.
+pub fn lrn_scope(partner: &str, declarant: Option<&str>, registered: bool) -> String {
+    match declarant {
+        Some(id) if registered => format!("declarant:{id}"),
+        _ => format!("partner:{partner}/{}", declarant.unwrap_or("")),
+    }
+}
+
+/// Where [`Store::live_declaration`] looks: the declarations of these LRN
+/// scopes and, with `all_of_partner`, every declaration of the partner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveScope {
+    pub partner: String,
+    pub scopes: Vec<String>,
+    pub all_of_partner: bool,
+}
+
+impl LiveScope {
+    /// Whether a declaration of `partner` in `scope` is one this looks at.
+    pub fn covers(&self, partner: &str, scope: Option<&str>) -> bool {
+        (self.all_of_partner && partner == self.partner)
+            || scope.is_some_and(|s| self.scopes.iter().any(|x| x == s))
+    }
 }
 
 /// How [`Store::live_declaration`] finds the declaration referred to.
@@ -104,6 +138,9 @@ pub struct StoredDeclaration {
     pub target: String,
     pub partner_id: String,
     pub lrn: Option<String>,
+    /// What its LRN is unique in (see [`lrn_scope`]).
+    #[serde(skip)]
+    pub lrn_scope: Option<String>,
     /// The movement reference number, once customs accepted it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mrn: Option<String>,
@@ -185,7 +222,7 @@ pub enum TimelineViewer {
 }
 
 const DECLARATION_COLUMNS: &str = "id, interchange_id, message_reference, message_type, target, partner_id, lrn, \
-     function, status, lane, canonical_json, issues_json, reply_json, created_at, updated_at, mrn";
+     function, status, lane, canonical_json, issues_json, reply_json, created_at, updated_at, mrn, lrn_scope";
 const PERMIT_COLUMNS: &str = "id, declaration_id, agency, rule, status, requested_at, due_at, decided_at, \
      request_json, decision_json";
 
@@ -222,7 +259,7 @@ impl Store {
         }
         let sql = self.sql(&format!(
             "INSERT INTO declarations ({DECLARATION_COLUMNS}) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
         ));
         sqlx::query(&sql)
             .bind(&d.id)
@@ -241,6 +278,7 @@ impl Store {
             .bind(at.clone())
             .bind(at.clone())
             .bind(d.mrn.clone())
+            .bind(d.lrn_scope.clone())
             .execute(&mut **tx)
             .await
             .map_err(|e| match StoreError::from(e) {
@@ -254,7 +292,7 @@ impl Store {
                 }
                 // Another declaration with this LRN went live after intake
                 // looked (a submission committed meanwhile).
-                StoreError::Conflict { what } if what.contains("declarations_live_lrn") || what.contains("declarations.partner_id, declarations.lrn") => {
+                StoreError::Conflict { what } if what.contains("declarations_live_lrn") || what.contains("declarations.lrn_scope, declarations.lrn") => {
                     StoreError::StateChanged {
                         what: format!(
                             "another live declaration with LRN {} was stored while declaration {} was",
@@ -558,30 +596,44 @@ impl Store {
         rows.iter().map(declaration_row).collect()
     }
 
-    /// The newest declaration of `partner` with this LRN, or holding this
-    /// MRN, that is not rejected, amended or cancelled: what an amendment
-    /// or cancellation refers to. (The MRN terms match the partial unique
-    /// index on `mrn`.)
+    /// The newest declaration `scope` covers with this LRN, or holding
+    /// this MRN, that is not rejected, amended or cancelled: an earlier
+    /// declaration of the LRN, or what an amendment or cancellation refers
+    /// to. (The MRN terms match the partial unique index on `mrn`.)
     pub async fn live_declaration(
         &self,
-        partner: &str,
+        scope: &LiveScope,
         by: LiveReference<'_>,
     ) -> Result<Option<StoredDeclaration>, StoreError> {
         let (term, value) = match by {
-            LiveReference::Lrn(lrn) => ("lrn = $2", lrn),
-            LiveReference::Mrn(mrn) => ("mrn = $2 AND status <> 'amended'", mrn),
+            LiveReference::Lrn(lrn) => ("lrn = $1", lrn),
+            LiveReference::Mrn(mrn) => ("mrn = $1 AND status <> 'amended'", mrn),
         };
+        // $1 the reference, $2… the scopes, then the partner.
+        let mut places: Vec<String> = (0..scope.scopes.len())
+            .map(|i| format!("lrn_scope = ${}", i + 2))
+            .collect();
+        if scope.all_of_partner {
+            places.push(format!("partner_id = ${}", scope.scopes.len() + 2));
+        }
+        if places.is_empty() {
+            return Ok(None);
+        }
         let sql = self.sql(&format!(
             "SELECT {DECLARATION_COLUMNS} FROM declarations \
-             WHERE {term} AND partner_id = $1 AND target = 'declaration' \
+             WHERE {term} AND ({}) AND target = 'declaration' \
              AND status NOT IN ('rejected', 'amended', 'cancelled') \
-             ORDER BY created_at DESC, id DESC LIMIT 1"
+             ORDER BY created_at DESC, id DESC LIMIT 1",
+            places.join(" OR ")
         ));
-        let row = sqlx::query(&sql)
-            .bind(partner)
-            .bind(value)
-            .fetch_optional(&self.pool)
-            .await?;
+        let mut query = sqlx::query(&sql).bind(value);
+        for s in &scope.scopes {
+            query = query.bind(s.clone());
+        }
+        if scope.all_of_partner {
+            query = query.bind(scope.partner.clone());
+        }
+        let row = query.fetch_optional(&self.pool).await?;
         row.as_ref().map(declaration_row).transpose()
     }
 
@@ -911,6 +963,7 @@ fn declaration_row(r: &AnyRow) -> Result<StoredDeclaration, StoreError> {
         target: r.try_get("target")?,
         partner_id: r.try_get("partner_id")?,
         lrn: r.try_get("lrn")?,
+        lrn_scope: r.try_get("lrn_scope")?,
         mrn: r.try_get("mrn")?,
         function: r.try_get("function")?,
         status: r.try_get("status")?,

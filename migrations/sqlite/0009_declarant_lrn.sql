@@ -1,0 +1,21 @@
+-- LRNs are unique per declarant (the issue of the canonical model: "the
+-- same LRN from the same declarant"), no longer per sending partner. Each
+-- declaration row gets the scope its LRN is unique in:
+--   'declarant:<id>'         the declarant's identifier, when the sending
+--                            partner is registered for it (partner_trader_ids):
+--                            every partner registered for that declarant
+--                            shares the scope;
+--   'partner:<partner>/<id>' otherwise (an identifier the hub cannot vouch
+--                            for does not reach beyond its sender; <id> is
+--                            empty without a declarant).
+-- Rows written before this migration keep their sender's scope, in which
+-- they were unique. Kept in step with migrations/postgres/0009_declarant_lrn.sql.
+ALTER TABLE declarations ADD COLUMN lrn_scope TEXT;
+UPDATE declarations
+   SET lrn_scope = 'partner:' || partner_id || '/'
+                   || COALESCE(json_extract(canonical_json, '$.declarant.id'), '')
+ WHERE target = 'declaration';
+DROP INDEX declarations_live_lrn;
+CREATE UNIQUE INDEX declarations_live_lrn ON declarations (lrn_scope, lrn)
+    WHERE target = 'declaration' AND lrn IS NOT NULL
+      AND status NOT IN ('rejected', 'amended', 'cancelled');
