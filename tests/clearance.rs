@@ -1362,3 +1362,124 @@ async fn lrns_per_declarant_on_sqlite() {
 async fn lrns_per_declarant_on_postgres() {
     on_postgres(lrns_per_declarant).await;
 }
+
+/// The edges of LRN scopes: a partner that registers for a declarant it
+/// filed for before still sees its earlier LRNs; partner and declarant
+/// identifiers with `/` in them do not run together; and a message that
+/// names no declarant, for an LRN the partner used for several, is refused
+/// instead of changing one of them at random.
+async fn lrn_scope_edges(url: &str) {
+    let hub = hub(url, clearance("", 3600)).await;
+    let store = hub.intake.store().clone();
+    let with_declarant = |sender: &str, reference: &str, lrn: &str, function: &str, id: &str| {
+        let text = String::from_utf8(common::cusdec(
+            sender,
+            reference,
+            lrn,
+            function,
+            &["020130"],
+        ))
+        .unwrap();
+        text.replace("NAD+DT+1234567890::ZZZ", &format!("NAD+DT+{id}::ZZZ"))
+            .into_bytes()
+    };
+
+    // Filed before the partner was registered for the declarant, then
+    // again after: a duplicate all the same.
+    let before = submit(
+        &hub,
+        with_declarant(SENDER, "IE001", "LRN-R", "9", "1234567890"),
+    )
+    .await;
+    assert_eq!(before[0].status, state::AWAITING_PERMITS);
+    store.add_trader_id(SENDER, "1234567890").await.unwrap();
+    let again = submit(
+        &hub,
+        with_declarant(SENDER, "IE002", "LRN-R", "9", "1234567890"),
+    )
+    .await;
+    assert_eq!(issue_codes(&hub, &again[0]).await, ["RUL009"]);
+
+    // Partner "KR/A" for declarant "X9" and partner "KR" for declarant
+    // "A/X9" are different declarations.
+    for id in ["KR/A", "KR"] {
+        store
+            .add_partner(id, id, &format!("hash-{id}"), Timestamp::now())
+            .await
+            .unwrap();
+    }
+    let slash = store.partner("KR/A").await.unwrap().unwrap();
+    let plain = store.partner("KR").await.unwrap().unwrap();
+    let theirs = submit_as(
+        &hub,
+        &slash,
+        with_declarant("KR/A", "IE003", "LRN-S", "9", "X9"),
+    )
+    .await;
+    assert_eq!(theirs[0].status, state::AWAITING_PERMITS);
+    let mine = submit_as(
+        &hub,
+        &plain,
+        with_declarant("KR", "IE004", "LRN-S", "9", "A/X9"),
+    )
+    .await;
+    assert_eq!(
+        mine[0].status,
+        state::AWAITING_PERMITS,
+        "{:?}",
+        issue_codes(&hub, &mine[0]).await
+    );
+    let cancel = submit_as(
+        &hub,
+        &plain,
+        with_declarant("KR", "IE005", "LRN-S", "1", "A/X9"),
+    )
+    .await;
+    assert_eq!(cancel[0].status, state::ACCEPTED);
+    let status = |id: String| {
+        let store = store.clone();
+        async move { store.declaration(&id).await.unwrap().unwrap().status }
+    };
+    assert_eq!(status(mine[0].id.clone()).await, state::CANCELLED);
+    assert_eq!(status(theirs[0].id.clone()).await, state::AWAITING_PERMITS);
+
+    // One LRN for two declarants the partner is not registered for; a
+    // cancellation naming neither is refused, and both stay.
+    let one = submit(
+        &hub,
+        with_declarant(SENDER, "IE006", "LRN-T", "9", "1111111111"),
+    )
+    .await;
+    let two = submit(
+        &hub,
+        with_declarant(SENDER, "IE007", "LRN-T", "9", "2222222222"),
+    )
+    .await;
+    assert_eq!(two[0].status, state::AWAITING_PERMITS);
+    let text = String::from_utf8(common::cusdec(SENDER, "IE008", "LRN-T", "1", &["020130"]))
+        .unwrap()
+        .replace("NAD+DT+1234567890::ZZZ'", "")
+        .replace("UNT+13+1'", "UNT+12+1'");
+    let d = submit(&hub, text.into_bytes()).await;
+    assert_eq!(d[0].status, state::REJECTED);
+    assert_eq!(issue_codes(&hub, &d[0]).await, ["RUL008"]);
+    let stored = store.declaration(&d[0].id).await.unwrap().unwrap();
+    assert!(
+        stored.issues_json.contains("several declarants"),
+        "{}",
+        stored.issues_json
+    );
+    assert_eq!(status(one[0].id.clone()).await, state::AWAITING_PERMITS);
+    assert_eq!(status(two[0].id.clone()).await, state::AWAITING_PERMITS);
+    store.close().await;
+}
+
+#[tokio::test]
+async fn lrn_scope_edges_on_sqlite() {
+    on_sqlite(lrn_scope_edges).await;
+}
+
+#[tokio::test]
+async fn lrn_scope_edges_on_postgres() {
+    on_postgres(lrn_scope_edges).await;
+}

@@ -960,3 +960,42 @@ fn an_amount_without_its_currency_takes_the_reference_currency_of_its_cux() {
         mapped[0].issues
     );
 }
+
+/// CUX holds two C504s, each saying by its 6347 what it is: the reference
+/// currency may stand second, after the target currency.
+#[test]
+fn the_reference_currency_may_be_the_second_of_a_cux() {
+    let text =
+        std::fs::read_to_string(root().join("fixtures/edifact/ok/cusdec-d96b-unoc.edi")).unwrap();
+    let first = text.split("UNH+2+").next().unwrap().to_owned();
+    let with = first
+        .replacen(
+            "MOA+39:125000.50:USD'",
+            "MOA+39:125000.50'\nCUX+3:EUR:4+2:USD:4+1.1'",
+            1,
+        )
+        .replacen(
+            "MOA+123:50001.25:USD'",
+            "MOA+123:50001.25'\nCUX++2:JPY:4'",
+            1,
+        )
+        .replacen("UNT+20+1'", "UNT+22+1'", 1);
+    let mapped = map(format!("{with}UNZ+1+20261124001'").as_bytes());
+    let d = mapped[0].canonical.as_ref().unwrap();
+    assert_eq!(d["totals"]["invoice"]["currency"], "USD", "{d:#}");
+    assert_eq!(d["goods"][0]["statistical_value"]["currency"], "JPY");
+    // The target currency and the rate are said, not mapped: reported.
+    assert!(
+        mapped[0]
+            .issues
+            .iter()
+            .any(|i| i.code == Code::MappingUnmapped && i.message.contains("EUR")),
+        "{:#?}",
+        mapped[0].issues
+    );
+    assert!(
+        mapped[0].issues.iter().all(|i| !i.is_error()),
+        "{:#?}",
+        mapped[0].issues
+    );
+}

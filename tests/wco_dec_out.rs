@@ -19,8 +19,8 @@ use tradehub::mapping::typed;
 use tradehub::mapping::wco;
 use tradehub::mapping::wco_out::{self, DecDocument, WcoOutMapping};
 use tradehub::model::{
-    Amount, Declaration, DeclarationFunction, DeclarationKind, Document, DutyTax, GoodsItem,
-    Moment, Packages, Party, Totals, Transport,
+    Amount, Declaration, DeclarationFunction, DeclarationKind, DutyTax, GoodsItem, Moment,
+    Packages, Party, Totals, Transport,
 };
 use tradehub::schema::Directories;
 use tradehub::xml::{XmlLimits, XmlReport, XmlValidator};
@@ -404,19 +404,6 @@ fn issued() -> impl Strategy<Value = Moment> {
     ]
 }
 
-/// Previous documents: category and type (an..3), reference (an..70).
-fn previous_documents() -> impl Strategy<Value = Vec<Document>> {
-    prop::collection::vec(
-        ("[XYZ]", "[A-Z0-9]{3}", id(70)).prop_map(|(category, code, reference)| Document {
-            code,
-            reference,
-            category: Some(category),
-            ..Document::default()
-        }),
-        0..3,
-    )
-}
-
 prop_compose! {
     fn parties()(
         declarant in party(false),
@@ -449,10 +436,9 @@ prop_compose! {
         items in prop::option::of(0u16..=9_999),
         transport in transport(),
         goods in prop::collection::vec(goods_item(), 1..6),
-        (issued, customs_office, previous_documents) in (
+        (issued, customs_office) in (
             prop::option::of(issued()),
             prop::option::of(id(17)),
-            previous_documents(),
         ),
     ) -> Declaration {
         let cancellation = function == DeclarationFunction::Cancellation;
@@ -476,7 +462,7 @@ prop_compose! {
             transport,
             totals: Totals { invoice, packages, items, ..Totals::default() },
             documents: Vec::new(),
-            previous_documents,
+            previous_documents: Vec::new(),
             reason,
             changes: Vec::new(),
             goods: goods

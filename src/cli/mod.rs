@@ -2285,7 +2285,7 @@ fn ack_res(
         .chain_update(bytes)
         .chain_update(moment.to_string().as_bytes())
         .finalize();
-    let id: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+    let id = crate::hub::hex(digest.get(..16).unwrap_or_default());
     let mut response = crate::ack::res::for_report(&report, moment, &id);
     // A schema-valid declaration is then mapped and checked by the business
     // rules, as the hub does; findings reject it, each pointed at the

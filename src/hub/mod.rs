@@ -592,26 +592,34 @@ impl Intake {
         Ok(())
     }
 
-    /// The live declaration `by` names among those `scope` covers: one
-    /// declared earlier in the same interchange (`known`, the latest of
-    /// that reference), else the store's.
+    /// The live declarations `by` names among those `scope` covers, newest
+    /// first, at most two (enough to tell that a reference is ambiguous):
+    /// those declared earlier in the same interchange (`known`), then the
+    /// store's. The store may still list one `known` has moved on (an
+    /// amendment replaced it in this interchange); it counts once, as known.
     async fn live(
         &self,
         scope: &LiveScope,
         known: &[(String, clearance::Prior)],
         by: LiveReference<'_>,
-    ) -> Result<Option<clearance::Prior>, StoreError> {
-        if let Some((_, p)) = known.iter().rev().find(|(reference, p)| {
-            reference == by.text() && scope.covers(&scope.partner, p.scope.as_deref())
-        }) {
-            return Ok(Some(p.clone()));
+    ) -> Result<Vec<clearance::Prior>, StoreError> {
+        let mut found: Vec<clearance::Prior> = Vec::new();
+        for (reference, p) in known.iter().rev() {
+            if reference == by.text()
+                && scope.covers(&scope.partner, p.scope.as_deref())
+                && !found.iter().any(|f| f.id == p.id)
+            {
+                found.push(p.clone());
+            }
         }
-        Ok(self
-            .store
-            .live_declaration(scope, by)
-            .await?
-            .as_ref()
-            .map(clearance::Prior::from))
+        let superseded: Vec<&str> = known.iter().map(|(_, p)| p.id.as_str()).collect();
+        for d in self.store.live_declarations(scope, by, 2).await? {
+            if !superseded.contains(&d.id.as_str()) {
+                found.push(clearance::Prior::from(&d));
+            }
+        }
+        found.truncate(2);
+        Ok(found)
     }
 
     /// The declaration rows of the mapped messages of one interchange.
@@ -645,25 +653,22 @@ impl Intake {
                 text("function").as_deref(),
                 Some("amendment" | "cancellation")
             );
-            let declarant = canonical
-                .and_then(|c| c.get("declarant"))
-                .and_then(|d| d.get("id"))
-                .and_then(|v| v.as_str())
-                .map(str::trim)
-                .filter(|id| !id.is_empty());
+            let declarant = canonical.and_then(crate::store::declarant_id);
             let own_scope = crate::store::lrn_scope(
                 &partner.id,
                 declarant,
                 declarant.is_some_and(|id| registered.iter().any(|t| t == id)),
             );
-            // An original's LRN must be new in its scope. An amendment or
-            // cancellation may also refer to what the partner declared for
-            // that declarant before it was registered for it, and, when it
-            // names no declarant (HMRC's amendments carry only their
-            // changes), to any declaration of the partner.
+            // An LRN refers to the declarations of its scope and to what
+            // the partner itself declared for that declarant before it was
+            // registered for it (or before migration 0009), so that an
+            // original is not declared twice and an amendment finds it;
+            // an amendment or cancellation that names no declarant (HMRC's
+            // amendments carry only their changes) to any declaration of
+            // the partner, unless that is ambiguous.
             let mut scopes = vec![own_scope.clone()];
             let senders = crate::store::lrn_scope(&partner.id, declarant, false);
-            if changes && senders != own_scope {
+            if senders != own_scope {
                 scopes.push(senders);
             }
             let by_lrn = LiveScope {
@@ -680,14 +685,36 @@ impl Intake {
             // declaration holding it (its own LRN may be new, as in the WCO
             // Data Model's amendments); otherwise to the one with its LRN.
             let quoted = text("mrn").filter(|_| changes);
-            let prior = match (&quoted, &lrn) {
+            let candidates = match (&quoted, &lrn) {
                 (Some(mrn), _) => {
                     self.live(&by_mrn, &seen_mrn, LiveReference::Mrn(mrn))
                         .await?
                 }
                 (None, Some(lrn)) => self.live(&by_lrn, &seen, LiveReference::Lrn(lrn)).await?,
-                (None, None) => None,
+                (None, None) => Vec::new(),
             };
+            let mut taken = Vec::new();
+            // Without a declarant, an LRN the partner declared for several
+            // declarants names none of them: refused rather than guessed.
+            if let ([first, second, ..], None, Some(lrn)) = (candidates.as_slice(), &quoted, &lrn)
+                && by_lrn.all_of_partner
+            {
+                taken.push(Issue::error(
+                    crate::diag::Code::RuleReference,
+                    crate::diag::Location {
+                        path: Some("/lrn".into()),
+                        ..crate::diag::Location::default()
+                    },
+                    format!(
+                        "LRN {lrn:?} names live declarations of several declarants of this sender \
+                         ({} and {}); the {} must name its declarant",
+                        first.id,
+                        second.id,
+                        text("function").unwrap_or_default()
+                    ),
+                ));
+            }
+            let prior = candidates.into_iter().next();
             // What the declaration's LRN will be unique in: an amendment or
             // cancellation takes the scope of the declaration it replaces.
             let stored_scope = match &prior {
@@ -699,7 +726,6 @@ impl Intake {
             // that scope is refused (RUL009), as an original's would be
             // (else the store's one-live-LRN index would refuse it at every
             // try).
-            let mut taken = Vec::new();
             if let (Some(p), Some(_), Some(lrn)) = (&prior, &quoted, &lrn) {
                 let within = LiveScope {
                     partner: partner.id.clone(),
@@ -707,7 +733,7 @@ impl Intake {
                     all_of_partner: false,
                 };
                 let holder = self.live(&within, &seen, LiveReference::Lrn(lrn)).await?;
-                if let Some(h) = holder.filter(|h| h.id != p.id) {
+                if let Some(h) = holder.into_iter().find(|h| h.id != p.id) {
                     taken.push(Issue::error(
                         crate::diag::Code::RuleDuplicateLrn,
                         crate::diag::Location {
@@ -721,9 +747,9 @@ impl Intake {
                             h.id, h.status
                         ),
                     ));
-                    crate::mapping::locate(&mut taken, &m.provenance);
                 }
             }
+            crate::mapping::locate(&mut taken, &m.provenance);
             let reply = clearance::Reply {
                 message_reference: storable(&m.message),
                 message_type: m.message_type.clone(),

@@ -244,17 +244,21 @@ impl Moment {
             value: self.iso.clone(),
             format: self.format.clone(),
         };
+        // The DEC types' pattern takes the years 2000-2099 of the value
+        // written (in UTC when the zone had minutes).
+        let outside = || DateError::Invalid {
+            value: self.iso.clone(),
+            format: "102 or 304 of a WCO DateTimeString (years 2000-2099)".into(),
+        };
         let iso = self.iso.as_str();
         let date = iso.get(..10).ok_or_else(invalid)?;
-        if !date.starts_with("20") {
-            return Err(DateError::Invalid {
-                value: self.iso.clone(),
-                format: "102 or 304 of a WCO DateTimeString (years 2000-2099)".into(),
-            });
-        }
         let digits = |s: &str| s.chars().filter(char::is_ascii_digit).collect::<String>();
         let day = digits(date);
+        let local_year_ok = date.starts_with("20");
         let Some(rest) = iso.get(10..).filter(|r| !r.is_empty()) else {
+            if !local_year_ok {
+                return Err(outside());
+            }
             return Ok(WcoDateTime {
                 text: day,
                 format: "102",
@@ -267,6 +271,9 @@ impl Moment {
             None => (rest, ""),
         };
         if zone.is_empty() {
+            if !local_year_ok {
+                return Err(outside());
+            }
             return Ok(WcoDateTime {
                 text: day,
                 format: "102",
@@ -278,8 +285,12 @@ impl Moment {
             clock.push_str("00");
         }
         let text = match zone {
+            "Z" if !local_year_ok => return Err(outside()),
             "Z" => format!("{day}{clock}Z"),
             z if z.len() == 6 && z.ends_with(":00") => {
+                if !local_year_ok {
+                    return Err(outside());
+                }
                 format!("{day}{clock}{}", z.get(..3).unwrap_or(""))
             }
             _ => {
@@ -287,7 +298,7 @@ impl Moment {
                     self.earliest_utc().ok_or_else(invalid)?,
                 );
                 if !(2000..=2099).contains(&utc.year) {
-                    return Err(invalid());
+                    return Err(outside());
                 }
                 format!(
                     "{}{:02}{:02}{:02}Z",
@@ -442,13 +453,34 @@ mod tests {
         );
         // A time without its zone: the date only, said so.
         assert_eq!(wco("203", "202611241030"), ("20261124".into(), "102", true));
-        // WCO's pattern takes years 2000-2099 only.
+        // WCO's pattern takes years 2000-2099 only, of the value written:
+        // a half-hour zone is written in UTC, which may cross the century.
         assert!(
             Moment::from_edifact("991231", "101")
                 .unwrap()
                 .to_wco()
                 .is_err()
         );
+        assert_eq!(
+            wco("303", "199912312330-0530"),
+            ("20000101050000Z".into(), "304", false)
+        );
+        assert_eq!(
+            wco("304", "21000101003000+0530"),
+            ("20991231190000Z".into(), "304", false)
+        );
+        for (format, value) in [
+            ("303", "209912312330-0530"),
+            ("304", "21000101000000+01"),
+            ("304", "19991231235959Z"),
+            ("203", "210001010000"),
+        ] {
+            let refused = Moment::from_edifact(value, format).unwrap().to_wco();
+            assert!(
+                matches!(&refused, Err(DateError::Invalid { format, .. }) if format.contains("2000-2099")),
+                "{value}: {refused:?}"
+            );
+        }
     }
 
     #[test]

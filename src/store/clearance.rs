@@ -54,14 +54,32 @@ pub struct NewDeclaration {
 /// the sending partner is registered for that identifier (its trader
 /// identifiers), so that every partner registered for the declarant shares
 /// it; otherwise the sender's view of that declarant,
-/// `partner:<partner>/<id>` (`<id>` empty without a declarant), as an
+/// `partner:<n>:<partner>/<id>` (`<n>` the length of the partner id in
+/// characters, so that no partner id and declarant id containing `/` give
+/// another pair's scope; `<id>` empty without a declarant), as an
 /// identifier the hub cannot vouch for must not reach other senders'
-/// declarations.
+/// declarations. Migration 0009 writes the same for earlier rows.
 pub fn lrn_scope(partner: &str, declarant: Option<&str>, registered: bool) -> String {
     match declarant {
         Some(id) if registered => format!("declarant:{id}"),
-        _ => format!("partner:{partner}/{}", declarant.unwrap_or("")),
+        _ => format!(
+            "partner:{}:{partner}/{}",
+            partner.chars().count(),
+            declarant.unwrap_or("")
+        ),
     }
+}
+
+/// The declarant identifier of a canonical declaration as LRN scopes use
+/// it: `declarant.id` without surrounding spaces, `None` when empty.
+/// (Migration 0009 reads stored declarations the same way.)
+pub fn declarant_id(canonical: &serde_json::Value) -> Option<&str> {
+    canonical
+        .get("declarant")
+        .and_then(|d| d.get("id"))
+        .and_then(|v| v.as_str())
+        .map(|id| id.trim_matches(' '))
+        .filter(|id| !id.is_empty())
 }
 
 /// Where [`Store::live_declaration`] looks: the declarations of these LRN
@@ -596,15 +614,17 @@ impl Store {
         rows.iter().map(declaration_row).collect()
     }
 
-    /// The newest declaration `scope` covers with this LRN, or holding
-    /// this MRN, that is not rejected, amended or cancelled: an earlier
-    /// declaration of the LRN, or what an amendment or cancellation refers
-    /// to. (The MRN terms match the partial unique index on `mrn`.)
-    pub async fn live_declaration(
+    /// The declarations `scope` covers with this LRN, or holding this MRN,
+    /// that are not rejected, amended or cancelled, newest first, at most
+    /// `limit`: an earlier declaration of the LRN, or what an amendment or
+    /// cancellation refers to. (The MRN terms match the partial unique
+    /// index on `mrn`.)
+    pub async fn live_declarations(
         &self,
         scope: &LiveScope,
         by: LiveReference<'_>,
-    ) -> Result<Option<StoredDeclaration>, StoreError> {
+        limit: i64,
+    ) -> Result<Vec<StoredDeclaration>, StoreError> {
         let (term, value) = match by {
             LiveReference::Lrn(lrn) => ("lrn = $1", lrn),
             LiveReference::Mrn(mrn) => ("mrn = $1 AND status <> 'amended'", mrn),
@@ -617,14 +637,15 @@ impl Store {
             places.push(format!("partner_id = ${}", scope.scopes.len() + 2));
         }
         if places.is_empty() {
-            return Ok(None);
+            return Ok(Vec::new());
         }
         let sql = self.sql(&format!(
             "SELECT {DECLARATION_COLUMNS} FROM declarations \
              WHERE {term} AND ({}) AND target = 'declaration' \
              AND status NOT IN ('rejected', 'amended', 'cancelled') \
-             ORDER BY created_at DESC, id DESC LIMIT 1",
-            places.join(" OR ")
+             ORDER BY created_at DESC, id DESC LIMIT {limit}",
+            places.join(" OR "),
+            limit = limit.max(1)
         ));
         let mut query = sqlx::query(&sql).bind(value);
         for s in &scope.scopes {
@@ -633,8 +654,8 @@ impl Store {
         if scope.all_of_partner {
             query = query.bind(scope.partner.clone());
         }
-        let row = query.fetch_optional(&self.pool).await?;
-        row.as_ref().map(declaration_row).transpose()
+        let rows = query.fetch_all(&self.pool).await?;
+        rows.iter().map(declaration_row).collect()
     }
 
     pub async fn permit(&self, id: &str) -> Result<Option<StoredPermit>, StoreError> {
