@@ -1483,3 +1483,117 @@ async fn lrn_scope_edges_on_sqlite() {
 async fn lrn_scope_edges_on_postgres() {
     on_postgres(lrn_scope_edges).await;
 }
+
+/// One interchange of several CUSDEC messages (as `common::cusdec` writes
+/// one), numbered 1, 2, 3 … under one envelope.
+fn interchange_of(sender: &str, reference: &str, messages: &[Vec<u8>]) -> Vec<u8> {
+    let mut body = String::new();
+    for (i, m) in messages.iter().enumerate() {
+        let text = String::from_utf8(m.clone()).unwrap();
+        let start = text.find("UNH+").unwrap();
+        let end = text.find("UNZ+").unwrap();
+        let n = i + 1;
+        let message = text[start..end]
+            .replacen("UNH+1+", &format!("UNH+{n}+"), 1)
+            .replace("+1'UNZ", &format!("+{n}'UNZ"));
+        let (head, tail) = message.rsplit_once("UNT+").unwrap();
+        let count = tail.split('+').next().unwrap();
+        body.push_str(&format!("{head}UNT+{count}+{n}'"));
+    }
+    format!(
+        "UNA:+.? 'UNB+UNOC:3+{sender}:ZZZ+TRADEHUB:ZZZ+261124:1030+{reference}'{body}UNZ+{}+{reference}'",
+        messages.len()
+    )
+    .into_bytes()
+}
+
+/// Changes in one interchange see each other: an amendment replaces the
+/// original for the messages after it, so a cancellation without a
+/// declarant that follows finds the amendment alone. And a cancellation
+/// naming a declarant whose LRN is held both in the declarant's scope
+/// (another registered partner) and in the one the sender filed in before
+/// it registered is refused, not applied to the other partner's.
+async fn changes_in_one_interchange(url: &str) {
+    let hub = hub(url, clearance("", 3600)).await;
+    let store = hub.intake.store().clone();
+    let no_declarant = |reference: &str, lrn: &str, function: &str| {
+        String::from_utf8(common::cusdec(
+            SENDER,
+            reference,
+            lrn,
+            function,
+            &["020130"],
+        ))
+        .unwrap()
+        .replace("NAD+DT+1234567890::ZZZ'", "")
+        .replace("UNT+13+1'", "UNT+12+1'")
+        .into_bytes()
+    };
+    let all = interchange_of(
+        SENDER,
+        "IF001",
+        &[
+            common::cusdec(SENDER, "IF001", "LRN-F", "9", &["020130"]),
+            common::cusdec(SENDER, "IF001", "LRN-F", "4", &["020130"]),
+            no_declarant("IF001", "LRN-F", "1"),
+        ],
+    );
+    let d = submit(&hub, all).await;
+    let statuses: Vec<&str> = d.iter().map(|d| d.status.as_str()).collect();
+    assert_eq!(
+        statuses,
+        [state::AMENDED, state::CANCELLED, state::ACCEPTED],
+        "{:?}",
+        {
+            let mut codes = Vec::new();
+            for x in &d {
+                codes.push(issue_codes(&hub, x).await);
+            }
+            codes
+        }
+    );
+
+    // Filed by the sender before it registered for the declarant, and by
+    // a registered partner since: a cancellation naming the declarant
+    // could mean either.
+    store
+        .add_partner("QBROKER", "QBROKER", "hash-q", Timestamp::now())
+        .await
+        .unwrap();
+    store.add_trader_id("QBROKER", "1234567890").await.unwrap();
+    let other = store.partner("QBROKER").await.unwrap().unwrap();
+    let own = submit(
+        &hub,
+        common::cusdec(SENDER, "IF002", "LRN-E", "9", &["020130"]),
+    )
+    .await;
+    let theirs = submit_as(
+        &hub,
+        &other,
+        common::cusdec("QBROKER", "IF003", "LRN-E", "9", &["020130"]),
+    )
+    .await;
+    assert_eq!(theirs[0].status, state::AWAITING_PERMITS);
+    store.add_trader_id(SENDER, "1234567890").await.unwrap();
+    let d = submit(
+        &hub,
+        common::cusdec(SENDER, "IF004", "LRN-E", "1", &["020130"]),
+    )
+    .await;
+    assert_eq!(issue_codes(&hub, &d[0]).await, ["RUL008"]);
+    for id in [&own[0].id, &theirs[0].id] {
+        let still = store.declaration(id).await.unwrap().unwrap();
+        assert_eq!(still.status, state::AWAITING_PERMITS);
+    }
+    store.close().await;
+}
+
+#[tokio::test]
+async fn changes_in_one_interchange_on_sqlite() {
+    on_sqlite(changes_in_one_interchange).await;
+}
+
+#[tokio::test]
+async fn changes_in_one_interchange_on_postgres() {
+    on_postgres(changes_in_one_interchange).await;
+}

@@ -594,13 +594,15 @@ impl Intake {
 
     /// The live declarations `by` names among those `scope` covers, newest
     /// first, at most two (enough to tell that a reference is ambiguous):
-    /// those declared earlier in the same interchange (`known`), then the
-    /// store's. The store may still list one `known` has moved on (an
-    /// amendment replaced it in this interchange); it counts once, as known.
+    /// those declared earlier in the same interchange (`known`, which holds
+    /// only what is still live there), then the store's, except those an
+    /// earlier message of the interchange replaced (`replaced`: the store
+    /// still lists them live until the interchange commits).
     async fn live(
         &self,
         scope: &LiveScope,
         known: &[(String, clearance::Prior)],
+        replaced: &std::collections::HashSet<String>,
         by: LiveReference<'_>,
     ) -> Result<Vec<clearance::Prior>, StoreError> {
         let mut found: Vec<clearance::Prior> = Vec::new();
@@ -612,9 +614,12 @@ impl Intake {
                 found.push(p.clone());
             }
         }
-        let superseded: Vec<&str> = known.iter().map(|(_, p)| p.id.as_str()).collect();
-        for d in self.store.live_declarations(scope, by, 2).await? {
-            if !superseded.contains(&d.id.as_str()) {
+        for d in self
+            .store
+            .live_declarations(scope, by, 2 + replaced.len() as i64)
+            .await?
+        {
+            if !replaced.contains(&d.id) && !found.iter().any(|f| f.id == d.id) {
                 found.push(clearance::Prior::from(&d));
             }
         }
@@ -635,6 +640,9 @@ impl Intake {
         // so do the MRNs its amendments and cancellations quoted.
         let mut seen: Vec<(String, clearance::Prior)> = Vec::new();
         let mut seen_mrn: Vec<(String, clearance::Prior)> = Vec::new();
+        // Stored declarations an earlier message of this interchange
+        // replaced (amended or cancelled): no longer live for the next.
+        let mut replaced: std::collections::HashSet<String> = std::collections::HashSet::new();
         // The declarants the partner is registered for: their LRNs are
         // unique across every partner registered for them.
         let registered = self.store.trader_ids(&partner.id).await?;
@@ -687,18 +695,33 @@ impl Intake {
             let quoted = text("mrn").filter(|_| changes);
             let candidates = match (&quoted, &lrn) {
                 (Some(mrn), _) => {
-                    self.live(&by_mrn, &seen_mrn, LiveReference::Mrn(mrn))
+                    self.live(&by_mrn, &seen_mrn, &replaced, LiveReference::Mrn(mrn))
                         .await?
                 }
-                (None, Some(lrn)) => self.live(&by_lrn, &seen, LiveReference::Lrn(lrn)).await?,
+                (None, Some(lrn)) => {
+                    self.live(&by_lrn, &seen, &replaced, LiveReference::Lrn(lrn))
+                        .await?
+                }
                 (None, None) => Vec::new(),
             };
             let mut taken = Vec::new();
-            // Without a declarant, an LRN the partner declared for several
-            // declarants names none of them: refused rather than guessed.
-            if let ([first, second, ..], None, Some(lrn)) = (candidates.as_slice(), &quoted, &lrn)
-                && by_lrn.all_of_partner
+            // An amendment or cancellation whose LRN names two live
+            // declarations it may reach is refused rather than guessed:
+            // without a declarant, an LRN the partner used for several
+            // declarants; with one, the declarant's (through any partner
+            // registered for it) and the one the partner filed for it
+            // before it was registered.
+            if let ([first, second, ..], None, Some(lrn), true) =
+                (candidates.as_slice(), &quoted, &lrn, changes)
             {
+                let which = if by_lrn.all_of_partner {
+                    "the sender used it for several declarants; the message must name its \
+                     declarant"
+                } else {
+                    "one of them was filed by this sender before it was registered for the \
+                     declarant, so the LRN cannot tell which is meant; name the declaration by \
+                     its MRN (WCO Declaration/ID)"
+                };
                 taken.push(Issue::error(
                     crate::diag::Code::RuleReference,
                     crate::diag::Location {
@@ -706,11 +729,11 @@ impl Intake {
                         ..crate::diag::Location::default()
                     },
                     format!(
-                        "LRN {lrn:?} names live declarations of several declarants of this sender \
-                         ({} and {}); the {} must name its declarant",
+                        "LRN {lrn:?} names more than one live declaration this {} may change \
+                         ({} and {}): {which}",
+                        text("function").unwrap_or_default(),
                         first.id,
                         second.id,
-                        text("function").unwrap_or_default()
                     ),
                 ));
             }
@@ -732,7 +755,9 @@ impl Intake {
                     scopes: vec![stored_scope.clone()],
                     all_of_partner: false,
                 };
-                let holder = self.live(&within, &seen, LiveReference::Lrn(lrn)).await?;
+                let holder = self
+                    .live(&within, &seen, &replaced, LiveReference::Lrn(lrn))
+                    .await?;
                 if let Some(h) = holder.into_iter().find(|h| h.id != p.id) {
                     taken.push(Issue::error(
                         crate::diag::Code::RuleDuplicateLrn,
@@ -789,6 +814,14 @@ impl Intake {
                 .intake(m, findings, &reply, prior.as_ref(), now, id);
             if d.target == "declaration" {
                 d.lrn_scope = Some(stored_scope);
+            }
+            if let Some(s) = &d.supersedes {
+                // What this one replaces is no longer live in the rest of
+                // the interchange (a cancellation's quoted MRN is marked
+                // below).
+                replaced.insert(s.id.clone());
+                seen.retain(|(_, p)| p.id != s.id);
+                seen_mrn.retain(|(_, p)| p.id != s.id);
             }
             if d.status != clearance::state::REJECTED {
                 let now_prior = clearance::Prior {
