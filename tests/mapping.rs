@@ -897,19 +897,10 @@ fn paxlst_departure_and_arrival_prefer_their_own_qualifiers() {
 /// reported unread, never taken.
 #[test]
 fn an_amount_without_its_currency_takes_the_reference_currency_of_its_cux() {
-    let text =
-        std::fs::read_to_string(root().join("fixtures/edifact/ok/cusdec-d96b-unoc.edi")).unwrap();
-    let first = text.split("UNH+2+").next().unwrap().to_owned();
     let header = "MOA+39:125000.50:USD'";
     let item = "MOA+123:50001.25:USD'";
-    assert_eq!(first.matches(header).count(), 1);
-    assert_eq!(first.matches(item).count(), 1);
     let with = |header_to: &str, item_to: &str, extra: usize| {
-        let t = first
-            .replacen(header, header_to, 1)
-            .replacen(item, item_to, 1)
-            .replacen("UNT+20+1'", &format!("UNT+{}+1'", 20 + extra), 1);
-        map(format!("{t}UNZ+1+20261124001'").as_bytes())
+        first_cusdec_with(&[(header, header_to), (item, item_to)], extra)
     };
 
     // Currencies only in the CUX groups: taken from them.
@@ -965,22 +956,16 @@ fn an_amount_without_its_currency_takes_the_reference_currency_of_its_cux() {
 /// currency may stand second, after the target currency.
 #[test]
 fn the_reference_currency_may_be_the_second_of_a_cux() {
-    let text =
-        std::fs::read_to_string(root().join("fixtures/edifact/ok/cusdec-d96b-unoc.edi")).unwrap();
-    let first = text.split("UNH+2+").next().unwrap().to_owned();
-    let with = first
-        .replacen(
-            "MOA+39:125000.50:USD'",
-            "MOA+39:125000.50'\nCUX+3:EUR:4+2:USD:4+1.1'",
-            1,
-        )
-        .replacen(
-            "MOA+123:50001.25:USD'",
-            "MOA+123:50001.25'\nCUX++2:JPY:4'",
-            1,
-        )
-        .replacen("UNT+20+1'", "UNT+22+1'", 1);
-    let mapped = map(format!("{with}UNZ+1+20261124001'").as_bytes());
+    let mapped = first_cusdec_with(
+        &[
+            (
+                "MOA+39:125000.50:USD'",
+                "MOA+39:125000.50'\nCUX+3:EUR:4+2:USD:4+1.1'",
+            ),
+            ("MOA+123:50001.25:USD'", "MOA+123:50001.25'\nCUX++2:JPY:4'"),
+        ],
+        2,
+    );
     let d = mapped[0].canonical.as_ref().unwrap();
     assert_eq!(d["totals"]["invoice"]["currency"], "USD", "{d:#}");
     assert_eq!(d["goods"][0]["statistical_value"]["currency"], "JPY");
@@ -998,4 +983,19 @@ fn the_reference_currency_may_be_the_second_of_a_cux() {
         "{:#?}",
         mapped[0].issues
     );
+}
+
+/// The first message of `cusdec-d96b-unoc.edi` alone, each `(from, to)`
+/// replaced once (`from` must occur once) and its UNT count raised by
+/// `added` segments, mapped.
+fn first_cusdec_with(changes: &[(&str, &str)], added: usize) -> Vec<Mapped> {
+    let text =
+        std::fs::read_to_string(root().join("fixtures/edifact/ok/cusdec-d96b-unoc.edi")).unwrap();
+    let mut first = text.split("UNH+2+").next().unwrap().to_owned();
+    for (from, to) in changes {
+        assert_eq!(first.matches(from).count(), 1, "{from}");
+        first = first.replacen(from, to, 1);
+    }
+    let first = first.replacen("UNT+20+1'", &format!("UNT+{}+1'", 20 + added), 1);
+    map(format!("{first}UNZ+1+20261124001'").as_bytes())
 }
