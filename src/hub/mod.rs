@@ -605,10 +605,11 @@ impl Intake {
         replaced: &std::collections::HashSet<String>,
         by: LiveReference<'_>,
     ) -> Result<Vec<clearance::Prior>, StoreError> {
+        // `known` holds the partner's own declarations only.
         let mut found: Vec<clearance::Prior> = Vec::new();
         for (reference, p) in known.iter().rev() {
             if reference == by.text()
-                && scope.covers(&scope.partner, p.scope.as_deref())
+                && scope.covers_own(p.scope.as_deref())
                 && !found.iter().any(|f| f.id == p.id)
             {
                 found.push(p.clone());
@@ -646,6 +647,17 @@ impl Intake {
         // The declarants the partner is registered for: their LRNs are
         // unique across every partner registered for them.
         let registered = self.store.trader_ids(&partner.id).await?;
+        // A finding about the message's LRN.
+        let at_lrn = |code: crate::diag::Code, message: String| {
+            Issue::error(
+                code,
+                crate::diag::Location {
+                    path: Some("/lrn".into()),
+                    ..crate::diag::Location::default()
+                },
+                message,
+            )
+        };
         for (m, findings) in mapped {
             let canonical = (m.target == "declaration")
                 .then_some(m.canonical.as_ref())
@@ -722,12 +734,8 @@ impl Intake {
                      declarant, so the LRN cannot tell which is meant; name the declaration by \
                      its MRN (WCO Declaration/ID)"
                 };
-                taken.push(Issue::error(
+                taken.push(at_lrn(
                     crate::diag::Code::RuleReference,
-                    crate::diag::Location {
-                        path: Some("/lrn".into()),
-                        ..crate::diag::Location::default()
-                    },
                     format!(
                         "LRN {lrn:?} names more than one live declaration this {} may change \
                          ({} and {}): {which}",
@@ -759,12 +767,8 @@ impl Intake {
                     .live(&within, &seen, &replaced, LiveReference::Lrn(lrn))
                     .await?;
                 if let Some(h) = holder.into_iter().find(|h| h.id != p.id) {
-                    taken.push(Issue::error(
+                    taken.push(at_lrn(
                         crate::diag::Code::RuleDuplicateLrn,
-                        crate::diag::Location {
-                            path: Some("/lrn".into()),
-                            ..crate::diag::Location::default()
-                        },
                         format!(
                             "LRN {lrn:?} is the LRN of another live declaration of this declarant \
                              ({}, {}); an amendment or cancellation needs an LRN of its own or \

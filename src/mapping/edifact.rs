@@ -23,7 +23,6 @@ use super::{
 };
 use crate::diag::{Code, Issue, Location};
 use crate::edifact::{Message, MessageText};
-use crate::model::Moment;
 use crate::schema::{ElementKind, MessageDef, Node, Release};
 
 /// A position of a value in a segment (0-based element and component).
@@ -1857,16 +1856,7 @@ impl<'a> Run<'a> {
                         "a date with its 2379 format code (the format code is missing)",
                     );
                 };
-                let read = if field.past {
-                    Moment::from_edifact_past(
-                        &raw,
-                        format,
-                        crate::timestamp::Timestamp::now().ymd(),
-                    )
-                } else {
-                    Moment::from_edifact(&raw, format)
-                };
-                match read {
+                match super::read_date(&raw, format, field.past) {
                     Ok(m) => serde_json::to_value(m).ok().map(Leaf::Json),
                     Err(e) => {
                         self.issues.push(Issue::error(

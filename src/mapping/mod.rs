@@ -146,6 +146,24 @@ pub struct FieldRule {
     pub join: Option<String>,
 }
 
+/// A date value of a message in its 2379 `format`; with `past` (a rule's
+/// `past = true`), a two-digit year is the latest one not after today.
+pub(crate) fn read_date(
+    raw: &str,
+    format: &str,
+    past: bool,
+) -> Result<crate::model::Moment, crate::model::DateError> {
+    if past {
+        crate::model::Moment::from_edifact_past(
+            raw,
+            format,
+            crate::timestamp::Timestamp::now().ymd(),
+        )
+    } else {
+        crate::model::Moment::from_edifact(raw, format)
+    }
+}
+
 impl FieldRule {
     /// Options that only mean something together; the error says which
     /// (the caller places it at the rule's line).

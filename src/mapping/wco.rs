@@ -1063,16 +1063,7 @@ impl XmlRun<'_> {
                     ));
                     return None;
                 };
-                let read = if field.past {
-                    crate::model::Moment::from_edifact_past(
-                        &raw,
-                        format,
-                        crate::timestamp::Timestamp::now().ymd(),
-                    )
-                } else {
-                    crate::model::Moment::from_edifact(&raw, format)
-                };
-                match read {
+                match super::read_date(&raw, format, field.past) {
                     Ok(m) => serde_json::to_value(m).ok(),
                     Err(e) => {
                         self.issues.push(Issue::error(

@@ -616,18 +616,9 @@ impl WcoOutMapping {
             };
             for (i, value) in values.iter().enumerate() {
                 let place = self.place(field, at, i, repeat);
-                if let Some(format_attribute) = &field.date_format {
+                if field.date_format.is_some() {
                     let nth = repeat.map(|r| (r, i));
-                    write_date(
-                        base,
-                        def,
-                        field,
-                        format_attribute,
-                        value,
-                        nth,
-                        &place,
-                        issues,
-                    );
+                    write_date(base, def, field, value, nth, &place, issues);
                     continue;
                 }
                 let Some(raw) = scalar(value) else {
@@ -922,21 +913,23 @@ fn settle(
 }
 
 /// Writes a canonical date (a [`crate::model::Moment`]) as the
-/// `DateTimeString` of the date-time element `field` names, in the form
-/// the DEC data types take (102, or 304 with its zone). A date-time
-/// without a zone is written as its date, and the time left out is
-/// reported (MAP001); a moment WCO cannot hold is refused (MAP006).
-#[allow(clippy::too_many_arguments)]
+/// `DateTimeString` of the date-time element `field` names, its format
+/// code in the attribute the field's `date_format` names, in the form the
+/// DEC data types take (102, or 304 with its zone). A date-time without a
+/// zone is written as its date, and the time left out is reported
+/// (MAP001); a moment WCO cannot hold is refused (MAP006).
 fn write_date(
     base: &mut Node,
     def: &ElementDef,
     field: &OutField,
-    format_attribute: &str,
     value: &Value,
     nth: Option<(usize, usize)>,
     place: &Place,
     issues: &mut Vec<Issue>,
 ) {
+    let Some(format_attribute) = field.date_format.as_deref() else {
+        return;
+    };
     let written = serde_json::from_value::<crate::model::Moment>(value.clone())
         .map_err(|e| e.to_string())
         .and_then(|m| m.to_wco().map(|w| (m, w)).map_err(|e| e.to_string()));

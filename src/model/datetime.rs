@@ -244,79 +244,67 @@ impl Moment {
             value: self.iso.clone(),
             format: self.format.clone(),
         };
-        // The DEC types' pattern takes the years 2000-2099 of the value
-        // written (in UTC when the zone had minutes).
-        let outside = || DateError::Invalid {
-            value: self.iso.clone(),
-            format: "102 or 304 of a WCO DateTimeString (years 2000-2099)".into(),
-        };
         let iso = self.iso.as_str();
         let date = iso.get(..10).ok_or_else(invalid)?;
         let digits = |s: &str| s.chars().filter(char::is_ascii_digit).collect::<String>();
         let day = digits(date);
-        let local_year_ok = date.starts_with("20");
-        let Some(rest) = iso.get(10..).filter(|r| !r.is_empty()) else {
-            if !local_year_ok {
-                return Err(outside());
+        let (time, zone) = match iso.get(10..).filter(|r| !r.is_empty()) {
+            None => ("", ""),
+            Some(rest) => {
+                let rest = rest.strip_prefix('T').ok_or_else(invalid)?;
+                match rest.find(['+', '-', 'Z']) {
+                    Some(at) => (rest.get(..at).unwrap_or(""), rest.get(at..).unwrap_or("")),
+                    None => (rest, ""),
+                }
             }
-            return Ok(WcoDateTime {
+        };
+        let written = if zone.is_empty() {
+            WcoDateTime {
                 text: day,
                 format: "102",
+                time_left_out: !time.is_empty(),
+            }
+        } else {
+            let mut clock = digits(time);
+            if clock.len() == 4 {
+                clock.push_str("00");
+            }
+            let text = match zone {
+                "Z" => format!("{day}{clock}Z"),
+                z if z.len() == 6 && z.ends_with(":00") => {
+                    format!("{day}{clock}{}", z.get(..3).unwrap_or(""))
+                }
+                _ => {
+                    let utc = crate::timestamp::Timestamp::from_unix(
+                        self.earliest_utc().ok_or_else(invalid)?,
+                    );
+                    format!(
+                        "{}{:02}{:02}{:02}Z",
+                        utc.edifact_date(true),
+                        utc.hour,
+                        utc.minute,
+                        utc.second
+                    )
+                }
+            };
+            if text.len() != 15 && text.len() != 17 {
+                return Err(invalid());
+            }
+            WcoDateTime {
+                text,
+                format: "304",
                 time_left_out: false,
-            });
-        };
-        let rest = rest.strip_prefix('T').ok_or_else(invalid)?;
-        let (time, zone) = match rest.find(['+', '-', 'Z']) {
-            Some(at) => (rest.get(..at).unwrap_or(""), rest.get(at..).unwrap_or("")),
-            None => (rest, ""),
-        };
-        if zone.is_empty() {
-            if !local_year_ok {
-                return Err(outside());
             }
-            return Ok(WcoDateTime {
-                text: day,
-                format: "102",
-                time_left_out: true,
+        };
+        // The DEC types' pattern takes the years 2000-2099 of the value
+        // written (in UTC when the zone had minutes).
+        if !written.text.starts_with("20") {
+            return Err(DateError::Invalid {
+                value: self.iso.clone(),
+                format: "102 or 304 of a WCO DateTimeString (years 2000-2099)".into(),
             });
         }
-        let mut clock = digits(time);
-        if clock.len() == 4 {
-            clock.push_str("00");
-        }
-        let text = match zone {
-            "Z" if !local_year_ok => return Err(outside()),
-            "Z" => format!("{day}{clock}Z"),
-            z if z.len() == 6 && z.ends_with(":00") => {
-                if !local_year_ok {
-                    return Err(outside());
-                }
-                format!("{day}{clock}{}", z.get(..3).unwrap_or(""))
-            }
-            _ => {
-                let utc = crate::timestamp::Timestamp::from_unix(
-                    self.earliest_utc().ok_or_else(invalid)?,
-                );
-                if !(2000..=2099).contains(&utc.year) {
-                    return Err(outside());
-                }
-                format!(
-                    "{}{:02}{:02}{:02}Z",
-                    utc.edifact_date(true),
-                    utc.hour,
-                    utc.minute,
-                    utc.second
-                )
-            }
-        };
-        if text.len() != 15 && text.len() != 17 {
-            return Err(invalid());
-        }
-        Ok(WcoDateTime {
-            text,
-            format: "304",
-            time_left_out: false,
-        })
+        Ok(written)
     }
 }
 

@@ -82,7 +82,7 @@ pub fn declarant_id(canonical: &serde_json::Value) -> Option<&str> {
         .filter(|id| !id.is_empty())
 }
 
-/// Where [`Store::live_declaration`] looks: the declarations of these LRN
+/// Where [`Store::live_declarations`] looks: the declarations of these LRN
 /// scopes and, with `all_of_partner`, every declaration of the partner.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LiveScope {
@@ -92,14 +92,14 @@ pub struct LiveScope {
 }
 
 impl LiveScope {
-    /// Whether a declaration of `partner` in `scope` is one this looks at.
-    pub fn covers(&self, partner: &str, scope: Option<&str>) -> bool {
-        (self.all_of_partner && partner == self.partner)
-            || scope.is_some_and(|s| self.scopes.iter().any(|x| x == s))
+    /// Whether a declaration of the partner itself, in LRN scope `scope`,
+    /// is one this looks at.
+    pub fn covers_own(&self, scope: Option<&str>) -> bool {
+        self.all_of_partner || scope.is_some_and(|s| self.scopes.iter().any(|x| x == s))
     }
 }
 
-/// How [`Store::live_declaration`] finds the declaration referred to.
+/// How [`Store::live_declarations`] finds the declaration referred to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LiveReference<'a> {
     /// The sender's own local reference number.
