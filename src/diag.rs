@@ -321,6 +321,11 @@ pub struct Location {
     /// message the field came from (`mapping::locate`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// For a mandatory segment or segment group that is not there: its tag
+    /// or group (`SG7`). Such a finding is placed at the segment after the
+    /// gap; CONTRL reports it at the segment before (0096).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missing: Option<String>,
 }
 
 impl Location {

@@ -231,7 +231,7 @@ impl Routing {
         let declared: Vec<&str> = declaration
             .documents
             .iter()
-            .map(|d| d.code.as_str())
+            .filter_map(|d| d.code.as_deref())
             .collect();
         let mut plans = Vec::new();
         for rule in &self.rules {
@@ -266,7 +266,7 @@ impl Routing {
                 let documents_ok = rule.documents.is_empty()
                     || rule.documents.iter().any(|d| {
                         declared.contains(&d.as_str())
-                            || item.documents.iter().any(|x| x.code == *d)
+                            || item.documents.iter().any(|x| x.code.as_deref() == Some(d))
                     });
                 if hs_ok && procedure_ok && origin_ok && documents_ok {
                     goods.push(item.sequence);

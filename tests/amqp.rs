@@ -744,7 +744,7 @@ async fn permits_round_trip_over_amqp() {
     let mut settings = AmqpSettings::new(amqp_url());
     settings.prefix = format!("t{}.", uuid::Uuid::now_v7().simple());
     settings.agencies = vec!["KMDIA".into(), "MFDS".into()];
-    settings.max_body_bytes = 64 * 1024;
+    settings.max_body_bytes = 256 * 1024;
 
     let ch = conn.create_channel().await.unwrap();
     amqp::declare_topology(&ch, &settings).await.unwrap();
@@ -820,9 +820,28 @@ async fn permits_round_trip_over_amqp() {
     let dead = next_message(&ch, settings.dead_replies_queue().as_str()).await;
     assert_eq!(header(&dead, "x-tradehub-code"), "HUB303");
     // One over the size limit is dead-lettered unread.
-    publish_reply(&ch, &settings, &vec![b' '; 64 * 1024 + 1], as_guest()).await;
+    publish_reply(&ch, &settings, &vec![b' '; 256 * 1024 + 1], as_guest()).await;
     let dead = next_message(&ch, settings.dead_replies_queue().as_str()).await;
     assert_eq!(header(&dead, "x-tradehub-code"), "HUB413");
+    // One naming a permit of 200 KiB: its reason quotes the id, but the
+    // header carries at most 1 KiB of it (a header frame over the broker's
+    // frame_max closed the connection, and the delivery came back for
+    // ever); the consumer goes on with the grant below.
+    let long = serde_json::json!({"permit_id": "P".repeat(200 * 1024), "outcome": "granted"});
+    publish_reply(
+        &ch,
+        &settings,
+        &serde_json::to_vec(&long).unwrap(),
+        as_guest(),
+    )
+    .await;
+    let dead = next_message(&ch, settings.dead_replies_queue().as_str()).await;
+    let reason = header(&dead, "x-tradehub-reason");
+    assert!(
+        reason.len() <= amqp::HEADER_TEXT_MAX && reason.ends_with('…'),
+        "{} bytes",
+        reason.len()
+    );
 
     // The agency grants: the sender hears "cleared".
     let decision = serde_json::json!({
@@ -881,6 +900,84 @@ async fn permits_round_trip_over_amqp() {
         .unwrap();
     tokio::time::timeout(Duration::from_secs(10), relay)
         .await
+        .unwrap()
+        .unwrap();
+    remove_topology(
+        &conn,
+        &ch,
+        &settings,
+        [settings.inbound_queue(), settings.dead_inbound_queue()],
+    )
+    .await;
+    store.close().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A partner that declared its answer queue itself, as a classic queue
+/// (with other arguments than the hub's quorum queue), is answered there:
+/// the refused declaration neither stops the consumer at start-up nor
+/// closes the channel its deliveries are on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_partners_own_classic_answer_queue_is_used() {
+    let Some(conn) = broker().await else {
+        return;
+    };
+    let (dir, store, intake, settings) = embedded_hub("guest").await;
+    let ch = conn.create_channel().await.unwrap();
+    amqp::declare_topology(&ch, &settings).await.unwrap();
+    ch.queue_declare(
+        settings.ack_queue("guest"),
+        QueueDeclareOptions {
+            durable: true,
+            ..Default::default()
+        },
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    ch.confirm_select(Default::default()).await.unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let consumer = tokio::spawn(amqp::consume(
+        intake.clone(),
+        settings.clone(),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let as_guest = || {
+        BasicProperties::default()
+            .with_user_id("guest".into())
+            .with_delivery_mode(2)
+    };
+    for reference in ["CLASSIC1", "CLASSIC2"] {
+        publish(&ch, &settings, &interchange("guest", reference), as_guest()).await;
+        let m = next_message(&ch, settings.ack_queue("guest").as_str()).await;
+        let text = String::from_utf8(m.delivery.data.clone()).unwrap();
+        assert!(text.contains(&format!("UCI+{reference}+guest")), "{text}");
+    }
+    // And the outbox relay answers there too.
+    let publisher = amqp::OutboxPublisher::new(settings.clone());
+    let message = tradehub::store::PendingMessage {
+        seq: 1,
+        message: tradehub::store::OutboxMessage {
+            message_id: "classic-relay-1".into(),
+            exchange: tradehub::hub::clearance::ACKS_EXCHANGE.into(),
+            routing_key: "ack.guest".into(),
+            content_type: "text/plain".into(),
+            payload: b"relayed".to_vec(),
+        },
+        created_at: Timestamp::now().to_string(),
+        attempts: 0,
+    };
+    let sent = tradehub::hub::outbox::Publish::publish_all(&publisher, &[message]).await;
+    assert!(sent.iter().all(|r| r.is_ok()), "{sent:?}");
+    let m = next_message(&ch, settings.ack_queue("guest").as_str()).await;
+    assert_eq!(m.delivery.data, b"relayed");
+    assert_eq!(store.count(Table::Interchanges).await.unwrap(), 2);
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), consumer)
+        .await
+        .unwrap()
         .unwrap()
         .unwrap();
     remove_topology(

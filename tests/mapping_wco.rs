@@ -265,6 +265,36 @@ fn a_mass_in_another_unit_than_kilograms_is_refused() {
     );
 }
 
+/// The schema makes every child of an AdditionalDocument optional, and so
+/// does the canonical document: one without its type code or its ID, the
+/// declaration's or a goods item's, is kept with what it has instead of
+/// making the whole declaration incomplete (it was MAP004, without a
+/// pointer to the item).
+#[test]
+fn documents_without_type_code_or_id_are_kept_with_what_they_have() {
+    let mapping = load().unwrap();
+    let text = std::fs::read_to_string(
+        root().join("fixtures/wco/corpus/valid/hmrc__TT_IM001d__TT_IM001d.xml"),
+    )
+    .unwrap()
+    .replacen("<TypeCode>DAN</TypeCode>", "", 1)
+    .replacen("<ID>GBDPO1108654</ID>", "", 1);
+    let (value, issues) = mapping.apply(text.as_bytes());
+    let errors: Vec<_> = issues.iter().filter(|i| i.is_error()).collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    assert_eq!(
+        value["documents"][0],
+        serde_json::json!({"category": "1", "reference": "1108654"})
+    );
+    assert_eq!(
+        value["goods"][0]["documents"][0],
+        serde_json::json!({"category": "C", "code": "506"})
+    );
+    let declaration: tradehub::model::Declaration = serde_json::from_value(value).unwrap();
+    assert_eq!(declaration.documents[0].code, None);
+    assert_eq!(declaration.goods[0].documents[0].reference, None);
+}
+
 /// UNCL 1225 in FunctionCode: 14 (advance notification) is no function
 /// of the model; TypeCode INV makes a cancellation only of a request (13),
 /// and COR an amendment; with 9 the document is an original.

@@ -231,6 +231,8 @@ async fn scenario(url: &str) {
     let r = request(addr, "POST", "/v1/interchanges", Some(&hub.broker), &big).await;
     assert_eq!(r.status, 413);
     assert_eq!(r.header("content-type"), Some("application/problem+json"));
+    let problem: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(problem["code"], "HUB413", "{problem}");
     let refusals = hub.store.refusals("KRBROKER01", 10).await.unwrap();
     assert_eq!(
         refusals.first().map(|(code, _)| code.as_str()),

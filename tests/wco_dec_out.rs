@@ -586,9 +586,15 @@ fn values_the_schema_refuses_are_reported_with_field_and_element() {
     let kind = issue(&doc, "/kind");
     assert_eq!(kind.code, Code::MappingCodeUnknown);
     assert!(kind.message.contains("no other field says which"), "{kind}");
-    // (The goods items' documents have type codes of their own.)
+    // (Documents, the header's and the goods items', have type codes of
+    // their own.)
     let header = doc.xml.split("<GoodsShipment>").next().unwrap_or("");
-    assert!(!header.contains("<TypeCode>"), "{header}");
+    let own: String = header
+        .split("<AdditionalDocument>")
+        .map(|part| part.split("</AdditionalDocument>").last().unwrap_or(""))
+        .collect();
+    assert!(header.contains("<AdditionalDocument>"), "{header}");
+    assert!(!own.contains("<TypeCode>"), "{own}");
 }
 
 #[test]

@@ -63,6 +63,18 @@ pub struct Contrl {
     pub accepted: bool,
 }
 
+impl Contrl {
+    /// The CONTRL as text, decoded from the repertoire its UNB names (the
+    /// hub keeps answers as text and encodes them again to send them:
+    /// [`crate::ack::to_bytes`]).
+    pub fn text(&self) -> String {
+        Charset::from_syntax_identifier(&self.interchange.syntax_identifier)
+            .unwrap_or(Charset::Iso8859(1))
+            .decode(&self.bytes)
+            .into_owned()
+    }
+}
+
 /// Builds the CONTRL answering `parsed`.
 pub fn build(parsed: &Parsed, options: &Options) -> Contrl {
     let subject = &parsed.interchange;
@@ -111,9 +123,12 @@ pub fn build(parsed: &Parsed, options: &Options) -> Contrl {
             &or_else(&subject.recipient.id, &options.hub_id),
             &subject.recipient.qualifier,
         ),
-        // Errors in messages only: the interchange is acknowledged and the
-        // messages are rejected one by one in UCM.
-        Element::simple(if interchange_errors.is_empty() {
+        // 7 (acknowledged, what is not listed accepted) only when nothing
+        // is in error: the hub takes an interchange whole or not at all, so
+        // an error in one message rejects the interchange (4) with all its
+        // messages, and the UCMs say which were in error. A 7 would tell
+        // the sender that its other messages were taken, which they were not.
+        Element::simple(if accepted {
             ACTION_ACKNOWLEDGED
         } else {
             ACTION_REJECTED
@@ -125,8 +140,12 @@ pub fn build(parsed: &Parsed, options: &Options) -> Contrl {
     body.push(Segment::new("UCI", trim(uci)));
 
     let group_order: Vec<String> = subject.groups.iter().map(|g| g.reference.clone()).collect();
-    if subject.groups.is_empty() {
-        for ((_, position, reference), issues) in &message_errors {
+    // Messages outside the groups (all of them when there are none, loose
+    // ones beside groups, E0030, or in a group not kept in the tree): their
+    // UCMs are the CONTRL's segment group 1, which comes before the UCFs of
+    // segment group 3 (a UCM after a UCF would be read as that group's).
+    for ((g, position, reference), issues) in &message_errors {
+        if g.as_ref().is_none_or(|g| !group_order.contains(g)) {
             body.extend(message_response(
                 reference,
                 message_index.get(position),
@@ -134,62 +153,48 @@ pub fn build(parsed: &Parsed, options: &Options) -> Contrl {
                 v4,
             ));
         }
-    } else {
-        for group in &subject.groups {
-            let g_errors = group_errors.get(&group.reference);
-            let msgs: Vec<_> = message_errors
-                .iter()
-                .filter(|((g, _, _), _)| g.as_deref() == Some(group.reference.as_str()))
-                .collect();
-            if g_errors.is_none() && msgs.is_empty() {
-                continue;
-            }
-            let rejected = g_errors.is_some();
-            let mut ucf = vec![
-                Element::simple(&group.reference),
-                Element::composite(
-                    group
-                        .header
-                        .element(1)
-                        .map(|e| e.components().to_vec())
-                        .unwrap_or_default(),
-                ),
-                Element::composite(
-                    group
-                        .header
-                        .element(2)
-                        .map(|e| e.components().to_vec())
-                        .unwrap_or_default(),
-                ),
-                Element::simple(if rejected {
-                    ACTION_REJECTED
-                } else {
-                    ACTION_ACKNOWLEDGED
-                }),
-            ];
-            if let Some(first) = g_errors.and_then(|e| e.first()) {
-                push_error(&mut ucf, first, v4, true);
-            }
-            body.push(Segment::new("UCF", trim(ucf)));
-            for ((_, position, reference), issues) in msgs {
-                body.extend(message_response(
-                    reference,
-                    message_index.get(position),
-                    issues,
-                    v4,
-                ));
-            }
+    }
+    for group in &subject.groups {
+        let g_errors = group_errors.get(&group.reference);
+        let msgs: Vec<_> = message_errors
+            .iter()
+            .filter(|((g, _, _), _)| g.as_deref() == Some(group.reference.as_str()))
+            .collect();
+        if g_errors.is_none() && msgs.is_empty() {
+            continue;
         }
-        // Messages in groups that were not kept in the tree (or loose ones).
-        for ((g, position, reference), issues) in &message_errors {
-            if g.as_ref().is_none_or(|g| !group_order.contains(g)) {
-                body.extend(message_response(
-                    reference,
-                    message_index.get(position),
-                    issues,
-                    v4,
-                ));
-            }
+        let mut ucf = vec![
+            Element::simple(&group.reference),
+            Element::composite(
+                group
+                    .header
+                    .element(1)
+                    .map(|e| e.components().to_vec())
+                    .unwrap_or_default(),
+            ),
+            Element::composite(
+                group
+                    .header
+                    .element(2)
+                    .map(|e| e.components().to_vec())
+                    .unwrap_or_default(),
+            ),
+            // Listed only with errors in it or its messages, so rejected,
+            // as the interchange is: a group with errors only in its
+            // messages too.
+            Element::simple(ACTION_REJECTED),
+        ];
+        if let Some(first) = g_errors.and_then(|e| e.first()) {
+            push_error(&mut ucf, first, v4, true);
+        }
+        body.push(Segment::new("UCF", trim(ucf)));
+        for ((_, position, reference), issues) in msgs {
+            body.extend(message_response(
+                reference,
+                message_index.get(position),
+                issues,
+                v4,
+            ));
         }
     }
 
@@ -395,20 +400,28 @@ fn message_response(
         s009,
         Element::simple(ACTION_REJECTED),
     ];
-    // Errors in UNH or UNT are reported on UCM itself.
-    let envelope = issues
-        .iter()
-        .find(|i| matches!(i.location.tag.as_deref(), Some("UNH") | Some("UNT")));
+    // Errors in UNH or UNT are reported on UCM itself; a segment missing
+    // before UNT is placed at UNT but is no error of it.
+    let envelope = issues.iter().find(|i| is_envelope(i));
     if let Some(first) = envelope {
         push_error(&mut ucm, first, v4, true);
     }
     let mut out = vec![Segment::new("UCM", trim(ucm))];
     let mut by_segment: BTreeMap<u32, Vec<&Issue>> = BTreeMap::new();
     for issue in issues {
-        if matches!(issue.location.tag.as_deref(), Some("UNH") | Some("UNT")) {
+        if is_envelope(issue) {
             continue;
         }
         if let Some(pos) = issue.location.message_segment {
+            // A missing segment is reported at "the numerical count
+            // position of the last segment that was processed before the
+            // position where the missing segment was expected to be"
+            // (0096, D.96B): the segment before the one it is placed at.
+            let pos = if issue.location.missing.is_some() {
+                pos.saturating_sub(1).max(1)
+            } else {
+                pos
+            };
             by_segment.entry(pos).or_default().push(issue);
         }
     }
@@ -431,6 +444,12 @@ fn message_response(
         }
     }
     out
+}
+
+/// An error of the message's UNH or UNT, reported on UCM.
+fn is_envelope(issue: &Issue) -> bool {
+    issue.location.missing.is_none()
+        && matches!(issue.location.tag.as_deref(), Some("UNH") | Some("UNT"))
 }
 
 /// Appends 0085, 0013/0135 and S011 for the first error of a level.
@@ -552,6 +571,91 @@ mod tests {
         // The first message's amount error is under the first UCM.
         let first = out.split("UCM+").nth(1).unwrap_or_default();
         assert!(first.contains("UCD+37+2:2"), "{out}");
+    }
+
+    /// A missing segment is reported at the segment processed before the
+    /// gap (0096: "the numerical count position of the last segment that
+    /// was processed before the position where the missing segment was
+    /// expected to be"), not as an error of the segment after it, and one
+    /// missing just before UNT is no UNT error. An error in one message
+    /// rejects the whole interchange (UCI 4), as the hub does.
+    #[test]
+    fn missing_segments_are_reported_at_the_segment_before_the_gap() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(root.join("fixtures/edifact/ok/cusdec-d96b-unoc.edi"))
+            .unwrap_or_default()
+            .replacen("UNS+S'\nUNT+20+1'", "UNT+19+1'", 1)
+            .replacen("BGM+830+LRN2026002+9'\n", "", 1)
+            .replace("UNT+24+2", "UNT+23+2");
+        assert!(!text.contains("UNT+20+1") && !text.contains("LRN2026002"));
+        let directories = std::sync::Arc::new(crate::schema::Directories::new(&[
+            root.join("schemas/untdid")
+        ]));
+        let Some(parsed) = crate::edifact::Parser::new(
+            text.as_bytes(),
+            crate::edifact::ParseOptions {
+                keep_messages: true,
+                ..crate::edifact::ParseOptions::default()
+            },
+        )
+        .with_directories(directories)
+        .run(|_, _| {})
+        .ok() else {
+            panic!("the interchange parses");
+        };
+        let missing: Vec<_> = parsed
+            .issues
+            .iter()
+            .filter_map(|i| i.location.missing.clone())
+            .collect();
+        assert_eq!(missing, ["UNS", "BGM"], "{:#?}", parsed.issues);
+        let contrl = build(
+            &parsed,
+            &Options::at(crate::timestamp::Timestamp::now(), false, "T".into()),
+        );
+        let out = contrl.text();
+        let body: Vec<&str> = out.split('\'').filter(|s| s.starts_with("UC")).collect();
+        assert_eq!(
+            body,
+            [
+                "UCI+20261124001+KRBROKER01:ZZZ+TRADEHUB:ZZZ+4",
+                "UCM+1+CUSDEC:D:96B:UN+4",
+                "UCS+18+13",
+                "UCM+2+CUSDEC:D:96B:UN+4",
+                "UCS+1+13",
+            ],
+            "{out}"
+        );
+        assert!(!contrl.accepted);
+    }
+
+    /// A CONTRL in UNOC echoes the sender's ISO 8859-1 identifiers: its text
+    /// decodes them, and encoded again for sending they are the sender's
+    /// bytes (they were once decoded as UTF-8 and became U+FFFD).
+    #[test]
+    fn latin_1_identifiers_survive_the_answer() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(root.join("fixtures/edifact/ok/cusdec-d96b-unoc.edi"))
+            .unwrap_or_default()
+            .replacen("TRADEHUB:ZZZ", "ZOLLÄMT:ZZZ", 1);
+        // ISO 8859-1: each character's code point is its byte.
+        let latin: Vec<u8> = text
+            .chars()
+            .map(|c| u8::try_from(u32::from(c)).unwrap_or(b'?'))
+            .collect();
+        let parsed = crate::edifact::parse(&latin);
+        let contrl = build(
+            &parsed,
+            &Options::at(crate::timestamp::Timestamp::now(), false, "T".into()),
+        );
+        let answer = contrl.text();
+        assert!(
+            answer.contains("UNB+UNOC:3+ZOLLÄMT:ZZZ+KRBROKER01"),
+            "{answer}"
+        );
+        let sent = crate::ack::to_bytes(&answer);
+        assert_eq!(sent, contrl.bytes);
+        assert!(sent.windows(7).any(|w| w == b"ZOLL\xC4MT"));
     }
 
     /// An interchange with no UNB is answered by a CONTRL that is itself

@@ -389,11 +389,18 @@ fn upper(segment: &Segment) -> Segment {
 
 /// The bytes to send for an answer the writers built: the text encoded in
 /// the repertoire its UNB names (the writers only put characters of that
-/// repertoire in it; UTF-8 when the identifier is unknown).
+/// repertoire in it; UTF-8 when the identifier is unknown, and for anything
+/// that does not begin with UNA or UNB: XML, a refusal in words).
 pub fn to_bytes(answer: &str) -> Vec<u8> {
-    let charset = answer
-        .find("UNB")
-        .and_then(|at| answer.get(at + 4..at + 8))
+    let head = if answer.starts_with("UNA") {
+        answer.get(9..).unwrap_or_default()
+    } else {
+        answer
+    };
+    let charset = head
+        .trim_start_matches(['\r', '\n'])
+        .strip_prefix("UNB")
+        .and_then(|rest| rest.get(1..5))
         .and_then(Charset::from_syntax_identifier)
         .unwrap_or(Charset::Utf8);
     let mut out = Vec::with_capacity(answer.len());
@@ -425,6 +432,23 @@ fn answering(original: &Original) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Answers go out in the repertoire their own UNB names; anything that
+    /// is no EDIFACT interchange (a WCO RES, a refusal in words) as UTF-8,
+    /// even when its text mentions a UNB.
+    #[test]
+    fn answers_are_encoded_in_the_repertoire_of_their_unb() {
+        assert_eq!(
+            to_bytes("UNA:+.? 'UNB+UNOC:3+ZOLLÄMT'"),
+            b"UNA:+.? 'UNB+UNOC:3+ZOLL\xC4MT'"
+        );
+        assert_eq!(to_bytes("UNB+UNOC:3+Ä'"), b"UNB+UNOC:3+\xC4'");
+        assert_eq!(to_bytes("UNB+UNOW:4+Ä'"), "UNB+UNOW:4+Ä'".as_bytes());
+        let xml = "<Description>UNB+UNOC:3 sender ZOLLÄMT refused</Description>";
+        assert_eq!(to_bytes(xml), xml.as_bytes());
+        let words = "refused HUB201: UNB+UNOC sender Ä";
+        assert_eq!(to_bytes(words), words.as_bytes());
+    }
 
     #[test]
     fn segment_pointers_round_trip() {

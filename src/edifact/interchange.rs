@@ -650,6 +650,7 @@ impl<R: Read> Parser<R> {
             location.element = f.element;
             location.repetition = f.repetition;
             location.component = f.component;
+            location.missing = f.missing;
             let issue = if f.warning {
                 Issue::warning(f.code, location, f.message)
             } else {

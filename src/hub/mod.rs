@@ -997,7 +997,7 @@ fn contrl_for(parsed: &Parsed, id: &str, now: Timestamp) -> String {
         parsed.interchange.syntax_version == "4",
         unique.to_uppercase(),
     );
-    String::from_utf8_lossy(&contrl::build(parsed, &options).bytes).into_owned()
+    contrl::build(parsed, &options).text()
 }
 
 /// Interchanges up to this size are parsed, validated and mapped on the
@@ -1025,21 +1025,29 @@ where
     // core: each can take tens of times its size in memory while it is
     // worked on, and more at once would not finish sooner. The others wait
     // their turn (their request deadline still runs).
-    let _turn = large_work_slots()
-        .acquire()
+    // The slot goes with the work, not with this future: a request whose
+    // deadline passes stops waiting, but the parse it started runs on and
+    // keeps its slot until it ends.
+    let turn = large_work_slots()
+        .clone()
+        .acquire_owned()
         .await
         .map_err(|_| crashed(true))?;
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| crashed(!e.is_panic()))
+    tokio::task::spawn_blocking(move || {
+        let _turn = turn;
+        work()
+    })
+    .await
+    .map_err(|e| crashed(!e.is_panic()))
 }
 
 /// The slots of [`cpu_work`]'s large submissions: one per core.
-fn large_work_slots() -> &'static tokio::sync::Semaphore {
-    static SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+fn large_work_slots() -> &'static std::sync::Arc<tokio::sync::Semaphore> {
+    static SLOTS: std::sync::OnceLock<std::sync::Arc<tokio::sync::Semaphore>> =
+        std::sync::OnceLock::new();
     SLOTS.get_or_init(|| {
         let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
-        tokio::sync::Semaphore::new(cores)
+        std::sync::Arc::new(tokio::sync::Semaphore::new(cores))
     })
 }
 

@@ -95,8 +95,14 @@ pub struct Quantity {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Document {
     /// Document type code (UN/EDIFACT 1001 or the administration's list).
-    pub code: String,
-    pub reference: String,
+    /// Absent where the sender gave none: the WCO Data Model makes every
+    /// part of a document optional, and a CUSDEC DOC may name its document
+    /// in words only (C002 1000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// The document's number or identifier, where the sender gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub issued: Option<Moment>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -111,6 +111,10 @@ pub struct Finding {
     pub repetition: Option<u16>,
     pub component: Option<u16>,
     pub message: String,
+    /// What is missing, for a mandatory segment (its tag) or segment group
+    /// (`SG7`) that is not there: the finding is placed at the segment
+    /// after the gap.
+    pub missing: Option<String>,
 }
 
 /// A message's segment table flattened into an arena, built once per
@@ -857,6 +861,7 @@ impl MessageValidator {
             repetition: at.1,
             component: at.2,
             message,
+            missing: None,
         });
     }
 
@@ -1126,15 +1131,24 @@ impl MessageValidator {
             if child.status != Status::Mandatory || !child.is_group && child.tag == "UNT" {
                 continue;
             }
-            let message = if child.is_group {
-                format!(
-                    "mandatory segment group {} (starting with {}) is missing",
-                    child.group, child.tag
+            let (message, missing) = if child.is_group {
+                (
+                    format!(
+                        "mandatory segment group {} (starting with {}) is missing",
+                        child.group, child.tag
+                    ),
+                    format!("SG{}", child.group),
                 )
             } else {
-                format!("mandatory segment {} is missing", child.tag)
+                (
+                    format!("mandatory segment {} is missing", child.tag),
+                    child.tag.to_string(),
+                )
             };
             self.push(Code::Missing, false, (None, None, None), message);
+            if let Some(last) = self.findings.last_mut() {
+                last.missing = Some(missing);
+            }
         }
     }
 
@@ -1240,6 +1254,7 @@ impl MessageValidator {
                         message: format!(
                             "segment group {number} occurs {count} times; at most {max} allowed"
                         ),
+                        missing: None,
                     });
                 }
             }

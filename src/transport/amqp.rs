@@ -410,6 +410,99 @@ pub async fn declare_ack_queue(
     in_time(|| format!("declaring {key}"), declare).await
 }
 
+/// The most of a reason an `x-tradehub-reason` header carries. Reasons can
+/// quote what the sender sent (an identifier of 200 KiB); the broker closes
+/// the connection for a header frame larger than its `frame_max` (128 KiB by
+/// default), so a longer reason is cut at a character boundary and marked.
+/// The whole reason stays in the hub's records (and in the body of a
+/// refusal answered without an acknowledgement).
+pub const HEADER_TEXT_MAX: usize = 1024;
+
+fn header_text(text: &str) -> AMQPValue {
+    if text.len() <= HEADER_TEXT_MAX {
+        return AMQPValue::LongString(text.into());
+    }
+    let mut end = HEADER_TEXT_MAX - '…'.len_utf8();
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let cut = format!("{}…", text.get(..end).unwrap_or_default());
+    AMQPValue::LongString(cut.as_str().into())
+}
+
+/// Whether the broker refused a declaration because the object exists with
+/// other arguments (406 PRECONDITION_FAILED, which closes the channel).
+fn exists_otherwise(e: &AmqpError) -> bool {
+    matches!(e, AmqpError::Broker(b) if matches!(
+        b.kind(),
+        lapin::ErrorKind::ProtocolError(p) if matches!(
+            p.kind(),
+            lapin::protocol::AMQPErrorKind::Soft(lapin::protocol::AMQPSoftError::PRECONDITIONFAILED)
+        )
+    ))
+}
+
+/// [`declare_ack_queue`] on a channel of its own, which a refusal closes
+/// instead of the caller's. A partner may have declared its answer queue
+/// itself, with other arguments (a classic queue): that queue is used as it
+/// is (bound to `tradehub.acks`, a warning logged) rather than failing, so
+/// that one partner's queue can never stop the intake or the outbox relay
+/// for everyone.
+pub async fn ensure_ack_queue(
+    conn: &Connection,
+    s: &AmqpSettings,
+    partner: &str,
+) -> Result<(), AmqpError> {
+    let queue = s.ack_queue(partner);
+    let key = queue.as_str().to_owned();
+    let channel = in_time(|| format!("a channel for {key}"), conn.create_channel()).await?;
+    let declared = declare_ack_queue(&channel, s, partner).await;
+    if declared.is_ok() {
+        let _ = channel.close(200, "declared".into()).await;
+        return Ok(());
+    }
+    let Err(error) = declared else {
+        return Ok(());
+    };
+    if !exists_otherwise(&error) {
+        let _ = channel.close(200, "failed".into()).await;
+        return Err(error);
+    }
+    tracing::warn!(partner, queue = %key, %error, "the partner's answer queue exists with other arguments; used as it is");
+    let channel = in_time(|| format!("a channel for {key}"), conn.create_channel()).await?;
+    let existing = async {
+        let passive = QueueDeclareOptions {
+            passive: true,
+            ..durable_queue()
+        };
+        channel
+            .queue_declare(queue.clone(), passive, FieldTable::default())
+            .await?;
+        bind(&channel, queue, s.acks_exchange(), &key).await
+    };
+    let result = in_time(|| format!("binding {key}"), existing).await;
+    let _ = channel.close(200, "declared".into()).await;
+    result
+}
+
+/// The answer queues of partners declared on one connection, each once.
+struct AckQueues {
+    conn: Arc<Connection>,
+    declared: tokio::sync::Mutex<HashSet<String>>,
+}
+
+impl AckQueues {
+    async fn ensure(&self, s: &AmqpSettings, partner: &str) -> Result<(), AmqpError> {
+        let queue = s.ack_queue(partner);
+        let mut declared = self.declared.lock().await;
+        if !declared.contains(queue.as_str()) {
+            ensure_ack_queue(&self.conn, s, partner).await?;
+            declared.insert(queue.as_str().to_owned());
+        }
+        Ok(())
+    }
+}
+
 /// Connects to the broker.
 pub async fn connect(settings: &AmqpSettings) -> Result<Connection, AmqpError> {
     Ok(Connection::connect(&settings.url, ConnectionProperties::default()).await?)
@@ -479,7 +572,7 @@ pub async fn consume<F>(
 where
     F: Future<Output = ()>,
 {
-    let conn = connect(&settings).await?;
+    let conn = Arc::new(connect(&settings).await?);
     let channel = conn.create_channel().await?;
     declare_topology(&channel, &settings).await?;
     channel
@@ -512,16 +605,17 @@ where
         )
         .await?;
     tracing::info!(queue = %settings.inbound_queue(), replies = %settings.replies_queue(), "consuming AMQP intake and agency replies");
-    let mut declared: HashSet<String> = HashSet::new();
+    let declared = Arc::new(AckQueues {
+        conn: conn.clone(),
+        declared: tokio::sync::Mutex::new(HashSet::new()),
+    });
     for partner in intake.store().partners().await? {
-        declare_ack_queue(&channel, &settings, &partner.id).await?;
-        declared.insert(settings.ack_queue(&partner.id).as_str().to_owned());
+        declared.ensure(&settings, &partner.id).await?;
     }
     // Connected once everything is in place: a failure while setting up
     // (the database down, a queue declared with other arguments) is not a
     // connection that worked.
     intake.broker().set_connected(true);
-    let declared = Arc::new(tokio::sync::Mutex::new(declared));
     // Shared with the delivery tasks.
     let settings = Arc::new(settings);
     // Per sender, the task handling its latest delivery: the next one of
@@ -607,7 +701,7 @@ async fn handle(
     intake: &Intake,
     s: &AmqpSettings,
     channel: &Channel,
-    declared: &tokio::sync::Mutex<HashSet<String>>,
+    declared: &AckQueues,
     delivery: lapin::message::Delivery,
 ) -> Result<(), AmqpError> {
     let props = delivery.properties.clone();
@@ -692,25 +786,24 @@ async fn handle(
                 &props,
                 correlation,
                 headers,
-                r.interchange.acknowledgement.as_bytes(),
+                // Encoded in the repertoire its UNB names (ISO 8859-1
+                // for UNOC), as the sender reads it.
+                &crate::ack::to_bytes(&r.interchange.acknowledgement),
             )
             .await
             .or_else(|e| declined(e, &partner.id, Some(&r.interchange.id)))?;
         }
         Submission::Refused(refused) => {
-            let body = refused
-                .acknowledgement
-                .clone()
-                .unwrap_or_else(|| format!("refused {}: {}", refused.code, refused.detail));
+            let body = match &refused.acknowledgement {
+                Some(answer) => crate::ack::to_bytes(answer),
+                None => format!("refused {}: {}", refused.code, refused.detail).into_bytes(),
+            };
             let headers = args(&[
                 (
                     "x-tradehub-code",
                     AMQPValue::LongString(refused.code.as_str().into()),
                 ),
-                (
-                    "x-tradehub-reason",
-                    AMQPValue::LongString(refused.detail.as_str().into()),
-                ),
+                ("x-tradehub-reason", header_text(&refused.detail)),
             ]);
             reply(
                 channel,
@@ -720,7 +813,7 @@ async fn handle(
                 &props,
                 correlation,
                 headers,
-                body.as_bytes(),
+                &body,
             )
             .await
             .or_else(|e| declined(e, &partner.id, None))?;
@@ -961,10 +1054,7 @@ async fn dead_letter_to(
     tracing::warn!(code, reason, key, "message dead-lettered");
     let mut headers = delivery.properties.headers().clone().unwrap_or_default();
     headers.insert("x-tradehub-code".into(), AMQPValue::LongString(code.into()));
-    headers.insert(
-        "x-tradehub-reason".into(),
-        AMQPValue::LongString(reason.into()),
-    );
+    headers.insert("x-tradehub-reason".into(), header_text(reason));
     // The broker accepts a `user_id` only from a connection of that user,
     // and the hub's user is not the partner's: the copy carries the sender
     // as a header instead, and no expiration (a dead letter is kept).
@@ -1069,7 +1159,7 @@ fn declined(error: AmqpError, partner: &str, interchange: Option<&str>) -> Resul
 async fn reply(
     channel: &Channel,
     s: &AmqpSettings,
-    declared: &tokio::sync::Mutex<HashSet<String>>,
+    declared: &AckQueues,
     partner: &str,
     inbound: &BasicProperties,
     correlation: Option<String>,
@@ -1123,13 +1213,7 @@ async fn reply(
         }
     }
     let queue = s.ack_queue(partner);
-    {
-        let mut declared = declared.lock().await;
-        if !declared.contains(queue.as_str()) {
-            declare_ack_queue(channel, s, partner).await?;
-            declared.insert(queue.as_str().to_owned());
-        }
-    }
+    declared.ensure(s, partner).await?;
     publish_confirmed(channel, s.acks_exchange(), queue, body, props).await
 }
 
@@ -1234,7 +1318,7 @@ impl OutboxPublisher {
                 .map_err(|e| link_failed(e.into()))?;
             *link = Some((conn, channel, HashSet::new()));
         }
-        let Some((_, channel, declared)) = link.as_mut() else {
+        let Some((conn, channel, declared)) = link.as_mut() else {
             return Err(link_failed(AmqpError::NotConfirmed("no channel".into())));
         };
         for m in messages {
@@ -1247,7 +1331,7 @@ impl OutboxPublisher {
             {
                 key = self.settings.ack_queue(partner);
                 if !declared.contains(key.as_str()) {
-                    declare_ack_queue(channel, &self.settings, partner)
+                    ensure_ack_queue(conn, &self.settings, partner)
                         .await
                         .map_err(link_failed)?;
                     declared.insert(key.as_str().to_owned());

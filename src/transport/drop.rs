@@ -277,12 +277,12 @@ fn no_follow(options: &mut std::fs::OpenOptions) {
 
 /// Writes a companion file (`.ack`, `.err`), replacing a regular file of
 /// that name but never writing through a symbolic link planted there.
-fn write_no_follow(path: &Path, text: &str) -> std::io::Result<()> {
+fn write_no_follow(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     no_follow(&mut options);
-    options.open(path)?.write_all(text.as_bytes())
+    options.open(path)?.write_all(bytes)
 }
 
 /// The file's bytes, or `None` when it holds more than `limit`; a
@@ -429,11 +429,13 @@ fn finish(
     let companion = |ext: &str| with(&target, ext);
     if let Some(ack) = ack {
         let path = companion("ack");
-        write_no_follow(&path, ack).map_err(io_err(&path))?;
+        // In the repertoire its UNB names (ISO 8859-1 for UNOC), as the
+        // sender reads it, not as the hub keeps the text.
+        write_no_follow(&path, &crate::ack::to_bytes(ack)).map_err(io_err(&path))?;
     }
     if !ok {
         let path = companion("err");
-        write_no_follow(&path, why).map_err(io_err(&path))?;
+        write_no_follow(&path, why.as_bytes()).map_err(io_err(&path))?;
     }
     std::fs::rename(file, &target).map_err(io_err(file))?;
     Ok(if ok {

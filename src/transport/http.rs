@@ -429,17 +429,20 @@ fn problem(
 /// unreadable (400).
 fn body_refused(rejection: &BytesRejection) -> Response {
     let status = rejection.status();
-    let slug = if status == StatusCode::PAYLOAD_TOO_LARGE {
-        "too-large"
+    let (slug, extra) = if status == StatusCode::PAYLOAD_TOO_LARGE {
+        (
+            "too-large",
+            json!({"code": crate::diag::Code::TooLarge.as_str()}),
+        )
     } else {
-        "bad-body"
+        ("bad-body", json!({}))
     };
     problem(
         status,
         slug,
         "Request body refused",
         rejection.body_text(),
-        json!({}),
+        extra,
     )
 }
 
