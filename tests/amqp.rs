@@ -913,6 +913,114 @@ async fn permits_round_trip_over_amqp() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// A storage failure that outlasts the retry budget: the consumer gives
+/// the unacknowledged deliveries back by reconnecting, instead of
+/// requeueing the one that failed and going on with the sender's next. A
+/// cancellation published right after its original is therefore not
+/// handled before the original comes back (it was: the original was
+/// requeued, the cancellation found no declaration to cancel and was
+/// refused, and the original was then accepted).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_long_store_failure_keeps_the_senders_order() {
+    let Some(conn) = broker().await else {
+        return;
+    };
+    let (dir, store, _, mut settings) = embedded_hub("guest").await;
+    settings.store_retry_budget = Duration::from_millis(300);
+    // Routed, so that the original waits for a permit (a cleared one could
+    // no longer be cancelled).
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let catalogue =
+        tradehub::agency::AgencyCatalogue::load(root.join("config/agencies.toml")).unwrap();
+    let clearance = tradehub::hub::clearance::Clearance {
+        routing: tradehub::routing::Routing::load(&root.join("config/routing.toml"), &catalogue)
+            .unwrap(),
+        ..Default::default()
+    };
+    let intake = Intake::new(store.clone(), Limits::default()).with_clearance(clearance);
+    let ch = conn.create_channel().await.unwrap();
+    amqp::declare_topology(&ch, &settings).await.unwrap();
+    amqp::declare_ack_queue(&ch, &settings, "guest")
+        .await
+        .unwrap();
+    ch.confirm_select(Default::default()).await.unwrap();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let consumer = tokio::spawn(amqp::run(intake.clone(), settings.clone(), stopped));
+    let as_guest = || {
+        BasicProperties::default()
+            .with_user_id("guest".into())
+            .with_delivery_mode(2)
+    };
+    // The original cannot be stored for a while (longer than the budget);
+    // its cancellation could.
+    let db = common::refuse_interchange_with(&dir, "ORIG01", "database is locked").await;
+    publish(
+        &ch,
+        &settings,
+        &common::cusdec("guest", "ORIG01", "LRN-ORDER-1", "9", &["901890"]),
+        as_guest(),
+    )
+    .await;
+    publish(
+        &ch,
+        &settings,
+        &common::cusdec("guest", "CANC01", "LRN-ORDER-1", "1", &["901890"]),
+        as_guest(),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(
+        store.count(Table::Interchanges).await.unwrap(),
+        0,
+        "nothing is taken while the original cannot be"
+    );
+    sqlx::query("DROP TRIGGER refuse_poison")
+        .execute(&db)
+        .await
+        .unwrap();
+    db.close().await;
+    // Answered in order once the consumer is back: the original, then the
+    // cancellation, which found the declaration and cancelled it.
+    let mut contrls = Vec::new();
+    while contrls.len() < 2 {
+        let m = next_message(&ch, settings.ack_queue("guest").as_str()).await;
+        let text = String::from_utf8_lossy(&m.delivery.data).into_owned();
+        if text.contains("CONTRL") {
+            contrls.push(text);
+        }
+    }
+    assert!(contrls[0].contains("UCI+ORIG01+"), "{}", contrls[0]);
+    assert!(contrls[1].contains("UCI+CANC01+"), "{}", contrls[1]);
+    let declarations = store.declarations(None, Some("guest"), 10).await.unwrap();
+    let mut statuses: Vec<(String, String)> = declarations
+        .iter()
+        .map(|d| (d.function.clone().unwrap_or_default(), d.status.clone()))
+        .collect();
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        [
+            ("cancellation".to_owned(), "accepted".to_owned()),
+            ("original".to_owned(), "cancelled".to_owned())
+        ],
+        "{declarations:#?}"
+    );
+    stop.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), consumer)
+        .await
+        .unwrap()
+        .unwrap();
+    remove_topology(
+        &conn,
+        &ch,
+        &settings,
+        [settings.inbound_queue(), settings.dead_inbound_queue()],
+    )
+    .await;
+    store.close().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// A partner that declared its answer queue itself, as a classic queue
 /// (with other arguments than the hub's quorum queue), is answered there:
 /// the refused declaration neither stops the consumer at start-up nor

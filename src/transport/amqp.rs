@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use futures_lite::StreamExt;
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
     ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, ShortString};
@@ -58,6 +58,10 @@ pub struct AmqpSettings {
     /// Largest message body taken (as `--max-body-bytes` for HTTP and the
     /// drop folder); a larger delivery is dead-lettered unread (HUB413).
     pub max_body_bytes: usize,
+    /// How long a delivery's task keeps retrying a storage failure that may
+    /// pass before the consumer gives every unacknowledged delivery back
+    /// (by reconnecting) to keep each sender's order.
+    pub store_retry_budget: Duration,
 }
 
 impl AmqpSettings {
@@ -69,6 +73,7 @@ impl AmqpSettings {
             delivery_limit: 20,
             agencies: Vec::new(),
             max_body_bytes: 16 * 1024 * 1024,
+            store_retry_budget: STORE_RETRY_BUDGET,
         }
     }
 
@@ -620,7 +625,10 @@ where
     let settings = Arc::new(settings);
     // Per sender, the task handling its latest delivery: the next one of
     // the same sender waits for it. Finished ones are pruned.
-    let mut chains: HashMap<String, tokio::task::JoinHandle<()>> = HashMap::new();
+    // A task answers whether its delivery was handled: when it was not (a
+    // failure that ends the connection), the sender's next delivery is not
+    // handled either but comes back after it.
+    let mut chains: HashMap<String, tokio::task::JoinHandle<bool>> = HashMap::new();
     // A task whose delivery failed in a way that needs a new connection.
     let (failed_tx, mut failed_rx) = tokio::sync::mpsc::unbounded_channel::<AmqpError>();
     tokio::pin!(shutdown);
@@ -669,11 +677,18 @@ where
                     );
                     let task = tokio::spawn(async move {
                         if let Some(before) = before {
-                            // Its outcome is its own; only the order matters.
-                            let _ = before.await;
+                            // Its outcome is its own; only the order
+                            // matters, unless it was left unhandled.
+                            if matches!(before.await, Ok(false)) {
+                                return false;
+                            }
                         }
-                        if let Err(e) = handle(&intake, &settings, &channel, &declared, delivery).await {
-                            let _ = failed.send(e);
+                        match handle(&intake, &settings, &channel, &declared, delivery).await {
+                            Ok(()) => true,
+                            Err(e) => {
+                                let _ = failed.send(e);
+                                false
+                            }
                         }
                     });
                     chains.insert(sender, task);
@@ -732,7 +747,7 @@ async fn handle(
         } else {
             format!("{why} (user_id {user:?}, not a registered partner)")
         };
-        if let Err(e) = retrying("refusal", || {
+        if let Err(e) = retrying("refusal", s.store_retry_budget, || {
             intake.refuse_too_large(
                 registered.then_some(user.as_str()),
                 i64::try_from(delivery.data.len()).unwrap_or(i64::MAX),
@@ -748,7 +763,11 @@ async fn handle(
         dead_letter(channel, s, &delivery, Code::TooLarge.as_str(), &why).await?;
         return Ok(());
     }
-    let partner = match retrying("partner", || intake.store().partner(&user)).await {
+    let partner = match retrying("partner", s.store_retry_budget, || {
+        intake.store().partner(&user)
+    })
+    .await
+    {
         Ok(Some(p)) => p,
         Ok(None) => {
             let why = format!("user_id {user:?} is not a registered partner");
@@ -757,7 +776,7 @@ async fn handle(
         }
         Err(e) => return store_failed(channel, s, &delivery, INBOUND_KEY, e).await,
     };
-    let outcome = match retrying("submission", || {
+    let outcome = match retrying("submission", s.store_retry_budget, || {
         intake.submit(&partner, delivery.data.clone())
     })
     .await
@@ -871,7 +890,11 @@ async fn handle_reply(
         )
         .await;
     }
-    let partner = match retrying("partner", || intake.store().partner(&user)).await {
+    let partner = match retrying("partner", s.store_retry_budget, || {
+        intake.store().partner(&user)
+    })
+    .await
+    {
         Ok(Some(p)) => p,
         Ok(None) => {
             return dead(
@@ -892,7 +915,11 @@ async fn handle_reply(
             .await;
         }
     };
-    match retrying("decision", || intake.decide(&partner, &decision)).await {
+    match retrying("decision", s.store_retry_budget, || {
+        intake.decide(&partner, &decision)
+    })
+    .await
+    {
         // The same answer again (a redelivery, a resend): the first stands.
         Ok(DecisionOutcome::AlreadyDecided(status)) if status != outcome_name(decision.outcome) => {
             dead(
@@ -929,16 +956,16 @@ fn outcome_name(outcome: crate::model::PermitOutcome) -> &'static str {
 }
 
 /// How long a delivery's task keeps retrying a storage failure that may
-/// pass before it gives the delivery back to the broker.
-const STORE_RETRY_BUDGET: Duration = Duration::from_secs(30);
+/// pass, by default (`AmqpSettings::store_retry_budget`).
+pub const STORE_RETRY_BUDGET: Duration = Duration::from_secs(30);
 
 /// Runs a store operation, retrying failures that may pass (database
 /// restarting, pool exhausted, deadlock) with growing pauses (0.1 s
-/// doubling to 5 s) for up to [`STORE_RETRY_BUDGET`]. The delivery's task
+/// doubling to 5 s) for up to `budget` ([`STORE_RETRY_BUDGET`] by default). The delivery's task
 /// holds its place meanwhile, so the sender's next deliveries wait behind
 /// it instead of overtaking it (an amendment handled before its original),
 /// and a short outage does not use up the queue's delivery limit.
-async fn retrying<T, E, F, Fut>(what: &str, mut operation: F) -> Result<T, E>
+async fn retrying<T, E, F, Fut>(what: &str, budget: Duration, mut operation: F) -> Result<T, E>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, E>>,
@@ -948,7 +975,7 @@ where
     let mut pause = Duration::from_millis(100);
     loop {
         match operation().await {
-            Err(e) if e.retryable() && started.elapsed() + pause <= STORE_RETRY_BUDGET => {
+            Err(e) if e.retryable() && started.elapsed() + pause <= budget => {
                 tracing::warn!(error = %e, what, pause_ms = pause.as_millis() as u64, "store failed; retrying");
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(Duration::from_secs(5));
@@ -1001,16 +1028,13 @@ async fn store_failed(
         )
         .await;
     }
-    tracing::error!(error = %e, "store still failing; delivery requeued");
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    delivery
-        .acker
-        .nack(BasicNackOptions {
-            requeue: true,
-            ..BasicNackOptions::default()
-        })
-        .await?;
-    Ok(())
+    // Requeueing this one delivery would let the sender's next delivery
+    // (an amendment of this original) be handled before it comes back. The
+    // error ends the connection instead: the sender's later deliveries are
+    // not handled (see `consume`), and every unacknowledged delivery comes
+    // back in order once the consumer reconnects (with back-off).
+    tracing::error!(error = %e, "store still failing; reconnecting, the deliveries come back");
+    Err(AmqpError::Store(e))
 }
 
 /// Publishes and waits for the broker's confirmation.
