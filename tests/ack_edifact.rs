@@ -149,6 +149,7 @@ fn response(status: &str, errors: Vec<ResponseError>, mrn: Option<&str>) -> Resp
         mrn: mrn.map(str::to_owned),
         status: status.into(),
         errors,
+        conditions: Vec::new(),
         at: Moment {
             iso: "2026-11-25T12:00".into(),
             format: "203".into(),
@@ -461,7 +462,7 @@ fn cusres_for_every_status_is_valid_d96b() {
         ("accepted", false, "29", Some("AP"), Some("1")),
         ("rejected", true, "27", Some("RE"), Some("2")),
         ("rejected", false, "27", Some("RE"), Some("3")),
-        ("cleared", false, "29", Some("AP"), Some("4")),
+        ("cleared", false, "29", Some("AP"), Some("1")),
         ("released", false, "29", Some("AP"), Some("4")),
         ("held", false, "23", None, Some("5")),
         ("held", true, "23", None, Some("6")),
@@ -522,6 +523,47 @@ fn cusres_for_every_status_is_valid_d96b() {
             if with_errors { 2 } else { 0 },
             "{status}"
         );
+    }
+}
+
+/// Cleared or released on permits given with conditions: conditionally
+/// accepted (4343 CA; 7365 66 while cleared, 4 once released), each
+/// condition in an FTX+AAX; the header's 9 FTX hold the status and at most
+/// 8 conditions, the last saying how many more there are. Valid D.96B.
+#[test]
+fn cusres_on_conditions_lists_them_within_the_directory() {
+    let (_, original) = findings(&base());
+    for (count, status, indicator) in [
+        (1, "cleared", "66"),
+        (12, "cleared", "66"),
+        (2, "released", "4"),
+    ] {
+        let mut r = response(status, Vec::new(), None);
+        r.conditions = (1..=count)
+            .map(|i| format!("AGENCY{i}: keep below 4 C; inspect seal {i}'+:?"))
+            .collect();
+        let text = cusres::build(&r, &original, &envelope("R1"));
+        let segments = clean(&text, "CUSRES");
+        assert_eq!(segments[1].get(3, 0), Some("CA"), "{text}");
+        let gis = segments.iter().find(|s| s.tag == "GIS").unwrap();
+        assert_eq!(gis.get(0, 0), Some(indicator), "{text}");
+        let conditions: Vec<&str> = segments
+            .iter()
+            .filter(|s| s.tag == "FTX" && s.get(0, 0) == Some("AAX"))
+            .map(|s| s.get(3, 0).unwrap())
+            .collect();
+        assert_eq!(
+            conditions.len(),
+            count.min(cusres::MAX_CONDITIONS),
+            "{text}"
+        );
+        assert_eq!(conditions[0], "AGENCY1: keep below 4 C; inspect seal 1'+:?");
+        if count > cusres::MAX_CONDITIONS {
+            assert_eq!(
+                conditions.last().copied(),
+                Some("and 5 more condition(s), see the declaration at the hub")
+            );
+        }
     }
 }
 

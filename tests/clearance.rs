@@ -266,6 +266,17 @@ async fn workflow(url: &str) {
         "{}",
         cleared.body
     );
+    // APQA gave its permit with conditions: cleared on them, conditionally
+    // accepted (4343 CA, 7365 66) with the conditions in FTX+AAX; not
+    // "goods released" (7365 4) before an officer releases them.
+    for part in [
+        "BGM+961+LRN-B+29+CA'",
+        "FTX+AAX+++APQA?: keep chilled'",
+        "GIS+66'",
+    ] {
+        assert!(cleared.body.contains(part), "{part} in {}", cleared.body);
+    }
+    assert!(!cleared.body.contains("GIS+4'"), "{}", cleared.body);
     assert_eq!(after.mrn.as_deref(), Some(beef_mrn.as_str()));
     let trail = kinds(&hub, &beef.id).await;
     assert_eq!(
@@ -295,6 +306,11 @@ async fn workflow(url: &str) {
         .unwrap();
     assert_eq!((released.status.as_str(), changed), (state::RELEASED, true));
     assert_eq!(answer_numbers(&hub, &beef.id).await, ["00", "01", "02"]);
+    // Released on the same conditions.
+    let answer = store.responses_of(&beef.id).await.unwrap().pop().unwrap();
+    for part in ["+29+CA'", "FTX+AAX+++APQA?: keep chilled'", "GIS+4'"] {
+        assert!(answer.body.contains(part), "{part} in {}", answer.body);
+    }
 
     // A refusal holds the declaration and tells the sender why.
     let d = submit(&hub, cusdec("IC003", "LRN-C", "9", &["020130"])).await;

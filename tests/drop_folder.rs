@@ -195,18 +195,20 @@ async fn a_file_the_store_refuses_does_not_hold_up_the_others() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// A file whose answer cannot be moved out of `in/` (here done/ and failed/
-/// are plain files, so neither can be created) is answered once: the
-/// folder remembers it and does not submit it again, so no duplicate
-/// event is added at every scan, until the file changes.
+/// A file whose answer cannot be moved (here done/ and failed/ are plain
+/// files, so neither can be created) is answered once: it stays in work/,
+/// where it was claimed, and the folder remembers it and does not submit it
+/// again, so no duplicate event is added at every scan, until the file
+/// changes. A new file of that name waits in in/ meanwhile.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_that_cannot_be_moved_is_answered_once() {
     let (dir, intake, settings) = setup().await;
     let folder = settings.dir.join("KRBROKER01");
     std::fs::write(folder.join("done"), b"not a folder").unwrap();
     std::fs::write(folder.join("failed"), b"not a folder").unwrap();
-    let file = folder.join("in/a-good.edi");
-    std::fs::write(&file, fixture("ok/cusdec-d96b-unoc.edi")).unwrap();
+    let delivered = folder.join("in/a-good.edi");
+    let file = folder.join("work/a-good.edi");
+    std::fs::write(&delivered, fixture("ok/cusdec-d96b-unoc.edi")).unwrap();
 
     let mut drop_folder = drop::DropFolder::new(settings.clone());
     let outcomes = drop_folder.scan(&intake).await.unwrap();
@@ -215,16 +217,19 @@ async fn a_file_that_cannot_be_moved_is_answered_once() {
     let events = intake.store().count(Table::Events).await.unwrap();
     assert_eq!(intake.store().count(Table::Interchanges).await.unwrap(), 1);
 
+    // The same name delivered again waits while work/ holds the first.
+    std::fs::write(&delivered, fixture("ok/cusdec-d96b-unoc.edi")).unwrap();
     for _ in 0..3 {
         assert_eq!(drop_folder.scan(&intake).await.unwrap(), vec![]);
     }
     assert_eq!(intake.store().count(Table::Events).await.unwrap(), events);
-    assert!(file.exists(), "the file stays where it was");
+    assert!(file.exists(), "the file stays in work/");
+    assert!(delivered.exists(), "the new one waits in in/");
 
-    // Rewritten (a corrected file under the same name): taken again, and
-    // once done/ can be written it is moved.
+    // Once done/ can be written and the stuck file is touched (what
+    // OPERATIONS.md tells the operator), it is moved, and then the one
+    // waiting is taken: both duplicates of the first, nothing new stored.
     std::fs::remove_file(folder.join("done")).unwrap();
-    std::fs::write(&file, fixture("ok/cusdec-d96b-unoc.edi")).unwrap();
     let later = std::time::SystemTime::now() + Duration::from_secs(5);
     std::fs::File::options()
         .write(true)
@@ -235,14 +240,16 @@ async fn a_file_that_cannot_be_moved_is_answered_once() {
     let outcomes = drop_folder.scan(&intake).await.unwrap();
     assert_eq!(
         outcomes,
-        vec![Outcome::Done(folder.join("done/a-good.edi"))]
+        vec![
+            Outcome::Done(folder.join("done/a-good.edi")),
+            Outcome::Done(folder.join("done/a-good.edi.1")),
+        ]
     );
     assert_eq!(drop_folder.stuck(), 0);
-    // A duplicate of the first: nothing new stored.
     assert_eq!(intake.store().count(Table::Interchanges).await.unwrap(), 1);
 
     // The stateless scan has no memory: a stuck file is taken each time.
-    std::fs::write(&file, fixture("ok/cusdec-d96b-unoc.edi")).unwrap();
+    std::fs::write(&delivered, fixture("ok/cusdec-d96b-unoc.edi")).unwrap();
     std::fs::remove_dir_all(folder.join("done")).unwrap();
     std::fs::write(folder.join("done"), b"not a folder").unwrap();
     for _ in 0..2 {
@@ -251,6 +258,55 @@ async fn a_file_that_cannot_be_moved_is_answered_once() {
             vec![Outcome::Stuck(file.clone())]
         );
     }
+    intake.store().close().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A file is claimed (moved to work/) before it is read, so one the
+/// partner puts under the same name while the first is being taken is a
+/// delivery of its own: both are answered and archived, neither is lost.
+/// (Before, the file was read in in/ and whatever was at that path when
+/// the answer came was moved to done/: the second file, unread.) Files left
+/// in work/ by a stop are taken first at the next scan.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_delivered_again_under_its_name_while_taken_is_not_lost() {
+    let (dir, intake, settings) = setup().await;
+    let folder = settings.dir.join("KRBROKER01");
+    let first = fixture("ok/cusdec-d96b-unoc.edi");
+    let second = String::from_utf8(first.clone())
+        .unwrap()
+        .replace("20261124001", "20261124002")
+        .into_bytes();
+    // A stop left the first in work/; the partner then delivered the
+    // second under the same name.
+    std::fs::create_dir_all(folder.join("work")).unwrap();
+    std::fs::write(folder.join("work/CUSDEC.EDI"), &first).unwrap();
+    std::fs::write(folder.join("in/CUSDEC.EDI"), &second).unwrap();
+    let outcomes = drop::scan(&intake, &settings).await.unwrap();
+    assert_eq!(
+        outcomes,
+        vec![
+            Outcome::Done(folder.join("done/CUSDEC.EDI")),
+            Outcome::Done(folder.join("done/CUSDEC.EDI.1")),
+        ]
+    );
+    assert_eq!(
+        std::fs::read(folder.join("done/CUSDEC.EDI")).unwrap(),
+        first
+    );
+    assert_eq!(
+        std::fs::read(folder.join("done/CUSDEC.EDI.1")).unwrap(),
+        second
+    );
+    let ack = std::fs::read_to_string(folder.join("done/CUSDEC.EDI.1.ack")).unwrap();
+    assert!(ack.contains("UCI+20261124002+"), "{ack}");
+    assert_eq!(intake.store().count(Table::Interchanges).await.unwrap(), 2);
+    assert!(
+        std::fs::read_dir(folder.join("work"))
+            .unwrap()
+            .next()
+            .is_none()
+    );
     intake.store().close().await;
     std::fs::remove_dir_all(&dir).unwrap();
 }

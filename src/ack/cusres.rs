@@ -38,7 +38,9 @@
 //! | received | 12 not processed | — | 17 message received |
 //! | accepted, awaiting permits, cancelled (the cancellation is accepted) | 29 accepted without amendment | AP | 1 message content accepted |
 //! | rejected | 27 not accepted | RE | 2 rejected with comment (3 without, when no error is listed) |
-//! | cleared, released | 29 | AP | 4 goods released (D.96B has one code for both) |
+//! | cleared (every permit given; the goods wait for an officer's release) | 29 | AP | 1 message content accepted |
+//! | released | 29 | AP | 4 goods released |
+//! | cleared or released on permits given with conditions (listed in `FTX+AAX`) | 29 | CA conditionally accepted | 66 accepted, with comments (cleared), 4 (released) |
 //! | held for examination (no errors listed) | 23 transaction on hold | — | 5 goods required for examination |
 //! | held for a permit refused or not answered (listed) | 23 | — | 6 all documents or as specified to be produced |
 //! | anything else | 11 response | — | none (the status is in FTX) |
@@ -51,6 +53,10 @@ use crate::model::Response;
 /// Error groups (SG4) one D.96B CUSRES may hold: the segment table's
 /// repetition count for SG4 (a test checks it against the directory).
 pub const MAX_ERROR_GROUPS: usize = 99;
+
+/// Conditions one CUSRES says (`FTX+AAX`): the header's FTX occurs at most
+/// 9 times in D.96B, one of them the status (`FTX+AAP`).
+pub const MAX_CONDITIONS: usize = 8;
 
 /// The codes a status is answered with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,7 +83,10 @@ pub fn status_codes(status: &str, has_errors: bool) -> StatusCodes {
         "received" => ("12", None, Some("17")),
         "accepted" | "awaiting_permits" | "cancelled" => ("29", Some("AP"), Some("1")),
         "rejected" => ("27", Some("RE"), Some(if has_errors { "2" } else { "3" })),
-        "cleared" | "released" => ("29", Some("AP"), Some("4")),
+        // Cleared: every permit given, but the goods wait for an officer's
+        // release, so not yet 4 (goods released).
+        "cleared" => ("29", Some("AP"), Some("1")),
+        "released" => ("29", Some("AP"), Some("4")),
         // Held for examination (red lane) or, with the permit errors
         // listed, because a permit was refused or not answered in time.
         "held" if has_errors => ("23", None, Some("6")),
@@ -105,7 +114,15 @@ pub(crate) fn build_bounded(
     max_groups: usize,
 ) -> String {
     let has_errors = !response.errors.is_empty();
-    let codes = status_codes(&response.status, has_errors);
+    let mut codes = status_codes(&response.status, has_errors);
+    // On permits given with conditions: conditionally accepted, and the
+    // conditions said in FTX+AAX (licence information) below.
+    if !response.conditions.is_empty() && codes.response_type == Some("AP") {
+        codes.response_type = Some("CA");
+        if codes.indicator == Some("1") {
+            codes.indicator = Some("66");
+        }
+    }
     let normal = response
         .status
         .trim()
@@ -150,6 +167,20 @@ pub(crate) fn build_bounded(
             super::answering(original),
         ],
     ));
+    // The header has room for 9 FTX: AAP above, and up to 8 conditions (the
+    // last one saying how many more there are when they do not fit).
+    let conditions = &response.conditions;
+    for (i, condition) in conditions.iter().enumerate().take(MAX_CONDITIONS) {
+        let mut text = vec![condition.clone()];
+        if i + 1 == MAX_CONDITIONS && conditions.len() > MAX_CONDITIONS {
+            text.push(format!(
+                "and {} more condition(s), see the declaration at the hub",
+                conditions.len() - (MAX_CONDITIONS - 1)
+            ));
+            text.remove(0);
+        }
+        body.push(super::ftx("AAX", &text));
+    }
     if let Some(indicator) = codes.indicator {
         body.push(Segment::new("GIS", vec![Element::simple(indicator)]));
     }

@@ -2232,6 +2232,7 @@ fn ack_application(
                 }
                 .into(),
                 errors: errors.iter().map(crate::ack::response_error).collect(),
+                conditions: Vec::new(),
                 at: crate::model::Moment {
                     iso: format!(
                         "{:04}-{:02}-{:02}T{:02}:{:02}",

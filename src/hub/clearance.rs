@@ -249,7 +249,7 @@ impl Clearance {
                     summary(&errors).unwrap_or_else(|| "the message could not be mapped".into())
                 ),
             ));
-            self.respond(&mut d, &reply, state::REJECTED, &errors, 0, now);
+            self.respond(&mut d, &reply, state::REJECTED, &errors, &[], 0, now);
             return d;
         }
         d.events
@@ -260,7 +260,7 @@ impl Clearance {
             // Manifests and passenger lists are accepted and answered; they
             // need no lane and no permits.
             d.status = state::ACCEPTED.into();
-            self.respond(&mut d, &reply, state::ACCEPTED, &[], 0, now);
+            self.respond(&mut d, &reply, state::ACCEPTED, &[], &[], 0, now);
             return d;
         };
         match (decl.function, prior) {
@@ -275,7 +275,7 @@ impl Clearance {
                 // The answer names the cancelled declaration's MRN; the
                 // cancellation itself has none of its own.
                 d.mrn.clone_from(&p.mrn);
-                self.respond(&mut d, &reply, state::CANCELLED, &[], 0, now);
+                self.respond(&mut d, &reply, state::CANCELLED, &[], &[], 0, now);
                 d.mrn = None;
                 return d;
             }
@@ -390,7 +390,7 @@ impl Clearance {
             d.status = state::AWAITING_PERMITS.into();
         }
         let status = d.status.clone();
-        self.respond(&mut d, &reply, &status, &[], 0, now);
+        self.respond(&mut d, &reply, &status, &[], &[], 0, now);
         d
     }
 
@@ -514,7 +514,15 @@ impl Clearance {
             mrn: declaration.mrn.clone(),
             ..NewDeclaration::default()
         };
-        self.respond(&mut sink, &reply, next, &errors, answered, now);
+        // The terms of the permits given with conditions go with a
+        // clearance (or an examination) on them; after a refusal they are
+        // moot.
+        let conditions = if refused.is_empty() {
+            permit_conditions(permits)
+        } else {
+            Vec::new()
+        };
+        self.respond(&mut sink, &reply, next, &errors, &conditions, answered, now);
         change.responses = sink.responses;
         change.outbox = sink.outbox;
         change
@@ -522,11 +530,14 @@ impl Clearance {
 
     /// An officer releases the goods of a cleared or examined declaration;
     /// the response is numbered after the `answered` ones before it.
+    /// `conditions` are those of its permits ([`permit_conditions`]): the
+    /// goods are released on them.
     pub fn release(
         &self,
         declaration: &StoredDeclaration,
         officer: &str,
         note: &str,
+        conditions: &[String],
         answered: usize,
         now: Timestamp,
     ) -> Transition {
@@ -537,7 +548,15 @@ impl Clearance {
             mrn: declaration.mrn.clone(),
             ..NewDeclaration::default()
         };
-        self.respond(&mut sink, &reply, state::RELEASED, &[], answered, now);
+        self.respond(
+            &mut sink,
+            &reply,
+            state::RELEASED,
+            &[],
+            conditions,
+            answered,
+            now,
+        );
         Transition {
             status: Some(state::RELEASED.into()),
             events: vec![(
@@ -640,12 +659,14 @@ impl Clearance {
 
     /// Adds the response for `status` to the sender and the status event
     /// on `tradehub.events`.
+    #[allow(clippy::too_many_arguments)]
     fn respond(
         &self,
         d: &mut NewDeclaration,
         reply: &Reply,
         status: &str,
         errors: &[Issue],
+        conditions: &[String],
         sequence_base: usize,
         now: Timestamp,
     ) {
@@ -654,6 +675,7 @@ impl Clearance {
             mrn: d.mrn.clone(),
             status: status.to_owned(),
             errors: errors.iter().map(crate::ack::response_error).collect(),
+            conditions: conditions.to_vec(),
             at: moment(now),
         };
         // Answers of one declaration are numbered by its stored responses;
@@ -717,6 +739,31 @@ pub fn permit_status(outcome: PermitOutcome) -> &'static str {
         PermitOutcome::Refused => "refused",
         PermitOutcome::Conditional => "conditional",
     }
+}
+
+/// The conditions of the permits given with conditions, one per permit in
+/// the order given: `AGENCY: conditions` (the decision's conditions, else
+/// its reasons).
+pub fn permit_conditions(permits: &[StoredPermit]) -> Vec<String> {
+    permits
+        .iter()
+        .filter(|p| p.status == "conditional")
+        .map(|p| {
+            let decision = p
+                .decision_json
+                .as_deref()
+                .and_then(|j| serde_json::from_str::<PermitDecision>(j).ok());
+            let terms = match decision {
+                Some(PermitDecision {
+                    conditions: Some(c),
+                    ..
+                }) if !c.trim().is_empty() => c,
+                Some(d) if !d.reasons.is_empty() => d.reasons.join("; "),
+                _ => "conditions not stated".to_owned(),
+            };
+            format!("{}: {terms}", p.agency)
+        })
+        .collect()
 }
 
 fn decision_reasons(p: &StoredPermit) -> Vec<String> {

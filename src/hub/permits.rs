@@ -133,6 +133,9 @@ impl Intake {
         let clearance = self.clearance.clone();
         let officer_id = officer.id.clone();
         let note = note.to_owned();
+        // Decided before the goods could be cleared, so final by now.
+        let conditions =
+            super::clearance::permit_conditions(&self.store.permits_of(declaration).await?);
         let result = self
             .store
             .change_declaration(
@@ -140,7 +143,9 @@ impl Intake {
                 state::RELEASABLE,
                 &[state::CLEARED],
                 now,
-                move |d, answered| clearance.release(d, &officer_id, &note, answered, now),
+                move |d, answered| {
+                    clearance.release(d, &officer_id, &note, &conditions, answered, now)
+                },
             )
             .await?;
         if result.as_ref().is_some_and(|(_, changed)| *changed) {

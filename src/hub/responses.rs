@@ -146,6 +146,15 @@ fn wco_response(
         statement_description: Some(format!("declaration {declaration_id}: {}", response.status)),
         ..AdditionalInformation::default()
     });
+    // The conditions of permits given with conditions: one statement each,
+    // of type AAX (UN/EDIFACT 4451, licence information).
+    for condition in &response.conditions {
+        res.additional_information.push(AdditionalInformation {
+            statement_description: Some(clip(condition, 512)),
+            statement_type_code: Some("AAX".into()),
+            ..AdditionalInformation::default()
+        });
+    }
     for issue in errors.iter().take(99) {
         res.errors.push(error_for(issue));
     }
@@ -183,6 +192,7 @@ mod tests {
             mrn: Some("26KR0FQ3B5T2L8W1X0".into()),
             status: status.into(),
             errors: Vec::new(),
+            conditions: Vec::new(),
             at: Moment {
                 iso: "2026-11-27T00:00:00Z".into(),
                 format: "304".into(),
@@ -213,6 +223,53 @@ mod tests {
             references.insert(res.functional_reference_id);
         }
         assert_eq!(references.len(), 7, "{references:?}");
+    }
+
+    /// The conditions of permits given with conditions reach an XML sender
+    /// as statements of type AAX (licence information), in a RES that still
+    /// writes.
+    #[test]
+    fn conditions_are_statements_of_the_wco_answer() {
+        let reply = Reply {
+            format: "xml".into(),
+            partner: "GB-BROKER".into(),
+            lrn: Some("LRN1".into()),
+            ..Reply::default()
+        };
+        let response = Response {
+            declaration_lrn: "LRN1".into(),
+            mrn: None,
+            status: state::CLEARED.into(),
+            errors: Vec::new(),
+            conditions: vec!["APQA: keep chilled <4 C & sealed".into()],
+            at: Moment {
+                iso: "2026-11-27T00:00:00Z".into(),
+                format: "304".into(),
+            },
+        };
+        let res = wco_response(&reply, &response, &[], Timestamp::now(), "d-1", 1);
+        let statements: Vec<(Option<&str>, Option<&str>)> = res
+            .additional_information
+            .iter()
+            .map(|a| {
+                (
+                    a.statement_type_code.as_deref(),
+                    a.statement_description.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            statements,
+            [
+                (None, Some("declaration d-1: cleared")),
+                (Some("AAX"), Some("APQA: keep chilled <4 C & sealed"))
+            ]
+        );
+        let xml = write(&res).unwrap_or_default();
+        assert!(
+            xml.contains("APQA: keep chilled &lt;4 C &amp; sealed"),
+            "{xml}"
+        );
     }
 
     #[test]

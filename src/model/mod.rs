@@ -645,6 +645,11 @@ pub struct Response {
     pub status: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<ResponseError>,
+    /// The conditions the agencies attached to the permits they gave
+    /// (decision `conditional`), one per permit, `AGENCY: conditions`: the
+    /// declaration is cleared on those terms.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<String>,
     pub at: Moment,
 }
 

@@ -7,12 +7,15 @@
 //! The folder name is the partner: only registered partners' folders are
 //! read. Files are picked up when complete: write them under a name that
 //! starts with `.` or ends with `.part` or `.tmp` and rename them into place.
-//! A file is moved only after its interchange is committed; if the hub stops
-//! in between, the file is submitted again at the next start and answered as
-//! a duplicate, so nothing is lost or stored twice.
+//! Each file is claimed before it is read, by moving it to `work/`, so a
+//! file put under the same name meanwhile is a delivery of its own. It is
+//! moved out of `work/` only after its interchange is committed; if the hub
+//! stops in between, the file is submitted again at the next scan (before
+//! what is new in `in/`) and answered as a duplicate, so nothing is lost or
+//! stored twice.
 //!
 //! A file that was answered but cannot be moved (done/ and failed/ both
-//! unwritable, say) stays in `in/`; the watcher remembers it by size and
+//! unwritable, say) stays in `work/`; the watcher remembers it by size and
 //! modification time and does not submit it again until it changes or the
 //! hub restarts, so a folder it cannot write to does not add a duplicate
 //! event to the audit trail at every scan.
@@ -184,53 +187,47 @@ async fn scan_folders(
         // The hub moves files into done/ and failed/ and reads in/: none of
         // them may lead elsewhere (a link to another partner's in/ would
         // have a refused file submitted as that partner).
-        if let Some(link) = ["in", "done", "failed"].iter().find(|d| {
+        if let Some(link) = ["in", "work", "done", "failed"].iter().find(|d| {
             std::fs::symlink_metadata(folder.join(d)).is_ok_and(|m| m.file_type().is_symlink())
         }) {
-            tracing::warn!(folder = %folder.display(), link, "a drop folder's in/, done/ or failed/ is a symbolic link; the folder is not scanned");
+            tracing::warn!(folder = %folder.display(), link, "a drop folder's in/, work/, done/ or failed/ is a symbolic link; the folder is not scanned");
             continue;
         }
         let inbox = folder.join("in");
-        let files = match std::fs::read_dir(&inbox) {
+        let work = folder.join("work");
+        // Files claimed earlier and not finished (the hub stopped, or their
+        // answer could not be moved) come first, then what is new in in/.
+        let claimed = match listing(&work, stuck, noticed, false) {
             Ok(files) => files,
-            // No in/ yet: nothing delivered.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
             Err(e) => {
-                // Permissions, say: the partner's files are not taken
-                // until the operator fixes it, so say so.
-                tracing::warn!(folder = %inbox.display(), error = %e, "drop folder cannot be read; its files wait");
-                continue;
+                tracing::warn!(folder = %work.display(), error = %e, "drop folder cannot be read; its files wait");
+                Vec::new()
             }
         };
-        // Regular files and symbolic links (a link is refused, not
-        // followed: it could point at another partner's files).
-        let mut files: Vec<PathBuf> = files
-            .filter_map(|entry| match entry {
-                Ok(entry) => Some(entry.path()),
-                Err(e) => {
-                    tracing::warn!(folder = %inbox.display(), error = %e, "drop folder entry cannot be read");
-                    None
+        let delivered = match listing(&inbox, stuck, noticed, true) {
+            Ok(files) => files,
+            // Permissions, say: the partner's files are not taken until the
+            // operator fixes it, so say so.
+            Err(e) => {
+                tracing::warn!(folder = %inbox.display(), error = %e, "drop folder cannot be read; its files wait");
+                Vec::new()
+            }
+        };
+        // Each delivered file is claimed just before it is taken, once those
+        // before it have left work/.
+        let files = claimed
+            .into_iter()
+            .map(|f| (f, false))
+            .chain(delivered.into_iter().map(|f| (f, true)));
+        for (file, delivered) in files {
+            let file = if delivered {
+                match claim(&work, &file) {
+                    Some(file) => file,
+                    None => continue,
                 }
-            })
-            .filter(|p| match std::fs::symlink_metadata(p) {
-                // A folder is not a delivery: left where it is, said once.
-                Ok(m) if m.is_dir() => {
-                    if noticed.insert(p.clone()) {
-                        tracing::warn!(folder = %p.display(), "a folder inside a drop folder's in/ is not taken: files are delivered directly in in/");
-                    }
-                    false
-                }
-                // Regular files, links and anything else (a FIFO, a
-                // socket): taken, and what is not a regular file refused
-                // to failed/ with the reason.
-                Ok(_) => is_complete(p) && !stuck.contains_key(p),
-                Err(_) => false,
-            })
-            .collect();
-        files.sort();
-        // A file that cannot be taken holds up neither the files after it
-        // nor the other partners' folders.
-        for file in files {
+            } else {
+                file
+            };
             // Its size and time before it is read: a file rewritten while
             // it was taken is not mistaken for the one answered.
             let stamp = Stamp::of(&file);
@@ -261,6 +258,73 @@ async fn scan_folders(
         }
     }
     Ok(outcomes)
+}
+
+/// The entries of `dir` to take, sorted: regular files and anything else
+/// but folders (a link, a FIFO: taken, and refused with the reason), not
+/// those remembered as stuck, and in `in/` only complete ones. A missing
+/// folder has nothing.
+fn listing(
+    dir: &Path,
+    stuck: &HashMap<PathBuf, Stamp>,
+    noticed: &mut std::collections::HashSet<PathBuf>,
+    complete_only: bool,
+) -> std::io::Result<Vec<PathBuf>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|entry| match entry {
+            Ok(entry) => Some(entry.path()),
+            Err(e) => {
+                tracing::warn!(folder = %dir.display(), error = %e, "drop folder entry cannot be read");
+                None
+            }
+        })
+        .filter(|p| match std::fs::symlink_metadata(p) {
+            // A folder is not a delivery: left where it is, said once.
+            Ok(m) if m.is_dir() => {
+                if noticed.insert(p.clone()) {
+                    tracing::warn!(folder = %p.display(), "a folder inside a drop folder's in/ is not taken: files are delivered directly in in/");
+                }
+                false
+            }
+            Ok(_) => (!complete_only || is_complete(p)) && !stuck.contains_key(p),
+            Err(_) => false,
+        })
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// Claims a delivered file by moving it from `in/` to `work/` before it is
+/// read, so that what is answered and archived is what was read: a file
+/// the partner puts under the same name meanwhile is a new delivery in
+/// `in/`, taken at the next scan (before, it was archived unread in the
+/// place of the one answered). While `work/` holds a file of that name
+/// (one whose answer could not be moved), the new one waits. A file that
+/// cannot be moved out of `in/` is taken where it is.
+fn claim(work: &Path, file: &Path) -> Option<PathBuf> {
+    let name = file.file_name()?;
+    let target = work.join(name);
+    if std::fs::symlink_metadata(&target).is_ok() {
+        return None;
+    }
+    if let Err(e) = std::fs::create_dir_all(work) {
+        tracing::warn!(folder = %work.display(), error = %e, "drop folder's work/ cannot be created; files are taken in in/");
+        return Some(file.to_path_buf());
+    }
+    match std::fs::rename(file, &target) {
+        Ok(()) => Some(target),
+        // Gone since it was listed: nothing to take.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => {
+            tracing::warn!(file = %file.display(), error = %e, "drop file cannot be moved to work/; taken in in/");
+            Some(file.to_path_buf())
+        }
+    }
 }
 
 /// Open flags that refuse a symbolic link in the last step of a path and
