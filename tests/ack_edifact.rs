@@ -98,7 +98,9 @@ fn findings(text: &str) -> (Vec<Issue>, Original) {
 fn envelope(reference: &str) -> Envelope {
     Envelope {
         hub: "TRADEHUB".into(),
+        hub_qualifier: "ZZZ".into(),
         partner: "KRBROKER01".into(),
+        partner_qualifier: "ZZZ".into(),
         syntax_identifier: "UNOC".into(),
         syntax_version: 3,
         reference: reference.into(),

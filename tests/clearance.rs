@@ -269,6 +269,12 @@ async fn workflow(url: &str) {
     // APQA gave its permit with conditions: cleared on them, conditionally
     // accepted (4343 CA, 7365 66) with the conditions in FTX+AAX; not
     // "goods released" (7365 4) before an officer releases them.
+    // Addressed as the broker addressed the hub: id and qualifier (ZZZ).
+    assert!(
+        cleared.body.contains("+TRADEHUB:ZZZ+KRBROKER01:ZZZ+"),
+        "{}",
+        cleared.body
+    );
     for part in [
         "BGM+961+LRN-B+29+CA'",
         "FTX+AAX+++APQA?: keep chilled'",

@@ -156,7 +156,9 @@ mod tests {
             .collect();
         let envelope = Envelope {
             hub: "HUB".into(),
+            hub_qualifier: String::new(),
             partner: "PARTNER".into(),
+            partner_qualifier: String::new(),
             syntax_identifier: "UNOC".into(),
             syntax_version: 3,
             reference: "A1".into(),

@@ -111,9 +111,12 @@ pub fn build(parsed: &Parsed, options: &Options) -> Contrl {
     // readable UNB is answered with placeholders (its sender unknown, the
     // hub its recipient), so that the CONTRL itself stays valid.
     let mut uci = vec![
-        Element::simple(or_else(
-            &subject.control_reference,
-            &options.fallback_recipient,
+        // Echoed values are cut to what their data elements hold (0020
+        // an..14, 0004 an..35, 0007 an..4): a subject whose values are too
+        // long (an error reported below) still gets a valid CONTRL.
+        Element::simple(super::cut(
+            &or_else(&subject.control_reference, &options.fallback_recipient),
+            14,
         )),
         party(
             &or_else(&subject.sender.id, &options.fallback_recipient),
@@ -341,6 +344,7 @@ fn or_else(value: &str, fallback: &str) -> String {
 }
 
 fn party(id: &str, qualifier: &str) -> Element {
+    let (id, qualifier) = (super::cut(id, 35), super::cut(qualifier, 4));
     if qualifier.is_empty() {
         Element::simple(id)
     } else {
@@ -656,6 +660,51 @@ mod tests {
         let sent = crate::ack::to_bytes(&answer);
         assert_eq!(sent, contrl.bytes);
         assert!(sent.windows(7).any(|w| w == b"ZOLL\xC4MT"));
+    }
+
+    /// Values echoed from the subject are cut to what the CONTRL's data
+    /// elements hold: a recipient id of 40 characters, a qualifier of 6 and
+    /// a control reference of 20 (each an error of the subject) still give a
+    /// CONTRL without errors of its own.
+    #[test]
+    fn echoed_values_are_cut_to_their_lengths() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let long_id = "R".repeat(40);
+        let text = std::fs::read_to_string(root.join("fixtures/edifact/ok/cusdec-d96b-unoc.edi"))
+            .unwrap_or_default()
+            .replacen("TRADEHUB:ZZZ", &format!("{long_id}:ZZZZZZ"), 1)
+            .replace("20261124001", "20261124001ABCDEFGHI");
+        let directories = std::sync::Arc::new(crate::schema::Directories::new(&[
+            root.join("schemas/untdid")
+        ]));
+        let parse = |bytes: &[u8]| {
+            crate::edifact::Parser::new(bytes, crate::edifact::ParseOptions::default())
+                .with_directories(directories.clone())
+                .run(|_, _| {})
+                .unwrap_or_default()
+        };
+        let parsed = parse(text.as_bytes());
+        assert!(
+            parsed
+                .issues
+                .iter()
+                .any(|i| i.is_error() && i.location.tag.as_deref() == Some("UNB")),
+            "{:#?}",
+            parsed.issues
+        );
+        let contrl = build(
+            &parsed,
+            &Options::at(crate::timestamp::Timestamp::now(), false, "T".into()),
+        );
+        let answer = parse(&contrl.bytes);
+        let errors: Vec<&Issue> = answer.issues.iter().filter(|i| i.is_error()).collect();
+        let out = contrl.text();
+        assert!(errors.is_empty(), "{out}\n{errors:#?}");
+        assert!(
+            out.contains(&format!("UNB+UNOC:3+{}:ZZZZ+", "R".repeat(35))),
+            "{out}"
+        );
+        assert!(out.contains("UCI+20261124001ABC+"), "{out}");
     }
 
     /// An interchange with no UNB is answered by a CONTRL that is itself

@@ -26,8 +26,12 @@ use crate::timestamp::Timestamp;
 pub struct Envelope {
     /// UNB sender id (the hub).
     pub hub: String,
+    /// Its identification code qualifier (0007), when known.
+    pub hub_qualifier: String,
     /// UNB recipient id (the partner answered).
     pub partner: String,
+    /// Its identification code qualifier (0007), as the partner gave it.
+    pub partner_qualifier: String,
     /// Syntax identifier, e.g. `UNOC`; one tradehub does not support is
     /// answered in UNOC.
     pub syntax_identifier: String,
@@ -318,8 +322,8 @@ fn interchange(envelope: &Envelope, message_type: &str, body: Vec<Segment>) -> S
         "UNB",
         vec![
             Element::composite([syntax_id.to_owned(), version.to_string()]),
-            Element::simple(cut(&envelope.hub, 35)),
-            Element::simple(cut(&envelope.partner, 35)),
+            party(&envelope.hub, &envelope.hub_qualifier),
+            party(&envelope.partner, &envelope.partner_qualifier),
             Element::composite([at.edifact_date(v4), at.edifact_time()]),
             Element::simple(&reference),
         ],
@@ -385,6 +389,17 @@ fn upper(segment: &Segment) -> Segment {
         })
         .collect();
     Segment::new(segment.tag.clone(), elements)
+}
+
+/// UNB S002/S003: the id (an..35) and, when there is one, its qualifier
+/// (an..4).
+fn party(id: &str, qualifier: &str) -> Element {
+    let qualifier = cut(qualifier, 4);
+    if qualifier.is_empty() {
+        Element::simple(cut(id, 35))
+    } else {
+        Element::composite([cut(id, 35), qualifier])
+    }
 }
 
 /// The bytes to send for an answer the writers built: the text encoded in

@@ -2205,7 +2205,9 @@ fn ack_application(
             } else {
                 subject.recipient.id.clone()
             },
+            hub_qualifier: subject.recipient.qualifier.clone(),
             partner: subject.sender.id.clone(),
+            partner_qualifier: subject.sender.qualifier.clone(),
             syntax_identifier: subject.syntax_identifier.clone(),
             syntax_version: version,
             // Unique per message and minute: kind letter, YYMMDDHHMM, index.

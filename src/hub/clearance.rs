@@ -94,6 +94,14 @@ pub struct Reply {
     pub message_type: String,
     #[serde(default)]
     pub lrn: Option<String>,
+    /// UNB identification code qualifiers (0007) of the original: its
+    /// sender's (the partner's own), and its recipient's when it named the
+    /// hub by the hub's id. The answers' UNB carries them back, so a
+    /// network that routes on id and qualifier delivers them.
+    #[serde(default)]
+    pub sender_qualifier: String,
+    #[serde(default)]
+    pub recipient_qualifier: String,
 }
 
 /// The settings and tables of the workflow.

@@ -442,6 +442,12 @@ impl Intake {
             syntax_identifier: ic.syntax_identifier.clone(),
             syntax_version: ic.syntax_version.parse().unwrap_or(4),
             interchange_reference: storable(&ic.control_reference),
+            sender_qualifier: storable(&ic.sender.qualifier),
+            recipient_qualifier: if ic.recipient.id == self.clearance.hub_id {
+                storable(&ic.recipient.qualifier)
+            } else {
+                String::new()
+            },
             ..clearance::Reply::default()
         };
         match self

@@ -62,7 +62,9 @@ pub(crate) fn render(
             .collect();
         let envelope = Envelope {
             hub: clearance.hub_id.clone(),
+            hub_qualifier: reply.recipient_qualifier.clone(),
             partner: reply.partner.clone(),
+            partner_qualifier: reply.sender_qualifier.clone(),
             syntax_identifier: if reply.syntax_identifier.is_empty() {
                 "UNOC".into()
             } else {
