@@ -629,6 +629,7 @@ where
     // failure that ends the connection), the sender's next delivery is not
     // handled either but comes back after it.
     let mut chains: HashMap<String, tokio::task::JoinHandle<bool>> = HashMap::new();
+    let mut reply_chains: HashMap<String, tokio::task::JoinHandle<bool>> = HashMap::new();
     // A task whose delivery failed in a way that needs a new connection.
     let (failed_tx, mut failed_rx) = tokio::sync::mpsc::unbounded_channel::<AmqpError>();
     tokio::pin!(shutdown);
@@ -640,12 +641,19 @@ where
                 let mut total = 0;
                 for queue in [settings.dead_inbound_queue(), settings.dead_replies_queue()] {
                     let passive = QueueDeclareOptions { passive: true, ..durable_queue() };
-                    if let Ok(q) = channel.queue_declare(queue, passive, FieldTable::default()).await {
+                    // In time, like every broker operation: a blocked
+                    // connection must not hold up the consumer's loop.
+                    let depth = in_time(
+                        || "a dead-letter queue's depth".into(),
+                        channel.queue_declare(queue, passive, FieldTable::default()),
+                    );
+                    if let Ok(q) = depth.await {
                         total += q.message_count();
                     }
                 }
                 intake.broker().set_dead_letters(total);
                 chains.retain(|_, task| !task.is_finished());
+                reply_chains.retain(|_, task| !task.is_finished());
             }
             failed = failed_rx.recv() => {
                 if let Some(e) = failed {
@@ -695,15 +703,49 @@ where
                 }
                 None => break,
             },
+            // Agency answers are handled in tasks too, so that one waiting on
+            // the store does not hold up the intake; those of one account
+            // one after another, so the first answer to a permit stays the
+            // one it gave first.
             next = replies.next() => match next {
-                Some(d) => handle_reply(&intake, &settings, &replies_channel, d?).await?,
+                Some(d) => {
+                    let delivery = d?;
+                    let account = delivery
+                        .properties
+                        .user_id()
+                        .as_ref()
+                        .map(|u| u.as_str().to_owned())
+                        .unwrap_or_default();
+                    let before = reply_chains.remove(&account);
+                    let (intake, settings, channel, failed) = (
+                        intake.clone(),
+                        settings.clone(),
+                        replies_channel.clone(),
+                        failed_tx.clone(),
+                    );
+                    let task = tokio::spawn(async move {
+                        if let Some(before) = before
+                            && matches!(before.await, Ok(false))
+                        {
+                            return false;
+                        }
+                        match handle_reply(&intake, &settings, &channel, delivery).await {
+                            Ok(()) => true,
+                            Err(e) => {
+                                let _ = failed.send(e);
+                                false
+                            }
+                        }
+                    });
+                    reply_chains.insert(account, task);
+                }
                 None => break,
             },
         }
     }
     // Deliveries under way are finished (committed, answered,
     // acknowledged) before the channels close.
-    for (_, task) in chains.drain() {
+    for (_, task) in chains.drain().chain(reply_chains.drain()) {
         let _ = task.await;
     }
     let _ = replies_channel.close(200, "shutdown".into()).await;
