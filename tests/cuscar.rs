@@ -280,3 +280,52 @@ fn the_most_specific_port_wins_whatever_the_segment_order() {
         assert_eq!(issue.location.tag.as_deref(), Some("LOC"));
     }
 }
+
+/// What real manifests carry beyond the fixture: a house waybill (RFF HWB)
+/// is a bill like a bill of lading (before, its consignment had no
+/// transport document and the whole report was MAP004); the actual arrival
+/// (DTM 178) is preferred to the estimate (132) whatever their order; and a
+/// goods description that goes on in a second FTX AAA is read whole.
+#[test]
+fn waybills_actual_arrival_and_long_descriptions_map() {
+    let text = std::fs::read_to_string(fixture("cuscar-d96b-sea-manifest.edi"))
+        .unwrap()
+        .replacen("RFF+BM:HDMUSHAB1234568'", "RFF+HWB:HAWB0001'", 1)
+        .replacen(
+            "DTM+132:202611201400:203'",
+            "DTM+132:202611201400:203'\nDTM+178:202611211830:203'",
+            1,
+        )
+        .replacen(
+            "FTX+AAA+++COTTON T-SHIRTS, KNITTED'",
+            "FTX+AAA+++COTTON T-SHIRTS, KNITTED'\nFTX+AAA+++AND 20 CARTONS OF LIVE ANIMAL TRAPS'",
+            1,
+        )
+        .replace("UNT+38+1'", "UNT+40+1'");
+    assert!(text.contains("HAWB0001") && text.contains("DTM+178") && text.contains("TRAPS"));
+    let bytes = text.as_bytes();
+    let parsed = Parser::new(bytes, ParseOptions::default())
+        .with_directories(Directories::global())
+        .run(|_, _| {})
+        .unwrap();
+    assert!(parsed.issues.is_empty(), "{:#?}", parsed.issues);
+    let mapped = map(bytes);
+    let m = &mapped[0];
+    let errors: Vec<_> = m.issues.iter().filter(|i| i.is_error()).collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    let report = m.canonical.as_ref().unwrap();
+    assert_eq!(report["consignments"][1]["transport_document"], "HAWB0001");
+    assert_eq!(report["arrival"]["iso"], "2026-11-21T18:30");
+    assert_eq!(
+        report["consignments"][0]["goods"][0]["description"],
+        "COTTON T-SHIRTS, KNITTED AND 20 CARTONS OF LIVE ANIMAL TRAPS"
+    );
+    // The estimate is reported as not mapped, not dropped.
+    assert!(
+        m.issues
+            .iter()
+            .any(|i| i.code == Code::MappingUnmapped && i.message.contains("202611201400")),
+        "{:#?}",
+        m.issues
+    );
+}

@@ -297,17 +297,17 @@ const STRUCTURE_NOTES: &[(&str, bool, &str)] = &[
     (
         "gtas__Test1.txt",
         false,
-        "PAXLST D.02B APIS: SG2 needs DTM after TDT (TRMD PAXLST_D.02B: 0110 DTM M 1); COM repeats C076 as separate elements although version 4 has a repetition separator; 1001 'P' and 1131 '1812019' are US APIS codes, not UNCL; 6-digit dates in a version 4 UNB",
+        "PAXLST D.02B APIS (UNH 0057 IATA: the API guideline's profile, no DTM after TDT, schema::PROFILES); COM repeats C076 as separate elements although version 4 has a repetition separator; 1001 'P' and 1131 '1812019' are US APIS codes, not UNCL; 6-digit dates in a version 4 UNB",
     ),
     (
         "gtas__airline2.edi",
         false,
-        "PAXLST D.02B APIS: DTM missing after TDT; COM as two elements; 6-digit date in a version 4 UNB",
+        "PAXLST D.02B APIS (IATA profile): COM as two elements; 6-digit date in a version 4 UNB; UNT count and reference",
     ),
     (
         "gtas__apisMessage.txt",
         false,
-        "PAXLST D.05B APIS: as above, and RFF repeated in SG4 where the table allows one",
+        "PAXLST D.05B APIS (IATA profile): COM as two elements, RFF repeated in SG4 where the table allows one",
     ),
     (
         "gtas__codeshare.edi",
@@ -692,4 +692,41 @@ fn decimal_marks_and_control_counts_follow_iso_9735() {
         "{:?}",
         parsed.issues
     );
+}
+
+/// A PAXLST of the WCO/IATA/ICAO API guideline (UNH `PAXLST:D:05B:UN:IATA`)
+/// dates each leg in segment group 3 and sends no DTM beside the TDT, which
+/// the D.05B table makes mandatory: valid under the guide's profile
+/// (`schema::PROFILES`), where it was rejected (E0013) with every real
+/// airline list. The same message without the association code is held to
+/// the directory's table, and the profile changes nothing else: other
+/// mandatory segments stay mandatory.
+#[test]
+fn paxlst_of_the_api_guideline_is_valid_under_its_profile() {
+    let text =
+        std::fs::read_to_string(root().join("fixtures/edifact/ok/paxlst-d05b-iata-guideline.edi"))
+            .unwrap();
+    assert!(errors(&validate(text.as_bytes())).is_empty());
+    let missing = |text: &str| -> Vec<String> {
+        validate(text.as_bytes())
+            .issues
+            .iter()
+            .filter(|i| i.is_error())
+            .map(|i| {
+                format!(
+                    "{} {}",
+                    i.code.as_str(),
+                    i.location.missing.as_deref().unwrap_or("-")
+                )
+            })
+            .collect()
+    };
+    let un = text.replace("PAXLST:D:05B:UN:IATA", "PAXLST:D:05B:UN");
+    assert_eq!(missing(&un), ["E0013 DTM"]);
+    // Under the profile, a message without its BGM still misses it.
+    let no_bgm = text.replace("BGM+745'\n", "").replace("UNT+22+", "UNT+21+");
+    assert_eq!(missing(&no_bgm), ["E0013 BGM"]);
+    // And in D.02B alike.
+    let d02b = text.replace("D:05B:UN:IATA", "D:02B:UN:IATA");
+    assert!(errors(&validate(d02b.as_bytes())).is_empty());
 }

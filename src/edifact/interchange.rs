@@ -284,9 +284,9 @@ pub struct Parser<R> {
     /// The last finished validator and the UNH S009 it was made for
     /// (type, version, release, agency): reused, reset, by the next message
     /// of the same kind instead of looking its table up again.
-    spare: Option<([String; 4], MessageValidator)>,
+    spare: Option<([String; 5], MessageValidator)>,
     /// The S009 of the open message's validator.
-    validator_key: [String; 4],
+    validator_key: [String; 5],
     /// What the validator has left to do with the segment the lexer
     /// returns next, when it has been fed already: [`Unsplit::Done`] when
     /// only its findings are left to report.
@@ -678,11 +678,15 @@ impl<R: Read> Parser<R> {
     /// is not for lack of directories or of the UNH's own parts).
     fn validator_for(&mut self, unh: &Segment, position: u32) -> Option<MessageValidator> {
         self.directories.as_ref()?;
+        // Type, version, release, agency and the association assigned
+        // code, which may name an implementation guide
+        // (`crate::schema::PROFILES`).
         let key = [
             comp(unh, 1, 0),
             comp(unh, 1, 1),
             comp(unh, 1, 2),
             comp(unh, 1, 3),
+            comp(unh, 1, 4),
         ];
         // The same kind of message as the last one: its validator again.
         if let Some((last, mut validator)) = self.spare.take()
@@ -700,9 +704,9 @@ impl<R: Read> Parser<R> {
     }
 
     /// A validator for a message of S009 `key`, found in the directories.
-    fn new_validator(&mut self, key: &[String; 4], position: u32) -> Option<MessageValidator> {
+    fn new_validator(&mut self, key: &[String; 5], position: u32) -> Option<MessageValidator> {
         let directories = self.directories.clone()?;
-        let [kind, version, release, agency] = key;
+        let [kind, version, release, agency, association] = key;
         if kind.is_empty() || version.is_empty() || release.is_empty() {
             // Already reported as missing by the UNH checks.
             return None;
@@ -782,6 +786,10 @@ impl<R: Read> Parser<R> {
                 );
                 return None;
             }
+        };
+        let def = match def.profiled(association) {
+            Some(profiled) => Arc::new(profiled),
+            None => def,
         };
         Some(MessageValidator::new(
             rel,

@@ -134,6 +134,9 @@ struct CompiledField {
     last: bool,
     /// The occurrences of a range joined with this into one text.
     join: Option<String>,
+    /// With `join`: of every segment selected, not only the first, with
+    /// this between the segments' texts.
+    join_segments: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -580,6 +583,7 @@ impl Compiler<'_> {
             distinct: rule.distinct,
             last: rule.last,
             join: rule.join.clone(),
+            join_segments: rule.join_segments.clone(),
         })
     }
 
@@ -765,6 +769,7 @@ impl Compiler<'_> {
                 distinct: false,
                 last: false,
                 join: None,
+                join_segments: None,
             });
         }
         Ok(CompiledEach {
@@ -1934,23 +1939,37 @@ impl<'a> Run<'a> {
             };
             if let Some(&seg) = hit {
                 // One occurrence present is taken as it is; only several
-                // are copied together.
+                // are copied together. With `join_segments`, those of the
+                // segments after it too.
                 let mut text: Option<Cow<'a, str>> = None;
                 let mut first = None;
-                for at in field.from.positions() {
-                    let Some(raw) = self.value(seg, at) else {
-                        continue;
+                let joined_segments: Vec<usize> = if field.join_segments.is_some() {
+                    segments.iter().copied().filter(|s| *s >= seg).collect()
+                } else {
+                    vec![seg]
+                };
+                for (n, &each) in joined_segments.iter().enumerate() {
+                    let mut between = if n == 0 {
+                        separator.as_str()
+                    } else {
+                        field.join_segments.as_deref().unwrap_or(separator)
                     };
-                    match &mut text {
-                        None => {
-                            text = Some(raw.into());
-                            first = Some(at);
+                    for at in field.from.positions() {
+                        let Some(raw) = self.value(each, at) else {
+                            continue;
+                        };
+                        match &mut text {
+                            None => {
+                                text = Some(raw.into());
+                                first = Some(at);
+                            }
+                            Some(joined) => {
+                                let joined = joined.to_mut();
+                                joined.push_str(between);
+                                joined.push_str(raw);
+                            }
                         }
-                        Some(joined) => {
-                            let joined = joined.to_mut();
-                            joined.push_str(separator);
-                            joined.push_str(raw);
-                        }
+                        between = separator;
                     }
                 }
                 if let Some(text) = text
@@ -2101,8 +2120,13 @@ impl<'a> Run<'a> {
     /// Every non-empty value of a data segment that no rule read (MAP001),
     /// at most 50 per message, then a count.
     fn unread(&mut self) {
-        const SERVICE: [&str; 3] = ["UNH", "UNT", "UNS"];
+        // UNT and UNS carry nothing of the message's content, nor do UNH's
+        // reference and type; the rest of UNH does (0068 common access
+        // reference, S010 status of the transfer: part 10 of a list sent in
+        // parts, the last), so what no rule reads of it is reported too.
+        const SERVICE: [&str; 2] = ["UNT", "UNS"];
         let service = SERVICE.map(tag_code);
+        let unh = tag_code("UNH");
         let mut reported = 0usize;
         let mut more = 0usize;
         let text = self.text;
@@ -2113,6 +2137,9 @@ impl<'a> Run<'a> {
             }
             let ignored = self.ignored.get(&info.tag);
             for (i, (e, r, c)) in text.places(s).enumerate() {
+                if info.tag == unh && e < 2 {
+                    continue;
+                }
                 // Rules read first repetitions only.
                 let read = r == 0
                     && match self.read.get(info.first_element + e) {

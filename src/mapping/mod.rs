@@ -144,6 +144,12 @@ pub struct FieldRule {
     /// one composite) joined into one text with this between them.
     #[serde(default)]
     pub join: Option<String>,
+    /// With `join`: the occurrences of every segment the rule selects, in
+    /// message order, not only the first's, this between one segment's text
+    /// and the next (a text sent as several segments: CUSCAR's FTX AAA
+    /// repeats in a goods item).
+    #[serde(default)]
+    pub join_segments: Option<String>,
 }
 
 /// A date value of a message in its 2379 `format`; with `past` (a rule's
@@ -171,6 +177,12 @@ impl FieldRule {
         if self.distinct && !self.all {
             return Err(format!(
                 "{}: `distinct` keeps each of several values once; it needs `all = true`",
+                self.to.get_ref()
+            ));
+        }
+        if self.join_segments.is_some() && self.join.is_none() {
+            return Err(format!(
+                "{}: `join_segments` joins the occurrences of every segment; it needs `join`",
                 self.to.get_ref()
             ));
         }

@@ -151,9 +151,73 @@ impl Node {
 pub struct MessageDef {
     pub kind: String,
     pub nodes: Vec<Node>,
+    /// The implementation profile applied to the directory's table, if any
+    /// (see [`PROFILES`]).
+    pub profile: Option<String>,
 }
 
+/// Where a published implementation guide, named in UNH S009 0057
+/// (association assigned code), uses a segment the directory's table makes
+/// mandatory as conditional, the hub validates messages naming that guide
+/// against the table as the guide uses it. Only a segment's status is
+/// changed; the table itself is always the directory's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Relaxation {
+    /// Message type (UNH 0065).
+    pub message: &'static str,
+    /// Association assigned code (UNH 0057).
+    pub association: &'static str,
+    /// The segment group (its number in the table) and the tag of the
+    /// segment made conditional there.
+    pub group: u16,
+    pub tag: &'static str,
+    /// The guide, and why.
+    pub source: &'static str,
+}
+
+/// The profiles the hub knows.
+pub const PROFILES: &[Relaxation] = &[Relaxation {
+    message: "PAXLST",
+    association: "IATA",
+    group: 2,
+    tag: "DTM",
+    source: "WCO/IATA/ICAO Guidelines on Advance Passenger Information: the PAXLST \
+             of the guide (UNH PAXLST:D:02B:UN:IATA, D:05B likewise) dates each leg \
+             in segment group 3 (LOC, DTM) and sends no DTM beside the TDT of segment \
+             group 2, which the D.02B and D.05B tables make mandatory",
+}];
+
 impl MessageDef {
+    /// This table as the implementation guide `association` uses it, when
+    /// [`PROFILES`] has relaxations for it; `None` when it has none.
+    pub fn profiled(&self, association: &str) -> Option<MessageDef> {
+        let relaxations: Vec<&Relaxation> = PROFILES
+            .iter()
+            .filter(|r| r.message == self.kind && r.association == association)
+            .collect();
+        if relaxations.is_empty() {
+            return None;
+        }
+        fn relax(nodes: &mut [Node], group: u16, relaxations: &[&Relaxation]) {
+            for node in nodes {
+                match node {
+                    Node::Segment { tag, status, .. } => {
+                        if relaxations.iter().any(|r| r.group == group && r.tag == tag) {
+                            *status = Status::Conditional;
+                        }
+                    }
+                    Node::Group {
+                        number, children, ..
+                    } => relax(children, *number, relaxations),
+                }
+            }
+        }
+        let mut def = self.clone();
+        relax(&mut def.nodes, 0, &relaxations);
+        def.profile = Some(association.to_owned());
+        Some(def)
+    }
+
     /// Number of segment positions (segments, not groups) in the table.
     pub fn segment_positions(&self) -> usize {
         fn count(nodes: &[Node]) -> usize {
@@ -485,14 +549,18 @@ impl Release {
     /// A message table of this release flattened for validation, built
     /// once per message type and shared.
     pub(crate) fn flat(&self, def: &MessageDef) -> Arc<validate::Flat> {
+        let key = match &def.profile {
+            Some(profile) => format!("{}:{profile}", def.kind),
+            None => def.kind.clone(),
+        };
         if let Ok(cache) = self.flats.read()
-            && let Some(flat) = cache.get(&def.kind)
+            && let Some(flat) = cache.get(&key)
         {
             return flat.clone();
         }
         let flat = Arc::new(validate::Flat::new(def));
         if let Ok(mut cache) = self.flats.write() {
-            cache.insert(def.kind.clone(), flat.clone());
+            cache.insert(key, flat.clone());
         }
         flat
     }

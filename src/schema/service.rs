@@ -498,6 +498,7 @@ pub fn contrl() -> MessageDef {
     let errors = |number: u16| group(number, vec![seg("UCS", M, 1), seg("UCD", C, 99)]);
     MessageDef {
         kind: "CONTRL".into(),
+        profile: None,
         nodes: vec![
             seg("UNH", M, 1),
             seg("UCI", M, 1),

@@ -222,6 +222,7 @@ pub fn message(kind: &str, text: &str) -> Result<MessageDef, TextError> {
     let def = MessageDef {
         kind: kind.to_owned(),
         nodes: children,
+        profile: None,
     };
     if def.group_count() != announced {
         return Err(err(
@@ -239,6 +240,7 @@ pub fn message(kind: &str, text: &str) -> Result<MessageDef, TextError> {
     Ok(MessageDef {
         kind: kind.to_owned(),
         nodes: children,
+        profile: None,
     })
 }
 
