@@ -1021,6 +1021,94 @@ async fn a_long_store_failure_keeps_the_senders_order() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// A partner's answer queue the broker will not let the hub declare or
+/// bind (here declared exclusive by another connection: 405
+/// RESOURCE_LOCKED) is that partner's problem: the consumer starts and takes
+/// the partner's messages (the answers are kept in the store), and the
+/// outbox relay reports the message as refused at its destination (it
+/// waits; the others flow) instead of the broker being away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_answer_queue_the_broker_refuses_stops_nobody() {
+    let Some(conn) = broker().await else {
+        return;
+    };
+    let (dir, store, intake, settings) = embedded_hub("guest").await;
+    let ch = conn.create_channel().await.unwrap();
+    amqp::declare_topology(&ch, &settings).await.unwrap();
+    ch.queue_declare(
+        settings.ack_queue("guest"),
+        QueueDeclareOptions {
+            exclusive: true,
+            ..Default::default()
+        },
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    ch.confirm_select(Default::default()).await.unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let consumer = tokio::spawn(amqp::consume(
+        intake.clone(),
+        settings.clone(),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let as_guest = || {
+        BasicProperties::default()
+            .with_user_id("guest".into())
+            .with_delivery_mode(2)
+    };
+    for reference in ["LOCKED1", "LOCKED2"] {
+        publish(&ch, &settings, &interchange("guest", reference), as_guest()).await;
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while store.count(Table::Interchanges).await.unwrap() < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline && !consumer.is_finished(),
+            "the consumer stopped or took nothing"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!consumer.is_finished());
+    let publisher = amqp::OutboxPublisher::new(settings.clone());
+    let message = tradehub::store::PendingMessage {
+        seq: 1,
+        message: tradehub::store::OutboxMessage {
+            message_id: "locked-relay-1".into(),
+            exchange: tradehub::hub::clearance::ACKS_EXCHANGE.into(),
+            routing_key: "ack.guest".into(),
+            content_type: "text/plain".into(),
+            payload: b"answer".to_vec(),
+        },
+        created_at: Timestamp::now().to_string(),
+        attempts: 0,
+    };
+    let sent = tradehub::hub::outbox::Publish::publish_all(&publisher, &[message]).await;
+    assert!(
+        matches!(
+            sent.as_slice(),
+            [Err(tradehub::hub::outbox::RelayError::Refused(_))]
+        ),
+        "{sent:?}"
+    );
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), consumer)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    remove_topology(
+        &conn,
+        &ch,
+        &settings,
+        [settings.inbound_queue(), settings.dead_inbound_queue()],
+    )
+    .await;
+    store.close().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// A partner that declared its answer queue itself, as a classic queue
 /// (with other arguments than the hub's quorum queue), is answered there:
 /// the refused declaration neither stops the consumer at start-up nor

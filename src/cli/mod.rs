@@ -494,8 +494,11 @@ fn print_answer(code: u16, json: &serde_json::Value, format: Format) -> Result<u
                 )
                 .map_err(out_err)?;
             }
+            // In the repertoire its UNB names, as the hub sends it on
+            // the other transports (a saved copy reads as it says).
             if let Some(ack) = ic["acknowledgement"].as_str() {
-                writeln!(out, "{ack}").map_err(out_err)?;
+                out.write_all(&crate::ack::to_bytes(ack)).map_err(out_err)?;
+                writeln!(out).map_err(out_err)?;
             }
         }
         Format::Text => {
@@ -506,7 +509,8 @@ fn print_answer(code: u16, json: &serde_json::Value, format: Format) -> Result<u
             )
             .map_err(out_err)?;
             if let Some(ack) = json["acknowledgement"].as_str() {
-                writeln!(out, "{ack}").map_err(out_err)?;
+                out.write_all(&crate::ack::to_bytes(ack)).map_err(out_err)?;
+                writeln!(out).map_err(out_err)?;
             }
         }
     }

@@ -70,7 +70,7 @@ pub struct Metrics {
     pub permits_expired: AtomicU64,
     /// Receipt of the bytes to the committed, acknowledged answer.
     pub submit_latency: Histogram,
-    /// Drop-folder files answered but not movable out of `in/` (a gauge).
+    /// Drop-folder files answered but not movable out of `work/` (a gauge).
     pub drop_stuck: AtomicU64,
 }
 
@@ -148,7 +148,7 @@ impl Metrics {
         }
         let _ = writeln!(
             out,
-            "# HELP tradehub_drop_files_stuck Drop-folder files answered but not movable to done/ or failed/ (left in in/).\n\
+            "# HELP tradehub_drop_files_stuck Drop-folder files answered but not movable to done/ or failed/ (left in work/).\n\
              # TYPE tradehub_drop_files_stuck gauge\ntradehub_drop_files_stuck {}",
             self.drop_stuck.load(Ordering::Relaxed)
         );

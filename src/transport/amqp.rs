@@ -147,6 +147,12 @@ pub enum AmqpError {
     Stalled(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The broker refused to declare or bind a partner's answer queue
+    /// (declared exclusive by the partner, on a node that is down, not
+    /// permitted): that partner's answers wait (kept in the store), nobody
+    /// else's.
+    #[error("answer queue refused: {0}")]
+    QueueRefused(String),
 }
 
 impl AmqpError {
@@ -157,6 +163,7 @@ impl AmqpError {
             | AmqpError::Nacked(_)
             | AmqpError::Stalled(_) => true,
             AmqpError::Store(e) => e.is_retryable(),
+            AmqpError::QueueRefused(_) => false,
         }
     }
 }
@@ -471,7 +478,7 @@ pub async fn ensure_ack_queue(
     };
     if !exists_otherwise(&error) {
         let _ = channel.close(200, "failed".into()).await;
-        return Err(error);
+        return Err(refused_queue(&key, error));
     }
     tracing::warn!(partner, queue = %key, %error, "the partner's answer queue exists with other arguments; used as it is");
     let channel = in_time(|| format!("a channel for {key}"), conn.create_channel()).await?;
@@ -487,7 +494,19 @@ pub async fn ensure_ack_queue(
     };
     let result = in_time(|| format!("binding {key}"), existing).await;
     let _ = channel.close(200, "declared".into()).await;
-    result
+    result.map_err(|e| refused_queue(&key, e))
+}
+
+/// A channel-level refusal (a soft AMQP error) of a partner's answer queue
+/// is that partner's problem ([`AmqpError::QueueRefused`]); anything else
+/// (the connection, a timeout) stays what it is.
+fn refused_queue(key: &str, error: AmqpError) -> AmqpError {
+    match &error {
+        AmqpError::Broker(b) if b.is_amqp_soft_error() => {
+            AmqpError::QueueRefused(format!("{key}: {error}"))
+        }
+        _ => error,
+    }
 }
 
 /// The answer queues of partners declared on one connection, each once.
@@ -615,7 +634,15 @@ where
         declared: tokio::sync::Mutex::new(HashSet::new()),
     });
     for partner in intake.store().partners().await? {
-        declared.ensure(&settings, &partner.id).await?;
+        // One partner's queue the broker refuses is logged and left (its
+        // answers are kept in the store); it never stops the intake.
+        match declared.ensure(&settings, &partner.id).await {
+            Ok(()) => {}
+            Err(AmqpError::QueueRefused(why)) => {
+                tracing::error!(partner = %partner.id, %why, "the partner's answer queue cannot be declared; its answers are kept in the store");
+            }
+            Err(e) => return Err(e),
+        }
     }
     // Connected once everything is in place: a failure while setting up
     // (the database down, a queue declared with other arguments) is not a
@@ -1206,7 +1233,7 @@ fn content_type_of(body: &[u8]) -> &'static str {
 /// every other sender goes on. Other failures are the connection's.
 fn declined(error: AmqpError, partner: &str, interchange: Option<&str>) -> Result<(), AmqpError> {
     match error {
-        AmqpError::Nacked(target) => {
+        AmqpError::Nacked(target) | AmqpError::QueueRefused(target) => {
             tracing::error!(
                 partner,
                 interchange,
@@ -1399,7 +1426,12 @@ impl OutboxPublisher {
                 if !declared.contains(key.as_str()) {
                     ensure_ack_queue(conn, &self.settings, partner)
                         .await
-                        .map_err(link_failed)?;
+                        .map_err(|error| match error {
+                            // This message's destination, not the link:
+                            // it waits, the others flow.
+                            AmqpError::QueueRefused(_) => SendFailure { error, own: true },
+                            error => link_failed(error),
+                        })?;
                     declared.insert(key.as_str().to_owned());
                 }
             }
@@ -1449,7 +1481,9 @@ fn relay_error(failure: SendFailure) -> crate::hub::outbox::RelayError {
             if matches!(p.kind(), lapin::protocol::AMQPErrorKind::Soft(_)))
     };
     match &failure.error {
-        AmqpError::Nacked(_) => RelayError::Refused(failure.error.to_string()),
+        AmqpError::Nacked(_) | AmqpError::QueueRefused(_) => {
+            RelayError::Refused(failure.error.to_string())
+        }
         AmqpError::Broker(b) if failure.own && soft(b) => {
             RelayError::Rejected(failure.error.to_string())
         }

@@ -43,7 +43,8 @@ pub struct DropSettings {
 pub enum Outcome {
     Done(PathBuf),
     Failed(PathBuf),
-    /// Answered (or refused) but not moved: the file stays in `in/` and is
+    /// Answered (or refused) but not moved: the file stays where it was
+    /// taken (`work/`, or `in/` when it could not be claimed) and is
     /// not taken again while it is unchanged (see [`DropFolder`]).
     Stuck(PathBuf),
 }
@@ -66,7 +67,7 @@ impl Stamp {
 }
 
 /// The drop folder with what the scans remember between them: files that
-/// were answered but could not be moved out of `in/`.
+/// were answered but could not be moved out of `work/`.
 #[derive(Debug)]
 pub struct DropFolder {
     settings: DropSettings,
@@ -84,7 +85,7 @@ impl DropFolder {
         }
     }
 
-    /// Files answered but left in `in/` because they could not be moved.
+    /// Files answered but left in `work/` because they could not be moved.
     pub fn stuck(&self) -> usize {
         self.stuck.len()
     }
@@ -95,7 +96,9 @@ impl DropFolder {
         // (again) like any other.
         self.stuck
             .retain(|path, stamp| Stamp::of(path).is_some_and(|now| now == *stamp));
-        self.noticed.retain(|path| path.is_dir());
+        // Folders and waiting files are said once while they are there.
+        self.noticed
+            .retain(|path| std::fs::symlink_metadata(path).is_ok());
         scan_folders(intake, &self.settings, &mut self.stuck, &mut self.noticed).await
     }
 }
@@ -221,7 +224,7 @@ async fn scan_folders(
             .chain(delivered.into_iter().map(|f| (f, true)));
         for (file, delivered) in files {
             let file = if delivered {
-                match claim(&work, &file) {
+                match claim(&work, &file, noticed) {
                     Some(file) => file,
                     None => continue,
                 }
@@ -245,12 +248,12 @@ async fn scan_folders(
                     };
                     let why = format!("refused {code}: {e}\n");
                     finish(&folder, &file, false, None, &why).unwrap_or_else(|moved| {
-                        tracing::error!(file = %file.display(), error = %moved, "drop file cannot be moved to failed/; left in in/ until it changes");
+                        tracing::error!(file = %file.display(), error = %moved, "drop file cannot be moved to failed/; left where it is (work/) until it changes");
                         Outcome::Stuck(file.clone())
                     })
                 }
             };
-            // Answered but still in in/: not taken again while unchanged.
+            // Answered but not moved: not taken again while unchanged.
             if let (Outcome::Stuck(path), Some(stamp)) = (&outcome, stamp) {
                 stuck.insert(path.clone(), stamp);
             }
@@ -306,12 +309,21 @@ fn listing(
 /// place of the one answered). While `work/` holds a file of that name
 /// (one whose answer could not be moved), the new one waits. A file that
 /// cannot be moved out of `in/` is taken where it is.
-fn claim(work: &Path, file: &Path) -> Option<PathBuf> {
+fn claim(
+    work: &Path,
+    file: &Path,
+    noticed: &mut std::collections::HashSet<PathBuf>,
+) -> Option<PathBuf> {
     let name = file.file_name()?;
     let target = work.join(name);
     if std::fs::symlink_metadata(&target).is_ok() {
+        // Said once per file while it waits.
+        if noticed.insert(file.to_path_buf()) {
+            tracing::warn!(file = %file.display(), waiting_for = %target.display(), "a delivered file waits: work/ holds a file of its name that was answered but could not be moved (see tradehub_drop_files_stuck)");
+        }
         return None;
     }
+    noticed.remove(file);
     if let Err(e) = std::fs::create_dir_all(work) {
         tracing::warn!(folder = %work.display(), error = %e, "drop folder's work/ cannot be created; files are taken in in/");
         return Some(file.to_path_buf());
@@ -460,7 +472,7 @@ async fn take(
         }
     };
     Ok(moved.unwrap_or_else(|e| {
-        tracing::error!(file = %name, error = %e, "drop file answered but cannot be moved; left in in/ until it changes");
+        tracing::error!(file = %name, error = %e, "drop file answered but cannot be moved; left where it is (work/) until it changes");
         Outcome::Stuck(file.to_path_buf())
     }))
 }
