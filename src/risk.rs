@@ -73,9 +73,11 @@ struct RawRule {
     hs: Vec<Spanned<String>>,
     #[serde(default)]
     origins: Vec<String>,
-    /// An item whose customs value is at least this much (any currency).
+    /// An item whose customs value is at least this much: per currency
+    /// (`{ KRW = 100000000, USD = 75000 }`; an item in a currency not
+    /// listed is not judged by its value), or one amount for every currency.
     #[serde(default)]
-    min_item_value: Option<Decimal>,
+    min_item_value: Option<MinValue>,
     /// Share of otherwise matching declarations selected at random, in
     /// percent (0–100); the draw depends only on the id the declaration is
     /// assessed by (the hub gives its MRN, which its amendments keep), so
@@ -93,8 +95,30 @@ struct Rule {
     functions: Vec<DeclarationFunction>,
     hs: Vec<HsRange>,
     origins: Vec<String>,
-    min_item_value: Option<Decimal>,
+    min_item_value: Option<MinValue>,
     sample_percent: Option<u8>,
+}
+
+/// A risk rule's value threshold.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum MinValue {
+    /// Per ISO 4217 currency.
+    PerCurrency(std::collections::BTreeMap<String, Decimal>),
+    /// The same amount whatever the currency.
+    Any(Decimal),
+}
+
+impl MinValue {
+    fn reached(&self, amount: &crate::model::Amount) -> bool {
+        match self {
+            MinValue::Any(min) => amount.value >= *min,
+            MinValue::PerCurrency(mins) => mins
+                .iter()
+                .find(|(currency, _)| currency.eq_ignore_ascii_case(amount.currency.trim()))
+                .is_some_and(|(_, min)| amount.value >= *min),
+        }
+    }
 }
 
 /// The risk rules.
@@ -209,14 +233,14 @@ impl RiskProfile {
                         .origin
                         .as_deref()
                         .is_some_and(|o| rule.origins.iter().any(|c| c.eq_ignore_ascii_case(o)));
-                let value_ok = rule.min_item_value.is_none_or(|min| {
+                let value_ok = rule.min_item_value.as_ref().is_none_or(|min| {
                     // The declared value: the customs value, else the
                     // price it is worked out from (HMRC's declarations
                     // give only the price).
                     item.customs_value
                         .as_ref()
                         .or(item.item_price.as_ref())
-                        .is_some_and(|v| v.value >= min)
+                        .is_some_and(|v| min.reached(v))
                 });
                 hs_ok && origin_ok && value_ok
             });
@@ -259,6 +283,46 @@ mod tests {
             "goods": [{"sequence": 1, "hs_code": hs, "origin": origin}]
         });
         serde_json::from_value(json).unwrap_or_else(|e| unreachable!("{e}"))
+    }
+
+    /// A value threshold per currency judges each item in its own
+    /// currency (1,000,000 KRW is about 700 USD, not a high value); an item
+    /// in a currency the rule does not list is not judged by its value.
+    #[test]
+    fn value_thresholds_are_per_currency() {
+        let profile = RiskProfile::from_toml_str(
+            "t",
+            r#"
+[[rule]]
+id = "high-value-item"
+lane = "yellow"
+reason = "high value"
+min_item_value = { KRW = 100000000, USD = 75000 }
+[[rule]]
+id = "any"
+lane = "red"
+reason = "any currency"
+min_item_value = 5000000000
+"#,
+        )
+        .unwrap_or_default();
+        assert_eq!(profile.len(), 2);
+        let valued = |value: &str, currency: &str| {
+            let json = serde_json::json!({
+                "kind": "import", "function": "original", "lrn": "L1",
+                "goods": [{"sequence": 1, "hs_code": "850100",
+                           "customs_value": {"value": value, "currency": currency}}]
+            });
+            let d: Declaration =
+                serde_json::from_value(json).unwrap_or_else(|e| unreachable!("{e}"));
+            profile.assess("d1", &d).lane
+        };
+        assert_eq!(valued("1000000", "KRW"), Lane::Green);
+        assert_eq!(valued("100000000", "KRW"), Lane::Yellow);
+        assert_eq!(valued("75000", "usd"), Lane::Yellow);
+        assert_eq!(valued("74999.99", "USD"), Lane::Green);
+        assert_eq!(valued("100000000", "VND"), Lane::Green);
+        assert_eq!(valued("5000000000", "VND"), Lane::Red);
     }
 
     #[test]

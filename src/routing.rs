@@ -45,11 +45,21 @@ impl HsRange {
         })
     }
 
+    /// Whether the range may hold `hs`. A code shorter than the range (a
+    /// 6-digit subheading against a rule on 10-digit national lines) is
+    /// compared on the digits it has: it may be one of the range's codes,
+    /// so the rule applies, rather than letting a less precise declaration
+    /// skip a confirmation. Below the 6 digits of the HS itself a code is
+    /// too coarse to say (a chapter is not one of a heading's codes).
     pub(crate) fn contains(&self, hs: &str) -> bool {
         let hs: String = hs.chars().filter(char::is_ascii_digit).collect();
-        match hs.get(..self.from.len()) {
-            Some(prefix) => prefix >= self.from.as_str() && prefix <= self.to.as_str(),
-            None => false,
+        if hs.len() < self.from.len() && hs.len() < 6 {
+            return false;
+        }
+        let n = hs.len().min(self.from.len());
+        match (hs.get(..n), self.from.get(..n), self.to.get(..n)) {
+            (Some(code), Some(from), Some(to)) if n > 0 => code >= from && code <= to,
+            _ => false,
         }
     }
 }
@@ -79,6 +89,11 @@ struct RawRule {
     /// the declaration or the goods item).
     #[serde(default)]
     documents: Vec<String>,
+    /// The rule applies to declarations lodged at these customs offices
+    /// (prefix match on the declaration's office: a regional agency office
+    /// for the ports it serves).
+    #[serde(default)]
+    offices: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -102,6 +117,7 @@ pub struct Rule {
     dispatch: Vec<String>,
     destinations: Vec<String>,
     documents: Vec<String>,
+    offices: Vec<String>,
 }
 
 /// The routing rules, checked against the agency catalogue.
@@ -211,6 +227,7 @@ impl Routing {
                     .map(|c| c.to_ascii_uppercase())
                     .collect(),
                 documents: r.documents,
+                offices: r.offices,
             });
         }
         Ok(Routing { rules })
@@ -247,6 +264,15 @@ impl Routing {
             };
             if !country(&rule.dispatch, &declaration.dispatch_country)
                 || !country(&rule.destinations, &declaration.destination_country)
+            {
+                continue;
+            }
+            if !rule.offices.is_empty()
+                && !declaration.customs_office.as_deref().is_some_and(|office| {
+                    rule.offices
+                        .iter()
+                        .any(|o| office.trim().starts_with(o.as_str()))
+                })
             {
                 continue;
             }
@@ -305,6 +331,18 @@ mod tests {
             to: "x".into(),
         });
         assert!(chapter.contains("8517620000"));
+        // A rule on national 10-digit lines applies to a 6-digit
+        // subheading that may be one of them, and not to another.
+        let lines = HsRange::parse("8517621000-8517629999").unwrap_or_else(|_| HsRange {
+            from: "x".into(),
+            to: "x".into(),
+        });
+        assert!(lines.contains("851762"));
+        assert!(lines.contains("85176210"));
+        assert!(lines.contains("8517629000"));
+        assert!(!lines.contains("851770"));
+        assert!(!lines.contains("8517630000"));
+        assert!(!lines.contains("8517"));
         assert!(HsRange::parse("85-8").is_err());
         assert!(HsRange::parse("0308-0301").is_err());
         assert!(HsRange::parse("12a").is_err());

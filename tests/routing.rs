@@ -248,3 +248,118 @@ fn wco_declarations_are_routed_too() {
     assert_eq!(from_xml[0]["permits"], from_edi[0]["permits"]);
     assert_eq!(from_xml[0]["lrn"], from_edi[0]["lrn"]);
 }
+
+/// The shipped rules name the headings an agency confirms where it
+/// confirms only some goods of a chapter: each case is an HS code and the
+/// rules (agency/rule) it must produce, all others being wrong. Steel
+/// plate is no waste, matches are no weapons, cement no asbestos, beef is
+/// animal (not plant) quarantine, a horse no aquatic organism, soybeans no
+/// medicinal herb or flower seed, eggs no dairy quota, a dental instrument
+/// goes to the dental association.
+#[test]
+fn shipped_rules_ask_only_the_agencies_that_confirm_the_goods() {
+    let (_, routing) = shipped();
+    let cases: &[(&str, &[&str])] = &[
+        ("720851", &[]),
+        ("392410", &[]),
+        ("731815", &[]),
+        ("252329", &[]),
+        ("270112", &[]),
+        ("360500", &[]),
+        ("040711", &["MFDS/mfds-chapters", "APQA/apqa-animals"]),
+        ("020130", &["MFDS/mfds-chapters", "APQA/apqa-animals"]),
+        ("010121", &["APQA/apqa-animals"]),
+        ("030211", &["MFDS/mfds-chapters", "NFQS/nfqs-aquatic"]),
+        ("090111", &["MFDS/mfds-chapters", "APQA/apqa-plants"]),
+        ("120190", &["MFDS/mfds-chapters", "APQA/apqa-plants"]),
+        (
+            "120930",
+            &[
+                "MFDS/mfds-chapters",
+                "APQA/apqa-plants",
+                "KFSA/kfsa-flower-seeds",
+            ],
+        ),
+        (
+            "121190",
+            &[
+                "MFDS/mfds-chapters",
+                "APQA/apqa-plants",
+                "KPTA/kpta-medicines",
+            ],
+        ),
+        ("330499", &["KPTA/kpta-cosmetics"]),
+        (
+            "040610",
+            &[
+                "MFDS/mfds-chapters",
+                "APQA/apqa-animals",
+                "KDAIRY/kdairy-dairy",
+            ],
+        ),
+        ("901890", &["KMDIA/kmdia-devices"]),
+        ("901841", &["KDIA/kdia-dental"]),
+        ("300610", &["KPTA/kpta-medicines", "KMDIA/kmdia-devices"]),
+        ("900659", &[]),
+        ("720410", &["KECO/keco-wastes"]),
+        ("731100", &["KGS/kgs-containers"]),
+        ("271019", &["KPETRO/kpetro-fuels"]),
+        ("360410", &["KNPA/knpa-chapters"]),
+        ("252400", &["ME/me-asbestos"]),
+    ];
+    for (hs, expected) in cases {
+        let declaration: tradehub::model::Declaration = serde_json::from_value(serde_json::json!({
+            "kind": "import",
+            "function": "original",
+            "lrn": "LRN-ROUTE",
+            "goods": [{"sequence": 1, "hs_code": hs}],
+        }))
+        .unwrap();
+        let got: Vec<String> = routing
+            .route(&declaration)
+            .into_iter()
+            .map(|p| format!("{}/{}", p.agency, p.rule))
+            .collect();
+        assert_eq!(got, *expected, "{hs}");
+    }
+}
+
+/// A rule with `offices` applies only to declarations lodged at those
+/// customs offices (prefix match): a regional agency office for its ports.
+#[test]
+fn office_rules_apply_to_their_offices_only() {
+    let agencies = AgencyCatalogue::load(root().join("config/agencies.toml")).unwrap();
+    let routing = Routing::from_toml_str(
+        "regional.toml",
+        r#"
+[[rule]]
+id = "mfds-busan"
+agency = "MFDS"
+law = "Special Act on Imported Food Safety Control"
+confirms = "import report for food"
+kinds = ["import"]
+hs = ["02"]
+offices = ["KR030"]
+"#,
+        &agencies,
+    )
+    .unwrap();
+    let at = |office: Option<&str>| -> Vec<String> {
+        let declaration: tradehub::model::Declaration = serde_json::from_value(serde_json::json!({
+            "kind": "import",
+            "function": "original",
+            "lrn": "LRN-OFFICE",
+            "customs_office": office,
+            "goods": [{"sequence": 1, "hs_code": "020130"}],
+        }))
+        .unwrap();
+        routing
+            .route(&declaration)
+            .into_iter()
+            .map(|p| p.rule)
+            .collect()
+    };
+    assert_eq!(at(Some("KR03011")), ["mfds-busan"]);
+    assert!(at(Some("KR02010")).is_empty());
+    assert!(at(None).is_empty());
+}
