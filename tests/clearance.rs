@@ -405,14 +405,33 @@ async fn workflow(url: &str) {
         "{}",
         answer.body
     );
-    assert!(
-        store
-            .permits_of(&waiting)
-            .await
-            .unwrap()
+    let permits = store.permits_of(&waiting).await.unwrap();
+    assert!(permits.iter().all(|p| p.status == "withdrawn"));
+    // Subscribers hear that the declaration was cancelled (its own event,
+    // naming the cancellation), and each agency that its request is
+    // withdrawn, on its permit queue.
+    let outbox = store.pending_outbox(10_000).await.unwrap();
+    let event = outbox
+        .iter()
+        .find(|m| {
+            m.message.routing_key == "declaration.cancelled"
+                && String::from_utf8_lossy(&m.message.payload).contains(&waiting)
+        })
+        .unwrap_or_else(|| panic!("no cancellation event for {waiting}"));
+    let event: serde_json::Value = serde_json::from_slice(&event.message.payload).unwrap();
+    assert_eq!(event["declaration"]["id"], waiting.as_str());
+    assert_eq!(event["declaration"]["replaced_by"], c[0].id.as_str());
+    for p in &permits {
+        let notice = outbox
             .iter()
-            .all(|p| p.status == "withdrawn")
-    );
+            .find(|m| m.message.message_id == format!("{}/withdrawn", p.id))
+            .unwrap_or_else(|| panic!("no withdrawal notice for {}", p.id));
+        assert_eq!(notice.message.exchange, "tradehub.permits");
+        assert_eq!(notice.message.routing_key, format!("permit.{}", p.agency));
+        let body: serde_json::Value = serde_json::from_slice(&notice.message.payload).unwrap();
+        assert_eq!(body["type"], "permit.withdrawn");
+        assert_eq!(body["declaration_id"], waiting.as_str());
+    }
     // The cancellation now holds the LRN: an amendment, another
     // cancellation or a new original of it are refused, saying so.
     for (reference, function, code) in [

@@ -308,6 +308,49 @@ fn partner_trader_ids_from_the_command_line() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// `partner add --agency` checks the code against the catalogue the hub
+/// serves with (`--agencies` / TRADEHUB_AGENCIES), not always the one in
+/// ./config: an agency only the operator's catalogue has can be given an
+/// account.
+#[test]
+fn partner_add_checks_the_agency_in_the_given_catalogue() {
+    let dir = std::env::temp_dir().join(format!("tradehub-cli-agencies-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let shipped =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("config/agencies.toml"))
+            .unwrap();
+    let start = shipped.find("[[agency]]\ncode = \"KDIA\"").unwrap();
+    let end = start + 10 + shipped[start + 10..].find("[[agency]]").unwrap();
+    let extra = shipped[start..end]
+        .replace("code = \"KDIA\"", "code = \"NEWAGY\"")
+        .replace("agency.KDIA", "agency.NEWAGY");
+    let catalogue = dir.join("agencies.toml");
+    std::fs::write(&catalogue, format!("{shipped}\n{extra}")).unwrap();
+    let add = |id: &str, with: bool| {
+        let mut cmd = bin();
+        cmd.args(["partner", "add", id, "--name", "Desk", "--agency", "NEWAGY"])
+            .arg("--data-dir")
+            .arg(dir.join("data"))
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env_remove("TRADEHUB_AGENCIES");
+        if with {
+            cmd.arg("--agencies").arg(&catalogue);
+        }
+        let out = cmd.output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, err) = add("desk-1", false);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("not in the agency catalogue"), "{err}");
+    let (code, err) = add("desk-2", true);
+    assert_eq!(code, Some(0), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// `partner token` issues a new API token for a partner whose token was
 /// lost or leaked: the new one is taken, the old one refused; an unknown
 /// partner is a usage error.

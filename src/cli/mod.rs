@@ -625,6 +625,10 @@ enum PartnerCommand {
         /// a WCO declaration's Submitter (or Declarant) must be one of them.
         #[arg(long = "trader-id")]
         trader_ids: Vec<String>,
+        /// The agency catalogue `--agency` is checked against (the one the
+        /// hub serves with).
+        #[arg(long, env = "TRADEHUB_AGENCIES")]
+        agencies: Option<PathBuf>,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -998,6 +1002,7 @@ fn partner(command: PartnerCommand) -> Result<u8, CliError> {
             name,
             agency,
             trader_ids,
+            agencies,
             store,
         } => {
             let url = store.url()?;
@@ -1014,10 +1019,12 @@ fn partner(command: PartnerCommand) -> Result<u8, CliError> {
             if let Some(code) = &agency
                 && code != crate::hub::clearance::CUSTOMS_ROLE
             {
-                let catalogue = load_catalogue(config_file(None, "agencies.toml"))?;
+                let path = config_file(agencies.as_deref(), "agencies.toml");
+                let catalogue = load_catalogue(path.clone())?;
                 if catalogue.get(code).is_none() {
                     return Err(CliError::Usage(format!(
-                        "agency {code:?} is not in the agency catalogue (config/agencies.toml); use CUSTOMS for a customs officer"
+                        "agency {code:?} is not in the agency catalogue ({}); use CUSTOMS for a customs officer",
+                        path.display()
                     )));
                 }
             }

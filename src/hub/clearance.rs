@@ -725,6 +725,61 @@ impl Clearance {
     }
 }
 
+impl Clearance {
+    /// The messages about the declaration `s` replaces, written with the
+    /// one replacing it (`d`): its status event on `tradehub.events`
+    /// (`declaration.amended` or `declaration.cancelled`, naming what
+    /// replaced it), and to each agency whose permit for it was pending
+    /// (`pending`: permit id and agency), a withdrawal notice on its permit
+    /// queue (`permit.<CODE>`, JSON `{"type": "permit.withdrawn", …}`): the
+    /// permit is withdrawn and an answer to it is no longer taken.
+    pub fn superseded(
+        &self,
+        d: &mut NewDeclaration,
+        s: &Supersede,
+        reply: &Reply,
+        pending: &[(String, String)],
+        now: Timestamp,
+    ) {
+        let event = serde_json::json!({
+            "type": format!("declaration.{}", s.to),
+            "declaration": {
+                "id": s.id,
+                "lrn": reply.lrn,
+                "partner": reply.partner,
+                "status": s.to,
+                "replaced_by": d.id,
+                "at": now.to_string(),
+            }
+        });
+        d.outbox.push(OutboxMessage {
+            exchange: super::outbox::EVENTS_EXCHANGE.into(),
+            routing_key: format!("declaration.{}", s.to),
+            message_id: format!("{}/{}/by/{}/event", s.id, s.to, d.id),
+            content_type: "application/json".into(),
+            payload: serde_json::to_vec(&event).unwrap_or_default(),
+        });
+        for (permit, agency) in pending {
+            let notice = serde_json::json!({
+                "type": "permit.withdrawn",
+                "permit_id": permit,
+                "agency": agency,
+                "declaration_id": s.id,
+                "replaced_by": d.id,
+                "reason": s.detail,
+                "at": now.to_string(),
+            });
+            d.outbox.push(OutboxMessage {
+                exchange: PERMITS_EXCHANGE.into(),
+                routing_key: format!("permit.{agency}"),
+                message_id: format!("{permit}/withdrawn"),
+                content_type: "application/json".into(),
+                payload: serde_json::to_vec(&notice).unwrap_or_default(),
+            });
+        }
+    }
+}
+
 /// Whether the live declaration an LRN names is the cancellation of the
 /// one that had it.
 fn cancelled(prior: &Prior) -> bool {

@@ -531,6 +531,14 @@ impl Intake {
                     .interchange_by_hash(&new.partner_id, &new.sha256)
                     .await?
                 {
+                    // Our own row: an earlier attempt's COMMIT reached the
+                    // database although its answer was lost (a connection
+                    // dropped during COMMIT), and the retry met it. That
+                    // is this submission committed, not a duplicate.
+                    if original.id == new.id {
+                        self.committed(declarations);
+                        return Ok(Stored::Committed);
+                    }
                     return Ok(Stored::Duplicate(self.duplicate(original, now).await?));
                 }
                 if let Some(reference) = &new.control_reference
@@ -825,7 +833,30 @@ impl Intake {
             if d.target == "declaration" {
                 d.lrn_scope = Some(stored_scope);
             }
-            if let Some(s) = &d.supersedes {
+            if let Some(s) = d.supersedes.clone() {
+                // Subscribers and agencies are told what happened to the
+                // declaration replaced: its event, and a withdrawal notice
+                // for each permit still pending (one of this interchange's
+                // own declarations, or a stored one).
+                let pending: Vec<(String, String)> = match out
+                    .iter()
+                    .find(|earlier: &&crate::store::NewDeclaration| earlier.id == s.id)
+                {
+                    Some(earlier) => earlier
+                        .permits
+                        .iter()
+                        .map(|p| (p.id.clone(), p.agency.clone()))
+                        .collect(),
+                    None => self
+                        .store
+                        .permits_of(&s.id)
+                        .await?
+                        .into_iter()
+                        .filter(|p| p.status == "pending")
+                        .map(|p| (p.id, p.agency))
+                        .collect(),
+                };
+                self.clearance.superseded(&mut d, &s, &reply, &pending, now);
                 // What this one replaces is no longer live in the rest of
                 // the interchange (a cancellation's quoted MRN is marked
                 // below).

@@ -168,7 +168,14 @@ pub async fn relay<P, F>(
             purged = Some(tokio::time::Instant::now());
             behind = purge(&store, retention).await;
         }
-        match drain_with(&store, publisher.as_ref(), &settings).await {
+        // A bounded round, so that under steady load (rows committed during
+        // every round) the purge above still gets its turn; when the round
+        // stopped at its bound the next one starts at once.
+        match drain_rounds(&store, publisher.as_ref(), &settings, ROUNDS_PER_LOOK).await {
+            Ok((_, true)) => {
+                backoff = Duration::from_millis(200);
+                continue;
+            }
             Ok(_) => backoff = Duration::from_millis(200),
             Err(e) => {
                 tracing::warn!(error = %e, ?backoff, "outbox relay: publish failed; retrying");
@@ -238,10 +245,32 @@ pub async fn drain_with<P: Publish + ?Sized>(
 ) -> Result<usize, RelayError> {
     let mut total = 0;
     loop {
+        let (n, more) = drain_rounds(store, publisher, settings, ROUNDS_PER_LOOK).await?;
+        total += n;
+        if !more {
+            return Ok(total);
+        }
+    }
+}
+
+/// Batches the relay publishes before it looks at its other work (purging
+/// published rows): 50 × 200 rows.
+const ROUNDS_PER_LOOK: usize = 50;
+
+/// [`drain_with`] for at most `rounds` batches: what was published, and
+/// whether it stopped at the bound with rows perhaps left.
+async fn drain_rounds<P: Publish + ?Sized>(
+    store: &Store,
+    publisher: &P,
+    settings: &RelaySettings,
+    rounds: usize,
+) -> Result<(usize, bool), RelayError> {
+    let mut total = 0;
+    for _ in 0..rounds {
         // Claimed: the relays of other hub instances take other rows.
         let claim = store.claim_outbox(BATCH).await?;
         if claim.messages.is_empty() {
-            return Ok(total);
+            return Ok((total, false));
         }
         // A batch is sent together, unless a message of it failed before:
         // then all go one at a time.
@@ -294,9 +323,10 @@ pub async fn drain_with<P: Publish + ?Sized>(
         // The next round comes with the relay's next look, so that what
         // failed now is not tried again at once.
         if !failures.is_empty() {
-            return Ok(total);
+            return Ok((total, false));
         }
     }
+    Ok((total, true))
 }
 
 /// Publishes `messages` one after the other, each confirmed before the
