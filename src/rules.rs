@@ -261,6 +261,35 @@ fn check_as(declaration: &Declaration, settings: &RuleSettings, whole: bool) -> 
         totals(declaration, settings, &mut out);
     }
     future(&declaration.issued, "/issued", settings, &mut out);
+    // The documents it declares cannot have been issued later either (an
+    // invoice or certificate dated next year); when they expire may well
+    // be in the future.
+    for (i, doc) in declaration.documents.iter().enumerate() {
+        future(
+            &doc.issued,
+            &format!("/documents/{i}/issued"),
+            settings,
+            &mut out,
+        );
+    }
+    for (i, doc) in declaration.previous_documents.iter().enumerate() {
+        future(
+            &doc.issued,
+            &format!("/previous_documents/{i}/issued"),
+            settings,
+            &mut out,
+        );
+    }
+    for (g, item) in declaration.goods.iter().enumerate() {
+        for (i, doc) in item.documents.iter().enumerate() {
+            future(
+                &doc.issued,
+                &format!("/goods/{g}/documents/{i}/issued"),
+                settings,
+                &mut out,
+            );
+        }
+    }
     out
 }
 

@@ -200,6 +200,42 @@ fn future_dates_are_judged_across_time_zones() {
     );
 }
 
+/// The documents a declaration declares cannot be issued after it is
+/// checked either (an invoice dated next year), wherever they are: on the
+/// declaration, among its previous documents, on a goods item. When they
+/// expire may be in the future.
+#[test]
+fn documents_issued_in_the_future_are_found_where_they_are() {
+    let got = with(|v| {
+        let next_year = json!({"iso": "2027-11-01", "format": "102"});
+        let last_year = json!({"iso": "2025-11-01", "format": "102"});
+        v["documents"] = json!([
+            {"code": "380", "reference": "INV-1", "issued": last_year},
+            {"code": "380", "reference": "INV-2", "issued": next_year,
+             "expires": next_year}
+        ]);
+        v["previous_documents"] = json!([{"code": "ABT", "reference": "X", "issued": next_year}]);
+        v["goods"][1]["documents"] = json!([
+            {"code": "861", "reference": "CO-1", "issued": last_year, "expires": next_year},
+            {"code": "861", "reference": "CO-2", "issued": next_year}
+        ]);
+    });
+    assert_eq!(
+        got,
+        vec![
+            (Code::RuleFutureDate, "/documents/1/issued".to_owned()),
+            (
+                Code::RuleFutureDate,
+                "/previous_documents/0/issued".to_owned()
+            ),
+            (
+                Code::RuleFutureDate,
+                "/goods/1/documents/1/issued".to_owned()
+            ),
+        ]
+    );
+}
+
 /// The tolerance is the same either way round, and items that give a value
 /// must not already exceed the total when others give none.
 #[test]
