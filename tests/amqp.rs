@@ -140,6 +140,26 @@ async fn remove_topology(
     let _ = conn.close(200, "done".into()).await;
 }
 
+/// The end of a test's embedded hub: its topology off the broker (with the
+/// inbound queues), its store closed and its directory removed.
+async fn remove_hub(
+    conn: &Connection,
+    ch: &Channel,
+    settings: &AmqpSettings,
+    store: &Store,
+    dir: &Path,
+) {
+    remove_topology(
+        conn,
+        ch,
+        settings,
+        [settings.inbound_queue(), settings.dead_inbound_queue()],
+    )
+    .await;
+    store.close().await;
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
 /// Publishes an agency reply on `hub.permit-replies` and waits for the
 /// broker's confirm.
 async fn publish_reply(ch: &Channel, s: &AmqpSettings, body: &[u8], props: BasicProperties) {
@@ -1010,15 +1030,81 @@ async fn a_long_store_failure_keeps_the_senders_order() {
         .await
         .unwrap()
         .unwrap();
-    remove_topology(
-        &conn,
-        &ch,
-        &settings,
-        [settings.inbound_queue(), settings.dead_inbound_queue()],
-    )
-    .await;
-    store.close().await;
-    std::fs::remove_dir_all(&dir).unwrap();
+    remove_hub(&conn, &ch, &settings, &store, &dir).await;
+}
+
+/// A consumer started after the test declared the partner `guest`'s
+/// answer queue itself, with `options`, as a partner may: the test's
+/// connection and confirming channel, the hub's store and settings, and
+/// how to stop the consumer.
+struct OwnQueue {
+    conn: Connection,
+    ch: Channel,
+    dir: std::path::PathBuf,
+    store: Store,
+    settings: AmqpSettings,
+    stop: tokio::sync::oneshot::Sender<()>,
+    consumer: tokio::task::JoinHandle<Result<(), amqp::AmqpError>>,
+}
+
+async fn own_answer_queue(options: QueueDeclareOptions) -> Option<OwnQueue> {
+    let conn = broker().await?;
+    let (dir, store, intake, settings) = embedded_hub("guest").await;
+    let ch = conn.create_channel().await.unwrap();
+    amqp::declare_topology(&ch, &settings).await.unwrap();
+    ch.queue_declare(settings.ack_queue("guest"), options, FieldTable::default())
+        .await
+        .unwrap();
+    ch.confirm_select(Default::default()).await.unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let consumer = tokio::spawn(amqp::consume(intake, settings.clone(), async move {
+        let _ = stopped.await;
+    }));
+    for reference in ["OWNQ1", "OWNQ2"] {
+        let props = BasicProperties::default()
+            .with_user_id("guest".into())
+            .with_delivery_mode(2);
+        publish(&ch, &settings, &interchange("guest", reference), props).await;
+    }
+    Some(OwnQueue {
+        conn,
+        ch,
+        dir,
+        store,
+        settings,
+        stop,
+        consumer,
+    })
+}
+
+impl OwnQueue {
+    /// What the outbox relay makes of an answer to `guest`.
+    async fn relay(&self, payload: &[u8]) -> Vec<Result<(), tradehub::hub::outbox::RelayError>> {
+        let publisher = amqp::OutboxPublisher::new(self.settings.clone());
+        let message = tradehub::store::PendingMessage {
+            seq: 1,
+            message: tradehub::store::OutboxMessage {
+                message_id: format!("own-queue-{}", uuid::Uuid::now_v7()),
+                exchange: tradehub::hub::clearance::ACKS_EXCHANGE.into(),
+                routing_key: "ack.guest".into(),
+                content_type: "text/plain".into(),
+                payload: payload.to_vec(),
+            },
+            created_at: Timestamp::now().to_string(),
+            attempts: 0,
+        };
+        tradehub::hub::outbox::Publish::publish_all(&publisher, &[message]).await
+    }
+
+    async fn finish(self) {
+        self.stop.send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(10), self.consumer)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        remove_hub(&self.conn, &self.ch, &self.settings, &self.store, &self.dir).await;
+    }
 }
 
 /// A partner's answer queue the broker will not let the hub declare or
@@ -1029,62 +1115,24 @@ async fn a_long_store_failure_keeps_the_senders_order() {
 /// waits; the others flow) instead of the broker being away.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_answer_queue_the_broker_refuses_stops_nobody() {
-    let Some(conn) = broker().await else {
+    let Some(q) = own_answer_queue(QueueDeclareOptions {
+        exclusive: true,
+        ..Default::default()
+    })
+    .await
+    else {
         return;
     };
-    let (dir, store, intake, settings) = embedded_hub("guest").await;
-    let ch = conn.create_channel().await.unwrap();
-    amqp::declare_topology(&ch, &settings).await.unwrap();
-    ch.queue_declare(
-        settings.ack_queue("guest"),
-        QueueDeclareOptions {
-            exclusive: true,
-            ..Default::default()
-        },
-        FieldTable::default(),
-    )
-    .await
-    .unwrap();
-    ch.confirm_select(Default::default()).await.unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let consumer = tokio::spawn(amqp::consume(
-        intake.clone(),
-        settings.clone(),
-        async move {
-            let _ = stopped.await;
-        },
-    ));
-    let as_guest = || {
-        BasicProperties::default()
-            .with_user_id("guest".into())
-            .with_delivery_mode(2)
-    };
-    for reference in ["LOCKED1", "LOCKED2"] {
-        publish(&ch, &settings, &interchange("guest", reference), as_guest()).await;
-    }
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while store.count(Table::Interchanges).await.unwrap() < 2 {
+    while q.store.count(Table::Interchanges).await.unwrap() < 2 {
         assert!(
-            tokio::time::Instant::now() < deadline && !consumer.is_finished(),
+            tokio::time::Instant::now() < deadline && !q.consumer.is_finished(),
             "the consumer stopped or took nothing"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(!consumer.is_finished());
-    let publisher = amqp::OutboxPublisher::new(settings.clone());
-    let message = tradehub::store::PendingMessage {
-        seq: 1,
-        message: tradehub::store::OutboxMessage {
-            message_id: "locked-relay-1".into(),
-            exchange: tradehub::hub::clearance::ACKS_EXCHANGE.into(),
-            routing_key: "ack.guest".into(),
-            content_type: "text/plain".into(),
-            payload: b"answer".to_vec(),
-        },
-        created_at: Timestamp::now().to_string(),
-        attempts: 0,
-    };
-    let sent = tradehub::hub::outbox::Publish::publish_all(&publisher, &[message]).await;
+    assert!(!q.consumer.is_finished());
+    let sent = q.relay(b"answer").await;
     assert!(
         matches!(
             sent.as_slice(),
@@ -1092,21 +1140,7 @@ async fn an_answer_queue_the_broker_refuses_stops_nobody() {
         ),
         "{sent:?}"
     );
-    stop.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(10), consumer)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    remove_topology(
-        &conn,
-        &ch,
-        &settings,
-        [settings.inbound_queue(), settings.dead_inbound_queue()],
-    )
-    .await;
-    store.close().await;
-    std::fs::remove_dir_all(&dir).unwrap();
+    q.finish().await;
 }
 
 /// A partner that declared its answer queue itself, as a classic queue
@@ -1115,76 +1149,26 @@ async fn an_answer_queue_the_broker_refuses_stops_nobody() {
 /// closes the channel its deliveries are on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_partners_own_classic_answer_queue_is_used() {
-    let Some(conn) = broker().await else {
+    let Some(q) = own_answer_queue(QueueDeclareOptions {
+        durable: true,
+        ..Default::default()
+    })
+    .await
+    else {
         return;
     };
-    let (dir, store, intake, settings) = embedded_hub("guest").await;
-    let ch = conn.create_channel().await.unwrap();
-    amqp::declare_topology(&ch, &settings).await.unwrap();
-    ch.queue_declare(
-        settings.ack_queue("guest"),
-        QueueDeclareOptions {
-            durable: true,
-            ..Default::default()
-        },
-        FieldTable::default(),
-    )
-    .await
-    .unwrap();
-    ch.confirm_select(Default::default()).await.unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let consumer = tokio::spawn(amqp::consume(
-        intake.clone(),
-        settings.clone(),
-        async move {
-            let _ = stopped.await;
-        },
-    ));
-    let as_guest = || {
-        BasicProperties::default()
-            .with_user_id("guest".into())
-            .with_delivery_mode(2)
-    };
-    for reference in ["CLASSIC1", "CLASSIC2"] {
-        publish(&ch, &settings, &interchange("guest", reference), as_guest()).await;
-        let m = next_message(&ch, settings.ack_queue("guest").as_str()).await;
+    for reference in ["OWNQ1", "OWNQ2"] {
+        let m = next_message(&q.ch, q.settings.ack_queue("guest").as_str()).await;
         let text = String::from_utf8(m.delivery.data.clone()).unwrap();
         assert!(text.contains(&format!("UCI+{reference}+guest")), "{text}");
     }
     // And the outbox relay answers there too.
-    let publisher = amqp::OutboxPublisher::new(settings.clone());
-    let message = tradehub::store::PendingMessage {
-        seq: 1,
-        message: tradehub::store::OutboxMessage {
-            message_id: "classic-relay-1".into(),
-            exchange: tradehub::hub::clearance::ACKS_EXCHANGE.into(),
-            routing_key: "ack.guest".into(),
-            content_type: "text/plain".into(),
-            payload: b"relayed".to_vec(),
-        },
-        created_at: Timestamp::now().to_string(),
-        attempts: 0,
-    };
-    let sent = tradehub::hub::outbox::Publish::publish_all(&publisher, &[message]).await;
+    let sent = q.relay(b"relayed").await;
     assert!(sent.iter().all(|r| r.is_ok()), "{sent:?}");
-    let m = next_message(&ch, settings.ack_queue("guest").as_str()).await;
+    let m = next_message(&q.ch, q.settings.ack_queue("guest").as_str()).await;
     assert_eq!(m.delivery.data, b"relayed");
-    assert_eq!(store.count(Table::Interchanges).await.unwrap(), 2);
-    stop.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(10), consumer)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    remove_topology(
-        &conn,
-        &ch,
-        &settings,
-        [settings.inbound_queue(), settings.dead_inbound_queue()],
-    )
-    .await;
-    store.close().await;
-    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(q.store.count(Table::Interchanges).await.unwrap(), 2);
+    q.finish().await;
 }
 
 /// Runs `rabbitmqctl` (the broker of the machine); false when it cannot be

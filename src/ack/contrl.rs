@@ -577,6 +577,25 @@ mod tests {
         assert!(first.contains("UCD+37+2:2"), "{out}");
     }
 
+    /// `bytes` parsed and validated against the vendored directories, the
+    /// messages kept.
+    fn validated(bytes: &[u8]) -> Parsed {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let directories = std::sync::Arc::new(crate::schema::Directories::new(&[
+            root.join("schemas/untdid")
+        ]));
+        crate::edifact::Parser::new(
+            bytes,
+            crate::edifact::ParseOptions {
+                keep_messages: true,
+                ..crate::edifact::ParseOptions::default()
+            },
+        )
+        .with_directories(directories)
+        .run(|_, _| {})
+        .unwrap_or_default()
+    }
+
     /// A missing segment is reported at the segment processed before the
     /// gap (0096: "the numerical count position of the last segment that
     /// was processed before the position where the missing segment was
@@ -592,21 +611,7 @@ mod tests {
             .replacen("BGM+830+LRN2026002+9'\n", "", 1)
             .replace("UNT+24+2", "UNT+23+2");
         assert!(!text.contains("UNT+20+1") && !text.contains("LRN2026002"));
-        let directories = std::sync::Arc::new(crate::schema::Directories::new(&[
-            root.join("schemas/untdid")
-        ]));
-        let Some(parsed) = crate::edifact::Parser::new(
-            text.as_bytes(),
-            crate::edifact::ParseOptions {
-                keep_messages: true,
-                ..crate::edifact::ParseOptions::default()
-            },
-        )
-        .with_directories(directories)
-        .run(|_, _| {})
-        .ok() else {
-            panic!("the interchange parses");
-        };
+        let parsed = validated(text.as_bytes());
         let missing: Vec<_> = parsed
             .issues
             .iter()
@@ -674,16 +679,7 @@ mod tests {
             .unwrap_or_default()
             .replacen("TRADEHUB:ZZZ", &format!("{long_id}:ZZZZZZ"), 1)
             .replace("20261124001", "20261124001ABCDEFGHI");
-        let directories = std::sync::Arc::new(crate::schema::Directories::new(&[
-            root.join("schemas/untdid")
-        ]));
-        let parse = |bytes: &[u8]| {
-            crate::edifact::Parser::new(bytes, crate::edifact::ParseOptions::default())
-                .with_directories(directories.clone())
-                .run(|_, _| {})
-                .unwrap_or_default()
-        };
-        let parsed = parse(text.as_bytes());
+        let parsed = validated(text.as_bytes());
         assert!(
             parsed
                 .issues
@@ -696,7 +692,7 @@ mod tests {
             &parsed,
             &Options::at(crate::timestamp::Timestamp::now(), false, "T".into()),
         );
-        let answer = parse(&contrl.bytes);
+        let answer = validated(&contrl.bytes);
         let errors: Vec<&Issue> = answer.issues.iter().filter(|i| i.is_error()).collect();
         let out = contrl.text();
         assert!(errors.is_empty(), "{out}\n{errors:#?}");

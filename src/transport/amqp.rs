@@ -696,35 +696,15 @@ where
             next = consumer.next() => match next {
                 Some(d) => {
                     let delivery = d?;
-                    let sender = delivery
-                        .properties
-                        .user_id()
-                        .as_ref()
-                        .map(|u| u.as_str().to_owned())
-                        .unwrap_or_default();
-                    let before = chains.remove(&sender);
-                    let (intake, settings, channel, declared, failed) = (
+                    let sender = user_of(&delivery);
+                    let (intake, settings, channel, declared) = (
                         intake.clone(),
                         settings.clone(),
                         channel.clone(),
                         declared.clone(),
-                        failed_tx.clone(),
                     );
-                    let task = tokio::spawn(async move {
-                        if let Some(before) = before {
-                            // Its outcome is its own; only the order
-                            // matters, unless it was left unhandled.
-                            if matches!(before.await, Ok(false)) {
-                                return false;
-                            }
-                        }
-                        match handle(&intake, &settings, &channel, &declared, delivery).await {
-                            Ok(()) => true,
-                            Err(e) => {
-                                let _ = failed.send(e);
-                                false
-                            }
-                        }
+                    let task = after(chains.remove(&sender), failed_tx.clone(), async move {
+                        handle(&intake, &settings, &channel, &declared, delivery).await
                     });
                     chains.insert(sender, task);
                 }
@@ -737,32 +717,11 @@ where
             next = replies.next() => match next {
                 Some(d) => {
                     let delivery = d?;
-                    let account = delivery
-                        .properties
-                        .user_id()
-                        .as_ref()
-                        .map(|u| u.as_str().to_owned())
-                        .unwrap_or_default();
-                    let before = reply_chains.remove(&account);
-                    let (intake, settings, channel, failed) = (
-                        intake.clone(),
-                        settings.clone(),
-                        replies_channel.clone(),
-                        failed_tx.clone(),
-                    );
-                    let task = tokio::spawn(async move {
-                        if let Some(before) = before
-                            && matches!(before.await, Ok(false))
-                        {
-                            return false;
-                        }
-                        match handle_reply(&intake, &settings, &channel, delivery).await {
-                            Ok(()) => true,
-                            Err(e) => {
-                                let _ = failed.send(e);
-                                false
-                            }
-                        }
+                    let account = user_of(&delivery);
+                    let (intake, settings, channel) =
+                        (intake.clone(), settings.clone(), replies_channel.clone());
+                    let task = after(reply_chains.remove(&account), failed_tx.clone(), async move {
+                        handle_reply(&intake, &settings, &channel, delivery).await
                     });
                     reply_chains.insert(account, task);
                 }
@@ -779,6 +738,43 @@ where
     let _ = channel.close(200, "shutdown".into()).await;
     let _ = conn.close(200, "shutdown".into()).await;
     Ok(())
+}
+
+/// The broker-validated user a delivery came from ("" without one).
+fn user_of(delivery: &lapin::message::Delivery) -> String {
+    delivery
+        .properties
+        .user_id()
+        .as_ref()
+        .map(|u| u.as_str().to_owned())
+        .unwrap_or_default()
+}
+
+/// Runs `work` (one delivery's handling) in a task once `before` (the same
+/// sender's previous one) has ended, and answers whether it was handled.
+/// Its outcome is its own, only the order matters, unless it was left
+/// unhandled: then this one is not handled either (it comes back after it,
+/// with the connection). A failure that needs a new connection goes to
+/// `failed`.
+fn after(
+    before: Option<tokio::task::JoinHandle<bool>>,
+    failed: tokio::sync::mpsc::UnboundedSender<AmqpError>,
+    work: impl Future<Output = Result<(), AmqpError>> + Send + 'static,
+) -> tokio::task::JoinHandle<bool> {
+    tokio::spawn(async move {
+        if let Some(before) = before
+            && matches!(before.await, Ok(false))
+        {
+            return false;
+        }
+        match work.await {
+            Ok(()) => true,
+            Err(e) => {
+                let _ = failed.send(e);
+                false
+            }
+        }
+    })
 }
 
 async fn handle(
