@@ -140,6 +140,19 @@ async fn remove_topology(
     let _ = conn.close(200, "done".into()).await;
 }
 
+/// An intake on `store` that routes permit requests by the shipped rules.
+fn routed_intake(store: &Store) -> Intake {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let catalogue =
+        tradehub::agency::AgencyCatalogue::load(root.join("config/agencies.toml")).unwrap();
+    let clearance = tradehub::hub::clearance::Clearance {
+        routing: tradehub::routing::Routing::load(&root.join("config/routing.toml"), &catalogue)
+            .unwrap(),
+        ..Default::default()
+    };
+    Intake::new(store.clone(), Limits::default()).with_clearance(clearance)
+}
+
 /// The end of a test's embedded hub: its topology off the broker (with the
 /// inbound queues), its store closed and its directory removed.
 async fn remove_hub(
@@ -752,15 +765,7 @@ async fn permits_round_trip_over_amqp() {
         .set_partner_agency("guest", Some("KMDIA"))
         .await
         .unwrap();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let catalogue =
-        tradehub::agency::AgencyCatalogue::load(root.join("config/agencies.toml")).unwrap();
-    let clearance = tradehub::hub::clearance::Clearance {
-        routing: tradehub::routing::Routing::load(&root.join("config/routing.toml"), &catalogue)
-            .unwrap(),
-        ..Default::default()
-    };
-    let intake = Intake::new(store.clone(), Limits::default()).with_clearance(clearance);
+    let intake = routed_intake(&store);
     let mut settings = AmqpSettings::new(amqp_url());
     settings.prefix = format!("t{}.", uuid::Uuid::now_v7().simple());
     settings.agencies = vec!["KMDIA".into(), "MFDS".into()];
@@ -949,15 +954,7 @@ async fn a_long_store_failure_keeps_the_senders_order() {
     settings.store_retry_budget = Duration::from_millis(300);
     // Routed, so that the original waits for a permit (a cleared one could
     // no longer be cancelled).
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let catalogue =
-        tradehub::agency::AgencyCatalogue::load(root.join("config/agencies.toml")).unwrap();
-    let clearance = tradehub::hub::clearance::Clearance {
-        routing: tradehub::routing::Routing::load(&root.join("config/routing.toml"), &catalogue)
-            .unwrap(),
-        ..Default::default()
-    };
-    let intake = Intake::new(store.clone(), Limits::default()).with_clearance(clearance);
+    let intake = routed_intake(&store);
     let ch = conn.create_channel().await.unwrap();
     amqp::declare_topology(&ch, &settings).await.unwrap();
     amqp::declare_ack_queue(&ch, &settings, "guest")
