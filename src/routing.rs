@@ -93,7 +93,7 @@ struct RawRule {
     /// (prefix match on the declaration's office: a regional agency office
     /// for the ports it serves).
     #[serde(default)]
-    offices: Vec<String>,
+    offices: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -211,6 +211,19 @@ impl Routing {
                     ),
                 ));
             }
+            // Office codes compare trimmed and in capitals; a blank one
+            // would match every office.
+            let mut offices = Vec::new();
+            for office in &r.offices {
+                let code = office.get_ref().trim().to_ascii_uppercase();
+                if code.is_empty() {
+                    return Err(error(
+                        office.span().start,
+                        "an office code is empty; it would match every customs office".into(),
+                    ));
+                }
+                offices.push(code);
+            }
             rules.push(Rule {
                 id: r.id.into_inner(),
                 agency: r.agency.into_inner(),
@@ -227,7 +240,7 @@ impl Routing {
                     .map(|c| c.to_ascii_uppercase())
                     .collect(),
                 documents: r.documents,
-                offices: r.offices,
+                offices,
             });
         }
         Ok(Routing { rules })
@@ -269,9 +282,8 @@ impl Routing {
             }
             if !rule.offices.is_empty()
                 && !declaration.customs_office.as_deref().is_some_and(|office| {
-                    rule.offices
-                        .iter()
-                        .any(|o| office.trim().starts_with(o.as_str()))
+                    let office = office.trim().to_ascii_uppercase();
+                    rule.offices.iter().any(|o| office.starts_with(o.as_str()))
                 })
             {
                 continue;

@@ -288,7 +288,15 @@ fn shipped_rules_ask_only_the_agencies_that_confirm_the_goods() {
                 "KPTA/kpta-medicines",
             ],
         ),
-        ("330499", &["KPTA/kpta-cosmetics"]),
+        ("330499", &[]),
+        ("330129", &["KPTA/kpta-cosmetics"]),
+        ("900130", &["KMDIA/kmdia-devices"]),
+        ("902000", &[]),
+        ("902219", &["NSSC/nssc-chapters"]),
+        ("902214", &["KMDIA/kmdia-devices", "NSSC/nssc-chapters"]),
+        ("902121", &["KDIA/kdia-dental"]),
+        ("940210", &["KDIA/kdia-dental"]),
+        ("271091", &["KECO/keco-wastes", "KPETRO/kpetro-fuels"]),
         (
             "040610",
             &[
@@ -339,7 +347,7 @@ law = "Special Act on Imported Food Safety Control"
 confirms = "import report for food"
 kinds = ["import"]
 hs = ["02"]
-offices = ["KR030"]
+offices = [" kr030"]
 "#,
         &agencies,
     )
@@ -360,6 +368,18 @@ offices = ["KR030"]
             .collect()
     };
     assert_eq!(at(Some("KR03011")), ["mfds-busan"]);
+    assert_eq!(at(Some("kr03011 ")), ["mfds-busan"]);
     assert!(at(Some("KR02010")).is_empty());
     assert!(at(None).is_empty());
+    // A blank office code would match every office: refused, with its line.
+    let blank = Routing::from_toml_str(
+        "blank.toml",
+        "[[rule]]\nid = \"x\"\nagency = \"MFDS\"\nlaw = \"l\"\nconfirms = \"c\"\nhs = [\"02\"]\noffices = [\" \"]\n",
+        &agencies,
+    );
+    let err = blank.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(
+        err.contains("blank.toml:7") && err.contains("empty"),
+        "{err}"
+    );
 }

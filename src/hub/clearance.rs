@@ -138,6 +138,8 @@ impl Default for Clearance {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Prior {
     pub id: String,
+    /// Its LRN, named in the events about it.
+    pub lrn: Option<String>,
     pub status: String,
     /// Its MRN: an amendment keeps it, a cancellation's answer quotes it.
     pub mrn: Option<String>,
@@ -155,6 +157,7 @@ impl From<&StoredDeclaration> for Prior {
     fn from(d: &StoredDeclaration) -> Self {
         Prior {
             id: d.id.clone(),
+            lrn: d.lrn.clone(),
             status: d.status.clone(),
             mrn: d.mrn.clone(),
             function: d.function.clone(),
@@ -703,6 +706,14 @@ impl Clearance {
             status: status.to_owned(),
             body: rendered.text,
         });
+        // The event says the declaration's own status, where it has one
+        // that differs from what its answer says: a cancellation is stored
+        // accepted (what it cancelled has its own event, `superseded`).
+        let status = if d.status.is_empty() {
+            status
+        } else {
+            d.status.as_str()
+        };
         let event = serde_json::json!({
             "type": format!("declaration.{status}"),
             "declaration": {
@@ -737,6 +748,7 @@ impl Clearance {
         &self,
         d: &mut NewDeclaration,
         s: &Supersede,
+        replaced: &Prior,
         reply: &Reply,
         pending: &[(String, String)],
         now: Timestamp,
@@ -745,9 +757,11 @@ impl Clearance {
             "type": format!("declaration.{}", s.to),
             "declaration": {
                 "id": s.id,
-                "lrn": reply.lrn,
+                "lrn": replaced.lrn,
                 "partner": reply.partner,
+                "message_type": reply.message_type,
                 "status": s.to,
+                "lane": replaced.lane,
                 "replaced_by": d.id,
                 "at": now.to_string(),
             }
@@ -769,13 +783,16 @@ impl Clearance {
                 "reason": s.detail,
                 "at": now.to_string(),
             });
-            d.outbox.push(OutboxMessage {
-                exchange: PERMITS_EXCHANGE.into(),
-                routing_key: format!("permit.{agency}"),
-                message_id: format!("{permit}/withdrawn"),
-                content_type: "application/json".into(),
-                payload: serde_json::to_vec(&notice).unwrap_or_default(),
-            });
+            d.withdrawal_notices.push((
+                permit.clone(),
+                OutboxMessage {
+                    exchange: PERMITS_EXCHANGE.into(),
+                    routing_key: format!("permit.{agency}"),
+                    message_id: format!("{permit}/withdrawn"),
+                    content_type: "application/json".into(),
+                    payload: serde_json::to_vec(&notice).unwrap_or_default(),
+                },
+            ));
         }
     }
 }

@@ -856,7 +856,10 @@ impl Intake {
                         .map(|p| (p.id, p.agency))
                         .collect(),
                 };
-                self.clearance.superseded(&mut d, &s, &reply, &pending, now);
+                if let Some(replaced) = &prior {
+                    self.clearance
+                        .superseded(&mut d, &s, replaced, &reply, &pending, now);
+                }
                 // What this one replaces is no longer live in the rest of
                 // the interchange (a cancellation's quoted MRN is marked
                 // below).
@@ -867,6 +870,7 @@ impl Intake {
             if d.status != clearance::state::REJECTED {
                 let now_prior = clearance::Prior {
                     id: d.id.clone(),
+                    lrn: d.lrn.clone(),
                     status: d.status.clone(),
                     mrn: d.mrn.clone(),
                     function: d.function.clone(),
@@ -879,6 +883,7 @@ impl Intake {
                     let after = match &d.supersedes {
                         Some(s) if s.to == clearance::state::CANCELLED => clearance::Prior {
                             id: s.id.clone(),
+                            lrn: prior.as_ref().and_then(|p| p.lrn.clone()),
                             status: s.to.clone(),
                             mrn: Some(mrn.clone()),
                             function: None,

@@ -48,6 +48,10 @@ pub struct NewDeclaration {
     /// An earlier declaration this one amends or cancels, and the status it
     /// moves to.
     pub supersedes: Option<Supersede>,
+    /// Notices to agencies, each for a permit of the declaration replaced:
+    /// written only for the permits that were still pending when it was
+    /// (a permit answered meanwhile gets none).
+    pub withdrawal_notices: Vec<(String, OutboxMessage)>,
 }
 
 /// The scope an LRN is unique in: the declarant's, `declarant:<id>`, when
@@ -271,7 +275,14 @@ impl Store {
                     ),
                 });
             }
-            self.withdraw_permits(tx, &s.id, &at).await?;
+            let withdrawn = self.withdraw_permits(tx, &s.id, &at).await?;
+            let notices: Vec<OutboxMessage> = d
+                .withdrawal_notices
+                .iter()
+                .filter(|(permit, _)| withdrawn.contains(permit))
+                .map(|(_, message)| message.clone())
+                .collect();
+            self.write_outbox(tx, &notices, &at).await?;
             self.declaration_event(tx, &interchange.id, &s.id, &at, &s.to, &s.detail)
                 .await?;
         }
@@ -368,22 +379,26 @@ impl Store {
         Ok(query.execute(&mut **tx).await?.rows_affected() == 1)
     }
 
+    /// Withdraws the declaration's pending permits; returns their ids.
     async fn withdraw_permits(
         &self,
         tx: &mut Transaction<'static, Any>,
         declaration: &str,
         at: &str,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Vec<String>, StoreError> {
         let sql = self.sql(
             "UPDATE permits SET status = 'withdrawn', decided_at = $1 \
-             WHERE declaration_id = $2 AND status = 'pending'",
+             WHERE declaration_id = $2 AND status = 'pending' RETURNING id",
         );
-        sqlx::query(&sql)
+        let rows = sqlx::query(&sql)
             .bind(at)
             .bind(declaration)
-            .execute(&mut **tx)
+            .fetch_all(&mut **tx)
             .await?;
-        Ok(())
+        Ok(rows
+            .iter()
+            .filter_map(|row| row.try_get::<String, _>(0).ok())
+            .collect())
     }
 
     async fn declaration_event(
