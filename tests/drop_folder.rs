@@ -419,3 +419,56 @@ async fn odd_entries_are_taken_refused_or_left_but_never_ignored() {
     intake.store().close().await;
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The hub stopped after writing a file's `.ack` in done/ but before moving
+/// the file there: at the next scan the file (still in work/) is answered
+/// again as a duplicate, with the same acknowledgement, and archived under
+/// its own name beside that `.ack`, not as `NAME.1` beside an orphan.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_move_cut_short_is_finished_under_the_files_own_name() {
+    let (dir, intake, settings) = setup().await;
+    let folder = settings.dir.join("KRBROKER01");
+    std::fs::write(
+        folder.join("in/CUSDEC.EDI"),
+        fixture("ok/cusdec-d96b-unoc.edi"),
+    )
+    .unwrap();
+    let outcomes = drop::scan(&intake, &settings).await.unwrap();
+    assert_eq!(
+        outcomes,
+        vec![Outcome::Done(folder.join("done/CUSDEC.EDI"))]
+    );
+    // As if the move had not happened.
+    std::fs::rename(
+        folder.join("done/CUSDEC.EDI"),
+        folder.join("work/CUSDEC.EDI"),
+    )
+    .unwrap();
+    let outcomes = drop::scan(&intake, &settings).await.unwrap();
+    assert_eq!(
+        outcomes,
+        vec![Outcome::Done(folder.join("done/CUSDEC.EDI"))]
+    );
+    let mut archived: Vec<String> = std::fs::read_dir(folder.join("done"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    archived.sort();
+    assert_eq!(archived, ["CUSDEC.EDI", "CUSDEC.EDI.ack"]);
+    assert_eq!(intake.store().count(Table::Interchanges).await.unwrap(), 1);
+    // A different file of that name is not put beside another's answer.
+    std::fs::write(
+        folder.join("in/CUSDEC.EDI"),
+        String::from_utf8(fixture("ok/cusdec-d96b-unoc.edi"))
+            .unwrap()
+            .replace("20261124001", "20261124003"),
+    )
+    .unwrap();
+    let outcomes = drop::scan(&intake, &settings).await.unwrap();
+    assert_eq!(
+        outcomes,
+        vec![Outcome::Done(folder.join("done/CUSDEC.EDI.1"))]
+    );
+    intake.store().close().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}

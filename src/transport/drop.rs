@@ -496,22 +496,44 @@ fn finish(
     // nothing already archived is overwritten. (Taken links count too.)
     let taken = |p: &Path| std::fs::symlink_metadata(p).is_ok();
     let with = |p: &Path, ext: &str| PathBuf::from(format!("{}.{ext}", p.display()));
+    let ack_bytes = ack.map(crate::ack::to_bytes);
+    let err_bytes = (!ok).then(|| why.as_bytes().to_vec());
+    // Companions that a move of this same file left behind when the hub
+    // stopped between writing them and moving the file: the same bytes as
+    // now, and no file of that name. That name is this file's, not taken
+    // (else the file would be archived as `NAME.1` beside an orphaned
+    // `NAME.ack`).
+    let same = |p: &Path, bytes: &Option<Vec<u8>>| match bytes {
+        Some(bytes) => {
+            std::fs::symlink_metadata(p).is_ok_and(|m| m.is_file())
+                && std::fs::read(p).is_ok_and(|b| b == *bytes)
+        }
+        None => !taken(p),
+    };
+    let ours = |t: &Path| {
+        !taken(t)
+            && (taken(&with(t, "ack")) || taken(&with(t, "err")))
+            && same(&with(t, "ack"), &ack_bytes)
+            && same(&with(t, "err"), &err_bytes)
+    };
     let mut target = target_dir.join(&name);
     let mut n = 1;
-    while taken(&target) || taken(&with(&target, "ack")) || taken(&with(&target, "err")) {
+    while !ours(&target)
+        && (taken(&target) || taken(&with(&target, "ack")) || taken(&with(&target, "err")))
+    {
         target = target_dir.join(format!("{name}.{n}"));
         n += 1;
     }
     let companion = |ext: &str| with(&target, ext);
-    if let Some(ack) = ack {
+    if let Some(bytes) = &ack_bytes {
         let path = companion("ack");
         // In the repertoire its UNB names (ISO 8859-1 for UNOC), as the
         // sender reads it, not as the hub keeps the text.
-        write_no_follow(&path, &crate::ack::to_bytes(ack)).map_err(io_err(&path))?;
+        write_no_follow(&path, bytes).map_err(io_err(&path))?;
     }
-    if !ok {
+    if let Some(bytes) = &err_bytes {
         let path = companion("err");
-        write_no_follow(&path, why.as_bytes()).map_err(io_err(&path))?;
+        write_no_follow(&path, bytes).map_err(io_err(&path))?;
     }
     std::fs::rename(file, &target).map_err(io_err(file))?;
     Ok(if ok {
