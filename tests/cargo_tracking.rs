@@ -206,3 +206,108 @@ async fn a_container_and_a_bill_of_lading_are_tracked_over_http() {
 
     hub.stop().await;
 }
+
+/// A carrier replaces its manifest (BGM 1225 5) and then cancels it (1):
+/// each refers to its live manifest with that reference, which becomes
+/// amended, then cancelled, each with its own event; a cancellation of a
+/// manifest the carrier never sent is refused (RUL008). Before, every one
+/// was stored as another accepted manifest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manifest_is_replaced_and_cancelled_by_its_reference() {
+    let dir = std::env::temp_dir().join(format!("tradehub-cargo-{}", uuid::Uuid::now_v7()));
+    let store = tradehub::store::Store::open(&tradehub::store::Store::embedded_url(&dir).unwrap())
+        .await
+        .unwrap();
+    store
+        .add_partner(
+            CARRIER,
+            "Carrier",
+            "hash",
+            tradehub::timestamp::Timestamp::now(),
+        )
+        .await
+        .unwrap();
+    let partner = store.partner(CARRIER).await.unwrap().unwrap();
+    let intake = tradehub::hub::Intake::new(store.clone(), tradehub::edifact::Limits::default());
+    let send = |reference: &str, function: &str, manifest_no: &str| {
+        let text = String::from_utf8(manifest(CARRIER))
+            .unwrap()
+            .replace("CUSCAR2611001", reference)
+            .replace(
+                "BGM+785+MNF2026112001+9'",
+                &format!("BGM+785+{manifest_no}+{function}'"),
+            );
+        assert!(text.contains(&format!("+{function}'")));
+        text.into_bytes()
+    };
+    let statuses = |ids: &[&str]| {
+        let store = store.clone();
+        let ids: Vec<String> = ids.iter().map(|s| (*s).to_owned()).collect();
+        async move {
+            let mut out = Vec::new();
+            for id in ids {
+                out.push(store.declaration(&id).await.unwrap().unwrap().status);
+            }
+            out
+        }
+    };
+    let submit = |bytes: Vec<u8>| {
+        let (intake, partner, store) = (intake.clone(), partner.clone(), store.clone());
+        async move {
+            match intake.submit(&partner, bytes).await.unwrap() {
+                tradehub::hub::Submission::Stored(r) => store
+                    .declarations_of(&r.interchange.id)
+                    .await
+                    .unwrap()
+                    .remove(0),
+                other => panic!("{other:?}"),
+            }
+        }
+    };
+    let original = submit(send("MNF001", "9", "MNF2026112001")).await;
+    assert_eq!(original.status, "accepted");
+    let replacement = submit(send("MNF002", "5", "MNF2026112001")).await;
+    assert_eq!(
+        replacement.status, "accepted",
+        "{}",
+        replacement.issues_json
+    );
+    assert_eq!(
+        statuses(&[&original.id, &replacement.id]).await,
+        ["amended", "accepted"]
+    );
+    let cancellation = submit(send("MNF003", "1", "MNF2026112001")).await;
+    assert_eq!(
+        cancellation.status, "accepted",
+        "{}",
+        cancellation.issues_json
+    );
+    assert_eq!(
+        statuses(&[&original.id, &replacement.id]).await,
+        ["amended", "cancelled"]
+    );
+    // Nothing left to cancel, and a reference never sent: refused.
+    for manifest_no in ["MNF2026112001", "MNF-NEVER"] {
+        let refused = submit(send(&format!("X{}", &manifest_no[..4]), "1", manifest_no)).await;
+        assert_eq!(refused.status, "rejected");
+        assert!(
+            refused.issues_json.contains("RUL008"),
+            "{}",
+            refused.issues_json
+        );
+    }
+    // Each replaced manifest had its own event.
+    let outbox = store.pending_outbox(1000).await.unwrap();
+    for (id, key) in [
+        (&original.id, "declaration.amended"),
+        (&replacement.id, "declaration.cancelled"),
+    ] {
+        assert!(
+            outbox.iter().any(|m| m.message.routing_key == key
+                && String::from_utf8_lossy(&m.message.payload).contains(id.as_str())),
+            "no {key} event for {id}"
+        );
+    }
+    store.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

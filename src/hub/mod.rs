@@ -42,6 +42,16 @@ pub mod status {
     pub const REJECTED: &str = "rejected";
 }
 
+/// What a cargo report changes ([`Intake::cargo_change`]).
+enum CargoChange {
+    None,
+    /// Its function (`amendment` or `cancellation`) and the live report it
+    /// replaces.
+    Replaces(&'static str, clearance::Prior),
+    /// It refers to no live report: the finding that refuses it.
+    Missing(Issue),
+}
+
 /// What [`Intake::store_new`] found.
 enum Stored {
     Committed,
@@ -642,6 +652,56 @@ impl Intake {
         Ok(found)
     }
 
+    /// What a mapped cargo report changes: nothing (an original, or no
+    /// cargo report), the live report with its reference that it replaces
+    /// or cancels (with its function), or, when there is none, the finding
+    /// that refuses it (RUL008).
+    async fn cargo_change(
+        &self,
+        partner: &Partner,
+        m: &crate::mapping::Mapped,
+        out: &[crate::store::NewDeclaration],
+        seen: &[clearance::Prior],
+    ) -> Result<CargoChange, StoreError> {
+        let Some(canonical) = m.canonical.as_ref().filter(|_| m.target == "cargo_report") else {
+            return Ok(CargoChange::None);
+        };
+        let text = |field: &str| canonical.get(field).and_then(|v| v.as_str());
+        let function = match text("function") {
+            Some("amendment") => "amendment",
+            Some("cancellation") => "cancellation",
+            _ => return Ok(CargoChange::None),
+        };
+        let Some(reference) = text("reference") else {
+            return Ok(CargoChange::None);
+        };
+        // The newest of this interchange first, then the stored ones (not
+        // one an earlier message of this interchange replaced).
+        if let Some(p) = seen.iter().rev().find(|p| {
+            p.lrn.as_deref() == Some(reference) && p.function.as_deref() != Some("cancellation")
+        }) {
+            return Ok(CargoChange::Replaces(function, p.clone()));
+        }
+        if let Some(stored) = self.store.live_cargo_report(&partner.id, reference).await?
+            && !out
+                .iter()
+                .any(|d| d.supersedes.as_ref().is_some_and(|s| s.id == stored.id))
+        {
+            return Ok(CargoChange::Replaces(function, (&stored).into()));
+        }
+        Ok(CargoChange::Missing(Issue::error(
+            crate::diag::Code::RuleReference,
+            crate::diag::Location {
+                path: Some("/reference".into()),
+                ..crate::diag::Location::default()
+            },
+            format!(
+                "a {function} of cargo report {reference:?}, but this sender has no accepted \
+                 cargo report with that reference"
+            ),
+        )))
+    }
+
     /// The declaration rows of the mapped messages of one interchange.
     async fn declarations(
         &self,
@@ -655,6 +715,8 @@ impl Intake {
         // so do the MRNs its amendments and cancellations quoted.
         let mut seen: Vec<(String, clearance::Prior)> = Vec::new();
         let mut seen_mrn: Vec<(String, clearance::Prior)> = Vec::new();
+        // Cargo reports accepted earlier in this interchange.
+        let mut seen_cargo: Vec<clearance::Prior> = Vec::new();
         // Stored declarations an earlier message of this interchange
         // replaced (amended or cancelled): no longer live for the next.
         let mut replaced: std::collections::HashSet<String> = std::collections::HashSet::new();
@@ -826,10 +888,54 @@ impl Intake {
                 _ => (m, findings.clone()),
             };
             findings.extend(taken);
+            // A cargo report that replaces or cancels an earlier one (BGM
+            // 1225 5 or 1) refers to the partner's live report with its
+            // reference: found, it replaces it; not found, it is refused.
+            let cargo_change = match self.cargo_change(partner, m, &out, &seen_cargo).await? {
+                CargoChange::None => None,
+                CargoChange::Replaces(function, replaced) => Some((function, replaced)),
+                CargoChange::Missing(finding) => {
+                    let mut refused = vec![finding];
+                    crate::mapping::locate(&mut refused, &m.provenance);
+                    findings.extend(refused);
+                    None
+                }
+            };
             let id = uuid::Uuid::now_v7().to_string();
             let mut d = self
                 .clearance
                 .intake(m, findings, &reply, prior.as_ref(), now, id);
+            if let Some((function, replaced)) = cargo_change
+                && d.status == clearance::state::ACCEPTED
+            {
+                let to = if function == "cancellation" {
+                    clearance::state::CANCELLED
+                } else {
+                    clearance::state::AMENDED
+                };
+                let s = crate::store::Supersede {
+                    id: replaced.id.clone(),
+                    from: vec![clearance::state::ACCEPTED.to_owned()],
+                    to: to.to_owned(),
+                    detail: format!("{} by cargo report {}", to, d.id),
+                };
+                d.function = Some(function.to_owned());
+                self.clearance
+                    .superseded(&mut d, &s, &replaced, &reply, &[], now);
+                d.supersedes = Some(s);
+                seen_cargo.retain(|p| p.id != replaced.id);
+            }
+            if d.target == "cargo_report" && d.status == clearance::state::ACCEPTED {
+                seen_cargo.push(clearance::Prior {
+                    id: d.id.clone(),
+                    lrn: d.lrn.clone(),
+                    status: d.status.clone(),
+                    mrn: None,
+                    function: d.function.clone(),
+                    lane: None,
+                    scope: None,
+                });
+            }
             if d.target == "declaration" {
                 d.lrn_scope = Some(stored_scope);
             }

@@ -593,6 +593,28 @@ impl Store {
         row.as_ref().map(declaration_row).transpose()
     }
 
+    /// The partner's live (accepted) cargo report with this reference, the
+    /// newest: what a replacement or cancellation of it refers to. (A
+    /// cancellation is stored accepted but is no report to replace.)
+    pub async fn live_cargo_report(
+        &self,
+        partner: &str,
+        reference: &str,
+    ) -> Result<Option<StoredDeclaration>, StoreError> {
+        let sql = self.sql(&format!(
+            "SELECT {DECLARATION_COLUMNS} FROM declarations \
+             WHERE partner_id = $1 AND target = 'cargo_report' AND lrn = $2 AND status = 'accepted' \
+             AND (function IS NULL OR function <> 'cancellation') \
+             ORDER BY created_at DESC, id DESC LIMIT 1"
+        ));
+        let row = sqlx::query(&sql)
+            .bind(partner)
+            .bind(reference)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(declaration_row).transpose()
+    }
+
     /// The declarations of one interchange, in message order.
     pub async fn declarations_of(
         &self,
