@@ -123,6 +123,11 @@ fn warning(code: Code, pointer: String, message: String) -> Issue {
 /// authority sees the difference.
 pub fn check_passenger_list(list: &PassengerList) -> Vec<Issue> {
     let mut out = Vec::new();
+    // One part of a list sent in parts lists only its share of the
+    // travellers the whole list declares.
+    if list.part.is_some() {
+        return out;
+    }
     let crew = list.travellers.iter().filter(|t| t.crew).count();
     let passengers = list.travellers.len() - crew;
     for (declared, listed, what, pointer) in [

@@ -349,10 +349,17 @@ fn convert_reports_rule_findings() {
 /// Maps an EDIFACT fixture (with `from` replaced by `to`) and returns the
 /// findings of its first message, as the hub computes them.
 fn manifest_findings(fixture: &str, from: &str, to: &str) -> Vec<tradehub::diag::Issue> {
+    manifest_findings_with(fixture, &[(from, to)])
+}
+
+/// [`manifest_findings`] with several replacements, in order.
+fn manifest_findings_with(fixture: &str, edits: &[(&str, &str)]) -> Vec<tradehub::diag::Issue> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(root.join(fixture)).unwrap();
-    assert!(text.contains(from), "{from}");
-    let bytes = text.replacen(from, to, 1);
+    let mut bytes = std::fs::read_to_string(root.join(fixture)).unwrap();
+    for (from, to) in edits {
+        assert!(bytes.contains(from), "{from}");
+        bytes = bytes.replacen(from, to, 1);
+    }
     let (_, mapped) = tradehub::mapping::edifact::parse_and_map(
         bytes.as_bytes(),
         &tradehub::schema::Directories::global(),
@@ -381,6 +388,29 @@ fn a_passenger_list_total_that_differs_is_reported() {
         "{}",
         f.message
     );
+}
+
+/// A part of a list sent in parts (UNH S010) lists only its share of the
+/// travellers the whole list declares: no RUL010 for it, and its part
+/// number and status are mapped.
+#[test]
+fn a_part_of_a_passenger_list_is_not_held_to_the_whole_lists_total() {
+    let fixture = "fixtures/edifact/corpus/gtas__apisMessage.txt";
+    let part = manifest_findings(
+        fixture,
+        "PAXLST:D:05B:UN:IATA'",
+        "PAXLST:D:05B:UN:IATA++2:C'",
+    );
+    let whole = manifest_findings(fixture, "CNT+42:2'", "CNT+42:3'");
+    assert_eq!(whole.len(), 1, "{whole:#?}");
+    let both = manifest_findings_with(
+        fixture,
+        &[
+            ("PAXLST:D:05B:UN:IATA'", "PAXLST:D:05B:UN:IATA++2:C'"),
+            ("CNT+42:2'", "CNT+42:3'"),
+        ],
+    );
+    assert!(part.is_empty() && both.is_empty(), "{part:#?} {both:#?}");
 }
 
 /// RUL011: a consignment whose goods are placed in a container the report's

@@ -574,6 +574,13 @@ pub struct PassengerList {
     pub passenger_count: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crew_count: Option<u32>,
+    /// A list sent in parts (UN/EDIFACT UNH S010): this part's number; the
+    /// declared totals are then those of the whole list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub part: Option<u32>,
+    /// `first` or `final` for the first and last part (S010 0073).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub part_status: Option<String>,
     #[serde(default)]
     pub travellers: Vec<Traveller>,
 }
