@@ -22,6 +22,7 @@
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
+use super::outbox::{EVENTS_EXCHANGE, json_message};
 use crate::diag::{Code, Issue, Location};
 use crate::mapping::Mapped;
 use crate::model::{
@@ -726,13 +727,12 @@ impl Clearance {
                 "at": now.to_string(),
             }
         });
-        d.outbox.push(OutboxMessage {
-            exchange: super::outbox::EVENTS_EXCHANGE.into(),
-            routing_key: format!("declaration.{status}"),
-            message_id: format!("{}/{status}/{sequence}/event", d.id),
-            content_type: "application/json".into(),
-            payload: serde_json::to_vec(&event).unwrap_or_default(),
-        });
+        d.outbox.push(json_message(
+            EVENTS_EXCHANGE,
+            format!("declaration.{status}"),
+            format!("{}/{status}/{sequence}/event", d.id),
+            &event,
+        ));
     }
 }
 
@@ -766,13 +766,12 @@ impl Clearance {
                 "at": now.to_string(),
             }
         });
-        d.outbox.push(OutboxMessage {
-            exchange: super::outbox::EVENTS_EXCHANGE.into(),
-            routing_key: format!("declaration.{}", s.to),
-            message_id: format!("{}/{}/by/{}/event", s.id, s.to, d.id),
-            content_type: "application/json".into(),
-            payload: serde_json::to_vec(&event).unwrap_or_default(),
-        });
+        d.outbox.push(json_message(
+            EVENTS_EXCHANGE,
+            format!("declaration.{}", s.to),
+            format!("{}/{}/by/{}/event", s.id, s.to, d.id),
+            &event,
+        ));
         for (permit, agency) in pending {
             let notice = serde_json::json!({
                 "type": "permit.withdrawn",
@@ -785,13 +784,12 @@ impl Clearance {
             });
             d.withdrawal_notices.push((
                 permit.clone(),
-                OutboxMessage {
-                    exchange: PERMITS_EXCHANGE.into(),
-                    routing_key: format!("permit.{agency}"),
-                    message_id: format!("{permit}/withdrawn"),
-                    content_type: "application/json".into(),
-                    payload: serde_json::to_vec(&notice).unwrap_or_default(),
-                },
+                json_message(
+                    PERMITS_EXCHANGE,
+                    format!("permit.{agency}"),
+                    format!("{permit}/withdrawn"),
+                    &notice,
+                ),
             ));
         }
     }

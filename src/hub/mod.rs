@@ -1122,13 +1122,12 @@ fn status_event(new: &NewInterchange) -> OutboxMessage {
             "error_count": new.error_count,
         }
     });
-    OutboxMessage {
-        exchange: outbox::EVENTS_EXCHANGE.into(),
-        routing_key: format!("interchange.{}", new.status),
-        message_id: format!("{}/{}", new.id, new.status),
-        content_type: "application/json".into(),
-        payload: serde_json::to_vec(&payload).unwrap_or_default(),
-    }
+    outbox::json_message(
+        outbox::EVENTS_EXCHANGE,
+        format!("interchange.{}", new.status),
+        format!("{}/{}", new.id, new.status),
+        &payload,
+    )
 }
 
 /// The CONTRL for a stored interchange; its reference comes from the

@@ -27,6 +27,22 @@ use crate::timestamp::Timestamp;
 /// Exchange of status-change events.
 pub const EVENTS_EXCHANGE: &str = "tradehub.events";
 
+/// An outbox message carrying `body` as JSON.
+pub fn json_message(
+    exchange: &str,
+    routing_key: String,
+    message_id: String,
+    body: &serde_json::Value,
+) -> crate::store::OutboxMessage {
+    crate::store::OutboxMessage {
+        exchange: exchange.into(),
+        routing_key,
+        message_id,
+        content_type: "application/json".into(),
+        payload: serde_json::to_vec(body).unwrap_or_default(),
+    }
+}
+
 /// Why a publish failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RelayError {

@@ -468,13 +468,12 @@ pub async fn ensure_ack_queue(
     let queue = s.ack_queue(partner);
     let key = queue.as_str().to_owned();
     let channel = in_time(|| format!("a channel for {key}"), conn.create_channel()).await?;
-    let declared = declare_ack_queue(&channel, s, partner).await;
-    if declared.is_ok() {
-        let _ = channel.close(200, "declared".into()).await;
-        return Ok(());
-    }
-    let Err(error) = declared else {
-        return Ok(());
+    let error = match declare_ack_queue(&channel, s, partner).await {
+        Ok(()) => {
+            let _ = channel.close(200, "declared".into()).await;
+            return Ok(());
+        }
+        Err(error) => error,
     };
     if !exists_otherwise(&error) {
         let _ = channel.close(200, "failed".into()).await;
@@ -1472,15 +1471,11 @@ struct SendFailure {
 /// failed declaration) is the broker being away, no message's fault.
 fn relay_error(failure: SendFailure) -> crate::hub::outbox::RelayError {
     use crate::hub::outbox::RelayError;
-    let soft = |e: &lapin::Error| {
-        matches!(e.kind(), lapin::ErrorKind::ProtocolError(p)
-            if matches!(p.kind(), lapin::protocol::AMQPErrorKind::Soft(_)))
-    };
     match &failure.error {
         AmqpError::Nacked(_) | AmqpError::QueueRefused(_) => {
             RelayError::Refused(failure.error.to_string())
         }
-        AmqpError::Broker(b) if failure.own && soft(b) => {
+        AmqpError::Broker(b) if failure.own && b.is_amqp_soft_error() => {
             RelayError::Rejected(failure.error.to_string())
         }
         _ => RelayError::Publish(failure.error.to_string()),
