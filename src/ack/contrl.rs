@@ -542,22 +542,7 @@ mod tests {
             .replacen("MOA+39:125000.50:USD", "MOA+39:1X:USD", 1)
             .replace("UNH+2+", "UNH+1+")
             .replace("UNT+24+2", "UNT+24+1");
-        let directories = std::sync::Arc::new(crate::schema::Directories::new(&[
-            root.join("schemas/untdid")
-        ]));
-        let parsed = crate::edifact::Parser::new(
-            text.as_bytes(),
-            crate::edifact::ParseOptions {
-                keep_messages: true,
-                ..crate::edifact::ParseOptions::default()
-            },
-        )
-        .with_directories(directories)
-        .run(|_, _| {})
-        .ok();
-        let Some(parsed) = parsed else {
-            panic!("the interchange parses");
-        };
+        let parsed = validated(text.as_bytes());
         let contrl = build(
             &parsed,
             &Options::at(crate::timestamp::Timestamp::now(), false, "T".into()),
