@@ -94,6 +94,11 @@ struct RawRule {
     /// for the ports it serves).
     #[serde(default)]
     offices: Vec<Spanned<String>>,
+    /// The rule applies to goods items that claim one of these duty
+    /// regimes or tariff preferences (`DutyTax::preference`, e.g. an
+    /// in-quota rate).
+    #[serde(default)]
+    preferences: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -118,6 +123,7 @@ pub struct Rule {
     destinations: Vec<String>,
     documents: Vec<String>,
     offices: Vec<String>,
+    preferences: Vec<String>,
 }
 
 /// The routing rules, checked against the agency catalogue.
@@ -224,6 +230,17 @@ impl Routing {
                 }
                 offices.push(code);
             }
+            let mut preferences = Vec::new();
+            for preference in &r.preferences {
+                let code = preference.get_ref().trim().to_ascii_uppercase();
+                if code.is_empty() {
+                    return Err(error(
+                        preference.span().start,
+                        "a preference code is empty; no goods item would claim it".into(),
+                    ));
+                }
+                preferences.push(code);
+            }
             rules.push(Rule {
                 id: r.id.into_inner(),
                 agency: r.agency.into_inner(),
@@ -241,6 +258,7 @@ impl Routing {
                     .collect(),
                 documents: r.documents,
                 offices,
+                preferences,
             });
         }
         Ok(Routing { rules })
@@ -306,7 +324,14 @@ impl Routing {
                         declared.contains(&d.as_str())
                             || item.documents.iter().any(|x| x.code.as_deref() == Some(d))
                     });
-                if hs_ok && procedure_ok && origin_ok && documents_ok {
+                let preference_ok = rule.preferences.is_empty()
+                    || item.duties.iter().any(|duty| {
+                        duty.preference.as_deref().is_some_and(|p| {
+                            let p = p.trim();
+                            rule.preferences.iter().any(|x| x.eq_ignore_ascii_case(p))
+                        })
+                    });
+                if hs_ok && procedure_ok && origin_ok && documents_ok && preference_ok {
                     goods.push(item.sequence);
                 }
             }

@@ -383,3 +383,60 @@ offices = [" kr030"]
         "{err}"
     );
 }
+
+/// A rule with `preferences` applies only to goods items claiming one of
+/// those duty regimes or tariff preferences: a quota recommendation is
+/// asked for the in-quota rate only.
+#[test]
+fn preference_rules_apply_to_items_claiming_them() {
+    let agencies = AgencyCatalogue::load(root().join("config/agencies.toml")).unwrap();
+    let routing = Routing::from_toml_str(
+        "quota.toml",
+        r#"
+[[rule]]
+id = "kdairy-in-quota"
+agency = "KDAIRY"
+law = "Customs Act"
+confirms = "tariff-rate-quota import recommendations for dairy products"
+kinds = ["import"]
+hs = ["0401-0406"]
+preferences = [" q1"]
+"#,
+        &agencies,
+    )
+    .unwrap();
+    let route = |duties: serde_json::Value| -> Vec<(String, Vec<u16>)> {
+        let declaration: tradehub::model::Declaration = serde_json::from_value(serde_json::json!({
+            "kind": "import",
+            "function": "original",
+            "lrn": "LRN-QUOTA",
+            "goods": [
+                {"sequence": 1, "hs_code": "040690", "duties": duties},
+                {"sequence": 2, "hs_code": "040510"},
+            ],
+        }))
+        .unwrap();
+        routing
+            .route(&declaration)
+            .into_iter()
+            .map(|p| (p.rule, p.goods))
+            .collect()
+    };
+    let claimed = route(serde_json::json!([
+        {"kind": "A00", "preference": "100"},
+        {"kind": "B00", "preference": "q1 "}
+    ]));
+    assert_eq!(claimed, [("kdairy-in-quota".to_owned(), vec![1])]);
+    assert!(route(serde_json::json!([{"kind": "A00", "preference": "100"}])).is_empty());
+    assert!(route(serde_json::json!([])).is_empty());
+    let blank = Routing::from_toml_str(
+        "blank.toml",
+        "[[rule]]\nid = \"x\"\nagency = \"MFDS\"\nlaw = \"l\"\nconfirms = \"c\"\nhs = [\"02\"]\npreferences = [\"\"]\n",
+        &agencies,
+    );
+    let err = blank.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(
+        err.contains("blank.toml:7") && err.contains("empty"),
+        "{err}"
+    );
+}
