@@ -94,13 +94,22 @@ pub fn build(parsed: &Parsed, options: &Options) -> Contrl {
     let mut message_errors: BTreeMap<MessageKey, Vec<&Issue>> = BTreeMap::new();
     for issue in &errors {
         let loc = &issue.location;
+        // A UCM names its message by reference and S009 (mandatory, all
+        // four components): the errors of a message whose UNH does not give
+        // them are reported one level up, at its group or the interchange.
+        let position = unh_position(issue, &message_index);
+        let identified = message_index.get(&position).is_some_and(|m| {
+            [&m.message_type, &m.version, &m.release, &m.agency]
+                .iter()
+                .all(|v| !v.trim().is_empty())
+        });
         match (&loc.message, &loc.group) {
-            (Some(m), g) => message_errors
-                .entry((g.clone(), unh_position(issue, &message_index), m.clone()))
+            (Some(m), g) if identified && !m.trim().is_empty() => message_errors
+                .entry((g.clone(), position, m.clone()))
                 .or_default()
                 .push(issue),
-            (None, Some(g)) => group_errors.entry(g.clone()).or_default().push(issue),
-            (None, None) => interchange_errors.push(issue),
+            (_, Some(g)) => group_errors.entry(g.clone()).or_default().push(issue),
+            (_, None) => interchange_errors.push(issue),
         }
     }
     let accepted = errors.is_empty();
@@ -390,17 +399,19 @@ fn message_response(
     issues: &[&Issue],
     v4: bool,
 ) -> Vec<Segment> {
+    // Only messages whose S009 is known get here (see `build`).
     let s009 = match message {
         Some(m) => Element::composite([
-            m.message_type.as_str(),
-            m.version.as_str(),
-            m.release.as_str(),
-            m.agency.as_str(),
+            super::cut(&m.message_type, 6),
+            super::cut(&m.version, 3),
+            super::cut(&m.release, 3),
+            super::cut(&m.agency, 2),
         ]),
         None => Element::simple(""),
     };
     let mut ucm = vec![
-        Element::simple(reference),
+        // 0062 is an..14; a longer reference is reported at its UNH.
+        Element::simple(super::cut(reference, 14)),
         s009,
         Element::simple(ACTION_REJECTED),
     ];
@@ -686,6 +697,49 @@ mod tests {
             "{out}"
         );
         assert!(out.contains("UCI+20261124001ABC+"), "{out}");
+    }
+
+    /// A message whose UNH does not say its type (S009 missing, or a
+    /// component of it) cannot be named by a UCM, whose S009 is mandatory:
+    /// its error is reported on the UCI, at UNH, and the CONTRL stays valid.
+    /// A message with a readable S009 beside it keeps its own UCM.
+    #[test]
+    fn a_message_without_its_type_is_answered_at_the_interchange() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(root.join("fixtures/edifact/ok/cusdec-d96b-unoc.edi"))
+            .unwrap_or_default();
+        for header in ["UNH+1'", "UNH+1+CUSDEC:D::UN'"] {
+            let broken = text.replacen("UNH+1+CUSDEC:D:96B:UN'", header, 1);
+            assert_ne!(broken, text);
+            let parsed = validated(broken.as_bytes());
+            assert!(
+                parsed
+                    .issues
+                    .iter()
+                    .any(|i| i.is_error() && i.location.tag.as_deref() == Some("UNH")),
+                "{:#?}",
+                parsed.issues
+            );
+            let contrl = build(
+                &parsed,
+                &Options::at(crate::timestamp::Timestamp::now(), false, "T".into()),
+            );
+            let out = contrl.text();
+            let segments: Vec<&str> = out.split('\'').collect();
+            let uci = segments
+                .iter()
+                .find(|s| s.starts_with("UCI+"))
+                .copied()
+                .unwrap_or_default();
+            assert!(uci.contains("+4+") && uci.contains("+UNH"), "{out}");
+            assert!(
+                segments.iter().all(|s| !s.starts_with("UCM+1+")),
+                "{header}: {out}"
+            );
+            let answer = validated(&contrl.bytes);
+            let errors: Vec<&Issue> = answer.issues.iter().filter(|i| i.is_error()).collect();
+            assert!(errors.is_empty(), "{out}\n{errors:#?}");
+        }
     }
 
     /// An interchange with no UNB is answered by a CONTRL that is itself
