@@ -894,7 +894,7 @@ fn paxlst_departure_and_arrival_prefer_their_own_qualifiers() {
 /// that follows its MOA (CUSDEC D.96B: SG8 MOA-SG9 CUX-DTM for the
 /// declaration, SG33 MOA-SG34 CUX-DTM for an item). A currency the MOA
 /// gives itself comes first; a CUX that says something else is then
-/// reported unread, never taken.
+/// reported unread, never taken, and one that says the same is read.
 #[test]
 fn an_amount_without_its_currency_takes_the_reference_currency_of_its_cux() {
     let header = "MOA+39:125000.50:USD'";
@@ -950,6 +950,23 @@ fn an_amount_without_its_currency_takes_the_reference_currency_of_its_cux() {
         "{:#?}",
         mapped[0].issues
     );
+
+    // A CUX that says the MOA's currency again says nothing new: nothing
+    // of it is reported, at the declaration or the goods item.
+    let mapped = with(
+        "MOA+39:125000.50:USD'\nCUX+2:USD'",
+        "MOA+123:50001.25:USD'\nCUX+2:USD'",
+        2,
+    );
+    let d = mapped[0].canonical.as_ref().unwrap();
+    assert_eq!(d["totals"]["invoice"]["currency"], "USD");
+    assert_eq!(d["goods"][0]["statistical_value"]["currency"], "USD");
+    let cux: Vec<_> = mapped[0]
+        .issues
+        .iter()
+        .filter(|i| i.location.tag.as_deref() == Some("CUX"))
+        .collect();
+    assert!(cux.is_empty(), "{cux:#?}");
 }
 
 /// CUX holds two C504s, each saying by its 6347 what it is: the reference
@@ -998,4 +1015,57 @@ fn first_cusdec_with(changes: &[(&str, &str)], added: usize) -> Vec<Mapped> {
     }
     let first = first.replacen("UNT+20+1'", &format!("UNT+{}+1'", 20 + added), 1);
     map(format!("{first}UNZ+1+20261124001'").as_bytes())
+}
+
+/// Syntax version 4 writes the occurrences of a repeating composite as
+/// repetitions of one element (`COM+a:TE*b:FX`): an `each` list takes
+/// every repetition (it read only the first, and reported the others as
+/// unmapped).
+#[test]
+fn an_each_list_takes_every_repetition_of_syntax_4() {
+    let text =
+        std::fs::read_to_string(root().join("fixtures/edifact/ok/paxlst-d05b-iata-guideline.edi"))
+            .unwrap();
+    assert!(text.starts_with("UNA:+.? '"));
+    let com = "COM+703-555-1212:TE'";
+    assert_eq!(text.matches(com).count(), 1);
+    let repeated = text.replacen("UNA:+.? '", "UNA:+.?*'", 1).replacen(
+        com,
+        "COM+703-555-1212:TE*703-555-4545:FX*ops@example.org:EM'",
+        1,
+    );
+    let mapped = map(repeated.as_bytes());
+    let list = mapped[0].canonical.as_ref().unwrap();
+    assert_eq!(
+        list["reporter"]["contacts"],
+        serde_json::json!([
+            {"number": "703-555-1212", "channel": "TE"},
+            {"number": "703-555-4545", "channel": "FX"},
+            {"number": "ops@example.org", "channel": "EM"}
+        ])
+    );
+    // Nothing of the COM is left unread.
+    let unread: Vec<_> = mapped[0]
+        .issues
+        .iter()
+        .filter(|i| i.location.tag.as_deref() == Some("COM"))
+        .collect();
+    assert!(unread.is_empty(), "{unread:#?}");
+
+    // A repetition with one component empty gives what it has.
+    let odd = text.replacen("UNA:+.? '", "UNA:+.?*'", 1).replacen(
+        com,
+        "COM+703-555-1212:TE*703-555-4545:FX*:EM'",
+        1,
+    );
+    let mapped = map(odd.as_bytes());
+    let list = mapped[0].canonical.as_ref().unwrap();
+    assert_eq!(
+        list["reporter"]["contacts"],
+        serde_json::json!([
+            {"number": "703-555-1212", "channel": "TE"},
+            {"number": "703-555-4545", "channel": "FX"},
+            {"channel": "EM"}
+        ])
+    );
 }

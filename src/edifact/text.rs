@@ -178,6 +178,42 @@ impl MessageText {
         None
     }
 
+    /// Component `component` of repetition `repetition` (0-based) of
+    /// element `element`; `None` when absent or empty. Repetitions exist
+    /// from syntax version 4 on; before it every value is repetition 0.
+    pub fn get_repeated(
+        &self,
+        seg: usize,
+        element: usize,
+        repetition: usize,
+        component: usize,
+    ) -> Option<&str> {
+        let wanted = key(place(element)?, place(repetition)?, place(component)?);
+        for v in self.value_range(seg) {
+            if v.key >= wanted {
+                return (v.key == wanted).then(|| self.span(v.start, v.end));
+            }
+        }
+        None
+    }
+
+    /// How many repetitions of element `element` of segment `seg` hold a
+    /// value: one more than the last repetition with a non-empty
+    /// component, 0 when the element is empty.
+    pub fn repetitions(&self, seg: usize, element: usize) -> usize {
+        let Some(element) = place(element) else {
+            return 0;
+        };
+        let from = key(element, 0, 0);
+        let to = key(element.saturating_add(1), 0, 0);
+        self.value_range(seg)
+            .iter()
+            .filter(|v| v.key >= from && (v.key < to || element == u16::MAX))
+            .map(|v| ((v.key >> 16) & 0xFFFF) as usize + 1)
+            .max()
+            .unwrap_or(0)
+    }
+
     /// The non-empty values of segment `seg`, in order.
     pub fn values(&self, seg: usize) -> impl Iterator<Item = Placed<'_>> + '_ {
         self.value_range(seg).iter().map(|v| Placed {

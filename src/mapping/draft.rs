@@ -186,6 +186,16 @@ impl<'a> Draft<'a> {
         }
     }
 
+    /// The text a field holds, when it holds a text.
+    pub(crate) fn text_at(&self, object: usize, parts: &[Key]) -> Option<&str> {
+        let node = self.lookup(object, parts)?;
+        match self.nodes.get(node)? {
+            Node::Leaf(Leaf::Text(text)) => Some(text),
+            Node::Leaf(Leaf::Json(Value::String(text))) => Some(text),
+            _ => None,
+        }
+    }
+
     /// Where the items of the list field `parts` go: after those already
     /// there (0 for a new list); `None` when the field holds something
     /// else, so items would be dropped.

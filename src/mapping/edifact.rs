@@ -1080,6 +1080,7 @@ impl EdifactMapping {
             tree: &scratch.tree,
             read: std::mem::take(&mut scratch.read),
             read_far: FxHashSet::default(),
+            repetition: 0,
             issues: std::mem::take(&mut scratch.issues),
             ignored: &self.ignored,
             provenance: Provenance::new(),
@@ -1471,9 +1472,14 @@ struct Run<'a> {
     tree: &'a Tree,
     /// Per data element of the message (see [`SegmentInfo::first_element`]),
     /// a bit per component of its first repetition that some rule read;
-    /// components from the 64th on are in `read_far`.
+    /// components from the 64th on, and further repetitions (syntax
+    /// version 4), are in `read_far` as (segment, element, repetition,
+    /// component).
     read: Vec<u64>,
-    read_far: FxHashSet<(usize, usize, usize)>,
+    read_far: FxHashSet<(usize, usize, usize, usize)>,
+    /// The repetition (0-based) of the element being read by an `each`
+    /// list, for locations; 0 otherwise.
+    repetition: usize,
     issues: Vec<Issue>,
     ignored: &'a FxHashMap<u32, Vec<Vec<bool>>>,
     provenance: Provenance,
@@ -1577,9 +1583,22 @@ impl<'a> Run<'a> {
         match bits {
             Some(bits) if at.component < 64 => *bits |= 1 << at.component,
             _ => {
-                self.read_far.insert((seg, at.element, at.component));
+                self.read_far.insert((seg, at.element, 0, at.component));
             }
         }
+    }
+
+    /// The value at a position of a repetition of its element (syntax
+    /// version 4), marked read.
+    fn repeated_value(&mut self, seg: usize, at: Pos, repetition: usize) -> Option<&'a str> {
+        if repetition == 0 {
+            return self.value(seg, at);
+        }
+        let text: &'a MessageText = self.text;
+        let v = text.get_repeated(seg, at.element, repetition, at.component)?;
+        self.read_far
+            .insert((seg, at.element, repetition, at.component));
+        Some(v)
     }
 
     /// The value at a position, marked read.
@@ -1612,6 +1631,8 @@ impl<'a> Run<'a> {
             message_segment: Some(seg as u32 + 1),
             tag,
             element: at.map(|a| a.element as u16 + 1),
+            repetition: (at.is_some() && self.repetition > 0)
+                .then(|| u16::try_from(self.repetition + 1).unwrap_or(u16::MAX)),
             component: at.map(|a| a.component as u16 + 1),
             ..Location::default()
         }
@@ -1894,7 +1915,11 @@ impl<'a> Run<'a> {
         let earlier: &[usize] = match out.at(obj, &field.to.parts) {
             Held::Nothing => &[],
             Held::List(existing) if field.all => existing,
-            Held::List(_) | Held::Other => return,
+            Held::List(_) => return,
+            Held::Other => {
+                self.agrees(instance, field, out, obj, at);
+                return;
+            }
         };
         let segments = self.select(instance, &field.from);
         let base = prefix.len();
@@ -2006,6 +2031,44 @@ impl<'a> Run<'a> {
         self.found = segments;
     }
 
+    /// A rule whose field an earlier rule has set takes nothing; but the
+    /// value it would have taken, when it says the same as the field holds
+    /// (a CUX currency agreeing with the one its MOA gives), is no value
+    /// left unmapped: it is marked read. A value that differs stays
+    /// unread, and so reported (MAP001). Only plain texts are compared.
+    fn agrees(
+        &mut self,
+        instance: usize,
+        field: &'a CompiledField,
+        out: &Draft<'a>,
+        obj: usize,
+        at: Pos,
+    ) {
+        if field.all
+            || field.join.is_some()
+            || field.codes.is_some()
+            || field.kind != ValueType::Text
+        {
+            return;
+        }
+        let Some(held) = out.text_at(obj, &field.to.parts) else {
+            return;
+        };
+        let segments = self.select(instance, &field.from);
+        let peek = |seg: &usize| self.peek(*seg, at).map(|raw| (*seg, raw));
+        let hit = if field.last {
+            segments.iter().rev().find_map(peek)
+        } else {
+            segments.iter().find_map(peek)
+        };
+        if let Some((seg, raw)) = hit
+            && raw == held
+        {
+            self.mark(seg, at);
+        }
+        self.found = segments;
+    }
+
     /// Applies a list rule in `instance` to the object `obj` of `out`;
     /// `prefix` is the pointer of `obj` while tracing.
     fn list(
@@ -2084,15 +2147,22 @@ impl<'a> Run<'a> {
         let segments = self.select(instance, &each.path);
         let base = prefix.len();
         let mut items = Vec::new();
+        let text = self.text;
         for &seg in &segments {
-            for &element in &each.positions {
+            // Before syntax version 4 each occurrence has its own position;
+            // from version 4 on they are repetitions of one.
+            let occurrences = each.positions.iter().flat_map(|&element| {
+                (0..text.repetitions(seg, element).max(1)).map(move |r| (element, r))
+            });
+            for (element, repetition) in occurrences {
+                self.repetition = repetition;
                 let item = out.object();
                 for field in &each.fields {
                     let Some(component) = field.from.value.map(|p| p.component) else {
                         continue;
                     };
                     let at = Pos { element, component };
-                    let Some(raw) = self.value(seg, at) else {
+                    let Some(raw) = self.repeated_value(seg, at, repetition) else {
                         continue;
                     };
                     let Some(v) = self.convert(field, seg, Some(at), Cow::Borrowed(raw)) else {
@@ -2113,6 +2183,7 @@ impl<'a> Run<'a> {
                 }
             }
         }
+        self.repetition = 0;
         self.found = segments;
         out.append(obj, &each.to.parts, items);
     }
@@ -2140,12 +2211,12 @@ impl<'a> Run<'a> {
                 if info.tag == unh && e < 2 {
                     continue;
                 }
-                // Rules read first repetitions only.
-                let read = r == 0
-                    && match self.read.get(info.first_element + e) {
-                        Some(bits) if c < 64 => bits & (1 << c) != 0,
-                        _ => self.read_far.contains(&(s, e, c)),
-                    };
+                // Field rules read first repetitions, `each` lists every
+                // repetition of their composite.
+                let read = match self.read.get(info.first_element + e) {
+                    Some(bits) if r == 0 && c < 64 => bits & (1 << c) != 0,
+                    _ => self.read_far.contains(&(s, e, r, c)),
+                };
                 if read
                     || ignored
                         .and_then(|i| i.get(e))
@@ -2159,6 +2230,7 @@ impl<'a> Run<'a> {
                     continue;
                 }
                 reported += 1;
+                self.repetition = r;
                 let location = self.location(
                     s,
                     Some(Pos {
@@ -2166,6 +2238,7 @@ impl<'a> Run<'a> {
                         component: c,
                     }),
                 );
+                self.repetition = 0;
                 let value = text.values(s).nth(i).map_or("", |p| p.value);
                 self.issues.push(Issue::warning(
                     Code::MappingUnmapped,
