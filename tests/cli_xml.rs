@@ -219,3 +219,44 @@ fn ack_res_answers_a_declaration_with_an_unwritable_lrn() {
     assert!(report.valid, "{:#?}", report.issues);
     assert_eq!(report.summary.function_code.as_deref(), Some("03"));
 }
+
+/// `ack --kind res` answers as the hub would: a schema-valid declaration
+/// with a value the mapping cannot take (a gross mass in tonnes, where the
+/// canonical mass is kilograms) is rejected (03) with the mapping's error
+/// pointed at, not received (02).
+#[test]
+fn ack_res_rejects_what_the_mapping_refuses() {
+    let text = std::fs::read_to_string(corpus("valid/hmrc__TT_IM001d__TT_IM001d.xml")).unwrap();
+    assert!(text.contains("<GrossMassMeasure>"));
+    let broken = text.replacen(
+        "<GrossMassMeasure>",
+        "<GrossMassMeasure unitCode=\"TNE\">",
+        1,
+    );
+    let path = std::env::temp_dir().join(format!("tradehub-tonnes-{}.xml", std::process::id()));
+    std::fs::write(&path, broken).unwrap();
+    let out = tradehub(&[
+        "ack",
+        "--kind",
+        "res",
+        "--format",
+        "json",
+        path.to_str().unwrap(),
+    ]);
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(out.status.code(), Some(1));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["function_code"], "03", "{json:#}");
+    let codes: Vec<&str> = json["issues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|i| i["code"].as_str())
+        .collect();
+    assert!(codes.contains(&"MAP002"), "{json:#}");
+    assert!(!codes.iter().any(|c| c.starts_with("XML")), "{json:#}");
+    assert!(
+        json["response"].as_str().unwrap().contains("MAP002"),
+        "{json:#}"
+    );
+}

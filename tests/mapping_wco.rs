@@ -594,3 +594,50 @@ fn a_wco_date_rule_must_name_a_date_time_string_and_its_format() {
         assert!(err.line >= 6, "{body}: {err}");
     }
 }
+
+/// Character data written as CDATA is text like any other, and a count
+/// written as the schema's xs:decimal allows (`3.0`, `+1`) is the whole
+/// number it says; a real fraction is still refused.
+#[test]
+fn cdata_and_decimal_forms_of_whole_numbers_are_read() {
+    let mapping = load().unwrap();
+    let text = std::fs::read_to_string(
+        root().join("fixtures/wco/corpus/valid/hmrc__TT_IM001d__TT_IM001d.xml"),
+    )
+    .unwrap();
+    let lrn = "<FunctionalReferenceID>TT_IM01d_v1.6_230322_1</FunctionalReferenceID>";
+    let quantity = "<GoodsItemQuantity>3</GoodsItemQuantity>";
+    let second = "<SequenceNumeric>2</SequenceNumeric>";
+    for needle in [lrn, quantity, second] {
+        assert_eq!(text.matches(needle).count(), 1, "{needle}");
+    }
+    let changed = text
+        .replace(
+            lrn,
+            "<FunctionalReferenceID><![CDATA[TT_IM01d_v1.6_230322_1]]></FunctionalReferenceID>",
+        )
+        .replace(quantity, "<GoodsItemQuantity>3.0</GoodsItemQuantity>")
+        .replace(second, "<SequenceNumeric>+2</SequenceNumeric>");
+    let (value, issues) = mapping.apply(changed.as_bytes());
+    let errors: Vec<_> = issues.iter().filter(|i| i.is_error()).collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    let d = typed("declaration", value).unwrap();
+    assert_eq!(d["lrn"], "TT_IM01d_v1.6_230322_1");
+    assert_eq!(d["totals"]["items"], 3);
+    let sequences: Vec<u64> = d["goods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["sequence"].as_u64().unwrap())
+        .collect();
+    assert_eq!(sequences, [1, 2, 3]);
+
+    let fraction = text.replace(quantity, "<GoodsItemQuantity>3.5</GoodsItemQuantity>");
+    let (_, issues) = mapping.apply(fraction.as_bytes());
+    assert!(
+        issues
+            .iter()
+            .any(|i| i.code == Code::MappingValueInvalid && i.message.contains("\"3.5\"")),
+        "{issues:#?}"
+    );
+}

@@ -173,6 +173,56 @@ fn text_limit() {
     );
 }
 
+/// Text cut into pieces by empty comments (or processing instructions)
+/// is still one value to libxml2, which joins the pieces at a cost growing
+/// with their square: the limit counts the element's character data across
+/// them, and a long comment counts too.
+#[test]
+fn text_limit_holds_across_comments() {
+    let piece = "A".repeat(1 << 10);
+    for cut in ["<!---->", "<?x?>"] {
+        let text: String = (0..2048).map(|_| format!("{piece}{cut}")).collect();
+        let doc = format!(
+            "<Declaration xmlns=\"urn:wco:datamodel:WCO:DEC-DMS:2\">\n<FunctionalReferenceID>{text}</FunctionalReferenceID></Declaration>"
+        );
+        refused(
+            &validator(XmlLimits::default()).validate(doc.as_bytes(), "pieces.xml"),
+            Code::XmlTextTooLarge,
+            2,
+        );
+    }
+    let comment = format!("<!--{}-->", "c".repeat(2 << 20));
+    let doc = format!(
+        "<Declaration xmlns=\"urn:wco:datamodel:WCO:DEC-DMS:2\">\n<FunctionCode>9</FunctionCode>{comment}</Declaration>"
+    );
+    refused(
+        &validator(XmlLimits::default()).validate(doc.as_bytes(), "comment.xml"),
+        Code::XmlTextTooLarge,
+        2,
+    );
+    // Text between child elements starts a new run at each element: a
+    // declaration whose values add up to more than the limit is fine.
+    let items: String = (0..3)
+        .map(|_| {
+            format!(
+                "<FunctionalReferenceID>{}</FunctionalReferenceID>",
+                "B".repeat(600 << 10)
+            )
+        })
+        .collect();
+    let doc =
+        format!("<Declaration xmlns=\"urn:wco:datamodel:WCO:DEC-DMS:2\">\n{items}</Declaration>");
+    let report = validator(XmlLimits::default()).validate(doc.as_bytes(), "items.xml");
+    assert!(
+        report
+            .issues
+            .iter()
+            .all(|i| i.code != Code::XmlTextTooLarge),
+        "{:#?}",
+        report.issues
+    );
+}
+
 #[test]
 fn document_size_limit_is_checked_before_parsing() {
     let limits = XmlLimits {

@@ -167,7 +167,7 @@ impl Intake {
 /// The mapped declaration with its located rule findings, and the trader
 /// it names as its Submitter (or, without one, its Declarant) — read from
 /// the mapping's output even when that does not make a whole declaration.
-fn map_declaration(
+pub(crate) fn map_declaration(
     bytes: &[u8],
     report: &XmlReport,
     settings: &crate::rules::RuleSettings,

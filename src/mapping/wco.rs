@@ -528,6 +528,10 @@ impl WcoMapping {
                 Event::Text(t) if inside => {
                     text.push_str(&t.decode().map(|c| c.into_owned()).unwrap_or_default());
                 }
+                // Character data written as CDATA is the same text.
+                Event::CData(data) if inside => {
+                    text.push_str(&String::from_utf8_lossy(&data));
+                }
                 Event::GeneralRef(r) if inside => {
                     if let Ok(Some(ch)) = r.resolve_char_ref() {
                         text.push(ch);
@@ -1041,9 +1045,11 @@ impl XmlRun<'_> {
                     None
                 }
             },
-            ValueType::Integer => match raw.parse::<u64>() {
-                Ok(n) => Some(Value::from(n)),
-                Err(_) => {
+            // The schema's counts are xs:decimal with no fraction digits, so
+            // `1.0` and `+1` are valid ways to write 1.
+            ValueType::Integer => match whole_number(&raw) {
+                Some(n) => Some(Value::from(n)),
+                None => {
                     self.issues.push(bad("a whole number"));
                     None
                 }
@@ -1132,4 +1138,21 @@ fn render(path: &[(String, u32)], attribute: Option<&str>) -> String {
         out.push_str(a);
     }
     out
+}
+
+/// A whole number written as an xs:decimal (`7`, `+7`, `007`, `7.0`, `7.`),
+/// not negative and within `u64`.
+fn whole_number(raw: &str) -> Option<u64> {
+    if let Ok(n) = raw.parse::<u64>() {
+        return Some(n);
+    }
+    let d = raw
+        .strip_prefix('+')
+        .unwrap_or(raw)
+        .parse::<Decimal>()
+        .ok()?;
+    if (d.is_sign_negative() && !d.is_zero()) || !d.fract().is_zero() {
+        return None;
+    }
+    rust_decimal::prelude::ToPrimitive::to_u64(&d.trunc())
 }

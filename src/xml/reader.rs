@@ -362,10 +362,12 @@ pub fn scan(doc: &[u8], limits: &XmlLimits) -> Scan {
             }
         };
         let (namespace, event) = event;
-        if !matches!(
-            event,
-            Event::Text(_) | Event::GeneralRef(_) | Event::CData(_)
-        ) {
+        // The character data of one element, counted across the comments
+        // and processing instructions between its pieces (which libxml2
+        // joins into one value, at a cost that grows with the square of
+        // the pieces): only an element boundary starts a new run. Comments
+        // and instructions count too, so they are bounded as well.
+        if matches!(event, Event::Start(_) | Event::Empty(_) | Event::End(_)) {
             text_run = 0;
         }
         match event {
@@ -611,7 +613,8 @@ pub fn scan(doc: &[u8], limits: &XmlLimits) -> Scan {
                     captured.push(ch);
                 }
             }
-            Event::Comment(_) | Event::PI(_) => {}
+            Event::Comment(comment) => text_run += comment.len() + 7,
+            Event::PI(pi) => text_run += pi.len() + 4,
             Event::Eof => {
                 if !stack.is_empty() {
                     scan.issues.push(Issue::error(
