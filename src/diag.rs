@@ -71,6 +71,9 @@ codes! {
     InvalidCharacter = "E0021",
     /// 0085 code 22: invalid service character (e.g. a release character at the end of input).
     InvalidServiceCharacter = "E0022",
+    /// 0085 code 25: the interchange is a test (UNB 0035), which the hub
+    /// does not process.
+    TestIndicatorNotSupported = "E0025",
     /// 0085 code 26: duplicate interchange, group or message detected.
     Duplicate = "E0026",
     /// 0085 code 28: control references in header and trailer do not match.

@@ -243,6 +243,30 @@ async fn workflow(url: &str) {
         .await
         .unwrap();
     assert_eq!(again, DecisionOutcome::AlreadyDecided("granted".into()));
+    // The very answer recorded, sent again (a resend after a lost reply),
+    // is taken as the first was: nothing changes, the declaration is told.
+    let resent = hub
+        .intake
+        .decide(
+            &hub.mfds,
+            &decision(&mfds_permit.id, PermitOutcome::Granted, "safe"),
+        )
+        .await
+        .unwrap();
+    let DecisionOutcome::Repeated(now) = resent else {
+        panic!("{resent:?}")
+    };
+    assert_eq!(now.status, state::AWAITING_PERMITS);
+    // The same outcome with other reasons is another answer.
+    let other = hub
+        .intake
+        .decide(
+            &hub.mfds,
+            &decision(&mfds_permit.id, PermitOutcome::Granted, "safe enough"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(other, DecisionOutcome::AlreadyDecided("granted".into()));
     // The second grant clears it.
     let second = hub
         .intake
@@ -1637,4 +1661,46 @@ async fn changes_in_one_interchange_on_sqlite() {
 #[tokio::test]
 async fn changes_in_one_interchange_on_postgres() {
     on_postgres(changes_in_one_interchange).await;
+}
+
+/// An interchange marked as a test (UNB 0035) is rejected with 0085 code
+/// 25: nothing of it becomes a declaration or a permit request, and its
+/// CONTRL says why, at UNB 0035.
+#[tokio::test]
+async fn a_test_interchange_is_rejected_with_code_25() {
+    let dir = std::env::temp_dir().join(format!("tradehub-test-ind-{}", uuid::Uuid::now_v7()));
+    let hub = hub(&Store::embedded_url(&dir).unwrap(), clearance("", 60)).await;
+    let live = String::from_utf8(cusdec("IC700", "LRN-T", "9", &["020130"])).unwrap();
+    let header = "+261124:1030+IC700'";
+    assert_eq!(live.matches(header).count(), 1);
+    let test = live.replacen(header, "+261124:1030+IC700++++++1'", 1);
+    let receipt = match hub
+        .intake
+        .submit(&hub.broker, test.into_bytes())
+        .await
+        .unwrap()
+    {
+        Submission::Stored(r) => r,
+        other => panic!("not stored: {other:?}"),
+    };
+    assert_eq!(receipt.interchange.status, "rejected");
+    assert!(
+        receipt
+            .issues
+            .iter()
+            .any(|i| i.code == tradehub::diag::Code::TestIndicatorNotSupported),
+        "{:?}",
+        receipt.issues
+    );
+    let contrl = &receipt.interchange.acknowledgement;
+    // S011 0098 counts the tag as 1: 0035, the eleventh element, is 12.
+    assert!(contrl.contains("+4+25+UNB+12'"), "{contrl}");
+    let declarations = hub
+        .intake
+        .store()
+        .declarations_of(&receipt.interchange.id)
+        .await
+        .unwrap();
+    assert!(declarations.is_empty());
+    let _ = std::fs::remove_dir_all(dir);
 }

@@ -265,3 +265,62 @@ fn the_preparation_date_and_time_exist() {
         assert_eq!(found[0].1, Some(component), "{date} {time}");
     }
 }
+
+/// UNB's coded service elements hold codes of their ISO 9735 lists, which
+/// differ by syntax version (0031 2 and 0035 2-4 exist from version 4 on).
+#[test]
+fn unb_service_codes_are_those_of_their_lists() {
+    let invalid = |version: &str, tail: &str| -> Vec<(Option<u16>, Option<u16>, bool)> {
+        let data = format!(
+            "UNB+UNOC:{version}+S+R+{}:0930+REF{tail}'UNH+1+CUSDEC:D:96B:UN'BGM+929+A+9'UNT+3+1'UNZ+1+REF'",
+            if version == "4" { "20261127" } else { "261127" }
+        );
+        edifact::parse(data.as_bytes())
+            .issues
+            .iter()
+            .filter(|i| i.code == Code::InvalidValue)
+            .map(|i| (i.location.element, i.location.component, i.is_error()))
+            .collect()
+    };
+    for (version, tail) in [
+        ("3", "+:AA++A+1++1"),
+        ("3", "++++++5"),
+        ("4", "++++2++4"),
+        ("4", "+:BB"),
+    ] {
+        assert!(invalid(version, tail).is_empty(), "{version} {tail}");
+    }
+    for (version, tail, at) in [
+        // An unknown test indicator is an error, the others warnings.
+        ("4", "++++++9", (Some(11), None, true)),
+        ("3", "++++++2", (Some(11), None, true)),
+        ("3", "++++7", (Some(9), None, false)),
+        ("3", "++++2", (Some(9), None, false)),
+        ("3", "+++Z", (Some(8), None, false)),
+        ("3", "+:CC", (Some(6), Some(2), false)),
+    ] {
+        assert_eq!(invalid(version, tail), [at], "{version} {tail}");
+    }
+}
+
+/// A data element of 65,536 components or repetitions (a segment of
+/// 240 KB, under the default segment limit) is read to its end and
+/// reported, never a counter overflow.
+#[test]
+fn components_and_repetitions_beyond_what_a_place_holds() {
+    for (una, version, piece) in [("UNA:+.? '", "3", "A:"), ("UNA:+.?*'", "4", "A*")] {
+        let ftx = format!("FTX+AAA+++{}B'", piece.repeat(70_000));
+        let data = format!(
+            "{una}UNB+UNOC:{version}+S+R+{}:1030+REF'UNH+1+CUSDEC:D:96B:UN'BGM+929+A+9'{ftx}UNT+4+1'UNZ+1+REF'",
+            if version == "4" { "20261124" } else { "261124" }
+        );
+        let parsed = edifact::parse(data.as_bytes());
+        assert_eq!(parsed.interchange.counts.messages, 1, "{version}");
+        // Validated against the directory, FTX's C108 has five components.
+        let validated = Parser::new(data.as_bytes(), ParseOptions::default())
+            .with_directories(tradehub::schema::Directories::global())
+            .run(|_, _| {})
+            .unwrap();
+        assert!(!validated.is_valid(), "{version}");
+    }
+}

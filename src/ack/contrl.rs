@@ -156,15 +156,20 @@ pub fn build(parsed: &Parsed, options: &Options) -> Contrl {
     // ones beside groups, E0030, or in a group not kept in the tree): their
     // UCMs are the CONTRL's segment group 1, which comes before the UCFs of
     // segment group 3 (a UCM after a UCF would be read as that group's).
-    for ((g, position, reference), issues) in &message_errors {
-        if g.as_ref().is_none_or(|g| !group_order.contains(g)) {
-            body.extend(message_response(
-                reference,
-                message_index.get(position),
-                issues,
-                v4,
-            ));
-        }
+    // CONTRL's segment groups 1 and 4 (UCM) occur 999 times at most, as
+    // do groups 2 and 5 (UCS) per message: beyond, the UCI (and UCF)
+    // rejection says it all, and the CONTRL stays valid.
+    for ((_, position, reference), issues) in message_errors
+        .iter()
+        .filter(|((g, _, _), _)| g.as_ref().is_none_or(|g| !group_order.contains(g)))
+        .take(MAX_GROUP)
+    {
+        body.extend(message_response(
+            reference,
+            message_index.get(position),
+            issues,
+            v4,
+        ));
     }
     for group in &subject.groups {
         let g_errors = group_errors.get(&group.reference);
@@ -200,7 +205,7 @@ pub fn build(parsed: &Parsed, options: &Options) -> Contrl {
             push_error(&mut ucf, first, v4, true);
         }
         body.push(Segment::new("UCF", trim(ucf)));
-        for ((_, position, reference), issues) in msgs {
+        for ((_, position, reference), issues) in msgs.into_iter().take(MAX_GROUP) {
             body.extend(message_response(
                 reference,
                 message_index.get(position),
@@ -361,6 +366,9 @@ fn party(id: &str, qualifier: &str) -> Element {
     }
 }
 
+/// Most occurrences of a CONTRL segment group (UCM, UCS: 999).
+const MAX_GROUP: usize = 999;
+
 /// A message with errors: its group, its UNH position (0 when not known)
 /// and its reference; ordered as the messages came.
 type MessageKey = (Option<String>, u32, String);
@@ -440,11 +448,11 @@ fn message_response(
             by_segment.entry(pos).or_default().push(issue);
         }
     }
-    for (pos, seg_issues) in by_segment {
+    for (pos, seg_issues) in by_segment.into_iter().take(MAX_GROUP) {
         let segment_level = seg_issues.iter().find(|i| i.location.element.is_none());
         let mut ucs = vec![Element::simple(pos.to_string())];
         if let Some(first) = segment_level {
-            ucs.push(Element::simple(number(first)));
+            ucs.push(Element::simple(number(first, v4)));
         }
         out.push(Segment::new("UCS", ucs));
         for issue in seg_issues
@@ -454,7 +462,7 @@ fn message_response(
         {
             out.push(Segment::new(
                 "UCD",
-                vec![Element::simple(number(issue)), s011(issue, v4)],
+                vec![Element::simple(number(issue, v4)), s011(issue, v4)],
             ));
         }
     }
@@ -469,7 +477,7 @@ fn is_envelope(issue: &Issue) -> bool {
 
 /// Appends 0085, 0013/0135 and S011 for the first error of a level.
 fn push_error(elements: &mut Vec<Element>, issue: &Issue, v4: bool, with_tag: bool) {
-    elements.push(Element::simple(number(issue)));
+    elements.push(Element::simple(number(issue, v4)));
     let tag = issue
         .location
         .tag
@@ -513,8 +521,23 @@ fn s011(issue: &Issue, v4: bool) -> Element {
 }
 
 /// The 0085 number of an issue; project codes map to 18 (unspecified error).
-fn number(issue: &Issue) -> String {
-    issue.code.syntax_error_number().unwrap_or(18).to_string()
+/// The syntax error code (0085) of an issue. Version 4's list (ISO 9735
+/// part 11) no longer has 1 (UNA not supported), 19 (invalid decimal
+/// notation), 31 (more than one message type in group) or 38 (missing
+/// digit in front of decimal sign), which the list of the CONTRL of
+/// version 3 (UNSL D.96B) has: a CONTRL 4 says what its list can.
+fn number(issue: &Issue, v4: bool) -> String {
+    let code = issue.code.syntax_error_number().unwrap_or(18);
+    let code = match code {
+        1 if v4 => 18,
+        // A decimal mark advised in UNA that cannot be one: a character
+        // invalid as service character; in a value: an invalid value.
+        19 if v4 && issue.location.tag.as_deref() == Some("UNA") => 20,
+        19 | 38 if v4 => 12,
+        31 if v4 => 14,
+        other => other,
+    };
+    code.to_string()
 }
 
 /// Drops empty trailing elements (ISO 9735 forbids trailing separators).
@@ -740,6 +763,64 @@ mod tests {
             let errors: Vec<&Issue> = answer.issues.iter().filter(|i| i.is_error()).collect();
             assert!(errors.is_empty(), "{out}\n{errors:#?}");
         }
+    }
+
+    /// A CONTRL of syntax version 4 uses the codes of version 4's 0085
+    /// list: 38 (missing digit before the decimal mark) and 19 are not in
+    /// it, so `.5` is reported as 12, invalid value; version 3 keeps 38.
+    #[test]
+    fn a_version_4_contrl_uses_version_4_codes() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(root.join("fixtures/edifact/ok/cusdec-d96b-unoc.edi"))
+            .unwrap_or_default()
+            .replacen("MOA+39:125000.50:USD'", "MOA+39:.5:USD'", 1);
+        let v4 = text.replacen(
+            "UNOC:3+KRBROKER01:ZZZ+TRADEHUB:ZZZ+261124",
+            "UNOC:4+KRBROKER01:ZZZ+TRADEHUB:ZZZ+20261124",
+            1,
+        );
+        assert_ne!(v4, text);
+        let answer = |input: &str| {
+            let parsed = validated(input.as_bytes());
+            build(
+                &parsed,
+                &Options::at(crate::timestamp::Timestamp::now(), false, "T".into()),
+            )
+            .text()
+        };
+        let out = answer(&text);
+        assert!(out.contains("UCD+38+2:2"), "{out}");
+        let out = answer(&v4);
+        assert!(out.contains("UNH+1+CONTRL:4:1:UN"), "{out}");
+        assert!(out.contains("UCD+12+2:2"), "{out}");
+        assert!(!out.contains("UCD+38"), "{out}");
+    }
+
+    /// CONTRL's UCM and UCS groups occur 999 times at most: an interchange
+    /// of 1,200 messages in error is answered by 999 UCMs under its
+    /// rejecting UCI, and the CONTRL is itself valid.
+    #[test]
+    fn ucm_groups_stop_at_999() {
+        let mut text = String::from("UNA:+.? 'UNB+UNOC:3+S+R+261124:1030+REF'");
+        for n in 1..=1200 {
+            text.push_str(&format!("UNH+{n}+CUSDEC:D:96B:UN'BGM+929+A+9'UNT+9+{n}'"));
+        }
+        text.push_str("UNZ+1200+REF'");
+        let parsed = crate::edifact::parse(text.as_bytes());
+        let contrl = build(
+            &parsed,
+            &Options::at(crate::timestamp::Timestamp::now(), false, "T".into()),
+        );
+        let out = contrl.text();
+        assert_eq!(out.matches("UCM+").count(), 999, "{}", out.len());
+        assert!(
+            out.contains("UCI+REF+S+R+4"),
+            "{}",
+            out.get(..300).unwrap_or("")
+        );
+        let answer = validated(&contrl.bytes);
+        let errors: Vec<&Issue> = answer.issues.iter().filter(|i| i.is_error()).collect();
+        assert!(errors.is_empty(), "{errors:#?}");
     }
 
     /// An interchange with no UNB is answered by a CONTRL that is itself

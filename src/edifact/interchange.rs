@@ -1045,9 +1045,65 @@ impl<R: Read> Parser<R> {
             );
         }
         self.check_preparation(position);
+        self.check_unb_codes(&seg, position, version == "4");
         self.charset = self.lexer.charset();
         self.tree.separators = self.lexer.separators();
         self.tree.header = Some(seg);
+    }
+
+    /// UNB's coded service elements hold codes of their lists (ISO 9735
+    /// service code lists of the syntax version, E0012): S005 0025
+    /// reference qualifier, 0029 processing priority, 0031 acknowledgement
+    /// request, 0035 test indicator. An unknown test indicator is an error:
+    /// whether the interchange is live cannot be told. The others change
+    /// nothing in how an interchange is processed, and senders in practice
+    /// write codes outside the lists there (0031 `0` for "no
+    /// acknowledgement", a priority `I`): a warning.
+    fn check_unb_codes(&mut self, seg: &Segment, position: u32, v4: bool) {
+        let checks: [(usize, usize, &str, &[&str]); 4] = [
+            (
+                5,
+                1,
+                "recipient reference qualifier (S005/0025)",
+                &["AA", "BB"],
+            ),
+            (7, 0, "processing priority code (0029)", &["A"]),
+            (
+                8,
+                0,
+                "acknowledgement request (0031)",
+                if v4 { &["1", "2"] } else { &["1"] },
+            ),
+            (
+                10,
+                0,
+                "test indicator (0035)",
+                if v4 {
+                    &["1", "2", "3", "4", "5"]
+                } else {
+                    &["1", "5"]
+                },
+            ),
+        ];
+        for (element, component, what, codes) in checks {
+            let value = comp(seg, element, component);
+            if value.is_empty() || codes.contains(&value.as_str()) {
+                continue;
+            }
+            let mut loc = self.loc(position, "UNB");
+            loc.element = Some(element as u16 + 1);
+            loc.component = (element == 5).then_some(component as u16 + 1);
+            let message = format!(
+                "{what} {value:?} is not a code of its list ({})",
+                codes.join(", ")
+            );
+            if element == 10 {
+                self.error(Code::InvalidValue, loc, message);
+            } else {
+                self.sink
+                    .push(Issue::warning(Code::InvalidValue, loc, message));
+            }
+        }
     }
 
     /// UNB S004: a date and time that exist (E0012): 0017 YYMMDD (CCYYMMDD

@@ -1554,10 +1554,13 @@ fn split(
                         escaped,
                     });
                     escaped = false;
+                    // The places stop at their largest (as the element's
+                    // does): a segment of 65,536 separators is reported,
+                    // never an overflow.
                     match sep {
-                        COMPONENT => comp += 1,
+                        COMPONENT => comp = comp.saturating_add(1),
                         REPETITION => {
-                            rep += 1;
+                            rep = rep.saturating_add(1);
                             comp = 1;
                             spans.reps.push(spans.comps.len() as u32);
                         }

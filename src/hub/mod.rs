@@ -21,7 +21,7 @@ pub mod mrn;
 pub mod outbox;
 pub mod permits;
 mod responses;
-mod xml;
+pub(crate) mod xml;
 
 use metrics::Metrics;
 
@@ -320,10 +320,11 @@ impl Intake {
             };
             // Every message is validated against its directory release: the
             // CONTRL reports structure errors as well as syntax errors.
-            let parsed = edifact::Parser::new(&bytes[..], options)
+            let mut parsed = edifact::Parser::new(&bytes[..], options)
                 .with_directories(directories.clone())
                 .run(|_, _| {})
                 .unwrap_or_default();
+            refuse_test(&mut parsed);
             // Only a valid interchange goes on: each message is mapped to
             // the canonical model and checked by the business rules.
             let too_many = parsed.interchange.counts.messages > max_messages as u64;
@@ -1132,6 +1133,34 @@ fn status_event(new: &NewInterchange) -> OutboxMessage {
 
 /// The CONTRL for a stored interchange; its reference comes from the
 /// interchange id so that it is unique.
+/// An interchange marked as a test (UNB 0035) is rejected with 0085 code
+/// 25, "test indicator not supported": the hub has no test mode, and a
+/// test must never become a live declaration or permit request. The CONTRL
+/// says so at UNB 0035.
+fn refuse_test(parsed: &mut Parsed) {
+    let ic = &parsed.interchange;
+    if ic.test_indicator.is_empty() {
+        return;
+    }
+    let location = crate::diag::Location {
+        interchange: (!ic.control_reference.is_empty()).then(|| ic.control_reference.clone()),
+        segment: Some(1),
+        tag: Some("UNB".into()),
+        element: Some(11),
+        ..crate::diag::Location::default()
+    };
+    let detail = format!(
+        "the interchange is marked as a test (UNB 0035 {:?}); this hub processes live interchanges only: send it without the test indicator",
+        ic.test_indicator
+    );
+    parsed.issues.push(Issue::error(
+        Code::TestIndicatorNotSupported,
+        location,
+        detail,
+    ));
+    parsed.error_count += 1;
+}
+
 fn contrl_for(parsed: &Parsed, id: &str, now: Timestamp) -> String {
     let unique: String = id
         .chars()

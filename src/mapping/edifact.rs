@@ -1185,6 +1185,12 @@ thread_local! {
     static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::default();
 }
 
+/// A 0-based place as the 1-based number of a location (the largest for
+/// one beyond what a location holds).
+fn place(index: usize) -> u16 {
+    u16::try_from(index.saturating_add(1)).unwrap_or(u16::MAX)
+}
+
 /// A segment tag as a number, for comparisons without string compares:
 /// the length and bytes of a tag of at most three bytes (so distinct
 /// tags have distinct codes); `u32::MAX` for a longer tag, which no rule
@@ -1628,12 +1634,12 @@ impl<'a> Run<'a> {
         Location {
             message: Some(self.message.reference.clone()),
             segment: Some(self.message.position + seg as u32),
-            message_segment: Some(seg as u32 + 1),
+            message_segment: Some(u32::try_from(seg + 1).unwrap_or(u32::MAX)),
             tag,
-            element: at.map(|a| a.element as u16 + 1),
+            element: at.map(|a| place(a.element)),
             repetition: (at.is_some() && self.repetition > 0)
                 .then(|| u16::try_from(self.repetition + 1).unwrap_or(u16::MAX)),
-            component: at.map(|a| a.component as u16 + 1),
+            component: at.map(|a| place(a.component)),
             ..Location::default()
         }
     }
