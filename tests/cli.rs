@@ -339,3 +339,29 @@ fn a_missing_directories_folder_from_the_environment_is_refused() {
         text(&out.stderr)
     );
 }
+
+/// A pace `loadgen` cannot keep (a gap between requests longer than any
+/// duration, or a negative one) is a usage error, not a panic followed by
+/// a report of success.
+#[test]
+fn loadgen_refuses_a_rate_it_cannot_keep() {
+    for rate in ["1e-30", "-1", "NaN", "inf"] {
+        let out = tradehub(&[
+            "loadgen",
+            "--url",
+            "http://127.0.0.1:9",
+            "--token",
+            "t",
+            "--duration-secs",
+            "1",
+            &format!("--rate={rate}"),
+        ]);
+        assert_eq!(out.status.code(), Some(2), "{rate}: {}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains("--rate"),
+            "{}",
+            text(&out.stderr)
+        );
+        assert!(!text(&out.stderr).contains("panicked"));
+    }
+}

@@ -88,7 +88,16 @@ async fn agencies_answer_and_officers_release_over_http() {
     let r = request(addr, "POST", &decide, token("kmdia-desk"), granted).await;
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(r.json()["declaration"]["status"], "cleared");
+    // The very answer again (a resend after a lost reply): taken as the
+    // first was, nothing changes.
     let r = request(addr, "POST", &decide, token("kmdia-desk"), granted).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["repeated"], true);
+    assert_eq!(r.json()["recorded"], false);
+    assert_eq!(r.json()["declaration"]["status"], "cleared");
+    // Another answer: the first stands.
+    let refused = br#"{"outcome": "refused", "reasons": ["not registered"]}"#;
+    let r = request(addr, "POST", &decide, token("kmdia-desk"), refused).await;
     assert_eq!(r.status, 409);
     // RFC 9457: `status` is the HTTP status; the permit's is its own member.
     assert_eq!(
@@ -185,6 +194,28 @@ async fn agencies_answer_and_officers_release_over_http() {
     assert_eq!(r.status, 400);
     assert_eq!(r.header("content-type"), Some("application/problem+json"));
     assert_eq!(r.json()["type"], "urn:tradehub:problem:bad-query");
+    // A form left blank filters nothing.
+    let r = request(
+        addr,
+        "GET",
+        "/v1/declarations?status=&limit=",
+        token("KRBROKER01"),
+        b"",
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["declarations"].as_array().unwrap().len(), 1);
+    // A path that is not UTF-8 once decoded: a problem document too.
+    for path in [
+        "/v1/declarations/%FF",
+        "/v1/interchanges/%C3",
+        "/v1/cargo/%FF",
+    ] {
+        let r = request(addr, "GET", path, token("KRBROKER01"), b"").await;
+        assert_eq!(r.status, 400, "{path}");
+        assert_eq!(r.header("content-type"), Some("application/problem+json"));
+        assert_eq!(r.json()["type"], "urn:tradehub:problem:bad-path");
+    }
 
     // Release: officers only, once.
     let release = format!("/v1/declarations/{declaration}/release");

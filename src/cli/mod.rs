@@ -233,8 +233,9 @@ enum Command {
         senders: usize,
         #[arg(long, default_value_t = 10)]
         duration_secs: u64,
-        /// Requests per second per sender (0: as fast as possible).
-        #[arg(long, default_value_t = 0.0)]
+        /// Requests per second per sender (0: as fast as possible; else
+        /// 0.001 to 1,000,000).
+        #[arg(long, default_value_t = 0.0, value_parser = parse_rate)]
         rate: f64,
         /// Token of an agency account: each declaration then needs the
         /// agency's permit and a simulated desk grants them over HTTP,
@@ -2283,6 +2284,22 @@ fn ack_application(
     Ok(if failed { EXIT_INVALID } else { EXIT_VALID })
 }
 
+/// `--rate` of `loadgen`: 0 (no pacing) or a pace a sender can keep, so
+/// that the gap between requests is a real duration.
+fn parse_rate(text: &str) -> Result<f64, String> {
+    let rate: f64 = text
+        .trim()
+        .parse()
+        .map_err(|e| format!("{text:?} is not a number: {e}"))?;
+    if rate == 0.0 || (0.001..=1_000_000.0).contains(&rate) {
+        Ok(rate)
+    } else {
+        Err(format!(
+            "{text:?}: the rate is 0 (as fast as possible) or from 0.001 to 1000000 requests per second"
+        ))
+    }
+}
+
 /// The WCO RES for an XML declaration. Its id is derived from the input and
 /// the time, so `--at` makes the output reproducible.
 fn ack_res(
@@ -2302,22 +2319,19 @@ fn ack_res(
     let id = crate::hub::hex(digest.get(..16).unwrap_or_default());
     let mut response = crate::ack::res::for_report(&report, moment, &id);
     // A schema-valid declaration is then mapped and checked by the business
-    // rules, as the hub does; findings reject it, each pointed at the
-    // element its value came from.
+    // rules, as the hub does (the same function): mapping errors (a value
+    // not understood, an incomplete declaration) and rule findings reject
+    // it, each pointed at the element its value came from. Only the rules
+    // that need the hub's store (an amendment's original) are not run.
     let mut findings = Vec::new();
-    if report.valid
-        && report.summary.kind == tradehub_xml::DocumentKind::Declaration
-        && let Ok(mapping) = crate::mapping::wco::load()
-    {
-        let (value, _, provenance) = mapping.apply_located(bytes);
-        if let Ok(canonical) = crate::mapping::typed(&mapping.target, value) {
-            findings = crate::rules::check_canonical(
-                &mapping.target,
-                &canonical,
-                &provenance,
-                &crate::rules::RuleSettings::at(moment),
-            );
-        }
+    if report.valid && report.summary.kind == tradehub_xml::DocumentKind::Declaration {
+        let (mapped, rule_findings, _) = crate::hub::xml::map_declaration(
+            bytes,
+            &report,
+            &crate::rules::RuleSettings::at(moment),
+        );
+        findings = mapped.issues;
+        findings.extend(rule_findings);
     }
     let rejected_by_rules = findings.iter().any(Issue::is_error);
     if rejected_by_rules {

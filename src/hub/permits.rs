@@ -32,9 +32,25 @@ pub enum DecisionError {
 pub enum DecisionOutcome {
     /// Recorded; the declaration as it now is.
     Recorded(Box<StoredDeclaration>),
+    /// The permit had been answered already with this very answer
+    /// (outcome, reasons and conditions): a resend after a lost reply or a
+    /// timeout. Nothing changed; the declaration as it now is.
+    Repeated(Box<StoredDeclaration>),
     /// The permit had been answered already (a redelivery or a second
     /// answer): nothing changed; its recorded status.
     AlreadyDecided(String),
+}
+
+/// True when the recorded decision says what `new` says: the same outcome,
+/// reasons and conditions (both as stored, JSON of [`PermitDecision`]).
+fn same_answer(recorded: Option<&str>, new: &str) -> bool {
+    let read = |json: &str| serde_json::from_str::<PermitDecision>(json).ok();
+    match (recorded.and_then(read), read(new)) {
+        (Some(a), Some(b)) => {
+            a.outcome == b.outcome && a.reasons == b.reasons && a.conditions == b.conditions
+        }
+        _ => false,
+    }
 }
 
 impl Intake {
@@ -88,7 +104,14 @@ impl Intake {
                 tracing::info!(permit, status, declaration = %d.id, declaration_status = %d.status, "permit answered");
                 Ok(DecisionOutcome::Recorded(Box::new(d)))
             }
-            Decided::AlreadyDecided(p) => Ok(DecisionOutcome::AlreadyDecided(p.status)),
+            Decided::AlreadyDecided(p) => {
+                if same_answer(p.decision_json.as_deref(), json)
+                    && let Some(d) = self.store.declaration(&p.declaration_id).await?
+                {
+                    return Ok(DecisionOutcome::Repeated(Box::new(d)));
+                }
+                Ok(DecisionOutcome::AlreadyDecided(p.status))
+            }
             Decided::NotFound => Ok(DecisionOutcome::AlreadyDecided("unknown".into())),
         }
     }

@@ -5,7 +5,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -616,8 +616,12 @@ async fn post_interchange(
 async fn get_interchange(
     State(app): State<Arc<App>>,
     Authenticated(partner): Authenticated,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Response {
+    let id = match id {
+        Ok(Path(id)) => id,
+        Err(rejection) => return bad_path(&rejection),
+    };
     let store = app.intake.store();
     let found = match store.interchange(&id).await {
         Ok(found) => found,
@@ -697,8 +701,12 @@ fn may_see(
 async fn get_declaration(
     State(app): State<Arc<App>>,
     Authenticated(partner): Authenticated,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Response {
+    let id = match id {
+        Ok(Path(id)) => id,
+        Err(rejection) => return bad_path(&rejection),
+    };
     let store = app.intake.store();
     let (declaration, permits) = match (store.declaration(&id).await, store.permits_of(&id).await) {
         (Ok(d), Ok(p)) => (d, p),
@@ -742,8 +750,12 @@ async fn get_declaration(
 async fn cargo_timeline(
     State(app): State<Arc<App>>,
     Authenticated(partner): Authenticated,
-    Path(reference): Path<String>,
+    reference: Result<Path<String>, PathRejection>,
 ) -> Response {
+    let reference = match reference {
+        Ok(Path(reference)) => reference,
+        Err(rejection) => return bad_path(&rejection),
+    };
     let store = app.intake.store();
     // The store returns only what this account may see (see `may_see`).
     let viewer = if is_officer(&partner) {
@@ -797,10 +809,27 @@ async fn cargo_timeline(
         .into_response()
 }
 
+/// `?status=&limit=`: an empty value is no filter (a form left blank).
 #[derive(Debug, serde::Deserialize)]
 struct ListQuery {
+    #[serde(default, deserialize_with = "blank_is_none")]
     status: Option<String>,
+    #[serde(default, deserialize_with = "blank_is_none")]
     limit: Option<i64>,
+}
+
+/// A query value, none when it is empty or blank.
+fn blank_is_none<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    let raw: Option<String> = serde::Deserialize::deserialize(deserializer)?;
+    match raw.as_deref().map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(value) => value.parse().map(Some).map_err(serde::de::Error::custom),
+    }
 }
 
 /// 404 for a path the API does not have, as problem details.
@@ -827,6 +856,18 @@ async fn wrong_method(method: axum::http::Method, uri: axum::http::Uri) -> Respo
             "{} does not take {method} (see /v1/openapi.json)",
             uri.path()
         ),
+        json!({}),
+    )
+}
+
+/// 400 for a path parameter that is not understood (not UTF-8 once
+/// percent-decoded).
+fn bad_path(rejection: &PathRejection) -> Response {
+    problem(
+        rejection.status(),
+        "bad-path",
+        "Path not understood",
+        rejection.body_text(),
         json!({}),
     )
 }
@@ -885,9 +926,13 @@ async fn list_declarations(
 async fn agency_inbox(
     State(app): State<Arc<App>>,
     Authenticated(partner): Authenticated,
-    Path(code): Path<String>,
+    code: Result<Path<String>, PathRejection>,
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Response {
+    let code = match code {
+        Ok(Path(code)) => code,
+        Err(rejection) => return bad_path(&rejection),
+    };
     let query = match query {
         Ok(Query(query)) => query,
         Err(rejection) => return bad_query(&rejection),
@@ -935,9 +980,13 @@ struct DecisionBody {
 async fn post_decision(
     State(app): State<Arc<App>>,
     Authenticated(partner): Authenticated,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let id = match id {
+        Ok(Path(id)) => id,
+        Err(rejection) => return bad_path(&rejection),
+    };
     let body = match body {
         Ok(body) => body,
         Err(rejection) => return body_refused(&rejection),
@@ -968,6 +1017,13 @@ async fn post_decision(
             Json(json!({"recorded": true, "declaration": d})),
         )
             .into_response(),
+        // The same answer sent again (after a lost reply or a 408) is
+        // taken as the first was.
+        Ok(DecisionOutcome::Repeated(d)) => (
+            StatusCode::OK,
+            Json(json!({"recorded": false, "repeated": true, "declaration": d})),
+        )
+            .into_response(),
         Ok(DecisionOutcome::AlreadyDecided(status)) => problem(
             StatusCode::CONFLICT,
             "already-decided",
@@ -992,9 +1048,13 @@ struct ReleaseBody {
 async fn release_declaration(
     State(app): State<Arc<App>>,
     Authenticated(partner): Authenticated,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let id = match id {
+        Ok(Path(id)) => id,
+        Err(rejection) => return bad_path(&rejection),
+    };
     let body = match body {
         Ok(body) => body,
         Err(rejection) => return body_refused(&rejection),
