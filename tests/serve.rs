@@ -524,6 +524,12 @@ async fn requests_beyond_the_limit_are_shed_and_stalled_uploads_time_out() {
     let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(answer.contains("urn:tradehub:problem:timeout"), "{answer}");
+    // The submission cut off is recorded, with its sender and size.
+    let refusals = hub.store.refusals("KRBROKER01", 10).await.unwrap();
+    assert!(
+        refusals.iter().any(|(code, _)| code == "HTTP408"),
+        "{refusals:?}"
+    );
 
     let good = fixture("ok/cusdec-d96b-unoc.edi");
     let r = request(addr, "POST", "/v1/interchanges", Some(&token), &good).await;

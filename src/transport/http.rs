@@ -76,7 +76,7 @@ const GAUGES_FRESH: std::time::Duration = std::time::Duration::from_secs(1);
 /// The router of the hub's HTTP API.
 pub fn router(intake: Intake, settings: HttpSettings) -> Router {
     let app = Arc::new(App {
-        intake,
+        intake: intake.clone(),
         gauges: tokio::sync::Mutex::new(None),
     });
     Router::new()
@@ -100,6 +100,7 @@ pub fn router(intake: Intake, settings: HttpSettings) -> Router {
                 slots: Arc::new(tokio::sync::Semaphore::new(settings.max_in_flight.max(1))),
                 limit: settings.max_in_flight.max(1),
                 timeout: settings.request_timeout,
+                intake,
             }),
             admit,
         ))
@@ -111,6 +112,8 @@ struct Admission {
     slots: Arc<tokio::sync::Semaphore>,
     limit: usize,
     timeout: std::time::Duration,
+    /// To record a submission cut off by the timeout.
+    intake: Intake,
 }
 
 /// Admits a request if a slot is free (else 503 at once) and bounds its
@@ -141,19 +144,75 @@ async fn admit(
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         return response;
     };
+    // A submission cut off is recorded as refused (HTTP408), as one whose
+    // body could not be read is: what it held and who sent it, as far as
+    // known (the token is checked only then).
+    let submission = (request.method() == axum::http::Method::POST
+        && path == "/v1/interchanges")
+        .then(|| {
+            let headers = request.headers();
+            let token = headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim_start().split_once(' '))
+                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+                .map(|(_, token)| token.trim().to_owned());
+            let size: i64 = headers
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(-1);
+            (token, size)
+        });
     match tokio::time::timeout(admission.timeout, next.run(request)).await {
         Ok(response) => response,
-        Err(_) => problem(
-            StatusCode::REQUEST_TIMEOUT,
-            "timeout",
-            "Request took too long",
-            format!(
+        Err(_) => {
+            let detail = format!(
                 "the request was not complete within {} s (a slow upload?); a submission \
-                 that was stored meanwhile is answered as a duplicate when sent again",
+                 that was stored meanwhile is answered as a duplicate when sent again, a \
+                 decision recorded meanwhile as repeated",
                 admission.timeout.as_secs()
-            ),
-            json!({"retryable": true}),
-        ),
+            );
+            if let Some((token, size)) = submission {
+                record_cut_off(&admission.intake, token, size, &detail).await;
+            }
+            problem(
+                StatusCode::REQUEST_TIMEOUT,
+                "timeout",
+                "Request took too long",
+                detail,
+                json!({"retryable": true}),
+            )
+        }
+    }
+}
+
+/// Records a submission the request timeout cut off. Bounded in time
+/// itself: a store that does not answer does not hold the 408 back.
+async fn record_cut_off(intake: &Intake, token: Option<String>, size: i64, detail: &str) {
+    let record = async {
+        let partner = match token.filter(|t| !t.is_empty()) {
+            Some(token) => intake.partner_for_token(&token).await.ok().flatten(),
+            None => None,
+        };
+        let refusal = Refusal {
+            partner_id: partner.map(|p| p.id),
+            at: Timestamp::now(),
+            sha256: String::new(),
+            size_bytes: size,
+            code: format!("HTTP{}", StatusCode::REQUEST_TIMEOUT.as_u16()),
+            detail: detail.to_owned(),
+        };
+        intake.count_refused_unread();
+        if let Err(e) = intake.store().refuse(&refusal).await {
+            tracing::warn!(error = %e, "a submission cut off by the request timeout was not recorded");
+        }
+    };
+    if tokio::time::timeout(std::time::Duration::from_secs(5), record)
+        .await
+        .is_err()
+    {
+        tracing::warn!("a submission cut off by the request timeout was not recorded in time");
     }
 }
 
