@@ -63,6 +63,40 @@ fn serve_submit_status_and_stop() {
             .unwrap();
         assert_eq!(out.status.code(), Some(2), "{bad:?}");
     }
+    // As JSON, for scripts: the partner and its token; trader ids too.
+    let out = bin()
+        .args([
+            "partner",
+            "add",
+            "SCRIPTED",
+            "--name",
+            "X",
+            "--format",
+            "json",
+            "--data-dir",
+        ])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let added: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(added["partner"], "SCRIPTED");
+    assert!(added["token"].as_str().unwrap().starts_with("th_"));
+    let out = bin()
+        .args([
+            "partner",
+            "traders",
+            "SCRIPTED",
+            "GB123",
+            "--format",
+            "json",
+            "--data-dir",
+        ])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let traders: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(traders["trader_ids"], serde_json::json!(["GB123"]));
 
     let (server, addr, log) = common::spawn_serve(&data);
     let url = format!("http://{addr}");

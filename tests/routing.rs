@@ -49,7 +49,7 @@ fn route_names_the_agencies_and_the_goods_items() {
     let path = std::env::temp_dir().join(format!("tradehub-route-{}.edi", std::process::id()));
     std::fs::write(&path, import_cusdec()).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_tradehub"))
-        .args(["route", path.to_str().unwrap()])
+        .args(["route", "--format", "json", path.to_str().unwrap()])
         .current_dir(root())
         .output()
         .unwrap();
@@ -86,13 +86,37 @@ fn route_names_the_agencies_and_the_goods_items() {
             .iter()
             .all(|p| !p["law"].as_str().unwrap().is_empty())
     );
+
+    // As text (the default): a line per message, then one per permit.
+    std::fs::write(&path, import_cusdec()).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tradehub"))
+        .args(["route", path.to_str().unwrap()])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[0].starts_with("message 1 (LRN ")
+            && lines[0].ends_with(&format!("{} permits", permits.len())),
+        "{text}"
+    );
+    assert_eq!(lines.len(), 1 + permits.len(), "{text}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("  RRA (rule ") && l.contains("goods items 2)")),
+        "{text}"
+    );
 }
 
 #[test]
 fn exports_and_unmatched_goods_need_no_permit() {
     let path = root().join("fixtures/edifact/ok/cusdec-d96b-unoc.edi");
     let out = Command::new(env!("CARGO_BIN_EXE_tradehub"))
-        .args(["route", path.to_str().unwrap()])
+        .args(["route", "--format", "json", path.to_str().unwrap()])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0));
@@ -236,9 +260,15 @@ fn wco_declarations_are_routed_too() {
     let xml_path = dir.join("import.xml");
     std::fs::write(&xml_path, &xml).unwrap();
     let from_edi: serde_json::Value =
-        serde_json::from_slice(&run(&["route", edi.to_str().unwrap()])).unwrap();
-    let from_xml: serde_json::Value =
-        serde_json::from_slice(&run(&["route", xml_path.to_str().unwrap()])).unwrap();
+        serde_json::from_slice(&run(&["route", "--format", "json", edi.to_str().unwrap()]))
+            .unwrap();
+    let from_xml: serde_json::Value = serde_json::from_slice(&run(&[
+        "route",
+        "--format",
+        "json",
+        xml_path.to_str().unwrap(),
+    ]))
+    .unwrap();
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(from_xml.as_array().unwrap().len(), 1, "{from_xml:#}");
     assert!(

@@ -751,6 +751,25 @@ fn convert_to_xml_from_edifact_and_from_wco() {
     assert_eq!(code, 2, "{stderr}");
     let (code, _, _) = tradehub(&["convert", "no/such/file.edi", "--to", "xml"]);
     assert_eq!(code, 2);
+    // --una only where EDIFACT is written; --to tree only of EDIFACT.
+    let (code, _, stderr) = tradehub(&[
+        "convert",
+        "fixtures/edifact/ok/cusdec-d96b-unoc.edi",
+        "--to",
+        "json",
+        "--una",
+        ":+.? '",
+    ]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("--una goes with --to edifact"), "{stderr}");
+    let (code, _, stderr) = tradehub(&[
+        "convert",
+        "fixtures/wco/corpus/valid/hmrc__TT_IM001d__TT_IM001d.xml",
+        "--to",
+        "tree",
+    ]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("this is XML"), "{stderr}");
 }
 
 /// A document with more errors than are recorded: the WCO RES lists the

@@ -265,6 +265,10 @@ enum Command {
         /// Routing rules [default: config/routing.toml].
         #[arg(long, env = "TRADEHUB_ROUTING")]
         routing: Option<PathBuf>,
+        /// `text`: one line per permit; `json`: per message its LRN and
+        /// permit plans.
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
     },
     /// Manage trading partners.
     Partner {
@@ -603,6 +607,8 @@ enum OutboxCommand {
         /// Every parked and waiting message.
         #[arg(long)]
         all: bool,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -630,6 +636,8 @@ enum PartnerCommand {
         /// hub serves with).
         #[arg(long, env = "TRADEHUB_AGENCIES")]
         agencies: Option<PathBuf>,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -639,6 +647,8 @@ enum PartnerCommand {
     Token {
         /// The partner's id.
         id: String,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -650,6 +660,8 @@ enum PartnerCommand {
         /// The trader identifiers to add.
         #[arg(required = true)]
         trader_ids: Vec<String>,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -843,10 +855,20 @@ async fn shutdown_signal() {
 }
 
 /// Prints a new API token under its heading (the only time it is shown).
-fn print_token(heading: &str, token: &str) -> Result<u8, CliError> {
+/// Prints a new token: a heading and the token on its own last line, or
+/// `{"partner", "token"}` as JSON.
+fn print_token(heading: &str, id: &str, token: &str, format: Format) -> Result<u8, CliError> {
     let mut out = io::stdout().lock();
-    writeln!(out, "{heading}").map_err(out_err)?;
-    writeln!(out, "{token}").map_err(out_err)?;
+    match format {
+        Format::Text => {
+            writeln!(out, "{heading}").map_err(out_err)?;
+            writeln!(out, "{token}").map_err(out_err)?;
+        }
+        Format::Json => {
+            let json = serde_json::json!({"partner": id, "token": token});
+            writeln!(out, "{json}").map_err(out_err)?;
+        }
+    }
     Ok(EXIT_VALID)
 }
 
@@ -906,7 +928,9 @@ fn outbox_command(command: OutboxCommand) -> Result<u8, CliError> {
                     }
                 }
             }
-            OutboxCommand::Retry { seqs, all, .. } => {
+            OutboxCommand::Retry {
+                seqs, all, format, ..
+            } => {
                 let chosen = (!all).then_some(seqs.as_slice());
                 let n = store.retry_outbox(chosen).await.map_err(failed)?;
                 let named = if all {
@@ -920,6 +944,15 @@ fn outbox_command(command: OutboxCommand) -> Result<u8, CliError> {
                         "none of the {named} message(s) named is waiting or parked (unknown, \
                          already published, or due now): see `tradehub outbox list`"
                     )));
+                }
+                if format == Format::Json {
+                    let json = serde_json::json!({
+                        "requeued": n,
+                        "not_waiting": named.saturating_sub(n),
+                    });
+                    writeln!(out, "{json}").map_err(out_err)?;
+                    store.close().await;
+                    return Ok(EXIT_VALID);
                 }
                 writeln!(out, "{n} message(s) will be published again").map_err(out_err)?;
                 if n < named {
@@ -940,7 +973,7 @@ fn outbox_command(command: OutboxCommand) -> Result<u8, CliError> {
 
 fn partner(command: PartnerCommand) -> Result<u8, CliError> {
     match command {
-        PartnerCommand::Token { id, store } => {
+        PartnerCommand::Token { id, format, store } => {
             let url = store.url()?;
             let (token, hash) = new_token()
                 .map_err(|e| CliError::Usage(format!("no randomness for a token: {e}")))?;
@@ -960,13 +993,16 @@ fn partner(command: PartnerCommand) -> Result<u8, CliError> {
                     &format!(
                         "partner {id}: new API token (shown only once; the old one no longer works):"
                     ),
+                    &id,
                     &token,
+                    format,
                 )
             })
         }
         PartnerCommand::Traders {
             id,
             trader_ids,
+            format,
             store,
         } => {
             let url = store.url()?;
@@ -994,7 +1030,15 @@ fn partner(command: PartnerCommand) -> Result<u8, CliError> {
                     .map_err(|e| CliError::Usage(e.to_string()))?;
                 store.close().await;
                 let mut out = io::stdout().lock();
-                writeln!(out, "partner {id} submits for: {}", all.join(", ")).map_err(out_err)?;
+                match format {
+                    Format::Text => writeln!(out, "partner {id} submits for: {}", all.join(", ")),
+                    Format::Json => writeln!(
+                        out,
+                        "{}",
+                        serde_json::json!({"partner": id, "trader_ids": all})
+                    ),
+                }
+                .map_err(out_err)?;
                 Ok(EXIT_VALID)
             })
         }
@@ -1004,6 +1048,7 @@ fn partner(command: PartnerCommand) -> Result<u8, CliError> {
             agency,
             trader_ids,
             agencies,
+            format,
             store,
         } => {
             let url = store.url()?;
@@ -1054,7 +1099,9 @@ fn partner(command: PartnerCommand) -> Result<u8, CliError> {
                 store.close().await;
                 print_token(
                     &format!("partner {id} ({name}) registered; API token (shown only once):"),
+                    &id,
                     &token,
+                    format,
                 )
             })
         }
@@ -1140,7 +1187,8 @@ where
             file,
             agencies,
             routing,
-        } => route(&file, agencies.as_deref(), routing.as_deref()),
+            format,
+        } => route(&file, agencies.as_deref(), routing.as_deref(), format),
         Command::Ack {
             file,
             kind,
@@ -1584,7 +1632,16 @@ fn convert(
     if out_dir.is_some() && to != Target::Xml {
         return Err(CliError::Usage("--out-dir goes with --to xml".into()));
     }
+    if una.is_some() && to != Target::Edifact {
+        return Err(CliError::Usage("--una goes with --to edifact".into()));
+    }
     let bytes = read(path)?;
+    if to == Target::Tree && tradehub_xml::looks_like_xml(&bytes) {
+        return Err(CliError::Usage(format!(
+            "{}: --to tree shows an EDIFACT interchange's segments; this is XML (try --to json)",
+            path.display()
+        )));
+    }
     let parsed = edifact::parse(&bytes);
     let mut out = io::stdout().lock();
     match to {
@@ -1720,7 +1777,12 @@ fn load_catalogue(path: std::path::PathBuf) -> Result<crate::agency::AgencyCatal
 }
 
 /// `route`: the permit requests each declaration of the file needs.
-fn route(path: &Path, agencies: Option<&Path>, routing: Option<&Path>) -> Result<u8, CliError> {
+fn route(
+    path: &Path,
+    agencies: Option<&Path>,
+    routing: Option<&Path>,
+    format: Format,
+) -> Result<u8, CliError> {
     let catalogue = load_catalogue(config_file(agencies, "agencies.toml"))?;
     let rules = crate::routing::Routing::load(&config_file(routing, "routing.toml"), &catalogue)
         .map_err(|e| CliError::Usage(e.to_string()))?;
@@ -1785,8 +1847,46 @@ fn route(path: &Path, agencies: Option<&Path>, routing: Option<&Path>) -> Result
         }));
     }
     let mut out = io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, &results).map_err(|e| out_err(e.into()))?;
-    writeln!(out).map_err(out_err)?;
+    match format {
+        Format::Json => {
+            serde_json::to_writer_pretty(&mut out, &results).map_err(|e| out_err(e.into()))?;
+            writeln!(out).map_err(out_err)?;
+        }
+        Format::Text => {
+            for result in &results {
+                let text = |v: &serde_json::Value| v.as_str().unwrap_or("").to_owned();
+                let permits = result["permits"].as_array().cloned().unwrap_or_default();
+                writeln!(
+                    out,
+                    "message {} (LRN {}): {}",
+                    text(&result["message"]),
+                    text(&result["lrn"]),
+                    match permits.len() {
+                        0 => "no permit needed".to_owned(),
+                        1 => "1 permit".to_owned(),
+                        n => format!("{n} permits"),
+                    }
+                )
+                .map_err(out_err)?;
+                for permit in &permits {
+                    let goods: Vec<String> = permit["goods"]
+                        .as_array()
+                        .map(|g| g.iter().map(ToString::to_string).collect())
+                        .unwrap_or_default();
+                    writeln!(
+                        out,
+                        "  {} (rule {}, goods items {}): {}, under the {}",
+                        text(&permit["agency"]),
+                        text(&permit["rule"]),
+                        goods.join(", "),
+                        text(&permit["confirms"]),
+                        text(&permit["law"]),
+                    )
+                    .map_err(out_err)?;
+                }
+            }
+        }
+    }
     Ok(if failed { EXIT_INVALID } else { EXIT_VALID })
 }
 

@@ -147,8 +147,7 @@ async fn admit(
     // A submission cut off is recorded as refused (HTTP408), as one whose
     // body could not be read is: what it held and who sent it, as far as
     // known (the token is checked only then).
-    let submission = (request.method() == axum::http::Method::POST
-        && path == "/v1/interchanges")
+    let submission = (request.method() == axum::http::Method::POST && path == "/v1/interchanges")
         .then(|| {
             let headers = request.headers();
             let token = headers
