@@ -96,3 +96,68 @@ fn every_verdict_equals_xmllint() {
     }
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
 }
+
+/// libxml2 gives a schema message a line, not a column: a document written
+/// on one line (machine output) is located as precisely as the same
+/// document pretty-printed. Here a goods item's SequenceNumeric repeated in
+/// the second goods item: the error names that element, at its start tag,
+/// not the first SequenceNumeric of the line.
+#[test]
+fn errors_in_a_one_line_document_are_located_at_their_element() {
+    let text =
+        std::fs::read_to_string(corpus().join("valid/hmrc__TT_EX004a__TT_EX004a.xml")).unwrap();
+    let second = "<SequenceNumeric>2</SequenceNumeric>";
+    assert_eq!(text.matches(second).count(), 1);
+    let broken = text.replacen(second, &format!("{second}{second}"), 1);
+    // One line: comments dropped, the space between tags taken out.
+    let mut one_line = String::new();
+    let mut rest = broken.as_str();
+    while let Some(start) = rest.find("<!--") {
+        one_line.push_str(&rest[..start]);
+        let end = rest[start..].find("-->").unwrap() + start + 3;
+        rest = &rest[end..];
+    }
+    one_line.push_str(rest);
+    // Lines joined: without space between tags, with one inside a tag.
+    let mut flat = String::new();
+    for line in one_line
+        .split('\n')
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+    {
+        let between_tags = flat.ends_with('>') && line.starts_with('<');
+        if !flat.is_empty() && !between_tags {
+            flat.push(' ');
+        }
+        flat.push_str(line);
+    }
+    let one_line = flat;
+    assert!(!one_line.contains('\n'));
+
+    let located = |doc: &str| {
+        let report = validator().validate(doc.as_bytes(), "dup.xml");
+        assert!(!report.valid);
+        report
+            .issues
+            .iter()
+            .filter(|i| i.is_error())
+            .map(|i| (i.location.path.clone(), i.location.line, i.location.column))
+            .collect::<Vec<_>>()
+    };
+    let pretty = located(&broken);
+    let flat = located(&one_line);
+    assert_eq!(pretty.len(), flat.len(), "{pretty:?}\n{flat:?}");
+    let paths = |v: &[(Option<String>, Option<u32>, Option<u32>)]| {
+        v.iter().map(|(p, _, _)| p.clone()).collect::<Vec<_>>()
+    };
+    assert_eq!(paths(&pretty), paths(&flat));
+    let (path, line, column) = flat[0].clone();
+    assert_eq!(
+        path.as_deref(),
+        Some("/MetaData/Declaration/GoodsShipment/GovernmentAgencyGoodsItem[2]/SequenceNumeric[2]"),
+        "{flat:?}"
+    );
+    // The column is the duplicate's start tag in the one line.
+    let at = one_line.find(&format!("{second}{second}")).unwrap() + second.len();
+    assert_eq!((line, column), (Some(1), Some(at as u32 + 1)), "{flat:?}");
+}

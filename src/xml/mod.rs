@@ -209,9 +209,26 @@ impl XmlValidator {
                 return report;
             }
         };
-        let outcome = schema.validate(document, name, self.limits.max_issues);
+        // libxml2's schema messages give a line, not a column: in a document
+        // written on one line they would name no element. Such a document
+        // is validated with each start tag on a line of its own, and the
+        // places found are given back in the document as sent.
+        let reflowed = reader::reflow(document);
+        let validated = reflowed.as_ref().map_or(document, |r| &r.bytes[..]);
+        let outcome = schema.validate(validated, name, self.limits.max_issues);
         report.schema_validated = true;
-        let mut issues = engine_issues(document, &outcome.errors);
+        let mut issues = engine_issues(validated, &outcome.errors);
+        if let Some(reflowed) = &reflowed {
+            for issue in &mut issues {
+                let location = &mut issue.location;
+                if let (Some(line), column) = (location.line, location.column)
+                    && let Some((l, c)) = reflowed.original(document, line, column.unwrap_or(1))
+                {
+                    location.line = Some(l);
+                    location.column = column.map(|_| c);
+                }
+            }
+        }
         let engine_found_wellformedness = issues
             .iter()
             .any(|i| i.code == Code::XmlNotWellFormed && i.is_error());

@@ -1039,3 +1039,85 @@ fn collapsed_chars(text: &str) -> usize {
     }
     n
 }
+
+/// A document with every start tag that shares its line with earlier
+/// markup moved to a line of its own, for libxml2 to validate: its schema
+/// messages give a line only (no column), which in a document written on
+/// one line (as machines write XML) names no element. Only whitespace in
+/// element content is added, which XSD validation ignores.
+pub(crate) struct Reflowed {
+    pub bytes: Vec<u8>,
+    /// Per line of `bytes` (0-based), the offset in the original document
+    /// where it starts: each line is a contiguous run of the original.
+    origins: Vec<usize>,
+}
+
+impl Reflowed {
+    /// The original line and column (1-based, bytes) of a line and column
+    /// of the reflowed document.
+    pub fn original(&self, doc: &[u8], line: u32, column: u32) -> Option<(u32, u32)> {
+        let start = *self.origins.get((line as usize).checked_sub(1)?)?;
+        let offset = (start + (column.max(1) as usize - 1)).min(doc.len());
+        let before = doc.get(..offset)?;
+        let line = memchr_iter(b'\n', before).count() + 1;
+        let line_start = before
+            .iter()
+            .rposition(|b| *b == b'\n')
+            .map_or(0, |i| i + 1);
+        Some((
+            u32::try_from(line).ok()?,
+            u32::try_from(offset - line_start + 1).ok()?,
+        ))
+    }
+}
+
+/// The document reflowed (see [`Reflowed`]) when some start tag follows
+/// other markup on its line with only spaces between; `None` when every
+/// start tag already begins its line (or the document cannot be read,
+/// which the guard reports).
+pub(crate) fn reflow(doc: &[u8]) -> Option<Reflowed> {
+    let mut reader = quick_xml::Reader::from_reader(doc);
+    reader.config_mut().expand_empty_elements = false;
+    let mut cuts: Vec<usize> = Vec::new();
+    loop {
+        let before = reader.buffer_position() as usize;
+        match reader.read_event() {
+            Ok(Event::Start(_) | Event::Empty(_)) => {
+                // Back over spaces and tabs: a '>' (markup) means the tag
+                // shares its line; a line end or text means it does not,
+                // or may not be moved.
+                let mut i = before;
+                while i > 0 && matches!(doc.get(i - 1), Some(b' ' | b'\t' | b'\r')) {
+                    i -= 1;
+                }
+                if i > 0 && doc.get(i - 1) == Some(&b'>') {
+                    cuts.push(before);
+                }
+            }
+            Ok(Event::Eof) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+    if cuts.is_empty() {
+        return None;
+    }
+    let mut bytes = Vec::with_capacity(doc.len() + cuts.len());
+    let mut origins = vec![0usize];
+    let mut from = 0usize;
+    for cut in cuts {
+        let run = doc.get(from..cut)?;
+        for i in memchr_iter(b'\n', run) {
+            origins.push(from + i + 1);
+        }
+        bytes.extend_from_slice(run);
+        bytes.push(b'\n');
+        origins.push(cut);
+        from = cut;
+    }
+    let rest = doc.get(from..)?;
+    for i in memchr_iter(b'\n', rest) {
+        origins.push(from + i + 1);
+    }
+    bytes.extend_from_slice(rest);
+    Some(Reflowed { bytes, origins })
+}
