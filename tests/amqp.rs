@@ -889,26 +889,34 @@ async fn permits_round_trip_over_amqp() {
     assert!(answer.contains("RFF+ABE:LRN-AMQP-1'"), "{answer}");
     let p = store.permit(&permit).await.unwrap().unwrap();
     assert_eq!(p.status, "granted");
-    // The same answer again is taken silently; a different one after it is
-    // dead-lettered with the answer recorded, and the grant stands.
-    for outcome in ["granted", "refused"] {
-        let again = serde_json::json!({"permit_id": permit, "outcome": outcome});
+    // The very answer again is taken silently; another one after it (a
+    // grant with other reasons, a refusal) is dead-lettered with the answer
+    // recorded, and the grant stands.
+    let other_reasons = serde_json::json!({"permit_id": permit, "outcome": "granted"});
+    let refusal = serde_json::json!({"permit_id": permit, "outcome": "refused"});
+    for again in [&decision, &other_reasons, &refusal] {
         publish_reply(
             &ch,
             &settings,
-            &serde_json::to_vec(&again).unwrap(),
+            &serde_json::to_vec(again).unwrap(),
             as_guest(),
         )
         .await;
     }
-    let dead = next_message(&ch, settings.dead_replies_queue().as_str()).await;
-    assert_eq!(header(&dead, "x-tradehub-code"), "HUB304");
-    assert!(
-        header(&dead, "x-tradehub-reason").contains("already answered: granted"),
-        "{}",
-        header(&dead, "x-tradehub-reason")
-    );
-    assert!(String::from_utf8_lossy(&dead.delivery.data).contains("refused"));
+    for outcome in ["granted", "refused"] {
+        let dead = next_message(&ch, settings.dead_replies_queue().as_str()).await;
+        assert_eq!(header(&dead, "x-tradehub-code"), "HUB304");
+        assert!(
+            header(&dead, "x-tradehub-reason").contains("already answered: granted"),
+            "{}",
+            header(&dead, "x-tradehub-reason")
+        );
+        let body = String::from_utf8_lossy(&dead.delivery.data).into_owned();
+        assert!(
+            body.contains(outcome) && !body.contains("device registered"),
+            "{body}"
+        );
+    }
     let none = ch
         .basic_get(settings.dead_replies_queue(), BasicGetOptions::default())
         .await

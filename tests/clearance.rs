@@ -431,6 +431,15 @@ async fn workflow(url: &str) {
     );
     let permits = store.permits_of(&waiting).await.unwrap();
     assert!(permits.iter().all(|p| p.status == "withdrawn"));
+    // Each withdrawal is on the trail, before the cancellation itself.
+    let trail = kinds(&hub, &waiting).await;
+    let withdrawn = trail.iter().filter(|k| *k == "permit_withdrawn").count();
+    assert_eq!(withdrawn, permits.len(), "{trail:?}");
+    assert_eq!(
+        trail.last().map(String::as_str),
+        Some(state::CANCELLED),
+        "{trail:?}"
+    );
     // Subscribers hear that the declaration was cancelled (its own event,
     // naming the cancellation), and each agency that its request is
     // withdrawn, on its permit queue.
@@ -542,6 +551,24 @@ async fn unanswered_permits_expire_and_hold_the_declaration() {
         "{kinds:?}"
     );
     assert!(!kinds.iter().any(|k| k == "permit_refused"), "{kinds:?}");
+    // Each agency is told on its permit queue that its request expired.
+    let outbox = hub.intake.store().pending_outbox(10_000).await.unwrap();
+    for p in &permits {
+        let notice = outbox
+            .iter()
+            .find(|m| m.message.message_id == format!("{}/expired", p.id))
+            .unwrap_or_else(|| {
+                let ids: Vec<&str> = outbox
+                    .iter()
+                    .map(|m| m.message.message_id.as_str())
+                    .collect();
+                panic!("no expiry notice for {}: {ids:?}", p.id)
+            });
+        assert_eq!(notice.message.routing_key, format!("permit.{}", p.agency));
+        let body: serde_json::Value = serde_json::from_slice(&notice.message.payload).unwrap();
+        assert_eq!(body["type"], "permit.expired");
+        assert_eq!(body["declaration_id"], held.id.as_str());
+    }
     // A late answer finds the permit closed.
     let late = hub
         .intake

@@ -438,6 +438,26 @@ impl Clearance {
                     }
                 ),
             ));
+            // The agency is told its request expired, on its permit queue
+            // (as it is told of a withdrawal): an answer it is still
+            // working on would not be taken.
+            if p.status == "expired" {
+                let notice = serde_json::json!({
+                    "type": "permit.expired",
+                    "permit_id": p.id,
+                    "agency": p.agency,
+                    "declaration_id": declaration.id,
+                    "due_at": p.due_at,
+                    "reason": format!("not answered by {}; the declaration is held", p.due_at),
+                    "at": now.to_string(),
+                });
+                change.outbox.push(json_message(
+                    PERMITS_EXCHANGE,
+                    format!("permit.{}", p.agency),
+                    format!("{}/expired", p.id),
+                    &notice,
+                ));
+            }
         }
         if declaration.status != state::AWAITING_PERMITS
             || permits.iter().any(|p| p.status == "pending")
@@ -536,7 +556,7 @@ impl Clearance {
         };
         self.respond(&mut sink, &reply, next, &errors, &conditions, answered, now);
         change.responses = sink.responses;
-        change.outbox = sink.outbox;
+        change.outbox.extend(sink.outbox);
         change
     }
 

@@ -41,6 +41,20 @@ pub enum DecisionOutcome {
     AlreadyDecided(String),
 }
 
+/// Why a permit takes no answer any more, for the agency: answered (and
+/// how), expired, or withdrawn.
+pub fn closed(permit: &str, status: &str) -> String {
+    match status {
+        "expired" => format!(
+            "permit {permit} expired: it was not answered before it was due, and the declaration is held"
+        ),
+        "withdrawn" => {
+            format!("permit {permit} was withdrawn: its declaration was amended or cancelled")
+        }
+        other => format!("permit {permit} was already answered: {other}"),
+    }
+}
+
 /// True when the recorded decision says what `new` says: the same outcome,
 /// reasons and conditions (both as stored, JSON of [`PermitDecision`]).
 fn same_answer(recorded: Option<&str>, new: &str) -> bool {

@@ -262,8 +262,13 @@ impl Store {
         // live ones first: one LRN has one live declaration (the index
         // `declarations_live_lrn`).
         if let Some(s) = &d.supersedes {
+            // What happens to the replaced declaration happens now, at the
+            // commit: after anything already on its trail (an agency's
+            // decision committed while this interchange was parsed), not
+            // at the time the interchange was received.
+            let now = Timestamp::now().to_string();
             let moved = self
-                .move_declaration(tx, &s.id, &s.from, &s.to, &at)
+                .move_declaration(tx, &s.id, &s.from, &s.to, &now)
                 .await?;
             if !moved {
                 return Err(StoreError::StateChanged {
@@ -275,15 +280,28 @@ impl Store {
                     ),
                 });
             }
-            let withdrawn = self.withdraw_permits(tx, &s.id, &at).await?;
+            let withdrawn = self.withdraw_permits(tx, &s.id, &now).await?;
             let notices: Vec<OutboxMessage> = d
                 .withdrawal_notices
                 .iter()
-                .filter(|(permit, _)| withdrawn.contains(permit))
+                .filter(|(permit, _)| withdrawn.iter().any(|(id, _)| id == permit))
                 .map(|(_, message)| message.clone())
                 .collect();
-            self.write_outbox(tx, &notices, &at).await?;
-            self.declaration_event(tx, &interchange.id, &s.id, &at, &s.to, &s.detail)
+            self.write_outbox(tx, &notices, &now).await?;
+            // Each permit withdrawn is on the trail, as every other
+            // permit outcome is.
+            for (permit, agency) in &withdrawn {
+                self.declaration_event(
+                    tx,
+                    &interchange.id,
+                    &s.id,
+                    &now,
+                    "permit_withdrawn",
+                    &format!("permit {permit} of {agency} withdrawn: {}", s.detail),
+                )
+                .await?;
+            }
+            self.declaration_event(tx, &interchange.id, &s.id, &now, &s.to, &s.detail)
                 .await?;
         }
         let sql = self.sql(&format!(
@@ -379,26 +397,30 @@ impl Store {
         Ok(query.execute(&mut **tx).await?.rows_affected() == 1)
     }
 
-    /// Withdraws the declaration's pending permits; returns their ids.
+    /// Withdraws the declaration's pending permits; returns their ids and
+    /// agencies.
     async fn withdraw_permits(
         &self,
         tx: &mut Transaction<'static, Any>,
         declaration: &str,
         at: &str,
-    ) -> Result<Vec<String>, StoreError> {
+    ) -> Result<Vec<(String, String)>, StoreError> {
         let sql = self.sql(
             "UPDATE permits SET status = 'withdrawn', decided_at = $1 \
-             WHERE declaration_id = $2 AND status = 'pending' RETURNING id",
+             WHERE declaration_id = $2 AND status = 'pending' RETURNING id, agency",
         );
         let rows = sqlx::query(&sql)
             .bind(at)
             .bind(declaration)
             .fetch_all(&mut **tx)
             .await?;
-        Ok(rows
+        let mut withdrawn: Vec<(String, String)> = rows
             .iter()
-            .filter_map(|row| row.try_get::<String, _>(0).ok())
-            .collect())
+            .filter_map(|row| Some((row.try_get(0).ok()?, row.try_get(1).ok()?)))
+            .collect();
+        // In a stable order, whatever order the database returns.
+        withdrawn.sort();
+        Ok(withdrawn)
     }
 
     async fn declaration_event(

@@ -984,13 +984,17 @@ async fn handle_reply(
     })
     .await
     {
-        // The same answer again (a redelivery, a resend): the first stands.
-        Ok(DecisionOutcome::AlreadyDecided(status)) if status != outcome_name(decision.outcome) => {
+        // The very answer again (a redelivery, a resend) is taken as the
+        // first was (`Repeated`); any other answer to a permit no longer
+        // pending (another outcome, other reasons or conditions, or a
+        // permit that expired or was withdrawn) is not taken and is
+        // dead-lettered with the reason, never dropped silently.
+        Ok(DecisionOutcome::AlreadyDecided(status)) => {
             dead(
                 Code::PermitAlreadyAnswered.as_str(),
                 format!(
-                    "permit {} was already answered: {status}; this {} was not taken",
-                    decision.permit_id,
+                    "{}; this {} was not taken",
+                    crate::hub::permits::closed(&decision.permit_id, &status),
                     outcome_name(decision.outcome)
                 ),
             )

@@ -1085,8 +1085,8 @@ async fn post_decision(
         Ok(DecisionOutcome::AlreadyDecided(status)) => problem(
             StatusCode::CONFLICT,
             "already-decided",
-            "Permit already answered",
-            format!("permit {id} was already answered: {status}"),
+            "Permit no longer pending",
+            crate::hub::permits::closed(&id, &status),
             json!({"permit_status": status}),
         ),
         Err(DecisionError::NotFound(_)) => not_found("permit", &id),
