@@ -233,37 +233,24 @@ async fn workflow(url: &str) {
     };
     assert_eq!(after.status, state::AWAITING_PERMITS);
     assert!(store.agency_inbox("MFDS", 10).await.unwrap().is_empty());
-    // The same answer again changes nothing.
-    let again = hub
-        .intake
-        .decide(
-            &hub.mfds,
-            &decision(&mfds_permit.id, PermitOutcome::Refused, "late"),
-        )
-        .await
-        .unwrap();
+    // MFDS answers the granted permit again.
+    let answer_again = async |outcome, reason: &'static str| {
+        hub.intake
+            .decide(&hub.mfds, &decision(&mfds_permit.id, outcome, reason))
+            .await
+    };
+    // Another answer changes nothing.
+    let again = answer_again(PermitOutcome::Refused, "late").await.unwrap();
     assert_eq!(again, DecisionOutcome::AlreadyDecided("granted".into()));
     // The very answer recorded, sent again (a resend after a lost reply),
     // is taken as the first was: nothing changes, the declaration is told.
-    let resent = hub
-        .intake
-        .decide(
-            &hub.mfds,
-            &decision(&mfds_permit.id, PermitOutcome::Granted, "safe"),
-        )
-        .await
-        .unwrap();
+    let resent = answer_again(PermitOutcome::Granted, "safe").await.unwrap();
     let DecisionOutcome::Repeated(now) = resent else {
         panic!("{resent:?}")
     };
     assert_eq!(now.status, state::AWAITING_PERMITS);
     // The same outcome with other reasons is another answer.
-    let other = hub
-        .intake
-        .decide(
-            &hub.mfds,
-            &decision(&mfds_permit.id, PermitOutcome::Granted, "safe enough"),
-        )
+    let other = answer_again(PermitOutcome::Granted, "safe enough")
         .await
         .unwrap();
     assert_eq!(other, DecisionOutcome::AlreadyDecided("granted".into()));

@@ -64,38 +64,20 @@ fn serve_submit_status_and_stop() {
         assert_eq!(out.status.code(), Some(2), "{bad:?}");
     }
     // As JSON, for scripts: the partner and its token; trader ids too.
-    let out = bin()
-        .args([
-            "partner",
-            "add",
-            "SCRIPTED",
-            "--name",
-            "X",
-            "--format",
-            "json",
-            "--data-dir",
-        ])
-        .arg(&data)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0));
-    let added: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let json_of = |args: &[&str]| -> serde_json::Value {
+        let out = bin()
+            .args(args)
+            .args(["--format", "json", "--data-dir"])
+            .arg(&data)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let added = json_of(&["partner", "add", "SCRIPTED", "--name", "X"]);
     assert_eq!(added["partner"], "SCRIPTED");
     assert!(added["token"].as_str().unwrap().starts_with("th_"));
-    let out = bin()
-        .args([
-            "partner",
-            "traders",
-            "SCRIPTED",
-            "GB123",
-            "--format",
-            "json",
-            "--data-dir",
-        ])
-        .arg(&data)
-        .output()
-        .unwrap();
-    let traders: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let traders = json_of(&["partner", "traders", "SCRIPTED", "GB123"]);
     assert_eq!(traders["trader_ids"], serde_json::json!(["GB123"]));
 
     let (server, addr, log) = common::spawn_serve(&data);

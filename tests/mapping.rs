@@ -1029,15 +1029,25 @@ fn an_each_list_takes_every_repetition_of_syntax_4() {
     assert!(text.starts_with("UNA:+.? '"));
     let com = "COM+703-555-1212:TE'";
     assert_eq!(text.matches(com).count(), 1);
-    let repeated = text.replacen("UNA:+.? '", "UNA:+.?*'", 1).replacen(
-        com,
-        "COM+703-555-1212:TE*703-555-4545:FX*ops@example.org:EM'",
-        1,
-    );
-    let mapped = map(repeated.as_bytes());
-    let list = mapped[0].canonical.as_ref().unwrap();
+    // The list with its reporter's COM replaced (repetition separator `*`
+    // advised): the contacts mapped and the issues located at the COM.
+    let with_com = |replacement: &str| {
+        let changed = text
+            .replacen("UNA:+.? '", "UNA:+.?*'", 1)
+            .replacen(com, replacement, 1);
+        let mapped = map(changed.as_bytes());
+        let contacts = mapped[0].canonical.as_ref().unwrap()["reporter"]["contacts"].clone();
+        let at_com: Vec<_> = mapped[0]
+            .issues
+            .iter()
+            .filter(|i| i.location.tag.as_deref() == Some("COM"))
+            .cloned()
+            .collect();
+        (contacts, at_com)
+    };
+    let (contacts, unread) = with_com("COM+703-555-1212:TE*703-555-4545:FX*ops@example.org:EM'");
     assert_eq!(
-        list["reporter"]["contacts"],
+        contacts,
         serde_json::json!([
             {"number": "703-555-1212", "channel": "TE"},
             {"number": "703-555-4545", "channel": "FX"},
@@ -1045,23 +1055,11 @@ fn an_each_list_takes_every_repetition_of_syntax_4() {
         ])
     );
     // Nothing of the COM is left unread.
-    let unread: Vec<_> = mapped[0]
-        .issues
-        .iter()
-        .filter(|i| i.location.tag.as_deref() == Some("COM"))
-        .collect();
     assert!(unread.is_empty(), "{unread:#?}");
-
     // A repetition with one component empty gives what it has.
-    let odd = text.replacen("UNA:+.? '", "UNA:+.?*'", 1).replacen(
-        com,
-        "COM+703-555-1212:TE*703-555-4545:FX*:EM'",
-        1,
-    );
-    let mapped = map(odd.as_bytes());
-    let list = mapped[0].canonical.as_ref().unwrap();
+    let (contacts, _) = with_com("COM+703-555-1212:TE*703-555-4545:FX*:EM'");
     assert_eq!(
-        list["reporter"]["contacts"],
+        contacts,
         serde_json::json!([
             {"number": "703-555-1212", "channel": "TE"},
             {"number": "703-555-4545", "channel": "FX"},

@@ -136,7 +136,11 @@ unsafe extern "C" fn collect(user: *mut c_void, error: *const RawError) {
     // the duration of this callback.
     let (collector, error) = unsafe { (&mut *(user.cast::<Collector>()), &*error) };
     if collector.errors.len() >= collector.cap {
-        collector.dropped += 1;
+        // Beyond the cap only errors are counted: a warning dropped is no
+        // error of the document.
+        if error.level > XML_ERR_WARNING {
+            collector.dropped += 1;
+        }
         return;
     }
     let message = if error.message.is_null() {
