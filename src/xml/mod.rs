@@ -209,13 +209,22 @@ impl XmlValidator {
                 return report;
             }
         };
+        let mut outcome = schema.validate(document, name, self.limits.max_issues);
         // libxml2's schema messages give a line, not a column: in a document
-        // written on one line they would name no element. Such a document
-        // is validated with each start tag on a line of its own, and the
-        // places found are given back in the document as sent.
-        let reflowed = reader::reflow(document);
+        // written on one line they would name no element. A document with
+        // schema errors whose start tags share lines is validated again
+        // with each start tag on a line of its own, and the places found
+        // are given back in the document as sent. Valid documents pay
+        // nothing for it.
+        let schema_errors = outcome
+            .errors
+            .iter()
+            .any(|e| e.domain == libxml2::DOMAIN_SCHEMA_VALIDITY);
+        let reflowed = schema_errors.then(|| reader::reflow(document)).flatten();
+        if let Some(reflowed) = &reflowed {
+            outcome = schema.validate(&reflowed.bytes, name, self.limits.max_issues);
+        }
         let validated = reflowed.as_ref().map_or(document, |r| &r.bytes[..]);
-        let outcome = schema.validate(validated, name, self.limits.max_issues);
         report.schema_validated = true;
         let mut issues = engine_issues(validated, &outcome.errors);
         if let Some(reflowed) = &reflowed {
