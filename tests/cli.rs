@@ -365,3 +365,28 @@ fn loadgen_refuses_a_rate_it_cannot_keep() {
         assert!(!text(&out.stderr).contains("panicked"));
     }
 }
+
+/// `ack --kind contrl` prints the CONTRL the hub answers with: a test
+/// interchange (UNB 0035) is rejected with code 25 at UNB 0035, as the hub
+/// rejects it.
+#[test]
+fn ack_rejects_a_test_interchange_as_the_hub_does() {
+    let sample = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures/edifact/ok/cusdec-d96b-unoc.edi"),
+    )
+    .unwrap();
+    let header = "+261124:1030+20261124001'";
+    assert_eq!(sample.matches(header).count(), 1);
+    let test = sample.replacen(header, "+261124:1030+20261124001++++++1'", 1);
+    let path = std::env::temp_dir().join(format!("tradehub-test-ind-{}.edi", std::process::id()));
+    std::fs::write(&path, test).unwrap();
+    let out = tradehub(&["ack", "--kind", "contrl", path.to_str().unwrap()]);
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("+4+25+UNB+12'"),
+        "{}",
+        text(&out.stdout)
+    );
+}

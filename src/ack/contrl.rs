@@ -157,7 +157,7 @@ pub fn build(parsed: &Parsed, options: &Options) -> Contrl {
     // UCMs are the CONTRL's segment group 1, which comes before the UCFs of
     // segment group 3 (a UCM after a UCF would be read as that group's).
     // CONTRL's segment groups 1 and 4 (UCM) occur 999 times at most, as
-    // do groups 2 and 5 (UCS) per message: beyond, the UCI (and UCF)
+    // do group 3 (UCF) and groups 2 and 5 (UCS) per message: beyond, the UCI (and UCF)
     // rejection says it all, and the CONTRL stays valid.
     for ((_, position, reference), issues) in message_errors
         .iter()
@@ -171,6 +171,8 @@ pub fn build(parsed: &Parsed, options: &Options) -> Contrl {
             v4,
         ));
     }
+    // Segment group 3 (UCF) occurs 999 times at most too.
+    let mut ucfs = 0usize;
     for group in &subject.groups {
         let g_errors = group_errors.get(&group.reference);
         let msgs: Vec<_> = message_errors
@@ -180,6 +182,10 @@ pub fn build(parsed: &Parsed, options: &Options) -> Contrl {
         if g_errors.is_none() && msgs.is_empty() {
             continue;
         }
+        if ucfs == MAX_GROUP {
+            break;
+        }
+        ucfs += 1;
         let mut ucf = vec![
             Element::simple(&group.reference),
             Element::composite(
@@ -366,7 +372,7 @@ fn party(id: &str, qualifier: &str) -> Element {
     }
 }
 
-/// Most occurrences of a CONTRL segment group (UCM, UCS: 999).
+/// Most occurrences of a CONTRL segment group (UCM, UCF, UCS: 999).
 const MAX_GROUP: usize = 999;
 
 /// A message with errors: its group, its UNH position (0 when not known)
@@ -413,7 +419,8 @@ fn message_response(
             super::cut(&m.message_type, 6),
             super::cut(&m.version, 3),
             super::cut(&m.release, 3),
-            super::cut(&m.agency, 2),
+            // 0051 is an..2 before version 4, an..3 from it on.
+            super::cut(&m.agency, if v4 { 3 } else { 2 }),
         ]),
         None => Element::simple(""),
     };
@@ -817,6 +824,37 @@ mod tests {
             out.contains("UCI+REF+S+R+4"),
             "{}",
             out.get(..300).unwrap_or("")
+        );
+        let answer = validated(&contrl.bytes);
+        let errors: Vec<&Issue> = answer.issues.iter().filter(|i| i.is_error()).collect();
+        assert!(errors.is_empty(), "{errors:#?}");
+    }
+
+    /// Segment group 3 (UCF) stops at 999 too: 1,200 groups, each with a
+    /// message in error, are answered by 999 UCFs.
+    #[test]
+    fn ucf_groups_stop_at_999() {
+        let mut text = String::from("UNA:+.? 'UNB+UNOC:3+S+R+261124:1030+REF'");
+        for n in 1..=1200 {
+            text.push_str(&format!(
+                "UNG+CUSDEC+S+R+261124:1030+G{n}+UN+D:96B'UNH+{n}+CUSDEC:D:96B:UN'BGM+929+A+9'UNT+9+{n}'UNE+1+G{n}'"
+            ));
+        }
+        text.push_str("UNZ+1200+REF'");
+        let parsed = crate::edifact::parse(text.as_bytes());
+        let contrl = build(
+            &parsed,
+            &Options::at(crate::timestamp::Timestamp::now(), false, "T".into()),
+        );
+        let out = contrl.text();
+        assert_eq!(
+            out.matches("UCF+").count(),
+            999,
+            "{} issues ({} dropped), {} groups, {:?}",
+            parsed.issues.len(),
+            parsed.dropped_issues,
+            parsed.interchange.groups.len(),
+            parsed.issues.iter().take(3).collect::<Vec<_>>()
         );
         let answer = validated(&contrl.bytes);
         let errors: Vec<&Issue> = answer.issues.iter().filter(|i| i.is_error()).collect();

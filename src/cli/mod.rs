@@ -2207,7 +2207,7 @@ fn ack(
             return ack_application(path, &bytes, kind, moment, format, schema);
         }
     }
-    let parsed = match schema.directories()? {
+    let mut parsed = match schema.directories()? {
         Some(d) => edifact::Parser::new(
             &bytes[..],
             ParseOptions {
@@ -2224,6 +2224,8 @@ fn ack(
         })?,
         None => edifact::parse(&bytes),
     };
+    // As the hub answers: a test interchange is rejected (code 25).
+    crate::hub::refuse_test(&mut parsed);
     let mut out = io::stdout().lock();
     match kind {
         // Answered before the interchange was parsed.

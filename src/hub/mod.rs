@@ -1137,7 +1137,7 @@ fn status_event(new: &NewInterchange) -> OutboxMessage {
 /// 25, "test indicator not supported": the hub has no test mode, and a
 /// test must never become a live declaration or permit request. The CONTRL
 /// says so at UNB 0035.
-fn refuse_test(parsed: &mut Parsed) {
+pub(crate) fn refuse_test(parsed: &mut Parsed) {
     let ic = &parsed.interchange;
     if ic.test_indicator.is_empty() {
         return;
@@ -1150,7 +1150,7 @@ fn refuse_test(parsed: &mut Parsed) {
         ..crate::diag::Location::default()
     };
     let detail = format!(
-        "the interchange is marked as a test (UNB 0035 {:?}); this hub processes live interchanges only: send it without the test indicator",
+        "the interchange is marked as a test (UNB 0035 {:?}); this hub processes live interchanges only: send it without the test indicator, under a new control reference (this one is now taken)",
         ic.test_indicator
     );
     parsed.issues.push(Issue::error(

@@ -147,7 +147,10 @@ async fn admit(
     // A submission cut off is recorded as refused (HTTP408), as one whose
     // body could not be read is: what it held and who sent it, as far as
     // known (the token is checked only then).
-    let submission = (request.method() == axum::http::Method::POST && path == "/v1/interchanges")
+    let mut request = request;
+    let body_read = BodyRead::default();
+    let submission = (request.method() == axum::http::Method::POST
+        && request.uri().path() == "/v1/interchanges")
         .then(|| {
             let headers = request.headers();
             let token = headers
@@ -163,6 +166,9 @@ async fn admit(
                 .unwrap_or(-1);
             (token, size)
         });
+    if submission.is_some() {
+        request.extensions_mut().insert(body_read.clone());
+    }
     match tokio::time::timeout(admission.timeout, next.run(request)).await {
         Ok(response) => response,
         Err(_) => {
@@ -172,7 +178,12 @@ async fn admit(
                  decision recorded meanwhile as repeated",
                 admission.timeout.as_secs()
             );
-            if let Some((token, size)) = submission {
+            // Only an upload cut off is a refusal: a body read whole was
+            // being processed, and may have been stored (a resend is then
+            // answered as a duplicate).
+            if let Some((token, size)) = submission
+                && !body_read.0.load(std::sync::atomic::Ordering::SeqCst)
+            {
                 record_cut_off(&admission.intake, token, size, &detail).await;
             }
             problem(
@@ -185,6 +196,11 @@ async fn admit(
         }
     }
 }
+
+/// Set by the submission handler once the body has been read whole: a
+/// timeout after it is no cut-off upload.
+#[derive(Debug, Clone, Default)]
+struct BodyRead(Arc<std::sync::atomic::AtomicBool>);
 
 /// Records a submission the request timeout cut off. Bounded in time
 /// itself: a store that does not answer does not hold the 408 back.
@@ -580,10 +596,16 @@ async fn post_interchange(
     State(app): State<Arc<App>>,
     Authenticated(partner): Authenticated,
     headers: HeaderMap,
+    body_read: Option<axum::Extension<BodyRead>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let body = match body {
-        Ok(b) => b,
+        Ok(b) => {
+            if let Some(axum::Extension(read)) = body_read {
+                read.0.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+            b
+        }
         Err(rejection) => {
             let status = rejection.status();
             let refusal = Refusal {
@@ -1263,5 +1285,82 @@ async fn readyz(State(app): State<Arc<App>>) -> Response {
             e.to_string(),
             json!({"store": "down", "broker": broker_text}),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tower::ServiceExt;
+
+    /// A hub's intake on a fresh embedded store, with partner `P` whose
+    /// token is returned.
+    async fn intake() -> (Intake, String, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("tradehub-admit-{}", uuid::Uuid::now_v7()));
+        let store = crate::store::Store::open(&crate::store::Store::embedded_url(&dir).unwrap())
+            .await
+            .unwrap();
+        let (token, hash) = crate::hub::new_token().unwrap();
+        store
+            .add_partner("P", "P", &hash, Timestamp::now())
+            .await
+            .unwrap();
+        let intake = Intake::new(store, crate::edifact::Limits::default());
+        (intake, token, dir)
+    }
+
+    /// The admission layer over one submission route whose handler reads
+    /// the body, says so, then takes longer than the timeout.
+    fn slow_router(intake: Intake) -> Router {
+        async fn slow(body_read: Option<axum::Extension<BodyRead>>, _body: Bytes) -> Response {
+            if let Some(axum::Extension(read)) = body_read {
+                read.0.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+            StatusCode::ACCEPTED.into_response()
+        }
+        Router::new().route("/v1/interchanges", post(slow)).layer(
+            axum::middleware::from_fn_with_state(
+                Arc::new(Admission {
+                    slots: Arc::new(tokio::sync::Semaphore::new(4)),
+                    limit: 4,
+                    timeout: std::time::Duration::from_millis(300),
+                    intake,
+                }),
+                admit,
+            ),
+        )
+    }
+
+    /// A submission whose body was read whole and that then runs past the
+    /// request timeout is answered 408 but is no refusal (it may be stored,
+    /// and a resend is answered as a duplicate); one whose upload never
+    /// ends is recorded as HTTP408 with its sender.
+    #[tokio::test]
+    async fn only_an_upload_cut_off_is_recorded_as_refused() {
+        let (intake, token, dir) = intake().await;
+        let request = |body: axum::body::Body| {
+            axum::extract::Request::post("/v1/interchanges")
+                .header(header::AUTHORIZATION, format!("Bearer {token}"))
+                .body(body)
+                .unwrap()
+        };
+        let read_whole = slow_router(intake.clone())
+            .oneshot(request(axum::body::Body::from("UNA:+.? '")))
+            .await
+            .unwrap();
+        assert_eq!(read_whole.status(), StatusCode::REQUEST_TIMEOUT);
+        assert!(intake.store().refusals("P", 10).await.unwrap().is_empty());
+
+        let endless = futures_lite::stream::pending::<Result<Bytes, std::io::Error>>();
+        let cut_off = slow_router(intake.clone())
+            .oneshot(request(axum::body::Body::from_stream(endless)))
+            .await
+            .unwrap();
+        assert_eq!(cut_off.status(), StatusCode::REQUEST_TIMEOUT);
+        let refusals = intake.store().refusals("P", 10).await.unwrap();
+        assert_eq!(refusals.len(), 1, "{refusals:?}");
+        assert_eq!(refusals[0].0, "HTTP408");
+        let _ = std::fs::remove_dir_all(dir);
     }
 }
