@@ -1089,6 +1089,7 @@ impl EdifactMapping {
             selected: None,
             paths: std::mem::take(&mut scratch.paths),
             reached: std::mem::take(&mut scratch.reached),
+            deferred: Vec::new(),
         };
         if !text.is_complete() {
             run.issues.push(Issue::error(
@@ -1121,6 +1122,14 @@ impl EdifactMapping {
         }
         for each in &self.each {
             run.each(0, each, &mut prefix, &mut out, ROOT);
+        }
+        // A rule that took nothing may have a value equal to the one its
+        // field holds, which is then not reported: looked for only when
+        // something would be (most messages leave nothing unread).
+        if !run.deferred.is_empty() && run.any_unread() {
+            for (instance, field, obj, at) in std::mem::take(&mut run.deferred) {
+                run.agrees(instance, field, &out, obj, at);
+            }
         }
         run.unread();
         // The issues in a vector of their size; the buffers are kept for
@@ -1500,6 +1509,9 @@ struct Run<'a> {
     paths: Vec<Option<String>>,
     /// Buffers for the instances a list reaches, one per nesting level.
     reached: Vec<Vec<usize>>,
+    /// Rules that took nothing because an earlier rule set their field:
+    /// instance, rule, object and value position (see `agrees`).
+    deferred: Vec<(usize, &'a CompiledField, usize, Pos)>,
 }
 
 /// True when `raw` is a decimal that [`Decimal`] reads and writes back
@@ -1923,7 +1935,9 @@ impl<'a> Run<'a> {
             Held::List(existing) if field.all => existing,
             Held::List(_) => return,
             Held::Other => {
-                self.agrees(instance, field, out, obj, at);
+                // Whether its value says the same is asked only if the
+                // message has values left unread (see `agrees`).
+                self.deferred.push((instance, field, obj, at));
                 return;
             }
         };
@@ -2194,6 +2208,40 @@ impl<'a> Run<'a> {
         out.append(obj, &each.to.parts, items);
     }
 
+    /// True when a value is left that [`unread`](Self::unread) would report.
+    fn any_unread(&self) -> bool {
+        let service = ["UNT", "UNS"].map(tag_code);
+        let unh = tag_code("UNH");
+        self.tree.segments.iter().enumerate().any(|(s, info)| {
+            !service.contains(&info.tag)
+                && self
+                    .text
+                    .places(s)
+                    .any(|(e, r, c)| !(info.tag == unh && e < 2) && self.left_unread(s, e, r, c))
+        })
+    }
+
+    /// True when the value at element `e`, repetition `r`, component `c`
+    /// of segment `s` was read by no rule and is not ignored.
+    fn left_unread(&self, s: usize, e: usize, r: usize, c: usize) -> bool {
+        let Some(info) = self.tree.segments.get(s) else {
+            return false;
+        };
+        // Field rules read first repetitions, `each` lists every
+        // repetition of their composite.
+        let read = match self.read.get(info.first_element + e) {
+            Some(bits) if r == 0 && c < 64 => bits & (1 << c) != 0,
+            _ => self.read_far.contains(&(s, e, r, c)),
+        };
+        let ignored = self
+            .ignored
+            .get(&info.tag)
+            .and_then(|i| i.get(e))
+            .and_then(|i| i.get(c))
+            .is_some_and(|i| *i);
+        !read && !ignored
+    }
+
     /// Every non-empty value of a data segment that no rule read (MAP001),
     /// at most 50 per message, then a count.
     fn unread(&mut self) {
@@ -2212,23 +2260,11 @@ impl<'a> Run<'a> {
             if service.contains(&info.tag) {
                 continue;
             }
-            let ignored = self.ignored.get(&info.tag);
             for (i, (e, r, c)) in text.places(s).enumerate() {
                 if info.tag == unh && e < 2 {
                     continue;
                 }
-                // Field rules read first repetitions, `each` lists every
-                // repetition of their composite.
-                let read = match self.read.get(info.first_element + e) {
-                    Some(bits) if r == 0 && c < 64 => bits & (1 << c) != 0,
-                    _ => self.read_far.contains(&(s, e, r, c)),
-                };
-                if read
-                    || ignored
-                        .and_then(|i| i.get(e))
-                        .and_then(|i| i.get(c))
-                        .is_some_and(|i| *i)
-                {
+                if !self.left_unread(s, e, r, c) {
                     continue;
                 }
                 if reported >= 50 {
