@@ -1123,15 +1123,7 @@ impl EdifactMapping {
         for each in &self.each {
             run.each(0, each, &mut prefix, &mut out, ROOT);
         }
-        // A rule that took nothing may have a value equal to the one its
-        // field holds, which is then not reported: looked for only when
-        // something would be (most messages leave nothing unread).
-        if !run.deferred.is_empty() && run.any_unread() {
-            for (instance, field, obj, at) in std::mem::take(&mut run.deferred) {
-                run.agrees(instance, field, &out, obj, at);
-            }
-        }
-        run.unread();
+        run.unread(&out);
         // The issues in a vector of their size; the buffers are kept for
         // the next message.
         let issues: Vec<Issue> = run.issues.drain(..).collect();
@@ -2208,19 +2200,6 @@ impl<'a> Run<'a> {
         out.append(obj, &each.to.parts, items);
     }
 
-    /// True when a value is left that [`unread`](Self::unread) would report.
-    fn any_unread(&self) -> bool {
-        let service = ["UNT", "UNS"].map(tag_code);
-        let unh = tag_code("UNH");
-        self.tree.segments.iter().enumerate().any(|(s, info)| {
-            !service.contains(&info.tag)
-                && self
-                    .text
-                    .places(s)
-                    .any(|(e, r, c)| !(info.tag == unh && e < 2) && self.left_unread(s, e, r, c))
-        })
-    }
-
     /// True when the value at element `e`, repetition `r`, component `c`
     /// of segment `s` was read by no rule and is not ignored.
     fn left_unread(&self, s: usize, e: usize, r: usize, c: usize) -> bool {
@@ -2243,8 +2222,12 @@ impl<'a> Run<'a> {
     }
 
     /// Every non-empty value of a data segment that no rule read (MAP001),
-    /// at most 50 per message, then a count.
-    fn unread(&mut self) {
+    /// at most 50 per message, then a count. At the first such value, the
+    /// rules that took nothing because their field was set (`deferred`)
+    /// are asked whether their value says the same (see `agrees`): most
+    /// messages leave nothing unread and never pay for it; values before
+    /// that one were all read, and stay so.
+    fn unread(&mut self, out: &Draft<'a>) {
         // UNT and UNS carry nothing of the message's content, nor do UNH's
         // reference and type; the rest of UNH does (0068 common access
         // reference, S010 status of the transfer: part 10 of a list sent in
@@ -2266,6 +2249,14 @@ impl<'a> Run<'a> {
                 }
                 if !self.left_unread(s, e, r, c) {
                     continue;
+                }
+                if !self.deferred.is_empty() {
+                    for (instance, field, obj, at) in std::mem::take(&mut self.deferred) {
+                        self.agrees(instance, field, out, obj, at);
+                    }
+                    if !self.left_unread(s, e, r, c) {
+                        continue;
+                    }
                 }
                 if reported >= 50 {
                     more += 1;
