@@ -2201,24 +2201,26 @@ impl<'a> Run<'a> {
     }
 
     /// True when the value at element `e`, repetition `r`, component `c`
-    /// of segment `s` was read by no rule and is not ignored.
-    fn left_unread(&self, s: usize, e: usize, r: usize, c: usize) -> bool {
-        let Some(info) = self.tree.segments.get(s) else {
-            return false;
-        };
+    /// of segment `s` (`info`, its tag's `ignored` places) was read by no
+    /// rule and is not ignored.
+    fn left_unread(
+        &self,
+        (s, info, ignored): (usize, &SegmentInfo, Option<&Vec<Vec<bool>>>),
+        e: usize,
+        r: usize,
+        c: usize,
+    ) -> bool {
         // Field rules read first repetitions, `each` lists every
         // repetition of their composite.
         let read = match self.read.get(info.first_element + e) {
             Some(bits) if r == 0 && c < 64 => bits & (1 << c) != 0,
             _ => self.read_far.contains(&(s, e, r, c)),
         };
-        let ignored = self
-            .ignored
-            .get(&info.tag)
-            .and_then(|i| i.get(e))
-            .and_then(|i| i.get(c))
-            .is_some_and(|i| *i);
-        !read && !ignored
+        !read
+            && !ignored
+                .and_then(|i| i.get(e))
+                .and_then(|i| i.get(c))
+                .is_some_and(|i| *i)
     }
 
     /// Every non-empty value of a data segment that no rule read (MAP001),
@@ -2243,18 +2245,19 @@ impl<'a> Run<'a> {
             if service.contains(&info.tag) {
                 continue;
             }
+            let segment = (s, info, self.ignored.get(&info.tag));
             for (i, (e, r, c)) in text.places(s).enumerate() {
                 if info.tag == unh && e < 2 {
                     continue;
                 }
-                if !self.left_unread(s, e, r, c) {
+                if !self.left_unread(segment, e, r, c) {
                     continue;
                 }
                 if !self.deferred.is_empty() {
                     for (instance, field, obj, at) in std::mem::take(&mut self.deferred) {
                         self.agrees(instance, field, out, obj, at);
                     }
-                    if !self.left_unread(s, e, r, c) {
+                    if !self.left_unread(segment, e, r, c) {
                         continue;
                     }
                 }
