@@ -217,30 +217,28 @@ impl Routing {
                     ),
                 ));
             }
-            // Office codes compare trimmed and in capitals; a blank one
-            // would match every office.
-            let mut offices = Vec::new();
-            for office in &r.offices {
-                let code = office.get_ref().trim().to_ascii_uppercase();
-                if code.is_empty() {
-                    return Err(error(
-                        office.span().start,
-                        "an office code is empty; it would match every customs office".into(),
-                    ));
-                }
-                offices.push(code);
-            }
-            let mut preferences = Vec::new();
-            for preference in &r.preferences {
-                let code = preference.get_ref().trim().to_ascii_uppercase();
-                if code.is_empty() {
-                    return Err(error(
-                        preference.span().start,
-                        "a preference code is empty; no goods item would claim it".into(),
-                    ));
-                }
-                preferences.push(code);
-            }
+            // Office and preference codes compare trimmed and in capitals;
+            // a blank one is refused with its line.
+            let codes = |list: &[Spanned<String>], blank: &str| {
+                list.iter()
+                    .map(|code| {
+                        let text = code.get_ref().trim().to_ascii_uppercase();
+                        if text.is_empty() {
+                            Err(error(code.span().start, blank.to_owned()))
+                        } else {
+                            Ok(text)
+                        }
+                    })
+                    .collect::<Result<Vec<String>, _>>()
+            };
+            let offices = codes(
+                &r.offices,
+                "an office code is empty; it would match every customs office",
+            )?;
+            let preferences = codes(
+                &r.preferences,
+                "a preference code is empty; no goods item would claim it",
+            )?;
             rules.push(Rule {
                 id: r.id.into_inner(),
                 agency: r.agency.into_inner(),
