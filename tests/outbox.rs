@@ -355,6 +355,35 @@ async fn declines_and_parking(store: &Store) {
     assert_eq!(store.purge_published_outbox(later, 3).await.unwrap(), 3);
     assert_eq!(store.purge_published_outbox(later, 3).await.unwrap(), 2);
     assert_eq!(store.count(Table::Outbox).await.unwrap(), 0);
+
+    // Refusals are kept for their retention period (90 days by default),
+    // the oldest deleted first; the relay's purge does both tables.
+    let refused = |days_ago: i64, code: &str| tradehub::store::Refusal {
+        partner_id: None,
+        at: Timestamp::now().plus_secs(-days_ago * 24 * 3600),
+        sha256: String::new(),
+        size_bytes: 10,
+        code: code.into(),
+        detail: "cut off".into(),
+    };
+    for (days, code) in [(400, "OLD1"), (91, "OLD2"), (89, "NEW1"), (0, "NEW2")] {
+        store.refuse(&refused(days, code)).await.unwrap();
+    }
+    assert_eq!(
+        RelaySettings::default().refusal_retention,
+        Some(std::time::Duration::from_secs(90 * 24 * 3600))
+    );
+    let keep = RelaySettings {
+        refusal_retention: None,
+        ..RelaySettings::default()
+    };
+    assert!(!outbox::purge(store, &keep).await);
+    assert_eq!(store.count(Table::Refusals).await.unwrap(), 4);
+    assert!(!outbox::purge(store, &RelaySettings::default()).await);
+    assert_eq!(store.count(Table::Refusals).await.unwrap(), 2);
+    let before = Timestamp::now().plus_secs(60);
+    assert_eq!(store.purge_refusals(before, 1).await.unwrap(), 1);
+    assert_eq!(store.count(Table::Refusals).await.unwrap(), 1);
 }
 
 #[tokio::test]

@@ -65,8 +65,36 @@ async fn agencies_answer_and_officers_release_over_http() {
 
     // Decisions: only KMDIA's account, only a well-formed body, only once.
     let granted = br#"{"outcome": "granted", "reasons": ["registered device"]}"#;
+    // Another agency is told "no permit", as for an id that does not
+    // exist: it cannot learn which permits exist. A broker is refused.
     let r = request(addr, "POST", &decide, token("mfds-desk"), granted).await;
+    assert_eq!(r.status, 404, "{}", String::from_utf8_lossy(&r.body));
+    let unknown = "0190f000-0000-7000-8000-000000000000";
+    let other = request(
+        addr,
+        "POST",
+        &format!("/v1/permits/{unknown}/decision"),
+        token("mfds-desk"),
+        granted,
+    )
+    .await;
+    assert_eq!(other.status, 404);
+    let mut seen = r.json();
+    seen["detail"] = serde_json::Value::Null;
+    let mut unseen = other.json();
+    unseen["detail"] = serde_json::Value::Null;
+    assert_eq!(seen, unseen, "same answer for another agency's permit");
+    assert_eq!(r.json()["detail"], format!("no permit {permit}"));
+    let r = request(addr, "POST", &decide, token("KRBROKER01"), granted).await;
     assert_eq!(r.status, 403);
+    assert!(
+        r.json()["detail"]
+            .as_str()
+            .unwrap()
+            .contains("does not act for an agency"),
+        "{}",
+        r.json()
+    );
     let r = request(
         addr,
         "POST",

@@ -72,8 +72,12 @@ enum AckKind {
     Res,
     /// APERAK (D.96B) per message of an EDIFACT interchange: its mapping
     /// errors and business-rule findings, each located at its segment.
+    /// Each answer is an interchange of its own, as the hub sends them:
+    /// for an interchange of several messages the text output is several
+    /// interchanges one after another (`--format json` gives them apart).
     Aperak,
     /// CUSRES (D.96B) per message: accepted, or rejected with the findings.
+    /// One interchange per message, as for APERAK.
     Cusres,
 }
 
@@ -182,6 +186,10 @@ enum Command {
         /// Hours published outbox rows are kept; 0 keeps them [default: 168].
         #[arg(long, env = "TRADEHUB_OUTBOX_RETENTION_HOURS")]
         outbox_retention_hours: Option<u64>,
+        /// Days refusals (submissions refused unread: wrong sender, too
+        /// large, cut off) are kept; 0 keeps them [default: 90].
+        #[arg(long, env = "TRADEHUB_REFUSAL_RETENTION_DAYS")]
+        refusal_retention_days: Option<u64>,
         /// ISO 3166 alpha-2 code of the country whose customs runs the hub;
         /// the MRNs it gives start with it [default: KR].
         #[arg(long, env = "TRADEHUB_COUNTRY")]
@@ -706,6 +714,7 @@ struct HubConfig {
     permit_timeout_secs: Option<u64>,
     outbox_max_attempts: Option<i64>,
     outbox_retention_hours: Option<u64>,
+    refusal_retention_days: Option<u64>,
     country: Option<String>,
     hub_id: Option<String>,
     tls_cert: Option<PathBuf>,
@@ -1219,6 +1228,7 @@ where
             permit_timeout_secs,
             outbox_max_attempts,
             outbox_retention_hours,
+            refusal_retention_days,
             country,
             hub_id,
             tls_cert,
@@ -1327,6 +1337,11 @@ where
                     None => relay_defaults.retention,
                     Some(0) => None,
                     Some(hours) => Some(std::time::Duration::from_secs(hours.saturating_mul(3600))),
+                },
+                refusal_retention: match refusal_retention_days.or(file.refusal_retention_days) {
+                    None => relay_defaults.refusal_retention,
+                    Some(0) => None,
+                    Some(days) => Some(std::time::Duration::from_secs(days.saturating_mul(86_400))),
                 },
                 ..relay_defaults
             };

@@ -141,6 +141,12 @@ pub struct RelaySettings {
     pub max_attempts: i64,
     /// How long published rows are kept (none: for good).
     pub retention: Option<Duration>,
+    /// How long refusals (submissions refused before they were read as
+    /// interchanges: wrong sender, too large, cut off) are kept (none: for
+    /// good). They may come from anyone who can reach the hub, so they
+    /// must not pile up without bound. The relay purges them with the
+    /// outbox.
+    pub refusal_retention: Option<Duration>,
 }
 
 impl Default for RelaySettings {
@@ -149,9 +155,13 @@ impl Default for RelaySettings {
             poll: Duration::from_secs(1),
             max_attempts: 5,
             retention: Some(Duration::from_secs(7 * 24 * 3600)),
+            refusal_retention: Some(Duration::from_secs(REFUSAL_RETENTION_DAYS * 24 * 3600)),
         }
     }
 }
+
+/// Days refusals are kept by default.
+pub const REFUSAL_RETENTION_DAYS: u64 = 90;
 
 /// How often published rows past the retention period are deleted.
 const PURGE_EVERY: Duration = Duration::from_secs(600);
@@ -178,11 +188,11 @@ pub async fn relay<P, F>(
     // meanwhile).
     let mut behind = false;
     loop {
-        if let Some(retention) = settings.retention
+        if (settings.retention.is_some() || settings.refusal_retention.is_some())
             && (behind || purged.is_none_or(|at| at.elapsed() >= PURGE_EVERY))
         {
             purged = Some(tokio::time::Instant::now());
-            behind = purge(&store, retention).await;
+            behind = purge(&store, &settings).await;
         }
         // A bounded round, so that under steady load (rows committed during
         // every round) the purge above still gets its turn; when the round
@@ -211,23 +221,44 @@ pub async fn relay<P, F>(
     }
 }
 
-/// Deletes up to [`PURGE_BATCH`] of the rows published longer than
-/// `retention` ago; true when there may be more.
-async fn purge(store: &Store, retention: Duration) -> bool {
-    let secs = i64::try_from(retention.as_secs()).unwrap_or(i64::MAX / 2);
-    let before = Timestamp::now().plus_secs(-secs);
-    match store.purge_published_outbox(before, PURGE_BATCH).await {
-        Ok(n) => {
-            if n > 0 {
-                tracing::info!(rows = n, %before, "outbox relay: published rows purged");
+/// Deletes up to [`PURGE_BATCH`] of the outbox rows published longer than
+/// the retention period ago, and as many refusals older than theirs; true
+/// when there may be more of either.
+pub async fn purge(store: &Store, settings: &RelaySettings) -> bool {
+    let before = |retention: Duration| {
+        let secs = i64::try_from(retention.as_secs()).unwrap_or(i64::MAX / 2);
+        Timestamp::now().plus_secs(-secs)
+    };
+    let mut more = false;
+    if let Some(retention) = settings.retention {
+        let before = before(retention);
+        match store.purge_published_outbox(before, PURGE_BATCH).await {
+            Ok(n) => {
+                if n > 0 {
+                    tracing::info!(rows = n, %before, "outbox relay: published rows purged");
+                }
+                more |= n >= PURGE_BATCH as u64;
             }
-            n >= PURGE_BATCH as u64
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "outbox relay: purging published rows failed; trying again later");
-            false
+            Err(e) => {
+                tracing::warn!(error = %e, "outbox relay: purging published rows failed; trying again later");
+            }
         }
     }
+    if let Some(retention) = settings.refusal_retention {
+        let before = before(retention);
+        match store.purge_refusals(before, PURGE_BATCH).await {
+            Ok(n) => {
+                if n > 0 {
+                    tracing::info!(rows = n, %before, "refusals past their retention purged");
+                }
+                more |= n >= PURGE_BATCH as u64;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "purging refusals failed; trying again later");
+            }
+        }
+    }
+    more
 }
 
 /// Rows published per round: sent together, confirmed, then marked in one

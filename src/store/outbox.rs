@@ -196,4 +196,20 @@ impl Store {
             .await?;
         Ok(done.rows_affected())
     }
+
+    /// Deletes up to `limit` refusals recorded before `before`, oldest
+    /// first; how many were deleted.
+    pub async fn purge_refusals(&self, before: Timestamp, limit: i64) -> Result<u64, StoreError> {
+        let _writing = self.write_lock().await;
+        let sql = self.sql(
+            "DELETE FROM refusals WHERE seq IN (SELECT seq FROM refusals \
+             WHERE at < $1 ORDER BY at LIMIT $2)",
+        );
+        let done = sqlx::query(&sql)
+            .bind(before.to_string())
+            .bind(limit)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
 }

@@ -1071,6 +1071,15 @@ async fn post_decision(
         Ok(body) => body,
         Err(rejection) => return body_refused(&rejection),
     };
+    // Only agencies answer permits. An account acting for another agency is
+    // told "no permit" as for an unknown id, so that it cannot learn which
+    // permits (and so which declarations) exist elsewhere.
+    if partner.agency.is_none() {
+        return forbidden(format!(
+            "account {} does not act for an agency; only agencies answer permit requests",
+            partner.id
+        ));
+    }
     // JSON with or without a Content-Type header.
     let body: DecisionBody = match serde_json::from_slice(&body) {
         Ok(b) => b,
@@ -1111,8 +1120,9 @@ async fn post_decision(
             crate::hub::permits::closed(&id, &status),
             json!({"permit_status": status}),
         ),
-        Err(DecisionError::NotFound(_)) => not_found("permit", &id),
-        Err(e @ DecisionError::WrongAgency { .. }) => forbidden(e.to_string()),
+        Err(DecisionError::NotFound(_) | DecisionError::WrongAgency { .. }) => {
+            not_found("permit", &id)
+        }
         Err(DecisionError::Store(e)) => store_problem(&e),
     }
 }
