@@ -1,7 +1,7 @@
 //! Risk lanes: which level of customs control a declaration gets before
 //! clearance. The rules of config/risk.toml (HS ranges, origin countries,
 //! declaration kinds and functions, item values, a random sample share)
-//! raise a declaration from green (release on the data) to yellow
+//! raise a declaration from green (cleared on the data) to yellow
 //! (documentary check) or red (physical examination); the highest lane of
 //! the matching rules wins and every matching rule is given as a reason.
 
@@ -72,12 +72,12 @@ struct RawRule {
     #[serde(default)]
     hs: Vec<Spanned<String>>,
     #[serde(default)]
-    origins: Vec<String>,
+    origins: Vec<Spanned<String>>,
     /// An item whose customs value is at least this much: per currency
     /// (`{ KRW = 100000000, USD = 75000 }`; an item in a currency not
     /// listed is not judged by its value), or one amount for every currency.
     #[serde(default)]
-    min_item_value: Option<MinValue>,
+    min_item_value: Option<Spanned<MinValue>>,
     /// Share of otherwise matching declarations selected at random, in
     /// percent (0–100); the draw depends only on the id the declaration is
     /// assessed by (the hub gives its MRN, which its amendments keep), so
@@ -110,6 +110,16 @@ enum MinValue {
 }
 
 impl MinValue {
+    /// True when the rule judges amounts in this currency.
+    fn judges(&self, amount: &crate::model::Amount) -> bool {
+        match self {
+            MinValue::Any(_) => true,
+            MinValue::PerCurrency(mins) => mins
+                .keys()
+                .any(|currency| currency.eq_ignore_ascii_case(amount.currency.trim())),
+        }
+    }
+
     fn reached(&self, amount: &crate::model::Amount) -> bool {
         match self {
             MinValue::Any(min) => amount.value >= *min,
@@ -182,6 +192,39 @@ impl RiskProfile {
             for range in &r.hs {
                 hs.push(HsRange::parse(range.get_ref()).map_err(|m| error(range.span().start, m))?);
             }
+            // A code that is not ISO would never match: refused here, not
+            // left to pass every declaration by.
+            let mut origins = Vec::new();
+            for origin in &r.origins {
+                let code = origin.get_ref().trim().to_ascii_uppercase();
+                if isocountry::CountryCode::for_alpha2(&code).is_err() {
+                    return Err(error(
+                        origin.span().start,
+                        format!(
+                            "rule {:?}: origin {:?} is not an ISO 3166-1 alpha-2 country code",
+                            r.id.get_ref(),
+                            origin.get_ref()
+                        ),
+                    ));
+                }
+                origins.push(code);
+            }
+            if let Some(min) = &r.min_item_value
+                && let MinValue::PerCurrency(mins) = min.get_ref()
+            {
+                for currency in mins.keys() {
+                    let code = currency.trim().to_ascii_uppercase();
+                    if iso_currency::Currency::from_code(&code).is_none() {
+                        return Err(error(
+                            min.span().start,
+                            format!(
+                                "rule {:?}: min_item_value currency {currency:?} is not an ISO 4217 code",
+                                r.id.get_ref()
+                            ),
+                        ));
+                    }
+                }
+            }
             rules.push(Rule {
                 id: r.id.into_inner(),
                 lane: r.lane,
@@ -189,8 +232,8 @@ impl RiskProfile {
                 kinds: r.kinds,
                 functions: r.functions,
                 hs,
-                origins: r.origins.iter().map(|c| c.to_ascii_uppercase()).collect(),
-                min_item_value: r.min_item_value,
+                origins,
+                min_item_value: r.min_item_value.map(Spanned::into_inner),
                 sample_percent: r.sample_percent,
             });
         }
@@ -236,10 +279,12 @@ impl RiskProfile {
                 let value_ok = rule.min_item_value.as_ref().is_none_or(|min| {
                     // The declared value: the customs value, else the
                     // price it is worked out from (HMRC's declarations
-                    // give only the price).
-                    item.customs_value
-                        .as_ref()
-                        .or(item.item_price.as_ref())
+                    // give only the price), the first of the two in a
+                    // currency the rule judges.
+                    [item.customs_value.as_ref(), item.item_price.as_ref()]
+                        .into_iter()
+                        .flatten()
+                        .find(|v| min.judges(v))
                         .is_some_and(|v| min.reached(v))
                 });
                 hs_ok && origin_ok && value_ok
@@ -323,6 +368,16 @@ min_item_value = 5000000000
         assert_eq!(valued("74999.99", "USD"), Lane::Green);
         assert_eq!(valued("100000000", "VND"), Lane::Green);
         assert_eq!(valued("5000000000", "VND"), Lane::Red);
+        // A customs value in a currency the rule does not list does not
+        // hide an item price in one it does.
+        let json = serde_json::json!({
+            "kind": "import", "function": "original", "lrn": "L1",
+            "goods": [{"sequence": 1, "hs_code": "850100",
+                       "customs_value": {"value": "10", "currency": "VND"},
+                       "item_price": {"value": "80000", "currency": "USD"}}]
+        });
+        let d: Declaration = serde_json::from_value(json).unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(profile.assess("d1", &d).lane, Lane::Yellow);
     }
 
     #[test]
@@ -339,15 +394,15 @@ hs = ["93"]
 id = "origin"
 lane = "yellow"
 reason = "origin watch"
-origins = ["xx"]
+origins = ["ir"]
 "#,
         )
         .unwrap_or_default();
         assert_eq!(profile.len(), 2);
-        let a = profile.assess("d1", &declaration("930100", "XX"));
+        let a = profile.assess("d1", &declaration("930100", "IR"));
         assert_eq!(a.lane, Lane::Red);
         assert_eq!(a.reasons.len(), 2);
-        let b = profile.assess("d1", &declaration("850100", "XX"));
+        let b = profile.assess("d1", &declaration("850100", "IR"));
         assert_eq!(b.lane, Lane::Yellow);
         let c = profile.assess("d1", &declaration("850100", "DE"));
         assert_eq!(c.lane, Lane::Green);
@@ -383,5 +438,20 @@ origins = ["xx"]
             "[[rule]]\nid = \"a\"\nlane = \"purple\"\nreason = \"r\"\n",
         );
         assert!(e.is_err());
+        // Codes that would never match are refused where they are written.
+        let e = RiskProfile::from_toml_str(
+            "risk.toml",
+            "[[rule]]\nid = \"a\"\nlane = \"red\"\nreason = \"r\"\norigins = [\"DE\",\n  \"KOR\"]\n",
+        )
+        .err();
+        assert_eq!(e.as_ref().map(|e| e.line), Some(6), "{e:?}");
+        assert!(e.is_some_and(|e| e.message.contains("\"KOR\" is not an ISO 3166-1")));
+        let e = RiskProfile::from_toml_str(
+            "risk.toml",
+            "[[rule]]\nid = \"a\"\nlane = \"red\"\nreason = \"r\"\nmin_item_value = { EURO = 5 }\n",
+        )
+        .err();
+        assert_eq!(e.as_ref().map(|e| e.line), Some(5), "{e:?}");
+        assert!(e.is_some_and(|e| e.message.contains("\"EURO\" is not an ISO 4217")));
     }
 }

@@ -251,6 +251,29 @@ fn check_as(declaration: &Declaration, settings: &RuleSettings, whole: bool) -> 
         "/destination_country",
         &mut out,
     );
+    // Party addresses (NAD 3207, WCO Address/CountryCode) and the means of
+    // transport's nationality (TDT C222 8453, RegistrationNationalityCode)
+    // are ISO 3166-1 alpha-2 codes too.
+    for (field, party) in [
+        ("declarant", &declaration.declarant),
+        ("submitter", &declaration.submitter),
+        ("importer", &declaration.importer),
+        ("exporter", &declaration.exporter),
+        ("representative", &declaration.representative),
+        ("seller", &declaration.seller),
+        ("buyer", &declaration.buyer),
+    ] {
+        if let Some(address) = party.as_ref().and_then(|p| p.address.as_ref()) {
+            country(
+                &address.country,
+                &format!("/{field}/address/country"),
+                &mut out,
+            );
+        }
+    }
+    if let Some(transport) = &declaration.transport {
+        country(&transport.nationality, "/transport/nationality", &mut out);
+    }
     currency(
         &declaration.totals.invoice,
         "/totals/invoice/currency",
@@ -437,8 +460,20 @@ fn country(value: &Option<String>, pointer: &str, out: &mut Vec<Issue>) {
 
 fn currency(amount: &Option<Amount>, pointer: &str, out: &mut Vec<Issue>) {
     let Some(amount) = amount else { return };
-    let code = &amount.currency;
+    if let Some(message) = currency_problem(&amount.currency) {
+        out.push(finding(Code::RuleCurrency, pointer.to_owned(), message));
+    }
+}
+
+/// Why `code` is no currency goods are valued in (RUL004); `None` when it is.
+fn currency_problem(code: &str) -> Option<String> {
     let message = match iso_currency::Currency::from_code(code) {
+        // Withdrawn after the crate's list was made (ISO 4217 amendment
+        // 176: the Caribbean guilder replaced the Netherlands Antillean
+        // guilder in 2025).
+        None if code == "ANG" => {
+            format!("{code:?} is withdrawn from ISO 4217 (replaced by XCG)")
+        }
         None => format!("{code:?} is not an ISO 4217 currency code"),
         // VES stays in ISO 4217's list beside VED; the data marks it
         // replaced.
@@ -454,9 +489,16 @@ fn currency(amount: &Option<Amount>, pointer: &str, out: &mut Vec<Issue>) {
                 c.name()
             )
         }
-        Some(_) => return,
+        // Fund codes (ISO 4217's "fund" entries: indexed units such as
+        // CLF, settlement variants such as USN): bookkeeping units, not a
+        // currency goods are invoiced or valued in.
+        Some(c) if c.is_fund() => format!(
+            "{code:?} is an ISO 4217 fund code ({}), not a currency goods are valued in",
+            c.name()
+        ),
+        Some(_) => return None,
     };
-    out.push(finding(Code::RuleCurrency, pointer.to_owned(), message));
+    Some(message)
 }
 
 /// Totals equal the sum of the items, within the tolerance.
@@ -495,6 +537,35 @@ fn totals(d: &Declaration, settings: &RuleSettings, out: &mut Vec<Issue>) {
             .filter_map(|g| g.customs_value.as_ref())
             .collect();
         let same_currency = values.iter().all(|a| a.currency == total.currency);
+        // Items valued in another currency than the total cannot be added
+        // up against it without the exchange rate, which the declaration
+        // does not carry: said, as a warning, rather than passed in silence.
+        // (An item whose currency is no ISO 4217 code has its RUL004.)
+        let known = values
+            .iter()
+            .all(|a| currency_problem(&a.currency).is_none());
+        if !same_currency && known {
+            let others: Vec<String> = d
+                .goods
+                .iter()
+                .filter(|g| {
+                    g.customs_value
+                        .as_ref()
+                        .is_some_and(|a| a.currency != total.currency)
+                })
+                .map(|g| g.sequence.to_string())
+                .collect();
+            out.push(warning(
+                Code::RuleTotals,
+                "/totals/customs_value/currency".into(),
+                format!(
+                    "total customs value {} {} is not compared with the items: item(s) {} give their value in another currency, and the declaration gives no exchange rate",
+                    total.value,
+                    total.currency,
+                    others.join(", ")
+                ),
+            ));
+        }
         if values.len() < d.goods.len() && same_currency {
             // Some items give no value: their sum cannot be held against
             // the total, but the ones given must not already exceed it.
@@ -535,6 +606,22 @@ fn totals(d: &Declaration, settings: &RuleSettings, out: &mut Vec<Issue>) {
     }
     if let Some(total) = d.totals.gross_mass_kg {
         let masses: Vec<Decimal> = d.goods.iter().filter_map(|g| g.gross_mass_kg).collect();
+        // Some items give no mass: the ones given must not already weigh
+        // more than the total.
+        if masses.len() < d.goods.len()
+            && masses.iter().all(|m| !m.is_sign_negative())
+            && let Some(sum) = sum_of(&mut masses.iter().copied())
+            && sum > total
+            && !close(total, sum)
+        {
+            out.push(finding(
+                Code::RuleTotals,
+                "/totals/gross_mass_kg".into(),
+                format!(
+                    "total gross mass {total} kg is less than the items that give a mass already weigh, {sum} kg"
+                ),
+            ));
+        }
         if masses.len() == d.goods.len() && !masses.is_empty() {
             match sum_of(&mut masses.iter().copied()) {
                 None => too_large("/totals/gross_mass_kg", "gross masses", out),

@@ -295,7 +295,8 @@ const CASES: &[Case] = &[
         "CST",
         17,
         Some(1),
-        Some(1),
+        // 1496 is a simple data element: no component (as in S011).
+        None,
         "/goods/1/sequence",
         Some("SG30"),
     ),

@@ -115,6 +115,18 @@ fn each_rule_reports_its_code_and_field() {
             (Code::RuleCurrency, "/goods/0/customs_value/currency"),
         ),
         (
+            with(|v| v["goods"][0]["customs_value"]["currency"] = json!("CLF")),
+            (Code::RuleCurrency, "/goods/0/customs_value/currency"),
+        ),
+        (
+            with(|v| v["goods"][0]["customs_value"]["currency"] = json!("USN")),
+            (Code::RuleCurrency, "/goods/0/customs_value/currency"),
+        ),
+        (
+            with(|v| v["goods"][0]["customs_value"]["currency"] = json!("ANG")),
+            (Code::RuleCurrency, "/goods/0/customs_value/currency"),
+        ),
+        (
             with(|v| v["goods"][1]["origin"] = json!("ZZ")),
             (Code::RuleCountry, "/goods/1/origin"),
         ),
@@ -138,6 +150,18 @@ fn each_rule_reports_its_code_and_field() {
                 v["goods"][1]["customs_value"]["value"] = json!("400.00");
             }),
             (Code::RuleNegative, "/goods/0/customs_value/value"),
+        ),
+        (
+            with(|v| v["importer"]["address"] = json!({"city": "SEOUL", "country": "ZZ"})),
+            (Code::RuleCountry, "/importer/address/country"),
+        ),
+        (
+            with(|v| v["seller"] = json!({"name": "S", "address": {"country": "KOR"}})),
+            (Code::RuleCountry, "/seller/address/country"),
+        ),
+        (
+            with(|v| v["transport"] = json!({"border_mode": "1", "nationality": "XX"})),
+            (Code::RuleCountry, "/transport/nationality"),
         ),
     ];
     for (got, (code, pointer)) in cases {
@@ -268,6 +292,50 @@ fn totals_are_held_both_ways_and_when_values_are_missing() {
             .remove("customs_value");
     });
     assert_eq!(got, vec![]);
+    // The same for masses: item 1 alone weighs more than the total.
+    let got = with(|v| {
+        v["goods"][1]
+            .as_object_mut()
+            .unwrap()
+            .remove("gross_mass_kg");
+        v["totals"]["gross_mass_kg"] = json!("5.0");
+    });
+    assert_eq!(
+        got,
+        vec![(Code::RuleTotals, "/totals/gross_mass_kg".to_owned())]
+    );
+    let got = with(|v| {
+        v["goods"][1]
+            .as_object_mut()
+            .unwrap()
+            .remove("gross_mass_kg");
+    });
+    assert_eq!(got, vec![]);
+}
+
+/// Items valued in another currency than the total cannot be summed without
+/// an exchange rate: a warning says the total was not compared (before, it
+/// passed in silence).
+#[test]
+fn totals_in_another_currency_than_the_items_are_not_compared_and_say_so() {
+    let mut value = clean();
+    value["totals"]["customs_value"] = json!({"value": "100", "currency": "KRW"});
+    value["goods"][1]["customs_value"]["currency"] = json!("EUR");
+    let declaration: Declaration = serde_json::from_value(value).unwrap();
+    let settings = RuleSettings::at(Timestamp::parse("2026-11-25T12:00").unwrap());
+    let issues = check(&declaration, &settings);
+    assert_eq!(issues.len(), 1, "{issues:?}");
+    assert_eq!(issues[0].code, Code::RuleTotals);
+    assert_eq!(issues[0].severity, tradehub::diag::Severity::Warning);
+    assert_eq!(
+        issues[0].location.path.as_deref(),
+        Some("/totals/customs_value/currency")
+    );
+    assert!(
+        issues[0].message.contains("item(s) 1, 2"),
+        "{}",
+        issues[0].message
+    );
 }
 
 #[test]

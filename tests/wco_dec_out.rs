@@ -397,7 +397,7 @@ fn issued() -> impl Strategy<Value = Moment> {
             .unwrap()
             .prop_map(|v| Moment::from_edifact(&v, "102").unwrap()),
         prop::string::string_regex(&format!(
-            "{day}([01][0-9]|2[0-3])[0-5][0-9][0-5][0-9](Z|[-+](0[0-9]|1[0-4]))"
+            "{day}([01][0-9]|2[0-3])[0-5][0-9][0-5][0-9](Z|[-+](0[0-9]|1[0-2])|\\+1[34])"
         ))
         .unwrap()
         .prop_map(|v| Moment::from_edifact(&v, "304").unwrap()),

@@ -180,6 +180,9 @@ pub struct EdifactMapping {
     /// Per segment tag (as a [`tag_code`]), per element, per component:
     /// whether the data element there is `ignore`d.
     ignored: FxHashMap<u32, Vec<Vec<bool>>>,
+    /// Per segment tag (as a [`tag_code`]), per element: whether it is a
+    /// simple data element, whose locations name no component (S011).
+    simple: FxHashMap<u32, Vec<bool>>,
     constants: Vec<(Target, Value)>,
     fields: Vec<CompiledField>,
     lists: Vec<CompiledList>,
@@ -920,6 +923,21 @@ impl EdifactMapping {
             .map(|e| compiler.each(&def, &target_schema, &[], e))
             .collect::<Result<_, _>>()?;
         number_selections(&mut fields, &mut lists, &mut each, &mut Vec::new());
+        let mut simple: FxHashMap<u32, Vec<bool>> = FxHashMap::default();
+        {
+            let mut tags = Vec::new();
+            collect_tags(&def.nodes, &mut tags);
+            for tag in tags {
+                if let Some(seg) = release.definition(&tag, syntax_version) {
+                    let kinds = seg
+                        .elements
+                        .iter()
+                        .map(|element| matches!(element.kind, ElementKind::Simple(_)))
+                        .collect();
+                    simple.insert(tag_code(&tag), kinds);
+                }
+            }
+        }
         let mut ignored: FxHashMap<u32, Vec<Vec<bool>>> = FxHashMap::default();
         if !file.ignore.is_empty() {
             let mut tags = Vec::new();
@@ -945,6 +963,7 @@ impl EdifactMapping {
         Ok(EdifactMapping {
             name: name.to_owned(),
             ignored,
+            simple,
             message: file.message,
             release: file.release,
             target: file.target,
@@ -1083,6 +1102,7 @@ impl EdifactMapping {
             repetition: 0,
             issues: std::mem::take(&mut scratch.issues),
             ignored: &self.ignored,
+            simple: &self.simple,
             provenance: Provenance::new(),
             tracing: locate,
             found: std::mem::take(&mut scratch.found),
@@ -1489,6 +1509,7 @@ struct Run<'a> {
     repetition: usize,
     issues: Vec<Issue>,
     ignored: &'a FxHashMap<u32, Vec<Vec<bool>>>,
+    simple: &'a FxHashMap<u32, Vec<bool>>,
     provenance: Provenance,
     /// False while reading values that do not reach the output (items of
     /// a list whose field already holds something else).
@@ -1635,6 +1656,15 @@ impl<'a> Run<'a> {
 
     fn location(&self, seg: usize, at: Option<Pos>) -> Location {
         let tag = self.text.tag(seg).map(str::to_owned);
+        // A simple data element has no components: its place is the
+        // element alone, as in CONTRL's S011.
+        let kinds = tag.as_deref().and_then(|t| self.simple.get(&tag_code(t)));
+        let simple = |a: &Pos| {
+            kinds
+                .and_then(|kinds| kinds.get(a.element))
+                .copied()
+                .unwrap_or(false)
+        };
         Location {
             message: Some(self.message.reference.clone()),
             segment: Some(self.message.position + seg as u32),
@@ -1643,7 +1673,7 @@ impl<'a> Run<'a> {
             element: at.map(|a| place(a.element)),
             repetition: (at.is_some() && self.repetition > 0)
                 .then(|| u16::try_from(self.repetition + 1).unwrap_or(u16::MAX)),
-            component: at.map(|a| place(a.component)),
+            component: at.filter(|a| !simple(a)).map(|a| place(a.component)),
             ..Location::default()
         }
     }

@@ -130,7 +130,9 @@ impl Moment {
             }
             let zh = num(zd.get(..2))?;
             let zm = if zd.len() == 4 { num(zd.get(2..4))? } else { 0 };
-            if zh > 14 || zm > 59 {
+            // Zones run from UTC-12:00 to UTC+14:00.
+            let furthest = if sign == "-" { 12 } else { 14 };
+            if zm > 59 || (zh, zm) > (furthest, 0) {
                 return Err(invalid());
             }
             iso.push_str(&format!("{sign}{zh:02}:{zm:02}"));
@@ -388,6 +390,20 @@ mod tests {
             let m = Moment::from_edifact(value, format).unwrap();
             assert_eq!(m.iso, iso, "{format} {value}");
             assert_eq!(m.to_edifact().unwrap(), value, "{format} {iso}");
+        }
+    }
+
+    #[test]
+    fn zones_run_from_utc_minus_12_to_utc_plus_14() {
+        for zone in [
+            "+14", "+1400", "-12", "-1200", "+0545", "-0930", "+00", "-00",
+        ] {
+            let value = format!("202611241030{zone}");
+            assert!(Moment::from_edifact(&value, "303").is_ok(), "{value}");
+        }
+        for zone in ["+1401", "+15", "-1201", "-13", "-14", "+1460", "-0060"] {
+            let value = format!("202611241030{zone}");
+            assert!(Moment::from_edifact(&value, "303").is_err(), "{value}");
         }
     }
 
