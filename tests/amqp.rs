@@ -386,6 +386,24 @@ async fn amqp_intake_end_to_end() {
     let r = next_message(&ch, ack_queue.as_str()).await;
     assert!(String::from_utf8_lossy(&r.delivery.data).contains("UCI+AMQP009+guest"));
     assert!(!consumer.is_finished(), "the consumer stopped");
+    // A malformed direct reply-to name: a publish to it makes the broker
+    // close the publisher's whole connection, at every redelivery. The hub
+    // does not answer on direct reply-to: the answer goes to the partner's
+    // queue, and the next message is taken at once.
+    publish(
+        &ch,
+        &settings,
+        &interchange("guest", "AMQP010"),
+        as_guest().with_reply_to(
+            "amq.rabbitmq.reply-to.g2dkABNyYWJiaXRAbG9jYWxob3N0AAAD6AAAAAAAAAAAAAAAAA==.abc".into(),
+        ),
+    )
+    .await;
+    let r = next_message(&ch, ack_queue.as_str()).await;
+    assert!(String::from_utf8_lossy(&r.delivery.data).contains("UCI+AMQP010+guest"));
+    publish(&ch, &settings, &interchange("guest", "AMQP011"), as_guest()).await;
+    let r = next_message(&ch, ack_queue.as_str()).await;
+    assert!(String::from_utf8_lossy(&r.delivery.data).contains("UCI+AMQP011+guest"));
 
     // 4. Poison: no user_id, a sender other than the user, not EDIFACT.
     let dead = settings.dead_inbound_queue();
@@ -398,6 +416,66 @@ async fn amqp_intake_end_to_end() {
     .await;
     let d = next_message(&ch, dead.as_str()).await;
     assert_eq!(header(&d, "x-tradehub-code"), "HUB202");
+
+    // Its copy keeps few, plain headers of the sender's: a header as large
+    // as a frame holds made the copy too large for the broker (it closed
+    // the connection, and the delivery came back again and again), and a
+    // CC header routed the copy to further queues.
+    let cc = ch
+        .queue_declare(
+            "".into(),
+            QueueDeclareOptions {
+                exclusive: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    ch.queue_bind(
+        cc.name().clone(),
+        settings.dead_letter_exchange(),
+        cc.name().clone(),
+        Default::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    publish(
+        &ch,
+        &settings,
+        &interchange("guest", "AMQP012"),
+        BasicProperties::default().with_headers(args_table(&[
+            ("note", AMQPValue::LongString("kept".into())),
+            ("big", AMQPValue::LongString("x".repeat(120_000).into())),
+            (
+                "CC",
+                AMQPValue::FieldArray(
+                    vec![AMQPValue::LongString(cc.name().to_string().into())].into(),
+                ),
+            ),
+        ])),
+    )
+    .await;
+    let d = next_message(&ch, dead.as_str()).await;
+    assert_eq!(header(&d, "x-tradehub-code"), "HUB202");
+    assert_eq!(header(&d, "note"), "kept");
+    let headers = d.delivery.properties.headers().clone().unwrap();
+    assert!(headers.inner().get("big").is_none());
+    assert!(headers.inner().get("CC").is_none());
+    assert_eq!(
+        headers.inner().get("x-tradehub-headers-dropped"),
+        Some(&AMQPValue::LongLongInt(2))
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        ch.basic_get(cc.name().clone(), BasicGetOptions::default())
+            .await
+            .unwrap()
+            .is_none(),
+        "the CC header routed the copy"
+    );
+    assert!(!consumer.is_finished(), "the consumer stopped");
 
     publish(
         &ch,
@@ -517,7 +595,7 @@ async fn amqp_intake_end_to_end() {
         .await
         .unwrap();
     assert_eq!(inbound.message_count(), 0);
-    assert_eq!(store.count(Table::Interchanges).await.unwrap(), 30);
+    assert_eq!(store.count(Table::Interchanges).await.unwrap(), 32);
 
     stop.send(()).unwrap();
     tokio::time::timeout(Duration::from_secs(10), consumer)

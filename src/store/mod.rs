@@ -89,10 +89,26 @@ impl From<sqlx::Error> for StoreError {
                 | sqlx::Error::PoolClosed
                 | sqlx::Error::WorkerCrashed
         ) || matches!(&source, sqlx::Error::Database(db)
-            if db.message().contains("database is locked")
-                || db.code().as_deref().is_some_and(transient_sqlstate));
+        if db.message().contains("database is locked")
+            || db.code().as_deref().is_some_and(|code| {
+                transient_sqlstate(code) || transient_sqlite(code)
+            }));
         StoreError::Database { source, retryable }
     }
+}
+
+/// SQLite result codes (numeric, extended codes carry the primary one in
+/// their low byte) that say nothing about the statement: busy, locked, an
+/// I/O error, a full disk. A full disk is an operator's matter that passes
+/// once space is freed; until then deliveries wait rather than being
+/// refused for good.
+/// (PostgreSQL's SQLSTATEs have five characters, SQLite's codes at most
+/// four digits.)
+fn transient_sqlite(code: &str) -> bool {
+    code.len() <= 4
+        && code
+            .parse::<u32>()
+            .is_ok_and(|n| matches!(n & 0xff, 5 | 6 | 10 | 13))
 }
 
 /// PostgreSQL errors that say nothing about the statement itself, only
@@ -1092,4 +1108,51 @@ fn stored(r: &AnyRow) -> Result<StoredInterchange, StoreError> {
         issues_json: r.try_get("issues_json")?,
         acknowledgement: r.try_get("acknowledgement")?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A full disk (SQLITE_FULL, caused here by a page limit) and SQLite's
+    /// I/O errors may pass: a delivery waits for them rather than being
+    /// refused for good. A constraint failure does not pass.
+    #[tokio::test]
+    async fn a_full_sqlite_database_is_a_failure_that_may_pass() {
+        use sqlx::ConnectOptions;
+        let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+            .in_memory(true)
+            .pragma("max_page_count", "8")
+            .connect()
+            .await
+            .unwrap();
+        sqlx::query("CREATE TABLE t (v BLOB NOT NULL)")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let mut full = None;
+        for _ in 0..64 {
+            if let Err(e) = sqlx::query("INSERT INTO t (v) VALUES (zeroblob(4096))")
+                .execute(&mut conn)
+                .await
+            {
+                full = Some(e);
+                break;
+            }
+        }
+        let full = StoreError::from(full.expect("the page limit was reached"));
+        assert!(full.is_retryable(), "{full:?}");
+        let constraint = sqlx::query("INSERT INTO t (v) VALUES (NULL)")
+            .execute(&mut conn)
+            .await
+            .unwrap_err();
+        assert!(!StoreError::from(constraint).is_retryable());
+        for (code, transient) in [("13", true), ("10", true), ("266", true), ("19", false)] {
+            assert_eq!(transient_sqlite(code), transient, "{code}");
+        }
+        // PostgreSQL's SQLSTATEs are not read as SQLite codes.
+        for code in ["40001", "23505", "42601", "22001"] {
+            assert!(!transient_sqlite(code), "{code}");
+        }
+    }
 }

@@ -1144,7 +1144,13 @@ async fn dead_letter_to(
     reason: &str,
 ) -> Result<(), AmqpError> {
     tracing::warn!(code, reason, key, "message dead-lettered");
-    let mut headers = delivery.properties.headers().clone().unwrap_or_default();
+    let (mut headers, dropped) = dead_letter_headers(delivery.properties.headers().as_ref());
+    if dropped > 0 {
+        headers.insert(
+            "x-tradehub-headers-dropped".into(),
+            AMQPValue::LongLongInt(i64::try_from(dropped).unwrap_or(i64::MAX)),
+        );
+    }
     headers.insert("x-tradehub-code".into(), AMQPValue::LongString(code.into()));
     headers.insert("x-tradehub-reason".into(), header_text(reason));
     // The broker accepts a `user_id` only from a connection of that user,
@@ -1200,16 +1206,57 @@ async fn dead_letter_to(
 }
 
 /// The `reply_to` queues the hub answers on: queues the broker named
-/// (`amq.gen-…`, random names only their declarer knows), RabbitMQ's
-/// direct reply-to, and the queue named exactly `reply.<partner>`. Any
-/// other name could be another partner's answer queue or an agency's
-/// queue, which the hub's own user may publish to: the answer goes to
-/// `ack.<partner>` instead. (Not `reply.<partner>.…`: partner ids may hold
-/// dots, so `reply.ACME.DE` could be partner `ACME.DE`'s.)
+/// (`amq.gen-…`, random names only their declarer knows) and the queue
+/// named exactly `reply.<partner>`. Any other name could be another
+/// partner's answer queue or an agency's queue, which the hub's own user
+/// may publish to: the answer goes to `ack.<partner>` instead. (Not
+/// `reply.<partner>.…`: partner ids may hold dots, so `reply.ACME.DE`
+/// could be partner `ACME.DE`'s.) Not RabbitMQ's direct reply-to
+/// (`amq.rabbitmq.reply-to…`): the answer comes after the commit, not on
+/// the sender's channel, and a publish to a malformed direct reply-to name
+/// makes the broker close the hub's whole connection, which the sender
+/// could have it do again at every redelivery.
 fn reply_to_allowed(s: &AmqpSettings, partner: &str, queue: &str) -> bool {
-    queue.starts_with("amq.gen-")
-        || queue.starts_with("amq.rabbitmq.reply-to")
-        || queue == format!("{}reply.{partner}", s.prefix)
+    queue.starts_with("amq.gen-") || queue == format!("{}reply.{partner}", s.prefix)
+}
+
+/// Most headers of the sender's a dead-letter copy carries.
+const DEAD_LETTER_HEADERS: usize = 32;
+
+/// Longest header value (string or bytes) a dead-letter copy carries.
+const DEAD_LETTER_HEADER_BYTES: usize = 512;
+
+/// The sender's headers a dead-letter copy keeps: plain values (strings
+/// and byte strings up to [`DEAD_LETTER_HEADER_BYTES`], numbers, booleans,
+/// timestamps) under names that are not the broker's (`CC`, `BCC` would
+/// route the copy to further queues, `x-…` are the broker's and the
+/// hub's), at most [`DEAD_LETTER_HEADERS`] of them; and how many were
+/// left out. So the copy stays far below the broker's frame size whatever
+/// the sender sent: a copy the broker refuses would close the connection
+/// and bring the delivery back, again and again.
+fn dead_letter_headers(original: Option<&FieldTable>) -> (FieldTable, usize) {
+    let mut kept = FieldTable::default();
+    let mut dropped = 0;
+    let Some(original) = original else {
+        return (kept, 0);
+    };
+    for (name, value) in original.inner() {
+        let key = name.as_str();
+        let routing = key.eq_ignore_ascii_case("CC") || key.eq_ignore_ascii_case("BCC");
+        let plain = match value {
+            AMQPValue::LongString(v) => v.as_bytes().len() <= DEAD_LETTER_HEADER_BYTES,
+            AMQPValue::ShortString(v) => v.as_str().len() <= DEAD_LETTER_HEADER_BYTES,
+            AMQPValue::ByteArray(v) => v.as_slice().len() <= DEAD_LETTER_HEADER_BYTES,
+            AMQPValue::FieldTable(_) | AMQPValue::FieldArray(_) => false,
+            _ => true,
+        };
+        if routing || key.starts_with("x-") || !plain || kept.inner().len() >= DEAD_LETTER_HEADERS {
+            dropped += 1;
+        } else {
+            kept.insert(name.clone(), value.clone());
+        }
+    }
+    (kept, dropped)
 }
 
 /// The content type of an answer: a WCO RES is XML, a CONTRL EDIFACT, and
