@@ -331,8 +331,13 @@ async fn a_symbolic_link_is_refused_not_followed() {
         vec![Outcome::Failed(folder.join("failed/theirs.edi"))]
     );
     let err = std::fs::read_to_string(folder.join("failed/theirs.edi.err")).unwrap();
+    assert!(err.starts_with("refused HUB502: "), "{err}");
     assert!(err.contains("symbolic link"), "{err}");
     assert_eq!(intake.store().count(Table::Interchanges).await.unwrap(), 0);
+    // Recorded, as every refusal is.
+    let refusals = intake.store().refusals("KRBROKER01", 10).await.unwrap();
+    assert_eq!(refusals.len(), 1, "{refusals:?}");
+    assert_eq!(refusals[0].0, "HUB502");
     assert!(
         victim.join("decl.edi").is_file(),
         "the link's target is untouched"
@@ -469,6 +474,68 @@ async fn a_move_cut_short_is_finished_under_the_files_own_name() {
         outcomes,
         vec![Outcome::Done(folder.join("done/CUSDEC.EDI.1"))]
     );
+    intake.store().close().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Hub instances sharing a drop folder never take one file together: a
+/// file another holds (locked while it is taken) is left to it, and taken
+/// by this one only once the other let it go unfinished (a crash). Before,
+/// each scan took every file in work/ as left by a crash, and a file was
+/// submitted twice, with an orphaned answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_another_instance_holds_is_left_to_it() {
+    let (dir, intake, settings) = setup().await;
+    let work = settings.dir.join("KRBROKER01/work");
+    std::fs::create_dir_all(&work).unwrap();
+    std::fs::write(work.join("held.edi"), fixture("ok/cusdec-d96b-unoc.edi")).unwrap();
+    let other = std::fs::File::open(work.join("held.edi")).unwrap();
+    other.try_lock().unwrap();
+
+    assert_eq!(drop::scan(&intake, &settings).await.unwrap(), vec![]);
+    assert!(work.join("held.edi").is_file());
+    assert_eq!(intake.store().count(Table::Interchanges).await.unwrap(), 0);
+    assert!(
+        !settings.dir.join("KRBROKER01/failed").exists(),
+        "no answer written for a file in another's hands"
+    );
+
+    drop(other);
+    let folder = settings.dir.join("KRBROKER01");
+    assert_eq!(
+        drop::scan(&intake, &settings).await.unwrap(),
+        vec![Outcome::Done(folder.join("done/held.edi"))]
+    );
+    assert_eq!(intake.store().count(Table::Interchanges).await.unwrap(), 1);
+    intake.store().close().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A stop asked for during a scan ends it after the file in hand: the
+/// backlog waits in in/ for the next start (before, the whole backlog was
+/// taken first, beyond an orchestrator's grace period).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_ends_the_scan_after_the_file_in_hand() {
+    let (dir, intake, settings) = setup().await;
+    let inbox = settings.dir.join("KRBROKER01/in");
+    let text = String::from_utf8(fixture("ok/cusdec-d96b-unoc.edi")).unwrap();
+    for i in 0..30 {
+        std::fs::write(
+            inbox.join(format!("f{i:02}.edi")),
+            text.replace("20261124001", &format!("STOP{i:02}")),
+        )
+        .unwrap();
+    }
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        drop::watch(intake.clone(), settings.clone(), std::future::ready(())),
+    )
+    .await
+    .unwrap();
+    let left = std::fs::read_dir(&inbox).unwrap().count();
+    let stored = intake.store().count(Table::Interchanges).await.unwrap();
+    assert!(left >= 28, "{left} files left in in/, {stored} stored");
+    assert_eq!(left as u64 + stored as u64, 30);
     intake.store().close().await;
     std::fs::remove_dir_all(&dir).unwrap();
 }

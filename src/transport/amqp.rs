@@ -663,6 +663,15 @@ where
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
+            failed = failed_rx.recv() => {
+                if let Some(e) = failed {
+                    // The connection is closed, so the other deliveries
+                    // under way end too: unacknowledged, they are
+                    // delivered again.
+                    close_all(&conn, &[&replies_channel, &channel], "failure").await;
+                    return Err(e);
+                }
+            }
             _ = depth_check.tick() => {
                 let mut total = 0;
                 for queue in [settings.dead_inbound_queue(), settings.dead_replies_queue()] {
@@ -678,19 +687,16 @@ where
                     }
                 }
                 intake.broker().set_dead_letters(total);
-                chains.retain(|_, task| !task.is_finished());
-                reply_chains.retain(|_, task| !task.is_finished());
-            }
-            failed = failed_rx.recv() => {
-                if let Some(e) = failed {
-                    // The connection is closed, so the other deliveries
-                    // under way end too: unacknowledged, they are
-                    // delivered again.
-                    let _ = replies_channel.close(200, "failure".into()).await;
-                    let _ = channel.close(200, "failure".into()).await;
-                    let _ = conn.close(200, "failure".into()).await;
+                // A task that failed (and so left its delivery unhandled)
+                // says so before it finishes: such a failure is taken
+                // before any finished task is pruned, so that the sender's
+                // next delivery cannot miss it and overtake the failed one.
+                if let Ok(e) = failed_rx.try_recv() {
+                    close_all(&conn, &[&replies_channel, &channel], "failure").await;
                     return Err(e);
                 }
+                chains.retain(|_, task| !task.is_finished());
+                reply_chains.retain(|_, task| !task.is_finished());
             }
             next = consumer.next() => match next {
                 Some(d) => {
@@ -733,10 +739,16 @@ where
     for (_, task) in chains.drain().chain(reply_chains.drain()) {
         let _ = task.await;
     }
-    let _ = replies_channel.close(200, "shutdown".into()).await;
-    let _ = channel.close(200, "shutdown".into()).await;
-    let _ = conn.close(200, "shutdown".into()).await;
+    close_all(&conn, &[&replies_channel, &channel], "shutdown").await;
     Ok(())
+}
+
+/// Closes the channels, then the connection.
+async fn close_all(conn: &Connection, channels: &[&Channel], why: &str) {
+    for channel in channels {
+        let _ = channel.close(200, why.into()).await;
+    }
+    let _ = conn.close(200, why.into()).await;
 }
 
 /// The broker-validated user a delivery came from ("" without one).

@@ -6,7 +6,11 @@
 //!
 //! The folder name is the partner: only registered partners' folders are
 //! read. Files are picked up when complete: write them under a name that
-//! starts with `.` or ends with `.part` or `.tmp` and rename them into place.
+//! starts with `.` or ends with `.part`, `.tmp`, `.filepart` or
+//! `.crdownload` and rename them into place. Hub instances may share a
+//! drop folder: a file is claimed by a link that never replaces another
+//! instance's claim, and locked while it is taken (the lock goes with the
+//! process), so no file is taken by two.
 //! Each file is claimed before it is read, by moving it to `work/`, so a
 //! file put under the same name meanwhile is a delivery of its own. It is
 //! moved out of `work/` only after its interchange is committed; if the hub
@@ -22,6 +26,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use crate::diag::Code;
@@ -92,6 +97,16 @@ impl DropFolder {
 
     /// One pass over every partner folder. Returns what was done, in order.
     pub async fn scan(&mut self, intake: &Intake) -> Result<Vec<Outcome>, DropError> {
+        self.scan_until(intake, &AtomicBool::new(false)).await
+    }
+
+    /// [`scan`](Self::scan), stopping before the next file once `stop` is
+    /// set (the file in hand is finished).
+    pub async fn scan_until(
+        &mut self,
+        intake: &Intake,
+        stop: &AtomicBool,
+    ) -> Result<Vec<Outcome>, DropError> {
         // Forget files that are gone or were rewritten: those are taken
         // (again) like any other.
         self.stuck
@@ -99,7 +114,14 @@ impl DropFolder {
         // Folders and waiting files are said once while they are there.
         self.noticed
             .retain(|path| std::fs::symlink_metadata(path).is_ok());
-        scan_folders(intake, &self.settings, &mut self.stuck, &mut self.noticed).await
+        scan_folders(
+            intake,
+            &self.settings,
+            &mut self.stuck,
+            &mut self.noticed,
+            stop,
+        )
+        .await
     }
 }
 
@@ -111,13 +133,32 @@ where
     tokio::pin!(shutdown);
     let mut folder = DropFolder::new(settings.clone());
     loop {
-        if let Err(e) = folder.scan(&intake).await {
+        // A stop asked for during a scan ends it after the file in hand,
+        // not after the whole backlog.
+        let stop = AtomicBool::new(false);
+        let mut stopping = false;
+        let result = {
+            let scan = folder.scan_until(&intake, &stop);
+            tokio::pin!(scan);
+            tokio::select! {
+                result = &mut scan => result,
+                _ = &mut shutdown => {
+                    stop.store(true, Ordering::SeqCst);
+                    stopping = true;
+                    scan.await
+                }
+            }
+        };
+        if let Err(e) = result {
             tracing::error!(error = %e, dir = %settings.dir.display(), "drop folder scan failed");
         }
         intake.metrics().drop_stuck.store(
             u64::try_from(folder.stuck()).unwrap_or(u64::MAX),
-            std::sync::atomic::Ordering::Relaxed,
+            Ordering::Relaxed,
         );
+        if stopping {
+            return;
+        }
         tokio::select! {
             _ = &mut shutdown => return,
             _ = tokio::time::sleep(settings.poll) => {}
@@ -153,6 +194,7 @@ pub async fn scan(intake: &Intake, settings: &DropSettings) -> Result<Vec<Outcom
         settings,
         &mut HashMap::new(),
         &mut std::collections::HashSet::new(),
+        &AtomicBool::new(false),
     )
     .await
 }
@@ -162,6 +204,7 @@ async fn scan_folders(
     settings: &DropSettings,
     stuck: &mut HashMap<PathBuf, Stamp>,
     noticed: &mut std::collections::HashSet<PathBuf>,
+    stop: &AtomicBool,
 ) -> Result<Vec<Outcome>, DropError> {
     let mut outcomes = Vec::new();
     let entries = match std::fs::read_dir(&settings.dir) {
@@ -184,7 +227,9 @@ async fn scan_folders(
             continue;
         };
         let Some(partner) = intake.store().partner(&id).await? else {
-            tracing::warn!(folder = %folder.display(), "drop folder of an unknown partner ignored");
+            if noticed.insert(folder.clone()) {
+                tracing::warn!(folder = %folder.display(), "drop folder of an unknown partner ignored");
+            }
             continue;
         };
         // The hub moves files into done/ and failed/ and reads in/: none of
@@ -193,28 +238,23 @@ async fn scan_folders(
         if let Some(link) = ["in", "work", "done", "failed"].iter().find(|d| {
             std::fs::symlink_metadata(folder.join(d)).is_ok_and(|m| m.file_type().is_symlink())
         }) {
-            tracing::warn!(folder = %folder.display(), link, "a drop folder's in/, work/, done/ or failed/ is a symbolic link; the folder is not scanned");
+            if noticed.insert(folder.clone()) {
+                tracing::warn!(folder = %folder.display(), link, "a drop folder's in/, work/, done/ or failed/ is a symbolic link; the folder is not scanned");
+            }
             continue;
         }
+        noticed.remove(&folder);
         let inbox = folder.join("in");
         let work = folder.join("work");
         // Files claimed earlier and not finished (the hub stopped, or their
         // answer could not be moved) come first, then what is new in in/.
         let claimed = match listing(&work, stuck, noticed, false) {
             Ok(files) => files,
-            Err(e) => {
-                tracing::warn!(folder = %work.display(), error = %e, "drop folder cannot be read; its files wait");
-                Vec::new()
-            }
+            Err(e) => unreadable(&work, &e, noticed),
         };
         let delivered = match listing(&inbox, stuck, noticed, true) {
             Ok(files) => files,
-            // Permissions, say: the partner's files are not taken until the
-            // operator fixes it, so say so.
-            Err(e) => {
-                tracing::warn!(folder = %inbox.display(), error = %e, "drop folder cannot be read; its files wait");
-                Vec::new()
-            }
+            Err(e) => unreadable(&inbox, &e, noticed),
         };
         // Each delivered file is claimed just before it is taken, once those
         // before it have left work/.
@@ -223,6 +263,9 @@ async fn scan_folders(
             .map(|f| (f, false))
             .chain(delivered.into_iter().map(|f| (f, true)));
         for (file, delivered) in files {
+            if stop.load(Ordering::SeqCst) {
+                return Ok(outcomes);
+            }
             let file = if delivered {
                 match claim(&work, &file, noticed) {
                     Some(file) => file,
@@ -235,7 +278,9 @@ async fn scan_folders(
             // it was taken is not mistaken for the one answered.
             let stamp = Stamp::of(&file);
             let outcome = match take(intake, settings, &partner, &folder, &file).await {
-                Ok(outcome) => outcome,
+                Ok(Some(outcome)) => outcome,
+                // Gone, or in another instance's hands: not this scan's.
+                Ok(None) => continue,
                 Err(DropError::Store(e)) if e.is_retryable() => {
                     tracing::warn!(file = %file.display(), error = %e, "drop file left for the next scan");
                     continue;
@@ -247,6 +292,9 @@ async fn scan_folders(
                         DropError::Io { .. } => Code::DropFileUnreadable,
                     };
                     let why = format!("refused {code}: {e}\n");
+                    let size = std::fs::symlink_metadata(&file)
+                        .map_or(-1, |m| i64::try_from(m.len()).unwrap_or(i64::MAX));
+                    record(intake, &partner, code, size, &e.to_string()).await;
                     finish(&folder, &file, false, None, &why).unwrap_or_else(|moved| {
                         tracing::error!(file = %file.display(), error = %moved, "drop file cannot be moved to failed/; left where it is (work/) until it changes");
                         Outcome::Stuck(file.clone())
@@ -261,6 +309,42 @@ async fn scan_folders(
         }
     }
     Ok(outcomes)
+}
+
+/// A folder that cannot be read (permissions, say): the partner's files
+/// are not taken until the operator fixes it, so it is said, once while it
+/// lasts. Nothing to take.
+fn unreadable(
+    dir: &Path,
+    e: &std::io::Error,
+    noticed: &mut std::collections::HashSet<PathBuf>,
+) -> Vec<PathBuf> {
+    if noticed.insert(dir.to_path_buf()) {
+        tracing::warn!(folder = %dir.display(), error = %e, "drop folder cannot be read; its files wait");
+    }
+    Vec::new()
+}
+
+/// Records a file the drop folder refused itself (unreadable, not a
+/// file, a link, a store that refused it), as every refusal is. Bounded:
+/// a store that does not answer does not hold the scan.
+async fn record(intake: &Intake, partner: &Partner, code: Code, size: i64, detail: &str) {
+    let refusal = crate::store::Refusal {
+        partner_id: Some(partner.id.clone()),
+        at: crate::timestamp::Timestamp::now(),
+        sha256: String::new(),
+        size_bytes: size,
+        code: code.as_str().to_owned(),
+        detail: detail.to_owned(),
+    };
+    let recorded = tokio::time::timeout(Duration::from_secs(5), intake.store().refuse(&refusal));
+    match recorded.await {
+        Ok(Ok(())) => intake.count_refused_unread(),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "a refused drop file was not recorded");
+        }
+        Err(_) => tracing::warn!("a refused drop file was not recorded in time"),
+    }
 }
 
 /// The entries of `dir` to take, sorted: regular files and anything else
@@ -328,14 +412,41 @@ fn claim(
         tracing::warn!(folder = %work.display(), error = %e, "drop folder's work/ cannot be created; files are taken in in/");
         return Some(file.to_path_buf());
     }
-    match std::fs::rename(file, &target) {
-        Ok(()) => Some(target),
-        // Gone since it was listed: nothing to take.
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => {
-            tracing::warn!(file = %file.display(), error = %e, "drop file cannot be moved to work/; taken in in/");
-            Some(file.to_path_buf())
+    // A link, then the name in in/ removed: unlike a rename, the link
+    // never replaces a file of that name that another hub instance
+    // claimed meanwhile.
+    match std::fs::hard_link(file, &target) {
+        Ok(()) => match std::fs::remove_file(file) {
+            Ok(()) => Some(target),
+            // Removed from in/ meanwhile (by the partner): the link in
+            // work/ holds the file; it is taken as delivered (the lock in
+            // `take` still keeps it to one instance).
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(target),
+            Err(e) => {
+                let _ = std::fs::remove_file(&target);
+                tracing::warn!(file = %file.display(), error = %e, "drop file cannot be moved to work/; taken in in/");
+                Some(file.to_path_buf())
+            }
+        },
+        // Gone since it was listed, or claimed by another instance: nothing
+        // to take.
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::AlreadyExists
+            ) =>
+        {
+            None
         }
+        // A file system without links: moved, after the check above.
+        Err(_) => match std::fs::rename(file, &target) {
+            Ok(()) => Some(target),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => {
+                tracing::warn!(file = %file.display(), error = %e, "drop file cannot be moved to work/; taken in in/");
+                Some(file.to_path_buf())
+            }
+        },
     }
 }
 
@@ -361,21 +472,53 @@ fn write_no_follow(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     options.open(path)?.write_all(bytes)
 }
 
-/// The file's bytes, or `None` when it holds more than `limit`; a
-/// symbolic link is not followed and anything but a regular file (a FIFO
-/// or device put in the file's place since it was listed) is refused.
-fn read_at_most(path: &Path, limit: u64) -> std::io::Result<Option<Vec<u8>>> {
-    use std::io::Read;
+/// The file opened for reading and locked for this process (an advisory
+/// lock, released when the handle is dropped or the process dies), so
+/// that hub instances sharing a drop folder never take one file together:
+/// `None` when another holds it, when it is gone, or when its name now
+/// names another file (taken and archived by another instance while this
+/// one waited). A symbolic link is not followed; anything but a regular
+/// file (a FIFO or device put in the file's place) is refused.
+fn open_locked(path: &Path) -> std::io::Result<Option<std::fs::File>> {
     let mut options = std::fs::OpenOptions::new();
     options.read(true);
     no_follow(&mut options);
-    let file = options.open(path)?;
-    if !file.metadata()?.is_file() {
+    let file = match options.open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let meta = file.metadata()?;
+    if !meta.is_file() {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
             "not a regular file",
         ));
     }
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => return Err(e),
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        // Still the file the name gives: not archived by another instance
+        // between this open and the lock.
+        match std::fs::symlink_metadata(path) {
+            Ok(now) if now.dev() == meta.dev() && now.ino() == meta.ino() => {}
+            Ok(_) => return Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Some(file))
+}
+
+/// The bytes of an opened file, or `None` when it holds more than `limit`
+/// (a file still growing is not read past it).
+fn read_at_most(file: &std::fs::File, limit: u64) -> std::io::Result<Option<Vec<u8>>> {
+    use std::io::Read;
     let mut bytes = Vec::new();
     file.take(limit.saturating_add(1)).read_to_end(&mut bytes)?;
     Ok((bytes.len() as u64 <= limit).then_some(bytes))
@@ -388,7 +531,13 @@ fn is_complete(path: &Path) -> bool {
         .file_name()
         .map(|n| n.to_string_lossy())
         .unwrap_or_default();
-    !(name.is_empty() || name.starts_with('.') || name.ends_with(".part") || name.ends_with(".tmp"))
+    // Names upload tools write under until the file is whole (WinSCP's
+    // `.filepart`, browsers' `.crdownload`) count as partial too.
+    !(name.is_empty()
+        || name.starts_with('.')
+        || [".part", ".tmp", ".filepart", ".crdownload"]
+            .iter()
+            .any(|suffix| name.ends_with(suffix)))
 }
 
 async fn take(
@@ -397,13 +546,25 @@ async fn take(
     partner: &Partner,
     folder: &Path,
     file: &Path,
-) -> Result<Outcome, DropError> {
-    let meta = std::fs::symlink_metadata(file).map_err(io_err(file))?;
+) -> Result<Option<Outcome>, DropError> {
+    let meta = match std::fs::symlink_metadata(file) {
+        Ok(meta) => meta,
+        // Gone since it was listed (taken by another instance, or removed
+        // by the partner): nothing to answer.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_err(file)(e)),
+    };
     if meta.file_type().is_symlink() {
-        let why = "a symbolic link is not followed; deliver the file itself\n";
-        return finish(folder, file, false, None, why);
+        let why = "a symbolic link is not followed; deliver the file itself";
+        record(intake, partner, Code::DropFileUnreadable, -1, why).await;
+        let why = format!("refused {}: {why}\n", Code::DropFileUnreadable);
+        return finish(folder, file, false, None, &why).map(Some);
     }
-    let size = meta.len();
+    // Held until the file has left: no other instance takes it meanwhile.
+    let Some(handle) = open_locked(file).map_err(io_err(file))? else {
+        return Ok(None);
+    };
+    let size = handle.metadata().map_err(io_err(file))?.len();
     if size > settings.max_file_bytes {
         let why = format!(
             "file of {size} bytes exceeds the limit of {} bytes; not read",
@@ -419,11 +580,11 @@ async fn take(
             )
             .await?;
         let why = format!("refused {}: {why}\n", Code::TooLarge);
-        return finish(folder, file, false, None, &why);
+        return finish(folder, file, false, None, &why).map(Some);
     }
-    // Opened without following a link put in its place since, and read no
-    // further than the limit (a file still growing is not read past it).
-    let bytes = match read_at_most(file, settings.max_file_bytes).map_err(io_err(file))? {
+    // Read no further than the limit (a file still growing is not read
+    // past it).
+    let bytes = match read_at_most(&handle, settings.max_file_bytes).map_err(io_err(file))? {
         Some(bytes) => bytes,
         None => {
             let why = format!(
@@ -440,7 +601,7 @@ async fn take(
                 )
                 .await?;
             let why = format!("refused {}: {why}\n", Code::TooLarge);
-            return finish(folder, file, false, None, &why);
+            return finish(folder, file, false, None, &why).map(Some);
         }
     };
     let outcome = intake.submit(partner, bytes).await?;
@@ -471,10 +632,12 @@ async fn take(
             )
         }
     };
-    Ok(moved.unwrap_or_else(|e| {
+    let outcome = moved.unwrap_or_else(|e| {
         tracing::error!(file = %name, error = %e, "drop file answered but cannot be moved; left where it is (work/) until it changes");
         Outcome::Stuck(file.to_path_buf())
-    }))
+    });
+    drop(handle);
+    Ok(Some(outcome))
 }
 
 /// Moves the file to done/ or failed/ and writes its companions.
