@@ -160,7 +160,7 @@ pub fn check_cargo_report(report: &CargoReport) -> Vec<Issue> {
     let listed: std::collections::BTreeSet<&str> = report
         .equipment
         .iter()
-        .map(|e| e.id.as_str())
+        .filter_map(|e| e.id.as_deref())
         .chain(
             report
                 .transport

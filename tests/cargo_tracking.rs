@@ -266,6 +266,24 @@ async fn a_manifest_is_replaced_and_cancelled_by_its_reference() {
     };
     let original = submit(send("MNF001", "9", "MNF2026112001")).await;
     assert_eq!(original.status, "accepted");
+    // The same original again under a new interchange reference: refused
+    // (RUL009), not a second live manifest that no replacement reaches.
+    let again = submit(send("MNF001B", "9", "MNF2026112001")).await;
+    assert_eq!(again.status, "rejected");
+    assert!(
+        again.issues_json.contains("RUL009"),
+        "{}",
+        again.issues_json
+    );
+    // A change of items only (1225 4) is not taken as a replacement.
+    let change = submit(send("MNF001C", "4", "MNF2026112001")).await;
+    assert_eq!(change.status, "rejected");
+    assert!(
+        change.issues_json.contains("MAP003"),
+        "{}",
+        change.issues_json
+    );
+    assert_eq!(statuses(&[&original.id]).await, ["accepted"]);
     let replacement = submit(send("MNF002", "5", "MNF2026112001")).await;
     assert_eq!(
         replacement.status, "accepted",
@@ -285,6 +303,15 @@ async fn a_manifest_is_replaced_and_cancelled_by_its_reference() {
     assert_eq!(
         statuses(&[&original.id, &replacement.id]).await,
         ["amended", "cancelled"]
+    );
+    // Once cancelled, the reference may start a new manifest.
+    let anew = submit(send("MNF004", "9", "MNF2026112001")).await;
+    assert_eq!(anew.status, "accepted", "{}", anew.issues_json);
+    let cancel_anew = submit(send("MNF005", "1", "MNF2026112001")).await;
+    assert_eq!(
+        cancel_anew.status, "accepted",
+        "{}",
+        cancel_anew.issues_json
     );
     // Nothing left to cancel, and a reference never sent: refused.
     for manifest_no in ["MNF2026112001", "MNF-NEVER"] {

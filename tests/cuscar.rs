@@ -329,3 +329,38 @@ fn waybills_actual_arrival_and_long_descriptions_map() {
         m.issues
     );
 }
+
+/// Found by review against real manifests: a bill whose RFF is qualified
+/// otherwise than as a transport document (the original EDI.Net sample's
+/// `RFF+AAA`) keeps its number and qualifier (the whole report was
+/// MAP004 before); an unnumbered equipment line (EQD C237 is conditional
+/// in D.96B) is listed without a number; and the main carriage's
+/// estimated arrival beats a feeder's actual one.
+#[test]
+fn real_manifest_variants_map() {
+    let text = std::fs::read_to_string(fixture("cuscar-d96b-sea-manifest.edi")).unwrap();
+    let text = text
+        .replacen("RFF+BM:HDMUSHAB1234567'", "RFF+AAA:HDMUSHAB1234567'", 1)
+        .replacen("EQD+CN+HDMU7654321+22G1:102:5'", "EQD+TE++22G1:102:5'", 1)
+        .replacen(
+            "DTM+132:202611201400:203'",
+            "DTM+132:202611201400:203'TDT+10+FEED1+1'DTM+178:202611150800:203'",
+            1,
+        );
+    // UNT counts UNH to UNT: the terminators before it, less UNA's and
+    // UNB's, plus its own.
+    let (head, tail) = text.split_at(text.find("UNT+").unwrap());
+    let tail_rest = &tail[tail.find('+').unwrap() + 1..];
+    let tail_rest = &tail_rest[tail_rest.find('+').unwrap() + 1..];
+    let text = format!("{head}UNT+{}+{tail_rest}", head.matches('\'').count() - 1);
+    let mapped = map(text.as_bytes());
+    let report = mapped[0].canonical.as_ref().unwrap_or_else(|| {
+        panic!("{:#?}", mapped[0].issues);
+    });
+    let bill = &report["consignments"][0];
+    assert_eq!(bill["transport_document"], "HDMUSHAB1234567");
+    assert_eq!(bill["transport_document_type"], "AAA");
+    assert_eq!(report["equipment"][1]["kind"], "TE");
+    assert!(report["equipment"][1].get("id").is_none(), "{report}");
+    assert_eq!(report["arrival"]["iso"], "2026-11-20T14:00");
+}

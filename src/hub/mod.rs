@@ -48,8 +48,9 @@ enum CargoChange {
     /// Its function (`amendment` or `cancellation`) and the live report it
     /// replaces.
     Replaces(&'static str, clearance::Prior),
-    /// It refers to no live report: the finding that refuses it.
-    Missing(Issue),
+    /// It refers to no live report, or is an original with the reference
+    /// of a live one: the finding that refuses it.
+    Refused(Issue),
 }
 
 /// What [`Intake::store_new`] found.
@@ -668,13 +669,43 @@ impl Intake {
             return Ok(CargoChange::None);
         };
         let text = |field: &str| canonical.get(field).and_then(|v| v.as_str());
+        let Some(reference) = text("reference") else {
+            return Ok(CargoChange::None);
+        };
         let function = match text("function") {
             Some("amendment") => "amendment",
             Some("cancellation") => "cancellation",
-            _ => return Ok(CargoChange::None),
-        };
-        let Some(reference) = text("reference") else {
-            return Ok(CargoChange::None);
+            // An original with the reference of a live report of the same
+            // sender's (the same manifest sent again under a new
+            // interchange reference) would be a second live report, the
+            // older one left live for good: refused, as a declaration's
+            // reused LRN is.
+            _ => {
+                let live_here = seen.iter().any(|p| {
+                    p.lrn.as_deref() == Some(reference)
+                        && p.function.as_deref() != Some("cancellation")
+                });
+                let stored = self.store.live_cargo_report(&partner.id, reference).await?;
+                let stored_live = stored.is_some_and(|stored| {
+                    !out.iter()
+                        .any(|d| d.supersedes.as_ref().is_some_and(|s| s.id == stored.id))
+                });
+                if live_here || stored_live {
+                    return Ok(CargoChange::Refused(Issue::error(
+                        crate::diag::Code::RuleDuplicateLrn,
+                        crate::diag::Location {
+                            path: Some("/reference".into()),
+                            ..crate::diag::Location::default()
+                        },
+                        format!(
+                            "an original cargo report {reference:?}, but this sender has a live \
+                             cargo report with that reference; replace it (BGM 1225 5) or cancel it \
+                             (1)"
+                        ),
+                    )));
+                }
+                return Ok(CargoChange::None);
+            }
         };
         // The newest of this interchange first, then the stored ones (not
         // one an earlier message of this interchange replaced).
@@ -690,7 +721,7 @@ impl Intake {
         {
             return Ok(CargoChange::Replaces(function, (&stored).into()));
         }
-        Ok(CargoChange::Missing(Issue::error(
+        Ok(CargoChange::Refused(Issue::error(
             crate::diag::Code::RuleReference,
             crate::diag::Location {
                 path: Some("/reference".into()),
@@ -892,10 +923,11 @@ impl Intake {
             // A cargo report that replaces or cancels an earlier one (BGM
             // 1225 5 or 1) refers to the partner's live report with its
             // reference: found, it replaces it; not found, it is refused.
+            // An original with the reference of a live one is refused.
             let cargo_change = match self.cargo_change(partner, m, &out, &seen_cargo).await? {
                 CargoChange::None => None,
                 CargoChange::Replaces(function, replaced) => Some((function, replaced)),
-                CargoChange::Missing(finding) => {
+                CargoChange::Refused(finding) => {
                     let mut refused = vec![finding];
                     crate::mapping::locate(&mut refused, &m.provenance);
                     findings.extend(refused);

@@ -376,6 +376,11 @@ impl Complete for PassengerList {}
 pub struct Consignment {
     /// Bill of lading / air waybill number.
     pub transport_document: String,
+    /// What kind of document `transport_document` numbers (UN/EDIFACT
+    /// 1153, e.g. `BM` bill of lading, `AWB` air waybill), as the sender
+    /// qualified it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transport_document_type: Option<String>,
     /// The master bill the consignment is listed under (CUSCAR: the
     /// document of its CNI); the same number as `transport_document` for
     /// a bill that is its own master.
@@ -418,7 +423,10 @@ pub struct Consignment {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Equipment {
     /// Equipment identification, e.g. the container number (ISO 6346).
-    pub id: String,
+    /// D.96B EQD gives it conditionally (C237): an unnumbered trailer or
+    /// empty container has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
     /// Equipment qualifier (UN/EDIFACT 8053, e.g. `CN` container).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
