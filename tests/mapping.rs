@@ -771,7 +771,7 @@ fn mapping_mistakes_name_their_line() {
         ),
         (
             "[[field]]\nto = \"lrn\"\nfrom = \"BGM/C106/1004\"\npast = true\n",
-            "`past` is about two-digit years",
+            "`past` and `near` are about two-digit years",
         ),
         (
             "[[field]]\nto = \"lrn\"\nfrom = \"BGM/C106/1004\"\nunit = \"KGM\"\n",
@@ -1065,5 +1065,34 @@ fn an_each_list_takes_every_repetition_of_syntax_4() {
             {"number": "703-555-4545", "channel": "FX"},
             {"channel": "EM"}
         ])
+    );
+}
+
+/// A travel document's dates: its expiry (2005 36) as likely past as
+/// future, a two-digit year the one nearest today (`560218` was 1956 by
+/// the fixed pivot), and its issue date (182), which was MAP001, the
+/// latest year not after today.
+#[test]
+fn a_travel_documents_expiry_is_near_and_its_issue_date_is_past() {
+    let text =
+        std::fs::read_to_string(root().join("fixtures/edifact/ok/paxlst-d05b-iata-guideline.edi"))
+            .unwrap();
+    let doc = "DTM+36:150218'";
+    assert_eq!(text.matches(doc).count(), 1);
+    let text = text
+        .replacen(doc, "DTM+36:560218'DTM+182:460219'", 1)
+        .replacen("UNT+22+", "UNT+23+", 1);
+    let mapped = map(text.as_bytes());
+    let traveller = &mapped[0].canonical.as_ref().unwrap()["travellers"][0];
+    let document = &traveller["travel_document"];
+    assert_eq!(document["expires"]["iso"], "2056-02-18", "{traveller}");
+    assert_eq!(document["issued"]["iso"], "1946-02-19", "{traveller}");
+    assert!(
+        mapped[0]
+            .issues
+            .iter()
+            .all(|i| i.location.tag.as_deref() != Some("DTM")),
+        "{:#?}",
+        mapped[0].issues
     );
 }

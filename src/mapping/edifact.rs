@@ -123,6 +123,8 @@ struct CompiledField {
     default_format: Option<String>,
     /// Dates: a two-digit year is the latest not after today.
     past: bool,
+    /// Dates: a two-digit year is the nearest this year.
+    near: bool,
     codes: Option<std::collections::BTreeMap<String, String>>,
     pass_other: bool,
     /// Codes not in `codes` that give no value (see [`super::FieldRule`]).
@@ -578,6 +580,7 @@ impl Compiler<'_> {
             date_format,
             default_format: rule.default_format.clone(),
             past: rule.past,
+            near: rule.near,
             codes: rule.codes.clone(),
             pass_other: rule.pass_other,
             skip_codes: rule.skip_codes.clone(),
@@ -764,6 +767,7 @@ impl Compiler<'_> {
                 date_format: None,
                 default_format: None,
                 past: false,
+                near: false,
                 codes: f.codes.clone(),
                 pass_other: f.pass_other,
                 skip_codes: f.skip_codes.clone(),
@@ -1922,7 +1926,7 @@ impl<'a> Run<'a> {
                         "a date with its 2379 format code (the format code is missing)",
                     );
                 };
-                match super::read_date(&raw, format, field.past) {
+                match super::read_date(&raw, format, field.past, field.near) {
                     Ok(m) => serde_json::to_value(m).ok().map(Leaf::Json),
                     Err(e) => {
                         self.issues.push(Issue::error(

@@ -105,6 +105,11 @@ pub struct FieldRule {
     /// 20YY).
     #[serde(default)]
     pub past: bool,
+    /// For dates as likely past as future (a document's expiry): a
+    /// two-digit year is the one nearest the year of mapping, instead of
+    /// the fixed pivot.
+    #[serde(default)]
+    pub near: bool,
     /// WCO: the unit the value is in (`KGM`); a value whose element gives
     /// another `unitCode` is refused (MAP002), not taken as this unit.
     #[serde(default)]
@@ -153,18 +158,19 @@ pub struct FieldRule {
 }
 
 /// A date value of a message in its 2379 `format`; with `past` (a rule's
-/// `past = true`), a two-digit year is the latest one not after today.
+/// `past = true`), a two-digit year is the latest one not after today;
+/// with `near`, the one nearest this year.
 pub(crate) fn read_date(
     raw: &str,
     format: &str,
     past: bool,
+    near: bool,
 ) -> Result<crate::model::Moment, crate::model::DateError> {
+    let today = || crate::timestamp::Timestamp::now().ymd();
     if past {
-        crate::model::Moment::from_edifact_past(
-            raw,
-            format,
-            crate::timestamp::Timestamp::now().ymd(),
-        )
+        crate::model::Moment::from_edifact_past(raw, format, today())
+    } else if near {
+        crate::model::Moment::from_edifact_near(raw, format, today())
     } else {
         crate::model::Moment::from_edifact(raw, format)
     }
@@ -194,9 +200,15 @@ impl FieldRule {
                 self.to.get_ref()
             ));
         }
-        if self.past && self.kind != ValueType::Date {
+        if (self.past || self.near) && self.kind != ValueType::Date {
             return Err(format!(
-                "{}: `past` is about two-digit years of dates; it needs `type = \"date\"`",
+                "{}: `past` and `near` are about two-digit years of dates; they need `type = \"date\"`",
+                self.to.get_ref()
+            ));
+        }
+        if self.past && self.near {
+            return Err(format!(
+                "{}: a two-digit year is either `past` or `near`, not both",
                 self.to.get_ref()
             ));
         }

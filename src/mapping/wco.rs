@@ -143,6 +143,7 @@ struct XmlField {
     default_format: Option<String>,
     /// For a date: a two-digit year is the latest one not after today.
     past: bool,
+    near: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -382,6 +383,7 @@ impl WcoMapping {
                     date_format,
                     default_format: rule.default_format.clone(),
                     past: rule.past,
+                    near: rule.near,
                 })
             };
         if let Some(each) = file.each.first() {
@@ -1069,7 +1071,7 @@ impl XmlRun<'_> {
                     ));
                     return None;
                 };
-                match super::read_date(&raw, format, field.past) {
+                match super::read_date(&raw, format, field.past, field.near) {
                     Ok(m) => serde_json::to_value(m).ok(),
                     Err(e) => {
                         self.issues.push(Issue::error(

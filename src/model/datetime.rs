@@ -26,6 +26,17 @@ pub enum DateError {
 /// YY below this is 20YY, otherwise 19YY (formats 101 and 201).
 const CENTURY_PIVOT: u32 = 50;
 
+/// How a two-digit year (formats 101, 201, 301, 302) gets its century.
+#[derive(Debug, Clone, Copy)]
+enum Years {
+    /// The fixed pivot: YY < 50 is 20YY.
+    Pivot,
+    /// The latest year not after the day (a birth date).
+    NotAfter((u32, u32, u32)),
+    /// The year nearest the day's (an expiry date).
+    Nearest((u32, u32, u32)),
+}
+
 impl Moment {
     /// Reads an EDIFACT value in the given 2379 format. Supported: the
     /// dates and dates with times of D.96B's list, 101 YYMMDD, 102
@@ -35,7 +46,7 @@ impl Moment {
     /// 301 YYMMDDHHMMZZZ, 302 YYMMDDHHMMSSZZZ, 303 CCYYMMDDHHMMZZZ, 304
     /// CCYYMMDDHHMMSSZZZ.
     pub fn from_edifact(value: &str, format: &str) -> Result<Moment, DateError> {
-        Moment::read(value, format, None)
+        Moment::read(value, format, Years::Pivot)
     }
 
     /// [`from_edifact`](Self::from_edifact) for a date that cannot lie
@@ -47,14 +58,21 @@ impl Moment {
         format: &str,
         today: (u32, u32, u32),
     ) -> Result<Moment, DateError> {
-        Moment::read(value, format, Some(today))
+        Moment::read(value, format, Years::NotAfter(today))
     }
 
-    fn read(
+    /// [`from_edifact`](Self::from_edifact) for a date as likely past as
+    /// future, such as a travel document's expiry: a two-digit year is the
+    /// one nearest `today` (`560101` is 2056 in 2026, `800101` 1980).
+    pub fn from_edifact_near(
         value: &str,
         format: &str,
-        not_after: Option<(u32, u32, u32)>,
+        today: (u32, u32, u32),
     ) -> Result<Moment, DateError> {
+        Moment::read(value, format, Years::Nearest(today))
+    }
+
+    fn read(value: &str, format: &str, years: Years) -> Result<Moment, DateError> {
         let invalid = || DateError::Invalid {
             value: value.to_owned(),
             format: format.to_owned(),
@@ -91,11 +109,21 @@ impl Moment {
         } else {
             let yy = num(date_part.get(..2))?;
             let (month, day) = (num(date_part.get(2..4))?, num(date_part.get(4..6))?);
-            let year = match not_after {
-                Some(today) if (2000 + yy, month, day) > today => 1900 + yy,
-                Some(_) => 2000 + yy,
-                None if yy < CENTURY_PIVOT => 2000 + yy,
-                None => 1900 + yy,
+            let year = match years {
+                Years::NotAfter(today) if (2000 + yy, month, day) > today => 1900 + yy,
+                Years::NotAfter(_) => 2000 + yy,
+                Years::Nearest((this_year, _, _)) => {
+                    // Of the three centuries around today's, the year
+                    // closest to this one (the later on a tie).
+                    let century = this_year / 100 * 100;
+                    [century, century + 100, century.saturating_sub(100)]
+                        .into_iter()
+                        .map(|c| c + yy)
+                        .min_by_key(|y| y.abs_diff(this_year))
+                        .unwrap_or(century + yy)
+                }
+                Years::Pivot if yy < CENTURY_PIVOT => 2000 + yy,
+                Years::Pivot => 1900 + yy,
             };
             (year, month, day)
         };
@@ -498,6 +526,17 @@ mod tests {
             ("9912311200", "201", "1999-12-31T12:00"),
         ] {
             let m = Moment::from_edifact_past(value, format, today);
+            assert_eq!(m.map(|m| m.iso), Ok(iso.to_owned()), "{value}");
+        }
+        // As likely past as future (an expiry): the nearest year.
+        for (value, iso) in [
+            ("560101", "2056-01-01"),
+            ("800101", "1980-01-01"),
+            ("260101", "2026-01-01"),
+            ("761231", "2076-12-31"),
+            ("771231", "1977-12-31"),
+        ] {
+            let m = Moment::from_edifact_near(value, "101", today);
             assert_eq!(m.map(|m| m.iso), Ok(iso.to_owned()), "{value}");
         }
         // Without it, the fixed pivot: 45 is 2045.
