@@ -439,19 +439,25 @@ origins = ["ir"]
         );
         assert!(e.is_err());
         // Codes that would never match are refused where they are written.
-        let e = RiskProfile::from_toml_str(
-            "risk.toml",
-            "[[rule]]\nid = \"a\"\nlane = \"red\"\nreason = \"r\"\norigins = [\"DE\",\n  \"KOR\"]\n",
-        )
-        .err();
-        assert_eq!(e.as_ref().map(|e| e.line), Some(6), "{e:?}");
-        assert!(e.is_some_and(|e| e.message.contains("\"KOR\" is not an ISO 3166-1")));
-        let e = RiskProfile::from_toml_str(
-            "risk.toml",
-            "[[rule]]\nid = \"a\"\nlane = \"red\"\nreason = \"r\"\nmin_item_value = { EURO = 5 }\n",
-        )
-        .err();
-        assert_eq!(e.as_ref().map(|e| e.line), Some(5), "{e:?}");
-        assert!(e.is_some_and(|e| e.message.contains("\"EURO\" is not an ISO 4217")));
+        for (condition, line, says) in [
+            (
+                "origins = [\"DE\",\n  \"KOR\"]",
+                6,
+                "\"KOR\" is not an ISO 3166-1",
+            ),
+            (
+                "min_item_value = { EURO = 5 }",
+                5,
+                "\"EURO\" is not an ISO 4217",
+            ),
+        ] {
+            let e = RiskProfile::from_toml_str(
+                "risk.toml",
+                &format!("[[rule]]\nid = \"a\"\nlane = \"red\"\nreason = \"r\"\n{condition}\n"),
+            )
+            .err();
+            assert_eq!(e.as_ref().map(|e| e.line), Some(line), "{e:?}");
+            assert!(e.is_some_and(|e| e.message.contains(says)));
+        }
     }
 }

@@ -179,6 +179,37 @@ async fn publish_reply(ch: &Channel, s: &AmqpSettings, body: &[u8], props: Basic
     publish_to(ch, s.replies_exchange(), amqp::REPLIES_KEY, body, props).await;
 }
 
+/// A new exclusive queue the broker names, bound to `exchange` with `key`
+/// (its own name without one).
+async fn bound_queue(
+    ch: &Channel,
+    exchange: lapin::types::ShortString,
+    key: Option<&str>,
+) -> lapin::Queue {
+    let queue = ch
+        .queue_declare(
+            "".into(),
+            QueueDeclareOptions {
+                exclusive: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let key = key.map_or_else(|| queue.name().clone(), Into::into);
+    ch.queue_bind(
+        queue.name().clone(),
+        exchange,
+        key,
+        Default::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    queue
+}
+
 fn args_table(pairs: &[(&str, lapin::types::AMQPValue)]) -> FieldTable {
     let mut table = FieldTable::default();
     for (k, v) in pairs {
@@ -421,26 +452,7 @@ async fn amqp_intake_end_to_end() {
     // as a frame holds made the copy too large for the broker (it closed
     // the connection, and the delivery came back again and again), and a
     // CC header routed the copy to further queues.
-    let cc = ch
-        .queue_declare(
-            "".into(),
-            QueueDeclareOptions {
-                exclusive: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
-    ch.queue_bind(
-        cc.name().clone(),
-        settings.dead_letter_exchange(),
-        cc.name().clone(),
-        Default::default(),
-        FieldTable::default(),
-    )
-    .await
-    .unwrap();
+    let cc = bound_queue(&ch, settings.dead_letter_exchange(), None).await;
     publish(
         &ch,
         &settings,
@@ -643,26 +655,7 @@ async fn outbox_events_reach_rabbitmq() {
 
     let ch = conn.create_channel().await.unwrap();
     amqp::declare_topology(&ch, &settings).await.unwrap();
-    let sub = ch
-        .queue_declare(
-            "".into(),
-            QueueDeclareOptions {
-                exclusive: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
-    ch.queue_bind(
-        sub.name().clone(),
-        settings.events_exchange(),
-        "interchange.#".into(),
-        Default::default(),
-        FieldTable::default(),
-    )
-    .await
-    .unwrap();
+    let sub = bound_queue(&ch, settings.events_exchange(), Some("interchange.#")).await;
 
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let publisher = std::sync::Arc::new(amqp::OutboxPublisher::new(settings.clone()));

@@ -225,40 +225,43 @@ pub async fn relay<P, F>(
 /// the retention period ago, and as many refusals older than theirs; true
 /// when there may be more of either.
 pub async fn purge(store: &Store, settings: &RelaySettings) -> bool {
-    let before = |retention: Duration| {
-        let secs = i64::try_from(retention.as_secs()).unwrap_or(i64::MAX / 2);
-        Timestamp::now().plus_secs(-secs)
-    };
     let mut more = false;
     if let Some(retention) = settings.retention {
-        let before = before(retention);
-        match store.purge_published_outbox(before, PURGE_BATCH).await {
-            Ok(n) => {
-                if n > 0 {
-                    tracing::info!(rows = n, %before, "outbox relay: published rows purged");
-                }
-                more |= n >= PURGE_BATCH as u64;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "outbox relay: purging published rows failed; trying again later");
-            }
-        }
+        more |= purged("outbox: published rows", retention, |before| {
+            store.purge_published_outbox(before, PURGE_BATCH)
+        })
+        .await;
     }
     if let Some(retention) = settings.refusal_retention {
-        let before = before(retention);
-        match store.purge_refusals(before, PURGE_BATCH).await {
-            Ok(n) => {
-                if n > 0 {
-                    tracing::info!(rows = n, %before, "refusals past their retention purged");
-                }
-                more |= n >= PURGE_BATCH as u64;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "purging refusals failed; trying again later");
-            }
-        }
+        more |= purged("refusals", retention, |before| {
+            store.purge_refusals(before, PURGE_BATCH)
+        })
+        .await;
     }
     more
+}
+
+/// Runs one purge of what is older than `retention` and logs it; true when
+/// it deleted a whole batch (there may be more).
+async fn purged<F, Fut>(what: &str, retention: Duration, delete: F) -> bool
+where
+    F: FnOnce(Timestamp) -> Fut,
+    Fut: Future<Output = Result<u64, StoreError>>,
+{
+    let secs = i64::try_from(retention.as_secs()).unwrap_or(i64::MAX / 2);
+    let before = Timestamp::now().plus_secs(-secs);
+    match delete(before).await {
+        Ok(n) => {
+            if n > 0 {
+                tracing::info!(rows = n, %before, what, "purged past their retention");
+            }
+            n >= PURGE_BATCH as u64
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, what, "purging failed; trying again later");
+            false
+        }
+    }
 }
 
 /// Rows published per round: sent together, confirmed, then marked in one

@@ -184,27 +184,36 @@ impl Store {
         before: Timestamp,
         limit: i64,
     ) -> Result<u64, StoreError> {
-        let _writing = self.write_lock().await;
-        let sql = self.sql(
+        self.delete_before(
             "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox \
              WHERE published_at IS NOT NULL AND published_at < $1 ORDER BY seq LIMIT $2)",
-        );
-        let done = sqlx::query(&sql)
-            .bind(before.to_string())
-            .bind(limit)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected())
+            before,
+            limit,
+        )
+        .await
     }
 
     /// Deletes up to `limit` refusals recorded before `before`, oldest
     /// first; how many were deleted.
     pub async fn purge_refusals(&self, before: Timestamp, limit: i64) -> Result<u64, StoreError> {
-        let _writing = self.write_lock().await;
-        let sql = self.sql(
+        self.delete_before(
             "DELETE FROM refusals WHERE seq IN (SELECT seq FROM refusals \
              WHERE at < $1 ORDER BY at LIMIT $2)",
-        );
+            before,
+            limit,
+        )
+        .await
+    }
+
+    /// Runs a purge statement taking the cut (`$1`) and the batch (`$2`).
+    async fn delete_before(
+        &self,
+        statement: &str,
+        before: Timestamp,
+        limit: i64,
+    ) -> Result<u64, StoreError> {
+        let _writing = self.write_lock().await;
+        let sql = self.sql(statement);
         let done = sqlx::query(&sql)
             .bind(before.to_string())
             .bind(limit)
