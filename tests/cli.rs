@@ -124,6 +124,17 @@ fn usage_errors_exit_2() {
         "{}",
         text(&out.stderr)
     );
+    // An interchange id that would lead the request (and its token)
+    // elsewhere is refused before anything is sent.
+    for id in ["../../healthz", "ID?x=1", ""] {
+        let out = tradehub(&["status", id, "--url", "http://127.0.0.1:9", "--token", "t"]);
+        assert_eq!(out.status.code(), Some(2), "{id:?}");
+        assert!(
+            text(&out.stderr).contains("is not an interchange id"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
 }
 
 /// An operator's folder of further directory zips is searched first: a

@@ -401,6 +401,28 @@ fn a_partner_token_can_be_replaced() {
         .unwrap();
     assert_eq!(unknown.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("no partner \"NOBODY\""));
+    // A mistyped data directory is no new, empty store: refused, and
+    // nothing is created there.
+    let typo = dir.join("typo");
+    for args in [
+        &["partner", "token", "KRBROKER01"][..],
+        &["partner", "traders", "KRBROKER01", "1234567890"][..],
+        &["outbox", "list"][..],
+    ] {
+        let out = bin()
+            .args(args)
+            .arg("--data-dir")
+            .arg(&typo)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("no store at"),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!typo.join("tradehub.db").exists(), "{args:?}");
+    }
 
     let (mut server, addr, _log) = common::spawn_serve(&dir);
     let url = format!("http://{addr}");

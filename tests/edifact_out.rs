@@ -216,6 +216,58 @@ fn cusdec_fixture_round_trips_through_the_model() {
     round_trip(&std::fs::read(root().join("fixtures/edifact/ok/cusdec-d96b-unoc.edi")).unwrap());
 }
 
+/// A single administrative document (BGM 1001 960) gives its direction in
+/// C002 1000 (IM, EX): written back there (the writer wrote 929 over the
+/// 960, refused it, and the CUSDEC read back had no direction); and names
+/// beyond Latin-1 are written in UNOW (syntax 4), not dropped.
+#[test]
+fn single_administrative_documents_and_non_latin_names_round_trip() {
+    let text =
+        std::fs::read_to_string(root().join("fixtures/edifact/ok/cusdec-d96b-unoc.edi")).unwrap();
+    assert!(text.contains("BGM+830+LRN2026001+9'"));
+    for direction in ["IM", "EX"] {
+        let sad = text.replacen(
+            "BGM+830+LRN2026001+9'",
+            &format!("BGM+960:::{direction}+LRN2026001+9'"),
+            1,
+        );
+        round_trip(sad.as_bytes());
+    }
+    let (declaration, issues) = declarations(text.as_bytes()).remove(0);
+    assert!(issues.is_empty(), "{issues:#?}");
+    let mut named = declaration.clone();
+    named.importer.get_or_insert_with(Default::default).name = Some("Łódź 기계 부품 Ελλάδα".into());
+    let out = declaration_to_cusdec(&named, &envelope("RT2"), &Directories::global()).unwrap();
+    assert!(
+        out.issues.iter().all(|i| !i.is_error()),
+        "{:#?}",
+        out.issues
+    );
+    assert!(
+        out.bytes.starts_with(b"UNA:+.?*'UNB+UNOW:4+"),
+        "{}",
+        String::from_utf8_lossy(&out.bytes)
+    );
+    let back = declarations(&out.bytes);
+    assert_eq!(back[0].0, named);
+    // A sender UNB cannot carry (`convert` gives the declarant's id) is
+    // replaced by the hub's name, said.
+    let odd = Envelope {
+        sender: "X".repeat(40),
+        ..envelope("RT3")
+    };
+    let out = declaration_to_cusdec(&declaration, &odd, &Directories::global()).unwrap();
+    let text = String::from_utf8_lossy(&out.bytes);
+    assert!(text.contains("UNB+UNOC:3+TRADEHUB+"), "{text}");
+    assert!(
+        out.issues
+            .iter()
+            .any(|i| i.code == Code::MappingUnwritable && i.message.contains("UNB sender")),
+        "{:#?}",
+        out.issues
+    );
+}
+
 #[test]
 fn generated_cusdecs_round_trip_through_the_model() {
     for (function, hs) in [
@@ -368,13 +420,21 @@ fn values_the_directory_refuses_are_reported_not_written() {
         (lrn.location.element, lrn.location.component),
         (Some(2), Some(1))
     );
-    // Outside UNOC (Latin-1).
-    assert_eq!(find("/goods/0/description").code, Code::MappingUnwritable);
     // No rule writes an MRN into a CUSDEC.
     assert_eq!(find("/mrn").code, Code::MappingUnmapped);
-    // What fits is written.
+    // What fits is written; a text outside UNOC (Latin-1) makes the
+    // interchange UNOW (syntax 4), which holds it.
     let text = String::from_utf8_lossy(&out.bytes);
     assert!(text.contains("LOC+22+KRPUS'"), "{text}");
+    assert!(text.contains("UNB+UNOW:4+"), "{text}");
+    assert!(text.contains("FTX+AAA+++ÜBER 東京'"), "{text}");
+    assert!(
+        out.issues
+            .iter()
+            .all(|i| i.location.field.as_deref() != Some("/goods/0/description")),
+        "{:#?}",
+        out.issues
+    );
 }
 
 /// A description longer than one FTX 4440 (an..70) is cut into the lines

@@ -283,3 +283,62 @@ async fn agencies_answer_and_officers_release_over_http() {
 
     hub.stop().await;
 }
+
+/// A submission that the request timeout cuts off after its body was read
+/// is answered 408, yet finishes what it started: stored, and counted as
+/// validated with its latency (the handler's future was dropped, and with
+/// it the counters and the relay's wake-up). A resend is a duplicate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_submission_cut_off_after_its_body_was_read_is_counted() {
+    use sqlx::Connection;
+    let hub = HttpHub::builder()
+        .partner("KRBROKER01", "KRBROKER01", None)
+        .settings(tradehub::transport::http::HttpSettings {
+            request_timeout: std::time::Duration::from_secs(1),
+            ..Default::default()
+        })
+        .start()
+        .await;
+    let addr = hub.addr;
+    let token = Some(hub.token("KRBROKER01"));
+    // Another writer holds the database for 3 s.
+    let url = tradehub::store::Store::embedded_url(&hub.dir).unwrap();
+    let mut blocker = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut blocker)
+        .await
+        .unwrap();
+    let body = common::cusdec("KRBROKER01", "SLOW0001", "LRN-SLOW-1", "9", &["847989"]);
+    let r = request(addr, "POST", "/v1/interchanges", token, &body).await;
+    assert_eq!(r.status, 408, "{}", String::from_utf8_lossy(&r.body));
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    sqlx::query("COMMIT").execute(&mut blocker).await.unwrap();
+    drop(blocker);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    let metrics = loop {
+        let text =
+            String::from_utf8(request(addr, "GET", "/metrics", None, b"").await.body).unwrap();
+        if text.contains("tradehub_interchanges_validated_total 1\n")
+            || tokio::time::Instant::now() > deadline
+        {
+            break text;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert!(
+        metrics.contains("tradehub_interchanges_validated_total 1\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("tradehub_submit_seconds_count 1\n"),
+        "{metrics}"
+    );
+    let again = request(addr, "POST", "/v1/interchanges", token, &body).await;
+    assert_eq!(
+        again.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&again.body)
+    );
+    hub.stop().await;
+}

@@ -197,11 +197,12 @@ enum Command {
         /// The hub's identity as sender of its answers (UNB S002) [default: TRADEHUB].
         #[arg(long, env = "TRADEHUB_HUB_ID")]
         hub_id: Option<String>,
-        /// PEM certificate chain: serve HTTPS (with --tls-key).
-        #[arg(long, env = "TRADEHUB_TLS_CERT", requires = "tls_key")]
+        /// PEM certificate chain: serve HTTPS (with --tls-key; either may
+        /// come from the config file).
+        #[arg(long, env = "TRADEHUB_TLS_CERT")]
         tls_cert: Option<PathBuf>,
         /// PEM private key of --tls-cert.
-        #[arg(long, env = "TRADEHUB_TLS_KEY", requires = "tls_cert")]
+        #[arg(long, env = "TRADEHUB_TLS_KEY")]
         tls_key: Option<PathBuf>,
     },
     /// Submit an interchange to a running hub and print its answer.
@@ -554,6 +555,13 @@ fn submit(path: &Path, client: &ClientArgs, format: Format) -> Result<u8, CliErr
 }
 
 fn status(id: &str, client: &ClientArgs, format: Format) -> Result<u8, CliError> {
+    // An interchange id (a UUID) is letters, digits and dashes: anything
+    // else would take the request, and the token with it, to another path.
+    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        return Err(CliError::Usage(format!(
+            "{id:?} is not an interchange id (letters, digits and dashes)"
+        )));
+    }
     let url = format!("{}/v1/interchanges/{id}", client.url.trim_end_matches('/'));
     let (code, json) = call(client, ureq::get(&url), None)?;
     if code == 404 {
@@ -591,6 +599,29 @@ impl StoreArgs {
                 Store::embedded_url(&self.data_dir()).map_err(|e| CliError::Usage(e.to_string()))
             }
         }
+    }
+
+    /// The embedded store's file, when it is the one used.
+    fn embedded_file(&self) -> Option<PathBuf> {
+        self.store_url
+            .is_none()
+            .then(|| self.data_dir().join("tradehub.db"))
+    }
+
+    /// [`url`](Self::url) of a store that must exist already: an
+    /// administration command with a mistyped `--data-dir` (or run from
+    /// another directory) is refused rather than working on a new, empty
+    /// store the hub never reads.
+    fn existing_url(&self) -> Result<String, CliError> {
+        if let Some(file) = self.embedded_file()
+            && !file.is_file()
+        {
+            return Err(CliError::Usage(format!(
+                "no store at {} (give the hub's --data-dir or --store-url)",
+                file.display()
+            )));
+        }
+        self.url()
     }
 }
 
@@ -885,7 +916,7 @@ fn outbox_command(command: OutboxCommand) -> Result<u8, CliError> {
     let store_args = match &command {
         OutboxCommand::List { store, .. } | OutboxCommand::Retry { store, .. } => store,
     };
-    let url = store_args.url()?;
+    let url = store_args.existing_url()?;
     runtime()?.block_on(async move {
         let store = Store::open(&url)
             .await
@@ -983,7 +1014,7 @@ fn outbox_command(command: OutboxCommand) -> Result<u8, CliError> {
 fn partner(command: PartnerCommand) -> Result<u8, CliError> {
     match command {
         PartnerCommand::Token { id, format, store } => {
-            let url = store.url()?;
+            let url = store.existing_url()?;
             let (token, hash) = new_token()
                 .map_err(|e| CliError::Usage(format!("no randomness for a token: {e}")))?;
             runtime()?.block_on(async move {
@@ -1014,7 +1045,7 @@ fn partner(command: PartnerCommand) -> Result<u8, CliError> {
             format,
             store,
         } => {
-            let url = store.url()?;
+            let url = store.existing_url()?;
             runtime()?.block_on(async move {
                 let store = Store::open(&url)
                     .await
@@ -1060,6 +1091,17 @@ fn partner(command: PartnerCommand) -> Result<u8, CliError> {
             format,
             store,
         } => {
+            // The first partner of a new installation creates the store;
+            // said, so that a mistyped --data-dir is noticed.
+            if let Some(file) = store.embedded_file()
+                && !file.is_file()
+            {
+                let _ = writeln!(
+                    io::stderr().lock(),
+                    "tradehub: creating a new store at {}",
+                    file.display()
+                );
+            }
             let url = store.url()?;
             // The id is the UNB sender (an..35), the AMQP user and part of
             // queue names (`ack.<id>`): visible characters only.
@@ -2142,7 +2184,7 @@ fn convert_wco_edifact(path: &Path, bytes: &[u8], una: Option<&str>) -> Result<u
             .and_then(|d| d.id.clone())
             .unwrap_or_else(|| "TRADEHUB".into()),
         recipient: "TRADEHUB".into(),
-        reference: format!("{}{}", now.edifact_date(false), now.edifact_time()),
+        reference: conversion_reference(&declaration.lrn, now),
         prepared: now,
     };
     let written = declaration_to_cusdec(
@@ -2165,6 +2207,24 @@ fn convert_wco_edifact(path: &Path, bytes: &[u8], una: Option<&str>) -> Result<u
     };
     io::stdout().lock().write_all(&bytes).map_err(out_err)?;
     Ok(if failed { EXIT_INVALID } else { EXIT_VALID })
+}
+
+/// The interchange reference (UNB 0020, an..14) of a declaration written
+/// as CUSDEC: the minute it was written (YYMMDDHHMM) and four hex digits
+/// of a digest of its LRN and the instant, so that two declarations of one
+/// declarant written in the same minute are not one reference (the hub
+/// refuses a second interchange with a sender's reference, E0026).
+fn conversion_reference(lrn: &str, now: Timestamp) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let digest = crate::hub::sha256_hex(format!("{lrn}\u{0}{nanos}").as_bytes());
+    format!(
+        "{}{}{}",
+        now.edifact_date(false),
+        now.edifact_time(),
+        digest.get(..4).unwrap_or("0000").to_ascii_uppercase()
+    )
 }
 
 fn parse_una_arg(text: &str) -> Result<Separators, CliError> {

@@ -102,6 +102,9 @@ struct OutField {
     /// The forward table, to check a code another rule already wrote.
     codes: Option<BTreeMap<String, String>>,
     pass_other: bool,
+    /// Codes of its place it leaves to a later rule for the field
+    /// (`skip_codes`: CUSDEC's 960 in BGM 1001 says no direction).
+    yields_to: Vec<String>,
     all: bool,
     /// What the inbound mapping joins the occurrences of a range with:
     /// the text is cut into them again (see [`split_joined`]).
@@ -282,18 +285,20 @@ fn level<'n>(mut level: &'n [Node], groups: &[u16]) -> Option<&'n [Node]> {
     Some(level)
 }
 
-/// The rules of one level the writer writes back. Left out: a rule that
-/// reads only some codes (`skip_other`), and a rule for a field an earlier
-/// plain rule (no codes, not `all`) already names: the first rule for a
-/// field writes it, so a later one is a preference of reading only (the
-/// reference currency of a CUX where the MOA gives none) and may use paths
-/// the writer does not take, such as filters on a group step.
+/// The rules of one level the writer writes back. Left out: a rule for a
+/// field an earlier plain rule (no codes, not `all`) already names: the
+/// first rule for a field writes it, so a later one is a preference of
+/// reading only (the reference currency of a CUX where the MOA gives none)
+/// and may use paths the writer does not take, such as filters on a group
+/// step. A rule that reads only some codes (`skip_other`) is kept: it
+/// writes its field when the rules before it did not (the direction of a
+/// single administrative document, C002 1000, when BGM 1001 holds 960).
 fn written_back(rules: &[FieldRule]) -> impl Iterator<Item = &FieldRule> {
     rules.iter().enumerate().filter_map(move |(i, rule)| {
         let earlier_plain = rules.get(..i).unwrap_or_default().iter().any(|e| {
             e.to.get_ref() == rule.to.get_ref() && e.codes.is_none() && !e.all && !e.skip_other
         });
-        (!rule.skip_other && !earlier_plain).then_some(rule)
+        (!earlier_plain).then_some(rule)
     })
 }
 
@@ -456,6 +461,7 @@ impl Compiler<'_> {
             inverse,
             codes: rule.codes.clone(),
             pass_other: rule.pass_other,
+            yields_to: rule.skip_codes.clone(),
             all: rule.all,
             join: rule.join.clone(),
         })
@@ -1115,6 +1121,14 @@ impl Run<'_> {
         }
         // Where it would go, to let a code already there decide.
         let at = self.draft(base, target, fresh);
+        // A code there that the rule skips inbound says nothing of this
+        // field: a later rule for it writes it.
+        if self
+            .held(at, &target.value)
+            .is_some_and(|held| field.yields_to.iter().any(|c| c == held))
+        {
+            return;
+        }
         let Some(text) = self.text(field, Some(at), value, pointer) else {
             return;
         };
@@ -1634,11 +1648,14 @@ fn segment(draft: &Draft) -> Segment {
 }
 
 /// A whole interchange around message bodies (UNH … UNT each): UNA with
-/// `seps`, UNB in syntax version 3 of `syntax_identifier` (UNOC when it
-/// is not one tradehub knows), UNZ.
+/// `seps`, UNB of `syntax_identifier` (UNOC when it is not one tradehub
+/// knows) in syntax version `version` (3, or 4 with its CCYYMMDD date),
+/// UNZ. The sender and recipient must fit UNB (an..35 in the repertoire):
+/// [`declaration_to_cusdec`] sees to it.
 pub fn interchange(
     envelope: &Envelope,
     syntax_identifier: &str,
+    version: u8,
     seps: &Separators,
     messages: &[Vec<Segment>],
 ) -> Result<Vec<u8>, writer::WriteError> {
@@ -1651,10 +1668,10 @@ pub fn interchange(
     let mut segments = vec![Segment::new(
         "UNB",
         vec![
-            Element::composite([id, "3"]),
-            Element::simple(envelope.sender.chars().take(35).collect::<String>()),
-            Element::simple(envelope.recipient.chars().take(35).collect::<String>()),
-            Element::composite([at.edifact_date(false), at.edifact_time()]),
+            Element::composite([id.to_owned(), version.to_string()]),
+            Element::simple(&envelope.sender),
+            Element::simple(&envelope.recipient),
+            Element::composite([at.edifact_date(version >= 4), at.edifact_time()]),
             Element::simple(&reference),
         ],
     )];
@@ -1698,11 +1715,56 @@ pub fn declaration_to_cusdec(
     } else {
         reference
     };
-    let charset = Charset::Iso8859(1);
-    let (body, issues) = mapping.message(&canonical, &reference, charset);
-    let bytes = interchange(envelope, "UNOC", &Separators::LEVEL_A, &[body])
+    // UNOC (ISO 8859-1, syntax version 3) when every text fits it; else
+    // UNOW (UTF-8), which syntax version 4 gives, so that names in Polish,
+    // Greek or Korean are written rather than dropped.
+    let latin1 = |text: &str| text.chars().all(|c| u32::from(c) <= 0xFF);
+    let (syntax, version, seps, charset) = if all_texts(&canonical, &latin1) {
+        ("UNOC", 3, Separators::LEVEL_A, Charset::Iso8859(1))
+    } else {
+        ("UNOW", 4, Separators::LEVEL_A_V4, Charset::Utf8)
+    };
+    let (body, mut issues) = mapping.message(&canonical, &reference, charset);
+    // The sender is the declarant's identifier when UNB can carry it
+    // (an..35 in the repertoire), else the hub's name, said.
+    let mut envelope = envelope.clone();
+    let fits = |id: &str| {
+        !id.is_empty()
+            && id.chars().count() <= 35
+            && !id.chars().any(char::is_control)
+            && charset.encode(id, &mut Vec::new()).is_ok()
+    };
+    for (what, id) in [
+        ("sender", &mut envelope.sender),
+        ("recipient", &mut envelope.recipient),
+    ] {
+        if !fits(id) {
+            issues.push(Issue::warning(
+                Code::MappingUnwritable,
+                Location::default(),
+                format!(
+                    "UNB {what} {id:?} cannot be written (an..35 in {syntax}); {HUB_NAME} written instead"
+                ),
+            ));
+            *id = HUB_NAME.to_owned();
+        }
+    }
+    let bytes = interchange(&envelope, syntax, version, &seps, &[body])
         .map_err(|e| unavailable(format!("the CUSDEC cannot be written: {e}")))?;
     Ok(Written { bytes, issues })
+}
+
+/// The name the hub writes for a party UNB cannot carry.
+const HUB_NAME: &str = "TRADEHUB";
+
+/// True when every string of `value` satisfies `ok`.
+fn all_texts(value: &Value, ok: &dyn Fn(&str) -> bool) -> bool {
+    match value {
+        Value::String(s) => ok(s),
+        Value::Array(items) => items.iter().all(|v| all_texts(v, ok)),
+        Value::Object(map) => map.iter().all(|(k, v)| ok(k) && all_texts(v, ok)),
+        _ => true,
+    }
 }
 
 #[cfg(test)]

@@ -520,6 +520,18 @@ fn body_refused(rejection: &BytesRejection) -> Response {
     )
 }
 
+/// A request's task that ended without an answer (it panicked): 500.
+fn task_failed(e: &tokio::task::JoinError) -> Response {
+    tracing::error!(error = %e, "a request's task failed");
+    problem(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "Internal error",
+        "the request's task ended without an answer; it was logged",
+        json!({"retryable": true}),
+    )
+}
+
 fn store_problem(e: &StoreError) -> Response {
     tracing::error!(error = %e, "store error");
     let status = if e.is_retryable() {
@@ -634,7 +646,20 @@ async fn post_interchange(
             return body_refused(&rejection);
         }
     };
-    match app.intake.submit(&partner, body.to_vec()).await {
+    // In a task of its own: a request the timeout cuts off after its body
+    // was read still finishes what it started (the commit, its counters
+    // and latency, the relay's wake-up), which dropping the handler's
+    // future skipped.
+    let submitted = {
+        let (intake, partner) = (app.intake.clone(), partner.clone());
+        let bytes = body.to_vec();
+        tokio::spawn(async move { intake.submit(&partner, bytes).await }).await
+    };
+    let submitted = match submitted {
+        Ok(submitted) => submitted,
+        Err(e) => return task_failed(&e),
+    };
+    match submitted {
         Ok(Submission::Stored(receipt)) => {
             let mut r = (
                 StatusCode::ACCEPTED,
@@ -1100,7 +1125,16 @@ async fn post_decision(
         conditions: body.conditions,
         decided_at: None,
     };
-    match app.intake.decide(&partner, &decision).await {
+    // In a task of its own, as a submission.
+    let decided = {
+        let (intake, partner) = (app.intake.clone(), partner.clone());
+        tokio::spawn(async move { intake.decide(&partner, &decision).await }).await
+    };
+    let decided = match decided {
+        Ok(decided) => decided,
+        Err(e) => return task_failed(&e),
+    };
+    match decided {
         Ok(DecisionOutcome::Recorded(d)) => (
             StatusCode::OK,
             Json(json!({"recorded": true, "declaration": d})),

@@ -316,6 +316,8 @@ pub struct HttpHubBuilder {
     /// Id, name and agency of each partner.
     partners: Vec<(String, String, Option<String>)>,
     routing: bool,
+    /// The HTTP settings, when not the defaults.
+    settings: Option<HttpSettings>,
 }
 
 impl HttpHub {
@@ -359,6 +361,12 @@ impl HttpHubBuilder {
         self
     }
 
+    /// Serves with these HTTP settings.
+    pub fn settings(mut self, settings: HttpSettings) -> Self {
+        self.settings = Some(settings);
+        self
+    }
+
     /// Routes declarations by config/agencies.toml and config/routing.toml.
     pub fn routing(mut self) -> Self {
         self.routing = true;
@@ -399,7 +407,7 @@ impl HttpHubBuilder {
         let task = tokio::spawn(http::serve(
             listener,
             intake,
-            HttpSettings::default(),
+            self.settings.unwrap_or_default(),
             async move {
                 let _ = stopped.await;
             },
