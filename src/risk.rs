@@ -209,21 +209,31 @@ impl RiskProfile {
                 }
                 origins.push(code);
             }
-            if let Some(min) = &r.min_item_value
-                && let MinValue::PerCurrency(mins) = min.get_ref()
-            {
-                for currency in mins.keys() {
-                    let code = currency.trim().to_ascii_uppercase();
-                    if iso_currency::Currency::from_code(&code).is_none() {
-                        return Err(error(
-                            min.span().start,
-                            format!(
-                                "rule {:?}: min_item_value currency {currency:?} is not an ISO 4217 code",
-                                r.id.get_ref()
-                            ),
-                        ));
+            // Currency keys are held trimmed and in capitals, as amounts'
+            // currencies are compared.
+            let mut min_item_value = None;
+            if let Some(min) = &r.min_item_value {
+                let value = match min.get_ref() {
+                    MinValue::Any(v) => MinValue::Any(*v),
+                    MinValue::PerCurrency(mins) => {
+                        let mut normal = std::collections::BTreeMap::new();
+                        for (currency, amount) in mins {
+                            let code = currency.trim().to_ascii_uppercase();
+                            if iso_currency::Currency::from_code(&code).is_none() {
+                                return Err(error(
+                                    min.span().start,
+                                    format!(
+                                        "rule {:?}: min_item_value currency {currency:?} is not an ISO 4217 code",
+                                        r.id.get_ref()
+                                    ),
+                                ));
+                            }
+                            normal.insert(code, *amount);
+                        }
+                        MinValue::PerCurrency(normal)
                     }
-                }
+                };
+                min_item_value = Some(value);
             }
             rules.push(Rule {
                 id: r.id.into_inner(),
@@ -233,7 +243,7 @@ impl RiskProfile {
                 functions: r.functions,
                 hs,
                 origins,
-                min_item_value: r.min_item_value.map(Spanned::into_inner),
+                min_item_value,
                 sample_percent: r.sample_percent,
             });
         }
@@ -367,6 +377,18 @@ min_item_value = 5000000000
         assert_eq!(valued("75000", "usd"), Lane::Yellow);
         assert_eq!(valued("74999.99", "USD"), Lane::Green);
         assert_eq!(valued("100000000", "VND"), Lane::Green);
+        // Keys are read trimmed and in any case, as the codes they meet.
+        let spaced = RiskProfile::from_toml_str(
+            "t",
+            "[[rule]]\nid = \"s\"\nlane = \"red\"\nreason = \"r\"\nmin_item_value = { \" usd \" = 10 }\n",
+        )
+        .unwrap_or_default();
+        let json = serde_json::json!({
+            "kind": "import", "function": "original", "lrn": "L1",
+            "goods": [{"sequence": 1, "customs_value": {"value": "11", "currency": "USD"}}]
+        });
+        let d: Declaration = serde_json::from_value(json).unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(spaced.assess("d1", &d).lane, Lane::Red);
         assert_eq!(valued("5000000000", "VND"), Lane::Red);
         // A customs value in a currency the rule does not list does not
         // hide an item price in one it does.

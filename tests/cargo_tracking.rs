@@ -283,7 +283,24 @@ async fn a_manifest_is_replaced_and_cancelled_by_its_reference() {
         "{}",
         change.issues_json
     );
+    assert!(
+        !change.issues_json.contains("RUL009"),
+        "{}",
+        change.issues_json
+    );
     assert_eq!(statuses(&[&original.id]).await, ["accepted"]);
+    // Two originals with one number at the same moment: one goes live, the
+    // other is refused (the store's index has the last word).
+    for round in 0..3 {
+        let number = format!("MNF-RACE-{round}");
+        let (a, b) = tokio::join!(
+            submit(send(&format!("RACE{round}A"), "9", &number)),
+            submit(send(&format!("RACE{round}B"), "9", &number)),
+        );
+        let mut statuses = [a.status.clone(), b.status.clone()];
+        statuses.sort();
+        assert_eq!(statuses, ["accepted", "rejected"], "round {round}");
+    }
     let replacement = submit(send("MNF002", "5", "MNF2026112001")).await;
     assert_eq!(
         replacement.status, "accepted",

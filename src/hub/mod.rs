@@ -53,6 +53,14 @@ enum CargoChange {
     Refused(Issue),
 }
 
+/// True when the message's function code (BGM 1225) has no translation
+/// (MAP003 at BGM): it is no original, whatever the canonical default.
+fn function_untranslated(m: &crate::mapping::Mapped) -> bool {
+    m.issues.iter().any(|i| {
+        i.code == crate::diag::Code::MappingCodeUnknown && i.location.tag.as_deref() == Some("BGM")
+    })
+}
+
 /// What [`Intake::store_new`] found.
 enum Stored {
     Committed,
@@ -679,8 +687,9 @@ impl Intake {
             // sender's (the same manifest sent again under a new
             // interchange reference) would be a second live report, the
             // older one left live for good: refused, as a declaration's
-            // reused LRN is.
-            _ => {
+            // reused LRN is. (A function the mapping did not take is its
+            // MAP003 already.)
+            Some("original") | None if !function_untranslated(m) => {
                 let live_here = seen.iter().any(|p| {
                     p.lrn.as_deref() == Some(reference)
                         && p.function.as_deref() != Some("cancellation")
@@ -706,6 +715,7 @@ impl Intake {
                 }
                 return Ok(CargoChange::None);
             }
+            _ => return Ok(CargoChange::None),
         };
         // The newest of this interchange first, then the stored ones (not
         // one an earlier message of this interchange replaced).

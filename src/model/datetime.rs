@@ -116,7 +116,7 @@ impl Moment {
                     // Of the three centuries around today's, the year
                     // closest to this one (the later on a tie).
                     let century = this_year / 100 * 100;
-                    [century, century + 100, century.saturating_sub(100)]
+                    [century + 100, century, century.saturating_sub(100)]
                         .into_iter()
                         .map(|c| c + yy)
                         .min_by_key(|y| y.abs_diff(this_year))
@@ -535,6 +535,14 @@ mod tests {
             ("260101", "2026-01-01"),
             ("761231", "2076-12-31"),
             ("771231", "1977-12-31"),
+        ] {
+            let m = Moment::from_edifact_near(value, "101", today);
+            assert_eq!(m.map(|m| m.iso), Ok(iso.to_owned()), "{value}");
+        }
+        // A tie goes to the later year in any century.
+        for (today, value, iso) in [
+            ((2060, 1, 1), "100101", "2110-01-01"),
+            ((2050, 6, 1), "000101", "2100-01-01"),
         ] {
             let m = Moment::from_edifact_near(value, "101", today);
             assert_eq!(m.map(|m| m.iso), Ok(iso.to_owned()), "{value}");

@@ -348,6 +348,17 @@ impl Store {
                         ),
                     }
                 }
+                // Another cargo report of the sender with this number went
+                // live meanwhile (`declarations_live_cargo`).
+                StoreError::Conflict { what } if what.contains("declarations_live_cargo") || what.contains("declarations.partner_id, declarations.lrn") => {
+                    StoreError::StateChanged {
+                        what: format!(
+                            "another live cargo report numbered {} was stored while cargo report {} was",
+                            d.lrn.as_deref().unwrap_or(""),
+                            d.id
+                        ),
+                    }
+                }
                 other => other,
             })?;
         self.declaration_events_in(tx, &interchange.id, &d.id, &at, &d.events)

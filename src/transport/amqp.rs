@@ -688,15 +688,29 @@ where
                 }
                 intake.broker().set_dead_letters(total);
                 // A task that failed (and so left its delivery unhandled)
-                // says so before it finishes: such a failure is taken
-                // before any finished task is pruned, so that the sender's
-                // next delivery cannot miss it and overtake the failed one.
+                // says so before it finishes. The finished tasks are noted
+                // first, then failures taken, then only the noted tasks
+                // pruned: a failed task is never pruned before its failure
+                // closes the connection, so the sender's next delivery
+                // cannot overtake the failed one.
+                let finished = |chains: &HashMap<String, tokio::task::JoinHandle<bool>>| {
+                    chains
+                        .iter()
+                        .filter(|(_, task)| task.is_finished())
+                        .map(|(sender, _)| sender.clone())
+                        .collect::<Vec<_>>()
+                };
+                let (done, replies_done) = (finished(&chains), finished(&reply_chains));
                 if let Ok(e) = failed_rx.try_recv() {
                     close_all(&conn, &[&replies_channel, &channel], "failure").await;
                     return Err(e);
                 }
-                chains.retain(|_, task| !task.is_finished());
-                reply_chains.retain(|_, task| !task.is_finished());
+                for sender in done {
+                    chains.remove(&sender);
+                }
+                for account in replies_done {
+                    reply_chains.remove(&account);
+                }
             }
             next = consumer.next() => match next {
                 Some(d) => {

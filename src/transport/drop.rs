@@ -8,7 +8,7 @@
 //! read. Files are picked up when complete: write them under a name that
 //! starts with `.` or ends with `.part`, `.tmp`, `.filepart` or
 //! `.crdownload` and rename them into place. Hub instances may share a
-//! drop folder: a file is claimed by a link that never replaces another
+//! drop folder: a file is claimed by a move that never replaces another
 //! instance's claim, and locked while it is taken (the lock goes with the
 //! process), so no file is taken by two.
 //! Each file is claimed before it is read, by moving it to `work/`, so a
@@ -249,11 +249,17 @@ async fn scan_folders(
         // Files claimed earlier and not finished (the hub stopped, or their
         // answer could not be moved) come first, then what is new in in/.
         let claimed = match listing(&work, stuck, noticed, false) {
-            Ok(files) => files,
+            Ok(files) => {
+                noticed.remove(&work);
+                files
+            }
             Err(e) => unreadable(&work, &e, noticed),
         };
         let delivered = match listing(&inbox, stuck, noticed, true) {
-            Ok(files) => files,
+            Ok(files) => {
+                noticed.remove(&inbox);
+                files
+            }
             Err(e) => unreadable(&inbox, &e, noticed),
         };
         // Each delivered file is claimed just before it is taken, once those
@@ -285,21 +291,7 @@ async fn scan_folders(
                     tracing::warn!(file = %file.display(), error = %e, "drop file left for the next scan");
                     continue;
                 }
-                Err(e) => {
-                    tracing::error!(file = %file.display(), error = %e, "drop file cannot be taken");
-                    let code = match &e {
-                        DropError::Store(_) => Code::StoreRefused,
-                        DropError::Io { .. } => Code::DropFileUnreadable,
-                    };
-                    let why = format!("refused {code}: {e}\n");
-                    let size = std::fs::symlink_metadata(&file)
-                        .map_or(-1, |m| i64::try_from(m.len()).unwrap_or(i64::MAX));
-                    record(intake, &partner, code, size, &e.to_string()).await;
-                    finish(&folder, &file, false, None, &why).unwrap_or_else(|moved| {
-                        tracing::error!(file = %file.display(), error = %moved, "drop file cannot be moved to failed/; left where it is (work/) until it changes");
-                        Outcome::Stuck(file.clone())
-                    })
-                }
+                Err(e) => refuse_untaken(intake, &partner, &folder, &file, &e).await,
             };
             // Answered but not moved: not taken again while unchanged.
             if let (Outcome::Stuck(path), Some(stamp)) = (&outcome, stamp) {
@@ -403,7 +395,7 @@ fn claim(
     if std::fs::symlink_metadata(&target).is_ok() {
         // Said once per file while it waits.
         if noticed.insert(file.to_path_buf()) {
-            tracing::warn!(file = %file.display(), waiting_for = %target.display(), "a delivered file waits: work/ holds a file of its name that was answered but could not be moved (see tradehub_drop_files_stuck)");
+            tracing::warn!(file = %file.display(), waiting_for = %target.display(), "a delivered file waits: work/ holds a file of its name (being taken, or answered but not movable: see tradehub_drop_files_stuck)");
         }
         return None;
     }
@@ -412,24 +404,11 @@ fn claim(
         tracing::warn!(folder = %work.display(), error = %e, "drop folder's work/ cannot be created; files are taken in in/");
         return Some(file.to_path_buf());
     }
-    // A link, then the name in in/ removed: unlike a rename, the link
-    // never replaces a file of that name that another hub instance
-    // claimed meanwhile.
-    match std::fs::hard_link(file, &target) {
-        Ok(()) => match std::fs::remove_file(file) {
-            Ok(()) => Some(target),
-            // Removed from in/ meanwhile (by the partner): the link in
-            // work/ holds the file; it is taken as delivered (the lock in
-            // `take` still keeps it to one instance).
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(target),
-            Err(e) => {
-                let _ = std::fs::remove_file(&target);
-                tracing::warn!(file = %file.display(), error = %e, "drop file cannot be moved to work/; taken in in/");
-                Some(file.to_path_buf())
-            }
-        },
-        // Gone since it was listed, or claimed by another instance: nothing
-        // to take.
+    match rename_no_replace(file, &target) {
+        Ok(()) => Some(target),
+        // Gone since it was listed (the partner took it back, or another
+        // instance claimed it), or claimed into work/ by another instance
+        // under this name meanwhile: nothing to take now.
         Err(e)
             if matches!(
                 e.kind(),
@@ -438,16 +417,38 @@ fn claim(
         {
             None
         }
-        // A file system without links: moved, after the check above.
-        Err(_) => match std::fs::rename(file, &target) {
-            Ok(()) => Some(target),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => {
-                tracing::warn!(file = %file.display(), error = %e, "drop file cannot be moved to work/; taken in in/");
-                Some(file.to_path_buf())
-            }
-        },
+        Err(e) => {
+            tracing::warn!(file = %file.display(), error = %e, "drop file cannot be moved to work/; taken in in/");
+            Some(file.to_path_buf())
+        }
     }
+}
+
+/// Moves `from` to `to` in one step that fails (AlreadyExists) rather than
+/// replacing a file at `to`: one inode moves, so a file the partner puts
+/// under the same name meanwhile stays in in/, and two instances never
+/// claim over each other. Where the file system has no such move
+/// (renameat2 with RENAME_NOREPLACE: Linux on local file systems), a plain
+/// rename after the check for `to`, said once.
+fn rename_no_replace(from: &Path, to: &Path) -> std::io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::fs::{CWD, RenameFlags, renameat_with};
+        match renameat_with(CWD, from, CWD, to, RenameFlags::NOREPLACE) {
+            Ok(()) => return Ok(()),
+            Err(e) if e == rustix::io::Errno::INVAL || e == rustix::io::Errno::NOSYS => {
+                static SAID: std::sync::Once = std::sync::Once::new();
+                SAID.call_once(|| {
+                    tracing::warn!(folder = %to.display(), "the drop folder's file system cannot move a file without replacing one (RENAME_NOREPLACE); claims fall back to a rename: let one hub instance watch it");
+                });
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if std::fs::symlink_metadata(to).is_ok() {
+        return Err(std::io::Error::from(std::io::ErrorKind::AlreadyExists));
+    }
+    std::fs::rename(from, to)
 }
 
 /// Open flags that refuse a symbolic link in the last step of a path and
@@ -540,6 +541,30 @@ fn is_complete(path: &Path) -> bool {
             .any(|suffix| name.ends_with(suffix)))
 }
 
+/// A file that cannot be taken for good (unreadable, refused by the
+/// store): recorded, and moved to failed/ with the reason.
+async fn refuse_untaken(
+    intake: &Intake,
+    partner: &Partner,
+    folder: &Path,
+    file: &Path,
+    e: &DropError,
+) -> Outcome {
+    tracing::error!(file = %file.display(), error = %e, "drop file cannot be taken");
+    let code = match e {
+        DropError::Store(_) => Code::StoreRefused,
+        DropError::Io { .. } => Code::DropFileUnreadable,
+    };
+    let why = format!("refused {code}: {e}\n");
+    let size =
+        std::fs::symlink_metadata(file).map_or(-1, |m| i64::try_from(m.len()).unwrap_or(i64::MAX));
+    record(intake, partner, code, size, &e.to_string()).await;
+    finish(folder, file, false, None, &why).unwrap_or_else(|moved| {
+        tracing::error!(file = %file.display(), error = %moved, "drop file cannot be moved to failed/; left where it is (work/) until it changes");
+        Outcome::Stuck(file.to_path_buf())
+    })
+}
+
 async fn take(
     intake: &Intake,
     settings: &DropSettings,
@@ -560,10 +585,30 @@ async fn take(
         let why = format!("refused {}: {why}\n", Code::DropFileUnreadable);
         return finish(folder, file, false, None, &why).map(Some);
     }
-    // Held until the file has left: no other instance takes it meanwhile.
+    // Held until the file has left, whatever becomes of it: no other
+    // instance takes it meanwhile.
     let Some(handle) = open_locked(file).map_err(io_err(file))? else {
         return Ok(None);
     };
+    let outcome = match take_locked(intake, settings, partner, folder, file, &handle).await {
+        Ok(outcome) => outcome,
+        // Left for the next scan (the lock goes with the handle).
+        Err(DropError::Store(e)) if e.is_retryable() => return Err(DropError::Store(e)),
+        Err(e) => refuse_untaken(intake, partner, folder, file, &e).await,
+    };
+    drop(handle);
+    Ok(Some(outcome))
+}
+
+/// [`take`] once the file is open and locked.
+async fn take_locked(
+    intake: &Intake,
+    settings: &DropSettings,
+    partner: &Partner,
+    folder: &Path,
+    file: &Path,
+    handle: &std::fs::File,
+) -> Result<Outcome, DropError> {
     let size = handle.metadata().map_err(io_err(file))?.len();
     if size > settings.max_file_bytes {
         let why = format!(
@@ -580,11 +625,11 @@ async fn take(
             )
             .await?;
         let why = format!("refused {}: {why}\n", Code::TooLarge);
-        return finish(folder, file, false, None, &why).map(Some);
+        return finish(folder, file, false, None, &why);
     }
     // Read no further than the limit (a file still growing is not read
     // past it).
-    let bytes = match read_at_most(&handle, settings.max_file_bytes).map_err(io_err(file))? {
+    let bytes = match read_at_most(handle, settings.max_file_bytes).map_err(io_err(file))? {
         Some(bytes) => bytes,
         None => {
             let why = format!(
@@ -601,7 +646,7 @@ async fn take(
                 )
                 .await?;
             let why = format!("refused {}: {why}\n", Code::TooLarge);
-            return finish(folder, file, false, None, &why).map(Some);
+            return finish(folder, file, false, None, &why);
         }
     };
     let outcome = intake.submit(partner, bytes).await?;
@@ -632,12 +677,10 @@ async fn take(
             )
         }
     };
-    let outcome = moved.unwrap_or_else(|e| {
+    Ok(moved.unwrap_or_else(|e| {
         tracing::error!(file = %name, error = %e, "drop file answered but cannot be moved; left where it is (work/) until it changes");
         Outcome::Stuck(file.to_path_buf())
-    });
-    drop(handle);
-    Ok(Some(outcome))
+    }))
 }
 
 /// Moves the file to done/ or failed/ and writes its companions.
