@@ -110,6 +110,33 @@ fn usage_errors_exit_2() {
     ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("--una"));
+    // The values keep the decimal mark they were read with: another one in
+    // --una (which would make every decimal wrong) or one that is also a
+    // separator is refused.
+    let decimals = fixture("ok/release-everywhere.edi");
+    for (una, says) in [
+        (":+,? '", "decimal mark ','"),
+        (",+,? '", "also a separator"),
+    ] {
+        let out = tradehub(&[
+            "convert",
+            decimals.to_str().unwrap(),
+            "--to",
+            "edifact",
+            "--una",
+            una,
+        ]);
+        assert_eq!(out.status.code(), Some(2), "{una}");
+        assert!(
+            text(&out.stderr).contains(says),
+            "{una}: {}",
+            text(&out.stderr)
+        );
+    }
+    // An input its own repertoire cannot carry is invalid input (1).
+    let lower = fixture("err/unoa-lowercase.edi");
+    let out = tradehub(&["convert", lower.to_str().unwrap(), "--to", "edifact"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     // A directories folder that does not exist is not silently ignored.
     let missing = std::env::temp_dir().join("tradehub-no-such-folder");
     let out = tradehub(&[
@@ -197,11 +224,11 @@ fn convert_to_edifact_with_other_separators_round_trips() {
         "--to",
         "edifact",
         "--una",
-        "|^,\\ ~",
+        "|^.\\ ~",
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(
-        out.stdout.starts_with(b"UNA|^,\\ ~UNB^UNOC|3^"),
+        out.stdout.starts_with(b"UNA|^.\\ ~UNB^UNOC|3^"),
         "{}",
         text(&out.stdout)
     );
@@ -209,6 +236,9 @@ fn convert_to_edifact_with_other_separators_round_trips() {
     std::fs::create_dir_all(&dir).unwrap();
     let converted = dir.join("converted.edi");
     std::fs::write(&converted, &out.stdout).unwrap();
+    // A valid interchange, as the input is.
+    let checked = tradehub(&["check", converted.to_str().unwrap()]);
+    assert_eq!(checked.status.code(), Some(0), "{}", text(&checked.stdout));
     // Same tree either way (separators aside).
     let a = tradehub(&["convert", f.to_str().unwrap(), "--to", "tree"]);
     let b = tradehub(&["convert", converted.to_str().unwrap(), "--to", "tree"]);

@@ -523,10 +523,10 @@ fn convert_to_edifact_writes_a_cusdec_from_wco_xml() {
             "--to",
             "edifact",
             "--una",
-            ":+,? '",
+            "|^.? '",
         ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0));
-    assert!(String::from_utf8_lossy(&out.stdout).starts_with("UNA:+,? '"));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("UNA|^.? '"));
 }

@@ -454,7 +454,7 @@ async fn the_operator_lists_and_retries_parked_messages() {
     };
     let text = run(&["outbox", "list"]);
     assert!(
-        text.contains("0 to publish, 0 waiting for another attempt, 1 parked"),
+        text.contains("0 to publish (0 of them waiting for another attempt), 1 parked"),
         "{text}"
     );
     assert!(
@@ -473,7 +473,7 @@ async fn the_operator_lists_and_retries_parked_messages() {
     );
     let text = run(&["outbox", "list"]);
     assert!(
-        text.contains("1 to publish, 0 waiting for another attempt, 0 parked"),
+        text.contains("1 to publish (0 of them waiting for another attempt), 0 parked"),
         "{text}"
     );
     assert_eq!(

@@ -940,7 +940,7 @@ fn outbox_command(command: OutboxCommand) -> Result<u8, CliError> {
                     Format::Text => {
                         writeln!(
                             out,
-                            "outbox: {} to publish, {} waiting for another attempt, {} parked",
+                            "outbox: {} to publish ({} of them waiting for another attempt), {} parked",
                             counts.backlog, counts.waiting, counts.parked
                         )
                         .map_err(out_err)?;
@@ -1711,12 +1711,25 @@ fn convert(
         }
         Target::Edifact => {
             let seps = match una {
-                Some(text) => parse_una_arg(text)?,
+                Some(text) => {
+                    let seps = parse_una_arg(text)?;
+                    same_decimal_mark(&seps, parsed.interchange.separators.decimal)?;
+                    seps
+                }
                 None => parsed.interchange.separators,
             };
             let written =
-                edifact::writer::write_interchange(&parsed.interchange, &seps, una.is_some())
-                    .map_err(|e| CliError::Usage(format!("{}: {e}", path.display())))?;
+                match edifact::writer::write_interchange(&parsed.interchange, &seps, una.is_some())
+                {
+                    Ok(written) => written,
+                    // A character its own repertoire cannot carry: the input
+                    // is invalid (exit 1), not the command.
+                    Err(e @ edifact::writer::WriteError::Unencodable { .. }) => {
+                        let _ = writeln!(io::stderr().lock(), "{}: {e}", path.display());
+                        return Ok(EXIT_INVALID);
+                    }
+                    Err(e) => return Err(CliError::Usage(format!("{}: {e}", path.display()))),
+                };
             out.write_all(&written).map_err(out_err)?;
         }
         Target::Json => return convert_json(path, &bytes),
@@ -2143,6 +2156,9 @@ fn convert_xml(path: &Path, bytes: &[u8], out_dir: Option<&Path>) -> Result<u8, 
 fn convert_wco_edifact(path: &Path, bytes: &[u8], una: Option<&str>) -> Result<u8, CliError> {
     use crate::mapping::edifact_out::{Envelope, declaration_to_cusdec};
     let seps = una.map(parse_una_arg).transpose()?;
+    if let Some(seps) = &seps {
+        same_decimal_mark(seps, b'.')?;
+    }
     let report =
         XmlValidator::new(None, XmlLimits::default()).validate(bytes, &path.display().to_string());
     let mut err = io::stderr().lock();
@@ -2239,7 +2255,37 @@ fn parse_una_arg(text: &str) -> Result<Separators, CliError> {
             i + 1
         )));
     }
+    // A decimal mark that is also a separator could not be told from it.
+    let others = [
+        Some(seps.component),
+        Some(seps.element),
+        seps.release,
+        seps.repetition,
+        Some(seps.terminator),
+    ];
+    if others.contains(&Some(seps.decimal)) {
+        return Err(CliError::Usage(format!(
+            "--una decimal mark {:?} is also a separator",
+            char::from(seps.decimal)
+        )));
+    }
     Ok(seps)
+}
+
+/// Values are written as they were read (or as the writer wrote them, with
+/// `.`): another decimal mark in `--una` would leave every decimal value
+/// with the wrong one.
+fn same_decimal_mark(seps: &Separators, written: u8) -> Result<(), CliError> {
+    if seps.decimal == written {
+        Ok(())
+    } else {
+        Err(CliError::Usage(format!(
+            "--una decimal mark {:?}: the values carry {:?} and are written as they are; keep {:?} in UNA position 3",
+            char::from(seps.decimal),
+            char::from(written),
+            char::from(written)
+        )))
+    }
 }
 
 fn ack(
