@@ -609,6 +609,23 @@ impl Intake {
         detail: &str,
         now: Timestamp,
     ) -> Result<(), StoreError> {
+        self.refuse_unread(Code::TooLarge, partner, size_bytes, received, detail, now)
+            .await
+    }
+
+    /// Counts and records a submission a transport refused unread with
+    /// `code` (too large, a file it could not read): who, when, how large,
+    /// the hash of what was received when the transport holds it (empty
+    /// otherwise), and why.
+    pub async fn refuse_unread(
+        &self,
+        code: Code,
+        partner: Option<&str>,
+        size_bytes: i64,
+        received: Option<&[u8]>,
+        detail: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
         let sha256 = received.map(sha256_hex).unwrap_or_default();
         self.store
             .refuse(&crate::store::Refusal {
@@ -616,7 +633,7 @@ impl Intake {
                 at: now,
                 sha256,
                 size_bytes,
-                code: Code::TooLarge.as_str().to_owned(),
+                code: code.as_str().to_owned(),
                 detail: detail.to_owned(),
             })
             .await?;
@@ -683,65 +700,61 @@ impl Intake {
         let function = match text("function") {
             Some("amendment") => "amendment",
             Some("cancellation") => "cancellation",
+            // A function the mapping did not take is its MAP003 already.
+            Some("original") | None if !function_untranslated(m) => "original",
+            _ => return Ok(CargoChange::None),
+        };
+        // The sender's live report with this reference: the newest of this
+        // interchange first, then the stored one (not one an earlier
+        // message of this interchange replaced).
+        let live = match seen.iter().rev().find(|p| {
+            p.lrn.as_deref() == Some(reference) && p.function.as_deref() != Some("cancellation")
+        }) {
+            Some(p) => Some(p.clone()),
+            None => self
+                .store
+                .live_cargo_report(&partner.id, reference)
+                .await?
+                .filter(|stored| {
+                    !out.iter()
+                        .any(|d| d.supersedes.as_ref().is_some_and(|s| s.id == stored.id))
+                })
+                .map(|stored| clearance::Prior::from(&stored)),
+        };
+        let refused = |code, message: String| {
+            CargoChange::Refused(Issue::error(
+                code,
+                crate::diag::Location {
+                    path: Some("/reference".into()),
+                    ..crate::diag::Location::default()
+                },
+                message,
+            ))
+        };
+        Ok(match (function, live) {
             // An original with the reference of a live report of the same
             // sender's (the same manifest sent again under a new
             // interchange reference) would be a second live report, the
             // older one left live for good: refused, as a declaration's
-            // reused LRN is. (A function the mapping did not take is its
-            // MAP003 already.)
-            Some("original") | None if !function_untranslated(m) => {
-                let live_here = seen.iter().any(|p| {
-                    p.lrn.as_deref() == Some(reference)
-                        && p.function.as_deref() != Some("cancellation")
-                });
-                let stored = self.store.live_cargo_report(&partner.id, reference).await?;
-                let stored_live = stored.is_some_and(|stored| {
-                    !out.iter()
-                        .any(|d| d.supersedes.as_ref().is_some_and(|s| s.id == stored.id))
-                });
-                if live_here || stored_live {
-                    return Ok(CargoChange::Refused(Issue::error(
-                        crate::diag::Code::RuleDuplicateLrn,
-                        crate::diag::Location {
-                            path: Some("/reference".into()),
-                            ..crate::diag::Location::default()
-                        },
-                        format!(
-                            "an original cargo report {reference:?}, but this sender has a live \
-                             cargo report with that reference; replace it (BGM 1225 5) or cancel it \
-                             (1)"
-                        ),
-                    )));
-                }
-                return Ok(CargoChange::None);
-            }
-            _ => return Ok(CargoChange::None),
-        };
-        // The newest of this interchange first, then the stored ones (not
-        // one an earlier message of this interchange replaced).
-        if let Some(p) = seen.iter().rev().find(|p| {
-            p.lrn.as_deref() == Some(reference) && p.function.as_deref() != Some("cancellation")
-        }) {
-            return Ok(CargoChange::Replaces(function, p.clone()));
-        }
-        if let Some(stored) = self.store.live_cargo_report(&partner.id, reference).await?
-            && !out
-                .iter()
-                .any(|d| d.supersedes.as_ref().is_some_and(|s| s.id == stored.id))
-        {
-            return Ok(CargoChange::Replaces(function, (&stored).into()));
-        }
-        Ok(CargoChange::Refused(Issue::error(
-            crate::diag::Code::RuleReference,
-            crate::diag::Location {
-                path: Some("/reference".into()),
-                ..crate::diag::Location::default()
-            },
-            format!(
-                "a {function} of cargo report {reference:?}, but this sender has no accepted \
-                 cargo report with that reference"
+            // reused LRN is.
+            ("original", Some(_)) => refused(
+                crate::diag::Code::RuleDuplicateLrn,
+                format!(
+                    "an original cargo report {reference:?}, but this sender has a live \
+                     cargo report with that reference; replace it (BGM 1225 5) or cancel it \
+                     (1)"
+                ),
             ),
-        )))
+            ("original", None) => CargoChange::None,
+            (function, Some(live)) => CargoChange::Replaces(function, live),
+            (function, None) => refused(
+                crate::diag::Code::RuleReference,
+                format!(
+                    "a {function} of cargo report {reference:?}, but this sender has no accepted \
+                     cargo report with that reference"
+                ),
+            ),
+        })
     }
 
     /// The declaration rows of the mapped messages of one interchange.

@@ -321,17 +321,10 @@ fn unreadable(
 /// file, a link, a store that refused it), as every refusal is. Bounded:
 /// a store that does not answer does not hold the scan.
 async fn record(intake: &Intake, partner: &Partner, code: Code, size: i64, detail: &str) {
-    let refusal = crate::store::Refusal {
-        partner_id: Some(partner.id.clone()),
-        at: crate::timestamp::Timestamp::now(),
-        sha256: String::new(),
-        size_bytes: size,
-        code: code.as_str().to_owned(),
-        detail: detail.to_owned(),
-    };
-    let recorded = tokio::time::timeout(Duration::from_secs(5), intake.store().refuse(&refusal));
-    match recorded.await {
-        Ok(Ok(())) => intake.count_refused_unread(),
+    let now = crate::timestamp::Timestamp::now();
+    let refusal = intake.refuse_unread(code, Some(&partner.id), size, None, detail, now);
+    match tokio::time::timeout(Duration::from_secs(5), refusal).await {
+        Ok(Ok(())) => {}
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "a refused drop file was not recorded");
         }

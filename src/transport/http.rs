@@ -520,16 +520,22 @@ fn body_refused(rejection: &BytesRejection) -> Response {
     )
 }
 
-/// A request's task that ended without an answer (it panicked): 500.
-fn task_failed(e: &tokio::task::JoinError) -> Response {
-    tracing::error!(error = %e, "a request's task failed");
-    problem(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "internal",
-        "Internal error",
-        "the request's task ended without an answer; it was logged",
-        json!({"retryable": true}),
-    )
+/// Runs a request's work in a task of its own, so that a request the
+/// timeout cuts off still finishes what it started; a task that ended
+/// without an answer (it panicked) is a 500.
+async fn own_task<T: Send + 'static>(
+    work: impl std::future::Future<Output = T> + Send + 'static,
+) -> Result<T, Response> {
+    tokio::spawn(work).await.map_err(|e| {
+        tracing::error!(error = %e, "a request's task failed");
+        problem(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "Internal error",
+            "the request's task ended without an answer; it was logged",
+            json!({"retryable": true}),
+        )
+    })
 }
 
 fn store_problem(e: &StoreError) -> Response {
@@ -650,14 +656,10 @@ async fn post_interchange(
     // was read still finishes what it started (the commit, its counters
     // and latency, the relay's wake-up), which dropping the handler's
     // future skipped.
-    let submitted = {
-        let (intake, partner) = (app.intake.clone(), partner.clone());
-        let bytes = body.to_vec();
-        tokio::spawn(async move { intake.submit(&partner, bytes).await }).await
-    };
-    let submitted = match submitted {
+    let (intake, submitter, bytes) = (app.intake.clone(), partner.clone(), body.to_vec());
+    let submitted = match own_task(async move { intake.submit(&submitter, bytes).await }).await {
         Ok(submitted) => submitted,
-        Err(e) => return task_failed(&e),
+        Err(failed) => return failed,
     };
     match submitted {
         Ok(Submission::Stored(receipt)) => {
@@ -1126,13 +1128,10 @@ async fn post_decision(
         decided_at: None,
     };
     // In a task of its own, as a submission.
-    let decided = {
-        let (intake, partner) = (app.intake.clone(), partner.clone());
-        tokio::spawn(async move { intake.decide(&partner, &decision).await }).await
-    };
-    let decided = match decided {
+    let (intake, account) = (app.intake.clone(), partner.clone());
+    let decided = match own_task(async move { intake.decide(&account, &decision).await }).await {
         Ok(decided) => decided,
-        Err(e) => return task_failed(&e),
+        Err(failed) => return failed,
     };
     match decided {
         Ok(DecisionOutcome::Recorded(d)) => (
