@@ -584,10 +584,7 @@ mod tests {
             .replace("UNH+2+", "UNH+1+")
             .replace("UNT+24+2", "UNT+24+1");
         let parsed = validated(text.as_bytes());
-        let contrl = build(
-            &parsed,
-            &Options::at(crate::timestamp::Timestamp::now(), false, "T".into()),
-        );
+        let contrl = contrl_for(&parsed);
         let out = String::from_utf8_lossy(&contrl.bytes).into_owned();
         let ucms: Vec<&str> = out.split('\'').filter(|s| s.starts_with("UCM+")).collect();
         assert_eq!(
@@ -605,6 +602,14 @@ mod tests {
 
     /// `bytes` parsed and validated against the vendored directories, the
     /// messages kept.
+    /// The CONTRL answering `parsed`, prepared now by hub `T`.
+    fn contrl_for(parsed: &Parsed) -> Contrl {
+        build(
+            parsed,
+            &Options::at(crate::timestamp::Timestamp::now(), false, "T".into()),
+        )
+    }
+
     fn validated(bytes: &[u8]) -> Parsed {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
         let directories = std::sync::Arc::new(crate::schema::Directories::new(&[
@@ -644,10 +649,7 @@ mod tests {
             .filter_map(|i| i.location.missing.clone())
             .collect();
         assert_eq!(missing, ["UNS", "BGM"], "{:#?}", parsed.issues);
-        let contrl = build(
-            &parsed,
-            &Options::at(crate::timestamp::Timestamp::now(), false, "T".into()),
-        );
+        let contrl = contrl_for(&parsed);
         let out = contrl.text();
         let body: Vec<&str> = out.split('\'').filter(|s| s.starts_with("UC")).collect();
         assert_eq!(
@@ -679,10 +681,7 @@ mod tests {
             .map(|c| u8::try_from(u32::from(c)).unwrap_or(b'?'))
             .collect();
         let parsed = crate::edifact::parse(&latin);
-        let contrl = build(
-            &parsed,
-            &Options::at(crate::timestamp::Timestamp::now(), false, "T".into()),
-        );
+        let contrl = contrl_for(&parsed);
         let answer = contrl.text();
         assert!(
             answer.contains("UNB+UNOC:3+ZOLLÄMT:ZZZ+KRBROKER01"),
@@ -714,10 +713,7 @@ mod tests {
             "{:#?}",
             parsed.issues
         );
-        let contrl = build(
-            &parsed,
-            &Options::at(crate::timestamp::Timestamp::now(), false, "T".into()),
-        );
+        let contrl = contrl_for(&parsed);
         let answer = validated(&contrl.bytes);
         let errors: Vec<&Issue> = answer.issues.iter().filter(|i| i.is_error()).collect();
         let out = contrl.text();
@@ -750,10 +746,7 @@ mod tests {
                 "{:#?}",
                 parsed.issues
             );
-            let contrl = build(
-                &parsed,
-                &Options::at(crate::timestamp::Timestamp::now(), false, "T".into()),
-            );
+            let contrl = contrl_for(&parsed);
             let out = contrl.text();
             let segments: Vec<&str> = out.split('\'').collect();
             let uci = segments
@@ -789,11 +782,7 @@ mod tests {
         assert_ne!(v4, text);
         let answer = |input: &str| {
             let parsed = validated(input.as_bytes());
-            build(
-                &parsed,
-                &Options::at(crate::timestamp::Timestamp::now(), false, "T".into()),
-            )
-            .text()
+            contrl_for(&parsed).text()
         };
         let out = answer(&text);
         assert!(out.contains("UCD+38+2:2"), "{out}");
@@ -814,10 +803,7 @@ mod tests {
         }
         text.push_str("UNZ+1200+REF'");
         let parsed = crate::edifact::parse(text.as_bytes());
-        let contrl = build(
-            &parsed,
-            &Options::at(crate::timestamp::Timestamp::now(), false, "T".into()),
-        );
+        let contrl = contrl_for(&parsed);
         let out = contrl.text();
         assert_eq!(out.matches("UCM+").count(), 999, "{}", out.len());
         assert!(
@@ -842,10 +828,7 @@ mod tests {
         }
         text.push_str("UNZ+1200+REF'");
         let parsed = crate::edifact::parse(text.as_bytes());
-        let contrl = build(
-            &parsed,
-            &Options::at(crate::timestamp::Timestamp::now(), false, "T".into()),
-        );
+        let contrl = contrl_for(&parsed);
         let out = contrl.text();
         assert_eq!(
             out.matches("UCF+").count(),
@@ -884,10 +867,7 @@ mod tests {
             panic!("the interchange parses");
         };
         assert!(parsed.issues.iter().any(Issue::is_error));
-        let contrl = build(
-            &parsed,
-            &Options::at(crate::timestamp::Timestamp::now(), false, "T".into()),
-        );
+        let contrl = contrl_for(&parsed);
         let out = String::from_utf8_lossy(&contrl.bytes).into_owned();
         assert!(out.contains("UCI+UNKNOWN+UNKNOWN+TRADEHUB+4"), "{out}");
         let Some(answer) = parse(&contrl.bytes) else {

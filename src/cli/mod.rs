@@ -1375,16 +1375,16 @@ where
                     .or(file.outbox_max_attempts)
                     .unwrap_or(relay_defaults.max_attempts)
                     .max(1),
-                retention: match outbox_retention_hours.or(file.outbox_retention_hours) {
-                    None => relay_defaults.retention,
-                    Some(0) => None,
-                    Some(hours) => Some(std::time::Duration::from_secs(hours.saturating_mul(3600))),
-                },
-                refusal_retention: match refusal_retention_days.or(file.refusal_retention_days) {
-                    None => relay_defaults.refusal_retention,
-                    Some(0) => None,
-                    Some(days) => Some(std::time::Duration::from_secs(days.saturating_mul(86_400))),
-                },
+                retention: retention(
+                    outbox_retention_hours.or(file.outbox_retention_hours),
+                    3600,
+                    relay_defaults.retention,
+                ),
+                refusal_retention: retention(
+                    refusal_retention_days.or(file.refusal_retention_days),
+                    86_400,
+                    relay_defaults.refusal_retention,
+                ),
                 ..relay_defaults
             };
             serve(ServeOptions {
@@ -2505,6 +2505,20 @@ fn ack_application(
         }
     }
     Ok(if failed { EXIT_INVALID } else { EXIT_VALID })
+}
+
+/// A retention period given in units of `unit_secs` seconds: the default
+/// when not given, none (kept for good) when 0.
+fn retention(
+    given: Option<u64>,
+    unit_secs: u64,
+    default: Option<std::time::Duration>,
+) -> Option<std::time::Duration> {
+    match given {
+        None => default,
+        Some(0) => None,
+        Some(n) => Some(std::time::Duration::from_secs(n.saturating_mul(unit_secs))),
+    }
 }
 
 /// `--rate` of `loadgen`: 0 (no pacing) or a pace a sender can keep, so

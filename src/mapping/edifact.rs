@@ -927,29 +927,23 @@ impl EdifactMapping {
             .map(|e| compiler.each(&def, &target_schema, &[], e))
             .collect::<Result<_, _>>()?;
         number_selections(&mut fields, &mut lists, &mut each, &mut Vec::new());
+        // Per segment of the message: which elements are simple (for
+        // locations) and, when the file ignores some, which places are.
         let mut simple: FxHashMap<u32, Vec<bool>> = FxHashMap::default();
-        {
-            let mut tags = Vec::new();
-            collect_tags(&def.nodes, &mut tags);
-            for tag in tags {
-                if let Some(seg) = release.definition(&tag, syntax_version) {
-                    let kinds = seg
-                        .elements
-                        .iter()
-                        .map(|element| matches!(element.kind, ElementKind::Simple(_)))
-                        .collect();
-                    simple.insert(tag_code(&tag), kinds);
-                }
-            }
-        }
         let mut ignored: FxHashMap<u32, Vec<Vec<bool>>> = FxHashMap::default();
-        if !file.ignore.is_empty() {
-            let mut tags = Vec::new();
-            collect_tags(&def.nodes, &mut tags);
-            for tag in tags {
-                let Some(seg) = release.definition(&tag, syntax_version) else {
-                    continue;
-                };
+        let mut tags = Vec::new();
+        collect_tags(&def.nodes, &mut tags);
+        for tag in tags {
+            let Some(seg) = release.definition(&tag, syntax_version) else {
+                continue;
+            };
+            let kinds = seg
+                .elements
+                .iter()
+                .map(|element| matches!(element.kind, ElementKind::Simple(_)))
+                .collect();
+            simple.insert(tag_code(&tag), kinds);
+            if !file.ignore.is_empty() {
                 let set = seg
                     .elements
                     .iter()

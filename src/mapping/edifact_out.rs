@@ -1727,12 +1727,11 @@ pub fn declaration_to_cusdec(
     let (body, mut issues) = mapping.message(&canonical, &reference, charset);
     // The sender is the declarant's identifier when UNB can carry it
     // (an..35 in the repertoire), else the hub's name, said.
+    use crate::ack::contrl::HUB_ID;
     let mut envelope = envelope.clone();
     let fits = |id: &str| {
-        !id.is_empty()
-            && id.chars().count() <= 35
-            && !id.chars().any(char::is_control)
-            && charset.encode(id, &mut Vec::new()).is_ok()
+        // (Both repertoires' encoders refuse control characters.)
+        !id.is_empty() && id.chars().count() <= 35 && charset.encode(id, &mut Vec::new()).is_ok()
     };
     for (what, id) in [
         ("sender", &mut envelope.sender),
@@ -1743,19 +1742,16 @@ pub fn declaration_to_cusdec(
                 Code::MappingUnwritable,
                 Location::default(),
                 format!(
-                    "UNB {what} {id:?} cannot be written (an..35 in {syntax}); {HUB_NAME} written instead"
+                    "UNB {what} {id:?} cannot be written (an..35 in {syntax}); {HUB_ID} written instead"
                 ),
             ));
-            *id = HUB_NAME.to_owned();
+            *id = HUB_ID.to_owned();
         }
     }
     let bytes = interchange(&envelope, syntax, version, &seps, &[body])
         .map_err(|e| unavailable(format!("the CUSDEC cannot be written: {e}")))?;
     Ok(Written { bytes, issues })
 }
-
-/// The name the hub writes for a party UNB cannot carry.
-const HUB_NAME: &str = "TRADEHUB";
 
 /// True when every string of `value` satisfies `ok`.
 fn all_texts(value: &Value, ok: &dyn Fn(&str) -> bool) -> bool {
