@@ -312,7 +312,9 @@ fn error_groups(segments: &[Segment]) -> Vec<Group> {
         if seg.tag != "ERC" {
             continue;
         }
-        let text = |s: &Segment| s.element(3).unwrap().components().join(" ");
+        // FTX lines join back without a separator (a line cut at a space
+        // starts with it).
+        let text = |s: &Segment| s.element(3).unwrap().components().concat();
         let ftx = &segments[i + 1];
         assert_eq!((ftx.tag.as_str(), ftx.get(0, 0)), ("FTX", Some("AAO")));
         let rff = &segments[i + 2];

@@ -14,6 +14,8 @@
 
 mod common;
 
+use common::{amqp_url, broker, next_message};
+
 use std::path::Path;
 use std::time::Duration;
 
@@ -28,26 +30,6 @@ use tradehub::hub::{Intake, new_token};
 use tradehub::store::{Store, Table};
 use tradehub::timestamp::Timestamp;
 use tradehub::transport::amqp::{self, AmqpSettings, INBOUND_KEY};
-
-fn amqp_url() -> String {
-    std::env::var("TRADEHUB_TEST_AMQP_URL")
-        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
-}
-
-/// A connection to the test broker; `None` (skip) when it is not
-/// reachable outside CI, a failed test under CI=true.
-async fn broker() -> Option<Connection> {
-    match Connection::connect(&amqp_url(), ConnectionProperties::default()).await {
-        Ok(c) => Some(c),
-        Err(e) => {
-            if common::ci() {
-                panic!("RabbitMQ at TRADEHUB_TEST_AMQP_URL is required under CI=true: {e}");
-            }
-            eprintln!("skipping: RabbitMQ not reachable ({e})");
-            None
-        }
-    }
-}
 
 /// An embedded store in a new directory with `partner` registered, its
 /// intake, and AMQP settings under a prefix of their own.
@@ -103,7 +85,6 @@ async fn publish_to(
     .unwrap();
 }
 
-/// Waits up to 10 s for one message on `queue`.
 /// Deletes a test's queues and the exchanges of its prefix, and closes its
 /// connection: the shared broker keeps nothing of the test.
 async fn remove_topology(
@@ -218,29 +199,6 @@ fn args_table(pairs: &[(&str, lapin::types::AMQPValue)]) -> FieldTable {
     table
 }
 
-async fn next_message(ch: &Channel, queue: &str) -> lapin::message::BasicGetMessage {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(m) = ch
-            .basic_get(queue.into(), BasicGetOptions::default())
-            .await
-            .unwrap()
-        {
-            m.delivery
-                .acker
-                .ack(BasicAckOptions::default())
-                .await
-                .unwrap();
-            return m;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "nothing arrived on {queue}"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
-
 fn header(m: &lapin::message::BasicGetMessage, key: &str) -> String {
     match m
         .delivery
@@ -327,6 +285,8 @@ async fn amqp_intake_end_to_end() {
         header(&again, "x-tradehub-interchange"),
         header(&m, "x-tradehub-interchange")
     );
+    // The original acknowledgement, byte for byte.
+    assert_eq!(again.delivery.data, m.delivery.data);
     assert_eq!(store.count(Table::Interchanges).await.unwrap(), 1);
 
     // 3. reply_to is honoured.
@@ -594,27 +554,38 @@ async fn amqp_intake_end_to_end() {
     }
     assert_eq!(answered, refs);
 
-    // Nothing is left unacknowledged on the inbound queue.
-    let inbound = ch
-        .queue_declare(
-            settings.inbound_queue(),
-            QueueDeclareOptions {
-                passive: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(inbound.message_count(), 0);
     assert_eq!(store.count(Table::Interchanges).await.unwrap(), 32);
 
+    // Nothing is left unacknowledged on the inbound queue: once the
+    // consumer is gone, a delivery it never acknowledged is back on the
+    // queue and counted as ready.
     stop.send(()).unwrap();
     tokio::time::timeout(Duration::from_secs(10), consumer)
         .await
         .unwrap()
         .unwrap()
         .unwrap();
+    // (The broker counts the consumer gone a moment after it is.)
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let inbound = loop {
+        let inbound = ch
+            .queue_declare(
+                settings.inbound_queue(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        if inbound.consumer_count() == 0 || tokio::time::Instant::now() > deadline {
+            break inbound;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(inbound.consumer_count(), 0);
+    assert_eq!(inbound.message_count(), 0);
     remove_topology(
         &conn,
         &ch,

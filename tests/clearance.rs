@@ -417,7 +417,11 @@ async fn workflow(url: &str) {
         answer.body
     );
     let permits = store.permits_of(&waiting).await.unwrap();
-    assert!(permits.iter().all(|p| p.status == "withdrawn"));
+    assert!(!permits.is_empty());
+    assert!(
+        permits.iter().all(|p| p.status == "withdrawn"),
+        "{permits:?}"
+    );
     // Each withdrawal is on the trail, before the cancellation itself.
     let trail = kinds(&hub, &waiting).await;
     let withdrawn = trail.iter().filter(|k| *k == "permit_withdrawn").count();
@@ -1085,6 +1089,7 @@ async fn cancellation_requests(url: &str) {
     assert_eq!(d[0].lrn.as_deref(), Some("U.CANCEL-1"));
     assert_eq!(status_of(&store, &original.id).await, state::CANCELLED);
     let permits = store.permits_of(&original.id).await.unwrap();
+    assert!(!permits.is_empty());
     assert!(permits.iter().all(|p| p.status != "pending"), "{permits:?}");
     // Its kind is the cancelled declaration's.
     let request_form = canonical(&hub, &d[0]).await;

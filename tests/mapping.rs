@@ -46,49 +46,86 @@ fn every_mapping_file_compiles() {
     assert!(count >= 3, "CUSDEC D96B, PAXLST D02B and D05B at least");
 }
 
+/// Every fixture interchange (fixtures/edifact/ok and the corpus samples)
+/// with a message some mapping reads has its golden: a new fixture without
+/// one fails until `UPDATE_EXPECT=1` writes it.
 #[test]
 fn messages_map_to_their_golden_canonical_json() {
-    let cases: &[(&str, &str)] = &[
-        ("edifact/ok/cusdec-d96b-unoc.edi", "cusdec-d96b-unoc"),
-        (
-            "edifact/ok/cusdec-v4-repetition.edi",
-            "cusdec-v4-repetition",
-        ),
-        ("edifact/corpus/gtas__Test1.txt", "paxlst-d02b-gtas-test1"),
-        (
-            "edifact/corpus/gtas__airline2.edi",
-            "paxlst-d02b-gtas-airline2",
-        ),
-        (
-            "edifact/corpus/gtas__apisMessage.txt",
-            "paxlst-d05b-gtas-apis",
-        ),
+    // Corpus samples whose goldens were named before the list was read
+    // from the folders; other goldens are named after their file.
+    let named: &[(&str, &str)] = &[
+        ("gtas__Test1.txt", "paxlst-d02b-gtas-test1"),
+        ("gtas__airline2.edi", "paxlst-d02b-gtas-airline2"),
+        ("gtas__apisMessage.txt", "paxlst-d05b-gtas-apis"),
     ];
     let mut failures = Vec::new();
-    for (input, name) in cases {
-        let bytes = std::fs::read(root().join("fixtures").join(input)).unwrap();
-        let got = golden(&map(&bytes));
-        let expected_path: PathBuf = root().join("fixtures/mapping").join(format!("{name}.json"));
-        if std::env::var_os("UPDATE_EXPECT").is_some() {
-            std::fs::create_dir_all(expected_path.parent().unwrap()).unwrap();
-            std::fs::write(
-                &expected_path,
-                serde_json::to_string_pretty(&got).unwrap() + "\n",
-            )
-            .unwrap();
-            continue;
-        }
-        let expected: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&expected_path).unwrap_or_default())
-                .unwrap_or(serde_json::Value::Null);
-        if got != expected {
-            failures.push(format!(
-                "{name}: differs from {} (UPDATE_EXPECT=1 to refresh)",
-                expected_path.display()
-            ));
+    let mut checked = Vec::new();
+    for folder in ["ok", "corpus"] {
+        let mut inputs: Vec<PathBuf> =
+            std::fs::read_dir(root().join("fixtures/edifact").join(folder))
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .filter(|p| {
+                    let name = p.file_name().unwrap().to_string_lossy();
+                    !name.ends_with(".json") && !name.starts_with("LICENSE") && name != "SOURCES.md"
+                })
+                .collect();
+        inputs.sort();
+        for input in inputs {
+            let file = input.file_name().unwrap().to_string_lossy().into_owned();
+            let bytes = std::fs::read(&input).unwrap();
+            let Ok((_, mapped)) = parse_and_map(&bytes, &Directories::global()) else {
+                continue;
+            };
+            if mapped.iter().all(|m| m.target.is_empty()) {
+                continue; // no mapping reads its messages
+            }
+            let name = match named.iter().find(|(f, _)| *f == file) {
+                Some((_, name)) => (*name).to_owned(),
+                None if folder == "ok" => file.trim_end_matches(".edi").to_owned(),
+                None => format!("corpus-{}", file.replace('.', "-")),
+            };
+            checked.push(name.clone());
+            let got = golden(&mapped);
+            let expected_path: PathBuf =
+                root().join("fixtures/mapping").join(format!("{name}.json"));
+            if std::env::var_os("UPDATE_EXPECT").is_some() {
+                std::fs::create_dir_all(expected_path.parent().unwrap()).unwrap();
+                std::fs::write(
+                    &expected_path,
+                    serde_json::to_string_pretty(&got).unwrap() + "\n",
+                )
+                .unwrap();
+                continue;
+            }
+            let expected: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(&expected_path).unwrap_or_default())
+                    .unwrap_or(serde_json::Value::Null);
+            if got != expected {
+                failures.push(format!(
+                    "{folder}/{file}: differs from {} (UPDATE_EXPECT=1 to refresh)",
+                    expected_path.display()
+                ));
+            }
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // CUSDEC (syntax 3 and 4, every repertoire), CUSCAR, PAXLST D.02B and
+    // D.05B.
+    for expected in [
+        "cusdec-d96b-unoc",
+        "cusdec-unow-utf8",
+        "cusdec-unod-latin2",
+        "cusdec-v4-repetition",
+        "cuscar-d96b-edinet",
+        "paxlst-d02b-gtas-test1",
+        "paxlst-d05b-iata-guideline",
+    ] {
+        assert!(
+            checked.iter().any(|c| c == expected),
+            "{expected}: {checked:?}"
+        );
+    }
 }
 
 #[test]
@@ -1095,4 +1132,71 @@ fn a_travel_documents_expiry_is_near_and_its_issue_date_is_past() {
         "{:#?}",
         mapped[0].issues
     );
+}
+
+/// A traveller's documents (each SG5) are listed in message order, and the
+/// travel document is the first that is not a visa (DOC C002 1001 V, IATA
+/// code list 3055 111): a visa listed before the passport does not take
+/// its place or lend it its dates.
+#[test]
+fn a_visa_before_the_passport_is_listed_but_not_the_travel_document() {
+    let text =
+        std::fs::read_to_string(root().join("fixtures/edifact/ok/paxlst-d05b-iata-guideline.edi"))
+            .unwrap();
+    let passport = "DOC+P:110:111+123456789'";
+    assert_eq!(text.matches(passport).count(), 1);
+    let text = text
+        .replacen(
+            passport,
+            &format!("DOC+V:110:111+VISA4711'DTM+36:270101'LOC+91+KOR'{passport}"),
+            1,
+        )
+        .replacen("UNT+22+", "UNT+25+", 1);
+    let mapped = map(text.as_bytes());
+    let traveller = &mapped[0].canonical.as_ref().unwrap()["travellers"][0];
+    let document = &traveller["travel_document"];
+    assert_eq!(document["code"], "P", "{traveller}");
+    assert_eq!(document["reference"], "123456789", "{traveller}");
+    assert_eq!(document["issuer"], "USA", "{traveller}");
+    let documents = traveller["documents"].as_array().unwrap();
+    let listed: Vec<(&str, &str)> = documents
+        .iter()
+        .map(|d| {
+            (
+                d["code"].as_str().unwrap(),
+                d["reference"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(listed, [("V", "VISA4711"), ("P", "123456789")]);
+    assert_eq!(documents[0]["expires"]["iso"], "2027-01-01");
+    assert_eq!(documents[0]["issuer"], "KOR");
+    assert!(
+        document
+            .get("expires")
+            .is_none_or(|e| e["iso"] != "2027-01-01"),
+        "{traveller}"
+    );
+    // Every value of both documents was read.
+    assert!(
+        mapped[0]
+            .issues
+            .iter()
+            .all(|i| i.code != Code::MappingUnmapped),
+        "{:#?}",
+        mapped[0].issues
+    );
+
+    // A traveller with only a visa has no travel document, and the visa is
+    // still listed.
+    let only_visa = text
+        .replacen(passport, "", 1)
+        .replacen("DTM+36:150218'", "", 1);
+    let only_visa = only_visa
+        .replacen("LOC+91+USA'", "", 1)
+        .replacen("UNT+25+", "UNT+22+", 1);
+    let mapped = map(only_visa.as_bytes());
+    let traveller = &mapped[0].canonical.as_ref().unwrap()["travellers"][0];
+    assert!(traveller.get("travel_document").is_none(), "{traveller}");
+    assert_eq!(traveller["documents"].as_array().unwrap().len(), 1);
 }

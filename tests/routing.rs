@@ -119,7 +119,12 @@ fn exports_and_unmatched_goods_need_no_permit() {
         .args(["route", "--format", "json", path.to_str().unwrap()])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0));
+    // The fixture's declarations break a business rule (RUL001: an
+    // export without its exporter), which the hub would reject: said, and
+    // the command fails; the routing is still shown.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("RUL001"), "{stderr}");
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json.as_array().unwrap().len(), 2);
     assert!(

@@ -297,10 +297,17 @@ async fn scenario(url: &str) {
             "duplicate_reference_refused"
         ]
     );
-    assert!(
-        hub.store.try_rewrite_events().await.is_err(),
-        "events must be append-only"
-    );
+    // The store's triggers refuse both, with their own message.
+    let before = hub.store.count(Table::Events).await.unwrap();
+    assert!(before > 0);
+    for delete in [false, true] {
+        let refused = hub.store.try_rewrite_events(delete).await.unwrap_err();
+        assert!(
+            refused.to_string().contains("events are append-only"),
+            "delete {delete}: {refused}"
+        );
+    }
+    assert_eq!(hub.store.count(Table::Events).await.unwrap(), before);
 
     // Concurrent redelivery of a new interchange: exactly one is stored.
     let fresh = String::from_utf8(good.clone())

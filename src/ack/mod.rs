@@ -204,13 +204,19 @@ fn erc(code: &str) -> Segment {
 }
 
 /// FTX with a text subject (UNCL 4451) and the text in at most five
-/// 70-character parts of C108.
+/// 70-character parts of C108 (a longer text ends its fifth with `...`).
 fn ftx(subject: &str, parts: &[String]) -> Segment {
     let mut texts: Vec<String> = Vec::new();
     for part in parts {
         texts.extend(wrap(part, 70));
     }
-    texts.truncate(5);
+    if texts.len() > 5 {
+        // Said, not silently dropped: the fifth part ends with "...".
+        texts.truncate(5);
+        if let Some(last) = texts.last_mut() {
+            *last = format!("{}...", cut(last, 67));
+        }
+    }
     if texts.is_empty() {
         texts.push("-".into());
     }
@@ -255,20 +261,22 @@ fn cut(text: &str, max: usize) -> String {
 }
 
 /// Splits text into lines of at most `width` characters, at spaces where
-/// possible.
+/// possible. Joined without a separator the lines give the text back (its
+/// words one space apart): a line cut at a space carries that space at its
+/// start, where a receiver keeps it (trailing spaces are often trimmed).
 fn wrap(text: &str, width: usize) -> Vec<String> {
     let mut lines = Vec::new();
     let mut line = String::new();
-    for word in text.split_whitespace() {
-        let mut word: String = word.to_owned();
+    for (n, word) in text.split_whitespace().enumerate() {
+        let mut piece = if n == 0 {
+            word.to_owned()
+        } else {
+            format!(" {word}")
+        };
         loop {
             let used = line.chars().count();
-            let extra = word.chars().count() + usize::from(used > 0);
-            if used + extra <= width {
-                if used > 0 {
-                    line.push(' ');
-                }
-                line.push_str(&word);
+            if used + piece.chars().count() <= width {
+                line.push_str(&piece);
                 break;
             }
             if used > 0 {
@@ -276,10 +284,10 @@ fn wrap(text: &str, width: usize) -> Vec<String> {
                 continue;
             }
             // A word longer than a line is split.
-            let head: String = word.chars().take(width).collect();
-            word = word.chars().skip(width).collect();
+            let head: String = piece.chars().take(width).collect();
+            piece = piece.chars().skip(width).collect();
             lines.push(head);
-            if word.is_empty() {
+            if piece.is_empty() {
                 break;
             }
         }
@@ -478,7 +486,17 @@ mod tests {
 
     #[test]
     fn text_wraps_at_spaces_and_splits_long_words() {
-        assert_eq!(wrap("aa bb cc", 5), vec!["aa bb", "cc"]);
+        assert_eq!(wrap("aa bb cc", 5), vec!["aa bb", " cc"]);
+        // Joined without a separator, the lines are the text again.
+        let text = "permit 01a2 refused by KMDIA: not registered as a medical device importer";
+        for width in 3..40 {
+            let lines = wrap(text, width);
+            assert!(
+                lines.iter().all(|l| l.chars().count() <= width),
+                "{lines:?}"
+            );
+            assert_eq!(lines.concat(), text, "width {width}");
+        }
         assert_eq!(wrap("abcdefgh", 3), vec!["abc", "def", "gh"]);
         assert_eq!(wrap("", 3), Vec::<String>::new());
     }

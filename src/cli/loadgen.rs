@@ -214,6 +214,11 @@ async fn agency_desk(
                     let lrn = p.pointer("/request/declaration/lrn")?.as_str()?.to_owned();
                     Some((id, lrn))
                 })
+                // Only the permits of its own declarations: anyone else's
+                // in the agency's inbox are real and not the load
+                // generator's to grant. (One whose submission is not yet
+                // answered is taken at a later look.)
+                .filter(|(_, lrn)| submitted.lock().is_ok_and(|m| m.contains_key(lrn)))
                 .collect(),
             _ => {
                 errors += 1;

@@ -14,7 +14,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use serde::Serialize;
 
 use crate::ack::contrl;
-use crate::diag::{Issue, Severity};
+use crate::diag::{Code, Issue, Severity};
 use crate::edifact::{self, Limits, ParseOptions, Separators};
 use crate::hub::{Intake, new_token, outbox};
 use crate::store::Store;
@@ -163,6 +163,11 @@ enum Command {
         /// Unacknowledged AMQP deliveries per consumer [default: 32].
         #[arg(long, env = "TRADEHUB_AMQP_PREFETCH")]
         amqp_prefetch: Option<u16>,
+        /// Prefix of every exchange and queue the hub names (e.g. `staging.`),
+        /// so that hubs of several environments can share one vhost
+        /// [default: none].
+        #[arg(long, env = "TRADEHUB_AMQP_PREFIX")]
+        amqp_prefix: Option<String>,
         /// A folder of further official UN/EDIFACT directory zips (repeatable).
         #[arg(long = "directories", value_name = "DIR")]
         directories: Vec<PathBuf>,
@@ -737,6 +742,7 @@ struct HubConfig {
     drop_poll_ms: Option<u64>,
     amqp_url: Option<String>,
     amqp_prefetch: Option<u16>,
+    amqp_prefix: Option<String>,
     /// Folders of further official UN/EDIFACT directory zips.
     directories: Option<Vec<PathBuf>>,
     agencies: Option<PathBuf>,
@@ -1263,6 +1269,7 @@ where
             drop_poll_ms,
             amqp_url,
             amqp_prefetch,
+            amqp_prefix,
             directories,
             agencies,
             routing,
@@ -1406,12 +1413,16 @@ where
                 drop_poll: std::time::Duration::from_millis(
                     drop_poll_ms.or(file.drop_poll_ms).unwrap_or(1000).max(10),
                 ),
-                amqp: amqp_url.or(file.amqp_url).map(|url| AmqpSettings {
-                    prefetch: amqp_prefetch.or(file.amqp_prefetch).unwrap_or(32).max(1),
-                    agencies: agency_queues,
-                    max_body_bytes,
-                    ..AmqpSettings::new(url)
-                }),
+                amqp: match amqp_url.or(file.amqp_url) {
+                    Some(url) => Some(AmqpSettings {
+                        prefix: amqp_name_prefix(amqp_prefix.or(file.amqp_prefix))?,
+                        prefetch: amqp_prefetch.or(file.amqp_prefetch).unwrap_or(32).max(1),
+                        agencies: agency_queues,
+                        max_body_bytes,
+                        ..AmqpSettings::new(url)
+                    }),
+                    None => None,
+                },
                 directories: folders,
             })
         })(),
@@ -1758,24 +1769,50 @@ fn rule_findings(target: &str, canonical: &serde_json::Value) -> Vec<Issue> {
 /// a declaration, mapped: the validation report, the mapping's target,
 /// value and issues. Anything else is refused; `done` says what only
 /// declarations get.
+/// True when the guard refused an XML document or it is not well-formed:
+/// it is not read further (not mapped), as the hub does not.
+fn unreadable_xml(report: &tradehub_xml::XmlReport) -> bool {
+    report.issues.iter().any(|i| {
+        i.is_error()
+            && matches!(
+                i.code,
+                Code::XmlNotWellFormed
+                    | Code::XmlDtd
+                    | Code::XmlTooLarge
+                    | Code::XmlTooDeep
+                    | Code::XmlTooManyElements
+                    | Code::XmlAttributeTooLarge
+                    | Code::XmlTextTooLarge
+                    | Code::XmlEncoding
+                    | Code::XmlNames
+            )
+    })
+}
+
+/// The WCO declaration mapped, or `None` when the document is unreadable
+/// (its errors printed: the command exits 1).
+#[allow(clippy::type_complexity)]
 fn map_wco_declaration(
     path: &Path,
     bytes: &[u8],
     err: &mut impl Write,
     done: &str,
 ) -> Result<
-    (
+    Option<(
         tradehub_xml::XmlReport,
         String,
         serde_json::Value,
         Vec<Issue>,
-    ),
+    )>,
     CliError,
 > {
     let report =
         XmlValidator::new(None, XmlLimits::default()).validate(bytes, &path.display().to_string());
     for issue in report.issues.iter().filter(|i| i.is_error()) {
         let _ = writeln!(err, "{}: {issue}", path.display());
+    }
+    if unreadable_xml(&report) {
+        return Ok(None);
     }
     if report.summary.kind != tradehub_xml::DocumentKind::Declaration {
         return Err(CliError::Usage(format!(
@@ -1785,13 +1822,16 @@ fn map_wco_declaration(
     }
     let mapping = crate::mapping::wco::load().map_err(|e| CliError::Usage(e.to_string()))?;
     let (value, issues) = mapping.apply(bytes);
-    Ok((report, mapping.target.clone(), value, issues))
+    Ok(Some((report, mapping.target.clone(), value, issues)))
 }
 
 fn convert_wco_json(path: &Path, bytes: &[u8]) -> Result<u8, CliError> {
     let mut err = io::stderr().lock();
-    let (report, target, value, issues) =
-        map_wco_declaration(path, bytes, &mut err, "map to the canonical model")?;
+    let Some((report, target, value, issues)) =
+        map_wco_declaration(path, bytes, &mut err, "map to the canonical model")?
+    else {
+        return Ok(1);
+    };
     let mut failed = !report.valid;
     for issue in &issues {
         failed |= issue.is_error();
@@ -1863,9 +1903,14 @@ fn route(
     // form: EDIFACT messages or one WCO declaration.
     let mut mapped_all: Vec<(String, String, Option<crate::model::Declaration>)> = Vec::new();
     if tradehub_xml::looks_like_xml(&bytes) {
-        let (report, _, value, issues) = map_wco_declaration(path, &bytes, &mut err, "are routed")?;
+        let Some((report, _, value, issues)) =
+            map_wco_declaration(path, &bytes, &mut err, "are routed")?
+        else {
+            return Ok(1);
+        };
         failed |= report.issues.iter().any(Issue::is_error);
         for issue in issues.iter().filter(|i| i.is_error()) {
+            failed = true;
             let _ = writeln!(err, "{}: {issue}", path.display());
         }
         let declaration = serde_json::from_value::<crate::model::Declaration>(value).ok();
@@ -1875,14 +1920,21 @@ fn route(
             declaration,
         ));
     } else {
-        let (_, all) =
+        let (parsed, all) =
             crate::mapping::edifact::parse_and_map(&bytes, &tradehub_schema::Directories::global())
                 .map_err(|source| CliError::Io {
                     path: path.display().to_string(),
                     source,
                 })?;
+        // What the hub would reject the interchange for is said, and the
+        // command fails, as `check` and `convert` do.
+        for issue in parsed.issues.iter().filter(|i| i.is_error()) {
+            failed = true;
+            let _ = writeln!(err, "{}: {issue}", path.display());
+        }
         for mapped in all {
             for issue in mapped.issues.iter().filter(|i| i.is_error()) {
+                failed = true;
                 let _ = writeln!(err, "{}: {issue}", path.display());
             }
             let declaration = mapped
@@ -1907,6 +1959,7 @@ fn route(
             &declaration,
             &crate::rules::RuleSettings::at(Timestamp::now()),
         ) {
+            failed |= issue.is_error();
             let _ = writeln!(err, "{}: message {}: {issue}", path.display(), message);
         }
         let permits = rules.route(&declaration);
@@ -2033,6 +2086,9 @@ fn convert_xml(path: &Path, bytes: &[u8], out_dir: Option<&Path>) -> Result<u8, 
         failed |= !report.valid;
         for issue in report.issues.iter().filter(|i| i.is_error()) {
             let _ = writeln!(err, "{shown}: {issue}");
+        }
+        if unreadable_xml(&report) {
+            return Ok(1);
         }
         if report.summary.kind != tradehub_xml::DocumentKind::Declaration {
             return Err(CliError::Usage(format!(
@@ -2165,6 +2221,9 @@ fn convert_wco_edifact(path: &Path, bytes: &[u8], una: Option<&str>) -> Result<u
     let mut failed = !report.valid;
     for issue in report.issues.iter().filter(|i| i.is_error()) {
         let _ = writeln!(err, "{}: {issue}", path.display());
+    }
+    if unreadable_xml(&report) {
+        return Ok(1);
     }
     if report.summary.kind != tradehub_xml::DocumentKind::Declaration {
         return Err(CliError::Usage(format!(
@@ -2509,6 +2568,23 @@ fn ack_application(
 
 /// A retention period given in units of `unit_secs` seconds: the default
 /// when not given, none (kept for good) when 0.
+/// `--amqp-prefix`: letters, digits, `.`, `-` and `_`, at most 64 bytes
+/// (the names it starts stay far below AMQP's 255).
+fn amqp_name_prefix(prefix: Option<String>) -> Result<String, CliError> {
+    let prefix = prefix.unwrap_or_default();
+    let fit = prefix.len() <= 64
+        && prefix
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
+    if fit {
+        Ok(prefix)
+    } else {
+        Err(CliError::Usage(format!(
+            "--amqp-prefix {prefix:?}: use at most 64 letters, digits, '.', '-' or '_'"
+        )))
+    }
+}
+
 fn retention(
     given: Option<u64>,
     unit_secs: u64,

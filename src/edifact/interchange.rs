@@ -136,6 +136,10 @@ pub struct Message {
     /// True when the message ended without UNT.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub unterminated: bool,
+    /// The interchange's decimal mark (UNA, or `.`); `None` for a message
+    /// made by hand, whose decimals may use either mark.
+    #[serde(skip)]
+    pub decimal_mark: Option<char>,
 }
 
 impl Message {
@@ -1363,6 +1367,7 @@ impl<R: Read> Parser<R> {
             segments: Vec::new(),
             text: std::mem::take(&mut self.spare_text),
             unterminated: false,
+            decimal_mark: Some(char::from(self.tree.separators.decimal)),
         };
         if self.group.is_none() {
             self.loose_messages += 1;

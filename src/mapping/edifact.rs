@@ -32,11 +32,20 @@ struct Pos {
     component: usize,
 }
 
-/// One `[element=code|code]` condition on a segment.
+/// One `[element=code|code]` condition on a segment, or with `!=` its
+/// negation: the value is absent or none of the codes.
 #[derive(Debug, Clone, PartialEq)]
 struct Filter {
     at: Pos,
     codes: Vec<String>,
+    negate: bool,
+}
+
+impl Filter {
+    fn holds(&self, value: Option<&str>) -> bool {
+        let listed = value.is_some_and(|v| self.codes.iter().any(|c| c == v));
+        listed != self.negate
+    }
 }
 
 /// Which instances of a group a path step takes (see
@@ -317,6 +326,19 @@ impl Compiler<'_> {
         }
     }
 
+    /// True when the composite holding a position has a code list
+    /// responsible agency (3055) component.
+    fn names_agency(&self, tag: &str, at: Pos) -> bool {
+        self.release
+            .definition(tag, self.syntax_version)
+            .is_some_and(|def| match def.elements.get(at.element).map(|e| &e.kind) {
+                Some(ElementKind::Composite(components)) => {
+                    components.iter().any(|c| c.id == "3055")
+                }
+                _ => false,
+            })
+    }
+
     /// `TAG[filter,filter]` → tag and filters, each code checked against
     /// the release's code list for its element.
     fn segment_step(&self, step: &str) -> Result<(String, Vec<Filter>), String> {
@@ -342,10 +364,18 @@ impl Compiler<'_> {
                 let (element, codes) = condition
                     .split_once('=')
                     .ok_or_else(|| format!("{step:?}: a filter is written [ELEMENT=CODE|CODE]"))?;
-                let at = self.position(tag, &element.trim().replace('.', "/"))?;
+                let (element, negate) = match element.trim().strip_suffix('!') {
+                    Some(element) => (element, true),
+                    None => (element.trim(), false),
+                };
+                let at = self.position(tag, &element.replace('.', "/"))?;
                 let codes: Vec<String> = codes.split('|').map(|c| c.trim().to_owned()).collect();
+                // A composite with a code list agency (3055) may carry
+                // another agency's codes (PAXLST DOC: IATA's P passport, V
+                // visa), which the validator does not check either.
                 if let Some(id) = self.element_id(tag, at)
                     && let Some(list) = self.release.codes(&id)
+                    && !self.names_agency(tag, at)
                 {
                     for code in &codes {
                         if !list.codes.contains(code) {
@@ -356,7 +386,7 @@ impl Compiler<'_> {
                         }
                     }
                 }
-                filters.push(Filter { at, codes });
+                filters.push(Filter { at, codes, negate });
             }
             rest = inner.1;
         }
@@ -1529,6 +1559,33 @@ struct Run<'a> {
 /// unchanged: digits, without a leading zero unless it is the only one
 /// before the point, then maybe a point and digits; 18 digits at most, so
 /// nothing is rounded.
+/// A numeric value as ISO 9735 writes one: an optional minus sign, digits,
+/// and at most one decimal mark (the interchange's; either `.` or `,` when
+/// it is not known) with digits on both sides. No plus sign, exponent,
+/// digit grouping or space: `1,500` in an interchange whose mark is `.` is
+/// not fifteen hundred, nor 1.5, but an error.
+fn edifact_decimal(raw: &str, mark: Option<char>) -> Option<Decimal> {
+    let body = raw.strip_prefix('-').unwrap_or(raw);
+    let is_mark = |c: char| match mark {
+        Some(m) => c == m,
+        None => c == '.' || c == ',',
+    };
+    let (whole, fraction) = match body.find(is_mark) {
+        Some(at) => (body.get(..at)?, Some(body.get(at + 1..)?)),
+        None => (body, None),
+    };
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(whole) || !fraction.is_none_or(digits) {
+        return None;
+    }
+    let sign = if raw.starts_with('-') { "-" } else { "" };
+    let text = match fraction {
+        Some(fraction) => format!("{sign}{whole}.{fraction}"),
+        None => format!("{sign}{whole}"),
+    };
+    text.parse::<Decimal>().ok()
+}
+
 fn plain_decimal(raw: &str) -> bool {
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
     let (whole, fraction) = match raw.split_once('.') {
@@ -1640,13 +1697,12 @@ impl<'a> Run<'a> {
     /// True when every filter holds; the qualifiers of a segment that is
     /// selected count as read, those of one that is not do not.
     fn matches(&mut self, seg: usize, filters: &[Filter]) -> bool {
-        let all = filters.iter().all(|f| {
-            self.peek(seg, f.at)
-                .is_some_and(|v| f.codes.iter().any(|c| c == v))
-        });
+        let all = filters.iter().all(|f| f.holds(self.peek(seg, f.at)));
         if all {
             for f in filters {
-                self.mark(seg, f.at);
+                if self.peek(seg, f.at).is_some() {
+                    self.mark(seg, f.at);
+                }
             }
         }
         all
@@ -1887,19 +1943,23 @@ impl<'a> Run<'a> {
         match field.kind {
             ValueType::Text => Some(Leaf::Text(raw)),
             // As it would be written back.
-            ValueType::Decimal if plain_decimal(&raw) => Some(Leaf::Text(raw)),
-            ValueType::Decimal => {
-                // The decimal mark may be a comma.
-                let parsed = if raw.contains(',') {
-                    raw.replace(',', ".").parse::<Decimal>()
-                } else {
-                    raw.parse::<Decimal>()
-                };
-                match parsed {
-                    Ok(d) => Some(Leaf::Text(Cow::Owned(d.to_string()))),
-                    Err(_) => bad(self, "a decimal number"),
-                }
+            ValueType::Decimal
+                if self.message.decimal_mark.is_none_or(|m| m == '.') && plain_decimal(&raw) =>
+            {
+                Some(Leaf::Text(raw))
             }
+            ValueType::Decimal => match edifact_decimal(&raw, self.message.decimal_mark) {
+                Some(d) => Some(Leaf::Text(Cow::Owned(d.to_string()))),
+                None => bad(
+                    self,
+                    &match self.message.decimal_mark {
+                        Some(mark) => {
+                            format!("a decimal number (digits, {mark:?} as the decimal mark)")
+                        }
+                        None => "a decimal number".to_owned(),
+                    },
+                ),
+            },
             ValueType::Integer => match raw.parse::<u64>() {
                 Ok(n) => Some(Leaf::Json(Value::from(n))),
                 Err(_) => bad(self, "a whole number"),
@@ -2520,6 +2580,24 @@ pub(crate) fn set_value(out: &mut Map<String, Value>, dotted: &str, value: Value
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decimals_are_read_as_iso_9735_writes_them() {
+        let read =
+            |raw: &str, mark: Option<char>| edifact_decimal(raw, mark).map(|d| d.to_string());
+        assert_eq!(read("1500", Some('.')).as_deref(), Some("1500"));
+        assert_eq!(read("-12.50", Some('.')).as_deref(), Some("-12.50"));
+        assert_eq!(read("12,50", Some(',')).as_deref(), Some("12.50"));
+        assert_eq!(read("12,50", None).as_deref(), Some("12.50"));
+        for wrong in [
+            "1,500", "1_000", "1E5", "1e+5", "+1", "1.", ".5", "1.2.3", "1 000", "", "-", "--1",
+            "9E27", "0x10", "1.5,0",
+        ] {
+            assert_eq!(read(wrong, Some('.')), None, "{wrong}");
+        }
+        assert_eq!(read("1.5", Some(',')), None);
+        assert_eq!(read("1.500,25", None), None);
+    }
 
     #[test]
     fn plain_decimals_read_back_unchanged() {

@@ -184,6 +184,11 @@ fn split_filters(step: &str) -> Result<(&str, Vec<Filter>), String> {
             let (element, codes) = condition
                 .split_once('=')
                 .ok_or_else(|| format!("{step:?}: a filter is written [ELEMENT=CODE|CODE]"))?;
+            if element.trim_end().ends_with('!') {
+                return Err(format!(
+                    "{step:?}: a filter with != names no code to write, so the writer cannot use it"
+                ));
+            }
             filters.push((
                 element.trim().replace('.', "/"),
                 codes.split('|').map(|c| c.trim().to_owned()).collect(),

@@ -504,8 +504,14 @@ pub struct Traveller {
     /// ISO 3166-1 alpha-3 (travel documents use alpha-3).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nationality: Option<String>,
+    /// The document the traveller travels on: the first of `documents`
+    /// that is not a visa.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub travel_document: Option<Document>,
+    /// Every document the list gives for the traveller (PAXLST SG5), in
+    /// message order: the travel document, visas, residence permits.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub documents: Vec<Document>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seat: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -289,6 +289,27 @@ pub struct Store {
     /// The group committer new interchanges go through (`None` in the
     /// committer's own copy).
     committer: Option<mpsc::Sender<InsertJob>>,
+    /// What the group committers did, for `/metrics`.
+    group_commits: Arc<GroupCounters>,
+}
+
+/// Counters of the group committers.
+#[derive(Debug, Default)]
+struct GroupCounters {
+    groups: std::sync::atomic::AtomicU64,
+    grouped: std::sync::atomic::AtomicU64,
+    fallbacks: std::sync::atomic::AtomicU64,
+}
+
+/// What the group committers did since the store was opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct GroupCommits {
+    /// Transactions that wrote more than one new interchange.
+    pub groups: u64,
+    /// New interchanges written in those transactions.
+    pub grouped: u64,
+    /// Groups that failed as a whole and were written one by one.
+    pub fallbacks: u64,
 }
 
 /// One new interchange on its way to the group committer.
@@ -417,6 +438,7 @@ impl Store {
             backend,
             writer: Arc::new(tokio::sync::Mutex::new(())),
             committer: None,
+            group_commits: Arc::default(),
         };
         // Group commit: the interchanges that arrive while one transaction
         // commits are written together in the next (one fsync for all).
@@ -510,8 +532,17 @@ impl Store {
             Ok(())
         }
         .await;
+        let count = |counter: &std::sync::atomic::AtomicU64, n: usize| {
+            counter.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        };
         match outcome {
-            Ok(()) => results,
+            Ok(()) => {
+                if jobs.len() > 1 {
+                    count(&self.group_commits.groups, 1);
+                    count(&self.group_commits.grouped, jobs.len());
+                }
+                results
+            }
             Err(e) if jobs.len() == 1 => vec![Err(e)],
             Err(e) => {
                 // Nothing of the group was written. Two groups can deadlock
@@ -519,6 +550,7 @@ impl Store {
                 // unique key the other holds, as when copies of the same
                 // two interchanges land in both): each is tried alone.
                 tracing::warn!(error = %e, size = jobs.len(), "group commit failed; committing one by one");
+                count(&self.group_commits.fallbacks, 1);
                 let mut results = Vec::with_capacity(jobs.len());
                 for job in jobs {
                     let alone = Box::pin(self.commit_group(std::slice::from_ref(job))).await;
@@ -551,6 +583,16 @@ impl Store {
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// What the group committers did since the store was opened.
+    pub fn group_commits(&self) -> GroupCommits {
+        let get = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+        GroupCommits {
+            groups: get(&self.group_commits.groups),
+            grouped: get(&self.group_commits.grouped),
+            fallbacks: get(&self.group_commits.fallbacks),
+        }
     }
 
     fn sql(&self, query: &str) -> String {
@@ -1036,13 +1078,17 @@ impl Store {
         Ok(Some(row.try_get("v")?))
     }
 
-    /// Tries to rewrite the audit trail; the database must refuse.
+    /// Tries to rewrite (or, with `delete`, to erase) the audit trail;
+    /// the database must refuse.
     #[doc(hidden)]
-    pub async fn try_rewrite_events(&self) -> Result<u64, StoreError> {
+    pub async fn try_rewrite_events(&self, delete: bool) -> Result<u64, StoreError> {
         let _writing = self.write_lock().await;
-        let done = sqlx::query("UPDATE events SET detail = 'rewritten'")
-            .execute(&self.pool)
-            .await?;
+        let statement = if delete {
+            "DELETE FROM events"
+        } else {
+            "UPDATE events SET detail = 'rewritten'"
+        };
+        let done = sqlx::query(statement).execute(&self.pool).await?;
         Ok(done.rows_affected())
     }
 }

@@ -1235,6 +1235,28 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
             "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n"
         ));
     }
+    let groups = app.intake.store().group_commits();
+    for (name, help, value) in [
+        (
+            "tradehub_group_commits_total",
+            "Store transactions that wrote several new interchanges at once.",
+            groups.groups,
+        ),
+        (
+            "tradehub_group_committed_total",
+            "New interchanges written in those transactions.",
+            groups.grouped,
+        ),
+        (
+            "tradehub_group_commit_fallbacks_total",
+            "Groups that failed as a whole and were written one by one.",
+            groups.fallbacks,
+        ),
+    ] {
+        text.push_str(&format!(
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}\n"
+        ));
+    }
     let mut r = text.into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -38,6 +38,12 @@ pub struct XmlLimits {
     pub max_attribute_bytes: usize,
     /// Longest run of character data, in bytes.
     pub max_text_bytes: usize,
+    /// Longest element or attribute name, in bytes.
+    pub max_name_bytes: usize,
+    /// Most distinct element and attribute names in one document (the WCO
+    /// declaration schema has about 600; libxml2's name dictionary grows
+    /// slower than linearly with more).
+    pub max_names: usize,
     /// Most issues reported for one document; further ones are counted.
     pub max_issues: usize,
 }
@@ -51,6 +57,8 @@ impl Default for XmlLimits {
             max_attributes: 64,
             max_attribute_bytes: 16 << 10,
             max_text_bytes: 1 << 20,
+            max_name_bytes: 256,
+            max_names: 4096,
             max_issues: 100,
         }
     }
@@ -238,6 +246,33 @@ fn stack_path(stack: &[Open]) -> String {
     path
 }
 
+/// What is wrong with a name (qualified, as written) under the limits, if
+/// anything: too long, or one distinct name too many. Records it.
+fn name_problem(
+    names: &mut std::collections::HashSet<Vec<u8>>,
+    name: &[u8],
+    limits: &XmlLimits,
+) -> Option<String> {
+    if name.len() > limits.max_name_bytes {
+        let shown: String = String::from_utf8_lossy(name).chars().take(40).collect();
+        return Some(format!(
+            "name {shown}… is {} bytes long; the limit is {}",
+            name.len(),
+            limits.max_name_bytes
+        ));
+    }
+    if !names.contains(name) {
+        if names.len() >= limits.max_names {
+            return Some(format!(
+                "names: more than {} distinct element and attribute names",
+                limits.max_names
+            ));
+        }
+        names.insert(name.to_vec());
+    }
+    None
+}
+
 fn is_utf8_label(label: &[u8]) -> bool {
     let label = String::from_utf8_lossy(label).to_ascii_lowercase();
     matches!(label.trim(), "utf-8" | "utf8" | "us-ascii" | "ascii")
@@ -331,6 +366,7 @@ pub fn scan(doc: &[u8], limits: &XmlLimits) -> Scan {
     }
     let mut stack: Vec<Open> = Vec::new();
     let mut top_children = Children::default();
+    let mut names: std::collections::HashSet<Vec<u8>> = std::collections::HashSet::new();
     let mut root_seen = false;
     let mut root_closed = false;
     // Depth of the Declaration/Response element (1 bare, 2 wrapped).
@@ -426,13 +462,23 @@ pub fn scan(doc: &[u8], limits: &XmlLimits) -> Scan {
                     ));
                     return scan;
                 }
+                if let Some(problem) = name_problem(&mut names, start.name().as_ref(), limits) {
+                    scan.refused = true;
+                    scan.issues.push(Issue::error(
+                        Code::XmlNames,
+                        located(&mut lines, before, Some(stack_path(&stack))),
+                        format!("element {problem}"),
+                    ));
+                    return scan;
+                }
                 let index = match stack.last_mut() {
                     Some(parent) => child_index(&mut parent.children, &local),
                     None => child_index(&mut top_children, &local),
                 };
                 // The element's own path (it is not open yet), for what is
-                // wrong with its attributes.
-                let here = {
+                // wrong with its attributes; built only then (a path per
+                // element costs depth times name length, every element).
+                let here = || {
                     let mut path = stack_path(&stack);
                     path.push('/');
                     path.push_str(&local);
@@ -446,12 +492,23 @@ pub fn scan(doc: &[u8], limits: &XmlLimits) -> Scan {
                     match attribute {
                         Ok(attribute) => {
                             attributes += 1;
+                            if let Some(problem) =
+                                name_problem(&mut names, attribute.key.as_ref(), limits)
+                            {
+                                scan.refused = true;
+                                scan.issues.push(Issue::error(
+                                    Code::XmlNames,
+                                    located(&mut lines, before, Some(here())),
+                                    format!("attribute {problem}"),
+                                ));
+                                return scan;
+                            }
                             let name = String::from_utf8_lossy(attribute.key.as_ref()).into_owned();
                             if attributes > limits.max_attributes {
                                 scan.refused = true;
                                 scan.issues.push(Issue::error(
                                     Code::XmlAttributeTooLarge,
-                                    located(&mut lines, before, Some(here.clone())),
+                                    located(&mut lines, before, Some(here())),
                                     format!(
                                         "element <{local}> has more than {} attributes",
                                         limits.max_attributes
@@ -463,7 +520,7 @@ pub fn scan(doc: &[u8], limits: &XmlLimits) -> Scan {
                                 scan.refused = true;
                                 scan.issues.push(Issue::error(
                                     Code::XmlAttributeTooLarge,
-                                    located(&mut lines, before, Some(format!("{here}/@{name}"))),
+                                    located(&mut lines, before, Some(format!("{}/@{name}", here()))),
                                     format!(
                                         "attribute {name} of <{local}> is {} bytes long; the limit is {}",
                                         attribute.value.len(),
@@ -476,7 +533,7 @@ pub fn scan(doc: &[u8], limits: &XmlLimits) -> Scan {
                         Err(e) => {
                             scan.issues.push(Issue::error(
                                 Code::XmlNotWellFormed,
-                                located(&mut lines, before, Some(here.clone())),
+                                located(&mut lines, before, Some(here())),
                                 format!("not well-formed: attribute of <{local}>: {e}"),
                             ));
                             return scan;

@@ -463,3 +463,48 @@ pub async fn refuse_interchange_with(
     .unwrap();
     db
 }
+
+/// The test broker's URL (TRADEHUB_TEST_AMQP_URL).
+pub fn amqp_url() -> String {
+    std::env::var("TRADEHUB_TEST_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+}
+
+/// A connection to the test broker; `None` (skip) when it is not
+/// reachable outside CI, a failed test under CI=true.
+pub async fn broker() -> Option<lapin::Connection> {
+    match lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default()).await {
+        Ok(c) => Some(c),
+        Err(e) => {
+            if ci() {
+                panic!("RabbitMQ at TRADEHUB_TEST_AMQP_URL is required under CI=true: {e}");
+            }
+            eprintln!("skipping: RabbitMQ not reachable ({e})");
+            None
+        }
+    }
+}
+
+/// Waits up to 10 s for one message on `queue` and acknowledges it.
+pub async fn next_message(ch: &lapin::Channel, queue: &str) -> lapin::message::BasicGetMessage {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        if let Some(m) = ch
+            .basic_get(queue.into(), lapin::options::BasicGetOptions::default())
+            .await
+            .unwrap()
+        {
+            m.delivery
+                .acker
+                .ack(lapin::options::BasicAckOptions::default())
+                .await
+                .unwrap();
+            return m;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "nothing arrived on {queue}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+}
