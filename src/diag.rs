@@ -53,6 +53,9 @@ codes! {
     UnaNotSupported = "E0001",
     /// 0085 code 2: syntax identifier or version not supported.
     SyntaxNotSupported = "E0002",
+    /// 0085 code 7: the interchange is addressed (UNB S003) to someone
+    /// other than this hub.
+    RecipientNotActual = "E0007",
     /// 0085 code 12: a value does not conform to its specification.
     InvalidValue = "E0012",
     /// 0085 code 13: a mandatory segment, element or component is missing.

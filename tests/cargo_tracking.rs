@@ -22,7 +22,12 @@ const BILL_OF_LADING: &str = "HDMUSHAB1234567";
 /// The sea manifest fixture, sent by `sender`.
 fn manifest(sender: &str) -> Vec<u8> {
     let text = String::from_utf8(common::fixture("ok/cuscar-d96b-sea-manifest.edi")).unwrap();
-    let text = text.replace("UNB+UNOC:3+HDMU:ZZZ+", &format!("UNB+UNOC:3+{sender}:ZZZ+"));
+    // Addressed to this hub (the fixture names KRCUSTOMS, which a hub
+    // takes with `--recipient-id KRCUSTOMS`).
+    let text = text.replace(
+        "UNB+UNOC:3+HDMU:ZZZ+KRCUSTOMS:ZZZ+",
+        &format!("UNB+UNOC:3+{sender}:ZZZ+TRADEHUB:ZZZ+"),
+    );
     assert!(text.contains(&format!("+{sender}:ZZZ+")));
     text.into_bytes()
 }

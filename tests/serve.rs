@@ -178,6 +178,30 @@ async fn scenario(url: &str) {
     let ack = rejected["interchange"]["acknowledgement"].as_str().unwrap();
     assert!(ack.contains("UCS+9'UCD+37+2:2'"), "{ack}");
 
+    // An interchange addressed to another party: rejected (0085 code 7 at
+    // UNB S003), answered by the hub in its own name, never as that party.
+    let misaddressed = String::from_utf8(good.clone())
+        .unwrap()
+        .replace("20261124001", "20261124779")
+        .replace("+TRADEHUB:ZZZ+", "+OTHERHUB:ZZZ+")
+        .into_bytes();
+    let r = request(
+        addr,
+        "POST",
+        "/v1/interchanges",
+        Some(&hub.broker),
+        &misaddressed,
+    )
+    .await;
+    assert_eq!(r.status, 202);
+    let rejected = r.json();
+    assert_eq!(rejected["interchange"]["status"], "rejected");
+    assert_eq!(rejected["interchange"]["issues"][0]["code"], "E0007");
+    let ack = rejected["interchange"]["acknowledgement"].as_str().unwrap();
+    assert!(ack.contains("UNB+UNOC:3+TRADEHUB+KRBROKER01:ZZZ+"), "{ack}");
+    assert!(ack.contains("+OTHERHUB:ZZZ+4+7+UNB+4:1'"), "{ack}");
+    assert!(!ack.contains("UNB+UNOC:3+OTHERHUB"), "{ack}");
+
     // Another partner may not submit as KRBROKER01, nor read its interchanges.
     let r = request(addr, "POST", "/v1/interchanges", Some(&hub.other), &good).await;
     assert_eq!(r.status, 403);
@@ -331,20 +355,20 @@ async fn scenario(url: &str) {
         [200, 200, 200, 200, 200, 200, 200, 202],
         "one stored, seven duplicates"
     );
-    assert_eq!(hub.store.count(Table::Interchanges).await.unwrap(), 5);
+    assert_eq!(hub.store.count(Table::Interchanges).await.unwrap(), 6);
 
-    // Metrics count every submission received: 17 (the 401 stops before
+    // Metrics count every submission received: 18 (the 401 stops before
     // that; the 413 is received and refused unread, with no intake time).
     let r = request(addr, "GET", "/metrics", None, b"").await;
     assert_eq!(r.status, 200);
     let text = String::from_utf8(r.body).unwrap();
     for line in [
-        "tradehub_interchanges_received_total 17\n",
+        "tradehub_interchanges_received_total 18\n",
         "tradehub_interchanges_validated_total 2\n",
-        "tradehub_interchanges_rejected_total 3\n",
+        "tradehub_interchanges_rejected_total 4\n",
         "tradehub_duplicates_total 8\n",
         "tradehub_refused_total 4\n",
-        "tradehub_submit_seconds_count 16\n",
+        "tradehub_submit_seconds_count 17\n",
     ] {
         assert!(text.contains(line), "{line} missing in\n{text}");
     }

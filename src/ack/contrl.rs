@@ -79,6 +79,10 @@ impl Contrl {
 pub fn build(parsed: &Parsed, options: &Options) -> Contrl {
     let subject = &parsed.interchange;
     let v4 = subject.syntax_version == "4";
+    let misaddressed = parsed
+        .issues
+        .iter()
+        .any(|i| i.code == crate::diag::Code::RecipientNotActual);
     let errors: Vec<&Issue> = parsed
         .issues
         .iter()
@@ -240,10 +244,16 @@ pub fn build(parsed: &Parsed, options: &Options) -> Contrl {
         "UNB",
         vec![
             Element::composite([syntax_id, syntax_version]),
-            party(
-                &or_else(&subject.recipient.id, &options.hub_id),
-                &subject.recipient.qualifier,
-            ),
+            // Signed by whom the interchange was sent to, unless that is
+            // not this hub (E0007): then by the hub.
+            if misaddressed {
+                party(&options.hub_id, "")
+            } else {
+                party(
+                    &or_else(&subject.recipient.id, &options.hub_id),
+                    &subject.recipient.qualifier,
+                )
+            },
             party(
                 &or_else(&subject.sender.id, &options.fallback_recipient),
                 &subject.sender.qualifier,

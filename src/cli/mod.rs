@@ -202,6 +202,11 @@ enum Command {
         /// The hub's identity as sender of its answers (UNB S002) [default: TRADEHUB].
         #[arg(long, env = "TRADEHUB_HUB_ID")]
         hub_id: Option<String>,
+        /// A further UNB recipient id the hub takes interchanges for
+        /// (repeatable; the hub id always is one): anything addressed to
+        /// another is rejected (E0007).
+        #[arg(long = "recipient-id", value_name = "ID")]
+        recipient_ids: Vec<String>,
         /// PEM certificate chain: serve HTTPS (with --tls-key; either may
         /// come from the config file).
         #[arg(long, env = "TRADEHUB_TLS_CERT")]
@@ -333,7 +338,7 @@ struct XmlArgs {
 impl XmlArgs {
     fn validator(&self, max_issues: usize) -> Result<XmlValidator, CliError> {
         if let Some(dir) = &self.wco_schemas {
-            check_folders(std::slice::from_ref(dir))?;
+            check_folders("--wco-schemas", std::slice::from_ref(dir))?;
         }
         let limits = XmlLimits {
             max_document_bytes: self.xml_max_bytes,
@@ -374,7 +379,7 @@ impl SchemaArgs {
         if self.directories.is_empty() {
             return Ok(Some(tradehub_schema::Directories::global()));
         }
-        check_folders(&self.directories)?;
+        check_folders("--directories", &self.directories)?;
         let mut folders = self.directories.clone();
         folders.extend(tradehub_schema::Directories::default_folders());
         Ok(Some(std::sync::Arc::new(
@@ -398,11 +403,12 @@ fn check_env_folders() -> Result<(), CliError> {
 }
 
 /// Every folder given for directories must exist.
-fn check_folders(folders: &[PathBuf]) -> Result<(), CliError> {
+/// Each of `folders`, given with `flag`, is a folder.
+fn check_folders(flag: &str, folders: &[PathBuf]) -> Result<(), CliError> {
     for folder in folders {
         if !folder.is_dir() {
             return Err(CliError::Usage(format!(
-                "--directories {}: not a folder",
+                "{flag} {}: not a folder",
                 folder.display()
             )));
         }
@@ -754,6 +760,7 @@ struct HubConfig {
     refusal_retention_days: Option<u64>,
     country: Option<String>,
     hub_id: Option<String>,
+    recipient_ids: Option<Vec<String>>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
 }
@@ -1280,6 +1287,7 @@ where
             refusal_retention_days,
             country,
             hub_id,
+            recipient_ids,
             tls_cert,
             tls_key,
         } => (|| {
@@ -1302,7 +1310,7 @@ where
                 .unwrap_or_else(|| store.data_dir().join("drop"));
             let mut folders = directories;
             folders.extend(file.directories.unwrap_or_default());
-            check_folders(&folders)?;
+            check_folders("--directories", &folders)?;
             check_env_folders()?;
             let catalogue = load_catalogue(config_file(
                 agencies.or(file.agencies).as_deref(),
@@ -1323,6 +1331,11 @@ where
                 routing,
                 risk,
                 hub_id: hub_id.or(file.hub_id).unwrap_or(defaults.hub_id),
+                recipient_ids: if recipient_ids.is_empty() {
+                    file.recipient_ids.unwrap_or_default()
+                } else {
+                    recipient_ids
+                },
                 permit_timeout_secs: permit_timeout_secs
                     .or(file.permit_timeout_secs)
                     .map_or(defaults.permit_timeout_secs, |s| {

@@ -110,8 +110,13 @@ pub struct Reply {
 pub struct Clearance {
     pub routing: Routing,
     pub risk: RiskProfile,
-    /// The hub's own identity in answers (UNB sender of CUSRES/APERAK).
+    /// The hub's own identity in answers (UNB sender of CUSRES/APERAK),
+    /// and the UNB recipient (S003 0010) it takes interchanges for.
     pub hub_id: String,
+    /// Further UNB recipient ids the hub takes interchanges for (the
+    /// administration's other names, e.g. `KRCUSTOMS`); an interchange
+    /// addressed to anyone else is rejected (E0007).
+    pub recipient_ids: Vec<String>,
     /// How long an agency has to answer a permit request.
     pub permit_timeout_secs: i64,
     /// Relative tolerance of totals against the items (rules).
@@ -121,12 +126,20 @@ pub struct Clearance {
     pub country: String,
 }
 
+impl Clearance {
+    /// True when the hub takes interchanges addressed to `id`.
+    pub fn is_recipient(&self, id: &str) -> bool {
+        id == self.hub_id || self.recipient_ids.iter().any(|r| r == id)
+    }
+}
+
 impl Default for Clearance {
     fn default() -> Self {
         Clearance {
             routing: Routing::default(),
             risk: RiskProfile::default(),
             hub_id: "TRADEHUB".into(),
+            recipient_ids: Vec::new(),
             permit_timeout_secs: 24 * 3600,
             tolerance: Decimal::new(1, 2),
             country: "KR".into(),

@@ -318,6 +318,7 @@ impl Intake {
         let limits = self.limits;
         let directories = self.directories.clone();
         let rule_settings = self.clearance.rule_settings(now);
+        let clearance = self.clearance.clone();
         let size = bytes.len();
         let max_messages = self.max_messages;
         let (parsed, mapped, bytes) = cpu_work(size, move || {
@@ -334,6 +335,7 @@ impl Intake {
                 .run(|_, _| {})
                 .unwrap_or_default();
             refuse_test(&mut parsed);
+            refuse_misaddressed(&mut parsed, &clearance);
             // Only a valid interchange goes on: each message is mapped to
             // the canonical model and checked by the business rules.
             let too_many = parsed.interchange.counts.messages > max_messages as u64;
@@ -418,7 +420,7 @@ impl Intake {
             (!ic.control_reference.is_empty()).then(|| storable(&ic.control_reference));
 
         let id = uuid::Uuid::now_v7().to_string();
-        let ack = contrl_for(&parsed, &id, now);
+        let ack = contrl_for(&parsed, &id, &self.clearance.hub_id, now);
         let valid = parsed.is_valid();
         let status = if valid {
             status::VALIDATED
@@ -1118,7 +1120,12 @@ impl Intake {
             detail.clone(),
         ));
         dup.error_count += 1;
-        let ack = contrl_for(&dup, &uuid::Uuid::now_v7().to_string(), now);
+        let ack = contrl_for(
+            &dup,
+            &uuid::Uuid::now_v7().to_string(),
+            &self.clearance.hub_id,
+            now,
+        );
         self.store
             .append_event(
                 &original.id,
@@ -1216,18 +1223,50 @@ pub(crate) fn refuse_test(parsed: &mut Parsed) {
     parsed.error_count += 1;
 }
 
-fn contrl_for(parsed: &Parsed, id: &str, now: Timestamp) -> String {
+/// An interchange addressed (UNB S003 0010) to someone other than this hub
+/// is rejected with 0085 code 7, "interchange recipient not actual
+/// recipient": it is not taken as a declaration meant for this
+/// administration, and the CONTRL is signed by the hub, not by the party
+/// named.
+pub(crate) fn refuse_misaddressed(parsed: &mut Parsed, clearance: &clearance::Clearance) {
+    let ic = &parsed.interchange;
+    if ic.header.is_none() || ic.recipient.id.is_empty() || clearance.is_recipient(&ic.recipient.id)
+    {
+        return;
+    }
+    let location = crate::diag::Location {
+        interchange: (!ic.control_reference.is_empty()).then(|| ic.control_reference.clone()),
+        segment: Some(1),
+        tag: Some("UNB".into()),
+        element: Some(3),
+        component: Some(1),
+        ..crate::diag::Location::default()
+    };
+    let detail = format!(
+        "the interchange is addressed to {:?} (UNB S003 0010), not to this hub ({:?}): send it to {:?} under a new control reference",
+        ic.recipient.id, clearance.hub_id, clearance.hub_id
+    );
+    parsed
+        .issues
+        .push(Issue::error(Code::RecipientNotActual, location, detail));
+    parsed.error_count += 1;
+}
+
+fn contrl_for(parsed: &Parsed, id: &str, hub_id: &str, now: Timestamp) -> String {
     let unique: String = id
         .chars()
         .filter(char::is_ascii_hexdigit)
         .rev()
         .take(13)
         .collect();
-    let options = contrl::Options::at(
-        now,
-        parsed.interchange.syntax_version == "4",
-        unique.to_uppercase(),
-    );
+    let options = contrl::Options {
+        hub_id: hub_id.to_owned(),
+        ..contrl::Options::at(
+            now,
+            parsed.interchange.syntax_version == "4",
+            unique.to_uppercase(),
+        )
+    };
     contrl::build(parsed, &options).text()
 }
 
