@@ -160,9 +160,9 @@ pub fn build(parsed: &Parsed, options: &Options) -> Contrl {
     // ones beside groups, E0030, or in a group not kept in the tree): their
     // UCMs are the CONTRL's segment group 1, which comes before the UCFs of
     // segment group 3 (a UCM after a UCF would be read as that group's).
-    // CONTRL's segment groups 1 and 4 (UCM) occur 999 times at most, as
-    // do group 3 (UCF) and groups 2 and 5 (UCS) per message: beyond, the UCI (and UCF)
-    // rejection says it all, and the CONTRL stays valid.
+    // CONTRL's segment groups 1 and 4 (UCM) and 3 (UCF) occur 999999
+    // times at most, groups 2 and 5 (UCS) 999 times per message: beyond,
+    // the UCI (and UCF) rejection says it all, and the CONTRL stays valid.
     for ((_, position, reference), issues) in message_errors
         .iter()
         .filter(|((g, _, _), _)| g.as_ref().is_none_or(|g| !group_order.contains(g)))
@@ -175,7 +175,7 @@ pub fn build(parsed: &Parsed, options: &Options) -> Contrl {
             v4,
         ));
     }
-    // Segment group 3 (UCF) occurs 999 times at most too.
+    // Segment group 3 (UCF) occurs 999999 times at most too.
     let mut ucfs = 0usize;
     for group in &subject.groups {
         let g_errors = group_errors.get(&group.reference);
@@ -190,22 +190,28 @@ pub fn build(parsed: &Parsed, options: &Options) -> Contrl {
             break;
         }
         ucfs += 1;
+        // S006/S007 as UCF holds them (an..35 and an..4), 0048 as an..14,
+        // as UCI and UCM cut theirs: the CONTRL stays valid whatever the
+        // group header carried (its errors are reported on the UCF).
+        let group_party = |at: usize| {
+            let parts = group
+                .header
+                .element(at)
+                .map(|e| e.components().to_vec())
+                .unwrap_or_default();
+            party(
+                parts.first().map_or("", String::as_str),
+                parts.get(1).map_or("", String::as_str),
+            )
+        };
+        let group_reference = match group.reference.as_str() {
+            "" => "0",
+            reference => reference,
+        };
         let mut ucf = vec![
-            Element::simple(&group.reference),
-            Element::composite(
-                group
-                    .header
-                    .element(1)
-                    .map(|e| e.components().to_vec())
-                    .unwrap_or_default(),
-            ),
-            Element::composite(
-                group
-                    .header
-                    .element(2)
-                    .map(|e| e.components().to_vec())
-                    .unwrap_or_default(),
-            ),
+            Element::simple(super::cut(group_reference, 14)),
+            group_party(1),
+            group_party(2),
             // Listed only with errors in it or its messages, so rejected,
             // as the interchange is: a group with errors only in its
             // messages too.
@@ -226,7 +232,9 @@ pub fn build(parsed: &Parsed, options: &Options) -> Contrl {
     }
 
     let reference = options.reference.clone();
-    let version = if v4 { ("4", "1") } else { ("2", "2") };
+    // The CONTRL of syntax versions 1 to 3 is version D release 3 (the
+    // JWG1 syntax 3 service directory; 2:2 is its superseded 1990s form).
+    let version = if v4 { ("4", "1") } else { ("D", "3") };
     let mut segments = Vec::with_capacity(body.len() + 4);
     // The CONTRL answers in the subject's syntax level and version when the
     // hub supports them, else in UNOC version 3.
@@ -382,8 +390,12 @@ fn party(id: &str, qualifier: &str) -> Element {
     }
 }
 
-/// Most occurrences of a CONTRL segment group (UCM, UCF, UCS: 999).
-const MAX_GROUP: usize = 999;
+/// Most occurrences of CONTRL's segment groups 1, 3 and 4 (UCM, UCF):
+/// 999999 (ISO 9735 part 11 and the syntax 3 service directory).
+const MAX_GROUP: usize = 999_999;
+
+/// Most occurrences of CONTRL's segment groups 2 and 5 (UCS) in a message.
+const MAX_UCS: usize = 999;
 
 /// A message with errors: its group, its UNH position (0 when not known)
 /// and its reference; ordered as the messages came.
@@ -425,13 +437,21 @@ fn message_response(
 ) -> Vec<Segment> {
     // Only messages whose S009 is known get here (see `build`).
     let s009 = match message {
-        Some(m) => Element::composite([
-            super::cut(&m.message_type, 6),
-            super::cut(&m.version, 3),
-            super::cut(&m.release, 3),
-            // 0051 is an..2 before version 4, an..3 from it on.
-            super::cut(&m.agency, if v4 { 3 } else { 2 }),
-        ]),
+        Some(m) => {
+            let mut parts = vec![
+                super::cut(&m.message_type, 6),
+                super::cut(&m.version, 3),
+                super::cut(&m.release, 3),
+                // 0051 is an..2 before version 4, an..3 from it on.
+                super::cut(&m.agency, if v4 { 3 } else { 2 }),
+            ];
+            // The association assigned code (0057, an..6) names the
+            // subset the message follows, as its UNH did.
+            if !m.association_code.is_empty() {
+                parts.push(super::cut(&m.association_code, 6));
+            }
+            Element::composite(parts)
+        }
         None => Element::simple(""),
     };
     let mut ucm = vec![
@@ -465,7 +485,7 @@ fn message_response(
             by_segment.entry(pos).or_default().push(issue);
         }
     }
-    for (pos, seg_issues) in by_segment.into_iter().take(MAX_GROUP) {
+    for (pos, seg_issues) in by_segment.into_iter().take(MAX_UCS) {
         let segment_level = seg_issues.iter().find(|i| i.location.element.is_none());
         let mut ucs = vec![Element::simple(pos.to_string())];
         if let Some(first) = segment_level {
@@ -546,7 +566,8 @@ fn s011(issue: &Issue, v4: bool) -> Element {
 fn number(issue: &Issue, v4: bool) -> String {
     let code = issue.code.syntax_error_number().unwrap_or(18);
     let code = match code {
-        1 if v4 => 18,
+        // Withdrawn from 0085 (the lists of syntax 3 and 4 have no code 1).
+        1 => 18,
         // A decimal mark advised in UNA that cannot be one: a character
         // invalid as service character; in a value: an invalid value.
         19 if v4 && issue.location.tag.as_deref() == Some("UNA") => 20,
@@ -802,11 +823,24 @@ mod tests {
         assert!(!out.contains("UCD+38"), "{out}");
     }
 
-    /// CONTRL's UCM and UCS groups occur 999 times at most: an interchange
-    /// of 1,200 messages in error is answered by 999 UCMs under its
-    /// rejecting UCI, and the CONTRL is itself valid.
+    /// A UNA whose decimal mark cannot be one: in syntax 4 an invalid
+    /// service character (20) at UNA (0135), as version 4's list has no
+    /// 19; the CONTRL of syntax 3 is CONTRL D:3.
     #[test]
-    fn ucm_groups_stop_at_999() {
+    fn a_bad_una_decimal_mark_in_syntax_4_is_code_20_at_una() {
+        let text = "UNA:+;? 'UNB+UNOC:4+S+R+20261124:1030+REF'UNH+1+CUSDEC:D:96B:UN'BGM+929+A+9'UNT+3+1'UNZ+1+REF'";
+        let out = contrl_for(&crate::edifact::parse(text.as_bytes())).text();
+        assert!(out.contains("UCI+REF+S+R+4+20+UNA'"), "{out}");
+        let v3 = "UNA:+.? 'UNB+UNOC:3+S+R+261124:1030+REF'UNH+1+CUSDEC:D:96B:UN'BGM+929+A+9'UNT+3+1'UNZ+1+REF'";
+        let out = contrl_for(&crate::edifact::parse(v3.as_bytes())).text();
+        assert!(out.contains("UNH+1+CONTRL:D:3:UN'"), "{out}");
+    }
+
+    /// CONTRL's UCM groups occur 999999 times (not 999, as one schema of
+    /// it has): an interchange of 1,200 messages in error is answered by
+    /// 1,200 UCMs under its rejecting UCI, and the CONTRL is itself valid.
+    #[test]
+    fn ucm_groups_go_beyond_999() {
         let mut text = String::from("UNA:+.? 'UNB+UNOC:3+S+R+261124:1030+REF'");
         for n in 1..=1200 {
             text.push_str(&format!("UNH+{n}+CUSDEC:D:96B:UN'BGM+929+A+9'UNT+9+{n}'"));
@@ -815,7 +849,15 @@ mod tests {
         let parsed = crate::edifact::parse(text.as_bytes());
         let contrl = contrl_for(&parsed);
         let out = contrl.text();
-        assert_eq!(out.matches("UCM+").count(), 999, "{}", out.len());
+        // One UCM per message whose errors the parser recorded (it keeps
+        // the first 1,000 issues and counts the rest): more than 999.
+        let recorded: std::collections::BTreeSet<_> = parsed
+            .issues
+            .iter()
+            .filter_map(|i| i.location.message.clone())
+            .collect();
+        assert!(recorded.len() > 999, "{}", recorded.len());
+        assert_eq!(out.matches("UCM+").count(), recorded.len(), "{}", out.len());
         assert!(
             out.contains("UCI+REF+S+R+4"),
             "{}",
@@ -826,10 +868,10 @@ mod tests {
         assert!(errors.is_empty(), "{errors:#?}");
     }
 
-    /// Segment group 3 (UCF) stops at 999 too: 1,200 groups, each with a
-    /// message in error, are answered by 999 UCFs.
+    /// Segment group 3 (UCF) goes beyond 999 too: 1,200 groups, each with
+    /// a message in error, are answered by 1,200 UCFs.
     #[test]
-    fn ucf_groups_stop_at_999() {
+    fn ucf_groups_go_beyond_999() {
         let mut text = String::from("UNA:+.? 'UNB+UNOC:3+S+R+261124:1030+REF'");
         for n in 1..=1200 {
             text.push_str(&format!(
@@ -840,9 +882,15 @@ mod tests {
         let parsed = crate::edifact::parse(text.as_bytes());
         let contrl = contrl_for(&parsed);
         let out = contrl.text();
+        let recorded: std::collections::BTreeSet<_> = parsed
+            .issues
+            .iter()
+            .filter_map(|i| i.location.group.clone())
+            .collect();
+        assert!(recorded.len() > 999, "{}", recorded.len());
         assert_eq!(
             out.matches("UCF+").count(),
-            999,
+            recorded.len(),
             "{} issues ({} dropped), {} groups, {:?}",
             parsed.issues.len(),
             parsed.dropped_issues,

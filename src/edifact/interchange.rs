@@ -844,6 +844,7 @@ impl<R: Read> Parser<R> {
         for p in problems {
             let mut location = Location::at_offset(p.offset);
             location.segment = position;
+            location.tag = p.tag.map(str::to_owned);
             self.sink.push(problem_issue(p, location));
         }
     }

@@ -49,6 +49,8 @@ pub struct LexProblem {
     pub detail: String,
     /// Tolerated deviation (reported as a warning, not an error).
     pub warning: bool,
+    /// The service segment it is in, where the lexer knows it (UNA).
+    pub tag: Option<&'static str>,
 }
 
 impl LexProblem {
@@ -62,6 +64,7 @@ impl LexProblem {
             component: None,
             detail: detail.into(),
             warning,
+            tag: None,
         }
     }
 }
@@ -803,11 +806,14 @@ impl<R: io::Read> Lexer<R> {
         let una = head.get(..9).and_then(|h| <[u8; 9]>::try_from(h).ok());
         if starts_una {
             let Some(una) = una else {
-                self.problems.push(LexProblem::at(
-                    Code::UnaNotSupported,
-                    self.offset,
-                    "UNA service string advice is shorter than 9 characters",
-                ));
+                self.problems.push(LexProblem {
+                    tag: Some("UNA"),
+                    ..LexProblem::at(
+                        Code::UnaNotSupported,
+                        self.offset,
+                        "UNA service string advice is shorter than 9 characters",
+                    )
+                });
                 let n = self.unread().len();
                 self.advance(n);
                 return Ok(self.seps);
@@ -831,11 +837,14 @@ impl<R: io::Read> Lexer<R> {
                     ),
                 };
                 let ch = chars.get(i).copied().unwrap_or(0);
-                self.problems.push(LexProblem::at(
-                    code,
-                    self.offset + 3 + i as u64,
-                    format!("UNA character {} ({}): {what}", i + 1, show_byte(ch)),
-                ));
+                self.problems.push(LexProblem {
+                    tag: Some("UNA"),
+                    ..LexProblem::at(
+                        code,
+                        self.offset + 3 + i as u64,
+                        format!("UNA character {} ({}): {what}", i + 1, show_byte(ch)),
+                    )
+                });
             }
             self.una = Some(una);
             self.seps = seps;
@@ -1528,6 +1537,7 @@ fn split(
                                     show_byte(next)
                                 ),
                                 warning: true,
+                                tag: None,
                             });
                         }
                     }
@@ -1639,6 +1649,7 @@ fn invalid_char(offset: u64, b: u8, elem: u16, rep: u16, comp: u16) -> LexProble
             show_byte(b)
         ),
         warning: false,
+        tag: None,
     }
 }
 
@@ -1651,6 +1662,7 @@ fn trailing(offset: u64, elem: u16) -> LexProblem {
         component: None,
         detail: "separator before the segment terminator or data element separator: empty trailing constituents must be omitted".into(),
         warning: true,
+        tag: None,
     }
 }
 

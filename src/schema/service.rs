@@ -480,34 +480,38 @@ fn s011(v4: bool) -> ElementDef {
 
 /// The CONTRL message (syntax and service report), ISO 9735: UCI, then
 /// either SG1 (UCM with SG2 of UCS and UCD) for messages outside groups or
-/// SG3 (UCF with SG4 of UCM with SG5 of UCS and UCD) for groups. The
-/// repetition limits follow the machine-readable reference noted in the
-/// project (staedi's CONTRL schema, which nests the groups correctly).
+/// SG3 (UCF with SG4 of UCM with SG5 of UCS and UCD) for groups; the
+/// nesting as staedi's CONTRL schema has it, the repetition limits as the
+/// ISO 9735-11 segment table (and the syntax 3 service directory) give
+/// them, where that schema has 999 for every group.
 pub fn contrl() -> MessageDef {
     let seg = |tag: &str, status: Status, max: u32| Node::Segment {
         tag: tag.into(),
         status,
         max,
     };
-    let group = |number: u16, children: Vec<Node>| Node::Group {
+    // Groups 1, 3 and 4 (UCM, UCF) repeat 999999 times, 2 and 5 (UCS)
+    // 999 times (ISO 9735-11 and the syntax 3 service directory).
+    let group = |number: u16, max: u32, children: Vec<Node>| Node::Group {
         number,
         status: C,
-        max: 999,
+        max,
         children,
     };
-    let errors = |number: u16| group(number, vec![seg("UCS", M, 1), seg("UCD", C, 99)]);
+    let errors = |number: u16| group(number, 999, vec![seg("UCS", M, 1), seg("UCD", C, 99)]);
     MessageDef {
         kind: "CONTRL".into(),
         profile: None,
         nodes: vec![
             seg("UNH", M, 1),
             seg("UCI", M, 1),
-            group(1, vec![seg("UCM", M, 1), errors(2)]),
+            group(1, 999_999, vec![seg("UCM", M, 1), errors(2)]),
             group(
                 3,
+                999_999,
                 vec![
                     seg("UCF", M, 1),
-                    group(4, vec![seg("UCM", M, 1), errors(5)]),
+                    group(4, 999_999, vec![seg("UCM", M, 1), errors(5)]),
                 ],
             ),
             seg("UNT", M, 1),
