@@ -260,3 +260,35 @@ fn ack_res_rejects_what_the_mapping_refuses() {
         "{json:#}"
     );
 }
+
+/// A document read from a pipe (which says nothing of its size) is read
+/// one byte past `--xml-max-bytes` at most: refused with XML004, not kept
+/// whole in memory.
+#[test]
+fn a_piped_document_is_read_up_to_its_limit() {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tradehub"))
+        .args(["check", "--xml-max-bytes", "4096", "/dev/stdin"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    // More than the hub would ever read; the writer stops when the
+    // command has stopped reading (a broken pipe).
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(b"<?xml version=\"1.0\"?><Declaration>");
+        let chunk = vec![b' '; 64 * 1024];
+        for _ in 0..1024 {
+            if stdin.write_all(&chunk).is_err() {
+                break;
+            }
+        }
+    });
+    let out = child.wait_with_output().unwrap();
+    drop(writer);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(text.contains("XML004"), "{text}");
+    assert!(text.contains("document of 4097 bytes"), "{text}");
+}

@@ -1564,8 +1564,19 @@ fn check_xml(
     let report = if size > limit as u64 {
         validator.oversized(size)
     } else {
-        rest.read_to_end(&mut head).map_err(io_err)?;
-        validator.validate(&head, &path.display().to_string())
+        // A pipe or device says nothing of its size: read at most one byte
+        // over the limit, so that an endless stream is refused, not kept.
+        let room = (limit as u64 + 1).saturating_sub(head.len() as u64);
+        (&mut rest)
+            .take(room)
+            .read_to_end(&mut head)
+            .map_err(io_err)?;
+        if head.len() > limit {
+            // (Not read to its end: it may have none.)
+            validator.oversized(head.len() as u64)
+        } else {
+            validator.validate(&head, &path.display().to_string())
+        }
     };
     let errors = report.issues.iter().filter(|i| i.is_error()).count() as u64;
     Ok(FileReport {
@@ -1941,8 +1952,8 @@ fn route(
                 })?;
         // What the hub would reject the interchange for is said, and the
         // command fails, as `check` and `convert` do.
-        for issue in parsed.issues.iter().filter(|i| i.is_error()) {
-            failed = true;
+        for issue in &parsed.issues {
+            failed |= issue.is_error();
             let _ = writeln!(err, "{}: {issue}", path.display());
         }
         for mapped in all {
@@ -2042,7 +2053,9 @@ fn convert_json(path: &Path, bytes: &[u8]) -> Result<u8, CliError> {
             })?;
     let mut failed = !parsed.is_valid();
     let mut err = io::stderr().lock();
-    for issue in parsed.issues.iter().filter(|i| i.is_error()) {
+    // Warnings too: among them EDI106, how many issues were counted
+    // beyond those recorded.
+    for issue in &parsed.issues {
         let _ = writeln!(err, "{}: {issue}", path.display());
     }
     let mut documents = Vec::new();
@@ -2132,7 +2145,7 @@ fn convert_xml(path: &Path, bytes: &[u8], out_dir: Option<&Path>) -> Result<u8, 
                     source,
                 })?;
         failed |= !parsed.is_valid();
-        for issue in parsed.issues.iter().filter(|i| i.is_error()) {
+        for issue in &parsed.issues {
             let _ = writeln!(err, "{shown}: {issue}");
         }
         for m in messages {
