@@ -163,8 +163,9 @@ codes! {
     /// Project code: a well-formed WCO document that is not a declaration
     /// (e.g. a response) submitted to the hub, which takes declarations.
     XmlNotDeclaration = "XML012",
-    /// Project code: an element or attribute name is longer than the
-    /// configured limit, or the document uses more distinct names than it.
+    /// Project code: an element or attribute name is longer than 256
+    /// bytes, or the document uses more than 4096 distinct names (fixed
+    /// limits of the guard pass).
     XmlNames = "XML013",
     /// Project code: a non-empty value of the message that no mapping rule
     /// read; reported so that nothing is dropped silently (warning).

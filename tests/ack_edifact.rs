@@ -101,6 +101,7 @@ fn envelope(reference: &str) -> Envelope {
         hub_qualifier: "ZZZ".into(),
         partner: "KRBROKER01".into(),
         partner_qualifier: "ZZZ".into(),
+        partner_routing: String::new(),
         syntax_identifier: "UNOC".into(),
         syntax_version: 3,
         reference: reference.into(),
@@ -325,7 +326,19 @@ fn error_groups(segments: &[Segment]) -> Vec<Group> {
             seg.get(0, 0).unwrap().to_owned(),
             text(ftx),
             rff.element(0).unwrap().components().to_vec(),
-            place.element(3).unwrap().components().to_vec(),
+            // Each part after the first starts with the space that parts
+            // them (the lines join back without a separator).
+            place
+                .element(3)
+                .unwrap()
+                .components()
+                .iter()
+                .enumerate()
+                .map(|(n, part)| {
+                    assert_eq!(n > 0, part.starts_with(' '), "{part:?}");
+                    part.trim_start().to_owned()
+                })
+                .collect(),
         ));
     }
     out

@@ -76,9 +76,11 @@ impl Deployment {
     /// of the test RabbitMQ, acting for KMDIA; `None` outside CI when a
     /// service is missing.
     async fn new() -> Option<Deployment> {
-        let (store_url, db_name) = common::pg_database().await?;
+        // The broker first: a database made before a missing broker is
+        // found would be left behind.
         let conn = common::broker().await?;
         let _ = conn.close(200, "checked".into()).await;
+        let (store_url, db_name) = common::pg_database().await?;
         let dir = std::env::temp_dir().join(format!(
             "tradehub-production-{}",
             uuid::Uuid::now_v7().simple()
@@ -440,6 +442,13 @@ async fn kill_9_loses_nothing(d: &Deployment, conn: &Connection, server: Server,
                     Some(r) if r.status == 202 => {
                         let id = r.json()["interchange"]["id"].as_str().unwrap().to_owned();
                         acked.lock().unwrap().push((reference, id));
+                    }
+                    // Busy, or the store failed for the moment: the hub
+                    // stored nothing; the sender tries again later, under
+                    // a new reference (this one may be taken after all).
+                    Some(r) if r.status == 503 => {
+                        unknown.lock().unwrap().push(reference);
+                        std::thread::sleep(Duration::from_millis(50));
                     }
                     Some(r) => panic!("unexpected {} for {reference}", r.status),
                     None => {

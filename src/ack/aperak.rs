@@ -159,6 +159,7 @@ mod tests {
             hub_qualifier: String::new(),
             partner: "PARTNER".into(),
             partner_qualifier: String::new(),
+            partner_routing: String::new(),
             syntax_identifier: "UNOC".into(),
             syntax_version: 3,
             reference: "A1".into(),

@@ -4,7 +4,7 @@
 //! and UCD for segments and data elements).
 //!
 //! Syntax version 4 interchanges get a CONTRL 4:1 (UCI/UCM with 0135 and a
-//! three-part S011); versions 1 to 3 get the version 3 layout (CONTRL 2:2,
+//! three-part S011); versions 1 to 3 get the version 3 layout (CONTRL D:3,
 //! 0013 and a two-part S011).
 
 use std::collections::BTreeMap;
@@ -262,9 +262,12 @@ pub fn build(parsed: &Parsed, options: &Options) -> Contrl {
                     &subject.recipient.qualifier,
                 )
             },
-            party(
+            // Back to the sender, by its reverse routing address (S002
+            // 0008) when it gave one.
+            super::routed_party(
                 &or_else(&subject.sender.id, &options.fallback_recipient),
                 &subject.sender.qualifier,
+                &subject.sender.internal_id,
             ),
             Element::composite([options.date.as_str(), options.time.as_str()]),
             Element::simple(&reference),
@@ -557,12 +560,12 @@ fn s011(issue: &Issue, v4: bool) -> Element {
     Element::composite(parts)
 }
 
-/// The 0085 number of an issue; project codes map to 18 (unspecified error).
-/// The syntax error code (0085) of an issue. Version 4's list (ISO 9735
-/// part 11) no longer has 1 (UNA not supported), 19 (invalid decimal
-/// notation), 31 (more than one message type in group) or 38 (missing
-/// digit in front of decimal sign), which the list of the CONTRL of
-/// version 3 (UNSL D.96B) has: a CONTRL 4 says what its list can.
+/// The syntax error code (0085) of an issue; project codes map to 18
+/// (unspecified error), and so does 1 (UNA not supported), withdrawn from
+/// the lists of syntax 3 and 4. Version 4's list (ISO 9735 part 11) no
+/// longer has 19 (invalid decimal notation), 31 (more than one message
+/// type in group) or 38 (missing digit in front of decimal sign), which
+/// the version 3 list has: a CONTRL 4 says what its list can.
 fn number(issue: &Issue, v4: bool) -> String {
     let code = issue.code.syntax_error_number().unwrap_or(18);
     let code = match code {

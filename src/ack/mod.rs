@@ -32,6 +32,10 @@ pub struct Envelope {
     pub partner: String,
     /// Its identification code qualifier (0007), as the partner gave it.
     pub partner_qualifier: String,
+    /// The address for reverse routing the partner gave in its UNB S002
+    /// (0008), carried back in the answer's S003 (0014) so that a network
+    /// routing on it delivers the answer.
+    pub partner_routing: String,
     /// Syntax identifier, e.g. `UNOC`; one tradehub does not support is
     /// answered in UNOC.
     pub syntax_identifier: String,
@@ -207,8 +211,10 @@ fn erc(code: &str) -> Segment {
 /// 70-character parts of C108 (a longer text ends its fifth with `...`).
 fn ftx(subject: &str, parts: &[String]) -> Segment {
     let mut texts: Vec<String> = Vec::new();
-    for part in parts {
-        texts.extend(wrap(part, 70));
+    for (n, part) in parts.iter().enumerate() {
+        // A part after the first starts with a space too: all the lines
+        // joined without a separator are the parts joined by one.
+        texts.extend(wrap_on(part, 70, n > 0));
     }
     if texts.len() > 5 {
         // Said, not silently dropped: the fifth part ends with "...".
@@ -264,11 +270,13 @@ fn cut(text: &str, max: usize) -> String {
 /// possible. Joined without a separator the lines give the text back (its
 /// words one space apart): a line cut at a space carries that space at its
 /// start, where a receiver keeps it (trailing spaces are often trimmed).
-fn wrap(text: &str, width: usize) -> Vec<String> {
+/// `continued`: the text continues one before it, so its first word is
+/// carried with the space that parts them.
+fn wrap_on(text: &str, width: usize, continued: bool) -> Vec<String> {
     let mut lines = Vec::new();
     let mut line = String::new();
     for (n, word) in text.split_whitespace().enumerate() {
-        let mut piece = if n == 0 {
+        let mut piece = if n == 0 && !continued {
             word.to_owned()
         } else {
             format!(" {word}")
@@ -331,7 +339,11 @@ fn interchange(envelope: &Envelope, message_type: &str, body: Vec<Segment>) -> S
         vec![
             Element::composite([syntax_id.to_owned(), version.to_string()]),
             party(&envelope.hub, &envelope.hub_qualifier),
-            party(&envelope.partner, &envelope.partner_qualifier),
+            routed_party(
+                &envelope.partner,
+                &envelope.partner_qualifier,
+                &envelope.partner_routing,
+            ),
             Element::composite([at.edifact_date(v4), at.edifact_time()]),
             Element::simple(&reference),
         ],
@@ -397,6 +409,15 @@ fn upper(segment: &Segment) -> Segment {
         })
         .collect();
     Segment::new(segment.tag.clone(), elements)
+}
+
+/// UNB S003 with the routing address (0014, an..14 in syntax 3, an..35
+/// in 4 as 0014 internal identification) after the id and qualifier.
+pub(crate) fn routed_party(id: &str, qualifier: &str, routing: &str) -> Element {
+    if routing.is_empty() {
+        return party(id, qualifier);
+    }
+    Element::composite([cut(id, 35), cut(qualifier, 4), cut(routing, 14)])
 }
 
 /// UNB S002/S003: the id (an..35) and, when there is one, its qualifier
@@ -486,18 +507,18 @@ mod tests {
 
     #[test]
     fn text_wraps_at_spaces_and_splits_long_words() {
-        assert_eq!(wrap("aa bb cc", 5), vec!["aa bb", " cc"]);
+        assert_eq!(wrap_on("aa bb cc", 5, false), vec!["aa bb", " cc"]);
         // Joined without a separator, the lines are the text again.
         let text = "permit 01a2 refused by KMDIA: not registered as a medical device importer";
         for width in 3..40 {
-            let lines = wrap(text, width);
+            let lines = wrap_on(text, width, false);
             assert!(
                 lines.iter().all(|l| l.chars().count() <= width),
                 "{lines:?}"
             );
             assert_eq!(lines.concat(), text, "width {width}");
         }
-        assert_eq!(wrap("abcdefgh", 3), vec!["abc", "def", "gh"]);
-        assert_eq!(wrap("", 3), Vec::<String>::new());
+        assert_eq!(wrap_on("abcdefgh", 3, false), vec!["abc", "def", "gh"]);
+        assert_eq!(wrap_on("", 3, false), Vec::<String>::new());
     }
 }

@@ -34,6 +34,11 @@ pub struct LoadOptions {
     pub agency_token: Option<String>,
     /// The agency the simulated desk answers for.
     pub agency: String,
+    /// The hub's UNB recipient id (its `--hub-id`).
+    pub hub_id: String,
+    /// The hub's `--amqp-prefix`: the AMQP senders publish to
+    /// `<prefix>tradehub.inbound`.
+    pub amqp_prefix: String,
     /// With `amqp_url`: AMQP senders publish to `tradehub.inbound` as this
     /// broker user (the hub partner of the same id) and time publish →
     /// CONTRL on their `reply_to` queue. Several users, comma-separated
@@ -81,10 +86,16 @@ fn figures(name: &str, mut lat: Vec<Duration>, errors: u64, elapsed: Duration) -
 /// its LRN, clean under the business rules; with `permit`, goods item 1 is
 /// a medical device (HS 901890) that needs KMDIA's permit.
 pub fn interchange(sender: &str, reference: &str, items: usize) -> Vec<u8> {
-    declaration(sender, reference, items, false)
+    declaration(sender, "TRADEHUB", reference, items, false)
 }
 
-fn declaration(sender: &str, reference: &str, items: usize, permit: bool) -> Vec<u8> {
+fn declaration(
+    sender: &str,
+    recipient: &str,
+    reference: &str,
+    items: usize,
+    permit: bool,
+) -> Vec<u8> {
     // In the order of the D.96B CUSDEC segment table, so that the hub's
     // structure validation accepts it.
     let mut segs = vec![
@@ -105,7 +116,8 @@ fn declaration(sender: &str, reference: &str, items: usize, permit: bool) -> Vec
     }
     segs.push("UNS+S".into());
     segs.push(format!("UNT+{}+1", segs.len() + 1));
-    let mut out = format!("UNA:+.? 'UNB+UNOC:3+{sender}:ZZZ+TRADEHUB:ZZZ+261124:1030+{reference}'");
+    let mut out =
+        format!("UNA:+.? 'UNB+UNOC:3+{sender}:ZZZ+{recipient}:ZZZ+261124:1030+{reference}'");
     for s in segs {
         out.push_str(&s);
         out.push('\'');
@@ -328,12 +340,13 @@ pub async fn run(opts: LoadOptions) -> Vec<Figures> {
             ))
         });
         let (token, sender, run) = (token.clone(), opts.sender.clone(), run_id.clone());
+        let hub_id = opts.hub_id.clone();
         let waiting = submitted.clone();
         let (lat, errors, elapsed) =
             run_senders(opts.senders, opts.duration, opts.rate, move |s, n| {
                 // UNB 0020 is an..14: L, the run, the sender, the count.
                 let lrn = format!("L{run}{:02}{:07}", s % 100, n % 10_000_000);
-                let body = declaration(&sender, &lrn, 5, permit);
+                let body = declaration(&sender, &hub_id, &lrn, 5, permit);
                 let (host, token, waiting) = (host.clone(), token.clone(), waiting.clone());
                 async move {
                     if permit && let Ok(mut m) = waiting.lock() {
@@ -467,11 +480,14 @@ async fn amqp_senders(url: &str, user: &str, run: &str, opts: &LoadOptions) -> F
     // The agency desk serves the HTTP phase; these declarations need no
     // permit, so that none is left waiting.
     let (run, permit) = (run.to_owned(), false);
+    let hub_id = opts.hub_id.clone();
+    let exchange = format!("{}tradehub.inbound", opts.amqp_prefix);
     let (lat, errors, elapsed) =
         run_senders(opts.senders, opts.duration, opts.rate, move |s, n| {
             let lrn = format!("A{run}{:02}{:07}", s % 100, n % 10_000_000);
             let user = sender_users.get(s).cloned().unwrap_or_default();
-            let body = declaration(&user, &lrn, 5, permit);
+            let body = declaration(&user, &hub_id, &lrn, 5, permit);
+            let exchange = exchange.clone();
             let senders = senders.clone();
             async move {
                 let Some(slot) = senders.get(s) else {
@@ -488,7 +504,7 @@ async fn amqp_senders(url: &str, user: &str, run: &str, opts: &LoadOptions) -> F
                     .with_message_id(lrn.as_str().into());
                 let published = ch
                     .basic_publish(
-                        "tradehub.inbound".into(),
+                        exchange.as_str().into(),
                         "inbound".into(),
                         BasicPublishOptions::default(),
                         &body,
@@ -686,7 +702,7 @@ mod tests {
     fn generated_interchanges_are_valid_and_pass_the_rules() {
         let directories = crate::schema::Directories::global();
         for permit in [false, true] {
-            let bytes = declaration("KRBROKER01", "L0001", 5, permit);
+            let bytes = declaration("KRBROKER01", "TRADEHUB", "L0001", 5, permit);
             let (parsed, mapped) =
                 crate::mapping::edifact::parse_and_map(&bytes, &directories).unwrap_or_default();
             assert!(parsed.is_valid(), "{:#?}", parsed.issues);
@@ -707,7 +723,8 @@ mod tests {
         assert_eq!(run.len(), 4);
         let reference = format!("L{run}{:02}{:07}", 99, 9_999_999);
         assert!(reference.len() <= 14, "{reference}");
-        let parsed = crate::edifact::parse(&declaration("LOADGEN", &reference, 5, true));
+        let parsed =
+            crate::edifact::parse(&declaration("LOADGEN", "TRADEHUB", &reference, 5, true));
         assert!(parsed.is_valid(), "{:#?}", parsed.issues);
     }
 

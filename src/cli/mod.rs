@@ -270,6 +270,12 @@ enum Command {
         /// several, comma-separated (name or name:password), share the senders.
         #[arg(long)]
         amqp_user: Option<String>,
+        /// The hub's UNB recipient id (its --hub-id) [default: TRADEHUB].
+        #[arg(long, env = "TRADEHUB_HUB_ID", default_value = "TRADEHUB")]
+        hub_id: String,
+        /// The hub's --amqp-prefix [default: none].
+        #[arg(long, env = "TRADEHUB_AMQP_PREFIX", default_value = "")]
+        amqp_prefix: String,
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
     },
@@ -402,8 +408,7 @@ fn check_env_folders() -> Result<(), CliError> {
     Ok(())
 }
 
-/// Every folder given for directories must exist.
-/// Each of `folders`, given with `flag`, is a folder.
+/// Each of `folders`, given with `flag`, must be a folder.
 fn check_folders(flag: &str, folders: &[PathBuf]) -> Result<(), CliError> {
     for folder in folders {
         if !folder.is_dir() {
@@ -1453,6 +1458,8 @@ where
             agency_token,
             agency,
             amqp_user,
+            hub_id,
+            amqp_prefix,
             format,
         } => {
             let opts = loadgen::LoadOptions {
@@ -1467,6 +1474,8 @@ where
                 agency_token,
                 agency,
                 amqp_user,
+                hub_id,
+                amqp_prefix,
             };
             run_loadgen(opts, format)
         }
@@ -1789,10 +1798,6 @@ fn rule_findings(target: &str, canonical: &serde_json::Value) -> Vec<Issue> {
 
 /// `convert --to json` of a WCO declaration: validated, then mapped by
 /// mappings/wco/DEC.toml.
-/// A WCO XML file validated (its errors written to `err`) and, when it is
-/// a declaration, mapped: the validation report, the mapping's target,
-/// value and issues. Anything else is refused; `done` says what only
-/// declarations get.
 /// True when the guard refused an XML document or it is not well-formed:
 /// it is not read further (not mapped), as the hub does not.
 fn unreadable_xml(report: &tradehub_xml::XmlReport) -> bool {
@@ -1813,8 +1818,12 @@ fn unreadable_xml(report: &tradehub_xml::XmlReport) -> bool {
     })
 }
 
-/// The WCO declaration mapped, or `None` when the document is unreadable
-/// (its errors printed: the command exits 1).
+/// A WCO XML file validated (its errors written to `err`) and, when it is
+/// a declaration, mapped: the validation report, the mapping's target,
+/// value and issues. Anything else is refused; `done` says what only
+/// declarations get.
+/// `None` when the document is unreadable (its errors printed: the
+/// command exits 1).
 #[allow(clippy::type_complexity)]
 fn map_wco_declaration(
     path: &Path,
@@ -2528,6 +2537,7 @@ fn ack_application(
             hub_qualifier: subject.recipient.qualifier.clone(),
             partner: subject.sender.id.clone(),
             partner_qualifier: subject.sender.qualifier.clone(),
+            partner_routing: subject.sender.internal_id.clone(),
             syntax_identifier: subject.syntax_identifier.clone(),
             syntax_version: version,
             // Unique per message and minute: kind letter, YYMMDDHHMM, index.
@@ -2592,13 +2602,12 @@ fn ack_application(
     Ok(if failed { EXIT_INVALID } else { EXIT_VALID })
 }
 
-/// A retention period given in units of `unit_secs` seconds: the default
-/// when not given, none (kept for good) when 0.
 /// `--amqp-prefix`: letters, digits, `.`, `-` and `_`, at most 64 bytes
 /// (the names it starts stay far below AMQP's 255).
 fn amqp_name_prefix(prefix: Option<String>) -> Result<String, CliError> {
     let prefix = prefix.unwrap_or_default();
     let fit = prefix.len() <= 64
+        && !prefix.starts_with("amq.")
         && prefix
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
@@ -2606,11 +2615,13 @@ fn amqp_name_prefix(prefix: Option<String>) -> Result<String, CliError> {
         Ok(prefix)
     } else {
         Err(CliError::Usage(format!(
-            "--amqp-prefix {prefix:?}: use at most 64 letters, digits, '.', '-' or '_'"
+            "--amqp-prefix {prefix:?}: use at most 64 letters, digits, '.', '-' or '_', not starting with amq. (the broker's own)"
         )))
     }
 }
 
+/// A retention period given in units of `unit_secs` seconds: the default
+/// when not given, none (kept for good) when 0.
 fn retention(
     given: Option<u64>,
     unit_secs: u64,

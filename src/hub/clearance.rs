@@ -103,6 +103,10 @@ pub struct Reply {
     pub sender_qualifier: String,
     #[serde(default)]
     pub recipient_qualifier: String,
+    /// The original's reverse routing address (UNB S002 0008), carried
+    /// back in the answers' S003 (0014).
+    #[serde(default)]
+    pub sender_routing: String,
 }
 
 /// The settings and tables of the workflow.

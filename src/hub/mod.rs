@@ -334,8 +334,9 @@ impl Intake {
                 .with_directories(directories.clone())
                 .run(|_, _| {})
                 .unwrap_or_default();
-            refuse_test(&mut parsed);
+            // Misaddressed first: the UCI names the first interchange error.
             refuse_misaddressed(&mut parsed, &clearance);
+            refuse_test(&mut parsed);
             // Only a valid interchange goes on: each message is mapped to
             // the canonical model and checked by the business rules.
             let too_many = parsed.interchange.counts.messages > max_messages as u64;
@@ -465,6 +466,7 @@ impl Intake {
             syntax_version: ic.syntax_version.parse().unwrap_or(4),
             interchange_reference: storable(&ic.control_reference),
             sender_qualifier: storable(&ic.sender.qualifier),
+            sender_routing: storable(&ic.sender.internal_id),
             recipient_qualifier: if ic.recipient.id == self.clearance.hub_id {
                 storable(&ic.recipient.qualifier)
             } else {

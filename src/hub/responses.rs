@@ -65,6 +65,7 @@ pub(crate) fn render(
             hub_qualifier: reply.recipient_qualifier.clone(),
             partner: reply.partner.clone(),
             partner_qualifier: reply.sender_qualifier.clone(),
+            partner_routing: reply.sender_routing.clone(),
             syntax_identifier: if reply.syntax_identifier.is_empty() {
                 "UNOC".into()
             } else {

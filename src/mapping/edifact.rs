@@ -365,7 +365,7 @@ impl Compiler<'_> {
                     .split_once('=')
                     .ok_or_else(|| format!("{step:?}: a filter is written [ELEMENT=CODE|CODE]"))?;
                 let (element, negate) = match element.trim().strip_suffix('!') {
-                    Some(element) => (element, true),
+                    Some(element) => (element.trim(), true),
                     None => (element.trim(), false),
                 };
                 let at = self.position(tag, &element.replace('.', "/"))?;
@@ -1555,10 +1555,6 @@ struct Run<'a> {
     deferred: Vec<(usize, &'a CompiledField, usize, Pos)>,
 }
 
-/// True when `raw` is a decimal that [`Decimal`] reads and writes back
-/// unchanged: digits, without a leading zero unless it is the only one
-/// before the point, then maybe a point and digits; 18 digits at most, so
-/// nothing is rounded.
 /// A numeric value as ISO 9735 writes one: an optional minus sign, digits,
 /// and at most one decimal mark (the interchange's; either `.` or `,` when
 /// it is not known) with digits on both sides. No plus sign, exponent,
@@ -1586,6 +1582,10 @@ fn edifact_decimal(raw: &str, mark: Option<char>) -> Option<Decimal> {
     text.parse::<Decimal>().ok()
 }
 
+/// True when `raw` is a decimal that [`Decimal`] reads and writes back
+/// unchanged: digits, without a leading zero unless it is the only one
+/// before the point, then maybe a point and digits; 18 digits at most, so
+/// nothing is rounded.
 fn plain_decimal(raw: &str) -> bool {
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
     let (whole, fraction) = match raw.split_once('.') {

@@ -537,9 +537,11 @@ impl Store {
         };
         match outcome {
             Ok(()) => {
-                if jobs.len() > 1 {
+                // Written: those not rolled back to their savepoint.
+                let written = results.iter().filter(|r| r.is_ok()).count();
+                if written > 1 {
                     count(&self.group_commits.groups, 1);
-                    count(&self.group_commits.grouped, jobs.len());
+                    count(&self.group_commits.grouped, written);
                 }
                 results
             }

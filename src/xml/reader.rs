@@ -38,7 +38,8 @@ pub struct XmlLimits {
     pub max_attribute_bytes: usize,
     /// Longest run of character data, in bytes.
     pub max_text_bytes: usize,
-    /// Longest element or attribute name, in bytes.
+    /// Longest element or attribute name, in bytes (not a setting of the
+    /// hub or the CLI: a fixed limit, like `max_names`).
     pub max_name_bytes: usize,
     /// Most distinct element and attribute names in one document (the WCO
     /// declaration schema has about 600; libxml2's name dictionary grows
