@@ -19,8 +19,8 @@ use tradehub::mapping::typed;
 use tradehub::mapping::wco;
 use tradehub::mapping::wco_out::{self, DecDocument, WcoOutMapping};
 use tradehub::model::{
-    Amount, Declaration, DeclarationFunction, DeclarationKind, DutyTax, GoodsItem, Moment,
-    Packages, Party, Totals, Transport,
+    Amount, Declaration, DeclarationFunction, DeclarationKind, Document, DutyTax, GoodsItem,
+    Moment, Packages, Party, Totals, Transport,
 };
 use tradehub::schema::Directories;
 use tradehub::xml::{XmlLimits, XmlReport, XmlValidator};
@@ -277,6 +277,26 @@ fn party(name: bool) -> impl Strategy<Value = Option<Party>> {
     }))
 }
 
+/// Documents as a WCO AdditionalDocument or PreviousDocument holds them:
+/// each part optional, at least one given.
+fn documents() -> impl Strategy<Value = Vec<Document>> {
+    prop::collection::vec(
+        (
+            prop::option::of("[A-Z0-9]{3}"),
+            prop::option::of("[A-Z]"),
+            prop::option::of(id(35)),
+        )
+            .prop_map(|(code, category, reference)| Document {
+                code,
+                category,
+                reference,
+                ..Document::default()
+            })
+            .prop_filter("an empty entry says nothing", |d| *d != Document::default()),
+        0..3,
+    )
+}
+
 /// Packages as the WCO DEC holds them: count (n..8), kind (an..2), marks.
 fn packages() -> impl Strategy<Value = Vec<Packages>> {
     prop::collection::vec(
@@ -436,6 +456,11 @@ prop_compose! {
         items in prop::option::of(0u16..=9_999),
         transport in transport(),
         goods in prop::collection::vec(goods_item(), 1..6),
+        (documents, previous_documents, gross_mass_kg) in (
+            documents(),
+            documents(),
+            prop::option::of(decimal(6)),
+        ),
         (issued, customs_office) in (
             prop::option::of(issued()),
             prop::option::of(id(17)),
@@ -460,9 +485,9 @@ prop_compose! {
             dispatch_country: dispatch,
             destination_country: destination,
             transport,
-            totals: Totals { invoice, packages, items, ..Totals::default() },
-            documents: Vec::new(),
-            previous_documents: Vec::new(),
+            totals: Totals { invoice, packages, items, gross_mass_kg, ..Totals::default() },
+            documents,
+            previous_documents,
             reason,
             changes: Vec::new(),
             goods: goods

@@ -421,7 +421,7 @@ impl Intake {
             (!ic.control_reference.is_empty()).then(|| storable(&ic.control_reference));
 
         let id = uuid::Uuid::now_v7().to_string();
-        let ack = contrl_for(&parsed, &id, &self.clearance.hub_id, now);
+        let ack = contrl_for(&parsed, &id, &self.clearance.hub_id, &partner.id, now);
         let valid = parsed.is_valid();
         let status = if valid {
             status::VALIDATED
@@ -1126,6 +1126,7 @@ impl Intake {
             &dup,
             &uuid::Uuid::now_v7().to_string(),
             &self.clearance.hub_id,
+            &partner.id,
             now,
         );
         self.store
@@ -1254,7 +1255,10 @@ pub(crate) fn refuse_misaddressed(parsed: &mut Parsed, clearance: &clearance::Cl
     parsed.error_count += 1;
 }
 
-fn contrl_for(parsed: &Parsed, id: &str, hub_id: &str, now: Timestamp) -> String {
+/// The CONTRL of `parsed`, signed by the hub (`hub_id`) where the UNB does
+/// not name the recipient, and addressed to `partner` (the authenticated
+/// sender) where it does not name the sender.
+fn contrl_for(parsed: &Parsed, id: &str, hub_id: &str, partner: &str, now: Timestamp) -> String {
     let unique: String = id
         .chars()
         .filter(char::is_ascii_hexdigit)
@@ -1263,6 +1267,7 @@ fn contrl_for(parsed: &Parsed, id: &str, hub_id: &str, now: Timestamp) -> String
         .collect();
     let options = contrl::Options {
         hub_id: hub_id.to_owned(),
+        fallback_recipient: partner.to_owned(),
         ..contrl::Options::at(
             now,
             parsed.interchange.syntax_version == "4",
