@@ -292,3 +292,82 @@ fn a_piped_document_is_read_up_to_its_limit() {
     assert!(text.contains("XML004"), "{text}");
     assert!(text.contains("document of 4097 bytes"), "{text}");
 }
+
+/// Business-rule findings on a WCO declaration reach the WCO RES each with
+/// its code and the Pointer chain to the element it is about: the
+/// sections (DocumentSectionCode) down to the element's class, and the
+/// element's tag (TagID) — one case per rule that a WCO declaration can
+/// break in its own data.
+#[test]
+fn rule_findings_reach_the_res_with_their_pointers() {
+    let valid = std::fs::read_to_string(corpus("valid/hmrc__TT_IM001d__TT_IM001d.xml")).unwrap();
+    let dir = std::env::temp_dir().join(format!("tradehub-res-rules-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cases: &[(&str, &str, &str, &[&str], &str)] = &[
+        // A goods item's HS code that is not 6 to 10 digits: Declaration
+        // 42A > GoodsShipment 67A > GovernmentAgencyGoodsItem 68A >
+        // Commodity 23A > Classification 21A, its ID (145).
+        (
+            "<ID>85109000<",
+            "<ID>8510X000<",
+            "RUL002",
+            &["42A", "67A", "68A", "23A", "21A"],
+            "145",
+        ),
+        // The package total against the items' packages: the declaration's
+        // TotalPackageQuantity (146).
+        (
+            "TotalPackageQuantity>80<",
+            "TotalPackageQuantity>81<",
+            "RUL003",
+            &["42A"],
+            "146",
+        ),
+        // An export country that is not ISO 3166: GoodsShipment >
+        // ExportCountry 95B, its ID (062).
+        (
+            "<ID>US</ID>",
+            "<ID>ZZ</ID>",
+            "RUL005",
+            &["42A", "67A", "95B"],
+            "062",
+        ),
+    ];
+    for (from, to, code, sections, tag) in cases {
+        assert_eq!(valid.matches(from).count(), 1, "{from}");
+        let file = dir.join(format!("{code}.xml"));
+        std::fs::write(&file, valid.replacen(from, to, 1)).unwrap();
+        let out = tradehub(&[
+            "ack",
+            "--kind",
+            "res",
+            "--at",
+            "2026-11-25T10:00",
+            file.to_str().unwrap(),
+        ]);
+        assert_eq!(out.status.code(), Some(1), "{code}");
+        let xml = stdout(&out);
+        let report =
+            XmlValidator::new(None, XmlLimits::default()).validate(xml.as_bytes(), "res.xml");
+        assert!(report.valid, "{code}: {:#?}", report.issues);
+        // The Error of this rule and its Pointers, nothing else.
+        let errors: Vec<&str> = xml.split("<res:Error>").skip(1).collect();
+        assert_eq!(errors.len(), 1, "{code}: {xml}");
+        let error = errors[0].split("</res:Error>").next().unwrap();
+        assert!(
+            error.contains(&format!("<res:ValidationCode>{code}</res:ValidationCode>")),
+            "{error}"
+        );
+        let found: Vec<&str> = error
+            .split("<res:DocumentSectionCode>")
+            .skip(1)
+            .map(|s| s.split('<').next().unwrap())
+            .collect();
+        assert_eq!(found, *sections, "{code}: {error}");
+        assert!(
+            error.contains(&format!("<res:TagID>{tag}</res:TagID>")),
+            "{code}: {error}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
