@@ -251,6 +251,29 @@ fn encodings_other_than_utf8_are_refused_clearly() {
         Code::XmlEncoding,
         1,
     );
+    // UTF-32 (big and little endian) with a byte order mark: XML (not
+    // EDIFACT with stray bytes), refused as such.
+    for bom in [[0x00, 0x00, 0xFE, 0xFF], [0xFF, 0xFE, 0x00, 0x00]] {
+        let utf32: Vec<u8> = bom
+            .into_iter()
+            .chain("<Declaration/>".chars().flat_map(|c| {
+                let u = c as u32;
+                if bom[0] == 0 {
+                    u.to_be_bytes()
+                } else {
+                    u.to_le_bytes()
+                }
+            }))
+            .collect();
+        assert!(tradehub::xml::looks_like_xml(&utf32));
+        let report = validator(XmlLimits::default()).validate(&utf32, "u32.xml");
+        refused(&report, Code::XmlEncoding, 1);
+        assert!(
+            report.issues[0].message.contains("UTF-32"),
+            "{:?}",
+            report.issues
+        );
+    }
     // A declared single-byte encoding.
     let latin = b"<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?>\n<Declaration/>";
     let report = validator(XmlLimits::default()).validate(latin, "latin.xml");

@@ -421,7 +421,12 @@ fn engine_issues(document: &[u8], errors: &[libxml2::EngineError]) -> Vec<Issue>
 /// first non-blank character (after a UTF-8 byte order mark) is `<`, or the
 /// document starts with a UTF-16 byte order mark.
 pub fn looks_like_xml(bytes: &[u8]) -> bool {
-    if bytes.starts_with(&[0xFE, 0xFF]) || bytes.starts_with(&[0xFF, 0xFE]) {
+    // UTF-16 and UTF-32 byte order marks (refused as XML009 by the reader,
+    // not taken for EDIFACT with stray bytes).
+    if bytes.starts_with(&[0xFE, 0xFF])
+        || bytes.starts_with(&[0xFF, 0xFE])
+        || bytes.starts_with(&[0x00, 0x00, 0xFE, 0xFF])
+    {
         return true;
     }
     let body = bytes.strip_prefix(&[0xEF, 0xBB, 0xBF]).unwrap_or(bytes);

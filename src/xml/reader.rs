@@ -330,12 +330,21 @@ pub fn scan(doc: &[u8], limits: &XmlLimits) -> Scan {
             ..Default::default()
         }
     };
-    if doc.starts_with(&[0xFE, 0xFF]) || doc.starts_with(&[0xFF, 0xFE]) {
+    let wide = if doc.starts_with(&[0x00, 0x00, 0xFE, 0xFF])
+        || doc.starts_with(&[0xFF, 0xFE, 0x00, 0x00])
+    {
+        Some("UTF-32")
+    } else if doc.starts_with(&[0xFE, 0xFF]) || doc.starts_with(&[0xFF, 0xFE]) {
+        Some("UTF-16")
+    } else {
+        None
+    };
+    if let Some(encoding) = wide {
         scan.refused = true;
         scan.issues.push(Issue::error(
             Code::XmlEncoding,
             located(&mut lines, 0, None),
-            "document is UTF-16 (byte order mark); tradehub accepts UTF-8 XML only",
+            format!("document is {encoding} (byte order mark); tradehub accepts UTF-8 XML only"),
         ));
         return scan;
     }
