@@ -295,12 +295,21 @@ async fn serve_on_postgres_and_rabbitmq() {
         return;
     };
     let conn = common::broker().await.unwrap();
-    let (server, addr) = d.serve();
-    wait_for_topology(&conn, &d).await;
-    clears_and_holds(&d, &conn, &addr).await;
-    kill_9_loses_nothing(&d, &conn, server, addr).await;
+    // The shared broker and database keep nothing of the test, failed or
+    // not: a failed assertion is caught, the deployment removed, and the
+    // failure raised again.
+    let outcome = futures_lite::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(async {
+        let (server, addr) = d.serve();
+        wait_for_topology(&conn, &d).await;
+        clears_and_holds(&d, &conn, &addr).await;
+        kill_9_loses_nothing(&d, &conn, server, addr).await;
+    }))
+    .await;
     d.remove(&conn).await;
     let _ = conn.close(200, "done".into()).await;
+    if let Err(failure) = outcome {
+        std::panic::resume_unwind(failure);
+    }
 }
 
 /// A granted permit clears its declaration, a refused one holds it; the
