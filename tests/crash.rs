@@ -13,32 +13,15 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::request_blocking;
+use common::{Server, request_blocking, token_of};
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_tradehub"))
-}
-
-/// The hub process, killed with SIGKILL when dropped (also when a failed
-/// assertion unwinds, so no server outlives the test).
-struct Server(Child);
-
-impl Server {
-    fn kill(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.kill();
-    }
 }
 
 fn start(data: &Path) -> (Server, String) {
@@ -50,17 +33,6 @@ fn start(data: &Path) -> (Server, String) {
 /// reference, so that every submission is a new declaration.
 fn interchange(reference: &str) -> Vec<u8> {
     common::cusdec("KRBROKER01", reference, reference, "9", &["901890"])
-}
-
-fn token_of(out: std::process::Output) -> String {
-    assert!(out.status.success(), "{out:?}");
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .last()
-        .unwrap()
-        .trim()
-        .to_owned()
 }
 
 /// Answers every permit in KMDIA's inbox; returns how many were granted

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::request_blocking;
+use common::{Server, request_blocking, token_of};
 use futures_lite::StreamExt;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
@@ -37,17 +37,6 @@ fn bin() -> std::process::Command {
     std::process::Command::new(env!("CARGO_BIN_EXE_tradehub"))
 }
 
-/// The hub process, killed with SIGKILL when dropped (also when a failed
-/// assertion unwinds).
-struct Server(std::process::Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// A hub deployment of one test: its database, its AMQP names, the
 /// broker's and the agency's accounts.
 struct Deployment {
@@ -58,17 +47,6 @@ struct Deployment {
     risk: PathBuf,
     broker_token: String,
     agencies: Vec<String>,
-}
-
-fn token_of(out: std::process::Output) -> String {
-    assert!(out.status.success(), "{out:?}");
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .last()
-        .unwrap()
-        .trim()
-        .to_owned()
 }
 
 impl Deployment {

@@ -508,3 +508,33 @@ pub async fn next_message(ch: &lapin::Channel, queue: &str) -> lapin::message::B
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     }
 }
+
+/// The hub process, killed with SIGKILL when dropped (also when a failed
+/// assertion unwinds, so no server outlives the test).
+pub struct Server(pub std::process::Child);
+
+impl Server {
+    pub fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The last line of a successful command's output (`partner add` prints
+/// the new token there).
+pub fn token_of(out: std::process::Output) -> String {
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .last()
+        .unwrap()
+        .trim()
+        .to_owned()
+}
