@@ -64,6 +64,26 @@ async fn start(url: &str) -> Hub {
     }
 }
 
+/// Submits `bytes` as the broker: stored (202) as rejected, its first
+/// issue `code`; the answer and its CONTRL.
+async fn submit_rejected(
+    addr: SocketAddr,
+    hub: &Hub,
+    bytes: &[u8],
+    code: &str,
+) -> (serde_json::Value, String) {
+    let r = request(addr, "POST", "/v1/interchanges", Some(&hub.broker), bytes).await;
+    assert_eq!(r.status, 202);
+    let answer = r.json();
+    assert_eq!(answer["interchange"]["status"], "rejected");
+    assert_eq!(answer["interchange"]["issues"][0]["code"], code);
+    let ack = answer["interchange"]["acknowledgement"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    (answer, ack)
+}
+
 async fn scenario(url: &str) {
     let hub = start(url).await;
     let addr = hub.addr;
@@ -145,13 +165,8 @@ async fn scenario(url: &str) {
         .unwrap()
         .replace("20261124001", "20261124777")
         .into_bytes();
-    let r = request(addr, "POST", "/v1/interchanges", Some(&hub.broker), &bad).await;
-    assert_eq!(r.status, 202);
-    let rejected = r.json();
-    assert_eq!(rejected["interchange"]["status"], "rejected");
+    let (rejected, ack) = submit_rejected(addr, &hub, &bad, "E0029").await;
     assert_eq!(rejected["interchange"]["error_count"], 1);
-    assert_eq!(rejected["interchange"]["issues"][0]["code"], "E0029");
-    let ack = rejected["interchange"]["acknowledgement"].as_str().unwrap();
     assert!(ack.contains("UCM+1+CUSDEC:D:96B:UN+4+29+UNT+2'"), "{ack}");
 
     // A structure error (letters in an n..18 amount, D.96B CUSDEC) is found
@@ -163,19 +178,7 @@ async fn scenario(url: &str) {
         .replace("20261124001", "20261124778")
         .replace("MOA+39:125000.50:USD", "MOA+39:12X000.50:USD")
         .into_bytes();
-    let r = request(
-        addr,
-        "POST",
-        "/v1/interchanges",
-        Some(&hub.broker),
-        &wrong_amount,
-    )
-    .await;
-    assert_eq!(r.status, 202);
-    let rejected = r.json();
-    assert_eq!(rejected["interchange"]["status"], "rejected");
-    assert_eq!(rejected["interchange"]["issues"][0]["code"], "E0037");
-    let ack = rejected["interchange"]["acknowledgement"].as_str().unwrap();
+    let (_, ack) = submit_rejected(addr, &hub, &wrong_amount, "E0037").await;
     assert!(ack.contains("UCS+9'UCD+37+2:2'"), "{ack}");
 
     // An interchange addressed to another party: rejected (0085 code 7 at
@@ -185,19 +188,7 @@ async fn scenario(url: &str) {
         .replace("20261124001", "20261124779")
         .replace("+TRADEHUB:ZZZ+", "+OTHERHUB:ZZZ+")
         .into_bytes();
-    let r = request(
-        addr,
-        "POST",
-        "/v1/interchanges",
-        Some(&hub.broker),
-        &misaddressed,
-    )
-    .await;
-    assert_eq!(r.status, 202);
-    let rejected = r.json();
-    assert_eq!(rejected["interchange"]["status"], "rejected");
-    assert_eq!(rejected["interchange"]["issues"][0]["code"], "E0007");
-    let ack = rejected["interchange"]["acknowledgement"].as_str().unwrap();
+    let (_, ack) = submit_rejected(addr, &hub, &misaddressed, "E0007").await;
     assert!(ack.contains("UNB+UNOC:3+TRADEHUB+KRBROKER01:ZZZ+"), "{ack}");
     assert!(ack.contains("+OTHERHUB:ZZZ+4+7+UNB+4:1'"), "{ack}");
     assert!(!ack.contains("UNB+UNOC:3+OTHERHUB"), "{ack}");

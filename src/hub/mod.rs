@@ -1207,22 +1207,32 @@ pub(crate) fn refuse_test(parsed: &mut Parsed) {
     if ic.test_indicator.is_empty() {
         return;
     }
-    let location = crate::diag::Location {
-        interchange: (!ic.control_reference.is_empty()).then(|| ic.control_reference.clone()),
-        segment: Some(1),
-        tag: Some("UNB".into()),
-        element: Some(11),
-        ..crate::diag::Location::default()
-    };
     let detail = format!(
         "the interchange is marked as a test (UNB 0035 {:?}); this hub processes live interchanges only: send it without the test indicator, under a new control reference (this one is now taken)",
         ic.test_indicator
     );
-    parsed.issues.push(Issue::error(
-        Code::TestIndicatorNotSupported,
-        location,
-        detail,
-    ));
+    reject_at_unb(parsed, Code::TestIndicatorNotSupported, 11, None, detail);
+}
+
+/// Rejects the interchange for what its UNB says at `element` (and
+/// `component`), an error the CONTRL reports at UCI.
+fn reject_at_unb(
+    parsed: &mut Parsed,
+    code: Code,
+    element: u16,
+    component: Option<u16>,
+    detail: String,
+) {
+    let ic = &parsed.interchange;
+    let location = crate::diag::Location {
+        interchange: (!ic.control_reference.is_empty()).then(|| ic.control_reference.clone()),
+        segment: Some(1),
+        tag: Some("UNB".into()),
+        element: Some(element),
+        component,
+        ..crate::diag::Location::default()
+    };
+    parsed.issues.push(Issue::error(code, location, detail));
     parsed.error_count += 1;
 }
 
@@ -1237,22 +1247,11 @@ pub(crate) fn refuse_misaddressed(parsed: &mut Parsed, clearance: &clearance::Cl
     {
         return;
     }
-    let location = crate::diag::Location {
-        interchange: (!ic.control_reference.is_empty()).then(|| ic.control_reference.clone()),
-        segment: Some(1),
-        tag: Some("UNB".into()),
-        element: Some(3),
-        component: Some(1),
-        ..crate::diag::Location::default()
-    };
     let detail = format!(
         "the interchange is addressed to {:?} (UNB S003 0010), not to this hub ({:?}): send it to {:?} under a new control reference",
         ic.recipient.id, clearance.hub_id, clearance.hub_id
     );
-    parsed
-        .issues
-        .push(Issue::error(Code::RecipientNotActual, location, detail));
-    parsed.error_count += 1;
+    reject_at_unb(parsed, Code::RecipientNotActual, 3, Some(1), detail);
 }
 
 /// The CONTRL of `parsed`, signed by the hub (`hub_id`) where the UNB does
