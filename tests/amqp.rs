@@ -1080,6 +1080,106 @@ async fn a_long_store_failure_keeps_the_senders_order() {
     remove_hub(&conn, &ch, &settings, &store, &dir).await;
 }
 
+/// A database outage longer than the retry budget: the consumer gives the
+/// delivery back once and takes nothing more until the database answers,
+/// so a message waiting out the outage is not sent to the dead-letter
+/// queue by the queue's delivery limit (it was: every reconnect with
+/// back-off delivered it again, the store failed again, and each give-back
+/// counted, so a few minutes' outage dead-lettered every waiting message).
+/// The outage is real: the hub reaches PostgreSQL through a forwarder the
+/// test cuts, as a network failure or a server restart would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_database_outage_does_not_use_up_the_delivery_limit() {
+    let Some(conn) = broker().await else {
+        return;
+    };
+    let Some((url, db_name)) = common::pg_database().await else {
+        return;
+    };
+    let gate = common::TcpGate::start(common::pg_addr_of(&url)).await;
+    let store = Store::open(&common::url_through(&url, gate.addr))
+        .await
+        .unwrap();
+    let (_, hash) = new_token().unwrap();
+    store
+        .add_partner("guest", "Broker user of the test", &hash, Timestamp::now())
+        .await
+        .unwrap();
+    let intake = Intake::new(store.clone(), Limits::default());
+    let mut settings = AmqpSettings::new(amqp_url());
+    settings.prefix = format!("t{}.", uuid::Uuid::now_v7().simple());
+    settings.store_retry_budget = Duration::from_millis(300);
+    // Two deliveries at most: without the wait for the database, the
+    // third attempt (within about four seconds) would dead-letter it.
+    settings.delivery_limit = 2;
+    let ch = conn.create_channel().await.unwrap();
+    amqp::declare_topology(&ch, &settings).await.unwrap();
+    amqp::declare_ack_queue(&ch, &settings, "guest")
+        .await
+        .unwrap();
+    ch.confirm_select(Default::default()).await.unwrap();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let consumer = tokio::spawn(amqp::run(intake.clone(), settings.clone(), stopped));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while intake.broker().status() != Some(true) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "consumer never connected"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    gate.cut();
+    publish(
+        &ch,
+        &settings,
+        &interchange("guest", "OUTAGE01"),
+        BasicProperties::default()
+            .with_user_id("guest".into())
+            .with_delivery_mode(2),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(9)).await;
+    let dead = ch
+        .queue_declare(
+            settings.dead_inbound_queue(),
+            QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(dead.message_count(), 0, "dead-lettered during the outage");
+    gate.restore();
+
+    let contrl = loop {
+        let m = next_message(&ch, settings.ack_queue("guest").as_str()).await;
+        let text = String::from_utf8_lossy(&m.delivery.data).into_owned();
+        if text.contains("CONTRL") {
+            break text;
+        }
+    };
+    assert!(contrl.contains("UCI+OUTAGE01+"), "{contrl}");
+    assert_eq!(store.count(Table::Interchanges).await.unwrap(), 1);
+    stop.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), consumer)
+        .await
+        .unwrap()
+        .unwrap();
+    remove_topology(
+        &conn,
+        &ch,
+        &settings,
+        [settings.inbound_queue(), settings.dead_inbound_queue()],
+    )
+    .await;
+    store.close().await;
+    drop(gate);
+    common::drop_pg_database(&db_name).await;
+}
+
 /// A consumer started after the test declared the partner `guest`'s
 /// answer queue itself, with `options`, as a partner may: the test's
 /// connection and confirming channel, the hub's store and settings, and

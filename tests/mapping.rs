@@ -1200,3 +1200,62 @@ fn a_visa_before_the_passport_is_listed_but_not_the_travel_document() {
     assert!(traveller.get("travel_document").is_none(), "{traveller}");
     assert_eq!(traveller["documents"].as_array().unwrap().len(), 1);
 }
+
+/// A message with more bad values than the mapping records (1,000): the
+/// first thousand issues are kept in order and one EDI106 error counts the
+/// rest (it was one issue per value, stored with the declaration), so a damaged message of many values gives a bounded report that
+/// still says it failed.
+#[test]
+fn a_message_of_many_bad_values_gets_a_bounded_report() {
+    let mut body = vec![
+        "UNH+1+CUSDEC:D:96B:UN".to_owned(),
+        "BGM+929+LRN-MANY-BAD+9".into(),
+        "NAD+DT+1234567890::ZZZ".into(),
+        "UNS+D".into(),
+    ];
+    // Two amounts a goods item whose decimal mark is not the
+    // interchange's (`,` where UNA says `.`): MAP002 each.
+    for i in 1..=700 {
+        body.push(format!("CST+{i}+901890"));
+        body.push("MEA+AAE+G+KGM:1,5".into());
+        body.push("MOA+123:1,25:USD".into());
+    }
+    body.push("UNS+S".into());
+    body.push(format!("UNT+{}+1", body.len() + 1));
+    let mut text =
+        String::from("UNA:+.? 'UNB+UNOC:3+KRBROKER01:ZZZ+TRADEHUB:ZZZ+261124:1030+MANYBAD'");
+    for s in body {
+        text.push_str(&s);
+        text.push('\'');
+    }
+    text.push_str("UNZ+1+MANYBAD'");
+    let mapped = map(text.as_bytes());
+    assert_eq!(mapped.len(), 1);
+    let issues = &mapped[0].issues;
+    // The cap's count, then what the mapping found of the whole (the
+    // amounts it could not take leave the declaration incomplete).
+    assert_eq!(issues.len(), 1002, "{:#?}", &issues[999..]);
+    assert_eq!(issues[1001].code, Code::MappingIncomplete);
+    let bad = issues[..1000]
+        .iter()
+        .filter(|i| i.code == Code::MappingValueInvalid)
+        .count();
+    assert_eq!(bad, 1000, "the first thousand are the bad values, in order");
+    assert_eq!(
+        issues[0].location.message_segment,
+        Some(6),
+        "{:?}",
+        issues[0]
+    );
+    assert_eq!(issues[0].location.tag.as_deref(), Some("MEA"));
+    let last = &issues[1000];
+    assert_eq!(last.code, Code::TooManyIssues);
+    assert_eq!(last.severity, Severity::Error, "errors were left out");
+    assert_eq!(last.location.message.as_deref(), Some("1"));
+    assert!(
+        last.message
+            .starts_with("400 further mapping issue(s) not recorded (400 error(s)"),
+        "{}",
+        last.message
+    );
+}

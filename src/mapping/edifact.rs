@@ -1174,7 +1174,14 @@ impl EdifactMapping {
         run.unread(&out);
         // The issues in a vector of their size; the buffers are kept for
         // the next message.
-        let issues: Vec<Issue> = run.issues.drain(..).collect();
+        let mut issues: Vec<Issue> = run.issues.drain(..).collect();
+        super::cap_issues(
+            &mut issues,
+            Location {
+                message: Some(message.reference.clone()),
+                ..Location::default()
+            },
+        );
         let Run {
             issues: buffer,
             read,

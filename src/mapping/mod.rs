@@ -506,6 +506,57 @@ pub(crate) fn schema_type(node: &serde_json::Value) -> Option<&str> {
     }
 }
 
+/// The most issues one message's mapping records; past that, one more
+/// issue (EDI106) says how many were left out.
+pub const MAX_MAPPING_ISSUES: usize = 1000;
+
+/// Keeps a message's mapping issues to [`MAX_MAPPING_ISSUES`]: the first
+/// ones in order, with the errors kept before warnings when both would not
+/// fit, and one EDI106 issue at `at` counting the rest. That issue is an
+/// error when an error was left out, so whoever asks whether the message
+/// mapped cleanly gets the same answer as from the full list. A damaged
+/// message of many values then costs a bounded report (stored with the
+/// declaration, printed by `convert`), not one issue per value.
+pub(crate) fn cap_issues(issues: &mut Vec<crate::diag::Issue>, at: crate::diag::Location) {
+    use crate::diag::{Code, Issue};
+    if issues.len() <= MAX_MAPPING_ISSUES {
+        return;
+    }
+    let errors = issues.iter().filter(|i| i.is_error()).count();
+    let mut kept_warnings = MAX_MAPPING_ISSUES.saturating_sub(errors);
+    let mut kept_errors = MAX_MAPPING_ISSUES;
+    let mut left_errors = 0usize;
+    let mut left_warnings = 0usize;
+    issues.retain(|i| {
+        let room = if i.is_error() {
+            &mut kept_errors
+        } else {
+            &mut kept_warnings
+        };
+        if *room > 0 {
+            *room -= 1;
+            true
+        } else {
+            if i.is_error() {
+                left_errors += 1;
+            } else {
+                left_warnings += 1;
+            }
+            false
+        }
+    });
+    let detail = format!(
+        "{} further mapping issue(s) not recorded ({left_errors} error(s), \
+         {left_warnings} warning(s))",
+        left_errors + left_warnings
+    );
+    issues.push(if left_errors > 0 {
+        Issue::error(Code::TooManyIssues, at, detail)
+    } else {
+        Issue::warning(Code::TooManyIssues, at, detail)
+    });
+}
+
 /// The result of mapping one message.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Mapped {
@@ -598,6 +649,45 @@ pub fn typed(target: &str, value: serde_json::Value) -> Result<serde_json::Value
 mod tests {
     use super::*;
     use crate::diag::{Code, Issue, Location};
+
+    /// Warnings filling the cap and errors after them: the errors are
+    /// kept (in their place among the warnings that still fit), and the
+    /// count says which severities were left out.
+    #[test]
+    fn capped_issues_keep_errors_before_warnings() {
+        let warn =
+            |n: usize| Issue::warning(Code::MappingUnmapped, Location::default(), format!("w{n}"));
+        let err = |n: usize| {
+            Issue::error(
+                Code::MappingValueInvalid,
+                Location::default(),
+                format!("e{n}"),
+            )
+        };
+        let mut issues: Vec<Issue> = (0..MAX_MAPPING_ISSUES).map(warn).collect();
+        issues.extend((0..3).map(err));
+        cap_issues(&mut issues, Location::default());
+        assert_eq!(issues.len(), MAX_MAPPING_ISSUES + 1);
+        assert_eq!(issues.iter().filter(|i| i.is_error()).count(), 3);
+        assert_eq!(
+            issues[MAX_MAPPING_ISSUES - 4].message,
+            format!("w{}", MAX_MAPPING_ISSUES - 4)
+        );
+        assert_eq!(issues[MAX_MAPPING_ISSUES - 3].message, "e0");
+        let last = &issues[MAX_MAPPING_ISSUES];
+        assert_eq!(last.code, Code::TooManyIssues);
+        assert!(!last.is_error(), "only warnings were left out");
+        assert_eq!(
+            last.message,
+            "3 further mapping issue(s) not recorded (0 error(s), 3 warning(s))"
+        );
+
+        // At the cap nothing changes.
+        let mut exact: Vec<Issue> = (0..MAX_MAPPING_ISSUES).map(err).collect();
+        cap_issues(&mut exact, Location::default());
+        assert_eq!(exact.len(), MAX_MAPPING_ISSUES);
+        assert!(exact.iter().all(|i| i.code == Code::MappingValueInvalid));
+    }
 
     fn at(tag: &str, segment: u32, element: Option<u16>) -> Location {
         Location {

@@ -587,6 +587,13 @@ impl WcoMapping {
                 format!("{} further values are not mapped", run.more),
             ));
         }
+        super::cap_issues(
+            &mut run.issues,
+            Location {
+                path: Some(render(&[], None)),
+                ..Location::default()
+            },
+        );
         (Value::Object(run.out), run.issues, run.provenance)
     }
 

@@ -90,11 +90,27 @@ impl From<sqlx::Error> for StoreError {
                 | sqlx::Error::WorkerCrashed
         ) || matches!(&source, sqlx::Error::Database(db)
         if db.message().contains("database is locked")
+            || session_ended(db.as_ref())
             || db.code().as_deref().is_some_and(|code| {
                 transient_sqlstate(code) || transient_sqlite(code)
             }));
         StoreError::Database { source, retryable }
     }
+}
+
+/// A PostgreSQL error of severity FATAL or PANIC ends the session, not the
+/// statement: the server refused or dropped the connection (a database
+/// that does not accept connections, a changed password, the server
+/// shutting down). Whatever the SQLSTATE, the data being written is not at
+/// fault, so it is worth trying again once the server takes connections.
+fn session_ended(db: &dyn sqlx::error::DatabaseError) -> bool {
+    db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+        .is_some_and(|pg| {
+            matches!(
+                pg.severity(),
+                sqlx::postgres::PgSeverity::Fatal | sqlx::postgres::PgSeverity::Panic
+            )
+        })
 }
 
 /// SQLite result codes (numeric, extended codes carry the primary one in

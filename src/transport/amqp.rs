@@ -10,8 +10,13 @@
 //! (no or unknown `user_id`, refused submissions) are republished to the
 //! dead-letter exchange `tradehub.dlx` with the reason in headers
 //! (`x-tradehub-code`, `x-tradehub-reason`), confirmed, and only then
-//! acknowledged; nothing is dropped silently. Storage failures requeue the
-//! delivery; the queue's delivery limit dead-letters it if they persist.
+//! acknowledged; nothing is dropped silently. A storage failure that
+//! outlasts the retry budget gives the unacknowledged deliveries back by
+//! reconnecting, and the consumer takes nothing more until the database
+//! answers again, so an outage costs each waiting message one delivery
+//! of the queue's limit, not one per attempt; a failure that persists
+//! while the database answers (that message's own) reaches the
+//! dead-letter queue through the delivery limit.
 //!
 //! Deliveries are handled concurrently (as many as the prefetch lets the
 //! broker hand over), except that those of one sender (`user_id`) are
@@ -569,6 +574,12 @@ pub async fn run(
         match result {
             Ok(()) if *shutdown.borrow() => return,
             Ok(()) => tracing::warn!("AMQP consumer ended; reconnecting"),
+            Err(AmqpError::Store(e)) => {
+                tracing::warn!(error = %e, "store failing; consuming again once it answers");
+                if !store_answers(&intake, &shutdown).await {
+                    return;
+                }
+            }
             Err(e) if e.is_retryable() => {
                 tracing::warn!(error = %e, ?backoff, "AMQP unavailable; retrying")
             }
@@ -583,6 +594,28 @@ pub async fn run(
             _ = tokio::time::sleep(backoff) => {}
         }
         backoff = (backoff * 2).min(Duration::from_secs(30));
+    }
+}
+
+/// Waits until the store answers a query (polling every second, then
+/// every five), so that the consumer does not take the queue's deliveries
+/// while the database is away: each delivery given back counts towards
+/// the queue's delivery limit, and an outage of some minutes would
+/// otherwise send every waiting message to the dead-letter queue as if it
+/// were poison. False when `shutdown` came first.
+async fn store_answers(intake: &Intake, shutdown: &tokio::sync::watch::Receiver<bool>) -> bool {
+    let mut pause = Duration::from_secs(1);
+    loop {
+        match intake.store().ping().await {
+            Ok(()) => return true,
+            Err(e) => tracing::warn!(error = %e, "store not answering; AMQP intake waits"),
+        }
+        let mut rx = shutdown.clone();
+        tokio::select! {
+            _ = rx.wait_for(|v| *v) => return false,
+            _ = tokio::time::sleep(pause) => {}
+        }
+        pause = (pause + Duration::from_secs(1)).min(Duration::from_secs(5));
     }
 }
 

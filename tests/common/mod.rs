@@ -538,3 +538,103 @@ pub fn token_of(out: std::process::Output) -> String {
         .trim()
         .to_owned()
 }
+
+/// A TCP forwarder in front of a real service that a test can cut, as a
+/// network outage would: [`TcpGate::cut`] closes every forwarded
+/// connection and each new one as soon as it is accepted, until
+/// [`TcpGate::restore`]. The service itself keeps running.
+pub struct TcpGate {
+    pub addr: std::net::SocketAddr,
+    open: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    cuts: tokio::sync::watch::Sender<u64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TcpGate {
+    /// Starts forwarding from a loopback port of its own to `target`.
+    pub async fn start(target: std::net::SocketAddr) -> TcpGate {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let open = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let (cuts, _) = tokio::sync::watch::channel(0u64);
+        let (gate_open, gate_cuts) = (open.clone(), cuts.clone());
+        let task = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !gate_open.load(Ordering::SeqCst) {
+                    continue; // dropped: closed at once
+                }
+                let mut cut = gate_cuts.subscribe();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = cut.changed() => {}
+                    }
+                });
+            }
+        });
+        TcpGate {
+            addr,
+            open,
+            cuts,
+            task,
+        }
+    }
+
+    /// Closes every forwarded connection and refuses new ones.
+    pub fn cut(&self) {
+        self.open.store(false, std::sync::atomic::Ordering::SeqCst);
+        self.cuts.send_modify(|n| *n += 1);
+    }
+
+    /// Forwards new connections again.
+    pub fn restore(&self) {
+        self.open.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for TcpGate {
+    fn drop(&mut self) {
+        self.cut();
+        self.task.abort();
+    }
+}
+
+/// `url` (scheme://user@host:port/path) with its host and port replaced
+/// by `addr`.
+pub fn url_through(url: &str, addr: std::net::SocketAddr) -> String {
+    let scheme_end = url.find("://").map_or(0, |i| i + 3);
+    let rest = &url[scheme_end..];
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    let host_start = authority.rfind('@').map_or(0, |i| i + 1);
+    format!(
+        "{}{}{addr}{}",
+        &url[..scheme_end],
+        &authority[..host_start],
+        &rest[authority_end..]
+    )
+}
+
+/// The socket address of `url`'s host and port (5432 when none is given).
+pub fn pg_addr_of(url: &str) -> std::net::SocketAddr {
+    use std::net::ToSocketAddrs;
+    let scheme_end = url.find("://").map_or(0, |i| i + 3);
+    let rest = &url[scheme_end..];
+    let authority = &rest[..rest.find('/').unwrap_or(rest.len())];
+    let host_port = &authority[authority.rfind('@').map_or(0, |i| i + 1)..];
+    let with_port = if host_port
+        .rsplit(':')
+        .next()
+        .is_some_and(|p| p.parse::<u16>().is_ok())
+        && host_port.contains(':')
+    {
+        host_port.to_owned()
+    } else {
+        format!("{host_port}:5432")
+    };
+    with_port.to_socket_addrs().unwrap().next().unwrap()
+}
