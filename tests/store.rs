@@ -1,7 +1,8 @@
 //! The store's PostgreSQL sessions: statements and idle transactions are
 //! bounded (a runaway query or an abandoned transaction ends with an error
 //! instead of holding a connection and its locks for good), unless the
-//! store URL sets its own limits.
+//! store URL sets its own limits; a database refusing connections is a
+//! failure that may pass.
 
 // Test helpers may panic: a panic is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -50,4 +51,43 @@ async fn sqlite_has_no_session_settings() {
     assert_eq!(store.pg_setting("statement_timeout").await.unwrap(), None);
     store.close().await;
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A database that stops accepting connections (an operator's `ALTER
+/// DATABASE … ALLOW_CONNECTIONS false`, SQLSTATE 55000 at severity FATAL)
+/// fails the store in a way that may pass: the AMQP intake waits for it
+/// instead of dead-lettering the message it was storing as refused
+/// (HUB501), as it did when only the SQLSTATE was read.
+#[tokio::test]
+async fn a_database_refusing_connections_is_a_failure_that_may_pass() {
+    use sqlx::Connection;
+    let Some((url, name)) = common::pg_database().await else {
+        return;
+    };
+    let store = Store::open(&url).await.unwrap();
+    store.ping().await.unwrap();
+    store.close().await;
+    let base = std::env::var("TRADEHUB_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let mut admin = sqlx::PgConnection::connect(&base).await.unwrap();
+    sqlx::query(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let error = match Store::open(&url).await {
+        Ok(store) => store.ping().await.unwrap_err(),
+        Err(e) => e,
+    };
+    assert!(
+        error
+            .to_string()
+            .contains("not currently accepting connections"),
+        "{error}"
+    );
+    assert!(error.is_retryable(), "{error:?}");
+    sqlx::query(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    common::drop_pg_database(&name).await;
 }
