@@ -789,6 +789,21 @@ fn mapping_mistakes_name_their_line() {
             "[[field]]\nto = \"lrn\"\nfrom = \"SG6/NAD[3035=ZZZZ]/C082/3039\"\n",
             "\"ZZZZ\" is not a code of 3035",
         ),
+        // Another agency's code is allowed only written `~CODE`, only in
+        // a composite with a code list agency (3055: BGM C002 has one),
+        // and only when the UN list does not have it.
+        (
+            "[[field]]\nto = \"lrn\"\nfrom = \"BGM[C002.1001=V]/C106/1004\"\n",
+            "\"V\" is not a code of 1001 (Document/message name, coded) in D96B (another agency's code is written ~CODE)",
+        ),
+        (
+            "[[field]]\nto = \"lrn\"\nfrom = \"BGM[C002.1001=~929]/C106/1004\"\n",
+            "\"929\" is a code of 1001 (Document/message name, coded) in D96B: write it without ~",
+        ),
+        (
+            "[[field]]\nto = \"lrn\"\nfrom = \"SG6/NAD[3035=~XX]/C082/3039\"\n",
+            "~XX marks another agency's code, but the element is not in a composite with a code list agency (3055)",
+        ),
         (
             "[[field]]\nto = \"nonsense\"\nfrom = \"BGM/C106/1004\"\n",
             "no field \"nonsense\"",

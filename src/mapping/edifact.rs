@@ -369,24 +369,55 @@ impl Compiler<'_> {
                     None => (element.trim(), false),
                 };
                 let at = self.position(tag, &element.replace('.', "/"))?;
-                let codes: Vec<String> = codes.split('|').map(|c| c.trim().to_owned()).collect();
-                // A composite with a code list agency (3055) may carry
-                // another agency's codes (PAXLST DOC: IATA's P passport, V
-                // visa), which the validator does not check either.
-                if let Some(id) = self.element_id(tag, at)
-                    && let Some(list) = self.release.codes(&id)
-                    && !self.names_agency(tag, at)
-                {
-                    for code in &codes {
-                        if !list.codes.contains(code) {
+                let mut wanted: Vec<String> = Vec::new();
+                for written in codes.split('|').map(str::trim) {
+                    // `~CODE`: another agency's code, on purpose. Only a
+                    // composite with a code list agency (3055) may carry
+                    // one (PAXLST DOC: IATA's P passport, V visa), which
+                    // the validator does not check either; any other code
+                    // must be in the release's list, so a typo is caught.
+                    let (code, foreign) = match written.strip_prefix('~') {
+                        Some(code) => (code.trim(), true),
+                        None => (written, false),
+                    };
+                    let list = self
+                        .element_id(tag, at)
+                        .and_then(|id| self.release.codes(&id).map(|list| (id, list)));
+                    if foreign {
+                        if !self.names_agency(tag, at) {
                             return Err(format!(
-                                "{code:?} is not a code of {id} ({}) in {}",
+                                "{step:?}: ~{code} marks another agency's code, but the element is \
+                                 not in a composite with a code list agency (3055)"
+                            ));
+                        }
+                        if let Some((id, list)) = &list
+                            && list.codes.contains(code)
+                        {
+                            return Err(format!(
+                                "{step:?}: {code:?} is a code of {id} ({}) in {}: write it without ~",
                                 list.name, self.release.name
                             ));
                         }
+                    } else if let Some((id, list)) = &list
+                        && !list.codes.contains(code)
+                    {
+                        let hint = if self.names_agency(tag, at) {
+                            " (another agency's code is written ~CODE)"
+                        } else {
+                            ""
+                        };
+                        return Err(format!(
+                            "{code:?} is not a code of {id} ({}) in {}{hint}",
+                            list.name, self.release.name
+                        ));
                     }
+                    wanted.push(code.to_owned());
                 }
-                filters.push(Filter { at, codes, negate });
+                filters.push(Filter {
+                    at,
+                    codes: wanted,
+                    negate,
+                });
             }
             rest = inner.1;
         }
