@@ -88,6 +88,15 @@ fn every_verdict_equals_xmllint() {
                 ));
             }
         }
+        // Readable (nothing refused, well-formed) exactly when xmllint read
+        // the document through: valid, or invalid against its schema only.
+        let read_through = row.valid || row.first_error.contains("Schemas validity error");
+        if report.readable != read_through {
+            mismatches.push(format!(
+                "{}: readable {} but xmllint {}",
+                row.file, report.readable, row.first_error
+            ));
+        }
         // The schema set tradehub picks from the root is the one the corpus names.
         let responses = row.schema.contains("notification");
         if report.summary.kind == DocumentKind::Response {

@@ -28,6 +28,7 @@ fn sample() -> Vec<u8> {
 /// and where it was found.
 fn refused(report: &XmlReport, code: Code, line: u32) {
     assert!(!report.valid);
+    assert!(!report.readable, "nothing may be read from it");
     assert!(
         !report.schema_validated,
         "a refused document must not reach libxml2: {report:#?}"

@@ -14,7 +14,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use serde::Serialize;
 
 use crate::ack::contrl;
-use crate::diag::{Code, Issue, Severity};
+use crate::diag::{Issue, Severity};
 use crate::edifact::{self, Limits, ParseOptions, Separators};
 use crate::hub::{Intake, new_token, outbox};
 use crate::store::Store;
@@ -1796,28 +1796,6 @@ fn rule_findings(target: &str, canonical: &serde_json::Value) -> Vec<Issue> {
     )
 }
 
-/// `convert --to json` of a WCO declaration: validated, then mapped by
-/// mappings/wco/DEC.toml.
-/// True when the guard refused an XML document or it is not well-formed:
-/// it is not read further (not mapped), as the hub does not.
-fn unreadable_xml(report: &tradehub_xml::XmlReport) -> bool {
-    report.issues.iter().any(|i| {
-        i.is_error()
-            && matches!(
-                i.code,
-                Code::XmlNotWellFormed
-                    | Code::XmlDtd
-                    | Code::XmlTooLarge
-                    | Code::XmlTooDeep
-                    | Code::XmlTooManyElements
-                    | Code::XmlAttributeTooLarge
-                    | Code::XmlTextTooLarge
-                    | Code::XmlEncoding
-                    | Code::XmlNames
-            )
-    })
-}
-
 /// A WCO XML file validated (its errors written to `err`) and, when it is
 /// a declaration, mapped: the validation report, the mapping's target,
 /// value and issues. Anything else is refused; `done` says what only
@@ -1844,7 +1822,7 @@ fn map_wco_declaration(
     for issue in report.issues.iter().filter(|i| i.is_error()) {
         let _ = writeln!(err, "{}: {issue}", path.display());
     }
-    if unreadable_xml(&report) {
+    if !report.readable {
         return Ok(None);
     }
     if report.summary.kind != tradehub_xml::DocumentKind::Declaration {
@@ -1858,6 +1836,8 @@ fn map_wco_declaration(
     Ok(Some((report, mapping.target.clone(), value, issues)))
 }
 
+/// `convert --to json` of a WCO declaration: validated, then mapped by
+/// mappings/wco/DEC.toml.
 fn convert_wco_json(path: &Path, bytes: &[u8]) -> Result<u8, CliError> {
     let mut err = io::stderr().lock();
     let Some((report, target, value, issues)) =
@@ -2122,7 +2102,7 @@ fn convert_xml(path: &Path, bytes: &[u8], out_dir: Option<&Path>) -> Result<u8, 
         for issue in report.issues.iter().filter(|i| i.is_error()) {
             let _ = writeln!(err, "{shown}: {issue}");
         }
-        if unreadable_xml(&report) {
+        if !report.readable {
             return Ok(1);
         }
         if report.summary.kind != tradehub_xml::DocumentKind::Declaration {
@@ -2257,7 +2237,7 @@ fn convert_wco_edifact(path: &Path, bytes: &[u8], una: Option<&str>) -> Result<u
     for issue in report.issues.iter().filter(|i| i.is_error()) {
         let _ = writeln!(err, "{}: {issue}", path.display());
     }
-    if unreadable_xml(&report) {
+    if !report.readable {
         return Ok(1);
     }
     if report.summary.kind != tradehub_xml::DocumentKind::Declaration {

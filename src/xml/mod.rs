@@ -81,6 +81,12 @@ pub struct XmlReport {
     /// Errors found beyond the limit of recorded issues (not in `issues`,
     /// which says how many in its last, XML011, entry).
     pub unrecorded_errors: usize,
+    /// False when the document could not be read through: the guard
+    /// refused it (too large, too deep, a DTD, an encoding it does not
+    /// take, …) or it is not well-formed. Nothing should be mapped from
+    /// such a document; one that is only invalid against its schema is
+    /// readable, and mapping it says what it holds.
+    pub readable: bool,
 }
 
 impl XmlReport {
@@ -178,6 +184,7 @@ impl XmlValidator {
             valid: false,
             schema_validated: false,
             unrecorded_errors: 0,
+            readable: false,
         }
     }
 
@@ -191,16 +198,23 @@ impl XmlValidator {
             valid: false,
             schema_validated: false,
             unrecorded_errors: 0,
+            readable: false,
         };
         if scan.refused {
             report.issues = scan.issues;
             return report;
         }
+        let well_formed = |issues: &[Issue]| {
+            !issues
+                .iter()
+                .any(|i| i.is_error() && i.code == Code::XmlNotWellFormed)
+        };
         let set = SchemaSet::for_kind(report.summary.kind);
         let schema = match self.compiled(set) {
             Ok(schema) => schema,
             Err(message) => {
                 report.issues = scan.issues;
+                report.readable = well_formed(&report.issues);
                 report.issues.push(Issue::error(
                     Code::XmlSchemaUnavailable,
                     Location::default(),
@@ -281,6 +295,7 @@ impl XmlValidator {
                 "libxml2 found the document invalid without a message",
             ));
         }
+        report.readable = well_formed(&issues);
         report.issues = issues;
         report
     }
