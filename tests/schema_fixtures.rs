@@ -133,6 +133,40 @@ const CASES: &[Case] = &[
         None,
         None,
     ),
+    // UNS by its section identification (0081): a header/detail separator
+    // given twice is a repetition (before, the second took the summary's
+    // place and every goods item after it was out of place); a separator
+    // with the other section's code is that value's error (before, valid).
+    (
+        "e0035-uns-repeated.edi",
+        "E0035",
+        12,
+        11,
+        "UNS",
+        None,
+        None,
+        None,
+    ),
+    (
+        "e0012-uns-section-s-at-header.edi",
+        "E0012",
+        11,
+        10,
+        "UNS",
+        None,
+        Some(1),
+        None,
+    ),
+    (
+        "e0012-uns-section-d-at-summary.edi",
+        "E0012",
+        20,
+        19,
+        "UNS",
+        None,
+        Some(1),
+        None,
+    ),
     (
         "e0036-group-repeated.edi",
         "E0036",
@@ -553,7 +587,10 @@ fn walk(
                 };
                 for _ in 0..times {
                     let text = if tag == "UNS" {
-                        Some("UNS+D".to_owned())
+                        // 0081: the first separates header and detail, a
+                        // second detail and summary (ISO 9735).
+                        let second = out.iter().any(|s| s.starts_with("UNS+"));
+                        Some(if second { "UNS+S" } else { "UNS+D" }.to_owned())
                     } else {
                         segment_text(release, tag)
                     };

@@ -867,7 +867,10 @@ impl MessageValidator {
 
     /// Feeds the next segment of the message.
     pub fn segment<S: SegmentView + ?Sized>(&mut self, seg: &S) {
-        if self.place(seg.tag_bytes()) {
+        let section = (seg.tag_bytes() == b"UNS")
+            .then(|| seg.value(0, 0, 0).and_then(|v| v.bytes().next()))
+            .flatten();
+        if self.place(seg.tag_bytes(), section) {
             self.placed_segment(seg);
         }
     }
@@ -904,7 +907,15 @@ impl MessageValidator {
         mut values: Values<'_>,
         sink: &mut S,
     ) -> Unsplit {
-        if !self.place(tag) {
+        let section = (tag == b"UNS")
+            .then(|| {
+                values
+                    .clone()
+                    .next_value()
+                    .and_then(|(v, _, _)| v.first().copied())
+            })
+            .flatten();
+        if !self.place(tag, section) {
             // No place (reported): only the lexer's checks are left, and
             // a walk to the end shows there is nothing for them.
             while let Some((_, _, sep)) = values.next_value() {
@@ -957,11 +968,19 @@ impl MessageValidator {
     }
 
     /// Places a segment in the table: true when it took a place; false
-    /// when it has none (reported).
-    fn place(&mut self, tag_bytes: &[u8]) -> bool {
+    /// when it has none (reported). `section` is a UNS segment's 0081
+    /// (see [`MessageValidator::section_checked`]).
+    fn place(&mut self, tag_bytes: &[u8], section: Option<u8>) -> bool {
         match self.find(tag_bytes) {
             Some(target) => {
+                let (target, wrong_section) = match section {
+                    Some(section) => self.section_checked(target, section),
+                    None => (target, None),
+                };
                 self.commit(target, tag_bytes);
+                if let Some(message) = wrong_section {
+                    self.push(Code::InvalidValue, false, (Some(1), None, None), message);
+                }
                 true
             }
             None => {
@@ -1048,6 +1067,58 @@ impl MessageValidator {
             self.report_missing(frame.group, from, usize::MAX);
             self.stack.pop();
         }
+    }
+
+    /// A UNS segment in a message whose table has two (header/detail and
+    /// detail/summary, as CUSDEC's): its section identification (0081,
+    /// ISO 9735: D header/detail, S detail/summary) says which one it is,
+    /// where the table alone places it at the next UNS. A UNS D right
+    /// after the UNS D is that segment repeated (E0035 here, and the
+    /// detail section still open), not the summary's separator; any other
+    /// UNS at the place of the other one keeps that place, and its 0081 is
+    /// reported as the wrong value (E0012).
+    fn section_checked(&self, target: Target, section: u8) -> (Target, Option<String>) {
+        let Target::Enter(0, pos) = target else {
+            return (target, None);
+        };
+        let Some(root) = self.flat.node(0) else {
+            return (target, None);
+        };
+        let mut places = root
+            .kids
+            .iter()
+            .enumerate()
+            .filter(|(_, k)| k.key == *b"UNS" && !k.is_group)
+            .map(|(i, _)| i);
+        let (Some(first), Some(second), None) = (places.next(), places.next(), places.next())
+        else {
+            return (target, None);
+        };
+        let (expected, name) = match section {
+            b'D' => (first, "D (header/detail)"),
+            b'S' => (second, "S (detail/summary)"),
+            _ => return (target, None),
+        };
+        if pos == expected || (pos != first && pos != second) {
+            return (target, None);
+        }
+        let just_after_first = matches!(
+            self.stack.as_slice(),
+            [frame] if frame.pos == first && frame.count > 0
+        );
+        if section == b'D' && just_after_first {
+            return (Target::Repeat(0), None);
+        }
+        let here = if pos == first {
+            "D (header/detail)"
+        } else {
+            "S (detail/summary)"
+        };
+        let message = format!(
+            "UNS section identification (0081) {name} where the segment table has the separation \
+             {here}"
+        );
+        (target, Some(message))
     }
 
     fn find(&self, tag: &[u8]) -> Option<Target> {
