@@ -134,14 +134,15 @@ fn routed_intake(store: &Store) -> Intake {
     Intake::new(store.clone(), Limits::default()).with_clearance(clearance)
 }
 
-/// The end of a test's embedded hub: its topology off the broker (with the
-/// inbound queues), its store closed and its directory removed.
+/// The end of a test's hub: its topology off the broker (with the
+/// inbound queues), its store closed and, for an embedded one, its
+/// directory removed.
 async fn remove_hub(
     conn: &Connection,
     ch: &Channel,
     settings: &AmqpSettings,
     store: &Store,
-    dir: &Path,
+    dir: Option<&Path>,
 ) {
     remove_topology(
         conn,
@@ -151,7 +152,44 @@ async fn remove_hub(
     )
     .await;
     store.close().await;
-    std::fs::remove_dir_all(dir).unwrap();
+    if let Some(dir) = dir {
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
+
+/// The hub's consumer on `intake`, run until the sender it returns says
+/// stop, beside the test's confirming channel, with the topology and the
+/// answer queue of the partner `guest` declared.
+async fn guest_consumer(
+    conn: &Connection,
+    intake: &Intake,
+    settings: &AmqpSettings,
+) -> (
+    Channel,
+    tokio::sync::watch::Sender<bool>,
+    tokio::task::JoinHandle<()>,
+) {
+    let ch = conn.create_channel().await.unwrap();
+    amqp::declare_topology(&ch, settings).await.unwrap();
+    amqp::declare_ack_queue(&ch, settings, "guest")
+        .await
+        .unwrap();
+    ch.confirm_select(Default::default()).await.unwrap();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let consumer = tokio::spawn(amqp::run(intake.clone(), settings.clone(), stopped));
+    (ch, stop, consumer)
+}
+
+/// Waits up to 10 s for the AMQP consumer of `intake` to be consuming.
+async fn until_consuming(intake: &Intake) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while intake.broker().status() != Some(true) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "consumer never connected"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Publishes an agency reply on `hub.permit-replies` and waits for the
@@ -568,17 +606,7 @@ async fn amqp_intake_end_to_end() {
     // (The broker counts the consumer gone a moment after it is.)
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     let inbound = loop {
-        let inbound = ch
-            .queue_declare(
-                settings.inbound_queue(),
-                QueueDeclareOptions {
-                    passive: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
+        let inbound = common::queue_state(&ch, settings.inbound_queue().as_str()).await;
         if inbound.consumer_count() == 0 || tokio::time::Instant::now() > deadline {
             break inbound;
         }
@@ -675,15 +703,7 @@ async fn outbox_events_reach_rabbitmq() {
         .await
         .unwrap()
         .unwrap();
-    remove_topology(
-        &conn,
-        &ch,
-        &settings,
-        [settings.inbound_queue(), settings.dead_inbound_queue()],
-    )
-    .await;
-    store.close().await;
-    std::fs::remove_dir_all(&dir).unwrap();
+    remove_hub(&conn, &ch, &settings, &store, Some(&dir)).await;
 }
 
 /// `/readyz` follows the broker: 503 while the AMQP consumer cannot reach
@@ -747,14 +767,7 @@ async fn readiness_follows_the_broker() {
     settings.prefix = format!("t{}.", uuid::Uuid::now_v7().simple());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let task = tokio::spawn(amqp::run(up.clone(), settings.clone(), stop_rx));
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while up.broker().status() != Some(true) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "consumer never connected"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until_consuming(&up).await;
     let (status, body) = ready(&up).await;
     assert_eq!(
         (status, body["broker"].as_str()),
@@ -770,15 +783,7 @@ async fn readiness_follows_the_broker() {
         .await
         .unwrap();
     let ch = conn.create_channel().await.unwrap();
-    remove_topology(
-        &conn,
-        &ch,
-        &settings,
-        [settings.inbound_queue(), settings.dead_inbound_queue()],
-    )
-    .await;
-    store.close().await;
-    std::fs::remove_dir_all(&dir).unwrap();
+    remove_hub(&conn, &ch, &settings, &store, Some(&dir)).await;
 }
 
 /// The permit round trip over RabbitMQ: a declaration needing KMDIA's
@@ -977,15 +982,7 @@ async fn permits_round_trip_over_amqp() {
         .await
         .unwrap()
         .unwrap();
-    remove_topology(
-        &conn,
-        &ch,
-        &settings,
-        [settings.inbound_queue(), settings.dead_inbound_queue()],
-    )
-    .await;
-    store.close().await;
-    std::fs::remove_dir_all(&dir).unwrap();
+    remove_hub(&conn, &ch, &settings, &store, Some(&dir)).await;
 }
 
 /// A storage failure that outlasts the retry budget: the consumer gives
@@ -1005,14 +1002,7 @@ async fn a_long_store_failure_keeps_the_senders_order() {
     // Routed, so that the original waits for a permit (a cleared one could
     // no longer be cancelled).
     let intake = routed_intake(&store);
-    let ch = conn.create_channel().await.unwrap();
-    amqp::declare_topology(&ch, &settings).await.unwrap();
-    amqp::declare_ack_queue(&ch, &settings, "guest")
-        .await
-        .unwrap();
-    ch.confirm_select(Default::default()).await.unwrap();
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let consumer = tokio::spawn(amqp::run(intake.clone(), settings.clone(), stopped));
+    let (ch, stop, consumer) = guest_consumer(&conn, &intake, &settings).await;
     let as_guest = || {
         BasicProperties::default()
             .with_user_id("guest".into())
@@ -1077,7 +1067,7 @@ async fn a_long_store_failure_keeps_the_senders_order() {
         .await
         .unwrap()
         .unwrap();
-    remove_hub(&conn, &ch, &settings, &store, &dir).await;
+    remove_hub(&conn, &ch, &settings, &store, Some(&dir)).await;
 }
 
 /// A database outage longer than the retry budget: the consumer gives the
@@ -1112,22 +1102,8 @@ async fn a_database_outage_does_not_use_up_the_delivery_limit() {
     // Two deliveries at most: without the wait for the database, the
     // third attempt (within about four seconds) would dead-letter it.
     settings.delivery_limit = 2;
-    let ch = conn.create_channel().await.unwrap();
-    amqp::declare_topology(&ch, &settings).await.unwrap();
-    amqp::declare_ack_queue(&ch, &settings, "guest")
-        .await
-        .unwrap();
-    ch.confirm_select(Default::default()).await.unwrap();
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let consumer = tokio::spawn(amqp::run(intake.clone(), settings.clone(), stopped));
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while intake.broker().status() != Some(true) {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "consumer never connected"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let (ch, stop, consumer) = guest_consumer(&conn, &intake, &settings).await;
+    until_consuming(&intake).await;
 
     gate.cut();
     publish(
@@ -1140,17 +1116,7 @@ async fn a_database_outage_does_not_use_up_the_delivery_limit() {
     )
     .await;
     tokio::time::sleep(Duration::from_secs(9)).await;
-    let dead = ch
-        .queue_declare(
-            settings.dead_inbound_queue(),
-            QueueDeclareOptions {
-                passive: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
+    let dead = common::queue_state(&ch, settings.dead_inbound_queue().as_str()).await;
     assert_eq!(dead.message_count(), 0, "dead-lettered during the outage");
     gate.restore();
 
@@ -1168,14 +1134,7 @@ async fn a_database_outage_does_not_use_up_the_delivery_limit() {
         .await
         .unwrap()
         .unwrap();
-    remove_topology(
-        &conn,
-        &ch,
-        &settings,
-        [settings.inbound_queue(), settings.dead_inbound_queue()],
-    )
-    .await;
-    store.close().await;
+    remove_hub(&conn, &ch, &settings, &store, None).await;
     drop(gate);
     common::drop_pg_database(&db_name).await;
 }
@@ -1250,7 +1209,14 @@ impl OwnQueue {
             .unwrap()
             .unwrap()
             .unwrap();
-        remove_hub(&self.conn, &self.ch, &self.settings, &self.store, &self.dir).await;
+        remove_hub(
+            &self.conn,
+            &self.ch,
+            &self.settings,
+            &self.store,
+            Some(&self.dir),
+        )
+        .await;
     }
 }
 

@@ -331,17 +331,7 @@ async fn clears_and_holds(d: &Deployment, conn: &Connection, addr: &str) {
         ));
     }
     permits.sort();
-    let mfds = ch
-        .queue_declare(
-            d.settings.agency_queue("MFDS"),
-            QueueDeclareOptions {
-                passive: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
+    let mfds = common::queue_state(&ch, d.settings.agency_queue("MFDS").as_str()).await;
     assert_eq!(mfds.message_count(), 0);
 
     // Granted: cleared (CUSRES 29); refused: held (23, documents to

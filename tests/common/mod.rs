@@ -485,6 +485,21 @@ pub async fn broker() -> Option<lapin::Connection> {
     }
 }
 
+/// A queue's state as the broker reports it to a passive declare
+/// (messages ready, consumers); the queue must exist.
+pub async fn queue_state(ch: &lapin::Channel, queue: &str) -> lapin::Queue {
+    ch.queue_declare(
+        queue.into(),
+        lapin::options::QueueDeclareOptions {
+            passive: true,
+            ..Default::default()
+        },
+        lapin::types::FieldTable::default(),
+    )
+    .await
+    .unwrap()
+}
+
 /// Waits up to 10 s for one message on `queue` and acknowledges it.
 pub async fn next_message(ch: &lapin::Channel, queue: &str) -> lapin::message::BasicGetMessage {
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
