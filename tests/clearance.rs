@@ -194,7 +194,7 @@ async fn workflow(url: &str) {
     }
     // interchange event + 2 permits + response + declaration event
     assert_eq!(store.count(Table::Outbox).await.unwrap(), before + 5);
-    assert_eq!(store.agency_inbox("MFDS", 10).await.unwrap().len(), 1);
+    assert_eq!(store.agency_inbox("MFDS", 10, None).await.unwrap().len(), 1);
 
     // Only MFDS's account may answer MFDS's permit.
     let mfds_permit = permits.iter().find(|p| p.agency == "MFDS").unwrap();
@@ -232,7 +232,13 @@ async fn workflow(url: &str) {
         panic!("{first:?}")
     };
     assert_eq!(after.status, state::AWAITING_PERMITS);
-    assert!(store.agency_inbox("MFDS", 10).await.unwrap().is_empty());
+    assert!(
+        store
+            .agency_inbox("MFDS", 10, None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     // MFDS answers the granted permit again.
     let answer_again = async |outcome, reason: &'static str| {
         hub.intake

@@ -342,3 +342,122 @@ async fn a_submission_cut_off_after_its_body_was_read_is_counted() {
     );
     hub.stop().await;
 }
+
+/// An agency pages through a long inbox: oldest first, `limit` at a time,
+/// each full page giving the id to go on `after`; the last page has no
+/// `next`. A permit decided since still serves as the place to go on
+/// from; an id that is not a permit of this agency is refused (400), the
+/// same way whether it exists elsewhere or not at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agency_pages_through_its_inbox() {
+    let hub = HttpHub::start(&[
+        ("KRBROKER01", None),
+        ("kmdia-desk", Some("KMDIA")),
+        ("mfds-desk", Some("MFDS")),
+    ])
+    .await;
+    let addr = hub.addr;
+    let token = |id: &str| Some(hub.token(id));
+    for n in 1..=5 {
+        let body = common::cusdec(
+            "KRBROKER01",
+            &format!("PAGE{n:04}"),
+            &format!("LRN-PAGE-{n}"),
+            "9",
+            &["901890"],
+        );
+        let r = request(addr, "POST", "/v1/interchanges", token("KRBROKER01"), &body).await;
+        assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
+    }
+    // Fish: MFDS's.
+    let body = common::cusdec("KRBROKER01", "PAGEFISH", "LRN-PAGE-FISH", "9", &["030211"]);
+    let r = request(addr, "POST", "/v1/interchanges", token("KRBROKER01"), &body).await;
+    assert_eq!(r.status, 202);
+    let mfds = request(
+        addr,
+        "GET",
+        "/v1/agencies/MFDS/inbox",
+        token("mfds-desk"),
+        b"",
+    )
+    .await;
+    let fish = mfds.json()["permits"][0]["permit"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let page = |after: Option<String>| {
+        let cursor = after.map(|a| format!("&after={a}")).unwrap_or_default();
+        let path = format!("/v1/agencies/KMDIA/inbox?limit=2{cursor}");
+        let token = token("kmdia-desk");
+        async move { request(addr, "GET", &path, token, b"").await }
+    };
+    let mut lrns = Vec::new();
+    let mut ids = Vec::new();
+    let mut after = None;
+    let mut pages = 0;
+    loop {
+        let r = page(after.clone()).await;
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        let json = r.json();
+        for p in json["permits"].as_array().unwrap() {
+            lrns.push(
+                p["request"]["declaration"]["lrn"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            );
+            ids.push(p["permit"]["id"].as_str().unwrap().to_owned());
+        }
+        pages += 1;
+        match json["next"].as_str() {
+            Some(next) => {
+                assert_eq!(Some(next), ids.last().map(String::as_str));
+                after = Some(next.to_owned());
+            }
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(
+        lrns,
+        [
+            "LRN-PAGE-1",
+            "LRN-PAGE-2",
+            "LRN-PAGE-3",
+            "LRN-PAGE-4",
+            "LRN-PAGE-5"
+        ]
+    );
+
+    // The second permit decided: the page after it is still the 3rd on.
+    let granted = br#"{"outcome": "granted"}"#;
+    let decide = format!("/v1/permits/{}/decision", ids[1]);
+    let r = request(addr, "POST", &decide, token("kmdia-desk"), granted).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let r = page(Some(ids[1].clone())).await;
+    let rest: Vec<String> = r.json()["permits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["permit"]["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(rest, [ids[2].clone(), ids[3].clone()]);
+    // From the start the decided one is gone.
+    let r = page(None).await;
+    assert_eq!(r.json()["permits"][1]["permit"]["id"], ids[2].as_str());
+
+    // Not a place in KMDIA's inbox: refused alike.
+    let unknown = "0190f000-0000-7000-8000-000000000000".to_owned();
+    let mut answers = Vec::new();
+    for cursor in [fish, unknown] {
+        let r = page(Some(cursor)).await;
+        assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
+        let mut json = r.json();
+        assert_eq!(json["type"], "urn:tradehub:problem:bad-query");
+        json["detail"] = serde_json::Value::Null;
+        answers.push(json);
+    }
+    assert_eq!(answers[0], answers[1]);
+    hub.stop().await;
+}

@@ -207,36 +207,44 @@ async fn agency_desk(
                 return (cleared, errors);
             }
         }
-        let inbox = call(
-            &host,
-            "GET",
-            &format!("/v1/agencies/{agency}/inbox?limit=200"),
-            &token,
-            b"",
-        )
-        .await;
-        let permits: Vec<(String, String)> = match inbox {
-            Ok((200, body)) => serde_json::from_slice::<serde_json::Value>(&body)
-                .ok()
-                .and_then(|v| v.get("permits").and_then(|p| p.as_array()).cloned())
-                .unwrap_or_default()
-                .iter()
-                .filter_map(|p| {
-                    let id = p.pointer("/permit/id")?.as_str()?.to_owned();
-                    let lrn = p.pointer("/request/declaration/lrn")?.as_str()?.to_owned();
-                    Some((id, lrn))
-                })
-                // Only the permits of its own declarations: anyone else's
-                // in the agency's inbox are real and not the load
-                // generator's to grant. (One whose submission is not yet
-                // answered is taken at a later look.)
-                .filter(|(_, lrn)| submitted.lock().is_ok_and(|m| m.contains_key(lrn)))
-                .collect(),
-            _ => {
+        // Only the permits of its own declarations: anyone else's in the
+        // agency's inbox are real and not the load generator's to grant
+        // (one whose submission is not yet answered is taken at a later
+        // look). The inbox is read page after page until a page holds
+        // some of its own or there is no page after it.
+        let mut permits: Vec<(String, String)> = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let cursor = after
+                .as_deref()
+                .map(|a| format!("&after={a}"))
+                .unwrap_or_default();
+            let path = format!("/v1/agencies/{agency}/inbox?limit=200{cursor}");
+            let page = match call(&host, "GET", &path, &token, b"").await {
+                Ok((200, body)) => serde_json::from_slice::<serde_json::Value>(&body).ok(),
+                _ => None,
+            };
+            let Some(page) = page else {
                 errors += 1;
-                Vec::new()
+                break;
+            };
+            let listed = page.get("permits").and_then(|p| p.as_array());
+            permits.extend(
+                listed
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|p| {
+                        let id = p.pointer("/permit/id")?.as_str()?.to_owned();
+                        let lrn = p.pointer("/request/declaration/lrn")?.as_str()?.to_owned();
+                        Some((id, lrn))
+                    })
+                    .filter(|(_, lrn)| submitted.lock().is_ok_and(|m| m.contains_key(lrn))),
+            );
+            after = page.get("next").and_then(|n| n.as_str()).map(str::to_owned);
+            if !permits.is_empty() || after.is_none() {
+                break;
             }
-        };
+        }
         if permits.is_empty() {
             tokio::time::sleep(Duration::from_millis(10)).await;
             continue;

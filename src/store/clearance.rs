@@ -750,19 +750,27 @@ impl Store {
         rows.iter().map(permit_row).collect()
     }
 
-    /// Pending permit requests of an agency, oldest first.
+    /// Pending permit requests of an agency, oldest first (by request
+    /// time, then id); with `after`, only those after that permit in this
+    /// order (a page after the one that ended with it, whether or not it
+    /// has been decided since).
     pub async fn agency_inbox(
         &self,
         agency: &str,
         limit: i64,
+        after: Option<&StoredPermit>,
     ) -> Result<Vec<StoredPermit>, StoreError> {
+        let (since, last) = after.map_or(("", ""), |p| (p.requested_at.as_str(), p.id.as_str()));
         let sql = self.sql(&format!(
             "SELECT {PERMIT_COLUMNS} FROM permits WHERE agency = $1 AND status = 'pending' \
+             AND (requested_at > $3 OR (requested_at = $3 AND id > $4)) \
              ORDER BY requested_at, id LIMIT $2"
         ));
         let rows = sqlx::query(&sql)
             .bind(agency)
             .bind(limit)
+            .bind(since)
+            .bind(last)
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(permit_row).collect()

@@ -925,6 +925,16 @@ struct ListQuery {
     limit: Option<i64>,
 }
 
+/// `?limit=&after=` of an agency's inbox: `after` is the id of the last
+/// permit of the page before.
+#[derive(Debug, serde::Deserialize)]
+struct InboxQuery {
+    #[serde(default, deserialize_with = "blank_is_none")]
+    limit: Option<i64>,
+    #[serde(default, deserialize_with = "blank_is_none")]
+    after: Option<String>,
+}
+
 /// A query value, none when it is empty or blank.
 fn blank_is_none<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
 where
@@ -1034,7 +1044,7 @@ async fn agency_inbox(
     State(app): State<Arc<App>>,
     Authenticated(partner): Authenticated,
     code: Result<Path<String>, PathRejection>,
-    query: Result<Query<ListQuery>, QueryRejection>,
+    query: Result<Query<InboxQuery>, QueryRejection>,
 ) -> Response {
     let code = match code {
         Ok(Path(code)) => code,
@@ -1051,8 +1061,32 @@ async fn agency_inbox(
         ));
     }
     let limit = query.limit.unwrap_or(100).clamp(1, 1000);
-    match app.intake.store().agency_inbox(&code, limit).await {
+    let store = app.intake.store();
+    // The page after a permit of this agency's (decided since or not);
+    // any other id is the caller's mistake, told the same way whether
+    // the permit does not exist or is another agency's.
+    let after = match &query.after {
+        None => None,
+        Some(id) => match store.permit(id).await {
+            Ok(Some(p)) if p.agency == code => Some(p),
+            Ok(_) => {
+                return problem(
+                    StatusCode::BAD_REQUEST,
+                    "bad-query",
+                    "Query not understood",
+                    format!("after: {id:?} is not a permit of agency {code}"),
+                    json!({"expected": {"after": "the id of a permit of this agency (the `next` of the page before)", "limit": "1 to 1000"}}),
+                );
+            }
+            Err(e) => return store_problem(&e),
+        },
+    };
+    match store.agency_inbox(&code, limit, after.as_ref()).await {
         Ok(permits) => {
+            // A full page may have more after it: where to go on from.
+            let next = (permits.len() as i64 == limit)
+                .then(|| permits.last().map(|p| p.id.clone()))
+                .flatten();
             let requests: Vec<serde_json::Value> = permits
                 .iter()
                 .map(|p| {
@@ -1065,7 +1099,7 @@ async fn agency_inbox(
                 .collect();
             (
                 StatusCode::OK,
-                Json(json!({"agency": code, "permits": requests})),
+                Json(json!({"agency": code, "permits": requests, "next": next})),
             )
                 .into_response()
         }
