@@ -1709,3 +1709,44 @@ async fn a_connection_the_broker_closes_is_not_the_messages_fault() {
     publisher.publish(&pending("m-3")).await.unwrap();
     remove_topology(&conn, &ch, &settings, []).await;
 }
+
+/// A broker that takes the connection and never answers does not hold the
+/// AMQP intake: setting up gives up after the connect timeout and the
+/// consumer tries again (it used to wait on the first connection for good,
+/// not ready and never retrying).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_that_never_answers_is_tried_again() {
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = silent.local_addr().unwrap();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = accepted.clone();
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((connection, _)) = silent.accept().await {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            open.push(connection);
+        }
+    });
+    let (dir, store, intake, _) = embedded_hub("guest").await;
+    let mut settings = AmqpSettings::new(format!("amqp://guest:guest@{addr}/%2f"));
+    settings.connect_timeout = Duration::from_millis(500);
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let consumer = tokio::spawn(amqp::run(intake.clone(), settings, stopped));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while accepted.load(std::sync::atomic::Ordering::SeqCst) < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the consumer never tried again"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(intake.broker().status(), Some(false), "not ready meanwhile");
+    stop.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), consumer)
+        .await
+        .unwrap()
+        .unwrap();
+    held.abort();
+    store.close().await;
+    std::fs::remove_dir_all(dir).unwrap();
+}

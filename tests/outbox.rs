@@ -495,3 +495,62 @@ async fn the_operator_lists_and_retries_parked_messages() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A relay whose broker takes the connection and never answers (a
+/// balancer in front of a dead node, a network black hole) claims
+/// nothing: another instance's relay publishes every row meanwhile, and
+/// the silent one gives up after its connect timeout as "broker away".
+/// (It used to claim its batch first and then wait on the broker without
+/// end, the rows held back, its transaction idle, until PostgreSQL ended
+/// the session ten minutes later.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_whose_broker_never_answers_claims_nothing() {
+    use std::time::Duration;
+    use tradehub::transport::amqp::{AmqpSettings, OutboxPublisher};
+    let Some((url, name)) = common::pg_database().await else {
+        return;
+    };
+    let store = Store::open(&url).await.unwrap();
+    let (intake, partner) = common::broker_intake(&store).await;
+    intake
+        .submit(&partner, fixture("ok/cusdec-d96b-unoc.edi"))
+        .await
+        .unwrap();
+    let backlog = store.outbox_backlog().await.unwrap();
+    assert!(backlog > 0);
+
+    // Takes connections and never says a word.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = silent.local_addr().unwrap();
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((connection, _)) = silent.accept().await {
+            open.push(connection);
+        }
+    });
+    let mut settings = AmqpSettings::new(format!("amqp://guest:guest@{addr}/%2f"));
+    settings.connect_timeout = Duration::from_secs(3);
+    let stuck = {
+        let store = store.clone();
+        tokio::spawn(async move { outbox::drain(&store, &OutboxPublisher::new(settings)).await })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let published = outbox::drain(&store, &InProcess::new(16)).await.unwrap();
+    assert_eq!(
+        published as i64, backlog,
+        "the other relay published every row"
+    );
+    match tokio::time::timeout(Duration::from_secs(10), stuck)
+        .await
+        .unwrap()
+        .unwrap()
+    {
+        Err(RelayError::Publish(why)) => {
+            assert!(why.contains("connecting the outbox relay"), "{why}")
+        }
+        other => panic!("not the broker away: {other:?}"),
+    }
+    held.abort();
+    store.close().await;
+    common::drop_pg_database(&name).await;
+}

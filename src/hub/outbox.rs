@@ -69,7 +69,19 @@ pub enum RelayError {
 pub type Published<'a> = Pin<Box<dyn Future<Output = Vec<Result<(), RelayError>>> + Send + 'a>>;
 
 /// Somewhere outbox messages go: RabbitMQ, or subscribers in this process.
+/// What [`Publish::ready`] returns.
+pub type Ready<'a> = Pin<Box<dyn Future<Output = Result<(), RelayError>> + Send + 'a>>;
+
 pub trait Publish: Send + Sync {
+    /// Gets ready to publish (connects to the broker) before the relay
+    /// claims rows: a relay whose broker is away, or takes the connection
+    /// and never answers, then claims nothing, where its claim would hold
+    /// the oldest rows back from the relays of other hub instances until
+    /// the database ended it. Ready at once by default.
+    fn ready<'a>(&'a self) -> Ready<'a> {
+        Box::pin(async { Ok(()) })
+    }
+
     /// Publishes one message and returns once it is confirmed.
     fn publish<'a>(
         &'a self,
@@ -317,7 +329,9 @@ async fn drain_rounds<P: Publish + ?Sized>(
 ) -> Result<(usize, bool), RelayError> {
     let mut total = 0;
     for _ in 0..rounds {
-        // Claimed: the relays of other hub instances take other rows.
+        // Connected first, then claimed: the relays of other hub
+        // instances take other rows.
+        publisher.ready().await?;
         let claim = store.claim_outbox(BATCH).await?;
         if claim.messages.is_empty() {
             return Ok((total, false));

@@ -67,6 +67,12 @@ pub struct AmqpSettings {
     /// pass before the consumer gives every unacknowledged delivery back
     /// (by reconnecting) to keep each sender's order.
     pub store_retry_budget: Duration,
+    /// How long connecting and setting up (connection, channel, topology,
+    /// confirms, consumers) may take before it counts as the broker away:
+    /// a broker, or a balancer in front of it, that takes the connection
+    /// and never answers would otherwise hold the consumer or the relay
+    /// for good.
+    pub connect_timeout: Duration,
 }
 
 impl AmqpSettings {
@@ -79,6 +85,7 @@ impl AmqpSettings {
             agencies: Vec::new(),
             max_body_bytes: 16 * 1024 * 1024,
             store_retry_budget: STORE_RETRY_BUDGET,
+            connect_timeout: CONFIRM_TIMEOUT,
         }
     }
 
@@ -619,25 +626,31 @@ async fn store_answers(intake: &Intake, shutdown: &tokio::sync::watch::Receiver<
     }
 }
 
-/// Consumes `inbound` until `shutdown` resolves or the connection fails.
-pub async fn consume<F>(
-    intake: Intake,
-    settings: AmqpSettings,
-    shutdown: F,
-) -> Result<(), AmqpError>
-where
-    F: Future<Output = ()>,
-{
-    let conn = Arc::new(connect(&settings).await?);
+/// The consumer's connection and channels, the topology declared: the
+/// intake channel and its consumer of `inbound`, the replies channel and
+/// its consumer of `hub.permit-replies`.
+async fn open_consumers(
+    settings: &AmqpSettings,
+) -> Result<
+    (
+        Arc<Connection>,
+        Channel,
+        lapin::Consumer,
+        Channel,
+        lapin::Consumer,
+    ),
+    AmqpError,
+> {
+    let conn = Arc::new(connect(settings).await?);
     let channel = conn.create_channel().await?;
-    declare_topology(&channel, &settings).await?;
+    declare_topology(&channel, settings).await?;
     channel
         .confirm_select(ConfirmSelectOptions::default())
         .await?;
     channel
         .basic_qos(settings.prefetch, BasicQosOptions::default())
         .await?;
-    let mut consumer = channel
+    let consumer = channel
         .basic_consume(
             settings.inbound_queue(),
             "tradehub-intake".into(),
@@ -652,7 +665,7 @@ where
     replies_channel
         .basic_qos(settings.prefetch, BasicQosOptions::default())
         .await?;
-    let mut replies = replies_channel
+    let replies = replies_channel
         .basic_consume(
             settings.replies_queue(),
             "tradehub-permit-replies".into(),
@@ -660,7 +673,24 @@ where
             FieldTable::default(),
         )
         .await?;
-    tracing::info!(queue = %settings.inbound_queue(), replies = %settings.replies_queue(), "consuming AMQP intake and agency replies");
+    Ok((conn, channel, consumer, replies_channel, replies))
+}
+
+/// Consumes `inbound` until `shutdown` resolves or the connection fails.
+pub async fn consume<F>(
+    intake: Intake,
+    settings: AmqpSettings,
+    shutdown: F,
+) -> Result<(), AmqpError>
+where
+    F: Future<Output = ()>,
+{
+    let (conn, channel, mut consumer, replies_channel, mut replies) = within(
+        settings.connect_timeout,
+        || "connecting the AMQP intake to the broker".to_owned(),
+        open_consumers(&settings),
+    )
+    .await?;
     let declared = Arc::new(AckQueues {
         conn: conn.clone(),
         declared: tokio::sync::Mutex::new(HashSet::new()),
@@ -1431,6 +1461,35 @@ impl OutboxPublisher {
         }
     }
 
+    /// A connection and a confirming channel with the topology declared,
+    /// within the settings' connect timeout.
+    async fn open_link(&self) -> Result<(Connection, Channel, HashSet<String>), AmqpError> {
+        within(
+            self.settings.connect_timeout,
+            || "connecting the outbox relay to the broker".to_owned(),
+            async {
+                let conn = connect_named(&self.settings, "outbox relay").await?;
+                let channel = conn.create_channel().await?;
+                declare_topology(&channel, &self.settings).await?;
+                channel
+                    .confirm_select(ConfirmSelectOptions::default())
+                    .await?;
+                Ok::<_, AmqpError>((conn, channel, HashSet::new()))
+            },
+        )
+        .await
+    }
+
+    /// Connected (reconnecting when the last link broke), before the relay
+    /// claims rows to publish.
+    async fn ready(&self) -> Result<(), AmqpError> {
+        let mut link = self.link.lock().await;
+        if link.is_none() {
+            *link = Some(self.open_link().await?);
+        }
+        Ok(())
+    }
+
     async fn send(&self, m: &crate::store::PendingMessage) -> Result<(), SendFailure> {
         self.send_all(std::slice::from_ref(m))
             .await
@@ -1500,21 +1559,7 @@ impl OutboxPublisher {
     ) -> Result<(), SendFailure> {
         let link_failed = |error: AmqpError| SendFailure { error, own: false };
         if link.is_none() {
-            let conn = connect_named(&self.settings, "outbox relay")
-                .await
-                .map_err(link_failed)?;
-            let channel = conn
-                .create_channel()
-                .await
-                .map_err(|e| link_failed(e.into()))?;
-            declare_topology(&channel, &self.settings)
-                .await
-                .map_err(link_failed)?;
-            channel
-                .confirm_select(ConfirmSelectOptions::default())
-                .await
-                .map_err(|e| link_failed(e.into()))?;
-            *link = Some((conn, channel, HashSet::new()));
+            *link = Some(self.open_link().await.map_err(link_failed)?);
         }
         let Some((conn, channel, declared)) = link.as_mut() else {
             return Err(link_failed(AmqpError::NotConfirmed("no channel".into())));
@@ -1593,6 +1638,14 @@ fn relay_error(failure: SendFailure) -> crate::hub::outbox::RelayError {
 }
 
 impl crate::hub::outbox::Publish for OutboxPublisher {
+    fn ready<'a>(&'a self) -> crate::hub::outbox::Ready<'a> {
+        Box::pin(async move {
+            OutboxPublisher::ready(self)
+                .await
+                .map_err(|e| crate::hub::outbox::RelayError::Publish(e.to_string()))
+        })
+    }
+
     fn publish<'a>(
         &'a self,
         message: &'a crate::store::PendingMessage,
