@@ -447,3 +447,82 @@ fn a_partner_token_can_be_replaced() {
     let _ = server.wait();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// One broker per store: an instance with `--amqp-url` records its AMQP
+/// prefix on the store; an instance without a broker, or with another
+/// prefix, is then refused at start (exit 2) instead of taking the
+/// others' outbox rows and marking them published where no consumer is.
+/// `outbox broker` shows the record and `--forget` clears it. (The broker
+/// need not answer: the record is made before the hub connects.)
+#[test]
+fn a_store_published_to_rabbitmq_is_not_served_without_it() {
+    let dir = std::env::temp_dir().join(format!(
+        "tradehub-cli-broker-{}",
+        uuid::Uuid::now_v7().simple()
+    ));
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    // A port nothing listens on: the consumer and relay just retry.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("amqp://guest:guest@{}/%2f", closed.local_addr().unwrap());
+    drop(closed);
+    let serve = |extra: &[&str]| {
+        let mut args: Vec<std::ffi::OsString> =
+            vec!["--listen".into(), "127.0.0.1:0".into(), "--data-dir".into()];
+        args.push(data.clone().into());
+        args.extend(extra.iter().map(Into::into));
+        args
+    };
+    let (child, _, log) =
+        common::spawn_serve_with(&serve(&["--amqp-url", &url, "--amqp-prefix", "one."]));
+    let mut hub = common::Server(child);
+    hub.kill();
+    let _ = log.join();
+
+    let refused = |extra: &[&str]| {
+        let out = bin()
+            .arg("serve")
+            .args(serve(extra))
+            .env_remove("TRADEHUB_AMQP_URL")
+            .env_remove("TRADEHUB_AMQP_PREFIX")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{out:?}");
+        String::from_utf8(out.stderr).unwrap()
+    };
+    let without = refused(&[]);
+    assert!(
+        without.contains("published to RabbitMQ (AMQP prefix \"one.\")")
+            && without.contains("start it with --amqp-url")
+            && without.contains("tradehub outbox broker --forget"),
+        "{without}"
+    );
+    let other = refused(&["--amqp-url", &url, "--amqp-prefix", "two."]);
+    assert!(
+        other.contains("under the AMQP prefix \"one.\"")
+            && other.contains("this one uses \"two.\""),
+        "{other}"
+    );
+
+    let broker = |extra: &[&str]| {
+        let out = bin()
+            .args(["outbox", "broker", "--data-dir"])
+            .arg(&data)
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert!(broker(&[]).contains("under the AMQP prefix \"one.\""));
+    assert!(broker(&["--forget"]).contains("forgotten"));
+    assert!(broker(&[]).contains("no broker recorded"));
+    // Forgotten: served without a broker again.
+    let (child, addr, log) = common::spawn_serve_with(&serve(&[]));
+    let mut hub = common::Server(child);
+    let health = common::request_blocking(&addr, "GET", "/healthz", None, b"");
+    assert_eq!(health.map(|r| r.status), Some(200));
+    hub.kill();
+    let _ = log.join();
+    std::fs::remove_dir_all(&dir).unwrap();
+}

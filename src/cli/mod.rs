@@ -667,6 +667,17 @@ enum OutboxCommand {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// The broker the store's outbox is published to, as the hub
+    /// instances with `--amqp-url` record it (their AMQP prefix); an
+    /// instance without a broker, or with another prefix, refuses to start
+    /// on the store. `--forget` clears it, once every instance is stopped,
+    /// to move the store to another prefix or off RabbitMQ.
+    Broker {
+        #[arg(long)]
+        forget: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -821,6 +832,7 @@ fn serve(opts: ServeOptions) -> Result<u8, CliError> {
     let listen = opts.listen.clone();
     runtime()?.block_on(async move {
         let store = Store::open(&url).await.map_err(|e| CliError::Usage(format!("store: {e}")))?;
+        check_outbox_broker(&store, opts.amqp.as_ref()).await?;
         let io = |source| CliError::Io { path: listen.clone(), source };
         let acceptor = match &opts.tls {
             Some(tls) => Some(crate::transport::tls::acceptor(tls).map_err(|e| CliError::Usage(e.to_string()))?),
@@ -932,7 +944,9 @@ fn print_token(heading: &str, id: &str, token: &str, format: Format) -> Result<u
 
 fn outbox_command(command: OutboxCommand) -> Result<u8, CliError> {
     let store_args = match &command {
-        OutboxCommand::List { store, .. } | OutboxCommand::Retry { store, .. } => store,
+        OutboxCommand::List { store, .. }
+        | OutboxCommand::Retry { store, .. }
+        | OutboxCommand::Broker { store, .. } => store,
     };
     let url = store_args.existing_url()?;
     runtime()?.block_on(async move {
@@ -1023,10 +1037,63 @@ fn outbox_command(command: OutboxCommand) -> Result<u8, CliError> {
                     .map_err(out_err)?;
                 }
             }
+            OutboxCommand::Broker { forget, .. } => {
+                let recorded = store.outbox_broker().await.map_err(failed)?;
+                let line = match (&recorded, forget) {
+                    (None, _) => "outbox: no broker recorded (the relays publish in-process)".to_owned(),
+                    (Some(prefix), false) => format!("outbox: published to RabbitMQ under the AMQP prefix {prefix:?}"),
+                    (Some(prefix), true) => {
+                        store.forget_outbox_broker().await.map_err(failed)?;
+                        format!("outbox: RabbitMQ under the AMQP prefix {prefix:?} forgotten; the next instance to start records its own")
+                    }
+                };
+                writeln!(out, "{line}").map_err(out_err)?;
+            }
         }
         store.close().await;
         Ok(EXIT_VALID)
     })
+}
+
+/// One broker per store: the relays of every hub instance on a store claim
+/// each other's outbox rows, so they must all publish them to the same
+/// place. An instance with `--amqp-url` records its AMQP prefix on the
+/// store (the first to start does); one without a broker, or with another
+/// prefix, is refused (exit 2) instead of marking the others' messages
+/// published where no consumer is.
+async fn check_outbox_broker(
+    store: &Store,
+    amqp: Option<&amqp::AmqpSettings>,
+) -> Result<(), CliError> {
+    let failed = |e: crate::store::StoreError| CliError::Usage(format!("store: {e}"));
+    let forget = "stop every instance and run `tradehub outbox broker --forget` on the store";
+    match amqp {
+        Some(settings) => {
+            let recorded = store
+                .record_outbox_broker(&settings.prefix, Timestamp::now())
+                .await
+                .map_err(failed)?;
+            if recorded != settings.prefix {
+                return Err(CliError::Usage(format!(
+                    "the store's outbox is published to RabbitMQ under the AMQP prefix {recorded:?} \
+                     by the hub instances that share it, and this one uses {:?}: run every \
+                     instance with one prefix (to move the store to another, {forget})",
+                    settings.prefix
+                )));
+            }
+        }
+        None => {
+            if let Some(recorded) = store.outbox_broker().await.map_err(failed)? {
+                return Err(CliError::Usage(format!(
+                    "the store's outbox is published to RabbitMQ (AMQP prefix {recorded:?}) by the \
+                     hub instances that share it; without --amqp-url this instance's relay would \
+                     mark their messages published without sending them: start it with \
+                     --amqp-url (if the store no longer uses RabbitMQ, {forget})"
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn partner(command: PartnerCommand) -> Result<u8, CliError> {

@@ -934,6 +934,51 @@ impl Store {
         Ok(())
     }
 
+    /// The AMQP prefix this store's outbox is published under, as recorded
+    /// by the hub instances that publish it to RabbitMQ; `None` when none
+    /// has (embedded, or no broker yet).
+    pub async fn outbox_broker(&self) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT amqp_prefix FROM outbox_broker WHERE id = 1")
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(row) => Some(row.try_get("amqp_prefix")?),
+            None => None,
+        })
+    }
+
+    /// Records that this store's outbox is published to RabbitMQ under
+    /// `prefix`, unless another prefix is recorded already; returns the
+    /// prefix recorded (this one, or the other).
+    pub async fn record_outbox_broker(
+        &self,
+        prefix: &str,
+        now: Timestamp,
+    ) -> Result<String, StoreError> {
+        let sql = self.sql(
+            "INSERT INTO outbox_broker (id, amqp_prefix, recorded_at) VALUES (1, $1, $2) \
+             ON CONFLICT (id) DO NOTHING",
+        );
+        sqlx::query(&sql)
+            .bind(prefix)
+            .bind(now.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(self
+            .outbox_broker()
+            .await?
+            .unwrap_or_else(|| prefix.to_owned()))
+    }
+
+    /// Forgets the broker recorded for the outbox (the operator's
+    /// `tradehub outbox broker --forget`); true when one was recorded.
+    pub async fn forget_outbox_broker(&self) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM outbox_broker WHERE id = 1")
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
     /// Outbox messages still to publish (parked ones not counted: see
     /// [`outbox_counts`](Self::outbox_counts)).
     pub async fn outbox_backlog(&self) -> Result<i64, StoreError> {
