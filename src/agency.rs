@@ -102,6 +102,18 @@ pub enum CatalogueError {
         /// Line of the code.
         line: usize,
     },
+    /// The code is the customs officers' role (`CUSTOMS`): an account
+    /// acting for such an agency would be an officer.
+    #[error(
+        "agency {code:?} (line {line}): {code} is the customs officers' role, not an agency code: \
+         an account acting for it would see every declaration and release goods"
+    )]
+    ReservedCode {
+        /// The code as written.
+        code: String,
+        /// Line of the code.
+        line: usize,
+    },
     /// The queue is not `agency.<code>`.
     #[error("agency {code} (line {line}): queue {queue:?} must be \"agency.{code}\"")]
     BadQueue {
@@ -157,6 +169,7 @@ impl CatalogueError {
             CatalogueError::EmptyName { .. } => "AGY006",
             CatalogueError::EmptyConfirms { .. } => "AGY007",
             CatalogueError::BadHsChapter { .. } => "AGY008",
+            CatalogueError::ReservedCode { .. } => "AGY009",
         }
     }
 
@@ -166,6 +179,7 @@ impl CatalogueError {
             CatalogueError::Io { .. } | CatalogueError::Syntax { .. } => None,
             CatalogueError::DuplicateCode { code, .. }
             | CatalogueError::BadCode { code, .. }
+            | CatalogueError::ReservedCode { code, .. }
             | CatalogueError::BadQueue { code, .. }
             | CatalogueError::EmptyName { code, .. }
             | CatalogueError::EmptyConfirms { code, .. }
@@ -180,6 +194,7 @@ impl CatalogueError {
             CatalogueError::Syntax { line, .. } => *line,
             CatalogueError::DuplicateCode { line, .. }
             | CatalogueError::BadCode { line, .. }
+            | CatalogueError::ReservedCode { line, .. }
             | CatalogueError::BadQueue { line, .. }
             | CatalogueError::EmptyName { line, .. }
             | CatalogueError::EmptyConfirms { line, .. }
@@ -303,6 +318,11 @@ impl AgencyCatalogue {
 
             if !is_valid_code(&code) {
                 problems.push(CatalogueError::BadCode {
+                    code: code.clone(),
+                    line: lines.of(raw.code.span()),
+                });
+            } else if code == crate::hub::clearance::CUSTOMS_ROLE {
+                problems.push(CatalogueError::ReservedCode {
                     code: code.clone(),
                     line: lines.of(raw.code.span()),
                 });

@@ -287,3 +287,19 @@ fn commands_name_the_file_and_code_of_a_broken_catalogue() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// `CUSTOMS` is the customs officers' role: as an agency code it would
+/// make every desk account created for that agency an officer (every
+/// declaration seen, goods released), so the catalogue refuses it.
+#[test]
+fn the_officers_role_is_not_an_agency_code() {
+    let second = SECOND_OK.replace("SECOND_2", "CUSTOMS");
+    let err = first_error(&second);
+    assert!(
+        matches!(&err, CatalogueError::ReservedCode { code, line: 12 } if code == "CUSTOMS"),
+        "{err:?}"
+    );
+    assert_eq!(err.code(), "AGY009");
+    assert_eq!(err.agency(), Some("CUSTOMS"));
+    assert!(err.to_string().contains("officers' role"), "{err}");
+}

@@ -447,6 +447,23 @@ async fn an_agency_pages_through_its_inbox() {
     let r = page(None).await;
     assert_eq!(r.json()["permits"][1]["permit"]["id"], ids[2].as_str());
 
+    // The inbox lists pending permits only: a status filter is refused,
+    // not ignored.
+    let r = request(
+        addr,
+        "GET",
+        "/v1/agencies/KMDIA/inbox?status=granted",
+        token("kmdia-desk"),
+        b"",
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
+    assert!(
+        r.json()["detail"].as_str().unwrap().contains("status"),
+        "{}",
+        r.json()
+    );
+
     // Not a place in KMDIA's inbox: refused alike.
     let unknown = "0190f000-0000-7000-8000-000000000000".to_owned();
     let mut answers = Vec::new();
@@ -459,5 +476,111 @@ async fn an_agency_pages_through_its_inbox() {
         answers.push(json);
     }
     assert_eq!(answers[0], answers[1]);
+    hub.stop().await;
+}
+
+/// Control characters are refused where they come in, the same on every
+/// store (PostgreSQL cannot store U+0000, and answered such requests with
+/// a 500 that said the same request would fail again): in a path or query
+/// (400 bad-path), in a decision's reasons or conditions (422, nothing
+/// recorded) and in a release note (422).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_characters_are_refused_where_they_come_in() {
+    let hub = HttpHub::start(&[
+        ("KRBROKER01", None),
+        ("kmdia-desk", Some("KMDIA")),
+        ("officer", Some("CUSTOMS")),
+    ])
+    .await;
+    let addr = hub.addr;
+    let token = |id: &str| Some(hub.token(id));
+    let body = common::cusdec("KRBROKER01", "CTRL0001", "LRN-CTRL-1", "9", &["901890"]);
+    let r = request(addr, "POST", "/v1/interchanges", token("KRBROKER01"), &body).await;
+    assert_eq!(r.status, 202);
+    let inbox = request(
+        addr,
+        "GET",
+        "/v1/agencies/KMDIA/inbox",
+        token("kmdia-desk"),
+        b"",
+    )
+    .await;
+    let permit = inbox.json()["permits"][0]["permit"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    for path in [
+        "/v1/declarations/a%00b".to_owned(),
+        "/v1/cargo/a%1Fb".to_owned(),
+        "/v1/interchanges/%7f".to_owned(),
+        format!("/v1/agencies/KMDIA/inbox?after={permit}%00"),
+    ] {
+        let who = if path.contains("inbox") {
+            "kmdia-desk"
+        } else {
+            "officer"
+        };
+        let r = request(addr, "GET", &path, token(who), b"").await;
+        assert_eq!(
+            r.status,
+            400,
+            "{path}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        assert_eq!(r.json()["type"], "urn:tradehub:problem:bad-path", "{path}");
+    }
+    let decide = format!("/v1/permits/{permit}/decision");
+    for (body, named) in [
+        (
+            &br#"{"outcome": "granted", "reasons": ["ok", "a\u0000b"]}"#[..],
+            "reasons[1]",
+        ),
+        (
+            &br#"{"outcome": "conditional", "conditions": "keep\u0007cold"}"#[..],
+            "conditions",
+        ),
+    ] {
+        let r = request(addr, "POST", &decide, token("kmdia-desk"), body).await;
+        assert_eq!(r.status, 422, "{}", String::from_utf8_lossy(&r.body));
+        assert_eq!(r.json()["type"], "urn:tradehub:problem:bad-decision");
+        assert!(
+            r.json()["detail"].as_str().unwrap().starts_with(named),
+            "{}",
+            r.json()
+        );
+    }
+    // Nothing was recorded: the permit still takes an answer, with tabs
+    // and line breaks in its text.
+    let r = request(
+        addr,
+        "POST",
+        &decide,
+        token("kmdia-desk"),
+        br#"{"outcome": "granted", "reasons": ["line one\nline two\tend"]}"#,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let declaration = r.json()["declaration"]["id"].as_str().unwrap().to_owned();
+    let release = format!("/v1/declarations/{declaration}/release");
+    let r = request(
+        addr,
+        "POST",
+        &release,
+        token("officer"),
+        br#"{"note": "x\u0000y"}"#,
+    )
+    .await;
+    assert_eq!(r.status, 422, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["type"], "urn:tradehub:problem:bad-release");
+    let r = request(
+        addr,
+        "POST",
+        &release,
+        token("officer"),
+        br#"{"note": "seen"}"#,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     hub.stop().await;
 }

@@ -23,8 +23,43 @@ pub enum DecisionError {
         agency: String,
         partner: String,
     },
+    /// A text of the decision the hub does not store: a control
+    /// character (U+0000, which PostgreSQL refuses, and the other C0
+    /// controls but tab, line feed and carriage return).
+    #[error("{0}")]
+    Invalid(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// The first control character of `text` a stored text may not hold (C0
+/// controls and DEL, but tab, line feed and carriage return), if any.
+pub fn control_character(text: &str) -> Option<char> {
+    text.chars()
+        .find(|c| (c.is_control() && !matches!(c, '\t' | '\n' | '\r')) && (*c as u32) < 0x80)
+}
+
+/// The first text of a decision that holds a control character, named.
+fn unstorable(decision: &PermitDecision) -> Option<String> {
+    let named = |what: String, text: &str| {
+        control_character(text).map(|c| {
+            format!(
+                "{what} holds the control character U+{:04X}, which is not stored",
+                c as u32
+            )
+        })
+    };
+    decision
+        .reasons
+        .iter()
+        .enumerate()
+        .find_map(|(i, r)| named(format!("reasons[{i}]"), r))
+        .or_else(|| {
+            decision
+                .conditions
+                .as_deref()
+                .and_then(|c| named("conditions".to_owned(), c))
+        })
 }
 
 /// What became of a decision.
@@ -75,6 +110,13 @@ impl Intake {
         partner: &Partner,
         decision: &PermitDecision,
     ) -> Result<DecisionOutcome, DecisionError> {
+        // No permit id holds a control character.
+        if control_character(&decision.permit_id).is_some() {
+            return Err(DecisionError::NotFound(decision.permit_id.clone()));
+        }
+        if let Some(why) = unstorable(decision) {
+            return Err(DecisionError::Invalid(why));
+        }
         let Some(permit) = self.store.permit(&decision.permit_id).await? else {
             return Err(DecisionError::NotFound(decision.permit_id.clone()));
         };

@@ -1094,7 +1094,7 @@ async fn handle_reply(
             Ok(())
         }
         Err(DecisionError::Store(e)) => store_failed(channel, s, &delivery, REPLIES_KEY, e).await,
-        Err(e @ DecisionError::NotFound(_)) => {
+        Err(e @ (DecisionError::NotFound(_) | DecisionError::Invalid(_))) => {
             dead(Code::PermitReplyInvalid.as_str(), e.to_string()).await
         }
         Err(e @ DecisionError::WrongAgency { .. }) => {

@@ -107,6 +107,20 @@ pub fn router(intake: Intake, settings: HttpSettings) -> Router {
         .with_state(app)
 }
 
+/// The first percent-encoded control character (C0 or DEL) of a URI's
+/// path and query, if any (raw ones never reach here: hyper refuses them).
+fn escaped_control(target: &str) -> Option<u8> {
+    let bytes = target.as_bytes();
+    bytes.iter().enumerate().find_map(|(i, &b)| {
+        if b != b'%' {
+            return None;
+        }
+        let hex = bytes.get(i + 1..i + 3)?;
+        let value = u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?;
+        (value < 0x20 || value == 0x7f).then_some(value)
+    })
+}
+
 /// How many requests are handled at once, and for how long at most.
 struct Admission {
     slots: Arc<tokio::sync::Semaphore>,
@@ -127,6 +141,17 @@ async fn admit(
     let path = request.uri().path();
     if matches!(path, "/healthz" | "/readyz" | "/metrics") {
         return next.run(request).await;
+    }
+    // No id, reference, code or query value of this API holds a control
+    // character; PostgreSQL would refuse U+0000 as the store's error.
+    if let Some(byte) = escaped_control(request.uri().path_and_query().map_or("", |p| p.as_str())) {
+        return problem(
+            StatusCode::BAD_REQUEST,
+            "bad-path",
+            "Path not understood",
+            format!("the request's path or query holds the control character U+{byte:04X}"),
+            json!({}),
+        );
     }
     let Ok(_slot) = admission.slots.clone().try_acquire_owned() else {
         let mut response = problem(
@@ -926,8 +951,10 @@ struct ListQuery {
 }
 
 /// `?limit=&after=` of an agency's inbox: `after` is the id of the last
-/// permit of the page before.
+/// permit of the page before. Nothing else (a `status` would be ignored,
+/// as if the inbox could list other than pending permits).
 #[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 struct InboxQuery {
     #[serde(default, deserialize_with = "blank_is_none")]
     limit: Option<i64>,
@@ -1052,7 +1079,15 @@ async fn agency_inbox(
     };
     let query = match query {
         Ok(Query(query)) => query,
-        Err(rejection) => return bad_query(&rejection),
+        Err(rejection) => {
+            return problem(
+                rejection.status(),
+                "bad-query",
+                "Query not understood",
+                rejection.body_text(),
+                json!({"expected": {"limit": "1 to 1000", "after": "the `next` of the page before"}}),
+            );
+        }
     };
     if partner.agency.as_deref() != Some(code.as_str()) && !is_officer(&partner) {
         return forbidden(format!(
@@ -1190,6 +1225,13 @@ async fn post_decision(
         Err(DecisionError::NotFound(_) | DecisionError::WrongAgency { .. }) => {
             not_found("permit", &id)
         }
+        Err(DecisionError::Invalid(why)) => problem(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "bad-decision",
+            "Decision not understood",
+            why,
+            json!({"expected": {"outcome": "granted | refused | conditional", "reasons": ["..."], "conditions": "..."}}),
+        ),
         Err(DecisionError::Store(e)) => store_problem(&e),
     }
 }
@@ -1225,6 +1267,18 @@ async fn release_declaration(
         String::new()
     } else {
         match serde_json::from_slice::<ReleaseBody>(&body) {
+            Ok(b) if let Some(c) = crate::hub::permits::control_character(&b.note) => {
+                return problem(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "bad-release",
+                    "Release not understood",
+                    format!(
+                        "note holds the control character U+{:04X}, which is not stored",
+                        c as u32
+                    ),
+                    json!({"expected": {"note": "..."}}),
+                );
+            }
             Ok(b) => b.note,
             Err(e) => {
                 return problem(
