@@ -162,6 +162,37 @@ fn serve_submit_status_and_stop() {
     );
     let problem: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(problem["code"], "E0026");
+    // In text: the refusal on stderr, the rejecting CONTRL on stdout.
+    let out = bin()
+        .args(["submit"])
+        .arg(&bad)
+        .args(["--url", &url, "--token", &token])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let (said, answered) = (
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    );
+    assert!(said.starts_with("refused (409): "), "{said}");
+    assert!(
+        answered.contains("UNH+") && answered.contains("CONTRL"),
+        "{answered}"
+    );
+    assert!(!answered.contains("refused"), "{answered}");
+    // A wrong token: a diagnostic only.
+    let out = bin()
+        .args(["submit"])
+        .arg(&ok)
+        .args(["--url", &url, "--token", "not-a-token"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("refused (401)"),
+        "{out:?}"
+    );
 
     let out = bin()
         .args(["status", &id, "--url", &url])
@@ -525,4 +556,23 @@ fn a_store_published_to_rabbitmq_is_not_served_without_it() {
     hub.kill();
     let _ = log.join();
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// With no hub listening, `submit` says so once, naming the URL it tried
+/// (exit 2).
+#[test]
+fn submit_to_a_hub_that_is_down_names_the_url_once() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let out = bin()
+        .args(["submit"])
+        .arg(fixture("ok/cusdec-d96b-unoc.edi"))
+        .args(["--url", &url, "--token", "t"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(said.matches(url.as_str()).count(), 1, "{said}");
+    assert!(said.contains("/v1/interchanges"), "{said}");
 }

@@ -450,7 +450,8 @@ fn call(
     let response = match result {
         Ok(r) => r,
         Err(ureq::Error::Status(_, r)) => r,
-        Err(e) => return Err(CliError::Usage(format!("{}: {e}", client.url))),
+        // (The error names the URL it was about.)
+        Err(e) => return Err(CliError::Usage(e.to_string())),
     };
     let code = response.status();
     let text = response.into_string().map_err(|source| CliError::Io {
@@ -532,12 +533,13 @@ fn print_answer(code: u16, json: &serde_json::Value, format: Format) -> Result<u
             }
         }
         Format::Text => {
-            writeln!(
-                out,
+            // The refusal is a diagnostic (stderr); an acknowledgement that
+            // comes with it is the answer (stdout).
+            let _ = writeln!(
+                io::stderr(),
                 "refused ({code}): {}",
                 json["detail"].as_str().unwrap_or(&json.to_string())
-            )
-            .map_err(out_err)?;
+            );
             if let Some(ack) = json["acknowledgement"].as_str() {
                 out.write_all(&crate::ack::to_bytes(ack)).map_err(out_err)?;
                 writeln!(out).map_err(out_err)?;
@@ -557,17 +559,50 @@ fn submit(path: &Path, client: &ClientArgs, format: Format) -> Result<u8, CliErr
     let (code, mut json) = call(client, ureq::post(&url), Some(&bytes))?;
     // The declarations the interchange carried, as the hub has taken them
     // (a syntax-valid interchange can still hold a rejected declaration).
+    // A hub busy for a moment (503, 408) is asked again; if they cannot
+    // be read, the answer is printed and the command says so (exit 2),
+    // rather than letting a rejected declaration pass unseen.
+    let mut unread = None;
     if (200..300).contains(&code)
-        && let Some(id) = json["interchange"]["id"].as_str()
+        && let Some(id) = json["interchange"]["id"].as_str().map(str::to_owned)
     {
         let url = format!("{}/v1/interchanges/{id}", client.url.trim_end_matches('/'));
-        if let Ok((200, full)) = call(client, ureq::get(&url), None)
-            && let Some(object) = json.as_object_mut()
-        {
-            object.insert("declarations".into(), full["declarations"].clone());
+        let mut attempt = 0;
+        let full = loop {
+            attempt += 1;
+            match call(client, ureq::get(&url), None) {
+                Ok((200, full)) => break Ok(full),
+                Ok((408 | 503, _)) | Err(_) if attempt < 3 => {
+                    std::thread::sleep(std::time::Duration::from_secs(1));
+                }
+                Ok((code, answer)) => {
+                    break Err(format!(
+                        "{code}: {}",
+                        answer["detail"].as_str().unwrap_or("no detail")
+                    ));
+                }
+                Err(e) => break Err(e.to_string()),
+            }
+        };
+        match full {
+            Ok(full) => {
+                if let Some(object) = json.as_object_mut() {
+                    object.insert("declarations".into(), full["declarations"].clone());
+                }
+            }
+            Err(why) => unread = Some((id, why)),
         }
     }
-    print_answer(code, &json, format)
+    let exit = print_answer(code, &json, format)?;
+    if let Some((id, why)) = unread {
+        let _ = writeln!(
+            io::stderr(),
+            "tradehub: interchange {id} was taken, but its declarations could not be read ({why}): \
+             see `tradehub status {id}`"
+        );
+        return Ok(EXIT_USAGE);
+    }
+    Ok(exit)
 }
 
 fn status(id: &str, client: &ClientArgs, format: Format) -> Result<u8, CliError> {
