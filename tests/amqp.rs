@@ -1630,7 +1630,12 @@ async fn declined_outbox_messages_wait_or_are_parked_and_the_rest_flows() {
         &conn,
         &ch,
         &settings,
-        [full.as_str().into(), open.as_str().into()],
+        [
+            full.as_str().into(),
+            open.as_str().into(),
+            settings.inbound_queue(),
+            settings.dead_inbound_queue(),
+        ],
     )
     .await;
     store.close().await;
@@ -1707,7 +1712,14 @@ async fn a_connection_the_broker_closes_is_not_the_messages_fault() {
         other => panic!("not the broker away: {other:?}"),
     }
     publisher.publish(&pending("m-3")).await.unwrap();
-    remove_topology(&conn, &ch, &settings, []).await;
+    // The relay declared the whole topology, inbound queues too.
+    remove_topology(
+        &conn,
+        &ch,
+        &settings,
+        [settings.inbound_queue(), settings.dead_inbound_queue()],
+    )
+    .await;
 }
 
 /// A broker that takes the connection and never answers does not hold the

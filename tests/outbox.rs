@@ -187,39 +187,53 @@ async fn failed_publish_stays_pending_and_is_retried() {
 
 /// Two relays (as of two hub instances on one PostgreSQL) never hold the
 /// same rows: a claimed batch is skipped by the other claim, given back
-/// when its relay fails (the claim is dropped), and gone once marked.
+/// when its relay fails (the claim is dropped), and gone once marked. And
+/// the order per destination holds across them: a row behind one the
+/// other relay holds, to the same exchange and routing key, waits until
+/// that one is published (before, it was taken and could be published
+/// first: a "cleared" answer overtook the "awaiting permits" another
+/// instance was still sending).
 #[tokio::test]
 async fn relays_of_several_instances_claim_different_rows() {
     let Some((url, name)) = common::pg_database().await else {
         return;
     };
     let store = Store::open(&url).await.unwrap();
-    let (intake, partner) = common::broker_intake(&store).await;
-    intake
-        .submit(&partner, fixture("ok/cusdec-d96b-unoc.edi"))
+    store
+        .enqueue_outbox(
+            &[
+                message("permit.A", "a-1"),
+                message("permit.B", "b-1"),
+                message("permit.A", "a-2"),
+                message("permit.C", "c-1"),
+                message("permit.B", "b-2"),
+            ],
+            Timestamp::now(),
+        )
         .await
         .unwrap();
     assert_eq!(store.outbox_backlog().await.unwrap(), 5);
 
-    let seqs = |c: &tradehub::store::OutboxClaim| -> Vec<i64> {
-        c.messages.iter().map(|m| m.seq).collect()
+    let ids = |c: &tradehub::store::OutboxClaim| -> Vec<String> {
+        c.messages
+            .iter()
+            .map(|m| m.message.message_id.clone())
+            .collect()
     };
-    let first = store.claim_outbox(3).await.unwrap();
+    let first = store.claim_outbox(2).await.unwrap();
     let second = store.claim_outbox(10).await.unwrap();
-    assert_eq!(first.messages.len(), 3);
+    assert_eq!(ids(&first), ["a-1", "b-1"]);
     assert_eq!(
-        second.messages.len(),
-        2,
-        "the first claim's rows are skipped"
+        ids(&second),
+        ["c-1"],
+        "the first claim's rows are skipped, and so are the rows behind them"
     );
-    assert!(seqs(&first).iter().all(|s| !seqs(&second).contains(s)));
     // The first relay fails: its rows go back; the second marks its own.
-    let given_back = seqs(&first);
     drop(first);
     store.mark_claimed(second, Timestamp::now()).await.unwrap();
-    assert_eq!(store.outbox_backlog().await.unwrap(), 3);
+    assert_eq!(store.outbox_backlog().await.unwrap(), 4);
     let again = store.claim_outbox(10).await.unwrap();
-    assert_eq!(seqs(&again), given_back);
+    assert_eq!(ids(&again), ["a-1", "b-1", "a-2", "b-2"]);
     store.mark_claimed(again, Timestamp::now()).await.unwrap();
     assert_eq!(store.outbox_backlog().await.unwrap(), 0);
     assert!(store.claim_outbox(10).await.unwrap().messages.is_empty());

@@ -208,19 +208,34 @@ pub struct OutboxMessage {
     pub payload: Vec<u8>,
 }
 
+/// The conditions of an outbox message due for publishing (`$2`: now, in
+/// Unix seconds): not published, not parked, not waiting for a retry, and
+/// not behind an earlier message to the same destination that waits for
+/// one (so that the order per destination holds while the broker refuses
+/// a message). A macro, so that [`PENDING_OUTBOX`] and [`PENDING_WHERE`]
+/// are one text.
+macro_rules! pending_where {
+    () => {
+        "WHERE o.published_at IS NULL AND o.parked_at IS NULL \
+         AND (o.retry_at IS NULL OR o.retry_at <= $2) \
+         AND NOT EXISTS (SELECT 1 FROM outbox w WHERE w.published_at IS NULL \
+             AND w.retry_at IS NOT NULL AND w.retry_at > $2 AND w.parked_at IS NULL \
+             AND w.exchange = o.exchange AND w.routing_key = o.routing_key AND w.seq < o.seq)"
+    };
+}
+
 /// The query of the oldest outbox messages due for publishing (`$1`: how
-/// many; `$2`: now, in Unix seconds): not published, not parked, not
-/// waiting for a retry, and not behind an earlier message to the same
-/// destination that waits for one (so that the order per destination
-/// holds while the broker refuses a message).
-const PENDING_OUTBOX: &str = "SELECT o.seq, o.exchange, o.routing_key, o.message_id, o.content_type, \
-     o.payload, o.created_at, CAST(o.attempts AS BIGINT) AS attempts FROM outbox o \
-     WHERE o.published_at IS NULL AND o.parked_at IS NULL \
-     AND (o.retry_at IS NULL OR o.retry_at <= $2) \
-     AND NOT EXISTS (SELECT 1 FROM outbox w WHERE w.published_at IS NULL \
-         AND w.retry_at IS NOT NULL AND w.retry_at > $2 AND w.parked_at IS NULL \
-         AND w.exchange = o.exchange AND w.routing_key = o.routing_key AND w.seq < o.seq) \
-     ORDER BY o.seq LIMIT $1";
+/// many; `$2`: now).
+const PENDING_OUTBOX: &str = concat!(
+    "SELECT o.seq, o.exchange, o.routing_key, o.message_id, o.content_type, \
+     o.payload, o.created_at, CAST(o.attempts AS BIGINT) AS attempts FROM outbox o ",
+    pending_where!(),
+    " ORDER BY o.seq LIMIT $1"
+);
+
+/// [`PENDING_OUTBOX`]'s conditions, for the rows a claim must not
+/// overtake.
+const PENDING_WHERE: &str = pending_where!();
 
 fn pending_row(r: &AnyRow) -> Result<PendingMessage, StoreError> {
     Ok(PendingMessage {
@@ -865,13 +880,52 @@ impl Store {
             });
         }
         let mut tx = self.pool.begin().await?;
+        let now = Timestamp::now().unix();
         let sql = format!("{PENDING_OUTBOX} FOR UPDATE SKIP LOCKED");
         let rows = sqlx::query(&sql)
             .bind(limit)
-            .bind(Timestamp::now().unix())
+            .bind(now)
             .fetch_all(&mut *tx)
             .await?;
-        let messages = rows.iter().map(pending_row).collect::<Result<_, _>>()?;
+        let mut messages: Vec<PendingMessage> =
+            rows.iter().map(pending_row).collect::<Result<_, _>>()?;
+        // Order per destination across relays: a row skipped because
+        // another relay holds it (or one committed after this claim's
+        // rows, with a lower number) is still pending; this claim's later
+        // rows to its exchange and routing key wait until it is
+        // published, so that, say, a "cleared" answer never overtakes the
+        // "awaiting permits" another instance is still sending. They stay
+        // locked until this claim ends, then are taken by the next.
+        if let Some(last) = messages.last().map(|m| m.seq) {
+            let sql = format!(
+                "SELECT o.seq, o.exchange, o.routing_key FROM outbox o {PENDING_WHERE} AND o.seq < $1"
+            );
+            let pending = sqlx::query(&sql)
+                .bind(last)
+                .bind(now)
+                .fetch_all(&mut *tx)
+                .await?;
+            let ours: std::collections::HashSet<i64> = messages.iter().map(|m| m.seq).collect();
+            let mut first_foreign: std::collections::HashMap<(String, String), i64> =
+                std::collections::HashMap::new();
+            for row in &pending {
+                let seq: i64 = row.try_get("seq")?;
+                if ours.contains(&seq) {
+                    continue;
+                }
+                let destination = (row.try_get("exchange")?, row.try_get("routing_key")?);
+                let first = first_foreign.entry(destination).or_insert(seq);
+                *first = (*first).min(seq);
+            }
+            if !first_foreign.is_empty() {
+                messages.retain(|m| {
+                    let destination = (m.message.exchange.clone(), m.message.routing_key.clone());
+                    first_foreign
+                        .get(&destination)
+                        .is_none_or(|first| m.seq < *first)
+                });
+            }
+        }
         Ok(OutboxClaim {
             tx: Some(tx),
             messages,
