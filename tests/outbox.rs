@@ -249,6 +249,8 @@ struct Scripted {
     rejects: Vec<String>,
     away: std::sync::atomic::AtomicBool,
     published: std::sync::Mutex<Vec<String>>,
+    /// Every publish asked for, in order, whatever came of it.
+    sent: std::sync::Mutex<Vec<String>>,
 }
 
 impl Publish for Scripted {
@@ -257,6 +259,7 @@ impl Publish for Scripted {
         m: &'a PendingMessage,
     ) -> Pin<Box<dyn Future<Output = Result<(), RelayError>> + Send + 'a>> {
         Box::pin(async move {
+            self.sent.lock().unwrap().push(m.message.message_id.clone());
             if self.away.load(Ordering::SeqCst) {
                 return Err(RelayError::Publish("connection refused".into()));
             }
@@ -567,4 +570,40 @@ async fn a_relay_whose_broker_never_answers_claims_nothing() {
     held.abort();
     store.close().await;
     common::drop_pg_database(&name).await;
+}
+
+/// A message the broker refuses within a batch (a negative confirm, the
+/// broker's answer to that very message) has had its attempt: it is not
+/// sent again at once, and the attempt is counted. (It was sent again one
+/// at a time and counted once for the two sends, so a message refused
+/// every time went out one more time than `--outbox-max-attempts`.)
+#[tokio::test]
+async fn a_message_refused_in_a_batch_counts_its_attempt() {
+    let (dir, intake, _) = intake().await;
+    let store = intake.store();
+    store
+        .enqueue_outbox(
+            &[
+                message("permit.A", "a-1"),
+                message("permit.B", "b-1"),
+                message("permit.A", "a-2"),
+            ],
+            Timestamp::now(),
+        )
+        .await
+        .unwrap();
+    let broker = Scripted {
+        full: std::sync::Mutex::new(vec!["permit.A".into()]),
+        ..Scripted::default()
+    };
+    assert_eq!(outbox::drain(store, &broker).await.unwrap(), 1);
+    assert_eq!(*broker.published.lock().unwrap(), ["b-1"]);
+    // The batch sent all three once; a-1's refusal held a-2 back.
+    assert_eq!(*broker.sent.lock().unwrap(), ["a-1", "b-1", "a-2"]);
+    let problems = store.outbox_problems(10).await.unwrap();
+    assert_eq!(problems.len(), 1);
+    assert_eq!(problems[0].message_id, "a-1");
+    assert_eq!(problems[0].attempts, 1);
+    assert!(problems[0].retry_at.is_some());
+    std::fs::remove_dir_all(&dir).unwrap();
 }

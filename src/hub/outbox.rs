@@ -340,6 +340,7 @@ async fn drain_rounds<P: Publish + ?Sized>(
         // then all go one at a time.
         let mut published = Vec::new();
         let mut again: Vec<PendingMessage> = Vec::new();
+        let mut declines = Declines::default();
         if claim.messages.iter().all(|m| m.attempts == 0) {
             let results = publisher.publish_all(&claim.messages).await;
             if results.iter().all(Result::is_ok) {
@@ -353,9 +354,17 @@ async fn drain_rounds<P: Publish + ?Sized>(
             for (m, result) in claim.messages.iter().zip(results) {
                 match result {
                     Ok(()) => published.push(m.seq),
-                    Err(e @ (RelayError::Refused(_) | RelayError::Rejected(_))) => {
+                    // A negative confirm is the broker's answer to this
+                    // very message: its attempt, counted (it is not sent
+                    // again now); later ones to its destination wait.
+                    Err(RelayError::Refused(error)) => {
+                        declines.declined(m, error, false, settings);
+                    }
+                    // A channel the broker closed fails every confirm
+                    // still due, not only the message it was about: they
+                    // are sent again one at a time to find out which.
+                    Err(RelayError::Rejected(_)) => {
                         declined = true;
-                        tracing::info!(error = %e, "outbox relay: a message of the batch was declined; publishing the rest one at a time");
                         again.push(m.clone());
                     }
                     Err(e) => {
@@ -366,17 +375,24 @@ async fn drain_rounds<P: Publish + ?Sized>(
             }
             // The broker away and nothing declined: what was confirmed is
             // marked, the rest waits for the broker.
+            let declined = declined || !declines.failures.is_empty();
             if let (Some(e), false) = (away, declined) {
                 store
                     .settle_claim(claim, &published, &[], Timestamp::now())
                     .await?;
                 return Err(e);
             }
+            if declined {
+                tracing::info!(
+                    "outbox relay: a message of the batch was declined; publishing the rest one at a time"
+                );
+            }
         } else {
             again.clone_from(&claim.messages);
         }
-        let (sent, failures, outage) = one_at_a_time(publisher, &again, settings).await;
-        published.extend(sent);
+        let outage =
+            one_at_a_time(publisher, &again, settings, &mut declines, &mut published).await;
+        let failures = declines.failures;
         total += published.len();
         store
             .settle_claim(claim, &published, &failures, Timestamp::now())
@@ -393,36 +409,39 @@ async fn drain_rounds<P: Publish + ?Sized>(
     Ok((total, true))
 }
 
-/// Publishes `messages` one after the other, each confirmed before the
-/// next; a declined message holds back the later ones to its destination
-/// (unless it is parked). Stops at the first failure that is not the
-/// message's (the broker away). Returns what was published, what failed,
-/// and that failure.
-async fn one_at_a_time<P: Publish + ?Sized>(
-    publisher: &P,
-    messages: &[PendingMessage],
-    settings: &RelaySettings,
-) -> (Vec<i64>, Vec<OutboxFailure>, Option<RelayError>) {
-    let mut published = Vec::new();
-    let mut failures = Vec::new();
-    let mut held: FxHashSet<(&str, &str)> = FxHashSet::default();
-    let now = Timestamp::now().unix();
-    for m in messages {
-        let destination = (m.message.exchange.as_str(), m.message.routing_key.as_str());
-        if held.contains(&destination) {
-            continue;
+/// The messages the broker declined in a round, and the destinations
+/// that wait behind them.
+#[derive(Default)]
+struct Declines {
+    failures: Vec<OutboxFailure>,
+    held: FxHashSet<(String, String)>,
+}
+
+impl Declines {
+    /// True when a message to `m`'s destination was declined before it
+    /// in this round: it waits, without an attempt.
+    fn holds(&self, m: &PendingMessage) -> bool {
+        self.held
+            .contains(&(m.message.exchange.clone(), m.message.routing_key.clone()))
+    }
+
+    /// The broker declined `m` (refused it, or `rejected` it): one more
+    /// attempt, and either parked (rejected too often) or waiting, with
+    /// its destination held. A message behind a declined one to the same
+    /// destination is left as it is.
+    fn declined(
+        &mut self,
+        m: &PendingMessage,
+        error: String,
+        rejected: bool,
+        settings: &RelaySettings,
+    ) {
+        if self.holds(m) {
+            return;
         }
         let attempts = m.attempts + 1;
-        let (error, park) = match publisher.publish(m).await {
-            Ok(()) => {
-                published.push(m.seq);
-                continue;
-            }
-            Err(RelayError::Refused(error)) => (error, false),
-            Err(RelayError::Rejected(error)) => (error, attempts >= settings.max_attempts),
-            Err(e) => return (published, failures, Some(e)),
-        };
-        let (exchange, key) = destination;
+        let park = rejected && attempts >= settings.max_attempts;
+        let (exchange, key) = (m.message.exchange.as_str(), m.message.routing_key.as_str());
         if park {
             tracing::error!(seq = m.seq, message_id = %m.message.message_id, exchange, key,
                 attempts, %error, "outbox relay: message parked; see `tradehub outbox list`");
@@ -430,15 +449,40 @@ async fn one_at_a_time<P: Publish + ?Sized>(
             tracing::warn!(seq = m.seq, message_id = %m.message.message_id, exchange, key,
                 attempts, %error, retry_in_secs = retry_pause(attempts),
                 "outbox relay: message declined; it and later ones to its destination wait");
-            held.insert(destination);
+            self.held.insert((exchange.to_owned(), key.to_owned()));
         }
-        failures.push(OutboxFailure {
+        self.failures.push(OutboxFailure {
             seq: m.seq,
             error,
             // Whole seconds: one more, so that at least the pause passes.
-            retry_at: now + retry_pause(attempts) + 1,
+            retry_at: Timestamp::now().unix() + retry_pause(attempts) + 1,
             park,
         });
     }
-    (published, failures, None)
+}
+
+/// Publishes `messages` one after the other, each confirmed before the
+/// next; a declined message holds back the later ones to its destination
+/// (unless it is parked), as do those declined before in the round.
+/// Stops at the first failure that is not the message's (the broker
+/// away), and returns it; what was published is added to `published`.
+async fn one_at_a_time<P: Publish + ?Sized>(
+    publisher: &P,
+    messages: &[PendingMessage],
+    settings: &RelaySettings,
+    declines: &mut Declines,
+    published: &mut Vec<i64>,
+) -> Option<RelayError> {
+    for m in messages {
+        if declines.holds(m) {
+            continue;
+        }
+        match publisher.publish(m).await {
+            Ok(()) => published.push(m.seq),
+            Err(RelayError::Refused(error)) => declines.declined(m, error, false, settings),
+            Err(RelayError::Rejected(error)) => declines.declined(m, error, true, settings),
+            Err(e) => return Some(e),
+        }
+    }
+    None
 }
