@@ -259,15 +259,26 @@ async fn agencies_answer_and_officers_release_over_http() {
     .await;
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(r.json()["declaration"]["status"], "released");
+    // Sent again (a lost reply, a 408): answered as done, nothing added.
     let r = request(addr, "POST", &release, token("officer"), b"").await;
-    assert_eq!(r.status, 409);
-    assert_eq!(
-        (
-            r.json()["status"].clone(),
-            r.json()["declaration_status"].clone()
-        ),
-        (serde_json::json!(409), serde_json::json!("released"))
-    );
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["repeated"], true);
+    assert_eq!(r.json()["declaration"]["status"], "released");
+    let r = request(
+        addr,
+        "GET",
+        &format!("/v1/declarations/{declaration}"),
+        token("officer"),
+        b"",
+    )
+    .await;
+    let releases = r.json()["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "released")
+        .count();
+    assert_eq!(releases, 1, "{}", r.json()["events"]);
 
     // The workflow shows in the metrics.
     let r = request(addr, "GET", "/metrics", None, b"").await;
@@ -509,6 +520,16 @@ async fn control_characters_are_refused_where_they_come_in() {
         .as_str()
         .unwrap()
         .to_owned();
+    // Not releasable while it waits for its permit.
+    let waiting = inbox.json()["permits"][0]["permit"]["declaration_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let early = format!("/v1/declarations/{waiting}/release");
+    let r = request(addr, "POST", &early, token("officer"), b"").await;
+    assert_eq!(r.status, 409, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["type"], "urn:tradehub:problem:not-releasable");
+    assert_eq!(r.json()["declaration_status"], "awaiting_permits");
 
     for path in [
         "/v1/declarations/a%00b".to_owned(),

@@ -1294,6 +1294,13 @@ async fn release_declaration(
     match app.intake.release(&partner, &id, &note).await {
         Ok(None) => not_found("declaration", &id),
         Ok(Some((d, true))) => (StatusCode::OK, Json(json!({"declaration": d}))).into_response(),
+        // Released already: a resend after a lost reply or a 408 (or a
+        // second officer's release) is answered as done, changing nothing.
+        Ok(Some((d, false))) if d.status == crate::hub::clearance::state::RELEASED => (
+            StatusCode::OK,
+            Json(json!({"declaration": d, "repeated": true})),
+        )
+            .into_response(),
         Ok(Some((d, false))) => problem(
             StatusCode::CONFLICT,
             "not-releasable",
