@@ -431,3 +431,21 @@ fn ack_rejects_a_test_interchange_as_the_hub_does() {
         text(&out.stdout)
     );
 }
+
+/// What is not an interchange at all gets no CONTRL from `ack`, as the hub
+/// answers it with HTTP 415 and no acknowledgement (it printed a rejecting
+/// CONTRL the hub would never send).
+#[test]
+fn ack_answers_no_contrl_for_what_is_not_an_interchange() {
+    let path = std::env::temp_dir().join(format!("tradehub-not-edi-{}.txt", std::process::id()));
+    std::fs::write(&path, "hello\n").unwrap();
+    let out = tradehub(&["ack", "--kind", "contrl", path.to_str().unwrap()]);
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stderr).contains("EDI104") && text(&out.stderr).contains("no CONTRL answers it"),
+        "{}",
+        text(&out.stderr)
+    );
+}

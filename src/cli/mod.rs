@@ -14,7 +14,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use serde::Serialize;
 
 use crate::ack::contrl;
-use crate::diag::{Issue, Severity};
+use crate::diag::{Code, Issue, Severity};
 use crate::edifact::{self, Limits, ParseOptions, Separators};
 use crate::hub::{Intake, new_token, outbox};
 use crate::store::Store;
@@ -2521,7 +2521,15 @@ fn ack(
         })?,
         None => edifact::parse(&bytes),
     };
-    // As the hub answers: a test interchange is rejected (code 25).
+    // As the hub answers: what is not an interchange at all gets no
+    // CONTRL (the hub answers HTTP 415, EDI104), and a test interchange
+    // is rejected (code 25).
+    if let Some(issue) = parsed.issues.iter().find(|i| i.code == Code::NotEdifact) {
+        return Err(CliError::Usage(format!(
+            "{}: {issue}; no CONTRL answers it (the hub refuses it unanswered, HTTP 415)",
+            path.display()
+        )));
+    }
     crate::hub::refuse_test(&mut parsed);
     let mut out = io::stdout().lock();
     match kind {
