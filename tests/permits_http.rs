@@ -354,6 +354,31 @@ async fn a_submission_cut_off_after_its_body_was_read_is_counted() {
     hub.stop().await;
 }
 
+/// Submits a one-item import from KRBROKER01 (control reference and LRN
+/// `reference`, goods `hs`) and returns the oldest permit of `agency`'s
+/// inbox, read by its `desk` account.
+async fn oldest_permit(
+    hub: &HttpHub,
+    reference: &str,
+    hs: &str,
+    desk: &str,
+    agency: &str,
+) -> serde_json::Value {
+    let body = common::cusdec("KRBROKER01", reference, reference, "9", &[hs]);
+    let r = request(
+        hub.addr,
+        "POST",
+        "/v1/interchanges",
+        Some(hub.token("KRBROKER01")),
+        &body,
+    )
+    .await;
+    assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
+    let path = format!("/v1/agencies/{agency}/inbox");
+    let inbox = request(hub.addr, "GET", &path, Some(hub.token(desk)), b"").await;
+    inbox.json()["permits"][0]["permit"].clone()
+}
+
 /// An agency pages through a long inbox: oldest first, `limit` at a time,
 /// each full page giving the id to go on `after`; the last page has no
 /// `next`. A permit decided since still serves as the place to go on
@@ -381,18 +406,7 @@ async fn an_agency_pages_through_its_inbox() {
         assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
     }
     // Fish: MFDS's.
-    let body = common::cusdec("KRBROKER01", "PAGEFISH", "LRN-PAGE-FISH", "9", &["030211"]);
-    let r = request(addr, "POST", "/v1/interchanges", token("KRBROKER01"), &body).await;
-    assert_eq!(r.status, 202);
-    let mfds = request(
-        addr,
-        "GET",
-        "/v1/agencies/MFDS/inbox",
-        token("mfds-desk"),
-        b"",
-    )
-    .await;
-    let fish = mfds.json()["permits"][0]["permit"]["id"]
+    let fish = oldest_permit(&hub, "PAGEFISH", "030211", "mfds-desk", "MFDS").await["id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -505,26 +519,10 @@ async fn control_characters_are_refused_where_they_come_in() {
     .await;
     let addr = hub.addr;
     let token = |id: &str| Some(hub.token(id));
-    let body = common::cusdec("KRBROKER01", "CTRL0001", "LRN-CTRL-1", "9", &["901890"]);
-    let r = request(addr, "POST", "/v1/interchanges", token("KRBROKER01"), &body).await;
-    assert_eq!(r.status, 202);
-    let inbox = request(
-        addr,
-        "GET",
-        "/v1/agencies/KMDIA/inbox",
-        token("kmdia-desk"),
-        b"",
-    )
-    .await;
-    let permit = inbox.json()["permits"][0]["permit"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let oldest = oldest_permit(&hub, "CTRL0001", "901890", "kmdia-desk", "KMDIA").await;
+    let permit = oldest["id"].as_str().unwrap().to_owned();
     // Not releasable while it waits for its permit.
-    let waiting = inbox.json()["permits"][0]["permit"]["declaration_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let waiting = oldest["declaration_id"].as_str().unwrap().to_owned();
     let early = format!("/v1/declarations/{waiting}/release");
     let r = request(addr, "POST", &early, token("officer"), b"").await;
     assert_eq!(r.status, 409, "{}", String::from_utf8_lossy(&r.body));
