@@ -768,26 +768,37 @@ fn mapping_mistakes_name_their_line() {
     let directories = Directories::global();
     let d96b = directories.release("D96B").unwrap().unwrap();
     let head = "format = \"edifact\"\nmessage = \"CUSDEC\"\nrelease = \"D96B\"\ntarget = \"declaration\"\n";
-    let cases: &[(&str, &str)] = &[
+    // (rule, what the error says, the key on the line it names, that line)
+    let cases: &[(&str, &str, &str, usize)] = &[
         (
             "[[field]]\nto = \"lrn\"\nfrom = \"SG99/BGM/C106/1004\"\n",
             "SG99",
+            "from",
+            8,
         ),
         (
             "[[field]]\nto = \"lrn\"\nfrom = \"SG6/BGM/C106/1004\"\n",
             "segment BGM is not at this level",
+            "from",
+            8,
         ),
         (
             "[[field]]\nto = \"lrn\"\nfrom = \"BGM/1004\"\n",
             "no data element 1004",
+            "from",
+            8,
         ),
         (
             "[[field]]\nto = \"lrn\"\nfrom = \"BGM/C106/9999\"\n",
             "no component 9999",
+            "from",
+            8,
         ),
         (
             "[[field]]\nto = \"lrn\"\nfrom = \"SG6/NAD[3035=ZZZZ]/C082/3039\"\n",
             "\"ZZZZ\" is not a code of 3035",
+            "from",
+            8,
         ),
         // Another agency's code is allowed only written `~CODE`, only in
         // a composite with a code list agency (3055: BGM C002 has one),
@@ -795,119 +806,181 @@ fn mapping_mistakes_name_their_line() {
         (
             "[[field]]\nto = \"lrn\"\nfrom = \"BGM[C002.1001=V]/C106/1004\"\n",
             "\"V\" is not a code of 1001 (Document/message name, coded) in D96B (another agency's code is written ~CODE)",
+            "from",
+            8,
         ),
         (
             "[[field]]\nto = \"lrn\"\nfrom = \"BGM[C002.1001=~929]/C106/1004\"\n",
             "\"929\" is a code of 1001 (Document/message name, coded) in D96B: write it without ~",
+            "from",
+            8,
         ),
         (
             "[[field]]\nto = \"lrn\"\nfrom = \"SG6/NAD[3035=~XX]/C082/3039\"\n",
             "~XX marks another agency's code, but the element is not in a composite with a code list agency (3055)",
+            "from",
+            8,
         ),
         (
             "[[field]]\nto = \"nonsense\"\nfrom = \"BGM/C106/1004\"\n",
             "no field \"nonsense\"",
+            "to",
+            7,
         ),
         (
             "[[field]]\nto = \"goods\"\nfrom = \"BGM/C106/1004\"\n",
             "is array",
+            "to",
+            7,
         ),
-        ("[[list]]\nto = \"lrn\"\ngroup = \"SG30\"\n", "not a list"),
+        (
+            "[[list]]\nto = \"lrn\"\ngroup = \"SG30\"\n",
+            "not a list",
+            "to",
+            7,
+        ),
         (
             "[[field]]\nto = \"lrn\"\nfrom = \"BGM/C106/1004\"\ndistinct = true\n",
             "needs `all = true`",
+            "to",
+            7,
         ),
         (
             "[[field]]\nto = \"lrn\"\nfrom = \"BGM/C106/1004\"\nsurprise = 1\n",
             "unknown field `surprise`",
+            "surprise",
+            9,
         ),
         (
             "[[field]]\nto = \"lrn\"\nfrom = \"BGM/C106/1004\"\npast = true\n",
             "`past` and `near` are about two-digit years",
+            "to",
+            7,
         ),
         (
             "[[field]]\nto = \"lrn\"\nfrom = \"BGM/C106/1004\"\nunit = \"KGM\"\n",
             "`unit` is for WCO mappings",
+            "to",
+            7,
         ),
         (
             "[[field]]\nto = \"lrn\"\nfrom = \"SG6#0/NAD/C082/3039\"\n",
             "an instance of a group is written SGn#k",
+            "from",
+            8,
         ),
         (
             "[[field]]\nto = \"lrn\"\nfrom = \"SG6[3035=ZZZZ]/NAD/C082/3039\"\n",
             "\"ZZZZ\" is not a code of 3035",
+            "from",
+            8,
         ),
         // Skipped codes: only with `codes`, not translated and skipped at
         // once, not kept and skipped at once.
         (
             "[[field]]\nto = \"lrn\"\nfrom = \"BGM/C106/1004\"\nskip_other = true\n",
             "which this rule has not",
+            "to",
+            7,
         ),
         (
             "[[field]]\nto = \"function\"\nfrom = \"BGM/1225\"\ncodes = { \"9\" = \"original\" }\nskip_codes = [\"9\"]\n",
             "code \"9\" is both translated",
+            "to",
+            7,
         ),
         (
             "[[field]]\nto = \"function\"\nfrom = \"BGM/1225\"\ncodes = { \"9\" = \"original\" }\npass_other = true\nskip_other = true\n",
             "either kept (`pass_other`) or skipped",
+            "to",
+            7,
         ),
         // `each` lists: a composite the segment has, fields of one
         // occurrence, components of that composite.
         (
             "[[list]]\nto = \"goods\"\ngroup = \"SG30\"\n[[list.each]]\nto = \"packages\"\nfrom = \"CST/C213\"\n",
             "has no composite C213",
+            "from",
+            11,
         ),
         (
             "[[list]]\nto = \"goods\"\ngroup = \"SG30\"\n[[list.each]]\nto = \"packages\"\nfrom = \"CST/C246\"\n[[list.each.field]]\nto = \"count\"\nfrom = \"7224\"\ntype = \"integer\"\n",
             "no component 7224",
+            "from",
+            14,
         ),
         (
             "[[list]]\nto = \"goods\"\ngroup = \"SG30\"\n[[list.each]]\nto = \"packages\"\nfrom = \"CST/C246\"\n[[list.each.field]]\nto = \"kind\"\nfrom = \"7361\"\nall = true\n",
             "no all, last, distinct, join or dates",
+            "to",
+            13,
         ),
         // Ranges of occurrences, `join` and `../` steps.
         (
             "[[field]]\nto = \"lrn\"\nfrom = \"FTX/C108/4440#1-3\"\n",
             "needs `all = true` (a list of them) or `join`",
+            "from",
+            8,
         ),
         (
             "[[field]]\nto = \"lrn\"\nfrom = \"FTX/C108/4440\"\njoin = \" \"\n",
             "`join` needs a range of occurrences",
+            "from",
+            8,
         ),
         (
             "[[field]]\nto = \"lrn\"\nfrom = \"FTX/C108/4440#1-9\"\njoin = \"\"\n",
             "4440 occurs 5 times here, not 9",
+            "from",
+            8,
         ),
         (
             "[[field]]\nto = \"lrn\"\nfrom = \"FTX/C108/4440#3-2\"\njoin = \"\"\n",
             "a range of occurrences is written",
+            "from",
+            8,
         ),
         (
             "[[field]]\nto = \"lrn\"\nfrom = \"BGM/C106/1004#1-\"\njoin = \"\"\n",
             "1004 occurs once here from #1 on",
+            "from",
+            8,
         ),
         (
             "[[field]]\nto = \"transport.containers\"\nfrom = \"FTX/C108/4440#1-2\"\nall = true\njoin = \"\"\n",
             "goes without `all`",
+            "to",
+            7,
         ),
         (
             "[[field]]\nto = \"lrn\"\nfrom = \"../BGM/C106/1004\"\n",
             "goes up 1 group level(s) from a place 0 deep",
+            "from",
+            8,
         ),
         (
             "[[list]]\nto = \"goods\"\ngroup = \"SG30\"\n[[list.field]]\nto = \"description\"\nfrom = \"../NAD/C082/3039\"\n",
             "segment NAD is not at this level",
+            "from",
+            11,
         ),
     ];
-    for (body, fragment) in cases {
+    for &(body, fragment, key, line) in cases {
         let text = format!("{head}\n{body}");
         let err = EdifactMapping::compile("test.toml", &text, &d96b, 3).unwrap_err();
         assert!(err.message.contains(fragment), "{body}: {err}");
-        // The offending value is on lines 6 to 14 of the file.
-        assert!(
-            (6..=14).contains(&err.line),
-            "{body}: line {} ({err})",
+        // The line named is the offending key's: the path (`from`), the
+        // rule as a whole (its `to`), or the unknown field.
+        let named = text.lines().nth(err.line.saturating_sub(1) as usize);
+        assert_eq!(
+            err.line as usize, line,
+            "{body}: line {} is {named:?} ({err})",
             err.line
+        );
+        assert_eq!(
+            named.and_then(|l| l.split(" = ").next()),
+            Some(key),
+            "{body}"
         );
     }
 }
