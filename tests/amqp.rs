@@ -1139,6 +1139,67 @@ async fn a_database_outage_does_not_use_up_the_delivery_limit() {
     common::drop_pg_database(&db_name).await;
 }
 
+/// A database that answers queries but refuses writes (a read-only
+/// standby after a failover) is an outage too: the consumer waits until
+/// the store takes a write before it consumes again. Waiting only for a
+/// query to answer, it took the message back at once, failed again and
+/// dead-lettered it within seconds at this delivery limit.
+#[tokio::test]
+async fn a_read_only_database_does_not_use_up_the_delivery_limit() {
+    let Some(conn) = broker().await else {
+        return;
+    };
+    let Some((url, db_name)) = common::pg_database().await else {
+        return;
+    };
+    let store = Store::open(&url).await.unwrap();
+    let (_, hash) = new_token().unwrap();
+    store
+        .add_partner("guest", "Broker user of the test", &hash, Timestamp::now())
+        .await
+        .unwrap();
+    let intake = Intake::new(store.clone(), Limits::default());
+    let mut settings = AmqpSettings::new(amqp_url());
+    settings.prefix = format!("t{}.", uuid::Uuid::now_v7().simple());
+    settings.store_retry_budget = Duration::from_millis(300);
+    settings.delivery_limit = 2;
+    let (ch, stop, consumer) = guest_consumer(&conn, &intake, &settings).await;
+    until_consuming(&intake).await;
+
+    common::pg_read_only(&db_name, true).await;
+    publish(
+        &ch,
+        &settings,
+        &interchange("guest", "READONLY1"),
+        BasicProperties::default()
+            .with_user_id("guest".into())
+            .with_delivery_mode(2),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(9)).await;
+    let dead = common::queue_state(&ch, settings.dead_inbound_queue().as_str()).await;
+    assert_eq!(dead.message_count(), 0, "dead-lettered while read-only");
+    assert_eq!(store.count(Table::Interchanges).await.unwrap(), 0);
+    common::pg_read_only(&db_name, false).await;
+
+    let contrl = loop {
+        let m = next_message(&ch, settings.ack_queue("guest").as_str()).await;
+        let text = String::from_utf8_lossy(&m.delivery.data).into_owned();
+        if text.contains("CONTRL") {
+            break text;
+        }
+    };
+    assert!(contrl.contains("UCI+READONLY1+"), "{contrl}");
+    assert_eq!(store.count(Table::Interchanges).await.unwrap(), 1);
+    stop.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), consumer)
+        .await
+        .unwrap()
+        .unwrap();
+    remove_hub(&conn, &ch, &settings, &store, None).await;
+    common::drop_pg_database(&db_name).await;
+}
+
 /// A consumer started after the test declared the partner `guest`'s
 /// answer queue itself, with `options`, as a partner may: the test's
 /// connection and confirming channel, the hub's store and settings, and

@@ -222,6 +222,23 @@ async fn agencies_answer_and_officers_release_over_http() {
     assert_eq!(r.status, 400);
     assert_eq!(r.header("content-type"), Some("application/problem+json"));
     assert_eq!(r.json()["type"], "urn:tradehub:problem:bad-query");
+    // A misspelt field is refused, not ignored (which would list every
+    // declaration as if filtered).
+    let r = request(
+        addr,
+        "GET",
+        "/v1/declarations?satus=held",
+        token("KRBROKER01"),
+        b"",
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["type"], "urn:tradehub:problem:bad-query");
+    assert!(
+        r.json()["detail"].as_str().unwrap().contains("satus"),
+        "{}",
+        r.json()
+    );
     // A form left blank filters nothing.
     let r = request(
         addr,

@@ -60,20 +60,13 @@ async fn sqlite_has_no_session_settings() {
 /// (HUB501), as it did when only the SQLSTATE was read.
 #[tokio::test]
 async fn a_database_refusing_connections_is_a_failure_that_may_pass() {
-    use sqlx::Connection;
     let Some((url, name)) = common::pg_database().await else {
         return;
     };
     let store = Store::open(&url).await.unwrap();
     store.ping().await.unwrap();
     store.close().await;
-    let base = std::env::var("TRADEHUB_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let mut admin = sqlx::PgConnection::connect(&base).await.unwrap();
-    sqlx::query(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false"))
-        .execute(&mut admin)
-        .await
-        .unwrap();
+    common::pg_admin(&[&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false")]).await;
     let error = match Store::open(&url).await {
         Ok(store) => store.ping().await.unwrap_err(),
         Err(e) => e,
@@ -85,9 +78,54 @@ async fn a_database_refusing_connections_is_a_failure_that_may_pass() {
         "{error}"
     );
     assert!(error.is_retryable(), "{error:?}");
-    sqlx::query(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"))
-        .execute(&mut admin)
+    common::pg_admin(&[&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true")]).await;
+    common::drop_pg_database(&name).await;
+}
+
+/// A read-only database (a standby after a failover) answers queries but
+/// refuses writes: the write probe, which the AMQP intake waits on before
+/// consuming again, sees it where a ping does not, as a failure that may
+/// pass; and it succeeds again once the database takes writes.
+#[tokio::test]
+async fn the_write_probe_sees_a_database_that_refuses_writes() {
+    let Some((url, name)) = common::pg_database().await else {
+        return;
+    };
+    let store = Store::open(&url).await.unwrap();
+    store.probe_write().await.unwrap();
+    common::pg_read_only(&name, true).await;
+    // The first statement may meet the ended session; the next is on a
+    // new, read-only one.
+    let _ = store.ping().await;
+    store.ping().await.unwrap();
+    let error = store.probe_write().await.unwrap_err();
+    assert!(error.to_string().contains("read-only"), "{error}");
+    assert!(error.is_retryable(), "{error:?}");
+    common::pg_read_only(&name, false).await;
+    let _ = store.ping().await;
+    store.probe_write().await.unwrap();
+    store.close().await;
+    common::drop_pg_database(&name).await;
+}
+
+/// The write probe rewrites its one row: probing again and again leaves
+/// one row.
+#[tokio::test]
+async fn the_write_probe_keeps_one_row() {
+    let dir =
+        std::env::temp_dir().join(format!("tradehub-probe-{}", uuid::Uuid::now_v7().simple()));
+    let url = Store::embedded_url(&dir).unwrap();
+    let store = Store::open(&url).await.unwrap();
+    for _ in 0..3 {
+        store.probe_write().await.unwrap();
+    }
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let (rows,): (i64,) = sqlx::query_as("SELECT count(*) FROM write_probe")
+        .fetch_one(&pool)
         .await
         .unwrap();
-    common::drop_pg_database(&name).await;
+    assert_eq!(rows, 1);
+    pool.close().await;
+    store.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
 }

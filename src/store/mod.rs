@@ -641,6 +641,23 @@ impl Store {
         Ok(())
     }
 
+    /// Checks that the database takes a write and commits it: the one row
+    /// of `write_probe` is rewritten. A database may answer queries and
+    /// still refuse every write (a read-only standby after a failover, a
+    /// full disk, a lock held on the table); [`Store::ping`] does not see it.
+    pub async fn probe_write(&self) -> Result<(), StoreError> {
+        let _writing = self.write_lock().await;
+        let sql = self.sql(
+            "INSERT INTO write_probe (id, probed_at) VALUES (1, $1) \
+             ON CONFLICT (id) DO UPDATE SET probed_at = excluded.probed_at",
+        );
+        sqlx::query(&sql)
+            .bind(Timestamp::now().to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
     }

@@ -13,9 +13,9 @@
 //! acknowledged; nothing is dropped silently. A storage failure that
 //! outlasts the retry budget gives the unacknowledged deliveries back by
 //! reconnecting, and the consumer takes nothing more until the database
-//! answers again, so an outage costs each waiting message one delivery
+//! takes a write again, so an outage costs each waiting message one delivery
 //! of the queue's limit, not one per attempt; a failure that persists
-//! while the database answers (that message's own) reaches the
+//! while the database takes writes (that message's own) reaches the
 //! dead-letter queue through the delivery limit.
 //!
 //! Deliveries are handled concurrently (as many as the prefetch lets the
@@ -604,18 +604,19 @@ pub async fn run(
     }
 }
 
-/// Waits until the store answers a query (polling every second, then
+/// Waits until the store takes a write again (polling every second, then
 /// every five), so that the consumer does not take the queue's deliveries
-/// while the database is away: each delivery given back counts towards
-/// the queue's delivery limit, and an outage of some minutes would
-/// otherwise send every waiting message to the dead-letter queue as if it
-/// were poison. False when `shutdown` came first.
+/// while the database is away or refuses writes: each delivery given back
+/// counts towards the queue's delivery limit, and an outage of some
+/// minutes would otherwise send every waiting message to the dead-letter
+/// queue as if it were poison. A query alone would not do: a read-only
+/// standby after a failover answers it. False when `shutdown` came first.
 async fn store_answers(intake: &Intake, shutdown: &tokio::sync::watch::Receiver<bool>) -> bool {
     let mut pause = Duration::from_secs(1);
     loop {
-        match intake.store().ping().await {
+        match intake.store().probe_write().await {
             Ok(()) => return true,
-            Err(e) => tracing::warn!(error = %e, "store not answering; AMQP intake waits"),
+            Err(e) => tracing::warn!(error = %e, "store takes no writes; AMQP intake waits"),
         }
         let mut rx = shutdown.clone();
         tokio::select! {

@@ -942,7 +942,10 @@ async fn cargo_timeline(
 }
 
 /// `?status=&limit=`: an empty value is no filter (a form left blank).
+/// Nothing else: a misspelt field (`?satus=refused`) would otherwise list
+/// every declaration as if it were the filtered list.
 #[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ListQuery {
     #[serde(default, deserialize_with = "blank_is_none")]
     status: Option<String>,

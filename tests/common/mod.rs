@@ -127,8 +127,7 @@ pub fn ci() -> bool {
 /// `None` (skip) when PostgreSQL is not reachable outside CI.
 pub async fn pg_database() -> Option<(String, String)> {
     use sqlx::Connection;
-    let base = std::env::var("TRADEHUB_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let base = pg_base_url();
     let mut admin = match sqlx::PgConnection::connect(&base).await {
         Ok(c) => c,
         Err(e) => {
@@ -155,13 +154,45 @@ pub async fn pg_database() -> Option<(String, String)> {
 
 pub async fn drop_pg_database(name: &str) {
     use sqlx::Connection;
-    let base = std::env::var("TRADEHUB_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    if let Ok(mut admin) = sqlx::PgConnection::connect(&base).await {
+    if let Ok(mut admin) = sqlx::PgConnection::connect(&pg_base_url()).await {
         let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
             .execute(&mut admin)
             .await;
     }
+}
+
+/// The URL of the test server's administration database.
+fn pg_base_url() -> String {
+    std::env::var("TRADEHUB_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// Runs `statements` in order on the administration database, as the
+/// server's superuser (changing a test database's settings, ending its
+/// sessions).
+pub async fn pg_admin(statements: &[&str]) {
+    use sqlx::Connection;
+    let mut admin = sqlx::PgConnection::connect(&pg_base_url()).await.unwrap();
+    for sql in statements {
+        sqlx::query(sql).execute(&mut admin).await.unwrap();
+    }
+}
+
+/// Makes test database `name` refuse writes (`read_only`) or take them
+/// again, as a standby does and then a promoted one: the default of new
+/// sessions is changed and every open session of the database is ended,
+/// so that a pool's next connections take it.
+pub async fn pg_read_only(name: &str, read_only: bool) {
+    let setting = if read_only {
+        format!("ALTER DATABASE {name} SET default_transaction_read_only = on")
+    } else {
+        format!("ALTER DATABASE {name} RESET default_transaction_read_only")
+    };
+    let end_sessions = format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = '{name}' AND pid <> pg_backend_pid()"
+    );
+    pg_admin(&[&setting, &end_sessions]).await;
 }
 
 /// Blocking variant of [`request`] for tests that drive processes from
