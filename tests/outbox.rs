@@ -220,8 +220,8 @@ async fn relays_of_several_instances_claim_different_rows() {
             .map(|m| m.message.message_id.clone())
             .collect()
     };
-    let first = store.claim_outbox(2).await.unwrap();
-    let second = store.claim_outbox(10).await.unwrap();
+    let first = store.claim_outbox(2, None).await.unwrap();
+    let second = store.claim_outbox(10, None).await.unwrap();
     assert_eq!(ids(&first), ["a-1", "b-1"]);
     assert_eq!(
         ids(&second),
@@ -232,11 +232,65 @@ async fn relays_of_several_instances_claim_different_rows() {
     drop(first);
     store.mark_claimed(second, Timestamp::now()).await.unwrap();
     assert_eq!(store.outbox_backlog().await.unwrap(), 4);
-    let again = store.claim_outbox(10).await.unwrap();
+    let again = store.claim_outbox(10, None).await.unwrap();
     assert_eq!(ids(&again), ["a-1", "b-1", "a-2", "b-2"]);
     store.mark_claimed(again, Timestamp::now()).await.unwrap();
     assert_eq!(store.outbox_backlog().await.unwrap(), 0);
-    assert!(store.claim_outbox(10).await.unwrap().messages.is_empty());
+    assert!(
+        store
+            .claim_outbox(10, None)
+            .await
+            .unwrap()
+            .messages
+            .is_empty()
+    );
+    store.close().await;
+    common::drop_pg_database(&name).await;
+}
+
+/// One broker per store, held while relaying too: an instance without a
+/// broker started before any instance with one recorded its prefix (serve
+/// checks only at start) claims nothing once one has, so it does not mark
+/// their rows published without sending them; a relay of another prefix
+/// neither. The row waits for the relay of the recorded broker.
+#[tokio::test]
+async fn a_relay_of_another_broker_than_the_stores_claims_nothing() {
+    use tradehub::hub::outbox::{self, InProcess, RelayError};
+    use tradehub::store::StoreError;
+    let Some((url, name)) = common::pg_database().await else {
+        return;
+    };
+    let store = Store::open(&url).await.unwrap();
+    store
+        .enqueue_outbox(&[message("permit.A", "a-1")], Timestamp::now())
+        .await
+        .unwrap();
+    // Before any broker is recorded, every relay may claim.
+    drop(store.claim_outbox(10, None).await.unwrap());
+    drop(store.claim_outbox(10, Some("hub.")).await.unwrap());
+    store
+        .record_outbox_broker("hub.", Timestamp::now())
+        .await
+        .unwrap();
+
+    let in_process = InProcess::new(8);
+    let mut seen = in_process.subscribe();
+    match outbox::drain(&store, &in_process).await {
+        Err(RelayError::Store(StoreError::OutboxBroker { recorded, ours })) => {
+            assert_eq!((recorded.as_str(), ours), ("hub.", None));
+        }
+        other => panic!("the in-process relay claimed: {other:?}"),
+    }
+    assert!(seen.try_recv().is_err(), "nothing was sent");
+    let error = store.claim_outbox(10, Some("other.")).await.unwrap_err();
+    assert!(error.to_string().contains("\"hub.\""), "{error}");
+    assert!(!error.is_retryable());
+    assert_eq!(store.outbox_backlog().await.unwrap(), 1);
+
+    let claim = store.claim_outbox(10, Some("hub.")).await.unwrap();
+    assert_eq!(claim.messages.len(), 1);
+    store.mark_claimed(claim, Timestamp::now()).await.unwrap();
+    assert_eq!(store.outbox_backlog().await.unwrap(), 0);
     store.close().await;
     common::drop_pg_database(&name).await;
 }

@@ -82,6 +82,13 @@ pub trait Publish: Send + Sync {
         Box::pin(async { Ok(()) })
     }
 
+    /// The AMQP prefix this publisher sends under; `None` for one that
+    /// sends to no broker (in process). The relay claims rows only while
+    /// the store records no other (see [`Store::claim_outbox`]).
+    fn broker(&self) -> Option<&str> {
+        None
+    }
+
     /// Publishes one message and returns once it is confirmed.
     fn publish<'a>(
         &'a self,
@@ -216,7 +223,11 @@ pub async fn relay<P, F>(
             }
             Ok(_) => backoff = Duration::from_millis(200),
             Err(e) => {
-                tracing::warn!(error = %e, ?backoff, "outbox relay: publish failed; retrying");
+                if matches!(e, RelayError::Store(StoreError::OutboxBroker { .. })) {
+                    tracing::error!(error = %e, ?backoff, "outbox relay: not relaying");
+                } else {
+                    tracing::warn!(error = %e, ?backoff, "outbox relay: publish failed; retrying");
+                }
                 tokio::select! {
                     _ = &mut shutdown => return,
                     _ = tokio::time::sleep(backoff) => {}
@@ -332,7 +343,7 @@ async fn drain_rounds<P: Publish + ?Sized>(
         // Connected first, then claimed: the relays of other hub
         // instances take other rows.
         publisher.ready().await?;
-        let claim = store.claim_outbox(BATCH).await?;
+        let claim = store.claim_outbox(BATCH, publisher.broker()).await?;
         if claim.messages.is_empty() {
             return Ok((total, false));
         }

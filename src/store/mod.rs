@@ -57,6 +57,18 @@ pub enum StoreError {
     /// The group committer is gone (the store is shutting down).
     #[error("the store's committer has stopped")]
     CommitterStopped,
+    /// A relay asked to claim outbox rows for another broker than the one
+    /// recorded on the store (see [`Store::claim_outbox`]).
+    #[error(
+        "the store's outbox is published to RabbitMQ under the AMQP prefix {recorded:?}, and this \
+         instance's relay publishes {}: it claims nothing, and the instances of that broker \
+         publish its rows (run every instance with the same --amqp-url and --amqp-prefix)",
+        ours.as_deref().map_or_else(|| "in process, to no broker".to_owned(), |p| format!("under {p:?}"))
+    )]
+    OutboxBroker {
+        recorded: String,
+        ours: Option<String>,
+    },
 }
 
 impl StoreError {
@@ -250,6 +262,29 @@ fn pending_row(r: &AnyRow) -> Result<PendingMessage, StoreError> {
             payload: r.try_get("payload")?,
         },
     })
+}
+
+/// Fails with [`StoreError::OutboxBroker`] when the store records a broker
+/// other than `broker` (a relay with a broker on a store that records none
+/// may claim: it is the first, or the record was forgotten).
+async fn broker_agrees<'e, E>(executor: E, broker: Option<&str>) -> Result<(), StoreError>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    let row = sqlx::query("SELECT amqp_prefix FROM outbox_broker WHERE id = 1")
+        .fetch_optional(executor)
+        .await?;
+    let recorded: Option<String> = match row {
+        Some(row) => Some(row.try_get("amqp_prefix")?),
+        None => None,
+    };
+    match recorded {
+        Some(recorded) if Some(recorded.as_str()) != broker => Err(StoreError::OutboxBroker {
+            recorded,
+            ours: broker.map(str::to_owned),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// Outbox messages one relay has taken (see [`Store::claim_outbox`]).
@@ -889,14 +924,28 @@ impl Store {
     /// stay locked (`FOR UPDATE SKIP LOCKED`) in the claim's transaction,
     /// so the relays of several hub instances take different rows instead
     /// of publishing the same ones; SQLite has one writer and one relay.
-    pub async fn claim_outbox(&self, limit: i64) -> Result<OutboxClaim, StoreError> {
+    ///
+    /// `broker` is the AMQP prefix the relay publishes under (`None`: in
+    /// process). When the store records another broker (see
+    /// [`Store::record_outbox_broker`]), nothing is claimed
+    /// ([`StoreError::OutboxBroker`]): that relay would mark rows published
+    /// where the consumers of the other instances never see them. Serve
+    /// refuses to start such an instance; this holds for one started before
+    /// the first instance with a broker recorded it.
+    pub async fn claim_outbox(
+        &self,
+        limit: i64,
+        broker: Option<&str>,
+    ) -> Result<OutboxClaim, StoreError> {
         if self.backend == Backend::Sqlite {
+            broker_agrees(&self.pool, broker).await?;
             return Ok(OutboxClaim {
                 tx: None,
                 messages: self.pending_outbox(limit).await?,
             });
         }
         let mut tx = self.pool.begin().await?;
+        broker_agrees(&mut *tx, broker).await?;
         let now = Timestamp::now().unix();
         let sql = format!("{PENDING_OUTBOX} FOR UPDATE SKIP LOCKED");
         let rows = sqlx::query(&sql)

@@ -1481,11 +1481,17 @@ impl OutboxPublisher {
         .await
     }
 
-    /// Connected (reconnecting when the last link broke), before the relay
-    /// claims rows to publish.
+    /// Connected (reconnecting when the last link broke, or when the
+    /// client has seen it end since: the broker closed it, a heartbeat was
+    /// missed), before the relay claims rows to publish, so that rows are
+    /// not claimed for a link that cannot take them.
     async fn ready(&self) -> Result<(), AmqpError> {
         let mut link = self.link.lock().await;
-        if link.is_none() {
+        let alive = link.as_ref().is_some_and(|(conn, channel, _)| {
+            conn.status().connected() && channel.status().connected()
+        });
+        if !alive {
+            *link = None;
             *link = Some(self.open_link().await?);
         }
         Ok(())
@@ -1639,6 +1645,10 @@ fn relay_error(failure: SendFailure) -> crate::hub::outbox::RelayError {
 }
 
 impl crate::hub::outbox::Publish for OutboxPublisher {
+    fn broker(&self) -> Option<&str> {
+        Some(&self.settings.prefix)
+    }
+
     fn ready<'a>(&'a self) -> crate::hub::outbox::Ready<'a> {
         Box::pin(async move {
             OutboxPublisher::ready(self)
