@@ -576,3 +576,79 @@ fn submit_to_a_hub_that_is_down_names_the_url_once() {
     assert_eq!(said.matches(url.as_str()).count(), 1, "{said}");
     assert!(said.contains("/v1/interchanges"), "{said}");
 }
+
+/// A hub that takes the interchange and then cannot be reached when
+/// `submit` reads its declarations back: the answer is printed, and the
+/// command says the declarations are unread (exit 2), after asking three
+/// times, rather than exit 0 with a rejected declaration unseen. A
+/// forwarder in front of a real hub passes the first connection (the
+/// POST) and closes every later one.
+#[test]
+fn submit_says_so_when_the_declarations_cannot_be_read_back() {
+    let dir = std::env::temp_dir().join(format!(
+        "tradehub-cli-unread-{}",
+        uuid::Uuid::now_v7().simple()
+    ));
+    let data = dir.join("data");
+    let out = bin()
+        .args([
+            "partner",
+            "add",
+            "KRBROKER01",
+            "--name",
+            "Broker",
+            "--data-dir",
+        ])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let token = common::token_of(out);
+    let (mut server, addr, _log) = common::spawn_serve(&data);
+
+    let front = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", front.local_addr().unwrap());
+    let forwarder = std::thread::spawn(move || {
+        let mut later = 0;
+        for (n, stream) in front.incoming().enumerate() {
+            let Ok(inbound) = stream else { continue };
+            if n > 0 {
+                drop(inbound); // closed at once
+                later += 1;
+                if later == 3 {
+                    return later;
+                }
+                continue;
+            }
+            let outbound = std::net::TcpStream::connect(&addr).unwrap();
+            let (mut up_from, mut up_to) =
+                (inbound.try_clone().unwrap(), outbound.try_clone().unwrap());
+            std::thread::spawn(move || std::io::copy(&mut up_from, &mut up_to));
+            let (mut down_from, mut down_to) = (outbound, inbound);
+            std::thread::spawn(move || std::io::copy(&mut down_from, &mut down_to));
+        }
+        later
+    });
+
+    let out = bin()
+        .args(["submit"])
+        .arg(fixture("ok/cusdec-d96b-medical-import.edi"))
+        .args(["--url", &url, "--token", &token])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{text}{said}");
+    assert!(
+        text.contains(": validated (1 message(s), 0 error(s))"),
+        "the hub's answer is printed: {text}"
+    );
+    assert!(
+        said.contains("was taken, but its declarations could not be read"),
+        "{said}"
+    );
+    assert!(said.contains("tradehub status "), "{said}");
+    assert_eq!(forwarder.join().unwrap(), 3, "asked three times");
+    server.kill().unwrap();
+    let _ = server.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}
