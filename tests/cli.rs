@@ -407,6 +407,29 @@ fn loadgen_refuses_a_rate_it_cannot_keep() {
     }
 }
 
+/// `loadgen` speaks plain HTTP: an https:// URL is refused at once (it
+/// was taken for a host name and counted every request as an error).
+#[test]
+fn loadgen_refuses_a_url_it_cannot_speak() {
+    for url in ["https://127.0.0.1:9", "127.0.0.1:9"] {
+        let out = tradehub(&[
+            "loadgen",
+            "--url",
+            url,
+            "--token",
+            "t",
+            "--duration-secs",
+            "1",
+        ]);
+        assert_eq!(out.status.code(), Some(2), "{url}: {}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains("only http:// URLs"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+}
+
 /// `ack --kind contrl` prints the CONTRL the hub answers with: a test
 /// interchange (UNB 0035) is rejected with code 25 at UNB 0035, as the hub
 /// rejects it.

@@ -166,3 +166,80 @@ async fn a_stalled_handshake_holds_a_connection_slot_until_the_header_deadline()
     assert!(matches!(closed, Ok(Ok(0))), "{closed:?}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// `submit` and `status` reach a hub whose certificate is of the
+/// operator's own authority (here self-signed) with `--ca-file`; without
+/// it the certificate is not trusted (exit 2), and a file that holds no
+/// certificate is named.
+#[test]
+fn the_cli_trusts_the_authority_of_its_ca_file() {
+    let dir = std::env::temp_dir().join(format!("tradehub-tls-cli-{}", uuid::Uuid::now_v7()));
+    let bin = || std::process::Command::new(env!("CARGO_BIN_EXE_tradehub"));
+    let out = bin()
+        .args([
+            "partner",
+            "add",
+            "KRBROKER01",
+            "--name",
+            "Broker",
+            "--data-dir",
+        ])
+        .arg(dir.join("data"))
+        .output()
+        .unwrap();
+    let token = common::token_of(out);
+    let (_server, addr, _cert) = serve_tls(&dir, &[]);
+    let port = addr.rsplit(':').next().unwrap();
+    let url = format!("https://localhost:{port}");
+    let ca = dir.join("cert.pem");
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/edifact/ok/cusdec-d96b-medical-import.edi");
+    let submit = |extra: &[&std::ffi::OsStr]| {
+        bin()
+            .arg("submit")
+            .arg(&fixture)
+            .args(["--url", &url, "--token", &token])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+
+    let out = submit(&["--ca-file".as_ref(), ca.as_os_str()]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains(": validated (1 message(s)"), "{text}");
+    let id = text
+        .split_whitespace()
+        .map(|w| w.trim_end_matches(':'))
+        .find(|w| w.len() == 36 && w.matches('-').count() == 4)
+        .unwrap_or_else(|| panic!("no interchange id in {text}"))
+        .to_owned();
+    let out = bin()
+        .args(["status", &id, "--url", &url, "--token", &token, "--ca-file"])
+        .arg(&ca)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+
+    // The public authorities do not vouch for it.
+    let out = submit(&[]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.to_lowercase().contains("certificate"), "{said}");
+
+    // A file that holds no certificate is named.
+    let key = dir.join("key.pem");
+    let out = submit(&["--ca-file".as_ref(), key.as_os_str()]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("key.pem") && said.contains("no CERTIFICATE"),
+        "{said}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -33,6 +33,39 @@ pub enum TlsError {
     Config(String),
 }
 
+/// A client configuration that trusts the certificate authorities of the
+/// PEM file `ca_file`, and only those (as `curl --cacert`): for a hub
+/// whose certificate is issued by an operator's own authority, or is
+/// self-signed.
+pub fn client_config(ca_file: &Path) -> Result<rustls::ClientConfig, TlsError> {
+    let name = ca_file.display().to_string();
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(ca_file)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| TlsError::Certificate {
+            path: name.clone(),
+            reason: e.to_string(),
+        })?;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in certs {
+        roots.add(cert).map_err(|e| TlsError::Certificate {
+            path: name.clone(),
+            reason: e.to_string(),
+        })?;
+    }
+    if roots.is_empty() {
+        return Err(TlsError::Certificate {
+            path: name,
+            reason: "the file holds no CERTIFICATE block".into(),
+        });
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::Config(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
 /// The TLS acceptor for these files.
 pub fn acceptor(settings: &TlsSettings) -> Result<TlsAcceptor, TlsError> {
     let name = |p: &Path| p.display().to_string();
