@@ -1038,14 +1038,10 @@ async fn a_long_store_failure_keeps_the_senders_order() {
     db.close().await;
     // Answered in order once the consumer is back: the original, then the
     // cancellation, which found the declaration and cancelled it.
-    let mut contrls = Vec::new();
-    while contrls.len() < 2 {
-        let m = next_message(&ch, settings.ack_queue("guest").as_str()).await;
-        let text = String::from_utf8_lossy(&m.delivery.data).into_owned();
-        if text.contains("CONTRL") {
-            contrls.push(text);
-        }
-    }
+    let contrls = [
+        next_contrl(&ch, &settings).await,
+        next_contrl(&ch, &settings).await,
+    ];
     assert!(contrls[0].contains("UCI+ORIG01+"), "{}", contrls[0]);
     assert!(contrls[1].contains("UCI+CANC01+"), "{}", contrls[1]);
     let declarations = store.declarations(None, Some("guest"), 10).await.unwrap();
@@ -1080,61 +1076,12 @@ async fn a_long_store_failure_keeps_the_senders_order() {
 /// test cuts, as a network failure or a server restart would.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_database_outage_does_not_use_up_the_delivery_limit() {
-    let Some(conn) = broker().await else {
-        return;
-    };
     let Some((url, db_name)) = common::pg_database().await else {
         return;
     };
     let gate = common::TcpGate::start(common::pg_addr_of(&url)).await;
-    let store = Store::open(&common::url_through(&url, gate.addr))
-        .await
-        .unwrap();
-    let (_, hash) = new_token().unwrap();
-    store
-        .add_partner("guest", "Broker user of the test", &hash, Timestamp::now())
-        .await
-        .unwrap();
-    let intake = Intake::new(store.clone(), Limits::default());
-    let mut settings = AmqpSettings::new(amqp_url());
-    settings.prefix = format!("t{}.", uuid::Uuid::now_v7().simple());
-    settings.store_retry_budget = Duration::from_millis(300);
-    // Two deliveries at most: without the wait for the database, the
-    // third attempt (within about four seconds) would dead-letter it.
-    settings.delivery_limit = 2;
-    let (ch, stop, consumer) = guest_consumer(&conn, &intake, &settings).await;
-    until_consuming(&intake).await;
-
-    gate.cut();
-    publish(
-        &ch,
-        &settings,
-        &interchange("guest", "OUTAGE01"),
-        BasicProperties::default()
-            .with_user_id("guest".into())
-            .with_delivery_mode(2),
-    )
-    .await;
-    tokio::time::sleep(Duration::from_secs(9)).await;
-    let dead = common::queue_state(&ch, settings.dead_inbound_queue().as_str()).await;
-    assert_eq!(dead.message_count(), 0, "dead-lettered during the outage");
-    gate.restore();
-
-    let contrl = loop {
-        let m = next_message(&ch, settings.ack_queue("guest").as_str()).await;
-        let text = String::from_utf8_lossy(&m.delivery.data).into_owned();
-        if text.contains("CONTRL") {
-            break text;
-        }
-    };
-    assert!(contrl.contains("UCI+OUTAGE01+"), "{contrl}");
-    assert_eq!(store.count(Table::Interchanges).await.unwrap(), 1);
-    stop.send(true).unwrap();
-    tokio::time::timeout(Duration::from_secs(10), consumer)
-        .await
-        .unwrap()
-        .unwrap();
-    remove_hub(&conn, &ch, &settings, &store, None).await;
+    let through = common::url_through(&url, gate.addr);
+    outage_costs_one_delivery(&through, Outage::Network(&gate), "OUTAGE01").await;
     drop(gate);
     common::drop_pg_database(&db_name).await;
 }
@@ -1144,15 +1091,43 @@ async fn a_database_outage_does_not_use_up_the_delivery_limit() {
 /// the store takes a write before it consumes again. Waiting only for a
 /// query to answer, it took the message back at once, failed again and
 /// dead-lettered it within seconds at this delivery limit.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_read_only_database_does_not_use_up_the_delivery_limit() {
-    let Some(conn) = broker().await else {
-        return;
-    };
     let Some((url, db_name)) = common::pg_database().await else {
         return;
     };
-    let store = Store::open(&url).await.unwrap();
+    outage_costs_one_delivery(&url, Outage::ReadOnly(&db_name), "READONLY1").await;
+    common::drop_pg_database(&db_name).await;
+}
+
+/// How a test takes the hub's database away.
+enum Outage<'a> {
+    /// The connections through this forwarder are cut.
+    Network(&'a common::TcpGate),
+    /// The database of this name refuses writes.
+    ReadOnly(&'a str),
+}
+
+impl Outage<'_> {
+    async fn set(&self, on: bool) {
+        match self {
+            Outage::Network(gate) if on => gate.cut(),
+            Outage::Network(gate) => gate.restore(),
+            Outage::ReadOnly(name) => common::pg_read_only(name, on).await,
+        }
+    }
+}
+
+/// A hub consuming as `guest` on the store at `url`, with a delivery limit
+/// of two: a message published during `outage` (9 s) is neither stored nor
+/// dead-lettered, and once the outage ends it is taken and answered.
+/// Without the wait for the database, the third attempt (within about four
+/// seconds) would dead-letter it.
+async fn outage_costs_one_delivery(url: &str, outage: Outage<'_>, reference: &str) {
+    let Some(conn) = broker().await else {
+        return;
+    };
+    let store = Store::open(url).await.unwrap();
     let (_, hash) = new_token().unwrap();
     store
         .add_partner("guest", "Broker user of the test", &hash, Timestamp::now())
@@ -1166,11 +1141,11 @@ async fn a_read_only_database_does_not_use_up_the_delivery_limit() {
     let (ch, stop, consumer) = guest_consumer(&conn, &intake, &settings).await;
     until_consuming(&intake).await;
 
-    common::pg_read_only(&db_name, true).await;
+    outage.set(true).await;
     publish(
         &ch,
         &settings,
-        &interchange("guest", "READONLY1"),
+        &interchange("guest", reference),
         BasicProperties::default()
             .with_user_id("guest".into())
             .with_delivery_mode(2),
@@ -1178,18 +1153,11 @@ async fn a_read_only_database_does_not_use_up_the_delivery_limit() {
     .await;
     tokio::time::sleep(Duration::from_secs(9)).await;
     let dead = common::queue_state(&ch, settings.dead_inbound_queue().as_str()).await;
-    assert_eq!(dead.message_count(), 0, "dead-lettered while read-only");
-    assert_eq!(store.count(Table::Interchanges).await.unwrap(), 0);
-    common::pg_read_only(&db_name, false).await;
+    assert_eq!(dead.message_count(), 0, "dead-lettered during the outage");
+    outage.set(false).await;
 
-    let contrl = loop {
-        let m = next_message(&ch, settings.ack_queue("guest").as_str()).await;
-        let text = String::from_utf8_lossy(&m.delivery.data).into_owned();
-        if text.contains("CONTRL") {
-            break text;
-        }
-    };
-    assert!(contrl.contains("UCI+READONLY1+"), "{contrl}");
+    let contrl = next_contrl(&ch, &settings).await;
+    assert!(contrl.contains(&format!("UCI+{reference}+")), "{contrl}");
     assert_eq!(store.count(Table::Interchanges).await.unwrap(), 1);
     stop.send(true).unwrap();
     tokio::time::timeout(Duration::from_secs(10), consumer)
@@ -1197,7 +1165,18 @@ async fn a_read_only_database_does_not_use_up_the_delivery_limit() {
         .unwrap()
         .unwrap();
     remove_hub(&conn, &ch, &settings, &store, None).await;
-    common::drop_pg_database(&db_name).await;
+}
+
+/// The next CONTRL on partner `guest`'s answer queue (other answers, the
+/// CUSRES, skipped).
+async fn next_contrl(ch: &Channel, settings: &AmqpSettings) -> String {
+    loop {
+        let m = next_message(ch, settings.ack_queue("guest").as_str()).await;
+        let text = String::from_utf8_lossy(&m.delivery.data).into_owned();
+        if text.contains("CONTRL") {
+            return text;
+        }
+    }
 }
 
 /// A consumer started after the test declared the partner `guest`'s
