@@ -28,7 +28,7 @@ impl Intake {
         let validator = self.xml.clone();
         let rule_settings = self.clearance.rule_settings(now);
         let size = bytes.len();
-        let (report, mapped, named, bytes) = super::cpu_work(size, move || {
+        let ((report, mapped, named, bytes), _turn) = super::cpu_work(size, move || {
             let mut report = validator.validate(&bytes, "body");
             if report.valid && report.summary.kind != DocumentKind::Declaration {
                 report.valid = false;
