@@ -577,6 +577,26 @@ fn submit_to_a_hub_that_is_down_names_the_url_once() {
     assert!(said.contains("/v1/interchanges"), "{said}");
 }
 
+/// A hub that never answers: `submit` gives up after `--timeout-secs`
+/// (exit 2, saying it timed out), not after a fixed minute.
+#[test]
+fn submit_waits_as_long_as_it_is_told() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", silent.local_addr().unwrap());
+    let started = std::time::Instant::now();
+    let out = bin()
+        .args(["submit"])
+        .arg(fixture("ok/cusdec-d96b-unoc.edi"))
+        .args(["--url", &url, "--token", "t", "--timeout-secs", "1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("timed out"), "{said}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    drop(silent);
+}
+
 /// A hub that takes the interchange and then cannot be reached when
 /// `submit` reads its declarations back: the answer is printed, and the
 /// command says the declarations are unread (exit 2), after asking three

@@ -437,6 +437,12 @@ struct ClientArgs {
     /// operator's own authority, or self-signed).
     #[arg(long, env = "TRADEHUB_CA_FILE")]
     ca_file: Option<PathBuf>,
+    /// Longest wait for the hub's answer to one request, in seconds. Longer
+    /// than the hub's own request deadline (60 s by default), so that a
+    /// submission the hub gives up on is answered with its 408 (saying
+    /// whether to send it again) rather than cut off by this client.
+    #[arg(long, env = "TRADEHUB_CLIENT_TIMEOUT_SECS", default_value_t = 120)]
+    timeout_secs: u64,
 }
 
 impl ClientArgs {
@@ -464,7 +470,7 @@ fn call(
         .agent()?
         .request(method, url)
         .set("Authorization", &format!("Bearer {}", client.token))
-        .timeout(std::time::Duration::from_secs(60));
+        .timeout(std::time::Duration::from_secs(client.timeout_secs.max(1)));
     let result = match body {
         Some(bytes) => request.send_bytes(bytes),
         None => request.call(),
