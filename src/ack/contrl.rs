@@ -94,7 +94,7 @@ pub fn build(parsed: &Parsed, options: &Options) -> Contrl {
     // (E0026), and each gets its own UCM.
     let message_index = index_messages(subject);
     let mut interchange_errors: Vec<&Issue> = Vec::new();
-    let mut group_errors: BTreeMap<String, Vec<&Issue>> = BTreeMap::new();
+    let mut group_errors: BTreeMap<usize, Vec<&Issue>> = BTreeMap::new();
     let mut message_errors: BTreeMap<MessageKey, Vec<&Issue>> = BTreeMap::new();
     for issue in &errors {
         let loc = &issue.location;
@@ -107,13 +107,21 @@ pub fn build(parsed: &Parsed, options: &Options) -> Contrl {
                 .iter()
                 .all(|v| !v.trim().is_empty())
         });
-        match (&loc.message, &loc.group) {
+        let group = loc.group.as_deref().map(|g| {
+            let at = if identified {
+                Some(position)
+            } else {
+                loc.segment
+            };
+            group_index(subject, g, at)
+        });
+        match (&loc.message, group) {
             (Some(m), g) if identified && !m.trim().is_empty() => message_errors
-                .entry((g.clone(), position, m.clone()))
+                .entry((g.flatten(), position, m.clone()))
                 .or_default()
                 .push(issue),
-            (_, Some(g)) => group_errors.entry(g.clone()).or_default().push(issue),
-            (_, None) => interchange_errors.push(issue),
+            (_, Some(Some(g))) => group_errors.entry(g).or_default().push(issue),
+            _ => interchange_errors.push(issue),
         }
     }
     let accepted = errors.is_empty();
@@ -127,8 +135,10 @@ pub fn build(parsed: &Parsed, options: &Options) -> Contrl {
         // Echoed values are cut to what their data elements hold (0020
         // an..14, 0004 an..35, 0007 an..4): a subject whose values are too
         // long (an error reported below) still gets a valid CONTRL.
+        // (A subject without 0020 gets `UNKNOWN`, not a value that could
+        // pass for a reference of its own.)
         Element::simple(super::cut(
-            &or_else(&subject.control_reference, &options.fallback_recipient),
+            &or_else(&subject.control_reference, "UNKNOWN"),
             14,
         )),
         party(
@@ -155,7 +165,6 @@ pub fn build(parsed: &Parsed, options: &Options) -> Contrl {
     }
     body.push(Segment::new("UCI", trim(uci)));
 
-    let group_order: Vec<String> = subject.groups.iter().map(|g| g.reference.clone()).collect();
     // Messages outside the groups (all of them when there are none, loose
     // ones beside groups, E0030, or in a group not kept in the tree): their
     // UCMs are the CONTRL's segment group 1, which comes before the UCFs of
@@ -165,7 +174,7 @@ pub fn build(parsed: &Parsed, options: &Options) -> Contrl {
     // the UCI (and UCF) rejection says it all, and the CONTRL stays valid.
     for ((_, position, reference), issues) in message_errors
         .iter()
-        .filter(|((g, _, _), _)| g.as_ref().is_none_or(|g| !group_order.contains(g)))
+        .filter(|((g, _, _), _)| g.is_none())
         .take(MAX_GROUP)
     {
         body.extend(message_response(
@@ -177,11 +186,11 @@ pub fn build(parsed: &Parsed, options: &Options) -> Contrl {
     }
     // Segment group 3 (UCF) occurs 999999 times at most too.
     let mut ucfs = 0usize;
-    for group in &subject.groups {
-        let g_errors = group_errors.get(&group.reference);
+    for (index, group) in subject.groups.iter().enumerate() {
+        let g_errors = group_errors.get(&index);
         let msgs: Vec<_> = message_errors
             .iter()
-            .filter(|((g, _, _), _)| g.as_deref() == Some(group.reference.as_str()))
+            .filter(|((g, _, _), _)| *g == Some(index))
             .collect();
         if g_errors.is_none() && msgs.is_empty() {
             continue;
@@ -237,12 +246,24 @@ pub fn build(parsed: &Parsed, options: &Options) -> Contrl {
     let version = if v4 { ("4", "1") } else { ("D", "3") };
     let mut segments = Vec::with_capacity(body.len() + 4);
     // The CONTRL answers in the subject's syntax level and version when the
-    // hub supports them, else in UNOC version 3.
-    let supported = Charset::from_syntax_identifier(&subject.syntax_identifier).is_some();
-    let syntax_id = if supported {
-        subject.syntax_identifier.as_str()
-    } else {
-        "UNOC"
+    // hub supports them, else in UNOC version 3; a level A or B subject
+    // whose identifiers (all a CONTRL holds) need a wider repertoire is
+    // answered in it, so that they come back as sent.
+    let (syntax_id, charset) = match Charset::from_syntax_identifier(&subject.syntax_identifier) {
+        Some(declared) => {
+            let echoed = body.iter().flat_map(super::values).chain([
+                subject.sender.id.as_str(),
+                subject.sender.qualifier.as_str(),
+                subject.sender.internal_id.as_str(),
+                subject.recipient.id.as_str(),
+                subject.recipient.qualifier.as_str(),
+            ]);
+            match super::answer_charset(declared, echoed) {
+                c if c == declared => (subject.syntax_identifier.as_str(), c),
+                c => (c.syntax_identifier(), c),
+            }
+        }
+        None => ("UNOC", Charset::Iso8859(1)),
     };
     let syntax_version = match subject.syntax_version.as_str() {
         v @ ("1" | "2" | "3" | "4") => v,
@@ -268,6 +289,7 @@ pub fn build(parsed: &Parsed, options: &Options) -> Contrl {
                 &or_else(&subject.sender.id, &options.fallback_recipient),
                 &subject.sender.qualifier,
                 &subject.sender.internal_id,
+                v4,
             ),
             Element::composite([options.date.as_str(), options.time.as_str()]),
             Element::simple(&reference),
@@ -291,7 +313,6 @@ pub fn build(parsed: &Parsed, options: &Options) -> Contrl {
         vec![Element::simple("1"), Element::simple(&reference)],
     ));
 
-    let charset = Charset::from_syntax_identifier(syntax_id).unwrap_or(Charset::Iso8859(1));
     let seps = contrl_separators(subject);
     let mut bytes = Vec::new();
     if subject.una.is_some() {
@@ -400,9 +421,30 @@ const MAX_GROUP: usize = 999_999;
 /// Most occurrences of CONTRL's segment groups 2 and 5 (UCS) in a message.
 const MAX_UCS: usize = 999;
 
-/// A message with errors: its group, its UNH position (0 when not known)
-/// and its reference; ordered as the messages came.
-type MessageKey = (Option<String>, u32, String);
+/// A message with errors: the index of its group in the subject's groups
+/// (none outside groups), its UNH position (0 when not known) and its
+/// reference; ordered as the messages came.
+type MessageKey = (Option<usize>, u32, String);
+
+/// The index of the group of `subject` that an issue at segment
+/// `position` with group reference `reference` belongs to: the last group
+/// of that reference that starts at or before it. Told by position, not
+/// by reference alone: two groups may share one (E0026), and each gets its
+/// own UCF with its own errors and messages.
+fn group_index(subject: &Interchange, reference: &str, position: Option<u32>) -> Option<usize> {
+    let mut found = None;
+    for (i, group) in subject.groups.iter().enumerate() {
+        if group.reference != reference {
+            continue;
+        }
+        match position {
+            Some(at) if group.position > at => break,
+            None if found.is_some() => break,
+            _ => found = Some(i),
+        }
+    }
+    found
+}
 
 /// The subject's messages by UNH position.
 fn index_messages(subject: &Interchange) -> BTreeMap<u32, &crate::edifact::Message> {
@@ -724,6 +766,98 @@ mod tests {
         let sent = crate::ack::to_bytes(&answer);
         assert_eq!(sent, contrl.bytes);
         assert!(sent.windows(7).any(|w| w == b"ZOLL\xC4MT"));
+    }
+
+    /// A level A (UNOA) interchange whose references hold lower case (an
+    /// error, E0021, which senders often make) is answered in level B, so
+    /// that the UCI names it as sent; before, its lower-case letters came
+    /// back as `.` and the sender could not match the answer.
+    #[test]
+    fn lower_case_references_of_a_unoa_interchange_come_back_as_sent() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(root.join("fixtures/edifact/ok/cusdec-d96b-unoc.edi"))
+            .unwrap_or_default()
+            .replacen("UNOC:3", "UNOA:3", 1)
+            .replace("20261124001", "ref-2026-x1");
+        let parsed = validated(text.as_bytes());
+        assert!(!parsed.is_valid());
+        let contrl = contrl_for(&parsed);
+        let out = contrl.text();
+        assert!(out.contains("UNB+UNOB:3+"), "{out}");
+        assert!(out.contains("UCI+ref-2026-x1+KRBROKER01:ZZZ+"), "{out}");
+        let answer = validated(&contrl.bytes);
+        assert!(answer.is_valid(), "{out}\n{:#?}", answer.issues);
+        // Upper case only: level A kept.
+        let upper = std::fs::read_to_string(root.join("fixtures/edifact/ok/cusdec-d96b-unoc.edi"))
+            .unwrap_or_default()
+            .replacen("UNOC:3", "UNOA:3", 1);
+        let out = contrl_for(&validated(upper.as_bytes())).text();
+        assert!(out.contains("UNB+UNOA:3+"), "{out}");
+    }
+
+    /// Two functional groups sharing a reference (UNG 0048): the second is
+    /// E0026 on its own UCF, and each UCF lists only its own group's
+    /// messages. Before, the duplicate went unreported and both UCFs, keyed
+    /// by reference, listed the second group's message in error.
+    #[test]
+    fn groups_sharing_a_reference_are_answered_one_by_one() {
+        let text = "UNA:+.? 'UNB+UNOC:3+S:ZZZ+TRADEHUB:ZZZ+261124:1030+R1'\
+            UNG+CUSDEC+S:ZZZ+KCS:ZZZ+261124:1030+G1+UN+D:96B'\
+            UNH+1+CUSDEC:D:96B:UN'BGM+929+X+9'UNT+3+1'UNE+1+G1'\
+            UNG+CUSDEC+S:ZZZ+KCS:ZZZ+261124:1030+G1+UN+D:96B'\
+            UNH+2+CUSDEC:D:96B:UN'BGM+929+Y+9'UNT+9+2'UNE+1+G1'UNZ+2+R1'";
+        let parsed = crate::edifact::parse(text.as_bytes());
+        let duplicate: Vec<_> = parsed
+            .issues
+            .iter()
+            .filter(|i| i.code == Code::Duplicate)
+            .map(|i| (i.location.segment, i.location.element))
+            .collect();
+        assert_eq!(duplicate, [(Some(7), Some(5))], "{:#?}", parsed.issues);
+        let out = contrl_for(&parsed).text();
+        let body: Vec<&str> = out.split('\'').filter(|s| s.starts_with("UC")).collect();
+        assert_eq!(
+            body,
+            [
+                "UCI+R1+S:ZZZ+TRADEHUB:ZZZ+4",
+                "UCF+G1+S:ZZZ+KCS:ZZZ+4+26+UNG+6",
+                "UCM+2+CUSDEC:D:96B:UN+4+29+UNT+2",
+            ],
+            "{out}"
+        );
+    }
+
+    /// A UNG date or time that does not exist is E0012 on its group's UCF,
+    /// as one in UNB is on the UCI.
+    #[test]
+    fn a_ung_date_that_does_not_exist_is_reported_on_its_ucf() {
+        for (moment, at) in [("261399:1030", "UNG+5:1"), ("261124:1099", "UNG+5:2")] {
+            let text = format!(
+                "UNA:+.? 'UNB+UNOC:3+S:ZZZ+TRADEHUB:ZZZ+261124:1030+R1'\
+                 UNG+CUSDEC+S:ZZZ+KCS:ZZZ+{moment}+G1+UN+D:96B'\
+                 UNH+1+CUSDEC:D:96B:UN'BGM+929+X+9'UNT+3+1'UNE+1+G1'UNZ+1+R1'"
+            );
+            let out = contrl_for(&crate::edifact::parse(text.as_bytes())).text();
+            assert!(
+                out.contains(&format!("UCF+G1+S:ZZZ+KCS:ZZZ+4+12+{at}'")),
+                "{moment}: {out}"
+            );
+        }
+    }
+
+    /// A subject without a control reference is answered with `UNKNOWN`
+    /// in UCI 0020, not with a value that could pass for its reference;
+    /// a syntax 4 reverse routing address keeps its 35 characters.
+    #[test]
+    fn placeholders_and_routing_addresses_in_the_envelope() {
+        let no_reference = "UNA:+.? 'UNB+UNOC:3+S:ZZZ+TRADEHUB:ZZZ+261124:1030'\
+            UNH+1+CUSDEC:D:96B:UN'BGM+929+X+9'UNT+3+1'UNZ+1'";
+        let out = contrl_for(&crate::edifact::parse(no_reference.as_bytes())).text();
+        assert!(out.contains("UCI+UNKNOWN+S:ZZZ+TRADEHUB:ZZZ+4"), "{out}");
+        let routed = "UNA:+.? 'UNB+UNOC:4+S:ZZZ:ROUTE-ABCDEFGHIJKLMNOP+TRADEHUB:ZZZ+20261124:1030+R1'\
+            UNH+1+CUSDEC:D:96B:UN'BGM+929+X+9'UNT+3+1'UNZ+1+R1'";
+        let out = contrl_for(&crate::edifact::parse(routed.as_bytes())).text();
+        assert!(out.contains("+S:ZZZ:ROUTE-ABCDEFGHIJKLMNOP+"), "{out}");
     }
 
     /// Values echoed from the subject are cut to what the CONTRL's data

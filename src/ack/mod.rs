@@ -319,8 +319,24 @@ fn trim(mut segment: Segment) -> Segment {
 /// syntax version 4). Every character is in the repertoire of the syntax
 /// identifier (others are replaced by `.`), so the text encodes with it.
 fn interchange(envelope: &Envelope, message_type: &str, body: Vec<Segment>) -> String {
+    // The references the answer quotes (RFF) and the parties of its UNB
+    // are echoed as the sender wrote them (see `answer_charset`).
     let (syntax_id, charset) = match Charset::from_syntax_identifier(&envelope.syntax_identifier) {
-        Some(c) => (envelope.syntax_identifier.as_str(), c),
+        Some(declared) => {
+            let echoed = body
+                .iter()
+                .filter(|s| s.tag == "RFF")
+                .flat_map(values)
+                .chain([
+                    envelope.hub.as_str(),
+                    envelope.partner.as_str(),
+                    envelope.partner_routing.as_str(),
+                ]);
+            match answer_charset(declared, echoed) {
+                c if c == declared => (envelope.syntax_identifier.as_str(), c),
+                c => (c.syntax_identifier(), c),
+            }
+        }
         None => ("UNOC", Charset::Iso8859(1)),
     };
     let version = match envelope.syntax_version {
@@ -343,6 +359,7 @@ fn interchange(envelope: &Envelope, message_type: &str, body: Vec<Segment>) -> S
                 &envelope.partner,
                 &envelope.partner_qualifier,
                 &envelope.partner_routing,
+                v4,
             ),
             Element::composite([at.edifact_date(v4), at.edifact_time()]),
             Element::simple(&reference),
@@ -394,6 +411,43 @@ fn interchange(envelope: &Envelope, message_type: &str, body: Vec<Segment>) -> S
     String::from_utf8(bytes).unwrap_or_default()
 }
 
+/// The repertoire an answer is written in: the subject's (`declared`),
+/// unless the identifiers the answer echoes (`echoed`: references, party
+/// ids) hold characters it cannot carry — lower case in a level A (UNOA)
+/// interchange, which senders often write — and then the narrowest of
+/// level B and Latin-1 that holds them, so that the sender finds its own
+/// references in the answer as it sent them rather than with `.` in their
+/// place. Only the level A and B repertoires are widened: the others are
+/// kept (what they cannot carry is replaced).
+pub(crate) fn answer_charset<'a>(
+    declared: Charset,
+    echoed: impl IntoIterator<Item = &'a str>,
+) -> Charset {
+    if !matches!(declared, Charset::LevelA | Charset::LevelB) {
+        return declared;
+    }
+    let echoed: Vec<&str> = echoed.into_iter().collect();
+    let holds = |charset: Charset| {
+        let mut scratch = Vec::new();
+        echoed
+            .iter()
+            .all(|text| charset.encode(text, &mut scratch).is_ok())
+    };
+    [declared, Charset::LevelB, Charset::Iso8859(1)]
+        .into_iter()
+        .find(|c| holds(*c))
+        .unwrap_or(declared)
+}
+
+/// Every value of `segment` (all elements, repetitions and components).
+pub(crate) fn values(segment: &Segment) -> impl Iterator<Item = &str> {
+    segment
+        .elements
+        .iter()
+        .flat_map(|e| e.repetitions().iter().flatten())
+        .map(String::as_str)
+}
+
 /// The segment with its values in ASCII capitals.
 fn upper(segment: &Segment) -> Segment {
     let elements = segment
@@ -413,11 +467,12 @@ fn upper(segment: &Segment) -> Segment {
 
 /// UNB S003 with the routing address (0014, an..14 in syntax 3, an..35
 /// in 4 as 0014 internal identification) after the id and qualifier.
-pub(crate) fn routed_party(id: &str, qualifier: &str, routing: &str) -> Element {
+pub(crate) fn routed_party(id: &str, qualifier: &str, routing: &str, v4: bool) -> Element {
     if routing.is_empty() {
         return party(id, qualifier);
     }
-    Element::composite([cut(id, 35), cut(qualifier, 4), cut(routing, 14)])
+    let most = if v4 { 35 } else { 14 };
+    Element::composite([cut(id, 35), cut(qualifier, 4), cut(routing, most)])
 }
 
 /// UNB S002/S003: the id (an..35) and, when there is one, its qualifier

@@ -279,6 +279,8 @@ pub struct Parser<R> {
     /// (at most [`MAX_REFERENCES_CHECKED`] are remembered).
     /// Message references seen (see [`reference_key`]) → UNH position.
     message_refs: rustc_hash::FxHashMap<u128, u32>,
+    /// UNG 0048 of the groups so far, with the UNG's position.
+    group_refs: rustc_hash::FxHashMap<String, u32>,
     last_position: u32,
     interchange_ref: Option<String>,
     /// Directories for structure validation; `None`: syntax only.
@@ -345,6 +347,7 @@ impl<R: Read> Parser<R> {
             after_end: 0,
             loose_messages: 0,
             message_refs: rustc_hash::FxHashMap::default(),
+            group_refs: rustc_hash::FxHashMap::default(),
             last_position: 0,
             interchange_ref: None,
             directories: None,
@@ -1049,7 +1052,8 @@ impl<R: Read> Parser<R> {
                 format!("syntax version {version:?} is not 1, 2, 3 or 4"),
             );
         }
-        self.check_preparation(position);
+        let (date, time) = (self.tree.date.clone(), self.tree.time.clone());
+        self.check_preparation(position, "UNB", &date, &time);
         self.check_unb_codes(&seg, position, version == "4");
         self.charset = self.lexer.charset();
         self.tree.separators = self.lexer.separators();
@@ -1111,28 +1115,22 @@ impl<R: Read> Parser<R> {
         }
     }
 
-    /// UNB S004: a date and time that exist (E0012): 0017 YYMMDD (CCYYMMDD
-    /// in syntax 4), 0019 HHMM. Values of the wrong shape are the format
-    /// checks' to report.
-    fn check_preparation(&mut self, position: u32) {
-        let date = self.tree.date.clone();
-        let time = self.tree.time.clone();
+    /// UNB (and UNG) S004: a date and time that exist (E0012): 0017
+    /// YYMMDD (CCYYMMDD in syntax 4), 0019 HHMM. Values of the wrong shape
+    /// are the format checks' to report.
+    fn check_preparation(&mut self, position: u32, tag: &str, date: &str, time: &str) {
         let digits = |v: &str, n: usize| v.len() == n && v.bytes().all(|b| b.is_ascii_digit());
         let number = |v: &str, at: std::ops::Range<usize>| -> u32 {
             v.get(at).and_then(|d| d.parse().ok()).unwrap_or(0)
         };
-        let (year, month, day) = if digits(&date, 6) {
+        let (year, month, day) = if digits(date, 6) {
             (
-                2000 + number(&date, 0..2),
-                number(&date, 2..4),
-                number(&date, 4..6),
+                2000 + number(date, 0..2),
+                number(date, 2..4),
+                number(date, 4..6),
             )
-        } else if digits(&date, 8) {
-            (
-                number(&date, 0..4),
-                number(&date, 4..6),
-                number(&date, 6..8),
-            )
+        } else if digits(date, 8) {
+            (number(date, 0..4), number(date, 4..6), number(date, 6..8))
         } else {
             (0, 1, 1)
         };
@@ -1145,7 +1143,7 @@ impl<R: Read> Parser<R> {
             _ => 0,
         };
         if !(1..=days).contains(&day) {
-            let mut loc = self.loc(position, "UNB");
+            let mut loc = self.loc(position, tag);
             loc.element = Some(4);
             loc.component = Some(1);
             self.error(
@@ -1154,8 +1152,8 @@ impl<R: Read> Parser<R> {
                 format!("date of preparation {date:?} (S004/0017) is not a date"),
             );
         }
-        if digits(&time, 4) && (number(&time, 0..2) > 23 || number(&time, 2..4) > 59) {
-            let mut loc = self.loc(position, "UNB");
+        if digits(time, 4) && (number(time, 0..2) > 23 || number(time, 2..4) > 59) {
+            let mut loc = self.loc(position, tag);
             loc.element = Some(4);
             loc.component = Some(2);
             self.error(
@@ -1279,6 +1277,7 @@ impl<R: Read> Parser<R> {
         let reference = comp(&seg, 4, 0);
         let message_type = comp(&seg, 0, 0);
         self.group_messages = 0;
+        let (date, time) = (comp(&seg, 3, 0), comp(&seg, 3, 1));
         self.group = Some(Group {
             position,
             reference: reference.clone(),
@@ -1287,6 +1286,8 @@ impl<R: Read> Parser<R> {
             messages: Vec::new(),
             trailer: None,
         });
+        // Within the group, so that the CONTRL reports it on its UCF.
+        self.check_preparation(position, "UNG", &date, &time);
         if reference.is_empty() {
             let mut loc = self.loc(position, "UNG");
             loc.element = Some(5);
@@ -1295,6 +1296,18 @@ impl<R: Read> Parser<R> {
                 loc,
                 "UNG group reference number (0048) missing",
             );
+        } else if let Some(&first) = self.group_refs.get(&reference) {
+            // 0048 is unique within the interchange, as 0062 is: the
+            // sender's answers (UCF) are told apart by it.
+            let mut loc = self.loc(position, "UNG");
+            loc.element = Some(5);
+            let message = format!(
+                "group reference {reference:?} is used by an earlier group of this interchange \
+                 (UNG at segment {first}); each group needs its own"
+            );
+            self.error(Code::Duplicate, loc, message);
+        } else if self.group_refs.len() < MAX_REFERENCES_CHECKED {
+            self.group_refs.insert(reference, position);
         }
     }
 

@@ -335,8 +335,8 @@ impl Intake {
                 .run(|_, _| {})
                 .unwrap_or_default();
             // Misaddressed first: the UCI names the first interchange error.
-            refuse_misaddressed(&mut parsed, &clearance);
             refuse_test(&mut parsed);
+            refuse_misaddressed(&mut parsed, &clearance);
             // Only a valid interchange goes on: each message is mapped to
             // the canonical model and checked by the business rules.
             let too_many = parsed.interchange.counts.messages > max_messages as u64;
@@ -1108,19 +1108,24 @@ impl Intake {
             "interchange control reference {reference:?} of sender {:?} was already used by interchange {}",
             partner.id, original.id
         );
-        // A CONTRL rejecting the new interchange with 0085 code 26.
+        // A CONTRL rejecting the new interchange with 0085 code 26, the
+        // first error, so that its UCI names it (as the 409 does) rather
+        // than another error of the UNB.
         let mut dup = parsed.clone();
-        dup.issues.push(Issue::error(
-            Code::Duplicate,
-            crate::diag::Location {
-                interchange: Some(reference),
-                segment: Some(1),
-                tag: Some("UNB".into()),
-                element: Some(5),
-                ..Default::default()
-            },
-            detail.clone(),
-        ));
+        dup.issues.insert(
+            0,
+            Issue::error(
+                Code::Duplicate,
+                crate::diag::Location {
+                    interchange: Some(reference),
+                    segment: Some(1),
+                    tag: Some("UNB".into()),
+                    element: Some(5),
+                    ..Default::default()
+                },
+                detail.clone(),
+            ),
+        );
         dup.error_count += 1;
         let ack = contrl_for(
             &dup,
@@ -1232,7 +1237,11 @@ fn reject_at_unb(
         component,
         ..crate::diag::Location::default()
     };
-    parsed.issues.push(Issue::error(code, location, detail));
+    // First, so that the CONTRL's UCI (which holds one error) names the
+    // reason the hub acts on, not another error of the UNB.
+    parsed
+        .issues
+        .insert(0, Issue::error(code, location, detail));
     parsed.error_count += 1;
 }
 
@@ -1370,16 +1379,23 @@ mod tests {
         let mut tasks = Vec::new();
         for _ in 0..(slots * 4) {
             let (running, most) = (running.clone(), most.clone());
-            tasks.push(tokio::spawn(cpu_work(INLINE_BYTES + 1, move || {
-                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
-                most.fetch_max(now, Ordering::SeqCst);
-                std::thread::sleep(std::time::Duration::from_millis(20));
-                running.fetch_sub(1, Ordering::SeqCst);
-            })));
+            // Each lets its turn go when done, as a submission does once
+            // committed (a turn kept in a finished task's output would hold
+            // up the others until it is joined).
+            tasks.push(tokio::spawn(async move {
+                cpu_work(INLINE_BYTES + 1, move || {
+                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(now, Ordering::SeqCst);
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    running.fetch_sub(1, Ordering::SeqCst);
+                })
+                .await
+                .map(|(done, _turn)| done)
+            }));
         }
         for task in tasks {
             let done = task.await;
-            assert!(matches!(done, Ok(Ok(((), _)))));
+            assert!(matches!(done, Ok(Ok(()))));
         }
         let most = most.load(Ordering::SeqCst);
         assert!((1..=slots).contains(&most), "{most} at once, {slots} slots");
