@@ -612,6 +612,39 @@ fn answers_in_syntax_4_and_other_repertoires_are_valid() {
     }
 }
 
+/// A UNOA sender's identifiers in lower case (its id, its references)
+/// are echoed as sent, in a level B answer, rather than upper-cased; a
+/// UNOA sender whose identifiers fit gets a UNOA answer, its texts in
+/// capitals.
+#[test]
+fn lower_case_identifiers_of_a_unoa_sender_are_echoed_as_sent() {
+    let (found, original) = findings(&with("CST+2+847989'", "CST+2+84798A'"));
+    let env = Envelope {
+        syntax_identifier: "UNOA".into(),
+        partner: "kr-broker01".into(),
+        ..envelope("A1")
+    };
+    let answer = aperak::build(&original, &found, &env);
+    assert!(
+        answer.contains("UNB+UNOB:3+TRADEHUB:ZZZ+kr-broker01:ZZZ+"),
+        "{answer}"
+    );
+    clean(&answer, "APERAK");
+    let answer = cusres::build(&response("rejected", Vec::new(), None), &original, &env);
+    assert!(answer.contains("+kr-broker01:ZZZ+"), "{answer}");
+    clean(&answer, "CUSRES");
+    let env = Envelope {
+        syntax_identifier: "UNOA".into(),
+        ..envelope("A1")
+    };
+    let answer = aperak::build(&original, &found, &env);
+    assert!(
+        answer.contains("UNB+UNOA:3+TRADEHUB:ZZZ+KRBROKER01:ZZZ+"),
+        "{answer}"
+    );
+    assert!(!answer.chars().any(|c| c.is_ascii_lowercase()), "{answer}");
+}
+
 #[test]
 fn cusres_errors_are_bounded_by_the_directory() {
     let (_, original) = findings(&base());

@@ -158,6 +158,27 @@ async fn scenario(url: &str) {
         "{p}"
     );
     assert_eq!(hub.store.count(Table::Interchanges).await.unwrap(), 1);
+    // A clash whose UNB has another error too (a date that does not
+    // exist): the UCI, which holds one error, names the 26 the hub refused
+    // it for, as the 409 does (it named the date).
+    let misdated = String::from_utf8(good.clone())
+        .unwrap()
+        .replace("261124:1030", "261399:1030")
+        .into_bytes();
+    let r = request(
+        addr,
+        "POST",
+        "/v1/interchanges",
+        Some(&hub.broker),
+        &misdated,
+    )
+    .await;
+    assert_eq!(r.status, 409);
+    let ack = r.json()["acknowledgement"].as_str().unwrap().to_owned();
+    assert!(
+        ack.contains("UCI+20261124001+KRBROKER01:ZZZ+TRADEHUB:ZZZ+4+26+UNB+6'"),
+        "{ack}"
+    );
 
     // An invalid interchange with a new reference: stored as rejected, and
     // the CONTRL says where.
@@ -309,6 +330,7 @@ async fn scenario(url: &str) {
             "received",
             "validated",
             "duplicate_received",
+            "duplicate_reference_refused",
             "duplicate_reference_refused"
         ]
     );
@@ -348,18 +370,18 @@ async fn scenario(url: &str) {
     );
     assert_eq!(hub.store.count(Table::Interchanges).await.unwrap(), 6);
 
-    // Metrics count every submission received: 18 (the 401 stops before
+    // Metrics count every submission received: 19 (the 401 stops before
     // that; the 413 is received and refused unread, with no intake time).
     let r = request(addr, "GET", "/metrics", None, b"").await;
     assert_eq!(r.status, 200);
     let text = String::from_utf8(r.body).unwrap();
     for line in [
-        "tradehub_interchanges_received_total 18\n",
+        "tradehub_interchanges_received_total 19\n",
         "tradehub_interchanges_validated_total 2\n",
         "tradehub_interchanges_rejected_total 4\n",
         "tradehub_duplicates_total 8\n",
-        "tradehub_refused_total 4\n",
-        "tradehub_submit_seconds_count 17\n",
+        "tradehub_refused_total 5\n",
+        "tradehub_submit_seconds_count 18\n",
     ] {
         assert!(text.contains(line), "{line} missing in\n{text}");
     }
