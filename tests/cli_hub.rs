@@ -610,19 +610,7 @@ fn submit_says_so_when_the_declarations_cannot_be_read_back() {
         uuid::Uuid::now_v7().simple()
     ));
     let data = dir.join("data");
-    let out = bin()
-        .args([
-            "partner",
-            "add",
-            "KRBROKER01",
-            "--name",
-            "Broker",
-            "--data-dir",
-        ])
-        .arg(&data)
-        .output()
-        .unwrap();
-    let token = common::token_of(out);
+    let token = common::add_partner(&data, "KRBROKER01");
     let (mut server, addr, _log) = common::spawn_serve(&data);
 
     let front = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -175,19 +175,7 @@ async fn a_stalled_handshake_holds_a_connection_slot_until_the_header_deadline()
 fn the_cli_trusts_the_authority_of_its_ca_file() {
     let dir = std::env::temp_dir().join(format!("tradehub-tls-cli-{}", uuid::Uuid::now_v7()));
     let bin = || std::process::Command::new(env!("CARGO_BIN_EXE_tradehub"));
-    let out = bin()
-        .args([
-            "partner",
-            "add",
-            "KRBROKER01",
-            "--name",
-            "Broker",
-            "--data-dir",
-        ])
-        .arg(dir.join("data"))
-        .output()
-        .unwrap();
-    let token = common::token_of(out);
+    let token = common::add_partner(&dir.join("data"), "KRBROKER01");
     let (_server, addr, _cert) = serve_tls(&dir, &[]);
     let port = addr.rsplit(':').next().unwrap();
     let url = format!("https://localhost:{port}");

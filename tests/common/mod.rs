@@ -574,6 +574,17 @@ impl Drop for Server {
 
 /// The last line of a successful command's output (`partner add` prints
 /// the new token there).
+/// `tradehub partner add ID --name Broker --data-dir DATA`: the new
+/// partner's API token.
+pub fn add_partner(data: &std::path::Path, id: &str) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tradehub"))
+        .args(["partner", "add", id, "--name", "Broker", "--data-dir"])
+        .arg(data)
+        .output()
+        .unwrap();
+    token_of(out)
+}
+
 pub fn token_of(out: std::process::Output) -> String {
     assert!(out.status.success(), "{out:?}");
     String::from_utf8(out.stdout)
