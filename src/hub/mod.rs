@@ -1313,6 +1313,19 @@ where
     T: Send + 'static,
     F: FnOnce() -> T + Send + 'static,
 {
+    cpu_work_in(large_work_slots(), size, work).await
+}
+
+/// [`cpu_work`] with the turns of `slots`.
+async fn cpu_work_in<T, F>(
+    slots: &std::sync::Arc<tokio::sync::Semaphore>,
+    size: usize,
+    work: F,
+) -> Result<(T, Turn), StoreError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> T + Send + 'static,
+{
     let crashed = |retryable| StoreError::Database {
         source: sqlx::Error::WorkerCrashed,
         retryable,
@@ -1326,7 +1339,7 @@ where
     // request whose deadline passes stops waiting, but the parse it
     // started runs on and keeps the turn until it ends (its results are
     // then dropped with the turn).
-    let turn = large_work_slots()
+    let turn = slots
         .clone()
         .acquire_owned()
         .await
@@ -1373,17 +1386,19 @@ mod tests {
     /// small ones are not held up by them.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn large_submissions_take_turns() {
-        let slots = large_work_slots().available_permits();
+        // Turns of the test's own (tests of one process run at once).
+        let pool = Arc::new(tokio::sync::Semaphore::new(2));
+        let slots = pool.available_permits();
         let running = Arc::new(AtomicUsize::new(0));
         let most = Arc::new(AtomicUsize::new(0));
         let mut tasks = Vec::new();
         for _ in 0..(slots * 4) {
-            let (running, most) = (running.clone(), most.clone());
+            let (running, most, pool) = (running.clone(), most.clone(), pool.clone());
             // Each lets its turn go when done, as a submission does once
             // committed (a turn kept in a finished task's output would hold
             // up the others until it is joined).
             tasks.push(tokio::spawn(async move {
-                cpu_work(INLINE_BYTES + 1, move || {
+                cpu_work_in(&pool, INLINE_BYTES + 1, move || {
                     let now = running.fetch_add(1, Ordering::SeqCst) + 1;
                     most.fetch_max(now, Ordering::SeqCst);
                     std::thread::sleep(std::time::Duration::from_millis(20));
@@ -1409,9 +1424,9 @@ mod tests {
     /// large submission per core are held at once.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_large_submission_keeps_its_turn_until_it_lets_it_go() {
-        let slots = large_work_slots();
+        let slots = Arc::new(tokio::sync::Semaphore::new(2));
         let free = slots.available_permits();
-        let Ok((done, turn)) = cpu_work(INLINE_BYTES + 1, || 1).await else {
+        let Ok((done, turn)) = cpu_work_in(&slots, INLINE_BYTES + 1, || 1).await else {
             panic!("the work failed");
         };
         assert_eq!(done, 1);
@@ -1419,7 +1434,7 @@ mod tests {
         drop(turn);
         assert_eq!(slots.available_permits(), free);
         // A small submission takes no turn.
-        let Ok((_, small)) = cpu_work(10, || 1).await else {
+        let Ok((_, small)) = cpu_work_in(&slots, 10, || 1).await else {
             panic!("the work failed");
         };
         assert_eq!(slots.available_permits(), free);
