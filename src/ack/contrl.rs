@@ -249,22 +249,16 @@ pub fn build(parsed: &Parsed, options: &Options) -> Contrl {
     // hub supports them, else in UNOC version 3; a level A or B subject
     // whose identifiers (all a CONTRL holds) need a wider repertoire is
     // answered in it, so that they come back as sent.
-    let (syntax_id, charset) = match Charset::from_syntax_identifier(&subject.syntax_identifier) {
-        Some(declared) => {
-            let echoed = body.iter().flat_map(super::values).chain([
-                subject.sender.id.as_str(),
-                subject.sender.qualifier.as_str(),
-                subject.sender.internal_id.as_str(),
-                subject.recipient.id.as_str(),
-                subject.recipient.qualifier.as_str(),
-            ]);
-            match super::answer_charset(declared, echoed) {
-                c if c == declared => (subject.syntax_identifier.as_str(), c),
-                c => (c.syntax_identifier(), c),
-            }
-        }
-        None => ("UNOC", Charset::Iso8859(1)),
-    };
+    let (syntax_id, charset) = super::answer_repertoire(
+        &subject.syntax_identifier,
+        body.iter().flat_map(super::values).chain([
+            subject.sender.id.as_str(),
+            subject.sender.qualifier.as_str(),
+            subject.sender.internal_id.as_str(),
+            subject.recipient.id.as_str(),
+            subject.recipient.qualifier.as_str(),
+        ]),
+    );
     let syntax_version = match subject.syntax_version.as_str() {
         v @ ("1" | "2" | "3" | "4") => v,
         _ => "3",

@@ -321,24 +321,17 @@ fn trim(mut segment: Segment) -> Segment {
 fn interchange(envelope: &Envelope, message_type: &str, body: Vec<Segment>) -> String {
     // The references the answer quotes (RFF) and the parties of its UNB
     // are echoed as the sender wrote them (see `answer_charset`).
-    let (syntax_id, charset) = match Charset::from_syntax_identifier(&envelope.syntax_identifier) {
-        Some(declared) => {
-            let echoed = body
-                .iter()
-                .filter(|s| s.tag == "RFF")
-                .flat_map(values)
-                .chain([
-                    envelope.hub.as_str(),
-                    envelope.partner.as_str(),
-                    envelope.partner_routing.as_str(),
-                ]);
-            match answer_charset(declared, echoed) {
-                c if c == declared => (envelope.syntax_identifier.as_str(), c),
-                c => (c.syntax_identifier(), c),
-            }
-        }
-        None => ("UNOC", Charset::Iso8859(1)),
-    };
+    let (syntax_id, charset) = answer_repertoire(
+        &envelope.syntax_identifier,
+        body.iter()
+            .filter(|s| s.tag == "RFF")
+            .flat_map(values)
+            .chain([
+                envelope.hub.as_str(),
+                envelope.partner.as_str(),
+                envelope.partner_routing.as_str(),
+            ]),
+    );
     let version = match envelope.syntax_version {
         v @ 1..=4 => v,
         _ => 3,
@@ -437,6 +430,23 @@ pub(crate) fn answer_charset<'a>(
         .into_iter()
         .find(|c| holds(*c))
         .unwrap_or(declared)
+}
+
+/// The syntax identifier and repertoire of an answer to a subject that
+/// declared `declared` (see [`answer_charset`]): the subject's own
+/// identifier when it is kept, the widened repertoire's otherwise, and
+/// UNOC when the hub does not support the subject's.
+pub(crate) fn answer_repertoire<'a>(
+    declared: &'a str,
+    echoed: impl IntoIterator<Item = &'a str>,
+) -> (&'a str, Charset) {
+    match Charset::from_syntax_identifier(declared) {
+        Some(charset) => match answer_charset(charset, echoed) {
+            c if c == charset => (declared, c),
+            c => (c.syntax_identifier(), c),
+        },
+        None => ("UNOC", Charset::Iso8859(1)),
+    }
 }
 
 /// Every value of `segment` (all elements, repetitions and components).

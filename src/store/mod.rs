@@ -271,20 +271,27 @@ async fn broker_agrees<'e, E>(executor: E, broker: Option<&str>) -> Result<(), S
 where
     E: sqlx::Executor<'e, Database = sqlx::Any>,
 {
-    let row = sqlx::query("SELECT amqp_prefix FROM outbox_broker WHERE id = 1")
-        .fetch_optional(executor)
-        .await?;
-    let recorded: Option<String> = match row {
-        Some(row) => Some(row.try_get("amqp_prefix")?),
-        None => None,
-    };
-    match recorded {
+    match recorded_broker(executor).await? {
         Some(recorded) if Some(recorded.as_str()) != broker => Err(StoreError::OutboxBroker {
             recorded,
             ours: broker.map(str::to_owned),
         }),
         _ => Ok(()),
     }
+}
+
+/// The AMQP prefix recorded in `outbox_broker`, if any.
+async fn recorded_broker<'e, E>(executor: E) -> Result<Option<String>, StoreError>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    let row = sqlx::query("SELECT amqp_prefix FROM outbox_broker WHERE id = 1")
+        .fetch_optional(executor)
+        .await?;
+    Ok(match row {
+        Some(row) => Some(row.try_get("amqp_prefix")?),
+        None => None,
+    })
 }
 
 /// Outbox messages one relay has taken (see [`Store::claim_outbox`]).
@@ -1058,13 +1065,7 @@ impl Store {
     /// by the hub instances that publish it to RabbitMQ; `None` when none
     /// has (embedded, or no broker yet).
     pub async fn outbox_broker(&self) -> Result<Option<String>, StoreError> {
-        let row = sqlx::query("SELECT amqp_prefix FROM outbox_broker WHERE id = 1")
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(match row {
-            Some(row) => Some(row.try_get("amqp_prefix")?),
-            None => None,
-        })
+        recorded_broker(&self.pool).await
     }
 
     /// Records that this store's outbox is published to RabbitMQ under
