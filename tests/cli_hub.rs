@@ -504,9 +504,28 @@ fn a_store_published_to_rabbitmq_is_not_served_without_it() {
         args.extend(extra.iter().map(Into::into));
         args
     };
+    let broker = |extra: &[&str]| {
+        let out = bin()
+            .args(["outbox", "broker", "--data-dir"])
+            .arg(&data)
+            .args(extra)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    };
     let (child, _, log) =
         common::spawn_serve_with(&serve(&["--amqp-url", &url, "--amqp-prefix", "one."]));
     let mut hub = common::Server(child);
+    // Its relay, waiting for the broker, marks the record as seen.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !broker(&[]).1.contains("a relay with it last claimed at") {
+        assert!(std::time::Instant::now() < deadline, "{:?}", broker(&[]));
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     hub.kill();
     let _ = log.join();
 
@@ -535,19 +554,29 @@ fn a_store_published_to_rabbitmq_is_not_served_without_it() {
         "{other}"
     );
 
-    let broker = |extra: &[&str]| {
-        let out = bin()
-            .args(["outbox", "broker", "--data-dir"])
-            .arg(&data)
-            .args(extra)
-            .output()
+    assert!(broker(&[]).1.contains("under the AMQP prefix \"one.\""));
+    // Seen moments ago: an instance may still run with it, so it is kept.
+    let (code, _, refused) = broker(&["--forget"]);
+    assert_eq!(code, Some(2), "{refused}");
+    assert!(
+        refused.contains("not forgotten") && refused.contains("stop every instance"),
+        "{refused}"
+    );
+    // Last seen long ago (every instance stopped): forgotten.
+    let db = format!("sqlite://{}", data.join("tradehub.db").display());
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        use sqlx::Connection;
+        let mut conn = sqlx::SqliteConnection::connect(&db).await.unwrap();
+        sqlx::query("UPDATE outbox_broker SET seen_at = '2026-01-01T00:00:00Z'")
+            .execute(&mut conn)
+            .await
             .unwrap();
-        assert!(out.status.success(), "{out:?}");
-        String::from_utf8(out.stdout).unwrap()
-    };
-    assert!(broker(&[]).contains("under the AMQP prefix \"one.\""));
-    assert!(broker(&["--forget"]).contains("forgotten"));
-    assert!(broker(&[]).contains("no broker recorded"));
+        conn.close().await.unwrap();
+    });
+    let (code, forgotten, _) = broker(&["--forget"]);
+    assert_eq!(code, Some(0));
+    assert!(forgotten.contains("forgotten"), "{forgotten}");
+    assert!(broker(&[]).1.contains("no broker recorded"));
     // Forgotten: served without a broker again.
     let (child, addr, log) = common::spawn_serve_with(&serve(&[]));
     let mut hub = common::Server(child);

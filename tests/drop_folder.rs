@@ -133,6 +133,46 @@ async fn files_are_taken_and_sorted() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_with_the_longest_name_is_archived_under_a_shorter_one() {
+    let (dir, intake, settings) = setup().await;
+    let inbox = settings.dir.join("KRBROKER01/in");
+    let folder = settings.dir.join("KRBROKER01");
+    // 255 bytes, the most a file name may have: `NAME.ack` could not exist.
+    let long = |c: char| format!("{}.edi", c.to_string().repeat(251));
+    std::fs::write(inbox.join(long('a')), fixture("ok/cusdec-d96b-unoc.edi")).unwrap();
+    let bad = String::from_utf8(fixture("err/unt-count.edi"))
+        .unwrap()
+        .replace("20261124001", "20261124777");
+    std::fs::write(inbox.join(long('b')), bad).unwrap();
+    let outcomes = drop::scan(&intake, &settings).await.unwrap();
+    assert_eq!(outcomes.len(), 2, "{outcomes:?}");
+    let (Outcome::Done(done), Outcome::Failed(failed)) = (&outcomes[0], &outcomes[1]) else {
+        panic!("{outcomes:?}");
+    };
+    for (path, c) in [(done, 'a'), (failed, 'b')] {
+        let name = path.file_name().unwrap().to_str().unwrap();
+        assert_eq!(name.len(), 240, "{name}");
+        assert!(name.starts_with(&c.to_string().repeat(223)), "{name}");
+        assert!(name.contains('~'), "{name}");
+    }
+    let ack = std::fs::read_to_string(format!("{}.ack", done.display())).unwrap();
+    assert!(ack.contains("UCI+20261124001+KRBROKER01"), "{ack}");
+    let err = std::fs::read_to_string(format!("{}.err", failed.display())).unwrap();
+    assert!(
+        err.starts_with(&format!("delivered as {}\n", long('b'))),
+        "{err}"
+    );
+    assert!(err.contains("E0029"), "{err}");
+    // Nothing left in work/ or in/.
+    for sub in ["in", "work"] {
+        let left: Vec<_> = std::fs::read_dir(folder.join(sub)).unwrap().collect();
+        assert!(left.is_empty(), "{sub}: {left:?}");
+    }
+    intake.store().close().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_polls_until_stopped() {
     let (dir, intake, settings) = setup().await;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -148,6 +148,52 @@ fn una_alone_or_cut_short() {
 }
 
 #[test]
+fn wide_encodings_and_empty_input_are_named() {
+    let text = "UNA:+.? 'UNB+UNOC:3+S+R+261124:1030+REF'";
+    let utf16le: Vec<u8> = [0xFF, 0xFE]
+        .into_iter()
+        .chain(text.encode_utf16().flat_map(u16::to_le_bytes))
+        .collect();
+    let utf16be: Vec<u8> = [0xFE, 0xFF]
+        .into_iter()
+        .chain(text.encode_utf16().flat_map(u16::to_be_bytes))
+        .collect();
+    let utf32le: Vec<u8> = [0xFF, 0xFE, 0, 0]
+        .into_iter()
+        .chain(text.chars().flat_map(|c| (c as u32).to_le_bytes()))
+        .collect();
+    for (input, name) in [
+        (utf16le, "UTF-16LE"),
+        (utf16be, "UTF-16BE"),
+        (utf32le, "UTF-32LE"),
+    ] {
+        let parsed = edifact::parse(&input);
+        assert_eq!(parsed.issues.len(), 1, "{name}: {:?}", parsed.issues);
+        let issue = &parsed.issues[0];
+        assert_eq!(issue.code, Code::NotEdifact, "{name}");
+        assert!(issue.message.contains(name), "{}", issue.message);
+        assert_eq!(issue.location.offset, Some(0));
+    }
+    let parsed = edifact::parse(b"");
+    assert_eq!(parsed.issues[0].code, Code::NotEdifact);
+    assert_eq!(parsed.issues[0].message, "input is empty");
+    // Blanks alone: reported as stray, and no segment.
+    let parsed = edifact::parse(b" \r\n");
+    let issue = parsed.issues.iter().find(|i| i.code == Code::NotEdifact);
+    assert_eq!(
+        issue.map(|i| i.message.as_str()),
+        Some("input holds no segment")
+    );
+    // Plain text is not EDIFACT, said without naming an encoding.
+    let parsed = edifact::parse(b"just some text");
+    assert!(
+        parsed.issues[0]
+            .message
+            .starts_with("input does not start with UNA")
+    );
+}
+
+#[test]
 fn binary_garbage_never_panics() {
     // A cheap deterministic sweep; the fuzz target goes further.
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15;

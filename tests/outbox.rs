@@ -265,13 +265,15 @@ async fn a_relay_of_another_broker_than_the_stores_claims_nothing() {
         .enqueue_outbox(&[message("permit.A", "a-1")], Timestamp::now())
         .await
         .unwrap();
-    // Before any broker is recorded, every relay may claim.
+    // Before any broker is recorded, every relay may claim; one with a
+    // broker records it.
     drop(store.claim_outbox(10, None).await.unwrap());
+    assert_eq!(store.outbox_broker().await.unwrap(), None);
     drop(store.claim_outbox(10, Some("hub.")).await.unwrap());
-    store
-        .record_outbox_broker("hub.", Timestamp::now())
-        .await
-        .unwrap();
+    assert_eq!(
+        store.outbox_broker().await.unwrap().as_deref(),
+        Some("hub.")
+    );
 
     let in_process = InProcess::new(8);
     let mut seen = in_process.subscribe();
@@ -293,6 +295,84 @@ async fn a_relay_of_another_broker_than_the_stores_claims_nothing() {
     assert_eq!(store.outbox_backlog().await.unwrap(), 0);
     store.close().await;
     common::drop_pg_database(&name).await;
+}
+
+/// The record of the broker is held while an instance with it runs:
+/// `outbox broker --forget` is refused while its relay claimed in the last
+/// 90 s, and a relay that finds the record forgotten anyway records it
+/// again, so an instance without a broker started meanwhile stops claiming
+/// (before, it marked the outbox published in-process, none of it reaching
+/// the agencies' queues). On both backends.
+#[tokio::test]
+async fn the_broker_record_is_held_while_a_relay_with_it_runs() {
+    use tradehub::store::{Forget, StoreError};
+    let dir =
+        std::env::temp_dir().join(format!("tradehub-broker-{}", uuid::Uuid::now_v7().simple()));
+    let sqlite = Store::embedded_url(&dir).unwrap();
+    let pg = common::pg_database().await;
+    let mut urls = vec![sqlite];
+    urls.extend(pg.as_ref().map(|(url, _)| url.clone()));
+    for url in urls {
+        let store = Store::open(&url).await.unwrap();
+        let now = Timestamp::now();
+        assert_eq!(
+            store.forget_outbox_broker(now).await.unwrap(),
+            Forget::NoneRecorded
+        );
+        // Recorded at start, not yet seen by a relay: forgotten at once (an
+        // instance stopped before its relay ran).
+        store.record_outbox_broker("hub.", now).await.unwrap();
+        assert_eq!(
+            store.outbox_broker_seen().await.unwrap(),
+            Some(("hub.".into(), None))
+        );
+        assert_eq!(
+            store.forget_outbox_broker(now).await.unwrap(),
+            Forget::Forgotten("hub.".into())
+        );
+        // A relay with the broker records it again at its next claim, and
+        // marks it seen.
+        drop(store.claim_outbox(10, Some("hub.")).await.unwrap());
+        let (prefix, seen) = store.outbox_broker_seen().await.unwrap().unwrap();
+        assert_eq!(prefix, "hub.");
+        let seen = seen.unwrap();
+        assert!((seen.unix() - Timestamp::now().unix()).abs() <= 5, "{seen}");
+        // While seen, not forgotten …
+        match store.forget_outbox_broker(Timestamp::now()).await.unwrap() {
+            Forget::InUse {
+                prefix,
+                seen_secs_ago,
+            } => {
+                assert_eq!(prefix, "hub.");
+                assert!((0..=5).contains(&seen_secs_ago), "{seen_secs_ago}");
+            }
+            other => panic!("forgotten under a running relay: {other:?}"),
+        }
+        // … and a relay without a broker claims nothing.
+        assert!(matches!(
+            store.claim_outbox(10, None).await,
+            Err(StoreError::OutboxBroker { .. })
+        ));
+        // Its broker away, the relay keeps the record seen without claiming.
+        store.keep_outbox_broker(Some("hub.")).await.unwrap();
+        assert!(matches!(
+            store.keep_outbox_broker(Some("other.")).await,
+            Err(StoreError::OutboxBroker { .. })
+        ));
+        // 90 s after the last relay stopped: forgotten.
+        let later = Timestamp::now().plus_secs(91);
+        assert_eq!(
+            store.forget_outbox_broker(later).await.unwrap(),
+            Forget::Forgotten("hub.".into())
+        );
+        assert_eq!(store.outbox_broker().await.unwrap(), None);
+        drop(store.claim_outbox(10, None).await.unwrap());
+        store.close().await;
+    }
+    if let Some((_, name)) = pg {
+        common::drop_pg_database(&name).await;
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// A broker that declines what the test says: destinations whose queue is

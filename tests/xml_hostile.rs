@@ -275,6 +275,37 @@ fn encodings_other_than_utf8_are_refused_clearly() {
             report.issues
         );
     }
+    // The first character decides, read in the marked encoding: XML after
+    // blanks is XML, EDIFACT saved as UTF-16 or UTF-32 is not.
+    let wide = |text: &str, mark: &[u8], unit: fn(char) -> Vec<u8>| -> Vec<u8> {
+        mark.iter()
+            .copied()
+            .chain(text.chars().flat_map(unit))
+            .collect()
+    };
+    let le16 = |c: char| (c as u16).to_le_bytes().to_vec();
+    let be16 = |c: char| (c as u16).to_be_bytes().to_vec();
+    let le32 = |c: char| (c as u32).to_le_bytes().to_vec();
+    assert!(tradehub::xml::looks_like_xml(&wide(
+        " \r\n<Declaration/>",
+        &[0xFF, 0xFE],
+        le16
+    )));
+    assert!(tradehub::xml::looks_like_xml(&wide(
+        "\n<Declaration/>",
+        &[0xFE, 0xFF],
+        be16
+    )));
+    for (mark, unit) in [
+        (&[0xFF, 0xFE][..], le16 as fn(char) -> Vec<u8>),
+        (&[0xFE, 0xFF][..], be16),
+        (&[0xFF, 0xFE, 0, 0][..], le32),
+    ] {
+        let edifact = wide("UNA:+.? 'UNB+UNOC:3+A+B+260101:1200+1'", mark, unit);
+        assert!(!tradehub::xml::looks_like_xml(&edifact), "{mark:?}");
+    }
+    assert!(!tradehub::xml::looks_like_xml(&[0xFF, 0xFE]));
+    assert!(tradehub::xml::looks_like_xml(b"\xEF\xBB\xBF  <a/>"));
     // A declared single-byte encoding.
     let latin = b"<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?>\n<Declaration/>";
     let report = validator(XmlLimits::default()).validate(latin, "latin.xml");

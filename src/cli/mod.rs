@@ -17,7 +17,7 @@ use crate::ack::contrl;
 use crate::diag::{Code, Issue, Severity};
 use crate::edifact::{self, Limits, ParseOptions, Separators};
 use crate::hub::{Intake, new_token, outbox};
-use crate::store::Store;
+use crate::store::{BROKER_LIVE_SECS, Forget, Store};
 use crate::timestamp::Timestamp;
 use crate::transport::amqp::{self, AmqpSettings};
 use crate::transport::drop::{self, DropSettings};
@@ -734,7 +734,8 @@ enum OutboxCommand {
     /// instances with `--amqp-url` record it (their AMQP prefix); an
     /// instance without a broker, or with another prefix, refuses to start
     /// on the store. `--forget` clears it, once every instance is stopped,
-    /// to move the store to another prefix or off RabbitMQ.
+    /// to move the store to another prefix or off RabbitMQ; it refuses
+    /// (exit 2) while a relay publishing to it claimed in the last 90 s.
     Broker {
         #[arg(long)]
         forget: bool,
@@ -1101,13 +1102,41 @@ fn outbox_command(command: OutboxCommand) -> Result<u8, CliError> {
                 }
             }
             OutboxCommand::Broker { forget, .. } => {
-                let recorded = store.outbox_broker().await.map_err(failed)?;
-                let line = match (&recorded, forget) {
-                    (None, _) => "outbox: no broker recorded (the relays publish in-process)".to_owned(),
-                    (Some(prefix), false) => format!("outbox: published to RabbitMQ under the AMQP prefix {prefix:?}"),
-                    (Some(prefix), true) => {
-                        store.forget_outbox_broker().await.map_err(failed)?;
-                        format!("outbox: RabbitMQ under the AMQP prefix {prefix:?} forgotten; the next instance to start records its own")
+                let none = "outbox: no broker recorded (the relays publish in-process)";
+                let line = if forget {
+                    match store
+                        .forget_outbox_broker(Timestamp::now())
+                        .await
+                        .map_err(failed)?
+                    {
+                        Forget::NoneRecorded => none.to_owned(),
+                        Forget::Forgotten(prefix) => format!(
+                            "outbox: RabbitMQ under the AMQP prefix {prefix:?} forgotten; the next instance to start records its own"
+                        ),
+                        Forget::InUse {
+                            prefix,
+                            seen_secs_ago,
+                        } => {
+                            store.close().await;
+                            return Err(CliError::Usage(format!(
+                                "not forgotten: an instance publishing to RabbitMQ under the AMQP prefix {prefix:?} \
+                                 claimed from the outbox {seen_secs_ago} s ago and would record it again; stop \
+                                 every instance, then forget it once {BROKER_LIVE_SECS} s have passed"
+                            )));
+                        }
+                    }
+                } else {
+                    match store.outbox_broker_seen().await.map_err(failed)? {
+                        None => none.to_owned(),
+                        Some((prefix, seen)) => {
+                            let seen = match seen {
+                                Some(at) => format!("a relay with it last claimed at {at}"),
+                                None => "no relay with it has claimed yet".to_owned(),
+                            };
+                            format!(
+                                "outbox: published to RabbitMQ under the AMQP prefix {prefix:?} ({seen})"
+                            )
+                        }
                     }
                 };
                 writeln!(out, "{line}").map_err(out_err)?;

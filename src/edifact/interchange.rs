@@ -897,11 +897,13 @@ impl<R: Read> Parser<R> {
             // The very first segment has no tag: this is not EDIFACT at all.
             let mut loc = self.loc(position, &tag);
             loc.offset = Some(0);
-            self.error(
-                Code::NotEdifact,
-                loc,
-                "input does not start with UNA, UNB or a segment tag: not a UN/EDIFACT interchange",
-            );
+            let what = match self.lexer.wide_encoding() {
+                Some(encoding) => format!(
+                    "input is {encoding} (it starts with a byte order mark): a UN/EDIFACT interchange is sent one byte a character in its syntax identifier's repertoire (UTF-8 for UNOW); re-save the file in that encoding"
+                ),
+                None => "input does not start with UNA, UNB or a segment tag: not a UN/EDIFACT interchange".into(),
+            };
+            self.error(Code::NotEdifact, loc, what);
             self.state = State::Rejected;
             return;
         }
@@ -1581,7 +1583,9 @@ impl<R: Read> Parser<R> {
                 offset: Some(self.lexer.offset()),
                 ..Location::default()
             };
-            let what = if self.tree.counts.segments == 0 {
+            let what = if self.lexer.offset() == 0 && self.tree.counts.segments == 0 {
+                "input is empty"
+            } else if self.tree.counts.segments == 0 {
                 "input holds no segment"
             } else {
                 "interchange header UNB missing"

@@ -581,6 +581,9 @@ pub struct Lexer<R> {
     position: u32,
     problems: Vec<LexProblem>,
     una: Option<[u8; 9]>,
+    /// The input starts with a UTF-16 or UTF-32 byte order mark: the
+    /// encoding it names (the interchange is then refused, saying so).
+    wide_encoding: Option<&'static str>,
     syntax: Option<(String, u8)>,
     /// Split data segments into element spans (service segments always are).
     split_data: bool,
@@ -634,6 +637,7 @@ impl<R: io::Read> Lexer<R> {
             position: 0,
             problems: Vec::new(),
             una: None,
+            wide_encoding: None,
             syntax: None,
             split_data: true,
             defer_data: false,
@@ -655,6 +659,14 @@ impl<R: io::Read> Lexer<R> {
     /// The UNA segment, if the interchange had one.
     pub fn una(&self) -> Option<[u8; 9]> {
         self.una
+    }
+
+    /// The wide encoding a byte order mark at the start of the input names
+    /// (`UTF-16LE`, `UTF-16BE`, `UTF-32LE`, `UTF-32BE`), if any. ISO 9735
+    /// character repertoires are sent one byte a character (UTF-8 for UNOW),
+    /// so such input is not an interchange as sent.
+    pub fn wide_encoding(&self) -> Option<&'static str> {
+        self.wide_encoding
     }
 
     /// Bytes read so far (the offset just after the last segment returned).
@@ -789,7 +801,8 @@ impl<R: io::Read> Lexer<R> {
     /// the interchange declares (level A defaults, or level B defaults when
     /// the first segment is `UNB` followed by IS3).
     pub fn start(&mut self) -> io::Result<Separators> {
-        self.want(3)?;
+        self.want(4)?;
+        self.wide_encoding = wide_byte_order_mark(self.unread());
         if self.unread().starts_with(&[0xEF, 0xBB, 0xBF]) {
             self.problems.push(LexProblem::at(
                 Code::StrayBytes,
@@ -1351,6 +1364,21 @@ impl<R: io::Read> Lexer<R> {
 /// True when segment `body` (terminator excluded) starts with the tag of a
 /// data segment the fast paths may take: three upper-case letters or
 /// digits, not `UN`, followed by a data element separator or nothing.
+/// The encoding a UTF-16 or UTF-32 byte order mark at the start of `head`
+/// names. UTF-32LE's mark begins with UTF-16LE's, so it is tried first.
+fn wide_byte_order_mark(head: &[u8]) -> Option<&'static str> {
+    const MARKS: [(&[u8], &str); 4] = [
+        (&[0xFF, 0xFE, 0x00, 0x00], "UTF-32LE"),
+        (&[0x00, 0x00, 0xFE, 0xFF], "UTF-32BE"),
+        (&[0xFF, 0xFE], "UTF-16LE"),
+        (&[0xFE, 0xFF], "UTF-16BE"),
+    ];
+    MARKS
+        .iter()
+        .find(|(mark, _)| head.starts_with(mark))
+        .map(|&(_, name)| name)
+}
+
 fn plain_data_tag(body: &[u8], element: u8) -> bool {
     match body {
         [a, b, c, rest @ ..] => {

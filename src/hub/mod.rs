@@ -362,11 +362,14 @@ impl Intake {
             detail,
             acknowledgement: ack,
         };
-        if parsed.issues.iter().any(|i| i.code == Code::NotEdifact) {
+        if let Some(issue) = parsed.issues.iter().find(|i| i.code == Code::NotEdifact) {
             let refused = refuse(
                 RefusalReason::NotAnInterchange,
                 Code::NotEdifact,
-                "the body is not a UN/EDIFACT interchange".into(),
+                format!(
+                    "the body is neither a UN/EDIFACT interchange nor XML: {}",
+                    issue.message
+                ),
                 None,
             );
             return self

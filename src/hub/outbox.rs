@@ -227,6 +227,13 @@ pub async fn relay<P, F>(
                     tracing::error!(error = %e, ?backoff, "outbox relay: not relaying");
                 } else {
                     tracing::warn!(error = %e, ?backoff, "outbox relay: publish failed; retrying");
+                    // Its broker away, the relay still holds the store's
+                    // record of it (see `outbox broker --forget`).
+                    if let Some(broker) = publisher.broker()
+                        && let Err(e) = store.keep_outbox_broker(Some(broker)).await
+                    {
+                        tracing::warn!(error = %e, "outbox relay: the broker record was not kept");
+                    }
                 }
                 tokio::select! {
                     _ = &mut shutdown => return,

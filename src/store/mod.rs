@@ -264,34 +264,83 @@ fn pending_row(r: &AnyRow) -> Result<PendingMessage, StoreError> {
     })
 }
 
-/// Fails with [`StoreError::OutboxBroker`] when the store records a broker
-/// other than `broker` (a relay with a broker on a store that records none
-/// may claim: it is the first, or the record was forgotten).
-async fn broker_agrees<'e, E>(executor: E, broker: Option<&str>) -> Result<(), StoreError>
-where
-    E: sqlx::Executor<'e, Database = sqlx::Any>,
-{
-    match recorded_broker(executor).await? {
-        Some(recorded) if Some(recorded.as_str()) != broker => Err(StoreError::OutboxBroker {
-            recorded,
-            ours: broker.map(str::to_owned),
-        }),
-        _ => Ok(()),
+/// How often a relay publishing to the recorded broker marks it as seen.
+const BROKER_SEEN_EVERY_SECS: i64 = 30;
+
+/// `tradehub outbox broker --forget` refuses while the recorded broker was
+/// seen this recently (a relay claims at least every second while it runs,
+/// and marks the record every 30 seconds).
+pub const BROKER_LIVE_SECS: i64 = 90;
+
+/// What a relay's claim writes to `outbox_broker` before it claims.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BrokerWrite {
+    /// Nothing recorded: the relay records its prefix (the record was
+    /// forgotten while it ran, or it started before the table existed).
+    Record,
+    /// Its own prefix, last seen long ago: seen now.
+    Touch,
+}
+
+/// Whether a relay publishing under `broker` (`None`: in process) may
+/// claim, given what the store records (prefix and when a relay last saw
+/// it); and what it writes first. Fails with [`StoreError::OutboxBroker`]
+/// when the store records a broker other than `broker`.
+fn broker_action(
+    recorded: Option<(String, Option<Timestamp>)>,
+    broker: Option<&str>,
+    now: Timestamp,
+) -> Result<Option<BrokerWrite>, StoreError> {
+    match (recorded, broker) {
+        (Some((recorded, _)), ours) if Some(recorded.as_str()) != ours => {
+            Err(StoreError::OutboxBroker {
+                recorded,
+                ours: ours.map(str::to_owned),
+            })
+        }
+        (None, Some(_)) => Ok(Some(BrokerWrite::Record)),
+        (Some((_, seen)), Some(_))
+            if seen.is_none_or(|seen| now.unix() - seen.unix() >= BROKER_SEEN_EVERY_SECS) =>
+        {
+            Ok(Some(BrokerWrite::Touch))
+        }
+        _ => Ok(None),
     }
 }
 
-/// The AMQP prefix recorded in `outbox_broker`, if any.
-async fn recorded_broker<'e, E>(executor: E) -> Result<Option<String>, StoreError>
+/// The recorded broker's prefix and when a relay last saw it.
+async fn recorded_broker_seen<'e, E>(
+    executor: E,
+) -> Result<Option<(String, Option<Timestamp>)>, StoreError>
 where
     E: sqlx::Executor<'e, Database = sqlx::Any>,
 {
-    let row = sqlx::query("SELECT amqp_prefix FROM outbox_broker WHERE id = 1")
+    let row = sqlx::query("SELECT amqp_prefix, seen_at FROM outbox_broker WHERE id = 1")
         .fetch_optional(executor)
         .await?;
     Ok(match row {
-        Some(row) => Some(row.try_get("amqp_prefix")?),
+        Some(row) => {
+            let seen: Option<String> = row.try_get("seen_at")?;
+            Some((
+                row.try_get("amqp_prefix")?,
+                seen.as_deref().and_then(Timestamp::parse),
+            ))
+        }
         None => None,
     })
+}
+
+/// What [`Store::forget_outbox_broker`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Forget {
+    NoneRecorded,
+    Forgotten(String),
+    /// Not forgotten: a relay publishing under `prefix` claimed
+    /// `seen_secs_ago` seconds ago.
+    InUse {
+        prefix: String,
+        seen_secs_ago: i64,
+    },
 }
 
 /// Outbox messages one relay has taken (see [`Store::claim_outbox`]).
@@ -944,15 +993,20 @@ impl Store {
         limit: i64,
         broker: Option<&str>,
     ) -> Result<OutboxClaim, StoreError> {
+        let seen_now = Timestamp::now();
         if self.backend == Backend::Sqlite {
-            broker_agrees(&self.pool, broker).await?;
+            let recorded = recorded_broker_seen(&self.pool).await?;
+            self.keep_broker(recorded, broker, seen_now).await?;
             return Ok(OutboxClaim {
                 tx: None,
                 messages: self.pending_outbox(limit).await?,
             });
         }
         let mut tx = self.pool.begin().await?;
-        broker_agrees(&mut *tx, broker).await?;
+        // Read in the claim's transaction, written apart from it (which
+        // lasts while its batch is published).
+        let recorded = recorded_broker_seen(&mut *tx).await?;
+        self.keep_broker(recorded, broker, seen_now).await?;
         let now = Timestamp::now().unix();
         let sql = format!("{PENDING_OUTBOX} FOR UPDATE SKIP LOCKED");
         let rows = sqlx::query(&sql)
@@ -1065,7 +1119,28 @@ impl Store {
     /// by the hub instances that publish it to RabbitMQ; `None` when none
     /// has (embedded, or no broker yet).
     pub async fn outbox_broker(&self) -> Result<Option<String>, StoreError> {
-        recorded_broker(&self.pool).await
+        Ok(recorded_broker_seen(&self.pool)
+            .await?
+            .map(|(prefix, _)| prefix))
+    }
+
+    /// [`outbox_broker`](Self::outbox_broker) with the time a relay
+    /// publishing to it last claimed from the outbox, or tried to while
+    /// the broker was away.
+    pub async fn outbox_broker_seen(
+        &self,
+    ) -> Result<Option<(String, Option<Timestamp>)>, StoreError> {
+        recorded_broker_seen(&self.pool).await
+    }
+
+    /// What a relay does at each claim (see
+    /// [`claim_outbox`](Self::claim_outbox)) without claiming: checks its
+    /// broker against the record, records it when none is, and marks it
+    /// seen. The relay calls it while its broker is away, so that an
+    /// instance waiting for RabbitMQ still counts as running.
+    pub async fn keep_outbox_broker(&self, broker: Option<&str>) -> Result<(), StoreError> {
+        let recorded = recorded_broker_seen(&self.pool).await?;
+        self.keep_broker(recorded, broker, Timestamp::now()).await
     }
 
     /// Records that this store's outbox is published to RabbitMQ under
@@ -1091,13 +1166,83 @@ impl Store {
             .unwrap_or_else(|| prefix.to_owned()))
     }
 
+    /// Checks a relay's broker against the record ([`broker_action`]) and
+    /// writes what is due, in a statement of its own; after recording its
+    /// prefix it checks again, as another relay may have recorded its own
+    /// meanwhile.
+    async fn keep_broker(
+        &self,
+        recorded: Option<(String, Option<Timestamp>)>,
+        broker: Option<&str>,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let Some(write) = broker_action(recorded, broker, now)? else {
+            return Ok(());
+        };
+        let _writing = self.write_lock().await;
+        let mut conn = self.pool.acquire().await?;
+        let sql = match write {
+            BrokerWrite::Record => {
+                "INSERT INTO outbox_broker (id, amqp_prefix, recorded_at, seen_at) \
+                 VALUES (1, $1, $2, $2) ON CONFLICT (id) DO NOTHING"
+            }
+            BrokerWrite::Touch => {
+                "UPDATE outbox_broker SET seen_at = $2 WHERE id = 1 AND amqp_prefix = $1"
+            }
+        };
+        sqlx::query(&self.sql(sql))
+            .bind(broker.unwrap_or_default())
+            .bind(now.to_string())
+            .execute(&mut *conn)
+            .await?;
+        if write == BrokerWrite::Record {
+            tracing::warn!(
+                prefix = broker.unwrap_or_default(),
+                "no broker was recorded for the outbox (forgotten while this instance ran?): recorded again"
+            );
+            broker_action(recorded_broker_seen(&mut *conn).await?, broker, now)?;
+        }
+        Ok(())
+    }
+
     /// Forgets the broker recorded for the outbox (the operator's
-    /// `tradehub outbox broker --forget`); true when one was recorded.
-    pub async fn forget_outbox_broker(&self) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM outbox_broker WHERE id = 1")
+    /// `tradehub outbox broker --forget`), unless a relay publishing to it
+    /// claimed within the last [`BROKER_LIVE_SECS`] seconds: an instance
+    /// still runs with it, and forgetting would let one without a broker
+    /// start and mark the outbox published in-process.
+    pub async fn forget_outbox_broker(&self, now: Timestamp) -> Result<Forget, StoreError> {
+        let _writing = self.write_lock().await;
+        let Some((prefix, seen)) = recorded_broker_seen(&self.pool).await? else {
+            return Ok(Forget::NoneRecorded);
+        };
+        if let Some(seen) = seen {
+            let ago = now.unix() - seen.unix();
+            if ago < BROKER_LIVE_SECS {
+                return Ok(Forget::InUse {
+                    prefix,
+                    seen_secs_ago: ago.max(0),
+                });
+            }
+        }
+        // Only the record just read, and only while still unseen: a relay
+        // that claims meanwhile keeps it.
+        let sql = self.sql(
+            "DELETE FROM outbox_broker WHERE id = 1 AND amqp_prefix = $1 \
+             AND (seen_at IS NULL OR seen_at < $2)",
+        );
+        let done = sqlx::query(&sql)
+            .bind(&prefix)
+            .bind(now.plus_secs(-BROKER_LIVE_SECS).to_string())
             .execute(&self.pool)
             .await?;
-        Ok(done.rows_affected() > 0)
+        Ok(if done.rows_affected() > 0 {
+            Forget::Forgotten(prefix)
+        } else {
+            Forget::InUse {
+                prefix,
+                seen_secs_ago: 0,
+            }
+        })
     }
 
     /// Outbox messages still to publish (parked ones not counted: see

@@ -676,6 +676,28 @@ async fn take_locked(
     }))
 }
 
+/// The longest name a file is archived under: room is left for a counter
+/// (`.` and up to ten digits) and `.ack` or `.err` within the 255 bytes a
+/// file name may have on Linux file systems (NAME_MAX).
+const ARCHIVE_NAME_MAX: usize = 255 - ".4294967295.ack".len();
+
+/// The name a delivered file is archived under: its own, or, when that
+/// leaves no room for the companions' extensions, its first bytes, `~` and
+/// 16 hexadecimal digits of the SHA-256 of the whole name (so two long
+/// names with the same beginning stay apart).
+fn archive_name(delivered: &str) -> String {
+    if delivered.len() <= ARCHIVE_NAME_MAX {
+        return delivered.to_owned();
+    }
+    let digest = crate::hub::sha256_hex(delivered.as_bytes());
+    let digest = digest.get(..16).unwrap_or(&digest);
+    let mut cut = ARCHIVE_NAME_MAX - 1 - digest.len();
+    while !delivered.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}~{digest}", delivered.get(..cut).unwrap_or_default())
+}
+
 /// Moves the file to done/ or failed/ and writes its companions.
 fn finish(
     folder: &Path,
@@ -686,17 +708,24 @@ fn finish(
 ) -> Result<Outcome, DropError> {
     let target_dir = folder.join(if ok { "done" } else { "failed" });
     std::fs::create_dir_all(&target_dir).map_err(io_err(&target_dir))?;
-    let name = file
+    let delivered = file
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "interchange".into());
+    let name = archive_name(&delivered);
+    // A shortened name: the .err says which file it was.
+    let why = if name == delivered {
+        why.to_owned()
+    } else {
+        format!("delivered as {delivered}\n{why}")
+    };
     // A name whose file and companions are all free: a delivered file may
     // itself be named like another's companion (`z.ack` beside `z`), and
     // nothing already archived is overwritten. (Taken links count too.)
     let taken = |p: &Path| std::fs::symlink_metadata(p).is_ok();
     let with = |p: &Path, ext: &str| PathBuf::from(format!("{}.{ext}", p.display()));
     let ack_bytes = ack.map(crate::ack::to_bytes);
-    let err_bytes = (!ok).then(|| why.as_bytes().to_vec());
+    let err_bytes = (!ok).then(|| why.into_bytes());
     // Companions that a move of this same file left behind when the hub
     // stopped between writing them and moving the file: the same bytes as
     // now, and no file of that name. That name is this file's, not taken

@@ -433,17 +433,32 @@ fn engine_issues(document: &[u8], errors: &[libxml2::EngineError]) -> Vec<Issue>
 }
 
 /// True when the bytes look like an XML document rather than EDIFACT: the
-/// first non-blank character (after a UTF-8 byte order mark) is `<`, or the
-/// document starts with a UTF-16 byte order mark.
+/// first non-blank character is `<`, read in the encoding a byte order mark
+/// names (UTF-8, UTF-16 or UTF-32) or as ASCII without one. A UTF-16 file
+/// whose first character is not `<` (say, EDIFACT saved as UTF-16) is not
+/// XML: the EDIFACT reader refuses it, naming its encoding.
 pub fn looks_like_xml(bytes: &[u8]) -> bool {
-    // UTF-16 and UTF-32 byte order marks (refused as XML009 by the reader,
-    // not taken for EDIFACT with stray bytes).
-    if bytes.starts_with(&[0xFE, 0xFF])
-        || bytes.starts_with(&[0xFF, 0xFE])
-        || bytes.starts_with(&[0x00, 0x00, 0xFE, 0xFF])
-    {
-        return true;
-    }
-    let body = bytes.strip_prefix(&[0xEF, 0xBB, 0xBF]).unwrap_or(bytes);
-    body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'<')
+    // (mark, code unit width, big endian)
+    const MARKS: [(&[u8], usize, bool); 5] = [
+        (&[0xFF, 0xFE, 0x00, 0x00], 4, false),
+        (&[0x00, 0x00, 0xFE, 0xFF], 4, true),
+        (&[0xFF, 0xFE], 2, false),
+        (&[0xFE, 0xFF], 2, true),
+        (&[0xEF, 0xBB, 0xBF], 1, true),
+    ];
+    let (body, width, big_endian) = MARKS
+        .iter()
+        .find(|(mark, _, _)| bytes.starts_with(mark))
+        .map_or((bytes, 1, true), |&(mark, width, big_endian)| {
+            (bytes.get(mark.len()..).unwrap_or(&[]), width, big_endian)
+        });
+    let mut characters = body.chunks_exact(width).map(|unit| {
+        let value = |acc: u32, &b: &u8| (acc << 8) | u32::from(b);
+        if big_endian {
+            unit.iter().fold(0, value)
+        } else {
+            unit.iter().rev().fold(0, value)
+        }
+    });
+    characters.find(|&c| !matches!(c, 0x20 | 0x09 | 0x0A | 0x0C | 0x0D)) == Some(u32::from(b'<'))
 }
