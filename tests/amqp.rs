@@ -500,11 +500,21 @@ async fn amqp_intake_end_to_end() {
     let refusal_answer = next_message(&ch, ack_queue.as_str()).await;
     assert_eq!(header(&refusal_answer, "x-tradehub-code"), "HUB201");
 
-    // Over the size limit: dead-lettered unread.
+    // Over the size limit: dead-lettered unread, and its registered
+    // sender answered with the reason.
     publish(&ch, &settings, &vec![b'A'; 100 * 1024], as_guest()).await;
     let d = next_message(&ch, dead.as_str()).await;
     assert_eq!(header(&d, "x-tradehub-code"), "HUB413");
     assert!(header(&d, "x-tradehub-reason").contains("exceeds the limit of 65536 bytes"));
+    let answer = next_message(&ch, ack_queue.as_str()).await;
+    assert_eq!(header(&answer, "x-tradehub-code"), "HUB413");
+    let text = String::from_utf8_lossy(&answer.delivery.data).into_owned();
+    assert!(
+        text.starts_with(
+            "refused HUB413: message of 102400 bytes exceeds the limit of 65536 bytes"
+        ),
+        "{text}"
+    );
     // … and recorded, as every refusal is.
     let refusals = store.refusals("guest", 10).await.unwrap();
     assert!(
@@ -887,14 +897,55 @@ async fn permits_round_trip_over_amqp() {
         .unwrap();
     assert!(mfds.is_none());
 
-    // A reply that is not a decision goes to dead.permit-replies.
-    publish_reply(&ch, &settings, b"granted!", as_guest()).await;
+    // A reply that is not a decision goes to dead.permit-replies, and the
+    // agency hears of it on its own queue (the dead-letter queue is shared
+    // by every agency: theirs to read is only their own).
+    let kmdia = settings.agency_queue("KMDIA");
+    let notice = |m: &lapin::message::BasicGetMessage| -> serde_json::Value {
+        assert_eq!(
+            m.delivery.properties.kind().as_ref().map(|k| k.as_str()),
+            Some("permit.reply-refused")
+        );
+        serde_json::from_slice(&m.delivery.data).unwrap()
+    };
+    publish_reply(
+        &ch,
+        &settings,
+        b"granted!",
+        as_guest().with_message_id("reply-1".into()),
+    )
+    .await;
     let dead = next_message(&ch, settings.dead_replies_queue().as_str()).await;
     assert_eq!(header(&dead, "x-tradehub-code"), "HUB303");
-    // One over the size limit is dead-lettered unread.
+    let m = next_message(&ch, kmdia.as_str()).await;
+    assert_eq!(
+        m.delivery
+            .properties
+            .message_id()
+            .as_ref()
+            .map(|k| k.as_str()),
+        Some("reply-1/refused")
+    );
+    let told = notice(&m);
+    assert_eq!(told["agency"], "KMDIA");
+    assert_eq!(told["account"], "guest");
+    assert_eq!(told["code"], "HUB303");
+    assert_eq!(told["permit_id"], serde_json::Value::Null);
+    assert_eq!(told["reply_message_id"], "reply-1");
+    assert!(
+        told["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("not a permit decision")
+    );
+    // One over the size limit is dead-lettered unread, and announced.
     publish_reply(&ch, &settings, &vec![b' '; 256 * 1024 + 1], as_guest()).await;
     let dead = next_message(&ch, settings.dead_replies_queue().as_str()).await;
     assert_eq!(header(&dead, "x-tradehub-code"), "HUB413");
+    assert_eq!(
+        notice(&next_message(&ch, kmdia.as_str()).await)["code"],
+        "HUB413"
+    );
     // One naming a permit of 200 KiB: its reason quotes the id, but the
     // header carries at most 1 KiB of it (a header frame over the broker's
     // frame_max closed the connection, and the delivery came back for
@@ -914,6 +965,9 @@ async fn permits_round_trip_over_amqp() {
         "{} bytes",
         reason.len()
     );
+    let told = notice(&next_message(&ch, kmdia.as_str()).await);
+    assert_eq!(told["code"], "HUB303");
+    assert_eq!(told["permit_id"].as_str().map(str::len), Some(200 * 1024));
 
     // The agency grants: the sender hears "cleared".
     let decision = serde_json::json!({
@@ -963,6 +1017,11 @@ async fn permits_round_trip_over_amqp() {
             body.contains(outcome) && !body.contains("device registered"),
             "{body}"
         );
+    }
+    for _ in 0..2 {
+        let told = notice(&next_message(&ch, kmdia.as_str()).await);
+        assert_eq!(told["code"], "HUB304");
+        assert_eq!(told["permit_id"].as_str(), Some(permit.as_str()));
     }
     let none = ch
         .basic_get(settings.dead_replies_queue(), BasicGetOptions::default())

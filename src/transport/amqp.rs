@@ -895,7 +895,8 @@ async fn handle(
         // Recorded under the partner when the user is one (the broker
         // validated the user id; an account that is no partner is named in
         // the reason only).
-        let registered = matches!(intake.store().partner(&user).await, Ok(Some(_)));
+        let partner = intake.store().partner(&user).await.ok().flatten();
+        let registered = partner.is_some();
         let why = if registered {
             why
         } else {
@@ -913,6 +914,23 @@ async fn handle(
         .await
         {
             return store_failed(channel, s, &delivery, INBOUND_KEY, e).await;
+        }
+        // A registered sender is answered, as for any refusal: it would
+        // otherwise wait for an answer that never comes.
+        if let Some(partner) = &partner {
+            let correlation = props.message_id().as_ref().map(|m| m.as_str().to_owned());
+            reply(
+                channel,
+                s,
+                declared,
+                &partner.id,
+                &props,
+                correlation,
+                refusal_headers(Code::TooLarge, &why),
+                format!("refused {}: {why}", Code::TooLarge).as_bytes(),
+            )
+            .await
+            .or_else(|e| declined(e, &partner.id, None))?;
         }
         dead_letter(channel, s, &delivery, Code::TooLarge.as_str(), &why).await?;
         return Ok(());
@@ -971,13 +989,7 @@ async fn handle(
                 Some(answer) => crate::ack::to_bytes(answer),
                 None => format!("refused {}: {}", refused.code, refused.detail).into_bytes(),
             };
-            let headers = args(&[
-                (
-                    "x-tradehub-code",
-                    AMQPValue::LongString(refused.code.as_str().into()),
-                ),
-                ("x-tradehub-reason", header_text(&refused.detail)),
-            ]);
+            let headers = refusal_headers(refused.code, &refused.detail);
             reply(
                 channel,
                 s,
@@ -1016,7 +1028,7 @@ async fn handle_reply(
     delivery: lapin::message::Delivery,
 ) -> Result<(), AmqpError> {
     let held = &delivery;
-    let dead = |code: &'static str, why: String| async move {
+    let unknown = |code: &'static str, why: String| async move {
         dead_letter_to(channel, s, held, REPLIES_KEY, code, &why).await
     };
     let user = delivery
@@ -1026,11 +1038,39 @@ async fn handle_reply(
         .map(|u| u.as_str().to_owned())
         .filter(|u| !u.is_empty());
     let Some(user) = user else {
-        return dead(
+        return unknown(
             Code::UnknownSender.as_str(),
             "agency reply without user_id: the agency cannot be identified".into(),
         )
         .await;
+    };
+    let partner = match retrying("partner", s.store_retry_budget, || {
+        intake.store().partner(&user)
+    })
+    .await
+    {
+        Ok(Some(p)) => p,
+        Ok(None) => {
+            return unknown(
+                Code::UnknownSender.as_str(),
+                format!("user_id {user:?} is not a registered account"),
+            )
+            .await;
+        }
+        Err(e) => return store_failed(channel, s, &delivery, REPLIES_KEY, e).await,
+    };
+    // From here the account is known: a reply not taken is also announced
+    // to its agency, on its own permit queue (the dead-letter queue is the
+    // operator's, shared by every agency).
+    let dead = |code: &'static str, why: String, permit: Option<String>| {
+        let partner = &partner;
+        async move {
+            if let Some(agency) = &partner.agency {
+                reply_refused_notice(channel, s, held, agency, &partner.id, permit, code, &why)
+                    .await?;
+            }
+            dead_letter_to(channel, s, held, REPLIES_KEY, code, &why).await
+        }
     };
     // The same limit as a decision posted over HTTP (and as intake).
     if delivery.data.len() > s.max_body_bytes {
@@ -1041,30 +1081,17 @@ async fn handle_reply(
                 delivery.data.len(),
                 s.max_body_bytes
             ),
+            None,
         )
         .await;
     }
-    let partner = match retrying("partner", s.store_retry_budget, || {
-        intake.store().partner(&user)
-    })
-    .await
-    {
-        Ok(Some(p)) => p,
-        Ok(None) => {
-            return dead(
-                Code::UnknownSender.as_str(),
-                format!("user_id {user:?} is not a registered account"),
-            )
-            .await;
-        }
-        Err(e) => return store_failed(channel, s, &delivery, REPLIES_KEY, e).await,
-    };
     let decision: PermitDecision = match serde_json::from_slice(&delivery.data) {
         Ok(d) => d,
         Err(e) => {
             return dead(
                 Code::PermitReplyInvalid.as_str(),
                 format!("not a permit decision (JSON with permit_id, outcome, reasons): {e}"),
+                None,
             )
             .await;
         }
@@ -1087,6 +1114,7 @@ async fn handle_reply(
                     crate::hub::permits::closed(&decision.permit_id, &status),
                     outcome_name(decision.outcome)
                 ),
+                Some(decision.permit_id.clone()),
             )
             .await
         }
@@ -1096,12 +1124,72 @@ async fn handle_reply(
         }
         Err(DecisionError::Store(e)) => store_failed(channel, s, &delivery, REPLIES_KEY, e).await,
         Err(e @ (DecisionError::NotFound(_) | DecisionError::Invalid(_))) => {
-            dead(Code::PermitReplyInvalid.as_str(), e.to_string()).await
+            dead(
+                Code::PermitReplyInvalid.as_str(),
+                e.to_string(),
+                Some(decision.permit_id.clone()),
+            )
+            .await
         }
         Err(e @ DecisionError::WrongAgency { .. }) => {
-            dead(Code::WrongSender.as_str(), e.to_string()).await
+            dead(
+                Code::WrongSender.as_str(),
+                e.to_string(),
+                Some(decision.permit_id.clone()),
+            )
+            .await
         }
     }
+}
+
+/// Tells an agency that a reply from one of its accounts was not taken:
+/// `{"type": "permit.reply-refused", "agency", "account", "permit_id",
+/// "code", "reason", "reply_message_id", "at"}` on its permit queue
+/// (routing key `permit.<CODE>`, `message_id` `<reply message id>/refused`),
+/// as withdrawals and expiries are announced.
+#[allow(clippy::too_many_arguments)]
+async fn reply_refused_notice(
+    channel: &Channel,
+    s: &AmqpSettings,
+    delivery: &lapin::message::Delivery,
+    agency: &str,
+    account: &str,
+    permit: Option<String>,
+    code: &str,
+    reason: &str,
+) -> Result<(), AmqpError> {
+    let reply_id = delivery
+        .properties
+        .message_id()
+        .as_ref()
+        .map(|m| m.as_str().to_owned());
+    let notice = serde_json::json!({
+        "type": "permit.reply-refused",
+        "agency": agency,
+        "account": account,
+        "permit_id": permit,
+        "code": code,
+        "reason": reason,
+        "reply_message_id": reply_id,
+        "at": crate::timestamp::Timestamp::now().to_string(),
+    });
+    let id = format!(
+        "{}/refused",
+        reply_id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
+    );
+    let props = BasicProperties::default()
+        .with_delivery_mode(2)
+        .with_content_type("application/json".into())
+        .with_message_id(id.into())
+        .with_type("permit.reply-refused".into());
+    publish_confirmed(
+        channel,
+        s.permits_exchange(),
+        format!("permit.{agency}").into(),
+        notice.to_string().as_bytes(),
+        props,
+    )
+    .await
 }
 
 /// A decision's outcome as a permit's status names it.
@@ -1380,6 +1468,17 @@ fn declined(error: AmqpError, partner: &str, interchange: Option<&str>) -> Resul
         }
         other => Err(other),
     }
+}
+
+/// The headers of a refusal's answer: its code and reason.
+fn refusal_headers(code: Code, reason: &str) -> FieldTable {
+    args(&[
+        (
+            "x-tradehub-code",
+            AMQPValue::LongString(code.as_str().into()),
+        ),
+        ("x-tradehub-reason", header_text(reason)),
+    ])
 }
 
 /// Sends an answer to the partner: to `reply_to` when the message named one,
