@@ -55,6 +55,24 @@ async fn agencies_answer_and_officers_release_over_http() {
             .status,
         403
     );
+    // An officer reads any agency's inbox; a code of no agency is a 404,
+    // not an empty page.
+    let r = request(addr, "GET", inbox, token("officer"), b"").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["permits"].as_array().map(Vec::len), Some(1));
+    let r = request(
+        addr,
+        "GET",
+        "/v1/agencies/KMDIAX/inbox",
+        token("officer"),
+        b"",
+    )
+    .await;
+    assert_eq!(r.status, 404, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(
+        r.json()["detail"],
+        "no agency \"KMDIAX\" in the agency catalogue"
+    );
     let r = request(addr, "GET", inbox, token("kmdia-desk"), b"").await;
     assert_eq!(r.status, 200);
     let permits = r.json()["permits"].clone();

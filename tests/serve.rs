@@ -288,10 +288,20 @@ async fn scenario(url: &str) {
     assert_eq!(r.header("content-type"), Some("application/problem+json"));
     let problem: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(problem["code"], "HUB413", "{problem}");
+    assert_eq!(problem["limit"], 64 * 1024, "{problem}");
+    assert_eq!(
+        problem["detail"], "the request body exceeds the limit of 65536 bytes; not read",
+        "{problem}"
+    );
     let refusals = hub.store.refusals("KRBROKER01", 10).await.unwrap();
     assert_eq!(
-        refusals.first().map(|(code, _)| code.as_str()),
-        Some("HUB413"),
+        refusals
+            .first()
+            .map(|(code, detail)| (code.as_str(), detail.as_str())),
+        Some((
+            "HUB413",
+            "the request body exceeds the limit of 65536 bytes; not read"
+        )),
         "{refusals:?}"
     );
 

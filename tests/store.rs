@@ -11,6 +11,25 @@ mod common;
 
 use tradehub::store::Store;
 
+/// A database that cannot be reached is named (host, port, database; no
+/// password) with the cause, not only "pool timed out".
+#[tokio::test]
+async fn an_unreachable_database_is_named_with_the_cause() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let url = format!("postgres://postgres:secret@127.0.0.1:{port}/hub");
+    let error = Store::open(&url).await.err().unwrap().to_string();
+    assert!(
+        error.starts_with(&format!(
+            "cannot connect to the store at postgres://127.0.0.1:{port}/hub: "
+        )),
+        "{error}"
+    );
+    assert!(error.to_lowercase().contains("refused"), "{error}");
+    assert!(!error.contains("secret"), "{error}");
+}
+
 #[tokio::test]
 async fn postgres_sessions_are_bounded() {
     let Some((url, name)) = common::pg_database().await else {

@@ -1502,6 +1502,7 @@ where
             .map_err(|e| CliError::Usage(e.to_string()))?;
             let defaults = crate::hub::clearance::Clearance::default();
             let clearance = crate::hub::clearance::Clearance {
+                agencies: catalogue.iter().map(|a| a.code.clone()).collect(),
                 routing,
                 risk,
                 hub_id: hub_id.or(file.hub_id).unwrap_or(defaults.hub_id),

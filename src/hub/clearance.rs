@@ -128,6 +128,10 @@ pub struct Clearance {
     /// ISO 3166 alpha-2 code of the country whose customs runs the hub:
     /// the MRNs it gives start with it (see [`super::mrn`]).
     pub country: String,
+    /// The codes of the agency catalogue (`config/agencies.toml`): an
+    /// officer asking for the inbox of another code is told there is no
+    /// such agency. Empty: not known, not checked.
+    pub agencies: std::collections::BTreeSet<String>,
 }
 
 impl Clearance {
@@ -147,6 +151,7 @@ impl Default for Clearance {
             permit_timeout_secs: 24 * 3600,
             tolerance: Decimal::new(1, 2),
             country: "KR".into(),
+            agencies: std::collections::BTreeSet::new(),
         }
     }
 }

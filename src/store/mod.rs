@@ -54,6 +54,15 @@ pub enum StoreError {
         path: String,
         source: std::io::Error,
     },
+    /// The database could not be reached when the store was opened.
+    #[error("cannot connect to the store at {target}: {source}")]
+    Unreachable {
+        /// Where it was looked for: host, port and database (or the SQLite
+        /// file), without user, password or options.
+        target: String,
+        #[source]
+        source: sqlx::Error,
+    },
     /// The group committer is gone (the store is shutting down).
     #[error("the store's committer has stopped")]
     CommitterStopped,
@@ -262,6 +271,56 @@ fn pending_row(r: &AnyRow) -> Result<PendingMessage, StoreError> {
             payload: r.try_get("payload")?,
         },
     })
+}
+
+/// Where a store URL points, for messages: scheme, host, port and path
+/// (the database, or the SQLite file), without the user, password or
+/// options it may carry.
+pub fn store_target(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let rest = rest.split('?').next().unwrap_or_default();
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let host = authority.rsplit('@').next().unwrap_or_default();
+    let host = if host.is_empty() && scheme.starts_with("postgres") {
+        "localhost"
+    } else {
+        host
+    };
+    let has_port = if host.starts_with('[') {
+        host.contains("]:")
+    } else {
+        host.contains(':')
+    };
+    let port = if scheme.starts_with("postgres") && !has_port {
+        ":5432"
+    } else {
+        ""
+    };
+    format!("{scheme}://{host}{port}{path}")
+}
+
+/// Why a store could not be opened. The pool says only that it timed out
+/// waiting for a connection; one connection tried directly (for at most
+/// 5 s) names the cause: refused, no such host, a password refused.
+async fn connect_cause(url: &str, pooled: sqlx::Error) -> sqlx::Error {
+    use sqlx::Connection;
+    if !matches!(pooled, sqlx::Error::PoolTimedOut) {
+        return pooled;
+    }
+    match tokio::time::timeout(Duration::from_secs(5), sqlx::AnyConnection::connect(url)).await {
+        Ok(Err(direct)) => direct,
+        Ok(Ok(conn)) => {
+            let _ = conn.close().await;
+            pooled
+        }
+        Err(_) => sqlx::Error::Io(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "no answer within 10 s",
+        )),
+    }
 }
 
 /// How often a relay publishing to the recorded broker marks it as seen.
@@ -529,7 +588,15 @@ impl Store {
             });
             url.to_owned()
         };
-        let pool = options.connect(&url).await?;
+        let pool = match options.connect(&url).await {
+            Ok(pool) => pool,
+            Err(e) => {
+                return Err(StoreError::Unreachable {
+                    target: store_target(&url),
+                    source: connect_cause(&url, e).await,
+                });
+            }
+        };
         match backend {
             Backend::Sqlite => sqlx::migrate!("migrations/sqlite").run(&pool).await?,
             Backend::Postgres => {
@@ -1488,6 +1555,28 @@ fn stored(r: &AnyRow) -> Result<StoredInterchange, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_store_is_named_without_its_credentials() {
+        for (url, target) in [
+            (
+                "postgres://app:secret@db.example:6432/hub?sslmode=require",
+                "postgres://db.example:6432/hub",
+            ),
+            (
+                "postgresql://app@10.0.0.5/hub",
+                "postgresql://10.0.0.5:5432/hub",
+            ),
+            ("postgres://[::1]/hub", "postgres://[::1]:5432/hub"),
+            ("postgres:///hub", "postgres://localhost:5432/hub"),
+            (
+                "sqlite://data/tradehub.db?mode=rwc",
+                "sqlite://data/tradehub.db",
+            ),
+        ] {
+            assert_eq!(store_target(url), target, "{url}");
+        }
+    }
 
     /// A full disk (SQLITE_FULL, caused here by a page limit) and SQLite's
     /// I/O errors may pass: a delivery waits for them rather than being

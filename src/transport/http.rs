@@ -61,6 +61,8 @@ impl Default for HttpSettings {
 #[derive(Debug)]
 struct App {
     intake: Intake,
+    /// The request body limit (`--max-body-bytes`), named in a 413.
+    max_body_bytes: usize,
     /// The store's gauges of the last scrape and when they were read: read
     /// at most once a second however often `/metrics` is asked (it needs
     /// no token, and each read is two queries).
@@ -77,6 +79,7 @@ const GAUGES_FRESH: std::time::Duration = std::time::Duration::from_secs(1);
 pub fn router(intake: Intake, settings: HttpSettings) -> Router {
     let app = Arc::new(App {
         intake: intake.clone(),
+        max_body_bytes: settings.max_body_bytes,
         gauges: tokio::sync::Mutex::new(None),
     });
     Router::new()
@@ -526,12 +529,12 @@ fn problem(
 
 /// A request body that could not be read: too large (413), or cut off or
 /// unreadable (400).
-fn body_refused(rejection: &BytesRejection) -> Response {
+fn body_refused(rejection: &BytesRejection, limit: usize) -> Response {
     let status = rejection.status();
     let (slug, extra) = if status == StatusCode::PAYLOAD_TOO_LARGE {
         (
             "too-large",
-            json!({"code": crate::diag::Code::TooLarge.as_str()}),
+            json!({"code": crate::diag::Code::TooLarge.as_str(), "limit": limit}),
         )
     } else {
         ("bad-body", json!({}))
@@ -540,9 +543,19 @@ fn body_refused(rejection: &BytesRejection) -> Response {
         status,
         slug,
         "Request body refused",
-        rejection.body_text(),
+        body_detail(rejection, limit),
         extra,
     )
+}
+
+/// What a body that could not be read is told: for one too large, the
+/// limit (axum's own text names none).
+fn body_detail(rejection: &BytesRejection, limit: usize) -> String {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        format!("the request body exceeds the limit of {limit} bytes; not read")
+    } else {
+        rejection.body_text()
+    }
 }
 
 /// Runs a request's work in a task of its own, so that a request the
@@ -668,13 +681,13 @@ async fn post_interchange(
                 } else {
                     format!("HTTP{}", status.as_u16())
                 },
-                detail: rejection.body_text(),
+                detail: body_detail(&rejection, app.max_body_bytes),
             };
             app.intake.count_refused_unread();
             if let Err(e) = app.intake.store().refuse(&refusal).await {
                 return store_problem(&e);
             }
-            return body_refused(&rejection);
+            return body_refused(&rejection, app.max_body_bytes);
         }
     };
     // In a task of its own: a request the timeout cuts off after its body
@@ -1098,6 +1111,18 @@ async fn agency_inbox(
             partner.id
         ));
     }
+    // An officer may read any agency's inbox: a code that names none is
+    // said so, not answered with an empty page.
+    let agencies = &app.intake.clearance().agencies;
+    if !agencies.is_empty() && !agencies.contains(&code) {
+        return problem(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            "No such agency",
+            format!("no agency {code:?} in the agency catalogue"),
+            json!({}),
+        );
+    }
     let limit = query.limit.unwrap_or(100).clamp(1, 1000);
     let store = app.intake.store();
     // The page after a permit of this agency's (decided since or not);
@@ -1168,7 +1193,7 @@ async fn post_decision(
     };
     let body = match body {
         Ok(body) => body,
-        Err(rejection) => return body_refused(&rejection),
+        Err(rejection) => return body_refused(&rejection, app.max_body_bytes),
     };
     // Only agencies answer permits. An account acting for another agency is
     // told "no permit" as for an unknown id, so that it cannot learn which
@@ -1259,7 +1284,7 @@ async fn release_declaration(
     };
     let body = match body {
         Ok(body) => body,
-        Err(rejection) => return body_refused(&rejection),
+        Err(rejection) => return body_refused(&rejection, app.max_body_bytes),
     };
     if !is_officer(&partner) {
         return forbidden(format!(

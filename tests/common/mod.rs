@@ -430,6 +430,7 @@ impl HttpHubBuilder {
             clearance.routing =
                 tradehub::routing::Routing::load(&root.join("config/routing.toml"), &catalogue)
                     .unwrap();
+            clearance.agencies = catalogue.iter().map(|a| a.code.clone()).collect();
         }
         let intake = Intake::new(store.clone(), Limits::default()).with_clearance(clearance);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
