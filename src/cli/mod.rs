@@ -883,9 +883,14 @@ struct ServeOptions {
     max_messages: usize,
 }
 
+/// The log filter without `TRADEHUB_LOG`.
+const DEFAULT_LOG: &str = "info,sqlx::postgres::notice=warn";
+
 fn serve(opts: ServeOptions) -> Result<u8, CliError> {
+    // PostgreSQL's notices (`relation "_sqlx_migrations" already exists,
+    // skipping` at every start) are not the hub's news: warnings and up.
     let filter = tracing_subscriber::EnvFilter::try_from_env("TRADEHUB_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG));
     let ansi = std::io::IsTerminal::is_terminal(&io::stderr());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
