@@ -62,6 +62,9 @@ pub enum StoreError {
         target: String,
         #[source]
         source: sqlx::Error,
+        /// As for [`StoreError::Database`]: a database restarting or not
+        /// accepting connections for now may be reached later.
+        retryable: bool,
     },
     /// The group committer is gone (the store is shutting down).
     #[error("the store's committer has stopped")]
@@ -86,6 +89,9 @@ impl StoreError {
         matches!(
             self,
             StoreError::Database {
+                retryable: true,
+                ..
+            } | StoreError::Unreachable {
                 retryable: true,
                 ..
             } | StoreError::CommitterStopped
@@ -591,9 +597,13 @@ impl Store {
         let pool = match options.connect(&url).await {
             Ok(pool) => pool,
             Err(e) => {
-                return Err(StoreError::Unreachable {
-                    target: store_target(&url),
-                    source: connect_cause(&url, e).await,
+                return Err(match connect_cause(&url, e).await.into() {
+                    StoreError::Database { source, retryable } => StoreError::Unreachable {
+                        target: store_target(&url),
+                        source,
+                        retryable,
+                    },
+                    other => other,
                 });
             }
         };
