@@ -917,23 +917,17 @@ async fn handle(
         }
         // A registered sender is answered, as for any refusal: it would
         // otherwise wait for an answer that never comes.
-        if let Some(partner) = &partner {
-            let correlation = props.message_id().as_ref().map(|m| m.as_str().to_owned());
-            reply(
-                channel,
-                s,
-                declared,
-                &partner.id,
-                &props,
-                correlation,
-                refusal_headers(Code::TooLarge, &why),
-                format!("refused {}: {why}", Code::TooLarge).as_bytes(),
-            )
-            .await
-            .or_else(|e| declined(e, &partner.id, None))?;
-        }
-        dead_letter(channel, s, &delivery, Code::TooLarge.as_str(), &why).await?;
-        return Ok(());
+        let body = format!("refused {}: {why}", Code::TooLarge);
+        let partner = partner.as_ref().map(|p| p.id.as_str());
+        return refuse_delivery(
+            (channel, s, declared),
+            &delivery,
+            partner,
+            Code::TooLarge,
+            &why,
+            body.as_bytes(),
+        )
+        .await;
     }
     let partner = match retrying("partner", s.store_retry_budget, || {
         intake.store().partner(&user)
@@ -989,28 +983,15 @@ async fn handle(
                 Some(answer) => crate::ack::to_bytes(answer),
                 None => format!("refused {}: {}", refused.code, refused.detail).into_bytes(),
             };
-            let headers = refusal_headers(refused.code, &refused.detail);
-            reply(
-                channel,
-                s,
-                declared,
-                &partner.id,
-                &props,
-                correlation,
-                headers,
+            return refuse_delivery(
+                (channel, s, declared),
+                &delivery,
+                Some(&partner.id),
+                refused.code,
+                &refused.detail,
                 &body,
             )
-            .await
-            .or_else(|e| declined(e, &partner.id, None))?;
-            dead_letter(
-                channel,
-                s,
-                &delivery,
-                refused.code.as_str(),
-                &refused.detail,
-            )
-            .await?;
-            return Ok(());
+            .await;
         }
     }
     ack(&delivery).await?;
@@ -1468,6 +1449,37 @@ fn declined(error: AmqpError, partner: &str, interchange: Option<&str>) -> Resul
         }
         other => Err(other),
     }
+}
+
+/// Answers a refused delivery's registered sender (`partner`) with the
+/// refusal's code and reason as headers and `body`, then dead-letters the
+/// delivery with them.
+async fn refuse_delivery(
+    (channel, s, declared): (&Channel, &AmqpSettings, &AckQueues),
+    delivery: &lapin::message::Delivery,
+    partner: Option<&str>,
+    code: Code,
+    reason: &str,
+    body: &[u8],
+) -> Result<(), AmqpError> {
+    if let Some(partner) = partner {
+        let props = &delivery.properties;
+        let correlation = props.message_id().as_ref().map(|m| m.as_str().to_owned());
+        let headers = refusal_headers(code, reason);
+        reply(
+            channel,
+            s,
+            declared,
+            partner,
+            props,
+            correlation,
+            headers,
+            body,
+        )
+        .await
+        .or_else(|e| declined(e, partner, None))?;
+    }
+    dead_letter(channel, s, delivery, code.as_str(), reason).await
 }
 
 /// The headers of a refusal's answer: its code and reason.
