@@ -320,6 +320,36 @@ async fn scenario(url: &str) {
             "{method} {path}"
         );
     }
+    // A request target or headers over the limits: 414 and 431, with
+    // problem details too.
+    let start = format!(
+        "Host: {addr}\r\nConnection: close\r\nAuthorization: Bearer {}",
+        hub.broker
+    );
+    let long = format!(
+        "GET /v1/declarations?status={} HTTP/1.1\r\n{start}",
+        "a".repeat(9000)
+    );
+    let many = format!(
+        "GET /v1/declarations HTTP/1.1\r\n{start}{}",
+        (0..150)
+            .map(|i| format!("\r\nX-Note-{i}: n"))
+            .collect::<String>()
+    );
+    let large = format!(
+        "GET /v1/declarations HTTP/1.1\r\n{start}\r\nX-A: {a}\r\nX-B: {a}",
+        a = "v".repeat(40 * 1024)
+    );
+    for (head, status, slug) in [
+        (long, 414, "uri-too-long"),
+        (many, 431, "headers-too-large"),
+        (large, 431, "headers-too-large"),
+    ] {
+        let r = common::request_raw(addr, &head).await;
+        assert_eq!(r.status, status, "{}", String::from_utf8_lossy(&r.body));
+        assert_eq!(r.header("content-type"), Some("application/problem+json"));
+        assert_eq!(r.json()["type"], format!("urn:tradehub:problem:{slug}"));
+    }
     // The authorization scheme is case-insensitive (RFC 9110).
     {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -124,6 +124,53 @@ fn escaped_control(target: &str) -> Option<u8> {
     })
 }
 
+/// Longest request target (path and query) taken: no path or query of
+/// this API comes near it.
+pub const MAX_URI_BYTES: usize = 8 * 1024;
+
+/// Most header bytes (names and values) and headers a request may have.
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+pub const MAX_HEADERS: usize = 100;
+
+/// A request whose target or headers pass the limits above: a 414 or 431
+/// with problem details. (The HTTP parser's own limits are set above
+/// these, so that its bare answers are left for requests far beyond them.)
+fn head_refused(request: &axum::extract::Request) -> Option<Response> {
+    let target = request
+        .uri()
+        .path_and_query()
+        .map_or(0, |p| p.as_str().len());
+    if target > MAX_URI_BYTES {
+        return Some(problem(
+            StatusCode::URI_TOO_LONG,
+            "uri-too-long",
+            "Request target too long",
+            format!(
+                "the request's path and query hold {target} bytes; at most {MAX_URI_BYTES} are taken"
+            ),
+            json!({"limit": MAX_URI_BYTES}),
+        ));
+    }
+    let headers = request.headers();
+    let bytes: usize = headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    if headers.len() > MAX_HEADERS || bytes > MAX_HEADER_BYTES {
+        return Some(problem(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "headers-too-large",
+            "Request headers too large",
+            format!(
+                "the request has {} headers of {bytes} bytes; at most {MAX_HEADERS} headers of {MAX_HEADER_BYTES} bytes in all are taken",
+                headers.len()
+            ),
+            json!({"limit_headers": MAX_HEADERS, "limit_bytes": MAX_HEADER_BYTES}),
+        ));
+    }
+    None
+}
+
 /// How many requests are handled at once, and for how long at most.
 struct Admission {
     slots: Arc<tokio::sync::Semaphore>,
@@ -141,6 +188,9 @@ async fn admit(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
+    if let Some(refused) = head_refused(&request) {
+        return refused;
+    }
     let path = request.uri().path();
     if matches!(path, "/healthz" | "/readyz" | "/metrics") {
         return next.run(request).await;
@@ -390,9 +440,13 @@ async fn serve_connection<IO>(
         |request: axum::http::Request<hyper::body::Incoming>| request.map(axum::body::Body::new),
     ));
     let io = TokioIo::new(WriteDeadline::new(io, settings.request_timeout));
+    // The parser's limits lie above the hub's (see `head_refused`), which
+    // answer with problem details.
     let connection = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(settings.header_timeout)
+        .max_headers(4 * MAX_HEADERS)
+        .max_buf_size(4 * MAX_HEADER_BYTES + MAX_URI_BYTES)
         .serve_connection(io, service);
     if let Err(e) = watcher.watch(connection).await {
         tracing::debug!(%peer, error = %e, "HTTP connection ended");

@@ -69,6 +69,16 @@ pub async fn request(
     parse_response(&raw)
 }
 
+/// Sends `head` (request line and headers, without the blank line that
+/// ends them) as it is, with no body, and reads the answer.
+pub async fn request_raw(addr: std::net::SocketAddr, head: &str) -> Response {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let _ = stream.write_all(format!("{head}\r\n\r\n").as_bytes()).await;
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw).await;
+    parse_response(&raw)
+}
+
 fn parse_response(raw: &[u8]) -> Response {
     let split = raw
         .windows(4)
