@@ -946,6 +946,50 @@ async fn permits_round_trip_over_amqp() {
         notice(&next_message(&ch, kmdia.as_str()).await)["code"],
         "HUB413"
     );
+    // A reply to another agency's permit: the dead letter says whose it is;
+    // the agency is told what it is told of a permit that does not exist,
+    // so that it cannot learn which permits exist elsewhere.
+    publish(
+        &ch,
+        &settings,
+        &common::cusdec("guest", "PERMIT02", "LRN-AMQP-2", "9", &["020130"]),
+        as_guest(),
+    )
+    .await;
+    for _ in 0..2 {
+        let _ = next_message(&ch, ack_queue.as_str()).await;
+    }
+    let mfds_request = next_message(&ch, settings.agency_queue("MFDS").as_str()).await;
+    let mfds_request: serde_json::Value =
+        serde_json::from_slice(&mfds_request.delivery.data).unwrap();
+    let theirs = mfds_request["id"].as_str().unwrap().to_owned();
+    let nobodys = "0190f000-0000-7000-8000-000000000000";
+    let mut told = Vec::new();
+    for (permit, dead_code) in [(theirs.as_str(), "HUB201"), (nobodys, "HUB303")] {
+        let reply = serde_json::json!({"permit_id": permit, "outcome": "granted"});
+        publish_reply(
+            &ch,
+            &settings,
+            &serde_json::to_vec(&reply).unwrap(),
+            as_guest(),
+        )
+        .await;
+        let dead = next_message(&ch, settings.dead_replies_queue().as_str()).await;
+        assert_eq!(header(&dead, "x-tradehub-code"), dead_code);
+        let m = next_message(&ch, kmdia.as_str()).await;
+        // Named by account and body when the reply has no message id.
+        told.push(m.delivery.properties.message_id().clone());
+        let notice = notice(&m);
+        assert_eq!(notice["code"], "HUB303");
+        assert_eq!(notice["reason"], format!("no permit {permit}"));
+        assert_eq!(notice["permit_id"], permit);
+        assert_eq!(notice["reply_message_id"], serde_json::Value::Null);
+    }
+    assert!(told.iter().all(|id| {
+        id.as_ref()
+            .is_some_and(|id| id.as_str().ends_with("/refused"))
+    }));
+    assert_ne!(told[0], told[1]);
     // One naming a permit of 200 KiB: its reason quotes the id, but the
     // header carries at most 1 KiB of it (a header frame over the broker's
     // frame_max closed the connection, and the delivery came back for

@@ -162,15 +162,28 @@ fn wide_encodings_and_empty_input_are_named() {
         .into_iter()
         .chain(text.chars().flat_map(|c| (c as u32).to_le_bytes()))
         .collect();
+    let utf32be: Vec<u8> = [0, 0, 0xFE, 0xFF]
+        .into_iter()
+        .chain(text.chars().flat_map(|c| (c as u32).to_be_bytes()))
+        .collect();
     for (input, name) in [
         (utf16le, "UTF-16LE"),
         (utf16be, "UTF-16BE"),
         (utf32le, "UTF-32LE"),
+        (utf32be, "UTF-32BE"),
+        // The mark alone.
+        (vec![0xFF, 0xFE], "UTF-16LE"),
+        (vec![0xFE, 0xFF], "UTF-16BE"),
     ] {
         let parsed = edifact::parse(&input);
-        assert_eq!(parsed.issues.len(), 1, "{name}: {:?}", parsed.issues);
-        let issue = &parsed.issues[0];
-        assert_eq!(issue.code, Code::NotEdifact, "{name}");
+        // One error (UTF-32BE's leading zero bytes are also reported as
+        // padding skipped, a warning).
+        assert_eq!(parsed.error_count, 1, "{name}: {:?}", parsed.issues);
+        let issue = parsed
+            .issues
+            .iter()
+            .find(|i| i.code == Code::NotEdifact)
+            .unwrap();
         assert!(issue.message.contains(name), "{}", issue.message);
         assert_eq!(issue.location.offset, Some(0));
     }

@@ -297,6 +297,19 @@ async fn a_relay_of_another_broker_than_the_stores_claims_nothing() {
     common::drop_pg_database(&name).await;
 }
 
+/// Sets the broker record's `seen_at` `secs` seconds in the past, as a
+/// relay that stopped then would have left it.
+async fn age_broker_record(url: &str, secs: i64) {
+    use sqlx::Connection;
+    let mut conn = sqlx::AnyConnection::connect(url).await.unwrap();
+    let then = Timestamp::now().plus_secs(-secs).to_string();
+    sqlx::query(&format!("UPDATE outbox_broker SET seen_at = '{then}'"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+}
+
 /// The record of the broker is held while an instance with it runs:
 /// `outbox broker --forget` is refused while its relay claimed in the last
 /// 90 s, and a relay that finds the record forgotten anyway records it
@@ -316,7 +329,7 @@ async fn the_broker_record_is_held_while_a_relay_with_it_runs() {
         let store = Store::open(&url).await.unwrap();
         let now = Timestamp::now();
         assert_eq!(
-            store.forget_outbox_broker(now).await.unwrap(),
+            store.forget_outbox_broker().await.unwrap(),
             Forget::NoneRecorded
         );
         // Recorded at start, not yet seen by a relay: forgotten at once (an
@@ -327,7 +340,7 @@ async fn the_broker_record_is_held_while_a_relay_with_it_runs() {
             Some(("hub.".into(), None))
         );
         assert_eq!(
-            store.forget_outbox_broker(now).await.unwrap(),
+            store.forget_outbox_broker().await.unwrap(),
             Forget::Forgotten("hub.".into())
         );
         // A relay with the broker records it again at its next claim, and
@@ -338,7 +351,7 @@ async fn the_broker_record_is_held_while_a_relay_with_it_runs() {
         let seen = seen.unwrap();
         assert!((seen.unix() - Timestamp::now().unix()).abs() <= 5, "{seen}");
         // While seen, not forgotten …
-        match store.forget_outbox_broker(Timestamp::now()).await.unwrap() {
+        match store.forget_outbox_broker().await.unwrap() {
             Forget::InUse {
                 prefix,
                 seen_secs_ago,
@@ -353,16 +366,29 @@ async fn the_broker_record_is_held_while_a_relay_with_it_runs() {
             store.claim_outbox(10, None).await,
             Err(StoreError::OutboxBroker { .. })
         ));
-        // Its broker away, the relay keeps the record seen without claiming.
+        // Its broker away, the relay keeps the record seen without claiming:
+        // seen long ago (by the database's clock, which every host shares),
+        // it is marked again.
+        age_broker_record(&url, 600).await;
         store.keep_outbox_broker(Some("hub.")).await.unwrap();
+        let (_, seen) = store.outbox_broker_seen().await.unwrap().unwrap();
+        assert!((seen.unwrap().unix() - Timestamp::now().unix()).abs() <= 5);
         assert!(matches!(
             store.keep_outbox_broker(Some("other.")).await,
             Err(StoreError::OutboxBroker { .. })
         ));
-        // 90 s after the last relay stopped: forgotten.
-        let later = Timestamp::now().plus_secs(91);
+        // Last seen 89 s ago: kept; 91 s: forgotten.
+        age_broker_record(&url, 89).await;
+        assert!(matches!(
+            store.forget_outbox_broker().await.unwrap(),
+            Forget::InUse {
+                seen_secs_ago: 89..=92,
+                ..
+            }
+        ));
+        age_broker_record(&url, 91).await;
         assert_eq!(
-            store.forget_outbox_broker(later).await.unwrap(),
+            store.forget_outbox_broker().await.unwrap(),
             Forget::Forgotten("hub.".into())
         );
         assert_eq!(store.outbox_broker().await.unwrap(), None);

@@ -28,6 +28,19 @@ async fn an_unreachable_database_is_named_with_the_cause() {
     );
     assert!(error.to_lowercase().contains("refused"), "{error}");
     assert!(!error.contains("secret"), "{error}");
+    // A URL that does not parse (a password with an unescaped `/`) is named
+    // without its password either.
+    for url in [
+        "postgres://app:se/cret@127.0.0.1/hub",
+        "mysql://app:secret@127.0.0.1/hub",
+    ] {
+        let error = Store::open(url).await.err().unwrap().to_string();
+        assert!(error.starts_with("store URL "), "{error}");
+        assert!(
+            !error.contains("secret") && !error.contains("cret"),
+            "{error}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -1110,7 +1110,7 @@ fn outbox_command(command: OutboxCommand) -> Result<u8, CliError> {
                 let none = "outbox: no broker recorded (the relays publish in-process)";
                 let line = if forget {
                     match store
-                        .forget_outbox_broker(Timestamp::now())
+                        .forget_outbox_broker()
                         .await
                         .map_err(failed)?
                     {

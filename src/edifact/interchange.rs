@@ -897,12 +897,10 @@ impl<R: Read> Parser<R> {
             // The very first segment has no tag: this is not EDIFACT at all.
             let mut loc = self.loc(position, &tag);
             loc.offset = Some(0);
-            let what = match self.lexer.wide_encoding() {
-                Some(encoding) => format!(
-                    "input is {encoding} (it starts with a byte order mark): a UN/EDIFACT interchange is sent one byte a character in its syntax identifier's repertoire (UTF-8 for UNOW); re-save the file in that encoding"
-                ),
-                None => "input does not start with UNA, UNB or a segment tag: not a UN/EDIFACT interchange".into(),
-            };
+            let what = self.wide_input().unwrap_or_else(|| {
+                "input does not start with UNA, UNB or a segment tag: not a UN/EDIFACT interchange"
+                    .into()
+            });
             self.error(Code::NotEdifact, loc, what);
             self.state = State::Rejected;
             return;
@@ -1568,6 +1566,16 @@ impl<R: Read> Parser<R> {
         }
     }
 
+    /// Why input in a wide encoding (a UTF-16 or UTF-32 byte order mark
+    /// first) is not an interchange, if it is such input.
+    fn wide_input(&self) -> Option<String> {
+        self.lexer.wide_encoding().map(|encoding| {
+            format!(
+                "input is {encoding} (it starts with a byte order mark): a UN/EDIFACT interchange is sent one byte a character in its syntax identifier's repertoire (UTF-8 for UNOW); re-save the file in that encoding"
+            )
+        })
+    }
+
     fn finish<F>(&mut self, on_message: &mut F)
     where
         F: FnMut(&Message, &mut IssueSink),
@@ -1583,12 +1591,14 @@ impl<R: Read> Parser<R> {
                 offset: Some(self.lexer.offset()),
                 ..Location::default()
             };
-            let what = if self.lexer.offset() == 0 && self.tree.counts.segments == 0 {
-                "input is empty"
+            let what = if let Some(wide) = self.wide_input() {
+                wide
+            } else if self.lexer.offset() == 0 && self.tree.counts.segments == 0 {
+                "input is empty".into()
             } else if self.tree.counts.segments == 0 {
-                "input holds no segment"
+                "input holds no segment".into()
             } else {
-                "interchange header UNB missing"
+                "interchange header UNB missing".into()
             };
             self.error(Code::NotEdifact, loc, what);
             return;

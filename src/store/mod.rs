@@ -32,8 +32,14 @@ pub enum Backend {
 /// (connection loss, busy database) or not (constraint, bad URL).
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// The URL's scheme is neither (the URL is named without user,
+    /// password or options: see [`store_target`]).
     #[error("store URL {0:?} is neither sqlite: nor postgres:")]
     UnsupportedUrl(String),
+    /// The URL does not parse (sqlx's reason, which does not quote it; the
+    /// URL is named as [`store_target`] gives it).
+    #[error("store URL {target} does not parse: {reason}")]
+    BadUrl { target: String, reason: String },
     #[error("{what} already exists")]
     Conflict { what: String },
     /// What the transaction was computed from changed before it committed
@@ -284,6 +290,9 @@ fn pending_row(r: &AnyRow) -> Result<PendingMessage, StoreError> {
 /// options it may carry.
 pub fn store_target(url: &str) -> String {
     let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    // The user information ends at the last `@`: a password written
+    // without escapes may hold `/`, `?` or `@` itself.
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, after)| after);
     let rest = rest.split('?').next().unwrap_or_default();
     let (authority, path) = match rest.find('/') {
         Some(i) => rest.split_at(i),
@@ -324,7 +333,7 @@ async fn connect_cause(url: &str, pooled: sqlx::Error) -> sqlx::Error {
         }
         Err(_) => sqlx::Error::Io(std::io::Error::new(
             std::io::ErrorKind::TimedOut,
-            "no answer within 10 s",
+            "no answer within 10 s, nor to a connection tried alone within 5 s",
         )),
     }
 }
@@ -347,52 +356,49 @@ enum BrokerWrite {
     Touch,
 }
 
-/// Whether a relay publishing under `broker` (`None`: in process) may
-/// claim, given what the store records (prefix and when a relay last saw
-/// it); and what it writes first. Fails with [`StoreError::OutboxBroker`]
-/// when the store records a broker other than `broker`.
-fn broker_action(
-    recorded: Option<(String, Option<Timestamp>)>,
-    broker: Option<&str>,
+/// What the store records of its broker: the prefix, when a relay with
+/// it last claimed, and the database's time when it was read. Both times
+/// are the database's: the hosts of the relays and of the operator's
+/// command may keep different time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct BrokerRecord {
+    prefix: String,
+    seen: Option<Timestamp>,
     now: Timestamp,
+}
+
+impl BrokerRecord {
+    /// Seconds since a relay with the broker last claimed, if one has.
+    fn seen_secs_ago(&self) -> Option<i64> {
+        self.seen.map(|seen| (self.now.unix() - seen.unix()).max(0))
+    }
+}
+
+/// Whether a relay publishing under `broker` (`None`: in process) may
+/// claim, given what the store records; and what it writes first. Fails
+/// with [`StoreError::OutboxBroker`] when the store records a broker other
+/// than `broker`.
+fn broker_action(
+    recorded: Option<BrokerRecord>,
+    broker: Option<&str>,
 ) -> Result<Option<BrokerWrite>, StoreError> {
     match (recorded, broker) {
-        (Some((recorded, _)), ours) if Some(recorded.as_str()) != ours => {
+        (Some(record), ours) if Some(record.prefix.as_str()) != ours => {
             Err(StoreError::OutboxBroker {
-                recorded,
+                recorded: record.prefix,
                 ours: ours.map(str::to_owned),
             })
         }
         (None, Some(_)) => Ok(Some(BrokerWrite::Record)),
-        (Some((_, seen)), Some(_))
-            if seen.is_none_or(|seen| now.unix() - seen.unix() >= BROKER_SEEN_EVERY_SECS) =>
+        (Some(record), Some(_))
+            if record
+                .seen_secs_ago()
+                .is_none_or(|ago| ago >= BROKER_SEEN_EVERY_SECS) =>
         {
             Ok(Some(BrokerWrite::Touch))
         }
         _ => Ok(None),
     }
-}
-
-/// The recorded broker's prefix and when a relay last saw it.
-async fn recorded_broker_seen<'e, E>(
-    executor: E,
-) -> Result<Option<(String, Option<Timestamp>)>, StoreError>
-where
-    E: sqlx::Executor<'e, Database = sqlx::Any>,
-{
-    let row = sqlx::query("SELECT amqp_prefix, seen_at FROM outbox_broker WHERE id = 1")
-        .fetch_optional(executor)
-        .await?;
-    Ok(match row {
-        Some(row) => {
-            let seen: Option<String> = row.try_get("seen_at")?;
-            Some((
-                row.try_get("amqp_prefix")?,
-                seen.as_deref().and_then(Timestamp::parse),
-            ))
-        }
-        None => None,
-    })
 }
 
 /// What [`Store::forget_outbox_broker`] did.
@@ -548,7 +554,7 @@ impl Store {
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             Backend::Postgres
         } else {
-            return Err(StoreError::UnsupportedUrl(url.to_owned()));
+            return Err(StoreError::UnsupportedUrl(store_target(url)));
         };
         let mut options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(10));
         let url = if backend == Backend::Sqlite {
@@ -596,6 +602,12 @@ impl Store {
         };
         let pool = match options.connect(&url).await {
             Ok(pool) => pool,
+            Err(sqlx::Error::Configuration(reason)) => {
+                return Err(StoreError::BadUrl {
+                    target: store_target(&url),
+                    reason: reason.to_string(),
+                });
+            }
             Err(e) => {
                 return Err(match connect_cause(&url, e).await.into() {
                     StoreError::Database { source, retryable } => StoreError::Unreachable {
@@ -1070,20 +1082,16 @@ impl Store {
         limit: i64,
         broker: Option<&str>,
     ) -> Result<OutboxClaim, StoreError> {
-        let seen_now = Timestamp::now();
+        // Before the claim's transaction (which lasts while its batch is
+        // published), so that it does not hold a second connection.
+        self.keep_outbox_broker(broker).await?;
         if self.backend == Backend::Sqlite {
-            let recorded = recorded_broker_seen(&self.pool).await?;
-            self.keep_broker(recorded, broker, seen_now).await?;
             return Ok(OutboxClaim {
                 tx: None,
                 messages: self.pending_outbox(limit).await?,
             });
         }
         let mut tx = self.pool.begin().await?;
-        // Read in the claim's transaction, written apart from it (which
-        // lasts while its batch is published).
-        let recorded = recorded_broker_seen(&mut *tx).await?;
-        self.keep_broker(recorded, broker, seen_now).await?;
         let now = Timestamp::now().unix();
         let sql = format!("{PENDING_OUTBOX} FOR UPDATE SKIP LOCKED");
         let rows = sqlx::query(&sql)
@@ -1196,18 +1204,51 @@ impl Store {
     /// by the hub instances that publish it to RabbitMQ; `None` when none
     /// has (embedded, or no broker yet).
     pub async fn outbox_broker(&self) -> Result<Option<String>, StoreError> {
-        Ok(recorded_broker_seen(&self.pool)
-            .await?
-            .map(|(prefix, _)| prefix))
+        Ok(self.broker_record().await?.map(|record| record.prefix))
     }
 
     /// [`outbox_broker`](Self::outbox_broker) with the time a relay
     /// publishing to it last claimed from the outbox, or tried to while
-    /// the broker was away.
+    /// the broker was away (by the database's clock).
     pub async fn outbox_broker_seen(
         &self,
     ) -> Result<Option<(String, Option<Timestamp>)>, StoreError> {
-        recorded_broker_seen(&self.pool).await
+        Ok(self
+            .broker_record()
+            .await?
+            .map(|record| (record.prefix, record.seen)))
+    }
+
+    /// The database's time `offset` seconds from now as stored text (RFC
+    /// 3339 to the second, UTC), in SQL.
+    fn db_time_sql(&self, offset: i64) -> String {
+        match self.backend {
+            Backend::Sqlite => {
+                format!("strftime('%Y-%m-%dT%H:%M:%SZ', 'now', '{offset} seconds')")
+            }
+            Backend::Postgres => format!(
+                "to_char(now() AT TIME ZONE 'UTC' + interval '{offset} seconds', \
+                 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+            ),
+        }
+    }
+
+    /// What the store records of its broker, read with the database's time.
+    async fn broker_record(&self) -> Result<Option<BrokerRecord>, StoreError> {
+        let sql = format!(
+            "SELECT amqp_prefix, seen_at, {} AS db_now FROM outbox_broker WHERE id = 1",
+            self.db_time_sql(0)
+        );
+        let Some(row) = sqlx::query(&sql).fetch_optional(&self.pool).await? else {
+            return Ok(None);
+        };
+        let seen: Option<String> = row.try_get("seen_at")?;
+        let now: String = row.try_get("db_now")?;
+        Ok(Some(BrokerRecord {
+            prefix: row.try_get("amqp_prefix")?,
+            seen: seen.as_deref().and_then(Timestamp::parse),
+            now: Timestamp::parse(&now).unwrap_or_else(Timestamp::now),
+        }))
     }
 
     /// What a relay does at each claim (see
@@ -1216,8 +1257,36 @@ impl Store {
     /// seen. The relay calls it while its broker is away, so that an
     /// instance waiting for RabbitMQ still counts as running.
     pub async fn keep_outbox_broker(&self, broker: Option<&str>) -> Result<(), StoreError> {
-        let recorded = recorded_broker_seen(&self.pool).await?;
-        self.keep_broker(recorded, broker, Timestamp::now()).await
+        let Some(write) = broker_action(self.broker_record().await?, broker)? else {
+            return Ok(());
+        };
+        let now = self.db_time_sql(0);
+        let sql = match write {
+            BrokerWrite::Record => format!(
+                "INSERT INTO outbox_broker (id, amqp_prefix, recorded_at, seen_at) \
+                 VALUES (1, $1, {now}, {now}) ON CONFLICT (id) DO NOTHING"
+            ),
+            BrokerWrite::Touch => format!(
+                "UPDATE outbox_broker SET seen_at = {now} WHERE id = 1 AND amqp_prefix = $1"
+            ),
+        };
+        {
+            let _writing = self.write_lock().await;
+            sqlx::query(&self.sql(&sql))
+                .bind(broker.unwrap_or_default())
+                .execute(&self.pool)
+                .await?;
+        }
+        // Recorded: checked again, as another relay may have recorded its
+        // own prefix meanwhile.
+        if write == BrokerWrite::Record {
+            tracing::warn!(
+                prefix = broker.unwrap_or_default(),
+                "no broker was recorded for the outbox (forgotten while this instance ran?): recorded again"
+            );
+            broker_action(self.broker_record().await?, broker)?;
+        }
+        Ok(())
     }
 
     /// Records that this store's outbox is published to RabbitMQ under
@@ -1243,80 +1312,40 @@ impl Store {
             .unwrap_or_else(|| prefix.to_owned()))
     }
 
-    /// Checks a relay's broker against the record ([`broker_action`]) and
-    /// writes what is due, in a statement of its own; after recording its
-    /// prefix it checks again, as another relay may have recorded its own
-    /// meanwhile.
-    async fn keep_broker(
-        &self,
-        recorded: Option<(String, Option<Timestamp>)>,
-        broker: Option<&str>,
-        now: Timestamp,
-    ) -> Result<(), StoreError> {
-        let Some(write) = broker_action(recorded, broker, now)? else {
-            return Ok(());
-        };
-        let _writing = self.write_lock().await;
-        let mut conn = self.pool.acquire().await?;
-        let sql = match write {
-            BrokerWrite::Record => {
-                "INSERT INTO outbox_broker (id, amqp_prefix, recorded_at, seen_at) \
-                 VALUES (1, $1, $2, $2) ON CONFLICT (id) DO NOTHING"
-            }
-            BrokerWrite::Touch => {
-                "UPDATE outbox_broker SET seen_at = $2 WHERE id = 1 AND amqp_prefix = $1"
-            }
-        };
-        sqlx::query(&self.sql(sql))
-            .bind(broker.unwrap_or_default())
-            .bind(now.to_string())
-            .execute(&mut *conn)
-            .await?;
-        if write == BrokerWrite::Record {
-            tracing::warn!(
-                prefix = broker.unwrap_or_default(),
-                "no broker was recorded for the outbox (forgotten while this instance ran?): recorded again"
-            );
-            broker_action(recorded_broker_seen(&mut *conn).await?, broker, now)?;
-        }
-        Ok(())
-    }
-
     /// Forgets the broker recorded for the outbox (the operator's
     /// `tradehub outbox broker --forget`), unless a relay publishing to it
     /// claimed within the last [`BROKER_LIVE_SECS`] seconds: an instance
     /// still runs with it, and forgetting would let one without a broker
     /// start and mark the outbox published in-process.
-    pub async fn forget_outbox_broker(&self, now: Timestamp) -> Result<Forget, StoreError> {
+    pub async fn forget_outbox_broker(&self) -> Result<Forget, StoreError> {
         let _writing = self.write_lock().await;
-        let Some((prefix, seen)) = recorded_broker_seen(&self.pool).await? else {
+        let Some(record) = self.broker_record().await? else {
             return Ok(Forget::NoneRecorded);
         };
-        if let Some(seen) = seen {
-            let ago = now.unix() - seen.unix();
-            if ago < BROKER_LIVE_SECS {
-                return Ok(Forget::InUse {
-                    prefix,
-                    seen_secs_ago: ago.max(0),
-                });
-            }
+        if let Some(ago) = record.seen_secs_ago()
+            && ago < BROKER_LIVE_SECS
+        {
+            return Ok(Forget::InUse {
+                prefix: record.prefix,
+                seen_secs_ago: ago,
+            });
         }
         // Only the record just read, and only while still unseen: a relay
         // that claims meanwhile keeps it.
-        let sql = self.sql(
+        let sql = self.sql(&format!(
             "DELETE FROM outbox_broker WHERE id = 1 AND amqp_prefix = $1 \
-             AND (seen_at IS NULL OR seen_at < $2)",
-        );
+             AND (seen_at IS NULL OR seen_at < {})",
+            self.db_time_sql(-BROKER_LIVE_SECS)
+        ));
         let done = sqlx::query(&sql)
-            .bind(&prefix)
-            .bind(now.plus_secs(-BROKER_LIVE_SECS).to_string())
+            .bind(&record.prefix)
             .execute(&self.pool)
             .await?;
         Ok(if done.rows_affected() > 0 {
-            Forget::Forgotten(prefix)
+            Forget::Forgotten(record.prefix)
         } else {
             Forget::InUse {
-                prefix,
+                prefix: record.prefix,
                 seen_secs_ago: 0,
             }
         })
@@ -1583,6 +1612,11 @@ mod tests {
                 "sqlite://data/tradehub.db?mode=rwc",
                 "sqlite://data/tradehub.db",
             ),
+            // Passwords written without escapes.
+            ("postgres://app:p/ss@db/hub", "postgres://db:5432/hub"),
+            ("postgres://app:pa?ss@db/hub", "postgres://db:5432/hub"),
+            ("postgres://app:p@ss@db:5433/hub", "postgres://db:5433/hub"),
+            ("mysql://app:secret@db/hub", "mysql://db/hub"),
         ] {
             assert_eq!(store_target(url), target, "{url}");
         }

@@ -1043,15 +1043,31 @@ async fn handle_reply(
     // From here the account is known: a reply not taken is also announced
     // to its agency, on its own permit queue (the dead-letter queue is the
     // operator's, shared by every agency).
-    let dead = |code: &'static str, why: String, permit: Option<String>| {
+    // The notice says what the dead letter says, unless `told` gives it
+    // another code and reason (see the wrong agency below).
+    let dead_told = |code: &'static str,
+                     why: String,
+                     permit: Option<String>,
+                     told: Option<(&'static str, String)>| {
         let partner = &partner;
         async move {
             if let Some(agency) = &partner.agency {
-                reply_refused_notice(channel, s, held, agency, &partner.id, permit, code, &why)
-                    .await?;
+                let (told_code, told_why) = told.unwrap_or((code, why.clone()));
+                reply_refused_notice(
+                    (channel, s, held),
+                    agency,
+                    &partner.id,
+                    permit,
+                    told_code,
+                    &told_why,
+                )
+                .await?;
             }
             dead_letter_to(channel, s, held, REPLIES_KEY, code, &why).await
         }
+    };
+    let dead = |code: &'static str, why: String, permit: Option<String>| {
+        dead_told(code, why, permit, None)
     };
     // The same limit as a decision posted over HTTP (and as intake).
     if delivery.data.len() > s.max_body_bytes {
@@ -1112,11 +1128,17 @@ async fn handle_reply(
             )
             .await
         }
+        // The agency is told what it would be told of a permit that does
+        // not exist (as over HTTP, a 404 alike): the notice must not let it
+        // learn which permits exist elsewhere, and whose they are. The dead
+        // letter, the operator's, says which agency's it is.
         Err(e @ DecisionError::WrongAgency { .. }) => {
-            dead(
+            let unknown = DecisionError::NotFound(decision.permit_id.clone()).to_string();
+            dead_told(
                 Code::WrongSender.as_str(),
                 e.to_string(),
                 Some(decision.permit_id.clone()),
+                Some((Code::PermitReplyInvalid.as_str(), unknown)),
             )
             .await
         }
@@ -1126,13 +1148,11 @@ async fn handle_reply(
 /// Tells an agency that a reply from one of its accounts was not taken:
 /// `{"type": "permit.reply-refused", "agency", "account", "permit_id",
 /// "code", "reason", "reply_message_id", "at"}` on its permit queue
-/// (routing key `permit.<CODE>`, `message_id` `<reply message id>/refused`),
+/// (routing key `permit.<CODE>`, `message_id` `<reply message id>/refused`,
+/// or the SHA-256 of account and body for a reply without one),
 /// as withdrawals and expiries are announced.
-#[allow(clippy::too_many_arguments)]
 async fn reply_refused_notice(
-    channel: &Channel,
-    s: &AmqpSettings,
-    delivery: &lapin::message::Delivery,
+    (channel, s, delivery): (&Channel, &AmqpSettings, &lapin::message::Delivery),
     agency: &str,
     account: &str,
     permit: Option<String>,
@@ -1154,10 +1174,17 @@ async fn reply_refused_notice(
         "reply_message_id": reply_id,
         "at": crate::timestamp::Timestamp::now().to_string(),
     });
-    let id = format!(
-        "{}/refused",
-        reply_id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
-    );
+    // A reply without a message id is named by what it is (who sent what),
+    // so that the notice of a redelivered reply has the same id.
+    let id = match &reply_id {
+        Some(reply) => format!("{reply}/refused"),
+        None => {
+            let mut named = account.as_bytes().to_vec();
+            named.push(0);
+            named.extend_from_slice(&delivery.data);
+            format!("{}/refused", crate::hub::sha256_hex(&named))
+        }
+    };
     let props = BasicProperties::default()
         .with_delivery_mode(2)
         .with_content_type("application/json".into())

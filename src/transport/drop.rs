@@ -717,6 +717,7 @@ fn finish(
     let why = if name == delivered {
         why.to_owned()
     } else {
+        tracing::info!(file = %file.display(), archived_as = %name, "drop file's name too long for its companions; archived under a shortened name");
         format!("delivered as {delivered}\n{why}")
     };
     // A name whose file and companions are all free: a delivered file may

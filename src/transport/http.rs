@@ -1165,18 +1165,6 @@ async fn agency_inbox(
             partner.id
         ));
     }
-    // An officer may read any agency's inbox: a code that names none is
-    // said so, not answered with an empty page.
-    let agencies = &app.intake.clearance().agencies;
-    if !agencies.is_empty() && !agencies.contains(&code) {
-        return problem(
-            StatusCode::NOT_FOUND,
-            "not-found",
-            "No such agency",
-            format!("no agency {code:?} in the agency catalogue"),
-            json!({}),
-        );
-    }
     let limit = query.limit.unwrap_or(100).clamp(1, 1000);
     let store = app.intake.store();
     // The page after a permit of this agency's (decided since or not);
@@ -1199,6 +1187,24 @@ async fn agency_inbox(
         },
     };
     match store.agency_inbox(&code, limit, after.as_ref()).await {
+        // An officer may read any agency's inbox: a code that names no
+        // agency of the catalogue and has no pending permit (one left from
+        // an agency since removed is still listed) is said so, not
+        // answered with an empty page.
+        Ok(permits)
+            if permits.is_empty()
+                && after.is_none()
+                && !app.intake.clearance().agencies.is_empty()
+                && !app.intake.clearance().agencies.contains(&code) =>
+        {
+            problem(
+                StatusCode::NOT_FOUND,
+                "not-found",
+                "No such agency",
+                format!("no agency {code:?} in the agency catalogue"),
+                json!({}),
+            )
+        }
         Ok(permits) => {
             // A full page may have more after it: where to go on from.
             let next = (permits.len() as i64 == limit)
