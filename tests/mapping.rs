@@ -1003,6 +1003,32 @@ fn paxlst_departure_and_arrival_prefer_their_own_qualifiers() {
     let list = mapped[0].canonical.as_ref().unwrap();
     assert_eq!(list["departure"], "FRA", "{list:#}");
     assert_eq!(list["arrival"], "IAD", "{list:#}");
+    // Each time is its place's: routing places dated too do not lend their
+    // times to the 125 and 87 places (before, the last 232 and the first
+    // 189 of the leg were taken, wherever they stood).
+    let dated = text
+        .replacen("LOC+92+ZRH'", "LOC+92+ZRH'DTM+189:1701271500:201'", 1)
+        .replacen("LOC+92+JFK'", "LOC+92+JFK'DTM+232:1701281700:201'", 1)
+        .replace("UNT+0000109+", "UNT+0000111+");
+    let mapped = map(dated.as_bytes());
+    let list = mapped[0].canonical.as_ref().unwrap();
+    let iso = |v: &serde_json::Value| v["iso"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(
+        (list["departure"].as_str(), iso(&list["departure_time"])),
+        (Some("FRA"), "2017-01-27T17:25".to_owned()),
+        "{list:#}"
+    );
+    assert_eq!(
+        (list["arrival"].as_str(), iso(&list["arrival_time"])),
+        (Some("IAD"), "2017-01-28T07:10".to_owned()),
+        "{list:#}"
+    );
+    let leg = &list["legs"][0];
+    assert_eq!(
+        (iso(&leg["departure_time"]), iso(&leg["arrival_time"])),
+        ("2017-01-27T17:25".to_owned(), "2017-01-28T07:10".to_owned()),
+        "{leg:#}"
+    );
     // Without 125 and 87 the routing places give the leg's ends.
     let routed = text
         .replacen("LOC+125+FRA'", "", 1)
