@@ -1040,6 +1040,52 @@ fn paxlst_departure_and_arrival_prefer_their_own_qualifiers() {
     assert_eq!(list["arrival"], "JFK", "{list:#}");
 }
 
+/// In-transit travellers (3035 DDU passenger, DDT crew member) are marked
+/// so: the agency must tell them from those entering the country.
+#[test]
+fn in_transit_travellers_are_marked() {
+    let text =
+        std::fs::read_to_string(root().join("fixtures/edifact/corpus/gtas__apisMessage.txt"))
+            .unwrap();
+    assert!(text.contains("NAD+FL+++CLARK:MICHAEL'"));
+    let text = text
+        .replacen("NAD+FL+++CLARK:MICHAEL'", "NAD+DDU+++CLARK:MICHAEL'", 1)
+        .replacen("NAD+FL+++CLARK:CHERYL'", "NAD+DDT+++CLARK:CHERYL'", 1);
+    let mapped = map(text.as_bytes());
+    let list = mapped[0].canonical.as_ref().unwrap();
+    let travellers = list["travellers"].as_array().unwrap();
+    let who = |surname: &str, given: &str| {
+        travellers
+            .iter()
+            .find(|t| t["surname"] == surname && t["given_names"][0] == given)
+            .unwrap()
+            .clone()
+    };
+    let (michael, cheryl) = (who("CLARK", "MICHAEL"), who("CLARK", "CHERYL"));
+    assert_eq!(
+        (&michael["crew"], &michael["in_transit"]),
+        (&serde_json::json!(false), &serde_json::json!(true))
+    );
+    assert_eq!(
+        (&cheryl["crew"], &cheryl["in_transit"]),
+        (&serde_json::json!(true), &serde_json::json!(true))
+    );
+    // Travellers who enter the country carry no mark.
+    let plain =
+        std::fs::read_to_string(root().join("fixtures/edifact/corpus/gtas__apisMessage.txt"))
+            .unwrap();
+    let mapped = map(plain.as_bytes());
+    let travellers = mapped[0].canonical.as_ref().unwrap()["travellers"].clone();
+    assert_eq!(travellers.as_array().map(Vec::len), Some(2));
+    assert!(
+        travellers
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t.get("in_transit").is_none())
+    );
+}
+
 /// An amount given without its currency is in the reference currency
 /// (UNCL 6347 2, "the currency applicable to amounts stated") of the CUX
 /// that follows its MOA (CUSDEC D.96B: SG8 MOA-SG9 CUX-DTM for the

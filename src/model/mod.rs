@@ -494,6 +494,10 @@ pub struct CargoEvent {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Traveller {
     pub crew: bool,
+    /// In transit: not entering the country (UN/EDIFACT 3035 DDU in
+    /// transit passenger, DDT in transit crew member).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub in_transit: bool,
     pub surname: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub given_names: Vec<String>,
@@ -560,6 +564,12 @@ pub struct PassengerList {
     /// crew list declaration).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub document_type: Option<String>,
+    /// The list's document identifier as sent (PAXLST BGM C106 1004).
+    /// Advance passenger information guides put a code here that says
+    /// what the list is about (a change of passenger data, say); the hub
+    /// keeps it for the agencies and does not act on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub document_id: Option<String>,
     /// Who reported it (the airline's or agent's contact).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reporter: Option<Party>,
