@@ -124,8 +124,12 @@ fn warning(code: Code, pointer: String, message: String) -> Issue {
 pub fn check_passenger_list(list: &PassengerList) -> Vec<Issue> {
     let mut out = Vec::new();
     // One part of a list sent in parts lists only its share of the
-    // travellers the whole list declares.
-    if list.part.is_some() {
+    // travellers the whole list declares. A list in one part (the first
+    // part and the final one: S010 `1:F`) lists them all.
+    let whole = list
+        .part
+        .is_none_or(|part| part == 1 && list.part_status.as_deref() == Some("final"));
+    if !whole {
         return out;
     }
     let crew = list.travellers.iter().filter(|t| t.crew).count();

@@ -479,6 +479,26 @@ fn a_part_of_a_passenger_list_is_not_held_to_the_whole_lists_total() {
         ],
     );
     assert!(part.is_empty() && both.is_empty(), "{part:#?} {both:#?}");
+    // A list in one part (`1:F`, first and final) lists every traveller:
+    // held to its totals.
+    let single = manifest_findings_with(
+        fixture,
+        &[
+            ("PAXLST:D:05B:UN:IATA'", "PAXLST:D:05B:UN:IATA++1:F'"),
+            ("CNT+42:2'", "CNT+42:3'"),
+        ],
+    );
+    assert_eq!(single.len(), 1, "{single:#?}");
+    assert_eq!(single[0].code, Code::RuleTravellerCount);
+    // The final part of several is not.
+    let last = manifest_findings_with(
+        fixture,
+        &[
+            ("PAXLST:D:05B:UN:IATA'", "PAXLST:D:05B:UN:IATA++3:F'"),
+            ("CNT+42:2'", "CNT+42:3'"),
+        ],
+    );
+    assert!(last.is_empty(), "{last:#?}");
 }
 
 /// RUL011: a consignment whose goods are placed in a container the report's
