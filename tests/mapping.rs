@@ -1070,6 +1070,34 @@ fn in_transit_travellers_are_marked() {
         (&cheryl["crew"], &cheryl["in_transit"]),
         (&serde_json::json!(true), &serde_json::json!(true))
     );
+    // A crew member's function and a birth country, as coded.
+    let mut coded = text
+        .replacen("LOC+178+ORD'", "LOC+178+ORD'LOC+180+USA:::BOSTON'", 1)
+        .replacen("UNT+33+", "UNT+35+", 1);
+    let at = coded.rfind("LOC+179+JFK'").unwrap() + "LOC+179+JFK'".len();
+    coded.insert_str(at, "EMP+1+CR1'");
+    let mapped = map(coded.as_bytes());
+    for value in ["CR1", "USA", "BOSTON"] {
+        assert!(
+            !mapped[0]
+                .issues
+                .iter()
+                .any(|i| i.code == tradehub::diag::Code::MappingUnmapped
+                    && i.message.contains(&format!("\"{value}\""))),
+            "{value}: {:#?}",
+            mapped[0].issues
+        );
+    }
+    let list = mapped[0].canonical.as_ref().unwrap();
+    let cheryl = list["travellers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["given_names"][0] == "CHERYL")
+        .unwrap();
+    assert_eq!(cheryl["crew_function"], "CR1", "{cheryl:#}");
+    assert_eq!(cheryl["birth_country"], "USA", "{cheryl:#}");
+    assert_eq!(cheryl["birth_place"], "BOSTON", "{cheryl:#}");
     // Travellers who enter the country carry no mark.
     let plain =
         std::fs::read_to_string(root().join("fixtures/edifact/corpus/gtas__apisMessage.txt"))

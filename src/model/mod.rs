@@ -535,6 +535,14 @@ pub struct Traveller {
     /// Place of birth, as written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub birth_place: Option<String>,
+    /// Country of birth, as coded (PAXLST LOC 180 C517 3225; ISO 3166
+    /// alpha-3 in the API guides).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub birth_country: Option<String>,
+    /// A crew member's function as coded (PAXLST EMP C948 9005; the API
+    /// guides' codes, e.g. CR1 cockpit crew).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crew_function: Option<String>,
     /// The traveller's references as the list gives them, each with its
     /// qualifier (UN/EDIFACT 1153, e.g. AVF passenger reservation number,
     /// ABO originator's reference, AEA government agency reference
@@ -598,6 +606,10 @@ pub struct PassengerList {
     pub passenger_count: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crew_count: Option<u32>,
+    /// What ties the parts of a list sent in parts together (UNH 0068,
+    /// common access reference).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub common_access_reference: Option<String>,
     /// A list sent in parts (UN/EDIFACT UNH S010): this part's number; the
     /// declared totals are then those of the whole list.
     #[serde(default, skip_serializing_if = "Option::is_none")]
