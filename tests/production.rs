@@ -155,7 +155,10 @@ impl Deployment {
             s.dead_inbound_queue(),
             s.replies_queue(),
             s.dead_replies_queue(),
+            // The hub declares an answer queue for every registered
+            // partner at start, the agency's account `guest` too.
             s.ack_queue("KRBROKER01"),
+            s.ack_queue("guest"),
         ]
         .into_iter()
         .chain(self.agencies.iter().map(|a| s.agency_queue(a)));
