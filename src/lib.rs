@@ -5,6 +5,7 @@
 
 pub mod ack;
 pub mod agency;
+pub mod bom;
 pub mod cli;
 pub mod diag;
 pub mod edifact;

@@ -802,14 +802,15 @@ impl<R: io::Read> Lexer<R> {
     /// the first segment is `UNB` followed by IS3).
     pub fn start(&mut self) -> io::Result<Separators> {
         self.want(4)?;
-        self.wide_encoding = wide_byte_order_mark(self.unread());
-        if self.unread().starts_with(&[0xEF, 0xBB, 0xBF]) {
+        let mark = crate::bom::byte_order_mark(self.unread());
+        self.wide_encoding = mark.filter(|m| m.is_wide()).map(|m| m.encoding);
+        if let Some(utf8) = mark.filter(|m| !m.is_wide()) {
             self.problems.push(LexProblem::at(
                 Code::StrayBytes,
                 0,
                 "UTF-8 byte order mark before the interchange skipped; ISO 9735 has none",
             ));
-            self.advance(3);
+            self.advance(utf8.bytes.len());
         }
         self.skip_between()?;
         self.want(9)?;
@@ -1364,21 +1365,6 @@ impl<R: io::Read> Lexer<R> {
 /// True when segment `body` (terminator excluded) starts with the tag of a
 /// data segment the fast paths may take: three upper-case letters or
 /// digits, not `UN`, followed by a data element separator or nothing.
-/// The encoding a UTF-16 or UTF-32 byte order mark at the start of `head`
-/// names. UTF-32LE's mark begins with UTF-16LE's, so it is tried first.
-fn wide_byte_order_mark(head: &[u8]) -> Option<&'static str> {
-    const MARKS: [(&[u8], &str); 4] = [
-        (&[0xFF, 0xFE, 0x00, 0x00], "UTF-32LE"),
-        (&[0x00, 0x00, 0xFE, 0xFF], "UTF-32BE"),
-        (&[0xFF, 0xFE], "UTF-16LE"),
-        (&[0xFE, 0xFF], "UTF-16BE"),
-    ];
-    MARKS
-        .iter()
-        .find(|(mark, _)| head.starts_with(mark))
-        .map(|&(_, name)| name)
-}
-
 fn plain_data_tag(body: &[u8], element: u8) -> bool {
     match body {
         [a, b, c, rest @ ..] => {

@@ -438,20 +438,14 @@ fn engine_issues(document: &[u8], errors: &[libxml2::EngineError]) -> Vec<Issue>
 /// whose first character is not `<` (say, EDIFACT saved as UTF-16) is not
 /// XML: the EDIFACT reader refuses it, naming its encoding.
 pub fn looks_like_xml(bytes: &[u8]) -> bool {
-    // (mark, code unit width, big endian)
-    const MARKS: [(&[u8], usize, bool); 5] = [
-        (&[0xFF, 0xFE, 0x00, 0x00], 4, false),
-        (&[0x00, 0x00, 0xFE, 0xFF], 4, true),
-        (&[0xFF, 0xFE], 2, false),
-        (&[0xFE, 0xFF], 2, true),
-        (&[0xEF, 0xBB, 0xBF], 1, true),
-    ];
-    let (body, width, big_endian) = MARKS
-        .iter()
-        .find(|(mark, _, _)| bytes.starts_with(mark))
-        .map_or((bytes, 1, true), |&(mark, width, big_endian)| {
-            (bytes.get(mark.len()..).unwrap_or(&[]), width, big_endian)
-        });
+    let (body, width, big_endian) = match crate::bom::byte_order_mark(bytes) {
+        Some(mark) => (
+            bytes.get(mark.bytes.len()..).unwrap_or(&[]),
+            mark.unit,
+            mark.big_endian,
+        ),
+        None => (bytes, 1, true),
+    };
     let mut characters = body.chunks_exact(width).map(|unit| {
         let value = |acc: u32, &b: &u8| (acc << 8) | u32::from(b);
         if big_endian {

@@ -330,15 +330,9 @@ pub fn scan(doc: &[u8], limits: &XmlLimits) -> Scan {
             ..Default::default()
         }
     };
-    let wide = if doc.starts_with(&[0x00, 0x00, 0xFE, 0xFF])
-        || doc.starts_with(&[0xFF, 0xFE, 0x00, 0x00])
-    {
-        Some("UTF-32")
-    } else if doc.starts_with(&[0xFE, 0xFF]) || doc.starts_with(&[0xFF, 0xFE]) {
-        Some("UTF-16")
-    } else {
-        None
-    };
+    let wide = crate::bom::byte_order_mark(doc)
+        .filter(|m| m.is_wide())
+        .map(|m| m.family());
     if let Some(encoding) = wide {
         scan.refused = true;
         scan.issues.push(Issue::error(
