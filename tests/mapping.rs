@@ -120,6 +120,7 @@ fn messages_map_to_their_golden_canonical_json() {
         "cuscar-d96b-edinet",
         "paxlst-d02b-gtas-test1",
         "paxlst-d05b-iata-guideline",
+        "paxlst-d02b-iata-references",
     ] {
         assert!(
             checked.iter().any(|c| c == expected),
@@ -584,9 +585,8 @@ fn the_transport_is_one_stages() {
 
 /// A passenger list over two flights (GTAS APIS sample, D.05B): each leg
 /// with its own number, places and times; the declared total; each
-/// traveller's references with their qualifiers. The references the
-/// D.05B segment table has no room for (a second RFF in SG4) stay
-/// reported, located.
+/// traveller's references with their qualifiers, every RFF of its
+/// segment group 4.
 #[test]
 fn a_passenger_list_keeps_every_leg_and_reference() {
     let bytes =
@@ -631,16 +631,29 @@ fn a_passenger_list_keeps_every_leg_and_reference() {
         serde_json::json!([{"number": "703-555-1212", "channel": "TE"}])
     );
     assert_eq!(list["travellers"].as_array().unwrap().len(), 2);
+    // Every RFF of the traveller (the guide's profile repeats RFF in
+    // segment group 4), in order; nothing of them is left unread.
     assert_eq!(
         list["travellers"][0]["references"],
-        serde_json::json!([{"code": "AVF", "value": "TYR123"}])
+        serde_json::json!([
+            {"code": "AVF", "value": "TYR123"},
+            {"code": "ABO", "value": "ABC123"},
+            {"code": "AEA", "value": "1234567890ABC"},
+            {"code": "CR", "value": "20060907NY123"}
+        ])
     );
-    let misplaced = mapped[0]
-        .issues
-        .iter()
-        .find(|i| i.code == Code::MappingUnmapped && i.message.contains("\"1234567890ABC\""))
-        .unwrap_or_else(|| panic!("{:#?}", mapped[0].issues));
-    assert_eq!(misplaced.location.tag.as_deref(), Some("RFF"));
+    assert_eq!(list["travellers"][1]["references"][1]["value"], "TYL009");
+    // (The message's own RFF, segment 3, keeps its revision number 1060
+    // unmapped.)
+    assert!(
+        mapped[0]
+            .issues
+            .iter()
+            .all(|i| i.location.tag.as_deref() != Some("RFF")
+                || i.location.message_segment == Some(3)),
+        "{:#?}",
+        mapped[0].issues
+    );
 }
 
 /// The list's arrival place and time are both its last leg's: when that
@@ -1446,4 +1459,92 @@ fn a_message_of_many_bad_values_gets_a_bounded_report() {
         "{}",
         last.message
     );
+}
+
+/// A traveller of the API guideline's list: every RFF is one of its
+/// references, in order (only the first was read, and the others had no
+/// place in the table); the seat is the SEA reference (a D.11A code, named
+/// `SEA@D11A` in the mapping); the bag count is MEA CT's value and the
+/// weight MEA WT's in kilograms, while a weight in pounds is reported, not
+/// converted or dropped; the address gives street lines, city, county,
+/// postcode and country as sent.
+#[test]
+fn a_paxlst_traveller_has_every_reference_the_seat_bags_and_address() {
+    let bytes =
+        std::fs::read(root().join("fixtures/edifact/ok/paxlst-d02b-iata-references.edi")).unwrap();
+    let mapped = map(&bytes);
+    let list = mapped[0].canonical.as_ref().unwrap();
+    let jane = &list["travellers"][0];
+    assert_eq!(
+        jane["references"],
+        serde_json::json!([
+            {"code": "AVF", "value": "ABC123"},
+            {"code": "ABO", "value": "BA0117001"},
+            {"code": "SEA", "value": "14C"},
+            {"code": "CR", "value": "BA12345678"}
+        ])
+    );
+    assert_eq!(jane["reservation"], "ABC123");
+    assert_eq!(jane["seat"], "14C");
+    assert_eq!(jane["baggage_pieces"], 2);
+    assert_eq!(jane["baggage_weight_kg"], "31.5");
+    assert_eq!(
+        jane["address"],
+        serde_json::json!({
+            "street": "235 WESTERN ROAD SUITE 203",
+            "city": "SLEAFORD",
+            "region": "LINCS",
+            "postcode": "PE22 4T5",
+            "country": "GBR"
+        })
+    );
+    let john = &list["travellers"][1];
+    assert_eq!(john["seat"], "14D");
+    assert!(john.get("baggage_weight_kg").is_none(), "{john}");
+    // Only the weight in pounds is left over, and it is reported where it
+    // stands: MEA of the second traveller, segment 29 of the message.
+    let unmapped: Vec<(String, u32)> = mapped[0]
+        .issues
+        .iter()
+        .filter(|i| i.code == Code::MappingUnmapped)
+        .map(|i| {
+            (
+                i.location.tag.clone().unwrap_or_default(),
+                i.location.message_segment.unwrap_or(0),
+            )
+        })
+        .collect();
+    assert_eq!(
+        unmapped,
+        [
+            ("MEA".to_owned(), 29),
+            ("MEA".to_owned(), 29),
+            ("MEA".to_owned(), 29)
+        ],
+        "{:#?}",
+        mapped[0].issues
+    );
+    // A code of a later release the mapping file names must be one: a
+    // mistyped one, or one of the release itself, names its line.
+    let d02b = Directories::global().release("D02B").unwrap().unwrap();
+    let text = std::fs::read_to_string(root().join("mappings/edifact/D02B/PAXLST.toml")).unwrap();
+    assert!(text.contains("SEA@D11A"));
+    for (wrong, says) in [
+        ("SEX@D11A", "\"SEX\" is not a code of 1153 in D11A either"),
+        (
+            "AVF@D11A",
+            "is a code of 1153 (Reference code qualifier) in D02B: write it without @D11A",
+        ),
+        ("SEA@D01B", "names a release that is not later than D02B"),
+        ("SEA@D29B", "the directory D29B is not available"),
+    ] {
+        let err = EdifactMapping::compile("p.toml", &text.replace("SEA@D11A", wrong), &d02b, 4)
+            .unwrap_err();
+        assert!(err.message.contains(says), "{wrong}: {err}");
+        assert_eq!(
+            err.line,
+            text.lines().position(|l| l.contains("SEA@D11A")).unwrap() + 1,
+            "{err}"
+        );
+    }
 }

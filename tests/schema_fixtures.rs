@@ -731,6 +731,64 @@ fn decimal_marks_and_control_counts_follow_iso_9735() {
     );
 }
 
+/// The API guideline's traveller sends each reference in its own RFF of
+/// segment group 4 (the D.02B and D.05B tables allow one; D.11A and later
+/// repeat it) and its bag count as `MEA+CT++:N` with no unit (C174 6411 is
+/// mandatory in the D.02B and D.05B segment directories, conditional in
+/// D.21B). Under the guide's profile (UNH 0057 IATA) the list is valid;
+/// without it the directory's table and segment applies: each extra RFF is
+/// E0035 and the bag count E0013. The profile changes MEA only in segment
+/// group 4, and only 6411: a MEA with no value there at all is still
+/// checked as the directory says.
+#[test]
+fn paxlst_of_the_api_guideline_repeats_references_and_counts_bags_without_a_unit() {
+    let text =
+        std::fs::read_to_string(root().join("fixtures/edifact/ok/paxlst-d02b-iata-references.edi"))
+            .unwrap();
+    assert!(text.contains("RFF+AVF:ABC123'\nRFF+ABO:BA0117001'\nRFF+SEA:14C'\nRFF+CR:"));
+    assert!(text.contains("MEA+CT++:2'"));
+    assert!(
+        errors(&validate(text.as_bytes()))
+            .iter()
+            .all(|i| !i.is_error())
+    );
+    let found = |text: &str| -> Vec<String> {
+        validate(text.as_bytes())
+            .issues
+            .iter()
+            .filter(|i| i.is_error())
+            .map(|i| {
+                format!(
+                    "{} {} {}",
+                    i.code.as_str(),
+                    i.location.tag.as_deref().unwrap_or("-"),
+                    i.location.message_segment.unwrap_or(0)
+                )
+            })
+            .collect()
+    };
+    let un = text.replace("PAXLST:D:02B:UN:IATA", "PAXLST:D:02B:UN");
+    let mut got = found(&un);
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            "E0013 LOC 7",
+            "E0013 MEA 14",
+            "E0035 RFF 20",
+            "E0035 RFF 21",
+            "E0035 RFF 22",
+            "E0035 RFF 34",
+        ],
+        "{un}"
+    );
+    // Under the profile a component other than 6411 stays as the
+    // directory has it: C174 with a unit but 6411 left out is fine, a
+    // MEA whose purpose (6311, mandatory) is missing is not.
+    let no_purpose = text.replace("MEA+CT++:2'", "MEA+++:2'");
+    assert_eq!(found(&no_purpose), ["E0013 MEA 14"]);
+}
+
 /// A PAXLST of the WCO/IATA/ICAO API guideline (UNH `PAXLST:D:05B:UN:IATA`)
 /// dates each leg in segment group 3 and sends no DTM beside the TDT, which
 /// the D.05B table makes mandatory: valid under the guide's profile

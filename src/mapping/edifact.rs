@@ -208,6 +208,8 @@ struct Compiler<'a> {
     release: &'a Release,
     syntax_version: u8,
     schema_root: Value,
+    /// Later releases read for codes written `CODE@RELEASE`, by name.
+    later: std::cell::RefCell<FxHashMap<String, Arc<Release>>>,
 }
 
 impl Compiler<'_> {
@@ -383,6 +385,16 @@ impl Compiler<'_> {
                     let list = self
                         .element_id(tag, at)
                         .and_then(|id| self.release.codes(&id).map(|list| (id, list)));
+                    // `CODE@D11A`: a code a later directory adds, which an
+                    // implementation guide uses (PAXLST RFF SEA, the seat):
+                    // it must be in that release's list of the element, and
+                    // not in this one's.
+                    if let Some((code, later)) = code.split_once('@') {
+                        let code = code.trim();
+                        self.later_code(step, tag, at, code, later.trim())?;
+                        wanted.push(code.to_owned());
+                        continue;
+                    }
                     if foreign {
                         if !self.names_agency(tag, at) {
                             return Err(format!(
@@ -422,6 +434,71 @@ impl Compiler<'_> {
             rest = inner.1;
         }
         Ok((tag.to_owned(), filters))
+    }
+
+    /// Checks `code@later` of a filter: `later` is a release after this
+    /// one, found beside it, whose code list of the element has `code`,
+    /// which this release's list does not.
+    fn later_code(
+        &self,
+        step: &str,
+        tag: &str,
+        at: Pos,
+        code: &str,
+        later: &str,
+    ) -> Result<(), String> {
+        let here = &self.release.name;
+        if crate::schema::release_order(later) <= crate::schema::release_order(here) {
+            return Err(format!(
+                "{step:?}: {code}@{later} names a release that is not later than {here}"
+            ));
+        }
+        let Some(id) = self.element_id(tag, at) else {
+            return Err(format!(
+                "{step:?}: {code}@{later}: the element is not coded"
+            ));
+        };
+        if let Some(list) = self.release.codes(&id)
+            && list.codes.contains(code)
+        {
+            return Err(format!(
+                "{step:?}: {code:?} is a code of {id} ({}) in {here}: write it without @{later}",
+                list.name
+            ));
+        }
+        let release = self.later.borrow().get(later).cloned();
+        let release = match release {
+            Some(release) => release,
+            None => {
+                // Beside this release, else in the hub's own directories.
+                let beside = self
+                    .release
+                    .sibling(later)
+                    .map_err(|e| format!("{step:?}: {code}@{later}: {e}"))?
+                    .map(Arc::new);
+                let opened = match beside {
+                    Some(release) => release,
+                    None => crate::schema::Directories::global()
+                        .release(later)
+                        .map_err(|e| format!("{step:?}: {code}@{later}: {e}"))?
+                        .ok_or_else(|| {
+                            format!(
+                                "{step:?}: {code}@{later}: the directory {later} is not available"
+                            )
+                        })?,
+                };
+                self.later
+                    .borrow_mut()
+                    .insert(later.to_owned(), opened.clone());
+                opened
+            }
+        };
+        match release.codes(&id) {
+            Some(list) if list.codes.contains(code) => Ok(()),
+            _ => Err(format!(
+                "{step:?}: {code:?} is not a code of {id} in {later} either"
+            )),
+        }
     }
 
     /// Compiles `SG6/NAD[3035=IM]/C082/3039` relative to `base` groups.
@@ -964,6 +1041,7 @@ impl EdifactMapping {
             release,
             syntax_version,
             schema_root,
+            later: std::cell::RefCell::default(),
         };
         let target_schema = compiler
             .schema_root
@@ -1026,7 +1104,11 @@ impl EdifactMapping {
             message: file.message,
             release: file.release,
             target: file.target,
-            table: Table::new(&def),
+            // Placed in the table as every implementation guide of the
+            // message uses it (`schema::PROFILES`: PAXLST RFF repeated in
+            // segment group 4 under IATA), so that no segment the
+            // validator let through is left out.
+            table: Table::new(&def.with_all_profiles()),
             constants,
             fields,
             lists,

@@ -39,7 +39,13 @@ pub struct Address {
     pub city: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub postcode: Option<String>,
-    /// ISO 3166-1 alpha-2.
+    /// State, province or county (UN/EDIFACT C819: its code, else its
+    /// name), as sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// ISO 3166-1 country code as the message gives it: alpha-2 in
+    /// declarations and cargo reports (checked, RUL005), alpha-3 in
+    /// passenger lists (the API guides use the travel documents' codes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub country: Option<String>,
     /// The address as unstructured lines, when the sender gave it so
@@ -516,10 +522,20 @@ pub struct Traveller {
     /// message order: the travel document, visas, residence permits.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub documents: Vec<Document>,
+    /// The traveller's address (PAXLST NAD C059, 3164, C819, 3251, 3207:
+    /// in the API guides the address in the country of arrival).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<Address>,
+    /// Seat as assigned (PAXLST RFF SEA in the API guides).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seat: Option<String>,
+    /// Number of checked bags (PAXLST MEA CT).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub baggage_pieces: Option<u16>,
+    /// Total weight of the checked bags in kilograms (PAXLST MEA WT in
+    /// KGM; a weight in another unit is reported, not converted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baggage_weight_kg: Option<Decimal>,
     /// Port or place of embarkation (e.g. IATA airport code).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub embarkation: Option<String>,

@@ -154,13 +154,19 @@ pub struct MessageDef {
     /// The implementation profile applied to the directory's table, if any
     /// (see [`PROFILES`]).
     pub profile: Option<String>,
+    /// The relaxations applied (those that change a segment's status or
+    /// repetitions are in `nodes` already; those that change a component
+    /// are applied where the validator checks the segment).
+    pub relaxations: Vec<Relaxation>,
 }
 
 /// Where a published implementation guide, named in UNH S009 0057
-/// (association assigned code), uses a segment the directory's table makes
-/// mandatory as conditional, the hub validates messages naming that guide
-/// against the table as the guide uses it. Only a segment's status is
-/// changed; the table itself is always the directory's.
+/// (association assigned code), uses a segment differently from the
+/// directory's table (as conditional where the table makes it mandatory, or
+/// repeated where the table allows it once), the hub validates messages
+/// naming that guide against the table as the guide uses it. Only a
+/// segment's status or its maximum repetitions change; the table itself is
+/// always the directory's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Relaxation {
     /// Message type (UNH 0065).
@@ -168,32 +174,91 @@ pub struct Relaxation {
     /// Association assigned code (UNH 0057).
     pub association: &'static str,
     /// The segment group (its number in the table) and the tag of the
-    /// segment made conditional there.
+    /// segment changed there.
     pub group: u16,
     pub tag: &'static str,
+    /// What the guide changes.
+    pub change: Change,
     /// The guide, and why.
     pub source: &'static str,
 }
 
+/// How a [`Relaxation`] changes a segment of the directory's table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// Mandatory in the table, conditional in the guide.
+    Conditional,
+    /// Repeated up to this many times in the guide (never fewer than the
+    /// table allows).
+    Repeat(u32),
+    /// A component of a composite of the segment, mandatory in the
+    /// segment directory, conditional in the guide (composite and
+    /// component ids).
+    Component(&'static str, &'static str),
+}
+
 /// The profiles the hub knows.
-pub const PROFILES: &[Relaxation] = &[Relaxation {
-    message: "PAXLST",
-    association: "IATA",
-    group: 2,
-    tag: "DTM",
-    source: "WCO/IATA/ICAO Guidelines on Advance Passenger Information: the PAXLST \
-             of the guide (UNH PAXLST:D:02B:UN:IATA, D:05B likewise) dates each leg \
-             in segment group 3 (LOC, DTM) and sends no DTM beside the TDT of segment \
-             group 2, which the D.02B and D.05B tables make mandatory",
-}];
+pub const PROFILES: &[Relaxation] = &[
+    Relaxation {
+        message: "PAXLST",
+        association: "IATA",
+        group: 2,
+        tag: "DTM",
+        change: Change::Conditional,
+        source: "WCO/IATA/ICAO Guidelines on Advance Passenger Information: the PAXLST \
+                 of the guide (UNH PAXLST:D:02B:UN:IATA, D:05B likewise) dates each leg \
+                 in segment group 3 (LOC, DTM) and sends no DTM beside the TDT of segment \
+                 group 2, which the D.02B and D.05B tables make mandatory (the D.21B \
+                 table makes it conditional)",
+    },
+    Relaxation {
+        message: "PAXLST",
+        association: "IATA",
+        group: 4,
+        tag: "RFF",
+        change: Change::Repeat(99_999),
+        source: "WCO/IATA/ICAO Guidelines on Advance Passenger Information: a traveller's \
+                 references each come in their own RFF of segment group 4 (AVF reservation \
+                 number, ABO unique passenger reference, SEA seat, AEA government agency \
+                 reference, CR customer reference), which the D.02B and D.05B tables allow \
+                 once; the D.11A and D.21B tables repeat it up to 99999 times, as here",
+    },
+    Relaxation {
+        message: "PAXLST",
+        association: "IATA",
+        group: 4,
+        tag: "MEA",
+        change: Change::Component("C174", "6411"),
+        source: "WCO/IATA/ICAO Guidelines on Advance Passenger Information: a traveller's \
+                 number of checked bags is MEA+CT++:N, a count with no measurement unit, \
+                 while the D.02B and D.05B segment directories make C174 6411 mandatory; \
+                 the D.21B directory makes it conditional, as here",
+    },
+];
 
 impl MessageDef {
     /// This table as the implementation guide `association` uses it, when
     /// [`PROFILES`] has relaxations for it; `None` when it has none.
     pub fn profiled(&self, association: &str) -> Option<MessageDef> {
+        let def = self.relaxed(|r| r.association == association)?;
+        Some(MessageDef {
+            profile: Some(association.to_owned()),
+            ..def
+        })
+    }
+
+    /// This table with the relaxations of every guide in [`PROFILES`] for
+    /// its message applied (itself when there are none): a table every
+    /// message valid under the directory's table or a guide's fits, which
+    /// a mapping places the segments of any of them in.
+    pub fn with_all_profiles(&self) -> MessageDef {
+        self.relaxed(|_| true).unwrap_or_else(|| self.clone())
+    }
+
+    fn relaxed(&self, take: impl Fn(&Relaxation) -> bool) -> Option<MessageDef> {
         let relaxations: Vec<&Relaxation> = PROFILES
             .iter()
-            .filter(|r| r.message == self.kind && r.association == association)
+            .filter(|r| r.message == self.kind && take(r))
             .collect();
         if relaxations.is_empty() {
             return None;
@@ -201,9 +266,16 @@ impl MessageDef {
         fn relax(nodes: &mut [Node], group: u16, relaxations: &[&Relaxation]) {
             for node in nodes {
                 match node {
-                    Node::Segment { tag, status, .. } => {
-                        if relaxations.iter().any(|r| r.group == group && r.tag == tag) {
-                            *status = Status::Conditional;
+                    Node::Segment { tag, status, max } => {
+                        for r in relaxations
+                            .iter()
+                            .filter(|r| r.group == group && r.tag == tag)
+                        {
+                            match r.change {
+                                Change::Conditional => *status = Status::Conditional,
+                                Change::Repeat(n) => *max = (*max).max(n),
+                                Change::Component(..) => {}
+                            }
                         }
                     }
                     Node::Group {
@@ -214,7 +286,7 @@ impl MessageDef {
         }
         let mut def = self.clone();
         relax(&mut def.nodes, 0, &relaxations);
-        def.profile = Some(association.to_owned());
+        def.relaxations = relaxations.into_iter().copied().collect();
         Some(def)
     }
 
@@ -347,6 +419,31 @@ fn open_zip(bytes: Vec<u8>, path: &Path) -> Result<ZipArchive<Cursor<Vec<u8>>>, 
 
 impl Release {
     /// Opens a release from the official zip at `path`.
+    /// The release `name` from the folder this one was read from, when it
+    /// is there (`Ok(None)` when it is not): for a code a later directory
+    /// adds, which a mapping may name (`SEA@D11A`).
+    pub fn sibling(&self, name: &str) -> Result<Option<Release>, DirectoryError> {
+        let Some(folder) = self.path.parent() else {
+            return Ok(None);
+        };
+        let entries = match std::fs::read_dir(folder) {
+            Ok(entries) => entries,
+            Err(source) => {
+                return Err(DirectoryError::Io {
+                    path: folder.display().to_string(),
+                    source,
+                });
+            }
+        };
+        for entry in entries.flatten() {
+            let file = entry.file_name();
+            if release_name(&file.to_string_lossy()).as_deref() == Some(name) {
+                return Release::open(name, &entry.path()).map(Some);
+            }
+        }
+        Ok(None)
+    }
+
     pub fn open(name: &str, path: &Path) -> Result<Release, DirectoryError> {
         let bytes = std::fs::read(path).map_err(|source| DirectoryError::Io {
             path: path.display().to_string(),
@@ -520,7 +617,7 @@ impl Release {
     }
 
     /// The code list of a data element as a compact set, cached.
-    fn code_set(&self, element: &str) -> Option<Arc<validate::CodeSet>> {
+    pub(crate) fn code_set(&self, element: &str) -> Option<Arc<validate::CodeSet>> {
         if let Ok(map) = self.code_sets.read()
             && let Some(set) = map.get(element)
         {
@@ -615,7 +712,7 @@ pub struct Directories {
 }
 
 /// Recognises an official directory zip name: `d96b.zip`, `D01B.ZIP`.
-fn release_name(file: &str) -> Option<String> {
+pub(crate) fn release_name(file: &str) -> Option<String> {
     let lower = file.to_ascii_lowercase();
     let stem = lower.strip_suffix(".zip")?;
     let b = stem.as_bytes();

@@ -502,6 +502,7 @@ pub fn contrl() -> MessageDef {
     MessageDef {
         kind: "CONTRL".into(),
         profile: None,
+        relaxations: Vec::new(),
         nodes: vec![
             seg("UNH", M, 1),
             seg("UCI", M, 1),

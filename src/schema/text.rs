@@ -223,6 +223,7 @@ pub fn message(kind: &str, text: &str) -> Result<MessageDef, TextError> {
         kind: kind.to_owned(),
         nodes: children,
         profile: None,
+        relaxations: Vec::new(),
     };
     if def.group_count() != announced {
         return Err(err(
@@ -241,6 +242,7 @@ pub fn message(kind: &str, text: &str) -> Result<MessageDef, TextError> {
         kind: kind.to_owned(),
         nodes: children,
         profile: None,
+        relaxations: Vec::new(),
     })
 }
 

@@ -16,8 +16,8 @@ use std::sync::{Arc, OnceLock};
 use rustc_hash::FxHashSet;
 
 use super::{
-    CodeList, Directories, ElementDef, ElementKind, Format, FormatClass, MessageDef, Node, Release,
-    SegmentDef, Status, service,
+    Change, CodeList, Directories, ElementDef, ElementKind, Format, FormatClass, MessageDef, Node,
+    Relaxation, Release, SegmentDef, Status, service,
 };
 use crate::diag::Code;
 use crate::edifact::lexer::unescaped;
@@ -151,6 +151,10 @@ struct FlatNode {
     /// The segment's checks, resolved on first use: for syntax version 4
     /// and later, and for versions below 4.
     plans: [OnceLock<Option<Arc<Plan>>>; 2],
+    /// Components an implementation guide makes conditional in this
+    /// segment, here (composite and component ids; see
+    /// [`super::Change::Component`]).
+    optional: Vec<(&'static str, &'static str)>,
 }
 
 /// One child of a group, as the table walk compares it.
@@ -182,9 +186,10 @@ impl Flat {
                 tails: Vec::new(),
                 missing: Vec::new(),
                 plans: Default::default(),
+                optional: Vec::new(),
             }],
         };
-        let children = flat.add(&def.nodes);
+        let children = flat.add(&def.nodes, 0, &def.relaxations);
         if let Some(root) = flat.nodes.first_mut() {
             root.children = children;
         }
@@ -232,10 +237,21 @@ impl Flat {
         }
     }
 
-    fn add(&mut self, nodes: &[Node]) -> Vec<usize> {
+    fn add(&mut self, nodes: &[Node], group: u16, relaxations: &[Relaxation]) -> Vec<usize> {
         let mut ids = Vec::with_capacity(nodes.len());
         for node in nodes {
             let id = self.nodes.len();
+            let optional = match node {
+                Node::Segment { tag, .. } => relaxations
+                    .iter()
+                    .filter(|r| r.group == group && r.tag == tag)
+                    .filter_map(|r| match r.change {
+                        Change::Component(composite, component) => Some((composite, component)),
+                        _ => None,
+                    })
+                    .collect(),
+                Node::Group { .. } => Vec::new(),
+            };
             self.nodes.push(FlatNode {
                 tag: node.trigger().to_owned(),
                 key: tag_key(node.trigger().as_bytes()),
@@ -254,9 +270,13 @@ impl Flat {
                 tails: Vec::new(),
                 missing: Vec::new(),
                 plans: Default::default(),
+                optional,
             });
-            if let Node::Group { children, .. } = node {
-                let kids = self.add(children);
+            if let Node::Group {
+                number, children, ..
+            } = node
+            {
+                let kids = self.add(children, *number, relaxations);
                 if let Some(n) = self.nodes.get_mut(id) {
                     n.children = kids;
                 }
@@ -446,6 +466,28 @@ impl ValuePlan {
 }
 
 impl Plan {
+    /// This plan with the components `optional` (composite and component
+    /// ids) conditional, as an implementation guide uses the segment.
+    fn relaxed(
+        &self,
+        optional: &[(&str, &str)],
+        codes: &dyn Fn(&str) -> Option<Arc<CodeSet>>,
+    ) -> Plan {
+        let mut def = (*self.def).clone();
+        for element in &mut def.elements {
+            if let ElementKind::Composite(components) = &mut element.kind {
+                for c in components.iter_mut() {
+                    if optional.iter().any(|(composite, component)| {
+                        *composite == element.id && *component == c.id
+                    }) {
+                        c.status = Status::Conditional;
+                    }
+                }
+            }
+        }
+        Plan::new(Arc::new(def), codes)
+    }
+
     /// `codes` gives the code set of a coded element (`None`: not
     /// checked).
     pub(crate) fn new(def: Arc<SegmentDef>, codes: &dyn Fn(&str) -> Option<Arc<CodeSet>>) -> Plan {
@@ -962,7 +1004,13 @@ impl MessageValidator {
             .get(v3)?
             .get_or_init(|| {
                 let tag = std::str::from_utf8(tag).unwrap_or("\u{FFFD}");
-                plan(self.schema.as_ref(), tag, self.syntax_version)
+                let plan = plan(self.schema.as_ref(), tag, self.syntax_version)?;
+                match (&self.schema, node.optional.is_empty()) {
+                    (Some((release, _)), false) => Some(Arc::new(
+                        plan.relaxed(&node.optional, &|id| release.code_set(id)),
+                    )),
+                    _ => Some(plan),
+                }
             })
             .as_deref()
     }
