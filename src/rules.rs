@@ -46,6 +46,20 @@ fn at_field(pointer: String) -> Location {
     }
 }
 
+/// The packages of an item that its total counts: those of the outermost
+/// packaging level it gives (7075: 3 outer, then 2 intermediate, then 1
+/// inner), with those of no level or of no hierarchy (4) counted beside
+/// the outer ones. Cartons holding pieces are the cartons, not both.
+fn outermost(packages: &[crate::model::Packages]) -> Vec<&crate::model::Packages> {
+    let rank = |p: &crate::model::Packages| match p.level.as_deref() {
+        Some("1") => 1,
+        Some("2") => 2,
+        _ => 3,
+    };
+    let top = packages.iter().map(rank).max().unwrap_or(3);
+    packages.iter().filter(|p| rank(p) == top).collect()
+}
+
 fn finding(code: Code, pointer: String, message: String) -> Issue {
     Issue::error(code, at_field(pointer), message)
 }
@@ -643,17 +657,19 @@ fn totals(d: &Declaration, settings: &RuleSettings, out: &mut Vec<Issue>) {
         }
     }
     if let Some(total) = d.totals.packages {
-        let sum: u64 = d
-            .goods
+        let counted: Vec<Vec<&crate::model::Packages>> =
+            d.goods.iter().map(|g| outermost(&g.packages)).collect();
+        let sum: u64 = counted
             .iter()
-            .flat_map(|g| g.packages.iter())
+            .flatten()
             .filter_map(|p| p.count)
             .map(u64::from)
             .sum();
-        // Compared only when every item gives its packages with a count.
-        if d.goods
+        // Compared only when every item gives its (outermost) packages
+        // with a count.
+        if counted
             .iter()
-            .all(|g| !g.packages.is_empty() && g.packages.iter().all(|p| p.count.is_some()))
+            .all(|p| !p.is_empty() && p.iter().all(|p| p.count.is_some()))
             && !d.goods.is_empty()
             && u64::from(total) != sum
         {

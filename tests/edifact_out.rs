@@ -216,6 +216,43 @@ fn cusdec_fixture_round_trips_through_the_model() {
     round_trip(&std::fs::read(root().join("fixtures/edifact/ok/cusdec-d96b-unoc.edi")).unwrap());
 }
 
+/// An item packed at two levels (PAC C531 7075: 10 outer cartons holding
+/// 200 inner boxes) keeps each package's level through the model and back,
+/// and the declared total (CNT 11, 12 packages) is held against the outer
+/// packaging only: no RUL003 (the sum of both levels, 212, was one).
+#[test]
+fn packaging_levels_round_trip_and_totals_count_the_outer_packages() {
+    let text =
+        std::fs::read_to_string(root().join("fixtures/edifact/ok/cusdec-d96b-medical-import.edi"))
+            .unwrap();
+    let text = text
+        .replacen(
+            "MEA+AAE+G+KGM:1001.5'\n",
+            "MEA+AAE+G+KGM:1001.5'\nPAC+10+3+CT'\nPAC+200+1+BX'\n",
+            1,
+        )
+        .replacen(
+            "MEA+AAE+G+KGM:1002.5'\n",
+            "MEA+AAE+G+KGM:1002.5'\nPAC+2++DR'\n",
+            1,
+        )
+        .replacen("UNS+S'\n", "UNS+S'\nCNT+11:12'\n", 1)
+        .replacen("UNT+20+1'", "UNT+24+1'", 1);
+    let all = declarations(text.as_bytes());
+    let (declaration, issues) = &all[0];
+    assert!(issues.is_empty(), "{issues:#?}");
+    let levels: Vec<Option<&str>> = declaration
+        .goods
+        .iter()
+        .flat_map(|g| g.packages.iter().map(|p| p.level.as_deref()))
+        .collect();
+    assert_eq!(levels, [Some("3"), Some("1"), None]);
+    let settings = tradehub::rules::RuleSettings::at(Timestamp::parse("2026-11-25T12:00").unwrap());
+    let findings = tradehub::rules::check(declaration, &settings);
+    assert!(findings.is_empty(), "{findings:#?}");
+    round_trip(text.as_bytes());
+}
+
 /// A single administrative document (BGM 1001 960) gives its direction in
 /// C002 1000 (IM, EX): written back there (the writer wrote 929 over the
 /// 960, refused it, and the CUSDEC read back had no direction); and names

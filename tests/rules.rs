@@ -313,6 +313,46 @@ fn totals_are_held_both_ways_and_when_values_are_missing() {
     assert_eq!(got, vec![]);
 }
 
+/// The total packages count each item's outermost packaging (UN/EDIFACT
+/// 7075, CUSDEC PAC C531): 10 cartons holding 200 pieces are 10 packages,
+/// not 210 (which was RUL003 on a correct declaration). Packages with no
+/// level count as outer; an item giving only inner packages counts those.
+#[test]
+fn total_packages_count_the_outermost_level_of_each_item() {
+    let packed = |total: u32, first: serde_json::Value, second: serde_json::Value| {
+        with(|v| {
+            v["totals"]["packages"] = json!(total);
+            v["goods"][0]["packages"] = first;
+            v["goods"][1]["packages"] = second;
+        })
+    };
+    let cartons = json!([
+        {"count": 10, "kind": "CT", "level": "3"},
+        {"count": 200, "kind": "PCE", "level": "1"}
+    ]);
+    let drums = json!([{"count": 2, "kind": "DR"}]);
+    assert_eq!(packed(12, cartons.clone(), drums.clone()), vec![]);
+    assert_eq!(
+        packed(212, cartons.clone(), drums.clone()),
+        vec![(Code::RuleTotals, "/totals/packages".to_owned())]
+    );
+    // Inner packages only: those are what the item gives.
+    let pieces = json!([{"count": 200, "kind": "PCE", "level": "1"}]);
+    assert_eq!(packed(202, pieces, drums.clone()), vec![]);
+    // Intermediate above inner, no level beside outer.
+    let boxes = json!([
+        {"count": 4, "kind": "BX", "level": "2"},
+        {"count": 40, "kind": "PCE", "level": "1"}
+    ]);
+    assert_eq!(packed(6, boxes, drums.clone()), vec![]);
+    let mixed = json!([
+        {"count": 3, "kind": "CT", "level": "3"},
+        {"count": 1, "kind": "PK"},
+        {"count": 9, "kind": "PCE", "level": "1"}
+    ]);
+    assert_eq!(packed(6, mixed, drums), vec![]);
+}
+
 /// Items valued in another currency than the total cannot be summed without
 /// an exchange rate: a warning says the total was not compared (before, it
 /// passed in silence).

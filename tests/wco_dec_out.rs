@@ -305,7 +305,12 @@ fn packages() -> impl Strategy<Value = Vec<Packages>> {
             prop::option::of("[A-Z0-9]{2}"),
             prop::option::of(id(80)),
         )
-            .prop_map(|(count, kind, marks)| Packages { count, kind, marks })
+            .prop_map(|(count, kind, marks)| Packages {
+                count,
+                kind,
+                marks,
+                level: None,
+            })
             .prop_filter("an empty entry says nothing", |p| *p != Packages::default()),
         0..3,
     )

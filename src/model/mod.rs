@@ -142,6 +142,11 @@ pub struct Packages {
     pub kind: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub marks: Option<String>,
+    /// Packaging level as coded (UN/EDIFACT 7075: 1 inner, 2 intermediate,
+    /// 3 outer, 4 no packaging hierarchy); absent when the message gives
+    /// none. Totals count the outermost level an item gives.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<String>,
 }
 
 /// A duty or tax on a goods item.
