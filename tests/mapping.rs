@@ -623,12 +623,15 @@ fn a_passenger_list_keeps_every_leg_and_reference() {
         )
     );
     assert_eq!(list["passenger_count"], 2);
-    // The reporting party's telephone (an `each` list at the message
-    // level); the fax written as a second COM element, which D.05B does not
-    // have, stays reported.
+    // The reporting party's telephone and fax (an `each` list at the
+    // message level): the fax written as a second COM element position, as
+    // the API guide writes it (the guide's profile takes the positions).
     assert_eq!(
         list["reporter"]["contacts"],
-        serde_json::json!([{"number": "703-555-1212", "channel": "TE"}])
+        serde_json::json!([
+            {"number": "703-555-1212", "channel": "TE"},
+            {"number": "703-555-4545", "channel": "FX"}
+        ])
     );
     assert_eq!(list["travellers"].as_array().unwrap().len(), 2);
     // Every RFF of the traveller (the guide's profile repeats RFF in
@@ -1498,11 +1501,24 @@ fn a_paxlst_traveller_has_every_reference_the_seat_bags_and_address() {
             "country": "GBR"
         })
     );
+    assert_eq!(
+        jane["contacts"],
+        serde_json::json!([{"number": "44 7700 900123", "channel": "TE"}])
+    );
+    // The reporter's telephone and fax, two COM element positions as the
+    // guide writes them: both are contacts.
+    assert_eq!(
+        list["reporter"]["contacts"],
+        serde_json::json!([
+            {"number": "0044 20 7946 0000", "channel": "TE"},
+            {"number": "0044 20 7946 0001", "channel": "FX"}
+        ])
+    );
     let john = &list["travellers"][1];
     assert_eq!(john["seat"], "14D");
     assert!(john.get("baggage_weight_kg").is_none(), "{john}");
     // Only the weight in pounds is left over, and it is reported where it
-    // stands: MEA of the second traveller, segment 29 of the message.
+    // stands: MEA of the second traveller, segment 30 of the message.
     let unmapped: Vec<(String, u32)> = mapped[0]
         .issues
         .iter()
@@ -1517,9 +1533,9 @@ fn a_paxlst_traveller_has_every_reference_the_seat_bags_and_address() {
     assert_eq!(
         unmapped,
         [
-            ("MEA".to_owned(), 29),
-            ("MEA".to_owned(), 29),
-            ("MEA".to_owned(), 29)
+            ("MEA".to_owned(), 30),
+            ("MEA".to_owned(), 30),
+            ("MEA".to_owned(), 30)
         ],
         "{:#?}",
         mapped[0].issues

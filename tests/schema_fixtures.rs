@@ -331,17 +331,17 @@ const STRUCTURE_NOTES: &[(&str, bool, &str)] = &[
     (
         "gtas__Test1.txt",
         false,
-        "PAXLST D.02B APIS (UNH 0057 IATA: the API guideline's profile, no DTM after TDT, schema::PROFILES); COM repeats C076 as separate elements although version 4 has a repetition separator; 1001 'P' and 1131 '1812019' are US APIS codes, not UNCL; 6-digit dates in a version 4 UNB",
+        "PAXLST D.02B APIS (UNH 0057 IATA: the API guideline's profile, no DTM after TDT and COM's C076 as separate element positions, schema::PROFILES); 1001 'P' and 1131 '1812019' are US APIS codes, not UNCL; 6-digit dates in a version 4 UNB",
     ),
     (
         "gtas__airline2.edi",
         false,
-        "PAXLST D.02B APIS (IATA profile): COM as two elements; 6-digit date in a version 4 UNB; UNT count and reference",
+        "PAXLST D.02B APIS (IATA profile, which takes COM as two elements): 6-digit date in a version 4 UNB; UNT count and reference",
     ),
     (
         "gtas__apisMessage.txt",
         false,
-        "PAXLST D.05B APIS (IATA profile): COM as two elements, RFF repeated in SG4 where the table allows one",
+        "PAXLST D.05B APIS (IATA profile, which takes COM as two elements and RFF repeated in SG4): only the 6-digit dates of its version 4 UNB and UNG",
     ),
     (
         "gtas__codeshare.edi",
@@ -739,7 +739,10 @@ fn decimal_marks_and_control_counts_follow_iso_9735() {
 /// without it the directory's table and segment applies: each extra RFF is
 /// E0035 and the bag count E0013. The profile changes MEA only in segment
 /// group 4, and only 6411: a MEA with no value there at all is still
-/// checked as the directory says.
+/// checked as the directory says. The guide writes a COM's telephone and
+/// fax as two element positions (as before syntax version 4) in version 4
+/// interchanges, where D.02B's COM has one position with C076 repeated:
+/// under the profile up to three positions are taken.
 #[test]
 fn paxlst_of_the_api_guideline_repeats_references_and_counts_bags_without_a_unit() {
     let text =
@@ -775,13 +778,27 @@ fn paxlst_of_the_api_guideline_repeats_references_and_counts_bags_without_a_unit
         [
             "E0013 LOC 7",
             "E0013 MEA 14",
-            "E0035 RFF 20",
+            "E0016 COM 5",
             "E0035 RFF 21",
             "E0035 RFF 22",
-            "E0035 RFF 34",
+            "E0035 RFF 23",
+            "E0035 RFF 35",
         ],
         "{un}"
     );
+    // The reporter's telephone and fax in two element positions (COM C076
+    // repeats 3 times in D.02B): three positions under the profile, not
+    // four; the repetition separator of syntax 4 stays allowed.
+    let com = "COM+0044 20 7946 0000:TE+0044 20 7946 0001:FX'";
+    assert!(text.contains(com));
+    let three = text.replace(com, "COM+1:TE+2:FX+3:EM'");
+    assert!(found(&three).is_empty(), "{:?}", found(&three));
+    let four = text.replace(com, "COM+1:TE+2:FX+3:EM+4:TE'");
+    assert_eq!(found(&four), ["E0016 COM 5"]);
+    let repeated = text
+        .replacen("UNA:+.? '", "UNA:+.?*'", 1)
+        .replace(com, "COM+1:TE*2:FX*3:EM'");
+    assert!(found(&repeated).is_empty(), "{:?}", found(&repeated));
     // Under the profile a component other than 6411 stays as the
     // directory has it: C174 with a unit but 6411 left out is fine, a
     // MEA whose purpose (6311, mandatory) is missing is not.

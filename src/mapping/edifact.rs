@@ -210,9 +210,29 @@ struct Compiler<'a> {
     schema_root: Value,
     /// Later releases read for codes written `CODE@RELEASE`, by name.
     later: std::cell::RefCell<FxHashMap<String, Arc<Release>>>,
+    /// The message type mapped (for the guides' segment changes).
+    message: String,
 }
 
 impl Compiler<'_> {
+    /// Segment `tag` as the mapping reads it: the directory's definition
+    /// for the syntax version, with the repeating elements an
+    /// implementation guide of the message writes as positions expanded
+    /// ([`crate::schema::Change::Positions`]; PAXLST COM under IATA), so
+    /// that a value the validator let through has a place.
+    fn definition(&self, tag: &str) -> Option<Arc<crate::schema::SegmentDef>> {
+        let def = self.release.definition(tag, self.syntax_version)?;
+        let changes = crate::schema::position_changes(&self.message, tag);
+        if changes.is_empty() {
+            return Some(def);
+        }
+        let mut expanded = (*def).clone();
+        for id in changes {
+            expanded = expanded.with_positions(id);
+        }
+        Some(Arc::new(expanded))
+    }
+
     fn error(&self, span: std::ops::Range<usize>, message: String) -> MappingError {
         MappingError {
             file: self.name.to_owned(),
@@ -254,15 +274,12 @@ impl Compiler<'_> {
 
     /// Resolves `C082/3039`, `1004`, `3039#2` in a segment to a position.
     fn position(&self, tag: &str, element_path: &str) -> Result<Pos, String> {
-        let def = self
-            .release
-            .definition(tag, self.syntax_version)
-            .ok_or_else(|| {
-                format!(
-                    "segment {tag} is not in the segment directory of {}",
-                    self.release.name
-                )
-            })?;
+        let def = self.definition(tag).ok_or_else(|| {
+            format!(
+                "segment {tag} is not in the segment directory of {}",
+                self.release.name
+            )
+        })?;
         let mut parts = element_path.split('/');
         let first = parts.next().unwrap_or("");
         let second = parts.next();
@@ -318,7 +335,7 @@ impl Compiler<'_> {
 
     /// The data element id at a position, for code-list checks.
     fn element_id(&self, tag: &str, at: Pos) -> Option<String> {
-        let def = self.release.definition(tag, self.syntax_version)?;
+        let def = self.definition(tag)?;
         let element = def.elements.get(at.element)?;
         match &element.kind {
             ElementKind::Simple(_) => Some(element.id.clone()),
@@ -331,14 +348,14 @@ impl Compiler<'_> {
     /// True when the composite holding a position has a code list
     /// responsible agency (3055) component.
     fn names_agency(&self, tag: &str, at: Pos) -> bool {
-        self.release
-            .definition(tag, self.syntax_version)
-            .is_some_and(|def| match def.elements.get(at.element).map(|e| &e.kind) {
+        self.definition(tag).is_some_and(|def| {
+            match def.elements.get(at.element).map(|e| &e.kind) {
                 Some(ElementKind::Composite(components)) => {
                     components.iter().any(|c| c.id == "3055")
                 }
                 _ => false,
-            })
+            }
+        })
     }
 
     /// `TAG[filter,filter]` → tag and filters, each code checked against
@@ -852,15 +869,12 @@ impl Compiler<'_> {
             ))
         })?;
         let path = self.path(def, base, segment, false).map_err(at_from)?;
-        let seg_def = self
-            .release
-            .definition(&path.tag, self.syntax_version)
-            .ok_or_else(|| {
-                at_from(format!(
-                    "segment {} is not in the segment directory",
-                    path.tag
-                ))
-            })?;
+        let seg_def = self.definition(&path.tag).ok_or_else(|| {
+            at_from(format!(
+                "segment {} is not in the segment directory",
+                path.tag
+            ))
+        })?;
         let positions: Vec<usize> = seg_def
             .elements
             .iter()
@@ -1042,6 +1056,7 @@ impl EdifactMapping {
             syntax_version,
             schema_root,
             later: std::cell::RefCell::default(),
+            message: file.message.clone(),
         };
         let target_schema = compiler
             .schema_root
@@ -1073,7 +1088,7 @@ impl EdifactMapping {
         let mut tags = Vec::new();
         collect_tags(&def.nodes, &mut tags);
         for tag in tags {
-            let Some(seg) = release.definition(&tag, syntax_version) else {
+            let Some(seg) = compiler.definition(&tag) else {
                 continue;
             };
             let kinds = seg

@@ -531,6 +531,10 @@ pub struct Traveller {
     /// in the API guides the address in the country of arrival).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address: Option<Address>,
+    /// The traveller's communication numbers (PAXLST COM in segment group
+    /// 4: telephone, e-mail), as the list gives them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub contacts: Vec<Contact>,
     /// Seat as assigned (PAXLST RFF SEA in the API guides).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seat: Option<String>,

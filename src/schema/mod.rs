@@ -195,6 +195,50 @@ pub enum Change {
     /// segment directory, conditional in the guide (composite and
     /// component ids).
     Component(&'static str, &'static str),
+    /// The segment's last data element, which repeats, written as
+    /// consecutive element positions as before syntax version 4, also in
+    /// a version 4 message (see [`SegmentDef::with_positions`]).
+    Positions(&'static str),
+}
+
+/// The repeating elements that some guide of `message` writes as
+/// positions in segment `tag` ([`Change::Positions`]): a mapping reads
+/// them wherever the message puts them.
+pub fn position_changes(message: &str, tag: &str) -> Vec<&'static str> {
+    PROFILES
+        .iter()
+        .filter(|r| r.message == message && r.tag == tag)
+        .filter_map(|r| match r.change {
+            Change::Positions(id) => Some(id),
+            _ => None,
+        })
+        .collect()
+}
+
+impl SegmentDef {
+    /// This definition with its last data element, when it is `id` and
+    /// repeats N times, written as N consecutive positions: the first
+    /// keeps its status and its repetitions, the others are conditional
+    /// and do not repeat (a sender may use either form). Any other
+    /// element is left as it is: expanding one in the middle would move
+    /// the positions of those after it.
+    pub fn with_positions(&self, id: &str) -> SegmentDef {
+        let mut def = self.clone();
+        if let Some(last) = def
+            .elements
+            .last()
+            .filter(|e| e.id == id && e.max > 1)
+            .cloned()
+        {
+            for _ in 1..last.max {
+                let mut more = last.clone();
+                more.status = Status::Conditional;
+                more.max = 1;
+                def.elements.push(more);
+            }
+        }
+        def
+    }
 }
 
 /// The profiles the hub knows.
@@ -233,6 +277,27 @@ pub const PROFILES: &[Relaxation] = &[
                  number of checked bags is MEA+CT++:N, a count with no measurement unit, \
                  while the D.02B and D.05B segment directories make C174 6411 mandatory; \
                  the D.21B directory makes it conditional, as here",
+    },
+    Relaxation {
+        message: "PAXLST",
+        association: "IATA",
+        group: 1,
+        tag: "COM",
+        change: Change::Positions("C076"),
+        source: "WCO/IATA/ICAO Guidelines on Advance Passenger Information: the reporting \
+                 party's telephone and fax are written COM+number:TE+number:FX, one C076 per \
+                 element position as before syntax version 4, in interchanges of syntax \
+                 version 4 (UNOA:4), where the D.02B and D.05B directories give COM one \
+                 position with C076 repeated up to 3 times",
+    },
+    Relaxation {
+        message: "PAXLST",
+        association: "IATA",
+        group: 4,
+        tag: "COM",
+        change: Change::Positions("C076"),
+        source: "WCO/IATA/ICAO Guidelines on Advance Passenger Information: a traveller's \
+                 telephone numbers, written as the reporting party's (segment group 1)",
     },
 ];
 
@@ -274,7 +339,7 @@ impl MessageDef {
                             match r.change {
                                 Change::Conditional => *status = Status::Conditional,
                                 Change::Repeat(n) => *max = (*max).max(n),
-                                Change::Component(..) => {}
+                                Change::Component(..) | Change::Positions(_) => {}
                             }
                         }
                     }

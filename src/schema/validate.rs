@@ -151,10 +151,9 @@ struct FlatNode {
     /// The segment's checks, resolved on first use: for syntax version 4
     /// and later, and for versions below 4.
     plans: [OnceLock<Option<Arc<Plan>>>; 2],
-    /// Components an implementation guide makes conditional in this
-    /// segment, here (composite and component ids; see
-    /// [`super::Change::Component`]).
-    optional: Vec<(&'static str, &'static str)>,
+    /// What an implementation guide changes in this segment, here
+    /// ([`Change::Component`], [`Change::Positions`]).
+    changes: Vec<Change>,
 }
 
 /// One child of a group, as the table walk compares it.
@@ -186,7 +185,7 @@ impl Flat {
                 tails: Vec::new(),
                 missing: Vec::new(),
                 plans: Default::default(),
-                optional: Vec::new(),
+                changes: Vec::new(),
             }],
         };
         let children = flat.add(&def.nodes, 0, &def.relaxations);
@@ -241,14 +240,12 @@ impl Flat {
         let mut ids = Vec::with_capacity(nodes.len());
         for node in nodes {
             let id = self.nodes.len();
-            let optional = match node {
+            let changes = match node {
                 Node::Segment { tag, .. } => relaxations
                     .iter()
                     .filter(|r| r.group == group && r.tag == tag)
-                    .filter_map(|r| match r.change {
-                        Change::Component(composite, component) => Some((composite, component)),
-                        _ => None,
-                    })
+                    .map(|r| r.change)
+                    .filter(|c| matches!(c, Change::Component(..) | Change::Positions(_)))
                     .collect(),
                 Node::Group { .. } => Vec::new(),
             };
@@ -270,7 +267,7 @@ impl Flat {
                 tails: Vec::new(),
                 missing: Vec::new(),
                 plans: Default::default(),
-                optional,
+                changes,
             });
             if let Node::Group {
                 number, children, ..
@@ -466,23 +463,24 @@ impl ValuePlan {
 }
 
 impl Plan {
-    /// This plan with the components `optional` (composite and component
-    /// ids) conditional, as an implementation guide uses the segment.
-    fn relaxed(
-        &self,
-        optional: &[(&str, &str)],
-        codes: &dyn Fn(&str) -> Option<Arc<CodeSet>>,
-    ) -> Plan {
+    /// This plan with the segment changed as an implementation guide uses
+    /// it (`changes`: components made conditional, a repeating element
+    /// written as positions).
+    fn relaxed(&self, changes: &[Change], codes: &dyn Fn(&str) -> Option<Arc<CodeSet>>) -> Plan {
         let mut def = (*self.def).clone();
-        for element in &mut def.elements {
-            if let ElementKind::Composite(components) = &mut element.kind {
-                for c in components.iter_mut() {
-                    if optional.iter().any(|(composite, component)| {
-                        *composite == element.id && *component == c.id
-                    }) {
-                        c.status = Status::Conditional;
+        for change in changes {
+            match *change {
+                Change::Component(composite, component) => {
+                    for element in def.elements.iter_mut().filter(|e| e.id == composite) {
+                        if let ElementKind::Composite(components) = &mut element.kind {
+                            for c in components.iter_mut().filter(|c| c.id == component) {
+                                c.status = Status::Conditional;
+                            }
+                        }
                     }
                 }
+                Change::Positions(id) => def = def.with_positions(id),
+                Change::Conditional | Change::Repeat(_) => {}
             }
         }
         Plan::new(Arc::new(def), codes)
@@ -1005,9 +1003,9 @@ impl MessageValidator {
             .get_or_init(|| {
                 let tag = std::str::from_utf8(tag).unwrap_or("\u{FFFD}");
                 let plan = plan(self.schema.as_ref(), tag, self.syntax_version)?;
-                match (&self.schema, node.optional.is_empty()) {
+                match (&self.schema, node.changes.is_empty()) {
                     (Some((release, _)), false) => Some(Arc::new(
-                        plan.relaxed(&node.optional, &|id| release.code_set(id)),
+                        plan.relaxed(&node.changes, &|id| release.code_set(id)),
                     )),
                     _ => Some(plan),
                 }
