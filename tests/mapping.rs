@@ -1516,6 +1516,17 @@ fn a_paxlst_traveller_has_every_reference_the_seat_bags_and_address() {
     );
     let john = &list["travellers"][1];
     assert_eq!(john["seat"], "14D");
+    // GEI 4 174 (a D.11A code): the carrier did not verify the data; FTX
+    // BAG: runs of bag tags, the first number and how many follow.
+    assert_eq!(john["verified"], false);
+    assert!(jane.get("verified").is_none(), "{jane}");
+    assert_eq!(
+        john["bag_tags"],
+        serde_json::json!([
+            {"first": "BA123456", "count": 2},
+            {"first": "BA200001"}
+        ])
+    );
     assert!(john.get("baggage_weight_kg").is_none(), "{john}");
     // Only the weight in pounds is left over, and it is reported where it
     // stands: MEA of the second traveller, segment 30 of the message.

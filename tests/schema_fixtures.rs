@@ -782,7 +782,7 @@ fn paxlst_of_the_api_guideline_repeats_references_and_counts_bags_without_a_unit
             "E0035 RFF 21",
             "E0035 RFF 22",
             "E0035 RFF 23",
-            "E0035 RFF 35",
+            "E0035 RFF 38",
         ],
         "{un}"
     );

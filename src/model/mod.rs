@@ -535,6 +535,15 @@ pub struct Traveller {
     /// 4: telephone, e-mail), as the list gives them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub contacts: Vec<Contact>,
+    /// Whether the carrier verified the traveller's data (PAXLST GEI 4:
+    /// C012 7365 173 verified, 174 not verified; D.11A codes the API guides
+    /// use).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified: Option<bool>,
+    /// Checked bag tags (PAXLST FTX BAG: the first tag number and how many
+    /// consecutive numbers follow it, in the API guides).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bag_tags: Vec<BagTags>,
     /// Seat as assigned (PAXLST RFF SEA in the API guides).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seat: Option<String>,
@@ -577,6 +586,15 @@ pub struct Traveller {
     /// Reservation (PNR) locator.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reservation: Option<String>,
+}
+
+/// A run of checked bag tags: the first tag number and how many tags,
+/// numbered consecutively from it, the run has (1 when not given).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct BagTags {
+    pub first: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u16>,
 }
 
 /// A reference number with its qualifier.
