@@ -30,6 +30,9 @@ pub const EXIT_VALID: u8 = 0;
 pub const EXIT_INVALID: u8 = 1;
 /// Exit code: usage or I/O error.
 pub const EXIT_USAGE: u8 = 2;
+/// Exit code: refused for now because something is in use; the same
+/// command may succeed later (75, EX_TEMPFAIL of sysexits.h).
+pub const EXIT_BUSY: u8 = 75;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -1123,7 +1126,7 @@ fn outbox_command(command: OutboxCommand) -> Result<u8, CliError> {
                             seen_secs_ago,
                         } => {
                             store.close().await;
-                            return Err(CliError::Usage(format!(
+                            return Err(CliError::Busy(format!(
                                 "not forgotten: an instance publishing to RabbitMQ under the AMQP prefix {prefix:?} \
                                  claimed from the outbox {seen_secs_ago} s ago and would record it again; stop \
                                  every instance, then forget it once {BROKER_LIVE_SECS} s have passed"
@@ -1668,6 +1671,10 @@ where
         Err(CliError::Io { source, .. }) if source.kind() == io::ErrorKind::BrokenPipe => {
             ExitCode::from(EXIT_USAGE)
         }
+        Err(CliError::Busy(e)) => {
+            let _ = writeln!(io::stderr().lock(), "tradehub: {e}");
+            ExitCode::from(EXIT_BUSY)
+        }
         Err(e) => {
             let _ = writeln!(io::stderr().lock(), "tradehub: {e}");
             ExitCode::from(EXIT_USAGE)
@@ -1675,13 +1682,18 @@ where
     }
 }
 
-/// A failure that stops a command: a usage or I/O error (exit code 2).
+/// A failure that stops a command: a usage or I/O error (exit code 2), or
+/// something in use that may be done later (exit code 75).
 #[derive(Debug, thiserror::Error)]
 enum CliError {
     #[error("{path}: {source}")]
     Io { path: String, source: io::Error },
     #[error("{0}")]
     Usage(String),
+    /// Refused for now, not for how it was asked: retry later (`outbox
+    /// broker --forget` while a relay uses the broker).
+    #[error("{0}")]
+    Busy(String),
 }
 
 fn open(path: &Path) -> Result<File, CliError> {
