@@ -839,6 +839,51 @@ async fn two_originals_with_one_lrn_leave_one_live_declaration() {
     common::drop_pg_database(&name).await;
 }
 
+/// The hub traces each message's own fields as it maps (not every goods
+/// item's values), and a message with a finding whole: a goods item's
+/// finding is still located at its segment and element, and a finding the
+/// hub adds later about the message's LRN at the BGM that gave it.
+#[tokio::test]
+async fn findings_are_located_at_their_segments() {
+    on_sqlite(findings_located).await;
+}
+
+async fn findings_located(url: &str) {
+    let hub = hub(url, clearance("", 3600)).await;
+    let store = hub.intake.store().clone();
+    let places = async |d: &StoredDeclaration| -> Vec<String> {
+        let stored = store.declaration(&d.id).await.unwrap().unwrap();
+        let issues: Vec<tradehub::diag::Issue> = serde_json::from_str(&stored.issues_json).unwrap();
+        issues
+            .iter()
+            .filter(|i| i.is_error())
+            .map(|i| {
+                let l = &i.location;
+                format!(
+                    "{} {} #{} e{} {}",
+                    i.code.as_str(),
+                    l.tag.as_deref().unwrap_or("-"),
+                    l.message_segment.unwrap_or(0),
+                    l.element.unwrap_or(0),
+                    l.field.as_deref().unwrap_or("-")
+                )
+            })
+            .collect()
+    };
+    // Item 2's HS code (CST, segment 12 of the message) is no HS code.
+    let d = submit(&hub, cusdec("IC301", "LRN-LOC", "9", &["847989", "12AB"])).await;
+    assert_eq!(d[0].status, state::REJECTED);
+    assert_eq!(places(&d[0]).await, ["RUL002 CST #12 e2 /goods/1/hs_code"]);
+    // An original whose LRN is live already: at the BGM (segment 2), its
+    // element 2.
+    let d = submit(&hub, cusdec("IC302", "LRN-TAKEN", "9", &["847989"])).await;
+    assert_ne!(d[0].status, state::REJECTED);
+    let d = submit(&hub, cusdec("IC303", "LRN-TAKEN", "9", &["847989"])).await;
+    assert_eq!(d[0].status, state::REJECTED);
+    assert_eq!(places(&d[0]).await, ["RUL009 BGM #2 e2 /lrn"]);
+    store.close().await;
+}
+
 /// The errors of a stored declaration as `CODE path` (the element path of
 /// a WCO message).
 async fn error_places(store: &Store, d: &StoredDeclaration) -> Vec<String> {

@@ -42,6 +42,18 @@ pub mod status {
     pub const REJECTED: &str = "rejected";
 }
 
+/// Whether a mapped message changes an earlier one (an amendment,
+/// replacement or cancellation of a declaration or cargo report: its
+/// function is not `original`), so that the hub completes it from, or
+/// checks it against, what it refers to.
+fn changes_earlier(m: &crate::mapping::Mapped) -> bool {
+    m.canonical
+        .as_ref()
+        .and_then(|c| c.get("function"))
+        .and_then(serde_json::Value::as_str)
+        .is_some_and(|f| f != "original")
+}
+
 /// What a cargo report changes ([`Intake::cargo_change`]).
 enum CargoChange {
     None,
@@ -341,10 +353,26 @@ impl Intake {
             // the canonical model and checked by the business rules.
             let too_many = parsed.interchange.counts.messages > max_messages as u64;
             let mapped = if parsed.is_valid() && !too_many {
-                crate::mapping::edifact::map_interchange(&parsed, &directories)
+                // Each message's own fields are traced; a message the hub
+                // may report on below them (a rule finding, an amendment
+                // or cancellation, applied to or checked against what it
+                // refers to) is traced whole. The findings the hub adds
+                // later name the message's own fields (its LRN, MRN or
+                // reference).
+                crate::mapping::edifact::map_interchange_top(&parsed, &directories)
                     .into_iter()
-                    .map(|m| {
-                        let findings = crate::rules::check_mapped(&m, &rule_settings);
+                    .enumerate()
+                    .map(|(index, mut m)| {
+                        let mut findings = crate::rules::check_mapped(&m, &rule_settings);
+                        if !findings.is_empty() || changes_earlier(&m) {
+                            crate::mapping::edifact::trace_message(
+                                &mut m,
+                                &parsed,
+                                &directories,
+                                index,
+                            );
+                            findings = crate::rules::check_mapped(&m, &rule_settings);
+                        }
                         (m, findings)
                     })
                     .collect()

@@ -1134,7 +1134,8 @@ impl EdifactMapping {
     /// Maps one decoded message (UNH..UNT) to the target as JSON, with every
     /// problem and every value no rule read.
     pub fn apply(&self, message: &Message) -> (Value, Vec<Issue>) {
-        let (value, issues, _) = self.run(message, false, &|draft: Draft<'_>| draft.into_value());
+        let (value, issues, _) =
+            self.run(message, Trace::Off, &|draft: Draft<'_>| draft.into_value());
         (value, issues)
     }
 
@@ -1142,7 +1143,7 @@ impl EdifactMapping {
     /// pointer of the canonical field → location of the segment and
     /// element (see [`super::Mapped::provenance`]).
     pub fn apply_located(&self, message: &Message) -> (Value, Vec<Issue>, Provenance) {
-        self.run(message, true, &|draft: Draft<'_>| draft.into_value())
+        self.run(message, Trace::All, &|draft: Draft<'_>| draft.into_value())
     }
 
     /// [`apply`](Self::apply) into the typed canonical object `T` (what
@@ -1154,7 +1155,7 @@ impl EdifactMapping {
         &self,
         message: &Message,
     ) -> (Result<T, Incomplete>, Vec<Issue>) {
-        let (typed, issues, _) = self.run(message, false, &|mut draft: Draft<'_>| {
+        let (typed, issues, _) = self.run(message, Trace::Off, &|mut draft: Draft<'_>| {
             draft.deserialize_into::<T>()
         });
         (typed, issues)
@@ -1166,7 +1167,7 @@ impl EdifactMapping {
         &self,
         message: &Message,
     ) -> (Result<T, Incomplete>, Vec<Issue>, Provenance) {
-        self.run(message, true, &|mut draft: Draft<'_>| {
+        self.run(message, Trace::All, &|mut draft: Draft<'_>| {
             draft.deserialize_into::<T>()
         })
     }
@@ -1178,6 +1179,16 @@ impl EdifactMapping {
     pub fn canonical_located(
         &self,
         message: &Message,
+    ) -> (Result<Value, Incomplete>, Vec<Issue>, Provenance) {
+        self.canonical_traced(message, Trace::All)
+    }
+
+    /// [`canonical_located`](Self::canonical_located) with the provenance
+    /// `trace` asks for.
+    fn canonical_traced(
+        &self,
+        message: &Message,
+        trace: Trace,
     ) -> (Result<Value, Incomplete>, Vec<Issue>, Provenance) {
         use crate::model::{CargoReport, Complete, Declaration, PassengerList};
         fn again<T: serde::de::DeserializeOwned + serde::Serialize + Complete>(
@@ -1196,9 +1207,9 @@ impl EdifactMapping {
             })
         }
         match self.target.as_str() {
-            "declaration" => self.run(message, true, &again::<Declaration>),
-            "cargo_report" => self.run(message, true, &again::<CargoReport>),
-            "passenger_list" => self.run(message, true, &again::<PassengerList>),
+            "declaration" => self.run(message, trace, &again::<Declaration>),
+            "cargo_report" => self.run(message, trace, &again::<CargoReport>),
+            "passenger_list" => self.run(message, trace, &again::<PassengerList>),
             other => {
                 let (_, issues, provenance) = self.apply_located(message);
                 let error = serde::de::Error::custom(format!("{other:?} is not a canonical type"));
@@ -1217,7 +1228,7 @@ impl EdifactMapping {
     fn run<R>(
         &self,
         message: &Message,
-        locate: bool,
+        locate: Trace,
         finish: &dyn Fn(Draft<'_>) -> R,
     ) -> (R, Vec<Issue>, Provenance) {
         let reused = SCRATCH.try_with(|cell| {
@@ -1234,7 +1245,7 @@ impl EdifactMapping {
     fn run_in<R>(
         &self,
         message: &Message,
-        locate: bool,
+        locate: Trace,
         scratch: &mut Scratch,
         finish: &dyn Fn(Draft<'_>) -> R,
     ) -> (R, Vec<Issue>, Provenance) {
@@ -1260,7 +1271,7 @@ impl EdifactMapping {
             ignored: &self.ignored,
             simple: &self.simple,
             provenance: Provenance::new(),
-            tracing: locate,
+            tracing: locate != Trace::Off,
             found: std::mem::take(&mut scratch.found),
             selected: None,
             paths: std::mem::take(&mut scratch.paths),
@@ -1280,7 +1291,7 @@ impl EdifactMapping {
             ));
         }
         // The message as a whole: UNH.
-        if locate {
+        if locate != Trace::Off {
             let unh = run.source(0, None);
             run.provenance.insert(String::new(), unh);
         }
@@ -1292,6 +1303,10 @@ impl EdifactMapping {
         let mut prefix = String::new();
         for field in &self.fields {
             run.field(0, field, &mut prefix, &mut out, ROOT);
+        }
+        // The message's own fields only: lists and their items untraced.
+        if locate == Trace::Top {
+            run.tracing = false;
         }
         for list in &self.lists {
             run.list(0, list, &mut prefix, &mut out, ROOT);
@@ -1330,6 +1345,18 @@ impl EdifactMapping {
         scratch.trim();
         (result, issues, provenance)
     }
+}
+
+/// Which provenance a mapping run records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Trace {
+    /// None.
+    Off,
+    /// The message's own fields (its references, parties, totals: what
+    /// the hub's findings about a message name), not its lists.
+    Top,
+    /// Every value.
+    All,
 }
 
 /// Buffers of [`EdifactMapping::apply`], kept per thread between messages
@@ -2591,10 +2618,53 @@ pub fn map_interchange(
     parsed: &crate::edifact::Parsed,
     directories: &crate::schema::Directories,
 ) -> Vec<super::Mapped> {
+    map_messages(parsed, directories, Trace::All, None)
+}
+
+/// [`map_interchange`] recording the provenance of each message's own
+/// fields only (its references, parties, totals), not of its lists' items:
+/// what findings about a message as a whole name. A message whose
+/// canonical object cannot be built is traced whole. Provenance is most
+/// of what mapping a large interchange holds (and a third of the mapping's
+/// work), and most messages never need it; [`trace_message`] records the
+/// rest for one that does (a rule finding about a goods item, an
+/// amendment applied to its declaration).
+pub fn map_interchange_top(
+    parsed: &crate::edifact::Parsed,
+    directories: &crate::schema::Directories,
+) -> Vec<super::Mapped> {
+    map_messages(parsed, directories, Trace::Top, None)
+}
+
+/// Records the whole provenance of `mapped`, message `index` of `parsed`
+/// (in [`crate::edifact::Interchange::all_messages`] order, as
+/// [`map_interchange_top`] returns them): maps it again, tracing every
+/// value. The mapping is deterministic, so the canonical object and issues
+/// are the ones `mapped` holds already; only its provenance is replaced.
+pub fn trace_message(
+    mapped: &mut super::Mapped,
+    parsed: &crate::edifact::Parsed,
+    directories: &crate::schema::Directories,
+    index: usize,
+) {
+    if let Some(again) = map_messages(parsed, directories, Trace::All, Some(index)).pop() {
+        mapped.provenance = again.provenance;
+    }
+}
+
+fn map_messages(
+    parsed: &crate::edifact::Parsed,
+    directories: &crate::schema::Directories,
+    trace: Trace,
+    only: Option<usize>,
+) -> Vec<super::Mapped> {
     let interchange = &parsed.interchange;
     let version: u8 = interchange.syntax_version.parse().unwrap_or(3);
     let mut out = Vec::new();
-    for message in interchange.all_messages() {
+    for (index, message) in interchange.all_messages().enumerate() {
+        if only.is_some_and(|only| only != index) {
+            continue;
+        }
         let name = format!("{}{}", message.version, message.release);
         let mut mapped = super::Mapped {
             message: message.reference.clone(),
@@ -2644,7 +2714,12 @@ pub fn map_interchange(
             }
         };
         mapped.target = mapping.target.clone();
-        let (canonical, issues, mut provenance) = mapping.canonical_located(message);
+        let (mut canonical, mut issues, mut provenance) = mapping.canonical_traced(message, trace);
+        // An object that cannot be built: its error is located through the
+        // whole provenance.
+        if canonical.is_err() && trace != Trace::All {
+            (canonical, issues, provenance) = mapping.canonical_traced(message, Trace::All);
+        }
         for location in provenance.values_mut() {
             location.interchange = Some(interchange.control_reference.clone());
             location.group.clone_from(&message.group);
