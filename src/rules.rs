@@ -50,7 +50,7 @@ fn at_field(pointer: String) -> Location {
 /// packaging level it gives (7075: 3 outer, then 2 intermediate, then 1
 /// inner), with those of no level or of no hierarchy (4) counted beside
 /// the outer ones. Cartons holding pieces are the cartons, not both.
-fn outermost(packages: &[crate::model::Packages]) -> Vec<&crate::model::Packages> {
+pub(crate) fn outermost(packages: &[crate::model::Packages]) -> Vec<&crate::model::Packages> {
     let rank = |p: &crate::model::Packages| match p.level.as_deref() {
         Some("1") => 1,
         Some("2") => 2,

@@ -251,6 +251,30 @@ fn packaging_levels_round_trip_and_totals_count_the_outer_packages() {
     let findings = tradehub::rules::check(declaration, &settings);
     assert!(findings.is_empty(), "{findings:#?}");
     round_trip(text.as_bytes());
+    // WCO XML has no packaging level: only the outer packages are written
+    // (the inner boxes are reported, not counted as more packages), so the
+    // declaration read back from its XML still agrees with its total.
+    let doc = tradehub::mapping::wco_out::write_declaration(declaration).unwrap();
+    assert_eq!(doc.xml.matches("<Packaging>").count(), 2, "{}", doc.xml);
+    let inner: Vec<_> = doc
+        .issues
+        .iter()
+        .filter(|i| i.message.starts_with("inner packages (200 BX, level 1)"))
+        .collect();
+    assert_eq!(inner.len(), 1, "{:#?}", doc.issues);
+    assert_eq!(
+        inner[0].location.field.as_deref(),
+        Some("/goods/0/packages/1")
+    );
+    let (value, issues) = tradehub::mapping::wco::load()
+        .unwrap()
+        .apply(doc.xml.as_bytes());
+    assert!(!issues.iter().any(Issue::is_error), "{issues:#?}");
+    let back: Declaration =
+        serde_json::from_value(tradehub::mapping::typed("declaration", value).unwrap()).unwrap();
+    assert_eq!(back.totals.packages, Some(12));
+    let findings = tradehub::rules::check(&back, &settings);
+    assert!(findings.is_empty(), "{findings:#?}");
 }
 
 /// A single administrative document (BGM 1001 960) gives its direction in

@@ -1563,7 +1563,14 @@ fn a_paxlst_traveller_has_every_reference_the_seat_bags_and_address() {
             "is a code of 1153 (Reference code qualifier) in D02B: write it without @D11A",
         ),
         ("SEA@D01B", "names a release that is not later than D02B"),
-        ("SEA@D29B", "the directory D29B is not available"),
+        (
+            "SEX@D29B",
+            "D29B is not available, and \"SEX\" is not a code of 1153 in any later release",
+        ),
+        (
+            "~SEA@D11A",
+            "either another agency's (~) or a later release's (@)",
+        ),
     ] {
         let err = EdifactMapping::compile("p.toml", &text.replace("SEA@D11A", wrong), &d02b, 4)
             .unwrap_err();
@@ -1574,4 +1581,55 @@ fn a_paxlst_traveller_has_every_reference_the_seat_bags_and_address() {
             "{err}"
         );
     }
+    // A release that is not available, where a later one that is has the
+    // code: the code stands (the file need not name the very release a
+    // deployment's directories hold).
+    EdifactMapping::compile("p.toml", &text.replace("SEA@D11A", "SEA@D29B"), &d02b, 4).unwrap();
+}
+
+/// An integer larger than its canonical field holds (a bag count of 70000
+/// for a u16, a CNT total beyond u32) is refused where it stands (MAP002,
+/// as a value that is no whole number is), and the rest of the list is
+/// mapped: before, the typed object failed whole (MAP004) and every
+/// traveller was lost.
+#[test]
+fn an_integer_too_large_for_its_field_is_refused_alone() {
+    let text =
+        std::fs::read_to_string(root().join("fixtures/edifact/ok/paxlst-d02b-iata-references.edi"))
+            .unwrap();
+    let big = text.replacen("MEA+CT++:2'", "MEA+CT++:70000'", 1).replacen(
+        "CNT+42:2'",
+        "CNT+42:99999999999'",
+        1,
+    );
+    let mapped = map(big.as_bytes());
+    let list = mapped[0].canonical.as_ref().unwrap();
+    assert_eq!(list["travellers"].as_array().unwrap().len(), 2);
+    assert!(list["travellers"][0].get("baggage_pieces").is_none());
+    assert!(list.get("passenger_count").is_none());
+    let refused: Vec<(String, String)> = mapped[0]
+        .issues
+        .iter()
+        .filter(|i| i.is_error())
+        .map(|i| {
+            (
+                i.code.as_str().to_owned(),
+                i.location.tag.clone().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        refused,
+        [
+            ("MAP002".to_owned(), "CNT".to_owned()),
+            ("MAP002".to_owned(), "MEA".to_owned())
+        ],
+        "{:#?}",
+        mapped[0].issues
+    );
+    assert!(
+        mapped[0].issues[1].message.contains("up to 65535"),
+        "{}",
+        mapped[0].issues[1].message
+    );
 }

@@ -148,6 +148,10 @@ struct CompiledField {
     /// With `join`: of every segment selected, not only the first, with
     /// this between the segments' texts.
     join_segments: Option<String>,
+    /// Integers: the largest the canonical field holds (its JSON Schema
+    /// `maximum`, or what its `format` says: uint16 65535, …); a larger
+    /// value is refused (MAP002), not left to fail the whole object.
+    max: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -407,6 +411,12 @@ impl Compiler<'_> {
                     // it must be in that release's list of the element, and
                     // not in this one's.
                     if let Some((code, later)) = code.split_once('@') {
+                        if foreign {
+                            return Err(format!(
+                                "{step:?}: ~{code}@{later}: a code is either another agency's \
+                                 (~) or a later release's (@), not both"
+                            ));
+                        }
                         let code = code.trim();
                         self.later_code(step, tag, at, code, later.trim())?;
                         wanted.push(code.to_owned());
@@ -483,38 +493,61 @@ impl Compiler<'_> {
                 list.name
             ));
         }
-        let release = self.later.borrow().get(later).cloned();
-        let release = match release {
-            Some(release) => release,
+        let cached = self.later.borrow().get(later).cloned();
+        let named = match cached {
+            Some(release) => Some(release),
             None => {
-                // Beside this release, else in the hub's own directories.
-                let beside = self
-                    .release
-                    .sibling(later)
-                    .map_err(|e| format!("{step:?}: {code}@{later}: {e}"))?
-                    .map(Arc::new);
-                let opened = match beside {
-                    Some(release) => release,
-                    None => crate::schema::Directories::global()
+                // Beside this release, else in the hub's own directories
+                // (a folder that cannot be read is as one without it).
+                let opened = match self.release.sibling(later) {
+                    Ok(Some(release)) => Some(Arc::new(release)),
+                    Ok(None) | Err(_) => crate::schema::Directories::global()
                         .release(later)
-                        .map_err(|e| format!("{step:?}: {code}@{later}: {e}"))?
-                        .ok_or_else(|| {
-                            format!(
-                                "{step:?}: {code}@{later}: the directory {later} is not available"
-                            )
-                        })?,
+                        .ok()
+                        .flatten(),
                 };
-                self.later
-                    .borrow_mut()
-                    .insert(later.to_owned(), opened.clone());
+                if let Some(opened) = &opened {
+                    self.later
+                        .borrow_mut()
+                        .insert(later.to_owned(), opened.clone());
+                }
                 opened
             }
         };
-        match release.codes(&id) {
-            Some(list) if list.codes.contains(code) => Ok(()),
-            _ => Err(format!(
+        let has = |release: &Release| {
+            release
+                .codes(&id)
+                .is_some_and(|list| list.codes.contains(code))
+        };
+        match named {
+            Some(release) if has(&release) => Ok(()),
+            Some(_) => Err(format!(
                 "{step:?}: {code:?} is not a code of {id} in {later} either"
             )),
+            // The release named is not available: a later one that is
+            // vouches for the code; with none later available it cannot
+            // be checked here (the validator holds every message's codes
+            // against the directories it has).
+            None => {
+                let directories = crate::schema::Directories::global();
+                let later_ones = directories.later_than(here);
+                let vouched = later_ones.iter().any(|name| {
+                    directories
+                        .release(name)
+                        .ok()
+                        .flatten()
+                        .is_some_and(|release| has(&release))
+                });
+                if vouched || later_ones.is_empty() {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "{step:?}: {code}@{later}: {later} is not available, and {code:?} is \
+                         not a code of {id} in any later release that is ({})",
+                        later_ones.join(", ")
+                    ))
+                }
+            }
         }
     }
 
@@ -653,7 +686,9 @@ impl Compiler<'_> {
         }
     }
 
-    fn target_check(&self, schema: &Value, rule: &FieldRule) -> Result<(), MappingError> {
+    /// Checks that `rule`'s field can hold its type of value; returns the
+    /// largest integer it holds.
+    fn target_check(&self, schema: &Value, rule: &FieldRule) -> Result<u64, MappingError> {
         rule.check_options()
             .and_then(|()| rule.wco_only())
             .map_err(|m| self.error(rule.to.span(), m))?;
@@ -678,7 +713,17 @@ impl Compiler<'_> {
                 ),
             ));
         }
-        Ok(())
+        let by_format = match node.get("format").and_then(Value::as_str) {
+            Some("uint8") => u64::from(u8::MAX),
+            Some("uint16") => u64::from(u16::MAX),
+            Some("uint32") => u64::from(u32::MAX),
+            _ => u64::MAX,
+        };
+        let max = node
+            .get("maximum")
+            .and_then(Value::as_u64)
+            .map_or(by_format, |m| m.min(by_format));
+        Ok(max)
     }
 
     fn field(
@@ -688,7 +733,7 @@ impl Compiler<'_> {
         base: &[u16],
         rule: &FieldRule,
     ) -> Result<CompiledField, MappingError> {
-        self.target_check(schema, rule)?;
+        let max = self.target_check(schema, rule)?;
         let from = self
             .path(def, base, rule.from.get_ref(), true)
             .map_err(|m| self.error(rule.from.span(), m))?;
@@ -745,6 +790,7 @@ impl Compiler<'_> {
             last: rule.last,
             join: rule.join.clone(),
             join_segments: rule.join_segments.clone(),
+            max,
         })
     }
 
@@ -904,7 +950,7 @@ impl Compiler<'_> {
                         .into(),
                 ));
             }
-            self.target_check(items, f)?;
+            let max = self.target_check(items, f)?;
             let component = format!("{element}/{}", f.from.get_ref());
             let value = self
                 .position(&path.tag, &component)
@@ -929,6 +975,7 @@ impl Compiler<'_> {
                 last: false,
                 join: None,
                 join_segments: None,
+                max,
             });
         }
         Ok(CompiledEach {
@@ -2123,7 +2170,8 @@ impl<'a> Run<'a> {
                 ),
             },
             ValueType::Integer => match raw.parse::<u64>() {
-                Ok(n) => Some(Leaf::Json(Value::from(n))),
+                Ok(n) if n <= field.max => Some(Leaf::Json(Value::from(n))),
+                Ok(_) => bad(self, &format!("a whole number up to {}", field.max)),
                 Err(_) => bad(self, "a whole number"),
             },
             ValueType::Boolean => match &*raw {

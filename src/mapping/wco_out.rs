@@ -74,6 +74,50 @@ pub fn write_declaration(declaration: &Declaration) -> Result<DecDocument, Mappi
     Ok(load()?.write(declaration))
 }
 
+/// A WCO declaration has no packaging level: every `Packaging` of a goods
+/// item counts towards its packages. So only the packages of each item's
+/// outermost level are written (those its total counts, see
+/// `rules::outermost`); the inner ones are left out of `canonical` and
+/// reported (MAP001), rather than written as more outer packages (10
+/// cartons holding 200 boxes would read as 210 packages, and the
+/// declaration's own total would no longer agree).
+fn outer_packages_only(declaration: &Declaration, canonical: &mut Value, issues: &mut Vec<Issue>) {
+    for (i, item) in declaration.goods.iter().enumerate() {
+        let kept = crate::rules::outermost(&item.packages);
+        let Some(list) = canonical
+            .pointer_mut(&format!("/goods/{i}/packages"))
+            .and_then(Value::as_array_mut)
+        else {
+            continue;
+        };
+        let mut left_out = Vec::new();
+        for (j, p) in item.packages.iter().enumerate().rev() {
+            if kept.iter().any(|k| std::ptr::eq(*k, p)) {
+                continue;
+            }
+            if j < list.len() {
+                list.remove(j);
+            }
+            left_out.push(Issue::warning(
+                Code::MappingUnmapped,
+                Location {
+                    field: Some(format!("/goods/{i}/packages/{j}")),
+                    ..Location::default()
+                },
+                format!(
+                    "inner packages ({} {}, level {}) are not written: a WCO declaration has \
+                     no packaging level, and would count them as the item's packages",
+                    p.count.map_or_else(|| "-".to_owned(), |c| c.to_string()),
+                    p.kind.as_deref().unwrap_or("-"),
+                    p.level.as_deref().unwrap_or("-")
+                ),
+            ));
+        }
+        // Removed from the last; reported in the order of the packages.
+        issues.extend(left_out.into_iter().rev());
+    }
+}
+
 /// A written WCO DEC document and what could not be written into it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DecDocument {
@@ -458,7 +502,7 @@ impl WcoOutMapping {
     /// is missing, not invented).
     pub fn write(&self, declaration: &Declaration) -> DecDocument {
         let mut issues = Vec::new();
-        let canonical = match serde_json::to_value(declaration) {
+        let mut canonical = match serde_json::to_value(declaration) {
             Ok(v) => v,
             Err(e) => {
                 issues.push(Issue::error(
@@ -469,6 +513,7 @@ impl WcoOutMapping {
                 Value::Null
             }
         };
+        outer_packages_only(declaration, &mut canonical, &mut issues);
         let mut declaration_node = Node::new("Declaration", 0);
         self.apply(
             &self.fields,

@@ -162,11 +162,12 @@ pub struct MessageDef {
 
 /// Where a published implementation guide, named in UNH S009 0057
 /// (association assigned code), uses a segment differently from the
-/// directory's table (as conditional where the table makes it mandatory, or
-/// repeated where the table allows it once), the hub validates messages
-/// naming that guide against the table as the guide uses it. Only a
-/// segment's status or its maximum repetitions change; the table itself is
-/// always the directory's.
+/// directory's table (as conditional where the table makes it mandatory,
+/// repeated where the table allows it once, a component left out, a
+/// repeating element written as positions: see [`Change`]), the hub
+/// validates messages naming that guide against the table as the guide
+/// uses it. Nothing else changes; the table itself is always the
+/// directory's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Relaxation {
     /// Message type (UNH 0065).
@@ -316,6 +317,9 @@ impl MessageDef {
     /// its message applied (itself when there are none): a table every
     /// message valid under the directory's table or a guide's fits, which
     /// a mapping places the segments of any of them in.
+    ///
+    /// Its `profile` stays `None`: it is no guide's table, and must never
+    /// be cached or used as the validator's (a mapping's placement only).
     pub fn with_all_profiles(&self) -> MessageDef {
         self.relaxed(|_| true).unwrap_or_else(|| self.clone())
     }
@@ -483,7 +487,6 @@ fn open_zip(bytes: Vec<u8>, path: &Path) -> Result<ZipArchive<Cursor<Vec<u8>>>, 
 }
 
 impl Release {
-    /// Opens a release from the official zip at `path`.
     /// The release `name` from the folder this one was read from, when it
     /// is there (`Ok(None)` when it is not): for a code a later directory
     /// adds, which a mapping may name (`SEA@D11A`).
@@ -509,6 +512,7 @@ impl Release {
         Ok(None)
     }
 
+    /// Opens a release from the official zip at `path`.
     pub fn open(name: &str, path: &Path) -> Result<Release, DirectoryError> {
         let bytes = std::fs::read(path).map_err(|source| DirectoryError::Io {
             path: path.display().to_string(),
