@@ -24,6 +24,9 @@ fn message(out: &mut Vec<u8>, reference: u64, items: u64) -> u64 {
         out,
         "NAD+DT+1234567890::ZZZ++HANBIT TRADING CO?+ LTD+123 HARBOUR ROAD+BUSAN++48058+KR",
     );
+    // The exporter an export declaration needs (business rule RUL001), so
+    // that the generated declarations are accepted, not only valid.
+    seg(out, "NAD+EX+1234567890::ZZZ++HANBIT TRADING CO?+ LTD");
     seg(out, "MOA+39:125000.50:USD");
     seg(out, "UNS+D");
     for i in 1..=items {
@@ -37,8 +40,8 @@ fn message(out: &mut Vec<u8>, reference: u64, items: u64) -> u64 {
         seg(out, "TAX+7+CUD+++:::8+S");
     }
     seg(out, "UNS+S");
-    // UNH, BGM, LOC, DTM, TDT, NAD, MOA, UNS, five per item, UNS, UNT.
-    let count = 10 + 5 * items;
+    // UNH, BGM, LOC, DTM, TDT, two NAD, MOA, UNS, five per item, UNS, UNT.
+    let count = 11 + 5 * items;
     seg(out, &format!("UNT+{count}+{reference}"));
     count
 }
