@@ -41,6 +41,16 @@ fn validate(data: &[u8]) -> Parsed {
 
 /// The findings a defect fixture is about: errors, and warnings other than
 /// the base sample's own (a release character before '4' in its UNB).
+/// The errors of validating `text`, each as `show` writes it.
+fn errors_as(text: &str, show: impl Fn(&Issue) -> String) -> Vec<String> {
+    validate(text.as_bytes())
+        .issues
+        .iter()
+        .filter(|i| i.is_error())
+        .map(show)
+        .collect()
+}
+
 fn errors(parsed: &Parsed) -> Vec<&Issue> {
     parsed
         .issues
@@ -755,20 +765,15 @@ fn paxlst_of_the_api_guideline_repeats_references_and_counts_bags_without_a_unit
             .iter()
             .all(|i| !i.is_error())
     );
-    let found = |text: &str| -> Vec<String> {
-        validate(text.as_bytes())
-            .issues
-            .iter()
-            .filter(|i| i.is_error())
-            .map(|i| {
-                format!(
-                    "{} {} {}",
-                    i.code.as_str(),
-                    i.location.tag.as_deref().unwrap_or("-"),
-                    i.location.message_segment.unwrap_or(0)
-                )
-            })
-            .collect()
+    let found = |text: &str| {
+        errors_as(text, |i| {
+            format!(
+                "{} {} {}",
+                i.code.as_str(),
+                i.location.tag.as_deref().unwrap_or("-"),
+                i.location.message_segment.unwrap_or(0)
+            )
+        })
     };
     let un = text.replace("PAXLST:D:02B:UN:IATA", "PAXLST:D:02B:UN");
     let mut got = found(&un);
@@ -819,19 +824,14 @@ fn paxlst_of_the_api_guideline_is_valid_under_its_profile() {
         std::fs::read_to_string(root().join("fixtures/edifact/ok/paxlst-d05b-iata-guideline.edi"))
             .unwrap();
     assert!(errors(&validate(text.as_bytes())).is_empty());
-    let missing = |text: &str| -> Vec<String> {
-        validate(text.as_bytes())
-            .issues
-            .iter()
-            .filter(|i| i.is_error())
-            .map(|i| {
-                format!(
-                    "{} {}",
-                    i.code.as_str(),
-                    i.location.missing.as_deref().unwrap_or("-")
-                )
-            })
-            .collect()
+    let missing = |text: &str| {
+        errors_as(text, |i| {
+            format!(
+                "{} {}",
+                i.code.as_str(),
+                i.location.missing.as_deref().unwrap_or("-")
+            )
+        })
     };
     let un = text.replace("PAXLST:D:05B:UN:IATA", "PAXLST:D:05B:UN");
     assert_eq!(missing(&un), ["E0013 DTM"]);
