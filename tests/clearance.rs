@@ -852,11 +852,9 @@ async fn findings_located(url: &str) {
     let hub = hub(url, clearance("", 3600)).await;
     let store = hub.intake.store().clone();
     let places = async |d: &StoredDeclaration| -> Vec<String> {
-        let stored = store.declaration(&d.id).await.unwrap().unwrap();
-        let issues: Vec<tradehub::diag::Issue> = serde_json::from_str(&stored.issues_json).unwrap();
-        issues
+        stored_errors(&store, d)
+            .await
             .iter()
-            .filter(|i| i.is_error())
             .map(|i| {
                 let l = &i.location;
                 format!(
@@ -887,11 +885,9 @@ async fn findings_located(url: &str) {
 /// The errors of a stored declaration as `CODE path` (the element path of
 /// a WCO message).
 async fn error_places(store: &Store, d: &StoredDeclaration) -> Vec<String> {
-    let stored = store.declaration(&d.id).await.unwrap().unwrap();
-    let issues: Vec<tradehub::diag::Issue> = serde_json::from_str(&stored.issues_json).unwrap();
-    issues
+    stored_errors(store, d)
+        .await
         .iter()
-        .filter(|i| i.is_error())
         .map(|i| {
             format!(
                 "{} {}",
@@ -900,6 +896,13 @@ async fn error_places(store: &Store, d: &StoredDeclaration) -> Vec<String> {
             )
         })
         .collect()
+}
+
+/// The errors the hub stored with a declaration.
+async fn stored_errors(store: &Store, d: &StoredDeclaration) -> Vec<tradehub::diag::Issue> {
+    let stored = store.declaration(&d.id).await.unwrap().unwrap();
+    let issues: Vec<tradehub::diag::Issue> = serde_json::from_str(&stored.issues_json).unwrap();
+    issues.into_iter().filter(|i| i.is_error()).collect()
 }
 
 /// The canonical declaration of a stored one, as the hub keeps it.

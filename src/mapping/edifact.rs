@@ -464,8 +464,8 @@ impl Compiler<'_> {
     }
 
     /// Checks `code@later` of a filter: `later` is a release after this
-    /// one, found beside it, whose code list of the element has `code`,
-    /// which this release's list does not.
+    /// one (in the hub's directories or beside this one) whose code list of
+    /// the element has `code`, which this release's list does not.
     fn later_code(
         &self,
         step: &str,
@@ -497,15 +497,14 @@ impl Compiler<'_> {
         let named = match cached {
             Some(release) => Some(release),
             None => {
-                // Beside this release, else in the hub's own directories
-                // (a folder that cannot be read is as one without it).
-                let opened = match self.release.sibling(later) {
-                    Ok(Some(release)) => Some(Arc::new(release)),
-                    Ok(None) | Err(_) => crate::schema::Directories::global()
-                        .release(later)
-                        .ok()
-                        .flatten(),
-                };
+                // In the hub's own directories (opened once a process),
+                // else beside this release (read for this file: a folder
+                // that cannot be read is as one without it).
+                let opened = crate::schema::Directories::global()
+                    .release(later)
+                    .ok()
+                    .flatten()
+                    .or_else(|| self.release.sibling(later).ok().flatten().map(Arc::new));
                 if let Some(opened) = &opened {
                     self.later
                         .borrow_mut()

@@ -155,8 +155,9 @@ pub struct MessageDef {
     /// (see [`PROFILES`]).
     pub profile: Option<String>,
     /// The relaxations applied (those that change a segment's status or
-    /// repetitions are in `nodes` already; those that change a component
-    /// are applied where the validator checks the segment).
+    /// repetitions are in `nodes` already; those that change its elements,
+    /// a component or positions, are applied where the validator checks
+    /// the segment).
     pub relaxations: Vec<Relaxation>,
 }
 
@@ -206,14 +207,19 @@ pub enum Change {
 /// positions in segment `tag` ([`Change::Positions`]): a mapping reads
 /// them wherever the message puts them.
 pub fn position_changes(message: &str, tag: &str) -> Vec<&'static str> {
-    PROFILES
+    let mut ids: Vec<&'static str> = PROFILES
         .iter()
         .filter(|r| r.message == message && r.tag == tag)
         .filter_map(|r| match r.change {
             Change::Positions(id) => Some(id),
             _ => None,
         })
-        .collect()
+        .collect();
+    // Each element once, though several groups (PAXLST COM in SG1 and SG4)
+    // or guides name it.
+    ids.sort_unstable();
+    ids.dedup();
+    ids
 }
 
 impl SegmentDef {
