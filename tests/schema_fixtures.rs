@@ -350,8 +350,8 @@ const STRUCTURE_NOTES: &[(&str, bool, &str)] = &[
     ),
     (
         "gtas__apisMessage.txt",
-        false,
-        "PAXLST D.05B APIS (IATA profile, which takes COM as two elements and RFF repeated in SG4): only the 6-digit dates of its version 4 UNB and UNG",
+        true,
+        "PAXLST D.05B APIS (IATA profile, which takes COM as two elements and RFF repeated in SG4); the 6-digit dates of its version 4 UNB and UNG are warnings in an interchange of passenger lists",
     ),
     (
         "gtas__codeshare.edi",
@@ -396,8 +396,8 @@ const STRUCTURE_NOTES: &[(&str, bool, &str)] = &[
     ),
     (
         "smooks__paxlst.txt",
-        false,
-        "6-digit dates in a version 4 UNB and UNG",
+        true,
+        "PAXLST D.03B of the US CBP guide: 6-digit dates in a version 4 UNB and UNG, warnings in an interchange of passenger lists",
     ),
     (
         "smooks__unedifact-msg-01.edi",
@@ -841,4 +841,62 @@ fn paxlst_of_the_api_guideline_is_valid_under_its_profile() {
     // And in D.02B alike.
     let d02b = text.replace("D:05B:UN:IATA", "D:02B:UN:IATA");
     assert!(errors(&validate(d02b.as_bytes())).is_empty());
+}
+
+/// The API guides date UNB and UNG as YYMMDD under `UNOA:4`; in an
+/// interchange of passenger lists that is a warning, in any other (or a
+/// mixed one) the E0040 error ISO 9735 v4 makes it, each at its place.
+#[test]
+fn six_digit_envelope_dates_pass_only_in_passenger_lists() {
+    let paxlst =
+        std::fs::read_to_string(root().join("fixtures/edifact/corpus/smooks__paxlst.txt")).unwrap();
+    let short_dates = |parsed: &Parsed| -> Vec<(bool, u32, String)> {
+        parsed
+            .issues
+            .iter()
+            .filter(|i| i.code.as_str() == "E0040")
+            .map(|i| {
+                (
+                    i.is_error(),
+                    i.location.segment.unwrap(),
+                    i.location.tag.clone().unwrap_or_default(),
+                )
+            })
+            .collect()
+    };
+    let parsed = validate(paxlst.as_bytes());
+    assert_eq!(
+        short_dates(&parsed),
+        vec![(false, 1, "UNB".into()), (false, 2, "UNG".into())]
+    );
+    assert_eq!(parsed.error_count, 0, "{:#?}", parsed.issues);
+    // Kept where they were found: UNB's before UNG's trailing separator.
+    let codes: Vec<(&str, u32)> = parsed
+        .issues
+        .iter()
+        .map(|i| (i.code.as_str(), i.location.segment.unwrap_or(0)))
+        .collect();
+    assert_eq!(codes, vec![("E0040", 1), ("E0045", 2), ("E0040", 2)]);
+
+    // The same passenger list beside a message of another type: errors.
+    let mixed = paxlst
+        .replace(
+            "UNG+PAXLST+LOCK:4+CBP-ACE-TEST:4+041013:1901+16+UN+D:03B:'\n",
+            "",
+        )
+        .replace("UNE+1+16'\n", "")
+        .replace(
+            "UNZ+1+16'",
+            "UNH+2+APERAK:D:96A:UN'BGM+313+X1+27'UNT+3+2'UNZ+2+16'",
+        );
+    assert!(!mixed.contains("UNG"), "{mixed}");
+    let parsed = validate(mixed.as_bytes());
+    assert_eq!(short_dates(&parsed), vec![(true, 1, "UNB".into())]);
+
+    // A CCYYMMDD date is no finding; a six-digit date under syntax 3 none
+    // either.
+    let long = paxlst.replace("041013:1901", "20041013:1901");
+    assert_eq!(short_dates(&validate(long.as_bytes())), vec![]);
+    let v3 = paxlst.replace("UNOA:4", "UNOA:3");
+    assert_eq!(short_dates(&validate(v3.as_bytes())), vec![]);
 }

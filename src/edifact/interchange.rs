@@ -236,6 +236,19 @@ impl IssueSink {
         }
     }
 
+    /// Records an issue at `at` among those recorded (at the end when
+    /// fewer are), or only counts it once the limit is reached.
+    fn insert(&mut self, at: usize, issue: Issue) {
+        if issue.severity == Severity::Error {
+            self.errors += 1;
+        }
+        if self.issues.len() < self.max {
+            self.issues.insert(at.min(self.issues.len()), issue);
+        } else {
+            self.dropped += 1;
+        }
+    }
+
     /// Errors recorded so far.
     pub fn error_count(&self) -> u64 {
         self.errors
@@ -300,7 +313,22 @@ pub struct Parser<R> {
     /// The text buffer the next message starts with (the last one's,
     /// emptied, when messages are not kept).
     spare_text: MessageText,
+    /// Six-digit UNB/UNG dates in syntax 4 (E0040), held until the end:
+    /// where the sink stood when each was found, and the issue. They are
+    /// warnings when every message turns out a passenger list (see
+    /// [`PASSENGER_LIST_DATES`]), errors otherwise.
+    short_dates: Vec<(usize, Issue)>,
+    /// Whether every message so far is a PAXLST (`None` before the first).
+    passenger_lists_only: Option<bool>,
 }
+
+/// Why a six-digit date of preparation is accepted in a syntax 4
+/// interchange of passenger lists: the API guides (WCO/IATA/ICAO, and the
+/// US CBP APIS guide that the corpus's CBP sample follows) date UNB and UNG
+/// as YYMMDD with `UNOA:4`, and every real API interchange does.
+const PASSENGER_LIST_DATES: &str = "accepted as YYMMDD (20YY) because every message of the \
+     interchange is a PAXLST: the API guides (WCO/IATA/ICAO, US CBP APIS) date UNB and UNG \
+     this way in syntax 4";
 
 /// A message reference as a fixed-size key, so that remembering one costs
 /// the same whatever its length: up to 15 bytes (0062 is an..14) the bytes
@@ -356,6 +384,8 @@ impl<R: Read> Parser<R> {
             validator_key: Default::default(),
             pending: None,
             spare_text: MessageText::default(),
+            short_dates: Vec::new(),
+            passenger_lists_only: None,
         }
     }
 
@@ -560,6 +590,9 @@ impl<R: Read> Parser<R> {
                     }
                     // The envelope's own segments, against ISO 9735.
                     let mut envelope_findings = Vec::new();
+                    // A UNB or UNG: whether its date has six digits, and
+                    // the syntax version it was checked by.
+                    let mut short_date = None;
                     if self.directories.is_some()
                         && self.state != State::Rejected
                         && matches!(raw.tag(), b"UNB" | b"UNG" | b"UNE" | b"UNZ")
@@ -586,6 +619,12 @@ impl<R: Read> Parser<R> {
                         let mut checker = MessageValidator::envelope(version, decimal);
                         checker.envelope_segment(&raw);
                         envelope_findings = checker.take_findings();
+                        if matches!(raw.tag(), b"UNB" | b"UNG") {
+                            let six_digits = raw
+                                .value_bytes(3, 0, 0)
+                                .is_some_and(|d| d.len() == 6 && d.iter().all(u8::is_ascii_digit));
+                            short_date = Some((six_digits, version));
+                        }
                     }
                     self.last_position = position;
                     self.tree.counts.segments += 1;
@@ -624,6 +663,15 @@ impl<R: Read> Parser<R> {
                     if !envelope_findings.is_empty() {
                         envelope_findings.retain(|f| !reported(f, &self.sink.issues));
                     }
+                    if let Some((six_digits, version)) = short_date {
+                        self.hold_short_dates(
+                            &mut envelope_findings,
+                            six_digits,
+                            version,
+                            position,
+                            &tag_text,
+                        );
+                    }
                     if !envelope_findings.is_empty() {
                         self.report_findings(envelope_findings, position, Some(&tag_text), None);
                     }
@@ -648,22 +696,74 @@ impl<R: Read> Parser<R> {
         in_message: Option<u32>,
     ) {
         for f in findings {
-            let mut location = self.loc(position, tag.unwrap_or(""));
-            if tag.is_none() {
-                location.tag = None;
-            }
-            location.message_segment = in_message;
-            location.group_path = (!f.group_path.is_empty()).then_some(f.group_path);
-            location.element = f.element;
-            location.repetition = f.repetition;
-            location.component = f.component;
-            location.missing = f.missing;
-            let issue = if f.warning {
-                Issue::warning(f.code, location, f.message)
-            } else {
-                Issue::error(f.code, location, f.message)
-            };
+            let issue = self.finding_issue(f, position, tag, in_message);
             self.sink.push(issue);
+        }
+    }
+
+    fn finding_issue(
+        &self,
+        f: Finding,
+        position: u32,
+        tag: Option<&str>,
+        in_message: Option<u32>,
+    ) -> Issue {
+        let mut location = self.loc(position, tag.unwrap_or(""));
+        if tag.is_none() {
+            location.tag = None;
+        }
+        location.message_segment = in_message;
+        location.group_path = (!f.group_path.is_empty()).then_some(f.group_path);
+        location.element = f.element;
+        location.repetition = f.repetition;
+        location.component = f.component;
+        location.missing = f.missing;
+        if f.warning {
+            Issue::warning(f.code, location, f.message)
+        } else {
+            Issue::error(f.code, location, f.message)
+        }
+    }
+
+    /// Holds back the E0040 of a six-digit UNB/UNG date in syntax 4 (see
+    /// [`PASSENGER_LIST_DATES`]); the other findings are left.
+    fn hold_short_dates(
+        &mut self,
+        findings: &mut Vec<Finding>,
+        six_digits: bool,
+        version: u8,
+        position: u32,
+        tag: &str,
+    ) {
+        if version != 4 || !six_digits {
+            return;
+        }
+        // Each held one where it would have stood among those reported.
+        let mut at = self.sink.issues.len();
+        for f in std::mem::take(findings) {
+            if f.code == Code::TooShort && f.element == Some(4) && f.component == Some(1) {
+                let issue = self.finding_issue(f, position, Some(tag), None);
+                self.short_dates.push((at, issue));
+            } else {
+                findings.push(f);
+                at += 1;
+            }
+        }
+    }
+
+    /// The held six-digit dates, at the places they were found: warnings
+    /// when the interchange's messages are all passenger lists.
+    fn release_short_dates(&mut self) {
+        let accepted = self.passenger_lists_only == Some(true);
+        for (n, (at, mut issue)) in std::mem::take(&mut self.short_dates)
+            .into_iter()
+            .enumerate()
+        {
+            if accepted {
+                issue.severity = Severity::Warning;
+                issue.message = format!("{}; {PASSENGER_LIST_DATES}", issue.message);
+            }
+            self.sink.insert(at + n, issue);
         }
     }
 
@@ -1401,6 +1501,9 @@ impl<R: Read> Parser<R> {
             .as_ref()
             .map(|g| g.message_type.clone())
             .unwrap_or_default();
+        let passenger_list = message.message_type == "PAXLST";
+        self.passenger_lists_only =
+            Some(self.passenger_lists_only.unwrap_or(true) && passenger_list);
         self.message = Some(message);
         self.message_segments = 1;
         let required: [(usize, usize, &str); 5] = [
@@ -1580,6 +1683,7 @@ impl<R: Read> Parser<R> {
     where
         F: FnMut(&Message, &mut IssueSink),
     {
+        self.release_short_dates();
         let end = self.last_position + 1;
         if self.state == State::Rejected {
             return;
