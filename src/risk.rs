@@ -4,6 +4,14 @@
 //! raise a declaration from green (cleared on the data) to yellow
 //! (documentary check) or red (physical examination); the highest lane of
 //! the matching rules wins and every matching rule is given as a reason.
+//!
+//! Passenger and crew lists are screened the same way, traveller by
+//! traveller (`[[traveller_rule]]`: role, nationality, travel document
+//! issuer and expiry, where the journey starts, a watch list of names and
+//! birth dates, a random sample): each traveller a rule matches is
+//! selected for control on arrival with its lane and reasons, and the list
+//! takes the highest lane. What is found is for customs only; the carrier
+//! that sent the list is not told (see docs/OPERATIONS.md).
 
 use std::path::Path;
 
@@ -12,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use toml::Spanned;
 
-use crate::model::{Declaration, DeclarationFunction, DeclarationKind};
+use crate::model::{Declaration, DeclarationFunction, DeclarationKind, PassengerList, Traveller};
 use crate::routing::HsRange;
 
 /// The control level of a declaration.
@@ -57,6 +65,129 @@ impl Lane {
 struct RawFile {
     #[serde(default)]
     rule: Vec<RawRule>,
+    #[serde(default)]
+    traveller_rule: Vec<RawTravellerRule>,
+}
+
+/// A rule on one traveller of a passenger or crew list; every condition
+/// given must hold.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTravellerRule {
+    id: Spanned<String>,
+    lane: Lane,
+    reason: String,
+    /// `crew`, `passenger`.
+    #[serde(default)]
+    roles: Vec<Role>,
+    /// ISO 3166-1 alpha-2 or alpha-3 codes (lists give either).
+    #[serde(default)]
+    nationalities: Vec<Spanned<String>>,
+    /// Countries that issued the travel document, as `nationalities`.
+    #[serde(default)]
+    document_issuers: Vec<Spanned<String>>,
+    /// The travel document expires before the day of arrival.
+    #[serde(default)]
+    document_expired: bool,
+    /// No travel document given.
+    #[serde(default)]
+    no_travel_document: bool,
+    /// Where the traveller's journey starts: the list's first departure,
+    /// any leg's, or the traveller's place of embarkation (airport codes
+    /// or UN/LOCODEs as lists give them).
+    #[serde(default)]
+    departures: Vec<Spanned<String>>,
+    /// Names with birth dates: a traveller of that surname born that day.
+    #[serde(default)]
+    watch: Vec<Spanned<RawWatched>>,
+    #[serde(default)]
+    sample_percent: Option<u8>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Role {
+    Crew,
+    Passenger,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWatched {
+    surname: String,
+    /// `YYYY-MM-DD`.
+    birth_date: String,
+}
+
+#[derive(Debug, Clone)]
+struct TravellerRule {
+    id: String,
+    lane: Lane,
+    reason: String,
+    roles: Vec<Role>,
+    /// Alpha-2, in capitals.
+    nationalities: Vec<String>,
+    document_issuers: Vec<String>,
+    document_expired: bool,
+    no_travel_document: bool,
+    departures: Vec<String>,
+    /// Surname in capitals with single spaces, and the birth date.
+    watch: Vec<(String, String)>,
+    sample_percent: Option<u8>,
+}
+
+/// A country as an ISO 3166-1 alpha-2 code, from alpha-2 or alpha-3 in
+/// any case; `None` when it is neither.
+fn country_alpha2(code: &str) -> Option<String> {
+    let code = code.trim().to_ascii_uppercase();
+    match code.len() {
+        2 => isocountry::CountryCode::for_alpha2(&code)
+            .ok()
+            .map(|c| c.alpha2().to_owned()),
+        3 => isocountry::CountryCode::for_alpha3(&code)
+            .ok()
+            .map(|c| c.alpha2().to_owned()),
+        _ => None,
+    }
+}
+
+/// Whether `text` is a day that exists, written `YYYY-MM-DD`.
+fn is_iso_date(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    let shape = bytes.len() == 10
+        && bytes.iter().enumerate().all(|(i, b)| {
+            if i == 4 || i == 7 {
+                *b == b'-'
+            } else {
+                b.is_ascii_digit()
+            }
+        });
+    let number = |at: std::ops::Range<usize>| -> u32 {
+        text.get(at).and_then(|v| v.parse().ok()).unwrap_or(0)
+    };
+    if !shape {
+        return false;
+    }
+    let (year, month, day) = (number(0..4), number(5..7), number(8..10));
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let days = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => 0,
+    };
+    (1..=days).contains(&day)
+}
+
+/// A name as names are compared: capitals, words split on spaces and
+/// hyphens joined by single spaces.
+fn name_key(name: &str) -> String {
+    name.split(|c: char| c.is_whitespace() || c == '-')
+        .filter(|w| !w.is_empty())
+        .map(str::to_uppercase)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[derive(Debug, Deserialize)]
@@ -135,6 +266,28 @@ impl MinValue {
 #[derive(Debug, Clone, Default)]
 pub struct RiskProfile {
     rules: Vec<Rule>,
+    traveller_rules: Vec<TravellerRule>,
+}
+
+/// What screening a passenger or crew list found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Screening {
+    /// The highest lane of its travellers (green when none is selected).
+    pub lane: Lane,
+    /// The travellers selected, in list order.
+    pub selected: Vec<Selected>,
+}
+
+/// One traveller a rule selected.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Selected {
+    /// 1-based position in the list.
+    pub position: usize,
+    /// Surname and given names as listed.
+    pub name: String,
+    pub lane: Lane,
+    /// `rule id: reason` of each matching rule.
+    pub reasons: Vec<String>,
 }
 
 /// Why the risk rules cannot be used.
@@ -247,7 +400,143 @@ impl RiskProfile {
                 sample_percent: r.sample_percent,
             });
         }
-        Ok(RiskProfile { rules })
+        let mut traveller_rules = Vec::new();
+        for r in raw.traveller_rule {
+            let name = r.id.get_ref().clone();
+            if !seen.insert(name.clone()) {
+                return Err(error(
+                    r.id.span().start,
+                    format!("rule id {name:?} is used twice"),
+                ));
+            }
+            if r.sample_percent.is_some_and(|p| p > 100) {
+                return Err(error(
+                    r.id.span().start,
+                    format!("rule {name:?}: sample_percent is above 100"),
+                ));
+            }
+            let countries = |list: &[Spanned<String>], what: &str| {
+                list.iter()
+                    .map(|c| {
+                        country_alpha2(c.get_ref()).ok_or_else(|| {
+                            error(
+                                c.span().start,
+                                format!(
+                                    "rule {name:?}: {what} {:?} is not an ISO 3166-1 alpha-2 or alpha-3 country code",
+                                    c.get_ref()
+                                ),
+                            )
+                        })
+                    })
+                    .collect::<Result<Vec<String>, RiskError>>()
+            };
+            let nationalities = countries(&r.nationalities, "nationality")?;
+            let document_issuers = countries(&r.document_issuers, "document issuer")?;
+            let mut departures = Vec::new();
+            for d in &r.departures {
+                let code = d.get_ref().trim().to_ascii_uppercase();
+                if code.is_empty() {
+                    return Err(error(
+                        d.span().start,
+                        format!("rule {name:?}: an empty departure"),
+                    ));
+                }
+                departures.push(code);
+            }
+            let mut watch = Vec::new();
+            for w in &r.watch {
+                let entry = w.get_ref();
+                let surname = name_key(&entry.surname);
+                let date = entry.birth_date.trim();
+                let is_date = is_iso_date(date);
+                if surname.is_empty() || !is_date {
+                    return Err(error(
+                        w.span().start,
+                        format!(
+                            "rule {name:?}: a watched traveller needs a surname and a birth_date YYYY-MM-DD"
+                        ),
+                    ));
+                }
+                watch.push((surname, date.to_owned()));
+            }
+            traveller_rules.push(TravellerRule {
+                id: r.id.into_inner(),
+                lane: r.lane,
+                reason: r.reason,
+                roles: r.roles,
+                nationalities,
+                document_issuers,
+                document_expired: r.document_expired,
+                no_travel_document: r.no_travel_document,
+                departures,
+                watch,
+                sample_percent: r.sample_percent,
+            });
+        }
+        Ok(RiskProfile {
+            rules,
+            traveller_rules,
+        })
+    }
+
+    /// Rules on travellers (`[[traveller_rule]]`).
+    pub fn traveller_rules(&self) -> usize {
+        self.traveller_rules.len()
+    }
+
+    /// Screens each traveller of `list`, stored under `id` (the id seeds
+    /// the random sample, with the traveller's position).
+    pub fn screen(&self, id: &str, list: &PassengerList) -> Screening {
+        let mut out = Screening {
+            lane: Lane::Green,
+            selected: Vec::new(),
+        };
+        if self.traveller_rules.is_empty() {
+            return out;
+        }
+        // The day of arrival: the list's, else its last leg's, else the
+        // day of departure (documents are judged against the day the
+        // traveller arrives).
+        let arrival = list
+            .arrival_time
+            .as_ref()
+            .or_else(|| list.legs.iter().rev().find_map(|l| l.arrival_time.as_ref()))
+            .or(list.departure_time.as_ref())
+            .and_then(|m| m.iso.get(..10))
+            .map(str::to_owned);
+        let mut starts: Vec<String> = list.departure.iter().cloned().collect();
+        starts.extend(list.legs.iter().filter_map(|l| l.departure.clone()));
+        for (n, traveller) in list.travellers.iter().enumerate() {
+            let mut lane = Lane::Green;
+            let mut reasons = Vec::new();
+            for rule in &self.traveller_rules {
+                if !rule.matches(traveller, arrival.as_deref(), &starts) {
+                    continue;
+                }
+                if let Some(percent) = rule.sample_percent
+                    && draw(&format!("{id}#{}", n + 1), &rule.id) >= u32::from(percent)
+                {
+                    continue;
+                }
+                lane = lane.max(rule.lane);
+                reasons.push(format!("{}: {}", rule.id, rule.reason));
+            }
+            if !reasons.is_empty() {
+                out.lane = out.lane.max(lane);
+                let mut name = traveller.surname.clone();
+                for given in &traveller.given_names {
+                    name.push(' ');
+                    name.push_str(given);
+                }
+                out.selected.push(Selected {
+                    position: n + 1,
+                    name,
+                    lane,
+                    reasons,
+                });
+            }
+        }
+        out
     }
 
     pub fn len(&self) -> usize {
@@ -311,6 +600,68 @@ impl RiskProfile {
             out.reasons.push(format!("{}: {}", rule.id, rule.reason));
         }
         out
+    }
+}
+
+impl TravellerRule {
+    /// Whether every condition of the rule holds for `t`, arriving on the
+    /// day `arrival` (`YYYY-MM-DD`) of a journey starting at `starts`.
+    fn matches(&self, t: &Traveller, arrival: Option<&str>, starts: &[String]) -> bool {
+        let role = if t.crew { Role::Crew } else { Role::Passenger };
+        if !self.roles.is_empty() && !self.roles.contains(&role) {
+            return false;
+        }
+        let in_list = |list: &[String], code: Option<&str>| {
+            list.is_empty()
+                || code
+                    .and_then(country_alpha2)
+                    .is_some_and(|c| list.contains(&c))
+        };
+        if !in_list(&self.nationalities, t.nationality.as_deref()) {
+            return false;
+        }
+        let document = t.travel_document.as_ref();
+        if !in_list(
+            &self.document_issuers,
+            document.and_then(|d| d.issuer.as_deref()),
+        ) {
+            return false;
+        }
+        if self.no_travel_document && document.is_some() {
+            return false;
+        }
+        if self.document_expired {
+            // Expired: it ends before the day of arrival. A document
+            // without an expiry, or a list without dates, is not judged.
+            let expires = document
+                .and_then(|d| d.expires.as_ref())
+                .and_then(|m| m.iso.get(..10));
+            let expired = matches!((expires, arrival), (Some(e), Some(a)) if e < a);
+            if !expired {
+                return false;
+            }
+        }
+        if !self.departures.is_empty() {
+            let embarked = t.embarkation.iter().chain(starts);
+            if !embarked
+                .into_iter()
+                .any(|p| self.departures.contains(&p.trim().to_ascii_uppercase()))
+            {
+                return false;
+            }
+        }
+        if !self.watch.is_empty() {
+            let surname = name_key(&t.surname);
+            let born = t.birth_date.as_ref().and_then(|m| m.iso.get(..10));
+            if !self
+                .watch
+                .iter()
+                .any(|(s, b)| *s == surname && born == Some(b.as_str()))
+            {
+                return false;
+            }
+        }
+        true
     }
 }
 
@@ -480,6 +831,147 @@ origins = ["ir"]
             .err();
             assert_eq!(e.as_ref().map(|e| e.line), Some(line), "{e:?}");
             assert!(e.is_some_and(|e| e.message.contains(says)));
+        }
+    }
+
+    fn passenger_list(travellers: serde_json::Value) -> PassengerList {
+        let json = serde_json::json!({
+            "reference": "R1", "journey": "BA117", "departure": "LHR",
+            "arrival": "ICN", "arrival_time": {"iso": "2026-11-29T11:20", "format": "201"},
+            "legs": [
+                {"departure": "LHR", "arrival": "DXB"},
+                {"departure": "DXB", "arrival": "ICN"}
+            ],
+            "travellers": travellers
+        });
+        serde_json::from_value(json).unwrap_or_else(|e| unreachable!("{e}"))
+    }
+
+    fn screen(rules: &str, list: &PassengerList) -> Vec<(usize, Lane, usize)> {
+        let profile =
+            RiskProfile::from_toml_str("t", rules).unwrap_or_else(|e| unreachable!("{e}"));
+        profile
+            .screen("list-1", list)
+            .selected
+            .iter()
+            .map(|s| (s.position, s.lane, s.reasons.len()))
+            .collect()
+    }
+
+    /// Each condition of a traveller rule, alone: nationality and issuer
+    /// compared as countries whatever the alpha form, the document's expiry
+    /// against the day of arrival, where the journey starts (any leg, or
+    /// the traveller's own embarkation), the role, the watch list by
+    /// surname and birth date.
+    #[test]
+    fn traveller_rules_judge_each_traveller() {
+        let list = passenger_list(serde_json::json!([
+            {"crew": false, "surname": "Kim", "given_names": ["Minji"], "nationality": "KOR",
+             "birth_date": {"iso": "1990-01-02", "format": "101"},
+             "travel_document": {"code": "P", "issuer": "KOR",
+                                 "expires": {"iso": "2026-11-28", "format": "101"}}},
+            {"crew": true, "surname": "O'Neil-Smith", "nationality": "GB",
+             "birth_date": {"iso": "1979-03-02", "format": "101"},
+             "travel_document": {"code": "P", "issuer": "GBR",
+                                 "expires": {"iso": "2026-11-29", "format": "101"}}},
+            {"crew": false, "surname": "Doe", "embarkation": "CDG"}
+        ]));
+        let rule = |body: &str| {
+            format!("[[traveller_rule]]\nid = \"r\"\nlane = \"yellow\"\nreason = \"x\"\n{body}\n")
+        };
+        let one = |position| vec![(position, Lane::Yellow, 1)];
+        assert_eq!(screen(&rule("nationalities = [\"KR\"]"), &list), one(1));
+        assert_eq!(screen(&rule("nationalities = [\"gbr\"]"), &list), one(2));
+        assert_eq!(screen(&rule("document_issuers = [\"GB\"]"), &list), one(2));
+        // Expires the day before arrival: expired; on the day: not.
+        assert_eq!(screen(&rule("document_expired = true"), &list), one(1));
+        assert_eq!(screen(&rule("no_travel_document = true"), &list), one(3));
+        assert_eq!(screen(&rule("roles = [\"crew\"]"), &list), one(2));
+        assert_eq!(
+            screen(&rule("roles = [\"passenger\"]"), &list),
+            vec![(1, Lane::Yellow, 1), (3, Lane::Yellow, 1)]
+        );
+        // The second leg's departure counts for everyone; CDG only for
+        // the traveller who embarked there.
+        assert_eq!(screen(&rule("departures = [\"dxb\"]"), &list).len(), 3);
+        assert_eq!(screen(&rule("departures = [\"CDG\"]"), &list), one(3));
+        assert_eq!(
+            screen(
+                &rule("watch = [{ surname = \"o'neil smith\", birth_date = \"1979-03-02\" }]"),
+                &list
+            ),
+            one(2)
+        );
+        assert_eq!(
+            screen(
+                &rule("watch = [{ surname = \"O'NEIL-SMITH\", birth_date = \"1979-03-03\" }]"),
+                &list
+            ),
+            vec![]
+        );
+        // All conditions must hold.
+        assert_eq!(
+            screen(&rule("nationalities = [\"KR\"]\nroles = [\"crew\"]"), &list),
+            vec![]
+        );
+        // The highest lane wins, every matching rule is a reason; the
+        // list takes the highest of its travellers.
+        let two = "[[traveller_rule]]\nid = \"a\"\nlane = \"yellow\"\nreason = \"x\"\nroles = [\"crew\"]\n\
+                   [[traveller_rule]]\nid = \"b\"\nlane = \"red\"\nreason = \"y\"\nnationalities = [\"GB\"]\n";
+        assert_eq!(screen(two, &list), vec![(2, Lane::Red, 2)]);
+        let profile = RiskProfile::from_toml_str("t", two).unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(profile.screen("list-1", &list).lane, Lane::Red);
+        // Without traveller rules nobody is selected.
+        assert_eq!(
+            RiskProfile::default().screen("list-1", &list).lane,
+            Lane::Green
+        );
+    }
+
+    /// A random sample draws per traveller, the same every time.
+    #[test]
+    fn traveller_samples_are_stable() {
+        let travellers: Vec<serde_json::Value> = (0..400)
+            .map(|n| serde_json::json!({"crew": false, "surname": format!("P{n}")}))
+            .collect();
+        let list = passenger_list(serde_json::Value::Array(travellers));
+        let rules = "[[traveller_rule]]\nid = \"s\"\nlane = \"yellow\"\nreason = \"x\"\nsample_percent = 10\n";
+        let first = screen(rules, &list);
+        assert_eq!(first, screen(rules, &list));
+        assert!((20..=60).contains(&first.len()), "{}", first.len());
+    }
+
+    /// Traveller rules are refused with their line when they could never
+    /// match or say something unclear.
+    #[test]
+    fn bad_traveller_rules_are_refused() {
+        let refused = |body: &str| {
+            let text = format!(
+                "[[rule]]\nid = \"a\"\nlane = \"red\"\nreason = \"x\"\n\n[[traveller_rule]]\nid = \"t\"\nlane = \"red\"\nreason = \"x\"\n{body}\n"
+            );
+            match RiskProfile::from_toml_str("risk.toml", &text) {
+                Err(e) => (e.line, e.message),
+                Ok(_) => unreachable!("accepted: {body}"),
+            }
+        };
+        assert_eq!(
+            refused("nationalities = [\"XX\"]"),
+            (10, "rule \"t\": nationality \"XX\" is not an ISO 3166-1 alpha-2 or alpha-3 country code".into())
+        );
+        assert_eq!(refused("document_issuers = [\"UK\"]").0, 10);
+        assert_eq!(
+            refused("watch = [{ surname = \"X\", birth_date = \"1979-02-30\" }]").1,
+            "rule \"t\": a watched traveller needs a surname and a birth_date YYYY-MM-DD"
+        );
+        assert!(refused("roles = [\"pilot\"]").1.contains("unknown variant"));
+        assert!(refused("sample_percent = 101").1.contains("above 100"));
+        let duplicate = "[[rule]]\nid = \"a\"\nlane = \"red\"\nreason = \"x\"\n[[traveller_rule]]\nid = \"a\"\nlane = \"red\"\nreason = \"x\"\n";
+        match RiskProfile::from_toml_str("risk.toml", duplicate) {
+            Err(e) => assert_eq!(
+                (e.line, e.message.as_str()),
+                (6, "rule id \"a\" is used twice")
+            ),
+            Ok(_) => unreachable!("a duplicate id was accepted"),
         }
     }
 }

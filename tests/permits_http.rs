@@ -638,3 +638,122 @@ async fn control_characters_are_refused_where_they_come_in() {
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     hub.stop().await;
 }
+
+/// A passenger list's travellers are screened by the traveller rules:
+/// customs officers see the list's lane and who was selected and why; the
+/// carrier that sent it sees neither, wherever it looks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passenger_lists_are_screened_for_officers_only() {
+    let risk = r#"
+[[traveller_rule]]
+id = "watch-list"
+lane = "red"
+reason = "named on the watch list"
+watch = [{ surname = "smith", birth_date = "1979-03-02" }]
+
+[[traveller_rule]]
+id = "uk-documents"
+lane = "yellow"
+reason = "documents of this issuer are checked"
+roles = ["passenger"]
+document_issuers = ["GB"]
+
+[[traveller_rule]]
+id = "expired-document"
+lane = "red"
+reason = "travel document expired"
+document_expired = true
+"#;
+    let hub = HttpHub::builder()
+        .partner("AIR1", "Airline", None)
+        .partner("officer", "Officer", Some("CUSTOMS"))
+        .risk(risk)
+        .start()
+        .await;
+    let addr = hub.addr;
+    let body = String::from_utf8(common::fixture("ok/paxlst-d02b-iata-references.edi"))
+        .unwrap()
+        .replace("+DHS:ZZ+", "+TRADEHUB:ZZ+");
+    let r = request(
+        addr,
+        "POST",
+        "/v1/interchanges",
+        Some(hub.token("AIR1")),
+        body.as_bytes(),
+    )
+    .await;
+    assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
+    let interchange = r.json()["interchange"]["id"].as_str().unwrap().to_owned();
+    let r = request(
+        addr,
+        "GET",
+        &format!("/v1/interchanges/{interchange}"),
+        Some(hub.token("AIR1")),
+        b"",
+    )
+    .await;
+    let seen_by_carrier = r.json()["declarations"][0].clone();
+    assert_eq!(seen_by_carrier["status"], "accepted", "{}", r.json());
+    assert_eq!(seen_by_carrier["lane"], serde_json::Value::Null);
+    let id = seen_by_carrier["id"].as_str().unwrap().to_owned();
+    let path = format!("/v1/declarations/{id}");
+
+    // The officer: red (the watch list), two travellers named.
+    let r = request(addr, "GET", &path, Some(hub.token("officer")), b"").await;
+    assert_eq!(r.status, 200);
+    let officer = r.json();
+    assert_eq!(officer["declaration"]["lane"], "red", "{officer}");
+    let screened: Vec<&str> = officer["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "screened")
+        .map(|e| e["detail"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        screened,
+        vec![
+            "red lane: 2 traveller(s) selected; \
+             #1 SMITH JANE (yellow): uk-documents: documents of this issuer are checked; \
+             #2 SMITH JOHN (red): watch-list: named on the watch list, \
+             uk-documents: documents of this issuer are checked"
+        ]
+    );
+    let r = request(
+        addr,
+        "GET",
+        "/v1/declarations?status=accepted",
+        Some(hub.token("officer")),
+        b"",
+    )
+    .await;
+    assert_eq!(r.json()["declarations"][0]["lane"], "red");
+
+    // The carrier: the same list without lane or screening.
+    let r = request(addr, "GET", &path, Some(hub.token("AIR1")), b"").await;
+    assert_eq!(r.status, 200);
+    let carrier = r.json();
+    assert_eq!(carrier["declaration"]["lane"], serde_json::Value::Null);
+    let kinds: Vec<&str> = carrier["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert!(
+        !kinds.is_empty() && !kinds.contains(&"screened"),
+        "{kinds:?}"
+    );
+    assert!(!carrier.to_string().contains("watch-list"), "{carrier}");
+    let r = request(
+        addr,
+        "GET",
+        "/v1/declarations",
+        Some(hub.token("AIR1")),
+        b"",
+    )
+    .await;
+    assert_eq!(r.json()["declarations"][0]["id"], id.as_str());
+    assert_eq!(r.json()["declarations"][0]["lane"], serde_json::Value::Null);
+    hub.stop().await;
+}

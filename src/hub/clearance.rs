@@ -26,8 +26,8 @@ use super::outbox::{EVENTS_EXCHANGE, json_message};
 use crate::diag::{Code, Issue, Location};
 use crate::mapping::Mapped;
 use crate::model::{
-    Declaration, DeclarationFunction, Moment, PermitDecision, PermitOutcome, PermitRequest,
-    Response,
+    Declaration, DeclarationFunction, Moment, PassengerList, PermitDecision, PermitOutcome,
+    PermitRequest, Response,
 };
 use crate::risk::{Lane, RiskProfile};
 use crate::routing::Routing;
@@ -44,6 +44,9 @@ pub mod state {
     pub const REJECTED: &str = "rejected";
     pub const ACCEPTED: &str = "accepted";
     pub const LANE_ASSIGNED: &str = "lane_assigned";
+    /// A passenger or crew list's travellers were screened (an event
+    /// only customs officers see).
+    pub const SCREENED: &str = "screened";
     pub const AWAITING_PERMITS: &str = "awaiting_permits";
     pub const PERMITS_GRANTED: &str = "permits_granted";
     pub const PERMIT_REFUSED: &str = "permit_refused";
@@ -67,6 +70,35 @@ pub mod state {
     pub const CHANGEABLE: &[&str] = &[AWAITING_PERMITS, HELD];
     /// Statuses from which an officer may release the goods.
     pub const RELEASABLE: &[&str] = &[CLEARED, HELD];
+}
+
+/// The most travellers a screening event names; the rest are counted.
+const SCREENED_NAMED: usize = 100;
+
+/// The event of a passenger list's screening: its lane and each selected
+/// traveller with the rules that selected them.
+fn screening_detail(s: &crate::risk::Screening) -> String {
+    if s.selected.is_empty() {
+        return format!("{} lane: no traveller selected", s.lane.as_str());
+    }
+    let mut out = format!(
+        "{} lane: {} traveller(s) selected",
+        s.lane.as_str(),
+        s.selected.len()
+    );
+    for t in s.selected.iter().take(SCREENED_NAMED) {
+        out.push_str(&format!(
+            "; #{} {} ({}): {}",
+            t.position,
+            t.name,
+            t.lane.as_str(),
+            t.reasons.join(", ")
+        ));
+    }
+    if s.selected.len() > SCREENED_NAMED {
+        out.push_str(&format!("; and {} more", s.selected.len() - SCREENED_NAMED));
+    }
+    out
 }
 
 /// The role of customs officers' accounts (`partner add --agency CUSTOMS`):
@@ -292,7 +324,20 @@ impl Clearance {
             .push((state::ACCEPTED.into(), format!("{} accepted", d.target)));
         let Some(decl) = declaration else {
             // Manifests and passenger lists are accepted and answered; they
-            // need no lane and no permits.
+            // need no permits. A passenger list's travellers are screened:
+            // what is found is for customs (an event only officers see),
+            // not for the carrier's answer.
+            if mapped.target == "passenger_list"
+                && let Some(list) = mapped
+                    .canonical
+                    .as_ref()
+                    .and_then(|c| PassengerList::deserialize(c).ok())
+            {
+                let screening = self.risk.screen(&d.id, &list);
+                d.lane = Some(screening.lane.as_str().into());
+                d.events
+                    .push((state::SCREENED.into(), screening_detail(&screening)));
+            }
             d.status = state::ACCEPTED.into();
             self.respond(&mut d, &reply, state::ACCEPTED, &[], &[], 0, now);
             return d;

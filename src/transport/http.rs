@@ -841,10 +841,13 @@ async fn get_interchange(
         Err(e) => return store_problem(&e),
     };
     let issues: serde_json::Value = serde_json::from_str(&ic.issues_json).unwrap_or(json!([]));
-    let declarations = match store.declarations_of(&id).await {
+    let mut declarations = match store.declarations_of(&id).await {
         Ok(d) => d,
         Err(e) => return store_problem(&e),
     };
+    for d in &mut declarations {
+        hide_screening(&partner, d, None);
+    }
     (
         StatusCode::OK,
         Json(json!({
@@ -881,6 +884,26 @@ fn is_officer(partner: &Partner) -> bool {
     partner.agency.as_deref() == Some(CUSTOMS_ROLE)
 }
 
+/// What of a passenger list's screening `partner` may see: customs
+/// officers everything; anyone else (the carrier that sent the list)
+/// neither its lane nor its screening event, so that no traveller's
+/// selection is told to the carrier.
+fn hide_screening(
+    partner: &Partner,
+    declaration: &mut crate::store::StoredDeclaration,
+    events: Option<&mut Vec<crate::store::Event>>,
+) {
+    if is_officer(partner) {
+        return;
+    }
+    if declaration.target == "passenger_list" {
+        declaration.lane = None;
+    }
+    if let Some(events) = events {
+        events.retain(|e| e.kind != crate::hub::clearance::state::SCREENED);
+    }
+}
+
 /// Who may see a declaration: its sender, customs officers, and the
 /// agencies with a permit on it (`permits`: the declaration's).
 fn may_see(
@@ -911,16 +934,17 @@ async fn get_declaration(
         (Ok(d), Ok(p)) => (d, p),
         (Err(e), _) | (_, Err(e)) => return store_problem(&e),
     };
-    let Some(declaration) = declaration.filter(|d| may_see(&partner, d, &permits)) else {
+    let Some(mut declaration) = declaration.filter(|d| may_see(&partner, d, &permits)) else {
         return not_found("declaration", &id);
     };
-    let (events, responses) = match (
+    let (mut events, responses) = match (
         store.declaration_events(&id).await,
         store.responses_of(&id).await,
     ) {
         (Ok(e), Ok(r)) => (e, r),
         (Err(e), _) | (_, Err(e)) => return store_problem(&e),
     };
+    hide_screening(&partner, &mut declaration, Some(&mut events));
     let canonical: serde_json::Value = declaration
         .canonical_json
         .as_deref()
@@ -965,10 +989,13 @@ async fn cargo_timeline(
             agency: partner.agency.clone(),
         }
     };
-    let visible = match store.cargo_timeline(&reference, &viewer).await {
+    let mut visible = match store.cargo_timeline(&reference, &viewer).await {
         Ok(t) => t,
         Err(e) => return store_problem(&e),
     };
+    for (d, events) in &mut visible {
+        hide_screening(&partner, d, Some(events));
+    }
     if visible.is_empty() {
         // References of other partners' cargo are as good as absent.
         return not_found("cargo reference", &reference);
@@ -1131,7 +1158,12 @@ async fn list_declarations(
         .declarations(query.status.as_deref(), owner, limit)
         .await
     {
-        Ok(list) => (StatusCode::OK, Json(json!({"declarations": list}))).into_response(),
+        Ok(mut list) => {
+            for d in &mut list {
+                hide_screening(&partner, d, None);
+            }
+            (StatusCode::OK, Json(json!({"declarations": list}))).into_response()
+        }
         Err(e) => store_problem(&e),
     }
 }

@@ -359,6 +359,8 @@ pub struct HttpHubBuilder {
     routing: bool,
     /// The HTTP settings, when not the defaults.
     settings: Option<HttpSettings>,
+    /// Risk rules (risk.toml text), when any.
+    risk: Option<String>,
 }
 
 impl HttpHub {
@@ -408,6 +410,13 @@ impl HttpHubBuilder {
         self
     }
 
+    /// Assesses declarations and screens passenger lists by these risk
+    /// rules (risk.toml text).
+    pub fn risk(mut self, toml: &str) -> Self {
+        self.risk = Some(toml.to_owned());
+        self
+    }
+
     /// Routes declarations by config/agencies.toml and config/routing.toml.
     pub fn routing(mut self) -> Self {
         self.routing = true;
@@ -433,6 +442,9 @@ impl HttpHubBuilder {
             tokens.insert(id.clone(), token);
         }
         let mut clearance = Clearance::default();
+        if let Some(risk) = &self.risk {
+            clearance.risk = tradehub::risk::RiskProfile::from_toml_str("risk", risk).unwrap();
+        }
         if self.routing {
             let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
             let catalogue =
