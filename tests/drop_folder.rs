@@ -579,3 +579,125 @@ async fn a_stop_ends_the_scan_after_the_file_in_hand() {
     intake.store().close().await;
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The answers to a partner who delivers files are written to its
+/// `out/` folder as the relay publishes them (whole files only, named
+/// after the declaration and status); a folder that cannot be written
+/// holds the answer back until it can, and nothing is written twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_are_delivered_to_the_partners_out_folder() {
+    use tradehub::hub::outbox::{self, InProcess};
+    use tradehub::transport::drop::DropDelivery;
+    let (dir, intake, settings) = setup().await;
+    let inbox = settings.dir.join("KRBROKER01/in");
+    std::fs::write(inbox.join("a.edi"), fixture("ok/cusdec-d96b-unoc.edi")).unwrap();
+    drop::scan(&intake, &settings).await.unwrap();
+    let out = settings.dir.join("KRBROKER01/out");
+    let inproc = std::sync::Arc::new(InProcess::new(64));
+    let publisher = DropDelivery::new(inproc.clone(), settings.dir.clone());
+
+    // out/ is a file: no answer can be written. They stay due; the other
+    // messages (the events) go on.
+    std::fs::write(&out, b"in the way").unwrap();
+    let backlog = intake.store().outbox_backlog().await.unwrap();
+    outbox::drain(intake.store(), &publisher).await.unwrap();
+    let held = intake.store().outbox_backlog().await.unwrap();
+    assert!(held > 0 && held < backlog, "{held} of {backlog} held back");
+
+    // Once it can be written, every answer is there, complete (after the
+    // pause of a declined message).
+    std::fs::remove_file(&out).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while intake.store().outbox_backlog().await.unwrap() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "answers not delivered"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        outbox::drain(intake.store(), &publisher).await.unwrap();
+    }
+    let mut names: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    let declarations = intake
+        .store()
+        .declarations(None, Some("KRBROKER01"), 10)
+        .await
+        .unwrap();
+    assert!(!declarations.is_empty());
+    // Each declaration's first answer, named by its status then.
+    for d in &declarations {
+        assert!(
+            names
+                .iter()
+                .any(|n| n.starts_with(&format!("{}.", d.id)) && n.ends_with(".0.edi")),
+            "{names:?} {}",
+            d.id
+        );
+    }
+    assert!(
+        names.iter().all(|n| declarations
+            .iter()
+            .any(|d| n.starts_with(&format!("{}.", d.id)) && n.ends_with(".edi"))),
+        "{names:?}"
+    );
+    for name in &names {
+        let text = std::fs::read_to_string(out.join(name)).unwrap();
+        assert!(
+            text.starts_with("UNA")
+                && text.contains("UNH+")
+                && (text.contains("CUSRES") || text.contains("APERAK")),
+            "{name}: {text}"
+        );
+    }
+    // A partner without a folder gets nothing written; STRANGER's folder
+    // holds no answer, and no hidden part file is left anywhere.
+    assert!(!settings.dir.join("STRANGER/out").exists());
+    assert!(names.iter().all(|n| !n.starts_with('.')), "{names:?}");
+    // An answer published again (after a restart) leaves the file as it
+    // was (a broker may have taken it already); a new one is written.
+    use tradehub::hub::outbox::Publish;
+    let again = |message_id: String| tradehub::store::PendingMessage {
+        seq: 1,
+        message: tradehub::store::OutboxMessage {
+            exchange: "tradehub.acks".into(),
+            routing_key: "ack.KRBROKER01".into(),
+            message_id,
+            content_type: "application/edifact".into(),
+            payload: b"again".to_vec(),
+        },
+        created_at: String::new(),
+        attempts: 0,
+    };
+    let first = names[0].strip_suffix(".edi").unwrap().replace('.', "/");
+    std::fs::write(out.join(&names[0]), b"kept").unwrap();
+    publisher
+        .publish(&again(format!("{first}/response")))
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read(out.join(&names[0])).unwrap(), b"kept");
+    publisher
+        .publish(&again("x/cleared/7/response".into()))
+        .await
+        .unwrap();
+    assert_eq!(
+        std::fs::read(out.join("x.cleared.7.edi")).unwrap(),
+        b"again"
+    );
+    // Another exchange, or a partner without a folder: no file.
+    let mut event = again("y/cleared/1/event".into());
+    event.message.exchange = "tradehub.events".into();
+    publisher.publish(&event).await.unwrap();
+    let mut elsewhere = again("z/cleared/1/response".into());
+    elsewhere.message.routing_key = "ack.NOFOLDER".into();
+    publisher.publish(&elsewhere).await.unwrap();
+    let mut escape = again("w/cleared/1/response".into());
+    escape.message.routing_key = "ack...".into();
+    publisher.publish(&escape).await.unwrap();
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), names.len() + 1);
+    assert!(!settings.dir.join("NOFOLDER").exists());
+    intake.store().close().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}

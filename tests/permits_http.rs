@@ -755,5 +755,11 @@ document_expired = true
     .await;
     assert_eq!(r.json()["declarations"][0]["id"], id.as_str());
     assert_eq!(r.json()["declarations"][0]["lane"], serde_json::Value::Null);
+    let metrics =
+        String::from_utf8(request(addr, "GET", "/metrics", None, b"").await.body).unwrap();
+    assert!(
+        metrics.contains("\ntradehub_passenger_lists_selected_total 1\n"),
+        "{metrics}"
+    );
     hub.stop().await;
 }

@@ -936,12 +936,19 @@ fn serve(opts: ServeOptions) -> Result<u8, CliError> {
         // The outbox relay: RabbitMQ with confirms, or in-process when embedded.
         let relay = opts.relay;
         let relay_task = match opts.amqp.clone() {
+            // Answers also go to the drop folders of partners that have one.
             Some(s) => {
-                let publisher = std::sync::Arc::new(amqp::OutboxPublisher::new(s));
+                let publisher = std::sync::Arc::new(drop::DropDelivery::new(
+                    std::sync::Arc::new(amqp::OutboxPublisher::new(s)),
+                    opts.drop_dir.clone(),
+                ));
                 tokio::spawn(outbox::relay(store.clone(), publisher, intake.outbox_wake(), relay, stopped(stop_rx.clone())))
             }
             None => {
-                let publisher = std::sync::Arc::new(outbox::InProcess::new(1024));
+                let publisher = std::sync::Arc::new(drop::DropDelivery::new(
+                    std::sync::Arc::new(outbox::InProcess::new(1024)),
+                    opts.drop_dir.clone(),
+                ));
                 tokio::spawn(outbox::relay(store.clone(), publisher, intake.outbox_wake(), relay, stopped(stop_rx.clone())))
             }
         };

@@ -2,7 +2,9 @@
 //! `<drop-dir>/<PARTNER>/in/`; the hub takes each one through the same intake
 //! as HTTP and moves it to `done/` (with the acknowledgement beside it as
 //! `NAME.ack`) or to `failed/` (with `NAME.err` saying why, and the
-//! acknowledgement when there is one).
+//! acknowledgement when there is one). The answers that follow (a
+//! declaration's CUSRES, APERAK or WCO RES at each change of status) are
+//! written to `<PARTNER>/out/` by [`DropDelivery`] as the relay sends them.
 //!
 //! The folder name is the partner: only registered partners' folders are
 //! read. Files are picked up when complete: write them under a name that
@@ -770,4 +772,185 @@ fn finish(
     } else {
         Outcome::Failed(target)
     })
+}
+
+/// The answers to partners who deliver files, written where they deliver
+/// them: every response the hub sends a partner (`ack.<PARTNER>` on
+/// `tradehub.acks`: CUSRES, APERAK, WCO RES at each change of a
+/// declaration's status) whose drop folder `<drop-dir>/<PARTNER>/` exists
+/// is also written to `<PARTNER>/out/`, named after the declaration, the
+/// status and the answer's number (`<id>.cleared.1.edi`), before it is
+/// published as usual. A file is written under a name starting with `.`
+/// and renamed into place once complete, so a broker never reads half of
+/// one; one already there (the same message published again after a
+/// restart) is left as it is. A folder that cannot be written declines
+/// the message as a broker's negative confirm does: it is tried again with
+/// growing pauses, the partner's later answers wait behind it, other
+/// destinations go on, and after the relay's attempts it is parked
+/// (`tradehub outbox retry`), never lost.
+pub struct DropDelivery<P: ?Sized> {
+    inner: std::sync::Arc<P>,
+    dir: PathBuf,
+}
+
+impl<P: ?Sized> std::fmt::Debug for DropDelivery<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DropDelivery")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<P: ?Sized> DropDelivery<P> {
+    pub fn new(inner: std::sync::Arc<P>, dir: PathBuf) -> Self {
+        DropDelivery { inner, dir }
+    }
+
+    /// Where `message` is delivered in the drop folder, if anywhere.
+    fn target(&self, message: &crate::store::OutboxMessage) -> Option<PathBuf> {
+        if message.exchange != crate::hub::clearance::ACKS_EXCHANGE {
+            return None;
+        }
+        let partner = message.routing_key.strip_prefix("ack.")?;
+        let plain = !partner.is_empty()
+            && partner != "."
+            && partner != ".."
+            && !partner.contains(['/', '\\', '\0']);
+        if !plain {
+            return None;
+        }
+        let folder = self.dir.join(partner);
+        // The partner's own folder, not a link to elsewhere.
+        if !std::fs::symlink_metadata(&folder).is_ok_and(|m| m.is_dir()) {
+            return None;
+        }
+        let id = message
+            .message_id
+            .strip_suffix("/response")
+            .unwrap_or(&message.message_id);
+        let stem: String = id
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '.'
+                }
+            })
+            .collect();
+        let extension = match message.content_type.as_str() {
+            "application/edifact" => "edi",
+            "application/xml" => "xml",
+            _ => "json",
+        };
+        Some(folder.join("out").join(format!("{stem}.{extension}")))
+    }
+}
+
+/// Writes `bytes` to `path` through a hidden file renamed into place,
+/// unless `path` exists already.
+fn deliver_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    if std::fs::symlink_metadata(path).is_ok() {
+        return Ok(());
+    }
+    let folder = path.parent().unwrap_or(Path::new("."));
+    if std::fs::symlink_metadata(folder).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "out/ is a symbolic link; not written through",
+        ));
+    }
+    std::fs::create_dir_all(folder)?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let part = folder.join(format!(".{name}.part"));
+    {
+        use std::io::Write;
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        no_follow(&mut options);
+        let mut file = options.open(&part)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+    }
+    std::fs::rename(&part, path)
+}
+
+impl<P: crate::hub::outbox::Publish + ?Sized> crate::hub::outbox::Publish for DropDelivery<P> {
+    fn ready<'a>(&'a self) -> crate::hub::outbox::Ready<'a> {
+        self.inner.ready()
+    }
+
+    fn broker(&self) -> Option<&str> {
+        self.inner.broker()
+    }
+
+    fn publish<'a>(
+        &'a self,
+        message: &'a crate::store::PendingMessage,
+    ) -> std::pin::Pin<
+        Box<
+            dyn std::future::Future<Output = Result<(), crate::hub::outbox::RelayError>>
+                + Send
+                + 'a,
+        >,
+    > {
+        Box::pin(async move {
+            let mut results = self.publish_all(std::slice::from_ref(message)).await;
+            results.pop().unwrap_or(Ok(()))
+        })
+    }
+
+    fn publish_all<'a>(
+        &'a self,
+        messages: &'a [crate::store::PendingMessage],
+    ) -> crate::hub::outbox::Published<'a> {
+        Box::pin(async move {
+            // The files first (off the runtime's threads), then the
+            // broker; a message whose file failed is held back.
+            let files: Vec<(usize, PathBuf, Vec<u8>)> = messages
+                .iter()
+                .enumerate()
+                .filter_map(|(n, m)| {
+                    self.target(&m.message)
+                        .map(|path| (n, path, m.message.payload.clone()))
+                })
+                .collect();
+            let written: Vec<usize> = files.iter().map(|(n, _, _)| *n).collect();
+            let failed: Vec<(usize, String)> = if files.is_empty() {
+                Vec::new()
+            } else {
+                tokio::task::spawn_blocking(move || {
+                    files
+                        .into_iter()
+                        .filter_map(|(n, path, bytes)| {
+                            deliver_file(&path, &bytes).err().map(|e| {
+                                tracing::warn!(file = %path.display(), error = %e, "answer not written to the drop folder; tried again");
+                                (n, format!("drop folder {}: {e}", path.display()))
+                            })
+                        })
+                        .collect()
+                })
+                .await
+                .unwrap_or_else(|e| {
+                    written
+                        .iter()
+                        .map(|n| (*n, format!("drop folder writer failed: {e}")))
+                        .collect()
+                })
+            };
+            let mut results = self.inner.publish_all(messages).await;
+            for (n, why) in failed {
+                if let Some(slot) = results.get_mut(n) {
+                    // This message's failure, as a broker's negative
+                    // confirm: its attempt counts, later answers to the
+                    // partner wait behind it, everything else goes on.
+                    *slot = Err(crate::hub::outbox::RelayError::Refused(why));
+                }
+            }
+            results
+        })
+    }
 }
