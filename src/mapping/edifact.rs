@@ -1452,6 +1452,12 @@ fn place(index: usize) -> u16 {
 /// the length and bytes of a tag of at most three bytes (so distinct
 /// tags have distinct codes); `u32::MAX` for a longer tag, which no rule
 /// names (rule tags are three characters).
+/// A segment tag's bit in an instance's tag filter ([`Instance::tags`]):
+/// one of 64, from a multiplicative hash of its code.
+fn tag_bit(code: u32) -> u64 {
+    1u64 << (code.wrapping_mul(0x9E37_79B1) >> 26)
+}
+
 fn tag_code(tag: &str) -> u32 {
     let bytes = tag.as_bytes();
     if bytes.len() > 3 {
@@ -1594,6 +1600,10 @@ struct SegmentInfo {
 
 struct Instance {
     group: u16,
+    /// The tags of the segments in the instance and its groups, as a
+    /// filter ([`tag_bit`]): a tag whose bit is not set is not there, so a
+    /// selection of that tag from here finds nothing without a walk.
+    tags: u64,
     /// None at the message level.
     parent: Option<usize>,
     first_segment: Option<usize>,
@@ -1607,6 +1617,7 @@ impl Instance {
     fn new(group: u16, parent: Option<usize>) -> Instance {
         Instance {
             group,
+            tags: 0,
             parent,
             first_segment: None,
             last_segment: None,
@@ -1643,6 +1654,13 @@ impl Tree {
                 first_element: tree.elements,
             });
             tree.elements += text.element_count(index);
+            // The tag is in its instance and every enclosing one.
+            let bit = tag_bit(tag);
+            let mut up = owner;
+            while let Some(i) = up.and_then(|i| tree.instances.get_mut(i)) {
+                i.tags |= bit;
+                up = i.parent;
+            }
             let Some(instance) = owner.and_then(|i| tree.instances.get_mut(i)) else {
                 continue;
             };
@@ -1694,6 +1712,14 @@ impl Tree {
         self.segments.get(segment).map_or(u32::MAX, |s| s.tag)
     }
 
+    /// Whether `instance` or a group in it may hold a segment whose
+    /// [`tag_bit`] is `bit` (false: it certainly holds none).
+    fn may_hold(&self, instance: usize, bit: u64) -> bool {
+        self.instances
+            .get(instance)
+            .is_some_and(|i| i.tags & bit != 0)
+    }
+
     /// Segments directly in an instance, in message order.
     fn segments_of(&self, instance: usize) -> impl Iterator<Item = usize> + '_ {
         let first = self.instances.get(instance).and_then(|i| i.first_segment);
@@ -1708,8 +1734,9 @@ impl Tree {
     }
 
     /// Calls `f` with every instance reached from `from` through the group
-    /// numbers, in message order.
-    fn visit(&self, from: usize, groups: &[u16], f: &mut impl FnMut(usize)) {
+    /// numbers, in message order, leaving out those that hold no segment
+    /// whose [`tag_bit`] is `bit`.
+    fn visit(&self, from: usize, groups: &[u16], bit: u64, f: &mut impl FnMut(usize)) {
         match groups.split_first() {
             None => f(from),
             Some((number, rest)) => {
@@ -1717,9 +1744,9 @@ impl Tree {
                     if self
                         .instances
                         .get(child)
-                        .is_some_and(|i| i.group == *number)
+                        .is_some_and(|i| i.group == *number && i.tags & bit != 0)
                     {
-                        self.visit(child, rest, f);
+                        self.visit(child, rest, bit, f);
                     }
                 }
             }
@@ -2037,8 +2064,12 @@ impl<'a> Run<'a> {
         let Some(instance) = tree.ancestor(instance, path.up) else {
             return found;
         };
+        let bit = tag_bit(path.tag_code);
+        if !tree.may_hold(instance, bit) {
+            return found;
+        }
         if path.group_filters.iter().all(GroupStep::is_plain) {
-            tree.visit(instance, &path.groups, &mut |inst| {
+            tree.visit(instance, &path.groups, bit, &mut |inst| {
                 for seg in tree.segments_of(inst) {
                     if tree.tag(seg) == path.tag_code && self.matches(seg, &path.filters) {
                         found.push(seg);
@@ -2392,7 +2423,9 @@ impl<'a> Run<'a> {
         let first = out.list_start(obj, &list.to.parts);
         let tree = self.tree;
         let mut reached = self.reached.pop().unwrap_or_default();
-        tree.visit(instance, &list.groups, &mut |inst| reached.push(inst));
+        tree.visit(instance, &list.groups, u64::MAX, &mut |inst| {
+            reached.push(inst)
+        });
         let mut items = Vec::with_capacity(reached.len());
         let base = prefix.len();
         for &inst in &reached {
