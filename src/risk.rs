@@ -168,16 +168,7 @@ fn is_iso_date(text: &str) -> bool {
     if !shape {
         return false;
     }
-    let (year, month, day) = (number(0..4), number(5..7), number(8..10));
-    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
-    let days = match month {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if leap => 29,
-        2 => 28,
-        _ => 0,
-    };
-    (1..=days).contains(&day)
+    crate::model::is_day(number(0..4), number(5..7), number(8..10))
 }
 
 /// A name as names are compared: capitals, words split on spaces and

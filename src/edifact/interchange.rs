@@ -1234,15 +1234,7 @@ impl<R: Read> Parser<R> {
         } else {
             (0, 1, 1)
         };
-        let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
-        let days = match month {
-            1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-            4 | 6 | 9 | 11 => 30,
-            2 if leap => 29,
-            2 => 28,
-            _ => 0,
-        };
-        if !(1..=days).contains(&day) {
+        if !crate::model::is_day(year, month, day) {
             let mut loc = self.loc(position, tag);
             loc.element = Some(4);
             loc.component = Some(1);

@@ -378,6 +378,11 @@ fn check_time(h: u32, m: u32, s: u32) -> Option<()> {
     (h < 24 && m < 60 && s < 60).then_some(())
 }
 
+/// Whether the day `day` of month `month` of `year` exists (Gregorian).
+pub(crate) fn is_day(year: u32, month: u32, day: u32) -> bool {
+    (1..=12).contains(&month) && (1..=days_in_month(year, month)).contains(&day)
+}
+
 fn days_in_month(year: u32, month: u32) -> u32 {
     match month {
         2 if year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400)) => {

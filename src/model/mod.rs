@@ -7,6 +7,7 @@
 
 mod datetime;
 
+pub(crate) use datetime::is_day;
 pub use datetime::{DateError, Moment, WcoDateTime};
 use rust_decimal::Decimal;
 use schemars::JsonSchema;
