@@ -686,6 +686,20 @@ async fn answers_are_delivered_to_the_partners_out_folder() {
         std::fs::read(out.join("x.cleared.7.edi")).unwrap(),
         b"again"
     );
+    // A part file left behind, even a link planted there, is replaced,
+    // never written through.
+    let elsewhere_file = dir.join("elsewhere");
+    std::fs::write(&elsewhere_file, b"untouched").unwrap();
+    std::os::unix::fs::symlink(&elsewhere_file, out.join(".x2.cleared.1.edi.part")).unwrap();
+    publisher
+        .publish(&again("x2/cleared/1/response".into()))
+        .await
+        .unwrap();
+    assert_eq!(
+        std::fs::read(out.join("x2.cleared.1.edi")).unwrap(),
+        b"again"
+    );
+    assert_eq!(std::fs::read(&elsewhere_file).unwrap(), b"untouched");
     // Another exchange, or a partner without a folder: no file.
     let mut event = again("y/cleared/1/event".into());
     event.message.exchange = "tradehub.events".into();
@@ -696,7 +710,7 @@ async fn answers_are_delivered_to_the_partners_out_folder() {
     let mut escape = again("w/cleared/1/response".into());
     escape.message.routing_key = "ack...".into();
     publisher.publish(&escape).await.unwrap();
-    assert_eq!(std::fs::read_dir(&out).unwrap().count(), names.len() + 1);
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), names.len() + 2);
     assert!(!settings.dir.join("NOFOLDER").exists());
     intake.store().close().await;
     std::fs::remove_dir_all(&dir).unwrap();

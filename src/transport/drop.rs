@@ -866,16 +866,24 @@ fn deliver_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let part = folder.join(format!(".{name}.part"));
+    // What an earlier attempt left (a crash mid-write), whatever it is: a
+    // link is removed, never written through.
+    match std::fs::remove_file(&part) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
     {
         use std::io::Write;
         let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
+        options.write(true).create_new(true);
         no_follow(&mut options);
         let mut file = options.open(&part)?;
         file.write_all(bytes)?;
         file.sync_all()?;
     }
-    std::fs::rename(&part, path)
+    std::fs::rename(&part, path)?;
+    // The rename itself made durable before the message counts as sent.
+    std::fs::File::open(folder)?.sync_all()
 }
 
 impl<P: crate::hub::outbox::Publish + ?Sized> crate::hub::outbox::Publish for DropDelivery<P> {
