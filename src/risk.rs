@@ -421,6 +421,28 @@ impl RiskProfile {
                     })
                     .collect::<Result<Vec<String>, RiskError>>()
             };
+            let conditions = !r.roles.is_empty()
+                || !r.nationalities.is_empty()
+                || !r.document_issuers.is_empty()
+                || r.document_expired
+                || r.no_travel_document
+                || !r.departures.is_empty()
+                || !r.watch.is_empty()
+                || r.sample_percent.is_some();
+            if !conditions {
+                return Err(error(
+                    r.id.span().start,
+                    format!("rule {name:?} has no condition: it would select every traveller"),
+                ));
+            }
+            if r.no_travel_document && (r.document_expired || !r.document_issuers.is_empty()) {
+                return Err(error(
+                    r.id.span().start,
+                    format!(
+                        "rule {name:?}: no_travel_document with a condition on the document can never match"
+                    ),
+                ));
+            }
             let nationalities = countries(&r.nationalities, "nationality")?;
             let document_issuers = countries(&r.document_issuers, "document issuer")?;
             let mut departures = Vec::new();
@@ -956,6 +978,15 @@ origins = ["ir"]
         );
         assert!(refused("roles = [\"pilot\"]").1.contains("unknown variant"));
         assert!(refused("sample_percent = 101").1.contains("above 100"));
+        assert_eq!(
+            refused("").1,
+            "rule \"t\" has no condition: it would select every traveller"
+        );
+        assert!(
+            refused("no_travel_document = true\ndocument_expired = true")
+                .1
+                .contains("can never match")
+        );
         let duplicate = "[[rule]]\nid = \"a\"\nlane = \"red\"\nreason = \"x\"\n[[traveller_rule]]\nid = \"a\"\nlane = \"red\"\nreason = \"x\"\n";
         match RiskProfile::from_toml_str("risk.toml", duplicate) {
             Err(e) => assert_eq!(

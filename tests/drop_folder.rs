@@ -599,10 +599,18 @@ async fn answers_are_delivered_to_the_partners_out_folder() {
     // out/ is a file: no answer can be written. They stay due; the other
     // messages (the events) go on.
     std::fs::write(&out, b"in the way").unwrap();
+    let mut sent = inproc.subscribe();
     let backlog = intake.store().outbox_backlog().await.unwrap();
     outbox::drain(intake.store(), &publisher).await.unwrap();
     let held = intake.store().outbox_backlog().await.unwrap();
     assert!(held > 0 && held < backlog, "{held} of {backlog} held back");
+    // What could not be written was not sent to the broker either.
+    let mut keys = Vec::new();
+    while let Ok(m) = sent.try_recv() {
+        keys.push(m.message.routing_key);
+    }
+    assert_eq!(keys.len(), backlog as usize - held as usize, "{keys:?}");
+    assert!(!keys.iter().any(|k| k.starts_with("ack.")), "{keys:?}");
 
     // Once it can be written, every answer is there, complete (after the
     // pause of a declined message).

@@ -892,6 +892,38 @@ fn six_digit_envelope_dates_pass_only_in_passenger_lists() {
     assert!(!mixed.contains("UNG"), "{mixed}");
     let parsed = validate(mixed.as_bytes());
     assert_eq!(short_dates(&parsed), vec![(true, 1, "UNB".into())]);
+    // With room for one issue only, that one is still the first found
+    // (the UNB date), not one found after it.
+    let options = ParseOptions {
+        keep_messages: false,
+        decode_messages: false,
+        limits: tradehub::edifact::Limits {
+            max_issues: 1,
+            ..tradehub::edifact::Limits::default()
+        },
+        ..ParseOptions::default()
+    };
+    let one = Parser::new(mixed.as_bytes(), options)
+        .with_directories(directories())
+        .run(|_, _| {})
+        .unwrap();
+    assert_eq!(
+        short_dates(&one),
+        vec![(true, 1, "UNB".into())],
+        "{:#?}",
+        one.issues
+    );
+    // A second header after UNZ is vouched for by no message of the
+    // first: its date stays an error.
+    let trailing = format!(
+        "{paxlst}UNB+UNOA:4+LOCK:4+CBP-ACE-TEST:4+041013:1901+17++ACE'UNH+1+APERAK:D:96A:UN'BGM+313+X1+27'UNT+3+1'UNZ+1+17'"
+    );
+    let parsed = validate(trailing.as_bytes());
+    assert!(
+        short_dates(&parsed).contains(&(true, 21, "UNB".into())),
+        "{:?}",
+        short_dates(&parsed)
+    );
 
     // A CCYYMMDD date is no finding; a six-digit date under syntax 3 none
     // either.

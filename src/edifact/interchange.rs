@@ -244,6 +244,12 @@ impl IssueSink {
         }
         if self.issues.len() < self.max {
             self.issues.insert(at.min(self.issues.len()), issue);
+        } else if at < self.issues.len() {
+            // Full: it takes its place and the last one recorded is only
+            // counted, as it would have been.
+            self.issues.insert(at, issue);
+            self.issues.pop();
+            self.dropped += 1;
         } else {
             self.dropped += 1;
         }
@@ -735,7 +741,8 @@ impl<R: Read> Parser<R> {
         position: u32,
         tag: &str,
     ) {
-        if version != 4 || !six_digits {
+        // A header after UNZ starts nothing the messages could vouch for.
+        if version != 4 || !six_digits || self.state == State::Done {
             return;
         }
         // Each held one where it would have stood among those reported.

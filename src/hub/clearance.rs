@@ -327,16 +327,26 @@ impl Clearance {
             // need no permits. A passenger list's travellers are screened:
             // what is found is for customs (an event only officers see),
             // not for the carrier's answer.
-            if mapped.target == "passenger_list"
-                && let Some(list) = mapped
-                    .canonical
-                    .as_ref()
-                    .and_then(|c| PassengerList::deserialize(c).ok())
-            {
-                let screening = self.risk.screen(&d.id, &list);
-                d.lane = Some(screening.lane.as_str().into());
-                d.events
-                    .push((state::SCREENED.into(), screening_detail(&screening)));
+            if mapped.target == "passenger_list" {
+                match mapped.canonical.as_ref().map(PassengerList::deserialize) {
+                    Some(Ok(list)) => {
+                        let screening = self.risk.screen(&d.id, &list);
+                        d.lane = Some(screening.lane.as_str().into());
+                        d.events
+                            .push((state::SCREENED.into(), screening_detail(&screening)));
+                    }
+                    // Accepted lists are typed; should one not be, the
+                    // officers are told it was not screened.
+                    other => {
+                        let why = match other {
+                            Some(Err(e)) => e.to_string(),
+                            _ => "no canonical list".into(),
+                        };
+                        tracing::warn!(declaration = %d.id, %why, "passenger list not screened");
+                        d.events
+                            .push((state::SCREENED.into(), format!("not screened: {why}")));
+                    }
+                }
             }
             d.status = state::ACCEPTED.into();
             self.respond(&mut d, &reply, state::ACCEPTED, &[], &[], 0, now);
@@ -810,7 +820,9 @@ impl Clearance {
                 "partner": reply.partner,
                 "message_type": reply.message_type,
                 "status": status,
-                "lane": d.lane,
+                // A passenger list's lane is the screening's, for
+                // officers only (see `hide_screening`).
+                "lane": if d.target == "passenger_list" { None } else { d.lane.as_deref() },
                 "at": now.to_string(),
             }
         });

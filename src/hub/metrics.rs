@@ -66,8 +66,6 @@ pub struct Metrics {
     pub declarations_accepted: AtomicU64,
     /// Declarations rejected by mapping or business rules.
     pub declarations_rejected: AtomicU64,
-    /// Passenger and crew lists of which screening selected a traveller.
-    pub passenger_lists_selected: AtomicU64,
     /// Agency decisions recorded.
     pub permit_decisions: AtomicU64,
     /// Permits that expired unanswered.
@@ -86,7 +84,7 @@ impl Metrics {
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let counters: [(&str, &str, &AtomicU64); 12] = [
+        let counters: [(&str, &str, &AtomicU64); 11] = [
             (
                 "tradehub_interchanges_received_total",
                 "Submissions received (all transports).",
@@ -131,11 +129,6 @@ impl Metrics {
                 "tradehub_declarations_rejected_total",
                 "Declarations rejected by their mapping or the business rules.",
                 &self.declarations_rejected,
-            ),
-            (
-                "tradehub_passenger_lists_selected_total",
-                "Passenger and crew lists of which screening selected at least one traveller (yellow or red lane).",
-                &self.passenger_lists_selected,
             ),
             (
                 "tradehub_permit_decisions_total",

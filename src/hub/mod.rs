@@ -621,13 +621,6 @@ impl Intake {
             } else {
                 &self.metrics.declarations_accepted
             });
-            if d.target == "passenger_list"
-                && d.lane
-                    .as_deref()
-                    .is_some_and(|l| l != crate::risk::Lane::Green.as_str())
-            {
-                Metrics::inc(&self.metrics.passenger_lists_selected);
-            }
         }
     }
 

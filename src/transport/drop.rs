@@ -783,11 +783,12 @@ fn finish(
 /// published as usual. A file is written under a name starting with `.`
 /// and renamed into place once complete, so a broker never reads half of
 /// one; one already there (the same message published again after a
-/// restart) is left as it is. A folder that cannot be written declines
-/// the message as a broker's negative confirm does: it is tried again with
-/// growing pauses, the partner's later answers wait behind it, other
-/// destinations go on, and after the relay's attempts it is parked
-/// (`tradehub outbox retry`), never lost.
+/// restart) is left as it is. A folder that cannot be written fails the
+/// message as one the broker rejects: it is not sent to the broker either,
+/// it is tried again with growing pauses, the partner's later answers wait
+/// behind it (neither written nor sent), other destinations go on, and
+/// after the relay's attempts it is parked (`tradehub outbox retry`),
+/// never lost.
 pub struct DropDelivery<P: ?Sized> {
     inner: std::sync::Arc<P>,
     dir: PathBuf,
@@ -916,49 +917,75 @@ impl<P: crate::hub::outbox::Publish + ?Sized> crate::hub::outbox::Publish for Dr
         messages: &'a [crate::store::PendingMessage],
     ) -> crate::hub::outbox::Published<'a> {
         Box::pin(async move {
-            // The files first (off the runtime's threads), then the
-            // broker; a message whose file failed is held back.
-            let files: Vec<(usize, PathBuf, Vec<u8>)> = messages
+            use crate::hub::outbox::RelayError;
+            // The files first, in order (off the runtime's threads): once
+            // one to a partner fails, that partner's later answers are
+            // neither written nor sent, so that they keep their order.
+            let files: Vec<(usize, String, Option<PathBuf>, Vec<u8>)> = messages
                 .iter()
                 .enumerate()
-                .filter_map(|(n, m)| {
-                    self.target(&m.message)
-                        .map(|path| (n, path, m.message.payload.clone()))
+                .map(|(n, m)| {
+                    let path = self.target(&m.message);
+                    let bytes = if path.is_some() {
+                        m.message.payload.clone()
+                    } else {
+                        Vec::new()
+                    };
+                    (n, m.message.routing_key.clone(), path, bytes)
                 })
                 .collect();
-            let written: Vec<usize> = files.iter().map(|(n, _, _)| *n).collect();
-            let failed: Vec<(usize, String)> = if files.is_empty() {
-                Vec::new()
-            } else {
-                tokio::task::spawn_blocking(move || {
-                    files
-                        .into_iter()
-                        .filter_map(|(n, path, bytes)| {
-                            deliver_file(&path, &bytes).err().map(|e| {
-                                tracing::warn!(file = %path.display(), error = %e, "answer not written to the drop folder; tried again");
-                                (n, format!("drop folder {}: {e}", path.display()))
-                            })
+            let count = messages.len();
+            let failed: Vec<Option<String>> = tokio::task::spawn_blocking(move || {
+                let mut failed: Vec<Option<String>> = vec![None; count];
+                let mut stopped: Vec<String> = Vec::new();
+                for (n, key, path, bytes) in files {
+                    let why = if stopped.contains(&key) {
+                        Some("held behind an earlier answer to the same partner".to_owned())
+                    } else if let Some(path) = path {
+                        deliver_file(&path, &bytes).err().map(|e| {
+                            tracing::warn!(file = %path.display(), error = %e, "answer not written to the drop folder; tried again");
+                            format!("drop folder {}: {e}", path.display())
                         })
-                        .collect()
-                })
-                .await
-                .unwrap_or_else(|e| {
-                    written
-                        .iter()
-                        .map(|n| (*n, format!("drop folder writer failed: {e}")))
-                        .collect()
-                })
-            };
-            let mut results = self.inner.publish_all(messages).await;
-            for (n, why) in failed {
-                if let Some(slot) = results.get_mut(n) {
-                    // This message's failure, as a broker's negative
-                    // confirm: its attempt counts, later answers to the
-                    // partner wait behind it, everything else goes on.
-                    *slot = Err(crate::hub::outbox::RelayError::Refused(why));
+                    } else {
+                        None
+                    };
+                    if why.is_some() && !stopped.contains(&key) {
+                        stopped.push(key);
+                    }
+                    if let Some(slot) = failed.get_mut(n) {
+                        *slot = why;
+                    }
                 }
-            }
-            results
+                failed
+            })
+            .await
+            .unwrap_or_else(|e| vec![Some(format!("drop folder writer failed: {e}")); count]);
+            // Only what was written (or needs no file) goes to the broker;
+            // the rest is declined as a message the broker rejects: tried
+            // again, later answers to the partner behind it, parked after
+            // the relay's attempts.
+            let sendable: Vec<crate::store::PendingMessage> = messages
+                .iter()
+                .zip(&failed)
+                .filter(|(_, f)| f.is_none())
+                .map(|(m, _)| m.clone())
+                .collect();
+            let mut sent = if sendable.len() == messages.len() {
+                return self.inner.publish_all(messages).await;
+            } else if sendable.is_empty() {
+                Vec::new().into_iter()
+            } else {
+                self.inner.publish_all(&sendable).await.into_iter()
+            };
+            failed
+                .into_iter()
+                .map(|f| match f {
+                    Some(why) => Err(RelayError::Rejected(why)),
+                    None => sent.next().unwrap_or_else(|| {
+                        Err(RelayError::Publish("no result from the broker".into()))
+                    }),
+                })
+                .collect()
         })
     }
 }
