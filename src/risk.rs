@@ -318,20 +318,26 @@ impl RiskProfile {
         let raw: RawFile = toml::from_str(text)
             .map_err(|e| error(e.span().map_or(0, |s| s.start), e.message().to_owned()))?;
         let mut rules = Vec::new();
+        // Rule ids are unique across both kinds of rule; a sample is a
+        // share in percent.
         let mut seen = std::collections::HashSet::new();
+        let mut admit = |id: &Spanned<String>, sample_percent: Option<u8>| {
+            if !seen.insert(id.get_ref().clone()) {
+                return Err(error(
+                    id.span().start,
+                    format!("rule id {:?} is used twice", id.get_ref()),
+                ));
+            }
+            if sample_percent.is_some_and(|p| p > 100) {
+                return Err(error(
+                    id.span().start,
+                    format!("rule {:?}: sample_percent is above 100", id.get_ref()),
+                ));
+            }
+            Ok(())
+        };
         for r in raw.rule {
-            if !seen.insert(r.id.get_ref().clone()) {
-                return Err(error(
-                    r.id.span().start,
-                    format!("rule id {:?} is used twice", r.id.get_ref()),
-                ));
-            }
-            if r.sample_percent.is_some_and(|p| p > 100) {
-                return Err(error(
-                    r.id.span().start,
-                    format!("rule {:?}: sample_percent is above 100", r.id.get_ref()),
-                ));
-            }
+            admit(&r.id, r.sample_percent)?;
             let mut hs = Vec::new();
             for range in &r.hs {
                 hs.push(HsRange::parse(range.get_ref()).map_err(|m| error(range.span().start, m))?);
@@ -393,19 +399,8 @@ impl RiskProfile {
         }
         let mut traveller_rules = Vec::new();
         for r in raw.traveller_rule {
+            admit(&r.id, r.sample_percent)?;
             let name = r.id.get_ref().clone();
-            if !seen.insert(name.clone()) {
-                return Err(error(
-                    r.id.span().start,
-                    format!("rule id {name:?} is used twice"),
-                ));
-            }
-            if r.sample_percent.is_some_and(|p| p > 100) {
-                return Err(error(
-                    r.id.span().start,
-                    format!("rule {name:?}: sample_percent is above 100"),
-                ));
-            }
             let countries = |list: &[Spanned<String>], what: &str| {
                 list.iter()
                     .map(|c| {

@@ -328,8 +328,13 @@ impl Clearance {
             // what is found is for customs (an event only officers see),
             // not for the carrier's answer.
             if mapped.target == "passenger_list" {
-                match mapped.canonical.as_ref().map(PassengerList::deserialize) {
-                    Some(Ok(list)) => {
+                let list = mapped
+                    .canonical
+                    .as_ref()
+                    .ok_or_else(|| "no canonical list".to_owned())
+                    .and_then(|c| PassengerList::deserialize(c).map_err(|e| e.to_string()));
+                match list {
+                    Ok(list) => {
                         let screening = self.risk.screen(&d.id, &list);
                         d.lane = Some(screening.lane.as_str().into());
                         d.events
@@ -337,11 +342,7 @@ impl Clearance {
                     }
                     // Accepted lists are typed; should one not be, the
                     // officers are told it was not screened.
-                    other => {
-                        let why = match other {
-                            Some(Err(e)) => e.to_string(),
-                            _ => "no canonical list".into(),
-                        };
+                    Err(why) => {
                         tracing::warn!(declaration = %d.id, %why, "passenger list not screened");
                         d.events
                             .push((state::SCREENED.into(), format!("not screened: {why}")));

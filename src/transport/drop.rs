@@ -964,19 +964,21 @@ impl<P: crate::hub::outbox::Publish + ?Sized> crate::hub::outbox::Publish for Dr
             // the rest is declined as a message the broker rejects: tried
             // again, later answers to the partner behind it, parked after
             // the relay's attempts.
+            if failed.iter().all(Option::is_none) {
+                return self.inner.publish_all(messages).await;
+            }
             let sendable: Vec<crate::store::PendingMessage> = messages
                 .iter()
                 .zip(&failed)
                 .filter(|(_, f)| f.is_none())
                 .map(|(m, _)| m.clone())
                 .collect();
-            let mut sent = if sendable.len() == messages.len() {
-                return self.inner.publish_all(messages).await;
-            } else if sendable.is_empty() {
-                Vec::new().into_iter()
+            let mut sent = if sendable.is_empty() {
+                Vec::new()
             } else {
-                self.inner.publish_all(&sendable).await.into_iter()
-            };
+                self.inner.publish_all(&sendable).await
+            }
+            .into_iter();
             failed
                 .into_iter()
                 .map(|f| match f {
