@@ -708,6 +708,21 @@ async fn answers_are_delivered_to_the_partners_out_folder() {
         b"again"
     );
     assert_eq!(std::fs::read(&elsewhere_file).unwrap(), b"untouched");
+    // out/ swapped for a link to a folder elsewhere: nothing is written
+    // through it, and the answer fails (tried again, then parked).
+    let moved = dir.join("out-moved");
+    std::fs::rename(&out, &moved).unwrap();
+    let elsewhere_dir = dir.join("elsewhere-dir");
+    std::fs::create_dir(&elsewhere_dir).unwrap();
+    std::os::unix::fs::symlink(&elsewhere_dir, &out).unwrap();
+    let err = publisher
+        .publish(&again("x3/cleared/1/response".into()))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("not a folder"), "{err}");
+    assert_eq!(std::fs::read_dir(&elsewhere_dir).unwrap().count(), 0);
+    std::fs::remove_file(&out).unwrap();
+    std::fs::rename(&moved, &out).unwrap();
     // Another exchange, or a partner without a folder: no file.
     let mut event = again("y/cleared/1/event".into());
     event.message.exchange = "tradehub.events".into();

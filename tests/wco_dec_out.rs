@@ -627,6 +627,67 @@ fn values_the_schema_refuses_are_reported_with_field_and_element() {
     assert!(!own.contains("<TypeCode>"), "{own}");
 }
 
+/// A cancellation is written as HMRC's cancellation request (FunctionCode
+/// 13, TypeCode INV). The declaration type and kind it carries from a
+/// CUSDEC (929, import) give way to the INV: each is a MAP001 warning,
+/// not an error, and `convert --to xml` of a CUSDEC cancellation succeeds.
+/// A type that disagrees with its kind in an original stays an error.
+#[test]
+fn a_cancellation_is_written_as_a_cancellation_request() {
+    let mut d = sample();
+    d.function = DeclarationFunction::Cancellation;
+    d.type_code = Some("929".into());
+    d.kind = Some(DeclarationKind::Import);
+    let doc = write(&d);
+    assert!(errors(&doc.issues).is_empty(), "{:#?}", doc.issues);
+    for field in ["/type_code", "/kind"] {
+        let i = issue(&doc, field);
+        assert_eq!(i.code, Code::MappingUnmapped, "{i}");
+        assert!(!i.is_error(), "{i}");
+        assert_eq!(i.location.path.as_deref(), Some("/Declaration/TypeCode"));
+        assert!(i.message.contains("holds \"INV\""), "{i}");
+    }
+    assert_valid(&doc.xml, "cancellation");
+    assert!(doc.xml.contains("<TypeCode>INV</TypeCode>"), "{}", doc.xml);
+    assert!(
+        doc.xml.contains("<FunctionCode>13</FunctionCode>"),
+        "{}",
+        doc.xml
+    );
+    let (back, issues) = read_back(doc.xml.as_bytes());
+    assert!(errors(&issues).is_empty(), "{issues:#?}");
+    assert_eq!(back["function"], "cancellation");
+    assert!(back.get("kind").is_none(), "{back}");
+
+    // An original's type that names another kind is still refused.
+    let mut d = sample();
+    d.type_code = Some("IMA".into());
+    d.kind = Some(DeclarationKind::Export);
+    let doc = write(&d);
+    let kind = issue(&doc, "/kind");
+    assert!(kind.is_error(), "{kind}");
+    assert_eq!(kind.code, Code::MappingCodeUnknown);
+
+    // The command line: a CUSDEC cancellation (BGM 1225 = 1) converts.
+    let edi =
+        std::fs::read_to_string(root().join("fixtures/edifact/ok/cusdec-d96b-medical-import.edi"))
+            .unwrap()
+            .replace("BGM+929+LRNMED2026001+9'", "BGM+929+LRNMED2026001+1'");
+    assert!(edi.contains("+1'"));
+    let dir = std::env::temp_dir().join(format!("tradehub-wco-cancel-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("cancel.edi");
+    std::fs::write(&file, edi).unwrap();
+    let (code, stdout, stderr) = tradehub(&["convert", file.to_str().unwrap(), "--to", "xml"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("warning MAP001: type_code \"929\" is not written"),
+        "{stderr}"
+    );
+    assert_valid(&stdout, "converted cancellation");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn values_beyond_what_an_element_may_hold_are_refused() {
     let mut d = sample();

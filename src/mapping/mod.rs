@@ -136,6 +136,14 @@ pub struct FieldRule {
     /// the CUSDEC writer does not write it back.
     #[serde(default)]
     pub skip_other: bool,
+    /// WCO writer: codes of another field before which this one gives
+    /// way. When the element already holds one of them (HMRC's
+    /// cancellation request: `TypeCode` INV, written for the function),
+    /// this field's value is not written and is reported as a value the
+    /// document cannot carry (MAP001, a warning), not as a conflict
+    /// (MAP003, MAP006). Reading ignores it.
+    #[serde(default)]
+    pub gives_way_to: Vec<String>,
     /// Every occurrence into a list of values (the target must be a list
     /// of strings), instead of the first.
     #[serde(default)]

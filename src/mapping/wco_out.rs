@@ -208,6 +208,9 @@ struct OutField {
     /// is another rule's to write.
     skip_other: bool,
     all: bool,
+    /// Codes another field writes to the element before which this one
+    /// is not written (reported as MAP001).
+    gives_way_to: Vec<String>,
     /// A date: written as the `DateTimeString` child of the element
     /// `steps` name, its format code in this attribute.
     date_format: Option<String>,
@@ -435,6 +438,7 @@ impl WcoOutMapping {
                 pass_other: rule.pass_other,
                 skip_other: rule.skip_other,
                 all: rule.all,
+                gives_way_to: rule.gives_way_to.clone(),
                 date_format,
             })
         };
@@ -933,6 +937,20 @@ fn settle(
     match node.slot(attribute) {
         None => node.set(attribute, candidate),
         Some(existing) if allowed.iter().any(|a| a == existing) => {}
+        // The element holds another field's code this one gives way to
+        // (a cancellation request's TypeCode INV carries no declaration
+        // type): this value is not in the document, and is said so.
+        Some(existing) if field.gives_way_to.iter().any(|c| c == existing) => {
+            issues.push(Issue::warning(
+                Code::MappingUnmapped,
+                place.location(),
+                format!(
+                    "{} {raw:?} is not written: {} holds {existing:?}, written for another field, \
+                     which carries no {}",
+                    field.to, place.path, field.to
+                ),
+            ));
+        }
         Some(existing) => {
             let (code, why) = if field.codes.is_some() {
                 (

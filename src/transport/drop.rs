@@ -808,7 +808,7 @@ impl<P: ?Sized> DropDelivery<P> {
     }
 
     /// Where `message` is delivered in the drop folder, if anywhere.
-    fn target(&self, message: &crate::store::OutboxMessage) -> Option<PathBuf> {
+    fn target(&self, message: &crate::store::OutboxMessage) -> Option<AnswerPlace> {
         if message.exchange != crate::hub::clearance::ACKS_EXCHANGE {
             return None;
         }
@@ -844,47 +844,131 @@ impl<P: ?Sized> DropDelivery<P> {
             "application/xml" => "xml",
             _ => "json",
         };
-        Some(folder.join("out").join(format!("{stem}.{extension}")))
+        Some((folder, format!("{stem}.{extension}")))
     }
 }
 
-/// Writes `bytes` to `path` through a hidden file renamed into place,
-/// unless `path` exists already.
-fn deliver_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    if std::fs::symlink_metadata(path).is_ok() {
-        return Ok(());
+/// Where an answer is written: the partner's folder, and the answer's
+/// name in its `out/`.
+type AnswerPlace = (PathBuf, String);
+
+/// Writes `bytes` as `out/NAME` of the partner's `folder` through a
+/// hidden file renamed into place, unless `out/NAME` exists already.
+///
+/// Every step after the partner's folder is opened works on directory
+/// handles, never on paths: a partner with write access to its folder who
+/// swaps `out/` for a link between the hub's checks and its writes only
+/// makes the write fail (the handle is the directory that was checked, and
+/// `out` is opened without following a link). The rename never replaces a
+/// file (RENAME_NOREPLACE where the file system has it).
+#[cfg(unix)]
+fn deliver_file(folder: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+    use rustix::fs::{AtFlags, Mode, OFlags, mkdirat, openat, statat, unlinkat};
+    use rustix::io::Errno;
+    let directory = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let partner = openat(rustix::fs::CWD, folder, directory, Mode::empty())?;
+    let out = match openat(&partner, "out", directory, Mode::empty()) {
+        Ok(out) => out,
+        Err(Errno::NOENT) => {
+            match mkdirat(&partner, "out", Mode::from_bits_truncate(0o755)) {
+                Ok(()) | Err(Errno::EXIST) => {}
+                Err(e) => return Err(e.into()),
+            }
+            openat(&partner, "out", directory, Mode::empty())?
+        }
+        Err(Errno::LOOP | Errno::NOTDIR) => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "out/ is not a folder (a symbolic link or a file); not written through",
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    match statat(&out, name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(_) => return Ok(()),
+        Err(Errno::NOENT) => {}
+        Err(e) => return Err(e.into()),
     }
-    let folder = path.parent().unwrap_or(Path::new("."));
-    if std::fs::symlink_metadata(folder).is_ok_and(|m| m.file_type().is_symlink()) {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            "out/ is a symbolic link; not written through",
-        ));
-    }
-    std::fs::create_dir_all(folder)?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let part = folder.join(format!(".{name}.part"));
+    let part = format!(".{name}.part");
     // What an earlier attempt left (a crash mid-write), whatever it is: a
     // link is removed, never written through.
+    match unlinkat(&out, part.as_str(), AtFlags::empty()) {
+        Ok(()) | Err(Errno::NOENT) => {}
+        Err(e) => return Err(e.into()),
+    }
+    {
+        use std::io::Write;
+        let file = openat(
+            &out,
+            part.as_str(),
+            OFlags::WRONLY
+                | OFlags::CREATE
+                | OFlags::EXCL
+                | OFlags::NOFOLLOW
+                | OFlags::NONBLOCK
+                | OFlags::CLOEXEC,
+            Mode::from_bits_truncate(0o644),
+        )?;
+        let mut file = std::fs::File::from(file);
+        file.write_all(bytes)?;
+        file.sync_all()?;
+    }
+    match rename_in(&out, &part, name) {
+        Ok(()) => {}
+        // Written meanwhile by another hub instance (the same answer, the
+        // same bytes): ours is not needed.
+        Err(Errno::EXIST) => {
+            let _ = unlinkat(&out, part.as_str(), AtFlags::empty());
+            return Ok(());
+        }
+        Err(e) => return Err(e.into()),
+    }
+    // The rename itself made durable before the message counts as sent.
+    rustix::fs::fsync(&out)?;
+    Ok(())
+}
+
+/// Renames `from` to `to` inside the directory `dir` without replacing a
+/// file at `to`; where the file system has no such rename, a plain one
+/// (the caller has checked that `to` is free).
+#[cfg(unix)]
+fn rename_in(dir: &rustix::fd::OwnedFd, from: &str, to: &str) -> rustix::io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::fs::{RenameFlags, renameat_with};
+        match renameat_with(dir, from, dir, to, RenameFlags::NOREPLACE) {
+            Err(rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS) => {}
+            other => return other,
+        }
+    }
+    rustix::fs::renameat(dir, from, dir, to)
+}
+
+/// Writes `bytes` as `out/NAME` of the partner's `folder` through a
+/// hidden file renamed into place, unless `out/NAME` exists already.
+#[cfg(not(unix))]
+fn deliver_file(folder: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+    let out = folder.join("out");
+    let path = out.join(name);
+    if std::fs::symlink_metadata(&path).is_ok() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(&out)?;
+    let part = out.join(format!(".{name}.part"));
     match std::fs::remove_file(&part) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
         _ => {}
     }
     {
         use std::io::Write;
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        no_follow(&mut options);
-        let mut file = options.open(&part)?;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&part)?;
         file.write_all(bytes)?;
         file.sync_all()?;
     }
-    std::fs::rename(&part, path)?;
-    // The rename itself made durable before the message counts as sent.
-    std::fs::File::open(folder)?.sync_all()
+    std::fs::rename(&part, &path)
 }
 
 impl<P: crate::hub::outbox::Publish + ?Sized> crate::hub::outbox::Publish for DropDelivery<P> {
@@ -921,7 +1005,7 @@ impl<P: crate::hub::outbox::Publish + ?Sized> crate::hub::outbox::Publish for Dr
             // The files first, in order (off the runtime's threads): once
             // one to a partner fails, that partner's later answers are
             // neither written nor sent, so that they keep their order.
-            let files: Vec<(usize, String, Option<PathBuf>, Vec<u8>)> = messages
+            let files: Vec<(usize, String, Option<AnswerPlace>, Vec<u8>)> = messages
                 .iter()
                 .enumerate()
                 .map(|(n, m)| {
@@ -941,8 +1025,9 @@ impl<P: crate::hub::outbox::Publish + ?Sized> crate::hub::outbox::Publish for Dr
                 for (n, key, path, bytes) in files {
                     let why = if stopped.contains(&key) {
                         Some("held behind an earlier answer to the same partner".to_owned())
-                    } else if let Some(path) = path {
-                        deliver_file(&path, &bytes).err().map(|e| {
+                    } else if let Some((folder, name)) = path {
+                        deliver_file(&folder, &name, &bytes).err().map(|e| {
+                            let path = folder.join("out").join(&name);
                             tracing::warn!(file = %path.display(), error = %e, "answer not written to the drop folder; tried again");
                             format!("drop folder {}: {e}", path.display())
                         })
