@@ -174,6 +174,10 @@ fn mapping_mistakes_name_their_line() {
             "`join` is for EDIFACT mappings",
         ),
         (
+            "[[field]]\nto = \"totals.gross_mass_kg\"\nfrom = \"TotalGrossMassMeasure\"\ntype = \"decimal\"\nfactor = \"0.45359237\"\n",
+            "`factor` is for EDIFACT mappings",
+        ),
+        (
             "[[each]]\nto = \"declarant.contacts\"\nfrom = \"Declarant/Contact\"\n",
             "`each` lists are for EDIFACT mappings",
         ),

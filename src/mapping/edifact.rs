@@ -152,6 +152,8 @@ struct CompiledField {
     /// `maximum`, or what its `format` says: uint16 65535, …); a larger
     /// value is refused (MAP002), not left to fail the whole object.
     max: u64,
+    /// Decimals: multiplied by this (a unit conversion).
+    factor: Option<Decimal>,
 }
 
 #[derive(Debug, Clone)]
@@ -790,6 +792,7 @@ impl Compiler<'_> {
             join: rule.join.clone(),
             join_segments: rule.join_segments.clone(),
             max,
+            factor: rule.factor,
         })
     }
 
@@ -975,6 +978,7 @@ impl Compiler<'_> {
                 join: None,
                 join_segments: None,
                 max,
+                factor: f.factor,
             });
         }
         Ok(CompiledEach {
@@ -2182,6 +2186,15 @@ impl<'a> Run<'a> {
         match field.kind {
             ValueType::Text => Some(Leaf::Text(raw)),
             // As it would be written back.
+            ValueType::Decimal if field.factor.is_some() => {
+                let converted = edifact_decimal(&raw, self.message.decimal_mark)
+                    .zip(field.factor)
+                    .and_then(|(d, f)| d.checked_mul(f));
+                match converted {
+                    Some(d) => Some(Leaf::Text(Cow::Owned(d.normalize().to_string()))),
+                    None => bad(self, "a decimal number that converts within range"),
+                }
+            }
             ValueType::Decimal
                 if self.message.decimal_mark.is_none_or(|m| m == '.') && plain_decimal(&raw) =>
             {

@@ -298,12 +298,16 @@ fn level<'n>(mut level: &'n [Node], groups: &[u16]) -> Option<&'n [Node]> {
 /// step. A rule that reads only some codes (`skip_other`) is kept: it
 /// writes its field when the rules before it did not (the direction of a
 /// single administrative document, C002 1000, when BGM 1001 holds 960).
+/// A rule with a `factor` (pounds read as kilograms) is never written
+/// back.
 fn written_back(rules: &[FieldRule]) -> impl Iterator<Item = &FieldRule> {
     rules.iter().enumerate().filter_map(move |(i, rule)| {
         let earlier_plain = rules.get(..i).unwrap_or_default().iter().any(|e| {
             e.to.get_ref() == rule.to.get_ref() && e.codes.is_none() && !e.all && !e.skip_other
         });
-        (!earlier_plain).then_some(rule)
+        // A converted value (`factor`) is written back by the rule that
+        // reads it unconverted, if any.
+        (!earlier_plain && rule.factor.is_none()).then_some(rule)
     })
 }
 

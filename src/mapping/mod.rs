@@ -163,6 +163,12 @@ pub struct FieldRule {
     /// repeats in a goods item).
     #[serde(default)]
     pub join_segments: Option<String>,
+    /// EDIFACT, decimals: the value is multiplied by this exact decimal
+    /// (a weight in pounds, LBR, read as kilograms: `factor =
+    /// "0.45359237"`, the international pound). The writer does not write
+    /// such a rule back.
+    #[serde(default)]
+    pub factor: Option<rust_decimal::Decimal>,
 }
 
 /// A date value of a message in its 2379 `format`; with `past` (a rule's
@@ -205,6 +211,12 @@ impl FieldRule {
             return Err(format!(
                 "{}: `join` makes one text of several occurrences; it goes without `all`, \
                  `codes` and types other than text",
+                self.to.get_ref()
+            ));
+        }
+        if self.factor.is_some() && (self.kind != ValueType::Decimal || self.codes.is_some()) {
+            return Err(format!(
+                "{}: `factor` multiplies a number; it needs `type = \"decimal\"` and no `codes`",
                 self.to.get_ref()
             ));
         }
@@ -262,6 +274,12 @@ impl FieldRule {
                 self.to.get_ref()
             ));
         }
+        if !self.gives_way_to.is_empty() {
+            return Err(format!(
+                "{}: `gives_way_to` is for the WCO writer (DEC.toml)",
+                self.to.get_ref()
+            ));
+        }
         Ok(())
     }
 
@@ -269,6 +287,12 @@ impl FieldRule {
         if self.join.is_some() {
             return Err(format!(
                 "{}: `join` is for EDIFACT mappings (occurrences of one composite)",
+                self.to.get_ref()
+            ));
+        }
+        if self.factor.is_some() {
+            return Err(format!(
+                "{}: `factor` is for EDIFACT mappings (a WCO measure names its unit: `unit`)",
                 self.to.get_ref()
             ));
         }

@@ -552,7 +552,8 @@ pub struct Traveller {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub baggage_pieces: Option<u16>,
     /// Total weight of the checked bags in kilograms (PAXLST MEA WT in
-    /// KGM; a weight in another unit is reported, not converted).
+    /// KGM, or in LBR converted at 0.45359237 kg the pound; a weight in
+    /// another unit is reported, not converted).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub baggage_weight_kg: Option<Decimal>,
     /// Port or place of embarkation (e.g. IATA airport code).
