@@ -880,7 +880,7 @@ fn mapping_mistakes_name_their_line() {
             7,
         ),
         (
-            "[[field]]\nto = \"lrn\"\nfrom = \"BGM/C106/1004\"\ngives_way_to = [\"INV\"]\n",
+            "[[field]]\nto = \"lrn\"\nfrom = \"BGM/C106/1004\"\ngives_way_to = { function = [\"INV\"] }\n",
             "`gives_way_to` is for the WCO writer",
             "to",
             7,

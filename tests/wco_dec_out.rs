@@ -668,12 +668,51 @@ fn a_cancellation_is_written_as_a_cancellation_request() {
     assert!(kind.is_error(), "{kind}");
     assert_eq!(kind.code, Code::MappingCodeUnknown);
 
+    // An INV that is the declaration's own type, not written for the
+    // function, is no cancellation: nothing gives way to it. An original
+    // of kind import with it is a conflict (MAP003), and an amendment with
+    // it, which would read back as a cancellation, is refused (MAP006).
+    let mut d = sample();
+    d.type_code = Some("INV".into());
+    d.kind = Some(DeclarationKind::Import);
+    let doc = write(&d);
+    let kind = issue(&doc, "/kind");
+    assert!(kind.is_error(), "{kind}");
+    assert_eq!(kind.code, Code::MappingCodeUnknown);
+    let mut d = sample();
+    d.function = DeclarationFunction::Amendment;
+    d.type_code = Some("INV".into());
+    d.kind = None;
+    let doc = write(&d);
+    let function = issue(&doc, "/function");
+    assert!(function.is_error(), "{function}");
+    assert_eq!(function.code, Code::MappingUnwritable);
+    assert!(
+        function
+            .message
+            .contains("amendment would be read back as cancellation"),
+        "{function}"
+    );
+    assert!(
+        doc.issues
+            .iter()
+            .all(|i| i.location.field.as_deref() != Some("/type_code")),
+        "{:#?}",
+        doc.issues
+    );
+    // The same amendment with a declaration type of its own is written.
+    d.type_code = Some("IMA".into());
+    d.kind = Some(DeclarationKind::Import);
+    let doc = write(&d);
+    assert!(errors(&doc.issues).is_empty(), "{:#?}", doc.issues);
+    assert_eq!(read_back(doc.xml.as_bytes()).0["function"], "amendment");
+
     // The command line: a CUSDEC cancellation (BGM 1225 = 1) converts.
     let edi =
         std::fs::read_to_string(root().join("fixtures/edifact/ok/cusdec-d96b-medical-import.edi"))
             .unwrap()
             .replace("BGM+929+LRNMED2026001+9'", "BGM+929+LRNMED2026001+1'");
-    assert!(edi.contains("+1'"));
+    assert!(edi.contains("BGM+929+LRNMED2026001+1'"), "{edi}");
     let dir = std::env::temp_dir().join(format!("tradehub-wco-cancel-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("cancel.edi");
@@ -734,6 +773,54 @@ fn a_field_mapped_inbound_is_written_outbound() {
     let err = WcoOutMapping::compile("bad.toml", &bad, &schemas).unwrap_err();
     assert_eq!(err.line, bad.lines().count());
     assert!(err.message.contains("TypeCode=ABCD"), "{err}");
+}
+
+/// A field gives way only to the value of a rule before it that writes
+/// the same element and the codes named: anything else is a mistake in
+/// the file, named by line.
+#[test]
+fn giving_way_needs_the_rule_given_way_to_before_it() {
+    let path = root().join("mappings/wco/DEC.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let schemas = root().join("schemas/wco");
+    let line_of = |text: &str, needle: &str| {
+        text.lines()
+            .position(|l| l.contains(needle))
+            .map(|i| i + 1)
+            .unwrap()
+    };
+    let cases = [
+        // Another field, another element, another code.
+        (
+            "gives_way_to = { function = [\"INV\"] }\n\n# When",
+            "gives_way_to = { kind = [\"INV\"] }\n\n# When",
+            "no rule before it writes kind",
+        ),
+        (
+            "to = \"type_code\"\nfrom = \"TypeCode\"\ngives_way_to = { function = [\"INV\"] }",
+            "to = \"type_code\"\nfrom = \"TypeCode\"\ngives_way_to = { function = [\"INV\", \"COR\"] }",
+            "function \"COR\", which no rule before it writes",
+        ),
+    ];
+    for (old, new, message) in cases {
+        assert!(text.contains(old), "{old}");
+        let bad = text.replacen(old, new, 1);
+        let err = WcoOutMapping::compile("bad.toml", &bad, &schemas).unwrap_err();
+        assert!(err.message.contains(message), "{err}");
+        assert_eq!(err.line, line_of(&bad, "to = \"type_code\"") + 1, "{err}");
+    }
+    // The type's rule moved before the function's.
+    let start = text.find("[[field]]\nto = \"type_code\"").unwrap();
+    let block_end = start + text[start..].find("\n\n").unwrap() + 2;
+    let block = &text[start..block_end];
+    let first = text.find("[[field]]").unwrap();
+    let without = text.replacen(block, "", 1);
+    let moved = format!("{}{block}{}", &without[..first], &without[first..]);
+    let err = WcoOutMapping::compile("moved.toml", &moved, &schemas).unwrap_err();
+    assert!(
+        err.message.contains("no rule before it writes function"),
+        "{err}"
+    );
 }
 
 #[test]

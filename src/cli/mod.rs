@@ -2366,7 +2366,9 @@ fn convert_xml(path: &Path, bytes: &[u8], out_dir: Option<&Path>) -> Result<u8, 
                 continue;
             }
         };
-        let written = writer.write(&declaration);
+        let mut written = writer.write(&declaration);
+        crate::mapping::wco_out::check_function(&declaration, &mut written)
+            .map_err(|e| CliError::Usage(e.to_string()))?;
         for issue in &written.issues {
             failed |= issue.is_error();
             let _ = writeln!(err, "{shown}: {name}: {issue}");

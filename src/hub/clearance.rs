@@ -821,9 +821,8 @@ impl Clearance {
                 "partner": reply.partner,
                 "message_type": reply.message_type,
                 "status": status,
-                // A passenger list's lane is the screening's, for
-                // officers only (see `hide_screening`).
-                "lane": if d.target == "passenger_list" { None } else { d.lane.as_deref() },
+                // Events reach carriers too: no screening lane.
+                "lane": if lane_is_screening(&d.target) { None } else { d.lane.as_deref() },
                 "at": now.to_string(),
             }
         });
@@ -969,4 +968,11 @@ fn moment(now: Timestamp) -> Moment {
         iso: now.to_string().trim_end_matches('Z').to_owned(),
         format: "204".into(),
     }
+}
+
+/// True when a record of this target's lane is its travellers' screening
+/// (a passenger list's): for customs officers only, never told to the
+/// carrier that sent it, on `tradehub.events` or over HTTP.
+pub fn lane_is_screening(target: &str) -> bool {
+    target == "passenger_list"
 }

@@ -136,14 +136,16 @@ pub struct FieldRule {
     /// the CUSDEC writer does not write it back.
     #[serde(default)]
     pub skip_other: bool,
-    /// WCO writer: codes of another field before which this one gives
-    /// way. When the element already holds one of them (HMRC's
-    /// cancellation request: `TypeCode` INV, written for the function),
-    /// this field's value is not written and is reported as a value the
-    /// document cannot carry (MAP001, a warning), not as a conflict
-    /// (MAP003, MAP006). Reading ignores it.
+    /// WCO writer: other fields, each with the codes before which this one
+    /// gives way (`{ function = ["INV"] }`). When that field's rule, which
+    /// must come earlier in the file and write the same element, wrote one
+    /// of them there (HMRC's cancellation request: `TypeCode` INV, written
+    /// for the function), this field's value is not written and is
+    /// reported as a value the document cannot carry (MAP001, a warning),
+    /// not as a conflict (MAP003, MAP006). The same code written by any
+    /// other rule is still a conflict. Reading ignores it.
     #[serde(default)]
-    pub gives_way_to: Vec<String>,
+    pub gives_way_to: BTreeMap<String, Vec<String>>,
     /// Every occurrence into a list of values (the target must be a list
     /// of strings), instead of the first.
     #[serde(default)]

@@ -71,7 +71,42 @@ pub fn load() -> Result<Arc<WcoOutMapping>, MappingError> {
 /// mapping ([`load`]). The error is fatal (no mapping or schema); problems
 /// with single fields are the document's issues.
 pub fn write_declaration(declaration: &Declaration) -> Result<DecDocument, MappingError> {
-    Ok(load()?.write(declaration))
+    let mut doc = load()?.write(declaration);
+    check_function(declaration, &mut doc)?;
+    Ok(doc)
+}
+
+/// Reads the written document's function back with the shipped WCO DEC
+/// mapping (mappings/wco/DEC.toml): it must be the declaration's. Two
+/// elements say it (FunctionCode, and TypeCode INV for HMRC's cancellation
+/// request), and a TypeCode written for another field can change it: an
+/// amendment whose own declaration type is INV would be read as a
+/// cancellation. Such a document gets an error (MAP006) at `/function`.
+pub fn check_function(
+    declaration: &Declaration,
+    doc: &mut DecDocument,
+) -> Result<(), MappingError> {
+    let reader = super::wco::load()?;
+    let (value, _) = reader.apply(doc.xml.as_bytes());
+    let read = value.get("function").and_then(Value::as_str);
+    let wanted = serde_json::to_value(declaration.function).unwrap_or(Value::Null);
+    let wanted = wanted.as_str();
+    if read != wanted {
+        doc.issues.push(Issue::error(
+            Code::MappingUnwritable,
+            Location {
+                field: Some("/function".into()),
+                ..Location::default()
+            },
+            format!(
+                "the {} would be read back as {}: its FunctionCode and TypeCode say another \
+                 function (TypeCode INV with FunctionCode 13 is HMRC's cancellation request)",
+                wanted.unwrap_or("declaration"),
+                read.unwrap_or("no function"),
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// A WCO declaration has no packaging level: every `Packaging` of a goods
@@ -190,7 +225,7 @@ struct ValueDef {
     fraction_digits: Option<u32>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Step {
     name: String,
     filter: Option<(String, String)>,
@@ -208,9 +243,9 @@ struct OutField {
     /// is another rule's to write.
     skip_other: bool,
     all: bool,
-    /// Codes another field writes to the element before which this one
-    /// is not written (reported as MAP001).
-    gives_way_to: Vec<String>,
+    /// Other fields, each with the codes it writes to the element before
+    /// which this one is not written (reported as MAP001).
+    gives_way_to: BTreeMap<String, Vec<String>>,
     /// A date: written as the `DateTimeString` child of the element
     /// `steps` name, its format code in this attribute.
     date_format: Option<String>,
@@ -239,6 +274,9 @@ struct Node {
     /// Its namespace when it is not the DEC namespace (a `DateTimeString`
     /// is in the data types' namespace).
     namespace: Option<&'static str>,
+    /// Which field wrote the text (`None`) or an attribute: a field gives
+    /// way only to the value the field it names wrote.
+    writers: Vec<(Option<String>, String)>,
 }
 
 impl Node {
@@ -250,6 +288,7 @@ impl Node {
             attributes: Vec::new(),
             children: Vec::new(),
             namespace: None,
+            writers: Vec::new(),
         }
     }
 
@@ -273,6 +312,14 @@ impl Node {
                 .map(|(_, v)| v.as_str()),
             None => self.text.as_deref(),
         }
+    }
+
+    /// The field that wrote the slot, when a field rule did.
+    fn writer(&self, attribute: Option<&str>) -> Option<&str> {
+        self.writers
+            .iter()
+            .find(|(a, _)| a.as_deref() == attribute)
+            .map(|(_, field)| field.as_str())
     }
 
     fn set(&mut self, attribute: Option<&str>, value: String) {
@@ -453,6 +500,7 @@ impl WcoOutMapping {
         let root = mapping.root.clone();
         for rule in &file.field {
             let compiled = field(&mapping, &root, rule)?;
+            gives_way_checked(&mapping.fields, &compiled).map_err(|m| err(rule, m))?;
             mapping.fields.push(compiled);
         }
         // A list and the lists inside its items, each relative to the
@@ -471,7 +519,11 @@ impl WcoOutMapping {
             let item = (*item).clone();
             let mut fields = Vec::new();
             for rule in &list.field {
-                fields.push(field(&item, rule)?);
+                let compiled = field(&item, rule)?;
+                if let Err(m) = gives_way_checked(&fields, &compiled) {
+                    return Err(whole(format!("list {}: {m}", list.to.get_ref())));
+                }
+                fields.push(compiled);
             }
             let lists = list
                 .list
@@ -922,6 +974,36 @@ impl WcoOutMapping {
     }
 }
 
+/// A field may give way only to a field whose rule comes before it (rules
+/// are written in order), writes the same element, and writes the codes
+/// named.
+fn gives_way_checked(before: &[OutField], this: &OutField) -> Result<(), String> {
+    for (other, codes) in &this.gives_way_to {
+        let writes = |f: &&OutField| {
+            &f.to == other && f.steps == this.steps && f.attribute == this.attribute
+        };
+        let rules: Vec<&OutField> = before.iter().filter(writes).collect();
+        if rules.is_empty() {
+            return Err(format!(
+                "{}: gives way to {other}, but no rule before it writes {other} to the same element",
+                this.to
+            ));
+        }
+        for code in codes {
+            let written = rules
+                .iter()
+                .any(|f| f.codes.as_ref().is_some_and(|c| c.contains_key(code)));
+            if !written {
+                return Err(format!(
+                    "{}: gives way to {other} {code:?}, which no rule before it writes",
+                    this.to
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Writes `candidate` into the slot of `node`, or checks that the value
 /// already there is one of `allowed` (two rules write the same element).
 fn settle(
@@ -934,13 +1016,23 @@ fn settle(
     issues: &mut Vec<Issue>,
 ) {
     let attribute = field.attribute.as_deref();
+    let gives_way = |existing: &str| {
+        node.writer(attribute)
+            .and_then(|writer| field.gives_way_to.get(writer))
+            .is_some_and(|codes| codes.iter().any(|c| c == existing))
+    };
     match node.slot(attribute) {
-        None => node.set(attribute, candidate),
+        None => {
+            node.set(attribute, candidate);
+            node.writers
+                .push((field.attribute.clone(), field.to.clone()));
+        }
         Some(existing) if allowed.iter().any(|a| a == existing) => {}
-        // The element holds another field's code this one gives way to
-        // (a cancellation request's TypeCode INV carries no declaration
-        // type): this value is not in the document, and is said so.
-        Some(existing) if field.gives_way_to.iter().any(|c| c == existing) => {
+        // The element holds a code another field wrote, one this field
+        // gives way to (a cancellation request's TypeCode INV carries no
+        // declaration type): this value is not in the document, and is
+        // said so.
+        Some(existing) if gives_way(existing) => {
             issues.push(Issue::warning(
                 Code::MappingUnmapped,
                 place.location(),

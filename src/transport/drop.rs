@@ -422,28 +422,56 @@ fn claim(
 /// Moves `from` to `to` in one step that fails (AlreadyExists) rather than
 /// replacing a file at `to`: one inode moves, so a file the partner puts
 /// under the same name meanwhile stays in in/, and two instances never
-/// claim over each other. Where the file system has no such move
-/// (renameat2 with RENAME_NOREPLACE: Linux on local file systems), a plain
-/// rename after the check for `to`, said once.
+/// claim over each other.
+#[cfg(unix)]
 fn rename_no_replace(from: &Path, to: &Path) -> std::io::Result<()> {
+    use rustix::fs::CWD;
+    rename_no_replace_at(CWD, from, CWD, to)
+}
+
+#[cfg(not(unix))]
+fn rename_no_replace(from: &Path, to: &Path) -> std::io::Result<()> {
+    if std::fs::symlink_metadata(to).is_ok() {
+        return Err(std::io::Error::from(std::io::ErrorKind::AlreadyExists));
+    }
+    std::fs::rename(from, to)
+}
+
+/// [`rename_no_replace`] with each name relative to a directory handle
+/// (`CWD` for plain paths). Where the file system has no such move
+/// (renameat2 with RENAME_NOREPLACE: Linux on local file systems), a plain
+/// rename right after a check that `to` is free, which leaves a window a
+/// second instance could hit: said once, so that operators let one hub
+/// instance use that folder.
+#[cfg(unix)]
+fn rename_no_replace_at<F: rustix::fd::AsFd, T: rustix::fd::AsFd>(
+    from_dir: F,
+    from: &Path,
+    to_dir: T,
+    to: &Path,
+) -> std::io::Result<()> {
+    use rustix::fs::{AtFlags, renameat, statat};
+    use rustix::io::Errno;
     #[cfg(target_os = "linux")]
     {
-        use rustix::fs::{CWD, RenameFlags, renameat_with};
-        match renameat_with(CWD, from, CWD, to, RenameFlags::NOREPLACE) {
+        use rustix::fs::{RenameFlags, renameat_with};
+        match renameat_with(&from_dir, from, &to_dir, to, RenameFlags::NOREPLACE) {
             Ok(()) => return Ok(()),
-            Err(e) if e == rustix::io::Errno::INVAL || e == rustix::io::Errno::NOSYS => {
+            Err(Errno::INVAL | Errno::NOSYS) => {
                 static SAID: std::sync::Once = std::sync::Once::new();
                 SAID.call_once(|| {
-                    tracing::warn!(folder = %to.display(), "the drop folder's file system cannot move a file without replacing one (RENAME_NOREPLACE); claims fall back to a rename: let one hub instance watch it");
+                    tracing::warn!(name = %to.display(), "the drop folder's file system cannot move a file without replacing one (RENAME_NOREPLACE); claims and answers fall back to a rename after a check: let one hub instance use the drop folder");
                 });
             }
             Err(e) => return Err(e.into()),
         }
     }
-    if std::fs::symlink_metadata(to).is_ok() {
-        return Err(std::io::Error::from(std::io::ErrorKind::AlreadyExists));
+    match statat(&to_dir, to, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(_) => return Err(std::io::Error::from(std::io::ErrorKind::AlreadyExists)),
+        Err(Errno::NOENT) => {}
+        Err(e) => return Err(e.into()),
     }
-    std::fs::rename(from, to)
+    Ok(renameat(&from_dir, from, &to_dir, to)?)
 }
 
 /// Open flags that refuse a symbolic link in the last step of a path and
@@ -859,8 +887,12 @@ type AnswerPlace = (PathBuf, String);
 /// handles, never on paths: a partner with write access to its folder who
 /// swaps `out/` for a link between the hub's checks and its writes only
 /// makes the write fail (the handle is the directory that was checked, and
-/// `out` is opened without following a link). The rename never replaces a
-/// file (RENAME_NOREPLACE where the file system has it).
+/// `out` is opened without following a link). The hidden file's name is
+/// this write's own ([`part_name`]), so two hub instances writing the same
+/// answer never touch each other's; the rename never replaces a file
+/// (RENAME_NOREPLACE where the file system has it), so the first complete
+/// copy stays. Files and `out/` are created with the modes a plain create
+/// gives (0666, 0777, less the umask).
 #[cfg(unix)]
 fn deliver_file(folder: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
     use rustix::fs::{AtFlags, Mode, OFlags, mkdirat, openat, statat, unlinkat};
@@ -870,8 +902,10 @@ fn deliver_file(folder: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> 
     let out = match openat(&partner, "out", directory, Mode::empty()) {
         Ok(out) => out,
         Err(Errno::NOENT) => {
-            match mkdirat(&partner, "out", Mode::from_bits_truncate(0o755)) {
-                Ok(()) | Err(Errno::EXIST) => {}
+            match mkdirat(&partner, "out", Mode::from_bits_truncate(0o777)) {
+                // The new folder's name made durable with the answer.
+                Ok(()) => rustix::fs::fsync(&partner)?,
+                Err(Errno::EXIST) => {}
                 Err(e) => return Err(e.into()),
             }
             openat(&partner, "out", directory, Mode::empty())?
@@ -889,15 +923,12 @@ fn deliver_file(folder: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> 
         Err(Errno::NOENT) => {}
         Err(e) => return Err(e.into()),
     }
-    let part = format!(".{name}.part");
-    // What an earlier attempt left (a crash mid-write), whatever it is: a
-    // link is removed, never written through.
-    match unlinkat(&out, part.as_str(), AtFlags::empty()) {
-        Ok(()) | Err(Errno::NOENT) => {}
-        Err(e) => return Err(e.into()),
-    }
+    remove_stale_parts(&out, name);
+    let part = part_name(name);
     {
         use std::io::Write;
+        // A name no one else uses: a link or file planted under it makes
+        // the create fail (EXCL, NOFOLLOW), and the write is tried again.
         let file = openat(
             &out,
             part.as_str(),
@@ -907,68 +938,128 @@ fn deliver_file(folder: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> 
                 | OFlags::NOFOLLOW
                 | OFlags::NONBLOCK
                 | OFlags::CLOEXEC,
-            Mode::from_bits_truncate(0o644),
+            Mode::from_bits_truncate(0o666),
         )?;
         let mut file = std::fs::File::from(file);
-        file.write_all(bytes)?;
-        file.sync_all()?;
+        let written = file.write_all(bytes).and_then(|()| file.sync_all());
+        if let Err(e) = written {
+            let _ = unlinkat(&out, part.as_str(), AtFlags::empty());
+            return Err(e);
+        }
     }
-    match rename_in(&out, &part, name) {
+    match rename_no_replace_at(&out, Path::new(&part), &out, Path::new(name)) {
         Ok(()) => {}
         // Written meanwhile by another hub instance (the same answer, the
         // same bytes): ours is not needed.
-        Err(Errno::EXIST) => {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
             let _ = unlinkat(&out, part.as_str(), AtFlags::empty());
             return Ok(());
         }
-        Err(e) => return Err(e.into()),
+        Err(e) => {
+            let _ = unlinkat(&out, part.as_str(), AtFlags::empty());
+            return Err(e);
+        }
     }
     // The rename itself made durable before the message counts as sent.
     rustix::fs::fsync(&out)?;
     Ok(())
 }
 
-/// Renames `from` to `to` inside the directory `dir` without replacing a
-/// file at `to`; where the file system has no such rename, a plain one
-/// (the caller has checked that `to` is free).
+/// The hidden name an answer is written under before it is renamed into
+/// place: `.NAME.` then this process and a random number, then `.part`,
+/// so that no other write (of this hub instance or another sharing the
+/// folder) uses it.
+fn part_name(name: &str) -> String {
+    let mut random = [0u8; 8];
+    // Without randomness the process id and a counter still tell this
+    // instance's writes apart.
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let random = match getrandom::getrandom(&mut random) {
+        Ok(()) => u64::from_le_bytes(random),
+        Err(_) => n,
+    };
+    format!(".{name}.{}-{n}-{random:016x}.part", std::process::id())
+}
+
+/// How old a hidden part file must be before a later write of the same
+/// answer takes it for one a crashed write left: writing an answer takes
+/// milliseconds.
+const STALE_PART: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Removes the hidden part files of answer `name` that a crash left in
+/// `out/` (older than [`STALE_PART`]); a part another write is still
+/// filling is young and stays. Whatever they are (a link included), they
+/// are removed, never followed.
 #[cfg(unix)]
-fn rename_in(dir: &rustix::fd::OwnedFd, from: &str, to: &str) -> rustix::io::Result<()> {
-    #[cfg(target_os = "linux")]
-    {
-        use rustix::fs::{RenameFlags, renameat_with};
-        match renameat_with(dir, from, dir, to, RenameFlags::NOREPLACE) {
-            Err(rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS) => {}
-            other => return other,
+fn remove_stale_parts(out: &rustix::fd::OwnedFd, name: &str) {
+    use rustix::fs::{AtFlags, Dir, statat, unlinkat};
+    let prefix = format!(".{name}.");
+    let Ok(dir) = Dir::read_from(out) else {
+        return;
+    };
+    let now = std::time::SystemTime::now();
+    for entry in dir.flatten() {
+        let file = entry.file_name().to_string_lossy().into_owned();
+        let Some(rest) = file.strip_prefix(&prefix) else {
+            continue;
+        };
+        // `rest` is "part" for the single name earlier versions used.
+        if rest != "part" && !rest.ends_with(".part") {
+            continue;
+        }
+        let Ok(stat) = statat(out, file.as_str(), AtFlags::SYMLINK_NOFOLLOW) else {
+            continue;
+        };
+        let modified = std::time::UNIX_EPOCH
+            + std::time::Duration::from_secs(u64::try_from(stat.st_mtime).unwrap_or(0));
+        if now.duration_since(modified).unwrap_or_default() >= STALE_PART {
+            let _ = unlinkat(out, file.as_str(), AtFlags::empty());
         }
     }
-    rustix::fs::renameat(dir, from, dir, to)
 }
 
 /// Writes `bytes` as `out/NAME` of the partner's `folder` through a
-/// hidden file renamed into place, unless `out/NAME` exists already.
+/// hidden file of its own renamed into place, unless `out/NAME` exists
+/// already; `out/` must be a folder, not a link.
 #[cfg(not(unix))]
 fn deliver_file(folder: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
     let out = folder.join("out");
+    match std::fs::symlink_metadata(&out) {
+        Ok(meta) if meta.is_dir() => {}
+        Ok(_) => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "out/ is not a folder (a symbolic link or a file); not written through",
+            ));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::create_dir(&out)?,
+        Err(e) => return Err(e),
+    }
     let path = out.join(name);
     if std::fs::symlink_metadata(&path).is_ok() {
         return Ok(());
     }
-    std::fs::create_dir_all(&out)?;
-    let part = out.join(format!(".{name}.part"));
-    match std::fs::remove_file(&part) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-        _ => {}
-    }
+    let part = out.join(part_name(name));
     {
         use std::io::Write;
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&part)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        no_follow(&mut options);
+        let mut file = options.open(&part)?;
+        let written = file.write_all(bytes).and_then(|()| file.sync_all());
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&part);
+            return Err(e);
+        }
     }
-    std::fs::rename(&part, &path)
+    match rename_no_replace(&part, &path) {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let _ = std::fs::remove_file(&part);
+            Ok(())
+        }
+        other => other,
+    }
 }
 
 impl<P: crate::hub::outbox::Publish + ?Sized> crate::hub::outbox::Publish for DropDelivery<P> {
@@ -1074,5 +1165,155 @@ impl<P: crate::hub::outbox::Publish + ?Sized> crate::hub::outbox::Publish for Dr
                 })
                 .collect()
         })
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// A fresh partner folder with `out/`, removed when dropped.
+    struct Folder(PathBuf);
+
+    impl Folder {
+        fn new(test: &str) -> Folder {
+            let path = std::env::temp_dir().join(format!(
+                "tradehub-drop-{test}-{}-{}",
+                std::process::id(),
+                uuid::Uuid::now_v7().simple()
+            ));
+            std::fs::create_dir_all(path.join("out")).unwrap();
+            Folder(path)
+        }
+    }
+
+    impl Drop for Folder {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Two instances writing the same answer at the same moment: each
+    /// succeeds, the answer is one of the two copies whole (never a part
+    /// file another write was still filling), and no part file is left.
+    #[test]
+    fn two_writers_of_one_answer_never_publish_a_half_written_copy() {
+        let folder = Folder::new("race");
+        let size = 256 * 1024;
+        for i in 0..150 {
+            let name = format!("answer-{i}.edi");
+            let writers: Vec<_> = [b'a', b'b']
+                .into_iter()
+                .map(|fill| {
+                    let (dir, name) = (folder.0.clone(), name.clone());
+                    std::thread::spawn(move || deliver_file(&dir, &name, &vec![fill; size]))
+                })
+                .collect();
+            for w in writers {
+                w.join().unwrap().unwrap();
+            }
+            let got = std::fs::read(folder.0.join("out").join(&name)).unwrap();
+            assert_eq!(got.len(), size, "{name}");
+            assert!(got.iter().all(|b| *b == got[0]), "{name} mixes two copies");
+        }
+        let left: Vec<String> = names(&folder.0.join("out"))
+            .into_iter()
+            .filter(|n| n.starts_with('.'))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+    }
+
+    /// A partner swapping `out/` for a link to another folder and back, as
+    /// fast as it can, while answers are written: some writes fail, none
+    /// lands in the other folder, and each one that succeeded is in out/.
+    #[test]
+    fn out_swapped_for_a_link_while_writing_is_never_written_through() {
+        let folder = Folder::new("swap");
+        let elsewhere = folder.0.join("elsewhere");
+        std::fs::create_dir(&elsewhere).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let swapper = {
+            let (dir, stop) = (folder.0.clone(), stop.clone());
+            std::thread::spawn(move || {
+                use rustix::fs::{CWD, RenameFlags, renameat_with};
+                // out/ and a link exchanged in one step each way, so out/
+                // is never missing (the hub would create it again).
+                let (out, link) = (dir.join("out"), dir.join("out.link"));
+                std::os::unix::fs::symlink("elsewhere", &link).unwrap();
+                let mut swaps = 0u32;
+                while !stop.load(Ordering::Relaxed) {
+                    renameat_with(CWD, &out, CWD, &link, RenameFlags::EXCHANGE).unwrap();
+                    std::thread::yield_now();
+                    renameat_with(CWD, &out, CWD, &link, RenameFlags::EXCHANGE).unwrap();
+                    swaps += 1;
+                }
+                swaps
+            })
+        };
+        let mut delivered = Vec::new();
+        let mut failed = 0;
+        for i in 0..3000 {
+            let name = format!("answer-{i}.edi");
+            match deliver_file(&folder.0, &name, b"UNA:+.? 'UNB+UNOC:3'") {
+                Ok(()) => delivered.push(name),
+                Err(_) => failed += 1,
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        let swaps = swapper.join().unwrap();
+        assert!(swaps > 0);
+        assert!(names(&elsewhere).is_empty(), "{:?}", names(&elsewhere));
+        let out = names(&folder.0.join("out"));
+        for name in &delivered {
+            assert!(
+                out.contains(name),
+                "{name} counted as written but not in out/"
+            );
+        }
+        // Both outcomes happened: the swaps did race the writes.
+        assert!(failed > 0 && !delivered.is_empty(), "{failed} failed");
+    }
+
+    /// Part files a crash left (older than [`STALE_PART`]), the single
+    /// name of earlier versions included, go with the next write of their
+    /// answer; a young one, another write's, stays, as do other answers'.
+    #[test]
+    fn part_files_a_crash_left_are_removed_by_the_next_write() {
+        let folder = Folder::new("stale");
+        let out = folder.0.join("out");
+        let old = std::time::SystemTime::now() - STALE_PART - std::time::Duration::from_secs(5);
+        for (part, stale) in [
+            (".a.edi.17-0-00000000000000ff.part", true),
+            (".a.edi.part", true),
+            (".a.edi.18-3-0000000000000abc.part", false),
+            (".b.edi.17-1-00000000000000ff.part", true),
+        ] {
+            let file = std::fs::File::create(out.join(part)).unwrap();
+            if stale {
+                file.set_modified(old).unwrap();
+            }
+        }
+        deliver_file(&folder.0, "a.edi", b"answer").unwrap();
+        assert_eq!(
+            names(&out),
+            [
+                ".a.edi.18-3-0000000000000abc.part",
+                ".b.edi.17-1-00000000000000ff.part",
+                "a.edi"
+            ]
+        );
+        assert_eq!(std::fs::read(out.join("a.edi")).unwrap(), b"answer");
     }
 }

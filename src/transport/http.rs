@@ -896,7 +896,7 @@ fn hide_screening(
     if is_officer(partner) {
         return;
     }
-    if declaration.target == "passenger_list" {
+    if crate::hub::clearance::lane_is_screening(&declaration.target) {
         declaration.lane = None;
     }
     if let Some(events) = events {
