@@ -694,8 +694,9 @@ async fn answers_are_delivered_to_the_partners_out_folder() {
         std::fs::read(out.join("x.cleared.7.edi")).unwrap(),
         b"again"
     );
-    // A part file left behind, even a link planted there, is replaced,
-    // never written through.
+    // A link planted under a part file's name (the single name earlier
+    // versions used) is never written through: each write has a part name
+    // of its own, and a young file of another's name is left alone.
     let elsewhere_file = dir.join("elsewhere");
     std::fs::write(&elsewhere_file, b"untouched").unwrap();
     std::os::unix::fs::symlink(&elsewhere_file, out.join(".x2.cleared.1.edi.part")).unwrap();
@@ -708,6 +709,9 @@ async fn answers_are_delivered_to_the_partners_out_folder() {
         b"again"
     );
     assert_eq!(std::fs::read(&elsewhere_file).unwrap(), b"untouched");
+    let planted = out.join(".x2.cleared.1.edi.part");
+    assert!(planted.symlink_metadata().unwrap().is_symlink());
+    std::fs::remove_file(&planted).unwrap();
     // out/ swapped for a link to a folder elsewhere: nothing is written
     // through it, and the answer fails (tried again, then parked).
     let moved = dir.join("out-moved");
