@@ -694,9 +694,11 @@ async fn answers_are_delivered_to_the_partners_out_folder() {
         std::fs::read(out.join("x.cleared.7.edi")).unwrap(),
         b"again"
     );
-    // A link planted under a part file's name (the single name earlier
-    // versions used) is never written through: each write has a part name
-    // of its own, and a young file of another's name is left alone.
+    // A link planted under the single part name earlier versions used is
+    // left alone (a young file, of a name the writer no longer uses) and
+    // the answer is written beside it. (That the writer's own part name
+    // cannot be hijacked, nor out/ swapped for a link mid-write, is tested
+    // in the drop module's unit tests.)
     let elsewhere_file = dir.join("elsewhere");
     std::fs::write(&elsewhere_file, b"untouched").unwrap();
     std::os::unix::fs::symlink(&elsewhere_file, out.join(".x2.cleared.1.edi.part")).unwrap();

@@ -891,8 +891,8 @@ type AnswerPlace = (PathBuf, String);
 /// this write's own ([`part_name`]), so two hub instances writing the same
 /// answer never touch each other's; the rename never replaces a file
 /// (RENAME_NOREPLACE where the file system has it), so the first complete
-/// copy stays. Files and `out/` are created with the modes a plain create
-/// gives (0666, 0777, less the umask).
+/// copy stays. Files and `out/` are created for owner and group (0664,
+/// 0775, less the umask), never writable by others.
 #[cfg(unix)]
 fn deliver_file(folder: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
     use rustix::fs::{AtFlags, Mode, OFlags, mkdirat, openat, statat, unlinkat};
@@ -902,7 +902,7 @@ fn deliver_file(folder: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> 
     let out = match openat(&partner, "out", directory, Mode::empty()) {
         Ok(out) => out,
         Err(Errno::NOENT) => {
-            match mkdirat(&partner, "out", Mode::from_bits_truncate(0o777)) {
+            match mkdirat(&partner, "out", Mode::from_bits_truncate(0o775)) {
                 // The new folder's name made durable with the answer.
                 Ok(()) => rustix::fs::fsync(&partner)?,
                 Err(Errno::EXIST) => {}
@@ -918,12 +918,14 @@ fn deliver_file(folder: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> 
         }
         Err(e) => return Err(e.into()),
     };
+    remove_stale_parts(folder, &out);
     match statat(&out, name, AtFlags::SYMLINK_NOFOLLOW) {
-        Ok(_) => return Ok(()),
+        // Written before (by this instance before a restart, or another):
+        // made durable before the message counts as sent.
+        Ok(_) => return Ok(rustix::fs::fsync(&out)?),
         Err(Errno::NOENT) => {}
         Err(e) => return Err(e.into()),
     }
-    remove_stale_parts(&out, name);
     let part = part_name(name);
     {
         use std::io::Write;
@@ -938,7 +940,7 @@ fn deliver_file(folder: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> 
                 | OFlags::NOFOLLOW
                 | OFlags::NONBLOCK
                 | OFlags::CLOEXEC,
-            Mode::from_bits_truncate(0o666),
+            Mode::from_bits_truncate(0o664),
         )?;
         let mut file = std::fs::File::from(file);
         let written = file.write_all(bytes).and_then(|()| file.sync_all());
@@ -953,7 +955,7 @@ fn deliver_file(folder: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> 
         // same bytes): ours is not needed.
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
             let _ = unlinkat(&out, part.as_str(), AtFlags::empty());
-            return Ok(());
+            return Ok(rustix::fs::fsync(&out)?);
         }
         Err(e) => {
             let _ = unlinkat(&out, part.as_str(), AtFlags::empty());
@@ -982,30 +984,80 @@ fn part_name(name: &str) -> String {
     format!(".{name}.{}-{n}-{random:016x}.part", std::process::id())
 }
 
-/// How old a hidden part file must be before a later write of the same
-/// answer takes it for one a crashed write left: writing an answer takes
-/// milliseconds.
+/// How old a hidden part file must be before a write takes it for one a
+/// crashed write left: writing an answer takes milliseconds.
+#[cfg(unix)]
 const STALE_PART: std::time::Duration = std::time::Duration::from_secs(600);
 
-/// Removes the hidden part files of answer `name` that a crash left in
-/// `out/` (older than [`STALE_PART`]); a part another write is still
-/// filling is young and stays. Whatever they are (a link included), they
-/// are removed, never followed.
+/// True for the names the hub writes answers under before renaming them:
+/// `.NAME.<pid>-<n>-<16 hex>.part` ([`part_name`]), or `.NAME.part`, the
+/// single name of earlier versions (NAME an answer's: ending `.edi`,
+/// `.xml` or `.json`).
 #[cfg(unix)]
-fn remove_stale_parts(out: &rustix::fd::OwnedFd, name: &str) {
+fn is_part_name(file: &str) -> bool {
+    let Some(inner) = file.strip_prefix('.').and_then(|f| f.strip_suffix(".part")) else {
+        return false;
+    };
+    let answer = |name: &str| [".edi", ".xml", ".json"].iter().any(|e| name.ends_with(e));
+    if answer(inner) {
+        return true;
+    }
+    let Some((name, tag)) = inner.rsplit_once('.') else {
+        return false;
+    };
+    let mut parts = tag.split('-');
+    let digits = |p: Option<&str>, hex: bool, len: Option<usize>| {
+        p.is_some_and(|p| {
+            !p.is_empty()
+                && len.is_none_or(|l| p.len() == l)
+                && p.chars().all(|c| {
+                    if hex {
+                        c.is_ascii_hexdigit()
+                    } else {
+                        c.is_ascii_digit()
+                    }
+                })
+        })
+    };
+    answer(name)
+        && digits(parts.next(), false, None)
+        && digits(parts.next(), false, None)
+        && digits(parts.next(), true, Some(16))
+        && parts.next().is_none()
+}
+
+/// Removes from `out/` the hidden part files crashed writes left (of any
+/// answer, older than [`STALE_PART`]); a part another write is still
+/// filling is young and stays, and so does every file not named as the
+/// hub names its parts. Swept at most once per [`STALE_PART`] per folder,
+/// so that a large `out/` is not listed at every answer. Whatever they are
+/// (a link included), they are removed, never followed.
+#[cfg(unix)]
+fn remove_stale_parts(folder: &Path, out: &rustix::fd::OwnedFd) {
     use rustix::fs::{AtFlags, Dir, statat, unlinkat};
-    let prefix = format!(".{name}.");
+    static SWEPT: std::sync::Mutex<Option<HashMap<PathBuf, std::time::Instant>>> =
+        std::sync::Mutex::new(None);
+    {
+        let Ok(mut swept) = SWEPT.lock() else {
+            return;
+        };
+        let swept = swept.get_or_insert_with(HashMap::new);
+        let now = std::time::Instant::now();
+        if swept
+            .get(folder)
+            .is_some_and(|at| now.duration_since(*at) < STALE_PART)
+        {
+            return;
+        }
+        swept.insert(folder.to_path_buf(), now);
+    }
     let Ok(dir) = Dir::read_from(out) else {
         return;
     };
     let now = std::time::SystemTime::now();
     for entry in dir.flatten() {
         let file = entry.file_name().to_string_lossy().into_owned();
-        let Some(rest) = file.strip_prefix(&prefix) else {
-            continue;
-        };
-        // `rest` is "part" for the single name earlier versions used.
-        if rest != "part" && !rest.ends_with(".part") {
+        if !is_part_name(&file) {
             continue;
         }
         let Ok(stat) = statat(out, file.as_str(), AtFlags::SYMLINK_NOFOLLOW) else {
@@ -1033,7 +1085,10 @@ fn deliver_file(folder: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> 
                 "out/ is not a folder (a symbolic link or a file); not written through",
             ));
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::create_dir(&out)?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => match std::fs::create_dir(&out) {
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(e),
+            _ => {}
+        },
         Err(e) => return Err(e),
     }
     let path = out.join(name);
@@ -1253,13 +1308,18 @@ mod tests {
                 let (out, link) = (dir.join("out"), dir.join("out.link"));
                 std::os::unix::fs::symlink("elsewhere", &link).unwrap();
                 let mut swaps = 0u32;
+                // A file system without the exchange: nothing to race.
+                if renameat_with(CWD, &out, CWD, &link, RenameFlags::EXCHANGE).is_err() {
+                    return None;
+                }
+                renameat_with(CWD, &out, CWD, &link, RenameFlags::EXCHANGE).unwrap();
                 while !stop.load(Ordering::Relaxed) {
                     renameat_with(CWD, &out, CWD, &link, RenameFlags::EXCHANGE).unwrap();
                     std::thread::yield_now();
                     renameat_with(CWD, &out, CWD, &link, RenameFlags::EXCHANGE).unwrap();
                     swaps += 1;
                 }
-                swaps
+                Some(swaps)
             })
         };
         let mut delivered = Vec::new();
@@ -1272,7 +1332,10 @@ mod tests {
             }
         }
         stop.store(true, Ordering::Relaxed);
-        let swaps = swapper.join().unwrap();
+        let Some(swaps) = swapper.join().unwrap() else {
+            eprintln!("the temporary folder's file system cannot exchange names: not run");
+            return;
+        };
         assert!(swaps > 0);
         assert!(names(&elsewhere).is_empty(), "{:?}", names(&elsewhere));
         let out = names(&folder.0.join("out"));
@@ -1286,19 +1349,24 @@ mod tests {
         assert!(failed > 0 && !delivered.is_empty(), "{failed} failed");
     }
 
-    /// Part files a crash left (older than [`STALE_PART`]), the single
-    /// name of earlier versions included, go with the next write of their
-    /// answer; a young one, another write's, stays, as do other answers'.
+    /// Part files crashes left (older than [`STALE_PART`]), of any answer
+    /// and under the single name of earlier versions too, go with the next
+    /// write to the folder, even one whose answer is already there; a young
+    /// one (another write's) stays, as does every file not named as the
+    /// hub names its parts.
     #[test]
     fn part_files_a_crash_left_are_removed_by_the_next_write() {
         let folder = Folder::new("stale");
         let out = folder.0.join("out");
+        std::fs::write(out.join("a.edi"), b"answer").unwrap();
         let old = std::time::SystemTime::now() - STALE_PART - std::time::Duration::from_secs(5);
         for (part, stale) in [
             (".a.edi.17-0-00000000000000ff.part", true),
-            (".a.edi.part", true),
+            (".c.edi.part", true),
             (".a.edi.18-3-0000000000000abc.part", false),
-            (".b.edi.17-1-00000000000000ff.part", true),
+            (".b.xml.17-1-00000000000000ff.part", true),
+            (".mine.txt.part", true),
+            (".b.edi.my-own.part", true),
         ] {
             let file = std::fs::File::create(out.join(part)).unwrap();
             if stale {
@@ -1310,7 +1378,8 @@ mod tests {
             names(&out),
             [
                 ".a.edi.18-3-0000000000000abc.part",
-                ".b.edi.17-1-00000000000000ff.part",
+                ".b.edi.my-own.part",
+                ".mine.txt.part",
                 "a.edi"
             ]
         );
