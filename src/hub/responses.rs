@@ -40,13 +40,22 @@ pub(crate) fn render(
 ) -> Rendered {
     if reply.format == "xml" {
         let res = wco_response(reply, response, errors, now, declaration_id, sequence);
-        if let Ok(xml) = write(&res) {
-            return Rendered {
-                kind: "res",
-                content_type: "application/xml",
-                bytes: xml.clone().into_bytes(),
-                text: xml,
-            };
+        match write(&res) {
+            Ok(xml) => {
+                return Rendered {
+                    kind: "res",
+                    content_type: "application/xml",
+                    bytes: xml.clone().into_bytes(),
+                    text: xml,
+                };
+            }
+            // A value XML cannot carry (a character it refuses): the
+            // answer goes as JSON, and the operator is told.
+            Err(e) => tracing::error!(
+                declaration = declaration_id,
+                error = %e,
+                "the WCO RES cannot be written; the answer is sent as JSON"
+            ),
         }
     } else if reply.format == "edifact" {
         // UNB 0020 / UNH 0062: an..14, unique per answer: the random tail

@@ -64,7 +64,10 @@ impl Intake {
         let response_id: String = id.chars().filter(|c| *c != '-').collect();
         let acknowledgement =
             crate::xml::response::write(&crate::ack::res::for_report(&report, now, &response_id))
-                .unwrap_or_default();
+                .unwrap_or_else(|e| {
+                    tracing::error!(interchange = %id, error = %e, "the WCO RES acknowledgement cannot be written; none is stored");
+                    String::new()
+                });
         let errors = report.error_count();
         let status = if report.valid {
             status::VALIDATED

@@ -895,7 +895,13 @@ async fn handle(
         // Recorded under the partner when the user is one (the broker
         // validated the user id; an account that is no partner is named in
         // the reason only).
-        let partner = intake.store().partner(&user).await.ok().flatten();
+        let partner = match intake.store().partner(&user).await {
+            Ok(partner) => partner,
+            Err(e) => {
+                tracing::warn!(user = %user, error = %e, "the sender of an over-size message cannot be looked up; recorded without a partner");
+                None
+            }
+        };
         let registered = partner.is_some();
         let why = if registered {
             why
