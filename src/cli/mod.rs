@@ -2279,7 +2279,9 @@ fn convert_json(path: &Path, bytes: &[u8]) -> Result<u8, CliError> {
 /// a value cannot be written (MAP003, MAP006).
 fn convert_xml(path: &Path, bytes: &[u8], out_dir: Option<&Path>) -> Result<u8, CliError> {
     use crate::model::Declaration;
-    let writer = crate::mapping::wco_out::load().map_err(|e| CliError::Usage(e.to_string()))?;
+    // The writer is loaded before the input is read: a missing mapping or
+    // schema stops the command at once.
+    crate::mapping::wco_out::load().map_err(|e| CliError::Usage(e.to_string()))?;
     let shown = path.display().to_string();
     let stem = path.file_stem().map_or_else(
         || "declaration".into(),
@@ -2366,8 +2368,7 @@ fn convert_xml(path: &Path, bytes: &[u8], out_dir: Option<&Path>) -> Result<u8, 
                 continue;
             }
         };
-        let mut written = writer.write(&declaration);
-        crate::mapping::wco_out::check_function(&declaration, &mut written)
+        let written = crate::mapping::wco_out::write_declaration(&declaration)
             .map_err(|e| CliError::Usage(e.to_string()))?;
         for issue in &written.issues {
             failed |= issue.is_error();

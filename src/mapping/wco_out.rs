@@ -82,10 +82,7 @@ pub fn write_declaration(declaration: &Declaration) -> Result<DecDocument, Mappi
 /// request), and a TypeCode written for another field can change it: an
 /// amendment whose own declaration type is INV would be read as a
 /// cancellation. Such a document gets an error (MAP006) at `/function`.
-pub fn check_function(
-    declaration: &Declaration,
-    doc: &mut DecDocument,
-) -> Result<(), MappingError> {
+fn check_function(declaration: &Declaration, doc: &mut DecDocument) -> Result<(), MappingError> {
     let reader = super::wco::load()?;
     let (value, _) = reader.apply(doc.xml.as_bytes());
     let read = value.get("function").and_then(Value::as_str);

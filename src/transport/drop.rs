@@ -867,14 +867,18 @@ impl<P: ?Sized> DropDelivery<P> {
                 }
             })
             .collect();
+        let [edi, xml, json] = ANSWER_EXTENSIONS;
         let extension = match message.content_type.as_str() {
-            "application/edifact" => "edi",
-            "application/xml" => "xml",
-            _ => "json",
+            "application/edifact" => edi,
+            "application/xml" => xml,
+            _ => json,
         };
         Some((folder, format!("{stem}.{extension}")))
     }
 }
+
+/// The extensions of answers in `out/`: EDIFACT, WCO XML, JSON.
+const ANSWER_EXTENSIONS: [&str; 3] = ["edi", "xml", "json"];
 
 /// Where an answer is written: the partner's folder, and the answer's
 /// name in its `out/`.
@@ -927,42 +931,36 @@ fn deliver_file(folder: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> 
         Err(e) => return Err(e.into()),
     }
     let part = part_name(name);
-    {
+    // A name no one else uses: a link or file planted under it makes the
+    // create fail (EXCL, NOFOLLOW), and the write is tried again.
+    let file = openat(
+        &out,
+        part.as_str(),
+        OFlags::WRONLY
+            | OFlags::CREATE
+            | OFlags::EXCL
+            | OFlags::NOFOLLOW
+            | OFlags::NONBLOCK
+            | OFlags::CLOEXEC,
+        Mode::from_bits_truncate(0o664),
+    )?;
+    let published = {
         use std::io::Write;
-        // A name no one else uses: a link or file planted under it makes
-        // the create fail (EXCL, NOFOLLOW), and the write is tried again.
-        let file = openat(
-            &out,
-            part.as_str(),
-            OFlags::WRONLY
-                | OFlags::CREATE
-                | OFlags::EXCL
-                | OFlags::NOFOLLOW
-                | OFlags::NONBLOCK
-                | OFlags::CLOEXEC,
-            Mode::from_bits_truncate(0o664),
-        )?;
         let mut file = std::fs::File::from(file);
-        let written = file.write_all(bytes).and_then(|()| file.sync_all());
-        if let Err(e) = written {
-            let _ = unlinkat(&out, part.as_str(), AtFlags::empty());
-            return Err(e);
-        }
-    }
-    match rename_no_replace_at(&out, Path::new(&part), &out, Path::new(name)) {
-        Ok(()) => {}
+        file.write_all(bytes)
+            .and_then(|()| file.sync_all())
+            .and_then(|()| rename_no_replace_at(&out, Path::new(&part), &out, Path::new(name)))
+    };
+    if let Err(e) = published {
+        let _ = unlinkat(&out, part.as_str(), AtFlags::empty());
         // Written meanwhile by another hub instance (the same answer, the
         // same bytes): ours is not needed.
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            let _ = unlinkat(&out, part.as_str(), AtFlags::empty());
-            return Ok(rustix::fs::fsync(&out)?);
-        }
-        Err(e) => {
-            let _ = unlinkat(&out, part.as_str(), AtFlags::empty());
+        if e.kind() != std::io::ErrorKind::AlreadyExists {
             return Err(e);
         }
     }
-    // The rename itself made durable before the message counts as sent.
+    // The rename (ours or the other's) made durable before the message
+    // counts as sent.
     rustix::fs::fsync(&out)?;
     Ok(())
 }
@@ -998,32 +996,22 @@ fn is_part_name(file: &str) -> bool {
     let Some(inner) = file.strip_prefix('.').and_then(|f| f.strip_suffix(".part")) else {
         return false;
     };
-    let answer = |name: &str| [".edi", ".xml", ".json"].iter().any(|e| name.ends_with(e));
+    let answer = |name: &str| {
+        name.rsplit_once('.')
+            .is_some_and(|(_, extension)| ANSWER_EXTENSIONS.contains(&extension))
+    };
     if answer(inner) {
         return true;
     }
     let Some((name, tag)) = inner.rsplit_once('.') else {
         return false;
     };
-    let mut parts = tag.split('-');
-    let digits = |p: Option<&str>, hex: bool, len: Option<usize>| {
-        p.is_some_and(|p| {
-            !p.is_empty()
-                && len.is_none_or(|l| p.len() == l)
-                && p.chars().all(|c| {
-                    if hex {
-                        c.is_ascii_hexdigit()
-                    } else {
-                        c.is_ascii_digit()
-                    }
-                })
-        })
-    };
+    let number = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
+    let tag: Vec<&str> = tag.split('-').collect();
     answer(name)
-        && digits(parts.next(), false, None)
-        && digits(parts.next(), false, None)
-        && digits(parts.next(), true, Some(16))
-        && parts.next().is_none()
+        && matches!(tag.as_slice(), [pid, n, random]
+            if number(pid) && number(n)
+                && random.len() == 16 && random.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 /// Removes from `out/` the hidden part files crashed writes left (of any
@@ -1035,13 +1023,12 @@ fn is_part_name(file: &str) -> bool {
 #[cfg(unix)]
 fn remove_stale_parts(folder: &Path, out: &rustix::fd::OwnedFd) {
     use rustix::fs::{AtFlags, Dir, statat, unlinkat};
-    static SWEPT: std::sync::Mutex<Option<HashMap<PathBuf, std::time::Instant>>> =
-        std::sync::Mutex::new(None);
+    static SWEPT: std::sync::Mutex<std::collections::BTreeMap<PathBuf, std::time::Instant>> =
+        std::sync::Mutex::new(std::collections::BTreeMap::new());
     {
         let Ok(mut swept) = SWEPT.lock() else {
             return;
         };
-        let swept = swept.get_or_insert_with(HashMap::new);
         let now = std::time::Instant::now();
         if swept
             .get(folder)
