@@ -1508,7 +1508,7 @@ fn a_paxlst_traveller_has_every_reference_the_seat_bags_and_address() {
         serde_json::json!({
             "street": "235 WESTERN ROAD SUITE 203",
             "city": "SLEAFORD",
-            "region": "LINCS",
+            "region_name": "LINCS",
             "postcode": "PE22 4T5",
             "country": "GBR"
         })

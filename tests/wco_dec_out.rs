@@ -19,8 +19,8 @@ use tradehub::mapping::typed;
 use tradehub::mapping::wco;
 use tradehub::mapping::wco_out::{self, DecDocument, WcoOutMapping};
 use tradehub::model::{
-    Amount, Declaration, DeclarationFunction, DeclarationKind, Document, DutyTax, GoodsItem,
-    Moment, Packages, Party, Totals, Transport,
+    Address, Amount, Declaration, DeclarationFunction, DeclarationKind, Document, DutyTax,
+    GoodsItem, Moment, Packages, Party, Totals, Transport,
 };
 use tradehub::schema::Directories;
 use tradehub::xml::{XmlLimits, XmlReport, XmlValidator};
@@ -264,17 +264,46 @@ fn amount() -> impl Strategy<Value = Amount> {
     (decimal(3), currency()).prop_map(|(value, currency)| Amount { value, currency })
 }
 
-fn party(name: bool) -> impl Strategy<Value = Option<Party>> {
-    let names = if name {
-        prop::option::of(id(70)).boxed()
+/// A party with its identifier, perhaps its name and, unless the WCO class
+/// has none (the submitter), perhaps an address of any of its parts.
+fn party(address: bool) -> impl Strategy<Value = Option<Party>> {
+    let addresses = if address {
+        prop::option::of(
+            (
+                prop::option::of(id(70)),
+                prop::option::of(id(35)),
+                prop::option::of(id(9)),
+                prop::option::of(country()),
+                prop::option::of(id(9)),
+                prop::option::of(id(35)),
+            )
+                .prop_map(
+                    |(street, city, postcode, country, region, region_name)| Address {
+                        street,
+                        city,
+                        postcode,
+                        country,
+                        region,
+                        region_name,
+                        ..Address::default()
+                    },
+                )
+                .prop_filter("an empty address says nothing", |a| {
+                    *a != Address::default()
+                }),
+        )
+        .boxed()
     } else {
         Just(None).boxed()
     };
-    prop::option::of((id(17), names).prop_map(|(id, name)| Party {
-        id: Some(id),
-        name,
-        ..Party::default()
-    }))
+    prop::option::of((id(17), prop::option::of(id(70)), addresses).prop_map(
+        |(id, name, address)| Party {
+            id: Some(id),
+            name,
+            address,
+            ..Party::default()
+        },
+    ))
 }
 
 /// Documents as a WCO AdditionalDocument or PreviousDocument holds them:
@@ -431,12 +460,12 @@ fn issued() -> impl Strategy<Value = Moment> {
 
 prop_compose! {
     fn parties()(
-        declarant in party(false),
+        declarant in party(true),
         exporter in party(true),
-        representative in party(false),
+        representative in party(true),
         importer in party(true),
-        buyer in party(false),
-        seller in party(false),
+        buyer in party(true),
+        seller in party(true),
         submitter in party(false),
     ) -> [Option<Party>; 7] {
         [declarant, exporter, representative, importer, buyer, seller, submitter]
@@ -809,6 +838,35 @@ fn giving_way_needs_the_rule_given_way_to_before_it() {
         assert!(err.message.contains(message), "{err}");
         assert_eq!(err.line, line_of(&bad, "to = \"type_code\"") + 1, "{err}");
     }
+    // The earlier form, codes without the field, says what to write.
+    let old = "gives_way_to = { function = [\"INV\"] }";
+    let bad = text.replacen(old, "gives_way_to = [\"INV\"]", 1);
+    let err = WcoOutMapping::compile("old.toml", &bad, &schemas).unwrap_err();
+    assert!(
+        err.message
+            .contains("gives_way_to = { function = [\"INV\"] }"),
+        "{err}"
+    );
+    assert_eq!(err.line, line_of(&bad, "gives_way_to = [\"INV\"]"), "{err}");
+    // Inside a list, the error names the rule's line, not the file's first.
+    let item_rule = "to = \"description\"\nfrom = \"Commodity/Description\"\n";
+    assert!(text.contains(item_rule));
+    let bad = text.replacen(
+        item_rule,
+        &format!("{item_rule}gives_way_to = {{ sequence = [\"1\"] }}\n"),
+        1,
+    );
+    let err = WcoOutMapping::compile("list.toml", &bad, &schemas).unwrap_err();
+    assert!(
+        err.message
+            .contains("list goods: description: gives way to sequence"),
+        "{err}"
+    );
+    assert_eq!(
+        err.line,
+        line_of(&bad, "from = \"Commodity/Description\""),
+        "{err}"
+    );
     // The type's rule moved before the function's.
     let start = text.find("[[field]]\nto = \"type_code\"").unwrap();
     let block_end = start + text[start..].find("\n\n").unwrap() + 2;

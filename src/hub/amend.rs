@@ -280,11 +280,26 @@ impl Apply<'_> {
             );
             return;
         }
-        let mapping = crate::mapping::wco::load().ok();
-        let goods = mapping
-            .as_ref()
-            .and_then(|m| m.list_element("goods"))
-            .unwrap_or_default();
+        // The goods items' element is the WCO mapping's: without it the
+        // change cannot be placed, which is the hub's fault, not the
+        // sender's, and is said as such instead of reading every pointer as
+        // one outside the goods items.
+        let mapping = match crate::mapping::wco::load() {
+            Ok(mapping) => mapping,
+            Err(e) => {
+                tracing::error!(error = %e, "the WCO DEC mapping did not load; an amendment's pointers cannot be placed");
+                self.error(
+                    index,
+                    format!(
+                        "change {}: the hub cannot place pointer {written}: its WCO DEC mapping \
+                         did not load ({e})",
+                        index + 1
+                    ),
+                );
+                return;
+            }
+        };
+        let goods = mapping.list_element("goods").unwrap_or_default();
         let below: Vec<&str> = names.iter().skip(1).copied().collect();
         let goods_depth = goods.split('/').count();
         if !goods.is_empty()
@@ -329,14 +344,10 @@ impl Apply<'_> {
         element_path.push(element);
         let element_path = element_path.join("/");
         let fields: Vec<String> = mapping
-            .as_ref()
-            .map(|m| {
-                m.fields_from(&element_path)
-                    .into_iter()
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .unwrap_or_default();
+            .fields_from(&element_path)
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
         let (identity, data): (Vec<String>, Vec<String>) = fields
             .into_iter()
             .partition(|f| IDENTITY.contains(&f.split('.').next().unwrap_or_default()));

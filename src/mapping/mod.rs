@@ -144,7 +144,7 @@ pub struct FieldRule {
     /// reported as a value the document cannot carry (MAP001, a warning),
     /// not as a conflict (MAP003, MAP006). The same code written by any
     /// other rule is still a conflict. Reading ignores it.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "gives_way_table")]
     pub gives_way_to: BTreeMap<String, Vec<String>>,
     /// Every occurrence into a list of values (the target must be a list
     /// of strings), instead of the first.
@@ -418,6 +418,30 @@ pub(crate) fn expand_range<T>(
         ));
     }
     Ok(Some(found))
+}
+
+/// `gives_way_to` is a table of fields and their codes. A list of codes
+/// alone, the form before the field was named, is refused with what to
+/// write instead (a type error would not say).
+fn gives_way_table<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<String, Vec<String>>, D::Error> {
+    struct Table;
+    impl<'de> serde::de::Visitor<'de> for Table {
+        type Value = BTreeMap<String, Vec<String>>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(r#"a table of fields, each with its codes: { function = ["INV"] }"#)
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+            serde::Deserialize::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
+            Err(serde::de::Error::custom(
+                r#"gives_way_to names the field given way to with its codes, e.g. gives_way_to = { function = ["INV"] }; a list of codes alone (the earlier form) does not say whose codes they are"#,
+            ))
+        }
+    }
+    d.deserialize_any(Table)
 }
 
 /// Line (1-based) of a byte offset in `text`; configuration and mapping

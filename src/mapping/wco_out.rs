@@ -502,30 +502,36 @@ impl WcoOutMapping {
         }
         // A list and the lists inside its items, each relative to the
         // element of the enclosing item.
+        // Errors name the line of the value at fault (`at`: a byte offset
+        // in the file).
         fn compile_list(
             list: &super::ListRule,
             base: &ElementDef,
             field: &dyn Fn(&ElementDef, &FieldRule) -> Result<OutField, MappingError>,
-            whole: &dyn Fn(String) -> MappingError,
+            at: &dyn Fn(usize, String) -> MappingError,
         ) -> Result<OutList, MappingError> {
-            let (group, _) = parse_path(list.group.get_ref()).map_err(whole)?;
-            let defs = resolve(base, &group).map_err(whole)?;
+            let group_at = |m: String| at(list.group.span().start, m);
+            let (group, _) = parse_path(list.group.get_ref()).map_err(group_at)?;
+            let defs = resolve(base, &group).map_err(group_at)?;
             let Some(item) = defs.last() else {
-                return Err(whole(format!("list {} has no group", list.to.get_ref())));
+                return Err(group_at(format!("list {} has no group", list.to.get_ref())));
             };
             let item = (*item).clone();
             let mut fields = Vec::new();
             for rule in &list.field {
                 let compiled = field(&item, rule)?;
                 if let Err(m) = gives_way_checked(&fields, &compiled) {
-                    return Err(whole(format!("list {}: {m}", list.to.get_ref())));
+                    return Err(at(
+                        rule.from.span().start,
+                        format!("list {}: {m}", list.to.get_ref()),
+                    ));
                 }
                 fields.push(compiled);
             }
             let lists = list
                 .list
                 .iter()
-                .map(|inner| compile_list(inner, &item, field, whole))
+                .map(|inner| compile_list(inner, &item, field, at))
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(OutList {
                 to: list.to.get_ref().clone(),
@@ -535,9 +541,14 @@ impl WcoOutMapping {
             })
         }
         let field_of = |def: &ElementDef, rule: &FieldRule| field(&mapping, def, rule);
+        let at = |offset: usize, message: String| MappingError {
+            file: name.to_owned(),
+            line: super::line_of(text, offset),
+            message,
+        };
         let mut lists = Vec::new();
         for list in &file.list {
-            lists.push(compile_list(list, &root, &field_of, &whole)?);
+            lists.push(compile_list(list, &root, &field_of, &at)?);
         }
         mapping.lists = lists;
         for c in &file.constant {

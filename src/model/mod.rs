@@ -40,10 +40,15 @@ pub struct Address {
     pub city: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub postcode: Option<String>,
-    /// State, province or county (UN/EDIFACT C819: its code, else its
-    /// name), as sent.
+    /// State, province or county: its code, as sent (UN/EDIFACT C819
+    /// 3229; WCO CountrySubDivisionCode).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
+    /// The same subdivision's name, as sent (UN/EDIFACT C819 3228; WCO
+    /// CountrySubDivisionName). A sender may give the code, the name or
+    /// both.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region_name: Option<String>,
     /// ISO 3166-1 country code as the message gives it: alpha-2 in
     /// declarations and cargo reports (checked, RUL005), alpha-3 in
     /// passenger lists (the API guides use the travel documents' codes).

@@ -737,20 +737,34 @@ where
                 }
             }
             _ = depth_check.tick() => {
-                let mut total = 0;
+                // The gauge is the sum of both queues or nothing: a sum
+                // with one queue missing would read as messages having left
+                // the dead-letter queues. It keeps its last value until both
+                // can be counted again.
+                let mut total = Some(0u32);
                 for queue in [settings.dead_inbound_queue(), settings.dead_replies_queue()] {
                     let passive = QueueDeclareOptions { passive: true, ..durable_queue() };
                     // In time, like every broker operation: a blocked
                     // connection must not hold up the consumer's loop.
                     let depth = in_time(
                         || "a dead-letter queue's depth".into(),
-                        channel.queue_declare(queue, passive, FieldTable::default()),
+                        channel.queue_declare(queue.clone(), passive, FieldTable::default()),
                     );
-                    if let Ok(q) = depth.await {
-                        total += q.message_count();
+                    match depth.await {
+                        Ok(q) => total = total.map(|t| t.saturating_add(q.message_count())),
+                        Err(e) => {
+                            tracing::warn!(
+                                queue = %queue,
+                                error = %e,
+                                "the dead-letter queue's depth could not be read; the gauge keeps its last value"
+                            );
+                            total = None;
+                        }
                     }
                 }
-                intake.broker().set_dead_letters(total);
+                if let Some(total) = total {
+                    intake.broker().set_dead_letters(total);
+                }
                 // A task that failed (and so left its delivery unhandled)
                 // says so before it finishes. The finished tasks are noted
                 // first, then failures taken, then only the noted tasks
