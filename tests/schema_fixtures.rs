@@ -932,3 +932,32 @@ fn six_digit_envelope_dates_pass_only_in_passenger_lists() {
     let v3 = paxlst.replace("UNOA:4", "UNOA:3");
     assert_eq!(short_dates(&validate(v3.as_bytes())), vec![]);
 }
+
+/// CUSDEC's table has two UNS (D before the goods items, S after them): when
+/// both are missing, the two findings say which is which instead of reading
+/// alike; when one is there, the other is named.
+#[test]
+fn a_missing_segment_the_level_has_twice_says_which() {
+    let envelope = |body: &str, count: usize| {
+        format!(
+            "UNA:+.? 'UNB+UNOC:3+SENDER+RECIP+261129:1200+REF1'UNH+1+CUSDEC:D:96B:UN'\
+             BGM+929+LRN1+9'{body}UNT+{count}+1'UNZ+1+REF1'"
+        )
+    };
+    let missing = |text: &str| errors_as(text, |i| format!("{} {}", i.code.as_str(), i.message));
+    assert_eq!(
+        missing(&envelope("", 3)),
+        [
+            "E0013 mandatory segment UNS (the first of the 2 UNS segments at this level) is missing",
+            "E0013 mandatory segment UNS (the second of the 2 UNS segments at this level) is missing",
+        ]
+    );
+    assert_eq!(
+        missing(&envelope("UNS+D'", 4)),
+        ["E0013 mandatory segment UNS (the second of the 2 UNS segments at this level) is missing"]
+    );
+    // A tag the level has once is named alone.
+    let no_bgm = "UNA:+.? 'UNB+UNOC:3+SENDER+RECIP+261129:1200+REF1'UNH+1+CUSDEC:D:96B:UN'\
+                  UNS+D'UNS+S'UNT+4+1'UNZ+1+REF1'";
+    assert_eq!(missing(no_bgm), ["E0013 mandatory segment BGM is missing"]);
+}

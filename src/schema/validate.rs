@@ -1230,7 +1230,8 @@ impl MessageValidator {
     /// something is missing.
     #[cold]
     fn report_missing_children(&mut self, group: usize, from: usize, to: usize) {
-        let Some(node) = self.flat.node(group) else {
+        let flat = self.flat.clone();
+        let Some(node) = flat.node(group) else {
             return;
         };
         let ids: Vec<usize> = node
@@ -1241,7 +1242,7 @@ impl MessageValidator {
             .take(to.saturating_sub(from))
             .collect();
         for id in ids {
-            let Some(child) = self.flat.node(id) else {
+            let Some(child) = flat.node(id) else {
                 continue;
             };
             // A missing UNT is the envelope's to report (E0013 there).
@@ -1257,8 +1258,29 @@ impl MessageValidator {
                     format!("SG{}", child.group),
                 )
             } else {
+                // A tag the level has more than once (CUSDEC's two UNS, D
+                // and S) says which of them is missing, or two findings
+                // would read alike.
+                let same: Vec<usize> = node
+                    .children
+                    .iter()
+                    .copied()
+                    .filter(|&c| {
+                        flat.node(c)
+                            .is_some_and(|n| !n.is_group && n.tag == child.tag)
+                    })
+                    .collect();
+                let which = match same.iter().position(|&c| c == id) {
+                    Some(i) if same.len() > 1 => format!(
+                        " (the {} of the {} {} segments at this level)",
+                        ordinal(i + 1),
+                        same.len(),
+                        child.tag
+                    ),
+                    _ => String::new(),
+                };
                 (
-                    format!("mandatory segment {} is missing", child.tag),
+                    format!("mandatory segment {}{which} is missing", child.tag),
                     child.tag.to_string(),
                 )
             };
@@ -1671,6 +1693,16 @@ fn plan(
             Some(Arc::new(Plan::new(def, &|_| None)))
         }
     }
+}
+
+/// "first", "second", …, then "10th".
+fn ordinal(n: usize) -> String {
+    const WORDS: [&str; 9] = [
+        "first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth",
+    ];
+    n.checked_sub(1)
+        .and_then(|i| WORDS.get(i))
+        .map_or_else(|| format!("{n}th"), |w| (*w).to_owned())
 }
 
 /// A three-character tag as bytes (shorter or longer tags never match).
