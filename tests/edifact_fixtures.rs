@@ -164,7 +164,20 @@ fn assert_contrl_is_valid(parsed: &Parsed, name: &str) {
         "1".into(),
     );
     let ack = contrl::build(parsed, &options);
-    let answer = edifact::parse(&ack.bytes);
+    // Against the CONTRL structure and, in syntax version 3, the service
+    // code list's actions (0083) and syntax errors (0085).
+    static DIRECTORIES: std::sync::OnceLock<std::sync::Arc<tradehub::schema::Directories>> =
+        std::sync::OnceLock::new();
+    let directories = DIRECTORIES.get_or_init(|| {
+        std::sync::Arc::new(tradehub::schema::Directories::new(&[Path::new(env!(
+            "CARGO_MANIFEST_DIR"
+        ))
+        .join("schemas/untdid")]))
+    });
+    let answer = Parser::new(&ack.bytes[..], ParseOptions::default())
+        .with_directories(directories.clone())
+        .run(|_, _| {})
+        .unwrap();
     assert!(
         answer.issues.is_empty(),
         "{name}: CONTRL has issues {:#?}",

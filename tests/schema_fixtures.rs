@@ -248,6 +248,18 @@ const CASES: &[Case] = &[
         None,
         None,
     ),
+    // A syntax error code (0085) not in syntax version 3's service code
+    // list (UNSL of the newest vendored directory that has one).
+    (
+        "contrl-e0012-syntax-error-not-in-unsl.edi",
+        "E0012",
+        4,
+        3,
+        "UCM",
+        Some("SG1"),
+        Some(4),
+        None,
+    ),
 ];
 
 #[test]

@@ -39,4 +39,7 @@ write("sch002-unknown-message.edi", once(INVOIC, "INVOIC=D=97B=UN", "INVOIX=D=97
 # BAPLIE D.95B from staedi: DGS carries the UNDG number 7124, n4.
 write("e0040-too-short.edi", once(BAPLIE, "DGS+IMD+2.3+2198+", "DGS+IMD+2.3+198+"))
 # A CONTRL tradehub produced (syntax version 3), without its UCI.
-write("contrl-e0013-missing-uci.edi", once(CONTRL, "UCI+20261124001+KRBROKER01:ZZZ+TRADEHUB:ZZZ+7'", ""))
+write("contrl-e0013-missing-uci.edi", once(CONTRL, "UCI+20261124001+KRBROKER01:ZZZ+TRADEHUB:ZZZ+4'", ""))
+# The same CONTRL with a syntax error code syntax version 3 does not have
+# (45, trailing separator, is version 4's): not in the service code list.
+write("contrl-e0012-syntax-error-not-in-unsl.edi", once(CONTRL, "+4+29+UNT+2'", "+4+45+UNT+2'"))

@@ -834,7 +834,18 @@ impl<R: Read> Parser<R> {
             static CONTRL: std::sync::OnceLock<Arc<crate::schema::MessageDef>> =
                 std::sync::OnceLock::new();
             let def = CONTRL.get_or_init(|| Arc::new(crate::schema::service::contrl()));
-            return Some(MessageValidator::service_message(def, syntax, decimal));
+            // The service code list is syntax version 3's (UNSL of the
+            // newest directory carrying one), found once per process and
+            // directory set.
+            let service_codes = (syntax < 4)
+                .then(|| directories.service_code_release())
+                .flatten();
+            return Some(MessageValidator::service_message(
+                def,
+                syntax,
+                decimal,
+                service_codes,
+            ));
         }
         if matches!(kind.as_str(), "AUTACK" | "KEYMAN") {
             loc.component = Some(1);

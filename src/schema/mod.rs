@@ -430,6 +430,10 @@ pub struct Release {
     pub path: PathBuf,
     segments: FxHashMap<String, SegmentDef>,
     codes: FxHashMap<String, CodeList>,
+    /// The service code list (UNSL) the directories of D.95B to D.97B
+    /// carry, empty in the others: the codes of the service data elements
+    /// (0083, 0085, …) as syntax version 3 defines them.
+    service_codes: FxHashMap<String, CodeList>,
     /// Segment definitions as applied to an interchange, by (tag, whether
     /// the syntax version is below 4): see [`Release::definition`].
     applied: [RwLock<FxHashMap<String, Arc<SegmentDef>>>; 2],
@@ -577,6 +581,24 @@ impl Release {
             text::code_lists(&text::cp437(&bytes), &mut codes);
         }
 
+        // The service code list, where the directory has one.
+        let mut service_codes = FxHashMap::default();
+        let unsl_zip = read_entries(&mut outer, path, |n| n.eq_ignore_ascii_case("unsl.zip"))?;
+        if let Some((_, bytes)) = unsl_zip.into_iter().next() {
+            let mut unsl = open_zip(bytes, path)?;
+            for (file, bytes) in read_entries(&mut unsl, path, |n| {
+                n.to_ascii_uppercase().starts_with("UNSL")
+            })? {
+                text::code_lists(&text::cp437(&bytes), &mut service_codes);
+                if service_codes.is_empty() {
+                    return Err(DirectoryError::Missing {
+                        path: path.display().to_string(),
+                        what: format!("the service code lists in {file}"),
+                    });
+                }
+            }
+        }
+
         let index_files = read_entries(&mut messages_zip, path, |n| {
             let upper = n.to_ascii_uppercase();
             upper.starts_with("EDMDI1.") || upper.starts_with("TRMDI1.")
@@ -602,6 +624,7 @@ impl Release {
             path: path.to_owned(),
             segments,
             codes,
+            service_codes,
             index,
             message_files,
             messages_zip: Mutex::new(messages_zip),
@@ -714,6 +737,12 @@ impl Release {
         self.codes.get(element)
     }
 
+    /// The service code list (UNSL) of a service data element, when the
+    /// release carries one (D.95B to D.97B).
+    pub fn service_codes(&self, element: &str) -> Option<&CodeList> {
+        self.service_codes.get(element)
+    }
+
     pub fn code_list_count(&self) -> usize {
         self.codes.len()
     }
@@ -784,6 +813,9 @@ pub struct Directories {
     /// Release name → zip path (the first folder that has it wins).
     available: BTreeMap<String, PathBuf>,
     opened: RwLock<HashMap<String, ReleaseCell>>,
+    /// The name of the release [`Directories::service_code_release`]
+    /// found, once looked for.
+    service_codes: OnceLock<Option<String>>,
 }
 
 /// Recognises an official directory zip name: `d96b.zip`, `D01B.ZIP`.
@@ -823,6 +855,7 @@ impl Directories {
         Directories {
             available,
             opened: RwLock::new(HashMap::new()),
+            service_codes: OnceLock::new(),
         }
     }
 
@@ -886,6 +919,27 @@ impl Directories {
         })
         .clone()
         .map(Some)
+    }
+
+    /// The newest available release that carries the service code list
+    /// (UNSL), found once: its lists are those of syntax version 3.
+    pub fn service_code_release(&self) -> Option<Arc<Release>> {
+        let name = self.service_codes.get_or_init(|| {
+            let mut names: Vec<(&String, &PathBuf)> = self.available.iter().collect();
+            names.sort_by_key(|(n, _)| std::cmp::Reverse(release_order(n)));
+            // Only the zip's listing is read to choose; the release chosen
+            // is opened.
+            names.into_iter().find_map(|(name, path)| {
+                let bytes = std::fs::read(path).ok()?;
+                let archive = ZipArchive::new(Cursor::new(bytes)).ok()?;
+                entry_names(&archive)
+                    .iter()
+                    .any(|n| base_name(n).eq_ignore_ascii_case("unsl.zip"))
+                    .then(|| name.clone())
+            })
+        });
+        let release = self.release(name.as_deref()?).ok().flatten()?;
+        (!release.service_codes.is_empty()).then_some(release)
     }
 
     /// Later releases than `name` that are available (for telling a code

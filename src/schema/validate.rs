@@ -766,6 +766,10 @@ pub struct MessageValidator {
     /// with; `None` for ISO 9735 structures (envelope, CONTRL), which have
     /// no code lists.
     schema: Option<(Arc<Release>, Arc<Directories>)>,
+    /// For ISO 9735 structures of syntax version 3 and below (CONTRL): the
+    /// release whose service code list (UNSL) their [`SERVICE_CODED`]
+    /// elements are checked against.
+    service_codes: Option<Arc<Release>>,
     flat: Arc<Flat>,
     stack: Vec<Frame>,
     syntax_version: u8,
@@ -801,6 +805,7 @@ impl MessageValidator {
     ) -> MessageValidator {
         MessageValidator {
             schema,
+            service_codes: None,
             flat,
             stack: vec![Frame {
                 group: 0,
@@ -833,6 +838,7 @@ impl MessageValidator {
     pub fn envelope(syntax_version: u8, decimal: char) -> MessageValidator {
         MessageValidator {
             schema: None,
+            service_codes: None,
             flat: Arc::new(Flat { nodes: Vec::new() }),
             stack: Vec::new(),
             syntax_version,
@@ -845,15 +851,20 @@ impl MessageValidator {
     }
 
     /// A validator for a service message whose structure ISO 9735 defines
-    /// (CONTRL): segments from [`service`], no code lists.
+    /// (CONTRL): segments from [`service`]; below syntax version 4, the
+    /// codes of its [`SERVICE_CODED`] elements from the service code list
+    /// of `service_codes` (see [`Directories::service_code_release`]).
     pub fn service_message(
         def: &Arc<MessageDef>,
         syntax_version: u8,
         decimal: char,
+        service_codes: Option<Arc<Release>>,
     ) -> MessageValidator {
         // A service table is a handful of nodes: flattened per message.
         let flat = Arc::new(Flat::new(def));
-        MessageValidator::with_table(None, flat, syntax_version, decimal)
+        let mut validator = MessageValidator::with_table(None, flat, syntax_version, decimal);
+        validator.service_codes = service_codes.filter(|_| syntax_version < 4);
+        validator
     }
 
     /// Checks the elements of one envelope segment.
@@ -1002,7 +1013,12 @@ impl MessageValidator {
             .get(v3)?
             .get_or_init(|| {
                 let tag = std::str::from_utf8(tag).unwrap_or("\u{FFFD}");
-                let plan = plan(self.schema.as_ref(), tag, self.syntax_version)?;
+                let plan = plan(
+                    self.schema.as_ref(),
+                    self.service_codes.as_ref(),
+                    tag,
+                    self.syntax_version,
+                )?;
                 match (&self.schema, node.changes.is_empty()) {
                     (Some((release, _)), false) => Some(Arc::new(
                         plan.relaxed(&node.changes, &|id| release.code_set(id)),
@@ -1083,7 +1099,9 @@ impl MessageValidator {
         let tag = std::str::from_utf8(tag_bytes).unwrap_or("\u{FFFD}");
         let def = match &self.schema {
             Some((release, _)) => release.definition(tag, self.syntax_version),
-            None => service::segment(tag, self.syntax_version).map(Arc::new),
+            None => {
+                service_segment(tag, self.syntax_version, self.service_codes.as_ref()).map(Arc::new)
+            }
         };
         match def {
             Some(def) => self.elements(seg, &def),
@@ -1643,6 +1661,18 @@ impl MessageValidator {
         at: (Option<u16>, Option<u16>, Option<u16>),
     ) {
         let Some((release, directories)) = &self.schema else {
+            // A service message's element, against the service code list.
+            if let Some(service) = &self.service_codes
+                && let Some(list) = service.service_codes(id)
+                && !list.codes.contains(value)
+            {
+                let message = format!(
+                    "code {value:?} is not in the service code list of {id} ({name}) for syntax \
+                     version {} (UNSL of {})",
+                    self.syntax_version, service.name
+                );
+                self.push(Code::InvalidValue, false, at, message);
+            }
             return;
         };
         if release
@@ -1679,18 +1709,52 @@ impl MessageValidator {
     }
 }
 
+/// The service data elements of ISO 9735 structures whose codes are
+/// checked against the service code list: those whose lists ISO 9735
+/// closes (the action and the syntax error of CONTRL). The others that
+/// UNSL lists name things that grew after it was published (message types,
+/// directory releases, controlling agencies) and are not held against it.
+pub const SERVICE_CODED: [&str; 2] = ["0083", "0085"];
+
+/// Segment `tag` as ISO 9735 defines it ([`service`]), its
+/// [`SERVICE_CODED`] elements marked coded when `service_codes` has their
+/// list.
+fn service_segment(
+    tag: &str,
+    syntax_version: u8,
+    service_codes: Option<&Arc<Release>>,
+) -> Option<SegmentDef> {
+    let mut def = service::segment(tag, syntax_version)?;
+    let coded = |id: &str| {
+        SERVICE_CODED.contains(&id) && service_codes.is_some_and(|r| r.service_codes(id).is_some())
+    };
+    for element in &mut def.elements {
+        element.coded = coded(&element.id);
+        if let ElementKind::Composite(components) = &mut element.kind {
+            for c in components {
+                c.coded = coded(&c.id);
+            }
+        }
+    }
+    Some(def)
+}
+
 /// The checks of segment `tag`: from the release's directory, or, for
-/// ISO 9735 structures, from [`service`] (no code lists).
+/// ISO 9735 structures, from [`service`] (codes from `service_codes`).
 fn plan(
     schema: Option<&(Arc<Release>, Arc<Directories>)>,
+    service_codes: Option<&Arc<Release>>,
     tag: &str,
     syntax_version: u8,
 ) -> Option<Arc<Plan>> {
     match schema {
         Some((release, _)) => release.plan(tag, syntax_version),
         None => {
-            let def = Arc::new(service::segment(tag, syntax_version)?);
-            Some(Arc::new(Plan::new(def, &|_| None)))
+            let def = Arc::new(service_segment(tag, syntax_version, service_codes)?);
+            Some(Arc::new(Plan::new(def, &|id| {
+                let list = service_codes?.service_codes(id)?;
+                Some(Arc::new(CodeSet::new(list)))
+            })))
         }
     }
 }
