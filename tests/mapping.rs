@@ -886,6 +886,12 @@ fn mapping_mistakes_name_their_line() {
             7,
         ),
         (
+            "[[field]]\nto = \"lrn\"\nfrom = \"BGM/C106/1004\"\nomit_unwritable = true\n",
+            "`omit_unwritable` is for the WCO writer",
+            "to",
+            7,
+        ),
+        (
             "[[field]]\nto = \"lrn\"\nfrom = \"BGM/C106/1004\"\nfactor = \"2\"\n",
             "`factor` multiplies a number",
             "to",

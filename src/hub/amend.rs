@@ -287,15 +287,21 @@ impl Apply<'_> {
         let mapping = match crate::mapping::wco::load() {
             Ok(mapping) => mapping,
             Err(e) => {
+                // MAP005, as for a document the hub cannot map: the cause
+                // (with the file's path) is the operator's, in the log.
                 tracing::error!(error = %e, "the WCO DEC mapping did not load; an amendment's pointers cannot be placed");
-                self.error(
-                    index,
+                self.errors.push(Issue::error(
+                    Code::MappingUnavailable,
+                    Location {
+                        path: Some(format!("/changes/{index}")),
+                        ..Location::default()
+                    },
                     format!(
-                        "change {}: the hub cannot place pointer {written}: its WCO DEC mapping \
-                         did not load ({e})",
+                        "change {}: pointer {written} cannot be placed: the hub's WCO DEC mapping \
+                         is not available",
                         index + 1
                     ),
-                );
+                ));
                 return;
             }
         };

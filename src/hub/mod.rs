@@ -180,6 +180,14 @@ impl BrokerState {
             .store(i64::from(n) + 1, std::sync::atomic::Ordering::Release);
     }
 
+    /// The depth is not known (a queue could not be counted): the gauge
+    /// is left out of `/metrics` until both can be counted again, rather
+    /// than showing a value that is no longer current.
+    pub fn clear_dead_letters(&self) {
+        self.dead_letters
+            .store(0, std::sync::atomic::Ordering::Release);
+    }
+
     /// The depth of the dead-letter queues at the last check, if any.
     pub fn dead_letters(&self) -> Option<i64> {
         let n = self.dead_letters.load(std::sync::atomic::Ordering::Acquire);

@@ -146,6 +146,14 @@ pub struct FieldRule {
     /// other rule is still a conflict. Reading ignores it.
     #[serde(default, deserialize_with = "gives_way_table")]
     pub gives_way_to: BTreeMap<String, Vec<String>>,
+    /// WCO writer: a value the schema refuses (a street of two joined
+    /// lines longer than `Address/Line`'s 70 characters) is left out of
+    /// the document and reported as a value it cannot carry (MAP001, a
+    /// warning) instead of refusing the document (MAP006): for what a
+    /// declaration may go without, such as a party's address or the name
+    /// of a party its identifier names. Reading ignores it.
+    #[serde(default)]
+    pub omit_unwritable: bool,
     /// Every occurrence into a list of values (the target must be a list
     /// of strings), instead of the first.
     #[serde(default)]
@@ -279,6 +287,12 @@ impl FieldRule {
         if !self.gives_way_to.is_empty() {
             return Err(format!(
                 "{}: `gives_way_to` is for the WCO writer (DEC.toml)",
+                self.to.get_ref()
+            ));
+        }
+        if self.omit_unwritable {
+            return Err(format!(
+                "{}: `omit_unwritable` is for the WCO writer (DEC.toml)",
                 self.to.get_ref()
             ));
         }

@@ -243,6 +243,9 @@ struct OutField {
     /// Other fields, each with the codes it writes to the element before
     /// which this one is not written (reported as MAP001).
     gives_way_to: BTreeMap<String, Vec<String>>,
+    /// A value the schema refuses is left out with a warning (MAP001), not
+    /// refused (MAP006).
+    omit_unwritable: bool,
     /// A date: written as the `DateTimeString` child of the element
     /// `steps` name, its format code in this attribute.
     date_format: Option<String>,
@@ -483,6 +486,7 @@ impl WcoOutMapping {
                 skip_other: rule.skip_other,
                 all: rule.all,
                 gives_way_to: rule.gives_way_to.clone(),
+                omit_unwritable: rule.omit_unwritable,
                 date_format,
             })
         };
@@ -900,6 +904,14 @@ impl WcoOutMapping {
             }
         }
         match (ok.is_empty(), refused) {
+            (true, Some((value, why))) if field.omit_unwritable => Err(Box::new(Issue::warning(
+                Code::MappingUnmapped,
+                place.location(),
+                format!(
+                    "{} {value:?} is not written: {why}; the declaration goes without it",
+                    field.to
+                ),
+            ))),
             (true, Some((value, why))) => Err(Box::new(Issue::error(
                 Code::MappingUnwritable,
                 place.location(),

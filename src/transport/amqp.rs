@@ -739,8 +739,9 @@ where
             _ = depth_check.tick() => {
                 // The gauge is the sum of both queues or nothing: a sum
                 // with one queue missing would read as messages having left
-                // the dead-letter queues. It keeps its last value until both
-                // can be counted again.
+                // the dead-letter queues, and a value kept from an earlier
+                // check as a current one. It is left out of /metrics until
+                // both can be counted again.
                 let mut total = Some(0u32);
                 for queue in [settings.dead_inbound_queue(), settings.dead_replies_queue()] {
                     let passive = QueueDeclareOptions { passive: true, ..durable_queue() };
@@ -756,14 +757,15 @@ where
                             tracing::warn!(
                                 queue = %queue,
                                 error = %e,
-                                "the dead-letter queue's depth could not be read; the gauge keeps its last value"
+                                "the dead-letter queue's depth could not be read; the gauge is left out until it can"
                             );
                             total = None;
                         }
                     }
                 }
-                if let Some(total) = total {
-                    intake.broker().set_dead_letters(total);
+                match total {
+                    Some(total) => intake.broker().set_dead_letters(total),
+                    None => intake.broker().clear_dead_letters(),
                 }
                 // A task that failed (and so left its delivery unhandled)
                 // says so before it finishes. The finished tasks are noted
