@@ -280,6 +280,8 @@ fn check_as(declaration: &Declaration, settings: &RuleSettings, whole: bool) -> 
         ("representative", &declaration.representative),
         ("seller", &declaration.seller),
         ("buyer", &declaration.buyer),
+        ("consignee", &declaration.consignee),
+        ("consignor", &declaration.consignor),
     ] {
         if let Some(address) = party.as_ref().and_then(|p| p.address.as_ref()) {
             country(

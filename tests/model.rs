@@ -32,6 +32,8 @@ fn declaration() -> Declaration {
         representative: None,
         seller: None,
         buyer: None,
+        consignee: None,
+        consignor: None,
         dispatch_country: None,
         destination_country: None,
         customs_office: Some("KRPUS".into()),

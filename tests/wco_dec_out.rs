@@ -465,8 +465,10 @@ prop_compose! {
         buyer in party(),
         seller in party(),
         submitter in party(),
-    ) -> [Option<Party>; 7] {
-        [declarant, exporter, representative, importer, buyer, seller, submitter]
+        consignee in party(),
+        consignor in party(),
+    ) -> [Option<Party>; 9] {
+        [declarant, exporter, representative, importer, buyer, seller, submitter, consignee, consignor]
     }
 }
 
@@ -480,7 +482,7 @@ prop_compose! {
         ]),
         (lrn, reason) in (id(35), prop::option::of(id(512))),
         mrn in prop::option::of(id(70)),
-        [declarant, exporter, representative, importer, buyer, seller, submitter] in parties(),
+        [declarant, exporter, representative, importer, buyer, seller, submitter, consignee, consignor] in parties(),
         destination in prop::option::of(country()),
         dispatch in prop::option::of(country()),
         invoice in prop::option::of(amount()),
@@ -513,6 +515,8 @@ prop_compose! {
             representative,
             seller,
             buyer,
+            consignee,
+            consignor,
             customs_office,
             dispatch_country: dispatch,
             destination_country: destination,

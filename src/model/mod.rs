@@ -305,6 +305,12 @@ pub struct Declaration {
     pub seller: Option<Party>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub buyer: Option<Party>,
+    /// Who the goods are sent to (WCO 3/9; UN/EDIFACT 3035 CN).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consignee: Option<Party>,
+    /// Who sends the goods (WCO 3/1; UN/EDIFACT 3035 CZ).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consignor: Option<Party>,
     /// Customs office of declaration (e.g. UN/LOCODE or national office code).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub customs_office: Option<String>,
