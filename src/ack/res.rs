@@ -38,8 +38,7 @@ pub fn for_report(report: &XmlReport, issued: Timestamp, response_id: &str) -> W
             .summary
             .functional_reference_id
             .as_deref()
-            .map(|lrn| clip(lrn.trim(), 35))
-            .filter(|lrn| !lrn.is_empty() && lrn.chars().all(xml_char)),
+            .and_then(lrn_for_res),
         rejected: (!report.valid).then_some(issued),
         ..DeclarationRef::default()
     };
@@ -92,6 +91,23 @@ pub(crate) fn error_for(issue: &Issue) -> ResponseError {
 /// A character XML 1.0 can carry.
 fn xml_char(c: char) -> bool {
     matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
+}
+
+/// An LRN as a RES can quote it (FunctionalReferenceID, an..35, not
+/// blank): none when it holds a character XML cannot carry, since a
+/// mangled LRN names no declaration of the sender.
+pub(crate) fn lrn_for_res(lrn: &str) -> Option<String> {
+    Some(clip(lrn.trim(), 35)).filter(|lrn| !lrn.is_empty() && lrn.chars().all(xml_char))
+}
+
+/// Free text for a RES, cut to `max` characters, a character XML cannot
+/// carry replaced by U+FFFD (an agency's condition may quote anything).
+pub(crate) fn text_for_res(text: &str, max: usize) -> String {
+    let text: String = text
+        .chars()
+        .map(|c| if xml_char(c) { c } else { '\u{FFFD}' })
+        .collect();
+    clip(&text, max)
 }
 
 /// `text` cut to at most `max` characters.

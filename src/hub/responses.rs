@@ -5,7 +5,7 @@
 //! senders a WCO RES. The canonical JSON form is the fallback when an
 //! answer cannot be written in the sender's format.
 
-use crate::ack::res::{clip, error_for};
+use crate::ack::res::{clip, error_for, lrn_for_res, text_for_res};
 use crate::ack::{Envelope, Original, aperak, cusres, to_bytes};
 use crate::diag::Issue;
 use crate::model::Response;
@@ -49,8 +49,9 @@ pub(crate) fn render(
                     text: xml,
                 };
             }
-            // A value XML cannot carry (a character it refuses): the
-            // answer goes as JSON, and the operator is told.
+            // Not expected: the LRN and the texts are made fit for XML
+            // above. Should it happen, the answer goes as JSON and the
+            // operator is told.
             Err(e) => tracing::error!(
                 declaration = declaration_id,
                 error = %e,
@@ -143,7 +144,7 @@ fn wco_response(
     let reference = format!("{}{}", clip(&reference, 32), answer_number(sequence));
     let mut res = WcoResponse::new(function, reference, now);
     res.declaration = DeclarationRef {
-        lrn: reply.lrn.as_deref().map(|l| clip(l, 35)),
+        lrn: reply.lrn.as_deref().and_then(lrn_for_res),
         mrn: response.mrn.clone(),
         rejected: (function == ResponseFunction::Rejected).then_some(now),
         cancelled: (response.status == state::CANCELLED).then_some(now),
@@ -162,7 +163,7 @@ fn wco_response(
     // of type AAX (UN/EDIFACT 4451, licence information).
     for condition in &response.conditions {
         res.additional_information.push(AdditionalInformation {
-            statement_description: Some(clip(condition, 512)),
+            statement_description: Some(text_for_res(condition, 512)),
             statement_type_code: Some("AAX".into()),
             ..AdditionalInformation::default()
         });
@@ -189,6 +190,38 @@ mod tests {
     use super::*;
     use crate::diag::{Code, Location};
     use crate::model::Moment;
+
+    /// An LRN or an agency's condition with a character XML cannot carry
+    /// still gives a WCO RES (the LRN left out, the character replaced),
+    /// not a JSON answer to an XML sender.
+    #[test]
+    fn a_value_xml_cannot_carry_does_not_turn_the_res_into_json() {
+        let reply = Reply {
+            format: "xml".into(),
+            partner: "GB-BROKER".into(),
+            lrn: Some("LRN\u{0}1".into()),
+            ..Reply::default()
+        };
+        let response = Response {
+            declaration_lrn: "LRN\u{0}1".into(),
+            mrn: Some("26KR0FQ3B5T2L8W1X0".into()),
+            status: state::CLEARED.into(),
+            errors: Vec::new(),
+            conditions: vec!["keep cold\u{1b}[0m below 8 C".into()],
+            at: Moment {
+                iso: "2026-11-27T00:00:00Z".into(),
+                format: "304".into(),
+            },
+        };
+        let id = "0194f2a0-0000-7000-8000-000000000001";
+        let res = wco_response(&reply, &response, &[], Timestamp::now(), id, 1);
+        let xml = write(&res).expect("written");
+        assert!(!xml.contains("LRN"), "{xml}");
+        assert!(xml.contains("keep cold\u{FFFD}[0m below 8 C"), "{xml}");
+        let report = crate::xml::XmlValidator::new(None, crate::xml::XmlLimits::default())
+            .validate(xml.as_bytes(), "res.xml");
+        assert!(report.valid, "{:#?}", report.issues);
+    }
 
     #[test]
     fn wco_answers_say_the_state_in_their_function_and_each_has_its_own_reference() {

@@ -191,10 +191,13 @@ pub(crate) fn map_declaration(
     let mapping = match crate::mapping::wco::load() {
         Ok(m) => m,
         Err(e) => {
+            // The cause (with the file's path) is the operator's: logged,
+            // not sent to the declarant.
+            tracing::error!(error = %e, "the WCO DEC mapping did not load; a declaration cannot be mapped");
             mapped.issues.push(Issue::error(
                 Code::MappingUnavailable,
                 Location::default(),
-                e.to_string(),
+                "the hub's WCO DEC mapping is not available; the declaration cannot be read",
             ));
             return (mapped, Vec::new(), None);
         }
