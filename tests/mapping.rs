@@ -886,8 +886,8 @@ fn mapping_mistakes_name_their_line() {
             7,
         ),
         (
-            "[[field]]\nto = \"lrn\"\nfrom = \"BGM/C106/1004\"\nomit_unwritable = true\n",
-            "`omit_unwritable` is for the WCO writer",
+            "[[field]]\nto = \"lrn\"\nfrom = \"BGM/C106/1004\"\ncut_to_fit = true\n",
+            "`cut_to_fit` is for the WCO writer",
             "to",
             7,
         ),

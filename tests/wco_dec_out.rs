@@ -567,13 +567,16 @@ fn issue<'a>(doc: &'a DecDocument, field: &str) -> &'a Issue {
 }
 
 /// A CUSDEC name or street of two joined 35-character lines does not fit a
-/// 70-character WCO element: the part is left out with a warning, the rest
-/// of the party is written and the declaration is not refused.
+/// 70-character WCO element: it is written cut at its last whole word,
+/// with a warning giving the whole value, and the declaration is not
+/// refused. A word longer than the element is cut inside it.
 #[test]
-fn a_name_or_street_too_long_for_wco_is_left_out_with_a_warning() {
+fn a_name_or_street_too_long_for_wco_is_cut_to_fit_with_a_warning() {
     let mut d = sample();
-    let street = format!("{} {}", "U".repeat(35), "V".repeat(35));
-    let name = format!("{} {}", "N".repeat(35), "M".repeat(35));
+    let street =
+        "UNIT 12 HARBOUR VIEW INDUSTRIAL PARK EASTERN DOCKS ROAD NORTH DISTRICTS".to_owned();
+    assert_eq!(street.chars().count(), 71);
+    let name = "N".repeat(71);
     d.importer = Some(Party {
         id: Some("GB553202734852".into()),
         name: Some(name.clone()),
@@ -590,27 +593,45 @@ fn a_name_or_street_too_long_for_wco_is_left_out_with_a_warning() {
         "{:#?}",
         doc.issues
     );
-    for (field, value) in [
-        ("/importer/address/street", &street),
-        ("/importer/name", &name),
+    for (field, value, cut) in [
+        (
+            "/importer/address/street",
+            &street,
+            "UNIT 12 HARBOUR VIEW INDUSTRIAL PARK EASTERN DOCKS ROAD NORTH",
+        ),
+        ("/importer/name", &name, &"N".repeat(70)[..]),
     ] {
         let warning = issue(&doc, field);
         assert_eq!(warning.code, Code::MappingUnmapped, "{warning}");
+        assert!(!warning.is_error(), "{warning}");
+        assert!(warning.message.contains(value.as_str()), "{warning}");
         assert!(
             warning
                 .message
                 .contains("71 characters, the schema allows 70"),
             "{warning}"
         );
-        assert!(!doc.xml.contains(value.as_str()), "{field} written");
+        assert!(
+            doc.xml.contains(&format!(">{cut}<")),
+            "{field}: {}",
+            doc.xml
+        );
     }
     assert!(
         doc.xml.contains("<CityName>LEEDS</CityName>"),
         "{}",
         doc.xml
     );
-    assert!(doc.xml.contains("<ID>GB553202734852</ID>"), "{}", doc.xml);
     assert!(validate(&doc.xml, "long").valid);
+    // Refused for something else than its length: still an error.
+    let mut d = sample();
+    d.importer = Some(Party {
+        id: Some("GB553202734852".into()),
+        name: Some("   ".into()),
+        ..Party::default()
+    });
+    let doc = write(&d);
+    assert_eq!(issue(&doc, "/importer/name").code, Code::MappingUnwritable);
 }
 
 #[test]

@@ -146,14 +146,15 @@ pub struct FieldRule {
     /// other rule is still a conflict. Reading ignores it.
     #[serde(default, deserialize_with = "gives_way_table")]
     pub gives_way_to: BTreeMap<String, Vec<String>>,
-    /// WCO writer: a value the schema refuses (a street of two joined
-    /// lines longer than `Address/Line`'s 70 characters) is left out of
-    /// the document and reported as a value it cannot carry (MAP001, a
-    /// warning) instead of refusing the document (MAP006): for what a
-    /// declaration may go without, such as a party's address or the name
-    /// of a party its identifier names. Reading ignores it.
+    /// WCO writer: a text longer than the schema allows (a CUSDEC name or
+    /// street of two joined 35-character lines in a 70-character element)
+    /// is written cut to the allowed length, at a space where one ends the
+    /// last whole word, and reported with its full value (MAP001, a
+    /// warning) instead of refusing the document (MAP006). A value refused
+    /// for anything else (a character, a pattern) is still MAP006. Reading
+    /// ignores it.
     #[serde(default)]
-    pub omit_unwritable: bool,
+    pub cut_to_fit: bool,
     /// Every occurrence into a list of values (the target must be a list
     /// of strings), instead of the first.
     #[serde(default)]
@@ -290,9 +291,9 @@ impl FieldRule {
                 self.to.get_ref()
             ));
         }
-        if self.omit_unwritable {
+        if self.cut_to_fit {
             return Err(format!(
-                "{}: `omit_unwritable` is for the WCO writer (DEC.toml)",
+                "{}: `cut_to_fit` is for the WCO writer (DEC.toml)",
                 self.to.get_ref()
             ));
         }

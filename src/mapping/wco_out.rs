@@ -243,9 +243,9 @@ struct OutField {
     /// Other fields, each with the codes it writes to the element before
     /// which this one is not written (reported as MAP001).
     gives_way_to: BTreeMap<String, Vec<String>>,
-    /// A value the schema refuses is left out with a warning (MAP001), not
-    /// refused (MAP006).
-    omit_unwritable: bool,
+    /// A text longer than the schema allows is cut to fit, with a warning
+    /// (MAP001), not refused (MAP006).
+    cut_to_fit: bool,
     /// A date: written as the `DateTimeString` child of the element
     /// `steps` name, its format code in this attribute.
     date_format: Option<String>,
@@ -486,7 +486,7 @@ impl WcoOutMapping {
                 skip_other: rule.skip_other,
                 all: rule.all,
                 gives_way_to: rule.gives_way_to.clone(),
-                omit_unwritable: rule.omit_unwritable,
+                cut_to_fit: rule.cut_to_fit,
                 date_format,
             })
         };
@@ -761,7 +761,7 @@ impl WcoOutMapping {
                     continue;
                 }
                 let Some(leaf) = defs.last() else { continue };
-                let candidates = match self.candidates(field, leaf, &raw, &place) {
+                let candidates = match self.candidates(field, leaf, &raw, &place, issues) {
                     Ok(c) => c,
                     Err(issue) if issue.code == Code::MappingCodeUnknown => {
                         if !field.skip_other {
@@ -868,6 +868,7 @@ impl WcoOutMapping {
         leaf: &ElementDef,
         raw: &str,
         place: &Place,
+        issues: &mut Vec<Issue>,
     ) -> Result<Vec<String>, Box<Issue>> {
         let wanted: Vec<String> = match &field.codes {
             Some(codes) => {
@@ -904,14 +905,22 @@ impl WcoOutMapping {
             }
         }
         match (ok.is_empty(), refused) {
-            (true, Some((value, why))) if field.omit_unwritable => Err(Box::new(Issue::warning(
-                Code::MappingUnmapped,
-                place.location(),
-                format!(
-                    "{} {value:?} is not written: {why}; the declaration goes without it",
-                    field.to
-                ),
-            ))),
+            (true, Some((value, why)))
+                if field.cut_to_fit
+                    && field.codes.is_none()
+                    && let Some(cut) =
+                        self.cut_to_fit(leaf, field.attribute.as_deref(), &value) =>
+            {
+                issues.push(Issue::warning(
+                    Code::MappingUnmapped,
+                    place.location(),
+                    format!(
+                        "{} {value:?} is written cut to {cut:?}: {why}; the rest is not carried",
+                        field.to
+                    ),
+                ));
+                Ok(vec![cut])
+            }
             (true, Some((value, why))) => Err(Box::new(Issue::error(
                 Code::MappingUnwritable,
                 place.location(),
@@ -919,6 +928,36 @@ impl WcoOutMapping {
             ))),
             _ => Ok(ok),
         }
+    }
+
+    /// The longest start of `value` the type of `leaf` takes, ended at a
+    /// space where the cut would fall inside a word (a name keeps whole
+    /// words), trailing spaces dropped; `None` when no start is taken
+    /// (the value is refused for something other than its length).
+    fn cut_to_fit(
+        &self,
+        leaf: &ElementDef,
+        attribute: Option<&str>,
+        value: &str,
+    ) -> Option<String> {
+        let ends: Vec<usize> = value.char_indices().map(|(i, _)| i).skip(1).collect();
+        let fits = |end: usize| {
+            value
+                .get(..end)
+                .map(str::trim_end)
+                .filter(|p| !p.is_empty() && self.check(leaf, attribute, p).is_ok())
+        };
+        let longest = ends.iter().rev().find_map(|&end| fits(end).map(|_| end))?;
+        // Inside a word: back to the last space before it, if any.
+        let inside_word = value
+            .get(longest..)
+            .and_then(|rest| rest.chars().next())
+            .is_some_and(|c| !c.is_whitespace());
+        let end = match value.get(..longest).and_then(|p| p.rfind(' ')) {
+            Some(space) if inside_word && fits(space).is_some() => space,
+            _ => longest,
+        };
+        fits(end).map(str::to_owned)
     }
 
     /// Holds `value` against the type of `leaf` (or of its attribute).

@@ -308,7 +308,7 @@ pub struct Declaration {
     /// Who the goods are sent to (WCO 3/9; UN/EDIFACT 3035 CN).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consignee: Option<Party>,
-    /// Who sends the goods (WCO 3/1; UN/EDIFACT 3035 CZ).
+    /// Who sends the goods (WCO 3/7; UN/EDIFACT 3035 CZ).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consignor: Option<Party>,
     /// Customs office of declaration (e.g. UN/LOCODE or national office code).

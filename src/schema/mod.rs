@@ -496,6 +496,32 @@ fn open_zip(bytes: Vec<u8>, path: &Path) -> Result<ZipArchive<Cursor<Vec<u8>>>, 
     ZipArchive::new(Cursor::new(bytes)).map_err(|e| zip_error(path, e))
 }
 
+/// The service code lists (UNSL) of a directory zip; empty when it has
+/// none.
+fn service_code_lists(
+    outer: &mut ZipArchive<Cursor<Vec<u8>>>,
+    path: &Path,
+) -> Result<FxHashMap<String, CodeList>, DirectoryError> {
+    let mut lists = FxHashMap::default();
+    let unsl_zip = read_entries(outer, path, |n| n.eq_ignore_ascii_case("unsl.zip"))?;
+    let Some((_, bytes)) = unsl_zip.into_iter().next() else {
+        return Ok(lists);
+    };
+    let mut unsl = open_zip(bytes, path)?;
+    for (_, bytes) in read_entries(&mut unsl, path, |n| {
+        n.to_ascii_uppercase().starts_with("UNSL")
+    })? {
+        text::code_lists(&text::cp437(&bytes), &mut lists);
+    }
+    if lists.is_empty() {
+        return Err(DirectoryError::Missing {
+            path: path.display().to_string(),
+            what: "the service code lists in UNSL.ZIP".into(),
+        });
+    }
+    Ok(lists)
+}
+
 impl Release {
     /// The release `name` from the folder this one was read from, when it
     /// is there (`Ok(None)` when it is not): for a code a later directory
@@ -581,23 +607,13 @@ impl Release {
             text::code_lists(&text::cp437(&bytes), &mut codes);
         }
 
-        // The service code list, where the directory has one.
-        let mut service_codes = FxHashMap::default();
-        let unsl_zip = read_entries(&mut outer, path, |n| n.eq_ignore_ascii_case("unsl.zip"))?;
-        if let Some((_, bytes)) = unsl_zip.into_iter().next() {
-            let mut unsl = open_zip(bytes, path)?;
-            for (file, bytes) in read_entries(&mut unsl, path, |n| {
-                n.to_ascii_uppercase().starts_with("UNSL")
-            })? {
-                text::code_lists(&text::cp437(&bytes), &mut service_codes);
-                if service_codes.is_empty() {
-                    return Err(DirectoryError::Missing {
-                        path: path.display().to_string(),
-                        what: format!("the service code lists in {file}"),
-                    });
-                }
-            }
-        }
+        // The service code list, where the directory has one. Only CONTRL
+        // needs it: one that cannot be read leaves the release's messages
+        // as they were (logged), it does not take the release away.
+        let service_codes = service_code_lists(&mut outer, path).unwrap_or_else(|e| {
+            tracing::warn!(path = %path.display(), error = %e, "the directory's service code list (UNSL) cannot be read; CONTRL codes are not checked against it");
+            FxHashMap::default()
+        });
 
         let index_files = read_entries(&mut messages_zip, path, |n| {
             let upper = n.to_ascii_uppercase();
@@ -930,8 +946,8 @@ impl Directories {
             // Only the zip's listing is read to choose; the release chosen
             // is opened.
             names.into_iter().find_map(|(name, path)| {
-                let bytes = std::fs::read(path).ok()?;
-                let archive = ZipArchive::new(Cursor::new(bytes)).ok()?;
+                let file = std::fs::File::open(path).ok()?;
+                let archive = ZipArchive::new(std::io::BufReader::new(file)).ok()?;
                 entry_names(&archive)
                     .iter()
                     .any(|n| base_name(n).eq_ignore_ascii_case("unsl.zip"))

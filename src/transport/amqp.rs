@@ -578,6 +578,8 @@ pub async fn run(
             backoff = Duration::from_secs(1);
         }
         intake.broker().set_connected(false);
+        // Not counted while disconnected: the gauge is left out, not stale.
+        intake.broker().clear_dead_letters();
         match result {
             Ok(()) if *shutdown.borrow() => return,
             Ok(()) => tracing::warn!("AMQP consumer ended; reconnecting"),
