@@ -597,16 +597,15 @@ fn s011(issue: &Issue, v4: bool) -> Element {
 }
 
 /// The syntax error code (0085) of an issue; project codes map to 18
-/// (unspecified error), and so does 1 (UNA not supported), withdrawn from
-/// the lists of syntax 3 and 4. Version 4's list (ISO 9735 part 11) no
-/// longer has 19 (invalid decimal notation), 31 (more than one message
-/// type in group) or 38 (missing digit in front of decimal sign), which
-/// the version 3 list has: a CONTRL 4 says what its list can.
+/// (unspecified error). The version 3 list (the service code list, UNSL,
+/// of the D.95B to D.97B directories) has 1 (UNA not supported); version
+/// 4's (ISO 9735 part 11) has not, nor 19 (invalid decimal notation), 31
+/// (more than one message type in group) or 38 (missing digit in front of
+/// decimal sign): a CONTRL 4 says what its list can.
 fn number(issue: &Issue, v4: bool) -> String {
     let code = issue.code.syntax_error_number().unwrap_or(18);
     let code = match code {
-        // Withdrawn from 0085 (the lists of syntax 3 and 4 have no code 1).
-        1 => 18,
+        1 if v4 => 18,
         // A decimal mark advised in UNA that cannot be one: a character
         // invalid as service character; in a value: an invalid value.
         19 if v4 && issue.location.tag.as_deref() == Some("UNA") => 20,
@@ -629,6 +628,15 @@ fn trim(mut elements: Vec<Element>) -> Vec<Element> {
 mod tests {
     use super::*;
     use crate::diag::{Code, Location};
+
+    /// 0085 code 1 (UNA not supported) is in syntax version 3's list
+    /// (UNSL of D.95B-D.97B), not in version 4's: 18 there.
+    #[test]
+    fn una_not_supported_is_code_1_before_syntax_version_4() {
+        let issue = Issue::error(Code::UnaNotSupported, Location::default(), "short UNA");
+        assert_eq!(number(&issue, false), "1");
+        assert_eq!(number(&issue, true), "18");
+    }
 
     fn at(element: u16, component: Option<u16>, repetition: Option<u16>) -> Issue {
         Issue::error(
