@@ -76,14 +76,11 @@ pub(crate) fn error_for(issue: &Issue) -> ResponseError {
         description.push_str(": ");
     }
     description.push_str(&issue.message);
-    // A message may quote bytes of a broken document that XML cannot carry.
-    let description: String = description
-        .chars()
-        .map(|c| if xml_char(c) { c } else { '\u{FFFD}' })
-        .collect();
     ResponseError {
         validation_code: issue.code.as_str().to_owned(),
-        description: Some(clip(&description, DESCRIPTION_MAX)),
+        // A message may quote bytes of a broken document that XML cannot
+        // carry.
+        description: Some(text_for_res(&description, DESCRIPTION_MAX)),
         pointers,
     }
 }
@@ -101,7 +98,8 @@ pub(crate) fn lrn_for_res(lrn: &str) -> Option<String> {
 }
 
 /// Free text for a RES, cut to `max` characters, a character XML cannot
-/// carry replaced by U+FFFD (an agency's condition may quote anything).
+/// carry replaced by U+FFFD (an error's description or an agency's
+/// condition may quote anything).
 pub(crate) fn text_for_res(text: &str, max: usize) -> String {
     let text: String = text
         .chars()

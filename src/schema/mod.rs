@@ -223,6 +223,19 @@ pub fn position_changes(message: &str, tag: &str) -> Vec<&'static str> {
 }
 
 impl SegmentDef {
+    /// Marks each data element and component coded when `coded` says its
+    /// id has a code list to check.
+    pub(crate) fn mark_coded(&mut self, coded: impl Fn(&str) -> bool) {
+        for element in &mut self.elements {
+            element.coded = coded(&element.id);
+            if let ElementKind::Composite(components) = &mut element.kind {
+                for c in components {
+                    c.coded = coded(&c.id);
+                }
+            }
+        }
+    }
+
     /// This definition with its last data element, when it is `id` and
     /// repeats N times, written as N consecutive positions: the first
     /// keeps its status and its repetitions, the others are conditional
@@ -684,14 +697,7 @@ impl Release {
             Some(def) => def,
             None => self.segment(tag)?.clone(),
         };
-        for element in &mut def.elements {
-            element.coded = self.codes.contains_key(&element.id);
-            if let ElementKind::Composite(components) = &mut element.kind {
-                for c in components {
-                    c.coded = self.codes.contains_key(&c.id);
-                }
-            }
-        }
+        def.mark_coded(|id| self.codes.contains_key(id));
         if v3 {
             let mut expanded = Vec::with_capacity(def.elements.len());
             for element in def.elements {

@@ -1725,17 +1725,9 @@ fn service_segment(
     service_codes: Option<&Arc<Release>>,
 ) -> Option<SegmentDef> {
     let mut def = service::segment(tag, syntax_version)?;
-    let coded = |id: &str| {
+    def.mark_coded(|id| {
         SERVICE_CODED.contains(&id) && service_codes.is_some_and(|r| r.service_codes(id).is_some())
-    };
-    for element in &mut def.elements {
-        element.coded = coded(&element.id);
-        if let ElementKind::Composite(components) = &mut element.kind {
-            for c in components {
-                c.coded = coded(&c.id);
-            }
-        }
-    }
+    });
     Some(def)
 }
 
