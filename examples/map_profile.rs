@@ -24,9 +24,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use tradehub::edifact::{
-    Element, Lexer, Limits, Message, Next, ParseOptions, Parser, Segment, sample,
-};
+use tradehub::edifact::sample::Mutator;
+use tradehub::edifact::{Lexer, Limits, Message, Next, ParseOptions, Parser, sample};
 use tradehub::mapping::edifact::{EdifactMapping, mapping_for};
 use tradehub::model::Declaration;
 use tradehub::schema::Directories;
@@ -177,97 +176,6 @@ fn record(out: &mut impl Write, what: &str, mapping: &EdifactMapping, message: &
     writeln!(out, "{line}").expect("stdout");
 }
 
-/// A small deterministic generator for the mutations.
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self, bound: usize) -> usize {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((self.0 >> 33) as usize) % bound.max(1)
-    }
-}
-
-const WORDS: &[&str] = &[
-    "", "1,5", "12.50", "x", "G", "N", "KGM", "AAE", "WT", "40", "123", "161", "39", "137", "102",
-    "203", "20230115", "830", "929", "777", "9", "5", "DT", "IM", "EX", "27", "22", "AAA", "~/a",
-];
-
-fn mutate(message: &Message, rng: &mut Lcg) -> Message {
-    let mut m = message.clone();
-    let steps = 1 + rng.next(4);
-    for _ in 0..steps {
-        let len = m.segments.len();
-        if len < 3 {
-            break;
-        }
-        // Never UNH (index 0).
-        let s = 1 + rng.next(len - 1);
-        match rng.next(7) {
-            0 => {
-                m.segments.remove(s);
-            }
-            1 => {
-                let copy = m.segments.get(s).cloned().expect("in range");
-                m.segments.insert(s, copy);
-            }
-            2 => {
-                let t = 1 + rng.next(len - 1);
-                m.segments.swap(s, t);
-            }
-            3 | 4 => {
-                let word = WORDS.get(rng.next(WORDS.len())).copied().unwrap_or("");
-                let seg = m.segments.get_mut(s).expect("in range");
-                let e = rng.next(seg.elements.len() + 1);
-                let mut reps: Vec<Vec<String>> = seg
-                    .elements
-                    .get(e)
-                    .map(|el| el.repetitions().to_vec())
-                    .unwrap_or_else(|| vec![vec![String::new()]]);
-                let c = rng.next(reps.first().map_or(1, Vec::len) + 1);
-                if let Some(first) = reps.first_mut() {
-                    if let Some(v) = first.get_mut(c) {
-                        *v = word.to_owned();
-                    } else {
-                        first.push(word.to_owned());
-                    }
-                }
-                while seg.elements.len() <= e {
-                    seg.elements.push(Element::simple(""));
-                }
-                *seg.elements.get_mut(e).expect("pushed") = Element::repeated(reps);
-            }
-            5 => {
-                // A repetition (syntax 4 style) on some element.
-                let seg = m.segments.get_mut(s).expect("in range");
-                let e = rng.next(seg.elements.len());
-                if let Some(el) = seg.elements.get_mut(e) {
-                    let mut reps = el.repetitions().to_vec();
-                    reps.push(vec!["R1".into(), "R2".into()]);
-                    *el = Element::repeated(reps);
-                }
-            }
-            _ => {
-                // A segment of another tag.
-                let tags = [
-                    "FTX", "MOA", "NAD", "LOC", "DTM", "CST", "TAX", "DOC", "XYZ",
-                ];
-                let tag = tags.get(rng.next(tags.len())).copied().unwrap_or("FTX");
-                m.segments.insert(
-                    s,
-                    Segment::new(
-                        tag,
-                        vec![Element::simple("AAA"), Element::composite(["x", "y"])],
-                    ),
-                );
-            }
-        }
-    }
-    m
-}
-
 fn dump(
     data: &[u8],
     directories: &Arc<Directories>,
@@ -317,9 +225,9 @@ fn dump(
             let as_parsed = texts.get(index).copied().unwrap_or(message);
             assert!(as_parsed.segments.is_empty() && !as_parsed.text.is_empty());
             record(&mut out, &what, &mapping, as_parsed);
-            let mut rng = Lcg((what.len() - env!("CARGO_MANIFEST_DIR").len()) as u64);
+            let mut rng = Mutator::new((what.len() - env!("CARGO_MANIFEST_DIR").len()) as u64);
             for k in 0..200 {
-                let mutated = mutate(message, &mut rng);
+                let mutated = rng.mutate(message);
                 record(&mut out, &format!("{what} #{k}"), &mapping, &mutated);
             }
         }
@@ -333,11 +241,11 @@ fn dump(
     let parsed = Parser::new(data, options)
         .with_directories(directories.clone())
         .run(|_, _| {})?;
-    let mut rng = Lcg(7);
+    let mut rng = Mutator::new(7);
     for (i, message) in parsed.interchange.messages.iter().take(400).enumerate() {
         record(&mut out, &format!("sample {i}"), cusdec, message);
         for k in 0..20 {
-            let mutated = mutate(message, &mut rng);
+            let mutated = rng.mutate(message);
             record(&mut out, &format!("sample {i} #{k}"), cusdec, &mutated);
         }
     }
