@@ -1465,8 +1465,8 @@ impl EdifactMapping {
     }
 
     /// One application; `indexed`: with the selections of the
-    /// [`SelectionIndex`] (a message that then leaves a value unread is
-    /// mapped again without them, see [`Run::entries`]).
+    /// [`SelectionIndex`] (the same result, found faster; without it, the
+    /// group instances are walked for every rule, as tests compare).
     fn run_in<R>(
         &self,
         message: &Message,
@@ -1545,12 +1545,7 @@ impl EdifactMapping {
         for each in &self.each {
             run.each(0, each, &mut prefix, &mut out, ROOT);
         }
-        // A run with the index only says whether anything is unread (what
-        // it read is a part of what the run without it reads).
-        let again = indexed && run.any_unread();
-        if !indexed {
-            run.unread(&out);
-        }
+        run.unread(&out);
         // The issues in a vector of their size; the buffers are kept for
         // the next message.
         let mut issues: Vec<Issue> = run.issues.drain(..).collect();
@@ -1576,13 +1571,6 @@ impl EdifactMapping {
         scratch.issues = buffer;
         scratch.read = read;
         scratch.found = found;
-        if again {
-            drop(out);
-            scratch.entries = entries;
-            scratch.text = own_text;
-            scratch.unindexed_again += 1;
-            return self.run_in(message, locate, scratch, false, finish);
-        }
         let result = finish(out);
         scratch.entries = entries;
         scratch.text = own_text;
@@ -1618,8 +1606,6 @@ struct Scratch {
     text: MessageText,
     /// Per indexed selection, what it selects (see [`SelectionIndex::fill`]).
     entries: Vec<Vec<(usize, usize)>>,
-    /// Messages mapped again without the index (for tests).
-    unindexed_again: u64,
 }
 
 impl Scratch {
@@ -2011,10 +1997,10 @@ struct Run<'a> {
     deferred: Vec<(usize, &'a CompiledField, usize, Pos)>,
     /// The indexed selections of the message (see [`SelectionIndex`]),
     /// when the run uses them. Such a run skips the rules that select
-    /// nothing, so it does not record those rules as `deferred`, and marks
-    /// read a part of what a run without it does (the triggers of filtered
-    /// group steps only on the way to a selected segment): a message it
-    /// leaves with any value unread is mapped again without it.
+    /// nothing, so it does not record those rules as `deferred`: asked
+    /// later whether they agree, they would have selected nothing again,
+    /// and so read nothing. What it reads, reports and gives is what the
+    /// walk of the group instances does.
     entries: Option<&'a [Vec<(usize, usize)>]>,
 }
 
@@ -2189,7 +2175,8 @@ impl<'a> Run<'a> {
     }
 
     /// True when the run has the index and `path` selects nothing from
-    /// `instance` by it.
+    /// `instance` by it, so that the rule can be skipped: it would read
+    /// nothing.
     fn selects_nothing(&self, instance: usize, path: &PathSpec) -> bool {
         self.entries.is_some()
             && path.indexed.is_some()
@@ -2321,8 +2308,8 @@ impl<'a> Run<'a> {
         let Some(instance) = tree.ancestor(instance, path.up) else {
             return found;
         };
+        let filtered_steps = path.group_filters.iter().any(|s| !s.filters.is_empty());
         if let Some(listed) = self.indexed(instance, path) {
-            let filtered_steps = path.group_filters.iter().any(|s| !s.filters.is_empty());
             for &(_, seg) in listed {
                 self.mark_filters(seg, &path.filters);
                 if filtered_steps {
@@ -2350,6 +2337,9 @@ impl<'a> Run<'a> {
             for inst in reached {
                 for seg in tree.segments_of(inst) {
                     if tree.tag(seg) == path.tag_code && self.matches(seg, &path.filters) {
+                        if filtered_steps {
+                            self.mark_steps(seg, path);
+                        }
                         found.push(seg);
                     }
                 }
@@ -2359,7 +2349,11 @@ impl<'a> Run<'a> {
     }
 
     /// Marks read the qualifiers of the triggers of the filtered group
-    /// steps on the way to a segment the index selected for `path`.
+    /// steps on the way to a segment selected for `path`: a trigger's
+    /// qualifiers count as read where the path selects a segment below it
+    /// (a CUX under the MOA that says what it is about), as a selected
+    /// segment's own do; a trigger with nothing selected below it reads as
+    /// any segment no rule selects.
     fn mark_steps(&mut self, seg: usize, path: &PathSpec) {
         let tree = self.tree;
         let Some(owner) = tree.segments.get(seg).and_then(|s| s.owner) else {
@@ -2380,7 +2374,8 @@ impl<'a> Run<'a> {
     }
 
     /// The instances `groups` reach from `from`, each group step's
-    /// instances only when their trigger segment passes its filters.
+    /// instances only when their trigger segment passes its filters (not
+    /// marked read here: see [`mark_steps`](Self::mark_steps)).
     fn visit_filtered(
         &mut self,
         from: usize,
@@ -2408,7 +2403,11 @@ impl<'a> Run<'a> {
                 let Some(trigger) = instance.first_segment else {
                     continue;
                 };
-                if !self.matches(trigger, &step.filters) {
+                if !step
+                    .filters
+                    .iter()
+                    .all(|f| f.holds(self.peek(trigger, f.at)))
+                {
                     continue;
                 }
             }
@@ -2916,22 +2915,6 @@ impl<'a> Run<'a> {
     }
 }
 
-impl Run<'_> {
-    /// Whether any value [`unread`](Run::unread) looks at was read by no
-    /// rule (and is not ignored), without asking the `deferred` rules.
-    fn any_unread(&self) -> bool {
-        for (s, info) in self.tree.segments.iter().enumerate() {
-            let segment = (s, info, self.ignored.get(&info.tag));
-            for (e, r, c) in self.text.places(s) {
-                if counts(info.tag, e) && self.left_unread(segment, e, r, c) {
-                    return true;
-                }
-            }
-        }
-        false
-    }
-}
-
 /// Whether element `element` of a segment tagged `tag` (a [`tag_code`])
 /// is content a rule is expected to read. UNT and UNS carry nothing of the
 /// message's content, nor do UNH's reference and type; the rest of UNH
@@ -3201,8 +3184,10 @@ mod tests {
 
     /// A run with the selection index gives what a run that walks the
     /// group instances gives (value, issues, provenance), for every
-    /// EDIFACT fixture message a mapping reads and for mutations of each;
-    /// most of them without being mapped again.
+    /// EDIFACT fixture message a mapping reads, for a generated
+    /// interchange, and for mutations of each (many of which leave values
+    /// unread, so that rules an earlier one took the field of are asked
+    /// whether they agree).
     #[test]
     fn the_index_selects_what_the_walk_selects() {
         use crate::edifact::sample::Mutator;
@@ -3232,7 +3217,7 @@ mod tests {
             "generated".into(),
             crate::edifact::sample::interchange(40_000),
         ));
-        let (mut compared, mut originals, mut originals_again) = (0u64, 0u64, 0u64);
+        let (mut compared, mut originals, mut unread, mut indexed_paths) = (0u64, 0u64, 0u64, 0);
         let mut indexed = Scratch::default();
         for (path, bytes) in &inputs {
             let options = ParseOptions {
@@ -3256,6 +3241,7 @@ mod tests {
                 let Ok(mapping) = mapping_for(&message.message_type, &release, version) else {
                     continue;
                 };
+                indexed_paths = indexed_paths.max(mapping.index.selections.len());
                 let mut mutator = Mutator::new(compared);
                 for k in 0..60 {
                     let changed;
@@ -3265,27 +3251,103 @@ mod tests {
                         changed = mutator.mutate(message);
                         &changed
                     };
-                    let before = indexed.unindexed_again;
                     let json = |draft: Draft<'_>| draft.into_value();
                     let with = mapping.run_in(message, Trace::All, &mut indexed, true, &json);
                     let without =
                         mapping.run_in(message, Trace::All, &mut Scratch::default(), false, &json);
                     assert_eq!(with, without, "{path} {} #{k}", message.reference);
-                    if k == 0 {
-                        originals += 1;
-                        originals_again += indexed.unindexed_again - before;
-                    }
+                    originals += u64::from(k == 0);
+                    unread += u64::from(with.1.iter().any(|i| i.code == Code::MappingUnmapped));
                     compared += 1;
                 }
             }
         }
         assert!(originals >= 60, "{originals} messages mapped");
         assert!(compared >= 4000, "{compared} messages compared");
-        // Fixtures with values no rule reads are mapped again; most are not.
         assert!(
-            originals_again * 2 < originals,
-            "{originals_again} of {originals} fixture messages mapped again"
+            unread * 3 > compared,
+            "{unread} of {compared} with values unread"
         );
+        assert!(indexed_paths >= 40, "{indexed_paths} selections indexed");
+    }
+
+    /// A path through a filtered group step reads the qualifiers of the
+    /// step's trigger where it selects a segment below it, as the walk
+    /// does, also where no other rule reads them (here the MOA of SG8,
+    /// whose amount no rule takes); where it selects nothing, it reads
+    /// none, whatever else the message holds.
+    #[test]
+    fn the_index_reads_the_triggers_of_filtered_steps() {
+        use crate::edifact::{ParseOptions, Parser};
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let directories = Arc::new(crate::schema::Directories::new(&[
+            root.join("schemas/untdid")
+        ]));
+        let release = directories.release("D96B").unwrap().unwrap();
+        let file = r#"
+format = "edifact"
+message = "CUSDEC"
+release = "D96B"
+target = "declaration"
+ignore = ["1131", "3055"]
+
+[[field]]
+to = "lrn"
+from = "BGM/C106/1004"
+
+[[field]]
+to = "totals.invoice.currency"
+from = "SG8[C516.5025=39]/SG9/CUX[C504#1.6347=2]/C504#1/6345"
+"#;
+        let mapping = EdifactMapping::compile("test.toml", file, &release, 3).unwrap();
+        // With the CUX, and without it (the path then selects nothing,
+        // and the MOA it passes through is read by no rule).
+        let head =
+            "UNA:+.? 'UNB+UNOC:3+A:ZZZ+B:ZZZ+261124:1030+R1'UNH+1+CUSDEC:D:96B:UN'BGM++LRN1'";
+        // The segments with values left unread: the MOA 40 (no step the
+        // path takes), the MOA 39 when nothing is selected below it, and a
+        // CUX under the MOA 40 (its currency and qualifier).
+        let cases: [(&str, Option<&str>, &[u32]); 3] = [
+            (
+                "MOA+39'CUX+2:USD'MOA+40'UNS+D'UNS+S'UNT+8+1'",
+                Some("USD"),
+                &[5],
+            ),
+            ("MOA+39'MOA+40'UNS+D'UNS+S'UNT+7+1'", None, &[3, 4]),
+            (
+                "MOA+39'MOA+40'CUX+2:EUR'UNS+D'UNS+S'UNT+8+1'",
+                None,
+                &[3, 4, 5, 5],
+            ),
+        ];
+        for (body, currency, expected) in cases {
+            let edi = format!("{head}{body}UNZ+1+R1'");
+            let options = ParseOptions {
+                keep_messages: true,
+                decode_messages: true,
+                ..ParseOptions::default()
+            };
+            let parsed = Parser::new(edi.as_bytes(), options).run(|_, _| {}).unwrap();
+            let message = parsed.interchange.all_messages().next().unwrap();
+            let json = |draft: Draft<'_>| draft.into_value();
+            let with = mapping.run_in(message, Trace::All, &mut Scratch::default(), true, &json);
+            let without =
+                mapping.run_in(message, Trace::All, &mut Scratch::default(), false, &json);
+            assert_eq!(with, without);
+            assert_eq!(
+                with.0
+                    .pointer("/totals/invoice/currency")
+                    .and_then(Value::as_str),
+                currency
+            );
+            let unread: Vec<u32> = with
+                .1
+                .iter()
+                .filter(|i| i.code == Code::MappingUnmapped)
+                .filter_map(|i| i.location.message_segment)
+                .collect();
+            assert_eq!(unread, expected, "{:?}", with.1);
+        }
     }
 
     #[test]
