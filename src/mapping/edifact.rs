@@ -3182,20 +3182,13 @@ mod tests {
         assert!(counts(tag_code("NAD"), 0));
     }
 
-    /// A run with the selection index gives what a run that walks the
-    /// group instances gives (value, issues, provenance), for every
-    /// EDIFACT fixture message a mapping reads, for a generated
-    /// interchange, and for mutations of each (many of which leave values
-    /// unread, so that rules an earlier one took the field of are asked
-    /// whether they agree).
-    #[test]
-    fn the_index_selects_what_the_walk_selects() {
-        use crate::edifact::sample::Mutator;
+    /// The EDIFACT fixture messages a mapping reads and the messages of a
+    /// generated interchange: (where from, message decoded, syntax version).
+    fn mapped_messages(
+        directories: &Arc<crate::schema::Directories>,
+    ) -> Vec<(String, Message, u8)> {
         use crate::edifact::{ParseOptions, Parser};
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-        let directories = Arc::new(crate::schema::Directories::new(&[
-            root.join("schemas/untdid")
-        ]));
         let mut paths = Vec::new();
         let mut dirs = vec![root.join("fixtures/edifact")];
         while let Some(dir) = dirs.pop() {
@@ -3217,8 +3210,7 @@ mod tests {
             "generated".into(),
             crate::edifact::sample::interchange(40_000),
         ));
-        let (mut compared, mut originals, mut unread, mut indexed_paths) = (0u64, 0u64, 0u64, 0);
-        let mut indexed = Scratch::default();
+        let mut out = Vec::new();
         for (path, bytes) in &inputs {
             let options = ParseOptions {
                 keep_messages: true,
@@ -3231,35 +3223,78 @@ mod tests {
             else {
                 continue;
             };
-            let interchange = &parsed.interchange;
-            let version: u8 = interchange.syntax_version.parse().unwrap_or(3);
-            for message in interchange.all_messages() {
-                let name = format!("{}{}", message.version, message.release);
-                let Ok(Some(release)) = directories.release(&name) else {
-                    continue;
+            let version: u8 = parsed.interchange.syntax_version.parse().unwrap_or(3);
+            for message in parsed.interchange.all_messages() {
+                out.push((path.clone(), message.clone(), version));
+            }
+        }
+        out
+    }
+
+    fn directories() -> Arc<crate::schema::Directories> {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        Arc::new(crate::schema::Directories::new(&[
+            root.join("schemas/untdid")
+        ]))
+    }
+
+    /// The mapping of a message, if one reads it.
+    fn mapping_of(
+        directories: &crate::schema::Directories,
+        message: &Message,
+        version: u8,
+    ) -> Option<(Arc<EdifactMapping>, Arc<Release>)> {
+        let name = format!("{}{}", message.version, message.release);
+        let release = directories.release(&name).ok().flatten()?;
+        let mapping = mapping_for(&message.message_type, &release, version).ok()?;
+        Some((mapping, release))
+    }
+
+    /// Maps `message` with and without the index and asserts the two
+    /// agree; whether values were left unread.
+    fn compare(
+        mapping: &EdifactMapping,
+        message: &Message,
+        scratch: &mut Scratch,
+        what: &str,
+    ) -> bool {
+        let json = |draft: Draft<'_>| draft.into_value();
+        let with = mapping.run_in(message, Trace::All, scratch, true, &json);
+        let without = mapping.run_in(message, Trace::All, &mut Scratch::default(), false, &json);
+        assert_eq!(with, without, "{what}");
+        with.1.iter().any(|i| i.code == Code::MappingUnmapped)
+    }
+
+    /// A run with the selection index gives what a run that walks the
+    /// group instances gives (value, issues, provenance), for every
+    /// EDIFACT fixture message a mapping reads, for a generated
+    /// interchange, and for 59 mutations of each (many of which leave
+    /// values unread, so that rules an earlier one took the field of are
+    /// asked whether they agree).
+    #[test]
+    fn the_index_selects_what_the_walk_selects() {
+        use crate::edifact::sample::Mutator;
+        let directories = directories();
+        let (mut compared, mut originals, mut unread, mut indexed_paths) = (0u64, 0u64, 0u64, 0);
+        let mut indexed = Scratch::default();
+        for (path, message, version) in &mapped_messages(&directories) {
+            let Some((mapping, _)) = mapping_of(&directories, message, *version) else {
+                continue;
+            };
+            indexed_paths = indexed_paths.max(mapping.index.selections.len());
+            let mut mutator = Mutator::new(compared);
+            for k in 0..60 {
+                let changed;
+                let message = if k == 0 {
+                    message
+                } else {
+                    changed = mutator.mutate(message);
+                    &changed
                 };
-                let Ok(mapping) = mapping_for(&message.message_type, &release, version) else {
-                    continue;
-                };
-                indexed_paths = indexed_paths.max(mapping.index.selections.len());
-                let mut mutator = Mutator::new(compared);
-                for k in 0..60 {
-                    let changed;
-                    let message = if k == 0 {
-                        message
-                    } else {
-                        changed = mutator.mutate(message);
-                        &changed
-                    };
-                    let json = |draft: Draft<'_>| draft.into_value();
-                    let with = mapping.run_in(message, Trace::All, &mut indexed, true, &json);
-                    let without =
-                        mapping.run_in(message, Trace::All, &mut Scratch::default(), false, &json);
-                    assert_eq!(with, without, "{path} {} #{k}", message.reference);
-                    originals += u64::from(k == 0);
-                    unread += u64::from(with.1.iter().any(|i| i.code == Code::MappingUnmapped));
-                    compared += 1;
-                }
+                let what = format!("{path} {} #{k}", message.reference);
+                unread += u64::from(compare(&mapping, message, &mut indexed, &what));
+                originals += u64::from(k == 0);
+                compared += 1;
             }
         }
         assert!(originals >= 60, "{originals} messages mapped");
@@ -3269,6 +3304,144 @@ mod tests {
             "{unread} of {compared} with values unread"
         );
         assert!(indexed_paths >= 40, "{indexed_paths} selections indexed");
+    }
+
+    /// A small deterministic generator.
+    struct Lcg(u64);
+
+    impl Lcg {
+        fn next(&mut self, bound: usize) -> usize {
+            self.0 = self
+                .0
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((self.0 >> 33) as usize) % bound.max(1)
+        }
+    }
+
+    /// Segments in the order of a segment table, so that the messages
+    /// have many group structures: each group taken 0 to 3 times and each
+    /// segment 0 to 2 times (a group's trigger once; never more than the
+    /// table allows), each a copy of a fixture segment of its tag or a
+    /// made-up one; and now and then a segment out of place.
+    fn table_shaped(
+        nodes: &[Node],
+        pool: &FxHashMap<String, Vec<crate::edifact::Segment>>,
+        rng: &mut Lcg,
+        out: &mut Vec<crate::edifact::Segment>,
+        in_group: bool,
+    ) {
+        use crate::edifact::{Element, Segment};
+        const CODES: &[&str] = &[
+            "", "39", "40", "38", "123", "2", "9", "5", "11", "20", "AAA", "USD", "x", "AAE",
+            "KGM", "G", "N", "CN", "DT", "IM", "EX", "27", "22", "830", "929", "137", "203",
+            "12.50",
+        ];
+        let segment = |tag: &str, rng: &mut Lcg| match pool.get(tag) {
+            Some(copies) if !copies.is_empty() && rng.next(3) > 0 => {
+                copies.get(rng.next(copies.len())).cloned()
+            }
+            _ => {
+                let elements = (0..1 + rng.next(5))
+                    .map(|_| {
+                        Element::composite(
+                            (0..1 + rng.next(4))
+                                .map(|_| CODES.get(rng.next(CODES.len())).copied().unwrap_or(""))
+                                .collect::<Vec<_>>(),
+                        )
+                    })
+                    .collect();
+                Some(Segment::new(tag, elements))
+            }
+        };
+        for (i, node) in nodes.iter().enumerate() {
+            match node {
+                Node::Segment { tag, max, .. } => {
+                    if tag == "UNH" || tag == "UNT" {
+                        continue;
+                    }
+                    let n = if i == 0 && in_group {
+                        1
+                    } else {
+                        rng.next(3).min(*max as usize)
+                    };
+                    for _ in 0..n {
+                        out.extend(segment(tag, rng));
+                    }
+                    if rng.next(40) == 0 {
+                        let tags = [
+                            "MOA", "CUX", "LOC", "DTM", "RFF", "NAD", "XYZ", "TDT", "CNI",
+                        ];
+                        let tag = tags.get(rng.next(tags.len())).copied().unwrap_or("XYZ");
+                        out.extend(segment(tag, rng));
+                    }
+                }
+                Node::Group { max, children, .. } => {
+                    for _ in 0..rng.next(4).min(*max as usize) {
+                        table_shaped(children, pool, rng, out, true);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The same comparison on messages built to the segment table of
+    /// each mapped message type and release (from the fixtures' segments),
+    /// whose group instances nest and repeat as fixtures rarely do.
+    #[test]
+    fn the_index_selects_what_the_walk_selects_in_any_group_structure() {
+        let directories = directories();
+        let messages = mapped_messages(&directories);
+        let mut pool: FxHashMap<String, Vec<crate::edifact::Segment>> = FxHashMap::default();
+        for (_, message, _) in &messages {
+            for segment in &message.segments {
+                pool.entry(segment.tag.clone())
+                    .or_default()
+                    .push(segment.clone());
+            }
+        }
+        let mut kinds: Vec<(String, String, String, u8)> = Vec::new();
+        let mut rng = Lcg(12345);
+        let (mut compared, mut unread) = (0u64, 0u64);
+        let mut indexed = Scratch::default();
+        for (_, base, version) in &messages {
+            let kind = (
+                base.message_type.clone(),
+                base.version.clone(),
+                base.release.clone(),
+                *version,
+            );
+            if kinds.contains(&kind) {
+                continue;
+            }
+            let Some((mapping, release)) = mapping_of(&directories, base, *version) else {
+                continue;
+            };
+            let Ok(Some(def)) = release.message(&base.message_type) else {
+                continue;
+            };
+            kinds.push(kind);
+            for n in 0..150 {
+                let mut segments: Vec<crate::edifact::Segment> =
+                    base.segments.first().cloned().into_iter().collect();
+                table_shaped(&def.nodes, &pool, &mut rng, &mut segments, false);
+                segments.extend(base.segments.last().cloned());
+                let mut message = base.clone();
+                message.segments = segments;
+                let what = format!(
+                    "{} {}{} v{version} #{n}",
+                    base.message_type, base.version, base.release
+                );
+                unread += u64::from(compare(&mapping, &message, &mut indexed, &what));
+                compared += 1;
+            }
+        }
+        // CUSDEC, CUSCAR and both PAXLST releases, in their syntax versions.
+        assert!(kinds.len() >= 5, "{kinds:?}");
+        assert!(
+            unread * 2 > compared,
+            "{unread} of {compared} with values unread"
+        );
     }
 
     /// A path through a filtered group step reads the qualifiers of the
