@@ -254,8 +254,21 @@ fn pack(groups: &[u16]) -> Option<u64> {
         groups
             .iter()
             .enumerate()
-            .fold(0u64, |path, (i, g)| path | (u64::from(*g) << (48 - 16 * i))),
+            .fold(0u64, |path, (depth, g)| pack_below(path, depth, *g)),
     )
+}
+
+/// A packed path of `depth` groups (below [`MAX_DEPTH`]) with `group`
+/// added under them.
+fn pack_below(path: u64, depth: usize, group: u16) -> u64 {
+    path | (u64::from(group) << (48 - 16 * depth))
+}
+
+/// True when segment `seg` of `text` passes every filter.
+fn passes(text: &MessageText, seg: usize, filters: &[Filter]) -> bool {
+    filters
+        .iter()
+        .all(|f| f.holds(text.get(seg, f.at.element, f.at.component)))
 }
 
 impl SelectionIndex {
@@ -327,11 +340,6 @@ impl SelectionIndex {
         for list in entries.iter_mut() {
             list.clear();
         }
-        let holds = |seg: usize, filters: &[Filter]| {
-            filters
-                .iter()
-                .all(|f| f.holds(text.get(seg, f.at.element, f.at.component)))
-        };
         for (seg, info) in tree.segments.iter().enumerate() {
             let Some(candidates) = self.by_tag.get(&info.tag) else {
                 continue;
@@ -348,19 +356,15 @@ impl SelectionIndex {
                 };
                 if selection.depth != instance.depth
                     || selection.path != instance.path
-                    || !holds(seg, &selection.filters)
+                    || !passes(text, seg, &selection.filters)
                 {
                     continue;
                 }
                 let steps_hold = selection.steps.iter().enumerate().all(|(j, step)| {
                     step.filters.is_empty()
-                        || selection
-                            .below
-                            .checked_sub(j + 1)
-                            .and_then(|up| tree.ancestor(owner, up))
-                            .and_then(|i| tree.instances.get(i))
-                            .and_then(|i| i.first_segment)
-                            .is_some_and(|trigger| holds(trigger, &step.filters))
+                        || tree
+                            .step_trigger(owner, selection.below, j)
+                            .is_some_and(|trigger| passes(text, trigger, &step.filters))
                 });
                 if !steps_hold {
                     continue;
@@ -1880,10 +1884,7 @@ impl Tree {
         if let Some(p) = self.instances.get(parent) {
             let depth = usize::from(p.depth);
             (instance.path, instance.depth) = if depth < MAX_DEPTH {
-                (
-                    p.path | (u64::from(group) << (48 - 16 * depth)),
-                    p.depth + 1,
-                )
+                (pack_below(p.path, depth, group), p.depth + 1)
             } else {
                 (u64::MAX, u8::MAX)
             };
@@ -1905,6 +1906,14 @@ impl Tree {
             instance: id,
         });
         id
+    }
+
+    /// The trigger segment of the instance a path's group step `step`
+    /// (0-based) reached on the way to a segment of `owner`, `below` group
+    /// levels under the instance the path starts from.
+    fn step_trigger(&self, owner: usize, below: usize, step: usize) -> Option<usize> {
+        let up = below.checked_sub(step + 1)?;
+        self.instances.get(self.ancestor(owner, up)?)?.first_segment
     }
 
     /// The instance `up` levels above `instance` (itself for 0).
@@ -2146,7 +2155,7 @@ impl<'a> Run<'a> {
     /// True when every filter holds; the qualifiers of a segment that is
     /// selected count as read, those of one that is not do not.
     fn matches(&mut self, seg: usize, filters: &[Filter]) -> bool {
-        let all = filters.iter().all(|f| f.holds(self.peek(seg, f.at)));
+        let all = passes(self.text, seg, filters);
         if all {
             self.mark_filters(seg, filters);
         }
@@ -2360,14 +2369,7 @@ impl<'a> Run<'a> {
             return;
         };
         for (j, step) in path.group_filters.iter().enumerate() {
-            let trigger = path
-                .groups
-                .len()
-                .checked_sub(j + 1)
-                .and_then(|up| tree.ancestor(owner, up))
-                .and_then(|i| tree.instances.get(i))
-                .and_then(|i| i.first_segment);
-            if let Some(trigger) = trigger {
+            if let Some(trigger) = tree.step_trigger(owner, path.groups.len(), j) {
                 self.mark_filters(trigger, &step.filters);
             }
         }
@@ -2403,11 +2405,7 @@ impl<'a> Run<'a> {
                 let Some(trigger) = instance.first_segment else {
                     continue;
                 };
-                if !step
-                    .filters
-                    .iter()
-                    .all(|f| f.holds(self.peek(trigger, f.at)))
-                {
+                if !passes(self.text, trigger, &step.filters) {
                     continue;
                 }
             }
@@ -2922,10 +2920,7 @@ impl<'a> Run<'a> {
 /// 10 of a list sent in parts, the last), so what no rule reads of it
 /// counts too.
 fn counts(tag: u32, element: usize) -> bool {
-    const UNS: u32 = (3 << 24) | (b'U' as u32) << 16 | (b'N' as u32) << 8 | b'S' as u32;
-    const UNT: u32 = (3 << 24) | (b'U' as u32) << 16 | (b'N' as u32) << 8 | b'T' as u32;
-    const UNH: u32 = (3 << 24) | (b'U' as u32) << 16 | (b'N' as u32) << 8 | b'H' as u32;
-    tag != UNS && tag != UNT && (tag != UNH || element >= 2)
+    tag != tag_code("UNS") && tag != tag_code("UNT") && (tag != tag_code("UNH") || element >= 2)
 }
 
 /// Sets a field given as its steps, creating objects on the way; the
