@@ -580,6 +580,37 @@ async fn a_stop_ends_the_scan_after_the_file_in_hand() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// A publisher that counts the messages published one at a time
+/// ([`Publish::publish`]) and passes everything on.
+struct Counted<'p, P> {
+    inner: &'p P,
+    singles: std::sync::atomic::AtomicUsize,
+}
+
+impl<P: tradehub::hub::outbox::Publish> tradehub::hub::outbox::Publish for Counted<'_, P> {
+    fn publish<'a>(
+        &'a self,
+        message: &'a tradehub::store::PendingMessage,
+    ) -> std::pin::Pin<
+        Box<
+            dyn std::future::Future<Output = Result<(), tradehub::hub::outbox::RelayError>>
+                + Send
+                + 'a,
+        >,
+    > {
+        self.singles
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.publish(message)
+    }
+
+    fn publish_all<'a>(
+        &'a self,
+        messages: &'a [tradehub::store::PendingMessage],
+    ) -> tradehub::hub::outbox::Published<'a> {
+        self.inner.publish_all(messages)
+    }
+}
+
 /// The answers to a partner who delivers files are written to its
 /// `out/` folder as the relay publishes them (whole files only, named
 /// after the declaration and status); a folder that cannot be written
@@ -601,9 +632,21 @@ async fn answers_are_delivered_to_the_partners_out_folder() {
     std::fs::write(&out, b"in the way").unwrap();
     let mut sent = inproc.subscribe();
     let backlog = intake.store().outbox_backlog().await.unwrap();
-    outbox::drain(intake.store(), &publisher).await.unwrap();
+    let counted = Counted {
+        inner: &publisher,
+        singles: Default::default(),
+    };
+    outbox::drain(intake.store(), &counted).await.unwrap();
     let held = intake.store().outbox_backlog().await.unwrap();
     assert!(held > 0 && held < backlog, "{held} of {backlog} held back");
+    // An answer that cannot be written is its own failure, not a channel
+    // the broker closed: the batch is not sent again one message at a
+    // time (which tried each file a second time in the same round).
+    assert_eq!(
+        counted.singles.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "messages of the batch published again one at a time"
+    );
     // What could not be written was not sent to the broker either.
     let mut keys = Vec::new();
     while let Ok(m) = sent.try_recv() {

@@ -61,6 +61,13 @@ pub enum RelayError {
     /// size limit): tried again, then parked.
     #[error("the broker rejected the message: {0}")]
     Rejected(String),
+    /// This hub could not hand the message over itself (a partner's
+    /// answer whose drop-folder file cannot be written): its own failure,
+    /// counted and parked as a rejected one is, but no channel closed over
+    /// it, so the rest of its batch stands and it is not sent again in the
+    /// same round.
+    #[error("the message could not be delivered: {0}")]
+    Undelivered(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -378,6 +385,10 @@ async fn drain_rounds<P: Publish + ?Sized>(
                     Err(RelayError::Refused(error)) => {
                         declines.declined(m, error, false, settings);
                     }
+                    // Its own failure, as certain as a negative confirm.
+                    Err(RelayError::Undelivered(error)) => {
+                        declines.declined(m, error, true, settings);
+                    }
                     // A channel the broker closed fails every confirm
                     // still due, not only the message it was about: they
                     // are sent again one at a time to find out which.
@@ -498,7 +509,9 @@ async fn one_at_a_time<P: Publish + ?Sized>(
         match publisher.publish(m).await {
             Ok(()) => published.push(m.seq),
             Err(RelayError::Refused(error)) => declines.declined(m, error, false, settings),
-            Err(RelayError::Rejected(error)) => declines.declined(m, error, true, settings),
+            Err(RelayError::Rejected(error) | RelayError::Undelivered(error)) => {
+                declines.declined(m, error, true, settings)
+            }
             Err(e) => return Some(e),
         }
     }

@@ -1179,9 +1179,10 @@ impl<P: crate::hub::outbox::Publish + ?Sized> crate::hub::outbox::Publish for Dr
             .await
             .unwrap_or_else(|e| vec![Some(format!("drop folder writer failed: {e}")); count]);
             // Only what was written (or needs no file) goes to the broker;
-            // the rest is declined as a message the broker rejects: tried
-            // again, later answers to the partner behind it, parked after
-            // the relay's attempts.
+            // the rest is undelivered: counted as a message the broker
+            // rejects is, tried again in a later round (not at once), later
+            // answers to the partner behind it, parked after the relay's
+            // attempts.
             if failed.iter().all(Option::is_none) {
                 return self.inner.publish_all(messages).await;
             }
@@ -1200,7 +1201,7 @@ impl<P: crate::hub::outbox::Publish + ?Sized> crate::hub::outbox::Publish for Dr
             failed
                 .into_iter()
                 .map(|f| match f {
-                    Some(why) => Err(RelayError::Rejected(why)),
+                    Some(why) => Err(RelayError::Undelivered(why)),
                     None => sent.next().unwrap_or_else(|| {
                         Err(RelayError::Publish("no result from the broker".into()))
                     }),
