@@ -89,16 +89,60 @@ fn check_mapped_as(
     settings: &RuleSettings,
     whole: bool,
 ) -> Vec<Issue> {
-    match &mapped.canonical {
-        Some(canonical) => check_canonical_as(
+    match (&mapped.canonical, &mapped.partial) {
+        (Some(canonical), _) => check_canonical_as(
             &mapped.target,
             canonical,
             &mapped.provenance,
             settings,
             whole,
         ),
-        None => Vec::new(),
+        // An incomplete object (its gaps reported as MAP004): the rules
+        // read what is left, so that the sender learns of every error at
+        // once.
+        (None, Some(partial)) => {
+            check_partial_as(&mapped.target, partial, &mapped.provenance, settings, whole)
+        }
+        (None, None) => Vec::new(),
     }
+}
+
+/// The findings of what is left of an incomplete object of type `target`
+/// (see [`crate::mapping::gaps`]): what the rules say of it, but for what
+/// they say at or below a part left out (a value left out reads as one not
+/// given) and the totals (RUL003: their sums miss what was left out).
+pub fn check_partial(
+    target: &str,
+    partial: &crate::mapping::Partial,
+    provenance: &std::collections::BTreeMap<String, Location>,
+    settings: &RuleSettings,
+) -> Vec<Issue> {
+    check_partial_as(target, partial, provenance, settings, false)
+}
+
+fn check_partial_as(
+    target: &str,
+    partial: &crate::mapping::Partial,
+    provenance: &std::collections::BTreeMap<String, Location>,
+    settings: &RuleSettings,
+    whole: bool,
+) -> Vec<Issue> {
+    let mut findings = check_canonical_as(target, &partial.rest, provenance, settings, whole);
+    findings.retain(|finding| {
+        let pointer = finding
+            .location
+            .field
+            .as_deref()
+            .or(finding.location.path.as_deref())
+            .unwrap_or_default();
+        finding.code != Code::RuleTotals
+            && !partial.left_out.iter().any(|gap| {
+                pointer
+                    .strip_prefix(gap.as_str())
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+            })
+    });
+    findings
 }
 
 fn check_canonical_as(

@@ -454,6 +454,97 @@ fn convert_reports_rule_findings() {
     );
 }
 
+/// A declaration that does not map whole (an amount without a currency:
+/// MAP004) is still checked by the rules on the rest, so the sender hears
+/// of every error at once: from `convert` and in the APERAK the hub would
+/// send, each located at its segment. Totals are not compared (their sums
+/// miss what was left out).
+#[test]
+fn an_incomplete_declaration_gets_every_finding_at_once() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text =
+        std::fs::read_to_string(root.join("fixtures/edifact/ok/cusdec-d96b-medical-import.edi"))
+            .unwrap();
+    let edited = text
+        .replacen("MOA+123:50001.25:USD'", "MOA+123:50001.25'", 1)
+        .replacen("CST+2+847989'", "CST+2+84798A'", 1)
+        .replacen("LOC+35+DE'", "LOC+35+QQ'", 1)
+        // A total that differs from the items: not reported here.
+        .replacen("MOA+39:125000.50:USD'", "MOA+39:1.00:USD'", 1);
+    assert_eq!(edited.matches('\'').count(), text.matches('\'').count());
+    assert_ne!(edited, text);
+    let dir = std::env::temp_dir().join(format!(
+        "tradehub-incomplete-{}-{}",
+        std::process::id(),
+        uuid::Uuid::now_v7().simple()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("incomplete.edi");
+    std::fs::write(&path, &edited).unwrap();
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_tradehub"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["convert", path.to_str().unwrap(), "--to", "json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for expected in [
+        "error MAP004: the mapped declaration is incomplete: missing field `currency` (at \
+         /goods/0/statistical_value) [interchange 20261124002, message 1, segment 15 (MOA, #14 \
+         in message), group SG30/SG33, field /goods/0/statistical_value]",
+        "error RUL002: HS code \"84798A\" of goods item 2 is not 6 to 10 digits [interchange \
+         20261124002, message 1, segment 16 (CST, #15 in message), group SG30, element 2, \
+         component 1, field /goods/1/hs_code]",
+        "error RUL005: \"QQ\" is not an ISO 3166-1 alpha-2 country code [interchange \
+         20261124002, message 1, segment 5 (LOC, #4 in message), element 2, component 1, \
+         field /dispatch_country]",
+    ] {
+        assert!(stderr.contains(expected), "{expected}\n{stderr}");
+    }
+    assert!(!stderr.contains("RUL003"), "{stderr}");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!([]),
+        "no canonical object is printed"
+    );
+
+    // The APERAK: the three errors, each with its segment.
+    let out = run(&[
+        "ack",
+        path.to_str().unwrap(),
+        "--kind",
+        "aperak",
+        "--at",
+        "2026-11-25T10:00",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let aperak = String::from_utf8_lossy(&out.stdout);
+    let errors: Vec<&str> = aperak
+        .split('\'')
+        .filter(|s| s.starts_with("ERC+") || s.starts_with("RFF+ACW:1:"))
+        .collect();
+    assert_eq!(
+        errors,
+        [
+            "ERC+MAP004::ZZZ",
+            "RFF+ACW:1:14",
+            "ERC+RUL002::ZZZ",
+            "RFF+ACW:1:15",
+            "ERC+RUL005::ZZZ",
+            "RFF+ACW:1:4"
+        ],
+        "{aperak}"
+    );
+    assert!(
+        aperak.contains("3 finding(s), 3 error(s); not accepted"),
+        "{aperak}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// Maps an EDIFACT fixture (with `from` replaced by `to`) and returns the
 /// findings of its first message, as the hub computes them.
 fn manifest_findings(fixture: &str, from: &str, to: &str) -> Vec<tradehub::diag::Issue> {

@@ -114,6 +114,48 @@ async fn wco_declarations_are_validated_mapped_and_answered_in_wco_res() {
     ] {
         assert!(res.contains(part), "{part} in {res}");
     }
+    // A declaration that does not map whole (an original of a type that
+    // names no kind: MAP004) is still checked by the rules: its RES lists
+    // both errors, the currency's with its pointer.
+    let incomplete = bad
+        .replacen("<TypeCode>IMA</TypeCode>", "<TypeCode>INV</TypeCode>", 1)
+        .replacen("<FunctionalReferenceID>", "<FunctionalReferenceID>Y", 1);
+    assert_ne!(incomplete, bad);
+    let r = request(
+        addr,
+        "POST",
+        "/v1/interchanges",
+        token,
+        incomplete.as_bytes(),
+    )
+    .await;
+    assert_eq!(r.status, 202);
+    let id = r.json()["interchange"]["id"].as_str().unwrap().to_owned();
+    let r = request(addr, "GET", &format!("/v1/interchanges/{id}"), token, b"").await;
+    let d = r.json()["declarations"][0].clone();
+    assert_eq!(d["status"], "rejected", "{d}");
+    let r = request(
+        addr,
+        "GET",
+        &format!("/v1/declarations/{}", d["id"].as_str().unwrap()),
+        token,
+        b"",
+    )
+    .await;
+    let answer = r.json()["responses"][0]["body"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for part in [
+        "<res:FunctionCode>03</res:FunctionCode>",
+        "<res:ValidationCode>MAP004</res:ValidationCode>",
+        "missing field `kind`",
+        "<res:ValidationCode>RUL004</res:ValidationCode>",
+        "<res:TagID>112</res:TagID>",
+    ] {
+        assert!(answer.contains(part), "{part} in {answer}");
+    }
+
     // `tradehub ack --kind res` answers the same.
     let file = hub.dir.join("bad-currency.xml");
     std::fs::write(&file, &bad).unwrap();

@@ -2045,25 +2045,39 @@ fn convert_wco_json(path: &Path, bytes: &[u8]) -> Result<u8, CliError> {
         let _ = writeln!(err, "{}: {issue}", path.display());
     }
     let mut documents = Vec::new();
-    match crate::mapping::typed(&target, value) {
-        Ok(canonical) => {
-            for issue in rule_findings(&target, &canonical) {
+    match crate::mapping::gaps(&target, value) {
+        (gaps, Some(whole)) if gaps.is_empty() => {
+            for issue in rule_findings(&target, &whole.rest) {
                 failed |= issue.is_error();
                 let _ = writeln!(err, "{}: {issue}", path.display());
             }
             documents.push(serde_json::json!({
                 "message": report.summary.functional_reference_id,
                 "message_type": "WCO DEC",
-                target.clone(): canonical,
+                target.clone(): whole.rest,
             }));
         }
-        Err(e) => {
+        // Every gap, and what the rules say of the rest.
+        (gaps, partial) => {
             failed = true;
-            let _ = writeln!(
-                err,
-                "{}: error MAP004: the mapped declaration is incomplete: {e}",
-                path.display()
-            );
+            for gap in &gaps {
+                let _ = writeln!(
+                    err,
+                    "{}: error MAP004: the mapped declaration is incomplete: {gap}",
+                    path.display()
+                );
+            }
+            let findings = partial.map(|partial| {
+                crate::rules::check_partial(
+                    &target,
+                    &partial,
+                    &Default::default(),
+                    &crate::rules::RuleSettings::at(Timestamp::now()),
+                )
+            });
+            for issue in findings.unwrap_or_default() {
+                let _ = writeln!(err, "{}: {issue}", path.display());
+            }
         }
     }
     let mut out = io::stdout().lock();
@@ -2247,13 +2261,15 @@ fn convert_json(path: &Path, bytes: &[u8]) -> Result<u8, CliError> {
             failed |= issue.is_error();
             let _ = writeln!(err, "{}: {issue}", path.display());
         }
+        // Located at the segments and elements the values came from; of
+        // a message that does not map whole, what the rules say of the
+        // rest.
+        let settings = crate::rules::RuleSettings::at(Timestamp::now());
+        for issue in crate::rules::check_mapped(m, &settings) {
+            failed |= issue.is_error();
+            let _ = writeln!(err, "{}: message {}: {issue}", path.display(), m.message);
+        }
         if let Some(canonical) = &m.canonical {
-            // Located at the segments and elements the values came from.
-            let settings = crate::rules::RuleSettings::at(Timestamp::now());
-            for issue in crate::rules::check_mapped(m, &settings) {
-                failed |= issue.is_error();
-                let _ = writeln!(err, "{}: message {}: {issue}", path.display(), m.message);
-            }
             documents.push(serde_json::json!({
                 "message": m.message,
                 "message_type": m.message_type,

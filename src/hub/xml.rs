@@ -187,6 +187,7 @@ pub(crate) fn map_declaration(
         canonical: None,
         issues: Vec::new(),
         provenance: Default::default(),
+        partial: None,
     };
     let mapping = match crate::mapping::wco::load() {
         Ok(m) => m,
@@ -213,13 +214,21 @@ pub(crate) fn map_declaration(
     let named = party_id("submitter").or_else(|| party_id("declarant"));
     mapped.issues = issues;
     mapped.provenance = provenance;
-    match crate::mapping::typed(&mapping.target, value) {
-        Ok(canonical) => mapped.canonical = Some(canonical),
-        Err(e) => mapped.issues.push(Issue::error(
-            Code::MappingIncomplete,
-            Location::default(),
-            format!("the mapped declaration is incomplete: {e}"),
-        )),
+    // Whole, or every gap located (at the element its pointer came from)
+    // and what is left of the declaration for the rules.
+    match crate::mapping::gaps(&mapping.target, value) {
+        (gaps, Some(partial)) if gaps.is_empty() => mapped.canonical = Some(partial.rest),
+        (gaps, partial) => {
+            let gaps = crate::mapping::gap_issues(
+                &gaps,
+                &mapped.provenance,
+                &Location::default(),
+                "the mapped declaration",
+                mapped.issues.len(),
+            );
+            mapped.issues.extend(gaps);
+            mapped.partial = partial;
+        }
     }
     let findings = crate::rules::check_mapped(&mapped, settings);
     (mapped, findings, named)

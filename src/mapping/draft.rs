@@ -366,7 +366,12 @@ impl<'a> Draft<'a> {
                     Step::Item(index) => pointer.push_str(&index.to_string()),
                 }
             }
-            Incomplete { error, pointer }
+            Incomplete {
+                error,
+                pointer,
+                gaps: Vec::new(),
+                rest: None,
+            }
         })
     }
 }
@@ -378,6 +383,11 @@ impl<'a> Draft<'a> {
 pub struct Incomplete {
     pub error: serde_json::Error,
     pub pointer: String,
+    /// Every gap of the object, this one first (see [`super::gaps`]);
+    /// empty when not looked for.
+    pub gaps: Vec<super::Gap>,
+    /// The object without its gaps, when they can be left out.
+    pub rest: Option<super::Partial>,
 }
 
 impl std::fmt::Display for Incomplete {

@@ -1420,16 +1420,36 @@ impl EdifactMapping {
         fn again<T: serde::de::DeserializeOwned + serde::Serialize + Complete>(
             mut draft: Draft<'_>,
         ) -> Result<Value, Incomplete> {
-            let typed: T = draft.deserialize_into()?;
+            let typed: T = match draft.deserialize_into() {
+                Ok(typed) => typed,
+                Err(mut e) => {
+                    // Every gap, and what the rules can still read.
+                    (e.gaps, e.rest) = super::gaps_of::<T>(draft.into_value());
+                    return Err(e);
+                }
+            };
             if let Some(missing) = typed.incomplete() {
+                let rest = serde_json::to_value(&typed)
+                    .ok()
+                    .map(|rest| super::Partial {
+                        rest,
+                        left_out: Vec::new(),
+                    });
                 return Err(Incomplete {
+                    gaps: vec![super::Gap {
+                        pointer: String::new(),
+                        why: missing.clone(),
+                    }],
                     error: serde::de::Error::custom(missing),
                     pointer: String::new(),
+                    rest,
                 });
             }
             serde_json::to_value(typed).map_err(|error| Incomplete {
                 error,
                 pointer: String::new(),
+                gaps: Vec::new(),
+                rest: None,
             })
         }
         match self.target.as_str() {
@@ -1442,6 +1462,8 @@ impl EdifactMapping {
                 let incomplete = Incomplete {
                     error,
                     pointer: String::new(),
+                    gaps: Vec::new(),
+                    rest: None,
                 };
                 (Err(incomplete), issues, provenance)
             }
@@ -3050,6 +3072,7 @@ fn map_messages(
             canonical: None,
             issues: Vec::new(),
             provenance: Provenance::new(),
+            partial: None,
         };
         let here = Location {
             message: Some(message.reference.clone()),
@@ -3106,31 +3129,28 @@ fn map_messages(
         match canonical {
             Ok(canonical) => mapped.canonical = Some(canonical),
             Err(e) => {
-                // At the segment that opened the object the error is about
-                // (or its nearest enclosing one), the pointer as the field.
-                // A value's own location is kept whole (its element and
-                // component); an object's is its segment.
-                let exact = mapped.provenance.get(&e.pointer);
-                let location = match super::nearest(&mapped.provenance, &e.pointer) {
-                    _ if e.pointer.is_empty() => here,
-                    Some(source) if exact.is_some() => Location {
-                        field: Some(e.pointer.clone()),
-                        ..source.clone()
-                    },
-                    Some(source) => Location {
-                        field: Some(e.pointer.clone()),
-                        element: None,
-                        repetition: None,
-                        component: None,
-                        ..source.clone()
-                    },
-                    None => here,
+                // Each gap at the segment that opened the object it is
+                // about (or its nearest enclosing one), the pointer as the
+                // field; a value's own location is kept whole (its element
+                // and component), an object's is its segment. What is
+                // left without them goes to the business rules.
+                let gaps: Vec<super::Gap> = if e.gaps.is_empty() {
+                    vec![super::Gap {
+                        pointer: e.pointer.clone(),
+                        why: e.error.to_string(),
+                    }]
+                } else {
+                    e.gaps
                 };
-                mapped.issues.push(Issue::error(
-                    Code::MappingIncomplete,
-                    location,
-                    format!("the mapped {} is incomplete: {e}", mapping.target),
+                let what = format!("the mapped {}", mapping.target);
+                mapped.issues.extend(super::gap_issues(
+                    &gaps,
+                    &mapped.provenance,
+                    &here,
+                    &what,
+                    mapped.issues.len(),
                 ));
+                mapped.partial = e.rest;
             }
         }
         out.push(mapped);

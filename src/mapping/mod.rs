@@ -650,6 +650,199 @@ pub struct Mapped {
     /// element their first value came from. Not part of the golden JSON.
     #[serde(skip)]
     pub provenance: BTreeMap<String, crate::diag::Location>,
+    /// When `canonical` could not be built: what is left of the object
+    /// once its incomplete parts (each reported, MAP004) are left out, for
+    /// the business rules, so that a sender learns of every error at once.
+    /// `None` when it is whole, or when a gap cannot be left out.
+    #[serde(skip)]
+    pub partial: Option<Partial>,
+}
+
+/// A mapped object that does not make a whole canonical object, without
+/// the parts that keep it from being one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Partial {
+    /// The typed object without its gaps, in canonical form.
+    pub rest: serde_json::Value,
+    /// The JSON pointers of what was left out (see [`Gap`]).
+    pub left_out: Vec<String>,
+}
+
+/// A part of a mapped object that keeps it from being a whole canonical
+/// object: the JSON pointer of the object or value it is about
+/// (`/goods/2/customs_value` for an amount without its currency; empty for
+/// the object itself) and why, in serde's words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gap {
+    pub pointer: String,
+    pub why: String,
+}
+
+impl std::fmt::Display for Gap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.pointer.is_empty() {
+            write!(f, "{}", self.why)
+        } else {
+            write!(f, "{} (at {})", self.why, self.pointer)
+        }
+    }
+}
+
+/// At most this many gaps are looked for in one object: each costs a
+/// deserialization of the whole object.
+const MAX_GAPS: usize = 32;
+
+/// Every gap of the mapped object `value` of canonical type `target`, each
+/// found after leaving out those before it, and what is left: the typed
+/// object without them, in canonical form (no gaps: the object is whole).
+/// What is left is `None` when a gap cannot be left out: the object as a
+/// whole (but for a field only the typed object's own check misses, such
+/// as an original declaration's kind), an item of a list (leaving it out
+/// would renumber those after it, and so misplace what the rules say of
+/// them), or more than [`MAX_GAPS`]. A gap that is only the consequence of
+/// leaving out one below it (the object that lost its only value) is left
+/// out unreported.
+pub fn gaps(target: &str, value: serde_json::Value) -> (Vec<Gap>, Option<Partial>) {
+    use crate::model::{CargoReport, Declaration, PassengerList};
+    match target {
+        "declaration" => gaps_of::<Declaration>(value),
+        "cargo_report" => gaps_of::<CargoReport>(value),
+        "passenger_list" => gaps_of::<PassengerList>(value),
+        other => (
+            vec![Gap {
+                pointer: String::new(),
+                why: format!("{other:?} is not a canonical type"),
+            }],
+            None,
+        ),
+    }
+}
+
+/// [`gaps`] of an object of the canonical type `T`.
+pub(crate) fn gaps_of<
+    T: serde::de::DeserializeOwned + serde::Serialize + crate::model::Complete,
+>(
+    mut value: serde_json::Value,
+) -> (Vec<Gap>, Option<Partial>) {
+    {
+        let mut found: Vec<Gap> = Vec::new();
+        let mut left_out: Vec<String> = Vec::new();
+        for _ in 0..MAX_GAPS {
+            match serde_path_to_error::deserialize::<_, T>(&value) {
+                Ok(typed) => {
+                    if let Some(missing) = typed.incomplete() {
+                        found.push(Gap {
+                            pointer: String::new(),
+                            why: missing,
+                        });
+                    }
+                    let rest = serde_json::to_value(typed).ok();
+                    return (found, rest.map(|rest| Partial { rest, left_out }));
+                }
+                Err(e) => {
+                    let pointer = json_pointer(e.path());
+                    let why = e.into_inner().to_string();
+                    let removed = pointer
+                        .as_deref()
+                        .is_some_and(|pointer| leave_out(&mut value, pointer));
+                    let pointer = pointer.unwrap_or_default();
+                    // Its own gap, unless one below it was left out.
+                    let below = left_out.iter().any(|done| {
+                        done.strip_prefix(pointer.as_str())
+                            .is_some_and(|rest| rest.starts_with('/'))
+                    });
+                    if !below || !removed {
+                        found.push(Gap {
+                            pointer: pointer.clone(),
+                            why,
+                        });
+                    }
+                    if !removed {
+                        return (found, None);
+                    }
+                    left_out.push(pointer);
+                }
+            }
+        }
+        (found, None)
+    }
+}
+
+/// The JSON pointer of a serde path; `None` when a step is not one of an
+/// object's fields or a list's items.
+fn json_pointer(path: &serde_path_to_error::Path) -> Option<String> {
+    use serde_path_to_error::Segment;
+    let mut pointer = String::new();
+    for segment in path.iter() {
+        pointer.push('/');
+        match segment {
+            Segment::Seq { index } => pointer.push_str(&index.to_string()),
+            Segment::Map { key } | Segment::Enum { variant: key } => {
+                pointer.push_str(&key.replace('~', "~0").replace('/', "~1"))
+            }
+            Segment::Unknown => return None,
+        }
+    }
+    Some(pointer)
+}
+
+/// Removes the field `pointer` names from its object; false, with nothing
+/// removed, when it names the whole value, an item of a list or nothing.
+fn leave_out(value: &mut serde_json::Value, pointer: &str) -> bool {
+    let Some((parent, key)) = pointer.rsplit_once('/') else {
+        return false;
+    };
+    let key = key.replace("~1", "/").replace("~0", "~");
+    match value.pointer_mut(parent) {
+        Some(serde_json::Value::Object(fields)) => fields.remove(&key).is_some(),
+        _ => false,
+    }
+}
+
+/// The MAP004 errors of `gaps` in a mapped `what` (`the mapped
+/// declaration`): each at the message value its pointer came from, or at
+/// the segment of the nearest object that has one (the pointer as the
+/// field), or at `whole` for the object itself. After `reported` issues
+/// of the same message, only as many as fit the bound of a message's
+/// report (see [`cap_issues`]), and at least the first.
+pub fn gap_issues(
+    gaps: &[Gap],
+    provenance: &BTreeMap<String, crate::diag::Location>,
+    whole: &crate::diag::Location,
+    what: &str,
+    reported: usize,
+) -> Vec<crate::diag::Issue> {
+    use crate::diag::{Code, Issue, Location};
+    let room = MAX_MAPPING_ISSUES.saturating_sub(reported).max(1);
+    gaps.iter()
+        .take(room)
+        .map(|gap| {
+            let exact = provenance.get(&gap.pointer);
+            let location = match nearest(provenance, &gap.pointer) {
+                _ if gap.pointer.is_empty() => whole.clone(),
+                Some(source) if exact.is_some() => Location {
+                    field: Some(gap.pointer.clone()),
+                    ..source.clone()
+                },
+                Some(source) => Location {
+                    field: Some(gap.pointer.clone()),
+                    element: None,
+                    repetition: None,
+                    component: None,
+                    ..source.clone()
+                },
+                None => Location {
+                    field: Some(gap.pointer.clone()),
+                    ..whole.clone()
+                },
+            };
+            Issue::error(
+                Code::MappingIncomplete,
+                location,
+                format!("{what} is incomplete: {gap}"),
+            )
+        })
+        .collect()
 }
 
 /// Points business-rule findings (whose `path` is a JSON pointer into the
@@ -722,6 +915,161 @@ pub fn typed(target: &str, value: serde_json::Value) -> Result<serde_json::Value
 mod tests {
     use super::*;
     use crate::diag::{Code, Issue, Location};
+
+    /// Every gap of an object is found, each after leaving out those
+    /// before it; what is left is the typed object without them. A gap
+    /// that only follows from leaving out one below it is not reported
+    /// again; one that cannot be left out (a list item, the object itself)
+    /// ends the search with nothing left for the rules.
+    #[test]
+    fn gaps_are_found_one_after_another_and_left_out() {
+        let base = serde_json::json!({
+            "kind": "import", "function": "original", "lrn": "L1",
+            "totals": {"invoice": {"currency": "USD"}},
+            "goods": [
+                {"sequence": 1, "customs_value": {"value": "1.00"}},
+                {"sequence": 2, "statistical_value": {"value": "x", "currency": "USD"},
+                 "hs_code": "847989"}
+            ]
+        });
+        let (found, partial) = gaps("declaration", base.clone());
+        let pointers: Vec<&str> = found.iter().map(|g| g.pointer.as_str()).collect();
+        assert_eq!(
+            pointers,
+            [
+                "/goods/0/customs_value",
+                "/goods/1/statistical_value/value",
+                "/totals/invoice"
+            ],
+            "{found:?}"
+        );
+        assert!(
+            found[0].why.contains("missing field `currency`"),
+            "{found:?}"
+        );
+        assert!(found[2].why.contains("missing field `value`"), "{found:?}");
+        let partial = partial.expect("every gap could be left out");
+        assert_eq!(
+            partial.left_out,
+            [
+                "/goods/0/customs_value",
+                "/goods/1/statistical_value/value",
+                "/goods/1/statistical_value",
+                "/totals/invoice"
+            ]
+        );
+        assert_eq!(partial.rest["goods"][1]["hs_code"], "847989");
+        assert!(partial.rest["goods"][0].get("customs_value").is_none());
+        assert!(partial.rest["totals"].get("invoice").is_none());
+        assert_eq!(
+            found[0].to_string(),
+            format!("{} (at /goods/0/customs_value)", found[0].why)
+        );
+
+        // A whole object: no gaps, and the object in canonical form.
+        let mut whole = base.clone();
+        whole["goods"][0]["customs_value"]["currency"] = "USD".into();
+        whole["goods"][1]["statistical_value"]["value"] = "2".into();
+        whole["totals"]["invoice"]["value"] = "3".into();
+        let (gaps_of_whole, rest) = gaps("declaration", whole.clone());
+        assert!(gaps_of_whole.is_empty(), "{gaps_of_whole:?}");
+        let typed: crate::model::Declaration = serde_json::from_value(whole).unwrap();
+        assert_eq!(rest.unwrap().rest, serde_json::to_value(typed).unwrap());
+
+        // A list item without its sequence cannot be left out (those after
+        // it would be renumbered): the search ends there.
+        let mut item = base.clone();
+        item["goods"][0]["customs_value"]["currency"] = "USD".into();
+        item["goods"][1].as_object_mut().unwrap().remove("sequence");
+        let (gaps_of_item, rest) = gaps("declaration", item);
+        let pointers: Vec<&str> = gaps_of_item.iter().map(|g| g.pointer.as_str()).collect();
+        assert_eq!(
+            pointers,
+            ["/goods/1/statistical_value/value", "/goods/1"],
+            "{gaps_of_item:?}"
+        );
+        assert!(rest.is_none());
+
+        // Nor can the object itself; an original declaration without its
+        // kind is read whole all the same (only its own check misses it).
+        let mut root = base.clone();
+        root.as_object_mut().unwrap().remove("lrn");
+        let (gaps_of_root, rest) = gaps("declaration", root);
+        // (After the gaps of its fields: its own come last.)
+        assert_eq!(gaps_of_root.len(), 4, "{gaps_of_root:?}");
+        assert_eq!(gaps_of_root[3].pointer, "");
+        assert_eq!(gaps_of_root[3].why, "missing field `lrn`");
+        assert!(rest.is_none());
+        let mut kind = serde_json::json!({"function": "original", "lrn": "L1", "totals": {}});
+        let (gaps_of_kind, rest) = gaps("declaration", kind.clone());
+        assert_eq!(gaps_of_kind.len(), 1);
+        assert_eq!(gaps_of_kind[0].why, "missing field `kind`");
+        assert_eq!(rest.unwrap().rest["lrn"], "L1");
+        kind["kind"] = "import".into();
+        assert!(gaps("declaration", kind).0.is_empty());
+        assert_eq!(gaps("nothing", serde_json::json!({})).0.len(), 1);
+    }
+
+    /// However many gaps, at most `MAX_GAPS` are looked for.
+    #[test]
+    fn the_search_for_gaps_is_bounded() {
+        let goods: Vec<serde_json::Value> = (1..=100)
+            .map(|n| serde_json::json!({"sequence": n, "customs_value": {"value": "1"}}))
+            .collect();
+        let value = serde_json::json!({
+            "kind": "import", "function": "original", "lrn": "L1", "totals": {},
+            "goods": goods
+        });
+        let (found, rest) = gaps("declaration", value);
+        assert_eq!(found.len(), MAX_GAPS);
+        assert!(rest.is_none());
+    }
+
+    /// Gaps are reported within the bound of a message's report, the first
+    /// always.
+    #[test]
+    fn gap_issues_fit_the_report() {
+        let gaps: Vec<Gap> = (0..5)
+            .map(|n| Gap {
+                pointer: format!("/goods/{n}/customs_value"),
+                why: "missing field `currency`".into(),
+            })
+            .collect();
+        let whole = Location::default();
+        let what = "the mapped declaration";
+        let all = gap_issues(&gaps, &BTreeMap::new(), &whole, what, 0);
+        assert_eq!(all.len(), 5);
+        assert_eq!(
+            all[2].location.field.as_deref(),
+            Some("/goods/2/customs_value")
+        );
+        assert_eq!(
+            all[2].message,
+            "the mapped declaration is incomplete: missing field `currency` (at /goods/2/customs_value)"
+        );
+        assert_eq!(
+            gap_issues(
+                &gaps,
+                &BTreeMap::new(),
+                &whole,
+                what,
+                MAX_MAPPING_ISSUES - 2
+            )
+            .len(),
+            2
+        );
+        assert_eq!(
+            gap_issues(
+                &gaps,
+                &BTreeMap::new(),
+                &whole,
+                what,
+                MAX_MAPPING_ISSUES + 1
+            )
+            .len(),
+            1
+        );
+    }
 
     /// Warnings filling the cap and errors after them: the errors are
     /// kept (in their place among the warnings that still fit), and the
