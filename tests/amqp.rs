@@ -1088,6 +1088,140 @@ async fn permits_round_trip_over_amqp() {
     remove_hub(&conn, &ch, &settings, &store, Some(&dir)).await;
 }
 
+/// Agency answers waiting in the broker when the hub starts (sent while it
+/// was down) are taken before any permit expires: a grant sent in time is
+/// applied although its permit is overdue by the time the hub reads it
+/// (it was expired at once, the grant refused as late and the audit trail
+/// said the agency had not answered); a permit nobody answered still
+/// expires, once the waiting replies are taken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replies_waiting_in_the_broker_are_taken_before_permits_expire() {
+    let Some(conn) = broker().await else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!(
+        "tradehub-amqp-waiting-{}",
+        uuid::Uuid::now_v7().simple()
+    ));
+    let store = Store::open(&Store::embedded_url(&dir).unwrap())
+        .await
+        .unwrap();
+    store
+        .add_partner("guest", "Broker and KMDIA desk", "hash", Timestamp::now())
+        .await
+        .unwrap();
+    store
+        .set_partner_agency("guest", Some("KMDIA"))
+        .await
+        .unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let catalogue =
+        tradehub::agency::AgencyCatalogue::load(root.join("config/agencies.toml")).unwrap();
+    let clearance = tradehub::hub::clearance::Clearance {
+        routing: tradehub::routing::Routing::load(&root.join("config/routing.toml"), &catalogue)
+            .unwrap(),
+        permit_timeout_secs: 2,
+        ..Default::default()
+    };
+    let intake = Intake::new(store.clone(), Limits::default()).with_clearance(clearance);
+    let mut settings = AmqpSettings::new(amqp_url());
+    settings.prefix = format!("t{}.", uuid::Uuid::now_v7().simple());
+    settings.agencies = vec!["KMDIA".into(), "MFDS".into()];
+    let ch = conn.create_channel().await.unwrap();
+    amqp::declare_topology(&ch, &settings).await.unwrap();
+    amqp::declare_ack_queue(&ch, &settings, "guest")
+        .await
+        .unwrap();
+    ch.confirm_select(Default::default()).await.unwrap();
+
+    // Two declarations, each with a KMDIA permit due in 2 s.
+    let partner = store.partner("guest").await.unwrap().unwrap();
+    let mut permits = Vec::new();
+    for (reference, lrn) in [("WAIT01", "LRN-WAIT-1"), ("WAIT02", "LRN-WAIT-2")] {
+        intake
+            .submit(
+                &partner,
+                common::cusdec("guest", reference, lrn, "9", &["901890"]),
+            )
+            .await
+            .unwrap();
+        let declaration = store
+            .declarations(None, Some("guest"), 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|d| d.lrn.as_deref() == Some(lrn))
+            .unwrap();
+        let of = store.permits_of(&declaration.id).await.unwrap();
+        assert_eq!(of.len(), 1, "{of:?}");
+        assert_eq!(of[0].agency, "KMDIA");
+        permits.push(of[0].id.clone());
+    }
+    // KMDIA grants the first in time, while the hub is away.
+    let grant = serde_json::json!({"permit_id": permits[0], "outcome": "granted"});
+    publish_reply(
+        &ch,
+        &settings,
+        &serde_json::to_vec(&grant).unwrap(),
+        BasicProperties::default()
+            .with_user_id("guest".into())
+            .with_delivery_mode(2),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+
+    // The hub starts, its expiry first: nothing expires before the
+    // consumer has taken what waits for it.
+    intake.broker().set_configured();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|v| *v).await;
+    };
+    let expiry = tokio::spawn(tradehub::hub::permits::expire_loop(
+        intake.clone(),
+        Duration::from_millis(100),
+        wait(stopped.clone()),
+    ));
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    for permit in &permits {
+        let p = store.permit(permit).await.unwrap().unwrap();
+        assert_eq!(p.status, "pending", "expired before the replies were read");
+    }
+    let consumer = tokio::spawn(amqp::run(intake.clone(), settings.clone(), stopped.clone()));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let statuses = loop {
+        let mut statuses = Vec::new();
+        for permit in &permits {
+            statuses.push(store.permit(permit).await.unwrap().unwrap().status);
+        }
+        if statuses.iter().all(|s| s != "pending") {
+            break statuses;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "permits still pending: {statuses:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(statuses, ["granted", "expired"]);
+    let none = ch
+        .basic_get(settings.dead_replies_queue(), BasicGetOptions::default())
+        .await
+        .unwrap();
+    assert!(none.is_none(), "the grant was dead-lettered");
+
+    stop.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), consumer)
+        .await
+        .unwrap()
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(10), expiry)
+        .await
+        .unwrap()
+        .unwrap();
+    remove_hub(&conn, &ch, &settings, &store, Some(&dir)).await;
+}
+
 /// A storage failure that outlasts the retry budget: the consumer gives
 /// the unacknowledged deliveries back by reconnecting, instead of
 /// requeueing the one that failed and going on with the sender's next. A

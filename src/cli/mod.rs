@@ -932,6 +932,11 @@ fn serve(opts: ServeOptions) -> Result<u8, CliError> {
             max_file_bytes: opts.max_body_bytes as u64,
         };
         let dropper = tokio::spawn(drop::watch(intake.clone(), drop_settings, stopped(stop_rx.clone())));
+        // Configured before anything runs: permits do not expire before the
+        // consumer has taken the agency replies waiting in the broker.
+        if opts.amqp.is_some() {
+            intake.broker().set_configured();
+        }
         let amqp_task = opts.amqp.clone().map(|s| tokio::spawn(amqp::run(intake.clone(), s, stop_rx.clone())));
         // The outbox relay: RabbitMQ with confirms, or in-process when embedded.
         let relay = opts.relay;

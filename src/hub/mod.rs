@@ -159,6 +159,9 @@ pub struct BrokerState {
     /// Messages in the dead-letter queues at the last check, plus one
     /// (0: never checked).
     dead_letters: std::sync::atomic::AtomicI64,
+    /// The agency replies that were waiting in the broker when the
+    /// consumer connected have been taken.
+    replies_taken: std::sync::atomic::AtomicBool,
 }
 
 impl BrokerState {
@@ -168,10 +171,32 @@ impl BrokerState {
             .store(true, std::sync::atomic::Ordering::Release);
     }
 
-    /// The consumer connected (`true`) or lost its connection (`false`).
+    /// The consumer connected (`true`) or lost its connection (`false`;
+    /// the replies waiting in the broker are then unknown again).
     pub fn set_connected(&self, up: bool) {
         self.connected
             .store(up, std::sync::atomic::Ordering::Release);
+        if !up {
+            self.set_replies_taken(false);
+        }
+    }
+
+    /// The agency replies waiting in the broker when the consumer
+    /// connected have all been taken (or there were none).
+    pub fn set_replies_taken(&self, taken: bool) {
+        self.replies_taken
+            .store(taken, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Whether the hub hears the agencies: no broker is configured (they
+    /// answer over HTTP), or the consumer is connected and has taken the
+    /// replies that were waiting when it connected. Permits expire only
+    /// then: an answer waiting in the broker (sent while the hub was down
+    /// or away from the broker) is not a missing one.
+    pub fn agencies_heard(&self) -> bool {
+        use std::sync::atomic::Ordering::Acquire;
+        !self.configured.load(Acquire)
+            || (self.connected.load(Acquire) && self.replies_taken.load(Acquire))
     }
 
     /// Records the depth of the dead-letter queues.

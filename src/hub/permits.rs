@@ -234,17 +234,31 @@ impl Intake {
     }
 }
 
-/// Expires overdue permits every `every` until `shutdown` resolves.
+/// Expires overdue permits every `every` until `shutdown` resolves, while
+/// the hub hears the agencies (see `BrokerState::agencies_heard`): with a
+/// broker, not before the replies waiting in it are taken.
 pub async fn expire_loop<F>(intake: Intake, every: Duration, shutdown: F)
 where
     F: std::future::Future<Output = ()>,
 {
     tokio::pin!(shutdown);
+    // Said once per stretch of waiting, not at every look.
+    let mut waiting = false;
     loop {
-        match intake.expire_overdue(Timestamp::now()).await {
-            Ok(0) => {}
-            Ok(n) => tracing::warn!(expired = n, "permits expired without an answer"),
-            Err(e) => tracing::warn!(error = %e, "permit expiry failed; retrying"),
+        if !intake.broker().agencies_heard() {
+            if !waiting {
+                tracing::info!(
+                    "permit expiry waits until the agency replies waiting in the broker are taken"
+                );
+            }
+            waiting = true;
+        } else {
+            waiting = false;
+            match intake.expire_overdue(Timestamp::now()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::warn!(expired = n, "permits expired without an answer"),
+                Err(e) => tracing::warn!(error = %e, "permit expiry failed; retrying"),
+            }
         }
         tokio::select! {
             _ = &mut shutdown => return,

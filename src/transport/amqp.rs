@@ -709,10 +709,34 @@ where
             Err(e) => return Err(e),
         }
     }
+    // The agency replies waiting now (sent while the hub was away): taken
+    // before any permit expires (see `BrokerState::agencies_heard`).
+    let passive = QueueDeclareOptions {
+        passive: true,
+        ..durable_queue()
+    };
+    let waiting = in_time(
+        || "the agency replies' queue depth".into(),
+        replies_channel.queue_declare(settings.replies_queue(), passive, FieldTable::default()),
+    )
+    .await?
+    .message_count();
     // Connected once everything is in place: a failure while setting up
     // (the database down, a queue declared with other arguments) is not a
     // connection that worked.
     intake.broker().set_connected(true);
+    // Of the replies that were waiting, those not yet handled (shared with
+    // the tasks that handle them), and those not yet delivered.
+    let backlog = Arc::new(std::sync::atomic::AtomicU32::new(waiting));
+    let mut undelivered = waiting;
+    if waiting == 0 {
+        intake.broker().set_replies_taken(true);
+    } else {
+        tracing::info!(
+            waiting,
+            "agency replies waiting in the broker; permits expire once they are taken"
+        );
+    }
     // Shared with the delivery tasks.
     let settings = Arc::new(settings);
     // Per sender, the task handling its latest delivery: the next one of
@@ -821,8 +845,20 @@ where
                     let account = user_of(&delivery);
                     let (intake, settings, channel) =
                         (intake.clone(), settings.clone(), replies_channel.clone());
+                    // One of the replies waiting at the start (they come
+                    // first): counted once handled.
+                    let of_backlog = (undelivered > 0).then(|| backlog.clone());
+                    undelivered = undelivered.saturating_sub(1);
                     let task = after(reply_chains.remove(&account), failed_tx.clone(), async move {
-                        handle_reply(&intake, &settings, &channel, delivery).await
+                        let handled = handle_reply(&intake, &settings, &channel, delivery).await;
+                        if handled.is_ok()
+                            && let Some(backlog) = of_backlog
+                            && backlog.fetch_sub(1, std::sync::atomic::Ordering::AcqRel) == 1
+                        {
+                            intake.broker().set_replies_taken(true);
+                            tracing::info!("the agency replies that were waiting are taken");
+                        }
+                        handled
                     });
                     reply_chains.insert(account, task);
                 }
