@@ -153,6 +153,41 @@ async fn agencies_answer_and_officers_release_over_http() {
         ),
         (serde_json::json!(409), serde_json::json!("granted"))
     );
+    // Every answer not taken is on record, under the account that sent
+    // it, with the code its AMQP dead letter would carry (another
+    // agency's account is told "no permit", and recorded as whose it is).
+    let mut recorded: Vec<(String, String)> = Vec::new();
+    for account in ["kmdia-desk", "mfds-desk", "KRBROKER01"] {
+        for (code, detail) in hub.store.refusals(account, 10).await.unwrap() {
+            recorded.push((format!("{account} {code}"), detail));
+        }
+    }
+    recorded.sort();
+    let codes: Vec<&str> = recorded.iter().map(|(c, _)| c.as_str()).collect();
+    assert_eq!(
+        codes,
+        [
+            "KRBROKER01 HUB201",
+            "kmdia-desk HUB303",
+            "kmdia-desk HUB303",
+            "kmdia-desk HUB304",
+            "mfds-desk HUB201",
+            "mfds-desk HUB303"
+        ],
+        "{recorded:?}"
+    );
+    let detail = |code: &str| {
+        recorded
+            .iter()
+            .find(|(c, _)| c == code)
+            .map(|(_, d)| d.as_str())
+            .unwrap()
+    };
+    assert!(
+        detail("kmdia-desk HUB304").contains("granted"),
+        "{recorded:?}"
+    );
+    assert!(detail("mfds-desk HUB201").contains("KMDIA"), "{recorded:?}");
 
     // The sender reads its declaration with the whole story; another
     // broker's account would not find it, the agency that answered does.

@@ -234,6 +234,40 @@ impl Intake {
     }
 }
 
+impl Intake {
+    /// Records an agency's answer that was not taken, posted over HTTP
+    /// (where the answer to the request is its only other trace; over
+    /// AMQP the dead-letter queue keeps it): in `refusals`, under the
+    /// account, with the code its dead letter would carry, and in the log.
+    /// A store that cannot take the record is logged; the request is
+    /// answered all the same.
+    pub async fn record_refused_answer(
+        &self,
+        account: &str,
+        body: &[u8],
+        code: crate::diag::Code,
+        detail: &str,
+    ) {
+        tracing::warn!(
+            account,
+            code = code.as_str(),
+            detail,
+            "agency answer not taken"
+        );
+        let refusal = crate::store::Refusal {
+            partner_id: Some(account.to_owned()),
+            at: Timestamp::now(),
+            sha256: super::sha256_hex(body),
+            size_bytes: i64::try_from(body.len()).unwrap_or(i64::MAX),
+            code: code.as_str().to_owned(),
+            detail: detail.to_owned(),
+        };
+        if let Err(e) = self.store.refuse(&refusal).await {
+            tracing::warn!(account, error = %e, "a refused agency answer could not be recorded");
+        }
+    }
+}
+
 /// Expires overdue permits every `every` until `shutdown` resolves, while
 /// the hub hears the agencies (see `BrokerState::agencies_heard`): with a
 /// broker, not before the replies waiting in it are taken.

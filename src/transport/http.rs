@@ -1283,23 +1283,41 @@ async fn post_decision(
         Ok(Path(id)) => id,
         Err(rejection) => return bad_path(&rejection),
     };
-    let body = match body {
+    let raw = match body {
         Ok(body) => body,
         Err(rejection) => return body_refused(&rejection, app.max_body_bytes),
+    };
+    // An answer not taken is recorded (in `refusals`, with the code an
+    // AMQP reply's dead letter would carry) before it is answered.
+    use crate::diag::Code;
+    let refused = |code: Code, detail: String| {
+        let (intake, account, raw) = (app.intake.clone(), partner.id.clone(), raw.clone());
+        async move {
+            intake
+                .record_refused_answer(&account, &raw, code, &detail)
+                .await;
+        }
     };
     // Only agencies answer permits. An account acting for another agency is
     // told "no permit" as for an unknown id, so that it cannot learn which
     // permits (and so which declarations) exist elsewhere.
     if partner.agency.is_none() {
-        return forbidden(format!(
+        let why = format!(
             "account {} does not act for an agency; only agencies answer permit requests",
             partner.id
-        ));
+        );
+        refused(Code::WrongSender, format!("permit {id}: {why}")).await;
+        return forbidden(why);
     }
     // JSON with or without a Content-Type header.
-    let body: DecisionBody = match serde_json::from_slice(&body) {
+    let body: DecisionBody = match serde_json::from_slice(&raw) {
         Ok(b) => b,
         Err(e) => {
+            refused(
+                Code::PermitReplyInvalid,
+                format!("permit {id}: not a permit decision: {e}"),
+            )
+            .await;
             return problem(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "bad-decision",
@@ -1335,23 +1353,37 @@ async fn post_decision(
             Json(json!({"recorded": false, "repeated": true, "declaration": d})),
         )
             .into_response(),
-        Ok(DecisionOutcome::AlreadyDecided(status)) => problem(
-            StatusCode::CONFLICT,
-            "already-decided",
-            "Permit no longer pending",
-            crate::hub::permits::closed(&id, &status),
-            json!({"permit_status": status}),
-        ),
-        Err(DecisionError::NotFound(_) | DecisionError::WrongAgency { .. }) => {
+        Ok(DecisionOutcome::AlreadyDecided(status)) => {
+            let why = crate::hub::permits::closed(&id, &status);
+            refused(Code::PermitAlreadyAnswered, why.clone()).await;
+            problem(
+                StatusCode::CONFLICT,
+                "already-decided",
+                "Permit no longer pending",
+                why,
+                json!({"permit_status": status}),
+            )
+        }
+        Err(e @ DecisionError::NotFound(_)) => {
+            refused(Code::PermitReplyInvalid, e.to_string()).await;
             not_found("permit", &id)
         }
-        Err(DecisionError::Invalid(why)) => problem(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "bad-decision",
-            "Decision not understood",
-            why,
-            json!({"expected": {"outcome": "granted | refused | conditional", "reasons": ["..."], "conditions": "..."}}),
-        ),
+        // Recorded as whose it is (the operator's record); answered as
+        // an unknown permit.
+        Err(e @ DecisionError::WrongAgency { .. }) => {
+            refused(Code::WrongSender, e.to_string()).await;
+            not_found("permit", &id)
+        }
+        Err(DecisionError::Invalid(why)) => {
+            refused(Code::PermitReplyInvalid, format!("permit {id}: {why}")).await;
+            problem(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "bad-decision",
+                "Decision not understood",
+                why,
+                json!({"expected": {"outcome": "granted | refused | conditional", "reasons": ["..."], "conditions": "..."}}),
+            )
+        }
         Err(DecisionError::Store(e)) => store_problem(&e),
     }
 }
