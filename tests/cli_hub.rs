@@ -204,6 +204,10 @@ fn serve_submit_status_and_stop() {
     assert!(text.contains(": rejected (LRN LRN2026002)"), "{text}");
     assert!(text.contains(" received: "), "{text}");
     assert!(text.contains(" duplicate_received: "), "{text}");
+    // The declaration's own trail too, under it: why it was rejected.
+    let (_, below) = text.split_once(": rejected (LRN LRN2026002)").unwrap();
+    assert!(below.contains(" rejected: "), "{text}");
+    assert!(!below.contains(" duplicate_received: "), "{text}");
 
     let out = bin()
         .args(["status", "no-such-id", "--url", &url, "--token", &token])

@@ -530,6 +530,17 @@ fn print_answer(code: u16, json: &serde_json::Value, format: Format) -> Result<u
                     writeln!(out, "  {issue}").map_err(out_err)?;
                 }
             }
+            // The interchange's trail, then each declaration with its own.
+            for event in json["events"].as_array().into_iter().flatten() {
+                writeln!(
+                    out,
+                    "  {} {}: {}",
+                    event["at"].as_str().unwrap_or(""),
+                    event["kind"].as_str().unwrap_or(""),
+                    event["detail"].as_str().unwrap_or("")
+                )
+                .map_err(out_err)?;
+            }
             for d in declarations.into_iter().flatten() {
                 let mut about = Vec::new();
                 for (key, label) in [("lrn", "LRN"), ("mrn", "MRN"), ("lane", "lane")] {
@@ -545,16 +556,28 @@ fn print_answer(code: u16, json: &serde_json::Value, format: Format) -> Result<u
                     about.join(", ")
                 )
                 .map_err(out_err)?;
-            }
-            for event in json["events"].as_array().into_iter().flatten() {
-                writeln!(
-                    out,
-                    "  {} {}: {}",
-                    event["at"].as_str().unwrap_or(""),
-                    event["kind"].as_str().unwrap_or(""),
-                    event["detail"].as_str().unwrap_or("")
-                )
-                .map_err(out_err)?;
+                // Its permits and trail, when asked for (`status`).
+                for permit in d["permits"].as_array().into_iter().flatten() {
+                    writeln!(
+                        out,
+                        "  permit {} ({}): {}, due {}",
+                        permit["id"].as_str().unwrap_or("?"),
+                        permit["agency"].as_str().unwrap_or("?"),
+                        permit["status"].as_str().unwrap_or("?"),
+                        permit["due_at"].as_str().unwrap_or("?")
+                    )
+                    .map_err(out_err)?;
+                }
+                for event in d["events"].as_array().into_iter().flatten() {
+                    writeln!(
+                        out,
+                        "  {} {}: {}",
+                        event["at"].as_str().unwrap_or(""),
+                        event["kind"].as_str().unwrap_or(""),
+                        event["detail"].as_str().unwrap_or("")
+                    )
+                    .map_err(out_err)?;
+                }
             }
             // In the repertoire its UNB names, as the hub sends it on
             // the other transports (a saved copy reads as it says).
@@ -644,13 +667,36 @@ fn status(id: &str, client: &ClientArgs, format: Format) -> Result<u8, CliError>
             "{id:?} is not an interchange id (letters, digits and dashes)"
         )));
     }
-    let url = format!("{}/v1/interchanges/{id}", client.url.trim_end_matches('/'));
-    let (code, json) = call(client, "GET", &url, None)?;
+    let base = client.url.trim_end_matches('/');
+    let url = format!("{base}/v1/interchanges/{id}");
+    let (code, mut json) = call(client, "GET", &url, None)?;
     if code == 404 {
         return Err(CliError::Usage(format!(
             "no interchange {id} at {}",
             client.url
         )));
+    }
+    // Each declaration's own trail (lane, permits requested and answered,
+    // expiry, release, answers sent), beside the interchange's.
+    if let Some(declarations) = json
+        .get_mut("declarations")
+        .and_then(serde_json::Value::as_array_mut)
+    {
+        for d in declarations.iter_mut() {
+            let Some(declaration) = d["id"].as_str().filter(|id| {
+                !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            }) else {
+                continue;
+            };
+            let url = format!("{base}/v1/declarations/{declaration}");
+            if let (200, mut whole) = call(client, "GET", &url, None)? {
+                for key in ["events", "permits"] {
+                    if let Some(value) = whole.get_mut(key).map(serde_json::Value::take) {
+                        d[key] = value;
+                    }
+                }
+            }
+        }
     }
     print_answer(code, &json, format)
 }
