@@ -823,3 +823,85 @@ async fn a_redelivery_over_a_lowered_message_limit_is_a_duplicate() {
     store.close().await;
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// A sender that repeats itself without end (the same bytes, or other
+/// bytes under the same reference) cannot grow the original interchange's
+/// trail without bound: the first `MAX_REPEAT_EVENTS` repeats of each kind
+/// are recorded one by one, then one event says that further ones are
+/// not, and the trail stops growing. Each repeat is still answered as
+/// before.
+async fn repeats_are_recorded_up_to_a_bound(url: &str) {
+    use tradehub::hub::MAX_REPEAT_EVENTS;
+    let store = Store::open(url).await.unwrap();
+    store
+        .add_partner("KRBROKER01", "Broker", "hash", Timestamp::now())
+        .await
+        .unwrap();
+    let partner = store.partner("KRBROKER01").await.unwrap().unwrap();
+    let intake = Intake::new(store.clone(), Limits::default());
+    let bytes = fixture("ok/cusdec-d96b-unoc.edi");
+    let Submission::Stored(first) = intake.submit(&partner, bytes.clone()).await.unwrap() else {
+        panic!("the first delivery is stored");
+    };
+    let other = String::from_utf8(bytes.clone())
+        .unwrap()
+        .replace("UNS+S'", "UNS+S'\n");
+    assert_ne!(other.as_bytes(), &bytes[..]);
+    let repeats = usize::try_from(MAX_REPEAT_EVENTS).unwrap() + 5;
+    for _ in 0..repeats {
+        match intake.submit(&partner, bytes.clone()).await.unwrap() {
+            Submission::Duplicate(again) => {
+                assert_eq!(again.interchange.id, first.interchange.id)
+            }
+            other => panic!("not a duplicate: {other:?}"),
+        }
+    }
+    for _ in 0..repeats {
+        match intake
+            .submit(&partner, other.clone().into_bytes())
+            .await
+            .unwrap()
+        {
+            Submission::Refused(refused) => assert_eq!(refused.code.as_str(), "E0026"),
+            other => panic!("not refused: {other:?}"),
+        }
+    }
+    let events = store.events(&first.interchange.id).await.unwrap();
+    for kind in ["duplicate_received", "duplicate_reference_refused"] {
+        let of: Vec<&str> = events
+            .iter()
+            .filter(|e| e.kind == kind)
+            .map(|e| e.detail.as_str())
+            .collect();
+        assert_eq!(of.len() as i64, MAX_REPEAT_EVENTS + 1, "{kind}");
+        assert!(
+            of.last().unwrap().contains("not recorded one by one"),
+            "{kind}: {:?}",
+            of.last()
+        );
+        assert!(
+            of.iter().rev().skip(1).all(|d| !d.contains("not recorded")),
+            "{kind}"
+        );
+    }
+    store.close().await;
+}
+
+#[tokio::test]
+async fn repeats_are_recorded_up_to_a_bound_on_sqlite() {
+    let dir = std::env::temp_dir().join(format!(
+        "tradehub-repeats-{}",
+        uuid::Uuid::now_v7().simple()
+    ));
+    repeats_are_recorded_up_to_a_bound(&Store::embedded_url(&dir).unwrap()).await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn repeats_are_recorded_up_to_a_bound_on_postgres() {
+    let Some((url, name)) = common::pg_database().await else {
+        return;
+    };
+    repeats_are_recorded_up_to_a_bound(&url).await;
+    common::drop_pg_database(&name).await;
+}

@@ -227,6 +227,12 @@ impl BrokerState {
     }
 }
 
+/// Events of one kind of repeat (`duplicate_received`,
+/// `duplicate_reference_refused`) recorded one by one on an interchange's
+/// trail; further repeats are counted in the metrics only (see
+/// [`Store::append_repeat_event`]).
+pub const MAX_REPEAT_EVENTS: i64 = 100;
+
 /// How long an authenticated token is remembered.
 const TOKEN_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(30);
 
@@ -1139,11 +1145,12 @@ impl Intake {
         now: Timestamp,
     ) -> Result<Submission, StoreError> {
         self.store
-            .append_event(
+            .append_repeat_event(
                 &original.id,
                 now,
                 "duplicate_received",
                 "same bytes received again; original answer returned",
+                MAX_REPEAT_EVENTS,
             )
             .await?;
         let issues = serde_json::from_str(&original.issues_json).unwrap_or_default();
@@ -1199,11 +1206,12 @@ impl Intake {
             now,
         );
         self.store
-            .append_event(
+            .append_repeat_event(
                 &original.id,
                 now,
                 "duplicate_reference_refused",
                 &format!("other bytes (sha256 {sha256}) with the same reference refused"),
+                MAX_REPEAT_EVENTS,
             )
             .await?;
         let refused = Refused {

@@ -1383,6 +1383,51 @@ impl Store {
         Ok(())
     }
 
+    /// Appends an event of a kind that a sender can repeat without end (the
+    /// same interchange received again): the first `max` of that kind on
+    /// the interchange are recorded one by one, then one more saying that
+    /// further ones are not, and nothing after it, so that a flood of
+    /// repeats cannot grow an interchange's trail (and the answer that
+    /// lists it) without bound. True when the event was recorded.
+    pub async fn append_repeat_event(
+        &self,
+        id: &str,
+        at: Timestamp,
+        kind: &str,
+        detail: &str,
+        max: i64,
+    ) -> Result<bool, StoreError> {
+        let _writing = self.write_lock().await;
+        let sql = self.sql(
+            "SELECT COUNT(*) AS n FROM events WHERE interchange_id = $1 AND declaration_id IS NULL AND kind = $2",
+        );
+        let recorded: i64 = sqlx::query(&sql)
+            .bind(id)
+            .bind(kind)
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("n")?;
+        let detail = match recorded.cmp(&max) {
+            std::cmp::Ordering::Less => detail.to_owned(),
+            std::cmp::Ordering::Equal => format!(
+                "{detail}; {} such events recorded, further ones are counted \
+                 (tradehub_duplicates_total) but not recorded one by one",
+                max + 1
+            ),
+            std::cmp::Ordering::Greater => return Ok(false),
+        };
+        let sql = self
+            .sql("INSERT INTO events (interchange_id, at, kind, detail) VALUES ($1, $2, $3, $4)");
+        sqlx::query(&sql)
+            .bind(id)
+            .bind(at.to_string())
+            .bind(kind)
+            .bind(detail)
+            .execute(&self.pool)
+            .await?;
+        Ok(true)
+    }
+
     /// Records a refused submission.
     pub async fn refuse(&self, refusal: &Refusal) -> Result<(), StoreError> {
         let _writing = self.write_lock().await;
