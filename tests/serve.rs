@@ -289,19 +289,16 @@ async fn scenario(url: &str) {
     let problem: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(problem["code"], "HUB413", "{problem}");
     assert_eq!(problem["limit"], 64 * 1024, "{problem}");
-    assert_eq!(
-        problem["detail"], "the request body exceeds the limit of 65536 bytes; not read",
-        "{problem}"
-    );
+    // Refused on its declared length, before its body was read.
+    let said = "the request body of 102400 bytes (Content-Length) exceeds the limit of 65536 \
+                bytes; not read";
+    assert_eq!(problem["detail"], said, "{problem}");
     let refusals = hub.store.refusals("KRBROKER01", 10).await.unwrap();
     assert_eq!(
         refusals
             .first()
             .map(|(code, detail)| (code.as_str(), detail.as_str())),
-        Some((
-            "HUB413",
-            "the request body exceeds the limit of 65536 bytes; not read"
-        )),
+        Some(("HUB413", said)),
         "{refusals:?}"
     );
 
@@ -637,6 +634,33 @@ async fn requests_beyond_the_limit_are_shed_and_stalled_uploads_time_out() {
     let good = fixture("ok/cusdec-d96b-unoc.edi");
     let r = request(addr, "POST", "/v1/interchanges", Some(&token), &good).await;
     assert_eq!(r.status, 202);
+
+    // A body declared over the limit is refused at once, unread: no
+    // `100 Continue` invites it, no timeout is waited for, and the refusal
+    // is HUB413 with the declared size (it was a 100, then a 408).
+    let mut large = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST /v1/interchanges HTTP/1.1\r\nHost: hub\r\nAuthorization: Bearer {token}\r\n\
+         Content-Length: 200000\r\nExpect: 100-continue\r\n\r\n"
+    );
+    large.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = vec![0u8; 4096];
+    let n = tokio::time::timeout(
+        std::time::Duration::from_millis(1500),
+        large.read(&mut answer),
+    )
+    .await
+    .expect("answered before the request timeout")
+    .unwrap();
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    let refusals = hub.store.refusals("KRBROKER01", 10).await.unwrap();
+    assert_eq!(
+        refusals.first().map(|(code, _)| code.as_str()),
+        Some("HUB413"),
+        "{refusals:?}"
+    );
+    assert!(refusals[0].1.contains("200000 bytes"), "{refusals:?}");
 
     hub.shut().await;
 }

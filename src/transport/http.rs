@@ -103,6 +103,7 @@ pub fn router(intake: Intake, settings: HttpSettings) -> Router {
                 slots: Arc::new(tokio::sync::Semaphore::new(settings.max_in_flight.max(1))),
                 limit: settings.max_in_flight.max(1),
                 timeout: settings.request_timeout,
+                max_body_bytes: settings.max_body_bytes,
                 intake,
             }),
             admit,
@@ -176,6 +177,8 @@ struct Admission {
     slots: Arc<tokio::sync::Semaphore>,
     limit: usize,
     timeout: std::time::Duration,
+    /// The largest body taken: one declared larger is refused unread.
+    max_body_bytes: usize,
     /// To record a submission cut off by the timeout.
     intake: Intake,
 }
@@ -244,6 +247,33 @@ async fn admit(
                 .unwrap_or(-1);
             (token, size)
         });
+    // A body declared larger than the limit is refused before a byte of
+    // it is read (no `100 Continue` is sent for it): 413, and for a
+    // submission HUB413 in `refusals`, as on the other transports.
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if let Some(declared) = declared
+        && declared > admission.max_body_bytes as u64
+    {
+        let detail = format!(
+            "the request body of {declared} bytes (Content-Length) exceeds the limit of {} bytes; not read",
+            admission.max_body_bytes
+        );
+        if let Some((token, size)) = submission {
+            let code = crate::diag::Code::TooLarge.as_str().to_owned();
+            record_unread(&admission.intake, token, size, code, &detail).await;
+        }
+        return problem(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too-large",
+            "Request body refused",
+            detail,
+            json!({"code": crate::diag::Code::TooLarge.as_str(), "limit": admission.max_body_bytes}),
+        );
+    }
     if submission.is_some() {
         request.extensions_mut().insert(body_read.clone());
     }
@@ -262,7 +292,8 @@ async fn admit(
             if let Some((token, size)) = submission
                 && !body_read.0.load(std::sync::atomic::Ordering::SeqCst)
             {
-                record_cut_off(&admission.intake, token, size, &detail).await;
+                let code = format!("HTTP{}", StatusCode::REQUEST_TIMEOUT.as_u16());
+                record_unread(&admission.intake, token, size, code, &detail).await;
             }
             problem(
                 StatusCode::REQUEST_TIMEOUT,
@@ -280,9 +311,17 @@ async fn admit(
 #[derive(Debug, Clone, Default)]
 struct BodyRead(Arc<std::sync::atomic::AtomicBool>);
 
-/// Records a submission the request timeout cut off. Bounded in time
-/// itself: a store that does not answer does not hold the 408 back.
-async fn record_cut_off(intake: &Intake, token: Option<String>, size: i64, detail: &str) {
+/// Records a submission refused before its body was read (`code`: the
+/// request timeout cut it off, HTTP408; declared too large, HUB413), its
+/// sender as far as its token tells. Bounded in time itself: a store that
+/// does not answer does not hold the answer back.
+async fn record_unread(
+    intake: &Intake,
+    token: Option<String>,
+    size: i64,
+    code: String,
+    detail: &str,
+) {
     let record = async {
         let partner = match token.filter(|t| !t.is_empty()) {
             Some(token) => intake.partner_for_token(&token).await.ok().flatten(),
@@ -293,19 +332,19 @@ async fn record_cut_off(intake: &Intake, token: Option<String>, size: i64, detai
             at: Timestamp::now(),
             sha256: String::new(),
             size_bytes: size,
-            code: format!("HTTP{}", StatusCode::REQUEST_TIMEOUT.as_u16()),
+            code,
             detail: detail.to_owned(),
         };
         intake.count_refused_unread();
         if let Err(e) = intake.store().refuse(&refusal).await {
-            tracing::warn!(error = %e, "a submission cut off by the request timeout was not recorded");
+            tracing::warn!(error = %e, "a submission refused unread was not recorded");
         }
     };
     if tokio::time::timeout(std::time::Duration::from_secs(5), record)
         .await
         .is_err()
     {
-        tracing::warn!("a submission cut off by the request timeout was not recorded in time");
+        tracing::warn!("a submission refused unread was not recorded in time");
     }
 }
 
@@ -1637,6 +1676,7 @@ mod tests {
                     slots: Arc::new(tokio::sync::Semaphore::new(4)),
                     limit: 4,
                     timeout: std::time::Duration::from_millis(300),
+                    max_body_bytes: 1 << 20,
                     intake,
                 }),
                 admit,
