@@ -1045,6 +1045,52 @@ fn convert_to_xml_from_edifact_and_from_wco() {
     assert_eq!(files, ["cusdec-d96b-unoc.1.xml", "cusdec-d96b-unoc.2.xml"]);
     assert_eq!(stdout.lines().count(), 2, "the files written: {stdout}");
     std::fs::remove_dir_all(&dir).unwrap();
+    // Message references made alike by the file name (`A/1`, `A_1`): the
+    // second gets a counter, and neither declaration is lost.
+    let medical =
+        std::fs::read_to_string("fixtures/edifact/ok/cusdec-d96b-medical-import.edi").unwrap();
+    let start = medical.find("UNH+").unwrap();
+    let end = medical.find("UNZ+").unwrap();
+    let message = &medical[start..end];
+    let second = message
+        .replace("UNH+1+", "UNH+A_1+")
+        .replace("UNT+20+1'", "UNT+20+A_1'")
+        .replace("LRNMED2026001", "LRNMED2026002");
+    let first = message
+        .replace("UNH+1+", "UNH+A/1+")
+        .replace("UNT+20+1'", "UNT+20+A/1'");
+    let both = format!("{}{first}{second}UNZ+2+20261124002'", &medical[..start]);
+    let dir = std::env::temp_dir().join(format!("tradehub-wco-alike-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let input = dir.join("alike.edi");
+    std::fs::write(&input, &both).unwrap();
+    let out = dir.join("out");
+    let (code, stdout, stderr) = tradehub(&[
+        "convert",
+        input.to_str().unwrap(),
+        "--to",
+        "xml",
+        "--out-dir",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let mut files: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    assert_eq!(files, ["alike.A_1.2.xml", "alike.A_1.xml"], "{stdout}");
+    let lrns: Vec<bool> = ["LRNMED2026001", "LRNMED2026002"]
+        .iter()
+        .map(|lrn| {
+            files
+                .iter()
+                .any(|f| std::fs::read_to_string(out.join(f)).unwrap().contains(lrn))
+        })
+        .collect();
+    assert_eq!(lrns, [true, true]);
+    std::fs::remove_dir_all(&dir).unwrap();
     // Usage errors: --out-dir with another target; a missing file.
     let (code, _, stderr) = tradehub(&[
         "convert",

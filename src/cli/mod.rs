@@ -2458,6 +2458,9 @@ fn convert_xml(path: &Path, bytes: &[u8], out_dir: Option<&Path>) -> Result<u8, 
                 move |source| CliError::Io { path: p, source }
             };
             std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+            // Names made alike by the replacement below (`A/1`, `A_1`)
+            // get a counter: no document of the run overwrites another.
+            let mut taken = std::collections::HashSet::new();
             for (name, xml) in &documents {
                 let file: String = name
                     .chars()
@@ -2469,7 +2472,13 @@ fn convert_xml(path: &Path, bytes: &[u8], out_dir: Option<&Path>) -> Result<u8, 
                         }
                     })
                     .collect();
-                let target = dir.join(format!("{file}.xml"));
+                let mut unique = file.clone();
+                let mut n = 1;
+                while !taken.insert(unique.clone()) {
+                    n += 1;
+                    unique = format!("{file}.{n}");
+                }
+                let target = dir.join(format!("{unique}.xml"));
                 std::fs::write(&target, xml).map_err(io_err(&target))?;
                 writeln!(out, "{}", target.display()).map_err(out_err)?;
             }
