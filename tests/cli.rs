@@ -472,3 +472,28 @@ fn ack_answers_no_contrl_for_what_is_not_an_interchange() {
         text(&out.stderr)
     );
 }
+
+/// The commands that hold their input in memory read at most
+/// `MAX_IN_MEMORY_INPUT` bytes of it: an endless stream or a huge file is
+/// refused (exit 2, one line naming `check`, which streams), not read until
+/// memory runs out.
+#[cfg(target_os = "linux")]
+#[test]
+fn inputs_held_in_memory_are_bounded() {
+    for args in [
+        &["ack", "--kind", "contrl", "/dev/zero"][..],
+        &["convert", "/dev/zero", "--to", "json"][..],
+        &["route", "/dev/zero"][..],
+    ] {
+        let out = tradehub(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("/dev/zero: larger than 268435456 bytes")
+                && stderr.contains("tradehub check"),
+            "{args:?}: {stderr}"
+        );
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    }
+    assert_eq!(tradehub::cli::MAX_IN_MEMORY_INPUT, 268_435_456);
+}

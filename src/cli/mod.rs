@@ -1761,11 +1761,33 @@ fn open(path: &Path) -> Result<File, CliError> {
     })
 }
 
+/// Largest input the commands that hold it in memory (`convert`, `ack`,
+/// `route`, `submit`) read: sixteen times the hub's default body limit.
+/// `check` streams inputs of any size.
+pub const MAX_IN_MEMORY_INPUT: u64 = 256 * 1024 * 1024;
+
+/// The whole of `path`, if it is no larger than [`MAX_IN_MEMORY_INPUT`]:
+/// read with that bound, so that a huge file or an endless stream
+/// (`/dev/zero`) is refused instead of filling memory.
 fn read(path: &Path) -> Result<Vec<u8>, CliError> {
-    std::fs::read(path).map_err(|source| CliError::Io {
+    use std::io::Read as _;
+    let io_err = |source| CliError::Io {
         path: path.display().to_string(),
         source,
-    })
+    };
+    let file = std::fs::File::open(path).map_err(io_err)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_IN_MEMORY_INPUT + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io_err)?;
+    if bytes.len() as u64 > MAX_IN_MEMORY_INPUT {
+        return Err(CliError::Usage(format!(
+            "{}: larger than {MAX_IN_MEMORY_INPUT} bytes, which this command reads into memory; \
+             `tradehub check` streams inputs of any size",
+            path.display()
+        )));
+    }
+    Ok(bytes)
 }
 
 fn out_err(e: io::Error) -> CliError {
