@@ -303,11 +303,15 @@ fn level<'n>(mut level: &'n [Node], groups: &[u16]) -> Option<&'n [Node]> {
 fn written_back(rules: &[FieldRule]) -> impl Iterator<Item = &FieldRule> {
     rules.iter().enumerate().filter_map(move |(i, rule)| {
         let earlier_plain = rules.get(..i).unwrap_or_default().iter().any(|e| {
-            e.to.get_ref() == rule.to.get_ref() && e.codes.is_none() && !e.all && !e.skip_other
+            e.to.get_ref() == rule.to.get_ref()
+                && e.codes.is_none()
+                && !e.all
+                && !e.skip_other
+                && !e.read_only
         });
         // A converted value (`factor`) is written back by the rule that
-        // reads it unconverted, if any.
-        (!earlier_plain && rule.factor.is_none()).then_some(rule)
+        // reads it unconverted, if any; a `read_only` rule by the next.
+        (!earlier_plain && rule.factor.is_none() && !rule.read_only).then_some(rule)
     })
 }
 

@@ -87,6 +87,12 @@ pub enum ValueType {
 pub struct FieldRule {
     /// Dotted field of the target, e.g. `declarant.id`.
     pub to: Spanned<String>,
+    /// Read, never written: the writers (`convert --to xml`, `--to
+    /// edifact`) write the field by the next rule that reads it (WCO: the
+    /// tariff code is read as TSP, HMRC's commodity code, first, but
+    /// written as HS, the code list the canonical field holds).
+    #[serde(default)]
+    pub read_only: bool,
     /// Path in the message: `SG6/NAD[3035=IM]/C082/3039`.
     pub from: Spanned<String>,
     #[serde(default, rename = "type")]

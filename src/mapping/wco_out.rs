@@ -499,7 +499,8 @@ impl WcoOutMapping {
             });
         }
         let root = mapping.root.clone();
-        for rule in &file.field {
+        // A `read_only` rule is not written: the next for its field is.
+        for rule in file.field.iter().filter(|r| !r.read_only) {
             let compiled = field(&mapping, &root, rule)?;
             gives_way_checked(&mapping.fields, &compiled).map_err(|m| err(rule, m))?;
             mapping.fields.push(compiled);
@@ -522,7 +523,7 @@ impl WcoOutMapping {
             };
             let item = (*item).clone();
             let mut fields = Vec::new();
-            for rule in &list.field {
+            for rule in list.field.iter().filter(|r| !r.read_only) {
                 let compiled = field(&item, rule)?;
                 if let Err(m) = gives_way_checked(&fields, &compiled) {
                     return Err(at(
