@@ -1642,3 +1642,51 @@ fn an_integer_too_large_for_its_field_is_refused_alone() {
         mapped[0].issues[1].message
     );
 }
+
+/// A goods item's net mass is the goods without any packing (WCO 128, TDED
+/// 6048): MEA 6313 AAF net net weight, else N actual net weight, whatever
+/// order they come in. AAL, net weight with the packing of a retail sale,
+/// is another mass: reported as unmapped, not taken as the net mass (it
+/// was, and the first of the three in the message won).
+#[test]
+fn net_mass_is_the_net_net_weight() {
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures/edifact/ok/cusdec-d96b-medical-import.edi"),
+    )
+    .unwrap();
+    let with = |meas: &[&str]| {
+        let edited = text.replacen(
+            "MEA+AAE+G+KGM:1001.5'",
+            &format!("MEA+AAE+G+KGM:1001.5'{}", meas.join("")),
+            1,
+        );
+        let edited = edited.replacen("UNT+20+1'", &format!("UNT+{}+1'", 20 + meas.len()), 1);
+        let mapped = map(edited.as_bytes());
+        let m = &mapped[0];
+        let net = m.canonical.as_ref().unwrap()["goods"][0]["net_mass_kg"].clone();
+        let unmapped: Vec<String> = m
+            .issues
+            .iter()
+            .filter(|i| i.code == Code::MappingUnmapped)
+            .map(|i| i.message.clone())
+            .collect();
+        (net, unmapped)
+    };
+    let (net, unmapped) = with(&["MEA+AAE+AAL+KGM:900'", "MEA+AAE+AAF+KGM:800'"]);
+    assert_eq!(net, "800");
+    assert!(
+        unmapped
+            .iter()
+            .any(|m| m.contains("\"AAL\"") || m.contains("\"900\"")),
+        "{unmapped:?}"
+    );
+    let (net, _) = with(&["MEA+AAE+AAF+KGM:800'", "MEA+AAE+N+KGM:850'"]);
+    assert_eq!(net, "800");
+    let (net, unmapped) = with(&["MEA+AAE+N+KGM:850'"]);
+    assert_eq!(net, "850");
+    assert!(unmapped.is_empty(), "{unmapped:?}");
+    let (net, unmapped) = with(&["MEA+AAE+AAL+KGM:900'"]);
+    assert_eq!(net, serde_json::Value::Null);
+    assert!(!unmapped.is_empty());
+}

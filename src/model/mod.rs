@@ -228,6 +228,9 @@ pub struct GoodsItem {
     pub quantity: Option<Quantity>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gross_mass_kg: Option<Decimal>,
+    /// Net mass in kilograms: the goods without any packing (WCO 128,
+    /// TDED 6048; UN/EDIFACT 6313 AAF net net weight, or N actual net
+    /// weight).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub net_mass_kg: Option<Decimal>,
     /// Gross volume in cubic metres.
