@@ -1151,3 +1151,48 @@ fn errors_beyond_the_limit_are_counted_exactly() {
         ("XML011", Some("21 further errors are not listed"))
     );
 }
+
+/// A CUSDEC SG1 reference is a number of a kind (UNCL 1153: ABT customs
+/// declaration number), not a document of a type: its qualifier is kept as
+/// `reference_qualifier`, and the WCO writer, whose PreviousDocument
+/// TypeCode takes 1001 codes, writes the number only and reports the
+/// qualifier as having no place (it wrote ABT as the TypeCode).
+#[test]
+fn a_reference_qualifier_is_not_written_as_a_document_type() {
+    let dir = std::env::temp_dir().join(format!(
+        "tradehub-rff-{}-{}",
+        std::process::id(),
+        uuid::Uuid::now_v7().simple()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("rff.edi");
+    std::fs::write(
+        &file,
+        "UNA:+.? 'UNB+UNOC:3+KRBROKER01:ZZZ+TRADEHUB:ZZZ+261124:1030+R1'\
+         UNH+1+CUSDEC:D:96B:UN'BGM+929+LRNR1+9'RFF+ABT:PREV123'\
+         NAD+DT+1234567890::ZZZ'NAD+IM+1234567890::ZZZ'UNS+D'CST+1+901890'UNS+S'\
+         UNT+9+1'UNZ+1+R1'",
+    )
+    .unwrap();
+    let (_, json, _) = tradehub(&["convert", file.to_str().unwrap(), "--to", "json"]);
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(
+        json[0]["declaration"]["previous_documents"],
+        serde_json::json!([{"reference": "PREV123", "reference_qualifier": "ABT"}])
+    );
+    let (_, xml, stderr) = tradehub(&["convert", file.to_str().unwrap(), "--to", "xml"]);
+    assert_valid(&xml, "rff.edi");
+    assert!(
+        xml.contains("<PreviousDocument>\n        <ID>PREV123</ID>\n      </PreviousDocument>"),
+        "{xml}"
+    );
+    assert!(!xml.contains("ABT"), "{xml}");
+    assert!(
+        stderr.contains(
+            "warning MAP001: value \"ABT\" has no element in the WCO DEC mapping (DEC.toml); \
+             it is not written [field /previous_documents/0/reference_qualifier]"
+        ),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -115,6 +115,13 @@ pub struct Document {
     /// The document's number or identifier, where the sender gave one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reference: Option<String>,
+    /// What kind of reference `reference` is, where the sender gave it as
+    /// a reference rather than as a document of a type (`code`): the
+    /// UN/EDIFACT 1153 qualifier (CUSDEC SG1 RFF, e.g. ABT customs
+    /// declaration number, AAM waybill number). 1153 is not 1001's list:
+    /// the two are kept apart, and neither is written as the other.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference_qualifier: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub issued: Option<Moment>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
