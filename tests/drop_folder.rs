@@ -38,6 +38,7 @@ async fn setup() -> (PathBuf, Intake, DropSettings) {
         dir: dir.join("drop"),
         poll: Duration::from_millis(20),
         max_file_bytes: 64 * 1024,
+        settle: Duration::ZERO,
     };
     std::fs::create_dir_all(settings.dir.join("KRBROKER01/in")).unwrap();
     std::fs::create_dir_all(settings.dir.join("STRANGER/in")).unwrap();
@@ -784,6 +785,61 @@ async fn answers_are_delivered_to_the_partners_out_folder() {
     publisher.publish(&escape).await.unwrap();
     assert_eq!(std::fs::read_dir(&out).unwrap().count(), names.len() + 2);
     assert!(!settings.dir.join("NOFOLDER").exists());
+    intake.store().close().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A file written under its final name is not taken while it is still
+/// changing: one changed within `settle` waits for a later scan (the hub
+/// took the first bytes of a file still being written, rejected them, and
+/// the whole file sent again was refused as a reused reference).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_still_being_written_waits() {
+    let (dir, intake, mut settings) = setup().await;
+    settings.settle = Duration::from_secs(5);
+    let inbox = settings.dir.join("KRBROKER01/in");
+    let file = inbox.join("slow.edi");
+    let bytes = fixture("ok/cusdec-d96b-unoc.edi");
+    let (first, rest) = bytes.split_at(bytes.len() / 2);
+    std::fs::write(&file, first).unwrap();
+    assert!(drop::scan(&intake, &settings).await.unwrap().is_empty());
+    assert!(file.exists(), "taken while being written");
+    // The rest arrives; once the file has not changed for the settle time
+    // (its modification time set back here, instead of waiting), it is
+    // taken whole.
+    let mut whole = first.to_vec();
+    whole.extend_from_slice(rest);
+    std::fs::write(&file, &whole).unwrap();
+    assert!(drop::scan(&intake, &settings).await.unwrap().is_empty());
+    let past = std::time::SystemTime::now() - Duration::from_secs(6);
+    std::fs::File::options()
+        .append(true)
+        .open(&file)
+        .unwrap()
+        .set_modified(past)
+        .unwrap();
+    let outcomes = drop::scan(&intake, &settings).await.unwrap();
+    assert_eq!(outcomes.len(), 1, "{outcomes:?}");
+    assert!(
+        matches!(&outcomes[0], drop::Outcome::Done(_)),
+        "{outcomes:?}"
+    );
+    // A time in the future (a partner's clock ahead) is not waited for.
+    let ahead = inbox.join("ahead.edi");
+    std::fs::write(
+        &ahead,
+        String::from_utf8(bytes.clone())
+            .unwrap()
+            .replace("+20261124001'", "+20261124009'"),
+    )
+    .unwrap();
+    std::fs::File::options()
+        .append(true)
+        .open(&ahead)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() + Duration::from_secs(3600))
+        .unwrap();
+    assert_eq!(drop::scan(&intake, &settings).await.unwrap().len(), 1);
     intake.store().close().await;
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -160,6 +160,10 @@ enum Command {
         /// How often the drop folder is scanned, in milliseconds [default: 1000].
         #[arg(long, env = "TRADEHUB_DROP_POLL_MS")]
         drop_poll_ms: Option<u64>,
+        /// A drop-folder file changed this recently (in milliseconds) is
+        /// left for a later scan: it may still be being written [default: 1000].
+        #[arg(long, env = "TRADEHUB_DROP_SETTLE_MS")]
+        drop_settle_ms: Option<u64>,
         /// RabbitMQ URL for AMQP intake (amqp://user:password@host:5672/vhost); none: no AMQP.
         #[arg(long, env = "TRADEHUB_AMQP_URL", hide_env_values = true)]
         amqp_url: Option<String>,
@@ -875,6 +879,7 @@ struct HubConfig {
     max_segment_bytes: Option<usize>,
     drop_dir: Option<PathBuf>,
     drop_poll_ms: Option<u64>,
+    drop_settle_ms: Option<u64>,
     amqp_url: Option<String>,
     amqp_prefetch: Option<u16>,
     amqp_prefix: Option<String>,
@@ -925,6 +930,7 @@ struct ServeOptions {
     limits: Limits,
     drop_dir: PathBuf,
     drop_poll: std::time::Duration,
+    drop_settle: std::time::Duration,
     amqp: Option<AmqpSettings>,
     clearance: crate::hub::clearance::Clearance,
     tls: Option<crate::transport::tls::TlsSettings>,
@@ -975,6 +981,7 @@ fn serve(opts: ServeOptions) -> Result<u8, CliError> {
         let drop_settings = DropSettings {
             dir: opts.drop_dir.clone(),
             poll: opts.drop_poll,
+            settle: opts.drop_settle,
             max_file_bytes: opts.max_body_bytes as u64,
         };
         let dropper = tokio::spawn(drop::watch(intake.clone(), drop_settings, stopped(stop_rx.clone())));
@@ -1514,6 +1521,7 @@ where
             max_segment_bytes,
             drop_dir,
             drop_poll_ms,
+            drop_settle_ms,
             amqp_url,
             amqp_prefetch,
             amqp_prefix,
@@ -1666,6 +1674,9 @@ where
                 drop_dir,
                 drop_poll: std::time::Duration::from_millis(
                     drop_poll_ms.or(file.drop_poll_ms).unwrap_or(1000).max(10),
+                ),
+                drop_settle: std::time::Duration::from_millis(
+                    drop_settle_ms.or(file.drop_settle_ms).unwrap_or(1000),
                 ),
                 amqp: match amqp_url.or(file.amqp_url) {
                     Some(url) => Some(AmqpSettings {

@@ -43,6 +43,11 @@ pub struct DropSettings {
     pub poll: Duration,
     /// Larger files are moved to `failed/` unread.
     pub max_file_bytes: u64,
+    /// A file in `in/` changed more recently than this is left for a
+    /// later scan: it may still be being written (a partner that writes
+    /// under the final name instead of a temporary one). Zero takes files
+    /// at once.
+    pub settle: Duration,
 }
 
 /// What happened to one file.
@@ -250,14 +255,14 @@ async fn scan_folders(
         let work = folder.join("work");
         // Files claimed earlier and not finished (the hub stopped, or their
         // answer could not be moved) come first, then what is new in in/.
-        let claimed = match listing(&work, stuck, noticed, false) {
+        let claimed = match listing(&work, stuck, noticed, false, settings.settle) {
             Ok(files) => {
                 noticed.remove(&work);
                 files
             }
             Err(e) => unreadable(&work, &e, noticed),
         };
-        let delivered = match listing(&inbox, stuck, noticed, true) {
+        let delivered = match listing(&inbox, stuck, noticed, true, settings.settle) {
             Ok(files) => {
                 noticed.remove(&inbox);
                 files
@@ -343,6 +348,7 @@ fn listing(
     stuck: &HashMap<PathBuf, Stamp>,
     noticed: &mut std::collections::HashSet<PathBuf>,
     complete_only: bool,
+    settle: Duration,
 ) -> std::io::Result<Vec<PathBuf>> {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
@@ -365,7 +371,10 @@ fn listing(
                 }
                 false
             }
-            Ok(_) => (!complete_only || is_complete(p)) && !stuck.contains_key(p),
+            Ok(m) => {
+                (!complete_only || (is_complete(p) && settled(&m, settle)))
+                    && !stuck.contains_key(p)
+            }
             Err(_) => false,
         })
         .collect();
@@ -546,6 +555,18 @@ fn read_at_most(file: &std::fs::File, limit: u64) -> std::io::Result<Option<Vec<
     let mut bytes = Vec::new();
     file.take(limit.saturating_add(1)).read_to_end(&mut bytes)?;
     Ok((bytes.len() as u64 <= limit).then_some(bytes))
+}
+
+/// True when a file was last changed at least `settle` ago (or its time
+/// is in the future, as a partner's clock may be: then it is not waited
+/// for).
+fn settled(meta: &std::fs::Metadata, settle: Duration) -> bool {
+    settle.is_zero()
+        || meta
+            .modified()
+            .ok()
+            .and_then(|at| at.elapsed().ok())
+            .is_none_or(|age| age >= settle)
 }
 
 fn is_complete(path: &Path) -> bool {
