@@ -180,6 +180,38 @@ fn serve_submit_status_and_stop() {
         "{answered}"
     );
     assert!(!answered.contains("refused"), "{answered}");
+    // The operator lists the refusals from the store: the reused reference.
+    let out = bin()
+        .args([
+            "refusals",
+            "--partner",
+            "KRBROKER01",
+            "--format",
+            "json",
+            "--data-dir",
+        ])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(listed["refusals"][0]["code"], "E0026", "{listed}");
+    assert_eq!(
+        listed["refusals"][0]["partner_id"], "KRBROKER01",
+        "{listed}"
+    );
+    let out = bin()
+        .args(["refusals", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        text.lines()
+            .next()
+            .is_some_and(|l| l.contains("  KRBROKER01  E0026  ")),
+        "{text}"
+    );
     // A wrong token: a diagnostic only.
     let out = bin()
         .args(["submit"])

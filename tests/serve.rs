@@ -301,6 +301,29 @@ async fn scenario(url: &str) {
         Some(("HUB413", said)),
         "{refusals:?}"
     );
+    // The sender reads its own refusals over the API, newest first; the
+    // other partner sees none of them.
+    let r = request(addr, "GET", "/v1/refusals?limit=5", Some(&hub.broker), b"").await;
+    assert_eq!(r.status, 200);
+    let listed = r.json()["refusals"].clone();
+    assert_eq!(listed[0]["code"], "HUB413", "{listed}");
+    assert_eq!(listed[0]["detail"], said, "{listed}");
+    assert_eq!(listed[0]["size_bytes"], 100 * 1024, "{listed}");
+    assert_eq!(listed[0]["partner_id"], "KRBROKER01", "{listed}");
+    assert!(listed.as_array().unwrap().len() <= 5);
+    let r = request(addr, "GET", "/v1/refusals", Some(&hub.other), b"").await;
+    assert_eq!(r.status, 200);
+    assert!(
+        r.json()["refusals"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|x| x["partner_id"] != "KRBROKER01"),
+        "{}",
+        r.json()
+    );
+    let r = request(addr, "GET", "/v1/refusals?limt=5", Some(&hub.broker), b"").await;
+    assert_eq!(r.status, 400);
 
     // Every error is problem details: a path the API does not have (404),
     // a method a path does not take (405), a query not understood (400).

@@ -312,6 +312,21 @@ enum Command {
         #[command(subcommand)]
         command: OutboxCommand,
     },
+    /// Submissions and agency answers the hub refused (wrong sender, too
+    /// large, not an interchange, a reused reference, an answer not taken),
+    /// newest first, from the store.
+    Refusals {
+        /// Only those of this partner (account) id.
+        #[arg(long)]
+        partner: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// Print the acknowledgement the hub would send for an interchange.
     Ack {
         file: PathBuf,
@@ -1079,6 +1094,50 @@ fn print_token(heading: &str, id: &str, token: &str, format: Format) -> Result<u
     Ok(EXIT_VALID)
 }
 
+fn refusals_command(
+    partner: Option<&str>,
+    limit: i64,
+    format: Format,
+    store_args: &StoreArgs,
+) -> Result<u8, CliError> {
+    let url = store_args.existing_url()?;
+    runtime()?.block_on(async move {
+        let store = Store::open(&url)
+            .await
+            .map_err(|e| CliError::Usage(format!("store: {e}")))?;
+        let listed = store.refusal_list(partner, limit.max(1)).await;
+        store.close().await;
+        let refusals = listed.map_err(|e| CliError::Usage(e.to_string()))?;
+        let mut out = io::stdout().lock();
+        match format {
+            Format::Json => {
+                let json = serde_json::json!({ "refusals": refusals });
+                writeln!(out, "{json:#}").map_err(out_err)?;
+            }
+            Format::Text => {
+                for r in &refusals {
+                    let size = if r.size_bytes < 0 {
+                        "size unknown".to_owned()
+                    } else {
+                        format!("{} bytes", r.size_bytes)
+                    };
+                    writeln!(
+                        out,
+                        "{}  {}  {}  {}  {size}: {}",
+                        r.seq,
+                        r.at,
+                        r.partner_id.as_deref().unwrap_or("(sender unknown)"),
+                        r.code,
+                        r.detail
+                    )
+                    .map_err(out_err)?;
+                }
+            }
+        }
+        Ok(EXIT_VALID)
+    })
+}
+
 fn outbox_command(command: OutboxCommand) -> Result<u8, CliError> {
     let store_args = match &command {
         OutboxCommand::List { store, .. }
@@ -1693,6 +1752,12 @@ where
         })(),
         Command::Partner { command } => partner(command),
         Command::Outbox { command } => outbox_command(command),
+        Command::Refusals {
+            partner,
+            limit,
+            format,
+            store,
+        } => refusals_command(partner.as_deref(), limit, format, &store),
         Command::Loadgen {
             url,
             token,

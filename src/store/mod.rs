@@ -471,6 +471,21 @@ pub struct Refusal {
     pub detail: String,
 }
 
+/// A refusal as recorded (see [`Store::refusal_list`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct StoredRefusal {
+    pub seq: i64,
+    /// The sender, when it was known (an unknown token: none).
+    pub partner_id: Option<String>,
+    pub at: String,
+    /// SHA-256 of what was received; empty when it was not read.
+    pub sha256: String,
+    /// Bytes received or declared; -1 when not known.
+    pub size_bytes: i64,
+    pub code: String,
+    pub detail: String,
+}
+
 /// The database behind the hub.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -1462,6 +1477,48 @@ impl Store {
             .await?;
         rows.iter()
             .map(|r| Ok((r.try_get("code")?, r.try_get("detail")?)))
+            .collect()
+    }
+
+    /// The refusals recorded, newest first: of one partner (`None`: of
+    /// every sender, those whose sender was not known included), at most
+    /// `limit`.
+    pub async fn refusal_list(
+        &self,
+        partner_id: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<StoredRefusal>, StoreError> {
+        let columns = "seq, partner_id, at, sha256, size_bytes, code, detail";
+        let rows = match partner_id {
+            Some(partner) => {
+                let sql = self.sql(&format!(
+                    "SELECT {columns} FROM refusals WHERE partner_id = $1 ORDER BY seq DESC LIMIT $2"
+                ));
+                sqlx::query(&sql)
+                    .bind(partner)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            None => {
+                let sql = self.sql(&format!(
+                    "SELECT {columns} FROM refusals ORDER BY seq DESC LIMIT $1"
+                ));
+                sqlx::query(&sql).bind(limit).fetch_all(&self.pool).await?
+            }
+        };
+        rows.iter()
+            .map(|r| {
+                Ok(StoredRefusal {
+                    seq: r.try_get("seq")?,
+                    partner_id: r.try_get("partner_id")?,
+                    at: r.try_get("at")?,
+                    sha256: r.try_get("sha256")?,
+                    size_bytes: r.try_get("size_bytes")?,
+                    code: r.try_get("code")?,
+                    detail: r.try_get("detail")?,
+                })
+            })
             .collect()
     }
 

@@ -86,6 +86,7 @@ pub fn router(intake: Intake, settings: HttpSettings) -> Router {
         .route("/v1/interchanges", post(post_interchange))
         .route("/v1/interchanges/{id}", get(get_interchange))
         .route("/v1/declarations", get(list_declarations))
+        .route("/v1/refusals", get(list_refusals))
         .route("/v1/declarations/{id}", get(get_declaration))
         .route("/v1/declarations/{id}/release", post(release_declaration))
         .route("/v1/cargo/{ref}", get(cargo_timeline))
@@ -1084,6 +1085,34 @@ struct ListQuery {
     status: Option<String>,
     #[serde(default, deserialize_with = "blank_is_none")]
     limit: Option<i64>,
+}
+
+/// `?limit=` of the refusals list; nothing else.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LimitQuery {
+    #[serde(default, deserialize_with = "blank_is_none")]
+    limit: Option<i64>,
+}
+
+/// The submissions and agency answers the caller sent that were refused
+/// (wrong sender, too large, not an interchange, a reused reference, an
+/// answer not taken), newest first; customs officers see every sender's.
+async fn list_refusals(
+    State(app): State<Arc<App>>,
+    Authenticated(partner): Authenticated,
+    query: Result<Query<LimitQuery>, QueryRejection>,
+) -> Response {
+    let query = match query {
+        Ok(Query(query)) => query,
+        Err(rejection) => return bad_query(&rejection),
+    };
+    let owner = (!is_officer(&partner)).then_some(partner.id.as_str());
+    let limit = query.limit.unwrap_or(100).clamp(1, 1000);
+    match app.intake.store().refusal_list(owner, limit).await {
+        Ok(list) => (StatusCode::OK, Json(json!({"refusals": list}))).into_response(),
+        Err(e) => store_problem(&e),
+    }
 }
 
 /// `?limit=&after=` of an agency's inbox: `after` is the id of the last
