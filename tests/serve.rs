@@ -952,3 +952,46 @@ async fn repeats_are_recorded_up_to_a_bound_on_postgres() {
     repeats_are_recorded_up_to_a_bound(&url).await;
     common::drop_pg_database(&name).await;
 }
+
+/// A UNA whose separators cannot be separators leaves the UNB unreadable:
+/// the interchange is rejected for its UNA (CONTRL code 20 at UNA) under
+/// the authenticated partner, not refused as another sender's (the UNB
+/// read with the wrong separators named "KRBROKER0"); a UNA cut short is
+/// refused as no interchange with its own error named.
+#[tokio::test]
+async fn a_broken_una_is_answered_for_what_it_is() {
+    let dir = std::env::temp_dir().join(format!("tradehub-una-{}", uuid::Uuid::now_v7().simple()));
+    let store = Store::open(&Store::embedded_url(&dir).unwrap())
+        .await
+        .unwrap();
+    store
+        .add_partner("KRBROKER01", "Broker", "hash", Timestamp::now())
+        .await
+        .unwrap();
+    let partner = store.partner("KRBROKER01").await.unwrap().unwrap();
+    let intake = Intake::new(store.clone(), Limits::default());
+    let digit = b"UNA:+.? 1UNB+UNOC:3+KRBROKER01:ZZZ+TRADEHUB:ZZZ+261124:1030+R1'\
+        UNH+1+CUSDEC:D:96B:UN'BGM+929+LRNR1+9'UNT+3+1'UNZ+1+R1'";
+    match intake.submit(&partner, digit.to_vec()).await.unwrap() {
+        Submission::Stored(r) => {
+            assert_eq!(r.interchange.status, "rejected");
+            assert_eq!(r.interchange.sender, "KRBROKER01");
+            assert!(
+                r.interchange.acknowledgement.contains("+4+20+UNA'"),
+                "{}",
+                r.interchange.acknowledgement
+            );
+            assert_eq!(r.issues[0].code.as_str(), "E0020");
+        }
+        other => panic!("not stored as rejected: {other:?}"),
+    }
+    match intake.submit(&partner, b"UNA:+.".to_vec()).await.unwrap() {
+        Submission::Refused(refused) => {
+            assert_eq!(refused.code.as_str(), "EDI104");
+            assert!(refused.detail.contains("E0001"), "{}", refused.detail);
+        }
+        other => panic!("not refused: {other:?}"),
+    }
+    store.close().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}

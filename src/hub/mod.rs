@@ -430,11 +430,24 @@ impl Intake {
             acknowledgement: ack,
         };
         if let Some(issue) = parsed.issues.iter().find(|i| i.code == Code::NotEdifact) {
+            // What else was found says why (a UNA cut short: E0001).
+            let also: Vec<String> = parsed
+                .issues
+                .iter()
+                .filter(|i| i.is_error() && i.code != Code::NotEdifact)
+                .take(3)
+                .map(|i| format!("{} {}", i.code.as_str(), i.message))
+                .collect();
+            let also = if also.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", also.join("; "))
+            };
             let refused = refuse(
                 RefusalReason::NotAnInterchange,
                 Code::NotEdifact,
                 format!(
-                    "the body is neither a UN/EDIFACT interchange nor XML: {}",
+                    "the body is neither a UN/EDIFACT interchange nor XML: {}{also}",
                     issue.message
                 ),
                 None,
@@ -443,7 +456,16 @@ impl Intake {
                 .record_refusal(partner, &sha256, bytes.len(), refused, now)
                 .await;
         }
-        let sender = if ic.sender.id.is_empty() {
+        // A UNA in error (a separator that cannot be one) leaves the UNB
+        // read with the wrong separators: its sender is not what was
+        // written, and the interchange is rejected for its UNA (CONTRL,
+        // code 20 at UNA), under the authenticated partner, rather than
+        // refused as another sender's.
+        let una_broken = parsed
+            .issues
+            .iter()
+            .any(|i| i.is_error() && i.location.tag.as_deref() == Some("UNA"));
+        let sender = if ic.sender.id.is_empty() || una_broken {
             partner.id.clone()
         } else {
             ic.sender.id.clone()
