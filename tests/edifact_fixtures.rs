@@ -399,3 +399,50 @@ fn corpus_samples_give_the_expected_verdicts() {
         );
     }
 }
+
+/// A syntax identifier of syntax version 4's list (UNOY, UNOW, UNOG..UNOL)
+/// in a version 1 to 3 interchange is a warning: that list (0001 of UNSL
+/// D.97B) names UNOA to UNOF only, but senders use the later ones with
+/// version 3 and the repertoire they name is clear. In version 4 it is no
+/// finding; an identifier of no list is an error in both.
+#[test]
+fn syntax_identifiers_are_checked_against_their_versions_list() {
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures/edifact/ok/cusdec-d96b-unoc.edi"),
+    )
+    .unwrap();
+    let findings = |from: &str, to: &str| {
+        let edited = text.replacen(from, to, 1);
+        assert_ne!(edited, text);
+        let parsed = tradehub::edifact::parse(edited.as_bytes());
+        parsed
+            .issues
+            .iter()
+            .filter(|i| i.location.tag.as_deref() == Some("UNB") && i.location.element == Some(1))
+            .map(|i| (i.code.as_str().to_owned(), i.severity))
+            .collect::<Vec<_>>()
+    };
+    use tradehub::diag::Severity;
+    assert_eq!(
+        findings("UNOC:3", "UNOY:3"),
+        [("E0012".to_owned(), Severity::Warning)]
+    );
+    assert_eq!(
+        findings("UNOC:3", "UNOL:3"),
+        [("E0012".to_owned(), Severity::Warning)]
+    );
+    assert!(findings("UNOC:3", "UNOF:3").is_empty());
+    assert!(
+        findings(
+            "UNOC:3+KRBROKER01:ZZZ+TRADEHUB:ZZZ+261124",
+            "UNOY:4+KRBROKER01:ZZZ+TRADEHUB:ZZZ+20261124"
+        )
+        .is_empty()
+    );
+    let unknown = findings("UNOC:3", "UNOQ:3");
+    assert!(
+        unknown.iter().any(|(_, s)| *s == Severity::Error),
+        "{unknown:?}"
+    );
+}

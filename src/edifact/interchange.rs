@@ -1212,6 +1212,32 @@ impl<R: Read> Parser<R> {
                 },
             ),
         ];
+        // S001 0001 before syntax version 4: the list of versions 1 to 3
+        // (0001 of UNSL D.97B) names UNOA to UNOF only; the later identifiers
+        // (UNOG..UNOL, UNOW, UNOY) came with version 4's. Senders use them
+        // with version 3 all the same (a UNOL:3 from practice is among the
+        // corpus samples), and the repertoire they name is clear: a
+        // warning, the interchange read in it. (IATA's own identifiers are
+        // taken as their levels.)
+        let id = comp(seg, 0, 0);
+        let early = [
+            "UNOA", "UNOB", "UNOC", "UNOD", "UNOE", "UNOF", "IATA", "IATB",
+        ];
+        if !v4
+            && !id.is_empty()
+            && !early.contains(&id.as_str())
+            && crate::edifact::Charset::from_syntax_identifier(&id).is_some()
+        {
+            let mut loc = self.loc(position, "UNB");
+            loc.element = Some(1);
+            loc.component = Some(1);
+            let message = format!(
+                "syntax identifier {id:?} is of syntax version 4's list; that of versions 1 to 3 \
+                 names UNOA to UNOF only (read as {id} all the same)"
+            );
+            self.sink
+                .push(Issue::warning(Code::InvalidValue, loc, message));
+        }
         for (element, component, what, codes) in checks {
             let value = comp(seg, element, component);
             if value.is_empty() || codes.contains(&value.as_str()) {
