@@ -512,6 +512,21 @@ fn call(
     Ok((code, json))
 }
 
+/// A trail's events (`at kind: detail`), one indented line each.
+fn print_events(out: &mut impl Write, events: &serde_json::Value) -> Result<(), CliError> {
+    for event in events.as_array().into_iter().flatten() {
+        writeln!(
+            out,
+            "  {} {}: {}",
+            event["at"].as_str().unwrap_or(""),
+            event["kind"].as_str().unwrap_or(""),
+            event["detail"].as_str().unwrap_or("")
+        )
+        .map_err(out_err)?;
+    }
+    Ok(())
+}
+
 fn print_answer(code: u16, json: &serde_json::Value, format: Format) -> Result<u8, CliError> {
     let mut out = io::stdout().lock();
     let ic = &json["interchange"];
@@ -550,16 +565,7 @@ fn print_answer(code: u16, json: &serde_json::Value, format: Format) -> Result<u
                 }
             }
             // The interchange's trail, then each declaration with its own.
-            for event in json["events"].as_array().into_iter().flatten() {
-                writeln!(
-                    out,
-                    "  {} {}: {}",
-                    event["at"].as_str().unwrap_or(""),
-                    event["kind"].as_str().unwrap_or(""),
-                    event["detail"].as_str().unwrap_or("")
-                )
-                .map_err(out_err)?;
-            }
+            print_events(&mut out, &json["events"])?;
             for d in declarations.into_iter().flatten() {
                 let mut about = Vec::new();
                 for (key, label) in [("lrn", "LRN"), ("mrn", "MRN"), ("lane", "lane")] {
@@ -587,16 +593,7 @@ fn print_answer(code: u16, json: &serde_json::Value, format: Format) -> Result<u
                     )
                     .map_err(out_err)?;
                 }
-                for event in d["events"].as_array().into_iter().flatten() {
-                    writeln!(
-                        out,
-                        "  {} {}: {}",
-                        event["at"].as_str().unwrap_or(""),
-                        event["kind"].as_str().unwrap_or(""),
-                        event["detail"].as_str().unwrap_or("")
-                    )
-                    .map_err(out_err)?;
-                }
+                print_events(&mut out, &d["events"])?;
             }
             // In the repertoire its UNB names, as the hub sends it on
             // the other transports (a saved copy reads as it says).

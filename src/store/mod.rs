@@ -1386,6 +1386,17 @@ impl Store {
         detail: &str,
     ) -> Result<(), StoreError> {
         let _writing = self.write_lock().await;
+        self.insert_event(id, at, kind, detail).await
+    }
+
+    /// Inserts an interchange's event (the write lock held by the caller).
+    async fn insert_event(
+        &self,
+        id: &str,
+        at: Timestamp,
+        kind: &str,
+        detail: &str,
+    ) -> Result<(), StoreError> {
         let sql = self
             .sql("INSERT INTO events (interchange_id, at, kind, detail) VALUES ($1, $2, $3, $4)");
         sqlx::query(&sql)
@@ -1431,15 +1442,7 @@ impl Store {
             ),
             std::cmp::Ordering::Greater => return Ok(false),
         };
-        let sql = self
-            .sql("INSERT INTO events (interchange_id, at, kind, detail) VALUES ($1, $2, $3, $4)");
-        sqlx::query(&sql)
-            .bind(id)
-            .bind(at.to_string())
-            .bind(kind)
-            .bind(detail)
-            .execute(&self.pool)
-            .await?;
+        self.insert_event(id, at, kind, &detail).await?;
         Ok(true)
     }
 
