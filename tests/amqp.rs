@@ -121,17 +121,44 @@ async fn remove_topology(
     let _ = conn.close(200, "done".into()).await;
 }
 
-/// An intake on `store` that routes permit requests by the shipped rules.
-fn routed_intake(store: &Store) -> Intake {
+/// An intake on `store` that routes permit requests by the shipped rules
+/// (the rest of its clearance settings from `clearance`).
+fn routed_intake(store: &Store, clearance: tradehub::hub::clearance::Clearance) -> Intake {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let catalogue =
         tradehub::agency::AgencyCatalogue::load(root.join("config/agencies.toml")).unwrap();
     let clearance = tradehub::hub::clearance::Clearance {
         routing: tradehub::routing::Routing::load(&root.join("config/routing.toml"), &catalogue)
             .unwrap(),
-        ..Default::default()
+        ..clearance
     };
     Intake::new(store.clone(), Limits::default()).with_clearance(clearance)
+}
+
+/// An embedded store in a new directory (`tradehub-amqp-<name>-…`) with
+/// `guest` registered as both broker and KMDIA's account (the broker has
+/// one user), and AMQP settings under a prefix of their own for the
+/// agencies KMDIA and MFDS.
+async fn guest_agency_hub(name: &str) -> (std::path::PathBuf, Store, AmqpSettings) {
+    let dir = std::env::temp_dir().join(format!(
+        "tradehub-amqp-{name}-{}",
+        uuid::Uuid::now_v7().simple()
+    ));
+    let store = Store::open(&Store::embedded_url(&dir).unwrap())
+        .await
+        .unwrap();
+    store
+        .add_partner("guest", "Broker and KMDIA desk", "hash", Timestamp::now())
+        .await
+        .unwrap();
+    store
+        .set_partner_agency("guest", Some("KMDIA"))
+        .await
+        .unwrap();
+    let mut settings = AmqpSettings::new(amqp_url());
+    settings.prefix = format!("t{}.", uuid::Uuid::now_v7().simple());
+    settings.agencies = vec!["KMDIA".into(), "MFDS".into()];
+    (dir, store, settings)
 }
 
 /// The end of a test's hub: its topology off the broker (with the
@@ -807,25 +834,8 @@ async fn permits_round_trip_over_amqp() {
     let Some(conn) = broker().await else {
         return;
     };
-    let dir = std::env::temp_dir().join(format!(
-        "tradehub-amqp-permits-{}",
-        uuid::Uuid::now_v7().simple()
-    ));
-    let store = Store::open(&Store::embedded_url(&dir).unwrap())
-        .await
-        .unwrap();
-    store
-        .add_partner("guest", "Broker and KMDIA desk", "hash", Timestamp::now())
-        .await
-        .unwrap();
-    store
-        .set_partner_agency("guest", Some("KMDIA"))
-        .await
-        .unwrap();
-    let intake = routed_intake(&store);
-    let mut settings = AmqpSettings::new(amqp_url());
-    settings.prefix = format!("t{}.", uuid::Uuid::now_v7().simple());
-    settings.agencies = vec!["KMDIA".into(), "MFDS".into()];
+    let (dir, store, mut settings) = guest_agency_hub("permits").await;
+    let intake = routed_intake(&store, Default::default());
     settings.max_body_bytes = 256 * 1024;
 
     let ch = conn.create_channel().await.unwrap();
@@ -1099,34 +1109,14 @@ async fn replies_waiting_in_the_broker_are_taken_before_permits_expire() {
     let Some(conn) = broker().await else {
         return;
     };
-    let dir = std::env::temp_dir().join(format!(
-        "tradehub-amqp-waiting-{}",
-        uuid::Uuid::now_v7().simple()
-    ));
-    let store = Store::open(&Store::embedded_url(&dir).unwrap())
-        .await
-        .unwrap();
-    store
-        .add_partner("guest", "Broker and KMDIA desk", "hash", Timestamp::now())
-        .await
-        .unwrap();
-    store
-        .set_partner_agency("guest", Some("KMDIA"))
-        .await
-        .unwrap();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let catalogue =
-        tradehub::agency::AgencyCatalogue::load(root.join("config/agencies.toml")).unwrap();
-    let clearance = tradehub::hub::clearance::Clearance {
-        routing: tradehub::routing::Routing::load(&root.join("config/routing.toml"), &catalogue)
-            .unwrap(),
-        permit_timeout_secs: 2,
-        ..Default::default()
-    };
-    let intake = Intake::new(store.clone(), Limits::default()).with_clearance(clearance);
-    let mut settings = AmqpSettings::new(amqp_url());
-    settings.prefix = format!("t{}.", uuid::Uuid::now_v7().simple());
-    settings.agencies = vec!["KMDIA".into(), "MFDS".into()];
+    let (dir, store, settings) = guest_agency_hub("waiting").await;
+    let intake = routed_intake(
+        &store,
+        tradehub::hub::clearance::Clearance {
+            permit_timeout_secs: 2,
+            ..Default::default()
+        },
+    );
     let ch = conn.create_channel().await.unwrap();
     amqp::declare_topology(&ch, &settings).await.unwrap();
     amqp::declare_ack_queue(&ch, &settings, "guest")
@@ -1238,7 +1228,7 @@ async fn a_long_store_failure_keeps_the_senders_order() {
     settings.store_retry_budget = Duration::from_millis(300);
     // Routed, so that the original waits for a permit (a cleared one could
     // no longer be cancelled).
-    let intake = routed_intake(&store);
+    let intake = routed_intake(&store, Default::default());
     let (ch, stop, consumer) = guest_consumer(&conn, &intake, &settings).await;
     let as_guest = || {
         BasicProperties::default()

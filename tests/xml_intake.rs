@@ -21,6 +21,29 @@ fn corpus(name: &str) -> Vec<u8> {
     .unwrap()
 }
 
+/// Submits a WCO declaration the hub takes in and rejects, and returns
+/// the answer it sent (its first response's body).
+async fn rejected_answer(addr: std::net::SocketAddr, token: Option<&str>, body: &[u8]) -> String {
+    let r = request(addr, "POST", "/v1/interchanges", token, body).await;
+    assert_eq!(r.status, 202);
+    let id = r.json()["interchange"]["id"].as_str().unwrap().to_owned();
+    let r = request(addr, "GET", &format!("/v1/interchanges/{id}"), token, b"").await;
+    let d = r.json()["declarations"][0].clone();
+    assert_eq!(d["status"], "rejected", "{d}");
+    let r = request(
+        addr,
+        "GET",
+        &format!("/v1/declarations/{}", d["id"].as_str().unwrap()),
+        token,
+        b"",
+    )
+    .await;
+    r.json()["responses"][0]["body"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wco_declarations_are_validated_mapped_and_answered_in_wco_res() {
     let hub = HttpHub::builder()
@@ -88,24 +111,7 @@ async fn wco_declarations_are_validated_mapped_and_answered_in_wco_res() {
         .unwrap()
         .replacen(r#"currencyID="GBP">1000<"#, r#"currencyID="QQQ">1000<"#, 1)
         .replacen("<FunctionalReferenceID>", "<FunctionalReferenceID>X", 1);
-    let r = request(addr, "POST", "/v1/interchanges", token, bad.as_bytes()).await;
-    assert_eq!(r.status, 202);
-    let id = r.json()["interchange"]["id"].as_str().unwrap().to_owned();
-    let r = request(addr, "GET", &format!("/v1/interchanges/{id}"), token, b"").await;
-    let d = r.json()["declarations"][0].clone();
-    assert_eq!(d["status"], "rejected", "{d}");
-    let r = request(
-        addr,
-        "GET",
-        &format!("/v1/declarations/{}", d["id"].as_str().unwrap()),
-        token,
-        b"",
-    )
-    .await;
-    let res = r.json()["responses"][0]["body"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let res = rejected_answer(addr, token, bad.as_bytes()).await;
     for part in [
         "<res:FunctionCode>03</res:FunctionCode>",
         "<res:ValidationCode>RUL004</res:ValidationCode>",
@@ -121,31 +127,7 @@ async fn wco_declarations_are_validated_mapped_and_answered_in_wco_res() {
         .replacen("<TypeCode>IMA</TypeCode>", "<TypeCode>INV</TypeCode>", 1)
         .replacen("<FunctionalReferenceID>", "<FunctionalReferenceID>Y", 1);
     assert_ne!(incomplete, bad);
-    let r = request(
-        addr,
-        "POST",
-        "/v1/interchanges",
-        token,
-        incomplete.as_bytes(),
-    )
-    .await;
-    assert_eq!(r.status, 202);
-    let id = r.json()["interchange"]["id"].as_str().unwrap().to_owned();
-    let r = request(addr, "GET", &format!("/v1/interchanges/{id}"), token, b"").await;
-    let d = r.json()["declarations"][0].clone();
-    assert_eq!(d["status"], "rejected", "{d}");
-    let r = request(
-        addr,
-        "GET",
-        &format!("/v1/declarations/{}", d["id"].as_str().unwrap()),
-        token,
-        b"",
-    )
-    .await;
-    let answer = r.json()["responses"][0]["body"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let answer = rejected_answer(addr, token, incomplete.as_bytes()).await;
     for part in [
         "<res:FunctionCode>03</res:FunctionCode>",
         "<res:ValidationCode>MAP004</res:ValidationCode>",
