@@ -171,7 +171,7 @@ async fn agencies_answer_and_officers_release_over_http() {
             "kmdia-desk HUB303",
             "kmdia-desk HUB303",
             "kmdia-desk HUB304",
-            "mfds-desk HUB201",
+            "mfds-desk HUB303",
             "mfds-desk HUB303"
         ],
         "{recorded:?}"
@@ -187,7 +187,22 @@ async fn agencies_answer_and_officers_release_over_http() {
         detail("kmdia-desk HUB304").contains("granted"),
         "{recorded:?}"
     );
-    assert!(detail("mfds-desk HUB201").contains("KMDIA"), "{recorded:?}");
+    // What MFDS's account may read of its answer to KMDIA's permit is what
+    // it was told: no permit of that id, as for one that does not exist.
+    assert!(
+        recorded
+            .iter()
+            .filter(|(c, _)| c == "mfds-desk HUB303")
+            .all(|(_, d)| d.starts_with("no permit ") && !d.contains("KMDIA")),
+        "{recorded:?}"
+    );
+    let r = request(addr, "GET", "/v1/refusals", token("mfds-desk"), b"").await;
+    let text = String::from_utf8_lossy(&r.body).into_owned();
+    assert_eq!(r.status, 200, "{text}");
+    assert!(
+        !text.contains("KMDIA") && !text.contains("HUB201"),
+        "{text}"
+    );
 
     // The sender reads its declaration with the whole story; another
     // broker's account would not find it, the agency that answered does.

@@ -684,6 +684,28 @@ async fn requests_beyond_the_limit_are_shed_and_stalled_uploads_time_out() {
         "{refusals:?}"
     );
     assert!(refusals[0].1.contains("200000 bytes"), "{refusals:?}");
+    // Without a valid token the same request is a 401, and nothing is
+    // recorded: a header alone cannot fill the refusals table.
+    let before = hub.store.count(Table::Refusals).await.unwrap();
+    for auth in ["", "Authorization: Bearer bogus\r\n"] {
+        let mut anonymous = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let head = format!(
+            "POST /v1/interchanges HTTP/1.1\r\nHost: hub\r\n{auth}\
+             Content-Length: 200000\r\nExpect: 100-continue\r\n\r\n"
+        );
+        anonymous.write_all(head.as_bytes()).await.unwrap();
+        let mut answer = vec![0u8; 4096];
+        let n = tokio::time::timeout(
+            std::time::Duration::from_millis(1500),
+            anonymous.read(&mut answer),
+        )
+        .await
+        .expect("answered at once")
+        .unwrap();
+        let answer = String::from_utf8_lossy(&answer[..n]);
+        assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    }
+    assert_eq!(hub.store.count(Table::Refusals).await.unwrap(), before);
 
     hub.shut().await;
 }
@@ -984,6 +1006,14 @@ async fn a_broken_una_is_answered_for_what_it_is() {
             assert_eq!(r.issues[0].code.as_str(), "E0020");
         }
         other => panic!("not stored as rejected: {other:?}"),
+    }
+    // A bad decimal mark leaves the separators as advised: the UNB reads
+    // as written, and another sender's is refused as such.
+    let other = b"UNA:+X? 'UNB+UNOC:3+OTHERSENDER:ZZZ+TRADEHUB:ZZZ+261124:1030+R2'\
+        UNH+1+CUSDEC:D:96B:UN'BGM+929+LRNR2+9'UNT+3+1'UNZ+1+R2'";
+    match intake.submit(&partner, other.to_vec()).await.unwrap() {
+        Submission::Refused(refused) => assert_eq!(refused.code.as_str(), "HUB201"),
+        other => panic!("not refused as another sender's: {other:?}"),
     }
     match intake.submit(&partner, b"UNA:+.".to_vec()).await.unwrap() {
         Submission::Refused(refused) => {

@@ -456,15 +456,19 @@ impl Intake {
                 .record_refusal(partner, &sha256, bytes.len(), refused, now)
                 .await;
         }
-        // A UNA in error (a separator that cannot be one) leaves the UNB
+        // A UNA whose separators are in error (a digit, or one character
+        // advised twice) leaves the UNB
         // read with the wrong separators: its sender is not what was
         // written, and the interchange is rejected for its UNA (CONTRL,
         // code 20 at UNA), under the authenticated partner, rather than
         // refused as another sender's.
-        let una_broken = parsed
-            .issues
-            .iter()
-            .any(|i| i.is_error() && i.location.tag.as_deref() == Some("UNA"));
+        // (Only separators in error: a bad decimal mark leaves the UNB as
+        // written, and its sender is checked.)
+        let una_broken = parsed.issues.iter().any(|i| {
+            i.is_error()
+                && i.location.tag.as_deref() == Some("UNA")
+                && i.code == Code::InvalidAsServiceCharacter
+        });
         let sender = if ic.sender.id.is_empty() || una_broken {
             partner.id.clone()
         } else {

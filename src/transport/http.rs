@@ -235,12 +235,7 @@ async fn admit(
         && request.uri().path() == "/v1/interchanges")
         .then(|| {
             let headers = request.headers();
-            let token = headers
-                .get(header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim_start().split_once(' '))
-                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-                .map(|(_, token)| token.trim().to_owned());
+            let token = bearer_token(headers);
             let size: i64 = headers
                 .get(header::CONTENT_LENGTH)
                 .and_then(|v| v.to_str().ok())
@@ -256,8 +251,22 @@ async fn admit(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
-    if let Some(declared) = declared
-        && declared > admission.max_body_bytes as u64
+    // Only for a request whose token names a partner: another one is
+    // answered 401 unread, and not recorded, by the handler.
+    let bearer = bearer_token(request.headers());
+    let oversized = declared.filter(|d| *d > admission.max_body_bytes as u64);
+    let authenticated = match (oversized, bearer) {
+        (Some(_), Some(token)) if !token.is_empty() => admission
+            .intake
+            .partner_for_token(&token)
+            .await
+            .ok()
+            .flatten()
+            .is_some(),
+        _ => false,
+    };
+    if let Some(declared) = oversized
+        && authenticated
     {
         let detail = format!(
             "the request body of {declared} bytes (Content-Length) exceeds the limit of {} bytes; not read",
@@ -305,6 +314,16 @@ async fn admit(
             )
         }
     }
+}
+
+/// The token of an `Authorization: Bearer …` header, as sent.
+fn bearer_token(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim_start().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim().to_owned())
 }
 
 /// Set by the submission handler once the body has been read whole: a
@@ -1436,10 +1455,14 @@ async fn post_decision(
             refused(Code::PermitReplyInvalid, e.to_string()).await;
             not_found("permit", &id)
         }
-        // Recorded as whose it is (the operator's record); answered as
-        // an unknown permit.
+        // Recorded as what the account was told, an unknown permit (the
+        // account reads its refusals: the record must not tell it which
+        // permits exist elsewhere, or whose they are); whose it is goes to
+        // the log, the operator's.
         Err(e @ DecisionError::WrongAgency { .. }) => {
-            refused(Code::WrongSender, e.to_string()).await;
+            tracing::warn!(account = %partner.id, permit = %id, error = %e, "an answer to another agency's permit");
+            let told = DecisionError::NotFound(id.clone()).to_string();
+            refused(Code::PermitReplyInvalid, told).await;
             not_found("permit", &id)
         }
         Err(DecisionError::Invalid(why)) => {
