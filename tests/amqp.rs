@@ -1180,10 +1180,18 @@ async fn replies_waiting_in_the_broker_are_taken_before_permits_expire() {
     let consumer = tokio::spawn(amqp::run(intake.clone(), settings.clone(), stopped.clone()));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     let statuses = loop {
+        // Whenever the agencies count as heard, the waiting grant is in
+        // (the replies were counted after the consumer took them, so a
+        // backlog within its prefetch counted as none).
+        let heard = intake.broker().agencies_heard();
         let mut statuses = Vec::new();
         for permit in &permits {
             statuses.push(store.permit(permit).await.unwrap().unwrap().status);
         }
+        assert!(
+            !heard || statuses[0] == "granted",
+            "the agencies counted as heard before the waiting grant was taken: {statuses:?}"
+        );
         if statuses.iter().all(|s| s != "pending") {
             break statuses;
         }

@@ -162,6 +162,12 @@ pub struct BrokerState {
     /// The agency replies that were waiting in the broker when the
     /// consumer connected have been taken.
     replies_taken: std::sync::atomic::AtomicBool,
+    /// Counts the consumer's connections: what a task of an earlier one
+    /// says of the replies is not taken for the current one.
+    connection: std::sync::atomic::AtomicU64,
+    /// The consumer stopped for good (an error no retry mends): nothing
+    /// is heard from the broker again, and permits expire as without one.
+    stopped: std::sync::atomic::AtomicBool,
 }
 
 impl BrokerState {
@@ -174,18 +180,43 @@ impl BrokerState {
     /// The consumer connected (`true`) or lost its connection (`false`;
     /// the replies waiting in the broker are then unknown again).
     pub fn set_connected(&self, up: bool) {
+        use std::sync::atomic::Ordering::AcqRel;
+        if up {
+            self.connection.fetch_add(1, AcqRel);
+        } else {
+            self.replies_taken
+                .store(false, std::sync::atomic::Ordering::Release);
+        }
         self.connected
             .store(up, std::sync::atomic::Ordering::Release);
-        if !up {
-            self.set_replies_taken(false);
+    }
+
+    /// The current connection of the consumer (see
+    /// [`set_replies_taken`](Self::set_replies_taken)).
+    pub fn connection(&self) -> u64 {
+        self.connection.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// The agency replies waiting in the broker when the consumer made
+    /// its connection `connection` have all been taken (or there were
+    /// none). Said of an earlier connection, it changes nothing.
+    pub fn set_replies_taken(&self, connection: u64) {
+        if self.connection() == connection {
+            self.replies_taken
+                .store(true, std::sync::atomic::Ordering::Release);
         }
     }
 
-    /// The agency replies waiting in the broker when the consumer
-    /// connected have all been taken (or there were none).
-    pub fn set_replies_taken(&self, taken: bool) {
+    /// True once the replies waiting at the current connection are taken.
+    pub fn replies_taken(&self) -> bool {
         self.replies_taken
-            .store(taken, std::sync::atomic::Ordering::Release);
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// The consumer stopped for good.
+    pub fn set_stopped(&self) {
+        self.stopped
+            .store(true, std::sync::atomic::Ordering::Release);
     }
 
     /// Whether the hub hears the agencies: no broker is configured (they
@@ -196,6 +227,7 @@ impl BrokerState {
     pub fn agencies_heard(&self) -> bool {
         use std::sync::atomic::Ordering::Acquire;
         !self.configured.load(Acquire)
+            || self.stopped.load(Acquire)
             || (self.connected.load(Acquire) && self.replies_taken.load(Acquire))
     }
 
@@ -1479,6 +1511,35 @@ mod tests {
     use super::*;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Permits expire only while the hub hears the agencies: without a
+    /// broker; with one, once connected and the replies waiting at that
+    /// connection are taken (what a task of an earlier connection says does
+    /// not count), or once the consumer stopped for good.
+    #[test]
+    fn the_agencies_are_heard_once_the_waiting_replies_are_taken() {
+        let broker = BrokerState::default();
+        assert!(broker.agencies_heard(), "no broker configured");
+        broker.set_configured();
+        assert!(!broker.agencies_heard());
+        broker.set_connected(true);
+        let first = broker.connection();
+        assert!(!broker.agencies_heard(), "replies may be waiting");
+        broker.set_replies_taken(first);
+        assert!(broker.agencies_heard());
+        broker.set_connected(false);
+        assert!(!broker.agencies_heard(), "disconnected");
+        broker.set_connected(true);
+        let second = broker.connection();
+        assert_ne!(first, second);
+        broker.set_replies_taken(first);
+        assert!(!broker.agencies_heard(), "said of the earlier connection");
+        broker.set_replies_taken(second);
+        assert!(broker.agencies_heard());
+        broker.set_connected(false);
+        broker.set_stopped();
+        assert!(broker.agencies_heard(), "the consumer stopped for good");
+    }
 
     /// Large submissions are worked on at most one per core at a time;
     /// small ones are not held up by them.

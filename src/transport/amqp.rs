@@ -594,6 +594,9 @@ pub async fn run(
             }
             Err(e) => {
                 tracing::error!(error = %e, "AMQP intake stopped");
+                // Nothing is heard from the broker again: permits expire
+                // as they would without one.
+                intake.broker().set_stopped();
                 return;
             }
         }
@@ -641,6 +644,7 @@ async fn open_consumers(
         lapin::Consumer,
         Channel,
         lapin::Consumer,
+        u32,
     ),
     AmqpError,
 > {
@@ -668,6 +672,19 @@ async fn open_consumers(
     replies_channel
         .basic_qos(settings.prefetch, BasicQosOptions::default())
         .await?;
+    // The agency replies waiting, counted before this consumer takes any
+    // (the broker's count leaves out those handed to a consumer).
+    let waiting = replies_channel
+        .queue_declare(
+            settings.replies_queue(),
+            QueueDeclareOptions {
+                passive: true,
+                ..durable_queue()
+            },
+            FieldTable::default(),
+        )
+        .await?
+        .message_count();
     let replies = replies_channel
         .basic_consume(
             settings.replies_queue(),
@@ -676,7 +693,7 @@ async fn open_consumers(
             FieldTable::default(),
         )
         .await?;
-    Ok((conn, channel, consumer, replies_channel, replies))
+    Ok((conn, channel, consumer, replies_channel, replies, waiting))
 }
 
 /// Consumes `inbound` until `shutdown` resolves or the connection fails.
@@ -688,7 +705,7 @@ pub async fn consume<F>(
 where
     F: Future<Output = ()>,
 {
-    let (conn, channel, mut consumer, replies_channel, mut replies) = within(
+    let (conn, channel, mut consumer, replies_channel, mut replies, waiting) = within(
         settings.connect_timeout,
         || "connecting the AMQP intake to the broker".to_owned(),
         open_consumers(&settings),
@@ -709,28 +726,22 @@ where
             Err(e) => return Err(e),
         }
     }
-    // The agency replies waiting now (sent while the hub was away): taken
-    // before any permit expires (see `BrokerState::agencies_heard`).
-    let passive = QueueDeclareOptions {
-        passive: true,
-        ..durable_queue()
-    };
-    let waiting = in_time(
-        || "the agency replies' queue depth".into(),
-        replies_channel.queue_declare(settings.replies_queue(), passive, FieldTable::default()),
-    )
-    .await?
-    .message_count();
     // Connected once everything is in place: a failure while setting up
     // (the database down, a queue declared with other arguments) is not a
     // connection that worked.
     intake.broker().set_connected(true);
-    // Of the replies that were waiting, those not yet handled (shared with
-    // the tasks that handle them), and those not yet delivered.
+    let connection = intake.broker().connection();
+    // The agency replies waiting when the consumer connected (sent while
+    // the hub was away) are taken before any permit expires (see
+    // `BrokerState::agencies_heard`). Of them, those not yet handled
+    // (shared with the tasks that handle them), and those not yet
+    // delivered; the queue seen empty, with none of this consumer's
+    // replies in hand, also says so (another hub instance took some, or
+    // an operator moved them).
     let backlog = Arc::new(std::sync::atomic::AtomicU32::new(waiting));
     let mut undelivered = waiting;
     if waiting == 0 {
-        intake.broker().set_replies_taken(true);
+        intake.broker().set_replies_taken(connection);
     } else {
         tracing::info!(
             waiting,
@@ -807,6 +818,21 @@ where
                         .collect::<Vec<_>>()
                 };
                 let (done, replies_done) = (finished(&chains), finished(&reply_chains));
+                // Replies still awaited from the start, while the queue is
+                // empty and this consumer holds none: taken (by another
+                // instance, or moved away).
+                if !intake.broker().replies_taken()
+                    && replies_done.len() == reply_chains.len()
+                {
+                    let passive = QueueDeclareOptions { passive: true, ..durable_queue() };
+                    let depth = in_time(
+                        || "the agency replies' queue depth".into(),
+                        replies_channel.queue_declare(settings.replies_queue(), passive, FieldTable::default()),
+                    );
+                    if depth.await.is_ok_and(|q| q.message_count() == 0) {
+                        intake.broker().set_replies_taken(connection);
+                    }
+                }
                 if let Ok(e) = failed_rx.try_recv() {
                     close_all(&conn, &[&replies_channel, &channel], "failure").await;
                     return Err(e);
@@ -855,7 +881,7 @@ where
                             && let Some(backlog) = of_backlog
                             && backlog.fetch_sub(1, std::sync::atomic::Ordering::AcqRel) == 1
                         {
-                            intake.broker().set_replies_taken(true);
+                            intake.broker().set_replies_taken(connection);
                             tracing::info!("the agency replies that were waiting are taken");
                         }
                         handled
