@@ -706,8 +706,8 @@ const MAX_GAPS: usize = 32;
 /// as an original declaration's kind), an item of a list (leaving it out
 /// would renumber those after it, and so misplace what the rules say of
 /// them), or more than [`MAX_GAPS`]. A gap that is only the consequence of
-/// leaving out one below it (the object that lost its only value) is left
-/// out unreported.
+/// leaving out another (the object that now lacks the value left out of
+/// it) is left out, or ends the search, unreported.
 pub fn gaps(target: &str, value: serde_json::Value) -> (Vec<Gap>, Option<Partial>) {
     use crate::model::{CargoReport, Declaration, PassengerList};
     match target {
@@ -752,12 +752,16 @@ pub(crate) fn gaps_of<
                         .as_deref()
                         .is_some_and(|pointer| leave_out(&mut value, pointer));
                     let pointer = pointer.unwrap_or_default();
-                    // Its own gap, unless one below it was left out.
-                    let below = left_out.iter().any(|done| {
-                        done.strip_prefix(pointer.as_str())
-                            .is_some_and(|rest| rest.starts_with('/'))
-                    });
-                    if !below || !removed {
+                    // Its own gap, unless it is the field just left out
+                    // (a value in error, then missing from its object).
+                    let consequence = why
+                        .strip_prefix("missing field `")
+                        .and_then(|rest| rest.strip_suffix('`'))
+                        .is_some_and(|field| {
+                            let field = field.replace('~', "~0").replace('/', "~1");
+                            left_out.contains(&format!("{pointer}/{field}"))
+                        });
+                    if !consequence {
                         found.push(Gap {
                             pointer: pointer.clone(),
                             why,
@@ -1014,6 +1018,36 @@ mod tests {
         kind["kind"] = "import".into();
         assert!(gaps("declaration", kind).0.is_empty());
         assert_eq!(gaps("nothing", serde_json::json!({})).0.len(), 1);
+
+        // A value in error in an object that also lacks a field: the value
+        // is said once (not again as the missing field it becomes), and the
+        // object is left out whole; what else it lacked cannot be found
+        // (serde names the first missing field only).
+        let bad = serde_json::json!({
+            "kind": "import", "function": "original", "lrn": "L1",
+            "totals": {"invoice": {"value": "abc"}}
+        });
+        let (found, rest) = gaps("declaration", bad);
+        let said: Vec<(&str, bool)> = found
+            .iter()
+            .map(|g| {
+                (
+                    g.pointer.as_str(),
+                    g.why.starts_with("missing field `currency`"),
+                )
+            })
+            .collect();
+        assert_eq!(said, [("/totals/invoice/value", false)], "{found:?}");
+        assert!(rest.unwrap().rest["totals"].get("invoice").is_none());
+        // A value in error whose leaving out ends the search (a list item's
+        // sequence, the object's function): said once.
+        let bad = serde_json::json!({
+            "kind": "import", "function": "bogus", "lrn": "L1", "totals": {}
+        });
+        let (found, rest) = gaps("declaration", bad);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].pointer, "/function");
+        assert!(rest.is_none());
     }
 
     /// However many gaps, at most `MAX_GAPS` are looked for.
