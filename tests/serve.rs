@@ -661,21 +661,26 @@ async fn requests_beyond_the_limit_are_shed_and_stalled_uploads_time_out() {
     // A body declared over the limit is refused at once, unread: no
     // `100 Continue` invites it, no timeout is waited for, and the refusal
     // is HUB413 with the declared size (it was a 100, then a 408).
-    let mut large = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let head = format!(
-        "POST /v1/interchanges HTTP/1.1\r\nHost: hub\r\nAuthorization: Bearer {token}\r\n\
-         Content-Length: 200000\r\nExpect: 100-continue\r\n\r\n"
-    );
-    large.write_all(head.as_bytes()).await.unwrap();
-    let mut answer = vec![0u8; 4096];
-    let n = tokio::time::timeout(
-        std::time::Duration::from_millis(1500),
-        large.read(&mut answer),
-    )
-    .await
-    .expect("answered before the request timeout")
-    .unwrap();
-    let answer = String::from_utf8_lossy(&answer[..n]);
+    // The first bytes answered to a submission that declares 200,000
+    // bytes and waits for `100 Continue`, with the header `auth`.
+    let declared_large = |auth: String| async move {
+        let mut large = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let head = format!(
+            "POST /v1/interchanges HTTP/1.1\r\nHost: hub\r\n{auth}\
+             Content-Length: 200000\r\nExpect: 100-continue\r\n\r\n"
+        );
+        large.write_all(head.as_bytes()).await.unwrap();
+        let mut answer = vec![0u8; 4096];
+        let n = tokio::time::timeout(
+            std::time::Duration::from_millis(1500),
+            large.read(&mut answer),
+        )
+        .await
+        .expect("answered before the request timeout")
+        .unwrap();
+        String::from_utf8_lossy(&answer[..n]).into_owned()
+    };
+    let answer = declared_large(format!("Authorization: Bearer {token}\r\n")).await;
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     let refusals = hub.store.refusals("KRBROKER01", 10).await.unwrap();
     assert_eq!(
@@ -688,21 +693,7 @@ async fn requests_beyond_the_limit_are_shed_and_stalled_uploads_time_out() {
     // recorded: a header alone cannot fill the refusals table.
     let before = hub.store.count(Table::Refusals).await.unwrap();
     for auth in ["", "Authorization: Bearer bogus\r\n"] {
-        let mut anonymous = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let head = format!(
-            "POST /v1/interchanges HTTP/1.1\r\nHost: hub\r\n{auth}\
-             Content-Length: 200000\r\nExpect: 100-continue\r\n\r\n"
-        );
-        anonymous.write_all(head.as_bytes()).await.unwrap();
-        let mut answer = vec![0u8; 4096];
-        let n = tokio::time::timeout(
-            std::time::Duration::from_millis(1500),
-            anonymous.read(&mut answer),
-        )
-        .await
-        .expect("answered at once")
-        .unwrap();
-        let answer = String::from_utf8_lossy(&answer[..n]);
+        let answer = declared_large(auth.to_owned()).await;
         assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
     }
     assert_eq!(hub.store.count(Table::Refusals).await.unwrap(), before);
