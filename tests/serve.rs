@@ -1006,6 +1006,19 @@ async fn a_broken_una_is_answered_for_what_it_is() {
         Submission::Refused(refused) => assert_eq!(refused.code.as_str(), "HUB201"),
         other => panic!("not refused as another sender's: {other:?}"),
     }
+    let twice = b"UNA:+.? 'UNA:+.? 'UNB+UNOC:3+KRBROKER01:ZZZ+TRADEHUB:ZZZ+261124:1030+R3'\
+        UNH+1+CUSDEC:D:96B:UN'BGM+929+LRNR3+9'UNT+3+1'UNZ+1+R3'";
+    match intake.submit(&partner, twice.to_vec()).await.unwrap() {
+        Submission::Refused(refused) => {
+            assert_eq!(refused.code.as_str(), "EDI104");
+            assert!(
+                refused.detail.contains("a second UNA"),
+                "{}",
+                refused.detail
+            );
+        }
+        other => panic!("not refused: {other:?}"),
+    }
     match intake.submit(&partner, b"UNA:+.".to_vec()).await.unwrap() {
         Submission::Refused(refused) => {
             assert_eq!(refused.code.as_str(), "EDI104");

@@ -1016,8 +1016,17 @@ impl<R: Read> Parser<R> {
             let mut loc = self.loc(position, &tag);
             loc.offset = Some(0);
             let what = self.wide_input().unwrap_or_else(|| {
-                "input does not start with UNA, UNB or a segment tag: not a UN/EDIFACT interchange"
-                    .into()
+                if tag.starts_with("UNA") {
+                    // (A UNA after the first is read as a segment, whose
+                    // tag then holds the separators it advises.)
+                    "a second UNA (service string advice) follows the first: only one may \
+                     open the interchange, before UNB"
+                        .into()
+                } else {
+                    "input does not start with UNA, UNB or a segment tag: not a UN/EDIFACT \
+                     interchange"
+                        .into()
+                }
             });
             self.error(Code::NotEdifact, loc, what);
             self.state = State::Rejected;
