@@ -675,10 +675,14 @@ fn submit(path: &Path, client: &ClientArgs, format: Format) -> Result<u8, CliErr
     Ok(exit)
 }
 
+/// An id of the hub (a UUID) is letters, digits and dashes: anything else
+/// put in a path would take the request, and the token with it, elsewhere.
+fn is_plain_id(id: &str) -> bool {
+    !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
 fn status(id: &str, client: &ClientArgs, format: Format) -> Result<u8, CliError> {
-    // An interchange id (a UUID) is letters, digits and dashes: anything
-    // else would take the request, and the token with it, to another path.
-    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+    if !is_plain_id(id) {
         return Err(CliError::Usage(format!(
             "{id:?} is not an interchange id (letters, digits and dashes)"
         )));
@@ -699,9 +703,7 @@ fn status(id: &str, client: &ClientArgs, format: Format) -> Result<u8, CliError>
         .and_then(serde_json::Value::as_array_mut)
     {
         for d in declarations.iter_mut() {
-            let Some(declaration) = d["id"].as_str().filter(|id| {
-                !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-            }) else {
+            let Some(declaration) = d["id"].as_str().filter(|id| is_plain_id(id)) else {
                 continue;
             };
             let url = format!("{base}/v1/declarations/{declaration}");

@@ -232,9 +232,7 @@ impl Intake {
         }
         Ok(result)
     }
-}
 
-impl Intake {
     /// Records an agency's answer that was not taken, posted over HTTP
     /// (where the answer to the request is its only other trace; over
     /// AMQP the dead-letter queue keeps it): in `refusals`, under the

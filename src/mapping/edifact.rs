@@ -1429,17 +1429,12 @@ impl EdifactMapping {
                 }
             };
             if let Some(missing) = typed.incomplete() {
-                let rest = serde_json::to_value(&typed)
-                    .ok()
-                    .map(|rest| super::Partial {
-                        rest,
-                        left_out: Vec::new(),
-                    });
+                // Its gap (the object's own) and itself for the rules.
+                let (gaps, rest) = serde_json::to_value(&typed)
+                    .map(super::gaps_of::<T>)
+                    .unwrap_or_default();
                 return Err(Incomplete {
-                    gaps: vec![super::Gap {
-                        pointer: String::new(),
-                        why: missing.clone(),
-                    }],
+                    gaps,
                     error: serde::de::Error::custom(missing),
                     pointer: String::new(),
                     rest,

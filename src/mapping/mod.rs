@@ -730,52 +730,50 @@ pub(crate) fn gaps_of<
 >(
     mut value: serde_json::Value,
 ) -> (Vec<Gap>, Option<Partial>) {
-    {
-        let mut found: Vec<Gap> = Vec::new();
-        let mut left_out: Vec<String> = Vec::new();
-        for _ in 0..MAX_GAPS {
-            match serde_path_to_error::deserialize::<_, T>(&value) {
-                Ok(typed) => {
-                    if let Some(missing) = typed.incomplete() {
-                        found.push(Gap {
-                            pointer: String::new(),
-                            why: missing,
-                        });
-                    }
-                    let rest = serde_json::to_value(typed).ok();
-                    return (found, rest.map(|rest| Partial { rest, left_out }));
+    let mut found: Vec<Gap> = Vec::new();
+    let mut left_out: Vec<String> = Vec::new();
+    for _ in 0..MAX_GAPS {
+        match serde_path_to_error::deserialize::<_, T>(&value) {
+            Ok(typed) => {
+                if let Some(missing) = typed.incomplete() {
+                    found.push(Gap {
+                        pointer: String::new(),
+                        why: missing,
+                    });
                 }
-                Err(e) => {
-                    let pointer = json_pointer(e.path());
-                    let why = e.into_inner().to_string();
-                    let removed = pointer
-                        .as_deref()
-                        .is_some_and(|pointer| leave_out(&mut value, pointer));
-                    let pointer = pointer.unwrap_or_default();
-                    // Its own gap, unless it is the field just left out
-                    // (a value in error, then missing from its object).
-                    let consequence = why
-                        .strip_prefix("missing field `")
-                        .and_then(|rest| rest.strip_suffix('`'))
-                        .is_some_and(|field| {
-                            let field = field.replace('~', "~0").replace('/', "~1");
-                            left_out.contains(&format!("{pointer}/{field}"))
-                        });
-                    if !consequence {
-                        found.push(Gap {
-                            pointer: pointer.clone(),
-                            why,
-                        });
-                    }
-                    if !removed {
-                        return (found, None);
-                    }
-                    left_out.push(pointer);
+                let rest = serde_json::to_value(typed).ok();
+                return (found, rest.map(|rest| Partial { rest, left_out }));
+            }
+            Err(e) => {
+                let pointer = json_pointer(e.path());
+                let why = e.into_inner().to_string();
+                let removed = pointer
+                    .as_deref()
+                    .is_some_and(|pointer| leave_out(&mut value, pointer));
+                let pointer = pointer.unwrap_or_default();
+                // Its own gap, unless it is the field just left out
+                // (a value in error, then missing from its object).
+                let consequence = why
+                    .strip_prefix("missing field `")
+                    .and_then(|rest| rest.strip_suffix('`'))
+                    .is_some_and(|field| {
+                        let field = field.replace('~', "~0").replace('/', "~1");
+                        left_out.contains(&format!("{pointer}/{field}"))
+                    });
+                if !consequence {
+                    found.push(Gap {
+                        pointer: pointer.clone(),
+                        why,
+                    });
                 }
+                if !removed {
+                    return (found, None);
+                }
+                left_out.push(pointer);
             }
         }
-        (found, None)
     }
+    (found, None)
 }
 
 /// The JSON pointer of a serde path; `None` when a step is not one of an

@@ -1470,17 +1470,8 @@ impl Store {
         partner_id: &str,
         limit: i64,
     ) -> Result<Vec<(String, String)>, StoreError> {
-        let sql = self.sql(
-            "SELECT code, detail FROM refusals WHERE partner_id = $1 ORDER BY seq DESC LIMIT $2",
-        );
-        let rows = sqlx::query(&sql)
-            .bind(partner_id)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get("code")?, r.try_get("detail")?)))
-            .collect()
+        let listed = self.refusal_list(Some(partner_id), limit).await?;
+        Ok(listed.into_iter().map(|r| (r.code, r.detail)).collect())
     }
 
     /// The refusals recorded, newest first: of one partner (`None`: of

@@ -224,6 +224,23 @@ async fn confirmation_by(
 /// waited for at most [`CONFIRM_TIMEOUT`]: lapin stops writing to a
 /// connection the broker blocked (memory or disk alarm), and the task would
 /// otherwise wait as long as the alarm lasts.
+/// The messages ready in `queue` (a passive declare: the broker's count
+/// leaves out those handed to a consumer and not yet acknowledged), in
+/// time, like every broker operation: a blocked connection must not hold
+/// up the consumer's loop.
+async fn queue_depth(channel: &Channel, queue: ShortString) -> Result<u32, AmqpError> {
+    let passive = QueueDeclareOptions {
+        passive: true,
+        ..durable_queue()
+    };
+    let what = format!("the depth of queue {queue}");
+    let declared = in_time(
+        || what,
+        channel.queue_declare(queue, passive, FieldTable::default()),
+    );
+    Ok(declared.await?.message_count())
+}
+
 async fn in_time<T, E: Into<AmqpError>>(
     what: impl FnOnce() -> String,
     operation: impl Future<Output = Result<T, E>>,
@@ -674,17 +691,7 @@ async fn open_consumers(
         .await?;
     // The agency replies waiting, counted before this consumer takes any
     // (the broker's count leaves out those handed to a consumer).
-    let waiting = replies_channel
-        .queue_declare(
-            settings.replies_queue(),
-            QueueDeclareOptions {
-                passive: true,
-                ..durable_queue()
-            },
-            FieldTable::default(),
-        )
-        .await?
-        .message_count();
+    let waiting = queue_depth(&replies_channel, settings.replies_queue()).await?;
     let replies = replies_channel
         .basic_consume(
             settings.replies_queue(),
@@ -781,15 +788,8 @@ where
                 // both can be counted again.
                 let mut total = Some(0u32);
                 for queue in [settings.dead_inbound_queue(), settings.dead_replies_queue()] {
-                    let passive = QueueDeclareOptions { passive: true, ..durable_queue() };
-                    // In time, like every broker operation: a blocked
-                    // connection must not hold up the consumer's loop.
-                    let depth = in_time(
-                        || "a dead-letter queue's depth".into(),
-                        channel.queue_declare(queue.clone(), passive, FieldTable::default()),
-                    );
-                    match depth.await {
-                        Ok(q) => total = total.map(|t| t.saturating_add(q.message_count())),
+                    match queue_depth(&channel, queue.clone()).await {
+                        Ok(n) => total = total.map(|t| t.saturating_add(n)),
                         Err(e) => {
                             tracing::warn!(
                                 queue = %queue,
@@ -824,12 +824,8 @@ where
                 if !intake.broker().replies_taken()
                     && replies_done.len() == reply_chains.len()
                 {
-                    let passive = QueueDeclareOptions { passive: true, ..durable_queue() };
-                    let depth = in_time(
-                        || "the agency replies' queue depth".into(),
-                        replies_channel.queue_declare(settings.replies_queue(), passive, FieldTable::default()),
-                    );
-                    if depth.await.is_ok_and(|q| q.message_count() == 0) {
+                    let depth = queue_depth(&replies_channel, settings.replies_queue());
+                    if depth.await.is_ok_and(|n| n == 0) {
                         intake.broker().set_replies_taken(connection);
                     }
                 }

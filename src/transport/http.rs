@@ -231,34 +231,28 @@ async fn admit(
     // known (the token is checked only then).
     let mut request = request;
     let body_read = BodyRead::default();
-    let submission = (request.method() == axum::http::Method::POST
-        && request.uri().path() == "/v1/interchanges")
-        .then(|| {
-            let headers = request.headers();
-            let token = bearer_token(headers);
-            let size: i64 = headers
-                .get(header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(-1);
-            (token, size)
-        });
-    // A body declared larger than the limit is refused before a byte of
-    // it is read (no `100 Continue` is sent for it): 413, and for a
-    // submission HUB413 in `refusals`, as on the other transports.
+    let token = bearer_token(request.headers());
     let declared = request
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    // Only for a request whose token names a partner: another one is
-    // answered 401 unread, and not recorded, by the handler.
-    let bearer = bearer_token(request.headers());
+        .and_then(|v| v.parse::<u64>().ok());
+    let submission = (request.method() == axum::http::Method::POST
+        && request.uri().path() == "/v1/interchanges")
+        .then(|| {
+            let size = declared.and_then(|d| i64::try_from(d).ok()).unwrap_or(-1);
+            (token.clone(), size)
+        });
+    // A body declared larger than the limit is refused before a byte of
+    // it is read (no `100 Continue` is sent for it): 413, and for a
+    // submission HUB413 in `refusals`, as on the other transports. Only
+    // for a request whose token names a partner: another one is answered
+    // 401 unread, and not recorded, by the handler.
     let oversized = declared.filter(|d| *d > admission.max_body_bytes as u64);
-    let authenticated = match (oversized, bearer) {
+    let authenticated = match (oversized, &token) {
         (Some(_), Some(token)) if !token.is_empty() => admission
             .intake
-            .partner_for_token(&token)
+            .partner_for_token(token)
             .await
             .ok()
             .flatten()
