@@ -135,28 +135,14 @@ fn routed_intake(store: &Store, clearance: tradehub::hub::clearance::Clearance) 
     Intake::new(store.clone(), Limits::default()).with_clearance(clearance)
 }
 
-/// An embedded store in a new directory (`tradehub-amqp-<name>-…`) with
-/// `guest` registered as both broker and KMDIA's account (the broker has
-/// one user), and AMQP settings under a prefix of their own for the
-/// agencies KMDIA and MFDS.
-async fn guest_agency_hub(name: &str) -> (std::path::PathBuf, Store, AmqpSettings) {
-    let dir = std::env::temp_dir().join(format!(
-        "tradehub-amqp-{name}-{}",
-        uuid::Uuid::now_v7().simple()
-    ));
-    let store = Store::open(&Store::embedded_url(&dir).unwrap())
-        .await
-        .unwrap();
-    store
-        .add_partner("guest", "Broker and KMDIA desk", "hash", Timestamp::now())
-        .await
-        .unwrap();
+/// [`embedded_hub`] with `guest` both broker and KMDIA's account (the
+/// broker has one user), and the agencies KMDIA and MFDS.
+async fn guest_agency_hub() -> (std::path::PathBuf, Store, AmqpSettings) {
+    let (dir, store, _, mut settings) = embedded_hub("guest").await;
     store
         .set_partner_agency("guest", Some("KMDIA"))
         .await
         .unwrap();
-    let mut settings = AmqpSettings::new(amqp_url());
-    settings.prefix = format!("t{}.", uuid::Uuid::now_v7().simple());
     settings.agencies = vec!["KMDIA".into(), "MFDS".into()];
     (dir, store, settings)
 }
@@ -834,7 +820,7 @@ async fn permits_round_trip_over_amqp() {
     let Some(conn) = broker().await else {
         return;
     };
-    let (dir, store, mut settings) = guest_agency_hub("permits").await;
+    let (dir, store, mut settings) = guest_agency_hub().await;
     let intake = routed_intake(&store, Default::default());
     settings.max_body_bytes = 256 * 1024;
 
@@ -1109,7 +1095,7 @@ async fn replies_waiting_in_the_broker_are_taken_before_permits_expire() {
     let Some(conn) = broker().await else {
         return;
     };
-    let (dir, store, settings) = guest_agency_hub("waiting").await;
+    let (dir, store, settings) = guest_agency_hub().await;
     let intake = routed_intake(
         &store,
         tradehub::hub::clearance::Clearance {
