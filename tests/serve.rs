@@ -850,18 +850,23 @@ async fn an_interchange_with_too_many_messages_is_refused() {
 /// An interchange taken in before the limit was lowered is, delivered
 /// again, a duplicate answered with its original acknowledgement, not a
 /// refusal.
-#[tokio::test]
-async fn a_redelivery_over_a_lowered_message_limit_is_a_duplicate() {
-    let dir =
-        std::env::temp_dir().join(format!("tradehub-limit-{}", uuid::Uuid::now_v7().simple()));
-    let store = Store::open(&Store::embedded_url(&dir).unwrap())
-        .await
-        .unwrap();
+/// The store at `url` with the broker KRBROKER01 registered, and that
+/// partner.
+async fn with_broker(url: &str) -> (Store, tradehub::store::Partner) {
+    let store = Store::open(url).await.unwrap();
     store
         .add_partner("KRBROKER01", "Broker", "hash", Timestamp::now())
         .await
         .unwrap();
     let partner = store.partner("KRBROKER01").await.unwrap().unwrap();
+    (store, partner)
+}
+
+#[tokio::test]
+async fn a_redelivery_over_a_lowered_message_limit_is_a_duplicate() {
+    let dir =
+        std::env::temp_dir().join(format!("tradehub-limit-{}", uuid::Uuid::now_v7().simple()));
+    let (store, partner) = with_broker(&Store::embedded_url(&dir).unwrap()).await;
     let bytes = fixture("ok/cusdec-d96b-unoc.edi");
     let before = Intake::new(store.clone(), Limits::default()).with_max_messages(10);
     let Submission::Stored(first) = before.submit(&partner, bytes.clone()).await.unwrap() else {
@@ -892,12 +897,7 @@ async fn a_redelivery_over_a_lowered_message_limit_is_a_duplicate() {
 /// before.
 async fn repeats_are_recorded_up_to_a_bound(url: &str) {
     use tradehub::hub::MAX_REPEAT_EVENTS;
-    let store = Store::open(url).await.unwrap();
-    store
-        .add_partner("KRBROKER01", "Broker", "hash", Timestamp::now())
-        .await
-        .unwrap();
-    let partner = store.partner("KRBROKER01").await.unwrap().unwrap();
+    let (store, partner) = with_broker(url).await;
     let intake = Intake::new(store.clone(), Limits::default());
     let bytes = fixture("ok/cusdec-d96b-unoc.edi");
     let Submission::Stored(first) = intake.submit(&partner, bytes.clone()).await.unwrap() else {
@@ -974,14 +974,7 @@ async fn repeats_are_recorded_up_to_a_bound_on_postgres() {
 #[tokio::test]
 async fn a_broken_una_is_answered_for_what_it_is() {
     let dir = std::env::temp_dir().join(format!("tradehub-una-{}", uuid::Uuid::now_v7().simple()));
-    let store = Store::open(&Store::embedded_url(&dir).unwrap())
-        .await
-        .unwrap();
-    store
-        .add_partner("KRBROKER01", "Broker", "hash", Timestamp::now())
-        .await
-        .unwrap();
-    let partner = store.partner("KRBROKER01").await.unwrap().unwrap();
+    let (store, partner) = with_broker(&Store::embedded_url(&dir).unwrap()).await;
     let intake = Intake::new(store.clone(), Limits::default());
     let digit = b"UNA:+.? 1UNB+UNOC:3+KRBROKER01:ZZZ+TRADEHUB:ZZZ+261124:1030+R1'\
         UNH+1+CUSDEC:D:96B:UN'BGM+929+LRNR1+9'UNT+3+1'UNZ+1+R1'";
