@@ -225,6 +225,10 @@ codes! {
     /// Project code: an AMQP message whose sender cannot be identified (no
     /// `user_id` property, or one that is not a registered partner).
     UnknownSender = "HUB202",
+    /// Project code: a submission from an account that acts for an agency
+    /// or for customs: such accounts answer permit requests and release
+    /// goods; they do not file declarations, manifests or lists.
+    NotASender = "HUB203",
     /// Project code: an agency refused a permit the declaration needs.
     PermitRefused = "HUB301",
     /// Project code: an agency did not answer a permit request in time.

@@ -135,16 +135,52 @@ fn routed_intake(store: &Store, clearance: tradehub::hub::clearance::Clearance) 
     Intake::new(store.clone(), Limits::default()).with_clearance(clearance)
 }
 
-/// [`embedded_hub`] with `guest` both broker and KMDIA's account (the
-/// broker has one user), and the agencies KMDIA and MFDS.
-async fn guest_agency_hub() -> (std::path::PathBuf, Store, AmqpSettings) {
+/// KMDIA's desk on the broker: a broker user of its own (an account that
+/// acts for an agency submits nothing, so it cannot be the sender's), a
+/// confirming channel on its connection, and the properties its replies
+/// carry.
+struct AgencyDesk {
+    user: String,
+    conn: Connection,
+    ch: Channel,
+}
+
+impl AgencyDesk {
+    fn props(&self) -> BasicProperties {
+        BasicProperties::default()
+            .with_user_id(self.user.as_str().into())
+            .with_delivery_mode(2)
+    }
+
+    async fn remove(self) {
+        let _ = self.conn.close(200, "done".into()).await;
+        rabbitmqctl(&["delete_user", &self.user]);
+    }
+}
+
+/// [`embedded_hub`] with `guest` as the sender, the agencies KMDIA and
+/// MFDS, and KMDIA's desk as a broker user of its own registered as a
+/// partner acting for KMDIA. None (skip) when no broker user can be
+/// added, which fails the test under CI=true.
+async fn guest_agency_hub() -> Option<(std::path::PathBuf, Store, AmqpSettings, AgencyDesk)> {
+    let (user, password) = add_broker_user("thkmdia")?;
     let (dir, store, _, mut settings) = embedded_hub("guest").await;
+    let (_, hash) = new_token().unwrap();
     store
-        .set_partner_agency("guest", Some("KMDIA"))
+        .add_partner(&user, "KMDIA desk", &hash, Timestamp::now())
+        .await
+        .unwrap();
+    store
+        .set_partner_agency(&user, Some("KMDIA"))
         .await
         .unwrap();
     settings.agencies = vec!["KMDIA".into(), "MFDS".into()];
-    (dir, store, settings)
+    let conn = Connection::connect(&url_as(&user, password), ConnectionProperties::default())
+        .await
+        .unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    ch.confirm_select(Default::default()).await.unwrap();
+    Some((dir, store, settings, AgencyDesk { user, conn, ch }))
 }
 
 /// The end of a test's hub: its topology off the broker (with the
@@ -820,7 +856,9 @@ async fn permits_round_trip_over_amqp() {
     let Some(conn) = broker().await else {
         return;
     };
-    let (dir, store, mut settings) = guest_agency_hub().await;
+    let Some((dir, store, mut settings, desk)) = guest_agency_hub().await else {
+        return;
+    };
     let intake = routed_intake(&store, Default::default());
     settings.max_body_bytes = 256 * 1024;
 
@@ -905,10 +943,10 @@ async fn permits_round_trip_over_amqp() {
         serde_json::from_slice(&m.delivery.data).unwrap()
     };
     publish_reply(
-        &ch,
+        &desk.ch,
         &settings,
         b"granted!",
-        as_guest().with_message_id("reply-1".into()),
+        desk.props().with_message_id("reply-1".into()),
     )
     .await;
     let dead = next_message(&ch, settings.dead_replies_queue().as_str()).await;
@@ -924,7 +962,7 @@ async fn permits_round_trip_over_amqp() {
     );
     let told = notice(&m);
     assert_eq!(told["agency"], "KMDIA");
-    assert_eq!(told["account"], "guest");
+    assert_eq!(told["account"], desk.user.as_str());
     assert_eq!(told["code"], "HUB303");
     assert_eq!(told["permit_id"], serde_json::Value::Null);
     assert_eq!(told["reply_message_id"], "reply-1");
@@ -935,7 +973,13 @@ async fn permits_round_trip_over_amqp() {
             .starts_with("not a permit decision")
     );
     // One over the size limit is dead-lettered unread, and announced.
-    publish_reply(&ch, &settings, &vec![b' '; 256 * 1024 + 1], as_guest()).await;
+    publish_reply(
+        &desk.ch,
+        &settings,
+        &vec![b' '; 256 * 1024 + 1],
+        desk.props(),
+    )
+    .await;
     let dead = next_message(&ch, settings.dead_replies_queue().as_str()).await;
     assert_eq!(header(&dead, "x-tradehub-code"), "HUB413");
     assert_eq!(
@@ -964,10 +1008,10 @@ async fn permits_round_trip_over_amqp() {
     for (permit, dead_code) in [(theirs.as_str(), "HUB201"), (nobodys, "HUB303")] {
         let reply = serde_json::json!({"permit_id": permit, "outcome": "granted"});
         publish_reply(
-            &ch,
+            &desk.ch,
             &settings,
             &serde_json::to_vec(&reply).unwrap(),
-            as_guest(),
+            desk.props(),
         )
         .await;
         let dead = next_message(&ch, settings.dead_replies_queue().as_str()).await;
@@ -992,10 +1036,10 @@ async fn permits_round_trip_over_amqp() {
     // ever); the consumer goes on with the grant below.
     let long = serde_json::json!({"permit_id": "P".repeat(200 * 1024), "outcome": "granted"});
     publish_reply(
-        &ch,
+        &desk.ch,
         &settings,
         &serde_json::to_vec(&long).unwrap(),
-        as_guest(),
+        desk.props(),
     )
     .await;
     let dead = next_message(&ch, settings.dead_replies_queue().as_str()).await;
@@ -1016,10 +1060,10 @@ async fn permits_round_trip_over_amqp() {
         "reasons": ["device registered"],
     });
     publish_reply(
-        &ch,
+        &desk.ch,
         &settings,
         &serde_json::to_vec(&decision).unwrap(),
-        as_guest(),
+        desk.props(),
     )
     .await;
     // CUSRES: BGM 1225 = 29 accepted, RFF ABE = the LRN (see ack::cusres).
@@ -1037,10 +1081,10 @@ async fn permits_round_trip_over_amqp() {
     let refusal = serde_json::json!({"permit_id": permit, "outcome": "refused"});
     for again in [&decision, &other_reasons, &refusal] {
         publish_reply(
-            &ch,
+            &desk.ch,
             &settings,
             &serde_json::to_vec(again).unwrap(),
-            as_guest(),
+            desk.props(),
         )
         .await;
     }
@@ -1071,6 +1115,27 @@ async fn permits_round_trip_over_amqp() {
     let p = store.permit(&permit).await.unwrap().unwrap();
     assert_eq!(p.status, "granted");
 
+    // The desk files nothing: an interchange it publishes under its own
+    // name is dead-lettered unread as HUB203, and its refusal recorded.
+    let interchanges = store.count(Table::Interchanges).await.unwrap();
+    publish(
+        &desk.ch,
+        &settings,
+        &common::cusdec(&desk.user, "DESK01", "LRN-DESK-1", "9", &["901890"]),
+        desk.props(),
+    )
+    .await;
+    let dead = next_message(&ch, settings.dead_inbound_queue().as_str()).await;
+    assert_eq!(header(&dead, "x-tradehub-code"), "HUB203");
+    assert_eq!(header(&dead, "x-tradehub-user"), desk.user);
+    assert_eq!(
+        store.count(Table::Interchanges).await.unwrap(),
+        interchanges
+    );
+    let refusals = store.refusals(&desk.user, 10).await.unwrap();
+    assert_eq!(refusals.len(), 1, "{refusals:?}");
+    assert_eq!(refusals[0].0, "HUB203");
+
     stop.send(true).unwrap();
     tokio::time::timeout(Duration::from_secs(10), consumer)
         .await
@@ -1082,6 +1147,7 @@ async fn permits_round_trip_over_amqp() {
         .unwrap()
         .unwrap();
     remove_hub(&conn, &ch, &settings, &store, Some(&dir)).await;
+    desk.remove().await;
 }
 
 /// Agency answers waiting in the broker when the hub starts (sent while it
@@ -1095,7 +1161,9 @@ async fn replies_waiting_in_the_broker_are_taken_before_permits_expire() {
     let Some(conn) = broker().await else {
         return;
     };
-    let (dir, store, settings) = guest_agency_hub().await;
+    let Some((dir, store, settings, desk)) = guest_agency_hub().await else {
+        return;
+    };
     let intake = routed_intake(
         &store,
         tradehub::hub::clearance::Clearance {
@@ -1136,12 +1204,10 @@ async fn replies_waiting_in_the_broker_are_taken_before_permits_expire() {
     // KMDIA grants the first in time, while the hub is away.
     let grant = serde_json::json!({"permit_id": permits[0], "outcome": "granted"});
     publish_reply(
-        &ch,
+        &desk.ch,
         &settings,
         &serde_json::to_vec(&grant).unwrap(),
-        BasicProperties::default()
-            .with_user_id("guest".into())
-            .with_delivery_mode(2),
+        desk.props(),
     )
     .await;
     tokio::time::sleep(Duration::from_millis(2500)).await;
@@ -1204,6 +1270,7 @@ async fn replies_waiting_in_the_broker_are_taken_before_permits_expire() {
         .unwrap()
         .unwrap();
     remove_hub(&conn, &ch, &settings, &store, Some(&dir)).await;
+    desk.remove().await;
 }
 
 /// A storage failure that outlasts the retry budget: the consumer gives
@@ -1567,6 +1634,28 @@ fn rabbitmqctl(args: &[&str]) -> bool {
     }
 }
 
+/// A new broker user named `prefix` and a random tail, with every
+/// permission on the default virtual host, and its password. None (skip)
+/// when `rabbitmqctl` cannot add it, which fails the test under CI=true.
+fn add_broker_user(prefix: &str) -> Option<(String, &'static str)> {
+    let user = format!(
+        "{prefix}{}",
+        &uuid::Uuid::now_v7().simple().to_string()[20..]
+    );
+    let password = "partner-secret";
+    if rabbitmqctl(&["add_user", &user, password])
+        && rabbitmqctl(&["set_permissions", "-p", "/", &user, ".*", ".*", ".*"])
+    {
+        return Some((user, password));
+    }
+    assert!(
+        !common::ci(),
+        "rabbitmqctl is required under CI=true to add a broker user"
+    );
+    eprintln!("skipping: cannot add a broker user");
+    None
+}
+
 /// The test URL with other credentials.
 fn url_as(user: &str, password: &str) -> String {
     let url = amqp_url();
@@ -1585,21 +1674,9 @@ async fn a_partner_users_poison_message_is_dead_lettered_by_the_hub_user() {
     let Some(conn) = broker().await else {
         return;
     };
-    let user = format!(
-        "thpartner{}",
-        &uuid::Uuid::now_v7().simple().to_string()[20..]
-    );
-    let password = "partner-secret";
-    if !(rabbitmqctl(&["add_user", &user, password])
-        && rabbitmqctl(&["set_permissions", "-p", "/", &user, ".*", ".*", ".*"]))
-    {
-        assert!(
-            !common::ci(),
-            "rabbitmqctl is required under CI=true to add a broker user"
-        );
-        eprintln!("skipping: cannot add a broker user");
+    let Some((user, password)) = add_broker_user("thpartner") else {
         return;
-    }
+    };
     let (dir, store, intake, settings) = embedded_hub(&user).await;
     let ch = conn.create_channel().await.unwrap();
     amqp::declare_topology(&ch, &settings).await.unwrap();

@@ -230,6 +230,33 @@ async fn scenario(url: &str) {
     let refusals = hub.store.refusals("OTHERBROKER", 10).await.unwrap();
     assert_eq!(refusals.len(), 1);
     assert_eq!(refusals[0].0, "HUB201");
+    // An account acting for an agency files nothing, not even under its
+    // own name (nor may a customs officer): 403, HUB203, recorded, and no
+    // interchange is stored.
+    let stored = hub.store.count(Table::Interchanges).await.unwrap();
+    for (account, acts_for) in [("KMDIA-DESK", "KMDIA"), ("OFFICER1", "CUSTOMS")] {
+        let (token, hash) = new_token().unwrap();
+        hub.store
+            .add_partner(account, account, &hash, Timestamp::now())
+            .await
+            .unwrap();
+        hub.store
+            .set_partner_agency(account, Some(acts_for))
+            .await
+            .unwrap();
+        let own = String::from_utf8(good.clone())
+            .unwrap()
+            .replace("KRBROKER01", account)
+            .into_bytes();
+        let r = request(addr, "POST", "/v1/interchanges", Some(&token), &own).await;
+        assert_eq!(r.status, 403, "{}", String::from_utf8_lossy(&r.body));
+        assert_eq!(r.json()["code"], "HUB203");
+        assert_eq!(r.json()["type"], "urn:tradehub:problem:not-a-sender");
+        let refusals = hub.store.refusals(account, 10).await.unwrap();
+        assert_eq!(refusals.len(), 1, "{refusals:?}");
+        assert_eq!(refusals[0].0, "HUB203");
+    }
+    assert_eq!(hub.store.count(Table::Interchanges).await.unwrap(), stored);
 
     // Neither EDIFACT nor XML.
     let r = request(
@@ -449,18 +476,18 @@ async fn scenario(url: &str) {
     );
     assert_eq!(hub.store.count(Table::Interchanges).await.unwrap(), 6);
 
-    // Metrics count every submission received: 21 (the 401 stops before
+    // Metrics count every submission received: 23 (the 401 stops before
     // that; the 413 is received and refused unread, with no intake time).
     let r = request(addr, "GET", "/metrics", None, b"").await;
     assert_eq!(r.status, 200);
     let text = String::from_utf8(r.body).unwrap();
     for line in [
-        "tradehub_interchanges_received_total 21\n",
+        "tradehub_interchanges_received_total 23\n",
         "tradehub_interchanges_validated_total 2\n",
         "tradehub_interchanges_rejected_total 4\n",
         "tradehub_duplicates_total 8\n",
-        "tradehub_refused_total 7\n",
-        "tradehub_submit_seconds_count 20\n",
+        "tradehub_refused_total 9\n",
+        "tradehub_submit_seconds_count 22\n",
     ] {
         assert!(text.contains(line), "{line} missing in\n{text}");
     }
@@ -944,10 +971,41 @@ async fn repeats_are_recorded_up_to_a_bound(url: &str) {
             "{kind}"
         );
     }
+
+    // Repeats taken at once (8 at a time, as several connections or hubs
+    // take them) keep to the same bound: the count and the insert are one
+    // step, so no two read the same count.
+    let second = String::from_utf8(bytes)
+        .unwrap()
+        .replace("20261124001", "20261124002")
+        .into_bytes();
+    let Submission::Stored(first) = intake.submit(&partner, second.clone()).await.unwrap() else {
+        panic!("the second interchange is stored");
+    };
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let (intake, partner, second) = (intake.clone(), partner.clone(), second.clone());
+            tokio::spawn(async move {
+                for _ in 0..20 {
+                    let outcome = intake.submit(&partner, second.clone()).await.unwrap();
+                    assert!(matches!(outcome, Submission::Duplicate(_)), "{outcome:?}");
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let events = store.events(&first.interchange.id).await.unwrap();
+    let repeats = events
+        .iter()
+        .filter(|e| e.kind == "duplicate_received")
+        .count();
+    assert_eq!(repeats as i64, MAX_REPEAT_EVENTS + 1);
     store.close().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn repeats_are_recorded_up_to_a_bound_on_sqlite() {
     let dir = std::env::temp_dir().join(format!(
         "tradehub-repeats-{}",
@@ -957,7 +1015,7 @@ async fn repeats_are_recorded_up_to_a_bound_on_sqlite() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn repeats_are_recorded_up_to_a_bound_on_postgres() {
     let Some((url, name)) = common::pg_database().await else {
         return;

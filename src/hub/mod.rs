@@ -113,6 +113,8 @@ pub enum RefusalReason {
     NotAnInterchange,
     /// The interchange holds more messages than the hub takes in one.
     TooManyMessages { count: u64, limit: usize },
+    /// The account acts for an agency (or for customs) and files nothing.
+    NotASender { agency: String },
 }
 
 /// A refused submission, as recorded.
@@ -395,6 +397,26 @@ impl Intake {
     ) -> Result<Submission, StoreError> {
         let now = Timestamp::now();
         let sha256 = sha256_hex(&bytes);
+        if let Some(agency) = &partner.agency {
+            // Agencies' and officers' accounts answer and release; a
+            // declaration filed under one would be sent by nobody the
+            // clearance answers, and would let an agency file for itself.
+            // Refused unread, on every transport.
+            let refused = Refused {
+                reason: RefusalReason::NotASender {
+                    agency: agency.clone(),
+                },
+                code: Code::NotASender,
+                detail: format!(
+                    "account {} acts for {agency}; it answers permit requests and does not submit interchanges (register the trader or carrier as a partner of its own)",
+                    partner.id
+                ),
+                acknowledgement: None,
+            };
+            return self
+                .record_refusal(partner, &sha256, bytes.len(), refused, now)
+                .await;
+        }
         if crate::xml::looks_like_xml(&bytes) {
             return self.submit_xml(partner, bytes, now, sha256).await;
         }

@@ -1424,15 +1424,32 @@ impl Store {
         max: i64,
     ) -> Result<bool, StoreError> {
         let _writing = self.write_lock().await;
+        // On PostgreSQL, repeats of one interchange taken at once by
+        // several connections (or hubs) queue on its row, counted and
+        // inserted in one transaction, so that the count each reads
+        // includes the others' (else every one in flight could read the
+        // same count and pass the bound). SQLite's writers queue on the
+        // write lock held here.
+        let mut tx = match self.backend {
+            Backend::Postgres => {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query("SELECT 1 FROM interchanges WHERE id = $1 FOR NO KEY UPDATE")
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                Some(tx)
+            }
+            Backend::Sqlite => None,
+        };
         let sql = self.sql(
             "SELECT COUNT(*) AS n FROM events WHERE interchange_id = $1 AND declaration_id IS NULL AND kind = $2",
         );
-        let recorded: i64 = sqlx::query(&sql)
-            .bind(id)
-            .bind(kind)
-            .fetch_one(&self.pool)
-            .await?
-            .try_get("n")?;
+        let query = sqlx::query(&sql).bind(id).bind(kind);
+        let recorded: i64 = match tx.as_mut() {
+            Some(tx) => query.fetch_one(&mut **tx).await?,
+            None => query.fetch_one(&self.pool).await?,
+        }
+        .try_get("n")?;
         let detail = match recorded.cmp(&max) {
             std::cmp::Ordering::Less => detail.to_owned(),
             std::cmp::Ordering::Equal => format!(
@@ -1442,7 +1459,20 @@ impl Store {
             ),
             std::cmp::Ordering::Greater => return Ok(false),
         };
-        self.insert_event(id, at, kind, &detail).await?;
+        let Some(mut tx) = tx else {
+            self.insert_event(id, at, kind, &detail).await?;
+            return Ok(true);
+        };
+        let sql = self
+            .sql("INSERT INTO events (interchange_id, at, kind, detail) VALUES ($1, $2, $3, $4)");
+        sqlx::query(&sql)
+            .bind(id)
+            .bind(at.to_string())
+            .bind(kind)
+            .bind(&detail)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
         Ok(true)
     }
 

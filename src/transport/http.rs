@@ -847,6 +847,11 @@ async fn post_interchange(
                     "too-many-messages",
                     "Interchange holds too many messages",
                 ),
+                RefusalReason::NotASender { .. } => (
+                    StatusCode::FORBIDDEN,
+                    "not-a-sender",
+                    "This account does not submit interchanges",
+                ),
             };
             let mut extra = json!({"code": refused.code.as_str()});
             if let RefusalReason::DuplicateReference { original } = &refused.reason {
