@@ -316,6 +316,51 @@ fn encodings_other_than_utf8_are_refused_clearly() {
     let report = validator(XmlLimits::default()).validate(bad, "bad.xml");
     refused(&report, Code::XmlEncoding, 2);
     assert_eq!(report.issues[0].location.column, Some(25));
+    // UTF-16 and UTF-32 without a byte order mark: ASCII text in them is
+    // valid UTF-8 byte for byte, NULs included; refused for the encoding
+    // (it was a well-formedness error whose path held NULs).
+    let declared = "<?xml version=\"1.0\" encoding=\"UTF-16\"?><Declaration/>";
+    for (unit, family) in [
+        (le16 as fn(char) -> Vec<u8>, "UTF-16"),
+        (be16, "UTF-16"),
+        (le32, "UTF-32"),
+    ] {
+        let report = validator(XmlLimits::default()).validate(&wide(declared, &[], unit), "nb.xml");
+        refused(&report, Code::XmlEncoding, 1);
+        assert!(
+            report.issues[0].message.contains(family) && report.issues[0].location.path.is_none(),
+            "{:?}",
+            report.issues
+        );
+    }
+    // ASCII declared, UTF-8 written: refused for the encoding at the first
+    // byte over 0x7F (libxml2 said "Extra content at the end of the
+    // document"); ASCII declared and kept is fine.
+    let text: String = String::from_utf8(sample())
+        .unwrap()
+        .chars()
+        .map(|c| if c.is_ascii() { c } else { 'e' })
+        .collect();
+    let ascii = text.replacen("encoding=\"UTF-8\"", "encoding=\"US-ASCII\"", 1);
+    assert_ne!(ascii, text, "the sample declares UTF-8");
+    assert!(
+        validator(XmlLimits::default())
+            .validate(ascii.as_bytes(), "ascii.xml")
+            .valid
+    );
+    let accented = ascii.replacen("</FunctionalReferenceID>", "é</FunctionalReferenceID>", 1);
+    let report = validator(XmlLimits::default()).validate(accented.as_bytes(), "ascii.xml");
+    let at = accented.find('é').unwrap();
+    let line = accented[..at].matches('\n').count() as u32 + 1;
+    refused(&report, Code::XmlEncoding, line);
+    let at = at as u64;
+    assert_eq!(
+        report.issues[0].location.offset,
+        Some(at),
+        "{:?}",
+        report.issues
+    );
+    assert!(report.issues[0].message.contains("US-ASCII"));
     // A UTF-8 byte order mark is fine (a corpus file starts with one).
     let mut bom = vec![0xEF, 0xBB, 0xBF];
     bom.extend_from_slice(&sample());

@@ -61,7 +61,12 @@ pub(crate) fn error_for(issue: &Issue) -> ResponseError {
         .location
         .path
         .as_deref()
-        .map(pointers_for_path)
+        .map(|path| match foreign_element(&issue.message) {
+            // Paths name elements by local name: a foreign element named
+            // like a WCO one would be pointed at as that data element.
+            Some(local) => pointers_for_path(path_above(path, local)),
+            None => pointers_for_path(path),
+        })
         .unwrap_or_default();
     let mut description = String::new();
     if let Some(line) = issue.location.line {
@@ -82,6 +87,33 @@ pub(crate) fn error_for(issue: &Issue) -> ResponseError {
         // carry.
         description: Some(text_for_res(&description, DESCRIPTION_MAX)),
         pointers,
+    }
+}
+
+/// The local name of the element a schema error is about when it is in a
+/// namespace other than a WCO one (libxml2 names it `'{namespace}local'`).
+fn foreign_element(message: &str) -> Option<&str> {
+    let rest = message.strip_prefix("Element '{")?;
+    let (namespace, rest) = rest.split_once('}')?;
+    let (local, _) = rest.split_once('\'')?;
+    (!namespace.starts_with("urn:wco:datamodel:")).then_some(local)
+}
+
+/// `path` without its last element step when that step is `local` (an
+/// attribute step after it goes too), so that the pointers stop at the
+/// element the foreign one stands in.
+fn path_above<'p>(path: &'p str, local: &str) -> &'p str {
+    let trimmed = match path.rsplit_once('/') {
+        Some((above, last)) if last.starts_with('@') => above,
+        _ => path,
+    };
+    match trimmed.rsplit_once('/') {
+        Some((above, last))
+            if last == local || last.strip_prefix(local).is_some_and(|i| i.starts_with('[')) =>
+        {
+            above
+        }
+        _ => path,
     }
 }
 
@@ -113,5 +145,51 @@ pub(crate) fn clip(text: &str, max: usize) -> String {
     match text.char_indices().nth(max) {
         Some((at, _)) => text.get(..at).unwrap_or(text).to_owned(),
         None => text.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diag::{Code, Location};
+
+    fn pointed(path: &str, message: &str) -> Vec<(String, Option<String>)> {
+        let issue = Issue::error(
+            Code::XmlSchemaInvalid,
+            Location {
+                path: Some(path.into()),
+                ..Default::default()
+            },
+            message,
+        );
+        error_for(&issue)
+            .pointers
+            .into_iter()
+            .map(|p| (p.document_section_code, p.tag_id))
+            .collect()
+    }
+
+    #[test]
+    fn a_foreign_element_is_not_pointed_at_as_the_wco_one_of_its_name() {
+        let path = "/Declaration/TypeCode";
+        // The declaration's own TypeCode: 42A with its tag.
+        let own = pointed(
+            path,
+            "Element '{urn:wco:datamodel:WCO:DEC-DMS:2}TypeCode': [facet 'maxLength'] too long",
+        );
+        assert_eq!(own, [("42A".to_owned(), Some("D013".to_owned()))]);
+        // One of another namespace: the declaration, no tag.
+        let foreign = pointed(
+            path,
+            "Element '{urn:other}TypeCode': This element is not expected.",
+        );
+        assert_eq!(foreign, [("42A".to_owned(), None)]);
+        // Its attribute, and a repeated one.
+        let foreign = pointed(
+            "/Declaration/GoodsShipment/TypeCode[2]/@listID",
+            "Element '{urn:other}TypeCode', attribute 'listID': not allowed.",
+        );
+        assert_eq!(foreign.last().map(|p| p.1.clone()), Some(None));
+        assert_eq!(foreign.len(), 2, "{foreign:?}");
     }
 }

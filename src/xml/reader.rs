@@ -276,8 +276,33 @@ fn name_problem(
 
 fn is_utf8_label(label: &[u8]) -> bool {
     let label = String::from_utf8_lossy(label).to_ascii_lowercase();
-    matches!(label.trim(), "utf-8" | "utf8" | "us-ascii" | "ascii")
+    matches!(label.trim(), "utf-8" | "utf8") || is_ascii_label(label.as_bytes())
 }
+
+/// An encoding label naming ASCII (a subset of UTF-8, as long as the
+/// document holds no byte over 0x7F).
+fn is_ascii_label(label: &[u8]) -> bool {
+    let label = String::from_utf8_lossy(label).to_ascii_lowercase();
+    matches!(label.trim(), "us-ascii" | "ascii")
+}
+
+/// The encoding family of a document in UTF-16 or UTF-32 without a byte
+/// order mark, told by the NUL bytes around its first `<` (XML 1.0,
+/// appendix F): its ASCII text is valid UTF-8 byte for byte, so the UTF-8
+/// check lets it through.
+fn wide_without_mark(doc: &[u8]) -> Option<&'static str> {
+    match doc {
+        [0, 0, 0, b'<', ..] | [b'<', 0, 0, 0, ..] => Some("UTF-32"),
+        [0, b'<', ..] | [b'<', 0, ..] => Some("UTF-16"),
+        _ => None,
+    }
+}
+
+/// The longest text kept of a header field the guard captures (the WCO
+/// types allow at most 70 characters): a longer one is cut with `…`, so
+/// that a flood in one element does not fill the summary and the output
+/// that prints it.
+const CAPTURED_MAX: usize = 256;
 
 fn predefined(name: &[u8]) -> Option<char> {
     Some(match name {
@@ -339,6 +364,17 @@ pub fn scan(doc: &[u8], limits: &XmlLimits) -> Scan {
             Code::XmlEncoding,
             located(&mut lines, 0, None),
             format!("document is {encoding} (byte order mark); tradehub accepts UTF-8 XML only"),
+        ));
+        return scan;
+    }
+    if let Some(family) = wide_without_mark(doc) {
+        scan.refused = true;
+        scan.issues.push(Issue::error(
+            Code::XmlEncoding,
+            located(&mut lines, 0, None),
+            format!(
+                "document looks like {family} without a byte order mark (NUL bytes beside its first '<'); tradehub accepts UTF-8 XML only"
+            ),
         ));
         return scan;
     }
@@ -421,6 +457,24 @@ pub fn scan(doc: &[u8], limits: &XmlLimits) -> Scan {
                 return scan;
             }
             Event::Decl(decl) => {
+                if let Some(Ok(label)) = decl.encoding()
+                    && is_ascii_label(&label)
+                    && let Some(at) = doc.iter().position(|b| !b.is_ascii())
+                {
+                    // UTF-8 read as ASCII: libxml2 stops at the first byte
+                    // over 0x7F with a message about something else.
+                    scan.refused = true;
+                    scan.issues.push(Issue::error(
+                        Code::XmlEncoding,
+                        located(&mut lines, at, None),
+                        format!(
+                            "document declares encoding \"{}\" but byte 0x{:02X} at offset {at} is not ASCII; declare UTF-8",
+                            String::from_utf8_lossy(&label),
+                            doc.get(at).copied().unwrap_or(0)
+                        ),
+                    ));
+                    return scan;
+                }
                 if let Some(Ok(label)) = decl.encoding()
                     && !is_utf8_label(&label)
                 {
@@ -603,7 +657,15 @@ pub fn scan(doc: &[u8], limits: &XmlLimits) -> Scan {
             }
             Event::End(_) => {
                 if let Some((field, text)) = capturing.take() {
-                    let text = text.trim().to_owned();
+                    let mut text = text.trim().to_owned();
+                    if text.len() > CAPTURED_MAX {
+                        let mut cut = CAPTURED_MAX;
+                        while !text.is_char_boundary(cut) {
+                            cut -= 1;
+                        }
+                        text.truncate(cut);
+                        text.push('…');
+                    }
                     let slot = match field {
                         Field::FunctionCode => &mut scan.summary.function_code,
                         Field::Reference => &mut scan.summary.functional_reference_id,
