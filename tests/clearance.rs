@@ -508,6 +508,58 @@ async fn workflow_on_postgres() {
     on_postgres(workflow).await;
 }
 
+/// Publishes what waits in the hub's outbox (in process).
+async fn send_outbox(hub: &Hub) {
+    let sent = tradehub::hub::outbox::drain(
+        hub.intake.store(),
+        &tradehub::hub::outbox::InProcess::new(1024),
+    )
+    .await
+    .unwrap();
+    assert!(sent > 0);
+}
+
+/// An agency's time runs from when its request is sent: a request that
+/// waited in the outbox (broker away) longer than the answer time neither
+/// expires while it waits nor as soon as it is sent. (Expiry went by the
+/// time the permit was asked for: requests published after their due
+/// time were expired before the agency could read them.)
+#[tokio::test]
+async fn a_permit_request_sent_late_gets_its_whole_answer_time() {
+    let dir = std::env::temp_dir().join(format!("tradehub-late-{}", uuid::Uuid::now_v7()));
+    let hub = hub(&Store::embedded_url(&dir).unwrap(), clearance("", 2)).await;
+    let d = submit(&hub, cusdec("IC101", "LRN-LATE", "9", &["020130"])).await;
+    assert_eq!(d[0].status, state::AWAITING_PERMITS);
+    tokio::time::sleep(std::time::Duration::from_millis(3200)).await;
+    assert_eq!(
+        hub.intake.expire_overdue(Timestamp::now()).await.unwrap(),
+        0,
+        "expired before its request was sent"
+    );
+    let sent = Timestamp::now();
+    send_outbox(&hub).await;
+    let permits = hub.intake.store().permits_of(&d[0].id).await.unwrap();
+    assert_eq!(permits.len(), 2);
+    for p in &permits {
+        let due = Timestamp::parse(&p.due_at).unwrap();
+        assert!(due.unix() >= sent.unix() + 2, "{p:?} sent at {sent}");
+        assert_eq!(p.status, "pending");
+    }
+    assert_eq!(
+        hub.intake.expire_overdue(Timestamp::now()).await.unwrap(),
+        0,
+        "expired as soon as it was sent"
+    );
+    assert_eq!(
+        hub.intake
+            .expire_overdue(Timestamp::now().plus_secs(5))
+            .await
+            .unwrap(),
+        2
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 #[tokio::test]
 async fn unanswered_permits_expire_and_hold_the_declaration() {
     let dir = std::env::temp_dir().join(format!("tradehub-expiry-{}", uuid::Uuid::now_v7()));
@@ -519,6 +571,11 @@ async fn unanswered_permits_expire_and_hold_the_declaration() {
         hub.intake.expire_overdue(Timestamp::now()).await.unwrap(),
         0
     );
+    // Requests still in the outbox have not been sent to the agencies:
+    // they do not expire, however late it is.
+    let much_later = Timestamp::now().plus_secs(3600);
+    assert_eq!(hub.intake.expire_overdue(much_later).await.unwrap(), 0);
+    send_outbox(&hub).await;
     let later = Timestamp::now().plus_secs(120);
     assert_eq!(hub.intake.expire_overdue(later).await.unwrap(), 2);
     let held = hub

@@ -776,7 +776,10 @@ impl Store {
         rows.iter().map(permit_row).collect()
     }
 
-    /// Pending permits whose answer was due before `now`, oldest first.
+    /// Pending permits whose answer was due before `now`, oldest first;
+    /// not those whose request still waits in the outbox (the agency has
+    /// not been sent it: its time runs from when it is, see
+    /// [`Store::claim_outbox`]'s publishing).
     pub async fn overdue_permits(
         &self,
         now: Timestamp,
@@ -784,6 +787,8 @@ impl Store {
     ) -> Result<Vec<StoredPermit>, StoreError> {
         let sql = self.sql(&format!(
             "SELECT {PERMIT_COLUMNS} FROM permits WHERE status = 'pending' AND due_at < $1 \
+             AND NOT EXISTS (SELECT 1 FROM outbox o \
+                             WHERE o.message_id = permits.id AND o.published_at IS NULL) \
              ORDER BY due_at, id LIMIT $2"
         ));
         let rows = sqlx::query(&sql)

@@ -1211,6 +1211,56 @@ impl Store {
                 query = query.bind(*seq);
             }
             query.execute(&mut *conn).await?;
+            self.start_permit_time_on(conn, chunk, &placeholders, at)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// An agency's time to answer runs from when its request is sent: a
+    /// pending permit whose request (outbox rows `seqs`, as `placeholders`
+    /// from `$2`) is published at `at`, later than it was asked for (the
+    /// broker was away, the relay behind), gets its due time moved on by
+    /// as much, so that it keeps the whole answer time the hub grants.
+    async fn start_permit_time_on(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        seqs: &[i64],
+        placeholders: &[String],
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
+        let sql = self.sql(&format!(
+            "SELECT p.id, p.requested_at, p.due_at FROM permits p \
+             JOIN outbox o ON o.message_id = p.id \
+             WHERE p.status = 'pending' AND p.requested_at < $1 AND o.seq IN ({})",
+            placeholders.join(", ")
+        ));
+        let mut query = sqlx::query(&sql).bind(at.to_string());
+        for seq in seqs {
+            query = query.bind(*seq);
+        }
+        let late = query.fetch_all(&mut *conn).await?;
+        for row in late {
+            let id: String = row.try_get("id")?;
+            let requested: String = row.try_get("requested_at")?;
+            let due: String = row.try_get("due_at")?;
+            let (Some(requested), Some(due)) =
+                (Timestamp::parse(&requested), Timestamp::parse(&due))
+            else {
+                continue;
+            };
+            let moved = at.plus_secs(due.unix() - requested.unix());
+            if moved.unix() <= due.unix() {
+                continue;
+            }
+            let sql =
+                self.sql("UPDATE permits SET due_at = $1 WHERE id = $2 AND status = 'pending'");
+            sqlx::query(&sql)
+                .bind(moved.to_string())
+                .bind(&id)
+                .execute(&mut *conn)
+                .await?;
+            tracing::info!(permit = %id, requested = %requested, sent = %at, due = %moved, "permit request sent late; the agency's time runs from now");
         }
         Ok(())
     }
