@@ -1201,6 +1201,11 @@ async fn replies_waiting_in_the_broker_are_taken_before_permits_expire() {
         assert_eq!(of[0].agency, "KMDIA");
         permits.push(of[0].id.clone());
     }
+    // The requests were sent (here in process: no relay runs in this
+    // test), so the agency's time runs.
+    tradehub::hub::outbox::drain(&store, &tradehub::hub::outbox::InProcess::new(1024))
+        .await
+        .unwrap();
     // KMDIA grants the first in time, while the hub is away.
     let grant = serde_json::json!({"permit_id": permits[0], "outcome": "granted"});
     publish_reply(
