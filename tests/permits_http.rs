@@ -817,3 +817,125 @@ document_expired = true
     );
     hub.stop().await;
 }
+
+/// An agency reads of a declaration it has a permit on what concerns it:
+/// its own permit and the declaration's milestones, not another agency's
+/// permit, answer or reasons, the risk lane, or the answers sent to the
+/// sender (which quote every agency's reasons); nor in the cargo
+/// timeline. The sender and customs officers read everything.
+#[tokio::test]
+async fn an_agency_reads_nothing_of_another_agencys_answer() {
+    let hub = HttpHub::start(&[
+        ("KRBROKER01", None),
+        ("mfds-desk", Some("MFDS")),
+        ("apqa-desk", Some("APQA")),
+        ("officer", Some("CUSTOMS")),
+    ])
+    .await;
+    let addr = hub.addr;
+    let token = |id: &str| Some(hub.token(id));
+    // Beef: MFDS and APQA must both confirm it.
+    let body = common::cusdec("KRBROKER01", "HTTP0101", "LRN-BEEF-1", "9", &["020130"]);
+    let r = request(addr, "POST", "/v1/interchanges", token("KRBROKER01"), &body).await;
+    assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
+    let mut found = Vec::new();
+    for (agency, desk) in [("MFDS", "mfds-desk"), ("APQA", "apqa-desk")] {
+        let inbox = format!("/v1/agencies/{agency}/inbox");
+        let r = request(addr, "GET", &inbox, token(desk), b"").await;
+        assert_eq!(r.status, 200);
+        let p = r.json()["permits"][0]["permit"].clone();
+        found.push((
+            p["id"].as_str().unwrap().to_owned(),
+            p["declaration_id"].as_str().unwrap().to_owned(),
+        ));
+    }
+    let [(mfds, declaration), (apqa, _)] = <[_; 2]>::try_from(found).unwrap();
+    let secret = "salmonella found in lab sample 7731";
+    let refusal = format!(r#"{{"outcome": "refused", "reasons": ["{secret}"]}}"#);
+    let r = request(
+        addr,
+        "POST",
+        &format!("/v1/permits/{mfds}/decision"),
+        token("mfds-desk"),
+        refusal.as_bytes(),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+
+    let path = format!("/v1/declarations/{declaration}");
+    for reader in ["KRBROKER01", "officer"] {
+        let r = request(addr, "GET", &path, token(reader), b"").await;
+        let text = String::from_utf8_lossy(&r.body).into_owned();
+        assert!(
+            text.contains(secret) && text.contains(&mfds),
+            "{reader}: {text}"
+        );
+    }
+    let r = request(addr, "GET", &path, token("apqa-desk"), b"").await;
+    assert_eq!(r.status, 200);
+    let text = String::from_utf8_lossy(&r.body).into_owned();
+    assert!(
+        !text.contains(secret) && !text.contains(&mfds) && !text.contains("MFDS"),
+        "{text}"
+    );
+    let d = r.json();
+    let permits = d["permits"].as_array().unwrap();
+    assert_eq!(permits.len(), 1, "{d}");
+    assert_eq!(permits[0]["id"], apqa.as_str());
+    assert_eq!(d["declaration"]["lane"], serde_json::Value::Null);
+    assert_eq!(d["responses"], serde_json::json!([]));
+    assert_eq!(d["canonical"]["lrn"], "LRN-BEEF-1");
+    let kinds: Vec<&str> = d["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert!(kinds.contains(&"awaiting_permits"), "{kinds:?}");
+    assert!(!kinds.contains(&"permit_refused"), "{kinds:?}");
+    assert!(!kinds.contains(&"lane_assigned"), "{kinds:?}");
+    // APQA answers: the declaration is held for MFDS's refusal, and APQA
+    // reads that it is held, not why.
+    let r = request(
+        addr,
+        "POST",
+        &format!("/v1/permits/{apqa}/decision"),
+        token("apqa-desk"),
+        br#"{"outcome": "granted"}"#,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let r = request(addr, "GET", &path, token("apqa-desk"), b"").await;
+    let text = String::from_utf8_lossy(&r.body).into_owned();
+    assert!(
+        !text.contains(secret) && !text.contains(&mfds) && !text.contains("MFDS"),
+        "{text}"
+    );
+    let d = r.json();
+    assert_eq!(d["declaration"]["status"], "held");
+    let kinds: Vec<&str> = d["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert!(
+        kinds.contains(&"held") && kinds.contains(&"permit_granted"),
+        "{kinds:?}"
+    );
+    // The cargo timeline by LRN: the same.
+    let r = request(addr, "GET", "/v1/cargo/LRN-BEEF-1", token("apqa-desk"), b"").await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let text = String::from_utf8_lossy(&r.body).into_owned();
+    assert!(!text.contains(secret) && !text.contains(&mfds), "{text}");
+    let r = request(
+        addr,
+        "GET",
+        "/v1/cargo/LRN-BEEF-1",
+        token("KRBROKER01"),
+        b"",
+    )
+    .await;
+    assert!(String::from_utf8_lossy(&r.body).contains(secret));
+    hub.stop().await;
+}

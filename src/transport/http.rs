@@ -962,6 +962,56 @@ fn hide_screening(
     }
 }
 
+/// What an agency with a permit on a declaration (and neither its sender
+/// nor an officer) sees of it: its own permits only, the events of its
+/// own permits and the declaration's milestones, not what other agencies
+/// answered, the risk lane, who released it and why, or the answers sent
+/// to the sender (which quote every agency's reasons). The declaration's
+/// data itself is what its permit request carried.
+fn agency_view(
+    partner: &Partner,
+    declaration: &mut crate::store::StoredDeclaration,
+    permits: &mut Vec<crate::store::StoredPermit>,
+    events: &mut Vec<crate::store::Event>,
+    responses: Option<&mut Vec<crate::store::StoredResponse>>,
+) {
+    if declaration.partner_id == partner.id || is_officer(partner) {
+        return;
+    }
+    let Some(agency) = partner.agency.as_deref() else {
+        return;
+    };
+    use crate::hub::clearance::state;
+    permits.sort_by_key(|p| p.agency != agency);
+    let theirs = permits.iter().position(|p| p.agency != agency);
+    let others: Vec<crate::store::StoredPermit> =
+        theirs.map(|at| permits.split_off(at)).unwrap_or_default();
+    declaration.lane = None;
+    events.retain_mut(|e| {
+        // One permit's answer or expiry (its id in the detail): its
+        // agency's only.
+        if others.iter().any(|p| e.detail.contains(p.id.as_str())) {
+            return false;
+        }
+        if permits.iter().any(|p| e.detail.contains(p.id.as_str())) {
+            return true;
+        }
+        match e.kind.as_str() {
+            state::LANE_ASSIGNED | state::SCREENED => false,
+            // Milestones whose details name every agency's answer or the
+            // officer: the milestone, not the detail.
+            state::AWAITING_PERMITS | state::PERMIT_REFUSED | state::HELD | state::RELEASED => {
+                e.detail = "detail for customs and the declarant".into();
+                true
+            }
+            _ => true,
+        }
+    });
+    if let Some(responses) = responses {
+        responses.clear();
+    }
+}
+
 /// Who may see a declaration: its sender, customs officers, and the
 /// agencies with a permit on it (`permits`: the declaration's).
 fn may_see(
@@ -995,7 +1045,8 @@ async fn get_declaration(
     let Some(mut declaration) = declaration.filter(|d| may_see(&partner, d, &permits)) else {
         return not_found("declaration", &id);
     };
-    let (mut events, responses) = match (
+    let mut permits = permits;
+    let (mut events, mut responses) = match (
         store.declaration_events(&id).await,
         store.responses_of(&id).await,
     ) {
@@ -1003,6 +1054,13 @@ async fn get_declaration(
         (Err(e), _) | (_, Err(e)) => return store_problem(&e),
     };
     hide_screening(&partner, &mut declaration, Some(&mut events));
+    agency_view(
+        &partner,
+        &mut declaration,
+        &mut permits,
+        &mut events,
+        Some(&mut responses),
+    );
     let canonical: serde_json::Value = declaration
         .canonical_json
         .as_deref()
@@ -1053,6 +1111,13 @@ async fn cargo_timeline(
     };
     for (d, events) in &mut visible {
         hide_screening(&partner, d, Some(events));
+        if partner.agency.is_some() && !is_officer(&partner) && d.partner_id != partner.id {
+            let mut permits = match store.permits_of(&d.id).await {
+                Ok(p) => p,
+                Err(e) => return store_problem(&e),
+            };
+            agency_view(&partner, d, &mut permits, events, None);
+        }
     }
     if visible.is_empty() {
         // References of other partners' cargo are as good as absent.
