@@ -62,10 +62,13 @@ pub enum RelayError {
     #[error("the broker rejected the message: {0}")]
     Rejected(String),
     /// This hub could not hand the message over itself (a partner's
-    /// answer whose drop-folder file cannot be written): its own failure,
-    /// counted and parked as a rejected one is, but no channel closed over
-    /// it, so the rest of its batch stands and it is not sent again in the
-    /// same round.
+    /// answer whose drop-folder file cannot be written: its folder full,
+    /// read-only or in the way): a fault of the destination, not of the
+    /// message, so it is tried again with growing pauses as a refused one
+    /// is, never parked, and the partner's later answers wait behind it
+    /// (parked, it let them overtake it and was never delivered). No
+    /// channel closed over it, so the rest of its batch stands and it is
+    /// not sent again in the same round.
     #[error("the message could not be delivered: {0}")]
     Undelivered(String),
     #[error(transparent)]
@@ -385,9 +388,10 @@ async fn drain_rounds<P: Publish + ?Sized>(
                     Err(RelayError::Refused(error)) => {
                         declines.declined(m, error, false, settings);
                     }
-                    // Its own failure, as certain as a negative confirm.
+                    // Its destination's failure, as certain as a negative
+                    // confirm, and waited out as one is.
                     Err(RelayError::Undelivered(error)) => {
-                        declines.declined(m, error, true, settings);
+                        declines.declined(m, error, false, settings);
                     }
                     // A channel the broker closed fails every confirm
                     // still due, not only the message it was about: they
@@ -508,10 +512,10 @@ async fn one_at_a_time<P: Publish + ?Sized>(
         }
         match publisher.publish(m).await {
             Ok(()) => published.push(m.seq),
-            Err(RelayError::Refused(error)) => declines.declined(m, error, false, settings),
-            Err(RelayError::Rejected(error) | RelayError::Undelivered(error)) => {
-                declines.declined(m, error, true, settings)
+            Err(RelayError::Refused(error) | RelayError::Undelivered(error)) => {
+                declines.declined(m, error, false, settings)
             }
+            Err(RelayError::Rejected(error)) => declines.declined(m, error, true, settings),
             Err(e) => return Some(e),
         }
     }

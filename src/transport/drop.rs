@@ -833,11 +833,12 @@ fn finish(
 /// and renamed into place once complete, so a broker never reads half of
 /// one; one already there (the same message published again after a
 /// restart) is left as it is. A folder that cannot be written fails the
-/// message as one the broker rejects: it is not sent to the broker either,
-/// it is tried again with growing pauses, the partner's later answers wait
-/// behind it (neither written nor sent), other destinations go on, and
-/// after the relay's attempts it is parked (`tradehub outbox retry`),
-/// never lost.
+/// message as one the broker refuses: it is not sent to the broker either,
+/// it is tried again with growing pauses (up to 5 minutes apart) for as
+/// long as it takes, the partner's later answers wait behind it (neither
+/// written nor sent), and other destinations go on. It is never parked:
+/// the fault is the folder's, and a parked answer let later ones overtake
+/// it.
 pub struct DropDelivery<P: ?Sized> {
     inner: std::sync::Arc<P>,
     dir: PathBuf,
@@ -1200,10 +1201,9 @@ impl<P: crate::hub::outbox::Publish + ?Sized> crate::hub::outbox::Publish for Dr
             .await
             .unwrap_or_else(|e| vec![Some(format!("drop folder writer failed: {e}")); count]);
             // Only what was written (or needs no file) goes to the broker;
-            // the rest is undelivered: counted as a message the broker
-            // rejects is, tried again in a later round (not at once), later
-            // answers to the partner behind it, parked after the relay's
-            // attempts.
+            // the rest is undelivered: tried again in a later round (not at
+            // once) with growing pauses, later answers to the partner
+            // behind it, never parked.
             if failed.iter().all(Option::is_none) {
                 return self.inner.publish_all(messages).await;
             }
