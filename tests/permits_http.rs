@@ -870,6 +870,10 @@ async fn an_agency_reads_nothing_of_another_agencys_answer() {
             text.contains(secret) && text.contains(&mfds),
             "{reader}: {text}"
         );
+        assert!(
+            r.json()["declaration"]["lane"].is_string(),
+            "{reader}: {text}"
+        );
     }
     let r = request(addr, "GET", &path, token("apqa-desk"), b"").await;
     assert_eq!(r.status, 200);
@@ -905,6 +909,8 @@ async fn an_agency_reads_nothing_of_another_agencys_answer() {
     )
     .await;
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["declaration"]["status"], "held");
+    assert_eq!(r.json()["declaration"]["lane"], serde_json::Value::Null);
     let r = request(addr, "GET", &path, token("apqa-desk"), b"").await;
     let text = String::from_utf8_lossy(&r.body).into_owned();
     assert!(

@@ -1491,17 +1491,24 @@ async fn post_decision(
         Ok(decided) => decided,
         Err(failed) => return failed,
     };
+    // The risk lane is customs' own, as in `agency_view`.
+    let unlaned = |mut d: Box<crate::store::StoredDeclaration>| {
+        if !is_officer(&partner) {
+            d.lane = None;
+        }
+        d
+    };
     match decided {
         Ok(DecisionOutcome::Recorded(d)) => (
             StatusCode::OK,
-            Json(json!({"recorded": true, "declaration": d})),
+            Json(json!({"recorded": true, "declaration": unlaned(d)})),
         )
             .into_response(),
         // The same answer sent again (after a lost reply or a 408) is
         // taken as the first was.
         Ok(DecisionOutcome::Repeated(d)) => (
             StatusCode::OK,
-            Json(json!({"recorded": false, "repeated": true, "declaration": d})),
+            Json(json!({"recorded": false, "repeated": true, "declaration": unlaned(d)})),
         )
             .into_response(),
         Ok(DecisionOutcome::AlreadyDecided(status)) => {
