@@ -1436,12 +1436,14 @@ impl Store {
         detail: &str,
     ) -> Result<(), StoreError> {
         let _writing = self.write_lock().await;
-        self.insert_event(id, at, kind, detail).await
+        self.insert_event(&self.pool, id, at, kind, detail).await
     }
 
-    /// Inserts an interchange's event (the write lock held by the caller).
-    async fn insert_event(
+    /// Inserts an interchange's event on `on`, the pool or a transaction
+    /// (the write lock held by the caller).
+    async fn insert_event<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
         &self,
+        on: E,
         id: &str,
         at: Timestamp,
         kind: &str,
@@ -1454,7 +1456,7 @@ impl Store {
             .bind(at.to_string())
             .bind(kind)
             .bind(detail)
-            .execute(&self.pool)
+            .execute(on)
             .await?;
         Ok(())
     }
@@ -1510,18 +1512,10 @@ impl Store {
             std::cmp::Ordering::Greater => return Ok(false),
         };
         let Some(mut tx) = tx else {
-            self.insert_event(id, at, kind, &detail).await?;
+            self.insert_event(&self.pool, id, at, kind, &detail).await?;
             return Ok(true);
         };
-        let sql = self
-            .sql("INSERT INTO events (interchange_id, at, kind, detail) VALUES ($1, $2, $3, $4)");
-        sqlx::query(&sql)
-            .bind(id)
-            .bind(at.to_string())
-            .bind(kind)
-            .bind(&detail)
-            .execute(&mut *tx)
-            .await?;
+        self.insert_event(&mut *tx, id, at, kind, &detail).await?;
         tx.commit().await?;
         Ok(true)
     }
