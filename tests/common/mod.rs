@@ -527,7 +527,20 @@ pub fn amqp_url() -> String {
 /// A connection to the test broker; `None` (skip) when it is not
 /// reachable outside CI, a failed test under CI=true.
 pub async fn broker() -> Option<lapin::Connection> {
-    match lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default()).await {
+    // Bounded: a broker that takes the connection but never finishes the
+    // handshake (busy deleting queues, say) fails the test instead of
+    // holding it for ever.
+    let url = amqp_url();
+    let connect = lapin::Connection::connect(&url, lapin::ConnectionProperties::default());
+    let connected = tokio::time::timeout(std::time::Duration::from_secs(60), connect)
+        .await
+        .unwrap_or_else(|_| {
+            Err(lapin::Error::from(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "no AMQP handshake within 60 s",
+            )))
+        });
+    match connected {
         Ok(c) => Some(c),
         Err(e) => {
             if ci() {
