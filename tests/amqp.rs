@@ -152,7 +152,12 @@ impl AgencyDesk {
             .with_delivery_mode(2)
     }
 
-    async fn remove(self) {
+    /// Closes the desk's connection, removes its answer queue (the hub
+    /// declares it when the desk's messages come in) and its broker user.
+    async fn remove(self, ch: &Channel, settings: &AmqpSettings) {
+        let _ = ch
+            .queue_delete(settings.ack_queue(&self.user), Default::default())
+            .await;
         let _ = self.conn.close(200, "done".into()).await;
         rabbitmqctl(&["delete_user", &self.user]);
     }
@@ -1135,6 +1140,9 @@ async fn permits_round_trip_over_amqp() {
     let refusals = store.refusals(&desk.user, 10).await.unwrap();
     assert_eq!(refusals.len(), 1, "{refusals:?}");
     assert_eq!(refusals[0].0, "HUB203");
+    // The desk is told on its answer queue.
+    let told = next_message(&ch, settings.ack_queue(&desk.user).as_str()).await;
+    assert_eq!(header(&told, "x-tradehub-code"), "HUB203");
 
     stop.send(true).unwrap();
     tokio::time::timeout(Duration::from_secs(10), consumer)
@@ -1146,8 +1154,8 @@ async fn permits_round_trip_over_amqp() {
         .await
         .unwrap()
         .unwrap();
+    desk.remove(&ch, &settings).await;
     remove_hub(&conn, &ch, &settings, &store, Some(&dir)).await;
-    desk.remove().await;
 }
 
 /// Agency answers waiting in the broker when the hub starts (sent while it
@@ -1274,8 +1282,8 @@ async fn replies_waiting_in_the_broker_are_taken_before_permits_expire() {
         .await
         .unwrap()
         .unwrap();
+    desk.remove(&ch, &settings).await;
     remove_hub(&conn, &ch, &settings, &store, Some(&dir)).await;
-    desk.remove().await;
 }
 
 /// A storage failure that outlasts the retry budget: the consumer gives

@@ -530,7 +530,8 @@ async fn a_permit_request_sent_late_gets_its_whole_answer_time() {
     let hub = hub(&Store::embedded_url(&dir).unwrap(), clearance("", 2)).await;
     let d = submit(&hub, cusdec("IC101", "LRN-LATE", "9", &["020130"])).await;
     assert_eq!(d[0].status, state::AWAITING_PERMITS);
-    tokio::time::sleep(std::time::Duration::from_millis(3200)).await;
+    // Past its due time, and later than the hub counts as on time.
+    tokio::time::sleep(std::time::Duration::from_millis(11_200)).await;
     assert_eq!(
         hub.intake.expire_overdue(Timestamp::now()).await.unwrap(),
         0,
@@ -549,6 +550,16 @@ async fn a_permit_request_sent_late_gets_its_whole_answer_time() {
         hub.intake.expire_overdue(Timestamp::now()).await.unwrap(),
         0,
         "expired as soon as it was sent"
+    );
+    // The trail says so, once per permit.
+    let kinds = kinds(&hub, &d[0].id).await;
+    assert_eq!(
+        kinds
+            .iter()
+            .filter(|k| *k == tradehub::store::PERMIT_REQUEST_SENT_LATE)
+            .count(),
+        2,
+        "{kinds:?}"
     );
     assert_eq!(
         hub.intake

@@ -320,12 +320,17 @@ fn encodings_other_than_utf8_are_refused_clearly() {
     // valid UTF-8 byte for byte, NULs included; refused for the encoding
     // (it was a well-formedness error whose path held NULs).
     let declared = "<?xml version=\"1.0\" encoding=\"UTF-16\"?><Declaration/>";
+    let be32 = |c: char| (c as u32).to_be_bytes().to_vec();
     for (unit, family) in [
         (le16 as fn(char) -> Vec<u8>, "UTF-16"),
         (be16, "UTF-16"),
         (le32, "UTF-32"),
+        (be32, "UTF-32"),
     ] {
-        let report = validator(XmlLimits::default()).validate(&wide(declared, &[], unit), "nb.xml");
+        let bytes = wide(declared, &[], unit);
+        // Taken as XML by intake (big-endian went to EDIFACT, EDI104).
+        assert!(tradehub::xml::looks_like_xml(&bytes), "{family}");
+        let report = validator(XmlLimits::default()).validate(&bytes, "nb.xml");
         refused(&report, Code::XmlEncoding, 1);
         assert!(
             report.issues[0].message.contains(family) && report.issues[0].location.path.is_none(),
@@ -346,6 +351,14 @@ fn encodings_other_than_utf8_are_refused_clearly() {
     assert!(
         validator(XmlLimits::default())
             .validate(ascii.as_bytes(), "ascii.xml")
+            .valid
+    );
+    // … after a UTF-8 byte order mark too.
+    let mut marked = b"\xEF\xBB\xBF".to_vec();
+    marked.extend_from_slice(ascii.as_bytes());
+    assert!(
+        validator(XmlLimits::default())
+            .validate(&marked, "ascii-bom.xml")
             .valid
     );
     let accented = ascii.replacen("</FunctionalReferenceID>", "é</FunctionalReferenceID>", 1);

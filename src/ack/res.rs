@@ -90,13 +90,28 @@ pub(crate) fn error_for(issue: &Issue) -> ResponseError {
     }
 }
 
-/// The local name of the element a schema error is about when it is in a
-/// namespace other than a WCO one (libxml2 names it `'{namespace}local'`).
+/// The WCO namespaces whose elements the pointers name (the declaration,
+/// the response and their metadata wrapper), without their version.
+const WCO_NAMESPACES: [&str; 4] = [
+    "urn:wco:datamodel:WCO:DEC-DMS:",
+    "urn:wco:datamodel:WCO:RES-DMS:",
+    "urn:wco:datamodel:WCO:DocumentMetaData-DMS:",
+    "urn:wco:datamodel:WCO:MetaData_DS-DMS:",
+];
+
+/// The local name of the element a schema error is about when it is not
+/// in a WCO namespace: in another (libxml2 names it `'{namespace}local'`)
+/// or in none (`'local'`; every WCO element is qualified).
 fn foreign_element(message: &str) -> Option<&str> {
-    let rest = message.strip_prefix("Element '{")?;
-    let (namespace, rest) = rest.split_once('}')?;
-    let (local, _) = rest.split_once('\'')?;
-    (!namespace.starts_with("urn:wco:datamodel:")).then_some(local)
+    let rest = message.strip_prefix("Element '")?;
+    let (name, _) = rest.split_once('\'')?;
+    match name.strip_prefix('{') {
+        Some(qualified) => {
+            let (namespace, local) = qualified.split_once('}')?;
+            (!WCO_NAMESPACES.iter().any(|ns| namespace.starts_with(ns))).then_some(local)
+        }
+        None => Some(name),
+    }
 }
 
 /// `path` without its last element step when that step is `local` (an
@@ -184,6 +199,15 @@ mod tests {
             "Element '{urn:other}TypeCode': This element is not expected.",
         );
         assert_eq!(foreign, [("42A".to_owned(), None)]);
+        // One in no namespace, or in a WCO namespace that is not one of
+        // the declaration's: the same.
+        for name in ["TypeCode", "{urn:wco:datamodel:WCO:Other}TypeCode"] {
+            let foreign = pointed(
+                path,
+                &format!("Element '{name}': This element is not expected."),
+            );
+            assert_eq!(foreign, [("42A".to_owned(), None)], "{name}");
+        }
         // Its attribute, and a repeated one.
         let foreign = pointed(
             "/Declaration/GoodsShipment/TypeCode[2]/@listID",

@@ -777,9 +777,11 @@ impl Store {
     }
 
     /// Pending permits whose answer was due before `now`, oldest first;
-    /// not those whose request still waits in the outbox (the agency has
-    /// not been sent it: its time runs from when it is, see
-    /// [`Store::claim_outbox`]'s publishing).
+    /// not those whose request still waits in the outbox to be sent (the
+    /// agency has not had it: its time runs from when it is, see
+    /// [`Store::claim_outbox`]'s publishing). A request parked (the broker
+    /// rejects it, and will again) no longer holds its permit back: it
+    /// expires when due, and the declaration is held and answered.
     pub async fn overdue_permits(
         &self,
         now: Timestamp,
@@ -787,8 +789,8 @@ impl Store {
     ) -> Result<Vec<StoredPermit>, StoreError> {
         let sql = self.sql(&format!(
             "SELECT {PERMIT_COLUMNS} FROM permits WHERE status = 'pending' AND due_at < $1 \
-             AND NOT EXISTS (SELECT 1 FROM outbox o \
-                             WHERE o.message_id = permits.id AND o.published_at IS NULL) \
+             AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.message_id = permits.id \
+                             AND o.published_at IS NULL AND o.parked_at IS NULL) \
              ORDER BY due_at, id LIMIT $2"
         ));
         let rows = sqlx::query(&sql)

@@ -557,6 +557,13 @@ fn pg_session_settings(url: &str) -> Vec<String> {
 /// The most interchanges one group commit writes.
 const GROUP_COMMIT_MAX: usize = 64;
 
+/// How much later than it was asked for a permit request must be sent for
+/// its agency's time to start again from the sending.
+const LATE_REQUEST_SECS: i64 = 10;
+
+/// The declaration event of a permit request sent late, its due time moved.
+pub const PERMIT_REQUEST_SENT_LATE: &str = "permit_request_sent_late";
+
 const INTERCHANGE_COLUMNS: &str = "id, partner_id, sender, control_reference, sha256, format, status, received_at, \
      size_bytes, message_count, error_count, issues_json, acknowledgement";
 
@@ -1230,12 +1237,15 @@ impl Store {
         at: Timestamp,
     ) -> Result<(), StoreError> {
         let sql = self.sql(&format!(
-            "SELECT p.id, p.requested_at, p.due_at FROM permits p \
+            "SELECT p.id, p.agency, p.requested_at, p.due_at FROM permits p \
              JOIN outbox o ON o.message_id = p.id \
              WHERE p.status = 'pending' AND p.requested_at < $1 AND o.seq IN ({})",
             placeholders.join(", ")
         ));
-        let mut query = sqlx::query(&sql).bind(at.to_string());
+        // Late by more than a moment: seconds are whole, and a request
+        // sent in the next second is on time.
+        let late_since = at.plus_secs(-LATE_REQUEST_SECS);
+        let mut query = sqlx::query(&sql).bind(late_since.to_string());
         for seq in seqs {
             query = query.bind(*seq);
         }
@@ -1257,6 +1267,24 @@ impl Store {
                 self.sql("UPDATE permits SET due_at = $1 WHERE id = $2 AND status = 'pending'");
             sqlx::query(&sql)
                 .bind(moved.to_string())
+                .bind(&id)
+                .execute(&mut *conn)
+                .await?;
+            // On the declaration's trail: its awaiting_permits event gave
+            // the first due time.
+            let agency: String = row.try_get("agency")?;
+            let sql = self.sql(
+                "INSERT INTO events (interchange_id, declaration_id, at, kind, detail) \
+                 SELECT d.interchange_id, d.id, $1, $2, $3 FROM declarations d \
+                 JOIN permits p ON p.declaration_id = d.id WHERE p.id = $4",
+            );
+            sqlx::query(&sql)
+                .bind(at.to_string())
+                .bind(PERMIT_REQUEST_SENT_LATE)
+                .bind(format!(
+                    "{agency} permit {id}: request sent {} s after it was asked for; due {moved} (was {due})",
+                    at.unix() - requested.unix()
+                ))
                 .bind(&id)
                 .execute(&mut *conn)
                 .await?;

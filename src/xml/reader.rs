@@ -279,6 +279,9 @@ fn is_utf8_label(label: &[u8]) -> bool {
     matches!(label.trim(), "utf-8" | "utf8") || is_ascii_label(label.as_bytes())
 }
 
+/// The UTF-8 byte order mark (accepted before any declaration).
+const UTF8_MARK: &[u8] = b"\xEF\xBB\xBF";
+
 /// An encoding label naming ASCII (a subset of UTF-8, as long as the
 /// document holds no byte over 0x7F).
 fn is_ascii_label(label: &[u8]) -> bool {
@@ -459,7 +462,16 @@ pub fn scan(doc: &[u8], limits: &XmlLimits) -> Scan {
             Event::Decl(decl) => {
                 if let Some(Ok(label)) = decl.encoding()
                     && is_ascii_label(&label)
-                    && let Some(at) = doc.iter().position(|b| !b.is_ascii())
+                    && let Some(at) = doc
+                        .iter()
+                        .enumerate()
+                        .skip(if doc.starts_with(UTF8_MARK) {
+                            UTF8_MARK.len()
+                        } else {
+                            0
+                        })
+                        .find(|(_, b)| !b.is_ascii())
+                        .map(|(at, _)| at)
                 {
                     // UTF-8 read as ASCII: libxml2 stops at the first byte
                     // over 0x7F with a message about something else.
