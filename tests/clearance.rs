@@ -571,6 +571,64 @@ async fn a_permit_request_sent_late_gets_its_whole_answer_time() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// A broker that rejects every permit request (as one over its message
+/// size limit): parked after one attempt.
+struct RejectsPermits;
+
+impl tradehub::hub::outbox::Publish for RejectsPermits {
+    fn publish<'a>(
+        &'a self,
+        m: &'a tradehub::store::PendingMessage,
+    ) -> std::pin::Pin<
+        Box<
+            dyn std::future::Future<Output = Result<(), tradehub::hub::outbox::RelayError>>
+                + Send
+                + 'a,
+        >,
+    > {
+        Box::pin(async move {
+            if m.message.exchange == "tradehub.permits" {
+                Err(tradehub::hub::outbox::RelayError::Rejected(
+                    "message too large".into(),
+                ))
+            } else {
+                Ok(())
+            }
+        })
+    }
+}
+
+/// A permit whose request was parked (the broker rejects it, and would
+/// again) is not held back from expiring: the declaration is held and
+/// answered instead of waiting for ever.
+#[tokio::test]
+async fn a_permit_whose_request_is_parked_expires_when_due() {
+    let dir = std::env::temp_dir().join(format!("tradehub-parked-{}", uuid::Uuid::now_v7()));
+    let hub = hub(&Store::embedded_url(&dir).unwrap(), clearance("", 60)).await;
+    let d = submit(&hub, cusdec("IC102", "LRN-PARK", "9", &["020130"])).await;
+    assert_eq!(d[0].status, state::AWAITING_PERMITS);
+    let once = tradehub::hub::outbox::RelaySettings {
+        max_attempts: 1,
+        ..Default::default()
+    };
+    tradehub::hub::outbox::drain_with(hub.intake.store(), &RejectsPermits, &once)
+        .await
+        .unwrap();
+    let counts = hub.intake.store().outbox_counts().await.unwrap();
+    assert_eq!(counts.parked, 2, "{counts:?}");
+    let later = Timestamp::now().plus_secs(120);
+    assert_eq!(hub.intake.expire_overdue(later).await.unwrap(), 2);
+    let held = hub
+        .intake
+        .store()
+        .declaration(&d[0].id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(held.status, state::HELD);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 #[tokio::test]
 async fn unanswered_permits_expire_and_hold_the_declaration() {
     let dir = std::env::temp_dir().join(format!("tradehub-expiry-{}", uuid::Uuid::now_v7()));
