@@ -92,11 +92,13 @@ pub(crate) fn error_for(issue: &Issue) -> ResponseError {
 
 /// The WCO namespaces whose elements the pointers name (the declaration,
 /// the response and their metadata wrapper), without their version.
-const WCO_NAMESPACES: [&str; 4] = [
+const WCO_NAMESPACES: [&str; 6] = [
     "urn:wco:datamodel:WCO:DEC-DMS:",
     "urn:wco:datamodel:WCO:RES-DMS:",
     "urn:wco:datamodel:WCO:DocumentMetaData-DMS:",
     "urn:wco:datamodel:WCO:MetaData_DS-DMS:",
+    "urn:wco:datamodel:WCO:Declaration_DS:DMS:",
+    "urn:wco:datamodel:WCO:Response_DS:DMS:",
 ];
 
 /// The local name of the element a schema error is about when it is not
@@ -116,7 +118,9 @@ fn foreign_element(message: &str) -> Option<&str> {
 
 /// `path` without its last element step when that step is `local` (an
 /// attribute step after it goes too), so that the pointers stop at the
-/// element the foreign one stands in.
+/// element the foreign one stands in; the whole path when that step is
+/// the root (a declaration sent without its namespace is pointed at as
+/// the declaration).
 fn path_above<'p>(path: &'p str, local: &str) -> &'p str {
     let trimmed = match path.rsplit_once('/') {
         Some((above, last)) if last.starts_with('@') => above,
@@ -124,7 +128,9 @@ fn path_above<'p>(path: &'p str, local: &str) -> &'p str {
     };
     match trimmed.rsplit_once('/') {
         Some((above, last))
-            if last == local || last.strip_prefix(local).is_some_and(|i| i.starts_with('[')) =>
+            if !above.trim_start_matches('/').is_empty()
+                && (last == local
+                    || last.strip_prefix(local).is_some_and(|i| i.starts_with('['))) =>
         {
             above
         }
@@ -208,6 +214,13 @@ mod tests {
             );
             assert_eq!(foreign, [("42A".to_owned(), None)], "{name}");
         }
+        // A declaration without its namespace: pointed at as the
+        // declaration, not at nothing.
+        let root = pointed(
+            "/Declaration",
+            "Element 'Declaration': No matching global declaration available for the validation root.",
+        );
+        assert_eq!(root, [("42A".to_owned(), None)]);
         // Its attribute, and a repeated one.
         let foreign = pointed(
             "/Declaration/GoodsShipment/TypeCode[2]/@listID",

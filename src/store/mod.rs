@@ -1209,8 +1209,12 @@ impl Store {
         for chunk in seqs.chunks(500) {
             let placeholders: Vec<String> =
                 (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+            // Before they count as published: only a request sent now
+            // moves its permit's time, once.
+            self.start_permit_time_on(conn, chunk, &placeholders, at)
+                .await?;
             let sql = self.sql(&format!(
-                "UPDATE outbox SET published_at = $1 WHERE seq IN ({})",
+                "UPDATE outbox SET published_at = $1 WHERE seq IN ({}) AND published_at IS NULL",
                 placeholders.join(", ")
             ));
             let mut query = sqlx::query(&sql).bind(at.to_string());
@@ -1218,8 +1222,6 @@ impl Store {
                 query = query.bind(*seq);
             }
             query.execute(&mut *conn).await?;
-            self.start_permit_time_on(conn, chunk, &placeholders, at)
-                .await?;
         }
         Ok(())
     }
@@ -1239,7 +1241,8 @@ impl Store {
         let sql = self.sql(&format!(
             "SELECT p.id, p.agency, p.requested_at, p.due_at FROM permits p \
              JOIN outbox o ON o.message_id = p.id \
-             WHERE p.status = 'pending' AND p.requested_at < $1 AND o.seq IN ({})",
+             WHERE p.status = 'pending' AND p.requested_at < $1 \
+             AND o.published_at IS NULL AND o.seq IN ({})",
             placeholders.join(", ")
         ));
         // Late by more than a moment: seconds are whole, and a request
