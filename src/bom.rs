@@ -60,6 +60,18 @@ pub fn byte_order_mark(bytes: &[u8]) -> Option<ByteOrderMark> {
     MARKS.into_iter().find(|m| bytes.starts_with(m.bytes))
 }
 
+/// The encoding family of an XML document in UTF-16 or UTF-32 without a
+/// byte order mark, told by the NUL bytes around its first `<` (XML 1.0,
+/// appendix F): its ASCII text is valid UTF-8 byte for byte, so a UTF-8
+/// check lets it through.
+pub fn unmarked_wide_xml(bytes: &[u8]) -> Option<&'static str> {
+    match bytes {
+        [0, 0, 0, b'<', ..] | [b'<', 0, 0, 0, ..] => Some("UTF-32"),
+        [0, b'<', ..] | [b'<', 0, ..] => Some("UTF-16"),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

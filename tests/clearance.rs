@@ -508,6 +508,26 @@ async fn workflow_on_postgres() {
     on_postgres(workflow).await;
 }
 
+/// An embedded hub (in a new directory named after `name`) whose permits
+/// are due in `timeout_secs`, and its declarations of a beef import
+/// (`reference`, `lrn`) awaiting the permits of MFDS and APQA.
+async fn awaiting_beef(
+    name: &str,
+    timeout_secs: i64,
+    reference: &str,
+    lrn: &str,
+) -> (std::path::PathBuf, Hub, Vec<StoredDeclaration>) {
+    let dir = std::env::temp_dir().join(format!("tradehub-{name}-{}", uuid::Uuid::now_v7()));
+    let hub = hub(
+        &Store::embedded_url(&dir).unwrap(),
+        clearance("", timeout_secs),
+    )
+    .await;
+    let d = submit(&hub, cusdec(reference, lrn, "9", &["020130"])).await;
+    assert_eq!(d[0].status, state::AWAITING_PERMITS);
+    (dir, hub, d)
+}
+
 /// Publishes what waits in the hub's outbox (in process).
 async fn send_outbox(hub: &Hub) {
     let sent = tradehub::hub::outbox::drain(
@@ -526,10 +546,7 @@ async fn send_outbox(hub: &Hub) {
 /// time were expired before the agency could read them.)
 #[tokio::test]
 async fn a_permit_request_sent_late_gets_its_whole_answer_time() {
-    let dir = std::env::temp_dir().join(format!("tradehub-late-{}", uuid::Uuid::now_v7()));
-    let hub = hub(&Store::embedded_url(&dir).unwrap(), clearance("", 2)).await;
-    let d = submit(&hub, cusdec("IC101", "LRN-LATE", "9", &["020130"])).await;
-    assert_eq!(d[0].status, state::AWAITING_PERMITS);
+    let (dir, hub, d) = awaiting_beef("late", 2, "IC101", "LRN-LATE").await;
     // Past its due time, and later than the hub counts as on time.
     tokio::time::sleep(std::time::Duration::from_millis(11_200)).await;
     assert_eq!(
@@ -603,10 +620,7 @@ impl tradehub::hub::outbox::Publish for RejectsPermits {
 /// answered instead of waiting for ever.
 #[tokio::test]
 async fn a_permit_whose_request_is_parked_expires_when_due() {
-    let dir = std::env::temp_dir().join(format!("tradehub-parked-{}", uuid::Uuid::now_v7()));
-    let hub = hub(&Store::embedded_url(&dir).unwrap(), clearance("", 60)).await;
-    let d = submit(&hub, cusdec("IC102", "LRN-PARK", "9", &["020130"])).await;
-    assert_eq!(d[0].status, state::AWAITING_PERMITS);
+    let (dir, hub, d) = awaiting_beef("parked", 60, "IC102", "LRN-PARK").await;
     let once = tradehub::hub::outbox::RelaySettings {
         max_attempts: 1,
         ..Default::default()
@@ -631,10 +645,7 @@ async fn a_permit_whose_request_is_parked_expires_when_due() {
 
 #[tokio::test]
 async fn unanswered_permits_expire_and_hold_the_declaration() {
-    let dir = std::env::temp_dir().join(format!("tradehub-expiry-{}", uuid::Uuid::now_v7()));
-    let hub = hub(&Store::embedded_url(&dir).unwrap(), clearance("", 60)).await;
-    let d = submit(&hub, cusdec("IC100", "LRN-E", "9", &["020130"])).await;
-    assert_eq!(d[0].status, state::AWAITING_PERMITS);
+    let (dir, hub, d) = awaiting_beef("expiry", 60, "IC100", "LRN-E").await;
     // Not yet due: nothing happens.
     assert_eq!(
         hub.intake.expire_overdue(Timestamp::now()).await.unwrap(),

@@ -434,9 +434,10 @@ impl Store {
         Ok(withdrawn)
     }
 
-    async fn declaration_event(
+    /// Records an event of a declaration (in a transaction of the caller).
+    pub(super) async fn declaration_event(
         &self,
-        tx: &mut Transaction<'static, Any>,
+        conn: &mut sqlx::AnyConnection,
         interchange: &str,
         declaration: &str,
         at: &str,
@@ -453,7 +454,7 @@ impl Store {
             .bind(at)
             .bind(kind)
             .bind(detail)
-            .execute(&mut **tx)
+            .execute(conn)
             .await?;
         Ok(())
     }

@@ -1239,8 +1239,10 @@ impl Store {
         at: Timestamp,
     ) -> Result<(), StoreError> {
         let sql = self.sql(&format!(
-            "SELECT p.id, p.agency, p.requested_at, p.due_at FROM permits p \
+            "SELECT p.id, p.agency, p.requested_at, p.due_at, p.declaration_id, d.interchange_id \
+             FROM permits p \
              JOIN outbox o ON o.message_id = p.id \
+             JOIN declarations d ON d.id = p.declaration_id \
              WHERE p.status = 'pending' AND p.requested_at < $1 \
              AND o.published_at IS NULL AND o.seq IN ({})",
             placeholders.join(", ")
@@ -1276,21 +1278,21 @@ impl Store {
             // On the declaration's trail: its awaiting_permits event gave
             // the first due time.
             let agency: String = row.try_get("agency")?;
-            let sql = self.sql(
-                "INSERT INTO events (interchange_id, declaration_id, at, kind, detail) \
-                 SELECT d.interchange_id, d.id, $1, $2, $3 FROM declarations d \
-                 JOIN permits p ON p.declaration_id = d.id WHERE p.id = $4",
+            let declaration: String = row.try_get("declaration_id")?;
+            let interchange: String = row.try_get("interchange_id")?;
+            let detail = format!(
+                "{agency} permit {id}: request sent {} s after it was asked for; due {moved} (was {due})",
+                at.unix() - requested.unix()
             );
-            sqlx::query(&sql)
-                .bind(at.to_string())
-                .bind(PERMIT_REQUEST_SENT_LATE)
-                .bind(format!(
-                    "{agency} permit {id}: request sent {} s after it was asked for; due {moved} (was {due})",
-                    at.unix() - requested.unix()
-                ))
-                .bind(&id)
-                .execute(&mut *conn)
-                .await?;
+            self.declaration_event(
+                conn,
+                &interchange,
+                &declaration,
+                &at.to_string(),
+                PERMIT_REQUEST_SENT_LATE,
+                &detail,
+            )
+            .await?;
             tracing::info!(permit = %id, requested = %requested, sent = %at, due = %moved, "permit request sent late; the agency's time runs from now");
         }
         Ok(())

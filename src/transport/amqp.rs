@@ -224,6 +224,13 @@ async fn confirmation_by(
 /// waited for at most [`CONFIRM_TIMEOUT`]: lapin stops writing to a
 /// connection the broker blocked (memory or disk alarm), and the task would
 /// otherwise wait as long as the alarm lasts.
+async fn in_time<T, E: Into<AmqpError>>(
+    what: impl FnOnce() -> String,
+    operation: impl Future<Output = Result<T, E>>,
+) -> Result<T, AmqpError> {
+    within(CONFIRM_TIMEOUT, what, operation).await
+}
+
 /// The messages ready in `queue` (a passive declare: the broker's count
 /// leaves out those handed to a consumer and not yet acknowledged), in
 /// time, like every broker operation: a blocked connection must not hold
@@ -239,13 +246,6 @@ async fn queue_depth(channel: &Channel, queue: ShortString) -> Result<u32, AmqpE
         channel.queue_declare(queue, passive, FieldTable::default()),
     );
     Ok(declared.await?.message_count())
-}
-
-async fn in_time<T, E: Into<AmqpError>>(
-    what: impl FnOnce() -> String,
-    operation: impl Future<Output = Result<T, E>>,
-) -> Result<T, AmqpError> {
-    within(CONFIRM_TIMEOUT, what, operation).await
 }
 
 async fn within<T, E: Into<AmqpError>>(

@@ -250,7 +250,7 @@ async fn admit(
     // 401 unread, and not recorded, by the handler.
     let oversized = declared.filter(|d| *d > admission.max_body_bytes as u64);
     let authenticated = match (oversized, &token) {
-        (Some(_), Some(token)) if !token.is_empty() => admission
+        (Some(_), Some(token)) => admission
             .intake
             .partner_for_token(token)
             .await
@@ -310,14 +310,17 @@ async fn admit(
     }
 }
 
-/// The token of an `Authorization: Bearer …` header, as sent.
+/// The token of an `Authorization: Bearer …` header, as sent; none for
+/// another scheme or an empty token.
 fn bearer_token(headers: &HeaderMap) -> Option<String> {
     headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
+        // The scheme name is case-insensitive (RFC 9110 §11.1).
         .and_then(|v| v.trim_start().split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, token)| token.trim().to_owned())
+        .filter(|token| !token.is_empty())
 }
 
 /// Set by the submission handler once the body has been read whole: a
@@ -337,7 +340,7 @@ async fn record_unread(
     detail: &str,
 ) {
     let record = async {
-        let partner = match token.filter(|t| !t.is_empty()) {
+        let partner = match token {
             Some(token) => intake.partner_for_token(&token).await.ok().flatten(),
             None => None,
         };
@@ -739,16 +742,9 @@ async fn authenticate(app: &App, headers: &HeaderMap) -> Result<Partner, Respons
             .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         r
     };
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        // The scheme name is case-insensitive (RFC 9110 §11.1).
-        .and_then(|v| v.trim_start().split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim())
-        .filter(|t| !t.is_empty())
+    let token = bearer_token(headers)
         .ok_or_else(|| unauthorized("send Authorization: Bearer <API token>"))?;
-    match app.intake.partner_for_token(token).await {
+    match app.intake.partner_for_token(&token).await {
         Ok(Some(partner)) => Ok(partner),
         Ok(None) => Err(unauthorized("unknown API token")),
         Err(e) => Err(store_problem(&e)),
@@ -975,17 +971,12 @@ fn agency_view(
     events: &mut Vec<crate::store::Event>,
     responses: Option<&mut Vec<crate::store::StoredResponse>>,
 ) {
-    if declaration.partner_id == partner.id || is_officer(partner) {
-        return;
-    }
-    let Some(agency) = partner.agency.as_deref() else {
+    let Some(agency) = agency_reading(partner, declaration) else {
         return;
     };
     use crate::hub::clearance::state;
-    permits.sort_by_key(|p| p.agency != agency);
-    let theirs = permits.iter().position(|p| p.agency != agency);
-    let others: Vec<crate::store::StoredPermit> =
-        theirs.map(|at| permits.split_off(at)).unwrap_or_default();
+    let (own, others): (Vec<_>, Vec<_>) = permits.drain(..).partition(|p| p.agency == agency);
+    *permits = own;
     declaration.lane = None;
     events.retain_mut(|e| {
         // One permit's answer or expiry (its id in the detail): its
@@ -1010,6 +1001,18 @@ fn agency_view(
     if let Some(responses) = responses {
         responses.clear();
     }
+}
+
+/// The agency `partner` reads `declaration` for, when it reads it as an
+/// agency: neither its sender nor a customs officer.
+fn agency_reading<'p>(
+    partner: &'p Partner,
+    declaration: &crate::store::StoredDeclaration,
+) -> Option<&'p str> {
+    if declaration.partner_id == partner.id || is_officer(partner) {
+        return None;
+    }
+    partner.agency.as_deref()
 }
 
 /// Who may see a declaration: its sender, customs officers, and the
@@ -1111,7 +1114,7 @@ async fn cargo_timeline(
     };
     for (d, events) in &mut visible {
         hide_screening(&partner, d, Some(events));
-        if partner.agency.is_some() && !is_officer(&partner) && d.partner_id != partner.id {
+        if agency_reading(&partner, d).is_some() {
             let mut permits = match store.permits_of(&d.id).await {
                 Ok(p) => p,
                 Err(e) => return store_problem(&e),

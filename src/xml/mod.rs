@@ -444,10 +444,9 @@ pub fn looks_like_xml(bytes: &[u8]) -> bool {
             mark.unit,
             mark.big_endian,
         ),
-        // UTF-16 or UTF-32 without a mark (XML 1.0, appendix F): XML, so
-        // that it is refused for its encoding (XML009) rather than read
-        // as EDIFACT. Little-endian starts with `<` and is found below.
-        None if matches!(bytes, [0, b'<', ..] | [0, 0, 0, b'<', ..]) => return true,
+        // UTF-16 or UTF-32 without a mark: XML, so that it is refused for
+        // its encoding (XML009) rather than read as EDIFACT.
+        None if crate::bom::unmarked_wide_xml(bytes).is_some() => return true,
         None => (bytes, 1, true),
     };
     let mut characters = body.chunks_exact(width).map(|unit| {

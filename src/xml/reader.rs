@@ -279,26 +279,11 @@ fn is_utf8_label(label: &[u8]) -> bool {
     matches!(label.trim(), "utf-8" | "utf8") || is_ascii_label(label.as_bytes())
 }
 
-/// The UTF-8 byte order mark (accepted before any declaration).
-const UTF8_MARK: &[u8] = b"\xEF\xBB\xBF";
-
 /// An encoding label naming ASCII (a subset of UTF-8, as long as the
 /// document holds no byte over 0x7F).
 fn is_ascii_label(label: &[u8]) -> bool {
     let label = String::from_utf8_lossy(label).to_ascii_lowercase();
     matches!(label.trim(), "us-ascii" | "ascii")
-}
-
-/// The encoding family of a document in UTF-16 or UTF-32 without a byte
-/// order mark, told by the NUL bytes around its first `<` (XML 1.0,
-/// appendix F): its ASCII text is valid UTF-8 byte for byte, so the UTF-8
-/// check lets it through.
-fn wide_without_mark(doc: &[u8]) -> Option<&'static str> {
-    match doc {
-        [0, 0, 0, b'<', ..] | [b'<', 0, 0, 0, ..] => Some("UTF-32"),
-        [0, b'<', ..] | [b'<', 0, ..] => Some("UTF-16"),
-        _ => None,
-    }
 }
 
 /// The longest text kept of a header field the guard captures (the WCO
@@ -370,7 +355,7 @@ pub fn scan(doc: &[u8], limits: &XmlLimits) -> Scan {
         ));
         return scan;
     }
-    if let Some(family) = wide_without_mark(doc) {
+    if let Some(family) = crate::bom::unmarked_wide_xml(doc) {
         scan.refused = true;
         scan.issues.push(Issue::error(
             Code::XmlEncoding,
@@ -460,18 +445,16 @@ pub fn scan(doc: &[u8], limits: &XmlLimits) -> Scan {
                 return scan;
             }
             Event::Decl(decl) => {
+                // The text after a UTF-8 mark, if any (wide ones were
+                // refused above).
+                let text_from = crate::bom::byte_order_mark(doc).map_or(0, |m| m.bytes.len());
                 if let Some(Ok(label)) = decl.encoding()
                     && is_ascii_label(&label)
                     && let Some(at) = doc
                         .iter()
-                        .enumerate()
-                        .skip(if doc.starts_with(UTF8_MARK) {
-                            UTF8_MARK.len()
-                        } else {
-                            0
-                        })
-                        .find(|(_, b)| !b.is_ascii())
-                        .map(|(at, _)| at)
+                        .skip(text_from)
+                        .position(|b| !b.is_ascii())
+                        .map(|at| at + text_from)
                 {
                     // UTF-8 read as ASCII: libxml2 stops at the first byte
                     // over 0x7F with a message about something else.
