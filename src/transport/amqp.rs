@@ -463,10 +463,7 @@ fn header_text(text: &str) -> AMQPValue {
     if text.len() <= HEADER_TEXT_MAX {
         return AMQPValue::LongString(text.into());
     }
-    let mut end = HEADER_TEXT_MAX - '…'.len_utf8();
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
+    let end = text.floor_char_boundary(HEADER_TEXT_MAX - '…'.len_utf8());
     let cut = format!("{}…", text.get(..end).unwrap_or_default());
     AMQPValue::LongString(cut.as_str().into())
 }

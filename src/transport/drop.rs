@@ -742,10 +742,7 @@ fn archive_name(delivered: &str) -> String {
     }
     let digest = crate::hub::sha256_hex(delivered.as_bytes());
     let digest = digest.get(..16).unwrap_or(&digest);
-    let mut cut = ARCHIVE_NAME_MAX - 1 - digest.len();
-    while !delivered.is_char_boundary(cut) {
-        cut -= 1;
-    }
+    let cut = delivered.floor_char_boundary(ARCHIVE_NAME_MAX - 1 - digest.len());
     format!("{}~{digest}", delivered.get(..cut).unwrap_or_default())
 }
 

@@ -654,11 +654,7 @@ pub fn scan(doc: &[u8], limits: &XmlLimits) -> Scan {
                 if let Some((field, text)) = capturing.take() {
                     let mut text = text.trim().to_owned();
                     if text.len() > CAPTURED_MAX {
-                        let mut cut = CAPTURED_MAX;
-                        while !text.is_char_boundary(cut) {
-                            cut -= 1;
-                        }
-                        text.truncate(cut);
+                        text.truncate(text.floor_char_boundary(CAPTURED_MAX));
                         text.push('…');
                     }
                     let slot = match field {
@@ -1023,10 +1019,7 @@ fn keep_text(
         };
         if c.text.len() < keep {
             let room = keep - c.text.len();
-            let mut cut = text.len().min(room);
-            while !text.is_char_boundary(cut) {
-                cut -= 1;
-            }
+            let cut = text.floor_char_boundary(room);
             c.text.push_str(text.get(..cut).unwrap_or(""));
         }
     }
