@@ -283,6 +283,51 @@ fn a_message_without_a_type_says_so() {
     );
 }
 
+/// A CUSDEC under another controlling agency than UN (an EANCOM or a
+/// national subset under its own code) has a structure of its own: it is
+/// not read with the UN mapping (before, it was mapped as if UN's and
+/// accepted), and the UNH's own elements are still checked (before, an
+/// agency code too long for 0051 passed unremarked).
+#[test]
+fn a_message_of_another_agency_is_not_mapped() {
+    // The first of the fixture's two messages.
+    let mapped = cusdec_with("CUSDEC:D:96B:UN'", "CUSDEC:D:96B:EA'");
+    assert_eq!(mapped.len(), 2);
+    assert!(mapped[1].canonical.is_some(), "{:#?}", mapped[1].issues);
+    assert!(mapped[0].canonical.is_none(), "{:#?}", mapped[0].canonical);
+    let issue = mapped[0]
+        .issues
+        .iter()
+        .find(|i| i.code == Code::MappingUnavailable)
+        .unwrap_or_else(|| panic!("{:#?}", mapped[0].issues));
+    assert!(issue.message.contains("agency \"EA\""), "{}", issue.message);
+
+    let text =
+        std::fs::read_to_string(root().join("fixtures/edifact/ok/cusdec-d96b-unoc.edi")).unwrap();
+    let parsed = parsed_with_text(
+        text.replacen("CUSDEC:D:96B:UN'", "CUSDEC:D:96B:UNXX'", 1)
+            .as_bytes(),
+    );
+    let too_long: Vec<_> = parsed
+        .issues
+        .iter()
+        .filter(|i| i.code == Code::TooLong)
+        .map(|i| {
+            (
+                i.location.tag.as_deref(),
+                i.location.element,
+                i.location.component,
+            )
+        })
+        .collect();
+    assert_eq!(
+        too_long,
+        [(Some("UNH"), Some(2), Some(4))],
+        "{:#?}",
+        parsed.issues
+    );
+}
+
 /// Free text written as several 4440 lines of one FTX is one description,
 /// the lines joined as received; every line counts as read, and the value
 /// is located at its first line.

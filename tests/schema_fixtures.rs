@@ -177,6 +177,17 @@ const CASES: &[Case] = &[
         Some(1),
         None,
     ),
+    // A section identification that is neither D nor S (before, valid).
+    (
+        "e0012-uns-section-unknown.edi",
+        "E0012",
+        21,
+        20,
+        "UNS",
+        None,
+        Some(1),
+        None,
+    ),
     (
         "e0036-group-repeated.edi",
         "E0036",

@@ -30,6 +30,8 @@ write("e0013-missing-segment.edi", once(INVOIC, "BGM*380*342459*9~\n", ""))
 write("e0013-missing-element.edi", once(INVOIC, "NAD*BY*792820524", "NAD**792820524"))
 write("e0015-segment-out-of-place.edi", once(INVOIC, "ALI*JP~\n", "ALI*JP~\nBGM*380*342459*9~\n"))
 write("e0016-too-many-elements.edi", once(INVOIC, "DTM*3=20060515=102~", "DTM*3=20060515=102*X~"))
+# 0081 has two codes in ISO 9735 (D, S); any other is wrong in any table.
+write("e0012-uns-section-unknown.edi", once(INVOIC, "UNS*S~", "UNS*X~"))
 write("e0035-segment-repeated.edi", once(INVOIC, "BGM*380*342459*9~\n", "BGM*380*342459*9~\nBGM*380*342459*9~\n"))
 write("e0036-group-repeated.edi", once(INVOIC, "CUX*1=USD~\n", "CUX*1=USD~\n" * 6))
 write("e0037-letter-in-number.edi", once(INVOIC, "MOA*203=1202.58~", "MOA*203=12O2.58~"))

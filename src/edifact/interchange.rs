@@ -783,8 +783,25 @@ impl<R: Read> Parser<R> {
                 validator.segment(unh);
                 validator.take_findings()
             }
+            // No segment table applies (another agency's message, a type
+            // or release not in the directories, a service message the
+            // hub does not read): the UNH is still ISO 9735's, checked
+            // element by element as the envelope's segments are. Missing
+            // parts are the UNH checks' own (`require`).
+            None if self.directories.is_some() => {
+                let syntax = self.tree.syntax_version.parse().unwrap_or(4);
+                let decimal = char::from(self.tree.separators.decimal);
+                let mut checker = MessageValidator::envelope(syntax, decimal);
+                checker.envelope_segment(unh);
+                let mut findings = checker.take_findings();
+                findings.retain(|f| f.code != Code::Missing);
+                findings
+            }
             None => return,
         };
+        if findings.is_empty() {
+            return;
+        }
         self.report_findings(findings, position, Some("UNH"), Some(1));
     }
 

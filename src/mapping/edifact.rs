@@ -3083,6 +3083,22 @@ fn map_messages(
             out.push(mapped);
             continue;
         }
+        // The mappings are of UN/EDIFACT directory messages; another
+        // agency's CUSDEC (an EANCOM or a national subset under its own
+        // code) has its own structure, which they cannot read.
+        if message.agency != "UN" {
+            mapped.issues.push(Issue::error(
+                Code::MappingUnavailable,
+                here,
+                format!(
+                    "message {} is controlled by agency {:?}, not UN (UNH S009/0051): the \
+                     mappings read UN/EDIFACT directory messages only, so it cannot be mapped",
+                    message.message_type, message.agency
+                ),
+            ));
+            out.push(mapped);
+            continue;
+        }
         let release = match directories.release(&name) {
             Ok(Some(release)) => release,
             Ok(None) | Err(_) => {

@@ -1036,7 +1036,17 @@ impl MessageValidator {
         match self.find(tag_bytes) {
             Some(target) => {
                 let (target, wrong_section) = match section {
-                    Some(section) => self.section_checked(target, section),
+                    Some(section @ (b'D' | b'S')) => self.section_checked(target, section),
+                    // ISO 9735 gives 0081 two codes; any other is wrong
+                    // wherever the UNS stands.
+                    Some(other) => (
+                        target,
+                        Some(format!(
+                            "UNS section identification (0081) '{}' is not D (header/detail) \
+                             or S (detail/summary), the two codes ISO 9735 gives it",
+                            other.escape_ascii()
+                        )),
+                    ),
                     None => (target, None),
                 };
                 self.commit(target, tag_bytes);
