@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::diag::{Issue, Severity};
+use crate::diag::{Code, Issue, Severity};
 use crate::edifact::writer;
 use crate::edifact::{Charset, Element, Interchange, Parsed, Segment, Separators};
 
@@ -208,8 +208,11 @@ pub fn build(parsed: &Parsed, options: &Options) -> Contrl {
                 .element(at)
                 .map(|e| e.components().to_vec())
                 .unwrap_or_default();
+            // S006 0040 and S007 0044 are mandatory in UCF: a group
+            // header without them is answered with a placeholder, as the
+            // UCI answers an interchange without its parties.
             party(
-                parts.first().map_or("", String::as_str),
+                &or_else(parts.first().map_or("", String::as_str), "UNKNOWN"),
                 parts.get(1).map_or("", String::as_str),
             )
         };
@@ -554,16 +557,35 @@ fn is_envelope(issue: &Issue) -> bool {
 /// Appends 0085, 0013/0135 and S011 for the first error of a level.
 fn push_error(elements: &mut Vec<Element>, issue: &Issue, v4: bool, with_tag: bool) {
     elements.push(Element::simple(number(issue, v4)));
+    // 0013 (a3) and 0135 (an..3) name a service segment: a tag the
+    // subject wrote wrong (`UNG `, `UNHX`, `UNX`) is not one, and
+    // echoed it would make the CONTRL itself invalid.
+    let version = if v4 { 4 } else { 3 };
     let tag = issue
         .location
         .tag
         .as_deref()
-        .filter(|t| t.starts_with("UN") && with_tag)
+        .filter(|t| {
+            with_tag && (*t == "UNA" || crate::schema::service::segment(t, version).is_some())
+        })
         .unwrap_or("");
     elements.push(Element::simple(tag));
     if issue.location.element.is_some() {
         elements.push(s011(issue, v4));
     }
+}
+
+/// True when the data element at `element` (1-based) of the service
+/// segment `tag` is a simple one, which S011 names without a component.
+fn simple_service_element(tag: Option<&str>, element: u16, v4: bool) -> bool {
+    let version = if v4 { 4 } else { 3 };
+    tag.and_then(|t| crate::schema::service::segment(t, version))
+        .and_then(|def| {
+            def.elements
+                .get(usize::from(element).checked_sub(1)?)
+                .map(|e| matches!(e.kind, crate::schema::ElementKind::Simple(_)))
+        })
+        .unwrap_or(false)
 }
 
 /// S011: 0098 counts the segment tag as position 1 ("The segment tag has
@@ -584,7 +606,10 @@ fn s011(issue: &Issue, v4: bool) -> Element {
         .filter(|r| *r > 1 && v4)
         .map(|r| r.to_string())
         .unwrap_or_default();
-    let component = if occurrence.is_empty() {
+    let simple = loc
+        .element
+        .is_some_and(|e| simple_service_element(loc.tag.as_deref(), e, v4));
+    let component = if occurrence.is_empty() && !simple {
         loc.component.map(|c| c.to_string()).unwrap_or_default()
     } else {
         String::new()
@@ -606,6 +631,17 @@ fn number(issue: &Issue, v4: bool) -> String {
     let code = issue.code.syntax_error_number().unwrap_or(18);
     let code = match code {
         1 if v4 => 18,
+        // A message type or release that cannot be validated: version 3's
+        // list has a code of its own (3, "message version/release not
+        // supported"); version 4's has not.
+        _ if !v4
+            && matches!(
+                issue.code,
+                Code::DirectoryUnavailable | Code::UnknownMessageType
+            ) =>
+        {
+            3
+        }
         // A decimal mark advised in UNA that cannot be one: a character
         // invalid as service character; in a value: an invalid value.
         19 if v4 && issue.location.tag.as_deref() == Some("UNA") => 20,
@@ -627,7 +663,7 @@ fn trim(mut elements: Vec<Element>) -> Vec<Element> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::diag::{Code, Location};
+    use crate::diag::Location;
 
     /// 0085 code 1 (UNA not supported) is in syntax version 3's list
     /// (UNSL of D.95B-D.97B), not in version 4's: 18 there.
@@ -1072,6 +1108,76 @@ mod tests {
         };
         let errors: Vec<&Issue> = answer.issues.iter().filter(|i| i.is_error()).collect();
         assert!(errors.is_empty(), "{out}\n{errors:#?}");
+    }
+
+    /// Found by review, each answer checked to be a valid CONTRL as well:
+    /// a segment tag written wrong is not echoed as 0013 (it made the
+    /// CONTRL invalid: 0013 is a3 and names a service segment); a group
+    /// header without its parties gets placeholders in UCF's mandatory
+    /// S006/S007; a simple data element is named without a component
+    /// (0104); a release not available is version 3's code 3 (message
+    /// version/release not supported) at 0054, and 18 in version 4,
+    /// whose list has no such code.
+    #[test]
+    fn answers_to_broken_envelopes_are_valid_contrls() {
+        let directories =
+            std::sync::Arc::new(crate::schema::Directories::new(&[std::path::Path::new(
+                env!("CARGO_MANIFEST_DIR"),
+            )
+            .join("schemas/untdid")]));
+        let parse = |bytes: &[u8]| {
+            crate::edifact::Parser::new(bytes, crate::edifact::ParseOptions::default())
+                .with_directories(directories.clone())
+                .run(|_, _| {})
+                .ok()
+        };
+        let message = "UNH+1+CUSDEC:D:96B:UN'BGM+929+LRN1+9'UNT+3+1'";
+        let cases = [
+            (
+                format!(
+                    "UNB+UNOC:3+S+R+261129:1200+REF1'UNG +CUSDEC+X+Y+261124:1030+G1+UN+D:96B'{message}UNZ+1+REF1'"
+                ),
+                "UCI+REF1+S+R+4+33'",
+            ),
+            (
+                format!(
+                    "UNB+UNOC:3+S+R+261129:1200+REF2'UNG+CUSDEC+++261124:1030+G1+UN+D:96B'{message}UNE+1+G1'UNZ+1+REF2'"
+                ),
+                "UCF+G1+UNKNOWN+UNKNOWN+4+13+UNG+3'",
+            ),
+            (
+                format!("UNB+UNOA:3+S+R+261129:1200+ref-3'{message}UNZ+1+ref-3'"),
+                "UCI+ref-3+S+R+4+21+UNB+6'",
+            ),
+            (
+                format!(
+                    "UNB+UNOC:3+S+R+261129:1200+REF4'{}UNZ+1+REF4'",
+                    message.replace("D:96B", "D:99Z")
+                ),
+                "UCM+1+CUSDEC:D:99Z:UN+4+3+UNH+3:3'",
+            ),
+            (
+                format!(
+                    "UNB+UNOC:4+S+R+20261129:1200+REF5'{}UNZ+1+REF5'",
+                    message.replace("D:96B", "D:99Z")
+                ),
+                "UCM+1+CUSDEC:D:99Z:UN+4+18+UNH+3:3'",
+            ),
+        ];
+        for (subject, expected) in cases {
+            let v4 = subject.starts_with("UNB+UNOC:4");
+            let contrl = build(
+                &validated(subject.as_bytes()),
+                &Options::at(crate::timestamp::Timestamp::now(), v4, "T".into()),
+            );
+            let out = String::from_utf8_lossy(&contrl.bytes).into_owned();
+            assert!(out.contains(expected), "{subject}\n{out}");
+            let Some(answer) = parse(&contrl.bytes) else {
+                panic!("the CONTRL parses");
+            };
+            let errors: Vec<&Issue> = answer.issues.iter().filter(|i| i.is_error()).collect();
+            assert!(errors.is_empty(), "{out}\n{errors:#?}");
+        }
     }
 
     #[test]

@@ -896,8 +896,14 @@ impl<R: Read> Parser<R> {
             }
         };
         let Some(rel) = found else {
-            loc.component = Some(2);
             let available: Vec<&str> = directories.available().collect();
+            // Pointed at the release (0054) when directories of its version
+            // are there (`D:99Z`), else at the version (0052).
+            let version_known = available.iter().any(|a| {
+                a.get(..version.len())
+                    .is_some_and(|v| v.eq_ignore_ascii_case(version))
+            });
+            loc.component = Some(if version_known { 3 } else { 2 });
             self.error(
                 Code::DirectoryUnavailable,
                 loc,
