@@ -770,6 +770,83 @@ async fn outbox_events_reach_rabbitmq() {
     remove_hub(&conn, &ch, &settings, &store, Some(&dir)).await;
 }
 
+/// A permit request whose agency queue was deleted while the hub ran is
+/// not lost: it is published mandatory, comes back, waits (not parked),
+/// and is delivered once the next link has declared the queue again.
+/// Before, the broker confirmed it, the row was marked published and the
+/// permit later expired against an agency that never saw it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_whose_agency_queue_was_deleted_waits_for_it() {
+    let Some(conn) = broker().await else {
+        return;
+    };
+    let (dir, store, _intake, mut settings) = embedded_hub("guest").await;
+    settings.agencies = vec!["KMDIA".into()];
+    let ch = conn.create_channel().await.unwrap();
+    let publisher = amqp::OutboxPublisher::new(settings.clone());
+    let request = |id: &str| tradehub::store::OutboxMessage {
+        exchange: "tradehub.permits".into(),
+        routing_key: "permit.KMDIA".into(),
+        message_id: id.into(),
+        content_type: "application/json".into(),
+        payload: id.as_bytes().to_vec(),
+    };
+    let queue = settings.agency_queue("KMDIA");
+    store
+        .enqueue_outbox(&[request("p-1")], Timestamp::now())
+        .await
+        .unwrap();
+    assert_eq!(
+        tradehub::hub::outbox::drain(&store, &publisher)
+            .await
+            .unwrap(),
+        1
+    );
+    let m = next_message(&ch, queue.as_str()).await;
+    assert_eq!(m.delivery.data, b"p-1");
+
+    ch.queue_delete(queue.clone(), QueueDeleteOptions::default())
+        .await
+        .unwrap();
+    store
+        .enqueue_outbox(&[request("p-2")], Timestamp::now())
+        .await
+        .unwrap();
+    assert_eq!(
+        tradehub::hub::outbox::drain(&store, &publisher)
+            .await
+            .unwrap(),
+        0
+    );
+    let problems = store.outbox_problems(10).await.unwrap();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0].message_id, "p-2");
+    assert!(
+        problems[0].parked_at.is_none() && problems[0].retry_at.is_some(),
+        "{problems:?}"
+    );
+    assert!(
+        problems[0]
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("no queue took")),
+        "{problems:?}"
+    );
+
+    // The next attempt opens a new link, which declares the queue again.
+    store.make_due(problems[0].seq).await.unwrap();
+    assert_eq!(
+        tradehub::hub::outbox::drain(&store, &publisher)
+            .await
+            .unwrap(),
+        1
+    );
+    let m = next_message(&ch, queue.as_str()).await;
+    assert_eq!(m.delivery.data, b"p-2");
+    assert_eq!(store.outbox_counts().await.unwrap(), Default::default());
+    remove_hub(&conn, &ch, &settings, &store, Some(&dir)).await;
+}
+
 /// `/readyz` follows the broker: 503 while the AMQP consumer cannot reach
 /// RabbitMQ (a closed port), 200 once it consumes from the real broker.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

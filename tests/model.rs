@@ -110,3 +110,29 @@ fn published_json_schema_matches_the_types() {
         assert!(defs.contains_key(name), "{name} missing from the schema");
     }
 }
+
+/// An agency's AMQP reply is read as strictly as its HTTP answer: a
+/// misspelt field is refused (it was ignored, and a conditional grant's
+/// terms or a refusal's reasons taken as absent), and so is an array.
+#[test]
+fn a_permit_reply_has_the_fields_of_a_decision_and_no_other() {
+    let ok = PermitDecision::from_reply(
+        br#"{"permit_id": "P1", "outcome": "conditional", "conditions": "keep cold"}"#,
+    )
+    .unwrap();
+    assert_eq!(ok.outcome, PermitOutcome::Conditional);
+    assert_eq!(ok.conditions.as_deref(), Some("keep cold"));
+    let misspelt = PermitDecision::from_reply(
+        br#"{"permit_id": "P1", "outcome": "conditional", "condtions": "keep cold"}"#,
+    )
+    .unwrap_err();
+    assert!(
+        misspelt.to_string().contains("unknown field `condtions`"),
+        "{misspelt}"
+    );
+    let array = PermitDecision::from_reply(br#"["P1", "granted"]"#).unwrap_err();
+    assert!(
+        array.to_string().contains("expected a JSON object"),
+        "{array}"
+    );
+}

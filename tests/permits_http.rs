@@ -644,6 +644,29 @@ async fn control_characters_are_refused_where_they_come_in() {
             &br#"{"outcome": "conditional", "conditions": "keep\u0007cold"}"#[..],
             "conditions",
         ),
+        // C1 controls and bidirectional overrides too (they were stored
+        // and echoed to the trader).
+        (
+            &br#"{"outcome": "granted", "reasons": ["a\u0085b"]}"#[..],
+            "reasons[0]",
+        ),
+        (
+            &br#"{"outcome": "refused", "reasons": ["\u202Eevil"]}"#[..],
+            "reasons[0]",
+        ),
+        // A conditional grant states its conditions (the trader was told
+        // "conditions not stated").
+        (
+            &br#"{"outcome": "conditional", "reasons": ["see letter"]}"#[..],
+            "a conditional grant",
+        ),
+        (
+            &br#"{"outcome": "conditional", "conditions": "  "}"#[..],
+            "a conditional grant",
+        ),
+        // An array is not a decision (serde read it field by field, and
+        // this was a grant).
+        (&br#"["granted"]"#[..], "expected a JSON object"),
     ] {
         let r = request(addr, "POST", &decide, token("kmdia-desk"), body).await;
         assert_eq!(r.status, 422, "{}", String::from_utf8_lossy(&r.body));

@@ -33,14 +33,30 @@ pub enum DecisionError {
 }
 
 /// The first control character of `text` a stored text may not hold (C0
-/// controls and DEL, but tab, line feed and carriage return), if any.
+/// and C1 controls and DEL, but tab, line feed and carriage return; the
+/// bidirectional embeddings, overrides and isolates, which would show a
+/// reader other text than was stored), if any.
 pub fn control_character(text: &str) -> Option<char> {
-    text.chars()
-        .find(|c| (c.is_control() && !matches!(c, '\t' | '\n' | '\r')) && (*c as u32) < 0x80)
+    text.chars().find(|c| {
+        (c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+            || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+    })
 }
 
-/// The first text of a decision that holds a control character, named.
+/// Why a decision cannot be taken as it is: a conditional grant that
+/// states no conditions (the trader would be cleared "on conditions not
+/// stated"), or the first text that holds a control character, named.
 fn unstorable(decision: &PermitDecision) -> Option<String> {
+    if decision.outcome == crate::model::PermitOutcome::Conditional
+        && decision
+            .conditions
+            .as_deref()
+            .is_none_or(|c| c.trim().is_empty())
+    {
+        return Some(
+            "a conditional grant states its conditions (conditions is missing or empty)".into(),
+        );
+    }
     let named = |what: String, text: &str| {
         control_character(text).map(|c| {
             format!(

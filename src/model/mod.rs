@@ -744,6 +744,55 @@ pub struct PermitDecision {
     pub decided_at: Option<Moment>,
 }
 
+impl PermitDecision {
+    /// A decision as an agency sends it (an AMQP reply): a JSON object
+    /// with the fields of a decision and no other, as over HTTP. A
+    /// misspelt field (`condtions`) is refused rather than ignored, which
+    /// would have taken a conditional grant's terms or a refusal's reasons
+    /// as absent; so is an array, which serde would read field by field.
+    pub fn from_reply(bytes: &[u8]) -> Result<PermitDecision, serde_json::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Reply {
+            permit_id: String,
+            outcome: PermitOutcome,
+            #[serde(default)]
+            reasons: Vec<String>,
+            #[serde(default)]
+            conditions: Option<String>,
+            #[serde(default)]
+            decided_at: Option<Moment>,
+        }
+        let reply: Reply = json_object(bytes)?;
+        Ok(PermitDecision {
+            permit_id: reply.permit_id,
+            outcome: reply.outcome,
+            reasons: reply.reasons,
+            conditions: reply.conditions,
+            decided_at: reply.decided_at,
+        })
+    }
+}
+
+/// `T` read from JSON that must be an object (serde reads a struct from an
+/// array too, its fields in order).
+pub fn json_object<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, serde_json::Error> {
+    let value: serde_json::Value = serde_json::from_slice(bytes)?;
+    if !value.is_object() {
+        return Err(serde::de::Error::custom(format!(
+            "expected a JSON object, found {}",
+            match value {
+                serde_json::Value::Array(_) => "an array",
+                serde_json::Value::String(_) => "a string",
+                serde_json::Value::Number(_) => "a number",
+                serde_json::Value::Bool(_) => "a boolean",
+                _ => "null",
+            }
+        )));
+    }
+    serde_json::from_value(value)
+}
+
 /// What customs answers a declarant (becomes CUSRES, APERAK or WCO RES).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Response {

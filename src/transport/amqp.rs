@@ -165,6 +165,10 @@ pub enum AmqpError {
     /// else's.
     #[error("answer queue refused: {0}")]
     QueueRefused(String),
+    /// A mandatory publish no queue took (the broker gave it back): the
+    /// queue it was bound for was deleted while the hub ran.
+    #[error("no queue took a publish to {0} (returned by the broker)")]
+    Unroutable(String),
 }
 
 impl AmqpError {
@@ -173,6 +177,7 @@ impl AmqpError {
             AmqpError::Broker(_)
             | AmqpError::NotConfirmed(_)
             | AmqpError::Nacked(_)
+            | AmqpError::Unroutable(_)
             | AmqpError::Stalled(_) => true,
             AmqpError::Store(e) => e.is_retryable(),
             AmqpError::QueueRefused(_) => false,
@@ -287,10 +292,11 @@ async fn confirmed_by(
     confirm: lapin::PublisherConfirm,
     deadline: tokio::time::Instant,
 ) -> Result<(), AmqpError> {
-    if confirmation_by(&target, confirm, deadline).await?.is_ack() {
-        Ok(())
-    } else {
-        Err(AmqpError::Nacked(target))
+    match confirmation_by(&target, confirm, deadline).await? {
+        lapin::Confirmation::Ack(None) => Ok(()),
+        // Only a mandatory publish comes back: nothing took it.
+        lapin::Confirmation::Ack(Some(_)) => Err(AmqpError::Unroutable(target)),
+        _ => Err(AmqpError::Nacked(target)),
     }
 }
 
@@ -1161,7 +1167,7 @@ async fn handle_reply(
         )
         .await;
     }
-    let decision: PermitDecision = match serde_json::from_slice(&delivery.data) {
+    let decision = match PermitDecision::from_reply(&delivery.data) {
         Ok(d) => d,
         Err(e) => {
             return dead(
@@ -1813,6 +1819,14 @@ impl OutboxPublisher {
                 .with_delivery_mode(2)
                 .with_message_id(m.message.message_id.as_str().into())
                 .with_content_type(m.message.content_type.as_str().into());
+            // Permit requests, notices to agencies and answers to partners
+            // have a queue that must take them: published mandatory, so
+            // that one whose queue was deleted while the hub ran comes
+            // back (and waits, the topology declared again on the next
+            // link) instead of being confirmed and lost. Events go to a
+            // topic exchange nobody need listen to.
+            let mandatory = m.message.exchange == crate::hub::clearance::PERMITS_EXCHANGE
+                || m.message.exchange == crate::hub::clearance::ACKS_EXCHANGE;
             let exchange = self.settings.name(&m.message.exchange);
             let target = format!("{exchange}/{key}");
             let confirm = in_time(
@@ -1820,7 +1834,10 @@ impl OutboxPublisher {
                 channel.basic_publish(
                     exchange,
                     key,
-                    BasicPublishOptions::default(),
+                    BasicPublishOptions {
+                        mandatory,
+                        ..BasicPublishOptions::default()
+                    },
                     &m.message.payload,
                     props,
                 ),
@@ -1851,7 +1868,7 @@ struct SendFailure {
 fn relay_error(failure: SendFailure) -> crate::hub::outbox::RelayError {
     use crate::hub::outbox::RelayError;
     match &failure.error {
-        AmqpError::Nacked(_) | AmqpError::QueueRefused(_) => {
+        AmqpError::Nacked(_) | AmqpError::QueueRefused(_) | AmqpError::Unroutable(_) => {
             RelayError::Refused(failure.error.to_string())
         }
         AmqpError::Broker(b) if failure.own && b.is_amqp_soft_error() => {

@@ -1464,7 +1464,7 @@ async fn post_decision(
         return forbidden(why);
     }
     // JSON with or without a Content-Type header.
-    let body: DecisionBody = match serde_json::from_slice(&raw) {
+    let body: DecisionBody = match crate::model::json_object(&raw) {
         Ok(b) => b,
         Err(e) => {
             refused(
