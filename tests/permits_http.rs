@@ -952,6 +952,9 @@ async fn an_agency_reads_nothing_of_another_agencys_answer() {
         kinds.contains(&"held") && kinds.contains(&"permit_granted"),
         "{kinds:?}"
     );
+    // Not even that another agency refused (the milestone with its detail
+    // replaced said so): held, for a reason that is not APQA's to know.
+    assert!(!kinds.contains(&"permit_refused"), "{kinds:?}");
     // The cargo timeline by LRN: the same.
     let r = request(addr, "GET", "/v1/cargo/LRN-BEEF-1", token("apqa-desk"), b"").await;
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));

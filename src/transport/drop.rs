@@ -495,14 +495,33 @@ fn no_follow(options: &mut std::fs::OpenOptions) {
     let _ = options;
 }
 
-/// Writes a companion file (`.ack`, `.err`), replacing a regular file of
-/// that name but never writing through a symbolic link planted there.
+/// Writes a companion file (`.ack`, `.err`) whole or not at all: under a
+/// hidden name of its own first, then renamed into place, so that a
+/// partner never reads half of one, and a full disk leaves no empty one
+/// behind (the rename replaces a file or a symbolic link planted at the
+/// name; nothing is written through one).
 fn write_no_follow(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
+    let Some(dir) = path.parent() else {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "a companion file needs a folder",
+        ));
+    };
+    // Not the file's own name: that may take the 255 bytes a name has.
+    let hidden = dir.join(format!(".companion-{}.part", uuid::Uuid::now_v7().simple()));
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    options.write(true).create_new(true);
     no_follow(&mut options);
-    options.open(path)?.write_all(bytes)
+    let written = options.open(&hidden).and_then(|mut file| {
+        file.write_all(bytes)?;
+        file.sync_all()
+    });
+    let placed = written.and_then(|()| std::fs::rename(&hidden, path));
+    if placed.is_err() {
+        let _ = std::fs::remove_file(&hidden);
+    }
+    placed
 }
 
 /// The file opened for reading and locked for this process (an advisory
@@ -1400,5 +1419,50 @@ mod tests {
             ]
         );
         assert_eq!(std::fs::read(out.join("a.edi")).unwrap(), b"answer");
+    }
+}
+
+#[cfg(test)]
+mod companion_tests {
+    use super::*;
+
+    /// A companion is written whole under a hidden name and renamed into
+    /// place: a symbolic link planted at its name is replaced, not written
+    /// through, and a write that fails leaves neither the companion nor
+    /// the hidden file behind (a full disk used to leave an empty `.ack`).
+    #[test]
+    fn a_companion_is_placed_whole_or_not_at_all() -> std::io::Result<()> {
+        let dir = std::env::temp_dir().join(format!(
+            "tradehub-companion-{}",
+            uuid::Uuid::now_v7().simple()
+        ));
+        std::fs::create_dir_all(&dir)?;
+        let leftovers = |dir: &Path| -> std::io::Result<Vec<String>> {
+            Ok(std::fs::read_dir(dir)?
+                .filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(".companion-"))
+                .collect())
+        };
+        let ack = dir.join("f1.edi.ack");
+        write_no_follow(&ack, b"UNB+UNOC:3'")?;
+        assert_eq!(std::fs::read(&ack)?, b"UNB+UNOC:3'");
+
+        let victim = dir.join("victim");
+        std::fs::write(&victim, b"keep")?;
+        let planted = dir.join("f2.edi.ack");
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(&victim, &planted)?;
+        write_no_follow(&planted, b"answer")?;
+        assert_eq!(std::fs::read(&victim)?, b"keep");
+        assert_eq!(std::fs::read(&planted)?, b"answer");
+
+        // A folder in the way (not empty): the rename fails.
+        let blocked = dir.join("f3.edi.ack");
+        std::fs::create_dir_all(blocked.join("inside"))?;
+        assert!(write_no_follow(&blocked, b"answer").is_err());
+        assert!(blocked.is_dir());
+        assert_eq!(leftovers(&dir)?, Vec::<String>::new());
+        std::fs::remove_dir_all(&dir)
     }
 }

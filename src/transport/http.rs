@@ -988,10 +988,18 @@ fn agency_view(
             return true;
         }
         match e.kind.as_str() {
-            state::LANE_ASSIGNED | state::SCREENED => false,
-            // Milestones whose details name every agency's answer or the
-            // officer: the milestone, not the detail.
-            state::AWAITING_PERMITS | state::PERMIT_REFUSED | state::HELD | state::RELEASED => {
+            // Whether the other agencies granted or refused is theirs to
+            // tell: the milestones that say so are left out, so that
+            // `held` after them does not tell either (nor, after every
+            // permit granted, that the goods were selected for
+            // examination: the lane).
+            state::LANE_ASSIGNED
+            | state::SCREENED
+            | state::PERMITS_GRANTED
+            | state::PERMIT_REFUSED => false,
+            // Milestones whose details name every agency's answer, the
+            // lane or the officer: the milestone, not the detail.
+            state::AWAITING_PERMITS | state::HELD | state::CLEARED | state::RELEASED => {
                 e.detail = "detail for customs and the declarant".into();
                 true
             }
