@@ -726,3 +726,65 @@ fn submit_says_so_when_the_declarations_cannot_be_read_back() {
     let _ = server.wait();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// An administrative command does not upgrade a store an upgrade behind
+/// its binary (older instances may still run on it, and would then refuse
+/// to start): it says so and changes nothing. Before, `outbox list` of a
+/// new binary silently migrated the store.
+#[test]
+fn an_administrative_command_does_not_upgrade_the_store() {
+    let dir = std::env::temp_dir().join(format!(
+        "tradehub-cli-behind-{}",
+        uuid::Uuid::now_v7().simple()
+    ));
+    let run = |args: &[&str]| {
+        bin()
+            .args(args)
+            .arg("--data-dir")
+            .arg(&dir)
+            .output()
+            .unwrap()
+    };
+    let added = run(&["partner", "add", "KRBROKER01", "--name", "Hanbit"]);
+    assert_eq!(
+        added.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    // The store as the previous release left it: its last migration not
+    // recorded.
+    let url = format!("sqlite://{}", dir.join("tradehub.db").display());
+    let versions = |forget: bool| {
+        let url = url.clone();
+        tokio::runtime::Runtime::new().unwrap().block_on(async move {
+            sqlx::any::install_default_drivers();
+            let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+            if forget {
+                sqlx::query("DELETE FROM _sqlx_migrations WHERE version = (SELECT max(version) FROM _sqlx_migrations)")
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+            }
+            let n: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+            pool.close().await;
+            n
+        })
+    };
+    let before = versions(true);
+    for args in [
+        &["outbox", "list"][..],
+        &["refusals"][..],
+        &["partner", "token", "KRBROKER01"][..],
+    ] {
+        let out = run(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains("does not upgrade it"), "{args:?}: {stderr}");
+        assert_eq!(versions(false), before, "{args:?} upgraded the store");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

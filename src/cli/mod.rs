@@ -1101,7 +1101,7 @@ fn refusals_command(
 ) -> Result<u8, CliError> {
     let url = store_args.existing_url()?;
     runtime()?.block_on(async move {
-        let store = Store::open(&url)
+        let store = Store::open_for_admin(&url)
             .await
             .map_err(|e| CliError::Usage(format!("store: {e}")))?;
         let listed = store.refusal_list(partner, limit.max(1)).await;
@@ -1145,7 +1145,7 @@ fn outbox_command(command: OutboxCommand) -> Result<u8, CliError> {
     };
     let url = store_args.existing_url()?;
     runtime()?.block_on(async move {
-        let store = Store::open(&url)
+        let store = Store::open_for_admin(&url)
             .await
             .map_err(|e| CliError::Usage(format!("store: {e}")))?;
         let failed = |e: crate::store::StoreError| CliError::Usage(e.to_string());
@@ -1326,7 +1326,7 @@ fn partner(command: PartnerCommand) -> Result<u8, CliError> {
             let (token, hash) = new_token()
                 .map_err(|e| CliError::Usage(format!("no randomness for a token: {e}")))?;
             runtime()?.block_on(async move {
-                let store = Store::open(&url)
+                let store = Store::open_for_admin(&url)
                     .await
                     .map_err(|e| CliError::Usage(format!("store: {e}")))?;
                 let changed = store
@@ -1355,7 +1355,7 @@ fn partner(command: PartnerCommand) -> Result<u8, CliError> {
         } => {
             let url = store.existing_url()?;
             runtime()?.block_on(async move {
-                let store = Store::open(&url)
+                let store = Store::open_for_admin(&url)
                     .await
                     .map_err(|e| CliError::Usage(format!("store: {e}")))?;
                 if store
@@ -1436,7 +1436,7 @@ fn partner(command: PartnerCommand) -> Result<u8, CliError> {
             let (token, hash) = new_token()
                 .map_err(|e| CliError::Usage(format!("no randomness for a token: {e}")))?;
             runtime()?.block_on(async move {
-                let store = Store::open(&url)
+                let store = Store::open_for_admin(&url)
                     .await
                     .map_err(|e| CliError::Usage(format!("store: {e}")))?;
                 store

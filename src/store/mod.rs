@@ -55,6 +55,15 @@ pub enum StoreError {
     },
     #[error("migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
+    /// An administrative command opened a store an upgrade behind this
+    /// binary: it does not upgrade it (instances of the older binary may
+    /// still run on it).
+    #[error(
+        "the store is at schema version {at} and this binary expects {expected}; an administrative \
+         command does not upgrade it: stop every instance, then start `tradehub serve` of this \
+         version, which upgrades it (docs/OPERATIONS.md, upgrades)"
+    )]
+    Behind { at: i64, expected: i64 },
     #[error("cannot create the data directory {path}: {source}")]
     DataDir {
         path: String,
@@ -570,6 +579,19 @@ const INTERCHANGE_COLUMNS: &str = "id, partner_id, sender, control_reference, sh
 impl Store {
     /// Opens (creating an SQLite file if needed) and migrates the store.
     pub async fn open(url: &str) -> Result<Store, StoreError> {
+        Store::open_with(url, true).await
+    }
+
+    /// Opens the store for an administrative command: a new store is
+    /// created (the first `partner add` sets up an installation), one of
+    /// this binary's version is opened, and one an upgrade behind is
+    /// refused ([`StoreError::Behind`]) rather than upgraded under the
+    /// instances that may still run on it.
+    pub async fn open_for_admin(url: &str) -> Result<Store, StoreError> {
+        Store::open_with(url, false).await
+    }
+
+    async fn open_with(url: &str, upgrade: bool) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("sqlite:") {
             Backend::Sqlite
@@ -641,6 +663,26 @@ impl Store {
                 });
             }
         };
+        if !upgrade {
+            let migrator = match backend {
+                Backend::Sqlite => sqlx::migrate!("migrations/sqlite"),
+                Backend::Postgres => sqlx::migrate!("migrations/postgres"),
+            };
+            // No migration table: a new store, created below.
+            let applied: Vec<i64> =
+                sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+                    .fetch_all(&pool)
+                    .await
+                    .unwrap_or_default();
+            let expected = migrator.iter().map(|m| m.version).max().unwrap_or(0);
+            if !applied.is_empty() && migrator.iter().any(|m| !applied.contains(&m.version)) {
+                pool.close().await;
+                return Err(StoreError::Behind {
+                    at: applied.iter().copied().max().unwrap_or(0),
+                    expected,
+                });
+            }
+        }
         match backend {
             Backend::Sqlite => sqlx::migrate!("migrations/sqlite").run(&pool).await?,
             Backend::Postgres => {
