@@ -1049,6 +1049,25 @@ async fn a_broken_una_is_answered_for_what_it_is() {
         }
         other => panic!("not stored as rejected: {other:?}"),
     }
+    // One character advised for two purposes: the UNB read with it named
+    // another recipient ("TRADEHUB?:ZZZ"), and the interchange was
+    // rejected as misaddressed (code 7), its CONTRL addressed to a sender
+    // id holding a colon. Its UNA is what is wrong, and the CONTRL goes to
+    // the authenticated partner.
+    let same = b"UNA++.? 'UNB+UNOC:3+KRBROKER01:ZZZ+TRADEHUB:ZZZ+261124:1030+R4'\
+        UNH+1+CUSDEC:D:96B:UN'BGM+929+LRNR4+9'UNT+3+1'UNZ+1+R4'";
+    let hub = Intake::new(store.clone(), Limits::default())
+        .with_clearance(tradehub::hub::clearance::Clearance::default());
+    match hub.submit(&partner, same.to_vec()).await.unwrap() {
+        Submission::Stored(r) => {
+            let ack = &r.interchange.acknowledgement;
+            assert_eq!(r.interchange.status, "rejected");
+            assert!(ack.contains("+4+20+UNA"), "{ack}");
+            assert!(!ack.contains("ZZZ"), "{ack}");
+            assert_eq!(r.issues[0].code.as_str(), "E0020", "{:?}", r.issues);
+        }
+        other => panic!("not stored as rejected: {other:?}"),
+    }
     // A bad decimal mark leaves the separators as advised: the UNB reads
     // as written, and another sender's is refused as such.
     let other = b"UNA:+X? 'UNB+UNOC:3+OTHERSENDER:ZZZ+TRADEHUB:ZZZ+261124:1030+R2'\

@@ -439,9 +439,20 @@ impl Intake {
                 .with_directories(directories.clone())
                 .run(|_, _| {})
                 .unwrap_or_default();
-            // Misaddressed first: the UCI names the first interchange error.
-            refuse_test(&mut parsed);
-            refuse_misaddressed(&mut parsed, &clearance);
+            // A UNB read with separators in error says nothing reliable:
+            // its parties are not what was written (the CONTRL goes to the
+            // authenticated partner, signed by the hub), and neither its
+            // recipient nor its test indicator is held against it; the
+            // UCI names the UNA.
+            if separators_in_error(&parsed) {
+                parsed.interchange.sender = Default::default();
+                parsed.interchange.recipient = Default::default();
+            } else {
+                // Misaddressed first: the UCI names the first interchange
+                // error.
+                refuse_test(&mut parsed);
+                refuse_misaddressed(&mut parsed, &clearance);
+            }
             // Only a valid interchange goes on: each message is mapped to
             // the canonical model and checked by the business rules.
             let too_many = parsed.interchange.counts.messages > max_messages as u64;
@@ -510,20 +521,11 @@ impl Intake {
                 .record_refusal(partner, &sha256, bytes.len(), refused, now)
                 .await;
         }
-        // A UNA whose separators are in error (a digit, or one character
-        // advised twice) leaves the UNB
-        // read with the wrong separators: its sender is not what was
-        // written, and the interchange is rejected for its UNA (CONTRL,
-        // code 20 at UNA), under the authenticated partner, rather than
+        // A UNA whose separators are in error left the UNB's sender
+        // unread (above): the interchange is rejected for its UNA (CONTRL,
+        // code 20 at UNA) under the authenticated partner, rather than
         // refused as another sender's.
-        // (Only separators in error: a bad decimal mark leaves the UNB as
-        // written, and its sender is checked.)
-        let una_broken = parsed.issues.iter().any(|i| {
-            i.is_error()
-                && i.location.tag.as_deref() == Some("UNA")
-                && i.code == Code::InvalidAsServiceCharacter
-        });
-        let sender = if ic.sender.id.is_empty() || una_broken {
+        let sender = if ic.sender.id.is_empty() {
             partner.id.clone()
         } else {
             ic.sender.id.clone()
@@ -1369,6 +1371,18 @@ pub(crate) fn refuse_test(parsed: &mut Parsed) {
         ic.test_indicator
     );
     reject_at_unb(parsed, Code::TestIndicatorNotSupported, 11, None, detail);
+}
+
+/// True when a UNA advised separators in error (a digit, or one character
+/// for two purposes): the UNB was then read with other separators than it
+/// was written with. (Only separators: a bad decimal mark leaves the UNB
+/// as written.)
+fn separators_in_error(parsed: &Parsed) -> bool {
+    parsed.issues.iter().any(|i| {
+        i.is_error()
+            && i.location.tag.as_deref() == Some("UNA")
+            && i.code == Code::InvalidAsServiceCharacter
+    })
 }
 
 /// Rejects the interchange for what its UNB says at `element` (and
