@@ -305,6 +305,36 @@ fn ack_res_rejects_what_the_mapping_refuses() {
     );
 }
 
+/// More rule findings than a RES lists (99): the last `Error` says how
+/// many more there were (before, they were left out without a word, while
+/// schema errors had their XML011 note).
+#[test]
+fn a_res_says_how_many_findings_it_does_not_list() {
+    let text = std::fs::read_to_string(corpus("valid/crafted-many-items.xml")).unwrap();
+    let origin = "<Origin>\n\t\t\t\t\t<CountryCode>GB</CountryCode>";
+    let items = text.matches(origin).count();
+    assert!(items > 100, "{items}");
+    let broken = text.replace(origin, "<Origin>\n\t\t\t\t\t<CountryCode>ZG</CountryCode>");
+    let path = std::env::temp_dir().join(format!("tradehub-many-{}.xml", std::process::id()));
+    std::fs::write(&path, broken).unwrap();
+    let out = tradehub(&["ack", "--kind", "res", path.to_str().unwrap()]);
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(out.status.code(), Some(1));
+    let res = stdout(&out);
+    let errors = res.matches("<res:Error>").count();
+    assert_eq!(errors, 100, "{res}");
+    // One finding per item, and the two totals the crafted sample gets
+    // wrong (packages and item count, RUL003).
+    assert!(
+        res.contains(&format!("{} further errors are not listed", items + 2 - 99)),
+        "{res}"
+    );
+    assert!(
+        res.contains("<res:ValidationCode>EDI106</res:ValidationCode>"),
+        "{res}"
+    );
+}
+
 /// A document read from a pipe (which says nothing of its size) is read
 /// one byte past `--xml-max-bytes` at most: refused with XML004, not kept
 /// whole in memory.

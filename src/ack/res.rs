@@ -42,18 +42,31 @@ pub fn for_report(report: &XmlReport, issued: Timestamp, response_id: &str) -> W
         rejected: (!report.valid).then_some(issued),
         ..DeclarationRef::default()
     };
+    push_errors(&mut response.errors, &errors, total, "XML011");
+    response
+}
+
+/// Appends an `Error` for each of `errors`, at most [`ERRORS_MAX`], then
+/// one of code `more` saying how many of `total` were not listed (the
+/// rest of `errors`, and those counted but not recorded).
+pub(crate) fn push_errors(
+    out: &mut Vec<ResponseError>,
+    errors: &[&Issue],
+    total: usize,
+    more: &str,
+) {
     for issue in errors.iter().take(ERRORS_MAX) {
-        response.errors.push(error_for(issue));
+        out.push(error_for(issue));
     }
     let listed = errors.len().min(ERRORS_MAX);
+    let total = total.max(errors.len());
     if total > listed {
-        response.errors.push(ResponseError {
-            validation_code: "XML011".into(),
+        out.push(ResponseError {
+            validation_code: more.into(),
             description: Some(format!("{} further errors are not listed", total - listed)),
             pointers: Vec::new(),
         });
     }
-    response
 }
 
 pub(crate) fn error_for(issue: &Issue) -> ResponseError {

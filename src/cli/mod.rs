@@ -3045,9 +3045,8 @@ fn ack_res(
     if rejected_by_rules {
         response.function = crate::xml::response::ResponseFunction::Rejected;
         response.declaration.rejected = Some(moment);
-        for issue in findings.iter().filter(|i| i.is_error()).take(99) {
-            response.errors.push(crate::ack::res::error_for(issue));
-        }
+        let errors: Vec<&Issue> = findings.iter().filter(|i| i.is_error()).collect();
+        crate::ack::res::push_errors(&mut response.errors, &errors, errors.len(), "EDI106");
     }
     let written = crate::xml::response::write(&response)
         .map_err(|e| CliError::Usage(format!("{}: response not written: {e}", path.display())))?;

@@ -5,7 +5,7 @@
 //! senders a WCO RES. The canonical JSON form is the fallback when an
 //! answer cannot be written in the sender's format.
 
-use crate::ack::res::{clip, error_for, lrn_for_res, text_for_res};
+use crate::ack::res::{clip, lrn_for_res, text_for_res};
 use crate::ack::{Envelope, Original, aperak, cusres, to_bytes};
 use crate::diag::Issue;
 use crate::model::Response;
@@ -168,9 +168,9 @@ fn wco_response(
             ..AdditionalInformation::default()
         });
     }
-    for issue in errors.iter().take(99) {
-        res.errors.push(error_for(issue));
-    }
+    // At most 99, then one saying how many more (EDI106, as CUSRES).
+    let errors: Vec<&Issue> = errors.iter().collect();
+    crate::ack::res::push_errors(&mut res.errors, &errors, errors.len(), "EDI106");
     res
 }
 
