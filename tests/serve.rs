@@ -1024,6 +1024,47 @@ async fn repeats_are_recorded_up_to_a_bound_on_postgres() {
     common::drop_pg_database(&name).await;
 }
 
+/// `/readyz` asks the store for a write: a database that answers queries
+/// but refuses writes (a read-only standby after a failover) is not ready,
+/// and ready again once it takes writes. Before, a `SELECT 1` said ready
+/// while every submission got 503.
+#[tokio::test]
+async fn readiness_needs_a_store_that_takes_writes() {
+    let Some((url, name)) = common::pg_database().await else {
+        return;
+    };
+    let hub = start(&url).await;
+    let addr = hub.addr;
+    let ready_is = |want: u16| async move {
+        // Sessions the setting ended are replaced one request at a time.
+        for _ in 0..50 {
+            let r = request(addr, "GET", "/readyz", None, b"").await;
+            if r.status == want {
+                return r;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("/readyz never answered {want}");
+    };
+    ready_is(200).await;
+    common::pg_read_only(&name, true).await;
+    let r = ready_is(503).await;
+    assert_eq!(r.json()["store"], "down", "{}", r.json());
+    assert!(
+        r.json()["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("read-only"),
+        "{}",
+        r.json()
+    );
+    common::pg_read_only(&name, false).await;
+    ready_is(200).await;
+    hub.stop.send(()).unwrap();
+    hub.task.await.unwrap().unwrap();
+    common::drop_pg_database(&name).await;
+}
+
 /// A UNA whose separators cannot be separators leaves the UNB unreadable:
 /// the interchange is rejected for its UNA (CONTRL code 20 at UNA) under
 /// the authenticated partner, not refused as another sender's (the UNB

@@ -1743,7 +1743,10 @@ async fn healthz() -> &'static str {
 /// Ready when the store answers and, if AMQP intake is configured, the
 /// consumer is connected to the broker.
 async fn readyz(State(app): State<Arc<App>>) -> Response {
-    let store = app.intake.store().ping().await;
+    // A write, not a query: a read-only standby after a failover (or a
+    // full disk) answers queries and stores nothing, and an instance on it
+    // must not be sent submissions.
+    let store = app.intake.store().probe_write().await;
     let broker = app.intake.broker().status();
     let broker_text = match broker {
         None => "not configured",
