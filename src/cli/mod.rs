@@ -979,7 +979,14 @@ fn serve(opts: ServeOptions) -> Result<u8, CliError> {
         let listener = tokio::net::TcpListener::bind(&listen).await.map_err(io)?;
         let addr = listener.local_addr().map_err(io)?;
         let scheme = if acceptor.is_some() { "https" } else { "http" };
-        tracing::info!(%addr, scheme, backend = ?store.backend(), drop_dir = %opts.drop_dir.display(), "tradehub listening");
+        // Where the store and the broker are (without user or password):
+        // an environment variable overrides the configuration file, and
+        // the log says which won.
+        let broker = opts.amqp.as_ref().map_or_else(
+            || "none (in-process transport)".to_owned(),
+            |a| format!("{} prefix {:?}", crate::store::store_target(&a.url), a.prefix),
+        );
+        tracing::info!(%addr, scheme, backend = ?store.backend(), store = %crate::store::store_target(&url), %broker, drop_dir = %opts.drop_dir.display(), "tradehub listening");
         let mut intake = Intake::new(store.clone(), opts.limits)
             .with_clearance(opts.clearance.clone())
             .with_max_messages(opts.max_messages);

@@ -721,6 +721,12 @@ where
         open_consumers(&settings),
     )
     .await?;
+    tracing::info!(
+        broker = %crate::store::store_target(&settings.url),
+        prefix = %settings.prefix,
+        queue = %settings.inbound_queue(),
+        "AMQP intake connected; consuming"
+    );
     let declared = Arc::new(AckQueues {
         conn: conn.clone(),
         declared: tokio::sync::Mutex::new(HashSet::new()),
