@@ -153,6 +153,7 @@ async fn agencies_answer_and_officers_release_over_http() {
         ),
         (serde_json::json!(409), serde_json::json!("granted"))
     );
+    assert_eq!(r.json()["code"], "HUB304");
     // Every answer not taken is on record, under the account that sent
     // it, with the code its AMQP dead letter would carry (another
     // agency's account is told "no permit", and recorded as whose it is).
@@ -671,6 +672,7 @@ async fn control_characters_are_refused_where_they_come_in() {
         let r = request(addr, "POST", &decide, token("kmdia-desk"), body).await;
         assert_eq!(r.status, 422, "{}", String::from_utf8_lossy(&r.body));
         assert_eq!(r.json()["type"], "urn:tradehub:problem:bad-decision");
+        assert_eq!(r.json()["code"], "HUB303", "{}", r.json());
         assert!(
             r.json()["detail"].as_str().unwrap().starts_with(named),
             "{}",

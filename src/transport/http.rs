@@ -1485,7 +1485,7 @@ async fn post_decision(
                 "bad-decision",
                 "Decision not understood",
                 e.to_string(),
-                json!({"expected": {"outcome": "granted | refused | conditional", "reasons": ["..."], "conditions": "..."}}),
+                json!({"code": Code::PermitReplyInvalid.as_str(), "expected": {"outcome": "granted | refused | conditional", "reasons": ["..."], "conditions": "..."}}),
             );
         }
     };
@@ -1530,7 +1530,7 @@ async fn post_decision(
                 "already-decided",
                 "Permit no longer pending",
                 why,
-                json!({"permit_status": status}),
+                json!({"permit_status": status, "code": Code::PermitAlreadyAnswered.as_str()}),
             )
         }
         Err(e @ DecisionError::NotFound(_)) => {
@@ -1554,7 +1554,7 @@ async fn post_decision(
                 "bad-decision",
                 "Decision not understood",
                 why,
-                json!({"expected": {"outcome": "granted | refused | conditional", "reasons": ["..."], "conditions": "..."}}),
+                json!({"code": Code::PermitReplyInvalid.as_str(), "expected": {"outcome": "granted | refused | conditional", "reasons": ["..."], "conditions": "..."}}),
             )
         }
         Err(DecisionError::Store(e)) => store_problem(&e),
