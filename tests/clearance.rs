@@ -85,12 +85,14 @@ async fn submit(hub: &Hub, bytes: Vec<u8>) -> Vec<StoredDeclaration> {
     hub.intake.store().declarations_of(&id).await.unwrap()
 }
 
+/// A decision with its reason; a conditional grant states it as its
+/// conditions too (one without them is refused).
 fn decision(permit: &str, outcome: PermitOutcome, reason: &str) -> PermitDecision {
     PermitDecision {
         permit_id: permit.into(),
         outcome,
         reasons: vec![reason.into()],
-        conditions: None,
+        conditions: (outcome == PermitOutcome::Conditional).then(|| reason.into()),
         decided_at: None,
     }
 }

@@ -434,6 +434,7 @@ impl Clearance {
                 rule: plan.rule.clone(),
                 law: plan.law.clone(),
                 goods: plan.goods.clone(),
+                due_at: Some(due.to_string()),
                 declaration: decl.clone(),
             };
             let body = serde_json::to_vec(&request).unwrap_or_default();

@@ -719,6 +719,12 @@ pub struct PermitRequest {
     pub law: String,
     /// Goods item sequences concerned.
     pub goods: Vec<u16>,
+    /// When the hub expects the answer (UTC, RFC 3339), after which the
+    /// permit expires and the declaration is held. The hub may allow
+    /// longer, never less: a request sent late has its due time moved on
+    /// by the delay (the HTTP inbox shows the time in force).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due_at: Option<String>,
     pub declaration: Declaration,
 }
 
