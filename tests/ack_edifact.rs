@@ -612,6 +612,27 @@ fn answers_in_syntax_4_and_other_repertoires_are_valid() {
     }
 }
 
+/// An interchange that named no sender (`ack` of a broken file) is
+/// answered to `UNKNOWN`, as its CONTRL is: UNB S003 0010 is mandatory,
+/// and the answers had it empty.
+#[test]
+fn answers_to_an_interchange_without_a_sender_are_valid() {
+    let (found, original) = findings(&with("CST+2+847989'", "CST+2+84798A'"));
+    let env = Envelope {
+        partner: String::new(),
+        partner_qualifier: String::new(),
+        ..envelope("A2")
+    };
+    let aperak = aperak::build(&original, &found, &env);
+    assert!(aperak.contains("+UNKNOWN+"), "{aperak}");
+    clean(&aperak, "APERAK");
+    let errors: Vec<ResponseError> = found.iter().map(response_error).collect();
+    clean(
+        &cusres::build(&response("rejected", errors, None), &original, &env),
+        "CUSRES",
+    );
+}
+
 /// A UNOA sender's identifiers in lower case (its id, its references)
 /// are echoed as sent, in a level B answer, rather than upper-cased; a
 /// UNOA sender whose identifiers fit gets a UNOA answer, its texts in

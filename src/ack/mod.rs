@@ -348,8 +348,15 @@ fn interchange(envelope: &Envelope, message_type: &str, body: Vec<Segment>) -> S
         vec![
             Element::composite([syntax_id.to_owned(), version.to_string()]),
             party(&envelope.hub, &envelope.hub_qualifier),
+            // S003 0010 is mandatory: an answer to an interchange that
+            // named no sender (`ack` of a broken file; the hub answers its
+            // authenticated partner) goes to `UNKNOWN`, as its CONTRL does.
             routed_party(
-                &envelope.partner,
+                if envelope.partner.is_empty() {
+                    "UNKNOWN"
+                } else {
+                    &envelope.partner
+                },
                 &envelope.partner_qualifier,
                 &envelope.partner_routing,
                 v4,
