@@ -227,6 +227,34 @@ fn ack_res_for_every_corpus_declaration_is_schema_valid() {
     assert_eq!(received, 13, "received");
 }
 
+/// A WCO document that is not a declaration (a response sent back) is
+/// answered by `ack --kind res` as the hub answers it: rejected (03) with
+/// XML012, and the response's own FunctionalReferenceID is not echoed as
+/// if it were the sender's LRN. Before, `ack` said received (02).
+#[test]
+fn ack_res_answers_a_response_as_the_hub_does() {
+    let path = corpus("valid/hmrcns__Example_DMS_notifications__03_DMSREJ.xml");
+    let sent = std::fs::read_to_string(&path).unwrap();
+    let own_id = sent
+        .split("FunctionalReferenceID>")
+        .nth(1)
+        .and_then(|rest| rest.split('<').next())
+        .unwrap()
+        .to_owned();
+    let out = tradehub(&["ack", "--kind", "res", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let res = stdout(&out);
+    assert!(
+        res.contains("<res:FunctionCode>03</res:FunctionCode>"),
+        "{res}"
+    );
+    assert!(
+        res.contains("<res:ValidationCode>XML012</res:ValidationCode>"),
+        "{res}"
+    );
+    assert!(!res.contains(&own_id), "{own_id} echoed: {res}");
+}
+
 #[test]
 fn ack_kinds_match_the_input_format() {
     let edi =

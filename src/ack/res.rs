@@ -34,10 +34,13 @@ pub fn for_report(report: &XmlReport, issued: Timestamp, response_id: &str) -> W
     };
     let mut response = WcoResponse::new(function, response_id, issued);
     response.declaration = DeclarationRef {
+        // A declaration's own reference; another document's (a response
+        // sent back) is no LRN of the sender's.
         lrn: report
             .summary
             .functional_reference_id
             .as_deref()
+            .filter(|_| report.summary.kind == crate::xml::DocumentKind::Declaration)
             .and_then(lrn_for_res),
         rejected: (!report.valid).then_some(issued),
         ..DeclarationRef::default()

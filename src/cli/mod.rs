@@ -3026,7 +3026,8 @@ fn ack_res(
 ) -> Result<u8, CliError> {
     use sha2::{Digest, Sha256};
     let validator = xml.validator(XmlLimits::default().max_issues)?;
-    let report = validator.validate(bytes, &path.display().to_string());
+    let mut report = validator.validate(bytes, &path.display().to_string());
+    crate::hub::xml::refuse_non_declaration(&mut report);
     let digest = Sha256::new()
         .chain_update(bytes)
         .chain_update(moment.to_string().as_bytes())

@@ -30,17 +30,7 @@ impl Intake {
         let size = bytes.len();
         let ((report, mapped, named, bytes), _turn) = super::cpu_work(size, move || {
             let mut report = validator.validate(&bytes, "body");
-            if report.valid && report.summary.kind != DocumentKind::Declaration {
-                report.valid = false;
-                report.issues.push(Issue::error(
-                    Code::XmlNotDeclaration,
-                    Location {
-                        path: Some(format!("/{}", local_name(&report.summary.root))),
-                        ..Location::default()
-                    },
-                    "the hub takes WCO declarations (DEC); this document is not one",
-                ));
-            }
+            refuse_non_declaration(&mut report);
             let mapped = report
                 .valid
                 .then(|| map_declaration(&bytes, &report, &rule_settings));
@@ -164,6 +154,23 @@ impl Intake {
             detail,
             acknowledgement: None,
         }))
+    }
+}
+
+/// A valid WCO document that is not a declaration (a response, say) is
+/// not taken: XML012 at its root element (`tradehub ack --kind res`
+/// answers it as the hub does).
+pub(crate) fn refuse_non_declaration(report: &mut XmlReport) {
+    if report.valid && report.summary.kind != DocumentKind::Declaration {
+        report.valid = false;
+        report.issues.push(Issue::error(
+            Code::XmlNotDeclaration,
+            Location {
+                path: Some(format!("/{}", local_name(&report.summary.root))),
+                ..Location::default()
+            },
+            "the hub takes WCO declarations (DEC); this document is not one",
+        ));
     }
 }
 
