@@ -440,6 +440,38 @@ async fn a_submission_cut_off_after_its_body_was_read_is_counted() {
     hub.stop().await;
 }
 
+/// An agency's answer too large to read is refused 413 and on record
+/// (HUB413), as an interchange too large is; it was refused unrecorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_too_large_is_recorded() {
+    let hub = HttpHub::builder()
+        .partner("kmdia-desk", "KMDIA desk", Some("KMDIA"))
+        .settings(tradehub::transport::http::HttpSettings {
+            max_body_bytes: 1024,
+            ..Default::default()
+        })
+        .start()
+        .await;
+    let big = format!(
+        r#"{{"outcome": "refused", "reasons": ["{}"]}}"#,
+        "x".repeat(4096)
+    );
+    let r = request(
+        hub.addr,
+        "POST",
+        "/v1/permits/P-1/decision",
+        Some(hub.token("kmdia-desk")),
+        big.as_bytes(),
+    )
+    .await;
+    assert_eq!(r.status, 413, "{}", String::from_utf8_lossy(&r.body));
+    let recorded = hub.store.refusals("kmdia-desk", 10).await.unwrap();
+    assert_eq!(recorded.len(), 1, "{recorded:?}");
+    assert_eq!(recorded[0].0, "HUB413", "{recorded:?}");
+    assert!(recorded[0].1.contains("permit P-1"), "{recorded:?}");
+    hub.stop().await;
+}
+
 /// Submits a one-item import from KRBROKER01 (control reference and LRN
 /// `reference`, goods `hs`) and returns the oldest permit of `agency`'s
 /// inbox, read by its `desk` account.

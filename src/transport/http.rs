@@ -255,12 +255,11 @@ async fn admit(
             .partner_for_token(token)
             .await
             .ok()
-            .flatten()
-            .is_some(),
-        _ => false,
+            .flatten(),
+        _ => None,
     };
     if let Some(declared) = oversized
-        && authenticated
+        && let Some(partner) = authenticated
     {
         let detail = format!(
             "the request body of {declared} bytes (Content-Length) exceeds the limit of {} bytes; not read",
@@ -269,6 +268,24 @@ async fn admit(
         if let Some((token, size)) = submission {
             let code = crate::diag::Code::TooLarge.as_str().to_owned();
             record_unread(&admission.intake, token, size, code, &detail).await;
+        }
+        // An agency's answer too large: on record as its AMQP reply's
+        // dead letter would be.
+        let path = request.uri().path();
+        if request.method() == axum::http::Method::POST
+            && let Some(permit) = path
+                .strip_prefix("/v1/permits/")
+                .and_then(|rest| rest.strip_suffix("/decision"))
+        {
+            admission
+                .intake
+                .record_refused_answer(
+                    &partner.id,
+                    b"",
+                    crate::diag::Code::TooLarge,
+                    &format!("permit {permit}: {detail}"),
+                )
+                .await;
         }
         return problem(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -1447,7 +1464,20 @@ async fn post_decision(
     };
     let raw = match body {
         Ok(body) => body,
-        Err(rejection) => return body_refused(&rejection, app.max_body_bytes),
+        Err(rejection) => {
+            // An answer too large to read is on record as an interchange
+            // too large is (and as the AMQP reply's dead letter says).
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                let detail = format!(
+                    "permit {id}: {}",
+                    body_detail(&rejection, app.max_body_bytes)
+                );
+                app.intake
+                    .record_refused_answer(&partner.id, b"", crate::diag::Code::TooLarge, &detail)
+                    .await;
+            }
+            return body_refused(&rejection, app.max_body_bytes);
+        }
     };
     // An answer not taken is recorded (in `refusals`, with the code an
     // AMQP reply's dead letter would carry) before it is answered.
