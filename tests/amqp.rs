@@ -792,32 +792,27 @@ async fn a_request_whose_agency_queue_was_deleted_waits_for_it() {
         payload: id.as_bytes().to_vec(),
     };
     let queue = settings.agency_queue("KMDIA");
-    store
-        .enqueue_outbox(&[request("p-1")], Timestamp::now())
-        .await
-        .unwrap();
-    assert_eq!(
-        tradehub::hub::outbox::drain(&store, &publisher)
-            .await
-            .unwrap(),
-        1
-    );
+    // Queues a request and drains the outbox once: how many went.
+    let send = |id: &'static str| {
+        let (store, publisher) = (&store, &publisher);
+        async move {
+            store
+                .enqueue_outbox(&[request(id)], Timestamp::now())
+                .await
+                .unwrap();
+            tradehub::hub::outbox::drain(store, publisher)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(send("p-1").await, 1);
     let m = next_message(&ch, queue.as_str()).await;
     assert_eq!(m.delivery.data, b"p-1");
 
     ch.queue_delete(queue.clone(), QueueDeleteOptions::default())
         .await
         .unwrap();
-    store
-        .enqueue_outbox(&[request("p-2")], Timestamp::now())
-        .await
-        .unwrap();
-    assert_eq!(
-        tradehub::hub::outbox::drain(&store, &publisher)
-            .await
-            .unwrap(),
-        0
-    );
+    assert_eq!(send("p-2").await, 0);
     let problems = store.outbox_problems(10).await.unwrap();
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert_eq!(problems[0].message_id, "p-2");
