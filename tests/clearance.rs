@@ -108,14 +108,13 @@ async fn kinds(hub: &Hub, declaration: &str) -> Vec<String> {
         .collect()
 }
 
+/// The declaration `id` as stored now.
+async fn stored(hub: &Hub, id: &str) -> StoredDeclaration {
+    hub.intake.store().declaration(id).await.unwrap().unwrap()
+}
+
 async fn issue_codes(hub: &Hub, d: &StoredDeclaration) -> Vec<String> {
-    let stored = hub
-        .intake
-        .store()
-        .declaration(&d.id)
-        .await
-        .unwrap()
-        .unwrap();
+    let stored = stored(hub, &d.id).await;
     let issues: Vec<serde_json::Value> = serde_json::from_str(&stored.issues_json).unwrap();
     issues
         .iter()
@@ -598,13 +597,7 @@ impl tradehub::hub::outbox::Publish for RejectsPermits {
     fn publish<'a>(
         &'a self,
         m: &'a tradehub::store::PendingMessage,
-    ) -> std::pin::Pin<
-        Box<
-            dyn std::future::Future<Output = Result<(), tradehub::hub::outbox::RelayError>>
-                + Send
-                + 'a,
-        >,
-    > {
+    ) -> tradehub::hub::outbox::Sent<'a> {
         Box::pin(async move {
             if m.message.exchange == "tradehub.permits" {
                 Err(tradehub::hub::outbox::RelayError::Rejected(
@@ -634,13 +627,7 @@ async fn a_permit_whose_request_is_parked_expires_when_due() {
     assert_eq!(counts.parked, 2, "{counts:?}");
     let later = Timestamp::now().plus_secs(120);
     assert_eq!(hub.intake.expire_overdue(later).await.unwrap(), 2);
-    let held = hub
-        .intake
-        .store()
-        .declaration(&d[0].id)
-        .await
-        .unwrap()
-        .unwrap();
+    let held = stored(&hub, &d[0].id).await;
     assert_eq!(held.status, state::HELD);
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -660,13 +647,7 @@ async fn unanswered_permits_expire_and_hold_the_declaration() {
     send_outbox(&hub).await;
     let later = Timestamp::now().plus_secs(120);
     assert_eq!(hub.intake.expire_overdue(later).await.unwrap(), 2);
-    let held = hub
-        .intake
-        .store()
-        .declaration(&d[0].id)
-        .await
-        .unwrap()
-        .unwrap();
+    let held = stored(&hub, &d[0].id).await;
     assert_eq!(held.status, state::HELD);
     let permits = hub.intake.store().permits_of(&held.id).await.unwrap();
     assert!(permits.iter().all(|p| p.status == "expired"));
@@ -1046,13 +1027,7 @@ async fn stored_errors(store: &Store, d: &StoredDeclaration) -> Vec<tradehub::di
 
 /// The canonical declaration of a stored one, as the hub keeps it.
 async fn canonical(hub: &Hub, d: &StoredDeclaration) -> tradehub::model::Declaration {
-    let stored = hub
-        .intake
-        .store()
-        .declaration(&d.id)
-        .await
-        .unwrap()
-        .unwrap();
+    let stored = stored(hub, &d.id).await;
     serde_json::from_str(stored.canonical_json.as_deref().unwrap()).unwrap()
 }
 

@@ -592,13 +592,7 @@ impl<P: tradehub::hub::outbox::Publish> tradehub::hub::outbox::Publish for Count
     fn publish<'a>(
         &'a self,
         message: &'a tradehub::store::PendingMessage,
-    ) -> std::pin::Pin<
-        Box<
-            dyn std::future::Future<Output = Result<(), tradehub::hub::outbox::RelayError>>
-                + Send
-                + 'a,
-        >,
-    > {
+    ) -> tradehub::hub::outbox::Sent<'a> {
         self.singles
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.inner.publish(message)

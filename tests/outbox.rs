@@ -9,8 +9,6 @@ mod common;
 
 use common::fixture;
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tradehub::hub::outbox::{self, InProcess, Publish, RelayError};
@@ -26,10 +24,7 @@ struct Flaky {
 }
 
 impl Publish for Flaky {
-    fn publish<'a>(
-        &'a self,
-        m: &'a PendingMessage,
-    ) -> Pin<Box<dyn Future<Output = Result<(), RelayError>> + Send + 'a>> {
+    fn publish<'a>(&'a self, m: &'a PendingMessage) -> outbox::Sent<'a> {
         Box::pin(async move {
             let n = self.calls.fetch_add(1, Ordering::SeqCst);
             if n < self.failures {
@@ -414,10 +409,7 @@ struct Scripted {
 }
 
 impl Publish for Scripted {
-    fn publish<'a>(
-        &'a self,
-        m: &'a PendingMessage,
-    ) -> Pin<Box<dyn Future<Output = Result<(), RelayError>> + Send + 'a>> {
+    fn publish<'a>(&'a self, m: &'a PendingMessage) -> outbox::Sent<'a> {
         Box::pin(async move {
             self.sent.lock().unwrap().push(m.message.message_id.clone());
             if self.away.load(Ordering::SeqCst) {

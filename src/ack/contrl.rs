@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 
+use super::{UNKNOWN, or_else};
 use crate::diag::{Code, Issue, Severity};
 use crate::edifact::writer;
 use crate::edifact::{Charset, Element, Interchange, Parsed, Segment, Separators};
@@ -49,7 +50,7 @@ impl Options {
             date: t.edifact_date(syntax_v4),
             time: t.edifact_time(),
             hub_id: HUB_ID.into(),
-            fallback_recipient: "UNKNOWN".into(),
+            fallback_recipient: UNKNOWN.into(),
         }
     }
 }
@@ -138,7 +139,7 @@ pub fn build(parsed: &Parsed, options: &Options) -> Contrl {
         // (A subject without 0020 gets `UNKNOWN`, not a value that could
         // pass for a reference of its own.)
         Element::simple(super::cut(
-            &or_else(&subject.control_reference, "UNKNOWN"),
+            &or_else(&subject.control_reference, UNKNOWN),
             14,
         )),
         party(
@@ -212,7 +213,7 @@ pub fn build(parsed: &Parsed, options: &Options) -> Contrl {
             // header without them is answered with a placeholder, as the
             // UCI answers an interchange without its parties.
             party(
-                &or_else(parts.first().map_or("", String::as_str), "UNKNOWN"),
+                &or_else(parts.first().map_or("", String::as_str), UNKNOWN),
                 parts.get(1).map_or("", String::as_str),
             )
         };
@@ -393,15 +394,6 @@ fn contrl_separators(subject: &Interchange) -> Separators {
     }
 }
 
-/// `value`, or `fallback` when it is empty (a field of an unreadable UNB).
-fn or_else(value: &str, fallback: &str) -> String {
-    if value.is_empty() {
-        fallback.to_owned()
-    } else {
-        value.to_owned()
-    }
-}
-
 fn party(id: &str, qualifier: &str) -> Element {
     let (id, qualifier) = (super::cut(id, 35), super::cut(qualifier, 4));
     if qualifier.is_empty() {
@@ -560,14 +552,11 @@ fn push_error(elements: &mut Vec<Element>, issue: &Issue, v4: bool, with_tag: bo
     // 0013 (a3) and 0135 (an..3) name a service segment: a tag the
     // subject wrote wrong (`UNG `, `UNHX`, `UNX`) is not one, and
     // echoed it would make the CONTRL itself invalid.
-    let version = if v4 { 4 } else { 3 };
     let tag = issue
         .location
         .tag
         .as_deref()
-        .filter(|t| {
-            with_tag && (*t == "UNA" || crate::schema::service::segment(t, version).is_some())
-        })
+        .filter(|t| with_tag && (*t == "UNA" || service_segment(t, v4).is_some()))
         .unwrap_or("");
     elements.push(Element::simple(tag));
     if issue.location.element.is_some() {
@@ -575,11 +564,16 @@ fn push_error(elements: &mut Vec<Element>, issue: &Issue, v4: bool, with_tag: bo
     }
 }
 
+/// The ISO 9735 definition of the service segment `tag` in the CONTRL's
+/// syntax version (3 below version 4).
+fn service_segment(tag: &str, v4: bool) -> Option<crate::schema::SegmentDef> {
+    crate::schema::service::segment(tag, if v4 { 4 } else { 3 })
+}
+
 /// True when the data element at `element` (1-based) of the service
 /// segment `tag` is a simple one, which S011 names without a component.
 fn simple_service_element(tag: Option<&str>, element: u16, v4: bool) -> bool {
-    let version = if v4 { 4 } else { 3 };
-    tag.and_then(|t| crate::schema::service::segment(t, version))
+    tag.and_then(|t| service_segment(t, v4))
         .and_then(|def| {
             def.elements
                 .get(usize::from(element).checked_sub(1)?)

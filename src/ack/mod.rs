@@ -352,11 +352,7 @@ fn interchange(envelope: &Envelope, message_type: &str, body: Vec<Segment>) -> S
             // named no sender (`ack` of a broken file; the hub answers its
             // authenticated partner) goes to `UNKNOWN`, as its CONTRL does.
             routed_party(
-                if envelope.partner.is_empty() {
-                    "UNKNOWN"
-                } else {
-                    &envelope.partner
-                },
+                &or_else(&envelope.partner, UNKNOWN),
                 &envelope.partner_qualifier,
                 &envelope.partner_routing,
                 v4,
@@ -480,6 +476,19 @@ fn upper(segment: &Segment) -> Segment {
         })
         .collect();
     Segment::new(segment.tag.clone(), elements)
+}
+
+/// The placeholder for a mandatory party or reference the subject did not
+/// give (a field of an unreadable UNB).
+pub(crate) const UNKNOWN: &str = "UNKNOWN";
+
+/// `value`, or `fallback` when it is empty (a field of an unreadable UNB).
+pub(crate) fn or_else(value: &str, fallback: &str) -> String {
+    if value.is_empty() {
+        fallback.to_owned()
+    } else {
+        value.to_owned()
+    }
 }
 
 /// UNB S003 with the routing address (0014, an..14 in syntax 3, an..35

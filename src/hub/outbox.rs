@@ -78,10 +78,14 @@ pub enum RelayError {
 /// What [`Publish::publish_all`] gives back: one result per message.
 pub type Published<'a> = Pin<Box<dyn Future<Output = Vec<Result<(), RelayError>>> + Send + 'a>>;
 
-/// Somewhere outbox messages go: RabbitMQ, or subscribers in this process.
-/// What [`Publish::ready`] returns.
-pub type Ready<'a> = Pin<Box<dyn Future<Output = Result<(), RelayError>> + Send + 'a>>;
+/// What [`Publish::publish`] gives back: the message's own outcome, once
+/// it is confirmed or has failed.
+pub type Sent<'a> = Pin<Box<dyn Future<Output = Result<(), RelayError>> + Send + 'a>>;
 
+/// What [`Publish::ready`] returns.
+pub type Ready<'a> = Sent<'a>;
+
+/// Somewhere outbox messages go: RabbitMQ, or subscribers in this process.
 pub trait Publish: Send + Sync {
     /// Gets ready to publish (connects to the broker) before the relay
     /// claims rows: a relay whose broker is away, or takes the connection
@@ -100,10 +104,7 @@ pub trait Publish: Send + Sync {
     }
 
     /// Publishes one message and returns once it is confirmed.
-    fn publish<'a>(
-        &'a self,
-        message: &'a PendingMessage,
-    ) -> Pin<Box<dyn Future<Output = Result<(), RelayError>> + Send + 'a>>;
+    fn publish<'a>(&'a self, message: &'a PendingMessage) -> Sent<'a>;
 
     /// Publishes messages in order and returns once each is confirmed or
     /// failed: one result per message. Brokers pipeline them (all sent,
@@ -149,10 +150,7 @@ impl InProcess {
 }
 
 impl Publish for InProcess {
-    fn publish<'a>(
-        &'a self,
-        message: &'a PendingMessage,
-    ) -> Pin<Box<dyn Future<Output = Result<(), RelayError>> + Send + 'a>> {
+    fn publish<'a>(&'a self, message: &'a PendingMessage) -> Sent<'a> {
         // No subscriber is not a failure: in-process delivery is best effort
         // on top of the durable row, which stays readable in the store.
         let _ = self.sender.send(message.clone());

@@ -663,11 +663,11 @@ impl Store {
                 });
             }
         };
+        let migrator = match backend {
+            Backend::Sqlite => sqlx::migrate!("migrations/sqlite"),
+            Backend::Postgres => sqlx::migrate!("migrations/postgres"),
+        };
         if !upgrade {
-            let migrator = match backend {
-                Backend::Sqlite => sqlx::migrate!("migrations/sqlite"),
-                Backend::Postgres => sqlx::migrate!("migrations/postgres"),
-            };
             // No migration table: a new store, created below.
             let applied: Vec<i64> =
                 sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
@@ -684,7 +684,7 @@ impl Store {
             }
         }
         match backend {
-            Backend::Sqlite => sqlx::migrate!("migrations/sqlite").run(&pool).await?,
+            Backend::Sqlite => migrator.run(&pool).await?,
             Backend::Postgres => {
                 // A migration may take longer than a statement may: it runs
                 // on a connection without the limit.
@@ -692,7 +692,7 @@ impl Store {
                 sqlx::query("SET statement_timeout = 0")
                     .execute(&mut *conn)
                     .await?;
-                let migrated = sqlx::migrate!("migrations/postgres").run(&mut *conn).await;
+                let migrated = migrator.run(&mut *conn).await;
                 // The session's own limits again (a URL's, or ours).
                 let restored = async {
                     sqlx::query("RESET statement_timeout")

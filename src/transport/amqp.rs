@@ -1900,9 +1900,7 @@ impl crate::hub::outbox::Publish for OutboxPublisher {
     fn publish<'a>(
         &'a self,
         message: &'a crate::store::PendingMessage,
-    ) -> std::pin::Pin<
-        Box<dyn Future<Output = Result<(), crate::hub::outbox::RelayError>> + Send + 'a>,
-    > {
+    ) -> crate::hub::outbox::Sent<'a> {
         Box::pin(async move { self.send(message).await.map_err(relay_error) })
     }
 

@@ -1154,13 +1154,7 @@ impl<P: crate::hub::outbox::Publish + ?Sized> crate::hub::outbox::Publish for Dr
     fn publish<'a>(
         &'a self,
         message: &'a crate::store::PendingMessage,
-    ) -> std::pin::Pin<
-        Box<
-            dyn std::future::Future<Output = Result<(), crate::hub::outbox::RelayError>>
-                + Send
-                + 'a,
-        >,
-    > {
+    ) -> crate::hub::outbox::Sent<'a> {
         Box::pin(async move {
             let mut results = self.publish_all(std::slice::from_ref(message)).await;
             results.pop().unwrap_or(Ok(()))
