@@ -952,12 +952,15 @@ struct ServeOptions {
     max_messages: usize,
 }
 
-/// The log filter without `TRADEHUB_LOG`.
-const DEFAULT_LOG: &str = "info,sqlx::postgres::notice=warn";
+/// The log filter without `TRADEHUB_LOG`. PostgreSQL's notices
+/// (`relation "_sqlx_migrations" already exists, skipping` at every start)
+/// are not the hub's news: warnings and up. The AMQP client's warning of a
+/// message the broker returned quotes the message whole, a declaration's
+/// parties and goods among them; the hub logs the return itself, by
+/// destination (the outbox relay's "message declined" line).
+const DEFAULT_LOG: &str = "info,sqlx::postgres::notice=warn,lapin::returned_messages=off";
 
 fn serve(opts: ServeOptions) -> Result<u8, CliError> {
-    // PostgreSQL's notices (`relation "_sqlx_migrations" already exists,
-    // skipping` at every start) are not the hub's news: warnings and up.
     let filter = tracing_subscriber::EnvFilter::try_from_env("TRADEHUB_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG));
     let ansi = std::io::IsTerminal::is_terminal(&io::stderr());

@@ -560,7 +560,7 @@ impl AckQueues {
 
 /// Connects to the broker.
 pub async fn connect(settings: &AmqpSettings) -> Result<Connection, AmqpError> {
-    Ok(Connection::connect(&settings.url, ConnectionProperties::default()).await?)
+    open(&settings.url, ConnectionProperties::default()).await
 }
 
 /// [`connect`], the connection named for the broker's management tools
@@ -568,7 +568,128 @@ pub async fn connect(settings: &AmqpSettings) -> Result<Connection, AmqpError> {
 async fn connect_named(settings: &AmqpSettings, name: &str) -> Result<Connection, AmqpError> {
     let properties = ConnectionProperties::default()
         .with_connection_name(format!("tradehub {name}{}", settings.connection_suffix()).into());
-    Ok(Connection::connect(&settings.url, properties).await?)
+    open(&settings.url, properties).await
+}
+
+/// Opens a connection as lapin's own `connect` does, keeping hold of the
+/// attempt's socket until the handshake is over: an attempt dropped before
+/// then (the connect timeout ran out on a broker that took the connection
+/// and never answered) has its socket shut down, which ends the client's
+/// I/O thread. lapin's handshake has no deadline of its own, and each
+/// attempt given up on used to keep its socket and its thread for good
+/// (about three a minute while such a broker lasted).
+async fn open(url: &str, properties: ConnectionProperties) -> Result<Connection, AmqpError> {
+    let uri: lapin::uri::AMQPUri = url
+        .parse()
+        .map_err(|e: String| AmqpError::Broker(lapin::Error::from(std::io::Error::other(e))))?;
+    let runtime = lapin::runtime::default_runtime()?;
+    let socket = Arc::new(AttemptSocket::default());
+    let held = socket.clone();
+    let attempt = Attempt(socket);
+    let connection = Connection::connector(
+        uri,
+        runtime,
+        async move |uri, runtime| {
+            use lapin::tcp::AMQPUriTcpExt;
+            let stream = uri
+                .connect_with_config_async(lapin::tcp::TLSConfig::default(), &runtime)
+                .await?;
+            held.keep(duplicate(&stream))?;
+            Ok(stream)
+        },
+        properties,
+    )
+    .await?;
+    attempt.0.settled();
+    Ok(connection)
+}
+
+/// A duplicate of the descriptor of a stream's socket (plain or TLS) as
+/// the default runtime makes it.
+fn duplicate(
+    stream: &lapin::AsyncTcpStream<async_compat::Compat<tokio::net::TcpStream>>,
+) -> std::io::Result<Option<std::net::TcpStream>> {
+    use std::os::fd::AsFd;
+    let socket = match stream {
+        lapin::AsyncTcpStream::Plain(plain) => plain.get_ref(),
+        lapin::AsyncTcpStream::Rustls(tls) => tls.get_ref().0.get_ref(),
+        _ => return Ok(None),
+    };
+    Ok(Some(socket.as_fd().try_clone_to_owned()?.into()))
+}
+
+/// A connection attempt in progress: dropped before it is settled, it shuts
+/// its socket down.
+struct Attempt(Arc<AttemptSocket>);
+
+impl Drop for Attempt {
+    fn drop(&mut self) {
+        self.0.abandon();
+    }
+}
+
+/// The socket of one connection attempt (a duplicate of its descriptor),
+/// shared between the task waiting for the connection and the client's
+/// I/O thread, which makes the socket.
+#[derive(Default)]
+struct AttemptSocket {
+    state: std::sync::Mutex<AttemptState>,
+}
+
+#[derive(Default)]
+struct AttemptState {
+    /// Given up on, or settled: a socket made now is not kept.
+    over: bool,
+    /// Given up on: a socket made now is shut down at once.
+    abandoned: bool,
+    socket: Option<std::net::TcpStream>,
+}
+
+impl AttemptSocket {
+    fn state(&self) -> std::sync::MutexGuard<'_, AttemptState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Keeps a duplicate of the stream's socket, or, the attempt given up
+    /// on meanwhile (the TCP connect outlasted the timeout), shuts it down
+    /// and fails.
+    fn keep(&self, socket: std::io::Result<Option<std::net::TcpStream>>) -> std::io::Result<()> {
+        let Some(socket) = socket? else {
+            return Ok(());
+        };
+        let mut state = self.state();
+        if state.abandoned {
+            let _ = socket.shutdown(std::net::Shutdown::Both);
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the connection attempt was given up on",
+            ));
+        }
+        if !state.over {
+            state.socket = Some(socket);
+        }
+        Ok(())
+    }
+
+    /// The handshake is over: the connection owns its socket.
+    fn settled(&self) {
+        let mut state = self.state();
+        state.over = true;
+        state.socket = None;
+    }
+
+    /// Given up on: shuts the socket down (a settled attempt keeps it).
+    fn abandon(&self) {
+        let mut state = self.state();
+        if state.over {
+            return;
+        }
+        state.over = true;
+        state.abandoned = true;
+        if let Some(socket) = state.socket.take() {
+            let _ = socket.shutdown(std::net::Shutdown::Both);
+        }
+    }
 }
 
 /// Consumes until `shutdown` resolves, reconnecting with back-off (1 s
