@@ -47,6 +47,35 @@ fn check_exit_codes_follow_the_verdict() {
     );
 }
 
+/// `check` on an endless input (`/dev/zero`) ends: the padding runs past
+/// the limit of a segment, which stops the reading with EDI104. (It used to
+/// skip the zeros for as long as they came, that is for ever.)
+#[test]
+#[cfg(unix)]
+fn check_of_an_endless_input_ends() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tradehub"))
+        .args(["check", "/dev/zero"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run tradehub");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("check /dev/zero ran for a minute");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("error EDI104: more than 262144 bytes of white space or padding"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("was not read [byte 0]"), "{stdout}");
+}
+
 #[test]
 fn check_json_carries_code_and_location() {
     let bad = fixture("err/unoa-lowercase.edi");

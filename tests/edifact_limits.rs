@@ -75,7 +75,7 @@ fn oversized_segment_with_released_terminators_in_tiny_reads() {
     }
     let options = ParseOptions {
         limits: Limits {
-            max_segment_bytes: 100,
+            max_segment_bytes: 200,
             max_issues: 100,
         },
         ..ParseOptions::default()
@@ -88,19 +88,109 @@ fn oversized_segment_with_released_terminators_in_tiny_reads() {
 
 #[test]
 fn a_gigantic_unterminated_segment_is_bounded() {
-    // 64 MiB of one segment that never ends: reported, not buffered.
+    // 20 MiB of one segment that never ends: reported, not buffered, and
+    // skipped to the end of the input, which comes before the skip's limit
+    // (64 times the longest segment, 16 MiB by default)... only when the
+    // limit of a segment allows it: 1 MiB does.
     let reader =
         std::io::Cursor::new(b"UNB+UNOC:3+S+R+261124:1030+REF'UNH+1+X:D:96B:UN'FTX+".to_vec())
             .chain(Repeat {
                 byte: b'A',
-                left: 64 << 20,
+                left: 20 << 20,
             });
-    let options = ParseOptions::default();
+    let options = ParseOptions {
+        limits: Limits {
+            max_segment_bytes: 1 << 20,
+            max_issues: 100,
+        },
+        ..ParseOptions::default()
+    };
     let parsed = Parser::new(reader, options).run(|_, _| {}).unwrap();
     let codes: Vec<Code> = parsed.issues.iter().map(|i| i.code).collect();
     assert!(codes.contains(&Code::SegmentTooLarge), "{codes:?}");
     assert!(codes.contains(&Code::Missing), "{codes:?}");
-    assert_eq!(parsed.interchange.counts.bytes, 52 + (64 << 20));
+    assert_eq!(parsed.interchange.counts.bytes, 52 + (20 << 20));
+}
+
+/// A stream without terminators (`yes A`) is not read without end: once a
+/// segment runs 64 times past the limit of a segment, the lexer says so and
+/// stops reading.
+#[test]
+fn an_endless_segment_stops_the_reading() {
+    let mut endless = Repeat {
+        byte: b'A',
+        left: u64::MAX,
+    };
+    let reader =
+        std::io::Cursor::new(b"UNB+UNOC:3+S+R+261124:1030+REF'UNH+1+X:D:96B:UN'FTX+".to_vec())
+            .chain(&mut endless);
+    let parsed = Parser::new(reader, ParseOptions::default())
+        .run(|_, _| {})
+        .unwrap();
+    let stop = parsed
+        .issues
+        .iter()
+        .find(|i| i.code == Code::SegmentTooLarge)
+        .expect("EDI101");
+    assert!(stop.message.contains("was not read"), "{}", stop.message);
+    assert_eq!(stop.location.offset, Some(48));
+    assert_eq!(stop.location.segment, Some(3));
+    let limit = 64 * Limits::default().max_segment_bytes as u64;
+    let read = u64::MAX - endless.left;
+    assert!(
+        read > limit && read < limit + (1 << 20),
+        "{read} bytes read"
+    );
+}
+
+/// Nor is an endless run of padding (`/dev/zero`, a stream of blanks):
+/// more than a segment's worth between segments stops the reading (EDI104)
+/// where it used to be skipped for as long as it lasted.
+#[test]
+fn endless_padding_stops_the_reading() {
+    for (name, head) in [
+        ("before the interchange", &b""[..]),
+        ("between segments", &b"UNB+UNOC:3+S+R+261124:1030+REF'"[..]),
+    ] {
+        for byte in [0u8, b' ', b'\n'] {
+            let mut endless = Repeat {
+                byte,
+                left: u64::MAX,
+            };
+            let reader = std::io::Cursor::new(head.to_vec()).chain(&mut endless);
+            let parsed = Parser::new(reader, ParseOptions::default())
+                .run(|_, _| {})
+                .unwrap();
+            let stop = parsed
+                .issues
+                .iter()
+                .find(|i| i.code == Code::NotEdifact && i.message.contains("was not read"))
+                .unwrap_or_else(|| panic!("{name}, {byte:#x}: {:#?}", parsed.issues));
+            // One line end right after a terminator is no padding.
+            let start = head.len() as u64 + u64::from(byte == b'\n' && !head.is_empty());
+            assert_eq!(stop.location.offset, Some(start), "{name}, {byte:#x}");
+            let limit = Limits::default().max_segment_bytes as u64;
+            let read = u64::MAX - endless.left;
+            assert!(
+                read > limit && read < limit + (1 << 20),
+                "{name}, {byte:#x}: {read} bytes read"
+            );
+        }
+    }
+    // A segment's worth of padding is still only a warning.
+    let mut data = b"UNB+UNOC:3+S+R+261124:1030+REF'".to_vec();
+    data.extend(std::iter::repeat_n(
+        0u8,
+        Limits::default().max_segment_bytes,
+    ));
+    data.extend(b"UNZ+0+REF'");
+    let parsed = Parser::new(&data[..], ParseOptions::default())
+        .run(|_, _| {})
+        .unwrap();
+    let codes: Vec<Code> = parsed.issues.iter().map(|i| i.code).collect();
+    assert!(codes.contains(&Code::StrayBytes), "{codes:?}");
+    assert!(!codes.contains(&Code::NotEdifact), "{codes:?}");
+    assert_eq!(parsed.interchange.counts.segments, 2, "{codes:?}");
 }
 
 #[test]

@@ -506,7 +506,12 @@ impl<R: Read> Parser<R> {
             }
             let next = self.lexer.next_segment()?;
             match next {
-                Next::End => break,
+                Next::End => {
+                    // What the lexer found after the last segment (padding
+                    // at the end, or too much of it).
+                    self.flush_lexer_problems(None);
+                    break;
+                }
                 Next::Oversized { position, .. } => {
                     self.last_position = position;
                     self.tree.counts.segments += 1;

@@ -26,6 +26,10 @@ pub struct Limits {
     pub max_issues: usize,
 }
 
+/// How far past [`Limits::max_segment_bytes`] an oversized segment is
+/// skipped, looking for its terminator, before the lexer stops reading.
+const SKIP_FACTOR: usize = 64;
+
 impl Default for Limits {
     fn default() -> Self {
         Limits {
@@ -780,6 +784,13 @@ impl<R: io::Read> Lexer<R> {
         Ok(n > 0)
     }
 
+    /// Reads no more: what is buffered is dropped and the input ends here.
+    fn stop(&mut self) {
+        let rest = self.unread().len();
+        self.advance(rest);
+        self.eof = true;
+    }
+
     fn unread(&self) -> &[u8] {
         self.buf.get(self.lo..self.hi).unwrap_or(&[])
     }
@@ -889,18 +900,37 @@ impl<R: io::Read> Lexer<R> {
         }
         let start = self.offset;
         let mut skipped = 0u64;
+        let terminator = self.seps.terminator;
         loop {
             self.want(1)?;
-            let Some(&b) = self.unread().first() else {
-                break;
-            };
-            let stray =
-                matches!(b, b' ' | b'\t' | b'\r' | b'\n' | 0x1A | 0) && b != self.seps.terminator;
-            if !stray {
+            let run = self
+                .unread()
+                .iter()
+                .take_while(|&&b| {
+                    matches!(b, b' ' | b'\t' | b'\r' | b'\n' | 0x1A | 0) && b != terminator
+                })
+                .count();
+            if run == 0 {
                 break;
             }
-            self.advance(1);
-            skipped += 1;
+            self.advance(run);
+            skipped += run as u64;
+            // Nothing between segments may be longer than a segment: more
+            // is no interchange's padding (`/dev/zero`, a stream of blanks),
+            // and the rest is not read, which would never end.
+            if skipped > self.limits.max_segment_bytes as u64 {
+                self.problems.push(LexProblem::at(
+                    Code::NotEdifact,
+                    start,
+                    format!(
+                        "more than {} bytes of white space or padding between segments (the \
+                         limit of a segment); the rest of the input, from byte {}, was not read",
+                        self.limits.max_segment_bytes, self.offset
+                    ),
+                ));
+                self.stop();
+                return Ok(());
+            }
         }
         if skipped > 0 {
             self.problems.push(LexProblem::at(
@@ -1325,35 +1355,53 @@ impl<R: io::Read> Lexer<R> {
     fn skip_oversized(&mut self, seg_offset: u64, scanned: usize) -> io::Result<Next<'_>> {
         let term = self.seps.terminator;
         let release = self.seps.release;
+        // Skipped to its terminator so that the rest is checked, but not
+        // without end: a segment this much over the limit is no segment
+        // (a stream without terminators), and the rest is not read.
+        let give_up = self.limits.max_segment_bytes.saturating_mul(SKIP_FACTOR) as u64;
         // `scanned` never ends between a release character and the byte it
         // releases (the scan stops on the release character itself).
         let drop = scanned.min(self.unread().len());
         self.advance(drop);
+        let mut ended = false;
         loop {
             match terminator_in(self.unread(), 0, term, release) {
                 Ok(at) => {
                     self.advance(at + 1);
                     self.after_terminator = true;
+                    ended = true;
                     break;
                 }
                 // Never past a release character whose byte is still to come.
                 Err(scanned) => self.advance(scanned),
             }
+            if self.offset - seg_offset > give_up {
+                break;
+            }
             if !self.fill()? {
                 let rest = self.unread().len();
                 self.advance(rest);
+                ended = true;
                 break;
             }
         }
         let length = self.offset - seg_offset;
-        self.problems.push(LexProblem::at(
-            Code::SegmentTooLarge,
-            seg_offset,
+        let detail = if ended {
             format!(
                 "segment of {length} bytes exceeds the limit of {} bytes and was skipped",
                 self.limits.max_segment_bytes
-            ),
-        ));
+            )
+        } else {
+            let at = self.offset;
+            self.stop();
+            format!(
+                "segment without a terminator in its first {length} bytes ({SKIP_FACTOR} times \
+                 the limit of {} bytes); the rest of the input, from byte {at}, was not read",
+                self.limits.max_segment_bytes
+            )
+        };
+        self.problems
+            .push(LexProblem::at(Code::SegmentTooLarge, seg_offset, detail));
         Ok(Next::Oversized {
             offset: seg_offset,
             position: self.position,
