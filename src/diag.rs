@@ -229,6 +229,10 @@ codes! {
     /// or for customs: such accounts answer permit requests and release
     /// goods; they do not file declarations, manifests or lists.
     NotASender = "HUB203",
+    /// Project code: the partner is suspended (`tradehub partner suspend`):
+    /// its submissions and, for an agency's account, its decisions are
+    /// refused until an operator reinstates it.
+    PartnerSuspended = "HUB204",
     /// Project code: an agency refused a permit the declaration needs.
     PermitRefused = "HUB301",
     /// Project code: an agency did not answer a permit request in time.

@@ -1216,6 +1216,48 @@ async fn permits_round_trip_over_amqp() {
     let told = next_message(&ch, settings.ack_queue(&desk.user).as_str()).await;
     assert_eq!(header(&told, "x-tradehub-code"), "HUB203");
 
+    // Suspended by an operator, the desk's answers are not taken either
+    // (HUB204 with the reason, the agency told), nor its interchanges.
+    assert!(
+        store
+            .set_partner_suspension(&desk.user, Some("desk closed"), Timestamp::now())
+            .await
+            .unwrap()
+    );
+    publish_reply(
+        &desk.ch,
+        &settings,
+        &serde_json::to_vec(&refusal).unwrap(),
+        desk.props(),
+    )
+    .await;
+    let dead = next_message(&ch, settings.dead_replies_queue().as_str()).await;
+    assert_eq!(header(&dead, "x-tradehub-code"), "HUB204");
+    assert!(
+        header(&dead, "x-tradehub-reason").contains("desk closed"),
+        "{}",
+        header(&dead, "x-tradehub-reason")
+    );
+    let told = notice(&next_message(&ch, kmdia.as_str()).await);
+    assert_eq!(told["code"], "HUB204");
+    publish(
+        &desk.ch,
+        &settings,
+        &common::cusdec(&desk.user, "DESK02", "LRN-DESK-2", "9", &["901890"]),
+        desk.props(),
+    )
+    .await;
+    let dead = next_message(&ch, settings.dead_inbound_queue().as_str()).await;
+    assert_eq!(header(&dead, "x-tradehub-code"), "HUB204");
+    let refusals = store.refusals(&desk.user, 10).await.unwrap();
+    assert_eq!(refusals[0].0, "HUB204", "{refusals:?}");
+    let told = next_message(&ch, settings.ack_queue(&desk.user).as_str()).await;
+    assert_eq!(header(&told, "x-tradehub-code"), "HUB204");
+    assert_eq!(
+        store.permit(&permit).await.unwrap().unwrap().status,
+        "granted"
+    );
+
     stop.send(true).unwrap();
     tokio::time::timeout(Duration::from_secs(10), consumer)
         .await

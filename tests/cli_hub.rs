@@ -8,7 +8,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_tradehub"))
@@ -174,7 +174,7 @@ fn serve_submit_status_and_stop() {
         String::from_utf8_lossy(&out.stderr).into_owned(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
     );
-    assert!(said.starts_with("refused (409): "), "{said}");
+    assert!(said.starts_with("refused (409, E0026): "), "{said}");
     assert!(
         answered.contains("UNH+") && answered.contains("CONTRL"),
         "{answered}"
@@ -512,6 +512,120 @@ fn a_partner_token_can_be_replaced() {
     );
     let _ = server.kill();
     let _ = server.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// An operator suspends a partner (`partner suspend --reason`): a hub
+/// started then refuses its submissions with HUB204, recorded with the
+/// reason; `partner list` shows the suspension; `partner reinstate` lifts
+/// it and the same submission is taken.
+#[test]
+fn a_partner_can_be_suspended_and_reinstated() {
+    let dir = std::env::temp_dir().join(format!("tradehub-cli-suspend-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let run = |args: &[&str]| {
+        bin()
+            .args(args)
+            .arg("--data-dir")
+            .arg(&dir)
+            .output()
+            .unwrap()
+    };
+    let stdout = |out: &Output| String::from_utf8_lossy(&out.stdout).into_owned();
+    let added = run(&["partner", "add", "KRBROKER01", "--name", "Hanbit"]);
+    assert_eq!(added.status.code(), Some(0));
+    let token = stdout(&added).lines().last().unwrap().trim().to_owned();
+    assert_eq!(
+        run(&[
+            "partner",
+            "add",
+            "kmdia-desk",
+            "--name",
+            "KMDIA desk",
+            "--agency",
+            "KMDIA"
+        ])
+        .status
+        .code(),
+        Some(0)
+    );
+    // A reason is required; an unknown partner is an error.
+    for args in [
+        &["partner", "suspend", "KRBROKER01", "--reason", " "][..],
+        &["partner", "suspend", "NOBODY", "--reason", "gone"][..],
+        &["partner", "reinstate", "NOBODY"][..],
+    ] {
+        let out = run(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+    }
+    let out = run(&[
+        "partner",
+        "suspend",
+        "KRBROKER01",
+        "--reason",
+        "licence withdrawn",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        stdout(&out).starts_with("partner KRBROKER01 suspended since 20"),
+        "{}",
+        stdout(&out)
+    );
+    let listed = stdout(&run(&["partner", "list"]));
+    assert!(
+        listed.contains("KRBROKER01\tHanbit SUSPENDED since 20"),
+        "{listed}"
+    );
+    assert!(listed.contains(": licence withdrawn\n"), "{listed}");
+    assert!(
+        listed.contains("kmdia-desk\tKMDIA desk (acts for KMDIA)\n"),
+        "{listed}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_slice(&run(&["partner", "list", "--format", "json"]).stdout).unwrap();
+    assert_eq!(json[0]["id"], "KRBROKER01");
+    assert_eq!(json[0]["suspended"]["reason"], "licence withdrawn");
+    assert!(json[1].get("suspended").is_none(), "{json}");
+
+    let submit = |url: &str| {
+        bin()
+            .args(["submit"])
+            .arg(fixture("ok/cusdec-d96b-medical-import.edi"))
+            .args(["--url", url, "--token", &token])
+            .output()
+            .unwrap()
+    };
+    let (mut server, addr, _log) = common::spawn_serve(&dir);
+    let refused = submit(&format!("http://{addr}"));
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_ne!(refused.status.code(), Some(0));
+    let said = format!(
+        "{}{}",
+        stdout(&refused),
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    assert!(said.contains("HUB204"), "{said}");
+    assert!(said.contains("licence withdrawn"), "{said}");
+    let refusals = stdout(&run(&["refusals", "--partner", "KRBROKER01"]));
+    assert!(refusals.contains("HUB204"), "{refusals}");
+    assert!(refusals.contains("licence withdrawn"), "{refusals}");
+
+    let out = run(&["partner", "reinstate", "KRBROKER01"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(stdout(&out), "partner KRBROKER01 reinstated\n");
+    assert!(!stdout(&run(&["partner", "list"])).contains("SUSPENDED"));
+    let (mut server, addr, _log) = common::spawn_serve(&dir);
+    let taken = submit(&format!("http://{addr}"));
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(
+        taken.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&taken),
+        String::from_utf8_lossy(&taken.stderr)
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

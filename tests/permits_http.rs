@@ -385,6 +385,134 @@ async fn agencies_answer_and_officers_release_over_http() {
 /// is answered 408, yet finishes what it started: stored, and counted as
 /// validated with its latency (the handler's future was dropped, and with
 /// it the counters and the relay's wake-up). A resend is a duplicate.
+/// A suspended partner acts no more: a broker's interchange, an agency's
+/// decision and an officer's release are each refused 403 with HUB204 and
+/// the reason, recorded in the refusals, and change nothing; reading what
+/// is there stays allowed. (There was no way to stop a partner short of
+/// replacing its token, which an agency's other desks share.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suspended_partner_submits_decides_and_releases_nothing() {
+    let hub = HttpHub::start(&[
+        ("KRBROKER01", None),
+        ("KRBROKER02", None),
+        ("kmdia-desk", Some("KMDIA")),
+        ("officer", Some("CUSTOMS")),
+    ])
+    .await;
+    let addr = hub.addr;
+    let token = |id: &str| Some(hub.token(id));
+    let suspend = |id: &'static str| {
+        let store = hub.store.clone();
+        async move {
+            assert!(
+                store
+                    .set_partner_suspension(
+                        id,
+                        Some("licence withdrawn"),
+                        tradehub::timestamp::Timestamp::now()
+                    )
+                    .await
+                    .unwrap()
+            );
+        }
+    };
+    let body = common::cusdec("KRBROKER01", "SUSP0001", "LRN-SUSP-1", "9", &["901890"]);
+    let r = request(addr, "POST", "/v1/interchanges", token("KRBROKER01"), &body).await;
+    assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
+    let interchanges = hub
+        .store
+        .count(tradehub::store::Table::Interchanges)
+        .await
+        .unwrap();
+
+    // Suspended before their first request (the hub keeps a partner it has
+    // looked up for 30 s).
+    for id in ["KRBROKER02", "kmdia-desk", "officer"] {
+        suspend(id).await;
+    }
+    let other = common::cusdec("KRBROKER02", "SUSP0002", "LRN-SUSP-2", "9", &["901890"]);
+    let r = request(
+        addr,
+        "POST",
+        "/v1/interchanges",
+        token("KRBROKER02"),
+        &other,
+    )
+    .await;
+    assert_eq!(r.status, 403, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["code"], "HUB204");
+    assert_eq!(r.json()["type"], "urn:tradehub:problem:partner-suspended");
+    let detail = r.json()["detail"].as_str().unwrap().to_owned();
+    assert!(detail.contains("licence withdrawn"), "{detail}");
+    assert_eq!(
+        hub.store
+            .count(tradehub::store::Table::Interchanges)
+            .await
+            .unwrap(),
+        interchanges
+    );
+
+    // The agency still reads its inbox, and answers nothing.
+    let r = request(
+        addr,
+        "GET",
+        "/v1/agencies/KMDIA/inbox",
+        token("kmdia-desk"),
+        b"",
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let permit = r.json()["permits"][0]["permit"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let decide = format!("/v1/permits/{permit}/decision");
+    let r = request(
+        addr,
+        "POST",
+        &decide,
+        token("kmdia-desk"),
+        br#"{"outcome": "granted"}"#,
+    )
+    .await;
+    assert_eq!(r.status, 403, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["code"], "HUB204");
+    let r = request(
+        addr,
+        "GET",
+        "/v1/agencies/KMDIA/inbox",
+        token("kmdia-desk"),
+        b"",
+    )
+    .await;
+    assert_eq!(r.json()["permits"][0]["permit"]["status"], "pending");
+
+    // Nor does a suspended officer release.
+    let r = request(addr, "GET", "/v1/declarations", token("KRBROKER01"), b"").await;
+    let declaration = r.json()["declarations"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = request(
+        addr,
+        "POST",
+        &format!("/v1/declarations/{declaration}/release"),
+        token("officer"),
+        b"",
+    )
+    .await;
+    assert_eq!(r.status, 403, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["code"], "HUB204");
+
+    for id in ["KRBROKER02", "kmdia-desk"] {
+        let refusals = hub.store.refusals(id, 10).await.unwrap();
+        assert_eq!(refusals.len(), 1, "{id}: {refusals:?}");
+        assert_eq!(refusals[0].0, "HUB204", "{id}");
+        assert!(refusals[0].1.contains("licence withdrawn"), "{refusals:?}");
+    }
+    hub.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_submission_cut_off_after_its_body_was_read_is_counted() {
     use sqlx::Connection;

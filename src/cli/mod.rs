@@ -605,9 +605,14 @@ fn print_answer(code: u16, json: &serde_json::Value, format: Format) -> Result<u
         Format::Text => {
             // The refusal is a diagnostic (stderr); an acknowledgement that
             // comes with it is the answer (stdout).
+            // With the hub's code where it gives one (HUB201, E0026, …).
+            let named = json["code"]
+                .as_str()
+                .map(|c| format!(", {c}"))
+                .unwrap_or_default();
             let _ = writeln!(
                 io::stderr(),
-                "refused ({code}): {}",
+                "refused ({code}{named}): {}",
                 json["detail"].as_str().unwrap_or(&json.to_string())
             );
             if let Some(ack) = json["acknowledgement"].as_str() {
@@ -844,6 +849,38 @@ enum PartnerCommand {
     Token {
         /// The partner's id.
         id: String,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Suspend a partner: until it is reinstated, every interchange it
+    /// submits (HTTP, drop folder, AMQP) and every permit decision or
+    /// release its account sends is refused with HUB204 and recorded (on
+    /// running hubs within 30 s, their token cache). Its records stay.
+    Suspend {
+        /// The partner's id.
+        id: String,
+        /// Why (a licence withdrawn, a contract ended): the refusals say it.
+        #[arg(long)]
+        reason: String,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Reinstate a suspended partner.
+    Reinstate {
+        /// The partner's id.
+        id: String,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// List the registered partners: id, name, the agency an account acts
+    /// for, and any suspension.
+    List {
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
         #[command(flatten)]
@@ -1329,8 +1366,107 @@ async fn check_outbox_broker(
     Ok(())
 }
 
+/// Suspends (`reason`) or reinstates (`None`) a partner and prints it.
+fn partner_suspension(
+    id: &str,
+    reason: Option<String>,
+    format: Format,
+    store: &StoreArgs,
+) -> Result<u8, CliError> {
+    if let Some(reason) = &reason {
+        if reason.trim().is_empty() {
+            return Err(CliError::Usage(
+                "--reason must say why the partner is suspended".into(),
+            ));
+        }
+        if let Some(c) = crate::hub::permits::control_character(reason) {
+            return Err(CliError::Usage(format!(
+                "--reason holds the control character U+{:04X}",
+                c as u32
+            )));
+        }
+    }
+    let url = store.existing_url()?;
+    runtime()?.block_on(async move {
+        let store = Store::open_for_admin(&url)
+            .await
+            .map_err(|e| CliError::Usage(format!("store: {e}")))?;
+        let changed = store
+            .set_partner_suspension(id, reason.as_deref(), Timestamp::now())
+            .await;
+        let partner = match changed {
+            Ok(true) => store.partner(id).await,
+            Ok(false) => Ok(None),
+            Err(e) => Err(e),
+        };
+        store.close().await;
+        let partner = partner
+            .map_err(|e| CliError::Usage(e.to_string()))?
+            .ok_or_else(|| CliError::Usage(format!("no partner {id:?}")))?;
+        let mut out = io::stdout().lock();
+        match (format, &partner.suspended) {
+            (Format::Json, _) => writeln!(
+                out,
+                "{}",
+                serde_json::to_string(&partner).unwrap_or_default()
+            ),
+            (Format::Text, Some(s)) => writeln!(
+                out,
+                "partner {id} suspended since {}: {} (running hubs refuse it within 30 s)",
+                s.since, s.reason
+            ),
+            (Format::Text, None) => writeln!(out, "partner {id} reinstated"),
+        }
+        .map_err(out_err)?;
+        Ok(EXIT_VALID)
+    })
+}
+
 fn partner(command: PartnerCommand) -> Result<u8, CliError> {
     match command {
+        PartnerCommand::Suspend {
+            id,
+            reason,
+            format,
+            store,
+        } => partner_suspension(&id, Some(reason), format, &store),
+        PartnerCommand::Reinstate { id, format, store } => {
+            partner_suspension(&id, None, format, &store)
+        }
+        PartnerCommand::List { format, store } => {
+            let url = store.existing_url()?;
+            runtime()?.block_on(async move {
+                let store = Store::open_for_admin(&url)
+                    .await
+                    .map_err(|e| CliError::Usage(format!("store: {e}")))?;
+                let partners = store.partners().await;
+                store.close().await;
+                let partners = partners.map_err(|e| CliError::Usage(e.to_string()))?;
+                let mut out = io::stdout().lock();
+                match format {
+                    Format::Json => writeln!(
+                        out,
+                        "{}",
+                        serde_json::to_string(&partners).unwrap_or_default()
+                    ),
+                    Format::Text => partners.iter().try_for_each(|p| {
+                        let agency = p
+                            .agency
+                            .as_deref()
+                            .map(|a| format!(" (acts for {a})"))
+                            .unwrap_or_default();
+                        let suspended = p
+                            .suspended
+                            .as_ref()
+                            .map(|s| format!(" SUSPENDED since {}: {}", s.since, s.reason))
+                            .unwrap_or_default();
+                        writeln!(out, "{}\t{}{agency}{suspended}", p.id, p.name)
+                    }),
+                }
+                .map_err(out_err)?;
+                Ok(EXIT_VALID)
+            })
+        }
         PartnerCommand::Token { id, format, store } => {
             let url = store.existing_url()?;
             let (token, hash) = new_token()

@@ -115,6 +115,8 @@ pub enum RefusalReason {
     TooManyMessages { count: u64, limit: usize },
     /// The account acts for an agency (or for customs) and files nothing.
     NotASender { agency: String },
+    /// An operator suspended the partner.
+    Suspended,
 }
 
 /// A refused submission, as recorded.
@@ -397,6 +399,18 @@ impl Intake {
     ) -> Result<Submission, StoreError> {
         let now = Timestamp::now();
         let sha256 = sha256_hex(&bytes);
+        if let Some(detail) = partner.suspension_detail() {
+            // Refused unread, on every transport, and recorded.
+            let refused = Refused {
+                reason: RefusalReason::Suspended,
+                code: Code::PartnerSuspended,
+                detail,
+                acknowledgement: None,
+            };
+            return self
+                .record_refusal(partner, &sha256, bytes.len(), refused, now)
+                .await;
+        }
         if let Some(agency) = &partner.agency {
             // Agencies' and officers' accounts answer and release; a
             // declaration filed under one would be sent by nobody the

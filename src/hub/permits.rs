@@ -28,6 +28,9 @@ pub enum DecisionError {
     /// controls but tab, line feed and carriage return).
     #[error("{0}")]
     Invalid(String),
+    /// The agency's account is suspended (HUB204): it records nothing.
+    #[error("{0}")]
+    Suspended(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -126,6 +129,9 @@ impl Intake {
         partner: &Partner,
         decision: &PermitDecision,
     ) -> Result<DecisionOutcome, DecisionError> {
+        if let Some(why) = partner.suspension_detail() {
+            return Err(DecisionError::Suspended(why));
+        }
         // No permit id holds a control character.
         if control_character(&decision.permit_id).is_some() {
             return Err(DecisionError::NotFound(decision.permit_id.clone()));

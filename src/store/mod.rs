@@ -196,6 +196,30 @@ pub struct Partner {
     /// The agency this account acts for (its permit inbox and decisions).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub agency: Option<String>,
+    /// Set while an operator has the partner suspended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suspended: Option<Suspension>,
+}
+
+/// Why and since when a partner is suspended (`tradehub partner suspend`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Suspension {
+    /// When the suspension was recorded (RFC 3339, UTC).
+    pub since: String,
+    pub reason: String,
+}
+
+impl Partner {
+    /// What a refusal of this partner's submission or answer says while it
+    /// is suspended.
+    pub fn suspension_detail(&self) -> Option<String> {
+        self.suspended.as_ref().map(|s| {
+            format!(
+                "partner {} is suspended since {}: {}; nothing it sends is taken until an operator reinstates it",
+                self.id, s.since, s.reason
+            )
+        })
+    }
 }
 
 /// What intake stores for one received interchange.
@@ -947,6 +971,39 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Suspends a partner (`reason`: why, for the refusals it gets), or,
+    /// `None`, reinstates it; false when there is no such partner. A
+    /// suspension already recorded keeps its time and takes the new reason.
+    pub async fn set_partner_suspension(
+        &self,
+        id: &str,
+        reason: Option<&str>,
+        at: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let _writing = self.write_lock().await;
+        let done = match reason {
+            Some(reason) => {
+                let sql = self.sql(
+                    "UPDATE partners SET suspended_at = COALESCE(suspended_at, $1), \
+                     suspended_reason = $2 WHERE id = $3",
+                );
+                sqlx::query(&sql)
+                    .bind(at.to_string())
+                    .bind(reason)
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await?
+            }
+            None => {
+                let sql = self.sql(
+                    "UPDATE partners SET suspended_at = NULL, suspended_reason = NULL WHERE id = $1",
+                );
+                sqlx::query(&sql).bind(id).execute(&self.pool).await?
+            }
+        };
+        Ok(done.rows_affected() == 1)
+    }
+
     /// Registers a trader identifier (e.g. an EORI number) the partner may
     /// submit WCO declarations for. Registering one again changes nothing.
     pub async fn add_trader_id(&self, partner_id: &str, trader_id: &str) -> Result<(), StoreError> {
@@ -982,9 +1039,11 @@ impl Store {
 
     /// Every registered partner, by id.
     pub async fn partners(&self) -> Result<Vec<Partner>, StoreError> {
-        let rows = sqlx::query("SELECT id, name, agency FROM partners ORDER BY id")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT id, name, agency, suspended_at, suspended_reason FROM partners ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(partner_row).collect()
     }
 
@@ -1004,7 +1063,7 @@ impl Store {
         value: &str,
     ) -> Result<Option<Partner>, StoreError> {
         let sql = self.sql(&format!(
-            "SELECT id, name, agency FROM partners WHERE {column} = $1"
+            "SELECT id, name, agency, suspended_at, suspended_reason FROM partners WHERE {column} = $1"
         ));
         let row = sqlx::query(&sql)
             .bind(value)
@@ -1811,10 +1870,16 @@ fn event_row(r: &AnyRow) -> Result<Event, StoreError> {
 }
 
 fn partner_row(r: &AnyRow) -> Result<Partner, StoreError> {
+    let since: Option<String> = r.try_get("suspended_at")?;
+    let reason: Option<String> = r.try_get("suspended_reason")?;
     Ok(Partner {
         id: r.try_get("id")?,
         name: r.try_get("name")?,
         agency: r.try_get("agency")?,
+        suspended: since.map(|since| Suspension {
+            since,
+            reason: reason.unwrap_or_default(),
+        }),
     })
 }
 

@@ -1340,6 +1340,14 @@ async fn handle_reply(
             )
             .await
         }
+        Err(DecisionError::Suspended(why)) => {
+            dead(
+                Code::PartnerSuspended.as_str(),
+                why,
+                Some(decision.permit_id.clone()),
+            )
+            .await
+        }
         // The agency is told what it would be told of a permit that does
         // not exist (as over HTTP, a 404 alike): the notice must not let it
         // learn which permits exist elsewhere, and whose they are. The dead

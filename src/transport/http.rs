@@ -865,6 +865,11 @@ async fn post_interchange(
                     "not-a-sender",
                     "This account does not submit interchanges",
                 ),
+                RefusalReason::Suspended => (
+                    StatusCode::FORBIDDEN,
+                    "partner-suspended",
+                    "This partner is suspended",
+                ),
             };
             let mut extra = json!({"code": refused.code.as_str()});
             if let RefusalReason::DuplicateReference { original } = &refused.reason {
@@ -1587,8 +1592,23 @@ async fn post_decision(
                 json!({"code": Code::PermitReplyInvalid.as_str(), "expected": {"outcome": "granted | refused | conditional", "reasons": ["..."], "conditions": "..."}}),
             )
         }
+        Err(DecisionError::Suspended(why)) => {
+            refused(Code::PartnerSuspended, format!("permit {id}: {why}")).await;
+            suspended(why)
+        }
         Err(DecisionError::Store(e)) => store_problem(&e),
     }
+}
+
+/// 403 for an account an operator suspended (HUB204).
+fn suspended(why: String) -> Response {
+    problem(
+        StatusCode::FORBIDDEN,
+        "partner-suspended",
+        "This partner is suspended",
+        why,
+        json!({"code": crate::diag::Code::PartnerSuspended.as_str()}),
+    )
 }
 
 #[derive(Debug, Default, serde::Deserialize)]
@@ -1617,6 +1637,9 @@ async fn release_declaration(
         return forbidden(format!(
             "only customs officers (accounts with role {CUSTOMS_ROLE}) release goods"
         ));
+    }
+    if let Some(why) = partner.suspension_detail() {
+        return suspended(why);
     }
     let note = if body.iter().all(u8::is_ascii_whitespace) {
         String::new()
