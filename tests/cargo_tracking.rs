@@ -326,6 +326,19 @@ async fn a_manifest_is_replaced_and_cancelled_by_its_reference() {
         statuses(&[&original.id, &replacement.id]).await,
         ["amended", "cancelled"]
     );
+    // The carrier is told its manifest is cancelled, as a declarant is of
+    // a declaration (it was told "accepted", as for an original).
+    let answers = store.responses_of(&cancellation.id).await.unwrap();
+    assert_eq!(answers.len(), 1, "{answers:?}");
+    assert_eq!(answers[0].status, "cancelled");
+    assert!(
+        answers[0].body.contains("status cancelled"),
+        "{}",
+        answers[0].body
+    );
+    // Each says what it is, original or not.
+    assert_eq!(original.function.as_deref(), Some("original"));
+    assert_eq!(cancellation.function.as_deref(), Some("cancellation"));
     // Once cancelled, the reference may start a new manifest.
     let anew = submit(send("MNF004", "9", "MNF2026112001")).await;
     assert_eq!(anew.status, "accepted", "{}", anew.issues_json);
@@ -340,13 +353,54 @@ async fn a_manifest_is_replaced_and_cancelled_by_its_reference() {
         let refused = submit(send(&format!("X{}", &manifest_no[..4]), "1", manifest_no)).await;
         assert_eq!(refused.status, "rejected");
         assert!(
-            refused.issues_json.contains("RUL008"),
+            refused.issues_json.contains("RUL008")
+                && refused
+                    .issues_json
+                    .contains("a cancellation of cargo report")
+                && refused.issues_json.contains("or it was cancelled"),
             "{}",
             refused.issues_json
         );
+        assert_eq!(refused.function.as_deref(), Some("cancellation"));
     }
+    // Without a document number (BGM 1004) a report names no manifest:
+    // not taken (MAP004), whether original, replacement or cancellation,
+    // and it touches no live manifest of the sender. (The UNH message
+    // reference, 1 in most interchanges, used to stand in for it, so a
+    // cancellation without a number cancelled the manifest numbered "1",
+    // and a second original without one was refused as its duplicate.)
+    let numbered_one = submit(send("MNF006", "9", "1")).await;
+    assert_eq!(
+        numbered_one.status, "accepted",
+        "{}",
+        numbered_one.issues_json
+    );
+    for (reference, function) in [("MNF007", "9"), ("MNF008", "5"), ("MNF009", "1")] {
+        let unnumbered = submit(send(reference, function, "")).await;
+        assert_eq!(unnumbered.status, "rejected", "{function}");
+        assert!(
+            unnumbered.issues_json.contains("MAP004")
+                && unnumbered.issues_json.contains("reference")
+                && !unnumbered.issues_json.contains("RUL"),
+            "{function}: {}",
+            unnumbered.issues_json
+        );
+    }
+    assert_eq!(statuses(&[&numbered_one.id]).await, ["accepted"]);
     // Each replaced manifest had its own event.
     let outbox = store.pending_outbox(1000).await.unwrap();
+    // The cancellation's one answer went out: "cancelled", not "accepted".
+    let answers_of = |id: &str| -> Vec<String> {
+        outbox
+            .iter()
+            .map(|m| m.message.message_id.clone())
+            .filter(|m| m.starts_with(id) && m.ends_with("/response"))
+            .collect()
+    };
+    assert_eq!(
+        answers_of(&cancellation.id),
+        [format!("{}/cancelled/0/response", cancellation.id)]
+    );
     for (id, key) in [
         (&original.id, "declaration.amended"),
         (&replacement.id, "declaration.cancelled"),

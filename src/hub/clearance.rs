@@ -295,6 +295,18 @@ impl Clearance {
             d.lrn = Some(lrn.to_owned());
             reply.lrn = Some(lrn.to_owned());
         }
+        if declaration.is_none() {
+            // A manifest's or list's own function (original, amendment,
+            // cancellation), also when it is rejected, so that a listing
+            // tells a refused replacement from a refused original.
+            d.function = mapped
+                .canonical
+                .as_ref()
+                .and_then(|c| c.get("function"))
+                .and_then(|v| v.as_str())
+                .filter(|f| matches!(*f, "original" | "amendment" | "cancellation"))
+                .map(str::to_owned);
+        }
         d.canonical_json = mapped.canonical.as_ref().map(|c| c.to_string());
         let mut issues = mapped.issues.clone();
         issues.extend(findings.iter().cloned());
@@ -837,6 +849,23 @@ impl Clearance {
 }
 
 impl Clearance {
+    /// A cargo report that cancels the sender's live report is answered as
+    /// a declaration's cancellation is, `cancelled`, in place of the
+    /// `accepted` it got on intake (which told the carrier nothing of the
+    /// cancellation); it stays stored as accepted.
+    pub fn answer_cancellation(&self, d: &mut NewDeclaration, reply: &Reply, now: Timestamp) {
+        if d.responses
+            .last()
+            .is_some_and(|r| r.status == state::ACCEPTED)
+        {
+            let sequence = d.responses.len() - 1;
+            d.responses.pop();
+            let answered = format!("{}/{}/{sequence}/", d.id, state::ACCEPTED);
+            d.outbox.retain(|m| !m.message_id.starts_with(&answered));
+        }
+        self.respond(d, reply, state::CANCELLED, &[], &[], 0, now);
+    }
+
     /// The messages about the declaration `s` replaces, written with the
     /// one replacing it (`d`): its status event on `tradehub.events`
     /// (`declaration.amended` or `declaration.cancelled`, naming what

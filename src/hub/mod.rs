@@ -920,8 +920,13 @@ impl Intake {
             (function, None) => refused(
                 crate::diag::Code::RuleReference,
                 format!(
-                    "a {function} of cargo report {reference:?}, but this sender has no accepted \
-                     cargo report with that reference"
+                    "{} of cargo report {reference:?}, but this sender has no live cargo report \
+                     with that reference (none was accepted, or it was cancelled)",
+                    if function == "amendment" {
+                        "an amendment"
+                    } else {
+                        "a cancellation"
+                    }
                 ),
             ),
         })
@@ -1146,6 +1151,9 @@ impl Intake {
                     detail: format!("{} by cargo report {}", to, d.id),
                 };
                 d.function = Some(function.to_owned());
+                if function == "cancellation" {
+                    self.clearance.answer_cancellation(&mut d, &reply, now);
+                }
                 self.clearance
                     .superseded(&mut d, &s, &replaced, &reply, &[], now);
                 d.supersedes = Some(s);
