@@ -1251,6 +1251,11 @@ async fn permits_round_trip_over_amqp() {
     assert_eq!(header(&dead, "x-tradehub-code"), "HUB204");
     let refusals = store.refusals(&desk.user, 10).await.unwrap();
     assert_eq!(refusals[0].0, "HUB204", "{refusals:?}");
+    // The record says how it came.
+    assert!(
+        refusals[0].1.ends_with("; over AMQP, without message_id"),
+        "{refusals:?}"
+    );
     let told = next_message(&ch, settings.ack_queue(&desk.user).as_str()).await;
     assert_eq!(header(&told, "x-tradehub-code"), "HUB204");
     assert_eq!(

@@ -50,6 +50,16 @@ async fn files_are_taken_and_sorted() {
     let (dir, intake, settings) = setup().await;
     let inbox = settings.dir.join("KRBROKER01/in");
     std::fs::write(inbox.join("a-good.edi"), fixture("ok/cusdec-d96b-unoc.edi")).unwrap();
+    // Delivered long before the hub takes it (a hub that was down).
+    let delivered = Timestamp::parse("2026-11-24T10:30:00Z").unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(inbox.join("a-good.edi"))
+        .unwrap()
+        .set_modified(
+            std::time::UNIX_EPOCH + Duration::from_secs(u64::try_from(delivered.unix()).unwrap()),
+        )
+        .unwrap();
     let bad = String::from_utf8(fixture("err/unt-count.edi"))
         .unwrap()
         .replace("20261124001", "20261124777");
@@ -94,6 +104,22 @@ async fn files_are_taken_and_sorted() {
             .any(|(code, detail)| code == "HUB413" && detail.contains("102400 bytes")),
         "{refusals:?}"
     );
+    // The trail names the file and when it was delivered; a refusal names
+    // the file.
+    let good = intake
+        .store()
+        .interchange_by_reference("KRBROKER01", "20261124001")
+        .await
+        .unwrap()
+        .unwrap();
+    let events = intake.store().events(&good.id).await.unwrap();
+    assert!(
+        events[0].kind == "received"
+            && events[0]
+                .detail
+                .ends_with("; drop file \"a-good.edi\" delivered 2026-11-24T10:30:00Z"),
+        "{events:?}"
+    );
     // Left alone: the partial file and the unknown partner's folder.
     assert!(inbox.join("c-partial.edi.part").exists());
     assert!(settings.dir.join("STRANGER/in/x.edi").exists());
@@ -108,6 +134,12 @@ async fn files_are_taken_and_sorted() {
         vec![Outcome::Done(folder.join("done/a-good.edi.1"))]
     );
     assert_eq!(intake.store().count(Table::Interchanges).await.unwrap(), 2);
+    let events = intake.store().events(&good.id).await.unwrap();
+    assert!(
+        events.iter().any(|e| e.kind == "duplicate_received"
+            && e.detail.contains("; drop file \"a-good.edi\" delivered 20")),
+        "{events:?}"
+    );
 
     // A file named like another's companion: `z.ack` is archived as it is,
     // and the answer to a later `z` does not overwrite it.

@@ -221,12 +221,17 @@ async fn agencies_answer_and_officers_release_over_http() {
         .map(|r| r["status"].as_str().unwrap())
         .collect();
     assert_eq!(statuses, ["awaiting_permits", "cleared"]);
+    // The answer names the account that gave it.
     assert!(
         d["events"]
             .as_array()
             .unwrap()
             .iter()
-            .any(|e| e["kind"] == "permit_granted"),
+            .any(|e| e["kind"] == "permit_granted"
+                && e["detail"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("KMDIA answered (account kmdia-desk) permit ")),
         "{d}"
     );
     assert_eq!(

@@ -440,6 +440,14 @@ async fn scenario(url: &str) {
             "duplicate_reference_refused"
         ]
     );
+    // Each names the channel it came by.
+    for event in &status["events"].as_array().unwrap()[..3] {
+        let detail = event["detail"].as_str().unwrap();
+        assert!(
+            event["kind"] == "validated" || detail.ends_with("; over HTTP"),
+            "{event}"
+        );
+    }
     // The store's triggers refuse both, with their own message.
     let before = hub.store.count(Table::Events).await.unwrap();
     assert!(before > 0);

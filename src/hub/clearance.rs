@@ -497,14 +497,17 @@ impl Clearance {
         d
     }
 
-    /// What follows an agency's answer: an event for the answer and, once
-    /// no permit is pending, the declaration's next status and response
-    /// (numbered after the `answered` responses the sender has had).
+    /// What follows an agency's answer: an event for the answer (naming
+    /// the agency account `by` that gave it, as a release names its
+    /// officer) and, once no permit is pending, the declaration's next
+    /// status and response (numbered after the `answered` responses the
+    /// sender has had).
     pub fn after_decision(
         &self,
         declaration: &StoredDeclaration,
         permits: &[StoredPermit],
         decided: &str,
+        by: Option<&str>,
         answered: usize,
         now: Timestamp,
     ) -> Transition {
@@ -515,10 +518,12 @@ impl Clearance {
                 format!("permit_{}", p.status),
                 format!(
                     "{} permit {} ({}){}",
-                    if p.status == "expired" {
-                        format!("{} did not answer by {}:", p.agency, p.due_at)
-                    } else {
-                        format!("{} answered", p.agency)
+                    match by {
+                        _ if p.status == "expired" => {
+                            format!("{} did not answer by {}:", p.agency, p.due_at)
+                        }
+                        Some(account) => format!("{} answered (account {account})", p.agency),
+                        None => format!("{} answered", p.agency),
                     },
                     p.id,
                     p.rule,

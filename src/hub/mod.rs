@@ -153,6 +153,64 @@ pub struct Intake {
     clearance: Arc<clearance::Clearance>,
     /// WCO XML validation (schemas and hostile-input limits).
     xml: crate::xml::XmlValidator,
+    /// How the submission being taken reached the hub (see
+    /// [`Intake::submit_via`]), named on its trail and in its refusal.
+    via: Via,
+}
+
+/// How a submission reached the hub: named in its `received` (or
+/// `duplicate_received`) event and in a refusal's record, so that the
+/// trail says which channel, file or message it was and, for a file, when
+/// it was delivered (which may be long before the hub took it).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Via {
+    /// Not said (a library caller).
+    #[default]
+    Unspecified,
+    Http,
+    /// A drop-folder file: its name and its modification time.
+    Drop {
+        file: String,
+        delivered_at: Option<Timestamp>,
+    },
+    /// An AMQP delivery and its `message_id`, if it has one.
+    Amqp {
+        message_id: Option<String>,
+    },
+}
+
+impl std::fmt::Display for Via {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Via::Unspecified => Ok(()),
+            Via::Http => f.write_str("over HTTP"),
+            Via::Drop { file, delivered_at } => {
+                write!(f, "drop file {file:?}")?;
+                match delivered_at {
+                    Some(at) => write!(f, " delivered {at}"),
+                    None => Ok(()),
+                }
+            }
+            Via::Amqp {
+                message_id: Some(id),
+            } => write!(
+                f,
+                "over AMQP, message_id {:?}",
+                id.get(..id.floor_char_boundary(200)).unwrap_or_default()
+            ),
+            Via::Amqp { message_id: None } => f.write_str("over AMQP, without message_id"),
+        }
+    }
+}
+
+impl Via {
+    /// `text` followed by how the submission came, if said.
+    fn after(&self, text: &str) -> String {
+        match self {
+            Via::Unspecified => text.to_owned(),
+            via => format!("{text}; {via}"),
+        }
+    }
 }
 
 /// The AMQP broker as the hub last saw it, for `/readyz`.
@@ -305,6 +363,7 @@ impl Intake {
             outbox_wake: Arc::default(),
             clearance: Arc::default(),
             xml: crate::xml::XmlValidator::new(None, crate::xml::XmlLimits::default()),
+            via: Via::Unspecified,
         }
     }
 
@@ -365,6 +424,21 @@ impl Intake {
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// [`submit`](Self::submit), saying how the submission came (the
+    /// transports do).
+    pub async fn submit_via(
+        &self,
+        partner: &Partner,
+        bytes: Vec<u8>,
+        via: Via,
+    ) -> Result<Submission, StoreError> {
+        let bound = Intake {
+            via,
+            ..self.clone()
+        };
+        bound.submit(partner, bytes).await
     }
 
     /// Takes one submission from an authenticated partner.
@@ -613,7 +687,8 @@ impl Intake {
         let events = [
             (
                 "received",
-                format!("{} bytes, sha256 {}", new.raw.len(), new.sha256),
+                self.via
+                    .after(&format!("{} bytes, sha256 {}", new.raw.len(), new.sha256)),
             ),
             (
                 status,
@@ -810,6 +885,7 @@ impl Intake {
         // Counted once recorded: a write retried after a store failure
         // does not count it twice.
         self.count_refused_unread();
+        tracing::warn!(partner = partner.unwrap_or("-"), code = %code, size_bytes, %detail, "submission refused unread");
         Ok(())
     }
 
@@ -1253,7 +1329,9 @@ impl Intake {
                 &original.id,
                 now,
                 "duplicate_received",
-                "same bytes received again; original answer returned",
+                &self
+                    .via
+                    .after("same bytes received again; original answer returned"),
                 MAX_REPEAT_EVENTS,
             )
             .await?;
@@ -1345,10 +1423,10 @@ impl Intake {
                 sha256: sha256.to_owned(),
                 size_bytes: size as i64,
                 code: refused.code.as_str().to_owned(),
-                detail: refused.detail.clone(),
+                detail: self.via.after(&refused.detail),
             })
             .await?;
-        tracing::warn!(partner = %partner.id, code = %refused.code, detail = %refused.detail, "submission refused");
+        tracing::warn!(partner = %partner.id, code = %refused.code, detail = %refused.detail, via = %self.via, "submission refused");
         Ok(Submission::Refused(refused))
     }
 }

@@ -151,24 +151,34 @@ impl Intake {
         }
         let status = permit_status(decision.outcome);
         let json = serde_json::to_string(decision).unwrap_or_else(|_| "{}".into());
-        self.record(&permit.id, status, &json, Timestamp::now())
-            .await
-            .map_err(DecisionError::from)
+        self.record(
+            &permit.id,
+            status,
+            &json,
+            Timestamp::now(),
+            Some(&partner.id),
+        )
+        .await
+        .map_err(DecisionError::from)
     }
 
+    /// Records a permit's answer; `account`: the agency account that gave
+    /// it (none for an expiry), named on the trail.
     async fn record(
         &self,
         permit: &str,
         status: &str,
         json: &str,
         now: Timestamp,
+        account: Option<&str>,
     ) -> Result<DecisionOutcome, StoreError> {
         let clearance = self.clearance.clone();
         let decided = permit.to_owned();
+        let by = account.map(str::to_owned);
         let outcome = self
             .store
             .decide_permit(permit, status, json, now, move |d, permits, answered| {
-                clearance.after_decision(d, permits, &decided, answered, now)
+                clearance.after_decision(d, permits, &decided, by.as_deref(), answered, now)
             })
             .await?;
         match outcome {
@@ -179,7 +189,7 @@ impl Intake {
                 } else {
                     &self.metrics.permit_decisions
                 });
-                tracing::info!(permit, status, declaration = %d.id, declaration_status = %d.status, "permit answered");
+                tracing::info!(permit, status, account, declaration = %d.id, declaration_status = %d.status, "permit answered");
                 Ok(DecisionOutcome::Recorded(Box::new(d)))
             }
             Decided::AlreadyDecided(p) => {
@@ -210,7 +220,7 @@ impl Intake {
                 })
                 .to_string();
                 if let DecisionOutcome::Recorded(_) =
-                    self.record(&permit.id, "expired", &json, now).await?
+                    self.record(&permit.id, "expired", &json, now, None).await?
                 {
                     total += 1;
                 }

@@ -82,7 +82,11 @@ impl Intake {
         let events = [
             (
                 "received",
-                format!("{} bytes of WCO XML, sha256 {}", new.raw.len(), new.sha256),
+                self.via.after(&format!(
+                    "{} bytes of WCO XML, sha256 {}",
+                    new.raw.len(),
+                    new.sha256
+                )),
             ),
             (
                 status,

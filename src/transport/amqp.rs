@@ -1154,8 +1154,11 @@ async fn handle(
         }
         Err(e) => return store_failed(channel, s, &delivery, INBOUND_KEY, e).await,
     };
+    let via = crate::hub::Via::Amqp {
+        message_id: props.message_id().as_ref().map(|m| m.as_str().to_owned()),
+    };
     let outcome = match retrying("submission", s.store_retry_budget, || {
-        intake.submit(&partner, delivery.data.clone())
+        intake.submit_via(&partner, delivery.data.clone(), via.clone())
     })
     .await
     {

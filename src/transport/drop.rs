@@ -712,7 +712,22 @@ async fn take_locked(
             return finish(folder, file, false, None, &why);
         }
     };
-    let outcome = intake.submit(partner, bytes).await?;
+    // Named on the trail with its delivery time, which may be long before
+    // the hub took it (a hub that was down).
+    let via = crate::hub::Via::Drop {
+        file: file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        delivered_at: handle
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .and_then(|d| i64::try_from(d.as_secs()).ok())
+            .map(crate::timestamp::Timestamp::from_unix),
+    };
+    let outcome = intake.submit_via(partner, bytes, via).await?;
     let name = file.display().to_string();
     // From here the file has its answer: one that cannot be moved stays
     // where it is, and is not sent to failed/ as unreadable.

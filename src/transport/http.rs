@@ -369,6 +369,7 @@ async fn record_unread(
             code,
             detail: detail.to_owned(),
         };
+        tracing::warn!(partner = refusal.partner_id.as_deref().unwrap_or("-"), code = %refusal.code, size_bytes = size, detail, "submission refused unread");
         intake.count_refused_unread();
         if let Err(e) = intake.store().refuse(&refusal).await {
             tracing::warn!(error = %e, "a submission refused unread was not recorded");
@@ -803,6 +804,7 @@ async fn post_interchange(
                 },
                 detail: body_detail(&rejection, app.max_body_bytes),
             };
+            tracing::warn!(partner = %partner.id, code = %refusal.code, size_bytes = refusal.size_bytes, detail = %refusal.detail, "submission refused unread");
             app.intake.count_refused_unread();
             if let Err(e) = app.intake.store().refuse(&refusal).await {
                 return store_problem(&e);
@@ -815,7 +817,13 @@ async fn post_interchange(
     // and latency, the relay's wake-up), which dropping the handler's
     // future skipped.
     let (intake, submitter, bytes) = (app.intake.clone(), partner.clone(), body.to_vec());
-    let submitted = match own_task(async move { intake.submit(&submitter, bytes).await }).await {
+    let submitted = match own_task(async move {
+        intake
+            .submit_via(&submitter, bytes, crate::hub::Via::Http)
+            .await
+    })
+    .await
+    {
         Ok(submitted) => submitted,
         Err(failed) => return failed,
     };
