@@ -247,6 +247,39 @@ fn serve_submit_status_and_stop() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 
+    // The operator reads the same from the store, without the partner's
+    // token: by id, or by sender and control reference, answers included.
+    let trail = |args: &[&str]| {
+        bin()
+            .arg("trail")
+            .args(args)
+            .arg("--data-dir")
+            .arg(&data)
+            .output()
+            .unwrap()
+    };
+    let by_id = trail(&[&id]);
+    let text = String::from_utf8_lossy(&by_id.stdout).into_owned();
+    assert_eq!(by_id.status.code(), Some(1), "{text}");
+    assert!(text.contains(": rejected (LRN LRN2026002)"), "{text}");
+    assert!(text.contains(" received: "), "{text}");
+    assert!(text.contains("; over HTTP"), "{text}");
+    let by_reference = trail(&["--sender", "KRBROKER01", "--reference", "20261124001"]);
+    assert_eq!(by_reference.stdout, by_id.stdout);
+    let json = trail(&[&id, "--format", "json"]);
+    let json: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(json["interchange"]["id"], id.as_str());
+    assert_eq!(json["interchange"]["partner_id"], "KRBROKER01");
+    let responses = json["declarations"][0]["responses"].as_array().unwrap();
+    assert!(!responses.is_empty(), "{json}");
+    let none = trail(&["no-such-id"]);
+    assert_eq!(none.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&none.stderr).contains("no interchange no-such-id in the store"),
+        "{}",
+        String::from_utf8_lossy(&none.stderr)
+    );
+
     let out = bin()
         .args(["submit"])
         .arg(&ok)

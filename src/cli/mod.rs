@@ -312,6 +312,26 @@ enum Command {
         #[command(subcommand)]
         command: OutboxCommand,
     },
+    /// The status, issues and audit trail of any interchange, read from the
+    /// store (the operator's `status`, without a partner's token): by its
+    /// id, or by its sender and control reference (UNB 0020), with each
+    /// declaration's trail, permits and answers.
+    Trail {
+        /// The interchange id (as `submit` and `status` print it).
+        #[arg(required_unless_present = "reference", conflicts_with = "reference")]
+        id: Option<String>,
+        /// The interchange's control reference (UNB 0020), with --sender.
+        #[arg(long, requires = "sender")]
+        reference: Option<String>,
+        /// The partner id of the interchange's sender (UNB S002), with
+        /// --reference.
+        #[arg(long, requires = "reference")]
+        sender: Option<String>,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// Submissions and agency answers the hub refused (wrong sender, too
     /// large, not an interchange, a reused reference, an answer not taken),
     /// newest first, from the store.
@@ -722,6 +742,80 @@ fn status(id: &str, client: &ClientArgs, format: Format) -> Result<u8, CliError>
         }
     }
     print_answer(code, &json, format)
+}
+
+/// `tradehub trail`: an interchange as `status` shows it, read from the
+/// store, by id or by sender and control reference.
+fn trail(
+    id: Option<String>,
+    by_reference: Option<(String, String)>,
+    format: Format,
+    store: &StoreArgs,
+) -> Result<u8, CliError> {
+    let url = store.existing_url()?;
+    runtime()?.block_on(async move {
+        let store = Store::open_for_admin(&url)
+            .await
+            .map_err(|e| CliError::Usage(format!("store: {e}")))?;
+        let read = trail_of(&store, id.as_deref(), by_reference.as_ref()).await;
+        store.close().await;
+        let json = read.map_err(|e| CliError::Usage(e.to_string()))?;
+        let Some(json) = json else {
+            let what = match (id, by_reference) {
+                (Some(id), _) => id,
+                (None, Some((sender, reference))) => {
+                    format!("with control reference {reference:?} from {sender:?}")
+                }
+                (None, None) => String::new(),
+            };
+            return Err(CliError::Usage(format!(
+                "no interchange {what} in the store"
+            )));
+        };
+        print_answer(200, &json, format)
+    })
+}
+
+/// The interchange, its issues and events, and its declarations, each with
+/// its events, permits and answers; `None` when there is no such
+/// interchange.
+async fn trail_of(
+    store: &Store,
+    id: Option<&str>,
+    by_reference: Option<&(String, String)>,
+) -> Result<Option<serde_json::Value>, crate::store::StoreError> {
+    let found = match (id, by_reference) {
+        (Some(id), _) => store.interchange(id).await?,
+        (None, Some((sender, reference))) => {
+            store.interchange_by_reference(sender, reference).await?
+        }
+        (None, None) => None,
+    };
+    let Some(ic) = found else {
+        return Ok(None);
+    };
+    let events = store.events(&ic.id).await?;
+    let issues: serde_json::Value =
+        serde_json::from_str(&ic.issues_json).unwrap_or_else(|_| serde_json::json!([]));
+    let mut declarations = Vec::new();
+    for d in store.declarations_of(&ic.id).await? {
+        let (events, permits, responses) = (
+            store.declaration_events(&d.id).await?,
+            store.permits_of(&d.id).await?,
+            store.responses_of(&d.id).await?,
+        );
+        let mut json = serde_json::to_value(&d).unwrap_or_default();
+        json["events"] = serde_json::to_value(events).unwrap_or_default();
+        json["permits"] = serde_json::to_value(permits).unwrap_or_default();
+        json["responses"] = serde_json::to_value(responses).unwrap_or_default();
+        declarations.push(json);
+    }
+    Ok(Some(serde_json::json!({
+        "interchange": ic,
+        "issues": issues,
+        "events": events,
+        "declarations": declarations,
+    })))
 }
 
 /// Where the store is: an explicit URL, or SQLite in the data directory.
@@ -1903,6 +1997,13 @@ where
             format,
             store,
         } => refusals_command(partner.as_deref(), limit, format, &store),
+        Command::Trail {
+            id,
+            reference,
+            sender,
+            format,
+            store,
+        } => trail(id, sender.zip(reference), format, &store),
         Command::Loadgen {
             url,
             token,
