@@ -1051,8 +1051,41 @@ async fn an_agency_reads_nothing_of_another_agencys_answer() {
     )
     .await;
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    // Held at the refusal, APQA's answer not waited for: the sender is
+    // told now (it was told when the last agency answered, up to a day
+    // later), and APQA's permit is withdrawn.
+    assert_eq!(r.json()["declaration"]["status"], "held");
 
     let path = format!("/v1/declarations/{declaration}");
+    let r = request(addr, "GET", &path, token("KRBROKER01"), b"").await;
+    let d = r.json();
+    let answered: Vec<&str> = d["responses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(answered, ["awaiting_permits", "held"], "{d}");
+    let withdrawn = d["permits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == apqa.as_str())
+        .unwrap()["status"]
+        .clone();
+    assert_eq!(withdrawn, "withdrawn", "{d}");
+    // APQA is told on its permit queue, and not why.
+    let outbox = hub.store.pending_outbox(1000).await.unwrap();
+    let notice = outbox
+        .iter()
+        .find(|m| m.message.message_id == format!("{apqa}/withdrawn"))
+        .expect("a withdrawal notice");
+    assert_eq!(notice.message.routing_key, "permit.APQA");
+    let body = String::from_utf8_lossy(&notice.message.payload).into_owned();
+    assert!(
+        body.contains("\"permit.withdrawn\"") && !body.contains(secret) && !body.contains("MFDS"),
+        "{body}"
+    );
     for reader in ["KRBROKER01", "officer"] {
         let r = request(addr, "GET", &path, token(reader), b"").await;
         let text = String::from_utf8_lossy(&r.body).into_owned();
@@ -1088,8 +1121,8 @@ async fn an_agency_reads_nothing_of_another_agencys_answer() {
     assert!(kinds.contains(&"awaiting_permits"), "{kinds:?}");
     assert!(!kinds.contains(&"permit_refused"), "{kinds:?}");
     assert!(!kinds.contains(&"lane_assigned"), "{kinds:?}");
-    // APQA answers: the declaration is held for MFDS's refusal, and APQA
-    // reads that it is held, not why.
+    // MFDS's refusal held the declaration at once, and withdrew APQA's
+    // permit: an answer to it is not taken, and says nothing of why.
     let r = request(
         addr,
         "POST",
@@ -1098,9 +1131,13 @@ async fn an_agency_reads_nothing_of_another_agencys_answer() {
         br#"{"outcome": "granted"}"#,
     )
     .await;
-    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-    assert_eq!(r.json()["declaration"]["status"], "held");
-    assert_eq!(r.json()["declaration"]["lane"], serde_json::Value::Null);
+    assert_eq!(r.status, 409, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["permit_status"], "withdrawn");
+    let text = String::from_utf8_lossy(&r.body).into_owned();
+    assert!(
+        !text.contains(secret) && !text.contains(&mfds) && !text.contains("MFDS"),
+        "{text}"
+    );
     let r = request(addr, "GET", &path, token("apqa-desk"), b"").await;
     let text = String::from_utf8_lossy(&r.body).into_owned();
     assert!(
@@ -1116,7 +1153,7 @@ async fn an_agency_reads_nothing_of_another_agencys_answer() {
         .map(|e| e["kind"].as_str().unwrap())
         .collect();
     assert!(
-        kinds.contains(&"held") && kinds.contains(&"permit_granted"),
+        kinds.contains(&"held") && kinds.contains(&"permit_withdrawn"),
         "{kinds:?}"
     );
     // Not even that another agency refused (the milestone with its detail

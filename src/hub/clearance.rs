@@ -555,15 +555,26 @@ impl Clearance {
                 ));
             }
         }
-        if declaration.status != state::AWAITING_PERMITS
-            || permits.iter().any(|p| p.status == "pending")
-        {
-            return change;
-        }
         let refused: Vec<&StoredPermit> = permits
             .iter()
             .filter(|p| matches!(p.status.as_str(), "refused" | "expired"))
             .collect();
+        let pending: Vec<&StoredPermit> =
+            permits.iter().filter(|p| p.status == "pending").collect();
+        // Decided once every permit is answered, or at the first refusal
+        // (or expiry): with a permit missing the declaration can only be
+        // held, so the sender is told now, not when the last agency
+        // answers (up to a day later), and the agencies still working on
+        // it are told to stop: their permits are withdrawn. Not while
+        // another is overdue too: it is expiring in the same sweep, and
+        // the answer names every agency that did not answer.
+        let overdue = |p: &&StoredPermit| Timestamp::parse(&p.due_at).is_none_or(|due| due <= now);
+        if declaration.status != state::AWAITING_PERMITS
+            || (!pending.is_empty() && refused.is_empty())
+            || pending.iter().any(overdue)
+        {
+            return change;
+        }
         let reply: Reply = serde_json::from_str(&declaration.reply_json).unwrap_or_default();
         let next = if refused.is_empty() {
             change.events.push((
@@ -599,6 +610,31 @@ impl Clearance {
             // recorded as such (`permit_expired`, per permit), and the
             // audit trail must not say that an agency refused what it
             // never answered.
+            for p in &pending {
+                // Nothing of the other agencies' answers: an agency reads
+                // its own permits' trail.
+                let reason = "the declaration is held: another required permit is missing; \
+                              this one is no longer needed";
+                change.events.push((
+                    "permit_withdrawn".into(),
+                    format!("permit {} of {} withdrawn: {reason}", p.id, p.agency),
+                ));
+                let notice = serde_json::json!({
+                    "type": "permit.withdrawn",
+                    "permit_id": p.id,
+                    "agency": p.agency,
+                    "declaration_id": declaration.id,
+                    "reason": reason,
+                    "at": now.to_string(),
+                });
+                change.outbox.push(json_message(
+                    PERMITS_EXCHANGE,
+                    format!("permit.{}", p.agency),
+                    format!("{}/withdrawn", p.id),
+                    &notice,
+                ));
+            }
+            change.withdraw_pending = !pending.is_empty();
             if refused.iter().any(|p| p.status != "expired") {
                 change
                     .events
@@ -700,6 +736,7 @@ impl Clearance {
             )],
             responses: sink.responses,
             outbox: sink.outbox,
+            withdraw_pending: false,
         }
     }
 

@@ -103,7 +103,9 @@ pub fn closed(permit: &str, status: &str) -> String {
             "permit {permit} expired: it was not answered before it was due, and the declaration is held"
         ),
         "withdrawn" => {
-            format!("permit {permit} was withdrawn: its declaration was amended or cancelled")
+            format!(
+                "permit {permit} was withdrawn: its declaration was amended or cancelled, or held for another permit missing"
+            )
         }
         other => format!("permit {permit} was already answered: {other}"),
     }

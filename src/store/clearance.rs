@@ -215,6 +215,9 @@ pub struct Transition {
     pub events: Vec<(String, String)>,
     pub responses: Vec<NewResponse>,
     pub outbox: Vec<OutboxMessage>,
+    /// Withdraw the declaration's permits still pending (a refusal has
+    /// decided it; their events and notices are among the above).
+    pub withdraw_pending: bool,
 }
 
 /// The outcome of recording a permit decision.
@@ -1046,6 +1049,9 @@ impl Store {
             declaration.status = status.clone();
         }
         declaration.updated_at = at.to_owned();
+        if change.withdraw_pending {
+            self.withdraw_permits(tx, &declaration.id, at).await?;
+        }
         self.declaration_events_in(
             tx,
             &declaration.interchange_id,
