@@ -499,9 +499,9 @@ impl Clearance {
 
     /// What follows an agency's answer: an event for the answer (naming
     /// the agency account `by` that gave it, as a release names its
-    /// officer) and, once no permit is pending, the declaration's next
-    /// status and response (numbered after the `answered` responses the
-    /// sender has had).
+    /// officer) and, once no permit is pending or at the first refusal or
+    /// expiry, the declaration's next status and response (numbered after
+    /// the `answered` responses the sender has had).
     pub fn after_decision(
         &self,
         declaration: &StoredDeclaration,
@@ -606,10 +606,6 @@ impl Clearance {
                     }
                 })
                 .collect();
-            // "permit_refused" only when an agency refused: an expiry is
-            // recorded as such (`permit_expired`, per permit), and the
-            // audit trail must not say that an agency refused what it
-            // never answered.
             for p in &pending {
                 // Nothing of the other agencies' answers: an agency reads
                 // its own permits' trail.
@@ -635,6 +631,10 @@ impl Clearance {
                 ));
             }
             change.withdraw_pending = !pending.is_empty();
+            // "permit_refused" only when an agency refused: an expiry is
+            // recorded as such (`permit_expired`, per permit), and the
+            // audit trail must not say that an agency refused what it
+            // never answered.
             if refused.iter().any(|p| p.status != "expired") {
                 change
                     .events
