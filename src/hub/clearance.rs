@@ -547,12 +547,9 @@ impl Clearance {
                     "reason": format!("not answered by {}; the declaration is held", p.due_at),
                     "at": now.to_string(),
                 });
-                change.outbox.push(json_message(
-                    PERMITS_EXCHANGE,
-                    format!("permit.{}", p.agency),
-                    format!("{}/expired", p.id),
-                    &notice,
-                ));
+                change
+                    .outbox
+                    .push(agency_notice(&p.agency, &p.id, "expired", &notice));
             }
         }
         let refused: Vec<&StoredPermit> = permits
@@ -623,12 +620,9 @@ impl Clearance {
                     "reason": reason,
                     "at": now.to_string(),
                 });
-                change.outbox.push(json_message(
-                    PERMITS_EXCHANGE,
-                    format!("permit.{}", p.agency),
-                    format!("{}/withdrawn", p.id),
-                    &notice,
-                ));
+                change
+                    .outbox
+                    .push(agency_notice(&p.agency, &p.id, "withdrawn", &notice));
             }
             change.withdraw_pending = !pending.is_empty();
             // "permit_refused" only when an agency refused: an expiry is
@@ -955,15 +949,26 @@ impl Clearance {
             });
             d.withdrawal_notices.push((
                 permit.clone(),
-                json_message(
-                    PERMITS_EXCHANGE,
-                    format!("permit.{agency}"),
-                    format!("{permit}/withdrawn"),
-                    &notice,
-                ),
+                agency_notice(agency, permit, "withdrawn", &notice),
             ));
         }
     }
+}
+
+/// A notice to an agency about one of its permits (`what`: `expired`,
+/// `withdrawn`) on its permit queue, `message_id` `<permit id>/<what>`.
+fn agency_notice(
+    agency: &str,
+    permit: &str,
+    what: &str,
+    notice: &serde_json::Value,
+) -> OutboxMessage {
+    json_message(
+        PERMITS_EXCHANGE,
+        format!("permit.{agency}"),
+        format!("{permit}/{what}"),
+        notice,
+    )
 }
 
 /// Whether the live declaration an LRN names is the cancellation of the
