@@ -313,6 +313,14 @@ async fn workflow(url: &str) {
             "cleared"
         ]
     );
+    // The milestone says that one was given on conditions (it read "all
+    // 2 permit(s) granted").
+    let events = store.declaration_events(&beef.id).await.unwrap();
+    let milestone = events.iter().find(|e| e.kind == "permits_granted").unwrap();
+    assert_eq!(
+        milestone.detail,
+        "all 2 permit(s) granted, 1 of them on conditions"
+    );
     let statuses: Vec<String> = store
         .responses_of(&beef.id)
         .await

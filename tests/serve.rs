@@ -158,6 +158,17 @@ async fn scenario(url: &str) {
         "{p}"
     );
     assert_eq!(hub.store.count(Table::Interchanges).await.unwrap(), 1);
+    // The refusal's record keeps the CONTRL sent, as an interchange's
+    // record keeps its answer (it was stored nowhere).
+    let refusals = hub.store.refusals("KRBROKER01", 1).await.unwrap();
+    assert_eq!(refusals[0].0, "E0026");
+    let sent = p["acknowledgement"].as_str().unwrap().trim_end();
+    assert!(
+        refusals[0]
+            .1
+            .ends_with(&format!("; over HTTP; answered with {sent}")),
+        "{refusals:?}"
+    );
     // A clash whose UNB has another error too (a date that does not
     // exist): the UCI, which holds one error, names the 26 the hub refused
     // it for, as the 409 does (it named the date).

@@ -574,9 +574,16 @@ impl Clearance {
         }
         let reply: Reply = serde_json::from_str(&declaration.reply_json).unwrap_or_default();
         let next = if refused.is_empty() {
+            let on_terms = permits.iter().filter(|p| p.status == "conditional").count();
             change.events.push((
                 state::PERMITS_GRANTED.into(),
-                format!("all {} permit(s) granted", permits.len()),
+                match on_terms {
+                    0 => format!("all {} permit(s) granted", permits.len()),
+                    n => format!(
+                        "all {} permit(s) granted, {n} of them on conditions",
+                        permits.len()
+                    ),
+                },
             ));
             if declaration.lane.as_deref() == Some(Lane::Red.as_str()) {
                 change.events.push((

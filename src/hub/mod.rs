@@ -1423,7 +1423,16 @@ impl Intake {
                 sha256: sha256.to_owned(),
                 size_bytes: size as i64,
                 code: refused.code.as_str().to_owned(),
-                detail: self.via.after(&refused.detail),
+                // With the answer sent, when there is one (the CONTRL of a
+                // reused reference): it is stored nowhere else.
+                detail: match &refused.acknowledgement {
+                    Some(ack) => format!(
+                        "{}; answered with {}",
+                        self.via.after(&refused.detail),
+                        ack.trim_end()
+                    ),
+                    None => self.via.after(&refused.detail),
+                },
             })
             .await?;
         tracing::warn!(partner = %partner.id, code = %refused.code, detail = %refused.detail, via = %self.via, "submission refused");
