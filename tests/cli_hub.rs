@@ -302,6 +302,13 @@ fn serve_submit_status_and_stop() {
         log.iter().any(|l| l.contains("tradehub stopped")),
         "{log:?}"
     );
+    // The unknown token's request is logged, with where it came from.
+    assert!(
+        log.iter().any(|l| l.contains("request refused (401)")
+            && l.contains("peer=127.0.0.1:")
+            && l.contains("path=/v1/interchanges")),
+        "{log:?}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

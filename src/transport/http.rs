@@ -511,7 +511,11 @@ async fn serve_connection<IO>(
     use hyper_util::rt::{TokioIo, TokioTimer};
     use tower::ServiceExt;
     let service = hyper_util::service::TowerToHyperService::new(router.map_request(
-        |request: axum::http::Request<hyper::body::Incoming>| request.map(axum::body::Body::new),
+        move |request: axum::http::Request<hyper::body::Incoming>| {
+            let mut request = request.map(axum::body::Body::new);
+            request.extensions_mut().insert(Peer(peer));
+            request
+        },
     ));
     let io = TokioIo::new(WriteDeadline::new(io, settings.request_timeout));
     // The parser's limits lie above the hub's (see `head_refused`), which
@@ -733,8 +737,14 @@ fn store_problem(e: &StoreError) -> Response {
 }
 
 /// The partner a request's bearer token belongs to; a request without a
-/// valid token is answered 401 before its handler runs.
+/// valid token is answered 401 before its handler runs, and logged with
+/// where it came from (a leaked or replaced token in use shows there).
 struct Authenticated(Partner);
+
+/// The address a request's connection came from (behind a balancer, the
+/// balancer's).
+#[derive(Debug, Clone, Copy)]
+struct Peer(std::net::SocketAddr);
 
 impl axum::extract::FromRequestParts<Arc<App>> for Authenticated {
     type Rejection = Response;
@@ -743,7 +753,19 @@ impl axum::extract::FromRequestParts<Arc<App>> for Authenticated {
         parts: &mut axum::http::request::Parts,
         app: &Arc<App>,
     ) -> Result<Self, Response> {
-        authenticate(app, &parts.headers).await.map(Authenticated)
+        let authenticated = authenticate(app, &parts.headers).await;
+        if let Err(refused) = &authenticated
+            && refused.status() == StatusCode::UNAUTHORIZED
+        {
+            let peer = parts.extensions.get::<Peer>().map(|p| p.0.to_string());
+            tracing::warn!(
+                peer = %peer.as_deref().unwrap_or("-"),
+                method = %parts.method,
+                path = %parts.uri.path(),
+                "request refused (401): no API token, or one that is not (or no longer) a partner's"
+            );
+        }
+        authenticated.map(Authenticated)
     }
 }
 
