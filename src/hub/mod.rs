@@ -871,6 +871,28 @@ impl Intake {
         detail: &str,
         now: Timestamp,
     ) -> Result<(), StoreError> {
+        self.record_refused_unread(code.as_str(), partner, size_bytes, received, detail, now)
+            .await?;
+        // Counted once recorded: a write retried after a store failure
+        // does not count it twice.
+        self.count_refused_unread();
+        Ok(())
+    }
+
+    /// Records and logs a submission refused unread, without counting it
+    /// (the caller does: [`refuse_unread`](Self::refuse_unread) once it is
+    /// recorded, the HTTP layer, which does not retry, whatever becomes
+    /// of the write). `code`: a hub code, or `HTTP<status>` for a request
+    /// the HTTP layer could not read.
+    pub async fn record_refused_unread(
+        &self,
+        code: &str,
+        partner: Option<&str>,
+        size_bytes: i64,
+        received: Option<&[u8]>,
+        detail: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
         let sha256 = received.map(sha256_hex).unwrap_or_default();
         self.store
             .refuse(&crate::store::Refusal {
@@ -878,14 +900,11 @@ impl Intake {
                 at: now,
                 sha256,
                 size_bytes,
-                code: code.as_str().to_owned(),
+                code: code.to_owned(),
                 detail: detail.to_owned(),
             })
             .await?;
-        // Counted once recorded: a write retried after a store failure
-        // does not count it twice.
-        self.count_refused_unread();
-        tracing::warn!(partner = partner.unwrap_or("-"), code = %code, size_bytes, %detail, "submission refused unread");
+        tracing::warn!(partner = %partner.unwrap_or("-"), %code, size_bytes, %detail, "submission refused unread");
         Ok(())
     }
 

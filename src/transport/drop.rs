@@ -672,7 +672,8 @@ async fn take_locked(
     file: &Path,
     handle: &std::fs::File,
 ) -> Result<Outcome, DropError> {
-    let size = handle.metadata().map_err(io_err(file))?.len();
+    let meta = handle.metadata().map_err(io_err(file))?;
+    let size = meta.len();
     if size > settings.max_file_bytes {
         let why = format!(
             "file of {size} bytes exceeds the limit of {} bytes; not read",
@@ -719,9 +720,8 @@ async fn take_locked(
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default(),
-        delivered_at: handle
-            .metadata()
-            .and_then(|m| m.modified())
+        delivered_at: meta
+            .modified()
             .ok()
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .and_then(|d| i64::try_from(d.as_secs()).ok())

@@ -17,7 +17,7 @@ use tokio::net::TcpListener;
 use crate::hub::clearance::CUSTOMS_ROLE;
 use crate::hub::permits::{DecisionError, DecisionOutcome};
 use crate::hub::{Intake, RefusalReason, Submission};
-use crate::store::{Partner, Refusal, StoreError};
+use crate::store::{Partner, StoreError};
 use crate::timestamp::Timestamp;
 
 /// Settings of the HTTP adapter.
@@ -361,17 +361,19 @@ async fn record_unread(
             Some(token) => intake.partner_for_token(&token).await.ok().flatten(),
             None => None,
         };
-        let refusal = Refusal {
-            partner_id: partner.map(|p| p.id),
-            at: Timestamp::now(),
-            sha256: String::new(),
-            size_bytes: size,
-            code,
-            detail: detail.to_owned(),
-        };
-        tracing::warn!(partner = refusal.partner_id.as_deref().unwrap_or("-"), code = %refusal.code, size_bytes = size, detail, "submission refused unread");
         intake.count_refused_unread();
-        if let Err(e) = intake.store().refuse(&refusal).await {
+        let partner = partner.map(|p| p.id);
+        let recorded = intake
+            .record_refused_unread(
+                &code,
+                partner.as_deref(),
+                size,
+                None,
+                detail,
+                Timestamp::now(),
+            )
+            .await;
+        if let Err(e) = recorded {
             tracing::warn!(error = %e, "a submission refused unread was not recorded");
         }
     };
@@ -807,28 +809,33 @@ async fn post_interchange(
         }
         Err(rejection) => {
             let status = rejection.status();
-            let refusal = Refusal {
-                partner_id: Some(partner.id.clone()),
-                at: Timestamp::now(),
-                sha256: String::new(),
-                size_bytes: headers
-                    .get(header::CONTENT_LENGTH)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(-1),
-                // Too large: HUB413, as on the other transports; another
-                // body that could not be read (a client that stopped
-                // sending) is HTTP and its status.
-                code: if status == StatusCode::PAYLOAD_TOO_LARGE {
-                    crate::diag::Code::TooLarge.as_str().to_owned()
-                } else {
-                    format!("HTTP{}", status.as_u16())
-                },
-                detail: body_detail(&rejection, app.max_body_bytes),
+            let size = headers
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(-1);
+            // Too large: HUB413, as on the other transports; another body
+            // that could not be read (a client that stopped sending) is
+            // HTTP and its status.
+            let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                crate::diag::Code::TooLarge.as_str().to_owned()
+            } else {
+                format!("HTTP{}", status.as_u16())
             };
-            tracing::warn!(partner = %partner.id, code = %refusal.code, size_bytes = refusal.size_bytes, detail = %refusal.detail, "submission refused unread");
+            let detail = body_detail(&rejection, app.max_body_bytes);
             app.intake.count_refused_unread();
-            if let Err(e) = app.intake.store().refuse(&refusal).await {
+            if let Err(e) = app
+                .intake
+                .record_refused_unread(
+                    &code,
+                    Some(&partner.id),
+                    size,
+                    None,
+                    &detail,
+                    Timestamp::now(),
+                )
+                .await
+            {
                 return store_problem(&e);
             }
             return body_refused(&rejection, app.max_body_bytes);
