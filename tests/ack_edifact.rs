@@ -429,9 +429,10 @@ fn each_rule_code_reaches_the_aperak_with_its_segment_and_element() {
 }
 
 #[test]
-fn a_missing_value_is_located_at_its_nearest_ancestor() {
+fn a_missing_value_is_located_where_its_rule_reads_it() {
     // No HS code at all in goods item 2: the finding points at the CST
-    // that opens the item, with the field it is about.
+    // that opens the item, at the element the code is read from (C246),
+    // with the field it is about.
     let (found, _) = findings(&with("CST+2+847989'", "CST+2'"));
     assert_eq!(found.len(), 1, "{found:#?}");
     let loc = &found[0].location;
@@ -443,7 +444,7 @@ fn a_missing_value_is_located_at_its_nearest_ancestor() {
             loc.element,
             loc.field.as_deref()
         ),
-        (Some("CST"), Some(17), None, Some("/goods/1/hs_code"))
+        (Some("CST"), Some(17), Some(2), Some("/goods/1/hs_code"))
     );
 }
 
@@ -889,9 +890,26 @@ fn provenance_names_the_segment_and_element_of_every_value() {
         at("/transport/means_name"),
         ("TDT".into(), 6, Some(8), Some(4), sg("SG4"))
     );
-    // Every pointer names a value of the canonical object.
+    // Every pointer names a value of the canonical object, or a value
+    // whose rule found its segment but not the value there: it is located
+    // where it would have been read (the declarant's NAD has no name, C080;
+    // the goods items' CST no second C246, their procedure).
     let canonical = mapped[0].canonical.as_ref().unwrap();
-    for pointer in p.keys() {
-        assert!(canonical.pointer(pointer).is_some(), "{pointer}");
+    let absent: Vec<&str> = p
+        .keys()
+        .filter(|pointer| canonical.pointer(pointer).is_none())
+        .map(String::as_str)
+        .collect();
+    assert!(absent.contains(&"/declarant/name"), "{absent:?}");
+    for pointer in &absent {
+        assert!(p[*pointer].element.is_some(), "{pointer}");
     }
+    assert_eq!(
+        at("/declarant/name"),
+        ("NAD".into(), 7, Some(4), Some(1), sg("SG6"))
+    );
+    assert_eq!(
+        at("/goods/1/procedure"),
+        ("CST".into(), 17, Some(3), Some(1), sg("SG30"))
+    );
 }

@@ -336,3 +336,56 @@ fn real_manifest_variants_map() {
     assert!(report["equipment"][1].get("id").is_none(), "{report}");
     assert_eq!(report["arrival"]["iso"], "2026-11-20T14:00");
 }
+
+/// A report without its document number (BGM 1004) cannot be keyed: the
+/// MAP004 that says so points at the BGM element the number is read from,
+/// for the sender's APERAK; without a BGM at all (also a structure error),
+/// it names the path the mapping reads it from.
+#[test]
+fn a_missing_document_number_is_located_at_its_element() {
+    let text = std::fs::read_to_string(fixture("cuscar-d96b-sea-manifest.edi")).unwrap();
+    let unnumbered = text.replacen("BGM+785+MNF2026112001+9'", "BGM+785++9'", 1);
+    assert_ne!(unnumbered, text);
+    let mapped = map(unnumbered.as_bytes());
+    assert!(mapped[0].canonical.is_none());
+    let gaps: Vec<_> = mapped[0]
+        .issues
+        .iter()
+        .filter(|i| i.code == Code::MappingIncomplete)
+        .collect();
+    assert_eq!(gaps.len(), 1, "{gaps:#?}");
+    let at = &gaps[0].location;
+    assert_eq!(
+        (
+            at.tag.as_deref(),
+            at.message_segment,
+            at.element,
+            at.component,
+            at.field.as_deref()
+        ),
+        (Some("BGM"), Some(2), Some(2), Some(1), Some("/reference")),
+        "{gaps:#?}"
+    );
+    assert!(
+        gaps[0].message.ends_with("missing field `reference`"),
+        "{}",
+        gaps[0].message
+    );
+
+    let without = text.replacen("BGM+785+MNF2026112001+9'", "", 1);
+    let mapped = map(without.as_bytes());
+    let gap = mapped[0]
+        .issues
+        .iter()
+        .find(|i| i.code == Code::MappingIncomplete)
+        .unwrap_or_else(|| panic!("{:#?}", mapped[0].issues));
+    assert_eq!(gap.location.segment, None, "{gap:?}");
+    assert!(
+        gap.message.ends_with(
+            "missing field `reference`; the mapping reads it from BGM/C106/1004, which the \
+             message does not give"
+        ),
+        "{}",
+        gap.message
+    );
+}

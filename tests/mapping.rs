@@ -187,8 +187,9 @@ fn an_untranslated_code_is_located() {
 }
 
 /// A goods item the typed model cannot take (no item number) makes the
-/// declaration incomplete, and the error points at that item: its field
-/// pointer, and the segment that opened it, not just the message.
+/// declaration incomplete, and the error points at that item: the field
+/// pointer of what it lacks, and the element of the segment that opened
+/// it where that is read, not just the message.
 #[test]
 fn an_incomplete_goods_item_is_located() {
     let mapped = cusdec_with("CST+2+847989'", "CST++847989'");
@@ -202,9 +203,11 @@ fn an_incomplete_goods_item_is_located() {
         issue.message.contains("missing field `sequence`") && issue.message.contains("/goods/1"),
         "{issue:?}"
     );
-    assert_eq!(issue.location.field.as_deref(), Some("/goods/1"));
+    // At the element the item number is read from (CST 1496), in the
+    // segment that opened the item.
+    assert_eq!(issue.location.field.as_deref(), Some("/goods/1/sequence"));
     assert_eq!(issue.location.tag.as_deref(), Some("CST"));
-    assert_eq!(issue.location.element, None);
+    assert_eq!(issue.location.element, Some(1));
     // The second message, untouched, maps whole.
     assert!(mapped[1].canonical.is_some());
 }

@@ -493,7 +493,8 @@ fn an_incomplete_declaration_gets_every_finding_at_once() {
     for expected in [
         "error MAP004: the mapped declaration is incomplete: missing field `currency` (at \
          /goods/0/statistical_value) [interchange 20261124002, message 1, segment 15 (MOA, #14 \
-         in message), group SG30/SG33, field /goods/0/statistical_value]",
+         in message), group SG30/SG33, element 1, component 3, field \
+         /goods/0/statistical_value/currency]",
         "error RUL002: HS code \"84798A\" of goods item 2 is not 6 to 10 digits [interchange \
          20261124002, message 1, segment 16 (CST, #15 in message), group SG30, element 2, \
          component 1, field /goods/1/hs_code]",

@@ -129,6 +129,9 @@ impl Target {
 struct CompiledField {
     to: Target,
     from: PathSpec,
+    /// The path as the mapping file writes it (`BGM/C106/1004`), to say
+    /// where a missing value is read from.
+    source: String,
     kind: ValueType,
     date_format: Option<Pos>,
     default_format: Option<String>,
@@ -949,6 +952,7 @@ impl Compiler<'_> {
         }
         Ok(CompiledField {
             to: Target::new(rule.to.get_ref()),
+            source: rule.from.get_ref().clone(),
             from,
             kind: rule.kind,
             date_format,
@@ -1132,6 +1136,7 @@ impl Compiler<'_> {
                 .map_err(|m| self.error(f.from.span(), m))?;
             fields.push(CompiledField {
                 to: Target::new(f.to.get_ref()),
+                source: format!("{}/{component}", rule.from.get_ref()),
                 from: PathSpec {
                     value: Some(value),
                     ..path.clone()
@@ -1237,6 +1242,21 @@ fn split_occurrence(id: &str) -> Result<(&str, usize), String> {
 }
 
 impl EdifactMapping {
+    /// The paths (as the mapping file writes them) of the rules of the
+    /// message's own fields that set the field at `pointer` or a value
+    /// below it, in rule order, each once.
+    fn sources_of(&self, pointer: &str) -> Vec<&str> {
+        let below = format!("{pointer}/");
+        let mut sources: Vec<&str> = Vec::new();
+        for field in &self.fields {
+            let to = field.to.pointer.as_str();
+            if (to == pointer || to.starts_with(&below)) && !sources.contains(&&*field.source) {
+                sources.push(&field.source);
+            }
+        }
+        sources
+    }
+
     /// Checks `file` (its text `text`, named `name` in errors) against the
     /// message structure of `release` and the canonical model.
     pub fn compile(
@@ -1529,6 +1549,7 @@ impl EdifactMapping {
             reached: std::mem::take(&mut scratch.reached),
             deferred: Vec::new(),
             entries: indexed.then_some(entries.as_slice()),
+            expected: Vec::new(),
         };
         if !text.is_complete() {
             run.issues.push(Issue::error(
@@ -1583,9 +1604,15 @@ impl EdifactMapping {
             found,
             mut paths,
             reached,
-            provenance,
+            mut provenance,
+            expected,
             ..
         } = run;
+        // Where a value no rule set would have come from, for what the
+        // object lacks (never in place of a value's own provenance).
+        for (pointer, source) in expected {
+            provenance.entry(pointer).or_insert(source);
+        }
         scratch.reached = reached;
         paths.clear();
         scratch.paths = paths;
@@ -2028,6 +2055,11 @@ struct Run<'a> {
     /// and so read nothing. What it reads, reports and gives is what the
     /// walk of the group instances does.
     entries: Option<&'a [Vec<(usize, usize)>]>,
+    /// While tracing: where a single value would have come from when its
+    /// rule selected a segment that does not give it (`BGM` without
+    /// C106/1004), by JSON pointer, first rule first. What no rule sets is
+    /// located there (see [`Run::expect`]).
+    expected: Vec<(String, Location)>,
 }
 
 /// A numeric value as ISO 9735 writes one: an optional minus sign, digits,
@@ -2619,6 +2651,9 @@ impl<'a> Run<'a> {
             } else {
                 segments.iter().find(|seg| has_any(self, **seg))
             };
+            if hit.is_none() {
+                self.expect(field, &segments, at, prefix);
+            }
             if let Some(&seg) = hit {
                 // One occurrence present is taken as it is; only several
                 // are copied together. With `join_segments`, those of the
@@ -2674,18 +2709,44 @@ impl<'a> Run<'a> {
             } else {
                 segments.iter().find_map(&mut read)
             };
-            if let Some((seg, raw)) = hit
-                && let Some(v) = self.convert(field, seg, Some(at), Cow::Borrowed(raw))
-            {
-                if self.tracing {
-                    prefix.push_str(&field.to.pointer);
-                    self.trace(base, prefix, seg, Some(at));
-                    prefix.truncate(base);
+            match hit {
+                Some((seg, raw)) => {
+                    if let Some(v) = self.convert(field, seg, Some(at), Cow::Borrowed(raw)) {
+                        if self.tracing {
+                            prefix.push_str(&field.to.pointer);
+                            self.trace(base, prefix, seg, Some(at));
+                            prefix.truncate(base);
+                        }
+                        out.put(obj, &field.to.parts, v);
+                    }
                 }
-                out.put(obj, &field.to.parts, v);
+                None => self.expect(field, &segments, at, prefix),
             }
         }
         self.found = segments;
+    }
+
+    /// Notes, while tracing, where the single value of `field` would have
+    /// been read in the first (or, with `last`, the last) of the
+    /// `segments` it selected, none of which gives it: a value the
+    /// canonical object then lacks is located there, at the element,
+    /// rather than at the message as a whole.
+    fn expect(&mut self, field: &CompiledField, segments: &[usize], at: Pos, prefix: &str) {
+        if !self.tracing {
+            return;
+        }
+        let seg = if field.last {
+            segments.last()
+        } else {
+            segments.first()
+        };
+        if let Some(&seg) = seg {
+            let pointer = format!("{prefix}{}", field.to.pointer);
+            if !self.expected.iter().any(|(p, _)| *p == pointer) {
+                let source = self.source(seg, Some(at));
+                self.expected.push((pointer, source));
+            }
+        }
     }
 
     /// A rule whose field an earlier rule has set takes nothing; but the
@@ -3154,13 +3215,23 @@ fn map_messages(
                     e.gaps
                 };
                 let what = format!("the mapped {}", mapping.target);
-                mapped.issues.extend(super::gap_issues(
-                    &gaps,
-                    &mapped.provenance,
-                    &here,
-                    &what,
-                    mapped.issues.len(),
-                ));
+                let mut found =
+                    super::gap_issues(&gaps, &mapped.provenance, &here, &what, mapped.issues.len());
+                // A field of the message's own that none of its rules
+                // found a segment for: say where the mapping reads it.
+                for (issue, gap) in found.iter_mut().zip(&gaps) {
+                    let Some(pointer) = gap.missing_pointer() else {
+                        continue;
+                    };
+                    let sources = mapping.sources_of(&pointer);
+                    if issue.location.segment.is_none() && !sources.is_empty() {
+                        issue.message.push_str(&format!(
+                            "; the mapping reads it from {}, which the message does not give",
+                            sources.join(" or ")
+                        ));
+                    }
+                }
+                mapped.issues.extend(found);
                 mapped.partial = e.rest;
             }
         }

@@ -653,7 +653,10 @@ pub struct Mapped {
     /// `/declarant`, `` for the whole object) → the location of the value
     /// (EDIFACT: message, segment, tag, group path, element, component; WCO:
     /// the element path). Objects and list items point at the segment or
-    /// element their first value came from. Not part of the golden JSON.
+    /// element their first value came from. A single value the object
+    /// lacks, whose rule selected a segment that does not give it, points
+    /// at where it would have been read (EDIFACT), so that what is said of
+    /// its absence is located there. Not part of the golden JSON.
     #[serde(skip)]
     pub provenance: BTreeMap<String, crate::diag::Location>,
     /// When `canonical` could not be built: what is left of the object
@@ -682,6 +685,29 @@ pub struct Partial {
 pub struct Gap {
     pub pointer: String,
     pub why: String,
+}
+
+impl Gap {
+    /// The field of its object that the object lacks, when that is the
+    /// gap (serde's `missing field `name``).
+    pub fn missing_field(&self) -> Option<&str> {
+        self.why
+            .strip_prefix("missing field `")
+            .and_then(|rest| rest.strip_suffix('`'))
+    }
+
+    /// The JSON pointer of the field the object lacks, when that is the
+    /// gap.
+    pub fn missing_pointer(&self) -> Option<String> {
+        self.missing_field()
+            .map(|field| format!("{}/{}", self.pointer, escape_pointer(field)))
+    }
+}
+
+/// A field name as a step of a JSON pointer (RFC 6901: `~` and `/`
+/// escaped).
+fn escape_pointer(field: &str) -> String {
+    field.replace('~', "~0").replace('/', "~1")
 }
 
 impl std::fmt::Display for Gap {
@@ -757,8 +783,7 @@ pub(crate) fn gaps_of<
                     .strip_prefix("missing field `")
                     .and_then(|rest| rest.strip_suffix('`'))
                     .is_some_and(|field| {
-                        let field = field.replace('~', "~0").replace('/', "~1");
-                        left_out.contains(&format!("{pointer}/{field}"))
+                        left_out.contains(&format!("{pointer}/{}", escape_pointer(field)))
                     });
                 if !consequence {
                     found.push(Gap {
@@ -825,6 +850,30 @@ pub fn gap_issues(
     gaps.iter()
         .take(room)
         .map(|gap| {
+            // A field missing from its object: where its rule would have
+            // read it, when the rule found its segment (the segment, the
+            // element), or where the first value below it came from.
+            if let Some(at) = gap.missing_pointer() {
+                let below = format!("{at}/");
+                let source = provenance.get(&at).or_else(|| {
+                    provenance
+                        .range(below.clone()..)
+                        .next()
+                        .filter(|(key, _)| key.starts_with(&below))
+                        .map(|(_, source)| source)
+                });
+                if let Some(source) = source {
+                    let location = Location {
+                        field: Some(at),
+                        ..source.clone()
+                    };
+                    return Issue::error(
+                        Code::MappingIncomplete,
+                        location,
+                        format!("{what} is incomplete: {gap}"),
+                    );
+                }
+            }
             let exact = provenance.get(&gap.pointer);
             let location = match nearest(provenance, &gap.pointer) {
                 _ if gap.pointer.is_empty() => whole.clone(),
