@@ -790,6 +790,7 @@ async fn a_request_whose_agency_queue_was_deleted_waits_for_it() {
         message_id: id.into(),
         content_type: "application/json".into(),
         payload: id.as_bytes().to_vec(),
+        correlation_id: None,
     };
     let queue = settings.agency_queue("KMDIA");
     // Queues a request and drains the outbox once: how many went.
@@ -974,15 +975,24 @@ async fn permits_round_trip_over_amqp() {
         &ch,
         &settings,
         &common::cusdec("guest", "PERMIT01", "LRN-AMQP-1", "9", &["901890"]),
-        as_guest(),
+        as_guest().with_message_id("broker-msg-1".into()),
     )
     .await;
     let ack_queue = settings.ack_queue("guest");
+    let correlation = |m: &lapin::message::BasicGetMessage| {
+        m.delivery
+            .properties
+            .correlation_id()
+            .as_ref()
+            .map(|c| c.as_str().to_owned())
+    };
     // The CONTRL, then the customs answer "awaiting permits" (either order:
-    // the consumer and the relay publish independently).
+    // the consumer and the relay publish independently), each carrying the
+    // message_id of the delivery it answers as its correlation_id.
     let mut statuses = Vec::new();
     for _ in 0..2 {
         let m = next_message(&ch, ack_queue.as_str()).await;
+        assert_eq!(correlation(&m).as_deref(), Some("broker-msg-1"));
         let text = String::from_utf8(m.delivery.data.clone()).unwrap();
         statuses.push(if text.contains("CONTRL") {
             "contrl".to_owned()
@@ -1143,9 +1153,11 @@ async fn permits_round_trip_over_amqp() {
         desk.props(),
     )
     .await;
-    // CUSRES: BGM 1225 = 29 accepted, RFF ABE = the LRN (see ack::cusres).
+    // CUSRES: BGM 1225 = 29 accepted, RFF ABE = the LRN (see ack::cusres),
+    // correlated with the delivery of the declaration, a day later as well.
     let m = next_message(&ch, ack_queue.as_str()).await;
     let answer = String::from_utf8_lossy(&m.delivery.data).into_owned();
+    assert_eq!(correlation(&m).as_deref(), Some("broker-msg-1"));
     assert!(answer.contains("CUSRES:D:96B:UN"), "{answer}");
     assert!(answer.contains("BGM+961+LRN-AMQP-1+29"), "{answer}");
     assert!(answer.contains("RFF+ABE:LRN-AMQP-1'"), "{answer}");
@@ -1655,6 +1667,7 @@ impl OwnQueue {
                 routing_key: "ack.guest".into(),
                 content_type: "text/plain".into(),
                 payload: payload.to_vec(),
+                correlation_id: None,
             },
             created_at: Timestamp::now().to_string(),
             attempts: 0,
@@ -1989,6 +2002,7 @@ async fn declined_outbox_messages_wait_or_are_parked_and_the_rest_flows() {
         message_id: id.into(),
         content_type: "text/plain".into(),
         payload: id.as_bytes().to_vec(),
+        correlation_id: None,
     };
     let permits = "tradehub.permits";
     store
@@ -2139,6 +2153,7 @@ async fn a_connection_the_broker_closes_is_not_the_messages_fault() {
             message_id: id.into(),
             content_type: "text/plain".into(),
             payload: b"x".to_vec(),
+            correlation_id: None,
         },
     };
     publisher.publish(&pending("m-1")).await.unwrap();

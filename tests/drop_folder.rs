@@ -757,6 +757,7 @@ async fn answers_are_delivered_to_the_partners_out_folder() {
             message_id,
             content_type: "application/edifact".into(),
             payload: b"again".to_vec(),
+            correlation_id: None,
         },
         created_at: String::new(),
         attempts: 0,

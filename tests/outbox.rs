@@ -437,6 +437,7 @@ fn message(key: &str, id: &str) -> tradehub::store::OutboxMessage {
         message_id: id.into(),
         content_type: "text/plain".into(),
         payload: id.as_bytes().to_vec(),
+        correlation_id: None,
     }
 }
 

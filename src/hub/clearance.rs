@@ -139,6 +139,11 @@ pub struct Reply {
     /// back in the answers' S003 (0014).
     #[serde(default)]
     pub sender_routing: String,
+    /// The `message_id` of the AMQP delivery that brought the original:
+    /// every answer to it published over AMQP carries it as its
+    /// `correlation_id`, as the hub's immediate answer does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlation: Option<String>,
 }
 
 /// The settings and tables of the workflow.
@@ -456,6 +461,7 @@ impl Clearance {
                 message_id: permit_id.clone(),
                 content_type: "application/json".into(),
                 payload: body.clone(),
+                correlation_id: None,
             });
             d.permits.push(NewPermit {
                 id: permit_id,
@@ -855,6 +861,7 @@ impl Clearance {
             message_id: format!("{}/{status}/{sequence}/response", d.id),
             content_type: rendered.content_type.into(),
             payload: rendered.bytes,
+            correlation_id: reply.correlation.clone(),
         });
         d.responses.push(NewResponse {
             kind: rendered.kind.into(),

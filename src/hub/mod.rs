@@ -179,6 +179,17 @@ pub enum Via {
     },
 }
 
+impl Via {
+    /// The `correlation_id` of the answers to what came this way: an AMQP
+    /// delivery's `message_id`.
+    fn correlation(&self) -> Option<String> {
+        match self {
+            Via::Amqp { message_id } => message_id.clone().filter(|m| !m.is_empty()),
+            _ => None,
+        }
+    }
+}
+
 impl std::fmt::Display for Via {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -713,6 +724,7 @@ impl Intake {
             } else {
                 String::new()
             },
+            correlation: self.via.correlation(),
             ..clearance::Reply::default()
         };
         match self

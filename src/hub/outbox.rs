@@ -40,6 +40,7 @@ pub fn json_message(
         message_id,
         content_type: "application/json".into(),
         payload: serde_json::to_vec(body).unwrap_or_default(),
+        correlation_id: None,
     }
 }
 

@@ -101,6 +101,7 @@ impl Intake {
         let reply = clearance::Reply {
             format: "xml".into(),
             partner: partner.id.clone(),
+            correlation: self.via.correlation(),
             ..clearance::Reply::default()
         };
         let mapped: Vec<_> = mapped.into_iter().collect();

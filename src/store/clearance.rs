@@ -572,20 +572,21 @@ impl Store {
         for chunk in outbox.chunks(100) {
             let rows: Vec<String> = (0..chunk.len())
                 .map(|i| {
-                    let b = 6 * i;
+                    let b = 7 * i;
                     format!(
-                        "(${}, ${}, ${}, ${}, ${}, ${})",
+                        "(${}, ${}, ${}, ${}, ${}, ${}, ${})",
                         b + 1,
                         b + 2,
                         b + 3,
                         b + 4,
                         b + 5,
-                        b + 6
+                        b + 6,
+                        b + 7
                     )
                 })
                 .collect();
             let sql = self.sql(&format!(
-                "INSERT INTO outbox (exchange, routing_key, message_id, content_type, payload, created_at) VALUES {}",
+                "INSERT INTO outbox (exchange, routing_key, message_id, content_type, payload, correlation_id, created_at) VALUES {}",
                 rows.join(", ")
             ));
             let mut query = sqlx::query(&sql);
@@ -596,6 +597,7 @@ impl Store {
                     .bind(m.message_id.as_str())
                     .bind(m.content_type.as_str())
                     .bind(m.payload.clone())
+                    .bind(m.correlation_id.as_deref())
                     .bind(at);
             }
             query.execute(&mut **tx).await?;

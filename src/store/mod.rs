@@ -272,6 +272,9 @@ pub struct OutboxMessage {
     pub message_id: String,
     pub content_type: String,
     pub payload: Vec<u8>,
+    /// The AMQP `correlation_id` it is published with: an answer to a
+    /// partner's AMQP delivery carries that delivery's `message_id`.
+    pub correlation_id: Option<String>,
 }
 
 /// The conditions of an outbox message due for publishing (`$2`: now, in
@@ -294,7 +297,7 @@ macro_rules! pending_where {
 /// many; `$2`: now).
 const PENDING_OUTBOX: &str = concat!(
     "SELECT o.seq, o.exchange, o.routing_key, o.message_id, o.content_type, \
-     o.payload, o.created_at, CAST(o.attempts AS BIGINT) AS attempts FROM outbox o ",
+     o.payload, o.correlation_id, o.created_at, CAST(o.attempts AS BIGINT) AS attempts FROM outbox o ",
     pending_where!(),
     " ORDER BY o.seq LIMIT $1"
 );
@@ -314,6 +317,7 @@ fn pending_row(r: &AnyRow) -> Result<PendingMessage, StoreError> {
             message_id: r.try_get("message_id")?,
             content_type: r.try_get("content_type")?,
             payload: r.try_get("payload")?,
+            correlation_id: r.try_get("correlation_id")?,
         },
     })
 }

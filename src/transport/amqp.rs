@@ -1953,10 +1953,13 @@ impl OutboxPublisher {
                     declared.insert(key.as_str().to_owned());
                 }
             }
-            let props = BasicProperties::default()
+            let mut props = BasicProperties::default()
                 .with_delivery_mode(2)
                 .with_message_id(m.message.message_id.as_str().into())
                 .with_content_type(m.message.content_type.as_str().into());
+            if let Some(correlation) = &m.message.correlation_id {
+                props = props.with_correlation_id(correlation.as_str().into());
+            }
             // Permit requests, notices to agencies and answers to partners
             // have a queue that must take them: published mandatory, so
             // that one whose queue was deleted while the hub ran comes
