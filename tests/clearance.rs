@@ -1610,6 +1610,21 @@ async fn lrns_per_declarant(url: &str) {
         .filter(|d| !["rejected", "amended", "cancelled"].contains(&d.status.as_str()))
         .count();
     assert_eq!(live, 3);
+    // Paged one at a time, the list is the same, in the same order.
+    let whole = store.declarations(None, None, 100).await.unwrap();
+    let mut paged: Vec<tradehub::store::StoredDeclaration> = Vec::new();
+    loop {
+        let page = store
+            .declarations_after(None, None, paged.last(), 1)
+            .await
+            .unwrap();
+        let Some(next) = page.into_iter().next() else {
+            break;
+        };
+        paged.push(next);
+        assert!(paged.len() <= whole.len(), "{paged:?}");
+    }
+    assert_eq!(paged, whole);
     store.close().await;
 }
 

@@ -1175,3 +1175,133 @@ async fn an_agency_reads_nothing_of_another_agencys_answer() {
     assert!(String::from_utf8_lossy(&r.body).contains(secret));
     hub.stop().await;
 }
+
+/// `GET /v1/declarations` pages through more than one page holds: each
+/// full page names the `next` to go on from, the pages together are the
+/// whole list in its order (newest first; declarations of one interchange,
+/// stored at the same moment, by id), and `after` must name a declaration
+/// the caller may list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn declarations_are_listed_page_by_page() {
+    let hub = HttpHub::start(&[
+        ("KRBROKER01", None),
+        ("KRBROKER02", None),
+        ("officer", Some("CUSTOMS")),
+    ])
+    .await;
+    let addr = hub.addr;
+    let token = |id: &str| Some(hub.token(id));
+    // Three declarations in one interchange, then two more on their own.
+    let one = |sender: &str, reference: &str, lrn: &str| {
+        common::cusdec(sender, reference, lrn, "9", &["847989"])
+    };
+    let message = |bytes: &[u8], n: usize| {
+        let text = String::from_utf8(bytes.to_vec()).unwrap();
+        let start = text.find("UNH+1+").unwrap();
+        let end = text.find("UNZ+").unwrap();
+        let body = text[start..end].to_owned();
+        let body = body.replacen("UNH+1+", &format!("UNH+{n}+"), 1);
+        let unt = body.rfind("UNT+").unwrap();
+        let tail = body[unt..].replacen("+1'", &format!("+{n}'"), 1);
+        format!("{}{tail}", &body[..unt])
+    };
+    let first = one("KRBROKER01", "PAGE0001", "LRN-PAGE-1");
+    let text = String::from_utf8(first.clone()).unwrap();
+    let head = &text[..text.find("UNH+1+").unwrap()];
+    let together = format!(
+        "{head}{}{}{}UNZ+3+PAGE0001'",
+        message(&first, 1),
+        message(&one("KRBROKER01", "X", "LRN-PAGE-2"), 2),
+        message(&one("KRBROKER01", "X", "LRN-PAGE-3"), 3),
+    );
+    let mut bodies = vec![together.into_bytes()];
+    bodies.push(one("KRBROKER01", "PAGE0002", "LRN-PAGE-4"));
+    bodies.push(one("KRBROKER01", "PAGE0003", "LRN-PAGE-5"));
+    for body in &bodies {
+        let r = request(addr, "POST", "/v1/interchanges", token("KRBROKER01"), body).await;
+        assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
+    }
+    let other = one("KRBROKER02", "PAGE0004", "LRN-PAGE-6");
+    let r = request(
+        addr,
+        "POST",
+        "/v1/interchanges",
+        token("KRBROKER02"),
+        &other,
+    )
+    .await;
+    assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
+
+    let list = |who: &'static str, query: String| {
+        let token = token(who);
+        async move {
+            let r = request(addr, "GET", &format!("/v1/declarations{query}"), token, b"").await;
+            (r.status, r.json())
+        }
+    };
+    let ids = |page: &serde_json::Value| -> Vec<String> {
+        page["declarations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (status, whole) = list("KRBROKER01", String::new()).await;
+    assert_eq!(status, 200);
+    // The interchange's three share their moment: the id orders them.
+    let moments: Vec<&str> = whole["declarations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["created_at"].as_str().unwrap())
+        .collect();
+    assert_eq!(moments[2], moments[3], "{moments:?}");
+    assert_eq!(moments[3], moments[4], "{moments:?}");
+    let whole = ids(&whole);
+    assert_eq!(whole.len(), 5, "{whole:?}");
+    // Page by page, two at a time.
+    let mut paged = Vec::new();
+    let mut pages = 0;
+    let mut query = "?limit=2".to_owned();
+    loop {
+        let (status, page) = list("KRBROKER01", query.clone()).await;
+        assert_eq!(status, 200, "{page}");
+        pages += 1;
+        paged.extend(ids(&page));
+        match page["next"].as_str() {
+            Some(next) => query = format!("?limit=2&after={next}"),
+            None => break,
+        }
+        assert!(pages < 10, "{page}");
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(paged, whole);
+    // Page size equal to what is left: one more, empty, page says so.
+    let (_, page) = list("KRBROKER01", format!("?limit=1&after={}", whole[3])).await;
+    assert_eq!(ids(&page), [whole[4].clone()]);
+    assert!(page["next"].is_string(), "{page}");
+    let (_, page) = list("KRBROKER01", format!("?limit=1&after={}", whole[4])).await;
+    assert!(ids(&page).is_empty());
+    assert!(page["next"].is_null(), "{page}");
+    // Another sender's declaration, or no declaration, is no place to go
+    // on from: a 400, the same for both.
+    let (_, theirs) = list("KRBROKER02", String::new()).await;
+    let theirs = ids(&theirs);
+    assert_eq!(theirs.len(), 1);
+    for after in [theirs[0].as_str(), "no-such-declaration"] {
+        let (status, problem) = list("KRBROKER01", format!("?after={after}")).await;
+        assert_eq!(status, 400, "{problem}");
+        assert_eq!(problem["type"], "urn:tradehub:problem:bad-query");
+        assert_eq!(
+            problem["detail"],
+            format!("after: {after:?} is not a declaration of KRBROKER01")
+        );
+    }
+    // An officer pages through everyone's.
+    let (_, all) = list("officer", String::new()).await;
+    let all = ids(&all);
+    assert_eq!(all.len(), 6);
+    let (_, rest) = list("officer", format!("?after={}", all[0])).await;
+    assert_eq!(ids(&rest), all[1..]);
+}

@@ -676,15 +676,32 @@ impl Store {
         partner: Option<&str>,
         limit: i64,
     ) -> Result<Vec<StoredDeclaration>, StoreError> {
+        self.declarations_after(status, partner, None, limit).await
+    }
+
+    /// [`declarations`](Self::declarations) that come after `after` in
+    /// that order (newest first: created before it, or at the same time
+    /// with a smaller id), for paging through more than one page holds.
+    pub async fn declarations_after(
+        &self,
+        status: Option<&str>,
+        partner: Option<&str>,
+        after: Option<&StoredDeclaration>,
+        limit: i64,
+    ) -> Result<Vec<StoredDeclaration>, StoreError> {
         let sql = self.sql(&format!(
             "SELECT {DECLARATION_COLUMNS} FROM declarations \
              WHERE ($1 = '' OR status = $1) AND ($2 = '' OR partner_id = $2) \
+             AND ($4 = '' OR created_at < $4 OR (created_at = $4 AND id < $5)) \
              ORDER BY created_at DESC, id DESC LIMIT $3"
         ));
+        let (before, last) = after.map_or(("", ""), |d| (d.created_at.as_str(), d.id.as_str()));
         let rows = sqlx::query(&sql)
             .bind(status.unwrap_or("").to_owned())
             .bind(partner.unwrap_or("").to_owned())
             .bind(limit)
+            .bind(before.to_owned())
+            .bind(last.to_owned())
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(declaration_row).collect()

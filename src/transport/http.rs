@@ -1238,6 +1238,10 @@ struct ListQuery {
     status: Option<String>,
     #[serde(default, deserialize_with = "blank_is_none")]
     limit: Option<i64>,
+    /// The `next` of the page before: the id of the last declaration it
+    /// listed.
+    #[serde(default, deserialize_with = "blank_is_none")]
+    after: Option<String>,
 }
 
 /// `?limit=` of the refusals list; nothing else.
@@ -1341,7 +1345,7 @@ fn bad_query(rejection: &QueryRejection) -> Response {
         "bad-query",
         "Query not understood",
         rejection.body_text(),
-        json!({"expected": {"status": "a declaration status", "limit": "1 to 1000"}}),
+        json!({"expected": {"status": "a declaration status", "limit": "1 to 1000", "after": "the `next` of the page before"}}),
     )
 }
 
@@ -1373,17 +1377,43 @@ async fn list_declarations(
     let owner = (!is_officer(&partner)).then_some(partner.id.as_str());
     // Outside 1 to 1000, the nearest bound.
     let limit = query.limit.unwrap_or(100).clamp(1, 1000);
-    match app
-        .intake
-        .store()
-        .declarations(query.status.as_deref(), owner, limit)
+    let store = app.intake.store();
+    // The page after a declaration the caller may list (whatever its
+    // status now); any other id is the caller's mistake, told the same
+    // way whether it does not exist or is another sender's.
+    let after = match &query.after {
+        None => None,
+        Some(id) => match store.declaration(id).await {
+            Ok(Some(d)) if owner.is_none_or(|owner| d.partner_id == owner) => Some(d),
+            Ok(_) => {
+                return problem(
+                    StatusCode::BAD_REQUEST,
+                    "bad-query",
+                    "Query not understood",
+                    format!("after: {id:?} is not a declaration of {}", partner.id),
+                    json!({"expected": {"after": "the id of a declaration of yours (the `next` of the page before)", "limit": "1 to 1000"}}),
+                );
+            }
+            Err(e) => return store_problem(&e),
+        },
+    };
+    match store
+        .declarations_after(query.status.as_deref(), owner, after.as_ref(), limit)
         .await
     {
         Ok(mut list) => {
+            // A full page may have more after it: where to go on from.
+            let next = (list.len() as i64 == limit)
+                .then(|| list.last().map(|d| d.id.clone()))
+                .flatten();
             for d in &mut list {
                 hide_screening(&partner, d, None);
             }
-            (StatusCode::OK, Json(json!({"declarations": list}))).into_response()
+            (
+                StatusCode::OK,
+                Json(json!({"declarations": list, "next": next})),
+            )
+                .into_response()
         }
         Err(e) => store_problem(&e),
     }
