@@ -1163,6 +1163,31 @@ async fn permits_round_trip_over_amqp() {
     assert!(answer.contains("RFF+ABE:LRN-AMQP-1'"), "{answer}");
     let p = store.permit(&permit).await.unwrap().unwrap();
     assert_eq!(p.status, "granted");
+    // The declaration keeps the record of each answer's delivery: the
+    // message id it went out with, and when the broker confirmed it.
+    let received = m
+        .delivery
+        .properties
+        .message_id()
+        .as_ref()
+        .map(|id| id.as_str().to_owned());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let responses = loop {
+        let responses = store.responses_of(&p.declaration_id).await.unwrap();
+        if responses.iter().all(|r| r.published_at.is_some()) {
+            break responses;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{responses:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        responses
+            .iter()
+            .map(|r| r.status.as_str())
+            .collect::<Vec<_>>(),
+        ["awaiting_permits", "cleared"]
+    );
+    assert_eq!(responses[1].message_id, received);
     // The very answer again is taken silently; another one after it (a
     // grant with other reasons, a refusal) is dead-lettered with the answer
     // recorded, and the grant stands.

@@ -240,6 +240,8 @@ fn serve_submit_status_and_stop() {
     let (_, below) = text.split_once(": rejected (LRN LRN2026002)").unwrap();
     assert!(below.contains(" rejected: "), "{text}");
     assert!(!below.contains(" duplicate_received: "), "{text}");
+    // And the answer it was sent (an APERAK), with whether it went out.
+    assert!(below.contains("  answer rejected (aperak) "), "{text}");
 
     let out = bin()
         .args(["status", "no-such-id", "--url", &url, "--token", &token])
@@ -272,6 +274,12 @@ fn serve_submit_status_and_stop() {
     assert_eq!(json["interchange"]["partner_id"], "KRBROKER01");
     let responses = json["declarations"][0]["responses"].as_array().unwrap();
     assert!(!responses.is_empty(), "{json}");
+    assert!(
+        responses[0]["message_id"]
+            .as_str()
+            .is_some_and(|m| m.ends_with("/rejected/0/response")),
+        "{json}"
+    );
     let none = trail(&["no-such-id"]);
     assert_eq!(none.status.code(), Some(2));
     assert!(

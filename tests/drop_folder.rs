@@ -693,6 +693,25 @@ async fn answers_are_delivered_to_the_partners_out_folder() {
     }
     assert_eq!(keys.len(), backlog as usize - held as usize, "{keys:?}");
     assert!(!keys.iter().any(|k| k.starts_with("ack.")), "{keys:?}");
+    // Each declaration's answer is recorded as not published yet.
+    let declarations = intake
+        .store()
+        .declarations(None, Some("KRBROKER01"), 10)
+        .await
+        .unwrap();
+    for d in &declarations {
+        let responses = intake.store().responses_of(&d.id).await.unwrap();
+        assert!(!responses.is_empty());
+        for r in &responses {
+            assert_eq!(r.published_at, None, "{r:?}");
+            assert!(
+                r.message_id
+                    .as_deref()
+                    .is_some_and(|m| m.starts_with(&d.id)),
+                "{r:?}"
+            );
+        }
+    }
 
     // Once it can be written, every answer is there, complete (after the
     // pause of a declined message).
@@ -741,6 +760,23 @@ async fn answers_are_delivered_to_the_partners_out_folder() {
                 && (text.contains("CUSRES") || text.contains("APERAK")),
             "{name}: {text}"
         );
+    }
+    // Written, each answer is recorded published with its declaration,
+    // under the message id its file is named by.
+    for d in &declarations {
+        for r in intake.store().responses_of(&d.id).await.unwrap() {
+            assert!(r.published_at.is_some(), "{r:?}");
+            let stem: String = r
+                .message_id
+                .as_deref()
+                .unwrap()
+                .trim_end_matches("/response")
+                .replace('/', ".");
+            assert!(
+                names.iter().any(|n| n.starts_with(&stem)),
+                "{stem} {names:?}"
+            );
+        }
     }
     // A partner without a folder gets nothing written; STRANGER's folder
     // holds no answer, and no hidden part file is left anywhere.

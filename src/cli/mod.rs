@@ -613,6 +613,21 @@ fn print_answer(code: u16, json: &serde_json::Value, format: Format) -> Result<u
                     )
                     .map_err(out_err)?;
                 }
+                // The answers sent, and whether they went out.
+                for answer in d["responses"].as_array().into_iter().flatten() {
+                    writeln!(
+                        out,
+                        "  answer {} ({}) {}: {}",
+                        answer["status"].as_str().unwrap_or("?"),
+                        answer["kind"].as_str().unwrap_or("?"),
+                        answer["created_at"].as_str().unwrap_or("?"),
+                        match answer["published_at"].as_str() {
+                            Some(at) => format!("published {at}"),
+                            None => "not published yet".to_owned(),
+                        }
+                    )
+                    .map_err(out_err)?;
+                }
                 print_events(&mut out, &d["events"])?;
             }
             // In the repertoire its UNB names, as the hub sends it on
@@ -733,7 +748,7 @@ fn status(id: &str, client: &ClientArgs, format: Format) -> Result<u8, CliError>
             };
             let url = format!("{base}/v1/declarations/{declaration}");
             if let (200, mut whole) = call(client, "GET", &url, None)? {
-                for key in ["events", "permits"] {
+                for key in ["events", "permits", "responses"] {
                     if let Some(value) = whole.get_mut(key).map(serde_json::Value::take) {
                         d[key] = value;
                     }

@@ -855,10 +855,11 @@ impl Clearance {
         let sequence = d.responses.len() + sequence_base;
         let rendered =
             super::responses::render(self, reply, &response, errors, now, &d.id, sequence);
+        let message_id = format!("{}/{status}/{sequence}/response", d.id);
         d.outbox.push(OutboxMessage {
             exchange: ACKS_EXCHANGE.into(),
             routing_key: format!("ack.{}", reply.partner),
-            message_id: format!("{}/{status}/{sequence}/response", d.id),
+            message_id: message_id.clone(),
             content_type: rendered.content_type.into(),
             payload: rendered.bytes,
             correlation_id: reply.correlation.clone(),
@@ -867,6 +868,7 @@ impl Clearance {
             kind: rendered.kind.into(),
             status: status.to_owned(),
             body: rendered.text,
+            message_id,
         });
         // The event says the declaration's own status, where it has one
         // that differs from what its answer says: a cancellation is stored

@@ -148,6 +148,9 @@ pub struct NewResponse {
     pub kind: String,
     pub status: String,
     pub body: String,
+    /// The outbox message it goes out as (see [`OutboxMessage`]), whose
+    /// publishing marks it published.
+    pub message_id: String,
 }
 
 /// A stored declaration.
@@ -205,6 +208,13 @@ pub struct StoredResponse {
     pub status: String,
     pub body: String,
     pub created_at: String,
+    /// The message id it went out with (the AMQP `message_id`, the drop
+    /// folder file's stem); none for answers stored before it was kept.
+    pub message_id: Option<String>,
+    /// When the outbox relay had it published (confirmed by the broker,
+    /// written to the drop folder, given to the in-process transport);
+    /// none while it waits.
+    pub published_at: Option<String>,
 }
 
 /// What a state change writes besides the new status.
@@ -545,8 +555,8 @@ impl Store {
         at: &str,
     ) -> Result<(), StoreError> {
         let sql = self.sql(
-            "INSERT INTO responses (declaration_id, kind, status, body, created_at) \
-             VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO responses (declaration_id, kind, status, body, created_at, message_id) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
         );
         for r in responses {
             sqlx::query(&sql)
@@ -555,6 +565,7 @@ impl Store {
                 .bind(&r.status)
                 .bind(&r.body)
                 .bind(at)
+                .bind(&r.message_id)
                 .execute(&mut **tx)
                 .await?;
         }
@@ -834,7 +845,7 @@ impl Store {
 
     pub async fn responses_of(&self, declaration: &str) -> Result<Vec<StoredResponse>, StoreError> {
         let sql = self.sql(
-            "SELECT seq, kind, status, body, created_at FROM responses \
+            "SELECT seq, kind, status, body, created_at, message_id, published_at FROM responses \
              WHERE declaration_id = $1 ORDER BY seq",
         );
         let rows = sqlx::query(&sql)
@@ -849,6 +860,8 @@ impl Store {
                     status: r.try_get("status")?,
                     body: r.try_get("body")?,
                     created_at: r.try_get("created_at")?,
+                    message_id: r.try_get("message_id")?,
+                    published_at: r.try_get("published_at")?,
                 })
             })
             .collect()

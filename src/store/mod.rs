@@ -1318,6 +1318,20 @@ impl Store {
             // moves its permit's time, once.
             self.start_permit_time_on(conn, chunk, &placeholders, at)
                 .await?;
+            // The answers among them are marked with their declaration,
+            // where the record outlives the outbox row.
+            let sql = self.sql(&format!(
+                "UPDATE responses SET published_at = $1 WHERE published_at IS NULL \
+                 AND message_id IN (SELECT message_id FROM outbox WHERE seq IN ({}) \
+                 AND published_at IS NULL AND exchange = '{}')",
+                placeholders.join(", "),
+                crate::hub::clearance::ACKS_EXCHANGE
+            ));
+            let mut query = sqlx::query(&sql).bind(at.to_string());
+            for seq in chunk {
+                query = query.bind(*seq);
+            }
+            query.execute(&mut *conn).await?;
             let sql = self.sql(&format!(
                 "UPDATE outbox SET published_at = $1 WHERE seq IN ({}) AND published_at IS NULL",
                 placeholders.join(", ")
