@@ -497,6 +497,7 @@ fn cusres_for_every_status_is_valid_d96b() {
                     code: "AGY001".into(),
                     pointer: None,
                     message: "the agency refused the permit".into(),
+                    warning: false,
                 },
             ]
         } else {
@@ -675,6 +676,7 @@ fn cusres_errors_are_bounded_by_the_directory() {
             code: "RUL002".into(),
             pointer: Some(format!("CST:{}:2:1", 11 + i)),
             message: format!("error {i}"),
+            warning: false,
         })
         .collect();
     let text = cusres::build(

@@ -1305,3 +1305,63 @@ async fn declarations_are_listed_page_by_page() {
     let (_, rest) = list("officer", format!("?after={}", all[0])).await;
     assert_eq!(ids(&rest), all[1..]);
 }
+
+/// A warning (RUL010: the list declares more passengers than it lists)
+/// does not keep a passenger list from being accepted, and its carrier
+/// hears of it: the accepting CUSRES lists it (ERP/ERC, its text marked
+/// a warning), still a general response (BGM 961, not 963) with the
+/// message content accepted (GIS 1). The list with the right total gets
+/// none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn warnings_go_with_an_accepting_answer() {
+    let hub = HttpHub::builder()
+        .partner("AIR1", "Airline", None)
+        .start()
+        .await;
+    let addr = hub.addr;
+    let body = String::from_utf8(common::fixture("ok/paxlst-d02b-iata-references.edi"))
+        .unwrap()
+        .replace("+DHS:ZZ+", "+TRADEHUB:ZZ+");
+    assert!(body.contains("CNT+42:2'"));
+    let answer_of = |body: String| {
+        let token = Some(hub.token("AIR1"));
+        async move {
+            let r = request(addr, "POST", "/v1/interchanges", token, body.as_bytes()).await;
+            assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
+            let interchange = r.json()["interchange"]["id"].as_str().unwrap().to_owned();
+            let r = request(
+                addr,
+                "GET",
+                &format!("/v1/interchanges/{interchange}"),
+                token,
+                b"",
+            )
+            .await;
+            let declaration = r.json()["declarations"][0].clone();
+            assert_eq!(declaration["status"], "accepted", "{}", r.json());
+            let id = declaration["id"].as_str().unwrap();
+            let r = request(addr, "GET", &format!("/v1/declarations/{id}"), token, b"").await;
+            let responses = r.json()["responses"].clone();
+            assert_eq!(responses.as_array().map(Vec::len), Some(1), "{responses}");
+            assert_eq!(responses[0]["kind"], "cusres");
+            responses[0]["body"].as_str().unwrap().to_owned()
+        }
+    };
+    let right = answer_of(body.clone()).await;
+    assert!(!right.contains("ERC+"), "{right}");
+    let wrong = answer_of(
+        // Another interchange (its own control reference).
+        body.replace("CNT+42:2'", "CNT+42:3'")
+            .replace("000007001", "000007002"),
+    )
+    .await;
+    assert!(wrong.contains("ERC+RUL010::ZZZ'"), "{wrong}");
+    // (The list came in UNOA, so its answer is in upper case.)
+    assert!(
+        wrong.contains("(WARNING) THE LIST DECLARES 3 PASSENGERS"),
+        "{wrong}"
+    );
+    assert!(wrong.contains("BGM+961+"), "{wrong}");
+    assert!(wrong.contains("GIS+1'"), "{wrong}");
+    assert!(wrong.contains("ERP++CNT:"), "{wrong}");
+}

@@ -113,7 +113,9 @@ pub(crate) fn build_bounded(
     envelope: &Envelope,
     max_groups: usize,
 ) -> String {
-    let has_errors = !response.errors.is_empty();
+    // Warnings listed with an accepting answer do not make it an error
+    // response.
+    let has_errors = response.errors.iter().any(|e| !e.warning);
     let mut codes = status_codes(&response.status, has_errors);
     // On permits given with conditions: conditionally accepted, and the
     // conditions said in FTX+AAX (licence information) below.

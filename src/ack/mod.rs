@@ -167,6 +167,7 @@ pub fn response_error(issue: &Issue) -> ResponseError {
         code: issue.code.as_str().to_owned(),
         pointer,
         message,
+        warning: issue.severity == Severity::Warning,
     }
 }
 

@@ -318,6 +318,10 @@ impl Clearance {
         d.issues_json = serde_json::to_string(&issues).unwrap_or_else(|_| "[]".into());
         d.reply_json = serde_json::to_string(&reply).unwrap_or_else(|_| "{}".into());
 
+        // Warnings (a list's total that differs from its travellers, a
+        // change the canonical model does not hold) go with an accepting
+        // answer, so that the sender hears of them too.
+        let warnings: Vec<Issue> = findings.iter().filter(|i| !i.is_error()).cloned().collect();
         let errors: Vec<Issue> = mapping_errors
             .into_iter()
             .chain(findings.into_iter().filter(Issue::is_error))
@@ -367,7 +371,7 @@ impl Clearance {
                 }
             }
             d.status = state::ACCEPTED.into();
-            self.respond(&mut d, &reply, state::ACCEPTED, &[], &[], 0, now);
+            self.respond(&mut d, &reply, state::ACCEPTED, &warnings, &[], 0, now);
             return d;
         };
         match (decl.function, prior) {
@@ -382,7 +386,7 @@ impl Clearance {
                 // The answer names the cancelled declaration's MRN; the
                 // cancellation itself has none of its own.
                 d.mrn.clone_from(&p.mrn);
-                self.respond(&mut d, &reply, state::CANCELLED, &[], &[], 0, now);
+                self.respond(&mut d, &reply, state::CANCELLED, &warnings, &[], 0, now);
                 d.mrn = None;
                 return d;
             }
@@ -499,7 +503,7 @@ impl Clearance {
             d.status = state::AWAITING_PERMITS.into();
         }
         let status = d.status.clone();
-        self.respond(&mut d, &reply, &status, &[], &[], 0, now);
+        self.respond(&mut d, &reply, &status, &warnings, &[], 0, now);
         d
     }
 

@@ -134,7 +134,7 @@ fn wco_response(
         state::CLEARED => ResponseFunction::Cleared,
         state::RELEASED => ResponseFunction::Released,
         state::CANCELLED => ResponseFunction::Cancelled,
-        state::HELD if errors.is_empty() => ResponseFunction::UnderControl,
+        state::HELD if !errors.iter().any(Issue::is_error) => ResponseFunction::UnderControl,
         state::HELD => ResponseFunction::DocumentsRequired,
         _ => ResponseFunction::Accepted,
     };
@@ -168,8 +168,19 @@ fn wco_response(
             ..AdditionalInformation::default()
         });
     }
-    // At most 99, then one saying how many more (EDI106, as CUSRES).
-    let errors: Vec<&Issue> = errors.iter().collect();
+    // At most 99, then one saying how many more (EDI106, as CUSRES). A
+    // warning, told with an accepting answer, says it is one.
+    let warnings: Vec<Issue> = errors
+        .iter()
+        .map(|issue| {
+            let mut issue = issue.clone();
+            if !issue.is_error() {
+                issue.message.insert_str(0, "(warning) ");
+            }
+            issue
+        })
+        .collect();
+    let errors: Vec<&Issue> = warnings.iter().collect();
     crate::ack::res::push_errors(&mut res.errors, &errors, errors.len(), "EDI106");
     res
 }

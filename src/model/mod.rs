@@ -818,13 +818,17 @@ pub struct Response {
 }
 
 /// One error of a response: a stable code and where it is (a segment and
-/// element position for EDIFACT, an element path for XML).
+/// element position for EDIFACT, an element path for XML). A warning
+/// (`warning`: true) is told with an accepting answer and does not make
+/// it one about errors.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ResponseError {
     pub code: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pointer: Option<String>,
     pub message: String,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub warning: bool,
 }
 
 /// The JSON Schema of every canonical type, as published in docs/schema/.
