@@ -85,6 +85,10 @@ pub(crate) fn error_for(issue: &Issue) -> ResponseError {
         })
         .unwrap_or_default();
     let mut description = String::new();
+    // A warning (told with an accepting answer) says so first.
+    if !issue.is_error() {
+        description.push_str("(warning) ");
+    }
     if let Some(line) = issue.location.line {
         description.push_str(&format!("line {line}"));
         if let Some(column) = issue.location.column {

@@ -168,19 +168,9 @@ fn wco_response(
             ..AdditionalInformation::default()
         });
     }
-    // At most 99, then one saying how many more (EDI106, as CUSRES). A
+    // At most 99, then one saying how many more (EDI106, as CUSRES); a
     // warning, told with an accepting answer, says it is one.
-    let warnings: Vec<Issue> = errors
-        .iter()
-        .map(|issue| {
-            let mut issue = issue.clone();
-            if !issue.is_error() {
-                issue.message.insert_str(0, "(warning) ");
-            }
-            issue
-        })
-        .collect();
-    let errors: Vec<&Issue> = warnings.iter().collect();
+    let errors: Vec<&Issue> = errors.iter().collect();
     crate::ack::res::push_errors(&mut res.errors, &errors, errors.len(), "EDI106");
     res
 }
@@ -259,6 +249,13 @@ mod tests {
             Location::default(),
             "refused",
         )];
+        // A warning goes with an accepting answer: it makes a hold for
+        // examination no hold for documents.
+        let warned = [Issue::warning(
+            Code::RuleTotals,
+            Location::default(),
+            "totals in another currency",
+        )];
         let id = "0194f2a0-0000-7000-8000-000000000001";
         let mut references = std::collections::HashSet::new();
         for (sequence, (status, errors, code)) in [
@@ -266,9 +263,11 @@ mod tests {
             (state::REJECTED, &refused[..], 3),
             (state::HELD, &[][..], 5),
             (state::HELD, &refused[..], 6),
+            (state::HELD, &warned[..], 5),
             (state::RELEASED, &[][..], 8),
             (state::CLEARED, &[][..], 9),
             (state::CANCELLED, &[][..], 10),
+            (state::AWAITING_PERMITS, &warned[..], 1),
         ]
         .into_iter()
         .enumerate()
@@ -277,8 +276,18 @@ mod tests {
             assert_eq!(res.function.code(), code, "{status}");
             assert!(res.functional_reference_id.len() <= 35);
             references.insert(res.functional_reference_id);
+            // Each warning listed, saying it is one; errors do not.
+            assert_eq!(res.errors.len(), errors.len());
+            for (listed, issue) in res.errors.iter().zip(errors) {
+                let description = listed.description.as_deref().unwrap_or_default();
+                assert_eq!(
+                    description.starts_with("(warning) "),
+                    !issue.is_error(),
+                    "{description}"
+                );
+            }
         }
-        assert_eq!(references.len(), 7, "{references:?}");
+        assert_eq!(references.len(), 9, "{references:?}");
     }
 
     /// The conditions of permits given with conditions reach an XML sender
