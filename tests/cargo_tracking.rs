@@ -110,9 +110,10 @@ async fn a_container_and_a_bill_of_lading_are_tracked_over_http() {
     assert_eq!(manifest_status, "accepted");
     assert_eq!(declaration_status, "awaiting_permits");
 
-    // The carrier tracks its bill of lading and its container: the
-    // manifest's whole trail, in order; not the broker's declaration.
-    for reference in [BILL_OF_LADING, CONTAINER, "0045E"] {
+    // The carrier tracks its bill of lading, its container, the voyage and
+    // the manifest's own number: the manifest's whole trail, in order; not
+    // the broker's declaration.
+    for reference in [BILL_OF_LADING, CONTAINER, "0045E", "MNF2026112001"] {
         let r = get(addr, &format!("/v1/cargo/{reference}"), token(CARRIER)).await;
         assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
         let body = r.json();

@@ -1,7 +1,7 @@
 //! Cargo references: the identifiers under which a mapped message can be
 //! tracked (`GET /v1/cargo/{ref}`) — a declaration's LRN, containers,
-//! voyage and transport or previous documents; a cargo report's bills of
-//! lading, containers and voyage. Pure: canonical JSON in, pairs out.
+//! voyage and transport or previous documents; a cargo report's own
+//! number, bills of lading, containers and voyage. Pure: canonical JSON in, pairs out.
 
 use std::collections::HashSet;
 
@@ -14,6 +14,8 @@ pub mod kind {
     pub const CONTAINER: &str = "container";
     pub const VOYAGE: &str = "voyage";
     pub const TRANSPORT_DOCUMENT: &str = "transport_document";
+    /// A cargo report's own number (its manifest number, BGM 1004).
+    pub const MANIFEST: &str = "manifest";
 }
 
 /// The references a mapped message carries, as `(kind, reference)` pairs in
@@ -46,6 +48,7 @@ pub fn cargo_references(target: &str, canonical: &Value) -> Vec<(String, String)
             }
         }
         "cargo_report" => {
+            refs.add(kind::MANIFEST, canonical.get("reference"));
             refs.add(kind::VOYAGE, canonical.get("voyage"));
             let transport = canonical.get("transport");
             refs.add(kind::VOYAGE, transport.and_then(|t| t.get("voyage")));
@@ -134,6 +137,7 @@ mod tests {
         assert_eq!(
             references_of(&messages[0]),
             pairs(&[
+                ("manifest", "MNF2026112001"),
                 ("voyage", "0045E"),
                 ("container", "HDMU1234565"),
                 ("container", "HDMU7654321"),
@@ -151,6 +155,7 @@ mod tests {
         assert_eq!(
             references_of(&messages[0]),
             pairs(&[
+                ("manifest", "201701191AB652"),
                 ("voyage", "AB652A"),
                 ("bill_of_lading", "MSCUDB592345"),
                 ("bill_of_lading", "MSCUXP080935"),
