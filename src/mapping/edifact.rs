@@ -2740,12 +2740,11 @@ impl<'a> Run<'a> {
         } else {
             segments.first()
         };
+        // The first rule for a pointer wins when they are merged.
         if let Some(&seg) = seg {
             let pointer = format!("{prefix}{}", field.to.pointer);
-            if !self.expected.iter().any(|(p, _)| *p == pointer) {
-                let source = self.source(seg, Some(at));
-                self.expected.push((pointer, source));
-            }
+            let source = self.source(seg, Some(at));
+            self.expected.push((pointer, source));
         }
     }
 
