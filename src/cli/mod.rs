@@ -759,6 +759,14 @@ fn status(id: &str, client: &ClientArgs, format: Format) -> Result<u8, CliError>
     print_answer(code, &json, format)
 }
 
+/// The store at `url`, opened for an operator's command (see
+/// [`Store::open_for_admin`]).
+async fn admin_store(url: &str) -> Result<Store, CliError> {
+    Store::open_for_admin(url)
+        .await
+        .map_err(|e| CliError::Usage(format!("store: {e}")))
+}
+
 /// `tradehub trail`: an interchange as `status` shows it, read from the
 /// store, by id or by sender and control reference.
 fn trail(
@@ -769,9 +777,7 @@ fn trail(
 ) -> Result<u8, CliError> {
     let url = store.existing_url()?;
     runtime()?.block_on(async move {
-        let store = Store::open_for_admin(&url)
-            .await
-            .map_err(|e| CliError::Usage(format!("store: {e}")))?;
+        let store = admin_store(&url).await?;
         let read = trail_of(&store, id.as_deref(), by_reference.as_ref()).await;
         store.close().await;
         let json = read.map_err(|e| CliError::Usage(e.to_string()))?;
@@ -1257,9 +1263,7 @@ fn refusals_command(
 ) -> Result<u8, CliError> {
     let url = store_args.existing_url()?;
     runtime()?.block_on(async move {
-        let store = Store::open_for_admin(&url)
-            .await
-            .map_err(|e| CliError::Usage(format!("store: {e}")))?;
+        let store = admin_store(&url).await?;
         let listed = store.refusal_list(partner, limit.max(1)).await;
         store.close().await;
         let refusals = listed.map_err(|e| CliError::Usage(e.to_string()))?;
@@ -1301,9 +1305,7 @@ fn outbox_command(command: OutboxCommand) -> Result<u8, CliError> {
     };
     let url = store_args.existing_url()?;
     runtime()?.block_on(async move {
-        let store = Store::open_for_admin(&url)
-            .await
-            .map_err(|e| CliError::Usage(format!("store: {e}")))?;
+        let store = admin_store(&url).await?;
         let failed = |e: crate::store::StoreError| CliError::Usage(e.to_string());
         let mut out = io::stdout().lock();
         match command {
@@ -1497,9 +1499,7 @@ fn partner_suspension(
     }
     let url = store.existing_url()?;
     runtime()?.block_on(async move {
-        let store = Store::open_for_admin(&url)
-            .await
-            .map_err(|e| CliError::Usage(format!("store: {e}")))?;
+        let store = admin_store(&url).await?;
         let changed = store
             .set_partner_suspension(id, reason.as_deref(), Timestamp::now())
             .await;
@@ -1545,9 +1545,7 @@ fn partner(command: PartnerCommand) -> Result<u8, CliError> {
         PartnerCommand::List { format, store } => {
             let url = store.existing_url()?;
             runtime()?.block_on(async move {
-                let store = Store::open_for_admin(&url)
-                    .await
-                    .map_err(|e| CliError::Usage(format!("store: {e}")))?;
+                let store = admin_store(&url).await?;
                 let partners = store.partners().await;
                 store.close().await;
                 let partners = partners.map_err(|e| CliError::Usage(e.to_string()))?;
@@ -1581,9 +1579,7 @@ fn partner(command: PartnerCommand) -> Result<u8, CliError> {
             let (token, hash) = new_token()
                 .map_err(|e| CliError::Usage(format!("no randomness for a token: {e}")))?;
             runtime()?.block_on(async move {
-                let store = Store::open_for_admin(&url)
-                    .await
-                    .map_err(|e| CliError::Usage(format!("store: {e}")))?;
+                let store = admin_store(&url).await?;
                 let changed = store
                     .set_partner_token(&id, &hash)
                     .await
@@ -1610,9 +1606,7 @@ fn partner(command: PartnerCommand) -> Result<u8, CliError> {
         } => {
             let url = store.existing_url()?;
             runtime()?.block_on(async move {
-                let store = Store::open_for_admin(&url)
-                    .await
-                    .map_err(|e| CliError::Usage(format!("store: {e}")))?;
+                let store = admin_store(&url).await?;
                 if store
                     .partner(&id)
                     .await
@@ -1691,9 +1685,7 @@ fn partner(command: PartnerCommand) -> Result<u8, CliError> {
             let (token, hash) = new_token()
                 .map_err(|e| CliError::Usage(format!("no randomness for a token: {e}")))?;
             runtime()?.block_on(async move {
-                let store = Store::open_for_admin(&url)
-                    .await
-                    .map_err(|e| CliError::Usage(format!("store: {e}")))?;
+                let store = admin_store(&url).await?;
                 store
                     .add_partner(&id, &name, &hash, Timestamp::now())
                     .await

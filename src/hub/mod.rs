@@ -188,6 +188,14 @@ impl Via {
             _ => None,
         }
     }
+
+    /// `text` followed by how the submission came, if said.
+    fn after(&self, text: &str) -> String {
+        match self {
+            Via::Unspecified => text.to_owned(),
+            via => format!("{text}; {via}"),
+        }
+    }
 }
 
 impl std::fmt::Display for Via {
@@ -210,16 +218,6 @@ impl std::fmt::Display for Via {
                 id.get(..id.floor_char_boundary(200)).unwrap_or_default()
             ),
             Via::Amqp { message_id: None } => f.write_str("over AMQP, without message_id"),
-        }
-    }
-}
-
-impl Via {
-    /// `text` followed by how the submission came, if said.
-    fn after(&self, text: &str) -> String {
-        match self {
-            Via::Unspecified => text.to_owned(),
-            via => format!("{text}; {via}"),
         }
     }
 }

@@ -691,9 +691,7 @@ impl Gap {
     /// The field of its object that the object lacks, when that is the
     /// gap (serde's `missing field `name``).
     pub fn missing_field(&self) -> Option<&str> {
-        self.why
-            .strip_prefix("missing field `")
-            .and_then(|rest| rest.strip_suffix('`'))
+        missing_field(&self.why)
     }
 
     /// The JSON pointer of the field the object lacks, when that is the
@@ -702,6 +700,13 @@ impl Gap {
         self.missing_field()
             .map(|field| format!("{}/{}", self.pointer, escape_pointer(field)))
     }
+}
+
+/// The field serde says is missing (`missing field `name``), if that is
+/// what `why` says.
+fn missing_field(why: &str) -> Option<&str> {
+    why.strip_prefix("missing field `")
+        .and_then(|rest| rest.strip_suffix('`'))
 }
 
 /// A field name as a step of a JSON pointer (RFC 6901: `~` and `/`
@@ -779,12 +784,9 @@ pub(crate) fn gaps_of<
                 let pointer = pointer.unwrap_or_default();
                 // Its own gap, unless it is the field just left out
                 // (a value in error, then missing from its object).
-                let consequence = why
-                    .strip_prefix("missing field `")
-                    .and_then(|rest| rest.strip_suffix('`'))
-                    .is_some_and(|field| {
-                        left_out.contains(&format!("{pointer}/{}", escape_pointer(field)))
-                    });
+                let consequence = missing_field(&why).is_some_and(|field| {
+                    left_out.contains(&format!("{pointer}/{}", escape_pointer(field)))
+                });
                 if !consequence {
                     found.push(Gap {
                         pointer: pointer.clone(),

@@ -1165,7 +1165,6 @@ async fn handle(
         Ok(o) => o,
         Err(e) => return store_failed(channel, s, &delivery, INBOUND_KEY, e).await,
     };
-    let correlation = props.message_id().as_ref().map(|m| m.as_str().to_owned());
     match outcome {
         Submission::Stored(r) | Submission::Duplicate(r) => {
             let headers = args(&[
@@ -1184,7 +1183,6 @@ async fn handle(
                 declared,
                 &partner.id,
                 &props,
-                correlation,
                 headers,
                 // Encoded in the repertoire its UNB names (ISO 8859-1
                 // for UNOC), as the sender reads it.
@@ -1713,16 +1711,13 @@ async fn refuse_delivery(
     body: &[u8],
 ) -> Result<(), AmqpError> {
     if let Some(partner) = partner {
-        let props = &delivery.properties;
-        let correlation = props.message_id().as_ref().map(|m| m.as_str().to_owned());
         let headers = refusal_headers(code, reason);
         reply(
             channel,
             s,
             declared,
             partner,
-            props,
-            correlation,
+            &delivery.properties,
             headers,
             body,
         )
@@ -1744,7 +1739,8 @@ fn refusal_headers(code: Code, reason: &str) -> FieldTable {
 }
 
 /// Sends an answer to the partner: to `reply_to` when the message named one,
-/// else to `ack.<partner>` through `tradehub.acks` (declared on first use).
+/// else to `ack.<partner>` through `tradehub.acks` (declared on first use),
+/// with the message's `message_id` as its `correlation_id`.
 #[allow(clippy::too_many_arguments)]
 async fn reply(
     channel: &Channel,
@@ -1752,7 +1748,6 @@ async fn reply(
     declared: &AckQueues,
     partner: &str,
     inbound: &BasicProperties,
-    correlation: Option<String>,
     headers: FieldTable,
     body: &[u8],
 ) -> Result<(), AmqpError> {
@@ -1760,8 +1755,8 @@ async fn reply(
         .with_delivery_mode(2)
         .with_headers(headers)
         .with_content_type(content_type_of(body).into());
-    if let Some(c) = correlation {
-        props = props.with_correlation_id(c.into());
+    if let Some(id) = inbound.message_id() {
+        props = props.with_correlation_id(id.clone());
     }
     let asked = inbound
         .reply_to()

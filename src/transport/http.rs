@@ -1402,10 +1402,7 @@ async fn list_declarations(
         .await
     {
         Ok(mut list) => {
-            // A full page may have more after it: where to go on from.
-            let next = (list.len() as i64 == limit)
-                .then(|| list.last().map(|d| d.id.clone()))
-                .flatten();
+            let next = next_page(&list, limit, |d| &d.id);
             for d in &mut list {
                 hide_screening(&partner, d, None);
             }
@@ -1417,6 +1414,14 @@ async fn list_declarations(
         }
         Err(e) => store_problem(&e),
     }
+}
+
+/// Where a list asked for `limit` at a time goes on from (its `next`): a
+/// full page may have more after it, named by the id of its last item.
+fn next_page<T>(page: &[T], limit: i64, id: impl Fn(&T) -> &String) -> Option<String> {
+    (page.len() as i64 == limit)
+        .then(|| page.last().map(|item| id(item).clone()))
+        .flatten()
 }
 
 /// Pending permit requests of an agency, for agencies without AMQP.
@@ -1489,10 +1494,7 @@ async fn agency_inbox(
             )
         }
         Ok(permits) => {
-            // A full page may have more after it: where to go on from.
-            let next = (permits.len() as i64 == limit)
-                .then(|| permits.last().map(|p| p.id.clone()))
-                .flatten();
+            let next = next_page(&permits, limit, |p| &p.id);
             let requests: Vec<serde_json::Value> = permits
                 .iter()
                 .map(|p| {
