@@ -1188,6 +1188,31 @@ async fn permits_round_trip_over_amqp() {
         ["awaiting_permits", "cleared"]
     );
     assert_eq!(responses[1].message_id, received);
+    // The agency hears that its answer was recorded, on its own queue,
+    // with the declaration as it now stands (without the risk lane).
+    let recorded = next_message(&ch, kmdia.as_str()).await;
+    let recorded_id = recorded.delivery.properties.message_id().clone();
+    assert_eq!(
+        recorded_id.as_ref().map(|id| id.as_str().to_owned()),
+        Some(format!("{permit}/recorded"))
+    );
+    assert_eq!(
+        recorded
+            .delivery
+            .properties
+            .kind()
+            .as_ref()
+            .map(|k| k.as_str()),
+        Some("permit.decision-recorded")
+    );
+    let told: serde_json::Value = serde_json::from_slice(&recorded.delivery.data).unwrap();
+    assert_eq!(told["permit_id"], permit.as_str());
+    assert_eq!(told["outcome"], "granted");
+    assert_eq!(told["repeated"], false);
+    assert_eq!(told["account"], desk.user.as_str());
+    assert_eq!(told["declaration"]["status"], "cleared");
+    assert_eq!(told["declaration"]["lrn"], "LRN-AMQP-1");
+    assert_eq!(told["declaration"]["lane"], serde_json::Value::Null);
     // The very answer again is taken silently; another one after it (a
     // grant with other reasons, a refusal) is dead-lettered with the answer
     // recorded, and the grant stands.
@@ -1216,6 +1241,12 @@ async fn permits_round_trip_over_amqp() {
             "{body}"
         );
     }
+    // The very answer again: told that it stands, under the same id.
+    let again = next_message(&ch, kmdia.as_str()).await;
+    assert_eq!(again.delivery.properties.message_id(), &recorded_id);
+    let again: serde_json::Value = serde_json::from_slice(&again.delivery.data).unwrap();
+    assert_eq!(again["repeated"], true);
+    assert_eq!(again["outcome"], "granted");
     for _ in 0..2 {
         let told = notice(&next_message(&ch, kmdia.as_str()).await);
         assert_eq!(told["code"], "HUB304");

@@ -397,6 +397,12 @@ async fn kill_9_loses_nothing(d: &Deployment, conn: &Connection, server: Server,
                 };
                 let delivery = delivery.unwrap();
                 let request: serde_json::Value = serde_json::from_slice(&delivery.data).unwrap();
+                // A notice (its answer recorded, a permit withdrawn) has a
+                // `type`; a permit request has none.
+                if request.get("type").is_some() {
+                    delivery.ack(BasicAckOptions::default()).await.unwrap();
+                    continue;
+                }
                 let id = request["id"].as_str().unwrap().to_owned();
                 answer(&ch, &settings, &id, "granted").await;
                 delivery.ack(BasicAckOptions::default()).await.unwrap();

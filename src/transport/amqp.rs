@@ -1306,6 +1306,20 @@ async fn handle_reply(
             .await;
         }
     };
+    let recorded = |declaration: &crate::store::StoredDeclaration, repeated: bool| {
+        let (partner, decision) = (&partner, &decision);
+        let declaration = declaration.clone();
+        async move {
+            match &partner.agency {
+                Some(agency) => {
+                    let told = (agency.as_str(), partner.id.as_str());
+                    let notice = (decision, &declaration, repeated);
+                    decision_recorded_notice((channel, s, held), told, notice).await
+                }
+                None => Ok(()),
+            }
+        }
+    };
     match retrying("decision", s.store_retry_budget, || {
         intake.decide(&partner, &decision)
     })
@@ -1328,9 +1342,17 @@ async fn handle_reply(
             )
             .await
         }
-        Ok(_) => {
-            ack(&delivery).await?;
-            Ok(())
+        // The agency hears that its answer was recorded (or, for the very
+        // answer again, that it stands) before the reply is acknowledged:
+        // a reply whose notice could not be published comes back and is
+        // taken as `Repeated`, and its notice, of the same id, published then.
+        Ok(DecisionOutcome::Recorded(declaration)) => {
+            recorded(&declaration, false).await?;
+            ack(&delivery).await
+        }
+        Ok(DecisionOutcome::Repeated(declaration)) => {
+            recorded(&declaration, true).await?;
+            ack(&delivery).await
         }
         Err(DecisionError::Store(e)) => store_failed(channel, s, &delivery, REPLIES_KEY, e).await,
         Err(e @ (DecisionError::NotFound(_) | DecisionError::Invalid(_))) => {
@@ -1411,6 +1433,52 @@ async fn reply_refused_notice(
         .with_content_type("application/json".into())
         .with_message_id(id.into())
         .with_type("permit.reply-refused".into());
+    publish_confirmed(
+        channel,
+        s.permits_exchange(),
+        format!("permit.{agency}").into(),
+        notice.to_string().as_bytes(),
+        props,
+    )
+    .await
+}
+
+/// Tells an agency that a decision from one of its accounts was recorded:
+/// `{"type": "permit.decision-recorded", "agency", "account", "permit_id",
+/// "outcome", "repeated", "declaration", "reply_message_id", "at"}` on its
+/// permit queue (routing key `permit.<CODE>`, `message_id`
+/// `<permit id>/recorded`: a permit takes one answer, so the notice of a
+/// redelivered or resent answer has the same id). `declaration` is the
+/// declaration as it stands after the answer, without its risk lane (as
+/// over HTTP); `repeated`: the very answer had been recorded already.
+async fn decision_recorded_notice(
+    (channel, s, delivery): (&Channel, &AmqpSettings, &lapin::message::Delivery),
+    (agency, account): (&str, &str),
+    (decision, declaration, repeated): (&PermitDecision, &crate::store::StoredDeclaration, bool),
+) -> Result<(), AmqpError> {
+    let reply_id = delivery
+        .properties
+        .message_id()
+        .as_ref()
+        .map(|m| m.as_str().to_owned());
+    let mut declaration = declaration.clone();
+    declaration.lane = None;
+    let notice = serde_json::json!({
+        "type": "permit.decision-recorded",
+        "agency": agency,
+        "account": account,
+        "permit_id": decision.permit_id,
+        "outcome": outcome_name(decision.outcome),
+        "repeated": repeated,
+        "declaration": declaration,
+        "reply_message_id": reply_id,
+        "at": crate::timestamp::Timestamp::now().to_string(),
+    });
+    let props = BasicProperties::default()
+        .with_delivery_mode(2)
+        .with_content_type("application/json".into())
+        .with_message_id(format!("{}/recorded", decision.permit_id).into())
+        .with_type("permit.decision-recorded".into());
     publish_confirmed(
         channel,
         s.permits_exchange(),
