@@ -488,6 +488,54 @@ async fn workflow(url: &str) {
             stored.issues_json
         );
     }
+
+    // An officer orders cleared goods examined: held, its lane red, the
+    // sender answered; the order again changes nothing; an amendment
+    // stays under examination (it never gets a lower lane).
+    let d = submit(&hub, cusdec("IC013", "LRN-H", "9", &["847989"])).await;
+    assert_eq!(d[0].status, state::CLEARED);
+    let (held, changed) = hub
+        .intake
+        .hold(&hub.officer, &d[0].id, "tip-off")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (held.status.as_str(), held.lane.as_deref(), changed),
+        (state::HELD, Some("red"), true)
+    );
+    let again = hub.intake.hold(&hub.officer, &d[0].id, "tip-off").await;
+    assert_eq!(again.unwrap().map(|(_, changed)| changed), Some(false));
+    assert_eq!(answer_numbers(&hub, &d[0].id).await, ["00", "01"]);
+    let stored = store.declaration(&d[0].id).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.status.as_str(), stored.lane.as_deref()),
+        (state::HELD, Some("red"))
+    );
+    let trail = kinds(&hub, &d[0].id).await;
+    assert_eq!(
+        trail.iter().filter(|k| *k == "examination_ordered").count(),
+        1,
+        "{trail:?}"
+    );
+    let a = submit(&hub, cusdec("IC014", "LRN-H", "5", &["847989"])).await;
+    assert_eq!(
+        (a[0].status.as_str(), a[0].lane.as_deref()),
+        (state::HELD, Some("red"))
+    );
+    // Gone goods are not held: a released declaration stays released.
+    let (released, _) = hub
+        .intake
+        .release(&hub.officer, &a[0].id, "examined")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(released.status, state::RELEASED);
+    let late = hub.intake.hold(&hub.officer, &a[0].id, "late").await;
+    assert_eq!(
+        late.unwrap().map(|(d, changed)| (d.status, changed)),
+        Some((state::RELEASED.to_owned(), false))
+    );
     store.close().await;
 }
 

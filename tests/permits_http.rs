@@ -1365,3 +1365,182 @@ async fn warnings_go_with_an_accepting_answer() {
     assert!(wrong.contains("GIS+1'"), "{wrong}");
     assert!(wrong.contains("ERP++CNT:"), "{wrong}");
 }
+
+/// An officer orders goods examined (`POST /v1/declarations/{id}/hold`):
+/// a cleared declaration is held at once and its sender answered; one
+/// awaiting permits is held once they are granted. Its lane is red from
+/// then on; who ordered it and why is for officers only. Only officers
+/// hold, with a reason; a resend changes nothing; released goods are gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn officers_hold_goods_for_examination() {
+    let hub = HttpHub::start(&[
+        ("KRBROKER01", None),
+        ("kmdia-desk", Some("KMDIA")),
+        ("officer", Some("CUSTOMS")),
+    ])
+    .await;
+    let addr = hub.addr;
+    let token = |id: &str| Some(hub.token(id));
+    let read = |id: String, who: &'static str| {
+        let path = format!("/v1/declarations/{id}");
+        let token = hub.token(who).to_owned();
+        async move {
+            let r = request(addr, "GET", &path, Some(&token), b"").await;
+            assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+            r.json()
+        }
+    };
+    let kinds = |json: &serde_json::Value, key: &str, field: &str| -> Vec<String> {
+        json[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e[field].as_str().unwrap().to_owned())
+            .collect()
+    };
+
+    // Computers need no permit: cleared on the declared data.
+    let body = common::cusdec("KRBROKER01", "HOLD0001", "LRN-HOLD-1", "9", &["847130"]);
+    let r = request(addr, "POST", "/v1/interchanges", token("KRBROKER01"), &body).await;
+    assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
+    let r = request(addr, "GET", "/v1/declarations", token("KRBROKER01"), b"").await;
+    let cleared = r.json()["declarations"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(r.json()["declarations"][0]["status"], "cleared");
+    let hold = format!("/v1/declarations/{cleared}/hold");
+    let why = br#"{"reason": "intelligence report 2026-118"}"#;
+
+    // Officers only, and with a reason.
+    for who in ["KRBROKER01", "kmdia-desk"] {
+        let r = request(addr, "POST", &hold, token(who), why).await;
+        assert_eq!(r.status, 403, "{who}: {}", String::from_utf8_lossy(&r.body));
+    }
+    for body in [
+        &b""[..],
+        br#"{}"#,
+        br#"{"reason": "  "}"#,
+        br#"{"reason": "a\u0000b"}"#,
+        br#"{"reason": "x", "lane": "green"}"#,
+    ] {
+        let r = request(addr, "POST", &hold, token("officer"), body).await;
+        assert_eq!(
+            r.status,
+            422,
+            "{}: {}",
+            String::from_utf8_lossy(body),
+            String::from_utf8_lossy(&r.body)
+        );
+        assert_eq!(r.json()["type"], "urn:tradehub:problem:bad-hold");
+    }
+    let r = request(
+        addr,
+        "POST",
+        "/v1/declarations/no-such-declaration/hold",
+        token("officer"),
+        why,
+    )
+    .await;
+    assert_eq!(r.status, 404);
+    let d = read(cleared.clone(), "officer").await;
+    assert_eq!(d["declaration"]["status"], "cleared", "refusals changed it");
+
+    // Held at once, the sender answered "held".
+    let r = request(addr, "POST", &hold, token("officer"), why).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["declaration"]["status"], "held");
+    assert_eq!(r.json()["declaration"]["lane"], "red");
+    assert_eq!(r.json().get("repeated"), None);
+    // Sent again: nothing more.
+    let r = request(addr, "POST", &hold, token("officer"), why).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["repeated"], true);
+    let officer_view = read(cleared.clone(), "officer").await;
+    assert_eq!(
+        kinds(&officer_view, "responses", "status"),
+        ["cleared", "held"]
+    );
+    let events = kinds(&officer_view, "events", "kind");
+    assert_eq!(
+        events
+            .iter()
+            .filter(|k| *k == "examination_ordered")
+            .count(),
+        1,
+        "{events:?}"
+    );
+    let ordered = officer_view["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "examination_ordered")
+        .unwrap()["detail"]
+        .clone();
+    assert_eq!(ordered, "by officer: intelligence report 2026-118");
+    // The sender sees that it is held, not who ordered it or why.
+    let sender_view = read(cleared.clone(), "KRBROKER01").await;
+    assert_eq!(sender_view["declaration"]["status"], "held");
+    assert_eq!(
+        kinds(&sender_view, "responses", "status"),
+        ["cleared", "held"]
+    );
+    assert!(
+        !kinds(&sender_view, "events", "kind").contains(&"examination_ordered".to_owned()),
+        "{}",
+        sender_view["events"]
+    );
+    assert!(
+        !sender_view["events"].to_string().contains("intelligence"),
+        "{}",
+        sender_view["events"]
+    );
+
+    // Examined and released; released goods are not held any more.
+    let release = format!("/v1/declarations/{cleared}/release");
+    let r = request(addr, "POST", &release, token("officer"), b"").await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["declaration"]["status"], "released");
+    let r = request(addr, "POST", &hold, token("officer"), why).await;
+    assert_eq!(r.status, 409, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["type"], "urn:tradehub:problem:not-holdable");
+    assert_eq!(r.json()["declaration_status"], "released");
+
+    // Awaiting KMDIA's permit: held once it is granted, not cleared.
+    let permit = oldest_permit(&hub, "HOLD0002", "901890", "kmdia-desk", "KMDIA").await;
+    let waiting = permit["declaration_id"].as_str().unwrap().to_owned();
+    let r = request(
+        addr,
+        "POST",
+        &format!("/v1/declarations/{waiting}/hold"),
+        token("officer"),
+        why,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["declaration"]["status"], "awaiting_permits");
+    assert_eq!(r.json()["declaration"]["lane"], "red");
+    // The agency reads neither the order nor the lane.
+    let agency_view = read(waiting.clone(), "kmdia-desk").await;
+    assert!(
+        !agency_view.to_string().contains("intelligence"),
+        "{agency_view}"
+    );
+    assert_eq!(agency_view["declaration"]["lane"], serde_json::Value::Null);
+    let r = request(
+        addr,
+        "POST",
+        &format!("/v1/permits/{}/decision", permit["id"].as_str().unwrap()),
+        token("kmdia-desk"),
+        br#"{"outcome": "granted"}"#,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let d = read(waiting, "officer").await;
+    assert_eq!(d["declaration"]["status"], "held");
+    assert_eq!(
+        kinds(&d, "responses", "status"),
+        ["awaiting_permits", "held"]
+    );
+    hub.stop().await;
+}

@@ -15,6 +15,8 @@
 //!                                                                     ├→ permit_refused  → held    (an agency refused)
 //!                                                                     └→ permit_expired  → held    (no answer in time)
 //! held (examination) → released      cleared → released           (officer, POST …/release)
+//! cleared → examination_ordered → held (red)                       (officer, POST …/hold)
+//! awaiting_permits → examination_ordered (red: held once the permits are granted)
 //! awaiting_permits | held → amended  (a later amendment with the same LRN)
 //! awaiting_permits | held → cancelled (a cancellation with the same LRN)
 //! ```
@@ -47,6 +49,9 @@ pub mod state {
     /// A passenger or crew list's travellers were screened (an event
     /// only customs officers see).
     pub const SCREENED: &str = "screened";
+    /// An officer ordered the goods examined: who and why (an event only
+    /// customs officers see).
+    pub const EXAMINATION_ORDERED: &str = "examination_ordered";
     pub const AWAITING_PERMITS: &str = "awaiting_permits";
     pub const PERMITS_GRANTED: &str = "permits_granted";
     pub const PERMIT_REFUSED: &str = "permit_refused";
@@ -70,6 +75,9 @@ pub mod state {
     pub const CHANGEABLE: &[&str] = &[AWAITING_PERMITS, HELD];
     /// Statuses from which an officer may release the goods.
     pub const RELEASABLE: &[&str] = &[CLEARED, HELD];
+    /// Statuses in which an officer may order the goods examined (held
+    /// already: the order changes nothing).
+    pub const HOLDABLE: &[&str] = &[CLEARED, AWAITING_PERMITS, HELD];
 }
 
 /// The most travellers a screening event names; the rest are counted.
@@ -747,8 +755,71 @@ impl Clearance {
             )],
             responses: sink.responses,
             outbox: sink.outbox,
-            withdraw_pending: false,
+            ..Transition::default()
         }
+    }
+
+    /// An officer orders the goods of a declaration examined (`reason`
+    /// says why): its lane becomes red, so that an amendment cannot take
+    /// it out of examination. A cleared declaration is held at once and
+    /// its sender told (numbered after the `answered` responses, on the
+    /// `conditions` of its permits); one still awaiting permits is held
+    /// once they are granted, as any red-lane declaration. Who ordered it
+    /// and why is an event for officers only
+    /// ([`state::EXAMINATION_ORDERED`]); the lane and the hold say
+    /// "ordered by customs". One red already (held, or to be held once its
+    /// permits are granted) changes nothing: an empty transition, as the
+    /// order stands already.
+    pub fn hold(
+        &self,
+        declaration: &StoredDeclaration,
+        officer: &str,
+        reason: &str,
+        conditions: &[String],
+        answered: usize,
+        now: Timestamp,
+    ) -> Transition {
+        let red = Lane::Red.as_str();
+        let mut change = Transition::default();
+        if declaration.lane.as_deref() == Some(red) {
+            return change;
+        }
+        change.lane = Some(red.into());
+        change.events.push((
+            state::EXAMINATION_ORDERED.into(),
+            format!("by {officer}: {reason}"),
+        ));
+        let mut lane = String::from("red lane: examination ordered by customs");
+        if declaration.status == state::AWAITING_PERMITS {
+            lane.push_str("; held for it once the permits are granted");
+        }
+        change.events.push((state::LANE_ASSIGNED.into(), lane));
+        if declaration.status == state::CLEARED {
+            change.events.push((
+                state::HELD.into(),
+                "held for physical examination (ordered by customs)".into(),
+            ));
+            change.status = Some(state::HELD.into());
+            let reply: Reply = serde_json::from_str(&declaration.reply_json).unwrap_or_default();
+            let mut sink = NewDeclaration {
+                id: declaration.id.clone(),
+                lane: Some(red.into()),
+                mrn: declaration.mrn.clone(),
+                ..NewDeclaration::default()
+            };
+            self.respond(
+                &mut sink,
+                &reply,
+                state::HELD,
+                &[],
+                conditions,
+                answered,
+                now,
+            );
+            change.responses = sink.responses;
+            change.outbox = sink.outbox;
+        }
+        change
     }
 
     /// RUL008 and RUL009: references to other declarations of the sender.

@@ -267,6 +267,45 @@ impl Intake {
         Ok(result)
     }
 
+    /// An officer orders a declaration's goods examined (see
+    /// [`super::clearance::Clearance::hold`]): possible while it is cleared
+    /// (not yet released) or awaiting permits, and held already (changing
+    /// nothing). Returns the declaration as it now is and whether it
+    /// changed; `None`: no such declaration.
+    pub async fn hold(
+        &self,
+        officer: &Partner,
+        declaration: &str,
+        reason: &str,
+    ) -> Result<Option<(StoredDeclaration, bool)>, StoreError> {
+        let now = Timestamp::now();
+        let clearance = self.clearance.clone();
+        let officer_id = officer.id.clone();
+        let reason = reason.to_owned();
+        // A cleared declaration's permits are final; those of one awaiting
+        // permits are not used (it gets no answer now).
+        let conditions =
+            super::clearance::permit_conditions(&self.store.permits_of(declaration).await?);
+        let result = self
+            .store
+            .change_declaration(
+                declaration,
+                state::HOLDABLE,
+                // With a permit refused or expired it is held already (and
+                // its lane made red, so that an amendment is examined).
+                &[state::HELD],
+                now,
+                move |d, answered| {
+                    clearance.hold(d, &officer_id, &reason, &conditions, answered, now)
+                },
+            )
+            .await?;
+        if result.as_ref().is_some_and(|(_, changed)| *changed) {
+            self.outbox_wake.notify_one();
+        }
+        Ok(result)
+    }
+
     /// Records an agency's answer that was not taken, posted over HTTP
     /// (where the answer to the request is its only other trace; over
     /// AMQP the dead-letter queue keeps it): in `refusals`, under the

@@ -228,6 +228,9 @@ pub struct Transition {
     /// Withdraw the declaration's permits still pending (a refusal has
     /// decided it; their events and notices are among the above).
     pub withdraw_pending: bool,
+    /// The declaration's new risk lane (`None`: unchanged); an officer's
+    /// order to examine the goods.
+    pub lane: Option<String>,
 }
 
 /// The outcome of recording a permit decision.
@@ -990,9 +993,11 @@ impl Store {
     }
 
     /// Applies `change` to a declaration outside a permit decision (an
-    /// officer's release), only while it is in one of `from`; `next` is
-    /// given the declaration and how many responses it has had. Returns the
-    /// declaration as it now is and whether it changed.
+    /// officer's release or hold), only while it is in one of `from` (or,
+    /// with a permit refused or expired, of `from_if_permit_missing`);
+    /// `next` is given the declaration and how many responses it has had,
+    /// and may find nothing to change (an empty [`Transition`]). Returns
+    /// the declaration as it now is and whether it changed.
     pub async fn change_declaration<F>(
         &self,
         id: &str,
@@ -1042,6 +1047,11 @@ impl Store {
         }
         let answered = self.response_count(&mut tx, &declaration.id).await?;
         let change = next(&declaration, answered);
+        // Nothing to change (an order given already): nothing written.
+        if change == Transition::default() {
+            tx.rollback().await?;
+            return Ok(Some((declaration, false)));
+        }
         self.apply(&mut tx, &mut declaration, &change, &at).await?;
         tx.commit().await?;
         Ok(Some((declaration, true)))
@@ -1079,6 +1089,15 @@ impl Store {
                 .execute(&mut **tx)
                 .await?;
             declaration.status = status.clone();
+        }
+        if let Some(lane) = &change.lane {
+            let sql = self.sql("UPDATE declarations SET lane = $1 WHERE id = $2");
+            sqlx::query(&sql)
+                .bind(lane)
+                .bind(&declaration.id)
+                .execute(&mut **tx)
+                .await?;
+            declaration.lane = Some(lane.clone());
         }
         declaration.updated_at = at.to_owned();
         if change.withdraw_pending {

@@ -89,6 +89,7 @@ pub fn router(intake: Intake, settings: HttpSettings) -> Router {
         .route("/v1/refusals", get(list_refusals))
         .route("/v1/declarations/{id}", get(get_declaration))
         .route("/v1/declarations/{id}/release", post(release_declaration))
+        .route("/v1/declarations/{id}/hold", post(hold_declaration))
         .route("/v1/cargo/{ref}", get(cargo_timeline))
         .route("/v1/agencies/{code}/inbox", get(agency_inbox))
         .route("/v1/permits/{id}/decision", post(post_decision))
@@ -1000,7 +1001,8 @@ fn is_officer(partner: &Partner) -> bool {
 /// What of a passenger list's screening `partner` may see: customs
 /// officers everything; anyone else (the carrier that sent the list)
 /// neither its lane nor its screening event, so that no traveller's
-/// selection is told to the carrier.
+/// selection is told to the carrier. Nor does anyone but an officer read
+/// who ordered goods examined and why (`examination_ordered`).
 fn hide_screening(
     partner: &Partner,
     declaration: &mut crate::store::StoredDeclaration,
@@ -1013,7 +1015,8 @@ fn hide_screening(
         declaration.lane = None;
     }
     if let Some(events) = events {
-        events.retain(|e| e.kind != crate::hub::clearance::state::SCREENED);
+        use crate::hub::clearance::state;
+        events.retain(|e| e.kind != state::SCREENED && e.kind != state::EXAMINATION_ORDERED);
     }
 }
 
@@ -1054,6 +1057,7 @@ fn agency_view(
             // examination: the lane).
             state::LANE_ASSIGNED
             | state::SCREENED
+            | state::EXAMINATION_ORDERED
             | state::PERMITS_GRANTED
             | state::PERMIT_REFUSED => false,
             // Milestones whose details name every agency's answer, the
@@ -1754,6 +1758,88 @@ async fn release_declaration(
             "Declaration cannot be released",
             format!(
                 "declaration {id} is {}; only cleared declarations and held ones whose permits were granted are released",
+                d.status
+            ),
+            json!({"declaration_status": d.status}),
+        ),
+        Err(e) => store_problem(&e),
+    }
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HoldBody {
+    reason: String,
+}
+
+/// A customs officer orders a declaration's goods examined: a cleared one
+/// is held at once (its sender told), one awaiting permits once they are
+/// granted; either way its lane is red from then on.
+async fn hold_declaration(
+    State(app): State<Arc<App>>,
+    Authenticated(partner): Authenticated,
+    id: Result<Path<String>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let id = match id {
+        Ok(Path(id)) => id,
+        Err(rejection) => return bad_path(&rejection),
+    };
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => return body_refused(&rejection, app.max_body_bytes),
+    };
+    if !is_officer(&partner) {
+        return forbidden(format!(
+            "only customs officers (accounts with role {CUSTOMS_ROLE}) hold goods"
+        ));
+    }
+    if let Some(why) = partner.suspension_detail() {
+        return suspended(why);
+    }
+    let bad = |detail: String| {
+        problem(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "bad-hold",
+            "Hold not understood",
+            detail,
+            json!({"expected": {"reason": "..."}}),
+        )
+    };
+    let reason = match serde_json::from_slice::<HoldBody>(&body) {
+        Ok(b) if let Some(c) = crate::hub::permits::control_character(&b.reason) => {
+            return bad(format!(
+                "reason holds the control character U+{:04X}, which is not stored",
+                c as u32
+            ));
+        }
+        Ok(b) if b.reason.trim().is_empty() => {
+            return bad("reason is empty: a hold says why the goods are examined".into());
+        }
+        Ok(b) => b.reason,
+        Err(e) => return bad(e.to_string()),
+    };
+    match app.intake.hold(&partner, &id, &reason).await {
+        Ok(None) => not_found("declaration", &id),
+        Ok(Some((d, true))) => (StatusCode::OK, Json(json!({"declaration": d}))).into_response(),
+        // Red already (held, or to be held once its permits are granted):
+        // a resend, or a second officer's order, changes nothing.
+        Ok(Some((d, false)))
+            if d.lane.as_deref() == Some(crate::risk::Lane::Red.as_str())
+                && crate::hub::clearance::state::HOLDABLE.contains(&d.status.as_str()) =>
+        {
+            (
+                StatusCode::OK,
+                Json(json!({"declaration": d, "repeated": true})),
+            )
+                .into_response()
+        }
+        Ok(Some((d, false))) => problem(
+            StatusCode::CONFLICT,
+            "not-holdable",
+            "Declaration cannot be held",
+            format!(
+                "declaration {id} is {}; only declarations cleared (not yet released) or awaiting permits are held",
                 d.status
             ),
             json!({"declaration_status": d.status}),
