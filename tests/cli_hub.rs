@@ -674,6 +674,59 @@ fn a_partner_can_be_suspended_and_reinstated() {
         stdout(&taken),
         String::from_utf8_lossy(&taken.stderr)
     );
+    // Every change an operator made is on the operator log, newest first;
+    // the refused attempts (a blank reason, an unknown partner) are not.
+    assert_eq!(
+        run(&["partner", "token", "KRBROKER01"]).status.code(),
+        Some(0)
+    );
+    let log = stdout(&run(&["operator-log"]));
+    let actions: Vec<(&str, &str)> = log
+        .lines()
+        .map(|l| {
+            let mut fields = l.split("  ").skip(2);
+            let action = fields.next().unwrap();
+            let subject = fields.next().unwrap().split(':').next().unwrap();
+            (action, subject)
+        })
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("token_issued", "KRBROKER01"),
+            ("partner_reinstated", "KRBROKER01"),
+            ("partner_suspended", "KRBROKER01"),
+            ("role_changed", "kmdia-desk"),
+            ("partner_added", "kmdia-desk"),
+            ("partner_added", "KRBROKER01"),
+        ],
+        "{log}"
+    );
+    assert!(
+        log.contains("partner_suspended  KRBROKER01: licence withdrawn\n"),
+        "{log}"
+    );
+    assert!(
+        log.contains("partner_reinstated  KRBROKER01: suspended since 20"),
+        "{log}"
+    );
+    assert!(
+        log.contains("role_changed  kmdia-desk: acts for KMDIA (before: no agency)"),
+        "{log}"
+    );
+    let json: serde_json::Value = serde_json::from_slice(
+        &run(&[
+            "operator-log",
+            "--subject",
+            "kmdia-desk",
+            "--format",
+            "json",
+        ])
+        .stdout,
+    )
+    .unwrap();
+    assert_eq!(json["operator_log"].as_array().map(Vec::len), Some(2));
+    assert_eq!(json["operator_log"][1]["detail"], "named KMDIA desk");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

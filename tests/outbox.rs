@@ -650,6 +650,17 @@ async fn the_operator_lists_and_retries_parked_messages() {
         run(&["outbox", "retry", "--all"]).trim(),
         "0 message(s) will be published again"
     );
+    // The operator's retry is on the operator log, with the attempts and
+    // the error it had (its count of attempts starts again).
+    let log = run(&["operator-log", "--subject", &format!("outbox {seq}")]);
+    assert_eq!(log.lines().count(), 1, "{log}");
+    assert!(
+        log.contains(&format!(
+            "  outbox_retried  outbox {seq}: c-bad to tradehub.permits permit.C after 1 attempt(s), parked since 20"
+        )),
+        "{log}"
+    );
+    assert!(log.contains("NOT_FOUND"), "{log}");
     // A message named that is not waiting or parked (here: unknown, and
     // the one now due) is an error, not "0 will be published".
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_tradehub"))

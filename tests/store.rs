@@ -161,3 +161,144 @@ async fn the_write_probe_keeps_one_row() {
     store.close().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// What operators change is logged by the store itself, in the change's
+/// transaction, on PostgreSQL with the database role that made it: a
+/// partner added, its token issued again, its role, its suspension and
+/// reinstatement, a trader identifier, an outbox message retried (with
+/// the attempts and error it had), the broker record forgotten. A change
+/// that changes nothing is not logged, and the log cannot be rewritten.
+#[tokio::test]
+async fn operator_changes_are_logged_on_postgres() {
+    use sqlx::Connection;
+    use tradehub::store::OutboxMessage;
+    use tradehub::timestamp::Timestamp;
+    let Some((url, name)) = common::pg_database().await else {
+        return;
+    };
+    let store = Store::open(&url).await.unwrap();
+    let now = Timestamp::now();
+    store
+        .add_partner("KRBROKER01", "Hanbit", "hash-1", now)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .set_partner_token("KRBROKER01", "hash-2")
+            .await
+            .unwrap()
+    );
+    // The same hash again: no change, nothing logged.
+    assert!(
+        store
+            .set_partner_token("KRBROKER01", "hash-2")
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .set_partner_agency("KRBROKER01", Some("KMDIA"))
+            .await
+            .unwrap()
+    );
+    store
+        .set_partner_suspension("KRBROKER01", Some("licence withdrawn"), now)
+        .await
+        .unwrap();
+    store
+        .set_partner_suspension("KRBROKER01", None, now)
+        .await
+        .unwrap();
+    store
+        .add_trader_id("KRBROKER01", "KR1234567")
+        .await
+        .unwrap();
+    let message = OutboxMessage {
+        exchange: "tradehub.permits".into(),
+        routing_key: "permit.KMDIA".into(),
+        message_id: "m-1".into(),
+        content_type: "application/json".into(),
+        payload: b"{}".to_vec(),
+        correlation_id: None,
+    };
+    store.enqueue_outbox(&[message], now).await.unwrap();
+    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::query(
+        "UPDATE outbox SET attempts = 5, last_error = 'NOT_FOUND - no exchange', \
+         parked_at = '2026-11-29T10:00:00Z' WHERE message_id = 'm-1'",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(store.retry_outbox(None).await.unwrap(), 1);
+    store.record_outbox_broker("th", now).await.unwrap();
+    store.forget_outbox_broker().await.unwrap();
+
+    let log = store.operator_log(None, 100).await.unwrap();
+    let actions: Vec<(&str, &str)> = log
+        .iter()
+        .map(|a| (a.action.as_str(), a.subject.as_str()))
+        .rev()
+        .collect();
+    let (seq,): (i64,) = sqlx::query_as("SELECT seq FROM outbox WHERE message_id = 'm-1'")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    let outbox = format!("outbox {seq}");
+    assert_eq!(
+        actions,
+        [
+            ("partner_added", "KRBROKER01"),
+            ("token_issued", "KRBROKER01"),
+            ("role_changed", "KRBROKER01"),
+            ("partner_suspended", "KRBROKER01"),
+            ("partner_reinstated", "KRBROKER01"),
+            ("trader_added", "KRBROKER01"),
+            ("outbox_retried", outbox.as_str()),
+            ("broker_forgotten", "outbox"),
+        ],
+        "{log:#?}"
+    );
+    let detail = |action: &str| {
+        log.iter()
+            .find(|a| a.action == action)
+            .map(|a| a.detail.clone())
+            .unwrap()
+    };
+    assert_eq!(
+        detail("outbox_retried"),
+        "m-1 to tradehub.permits permit.KMDIA after 5 attempt(s), parked since \
+         2026-11-29T10:00:00Z: NOT_FOUND - no exchange"
+    );
+    assert_eq!(detail("partner_suspended"), "licence withdrawn");
+    assert_eq!(detail("role_changed"), "acts for KMDIA (before: no agency)");
+    assert!(
+        detail("broker_forgotten").starts_with("no longer published to the broker of prefix th"),
+        "{log:#?}"
+    );
+    assert!(log.iter().all(|a| a.by_role.is_some()), "{log:#?}");
+    assert!(
+        log.iter().all(|a| Timestamp::parse(&a.at).is_some()),
+        "{log:#?}"
+    );
+    // One partner's changes only.
+    assert_eq!(
+        store
+            .operator_log(Some("KRBROKER01"), 100)
+            .await
+            .unwrap()
+            .len(),
+        6
+    );
+    // Append-only.
+    for sql in [
+        "UPDATE operator_log SET detail = 'nothing happened'",
+        "DELETE FROM operator_log",
+    ] {
+        let refused = sqlx::query(sql).execute(&mut conn).await.unwrap_err();
+        assert!(refused.to_string().contains("append-only"), "{refused}");
+    }
+    conn.close().await.unwrap();
+    store.close().await;
+    common::drop_pg_database(&name).await;
+}

@@ -347,6 +347,23 @@ enum Command {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// What operators changed, newest first, from the store: partners
+    /// added, API tokens issued again, roles, suspensions and
+    /// reinstatements, trader identifiers, outbox messages retried, the
+    /// broker record forgotten (recorded by the store itself, however the
+    /// change was made).
+    OperatorLog {
+        /// Only the changes of this partner id (or `outbox SEQ`).
+        #[arg(long)]
+        subject: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// Print the acknowledgement the hub would send for an interchange.
     Ack {
         file: PathBuf,
@@ -1297,6 +1314,45 @@ fn refusals_command(
     })
 }
 
+/// `tradehub operator-log`: what operators changed, newest first.
+fn operator_log_command(
+    subject: Option<&str>,
+    limit: i64,
+    format: Format,
+    store_args: &StoreArgs,
+) -> Result<u8, CliError> {
+    let url = store_args.existing_url()?;
+    runtime()?.block_on(async move {
+        let store = admin_store(&url).await?;
+        let listed = store.operator_log(subject, limit.max(1)).await;
+        store.close().await;
+        let actions = listed.map_err(|e| CliError::Usage(e.to_string()))?;
+        let mut out = io::stdout().lock();
+        match format {
+            Format::Json => {
+                let json = serde_json::json!({ "operator_log": actions });
+                writeln!(out, "{json:#}").map_err(out_err)?;
+            }
+            Format::Text => {
+                for a in &actions {
+                    let by = a
+                        .by_role
+                        .as_deref()
+                        .map(|role| format!(" (database role {role})"))
+                        .unwrap_or_default();
+                    writeln!(
+                        out,
+                        "{}  {}  {}  {}{by}: {}",
+                        a.seq, a.at, a.action, a.subject, a.detail
+                    )
+                    .map_err(out_err)?;
+                }
+            }
+        }
+        Ok(EXIT_VALID)
+    })
+}
+
 fn outbox_command(command: OutboxCommand) -> Result<u8, CliError> {
     let store_args = match &command {
         OutboxCommand::List { store, .. }
@@ -2011,6 +2067,12 @@ where
             format,
             store,
         } => trail(id, sender.zip(reference), format, &store),
+        Command::OperatorLog {
+            subject,
+            limit,
+            format,
+            store,
+        } => operator_log_command(subject.as_deref(), limit, format, &store),
         Command::Loadgen {
             url,
             token,

@@ -523,6 +523,23 @@ pub struct StoredRefusal {
     pub detail: String,
 }
 
+/// What an operator changed, as the store's triggers recorded it (see
+/// [`Store::operator_log`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct OperatorAction {
+    pub seq: i64,
+    pub at: String,
+    /// `partner_added`, `token_issued`, `role_changed`,
+    /// `partner_suspended`, `partner_reinstated`, `trader_added`,
+    /// `outbox_retried` or `broker_forgotten`.
+    pub action: String,
+    /// The partner, or the outbox message (`outbox SEQ`), or `outbox`.
+    pub subject: String,
+    pub detail: String,
+    /// The database role that made the change (PostgreSQL only).
+    pub by_role: Option<String>,
+}
+
 /// The database behind the hub.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -1698,6 +1715,49 @@ impl Store {
     ) -> Result<Vec<(String, String)>, StoreError> {
         let listed = self.refusal_list(Some(partner_id), limit).await?;
         Ok(listed.into_iter().map(|r| (r.code, r.detail)).collect())
+    }
+
+    /// What operators changed (accounts, tokens, roles, suspensions,
+    /// trader identifiers, outbox retries, the broker record), newest
+    /// first, at most `limit`; of one subject (a partner id, or `outbox
+    /// SEQ`) when `subject` is given.
+    pub async fn operator_log(
+        &self,
+        subject: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<OperatorAction>, StoreError> {
+        let columns = "seq, at, action, subject, detail, by_role";
+        let rows = match subject {
+            Some(subject) => {
+                let sql = self.sql(&format!(
+                    "SELECT {columns} FROM operator_log WHERE subject = $1 \
+                     ORDER BY seq DESC LIMIT $2"
+                ));
+                sqlx::query(&sql)
+                    .bind(subject)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            None => {
+                let sql = self.sql(&format!(
+                    "SELECT {columns} FROM operator_log ORDER BY seq DESC LIMIT $1"
+                ));
+                sqlx::query(&sql).bind(limit).fetch_all(&self.pool).await?
+            }
+        };
+        rows.iter()
+            .map(|r| {
+                Ok(OperatorAction {
+                    seq: r.try_get("seq")?,
+                    at: r.try_get("at")?,
+                    action: r.try_get("action")?,
+                    subject: r.try_get("subject")?,
+                    detail: r.try_get("detail")?,
+                    by_role: r.try_get("by_role")?,
+                })
+            })
+            .collect()
     }
 
     /// The refusals recorded, newest first: of one partner (`None`: of
