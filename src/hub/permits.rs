@@ -239,32 +239,17 @@ impl Intake {
         declaration: &str,
         note: &str,
     ) -> Result<Option<(StoredDeclaration, bool)>, StoreError> {
-        let now = Timestamp::now();
-        // Goods held because a permit was refused or expired stay held
-        // (decided inside the change's transaction, under the lock a
-        // decision on the permits takes too).
         let clearance = self.clearance.clone();
         let officer_id = officer.id.clone();
         let note = note.to_owned();
-        // Decided before the goods could be cleared, so final by now.
-        let conditions =
-            super::clearance::permit_conditions(&self.store.permits_of(declaration).await?);
-        let result = self
-            .store
-            .change_declaration(
-                declaration,
-                state::RELEASABLE,
-                &[state::CLEARED],
-                now,
-                move |d, answered| {
-                    clearance.release(d, &officer_id, &note, &conditions, answered, now)
-                },
-            )
-            .await?;
-        if result.as_ref().is_some_and(|(_, changed)| *changed) {
-            self.outbox_wake.notify_one();
-        }
-        Ok(result)
+        // Goods held because a permit was refused or expired stay held
+        // (decided inside the change's transaction, under the lock a
+        // decision on the permits takes too).
+        let from = (state::RELEASABLE, &[state::CLEARED][..]);
+        self.officer_change(declaration, from, move |d, conditions, answered, now| {
+            clearance.release(d, &officer_id, &note, conditions, answered, now)
+        })
+        .await
     }
 
     /// An officer orders a declaration's goods examined (see
@@ -278,26 +263,43 @@ impl Intake {
         declaration: &str,
         reason: &str,
     ) -> Result<Option<(StoredDeclaration, bool)>, StoreError> {
-        let now = Timestamp::now();
         let clearance = self.clearance.clone();
         let officer_id = officer.id.clone();
         let reason = reason.to_owned();
-        // A cleared declaration's permits are final; those of one awaiting
-        // permits are not used (it gets no answer now).
+        // With a permit refused or expired it is held already (and its lane
+        // made red, so that an amendment is examined).
+        let from = (state::HOLDABLE, &[state::HELD][..]);
+        self.officer_change(declaration, from, move |d, conditions, answered, now| {
+            clearance.hold(d, &officer_id, &reason, conditions, answered, now)
+        })
+        .await
+    }
+
+    /// An officer's change to a declaration in one of `from` (the statuses
+    /// it may be in, and those with a permit refused or expired; see
+    /// [`crate::store::Store::change_declaration`]): `next` is given the
+    /// declaration, the conditions of its permits (final once it is
+    /// cleared), how many answers it has had and the time.
+    async fn officer_change<F>(
+        &self,
+        declaration: &str,
+        (from, from_if_permit_missing): (&[&str], &[&str]),
+        next: F,
+    ) -> Result<Option<(StoredDeclaration, bool)>, StoreError>
+    where
+        F: FnOnce(&StoredDeclaration, &[String], usize, Timestamp) -> crate::store::Transition,
+    {
+        let now = Timestamp::now();
         let conditions =
             super::clearance::permit_conditions(&self.store.permits_of(declaration).await?);
         let result = self
             .store
             .change_declaration(
                 declaration,
-                state::HOLDABLE,
-                // With a permit refused or expired it is held already (and
-                // its lane made red, so that an amendment is examined).
-                &[state::HELD],
+                from,
+                from_if_permit_missing,
                 now,
-                move |d, answered| {
-                    clearance.hold(d, &officer_id, &reason, &conditions, answered, now)
-                },
+                move |d, answered| next(d, &conditions, answered, now),
             )
             .await?;
         if result.as_ref().is_some_and(|(_, changed)| *changed) {

@@ -1402,11 +1402,7 @@ async fn reply_refused_notice(
     code: &str,
     reason: &str,
 ) -> Result<(), AmqpError> {
-    let reply_id = delivery
-        .properties
-        .message_id()
-        .as_ref()
-        .map(|m| m.as_str().to_owned());
+    let reply_id = message_id_of(delivery);
     let notice = serde_json::json!({
         "type": "permit.reply-refused",
         "agency": agency,
@@ -1428,11 +1424,25 @@ async fn reply_refused_notice(
             format!("{}/refused", crate::hub::sha256_hex(&named))
         }
     };
-    let props = BasicProperties::default()
+    publish_agency_notice((channel, s), agency, id, &notice).await
+}
+
+/// Publishes a notice to an agency on its permit queue (routing key
+/// `permit.<CODE>`), persistent and confirmed, with its JSON `type` as
+/// the AMQP `type` and `id` as its `message_id`.
+async fn publish_agency_notice(
+    (channel, s): (&Channel, &AmqpSettings),
+    agency: &str,
+    id: String,
+    notice: &serde_json::Value,
+) -> Result<(), AmqpError> {
+    let mut props = BasicProperties::default()
         .with_delivery_mode(2)
         .with_content_type("application/json".into())
-        .with_message_id(id.into())
-        .with_type("permit.reply-refused".into());
+        .with_message_id(id.into());
+    if let Some(kind) = notice.get("type").and_then(serde_json::Value::as_str) {
+        props = props.with_type(kind.into());
+    }
     publish_confirmed(
         channel,
         s.permits_exchange(),
@@ -1456,11 +1466,7 @@ async fn decision_recorded_notice(
     (agency, account): (&str, &str),
     (decision, declaration, repeated): (&PermitDecision, &crate::store::StoredDeclaration, bool),
 ) -> Result<(), AmqpError> {
-    let reply_id = delivery
-        .properties
-        .message_id()
-        .as_ref()
-        .map(|m| m.as_str().to_owned());
+    let reply_id = message_id_of(delivery);
     let mut declaration = declaration.clone();
     declaration.lane = None;
     let notice = serde_json::json!({
@@ -1474,19 +1480,17 @@ async fn decision_recorded_notice(
         "reply_message_id": reply_id,
         "at": crate::timestamp::Timestamp::now().to_string(),
     });
-    let props = BasicProperties::default()
-        .with_delivery_mode(2)
-        .with_content_type("application/json".into())
-        .with_message_id(format!("{}/recorded", decision.permit_id).into())
-        .with_type("permit.decision-recorded".into());
-    publish_confirmed(
-        channel,
-        s.permits_exchange(),
-        format!("permit.{agency}").into(),
-        notice.to_string().as_bytes(),
-        props,
-    )
-    .await
+    let id = format!("{}/recorded", decision.permit_id);
+    publish_agency_notice((channel, s), agency, id, &notice).await
+}
+
+/// A delivery's AMQP `message_id`, if it has one.
+fn message_id_of(delivery: &lapin::message::Delivery) -> Option<String> {
+    delivery
+        .properties
+        .message_id()
+        .as_ref()
+        .map(|m| m.as_str().to_owned())
 }
 
 /// A decision's outcome as a permit's status names it.

@@ -1691,6 +1691,35 @@ struct ReleaseBody {
     note: String,
 }
 
+/// The declaration id and body of an officer's request to `act` on a
+/// declaration, or the answer refusing it: a path or body not read, an
+/// account that is no customs officer's (403), or one suspended.
+fn officer_request(
+    app: &App,
+    partner: &Partner,
+    id: Result<Path<String>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
+    act: &str,
+) -> Result<(String, Bytes), Box<Response>> {
+    let id = match id {
+        Ok(Path(id)) => id,
+        Err(rejection) => return Err(Box::new(bad_path(&rejection))),
+    };
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => return Err(Box::new(body_refused(&rejection, app.max_body_bytes))),
+    };
+    if !is_officer(partner) {
+        return Err(Box::new(forbidden(format!(
+            "only customs officers (accounts with role {CUSTOMS_ROLE}) {act}"
+        ))));
+    }
+    if let Some(why) = partner.suspension_detail() {
+        return Err(Box::new(suspended(why)));
+    }
+    Ok((id, body))
+}
+
 /// A customs officer releases the goods of a cleared or examined declaration.
 async fn release_declaration(
     State(app): State<Arc<App>>,
@@ -1698,22 +1727,10 @@ async fn release_declaration(
     id: Result<Path<String>, PathRejection>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let id = match id {
-        Ok(Path(id)) => id,
-        Err(rejection) => return bad_path(&rejection),
+    let (id, body) = match officer_request(&app, &partner, id, body, "release goods") {
+        Ok(request) => request,
+        Err(refused) => return *refused,
     };
-    let body = match body {
-        Ok(body) => body,
-        Err(rejection) => return body_refused(&rejection, app.max_body_bytes),
-    };
-    if !is_officer(&partner) {
-        return forbidden(format!(
-            "only customs officers (accounts with role {CUSTOMS_ROLE}) release goods"
-        ));
-    }
-    if let Some(why) = partner.suspension_detail() {
-        return suspended(why);
-    }
     let note = if body.iter().all(u8::is_ascii_whitespace) {
         String::new()
     } else {
@@ -1781,22 +1798,10 @@ async fn hold_declaration(
     id: Result<Path<String>, PathRejection>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let id = match id {
-        Ok(Path(id)) => id,
-        Err(rejection) => return bad_path(&rejection),
+    let (id, body) = match officer_request(&app, &partner, id, body, "hold goods") {
+        Ok(request) => request,
+        Err(refused) => return *refused,
     };
-    let body = match body {
-        Ok(body) => body,
-        Err(rejection) => return body_refused(&rejection, app.max_body_bytes),
-    };
-    if !is_officer(&partner) {
-        return forbidden(format!(
-            "only customs officers (accounts with role {CUSTOMS_ROLE}) hold goods"
-        ));
-    }
-    if let Some(why) = partner.suspension_detail() {
-        return suspended(why);
-    }
     let bad = |detail: String| {
         problem(
             StatusCode::UNPROCESSABLE_ENTITY,
