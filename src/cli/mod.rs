@@ -784,6 +784,18 @@ async fn admin_store(url: &str) -> Result<Store, CliError> {
         .map_err(|e| CliError::Usage(format!("store: {e}")))
 }
 
+/// What `read` reads from the store at `url`, opened for an operator's
+/// command and closed again before the result is used.
+async fn admin_read<T>(
+    url: &str,
+    read: impl AsyncFnOnce(&Store) -> Result<T, crate::store::StoreError>,
+) -> Result<T, CliError> {
+    let store = admin_store(url).await?;
+    let read = read(&store).await;
+    store.close().await;
+    read.map_err(|e| CliError::Usage(e.to_string()))
+}
+
 /// `tradehub trail`: an interchange as `status` shows it, read from the
 /// store, by id or by sender and control reference.
 fn trail(
@@ -794,10 +806,10 @@ fn trail(
 ) -> Result<u8, CliError> {
     let url = store.existing_url()?;
     runtime()?.block_on(async move {
-        let store = admin_store(&url).await?;
-        let read = trail_of(&store, id.as_deref(), by_reference.as_ref()).await;
-        store.close().await;
-        let json = read.map_err(|e| CliError::Usage(e.to_string()))?;
+        let json = admin_read(&url, async |store: &Store| {
+            trail_of(store, id.as_deref(), by_reference.as_ref()).await
+        })
+        .await?;
         let Some(json) = json else {
             let what = match (id, by_reference) {
                 (Some(id), _) => id,
@@ -1280,10 +1292,10 @@ fn refusals_command(
 ) -> Result<u8, CliError> {
     let url = store_args.existing_url()?;
     runtime()?.block_on(async move {
-        let store = admin_store(&url).await?;
-        let listed = store.refusal_list(partner, limit.max(1)).await;
-        store.close().await;
-        let refusals = listed.map_err(|e| CliError::Usage(e.to_string()))?;
+        let refusals = admin_read(&url, async |store: &Store| {
+            store.refusal_list(partner, limit.max(1)).await
+        })
+        .await?;
         let mut out = io::stdout().lock();
         match format {
             Format::Json => {
@@ -1323,10 +1335,10 @@ fn operator_log_command(
 ) -> Result<u8, CliError> {
     let url = store_args.existing_url()?;
     runtime()?.block_on(async move {
-        let store = admin_store(&url).await?;
-        let listed = store.operator_log(subject, limit.max(1)).await;
-        store.close().await;
-        let actions = listed.map_err(|e| CliError::Usage(e.to_string()))?;
+        let actions = admin_read(&url, async |store: &Store| {
+            store.operator_log(subject, limit.max(1)).await
+        })
+        .await?;
         let mut out = io::stdout().lock();
         match format {
             Format::Json => {
@@ -1601,10 +1613,8 @@ fn partner(command: PartnerCommand) -> Result<u8, CliError> {
         PartnerCommand::List { format, store } => {
             let url = store.existing_url()?;
             runtime()?.block_on(async move {
-                let store = admin_store(&url).await?;
-                let partners = store.partners().await;
-                store.close().await;
-                let partners = partners.map_err(|e| CliError::Usage(e.to_string()))?;
+                let partners =
+                    admin_read(&url, async |store: &Store| store.partners().await).await?;
                 let mut out = io::stdout().lock();
                 match format {
                     Format::Json => writeln!(

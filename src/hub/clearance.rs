@@ -590,7 +590,6 @@ impl Clearance {
         {
             return change;
         }
-        let reply: Reply = serde_json::from_str(&declaration.reply_json).unwrap_or_default();
         let next = if refused.is_empty() {
             let on_terms = permits.iter().filter(|p| p.status == "conditional").count();
             change.events.push((
@@ -691,12 +690,6 @@ impl Clearance {
                 Issue::error(code, Location::default(), text)
             })
             .collect();
-        let mut sink = NewDeclaration {
-            id: declaration.id.clone(),
-            lane: declaration.lane.clone(),
-            mrn: declaration.mrn.clone(),
-            ..NewDeclaration::default()
-        };
         // The terms of the permits given with conditions go with a
         // clearance (or an examination) on them; after a refusal they are
         // moot.
@@ -705,10 +698,33 @@ impl Clearance {
         } else {
             Vec::new()
         };
-        self.respond(&mut sink, &reply, next, &errors, &conditions, answered, now);
-        change.responses = sink.responses;
-        change.outbox.extend(sink.outbox);
+        let answer = (next, &errors[..], &conditions[..]);
+        self.answer_stored(&mut change, declaration, answer, answered, now);
         change
+    }
+
+    /// Adds to `change` the answer to a stored declaration's sender saying
+    /// `status` (with `errors`, on `conditions`), numbered after the
+    /// `answered` ones before it, and its event for subscribers; on the
+    /// lane `change` gives it, if any, else its own.
+    fn answer_stored(
+        &self,
+        change: &mut Transition,
+        declaration: &StoredDeclaration,
+        (status, errors, conditions): (&str, &[Issue], &[String]),
+        answered: usize,
+        now: Timestamp,
+    ) {
+        let reply: Reply = serde_json::from_str(&declaration.reply_json).unwrap_or_default();
+        let mut sink = NewDeclaration {
+            id: declaration.id.clone(),
+            lane: change.lane.clone().or_else(|| declaration.lane.clone()),
+            mrn: declaration.mrn.clone(),
+            ..NewDeclaration::default()
+        };
+        self.respond(&mut sink, &reply, status, errors, conditions, answered, now);
+        change.responses.extend(sink.responses);
+        change.outbox.extend(sink.outbox);
     }
 
     /// An officer releases the goods of a cleared or examined declaration;
@@ -724,23 +740,7 @@ impl Clearance {
         answered: usize,
         now: Timestamp,
     ) -> Transition {
-        let reply: Reply = serde_json::from_str(&declaration.reply_json).unwrap_or_default();
-        let mut sink = NewDeclaration {
-            id: declaration.id.clone(),
-            lane: declaration.lane.clone(),
-            mrn: declaration.mrn.clone(),
-            ..NewDeclaration::default()
-        };
-        self.respond(
-            &mut sink,
-            &reply,
-            state::RELEASED,
-            &[],
-            conditions,
-            answered,
-            now,
-        );
-        Transition {
+        let mut change = Transition {
             status: Some(state::RELEASED.into()),
             events: vec![(
                 state::RELEASED.into(),
@@ -753,10 +753,11 @@ impl Clearance {
                     }
                 ),
             )],
-            responses: sink.responses,
-            outbox: sink.outbox,
             ..Transition::default()
-        }
+        };
+        let answer = (state::RELEASED, &[][..], conditions);
+        self.answer_stored(&mut change, declaration, answer, answered, now);
+        change
     }
 
     /// An officer orders the goods of a declaration examined (`reason`
@@ -800,24 +801,8 @@ impl Clearance {
                 "held for physical examination (ordered by customs)".into(),
             ));
             change.status = Some(state::HELD.into());
-            let reply: Reply = serde_json::from_str(&declaration.reply_json).unwrap_or_default();
-            let mut sink = NewDeclaration {
-                id: declaration.id.clone(),
-                lane: Some(red.into()),
-                mrn: declaration.mrn.clone(),
-                ..NewDeclaration::default()
-            };
-            self.respond(
-                &mut sink,
-                &reply,
-                state::HELD,
-                &[],
-                conditions,
-                answered,
-                now,
-            );
-            change.responses = sink.responses;
-            change.outbox = sink.outbox;
+            let answer = (state::HELD, &[][..], conditions);
+            self.answer_stored(&mut change, declaration, answer, answered, now);
         }
         change
     }

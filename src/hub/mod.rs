@@ -1454,13 +1454,12 @@ impl Intake {
                 code: refused.code.as_str().to_owned(),
                 // With the answer sent, when there is one (the CONTRL of a
                 // reused reference): it is stored nowhere else.
-                detail: match &refused.acknowledgement {
-                    Some(ack) => format!(
-                        "{}; answered with {}",
-                        self.via.after(&refused.detail),
-                        ack.trim_end()
-                    ),
-                    None => self.via.after(&refused.detail),
+                detail: {
+                    let detail = self.via.after(&refused.detail);
+                    match &refused.acknowledgement {
+                        Some(ack) => format!("{detail}; answered with {}", ack.trim_end()),
+                        None => detail,
+                    }
                 },
             })
             .await?;

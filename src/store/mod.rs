@@ -1726,26 +1726,15 @@ impl Store {
         subject: Option<&str>,
         limit: i64,
     ) -> Result<Vec<OperatorAction>, StoreError> {
-        let columns = "seq, at, action, subject, detail, by_role";
-        let rows = match subject {
-            Some(subject) => {
-                let sql = self.sql(&format!(
-                    "SELECT {columns} FROM operator_log WHERE subject = $1 \
-                     ORDER BY seq DESC LIMIT $2"
-                ));
-                sqlx::query(&sql)
-                    .bind(subject)
-                    .bind(limit)
-                    .fetch_all(&self.pool)
-                    .await?
-            }
-            None => {
-                let sql = self.sql(&format!(
-                    "SELECT {columns} FROM operator_log ORDER BY seq DESC LIMIT $1"
-                ));
-                sqlx::query(&sql).bind(limit).fetch_all(&self.pool).await?
-            }
-        };
+        let sql = self.sql(
+            "SELECT seq, at, action, subject, detail, by_role FROM operator_log \
+             WHERE ($1 = '' OR subject = $1) ORDER BY seq DESC LIMIT $2",
+        );
+        let rows = sqlx::query(&sql)
+            .bind(subject.unwrap_or("").to_owned())
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter()
             .map(|r| {
                 Ok(OperatorAction {

@@ -1306,14 +1306,13 @@ async fn handle_reply(
             .await;
         }
     };
-    let recorded = |declaration: &crate::store::StoredDeclaration, repeated: bool| {
+    let recorded = |declaration: Box<crate::store::StoredDeclaration>, repeated: bool| {
         let (partner, decision) = (&partner, &decision);
-        let declaration = declaration.clone();
         async move {
             match &partner.agency {
                 Some(agency) => {
                     let told = (agency.as_str(), partner.id.as_str());
-                    let notice = (decision, &declaration, repeated);
+                    let notice = (decision, *declaration, repeated);
                     decision_recorded_notice((channel, s, held), told, notice).await
                 }
                 None => Ok(()),
@@ -1347,11 +1346,11 @@ async fn handle_reply(
         // a reply whose notice could not be published comes back and is
         // taken as `Repeated`, and its notice, of the same id, published then.
         Ok(DecisionOutcome::Recorded(declaration)) => {
-            recorded(&declaration, false).await?;
+            recorded(declaration, false).await?;
             ack(&delivery).await
         }
         Ok(DecisionOutcome::Repeated(declaration)) => {
-            recorded(&declaration, true).await?;
+            recorded(declaration, true).await?;
             ack(&delivery).await
         }
         Err(DecisionError::Store(e)) => store_failed(channel, s, &delivery, REPLIES_KEY, e).await,
@@ -1464,10 +1463,9 @@ async fn publish_agency_notice(
 async fn decision_recorded_notice(
     (channel, s, delivery): (&Channel, &AmqpSettings, &lapin::message::Delivery),
     (agency, account): (&str, &str),
-    (decision, declaration, repeated): (&PermitDecision, &crate::store::StoredDeclaration, bool),
+    (decision, mut declaration, repeated): (&PermitDecision, crate::store::StoredDeclaration, bool),
 ) -> Result<(), AmqpError> {
     let reply_id = message_id_of(delivery);
-    let mut declaration = declaration.clone();
     declaration.lane = None;
     let notice = serde_json::json!({
         "type": "permit.decision-recorded",
