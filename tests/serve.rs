@@ -667,9 +667,10 @@ async fn requests_beyond_the_limit_are_shed_and_stalled_uploads_time_out() {
     let (addr, token) = (hub.addr, hub.token.clone());
 
     let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let sent = "UNA:+.? 'UNB+UNOC:3+";
     let head = format!(
         "POST /v1/interchanges HTTP/1.1\r\nHost: hub\r\nAuthorization: Bearer {token}\r\n\
-         Content-Length: 1000\r\n\r\nUNA:+.? 'UNB+UNOC:3+"
+         Content-Length: 1000\r\n\r\n{sent}"
     );
     slow.write_all(head.as_bytes()).await.unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
@@ -693,11 +694,22 @@ async fn requests_beyond_the_limit_are_shed_and_stalled_uploads_time_out() {
     let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(answer.contains("urn:tradehub:problem:timeout"), "{answer}");
-    // The submission cut off is recorded, with its sender and size.
-    let refusals = hub.store.refusals("KRBROKER01", 10).await.unwrap();
+    // The submission cut off is recorded, with its sender and the size of
+    // what came of it (not the 1000 bytes it declared).
+    let refusals = hub
+        .store
+        .refusal_list(Some("KRBROKER01"), 10)
+        .await
+        .unwrap();
+    let cut_off = refusals.iter().find(|r| r.code == "HTTP408");
+    let cut_off = cut_off.unwrap_or_else(|| panic!("{refusals:?}"));
+    assert_eq!(cut_off.size_bytes, sent.len() as i64, "{cut_off:?}");
     assert!(
-        refusals.iter().any(|(code, _)| code == "HTTP408"),
-        "{refusals:?}"
+        cut_off.detail.ends_with(&format!(
+            "; {} bytes received of the 1000 declared (Content-Length)",
+            sent.len()
+        )),
+        "{cut_off:?}"
     );
 
     let good = fixture("ok/cusdec-d96b-unoc.edi");
@@ -744,6 +756,101 @@ async fn requests_beyond_the_limit_are_shed_and_stalled_uploads_time_out() {
     }
     assert_eq!(hub.store.count(Table::Refusals).await.unwrap(), before);
 
+    hub.shut().await;
+}
+
+/// An upload whose client stops sending and closes its side before the
+/// declared length is refused (400, `bad-body`) and recorded as HTTP400
+/// with its sender and the bytes that came, not the length it declared.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_closed_early_is_recorded_with_what_came() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let limit = 64 * 1024;
+    let hub = served(
+        HttpSettings {
+            max_body_bytes: limit,
+            ..HttpSettings::default()
+        },
+        tradehub::hub::DEFAULT_MAX_MESSAGES,
+    )
+    .await;
+    let sent = "UNA:+.? 'UNB+UNOC:3+KRBROKER01+TRADEHUB+";
+    let mut client = tokio::net::TcpStream::connect(hub.addr).await.unwrap();
+    let head = format!(
+        "POST /v1/interchanges HTTP/1.1\r\nHost: hub\r\nAuthorization: Bearer {}\r\n\
+         Content-Length: 5000\r\n\r\n{sent}",
+        hub.token
+    );
+    client.write_all(head.as_bytes()).await.unwrap();
+    client.shutdown().await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        client.read_to_end(&mut answer),
+    )
+    .await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 400"),
+        "{answer}"
+    );
+    // Recorded once the handler has seen the body end (the answer may
+    // not reach a client that closed its side).
+    let mut refusals = Vec::new();
+    for _ in 0..100 {
+        refusals = hub
+            .store
+            .refusal_list(Some("KRBROKER01"), 10)
+            .await
+            .unwrap();
+        if !refusals.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(refusals.len(), 1, "{refusals:?}");
+    assert_eq!(refusals[0].code, "HTTP400", "{refusals:?}");
+    assert_eq!(refusals[0].size_bytes, sent.len() as i64, "{refusals:?}");
+    assert!(
+        refusals[0].detail.ends_with(&format!(
+            "; {} bytes received of the 5000 declared (Content-Length)",
+            sent.len()
+        )),
+        "{refusals:?}"
+    );
+
+    // Sent in chunks, with no length declared, past the limit: 413, and
+    // HUB413 recorded with at least the limit's worth received.
+    let mut client = tokio::net::TcpStream::connect(hub.addr).await.unwrap();
+    let head = format!(
+        "POST /v1/interchanges HTTP/1.1\r\nHost: hub\r\nAuthorization: Bearer {}\r\n\
+         Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+        hub.token
+    );
+    client.write_all(head.as_bytes()).await.unwrap();
+    let chunk = format!("{:x}\r\n{}\r\n", 16 * 1024, "X".repeat(16 * 1024));
+    for _ in 0..(limit / (16 * 1024) + 4) {
+        if client.write_all(chunk.as_bytes()).await.is_err() {
+            break;
+        }
+    }
+    let _ = client.write_all(b"0\r\n\r\n").await;
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        client.read_to_end(&mut answer),
+    )
+    .await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    let refusals = hub
+        .store
+        .refusal_list(Some("KRBROKER01"), 10)
+        .await
+        .unwrap();
+    assert_eq!(refusals.len(), 2, "{refusals:?}");
+    assert_eq!(refusals[0].code, "HUB413", "{refusals:?}");
+    assert!(refusals[0].size_bytes >= limit as i64, "{refusals:?}");
     hub.shut().await;
 }
 

@@ -240,10 +240,7 @@ async fn admit(
         .and_then(|v| v.parse::<u64>().ok());
     let submission = (request.method() == axum::http::Method::POST
         && request.uri().path() == "/v1/interchanges")
-        .then(|| {
-            let size = declared.and_then(|d| i64::try_from(d).ok()).unwrap_or(-1);
-            (token.clone(), size)
-        });
+        .then(|| token.clone());
     // A body declared larger than the limit is refused before a byte of
     // it is read (no `100 Continue` is sent for it): 413, and for a
     // submission HUB413 in `refusals`, as on the other transports. Only
@@ -266,8 +263,9 @@ async fn admit(
             "the request body of {declared} bytes (Content-Length) exceeds the limit of {} bytes; not read",
             admission.max_body_bytes
         );
-        if let Some((token, size)) = submission {
+        if let Some(token) = submission {
             let code = crate::diag::Code::TooLarge.as_str().to_owned();
+            let size = i64::try_from(declared).unwrap_or(i64::MAX);
             record_unread(&admission.intake, token, size, code, &detail).await;
         }
         // An agency's answer too large: on record as its AMQP reply's
@@ -297,6 +295,20 @@ async fn admit(
         );
     }
     if submission.is_some() {
+        // Counted as it arrives, so that an upload cut off is recorded
+        // with what came of it, not with what it said would come.
+        let received = body_read.received.clone();
+        request = request.map(|body| {
+            axum::body::Body::from_stream(futures_lite::StreamExt::map(
+                body.into_data_stream(),
+                move |chunk| {
+                    if let Ok(bytes) = &chunk {
+                        received.fetch_add(bytes.len() as u64, std::sync::atomic::Ordering::SeqCst);
+                    }
+                    chunk
+                },
+            ))
+        });
         request.extensions_mut().insert(body_read.clone());
     }
     match tokio::time::timeout(admission.timeout, next.run(request)).await {
@@ -311,11 +323,19 @@ async fn admit(
             // Only an upload cut off is a refusal: a body read whole was
             // being processed, and may have been stored (a resend is then
             // answered as a duplicate).
-            if let Some((token, size)) = submission
-                && !body_read.0.load(std::sync::atomic::Ordering::SeqCst)
+            if let Some(token) = submission
+                && !body_read.whole.load(std::sync::atomic::Ordering::SeqCst)
             {
                 let code = format!("HTTP{}", StatusCode::REQUEST_TIMEOUT.as_u16());
-                record_unread(&admission.intake, token, size, code, &detail).await;
+                let (size, of) = body_read.cut_off(declared);
+                record_unread(
+                    &admission.intake,
+                    token,
+                    size,
+                    code,
+                    &format!("{detail}; {of}"),
+                )
+                .await;
             }
             problem(
                 StatusCode::REQUEST_TIMEOUT,
@@ -341,10 +361,33 @@ fn bearer_token(headers: &HeaderMap) -> Option<String> {
         .filter(|token| !token.is_empty())
 }
 
-/// Set by the submission handler once the body has been read whole: a
-/// timeout after it is no cut-off upload.
+/// How far a submission's body was read: the bytes received so far, and
+/// whether it was read whole (set by the submission handler: a timeout
+/// after it is no cut-off upload).
 #[derive(Debug, Clone, Default)]
-struct BodyRead(Arc<std::sync::atomic::AtomicBool>);
+struct BodyRead {
+    whole: Arc<std::sync::atomic::AtomicBool>,
+    received: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl BodyRead {
+    /// The size an upload cut off is recorded with, the bytes received,
+    /// and what its refusal's detail says of it (of how many declared).
+    fn cut_off(&self, declared: Option<u64>) -> (i64, String) {
+        let received = self.received.load(std::sync::atomic::Ordering::SeqCst);
+        let of = match declared {
+            Some(declared) => {
+                format!("{received} bytes received of the {declared} declared (Content-Length)")
+            }
+            None => format!("{received} bytes received (no Content-Length)"),
+        };
+        (i64::try_from(received).unwrap_or(i64::MAX), of)
+    }
+
+    fn read_whole(&self) {
+        self.whole.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
 
 /// Records a submission refused before its body was read (`code`: the
 /// request timeout cut it off, HTTP408; declared too large, HUB413), its
@@ -803,27 +846,46 @@ async fn post_interchange(
 ) -> Response {
     let body = match body {
         Ok(b) => {
-            if let Some(axum::Extension(read)) = body_read {
-                read.0.store(true, std::sync::atomic::Ordering::SeqCst);
+            if let Some(axum::Extension(read)) = &body_read {
+                read.read_whole();
             }
             b
         }
         Err(rejection) => {
             let status = rejection.status();
-            let size = headers
+            let declared = headers
                 .get(header::CONTENT_LENGTH)
                 .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(-1);
+                .and_then(|v| v.parse::<u64>().ok());
             // Too large: HUB413, as on the other transports; another body
             // that could not be read (a client that stopped sending) is
-            // HTTP and its status.
-            let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
-                crate::diag::Code::TooLarge.as_str().to_owned()
+            // HTTP and its status, recorded with the bytes that came.
+            let (code, size, detail) = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                // Declared, or (sent in chunks) what came before the
+                // limit stopped it.
+                let size = match (declared, &body_read) {
+                    (Some(d), _) => i64::try_from(d).unwrap_or(i64::MAX),
+                    (None, Some(axum::Extension(read))) => read.cut_off(None).0,
+                    (None, None) => -1,
+                };
+                (
+                    crate::diag::Code::TooLarge.as_str().to_owned(),
+                    size,
+                    body_detail(&rejection, app.max_body_bytes),
+                )
             } else {
-                format!("HTTP{}", status.as_u16())
+                let (size, of) = match &body_read {
+                    Some(axum::Extension(read)) => read.cut_off(declared),
+                    None => (-1, String::new()),
+                };
+                let detail = body_detail(&rejection, app.max_body_bytes);
+                let detail = if of.is_empty() {
+                    detail
+                } else {
+                    format!("{detail}; {of}")
+                };
+                (format!("HTTP{}", status.as_u16()), size, detail)
             };
-            let detail = body_detail(&rejection, app.max_body_bytes);
             app.intake.count_refused_unread();
             if let Err(e) = app
                 .intake
@@ -2015,7 +2077,7 @@ mod tests {
     fn slow_router(intake: Intake) -> Router {
         async fn slow(body_read: Option<axum::Extension<BodyRead>>, _body: Bytes) -> Response {
             if let Some(axum::Extension(read)) = body_read {
-                read.0.store(true, std::sync::atomic::Ordering::SeqCst);
+                read.read_whole();
             }
             tokio::time::sleep(std::time::Duration::from_secs(2)).await;
             StatusCode::ACCEPTED.into_response()
@@ -2054,15 +2116,28 @@ mod tests {
         assert_eq!(read_whole.status(), StatusCode::REQUEST_TIMEOUT);
         assert!(intake.store().refusals("P", 10).await.unwrap().is_empty());
 
-        let endless = futures_lite::stream::pending::<Result<Bytes, std::io::Error>>();
-        let cut_off = slow_router(intake.clone())
-            .oneshot(request(axum::body::Body::from_stream(endless)))
-            .await
-            .unwrap();
+        // Eleven bytes of the 4,000 it declares, then nothing.
+        let endless = futures_lite::StreamExt::chain(
+            futures_lite::stream::once(Ok::<_, std::io::Error>(Bytes::from_static(b"UNA:+.? 'UN"))),
+            futures_lite::stream::pending(),
+        );
+        let mut cut_off = request(axum::body::Body::from_stream(endless));
+        cut_off
+            .headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from_static("4000"));
+        let cut_off = slow_router(intake.clone()).oneshot(cut_off).await.unwrap();
         assert_eq!(cut_off.status(), StatusCode::REQUEST_TIMEOUT);
-        let refusals = intake.store().refusals("P", 10).await.unwrap();
+        let refusals = intake.store().refusal_list(Some("P"), 10).await.unwrap();
         assert_eq!(refusals.len(), 1, "{refusals:?}");
-        assert_eq!(refusals[0].0, "HTTP408");
+        assert_eq!(refusals[0].code, "HTTP408");
+        // Recorded with what came, not with what was declared.
+        assert_eq!(refusals[0].size_bytes, 11, "{refusals:?}");
+        assert!(
+            refusals[0]
+                .detail
+                .ends_with("; 11 bytes received of the 4000 declared (Content-Length)"),
+            "{refusals:?}"
+        );
         let _ = std::fs::remove_dir_all(dir);
     }
 }
