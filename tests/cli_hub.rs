@@ -266,12 +266,19 @@ fn serve_submit_status_and_stop() {
     assert!(text.contains(": rejected (LRN LRN2026002)"), "{text}");
     assert!(text.contains(" received: "), "{text}");
     assert!(text.contains("; over HTTP"), "{text}");
+    // The repeat, counted.
+    assert!(
+        text.contains("  repeats: duplicate_received x1, first "),
+        "{text}"
+    );
     let by_reference = trail(&["--sender", "KRBROKER01", "--reference", "20261124001"]);
     assert_eq!(by_reference.stdout, by_id.stdout);
     let json = trail(&[&id, "--format", "json"]);
     let json: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(json["interchange"]["id"], id.as_str());
     assert_eq!(json["interchange"]["partner_id"], "KRBROKER01");
+    assert_eq!(json["repeats"][0]["kind"], "duplicate_received", "{json}");
+    assert_eq!(json["repeats"][0]["count"], 1, "{json}");
     let responses = json["declarations"][0]["responses"].as_array().unwrap();
     assert!(!responses.is_empty(), "{json}");
     assert!(

@@ -1046,8 +1046,9 @@ async fn a_redelivery_over_a_lowered_message_limit_is_a_duplicate() {
 /// bytes under the same reference) cannot grow the original interchange's
 /// trail without bound: the first `MAX_REPEAT_EVENTS` repeats of each kind
 /// are recorded one by one, then one event says that further ones are
-/// not, and the trail stops growing. Each repeat is still answered as
-/// before.
+/// not, and the trail stops growing; every repeat is still counted, with
+/// its first and last time (`repeat_counts`), also when taken at once.
+/// Each repeat is still answered as before.
 async fn repeats_are_recorded_up_to_a_bound(url: &str) {
     use tradehub::hub::MAX_REPEAT_EVENTS;
     let (store, partner) = with_broker(url).await;
@@ -1097,6 +1098,24 @@ async fn repeats_are_recorded_up_to_a_bound(url: &str) {
             "{kind}"
         );
     }
+    let counted = store.repeat_counts(&first.interchange.id).await.unwrap();
+    let kinds: Vec<(&str, i64)> = counted.iter().map(|c| (c.kind.as_str(), c.count)).collect();
+    assert_eq!(
+        kinds,
+        [
+            ("duplicate_received", repeats as i64),
+            ("duplicate_reference_refused", repeats as i64)
+        ]
+    );
+    for c in &counted {
+        let of: Vec<&str> = events
+            .iter()
+            .filter(|e| e.kind == c.kind)
+            .map(|e| e.at.as_str())
+            .collect();
+        assert_eq!(Some(&c.first_at.as_str()), of.first(), "{c:?}");
+        assert!(c.last_at.as_str() >= *of.last().unwrap(), "{c:?}");
+    }
 
     // Repeats taken at once (8 at a time, as several connections or hubs
     // take them) keep to the same bound: the count and the insert are one
@@ -1128,6 +1147,9 @@ async fn repeats_are_recorded_up_to_a_bound(url: &str) {
         .filter(|e| e.kind == "duplicate_received")
         .count();
     assert_eq!(repeats as i64, MAX_REPEAT_EVENTS + 1);
+    let counted = store.repeat_counts(&first.interchange.id).await.unwrap();
+    assert_eq!(counted.len(), 1, "{counted:?}");
+    assert_eq!(counted[0].count, 8 * 20, "{counted:?}");
     store.close().await;
 }
 
@@ -1138,6 +1160,59 @@ async fn repeats_are_recorded_up_to_a_bound_on_sqlite() {
         uuid::Uuid::now_v7().simple()
     ));
     repeats_are_recorded_up_to_a_bound(&Store::embedded_url(&dir).unwrap()).await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A store upgraded from a version that had no `repeat_counts` gets its
+/// counts from the repeats its trail recorded, and counts on from there.
+#[tokio::test]
+async fn repeat_counts_of_an_upgraded_store_start_from_its_trail() {
+    let dir = std::env::temp_dir().join(format!(
+        "tradehub-repeat-upgrade-{}",
+        uuid::Uuid::now_v7().simple()
+    ));
+    let url = Store::embedded_url(&dir).unwrap();
+    let (store, partner) = with_broker(&url).await;
+    let intake = Intake::new(store.clone(), Limits::default());
+    let bytes = fixture("ok/cusdec-d96b-unoc.edi");
+    let Submission::Stored(first) = intake.submit(&partner, bytes.clone()).await.unwrap() else {
+        panic!("the first delivery is stored");
+    };
+    for _ in 0..3 {
+        intake.submit(&partner, bytes.clone()).await.unwrap();
+    }
+    let id = first.interchange.id;
+    let events: Vec<String> = store
+        .events(&id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == "duplicate_received")
+        .map(|e| e.at)
+        .collect();
+    assert_eq!(events.len(), 3);
+    store.close().await;
+    // The store as the version before left it: no table, no migration.
+    let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+    for sql in [
+        "DROP TABLE repeat_counts",
+        "DELETE FROM _sqlx_migrations WHERE version = 19",
+    ] {
+        sqlx::query(sql).execute(&pool).await.unwrap();
+    }
+    pool.close().await;
+
+    let store = Store::open(&url).await.unwrap();
+    let counted = store.repeat_counts(&id).await.unwrap();
+    assert_eq!(counted.len(), 1, "{counted:?}");
+    assert_eq!(counted[0].kind, "duplicate_received");
+    assert_eq!(counted[0].count, 3);
+    assert_eq!(counted[0].first_at, events[0]);
+    assert_eq!(counted[0].last_at, events[2]);
+    let intake = Intake::new(store.clone(), Limits::default());
+    intake.submit(&partner, bytes).await.unwrap();
+    assert_eq!(store.repeat_counts(&id).await.unwrap()[0].count, 4);
+    store.close().await;
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

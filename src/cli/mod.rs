@@ -603,6 +603,18 @@ fn print_answer(code: u16, json: &serde_json::Value, format: Format) -> Result<u
             }
             // The interchange's trail, then each declaration with its own.
             print_events(&mut out, &json["events"])?;
+            // Every repeat, also those past the trail's bound (the trail).
+            for r in json["repeats"].as_array().into_iter().flatten() {
+                writeln!(
+                    out,
+                    "  repeats: {} x{}, first {}, last {}",
+                    r["kind"].as_str().unwrap_or(""),
+                    r["count"],
+                    r["first_at"].as_str().unwrap_or(""),
+                    r["last_at"].as_str().unwrap_or("")
+                )
+                .map_err(out_err)?;
+            }
             for d in declarations.into_iter().flatten() {
                 let mut about = Vec::new();
                 for (key, label) in [("lrn", "LRN"), ("mrn", "MRN"), ("lane", "lane")] {
@@ -845,6 +857,7 @@ async fn trail_of(
         return Ok(None);
     };
     let events = store.events(&ic.id).await?;
+    let repeats = store.repeat_counts(&ic.id).await?;
     let issues: serde_json::Value =
         serde_json::from_str(&ic.issues_json).unwrap_or_else(|_| serde_json::json!([]));
     let mut declarations = Vec::new();
@@ -864,6 +877,7 @@ async fn trail_of(
         "interchange": ic,
         "issues": issues,
         "events": events,
+        "repeats": repeats,
         "declarations": declarations,
     })))
 }

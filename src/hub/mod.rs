@@ -332,7 +332,7 @@ impl BrokerState {
 
 /// Events of one kind of repeat (`duplicate_received`,
 /// `duplicate_reference_refused`) recorded one by one on an interchange's
-/// trail; further repeats are counted in the metrics only (see
+/// trail; further repeats are only counted (`repeat_counts`, see
 /// [`Store::append_repeat_event`]).
 pub const MAX_REPEAT_EVENTS: i64 = 100;
 

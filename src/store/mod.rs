@@ -540,6 +540,18 @@ pub struct OperatorAction {
     pub by_role: Option<String>,
 }
 
+/// How often an interchange was repeated, of one kind (see
+/// [`Store::repeat_counts`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RepeatCount {
+    /// `duplicate_received` (the same bytes again) or
+    /// `duplicate_reference_refused` (other bytes under its reference).
+    pub kind: String,
+    pub count: i64,
+    pub first_at: String,
+    pub last_at: String,
+}
+
 /// The database behind the hub.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -1630,12 +1642,14 @@ impl Store {
         Ok(())
     }
 
-    /// Appends an event of a kind that a sender can repeat without end (the
-    /// same interchange received again): the first `max` of that kind on
-    /// the interchange are recorded one by one, then one more saying that
-    /// further ones are not, and nothing after it, so that a flood of
-    /// repeats cannot grow an interchange's trail (and the answer that
-    /// lists it) without bound. True when the event was recorded.
+    /// Counts a repeat of an interchange of a kind that a sender can
+    /// repeat without end (the same interchange received again) in
+    /// `repeat_counts`, every one, and appends it to the trail as an event:
+    /// the first `max` of that kind on the interchange one by one, then one
+    /// more saying that further ones are only counted, and nothing after
+    /// it, so that a flood of repeats cannot grow an interchange's trail
+    /// (and the answer that lists it) without bound. True when the event
+    /// was recorded.
     pub async fn append_repeat_event(
         &self,
         id: &str,
@@ -1645,48 +1659,60 @@ impl Store {
         max: i64,
     ) -> Result<bool, StoreError> {
         let _writing = self.write_lock().await;
-        // On PostgreSQL, repeats of one interchange taken at once by
-        // several connections (or hubs) queue on its row, counted and
-        // inserted in one transaction, so that the count each reads
+        // The count and the event are one transaction; on PostgreSQL,
+        // repeats of one interchange taken at once by several connections
+        // (or hubs) queue on its count's row, so that the count each gets
         // includes the others' (else every one in flight could read the
         // same count and pass the bound). SQLite's writers queue on the
         // write lock held here.
-        let mut tx = match self.backend {
-            Backend::Postgres => {
-                let mut tx = self.pool.begin().await?;
-                sqlx::query("SELECT 1 FROM interchanges WHERE id = $1 FOR NO KEY UPDATE")
-                    .bind(id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                Some(tx)
-            }
-            Backend::Sqlite => None,
-        };
+        let mut tx = self.pool.begin().await?;
         let sql = self.sql(
-            "SELECT COUNT(*) AS n FROM events WHERE interchange_id = $1 AND declaration_id IS NULL AND kind = $2",
+            "INSERT INTO repeat_counts (interchange_id, kind, count, first_at, last_at) \
+             VALUES ($1, $2, 1, $3, $3) ON CONFLICT (interchange_id, kind) DO UPDATE \
+             SET count = repeat_counts.count + 1, last_at = excluded.last_at RETURNING count",
         );
-        let query = sqlx::query(&sql).bind(id).bind(kind);
-        let recorded: i64 = match tx.as_mut() {
-            Some(tx) => query.fetch_one(&mut **tx).await?,
-            None => query.fetch_one(&self.pool).await?,
-        }
-        .try_get("n")?;
-        let detail = match recorded.cmp(&max) {
+        let counted: i64 = sqlx::query(&sql)
+            .bind(id)
+            .bind(kind)
+            .bind(at.to_string())
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get("count")?;
+        let detail = match counted.cmp(&(max + 1)) {
             std::cmp::Ordering::Less => detail.to_owned(),
             std::cmp::Ordering::Equal => format!(
-                "{detail}; {} such events recorded, further ones are counted \
-                 (tradehub_duplicates_total) but not recorded one by one",
-                max + 1
+                "{detail}; {counted} such events recorded, further ones are counted \
+                 (repeat_counts, shown by tradehub trail) but not recorded one by one"
             ),
-            std::cmp::Ordering::Greater => return Ok(false),
-        };
-        let Some(mut tx) = tx else {
-            self.insert_event(&self.pool, id, at, kind, &detail).await?;
-            return Ok(true);
+            std::cmp::Ordering::Greater => {
+                tx.commit().await?;
+                return Ok(false);
+            }
         };
         self.insert_event(&mut *tx, id, at, kind, &detail).await?;
         tx.commit().await?;
         Ok(true)
+    }
+
+    /// How often an interchange was repeated, by kind of repeat
+    /// (`duplicate_received`, `duplicate_reference_refused`), with the
+    /// first and the last; none when it never was.
+    pub async fn repeat_counts(&self, id: &str) -> Result<Vec<RepeatCount>, StoreError> {
+        let sql = self.sql(
+            "SELECT kind, count, first_at, last_at FROM repeat_counts \
+             WHERE interchange_id = $1 ORDER BY kind",
+        );
+        let rows = sqlx::query(&sql).bind(id).fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| {
+                Ok(RepeatCount {
+                    kind: r.try_get("kind")?,
+                    count: r.try_get("count")?,
+                    first_at: r.try_get("first_at")?,
+                    last_at: r.try_get("last_at")?,
+                })
+            })
+            .collect()
     }
 
     /// Records a refused submission.
