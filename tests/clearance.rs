@@ -895,6 +895,43 @@ async fn wait_for_a_lock(watcher: &mut sqlx::PgConnection, who: &str) {
     }
 }
 
+/// Submits `bytes` (an amendment of declaration `original`) while a
+/// transaction of the test holds that declaration's row, and, once the
+/// submission waits for the row, makes `change` to it and commits: a race
+/// staged on PostgreSQL. Returns the interchange the submission stored.
+async fn amend_racing(
+    hub: &Hub,
+    url: &str,
+    original: &str,
+    change: &str,
+    bytes: Vec<u8>,
+) -> String {
+    use sqlx::Connection;
+    let mut racer = sqlx::PgConnection::connect(url).await.unwrap();
+    let mut tx = racer.begin().await.unwrap();
+    sqlx::query("SELECT id FROM declarations WHERE id = $1 FOR UPDATE")
+        .bind(original)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let intake = hub.intake.clone();
+    let broker = hub.broker.clone();
+    let amendment = tokio::spawn(async move { intake.submit(&broker, bytes).await });
+    // Wait until the amendment's transaction waits for the row.
+    let mut watcher = sqlx::PgConnection::connect(url).await.unwrap();
+    wait_for_a_lock(&mut watcher, "the amendment").await;
+    sqlx::query(&format!("UPDATE declarations SET {change} WHERE id = $1"))
+        .bind(original)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    match amendment.await.unwrap().unwrap() {
+        Submission::Stored(r) => r.interchange.id,
+        other => panic!("not stored: {other:?}"),
+    }
+}
+
 /// An amendment that races an agency decision: it read its declaration as
 /// awaiting permits, but the decision cleared it before the amendment
 /// committed. The amendment is worked out again from the new state (and
@@ -904,7 +941,6 @@ async fn wait_for_a_lock(watcher: &mut sqlx::PgConnection, who: &str) {
 /// amendment waits for it, then clears it and commits.
 #[tokio::test]
 async fn an_amendment_racing_a_decision_is_worked_out_again() {
-    use sqlx::Connection;
     let Some((url, name)) = common::pg_database().await else {
         return;
     };
@@ -913,35 +949,8 @@ async fn an_amendment_racing_a_decision_is_worked_out_again() {
     let d = submit(&hub, cusdec("IC101", "LRN-R", "9", &["020130"])).await;
     assert_eq!(d[0].status, state::AWAITING_PERMITS);
     let original = d[0].id.clone();
-
-    let mut decider = sqlx::PgConnection::connect(&url).await.unwrap();
-    let mut tx = decider.begin().await.unwrap();
-    sqlx::query("SELECT id FROM declarations WHERE id = $1 FOR UPDATE")
-        .bind(&original)
-        .execute(&mut *tx)
-        .await
-        .unwrap();
-    let intake = hub.intake.clone();
-    let broker = hub.broker.clone();
-    let amendment = tokio::spawn(async move {
-        intake
-            .submit(&broker, cusdec("IC102", "LRN-R", "5", &["020130"]))
-            .await
-    });
-    // Wait until the amendment's transaction waits for the row.
-    let mut watcher = sqlx::PgConnection::connect(&url).await.unwrap();
-    wait_for_a_lock(&mut watcher, "the amendment").await;
-    sqlx::query("UPDATE declarations SET status = 'cleared' WHERE id = $1")
-        .bind(&original)
-        .execute(&mut *tx)
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
-
-    let id = match amendment.await.unwrap().unwrap() {
-        Submission::Stored(r) => r.interchange.id,
-        other => panic!("not stored: {other:?}"),
-    };
+    let amendment = cusdec("IC102", "LRN-R", "5", &["020130"]);
+    let id = amend_racing(&hub, &url, &original, "status = 'cleared'", amendment).await;
     let d = store.declarations_of(&id).await.unwrap();
     assert_eq!(d.len(), 1);
     assert_eq!(d[0].status, state::REJECTED);
@@ -951,6 +960,36 @@ async fn an_amendment_racing_a_decision_is_worked_out_again() {
     let old = store.declaration(&original).await.unwrap().unwrap();
     assert_eq!(old.status, state::CLEARED);
     // Nothing of the first attempt was kept: one interchange each.
+    assert_eq!(store.count(Table::Interchanges).await.unwrap(), 2);
+    store.close().await;
+    common::drop_pg_database(&name).await;
+}
+
+/// An amendment that races an officer's hold: it read its declaration in
+/// the green lane, but the hold put it in the red lane (awaiting permits,
+/// only the lane changes) before the amendment committed. The amendment
+/// is worked out again and keeps the red lane, as one sent after the hold
+/// does; before, it took the lane it had read and left examination.
+#[tokio::test]
+async fn an_amendment_racing_a_hold_keeps_the_red_lane() {
+    let Some((url, name)) = common::pg_database().await else {
+        return;
+    };
+    let hub = hub(&url, clearance("", 3600)).await;
+    let store = hub.intake.store().clone();
+    let d = submit(&hub, cusdec("IC111", "LRN-H", "9", &["020130"])).await;
+    assert_eq!(
+        (d[0].status.as_str(), d[0].lane.as_deref()),
+        (state::AWAITING_PERMITS, Some("green"))
+    );
+    let amendment = cusdec("IC112", "LRN-H", "5", &["020130"]);
+    let id = amend_racing(&hub, &url, &d[0].id, "lane = 'red'", amendment).await;
+    let a = store.declarations_of(&id).await.unwrap();
+    assert_eq!(
+        (a[0].status.as_str(), a[0].lane.as_deref()),
+        (state::AWAITING_PERMITS, Some("red"))
+    );
+    assert_eq!(status_of(&store, &d[0].id).await, state::AMENDED);
     assert_eq!(store.count(Table::Interchanges).await.unwrap(), 2);
     store.close().await;
     common::drop_pg_database(&name).await;

@@ -387,6 +387,7 @@ impl Clearance {
                 d.supersedes = Some(Supersede {
                     id: p.id.clone(),
                     from: state::CHANGEABLE.iter().map(|s| (*s).to_owned()).collect(),
+                    lane: None,
                     to: state::CANCELLED.into(),
                     detail: format!("cancelled by declaration {}", d.id),
                 });
@@ -402,6 +403,8 @@ impl Clearance {
                 d.supersedes = Some(Supersede {
                     id: p.id.clone(),
                     from: state::CHANGEABLE.iter().map(|s| (*s).to_owned()).collect(),
+                    // Its lane bounds the amendment's from below.
+                    lane: p.lane.clone(),
                     to: state::AMENDED.into(),
                     detail: format!("amended by declaration {}", d.id),
                 });

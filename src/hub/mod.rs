@@ -1252,6 +1252,7 @@ impl Intake {
                 let s = crate::store::Supersede {
                     id: replaced.id.clone(),
                     from: vec![clearance::state::ACCEPTED.to_owned()],
+                    lane: None,
                     to: to.to_owned(),
                     detail: format!("{} by cargo report {}", to, d.id),
                 };

@@ -127,6 +127,10 @@ pub struct Supersede {
     pub id: String,
     /// Only from one of these statuses (else the whole intake conflicts).
     pub from: Vec<String>,
+    /// Only while its risk lane is still this one (an amendment, which
+    /// takes its lane into account: an officer's hold committed after it
+    /// was read makes the intake conflict and read it again).
+    pub lane: Option<String>,
     pub to: String,
     pub detail: String,
 }
@@ -284,12 +288,17 @@ impl Store {
             // at the time the interchange was received.
             let now = Timestamp::now().to_string();
             let moved = self
-                .move_declaration(tx, &s.id, &s.from, &s.to, &now)
+                .move_declaration(tx, &s.id, &s.from, s.lane.as_deref(), &s.to, &now)
                 .await?;
             if !moved {
+                let lane = s
+                    .lane
+                    .as_deref()
+                    .map(|l| format!(" in the {l} lane"))
+                    .unwrap_or_default();
                 return Err(StoreError::StateChanged {
                     what: format!(
-                        "declaration {} is no longer {} (it changed while declaration {} was stored)",
+                        "declaration {} is no longer {}{lane} (it changed while declaration {} was stored)",
                         s.id,
                         s.from.join(" or "),
                         d.id
@@ -405,21 +414,28 @@ impl Store {
         tx: &mut Transaction<'static, Any>,
         id: &str,
         from: &[String],
+        lane: Option<&str>,
         to: &str,
         at: &str,
     ) -> Result<bool, StoreError> {
         let placeholders: Vec<String> = (0..from.len()).map(|i| format!("${}", i + 4)).collect();
-        let clause = if from.is_empty() {
+        let mut clause = if from.is_empty() {
             String::new()
         } else {
             format!(" AND status IN ({})", placeholders.join(", "))
         };
+        if lane.is_some() {
+            clause.push_str(&format!(" AND lane = ${}", from.len() + 4));
+        }
         let sql = self.sql(&format!(
             "UPDATE declarations SET status = $1, updated_at = $2 WHERE id = $3{clause}"
         ));
         let mut query = sqlx::query(&sql).bind(to).bind(at).bind(id);
         for f in from {
             query = query.bind(f);
+        }
+        if let Some(lane) = lane {
+            query = query.bind(lane);
         }
         Ok(query.execute(&mut **tx).await?.rows_affected() == 1)
     }
