@@ -359,6 +359,15 @@ async fn workflow(url: &str) {
     }
     let held = store.declaration(&d[0].id).await.unwrap().unwrap();
     assert_eq!(held.status, state::HELD);
+    // The trail: MFDS's answer (an event of its permit), then the
+    // milestone, named apart, then the hold.
+    let trail = kinds(&hub, &held.id).await;
+    let from = trail.iter().position(|k| k == "permit_refused");
+    assert_eq!(
+        from.map(|i| &trail[i..]),
+        Some(&["permit_refused", "permits_refused", "held"].map(String::from)[..]),
+        "{trail:?}"
+    );
     let last = store.responses_of(&held.id).await.unwrap().pop().unwrap();
     assert_eq!(last.status, state::HELD);
     // A CUSRES (D.96B): 1225 23 on hold, GIS 6 documents to be produced
@@ -723,7 +732,12 @@ async fn unanswered_permits_expire_and_hold_the_declaration() {
         2,
         "{kinds:?}"
     );
-    assert!(!kinds.iter().any(|k| k == "permit_refused"), "{kinds:?}");
+    assert!(
+        !kinds
+            .iter()
+            .any(|k| k == "permit_refused" || k == "permits_refused"),
+        "{kinds:?}"
+    );
     // Each agency is told on its permit queue that its request expired.
     let outbox = hub.intake.store().pending_outbox(10_000).await.unwrap();
     for p in &permits {

@@ -12,7 +12,7 @@
 //! received → validated → rejected
 //!                      → accepted → lane_assigned → awaiting_permits ─┬→ permits_granted → cleared (green, yellow)
 //!                                                 (no permit needed) ─┤                  → held    (red: examination)
-//!                                                                     ├→ permit_refused  → held    (an agency refused)
+//!                                                                     ├→ permits_refused → held    (an agency refused)
 //!                                                                     └→ permit_expired  → held    (no answer in time)
 //! held (examination) → released      cleared → released           (officer, POST …/release)
 //! cleared → examination_ordered → held (red)                       (officer, POST …/hold)
@@ -54,7 +54,9 @@ pub mod state {
     pub const EXAMINATION_ORDERED: &str = "examination_ordered";
     pub const AWAITING_PERMITS: &str = "awaiting_permits";
     pub const PERMITS_GRANTED: &str = "permits_granted";
-    pub const PERMIT_REFUSED: &str = "permit_refused";
+    /// The milestone: the declaration is held because an agency refused
+    /// (each permit's answer is an event of its own, `permit_refused`).
+    pub const PERMITS_REFUSED: &str = "permits_refused";
     pub const CLEARED: &str = "cleared";
     pub const HELD: &str = "held";
     pub const RELEASED: &str = "released";
@@ -652,14 +654,14 @@ impl Clearance {
                     .push(agency_notice(&p.agency, &p.id, "withdrawn", &notice));
             }
             change.withdraw_pending = !pending.is_empty();
-            // "permit_refused" only when an agency refused: an expiry is
+            // "permits_refused" only when an agency refused: an expiry is
             // recorded as such (`permit_expired`, per permit), and the
             // audit trail must not say that an agency refused what it
             // never answered.
             if refused.iter().any(|p| p.status != "expired") {
                 change
                     .events
-                    .push((state::PERMIT_REFUSED.into(), why.join("; ")));
+                    .push((state::PERMITS_REFUSED.into(), why.join("; ")));
             }
             change.events.push((
                 state::HELD.into(),

@@ -1121,7 +1121,7 @@ fn agency_view(
             | state::SCREENED
             | state::EXAMINATION_ORDERED
             | state::PERMITS_GRANTED
-            | state::PERMIT_REFUSED => false,
+            | state::PERMITS_REFUSED => false,
             // Milestones whose details name every agency's answer, the
             // lane or the officer: the milestone, not the detail.
             state::AWAITING_PERMITS | state::HELD | state::CLEARED | state::RELEASED => {
