@@ -25,6 +25,14 @@ fn cusdec(reference: &str, lrn: &str, function: &str, hs: &[&str]) -> Vec<u8> {
     common::cusdec(SENDER, reference, lrn, function, hs)
 }
 
+/// An EDIFACT answer with the lines of its free texts (FTX C108, cut at
+/// 70 characters, each space kept) joined again, and `?:` read as `:`.
+fn ftx_text(body: &str) -> String {
+    body.replace("?:", "\u{1}")
+        .replace(':', "")
+        .replace('\u{1}', ":")
+}
+
 fn repo(rel: &str) -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
 }
@@ -374,14 +382,15 @@ async fn workflow(url: &str) {
     // (the permit), and the refusal as an error group with the agency's
     // reason.
     assert_eq!(last.kind, "cusres");
-    for part in [
-        "BGM+963+LRN-C+23'",
-        "GIS+6'",
-        "ERC+HUB301::ZZZ'",
-        "refused by MFDS",
-    ] {
+    for part in ["BGM+963+LRN-C+23'", "GIS+6'", "ERC+HUB301::ZZZ'"] {
         assert!(last.body.contains(part), "{part} in {}", last.body);
     }
+    // Which goods the permit was for.
+    assert!(
+        ftx_text(&last.body).contains("refused by MFDS for goods item 1: residue"),
+        "{}",
+        last.body
+    );
     assert!(last.body.contains("residue"), "{}", last.body);
     // Goods without their permit are not released.
     let refused = hub
@@ -725,6 +734,11 @@ async fn unanswered_permits_expire_and_hold_the_declaration() {
         .pop()
         .unwrap();
     assert!(last.body.contains("ERC+HUB302::ZZZ'"), "{}", last.body);
+    assert!(
+        ftx_text(&last.body).contains(" for goods item 1 was not answered by "),
+        "{}",
+        last.body
+    );
     // The audit trail says the permits expired, not that an agency refused.
     let kinds = kinds(&hub, &held.id).await;
     assert_eq!(

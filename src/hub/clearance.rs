@@ -673,11 +673,14 @@ impl Clearance {
         let errors: Vec<Issue> = refused
             .iter()
             .map(|p| {
+                // The goods items it was for, so that the declarant knows
+                // which to correct or take out.
+                let goods = permit_goods(p);
                 let (code, text) = if p.status == "expired" {
                     (
                         Code::PermitExpired,
                         format!(
-                            "permit {} of {} was not answered by {}",
+                            "permit {} of {}{goods} was not answered by {}",
                             p.id, p.agency, p.due_at
                         ),
                     )
@@ -685,7 +688,7 @@ impl Clearance {
                     (
                         Code::PermitRefused,
                         format!(
-                            "permit {} refused by {}: {}",
+                            "permit {} refused by {}{goods}: {}",
                             p.id,
                             p.agency,
                             decision_reasons(p).join("; ")
@@ -1101,6 +1104,28 @@ pub fn permit_conditions(permits: &[StoredPermit]) -> Vec<String> {
         .collect()
 }
 
+/// The goods items a permit was requested for, as its answer names them
+/// (` for goods item 2`, ` for goods items 1, 3`); empty when its request
+/// named none or cannot be read.
+fn permit_goods(p: &StoredPermit) -> String {
+    #[derive(Deserialize)]
+    struct Goods {
+        #[serde(default)]
+        goods: Vec<u16>,
+    }
+    let goods = serde_json::from_str::<Goods>(&p.request_json)
+        .map(|g| g.goods)
+        .unwrap_or_default();
+    match goods.as_slice() {
+        [] => String::new(),
+        [one] => format!(" for goods item {one}"),
+        many => {
+            let listed: Vec<String> = many.iter().map(u16::to_string).collect();
+            format!(" for goods items {}", listed.join(", "))
+        }
+    }
+}
+
 fn decision_reasons(p: &StoredPermit) -> Vec<String> {
     let Some(decision) = p
         .decision_json
@@ -1133,4 +1158,42 @@ fn moment(now: Timestamp) -> Moment {
 /// carrier that sent it, on `tradehub.events` or over HTTP.
 pub fn lane_is_screening(target: &str) -> bool {
     target == "passenger_list"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn permit(request_json: &str) -> StoredPermit {
+        StoredPermit {
+            id: "P1".into(),
+            declaration_id: "D1".into(),
+            agency: "MFDS".into(),
+            rule: "r".into(),
+            status: "refused".into(),
+            requested_at: String::new(),
+            due_at: String::new(),
+            decided_at: None,
+            request_json: request_json.into(),
+            decision_json: None,
+        }
+    }
+
+    /// A refusal or expiry names the goods items its permit was for, as
+    /// the request sent to the agency listed them.
+    #[test]
+    fn a_permit_answer_names_its_goods_items() {
+        assert_eq!(
+            permit_goods(&permit(r#"{"goods": [2]}"#)),
+            " for goods item 2"
+        );
+        assert_eq!(
+            permit_goods(&permit(
+                r#"{"id": "P1", "goods": [1, 3, 12], "declaration": {}}"#
+            )),
+            " for goods items 1, 3, 12"
+        );
+        assert_eq!(permit_goods(&permit(r#"{"goods": []}"#)), "");
+        assert_eq!(permit_goods(&permit("not json")), "");
+    }
 }
