@@ -759,12 +759,24 @@ async fn requests_beyond_the_limit_are_shed_and_stalled_uploads_time_out() {
     hub.shut().await;
 }
 
+/// What the hub answered on `client` until it closed (10 s at most).
+async fn answer_of(client: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        client.read_to_end(&mut answer),
+    )
+    .await;
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
 /// An upload whose client stops sending and closes its side before the
 /// declared length is refused (400, `bad-body`) and recorded as HTTP400
 /// with its sender and the bytes that came, not the length it declared.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upload_closed_early_is_recorded_with_what_came() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let limit = 64 * 1024;
     let hub = served(
         HttpSettings {
@@ -783,13 +795,7 @@ async fn an_upload_closed_early_is_recorded_with_what_came() {
     );
     client.write_all(head.as_bytes()).await.unwrap();
     client.shutdown().await.unwrap();
-    let mut answer = Vec::new();
-    let _ = tokio::time::timeout(
-        std::time::Duration::from_secs(10),
-        client.read_to_end(&mut answer),
-    )
-    .await;
-    let answer = String::from_utf8_lossy(&answer);
+    let answer = answer_of(&mut client).await;
     assert!(
         answer.is_empty() || answer.starts_with("HTTP/1.1 400"),
         "{answer}"
@@ -835,13 +841,7 @@ async fn an_upload_closed_early_is_recorded_with_what_came() {
         }
     }
     let _ = client.write_all(b"0\r\n\r\n").await;
-    let mut answer = Vec::new();
-    let _ = tokio::time::timeout(
-        std::time::Duration::from_secs(10),
-        client.read_to_end(&mut answer),
-    )
-    .await;
-    let answer = String::from_utf8_lossy(&answer);
+    let answer = answer_of(&mut client).await;
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     let refusals = hub
         .store
