@@ -1305,38 +1305,23 @@ fn refusals_command(
     store_args: &StoreArgs,
 ) -> Result<u8, CliError> {
     let url = store_args.existing_url()?;
-    runtime()?.block_on(async move {
-        let refusals = admin_read(&url, async |store: &Store| {
-            store.refusal_list(partner, limit.max(1)).await
-        })
-        .await?;
-        let mut out = io::stdout().lock();
-        match format {
-            Format::Json => {
-                let json = serde_json::json!({ "refusals": refusals });
-                writeln!(out, "{json:#}").map_err(out_err)?;
-            }
-            Format::Text => {
-                for r in &refusals {
-                    let size = if r.size_bytes < 0 {
-                        "size unknown".to_owned()
-                    } else {
-                        format!("{} bytes", r.size_bytes)
-                    };
-                    writeln!(
-                        out,
-                        "{}  {}  {}  {}  {size}: {}",
-                        r.seq,
-                        r.at,
-                        r.partner_id.as_deref().unwrap_or("(sender unknown)"),
-                        r.code,
-                        r.detail
-                    )
-                    .map_err(out_err)?;
-                }
-            }
-        }
-        Ok(EXIT_VALID)
+    let refusals = runtime()?.block_on(admin_read(&url, async |store: &Store| {
+        store.refusal_list(partner, limit.max(1)).await
+    }))?;
+    print_listing("refusals", &refusals, format, |r| {
+        let size = if r.size_bytes < 0 {
+            "size unknown".to_owned()
+        } else {
+            format!("{} bytes", r.size_bytes)
+        };
+        format!(
+            "{}  {}  {}  {}  {size}: {}",
+            r.seq,
+            r.at,
+            r.partner_id.as_deref().unwrap_or("(sender unknown)"),
+            r.code,
+            r.detail
+        )
     })
 }
 
@@ -1348,35 +1333,43 @@ fn operator_log_command(
     store_args: &StoreArgs,
 ) -> Result<u8, CliError> {
     let url = store_args.existing_url()?;
-    runtime()?.block_on(async move {
-        let actions = admin_read(&url, async |store: &Store| {
-            store.operator_log(subject, limit.max(1)).await
-        })
-        .await?;
-        let mut out = io::stdout().lock();
-        match format {
-            Format::Json => {
-                let json = serde_json::json!({ "operator_log": actions });
-                writeln!(out, "{json:#}").map_err(out_err)?;
-            }
-            Format::Text => {
-                for a in &actions {
-                    let by = a
-                        .by_role
-                        .as_deref()
-                        .map(|role| format!(" (database role {role})"))
-                        .unwrap_or_default();
-                    writeln!(
-                        out,
-                        "{}  {}  {}  {}{by}: {}",
-                        a.seq, a.at, a.action, a.subject, a.detail
-                    )
-                    .map_err(out_err)?;
-                }
+    let actions = runtime()?.block_on(admin_read(&url, async |store: &Store| {
+        store.operator_log(subject, limit.max(1)).await
+    }))?;
+    print_listing("operator_log", &actions, format, |a| {
+        let by = a
+            .by_role
+            .as_deref()
+            .map(|role| format!(" (database role {role})"))
+            .unwrap_or_default();
+        format!(
+            "{}  {}  {}  {}{by}: {}",
+            a.seq, a.at, a.action, a.subject, a.detail
+        )
+    })
+}
+
+/// A listing an operator command read from the store: as JSON, the rows
+/// under `key`; as text, a `line` per row.
+fn print_listing<T: serde::Serialize>(
+    key: &str,
+    rows: &[T],
+    format: Format,
+    line: impl Fn(&T) -> String,
+) -> Result<u8, CliError> {
+    let mut out = io::stdout().lock();
+    match format {
+        Format::Json => {
+            let json = serde_json::json!({ key: rows });
+            writeln!(out, "{json:#}").map_err(out_err)?;
+        }
+        Format::Text => {
+            for row in rows {
+                writeln!(out, "{}", line(row)).map_err(out_err)?;
             }
         }
-        Ok(EXIT_VALID)
-    })
+    }
+    Ok(EXIT_VALID)
 }
 
 fn outbox_command(command: OutboxCommand) -> Result<u8, CliError> {

@@ -231,13 +231,13 @@ async fn admit(
     // body could not be read is: what it held and who sent it, as far as
     // known (the token is checked only then).
     let mut request = request;
-    let body_read = BodyRead::default();
     let token = bearer_token(request.headers());
     let declared = request
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
+    let body_read = BodyRead::new(declared);
     let submission = (request.method() == axum::http::Method::POST
         && request.uri().path() == "/v1/interchanges")
         .then(|| token.clone());
@@ -265,7 +265,7 @@ async fn admit(
         );
         if let Some(token) = submission {
             let code = crate::diag::Code::TooLarge.as_str().to_owned();
-            let size = i64::try_from(declared).unwrap_or(i64::MAX);
+            let size = body_read.too_large_size();
             record_unread(&admission.intake, token, size, code, &detail).await;
         }
         // An agency's answer too large: on record as its AMQP reply's
@@ -327,7 +327,7 @@ async fn admit(
                 && !body_read.whole.load(std::sync::atomic::Ordering::SeqCst)
             {
                 let code = format!("HTTP{}", StatusCode::REQUEST_TIMEOUT.as_u16());
-                let (size, of) = body_read.cut_off(declared);
+                let (size, of) = body_read.cut_off();
                 record_unread(
                     &admission.intake,
                     token,
@@ -361,21 +361,42 @@ fn bearer_token(headers: &HeaderMap) -> Option<String> {
         .filter(|token| !token.is_empty())
 }
 
-/// How far a submission's body was read: the bytes received so far, and
-/// whether it was read whole (set by the submission handler: a timeout
-/// after it is no cut-off upload).
-#[derive(Debug, Clone, Default)]
+/// How far a submission's body was read: the length it declared
+/// (Content-Length), the bytes received so far, and whether it was read
+/// whole (set by the submission handler: a timeout after it is no cut-off
+/// upload).
+#[derive(Debug, Clone)]
 struct BodyRead {
+    declared: Option<u64>,
     whole: Arc<std::sync::atomic::AtomicBool>,
     received: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl BodyRead {
+    fn new(declared: Option<u64>) -> BodyRead {
+        BodyRead {
+            declared,
+            whole: Arc::default(),
+            received: Arc::default(),
+        }
+    }
+
+    fn received(&self) -> u64 {
+        self.received.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The size a body too large is recorded with: the length it
+    /// declared, or (sent in chunks) what came before the limit stopped
+    /// it.
+    fn too_large_size(&self) -> i64 {
+        i64::try_from(self.declared.unwrap_or_else(|| self.received())).unwrap_or(i64::MAX)
+    }
+
     /// The size an upload cut off is recorded with, the bytes received,
     /// and what its refusal's detail says of it (of how many declared).
-    fn cut_off(&self, declared: Option<u64>) -> (i64, String) {
-        let received = self.received.load(std::sync::atomic::Ordering::SeqCst);
-        let of = match declared {
+    fn cut_off(&self) -> (i64, String) {
+        let received = self.received();
+        let of = match self.declared {
             Some(declared) => {
                 format!("{received} bytes received of the {declared} declared (Content-Length)")
             }
@@ -840,7 +861,6 @@ async fn authenticate(app: &App, headers: &HeaderMap) -> Result<Partner, Respons
 async fn post_interchange(
     State(app): State<Arc<App>>,
     Authenticated(partner): Authenticated,
-    headers: HeaderMap,
     body_read: Option<axum::Extension<BodyRead>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
@@ -853,38 +873,24 @@ async fn post_interchange(
         }
         Err(rejection) => {
             let status = rejection.status();
-            let declared = headers
-                .get(header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse::<u64>().ok());
+            let read = body_read.as_ref().map(|axum::Extension(read)| read);
+            let detail = body_detail(&rejection, app.max_body_bytes);
             // Too large: HUB413, as on the other transports; another body
             // that could not be read (a client that stopped sending) is
             // HTTP and its status, recorded with the bytes that came.
             let (code, size, detail) = if status == StatusCode::PAYLOAD_TOO_LARGE {
-                // Declared, or (sent in chunks) what came before the
-                // limit stopped it.
-                let size = match (declared, &body_read) {
-                    (Some(d), _) => i64::try_from(d).unwrap_or(i64::MAX),
-                    (None, Some(axum::Extension(read))) => read.cut_off(None).0,
-                    (None, None) => -1,
-                };
+                let size = read.map_or(-1, BodyRead::too_large_size);
                 (
                     crate::diag::Code::TooLarge.as_str().to_owned(),
                     size,
-                    body_detail(&rejection, app.max_body_bytes),
+                    detail,
                 )
             } else {
-                let (size, of) = match &body_read {
-                    Some(axum::Extension(read)) => read.cut_off(declared),
-                    None => (-1, String::new()),
-                };
-                let detail = body_detail(&rejection, app.max_body_bytes);
-                let detail = if of.is_empty() {
-                    detail
-                } else {
-                    format!("{detail}; {of}")
-                };
-                (format!("HTTP{}", status.as_u16()), size, detail)
+                let code = format!("HTTP{}", status.as_u16());
+                match read.map(BodyRead::cut_off) {
+                    Some((size, of)) => (code, size, format!("{detail}; {of}")),
+                    None => (code, -1, detail),
+                }
             };
             app.intake.count_refused_unread();
             if let Err(e) = app
