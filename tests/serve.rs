@@ -646,6 +646,113 @@ impl Served {
     }
 }
 
+/// The HTTP401 refusals recorded so far, waiting up to 10 s for `count`.
+async fn refused_401(store: &Store, count: usize) -> Vec<tradehub::store::StoredRefusal> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let rows: Vec<_> = store
+            .refusal_list(None, 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|r| r.code == "HTTP401")
+            .collect();
+        if rows.len() >= count || std::time::Instant::now() > deadline {
+            return rows;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// Requests without a partner's token are answered 401 and recorded: a
+/// tally per client address as each window ends (how many, with or
+/// without a token, when, the last request), counted on /metrics, not a
+/// row per request; those of a window cut short by shutdown are recorded
+/// as the server stops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_refused_401_are_recorded_per_address() {
+    let hub = served(
+        HttpSettings {
+            unauthorized_window: std::time::Duration::from_millis(500),
+            ..HttpSettings::default()
+        },
+        1000,
+    )
+    .await;
+    let addr = hub.addr;
+    let good = fixture("ok/cusdec-d96b-unoc.edi");
+    for _ in 0..3 {
+        let r = request(addr, "POST", "/v1/interchanges", None, &good).await;
+        assert_eq!(r.status, 401);
+    }
+    for _ in 0..2 {
+        let r = request(addr, "GET", "/v1/declarations", Some("th_wrong"), b"").await;
+        assert_eq!(r.status, 401);
+    }
+    // A partner's requests are not tallied.
+    let r = request(addr, "GET", "/v1/declarations", Some(&hub.token), b"").await;
+    assert_eq!(r.status, 200);
+    let rows = refused_401(&hub.store, 1).await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let row = &rows[0];
+    assert_eq!(row.partner_id, None);
+    assert_eq!(row.size_bytes, -1);
+    assert!(
+        // `at` a second, or `between` two (the store keeps seconds).
+        row.detail
+            .starts_with("5 requests refused (401) from 127.0.0.1 at ")
+            || row
+                .detail
+                .starts_with("5 requests refused (401) from 127.0.0.1 between "),
+        "{row:?}"
+    );
+    assert!(
+        row.detail.ends_with(
+            ": 3 without an API token, 2 with a token that is no partner's; the last: GET /v1/declarations"
+        ),
+        "{row:?}"
+    );
+    let metrics = request(addr, "GET", "/metrics", None, b"").await;
+    let metrics = String::from_utf8_lossy(&metrics.body);
+    assert!(
+        metrics.contains("\ntradehub_http_unauthorized_total 5\n"),
+        "{metrics}"
+    );
+    // The tally started over: nothing more is recorded while nothing more
+    // is refused.
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    let later = hub.store.refusal_list(None, 100).await.unwrap();
+    assert_eq!(later.len(), 1, "{later:?}");
+    hub.shut().await;
+
+    // A window cut short by shutdown.
+    let hub = served(HttpSettings::default(), 1000).await;
+    let r = request(hub.addr, "GET", "/v1/refusals", Some("th_wrong"), b"").await;
+    assert_eq!(r.status, 401);
+    let Served {
+        dir,
+        store,
+        stop,
+        task,
+        ..
+    } = hub;
+    // Not before the window (a minute) ends, or the server stops.
+    let early = store.refusal_list(None, 10).await.unwrap();
+    assert!(early.iter().all(|r| r.code != "HTTP401"), "{early:?}");
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+    let rows = refused_401(&store, 1).await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert!(
+        rows[0]
+            .detail
+            .starts_with("1 request refused (401) from 127.0.0.1 at "),
+        "{rows:?}"
+    );
+    store.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// A hub limited to one request at a time and two seconds per request:
 /// while a client uploads slowly (a body announced, a part sent, then
 /// nothing), a second request is answered 503 with Retry-After at once,

@@ -2015,6 +2015,7 @@ where
                     .or(file.max_connections)
                     .unwrap_or(HttpSettings::default().max_connections)
                     .max(1),
+                ..HttpSettings::default()
             };
             let relay_defaults = outbox::RelaySettings::default();
             let relay = outbox::RelaySettings {

@@ -70,6 +70,8 @@ pub struct Metrics {
     pub permit_decisions: AtomicU64,
     /// Permits that expired unanswered.
     pub permits_expired: AtomicU64,
+    /// HTTP requests refused for want of a partner's API token (401).
+    pub unauthorized: AtomicU64,
     /// Receipt of the bytes to the committed, acknowledged answer.
     pub submit_latency: Histogram,
     /// Drop-folder files answered but not movable out of `work/` (a gauge).
@@ -84,7 +86,7 @@ impl Metrics {
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let counters: [(&str, &str, &AtomicU64); 11] = [
+        let counters: [(&str, &str, &AtomicU64); 12] = [
             (
                 "tradehub_interchanges_received_total",
                 "Submissions received (all transports).",
@@ -139,6 +141,11 @@ impl Metrics {
                 "tradehub_permits_expired_total",
                 "Permit requests that expired without an answer.",
                 &self.permits_expired,
+            ),
+            (
+                "tradehub_http_unauthorized_total",
+                "HTTP requests refused 401: no API token, or one that is no partner's.",
+                &self.unauthorized,
             ),
         ];
         for (name, help, value) in counters {

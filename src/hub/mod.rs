@@ -853,6 +853,34 @@ impl Intake {
         Metrics::inc(&m.refused);
     }
 
+    /// Counts a request the HTTP API refused for want of a partner's API
+    /// token (401).
+    pub fn count_unauthorized(&self) {
+        Metrics::inc(&self.metrics().unauthorized);
+    }
+
+    /// Records requests the HTTP API refused for want of a partner's API
+    /// token (`HTTP401`, no partner, nothing read): `detail` says from
+    /// where, how many and when (see the HTTP adapter's tally).
+    pub async fn record_unauthorized(
+        &self,
+        detail: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.store
+            .refuse(&crate::store::Refusal {
+                partner_id: None,
+                at: now,
+                sha256: String::new(),
+                size_bytes: -1,
+                code: "HTTP401".to_owned(),
+                detail: detail.to_owned(),
+            })
+            .await?;
+        tracing::info!(%detail, "requests refused (401) recorded");
+        Ok(())
+    }
+
     /// Counts and records a submission a transport refused unread for its
     /// size (HUB413): who, when, how large, the hash of what was received
     /// when the transport holds it (empty otherwise), and why.

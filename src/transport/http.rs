@@ -44,6 +44,9 @@ pub struct HttpSettings {
     /// until one closes (file descriptors stay available for the store and
     /// the broker).
     pub max_connections: usize,
+    /// How long requests refused 401 are tallied per client address
+    /// before the tally is recorded in `refusals` (see [`Unauthorized`]).
+    pub unauthorized_window: std::time::Duration,
 }
 
 impl Default for HttpSettings {
@@ -54,6 +57,7 @@ impl Default for HttpSettings {
             request_timeout: std::time::Duration::from_secs(60),
             header_timeout: std::time::Duration::from_secs(10),
             max_connections: 1024,
+            unauthorized_window: std::time::Duration::from_secs(60),
         }
     }
 }
@@ -67,6 +71,185 @@ struct App {
     /// at most once a second however often `/metrics` is asked (it needs
     /// no token, and each read is two queries).
     gauges: tokio::sync::Mutex<Option<(tokio::time::Instant, Vec<Gauge>)>>,
+    /// Requests refused 401 since the tally was last recorded.
+    unauthorized: Arc<Unauthorized>,
+}
+
+/// Client addresses tallied apart in one window of requests refused 401;
+/// the requests of further addresses are tallied together.
+const UNAUTHORIZED_PEERS: usize = 64;
+
+/// Longest request path kept in a 401 tally.
+const UNAUTHORIZED_PATH_CHARS: usize = 200;
+
+/// Requests refused 401 (no API token, or one that is no partner's),
+/// tallied per client address and recorded in `refusals` once a window
+/// ends, and at shutdown: one row per address (`HTTP401`, no partner),
+/// at most [`UNAUTHORIZED_PEERS`] of them and one for the rest. A client
+/// trying tokens is on record with how often, when and what it asked
+/// for, while a flood of such requests costs a bounded number of writes
+/// and log lines, not one of each per request.
+#[derive(Debug, Default)]
+pub(crate) struct Unauthorized {
+    window: std::sync::Mutex<UnauthorizedWindow>,
+}
+
+#[derive(Debug, Default)]
+struct UnauthorizedWindow {
+    /// Per address, in the order first seen.
+    peers: Vec<(String, Tally)>,
+    /// The requests of addresses beyond the first [`UNAUTHORIZED_PEERS`].
+    others: Option<Tally>,
+}
+
+/// The requests refused 401 of one address (or of the others) in a window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Tally {
+    without_token: u64,
+    unknown_token: u64,
+    first: Timestamp,
+    last: Timestamp,
+    /// Method and path of the last one.
+    last_request: String,
+}
+
+impl Tally {
+    fn new(now: Timestamp) -> Tally {
+        Tally {
+            without_token: 0,
+            unknown_token: 0,
+            first: now,
+            last: now,
+            last_request: String::new(),
+        }
+    }
+
+    fn count(&self) -> u64 {
+        self.without_token + self.unknown_token
+    }
+
+    /// What the `refusals` row of the tally says; `from`: the address, or
+    /// what stands for the others.
+    fn detail(&self, from: &str) -> String {
+        let count = self.count();
+        let requests = if count == 1 { "request" } else { "requests" };
+        let when = if self.first == self.last {
+            format!("at {}", self.first)
+        } else {
+            format!("between {} and {}", self.first, self.last)
+        };
+        let mut why = Vec::new();
+        if self.without_token > 0 {
+            why.push(format!("{} without an API token", self.without_token));
+        }
+        if self.unknown_token > 0 {
+            why.push(format!(
+                "{} with a token that is no partner's",
+                self.unknown_token
+            ));
+        }
+        format!(
+            "{count} {requests} refused (401) from {from} {when}: {}; the last: {}",
+            why.join(", "),
+            self.last_request
+        )
+    }
+}
+
+impl Unauthorized {
+    /// Counts a request refused 401 from `peer` (`token`: it had one);
+    /// true for the address's first of the window, which is logged.
+    fn note(
+        &self,
+        peer: Option<std::net::IpAddr>,
+        token: bool,
+        method: &str,
+        path: &str,
+        now: Timestamp,
+    ) -> bool {
+        let mut window = match self.window.lock() {
+            Ok(window) => window,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let peer = peer.map_or_else(|| "an unknown address".to_owned(), |p| p.to_string());
+        let window = &mut *window;
+        let known = window.peers.iter().position(|(p, _)| *p == peer);
+        let (tally, first) = match known {
+            Some(i) => match window.peers.get_mut(i) {
+                Some((_, tally)) => (tally, false),
+                None => return false,
+            },
+            None if window.peers.len() < UNAUTHORIZED_PEERS => {
+                window.peers.push((peer, Tally::new(now)));
+                match window.peers.last_mut() {
+                    Some((_, tally)) => (tally, true),
+                    None => return false,
+                }
+            }
+            None => {
+                let first = window.others.is_none();
+                (window.others.get_or_insert_with(|| Tally::new(now)), first)
+            }
+        };
+        if token {
+            tally.unknown_token += 1;
+        } else {
+            tally.without_token += 1;
+        }
+        tally.last = now;
+        tally.last_request.clear();
+        tally.last_request.push_str(method);
+        tally.last_request.push(' ');
+        tally
+            .last_request
+            .extend(path.chars().take(UNAUTHORIZED_PATH_CHARS));
+        if path.chars().nth(UNAUTHORIZED_PATH_CHARS).is_some() {
+            tally.last_request.push('…');
+        }
+        first
+    }
+
+    /// The details of the window's tallies, which start over.
+    fn take(&self) -> Vec<String> {
+        let window = {
+            let mut window = match self.window.lock() {
+                Ok(window) => window,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            std::mem::take(&mut *window)
+        };
+        let mut details: Vec<String> = window
+            .peers
+            .iter()
+            .map(|(peer, tally)| tally.detail(peer))
+            .collect();
+        if let Some(others) = &window.others {
+            details.push(others.detail(&format!(
+                "addresses beyond the first {UNAUTHORIZED_PEERS} of the window"
+            )));
+        }
+        details
+    }
+
+    /// Records the window's tallies in `refusals`.
+    async fn record(&self, intake: &Intake) {
+        for detail in self.take() {
+            let recorded = tokio::time::timeout(
+                std::time::Duration::from_secs(5),
+                intake.record_unauthorized(&detail, Timestamp::now()),
+            )
+            .await;
+            match recorded {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, %detail, "requests refused (401) were not recorded");
+                }
+                Err(_) => {
+                    tracing::warn!(%detail, "requests refused (401) were not recorded in time");
+                }
+            }
+        }
+    }
 }
 
 /// A gauge of `/metrics`: name, help, value.
@@ -77,10 +260,17 @@ const GAUGES_FRESH: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The router of the hub's HTTP API.
 pub fn router(intake: Intake, settings: HttpSettings) -> Router {
+    routes(intake, settings, Arc::default())
+}
+
+/// [`router`], tallying the requests it refuses 401 in `unauthorized`
+/// (which the server records: see [`Unauthorized`]).
+fn routes(intake: Intake, settings: HttpSettings, unauthorized: Arc<Unauthorized>) -> Router {
     let app = Arc::new(App {
         intake: intake.clone(),
         max_body_bytes: settings.max_body_bytes,
         gauges: tokio::sync::Mutex::new(None),
+        unauthorized,
     });
     Router::new()
         .route("/v1/interchanges", post(post_interchange))
@@ -496,7 +686,22 @@ async fn serve_on<F>(
 where
     F: Future<Output = ()> + Send + 'static,
 {
-    let router = router(intake, settings);
+    let unauthorized = Arc::new(Unauthorized::default());
+    let router = routes(intake.clone(), settings, unauthorized.clone());
+    // The 401 tallies are recorded as each window ends, and at shutdown.
+    let tallies = {
+        let unauthorized = unauthorized.clone();
+        let intake = intake.clone();
+        let window = settings
+            .unauthorized_window
+            .max(std::time::Duration::from_millis(10));
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(window).await;
+                unauthorized.record(&intake).await;
+            }
+        })
+    };
     let slots = Arc::new(tokio::sync::Semaphore::new(settings.max_connections.max(1)));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
@@ -562,6 +767,8 @@ where
             drain.as_secs()
         );
     }
+    tallies.abort();
+    unauthorized.record(&intake).await;
     Ok(())
 }
 
@@ -824,13 +1031,26 @@ impl axum::extract::FromRequestParts<Arc<App>> for Authenticated {
         if let Err(refused) = &authenticated
             && refused.status() == StatusCode::UNAUTHORIZED
         {
-            let peer = parts.extensions.get::<Peer>().map(|p| p.0.to_string());
-            tracing::warn!(
-                peer = %peer.as_deref().unwrap_or("-"),
-                method = %parts.method,
-                path = %parts.uri.path(),
-                "request refused (401): no API token, or one that is not (or no longer) a partner's"
+            app.intake.count_unauthorized();
+            let peer = parts.extensions.get::<Peer>().map(|p| p.0);
+            let first = app.unauthorized.note(
+                peer.map(|p| p.ip()),
+                bearer_token(&parts.headers).is_some(),
+                parts.method.as_str(),
+                parts.uri.path(),
+                Timestamp::now(),
             );
+            // The first of an address in a window is logged; all are
+            // tallied and recorded as the window ends.
+            if first {
+                tracing::warn!(
+                    peer = %peer.map_or_else(|| "-".to_owned(), |p| p.to_string()),
+                    method = %parts.method,
+                    path = %parts.uri.path(),
+                    "request refused (401): no API token, or one that is not (or no longer) a partner's; \
+                     further ones from this address are tallied and recorded in refusals (HTTP401)"
+                );
+            }
         }
         authenticated.map(Authenticated)
     }
@@ -2061,6 +2281,77 @@ async fn readyz(State(app): State<Arc<App>>) -> Response {
 mod tests {
     use super::*;
     use tower::ServiceExt;
+
+    #[test]
+    fn requests_refused_401_are_tallied_per_address_and_bounded() {
+        let unauthorized = Unauthorized::default();
+        let at = |secs: i64| Timestamp::from_unix(1_790_000_000 + secs);
+        let a: std::net::IpAddr = "203.0.113.9".parse().unwrap();
+        let b: std::net::IpAddr = "2001:db8::7".parse().unwrap();
+        // The first of an address is the one logged.
+        assert!(unauthorized.note(Some(a), false, "POST", "/v1/interchanges", at(0)));
+        assert!(!unauthorized.note(Some(a), true, "GET", "/v1/declarations", at(5)));
+        assert!(!unauthorized.note(Some(a), false, "GET", "/v1/refusals", at(9)));
+        assert!(unauthorized.note(Some(b), true, "GET", "/v1/declarations", at(7)));
+        assert!(unauthorized.note(None, false, "GET", "/metricz", at(8)));
+        let details = unauthorized.take();
+        assert_eq!(
+            details,
+            [
+                format!(
+                    "3 requests refused (401) from 203.0.113.9 between {} and {}: 2 without an \
+                     API token, 1 with a token that is no partner's; the last: GET /v1/refusals",
+                    at(0),
+                    at(9)
+                ),
+                format!(
+                    "1 request refused (401) from 2001:db8::7 at {}: 1 with a token that is no \
+                     partner's; the last: GET /v1/declarations",
+                    at(7)
+                ),
+                format!(
+                    "1 request refused (401) from an unknown address at {}: 1 without an API \
+                     token; the last: GET /metricz",
+                    at(8)
+                ),
+            ]
+        );
+        // Taken, the window starts over.
+        assert!(unauthorized.take().is_empty());
+        assert!(unauthorized.note(Some(a), false, "GET", "/", at(10)));
+
+        // However many addresses, a window holds a bounded number of
+        // tallies: the first 64 addresses, then one for the rest.
+        let unauthorized = Unauthorized::default();
+        let mut logged = 0;
+        for i in 0..1000u32 {
+            let peer = std::net::IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i));
+            for _ in 0..2 {
+                logged += usize::from(unauthorized.note(Some(peer), true, "GET", "/", at(1)));
+            }
+        }
+        assert_eq!(logged, UNAUTHORIZED_PEERS + 1);
+        let details = unauthorized.take();
+        assert_eq!(details.len(), UNAUTHORIZED_PEERS + 1);
+        assert!(details[0].starts_with("2 requests refused (401) from 10.0.0.0 at "));
+        let rest = details.last().unwrap();
+        assert!(
+            rest.starts_with(&format!(
+                "{} requests refused (401) from addresses beyond the first 64 of the window",
+                2 * (1000 - UNAUTHORIZED_PEERS)
+            )),
+            "{rest}"
+        );
+
+        // A long path is cut.
+        let long = format!("/v1/{}", "x".repeat(5000));
+        unauthorized.note(Some(a), false, "GET", &long, at(2));
+        let detail = unauthorized.take().pop().unwrap();
+        assert!(
+            detail.ends_with(&format!("the last: GET /v1/{}…", "x".repeat(196))),
+            "{detail}"
+        );
+    }
 
     /// A hub's intake on a fresh embedded store, with partner `P` whose
     /// token is returned.
