@@ -1526,6 +1526,29 @@ async fn officers_hold_goods_for_examination() {
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(r.json()["declaration"]["status"], "awaiting_permits");
     assert_eq!(r.json()["declaration"]["lane"], "red");
+    // The sender is told at once that the goods are to be examined (a
+    // CUSRES on hold, goods required for examination), not who ordered
+    // it or why; once.
+    let r = request(
+        addr,
+        "POST",
+        &format!("/v1/declarations/{waiting}/hold"),
+        token("officer"),
+        why,
+    )
+    .await;
+    assert_eq!(r.json()["repeated"], true);
+    let sender_view = read(waiting.clone(), "KRBROKER01").await;
+    assert_eq!(sender_view["declaration"]["status"], "awaiting_permits");
+    assert_eq!(
+        kinds(&sender_view, "responses", "status"),
+        ["awaiting_permits", "examination_ordered"]
+    );
+    let told = sender_view["responses"][1]["body"].as_str().unwrap();
+    assert!(told.contains("BGM+961+HOLD0002+23'"), "{told}");
+    assert!(told.contains("GIS+5'"), "{told}");
+    assert!(told.contains("status examination_ordered"), "{told}");
+    assert!(!told.contains("intelligence"), "{told}");
     // The agency reads neither the order nor the lane.
     let agency_view = read(waiting.clone(), "kmdia-desk").await;
     assert!(
@@ -1546,7 +1569,7 @@ async fn officers_hold_goods_for_examination() {
     assert_eq!(d["declaration"]["status"], "held");
     assert_eq!(
         kinds(&d, "responses", "status"),
-        ["awaiting_permits", "held"]
+        ["awaiting_permits", "examination_ordered", "held"]
     );
     hub.stop().await;
 }

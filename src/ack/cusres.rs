@@ -42,6 +42,7 @@
 //! | released | 29 | AP | 4 goods released |
 //! | cleared or released on permits given with conditions (listed in `FTX+AAX`) | 29 | CA conditionally accepted | 66 accepted, with comments (cleared), 4 (released) |
 //! | held for examination (no errors listed) | 23 transaction on hold | — | 5 goods required for examination |
+//! | examination ordered (while permits are awaited; held once they are given) | 23 | — | 5 |
 //! | held for a permit refused or not answered (listed) | 23 | — | 6 all documents or as specified to be produced |
 //! | anything else | 11 response | — | none (the status is in FTX) |
 
@@ -91,6 +92,9 @@ pub fn status_codes(status: &str, has_errors: bool) -> StatusCodes {
         // listed, because a permit was refused or not answered in time.
         "held" if has_errors => ("23", None, Some("6")),
         "held" => ("23", None, Some("5")),
+        // The goods are to be examined; permits are still awaited (held
+        // once they are given).
+        "examination_ordered" => ("23", None, Some("5")),
         _ => ("11", None, None),
     };
     StatusCodes {

@@ -16,7 +16,7 @@
 //!                                                                     └→ permit_expired  → held    (no answer in time)
 //! held (examination) → released      cleared → released           (officer, POST …/release)
 //! cleared → examination_ordered → held (red)                       (officer, POST …/hold)
-//! awaiting_permits → examination_ordered (red: held once the permits are granted)
+//! awaiting_permits → examination_ordered (red: the sender told at once, held once the permits are granted)
 //! awaiting_permits | held → amended  (a later amendment with the same LRN)
 //! awaiting_permits | held → cancelled (a cancellation with the same LRN)
 //! ```
@@ -773,7 +773,11 @@ impl Clearance {
     /// it out of examination. A cleared declaration is held at once and
     /// its sender told (numbered after the `answered` responses, on the
     /// `conditions` of its permits); one still awaiting permits is held
-    /// once they are granted, as any red-lane declaration. Who ordered it
+    /// once they are granted, as any red-lane declaration, and its sender
+    /// is told now that the goods are to be examined (answer
+    /// `examination_ordered`, on no conditions: the permits are not all
+    /// given), so that the examination can be arranged while the agencies
+    /// decide. Who ordered it
     /// and why is an event for officers only
     /// ([`state::EXAMINATION_ORDERED`]); the lane and the hold say
     /// "ordered by customs". One red already (held, or to be held once its
@@ -810,6 +814,9 @@ impl Clearance {
             ));
             change.status = Some(state::HELD.into());
             let answer = (state::HELD, &[][..], conditions);
+            self.answer_stored(&mut change, declaration, answer, answered, now);
+        } else if declaration.status == state::AWAITING_PERMITS {
+            let answer = (state::EXAMINATION_ORDERED, &[][..], &[][..]);
             self.answer_stored(&mut change, declaration, answer, answered, now);
         }
         change

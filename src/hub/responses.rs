@@ -135,6 +135,7 @@ fn wco_response(
         state::RELEASED => ResponseFunction::Released,
         state::CANCELLED => ResponseFunction::Cancelled,
         state::HELD if !errors.iter().any(Issue::is_error) => ResponseFunction::UnderControl,
+        state::EXAMINATION_ORDERED => ResponseFunction::UnderControl,
         state::HELD => ResponseFunction::DocumentsRequired,
         _ => ResponseFunction::Accepted,
     };
@@ -268,6 +269,7 @@ mod tests {
             (state::CLEARED, &[][..], 9),
             (state::CANCELLED, &[][..], 10),
             (state::AWAITING_PERMITS, &warned[..], 1),
+            (state::EXAMINATION_ORDERED, &[][..], 5),
         ]
         .into_iter()
         .enumerate()
@@ -287,7 +289,7 @@ mod tests {
                 );
             }
         }
-        assert_eq!(references.len(), 9, "{references:?}");
+        assert_eq!(references.len(), 10, "{references:?}");
     }
 
     /// The conditions of permits given with conditions reach an XML sender
