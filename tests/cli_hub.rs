@@ -578,8 +578,10 @@ fn a_partner_token_can_be_replaced() {
 fn a_partner_can_be_suspended_and_reinstated() {
     let dir = std::env::temp_dir().join(format!("tradehub-cli-suspend-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
+    // The operator log names who ran each command: TRADEHUB_OPERATOR.
     let run = |args: &[&str]| {
         bin()
+            .env("TRADEHUB_OPERATOR", "ops-kim")
             .args(args)
             .arg("--data-dir")
             .arg(&dir)
@@ -681,19 +683,25 @@ fn a_partner_can_be_suspended_and_reinstated() {
         stdout(&taken),
         String::from_utf8_lossy(&taken.stderr)
     );
-    // Every change an operator made is on the operator log, newest first;
-    // the refused attempts (a blank reason, an unknown partner) are not.
-    assert_eq!(
-        run(&["partner", "token", "KRBROKER01"]).status.code(),
-        Some(0)
-    );
+    // Every change an operator made is on the operator log, newest first,
+    // with who made it; the refused attempts (a blank reason, an unknown
+    // partner) are not. Without TRADEHUB_OPERATOR, the login name.
+    let reissued = bin()
+        .env_remove("TRADEHUB_OPERATOR")
+        .env_remove("SUDO_USER")
+        .env("USER", "lee")
+        .args(["partner", "token", "KRBROKER01", "--data-dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(reissued.status.code(), Some(0));
     let log = stdout(&run(&["operator-log"]));
     let actions: Vec<(&str, &str)> = log
         .lines()
         .map(|l| {
             let mut fields = l.split("  ").skip(2);
             let action = fields.next().unwrap();
-            let subject = fields.next().unwrap().split(':').next().unwrap();
+            let subject = fields.next().unwrap().split(" (by ").next().unwrap();
             (action, subject)
         })
         .collect();
@@ -710,15 +718,19 @@ fn a_partner_can_be_suspended_and_reinstated() {
         "{log}"
     );
     assert!(
-        log.contains("partner_suspended  KRBROKER01: licence withdrawn\n"),
+        log.contains("partner_suspended  KRBROKER01 (by ops-kim): licence withdrawn\n"),
         "{log}"
     );
     assert!(
-        log.contains("partner_reinstated  KRBROKER01: suspended since 20"),
+        log.contains("partner_reinstated  KRBROKER01 (by ops-kim): suspended since 20"),
         "{log}"
     );
     assert!(
-        log.contains("role_changed  kmdia-desk: acts for KMDIA (before: no agency)"),
+        log.contains("role_changed  kmdia-desk (by ops-kim): acts for KMDIA (before: no agency)"),
+        "{log}"
+    );
+    assert!(
+        log.contains("token_issued  KRBROKER01 (by lee): a new API token"),
         "{log}"
     );
     let json: serde_json::Value = serde_json::from_slice(
@@ -734,6 +746,7 @@ fn a_partner_can_be_suspended_and_reinstated() {
     .unwrap();
     assert_eq!(json["operator_log"].as_array().map(Vec::len), Some(2));
     assert_eq!(json["operator_log"][1]["detail"], "named KMDIA desk");
+    assert_eq!(json["operator_log"][1]["operator"], "ops-kim");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -610,6 +610,7 @@ async fn the_operator_lists_and_retries_parked_messages() {
 
     let run = |args: &[&str]| {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_tradehub"))
+            .env("TRADEHUB_OPERATOR", "ops-lim")
             .args(args)
             .arg("--data-dir")
             .arg(&dir)
@@ -656,7 +657,7 @@ async fn the_operator_lists_and_retries_parked_messages() {
     assert_eq!(log.lines().count(), 1, "{log}");
     assert!(
         log.contains(&format!(
-            "  outbox_retried  outbox {seq}: c-bad to tradehub.permits permit.C after 1 attempt(s), parked since 20"
+            "  outbox_retried  outbox {seq} (by ops-lim): c-bad to tradehub.permits permit.C after 1 attempt(s), parked since 20"
         )),
         "{log}"
     );

@@ -162,6 +162,63 @@ async fn the_write_probe_keeps_one_row() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// On SQLite, which has no session settings, the operator's name reaches
+/// the log's triggers through a row that lives only inside the change's
+/// transaction: the changes of a handle with a name carry it, those made
+/// otherwise carry none, and no name is left behind.
+#[tokio::test]
+async fn operator_names_are_logged_on_sqlite() {
+    let dir = std::env::temp_dir().join(format!(
+        "tradehub-operator-{}",
+        uuid::Uuid::now_v7().simple()
+    ));
+    let url = Store::embedded_url(&dir).unwrap();
+    let named = Store::open(&url).await.unwrap().with_operator("ops-kim");
+    let now = tradehub::timestamp::Timestamp::now();
+    named
+        .add_partner("KRBROKER01", "Hanbit", "hash-1", now)
+        .await
+        .unwrap();
+    named
+        .set_partner_suspension("KRBROKER01", Some("audit"), now)
+        .await
+        .unwrap();
+    let nameless = Store::open(&url).await.unwrap();
+    nameless.add_trader_id("KRBROKER01", "KR1").await.unwrap();
+    nameless.close().await;
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    sqlx::query("UPDATE partners SET agency = 'MFDS' WHERE id = 'KRBROKER01'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    named.add_trader_id("KRBROKER01", "KR2").await.unwrap();
+    let (left,): (i64,) = sqlx::query_as("SELECT count(*) FROM operator_actor")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
+    let log = named.operator_log(None, 10).await.unwrap();
+    let who: Vec<(&str, Option<&str>)> = log
+        .iter()
+        .rev()
+        .map(|a| (a.action.as_str(), a.operator.as_deref()))
+        .collect();
+    assert_eq!(
+        who,
+        [
+            ("partner_added", Some("ops-kim")),
+            ("partner_suspended", Some("ops-kim")),
+            ("trader_added", None),
+            ("role_changed", None),
+            ("trader_added", Some("ops-kim")),
+        ],
+        "{log:#?}"
+    );
+    pool.close().await;
+    named.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// What operators change is logged by the store itself, in the change's
 /// transaction, on PostgreSQL with the database role that made it: a
 /// partner added, its token issued again, its role, its suspension and
@@ -176,7 +233,7 @@ async fn operator_changes_are_logged_on_postgres() {
     let Some((url, name)) = common::pg_database().await else {
         return;
     };
-    let store = Store::open(&url).await.unwrap();
+    let store = Store::open(&url).await.unwrap().with_operator("ops-kim");
     let now = Timestamp::now();
     store
         .add_partner("KRBROKER01", "Hanbit", "hash-1", now)
@@ -278,6 +335,10 @@ async fn operator_changes_are_logged_on_postgres() {
     );
     assert!(log.iter().all(|a| a.by_role.is_some()), "{log:#?}");
     assert!(
+        log.iter().all(|a| a.operator.as_deref() == Some("ops-kim")),
+        "{log:#?}"
+    );
+    assert!(
         log.iter().all(|a| Timestamp::parse(&a.at).is_some()),
         "{log:#?}"
     );
@@ -298,6 +359,36 @@ async fn operator_changes_are_logged_on_postgres() {
         let refused = sqlx::query(sql).execute(&mut conn).await.unwrap_err();
         assert!(refused.to_string().contains("append-only"), "{refused}");
     }
+    // A change made otherwise (by hand, or by a handle that names no one)
+    // is logged without a name.
+    sqlx::query("UPDATE partners SET agency = 'MFDS' WHERE id = 'KRBROKER01'")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let nameless = Store::open(&url).await.unwrap();
+    nameless
+        .add_trader_id("KRBROKER01", "KR7654321")
+        .await
+        .unwrap();
+    nameless.close().await;
+    sqlx::query("UPDATE partners SET agency = NULL WHERE id = 'KRBROKER01'")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let newest = store.operator_log(None, 3).await.unwrap();
+    let who: Vec<(&str, Option<&str>)> = newest
+        .iter()
+        .map(|a| (a.action.as_str(), a.operator.as_deref()))
+        .collect();
+    assert_eq!(
+        who,
+        [
+            ("role_changed", None),
+            ("trader_added", None),
+            ("role_changed", None),
+        ],
+        "{newest:#?}"
+    );
     conn.close().await.unwrap();
     store.close().await;
     common::drop_pg_database(&name).await;

@@ -789,11 +789,36 @@ fn status(id: &str, client: &ClientArgs, format: Format) -> Result<u8, CliError>
 }
 
 /// The store at `url`, opened for an operator's command (see
-/// [`Store::open_for_admin`]).
+/// [`Store::open_for_admin`]): what it changes is recorded in the operator
+/// log in the name of [`operator_name`].
 async fn admin_store(url: &str) -> Result<Store, CliError> {
     Store::open_for_admin(url)
         .await
+        .map(|store| store.with_operator(&operator_name()))
         .map_err(|e| CliError::Usage(format!("store: {e}")))
+}
+
+/// Who runs an operator's command, for the operator log:
+/// `TRADEHUB_OPERATOR` when set (a name of the organisation's choosing),
+/// else the login name (`SUDO_USER` first, so that a command run with sudo
+/// names who ran it, not root; then `USER`, `LOGNAME`), else none.
+fn operator_name() -> String {
+    operator_name_from(|key| std::env::var(key).ok())
+}
+
+fn operator_name_from(var: impl Fn(&str) -> Option<String>) -> String {
+    ["TRADEHUB_OPERATOR", "SUDO_USER", "USER", "LOGNAME"]
+        .into_iter()
+        .filter_map(var)
+        .map(|name| {
+            name.trim()
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(100)
+                .collect::<String>()
+        })
+        .find(|name| !name.is_empty())
+        .unwrap_or_default()
 }
 
 /// What `read` reads from the store at `url`, opened for an operator's
@@ -1337,11 +1362,12 @@ fn operator_log_command(
         store.operator_log(subject, limit.max(1)).await
     }))?;
     print_listing("operator_log", &actions, format, |a| {
-        let by = a
-            .by_role
-            .as_deref()
-            .map(|role| format!(" (database role {role})"))
-            .unwrap_or_default();
+        let by = match (a.operator.as_deref(), a.by_role.as_deref()) {
+            (Some(name), Some(role)) => format!(" (by {name}, database role {role})"),
+            (Some(name), None) => format!(" (by {name})"),
+            (None, Some(role)) => format!(" (database role {role})"),
+            (None, None) => String::new(),
+        };
         format!(
             "{}  {}  {}  {}{by}: {}",
             a.seq, a.at, a.action, a.subject, a.detail
@@ -3418,4 +3444,46 @@ fn contrl_options(parsed: &edifact::Parsed, t: Timestamp) -> contrl::Options {
         t.second
     );
     contrl::Options::at(t, parsed.interchange.syntax_version == "4", unique)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::operator_name_from;
+
+    #[test]
+    fn the_operator_is_named_by_choice_else_by_login() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |key: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == key)
+                    .map(|(_, v)| (*v).to_owned())
+            }
+        };
+        assert_eq!(
+            operator_name_from(env(&[("TRADEHUB_OPERATOR", "ops-kim"), ("USER", "root")])),
+            "ops-kim"
+        );
+        // sudo: who ran it, not root.
+        assert_eq!(
+            operator_name_from(env(&[("SUDO_USER", "lee"), ("USER", "root")])),
+            "lee"
+        );
+        assert_eq!(operator_name_from(env(&[("USER", "park")])), "park");
+        assert_eq!(operator_name_from(env(&[("LOGNAME", "choi")])), "choi");
+        // Blank names are none; control characters and length are cut.
+        assert_eq!(
+            operator_name_from(env(&[("TRADEHUB_OPERATOR", "  "), ("USER", "park")])),
+            "park"
+        );
+        assert_eq!(
+            operator_name_from(env(&[("TRADEHUB_OPERATOR", "a\nb\u{7}c")])),
+            "abc"
+        );
+        let long: &'static str = Box::leak("x".repeat(500).into_boxed_str());
+        let pairs: &'static [(&'static str, &'static str)] =
+            Box::leak(vec![("TRADEHUB_OPERATOR", long)].into_boxed_slice());
+        assert_eq!(operator_name_from(env(pairs)).len(), 100);
+        assert_eq!(operator_name_from(env(&[])), "");
+    }
 }

@@ -643,11 +643,13 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let _writing = self.write_lock().await;
         let sql = self.sql("UPDATE partners SET agency = $1 WHERE id = $2");
+        let mut tx = self.begin_operator().await?;
         let done = sqlx::query(&sql)
             .bind(agency.map(str::to_owned))
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        self.commit_operator(tx).await?;
         Ok(done.rows_affected() == 1)
     }
 

@@ -538,6 +538,10 @@ pub struct OperatorAction {
     pub detail: String,
     /// The database role that made the change (PostgreSQL only).
     pub by_role: Option<String>,
+    /// Who made it, as the operator command that made it named them
+    /// (`TRADEHUB_OPERATOR`, else the login name that ran it); none for a
+    /// change made otherwise (SQL by hand) or before the log kept names.
+    pub operator: Option<String>,
 }
 
 /// How often an interchange was repeated, of one kind (see
@@ -565,6 +569,9 @@ pub struct Store {
     committer: Option<mpsc::Sender<InsertJob>>,
     /// What the group committers did, for `/metrics`.
     group_commits: Arc<GroupCounters>,
+    /// Who an operator's changes through this handle are made by, for the
+    /// operator log (see [`with_operator`](Self::with_operator)).
+    operator: Option<Arc<str>>,
 }
 
 /// Counters of the group committers.
@@ -771,6 +778,7 @@ impl Store {
             writer: Arc::new(tokio::sync::Mutex::new(())),
             committer: None,
             group_commits: Arc::default(),
+            operator: None,
         };
         // Group commit: the interchanges that arrive while one transaction
         // commits are written together in the next (one fsync for all).
@@ -896,6 +904,51 @@ impl Store {
     }
 
     /// Held by a write transaction on SQLite (see `writer`).
+    /// This handle, making the changes the operator log records (partners,
+    /// tokens, roles, suspensions, trader identifiers, outbox retries, the
+    /// broker record) in the name of `operator`, which the log keeps beside
+    /// what changed. An empty name names no one.
+    pub fn with_operator(mut self, operator: &str) -> Store {
+        self.operator = (!operator.trim().is_empty()).then(|| Arc::from(operator.trim()));
+        self
+    }
+
+    /// Begins a transaction for an operator's change: one that names the
+    /// operator, if this handle has one, to the operator log's triggers
+    /// (PostgreSQL: the transaction's `tradehub.operator` setting; SQLite,
+    /// which has none: the row of `operator_actor`, which
+    /// [`commit_operator`](Self::commit_operator) deletes again, so that
+    /// no other transaction sees it).
+    async fn begin_operator(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        if let Some(operator) = &self.operator {
+            let sql = match self.backend {
+                Backend::Postgres => "SELECT set_config('tradehub.operator', $1, true)",
+                Backend::Sqlite => "INSERT INTO operator_actor (id, name) VALUES (1, $1)",
+            };
+            sqlx::query(&self.sql(sql))
+                .bind(operator.to_string())
+                .execute(&mut *tx)
+                .await?;
+        }
+        Ok(tx)
+    }
+
+    /// Commits an operator's change begun with
+    /// [`begin_operator`](Self::begin_operator).
+    async fn commit_operator(
+        &self,
+        mut tx: sqlx::Transaction<'static, sqlx::Any>,
+    ) -> Result<(), StoreError> {
+        if self.operator.is_some() && self.backend == Backend::Sqlite {
+            sqlx::query("DELETE FROM operator_actor")
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn write_lock(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
         match self.backend {
             Backend::Sqlite => Some(self.writer.lock().await),
@@ -974,12 +1027,13 @@ impl Store {
         let _writing = self.write_lock().await;
         let sql = self
             .sql("INSERT INTO partners (id, name, token_hash, created_at) VALUES ($1, $2, $3, $4)");
+        let mut tx = self.begin_operator().await?;
         sqlx::query(&sql)
             .bind(id)
             .bind(name)
             .bind(token_hash)
             .bind(at.to_string())
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(|e| match StoreError::from(e) {
                 StoreError::Conflict { .. } => StoreError::Conflict {
@@ -987,7 +1041,7 @@ impl Store {
                 },
                 other => other,
             })?;
-        Ok(())
+        self.commit_operator(tx).await
     }
 
     /// Replaces a partner's API token (its hash); false when there is no
@@ -996,11 +1050,13 @@ impl Store {
     pub async fn set_partner_token(&self, id: &str, token_hash: &str) -> Result<bool, StoreError> {
         let _writing = self.write_lock().await;
         let sql = self.sql("UPDATE partners SET token_hash = $1 WHERE id = $2");
+        let mut tx = self.begin_operator().await?;
         let done = sqlx::query(&sql)
             .bind(token_hash)
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        self.commit_operator(tx).await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -1014,6 +1070,7 @@ impl Store {
         at: Timestamp,
     ) -> Result<bool, StoreError> {
         let _writing = self.write_lock().await;
+        let mut tx = self.begin_operator().await?;
         let done = match reason {
             Some(reason) => {
                 let sql = self.sql(
@@ -1024,16 +1081,17 @@ impl Store {
                     .bind(at.to_string())
                     .bind(reason)
                     .bind(id)
-                    .execute(&self.pool)
+                    .execute(&mut *tx)
                     .await?
             }
             None => {
                 let sql = self.sql(
                     "UPDATE partners SET suspended_at = NULL, suspended_reason = NULL WHERE id = $1",
                 );
-                sqlx::query(&sql).bind(id).execute(&self.pool).await?
+                sqlx::query(&sql).bind(id).execute(&mut *tx).await?
             }
         };
+        self.commit_operator(tx).await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -1045,12 +1103,13 @@ impl Store {
             "INSERT INTO partner_trader_ids (partner_id, trader_id) VALUES ($1, $2) \
              ON CONFLICT (partner_id, trader_id) DO NOTHING",
         );
+        let mut tx = self.begin_operator().await?;
         sqlx::query(&sql)
             .bind(partner_id)
             .bind(trader_id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
-        Ok(())
+        self.commit_operator(tx).await
     }
 
     /// The trader identifiers registered for a partner, sorted.
@@ -1583,10 +1642,12 @@ impl Store {
              AND (seen_at IS NULL OR seen_at < {})",
             self.db_time_sql(-BROKER_LIVE_SECS)
         ));
+        let mut tx = self.begin_operator().await?;
         let done = sqlx::query(&sql)
             .bind(&record.prefix)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        self.commit_operator(tx).await?;
         Ok(if done.rows_affected() > 0 {
             Forget::Forgotten(record.prefix)
         } else {
@@ -1753,7 +1814,7 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<OperatorAction>, StoreError> {
         let sql = self.sql(
-            "SELECT seq, at, action, subject, detail, by_role FROM operator_log \
+            "SELECT seq, at, action, subject, detail, by_role, operator FROM operator_log \
              WHERE ($1 = '' OR subject = $1) ORDER BY seq DESC LIMIT $2",
         );
         let rows = sqlx::query(&sql)
@@ -1770,6 +1831,7 @@ impl Store {
                     subject: r.try_get("subject")?,
                     detail: r.try_get("detail")?,
                     by_role: r.try_get("by_role")?,
+                    operator: r.try_get("operator")?,
                 })
             })
             .collect()

@@ -128,8 +128,10 @@ impl Store {
         let _writing = self.write_lock().await;
         let base = "UPDATE outbox SET attempts = 0, retry_at = NULL, parked_at = NULL \
                     WHERE published_at IS NULL AND (parked_at IS NOT NULL OR retry_at IS NOT NULL)";
+        let mut tx = self.begin_operator().await?;
         let Some(seqs) = seqs else {
-            let done = sqlx::query(base).execute(&self.pool).await?;
+            let done = sqlx::query(base).execute(&mut *tx).await?;
+            self.commit_operator(tx).await?;
             return Ok(done.rows_affected());
         };
         let mut total = 0;
@@ -141,8 +143,9 @@ impl Store {
             for seq in chunk {
                 query = query.bind(*seq);
             }
-            total += query.execute(&self.pool).await?.rows_affected();
+            total += query.execute(&mut *tx).await?.rows_affected();
         }
+        self.commit_operator(tx).await?;
         Ok(total)
     }
 
