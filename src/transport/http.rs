@@ -258,7 +258,9 @@ type Gauge = (&'static str, &'static str, i64);
 /// How long the store's gauges are reused.
 const GAUGES_FRESH: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// The router of the hub's HTTP API.
+/// The router of the hub's HTTP API. The requests it refuses 401 are
+/// counted and logged; [`serve`] also records them in `refusals` (see
+/// `Unauthorized`).
 pub fn router(intake: Intake, settings: HttpSettings) -> Router {
     routes(intake, settings, Arc::default())
 }
@@ -688,7 +690,10 @@ where
 {
     let unauthorized = Arc::new(Unauthorized::default());
     let router = routes(intake.clone(), settings, unauthorized.clone());
-    // The 401 tallies are recorded as each window ends, and at shutdown.
+    // The 401 tallies are recorded as each window ends, and once more
+    // when the server has stopped (a window's write under way then is
+    // finished first, not cut off).
+    let (tallies_stop, mut tallies_stopped) = tokio::sync::oneshot::channel::<()>();
     let tallies = {
         let unauthorized = unauthorized.clone();
         let intake = intake.clone();
@@ -697,9 +702,12 @@ where
             .max(std::time::Duration::from_millis(10));
         tokio::spawn(async move {
             loop {
-                tokio::time::sleep(window).await;
-                unauthorized.record(&intake).await;
+                tokio::select! {
+                    () = tokio::time::sleep(window) => unauthorized.record(&intake).await,
+                    _ = &mut tallies_stopped => break,
+                }
             }
+            unauthorized.record(&intake).await;
         })
     };
     let slots = Arc::new(tokio::sync::Semaphore::new(settings.max_connections.max(1)));
@@ -767,8 +775,10 @@ where
             drain.as_secs()
         );
     }
-    tallies.abort();
-    unauthorized.record(&intake).await;
+    let _ = tallies_stop.send(());
+    if let Err(e) = tallies.await {
+        tracing::warn!(error = %e, "the 401 tallies were not recorded at shutdown");
+    }
     Ok(())
 }
 
