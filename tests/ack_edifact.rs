@@ -915,3 +915,87 @@ fn provenance_names_the_segment_and_element_of_every_value() {
         ("CST".into(), 17, Some(3), Some(1), sg("SG30"))
     );
 }
+
+/// An agency's reasons in Korean reach a sender whose repertoire has no
+/// Hangul (UNOC, UNOA) romanized, syllable by syllable, and wrapped again
+/// within the directory's 70 characters a line, rather than as a `.` per
+/// syllable; in capitals for level A; kept as written in UTF-8 (UNOW).
+#[test]
+fn korean_reasons_are_romanized_for_a_sender_without_hangul() {
+    let (_, original) = findings(&base());
+    let reason = "permit P1 refused by MFDS for goods item 1: 라벨 누락 (표시 기준 위반)";
+    let long = format!(
+        "permit P2 refused by KMDIA: {}",
+        "의료기기 허가 서류 미비 ".repeat(8)
+    );
+    let errors = vec![
+        ResponseError {
+            code: "HUB301".into(),
+            pointer: None,
+            message: reason.into(),
+            warning: false,
+        },
+        ResponseError {
+            code: "HUB301".into(),
+            pointer: None,
+            message: long.clone(),
+            warning: false,
+        },
+    ];
+    let mut r = response("held", errors, None);
+    r.conditions = vec!["보관 온도 4도 이하".into()];
+    let texts = |segments: &[Segment], subject: &str| -> Vec<String> {
+        segments
+            .iter()
+            .filter(|s| s.tag == "FTX" && s.get(0, 0) == Some(subject))
+            .map(|s| {
+                let lines = s.element(3).unwrap().components();
+                assert!(lines.iter().all(|l| l.chars().count() <= 70), "{lines:?}");
+                lines.concat()
+            })
+            .collect()
+    };
+    for (syntax, version, expected, condition) in [
+        (
+            "UNOC",
+            3,
+            "permit P1 refused by MFDS for goods item 1: rabel nurak (pyosi gijun wiban)",
+            "bogwan ondo 4do iha",
+        ),
+        (
+            "UNOA",
+            3,
+            "PERMIT P1 REFUSED BY MFDS FOR GOODS ITEM 1: RABEL NURAK (PYOSI GIJUN WIBAN)",
+            "BOGWAN ONDO 4DO IHA",
+        ),
+        ("UNOW", 4, reason, "보관 온도 4도 이하"),
+    ] {
+        let mut envelope = envelope("R1");
+        envelope.syntax_identifier = syntax.into();
+        envelope.syntax_version = version;
+        let text = cusres::build(&r, &original, &envelope);
+        let segments = clean(&text, "CUSRES");
+        let said = texts(&segments, "AAO");
+        assert_eq!(said.len(), 2, "{syntax}: {said:?}");
+        assert_eq!(said[0], expected, "{syntax}");
+        assert_eq!(texts(&segments, "AAX"), [condition], "{syntax}");
+        if syntax != "UNOW" {
+            // The long reason: romanized whole, cut at five lines with
+            // "..." as any long text is.
+            assert!(
+                said[1].to_lowercase().starts_with(
+                    "permit p2 refused by kmdia: uiryogigi heoga seoryu mibi uiryogigi"
+                ),
+                "{syntax}: {}",
+                said[1]
+            );
+            assert!(
+                !said[1].contains('.') || said[1].ends_with("..."),
+                "{}",
+                said[1]
+            );
+        } else {
+            assert_eq!(said[1], long.trim_end());
+        }
+    }
+}

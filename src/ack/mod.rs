@@ -211,6 +211,20 @@ fn erc(code: &str) -> Segment {
 /// FTX with a text subject (UNCL 4451) and the text in at most five
 /// 70-character parts of C108 (a longer text ends its fifth with `...`).
 fn ftx(subject: &str, parts: &[String]) -> Segment {
+    Segment::new(
+        "FTX",
+        vec![
+            Element::simple(subject),
+            Element::simple(""),
+            Element::simple(""),
+            Element::composite(ftx_lines(parts)),
+        ],
+    )
+}
+
+/// The lines of an FTX C108 holding `parts`: at most five of 70
+/// characters, a longer text ending its fifth with `...`.
+fn ftx_lines(parts: &[String]) -> Vec<String> {
     let mut texts: Vec<String> = Vec::new();
     for (n, part) in parts.iter().enumerate() {
         // A part after the first starts with a space too: all the lines
@@ -227,15 +241,80 @@ fn ftx(subject: &str, parts: &[String]) -> Segment {
     if texts.is_empty() {
         texts.push("-".into());
     }
-    Segment::new(
-        "FTX",
-        vec![
-            Element::simple(subject),
-            Element::simple(""),
-            Element::simple(""),
-            Element::composite(texts),
-        ],
-    )
+    texts
+}
+
+/// Romanized initial, medial and final consonants of the Hangul syllables
+/// (Unicode U+AC00–U+D7A3, composed as (initial × 21 + medial) × 28 +
+/// final), after the Revised Romanization of Korean (Ministry of Culture
+/// and Tourism notice 2000-8): a final consonant as it is pronounced at
+/// the end of a word (ㄱ ㄲ ㅋ k; ㄷ ㅅ ㅆ ㅈ ㅊ ㅌ ㅎ t; ㅂ ㅍ p; a double
+/// final as its sounding consonant).
+const HANGUL_INITIALS: [&str; 19] = [
+    "g", "kk", "n", "d", "tt", "r", "m", "b", "pp", "s", "ss", "", "j", "jj", "ch", "k", "t", "p",
+    "h",
+];
+const HANGUL_MEDIALS: [&str; 21] = [
+    "a", "ae", "ya", "yae", "eo", "e", "yeo", "ye", "o", "wa", "wae", "oe", "yo", "u", "wo", "we",
+    "wi", "yu", "eu", "ui", "i",
+];
+const HANGUL_FINALS: [&str; 28] = [
+    "", "k", "k", "k", "n", "n", "n", "t", "l", "k", "m", "l", "l", "l", "p", "l", "m", "p", "p",
+    "t", "t", "ng", "t", "t", "k", "t", "p", "t",
+];
+
+/// `text` with each Hangul syllable romanized (see [`HANGUL_INITIALS`]),
+/// syllable by syllable: the sound changes between syllables that the
+/// Revised Romanization also writes (독립 dongnip) are not made, so the
+/// result spells the text out rather than how it is said (독립 dokrip).
+/// For an answer in a repertoire without Hangul (UNOA to UNOC), whose
+/// reader gets a legible text instead of `.` for every syllable; the hub
+/// keeps the original.
+fn romanize(text: &str) -> std::borrow::Cow<'_, str> {
+    let syllable = |c: char| {
+        let code = u32::from(c).checked_sub(0xAC00).filter(|n| *n < 11_172)?;
+        let at = |n: u32| usize::try_from(n).ok();
+        Some([
+            HANGUL_INITIALS.get(at(code / 588)?)?,
+            HANGUL_MEDIALS.get(at(code % 588 / 28)?)?,
+            HANGUL_FINALS.get(at(code % 28)?)?,
+        ])
+    };
+    if !text.chars().any(|c| syllable(c).is_some()) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match syllable(c) {
+            Some(parts) => parts.iter().for_each(|p| out.push_str(p)),
+            None => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// An FTX whose text (C108, its lines joined) holds Hangul, with the text
+/// romanized and wrapped again (see [`romanize`]); any other segment as it is.
+fn romanized_ftx(segment: Segment) -> Segment {
+    if segment.tag != "FTX" {
+        return segment;
+    }
+    let Some(lines) = segment
+        .elements
+        .get(3)
+        .and_then(|e| e.repetitions().first())
+    else {
+        return segment;
+    };
+    let joined = lines.concat();
+    let std::borrow::Cow::Owned(romanized) = romanize(&joined) else {
+        return segment;
+    };
+    let mut elements = segment.elements.clone();
+    if let Some(text) = elements.get_mut(3) {
+        *text = Element::composite(ftx_lines(&[romanized]));
+    }
+    Segment::new(segment.tag, elements)
 }
 
 /// RFF: a reference qualifier (UNCL 1153), the number, and a line number
@@ -318,7 +397,8 @@ fn trim(mut segment: Segment) -> Segment {
 /// One D.96B message (`UNH` … `UNT` around `body`) in its own interchange,
 /// as text: UNA, then level A separators (with `*` for repetitions in
 /// syntax version 4). Every character is in the repertoire of the syntax
-/// identifier (others are replaced by `.`), so the text encodes with it.
+/// identifier (Hangul in free text romanized where it has none, see
+/// [`romanize`]; others replaced by `.`), so the text encodes with it.
 fn interchange(envelope: &Envelope, message_type: &str, body: Vec<Segment>) -> String {
     // The references the answer quotes (RFF) and the parties of its UNB
     // are echoed as the sender wrote them (see `answer_charset`).
@@ -370,7 +450,16 @@ fn interchange(envelope: &Envelope, message_type: &str, body: Vec<Segment>) -> S
         ],
     ));
     let count = body.len() + 2;
-    segments.extend(body.into_iter().map(trim));
+    // Free text in Korean (an agency's reasons) goes to a sender whose
+    // repertoire has no Hangul romanized, not as a `.` per syllable.
+    let hangul = charset.encode("\u{AC00}", &mut Vec::new()).is_ok();
+    segments.extend(body.into_iter().map(|s| {
+        if hangul {
+            trim(s)
+        } else {
+            trim(romanized_ftx(s))
+        }
+    }));
     segments.push(Segment::new(
         "UNT",
         vec![
@@ -558,6 +647,39 @@ fn answering(original: &Original) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The Revised Romanization, syllable by syllable: the first and last
+    /// syllables of the block (가 ga, 힣 hit), double finals as they sound,
+    /// place names spelt as the notice spells them where no sound change
+    /// is involved, and everything that is not a Hangul syllable kept.
+    #[test]
+    fn hangul_is_romanized_syllable_by_syllable() {
+        for (korean, latin) in [
+            ("가", "ga"),
+            ("힣", "hit"),
+            ("서울", "seoul"),
+            ("부산", "busan"),
+            ("인천", "incheon"),
+            ("제주", "jeju"),
+            ("광주", "gwangju"),
+            ("대전", "daejeon"),
+            ("울산", "ulsan"),
+            ("닭", "dak"),
+            ("값", "gap"),
+            ("의료기기", "uiryogigi"),
+            ("식품의약품안전처", "sikpumuiyakpumanjeoncheo"),
+            // No sound change between syllables: spelt out.
+            ("독립", "dokrip"),
+            ("label 라벨 ok, 4도!", "label rabel ok, 4do!"),
+            ("ㄱ", "ㄱ"),
+        ] {
+            assert_eq!(romanize(korean), latin, "{korean}");
+        }
+        assert!(matches!(
+            romanize("no Hangul"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+    }
 
     /// Answers go out in the repertoire their own UNB names; anything that
     /// is no EDIFACT interchange (a WCO RES, a refusal in words) as UTF-8,
