@@ -27,6 +27,16 @@ fn cusdec(reference: &str, lrn: &str, function: &str, hs: &[&str]) -> Vec<u8> {
 
 /// An EDIFACT answer with the lines of its free texts (FTX C108, cut at
 /// 70 characters, each space kept) joined again, and `?:` read as `:`.
+/// The error group a CUSRES gives for the first goods item of `sent`
+/// (one message): ERP at its CST, by position in the message (UNH 1).
+fn erp_at_first_item(sent: &[u8]) -> String {
+    let text = String::from_utf8_lossy(sent);
+    let segments: Vec<&str> = text.split('\'').map(str::trim).collect();
+    let unh = segments.iter().position(|s| s.starts_with("UNH+")).unwrap();
+    let cst = segments.iter().position(|s| s.starts_with("CST+")).unwrap();
+    format!("ERP++CST:{}:5'", cst - unh + 1)
+}
+
 fn ftx_text(body: &str) -> String {
     body.replace("?:", "\u{1}")
         .replace(':', "")
@@ -392,6 +402,10 @@ async fn workflow(url: &str) {
         last.body
     );
     assert!(last.body.contains("residue"), "{}", last.body);
+    // Its error group points at that goods item (its CST), not at the
+    // message as a whole.
+    let erp = erp_at_first_item(&cusdec("IC003", "LRN-C", "9", &["020130"]));
+    assert!(last.body.contains(&erp), "{erp} in {}", last.body);
     // Goods without their permit are not released.
     let refused = hub
         .intake
@@ -739,6 +753,8 @@ async fn unanswered_permits_expire_and_hold_the_declaration() {
         "{}",
         last.body
     );
+    let erp = erp_at_first_item(&cusdec("IC100", "LRN-E", "9", &["020130"]));
+    assert!(last.body.contains(&erp), "{erp} in {}", last.body);
     // The audit trail says the permits expired, not that an agency refused.
     let kinds = kinds(&hub, &held.id).await;
     assert_eq!(

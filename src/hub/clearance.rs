@@ -521,19 +521,25 @@ impl Clearance {
     }
 
     /// What follows an agency's answer: an event for the answer (naming
-    /// the agency account `by` that gave it, as a release names its
+    /// the agency account `answer.by` that gave it, as a release names its
     /// officer) and, once no permit is pending or at the first refusal or
     /// expiry, the declaration's next status and response (numbered after
-    /// the `answered` responses the sender has had).
+    /// the `answer.answered` responses the sender has had; a permit
+    /// refused or expired located at the first of its goods items
+    /// `answer.goods_at` places).
     pub fn after_decision(
         &self,
         declaration: &StoredDeclaration,
         permits: &[StoredPermit],
         decided: &str,
-        by: Option<&str>,
-        answered: usize,
+        answer: Answered<'_>,
         now: Timestamp,
     ) -> Transition {
+        let Answered {
+            by,
+            answered,
+            goods_at,
+        } = answer;
         let mut change = Transition::default();
         if let Some(p) = permits.iter().find(|p| p.id == decided) {
             let reasons = decision_reasons(p);
@@ -674,7 +680,13 @@ impl Clearance {
             .iter()
             .map(|p| {
                 // The goods items it was for, so that the declarant knows
-                // which to correct or take out.
+                // which to correct or take out; located at the first of
+                // them whose place is known, else at the message.
+                let location = goods_of(p)
+                    .iter()
+                    .find_map(|g| goods_at.get(g))
+                    .cloned()
+                    .unwrap_or_default();
                 let goods = permit_goods(p);
                 let (code, text) = if p.status == "expired" {
                     (
@@ -695,7 +707,7 @@ impl Clearance {
                         ),
                     )
                 };
-                Issue::error(code, Location::default(), text)
+                Issue::error(code, location, text)
             })
             .collect();
         // The terms of the permits given with conditions go with a
@@ -1115,15 +1127,7 @@ pub fn permit_conditions(permits: &[StoredPermit]) -> Vec<String> {
 /// (` for goods item 2`, ` for goods items 1, 3`); empty when its request
 /// named none or cannot be read.
 fn permit_goods(p: &StoredPermit) -> String {
-    #[derive(Deserialize)]
-    struct Goods {
-        #[serde(default)]
-        goods: Vec<u16>,
-    }
-    let goods = serde_json::from_str::<Goods>(&p.request_json)
-        .map(|g| g.goods)
-        .unwrap_or_default();
-    match goods.as_slice() {
+    match goods_of(p).as_slice() {
         [] => String::new(),
         [one] => format!(" for goods item {one}"),
         many => {
@@ -1131,6 +1135,30 @@ fn permit_goods(p: &StoredPermit) -> String {
             format!(" for goods items {}", listed.join(", "))
         }
     }
+}
+
+/// The sequence numbers of the goods items a permit's request named.
+fn goods_of(p: &StoredPermit) -> Vec<u16> {
+    #[derive(Deserialize)]
+    struct Goods {
+        #[serde(default)]
+        goods: Vec<u16>,
+    }
+    serde_json::from_str::<Goods>(&p.request_json)
+        .map(|g| g.goods)
+        .unwrap_or_default()
+}
+
+/// Who answered a permit and what the answer can name (see
+/// [`Clearance::after_decision`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Answered<'a> {
+    /// The agency account that answered (none for an expiry).
+    pub by: Option<&'a str>,
+    /// How many responses the sender has had.
+    pub answered: usize,
+    /// Where the declaration's goods items stand in its message.
+    pub goods_at: &'a super::permits::GoodsLocated,
 }
 
 fn decision_reasons(p: &StoredPermit) -> Vec<String> {

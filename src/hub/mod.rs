@@ -1640,7 +1640,7 @@ pub(super) struct Turn(#[allow(dead_code)] Option<tokio::sync::OwnedSemaphorePer
 /// wrote the earlier ones: four 13 MB interchanges took 5.7 GB at once.
 /// More at once would not finish sooner either. The others wait their
 /// turn (their request deadline still runs).
-async fn cpu_work<T, F>(size: usize, work: F) -> Result<(T, Turn), StoreError>
+pub(super) async fn cpu_work<T, F>(size: usize, work: F) -> Result<(T, Turn), StoreError>
 where
     T: Send + 'static,
     F: FnOnce() -> T + Send + 'static,

@@ -10,6 +10,15 @@ use crate::store::{Decided, Partner, StoreError, StoredDeclaration};
 use crate::timestamp::Timestamp;
 
 use super::Intake;
+
+/// Where a declaration's goods items stand in its message, by sequence
+/// number (see [`Intake::goods_located`]).
+pub(crate) type GoodsLocated = std::collections::BTreeMap<u16, crate::diag::Location>;
+
+/// Largest interchange read again to locate a refused permit's goods items
+/// (see [`Intake::goods_located`]): a larger one's answer points at the
+/// message as a whole rather than parse it again for each refusal.
+const LOCATE_MAX_BYTES: usize = 4 << 20;
 use super::clearance::{permit_status, state};
 
 /// Why a decision was not recorded.
@@ -153,19 +162,88 @@ impl Intake {
         }
         let status = permit_status(decision.outcome);
         let json = serde_json::to_string(decision).unwrap_or_else(|_| "{}".into());
+        let goods_at = if status == "refused" {
+            self.goods_located(&permit.declaration_id).await
+        } else {
+            GoodsLocated::new()
+        };
         self.record(
             &permit.id,
             status,
             &json,
             Timestamp::now(),
             Some(&partner.id),
+            goods_at,
         )
         .await
         .map_err(DecisionError::from)
     }
 
+    /// Where each goods item of a declaration stands in the message it came
+    /// in (the segment that opens it: CST in a CUSDEC), by sequence number,
+    /// so that the answer to a permit refused or expired points at the
+    /// goods items it was for: the interchange is read again and the
+    /// message mapped with provenance (the hub keeps only that of a
+    /// message's own fields). None for a WCO XML declaration, one whose
+    /// interchange is over [`LOCATE_MAX_BYTES`], an item that did not come
+    /// in the message (an amendment of changes only), or what cannot be
+    /// read: the answer then points at the message as a whole.
+    async fn goods_located(&self, declaration_id: &str) -> GoodsLocated {
+        let Ok(Some(d)) = self.store.declaration(declaration_id).await else {
+            return GoodsLocated::new();
+        };
+        let Ok(Some(raw)) = self.store.raw(&d.interchange_id).await else {
+            return GoodsLocated::new();
+        };
+        if raw.len() > LOCATE_MAX_BYTES || crate::xml::looks_like_xml(&raw) {
+            return GoodsLocated::new();
+        }
+        let directories = self.directories.clone();
+        let limits = self.limits;
+        let reference = d.message_reference;
+        let located = super::cpu_work(raw.len(), move || {
+            let options = crate::edifact::ParseOptions {
+                limits,
+                keep_messages: true,
+                decode_messages: false,
+                message_text: true,
+            };
+            let parsed = crate::edifact::Parser::new(&raw[..], options)
+                .with_directories(directories.clone())
+                .run(|_, _| {})
+                .unwrap_or_default();
+            let mapped = crate::mapping::edifact::map_interchange(&parsed, &directories);
+            let mut located = GoodsLocated::new();
+            let Some(m) = mapped.iter().find(|m| m.message == reference) else {
+                return located;
+            };
+            let goods = m
+                .canonical
+                .as_ref()
+                .and_then(|c| c.get("goods"))
+                .and_then(serde_json::Value::as_array);
+            for (i, item) in goods.into_iter().flatten().enumerate() {
+                let sequence = item
+                    .get("sequence")
+                    .and_then(serde_json::Value::as_u64)
+                    .and_then(|n| u16::try_from(n).ok());
+                if let (Some(sequence), Some(at)) =
+                    (sequence, m.provenance.get(&format!("/goods/{i}")))
+                {
+                    located.entry(sequence).or_insert_with(|| at.clone());
+                }
+            }
+            located
+        })
+        .await;
+        located.map(|(located, _)| located).unwrap_or_default()
+    }
+
     /// Records a permit's answer; `account`: the agency account that gave
-    /// it (none for an expiry), named on the trail.
+    /// it (none for an expiry), named on the trail; `goods_at`: where the
+    /// declaration's goods items stand in its message (see
+    /// [`goods_located`](Self::goods_located)), for an answer that names
+    /// them.
     async fn record(
         &self,
         permit: &str,
@@ -173,6 +251,7 @@ impl Intake {
         json: &str,
         now: Timestamp,
         account: Option<&str>,
+        goods_at: GoodsLocated,
     ) -> Result<DecisionOutcome, StoreError> {
         let clearance = self.clearance.clone();
         let decided = permit.to_owned();
@@ -180,7 +259,12 @@ impl Intake {
         let outcome = self
             .store
             .decide_permit(permit, status, json, now, move |d, permits, answered| {
-                clearance.after_decision(d, permits, &decided, by.as_deref(), answered, now)
+                let answer = super::clearance::Answered {
+                    by: by.as_deref(),
+                    answered,
+                    goods_at: &goods_at,
+                };
+                clearance.after_decision(d, permits, &decided, answer, now)
             })
             .await?;
         match outcome {
@@ -214,6 +298,9 @@ impl Intake {
             if due.is_empty() {
                 return Ok(total);
             }
+            // The goods items' places, read once per declaration.
+            let mut located: std::collections::HashMap<String, GoodsLocated> =
+                std::collections::HashMap::new();
             for permit in due {
                 let json = serde_json::json!({
                     "permit_id": permit.id,
@@ -221,8 +308,17 @@ impl Intake {
                     "reasons": [format!("no answer from {} by {}", permit.agency, permit.due_at)],
                 })
                 .to_string();
-                if let DecisionOutcome::Recorded(_) =
-                    self.record(&permit.id, "expired", &json, now, None).await?
+                let goods_at = match located.get(&permit.declaration_id) {
+                    Some(known) => known.clone(),
+                    None => {
+                        let found = self.goods_located(&permit.declaration_id).await;
+                        located.insert(permit.declaration_id.clone(), found.clone());
+                        found
+                    }
+                };
+                if let DecisionOutcome::Recorded(_) = self
+                    .record(&permit.id, "expired", &json, now, None, goods_at)
+                    .await?
                 {
                     total += 1;
                 }
