@@ -1515,28 +1515,15 @@ async fn officers_hold_goods_for_examination() {
     // Awaiting KMDIA's permit: held once it is granted, not cleared.
     let permit = oldest_permit(&hub, "HOLD0002", "901890", "kmdia-desk", "KMDIA").await;
     let waiting = permit["declaration_id"].as_str().unwrap().to_owned();
-    let r = request(
-        addr,
-        "POST",
-        &format!("/v1/declarations/{waiting}/hold"),
-        token("officer"),
-        why,
-    )
-    .await;
+    let hold_waiting = format!("/v1/declarations/{waiting}/hold");
+    let r = request(addr, "POST", &hold_waiting, token("officer"), why).await;
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(r.json()["declaration"]["status"], "awaiting_permits");
     assert_eq!(r.json()["declaration"]["lane"], "red");
     // The sender is told at once that the goods are to be examined (a
     // CUSRES on hold, goods required for examination), not who ordered
     // it or why; once.
-    let r = request(
-        addr,
-        "POST",
-        &format!("/v1/declarations/{waiting}/hold"),
-        token("officer"),
-        why,
-    )
-    .await;
+    let r = request(addr, "POST", &hold_waiting, token("officer"), why).await;
     assert_eq!(r.json()["repeated"], true);
     let sender_view = read(waiting.clone(), "KRBROKER01").await;
     assert_eq!(sender_view["declaration"]["status"], "awaiting_permits");
