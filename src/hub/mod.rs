@@ -524,18 +524,7 @@ impl Intake {
         let size = bytes.len();
         let max_messages = self.max_messages;
         let ((parsed, mapped, bytes), _turn) = cpu_work(size, move || {
-            let options = ParseOptions {
-                limits,
-                keep_messages: true,
-                decode_messages: false,
-                message_text: true,
-            };
-            // Every message is validated against its directory release: the
-            // CONTRL reports structure errors as well as syntax errors.
-            let mut parsed = edifact::Parser::new(&bytes[..], options)
-                .with_directories(directories.clone())
-                .run(|_, _| {})
-                .unwrap_or_default();
+            let mut parsed = parse_validated(&bytes, limits, &directories);
             // A UNB read with separators in error says nothing reliable:
             // its parties are not what was written (the CONTRL goes to the
             // authenticated partner, signed by the hub), and neither its
@@ -1640,6 +1629,27 @@ pub(super) struct Turn(#[allow(dead_code)] Option<tokio::sync::OwnedSemaphorePer
 /// wrote the earlier ones: four 13 MB interchanges took 5.7 GB at once.
 /// More at once would not finish sooner either. The others wait their
 /// turn (their request deadline still runs).
+/// An EDIFACT interchange parsed as intake parses it: every message kept
+/// with its text (what the mappings read) and validated against its
+/// directory release, so that the CONTRL reports structure errors as well
+/// as syntax errors.
+pub(super) fn parse_validated(
+    bytes: &[u8],
+    limits: Limits,
+    directories: &Arc<crate::schema::Directories>,
+) -> Parsed {
+    let options = ParseOptions {
+        limits,
+        keep_messages: true,
+        decode_messages: false,
+        message_text: true,
+    };
+    edifact::Parser::new(bytes, options)
+        .with_directories(directories.clone())
+        .run(|_, _| {})
+        .unwrap_or_default()
+}
+
 pub(super) async fn cpu_work<T, F>(size: usize, work: F) -> Result<(T, Turn), StoreError>
 where
     T: Send + 'static,

@@ -202,19 +202,16 @@ impl Intake {
         let limits = self.limits;
         let reference = d.message_reference;
         let located = super::cpu_work(raw.len(), move || {
-            let options = crate::edifact::ParseOptions {
-                limits,
-                keep_messages: true,
-                decode_messages: false,
-                message_text: true,
-            };
-            let parsed = crate::edifact::Parser::new(&raw[..], options)
-                .with_directories(directories.clone())
-                .run(|_, _| {})
-                .unwrap_or_default();
-            let mapped = crate::mapping::edifact::map_interchange(&parsed, &directories);
+            let parsed = super::parse_validated(&raw, limits, &directories);
             let mut located = GoodsLocated::new();
-            let Some(m) = mapped.iter().find(|m| m.message == reference) else {
+            // That message alone, with every value's provenance.
+            let index = parsed
+                .interchange
+                .all_messages()
+                .position(|m| m.reference == reference);
+            let Some(m) = index.and_then(|index| {
+                crate::mapping::edifact::map_message(&parsed, &directories, index)
+            }) else {
                 return located;
             };
             let goods = m

@@ -3101,9 +3101,20 @@ pub fn trace_message(
     directories: &crate::schema::Directories,
     index: usize,
 ) {
-    if let Some(again) = map_messages(parsed, directories, Trace::All, Some(index)).pop() {
+    if let Some(again) = map_message(parsed, directories, index) {
         mapped.provenance = again.provenance;
     }
+}
+
+/// Message `index` of `parsed` (in
+/// [`crate::edifact::Interchange::all_messages`] order) mapped alone, with
+/// the provenance of every value; none when there is no such message.
+pub fn map_message(
+    parsed: &crate::edifact::Parsed,
+    directories: &crate::schema::Directories,
+    index: usize,
+) -> Option<super::Mapped> {
+    map_messages(parsed, directories, Trace::All, Some(index)).pop()
 }
 
 fn map_messages(
