@@ -643,13 +643,8 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let _writing = self.write_lock().await;
         let sql = self.sql("UPDATE partners SET agency = $1 WHERE id = $2");
-        let mut tx = self.begin_operator().await?;
-        let done = sqlx::query(&sql)
-            .bind(agency.map(str::to_owned))
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        self.commit_operator(tx).await?;
+        let query = sqlx::query(&sql).bind(agency.map(str::to_owned)).bind(id);
+        let done = self.execute_as_operator(query).await?;
         Ok(done.rows_affected() == 1)
     }
 

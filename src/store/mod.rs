@@ -903,7 +903,6 @@ impl Store {
         }
     }
 
-    /// Held by a write transaction on SQLite (see `writer`).
     /// This handle, making the changes the operator log records (partners,
     /// tokens, roles, suspensions, trader identifiers, outbox retries, the
     /// broker record) in the name of `operator`, which the log keeps beside
@@ -949,6 +948,19 @@ impl Store {
         Ok(())
     }
 
+    /// Runs one statement of an operator's change in a transaction that
+    /// names the operator (see [`begin_operator`](Self::begin_operator)).
+    async fn execute_as_operator<'q>(
+        &self,
+        query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    ) -> Result<sqlx::any::AnyQueryResult, StoreError> {
+        let mut tx = self.begin_operator().await?;
+        let done = query.execute(&mut *tx).await?;
+        self.commit_operator(tx).await?;
+        Ok(done)
+    }
+
+    /// Held by a write transaction on SQLite (see `writer`).
     async fn write_lock(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
         match self.backend {
             Backend::Sqlite => Some(self.writer.lock().await),
@@ -1027,21 +1039,18 @@ impl Store {
         let _writing = self.write_lock().await;
         let sql = self
             .sql("INSERT INTO partners (id, name, token_hash, created_at) VALUES ($1, $2, $3, $4)");
-        let mut tx = self.begin_operator().await?;
-        sqlx::query(&sql)
+        let query = sqlx::query(&sql)
             .bind(id)
             .bind(name)
             .bind(token_hash)
-            .bind(at.to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| match StoreError::from(e) {
-                StoreError::Conflict { .. } => StoreError::Conflict {
-                    what: format!("partner {id}"),
-                },
-                other => other,
-            })?;
-        self.commit_operator(tx).await
+            .bind(at.to_string());
+        self.execute_as_operator(query).await.map_err(|e| match e {
+            StoreError::Conflict { .. } => StoreError::Conflict {
+                what: format!("partner {id}"),
+            },
+            other => other,
+        })?;
+        Ok(())
     }
 
     /// Replaces a partner's API token (its hash); false when there is no
@@ -1050,13 +1059,8 @@ impl Store {
     pub async fn set_partner_token(&self, id: &str, token_hash: &str) -> Result<bool, StoreError> {
         let _writing = self.write_lock().await;
         let sql = self.sql("UPDATE partners SET token_hash = $1 WHERE id = $2");
-        let mut tx = self.begin_operator().await?;
-        let done = sqlx::query(&sql)
-            .bind(token_hash)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        self.commit_operator(tx).await?;
+        let query = sqlx::query(&sql).bind(token_hash).bind(id);
+        let done = self.execute_as_operator(query).await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -1070,28 +1074,22 @@ impl Store {
         at: Timestamp,
     ) -> Result<bool, StoreError> {
         let _writing = self.write_lock().await;
-        let mut tx = self.begin_operator().await?;
         let done = match reason {
             Some(reason) => {
                 let sql = self.sql(
                     "UPDATE partners SET suspended_at = COALESCE(suspended_at, $1), \
                      suspended_reason = $2 WHERE id = $3",
                 );
-                sqlx::query(&sql)
-                    .bind(at.to_string())
-                    .bind(reason)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?
+                let query = sqlx::query(&sql).bind(at.to_string()).bind(reason).bind(id);
+                self.execute_as_operator(query).await?
             }
             None => {
                 let sql = self.sql(
                     "UPDATE partners SET suspended_at = NULL, suspended_reason = NULL WHERE id = $1",
                 );
-                sqlx::query(&sql).bind(id).execute(&mut *tx).await?
+                self.execute_as_operator(sqlx::query(&sql).bind(id)).await?
             }
         };
-        self.commit_operator(tx).await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -1103,13 +1101,9 @@ impl Store {
             "INSERT INTO partner_trader_ids (partner_id, trader_id) VALUES ($1, $2) \
              ON CONFLICT (partner_id, trader_id) DO NOTHING",
         );
-        let mut tx = self.begin_operator().await?;
-        sqlx::query(&sql)
-            .bind(partner_id)
-            .bind(trader_id)
-            .execute(&mut *tx)
-            .await?;
-        self.commit_operator(tx).await
+        let query = sqlx::query(&sql).bind(partner_id).bind(trader_id);
+        self.execute_as_operator(query).await?;
+        Ok(())
     }
 
     /// The trader identifiers registered for a partner, sorted.
@@ -1642,12 +1636,9 @@ impl Store {
              AND (seen_at IS NULL OR seen_at < {})",
             self.db_time_sql(-BROKER_LIVE_SECS)
         ));
-        let mut tx = self.begin_operator().await?;
-        let done = sqlx::query(&sql)
-            .bind(&record.prefix)
-            .execute(&mut *tx)
+        let done = self
+            .execute_as_operator(sqlx::query(&sql).bind(&record.prefix))
             .await?;
-        self.commit_operator(tx).await?;
         Ok(if done.rows_affected() > 0 {
             Forget::Forgotten(record.prefix)
         } else {

@@ -157,6 +157,15 @@ impl Tally {
 }
 
 impl Unauthorized {
+    /// The window being tallied (a panic while it was held left nothing
+    /// half-counted that matters: take it as it is).
+    fn window(&self) -> std::sync::MutexGuard<'_, UnauthorizedWindow> {
+        match self.window.lock() {
+            Ok(window) => window,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
     /// Counts a request refused 401 from `peer` (`token`: it had one);
     /// true for the address's first of the window, which is logged.
     fn note(
@@ -167,10 +176,7 @@ impl Unauthorized {
         path: &str,
         now: Timestamp,
     ) -> bool {
-        let mut window = match self.window.lock() {
-            Ok(window) => window,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut window = self.window();
         let peer = peer.map_or_else(|| "an unknown address".to_owned(), |p| p.to_string());
         let window = &mut *window;
         let known = window.peers.iter().position(|(p, _)| *p == peer);
@@ -211,13 +217,7 @@ impl Unauthorized {
 
     /// The details of the window's tallies, which start over.
     fn take(&self) -> Vec<String> {
-        let window = {
-            let mut window = match self.window.lock() {
-                Ok(window) => window,
-                Err(poisoned) => poisoned.into_inner(),
-            };
-            std::mem::take(&mut *window)
-        };
+        let window = std::mem::take(&mut *self.window());
         let mut details: Vec<String> = window
             .peers
             .iter()
