@@ -324,6 +324,17 @@ fn serve_submit_status_and_stop() {
             && l.contains("path=/v1/interchanges")),
         "{log:?}"
     );
+    // The hub sealed every event it wrote, the last ones as it stopped.
+    let out = bin()
+        .args(["audit", "verify", "--format", "json", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let audit: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(audit["intact"], true, "{audit}");
+    assert_eq!(audit["report"]["pending"], 0, "{audit}");
+    assert!(audit["report"]["sealed"].as_i64().unwrap() >= 6, "{audit}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

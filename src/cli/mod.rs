@@ -364,6 +364,13 @@ enum Command {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// The audit trail's hash chain: verify it, print its head (an anchor
+    /// to note), or seal what is not sealed yet (the hub seals every few
+    /// seconds while it runs).
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Print the acknowledgement the hub would send for an interchange.
     Ack {
         file: PathBuf,
@@ -960,6 +967,37 @@ impl StoreArgs {
 }
 
 #[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Check every seal against its event and the seal before it, the
+    /// head, and each anchor; exit 1 when anything does not match.
+    Verify {
+        /// A head noted earlier, `POS:HASH` (as `audit head` and the hub's
+        /// log print it): the chain must still lead through it. Repeatable.
+        #[arg(long = "anchor", value_name = "POS:HASH")]
+        anchors: Vec<crate::store::Anchor>,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Print the chain's head as `POS:HASH`, an anchor to keep outside the
+    /// database.
+    Head {
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Seal every committed event not sealed yet, and print the new head.
+    Seal {
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum OutboxCommand {
     /// Messages waiting for another attempt and parked ones, oldest first.
     List {
@@ -1260,6 +1298,12 @@ fn serve(opts: ServeOptions) -> Result<u8, CliError> {
             std::time::Duration::from_secs(5),
             stopped(stop_rx.clone()),
         ));
+        // The audit trail's hash chain, sealed as events commit.
+        let sealer = tokio::spawn(crate::hub::audit::seal_loop(
+            store.clone(),
+            crate::hub::audit::SEAL_EVERY,
+            stopped(stop_rx.clone()),
+        ));
         let settings = opts.http;
         let signal = async move {
             shutdown_signal().await;
@@ -1279,6 +1323,9 @@ fn serve(opts: ServeOptions) -> Result<u8, CliError> {
         if let Some(task) = amqp_task {
             let _ = tokio::time::timeout(std::time::Duration::from_secs(30), task).await;
         }
+        // Last, when nothing else writes: the sealer's final run.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(30), sealer).await;
+        crate::hub::audit::seal_now(&store).await;
         served.map_err(|source| CliError::Io { path: addr.to_string(), source })?;
         store.close().await;
         tracing::info!("tradehub stopped");
@@ -1373,6 +1420,107 @@ fn operator_log_command(
             a.seq, a.at, a.action, a.subject, a.detail
         )
     })
+}
+
+/// `tradehub audit`: verify the hash chain, print its head, or seal.
+fn audit_command(command: AuditCommand) -> Result<u8, CliError> {
+    let mut out = io::stdout().lock();
+    match command {
+        AuditCommand::Verify {
+            anchors,
+            format,
+            store,
+        } => {
+            let url = store.existing_url()?;
+            let report = runtime()?.block_on(admin_read(&url, async |store: &Store| {
+                store.verify_audit_chain(&anchors).await
+            }))?;
+            match format {
+                Format::Json => {
+                    let json = serde_json::json!({
+                        "intact": report.intact(),
+                        "report": report,
+                    });
+                    writeln!(out, "{json:#}").map_err(out_err)?;
+                }
+                Format::Text => {
+                    for f in &report.findings {
+                        writeln!(out, "{}: {}", f.code, f.message).map_err(out_err)?;
+                    }
+                    if report.findings_total > report.findings.len() as u64 {
+                        writeln!(
+                            out,
+                            "... and {} more",
+                            report.findings_total - report.findings.len() as u64
+                        )
+                        .map_err(out_err)?;
+                    }
+                    let verdict = if report.intact() {
+                        "intact"
+                    } else {
+                        "NOT intact"
+                    };
+                    writeln!(
+                        out,
+                        "audit chain {verdict}: {} seals checked, head {}:{}, {} anchor(s) checked, {} event(s) not sealed yet, {} finding(s)",
+                        report.sealed,
+                        report.head.pos,
+                        report.head.hash,
+                        report.anchors,
+                        report.pending,
+                        report.findings_total
+                    )
+                    .map_err(out_err)?;
+                }
+            }
+            Ok(if report.intact() {
+                EXIT_VALID
+            } else {
+                EXIT_INVALID
+            })
+        }
+        AuditCommand::Head { format, store } => {
+            let url = store.existing_url()?;
+            let head = runtime()?.block_on(admin_read(&url, async |store: &Store| {
+                store.audit_head().await
+            }))?;
+            print_head(&mut out, &head, None, format)
+        }
+        AuditCommand::Seal { format, store } => {
+            let url = store.existing_url()?;
+            let (sealed, head) = runtime()?.block_on(admin_read(&url, async |store: &Store| {
+                let sealed = store
+                    .seal_all_events(crate::hub::audit::SEAL_BATCH, Timestamp::now())
+                    .await?;
+                Ok((sealed, store.audit_head().await?))
+            }))?;
+            print_head(&mut out, &head, Some(sealed), format)
+        }
+    }
+}
+
+fn print_head(
+    out: &mut impl Write,
+    head: &crate::store::ChainHead,
+    sealed: Option<u64>,
+    format: Format,
+) -> Result<u8, CliError> {
+    match format {
+        Format::Json => {
+            let mut json = serde_json::json!({"pos": head.pos, "hash": head.hash, "anchor": format!("{}:{}", head.pos, head.hash)});
+            if let (Some(n), Some(map)) = (sealed, json.as_object_mut()) {
+                map.insert("sealed".into(), n.into());
+            }
+            writeln!(out, "{json:#}").map_err(out_err)?;
+        }
+        Format::Text => {
+            if let Some(n) = sealed {
+                writeln!(out, "sealed {n} event(s)").map_err(out_err)?;
+            }
+            writeln!(out, "{}:{}", head.pos, head.hash).map_err(out_err)?;
+        }
+    }
+    Ok(EXIT_VALID)
 }
 
 /// A listing an operator command read from the store: as JSON, the rows
@@ -2117,6 +2265,7 @@ where
             format,
             store,
         } => operator_log_command(subject.as_deref(), limit, format, &store),
+        Command::Audit { command } => audit_command(command),
         Command::Loadgen {
             url,
             token,

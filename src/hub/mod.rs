@@ -14,6 +14,7 @@ use std::time::Instant;
 use sha2::{Digest, Sha256};
 
 pub mod amend;
+pub mod audit;
 pub mod cargo;
 pub mod clearance;
 pub mod metrics;

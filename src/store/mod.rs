@@ -16,8 +16,10 @@ use sqlx::{AnyPool, Row};
 
 use crate::timestamp::Timestamp;
 
+mod audit;
 mod clearance;
 mod outbox;
+pub use audit::*;
 pub use clearance::*;
 pub use outbox::*;
 
