@@ -112,7 +112,7 @@ impl Raw {
 
 /// The whole life of a chain on one backend.
 async fn chain_life(store: &Store, raw: &Raw) {
-    submit(store, 0, 3).await;
+    let ids = submit(store, 0, 3).await;
     let events = store.count(tradehub::store::Table::Events).await.unwrap();
     assert!(events >= 6, "{events}");
 
@@ -147,14 +147,47 @@ async fn chain_life(store: &Store, raw: &Raw) {
         pos: first_head.pos,
         hash: first_head.hash.clone(),
     };
-    let report = store.verify_audit_chain(std::slice::from_ref(&anchor)).await.unwrap();
+    let report = store
+        .verify_audit_chain(std::slice::from_ref(&anchor))
+        .await
+        .unwrap();
     assert!(report.intact(), "{:?}", report.findings);
     assert_eq!(report.sealed, events + more);
     assert_eq!(report.anchors, 1);
 
-    // The seals are append-only too.
+    // Events stay append-only.
     let changed = store.try_rewrite_events(false).await;
     assert!(changed.is_err(), "events stay append-only");
+
+    // The raw bytes of every interchange match the SHA-256 its sealed
+    // `received` event recorded; bytes changed afterwards do not.
+    let report = store.verify_audit(&[], true).await.unwrap();
+    assert!(report.intact(), "{:?}", report.findings);
+    assert_eq!(report.raw_checked, 5);
+    let set_raw = match raw.backend {
+        Backend::Sqlite => "X'554E4100'",
+        Backend::Postgres => "decode('554e4100', 'hex')",
+    };
+    let first = &ids[1];
+    raw.run(&[&format!(
+        "UPDATE interchanges SET raw = {set_raw} WHERE id = '{first}'"
+    )])
+    .await;
+    let report = store.verify_audit(&[], true).await.unwrap();
+    let found = codes(&report);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].0, "AUD007");
+    assert!(
+        report.findings[0]
+            .message
+            .starts_with(&format!("interchange {first}: its raw bytes have SHA-256 ")),
+        "{}",
+        report.findings[0].message
+    );
+    assert!(
+        store.verify_audit_chain(&[]).await.unwrap().intact(),
+        "the chain itself is intact"
+    );
 
     // An event changed behind the trigger's back: found at its seal.
     let (pos, seq) = seal_of_nth(raw, 2).await;
@@ -162,7 +195,10 @@ async fn chain_life(store: &Store, raw: &Raw) {
         "UPDATE events SET detail = detail || ' (edited)' WHERE seq = {seq}"
     )])
     .await;
-    let report = store.verify_audit_chain(std::slice::from_ref(&anchor)).await.unwrap();
+    let report = store
+        .verify_audit_chain(std::slice::from_ref(&anchor))
+        .await
+        .unwrap();
     assert_eq!(codes(&report), [("AUD001", Some(pos), Some(seq))]);
     assert!(!report.intact());
     assert!(report.findings[0].message.contains(&format!("event {seq}")));
@@ -198,7 +234,10 @@ async fn chain_life(store: &Store, raw: &Raw) {
     .await;
     store.seal_all_events(1000, Timestamp::now()).await.unwrap();
     assert!(store.verify_audit_chain(&[]).await.unwrap().intact());
-    let report = store.verify_audit_chain(std::slice::from_ref(&anchor)).await.unwrap();
+    let report = store
+        .verify_audit_chain(std::slice::from_ref(&anchor))
+        .await
+        .unwrap();
     assert_eq!(
         codes(&report),
         [(
@@ -422,6 +461,14 @@ async fn the_audit_commands_seal_print_and_verify() {
     assert_eq!(code, Some(0), "{out}");
     assert!(
         out.contains(&format!("audit chain intact: {events} seals checked, head {head}, 1 anchor(s) checked, 0 event(s) not sealed yet, 0 finding(s)")),
+        "{out}"
+    );
+    let (code, out) = run(&["audit", "verify", "--raw"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains(
+            "0 anchor(s) checked, 2 interchange(s)' raw bytes checked, 0 event(s) not sealed yet, 0 finding(s)"
+        ),
         "{out}"
     );
     let (code, out) = run(&["audit", "verify", "--anchor", "1:xyz"]);

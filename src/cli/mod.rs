@@ -975,6 +975,10 @@ enum AuditCommand {
         /// log print it): the chain must still lead through it. Repeatable.
         #[arg(long = "anchor", value_name = "POS:HASH")]
         anchors: Vec<crate::store::Anchor>,
+        /// Also check each interchange's raw bytes against the SHA-256
+        /// its sealed `received` event recorded (reads every interchange).
+        #[arg(long)]
+        raw: bool,
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
         #[command(flatten)]
@@ -1428,12 +1432,13 @@ fn audit_command(command: AuditCommand) -> Result<u8, CliError> {
     match command {
         AuditCommand::Verify {
             anchors,
+            raw,
             format,
             store,
         } => {
             let url = store.existing_url()?;
             let report = runtime()?.block_on(admin_read(&url, async |store: &Store| {
-                store.verify_audit_chain(&anchors).await
+                store.verify_audit(&anchors, raw).await
             }))?;
             match format {
                 Format::Json => {
@@ -1462,11 +1467,16 @@ fn audit_command(command: AuditCommand) -> Result<u8, CliError> {
                     };
                     writeln!(
                         out,
-                        "audit chain {verdict}: {} seals checked, head {}:{}, {} anchor(s) checked, {} event(s) not sealed yet, {} finding(s)",
+                        "audit chain {verdict}: {} seals checked, head {}:{}, {} anchor(s) checked,{} {} event(s) not sealed yet, {} finding(s)",
                         report.sealed,
                         report.head.pos,
                         report.head.hash,
                         report.anchors,
+                        if raw {
+                            format!(" {} interchange(s)' raw bytes checked,", report.raw_checked)
+                        } else {
+                            String::new()
+                        },
                         report.pending,
                         report.findings_total
                     )

@@ -142,6 +142,8 @@ pub struct AuditReport {
     pub pending: i64,
     /// Anchors checked.
     pub anchors: usize,
+    /// Interchanges whose raw bytes were checked (with `raw`).
+    pub raw_checked: u64,
     /// The first findings, in chain order.
     pub findings: Vec<AuditFinding>,
     /// All findings (more than are listed when there are many).
@@ -159,6 +161,13 @@ impl AuditReport {
             self.findings.push(finding);
         }
     }
+}
+
+/// The SHA-256 a `received` event records (`… bytes, sha256 HEX…`).
+fn recorded_sha256(detail: &str) -> Option<String> {
+    let (_, rest) = detail.split_once("sha256 ")?;
+    let hash = rest.get(..64)?;
+    unhex(hash).map(|_| hash.to_ascii_lowercase())
 }
 
 /// Where the sealer stands (the row of `audit_chain`).
@@ -348,6 +357,19 @@ impl Store {
     /// `anchor`, and that no event was written where the chain had already
     /// passed. Reads only.
     pub async fn verify_audit_chain(&self, anchors: &[Anchor]) -> Result<AuditReport, StoreError> {
+        self.verify_audit(anchors, false).await
+    }
+
+    /// [`verify_audit_chain`](Self::verify_audit_chain), and with `raw`
+    /// also every stored interchange whose `received` event is sealed: its
+    /// raw bytes must still have the SHA-256 that event recorded (AUD007),
+    /// so the bytes a sender sent are covered by the chain too. Reads each
+    /// interchange's bytes once, one interchange at a time.
+    pub async fn verify_audit(
+        &self,
+        anchors: &[Anchor],
+        raw: bool,
+    ) -> Result<AuditReport, StoreError> {
         let state = self.chain_state().await?;
         let mut report = AuditReport {
             sealed: 0,
@@ -357,6 +379,7 @@ impl Store {
             },
             pending: 0,
             anchors: anchors.len(),
+            raw_checked: 0,
             findings: Vec::new(),
             findings_total: 0,
         };
@@ -424,7 +447,74 @@ impl Store {
             });
         }
         self.verify_unsealed(&state, &mut report).await?;
+        if raw {
+            self.verify_raw(&state, &mut report).await?;
+        }
         Ok(report)
+    }
+
+    /// AUD007: the raw bytes of each interchange whose `received` event is
+    /// sealed (up to the head `state` records) against the SHA-256 that
+    /// event gives.
+    async fn verify_raw(
+        &self,
+        state: &ChainState,
+        report: &mut AuditReport,
+    ) -> Result<(), StoreError> {
+        let page_sql = self.sql(
+            "SELECT e.interchange_id, e.seq, e.detail, s.pos FROM events e \
+             JOIN event_seals s ON s.event_seq = e.seq \
+             WHERE e.kind = 'received' AND e.declaration_id IS NULL AND s.pos <= $1 \
+             AND e.interchange_id > $2 ORDER BY e.interchange_id LIMIT 1000",
+        );
+        let raw_sql = self.sql("SELECT raw FROM interchanges WHERE id = $1");
+        let mut after = String::new();
+        loop {
+            let rows = sqlx::query(&page_sql)
+                .bind(state.pos)
+                .bind(&after)
+                .fetch_all(&self.pool)
+                .await?;
+            for row in &rows {
+                let id: String = row.try_get("interchange_id")?;
+                let seq: i64 = row.try_get("seq")?;
+                let pos: i64 = row.try_get("pos")?;
+                let detail: String = row.try_get("detail")?;
+                report.raw_checked += 1;
+                let recorded = recorded_sha256(&detail);
+                let bytes: Option<Vec<u8>> = sqlx::query(&raw_sql)
+                    .bind(&id)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .map(|r| r.try_get("raw"))
+                    .transpose()?;
+                let found = bytes.map(|b| crate::hub::hex(&Sha256::digest(&b)));
+                let message = match (&recorded, &found) {
+                    (Some(r), Some(f)) if r == f => None,
+                    (Some(r), Some(f)) => Some(format!(
+                        "interchange {id}: its raw bytes have SHA-256 {f}, not the {r} its sealed received event (event {seq}, seal {pos}) recorded: the bytes were changed"
+                    )),
+                    (_, None) => Some(format!(
+                        "interchange {id}, whose received event is sealed (event {seq}, seal {pos}), is gone from the store"
+                    )),
+                    (None, Some(_)) => Some(format!(
+                        "interchange {id}: its sealed received event (event {seq}, seal {pos}) records no SHA-256"
+                    )),
+                };
+                if let Some(message) = message {
+                    report.find(AuditFinding {
+                        code: "AUD007",
+                        pos: Some(pos),
+                        seq: Some(seq),
+                        message,
+                    });
+                }
+                after = id;
+            }
+            if rows.len() < 1000 {
+                return Ok(());
+            }
+        }
     }
 
     fn verify_seal(
@@ -607,6 +697,19 @@ mod tests {
         let next = seal_hash(&expected, &fields("3 messages"));
         assert_ne!(next, expected);
         assert_eq!(next.len(), 64);
+    }
+
+    #[test]
+    fn the_hash_a_received_event_records_is_read_from_its_detail() {
+        let hash = "0f".repeat(32);
+        for detail in [
+            format!("120 bytes, sha256 {hash}"),
+            format!("120 bytes of WCO XML, sha256 {hash}; over HTTP"),
+        ] {
+            assert_eq!(recorded_sha256(&detail), Some(hash.clone()), "{detail}");
+        }
+        assert_eq!(recorded_sha256("120 bytes, sha256 0f0f"), None);
+        assert_eq!(recorded_sha256("120 bytes"), None);
     }
 
     #[test]
