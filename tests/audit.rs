@@ -290,7 +290,38 @@ async fn the_audit_chain_finds_changes_on_sqlite() {
         url: url.clone(),
     };
     chain_life(&store, &raw).await;
+
+    // The hub's sealer counts what it seals and shows the head's position.
+    submit(&store, 10, 1).await;
+    let pending = store.verify_audit_chain(&[]).await.unwrap().pending;
+    assert!(pending >= 2, "{pending}");
+    let metrics = tradehub::hub::metrics::Metrics::default();
+    assert_eq!(
+        tradehub::hub::audit::seal_now(&store, &metrics).await,
+        pending as u64
+    );
+    let head = store.audit_head().await.unwrap();
+    let text = metrics.render();
+    assert!(
+        text.contains(&format!("\ntradehub_audit_sealed_total {pending}\n")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("\ntradehub_audit_chain_position {}\n", head.pos)),
+        "{text}"
+    );
+    assert!(
+        text.contains("\ntradehub_audit_seal_failures_total 0\n"),
+        "{text}"
+    );
     store.close().await;
+    // A store that fails is counted, not fatal.
+    assert_eq!(tradehub::hub::audit::seal_now(&store, &metrics).await, 0);
+    assert!(
+        metrics
+            .render()
+            .contains("\ntradehub_audit_seal_failures_total 1\n")
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -1303,8 +1303,10 @@ fn serve(opts: ServeOptions) -> Result<u8, CliError> {
             stopped(stop_rx.clone()),
         ));
         // The audit trail's hash chain, sealed as events commit.
+        let metrics = intake.shared_metrics();
         let sealer = tokio::spawn(crate::hub::audit::seal_loop(
             store.clone(),
+            metrics.clone(),
             crate::hub::audit::SEAL_EVERY,
             stopped(stop_rx.clone()),
         ));
@@ -1329,7 +1331,7 @@ fn serve(opts: ServeOptions) -> Result<u8, CliError> {
         }
         // Last, when nothing else writes: the sealer's final run.
         let _ = tokio::time::timeout(std::time::Duration::from_secs(30), sealer).await;
-        crate::hub::audit::seal_now(&store).await;
+        crate::hub::audit::seal_now(&store, &metrics).await;
         served.map_err(|source| CliError::Io { path: addr.to_string(), source })?;
         store.close().await;
         tracing::info!("tradehub stopped");

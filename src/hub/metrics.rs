@@ -76,6 +76,12 @@ pub struct Metrics {
     pub submit_latency: Histogram,
     /// Drop-folder files answered but not movable out of `work/` (a gauge).
     pub drop_stuck: AtomicU64,
+    /// Events this instance sealed into the audit trail's hash chain.
+    pub audit_sealed: AtomicU64,
+    /// Runs of the sealer that failed (retried at the next).
+    pub audit_seal_failures: AtomicU64,
+    /// The chain's head position as last read (a gauge).
+    pub audit_head: AtomicU64,
 }
 
 impl Metrics {
@@ -86,7 +92,7 @@ impl Metrics {
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let counters: [(&str, &str, &AtomicU64); 12] = [
+        let counters: [(&str, &str, &AtomicU64); 14] = [
             (
                 "tradehub_interchanges_received_total",
                 "Submissions received (all transports).",
@@ -147,6 +153,16 @@ impl Metrics {
                 "HTTP requests refused 401: no API token, or one that is no partner's.",
                 &self.unauthorized,
             ),
+            (
+                "tradehub_audit_sealed_total",
+                "Events this instance sealed into the audit trail's hash chain.",
+                &self.audit_sealed,
+            ),
+            (
+                "tradehub_audit_seal_failures_total",
+                "Runs of the audit trail's sealer that failed (retried at the next run).",
+                &self.audit_seal_failures,
+            ),
         ];
         for (name, help, value) in counters {
             let _ = writeln!(
@@ -160,6 +176,12 @@ impl Metrics {
             "# HELP tradehub_drop_files_stuck Drop-folder files answered but not movable to done/ or failed/ (left in work/).\n\
              # TYPE tradehub_drop_files_stuck gauge\ntradehub_drop_files_stuck {}",
             self.drop_stuck.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP tradehub_audit_chain_position The audit trail's hash chain: the position of its last seal.\n\
+             # TYPE tradehub_audit_chain_position gauge\ntradehub_audit_chain_position {}",
+            self.audit_head.load(Ordering::Relaxed)
         );
         self.submit_latency.render(
             "tradehub_submit_seconds",

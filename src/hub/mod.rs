@@ -432,6 +432,11 @@ impl Intake {
         &self.metrics
     }
 
+    /// The counters, shared (for tasks beside the intake: the sealer).
+    pub fn shared_metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
+    }
+
     pub fn store(&self) -> &Store {
         &self.store
     }
