@@ -523,3 +523,104 @@ async fn the_audit_commands_seal_print_and_verify() {
     assert_eq!(json["report"]["findings"][0]["pos"], 1);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A store upgraded to the chain (migration 0021) seals the events it
+/// already held first, in `seq` order, then those written after.
+async fn upgrade_seals_earlier_events_first(url: &str, postgres: bool) {
+    sqlx::any::install_default_drivers();
+    let mut before = if postgres {
+        sqlx::migrate!("migrations/postgres")
+    } else {
+        sqlx::migrate!("migrations/sqlite")
+    };
+    let earlier: Vec<_> = before
+        .migrations
+        .iter()
+        .filter(|m| m.version < 21)
+        .cloned()
+        .collect();
+    assert_eq!(earlier.len(), 20);
+    before.migrations = std::borrow::Cow::Owned(earlier);
+    let pool = sqlx::any::AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(url)
+        .await
+        .unwrap();
+    before.run(&pool).await.unwrap();
+    let raw = if postgres {
+        "'\\x554e41'::bytea"
+    } else {
+        "X'554E41'"
+    };
+    for sql in [
+        "INSERT INTO partners (id, name, token_hash, created_at) VALUES ('OLD', 'Old', 'h', '2026-01-01T00:00:00Z')".to_owned(),
+        format!(
+            "INSERT INTO interchanges (id, partner_id, sender, control_reference, sha256, format, status, received_at, \
+             size_bytes, message_count, error_count, issues_json, acknowledgement, raw) VALUES \
+             ('old-1', 'OLD', 'OLD', 'R1', 'x', 'edifact', 'validated', '2026-01-01T00:00:00Z', 3, 0, 0, '[]', '', {raw})"
+        ),
+        "INSERT INTO events (interchange_id, at, kind, detail) VALUES ('old-1', '2026-01-01T00:00:00Z', 'received', 'kept from before')".to_owned(),
+        "INSERT INTO events (interchange_id, at, kind, detail) VALUES ('old-1', '2026-01-01T00:00:01Z', 'validated', 'also kept')".to_owned(),
+    ] {
+        sqlx::query(&sql).execute(&pool).await.unwrap();
+    }
+    pool.close().await;
+
+    let store = Store::open(url).await.unwrap();
+    let report = store.verify_audit_chain(&[]).await.unwrap();
+    assert!(report.intact(), "{:?}", report.findings);
+    assert_eq!((report.sealed, report.pending), (0, 2));
+    submit(&store, 0, 1).await;
+    store.seal_all_events(1000, Timestamp::now()).await.unwrap();
+    let report = store.verify_audit_chain(&[]).await.unwrap();
+    assert!(report.intact(), "{:?}", report.findings);
+    assert_eq!(report.pending, 0);
+    assert!(report.sealed >= 4, "{}", report.sealed);
+    let pool = sqlx::any::AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(url)
+        .await
+        .unwrap();
+    let rows: Vec<(i64, String)> = sqlx::query_as(
+        "SELECT s.pos, e.detail FROM event_seals s JOIN events e ON e.seq = s.event_seq ORDER BY s.pos LIMIT 2",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        rows,
+        [
+            (1, "kept from before".to_owned()),
+            (2, "also kept".to_owned())
+        ]
+    );
+    pool.close().await;
+    store.close().await;
+}
+
+#[tokio::test]
+async fn an_upgraded_store_seals_its_earlier_events_first_on_sqlite() {
+    let dir = std::env::temp_dir().join(format!(
+        "tradehub-audit-upgrade-{}",
+        uuid::Uuid::now_v7().simple()
+    ));
+    let url = Store::embedded_url(&dir).unwrap();
+    // The file must exist before a plain connection opens it.
+    let options: sqlx::sqlite::SqliteConnectOptions = url.parse().unwrap();
+    sqlx::SqlitePool::connect_with(options.create_if_missing(true))
+        .await
+        .unwrap()
+        .close()
+        .await;
+    upgrade_seals_earlier_events_first(&url, false).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn an_upgraded_store_seals_its_earlier_events_first_on_postgres() {
+    let Some((url, name)) = common::pg_database().await else {
+        return;
+    };
+    upgrade_seals_earlier_events_first(&url, true).await;
+    common::drop_pg_database(&name).await;
+}
