@@ -295,11 +295,9 @@ async fn the_audit_chain_finds_changes_on_sqlite() {
     submit(&store, 10, 1).await;
     let pending = store.verify_audit_chain(&[]).await.unwrap().pending;
     assert!(pending >= 2, "{pending}");
-    let metrics = tradehub::hub::metrics::Metrics::default();
-    assert_eq!(
-        tradehub::hub::audit::seal_now(&store, &metrics).await,
-        pending as u64
-    );
+    let metrics = std::sync::Arc::new(tradehub::hub::metrics::Metrics::default());
+    let mut sealer = tradehub::hub::audit::Sealer::new(store.clone(), metrics.clone());
+    assert_eq!(sealer.run(false).await, pending as u64);
     let head = store.audit_head().await.unwrap();
     let text = metrics.render();
     assert!(
@@ -316,7 +314,7 @@ async fn the_audit_chain_finds_changes_on_sqlite() {
     );
     store.close().await;
     // A store that fails is counted, not fatal.
-    assert_eq!(tradehub::hub::audit::seal_now(&store, &metrics).await, 0);
+    assert_eq!(sealer.run(true).await, 0);
     assert!(
         metrics
             .render()

@@ -1304,12 +1304,10 @@ fn serve(opts: ServeOptions) -> Result<u8, CliError> {
         ));
         // The audit trail's hash chain, sealed as events commit.
         let metrics = intake.shared_metrics();
-        let sealer = tokio::spawn(crate::hub::audit::seal_loop(
-            store.clone(),
-            metrics.clone(),
-            crate::hub::audit::SEAL_EVERY,
-            stopped(stop_rx.clone()),
-        ));
+        let sealer = tokio::spawn(
+            crate::hub::audit::Sealer::new(store.clone(), metrics.clone())
+                .run_until(crate::hub::audit::SEAL_EVERY, stopped(stop_rx.clone())),
+        );
         let settings = opts.http;
         let signal = async move {
             shutdown_signal().await;
@@ -1330,8 +1328,11 @@ fn serve(opts: ServeOptions) -> Result<u8, CliError> {
             let _ = tokio::time::timeout(std::time::Duration::from_secs(30), task).await;
         }
         // Last, when nothing else writes: the sealer's final run.
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(30), sealer).await;
-        crate::hub::audit::seal_now(&store, &metrics).await;
+        let mut sealer = match tokio::time::timeout(std::time::Duration::from_secs(30), sealer).await {
+            Ok(Ok(sealer)) => sealer,
+            _ => crate::hub::audit::Sealer::new(store.clone(), metrics),
+        };
+        sealer.run(true).await;
         served.map_err(|source| CliError::Io { path: addr.to_string(), source })?;
         store.close().await;
         tracing::info!("tradehub stopped");
