@@ -1,5 +1,5 @@
 //! The hub's sealer of the audit trail: it seals committed events into the
-//! hash chain (see [`crate::store::seal_hash`]) every second and once
+//! hash chain (see [`crate::store::seal_hash`]) every 5 seconds and once
 //! more when the hub has stopped writing, and logs the chain's head (at
 //! most once a minute, and as it stops),
 //! so that the log kept outside the database holds anchors an auditor can
@@ -13,14 +13,13 @@ use super::metrics::Metrics;
 use crate::store::Store;
 use crate::timestamp::Timestamp;
 
-/// Events sealed per transaction: small enough that a submission waiting
-/// for SQLite's one writer behind a batch waits a few milliseconds (the
-/// writer is taken in turn between batches).
-pub const SEAL_BATCH: i64 = 200;
+/// Events sealed per transaction. Each is a commit on SQLite's one writer:
+/// fewer, larger ones cost the intake less throughput than many small
+/// ones (docs/PERFORMANCE.md, "Sealing the audit trail").
+pub const SEAL_BATCH: i64 = 1_000;
 
-/// How often the hub seals what was written since its last run: often, so
-/// that each run has little to do.
-pub const SEAL_EVERY: Duration = Duration::from_secs(1);
+/// How often the hub seals what was written since its last run.
+pub const SEAL_EVERY: Duration = Duration::from_secs(5);
 
 /// How often, at most, the log names the chain's head while the hub runs
 /// (and once more when it stops).
