@@ -43,6 +43,28 @@ async fn submit(store: &Store, from: usize, n: usize) -> Vec<String> {
     ids
 }
 
+/// Seals until no event waits. On PostgreSQL, events wait while any older
+/// transaction of the cluster runs (other tests' too), so a test waits for
+/// them rather than expecting one run to seal everything.
+async fn seal_caught_up(store: &Store, batch: i64) -> u64 {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut total = 0;
+    loop {
+        total += store
+            .seal_all_events(batch, Timestamp::now())
+            .await
+            .unwrap();
+        if store.verify_audit_chain(&[]).await.unwrap().pending == 0 {
+            return total;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "events still unsealed after 30 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 fn codes(report: &AuditReport) -> Vec<(&str, Option<i64>, Option<i64>)> {
     report
         .findings
@@ -123,7 +145,7 @@ async fn chain_life(store: &Store, raw: &Raw) {
     assert_eq!(report.head.pos, 0);
 
     // Sealing takes every committed event, in batches, once.
-    let sealed = store.seal_all_events(4, Timestamp::now()).await.unwrap();
+    let sealed = seal_caught_up(store, 4).await;
     assert_eq!(sealed, events as u64);
     assert_eq!(store.seal_all_events(4, Timestamp::now()).await.unwrap(), 0);
     let first_head = store.audit_head().await.unwrap();
@@ -142,7 +164,7 @@ async fn chain_life(store: &Store, raw: &Raw) {
         more,
         "new events wait for the sealer"
     );
-    store.seal_all_events(1000, Timestamp::now()).await.unwrap();
+    seal_caught_up(store, 1000).await;
     let anchor = Anchor {
         pos: first_head.pos,
         hash: first_head.hash.clone(),
@@ -232,7 +254,7 @@ async fn chain_life(store: &Store, raw: &Raw) {
          head = '0000000000000000000000000000000000000000000000000000000000000000'",
     ])
     .await;
-    store.seal_all_events(1000, Timestamp::now()).await.unwrap();
+    seal_caught_up(store, 1000).await;
     assert!(store.verify_audit_chain(&[]).await.unwrap().intact());
     let report = store
         .verify_audit_chain(std::slice::from_ref(&anchor))
@@ -358,7 +380,7 @@ async fn events_committed_out_of_order_are_sealed_once_on_postgres() {
     };
     let store = Store::open(&url).await.unwrap();
     let ids = submit(&store, 0, 1).await;
-    store.seal_all_events(1000, Timestamp::now()).await.unwrap();
+    seal_caught_up(&store, 1000).await;
     let before = store.audit_head().await.unwrap().pos;
 
     // A transaction writes an event and stays open; a later one commits.
@@ -381,10 +403,7 @@ async fn events_committed_out_of_order_are_sealed_once_on_postgres() {
     );
     assert_eq!(store.verify_audit_chain(&[]).await.unwrap().pending, 1);
     slow.commit().await.unwrap();
-    assert_eq!(
-        store.seal_all_events(1000, Timestamp::now()).await.unwrap(),
-        2
-    );
+    assert_eq!(seal_caught_up(&store, 1000).await, 2);
     let kinds: Vec<(i64, String)> = sqlx::query_as(
         "SELECT s.pos, e.kind FROM event_seals s JOIN events e ON e.seq = s.event_seq WHERE s.pos > $1 ORDER BY s.pos",
     )
@@ -432,7 +451,7 @@ async fn events_committed_out_of_order_are_sealed_once_on_postgres() {
     for t in tasks {
         t.await.unwrap();
     }
-    store.seal_all_events(1000, Timestamp::now()).await.unwrap();
+    seal_caught_up(&store, 1000).await;
     let (events, seals, distinct): (i64, i64, i64) = sqlx::query_as(
         "SELECT (SELECT COUNT(*) FROM events), (SELECT COUNT(*) FROM event_seals), \
          (SELECT COUNT(DISTINCT event_seq) FROM event_seals)",
@@ -569,7 +588,7 @@ async fn upgrade_seals_earlier_events_first(url: &str, postgres: bool) {
     assert!(report.intact(), "{:?}", report.findings);
     assert_eq!((report.sealed, report.pending), (0, 2));
     submit(&store, 0, 1).await;
-    store.seal_all_events(1000, Timestamp::now()).await.unwrap();
+    seal_caught_up(&store, 1000).await;
     let report = store.verify_audit_chain(&[]).await.unwrap();
     assert!(report.intact(), "{:?}", report.findings);
     assert_eq!(report.pending, 0);
@@ -620,5 +639,54 @@ async fn an_upgraded_store_seals_its_earlier_events_first_on_postgres() {
         return;
     };
     upgrade_seals_earlier_events_first(&url, true).await;
+    common::drop_pg_database(&name).await;
+}
+
+/// A store restored into another PostgreSQL cluster keeps the old
+/// cluster's transaction ids in its events and in the sealer's horizon; the
+/// new cluster's ids are lower. The sealer notices, seals the events the
+/// dump held unsealed, and goes on from the new cluster's ids: nothing is
+/// left unsealed, nothing is reported as added behind the hub's back.
+#[tokio::test]
+async fn a_store_restored_into_another_cluster_goes_on_sealing_on_postgres() {
+    let Some((url, name)) = common::pg_database().await else {
+        return;
+    };
+    let store = Store::open(&url).await.unwrap();
+    let ids = submit(&store, 0, 1).await;
+    seal_caught_up(&store, 1000).await;
+    // As restored from a cluster far ahead: the horizon, and an event the
+    // dump caught before it was sealed, carry that cluster's ids.
+    let raw = Raw {
+        backend: Backend::Postgres,
+        url: url.clone(),
+    };
+    raw.run(&[
+        "UPDATE audit_chain SET horizon = 9000000000000, until = NULL",
+        &format!(
+            "INSERT INTO events (interchange_id, at, kind, detail, xact) VALUES \
+             ('{}', '2026-11-30T00:00:00Z', 'validated', 'unsealed at the dump', 8999999999990)",
+            ids[0]
+        ),
+    ])
+    .await;
+    submit(&store, 1, 1).await;
+    seal_caught_up(&store, 3).await;
+    let report = store.verify_audit_chain(&[]).await.unwrap();
+    assert!(report.intact(), "{:?}", report.findings);
+    assert_eq!(report.pending, 0);
+    let events = store.count(tradehub::store::Table::Events).await.unwrap();
+    assert_eq!(report.sealed, events);
+    // And it keeps going from here.
+    submit(&store, 2, 1).await;
+    seal_caught_up(&store, 1000).await;
+    let report = store.verify_audit_chain(&[]).await.unwrap();
+    assert!(report.intact(), "{:?}", report.findings);
+    assert_eq!(report.pending, 0);
+    assert_eq!(
+        report.sealed,
+        store.count(tradehub::store::Table::Events).await.unwrap()
+    );
+    store.close().await;
     common::drop_pg_database(&name).await;
 }

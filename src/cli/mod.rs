@@ -1328,9 +1328,13 @@ fn serve(opts: ServeOptions) -> Result<u8, CliError> {
             let _ = tokio::time::timeout(std::time::Duration::from_secs(30), task).await;
         }
         // Last, when nothing else writes: the sealer's final run.
-        let mut sealer = match tokio::time::timeout(std::time::Duration::from_secs(30), sealer).await {
+        let mut sealer_task = sealer;
+        let mut sealer = match tokio::time::timeout(std::time::Duration::from_secs(30), &mut sealer_task).await {
             Ok(Ok(sealer)) => sealer,
-            _ => crate::hub::audit::Sealer::new(store.clone(), metrics),
+            _ => {
+                sealer_task.abort();
+                crate::hub::audit::Sealer::new(store.clone(), metrics)
+            }
         };
         sealer.run(true).await;
         served.map_err(|source| CliError::Io { path: addr.to_string(), source })?;

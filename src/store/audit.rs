@@ -208,6 +208,13 @@ impl Store {
     /// so that no event can commit behind the chain; several hubs on one
     /// database take turns through the lock on `audit_chain`.
     pub async fn seal_events(&self, batch: i64, at: Timestamp) -> Result<u64, StoreError> {
+        Ok(self.seal_batch(batch, at).await?.0)
+    }
+
+    /// [`seal_events`](Self::seal_events), saying also whether more may be
+    /// sealed at once (a full batch, or the chain just went on from a new
+    /// cluster's ids).
+    async fn seal_batch(&self, batch: i64, at: Timestamp) -> Result<(u64, bool), StoreError> {
         let batch = batch.max(1);
         let _writing = self.write_lock().await;
         let mut tx = self.pool.begin().await?;
@@ -217,38 +224,92 @@ impl Store {
         };
         let sql = format!("SELECT {STATE_COLUMNS} FROM audit_chain WHERE id = 1{lock}");
         let mut state = state_row(&sqlx::query(&sql).fetch_one(&mut *tx).await?)?;
-        let until = match (self.backend, state.until) {
-            (Backend::Sqlite, _) => i64::MAX,
-            (Backend::Postgres, Some(until)) => until,
-            (Backend::Postgres, None) => {
-                // Every transaction below the snapshot's xmin has ended:
-                // its events, if it committed, are all visible now.
-                let row = sqlx::query(
-                    "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin",
-                )
-                .fetch_one(&mut *tx)
-                .await?;
-                let xmin: i64 = row.try_get("xmin")?;
-                if xmin <= state.horizon {
-                    tx.rollback().await?;
-                    return Ok(0);
+        // Events already sealed are never taken again: on PostgreSQL a
+        // range can hold events sealed before (a store restored into
+        // another cluster, below).
+        let unsealed = "NOT EXISTS (SELECT 1 FROM event_seals s WHERE s.event_seq = e.seq)";
+        let columns = "e.seq, e.interchange_id, e.declaration_id, e.at, e.kind, e.detail, e.xact";
+        let mut until = i64::MAX;
+        let mut rebased = false;
+        let rows = match self.backend {
+            // One writer: events commit in `seq` order.
+            Backend::Sqlite => {
+                let sql = self.sql(&format!(
+                    "SELECT {columns} FROM events e WHERE e.seq > $1 ORDER BY e.seq LIMIT $2"
+                ));
+                sqlx::query(&sql)
+                    .bind(state.cursor_seq)
+                    .bind(batch)
+                    .fetch_all(&mut *tx)
+                    .await?
+            }
+            Backend::Postgres => {
+                // Ids at or above this belong to another cluster (below).
+                let mut foreign_from = None;
+                if let Some(open) = state.until {
+                    until = open;
+                } else {
+                    // Every transaction below the snapshot's xmin has
+                    // ended: its events, if it committed, are all visible
+                    // now. No transaction of this cluster has an id at or
+                    // above its xmax.
+                    let row = sqlx::query(
+                        "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin, \
+                         pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS xmax",
+                    )
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    let xmin: i64 = row.try_get("xmin")?;
+                    let xmax: i64 = row.try_get("xmax")?;
+                    if xmin < state.horizon {
+                        foreign_from = Some(xmax);
+                    } else if xmin == state.horizon {
+                        tx.rollback().await?;
+                        return Ok((0, false));
+                    } else {
+                        until = xmin;
+                    }
                 }
-                xmin
+                match foreign_from {
+                    Some(xmax) => {
+                        // Transaction ids went back: the store was restored
+                        // into another cluster, and its events keep the old
+                        // cluster's ids. Those still unsealed (ids no
+                        // transaction here has had yet) are sealed now; then
+                        // the chain goes on from this cluster's first ids.
+                        rebased = true;
+                        tracing::warn!(
+                            horizon = state.horizon,
+                            xmax,
+                            "the store's transaction ids went back (restored into another cluster?): the audit chain goes on from this cluster's"
+                        );
+                        let sql = format!(
+                            "SELECT {columns} FROM events e WHERE e.xact >= $1 AND {unsealed} ORDER BY e.seq LIMIT $2"
+                        );
+                        sqlx::query(&sql)
+                            .bind(xmax)
+                            .bind(batch)
+                            .fetch_all(&mut *tx)
+                            .await?
+                    }
+                    None => {
+                        let sql = format!(
+                            "SELECT {columns} FROM events e WHERE e.xact >= $1 AND e.xact < $2 \
+                             AND (e.xact, e.seq) > ($3, $4) AND {unsealed} ORDER BY e.xact, e.seq LIMIT $5"
+                        );
+                        sqlx::query(&sql)
+                            .bind(state.horizon)
+                            .bind(until)
+                            .bind(state.cursor_xact)
+                            .bind(state.cursor_seq)
+                            .bind(batch)
+                            .fetch_all(&mut *tx)
+                            .await?
+                    }
+                }
             }
         };
-        let sql = self.sql(
-            "SELECT seq, interchange_id, declaration_id, at, kind, detail, xact FROM events \
-             WHERE xact >= $1 AND xact < $2 AND (xact > $3 OR (xact = $3 AND seq > $4)) \
-             ORDER BY xact, seq LIMIT $5",
-        );
-        let rows = sqlx::query(&sql)
-            .bind(state.horizon)
-            .bind(until)
-            .bind(state.cursor_xact)
-            .bind(state.cursor_seq)
-            .bind(batch)
-            .fetch_all(&mut *tx)
-            .await?;
+        let cursor_before = (state.cursor_xact, state.cursor_seq);
         let sealed_at = at.to_string();
         let mut seals: Vec<(i64, i64, String)> = Vec::with_capacity(rows.len());
         for row in &rows {
@@ -298,6 +359,17 @@ impl Store {
         }
         let done = rows.len() < usize::try_from(batch).unwrap_or(usize::MAX);
         match self.backend {
+            // The old cluster's events are taken by `seq`, not by the
+            // cursor; once all are sealed, this cluster's ids from 0.
+            Backend::Postgres if rebased => {
+                (state.cursor_xact, state.cursor_seq) = cursor_before;
+                if done {
+                    state.horizon = 0;
+                    state.until = None;
+                    state.cursor_xact = -1;
+                    state.cursor_seq = 0;
+                }
+            }
             Backend::Postgres if done => {
                 state.horizon = until;
                 state.until = None;
@@ -321,7 +393,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(seals.len() as u64)
+        Ok((seals.len() as u64, !done || rebased))
     }
 
     /// Seals every committed event that can be sealed now, `batch` at a
@@ -329,9 +401,9 @@ impl Store {
     pub async fn seal_all_events(&self, batch: i64, at: Timestamp) -> Result<u64, StoreError> {
         let mut total = 0;
         loop {
-            let n = self.seal_events(batch, at).await?;
+            let (n, more) = self.seal_batch(batch, at).await?;
             total += n;
-            if n < batch.max(1).unsigned_abs() {
+            if !more {
                 return Ok(total);
             }
         }
@@ -598,23 +670,32 @@ impl Store {
         state: &ChainState,
         report: &mut AuditReport,
     ) -> Result<(), StoreError> {
-        // Passed: below the horizon, or in the range being sealed up to the
-        // cursor.
-        let passed = "(xact < $1 OR (xact < $2 AND (xact < $3 OR (xact = $3 AND seq <= $4))))";
-        let until = match self.backend {
-            Backend::Sqlite => i64::MAX,
-            Backend::Postgres => state.until.unwrap_or(state.horizon),
+        // Passed: on SQLite up to the cursor (events commit in `seq`
+        // order); on PostgreSQL below the horizon, or in the range being
+        // sealed up to the cursor.
+        let (passed, binds): (&str, Vec<i64>) = match self.backend {
+            Backend::Sqlite => ("e.seq <= $1", vec![state.cursor_seq]),
+            Backend::Postgres => (
+                "(e.xact < $1 OR (e.xact < $2 AND (e.xact, e.seq) <= ($3, $4)))",
+                vec![
+                    state.horizon,
+                    state.until.unwrap_or(state.horizon),
+                    state.cursor_xact,
+                    state.cursor_seq,
+                ],
+            ),
         };
         let unsealed = "NOT EXISTS (SELECT 1 FROM event_seals s WHERE s.event_seq = e.seq)";
+        let limit_at = binds.len() + 1;
         let sql = self.sql(&format!(
             "SELECT e.seq, e.interchange_id, e.kind, e.at FROM events e WHERE {passed} AND {unsealed} \
-             ORDER BY e.seq LIMIT $5"
+             ORDER BY e.seq LIMIT ${limit_at}"
         ));
-        let rows = sqlx::query(&sql)
-            .bind(state.horizon)
-            .bind(until)
-            .bind(state.cursor_xact)
-            .bind(state.cursor_seq)
+        let mut query = sqlx::query(&sql);
+        for b in &binds {
+            query = query.bind(*b);
+        }
+        let rows = query
             .bind(i64::try_from(FINDINGS_LISTED).unwrap_or(100))
             .fetch_all(&self.pool)
             .await?;
@@ -633,16 +714,21 @@ impl Store {
             });
         }
         let sql = self.sql(&format!(
-            "SELECT COUNT(*) AS n FROM events e WHERE NOT {passed} AND {unsealed}"
+            "SELECT COALESCE(SUM(CASE WHEN {passed} THEN 1 ELSE 0 END), 0) AS passed_n, \
+             COALESCE(SUM(CASE WHEN {passed} THEN 0 ELSE 1 END), 0) AS pending_n \
+             FROM events e WHERE {unsealed}"
         ));
-        let row = sqlx::query(&sql)
-            .bind(state.horizon)
-            .bind(until)
-            .bind(state.cursor_xact)
-            .bind(state.cursor_seq)
-            .fetch_one(&self.pool)
-            .await?;
-        report.pending = row.try_get("n")?;
+        let mut query = sqlx::query(&sql);
+        for b in &binds {
+            query = query.bind(*b);
+        }
+        let row = query.fetch_one(&self.pool).await?;
+        let passed_n: i64 = row.try_get("passed_n")?;
+        // Those past the ones listed are counted too.
+        report.findings_total += passed_n
+            .saturating_sub(i64::try_from(rows.len()).unwrap_or(i64::MAX))
+            .unsigned_abs();
+        report.pending = row.try_get("pending_n")?;
         Ok(())
     }
 }
