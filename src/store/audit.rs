@@ -163,6 +163,45 @@ impl AuditReport {
     }
 }
 
+/// An event's sealed fields as read from a row.
+#[derive(Debug)]
+struct EventRow {
+    seq: i64,
+    interchange_id: String,
+    declaration_id: Option<String>,
+    at: String,
+    kind: String,
+    detail: String,
+}
+
+impl EventRow {
+    fn read(row: &AnyRow, seq: i64) -> Result<EventRow, StoreError> {
+        Ok(EventRow {
+            seq,
+            interchange_id: row.try_get("interchange_id")?,
+            declaration_id: row.try_get("declaration_id")?,
+            at: row.try_get("at")?,
+            kind: row.try_get("kind")?,
+            detail: row.try_get("detail")?,
+        })
+    }
+
+    /// Its seal after the seal `prev`.
+    fn seal(&self, prev: &str) -> String {
+        seal_hash(
+            prev,
+            &SealedFields {
+                seq: self.seq,
+                interchange_id: &self.interchange_id,
+                declaration_id: self.declaration_id.as_deref(),
+                at: &self.at,
+                kind: &self.kind,
+                detail: &self.detail,
+            },
+        )
+    }
+}
+
 /// The SHA-256 a `received` event records (`… bytes, sha256 HEX…`).
 fn recorded_sha256(detail: &str) -> Option<String> {
     let (_, rest) = detail.split_once("sha256 ")?;
@@ -314,22 +353,7 @@ impl Store {
         let mut seals: Vec<(i64, i64, String)> = Vec::with_capacity(rows.len());
         for row in &rows {
             let seq: i64 = row.try_get("seq")?;
-            let interchange_id: String = row.try_get("interchange_id")?;
-            let declaration_id: Option<String> = row.try_get("declaration_id")?;
-            let at: String = row.try_get("at")?;
-            let kind: String = row.try_get("kind")?;
-            let detail: String = row.try_get("detail")?;
-            let hash = seal_hash(
-                &state.head,
-                &SealedFields {
-                    seq,
-                    interchange_id: &interchange_id,
-                    declaration_id: declaration_id.as_deref(),
-                    at: &at,
-                    kind: &kind,
-                    detail: &detail,
-                },
-            );
+            let hash = EventRow::read(row, seq)?.seal(&state.head);
             state.pos += 1;
             state.head.clone_from(&hash);
             state.cursor_xact = row.try_get("xact")?;
@@ -618,23 +642,14 @@ impl Store {
                 message: format!("event {event_seq}, sealed at {pos}, is gone from the trail"),
             }),
             Some(seq) => {
-                let interchange_id: String = row.try_get("interchange_id")?;
-                let declaration_id: Option<String> = row.try_get("declaration_id")?;
-                let at: String = row.try_get("at")?;
-                let kind: String = row.try_get("kind")?;
-                let detail: String = row.try_get("detail")?;
-                let expected = seal_hash(
-                    prev_hash,
-                    &SealedFields {
-                        seq,
-                        interchange_id: &interchange_id,
-                        declaration_id: declaration_id.as_deref(),
-                        at: &at,
-                        kind: &kind,
-                        detail: &detail,
-                    },
-                );
-                if expected != hash {
+                let event = EventRow::read(row, seq)?;
+                if event.seal(prev_hash) != hash {
+                    let EventRow {
+                        interchange_id,
+                        kind,
+                        at,
+                        ..
+                    } = event;
                     report.find(AuditFinding {
                         code: "AUD001",
                         pos: Some(pos),
