@@ -80,23 +80,18 @@ struct Raw {
 }
 
 impl Raw {
+    /// A connection to the store, of either backend.
+    async fn pool(&self) -> sqlx::AnyPool {
+        sqlx::any::install_default_drivers();
+        sqlx::AnyPool::connect(&self.url).await.unwrap()
+    }
+
     async fn run(&self, statements: &[&str]) {
-        match self.backend {
-            Backend::Sqlite => {
-                let pool = sqlx::SqlitePool::connect(&self.url).await.unwrap();
-                for sql in statements {
-                    sqlx::query(sql).execute(&pool).await.unwrap();
-                }
-                pool.close().await;
-            }
-            Backend::Postgres => {
-                let pool = sqlx::PgPool::connect(&self.url).await.unwrap();
-                for sql in statements {
-                    sqlx::query(sql).execute(&pool).await.unwrap();
-                }
-                pool.close().await;
-            }
+        let pool = self.pool().await;
+        for sql in statements {
+            sqlx::query(sql).execute(&pool).await.unwrap();
         }
+        pool.close().await;
     }
 
     /// Runs `statements` with the append-only triggers of `events` and
@@ -281,20 +276,10 @@ async fn chain_life(store: &Store, raw: &Raw) {
 /// The position and event of the `n`-th seal (1-based).
 async fn seal_of_nth(raw: &Raw, n: i64) -> (i64, i64) {
     let sql = format!("SELECT pos, event_seq FROM event_seals WHERE pos = {n}");
-    match raw.backend {
-        Backend::Sqlite => {
-            let pool = sqlx::SqlitePool::connect(&raw.url).await.unwrap();
-            let row: (i64, i64) = sqlx::query_as(&sql).fetch_one(&pool).await.unwrap();
-            pool.close().await;
-            row
-        }
-        Backend::Postgres => {
-            let pool = sqlx::PgPool::connect(&raw.url).await.unwrap();
-            let row: (i64, i64) = sqlx::query_as(&sql).fetch_one(&pool).await.unwrap();
-            pool.close().await;
-            row
-        }
-    }
+    let pool = raw.pool().await;
+    let row: (i64, i64) = sqlx::query_as(&sql).fetch_one(&pool).await.unwrap();
+    pool.close().await;
+    row
 }
 
 async fn seq_at(raw: &Raw, pos: i64) -> i64 {

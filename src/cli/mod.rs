@@ -1474,10 +1474,9 @@ fn audit_command(command: AuditCommand) -> Result<u8, CliError> {
                     };
                     writeln!(
                         out,
-                        "audit chain {verdict}: {} seals checked, head {}:{}, {} anchor(s) checked,{} {} event(s) not sealed yet, {} finding(s)",
+                        "audit chain {verdict}: {} seals checked, head {}, {} anchor(s) checked,{} {} event(s) not sealed yet, {} finding(s)",
                         report.sealed,
-                        report.head.pos,
-                        report.head.hash,
+                        report.head,
                         report.anchors,
                         if raw {
                             format!(" {} interchange(s)' raw bytes checked,", report.raw_checked)
@@ -1524,7 +1523,8 @@ fn print_head(
 ) -> Result<u8, CliError> {
     match format {
         Format::Json => {
-            let mut json = serde_json::json!({"pos": head.pos, "hash": head.hash, "anchor": format!("{}:{}", head.pos, head.hash)});
+            let mut json =
+                serde_json::json!({"pos": head.pos, "hash": head.hash, "anchor": head.to_string()});
             if let (Some(n), Some(map)) = (sealed, json.as_object_mut()) {
                 map.insert("sealed".into(), n.into());
             }
@@ -1534,7 +1534,7 @@ fn print_head(
             if let Some(n) = sealed {
                 writeln!(out, "sealed {n} event(s)").map_err(out_err)?;
             }
-            writeln!(out, "{}:{}", head.pos, head.hash).map_err(out_err)?;
+            writeln!(out, "{head}").map_err(out_err)?;
         }
     }
     Ok(EXIT_VALID)

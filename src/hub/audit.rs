@@ -93,7 +93,7 @@ impl Sealer {
                 if self.unlogged > 0 && (last || due) {
                     tracing::info!(
                         sealed = self.unlogged,
-                        anchor = %format!("{}:{}", head.pos, head.hash),
+                        anchor = %head,
                         "audit trail sealed"
                     );
                     self.unlogged = 0;

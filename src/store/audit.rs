@@ -89,6 +89,13 @@ pub struct ChainHead {
     pub hash: String,
 }
 
+/// `POS:HASH`, the form an anchor is noted and given in ([`Anchor`]).
+impl std::fmt::Display for ChainHead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.pos, self.hash)
+    }
+}
+
 /// A hash of the chain noted earlier, to check that the chain still leads
 /// through it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -361,15 +368,9 @@ impl Store {
             seals.push((state.pos, seq, hash));
         }
         for chunk in seals.chunks(SEALS_PER_INSERT) {
-            let values: Vec<String> = (0..chunk.len())
-                .map(|i| {
-                    let n = i * 4;
-                    format!("(${}, ${}, ${}, ${})", n + 1, n + 2, n + 3, n + 4)
-                })
-                .collect();
             let sql = self.sql(&format!(
                 "INSERT INTO event_seals (pos, event_seq, sealed_at, hash) VALUES {}",
-                values.join(", ")
+                super::value_rows(chunk.len(), 4)
             ));
             let mut query = sqlx::query(&sql);
             for (pos, seq, hash) in chunk {

@@ -13,7 +13,7 @@
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
-use super::{Event, NewInterchange, OutboxMessage, Store, StoreError};
+use super::{Event, NewInterchange, OutboxMessage, Store, StoreError, value_rows};
 use crate::timestamp::Timestamp;
 
 /// A declaration (or manifest, passenger list) to store with its interchange.
@@ -501,22 +501,9 @@ impl Store {
         events: &[(String, String)],
     ) -> Result<(), StoreError> {
         for chunk in events.chunks(100) {
-            let rows: Vec<String> = (0..chunk.len())
-                .map(|i| {
-                    let b = 5 * i;
-                    format!(
-                        "(${}, ${}, ${}, ${}, ${})",
-                        b + 1,
-                        b + 2,
-                        b + 3,
-                        b + 4,
-                        b + 5
-                    )
-                })
-                .collect();
             let sql = self.sql(&format!(
                 "INSERT INTO events (interchange_id, declaration_id, at, kind, detail) VALUES {}",
-                rows.join(", ")
+                value_rows(chunk.len(), 5)
             ));
             let mut query = sqlx::query(&sql);
             for (kind, detail) in chunk {
@@ -544,15 +531,9 @@ impl Store {
         let unique: Vec<&(String, String)> =
             references.iter().filter(|r| seen.insert(*r)).collect();
         for chunk in unique.chunks(100) {
-            let rows: Vec<String> = (0..chunk.len())
-                .map(|i| {
-                    let b = 3 * i;
-                    format!("(${}, ${}, ${})", b + 1, b + 2, b + 3)
-                })
-                .collect();
             let sql = self.sql(&format!(
                 "INSERT INTO cargo_refs (reference, declaration_id, kind) VALUES {}",
-                rows.join(", ")
+                value_rows(chunk.len(), 3)
             ));
             let mut query = sqlx::query(&sql);
             for (kind, reference) in chunk {
@@ -600,24 +581,9 @@ impl Store {
         at: &str,
     ) -> Result<(), StoreError> {
         for chunk in outbox.chunks(100) {
-            let rows: Vec<String> = (0..chunk.len())
-                .map(|i| {
-                    let b = 7 * i;
-                    format!(
-                        "(${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                        b + 1,
-                        b + 2,
-                        b + 3,
-                        b + 4,
-                        b + 5,
-                        b + 6,
-                        b + 7
-                    )
-                })
-                .collect();
             let sql = self.sql(&format!(
                 "INSERT INTO outbox (exchange, routing_key, message_id, content_type, payload, correlation_id, created_at) VALUES {}",
-                rows.join(", ")
+                value_rows(chunk.len(), 7)
             ));
             let mut query = sqlx::query(&sql);
             for m in chunk {

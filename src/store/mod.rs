@@ -1229,20 +1229,9 @@ impl Store {
             .await?;
         if !events.is_empty() {
             // One statement for all first events.
-            let rows: Vec<String> = (0..events.len())
-                .map(|i| {
-                    format!(
-                        "(${}, ${}, ${}, ${})",
-                        4 * i + 1,
-                        4 * i + 2,
-                        4 * i + 3,
-                        4 * i + 4
-                    )
-                })
-                .collect();
             let sql = self.sql(&format!(
                 "INSERT INTO events (interchange_id, at, kind, detail) VALUES {}",
-                rows.join(", ")
+                value_rows(events.len(), 4)
             ));
             let at = new.received_at.to_string();
             let mut query = sqlx::query(&sql);
@@ -2008,6 +1997,21 @@ impl Table {
     }
 }
 
+/// The VALUES list of a multi-row INSERT: `rows` groups of `columns`
+/// numbered placeholders, `($1, $2), ($3, $4)` (bound row by row, column
+/// by column; [`Store::sql`] turns them into SQLite's).
+pub(crate) fn value_rows(rows: usize, columns: usize) -> String {
+    (0..rows)
+        .map(|row| {
+            let cells: Vec<String> = (1..=columns)
+                .map(|column| format!("${}", row * columns + column))
+                .collect();
+            format!("({})", cells.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn event_row(r: &AnyRow) -> Result<Event, StoreError> {
     Ok(Event {
         seq: r.try_get("seq")?,
@@ -2052,6 +2056,13 @@ fn stored(r: &AnyRow) -> Result<StoredInterchange, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn value_rows_number_the_placeholders_row_by_row() {
+        assert_eq!(value_rows(1, 3), "($1, $2, $3)");
+        assert_eq!(value_rows(2, 4), "($1, $2, $3, $4), ($5, $6, $7, $8)");
+        assert_eq!(value_rows(0, 4), "");
+    }
 
     #[test]
     fn a_store_is_named_without_its_credentials() {
