@@ -352,6 +352,20 @@ async fn the_audit_chain_finds_changes_on_postgres() {
     assert_eq!(found.len(), 1, "{found:?}");
     assert_eq!(found[0].0, "AUD004");
     assert!(report.findings[0].message.contains("forged"));
+    // One given a transaction id the database has not issued yet, which
+    // the sealer would take as pending until the ids reached it.
+    let pending = report.pending;
+    raw.run(&[
+        "INSERT INTO events (interchange_id, at, kind, detail, xact) \
+         SELECT interchange_id, at, 'forged-ahead', 'added later', 9000000000000 FROM events LIMIT 1",
+    ])
+    .await;
+    let report = store.verify_audit_chain(&[]).await.unwrap();
+    let found = codes(&report);
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert!(found.iter().all(|f| f.0 == "AUD004"), "{found:?}");
+    assert!(report.findings[1].message.contains("forged-ahead"));
+    assert_eq!(report.pending, pending);
     store.close().await;
     common::drop_pg_database(&name).await;
 }
@@ -650,11 +664,16 @@ async fn a_store_restored_into_another_cluster_goes_on_sealing_on_postgres() {
         "UPDATE audit_chain SET horizon = 9000000000000, until = NULL",
         &format!(
             "INSERT INTO events (interchange_id, at, kind, detail, xact) VALUES \
-             ('{}', '2026-11-30T00:00:00Z', 'validated', 'unsealed at the dump', 8999999999990)",
+             ('{}', '2026-11-30T00:00:00Z', 'validated', 'unsealed at the dump', 9000000000010)",
             ids[0]
         ),
     ])
     .await;
+    // Until the sealer has gone on from this cluster's ids, the event the
+    // dump caught is pending, not a finding.
+    let report = store.verify_audit_chain(&[]).await.unwrap();
+    assert!(report.intact(), "{:?}", report.findings);
+    assert!(report.pending >= 1, "{}", report.pending);
     submit(&store, 1, 1).await;
     seal_caught_up(&store, 3).await;
     let report = store.verify_audit_chain(&[]).await.unwrap();

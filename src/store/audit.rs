@@ -562,14 +562,18 @@ impl Store {
             "SELECT e.interchange_id, e.seq, e.detail, s.pos FROM events e \
              JOIN event_seals s ON s.event_seq = e.seq \
              WHERE e.kind = 'received' AND e.declaration_id IS NULL AND s.pos <= $1 \
-             AND e.interchange_id > $2 ORDER BY e.interchange_id LIMIT 1000",
+             AND (e.interchange_id > $2 OR (e.interchange_id = $2 AND e.seq > $3)) \
+             ORDER BY e.interchange_id, e.seq LIMIT 1000",
         );
         let raw_sql = self.sql("SELECT raw FROM interchanges WHERE id = $1");
-        let mut after = String::new();
+        // Paged by (interchange, event): an interchange with two sealed
+        // `received` events is not skipped across a page's end.
+        let mut after = (String::new(), 0i64);
         loop {
             let rows = sqlx::query(&page_sql)
                 .bind(state.pos)
-                .bind(&after)
+                .bind(&after.0)
+                .bind(after.1)
                 .fetch_all(&self.pool)
                 .await?;
             for row in &rows {
@@ -606,7 +610,7 @@ impl Store {
                         message,
                     });
                 }
-                after = id;
+                after = (id, seq);
             }
             if rows.len() < 1000 {
                 return Ok(());
@@ -688,11 +692,20 @@ impl Store {
     ) -> Result<(), StoreError> {
         // Passed: on SQLite up to the cursor (events commit in `seq`
         // order); on PostgreSQL below the horizon, or in the range being
-        // sealed up to the cursor.
+        // sealed up to the cursor. Also, on PostgreSQL, an event with a
+        // transaction id the database has not issued yet (at or above the
+        // statement's snapshot xmax, which no committed row can carry):
+        // written by hand, it would otherwise wait as pending until the
+        // ids reached it and then be sealed like any other. Not while the
+        // ids are below the horizon: a store restored into another cluster
+        // holds events with that cluster's ids, which the sealer takes
+        // first (see `seal_batch`).
         let (passed, binds): (&str, Vec<i64>) = match self.backend {
             Backend::Sqlite => ("e.seq <= $1", vec![state.cursor_seq]),
             Backend::Postgres => (
-                "(e.xact < $1 OR (e.xact < $2 AND (e.xact, e.seq) <= ($3, $4)))",
+                "(e.xact < $1 OR (e.xact < $2 AND (e.xact, e.seq) <= ($3, $4)) \
+                 OR (e.xact >= pg_snapshot_xmax(pg_current_snapshot())::text::bigint \
+                 AND pg_snapshot_xmin(pg_current_snapshot())::text::bigint >= $1))",
                 vec![
                     state.horizon,
                     state.until.unwrap_or(state.horizon),
@@ -725,7 +738,7 @@ impl Store {
                 pos: None,
                 seq: Some(seq),
                 message: format!(
-                    "event {seq} ({kind} of interchange {interchange_id} at {at}) is not sealed, though the chain had passed it: it was added behind the hub's back"
+                    "event {seq} ({kind} of interchange {interchange_id} at {at}) is not sealed, though the chain had passed it (or it carries a transaction id the database has not issued): it was added behind the hub's back"
                 ),
             });
         }
