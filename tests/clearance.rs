@@ -2045,3 +2045,63 @@ async fn a_test_interchange_is_rejected_with_code_25() {
     assert!(declarations.is_empty());
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// An interchange addressed to one of the hub's other names
+/// (`--recipient-id`) is answered from that name, its qualifier carried
+/// back: the CONTRL and every later CUSRES alike, so the sender's
+/// translator pairs them with the exchange it opened. One addressed to
+/// the hub's own id is answered from that.
+#[tokio::test]
+async fn answers_come_from_the_name_the_sender_addressed() {
+    let dir = std::env::temp_dir().join(format!("tradehub-alias-{}", uuid::Uuid::now_v7()));
+    let clearance = Clearance {
+        recipient_ids: vec!["KRCUSTOMS".into()],
+        ..clearance("", 60)
+    };
+    let hub = hub(&Store::embedded_url(&dir).unwrap(), clearance).await;
+    let sent = String::from_utf8(cusdec("IC900", "LRN-ALIAS", "9", &["847989"]))
+        .unwrap()
+        .replacen("+TRADEHUB:ZZZ+", "+KRCUSTOMS:ZZZ+", 1)
+        .into_bytes();
+    let Submission::Stored(receipt) = hub.intake.submit(&hub.broker, sent).await.unwrap() else {
+        panic!("not stored")
+    };
+    let contrl = receipt.interchange.acknowledgement.clone();
+    assert!(
+        contrl.contains("UNB+UNOC:3+KRCUSTOMS:ZZZ+KRBROKER01:ZZZ+"),
+        "{contrl}"
+    );
+    let stored = hub
+        .intake
+        .store()
+        .declarations_of(&receipt.interchange.id)
+        .await
+        .unwrap();
+    let answers = hub
+        .intake
+        .store()
+        .responses_of(&stored[0].id)
+        .await
+        .unwrap();
+    assert!(!answers.is_empty());
+    for answer in &answers {
+        assert!(
+            answer
+                .body
+                .starts_with("UNA:+.? 'UNB+UNOC:3+KRCUSTOMS:ZZZ+KRBROKER01:ZZZ+"),
+            "{}",
+            answer.body
+        );
+    }
+    // Addressed to the hub's id: answered from it.
+    let d = submit(&hub, cusdec("IC901", "LRN-OWN", "9", &["847989"])).await;
+    let answers = hub.intake.store().responses_of(&d[0].id).await.unwrap();
+    assert!(
+        answers[0]
+            .body
+            .contains("UNB+UNOC:3+TRADEHUB:ZZZ+KRBROKER01:ZZZ+"),
+        "{}",
+        answers[0].body
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}

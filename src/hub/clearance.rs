@@ -138,13 +138,22 @@ pub struct Reply {
     #[serde(default)]
     pub lrn: Option<String>,
     /// UNB identification code qualifiers (0007) of the original: its
-    /// sender's (the partner's own), and its recipient's when it named the
-    /// hub by the hub's id. The answers' UNB carries them back, so a
-    /// network that routes on id and qualifier delivers them.
+    /// sender's (the partner's own), and its recipient's. The answers' UNB
+    /// carries them back, so a network that routes on id and qualifier
+    /// delivers them.
     #[serde(default)]
     pub sender_qualifier: String,
     #[serde(default)]
     pub recipient_qualifier: String,
+    /// The UNB recipient (S003 0010) the original named when it was one of
+    /// the hub's other names (`--recipient-id`, e.g. `KRCUSTOMS`); empty
+    /// when it named the hub's own id. The answers come from the id the
+    /// sender addressed, as its CONTRL does, so a translator that pairs
+    /// an exchange by its two ids finds them. (Replies stored before this
+    /// field have neither it nor, for such an interchange, the recipient's
+    /// qualifier: their answers come from the hub's id, as they did.)
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub recipient: String,
     /// The original's reverse routing address (UNB S002 0008), carried
     /// back in the answers' S003 (0014).
     #[serde(default)]

@@ -712,10 +712,11 @@ impl Intake {
             interchange_reference: storable(&ic.control_reference),
             sender_qualifier: storable(&ic.sender.qualifier),
             sender_routing: storable(&ic.sender.internal_id),
-            recipient_qualifier: if ic.recipient.id == self.clearance.hub_id {
-                storable(&ic.recipient.qualifier)
-            } else {
+            recipient_qualifier: storable(&ic.recipient.qualifier),
+            recipient: if ic.recipient.id == self.clearance.hub_id {
                 String::new()
+            } else {
+                storable(&ic.recipient.id)
             },
             correlation: self.via.correlation(),
             ..clearance::Reply::default()

@@ -71,7 +71,11 @@ pub(crate) fn render(
             .rev()
             .collect();
         let envelope = Envelope {
-            hub: clearance.hub_id.clone(),
+            hub: if reply.recipient.is_empty() {
+                clearance.hub_id.clone()
+            } else {
+                reply.recipient.clone()
+            },
             hub_qualifier: reply.recipient_qualifier.clone(),
             partner: reply.partner.clone(),
             partner_qualifier: reply.sender_qualifier.clone(),
