@@ -1414,6 +1414,22 @@ async fn a_broken_una_is_answered_for_what_it_is() {
             assert!(ack.contains("+4+20+UNA"), "{ack}");
             assert!(!ack.contains("ZZZ"), "{ack}");
             assert_eq!(r.issues[0].code.as_str(), "E0020", "{:?}", r.issues);
+            // Its control reference cannot be read either (a party's id
+            // stood in its place): not echoed, not kept.
+            assert!(ack.contains("UCI+UNKNOWN+"), "{ack}");
+            assert_eq!(r.interchange.control_reference, None);
+        }
+        other => panic!("not stored as rejected: {other:?}"),
+    }
+    // The sender's next interchange with the same UNA, another reference
+    // and other content, is rejected for its UNA too, not refused as a
+    // reuse of the reference misread the first time (E0026).
+    let again = b"UNA++.? 'UNB+UNOC:3+KRBROKER01:ZZZ+TRADEHUB:ZZZ+261124:1031+R5'\
+        UNH+1+CUSDEC:D:96B:UN'BGM+929+LRNR5+9'UNT+3+1'UNZ+1+R5'";
+    match hub.submit(&partner, again.to_vec()).await.unwrap() {
+        Submission::Stored(r) => {
+            assert_eq!(r.interchange.status, "rejected");
+            assert_eq!(r.issues[0].code.as_str(), "E0020", "{:?}", r.issues);
         }
         other => panic!("not stored as rejected: {other:?}"),
     }

@@ -535,10 +535,15 @@ impl Intake {
             // its parties are not what was written (the CONTRL goes to the
             // authenticated partner, signed by the hub), and neither its
             // recipient nor its test indicator is held against it; the
-            // UCI names the UNA.
+            // UCI names the UNA. Nor is its control reference what the
+            // sender wrote (a party's id read in its place): it is not
+            // kept, so it neither stands for the interchange in the CONTRL
+            // (UCI 0020 `UNKNOWN`) nor refuses the sender's next
+            // interchange as a reuse of it (E0026).
             if separators_in_error(&parsed) {
                 parsed.interchange.sender = Default::default();
                 parsed.interchange.recipient = Default::default();
+                parsed.interchange.control_reference.clear();
             } else {
                 // Misaddressed first: the UCI names the first interchange
                 // error.
