@@ -909,6 +909,66 @@ fn submit_waits_as_long_as_it_is_told() {
     drop(silent);
 }
 
+/// A file over the hub's `--max-body-bytes`: the hub answers 413 on its
+/// declared length and closes without reading it, so the client's send
+/// fails part way (a broken pipe). `submit` still reports the hub's
+/// refusal (exit 1, HUB413), as the hub recorded it, not a network fault.
+#[test]
+fn submit_of_a_file_over_the_limit_reports_the_refusal() {
+    let dir = std::env::temp_dir().join(format!("tradehub-cli-413-{}", uuid::Uuid::now_v7()));
+    let data = dir.join("data");
+    let out = bin()
+        .args(["partner", "add", "KRBROKER01", "--name", "N", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let token = stdout.lines().last().unwrap().trim().to_owned();
+    let data_arg = data.to_string_lossy().into_owned();
+    let (mut server, addr) = serve_with(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        &data_arg,
+        "--max-body-bytes",
+        "100000",
+    ]);
+    let url = format!("http://{addr}");
+    // 40 MB: far more than the socket buffers take before the hub closes.
+    let text = std::fs::read_to_string(fixture("ok/cusdec-d96b-medical-import.edi")).unwrap();
+    let at = text.find("UNS+S").unwrap();
+    let line = format!("FTX+AAA+++{}'", "X".repeat(500));
+    let big = format!("{}{}{}", &text[..at], line.repeat(80_000), &text[at..]);
+    let path = dir.join("big.edi");
+    std::fs::write(&path, &big).unwrap();
+    let out = bin()
+        .args(["submit"])
+        .arg(&path)
+        .args(["--url", &url, "--token", &token])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("refused (413, HUB413)"), "{said}");
+    assert!(said.contains(&format!("{} bytes", big.len())), "{said}");
+    // A file within the limit is taken as before.
+    let out = bin()
+        .args(["submit"])
+        .arg(fixture("ok/cusdec-d96b-medical-import.edi"))
+        .args(["--url", &url, "--token", &token])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// A hub that takes the interchange and then cannot be reached when
 /// `submit` reads its declarations back: the answer is printed, and the
 /// command says the declarations are unread (exit 2), after asking three

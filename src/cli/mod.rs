@@ -702,7 +702,11 @@ fn print_answer(code: u16, json: &serde_json::Value, format: Format) -> Result<u
 fn submit(path: &Path, client: &ClientArgs, format: Format) -> Result<u8, CliError> {
     let bytes = read(path)?;
     let url = format!("{}/v1/interchanges", client.url.trim_end_matches('/'));
-    let (code, mut json) = call(client, "POST", &url, Some(&bytes))?;
+    let sent_at = Timestamp::now();
+    let (code, mut json) = match call(client, "POST", &url, Some(&bytes)) {
+        Ok(answer) => answer,
+        Err(e) => refused_unread(client, bytes.len(), sent_at).ok_or(e)?,
+    };
     // The declarations the interchange carried, as the hub has taken them
     // (a syntax-valid interchange can still hold a rejected declaration).
     // A hub busy for a moment (503, 408) is asked again; if they cannot
@@ -749,6 +753,43 @@ fn submit(path: &Path, client: &ClientArgs, format: Format) -> Result<u8, CliErr
         return Ok(EXIT_USAGE);
     }
     Ok(exit)
+}
+
+/// The hub's answer to a submission it refused unread, when sending it
+/// failed: the hub answers a body over its limit (413, HUB413) on its
+/// declared length and closes the connection without reading it, so this
+/// client fails writing the rest (a broken pipe) and never reads that
+/// answer. The refusal is recorded, so it is asked for: the newest of the
+/// caller's refusals since `sent_at` of a body of `size` bytes left
+/// unread (no SHA-256). None when there is none (the hub went away
+/// instead, or cannot be asked), and the failure stands as it was.
+fn refused_unread(
+    client: &ClientArgs,
+    size: usize,
+    sent_at: Timestamp,
+) -> Option<(u16, serde_json::Value)> {
+    let url = format!("{}/v1/refusals?limit=20", client.url.trim_end_matches('/'));
+    let (200, list) = call(client, "GET", &url, None).ok()? else {
+        return None;
+    };
+    // Recorded with the second it was refused in (the clock's own).
+    let since = sent_at.unix() - 1;
+    let refusal = list["refusals"].as_array()?.iter().find(|r| {
+        r["size_bytes"].as_i64() == i64::try_from(size).ok()
+            && r["sha256"].as_str() == Some("")
+            && r["at"]
+                .as_str()
+                .and_then(Timestamp::parse)
+                .is_some_and(|at| at.unix() >= since)
+    })?;
+    let code = match refusal["code"].as_str()? {
+        "HUB413" => 413,
+        _ => return None,
+    };
+    Some((
+        code,
+        serde_json::json!({"code": refusal["code"], "detail": refusal["detail"]}),
+    ))
 }
 
 /// An id of the hub (a UUID) is letters, digits and dashes: anything else
