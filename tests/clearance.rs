@@ -1259,6 +1259,35 @@ async fn references_by_mrn(url: &str) {
         state::AWAITING_PERMITS
     );
 
+    // With the right MRN but another declarant: refused (RUL008) at the
+    // declarant, the original unchanged. An amendment cannot move a
+    // declaration to another declarant, whose LRNs it would then escape.
+    let mut moving = variant(
+        &base,
+        DeclarationFunction::Amendment,
+        "LRN-W-AME-3",
+        mrn.clone(),
+    );
+    if let Some(declarant) = moving.declarant.as_mut() {
+        declarant.id = Some("9999999999".into());
+    }
+    // (A declarant the partner files for as well.)
+    store.add_trader_id(SENDER, "9999999999").await.unwrap();
+    let d = submit_wco(&hub, &moving).await;
+    assert_eq!(d[0].status, state::REJECTED);
+    assert_eq!(issue_codes(&hub, &d[0]).await, ["RUL008"]);
+    let stored = store.declaration(&d[0].id).await.unwrap().unwrap();
+    assert!(
+        stored.issues_json.contains("cannot change the declarant")
+            && stored.issues_json.contains("\"/declarant/id\""),
+        "{}",
+        stored.issues_json
+    );
+    assert_eq!(
+        status_of(&store, &original.id).await,
+        state::AWAITING_PERMITS
+    );
+
     // With the right MRN and a reference of its own, it amends the
     // original, whose MRN it keeps.
     let amendment = variant(

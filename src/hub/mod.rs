@@ -1252,6 +1252,39 @@ impl Intake {
                 _ => (m, findings.clone()),
             };
             findings.extend(taken);
+            // An amendment or cancellation keeps the declarant of the
+            // declaration it changes: one naming another (found by the MRN
+            // it quotes, or changing the declarant's id) would leave the
+            // LRN in the first declarant's scope while the declaration
+            // named the second, whose partners could then reuse the LRN
+            // and could not reach the declaration by it.
+            if changes
+                && let Some(p) = &prior
+                && let Some(was) = p.scope.as_deref().and_then(crate::store::scope_declarant)
+                && let Some(named) = m
+                    .canonical
+                    .as_ref()
+                    .filter(|_| m.target == "declaration")
+                    .and_then(crate::store::declarant_id)
+                && named != was
+            {
+                let mut refused = vec![Issue::error(
+                    crate::diag::Code::RuleReference,
+                    crate::diag::Location {
+                        path: Some("/declarant/id".into()),
+                        ..crate::diag::Location::default()
+                    },
+                    format!(
+                        "this {} names declarant {named:?}, but declaration {} it refers to is \
+                         declarant {was:?}'s; an amendment cannot change the declarant: cancel \
+                         it and file the declaration anew for {named:?}",
+                        text("function").unwrap_or_default(),
+                        p.id
+                    ),
+                )];
+                crate::mapping::locate(&mut refused, &m.provenance);
+                findings.extend(refused);
+            }
             // A cargo report that replaces or cancels an earlier one (BGM
             // 1225 5 or 1) refers to the partner's live report with its
             // reference: found, it replaces it; not found, it is refused.

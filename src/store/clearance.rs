@@ -74,6 +74,24 @@ pub fn lrn_scope(partner: &str, declarant: Option<&str>, registered: bool) -> St
     }
 }
 
+/// The declarant an LRN scope of [`lrn_scope`] was made for; `None` when
+/// it names none.
+pub fn scope_declarant(scope: &str) -> Option<&str> {
+    let declarant = match scope.strip_prefix("declarant:") {
+        Some(id) => id,
+        None => {
+            // `partner:{chars}:{partner}/{declarant}`: the partner's id is
+            // skipped by its length, as it may hold a slash.
+            let rest = scope.strip_prefix("partner:")?;
+            let (chars, rest) = rest.split_once(':')?;
+            let chars: usize = chars.parse().ok()?;
+            let skip = rest.char_indices().nth(chars).map(|(i, _)| i)?;
+            rest.get(skip..)?.strip_prefix('/')?
+        }
+    };
+    (!declarant.is_empty()).then_some(declarant)
+}
+
 /// The declarant identifier of a canonical declaration as LRN scopes use
 /// it: `declarant.id` without surrounding spaces, `None` when empty.
 /// (Migration 0009 reads stored declarations the same way.)
@@ -1132,4 +1150,24 @@ fn permit_row(r: &AnyRow) -> Result<StoredPermit, StoreError> {
         request_json: r.try_get("request_json")?,
         decision_json: r.try_get("decision_json")?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_scope_names_the_declarant_it_was_made_for() {
+        for (partner, declarant, registered) in [
+            ("KRBROKER01", Some("1234567890"), true),
+            ("KRBROKER01", Some("1234567890"), false),
+            ("A/B:C", Some("X/Y"), false),
+            ("브로커", Some("DE123"), false),
+            ("KRBROKER01", None, false),
+        ] {
+            let scope = lrn_scope(partner, declarant, registered);
+            assert_eq!(scope_declarant(&scope), declarant, "{scope}");
+        }
+        assert_eq!(scope_declarant("partner:x:P/D"), None);
+    }
 }
