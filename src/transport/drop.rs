@@ -404,11 +404,24 @@ fn claim(
         return None;
     }
     noticed.remove(file);
-    if let Err(e) = std::fs::create_dir_all(work) {
-        tracing::warn!(folder = %work.display(), error = %e, "drop folder's work/ cannot be created; files are taken in in/");
-        return Some(file.to_path_buf());
-    }
-    match rename_no_replace(file, &target) {
+    // Through handles on in/ and work/: neither is followed if it became a
+    // link since the scan looked (see [`SubFolder`]).
+    let folder = work.parent()?;
+    let inbox = match SubFolder::open(folder, "in", false) {
+        Ok(inbox) => inbox,
+        Err(e) => {
+            tracing::warn!(file = %file.display(), error = %e, "drop file not claimed: its in/ cannot be opened as a folder");
+            return None;
+        }
+    };
+    let claimed = match SubFolder::open(folder, "work", true) {
+        Ok(claimed) => claimed,
+        Err(e) => {
+            tracing::warn!(folder = %work.display(), error = %e, "drop folder's work/ cannot be created; files are taken in in/");
+            return Some(file.to_path_buf());
+        }
+    };
+    match claimed.move_here(&inbox, name, name, false) {
         Ok(()) => Some(target),
         // Gone since it was listed (the partner took it back, or another
         // instance claimed it), or claimed into work/ by another instance
@@ -429,15 +442,7 @@ fn claim(
 }
 
 /// Moves `from` to `to` in one step that fails (AlreadyExists) rather than
-/// replacing a file at `to`: one inode moves, so a file the partner puts
-/// under the same name meanwhile stays in in/, and two instances never
-/// claim over each other.
-#[cfg(unix)]
-fn rename_no_replace(from: &Path, to: &Path) -> std::io::Result<()> {
-    use rustix::fs::CWD;
-    rename_no_replace_at(CWD, from, CWD, to)
-}
-
+/// replacing a file at `to` (on unix, [`rename_no_replace_at`]).
 #[cfg(not(unix))]
 fn rename_no_replace(from: &Path, to: &Path) -> std::io::Result<()> {
     if std::fs::symlink_metadata(to).is_ok() {
@@ -446,7 +451,10 @@ fn rename_no_replace(from: &Path, to: &Path) -> std::io::Result<()> {
     std::fs::rename(from, to)
 }
 
-/// [`rename_no_replace`] with each name relative to a directory handle
+/// Moves `from` to `to` in one step that fails (AlreadyExists) rather than
+/// replacing a file at `to`: one inode moves, so a file the partner puts
+/// under the same name meanwhile stays in in/, and two instances never
+/// claim over each other. Each name is relative to a directory handle
 /// (`CWD` for plain paths). Where the file system has no such move
 /// (renameat2 with RENAME_NOREPLACE: Linux on local file systems), a plain
 /// rename right after a check that `to` is free, which leaves a window a
@@ -495,33 +503,193 @@ fn no_follow(options: &mut std::fs::OpenOptions) {
     let _ = options;
 }
 
-/// Writes a companion file (`.ack`, `.err`) whole or not at all: under a
-/// hidden name of its own first, then renamed into place, so that a
-/// partner never reads half of one, and a full disk leaves no empty one
-/// behind (the rename replaces a file or a symbolic link planted at the
-/// name; nothing is written through one).
-fn write_no_follow(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let Some(dir) = path.parent() else {
-        return Err(std::io::Error::new(
+/// A handle on the sub-folder `sub` (`in`, `work`, `done`, `failed`,
+/// `out`) of the partner folder `folder`, created (0775, less the umask)
+/// when missing and `create` says so. Neither the partner folder nor the
+/// sub-folder is reached through a symbolic link, and what is done through
+/// the handle stays in the folder it was opened on: a sub-folder swapped
+/// for a link afterwards (to another partner's `in/`) is not followed.
+#[cfg(unix)]
+fn partner_dir(folder: &Path, sub: &str, create: bool) -> std::io::Result<rustix::fd::OwnedFd> {
+    use rustix::fs::{Mode, OFlags, mkdirat, openat};
+    use rustix::io::Errno;
+    let directory = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let partner = openat(rustix::fs::CWD, folder, directory, Mode::empty())?;
+    match openat(&partner, sub, directory, Mode::empty()) {
+        Ok(dir) => Ok(dir),
+        Err(Errno::NOENT) if create => {
+            match mkdirat(&partner, sub, Mode::from_bits_truncate(0o775)) {
+                // The new folder's name made durable before what goes in it.
+                Ok(()) => rustix::fs::fsync(&partner)?,
+                Err(Errno::EXIST) => {}
+                Err(e) => return Err(e.into()),
+            }
+            Ok(openat(&partner, sub, directory, Mode::empty())?)
+        }
+        Err(Errno::LOOP | Errno::NOTDIR) => Err(std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
-            "a companion file needs a folder",
-        ));
-    };
-    // Not the file's own name: that may take the 255 bytes a name has.
-    let hidden = dir.join(format!(".companion-{}.part", uuid::Uuid::now_v7().simple()));
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    no_follow(&mut options);
-    let written = options.open(&hidden).and_then(|mut file| {
-        file.write_all(bytes)?;
-        file.sync_all()
-    });
-    let placed = written.and_then(|()| std::fs::rename(&hidden, path));
-    if placed.is_err() {
-        let _ = std::fs::remove_file(&hidden);
+            format!("{sub}/ is not a folder (a symbolic link or a file); not used"),
+        )),
+        Err(e) => Err(e.into()),
     }
-    placed
+}
+
+/// A sub-folder of a partner folder (see [`partner_dir`]): on unix a
+/// handle, so that what the hub does in it stays there whatever becomes of
+/// its name meanwhile (a partner that may write its folder's root cannot
+/// swap `failed/` for a link to another partner's `in/` while its file is
+/// being taken, and so have it moved there and submitted as the other's);
+/// elsewhere its path.
+struct SubFolder {
+    #[cfg(not(unix))]
+    path: PathBuf,
+    #[cfg(unix)]
+    fd: rustix::fd::OwnedFd,
+}
+
+impl SubFolder {
+    /// The sub-folder `sub` of the partner folder `folder`, created when
+    /// missing and `create` says so.
+    fn open(folder: &Path, sub: &str, create: bool) -> std::io::Result<SubFolder> {
+        #[cfg(unix)]
+        {
+            let fd = partner_dir(folder, sub, create)?;
+            Ok(SubFolder { fd })
+        }
+        #[cfg(not(unix))]
+        {
+            let path = folder.join(sub);
+            if create {
+                std::fs::create_dir_all(&path)?;
+            }
+            if !std::fs::symlink_metadata(&path)?.is_dir() {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!("{sub}/ is not a folder; not used"),
+                ));
+            }
+            Ok(SubFolder { path })
+        }
+    }
+
+    /// Something (a file, a folder, a link) has the name.
+    fn taken(&self, name: &str) -> bool {
+        #[cfg(unix)]
+        {
+            use rustix::fs::{AtFlags, statat};
+            statat(&self.fd, name, AtFlags::SYMLINK_NOFOLLOW).is_ok()
+        }
+        #[cfg(not(unix))]
+        {
+            std::fs::symlink_metadata(self.path.join(name)).is_ok()
+        }
+    }
+
+    /// The bytes of the regular file of that name; none for anything else
+    /// (a link is not followed).
+    fn read(&self, name: &str) -> Option<Vec<u8>> {
+        use std::io::Read;
+        #[cfg(unix)]
+        let file = {
+            use rustix::fs::{Mode, OFlags, openat};
+            let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+            std::fs::File::from(openat(&self.fd, name, flags, Mode::empty()).ok()?)
+        };
+        #[cfg(not(unix))]
+        let file = {
+            let mut options = std::fs::OpenOptions::new();
+            options.read(true);
+            no_follow(&mut options);
+            options.open(self.path.join(name)).ok()?
+        };
+        if !file.metadata().ok()?.is_file() {
+            return None;
+        }
+        let mut bytes = Vec::new();
+        (&file).read_to_end(&mut bytes).ok()?;
+        Some(bytes)
+    }
+
+    /// Writes a companion file (`.ack`, `.err`) whole or not at all: under a
+    /// hidden name of its own first, then renamed into place, so that a
+    /// partner never reads half of one, and a full disk leaves no empty one
+    /// behind (the rename replaces a file or a symbolic link planted at the
+    /// name; nothing is written through one).
+    fn write(&self, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+        use std::io::Write;
+        // Not the file's own name: that may take the 255 bytes a name has.
+        let hidden = format!(".companion-{}.part", uuid::Uuid::now_v7().simple());
+        #[cfg(unix)]
+        {
+            use rustix::fs::{AtFlags, Mode, OFlags, openat, renameat, unlinkat};
+            let flags = OFlags::WRONLY
+                | OFlags::CREATE
+                | OFlags::EXCL
+                | OFlags::NOFOLLOW
+                | OFlags::NONBLOCK
+                | OFlags::CLOEXEC;
+            let fd = openat(
+                &self.fd,
+                hidden.as_str(),
+                flags,
+                Mode::from_bits_truncate(0o666),
+            )?;
+            let mut file = std::fs::File::from(fd);
+            let placed = file
+                .write_all(bytes)
+                .and_then(|()| file.sync_all())
+                .and_then(|()| Ok(renameat(&self.fd, hidden.as_str(), &self.fd, name)?));
+            if placed.is_err() {
+                let _ = unlinkat(&self.fd, hidden.as_str(), AtFlags::empty());
+            }
+            placed
+        }
+        #[cfg(not(unix))]
+        {
+            let hidden = self.path.join(hidden);
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            no_follow(&mut options);
+            let written = options.open(&hidden).and_then(|mut file| {
+                file.write_all(bytes)?;
+                file.sync_all()
+            });
+            let placed = written.and_then(|()| std::fs::rename(&hidden, self.path.join(name)));
+            if placed.is_err() {
+                let _ = std::fs::remove_file(&hidden);
+            }
+            placed
+        }
+    }
+
+    /// Moves the file `name` of `from` here, as `to`; with `replace`, over
+    /// what has that name (else that is AlreadyExists, see
+    /// [`rename_no_replace_at`]).
+    fn move_here(
+        &self,
+        from: &SubFolder,
+        name: &std::ffi::OsStr,
+        to: &std::ffi::OsStr,
+        replace: bool,
+    ) -> std::io::Result<()> {
+        #[cfg(unix)]
+        {
+            if replace {
+                Ok(rustix::fs::renameat(&from.fd, name, &self.fd, to)?)
+            } else {
+                rename_no_replace_at(&from.fd, Path::new(name), &self.fd, Path::new(to))
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let (from, to) = (from.path.join(name), self.path.join(to));
+            if replace {
+                std::fs::rename(from, to)
+            } else {
+                rename_no_replace(&from, &to)
+            }
+        }
+    }
 }
 
 /// The file opened for reading and locked for this process (an advisory
@@ -780,7 +948,10 @@ fn archive_name(delivered: &str) -> String {
     format!("{}~{digest}", delivered.get(..cut).unwrap_or_default())
 }
 
-/// Moves the file to done/ or failed/ and writes its companions.
+/// Moves the file to done/ or failed/ and writes its companions. All in
+/// the partner's own folders, through handles (see [`SubFolder`]): the file
+/// is moved from the folder it was taken in (work/, or in/) and not from
+/// wherever its name leads by then.
 fn finish(
     folder: &Path,
     file: &Path,
@@ -788,12 +959,19 @@ fn finish(
     ack: Option<&str>,
     why: &str,
 ) -> Result<Outcome, DropError> {
-    let target_dir = folder.join(if ok { "done" } else { "failed" });
-    std::fs::create_dir_all(&target_dir).map_err(io_err(&target_dir))?;
-    let delivered = file
+    let sub = if ok { "done" } else { "failed" };
+    let target_path = folder.join(sub);
+    let target_dir = SubFolder::open(folder, sub, true).map_err(io_err(&target_path))?;
+    let source_path = file.parent().unwrap_or(folder);
+    let source_sub = source_path
         .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "interchange".into());
+        .and_then(|n| n.to_str())
+        .unwrap_or("work");
+    let source = SubFolder::open(folder, source_sub, false).map_err(io_err(source_path))?;
+    let file_name = file
+        .file_name()
+        .ok_or_else(|| io_err(file)(std::io::ErrorKind::InvalidInput.into()))?;
+    let delivered = file_name.to_string_lossy().into_owned();
     let name = archive_name(&delivered);
     // A shortened name: the .err says which file it was.
     let why = if name == delivered {
@@ -805,8 +983,8 @@ fn finish(
     // A name whose file and companions are all free: a delivered file may
     // itself be named like another's companion (`z.ack` beside `z`), and
     // nothing already archived is overwritten. (Taken links count too.)
-    let taken = |p: &Path| std::fs::symlink_metadata(p).is_ok();
-    let with = |p: &Path, ext: &str| PathBuf::from(format!("{}.{ext}", p.display()));
+    let taken = |n: &str| target_dir.taken(n);
+    let with = |n: &str, ext: &str| format!("{n}.{ext}");
     let ack_bytes = ack.map(crate::ack::to_bytes);
     let err_bytes = (!ok).then(|| why.into_bytes());
     // Companions that a move of this same file left behind when the hub
@@ -814,43 +992,46 @@ fn finish(
     // now, and no file of that name. That name is this file's, not taken
     // (else the file would be archived as `NAME.1` beside an orphaned
     // `NAME.ack`).
-    let same = |p: &Path, bytes: &Option<Vec<u8>>| match bytes {
-        Some(bytes) => {
-            std::fs::symlink_metadata(p).is_ok_and(|m| m.is_file())
-                && std::fs::read(p).is_ok_and(|b| b == *bytes)
-        }
-        None => !taken(p),
+    let same = |n: &str, bytes: &Option<Vec<u8>>| match bytes {
+        Some(bytes) => target_dir.read(n).is_some_and(|b| b == *bytes),
+        None => !taken(n),
     };
-    let ours = |t: &Path| {
+    let ours = |t: &str| {
         !taken(t)
             && (taken(&with(t, "ack")) || taken(&with(t, "err")))
             && same(&with(t, "ack"), &ack_bytes)
             && same(&with(t, "err"), &err_bytes)
     };
-    let mut target = target_dir.join(&name);
+    let mut target = name.clone();
     let mut n = 1;
     while !ours(&target)
         && (taken(&target) || taken(&with(&target, "ack")) || taken(&with(&target, "err")))
     {
-        target = target_dir.join(format!("{name}.{n}"));
+        target = format!("{name}.{n}");
         n += 1;
     }
-    let companion = |ext: &str| with(&target, ext);
     if let Some(bytes) = &ack_bytes {
-        let path = companion("ack");
         // In the repertoire its UNB names (ISO 8859-1 for UNOC), as the
         // sender reads it, not as the hub keeps the text.
-        write_no_follow(&path, bytes).map_err(io_err(&path))?;
+        let companion = with(&target, "ack");
+        target_dir
+            .write(&companion, bytes)
+            .map_err(io_err(&target_path.join(&companion)))?;
     }
     if let Some(bytes) = &err_bytes {
-        let path = companion("err");
-        write_no_follow(&path, bytes).map_err(io_err(&path))?;
+        let companion = with(&target, "err");
+        target_dir
+            .write(&companion, bytes)
+            .map_err(io_err(&target_path.join(&companion)))?;
     }
-    std::fs::rename(file, &target).map_err(io_err(file))?;
+    target_dir
+        .move_here(&source, file_name, std::ffi::OsStr::new(&target), true)
+        .map_err(io_err(file))?;
+    let archived = target_path.join(&target);
     Ok(if ok {
-        Outcome::Done(target)
+        Outcome::Done(archived)
     } else {
-        Outcome::Failed(target)
+        Outcome::Failed(archived)
     })
 }
 
@@ -952,29 +1133,9 @@ type AnswerPlace = (PathBuf, String);
 /// 0775, less the umask), never writable by others.
 #[cfg(unix)]
 fn deliver_file(folder: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
-    use rustix::fs::{AtFlags, Mode, OFlags, mkdirat, openat, statat, unlinkat};
+    use rustix::fs::{AtFlags, Mode, OFlags, openat, statat, unlinkat};
     use rustix::io::Errno;
-    let directory = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-    let partner = openat(rustix::fs::CWD, folder, directory, Mode::empty())?;
-    let out = match openat(&partner, "out", directory, Mode::empty()) {
-        Ok(out) => out,
-        Err(Errno::NOENT) => {
-            match mkdirat(&partner, "out", Mode::from_bits_truncate(0o775)) {
-                // The new folder's name made durable with the answer.
-                Ok(()) => rustix::fs::fsync(&partner)?,
-                Err(Errno::EXIST) => {}
-                Err(e) => return Err(e.into()),
-            }
-            openat(&partner, "out", directory, Mode::empty())?
-        }
-        Err(Errno::LOOP | Errno::NOTDIR) => {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                "out/ is not a folder (a symbolic link or a file); not written through",
-            ));
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let out = partner_dir(folder, "out", true)?;
     remove_stale_parts(folder, &out);
     match statat(&out, name, AtFlags::SYMLINK_NOFOLLOW) {
         // Written before (by this instance before a restart, or another):
@@ -1439,6 +1600,66 @@ mod companion_tests {
     /// place: a symbolic link planted at its name is replaced, not written
     /// through, and a write that fails leaves neither the companion nor
     /// the hidden file behind (a full disk used to leave an empty `.ack`).
+    /// A partner that may write its folder's root swaps failed/ for a link
+    /// to another partner's in/ while its file is being taken: the refused
+    /// file is still archived in its own failed/ (the handle opened before
+    /// the swap), and never lands in the other's in/. And a sub-folder
+    /// that is a link when the file is finished or claimed is not used.
+    #[cfg(unix)]
+    #[test]
+    fn a_sub_folder_swapped_for_a_link_is_not_followed() -> std::io::Result<()> {
+        let root =
+            std::env::temp_dir().join(format!("tradehub-swap-{}", uuid::Uuid::now_v7().simple()));
+        let att = root.join("ATT");
+        let victim_in = root.join("VICTIM/in");
+        std::fs::create_dir_all(att.join("work"))?;
+        std::fs::create_dir_all(att.join("in"))?;
+        std::fs::create_dir_all(att.join("failed"))?;
+        std::fs::create_dir_all(&victim_in)?;
+        let names = |dir: &Path| -> Vec<String> {
+            let mut names: Vec<String> = std::fs::read_dir(dir)
+                .map(|d| {
+                    d.filter_map(Result::ok)
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .collect()
+                })
+                .unwrap_or_default();
+            names.sort();
+            names
+        };
+
+        // Opened, then swapped: what goes through the handle stays home.
+        let failed = SubFolder::open(&att, "failed", true)?;
+        std::fs::rename(att.join("failed"), att.join("failed.real"))?;
+        std::os::unix::fs::symlink(&victim_in, att.join("failed"))?;
+        failed.write("x.edi.err", b"refused")?;
+        let work = SubFolder::open(&att, "work", false)?;
+        std::fs::write(att.join("work/x.edi"), b"UNB+UNOC:3+VICTIM'")?;
+        failed.move_here(&work, "x.edi".as_ref(), "x.edi".as_ref(), true)?;
+        assert_eq!(names(&att.join("failed.real")), ["x.edi", "x.edi.err"]);
+        assert_eq!(names(&victim_in), Vec::<String>::new());
+
+        // A link by the time the file is finished: not used, the file
+        // stays where it was taken.
+        std::fs::write(att.join("work/y.edi"), b"UNB+UNOC:3+VICTIM'")?;
+        let finished = finish(&att, &att.join("work/y.edi"), false, None, "HUB201");
+        assert!(finished.is_err(), "{finished:?}");
+        assert_eq!(names(&att.join("work")), ["y.edi"]);
+        assert_eq!(names(&victim_in), Vec::<String>::new());
+
+        // in/ a link to the other's in/ when a file is claimed: the
+        // other's file is not taken.
+        std::fs::write(victim_in.join("z.edi"), b"UNB+UNOC:3+VICTIM'")?;
+        std::fs::rename(att.join("in"), att.join("in.real"))?;
+        std::os::unix::fs::symlink(&victim_in, att.join("in"))?;
+        let mut noticed = std::collections::HashSet::new();
+        let claimed = claim(&att.join("work"), &att.join("in/z.edi"), &mut noticed);
+        assert_eq!(claimed, None);
+        assert_eq!(names(&victim_in), ["z.edi"]);
+        assert_eq!(names(&att.join("work")), ["y.edi"]);
+        std::fs::remove_dir_all(&root)
+    }
+
     #[test]
     fn a_companion_is_placed_whole_or_not_at_all() -> std::io::Result<()> {
         let dir = std::env::temp_dir().join(format!(
@@ -1453,25 +1674,31 @@ mod companion_tests {
                 .filter(|n| n.starts_with(".companion-"))
                 .collect())
         };
-        let ack = dir.join("f1.edi.ack");
-        write_no_follow(&ack, b"UNB+UNOC:3'")?;
+        let failed = SubFolder::open(&dir, "failed", true)?;
+        let ack = dir.join("failed/f1.edi.ack");
+        failed.write("f1.edi.ack", b"UNB+UNOC:3'")?;
         assert_eq!(std::fs::read(&ack)?, b"UNB+UNOC:3'");
+        assert_eq!(
+            failed.read("f1.edi.ack").as_deref(),
+            Some(&b"UNB+UNOC:3'"[..])
+        );
 
         let victim = dir.join("victim");
         std::fs::write(&victim, b"keep")?;
-        let planted = dir.join("f2.edi.ack");
+        let planted = dir.join("failed/f2.edi.ack");
         #[cfg(unix)]
         std::os::unix::fs::symlink(&victim, &planted)?;
-        write_no_follow(&planted, b"answer")?;
+        assert_eq!(failed.read("f2.edi.ack"), None, "not read through a link");
+        failed.write("f2.edi.ack", b"answer")?;
         assert_eq!(std::fs::read(&victim)?, b"keep");
         assert_eq!(std::fs::read(&planted)?, b"answer");
 
         // A folder in the way (not empty): the rename fails.
-        let blocked = dir.join("f3.edi.ack");
+        let blocked = dir.join("failed/f3.edi.ack");
         std::fs::create_dir_all(blocked.join("inside"))?;
-        assert!(write_no_follow(&blocked, b"answer").is_err());
+        assert!(failed.write("f3.edi.ack", b"answer").is_err());
         assert!(blocked.is_dir());
-        assert_eq!(leftovers(&dir)?, Vec::<String>::new());
+        assert_eq!(leftovers(&dir.join("failed"))?, Vec::<String>::new());
         std::fs::remove_dir_all(&dir)
     }
 }
