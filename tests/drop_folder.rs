@@ -440,6 +440,37 @@ async fn a_folder_whose_failed_is_a_link_is_not_scanned() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// A partner folder that is itself a symbolic link (an alias an operator
+/// linked to another partner's folder) is not scanned: it would claim the
+/// other's files under its own name and refuse them as another sender's.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partner_folder_that_is_a_link_is_not_scanned() {
+    let (dir, intake, settings) = setup().await;
+    let folder = settings.dir.join("KRBROKER01");
+    let real = settings.dir.join("elsewhere");
+    std::fs::rename(&folder, &real).unwrap();
+    std::os::unix::fs::symlink(&real, &folder).unwrap();
+    std::fs::write(
+        real.join("in/cusdec.edi"),
+        fixture("ok/cusdec-d96b-unoc.edi"),
+    )
+    .unwrap();
+    let outcomes = drop::scan(&intake, &settings).await.unwrap();
+    assert!(outcomes.is_empty(), "{outcomes:?}");
+    assert!(real.join("in/cusdec.edi").is_file(), "left where it was");
+    assert_eq!(
+        intake
+            .store()
+            .count(tradehub::store::Table::Interchanges)
+            .await
+            .unwrap(),
+        0
+    );
+    intake.store().close().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// What a partner's tools may leave in in/ beside plain files: a file whose
 /// name is not UTF-8 (an upload named in Latin-1) is taken like any other;
 /// a FIFO is refused to failed/ with the reason, without the scan waiting

@@ -219,11 +219,22 @@ async fn scan_folders(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(outcomes),
         Err(e) => return Err(io_err(&settings.dir)(e)),
     };
-    let mut partners: Vec<PathBuf> = entries
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.is_dir())
-        .collect();
+    // A partner folder that is a link is not scanned (logged once): an
+    // alias linked to a partner's folder would claim that partner's files
+    // under its own name and refuse them as another sender's.
+    let mut partners: Vec<PathBuf> = Vec::new();
+    for entry in entries.filter_map(Result::ok) {
+        let path = entry.path();
+        match std::fs::symlink_metadata(&path) {
+            Ok(m) if m.is_dir() => partners.push(path),
+            Ok(m) if m.file_type().is_symlink() && path.is_dir() => {
+                if noticed.insert(path.clone()) {
+                    tracing::warn!(folder = %path.display(), "a partner's drop folder is a symbolic link; not scanned (name the folder after the partner instead)");
+                }
+            }
+            _ => {}
+        }
+    }
     partners.sort();
     for folder in partners {
         let Some(id) = folder
