@@ -227,10 +227,10 @@ async fn scan_folders(
         let path = entry.path();
         match std::fs::symlink_metadata(&path) {
             Ok(m) if m.is_dir() => partners.push(path),
-            Ok(m) if m.file_type().is_symlink() && path.is_dir() => {
-                if noticed.insert(path.clone()) {
-                    tracing::warn!(folder = %path.display(), "a partner's drop folder is a symbolic link; not scanned (name the folder after the partner instead)");
-                }
+            Ok(m)
+                if m.file_type().is_symlink() && path.is_dir() && noticed.insert(path.clone()) =>
+            {
+                tracing::warn!(folder = %path.display(), "a partner's drop folder is a symbolic link; not scanned (name the folder after the partner instead)");
             }
             _ => {}
         }
