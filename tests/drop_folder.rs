@@ -930,22 +930,41 @@ async fn a_file_still_being_written_waits() {
         matches!(&outcomes[0], drop::Outcome::Done(_)),
         "{outcomes:?}"
     );
-    // A time in the future (a partner's clock ahead) is not waited for.
+    // A time in the future (a file server's clock ahead of the hub's): the
+    // file is taken once its size and time have stayed as they are for the
+    // settle time by the hub's own clock, not at once (it may still be
+    // being written), and a change starts the wait again.
+    settings.settle = Duration::from_millis(400);
+    let mut folder = drop::DropFolder::new(settings.clone());
     let ahead = inbox.join("ahead.edi");
-    std::fs::write(
-        &ahead,
-        String::from_utf8(bytes.clone())
-            .unwrap()
-            .replace("+20261124001'", "+20261124009'"),
-    )
-    .unwrap();
-    std::fs::File::options()
-        .append(true)
-        .open(&ahead)
+    let text = String::from_utf8(bytes.clone())
         .unwrap()
-        .set_modified(std::time::SystemTime::now() + Duration::from_secs(3600))
-        .unwrap();
-    assert_eq!(drop::scan(&intake, &settings).await.unwrap().len(), 1);
+        .replace("+20261124001'", "+20261124009'");
+    let head = &text[..text.len() / 2];
+    let later = std::time::SystemTime::now() + Duration::from_secs(3600);
+    let write_ahead = |content: &str| {
+        std::fs::write(&ahead, content).unwrap();
+        std::fs::File::options()
+            .append(true)
+            .open(&ahead)
+            .unwrap()
+            .set_modified(later)
+            .unwrap();
+    };
+    write_ahead(head);
+    assert!(folder.scan(&intake).await.unwrap().is_empty());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The rest arrives (same time ahead, another size): waited for again.
+    write_ahead(&text);
+    assert!(folder.scan(&intake).await.unwrap().is_empty());
+    assert!(ahead.exists(), "taken while being written");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let outcomes = folder.scan(&intake).await.unwrap();
+    assert_eq!(outcomes.len(), 1, "{outcomes:?}");
+    assert!(
+        matches!(&outcomes[0], drop::Outcome::Done(_)),
+        "{outcomes:?}"
+    );
     intake.store().close().await;
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -86,6 +86,10 @@ pub struct DropFolder {
     stuck: HashMap<PathBuf, Stamp>,
     /// Folders found in an `in/`, each reported once.
     noticed: std::collections::HashSet<PathBuf>,
+    /// Files in an `in/` whose modification time is ahead of the hub's
+    /// clock, with their stamp and when it was first seen so (see
+    /// [`settled`]).
+    ahead: HashMap<PathBuf, (Stamp, std::time::Instant)>,
 }
 
 impl DropFolder {
@@ -94,6 +98,7 @@ impl DropFolder {
             settings,
             stuck: HashMap::new(),
             noticed: std::collections::HashSet::new(),
+            ahead: HashMap::new(),
         }
     }
 
@@ -121,14 +126,13 @@ impl DropFolder {
         // Folders and waiting files are said once while they are there.
         self.noticed
             .retain(|path| std::fs::symlink_metadata(path).is_ok());
-        scan_folders(
-            intake,
-            &self.settings,
-            &mut self.stuck,
-            &mut self.noticed,
-            stop,
-        )
-        .await
+        self.ahead.retain(|path, _| path.exists());
+        let mut state = ScanState {
+            stuck: &mut self.stuck,
+            noticed: &mut self.noticed,
+            ahead: &mut self.ahead,
+        };
+        scan_folders(intake, &self.settings, &mut state, stop).await
     }
 }
 
@@ -196,23 +200,31 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> DropError + '_ {
 /// cannot be moved is taken again by the next call ([`DropFolder::scan`]
 /// remembers it). Returns what was done, in order.
 pub async fn scan(intake: &Intake, settings: &DropSettings) -> Result<Vec<Outcome>, DropError> {
-    scan_folders(
-        intake,
-        settings,
-        &mut HashMap::new(),
-        &mut std::collections::HashSet::new(),
-        &AtomicBool::new(false),
-    )
-    .await
+    let mut state = ScanState {
+        stuck: &mut HashMap::new(),
+        noticed: &mut std::collections::HashSet::new(),
+        ahead: &mut HashMap::new(),
+    };
+    scan_folders(intake, settings, &mut state, &AtomicBool::new(false)).await
+}
+
+/// What a scan reads and updates of what the scans remember (see
+/// [`DropFolder`]).
+struct ScanState<'a> {
+    stuck: &'a mut HashMap<PathBuf, Stamp>,
+    noticed: &'a mut std::collections::HashSet<PathBuf>,
+    ahead: &'a mut HashMap<PathBuf, (Stamp, std::time::Instant)>,
 }
 
 async fn scan_folders(
     intake: &Intake,
     settings: &DropSettings,
-    stuck: &mut HashMap<PathBuf, Stamp>,
-    noticed: &mut std::collections::HashSet<PathBuf>,
+    state: &mut ScanState<'_>,
     stop: &AtomicBool,
 ) -> Result<Vec<Outcome>, DropError> {
+    let stuck = &mut *state.stuck;
+    let noticed = &mut *state.noticed;
+    let ahead = &mut *state.ahead;
     let mut outcomes = Vec::new();
     let entries = match std::fs::read_dir(&settings.dir) {
         Ok(e) => e,
@@ -266,14 +278,14 @@ async fn scan_folders(
         let work = folder.join("work");
         // Files claimed earlier and not finished (the hub stopped, or their
         // answer could not be moved) come first, then what is new in in/.
-        let claimed = match listing(&work, stuck, noticed, false, settings.settle) {
+        let claimed = match listing(&work, stuck, noticed, None, settings.settle) {
             Ok(files) => {
                 noticed.remove(&work);
                 files
             }
             Err(e) => unreadable(&work, &e, noticed),
         };
-        let delivered = match listing(&inbox, stuck, noticed, true, settings.settle) {
+        let delivered = match listing(&inbox, stuck, noticed, Some(ahead), settings.settle) {
             Ok(files) => {
                 noticed.remove(&inbox);
                 files
@@ -358,7 +370,7 @@ fn listing(
     dir: &Path,
     stuck: &HashMap<PathBuf, Stamp>,
     noticed: &mut std::collections::HashSet<PathBuf>,
-    complete_only: bool,
+    mut complete_only: Option<&mut HashMap<PathBuf, (Stamp, std::time::Instant)>>,
     settle: Duration,
 ) -> std::io::Result<Vec<PathBuf>> {
     let entries = match std::fs::read_dir(dir) {
@@ -383,8 +395,11 @@ fn listing(
                 false
             }
             Ok(m) => {
-                (!complete_only || (is_complete(p) && settled(&m, settle)))
-                    && !stuck.contains_key(p)
+                let complete = match complete_only.as_deref_mut() {
+                    None => true,
+                    Some(ahead) => is_complete(p) && settled(p, &m, settle, ahead),
+                };
+                complete && !stuck.contains_key(p)
             }
             Err(_) => false,
         })
@@ -755,16 +770,36 @@ fn read_at_most(file: &std::fs::File, limit: u64) -> std::io::Result<Option<Vec<
     Ok((bytes.len() as u64 <= limit).then_some(bytes))
 }
 
-/// True when a file was last changed at least `settle` ago (or its time
-/// is in the future, as a partner's clock may be: then it is not waited
-/// for).
-fn settled(meta: &std::fs::Metadata, settle: Duration) -> bool {
-    settle.is_zero()
-        || meta
-            .modified()
-            .ok()
-            .and_then(|at| at.elapsed().ok())
-            .is_none_or(|age| age >= settle)
+/// True when a file was last changed at least `settle` ago. A file whose
+/// time is ahead of the hub's clock (a file server's clock ahead, on a
+/// network share), or that has none, is settled once its size and time
+/// have stayed as they are for `settle` by the hub's own clock, counted
+/// from the scan that first saw them so (`ahead`): taking it at once
+/// would take a file still being written.
+fn settled(
+    path: &Path,
+    meta: &std::fs::Metadata,
+    settle: Duration,
+    ahead: &mut HashMap<PathBuf, (Stamp, std::time::Instant)>,
+) -> bool {
+    if settle.is_zero() {
+        return true;
+    }
+    if let Some(age) = meta.modified().ok().and_then(|at| at.elapsed().ok()) {
+        ahead.remove(path);
+        return age >= settle;
+    }
+    let stamp = Stamp {
+        len: meta.len(),
+        modified: meta.modified().ok(),
+    };
+    match ahead.get(path) {
+        Some((seen, since)) if *seen == stamp => since.elapsed() >= settle,
+        _ => {
+            ahead.insert(path.to_path_buf(), (stamp, std::time::Instant::now()));
+            false
+        }
+    }
 }
 
 fn is_complete(path: &Path) -> bool {
