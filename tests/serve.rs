@@ -1149,6 +1149,48 @@ async fn a_redelivery_over_a_lowered_message_limit_is_a_duplicate() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// A partner suspended after an interchange was taken: a redelivery of
+/// those same bytes (a drop-folder file the hub committed and had not yet
+/// moved when it stopped, an answer lost on the way) gets the original
+/// answer; anything else is refused (HUB204).
+#[tokio::test]
+async fn a_suspended_partner_redelivering_gets_its_original_answer() {
+    let dir = std::env::temp_dir().join(format!("tradehub-susp-{}", uuid::Uuid::now_v7().simple()));
+    let (store, partner) = with_broker(&Store::embedded_url(&dir).unwrap()).await;
+    let intake = Intake::new(store.clone(), Limits::default());
+    let bytes = fixture("ok/cusdec-d96b-unoc.edi");
+    let Submission::Stored(first) = intake.submit(&partner, bytes.clone()).await.unwrap() else {
+        panic!("the first delivery is stored");
+    };
+    assert!(
+        store
+            .set_partner_suspension("KRBROKER01", Some("licence withdrawn"), Timestamp::now())
+            .await
+            .unwrap()
+    );
+    let suspended = store.partner("KRBROKER01").await.unwrap().unwrap();
+    match intake.submit(&suspended, bytes.clone()).await.unwrap() {
+        Submission::Duplicate(again) => {
+            assert_eq!(again.interchange.id, first.interchange.id);
+            assert_eq!(
+                again.interchange.acknowledgement,
+                first.interchange.acknowledgement
+            );
+        }
+        other => panic!("not its original answer: {other:?}"),
+    }
+    let other = String::from_utf8(bytes)
+        .unwrap()
+        .replace("20261124001", "20261124077");
+    match intake.submit(&suspended, other.into_bytes()).await.unwrap() {
+        Submission::Refused(refused) => assert_eq!(refused.code.as_str(), "HUB204"),
+        other => panic!("not refused: {other:?}"),
+    }
+    assert_eq!(store.count(Table::Interchanges).await.unwrap(), 1);
+    store.close().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 /// A sender that repeats itself without end (the same bytes, or other
 /// bytes under the same reference) cannot grow the original interchange's
 /// trail without bound: the first `MAX_REPEAT_EVENTS` repeats of each kind

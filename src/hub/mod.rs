@@ -489,7 +489,16 @@ impl Intake {
         let now = Timestamp::now();
         let sha256 = sha256_hex(&bytes);
         if let Some(detail) = partner.suspension_detail() {
-            // Refused unread, on every transport, and recorded.
+            // Taken before the suspension (a drop-folder file the hub had
+            // committed and not yet moved out of work/ when it stopped, a
+            // response lost on the way): a redelivery gets its original
+            // answer, as any duplicate does, rather than a refusal of what
+            // is stored and being cleared.
+            if let Some(original) = self.store.interchange_by_hash(&partner.id, &sha256).await? {
+                return self.duplicate(original, now).await;
+            }
+            // Anything else is refused unread, on every transport, and
+            // recorded.
             let refused = Refused {
                 reason: RefusalReason::Suspended,
                 code: Code::PartnerSuspended,
