@@ -1048,14 +1048,41 @@ fn finish(
             && same(&with(t, "ack"), &ack_bytes)
             && same(&with(t, "err"), &err_bytes)
     };
-    let mut target = name.clone();
-    let mut n = 1;
-    while !ours(&target)
-        && (taken(&target) || taken(&with(&target, "ack")) || taken(&with(&target, "err")))
-    {
-        target = format!("{name}.{n}");
-        n += 1;
-    }
+    let candidate = |n: u64| {
+        if n == 0 {
+            name.clone()
+        } else {
+            format!("{name}.{n}")
+        }
+    };
+    let usable =
+        |t: &str| ours(t) || !(taken(t) || taken(&with(t, "ack")) || taken(&with(t, "err")));
+    // The suffixes a name has had run 1, 2, 3 …: the first usable one is
+    // found by doubling and then halving, a few dozen lookups however many
+    // files were archived under the name before (one by one, a partner
+    // that names every file CUSDEC.EDI made each archiving slower than the
+    // last). Between a name in use and a usable one there is always a
+    // usable one right after one in use; where the partner removed some,
+    // a gap may be filled, and nothing is overwritten.
+    let n = if usable(&candidate(0)) {
+        0
+    } else {
+        let (mut used, mut free) = (0u64, 1u64);
+        while !usable(&candidate(free)) {
+            used = free;
+            free = free.saturating_mul(2);
+        }
+        while free - used > 1 {
+            let mid = used + (free - used) / 2;
+            if usable(&candidate(mid)) {
+                free = mid;
+            } else {
+                used = mid;
+            }
+        }
+        free
+    };
+    let target = candidate(n);
     if let Some(bytes) = &ack_bytes {
         // In the repertoire its UNB names (ISO 8859-1 for UNOC), as the
         // sender reads it, not as the hub keeps the text.
@@ -1704,6 +1731,43 @@ mod companion_tests {
         assert_eq!(names(&victim_in), ["z.edi"]);
         assert_eq!(names(&att.join("work")), ["y.edi"]);
         std::fs::remove_dir_all(&root)
+    }
+
+    /// A name archived many times before takes the next suffix, found in a
+    /// few lookups; where the partner removed some archived files, a gap
+    /// may be filled, and nothing archived is overwritten.
+    #[test]
+    fn a_name_archived_many_times_takes_a_free_suffix() -> std::io::Result<()> {
+        let folder =
+            std::env::temp_dir().join(format!("tradehub-names-{}", uuid::Uuid::now_v7().simple()));
+        let done = folder.join("done");
+        std::fs::create_dir_all(&done)?;
+        std::fs::create_dir_all(folder.join("work"))?;
+        std::fs::write(done.join("CUSDEC.EDI"), b"0")?;
+        for n in 1..=40 {
+            std::fs::write(done.join(format!("CUSDEC.EDI.{n}")), n.to_string())?;
+        }
+        let deliver = |content: &str| -> std::io::Result<PathBuf> {
+            let file = folder.join("work/CUSDEC.EDI");
+            std::fs::write(&file, content)?;
+            match finish(&folder, &file, true, Some("UNB'"), "") {
+                Ok(Outcome::Done(path)) => Ok(path),
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(deliver("41")?, done.join("CUSDEC.EDI.41"));
+        std::fs::remove_file(done.join("CUSDEC.EDI.17"))?;
+        let placed = deliver("again")?;
+        assert_eq!(std::fs::read_to_string(&placed)?, "again");
+        // Every earlier file is as it was.
+        for n in (1..=41).filter(|n| *n != 17) {
+            assert_eq!(
+                std::fs::read_to_string(done.join(format!("CUSDEC.EDI.{n}")))?,
+                n.to_string()
+            );
+        }
+        assert_eq!(std::fs::read_to_string(done.join("CUSDEC.EDI"))?, "0");
+        std::fs::remove_dir_all(&folder)
     }
 
     #[test]
