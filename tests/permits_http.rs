@@ -573,6 +573,77 @@ async fn a_submission_cut_off_after_its_body_was_read_is_counted() {
     hub.stop().await;
 }
 
+/// A release the request timeout cuts off (the store busy) still happens
+/// once the store is free, the relay woken for the sender's answer, as a
+/// submission or decision does; its resend is answered as repeated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_release_cut_off_by_the_timeout_still_happens() {
+    use sqlx::Connection;
+    let hub = HttpHub::builder()
+        .partner("KRBROKER01", "KRBROKER01", None)
+        .partner("officer", "officer", Some("CUSTOMS"))
+        .settings(tradehub::transport::http::HttpSettings {
+            request_timeout: std::time::Duration::from_secs(1),
+            ..Default::default()
+        })
+        .start()
+        .await;
+    let addr = hub.addr;
+    let body = common::cusdec("KRBROKER01", "REL0001", "LRN-REL-1", "9", &["847989"]);
+    let r = request(
+        addr,
+        "POST",
+        "/v1/interchanges",
+        Some(hub.token("KRBROKER01")),
+        &body,
+    )
+    .await;
+    assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
+    let interchange = r.json()["interchange"]["id"].as_str().unwrap().to_owned();
+    let declaration = hub.store.declarations_of(&interchange).await.unwrap()[0].clone();
+    assert_eq!(declaration.status, "cleared");
+    // Another writer holds the database for 2 s.
+    let url = tradehub::store::Store::embedded_url(&hub.dir).unwrap();
+    let mut blocker = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut blocker)
+        .await
+        .unwrap();
+    let path = format!("/v1/declarations/{}/release", declaration.id);
+    let r = request(addr, "POST", &path, Some(hub.token("officer")), b"").await;
+    assert_eq!(r.status, 408, "{}", String::from_utf8_lossy(&r.body));
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    sqlx::query("COMMIT").execute(&mut blocker).await.unwrap();
+    drop(blocker);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let d = hub
+            .store
+            .declaration(&declaration.id)
+            .await
+            .unwrap()
+            .unwrap();
+        if d.status == "released" {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not released: {}",
+            d.status
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let again = request(addr, "POST", &path, Some(hub.token("officer")), b"").await;
+    assert_eq!(
+        again.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&again.body)
+    );
+    assert_eq!(again.json()["repeated"], true);
+    hub.stop().await;
+}
+
 /// An agency's answer too large to read is refused 413 and on record
 /// (HUB413), as an interchange too large is; it was refused unrecorded.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

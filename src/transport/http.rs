@@ -509,7 +509,7 @@ async fn admit(
             let detail = format!(
                 "the request was not complete within {} s (a slow upload?); a submission \
                  that was stored meanwhile is answered as a duplicate when sent again, a \
-                 decision recorded meanwhile as repeated",
+                 decision, release or hold recorded meanwhile as repeated",
                 admission.timeout.as_secs()
             );
             // Only an upload cut off is a refusal: a body read whole was
@@ -2057,7 +2057,15 @@ async fn release_declaration(
             }
         }
     };
-    match app.intake.release(&partner, &id, &note).await {
+    // In a task of its own, as a submission: cut off by the timeout after
+    // it committed, it still wakes the relay for the sender's answer.
+    let (intake, officer, declaration) = (app.intake.clone(), partner.clone(), id.clone());
+    let released =
+        match own_task(async move { intake.release(&officer, &declaration, &note).await }).await {
+            Ok(released) => released,
+            Err(failed) => return failed,
+        };
+    match released {
         Ok(None) => not_found("declaration", &id),
         Ok(Some((d, true))) => (StatusCode::OK, Json(json!({"declaration": d}))).into_response(),
         // Released already: a resend after a lost reply or a 408 (or a
@@ -2122,7 +2130,14 @@ async fn hold_declaration(
         Ok(b) => b.reason,
         Err(e) => return bad(e.to_string()),
     };
-    match app.intake.hold(&partner, &id, &reason).await {
+    // In a task of its own, as a release.
+    let (intake, officer, declaration) = (app.intake.clone(), partner.clone(), id.clone());
+    let held =
+        match own_task(async move { intake.hold(&officer, &declaration, &reason).await }).await {
+            Ok(held) => held,
+            Err(failed) => return failed,
+        };
+    match held {
         Ok(None) => not_found("declaration", &id),
         Ok(Some((d, true))) => (StatusCode::OK, Json(json!({"declaration": d}))).into_response(),
         // Red already (held, or to be held once its permits are granted):
