@@ -518,9 +518,21 @@ async fn a_suspended_partner_submits_decides_and_releases_nothing() {
     hub.stop().await;
 }
 
+/// A connection to the hub's embedded store holding its write lock (a
+/// transaction begun IMMEDIATE) until it commits: the store busy.
+async fn hold_the_store(hub: &HttpHub) -> sqlx::SqliteConnection {
+    use sqlx::Connection;
+    let url = tradehub::store::Store::embedded_url(&hub.dir).unwrap();
+    let mut blocker = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut blocker)
+        .await
+        .unwrap();
+    blocker
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_submission_cut_off_after_its_body_was_read_is_counted() {
-    use sqlx::Connection;
     let hub = HttpHub::builder()
         .partner("KRBROKER01", "KRBROKER01", None)
         .settings(tradehub::transport::http::HttpSettings {
@@ -532,12 +544,7 @@ async fn a_submission_cut_off_after_its_body_was_read_is_counted() {
     let addr = hub.addr;
     let token = Some(hub.token("KRBROKER01"));
     // Another writer holds the database for 3 s.
-    let url = tradehub::store::Store::embedded_url(&hub.dir).unwrap();
-    let mut blocker = sqlx::SqliteConnection::connect(&url).await.unwrap();
-    sqlx::query("BEGIN IMMEDIATE")
-        .execute(&mut blocker)
-        .await
-        .unwrap();
+    let mut blocker = hold_the_store(&hub).await;
     let body = common::cusdec("KRBROKER01", "SLOW0001", "LRN-SLOW-1", "9", &["847989"]);
     let r = request(addr, "POST", "/v1/interchanges", token, &body).await;
     assert_eq!(r.status, 408, "{}", String::from_utf8_lossy(&r.body));
@@ -578,7 +585,6 @@ async fn a_submission_cut_off_after_its_body_was_read_is_counted() {
 /// submission or decision does; its resend is answered as repeated.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_release_cut_off_by_the_timeout_still_happens() {
-    use sqlx::Connection;
     let hub = HttpHub::builder()
         .partner("KRBROKER01", "KRBROKER01", None)
         .partner("officer", "officer", Some("CUSTOMS"))
@@ -603,12 +609,7 @@ async fn a_release_cut_off_by_the_timeout_still_happens() {
     let declaration = hub.store.declarations_of(&interchange).await.unwrap()[0].clone();
     assert_eq!(declaration.status, "cleared");
     // Another writer holds the database for 2 s.
-    let url = tradehub::store::Store::embedded_url(&hub.dir).unwrap();
-    let mut blocker = sqlx::SqliteConnection::connect(&url).await.unwrap();
-    sqlx::query("BEGIN IMMEDIATE")
-        .execute(&mut blocker)
-        .await
-        .unwrap();
+    let mut blocker = hold_the_store(&hub).await;
     let path = format!("/v1/declarations/{}/release", declaration.id);
     let r = request(addr, "POST", &path, Some(hub.token("officer")), b"").await;
     assert_eq!(r.status, 408, "{}", String::from_utf8_lossy(&r.body));
