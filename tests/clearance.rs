@@ -2072,6 +2072,25 @@ async fn a_test_interchange_is_rejected_with_code_25() {
         .await
         .unwrap();
     assert!(declarations.is_empty());
+    // A value that is no test code (`0`, written for "not a test") is
+    // rejected as the invalid value it is (code 12 at 0035), not as a test.
+    let zero = live
+        .replacen(header, "+261124:1030+IC701++++++0'", 1)
+        .replacen("UNZ+1+IC700'", "UNZ+1+IC701'", 1);
+    let receipt = match hub
+        .intake
+        .submit(&hub.broker, zero.into_bytes())
+        .await
+        .unwrap()
+    {
+        Submission::Stored(r) => r,
+        other => panic!("not stored: {other:?}"),
+    };
+    assert_eq!(receipt.interchange.status, "rejected");
+    let codes: Vec<&str> = receipt.issues.iter().map(|i| i.code.as_str()).collect();
+    assert_eq!(codes, ["E0012"], "{:?}", receipt.issues);
+    let contrl = &receipt.interchange.acknowledgement;
+    assert!(contrl.contains("+4+12+UNB+12'"), "{contrl}");
     let _ = std::fs::remove_dir_all(dir);
 }
 

@@ -1575,6 +1575,18 @@ pub(crate) fn refuse_test(parsed: &mut Parsed) {
     if ic.test_indicator.is_empty() {
         return;
     }
+    // A value that is no test code (`0` written for "not a test") is not
+    // a test marking: it stands as the error it is (E0012, invalid value,
+    // at 0035), not hidden behind "test not supported".
+    let invalid = parsed.issues.iter().any(|i| {
+        i.is_error()
+            && i.code == Code::InvalidValue
+            && i.location.tag.as_deref() == Some("UNB")
+            && i.location.element == Some(11)
+    });
+    if invalid {
+        return;
+    }
     let detail = format!(
         "the interchange is marked as a test (UNB 0035 {:?}); this hub processes live interchanges only: send it without the test indicator, under a new control reference (this one is now taken)",
         ic.test_indicator
