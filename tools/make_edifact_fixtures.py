@@ -123,6 +123,9 @@ def main():
     write("err", "unoa-lowercase.edi", interchange([cusdec_body(text="Machine parts")], syntax="UNOA:3"))
     write("err", "unoc-control-byte.edi", interchange([cusdec_body(text="TAB\tHERE")]))
     write("err", "unow-invalid-utf8.edi", interchange([cusdec_body(text="BAD")], syntax="UNOW:4").replace(b"BAD", b"B\xffD"))
+    # Valid UTF-8, but a C1 control (U+0085) and a noncharacter (U+FFFE):
+    # no UN/EDIFACT repertoire holds either.
+    write("err", "unow-control-character.edi", interchange([cusdec_body(text="BAD")], syntax="UNOW:4").replace(b"BAD", b"B\xc2\x85D", 1).replace(b"BAD", b"B\xef\xbf\xbeD", 1))
     write("err", "una-decimal-mark.edi", interchange([good], una=":+;? '"))
     write("err", "una-same-separator.edi", interchange([good], una="++.? '"))
     write("err", "release-at-end.edi", interchange([good]).rstrip(b"\n")[:-1] + b"?")

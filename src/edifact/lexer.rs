@@ -1500,7 +1500,7 @@ fn check_unsplit(
     if unusual
         || matches!(prev, COMPONENT | REPETITION) && !body.is_empty()
         || prev == ELEMENT && !body.is_empty()
-        || utf8 && std::str::from_utf8(body).is_err()
+        || utf8 && (std::str::from_utf8(body).is_err() || outside_utf8_repertoire(body).is_some())
     {
         return split(body, offset, classes, utf8, spans, problems);
     }
@@ -1679,8 +1679,32 @@ fn split(
                 show_byte(b)
             ),
         ));
+    } else if utf8 && let Some((at, c)) = outside_utf8_repertoire(body) {
+        problems.push(LexProblem::at(
+            Code::InvalidCharacter,
+            offset + at as u64,
+            format!(
+                "character U+{:04X} is a control character or a noncharacter, not in the repertoire (ISO 9735 repertoires hold graphic characters and space)",
+                c as u32
+            ),
+        ));
     }
     tag_end
+}
+
+/// The first character of a valid UTF-8 `body` that no UN/EDIFACT
+/// repertoire holds although its bytes pass the byte table (which lets
+/// every byte of a multi-byte sequence through): a C1 control (U+0080 to
+/// U+009F) or the noncharacters U+FFFE and U+FFFF. (C0 controls and DEL
+/// are refused by the byte table.) What [`Charset::encode`] refuses to
+/// write is refused when read.
+fn outside_utf8_repertoire(body: &[u8]) -> Option<(usize, char)> {
+    if body.is_ascii() {
+        return None;
+    }
+    let text = std::str::from_utf8(body).ok()?;
+    text.char_indices()
+        .find(|(_, c)| c.is_control() || matches!(c, '\u{FFFE}' | '\u{FFFF}'))
 }
 
 fn utf8_continuation(utf8: bool, b: u8) -> bool {
