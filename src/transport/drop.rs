@@ -1669,10 +1669,6 @@ mod tests {
 mod companion_tests {
     use super::*;
 
-    /// A companion is written whole under a hidden name and renamed into
-    /// place: a symbolic link planted at its name is replaced, not written
-    /// through, and a write that fails leaves neither the companion nor
-    /// the hidden file behind (a full disk used to leave an empty `.ack`).
     /// A partner that may write its folder's root swaps failed/ for a link
     /// to another partner's in/ while its file is being taken: the refused
     /// file is still archived in its own failed/ (the handle opened before
@@ -1770,6 +1766,10 @@ mod companion_tests {
         std::fs::remove_dir_all(&folder)
     }
 
+    /// A companion is written whole under a hidden name and renamed into
+    /// place: a symbolic link planted at its name is replaced, not written
+    /// through, and a write that fails leaves neither the companion nor
+    /// the hidden file behind (a full disk used to leave an empty `.ack`).
     #[test]
     fn a_companion_is_placed_whole_or_not_at_all() -> std::io::Result<()> {
         let dir = std::env::temp_dir().join(format!(
