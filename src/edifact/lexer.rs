@@ -1500,7 +1500,7 @@ fn check_unsplit(
     if unusual
         || matches!(prev, COMPONENT | REPETITION) && !body.is_empty()
         || prev == ELEMENT && !body.is_empty()
-        || utf8 && (std::str::from_utf8(body).is_err() || outside_utf8_repertoire(body).is_some())
+        || utf8 && std::str::from_utf8(body).map_or(true, |t| outside_utf8_repertoire(t).is_some())
     {
         return split(body, offset, classes, utf8, spans, problems);
     }
@@ -1668,41 +1668,51 @@ fn split(
             problems.push(trailing(offset + len as u64 - 1, elem));
         }
     }
-    if utf8 && let Err(e) = std::str::from_utf8(body) {
-        let at = e.valid_up_to();
-        let b = body.get(at).copied().unwrap_or(0);
-        problems.push(LexProblem::at(
-            Code::InvalidCharacter,
-            offset + at as u64,
-            format!(
-                "byte {} does not start a valid UTF-8 sequence",
-                show_byte(b)
-            ),
-        ));
-    } else if utf8 && let Some((at, c)) = outside_utf8_repertoire(body) {
-        problems.push(LexProblem::at(
-            Code::InvalidCharacter,
-            offset + at as u64,
-            format!(
-                "character U+{:04X} is a control character or a noncharacter, not in the repertoire (ISO 9735 repertoires hold graphic characters and space)",
-                c as u32
-            ),
-        ));
+    let text = if utf8 {
+        Some(std::str::from_utf8(body))
+    } else {
+        None
+    };
+    match text {
+        Some(Err(e)) => {
+            let at = e.valid_up_to();
+            let b = body.get(at).copied().unwrap_or(0);
+            problems.push(LexProblem::at(
+                Code::InvalidCharacter,
+                offset + at as u64,
+                format!(
+                    "byte {} does not start a valid UTF-8 sequence",
+                    show_byte(b)
+                ),
+            ));
+        }
+        Some(Ok(text)) => {
+            if let Some((at, c)) = outside_utf8_repertoire(text) {
+                problems.push(LexProblem::at(
+                    Code::InvalidCharacter,
+                    offset + at as u64,
+                    format!(
+                        "character U+{:04X} is a control character or a noncharacter, not in the repertoire (ISO 9735 repertoires hold graphic characters and space)",
+                        c as u32
+                    ),
+                ));
+            }
+        }
+        None => {}
     }
     tag_end
 }
 
-/// The first character of a valid UTF-8 `body` that no UN/EDIFACT
-/// repertoire holds although its bytes pass the byte table (which lets
-/// every byte of a multi-byte sequence through): a C1 control (U+0080 to
-/// U+009F) or the noncharacters U+FFFE and U+FFFF. (C0 controls and DEL
-/// are refused by the byte table.) What [`Charset::encode`] refuses to
-/// write is refused when read.
-fn outside_utf8_repertoire(body: &[u8]) -> Option<(usize, char)> {
-    if body.is_ascii() {
+/// The first character of a segment's `text` (read as UTF-8) that no
+/// UN/EDIFACT repertoire holds although its bytes pass the byte table
+/// (which lets every byte of a multi-byte sequence through), with its byte
+/// offset: a C1 control (U+0080 to U+009F) or the noncharacters U+FFFE
+/// and U+FFFF. (C0 controls and DEL are refused by the byte table.) What
+/// [`Charset::encode`] refuses to write is refused when read.
+fn outside_utf8_repertoire(text: &str) -> Option<(usize, char)> {
+    if text.is_ascii() {
         return None;
     }
-    let text = std::str::from_utf8(body).ok()?;
     text.char_indices()
         .find(|(_, c)| c.is_control() || matches!(c, '\u{FFFE}' | '\u{FFFF}'))
 }
